@@ -1,0 +1,82 @@
+/* config.h: main.cf with Postfix's syntax, resolved against the single
+ * parameter table in params.def. Every program reads its parameters here;
+ * `tern conf -d` and the main.cf(5) page are generated from the same table. */
+#ifndef TERN_CONFIG_H
+#define TERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum param_type { PT_STR, PT_INT, PT_BOOL, PT_TIME, PT_SIZE, PT_LIST };
+
+/* PT_TIME values are Postfix time values: a number with optional unit
+ * s, m, h, d, w (default unit given per parameter in the table as the
+ * suffix of its default, e.g. "300s"). PT_SIZE is a byte count.
+ * PT_LIST is a string holding a list separated by commas and/or white space. */
+
+enum param_id {
+#define PARAM(name, type, def, desc) P_##name,
+#include "params.def"
+#undef PARAM
+    P__COUNT
+};
+
+struct param_def {
+    const char *name;
+    enum param_type type;
+    const char *default_value;   /* may contain $name references */
+    const char *description;     /* one line */
+};
+
+const struct param_def *param_table(void);     /* P__COUNT entries, by id */
+const struct param_def *param_find(const char *name); /* NULL if unknown */
+
+/* Load CONFDIR/main.cf (CONFDIR NULL = default TERN_SYSCONFDIR or $TERN_CONFIG_DIRECTORY).
+ * Returns 0, or -1 with a message in err (file:line: what is wrong). Unknown
+ * parameter names are kept and can be listed with cfg_unknown(). */
+struct strbuf;
+int cfg_load(const char *confdir, struct strbuf *err);
+const char *cfg_confdir(void);
+
+/* Override a parameter as master.cf "-o name=value" does. Must be called after
+ * cfg_load and before the first cfg_* read; user-defined names are allowed. */
+void cfg_override(const char *name, const char *value);
+
+/* Typed reads of table parameters, with $name / ${name} expansion done. A value
+ * that does not parse for its type is fatal at first read (msg_fatal names the
+ * parameter, the value and main.cf). */
+const char *cfg_str(enum param_id id);
+long cfg_int(enum param_id id);
+bool cfg_bool(enum param_id id);
+long cfg_time(enum param_id id);        /* seconds */
+long long cfg_size(enum param_id id);   /* bytes */
+
+/* Any name, including user-defined ones ($mua_client_restrictions);
+ * expanded; NULL when neither set nor in the table. */
+const char *cfg_get(const char *name);
+
+/* Raw (unexpanded) value as written in main.cf or -o; NULL if not set there. */
+const char *cfg_get_raw_set(const char *name);
+
+/* Validate all table parameters parse for their type; returns number of
+ * problems, each appended to err as a line. */
+int cfg_validate(struct strbuf *err);
+
+/* Call fn for every name set in main.cf or -o that is not in the table and
+ * is not referenced as $name by any other value (user-defined macros are fine). */
+void cfg_unknown(void (*fn)(const char *name, const char *file, int line, void *ctx), void *ctx);
+
+/* Iterate over names explicitly set (main.cf + overrides), in file order. */
+void cfg_each_set(void (*fn)(const char *name, const char *raw_value, void *ctx), void *ctx);
+
+/* Split a PT_LIST value into words (comma / white space separated). The
+ * returned array and strings are owned by the caller: free with cfg_list_free. */
+char **cfg_list_split(const char *value, size_t *count);
+void cfg_list_free(char **list, size_t count);
+
+/* Parse a Postfix time value with a default unit; -1 if invalid. */
+long parse_time_value(const char *s, char default_unit);
+/* Parse a size value (plain byte count, optional k/m/g suffix); -1 if invalid. */
+long long parse_size_value(const char *s);
+
+#endif

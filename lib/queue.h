@@ -1,0 +1,146 @@
+/* queue.h: the on-disk queue: directory names, queue IDs, and the queue file
+ * record format. The state machine (which files exist in each state, the
+ * commit point, what recovery does) is written down in lib/QUEUE.md.
+ *
+ * A queue file is a sequence of records:
+ *     uint8 type, uint32 BE length, length bytes of data
+ * Recipient records are marked done in place by overwriting their type byte
+ * (QREC_RCPT -> QREC_DONE) and fsyncing, so a crash never delivers one twice.
+ * Every complete file ends with a QREC_END record; a file without one is
+ * incomplete (still being written) or corrupt. */
+#ifndef TERN_QUEUE_H
+#define TERN_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct strbuf;
+
+/* Queue subdirectories, relative to queue_directory. */
+#define QDIR_MAILDROP "maildrop"
+#define QDIR_INCOMING "incoming"
+#define QDIR_ACTIVE   "active"
+#define QDIR_DEFERRED "deferred"
+#define QDIR_HOLD     "hold"
+#define QDIR_CORRUPT  "corrupt"
+#define QDIR_DEFER_LOG "defer"    /* per-message delivery logs of deferred recipients */
+#define QDIR_BOUNCE_LOG "bounce"  /* per-message logs of bounced recipients */
+#define QDIR_PRIVATE  "private"   /* sockets for mail_owner only */
+#define QDIR_PUBLIC   "public"    /* sockets for the setgid_group */
+
+/* ---- queue IDs ----
+ * 16 characters from "0123456789BCDFGHJKLMNPQRSTVWXYZ" (ASCII-sorted, so IDs
+ * sort by arrival): 7 for the seconds, 4 for the microseconds, 5 from the
+ * process ID and a per-process counter. Safe as file names. */
+#define QUEUE_ID_LEN 16
+#define QUEUE_ID_SIZE (QUEUE_ID_LEN + 1)
+void queue_id_new(char id[QUEUE_ID_SIZE]);
+bool queue_id_valid(const char *s);     /* exact alphabet and length */
+
+/* ---- record types ---- */
+enum qrec_type {
+    QREC_VERSION  = 'V',  /* "1"; first record */
+    QREC_TIME     = 'T',  /* arrival time "SECONDS.MICROSECONDS" */
+    QREC_SIZE     = 'Z',  /* content size in bytes (decimal), written after the content */
+    QREC_SENDER   = 'S',  /* envelope sender, "" for the null sender */
+    QREC_ATTR     = 'A',  /* "name=value": client_name, client_addr, client_port, helo_name,
+                             protocol, sasl_username, envid, ret, body, smtputf8, ... */
+    QREC_RCPT     = 'R',  /* pending recipient, see qrec_rcpt_* below */
+    QREC_DONE     = 'D',  /* recipient already delivered or bounced (was 'R') */
+    QREC_CONTENT  = 'C',  /* a chunk of message content: header + body, lines end in LF */
+    QREC_CONTENT_END = 'X', /* after the last content chunk */
+    QREC_WARN     = 'W',  /* time of the next delay warning (decimal seconds) */
+    QREC_END      = 'E',  /* mandatory last record, empty */
+};
+
+#define QREC_MAX_LEN (1024 * 1024)   /* no record may be larger */
+#define QREC_CONTENT_CHUNK 65536     /* content is written in chunks of at most this */
+
+/* Recipient record data: "ADDRESS\0ORCPT\0NOTIFY" where ORCPT is the RFC 3461
+ * original recipient ("rfc822;user@example" or ""), NOTIFY is "" or a comma
+ * list of NEVER/SUCCESS/FAILURE/DELAY. */
+struct qrcpt {
+    const char *address;
+    const char *orcpt;
+    const char *notify;
+    off_t offset;        /* file offset of the record's type byte */
+    bool done;
+};
+int qrec_rcpt_encode(struct strbuf *out, const char *address, const char *orcpt, const char *notify);
+int qrec_rcpt_decode(const char *data, size_t len, struct qrcpt *r);   /* pointers into data */
+
+/* ---- writing (cleanup) ---- */
+struct qfile_writer {
+    int fd;
+    char id[QUEUE_ID_SIZE];
+    char *queue_dir;
+    char *temp_path;     /* incoming/.ID while being written */
+    char *final_path;    /* incoming/ID after commit */
+    unsigned long long content_size;
+    int error;           /* set once any write failed */
+};
+/* Create incoming/.ID (mode 0600) with a new queue ID. 0 ok, -1 errno set. */
+int qfile_create(struct qfile_writer *w, const char *queue_dir);
+int qfile_put(struct qfile_writer *w, int type, const void *data, size_t len);
+int qfile_put_str(struct qfile_writer *w, int type, const char *s);
+int qfile_put_attr(struct qfile_writer *w, const char *name, const char *value);
+/* Write QREC_END, fsync the file, rename it to incoming/ID, fsync incoming/.
+ * This is the commit point. 0 ok; on -1 the temporary file is removed. */
+int qfile_commit(struct qfile_writer *w);
+/* Remove the temporary file and release resources (after an error or reject). */
+void qfile_abort(struct qfile_writer *w);
+void qfile_writer_free(struct qfile_writer *w);
+
+/* ---- reading ---- */
+struct qrec {
+    int type;
+    const char *data;    /* NUL-terminated copy owned by the reader (valid until next call) */
+    size_t len;
+    off_t offset;        /* offset of the type byte */
+};
+struct qfile_reader {
+    int fd;
+    off_t pos;
+    off_t file_size;
+    struct strbuf *buf;
+    bool seen_end;
+};
+int qfile_open(struct qfile_reader *r, const char *path, int flags);   /* O_RDONLY or O_RDWR */
+void qfile_reader_init_fd(struct qfile_reader *r, int fd);
+/* 1 = a record, 0 = clean end (after QREC_END, nothing follows), -1 = corrupt
+ * or I/O error (truncated record, unknown type, oversize, data after END). */
+int qfile_next(struct qfile_reader *r, struct qrec *rec);
+void qfile_close(struct qfile_reader *r);
+
+/* Mark the recipient record at offset done (type byte R -> D) and fsync. */
+int qfile_mark_done(int fd, off_t offset);
+
+/* A parsed view of a whole queue file, for qmgr and the tern command. */
+struct qmessage {
+    char id[QUEUE_ID_SIZE];
+    long long arrival_usec;
+    char *sender;
+    char **attr_names, **attr_values;
+    size_t nattrs;
+    struct qrcpt *rcpts;   /* strings owned by the message */
+    size_t nrcpts;
+    off_t content_offset;  /* offset of the first QREC_CONTENT record */
+    unsigned long long content_size;
+    bool complete;         /* QREC_END seen */
+};
+/* Read envelope and recipients (content is skipped, only located).
+ * 0 ok, -1 corrupt/unreadable (err says why). */
+int qmessage_load(const char *path, struct qmessage *m, struct strbuf *err);
+const char *qmessage_attr(const struct qmessage *m, const char *name);
+void qmessage_free(struct qmessage *m);
+
+/* Stream the content of an open queue file from content_offset: calls fn for
+ * each chunk. 0 ok, -1 on corruption or when fn returns non-zero. */
+int qfile_read_content(int fd, off_t content_offset,
+                       int (*fn)(const char *data, size_t len, void *ctx), void *ctx);
+
+/* path helpers: QUEUE_DIR/SUB/ID into out. */
+int queue_path(struct strbuf *out, const char *queue_dir, const char *sub, const char *id);
+
+#endif

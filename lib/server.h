@@ -1,0 +1,89 @@
+/* server.h: the one skeleton every Tern daemon is started through, so that a
+ * daemon never knows how it was started. It owns option parsing, config
+ * loading, the pre-init / chroot / drop-privileges / post-init order, the
+ * listen socket inherited from master, busy/idle reports to master, max_use /
+ * max_idle, and exiting when master goes away.
+ *
+ * Descriptor contract with master (see master/master.c):
+ *   fd 3  MASTER_STATUS_FD   write end of a pipe to master; the child writes
+ *                            struct master_status records (busy/idle hints).
+ *   fd 4  MASTER_ALIVE_FD    read end of a pipe whose write end only master
+ *                            holds; EOF here means master is gone: exit.
+ *   fd 5  MASTER_LISTEN_FD   the service's listening socket (TCP or UNIX).
+ *   environment TERN_MASTER_GENERATION=N identifies the master generation.
+ * Command line from master.cf: PROGRAM -c CONFDIR -n SERVICE -t TYPE
+ *   [-u (unpriv=n: keep root)] [-r (chroot)] [-w SECONDS (wakeup)] [-v]
+ *   [-o name=value]...  followed by any other master.cf arguments.
+ * Without TERN_MASTER_GENERATION a daemon refuses to start (it is not a
+ * command), except with -S: serve one connection on stdin/stdout (tests). */
+#ifndef TERN_SERVER_H
+#define TERN_SERVER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct event_base;
+
+#define MASTER_STATUS_FD 3
+#define MASTER_ALIVE_FD  4
+#define MASTER_LISTEN_FD 5
+
+enum { MASTER_STAT_TAKEN = 0, MASTER_STAT_AVAIL = 1 };
+struct master_status {
+    pid_t pid;
+    unsigned generation;
+    int avail;      /* MASTER_STAT_TAKEN or MASTER_STAT_AVAIL */
+};
+
+enum server_mode {
+    SERVER_SINGLE,  /* one client at a time, blocking I/O (cleanup, delivery agents) */
+    SERVER_EVENT,   /* many clients in one libevent loop (smtpd, qmgr) */
+};
+
+struct server_ops {
+    enum server_mode mode;
+    /* As root (when started as root), after the configuration is loaded and
+     * before chroot and the privilege drop: open files that need privilege. */
+    void (*pre_init)(void);
+    /* After the privilege drop. base is the event loop (EVENT mode; NULL in SINGLE). */
+    void (*post_init)(struct event_base *base);
+    /* SINGLE: serve one accepted connection; return when finished. The
+     * skeleton closes fd afterwards. */
+    void (*serve)(int fd);
+    /* EVENT: a new accepted connection; the daemon owns fd and must call
+     * server_client_done() when the session ends. */
+    void (*accept_event)(int fd, struct event_base *base);
+    /* EVENT: most sessions at once in this process (0: no limit). When reached
+     * the process stops accepting and tells master it is busy. */
+    int (*client_limit)(void);
+    /* Wakeup timer (master.cf wakeup column), both modes, may be NULL. */
+    void (*wakeup)(void);
+    /* Called before exit (master gone, max_idle, max_use); may be NULL. */
+    void (*pre_exit)(void);
+    /* true for daemons that must keep running (qmgr): no max_idle/max_use exit. */
+    bool long_running;
+};
+
+/* Parse arguments, load configuration, set up logging, run pre_init, chroot,
+ * drop privileges, run post_init, then serve until exit. Never returns. */
+void server_main(int argc, char **argv, const char *progname,
+                 const struct server_ops *ops) __attribute__((noreturn));
+
+/* EVENT mode: a session ended (updates counts, busy/idle, max_use, max_idle). */
+void server_client_done(void);
+
+/* Stop accepting, finish current sessions, then exit (used on fatal paths). */
+void server_drain(void);
+
+/* Service name (-n) and the event base (EVENT mode). */
+const char *server_service_name(void);
+struct event_base *server_event_base(void);
+
+/* Drop privileges to mail_owner (setgroups, setgid, setuid) and verify the
+ * change cannot be undone; fatal on any failure. No-op when not root.
+ * Also used by the tern command. */
+void drop_privileges(const char *user);
+/* Look up uid/gid of a user name; 0 ok, -1 unknown. */
+int user_ids(const char *user, uid_t *uid, gid_t *gid);
+
+#endif

@@ -1,0 +1,42 @@
+/* util.h: small helpers every program needs: checked allocation, bounded
+ * string copies, and parsing of numbers without silent overflow. */
+#ifndef TERN_UTIL_H
+#define TERN_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+void *xmalloc(size_t n);            /* never NULL: msg_fatal on exhaustion */
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* strlcpy semantics: always terminates (dstsz > 0), returns strlen(src);
+ * truncation happened when the result >= dstsz. */
+size_t str_copy(char *dst, size_t dstsz, const char *src);
+
+/* Parse a whole decimal string into [min,max]; 0 ok, -1 on any junk or overflow. */
+int parse_long(const char *s, long min, long max, long *out);
+
+/* Lower-case ASCII in place; returns s. */
+char *str_lower(char *s);
+
+/* Case-insensitive ASCII comparison helpers. */
+bool str_ieq(const char *a, const char *b);
+
+/* Write/read all bytes, retrying on EINTR and short counts; -1 on error/EOF. */
+ssize_t write_all(int fd, const void *buf, size_t n);
+
+/* Set O_NONBLOCK / FD_CLOEXEC; 0 ok, -1 error. */
+int set_nonblock(int fd, bool on);
+int set_cloexec(int fd, bool on);
+
+/* fsync the directory that contains path (or the directory itself). */
+int fsync_dir(const char *dir);
+
+/* Current time in microseconds since the epoch. */
+long long now_usec(void);
+
+#endif
