@@ -29,6 +29,17 @@ struct strbuf;
 #define QDIR_PRIVATE  "private"   /* sockets for mail_owner only */
 #define QDIR_PUBLIC   "public"    /* sockets for the setgid_group */
 
+/* Every queue subdirectory with its mode; owner is mail_owner, the group is
+ * setgid_group where group_is_setgid, else mail_owner's group. master creates
+ * them; `tern check` verifies them. */
+struct qdir_spec {
+    const char *name;
+    unsigned mode;
+    bool group_is_setgid;
+};
+extern const struct qdir_spec queue_dirs[];
+extern const size_t queue_dirs_count;
+
 /* ---- queue IDs ----
  * 16 characters from "0123456789BCDFGHJKLMNPQRSTVWXYZ" (ASCII-sorted, so IDs
  * sort by arrival): 7 for the seconds, 4 for the microseconds, 5 from the
@@ -105,6 +116,7 @@ struct qfile_reader {
     off_t file_size;
     struct strbuf *buf;
     bool seen_end;
+    bool truncated;      /* the last qfile_next failed only because the file ends early */
 };
 int qfile_open(struct qfile_reader *r, const char *path, int flags);   /* O_RDONLY or O_RDWR */
 void qfile_reader_init_fd(struct qfile_reader *r, int fd);

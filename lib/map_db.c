@@ -1,0 +1,1 @@
+/* map_db.c: placeholder until implemented. */

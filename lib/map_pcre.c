@@ -1,0 +1,1 @@
+/* map_pcre.c: placeholder until implemented. */

@@ -1,0 +1,1 @@
+/* map_text.c: placeholder until implemented. */

@@ -1,0 +1,1 @@
+/* maps.c: placeholder until implemented. */

@@ -1,0 +1,123 @@
+/* tern.c: the `tern` command: one program with subcommands for everything an
+ * administrator does from the shell; `tern [-c CONFDIR] COMMAND [ARGS]`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "strbuf.h"
+#include "tern.h"
+#include "util.h"
+
+const char *tern_confdir;
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    { "start", cmd_start, "start the mail system" },
+    { "stop", cmd_stop, "stop the mail system gracefully" },
+    { "abort", cmd_abort, "stop the mail system at once (SIGKILL to master)" },
+    { "reload", cmd_reload, "re-read main.cf and master.cf without dropping the queue" },
+    { "status", cmd_status, "tell whether the mail system is running" },
+    { "check", cmd_check, "check configuration, daemon programs and queue permissions" },
+    { "init", cmd_init, "create a self-contained instance in a directory" },
+    { "setup", cmd_setup, "create the mail_owner account, groups and directories" },
+};
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "usage: tern [-c CONFDIR] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(fp, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(fp, "\n`tern COMMAND --help` describes one command.\n");
+}
+
+void tern_load_config(void)
+{
+    struct strbuf err = STRBUF_INIT(4096);
+    if (cfg_load(tern_confdir, &err) < 0) {
+        fprintf(stderr, "tern: %s\n", sb_str(&err));
+        exit(1);
+    }
+    sb_free(&err);
+}
+
+pid_t tern_master_pid(void)
+{
+    struct strbuf path = STRBUF_INIT(4096);
+    sb_appendf(&path, "%s/master.pid", cfg_str(P_data_directory));
+    int fd = open(path.data, O_RDONLY | O_CLOEXEC);
+    sb_free(&path);
+    if (fd < 0)
+        return 0;
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    pid_t pid = 0;
+    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+        pid = fl.l_pid;
+    close(fd);
+    return pid;
+}
+
+int tern_run(const char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "tern: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool tern_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    int c;
+    log_open("tern");
+    log_to_stderr(1);
+    while ((c = getopt(argc, argv, "+c:vh")) != -1) {
+        switch (c) {
+        case 'c': tern_confdir = optarg; break;
+        case 'v': msg_verbose++; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[optind], "--help") == 0 || strcmp(argv[optind], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[optind], commands[i].name) == 0) {
+            optind++;
+            /* subcommands see argv[0] = their name */
+            return commands[i].fn(argc - optind + 1, argv + optind - 1);
+        }
+    fprintf(stderr, "tern: unknown command \"%s\"\n", argv[optind]);
+    usage(stderr);
+    return 2;
+}

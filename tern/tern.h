@@ -1,0 +1,30 @@
+/* tern.h: the administrator's command: shared helpers of its subcommands. */
+#ifndef TERN_TERN_H
+#define TERN_TERN_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+extern const char *tern_confdir;    /* -c DIR, or NULL for the default */
+
+/* Load main.cf or exit 1 with the reason. */
+void tern_load_config(void);
+/* PID of the running master (from its lock), 0 when not running. */
+pid_t tern_master_pid(void);
+/* Run a program and wait; returns its exit status (or -1). */
+int tern_run(const char *const argv[]);
+/* Print a usage text and exit 2 when argv asks for --help or is wrong. */
+bool tern_wants_help(int argc, char **argv);
+
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_abort(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_setup(int argc, char **argv);
+/* Create mail_owner and setgid_group if missing (root only). 0 ok. */
+int tern_ensure_accounts(const char *owner, const char *group);
+
+#endif

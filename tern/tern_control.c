@@ -1,0 +1,128 @@
+/* tern_control.c: start, stop, abort, reload and status: the commands that
+ * drive master through its pid/lock file and signals. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "strbuf.h"
+#include "tern.h"
+#include "util.h"
+
+static int simple_usage(int argc, char **argv, const char *text)
+{
+    if (tern_wants_help(argc, argv)) {
+        printf("usage: tern [-c CONFDIR] %s\n  %s\n", argv[0], text);
+        exit(0);
+    }
+    if (argc > 1) {
+        fprintf(stderr, "tern: %s takes no arguments\n", argv[0]);
+        exit(2);
+    }
+    tern_load_config();
+    return 0;
+}
+
+/* Wait until master's lock is released (bounded). */
+static bool wait_gone(int seconds)
+{
+    for (int i = 0; i < seconds * 10; i++) {
+        if (tern_master_pid() == 0)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+int cmd_start(int argc, char **argv)
+{
+    simple_usage(argc, argv, "start the mail system (master detaches once it runs)");
+    pid_t pid = tern_master_pid();
+    if (pid) {
+        fprintf(stderr, "tern: the mail system is already running (master pid %ld)\n", (long)pid);
+        return 1;
+    }
+    struct strbuf master = STRBUF_INIT(4096);
+    sb_appendf(&master, "%s/master", cfg_str(P_daemon_directory));
+    if (access(master.data, X_OK) < 0) {
+        fprintf(stderr, "tern: cannot run %s: %s (check daemon_directory in %s/main.cf)\n",
+                master.data, strerror(errno), cfg_confdir());
+        return 1;
+    }
+    const char *args[] = { master.data, "-c", cfg_confdir(), NULL };
+    int rc = tern_run(args);
+    if (rc != 0) {
+        fprintf(stderr, "tern: the mail system did not start\n");
+        return 1;
+    }
+    for (int i = 0; i < 100 && tern_master_pid() == 0; i++)
+        usleep(100000);
+    if (tern_master_pid() == 0) {
+        fprintf(stderr, "tern: master exited after start; see the mail log\n");
+        return 1;
+    }
+    printf("tern: the mail system is started\n");
+    sb_free(&master);
+    return 0;
+}
+
+static int signal_master(int sig, const char *what)
+{
+    pid_t pid = tern_master_pid();
+    if (!pid) {
+        fprintf(stderr, "tern: the mail system is not running\n");
+        return 1;
+    }
+    if (kill(pid, sig) < 0) {
+        fprintf(stderr, "tern: cannot signal master pid %ld: %s\n", (long)pid, strerror(errno));
+        return 1;
+    }
+    if (what)
+        printf("tern: %s\n", what);
+    return 0;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+    simple_usage(argc, argv, "stop the mail system: master ends its daemons and exits");
+    if (signal_master(SIGTERM, NULL))
+        return 1;
+    if (!wait_gone(30)) {
+        fprintf(stderr, "tern: master did not stop within 30 seconds; try `tern abort`\n");
+        return 1;
+    }
+    printf("tern: the mail system is stopped\n");
+    return 0;
+}
+
+int cmd_abort(int argc, char **argv)
+{
+    simple_usage(argc, argv, "kill master at once; its daemons exit when they notice");
+    if (signal_master(SIGKILL, NULL))
+        return 1;
+    if (!wait_gone(10))
+        return 1;
+    printf("tern: the mail system is aborted\n");
+    return 0;
+}
+
+int cmd_reload(int argc, char **argv)
+{
+    simple_usage(argc, argv, "re-read main.cf and master.cf; running sessions finish first");
+    return signal_master(SIGHUP, "refreshing the mail system");
+}
+
+int cmd_status(int argc, char **argv)
+{
+    simple_usage(argc, argv, "exit 0 when the mail system runs, 1 when it does not");
+    pid_t pid = tern_master_pid();
+    if (pid) {
+        printf("tern: the mail system is running: PID: %ld\n", (long)pid);
+        return 0;
+    }
+    printf("tern: the mail system is not running\n");
+    return 1;
+}
