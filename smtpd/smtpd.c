@@ -1,0 +1,105 @@
+/* smtpd.c: entry point of the SMTP server: the event-driven server skeleton
+ * runs many sessions per process; this file reads smtpd's parameters once
+ * after the privilege drop and hands each accepted connection to a session. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "netlist.h"
+#include "queue.h"
+#include "server.h"
+#include "smtpd.h"
+#include "strbuf.h"
+#include "util.h"
+
+struct smtpd_config smtpd_cfg;
+
+static enum bare_lf_policy read_bare_lf_policy(void)
+{
+    const char *v = cfg_str(P_smtpd_forbid_bare_newline);
+    if (str_ieq(v, "normal") || str_ieq(v, "yes"))
+        return BARE_LF_NORMAL;
+    if (str_ieq(v, "reject"))
+        return BARE_LF_REJECT;
+    if (str_ieq(v, "no"))
+        return BARE_LF_ALLOW;
+    msg_fatal("main.cf: smtpd_forbid_bare_newline = %s: expected normal, reject or no", v);
+}
+
+/* The cleanup socket relative to the queue directory, which becomes our
+ * working directory: that path works whether or not the skeleton chrooted
+ * into the queue directory (after a chroot "/" is the queue directory). */
+static char *cleanup_socket_path(void)
+{
+    const char *qdir = cfg_str(P_queue_directory);
+    struct strbuf path = STRBUF_INIT(4096);
+    if (chdir(qdir) < 0 && (chdir("/") < 0 || access(QDIR_PRIVATE, X_OK) < 0))
+        msg_warn("cannot enter queue_directory %s: %s", qdir, strerror(errno));
+    if (sb_appendf(&path, "%s/%s", QDIR_PRIVATE, cfg_str(P_cleanup_service_name)) < 0)
+        msg_fatal("cleanup_service_name is too long");
+    char *p = xstrdup(sb_str(&path));
+    sb_free(&path);
+    return p;
+}
+
+static void read_limits(struct smtpd_config *c)
+{
+    c->timeout = cfg_time(P_smtpd_timeout);
+    c->greet_pause = cfg_time(P_smtpd_greet_pause);
+    c->error_sleep = cfg_time(P_smtpd_error_sleep_time);
+    c->soft_error_limit = cfg_int(P_smtpd_soft_error_limit);
+    c->hard_error_limit = cfg_int(P_smtpd_hard_error_limit);
+    c->recipient_limit = cfg_int(P_smtpd_recipient_limit);
+    c->client_limit = cfg_int(P_smtpd_client_limit_per_process);
+    c->size_limit = cfg_size(P_message_size_limit);
+    long long line = cfg_size(P_line_length_limit);
+    c->line_limit = line < 80 ? 80 : line > 1000000 ? 1000000 : (size_t)line;
+    long long frame = cfg_size(P_ipc_frame_limit);
+    c->ipc_frame_limit = frame < 4096 ? 4096 : (size_t)frame;
+    c->ipc_timeout = cfg_time(P_ipc_timeout);
+    if (c->timeout <= 0)
+        c->timeout = 1;
+    if (c->hard_error_limit <= 0)
+        c->hard_error_limit = 1;
+}
+
+static void smtpd_post_init(struct event_base *base)
+{
+    struct smtpd_config *c = &smtpd_cfg;
+    c->myhostname = cfg_str(P_myhostname);
+    c->banner = cfg_str(P_smtpd_banner);
+    read_limits(c);
+    c->bare_lf = read_bare_lf_policy();
+    c->forbid_unauth_pipelining = cfg_bool(P_smtpd_forbid_unauth_pipelining);
+    c->disable_vrfy = cfg_bool(P_disable_vrfy_command);
+    c->smtputf8 = cfg_bool(P_smtputf8_enable);
+    c->helo_required = cfg_bool(P_smtpd_helo_required);
+    c->cleanup_path = cleanup_socket_path();
+    check_init();
+}
+
+static void smtpd_accept(int fd, struct event_base *base)
+{
+    session_accept(fd, base);
+}
+
+static int smtpd_client_limit(void)
+{
+    long n = smtpd_cfg.client_limit;
+    return n < 0 ? 0 : n > 100000 ? 100000 : (int)n;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_ops ops = {
+        .mode = SERVER_EVENT,
+        .post_init = smtpd_post_init,
+        .accept_event = smtpd_accept,
+        .client_limit = smtpd_client_limit,
+    };
+    server_main(argc, argv, "smtpd", &ops);
+}

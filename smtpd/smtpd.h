@@ -1,0 +1,191 @@
+/* smtpd.h: what the files of the SMTP server share: its configuration, the
+ * per-connection session, and the functions each file offers the others
+ * (session I/O and replies, commands, DATA/BDAT, the cleanup client, the
+ * relay check). */
+#ifndef TERN_SMTPD_H
+#define TERN_SMTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "smtpd_content.h"
+#include "smtpd_parse.h"
+#include "strbuf.h"
+
+struct event;
+struct event_base;
+struct bufferevent;
+struct evbuffer;
+struct netlist;
+struct smtpd_cleanup;
+
+enum bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
+
+struct smtpd_config {
+    const char *myhostname;
+    const char *banner;
+    char *myorigin_domain;
+    long timeout;                /* seconds */
+    long greet_pause;
+    long error_sleep;
+    long soft_error_limit, hard_error_limit;
+    long recipient_limit;
+    long client_limit;
+    long long size_limit;        /* 0 = no limit */
+    size_t line_limit;
+    enum bare_lf_policy bare_lf;
+    bool forbid_unauth_pipelining;
+    bool disable_vrfy;
+    bool smtputf8;
+    bool helo_required;
+    char *cleanup_path;          /* UNIX socket of the cleanup service */
+    size_t ipc_frame_limit;
+    long ipc_timeout;
+    struct netlist *mynetworks;
+    char **mydestination;
+    size_t nmydestination;
+    char **relay_domains;
+    size_t nrelay_domains;
+};
+extern struct smtpd_config smtpd_cfg;
+
+/* Why input is not being processed right now (bits of session.pause). */
+#define PAUSE_GREET    0x01   /* greeting not yet sent */
+#define PAUSE_CLEANUP  0x02   /* waiting for the cleanup service */
+#define PAUSE_TARPIT   0x04   /* error delay running */
+#define PAUSE_OUTPUT   0x08   /* client is not reading its replies */
+#define PAUSE_BACKLOG  0x10   /* cleanup is not taking content fast enough */
+
+enum session_state {
+    ST_CMD,       /* reading command lines */
+    ST_DATA,      /* reading DATA content */
+    ST_BDAT,      /* reading (or skipping) a BDAT chunk */
+    ST_CLOSING,   /* final reply queued; free once it is written */
+};
+
+struct smtpd_rcpt {
+    char *address;
+    char *orcpt;     /* "" when not given */
+    char *notify;    /* "" when not given */
+};
+
+struct smtpd_session {
+    struct event_base *base;
+    struct bufferevent *bev;
+    int fd;
+    struct sockaddr_storage peer, local;
+    char client_addr[INET6_ADDRSTRLEN];
+    char client_port[8];
+    const char *client_name;
+    char client_desc[INET6_ADDRSTRLEN + 32];   /* "name[addr]" */
+    bool client_trusted;                       /* matches mynetworks */
+
+    enum session_state state;
+    unsigned pause;
+    bool discard_line;          /* dropping the rest of an over-long line */
+    bool line_crlf;             /* the last command line ended in CR LF */
+    bool quit_seen;
+    bool lingering;             /* last reply written; waiting for the client to close */
+    size_t linger_bytes;
+    enum smtp_verb verb;        /* command being answered */
+    bool verb_counted;
+    const char *where;          /* for "lost connection after WHERE" */
+
+    char *helo_name;
+    bool esmtp;
+
+    /* the mail transaction */
+    bool in_mail;
+    struct smtp_mail_args mail;
+    struct smtpd_rcpt *rcpts;
+    size_t nrcpt, caprcpt;
+    bool bdat_mode;             /* BDAT was used: DATA is no longer allowed */
+    struct content_decoder dec;
+    struct strbuf content;      /* decoded content not yet sent to cleanup */
+    bool too_big;
+    long long bdat_left;        /* bytes of the current chunk still to read */
+    bool bdat_last;
+    bool bdat_skip;             /* chunk is read and thrown away */
+    int bdat_skip_code;         /* reply after skipping; 0 for "250 Ok: n bytes" */
+    char bdat_skip_text[200];
+    long long bdat_chunk;
+    long long bdat_total;       /* bytes announced by this message's chunks */
+    struct smtpd_cleanup *cleanup;
+    bool cleanup_ending;        /* the end frame was sent; next is the verdict */
+    int end_code;               /* reply owed at the end of this message, 0 if none */
+    char end_text[200];
+
+    /* replies and errors */
+    long errors;
+    struct strbuf delayed;      /* replies held back by the error delay */
+    bool close_after_delay;
+    struct event *tarpit_ev;
+    struct event *greet_ev;
+    unsigned cmd_ok[SMTP_VERB_COUNT], cmd_total[SMTP_VERB_COUNT];
+};
+
+/* ---- smtpd_session.c ---- */
+void session_accept(int fd, struct event_base *base);
+/* A command line arrived: count it and remember it for log lines. */
+void session_begin_command(struct smtpd_session *s, enum smtp_verb v);
+/* Queue a reply "CODE TEXT" (TEXT may hold "\n" for a multi-line reply).
+ * Counts errors, applies the error delay and the hard error limit. */
+void session_reply(struct smtpd_session *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Queue the final reply and close once it is written. */
+void session_close_with(struct smtpd_session *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void session_close(struct smtpd_session *s);
+/* Resume processing buffered input (after a pause bit was cleared). */
+void session_resume(struct smtpd_session *s, unsigned pause_bit);
+/* Does the client have bytes we have not processed (buffered or in the kernel)? */
+bool session_input_pending(struct smtpd_session *s);
+/* Printable, bounded copy of the first pending input bytes, for log lines. */
+void session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz);
+void session_mail_reset(struct smtpd_session *s);
+/* Called at the end of every session entry point: once the session is
+ * closing and its last reply is written, start the final half-closed wait
+ * (the session is freed when the client closes). Returns true when s was
+ * freed (never, at present; callers must not rely on s afterwards anyway). */
+bool session_finish_if_done(struct smtpd_session *s);
+
+/* ---- smtpd_commands.c ---- */
+void command_dispatch(struct smtpd_session *s, const char *line, size_t len);
+/* "from=<S> to=<R> proto=ESMTP helo=<H>" for reject log lines. */
+void command_log_reject(struct smtpd_session *s, const char *what, int code,
+                        const char *text, const char *rcpt);
+
+/* ---- smtpd_data.c ---- */
+void data_command(struct smtpd_session *s, const char *arg);
+void bdat_command(struct smtpd_session *s, const char *arg);
+/* Consume buffered input in ST_DATA / ST_BDAT; returns true on progress. */
+bool data_feed(struct smtpd_session *s, struct evbuffer *in);
+bool bdat_feed(struct smtpd_session *s, struct evbuffer *in);
+
+/* ---- smtpd_cleanup.c ---- */
+struct cleanup_callbacks {
+    void (*ready)(struct smtpd_session *s, bool ok);        /* envelope sent */
+    void (*done)(struct smtpd_session *s, int status, const char *queue_id,
+                 const char *reason);                        /* reply received */
+    void (*drained)(struct smtpd_session *s);                /* backlog written */
+};
+/* Connect to cleanup and send the envelope of s's transaction; the outcome
+ * arrives through cb->ready. */
+struct smtpd_cleanup *cleanup_open(struct smtpd_session *s, const struct cleanup_callbacks *cb);
+/* Send content (any length; framed in pieces of at most 65536 bytes). */
+void cleanup_send(struct smtpd_cleanup *c, const char *data, size_t len);
+/* True while more content is buffered for cleanup than we want to hold. */
+bool cleanup_backlogged(struct smtpd_cleanup *c);
+/* Send {end=ok|abort}; the outcome arrives through cb->done. */
+void cleanup_finish(struct smtpd_cleanup *c, bool commit);
+void cleanup_free(struct smtpd_cleanup *c);
+
+/* ---- smtpd_check.c ---- */
+void check_init(void);
+bool check_client_trusted(const struct sockaddr *sa);
+/* May this client send mail to this recipient (relay check)? */
+bool check_rcpt_permitted(struct smtpd_session *s, const struct address *a);
+
+#endif

@@ -1,0 +1,277 @@
+/* smtpd_cleanup.c: smtpd's asynchronous client of the cleanup service
+ * (doc/PROTOCOLS.md): connect over a UNIX socket in the event loop, check the
+ * protocol greeting, send the envelope, stream content frames while the
+ * client is still sending, then send the end frame and deliver cleanup's
+ * verdict to the session. Every failure becomes one callback, made last. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "attr.h"
+#include "log.h"
+#include "smtpd.h"
+#include "util.h"
+
+#define CLEANUP_DATA_MAX 65536            /* largest content frame payload */
+#define CLEANUP_REPLY_LIMIT 65536         /* largest frame we accept back */
+#define CLEANUP_BACKLOG_HIGH (256 * 1024) /* pause the client above this */
+#define CLEANUP_BACKLOG_LOW (64 * 1024)   /* resume below this */
+#define CLEANUP_FAIL_TEXT "4.3.0 Error: queue file write error"
+
+enum cleanup_state { CL_CONNECTING, CL_PROTOCOL, CL_STREAMING, CL_ENDING, CL_DEAD };
+
+struct smtpd_cleanup {
+    struct smtpd_session *s;
+    const struct cleanup_callbacks *cb;
+    struct bufferevent *bev;
+    enum cleanup_state state;
+    bool paused_client;        /* we reported a backlog; report when drained */
+};
+
+/* Report the failure to the session; nothing may touch c afterwards. */
+static void cleanup_fail(struct smtpd_cleanup *c, const char *why)
+{
+    enum cleanup_state prev = c->state;
+    c->state = CL_DEAD;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    msg_warn("%s: cleanup service %s: %s", c->s->client_desc, smtpd_cfg.cleanup_path, why);
+    if (prev == CL_CONNECTING || prev == CL_PROTOCOL)
+        c->cb->ready(c->s, false);
+    else
+        c->cb->done(c->s, 451, "", CLEANUP_FAIL_TEXT);
+}
+
+static void put_attr(struct attr_writer *w, const char *name, const char *value)
+{
+    attr_put_str(w, "name", name);
+    attr_put_str(w, "value", value);
+}
+
+/* The envelope frame: flags, sender, attributes, recipients. */
+static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
+{
+    const struct smtp_mail_args *m = &s->mail;
+    static const char *body_names[] = { "", "7BIT", "8BITMIME", "BINARYMIME" };
+    char size[32];
+    struct attr_writer w;
+    int nattr = 5 + (s->helo_name != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
+        + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0);
+
+    attr_begin(&w, out);
+    attr_put_int(&w, "flags", 0);
+    attr_put_str(&w, "sender", m->sender.address);
+    attr_put_int(&w, "nattr", nattr);
+    put_attr(&w, "client_name", s->client_name);
+    put_attr(&w, "client_addr", s->client_addr);
+    put_attr(&w, "client_port", s->client_port);
+    if (s->helo_name)
+        put_attr(&w, "helo_name", s->helo_name);
+    put_attr(&w, "protocol", s->esmtp ? "ESMTP" : "SMTP");
+    if (m->envid)
+        put_attr(&w, "envid", m->envid);
+    if (m->ret != SMTP_RET_NONE)
+        put_attr(&w, "ret", m->ret == SMTP_RET_FULL ? "FULL" : "HDRS");
+    if (m->body != SMTP_BODY_NONE)
+        put_attr(&w, "body", body_names[m->body]);
+    if (m->smtputf8)
+        put_attr(&w, "smtputf8", "yes");
+    if (m->size >= 0) {
+        snprintf(size, sizeof(size), "%lld", m->size);
+        put_attr(&w, "size", size);
+    }
+    put_attr(&w, "server_name", smtpd_cfg.myhostname);
+    attr_put_int(&w, "nrcpt", (long long)s->nrcpt);
+    for (size_t i = 0; i < s->nrcpt; i++) {
+        attr_put_str(&w, "rcpt", s->rcpts[i].address);
+        attr_put_str(&w, "orcpt", s->rcpts[i].orcpt);
+        attr_put_str(&w, "notify", s->rcpts[i].notify);
+    }
+    return attr_end(&w);
+}
+
+/* {protocol=cleanup} arrived: answer with the envelope. */
+static void handle_protocol(struct smtpd_cleanup *c, const void *frame, size_t len)
+{
+    struct attr_reader r;
+    const char *proto;
+    if (attr_reader_init(&r, frame, len) < 0 || attr_get_str(&r, "protocol", &proto) < 0
+        || attr_reader_done(&r) < 0 || strcmp(proto, "cleanup") != 0) {
+        cleanup_fail(c, "unexpected protocol greeting");
+        return;
+    }
+    struct strbuf env = STRBUF_INIT(smtpd_cfg.ipc_frame_limit);
+    int rc = encode_envelope(c->s, &env);
+    if (rc == 0)
+        bufferevent_write(c->bev, env.data, env.len);
+    sb_free(&env);
+    if (rc < 0) {
+        cleanup_fail(c, "envelope larger than ipc_frame_limit");
+        return;
+    }
+    c->state = CL_STREAMING;
+    c->cb->ready(c->s, true);
+}
+
+/* {status, queue_id, reason}: the verdict. */
+static void handle_reply(struct smtpd_cleanup *c, const void *frame, size_t len)
+{
+    struct attr_reader r;
+    long long status;
+    const char *id, *reason;
+    if (attr_reader_init(&r, frame, len) < 0
+        || attr_get_int(&r, "status", 0, 999, &status) < 0
+        || attr_get_str(&r, "queue_id", &id) < 0
+        || attr_get_str(&r, "reason", &reason) < 0
+        || attr_reader_done(&r) < 0) {
+        cleanup_fail(c, "malformed reply");
+        return;
+    }
+    c->state = CL_DEAD;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    c->cb->done(c->s, (int)status, id, reason);
+}
+
+static void cleanup_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct smtpd_cleanup *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t avail = evbuffer_get_length(in);
+    unsigned char *head = evbuffer_pullup(in, avail < 4 ? (ssize_t)avail : 4);
+    ssize_t size = head ? attr_frame_size(head, avail, CLEANUP_REPLY_LIMIT) : 0;
+    if (size == 0)
+        return;
+    if (size < 0) {
+        cleanup_fail(c, "oversized frame");
+        return;
+    }
+    if (c->state != CL_PROTOCOL && c->state != CL_ENDING) {
+        cleanup_fail(c, "unexpected frame");
+        return;
+    }
+    unsigned char *frame = xmalloc((size_t)size);
+    evbuffer_remove(in, frame, (size_t)size);
+    struct smtpd_session *s = c->s;
+    if (c->state == CL_PROTOCOL)
+        handle_protocol(c, frame, (size_t)size);
+    else
+        handle_reply(c, frame, (size_t)size);
+    free(frame);
+    session_finish_if_done(s);
+}
+
+static void cleanup_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct smtpd_cleanup *c = arg;
+    if (!c->paused_client || c->state != CL_STREAMING)
+        return;
+    c->paused_client = false;
+    struct smtpd_session *s = c->s;
+    c->cb->drained(s);
+    session_finish_if_done(s);
+}
+
+static void cleanup_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct smtpd_cleanup *c = arg;
+    struct smtpd_session *s = c->s;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->state = CL_PROTOCOL;
+        return;
+    }
+    if (c->state == CL_DEAD)
+        return;
+    cleanup_fail(c, (what & BEV_EVENT_TIMEOUT) ? "timeout"
+                 : (what & BEV_EVENT_EOF) ? "connection closed" : strerror(errno));
+    session_finish_if_done(s);
+}
+
+struct smtpd_cleanup *cleanup_open(struct smtpd_session *s, const struct cleanup_callbacks *cb)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (str_copy(sun.sun_path, sizeof(sun.sun_path), smtpd_cfg.cleanup_path) >= sizeof(sun.sun_path)) {
+        msg_warn("%s: cleanup socket path too long: %s", s->client_desc, smtpd_cfg.cleanup_path);
+        return NULL;
+    }
+    struct smtpd_cleanup *c = xcalloc(1, sizeof(*c));
+    c->s = s;
+    c->cb = cb;
+    c->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        free(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, cleanup_read_cb, cleanup_write_cb, cleanup_event_cb, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, CLEANUP_BACKLOG_LOW, 0);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 2 * CLEANUP_REPLY_LIMIT);
+    struct timeval tv = { smtpd_cfg.ipc_timeout, 0 };
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        msg_warn("%s: connect to cleanup service %s: %s", s->client_desc,
+                 smtpd_cfg.cleanup_path, strerror(errno));
+        bufferevent_free(c->bev);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cleanup_send(struct smtpd_cleanup *c, const char *data, size_t len)
+{
+    if (!c || c->state != CL_STREAMING)
+        return;
+    struct strbuf frame = STRBUF_INIT(CLEANUP_DATA_MAX + 256);
+    while (len > 0) {
+        size_t n = len > CLEANUP_DATA_MAX ? CLEANUP_DATA_MAX : len;
+        struct attr_writer w;
+        sb_reset(&frame);
+        attr_begin(&w, &frame);
+        attr_put_bytes(&w, "data", data, n);
+        if (attr_end(&w) == 0)
+            bufferevent_write(c->bev, frame.data, frame.len);
+        data += n;
+        len -= n;
+    }
+    sb_free(&frame);
+}
+
+bool cleanup_backlogged(struct smtpd_cleanup *c)
+{
+    if (!c || c->state != CL_STREAMING)
+        return false;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= CLEANUP_BACKLOG_HIGH)
+        return false;
+    c->paused_client = true;
+    return true;
+}
+
+void cleanup_finish(struct smtpd_cleanup *c, bool commit)
+{
+    if (!c || c->state != CL_STREAMING)
+        return;
+    struct strbuf frame = STRBUF_INIT(256);
+    struct attr_writer w;
+    attr_begin(&w, &frame);
+    attr_put_str(&w, "end", commit ? "ok" : "abort");
+    attr_end(&w);
+    bufferevent_write(c->bev, frame.data, frame.len);
+    sb_free(&frame);
+    c->state = CL_ENDING;
+}
+
+void cleanup_free(struct smtpd_cleanup *c)
+{
+    if (!c)
+        return;
+    bufferevent_free(c->bev);
+    free(c);
+}

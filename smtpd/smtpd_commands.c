@@ -1,0 +1,203 @@
+/* smtpd_commands.c: the SMTP commands other than DATA and BDAT: HELO, EHLO,
+ * MAIL, RCPT (with the relay check), RSET, NOOP, QUIT, VRFY, HELP and the
+ * refusals for EXPN, ETRN, TURN and anything unknown. Reply texts follow
+ * Postfix so that administrators and their tools recognize them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "smtpd.h"
+#include "strbuf.h"
+#include "util.h"
+
+void command_log_reject(struct smtpd_session *s, const char *what, int code,
+                        const char *text, const char *rcpt)
+{
+    struct strbuf line = STRBUF_INIT(4096);
+    sb_appendf(&line, "NOQUEUE: reject: %s from %s: %d %s; from=<%s> to=<%s> proto=%s",
+               what, s->client_desc, code, text,
+               s->in_mail ? s->mail.sender.address : "", rcpt, s->esmtp ? "ESMTP" : "SMTP");
+    if (s->helo_name)
+        sb_appendf(&line, " helo=<%s>", s->helo_name);
+    msg_info("%s", sb_str(&line));
+    sb_free(&line);
+}
+
+static void ehlo_reply(struct smtpd_session *s)
+{
+    struct strbuf r = STRBUF_INIT(2048);
+    sb_appendf(&r, "%s\nPIPELINING\n", smtpd_cfg.myhostname);
+    if (smtpd_cfg.size_limit > 0)
+        sb_appendf(&r, "SIZE %lld\n", smtpd_cfg.size_limit);
+    else
+        sb_appends(&r, "SIZE\n");
+    if (!smtpd_cfg.disable_vrfy)
+        sb_appends(&r, "VRFY\n");
+    sb_appends(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nDSN\n");
+    if (smtpd_cfg.smtputf8)
+        sb_appends(&r, "SMTPUTF8\n");
+    sb_appends(&r, "CHUNKING");
+    session_reply(s, 250, "%s", sb_str(&r));
+    sb_free(&r);
+}
+
+static void helo_command(struct smtpd_session *s, const char *arg, bool ehlo)
+{
+    if (s->in_mail) {
+        session_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    char *name = smtp_parse_helo(arg);
+    if (!name) {
+        session_reply(s, 501, "5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+        return;
+    }
+    free(s->helo_name);
+    s->helo_name = name;
+    s->esmtp = ehlo;
+    if (ehlo)
+        ehlo_reply(s);
+    else
+        session_reply(s, 250, "%s", smtpd_cfg.myhostname);
+}
+
+static struct smtp_parse_opts parse_opts(void)
+{
+    struct smtp_parse_opts o = { smtpd_cfg.size_limit, smtpd_cfg.smtputf8 };
+    return o;
+}
+
+static void mail_command(struct smtpd_session *s, const char *arg)
+{
+    struct smtp_parse_opts o = parse_opts();
+    struct smtp_parse_error err;
+    if (smtpd_cfg.helo_required && !s->helo_name) {
+        session_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->in_mail) {
+        session_reply(s, 503, "5.5.1 Error: nested MAIL command");
+        return;
+    }
+    if (smtp_parse_mail(arg, &o, &s->mail, &err) < 0) {
+        session_reply(s, err.code, "%s", err.text);
+        return;
+    }
+    s->in_mail = true;
+    session_reply(s, 250, "2.1.0 Ok");
+}
+
+static void add_rcpt(struct smtpd_session *s, const struct smtp_rcpt_args *r)
+{
+    char notify[64];
+    if (s->nrcpt == s->caprcpt) {
+        s->caprcpt = s->caprcpt ? s->caprcpt * 2 : 8;
+        s->rcpts = xrealloc(s->rcpts, s->caprcpt * sizeof(*s->rcpts));
+    }
+    struct smtpd_rcpt *d = &s->rcpts[s->nrcpt++];
+    d->address = xstrdup(r->rcpt.address);
+    d->orcpt = xstrdup(r->orcpt ? r->orcpt : "");
+    d->notify = xstrdup(smtp_notify_string(r->notify, notify, sizeof(notify)));
+}
+
+static void rcpt_command(struct smtpd_session *s, const char *arg)
+{
+    struct smtp_parse_opts o = parse_opts();
+    struct smtp_parse_error err;
+    struct smtp_rcpt_args r;
+    if (!s->in_mail) {
+        session_reply(s, 503, "5.5.1 Error: need MAIL command");
+        return;
+    }
+    if (s->bdat_mode) {
+        session_reply(s, 503, "5.5.1 Error: RCPT after BDAT");
+        return;
+    }
+    if (smtpd_cfg.recipient_limit > 0 && (long)s->nrcpt >= smtpd_cfg.recipient_limit) {
+        session_reply(s, 452, "4.5.3 Error: too many recipients");
+        return;
+    }
+    if (smtp_parse_rcpt(arg, &o, s->mail.smtputf8, &r, &err) < 0) {
+        session_reply(s, err.code, "%s", err.text);
+        return;
+    }
+    if (!check_rcpt_permitted(s, &r.rcpt)) {
+        struct strbuf text = STRBUF_INIT(2048);
+        sb_appendf(&text, "5.7.1 <%s>: Relay access denied", r.rcpt.address);
+        command_log_reject(s, "RCPT", 554, sb_str(&text), r.rcpt.address);
+        session_reply(s, 554, "%s", sb_str(&text));
+        sb_free(&text);
+    } else {
+        add_rcpt(s, &r);
+        session_reply(s, 250, "2.1.5 Ok");
+    }
+    smtp_rcpt_args_free(&r);
+}
+
+static void vrfy_command(struct smtpd_session *s, const char *arg)
+{
+    if (smtpd_cfg.disable_vrfy)
+        session_reply(s, 502, "5.5.1 VRFY command is disabled");
+    else if (!*arg)
+        session_reply(s, 501, "5.5.4 Syntax: VRFY address");
+    else
+        session_reply(s, 252, "2.0.0 Send mail to find out");
+}
+
+static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char *arg)
+{
+    switch (v) {
+    case SMTP_RSET:
+        if (*arg) {
+            session_reply(s, 501, "5.5.4 Syntax: RSET");
+            return;
+        }
+        session_mail_reset(s);
+        session_reply(s, 250, "2.0.0 Ok");
+        return;
+    case SMTP_NOOP:
+        session_reply(s, 250, "2.0.0 Ok");
+        return;
+    case SMTP_QUIT:
+        s->quit_seen = true;
+        session_close_with(s, 221, "2.0.0 Bye");
+        return;
+    case SMTP_HELP:
+        session_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+        return;
+    case SMTP_EXPN:
+    case SMTP_ETRN:
+    case SMTP_TURN:
+        session_reply(s, 502, "5.5.1 Error: command not implemented");
+        return;
+    default:
+        session_reply(s, 500, "5.5.2 Error: command not recognized");
+        return;
+    }
+}
+
+void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
+{
+    const char *arg;
+    enum smtp_verb v = len ? smtp_parse_verb(line, len, &arg) : SMTP_UNKNOWN;
+    session_begin_command(s, v);
+    if (len == 0 || smtp_line_has_nul(line, len)) {
+        session_reply(s, 500, "5.5.2 Error: bad syntax");
+        return;
+    }
+    if (smtp_line_bad_utf8(line, len)) {
+        session_reply(s, 500, "5.5.2 Error: bad UTF-8 syntax");
+        return;
+    }
+    switch (v) {
+    case SMTP_HELO: helo_command(s, arg, false); break;
+    case SMTP_EHLO: helo_command(s, arg, true); break;
+    case SMTP_MAIL: mail_command(s, arg); break;
+    case SMTP_RCPT: rcpt_command(s, arg); break;
+    case SMTP_DATA: data_command(s, arg); break;
+    case SMTP_BDAT: bdat_command(s, arg); break;
+    case SMTP_VRFY: vrfy_command(s, arg); break;
+    default: simple_command(s, v, arg); break;
+    }
+}

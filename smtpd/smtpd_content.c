@@ -1,0 +1,112 @@
+/* smtpd_content.c: the DATA/BDAT content decoder (see smtpd_content.h). A
+ * per-byte state machine, so that every line ending and dot is judged the
+ * same way however the input is split into reads. */
+#include <stddef.h>
+
+#include "smtpd_content.h"
+#include "strbuf.h"
+
+void content_decoder_init(struct content_decoder *d, bool after_crlf)
+{
+    d->bol = after_crlf ? 1 : 2;
+    d->dot = false;
+    d->dot_bol = 0;
+    d->cr = false;
+    d->saw_bare_lf = false;
+    d->done = false;
+    d->size = 0;
+}
+
+static void emit(struct content_decoder *d, struct strbuf *out, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d->size += p[i] == '\n' ? 2 : 1;
+    if (out)
+        sb_append(out, p, n);
+}
+
+/* A held-back CR followed by c (not LF): the CR is a content byte and a held
+ * dot is stuffing (the line has more than the dot). */
+static void release_bare_cr(struct content_decoder *d, struct strbuf *out)
+{
+    d->cr = false;
+    d->dot = false;
+    d->bol = 0;
+    emit(d, out, "\r", 1);
+}
+
+/* CR LF (held CR, then LF) ended a line. Returns true at the end of data. */
+static bool line_end_crlf(struct content_decoder *d, struct strbuf *out)
+{
+    d->cr = false;
+    if (d->dot) {
+        d->dot = false;
+        if (d->dot_bol == 1)
+            return true;            /* CR LF . CR LF */
+        emit(d, out, ".\n", 2);     /* ". CR LF" after a bare LF: content */
+    } else {
+        emit(d, out, "\n", 1);
+    }
+    d->bol = 1;
+    return false;
+}
+
+size_t content_decode_data(struct content_decoder *d, const char *in, size_t n, struct strbuf *out)
+{
+    size_t i;
+    for (i = 0; i < n && !d->done; i++) {
+        char c = in[i];
+        if (d->cr) {
+            if (c == '\n') {
+                d->done = line_end_crlf(d, out);
+                continue;
+            }
+            release_bare_cr(d, out);
+        }
+        if (c == '\r') {
+            d->cr = true;
+        } else if (c == '\n') {
+            /* bare LF: a line end for the content, never for the protocol */
+            d->saw_bare_lf = true;
+            emit(d, out, d->dot ? ".\n" : "\n", d->dot ? 2 : 1);
+            d->dot = false;
+            d->bol = 2;
+        } else if (c == '.' && d->bol && !d->dot) {
+            d->dot = true;          /* held: end marker or stuffing */
+            d->dot_bol = d->bol;
+            d->bol = 0;
+        } else {
+            d->dot = false;         /* a held dot was stuffing: drop it */
+            d->bol = 0;
+            emit(d, out, &c, 1);
+        }
+    }
+    return i;
+}
+
+void content_decode_bdat(struct content_decoder *d, const char *in, size_t n, struct strbuf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (d->cr) {
+            d->cr = false;
+            if (c == '\n') {
+                emit(d, out, "\n", 1);
+                continue;
+            }
+            emit(d, out, "\r", 1);
+        }
+        if (c == '\r')
+            d->cr = true;
+        else
+            emit(d, out, &c, 1);
+    }
+}
+
+void content_finish_bdat(struct content_decoder *d, struct strbuf *out)
+{
+    if (d->cr) {
+        d->cr = false;
+        emit(d, out, "\r", 1);
+    }
+}

@@ -1,0 +1,322 @@
+/* smtpd_data.c: the DATA and BDAT commands: open the cleanup stream before
+ * the 354 (or the first chunk), feed decoded content to it as it arrives,
+ * enforce message_size_limit and the bare LF policy, read a rejected message
+ * or chunk to its real end, and turn cleanup's verdict into the final reply.
+ * Any rejection at the end of data resets the transaction. */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "log.h"
+#include "queue.h"
+#include "smtpd.h"
+#include "util.h"
+
+#define FEED_MAX 16384              /* input bytes decoded per step */
+#define CONTENT_FLUSH 65536         /* send decoded content to cleanup at this size */
+
+static void data_ready(struct smtpd_session *s, bool ok);
+static void data_done(struct smtpd_session *s, int status, const char *queue_id, const char *reason);
+static void data_drained(struct smtpd_session *s);
+
+static const struct cleanup_callbacks data_callbacks = { data_ready, data_done, data_drained };
+
+/* Remember the reply for the end of this message (first failure wins). */
+static void set_end_reply(struct smtpd_session *s, int code, const char *text)
+{
+    if (s->end_code)
+        return;
+    s->end_code = code;
+    str_copy(s->end_text, sizeof(s->end_text), text);
+}
+
+static void reset_message_state(struct smtpd_session *s)
+{
+    s->end_code = 0;
+    s->end_text[0] = 0;
+    s->cleanup_ending = false;
+    s->bdat_total = 0;
+    s->bdat_skip = false;
+}
+
+/* The transaction is over (any outcome): back to commands. */
+static void end_transaction(struct smtpd_session *s)
+{
+    session_mail_reset(s);
+    reset_message_state(s);
+    s->state = ST_CMD;
+}
+
+static bool start_cleanup(struct smtpd_session *s)
+{
+    reset_message_state(s);
+    s->cleanup = cleanup_open(s, &data_callbacks);
+    if (!s->cleanup)
+        return false;
+    s->pause |= PAUSE_CLEANUP;
+    return true;
+}
+
+static void flush_content(struct smtpd_session *s, bool force)
+{
+    if (s->content.len && (force || s->content.len >= CONTENT_FLUSH)) {
+        cleanup_send(s->cleanup, s->content.data, s->content.len);
+        sb_reset(&s->content);
+    }
+}
+
+static bool bare_lf_rejected(const struct smtpd_session *s)
+{
+    return s->dec.saw_bare_lf && smtpd_cfg.bare_lf != BARE_LF_ALLOW;
+}
+
+static void log_reject(struct smtpd_session *s, int code, const char *text)
+{
+    command_log_reject(s, "END-OF-MESSAGE", code, text, s->nrcpt ? s->rcpts[0].address : "");
+}
+
+/* ---- DATA ---- */
+
+void data_command(struct smtpd_session *s, const char *arg)
+{
+    if (*arg) {
+        session_reply(s, 501, "5.5.4 Syntax: DATA");
+    } else if (!s->in_mail) {
+        session_reply(s, 503, "5.5.1 Error: need MAIL command");
+    } else if (s->bdat_mode) {
+        session_reply(s, 503, "5.5.1 Error: DATA after BDAT");
+    } else if (s->nrcpt == 0) {
+        session_reply(s, 503, "5.5.1 Error: need RCPT command");
+    } else if (s->mail.body == SMTP_BODY_BINARYMIME) {
+        session_reply(s, 503, "5.5.1 Error: BODY=BINARYMIME requires BDAT");
+    } else if (!start_cleanup(s)) {
+        session_reply(s, 451, "4.3.0 Error: queue file write error");
+        end_transaction(s);
+    }
+}
+
+static void data_start(struct smtpd_session *s)
+{
+    /* Content sent before our 354 means the client does not wait for
+     * replies; a proxy in front of us may then disagree about where the
+     * message ends. */
+    if (smtpd_cfg.forbid_unauth_pipelining && session_input_pending(s)) {
+        char sample[256];
+        session_pending_sample(s, sample, sizeof(sample));
+        msg_info("improper command pipelining after DATA from %s: %s", s->client_desc, sample);
+        session_close_with(s, 554, "5.5.0 Error: SMTP protocol synchronization");
+        return;
+    }
+    session_reply(s, 354, "End data with <CR><LF>.<CR><LF>");
+    content_decoder_init(&s->dec, s->line_crlf);
+    s->state = ST_DATA;
+}
+
+static void data_end(struct smtpd_session *s)
+{
+    s->where = "END-OF-MESSAGE";
+    s->state = ST_CMD;
+    if (s->too_big)
+        set_end_reply(s, 552, "5.3.4 Error: message file too big");
+    else if (bare_lf_rejected(s))
+        set_end_reply(s, 550, "5.5.2 Error: bare <LF> received");
+    if (!s->cleanup) {          /* cleanup failed while content was arriving */
+        session_reply(s, s->end_code, "%s", s->end_text);
+        end_transaction(s);
+        return;
+    }
+    flush_content(s, true);
+    cleanup_finish(s->cleanup, s->end_code == 0);
+    s->cleanup_ending = true;
+    s->pause |= PAUSE_CLEANUP;
+}
+
+bool data_feed(struct smtpd_session *s, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in);
+    if (avail == 0)
+        return false;
+    size_t take = avail < FEED_MAX ? avail : FEED_MAX;
+    const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
+    bool keep = !s->too_big && !bare_lf_rejected(s) && s->cleanup;
+    size_t used = content_decode_data(&s->dec, p, take, keep ? &s->content : NULL);
+    evbuffer_drain(in, used);
+    if (smtpd_cfg.size_limit > 0 && s->dec.size > (unsigned long long)smtpd_cfg.size_limit) {
+        s->too_big = true;
+        sb_reset(&s->content);
+    } else if (bare_lf_rejected(s)) {
+        sb_reset(&s->content);
+    }
+    if (s->dec.done) {
+        data_end(s);
+        return true;
+    }
+    flush_content(s, false);
+    if (cleanup_backlogged(s->cleanup))
+        s->pause |= PAUSE_BACKLOG;
+    return true;
+}
+
+/* ---- BDAT ---- */
+
+/* Read the chunk and throw it away, then reply code/text and end the transaction. */
+static void bdat_skip(struct smtpd_session *s, int code, const char *text)
+{
+    s->bdat_skip = true;
+    s->bdat_skip_code = code;
+    str_copy(s->bdat_skip_text, sizeof(s->bdat_skip_text), text);
+    s->state = ST_BDAT;
+}
+
+void bdat_command(struct smtpd_session *s, const char *arg)
+{
+    long long count;
+    bool last;
+    int rc = smtp_parse_bdat(arg, &count, &last);
+    if (rc == -1) {
+        /* Without a count the chunk cannot be skipped: its bytes would be
+         * read as commands. */
+        session_close_with(s, 521, "5.5.4 Syntax: BDAT count [LAST]");
+        return;
+    }
+    s->bdat_left = s->bdat_chunk = count;
+    s->bdat_last = last;
+    s->bdat_skip = false;
+    if (rc == -2)
+        bdat_skip(s, 501, "5.5.4 Syntax: BDAT count [LAST]");
+    else if (!s->in_mail)
+        bdat_skip(s, 503, "5.5.1 Error: need MAIL command");
+    else if (s->nrcpt == 0)
+        bdat_skip(s, 503, "5.5.1 Error: need RCPT command");
+    else if (smtpd_cfg.size_limit > 0 && (count > smtpd_cfg.size_limit
+             || s->bdat_total > smtpd_cfg.size_limit - count))
+        bdat_skip(s, 552, "5.3.4 Error: message file too big");
+    else if (!s->bdat_mode) {
+        s->bdat_mode = true;
+        content_decoder_init(&s->dec, true);
+        if (!start_cleanup(s))
+            bdat_skip(s, 451, "4.3.0 Error: queue file write error");
+        s->bdat_total = count;
+    } else if (!s->cleanup) {
+        bdat_skip(s, s->end_code ? s->end_code : 451,
+                  s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
+    } else {
+        s->bdat_total += count;
+        s->state = ST_BDAT;
+    }
+}
+
+/* The whole chunk has been read. */
+static void bdat_chunk_done(struct smtpd_session *s)
+{
+    s->state = ST_CMD;
+    if (s->bdat_skip) {
+        session_reply(s, s->bdat_skip_code, "%s", s->bdat_skip_text);
+        end_transaction(s);
+        return;
+    }
+    if (!s->cleanup) {
+        session_reply(s, s->end_code, "%s", s->end_text);
+        end_transaction(s);
+        return;
+    }
+    if (!s->bdat_last) {
+        flush_content(s, false);
+        session_reply(s, 250, "2.0.0 Ok: %lld bytes", s->bdat_chunk);
+        return;
+    }
+    s->where = "END-OF-MESSAGE";
+    content_finish_bdat(&s->dec, &s->content);
+    flush_content(s, true);
+    cleanup_finish(s->cleanup, true);
+    s->cleanup_ending = true;
+    s->pause |= PAUSE_CLEANUP;
+}
+
+bool bdat_feed(struct smtpd_session *s, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in);
+    size_t take = avail < FEED_MAX ? avail : FEED_MAX;
+    if ((long long)take > s->bdat_left)
+        take = (size_t)s->bdat_left;
+    if (take > 0) {
+        const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
+        if (!s->bdat_skip && s->cleanup)
+            content_decode_bdat(&s->dec, p, take, &s->content);
+        evbuffer_drain(in, take);
+        s->bdat_left -= (long long)take;
+    }
+    if (s->bdat_left > 0) {
+        flush_content(s, false);
+        if (cleanup_backlogged(s->cleanup))
+            s->pause |= PAUSE_BACKLOG;
+        return take > 0;
+    }
+    bdat_chunk_done(s);
+    return true;
+}
+
+/* ---- cleanup callbacks ---- */
+
+static void data_ready(struct smtpd_session *s, bool ok)
+{
+    s->pause &= ~PAUSE_CLEANUP;
+    if (!ok) {
+        cleanup_free(s->cleanup);
+        s->cleanup = NULL;
+        if (s->bdat_mode) {
+            bdat_skip(s, 451, "4.3.0 Error: queue file write error");
+        } else {
+            session_reply(s, 451, "4.3.0 Error: queue file write error");
+            end_transaction(s);
+        }
+    } else if (s->bdat_mode) {
+        s->state = ST_BDAT;
+    } else {
+        data_start(s);
+    }
+    session_resume(s, 0);
+}
+
+/* A cleanup reply text we pass on must look like "X.Y.Z text". */
+static bool reason_usable(int status, const char *reason)
+{
+    return status >= 400 && status <= 599 && strlen(reason) >= 6
+        && reason[0] == '0' + status / 100 && reason[1] == '.';
+}
+
+static void data_done(struct smtpd_session *s, int status, const char *queue_id, const char *reason)
+{
+    bool final = s->cleanup_ending;
+    cleanup_free(s->cleanup);
+    s->cleanup = NULL;
+    if (!final) {
+        /* cleanup failed mid-message: read the rest, then report */
+        set_end_reply(s, 451, "4.3.0 Error: queue file write error");
+        session_resume(s, PAUSE_BACKLOG);
+        return;
+    }
+    s->pause &= ~PAUSE_CLEANUP;
+    if (s->end_code) {
+        log_reject(s, s->end_code, s->end_text);
+        session_reply(s, s->end_code, "%s", s->end_text);
+    } else if (status == 0 && queue_id_valid(queue_id)) {
+        msg_info("%s: client=%s", queue_id, s->client_desc);
+        session_reply(s, 250, "2.0.0 Ok: queued as %s", queue_id);
+        s->errors = 0;
+    } else if (reason_usable(status, reason)) {
+        session_reply(s, status, "%s", reason);
+    } else {
+        msg_warn("%s: cleanup service gave status %d: %.100s", s->client_desc, status, reason);
+        session_reply(s, 451, "4.3.0 Error: queue file write error");
+    }
+    end_transaction(s);
+    session_resume(s, 0);
+}
+
+static void data_drained(struct smtpd_session *s)
+{
+    session_resume(s, PAUSE_BACKLOG);
+}
