@@ -1,0 +1,167 @@
+"""test_instance_control.py: the instance as an administrator drives it:
+tern init/start/status/stop/reload/check, master refusing a second start,
+privilege separation of the daemons, restart of a crashed daemon, and
+daemons ending by themselves when master is killed."""
+import os
+import signal
+import smtplib
+import time
+import unittest
+
+import harness
+
+
+def send_one(inst, rcpt="postmaster@tern.test", body="Subject: t\r\n\r\nhello\r\n"):
+    with inst.smtp() as s:
+        s.ehlo("client.example")
+        code, text = s.docmd("MAIL FROM:<a@example.org>")
+        assert code == 250, text
+        s.rcpt(rcpt)
+        code, text = s.data(body)
+        assert code == 250, text
+        return text.decode().split()[-1]
+
+
+class TestControl(unittest.TestCase):
+    def setUp(self):
+        self.inst = harness.Instance("ctl")
+        self.addCleanup(self.inst.cleanup)
+
+    def test_start_status_stop(self):
+        self.assertEqual(self.inst.tern("status", check=False).returncode, 1)
+        self.inst.start()
+        st = self.inst.tern("status")
+        self.assertIn("running: PID: %d" % self.inst.master_pid(), st.stdout)
+        self.inst.wait_log(r"tern/master\[\d+\]: daemon started -- version")
+        qid = send_one(self.inst)
+        self.inst.wait_log(r"%s: from=<a@example.org>, size=\d+, nrcpt=1 \(queue active\)" % qid)
+        procs = self.inst.processes()
+        self.inst.stop()
+        self.assertEqual(self.inst.tern("status", check=False).returncode, 1)
+        self.inst.wait_log(r"terminating on signal 15")
+        for pid, _, _ in procs:
+            self.assertFalse(harness._alive(pid), "process %d survived stop" % pid)
+
+    def test_second_start_refused(self):
+        self.inst.start()
+        r = self.inst.tern("start", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already running", r.stderr)
+        # master itself refuses too, through its lock file
+        master = os.path.join(harness.LIBEXEC, "master")
+        import subprocess
+        p = subprocess.run([master, "-c", self.inst.dir], capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("already running", p.stderr)
+
+    def test_reload_adds_listener(self):
+        self.inst.start()
+        port2 = harness.free_port()
+        with open(os.path.join(self.inst.dir, "master.cf"), "a") as f:
+            f.write("127.0.0.1:%d inet n - n - - smtpd -o smtpd_banner=second-listener\n" % port2)
+        self.inst.reload()
+        self.inst.wait_log(r"reload -- version")
+        self.inst.wait_port(port2)
+        rs = harness.RawSession(port2)
+        self.assertEqual(rs.greeting[0], 220)
+        self.assertIn("second-listener", rs.greeting[1][0])
+        rs.close()
+        # the first listener still works after the reload
+        send_one(self.inst)
+        self.assertTrue(self.inst.master_pid())
+
+    def test_check(self):
+        r = self.inst.tern("check")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.inst.set_main_cf(["smtpd_bogus_parameter = 1"])
+        r = self.inst.tern("check", check=False)
+        self.assertIn("unknown parameter smtpd_bogus_parameter", r.stdout)
+        self.assertRegex(r.stdout, r"main\.cf:\d+: unknown parameter")
+        self.inst.set_main_cf(["smtpd_timeout = soon"])
+        r = self.inst.tern("check", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("parameter smtpd_timeout: bad time value", r.stdout)
+        with open(os.path.join(self.inst.dir, "main.cf"), "a") as f:
+            f.write("this line has no equals sign\n")
+        r = self.inst.tern("check", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("missing '='", r.stdout + r.stderr)
+        # a broken configuration also keeps start from starting
+        r = self.inst.tern("start", check=False)
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_check_master_cf(self):
+        with open(os.path.join(self.inst.dir, "master.cf"), "a") as f:
+            f.write("bogus unix - - n - 1 nosuchdaemon\n")
+        r = self.inst.tern("check", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("nosuchdaemon is missing", r.stdout)
+
+    def test_help_and_bad_usage(self):
+        for cmd in ("start", "stop", "status", "check", "init", "reload", "abort", "setup"):
+            r = harness.tern(cmd, "--help")
+            self.assertIn("usage: tern", r.stdout)
+        r = harness.tern("frobnicate", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown command", r.stderr)
+        r = self.inst.tern("status", "extra", check=False)
+        self.assertEqual(r.returncode, 2)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "privilege separation needs root")
+class TestPrivileges(unittest.TestCase):
+    def setUp(self):
+        self.inst = harness.Instance("priv")
+        self.addCleanup(self.inst.cleanup)
+        self.inst.start()
+
+    def test_daemon_uids(self):
+        send_one(self.inst)
+        import pwd
+        tern_uid = pwd.getpwnam("tern").pw_uid
+        procs = self.inst.processes()
+        names = {n for _, _, n in procs}
+        self.assertTrue({"master", "smtpd", "cleanup", "qmgr"} <= names, procs)
+        for pid, uid, name in procs:
+            if name == "master":
+                self.assertEqual(uid, 0)
+            else:
+                self.assertEqual(uid, tern_uid, "%s (pid %d) runs as uid %d" % (name, pid, uid))
+                with open("/proc/%d/status" % pid) as f:
+                    status = f.read()
+                for field in ("Uid:", "Gid:"):
+                    line = [l for l in status.splitlines() if l.startswith(field)][0]
+                    ids = [int(x) for x in line.split()[1:]]
+                    self.assertNotIn(0, ids, "%s of %s: %s" % (field, name, line))
+                uid_line = [l for l in status.splitlines() if l.startswith("Uid:")][0]
+                self.assertEqual({int(x) for x in uid_line.split()[1:]}, {tern_uid})
+                groups = [l for l in status.splitlines() if l.startswith("Groups:")][0].split()[1:]
+                self.assertNotIn("0", groups)
+
+    def test_crashed_daemon_is_restarted(self):
+        send_one(self.inst)
+        smtpd = [p for p, _, n in self.inst.processes() if n == "smtpd"]
+        self.assertTrue(smtpd)
+        for pid in smtpd:
+            os.kill(pid, signal.SIGKILL)
+        self.inst.wait_log(r"warning: process .*smtpd pid %d killed by signal 9" % smtpd[0])
+        send_one(self.inst)     # master spawns a new smtpd for the next client
+        new = [p for p, _, n in self.inst.processes() if n == "smtpd"]
+        self.assertTrue(new and not set(new) & set(smtpd))
+
+    def test_children_exit_when_master_dies(self):
+        send_one(self.inst)
+        procs = self.inst.processes()
+        os.kill(self.inst.master_pid(), signal.SIGKILL)
+        deadline = time.time() + 15
+        while time.time() < deadline and any(harness._alive(p) for p, _, _ in procs):
+            time.sleep(0.1)
+        left = [(p, n) for p, _, n in procs if harness._alive(p)]
+        self.assertEqual(left, [])
+        # and the instance starts again on the same queue
+        self.inst.start()
+        send_one(self.inst)
+
+
+if __name__ == "__main__":
+    unittest.main()
