@@ -190,10 +190,12 @@ static int cfg_read_file(FILE *fp, const char *path, struct strbuf *err)
 int cfg_load(const char *confdir, struct strbuf *err)
 {
     cfg_clear();
-    free(cfg.confdir);
     if (!confdir || !*confdir)
         confdir = getenv("TERN_CONFIG_DIRECTORY");
-    cfg.confdir = xstrdup(confdir && *confdir ? confdir : TERN_SYSCONFDIR);
+    /* confdir may be the old cfg.confdir itself: copy before freeing. */
+    char *dir = xstrdup(confdir && *confdir ? confdir : TERN_SYSCONFDIR);
+    free(cfg.confdir);
+    cfg.confdir = dir;
 
     struct strbuf path = STRBUF_INIT(PATH_MAX);
     if (sb_appendf(&path, "%s/main.cf", cfg.confdir) < 0) {

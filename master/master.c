@@ -271,7 +271,7 @@ int main(int argc, char **argv)
     }
     log_to_stderr(1);
     load_config_or_die();
-    ms.confdir = cfg_confdir();
+    ms.confdir = xstrdup(cfg_confdir());
     struct strbuf err = STRBUF_INIT(4096);
     if (master_load_services(&ms.svcs, &ms.nsvcs, &err) < 0)
         msg_fatal("%s", sb_str(&err));
