@@ -175,10 +175,11 @@ int attr_get_bytes(struct attr_reader *r, const char *name, const void **value, 
 int attr_get_str(struct attr_reader *r, const char *name, const char **value)
 {
     const void *v;
-    size_t len;
+    size_t len, saved = r->pos;
     if (attr_get_bytes(r, name, &v, &len) < 0)
         return -1;
     if (memchr(v, 0, len)) {
+        r->pos = saved;           /* a refused attribute is not consumed */
         r->error = "NUL byte in string attribute";
         return -1;
     }
