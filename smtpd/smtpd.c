@@ -37,8 +37,11 @@ static char *cleanup_socket_path(void)
 {
     const char *qdir = cfg_str(P_queue_directory);
     struct strbuf path = STRBUF_INIT(4096);
-    if (chdir(qdir) < 0 && (chdir("/") < 0 || access(QDIR_PRIVATE, X_OK) < 0))
-        msg_warn("cannot enter queue_directory %s: %s", qdir, strerror(errno));
+    if (chdir(qdir) < 0) {
+        int saved = errno;
+        if (chdir("/") < 0 || access(QDIR_PRIVATE, X_OK) < 0)
+            msg_warn("cannot enter queue_directory %s: %s", qdir, strerror(saved));
+    }
     if (sb_appendf(&path, "%s/%s", QDIR_PRIVATE, cfg_str(P_cleanup_service_name)) < 0)
         msg_fatal("cleanup_service_name is too long");
     char *p = xstrdup(sb_str(&path));

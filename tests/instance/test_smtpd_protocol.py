@@ -282,6 +282,15 @@ class TestGreetingAndCommands(SmtpdTestCase):
         c.cmd("QUIT")
         self.wait_log(r"disconnect from localhost\[127\.0\.0\.1\] ehlo=1 noop=1 quit=1 unknown=0/1 commands=3/4")
 
+    def test_many_sessions_in_one_process(self):
+        clients = [self.client() for _ in range(20)]
+        for i, c in enumerate(clients):
+            self.assertEqual(code_of(c.cmd("EHLO c%d.example" % i)), 250)
+        smtpds = [p for p in self.inst.processes() if p[2] == "smtpd"]
+        self.assertEqual(len(smtpds), 1, smtpds)
+        for c in clients:
+            self.assertEqual(c.cmd("QUIT"), (221, ["2.0.0 Bye"]))
+
     def test_smtplib_and_swaks(self):
         s = smtplib.SMTP("127.0.0.1", self.inst.port, timeout=10)
         try:
@@ -805,6 +814,23 @@ class TestLimitsAndTimeouts(SmtpdTestCase):
         c.send(b"partial content\r\n")
         self.assertEqual(c.reply(), (421, ["4.4.2 %s Error: timeout exceeded" % HOSTNAME]))
         self.wait_log(r"timeout after DATA from localhost\[127\.0\.0\.1\]")
+
+    def test_client_that_does_not_read(self):
+        """Replies pile up for a client that never reads them: smtpd stops
+        reading its commands and drops it after smtpd_timeout."""
+        c = self.ehlo_client()
+        c.sock.settimeout(0.2)
+        batch = b"NOOP\r\n" * 10000
+        deadline, stuck = time.time() + 20, 0
+        while time.time() < deadline and stuck < 5:
+            try:
+                c.sock.sendall(batch)
+                stuck = 0
+            except (socket.timeout, TimeoutError):
+                stuck += 1
+            except OSError:
+                break
+        self.wait_log(r"timeout after NOOP from localhost\[127\.0\.0\.1\]", timeout=15)
 
     def test_lost_connection_logged(self):
         c = self.ehlo_client()

@@ -28,8 +28,10 @@ int main(void)
     sb_free(&sb);
 
     struct strbuf big = STRBUF_INIT(0);
+    int appended = 0;
     for (int i = 0; i < 10000; i++)
-        CHECK(sb_append(&big, "abcdefgh", 8) == 0 || 0);
+        appended += sb_append(&big, "abcdefgh", 8) == 0;
+    CHECK(appended == 10000);
     CHECK(big.len == 80000);
     CHECK(big.data[big.len] == 0);
     sb_free(&big);

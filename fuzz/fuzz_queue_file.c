@@ -1,0 +1,34 @@
+/* fuzz_queue_file.c: libFuzzer target for the queue file reader: any byte
+ * string is read as a queue file the way qmgr and `tern` read one.
+ * sources: lib/queue_file.c lib/queue_id.c */
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "queue.h"
+#include "strbuf.h"
+
+static int ignore(const char *data, size_t len, void *ctx)
+{
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static char path[64];
+    static int fd = -1;
+    if (fd < 0) {
+        fd = memfd_create("qf", 0);
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    }
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
+        return 0;
+    struct qmessage m;
+    struct strbuf err = STRBUF_INIT(4096);
+    if (qmessage_load(path, &m, &err) == 0 && m.complete)
+        (void)qfile_read_content(fd, m.content_offset, ignore, NULL);
+    qmessage_free(&m);
+    sb_free(&err);
+    return 0;
+}
