@@ -1,1 +1,191 @@
-/* map_text.c: placeholder until implemented. */
+/* map_text.c: the in-memory tables: texthash:FILE (a postmap-style source
+ * read at open) and inline:{ key=value, { key = value } } written in place. */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "maps_impl.h"
+#include "util.h"
+
+struct entry {
+    char *key, *value;
+    struct entry *next;
+};
+
+struct table {
+    struct entry **buckets;
+    size_t nbuckets, count;
+};
+
+static size_t hash_key(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+static void table_grow(struct table *t)
+{
+    size_t n = t->nbuckets ? t->nbuckets * 2 : 64;
+    struct entry **b = xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (struct entry *e = t->buckets[i], *next; e; e = next) {
+            next = e->next;
+            size_t h = hash_key(e->key) % n;
+            e->next = b[h];
+            b[h] = e;
+        }
+    free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = n;
+}
+
+/* Later entries replace earlier ones, as a rebuilt database would. */
+static void table_put(struct table *t, const char *key, const char *value)
+{
+    if (t->count >= t->nbuckets)
+        table_grow(t);
+    char *lc = str_lower(xstrdup(key));
+    size_t h = hash_key(lc) % t->nbuckets;
+    for (struct entry *e = t->buckets[h]; e; e = e->next)
+        if (strcmp(e->key, lc) == 0) {
+            free(e->value);
+            e->value = xstrdup(value);
+            free(lc);
+            return;
+        }
+    struct entry *e = xmalloc(sizeof(*e));
+    e->key = lc;
+    e->value = xstrdup(value);
+    e->next = t->buckets[h];
+    t->buckets[h] = e;
+    t->count++;
+}
+
+static int table_lookup(struct map *m, const char *key, struct strbuf *result)
+{
+    struct table *t = m->priv;
+    if (!t->nbuckets)
+        return 0;
+    for (struct entry *e = t->buckets[hash_key(key) % t->nbuckets]; e; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            return sb_appends(result, e->value) < 0 ? -1 : 1;
+    return 0;
+}
+
+static void table_close(struct map *m)
+{
+    struct table *t = m->priv;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (struct entry *e = t->buckets[i], *next; e; e = next) {
+            next = e->next;
+            free(e->key);
+            free(e->value);
+            free(e);
+        }
+    free(t->buckets);
+    free(t);
+}
+
+static void table_attach(struct map *m, struct table *t)
+{
+    m->priv = t;
+    m->fold_case = true;
+    m->lookup = table_lookup;
+    m->close = table_close;
+}
+
+static int texthash_put(const char *key, const char *value, int line, void *ctx)
+{
+    table_put(ctx, key, value);
+    return 0;
+}
+
+int map_texthash_open(struct map *m, struct strbuf *err)
+{
+    struct table *t = xcalloc(1, sizeof(*t));
+    if (map_read_source(m->name, 0, texthash_put, t, err) < 0) {
+        m->priv = t;
+        table_close(m);
+        m->priv = NULL;
+        return -1;
+    }
+    table_attach(m, t);
+    return 0;
+}
+
+static char *skip_space(char *p)
+{
+    while (isspace((unsigned char)*p))
+        p++;
+    return p;
+}
+
+/* One "key=value" or "{ key = value }" item; trims what it stores. */
+static int inline_item(struct table *t, char *text, struct strbuf *err)
+{
+    char *eq = strchr(text, '=');
+    if (!eq) {
+        sb_appendf(err, "inline table: \"%.60s\" is not key=value", text);
+        return -1;
+    }
+    *eq = 0;
+    char *key = skip_space(text), *value = skip_space(eq + 1);
+    for (char *e = key + strlen(key); e > key && isspace((unsigned char)e[-1]);)
+        *--e = 0;
+    for (char *e = value + strlen(value); e > value && isspace((unsigned char)e[-1]);)
+        *--e = 0;
+    if (!*key) {
+        sb_appends(err, "inline table: empty key");
+        return -1;
+    }
+    table_put(t, key, value);
+    return 0;
+}
+
+int map_inline_open(struct map *m, struct strbuf *err)
+{
+    size_t len = strlen(m->name);
+    if (len < 2 || m->name[0] != '{' || m->name[len - 1] != '}') {
+        sb_appendf(err, "inline table \"%.100s\" must be written inline:{ key=value, ... }", m->spec);
+        return -1;
+    }
+    char *body = xstrndup(m->name + 1, len - 2);
+    struct table *t = xcalloc(1, sizeof(*t));
+    int rc = 0;
+    char *p = body;
+    while (rc == 0) {
+        while (*p && (isspace((unsigned char)*p) || *p == ','))
+            p++;
+        if (!*p)
+            break;
+        char *item, *end;
+        if (*p == '{') {
+            item = p + 1;
+            end = strchr(item, '}');
+            if (!end) {
+                sb_appendf(err, "inline table \"%.100s\": unbalanced {", m->spec);
+                rc = -1;
+                break;
+            }
+        } else {
+            item = p;
+            end = item + strcspn(item, ", \t");
+        }
+        char saved = *end;
+        *end = 0;
+        rc = inline_item(t, item, err);
+        p = saved ? end + 1 : end;
+    }
+    free(body);
+    m->priv = t;
+    if (rc < 0) {
+        table_close(m);
+        m->priv = NULL;
+        return -1;
+    }
+    table_attach(m, t);
+    return 0;
+}

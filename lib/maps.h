@@ -1,0 +1,46 @@
+/* maps.h: lookup tables named "type:name" as in Postfix: hash: and btree:
+ * (Berkeley DB files NAME.db built by `tern map build`), pcre: and regexp:
+ * (PCRE2 pattern files), texthash: (a source file read into memory) and
+ * inline:{ key=value, { key = value with spaces } }.
+ *
+ * Keys of hash, btree, texthash and inline tables are case-folded to lower
+ * case when built and when looked up. Like Postfix's postmap, the database
+ * stores keys and values with their terminating NUL byte; a lookup also
+ * tries the key without it, so files written either way can be read. */
+#ifndef TERN_MAPS_H
+#define TERN_MAPS_H
+
+#include <stdbool.h>
+
+struct strbuf;
+struct map;
+
+/* Open a table; NULL with a message in err ("file:line: ...") on failure. */
+struct map *map_open(const char *spec, struct strbuf *err);
+/* 1 found (result holds the value), 0 not found, -1 lookup error (logged);
+ * callers must treat -1 as a temporary failure, never as "not found". */
+int map_lookup(struct map *m, const char *key, struct strbuf *result);
+void map_close(struct map *m);
+const char *map_spec(const struct map *m);
+
+/* Compile the source file NAME of "hash:NAME" or "btree:NAME" into NAME.db
+ * (written under a temporary name, then renamed). With MAP_BUILD_ALIASES the
+ * source has aliases(5) syntax: "name: value, value". 0 ok, -1 with err. */
+#define MAP_BUILD_ALIASES 1
+int map_build(const char *spec, int flags, struct strbuf *err);
+
+/* A list of tables as in "alias_maps = hash:/etc/aliases, texthash:/x":
+ * looked up in order, the first answer wins. */
+struct maplist;
+struct maplist *maplist_open(const char *value, struct strbuf *err);
+int maplist_lookup(struct maplist *l, const char *key, struct strbuf *result);
+void maplist_close(struct maplist *l);
+
+/* Read a postmap-style source file: calls fn(key, value, line, ctx) for
+ * each entry; continuation lines, comments and blank lines are handled.
+ * fn returns 0 to go on, -1 to stop with an error. 0 ok, -1 with err. */
+int map_read_source(const char *path, int flags,
+                    int (*fn)(const char *key, const char *value, int line, void *ctx),
+                    void *ctx, struct strbuf *err);
+
+#endif
