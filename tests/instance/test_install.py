@@ -1,0 +1,51 @@
+"""test_install.py: `make install` with DESTDIR places the command, the
+daemons under libexec/tern and the default configuration, and an instance
+runs from the installed daemons."""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import harness
+
+
+class TestInstall(unittest.TestCase):
+    def test_destdir_install(self):
+        dest = tempfile.mkdtemp(prefix="tern-destdir-")
+        self.addCleanup(shutil.rmtree, dest, True)
+        r = subprocess.run(["make", "-s", "install", "DESTDIR=" + dest], cwd=harness.BUILD,
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        found = {os.path.relpath(os.path.join(d, f), dest)
+                 for d, _, files in os.walk(dest) for f in files}
+        for path in ("usr/local/bin/tern", "usr/local/etc/tern/main.cf", "usr/local/etc/tern/master.cf",
+                     "usr/local/libexec/tern/master", "usr/local/libexec/tern/smtpd",
+                     "usr/local/libexec/tern/cleanup", "usr/local/libexec/tern/qmgr"):
+            self.assertIn(path, found)
+        # the installed default master.cf names only programs that are installed
+        with open(os.path.join(dest, "usr/local/etc/tern/master.cf")) as f:
+            for line in f:
+                if line.strip() and not line.startswith("#") and not line[0].isspace():
+                    prog = line.split()[7]
+                    self.assertIn("usr/local/libexec/tern/" + prog, found)
+        # a second install keeps an administrator's edited main.cf
+        with open(os.path.join(dest, "usr/local/etc/tern/main.cf"), "a") as f:
+            f.write("myhostname = edited.example\n")
+        subprocess.run(["make", "-s", "install", "DESTDIR=" + dest], cwd=harness.BUILD,
+                       capture_output=True, timeout=300, check=True)
+        with open(os.path.join(dest, "usr/local/etc/tern/main.cf")) as f:
+            self.assertIn("edited.example", f.read())
+        # an instance runs from the installed daemons
+        inst = harness.Instance("installed")
+        self.addCleanup(inst.cleanup)
+        inst.set_main_cf(["daemon_directory = " + os.path.join(dest, "usr/local/libexec/tern")])
+        inst.start()
+        with inst.smtp() as s:
+            self.assertEqual(s.noop()[0], 250)
+        self.assertIn(os.path.join(dest, "usr/local/libexec/tern/master"),
+                      os.readlink("/proc/%d/exe" % inst.master_pid()))
+
+
+if __name__ == "__main__":
+    unittest.main()
