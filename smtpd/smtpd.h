@@ -26,7 +26,6 @@ enum bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
 struct smtpd_config {
     const char *myhostname;
     const char *banner;
-    char *myorigin_domain;
     long timeout;                /* seconds */
     long greet_pause;
     long error_sleep;
@@ -44,10 +43,6 @@ struct smtpd_config {
     size_t ipc_frame_limit;
     long ipc_timeout;
     struct netlist *mynetworks;
-    char **mydestination;
-    size_t nmydestination;
-    char **relay_domains;
-    size_t nrelay_domains;
 };
 extern struct smtpd_config smtpd_cfg;
 

@@ -1,0 +1,117 @@
+/* domains.c: the domain lists of main.cf (mydestination, relay_domains,
+ * myorigin) normalized once, and the routing-aware final domain of an
+ * address; shared by smtpd's relay decision and qmgr's routing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "config.h"
+#include "domains.h"
+#include "log.h"
+#include "util.h"
+
+#define ROUTE_HOPS_MAX 10
+
+static struct {
+    char **mydestination;
+    size_t nmydestination;
+    char **relay_domains;
+    size_t nrelay_domains;
+    char *myorigin;
+} dl;
+
+/* Entries that are lookup tables or files are not supported yet and are
+ * skipped with a warning. */
+static char **domain_list(const char *param, const char *value, size_t *count)
+{
+    size_t n = 0;
+    char **words = cfg_list_split(value, &n);
+    char **out = xcalloc(n + 1, sizeof(*out));
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strchr(words[i], ':') || words[i][0] == '/') {
+            msg_warn("%s: entry \"%s\" ignored: lookup tables and files are not supported yet",
+                     param, words[i]);
+            continue;
+        }
+        out[used++] = address_domain_normalize(words[i]);
+    }
+    cfg_list_free(words, n);
+    *count = used;
+    return out;
+}
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+void domains_init(void)
+{
+    free_list(dl.mydestination, dl.nmydestination);
+    free_list(dl.relay_domains, dl.nrelay_domains);
+    free(dl.myorigin);
+    dl.mydestination = domain_list("mydestination", cfg_str(P_mydestination), &dl.nmydestination);
+    dl.relay_domains = domain_list("relay_domains", cfg_str(P_relay_domains), &dl.nrelay_domains);
+    const char *o = cfg_str(P_myorigin);
+    const char *at = strrchr(o, '@');
+    dl.myorigin = address_domain_normalize(at ? at + 1 : o);
+}
+
+bool domain_is_local(const char *domain)
+{
+    for (size_t i = 0; i < dl.nmydestination; i++)
+        if (strcmp(dl.mydestination[i], domain) == 0)
+            return true;
+    return false;
+}
+
+bool domain_is_relay(const char *domain)
+{
+    size_t dlen = strlen(domain);
+    for (size_t i = 0; i < dl.nrelay_domains; i++) {
+        const char *e = dl.relay_domains[i];
+        bool sub_only = e[0] == '.';
+        const char *base = sub_only ? e + 1 : e;
+        size_t blen = strlen(base);
+        if (blen == 0 || blen > dlen)
+            continue;
+        if (!sub_only && dlen == blen && strcmp(domain, base) == 0)
+            return true;
+        if (dlen > blen && domain[dlen - blen - 1] == '.' && strcmp(domain + dlen - blen, base) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *domain_myorigin(void)
+{
+    return dl.myorigin ? dl.myorigin : "";
+}
+
+char *address_final_domain(const char *local, const char *domain)
+{
+    char *cur_local = xstrdup(local), *cur_domain = xstrdup(domain);
+    for (int hop = 0; hop <= ROUTE_HOPS_MAX; hop++) {
+        char *next_local, *next_domain;
+        int r = address_unroute(cur_local, &next_local, &next_domain);
+        if (r == 0) {
+            free(cur_local);
+            return cur_domain;
+        }
+        free(cur_local);
+        free(cur_domain);
+        if (r < 0 || !address_domain_valid(next_domain, strlen(next_domain), true)) {
+            free(next_local);
+            free(next_domain);
+            return NULL;
+        }
+        cur_local = next_local;
+        cur_domain = next_domain;
+    }
+    free(cur_local);
+    free(cur_domain);
+    return NULL;
+}
