@@ -1,5 +1,6 @@
-/* cleanup.h: the parts of the cleanup daemon: the envelope it is given,
- * the header-section processor, and the queue-file writer. */
+/* cleanup.h: the parts of the cleanup daemon and what they share: the
+ * envelope it is given, the header-section processor (pure functions, unit
+ * tested), and the state of one submission as it becomes a queue file. */
 #ifndef TERN_CLEANUP_H
 #define TERN_CLEANUP_H
 
@@ -9,7 +10,19 @@
 #include "queue.h"
 #include "strbuf.h"
 
-#define CLEANUP_FLAG_LOCAL 1   /* local submission: add From: when missing */
+struct attr_reader;
+
+/* ---- the envelope frame (cleanup_envelope.c) ---- */
+
+#define CLEANUP_FLAG_LOCAL 1        /* local submission: add missing Message-ID:, Date:, From: */
+#define CLEANUP_FLAGS_KNOWN CLEANUP_FLAG_LOCAL
+
+#define CLEANUP_MAX_ATTRS 64        /* attributes in one envelope */
+#define CLEANUP_MIN_RCPT_LIMIT 10000 /* recipients allowed at least (more when
+                                      * smtpd_recipient_limit is higher) */
+#define CLEANUP_ADDR_MAX 2048       /* sender and recipient addresses */
+#define CLEANUP_ORCPT_MAX 1024      /* RFC 3461 ORCPT values */
+#define CLEANUP_ATTR_VALUE_MAX 2048 /* attribute values (helo_name, ...) */
 
 struct cleanup_envelope {
     long long flags;
@@ -20,45 +33,135 @@ struct cleanup_envelope {
     char **rcpts, **orcpts, **notifies;
 };
 
+/* Decode the envelope frame strictly (order, counts, sizes, characters).
+ * 0 ok; -1 with *why saying what was wrong (a static string). */
+int cleanup_envelope_read(struct attr_reader *r, struct cleanup_envelope *env,
+                          size_t max_rcpts, const char **why);
 const char *cleanup_env_attr(const struct cleanup_envelope *env, const char *name);
 void cleanup_envelope_free(struct cleanup_envelope *env);
 
-/* Header-section processing, fed the content in arbitrary chunks. Output
- * (the new header section, then the body) is appended to `out`, which the
- * caller drains into queue records. */
+/* ---- the header section (cleanup_headers.c) ----
+ * Content arrives in chunks cut anywhere. The processor keeps the header
+ * section byte for byte and records where each field (name: value, with its
+ * folded continuation lines) lies in it. The section ends at the first
+ * empty line, or at the first line that is neither a header field nor a
+ * continuation: that line is the first line of the body. */
+
+struct header_field {
+    size_t offset;    /* of the field's first byte in header_state.headers */
+    size_t len;       /* whole field: continuation lines and final LF included */
+    size_t name_len;  /* bytes of the field name (without blanks and colon) */
+};
+
 struct header_state {
-    struct strbuf line;        /* partial line carried between chunks */
-    struct strbuf headers;     /* original header section, bytes as received */
-    bool in_body;
-    bool saw_blank;            /* header section ended with an empty line */
-    bool too_big;
-    int received_count;
-    bool has_message_id, has_date, has_from;
-    char *message_id;          /* the message's own Message-ID value */
-    long header_limit;
+    struct strbuf pending;     /* current line, not yet complete or classified */
+    struct strbuf headers;     /* header section as received */
+    struct header_field *fields;
+    size_t nfields, fields_cap;
+    size_t limit;              /* most bytes the header section may have */
+    bool done;                 /* the header section has ended */
+    bool saw_blank;            /* ... at an empty line (not kept in headers) */
+    bool body_pending;         /* ... at a body line now held in pending */
+    bool too_big;              /* the header section went over limit */
 };
 
-/* What to add when the header section ends. */
+/* What cleanup adds when the header section ends. NULL: add nothing. */
 struct header_additions {
-    const char *received;      /* complete "Received: ...\n" header */
-    const char *message_id;    /* "<...>" to add when missing */
-    const char *date;          /* RFC 5322 date to add when missing */
-    const char *from;          /* address to add when missing, or NULL */
+    const char *received;      /* complete "Received: ...\n", placed first */
+    const char *message_id;    /* "<...>", added when Message-ID: is missing */
+    const char *date;          /* RFC 5322 date, added when Date: is missing */
+    const char *from;          /* address, added as From: when missing */
 };
 
-void header_state_init(struct header_state *h, long header_limit);
+void header_state_init(struct header_state *h, size_t limit);
 void header_state_free(struct header_state *h);
-/* Feed content; returns 1 when the header section just ended (call
- * header_emit, then the rest of this chunk from *consumed on is body), 0
- * when more is needed (everything consumed), -1 when the header section
- * is over the limit. */
+
+/* Feed content. Returns 0 when all of it was taken into the header section,
+ * 1 when the header section just ended (call header_emit; the body then
+ * continues with data + *consumed), -1 when the header section exceeds the
+ * limit (too_big is set). Must not be called once done. */
 int header_feed(struct header_state *h, const char *data, size_t len, size_t *consumed);
-/* End of content while still in the header section. */
+/* The content ended while still in the header section: classify the last,
+ * unterminated line. Afterwards done is set. */
 void header_finish(struct header_state *h);
-/* Append the final header section (additions included) to out. */
+
+/* Append the final header section to out: additions->received, the original
+ * fields, the missing Message-ID:/Date:/From:, then the empty line that
+ * separates the body (when there is a body) and any body bytes already
+ * taken. 0 ok, -1 when out's limit was hit. */
 int header_emit(struct header_state *h, const struct header_additions *add, struct strbuf *out);
 
-/* Format helpers shared with tests. */
+/* Lookups by field name, ASCII case-insensitive. */
+size_t header_count(const struct header_state *h, const char *name);
+const struct header_field *header_find(const struct header_state *h, const char *name);
+/* The field's value unfolded (line ends removed), leading and trailing
+ * white space removed, at most max bytes; returned in out. */
+void header_value(const struct header_state *h, const struct header_field *f,
+                  struct strbuf *out, size_t max);
+
+/* What the Received: header says. NULL members are unknown and left out. */
+struct received_info {
+    const char *helo_name, *client_name, *client_addr;
+    const char *protocol;      /* SMTP, ESMTP, ... */
+    const char *hostname;      /* our own name */
+    const char *mail_name;     /* "Tern" */
+    const char *uid;           /* local submissions: "from userid N" */
+    const char *queue_id;
+    const char *rcpt;          /* the recipient when there is exactly one */
+    const char *date;
+};
+/* Append the complete "Received: ...\n" header (folded with tabs). */
+int cleanup_received_header(struct strbuf *out, const struct received_info *ri);
+
+/* RFC 5322 date of usec in local time: "Sun, 22 Nov 2026 23:43:36 +0000 (UTC)". */
 void cleanup_rfc5322_date(long long usec, char *buf, size_t size);
+
+/* Copy s into out for a log line: control bytes become '?', at most max bytes. */
+void cleanup_log_safe(struct strbuf *out, const char *s, size_t len, size_t max);
+
+/* ---- one submission (cleanup_message.c, cleanup_queue.c) ---- */
+
+struct cleanup_settings {
+    const char *queue_dir;         /* "." once in the queue directory */
+    const char *queue_dir_name;    /* queue_directory, for log messages */
+    const char *myhostname, *mail_name, *myorigin;
+    long hopcount_limit;
+    size_t header_size_limit;
+    unsigned long long message_size_limit;   /* 0: none */
+    bool always_add_missing_headers;
+    size_t max_rcpts;
+};
+extern struct cleanup_settings cleanup_cfg;
+
+struct cleanup_state {
+    struct cleanup_envelope env;
+    struct qfile_writer qf;
+    bool qf_open;                  /* incoming/.ID exists and is ours */
+    struct header_state hdr;
+    struct strbuf out;             /* content not yet written as records */
+    unsigned long long content_in; /* bytes received */
+    long long arrival_usec;
+    int status;                    /* 0, or the SMTP code of the rejection */
+    const char *reason;            /* text after the code */
+};
+
+void cleanup_state_init(struct cleanup_state *st);
+void cleanup_state_free(struct cleanup_state *st);
+/* Record a rejection; the first one wins. */
+void cleanup_reject(struct cleanup_state *st, int code, const char *reason);
+
+/* Content handling: header section, additions, body (cleanup_message.c). */
+void cleanup_content(struct cleanup_state *st, const char *data, size_t len);
+void cleanup_content_end(struct cleanup_state *st);
+
+/* The queue file (cleanup_queue.c). Errors are kept in st->qf.error and
+ * turned into a 451 rejection. */
+int cleanup_queue_open(struct cleanup_state *st);
+void cleanup_queue_flush(struct cleanup_state *st, bool all);
+int cleanup_queue_commit(struct cleanup_state *st);
+void cleanup_queue_abort(struct cleanup_state *st);
+void cleanup_wake_qmgr(const char *queue_id);
+
+#define CLEANUP_WRITE_ERROR "4.3.0 Error: queue file write error"
 
 #endif

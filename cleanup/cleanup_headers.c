@@ -1,111 +1,137 @@
-/* cleanup_headers.c: finds the end of the header section in content that
- * arrives in arbitrary chunks, counts Received: headers for the hop limit,
- * notes which standard headers are missing, and writes the final header
- * section: our Received: first, the original headers byte for byte, then
- * the Message-ID:/Date:/From: that were missing. */
-#include <ctype.h>
+/* cleanup_headers.c: finds the header section in content that arrives in
+ * chunks cut anywhere, parses it into fields (name: value with folded
+ * continuation lines), and writes the final header section: our Received:
+ * first, the original fields byte for byte, then the Message-ID:, Date: and
+ * From: that were missing. Pure functions: no configuration, no I/O. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cleanup.h"
 #include "util.h"
 
-void header_state_init(struct header_state *h, long header_limit)
+/* No field name is longer than a line may be (RFC 5322: 998 characters);
+ * a longer run of name characters is body text. */
+#define HEADER_NAME_MAX 998
+
+enum line_kind { LINE_UNDECIDED, LINE_FIELD, LINE_CONTINUATION, LINE_BLANK, LINE_BODY };
+
+void header_state_init(struct header_state *h, size_t limit)
 {
     memset(h, 0, sizeof(*h));
-    h->header_limit = header_limit;
-    sb_init(&h->line, 0);
+    h->limit = limit;
+    sb_init(&h->pending, 0);
     sb_init(&h->headers, 0);
 }
 
 void header_state_free(struct header_state *h)
 {
-    sb_free(&h->line);
+    sb_free(&h->pending);
     sb_free(&h->headers);
-    free(h->message_id);
-    h->message_id = NULL;
+    free(h->fields);
+    h->fields = NULL;
+    h->nfields = h->fields_cap = 0;
 }
 
-/* Length of the field name if line starts "name:" (optional blanks before
- * the colon), else 0. */
-static size_t header_name_len(const char *s, size_t len)
+/* RFC 5322 field names are printable ASCII except the colon. */
+static bool is_name_char(unsigned char c)
+{
+    return c > 32 && c < 127 && c != ':';
+}
+
+/* Length of the name when s starts "name:" (blanks allowed before the
+ * colon, the obsolete syntax), 0 when it does not, and -1 when s ends
+ * before that can be decided. */
+static long field_name_len(const char *s, size_t len)
 {
     size_t n = 0;
-    while (n < len && s[n] > 32 && s[n] < 127 && s[n] != ':')
-        n++;
+    while (n < len && is_name_char((unsigned char)s[n]))
+        if (++n > HEADER_NAME_MAX)
+            return 0;
     size_t colon = n;
     while (colon < len && (s[colon] == ' ' || s[colon] == '\t'))
         colon++;
-    return n > 0 && colon < len && s[colon] == ':' ? n : 0;
+    if (colon == len)
+        return -1;
+    return n > 0 && s[colon] == ':' ? (long)n : 0;
 }
 
-static bool name_is(const char *s, size_t n, const char *want)
+/* What the line in s is; complete says whether its LF was seen (the LF is
+ * not part of len). An incomplete line is decided as early as possible so
+ * that a long first body line is not held back as a possible header. */
+static enum line_kind classify_line(const char *s, size_t len, bool complete, bool have_fields)
 {
-    return strlen(want) == n && strncasecmp(s, want, n) == 0;
+    if (len == 0 || (len == 1 && s[0] == '\r'))
+        return complete ? LINE_BLANK : LINE_UNDECIDED;
+    if (s[0] == ' ' || s[0] == '\t')
+        return have_fields ? LINE_CONTINUATION : LINE_BODY;
+    long n = field_name_len(s, len);
+    if (n > 0)
+        return LINE_FIELD;
+    if (n == 0 || complete)
+        return LINE_BODY;
+    return LINE_UNDECIDED;
 }
 
-static void note_header(struct header_state *h, const char *s, size_t len)
+static void add_field(struct header_state *h, size_t offset, size_t len, size_t name_len)
 {
-    size_t n = header_name_len(s, len);
-    if (name_is(s, n, "received"))
-        h->received_count++;
-    else if (name_is(s, n, "date"))
-        h->has_date = true;
-    else if (name_is(s, n, "from"))
-        h->has_from = true;
-    else if (name_is(s, n, "message-id") && !h->has_message_id) {
-        h->has_message_id = true;
-        const char *v = memchr(s, ':', len) + 1;
-        size_t vlen = len - (size_t)(v - s);
-        while (vlen && isspace((unsigned char)*v))
-            v++, vlen--;
-        while (vlen && isspace((unsigned char)v[vlen - 1]))
-            vlen--;
-        h->message_id = xstrndup(v, vlen > 200 ? 200 : vlen);
+    if (h->nfields == h->fields_cap) {
+        h->fields_cap = h->fields_cap ? h->fields_cap * 2 : 16;
+        h->fields = xrealloc(h->fields, h->fields_cap * sizeof(*h->fields));
+    }
+    h->fields[h->nfields++] = (struct header_field){ offset, len, name_len };
+}
+
+/* Move the pending line into the header section as kind. */
+static void keep_line(struct header_state *h, enum line_kind kind)
+{
+    size_t offset = h->headers.len;
+    sb_append(&h->headers, h->pending.data, h->pending.len);   /* within limit: checked */
+    if (kind == LINE_FIELD)
+        add_field(h, offset, h->pending.len,
+                  (size_t)field_name_len(h->pending.data, h->pending.len));
+    else
+        h->fields[h->nfields - 1].len += h->pending.len;
+    sb_reset(&h->pending);
+}
+
+static void end_section(struct header_state *h, enum line_kind kind)
+{
+    h->done = true;
+    if (kind == LINE_BLANK) {
+        h->saw_blank = true;
+        sb_reset(&h->pending);
+    } else {
+        h->body_pending = true;      /* the body starts with the pending bytes */
     }
 }
 
-/* The last header line (for folding) starts after the last "\n" that is
- * followed by a non-blank; we only need it for Message-ID, which is rarely
- * folded, so notes are taken per physical line that starts a field. */
 int header_feed(struct header_state *h, const char *data, size_t len, size_t *consumed)
 {
     size_t i = 0;
+    *consumed = 0;
     while (i < len) {
         const char *nl = memchr(data + i, '\n', len - i);
         size_t take = nl ? (size_t)(nl - (data + i)) + 1 : len - i;
-        if (h->headers.len + h->line.len + take > (size_t)h->header_limit) {
+        sb_append(&h->pending, data + i, take);   /* grows by at most one chunk */
+        i += take;
+        size_t line_len = nl ? h->pending.len - 1 : h->pending.len;
+        enum line_kind kind = classify_line(h->pending.data, line_len, nl != NULL, h->nfields > 0);
+        if (kind == LINE_BLANK || kind == LINE_BODY) {
+            end_section(h, kind);
+            *consumed = i;
+            return 1;
+        }
+        if (h->headers.len + h->pending.len > h->limit) {
             h->too_big = true;
             *consumed = i;
             return -1;
         }
-        sb_append(&h->line, data + i, take);
-        i += take;
         if (!nl)
-            break;
-        const char *s = h->line.data;
-        size_t slen = h->line.len - 1;   /* without the LF */
-        if (slen > 0 && s[slen - 1] == '\r')
-            slen--;
-        if (slen == 0) {                 /* the empty line ends the header section */
-            h->saw_blank = true;
-            h->in_body = true;
-            sb_reset(&h->line);
-            *consumed = i;
-            return 1;
-        }
-        bool continuation = (s[0] == ' ' || s[0] == '\t') && h->headers.len > 0;
-        if (!continuation && header_name_len(s, slen) == 0) {
-            h->in_body = true;           /* first body line, kept in h->line */
-            *consumed = i;
-            return 1;
-        }
-        if (!continuation)
-            note_header(h, s, slen);
-        sb_append(&h->headers, h->line.data, h->line.len);
-        sb_reset(&h->line);
+            break;                   /* the rest of this line comes in the next chunk */
+        keep_line(h, kind);
     }
     *consumed = len;
     return 0;
@@ -113,15 +139,63 @@ int header_feed(struct header_state *h, const char *data, size_t len, size_t *co
 
 void header_finish(struct header_state *h)
 {
-    if (h->in_body)
+    if (h->done)
         return;
-    h->in_body = true;
-    if (h->line.len && header_name_len(h->line.data, h->line.len) > 0) {
-        note_header(h, h->line.data, h->line.len);
-        sb_append(&h->headers, h->line.data, h->line.len);
-        sb_appendc(&h->headers, '\n');
-        sb_reset(&h->line);
+    h->done = true;
+    if (h->pending.len == 0)
+        return;
+    enum line_kind kind = classify_line(h->pending.data, h->pending.len, true, h->nfields > 0);
+    if (kind == LINE_FIELD || kind == LINE_CONTINUATION) {
+        /* The last field lacks its LF; it gets one so that added fields
+         * start on a line of their own. */
+        sb_appendc(&h->pending, '\n');
+        keep_line(h, kind);
+    } else if (kind == LINE_BLANK) {
+        sb_reset(&h->pending);
+    } else {
+        h->body_pending = true;
     }
+}
+
+static bool field_is(const struct header_state *h, const struct header_field *f, const char *name)
+{
+    size_t n = strlen(name);
+    return f->name_len == n && strncasecmp(h->headers.data + f->offset, name, n) == 0;
+}
+
+size_t header_count(const struct header_state *h, const char *name)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < h->nfields; i++)
+        count += field_is(h, &h->fields[i], name);
+    return count;
+}
+
+const struct header_field *header_find(const struct header_state *h, const char *name)
+{
+    for (size_t i = 0; i < h->nfields; i++)
+        if (field_is(h, &h->fields[i], name))
+            return &h->fields[i];
+    return NULL;
+}
+
+void header_value(const struct header_state *h, const struct header_field *f,
+                  struct strbuf *out, size_t max)
+{
+    const char *s = h->headers.data + f->offset;
+    const char *colon = memchr(s, ':', f->len);   /* always present in a field */
+    size_t i = colon ? (size_t)(colon - s) + 1 : f->len;
+    sb_reset(out);
+    for (; i < f->len; i++) {
+        if (s[i] == '\n' || (s[i] == '\r' && i + 1 < f->len && s[i + 1] == '\n'))
+            continue;                /* unfold: drop line ends, keep the blanks */
+        if (out->len == 0 && (s[i] == ' ' || s[i] == '\t'))
+            continue;
+        if (out->len >= max || sb_appendc(out, s[i]) < 0)
+            break;
+    }
+    while (out->len && (out->data[out->len - 1] == ' ' || out->data[out->len - 1] == '\t'))
+        sb_truncate(out, out->len - 1);
 }
 
 int header_emit(struct header_state *h, const struct header_additions *add, struct strbuf *out)
@@ -129,38 +203,89 @@ int header_emit(struct header_state *h, const struct header_additions *add, stru
     int rc = 0;
     if (add->received)
         rc |= sb_appends(out, add->received);
-    rc |= sb_append(out, h->headers.data ? h->headers.data : "", h->headers.len);
-    if (!h->has_message_id && add->message_id)
+    rc |= sb_append(out, sb_str(&h->headers), h->headers.len);
+    if (add->message_id && !header_find(h, "message-id"))
         rc |= sb_appendf(out, "Message-ID: %s\n", add->message_id);
-    if (!h->has_date && add->date)
+    if (add->date && !header_find(h, "date"))
         rc |= sb_appendf(out, "Date: %s\n", add->date);
-    if (!h->has_from && add->from)
-        rc |= sb_appendf(out, "From: %s\n", *add->from ? add->from : "MAILER-DAEMON");
+    if (add->from && !header_find(h, "from"))
+        rc |= sb_appendf(out, "From: %s\n", add->from);
     if (h->saw_blank) {
         rc |= sb_appendc(out, '\n');
-    } else if (h->line.len) {
-        /* Body without the empty line: add one so the body stays body. */
+    } else if (h->body_pending) {
+        /* The body began without the empty line; it gets one, or its first
+         * line could read as part of the header fields added above. */
         rc |= sb_appendc(out, '\n');
-        rc |= sb_append(out, h->line.data, h->line.len);
-        sb_reset(&h->line);
+        rc |= sb_append(out, sb_str(&h->pending), h->pending.len);
+        sb_reset(&h->pending);
+        h->body_pending = false;
     }
+    return rc ? -1 : 0;
+}
+
+/* ---- what cleanup writes ---- */
+
+/* Received: must stay one header: no line breaks from the envelope. */
+static const char *received_word(const char *s)
+{
+    return s && *s && !strpbrk(s, "\r\n") ? s : NULL;
+}
+
+int cleanup_received_header(struct strbuf *out, const struct received_info *ri)
+{
+    const char *helo = received_word(ri->helo_name);
+    const char *name = received_word(ri->client_name);
+    const char *addr = received_word(ri->client_addr);
+    const char *proto = received_word(ri->protocol);
+    const char *uid = received_word(ri->uid);
+    const char *rcpt = received_word(ri->rcpt);
+    int rc = sb_appends(out, "Received: ");
+    if (addr) {
+        bool v6 = strchr(addr, ':') && strncasecmp(addr, "IPv6:", 5) != 0;
+        rc |= sb_appendf(out, "from %s (%s [%s%s])\n\t", helo ? helo : name ? name : "unknown",
+                         name ? name : "unknown", v6 ? "IPv6:" : "", addr);
+    } else if (helo) {
+        rc |= sb_appendf(out, "from %s\n\t", helo);
+    }
+    rc |= sb_appendf(out, "by %s (%s%s%s)", ri->hostname, ri->mail_name,
+                     uid ? ", from userid " : "", uid ? uid : "");
+    if (addr || helo)
+        rc |= sb_appendf(out, " with %s id %s", proto ? proto : "SMTP", ri->queue_id);
+    else
+        rc |= sb_appendf(out, "\n\tid %s", ri->queue_id);
+    if (rcpt)
+        rc |= sb_appendf(out, "\n\tfor <%s>", rcpt);
+    rc |= sb_appendf(out, "; %s\n", ri->date);
     return rc ? -1 : 0;
 }
 
 void cleanup_rfc5322_date(long long usec, char *buf, size_t size)
 {
+    static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
     time_t t = (time_t)(usec / 1000000);
     struct tm tm;
-    localtime_r(&t, &tm);
-    static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    if (!localtime_r(&t, &tm))
+        gmtime_r(&t, &tm);
     long off = tm.tm_gmtoff / 60;
     char sign = off < 0 ? '-' : '+';
     if (off < 0)
         off = -off;
-    snprintf(buf, size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld (%s)",
-             days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60, off % 60,
-             tm.tm_zone ? tm.tm_zone : "UTC");
+    int n = snprintf(buf, size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld (%s)",
+                     days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60, off % 60,
+                     tm.tm_zone && *tm.tm_zone ? tm.tm_zone : "UTC");
+    if (n < 0 && size > 0)
+        buf[0] = 0;
+}
+
+void cleanup_log_safe(struct strbuf *out, const char *s, size_t len, size_t max)
+{
+    sb_reset(out);
+    for (size_t i = 0; i < len && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (sb_appendc(out, c < 32 || c == 127 ? '?' : c) < 0)
+            break;
+    }
 }

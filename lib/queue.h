@@ -42,8 +42,9 @@ extern const size_t queue_dirs_count;
 
 /* ---- queue IDs ----
  * 16 characters from "0123456789BCDFGHJKLMNPQRSTVWXYZ" (ASCII-sorted, so IDs
- * sort by arrival): 7 for the seconds, 4 for the microseconds, 5 from the
- * process ID and a per-process counter. Safe as file names. */
+ * sort by arrival): 7 for the seconds, 4 for the microseconds (scaled to
+ * 31^4 steps per second), 5 from the process ID and a per-process counter.
+ * Safe as file names. */
 #define QUEUE_ID_LEN 16
 #define QUEUE_ID_SIZE (QUEUE_ID_LEN + 1)
 void queue_id_new(char id[QUEUE_ID_SIZE]);
@@ -90,6 +91,9 @@ struct qfile_writer {
     char *final_path;    /* incoming/ID after commit */
     unsigned long long content_size;
     int error;           /* set once any write failed */
+    unsigned char *wbuf; /* records are buffered here before write() */
+    size_t wbuf_len;
+    bool committed;      /* after qfile_commit succeeded the file is qmgr's */
 };
 /* Create incoming/.ID (mode 0600) with a new queue ID. 0 ok, -1 errno set. */
 int qfile_create(struct qfile_writer *w, const char *queue_dir);
@@ -117,6 +121,7 @@ struct qfile_reader {
     struct strbuf *buf;
     bool seen_end;
     bool truncated;      /* the last qfile_next failed only because the file ends early */
+    const char *error;   /* why the last qfile_next returned -1 (static text) */
 };
 int qfile_open(struct qfile_reader *r, const char *path, int flags);   /* O_RDONLY or O_RDWR */
 void qfile_reader_init_fd(struct qfile_reader *r, int fd);

@@ -1,5 +1,6 @@
 /* queue_file.c: writing, committing and strictly reading queue files in the
- * record format of queue.h; the states and the commit point are in QUEUE.md. */
+ * record format of queue.h. The states, the commit point and what a crash
+ * leaves at each step are written down in QUEUE.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -16,131 +17,176 @@
 #include "util.h"
 
 #define QFILE_WRITE_BUFFER 65536
+#define QREC_HEADER_LEN 5           /* type byte + uint32 length */
+#define QFILE_CREATE_ATTEMPTS 32    /* new IDs tried when a name is taken */
+#define QFILE_PATH_MAX 4096
+#define QATTR_NAME_MAX 64
 
 /* ---- recipients ---- */
 
 int qrec_rcpt_encode(struct strbuf *out, const char *address, const char *orcpt, const char *notify)
 {
     sb_reset(out);
+    if (!address || !*address)
+        return -1;
     if (sb_appends(out, address) < 0 || sb_appendc(out, 0) < 0
         || sb_appends(out, orcpt ? orcpt : "") < 0 || sb_appendc(out, 0) < 0
-        || sb_appends(out, notify ? notify : "") < 0)
+        || sb_appends(out, notify ? notify : "") < 0 || out->len > QREC_MAX_LEN) {
+        sb_reset(out);
         return -1;
+    }
     return 0;
 }
 
+/* data[len] must be 0 (qfile_next guarantees it): the last field is used in
+ * place as a C string. Exactly two NULs separate the three fields. */
 int qrec_rcpt_decode(const char *data, size_t len, struct qrcpt *r)
 {
     const char *end = data + len;
-    const char *a = data;
-    const char *z1 = memchr(a, 0, len);
-    if (!z1)
-        return -1;
-    const char *o = z1 + 1;
-    const char *z2 = memchr(o, 0, (size_t)(end - o));
+    const char *z1 = memchr(data, 0, len);
+    if (!z1 || z1 == data)
+        return -1;   /* no separator, or an empty address */
+    const char *orcpt = z1 + 1;
+    const char *z2 = memchr(orcpt, 0, (size_t)(end - orcpt));
     if (!z2)
         return -1;
-    const char *n = z2 + 1;
-    if (memchr(n, 0, (size_t)(end - n)) || *(end) != 0)   /* data is NUL-terminated by the reader */
+    const char *notify = z2 + 1;
+    if (memchr(notify, 0, (size_t)(end - notify)) || *end != 0)
         return -1;
-    if (z1 == a)
-        return -1;   /* an empty recipient address is never valid */
-    r->address = a;
-    r->orcpt = o;
-    r->notify = n;
+    r->address = data;
+    r->orcpt = orcpt;
+    r->notify = notify;
     return 0;
 }
 
 /* ---- writing ---- */
 
-static unsigned char qfile_wbuf_space[QFILE_WRITE_BUFFER];
-static size_t qfile_wbuf_len;
-static struct qfile_writer *qfile_wbuf_owner;
+static bool qrec_type_known(int t)
+{
+    switch (t) {
+    case QREC_VERSION: case QREC_TIME: case QREC_SIZE: case QREC_SENDER: case QREC_ATTR:
+    case QREC_RCPT: case QREC_DONE: case QREC_CONTENT: case QREC_CONTENT_END:
+    case QREC_WARN: case QREC_END:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Remember the first error; every later call fails with it. */
+static int qfile_fail(struct qfile_writer *w, int err)
+{
+    if (!w->error)
+        w->error = err ? err : EIO;
+    errno = w->error;
+    return -1;
+}
 
 static int qfile_flush(struct qfile_writer *w)
 {
-    if (qfile_wbuf_owner != w || qfile_wbuf_len == 0)
-        return w->error ? -1 : 0;
-    if (write_all(w->fd, qfile_wbuf_space, qfile_wbuf_len) < 0)
-        w->error = errno ? errno : EIO;
-    qfile_wbuf_len = 0;
-    return w->error ? -1 : 0;
+    if (w->error)
+        return qfile_fail(w, w->error);
+    if (w->wbuf_len && write_all(w->fd, w->wbuf, w->wbuf_len) < 0)
+        return qfile_fail(w, errno);
+    w->wbuf_len = 0;
+    return 0;
 }
 
 static int qfile_write(struct qfile_writer *w, const void *p, size_t n)
 {
     if (w->error)
-        return -1;
-    if (qfile_wbuf_owner != w) {
-        /* one writer per process at a time; flush a previous owner's bytes */
-        if (qfile_wbuf_owner && qfile_wbuf_len)
-            qfile_flush(qfile_wbuf_owner);
-        qfile_wbuf_owner = w;
-        qfile_wbuf_len = 0;
-    }
-    if (qfile_wbuf_len + n > sizeof(qfile_wbuf_space)) {
+        return qfile_fail(w, w->error);
+    if (n == 0)
+        return 0;
+    if (w->wbuf_len + n > QFILE_WRITE_BUFFER) {
         if (qfile_flush(w) < 0)
             return -1;
-        if (n > sizeof(qfile_wbuf_space)) {
-            if (write_all(w->fd, p, n) < 0) {
-                w->error = errno ? errno : EIO;
-                return -1;
-            }
-            return 0;
-        }
+        if (n >= QFILE_WRITE_BUFFER)   /* large chunks go straight out */
+            return write_all(w->fd, p, n) < 0 ? qfile_fail(w, errno) : 0;
     }
-    memcpy(qfile_wbuf_space + qfile_wbuf_len, p, n);
-    qfile_wbuf_len += n;
+    memcpy(w->wbuf + w->wbuf_len, p, n);
+    w->wbuf_len += n;
     return 0;
 }
 
 int queue_path(struct strbuf *out, const char *queue_dir, const char *sub, const char *id)
 {
     sb_reset(out);
-    return sb_appendf(out, "%s/%s/%s", queue_dir, sub, id);
+    if (strchr(id, '/')) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (sb_appendf(out, "%s/%s/%s", queue_dir, sub, id) < 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+/* Open incoming/.ID exclusively, trying new IDs while names are taken. */
+static int qfile_open_temp(struct qfile_writer *w, const char *queue_dir, struct strbuf *tmp)
+{
+    char dotted[QUEUE_ID_SIZE + 1];
+    for (int attempt = 0; attempt < QFILE_CREATE_ATTEMPTS; attempt++) {
+        queue_id_new(w->id);
+        snprintf(dotted, sizeof(dotted), ".%s", w->id);
+        if (queue_path(tmp, queue_dir, QDIR_INCOMING, dotted) < 0)
+            return -1;
+        w->fd = open(tmp->data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (w->fd >= 0 || errno != EEXIST)
+            return w->fd;
+    }
+    return -1;
 }
 
 int qfile_create(struct qfile_writer *w, const char *queue_dir)
 {
     memset(w, 0, sizeof(*w));
     w->fd = -1;
-    struct strbuf tmp = STRBUF_INIT(4096), fin = STRBUF_INIT(4096);
-    for (int attempt = 0; attempt < 20; attempt++) {
-        queue_id_new(w->id);
-        if (sb_appendf(&tmp, "%s/%s/.%s", queue_dir, QDIR_INCOMING, w->id) < 0) {
-            errno = ENAMETOOLONG;
-            break;
-        }
-        w->fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (w->fd >= 0 || errno != EEXIST)
-            break;
-        sb_reset(&tmp);
-    }
-    if (w->fd < 0) {
+    struct strbuf tmp = STRBUF_INIT(QFILE_PATH_MAX), fin = STRBUF_INIT(QFILE_PATH_MAX);
+    if (qfile_open_temp(w, queue_dir, &tmp) < 0 || queue_path(&fin, queue_dir, QDIR_INCOMING, w->id) < 0) {
         int saved = errno;
+        if (w->fd >= 0) {
+            close(w->fd);
+            unlink(tmp.data);
+            w->fd = -1;
+        }
         sb_free(&tmp);
+        sb_free(&fin);
         errno = saved;
         return -1;
     }
-    queue_path(&fin, queue_dir, QDIR_INCOMING, w->id);
     w->queue_dir = xstrdup(queue_dir);
     w->temp_path = xstrdup(tmp.data);
     w->final_path = xstrdup(fin.data);
+    w->wbuf = xmalloc(QFILE_WRITE_BUFFER);
     sb_free(&tmp);
     sb_free(&fin);
     return 0;
 }
 
+/* A writer is live from a successful qfile_create until commit or abort.
+ * A zeroed struct is not live (its fd 0 is not ours). */
+static bool qfile_live(const struct qfile_writer *w)
+{
+    return w->temp_path && w->fd >= 0 && !w->committed;
+}
+
 int qfile_put(struct qfile_writer *w, int type, const void *data, size_t len)
 {
-    if (len > QREC_MAX_LEN) {
-        w->error = EFBIG;
-        return -1;
-    }
-    unsigned char hdr[5] = { (unsigned char)type, (unsigned char)(len >> 24),
-                             (unsigned char)(len >> 16), (unsigned char)(len >> 8),
-                             (unsigned char)len };
-    if (qfile_write(w, hdr, 5) < 0 || qfile_write(w, data, len) < 0)
+    if (!qfile_live(w))
+        return qfile_fail(w, EBADF);
+    /* END is written by qfile_commit only, so a file can never claim to be
+     * complete before it is. */
+    if (!qrec_type_known(type) || type == QREC_END)
+        return qfile_fail(w, EINVAL);
+    if (len > QREC_MAX_LEN || (type == QREC_CONTENT && len > QREC_CONTENT_CHUNK))
+        return qfile_fail(w, EFBIG);
+    unsigned char hdr[QREC_HEADER_LEN] = {
+        (unsigned char)type, (unsigned char)(len >> 24), (unsigned char)(len >> 16),
+        (unsigned char)(len >> 8), (unsigned char)len
+    };
+    if (qfile_write(w, hdr, sizeof(hdr)) < 0 || qfile_write(w, data, len) < 0)
         return -1;
     if (type == QREC_CONTENT)
         w->content_size += len;
@@ -152,17 +198,29 @@ int qfile_put_str(struct qfile_writer *w, int type, const char *s)
     return qfile_put(w, type, s, strlen(s));
 }
 
+/* Attribute names follow the IPC attribute rules: [a-z0-9_], 1..64 bytes. */
+static bool qattr_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > QATTR_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
 int qfile_put_attr(struct qfile_writer *w, const char *name, const char *value)
 {
+    if (!qattr_name_ok(name, strnlen(name, QATTR_NAME_MAX + 1)))
+        return qfile_fail(w, EINVAL);
     struct strbuf sb = STRBUF_INIT(QREC_MAX_LEN);
-    int rc = sb_appendf(&sb, "%s=%s", name, value) < 0 ? -1 : qfile_put(w, QREC_ATTR, sb.data, sb.len);
-    if (rc < 0 && !w->error)
-        w->error = EFBIG;
+    int rc = sb_appendf(&sb, "%s=%s", name, value ? value : "") < 0
+        ? qfile_fail(w, EFBIG) : qfile_put(w, QREC_ATTR, sb.data, sb.len);
     sb_free(&sb);
     return rc;
 }
 
-/* Publish temp_path as final_path without ever replacing an existing file. */
+/* Publish from as to without ever replacing an existing file. */
 static int qfile_publish(const char *from, const char *to)
 {
 #ifdef SYS_renameat2
@@ -171,59 +229,75 @@ static int qfile_publish(const char *from, const char *to)
     if (errno != EINVAL && errno != ENOSYS)
         return -1;
 #endif
+    /* Kernels or file systems without RENAME_NOREPLACE: link() fails with
+     * EEXIST instead of replacing. A leftover .ID link is removed by qmgr. */
     if (link(from, to) < 0)
         return -1;
     (void)unlink(from);
     return 0;
 }
 
+/* Make the rename durable: without this a power loss may undo it. */
+static int qfile_sync_incoming(const struct qfile_writer *w)
+{
+    struct strbuf dir = STRBUF_INIT(QFILE_PATH_MAX);
+    int rc = sb_appendf(&dir, "%s/%s", w->queue_dir, QDIR_INCOMING) < 0 ? -1 : fsync_dir(dir.data);
+    int saved = errno;
+    sb_free(&dir);
+    errno = saved;
+    return rc;
+}
+
+static void qfile_release(struct qfile_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    free(w->wbuf);
+    w->wbuf = NULL;
+    w->wbuf_len = 0;
+}
+
 int qfile_commit(struct qfile_writer *w)
 {
-    struct strbuf dir = STRBUF_INIT(4096);
+    static const unsigned char end_record[QREC_HEADER_LEN] = { QREC_END, 0, 0, 0, 0 };
+    if (!qfile_live(w))
+        return qfile_fail(w, EBADF);
     int rc = -1;
-    if (qfile_put(w, QREC_END, "", 0) == 0 && qfile_flush(w) == 0 && fsync(w->fd) == 0
-        && qfile_publish(w->temp_path, w->final_path) == 0) {
-        sb_appendf(&dir, "%s/%s", w->queue_dir, QDIR_INCOMING);
-        if (fsync_dir(dir.data) == 0) {
-            rc = 0;
-        } else {
-            /* Not durable: take it back so the client is not told a lie. */
-            int saved = errno;
+    if (qfile_write(w, end_record, sizeof(end_record)) == 0 && qfile_flush(w) == 0) {
+        if (fsync(w->fd) < 0 || qfile_publish(w->temp_path, w->final_path) < 0) {
+            qfile_fail(w, errno);
+        } else if (qfile_sync_incoming(w) < 0) {
+            /* Not durable: take it back so nobody is told it is safe. */
+            qfile_fail(w, errno);
             unlink(w->final_path);
-            errno = saved;
+        } else {
+            rc = 0;
         }
     }
+    qfile_release(w);
     if (rc < 0) {
-        int saved = w->error ? w->error : errno;
         unlink(w->temp_path);
-        errno = saved;
+        errno = w->error;
+        return -1;
     }
-    if (qfile_wbuf_owner == w) {
-        qfile_wbuf_owner = NULL;
-        qfile_wbuf_len = 0;
-    }
-    close(w->fd);
-    w->fd = -1;
-    sb_free(&dir);
-    return rc;
+    w->committed = true;
+    return 0;
 }
 
 void qfile_abort(struct qfile_writer *w)
 {
-    if (qfile_wbuf_owner == w) {
-        qfile_wbuf_owner = NULL;
-        qfile_wbuf_len = 0;
-    }
-    if (w->fd >= 0) {
-        close(w->fd);
-        w->fd = -1;
-    }
-    if (w->temp_path)
-        unlink(w->temp_path);
+    if (!qfile_live(w))
+        return;
+    int saved = errno;
+    qfile_release(w);
+    unlink(w->temp_path);
+    errno = saved;
 }
 
 void qfile_writer_free(struct qfile_writer *w)
 {
+    qfile_abort(w);   /* a file nobody will finish is garbage */
     free(w->queue_dir);
     free(w->temp_path);
     free(w->final_path);
@@ -232,30 +306,37 @@ void qfile_writer_free(struct qfile_writer *w)
 
 /* ---- reading ---- */
 
-static bool qrec_type_known(int t)
-{
-    return strchr("VTZSARDCXWE", t) != NULL && t != 0;
-}
-
 void qfile_reader_init_fd(struct qfile_reader *r, int fd)
 {
     memset(r, 0, sizeof(*r));
     r->fd = fd;
     struct stat st;
-    r->file_size = fstat(fd, &st) == 0 ? st.st_size : 0;
+    r->file_size = fstat(fd, &st) == 0 ? st.st_size : -1;
     r->buf = xmalloc(sizeof(*r->buf));
-    sb_init(r->buf, QREC_MAX_LEN + 1);
+    sb_init(r->buf, QREC_MAX_LEN);
 }
 
 int qfile_open(struct qfile_reader *r, const char *path, int flags)
 {
-    int fd = open(path, flags | O_CLOEXEC);
+    /* A queue file is a plain file: never block on a FIFO or device put in
+     * its place. (Symlinks are followed so that /proc/self/fd/N works; what
+     * they point at must still be a plain file in the record format.) */
+    int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -1;
+    struct stat st;
+    int bad = fstat(fd, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    if (bad) {
+        close(fd);
+        errno = bad;
+        return -1;
+    }
+    set_nonblock(fd, false);
     qfile_reader_init_fd(r, fd);
     return 0;
 }
 
+/* pread exactly n bytes; a short read means the file changed under us. */
 static int qfile_pread_all(int fd, void *buf, size_t n, off_t off)
 {
     char *p = buf;
@@ -263,8 +344,11 @@ static int qfile_pread_all(int fd, void *buf, size_t n, off_t off)
         ssize_t got = pread(fd, p, n, off);
         if (got < 0 && errno == EINTR)
             continue;
-        if (got <= 0)
+        if (got <= 0) {
+            if (got == 0)
+                errno = EIO;
             return -1;
+        }
         p += got;
         n -= (size_t)got;
         off += got;
@@ -272,49 +356,64 @@ static int qfile_pread_all(int fd, void *buf, size_t n, off_t off)
     return 0;
 }
 
+static int qfile_corrupt(struct qfile_reader *r, const char *why, bool truncated)
+{
+    r->error = why;
+    r->truncated = truncated;
+    return -1;
+}
+
+/* Read the len data bytes after the header at r->pos into r->buf. */
+static int qfile_read_data(struct qfile_reader *r, size_t len)
+{
+    char tmp[16384];
+    off_t off = r->pos + QREC_HEADER_LEN;
+    sb_reset(r->buf);
+    while (len) {
+        size_t n = len < sizeof(tmp) ? len : sizeof(tmp);
+        if (qfile_pread_all(r->fd, tmp, n, off) < 0 || sb_append(r->buf, tmp, n) < 0)
+            return -1;
+        len -= n;
+        off += (off_t)n;
+    }
+    return 0;
+}
+
 int qfile_next(struct qfile_reader *r, struct qrec *rec)
 {
     r->truncated = false;
-    if (r->pos >= r->file_size) {
-        r->truncated = !r->seen_end;
-        return r->seen_end ? 0 : -1;
-    }
+    r->error = NULL;
+    if (r->fd < 0 || r->file_size < 0)
+        return qfile_corrupt(r, "cannot stat the file", false);
+    if (r->pos >= r->file_size)
+        return r->seen_end ? 0 : qfile_corrupt(r, "no end record", true);
     if (r->seen_end)
-        return -1;                         /* data after the end record */
-    unsigned char hdr[5];
+        return qfile_corrupt(r, "data after the end record", false);
+    unsigned char hdr[QREC_HEADER_LEN];
     off_t left = r->file_size - r->pos;
-    size_t have = left < 5 ? (size_t)left : 5;
+    size_t have = left < QREC_HEADER_LEN ? (size_t)left : QREC_HEADER_LEN;
     if (qfile_pread_all(r->fd, hdr, have, r->pos) < 0)
-        return -1;
-    if (!qrec_type_known(hdr[0]) || (r->pos == 0 && hdr[0] != QREC_VERSION))
-        return -1;
-    if (have < 5) {
-        r->truncated = true;
-        return -1;
-    }
-    size_t len = (size_t)hdr[1] << 24 | (size_t)hdr[2] << 16 | (size_t)hdr[3] << 8 | hdr[4];
+        return qfile_corrupt(r, "read error", false);
+    if (!qrec_type_known(hdr[0]))
+        return qfile_corrupt(r, "unknown record type", false);
+    if ((r->pos == 0) != (hdr[0] == QREC_VERSION))
+        return qfile_corrupt(r, "version record missing or misplaced", false);
+    if (have < QREC_HEADER_LEN)
+        return qfile_corrupt(r, "truncated record header", true);
+    uint32_t len = (uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 8 | hdr[4];
     if (len > QREC_MAX_LEN)
-        return -1;
-    if ((off_t)len > left - 5) {
-        r->truncated = true;
-        return -1;
-    }
-    sb_reset(r->buf);
-    char tmp[8192];
-    size_t todo = len;
-    off_t off = r->pos + 5;
-    while (todo) {
-        size_t n = todo < sizeof(tmp) ? todo : sizeof(tmp);
-        if (qfile_pread_all(r->fd, tmp, n, off) < 0 || sb_append(r->buf, tmp, n) < 0)
-            return -1;
-        todo -= n;
-        off += (off_t)n;
-    }
+        return qfile_corrupt(r, "record too long", false);
+    if ((off_t)len > left - QREC_HEADER_LEN)
+        return qfile_corrupt(r, "truncated record", true);
+    if (hdr[0] == QREC_END && len != 0)
+        return qfile_corrupt(r, "end record is not empty", false);
+    if (qfile_read_data(r, len) < 0)
+        return qfile_corrupt(r, "read error", false);
     rec->type = hdr[0];
     rec->data = sb_str(r->buf);
     rec->len = len;
     rec->offset = r->pos;
-    r->pos += 5 + (off_t)len;
+    r->pos += QREC_HEADER_LEN + (off_t)len;
     if (rec->type == QREC_END)
         r->seen_end = true;
     return 1;
@@ -335,25 +434,98 @@ void qfile_close(struct qfile_reader *r)
 int qfile_mark_done(int fd, off_t offset)
 {
     unsigned char t;
-    if (qfile_pread_all(fd, &t, 1, offset) < 0 || (t != QREC_RCPT && t != QREC_DONE)) {
+    if (offset <= 0 || qfile_pread_all(fd, &t, 1, offset) < 0 || (t != QREC_RCPT && t != QREC_DONE)) {
         errno = EINVAL;
         return -1;
     }
     t = QREC_DONE;
-    if (pwrite(fd, &t, 1, offset) != 1)
+    ssize_t n;
+    while ((n = pwrite(fd, &t, 1, offset)) < 0 && errno == EINTR)
+        ;
+    if (n != 1) {
+        if (n == 0)
+            errno = EIO;
         return -1;
+    }
     return fsync(fd);
 }
 
 /* ---- the parsed view ---- */
 
-static int qmessage_add_rcpt(struct qmessage *m, const struct qrec *rec)
+/* State of one qmessage_load pass: which records were seen, and where in
+ * the file we are relative to the contiguous run of content records. */
+struct qload {
+    struct qmessage *m;
+    enum { QL_ENVELOPE, QL_CONTENT, QL_AFTER_CONTENT } phase;
+    bool seen_time, seen_size, seen_warn;
+    const char *error;
+};
+
+static int qload_error(struct qload *q, const char *why)
 {
+    q->error = why;
+    return -1;
+}
+
+/* Strict unsigned decimal, at most 19 digits: no sign, space or overflow. */
+static int parse_udec(const char *s, size_t len, unsigned long long *out)
+{
+    unsigned long long v = 0;
+    if (len == 0 || len > 19)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* "SECONDS.MICROSECONDS" with exactly six digits after the dot. */
+static int qload_time(struct qload *q, const struct qrec *rec)
+{
+    const char *dot = memchr(rec->data, '.', rec->len);
+    unsigned long long sec, usec;
+    if (q->seen_time || !dot || parse_udec(rec->data, (size_t)(dot - rec->data), &sec) < 0
+        || rec->data + rec->len - (dot + 1) != 6 || parse_udec(dot + 1, 6, &usec) < 0
+        || sec > (1ULL << 40))
+        return qload_error(q, "bad or repeated arrival time record");
+    q->seen_time = true;
+    q->m->arrival_usec = (long long)(sec * 1000000 + usec);
+    return 0;
+}
+
+/* Room for one more element in an array grown by doubling from 16. */
+static void *grow_for_one(void *array, size_t count, size_t elem)
+{
+    if (count != 0 && (count < 16 || (count & (count - 1)) != 0))
+        return array;
+    size_t cap = count < 16 ? 16 : count * 2;
+    return xrealloc(array, cap * elem);
+}
+
+static int qload_attr(struct qload *q, const struct qrec *rec)
+{
+    struct qmessage *m = q->m;
+    const char *eq = memchr(rec->data, '=', rec->len);
+    if (!eq || !qattr_name_ok(rec->data, (size_t)(eq - rec->data)) || memchr(rec->data, 0, rec->len))
+        return qload_error(q, "bad attribute record");
+    m->attr_names = grow_for_one(m->attr_names, m->nattrs, sizeof(char *));
+    m->attr_values = grow_for_one(m->attr_values, m->nattrs, sizeof(char *));
+    m->attr_names[m->nattrs] = xstrndup(rec->data, (size_t)(eq - rec->data));
+    m->attr_values[m->nattrs] = xstrdup(eq + 1);
+    m->nattrs++;
+    return 0;
+}
+
+static int qload_rcpt(struct qload *q, const struct qrec *rec)
+{
+    struct qmessage *m = q->m;
     struct qrcpt r;
     if (qrec_rcpt_decode(rec->data, rec->len, &r) < 0)
-        return -1;
-    if (m->nrcpts % 16 == 0)
-        m->rcpts = xrealloc(m->rcpts, (m->nrcpts + 16) * sizeof(*m->rcpts));
+        return qload_error(q, "bad recipient record");
+    m->rcpts = grow_for_one(m->rcpts, m->nrcpts, sizeof(*m->rcpts));
     struct qrcpt *dst = &m->rcpts[m->nrcpts++];
     dst->address = xstrdup(r.address);
     dst->orcpt = xstrdup(r.orcpt);
@@ -363,103 +535,127 @@ static int qmessage_add_rcpt(struct qmessage *m, const struct qrec *rec)
     return 0;
 }
 
-static int qmessage_add_attr(struct qmessage *m, const struct qrec *rec)
+/* C and X: one contiguous run C* X, so a reader can stream it from
+ * content_offset without meeting anything else. */
+static int qload_content(struct qload *q, const struct qrec *rec)
 {
-    const char *eq = memchr(rec->data, '=', rec->len);
-    if (!eq || eq == rec->data || memchr(rec->data, 0, rec->len))
-        return -1;
-    if (m->nattrs % 16 == 0) {
-        m->attr_names = xrealloc(m->attr_names, (m->nattrs + 16) * sizeof(char *));
-        m->attr_values = xrealloc(m->attr_values, (m->nattrs + 16) * sizeof(char *));
+    if (q->phase == QL_AFTER_CONTENT)
+        return qload_error(q, "content after the end of content");
+    if (q->phase == QL_ENVELOPE)
+        q->m->content_offset = rec->offset;
+    if (rec->type == QREC_CONTENT_END) {
+        if (rec->len != 0)
+            return qload_error(q, "end of content record is not empty");
+        q->phase = QL_AFTER_CONTENT;
+    } else {
+        if (rec->len > QREC_CONTENT_CHUNK)
+            return qload_error(q, "content record too long");
+        q->phase = QL_CONTENT;
+        q->m->content_size += rec->len;
     }
-    m->attr_names[m->nattrs] = xstrndup(rec->data, (size_t)(eq - rec->data));
-    m->attr_values[m->nattrs] = xstrdup(eq + 1);
-    m->nattrs++;
     return 0;
 }
 
-static int qmessage_record(struct qmessage *m, const struct qrec *rec, int *state, struct strbuf *err)
+static int qload_size(struct qload *q, const struct qrec *rec)
 {
-    /* state: 0 envelope, 1 inside content, 2 after content */
+    unsigned long long size;
+    if (q->seen_size || q->phase != QL_AFTER_CONTENT || parse_udec(rec->data, rec->len, &size) < 0
+        || size != q->m->content_size)
+        return qload_error(q, "size record misplaced, repeated or wrong");
+    q->seen_size = true;
+    return 0;
+}
+
+static int qload_record(struct qload *q, const struct qrec *rec)
+{
+    struct qmessage *m = q->m;
+    unsigned long long ignored;
+    if (q->phase == QL_CONTENT && rec->type != QREC_CONTENT && rec->type != QREC_CONTENT_END)
+        return qload_error(q, "record inside the content");
     switch (rec->type) {
     case QREC_VERSION:
-        if (rec->offset != 0 || strcmp(rec->data, "1") != 0)
-            return sb_appendf(err, "unsupported version record"), -1;
-        return 0;
-    case QREC_TIME: {
-        long long sec = 0, usec = 0;
-        char extra;
-        if (sscanf(rec->data, "%lld.%lld%c", &sec, &usec, &extra) != 2 || sec < 0
-            || usec < 0 || usec > 999999)
-            return sb_appendf(err, "bad arrival time record"), -1;
-        m->arrival_usec = sec * 1000000 + usec;
-        return 0;
-    }
+        return rec->len == 1 && rec->data[0] == '1' ? 0 : qload_error(q, "unsupported version");
+    case QREC_TIME:
+        return qload_time(q, rec);
     case QREC_SENDER:
         if (m->sender || memchr(rec->data, 0, rec->len))
-            return sb_appendf(err, "duplicate or bad sender record"), -1;
+            return qload_error(q, "repeated or bad sender record");
         m->sender = xstrdup(rec->data);
         return 0;
     case QREC_ATTR:
-        return qmessage_add_attr(m, rec) < 0 ? (sb_appendf(err, "bad attribute record"), -1) : 0;
+        if (q->phase != QL_ENVELOPE)
+            return qload_error(q, "attribute record after the content");
+        return qload_attr(q, rec);
     case QREC_RCPT:
     case QREC_DONE:
-        return qmessage_add_rcpt(m, rec) < 0 ? (sb_appendf(err, "bad recipient record"), -1) : 0;
+        return qload_rcpt(q, rec);
     case QREC_CONTENT:
-        if (*state == 2)
-            return sb_appendf(err, "content after end of content"), -1;
-        if (*state == 0)
-            m->content_offset = rec->offset;
-        *state = 1;
-        m->content_size += rec->len;
-        return 0;
     case QREC_CONTENT_END:
-        if (*state == 2)
-            return sb_appendf(err, "duplicate end of content"), -1;
-        if (*state == 0)
-            m->content_offset = rec->offset;
-        *state = 2;
+        return qload_content(q, rec);
+    case QREC_SIZE:
+        return qload_size(q, rec);
+    case QREC_WARN:
+        if (q->seen_warn || parse_udec(rec->data, rec->len, &ignored) < 0)
+            return qload_error(q, "bad or repeated warning time record");
+        q->seen_warn = true;
         return 0;
     case QREC_END:
-        if (*state != 2 || !m->sender)
-            return sb_appendf(err, "end record without content or sender"), -1;
+        if (q->phase != QL_AFTER_CONTENT || !m->sender || !q->seen_time)
+            return qload_error(q, "end record before content, sender or arrival time");
         m->complete = true;
         return 0;
     default:
-        return 0;   /* QREC_SIZE, QREC_WARN: informational here */
+        return qload_error(q, "unknown record type");
     }
+}
+
+/* Read every record; 0 complete or cut at a record boundary, -1 corrupt. */
+static int qload_records(struct qload *q, struct qfile_reader *r, off_t *bad_offset)
+{
+    struct qrec rec;
+    int rc;
+    while ((rc = qfile_next(r, &rec)) == 1) {
+        if (qload_record(q, &rec) < 0) {
+            *bad_offset = rec.offset;
+            return -1;
+        }
+    }
+    *bad_offset = r->pos;
+    if (rc == 0)
+        return 0;
+    /* Ending exactly after a whole record is "incomplete": the caller
+     * decides. A record cut in half, or anything garbled, is corrupt. */
+    if (r->truncated && r->pos == r->file_size)
+        return 0;
+    q->error = r->error ? r->error : "unreadable record";
+    return -1;
 }
 
 int qmessage_load(const char *path, struct qmessage *m, struct strbuf *err)
 {
     memset(m, 0, sizeof(*m));
+    sb_reset(err);
     const char *base = strrchr(path, '/');
     str_copy(m->id, sizeof(m->id), base ? base + 1 : path);
     struct qfile_reader r;
     if (qfile_open(&r, path, O_RDONLY) < 0) {
-        sb_appendf(err, "open %s: %s", path, strerror(errno));
+        int saved = errno;
+        sb_appendf(err, "cannot open %s: %s", path, strerror(saved));
+        errno = saved;
         return -1;
     }
-    struct qrec rec;
-    int rc, state = 0;
-    while ((rc = qfile_next(&r, &rec)) == 1)
-        if (qmessage_record(m, &rec, &state, err) < 0) {
-            rc = -1;
-            break;
-        }
-    /* A file cut short (no END yet) is incomplete, not corrupt; anything
-     * else the reader refused is corrupt. */
-    if (rc < 0 && err->len == 0) {
-        if (r.truncated)
-            rc = 0;
-        else
-            sb_appendf(err, "%s: corrupt record at offset %lld", path, (long long)r.pos);
-    }
+    struct qload q = { .m = m, .phase = QL_ENVELOPE };
+    off_t bad_offset = 0;
+    int rc = qload_records(&q, &r, &bad_offset);
     qfile_close(&r);
-    if (rc < 0)
+    if (rc < 0) {
+        sb_appendf(err, "corrupt queue file: %s at offset %lld", q.error, (long long)bad_offset);
+        qmessage_free(m);
+        errno = EINVAL;
         return -1;
+    }
     if (!m->sender)
-        m->sender = xstrdup("");
+        m->sender = xstrdup("");   /* only possible when incomplete */
     return 0;
 }
 
@@ -492,21 +688,20 @@ void qmessage_free(struct qmessage *m)
 int qfile_read_content(int fd, off_t content_offset,
                        int (*fn)(const char *data, size_t len, void *ctx), void *ctx)
 {
+    if (content_offset <= 0)
+        return -1;
     struct qfile_reader r;
     qfile_reader_init_fd(&r, fd);
     r.pos = content_offset;
     struct qrec rec;
-    int rc = -1, n;
-    while ((n = qfile_next(&r, &rec)) == 1) {
-        if (rec.type == QREC_CONTENT) {
-            if (fn(rec.data, rec.len, ctx) != 0)
-                break;
-        } else if (rec.type == QREC_CONTENT_END) {
+    int rc = -1;
+    while (qfile_next(&r, &rec) == 1) {
+        if (rec.type == QREC_CONTENT_END) {
             rc = 0;
             break;
-        } else {
-            break;    /* content records are contiguous */
         }
+        if (rec.type != QREC_CONTENT || fn(rec.data, rec.len, ctx) != 0)
+            break;   /* content records are contiguous; fn may stop us */
     }
     r.fd = -1;        /* the caller owns fd */
     qfile_close(&r);

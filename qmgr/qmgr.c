@@ -1,126 +1,50 @@
 /* qmgr.c: the queue manager owns the queue once cleanup has committed a
- * message. At start it resumes what a crash left in active/, removes stale
- * temporary files, then moves each committed message from incoming/ to
- * active/ when woken by cleanup or every queue_run_delay. Delivery
- * scheduling builds on this. */
-#include <dirent.h>
+ * message. At start it resumes what a crash left in active/ and removes
+ * stale temporary files; then it moves each committed message from
+ * incoming/ to active/ whenever a wake-up arrives on public/qmgr and every
+ * queue_run_delay, when deferred messages are due again too; qmgr_deliver.c
+ * schedules their delivery. */
 #include <errno.h>
 #include <event2/event.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "attr.h"
 #include "config.h"
 #include "log.h"
-#include "queue.h"
+#include "qmgr.h"
+#include "qmgr_deliver.h"
 #include "server.h"
 #include "strbuf.h"
 #include "util.h"
 
-#define TEMP_FILE_MAX_AGE 3600   /* a cleanup never writes one file this long */
 #define WAKEUP_FRAME_LIMIT 1024
-#define WAKEUP_READ_TIMEOUT 5
+#define WAKEUP_READ_TIMEOUT 5       /* seconds a waker may take to send its frame */
 
 static struct {
-    struct event_base *base;
-    struct event *scan_ev, *timer_ev;
-    const char *qdir;
-    long active_count;
+    struct event *scan_ev;          /* an incoming/ scan is due */
+    struct event *timer_ev;         /* every queue_run_delay */
+    time_t last_temp_sweep;
 } qm;
 
-static void qdir_path(struct strbuf *sb, const char *sub, const char *name)
+/* Ask for a scan. Requests made before it runs, including those made while
+ * a scan is under way, are served by one more scan. */
+static void qmgr_request_scan(void)
 {
-    sb_reset(sb);
-    sb_appendf(sb, "%s/%s/%s", qm.qdir, sub, name);
+    event_active(qm.scan_ev, EV_TIMEOUT, 0);
 }
 
-static void move_to(const char *from_sub, const char *to_sub, const char *id)
+static void qmgr_scan(evutil_socket_t fd, short what, void *arg)
 {
-    struct strbuf from = STRBUF_INIT(0), to = STRBUF_INIT(0);
-    qdir_path(&from, from_sub, id);
-    qdir_path(&to, to_sub, id);
-    if (rename(from.data, to.data) < 0)
-        msg_warn("%s: cannot move %s to %s: %m", id, from.data, to.data);
-    sb_free(&from);
-    sb_free(&to);
-}
-
-/* Recovery: messages in active/ at a crash are resumed from incoming/. */
-static void recover_active(void)
-{
-    struct strbuf dir = STRBUF_INIT(0);
-    qdir_path(&dir, QDIR_ACTIVE, "");
-    DIR *d = opendir(dir.data);
-    struct dirent *de;
-    while (d && (de = readdir(d)))
-        if (queue_id_valid(de->d_name))
-            move_to(QDIR_ACTIVE, QDIR_INCOMING, de->d_name);
-    if (d)
-        closedir(d);
-    sb_free(&dir);
-}
-
-static void remove_stale_temp(const char *name)
-{
-    struct strbuf path = STRBUF_INIT(0);
-    qdir_path(&path, QDIR_INCOMING, name);
-    struct stat st;
-    if (lstat(path.data, &st) == 0 && time(NULL) - st.st_mtime > TEMP_FILE_MAX_AGE) {
-        if (unlink(path.data) == 0)
-            msg_info("removed stale temporary file %s", path.data);
+    time_t now = time(NULL);
+    if (now - qm.last_temp_sweep >= QMGR_TEMP_FILE_MAX_AGE / 4) {
+        qmgr_remove_stale_temp();
+        qm.last_temp_sweep = now;
     }
-    sb_free(&path);
-}
-
-static void activate(const char *id)
-{
-    struct strbuf path = STRBUF_INIT(0), err = STRBUF_INIT(1024);
-    struct qmessage m;
-    qdir_path(&path, QDIR_INCOMING, id);
-    if (qmessage_load(path.data, &m, &err) < 0 || !m.complete) {
-        if (errno != ENOENT || err.len == 0) {
-            msg_warn("%s: %s; moving it to %s/", id,
-                     err.len ? sb_str(&err) : "incomplete queue file", QDIR_CORRUPT);
-            move_to(QDIR_INCOMING, QDIR_CORRUPT, id);
-        }
-    } else {
-        move_to(QDIR_INCOMING, QDIR_ACTIVE, id);
-        qm.active_count++;
-        size_t pending = 0;
-        for (size_t i = 0; i < m.nrcpts; i++)
-            pending += !m.rcpts[i].done;
-        msg_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)",
-                 id, m.sender, m.content_size, pending);
-    }
-    qmessage_free(&m);
-    sb_free(&path);
-    sb_free(&err);
-}
-
-static void scan_incoming(evutil_socket_t fd, short what, void *arg)
-{
-    struct strbuf dir = STRBUF_INIT(0);
-    qdir_path(&dir, QDIR_INCOMING, "");
-    DIR *d = opendir(dir.data);
-    if (!d) {
-        msg_warn("cannot open %s: %m", dir.data);
-        sb_free(&dir);
-        return;
-    }
-    long limit = cfg_int(P_qmgr_message_active_limit);
-    struct dirent *de;
-    while ((de = readdir(d)) && qm.active_count < limit) {
-        if (de->d_name[0] == '.' && queue_id_valid(de->d_name + 1))
-            remove_stale_temp(de->d_name);
-        else if (queue_id_valid(de->d_name))
-            activate(de->d_name);
-    }
-    closedir(d);
-    sb_free(&dir);
+    if (qmgr_scan_incoming())
+        qmgr_request_scan();         /* more waiting: continue after other events */
 }
 
 /* ---- wake-up connections (doc/PROTOCOLS.md) ---- */
@@ -140,40 +64,59 @@ static void waker_done(struct waker *w)
     server_client_done();
 }
 
+/* The one frame a waker sends: {wakeup=incoming|deferred}. */
+static void waker_frame(const struct strbuf *in, size_t size)
+{
+    struct attr_reader r;
+    const char *queue;
+    if (attr_reader_init(&r, in->data, size) < 0 || attr_get_str(&r, "wakeup", &queue) < 0
+        || attr_reader_done(&r) < 0 || size != in->len)
+        msg_warn("malformed wake-up request ignored: %s", r.error ? r.error : "extra data");
+    else if (strcmp(queue, "incoming") == 0 || strcmp(queue, "deferred") == 0)
+        qmgr_request_scan();
+    else
+        msg_warn("wake-up request for an unknown queue ignored");
+}
+
 static void waker_read(evutil_socket_t fd, short what, void *arg)
 {
     struct waker *w = arg;
+    char buf[WAKEUP_FRAME_LIMIT];
     if (what & EV_TIMEOUT) {
         waker_done(w);
         return;
     }
-    char buf[WAKEUP_FRAME_LIMIT];
     ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
     if (n > 0 && sb_append(&w->in, buf, (size_t)n) == 0) {
         ssize_t size = attr_frame_size(w->in.data, w->in.len, WAKEUP_FRAME_LIMIT);
         if (size == 0)
-            return;                        /* wait for the rest */
-        struct attr_reader r;
-        const char *what_queue;
-        if (size > 0 && attr_reader_init(&r, w->in.data, (size_t)size) == 0
-            && attr_get_str(&r, "wakeup", &what_queue) == 0 && attr_reader_done(&r) == 0)
-            event_active(qm.scan_ev, EV_TIMEOUT, 0);
+            return;                  /* wait for the rest */
+        if (size > 0)
+            waker_frame(&w->in, (size_t)size);
         else
-            msg_warn("malformed wake-up request ignored");
-    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        return;
+            msg_warn("oversized wake-up request ignored");
+    } else if (n > 0) {
+        msg_warn("oversized wake-up request ignored");
     }
     waker_done(w);
 }
 
 static void qmgr_accept(int fd, struct event_base *base)
 {
-    struct strbuf hello = STRBUF_INIT(256);
+    struct strbuf hello = STRBUF_INIT(WAKEUP_FRAME_LIMIT);
     struct attr_writer aw;
     attr_begin(&aw, &hello);
     attr_put_str(&aw, "protocol", "qmgr");
-    attr_end(&aw);
-    (void)!write(fd, hello.data, hello.len);   /* tiny: fits any socket buffer */
+    /* A few bytes into a fresh socket's empty buffer: a short write only
+     * happens when the waker is already gone. */
+    if (attr_end(&aw) < 0 || write(fd, hello.data, hello.len) != (ssize_t)hello.len) {
+        sb_free(&hello);
+        close(fd);
+        server_client_done();
+        return;
+    }
     sb_free(&hello);
     struct waker *w = xcalloc(1, sizeof(*w));
     w->fd = fd;
@@ -185,29 +128,45 @@ static void qmgr_accept(int fd, struct event_base *base)
 
 static void qmgr_timer(evutil_socket_t fd, short what, void *arg)
 {
-    event_active(qm.scan_ev, EV_TIMEOUT, 0);
+    qmgr_deliver_scan_deferred();
+    qmgr_request_scan();
+}
+
+/* As root, before any chroot: work relative to the queue directory. */
+static void qmgr_pre_init(void)
+{
+    const char *qdir = cfg_str(P_queue_directory);
+    if (chdir(qdir) < 0)
+        msg_fatal("cannot enter queue_directory %s: %m", qdir);
 }
 
 static void qmgr_post_init(struct event_base *base)
 {
-    qm.base = base;
-    qm.qdir = xstrdup(cfg_str(P_queue_directory));
-    recover_active();
-    qm.scan_ev = event_new(base, -1, 0, scan_incoming, NULL);
+    qmgr_queue.active_limit = cfg_int(P_qmgr_message_active_limit);
+    if (qmgr_queue.active_limit < 1)
+        qmgr_queue.active_limit = 1;
+    qmgr_deliver_init(base);
+    qmgr_recover_active();
+    qmgr_remove_stale_temp();
+    qm.last_temp_sweep = time(NULL);
+    qm.scan_ev = event_new(base, -1, 0, qmgr_scan, NULL);
     qm.timer_ev = event_new(base, -1, EV_PERSIST, qmgr_timer, NULL);
     struct timeval tv = { cfg_time(P_queue_run_delay), 0 };
     if (tv.tv_sec < 1)
         tv.tv_sec = 1;
     event_add(qm.timer_ev, &tv);
-    event_active(qm.scan_ev, EV_TIMEOUT, 0);
+    qmgr_deliver_scan_deferred();
+    qmgr_request_scan();
 }
 
 int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
         .mode = SERVER_EVENT,
+        .pre_init = qmgr_pre_init,
         .post_init = qmgr_post_init,
         .accept_event = qmgr_accept,
+        .wakeup = qmgr_request_scan,
         .long_running = true,
     };
     server_main(argc, argv, "qmgr", &ops);

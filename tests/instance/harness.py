@@ -6,6 +6,19 @@ log file, the queue files and the processes.
 The build tree comes from $TERN_BUILD_DIR (tern at tern/tern, daemons linked
 under libexec/). Instances started as root drop privileges to the `tern`
 account, which `tern init` creates when it is missing.
+
+Typical use in a unittest.TestCase:
+
+    inst = harness.Instance("mytest", main_cf={"smtpd_helo_required": "yes"})
+    self.addCleanup(inst.cleanup)
+    inst.start()
+    with inst.smtp() as s: ...
+    inst.wait_log(r"ID: from=<...>")
+    msg = harness.read_queue_file(inst.queue_files("active")[0])
+
+cleanup() fails the test when the instance's log shows a sanitizer report or
+a daemon that died of a crash signal. TERN_KEEP_INSTANCES=1 in the
+environment keeps the instance directories for a post-mortem.
 """
 import atexit
 import os
@@ -49,40 +62,73 @@ class Instance:
     lines) appended to main.cf; master_cf_extra: lines appended to master.cf."""
 
     def __init__(self, name="t", main_cf=None, master_cf_extra=None, port=None):
+        """`tern init` into a new /tmp directory with smtpd on 127.0.0.1:port
+        (a free port unless given); .dir, .port, .queue_dir, .log_path."""
         self.dir = tempfile.mkdtemp(prefix="tern-%s-" % name, dir="/tmp")
         os.chmod(self.dir, 0o755)
         self.port = port or free_port()
-        tern("init", self.dir, "--port", str(self.port), "--daemon-directory", LIBEXEC,
-             "--hostname", "tern.test", "--force")
+        try:
+            tern("init", self.dir, "--port", str(self.port), "--daemon-directory", LIBEXEC,
+                 "--hostname", "tern.test", "--force")
+        except Exception:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         self.queue_dir = os.path.join(self.dir, "queue")
         self.log_path = os.path.join(self.dir, "log", "tern.log")
         if main_cf:
             self.set_main_cf(main_cf)
         if master_cf_extra:
+            if isinstance(master_cf_extra, str):
+                master_cf_extra = master_cf_extra.splitlines()
             with open(os.path.join(self.dir, "master.cf"), "a") as f:
                 for line in master_cf_extra:
                     f.write(line.rstrip("\n") + "\n")
         self.started = False
+        self._stalls = []
         _instances.append(self)
 
     def set_main_cf(self, settings):
+        """Append settings (dict or "name = value" lines) to main.cf; a later
+        setting of a name wins, as in Postfix. Takes effect at start/reload."""
         if isinstance(settings, dict):
             settings = ["%s = %s" % kv for kv in settings.items()]
         with open(os.path.join(self.dir, "main.cf"), "a") as f:
             for line in settings:
                 f.write(line.rstrip("\n") + "\n")
 
+    def stall_transport(self, name="stall"):
+        """A delivery agent at queue/private/NAME that accepts connections
+        and never answers, so that qmgr's deliveries through it stay in
+        progress and their messages stay in active/ (point a transport at
+        it, e.g. main_cf={"local_transport": "stall"}). Call it before
+        start(); it lives in the test process and so survives kill_all()."""
+        private = os.path.join(self.queue_dir, "private")
+        os.makedirs(private, exist_ok=True)
+        path = os.path.join(private, name)
+        if os.path.lexists(path):
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        os.chmod(path, 0o666)   # qmgr runs as mail_owner
+        sock.listen(128)
+        self._stalls.append(sock)
+        return sock
+
     # ---- control ----
     def tern(self, *args, check=True):
+        """Run `tern -c DIR ARGS...`; CompletedProcess (AssertionError when
+        check and the exit status is not 0)."""
         return tern("-c", self.dir, *args, check=check)
 
     def start(self, wait_port=True):
+        """`tern start`, then wait (10 s) until smtpd's port accepts."""
         self.tern("start")
         self.started = True
         if wait_port:
             self.wait_port()
 
     def wait_port(self, port=None, timeout=10):
+        """Wait until 127.0.0.1:port (default: the instance's) accepts."""
         port = port or self.port
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -95,27 +141,38 @@ class Instance:
                              % (port, self.log_tail()))
 
     def stop(self):
+        """`tern stop` (master ends its daemons); AssertionError if master
+        is still there afterwards."""
         if self.master_pid():
-            self.tern("stop", check=False)
+            r = self.tern("stop", check=False)
+            if self.master_pid():
+                raise AssertionError("tern stop left master running: %s%s\nlog:\n%s" % (
+                    r.stdout, r.stderr, self.log_tail()))
         self.started = False
 
     def reload(self):
+        """`tern reload` (SIGHUP to master)."""
         self.tern("reload")
 
     def master_pid(self):
+        """PID of this instance's live master, 0 when none runs. A stale
+        master.pid left by a SIGKILL never names another process: the PID
+        must be a master started with -c on this instance's directory."""
         try:
             with open(os.path.join(self.dir, "data", "master.pid")) as f:
                 pid = int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
             return 0
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if not _alive(pid) or _comm(pid) != "master":
             return 0
-        return pid if _comm(pid) == "master" else 0
+        args = _cmdline(pid)
+        if self.dir not in args and os.path.realpath(self.dir) not in args:
+            return 0
+        return pid
 
     def processes(self):
-        """[(pid, uid, name)] of master and every descendant."""
+        """[(pid, uid, name)] of master and every descendant (name is the
+        process's comm: master, smtpd, cleanup, qmgr, ...)."""
         root = self.master_pid()
         if not root:
             return []
@@ -129,34 +186,70 @@ class Instance:
         while todo:
             pid = todo.pop()
             uid = _uid(pid)
-            if uid is not None:
+            if uid is not None and _alive(pid):
                 out.append((pid, uid, _comm(pid)))
             todo.extend(children.get(pid, []))
         return out
 
+    def wait_process(self, name, timeout=10):
+        """PIDs of this instance's processes called name, waiting (bounded)
+        until there is at least one; AssertionError otherwise."""
+        deadline = time.time() + timeout
+        while True:
+            pids = [p for p, _, n in self.processes() if n == name]
+            if pids:
+                return pids
+            if time.time() > deadline:
+                raise AssertionError("no %s process after %ds; log:\n%s" % (
+                    name, timeout, self.log_tail()))
+            time.sleep(0.05)
+
     def kill_all(self, sig=signal.SIGKILL):
-        """Send sig to master and all its descendants (these PIDs only)."""
+        """Send sig to master and all its descendants (those PIDs only, read
+        once from /proc), wait up to 10 s for them to go; returns the list
+        processes() gave."""
         procs = self.processes()
         for pid, _, _ in procs:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.time() + 10
-        while time.time() < deadline and any(_alive(p) for p, _, _ in procs):
-            time.sleep(0.05)
-        self.started = False
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            deadline = time.time() + 10
+            while time.time() < deadline and any(_alive(p) for p, _, _ in procs):
+                time.sleep(0.05)
+            self.started = False
         return procs
 
     def cleanup(self):
-        if self.master_pid():
+        """Stop the instance (tern stop, else SIGKILL to its processes) and
+        remove its directory. Raises AssertionError afterwards when the log
+        shows a sanitizer report or a daemon killed by a crash signal."""
+        if self in _instances:
+            _instances.remove(self)
+        try:
             self.stop()
+        except AssertionError:
+            pass
         if self.master_pid():
             self.kill_all()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        for sock in self._stalls:
+            sock.close()
+        self._stalls = []
+        problems = crash_reports(self.log_text())
+        if problems:
+            keep = os.path.join(BUILD, "failed-instance-logs")
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(self.log_path, os.path.join(keep, os.path.basename(self.dir) + ".log"))
+        if not os.environ.get("TERN_KEEP_INSTANCES"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if problems:
+            raise AssertionError("instance %s: crash or sanitizer report in the log:\n%s"
+                                 % (self.dir, "\n".join(problems[:20])))
 
     # ---- what a user sees ----
     def log_text(self):
+        """The whole maillog_file (DIR/log/tern.log) as text."""
         try:
             with open(self.log_path, errors="replace") as f:
                 return f.read()
@@ -167,6 +260,8 @@ class Instance:
         return "\n".join(self.log_text().splitlines()[-n:])
 
     def wait_log(self, regex, timeout=10):
+        """The first re.search match of regex in the log, waiting up to
+        timeout seconds; AssertionError with the log's tail otherwise."""
         deadline = time.time() + timeout
         pattern = re.compile(regex)
         while True:
@@ -178,7 +273,8 @@ class Instance:
             time.sleep(0.05)
 
     def queue_files(self, sub="active"):
-        """Sorted full paths of the committed queue files in queue/SUB."""
+        """Sorted full paths of the committed queue files in queue/SUB (the
+        base name of each is its queue ID; temporary .ID files excluded)."""
         d = os.path.join(self.queue_dir, sub)
         try:
             names = os.listdir(d)
@@ -186,7 +282,12 @@ class Instance:
             return []
         return sorted(os.path.join(d, n) for n in names if not n.startswith("."))
 
+    def queue_ids(self, sub="active"):
+        """Sorted queue IDs of the committed files in queue/SUB."""
+        return [os.path.basename(p) for p in self.queue_files(sub)]
+
     def temp_files(self):
+        """Names of the temporary files (.ID) in queue/incoming."""
         d = os.path.join(self.queue_dir, "incoming")
         try:
             return sorted(n for n in os.listdir(d) if n.startswith("."))
@@ -194,24 +295,29 @@ class Instance:
             return []
 
     def wait_queue(self, sub, count, timeout=10):
+        """Wait until queue/SUB holds exactly count committed files; returns
+        their paths, or raises AssertionError."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             files = self.queue_files(sub)
             if len(files) == count:
                 return files
             time.sleep(0.05)
-        raise AssertionError("queue/%s has %d files, expected %d" % (
-            sub, len(self.queue_files(sub)), count))
+        raise AssertionError("queue/%s has %d files, expected %d; log:\n%s" % (
+            sub, len(self.queue_files(sub)), count, self.log_tail()))
 
     def smtp(self):
+        """smtplib.SMTP connected to the instance's smtpd (10 s timeout)."""
         return smtplib.SMTP("127.0.0.1", self.port, timeout=10)
 
-    def raw_session(self, greet=True):
-        return RawSession(self.port, greet=greet)
+    def raw_session(self, greet=True, port=None, timeout=10):
+        """A RawSession to the instance's smtpd (or another port)."""
+        return RawSession(port or self.port, greet=greet, timeout=timeout)
 
 
 class RawSession:
-    """Exact bytes to the server; replies read and parsed one at a time."""
+    """Exact bytes to the server; replies read and parsed one at a time.
+    greeting holds the (code, lines) of the 220 unless greet=False."""
 
     def __init__(self, port, greet=True, timeout=10):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -219,10 +325,15 @@ class RawSession:
         self.greeting = self.read_reply() if greet else None
 
     def send(self, data):
+        """Send str (UTF-8) or bytes as they are: no CRLF is added."""
         self.sock.sendall(data.encode() if isinstance(data, str) else data)
 
-    def read_reply(self):
-        """(code, [lines]) of one possibly multi-line reply."""
+    def read_reply(self, timeout=None):
+        """(code, [lines]) of one possibly multi-line reply; each line is the
+        whole text ("250-PIPELINING"). socket.timeout after timeout seconds
+        (default: the session's), EOFError when the server closes first."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
         lines = []
         while True:
             while b"\r\n" not in self.buf:
@@ -237,6 +348,7 @@ class RawSession:
                 return int(text[:3]), lines
 
     def read_all_replies(self, n):
+        """The next n replies, as a list of read_reply() results."""
         return [self.read_reply() for _ in range(n)]
 
     def close(self):
@@ -245,49 +357,119 @@ class RawSession:
         except OSError:
             pass
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+CRASH_PATTERNS = re.compile(
+    r"AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer|runtime error:"
+    r"|killed by signal (4|6|7|8|11)\b")
+
+
+def crash_reports(text):
+    """Log lines that show a daemon crash or a sanitizer report."""
+    return [line for line in text.splitlines() if CRASH_PATTERNS.search(line)]
+
+
+RECORD_TYPES = set("VTZSARDCXWE")
+
 
 def read_queue_file(path):
-    """Parse a queue file strictly (lib/QUEUE.md); raises ValueError on
-    corruption. Returns dict(sender, attrs, recipients[(addr, orcpt, notify,
-    done)], content, complete)."""
+    """Parse a queue file strictly by lib/QUEUE.md. Returns dict(sender,
+    attrs {name: value}, recipients [(addr, orcpt, notify, done)], content
+    bytes, complete bool, arrival str, size int or None, truncated bool).
+
+    Raises ValueError on corruption: an unknown type, a record over 1 MiB (a
+    content record over 64 KiB), a first record that is not V, a repeated V,
+    T, S, X or Z, an attribute or content after the end of content, Z not
+    matching the content, a non-empty E, or anything after E. A file whose
+    last record is merely cut short is incomplete (complete False,
+    truncated True), not corrupt."""
     with open(path, "rb") as f:
         data = f.read()
-    out = {"sender": None, "attrs": {}, "recipients": [], "content": b"", "complete": False}
-    pos, first = 0, True
+    out = {"sender": None, "attrs": {}, "recipients": [], "content": b"",
+           "complete": False, "arrival": None, "size": None, "truncated": False}
+    seen, pos = set(), 0
     while pos < len(data):
         if out["complete"]:
-            raise ValueError("data after the end record")
+            raise ValueError("%s: data after the end record" % path)
         if len(data) - pos < 5:
-            raise ValueError("truncated record header")
+            out["truncated"] = True
+            break
         rtype = chr(data[pos])
         (length,) = struct.unpack(">I", data[pos + 1:pos + 5])
-        if length > 1024 * 1024 or pos + 5 + length > len(data):
-            raise ValueError("bad record length")
+        if rtype not in RECORD_TYPES:
+            raise ValueError("%s: unknown record type %r at offset %d" % (path, rtype, pos))
+        if length > 1024 * 1024:
+            raise ValueError("%s: record of %d bytes at offset %d" % (path, length, pos))
+        if pos + 5 + length > len(data):
+            out["truncated"] = True
+            break
         body = data[pos + 5:pos + 5 + length]
+        try:
+            _queue_record(out, seen, rtype, body, pos)
+        except ValueError as e:
+            raise ValueError("%s: offset %d: %s" % (path, pos, e)) from None
         pos += 5 + length
-        if first and rtype != "V":
-            raise ValueError("first record is not V")
-        first = False
-        if rtype == "S":
-            if out["sender"] is not None:
-                raise ValueError("second sender record")
-            out["sender"] = body.decode("utf-8", "surrogateescape")
-        elif rtype == "A":
-            k, _, v = body.decode("utf-8", "surrogateescape").partition("=")
-            out["attrs"][k] = v
-        elif rtype in "RD":
-            parts = body.split(b"\0")
-            if len(parts) != 3:
-                raise ValueError("bad recipient record")
-            out["recipients"].append((parts[0].decode("utf-8", "surrogateescape"),
-                                      parts[1].decode(), parts[2].decode(), rtype == "D"))
-        elif rtype == "C":
-            out["content"] += body
-        elif rtype == "E":
-            out["complete"] = True
-        elif rtype not in "VTXZW":
-            raise ValueError("unknown record type %r" % rtype)
+    if out["complete"] and not {"S", "X"} <= seen:
+        raise ValueError("%s: complete file without sender or end of content" % path)
+    out.pop("_last", None)
     return out
+
+
+def _queue_record(out, seen, rtype, body, pos):
+    """Apply one record to the parsed view; ValueError when out of order.
+    seen holds the types met so far, out["_last"] the previous type."""
+    if not seen and rtype != "V":
+        raise ValueError("first record is %r, not V" % rtype)
+    if rtype in "VTSXZ" and rtype in seen:
+        raise ValueError("second %s record" % rtype)
+    if rtype in "ACX" and "X" in seen:
+        raise ValueError("%s record after the end of content" % rtype)
+    if rtype == "A" and "C" in seen:
+        raise ValueError("attribute after the content")
+    if rtype == "Z" and "X" not in seen:
+        raise ValueError("content size before the end of content")
+    text = body.decode("utf-8", "surrogateescape")
+    if rtype == "V" and body != b"1":
+        raise ValueError("unsupported version %r" % body)
+    elif rtype == "T":
+        if not re.fullmatch(r"\d+\.\d{6}", text):
+            raise ValueError("bad arrival time %r" % text)
+        out["arrival"] = text
+    elif rtype == "S":
+        out["sender"] = text
+    elif rtype == "A":
+        name, eq, value = text.partition("=")
+        if not eq or not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ValueError("bad attribute %r" % text[:80])
+        out["attrs"][name] = value
+    elif rtype in "RD":
+        parts = text.split("\0")
+        if len(parts) != 3:
+            raise ValueError("bad recipient record %r" % text[:80])
+        out["recipients"].append((parts[0], parts[1], parts[2], rtype == "D"))
+    elif rtype == "C":
+        if len(body) > 65536:
+            raise ValueError("content record of %d bytes" % len(body))
+        if "C" in seen and out.get("_last") != "C":
+            raise ValueError("content records are not contiguous")
+        out["content"] += body
+    elif rtype == "Z":
+        if not text.isdigit() or int(text) != len(out["content"]):
+            raise ValueError("content size %r, content has %d bytes" % (text, len(out["content"])))
+        out["size"] = int(text)
+    elif rtype == "W" and not text.isdigit():
+        raise ValueError("bad warning time %r" % text)
+    elif rtype == "E":
+        if body:
+            raise ValueError("end record with data")
+        out["complete"] = True
+    seen.add(rtype)
+    out["_last"] = rtype
 
 
 def _stat_fields(pid):
@@ -317,6 +499,15 @@ def _comm(pid):
         return ""
 
 
+def _cmdline(pid):
+    """argv of pid as a list of str ([] when it is gone)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
 def _uid(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -330,5 +521,9 @@ def _uid(pid):
 
 @atexit.register
 def _cleanup_all():
-    for inst in _instances:
-        inst.cleanup()
+    """Instances a test forgot to clean up: stopped and removed at exit."""
+    for inst in list(_instances):
+        try:
+            inst.cleanup()
+        except Exception as e:     # at exit there is no test left to fail
+            print("harness: %s" % e)

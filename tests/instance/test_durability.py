@@ -1,7 +1,10 @@
 """test_durability.py: crash safety of the queue. Every Tern process is
 SIGKILLed at each state of the queue state machine (lib/QUEUE.md); after a
 restart an acknowledged message is intact and readable, and nothing that
-was not acknowledged ever shows up as a message, not even half of one."""
+was not acknowledged ever shows up as a message, not even half of one.
+
+Deliveries go to a transport that never answers (harness stall_transport),
+so a message qmgr has taken up stays in active/ for as long as a test needs."""
 import os
 import shutil
 import signal
@@ -25,6 +28,12 @@ def send(inst, n=0):
         return text.decode().split()[-1]
 
 
+def stalled_instance(name):
+    inst = harness.Instance(name, main_cf={"local_transport": "stall"})
+    inst.stall_transport("stall")
+    return inst
+
+
 def all_ids(inst):
     ids = {}
     for sub in ("incoming", "active", "deferred", "hold", "corrupt"):
@@ -35,7 +44,7 @@ def all_ids(inst):
 
 class TestCrash(unittest.TestCase):
     def setUp(self):
-        self.inst = harness.Instance("dur")
+        self.inst = stalled_instance("dur")
         self.addCleanup(self.inst.cleanup)
         self.inst.start()
 
@@ -84,12 +93,19 @@ class TestCrash(unittest.TestCase):
         self.inst.start()
         time.sleep(1)
         self.assertEqual(all_ids(self.inst), before, "an unacknowledged message appeared")
-        # the temporary file (if the kill left one) is never read as a message
+        # the temporary file (if the kill left one) is incomplete: without the
+        # final dot cleanup was never told to commit; and it is never read
+        # as a message
         for name in self.inst.temp_files():
+            path = os.path.join(self.inst.queue_dir, "incoming", name)
+            try:
+                self.assertFalse(harness.read_queue_file(path)["complete"], name)
+            except ValueError:
+                pass
             self.assertNotIn("%s: from=" % name[1:], self.inst.log_text())
 
     def test_committed_in_incoming_survives(self):
-        qmgr = [p for p, _, n in self.inst.processes() if n == "qmgr"][0]
+        qmgr = self.inst.wait_process("qmgr")[0]
         os.kill(qmgr, signal.SIGSTOP)     # keep qmgr from moving it on
         try:
             qid = send(self.inst, 7)
@@ -119,7 +135,7 @@ class TestStaleFiles(unittest.TestCase):
     """States a crash can leave, planted while Tern is stopped."""
 
     def setUp(self):
-        self.inst = harness.Instance("stale")
+        self.inst = stalled_instance("stale")
         self.addCleanup(self.inst.cleanup)
         self.inst.start()
         self.qid = send(self.inst, 1)

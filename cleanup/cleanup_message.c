@@ -1,0 +1,143 @@
+/* cleanup_message.c: the content of one submission on its way into the
+ * queue file: the header section is collected and checked (size, hop
+ * count), gets our Received: and, for local mail, any missing Message-ID:,
+ * Date: and From:; then the body is passed through unchanged. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "util.h"
+
+#define MESSAGE_ID_LOG_MAX 512     /* bytes of a Message-ID shown in the log */
+
+void cleanup_reject(struct cleanup_state *st, int code, const char *reason)
+{
+    if (st->status == 0) {
+        st->status = code;
+        st->reason = reason;
+    }
+}
+
+static void build_received(const struct cleanup_state *st, const char *date, struct strbuf *out)
+{
+    const struct cleanup_envelope *env = &st->env;
+    const char *server_name = cleanup_env_attr(env, "server_name");
+    struct received_info ri = {
+        .helo_name = cleanup_env_attr(env, "helo_name"),
+        .client_name = cleanup_env_attr(env, "client_name"),
+        .client_addr = cleanup_env_attr(env, "client_addr"),
+        .protocol = cleanup_env_attr(env, "protocol"),
+        .uid = cleanup_env_attr(env, "uid"),
+        .hostname = server_name && *server_name ? server_name : cleanup_cfg.myhostname,
+        .mail_name = cleanup_cfg.mail_name,
+        .queue_id = st->qf.id,
+        .rcpt = env->nrcpt == 1 ? env->rcpts[0] : NULL,
+        .date = date,
+    };
+    cleanup_received_header(out, &ri);
+}
+
+/* The From: added to local mail: the sender, qualified with myorigin. */
+static void build_from(const struct cleanup_state *st, struct strbuf *out)
+{
+    const char *sender = st->env.sender;
+    if (!*sender)
+        sb_appends(out, "MAILER-DAEMON");
+    else if (strchr(sender, '@'))
+        sb_appendf(out, "<%s>", sender);
+    else
+        sb_appendf(out, "<%s@%s>", sender, cleanup_cfg.myorigin);
+}
+
+/* Postfix's log line: the message's own Message-ID, the one we added, or
+ * "<>" when it has none. */
+static void log_message_id(const struct cleanup_state *st, const char *added)
+{
+    const struct header_field *f = header_find(&st->hdr, "message-id");
+    struct strbuf value = STRBUF_INIT(MESSAGE_ID_LOG_MAX + 1), shown = STRBUF_INIT(0);
+    if (f) {
+        header_value(&st->hdr, f, &value, MESSAGE_ID_LOG_MAX);
+        cleanup_log_safe(&shown, sb_str(&value), value.len, MESSAGE_ID_LOG_MAX);
+    } else {
+        sb_appends(&shown, added);
+    }
+    msg_info("%s: message-id=%s", st->qf.id, sb_str(&shown));
+    sb_free(&value);
+    sb_free(&shown);
+}
+
+/* The header section is complete: check it, then write it out. */
+static void header_section_done(struct cleanup_state *st)
+{
+    size_t hops = header_count(&st->hdr, "received");
+    if (cleanup_cfg.hopcount_limit > 0 && hops > (size_t)cleanup_cfg.hopcount_limit) {
+        msg_info("%s: reject: header Received: too many hops (%zu); from=<%s>",
+                 st->qf.id, hops, st->env.sender);
+        cleanup_reject(st, 554, "5.4.6 Error: too many hops");
+        return;
+    }
+    char date[80], msgid[QUEUE_ID_SIZE + 300];
+    struct strbuf received = STRBUF_INIT(0), from = STRBUF_INIT(0);
+    /* As in Postfix, mail relayed from other servers is left as it is
+     * (adding fields could break DKIM signatures); local submissions are
+     * completed. */
+    bool complete = (st->env.flags & CLEANUP_FLAG_LOCAL) || cleanup_cfg.always_add_missing_headers;
+    cleanup_rfc5322_date(st->arrival_usec, date, sizeof(date));
+    snprintf(msgid, sizeof(msgid), "<%s@%s>", st->qf.id, cleanup_cfg.myhostname);
+    build_received(st, date, &received);
+    if (complete)
+        build_from(st, &from);
+    struct header_additions add = {
+        .received = sb_str(&received),
+        .message_id = complete ? msgid : NULL,
+        .date = complete ? date : NULL,
+        .from = complete ? sb_str(&from) : NULL,
+    };
+    log_message_id(st, complete ? msgid : "<>");
+    header_emit(&st->hdr, &add, &st->out);   /* out has no limit */
+    sb_free(&received);
+    sb_free(&from);
+}
+
+/* A chunk of content. After a rejection the rest is only drained. */
+void cleanup_content(struct cleanup_state *st, const char *data, size_t len)
+{
+    st->content_in += len;
+    if (st->status)
+        return;
+    if (cleanup_cfg.message_size_limit && st->content_in > cleanup_cfg.message_size_limit) {
+        msg_info("%s: reject: message content over message_size_limit (%llu bytes); from=<%s>",
+                 st->qf.id, cleanup_cfg.message_size_limit, st->env.sender);
+        cleanup_reject(st, 552, "5.3.4 Error: message file too big");
+        return;
+    }
+    if (!st->hdr.done) {
+        size_t used = 0;
+        int rc = header_feed(&st->hdr, data, len, &used);
+        if (rc < 0) {
+            msg_info("%s: reject: header section over header_size_limit (%zu bytes); from=<%s>",
+                     st->qf.id, st->hdr.limit, st->env.sender);
+            cleanup_reject(st, 552, "5.3.4 Error: message header size exceeds limit");
+            return;
+        }
+        if (rc == 0)
+            return;
+        header_section_done(st);
+        if (st->status)
+            return;
+        data += used;
+        len -= used;
+    }
+    sb_append(&st->out, data, len);
+    cleanup_queue_flush(st, false);
+}
+
+/* The end frame said ok: a message without a body ends its header here. */
+void cleanup_content_end(struct cleanup_state *st)
+{
+    if (st->status || st->hdr.done)
+        return;
+    header_finish(&st->hdr);
+    header_section_done(st);
+}

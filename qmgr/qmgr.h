@@ -1,0 +1,29 @@
+/* qmgr.h: the parts of the queue manager: the wake-up listener and scan
+ * scheduling (qmgr.c) and the queue directories it takes mail from
+ * (qmgr_incoming.c). */
+#ifndef TERN_QMGR_H
+#define TERN_QMGR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define QMGR_TEMP_FILE_MAX_AGE 3600   /* no cleanup writes one file this long */
+#define QMGR_SCAN_BATCH 1000          /* messages taken in per pass; then the
+                                       * event loop runs before the next pass */
+
+struct qmgr_queue {
+    long active_count;     /* messages in active/ */
+    long active_limit;     /* qmgr_message_active_limit */
+};
+extern struct qmgr_queue qmgr_queue;
+
+/* At start: move every active/ID back to incoming/ (a crash left them
+ * there; they are resumed), then count what could not be moved. */
+void qmgr_recover_active(void);
+/* Remove incoming/.ID files older than QMGR_TEMP_FILE_MAX_AGE. */
+void qmgr_remove_stale_temp(void);
+/* One pass over incoming/: up to QMGR_SCAN_BATCH messages are checked and
+ * moved to active/ (or corrupt/). Returns true when more may be waiting. */
+bool qmgr_scan_incoming(void);
+
+#endif
