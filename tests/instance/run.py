@@ -13,7 +13,9 @@ class LineResult(unittest.TextTestResult):
         super().startTest(test)
 
     def _line(self, word, test):
-        self.stream.write("%s %s (%.1fs)\n" % (word, test.id(), time.time() - self._t0))
+        # class and module fixtures that fail are reported without startTest
+        t0 = getattr(self, "_t0", time.time())
+        self.stream.write("%s %s (%.1fs)\n" % (word, test.id(), time.time() - t0))
         self.stream.flush()
 
     def addSuccess(self, test):

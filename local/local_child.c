@@ -1,0 +1,253 @@
+/* local_child.c: every mailbox, file, .forward and :include: access runs in
+ * a child process that first takes the identity it is done for, so that
+ * the root parent never opens a user's file or parses its contents. The
+ * child reports its result (and any destinations it read) through a pipe
+ * as one attribute frame, which the parent reads strictly. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "local.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#define CHILD_FRAME_LIMIT (LOCAL_DEST_MAX * (LOCAL_ITEM_MAX + 64) + 4096)
+
+/* ---- identities ---- */
+
+static void user_from_passwd(const struct passwd *pw, struct local_user *u)
+{
+    u->name = xstrdup(pw->pw_name);
+    u->uid = pw->pw_uid;
+    u->gid = pw->pw_gid;
+    u->home = xstrdup(pw->pw_dir ? pw->pw_dir : "/");
+    u->shell = xstrdup(pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
+}
+
+int local_user_by_name(const char *name, struct local_user *u)
+{
+    memset(u, 0, sizeof(*u));
+    struct passwd *pw = getpwnam(name);
+    if (!pw)
+        return -1;
+    user_from_passwd(pw, u);
+    return 0;
+}
+
+int local_user_by_uid(uid_t uid, struct local_user *u)
+{
+    memset(u, 0, sizeof(*u));
+    struct passwd *pw = getpwuid(uid);
+    if (!pw)
+        return -1;
+    user_from_passwd(pw, u);
+    return 0;
+}
+
+void local_user_copy(struct local_user *dst, const struct local_user *src)
+{
+    dst->name = xstrdup(src->name);
+    dst->uid = src->uid;
+    dst->gid = src->gid;
+    dst->home = xstrdup(src->home);
+    dst->shell = xstrdup(src->shell);
+}
+
+void local_user_free(struct local_user *u)
+{
+    free(u->name);
+    free(u->home);
+    free(u->shell);
+    memset(u, 0, sizeof(*u));
+}
+
+void local_become_user(const struct local_user *u)
+{
+    if (geteuid() != 0 && getuid() != 0) {
+        if (getuid() == u->uid)
+            return;                 /* tests running unprivileged */
+        msg_warn("cannot switch to user %s: not running as root", u->name);
+        _exit(75);
+    }
+    if ((initgroups(u->name, u->gid) < 0 && setgroups(1, &u->gid) < 0)
+        || setgid(u->gid) < 0 || setuid(u->uid) < 0) {
+        msg_warn("cannot switch to user %s (uid %ld): %m", u->name, (long)u->uid);
+        _exit(75);
+    }
+    if (getuid() != u->uid || geteuid() != u->uid || getegid() != u->gid
+        || (u->uid != 0 && setuid(0) == 0)) {
+        msg_warn("switch to user %s incomplete", u->name);
+        _exit(75);
+    }
+}
+
+void local_close_from(int lowfd)
+{
+    if (close_range((unsigned)lowfd, ~0U, 0) == 0)
+        return;
+    long max = sysconf(_SC_OPEN_MAX);   /* kernels before close_range() */
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (int fd = lowfd; fd < max; fd++)
+        close(fd);
+}
+
+/* ---- the child's side ---- */
+
+static void __attribute__((noreturn)) child_report(int fd, const struct local_result *res,
+                                                   const struct dest_list *dests)
+{
+    struct strbuf out = STRBUF_INIT(CHILD_FRAME_LIMIT);
+    struct attr_writer w;
+    attr_begin(&w, &out);
+    attr_put_int(&w, "status", res->status);
+    attr_put_str(&w, "dsn", res->dsn);
+    attr_put_str(&w, "reason", res->reason);
+    attr_put_int(&w, "aux", res->aux);
+    attr_put_int(&w, "ndest", (long long)dests->n);
+    for (size_t i = 0; i < dests->n; i++) {
+        attr_put_int(&w, "kind", dests->items[i].kind);
+        attr_put_int(&w, "direct", dests->items[i].direct);
+        attr_put_str(&w, "value", dests->items[i].value);
+    }
+    int rc = attr_end(&w) == 0 ? attr_write(fd, &out, 60) : -1;
+    _exit(rc == 0 ? 0 : 1);
+}
+
+static int child_client_fd = -1;
+
+void local_child_set_client(int fd)
+{
+    child_client_fd = fd;
+}
+
+/* A child needs the queue file's content and its own report pipe, nothing
+ * of master's (status pipe, listen socket) nor the connection to qmgr. */
+static void close_inherited(const struct local_message *msg, int keep_fd)
+{
+    const int fds[] = { MASTER_STATUS_FD, MASTER_ALIVE_FD, MASTER_LISTEN_FD, child_client_fd,
+                        msg ? msg->mark_fd : -1 };
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] > 2 && fds[i] != keep_fd && (!msg || fds[i] != msg->fd))
+            close(fds[i]);
+}
+
+void local_child_setup(const struct local_message *msg, const struct local_user *as, int keep_fd)
+{
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    close_inherited(msg, keep_fd);
+    if (as)
+        local_become_user(as);
+}
+
+static void __attribute__((noreturn)) child_main(const struct local_message *msg,
+                                                 const struct local_user *as, int fd,
+                                                 local_child_fn fn, void *ctx)
+{
+    struct local_result res;
+    struct dest_list dests = { 0 };
+    local_child_setup(msg, as, fd);
+    result_set(&res, 4, "4.3.0", "delivery process reported nothing");
+    fn(ctx, &res, &dests);
+    child_report(fd, &res, &dests);
+}
+
+/* ---- the parent's side ---- */
+
+static int decode_report(const struct strbuf *in, struct local_result *res, struct dest_list *dests)
+{
+    struct attr_reader r;
+    long long status, ndest, aux;
+    const char *dsn, *reason;
+    if (attr_reader_init(&r, in->data, in->len) < 0
+        || attr_get_int(&r, "status", 2, 5, &status) < 0 || status == 3
+        || attr_get_str(&r, "dsn", &dsn) < 0 || attr_get_str(&r, "reason", &reason) < 0
+        || strlen(dsn) >= sizeof(res->dsn) || dsn[0] != (char)('0' + status)
+        || attr_get_int(&r, "aux", -1, 0xffffffffLL, &aux) < 0
+        || attr_get_int(&r, "ndest", 0, LOCAL_DEST_MAX, &ndest) < 0)
+        return -1;
+    for (long long i = 0; i < ndest; i++) {
+        long long kind, direct;
+        const char *value;
+        if (attr_get_int(&r, "kind", DEST_ADDRESS, DEST_INCLUDE, &kind) < 0
+            || attr_get_int(&r, "direct", 0, 1, &direct) < 0
+            || attr_get_str(&r, "value", &value) < 0 || strlen(value) > LOCAL_ITEM_MAX)
+            return -1;
+        if (dests)
+            dest_list_add(dests, (enum local_dest_kind)kind, value, direct != 0);
+    }
+    if (attr_reader_done(&r) < 0)
+        return -1;
+    result_set(res, (int)status, dsn, "%s", reason);
+    res->aux = aux;
+    return 0;
+}
+
+int local_reap(pid_t pid, int grace)
+{
+    int wstatus = 0;
+    for (int waited_ms = 0;; waited_ms += 10) {
+        pid_t got = waitpid(pid, &wstatus, WNOHANG);
+        if (got == pid || (got < 0 && errno != EINTR))
+            return wstatus;
+        if (waited_ms >= grace * 1000) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+                ;
+            return wstatus;
+        }
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+void local_child_run(const struct local_message *msg, const struct local_user *as, int timeout,
+                     local_child_fn fn, void *ctx, struct local_result *res, struct dest_list *dests)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        result_set(res, 4, "4.3.0", "cannot fork a delivery process: %s", strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        child_main(msg, as, p[1], fn, ctx);
+    }
+    close(p[1]);
+    struct strbuf in = STRBUF_INIT(0);
+    int rc = attr_read(p[0], &in, CHILD_FRAME_LIMIT, timeout);
+    int saved = errno;
+    close(p[0]);
+    int wstatus = local_reap(pid, rc < 0 && saved == ETIMEDOUT ? 0 : 10);
+    if (rc < 0) {
+        if (saved == ETIMEDOUT)
+            result_set(res, 4, "4.3.0", "delivery process timed out after %d seconds", timeout);
+        else if (WIFSIGNALED(wstatus))
+            result_set(res, 4, "4.3.0", "delivery process killed by signal %d", WTERMSIG(wstatus));
+        else
+            result_set(res, 4, "4.3.0", "delivery process exited with status %d without a result",
+                       WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+    } else if (decode_report(&in, res, dests) < 0) {
+        result_set(res, 4, "4.3.0", "malformed result from the delivery process");
+        if (dests)
+            dest_list_free(dests);
+    }
+    sb_free(&in);
+}

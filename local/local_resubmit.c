@@ -1,0 +1,51 @@
+/* local_resubmit.c: addresses an alias or .forward names outside our own
+ * domains are not delivered here: the message goes back through cleanup as
+ * a new queue file for them, with the original sender and a Delivered-To:
+ * header, so that a message that comes back is recognized as a loop. */
+#include <errno.h>
+#include <string.h>
+
+#include "cleanup_client.h"
+#include "local.h"
+#include "queue.h"
+#include "util.h"
+
+#define RESUBMIT_OVERHEAD 4096
+
+static int append_chunk(const char *data, size_t len, void *ctx)
+{
+    return sb_append(ctx, data, len) < 0 ? -1 : 0;
+}
+
+int local_resubmit(const struct local_message *msg, const char *delivered_to,
+                   const char *const *rcpts, size_t nrcpt, char queue_id[24], struct strbuf *err)
+{
+    if (msg->content_size > (unsigned long long)QREC_MAX_LEN * 1024) {
+        sb_appends(err, "message too large to forward");
+        return -1;
+    }
+    struct strbuf content = STRBUF_INIT((size_t)msg->content_size + RESUBMIT_OVERHEAD);
+    sb_appends(&content, "Delivered-To: ");
+    for (const char *p = delivered_to; *p; p++)
+        sb_appendc(&content, (unsigned char)*p < 0x20 ? '?' : *p);
+    sb_appendc(&content, '\n');
+    if (qfile_read_content(msg->fd, (off_t)msg->content_offset, append_chunk, &content) < 0) {
+        sb_appends(err, "cannot read the message from the queue file");
+        sb_free(&content);
+        return -1;
+    }
+    struct cleanup_submission sub = {
+        .flags = 0,
+        .sender = msg->sender,
+        .rcpts = rcpts,
+        .nrcpt = nrcpt,
+        .content = sb_str(&content),
+        .content_len = content.len,
+    };
+    char id[QUEUE_ID_SIZE];
+    int rc = cleanup_submit(".", local_cfg.cleanup_service, &sub, id, err);
+    if (rc == 0)
+        str_copy(queue_id, 24, id);
+    sb_free(&content);
+    return rc;
+}

@@ -1,0 +1,48 @@
+/* local_result.c: the outcome of one delivery (status, enhanced status code,
+ * one line of text) and the mapping of system errors to deferral or bounce. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "local.h"
+#include "util.h"
+
+char *local_printable(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return s;
+}
+
+void result_set(struct local_result *r, int status, const char *dsn, const char *fmt, ...)
+{
+    va_list ap;
+    r->status = status;
+    str_copy(r->dsn, sizeof(r->dsn), dsn);
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+    va_end(ap);
+    local_printable(r->reason);
+    r->aux = -1;
+}
+
+/* A full disk or a broken disk may heal; a file that grew past its limit
+ * will not, so that one returns the mail as Postfix does. */
+const char *result_dsn_for_errno(int err, int *status)
+{
+    switch (err) {
+    case EFBIG:
+    case EDQUOT:
+        *status = 5;
+        return "5.2.2";
+    case ENOSPC:
+    case EIO:
+    case EROFS:
+        *status = 4;
+        return "4.3.0";
+    default:
+        *status = 4;
+        return "4.2.0";
+    }
+}
