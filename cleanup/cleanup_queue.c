@@ -112,9 +112,11 @@ void cleanup_wake_qmgr(const char *queue_id)
     sb_appendf(&path, "%s/qmgr", QDIR_PUBLIC);
     attr_begin(&w, &frame);
     attr_put_str(&w, "wakeup", "incoming");
+    /* Fire and forget: qmgr's greeting is not awaited, so a qmgr that is busy
+     * (for instance submitting a bounce through this very cleanup) never
+     * stalls a submission; the frame waits in the socket buffer. */
     int fd = attr_end(&w) == 0 ? unix_connect(sb_str(&path), QMGR_WAKEUP_TIMEOUT) : -1;
-    if (fd < 0 || attr_expect_protocol(fd, "qmgr", QMGR_WAKEUP_FRAME_LIMIT, QMGR_WAKEUP_TIMEOUT) < 0
-        || attr_write(fd, &frame, QMGR_WAKEUP_TIMEOUT) < 0)
+    if (fd < 0 || attr_write(fd, &frame, QMGR_WAKEUP_TIMEOUT) < 0)
         msg_warn("%s: cannot wake qmgr at %s/%s: %m; it will find the message on its next scan",
                  queue_id, cleanup_cfg.queue_dir_name, sb_str(&path));
     if (fd >= 0)

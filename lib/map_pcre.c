@@ -3,9 +3,7 @@
  * "endif" blocks, and $1..$9 substitution of captured text in the result. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
-#include <errno.h>
 #include <pcre2.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,15 +28,18 @@ struct rule {
 
 struct pcre_table {
     struct rule *rules;
-    size_t n;
+    size_t n, cap;
+    uint32_t max_groups;   /* sizes the match data so every $N is available */
     pcre2_match_data *md;
+    size_t open_ifs[PCRE_MAX_DEPTH];
+    int depth;
 };
 
 /* Parse "/pattern/flags" at *p (the delimiter is the first character). */
 static pcre2_code *parse_regex(char **p, const char *path, int line, struct strbuf *err)
 {
     char delim = **p;
-    if (!delim || isalnum((unsigned char)delim) || isspace((unsigned char)delim)) {
+    if (!delim || isalnum((unsigned char)delim) || isspace((unsigned char)delim) || delim == '\\') {
         sb_appendf(err, "%s:%d: expected a /pattern/", path, line);
         return NULL;
     }
@@ -49,7 +50,7 @@ static pcre2_code *parse_regex(char **p, const char *path, int line, struct strb
         end++;
     }
     if (*end != delim) {
-        sb_appendf(err, "%s:%d: unterminated pattern", path, line);
+        sb_appendf(err, "%s:%d: unterminated pattern (no closing %c)", path, line, delim);
         return NULL;
     }
     uint32_t opts = PCRE2_CASELESS;     /* Postfix's default; 'i' toggles it */
@@ -64,7 +65,8 @@ static pcre2_code *parse_regex(char **p, const char *path, int line, struct strb
         case 'E': opts |= PCRE2_DOLLAR_ENDONLY; break;
         case 'U': opts |= PCRE2_UNGREEDY; break;
         default:
-            sb_appendf(err, "%s:%d: unknown pattern flag '%c'", path, line, *f);
+            sb_appendf(err, "%s:%d: unknown pattern flag '%c' (known: i m s x A E U)",
+                       path, line, isprint((unsigned char)*f) ? *f : '?');
             return NULL;
         }
     }
@@ -81,84 +83,177 @@ static pcre2_code *parse_regex(char **p, const char *path, int line, struct strb
     return re;
 }
 
-static int parse_rule(struct pcre_table *t, char *text, int line, size_t *stack, int *depth,
+/* A capture reference after '$': "N...", "{N}" or "(N)". Returns the number
+ * of characters it spans (0: not a reference) and the group in *group. */
+static size_t parse_ref(const char *p, unsigned *group)
+{
+    char close = *p == '{' ? '}' : *p == '(' ? ')' : 0;
+    const char *d = close ? p + 1 : p;
+    size_t len = 0;
+    unsigned n = 0;
+    while (isdigit((unsigned char)d[len])) {
+        if (n < 100000)
+            n = n * 10 + (unsigned)(d[len] - '0');
+        len++;
+    }
+    if (len == 0 || (close && d[len] != close))
+        return 0;
+    *group = n;
+    return close ? len + 2 : len;
+}
+
+/* Refuse at open what would otherwise go wrong at every lookup. */
+static int check_result(const struct rule *r, const char *path, struct strbuf *err)
+{
+    uint32_t groups = 0;
+    pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    for (const char *p = r->result; (p = strchr(p, '$')) != NULL;) {
+        unsigned n;
+        size_t len;
+        if (p[1] == '$') {
+            p += 2;
+        } else if ((len = parse_ref(p + 1, &n)) > 0) {
+            if (r->negate) {
+                sb_appendf(err, "%s:%d: $%u in the result of a !/pattern/, which captures nothing",
+                           path, r->line, n);
+                return -1;
+            }
+            if (n > groups) {
+                sb_appendf(err, "%s:%d: $%u but the pattern has %u group%s", path, r->line, n,
+                           (unsigned)groups, groups == 1 ? "" : "s");
+                return -1;
+            }
+            p += 1 + len;
+        } else {
+            p++;
+        }
+    }
+    return 0;
+}
+
+static int parse_endif(struct pcre_table *t, struct rule *r, const char *rest,
+                       const char *path, struct strbuf *err)
+{
+    while (isspace((unsigned char)*rest))
+        rest++;
+    if (*rest) {
+        sb_appendf(err, "%s:%d: text after endif: \"%.60s\"", path, r->line, rest);
+        return -1;
+    }
+    if (t->depth == 0) {
+        sb_appendf(err, "%s:%d: endif without if", path, r->line);
+        return -1;
+    }
+    r->kind = RULE_ENDIF;
+    t->rules[t->open_ifs[--t->depth]].skip_to = t->n + 1;
+    return 0;
+}
+
+/* The rest of an if line or a rule, after the pattern. */
+static int parse_tail(struct pcre_table *t, struct rule *r, bool is_if, const char *p,
                       const char *path, struct strbuf *err)
+{
+    while (isspace((unsigned char)*p))
+        p++;
+    if (is_if) {
+        if (*p) {
+            sb_appendf(err, "%s:%d: text after the if pattern: \"%.60s\"", path, r->line, p);
+            return -1;
+        }
+        if (t->depth >= PCRE_MAX_DEPTH) {
+            sb_appendf(err, "%s:%d: if blocks nested deeper than %d", path, r->line, PCRE_MAX_DEPTH);
+            return -1;
+        }
+        r->kind = RULE_IF;
+        t->open_ifs[t->depth++] = t->n;
+        return 0;
+    }
+    if (!*p) {
+        sb_appendf(err, "%s:%d: missing result after the pattern", path, r->line);
+        return -1;
+    }
+    r->kind = RULE_MATCH;
+    r->result = xstrdup(p);
+    return check_result(r, path, err);
+}
+
+static bool is_keyword(const char *p, const char *word)
+{
+    size_t n = strlen(word);
+    return strncasecmp(p, word, n) == 0 && (!p[n] || isspace((unsigned char)p[n]));
+}
+
+/* One logical line: a rule, "if [!]/re/" or "endif". */
+static int parse_rule(struct pcre_table *t, char *text, int line, const char *path,
+                      struct strbuf *err)
 {
     struct rule r = { .line = line };
     char *p = text;
-    if (strncasecmp(p, "endif", 5) == 0 && (!p[5] || isspace((unsigned char)p[5]))) {
-        if (*depth == 0) {
-            sb_appendf(err, "%s:%d: endif without if", path, line);
-            return -1;
-        }
-        r.kind = RULE_ENDIF;
-        t->rules[stack[--*depth]].skip_to = t->n + 1;
+    int rc;
+    if (is_keyword(p, "endif")) {
+        rc = parse_endif(t, &r, p + 5, path, err);
     } else {
-        bool is_if = strncasecmp(p, "if", 2) == 0 && isspace((unsigned char)p[2]);
+        bool is_if = is_keyword(p, "if");
         if (is_if)
-            p += 3;
-        while (isspace((unsigned char)*p))
-            p++;
+            for (p += 2; isspace((unsigned char)*p); p++)
+                ;
         if (*p == '!') {
             r.negate = true;
             p++;
         }
         if (!(r.re = parse_regex(&p, path, line, err)))
             return -1;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (is_if) {
-            if (*depth >= PCRE_MAX_DEPTH) {
-                sb_appendf(err, "%s:%d: if blocks nested too deep", path, line);
-                pcre2_code_free(r.re);
-                return -1;
-            }
-            r.kind = RULE_IF;
-            stack[(*depth)++] = t->n;
-        } else {
-            if (!*p) {
-                sb_appendf(err, "%s:%d: missing result after the pattern", path, line);
-                pcre2_code_free(r.re);
-                return -1;
-            }
-            r.kind = RULE_MATCH;
-            r.result = xstrdup(p);
-        }
+        rc = parse_tail(t, &r, is_if, p, path, err);
     }
+    if (rc < 0) {
+        pcre2_code_free(r.re);
+        free(r.result);
+        return -1;
+    }
+    uint32_t groups = 0;
+    if (r.re && pcre2_pattern_info(r.re, PCRE2_INFO_CAPTURECOUNT, &groups) == 0 && groups > t->max_groups)
+        t->max_groups = groups;
     t->rules[t->n++] = r;
     return 0;
 }
 
-/* Append the result with $N replaced by capture N. */
-static int substitute(const char *tmpl, const char *subject, pcre2_match_data *md, int ncap,
+static int add_rule(struct pcre_table *t, char *text, int line, const char *path,
+                    struct strbuf *err)
+{
+    if (t->n >= PCRE_MAX_RULES) {
+        sb_appendf(err, "%s:%d: more than %d rules", path, line, PCRE_MAX_RULES);
+        return -1;
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->rules = xrealloc(t->rules, t->cap * sizeof(*t->rules));
+    }
+    return parse_rule(t, text, line, path, err);
+}
+
+/* Append the result with $N replaced by capture N (empty when unset). */
+static int substitute(const char *tmpl, const char *subject, pcre2_match_data *md,
                       struct strbuf *out)
 {
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    uint32_t pairs = pcre2_get_ovector_count(md);
     for (const char *p = tmpl; *p; p++) {
+        unsigned n;
+        size_t len;
+        int rc = 0;
         if (*p != '$') {
-            if (sb_appendc(out, *p) < 0)
-                return -1;
-            continue;
-        }
-        if (p[1] == '$') {
-            sb_appendc(out, '$');
+            rc = sb_appendc(out, *p);
+        } else if (p[1] == '$') {
+            rc = sb_appendc(out, '$');
             p++;
-            continue;
+        } else if ((len = parse_ref(p + 1, &n)) > 0) {
+            if (n < pairs && ov[2 * n] != PCRE2_UNSET && ov[2 * n + 1] >= ov[2 * n])
+                rc = sb_append(out, subject + ov[2 * n], ov[2 * n + 1] - ov[2 * n]);
+            p += len;
+        } else {
+            rc = sb_appendc(out, '$');
         }
-        int n = -1;
-        if (isdigit((unsigned char)p[1])) {
-            n = p[1] - '0';
-            p++;
-        } else if (p[1] == '{' && isdigit((unsigned char)p[2]) && p[3] == '}') {
-            n = p[2] - '0';
-            p += 3;
-        }
-        if (n < 0) {
-            sb_appendc(out, '$');
-            continue;
-        }
-        if (n < ncap && ov[2 * n] != PCRE2_UNSET
-            && sb_append(out, subject + ov[2 * n], ov[2 * n + 1] - ov[2 * n]) < 0)
+        if (rc < 0 || out->len > PCRE_RESULT_LIMIT)
             return -1;
     }
     return 0;
@@ -174,7 +269,11 @@ static int pcre_lookup(struct map *m, const char *key, struct strbuf *result)
             continue;
         int rc = pcre2_match(r->re, (PCRE2_SPTR)key, len, 0, 0, t->md, NULL);
         if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
-            msg_warn("%s, line %d: matching failed (error %d)", m->spec, r->line, rc);
+            /* e.g. the match limit: an answer we cannot give, not "no match" */
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(rc, msg, sizeof(msg));
+            msg_warn("%s, line %d: matching \"%.100s\" failed: %s", m->spec, r->line, key,
+                     (char *)msg);
             return -1;
         }
         bool hit = (rc >= 0) != r->negate;
@@ -185,9 +284,12 @@ static int pcre_lookup(struct map *m, const char *key, struct strbuf *result)
         }
         if (!hit)
             continue;
-        if (r->negate)
-            return sb_appends(result, r->result) < 0 ? -1 : 1;
-        return substitute(r->result, key, t->md, rc, result) < 0 ? -1 : 1;
+        if (substitute(r->result, key, t->md, result) < 0) {
+            msg_warn("%s, line %d: result for \"%.100s\" longer than %d bytes", m->spec, r->line,
+                     key, PCRE_RESULT_LIMIT);
+            return -1;
+        }
+        return 1;
     }
     return 0;
 }
@@ -207,74 +309,27 @@ static void pcre_close(struct map *m)
 
 int map_pcre_open(struct map *m, struct strbuf *err)
 {
-    FILE *fp = fopen(m->name, "re");
-    if (!fp) {
-        sb_appendf(err, "cannot open %s: %s", m->name, strerror(errno));
+    struct map_reader r;
+    if (map_reader_open(&r, m->name, err) < 0)
         return -1;
-    }
     struct pcre_table *t = xcalloc(1, sizeof(*t));
-    size_t cap = 0, stack[PCRE_MAX_DEPTH];
-    int depth = 0, lineno = 0, rc = 0;
-    char *line = NULL;
-    size_t linecap = 0;
-    ssize_t n;
-    /* One rule per line; continuation lines (leading white space) are joined. */
-    struct strbuf logical = STRBUF_INIT(MAP_LINE_LIMIT);
-    int start = 0;
-    for (bool eof = false; rc == 0 && !eof;) {
-        n = getline(&line, &linecap, fp);
-        char *p = NULL;
-        if (n < 0) {
-            eof = true;
-        } else {
-            lineno++;
-            line[strcspn(line, "\r\n")] = 0;
-            p = line;
-            while (isspace((unsigned char)*p))
-                p++;
-            if (*p == 0 || *p == '#')
-                continue;
-            if (p != line && logical.len) {
-                if (sb_appendc(&logical, ' ') < 0 || sb_appends(&logical, p) < 0) {
-                    sb_appendf(err, "%s:%d: line too long", m->name, lineno);
-                    rc = -1;
-                }
-                continue;
-            }
-        }
-        if (logical.len) {
-            if (t->n == cap) {
-                if (cap >= PCRE_MAX_RULES) {
-                    sb_appendf(err, "%s:%d: more than %d rules", m->name, start, PCRE_MAX_RULES);
-                    rc = -1;
-                    break;
-                }
-                cap = cap ? cap * 2 : 16;
-                t->rules = xrealloc(t->rules, cap * sizeof(*t->rules));
-            }
-            rc = parse_rule(t, logical.data, start, stack, &depth, m->name, err);
-        }
-        sb_reset(&logical);
-        if (p && rc == 0 && sb_appends(&logical, p) < 0) {
-            sb_appendf(err, "%s:%d: line too long", m->name, lineno);
-            rc = -1;
-        }
-        start = lineno;
-    }
-    if (rc == 0 && depth > 0) {
-        sb_appendf(err, "%s: if without endif (line %d)", m->name, t->rules[stack[depth - 1]].line);
+    int rc;
+    while ((rc = map_reader_next(&r, err)) > 0)
+        if ((rc = add_rule(t, r.line.data, r.start, m->name, err)) < 0)
+            break;
+    map_reader_close(&r);
+    if (rc == 0 && t->depth > 0) {
+        sb_appendf(err, "%s:%d: if without endif", m->name, t->rules[t->open_ifs[t->depth - 1]].line);
         rc = -1;
     }
-    free(line);
-    sb_free(&logical);
-    fclose(fp);
-    t->md = pcre2_match_data_create(10, NULL);
     m->priv = t;
     if (rc < 0) {
         pcre_close(m);
         m->priv = NULL;
         return -1;
     }
+    if (!(t->md = pcre2_match_data_create(t->max_groups + 1, NULL)))
+        msg_fatal("%s: out of memory for match data", m->spec);
     m->lookup = pcre_lookup;
     m->close = pcre_close;
     return 0;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "maps_impl.h"
 #include "util.h"
 
@@ -42,8 +43,9 @@ static void table_grow(struct table *t)
     t->nbuckets = n;
 }
 
-/* Later entries replace earlier ones, as a rebuilt database would. */
-static void table_put(struct table *t, const char *key, const char *value)
+/* As in Postfix, the first entry for a key wins; false for a duplicate,
+ * which the caller reports. */
+static bool table_put(struct table *t, const char *key, const char *value)
 {
     if (t->count >= t->nbuckets)
         table_grow(t);
@@ -51,10 +53,8 @@ static void table_put(struct table *t, const char *key, const char *value)
     size_t h = hash_key(lc) % t->nbuckets;
     for (struct entry *e = t->buckets[h]; e; e = e->next)
         if (strcmp(e->key, lc) == 0) {
-            free(e->value);
-            e->value = xstrdup(value);
             free(lc);
-            return;
+            return false;
         }
     struct entry *e = xmalloc(sizeof(*e));
     e->key = lc;
@@ -62,6 +62,7 @@ static void table_put(struct table *t, const char *key, const char *value)
     e->next = t->buckets[h];
     t->buckets[h] = e;
     t->count++;
+    return true;
 }
 
 static int table_lookup(struct map *m, const char *key, struct strbuf *result)
@@ -97,16 +98,25 @@ static void table_attach(struct map *m, struct table *t)
     m->close = table_close;
 }
 
-static int texthash_put(const char *key, const char *value, int line, void *ctx)
+struct texthash_ctx {
+    struct table *table;
+    const char *path;
+};
+
+static int texthash_put(const char *key, const char *value, int line, void *arg)
 {
-    table_put(ctx, key, value);
+    struct texthash_ctx *ctx = arg;
+    if (!table_put(ctx->table, key, value))
+        msg_warn("%s, line %d: duplicate entry \"%.100s\" ignored: the first one is used",
+                 ctx->path, line, key);
     return 0;
 }
 
 int map_texthash_open(struct map *m, struct strbuf *err)
 {
     struct table *t = xcalloc(1, sizeof(*t));
-    if (map_read_source(m->name, 0, texthash_put, t, err) < 0) {
+    struct texthash_ctx ctx = { t, m->name };
+    if (map_read_source(m->name, 0, texthash_put, &ctx, err) < 0) {
         m->priv = t;
         table_close(m);
         m->priv = NULL;
@@ -124,7 +134,7 @@ static char *skip_space(char *p)
 }
 
 /* One "key=value" or "{ key = value }" item; trims what it stores. */
-static int inline_item(struct table *t, char *text, struct strbuf *err)
+static int inline_item(struct table *t, const char *spec, char *text, struct strbuf *err)
 {
     char *eq = strchr(text, '=');
     if (!eq) {
@@ -141,7 +151,8 @@ static int inline_item(struct table *t, char *text, struct strbuf *err)
         sb_appends(err, "inline table: empty key");
         return -1;
     }
-    table_put(t, key, value);
+    if (!table_put(t, key, value))
+        msg_warn("%.100s: duplicate entry \"%.100s\" ignored: the first one is used", spec, key);
     return 0;
 }
 
@@ -172,11 +183,11 @@ int map_inline_open(struct map *m, struct strbuf *err)
             }
         } else {
             item = p;
-            end = item + strcspn(item, ", \t");
+            end = item + strcspn(item, ", \t\r\n\v\f");
         }
         char saved = *end;
         *end = 0;
-        rc = inline_item(t, item, err);
+        rc = inline_item(t, m->spec, item, err);
         p = saved ? end + 1 : end;
     }
     free(body);

@@ -86,6 +86,102 @@ int map_build(const char *spec, int flags, struct strbuf *err)
 
 /* ---- source files ---- */
 
+int map_reader_open(struct map_reader *r, const char *path, struct strbuf *err)
+{
+    memset(r, 0, sizeof(*r));
+    if (!(r->fp = fopen(path, "re"))) {
+        sb_appendf(err, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    r->path = path;
+    sb_init(&r->line, MAP_LINE_LIMIT);
+    sb_init(&r->ahead, MAP_LINE_LIMIT);
+    return 0;
+}
+
+void map_reader_close(struct map_reader *r)
+{
+    if (r->fp)
+        fclose(r->fp);
+    r->fp = NULL;
+    sb_free(&r->line);
+    sb_free(&r->ahead);
+}
+
+/* One physical line into r->ahead without its line end: 1, 0 at EOF, -1.
+ * Reads a byte at a time into a bounded buffer, never an unbounded one. */
+static int read_physical(struct map_reader *r, struct strbuf *err)
+{
+    int c;
+    sb_reset(&r->ahead);
+    while ((c = getc_unlocked(r->fp)) != EOF && c != '\n') {
+        if (c == 0) {
+            sb_appendf(err, "%s:%d: NUL byte in line", r->path, r->lineno + 1);
+            return -1;
+        }
+        if (sb_appendc(&r->ahead, c) < 0) {
+            sb_appendf(err, "%s:%d: line longer than %d bytes", r->path, r->lineno + 1,
+                       MAP_LINE_LIMIT);
+            return -1;
+        }
+    }
+    if (c == EOF && ferror(r->fp)) {
+        sb_appendf(err, "%s:%d: read error: %s", r->path, r->lineno + 1, strerror(errno));
+        return -1;
+    }
+    if (c == EOF && r->ahead.len == 0)
+        return 0;
+    if (r->ahead.len && r->ahead.data[r->ahead.len - 1] == '\r')
+        sb_truncate(&r->ahead, r->ahead.len - 1);
+    r->lineno++;
+    return 1;
+}
+
+/* The logical line is complete: drop its trailing white space. */
+static int line_done(struct map_reader *r)
+{
+    size_t n = r->line.len;
+    while (n > 0 && isspace((unsigned char)r->line.data[n - 1]))
+        n--;
+    sb_truncate(&r->line, n);
+    return 1;
+}
+
+int map_reader_next(struct map_reader *r, struct strbuf *err)
+{
+    sb_reset(&r->line);
+    for (;;) {
+        if (!r->have_ahead) {
+            int rc = read_physical(r, err);
+            if (rc < 0)
+                return -1;
+            if (rc == 0)
+                return r->line.len ? line_done(r) : 0;
+            r->have_ahead = true;
+        }
+        const char *text = sb_str(&r->ahead), *p = text;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == 0 || *p == '#') {
+            r->have_ahead = false;
+            continue;
+        }
+        if (p == text && r->line.len)
+            return line_done(r);    /* the next logical line starts here: keep it */
+        r->have_ahead = false;
+        if (r->line.len == 0) {
+            r->start = r->lineno;
+            if (sb_appends(&r->line, p) < 0)
+                goto too_long;
+        } else if (sb_appendc(&r->line, ' ') < 0 || sb_appends(&r->line, p) < 0) {
+            goto too_long;
+        }
+    }
+too_long:
+    sb_appendf(err, "%s:%d: logical line longer than %d bytes", r->path, r->lineno, MAP_LINE_LIMIT);
+    return -1;
+}
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -96,15 +192,46 @@ static char *trim(char *s)
     return s;
 }
 
+/* The ':' that ends an aliases(5) name: the first one outside quotes. */
+static char *alias_colon(char *s)
+{
+    bool quoted = false;
+    for (; *s; s++) {
+        if (*s == '\\' && s[1])
+            s++;
+        else if (*s == '"')
+            quoted = !quoted;
+        else if (*s == ':' && !quoted)
+            return s;
+    }
+    return NULL;
+}
+
+/* A name like "john smith" is stored unquoted, as the local part that
+ * delivery looks up: quotes removed, backslash escapes resolved. */
+static void alias_unquote(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (*s == '\\' && s[1])
+            *out++ = *++s;
+        else if (*s != '"')
+            *out++ = *s;
+    }
+    *out = 0;
+}
+
+/* Split "key value" (or aliases(5) "name: value") and hand it to fn. As in
+ * Postfix, an entry without a value, or an alias name that is not local,
+ * is skipped with a warning. */
 static int source_entry(char *text, int line, int flags, const char *path,
                         int (*fn)(const char *, const char *, int, void *), void *ctx,
                         struct strbuf *err)
 {
     char *key = text, *value;
-    if (flags & MAP_BUILD_ALIASES) {
-        /* aliases(5): the name may be quoted, and ends at the first ':' */
-        char *colon = key[0] == '"' ? strchr(key + 1, '"') : key;
-        colon = colon ? strchr(colon, ':') : NULL;
+    bool aliases = flags & MAP_BUILD_ALIASES;
+    if (aliases) {
+        char *colon = alias_colon(key);
         if (!colon) {
             sb_appendf(err, "%s:%d: missing ':' after the alias name", path, line);
             return -1;
@@ -112,16 +239,27 @@ static int source_entry(char *text, int line, int flags, const char *path,
         *colon = 0;
         value = colon + 1;
     } else {
-        size_t k = strcspn(key, " \t");
+        size_t k = strcspn(key, " \t\r\n\v\f");
         value = key + k;
         if (*value)
             *value++ = 0;
     }
     key = trim(key);
     value = trim(value);
+    if (aliases && strpbrk(key, "@%")) {
+        msg_warn("%s, line %d: alias name \"%.100s\" must be local; ignored", path, line, key);
+        return 0;
+    }
+    if (aliases)
+        alias_unquote(key);
     if (!*key) {
         sb_appendf(err, "%s:%d: empty key", path, line);
         return -1;
+    }
+    if (!*value) {
+        msg_warn("%s, line %d: expected format: key%svalue; ignoring \"%.100s\"", path, line,
+                 aliases ? ": " : " whitespace ", key);
+        return 0;
     }
     if (fn(key, value, line, ctx) < 0) {
         if (err->len == 0)
@@ -135,56 +273,21 @@ int map_read_source(const char *path, int flags,
                     int (*fn)(const char *key, const char *value, int line, void *ctx),
                     void *ctx, struct strbuf *err)
 {
-    FILE *fp = fopen(path, "re");
-    if (!fp) {
-        sb_appendf(err, "cannot open %s: %s", path, strerror(errno));
+    struct map_reader r;
+    if (map_reader_open(&r, path, err) < 0)
         return -1;
-    }
-    struct strbuf logical = STRBUF_INIT(MAP_LINE_LIMIT);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int lineno = 0, start = 0, rc = 0, entries = 0;
-    while (rc == 0 && (n = getline(&line, &cap, fp)) >= 0) {
-        lineno++;
-        if (memchr(line, 0, (size_t)n)) {
-            sb_appendf(err, "%s:%d: NUL byte in line", path, lineno);
+    int rc, entries = 0;
+    while ((rc = map_reader_next(&r, err)) > 0) {
+        if (++entries > MAP_ENTRY_LIMIT) {
+            sb_appendf(err, "%s:%d: more than %d entries", path, r.start, MAP_ENTRY_LIMIT);
             rc = -1;
             break;
         }
-        char *p = line;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p == 0 || *p == '#')
-            continue;
-        if (p != line && logical.len) {
-            line[strcspn(line, "\r\n")] = 0;
-            if (sb_appendc(&logical, ' ') < 0 || sb_appends(&logical, p) < 0) {
-                sb_appendf(err, "%s:%d: logical line longer than %d bytes", path, lineno, MAP_LINE_LIMIT);
-                rc = -1;
-            }
-            continue;
-        }
-        if (logical.len)
-            rc = source_entry(logical.data, start, flags, path, fn, ctx, err);
-        if (++entries > MAP_ENTRY_LIMIT) {
-            sb_appendf(err, "%s:%d: more than %d entries", path, lineno, MAP_ENTRY_LIMIT);
-            rc = -1;
-        }
-        sb_reset(&logical);
-        line[strcspn(line, "\r\n")] = 0;
-        if (rc == 0 && sb_appends(&logical, p) < 0) {
-            sb_appendf(err, "%s:%d: line longer than %d bytes", path, lineno, MAP_LINE_LIMIT);
-            rc = -1;
-        }
-        start = lineno;
+        if ((rc = source_entry(r.line.data, r.start, flags, path, fn, ctx, err)) < 0)
+            break;
     }
-    if (rc == 0 && logical.len)
-        rc = source_entry(logical.data, start, flags, path, fn, ctx, err);
-    free(line);
-    sb_free(&logical);
-    fclose(fp);
-    return rc;
+    map_reader_close(&r);
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---- lists ---- */

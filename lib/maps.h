@@ -4,9 +4,20 @@
  * inline:{ key=value, { key = value with spaces } }.
  *
  * Keys of hash, btree, texthash and inline tables are case-folded to lower
- * case when built and when looked up. Like Postfix's postmap, the database
- * stores keys and values with their terminating NUL byte; a lookup also
- * tries the key without it, so files written either way can be read. */
+ * case when built and when looked up. Source files follow postmap(1): "key
+ * value" per line, '#' comment lines, lines starting with white space
+ * continue the previous one; as in Postfix, an entry without a value is
+ * skipped and, for a repeated key, the first entry wins (both with a warning).
+ *
+ * Database convention (compatible with Postfix both ways): like postmap,
+ * map_build stores every key and value with its terminating NUL byte; a
+ * lookup tries the key with the NUL first, then without it, and a value's
+ * trailing NUL is dropped. A damaged database must never answer "not
+ * found" or crash the reader: map_build turns on Berkeley DB page checksums
+ * (damage inside a page makes lookups fail with -1), and map_open reads the
+ * file once (under 1 ms per MB) to refuse pages that are not what they claim
+ * to be. Files written without checksums (by Postfix's postmap, say) are
+ * read, but get only the second check: rebuild them with map_build. */
 #ifndef TERN_MAPS_H
 #define TERN_MAPS_H
 

@@ -1,6 +1,9 @@
-/* maps_impl.h: what each lookup-table type provides to maps.c. */
+/* maps_impl.h: what each lookup-table type provides to maps.c, and the
+ * bounded reader of logical lines that every text-based table shares. */
 #ifndef TERN_MAPS_IMPL_H
 #define TERN_MAPS_IMPL_H
+
+#include <stdio.h>
 
 #include "maps.h"
 #include "strbuf.h"
@@ -22,5 +25,25 @@ int map_db_build(const char *name, bool btree, int flags, struct strbuf *err);
 int map_pcre_open(struct map *m, struct strbuf *err);
 int map_texthash_open(struct map *m, struct strbuf *err);
 int map_inline_open(struct map *m, struct strbuf *err);
+
+/* Logical lines of a table source file: blank lines and lines whose first
+ * non-blank character is '#' are skipped, and a line that starts with white
+ * space continues the one before (joined with one space). No physical or
+ * logical line may exceed MAP_LINE_LIMIT bytes, and NUL bytes are refused,
+ * so a hostile file costs bounded memory. */
+struct map_reader {
+    FILE *fp;
+    const char *path;
+    int lineno;            /* physical lines read so far */
+    int start;             /* first physical line of the current logical line */
+    struct strbuf line;    /* the current logical line, leading space removed */
+    struct strbuf ahead;   /* the physical line read after it */
+    bool have_ahead;
+};
+
+int map_reader_open(struct map_reader *r, const char *path, struct strbuf *err);
+/* 1 with r->line and r->start set, 0 at the end, -1 with "path:line: ..." in err. */
+int map_reader_next(struct map_reader *r, struct strbuf *err);
+void map_reader_close(struct map_reader *r);
 
 #endif

@@ -22,25 +22,48 @@
 #include "strbuf.h"
 #include "util.h"
 
+#define SERVER_ACCEPT_BURST 64      /* accepts per readiness event */
+#define SERVER_PASS_TIMEOUT_MS 5000 /* wait for a passed descriptor */
+#define SERVER_MAX_OVERRIDES 256
+
+enum listen_kind { LISTEN_STREAM, LISTEN_PASS, LISTEN_FIFO };
+
 static struct {
     const struct server_ops *ops;
+    const char *progname;
     const char *service;
-    const char *type;
+    enum listen_kind listen_kind;
     unsigned generation;
     bool keep_root, chroot_, standalone;
-    int wakeup;
-    int clients;          /* EVENT: sessions now */
-    long served;          /* sessions since start */
+    int wakeup;                 /* seconds, 0 = none */
+    const char *overrides[SERVER_MAX_OVERRIDES];
+    int noverrides;
+    char **args;                /* arguments after the options */
+    int nargs;
+    long max_use, max_idle, drain_time;
+    int clients;                /* EVENT: sessions now */
+    long served;                /* clients since start */
     bool draining;
-    bool reported_avail;
+    int reported;               /* last status sent to master, -1 none */
     struct event_base *base;
-    struct event *listen_ev, *alive_ev, *idle_ev, *wakeup_ev, *term_ev;
-} srv;
+    struct event *listen_ev, *alive_ev, *idle_ev, *wakeup_ev, *term_ev, *drain_ev;
+} srv = { .reported = -1 };
 
 static volatile sig_atomic_t srv_terminate;
+static volatile sig_atomic_t srv_in_client;
 
 const char *server_service_name(void) { return srv.service ? srv.service : "-"; }
 struct event_base *server_event_base(void) { return srv.base; }
+
+char **server_args(int *count)
+{
+    static char *none[1];
+    if (count)
+        *count = srv.nargs;
+    return srv.args ? srv.args : none;
+}
+
+/* ---- privileges ---- */
 
 int user_ids(const char *user, uid_t *uid, gid_t *gid)
 {
@@ -52,178 +75,357 @@ int user_ids(const char *user, uid_t *uid, gid_t *gid)
     return 0;
 }
 
+/* The drop must be complete (all ids and the group list) and irreversible. */
+static void verify_dropped(const char *user, uid_t uid, gid_t gid)
+{
+    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
+        msg_fatal("privilege drop to %s incomplete: uid %ld/%ld gid %ld/%ld", user,
+                  (long)getuid(), (long)geteuid(), (long)getgid(), (long)getegid());
+    gid_t groups[2];
+    int ng = getgroups(2, groups);
+    if (ng < 0 || ng > 1 || (ng == 1 && groups[0] != gid))
+        msg_fatal("privilege drop to %s left supplementary groups", user);
+    if (setuid(0) == 0 || seteuid(0) == 0)
+        msg_fatal("privilege drop to %s can be undone; refusing to run", user);
+}
+
+/* The account is looked up before a chroot, where /etc/passwd is gone. */
+static void lookup_unprivileged(const char *user, uid_t *uid, gid_t *gid)
+{
+    if (user_ids(user, uid, gid) < 0)
+        msg_fatal("mail_owner account \"%s\" does not exist; run `tern setup` to create it", user);
+    if (*uid == 0 || *gid == 0)
+        msg_fatal("mail_owner \"%s\" has uid or gid 0; it must be an unprivileged account "
+                  "of its own", user);
+}
+
+static void drop_to_ids(const char *user, uid_t uid, gid_t gid)
+{
+    if (setgroups(1, &gid) < 0)
+        msg_fatal("cannot drop privileges to %s: setgroups: %m", user);
+    if (setgid(gid) < 0)
+        msg_fatal("cannot drop privileges to %s: setgid(%ld): %m", user, (long)gid);
+    if (setuid(uid) < 0)
+        msg_fatal("cannot drop privileges to %s: setuid(%ld): %m", user, (long)uid);
+    verify_dropped(user, uid, gid);
+}
+
 void drop_privileges(const char *user)
 {
     if (getuid() != 0 && geteuid() != 0)
         return;
     uid_t uid;
     gid_t gid;
-    if (user_ids(user, &uid, &gid) < 0)
-        msg_fatal("mail_owner account \"%s\" does not exist; run `tern setup` to create it", user);
-    if (uid == 0)
-        msg_fatal("mail_owner \"%s\" has uid 0; it must be an unprivileged account", user);
-    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-        msg_fatal("cannot drop privileges to %s (uid %ld): %m", user, (long)uid);
-    /* Verify: the change must be complete and irreversible. */
-    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
-        msg_fatal("privilege drop to %s incomplete", user);
-    if (setuid(0) == 0 || seteuid(0) == 0)
-        msg_fatal("privilege drop to %s can be undone; refusing to run", user);
+    lookup_unprivileged(user, &uid, &gid);
+    drop_to_ids(user, uid, gid);
 }
 
+/* ---- talking to master ---- */
+
+/* Busy/idle hint; only changes are sent. A hint that does not fit in a
+ * full pipe is tried again at the next report (master never trusts them
+ * blindly anyway). */
 static void report(int avail)
 {
-    if (srv.standalone || srv.reported_avail == (avail != 0))
+    if (srv.standalone || srv.reported == avail)
         return;
-    srv.reported_avail = avail != 0;
     struct master_status st = { getpid(), srv.generation, avail };
-    if (write(MASTER_STATUS_FD, &st, sizeof(st)) != (ssize_t)sizeof(st) && errno != EAGAIN)
+    if (write(MASTER_STATUS_FD, &st, sizeof(st)) == (ssize_t)sizeof(st))
+        srv.reported = avail;
+    else
         msg_debug("status report to master failed: %m");
 }
 
 static void __attribute__((noreturn)) server_exit(void)
 {
-    if (srv.ops->pre_exit)
-        srv.ops->pre_exit();
+    static bool exiting;
+    if (!exiting) {
+        exiting = true;
+        if (srv.ops->pre_exit)
+            srv.ops->pre_exit();
+    }
     exit(0);
 }
 
-static void usage_fatal(void)
+/* ---- options ---- */
+
+static void __attribute__((noreturn)) usage_fatal(const char *why)
 {
-    msg_fatal("usage: DAEMON -c CONFDIR -n SERVICE -t TYPE [-u] [-r] [-w SECONDS] [-v] "
-              "[-o name=value]... (started by master)");
+    msg_fatal("%s; usage: %s -c CONFDIR -n SERVICE -t TYPE [-u] [-r] [-w SECONDS] [-v] "
+              "[-o name=value]... (daemons are started by master)", why, srv.progname);
 }
 
+static void set_listen_kind(const char *type)
+{
+    if (strcmp(type, "inet") == 0 || strcmp(type, "unix") == 0)
+        srv.listen_kind = LISTEN_STREAM;
+    else if (strcmp(type, "pass") == 0)
+        srv.listen_kind = LISTEN_PASS;
+    else if (strcmp(type, "fifo") == 0)
+        srv.listen_kind = LISTEN_FIFO;
+    else
+        usage_fatal("unknown service type after -t");
+}
+
+static void add_override(const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        usage_fatal("-o needs name=value");
+    if (srv.noverrides >= SERVER_MAX_OVERRIDES)
+        usage_fatal("too many -o options");
+    srv.overrides[srv.noverrides++] = arg;
+}
+
+/* '+': stop at the first non-option, so that a daemon's own arguments
+ * (and anything after them) are left for it in server_args(). */
 static void parse_args(int argc, char **argv, const char **confdir)
 {
     int c;
+    long v;
     opterr = 0;
-    while ((c = getopt(argc, argv, "c:n:t:urw:vo:S")) != -1) {
+    while ((c = getopt(argc, argv, "+c:n:t:urw:vo:S")) != -1) {
         switch (c) {
         case 'c': *confdir = optarg; break;
         case 'n': srv.service = optarg; break;
-        case 't': srv.type = optarg; break;
+        case 't': set_listen_kind(optarg); break;
         case 'u': srv.keep_root = true; break;
         case 'r': srv.chroot_ = true; break;
-        case 'w': {
-            long v;
-            if (parse_long(optarg, 1, 86400 * 7, &v) < 0)
-                usage_fatal();
+        case 'w':
+            if (parse_long(optarg, 0, 86400L * 7, &v) < 0)
+                usage_fatal("bad -w value");
             srv.wakeup = (int)v;
             break;
-        }
         case 'v': msg_verbose++; break;
-        case 'o': break;   /* applied after cfg_load, in order */
+        case 'o': add_override(optarg); break;
         case 'S': srv.standalone = true; break;
-        default: usage_fatal();
+        default: usage_fatal("unknown option or missing option value");
         }
+    }
+    srv.args = argv + optind;
+    srv.nargs = argc - optind;
+}
+
+/* In master.cf order, after main.cf: a later -o for a name wins. */
+static void apply_overrides(void)
+{
+    for (int i = 0; i < srv.noverrides; i++) {
+        const char *arg = srv.overrides[i];
+        const char *eq = strchr(arg, '=');
+        char *name = xstrndup(arg, (size_t)(eq - arg));
+        cfg_override(name, eq + 1);
+        free(name);
     }
 }
 
-static void apply_overrides(int argc, char **argv)
+static unsigned parse_generation(const char *gen)
 {
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "-o") != 0)
-            continue;
-        char *eq = strchr(argv[i + 1], '=');
-        if (!eq)
-            msg_fatal("bad -o argument \"%s\": expected name=value", argv[i + 1]);
-        char *name = xstrndup(argv[i + 1], (size_t)(eq - argv[i + 1]));
-        cfg_override(name, eq + 1);
-        free(name);
-        i++;
+    long v;
+    if (parse_long(gen, 0, 0x7fffffffL, &v) < 0)
+        msg_fatal("bad TERN_MASTER_GENERATION value \"%.40s\"", gen);
+    return (unsigned)v;
+}
+
+/* Without these three descriptors the process was not started by master. */
+static void check_master_fds(void)
+{
+    static const int fds[] = { MASTER_STATUS_FD, MASTER_ALIVE_FD, MASTER_LISTEN_FD };
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fcntl(fds[i], F_GETFD) < 0) {
+            fprintf(stderr, "%s: descriptor %d from master is missing; this is a Tern daemon "
+                    "started by master, not a command\n", srv.progname, fds[i]);
+            exit(1);
+        }
+}
+
+/* ---- accepting clients ---- */
+
+/* The descriptor a "pass" client sends over its connection. */
+static int receive_passed_fd(int conn)
+{
+    struct pollfd pfd = { conn, POLLIN, 0 };
+    if (poll(&pfd, 1, SERVER_PASS_TIMEOUT_MS) <= 0)
+        return -1;
+    char byte;
+    struct iovec iov = { &byte, 1 };
+    union {
+        struct cmsghdr hdr;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+    if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC) <= 0)
+        return -1;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS
+        || cm->cmsg_len != CMSG_LEN(sizeof(int)) || (msg.msg_flags & MSG_CTRUNC))
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+    return fd;
+}
+
+/* Next client from the listener, or -1 (nothing there, or a failed pass). */
+static int server_accept(int lfd, bool nonblock)
+{
+    int flags = SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0);
+    int fd = accept4(lfd, NULL, NULL, srv.listen_kind == LISTEN_PASS ? SOCK_CLOEXEC : flags);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            msg_warn("accept on service %s: %m", server_service_name());
+        return -1;
     }
+    if (srv.listen_kind != LISTEN_PASS)
+        return fd;
+    int client = receive_passed_fd(fd);
+    close(fd);
+    if (client < 0) {
+        msg_warn("service %s: a connection passed no descriptor", server_service_name());
+        return -1;
+    }
+    set_nonblock(client, nonblock);
+    return client;
+}
+
+/* A fifo trigger: empty the pipe, then run the daemon's wakeup action. */
+static void fifo_trigger(int fd)
+{
+    char buf[1024];
+    for (int i = 0; i < 64 && read(fd, buf, sizeof(buf)) > 0; i++)
+        continue;
+    if (srv.ops->wakeup)
+        srv.ops->wakeup();
 }
 
 /* ---- SINGLE mode ---- */
 
+/* poll timeout in ms until the nearest of the wakeup and idle deadlines. */
+static int single_timeout(time_t now, time_t next_wakeup, time_t idle_deadline)
+{
+    time_t next = now + 60;
+    if (next_wakeup && next_wakeup < next)
+        next = next_wakeup;
+    if (idle_deadline && idle_deadline < next)
+        next = idle_deadline;
+    return next <= now ? 0 : (int)(next - now) * 1000;
+}
+
+/* One accepted client, start to finish. SIGTERM, blocked elsewhere in the
+ * loop, is let through here and exits at once. */
+static void single_serve_one(int fd, const sigset_t *term_only)
+{
+    report(MASTER_STAT_TAKEN);
+    srv_in_client = 1;
+    sigprocmask(SIG_UNBLOCK, term_only, NULL);
+    srv.ops->serve(fd);
+    sigprocmask(SIG_BLOCK, term_only, NULL);
+    srv_in_client = 0;
+    close(fd);
+    srv.served++;
+}
+
+/* SIGTERM stays blocked except inside ppoll() and while serving, so that
+ * one arriving between the check and the wait cannot be missed. */
+static void single_block_term(sigset_t *term_only, sigset_t *wait_mask)
+{
+    sigemptyset(term_only);
+    sigaddset(term_only, SIGTERM);
+    sigprocmask(SIG_BLOCK, term_only, wait_mask);
+    sigdelset(wait_mask, SIGTERM);
+}
+
 static void serve_single(void)
 {
-    time_t idle_since = time(NULL);
-    time_t next_wakeup = srv.wakeup ? time(NULL) + srv.wakeup : 0;
-    long max_use = cfg_int(P_max_use);
-    long max_idle = cfg_time(P_max_idle);
+    bool may_exit = !srv.ops->long_running;
+    time_t now = time(NULL);
+    time_t next_wakeup = srv.wakeup ? now + srv.wakeup : 0;
+    time_t idle_since = now;
+    sigset_t term_only, wait_mask;
+    single_block_term(&term_only, &wait_mask);
     report(MASTER_STAT_AVAIL);
     for (;;) {
         if (srv_terminate)
             server_exit();
+        time_t idle_deadline = may_exit && srv.max_idle > 0 ? idle_since + srv.max_idle : 0;
         struct pollfd pfd[2] = { { MASTER_LISTEN_FD, POLLIN, 0 }, { MASTER_ALIVE_FD, POLLIN, 0 } };
-        int rc = poll(pfd, 2, 1000);
-        time_t now = time(NULL);
+        int wait_ms = single_timeout(now, next_wakeup, idle_deadline);
+        struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
+        int rc = ppoll(pfd, 2, &ts, &wait_mask);
+        if (rc < 0 && errno != EINTR)
+            msg_fatal("poll: %m");
+        now = time(NULL);
+        if (rc > 0 && pfd[1].revents)
+            server_exit();      /* master is gone or reloaded: no new clients */
         if (next_wakeup && now >= next_wakeup) {
             if (srv.ops->wakeup)
                 srv.ops->wakeup();
             next_wakeup = now + srv.wakeup;
         }
-        if (rc < 0 && errno != EINTR)
-            msg_fatal("poll: %m");
-        if (rc > 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
-            server_exit();                 /* master is gone or reloaded */
         if (rc > 0 && (pfd[0].revents & POLLIN)) {
-            int fd = accept4(MASTER_LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
-            if (fd < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                    msg_warn("accept: %m");
-                continue;
+            if (srv.listen_kind == LISTEN_FIFO) {
+                fifo_trigger(MASTER_LISTEN_FD);
+            } else {
+                int fd = server_accept(MASTER_LISTEN_FD, false);
+                if (fd < 0)
+                    continue;
+                single_serve_one(fd, &term_only);
+                if (srv_terminate || srv.draining
+                    || (may_exit && srv.max_use > 0 && srv.served >= srv.max_use))
+                    server_exit();
+                report(MASTER_STAT_AVAIL);
             }
-            set_nonblock(fd, false);
-            report(MASTER_STAT_TAKEN);
-            srv.ops->serve(fd);
-            close(fd);
-            srv.served++;
-            if (!srv.ops->long_running && max_use > 0 && srv.served >= max_use)
-                server_exit();
-            report(MASTER_STAT_AVAIL);
-            idle_since = time(NULL);
+            now = idle_since = time(NULL);
             continue;
         }
-        if (!srv.ops->long_running && max_idle > 0 && now - idle_since >= max_idle)
+        if (idle_deadline && now >= idle_deadline)
             server_exit();
     }
 }
 
 /* ---- EVENT mode ---- */
 
-static void event_update_listen(void)
+static bool event_full(void)
 {
     int limit = srv.ops->client_limit ? srv.ops->client_limit() : 0;
-    bool full = limit > 0 && srv.clients >= limit;
-    if (srv.draining || full) {
+    return limit > 0 && srv.clients >= limit;
+}
+
+/* Accept or not, tell master, and run the idle timer only with no sessions. */
+static void event_update_listen(void)
+{
+    if (srv.draining || event_full()) {
         event_del(srv.listen_ev);
         report(MASTER_STAT_TAKEN);
     } else {
         event_add(srv.listen_ev, NULL);
         report(MASTER_STAT_AVAIL);
     }
-    if (srv.idle_ev) {
-        if (srv.clients == 0 && !srv.ops->long_running) {
-            struct timeval tv = { cfg_time(P_max_idle), 0 };
-            if (tv.tv_sec > 0)
-                event_add(srv.idle_ev, &tv);
-        } else {
-            event_del(srv.idle_ev);
+    bool may_idle_exit = !srv.ops->long_running && srv.max_idle > 0 && !srv.draining;
+    if (srv.clients == 0 && may_idle_exit) {
+        if (!evtimer_pending(srv.idle_ev, NULL)) {
+            struct timeval tv = { srv.max_idle, 0 };
+            evtimer_add(srv.idle_ev, &tv);
         }
+    } else {
+        evtimer_del(srv.idle_ev);
     }
 }
 
 static void event_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
-    for (int i = 0; i < 64 && !srv.draining; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                msg_warn("accept: %m");
+    if (srv.listen_kind == LISTEN_FIFO) {
+        fifo_trigger(lfd);
+        return;
+    }
+    for (int i = 0; i < SERVER_ACCEPT_BURST && !srv.draining && !event_full(); i++) {
+        int fd = server_accept(lfd, true);
+        if (fd < 0)
             break;
-        }
         srv.clients++;
         srv.served++;
-        long max_use = cfg_int(P_max_use);
-        if (!srv.ops->long_running && max_use > 0 && srv.served >= max_use)
-            srv.draining = true;
+        if (!srv.ops->long_running && srv.max_use > 0 && srv.served >= srv.max_use)
+            srv.draining = true;    /* this was the last one; a fresh process follows */
         srv.ops->accept_event(fd, srv.base);
-        int limit = srv.ops->client_limit ? srv.ops->client_limit() : 0;
-        if (limit > 0 && srv.clients >= limit)
-            break;
     }
     event_update_listen();
 }
@@ -232,35 +434,46 @@ void server_client_done(void)
 {
     if (srv.clients > 0)
         srv.clients--;
+    if (!srv.base)
+        return;
     if (srv.draining && srv.clients == 0) {
-        if (srv.base)
-            event_base_loopexit(srv.base, NULL);
-        else
-            server_exit();
+        event_base_loopexit(srv.base, NULL);
         return;
     }
-    if (srv.base && srv.listen_ev)
+    if (srv.listen_ev)
         event_update_listen();
 }
 
 void server_drain(void)
 {
     srv.draining = true;
+    if (!srv.base) {
+        if (!srv_in_client)
+            server_exit();
+        return;     /* SINGLE: exit once the current client is done */
+    }
     if (srv.listen_ev)
-        event_del(srv.listen_ev);
-    if (srv.clients == 0 && srv.base)
+        event_update_listen();
+    if (srv.clients == 0)
         event_base_loopexit(srv.base, NULL);
 }
 
+static void event_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    msg_info("exiting with %d session(s) still open, %ld s after master stopped or reloaded",
+             srv.clients, srv.drain_time);
+    event_base_loopexit(srv.base, NULL);
+}
+
+/* EOF (or anything) on the alive pipe: master is gone or has reloaded. */
 static void event_on_alive(evutil_socket_t fd, short what, void *arg)
 {
-    char c;
-    if (read(fd, &c, 1) <= 0) {
-        event_del(srv.alive_ev);
-        server_drain();
-        /* Do not wait forever for sessions of a generation that is gone. */
-        struct timeval tv = { 60, 0 };
-        event_base_loopexit(srv.base, &tv);
+    event_del(srv.alive_ev);
+    server_drain();
+    if (srv.clients > 0) {
+        srv.drain_ev = evtimer_new(srv.base, event_on_drain_timeout, NULL);
+        struct timeval tv = { srv.drain_time, 0 };
+        evtimer_add(srv.drain_ev, &tv);
     }
 }
 
@@ -281,37 +494,106 @@ static void event_on_term(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(srv.base, NULL);
 }
 
+static struct event *event_or_die(struct event *ev)
+{
+    if (!ev)
+        msg_fatal("cannot create an event: out of memory");
+    return ev;
+}
+
 static void serve_event(void)
 {
+    struct event_base *b = srv.base;
     set_nonblock(MASTER_LISTEN_FD, true);
-    srv.listen_ev = event_new(srv.base, MASTER_LISTEN_FD, EV_READ | EV_PERSIST, event_on_accept, NULL);
-    if (!srv.standalone) {
-        srv.alive_ev = event_new(srv.base, MASTER_ALIVE_FD, EV_READ | EV_PERSIST, event_on_alive, NULL);
-        event_add(srv.alive_ev, NULL);
-    }
-    srv.idle_ev = evtimer_new(srv.base, event_on_idle, NULL);
+    srv.listen_ev = event_or_die(event_new(b, MASTER_LISTEN_FD, EV_READ | EV_PERSIST,
+                                           event_on_accept, NULL));
+    srv.alive_ev = event_or_die(event_new(b, MASTER_ALIVE_FD, EV_READ, event_on_alive, NULL));
+    event_add(srv.alive_ev, NULL);
+    srv.idle_ev = event_or_die(evtimer_new(b, event_on_idle, NULL));
     if (srv.wakeup) {
-        srv.wakeup_ev = event_new(srv.base, -1, EV_PERSIST, event_on_wakeup, NULL);
+        srv.wakeup_ev = event_or_die(event_new(b, -1, EV_PERSIST, event_on_wakeup, NULL));
         struct timeval tv = { srv.wakeup, 0 };
         event_add(srv.wakeup_ev, &tv);
     }
-    srv.term_ev = evsignal_new(srv.base, SIGTERM, event_on_term, NULL);
-    event_add(srv.term_ev, NULL);
-    srv.reported_avail = false;
     event_update_listen();
-    event_base_dispatch(srv.base);
+    event_base_dispatch(b);
     server_exit();
 }
 
+/* ---- start-up ---- */
+
 static void on_sigterm(int sig)
 {
+    /* A client may block for minutes; master wants us gone now. */
+    if (srv_in_client)
+        _exit(0);
     srv_terminate = 1;
+}
+
+static void install_signals(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = { .sa_handler = on_sigterm };   /* no SA_RESTART: wake poll() */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void load_configuration(const char *confdir)
+{
+    struct strbuf err = STRBUF_INIT(4096);
+    if (cfg_load(confdir, &err) < 0)
+        msg_fatal("%s", sb_str(&err));
+    sb_free(&err);
+    apply_overrides();
+    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
+    srv.max_use = cfg_int(P_max_use);
+    srv.max_idle = cfg_time(P_max_idle);
+    srv.drain_time = cfg_time(P_daemon_drain_time);
+}
+
+/* pre_init as root, then chroot and the drop to mail_owner. */
+static void enter_sandbox(void)
+{
+    bool root = getuid() == 0 || geteuid() == 0;
+    const char *user = cfg_str(P_mail_owner);
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (root && !srv.keep_root)
+        lookup_unprivileged(user, &uid, &gid);
+    if (srv.ops->pre_init)
+        srv.ops->pre_init();
+    if (srv.chroot_ && root) {
+        const char *qdir = cfg_str(P_queue_directory);
+        if (chroot(qdir) < 0 || chdir("/") < 0)
+            msg_fatal("cannot chroot to queue_directory %s: %m", qdir);
+    }
+    if (root && !srv.keep_root)
+        drop_to_ids(user, uid, gid);
+}
+
+/* -S: one connection on stdin, served in this process, then exit. */
+static void __attribute__((noreturn)) serve_standalone(void)
+{
+    if (srv.ops->mode == SERVER_SINGLE) {
+        srv_in_client = 1;
+        srv.ops->serve(0);
+        srv_in_client = 0;
+        server_exit();
+    }
+    srv.clients = 1;
+    srv.draining = true;
+    set_nonblock(0, true);
+    srv.ops->accept_event(0, srv.base);
+    if (srv.clients > 0)
+        event_base_dispatch(srv.base);
+    server_exit();
 }
 
 void server_main(int argc, char **argv, const char *progname, const struct server_ops *ops)
 {
     const char *confdir = NULL;
     srv.ops = ops;
+    srv.progname = progname;
     log_open(progname);
     parse_args(argc, argv, &confdir);
     const char *gen = getenv("TERN_MASTER_GENERATION");
@@ -319,50 +601,26 @@ void server_main(int argc, char **argv, const char *progname, const struct serve
         fprintf(stderr, "%s: this is a Tern daemon started by master, not a command\n", progname);
         exit(1);
     }
-    srv.generation = gen ? (unsigned)strtoul(gen, NULL, 10) : 0;
-    struct strbuf err = STRBUF_INIT(4096);
-    if (cfg_load(confdir, &err) < 0)
-        msg_fatal("%s", sb_str(&err));
-    sb_free(&err);
-    apply_overrides(argc, argv);
-    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = { .sa_handler = on_sigterm };
-    sigaction(SIGTERM, &sa, NULL);
-    if (srv.standalone && dup2(0, MASTER_LISTEN_FD) < 0)
-        msg_fatal("dup2: %m");
-
-    if (ops->pre_init)
-        ops->pre_init();
-    if (srv.chroot_ && (getuid() == 0 || geteuid() == 0)) {
-        const char *qdir = cfg_str(P_queue_directory);
-        if (chroot(qdir) < 0 || chdir("/") < 0)
-            msg_fatal("chroot to %s: %m", qdir);
-    }
-    if (!srv.keep_root)
-        drop_privileges(cfg_str(P_mail_owner));
-
+    if (!srv.standalone)
+        check_master_fds();
+    srv.generation = gen ? parse_generation(gen) : 0;
+    load_configuration(confdir);
+    install_signals();
+    enter_sandbox();
     if (ops->mode == SERVER_EVENT) {
         srv.base = event_base_new();
         if (!srv.base)
-            msg_fatal("cannot create event loop");
+            msg_fatal("cannot create the event loop");
+        srv.term_ev = event_or_die(evsignal_new(srv.base, SIGTERM, event_on_term, NULL));
+        event_add(srv.term_ev, NULL);
     }
     if (ops->post_init)
         ops->post_init(srv.base);
-
-    if (srv.standalone && ops->mode == SERVER_SINGLE) {
-        ops->serve(MASTER_LISTEN_FD);
+    if (srv_terminate)
         server_exit();
-    }
-    if (srv.standalone && ops->mode == SERVER_EVENT) {
-        /* One connection given on stdin: serve it, exit when it ends. */
-        srv.clients = 1;
-        srv.draining = true;
-        set_nonblock(0, true);
-        ops->accept_event(0, srv.base);
-        event_base_dispatch(srv.base);
-        server_exit();
-    }
+    if (srv.standalone)
+        serve_standalone();
+    msg_debug("service %s ready (generation %u)", server_service_name(), srv.generation);
     if (ops->mode == SERVER_SINGLE)
         serve_single();
     else

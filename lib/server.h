@@ -14,6 +14,10 @@
  * Command line from master.cf: PROGRAM -c CONFDIR -n SERVICE -t TYPE
  *   [-u (unpriv=n: keep root)] [-r (chroot)] [-w SECONDS (wakeup)] [-v]
  *   [-o name=value]...  followed by any other master.cf arguments.
+ * TYPE inet and unix: fd 5 is a listening stream socket. pass: a listening
+ *   UNIX socket whose clients each send one connected descriptor
+ *   (SCM_RIGHTS); that descriptor is served as the client. fifo: a named
+ *   pipe; whatever is written to it is a trigger that calls ops->wakeup.
  * Without TERN_MASTER_GENERATION a daemon refuses to start (it is not a
  * command), except with -S: serve one connection on stdin/stdout (tests). */
 #ifndef TERN_SERVER_H
@@ -58,7 +62,9 @@ struct server_ops {
     int (*client_limit)(void);
     /* Wakeup timer (master.cf wakeup column), both modes, may be NULL. */
     void (*wakeup)(void);
-    /* Called before exit (master gone, max_idle, max_use); may be NULL. */
+    /* Called before exit (master gone, max_idle, max_use, SIGTERM); may be
+     * NULL. A SINGLE-mode process that gets SIGTERM while serving a client
+     * exits at once without it (it must not wait for a blocked client). */
     void (*pre_exit)(void);
     /* true for daemons that must keep running (qmgr): no max_idle/max_use exit. */
     bool long_running;
@@ -78,6 +84,11 @@ void server_drain(void);
 /* Service name (-n) and the event base (EVENT mode). */
 const char *server_service_name(void);
 struct event_base *server_event_base(void);
+
+/* master.cf arguments after the skeleton's own options (from the first one
+ * that is not an option), for daemons that take arguments of their own;
+ * NULL-terminated, *count set when count is not NULL. */
+char **server_args(int *count);
 
 /* Drop privileges to mail_owner (setgroups, setgid, setuid) and verify the
  * change cannot be undone; fatal on any failure. No-op when not root.

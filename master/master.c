@@ -2,15 +2,19 @@
  * main.cf and master.cf, opens every listener itself, starts each service's
  * daemons with the listener inherited, keeps the pools within their limits,
  * restarts crashed children with back-off, reloads on SIGHUP and stops on
- * SIGTERM. It never reads a byte from the network. */
+ * SIGTERM. It never reads a byte from the network.
+ *
+ * usage: master [-c CONFDIR] [-d] [-t] [-v]
+ *   -d  stay in the foreground    -t  check the configuration and exit
+ *   -v  verbose logging, also passed to every daemon */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,302 +25,224 @@
 #include "strbuf.h"
 #include "util.h"
 
-struct master_state ms;
+#define MASTER_MAX_WATCH 1024   /* listeners polled at once */
 
-static int sig_pipe[2] = { -1, -1 };
+struct master_state ms = { .status_rfd = -1, .status_wfd = -1, .alive_rfd = -1, .alive_wfd = -1 };
 
-static void on_signal(int sig)
+/* Pipes and sockets must never land on 0, 1 or 2. */
+static void ensure_std_fds(void)
 {
-    unsigned char c = (unsigned char)sig;
-    int saved = errno;
-    (void)!write(sig_pipe[1], &c, 1);
-    errno = saved;
+    for (int i = 0; i < 3; i++) {
+        int fd = open("/dev/null", O_RDWR);
+        if (fd < 0)
+            exit(1);
+        if (fd > 2) {
+            close(fd);
+            break;
+        }
+    }
 }
 
-static void make_pipe(int fds[2], bool nonblock_read)
+static void __attribute__((noreturn)) usage(void)
 {
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        msg_fatal("pipe: %m");
-    if (nonblock_read)
-        set_nonblock(fds[0], true);
+    fprintf(stderr, "usage: master [-c CONFDIR] [-d] [-t] [-v]\n"
+                    "  -d  stay in the foreground\n"
+                    "  -t  check the configuration and exit (0 good, 1 bad)\n"
+                    "  -v  verbose logging, also in every daemon\n");
+    exit(2);
 }
 
-static void load_config_or_die(void)
+/* main.cf, then master.cf, each checked completely: all of this happens
+ * while the caller can still see the errors. */
+static void load_configuration(const char *confdir)
 {
-    struct strbuf err = STRBUF_INIT(4096);
-    if (cfg_load(ms.confdir, &err) < 0)
+    struct strbuf err = STRBUF_INIT(65536);
+    if (cfg_load(confdir, &err) < 0)
+        msg_fatal("%s", sb_str(&err));
+    char resolved[PATH_MAX];
+    ms.confdir = xstrdup(realpath(cfg_confdir(), resolved) ? resolved : cfg_confdir());
+    if (master_load_params(&ms.p, &err) < 0)
+        msg_fatal("%s", sb_str(&err));
+    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
+    if (master_load_services(&ms.p, &ms.svcs, &ms.nsvcs, &err) < 0)
+        msg_fatal("%s", sb_str(&err));
+    if (master_check_services(&ms.p, ms.svcs, ms.nsvcs, &err) > 0)
         msg_fatal("%s", sb_str(&err));
     sb_free(&err);
-    free(ms.daemon_dir);
-    ms.daemon_dir = xstrdup(cfg_str(P_daemon_directory));
-    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
 }
 
-static void open_all_listeners(void)
+/* Fork; the parent waits until the child says it runs (exit 0) or dies
+ * (exit 1: the child has printed why on the shared stderr). */
+static int detach(void)
+{
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        msg_fatal("cannot create a pipe: %m");
+    pid_t pid = fork();
+    if (pid < 0)
+        msg_fatal("cannot fork: %m");
+    if (pid > 0) {
+        close(ready[1]);
+        char byte;
+        ssize_t n;
+        while ((n = read(ready[0], &byte, 1)) < 0 && errno == EINTR)
+            continue;
+        _exit(n == 1 ? 0 : 1);
+    }
+    close(ready[0]);
+    if (setsid() < 0)
+        msg_fatal("setsid: %m");
+    return ready[1];
+}
+
+/* Take the lock and open every listener; any failure is fatal. */
+static void claim_resources(void)
 {
     struct strbuf err = STRBUF_INIT(4096);
+    if (master_lock(&ms.p, &err) < 0)
+        msg_fatal("%s", sb_str(&err));
     for (size_t i = 0; i < ms.nsvcs; i++)
-        if (ms.svcs[i].listen_fd < 0 && master_open_listener(&ms.svcs[i], &err) < 0)
+        if (master_open_listener(&ms.p, &ms.svcs[i], &err) < 0)
             msg_fatal("%s", sb_str(&err));
     sb_free(&err);
 }
 
-static void new_generation(void)
+static void open_status_pipe(void)
 {
-    if (ms.alive_wfd >= 0) {
-        close(ms.alive_wfd);       /* old children see EOF and finish up */
-        close(ms.alive_rfd);
-    }
     int fds[2];
-    make_pipe(fds, false);
-    ms.alive_rfd = fds[0];
-    ms.alive_wfd = fds[1];
-    ms.generation++;
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        msg_fatal("cannot create a pipe: %m");
+    ms.status_rfd = fds[0];
+    ms.status_wfd = fds[1];
+    /* A child must never block on a hint; a lost one is tolerated. */
+    set_nonblock(ms.status_rfd, true);
+    set_nonblock(ms.status_wfd, true);
 }
 
-static void free_services(struct service *svcs, size_t n)
+/* From now on the log is the place to look. */
+static void finish_detach(int ready_fd)
 {
-    for (size_t i = 0; i < n; i++) {
-        struct master_service *c = &svcs[i].cfg;
-        free(c->name);
-        free(c->command);
-        for (int j = 0; j < c->argc; j++)
-            free(c->args[j]);
-        free(c->args);
-    }
-    free(svcs);
+    int null = open("/dev/null", O_RDWR);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+        msg_fatal("cannot redirect standard input and output to /dev/null: %m");
+    if (null > 2)
+        close(null);
+    if (write(ready_fd, "", 1) != 1)
+        msg_warn("cannot tell the starting process that master runs: %m");
+    close(ready_fd);
 }
 
-/* SIGHUP: new configuration; listeners of unchanged services are kept. */
-static void master_reload(void)
+/* A client for svc would have to wait: no child is available, and the
+ * pool may grow. */
+static bool needs_child(const struct service *svc)
 {
-    struct strbuf err = STRBUF_INIT(4096);
-    if (cfg_load(ms.confdir, &err) < 0) {
-        msg_warn("reload failed, keeping the running configuration: %s", sb_str(&err));
-        sb_free(&err);
-        cfg_load(ms.confdir, &err);
-        return;
-    }
-    struct service *svcs;
-    size_t n;
-    if (master_load_services(&svcs, &n, &err) < 0) {
-        msg_warn("reload failed, keeping the running services: %s", sb_str(&err));
-        sb_free(&err);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char *key = master_service_key(&svcs[i].cfg);
-        for (size_t j = 0; j < ms.nsvcs; j++) {
-            char *old = master_service_key(&ms.svcs[j].cfg);
-            if (strcmp(key, old) == 0 && ms.svcs[j].listen_fd >= 0) {
-                svcs[i].listen_fd = ms.svcs[j].listen_fd;
-                ms.svcs[j].listen_fd = -1;
-            }
-            free(old);
-        }
-        free(key);
-    }
-    for (size_t j = 0; j < ms.nsvcs; j++)
-        master_close_listener(&ms.svcs[j]);
-    free_services(ms.svcs, ms.nsvcs);
-    ms.svcs = svcs;
-    ms.nsvcs = n;
-    free(ms.daemon_dir);
-    ms.daemon_dir = xstrdup(cfg_str(P_daemon_directory));
-    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
-    for (size_t i = 0; i < ms.nsvcs; i++)
-        if (ms.svcs[i].listen_fd < 0 && master_open_listener(&ms.svcs[i], &err) < 0) {
-            msg_warn("%s", sb_str(&err));
-            sb_reset(&err);
-        }
-    new_generation();
-    msg_info("reload -- version %s, configuration %s", PACKAGE_VERSION, ms.confdir);
-    sb_free(&err);
+    int avail;
+    int total = master_count(svc, &avail, false);
+    return avail == 0 && (svc->cfg.maxproc == 0 || total < svc->cfg.maxproc);
 }
 
-static void master_stop(int sig)
-{
-    msg_info("terminating on signal %d", sig);
-    for (size_t i = 0; i < ms.nsvcs; i++)
-        master_close_listener(&ms.svcs[i]);
-    master_kill_all(SIGTERM);
-    for (int i = 0; i < 100 && ms.nchildren > 0; i++) {
-        master_reap();
-        if (ms.nchildren)
-            usleep(100000);
-    }
-    if (ms.nchildren) {
-        master_kill_all(SIGKILL);
-        for (int i = 0; i < 50 && ms.nchildren > 0; i++) {
-            master_reap();
-            usleep(20000);
-        }
-    }
-    master_unlock();
-    exit(0);
-}
-
-/* One pass of pool upkeep; fills pfds with the listeners to watch. */
-static int plan_services(struct pollfd *pfds, int *svc_index, int max)
+/* Services that must always run (wakeup > 0) are started here; the others
+ * are watched for a client when none of their children is available. */
+static int plan_services(struct pollfd *pfds, int *svc_index, int max, int *timeout_ms)
 {
     int n = 0;
     time_t now = time(NULL);
+    *timeout_ms = -1;
     for (size_t i = 0; i < ms.nsvcs; i++) {
         struct service *svc = &ms.svcs[i];
-        if (svc->listen_fd < 0 || now < svc->throttle_until)
-            continue;
-        int avail;
-        int total = master_count(svc, &avail);
-        if (svc->cfg.wakeup > 0 && total == 0) {
-            master_spawn(svc);     /* long-running services (qmgr) always run */
+        if (!master_may_spawn(svc, now)) {
+            if (svc->listen_fd >= 0 && svc->throttle_until > now) {
+                long ms_left = (long)(svc->throttle_until - now) * 1000;
+                if (*timeout_ms < 0 || ms_left < *timeout_ms)
+                    *timeout_ms = (int)ms_left;
+            }
             continue;
         }
-        bool room = svc->cfg.maxproc == 0 || total < svc->cfg.maxproc;
-        if (avail == 0 && room && n < max) {
-            pfds[n].fd = svc->listen_fd;
-            pfds[n].events = POLLIN;
+        if (svc->cfg.wakeup > 0 && master_count(svc, NULL, true) == 0) {
+            master_spawn(svc);   /* never two at once, not even across a reload */
+            continue;
+        }
+        if (needs_child(svc) && n < max) {
+            pfds[n] = (struct pollfd){ svc->listen_fd, POLLIN, 0 };
             svc_index[n++] = (int)i;
         }
     }
     return n;
 }
 
-static void master_loop(void)
+static void __attribute__((noreturn)) master_loop(void)
 {
-    enum { MAX_WATCH = 256 };
-    struct pollfd pfds[MAX_WATCH + 2];
-    int svc_index[MAX_WATCH];
+    static struct pollfd pfds[MASTER_MAX_WATCH + 2];
+    static int svc_index[MASTER_MAX_WATCH];
     for (;;) {
-        int n = plan_services(pfds + 2, svc_index, MAX_WATCH);
-        pfds[0] = (struct pollfd){ sig_pipe[0], POLLIN, 0 };
+        int timeout;
+        int n = plan_services(pfds + 2, svc_index, MASTER_MAX_WATCH, &timeout);
+        pfds[0] = (struct pollfd){ master_signal_fd(), POLLIN, 0 };
         pfds[1] = (struct pollfd){ ms.status_rfd, POLLIN, 0 };
-        int rc = poll(pfds, (nfds_t)n + 2, 1000);
+        int rc = poll(pfds, (nfds_t)n + 2, timeout);
         if (rc < 0 && errno != EINTR)
             msg_fatal("poll: %m");
         if (rc <= 0)
             continue;
-        if (pfds[0].revents & POLLIN) {
-            unsigned char sigs[64];
-            ssize_t got = read(sig_pipe[0], sigs, sizeof(sigs));
-            for (ssize_t i = 0; i < got; i++) {
-                if (sigs[i] == SIGCHLD)
-                    master_reap();
-                else if (sigs[i] == SIGHUP)
-                    master_reload();
-                else if (sigs[i] == SIGTERM || sigs[i] == SIGINT)
-                    master_stop(sigs[i]);
-            }
-            continue;   /* the service table may have changed */
+        if (pfds[0].revents) {
+            master_handle_signals();
+            continue;       /* children or the service table changed: plan again */
         }
-        if (pfds[1].revents & POLLIN)
-            master_read_status();
-        for (int i = 0; i < n; i++)
-            if (pfds[i + 2].revents & POLLIN)
-                master_spawn(&ms.svcs[svc_index[i]]);
-    }
-}
-
-/* Detach, but let the caller see every error that happens before we run:
- * the parent waits for one byte (0 = ok) or an error text from the child. */
-static int detach(void)
-{
-    int ready[2];
-    if (pipe2(ready, O_CLOEXEC) < 0)
-        msg_fatal("pipe: %m");
-    pid_t pid = fork();
-    if (pid < 0)
-        msg_fatal("fork: %m");
-    if (pid > 0) {
-        close(ready[1]);
-        char buf[1024];
-        ssize_t n = read(ready[0], buf, sizeof(buf) - 1);
-        if (n == 1 && buf[0] == 0)
-            _exit(0);
-        if (n > 0) {
-            buf[n] = 0;
-            fprintf(stderr, "master: fatal: %s\n", buf);
-        } else {
-            fprintf(stderr, "master: fatal: the master process exited during start-up\n");
+        if (pfds[1].revents)
+            master_read_status();   /* may have made a child available again */
+        for (int i = 0; i < n; i++) {
+            struct service *svc = &ms.svcs[svc_index[i]];
+            if (pfds[i + 2].revents && needs_child(svc))
+                master_spawn(svc);
         }
-        _exit(1);
     }
-    close(ready[0]);
-    setsid();
-    return ready[1];
-}
-
-static void startup_failed(int ready_fd, const char *text)
-{
-    if (ready_fd >= 0)
-        (void)!write(ready_fd, text, strlen(text));
-    msg_fatal("%s", text);
 }
 
 int main(int argc, char **argv)
 {
     bool foreground = false, test_only = false;
+    const char *confdir = NULL;
     int c;
-    ms.alive_wfd = ms.alive_rfd = -1;
+    ensure_std_fds();
+    umask(022);
     log_open("master");
+    log_to_stderr(1);
     while ((c = getopt(argc, argv, "c:dtv")) != -1) {
         switch (c) {
-        case 'c': ms.confdir = optarg; break;
+        case 'c': confdir = optarg; break;
         case 'd': foreground = true; break;
         case 't': test_only = true; break;
         case 'v': ms.verbose = true; msg_verbose++; break;
-        default:
-            fprintf(stderr, "usage: master [-c CONFDIR] [-d] [-t] [-v]\n");
-            return 2;
+        default: usage();
         }
     }
-    log_to_stderr(1);
-    load_config_or_die();
-    ms.confdir = xstrdup(cfg_confdir());
-    struct strbuf err = STRBUF_INIT(4096);
-    if (master_load_services(&ms.svcs, &ms.nsvcs, &err) < 0)
-        msg_fatal("%s", sb_str(&err));
+    if (optind < argc)
+        usage();
+    load_configuration(confdir);
     if (test_only)
         return 0;
+    master_warn_unknown();
 
-    int ready_fd = foreground ? -1 : detach();
-    master_prepare_queue();
-    if (master_lock(&err) < 0)
-        startup_failed(ready_fd, sb_str(&err));
-    for (size_t i = 0; i < ms.nsvcs; i++)
-        if (master_open_listener(&ms.svcs[i], &err) < 0)
-            startup_failed(ready_fd, sb_str(&err));
+    struct strbuf err = STRBUF_INIT(4096);
+    if (master_prepare_queue(&ms.p, &err) < 0)
+        msg_fatal("%s", sb_str(&err));
     sb_free(&err);
+    pid_t running = master_lock_holder(&ms.p);
+    if (running)
+        msg_fatal("the Tern mail system is already running (master pid %ld)", (long)running);
+    int ready_fd = foreground ? -1 : detach();
+    claim_resources();
+    if (chdir(ms.p.queue_dir) < 0)
+        msg_fatal("cannot change directory to %s: %m", ms.p.queue_dir);
 
-    make_pipe(sig_pipe, true);
-    set_nonblock(sig_pipe[1], true);
-    int status_fds[2];
-    make_pipe(status_fds, true);
-    ms.status_rfd = status_fds[0];
-    ms.status_wfd = status_fds[1];
-    new_generation();
-    struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGCHLD, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
+    open_status_pipe();
+    master_signals_init();
+    master_new_generation();
+    if (ready_fd >= 0)
+        log_to_stderr(0);   /* the caller has its answer: the exit status */
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, ms.confdir);
-    if (!foreground) {
-        log_to_stderr(0);
-        int null = open("/dev/null", O_RDWR);
-        if (null >= 0) {
-            dup2(null, 0);
-            dup2(null, 1);
-            dup2(null, 2);
-            if (null > 2)
-                close(null);
-        }
-        (void)!write(ready_fd, "", 1);
-        close(ready_fd);
-    }
-    open_all_listeners();
+    if (ready_fd >= 0)
+        finish_detach(ready_fd);
+    log_to_stderr(0);
     master_loop();
-    return 0;
 }

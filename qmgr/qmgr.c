@@ -109,14 +109,10 @@ static void qmgr_accept(int fd, struct event_base *base)
     struct attr_writer aw;
     attr_begin(&aw, &hello);
     attr_put_str(&aw, "protocol", "qmgr");
-    /* A few bytes into a fresh socket's empty buffer: a short write only
-     * happens when the waker is already gone. */
-    if (attr_end(&aw) < 0 || write(fd, hello.data, hello.len) != (ssize_t)hello.len) {
-        sb_free(&hello);
-        close(fd);
-        server_client_done();
-        return;
-    }
+    /* Wakers do not wait for this greeting (doc/PROTOCOLS.md) and may be
+     * gone already: their frame is still in the socket, so read it anyway. */
+    if (attr_end(&aw) == 0)
+        (void)!write(fd, hello.data, hello.len);
     sb_free(&hello);
     struct waker *w = xcalloc(1, sizeof(*w));
     w->fd = fd;

@@ -3,7 +3,12 @@
 #define TERN_TERN_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+/* The accounts a system install (and `tern init` as root) uses. */
+#define TERN_DEFAULT_OWNER "tern"
+#define TERN_DEFAULT_GROUP "terndrop"
 
 extern const char *tern_confdir;    /* -c DIR, or NULL for the default */
 
@@ -13,8 +18,14 @@ void tern_load_config(void);
 pid_t tern_master_pid(void);
 /* Run a program and wait; returns its exit status (or -1). */
 int tern_run(const char *const argv[]);
-/* Print a usage text and exit 2 when argv asks for --help or is wrong. */
+/* true when a subcommand's arguments ask for --help (or -h). */
 bool tern_wants_help(int argc, char **argv);
+
+/* The configuration check of `tern check` (and of `tern start`): writes each
+ * problem to out, returns the number of errors; *warnings gets the number of
+ * warnings (unknown parameters). Queue directories are checked only as root
+ * and when check_queue_dirs. */
+int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings);
 
 int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);

@@ -1,6 +1,8 @@
-/* tern_check.c: `tern check`: configuration errors, unknown parameters,
- * missing daemon programs, and (as root) queue ownership and permissions,
- * each with the fix to apply. */
+/* tern_check.c: `tern check`, and the same configuration check `tern start`
+ * runs first: configuration errors, unknown parameters, missing daemon
+ * programs, and (as root) queue ownership and permissions, each with the fix
+ * to apply. */
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -17,104 +19,170 @@
 #include "tern.h"
 #include "util.h"
 
-static int warnings, errors;
+struct check_state {
+    FILE *out;
+    int warnings;
+    int errors;
+};
 
 static void report_unknown(const char *name, const char *file, int line, void *ctx)
 {
+    struct check_state *cs = ctx;
     if (strcmp(file, "main.cf") == 0)
-        printf("tern: warning: %s/main.cf:%d: unknown parameter %s (misspelled, or not supported "
-               "by Tern)\n", cfg_confdir(), line, name);
+        fprintf(cs->out, "tern: warning: %s/main.cf:%d: unknown parameter %s (misspelled, or "
+                "not supported by Tern)\n", cfg_confdir(), line, name);
     else
-        printf("tern: warning: unknown parameter %s set with -o\n", name);
-    warnings++;
+        fprintf(cs->out, "tern: warning: %s:%d: unknown parameter %s (misspelled, or not "
+                "supported by Tern)\n", file, line, name);
+    cs->warnings++;
 }
 
-static void check_queue_dir(const char *path, unsigned mode, uid_t uid, gid_t gid)
+/* cfg_validate's lines are "main.cf:LINE: ..."; say which main.cf. */
+static void check_parameters(struct check_state *cs)
+{
+    struct strbuf err = STRBUF_INIT(65536);
+    if (cfg_validate(&err) > 0) {
+        const char *p = sb_str(&err);
+        while (*p) {
+            size_t n = strcspn(p, "\n");
+            const char *dir = strncmp(p, "main.cf:", 8) == 0 ? cfg_confdir() : NULL;
+            fprintf(cs->out, "tern: error: %s%s%.*s\n", dir ? dir : "", dir ? "/" : "",
+                    (int)n, p);
+            cs->errors++;
+            p += n + (p[n] == '\n');
+        }
+    }
+    sb_free(&err);
+    cfg_unknown(report_unknown, cs);
+}
+
+/* master.cf must parse, and every command must exist in daemon_directory. */
+static void check_services(struct check_state *cs)
+{
+    struct strbuf path = STRBUF_INIT(4096), err = STRBUF_INIT(4096);
+    sb_appendf(&path, "%s/master", cfg_str(P_daemon_directory));
+    if (access(path.data, X_OK) < 0) {
+        fprintf(cs->out, "tern: error: %s is missing or not executable (check "
+                "daemon_directory in %s/main.cf)\n", path.data, cfg_confdir());
+        cs->errors++;
+    }
+    sb_reset(&path);
+    sb_appendf(&path, "%s/master.cf", cfg_confdir());
+    struct master_service *svcs;
+    size_t n;
+    if (mastercf_load(path.data, (int)cfg_int(P_default_process_limit), &svcs, &n, &err) < 0) {
+        bool relative = strncmp(sb_str(&err), "master.cf:", 10) == 0;
+        fprintf(cs->out, "tern: error: %s%s%s\n", relative ? cfg_confdir() : "",
+                relative ? "/" : "", sb_str(&err));
+        cs->errors++;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            sb_reset(&path);
+            sb_appendf(&path, "%s/%s", cfg_str(P_daemon_directory), svcs[i].command);
+            if (access(path.data, X_OK) < 0) {
+                fprintf(cs->out, "tern: error: %s/master.cf:%d: service %s: program %s is "
+                        "missing or not executable (check daemon_directory)\n", cfg_confdir(),
+                        svcs[i].lineno, svcs[i].name, path.data);
+                cs->errors++;
+            }
+        }
+        mastercf_free(svcs, n);
+    }
+    sb_free(&path);
+    sb_free(&err);
+}
+
+/* 1 checked, 0 missing (master creates it), with the fix for a wrong one. */
+static int check_queue_dir(struct check_state *cs, const char *path, unsigned mode,
+                           uid_t uid, gid_t gid)
 {
     struct stat st;
-    if (lstat(path, &st) < 0) {
-        printf("tern: warning: %s does not exist yet (master creates it at start)\n", path);
-        warnings++;
-        return;
+    if (lstat(path, &st) < 0)
+        return 0;
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(cs->out, "tern: error: %s is not a directory; fix: move it away, then "
+                "tern start creates it\n", path);
+        cs->errors++;
+        return 1;
     }
     if (st.st_uid != uid || st.st_gid != gid) {
-        printf("tern: error: %s is owned by %ld:%ld, expected %ld:%ld; fix: chown %ld:%ld %s\n",
-               path, (long)st.st_uid, (long)st.st_gid, (long)uid, (long)gid, (long)uid,
-               (long)gid, path);
-        errors++;
+        fprintf(cs->out, "tern: error: %s is owned by %ld:%ld, expected %ld:%ld; fix: chown "
+                "%ld:%ld %s\n", path, (long)st.st_uid, (long)st.st_gid, (long)uid, (long)gid,
+                (long)uid, (long)gid, path);
+        cs->errors++;
     }
     if ((st.st_mode & 07777) != mode) {
-        printf("tern: error: %s has mode %04o, expected %04o; fix: chmod %04o %s\n",
-               path, st.st_mode & 07777, mode, mode, path);
-        errors++;
+        fprintf(cs->out, "tern: error: %s has mode %04o, expected %04o; fix: chmod %04o %s\n",
+                path, (unsigned)(st.st_mode & 07777), mode, mode, path);
+        cs->errors++;
     }
+    return 1;
 }
 
-static void check_queue(void)
+static void check_queue(struct check_state *cs)
 {
     uid_t uid;
     gid_t gid;
     const char *owner = cfg_str(P_mail_owner), *group = cfg_str(P_setgid_group);
     if (user_ids(owner, &uid, &gid) < 0) {
-        printf("tern: error: mail_owner %s does not exist; fix: tern setup\n", owner);
-        errors++;
+        fprintf(cs->out, "tern: error: mail_owner %s does not exist; fix: tern setup\n", owner);
+        cs->errors++;
         return;
     }
     struct group *gr = getgrnam(group);
     if (!gr) {
-        printf("tern: error: setgid_group %s does not exist; fix: tern setup\n", group);
-        errors++;
+        fprintf(cs->out, "tern: error: setgid_group %s does not exist; fix: tern setup\n", group);
+        cs->errors++;
         return;
     }
+    if (uid == 0) {
+        fprintf(cs->out, "tern: error: mail_owner %s is the super-user; fix: set mail_owner "
+                "to an unprivileged account of its own\n", owner);
+        cs->errors++;
+    }
+    gid_t setgid_gid = gr->gr_gid;
     struct strbuf path = STRBUF_INIT(4096);
+    size_t missing = 0;
     for (size_t i = 0; i < queue_dirs_count; i++) {
         sb_reset(&path);
         sb_appendf(&path, "%s/%s", cfg_str(P_queue_directory), queue_dirs[i].name);
-        check_queue_dir(path.data, queue_dirs[i].mode, uid,
-                        queue_dirs[i].group_is_setgid ? gr->gr_gid : gid);
+        if (!check_queue_dir(cs, path.data, queue_dirs[i].mode, uid,
+                             queue_dirs[i].group_is_setgid ? setgid_gid : gid))
+            missing++;
     }
+    if (missing)
+        fprintf(cs->out, "tern: %zu queue directories under %s do not exist yet; master "
+                "creates them at start\n", missing, cfg_str(P_queue_directory));
     sb_free(&path);
+}
+
+int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
+{
+    struct check_state cs = { out, 0, 0 };
+    check_parameters(&cs);
+    check_services(&cs);
+    if (check_queue_dirs && geteuid() == 0)
+        check_queue(&cs);
+    if (warnings)
+        *warnings = cs.warnings;
+    return cs.errors;
 }
 
 int cmd_check(int argc, char **argv)
 {
     if (tern_wants_help(argc, argv)) {
         printf("usage: tern [-c CONFDIR] check\n  report configuration errors, unknown "
-               "parameters, missing daemons and queue permission problems; exit 1 on errors\n");
+               "parameters, missing daemons and (as root) queue ownership and permission\n"
+               "  problems, each with its fix; exit 1 on errors, 0 with only warnings\n");
         return 0;
     }
+    if (argc > 1) {
+        fprintf(stderr, "tern: check takes no arguments\n");
+        return 2;
+    }
     tern_load_config();
-    struct strbuf err = STRBUF_INIT(65536);
-    if (cfg_validate(&err) > 0) {
-        printf("%s", sb_str(&err));
-        errors++;
-    }
-    cfg_unknown(report_unknown, NULL);
-    sb_reset(&err);
-    sb_appendf(&err, "%s/master.cf", cfg_confdir());
-    char *mpath = xstrdup(err.data);
-    sb_reset(&err);
-    struct master_service *svcs;
-    size_t n;
-    if (mastercf_load(mpath, (int)cfg_int(P_default_process_limit), &svcs, &n, &err) < 0) {
-        printf("tern: error: %s\n", sb_str(&err));
-        errors++;
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            sb_reset(&err);
-            sb_appendf(&err, "%s/%s", cfg_str(P_daemon_directory), svcs[i].command);
-            if (access(err.data, X_OK) < 0) {
-                printf("tern: error: master.cf:%d: service %s: program %s is missing or not "
-                       "executable\n", svcs[i].lineno, svcs[i].name, err.data);
-                errors++;
-            }
-        }
-        mastercf_free(svcs, n);
-    }
-    free(mpath);
-    sb_free(&err);
-    if (geteuid() == 0)
-        check_queue();
+    int warnings;
+    int errors = tern_check_config(stdout, true, &warnings);
     if (errors) {
         printf("tern: %d error(s), %d warning(s)\n", errors, warnings);
         return 1;

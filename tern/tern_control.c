@@ -37,24 +37,17 @@ static bool wait_gone(int seconds)
     return false;
 }
 
-int cmd_start(int argc, char **argv)
+/* master forks, and its parent exits once the child holds the lock and
+ * listens; still, wait (bounded) until the lock shows a live master. */
+static int run_master(const char *program)
 {
-    simple_usage(argc, argv, "start the mail system (master detaches once it runs)");
-    pid_t pid = tern_master_pid();
-    if (pid) {
-        fprintf(stderr, "tern: the mail system is already running (master pid %ld)\n", (long)pid);
-        return 1;
-    }
-    struct strbuf master = STRBUF_INIT(4096);
-    sb_appendf(&master, "%s/master", cfg_str(P_daemon_directory));
-    if (access(master.data, X_OK) < 0) {
+    if (access(program, X_OK) < 0) {
         fprintf(stderr, "tern: cannot run %s: %s (check daemon_directory in %s/main.cf)\n",
-                master.data, strerror(errno), cfg_confdir());
+                program, strerror(errno), cfg_confdir());
         return 1;
     }
-    const char *args[] = { master.data, "-c", cfg_confdir(), NULL };
-    int rc = tern_run(args);
-    if (rc != 0) {
+    const char *args[] = { program, "-c", cfg_confdir(), NULL };
+    if (tern_run(args) != 0) {
         fprintf(stderr, "tern: the mail system did not start\n");
         return 1;
     }
@@ -64,9 +57,33 @@ int cmd_start(int argc, char **argv)
         fprintf(stderr, "tern: master exited after start; see the mail log\n");
         return 1;
     }
-    printf("tern: the mail system is started\n");
-    sb_free(&master);
     return 0;
+}
+
+int cmd_start(int argc, char **argv)
+{
+    simple_usage(argc, argv, "start the mail system (master detaches once it runs)");
+    pid_t pid = tern_master_pid();
+    if (pid) {
+        fprintf(stderr, "tern: the mail system is already running (master pid %ld)\n", (long)pid);
+        return 1;
+    }
+    /* Unknown parameters are warnings: they must be seen, never silently
+     * ignored, but a typo in an optional setting need not keep mail down. */
+    int warnings;
+    int errors = tern_check_config(stderr, false, &warnings);
+    if (errors) {
+        fprintf(stderr, "tern: the mail system was not started: %d configuration error(s); "
+                "see above, or run `tern check`\n", errors);
+        return 1;
+    }
+    struct strbuf master = STRBUF_INIT(4096);
+    sb_appendf(&master, "%s/master", cfg_str(P_daemon_directory));
+    int rc = run_master(master.data);
+    sb_free(&master);
+    if (rc == 0)
+        printf("tern: the mail system is started\n");
+    return rc;
 }
 
 static int signal_master(int sig, const char *what)

@@ -1,6 +1,7 @@
 /* tern_init.c: `tern init DIR` writes a complete self-contained instance
- * (configuration, queue, logs, mailboxes under DIR), and `tern setup`
- * creates the accounts a system install needs. Both are idempotent. */
+ * (configuration, queue, logs, mailboxes under DIR) that runs from any
+ * directory, as root or as an ordinary user. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -13,35 +14,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "maps.h"
 #include "strbuf.h"
 #include "tern.h"
 #include "util.h"
-
-#define DEFAULT_OWNER "tern"
-#define DEFAULT_GROUP "terndrop"
-
-int tern_ensure_accounts(const char *owner, const char *group)
-{
-    if (!getgrnam(group)) {
-        const char *args[] = { "groupadd", "--system", group, NULL };
-        if (tern_run(args) != 0) {
-            fprintf(stderr, "tern: cannot create group %s\n", group);
-            return -1;
-        }
-        printf("tern: created group %s\n", group);
-    }
-    if (!getpwnam(owner)) {
-        const char *args[] = { "useradd", "--system", "--user-group", "--no-create-home",
-                               "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                               "--comment", "Tern mail system", owner, NULL };
-        if (tern_run(args) != 0) {
-            fprintf(stderr, "tern: cannot create user %s\n", owner);
-            return -1;
-        }
-        printf("tern: created user %s\n", owner);
-    }
-    return 0;
-}
 
 static int write_file(const char *dir, const char *name, const char *text)
 {
@@ -67,18 +43,26 @@ static int make_dir(const char *dir, const char *sub, mode_t mode)
     int rc = mkdir(path.data, mode);
     if (rc < 0 && errno == EEXIST)
         rc = 0;
+    if (rc == 0)
+        rc = chmod(path.data, mode);    /* the umask must not take the sticky 1777 away */
     if (rc < 0)
         fprintf(stderr, "tern: cannot create %s: %s\n", path.data, strerror(errno));
     sb_free(&path);
     return rc;
 }
 
+/* Anything in DIR means someone's files: refuse to mix an instance into them. */
 static bool dir_is_empty(const char *dir)
 {
-    struct strbuf path = STRBUF_INIT(PATH_MAX);
-    sb_appendf(&path, "%s/main.cf", dir);
-    bool empty = access(path.data, F_OK) < 0;
-    sb_free(&path);
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            empty = false;
+    closedir(d);
     return empty;
 }
 
@@ -90,7 +74,16 @@ static void init_usage(FILE *fp)
                 "  Run it with: tern -c DIR start\n");
 }
 
-int cmd_init(int argc, char **argv)
+struct init_options {
+    long port;
+    const char *daemon_dir;
+    const char *hostname;
+    bool force;
+    const char *dir;
+};
+
+/* 0 ok, 1 = exit 0 (help shown), 2 = usage error. */
+static int parse_init_options(int argc, char **argv, struct init_options *o)
 {
     static const struct option opts[] = {
         { "port", required_argument, NULL, 'p' },
@@ -100,23 +93,21 @@ int cmd_init(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    long port = 2525;
-    const char *daemon_dir = TERN_LIBEXECDIR, *hostname = NULL;
-    bool force = false;
+    *o = (struct init_options){ 2525, TERN_LIBEXECDIR, NULL, false, NULL };
     int c;
     optind = 0;   /* 0 makes glibc restart its scan (permuting options after DIR) */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
-            if (parse_long(optarg, 1, 65535, &port) < 0) {
-                fprintf(stderr, "tern: bad port \"%s\"\n", optarg);
+            if (parse_long(optarg, 1, 65535, &o->port) < 0) {
+                fprintf(stderr, "tern: bad port \"%s\" (expected 1..65535)\n", optarg);
                 return 2;
             }
             break;
-        case 'd': daemon_dir = optarg; break;
-        case 'H': hostname = optarg; break;
-        case 'f': force = true; break;
-        case 'h': init_usage(stdout); return 0;
+        case 'd': o->daemon_dir = optarg; break;
+        case 'H': o->hostname = optarg; break;
+        case 'f': o->force = true; break;
+        case 'h': init_usage(stdout); return 1;
         default: init_usage(stderr); return 2;
         }
     }
@@ -124,45 +115,41 @@ int cmd_init(int argc, char **argv)
         init_usage(stderr);
         return 2;
     }
-    char dir[PATH_MAX];
-    if (mkdir(argv[optind], 0755) < 0 && errno != EEXIST) {
-        fprintf(stderr, "tern: cannot create %s: %s\n", argv[optind], strerror(errno));
-        return 1;
-    }
-    if (!realpath(argv[optind], dir)) {
-        fprintf(stderr, "tern: %s: %s\n", argv[optind], strerror(errno));
-        return 1;
-    }
-    if (!force && !dir_is_empty(dir)) {
-        fprintf(stderr, "tern: %s already holds an instance (main.cf exists); use --force to "
-                "overwrite its configuration\n", dir);
-        return 1;
-    }
-    char host[256] = "localhost";
-    if (!hostname && gethostname(host, sizeof(host) - 1) == 0)
-        host[sizeof(host) - 1] = 0;
-    const char *owner = DEFAULT_OWNER, *group = DEFAULT_GROUP;
-    char owner_buf[256], group_buf[256];
-    if (geteuid() != 0) {
-        struct passwd *pw = getpwuid(geteuid());
-        struct group *gr = getgrgid(getegid());
-        if (!pw || !gr) {
-            fprintf(stderr, "tern: cannot find the name of uid %ld or gid %ld\n",
-                    (long)geteuid(), (long)getegid());
-            return 1;
-        }
-        str_copy(owner_buf, sizeof(owner_buf), pw->pw_name);
-        str_copy(group_buf, sizeof(group_buf), gr->gr_name);
-        owner = owner_buf;
-        group = group_buf;
-    } else if (tern_ensure_accounts(owner, group) < 0) {
-        return 1;
-    }
+    o->dir = argv[optind];
+    return 0;
+}
 
-    struct strbuf main_cf = STRBUF_INIT(0), master_cf = STRBUF_INIT(0);
-    sb_appendf(&main_cf,
+/* As root the daemons run as the dedicated accounts (created when missing);
+ * as an ordinary user the instance runs as that user, who owns everything. */
+static int choose_accounts(char *owner, size_t ownersz, char *group, size_t groupsz)
+{
+    if (geteuid() == 0) {
+        str_copy(owner, ownersz, TERN_DEFAULT_OWNER);
+        str_copy(group, groupsz, TERN_DEFAULT_GROUP);
+        return tern_ensure_accounts(owner, group);
+    }
+    struct passwd *pw = getpwuid(geteuid());
+    struct group *gr = getgrgid(getegid());
+    if (!pw || !gr) {
+        fprintf(stderr, "tern: cannot find the name of uid %ld or gid %ld\n",
+                (long)geteuid(), (long)getegid());
+        return -1;
+    }
+    if (str_copy(owner, ownersz, pw->pw_name) >= ownersz
+        || str_copy(group, groupsz, gr->gr_name) >= groupsz) {
+        fprintf(stderr, "tern: user or group name too long\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void format_main_cf(struct strbuf *out, const struct init_options *o, const char *dir,
+                           const char *host, const char *owner, const char *group)
+{
+    sb_appendf(out,
         "# main.cf of a self-contained Tern instance, written by `tern init`.\n"
-        "# Parameter names and syntax are Postfix's; `tern -c %s check` reports mistakes.\n"
+        "# Parameter names and syntax are Postfix's; `tern -c %s check`\n"
+        "# reports mistakes and `tern -c %s start` runs it.\n"
         "queue_directory = %s/queue\n"
         "data_directory = %s/data\n"
         "daemon_directory = %s\n"
@@ -173,56 +160,102 @@ int cmd_init(int argc, char **argv)
         "relay_domains =\n"
         "# the account the daemons run as after start-up, and the submission group\n"
         "mail_owner = %s\n"
-        "setgid_group = %s\n",
-        dir, dir, dir, daemon_dir, dir, hostname ? hostname : host, owner, group);
-    sb_appendf(&master_cf,
-        "# master.cf: the services master runs (Postfix syntax).\n"
-        "# service        type  private unpriv  chroot  wakeup  maxproc command + args\n"
-        "#                      (yes)   (yes)   (no)    (never) (100)\n"
-        "127.0.0.1:%ld   inet  n       -       n       -       -       smtpd\n"
-        "cleanup          unix  -       -       n       -       0       cleanup\n"
-        "qmgr             unix  n       -       n       300     1       qmgr\n",
+        "setgid_group = %s\n"
+        "# local delivery: mailboxes of this instance, and its aliases\n"
+        "mail_spool_directory = %s/mail\n"
+        "alias_maps = hash:%s/aliases\n",
+        dir, dir, dir, dir, o->daemon_dir, dir, host, owner, group, dir, dir);
+}
+
+static void format_master_cf(struct strbuf *out, long port)
+{
+    sb_appendf(out,
+        "# master.cf: the services master runs, one per line (Postfix syntax).\n"
+        "# service: inet \"host:port\" or \"port\"; unix: the socket name\n"
+        "# type:    inet (TCP) or unix (socket under queue_directory)\n"
+        "# private: y = socket in private/ (Tern's daemons only), n = public/\n"
+        "# unpriv:  y = run as mail_owner, n = keep root (local delivery only)\n"
+        "# chroot:  y = chroot to queue_directory\n"
+        "# wakeup:  seconds between wake-up events (- = none)\n"
+        "# maxproc: process limit (- = default_process_limit, 0 = no limit)\n"
+        "# command: program in daemon_directory; -o name=value overrides main.cf\n"
+        "# ==========================================================================\n"
+        "# service      type  private unpriv  chroot  wakeup  maxproc command + args\n"
+        "#                    (yes)   (yes)   (no)    (never) (100)\n"
+        "# ==========================================================================\n"
+        "127.0.0.1:%-5ld inet  n       -       n       -       -       smtpd\n"
+        "cleanup        unix  -       -       n       -       0       cleanup\n"
+        "qmgr           unix  n       -       n       300     1       qmgr\n"
+        "local          unix  -       n       n       -       -       local\n"
+        "smtp           unix  -       -       n       -       -       smtp\n"
+        "relay          unix  -       -       n       -       -       smtp\n",
         port);
+}
+
+/* Write the files and directories of the instance into dir. */
+static int write_instance(const struct init_options *o, const char *dir)
+{
+    char host[256] = "localhost";
+    if (!o->hostname && gethostname(host, sizeof(host) - 1) == 0)
+        host[sizeof(host) - 1] = 0;
+    char owner[256], group[256];
+    if (choose_accounts(owner, sizeof(owner), group, sizeof(group)) < 0)
+        return -1;
+    struct strbuf main_cf = STRBUF_INIT(0), master_cf = STRBUF_INIT(0);
+    format_main_cf(&main_cf, o, dir, o->hostname ? o->hostname : host, owner, group);
+    format_master_cf(&master_cf, o->port);
     int rc = 0;
     rc |= write_file(dir, "main.cf", main_cf.data);
     rc |= write_file(dir, "master.cf", master_cf.data);
+    /* postmaster must be deliverable: to root on a system instance, to the
+     * instance's owner in development */
+    struct strbuf aliases = STRBUF_INIT(0);
+    sb_appendf(&aliases, "# aliases(5) of this instance; `tern init` compiled it into aliases.db\n"
+                         "postmaster: %s\nabuse: postmaster\nMAILER-DAEMON: postmaster\n",
+               geteuid() == 0 ? "root" : owner);
+    rc |= write_file(dir, "aliases", aliases.data);
+    sb_free(&aliases);
+    struct strbuf spec = STRBUF_INIT(0), err = STRBUF_INIT(1024);
+    sb_appendf(&spec, "hash:%s/aliases", dir);
+    if (rc == 0 && map_build(spec.data, MAP_BUILD_ALIASES, &err) < 0) {
+        fprintf(stderr, "tern: %s\n", sb_str(&err));
+        rc = -1;
+    }
+    sb_free(&spec);
+    sb_free(&err);
     rc |= make_dir(dir, "queue", 0755);
     rc |= make_dir(dir, "data", 0755);
     rc |= make_dir(dir, "log", 0755);
+    /* Like /var/mail: local delivery writes here as each recipient, and the
+     * sticky bit keeps users from removing each other's mailboxes. */
     rc |= make_dir(dir, "mail", 01777);
     sb_free(&main_cf);
     sb_free(&master_cf);
-    if (rc)
-        return 1;
-    printf("tern: instance created in %s; start it with: tern -c %s start\n", dir, dir);
-    return 0;
+    return rc;
 }
 
-int cmd_setup(int argc, char **argv)
+int cmd_init(int argc, char **argv)
 {
-    if (tern_wants_help(argc, argv)) {
-        printf("usage: tern [-c CONFDIR] setup\n  as root: create the mail_owner account, the "
-               "setgid_group and the queue directory if missing (idempotent)\n");
-        return 0;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "tern: setup must run as root\n");
+    struct init_options o;
+    int rc = parse_init_options(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    char dir[PATH_MAX];
+    if (mkdir(o.dir, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "tern: cannot create %s: %s\n", o.dir, strerror(errno));
         return 1;
     }
-    struct strbuf err = STRBUF_INIT(4096);
-    const char *owner = DEFAULT_OWNER, *group = DEFAULT_GROUP;
-    if (cfg_load(tern_confdir, &err) == 0) {
-        owner = cfg_str(P_mail_owner);
-        group = cfg_str(P_setgid_group);
-        if (mkdir(cfg_str(P_queue_directory), 0755) < 0 && errno != EEXIST) {
-            fprintf(stderr, "tern: cannot create %s: %s\n", cfg_str(P_queue_directory),
-                    strerror(errno));
-            return 1;
-        }
-    }
-    sb_free(&err);
-    if (tern_ensure_accounts(owner, group) < 0)
+    if (!realpath(o.dir, dir)) {
+        fprintf(stderr, "tern: %s: %s\n", o.dir, strerror(errno));
         return 1;
-    printf("tern: setup complete (mail_owner %s, setgid_group %s)\n", owner, group);
+    }
+    if (!o.force && !dir_is_empty(dir)) {
+        fprintf(stderr, "tern: %s is not empty; choose a new directory, or use --force to "
+                "write the instance's files into it\n", dir);
+        return 1;
+    }
+    if (write_instance(&o, dir) < 0)
+        return 1;
+    printf("tern: instance created in %s; start it with: tern -c %s start\n", dir, dir);
     return 0;
 }

@@ -80,12 +80,24 @@ class Instance:
         if master_cf_extra:
             if isinstance(master_cf_extra, str):
                 master_cf_extra = master_cf_extra.splitlines()
-            with open(os.path.join(self.dir, "master.cf"), "a") as f:
-                for line in master_cf_extra:
-                    f.write(line.rstrip("\n") + "\n")
+            self.set_master_cf(master_cf_extra)
         self.started = False
         self._stalls = []
         _instances.append(self)
+
+    def set_master_cf(self, lines):
+        """Add master.cf services; a line for a service (name and type) that
+        master.cf already has replaces that service's line."""
+        path = os.path.join(self.dir, "master.cf")
+        with open(path) as f:
+            current = f.read().splitlines()
+        keys = {tuple(l.split()[:2]) for l in lines if l.strip() and not l.startswith("#")}
+        kept = [l for l in current
+                if not (l.strip() and not l[0].isspace() and not l.startswith("#")
+                        and tuple(l.split()[:2]) in keys)]
+        with open(path, "w") as f:
+            for line in kept + [l.rstrip("\n") for l in lines]:
+                f.write(line + "\n")
 
     def set_main_cf(self, settings):
         """Append settings (dict or "name = value" lines) to main.cf; a later

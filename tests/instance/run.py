@@ -18,8 +18,11 @@ class LineResult(unittest.TextTestResult):
         self.stream.write("%s %s (%.1fs)\n" % (word, test.id(), time.time() - t0))
         self.stream.flush()
 
+    passed = 0
+
     def addSuccess(self, test):
         unittest.TestResult.addSuccess(self, test)
+        self.passed += 1
         self._line("PASS", test)
 
     def addFailure(self, test, err):
@@ -47,7 +50,7 @@ def main():
     result = runner.run(suite)
     failed = len(result.failures) + len(result.errors)
     skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped
+    passed = result.passed
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed or result.testsRun == 0 else 0
 

@@ -23,7 +23,12 @@ HOSTNAME = "tern.test"     # what the harness gives `tern init --hostname`
 
 
 def start_instance(params):
-    inst = harness.Instance(name="smtpd", main_cf=dict(params))
+    # Local mail goes to a transport that never answers, so every message
+    # these tests queue stays in the queue to be inspected.
+    settings = {"local_transport": "stall"}
+    settings.update(params)
+    inst = harness.Instance(name="smtpd", main_cf=settings)
+    inst.stall_transport("stall")
     inst.start()
     return inst
 

@@ -1,0 +1,373 @@
+/* dns.c: MX and address lookups through c-ares (see dns.h). Queries are
+ * sent without search domains or host aliases, driven with poll() until
+ * they finish or the lookup's deadline passes, and their answers are copied
+ * into bounded arrays after checking every name. */
+#include <ares.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "address.h"
+#include "dns.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define DNS_TYPE_A 1
+#define DNS_TYPE_MX 15
+#define DNS_TYPE_AAAA 28
+#define DNS_CLASS_IN 1
+#define DNS_SERVERS_TEXT_MAX 4096
+
+struct dns_resolver {
+    ares_channel channel;
+    int timeout_ms;
+};
+
+/* One query in flight: the callback copies what c-ares hands over. */
+struct dns_query {
+    bool done;
+    int status;              /* ARES_* */
+    unsigned char *answer;
+    int answer_len;
+};
+
+/* ---- configuration ---- */
+
+/* One server in "ADDR", "ADDR:PORT", "[ADDR]" or "[ADDR]:PORT" form, checked
+ * and appended to csv in the form ares_set_servers_ports_csv() reads. */
+static int dns_server_append(struct strbuf *csv, const char *word, struct strbuf *err)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *start = word, *port = NULL;
+    size_t hlen;
+    if (word[0] == '[') {
+        const char *close = strchr(word, ']');
+        if (!close || (close[1] && close[1] != ':'))
+            goto bad;
+        start = word + 1;
+        hlen = (size_t)(close - start);
+        port = close[1] ? close + 2 : NULL;
+    } else {
+        const char *colon = strchr(word, ':');
+        if (colon && strchr(colon + 1, ':'))
+            colon = NULL;            /* a bare IPv6 address */
+        hlen = colon ? (size_t)(colon - word) : strlen(word);
+        port = colon ? colon + 1 : NULL;
+    }
+    if (hlen == 0 || hlen >= sizeof(host))
+        goto bad;
+    memcpy(host, start, hlen);
+    host[hlen] = 0;
+    unsigned char bin[sizeof(struct in6_addr)];
+    bool v6 = inet_pton(AF_INET6, host, bin) == 1;
+    long portnum = 53;
+    if ((!v6 && inet_pton(AF_INET, host, bin) != 1)
+        || (port && parse_long(port, 1, 65535, &portnum) < 0))
+        goto bad;
+    if (sb_appendf(csv, "%s%s%s%s:%ld", csv->len ? "," : "", v6 ? "[" : "", host,
+                   v6 ? "]" : "", portnum) < 0)
+        goto bad;
+    return 0;
+bad:
+    sb_appendf(err, "bad DNS server \"%s\": expected ADDRESS, ADDRESS:PORT or [ADDRESS]:PORT", word);
+    return -1;
+}
+
+static int dns_set_servers(struct dns_resolver *r, const char *servers, struct strbuf *err)
+{
+    struct strbuf csv = STRBUF_INIT(DNS_SERVERS_TEXT_MAX);
+    char *copy = xstrdup(servers), *save = NULL;
+    int rc = 0;
+    for (char *w = strtok_r(copy, ", \t\r\n", &save); w && rc == 0; w = strtok_r(NULL, ", \t\r\n", &save))
+        rc = dns_server_append(&csv, w, err);
+    if (rc == 0 && csv.len) {
+        int st = ares_set_servers_ports_csv(r->channel, csv.data);
+        if (st != ARES_SUCCESS) {
+            sb_appendf(err, "cannot use DNS servers \"%s\": %s", servers, ares_strerror(st));
+            rc = -1;
+        }
+    }
+    free(copy);
+    sb_free(&csv);
+    return rc;
+}
+
+struct dns_resolver *dns_open(const char *servers, int timeout, struct strbuf *err)
+{
+    static bool library_ready;
+    if (!library_ready) {
+        int st = ares_library_init(ARES_LIB_INIT_ALL);
+        if (st != ARES_SUCCESS) {
+            sb_appendf(err, "cannot initialize the DNS resolver library: %s", ares_strerror(st));
+            return NULL;
+        }
+        library_ready = true;
+    }
+    struct dns_resolver *r = xcalloc(1, sizeof(*r));
+    r->timeout_ms = timeout > 0 ? timeout * 1000 : 30000;
+    /* Names from MX records and next hops are absolute: no search list,
+     * and no HOSTALIASES file from the environment. */
+    struct ares_options opts = { .flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS };
+    int st = ares_init_options(&r->channel, &opts, ARES_OPT_FLAGS);
+    if (st != ARES_SUCCESS) {
+        sb_appendf(err, "cannot initialize the DNS resolver: %s", ares_strerror(st));
+        free(r);
+        return NULL;
+    }
+    if (servers && *servers && dns_set_servers(r, servers, err) < 0) {
+        dns_close(r);
+        return NULL;
+    }
+    return r;
+}
+
+void dns_close(struct dns_resolver *r)
+{
+    if (!r)
+        return;
+    ares_destroy(r->channel);
+    free(r);
+}
+
+/* ---- running queries ---- */
+
+static void dns_callback(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct dns_query *q = arg;
+    q->done = true;
+    q->status = status;
+    if (status == ARES_SUCCESS && abuf && alen > 0) {
+        q->answer = xmalloc((size_t)alen);
+        memcpy(q->answer, abuf, (size_t)alen);
+        q->answer_len = alen;
+    }
+}
+
+static bool dns_all_done(const struct dns_query *qs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!qs[i].done)
+            return false;
+    return true;
+}
+
+/* Milliseconds to wait in poll(): c-ares's own retry timer, capped by the deadline. */
+static int dns_poll_wait(struct dns_resolver *r, long long deadline_ms)
+{
+    long long left = deadline_ms - now_usec() / 1000;
+    struct timeval max = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 }, tv;
+    struct timeval *t = ares_timeout(r->channel, &max, &tv);
+    long long ms = (long long)t->tv_sec * 1000 + t->tv_usec / 1000;
+    return ms < 0 ? 0 : ms > left ? (int)left : (int)ms;
+}
+
+/* Drive the channel until every query in qs is done or the deadline passes;
+ * then what is still running is cancelled (its callback sees ECANCELLED). */
+static void dns_wait(struct dns_resolver *r, struct dns_query *qs, size_t n, long long deadline_ms)
+{
+    while (!dns_all_done(qs, n)) {
+        if (now_usec() / 1000 >= deadline_ms) {
+            ares_cancel(r->channel);
+            break;
+        }
+        ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+        struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+        /* Not ARES_GETSOCK_WRITABLE(): it shifts a signed 1 into the sign bit. */
+        unsigned bits = (unsigned)ares_getsock(r->channel, socks, ARES_GETSOCK_MAXNUM);
+        nfds_t nfds = 0;
+        for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+            short ev = (short)(((bits >> i) & 1u ? POLLIN : 0)
+                               | ((bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u ? POLLOUT : 0));
+            if (ev)
+                pfd[nfds++] = (struct pollfd){ socks[i], ev, 0 };
+        }
+        int rc = poll(pfd, nfds, dns_poll_wait(r, deadline_ms));
+        if (rc < 0 && errno != EINTR) {
+            ares_cancel(r->channel);
+            break;
+        }
+        if (rc <= 0) {
+            ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);   /* timers */
+            continue;
+        }
+        for (nfds_t i = 0; i < nfds; i++) {
+            if (!pfd[i].revents)
+                continue;
+            bool rd = pfd[i].revents & (POLLIN | POLLERR | POLLHUP);
+            bool wr = pfd[i].revents & (POLLOUT | POLLERR | POLLHUP);
+            ares_process_fd(r->channel, rd ? pfd[i].fd : ARES_SOCKET_BAD,
+                            wr ? pfd[i].fd : ARES_SOCKET_BAD);
+        }
+    }
+}
+
+static enum dns_status dns_status_of(int ares_status)
+{
+    switch (ares_status) {
+    case ARES_SUCCESS: return DNS_OK;
+    case ARES_ENODATA: return DNS_NODATA;
+    case ARES_ENOTFOUND:
+    case ARES_EBADNAME: return DNS_NOTFOUND;
+    default: return DNS_TEMPFAIL;
+    }
+}
+
+static void dns_explain(struct strbuf *why, int ares_status)
+{
+    sb_reset(why);
+    switch (ares_status) {
+    case ARES_ENOTFOUND: sb_appends(why, "Host not found"); break;
+    case ARES_EBADNAME: sb_appends(why, "Host not found (invalid name)"); break;
+    case ARES_ENODATA: sb_appends(why, "No data of the requested type"); break;
+    case ARES_ETIMEOUT:
+    case ARES_ECANCELLED: sb_appends(why, "Host not found, try again (DNS timeout)"); break;
+    case ARES_ESERVFAIL: sb_appends(why, "Host not found, try again (server failure)"); break;
+    default: sb_appendf(why, "Host not found, try again (%s)", ares_strerror(ares_status)); break;
+    }
+}
+
+static void dns_query_free(struct dns_query *q)
+{
+    free(q->answer);
+    q->answer = NULL;
+}
+
+/* ---- MX ---- */
+
+static bool dns_host_ok(const char *host)
+{
+    size_t len = strlen(host);
+    return len > 0 && len <= DNS_NAME_MAX && address_domain_valid(host, len, false)
+           && host[0] != '[';
+}
+
+/* Copy valid records, sorted by preference; equal preferences keep their order. */
+static size_t dns_mx_copy(const struct ares_mx_reply *list, struct dns_mx *out)
+{
+    size_t n = 0;
+    for (const struct ares_mx_reply *p = list; p && n < DNS_MX_MAX; p = p->next) {
+        const char *host = p->host ? p->host : "";
+        if (strcmp(host, ".") == 0)
+            host = "";
+        if (*host && !dns_host_ok(host))
+            continue;
+        size_t at = n;
+        while (at > 0 && out[at - 1].preference > p->priority) {
+            out[at] = out[at - 1];
+            at--;
+        }
+        out[at].preference = p->priority;
+        str_copy(out[at].host, sizeof(out[at].host), host);
+        n++;
+    }
+    return n;
+}
+
+enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
+                              struct dns_mx **mx, size_t *count, struct strbuf *why)
+{
+    struct dns_query q = { 0 };
+    *mx = NULL;
+    *count = 0;
+    ares_query(r->channel, name, DNS_CLASS_IN, DNS_TYPE_MX, dns_callback, &q);
+    dns_wait(r, &q, 1, now_usec() / 1000 + r->timeout_ms);
+    int st = q.done ? q.status : ARES_ETIMEOUT;
+    if (st == ARES_SUCCESS) {
+        struct ares_mx_reply *list = NULL;
+        st = ares_parse_mx_reply(q.answer, q.answer_len, &list);
+        if (st == ARES_SUCCESS) {
+            *mx = xcalloc(DNS_MX_MAX, sizeof(**mx));
+            *count = dns_mx_copy(list, *mx);
+            if (*count == 0) {
+                free(*mx);
+                *mx = NULL;
+                st = ARES_EBADRESP;   /* only unusable names: the zone is broken */
+            }
+        } else if (st != ARES_ENODATA) {
+            st = ARES_EBADRESP;
+        }
+        ares_free_data(list);
+    }
+    dns_query_free(&q);
+    if (st != ARES_SUCCESS)
+        dns_explain(why, st);
+    return dns_status_of(st);
+}
+
+/* ---- A / AAAA ---- */
+
+static int dns_addr_parse(const struct dns_query *q, int family, struct dns_addr *out, size_t *n)
+{
+    int naddr = DNS_ADDR_MAX, st;
+    if (family == AF_INET) {
+        struct ares_addrttl ttls[DNS_ADDR_MAX];
+        st = ares_parse_a_reply(q->answer, q->answer_len, NULL, ttls, &naddr);
+        for (int i = 0; st == ARES_SUCCESS && i < naddr && i < DNS_ADDR_MAX; i++)
+            out[(*n)++] = (struct dns_addr){ .family = AF_INET, .u.v4 = ttls[i].ipaddr };
+    } else {
+        struct ares_addr6ttl ttls[DNS_ADDR_MAX];
+        st = ares_parse_aaaa_reply(q->answer, q->answer_len, NULL, ttls, &naddr);
+        for (int i = 0; st == ARES_SUCCESS && i < naddr && i < DNS_ADDR_MAX; i++) {
+            out[*n] = (struct dns_addr){ .family = AF_INET6 };
+            memcpy(&out[*n].u.v6, &ttls[i].ip6addr, sizeof(out[*n].u.v6));
+            (*n)++;
+        }
+    }
+    if (st == ARES_SUCCESS && naddr == 0)
+        st = ARES_ENODATA;
+    return st == ARES_SUCCESS || st == ARES_ENODATA ? st : ARES_EBADRESP;
+}
+
+/* Which of two failures says more: a temporary one, then "not found". */
+static int dns_worse(int a, int b)
+{
+    if (dns_status_of(a) == DNS_TEMPFAIL)
+        return a;
+    if (dns_status_of(b) == DNS_TEMPFAIL)
+        return b;
+    return a == ARES_ENOTFOUND ? a : b;
+}
+
+enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool want_v4,
+                                bool want_v6, struct dns_addr **addrs, size_t *count,
+                                struct strbuf *why)
+{
+    struct dns_query qs[2] = { { 0 }, { 0 } };
+    int families[2], nq = 0;
+    if (want_v6)
+        families[nq++] = AF_INET6;
+    if (want_v4)
+        families[nq++] = AF_INET;
+    for (int i = 0; i < nq; i++)
+        ares_query(r->channel, name, DNS_CLASS_IN, families[i] == AF_INET ? DNS_TYPE_A : DNS_TYPE_AAAA,
+                   dns_callback, &qs[i]);
+    dns_wait(r, qs, (size_t)nq, now_usec() / 1000 + r->timeout_ms);
+    *addrs = xcalloc(2 * DNS_ADDR_MAX, sizeof(**addrs));
+    *count = 0;
+    int result = ARES_ENODATA;
+    for (int i = 0; i < nq; i++) {
+        int st = qs[i].done ? qs[i].status : ARES_ETIMEOUT;
+        if (st == ARES_SUCCESS)
+            st = dns_addr_parse(&qs[i], families[i], *addrs, count);
+        if (st != ARES_SUCCESS)
+            result = i == 0 ? st : dns_worse(result, st);
+        dns_query_free(&qs[i]);
+    }
+    if (*count > 0)
+        return DNS_OK;
+    free(*addrs);
+    *addrs = NULL;
+    dns_explain(why, result);
+    return dns_status_of(result);
+}
+
+const char *dns_addr_text(const struct dns_addr *a, char *buf, size_t bufsz)
+{
+    if (!inet_ntop(a->family, a->family == AF_INET ? (const void *)&a->u.v4 : (const void *)&a->u.v6,
+                   buf, (socklen_t)bufsz))
+        str_copy(buf, bufsz, "?");
+    return buf;
+}

@@ -1,0 +1,63 @@
+/* dns.h: DNS lookups (MX, A, AAAA) through the c-ares resolver, with the
+ * resolver's servers configurable so that tests can use their own DNS
+ * server. Each lookup runs to completion or to its deadline; suited to
+ * daemons that serve one client at a time (the delivery agents). Every
+ * answer is hostile: counts and names are bounded and checked here. */
+#ifndef TERN_DNS_H
+#define TERN_DNS_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct strbuf;
+struct dns_resolver;
+
+#define DNS_NAME_MAX 255     /* longest host name kept from an answer */
+#define DNS_MX_MAX 64        /* MX records kept per domain */
+#define DNS_ADDR_MAX 32      /* addresses kept per host and family */
+
+enum dns_status {
+    DNS_OK,
+    DNS_NOTFOUND,   /* NXDOMAIN: the name does not exist */
+    DNS_NODATA,     /* the name exists, but has no record of that type */
+    DNS_TEMPFAIL,   /* SERVFAIL, timeout, unreachable server, malformed answer */
+};
+
+struct dns_mx {
+    int preference;
+    char host[DNS_NAME_MAX + 1];   /* "" for the null MX "." of RFC 7505 */
+};
+
+struct dns_addr {
+    int family;                    /* AF_INET or AF_INET6 */
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } u;
+};
+
+/* servers: "" for the system's resolv.conf, else a list separated by commas
+ * or white space of "ADDR", "ADDR:PORT", "[ADDR]:PORT" (IPv6 in brackets).
+ * timeout: seconds one lookup may take, retries included. Call before a
+ * chroot: the system configuration is read here. NULL with err on failure. */
+struct dns_resolver *dns_open(const char *servers, int timeout, struct strbuf *err);
+void dns_close(struct dns_resolver *r);
+
+/* MX records of name, sorted by preference (equal preferences in the order
+ * received). On DNS_OK *mx is malloc'ed with *count >= 1 entries. On any
+ * other status why holds a short explanation ("Host not found", ...). */
+enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
+                              struct dns_mx **mx, size_t *count, struct strbuf *why);
+
+/* A and/or AAAA records of name, queried at once. DNS_OK when either family
+ * gave addresses (IPv6 first in *addrs); otherwise a temporary failure of
+ * either wins over "not found", which wins over "no data". */
+enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool want_v4,
+                                bool want_v6, struct dns_addr **addrs, size_t *count,
+                                struct strbuf *why);
+
+/* Numeric text of an address into buf (at least INET6_ADDRSTRLEN bytes). */
+const char *dns_addr_text(const struct dns_addr *a, char *buf, size_t bufsz);
+
+#endif

@@ -1,0 +1,88 @@
+/* master_lock.c: the pid/lock file data_directory/master.pid. master holds
+ * a write lock on it for its whole life, so two masters never share a
+ * queue, and `tern` finds the running master's pid through the lock. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master.h"
+#include "strbuf.h"
+#include "util.h"
+
+static int lock_fd = -1;
+static char *lock_path;
+
+static void pid_file_path(const struct master_params *p, struct strbuf *path)
+{
+    sb_appendf(path, "%s/master.pid", p->data_dir);
+}
+
+/* pid of the process holding the lock, 0 when none does. */
+pid_t master_lock_holder(const struct master_params *p)
+{
+    struct strbuf path = STRBUF_INIT(0);
+    pid_file_path(p, &path);
+    int fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    sb_free(&path);
+    if (fd < 0)
+        return 0;
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    pid_t pid = 0;
+    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+        pid = fl.l_pid;
+    close(fd);
+    return pid;
+}
+
+int master_lock(const struct master_params *p, struct strbuf *err)
+{
+    struct strbuf path = STRBUF_INIT(0);
+    pid_file_path(p, &path);
+    int fd = open(path.data, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        sb_appendf(err, "cannot open the lock file %s: %s", path.data, strerror(errno));
+        sb_free(&path);
+        return -1;
+    }
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (fcntl(fd, F_SETLK, &fl) < 0) {
+        int saved = errno;
+        close(fd);
+        pid_t holder = master_lock_holder(p);
+        if (saved == EAGAIN || saved == EACCES)
+            sb_appendf(err, "the Tern mail system is already running (master pid %ld)",
+                       (long)holder);
+        else
+            sb_appendf(err, "cannot lock %s: %s", path.data, strerror(saved));
+        sb_free(&path);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        sb_appendf(err, "cannot write the lock file %s: %s", path.data, strerror(errno));
+        close(fd);
+        sb_free(&path);
+        return -1;
+    }
+    lock_fd = fd;
+    lock_path = xstrdup(path.data);
+    sb_free(&path);
+    return 0;
+}
+
+/* Removed before the lock goes, so nobody reads a stale pid from it. */
+void master_unlock(void)
+{
+    if (lock_fd < 0)
+        return;
+    unlink(lock_path);
+    close(lock_fd);
+    lock_fd = -1;
+    free(lock_path);
+    lock_path = NULL;
+}

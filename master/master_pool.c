@@ -1,0 +1,146 @@
+/* master_pool.c: master's table of children: how many each service has and
+ * how many say they can take a client, the busy/idle hints read from the
+ * status pipe, reaping with the log line for abnormal exits, and the
+ * throttle that stops a service whose children keep dying. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master.h"
+#include "server.h"
+#include "util.h"
+
+#define STATUS_READ_BATCH 64
+
+struct child *master_add_child(pid_t pid, const struct service *svc, const char *path)
+{
+    if (ms.nchildren == ms.capchildren) {
+        ms.capchildren = ms.capchildren ? ms.capchildren * 2 : 32;
+        ms.children = xrealloc(ms.children, ms.capchildren * sizeof(*ms.children));
+    }
+    struct child *c = &ms.children[ms.nchildren++];
+    c->pid = pid;
+    c->generation = ms.generation;
+    c->service_key = xstrdup(svc->key);
+    c->path = xstrdup(path);
+    c->avail = true;   /* a new child goes straight to accepting */
+    return c;
+}
+
+/* Children of svc in this generation (or in any, for services that must
+ * never run twice at once), and how many of them are available. */
+int master_count(const struct service *svc, int *avail, bool all_generations)
+{
+    int total = 0, av = 0;
+    for (size_t i = 0; i < ms.nchildren; i++) {
+        const struct child *c = &ms.children[i];
+        if ((all_generations || c->generation == ms.generation)
+            && strcmp(c->service_key, svc->key) == 0) {
+            total++;
+            av += c->avail;
+        }
+    }
+    if (avail)
+        *avail = av;
+    return total;
+}
+
+bool master_may_spawn(const struct service *svc, time_t now)
+{
+    return !ms.stopping && svc->listen_fd >= 0 && now >= svc->throttle_until;
+}
+
+/* Hints only: a record counts when it names a child of the generation it
+ * claims; its state is forgotten anyway when the child exits. */
+void master_read_status(void)
+{
+    struct master_status st[STATUS_READ_BATCH];
+    for (int round = 0; round < 16; round++) {
+        ssize_t n = read(ms.status_rfd, st, sizeof(st));
+        if (n <= 0)
+            return;
+        for (size_t k = 0; k < (size_t)n / sizeof(st[0]); k++)
+            for (size_t j = 0; j < ms.nchildren; j++)
+                if (ms.children[j].pid == st[k].pid
+                    && ms.children[j].generation == st[k].generation)
+                    ms.children[j].avail = st[k].avail == MASTER_STAT_AVAIL;
+        if ((size_t)n < sizeof(st))
+            return;
+    }
+}
+
+static struct service *current_service(const struct child *c)
+{
+    if (c->generation != ms.generation)
+        return NULL;
+    for (size_t i = 0; i < ms.nsvcs; i++)
+        if (strcmp(ms.svcs[i].key, c->service_key) == 0)
+            return &ms.svcs[i];
+    return NULL;
+}
+
+/* Consecutive failures: the first restarts at once, then 1 s, 2 s, 4 s...
+ * up to service_throttle_time. */
+static void throttle(struct service *svc)
+{
+    if (++svc->failures < 2)
+        return;
+    long delay = ms.p.throttle_time;
+    if (svc->failures - 2 < 30 && (1L << (svc->failures - 2)) < delay)
+        delay = 1L << (svc->failures - 2);
+    svc->throttle_until = time(NULL) + delay;
+    msg_warn("service %s: throttling for %ld seconds after repeated failures",
+             svc->cfg.name, delay);
+}
+
+static void child_exited(const struct child *c, int status)
+{
+    bool signaled = WIFSIGNALED(status);
+    bool abnormal = signaled || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    /* While stopping, the signals are master's own doing. */
+    bool expected = ms.stopping && signaled
+        && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL
+            || WTERMSIG(status) == SIGINT);
+    if (signaled && !expected)
+        msg_warn("process %s pid %ld killed by signal %d", c->path, (long)c->pid,
+                 WTERMSIG(status));
+    else if (abnormal && !signaled)
+        msg_warn("process %s pid %ld exit status %d", c->path, (long)c->pid,
+                 WEXITSTATUS(status));
+    struct service *svc = current_service(c);
+    if (!svc || ms.stopping)
+        return;
+    if (abnormal)
+        throttle(svc);
+    else
+        svc->failures = 0;
+}
+
+void master_reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (size_t i = 0; i < ms.nchildren; i++) {
+            struct child *c = &ms.children[i];
+            if (c->pid != pid)
+                continue;
+            child_exited(c, status);
+            free(c->service_key);
+            free(c->path);
+            ms.children[i] = ms.children[--ms.nchildren];
+            break;
+        }
+    }
+}
+
+void master_kill_all(int sig)
+{
+    for (size_t i = 0; i < ms.nchildren; i++)
+        if (kill(ms.children[i].pid, sig) < 0 && errno != ESRCH)
+            msg_warn("cannot signal pid %ld: %m", (long)ms.children[i].pid);
+}

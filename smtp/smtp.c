@@ -1,0 +1,154 @@
+/* smtp.c: the SMTP client delivery agent. qmgr hands it one delivery
+ * request per connection (doc/PROTOCOLS.md, "Delivery agents"); it looks
+ * up the next hop, talks SMTP to the remote server, marks final recipients
+ * done in the queue file and reports each recipient's outcome. This file
+ * reads the settings and starts the daemon; the work is in smtp_*.c. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dns.h"
+#include "log.h"
+#include "server.h"
+#include "smtp.h"
+#include "util.h"
+
+struct smtp_settings smtp_cfg;
+
+static int config_seconds(enum param_id id)
+{
+    long v = cfg_time(id);
+    return v < 1 ? 1 : v > 86400 ? 86400 : (int)v;
+}
+
+/* smtp_tcp_port: a number, or a service name looked up now (before any chroot). */
+static int default_port(void)
+{
+    const char *value = cfg_str(P_smtp_tcp_port);
+    long port;
+    if (parse_long(value, 1, 65535, &port) == 0)
+        return (int)port;
+    struct servent *se = getservbyname(value, "tcp");
+    if (se)
+        return ntohs((unsigned short)se->s_port);
+    if (strcmp(value, "smtp") == 0)
+        return 25;
+    msg_fatal("smtp_tcp_port = %s: not a port number or a known TCP service name (main.cf)", value);
+}
+
+static void bind_addresses(void)
+{
+    const char *v4 = cfg_str(P_smtp_bind_address), *v6 = cfg_str(P_smtp_bind_address6);
+    if (*v4) {
+        smtp_cfg.bind4.sin_family = AF_INET;
+        if (inet_pton(AF_INET, v4, &smtp_cfg.bind4.sin_addr) != 1)
+            msg_fatal("smtp_bind_address = %s: not an IPv4 address (main.cf)", v4);
+        smtp_cfg.bind4_set = true;
+    }
+    if (*v6) {
+        smtp_cfg.bind6.sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, v6, &smtp_cfg.bind6.sin6_addr) != 1)
+            msg_fatal("smtp_bind_address6 = %s: not an IPv6 address (main.cf)", v6);
+        smtp_cfg.bind6_set = true;
+    }
+}
+
+/* inet_protocols (all, ipv4, ipv6, or a list) and smtp_address_preference. */
+static void address_families(void)
+{
+    size_t n;
+    char **words = cfg_list_split(cfg_str(P_inet_protocols), &n);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(words[i], "all") == 0)
+            smtp_cfg.want_v4 = smtp_cfg.want_v6 = true;
+        else if (strcmp(words[i], "ipv4") == 0)
+            smtp_cfg.want_v4 = true;
+        else if (strcmp(words[i], "ipv6") == 0)
+            smtp_cfg.want_v6 = true;
+        else
+            msg_fatal("inet_protocols: unknown protocol \"%s\" (main.cf); use all, ipv4 or ipv6", words[i]);
+    }
+    cfg_list_free(words, n);
+    if (!smtp_cfg.want_v4 && !smtp_cfg.want_v6)
+        msg_fatal("inet_protocols is empty (main.cf)");
+    const char *pref = cfg_str(P_smtp_address_preference);
+    if (strcmp(pref, "any") == 0)
+        smtp_cfg.family_pref = SMTP_PREF_ANY;
+    else if (strcmp(pref, "ipv4") == 0)
+        smtp_cfg.family_pref = SMTP_PREF_IPV4;
+    else if (strcmp(pref, "ipv6") == 0)
+        smtp_cfg.family_pref = SMTP_PREF_IPV6;
+    else
+        msg_fatal("smtp_address_preference = %s: expected any, ipv4 or ipv6 (main.cf)", pref);
+}
+
+static bool helo_name_ok(const char *s)
+{
+    if (!*s || strlen(s) > DNS_NAME_MAX)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+/* As root, before any chroot: the queue directory, the resolver's
+ * configuration and the services database are reachable only now. */
+static void smtp_pre_init(void)
+{
+    const char *qdir = cfg_str(P_queue_directory);
+    if (chdir(qdir) < 0)
+        msg_fatal("cannot enter queue_directory %s: %m", qdir);
+    struct strbuf err = STRBUF_INIT(1024);
+    smtp_cfg.dns = dns_open(cfg_str(P_smtp_dns_servers), config_seconds(P_smtp_dns_timeout), &err);
+    if (!smtp_cfg.dns)
+        msg_fatal("smtp_dns_servers: %s (main.cf)", sb_str(&err));
+    sb_free(&err);
+    smtp_cfg.port = default_port();
+}
+
+static void smtp_post_init(struct event_base *base)
+{
+    smtp_cfg.myhostname = xstrdup(cfg_str(P_myhostname));
+    smtp_cfg.helo_name = xstrdup(cfg_str(P_smtp_helo_name));
+    if (!helo_name_ok(smtp_cfg.helo_name))
+        msg_fatal("smtp_helo_name = \"%s\": not a host name (main.cf)", smtp_cfg.helo_name);
+    smtp_cfg.connect_timeout = config_seconds(P_smtp_connect_timeout);
+    smtp_cfg.helo_timeout = config_seconds(P_smtp_helo_timeout);
+    smtp_cfg.mail_timeout = config_seconds(P_smtp_mail_timeout);
+    smtp_cfg.rcpt_timeout = config_seconds(P_smtp_rcpt_timeout);
+    smtp_cfg.data_init_timeout = config_seconds(P_smtp_data_init_timeout);
+    smtp_cfg.data_xfer_timeout = config_seconds(P_smtp_data_xfer_timeout);
+    smtp_cfg.data_done_timeout = config_seconds(P_smtp_data_done_timeout);
+    smtp_cfg.quit_timeout = config_seconds(P_smtp_quit_timeout);
+    smtp_cfg.mx_address_limit = cfg_int(P_smtp_mx_address_limit);
+    smtp_cfg.mx_session_limit = cfg_int(P_smtp_mx_session_limit);
+    smtp_cfg.skip_5xx_greeting = cfg_bool(P_smtp_skip_5xx_greeting);
+    smtp_cfg.ipc_frame_limit = (size_t)cfg_size(P_ipc_frame_limit);
+    smtp_cfg.ipc_timeout = (int)cfg_time(P_ipc_timeout);
+    bind_addresses();
+    address_families();
+    /* Random order among equal MX preferences needs no strong randomness. */
+    srandom((unsigned)(now_usec() ^ ((long long)getpid() << 16)));
+}
+
+static void smtp_pre_exit(void)
+{
+    dns_close(smtp_cfg.dns);
+    smtp_cfg.dns = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_ops ops = {
+        .mode = SERVER_SINGLE,
+        .pre_init = smtp_pre_init,
+        .post_init = smtp_post_init,
+        .serve = smtp_serve,
+        .pre_exit = smtp_pre_exit,
+    };
+    server_main(argc, argv, "smtp", &ops);
+}

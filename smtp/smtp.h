@@ -1,0 +1,134 @@
+/* smtp.h: what the files of the SMTP client delivery agent share: its
+ * settings, one delivery request with its recipients and their outcomes,
+ * one SMTP session, and the functions each file offers the others:
+ * smtp_request.c (the delivery protocol with qmgr, marking, logging),
+ * smtp_connect.c (next hop, MX and address lookups, connecting),
+ * smtp_io.c (reply and command I/O with deadlines) and smtp_proto.c (the
+ * SMTP dialogue). */
+#ifndef TERN_SMTP_H
+#define TERN_SMTP_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "queue.h"
+#include "smtp_parse.h"
+#include "strbuf.h"
+
+struct dns_resolver;
+
+#define SMTP_REASON_MAX 4096     /* one recipient's reason text */
+#define SMTP_RELAY_MAX 512       /* "host[addr]:port" */
+#define SMTP_LINE_MAX 4096       /* one command we send */
+
+enum smtp_family_pref { SMTP_PREF_ANY, SMTP_PREF_IPV4, SMTP_PREF_IPV6 };
+
+struct smtp_settings {
+    const char *myhostname;
+    const char *helo_name;
+    int port;                            /* default port of remote servers */
+    bool bind4_set, bind6_set;
+    struct sockaddr_in bind4;            /* smtp_bind_address */
+    struct sockaddr_in6 bind6;           /* smtp_bind_address6 */
+    int connect_timeout, helo_timeout, mail_timeout, rcpt_timeout;
+    int data_init_timeout, data_xfer_timeout, data_done_timeout, quit_timeout;
+    long mx_address_limit, mx_session_limit;   /* 0: no limit */
+    bool skip_5xx_greeting;
+    bool want_v4, want_v6;               /* inet_protocols */
+    enum smtp_family_pref family_pref;
+    struct dns_resolver *dns;
+    size_t ipc_frame_limit;
+    int ipc_timeout;
+};
+extern struct smtp_settings smtp_cfg;
+
+/* A recipient of the request and what became of it. */
+struct smtp_rcpt {
+    const char *address, *orcpt, *notify;   /* into the request frame */
+    off_t offset;                           /* of its R record */
+    int status;                             /* 0 undecided, 2, 4 or 5 */
+    char dsn[SMTP_DSN_SIZE];
+    struct strbuf reason;
+    struct strbuf relay;                    /* where the outcome came from, "none" */
+    bool accepted;                          /* RCPT TO got 2xx in this session */
+    bool already_done;                      /* a D record already: never touched */
+};
+
+struct smtp_request {
+    /* from qmgr (strings point into the request frame) */
+    const char *queue_id, *queue_path, *transport, *nexthop, *sender;
+    struct smtp_rcpt *rcpts;
+    size_t nrcpt;
+    /* from the queue file */
+    int qfd;
+    off_t content_offset;
+    struct smtp_content_info content;
+    bool body_8bitmime;                     /* declared BODY=8BITMIME */
+    bool smtputf8;                          /* declared SMTPUTF8 */
+    char *envid, *ret;                      /* DSN envelope parameters, NULL when absent */
+    long long arrival_usec;
+    /* timing */
+    long long start_usec;                   /* request read */
+    long long xfer_start_usec;              /* MAIL FROM of the last session, 0 if none */
+};
+
+/* One connection to a remote server. */
+struct smtp_session {
+    int fd;
+    char host[256];                         /* the name we looked up, or the address */
+    char addr[INET6_ADDRSTRLEN];
+    int port;
+    char name[SMTP_RELAY_MAX];              /* "host[addr]", for reasons */
+    char desc[SMTP_RELAY_MAX];              /* "host[addr]:port", the relay= field */
+    struct strbuf in;                       /* bytes read, not yet parsed */
+    struct strbuf out;                      /* commands waiting to be written */
+    struct smtp_reply reply;                /* the last reply read */
+    unsigned features;                      /* SMTP_FEAT_* from EHLO */
+    unsigned long long size_limit;          /* SIZE from EHLO, 0 = none */
+    const char *io_error;                   /* why the last read/write failed */
+    bool timed_out;
+    bool skip_to_lf;                        /* dropping the tail of a cut reply line */
+};
+
+/* ---- smtp_request.c ---- */
+void smtp_serve(int fd);
+/* Give recipient i an outcome unless it already has one: status 2/4/5,
+ * dsn X.Y.Z, relay (NULL: "none") and the reason text. */
+void smtp_rcpt_set(struct smtp_request *rq, size_t i, int status, const char *dsn,
+                   const char *relay, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* The same for every recipient still undecided. */
+void smtp_rcpt_set_all(struct smtp_request *rq, int status, const char *dsn, const char *relay,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+size_t smtp_undecided(const struct smtp_request *rq);
+
+/* ---- smtp_connect.c ---- */
+/* Resolve the next hop and try its servers in order until one session
+ * decides; every recipient has an outcome afterwards. */
+void smtp_deliver(struct smtp_request *rq);
+
+/* ---- smtp_proto.c ---- */
+enum smtp_session_result {
+    SMTP_SESSION_DONE,       /* every recipient was decided by this server */
+    SMTP_SESSION_NEXT,       /* this server failed before the transaction: try the next */
+};
+/* The dialogue on a connected session. For SMTP_SESSION_NEXT, *why and
+ * dsn describe the failure (the outcome if no other server does better). */
+enum smtp_session_result smtp_session_run(struct smtp_session *s, struct smtp_request *rq,
+                                          struct strbuf *why, char dsn[SMTP_DSN_SIZE]);
+
+/* ---- smtp_io.c ---- */
+void smtp_session_init(struct smtp_session *s, int fd, const char *host, const char *addr, int port);
+void smtp_session_free(struct smtp_session *s);
+/* Read one whole reply into s->reply within timeout seconds. 0 ok; -1 on
+ * timeout, EOF, error or a malformed reply (s->io_error says which). */
+int smtp_read_reply(struct smtp_session *s, int timeout);
+/* Queue a command line (CRLF added) / write everything queued. */
+int smtp_queue_command(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int smtp_flush(struct smtp_session *s, int timeout);
+/* Write len bytes within timeout seconds (content). 0 ok, -1 as above. */
+int smtp_write(struct smtp_session *s, const void *data, size_t len, int timeout);
+
+#endif

@@ -1,0 +1,285 @@
+/* smtp_connect.c: from a next hop to a delivered (or decided) request: the
+ * next hop is parsed ("[host]:port" and "[host]" skip the MX lookup, a
+ * domain gets one), MX hosts are taken in preference order with random
+ * order among equals, the domain's own addresses are used when it has no
+ * MX, a null MX returns the mail, and each address is tried in turn (bound
+ * to smtp_bind_address*, within smtp_connect_timeout) until a server's
+ * session decides the recipients or the limits are reached. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dns.h"
+#include "log.h"
+#include "smtp.h"
+#include "util.h"
+
+#define SMTP_TARGETS_MAX 100      /* addresses considered per delivery, whatever the limits say */
+
+struct smtp_target {
+    char host[DNS_NAME_MAX + 1];
+    struct dns_addr addr;
+};
+
+struct target_list {
+    struct smtp_target *t;
+    size_t n, cap;
+};
+
+/* Why no server could be reached, for the recipients if nothing better turns up. */
+struct failure {
+    int status;
+    char dsn[SMTP_DSN_SIZE];
+    struct strbuf reason;
+    char relay[SMTP_RELAY_MAX];
+};
+
+static void failure_set(struct failure *f, int status, const char *dsn, const char *relay,
+                        const char *reason)
+{
+    f->status = status;
+    str_copy(f->dsn, sizeof(f->dsn), dsn);
+    str_copy(f->relay, sizeof(f->relay), relay ? relay : "none");
+    sb_set(&f->reason, reason);
+}
+
+/* ---- building the list of addresses ---- */
+
+static void target_add(struct target_list *l, const char *host, const struct dns_addr *a)
+{
+    if (l->n >= SMTP_TARGETS_MAX)
+        return;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 8;
+        l->t = xrealloc(l->t, l->cap * sizeof(*l->t));
+    }
+    str_copy(l->t[l->n].host, sizeof(l->t[l->n].host), host);
+    l->t[l->n].addr = *a;
+    l->n++;
+}
+
+/* Whether family goes first for this host (smtp_address_preference). */
+static bool family_first(int family)
+{
+    switch (smtp_cfg.family_pref) {
+    case SMTP_PREF_IPV4: return family == AF_INET;
+    case SMTP_PREF_IPV6: return family == AF_INET6;
+    default: return false;
+    }
+}
+
+/* Add host's addresses in the preferred family order. */
+static void targets_of_host(struct target_list *l, const char *host, const struct dns_addr *a, size_t n)
+{
+    int first = AF_INET6;
+    if (family_first(AF_INET) || (smtp_cfg.family_pref == SMTP_PREF_ANY && random() % 2))
+        first = AF_INET;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < n; i++)
+            if ((a[i].family == first) == (pass == 0))
+                target_add(l, host, &a[i]);
+}
+
+/* Random order among MX hosts of equal preference (already sorted). */
+static void shuffle_equal_preferences(struct dns_mx *mx, size_t n)
+{
+    for (size_t start = 0; start < n;) {
+        size_t end = start + 1;
+        while (end < n && mx[end].preference == mx[start].preference)
+            end++;
+        for (size_t i = end - 1; i > start; i--) {
+            size_t j = start + (size_t)random() % (i - start + 1);
+            struct dns_mx tmp = mx[i];
+            mx[i] = mx[j];
+            mx[j] = tmp;
+        }
+        start = end;
+    }
+}
+
+/* Addresses of one host; the failure is remembered when nothing is found. */
+static void resolve_host(struct target_list *l, const char *host, struct failure *f)
+{
+    struct dns_addr *addrs;
+    size_t n;
+    struct strbuf why = STRBUF_INIT(512), text = STRBUF_INIT(1024);
+    enum dns_status st = dns_lookup_addr(smtp_cfg.dns, host, smtp_cfg.want_v4, smtp_cfg.want_v6,
+                                         &addrs, &n, &why);
+    if (st == DNS_OK) {
+        targets_of_host(l, host, addrs, n);
+        free(addrs);
+    } else if (f->status == 0 || st == DNS_TEMPFAIL) {
+        sb_appendf(&text, "Host or domain name not found. Name service error for name=%s type=%s: %s",
+                   host, smtp_cfg.want_v4 ? "A" : "AAAA", sb_str(&why));
+        failure_set(f, 4, st == DNS_TEMPFAIL ? "4.4.3" : "4.4.4", NULL, sb_str(&text));
+    }
+    sb_free(&why);
+    sb_free(&text);
+}
+
+/* MX lookup for a domain. 0 with targets; -1 when the recipients got their outcome. */
+static int resolve_mx(struct smtp_request *rq, const struct smtp_nexthop *nh, struct target_list *l,
+                      struct failure *f)
+{
+    struct dns_mx *mx;
+    size_t n;
+    struct strbuf why = STRBUF_INIT(512);
+    enum dns_status st = dns_lookup_mx(smtp_cfg.dns, nh->host, &mx, &n, &why);
+    int rc = 0;
+    if (st == DNS_OK) {
+        size_t usable = 0;
+        shuffle_equal_preferences(mx, n);
+        for (size_t i = 0; i < n; i++)
+            if (mx[i].host[0]) {
+                usable++;
+                resolve_host(l, mx[i].host, f);
+            }
+        if (usable == 0) {
+            smtp_rcpt_set_all(rq, 5, "5.1.10", NULL, "Domain %s does not accept mail (nullMX)", nh->host);
+            rc = -1;
+        }
+        free(mx);
+    } else if (st == DNS_NODATA) {
+        resolve_host(l, nh->host, f);       /* no MX: the domain's own address */
+        if (l->n == 0 && f->status && strcmp(f->dsn, "4.4.4") == 0) {
+            smtp_rcpt_set_all(rq, 5, "5.4.4", NULL, "%s", sb_str(&f->reason));
+            rc = -1;
+        }
+    } else {
+        smtp_rcpt_set_all(rq, st == DNS_NOTFOUND ? 5 : 4, st == DNS_NOTFOUND ? "5.1.2" : "4.4.3", NULL,
+                          "Host or domain name not found. Name service error for name=%s type=MX: %s",
+                          nh->host, sb_str(&why));
+        rc = -1;
+    }
+    sb_free(&why);
+    return rc;
+}
+
+/* ---- connecting ---- */
+
+static int bind_source(int fd, int family)
+{
+    if (family == AF_INET && smtp_cfg.bind4_set)
+        return bind(fd, (const struct sockaddr *)&smtp_cfg.bind4, sizeof(smtp_cfg.bind4));
+    if (family == AF_INET6 && smtp_cfg.bind6_set)
+        return bind(fd, (const struct sockaddr *)&smtp_cfg.bind6, sizeof(smtp_cfg.bind6));
+    return 0;
+}
+
+/* Connect within smtp_connect_timeout. The socket stays non-blocking. */
+static int connect_addr(const struct dns_addr *a, int port)
+{
+    struct sockaddr_storage ss = { 0 };
+    socklen_t len;
+    if (a->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((unsigned short)port);
+        sin->sin_addr = a->u.v4;
+        len = sizeof(*sin);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((unsigned short)port);
+        sin6->sin6_addr = a->u.v6;
+        len = sizeof(*sin6);
+    }
+    int fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (bind_source(fd, a->family) < 0)
+        goto fail;
+    if (connect(fd, (struct sockaddr *)&ss, len) == 0)
+        return fd;
+    if (errno != EINPROGRESS)
+        goto fail;
+    struct pollfd pfd = { fd, POLLOUT, 0 };
+    int rc;
+    while ((rc = poll(&pfd, 1, smtp_cfg.connect_timeout * 1000)) < 0 && errno == EINTR)
+        ;
+    if (rc == 0)
+        errno = ETIMEDOUT;
+    int err = 0;
+    socklen_t elen = sizeof(err);
+    if (rc > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err == 0)
+        return fd;
+    if (rc > 0)
+        errno = err ? err : ECONNREFUSED;
+fail:;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+/* Try the addresses in order; stop when a session decided the recipients. */
+static void try_targets(struct smtp_request *rq, const struct target_list *l, int port,
+                        struct failure *f)
+{
+    long sessions = 0;
+    struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
+    for (size_t i = 0; i < l->n; i++) {
+        if (smtp_cfg.mx_address_limit > 0 && (long)i >= smtp_cfg.mx_address_limit)
+            break;
+        if (smtp_cfg.mx_session_limit > 0 && sessions >= smtp_cfg.mx_session_limit)
+            break;
+        char addr[INET6_ADDRSTRLEN];
+        dns_addr_text(&l->t[i].addr, addr, sizeof(addr));
+        int fd = connect_addr(&l->t[i].addr, port);
+        if (fd < 0) {
+            sb_reset(&why);
+            sb_appendf(&why, "connect to %s[%s]:%d: %s", l->t[i].host, addr, port, strerror(errno));
+            msg_info("%s: %s", rq->queue_id, sb_str(&why));
+            failure_set(f, 4, "4.4.1", NULL, sb_str(&why));
+            continue;
+        }
+        struct smtp_session s;
+        char dsn[SMTP_DSN_SIZE];
+        smtp_session_init(&s, fd, l->t[i].host, addr, port);
+        sb_reset(&why);
+        long long before = rq->xfer_start_usec;
+        enum smtp_session_result r = smtp_session_run(&s, rq, &why, dsn);
+        if (r == SMTP_SESSION_NEXT) {
+            msg_info("%s: %s", rq->queue_id, sb_str(&why));
+            failure_set(f, 4, dsn, s.desc, sb_str(&why));
+        }
+        bool reached_transaction = rq->xfer_start_usec != before;
+        smtp_session_free(&s);
+        if (r == SMTP_SESSION_DONE)
+            break;
+        if (reached_transaction)
+            sessions++;
+    }
+    sb_free(&why);
+}
+
+void smtp_deliver(struct smtp_request *rq)
+{
+    struct smtp_nexthop nh;
+    struct target_list l = { 0 };
+    struct failure f = { .status = 0 };
+    sb_init(&f.reason, SMTP_REASON_MAX);
+    if (smtp_nexthop_parse(rq->nexthop, smtp_cfg.port, &nh) < 0) {
+        msg_warn("%s: malformed next hop \"%s\" from transport %s", rq->queue_id, rq->nexthop, rq->transport);
+        smtp_rcpt_set_all(rq, 4, "4.3.5", NULL, "mail transport configuration error: malformed next hop \"%s\"",
+                          rq->nexthop);
+    } else if (nh.literal) {
+        target_add(&l, nh.host, &nh.addr);
+    } else if (!nh.use_mx) {
+        resolve_host(&l, nh.host, &f);
+    } else if (resolve_mx(rq, &nh, &l, &f) < 0) {
+        l.n = 0;
+    }
+    try_targets(rq, &l, nh.port, &f);
+    if (smtp_undecided(rq) > 0) {
+        if (!f.status)
+            failure_set(&f, 4, "4.4.3", NULL, "no server found for the next hop");
+        smtp_rcpt_set_all(rq, f.status, f.dsn, f.relay, "%s", sb_str(&f.reason));
+    }
+    free(l.t);
+    sb_free(&f.reason);
+}

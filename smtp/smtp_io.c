@@ -1,0 +1,188 @@
+/* smtp_io.c: the SMTP client's I/O on one connection: whole replies read
+ * line by line within a deadline (lines cut at a bound, the rest of an
+ * over-long line skipped), and commands and content written within a
+ * deadline. The socket is non-blocking; every wait is a poll() with the
+ * time that is left, so a server that stalls costs at most the timeout of
+ * the stage it stalls in. */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "smtp.h"
+#include "util.h"
+
+#define SMTP_READ_CHUNK 8192
+#define SMTP_IN_LIMIT (SMTP_REPLY_LINE_MAX + SMTP_READ_CHUNK)
+#define SMTP_OUT_LIMIT (16 * 1024 * 1024)
+
+void smtp_session_init(struct smtp_session *s, int fd, const char *host, const char *addr, int port)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = fd;
+    s->port = port;
+    str_copy(s->host, sizeof(s->host), host);
+    str_copy(s->addr, sizeof(s->addr), addr);
+    snprintf(s->name, sizeof(s->name), "%s[%s]", host, addr);
+    snprintf(s->desc, sizeof(s->desc), "%s[%s]:%d", host, addr, port);
+    sb_init(&s->in, SMTP_IN_LIMIT);
+    sb_init(&s->out, SMTP_OUT_LIMIT);
+    smtp_reply_init(&s->reply);
+}
+
+void smtp_session_free(struct smtp_session *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    sb_free(&s->in);
+    sb_free(&s->out);
+    smtp_reply_free(&s->reply);
+}
+
+static int io_fail(struct smtp_session *s, const char *why, bool timeout)
+{
+    s->io_error = why;
+    s->timed_out = timeout;
+    return -1;
+}
+
+/* Wait until fd is ready for events or the deadline (ms) passes. */
+static int io_wait(struct smtp_session *s, short events, long long deadline)
+{
+    for (;;) {
+        long long left = deadline - now_usec() / 1000;
+        if (left <= 0)
+            return io_fail(s, "timeout", true);
+        struct pollfd pfd = { s->fd, events, 0 };
+        int rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+        if (rc > 0)
+            return 0;
+        if (rc < 0 && errno != EINTR)
+            return io_fail(s, strerror(errno), false);
+    }
+}
+
+static int io_read_more(struct smtp_session *s, long long deadline)
+{
+    char buf[SMTP_READ_CHUNK];
+    for (;;) {
+        if (io_wait(s, POLLIN, deadline) < 0)
+            return -1;
+        ssize_t n = read(s->fd, buf, sizeof(buf));
+        if (n > 0)
+            return sb_append(&s->in, buf, (size_t)n) == 0 ? 0 : io_fail(s, "input overflow", false);
+        if (n == 0)
+            return io_fail(s, "lost connection", false);
+        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return io_fail(s, strerror(errno), false);
+    }
+}
+
+/* Feed one line to the reply: 1 complete, 0 more to come, -1 malformed. */
+static int reply_line(struct smtp_session *s, const char *line, size_t len)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    msg_debug("< %s: %.*s", s->desc, (int)(len < 512 ? len : 512), line);
+    int rc = smtp_reply_add_line(&s->reply, line, len);
+    return rc < 0 ? io_fail(s, "malformed reply", false) : rc;
+}
+
+/* Take what is buffered: 1 reply complete, 0 need more input, -1 malformed. */
+static int reply_from_buffer(struct smtp_session *s)
+{
+    while (s->in.len > 0) {
+        char *nl = memchr(s->in.data, '\n', s->in.len);
+        if (s->skip_to_lf) {
+            /* The tail of a line that was cut: drop it. */
+            if (!nl) {
+                sb_reset(&s->in);
+                return 0;
+            }
+            sb_consume(&s->in, (size_t)(nl - s->in.data) + 1);
+            s->skip_to_lf = false;
+            continue;
+        }
+        int rc;
+        if (nl) {
+            size_t len = (size_t)(nl - s->in.data);
+            rc = reply_line(s, s->in.data, len);
+            sb_consume(&s->in, len + 1);
+        } else if (s->in.len >= SMTP_REPLY_LINE_MAX) {
+            rc = reply_line(s, s->in.data, SMTP_REPLY_LINE_MAX);
+            sb_reset(&s->in);
+            s->skip_to_lf = true;
+        } else {
+            return 0;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int smtp_read_reply(struct smtp_session *s, int timeout)
+{
+    long long deadline = now_usec() / 1000 + (long long)timeout * 1000;
+    smtp_reply_reset(&s->reply);
+    s->io_error = NULL;
+    s->timed_out = false;
+    for (;;) {
+        int rc = reply_from_buffer(s);
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
+        if (io_read_more(s, deadline) < 0)
+            return -1;
+    }
+}
+
+int smtp_write(struct smtp_session *s, const void *data, size_t len, int timeout)
+{
+    long long deadline = now_usec() / 1000 + (long long)timeout * 1000;
+    const char *p = data;
+    s->io_error = NULL;
+    s->timed_out = false;
+    while (len > 0) {
+        if (io_wait(s, POLLOUT, deadline) < 0)
+            return -1;
+        ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                continue;
+            return io_fail(s, errno == EPIPE || errno == ECONNRESET ? "lost connection"
+                                                                    : strerror(errno), false);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int smtp_queue_command(struct smtp_session *s, const char *fmt, ...)
+{
+    char line[SMTP_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* Our own text, but built from queue file data: never let it carry a
+     * line break or run past the bound. */
+    if (n < 0 || (size_t)n >= sizeof(line) || strpbrk(line, "\r\n"))
+        return -1;
+    msg_debug("> %s: %s", s->desc, line);
+    if (sb_append(&s->out, line, (size_t)n) < 0 || sb_append(&s->out, "\r\n", 2) < 0)
+        return -1;
+    return 0;
+}
+
+int smtp_flush(struct smtp_session *s, int timeout)
+{
+    int rc = smtp_write(s, s->out.data, s->out.len, timeout);
+    sb_reset(&s->out);
+    return rc;
+}

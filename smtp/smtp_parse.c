@@ -1,0 +1,357 @@
+/* smtp_parse.c: what the SMTP client parses and encodes without doing I/O
+ * (see smtp_parse.h): remote replies, EHLO keywords, enhanced status codes,
+ * xtext and the DATA encoder. Every byte here came from a remote server or
+ * a queue file, so lengths and counts are bounded and text is sanitized
+ * before it can reach a log line. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "address.h"
+#include "smtp_parse.h"
+#include "util.h"
+
+/* ---- replies ---- */
+
+void smtp_reply_init(struct smtp_reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    sb_init(&r->lines, SMTP_REPLY_TEXT_MAX);
+}
+
+void smtp_reply_reset(struct smtp_reply *r)
+{
+    r->code = 0;
+    r->nlines = 0;
+    r->complete = false;
+    sb_reset(&r->lines);
+}
+
+void smtp_reply_free(struct smtp_reply *r)
+{
+    sb_free(&r->lines);
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Copy line into out with control characters replaced, and bytes over 127
+ * kept only when the whole line is well-formed UTF-8. */
+static int append_sanitized(struct strbuf *out, const char *line, size_t len)
+{
+    bool utf8 = utf8_valid(line, len);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if (c == '\t')
+            c = ' ';
+        else if (c < 0x20 || c == 0x7f || (c > 0x7f && !utf8))
+            c = '?';
+        if (sb_appendc(out, c) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int smtp_reply_add_line(struct smtp_reply *r, const char *line, size_t len)
+{
+    if (r->complete)
+        smtp_reply_reset(r);
+    if (len > SMTP_REPLY_LINE_MAX)
+        len = SMTP_REPLY_LINE_MAX;
+    if (len < 3 || !is_digit(line[0]) || line[0] < '2' || line[0] > '5' || !is_digit(line[1])
+        || !is_digit(line[2]) || (len > 3 && line[3] != ' ' && line[3] != '-'))
+        return -1;
+    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    if ((r->nlines > 0 && code != r->code) || r->nlines >= SMTP_REPLY_LINES_MAX)
+        return -1;
+    r->code = code;
+    /* Past SMTP_REPLY_TEXT_MAX, lines are counted but their text dropped:
+     * a line is kept whole or not at all. */
+    size_t before = r->lines.len;
+    if ((r->nlines > 0 && sb_appendc(&r->lines, '\n') < 0)
+        || append_sanitized(&r->lines, line, len) < 0)
+        sb_truncate(&r->lines, before);
+    r->nlines++;
+    r->complete = len == 3 || line[3] == ' ';
+    return r->complete ? 1 : 0;
+}
+
+void smtp_reply_oneline(const struct smtp_reply *r, struct strbuf *out)
+{
+    const char *p = sb_str(&r->lines);
+    for (size_t i = 0; i < r->lines.len; i++)
+        if (sb_appendc(out, p[i] == '\n' ? ' ' : p[i]) < 0)
+            return;
+}
+
+/* "C.S.D" with C one of 2, 4, 5, S 1-3 digits, D 1-3 digits (RFC 3463). */
+bool smtp_dsn_valid(const char *text, size_t *len)
+{
+    const char *p = text;
+    if (*p != '2' && *p != '4' && *p != '5')
+        return false;
+    p++;
+    for (int part = 0; part < 2; part++) {
+        if (*p++ != '.')
+            return false;
+        int digits = 0;
+        while (is_digit(*p) && digits < 4) {
+            p++;
+            digits++;
+        }
+        if (digits < 1 || digits > 3)
+            return false;
+    }
+    if (*p && *p != ' ' && *p != '\n')
+        return false;
+    *len = (size_t)(p - text);
+    return true;
+}
+
+void smtp_reply_dsn(const struct smtp_reply *r, int cls, char dsn[SMTP_DSN_SIZE])
+{
+    int code_cls = r->code / 100;
+    if (cls == 0)
+        cls = code_cls;
+    const char *text = sb_str(&r->lines);
+    size_t len;
+    if (r->lines.len > 4 && smtp_dsn_valid(text + 4, &len) && text[4] - '0' == code_cls) {
+        snprintf(dsn, SMTP_DSN_SIZE, "%d%.*s", cls, (int)len - 1, text + 5);
+        return;
+    }
+    snprintf(dsn, SMTP_DSN_SIZE, "%d.0.0", cls >= 2 && cls <= 5 ? cls : 4);
+}
+
+void smtp_reply_first_word(const struct smtp_reply *r, char *buf, size_t size)
+{
+    const char *p = sb_str(&r->lines);
+    size_t n = 0;
+    if (r->lines.len > 4) {
+        p += 4;
+        while (p[n] && p[n] != ' ' && p[n] != '\n')
+            n++;
+    }
+    if (size == 0)
+        return;
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, p, n);
+    buf[n] = 0;
+}
+
+/* ---- next hop ---- */
+
+static bool parse_literal(const char *host, struct dns_addr *a)
+{
+    if (inet_pton(AF_INET, host, &a->u.v4) == 1) {
+        a->family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &a->u.v6) == 1) {
+        a->family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
+/* Split "host" and ":port" (or nothing) from text; brackets say no MX. */
+static int nexthop_split(const char *text, struct smtp_nexthop *nh, const char **rest)
+{
+    const char *host = text;
+    size_t hlen;
+    if (!nh->use_mx) {
+        const char *close = strchr(text, ']');
+        if (!close)
+            return -1;
+        host = text + 1;
+        if (strncasecmp(host, "ipv6:", 5) == 0 && host + 5 <= close)
+            host += 5;
+        hlen = (size_t)(close - host);
+        *rest = close + 1;
+    } else {
+        const char *colon = strchr(text, ':');
+        hlen = colon ? (size_t)(colon - text) : strlen(text);
+        *rest = text + hlen;
+    }
+    if (hlen == 0 || hlen > DNS_NAME_MAX)
+        return -1;
+    memcpy(nh->host, host, hlen);
+    nh->host[hlen] = 0;
+    return 0;
+}
+
+int smtp_nexthop_parse(const char *text, int default_port, struct smtp_nexthop *nh)
+{
+    const char *rest;
+    memset(nh, 0, sizeof(*nh));
+    nh->port = default_port;
+    nh->use_mx = text[0] != '[';
+    if (nexthop_split(text, nh, &rest) < 0)
+        return -1;
+    if (*rest) {
+        long port;
+        if (rest[0] != ':' || parse_long(rest + 1, 1, 65535, &port) < 0)
+            return -1;
+        nh->port = (int)port;
+    }
+    size_t hlen = strlen(nh->host);
+    nh->literal = !nh->use_mx && parse_literal(nh->host, &nh->addr);
+    if (nh->literal)
+        return 0;
+    if (!address_domain_valid(nh->host, hlen, false) || nh->host[0] == '[')
+        return -1;
+    if (nh->host[hlen - 1] == '.')
+        nh->host[hlen - 1] = 0;     /* lookups are absolute anyway */
+    return nh->host[0] ? 0 : -1;
+}
+
+/* ---- EHLO ---- */
+
+static unsigned ehlo_keyword(const char *kw, size_t len)
+{
+    static const struct { const char *name; unsigned bit; } known[] = {
+        { "PIPELINING", SMTP_FEAT_PIPELINING }, { "SIZE", SMTP_FEAT_SIZE },
+        { "8BITMIME", SMTP_FEAT_8BITMIME }, { "SMTPUTF8", SMTP_FEAT_SMTPUTF8 },
+        { "DSN", SMTP_FEAT_DSN }, { "STARTTLS", SMTP_FEAT_STARTTLS }, { "AUTH", SMTP_FEAT_AUTH },
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strlen(known[i].name) == len && strncasecmp(known[i].name, kw, len) == 0)
+            return known[i].bit;
+    return 0;
+}
+
+/* "SIZE 10240000": a decimal of at most 18 digits, else no usable limit. */
+static unsigned long long ehlo_size_value(const char *p, size_t len)
+{
+    unsigned long long v = 0;
+    if (len == 0 || len > 18)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!is_digit(p[i]))
+            return 0;
+        v = v * 10 + (unsigned long long)(p[i] - '0');
+    }
+    return v;
+}
+
+unsigned smtp_ehlo_parse(const struct smtp_reply *r, unsigned long long *size_limit)
+{
+    unsigned features = 0;
+    const char *p = sb_str(&r->lines), *end = p + r->lines.len;
+    *size_limit = 0;
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    while (nl) {
+        const char *line = nl + 1;
+        nl = memchr(line, '\n', (size_t)(end - line));
+        const char *eol = nl ? nl : end;
+        if (eol - line <= 4)
+            continue;
+        const char *kw = line + 4, *sp = kw;
+        while (sp < eol && *sp != ' ')
+            sp++;
+        unsigned bit = ehlo_keyword(kw, (size_t)(sp - kw));
+        features |= bit;
+        if (bit == SMTP_FEAT_SIZE && sp < eol)
+            *size_limit = ehlo_size_value(sp + 1, (size_t)(eol - sp - 1));
+    }
+    return features;
+}
+
+/* ---- xtext ---- */
+
+int smtp_xtext_append(struct strbuf *out, const char *s)
+{
+    size_t before = out->len;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int rc;
+        if (*p > 126)
+            rc = -1;
+        else if (*p < 33 || *p == '+' || *p == '=')
+            rc = sb_appendf(out, "+%02X", *p);
+        else
+            rc = sb_appendc(out, *p);
+        if (rc < 0) {
+            sb_truncate(out, before);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- content ---- */
+
+void smtp_content_scan(struct smtp_content_info *info, const char *data, size_t len)
+{
+    info->bytes += len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c == '\n')
+            info->lines++;
+        else if (c > 0x7f)
+            info->eight_bit = true;
+    }
+}
+
+void smtp_encoder_init(struct smtp_encoder *e)
+{
+    e->mid_line = false;
+    e->pending_cr = false;
+}
+
+/* The bytes of one line up to (not including) its LF or the chunk's end. */
+static int encode_run(struct smtp_encoder *e, const char *p, size_t n, struct strbuf *out)
+{
+    if (n == 0)
+        return 0;
+    if (!e->mid_line && p[0] == '.' && sb_appendc(out, '.') < 0)
+        return -1;
+    e->mid_line = true;
+    return sb_append(out, p, n);
+}
+
+int smtp_encode(struct smtp_encoder *e, const char *data, size_t len, struct strbuf *out)
+{
+    size_t i = 0;
+    if (e->pending_cr && len > 0) {
+        e->pending_cr = false;
+        if (data[0] != '\n' && encode_run(e, "\r", 1, out) < 0)
+            return -1;
+    }
+    while (i < len) {
+        const char *lf = memchr(data + i, '\n', len - i);
+        size_t end = lf ? (size_t)(lf - data) : len;
+        size_t run = end - i;
+        /* A CR right before the LF is the line's own end, not content. */
+        if (lf && run > 0 && data[end - 1] == '\r')
+            run--;
+        else if (!lf && run > 0 && data[end - 1] == '\r') {
+            run--;
+            e->pending_cr = true;
+        }
+        if (encode_run(e, data + i, run, out) < 0)
+            return -1;
+        if (!lf)
+            break;
+        if (sb_append(out, "\r\n", 2) < 0)
+            return -1;
+        e->mid_line = false;
+        i = end + 1;
+    }
+    return 0;
+}
+
+int smtp_encode_end(struct smtp_encoder *e, struct strbuf *out)
+{
+    if (e->pending_cr) {
+        e->pending_cr = false;
+        if (encode_run(e, "\r", 1, out) < 0)
+            return -1;
+    }
+    if (e->mid_line && sb_append(out, "\r\n", 2) < 0)
+        return -1;
+    e->mid_line = false;
+    return sb_append(out, ".\r\n", 3);
+}

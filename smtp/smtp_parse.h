@@ -1,0 +1,108 @@
+/* smtp_parse.h: the pure parts of the SMTP client, unit-tested on their
+ * own: replies from a remote server (multi-line, bounded, sanitized for log
+ * lines), the EHLO keywords, enhanced status codes, xtext, and the encoder
+ * that turns queue file content (lines ending in LF) into DATA on the wire
+ * (CRLF, dot-stuffing, the final dot). No I/O here. */
+#ifndef TERN_SMTP_PARSE_H
+#define TERN_SMTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dns.h"
+#include "strbuf.h"
+
+#define SMTP_REPLY_LINE_MAX 2048    /* a longer reply line is cut here (RFC 5321 says 512) */
+#define SMTP_REPLY_LINES_MAX 100    /* a reply with more lines is malformed */
+#define SMTP_REPLY_TEXT_MAX 8192    /* text kept per reply; further lines are counted only */
+#define SMTP_DSN_SIZE 16            /* "X.YYY.ZZZ" and its NUL */
+
+/* One reply, built line by line. Lines are kept sanitized (no control
+ * characters; bytes over 127 only in well-formed UTF-8), separated by LF. */
+struct smtp_reply {
+    int code;                  /* the three-digit code, 0 before the first line */
+    size_t nlines;
+    struct strbuf lines;
+    bool complete;             /* the last line (code + space, or code alone) was seen */
+};
+
+void smtp_reply_init(struct smtp_reply *r);
+void smtp_reply_reset(struct smtp_reply *r);
+void smtp_reply_free(struct smtp_reply *r);
+
+/* Add one line (without its CRLF; len may exceed SMTP_REPLY_LINE_MAX, the
+ * rest is cut). 1 when the reply is complete, 0 when more lines follow,
+ * -1 when the line is not a reply line, its code differs from the earlier
+ * lines', or the reply has too many lines. */
+int smtp_reply_add_line(struct smtp_reply *r, const char *line, size_t len);
+
+/* The whole reply on one line, "550-5.1.1 first 550 5.1.1 second", appended
+ * to out (cut at out's limit). */
+void smtp_reply_oneline(const struct smtp_reply *r, struct strbuf *out);
+
+/* The enhanced status code of the reply's first line when it is well
+ * formed and of the reply's class (2, 4 or 5), else "C.0.0" from the code,
+ * with the class of cls (2, 4, 5) when cls is non-zero. */
+void smtp_reply_dsn(const struct smtp_reply *r, int cls, char dsn[SMTP_DSN_SIZE]);
+
+/* Whether text begins with a well-formed enhanced status code "C.S.D"
+ * followed by a space or the end; its length in *len. */
+bool smtp_dsn_valid(const char *text, size_t *len);
+
+/* The first word of the first line's text (the server's name in a greeting
+ * or an EHLO reply), at most size-1 bytes; "" when none. */
+void smtp_reply_first_word(const struct smtp_reply *r, char *buf, size_t size);
+
+/* ---- next hop ---- */
+struct smtp_nexthop {
+    char host[DNS_NAME_MAX + 1];   /* domain, host name or address, without brackets */
+    int port;
+    bool use_mx;                   /* a domain: look up its MX records */
+    bool literal;                  /* host is an IP address (addr holds it) */
+    struct dns_addr addr;
+};
+/* "domain", "domain:port" (MX lookup), "[host]", "[host]:port",
+ * "[1.2.3.4]", "[ipv6:2001:db8::1]:port" (no MX lookup). 0 ok, -1 malformed. */
+int smtp_nexthop_parse(const char *text, int default_port, struct smtp_nexthop *nh);
+
+/* ---- EHLO ---- */
+#define SMTP_FEAT_PIPELINING 0x01
+#define SMTP_FEAT_SIZE       0x02
+#define SMTP_FEAT_8BITMIME   0x04
+#define SMTP_FEAT_SMTPUTF8   0x08
+#define SMTP_FEAT_DSN        0x10
+#define SMTP_FEAT_STARTTLS   0x20
+#define SMTP_FEAT_AUTH       0x40
+
+/* Keywords of a 250 reply to EHLO (the lines after the first). *size_limit
+ * is the SIZE value, 0 when none or not a sane number. */
+unsigned smtp_ehlo_parse(const struct smtp_reply *r, unsigned long long *size_limit);
+
+/* ---- ESMTP parameter values ---- */
+/* RFC 3461 xtext of s appended to out: -1 when s has bytes over 126 (the
+ * values these parameters carry must be ASCII) or out's limit is reached;
+ * out is then unchanged. */
+int smtp_xtext_append(struct strbuf *out, const char *s);
+
+/* ---- content ---- */
+struct smtp_content_info {
+    unsigned long long bytes;   /* content bytes in the queue file */
+    unsigned long long lines;   /* LF count: each becomes CRLF on the wire */
+    bool eight_bit;             /* a byte over 127 */
+};
+void smtp_content_scan(struct smtp_content_info *info, const char *data, size_t len);
+
+/* Queue content to DATA: LF -> CRLF (a CR already in front of the LF is
+ * kept as the line's own), a '.' at the start of a line doubled. Lines are
+ * not split. The state carries over between chunks. */
+struct smtp_encoder {
+    bool mid_line;      /* bytes of the current line have been written */
+    bool pending_cr;    /* a CR was the last byte of the previous chunk */
+};
+void smtp_encoder_init(struct smtp_encoder *e);
+/* Append the encoding of data to out; -1 when out's limit is reached. */
+int smtp_encode(struct smtp_encoder *e, const char *data, size_t len, struct strbuf *out);
+/* End the content: finish an unterminated last line, then ".\r\n". */
+int smtp_encode_end(struct smtp_encoder *e, struct strbuf *out);
+
+#endif

@@ -1,0 +1,517 @@
+/* smtp_proto.c: the SMTP dialogue with one remote server: greeting, EHLO
+ * (HELO when EHLO is rejected), the checks that must pass before a
+ * transaction (loop, SMTPUTF8, 8BITMIME, SIZE), MAIL FROM / RCPT TO / DATA
+ * (pipelined when the server offers PIPELINING), the content, and QUIT.
+ * Outcomes go to the recipients; a server that fails before any recipient
+ * was decided is reported back so that the next server can be tried. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "smtp.h"
+#include "util.h"
+
+#define SMTP_CONTENT_OUT_LIMIT (4 * QREC_CONTENT_CHUNK)   /* encoded chunk: at most 2x + ".\r\n" */
+
+enum step { STEP_OK, STEP_NEXT, STEP_DONE };
+
+struct dialogue {
+    struct smtp_session *s;
+    struct smtp_request *rq;
+    struct strbuf *why;          /* for STEP_NEXT */
+    char *dsn;                   /* for STEP_NEXT */
+    size_t *sent;                /* recipients given a RCPT TO in this transaction */
+    size_t nsent;
+    size_t naccepted;
+};
+
+static bool has_non_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s > 0x7f)
+            return true;
+    return false;
+}
+
+/* The text of the last reply, "550 5.1.1 ...", on one line. */
+static const char *reply_text(struct dialogue *d, struct strbuf *buf)
+{
+    sb_reset(buf);
+    smtp_reply_oneline(&d->s->reply, buf);
+    return sb_str(buf);
+}
+
+/* "lost connection with H while STAGE" / "conversation with H timed out while STAGE". */
+static void io_failure(struct dialogue *d, const char *stage, struct strbuf *out)
+{
+    struct smtp_session *s = d->s;
+    sb_reset(out);
+    if (s->timed_out)
+        sb_appendf(out, "conversation with %s timed out while %s", s->name, stage);
+    else if (strcmp(s->io_error ? s->io_error : "", "lost connection") == 0)
+        sb_appendf(out, "lost connection with %s while %s", s->name, stage);
+    else
+        sb_appendf(out, "error talking to %s while %s: %s", s->name, stage,
+                   s->io_error ? s->io_error : "unknown error");
+}
+
+static enum step next_server(struct dialogue *d, const char *dsn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum step next_server(struct dialogue *d, const char *dsn, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char text[SMTP_REASON_MAX];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    sb_set(d->why, text);
+    str_copy(d->dsn, SMTP_DSN_SIZE, dsn);
+    return STEP_NEXT;
+}
+
+/* A command whose reply we wait for now (no pipelining). */
+static int command_reply(struct smtp_session *s, int timeout)
+{
+    if (smtp_flush(s, timeout) < 0)
+        return -1;
+    return smtp_read_reply(s, timeout);
+}
+
+static void send_quit(struct smtp_session *s)
+{
+    if (smtp_queue_command(s, "QUIT") == 0 && smtp_flush(s, smtp_cfg.quit_timeout) == 0)
+        smtp_read_reply(s, smtp_cfg.quit_timeout);
+}
+
+/* The server named itself as we are: the mail would come back to us. */
+static enum step check_loop(struct dialogue *d)
+{
+    char word[256];
+    smtp_reply_first_word(&d->s->reply, word, sizeof(word));
+    if (!str_ieq(word, smtp_cfg.myhostname))
+        return STEP_OK;
+    msg_warn("host %s greeted me with my own hostname %s", d->s->name, smtp_cfg.myhostname);
+    smtp_rcpt_set_all(d->rq, 4, "4.4.6", d->s->desc, "mail for %s loops back to myself",
+                      d->rq->nexthop);
+    send_quit(d->s);
+    return STEP_DONE;
+}
+
+static enum step greeting(struct dialogue *d)
+{
+    struct smtp_session *s = d->s;
+    struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
+    enum step rc = STEP_OK;
+    char dsn[SMTP_DSN_SIZE];
+    if (smtp_read_reply(s, smtp_cfg.helo_timeout) < 0) {
+        io_failure(d, "receiving the initial server greeting", &text);
+        rc = next_server(d, "4.4.2", "%s", sb_str(&text));
+    } else if (s->reply.code / 100 == 2) {
+        rc = check_loop(d);
+    } else if (s->reply.code / 100 == 5 && !smtp_cfg.skip_5xx_greeting) {
+        smtp_reply_dsn(&s->reply, 0, dsn);
+        smtp_rcpt_set_all(d->rq, 5, dsn, s->desc, "host %s refused to talk to me: %s", s->name,
+                          reply_text(d, &text));
+        send_quit(s);
+        rc = STEP_DONE;
+    } else {
+        /* 4xx, or a 5xx that smtp_skip_5xx_greeting makes temporary. */
+        smtp_reply_dsn(&s->reply, 4, dsn);
+        rc = next_server(d, dsn, "host %s refused to talk to me: %s", s->name, reply_text(d, &text));
+        send_quit(s);
+    }
+    sb_free(&text);
+    return rc;
+}
+
+/* EHLO, and HELO when the server rejects EHLO with a 5xx. */
+static enum step hello(struct dialogue *d)
+{
+    struct smtp_session *s = d->s;
+    struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
+    const char *verb = "EHLO";
+    char dsn[SMTP_DSN_SIZE];
+    enum step rc;
+    int io = smtp_queue_command(s, "EHLO %s", smtp_cfg.helo_name) < 0 ? -1
+             : command_reply(s, smtp_cfg.helo_timeout);
+    if (io == 0 && s->reply.code / 100 == 5) {
+        verb = "HELO";
+        io = smtp_queue_command(s, "HELO %s", smtp_cfg.helo_name) < 0 ? -1
+             : command_reply(s, smtp_cfg.helo_timeout);
+    }
+    if (io < 0) {
+        io_failure(d, strcmp(verb, "EHLO") == 0 ? "performing the EHLO handshake"
+                                                : "performing the HELO handshake", &text);
+        rc = next_server(d, "4.4.2", "%s", sb_str(&text));
+    } else if (s->reply.code / 100 == 2) {
+        if (strcmp(verb, "EHLO") == 0)
+            s->features = smtp_ehlo_parse(&s->reply, &s->size_limit);
+        rc = check_loop(d);
+    } else if (s->reply.code / 100 == 5) {
+        smtp_reply_dsn(&s->reply, 0, dsn);
+        smtp_rcpt_set_all(d->rq, 5, dsn, s->desc, "host %s said: %s (in reply to %s command)",
+                          s->name, reply_text(d, &text), verb);
+        send_quit(s);
+        rc = STEP_DONE;
+    } else {
+        smtp_reply_dsn(&s->reply, 4, dsn);
+        rc = next_server(d, dsn, "host %s said: %s (in reply to %s command)", s->name,
+                         reply_text(d, &text), verb);
+        send_quit(s);
+    }
+    sb_free(&text);
+    return rc;
+}
+
+/* What the message needs that the server must offer. */
+static enum step check_features(struct dialogue *d)
+{
+    struct smtp_session *s = d->s;
+    struct smtp_request *rq = d->rq;
+    bool utf8 = s->features & SMTP_FEAT_SMTPUTF8;
+    unsigned long long wire_size = rq->content.bytes + rq->content.lines;
+    if (!utf8 && (rq->smtputf8 || has_non_ascii(rq->sender)))
+        smtp_rcpt_set_all(rq, 5, "5.6.7", s->desc,
+                          "SMTPUTF8 is required, but was not offered by host %s", s->name);
+    else if (rq->content.eight_bit && !(s->features & SMTP_FEAT_8BITMIME))
+        smtp_rcpt_set_all(rq, 4, "4.6.3", s->desc,
+                          "host %s does not offer 8BITMIME: 8-bit content not supported by the "
+                          "remote server", s->name);
+    else if (s->size_limit > 0 && wire_size > s->size_limit)
+        smtp_rcpt_set_all(rq, 5, "5.3.4", s->desc,
+                          "message size %llu exceeds size limit %llu of server %s", wire_size,
+                          s->size_limit, s->name);
+    else
+        return STEP_OK;
+    send_quit(s);
+    return STEP_DONE;
+}
+
+/* " SIZE=n BODY=8BITMIME SMTPUTF8 RET=.. ENVID=.." as the server allows. */
+static void mail_parameters(struct dialogue *d, struct strbuf *p)
+{
+    struct smtp_session *s = d->s;
+    struct smtp_request *rq = d->rq;
+    if (s->features & SMTP_FEAT_SIZE)
+        sb_appendf(p, " SIZE=%llu", rq->content.bytes + rq->content.lines);
+    if ((s->features & SMTP_FEAT_8BITMIME) && (rq->content.eight_bit || rq->body_8bitmime))
+        sb_appends(p, " BODY=8BITMIME");
+    if ((s->features & SMTP_FEAT_SMTPUTF8) && (rq->smtputf8 || has_non_ascii(rq->sender)))
+        sb_appends(p, " SMTPUTF8");
+    if (!(s->features & SMTP_FEAT_DSN))
+        return;
+    if (rq->ret && (strcmp(rq->ret, "FULL") == 0 || strcmp(rq->ret, "HDRS") == 0))
+        sb_appendf(p, " RET=%s", rq->ret);
+    size_t before = p->len;
+    if (rq->envid && *rq->envid && (sb_appends(p, " ENVID=") < 0 || smtp_xtext_append(p, rq->envid) < 0))
+        sb_truncate(p, before);
+}
+
+static bool notify_ok(const char *s)
+{
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ,") == strlen(s);
+}
+
+/* " NOTIFY=.. ORCPT=type;xtext" when the server offers DSN. */
+static void rcpt_parameters(struct dialogue *d, const struct smtp_rcpt *r, struct strbuf *p)
+{
+    if (!(d->s->features & SMTP_FEAT_DSN))
+        return;
+    if (*r->notify && notify_ok(r->notify))
+        sb_appendf(p, " NOTIFY=%s", r->notify);
+    const char *semi = strchr(r->orcpt, ';');
+    size_t tlen = semi ? (size_t)(semi - r->orcpt) : 0;
+    size_t before = p->len;
+    if (tlen > 0 && tlen <= 32 && strspn(r->orcpt, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == tlen
+        && (sb_appendf(p, " ORCPT=%.*s;", (int)tlen, r->orcpt) < 0 || smtp_xtext_append(p, semi + 1) < 0))
+        sb_truncate(p, before);
+}
+
+/* The recipients of this transaction: every undecided one the server can
+ * take (an address that needs SMTPUTF8 is returned when it is not offered). */
+static void select_recipients(struct dialogue *d)
+{
+    struct smtp_request *rq = d->rq;
+    for (size_t i = 0; i < rq->nrcpt; i++) {
+        struct smtp_rcpt *r = &rq->rcpts[i];
+        r->accepted = false;
+        if (r->status)
+            continue;
+        if (has_non_ascii(r->address) && !(d->s->features & SMTP_FEAT_SMTPUTF8))
+            smtp_rcpt_set(rq, i, 5, "5.6.7", d->s->desc,
+                          "SMTPUTF8 is required, but was not offered by host %s", d->s->name);
+        else
+            d->sent[d->nsent++] = i;
+    }
+}
+
+static int queue_rcpt(struct dialogue *d, size_t i)
+{
+    struct strbuf params = STRBUF_INIT(SMTP_LINE_MAX);
+    const struct smtp_rcpt *r = &d->rq->rcpts[i];
+    rcpt_parameters(d, r, &params);
+    int rc = smtp_queue_command(d->s, "RCPT TO:<%s>%s", r->address, sb_str(&params));
+    sb_free(&params);
+    return rc;
+}
+
+/* The outcome of one RCPT TO reply. */
+static void rcpt_reply(struct dialogue *d, size_t i)
+{
+    struct smtp_session *s = d->s;
+    struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
+    char dsn[SMTP_DSN_SIZE];
+    int cls = s->reply.code / 100;
+    if (cls == 2) {
+        d->rq->rcpts[i].accepted = true;
+        d->naccepted++;
+    } else {
+        smtp_reply_dsn(&s->reply, cls == 5 ? 5 : 4, dsn);
+        smtp_rcpt_set(d->rq, i, cls == 5 ? 5 : 4, dsn, s->desc,
+                      "host %s said: %s (in reply to RCPT TO command)", s->name, reply_text(d, &text));
+    }
+    sb_free(&text);
+}
+
+/* Give every recipient still undecided in this transaction the outcome of
+ * the last reply (MAIL FROM, DATA, end of data) or of an I/O failure. */
+static void transaction_outcome(struct dialogue *d, bool only_accepted, const char *in_reply_to,
+                                const char *io_stage)
+{
+    struct smtp_session *s = d->s;
+    struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
+    char dsn[SMTP_DSN_SIZE] = "4.4.2";
+    int cls = 4;
+    if (io_stage) {
+        io_failure(d, io_stage, &text);
+    } else {
+        cls = s->reply.code / 100 == 2 || s->reply.code / 100 == 5 ? s->reply.code / 100 : 4;
+        smtp_reply_dsn(&s->reply, cls, dsn);
+        if (cls == 2) {
+            smtp_reply_oneline(&s->reply, &text);
+        } else {
+            sb_appendf(&text, "host %s said: ", s->name);
+            smtp_reply_oneline(&s->reply, &text);
+            sb_appendf(&text, " (in reply to %s)", in_reply_to);
+        }
+    }
+    for (size_t k = 0; k < d->nsent; k++) {
+        size_t i = d->sent[k];
+        if (!only_accepted || d->rq->rcpts[i].accepted)
+            smtp_rcpt_set(d->rq, i, cls, dsn, s->desc, "%s", sb_str(&text));
+    }
+    sb_free(&text);
+}
+
+/* ---- content ---- */
+
+struct content_ctx {
+    struct smtp_session *s;
+    struct smtp_encoder enc;
+    struct strbuf out;
+    bool write_failed;
+};
+
+static int content_chunk(const char *data, size_t len, void *arg)
+{
+    struct content_ctx *c = arg;
+    sb_reset(&c->out);
+    if (smtp_encode(&c->enc, data, len, &c->out) < 0)
+        return -1;
+    if (smtp_write(c->s, c->out.data, c->out.len, smtp_cfg.data_xfer_timeout) < 0) {
+        c->write_failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+/* Send the content and the final dot. 0 ok; -1 write failure (s->io_error);
+ * -2 the queue file could not be read: the dot was NOT sent. */
+static int send_content(struct dialogue *d)
+{
+    struct content_ctx c = { .s = d->s };
+    smtp_encoder_init(&c.enc);
+    sb_init(&c.out, SMTP_CONTENT_OUT_LIMIT);
+    int rc = qfile_read_content(d->rq->qfd, d->rq->content_offset, content_chunk, &c);
+    if (rc < 0)
+        rc = c.write_failed ? -1 : -2;
+    else {
+        sb_reset(&c.out);
+        rc = smtp_encode_end(&c.enc, &c.out) < 0
+             || smtp_write(d->s, c.out.data, c.out.len, smtp_cfg.data_xfer_timeout) < 0 ? -1 : 0;
+    }
+    sb_free(&c.out);
+    return rc;
+}
+
+static enum step data_phase(struct dialogue *d)
+{
+    struct smtp_session *s = d->s;
+    int rc = send_content(d);
+    if (rc == -2) {
+        msg_warn("%s: cannot read the content from queue file %s; transaction to %s abandoned",
+                 d->rq->queue_id, d->rq->queue_path, s->name);
+        for (size_t k = 0; k < d->nsent; k++)
+            if (d->rq->rcpts[d->sent[k]].accepted)
+                smtp_rcpt_set(d->rq, d->sent[k], 4, "4.3.0", s->desc, "queue file read error");
+        return STEP_DONE;          /* the connection is closed without the dot */
+    }
+    if (rc < 0) {
+        transaction_outcome(d, true, NULL, "sending message body");
+        return STEP_DONE;
+    }
+    if (smtp_read_reply(s, smtp_cfg.data_done_timeout) < 0) {
+        transaction_outcome(d, true, NULL,
+                            "sending end of data -- message may be sent more than once");
+        return STEP_DONE;
+    }
+    transaction_outcome(d, true, "end of DATA command", NULL);
+    send_quit(s);
+    return STEP_DONE;
+}
+
+/* The reply to DATA decides whether the content goes out. */
+static enum step data_reply(struct dialogue *d)
+{
+    struct smtp_session *s = d->s;
+    if (s->reply.code == 354 && d->naccepted > 0)
+        return data_phase(d);
+    if (s->reply.code == 354) {
+        /* Pipelined, every RCPT TO refused, yet the server wants content:
+         * end an empty message; there is nobody it could be delivered to. */
+        if (smtp_write(s, ".\r\n", 3, smtp_cfg.data_xfer_timeout) == 0
+            && smtp_read_reply(s, smtp_cfg.data_done_timeout) == 0)
+            send_quit(s);
+        return STEP_DONE;
+    }
+    int cls = s->reply.code / 100;
+    if (d->naccepted > 0 && (cls == 4 || cls == 5)) {
+        transaction_outcome(d, true, "DATA command", NULL);
+    } else if (d->naccepted > 0) {
+        /* Anything but 354 or a rejection: nothing was delivered. */
+        struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
+        for (size_t k = 0; k < d->nsent; k++)
+            if (d->rq->rcpts[d->sent[k]].accepted)
+                smtp_rcpt_set(d->rq, d->sent[k], 4, "4.5.0", s->desc,
+                              "host %s said: %s (unexpected reply to DATA command)", s->name,
+                              reply_text(d, &text));
+        sb_free(&text);
+    }
+    send_quit(s);
+    return STEP_DONE;
+}
+
+/* With no recipient decided yet, a temporary failure of the whole
+ * transaction lets the next server try. */
+static enum step transaction_failed(struct dialogue *d, const char *in_reply_to, const char *io_stage)
+{
+    struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
+    bool temporary = io_stage || d->s->reply.code / 100 != 5;
+    bool none_decided = true;
+    for (size_t k = 0; k < d->nsent; k++)
+        if (d->rq->rcpts[d->sent[k]].status)
+            none_decided = false;
+    enum step rc = STEP_DONE;
+    if (temporary && none_decided) {
+        char dsn[SMTP_DSN_SIZE] = "4.4.2";
+        if (io_stage) {
+            io_failure(d, io_stage, &text);
+        } else {
+            smtp_reply_dsn(&d->s->reply, 4, dsn);
+            sb_appendf(&text, "host %s said: ", d->s->name);
+            smtp_reply_oneline(&d->s->reply, &text);
+            sb_appendf(&text, " (in reply to %s)", in_reply_to);
+        }
+        rc = next_server(d, dsn, "%s", sb_str(&text));
+    } else {
+        transaction_outcome(d, false, in_reply_to, io_stage);
+    }
+    if (!io_stage)
+        send_quit(d->s);    /* replies to pipelined commands are never read: just QUIT */
+    sb_free(&text);
+    return rc;
+}
+
+static int queue_mail(struct dialogue *d)
+{
+    struct strbuf params = STRBUF_INIT(SMTP_LINE_MAX);
+    mail_parameters(d, &params);
+    int rc = smtp_queue_command(d->s, "MAIL FROM:<%s>%s", d->rq->sender, sb_str(&params));
+    sb_free(&params);
+    return rc;
+}
+
+/* MAIL FROM, every RCPT TO and DATA in one write; then the replies in order. */
+static enum step transaction_pipelined(struct dialogue *d)
+{
+    struct smtp_session *s = d->s;
+    int rc = queue_mail(d);
+    for (size_t k = 0; k < d->nsent && rc == 0; k++)
+        rc = queue_rcpt(d, d->sent[k]);
+    if (rc < 0 || smtp_queue_command(s, "DATA") < 0 || smtp_flush(s, smtp_cfg.mail_timeout) < 0)
+        return transaction_failed(d, NULL, "sending MAIL FROM");
+    if (smtp_read_reply(s, smtp_cfg.mail_timeout) < 0)
+        return transaction_failed(d, NULL, "sending MAIL FROM");
+    if (s->reply.code / 100 != 2)
+        return transaction_failed(d, "MAIL FROM command", NULL);
+    for (size_t k = 0; k < d->nsent; k++) {
+        if (smtp_read_reply(s, smtp_cfg.rcpt_timeout) < 0)
+            return transaction_failed(d, NULL, "sending RCPT TO");
+        rcpt_reply(d, d->sent[k]);
+    }
+    if (smtp_read_reply(s, smtp_cfg.data_init_timeout) < 0)
+        return transaction_failed(d, NULL, "sending DATA command");
+    return data_reply(d);
+}
+
+/* One command, one reply: for servers without PIPELINING. */
+static enum step transaction_lockstep(struct dialogue *d)
+{
+    struct smtp_session *s = d->s;
+    if (queue_mail(d) < 0 || command_reply(s, smtp_cfg.mail_timeout) < 0)
+        return transaction_failed(d, NULL, "sending MAIL FROM");
+    if (s->reply.code / 100 != 2)
+        return transaction_failed(d, "MAIL FROM command", NULL);
+    for (size_t k = 0; k < d->nsent; k++) {
+        if (queue_rcpt(d, d->sent[k]) < 0 || command_reply(s, smtp_cfg.rcpt_timeout) < 0)
+            return transaction_failed(d, NULL, "sending RCPT TO");
+        rcpt_reply(d, d->sent[k]);
+    }
+    if (d->naccepted == 0) {
+        send_quit(s);
+        return STEP_DONE;
+    }
+    if (smtp_queue_command(s, "DATA") < 0 || command_reply(s, smtp_cfg.data_init_timeout) < 0)
+        return transaction_failed(d, NULL, "sending DATA command");
+    return data_reply(d);
+}
+
+static enum step transaction(struct dialogue *d)
+{
+    select_recipients(d);
+    if (d->nsent == 0) {
+        send_quit(d->s);
+        return STEP_DONE;
+    }
+    return d->s->features & SMTP_FEAT_PIPELINING ? transaction_pipelined(d) : transaction_lockstep(d);
+}
+
+enum smtp_session_result smtp_session_run(struct smtp_session *s, struct smtp_request *rq,
+                                          struct strbuf *why, char dsn[SMTP_DSN_SIZE])
+{
+    struct dialogue d = { .s = s, .rq = rq, .why = why, .dsn = dsn };
+    enum step rc = greeting(&d);
+    if (rc == STEP_OK)
+        rc = hello(&d);
+    if (rc == STEP_OK)
+        rc = check_features(&d);
+    if (rc == STEP_OK) {
+        rq->xfer_start_usec = now_usec();
+        d.sent = xcalloc(rq->nrcpt ? rq->nrcpt : 1, sizeof(*d.sent));
+        rc = transaction(&d);
+        free(d.sent);
+    }
+    return rc == STEP_NEXT ? SMTP_SESSION_NEXT : SMTP_SESSION_DONE;
+}

@@ -1,0 +1,176 @@
+/* tern_setup.c: `tern setup`: what a system install needs before the first
+ * start, done as root and idempotently: the mail_owner account and the
+ * setgid_group, the configuration files (from the installed defaults), and
+ * the queue directory tree with its owners and modes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "queue.h"
+#include "server.h"
+#include "strbuf.h"
+#include "tern.h"
+#include "util.h"
+
+#ifndef TERN_PKGDATADIR
+#define TERN_PKGDATADIR "/usr/local/share/tern"
+#endif
+
+int tern_ensure_accounts(const char *owner, const char *group)
+{
+    if (!getgrnam(group)) {
+        const char *args[] = { "groupadd", "--system", group, NULL };
+        if (tern_run(args) != 0) {
+            fprintf(stderr, "tern: cannot create group %s (groupadd failed)\n", group);
+            return -1;
+        }
+        printf("tern: created group %s\n", group);
+    }
+    if (!getpwnam(owner)) {
+        const char *args[] = { "useradd", "--system", "--user-group", "--no-create-home",
+                               "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                               "--comment", "Tern mail system", owner, NULL };
+        if (tern_run(args) != 0) {
+            fprintf(stderr, "tern: cannot create user %s (useradd failed)\n", owner);
+            return -1;
+        }
+        printf("tern: created user %s\n", owner);
+    }
+    return 0;
+}
+
+/* Copy a default configuration file unless the administrator has one. */
+static int install_default(const char *confdir, const char *name)
+{
+    struct strbuf src = STRBUF_INIT(PATH_MAX), dst = STRBUF_INIT(PATH_MAX);
+    sb_appendf(&src, "%s/%s", TERN_PKGDATADIR, name);
+    sb_appendf(&dst, "%s/%s", confdir, name);
+    int rc = 0;
+    if (access(dst.data, F_OK) == 0)
+        goto out;
+    int in = open(src.data, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        fprintf(stderr, "tern: %s is missing and its default %s cannot be read: %s\n",
+                dst.data, src.data, strerror(errno));
+        rc = -1;
+        goto out;
+    }
+    int outfd = open(dst.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    char buf[8192];
+    ssize_t n = 0;
+    while (outfd >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+        if (write_all(outfd, buf, (size_t)n) < 0)
+            break;
+    if (outfd < 0 || n != 0 || close(outfd) < 0) {
+        fprintf(stderr, "tern: cannot write %s: %s\n", dst.data, strerror(errno));
+        rc = -1;
+    } else {
+        printf("tern: installed the default %s\n", dst.data);
+    }
+    close(in);
+out:
+    sb_free(&src);
+    sb_free(&dst);
+    return rc;
+}
+
+/* mkdir when missing, then the owner and mode the queue contract wants. */
+static int fix_dir(const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+    struct stat st;
+    if (mkdir(path, mode) < 0 && errno != EEXIST) {
+        fprintf(stderr, "tern: cannot create %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "tern: %s is not a directory; move it away and run tern setup again\n",
+                path);
+        return -1;
+    }
+    if ((st.st_uid != uid || st.st_gid != gid) && chown(path, uid, gid) < 0) {
+        fprintf(stderr, "tern: cannot chown %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if ((st.st_mode & 07777) != mode && chmod(path, mode) < 0) {
+        fprintf(stderr, "tern: cannot chmod %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The queue tree exactly as master would make it (lib/QUEUE.md). */
+static int setup_queue(const char *owner, const char *group)
+{
+    uid_t uid;
+    gid_t gid;
+    struct group *gr = getgrnam(group);
+    if (user_ids(owner, &uid, &gid) < 0 || !gr) {
+        fprintf(stderr, "tern: mail_owner %s or setgid_group %s does not exist\n", owner, group);
+        return -1;
+    }
+    gid_t setgid_gid = gr->gr_gid;
+    const char *qdir = cfg_str(P_queue_directory);
+    if (fix_dir(qdir, 0755, 0, 0) < 0)
+        return -1;
+    struct strbuf path = STRBUF_INIT(PATH_MAX);
+    int rc = 0;
+    for (size_t i = 0; i < queue_dirs_count && rc == 0; i++) {
+        sb_reset(&path);
+        sb_appendf(&path, "%s/%s", qdir, queue_dirs[i].name);
+        rc = fix_dir(path.data, queue_dirs[i].mode, uid,
+                     queue_dirs[i].group_is_setgid ? setgid_gid : gid);
+    }
+    sb_free(&path);
+    if (rc == 0)
+        rc = fix_dir(cfg_str(P_data_directory), 0700, uid, gid);
+    return rc;
+}
+
+static const char *setup_confdir(void)
+{
+    if (tern_confdir)
+        return tern_confdir;
+    const char *env = getenv("TERN_CONFIG_DIRECTORY");
+    return env && *env ? env : TERN_SYSCONFDIR;
+}
+
+int cmd_setup(int argc, char **argv)
+{
+    if (tern_wants_help(argc, argv)) {
+        printf("usage: tern [-c CONFDIR] setup\n  as root: create the mail_owner account and "
+               "the setgid_group, install the default\n  main.cf and master.cf where missing, "
+               "and create the queue directory tree with\n  its owners and modes "
+               "(idempotent)\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "tern: setup takes no arguments\n");
+        return 2;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "tern: setup must run as root (it creates accounts and sets owners)\n");
+        return 1;
+    }
+    const char *confdir = setup_confdir();
+    if (mkdir(confdir, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "tern: cannot create %s: %s\n", confdir, strerror(errno));
+        return 1;
+    }
+    if (install_default(confdir, "main.cf") < 0 || install_default(confdir, "master.cf") < 0)
+        return 1;
+    tern_load_config();
+    const char *owner = cfg_str(P_mail_owner), *group = cfg_str(P_setgid_group);
+    if (tern_ensure_accounts(owner, group) < 0 || setup_queue(owner, group) < 0)
+        return 1;
+    printf("tern: setup complete (mail_owner %s, setgid_group %s, queue_directory %s)\n",
+           owner, group, cfg_str(P_queue_directory));
+    return 0;
+}
