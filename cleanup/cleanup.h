@@ -113,9 +113,6 @@ struct received_info {
 /* Append the complete "Received: ...\n" header (folded with tabs). */
 int cleanup_received_header(struct strbuf *out, const struct received_info *ri);
 
-/* RFC 5322 date of usec in local time: "Sun, 22 Nov 2026 23:43:36 +0000 (UTC)". */
-void cleanup_rfc5322_date(long long usec, char *buf, size_t size);
-
 /* Copy s into out for a log line: control bytes become '?', at most max bytes. */
 void cleanup_log_safe(struct strbuf *out, const char *s, size_t len, size_t max);
 

@@ -259,27 +259,6 @@ int cleanup_received_header(struct strbuf *out, const struct received_info *ri)
     return rc ? -1 : 0;
 }
 
-void cleanup_rfc5322_date(long long usec, char *buf, size_t size)
-{
-    static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    time_t t = (time_t)(usec / 1000000);
-    struct tm tm;
-    if (!localtime_r(&t, &tm))
-        gmtime_r(&t, &tm);
-    long off = tm.tm_gmtoff / 60;
-    char sign = off < 0 ? '-' : '+';
-    if (off < 0)
-        off = -off;
-    int n = snprintf(buf, size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld (%s)",
-                     days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60, off % 60,
-                     tm.tm_zone && *tm.tm_zone ? tm.tm_zone : "UTC");
-    if (n < 0 && size > 0)
-        buf[0] = 0;
-}
-
 void cleanup_log_safe(struct strbuf *out, const char *s, size_t len, size_t max)
 {
     sb_reset(out);

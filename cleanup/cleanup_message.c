@@ -83,7 +83,7 @@ static void header_section_done(struct cleanup_state *st)
      * (adding fields could break DKIM signatures); local submissions are
      * completed. */
     bool complete = (st->env.flags & CLEANUP_FLAG_LOCAL) || cleanup_cfg.always_add_missing_headers;
-    cleanup_rfc5322_date(st->arrival_usec, date, sizeof(date));
+    format_rfc5322_date(st->arrival_usec, date, sizeof(date));
     snprintf(msgid, sizeof(msgid), "<%s@%s>", st->qf.id, cleanup_cfg.myhostname);
     build_received(st, date, &received);
     if (complete)

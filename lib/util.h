@@ -39,4 +39,12 @@ int fsync_dir(const char *dir);
 /* Current time in microseconds since the epoch. */
 long long now_usec(void);
 
+/* RFC 5322 date of usec in local time, for Date: and Received: headers:
+ * "Sun, 22 Nov 2026 23:43:36 +0000 (UTC)". */
+void format_rfc5322_date(long long usec, char *buf, size_t size);
+
+/* PID of the process holding a write lock (fcntl) on path; 0 when none does
+ * (how `tern` and master find a running master through master.pid). */
+pid_t lock_holder_pid(const char *path);
+
 #endif

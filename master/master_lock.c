@@ -26,15 +26,8 @@ pid_t master_lock_holder(const struct master_params *p)
 {
     struct strbuf path = STRBUF_INIT(0);
     pid_file_path(p, &path);
-    int fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    pid_t pid = lock_holder_pid(path.data);
     sb_free(&path);
-    if (fd < 0)
-        return 0;
-    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-    pid_t pid = 0;
-    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
-        pid = fl.l_pid;
-    close(fd);
     return pid;
 }
 

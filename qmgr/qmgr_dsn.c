@@ -15,23 +15,6 @@
 #include "strbuf.h"
 #include "util.h"
 
-static void rfc5322_date(long long usec, char *buf, size_t size)
-{
-    time_t t = (time_t)(usec / 1000000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    static const char *days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    long off = tm.tm_gmtoff / 60;
-    char sign = off < 0 ? '-' : '+';
-    if (off < 0)
-        off = -off;
-    snprintf(buf, size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday], tm.tm_mday,
-             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
-             off / 60, off % 60);
-}
-
 const char *dsn_diagnostic(const char *reason, char *buf, size_t bufsz)
 {
     const char *said = strstr(reason, " said: ");
@@ -83,7 +66,7 @@ static void human_part(struct strbuf *out, const struct dsn_report *rep)
 static void status_part(struct strbuf *out, const struct dsn_report *rep)
 {
     char date[80], diag[1024];
-    rfc5322_date(rep->arrival_usec, date, sizeof(date));
+    format_rfc5322_date(rep->arrival_usec, date, sizeof(date));
     sb_appendf(out, "Reporting-MTA: dns; %s\n", cfg_str(P_myhostname));
     sb_appendf(out, "X-Tern-Queue-ID: %s\n", rep->queue_id);
     sb_appendf(out, "X-Tern-Sender: rfc822; %s\n", rep->sender);
@@ -136,7 +119,7 @@ static int quote_original(const char *data, size_t len, void *arg)
 int dsn_compose(struct strbuf *out, const struct dsn_report *rep, int fd, off_t content_offset)
 {
     char date[80], boundary[128];
-    rfc5322_date(now_usec(), date, sizeof(date));
+    format_rfc5322_date(now_usec(), date, sizeof(date));
     snprintf(boundary, sizeof(boundary), "%s.%lld/%s", rep->queue_id, now_usec() / 1000000,
              cfg_str(P_myhostname));
     const char *subject = rep->action == DSN_FAILED ? "Undelivered Mail Returned to Sender"

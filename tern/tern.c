@@ -53,15 +53,8 @@ pid_t tern_master_pid(void)
 {
     struct strbuf path = STRBUF_INIT(4096);
     sb_appendf(&path, "%s/master.pid", cfg_str(P_data_directory));
-    int fd = open(path.data, O_RDONLY | O_CLOEXEC);
+    pid_t pid = lock_holder_pid(path.data);
     sb_free(&path);
-    if (fd < 0)
-        return 0;
-    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-    pid_t pid = 0;
-    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
-        pid = fl.l_pid;
-    close(fd);
     return pid;
 }
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "util.h"
 #include "cleanup/cleanup.h"
 
 #define DATE "Mon, 1 Jan 2024 00:00:00 +0000 (UTC)"
@@ -256,13 +257,13 @@ static void test_date_and_log(void)
     char date[80];
     setenv("TZ", "UTC", 1);
     tzset();
-    cleanup_rfc5322_date(0, date, sizeof(date));
+    format_rfc5322_date(0, date, sizeof(date));
     CHECK_STR(date, "Thu, 1 Jan 1970 00:00:00 +0000 (UTC)");
-    cleanup_rfc5322_date(1795391016LL * 1000000 + 5, date, sizeof(date));
+    format_rfc5322_date(1795391016LL * 1000000 + 5, date, sizeof(date));
     CHECK_STR(date, "Sun, 22 Nov 2026 23:43:36 +0000 (UTC)");
     setenv("TZ", "EST5", 1);
     tzset();
-    cleanup_rfc5322_date(0, date, sizeof(date));
+    format_rfc5322_date(0, date, sizeof(date));
     CHECK_STR(date, "Wed, 31 Dec 1969 19:00:00 -0500 (EST)");
     struct strbuf out = STRBUF_INIT(0);
     cleanup_log_safe(&out, "<a\nb\x01\xc3\xa9>", 8, 100);
