@@ -5,7 +5,8 @@
  * A queue file is a sequence of records:
  *     uint8 type, uint32 BE length, length bytes of data
  * Recipient records are marked done in place by overwriting their type byte
- * (QREC_RCPT -> QREC_DONE) and fsyncing, so a crash never delivers one twice.
+ * (QREC_RCPT -> QREC_DONE), so a crashed process never delivers one twice
+ * (see lib/QUEUE.md for the power-loss window).
  * Every complete file ends with a QREC_END record; a file without one is
  * incomplete (still being written) or corrupt. */
 #ifndef TERN_QUEUE_H
@@ -130,7 +131,7 @@ void qfile_reader_init_fd(struct qfile_reader *r, int fd);
 int qfile_next(struct qfile_reader *r, struct qrec *rec);
 void qfile_close(struct qfile_reader *r);
 
-/* Mark the recipient record at offset done (type byte R -> D) and fsync. */
+/* Mark the recipient record at offset done (type byte R -> D); no fsync. */
 int qfile_mark_done(int fd, off_t offset);
 
 /* A parsed view of a whole queue file, for qmgr and the tern command. */
