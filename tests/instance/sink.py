@@ -2,6 +2,7 @@
 thread on 127.0.0.1: it records every message it accepts and can be told
 to answer 4xx for the first K attempts, 5xx for chosen recipients, or to
 hang."""
+import asyncio
 import threading
 import time
 
@@ -16,6 +17,7 @@ class Handler:
         self.tempfail_first = 0       # answer 451 to DATA this many times
         self.reject_rcpts = set()     # answer 550 to these RCPT TO
         self.attempts = 0
+        self.stall = threading.Event()   # while set, DATA is not answered
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -25,6 +27,10 @@ class Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
+        for _ in range(600):                 # at most 60 s
+            if not self.stall.is_set():
+                break
+            await asyncio.sleep(0.1)
         with self.lock:
             self.attempts += 1
             if self.attempts <= self.tempfail_first:

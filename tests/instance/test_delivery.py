@@ -6,6 +6,9 @@ succeeds, and the queue is empty at the end."""
 import email
 import email.policy
 import os
+import re
+import subprocess
+import threading
 import time
 import unittest
 
@@ -99,6 +102,68 @@ class TestRelayDelivery(unittest.TestCase):
         self.inst.wait_log(r"to=<later@remote.example>.*status=sent", timeout=10)
         self.wait_empty(30)
         self.assertGreaterEqual(self.sink.handler.attempts, 3)
+
+
+@unittest.skipUnless(smtp_agent_built(), "the smtp delivery agent is not built")
+class TestLoadAndCrash(unittest.TestCase):
+    def setUp(self):
+        self.sink = sinkmod.Sink()
+        self.addCleanup(self.sink.stop)
+        self.inst = harness.Instance("load", main_cf={
+            "relayhost": "[127.0.0.1]:%d" % self.sink.port,
+            "minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
+            "queue_run_delay": "1s",
+        })
+        self.addCleanup(self.inst.cleanup)
+        self.inst.start()
+
+    def test_200_sessions_of_5_messages_exactly_once(self):
+        errors = []
+
+        def session(n):
+            try:
+                with self.inst.smtp() as s:
+                    s.ehlo("client%d.example" % n)
+                    for k in range(5):
+                        s.sendmail("s%d@example.org" % n, ["r%d-%d@remote.example" % (n, k)],
+                                   b"Subject: load %d %d\r\nX-Seq: %d-%d\r\n\r\nbody\r\n" % (n, k, n, k))
+            except Exception as e:          # noqa: BLE001 - reported below
+                errors.append("%d: %r" % (n, e))
+
+        threads = [threading.Thread(target=session, args=(n,)) for n in range(200)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [])
+        msgs = self.sink.wait(1000, timeout=120)
+        time.sleep(1)
+        seqs = [re.search(rb"X-Seq: (\d+-\d+)", m[2]).group(1) for m in self.sink.handler.messages]
+        self.assertEqual(len(seqs), 1000, "duplicates or losses")
+        self.assertEqual(len(set(seqs)), 1000)
+        self.assertEqual({m[1][0] for m in msgs}, {"r%d-%d@remote.example" % (n, k)
+                                                  for n in range(200) for k in range(5)})
+
+    def test_kill_during_delivery_delivers_no_recipient_twice(self):
+        user = "terntestdlv"
+        subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", user],
+                       capture_output=True)
+        self.addCleanup(subprocess.run, ["userdel", user], capture_output=True)
+        spool = os.path.join(self.inst.dir, "mail")
+        self.sink.handler.stall.set()        # the remote recipient hangs after DATA
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.sendmail("sender@example.org", ["%s@localhost" % user, "far@remote.example"],
+                       b"Subject: half done\r\n\r\nbody\r\n")
+        self.inst.wait_log(r"to=<%s@localhost>.*status=sent" % user)
+        time.sleep(0.5)                       # the smtp agent is now waiting after the dot
+        self.inst.kill_all()
+        self.sink.handler.stall.clear()
+        self.inst.start()
+        self.sink.wait(1, timeout=30)
+        self.inst.wait_log(r"to=<far@remote\.example>.*status=sent", timeout=30)
+        with open(os.path.join(spool, user), "rb") as f:
+            self.assertEqual(f.read().count(b"Subject: half done"), 1, "local recipient delivered twice")
 
 
 if __name__ == "__main__":
