@@ -299,15 +299,29 @@ static void fifo_trigger(int fd)
 
 /* ---- SINGLE mode ---- */
 
-/* poll timeout in ms until the nearest of the wakeup and idle deadlines. */
-static int single_timeout(time_t now, time_t next_wakeup, time_t idle_deadline)
+/* poll timeout in ms until the nearest of the wakeup and idle deadlines
+ * and the daemon's own (usec, 0: none). */
+static int single_timeout(time_t now, time_t next_wakeup, time_t idle_deadline,
+                          long long daemon_deadline)
 {
     time_t next = now + 60;
     if (next_wakeup && next_wakeup < next)
         next = next_wakeup;
     if (idle_deadline && idle_deadline < next)
         next = idle_deadline;
-    return next <= now ? 0 : (int)(next - now) * 1000;
+    int ms = next <= now ? 0 : (int)(next - now) * 1000;
+    if (daemon_deadline) {
+        long long left = (daemon_deadline - now_usec() + 999) / 1000;
+        if (left < ms)
+            ms = left < 0 ? 0 : (int)left;
+    }
+    return ms;
+}
+
+/* The daemon's idle deadline (0: none). */
+static long long single_daemon_deadline(void)
+{
+    return srv.ops->idle_deadline_usec && srv.ops->idle_deadline ? srv.ops->idle_deadline_usec() : 0;
 }
 
 /* One accepted client, start to finish. SIGTERM, blocked elsewhere in the
@@ -347,8 +361,9 @@ static void serve_single(void)
         if (srv_terminate)
             server_exit();
         time_t idle_deadline = may_exit && srv.max_idle > 0 ? idle_since + srv.max_idle : 0;
+        long long daemon_deadline = single_daemon_deadline();
         struct pollfd pfd[2] = { { MASTER_LISTEN_FD, POLLIN, 0 }, { MASTER_ALIVE_FD, POLLIN, 0 } };
-        int wait_ms = single_timeout(now, next_wakeup, idle_deadline);
+        int wait_ms = single_timeout(now, next_wakeup, idle_deadline, daemon_deadline);
         struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
         int rc = ppoll(pfd, 2, &ts, &wait_mask);
         if (rc < 0 && errno != EINTR)
@@ -361,6 +376,8 @@ static void serve_single(void)
                 srv.ops->wakeup();
             next_wakeup = now + srv.wakeup;
         }
+        if (daemon_deadline && now_usec() >= daemon_deadline)
+            srv.ops->idle_deadline();
         if (rc > 0 && (pfd[0].revents & POLLIN)) {
             if (srv.listen_kind == LISTEN_FIFO) {
                 fifo_trigger(MASTER_LISTEN_FD);

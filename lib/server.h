@@ -62,6 +62,14 @@ struct server_ops {
     int (*client_limit)(void);
     /* Wakeup timer (master.cf wakeup column), both modes, may be NULL. */
     void (*wakeup)(void);
+    /* SINGLE, both optional: while the process waits for its next client,
+     * idle_deadline_usec says when the daemon next needs to be woken (a
+     * now_usec() time; 0: not at all), and idle_deadline is called once
+     * that time has passed. Asked again after every client and every call,
+     * so a daemon can keep something open between clients (the smtp
+     * client's cached session) and close it in time. */
+    long long (*idle_deadline_usec)(void);
+    void (*idle_deadline)(void);
     /* Called before exit (master gone, max_idle, max_use, SIGTERM); may be
      * NULL. A SINGLE-mode process that gets SIGTERM while serving a client
      * exits at once without it (it must not wait for a blocked client). */

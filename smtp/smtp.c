@@ -1,8 +1,10 @@
 /* smtp.c: the SMTP client delivery agent. qmgr hands it one delivery
  * request per connection (doc/PROTOCOLS.md, "Delivery agents"); it looks
  * up the next hop, talks SMTP to the remote server, marks final recipients
- * done in the queue file and reports each recipient's outcome. This file
- * reads the settings and starts the daemon; the work is in smtp_*.c. */
+ * done in the queue file and reports each recipient's outcome, keeping the
+ * connection open for the next request to the same next hop for a short
+ * while. This file reads the settings and starts the daemon; the work is
+ * in smtp_*.c. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdlib.h>
@@ -124,6 +126,11 @@ static void smtp_post_init(struct event_base *base)
     smtp_cfg.data_xfer_timeout = config_seconds(P_smtp_data_xfer_timeout);
     smtp_cfg.data_done_timeout = config_seconds(P_smtp_data_done_timeout);
     smtp_cfg.quit_timeout = config_seconds(P_smtp_quit_timeout);
+    smtp_cfg.rset_timeout = config_seconds(P_smtp_rset_timeout);
+    smtp_cfg.cache_on_demand = cfg_bool(P_smtp_connection_cache_on_demand);
+    smtp_cfg.cache_time_limit = config_seconds(P_smtp_connection_cache_time_limit);
+    smtp_cfg.reuse_time_limit = config_seconds(P_smtp_connection_reuse_time_limit);
+    smtp_cfg.reuse_count_limit = cfg_int(P_smtp_connection_reuse_count_limit);
     smtp_cfg.mx_address_limit = cfg_int(P_smtp_mx_address_limit);
     smtp_cfg.mx_session_limit = cfg_int(P_smtp_mx_session_limit);
     smtp_cfg.skip_5xx_greeting = cfg_bool(P_smtp_skip_5xx_greeting);
@@ -137,6 +144,7 @@ static void smtp_post_init(struct event_base *base)
 
 static void smtp_pre_exit(void)
 {
+    smtp_cache_close();
     dns_close(smtp_cfg.dns);
     smtp_cfg.dns = NULL;
 }
@@ -148,6 +156,8 @@ int main(int argc, char **argv)
         .pre_init = smtp_pre_init,
         .post_init = smtp_post_init,
         .serve = smtp_serve,
+        .idle_deadline_usec = smtp_cache_deadline,
+        .idle_deadline = smtp_cache_expire,
         .pre_exit = smtp_pre_exit,
     };
     server_main(argc, argv, "smtp", &ops);

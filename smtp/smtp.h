@@ -3,8 +3,9 @@
  * one SMTP session, and the functions each file offers the others:
  * smtp_request.c (the delivery protocol with qmgr, marking, logging),
  * smtp_connect.c (next hop, MX and address lookups, connecting),
- * smtp_io.c (reply and command I/O with deadlines) and smtp_proto.c (the
- * SMTP dialogue). */
+ * smtp_cache.c (one session kept open between requests), smtp_io.c
+ * (reply and command I/O with deadlines) and smtp_proto.c (the SMTP
+ * dialogue). */
 #ifndef TERN_SMTP_H
 #define TERN_SMTP_H
 
@@ -35,6 +36,11 @@ struct smtp_settings {
     struct sockaddr_in6 bind6;           /* smtp_bind_address6 */
     int connect_timeout, helo_timeout, mail_timeout, rcpt_timeout;
     int data_init_timeout, data_xfer_timeout, data_done_timeout, quit_timeout;
+    int rset_timeout;
+    bool cache_on_demand;                /* smtp_connection_cache_on_demand */
+    int cache_time_limit;                /* idle seconds of a cached session */
+    int reuse_time_limit;                /* seconds from connect after which it is not cached again */
+    long reuse_count_limit;              /* reuses of one session, 0: no limit */
     long mx_address_limit, mx_session_limit;   /* 0: no limit */
     bool skip_5xx_greeting;
     bool want_v4, want_v6;               /* inet_protocols */
@@ -54,6 +60,8 @@ struct smtp_rcpt {
     struct strbuf reason;
     struct strbuf relay;                    /* where the outcome came from, "none" */
     bool accepted;                          /* RCPT TO got 2xx in this session */
+    bool notify_passed;                     /* ... with NOTIFY, to a server offering DSN */
+    unsigned conn_use;                      /* >= 2: decided on the Nth use of a reused session */
     bool already_done;                      /* a D record already: never touched */
 };
 
@@ -73,6 +81,9 @@ struct smtp_request {
     /* timing */
     long long start_usec;                   /* request read */
     long long xfer_start_usec;              /* MAIL FROM of the last session, 0 if none */
+    /* for qmgr: every server failed before a transaction (or a temporary
+     * DNS failure), and the recipients were deferred for it */
+    bool site_failed;
 };
 
 /* One connection to a remote server. */
@@ -91,6 +102,11 @@ struct smtp_session {
     const char *io_error;                   /* why the last read/write failed */
     bool timed_out;
     bool skip_to_lf;                        /* dropping the tail of a cut reply line */
+    bool server_closing;                    /* the server answered 421 */
+    bool reusable;                          /* the last transaction ended cleanly, every
+                                               reply read: another one may follow */
+    long long connected_usec;               /* when the connection was made */
+    unsigned uses;                          /* requests it served, the current one included */
 };
 
 /* ---- smtp_request.c ---- */
@@ -109,6 +125,23 @@ size_t smtp_undecided(const struct smtp_request *rq);
  * decides; every recipient has an outcome afterwards. */
 void smtp_deliver(struct smtp_request *rq);
 
+/* ---- smtp_cache.c ---- */
+/* The session kept by an earlier request for rq's transport and next hop,
+ * if it is still open: true and *s filled (its use count raised). A cached
+ * session for another key is closed with QUIT. */
+bool smtp_cache_take(const struct smtp_request *rq, struct smtp_session *s);
+/* The session that decided rq's recipients; the cache owns it afterwards
+ * and frees it unless it is reusable. */
+void smtp_cache_offer(const struct smtp_request *rq, struct smtp_session *s);
+/* After the results are reported: keep the offered session (RSET) when the
+ * limits allow, else QUIT. */
+void smtp_cache_settle(void);
+/* When the idle cached session must be closed (now_usec() time, 0: none),
+ * closing it then, and closing it before exit. */
+long long smtp_cache_deadline(void);
+void smtp_cache_expire(void);
+void smtp_cache_close(void);
+
 /* ---- smtp_proto.c ---- */
 enum smtp_session_result {
     SMTP_SESSION_DONE,       /* every recipient was decided by this server */
@@ -118,6 +151,14 @@ enum smtp_session_result {
  * dsn describe the failure (the outcome if no other server does better). */
 enum smtp_session_result smtp_session_run(struct smtp_session *s, struct smtp_request *rq,
                                           struct strbuf *why, char dsn[SMTP_DSN_SIZE]);
+/* The same on a session that already carried a transaction: straight to
+ * MAIL FROM with the features it offered. */
+enum smtp_session_result smtp_session_reuse(struct smtp_session *s, struct smtp_request *rq,
+                                            struct strbuf *why, char dsn[SMTP_DSN_SIZE]);
+/* RSET: true when the server answered 2xx within smtp_rset_timeout. */
+bool smtp_session_reset(struct smtp_session *s);
+/* QUIT and its reply, within timeout seconds; best effort. */
+void smtp_session_quit(struct smtp_session *s, int timeout);
 
 /* ---- smtp_io.c ---- */
 void smtp_session_init(struct smtp_session *s, int fd, const char *host, const char *addr, int port);

@@ -4,7 +4,8 @@
  * order among equals, the domain's own addresses are used when it has no
  * MX, a null MX returns the mail, and each address is tried in turn (bound
  * to smtp_bind_address*, within smtp_connect_timeout) until a server's
- * session decides the recipients or the limits are reached. */
+ * session decides the recipients or the limits are reached. A session kept
+ * by an earlier request for the same next hop (smtp_cache.c) goes first. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -37,11 +38,14 @@ struct failure {
     char dsn[SMTP_DSN_SIZE];
     struct strbuf reason;
     char relay[SMTP_RELAY_MAX];
+    bool site;              /* the site failed (connect, greeting, EHLO, DNS try-again),
+                               not the domain (no such name) or the transaction */
 };
 
-static void failure_set(struct failure *f, int status, const char *dsn, const char *relay,
-                        const char *reason)
+static void failure_set(struct failure *f, bool site, int status, const char *dsn,
+                        const char *relay, const char *reason)
 {
+    f->site = site;
     f->status = status;
     str_copy(f->dsn, sizeof(f->dsn), dsn);
     str_copy(f->relay, sizeof(f->relay), relay ? relay : "none");
@@ -116,7 +120,8 @@ static void resolve_host(struct target_list *l, const char *host, struct failure
     } else if (f->status == 0 || st == DNS_TEMPFAIL) {
         sb_appendf(&text, "Host or domain name not found. Name service error for name=%s type=%s: %s",
                    host, smtp_cfg.want_v4 ? "A" : "AAAA", sb_str(&why));
-        failure_set(f, 4, st == DNS_TEMPFAIL ? "4.4.3" : "4.4.4", NULL, sb_str(&text));
+        failure_set(f, st == DNS_TEMPFAIL, 4, st == DNS_TEMPFAIL ? "4.4.3" : "4.4.4", NULL,
+                    sb_str(&text));
     }
     sb_free(&why);
     sb_free(&text);
@@ -151,6 +156,7 @@ static int resolve_mx(struct smtp_request *rq, const struct smtp_nexthop *nh, st
             rc = -1;
         }
     } else {
+        rq->site_failed = st == DNS_TEMPFAIL;
         smtp_rcpt_set_all(rq, st == DNS_NOTFOUND ? 5 : 4, st == DNS_NOTFOUND ? "5.1.2" : "4.4.3", NULL,
                           "Host or domain name not found. Name service error for name=%s type=MX: %s",
                           nh->host, sb_str(&why));
@@ -240,7 +246,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             sb_reset(&why);
             sb_appendf(&why, "connect to %s[%s]:%d: %s", l->t[i].host, addr, port, strerror(errno));
             msg_info("%s: %s", rq->queue_id, sb_str(&why));
-            failure_set(f, 4, "4.4.1", NULL, sb_str(&why));
+            failure_set(f, true, 4, "4.4.1", NULL, sb_str(&why));
             continue;
         }
         struct smtp_session s;
@@ -249,22 +255,54 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
         sb_reset(&why);
         long long before = rq->xfer_start_usec;
         enum smtp_session_result r = smtp_session_run(&s, rq, &why, dsn);
-        if (r == SMTP_SESSION_NEXT) {
-            msg_info("%s: %s", rq->queue_id, sb_str(&why));
-            failure_set(f, 4, dsn, s.desc, sb_str(&why));
-        }
         bool reached_transaction = rq->xfer_start_usec != before;
-        smtp_session_free(&s);
-        if (r == SMTP_SESSION_DONE)
+        if (r == SMTP_SESSION_DONE) {
+            smtp_cache_offer(rq, &s);
             break;
+        }
+        msg_info("%s: %s", rq->queue_id, sb_str(&why));
+        failure_set(f, !reached_transaction, 4, dsn, s.desc, sb_str(&why));
+        smtp_session_free(&s);
         if (reached_transaction)
             sessions++;
     }
     sb_free(&why);
 }
 
+/* The session an earlier request for this transport and next hop left
+ * open: straight to MAIL FROM. true when it decided the recipients. When it
+ * fails before any recipient is decided (mostly: the server closed it just
+ * now), it is as if it had never been there and a fresh connection follows. */
+static bool deliver_cached(struct smtp_request *rq)
+{
+    struct smtp_session s;
+    if (!smtp_cache_take(rq, &s))
+        return false;
+    for (size_t i = 0; i < rq->nrcpt; i++)
+        if (!rq->rcpts[i].status)
+            rq->rcpts[i].conn_use = s.uses;
+    struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
+    char dsn[SMTP_DSN_SIZE];
+    bool done = smtp_session_reuse(&s, rq, &why, dsn) == SMTP_SESSION_DONE;
+    if (done) {
+        smtp_cache_offer(rq, &s);
+    } else {
+        msg_debug("%s: cached session failed: %s; trying a new connection", rq->queue_id,
+                  sb_str(&why));
+        smtp_session_free(&s);
+        for (size_t i = 0; i < rq->nrcpt; i++)
+            if (!rq->rcpts[i].status)
+                rq->rcpts[i].conn_use = 0;
+        rq->xfer_start_usec = 0;
+    }
+    sb_free(&why);
+    return done;
+}
+
 void smtp_deliver(struct smtp_request *rq)
 {
+    if (deliver_cached(rq))
+        return;
     struct smtp_nexthop nh;
     struct target_list l = { 0 };
     struct failure f = { .status = 0 };
@@ -283,7 +321,9 @@ void smtp_deliver(struct smtp_request *rq)
     try_targets(rq, &l, nh.port, &f);
     if (smtp_undecided(rq) > 0) {
         if (!f.status)
-            failure_set(&f, 4, "4.4.3", NULL, "no server found for the next hop");
+            failure_set(&f, true, 4, "4.4.3", NULL, "no server found for the next hop");
+        /* No server's answer to a transaction decided: the site itself failed. */
+        rq->site_failed = f.site && rq->xfer_start_usec == 0;
         smtp_rcpt_set_all(rq, f.status, f.dsn, f.relay, "%s", sb_str(&f.reason));
     }
     free(l.t);

@@ -29,6 +29,8 @@ void smtp_session_init(struct smtp_session *s, int fd, const char *host, const c
     str_copy(s->addr, sizeof(s->addr), addr);
     snprintf(s->name, sizeof(s->name), "%s[%s]", host, addr);
     snprintf(s->desc, sizeof(s->desc), "%s[%s]:%d", host, addr, port);
+    s->connected_usec = now_usec();
+    s->uses = 1;
     sb_init(&s->in, SMTP_IN_LIMIT);
     sb_init(&s->out, SMTP_OUT_LIMIT);
     smtp_reply_init(&s->reply);
@@ -134,6 +136,8 @@ int smtp_read_reply(struct smtp_session *s, int timeout)
     s->timed_out = false;
     for (;;) {
         int rc = reply_from_buffer(s);
+        if (rc > 0 && s->reply.code == 421)
+            s->server_closing = true;       /* never to be kept for another transaction */
         if (rc != 0)
             return rc > 0 ? 0 : -1;
         if (io_read_more(s, deadline) < 0)

@@ -3,7 +3,10 @@
  * transaction (loop, SMTPUTF8, 8BITMIME, SIZE), MAIL FROM / RCPT TO / DATA
  * (pipelined when the server offers PIPELINING), the content, and QUIT.
  * Outcomes go to the recipients; a server that fails before any recipient
- * was decided is reported back so that the next server can be tried. */
+ * was decided is reported back so that the next server can be tried. A
+ * transaction that ends with every reply read and no 421 leaves the
+ * session reusable: the caller then decides between RSET (to keep it for
+ * the next request, smtp_cache.c) and QUIT. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,7 @@ struct dialogue {
     size_t *sent;                /* recipients given a RCPT TO in this transaction */
     size_t nsent;
     size_t naccepted;
+    bool pipelined;              /* replies may still be on their way */
 };
 
 static bool has_non_ascii(const char *s)
@@ -79,10 +83,33 @@ static int command_reply(struct smtp_session *s, int timeout)
     return smtp_read_reply(s, timeout);
 }
 
+void smtp_session_quit(struct smtp_session *s, int timeout)
+{
+    s->reusable = false;
+    if (smtp_queue_command(s, "QUIT") == 0 && smtp_flush(s, timeout) == 0)
+        smtp_read_reply(s, timeout);
+}
+
 static void send_quit(struct smtp_session *s)
 {
-    if (smtp_queue_command(s, "QUIT") == 0 && smtp_flush(s, smtp_cfg.quit_timeout) == 0)
-        smtp_read_reply(s, smtp_cfg.quit_timeout);
+    smtp_session_quit(s, smtp_cfg.quit_timeout);
+}
+
+bool smtp_session_reset(struct smtp_session *s)
+{
+    return smtp_queue_command(s, "RSET") == 0 && command_reply(s, smtp_cfg.rset_timeout) == 0
+           && s->reply.code / 100 == 2;
+}
+
+/* The transaction is over and no reply is outstanding: the session may
+ * carry another one, unless the server said it is closing. */
+static enum step transaction_over(struct dialogue *d)
+{
+    if (d->s->server_closing)
+        send_quit(d->s);
+    else
+        d->s->reusable = true;
+    return STEP_DONE;
 }
 
 /* The server named itself as we are: the mail would come back to us. */
@@ -185,8 +212,7 @@ static enum step check_features(struct dialogue *d)
                           s->size_limit, s->name);
     else
         return STEP_OK;
-    send_quit(s);
-    return STEP_DONE;
+    return transaction_over(d);     /* about this message only: the server is fine */
 }
 
 /* " SIZE=n BODY=8BITMIME SMTPUTF8 RET=.. ENVID=.." as the server allows. */
@@ -265,7 +291,10 @@ static void rcpt_reply(struct dialogue *d, size_t i)
     char dsn[SMTP_DSN_SIZE];
     int cls = s->reply.code / 100;
     if (cls == 2) {
-        d->rq->rcpts[i].accepted = true;
+        struct smtp_rcpt *r = &d->rq->rcpts[i];
+        r->accepted = true;
+        /* the server took our NOTIFY: success notices are its job now */
+        r->notify_passed = (s->features & SMTP_FEAT_DSN) && *r->notify && notify_ok(r->notify);
         d->naccepted++;
     } else {
         smtp_reply_dsn(&s->reply, cls == 5 ? 5 : 4, dsn);
@@ -368,8 +397,7 @@ static enum step data_phase(struct dialogue *d)
         return STEP_DONE;
     }
     transaction_outcome(d, true, "end of DATA command", NULL);
-    send_quit(s);
-    return STEP_DONE;
+    return transaction_over(d);
 }
 
 /* The reply to DATA decides whether the content goes out. */
@@ -383,7 +411,7 @@ static enum step data_reply(struct dialogue *d)
          * end an empty message; there is nobody it could be delivered to. */
         if (smtp_write(s, ".\r\n", 3, smtp_cfg.data_xfer_timeout) == 0
             && smtp_read_reply(s, smtp_cfg.data_done_timeout) == 0)
-            send_quit(s);
+            return transaction_over(d);
         return STEP_DONE;
     }
     int cls = s->reply.code / 100;
@@ -399,7 +427,9 @@ static enum step data_reply(struct dialogue *d)
                               reply_text(d, &text));
         sb_free(&text);
     }
-    send_quit(s);
+    if (cls == 4 || cls == 5)
+        return transaction_over(d);
+    send_quit(s);       /* a server that answers DATA so is not trusted with another transaction */
     return STEP_DONE;
 }
 
@@ -428,7 +458,9 @@ static enum step transaction_failed(struct dialogue *d, const char *in_reply_to,
     } else {
         transaction_outcome(d, false, in_reply_to, io_stage);
     }
-    if (!io_stage)
+    if (!io_stage && rc == STEP_DONE && !d->pipelined)
+        transaction_over(d);
+    else if (!io_stage)
         send_quit(d->s);    /* replies to pipelined commands are never read: just QUIT */
     sb_free(&text);
     return rc;
@@ -447,6 +479,7 @@ static int queue_mail(struct dialogue *d)
 static enum step transaction_pipelined(struct dialogue *d)
 {
     struct smtp_session *s = d->s;
+    d->pipelined = true;
     int rc = queue_mail(d);
     for (size_t k = 0; k < d->nsent && rc == 0; k++)
         rc = queue_rcpt(d, d->sent[k]);
@@ -479,10 +512,8 @@ static enum step transaction_lockstep(struct dialogue *d)
             return transaction_failed(d, NULL, "sending RCPT TO");
         rcpt_reply(d, d->sent[k]);
     }
-    if (d->naccepted == 0) {
-        send_quit(s);
-        return STEP_DONE;
-    }
+    if (d->naccepted == 0)
+        return transaction_over(d);
     if (smtp_queue_command(s, "DATA") < 0 || command_reply(s, smtp_cfg.data_init_timeout) < 0)
         return transaction_failed(d, NULL, "sending DATA command");
     return data_reply(d);
@@ -491,11 +522,24 @@ static enum step transaction_lockstep(struct dialogue *d)
 static enum step transaction(struct dialogue *d)
 {
     select_recipients(d);
-    if (d->nsent == 0) {
-        send_quit(d->s);
-        return STEP_DONE;
-    }
+    if (d->nsent == 0)
+        return transaction_over(d);
     return d->s->features & SMTP_FEAT_PIPELINING ? transaction_pipelined(d) : transaction_lockstep(d);
+}
+
+/* From the checks of this message against the server to the end of its transaction. */
+static enum step mail_transaction(struct dialogue *d)
+{
+    d->s->reusable = false;
+    enum step rc = check_features(d);
+    if (rc == STEP_OK) {
+        d->rq->xfer_start_usec = now_usec();
+        d->sent = xcalloc(d->rq->nrcpt ? d->rq->nrcpt : 1, sizeof(*d->sent));
+        rc = transaction(d);
+        free(d->sent);
+        d->sent = NULL;
+    }
+    return rc;
 }
 
 enum smtp_session_result smtp_session_run(struct smtp_session *s, struct smtp_request *rq,
@@ -506,12 +550,13 @@ enum smtp_session_result smtp_session_run(struct smtp_session *s, struct smtp_re
     if (rc == STEP_OK)
         rc = hello(&d);
     if (rc == STEP_OK)
-        rc = check_features(&d);
-    if (rc == STEP_OK) {
-        rq->xfer_start_usec = now_usec();
-        d.sent = xcalloc(rq->nrcpt ? rq->nrcpt : 1, sizeof(*d.sent));
-        rc = transaction(&d);
-        free(d.sent);
-    }
+        rc = mail_transaction(&d);
     return rc == STEP_NEXT ? SMTP_SESSION_NEXT : SMTP_SESSION_DONE;
+}
+
+enum smtp_session_result smtp_session_reuse(struct smtp_session *s, struct smtp_request *rq,
+                                            struct strbuf *why, char dsn[SMTP_DSN_SIZE])
+{
+    struct dialogue d = { .s = s, .rq = rq, .why = why, .dsn = dsn };
+    return mail_transaction(&d) == STEP_NEXT ? SMTP_SESSION_NEXT : SMTP_SESSION_DONE;
 }

@@ -2,7 +2,8 @@
  * "Delivery agents"): the request is read and checked against the queue
  * file it names, the message is delivered, then every final recipient is
  * marked done in the queue file BEFORE the result is reported, each result
- * is logged in Postfix's shape, and one frame per recipient goes back. */
+ * is logged in Postfix's shape, and one frame per recipient goes back.
+ * Only then is the session kept for the next request or closed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -213,21 +214,6 @@ static int open_message(struct smtp_request *rq)
 
 /* ---- results ---- */
 
-/* Postfix's delay format: 2 significant decimals below 10 s, fewer above. */
-static void format_delay(char *buf, size_t size, long long usec)
-{
-    double s = usec > 0 ? (double)usec / 1e6 : 0;
-    snprintf(buf, size, "%.*f", s >= 100 ? 0 : s >= 10 ? 1 : 2, s);
-    char *dot = strchr(buf, '.');
-    if (dot) {
-        char *end = buf + strlen(buf) - 1;
-        while (end > dot && *end == '0')
-            *end-- = 0;
-        if (end == dot)
-            *end = 0;
-    }
-}
-
 static void log_result(const struct smtp_request *rq, const struct smtp_rcpt *r,
                        long long conn, long long xfer, long long now)
 {
@@ -243,9 +229,12 @@ static void log_result(const struct smtp_request *rq, const struct smtp_rcpt *r,
     struct strbuf orig = STRBUF_INIT(ADDRESS_MAX_LEN + 32);
     if (strncasecmp(r->orcpt, "rfc822;", 7) == 0 && strcasecmp(r->orcpt + 7, r->address) != 0)
         sb_appendf(&orig, "orig_to=<%s>, ", r->orcpt + 7);
-    msg_info("%s: to=<%s>, %srelay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
-             rq->queue_id, r->address, sb_str(&orig), sb_str(&r->relay), total, a, b, c, d, r->dsn,
-             names[r->status], sb_str(&r->reason));
+    char use[32] = "";
+    if (r->conn_use >= 2)       /* as Postfix: the Nth delivery over one connection */
+        snprintf(use, sizeof(use), ", conn_use=%u", r->conn_use);
+    msg_info("%s: to=<%s>, %srelay=%s%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
+             rq->queue_id, r->address, sb_str(&orig), sb_str(&r->relay), use, total, a, b, c, d,
+             r->dsn, names[r->status], sb_str(&r->reason));
     sb_free(&orig);
 }
 
@@ -288,10 +277,13 @@ static void finish(int fd, struct smtp_request *rq)
         attr_put_str(&w, "reason", sb_str(&r->reason));
         attr_put_int(&w, "delay_connect", conn / 1000);
         attr_put_int(&w, "delay_transfer", xfer / 1000);
+        if (r->status == 2)      /* for NOTIFY=SUCCESS: who reports the success */
+            attr_put_str(&w, "action", r->notify_passed ? "notified" : "relayed");
         attr_end(&w);
     }
     attr_begin(&w, &out);
     attr_put_int(&w, "done", (long long)rq->nrcpt);
+    attr_put_int(&w, "site_failed", rq->site_failed ? 1 : 0);
     if (attr_end(&w) < 0 || attr_write(fd, &out, smtp_cfg.ipc_timeout) < 0)
         msg_warn("%s: cannot send the delivery results to the queue manager: %m", rq->queue_id);
     sb_free(&out);
@@ -322,6 +314,7 @@ void smtp_serve(int fd)
     else if (smtp_undecided(&rq) > 0)
         smtp_deliver(&rq);
     finish(fd, &rq);
+    smtp_cache_settle();
 done:
     request_free(&rq);
     sb_free(&in);

@@ -98,9 +98,10 @@ def read_frame(sock):
 RESULT_FIELDS = ["index", "status", "dsn", "relay", "reason", "delay_connect", "delay_transfer"]
 
 
-def deliver(inst, qid, nexthop, sender, rcpts, queue_path=None, timeout=60):
+def deliver(inst, qid, nexthop, sender, rcpts, queue_path=None, timeout=60, done=None):
     """Speak the delivery protocol as qmgr does; rcpts are (address, orcpt,
-    notify, offset). Returns the result frames as dicts, in order."""
+    notify, offset). Returns the result frames as dicts, in order; a dict
+    given as done receives the closing frame (done, site_failed)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(os.path.join(inst.queue_dir, "private", "smtp"))
@@ -116,8 +117,12 @@ def deliver(inst, qid, nexthop, sender, rcpts, queue_path=None, timeout=60):
             frame = read_frame(s)
             if frame[0][0] == "done":
                 assert int(frame[0][1]) == len(results) == len(rcpts), frame
+                if done is not None:
+                    done.update((n, v.decode()) for n, v in frame)
                 return results
-            assert [n for n, _ in frame] == RESULT_FIELDS, frame
+            names = [n for n, _ in frame]
+            # "action" comes with status 2 only: who reports a success notice
+            assert names == RESULT_FIELDS + (["action"] if frame[1][1] == b"2" else []), frame
             results.append({n: v.decode("utf-8", "replace") for n, v in frame})
         raise AssertionError("no done frame after %d results" % len(results))
 
@@ -537,6 +542,8 @@ class SmtpDeliveryTest(unittest.TestCase):
             content, attrs=[("envid", "env id+1"), ("ret", "HDRS")])
         res = deliver(self.inst, qid, "[%s]:%d" % (SCRIPT_ADDR, PORT), "a@example.org", rcpts)
         self.assertEqual([r["status"] for r in res], ["2", "2"])
+        # the server took b's NOTIFY, so it reports b's success; c had none
+        self.assertEqual([r["action"] for r in res], ["notified", "relayed"])
         [sess] = server.sessions
         size = len(content) + content.count(b"\n")
         self.assertEqual(sess["commands"][1],
@@ -599,14 +606,22 @@ class SmtpDeliveryTest(unittest.TestCase):
         self.assert_logged(qid, "temp@x.test", rel, "4.2.0", "deferred", re.escape(res[1]["reason"]))
         self.assert_logged(qid, "gone@x.test", rel, "5.1.1", "bounced", re.escape(res[2]["reason"]))
 
-        # Delivered again: only the recipient still pending is tried.
+        # Delivered again (over the session kept from the first delivery, or
+        # a new one): only the recipient still pending is tried.
         res = deliver(self.inst, qid, nexthop, "a@example.org", [rcpts[1]])
         self.assertEqual(res[0]["status"], "4")
-        self.assertEqual(self.rcpt_lines(server, 1), ["temp@x.test"])
+        self.assertEqual(self.last_transaction_rcpts(server), ["temp@x.test"])
 
     @staticmethod
     def rcpt_lines(server, session=0):
         return [c[9:c.index(">")] for c in server.sessions[session]["commands"] if c.startswith("RCPT")]
+
+    @staticmethod
+    def last_transaction_rcpts(server):
+        """RCPT TO addresses after the last MAIL FROM the server saw."""
+        commands = [c for sess in server.sessions for c in sess["commands"]]
+        last_mail = max(i for i, c in enumerate(commands) if c.startswith("MAIL"))
+        return [c[9:c.index(">")] for c in commands[last_mail:] if c.startswith("RCPT")]
 
     def test_final_reply_decides_for_accepted_recipients(self):
         self.scripted(final_reply="554 5.7.1 Message rejected as spam",
