@@ -15,7 +15,7 @@
 #define QMGR_WAKEUP_TIMEOUT 2       /* seconds; qmgr also scans on a timer */
 #define QMGR_WAKEUP_FRAME_LIMIT 1024
 
-/* The records before the content: V, T, S, A..., R... */
+/* The records before the content: V, T, S, W, A..., R... */
 static void write_envelope(struct cleanup_state *st)
 {
     struct qfile_writer *qf = &st->qf;
@@ -25,6 +25,9 @@ static void write_envelope(struct cleanup_state *st)
     qfile_put_str(qf, QREC_VERSION, "1");
     qfile_put_str(qf, QREC_TIME, when);
     qfile_put_str(qf, QREC_SENDER, st->env.sender);
+    char unwarned[QREC_WARN_WIDTH + 1];     /* qmgr overwrites it when it warns */
+    snprintf(unwarned, sizeof(unwarned), "%0*d", QREC_WARN_WIDTH, 0);
+    qfile_put_str(qf, QREC_WARN, unwarned);
     for (size_t i = 0; i < st->env.nattr; i++)
         qfile_put_attr(qf, st->env.attr_names[i], st->env.attr_values[i]);
     struct strbuf rec = STRBUF_INIT(QREC_MAX_LEN);

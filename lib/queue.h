@@ -63,10 +63,11 @@ enum qrec_type {
     QREC_DONE     = 'D',  /* recipient already delivered or bounced (was 'R') */
     QREC_CONTENT  = 'C',  /* a chunk of message content: header + body, lines end in LF */
     QREC_CONTENT_END = 'X', /* after the last content chunk */
-    QREC_WARN     = 'W',  /* time of the next delay warning (decimal seconds) */
+    QREC_WARN     = 'W',  /* when a delay warning was sent: QREC_WARN_WIDTH digits, 0 = not yet */
     QREC_END      = 'E',  /* mandatory last record, empty */
 };
 
+#define QREC_WARN_WIDTH 15           /* fixed, so qmgr can overwrite it in place */
 #define QREC_MAX_LEN (1024 * 1024)   /* no record may be larger */
 #define QREC_CONTENT_CHUNK 65536     /* content is written in chunks of at most this */
 
@@ -82,6 +83,16 @@ struct qrcpt {
 };
 int qrec_rcpt_encode(struct strbuf *out, const char *address, const char *orcpt, const char *notify);
 int qrec_rcpt_decode(const char *data, size_t len, struct qrcpt *r);   /* pointers into data */
+
+/* Answers of qmgr to `tern delete|hold|requeue` about a message in
+ * active/ (doc/PROTOCOLS.md, "qmgr"). */
+enum qmgr_admin_status {
+    QMGR_ADMIN_DONE = 0,     /* carried out now */
+    QMGR_ADMIN_LATER = 1,    /* carried out when its running deliveries end */
+    QMGR_ADMIN_ABSENT = 2,   /* not in qmgr's memory: act on the queue file */
+    QMGR_ADMIN_DENIED = 3,   /* the client is not root or mail_owner */
+    QMGR_ADMIN_BAD = 4,      /* unknown operation or malformed ID */
+};
 
 /* ---- writing (cleanup) ---- */
 struct qfile_writer {
@@ -134,6 +145,10 @@ void qfile_close(struct qfile_reader *r);
 /* Mark the recipient record at offset done (type byte R -> D); no fsync. */
 int qfile_mark_done(int fd, off_t offset);
 
+/* Record in the QREC_WARN record at offset that a delay warning was sent
+ * at when (seconds); one pwrite, no fsync (a lost update repeats a warning). */
+int qfile_set_warned(int fd, off_t offset, long long when);
+
 /* A parsed view of a whole queue file, for qmgr and the tern command. */
 struct qmessage {
     char id[QUEUE_ID_SIZE];
@@ -146,6 +161,8 @@ struct qmessage {
     off_t content_offset;  /* offset of the first QREC_CONTENT record */
     unsigned long long content_size;
     bool complete;         /* QREC_END seen */
+    off_t warn_offset;     /* of the QREC_WARN record, 0 when there is none */
+    long long warn_sent;   /* its value: when a delay warning was sent, 0 = never */
 };
 /* Read envelope and recipients (content is skipped, only located).
  * 0 ok, -1 corrupt/unreadable (err says why). */

@@ -455,6 +455,27 @@ int qfile_mark_done(int fd, off_t offset)
     return 0;
 }
 
+int qfile_set_warned(int fd, off_t offset, long long when)
+{
+    unsigned char head[5];
+    char digits[QREC_WARN_WIDTH + 1];
+    if (offset <= 0 || when < 0 || when > 999999999999999LL || qfile_pread_all(fd, head, sizeof(head), offset) < 0
+        || head[0] != QREC_WARN || head[1] || head[2] || head[3] || head[4] != QREC_WARN_WIDTH) {
+        errno = EINVAL;
+        return -1;
+    }
+    snprintf(digits, sizeof(digits), "%0*lld", QREC_WARN_WIDTH, when);
+    ssize_t n;
+    while ((n = pwrite(fd, digits, QREC_WARN_WIDTH, offset + 5)) < 0 && errno == EINTR)
+        ;
+    if (n != QREC_WARN_WIDTH) {
+        if (n >= 0)
+            errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- the parsed view ---- */
 
 /* State of one qmessage_load pass: which records were seen, and where in
@@ -574,7 +595,7 @@ static int qload_size(struct qload *q, const struct qrec *rec)
 static int qload_record(struct qload *q, const struct qrec *rec)
 {
     struct qmessage *m = q->m;
-    unsigned long long ignored;
+    unsigned long long number;
     if (q->phase == QL_CONTENT && rec->type != QREC_CONTENT && rec->type != QREC_CONTENT_END)
         return qload_error(q, "record inside the content");
     switch (rec->type) {
@@ -600,9 +621,13 @@ static int qload_record(struct qload *q, const struct qrec *rec)
     case QREC_SIZE:
         return qload_size(q, rec);
     case QREC_WARN:
-        if (q->seen_warn || parse_udec(rec->data, rec->len, &ignored) < 0)
+        if (q->seen_warn || parse_udec(rec->data, rec->len, &number) < 0)
             return qload_error(q, "bad or repeated warning time record");
         q->seen_warn = true;
+        if (rec->len == QREC_WARN_WIDTH) {      /* only these can be updated in place */
+            m->warn_offset = rec->offset;
+            m->warn_sent = (long long)number;
+        }
         return 0;
     case QREC_END:
         if (q->phase != QL_AFTER_CONTENT || !m->sender || !q->seen_time)

@@ -175,3 +175,17 @@ pid_t lock_holder_pid(const char *path)
     close(fd);
     return pid;
 }
+
+void format_delay(char *buf, size_t size, long long usec)
+{
+    double s = usec > 0 ? (double)usec / 1e6 : 0;
+    snprintf(buf, size, "%.*f", s >= 100 ? 0 : s >= 10 ? 1 : 2, s);
+    char *dot = strchr(buf, '.');
+    if (dot) {
+        char *end = buf + strlen(buf) - 1;
+        while (end > dot && *end == '0')
+            *end-- = 0;
+        if (end == dot)
+            *end = 0;
+    }
+}

@@ -42,6 +42,9 @@ long long now_usec(void);
 /* RFC 5322 date of usec in local time, for Date: and Received: headers:
  * "Sun, 22 Nov 2026 23:43:36 +0000 (UTC)". */
 void format_rfc5322_date(long long usec, char *buf, size_t size);
+/* A duration for the delay=/delays= fields of delivery log lines, in
+ * Postfix's format: two decimals below 10 s, fewer above, no trailing zeros. */
+void format_delay(char *buf, size_t size, long long usec);
 
 /* PID of the process holding a write lock (fcntl) on path; 0 when none does
  * (how `tern` and master find a running master through master.pid). */

@@ -33,21 +33,6 @@ struct outcome {
 
 /* ---- logging ---- */
 
-/* Postfix's delay format: two decimals below 10 s, fewer above, no trailing zeros. */
-static void format_delay(char *buf, size_t size, long long usec)
-{
-    double s = usec > 0 ? (double)usec / 1e6 : 0;
-    snprintf(buf, size, "%.*f", s >= 100 ? 0 : s >= 10 ? 1 : 2, s);
-    char *dot = strchr(buf, '.');
-    if (!dot)
-        return;
-    char *end = buf + strlen(buf) - 1;
-    while (end > dot && *end == '0')
-        *end-- = 0;
-    if (end == dot)
-        *end = 0;
-}
-
 void local_log_delivery(const struct local_message *msg, const char *to, const char *orig_to,
                         const struct local_result *res)
 {

@@ -6,6 +6,7 @@
  * schedules their delivery. */
 #include <errno.h>
 #include <event2/event.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "qmgr.h"
 #include "qmgr_deliver.h"
+#include "queue.h"
 #include "server.h"
 #include "strbuf.h"
 #include "util.h"
@@ -31,7 +33,7 @@ static struct {
 
 /* Ask for a scan. Requests made before it runs, including those made while
  * a scan is under way, are served by one more scan. */
-static void qmgr_request_scan(void)
+void qmgr_request_scan(void)
 {
     event_active(qm.scan_ev, EV_TIMEOUT, 0);
 }
@@ -64,18 +66,66 @@ static void waker_done(struct waker *w)
     server_client_done();
 }
 
-/* The one frame a waker sends: {wakeup=incoming|deferred}. */
-static void waker_frame(const struct strbuf *in, size_t size)
+/* Only root and mail_owner (qmgr's own uid) may change messages. */
+static bool peer_is_administrator(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return false;
+    return cred.uid == 0 || cred.uid == geteuid();
+}
+
+/* {admin=delete|hold|requeue, id=ID}: answered with {status=INT}. */
+static void admin_frame(int fd, struct attr_reader *r)
+{
+    const char *op, *id;
+    int status;
+    if (attr_get_str(r, "admin", &op) < 0 || attr_get_str(r, "id", &id) < 0
+        || attr_reader_done(r) < 0) {
+        msg_warn("malformed administration request ignored: %s", r->error ? r->error : "?");
+        return;
+    }
+    if (!peer_is_administrator(fd)) {
+        msg_warn("administration request from an unprivileged user refused");
+        status = QMGR_ADMIN_DENIED;
+    } else {
+        status = qmgr_deliver_admin(op, id);
+    }
+    struct strbuf out = STRBUF_INIT(WAKEUP_FRAME_LIMIT);
+    struct attr_writer w;
+    attr_begin(&w, &out);
+    attr_put_int(&w, "status", status);
+    if (attr_end(&w) == 0)
+        (void)!write(fd, out.data, out.len);
+    sb_free(&out);
+}
+
+/* The one frame a client sends: {wakeup=incoming|deferred} from cleanup,
+ * pickup or `tern flush`, or an administration request from `tern`. */
+static void waker_frame(int fd, const struct strbuf *in, size_t size)
 {
     struct attr_reader r;
     const char *queue;
+    char name[ATTR_NAME_MAX + 1];
+    if (attr_reader_init(&r, in->data, size) == 0 && size == in->len
+        && attr_peek_name(&r, name, sizeof(name)) && strcmp(name, "admin") == 0) {
+        admin_frame(fd, &r);
+        return;
+    }
     if (attr_reader_init(&r, in->data, size) < 0 || attr_get_str(&r, "wakeup", &queue) < 0
-        || attr_reader_done(&r) < 0 || size != in->len)
+        || attr_reader_done(&r) < 0 || size != in->len) {
         msg_warn("malformed wake-up request ignored: %s", r.error ? r.error : "extra data");
-    else if (strcmp(queue, "incoming") == 0 || strcmp(queue, "deferred") == 0)
+    } else if (strcmp(queue, "incoming") == 0) {
         qmgr_request_scan();
-    else
+    } else if (strcmp(queue, "deferred") == 0) {
+        /* a flush: suspended destinations get another chance at once too */
+        qmgr_deliver_resume_all();
+        qmgr_deliver_scan_deferred();
+        qmgr_request_scan();
+    } else {
         msg_warn("wake-up request for an unknown queue ignored");
+    }
 }
 
 static void waker_read(evutil_socket_t fd, short what, void *arg)
@@ -94,7 +144,7 @@ static void waker_read(evutil_socket_t fd, short what, void *arg)
         if (size == 0)
             return;                  /* wait for the rest */
         if (size > 0)
-            waker_frame(&w->in, (size_t)size);
+            waker_frame(fd, &w->in, (size_t)size);
         else
             msg_warn("oversized wake-up request ignored");
     } else if (n > 0) {

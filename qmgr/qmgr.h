@@ -17,6 +17,8 @@ struct qmgr_queue {
 };
 extern struct qmgr_queue qmgr_queue;
 
+/* Ask for an incoming/ scan soon (after the events now pending). */
+void qmgr_request_scan(void);
 /* At start: move every active/ID back to incoming/ (a crash left them
  * there; they are resumed), then count what could not be moved. */
 void qmgr_recover_active(void);

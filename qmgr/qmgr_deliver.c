@@ -1,27 +1,25 @@
-/* qmgr_deliver.c: the delivery scheduler. Each message in active/ is loaded,
- * its pending recipients routed (qmgr_resolve.c) and grouped into jobs per
- * destination (transport + next hop), at most
- * default_destination_recipient_limit recipients per job. Jobs are handed
- * to the transport's delivery agent over private/TRANSPORT (doc/PROTOCOLS.md)
- * with at most default_destination_concurrency_limit at a time per
- * destination. When every job of a message is over, the message is removed
- * (all final), bounced (notices for 5xx recipients) and/or deferred (moved
- * to deferred/ with its next retry time as the file's mtime). */
+/* qmgr_deliver.c: messages in the active queue. Each message in active/ is
+ * loaded, its pending recipients routed once each (qmgr_resolve.c: the
+ * built-in transports "error" and "retry" are decided here, as Postfix's
+ * error(8) and retry(8) would) and grouped into jobs per destination, at
+ * most TRANSPORT_destination_recipient_limit recipients per job
+ * (qmgr_dest.c runs them). When every job of a message is over, the
+ * message is finished: notices go to the sender as NOTIFY asks (failures,
+ * successes when asked, one delay warning after delay_warning_time), and
+ * the message is removed (all final) or deferred (moved to deferred/ with
+ * its next retry time as the file's mtime). */
 #include <dirent.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "attr.h"
 #include "cleanup_client.h"
 #include "config.h"
 #include "domains.h"
@@ -30,239 +28,104 @@
 #include "qmgr_deliver.h"
 #include "qmgr_dsn.h"
 #include "qmgr_route.h"
+#include "qmgr_sched.h"
 #include "queue.h"
 #include "strbuf.h"
 #include "util.h"
 
-#define AGENT_FRAME_LIMIT 65536
-#define AGENT_TIMEOUT 3600          /* a delivery agent has its own, shorter, timeouts */
-
-struct outcome {                    /* a recipient's result in this round */
-    int status;                     /* 0 none yet, 2, 4, 5 */
-    char *dsn, *reason, *relay;
-};
-
-struct qmsg {
-    char id[QUEUE_ID_SIZE];
-    struct qmessage m;
-    struct outcome *out;            /* per recipient of m */
-    int jobs_left;
-};
-
-struct dest {
-    char *transport, *nexthop;
-    int busy;                       /* jobs running */
-    struct job *head, *tail;        /* waiting jobs */
-    struct dest *next;
-};
-
-struct job {
-    struct qmsg *msg;
-    struct dest *dest;
-    size_t *idx;                    /* recipients of msg->m */
-    size_t n, answered;
-    struct bufferevent *bev;
-    bool hello_seen;
-    struct job *next;
-};
+#define MSG_BUCKETS 4096
 
 static struct {
-    struct event_base *base;
-    struct dest *dests;
-    long in_memory;
+    long in_memory;                 /* messages */
+    long rcpts_in_memory;           /* their recipients */
+    long rcpt_limit;                /* qmgr_message_recipient_limit */
+    bool refused;                   /* a scan stopped at a limit: scan again when room is made */
+    struct qmsg *by_id[MSG_BUCKETS];
 } qd;
+
+static unsigned msg_bucket(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % MSG_BUCKETS;
+}
+
+static struct qmsg *msg_find(const char *id)
+{
+    for (struct qmsg *q = qd.by_id[msg_bucket(id)]; q; q = q->hash_next)
+        if (strcmp(q->id, id) == 0)
+            return q;
+    return NULL;
+}
+
+static void msg_forget(struct qmsg *q)
+{
+    for (struct qmsg **p = &qd.by_id[msg_bucket(q->id)]; *p; p = &(*p)->hash_next)
+        if (*p == q) {
+            *p = q->hash_next;
+            return;
+        }
+}
 
 long qmgr_deliver_in_memory(void)
 {
     return qd.in_memory;
 }
 
+bool qmgr_deliver_may_take(void)
+{
+    /* At least one message is always taken, however many recipients it has. */
+    if (qd.in_memory == 0 || qd.rcpts_in_memory < qd.rcpt_limit)
+        return true;
+    qd.refused = true;
+    return false;
+}
+
 void qmgr_deliver_init(struct event_base *base)
 {
-    qd.base = base;
+    qmgr_dest_init(base);
     domains_init();
+    qmgr_resolve_init();
+    qd.rcpt_limit = cfg_int(P_qmgr_message_recipient_limit);
+    if (qd.rcpt_limit < 1)
+        qd.rcpt_limit = 1;
 }
 
-static struct dest *dest_get(const char *transport, const char *nexthop)
-{
-    for (struct dest *d = qd.dests; d; d = d->next)
-        if (strcmp(d->transport, transport) == 0 && strcmp(d->nexthop, nexthop) == 0)
-            return d;
-    struct dest *d = xcalloc(1, sizeof(*d));
-    d->transport = xstrdup(transport);
-    d->nexthop = xstrdup(nexthop);
-    d->next = qd.dests;
-    qd.dests = d;
-    return d;
-}
-
-static void set_outcome(struct qmsg *q, size_t i, int status, const char *dsn, const char *reason,
-                        const char *relay)
+void qmsg_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn, const char *reason,
+                      const char *relay, const char *action, bool logged)
 {
     struct outcome *o = &q->out[i];
     free(o->dsn);
     free(o->reason);
     free(o->relay);
+    free(o->action);
     o->status = status;
     o->dsn = xstrdup(dsn);
     o->reason = xstrdup(reason);
     o->relay = xstrdup(relay ? relay : "");
+    o->action = action ? xstrdup(action) : NULL;
+    o->logged = logged;
 }
 
 static void finish_message(struct qmsg *q);
-static void dispatch(struct dest *d);
 
-/* ---- talking to a delivery agent ---- */
-
-static void job_free(struct job *j)
+void qmsg_job_over(struct qmsg *q)
 {
-    if (j->bev)
-        bufferevent_free(j->bev);
-    free(j->idx);
-    free(j);
-}
-
-static void job_end(struct job *j, const char *why)
-{
-    /* Recipients the agent never answered for are tried again later. */
-    for (size_t k = j->answered; k < j->n; k++)
-        set_outcome(j->msg, j->idx[k], 4, "4.3.0", why, NULL);
-    struct dest *d = j->dest;
-    struct qmsg *q = j->msg;
-    d->busy--;
-    job_free(j);
     if (--q->jobs_left == 0)
         finish_message(q);
-    dispatch(d);
 }
 
-static void send_request(struct job *j)
+/* The delivery log line for an outcome qmgr decided itself (no agent
+ * logged it), in the agents' shape. */
+static void log_outcome(const struct qmsg *q, size_t i, const char *status_word)
 {
-    struct strbuf out = STRBUF_INIT(0);
-    struct attr_writer w;
-    char path[64];
-    snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, j->msg->id);
-    attr_begin(&w, &out);
-    attr_put_str(&w, "queue_id", j->msg->id);
-    attr_put_str(&w, "queue_path", path);
-    attr_put_str(&w, "transport", j->dest->transport);
-    attr_put_str(&w, "nexthop", j->dest->nexthop);
-    attr_put_str(&w, "sender", j->msg->m.sender);
-    attr_put_int(&w, "flags", 0);
-    attr_put_int(&w, "nrcpt", (long long)j->n);
-    for (size_t k = 0; k < j->n; k++) {
-        const struct qrcpt *r = &j->msg->m.rcpts[j->idx[k]];
-        attr_put_str(&w, "rcpt", r->address);
-        attr_put_str(&w, "orcpt", r->orcpt);
-        attr_put_str(&w, "notify", r->notify);
-        attr_put_int(&w, "offset", (long long)r->offset);
-    }
-    if (attr_end(&w) == 0)
-        bufferevent_write(j->bev, out.data, out.len);
-    sb_free(&out);
-}
-
-/* One frame from the agent: the greeting, a recipient result, or done. */
-static int job_frame(struct job *j, const unsigned char *frame, size_t len)
-{
-    struct attr_reader r;
-    if (attr_reader_init(&r, frame, len) < 0)
-        return -1;
-    const char *s;
-    if (!j->hello_seen) {
-        if (attr_get_str(&r, "protocol", &s) < 0 || strcmp(s, "delivery") != 0
-            || attr_reader_done(&r) < 0)
-            return -1;
-        j->hello_seen = true;
-        send_request(j);
-        return 0;
-    }
-    char name[ATTR_NAME_MAX + 1];
-    if (attr_peek_name(&r, name, sizeof(name)) && strcmp(name, "done") == 0)
-        return 1;
-    long long index, status, dc, dt;
-    const char *dsn, *relay, *reason;
-    if (attr_get_int(&r, "index", 0, (long long)j->n - 1, &index) < 0
-        || attr_get_int(&r, "status", 2, 5, &status) < 0 || status == 3
-        || attr_get_str(&r, "dsn", &dsn) < 0 || attr_get_str(&r, "relay", &relay) < 0
-        || attr_get_str(&r, "reason", &reason) < 0
-        || attr_get_int(&r, "delay_connect", 0, 1LL << 40, &dc) < 0
-        || attr_get_int(&r, "delay_transfer", 0, 1LL << 40, &dt) < 0
-        || attr_reader_done(&r) < 0 || (size_t)index != j->answered)
-        return -1;
-    set_outcome(j->msg, j->idx[index], (int)status, dsn, reason, relay);
-    j->answered++;
-    return 0;
-}
-
-static void job_read(struct bufferevent *bev, void *arg)
-{
-    struct job *j = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    for (;;) {
-        size_t avail = evbuffer_get_length(in);
-        unsigned char *data = evbuffer_pullup(in, avail < 4 ? -1 : 4);
-        if (!data)
-            return;
-        ssize_t size = attr_frame_size(data, avail, AGENT_FRAME_LIMIT);
-        if (size == 0)
-            return;
-        int rc = size < 0 ? -1 : job_frame(j, evbuffer_pullup(in, size), (size_t)size);
-        if (size > 0)
-            evbuffer_drain(in, (size_t)size);
-        if (rc < 0) {
-            msg_warn("%s: malformed reply from the %s delivery agent", j->msg->id, j->dest->transport);
-            job_end(j, "delivery agent protocol error");
-            return;
-        }
-        if (rc > 0) {
-            job_end(j, "delivery agent gave no result");
-            return;
-        }
-    }
-}
-
-static void job_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct job *j = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if (j->answered < j->n)
-            msg_warn("%s: lost connection with the %s delivery agent", j->msg->id, j->dest->transport);
-        job_end(j, "delivery agent died or timed out");
-    }
-}
-
-static void job_start(struct job *j)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", QDIR_PRIVATE, j->dest->transport);
-    int fd = unix_connect(path, 10);
-    if (fd < 0) {
-        msg_warn("%s: cannot connect to the %s delivery agent at %s: %m", j->msg->id,
-                 j->dest->transport, path);
-        j->dest->busy++;
-        job_end(j, "mail transport unavailable");
-        return;
-    }
-    set_nonblock(fd, true);
-    j->bev = bufferevent_socket_new(qd.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_setcb(j->bev, job_read, NULL, job_event, j);
-    struct timeval tv = { AGENT_TIMEOUT, 0 };
-    bufferevent_set_timeouts(j->bev, &tv, &tv);
-    bufferevent_enable(j->bev, EV_READ | EV_WRITE);
-    j->dest->busy++;
-}
-
-static void dispatch(struct dest *d)
-{
-    long limit = cfg_int(P_default_destination_concurrency_limit);
-    while (d->head && (limit <= 0 || d->busy < limit)) {
-        struct job *j = d->head;
-        d->head = j->next;
-        if (!d->head)
-            d->tail = NULL;
-        job_start(j);
-    }
+    const struct outcome *o = &q->out[i];
+    const struct qrcpt *r = &q->m.rcpts[i];
+    char total[32];
+    format_delay(total, sizeof(total), now_usec() - q->m.arrival_usec);
+    msg_info("%s: to=<%s>, relay=none, delay=%s, delays=%s/0/0/0, dsn=%s, status=%s (%s)", q->id,
+             r->address, total, total, o->dsn, status_word, o->reason);
 }
 
 /* ---- messages ---- */
@@ -273,29 +136,79 @@ static void qmsg_free(struct qmsg *q)
         free(q->out[i].dsn);
         free(q->out[i].reason);
         free(q->out[i].relay);
+        free(q->out[i].action);
     }
     free(q->out);
+    msg_forget(q);
+    qd.rcpts_in_memory -= (long)q->m.nrcpts;
     qmessage_free(&q->m);
     free(q);
     qd.in_memory--;
+    bool was_full = qd.refused || qmgr_queue.active_count >= qmgr_queue.active_limit;
     if (qmgr_queue.active_count > 0)
         qmgr_queue.active_count--;
+    if (was_full) {
+        qd.refused = false;
+        qmgr_request_scan();
+    }
 }
 
-static void enqueue_job(struct qmsg *q, struct dest *d, size_t *idx, size_t n)
+/* error:TEXT and retry:TEXT, decided here: the class digit of a leading
+ * X.Y.Z in TEXT is forced to 5 or 4; without one, 5.0.0 or 4.0.0. */
+static void builtin_transport(struct qmsg *q, size_t i, const struct qmgr_route *route)
 {
-    struct job *j = xcalloc(1, sizeof(*j));
-    j->msg = q;
-    j->dest = d;
-    j->idx = xmalloc(n * sizeof(size_t));
-    memcpy(j->idx, idx, n * sizeof(size_t));
-    j->n = n;
-    q->jobs_left++;
-    if (d->tail)
-        d->tail->next = j;
-    else
-        d->head = j;
-    d->tail = j;
+    bool bounce = strcmp(route->transport, "error") == 0;
+    const char *text = route->nexthop;
+    char dsn[16];
+    size_t n = strspn(text, "0123456789.");
+    if (n >= 5 && n < sizeof(dsn) && (text[n] == ' ' || !text[n]) && text[1] == '.') {
+        memcpy(dsn, text, n);
+        dsn[n] = 0;
+        text += n;
+        while (*text == ' ')
+            text++;
+    } else {
+        str_copy(dsn, sizeof(dsn), "0.0.0");
+    }
+    dsn[0] = bounce ? '5' : '4';
+    if (!*text)
+        text = bounce ? "mail for this destination is not deliverable" : "delivery is deferred";
+    qmsg_set_outcome(q, i, bounce ? 5 : 4, dsn, text, NULL, NULL, false);
+}
+
+static bool is_builtin_transport(const char *t)
+{
+    return strcmp(t, "error") == 0 || strcmp(t, "retry") == 0;
+}
+
+/* Route every pending recipient once; returns each one's destination
+ * (NULL when it was decided here). */
+static struct dest **route_recipients(struct qmsg *q)
+{
+    struct dest **dests = xcalloc(q->m.nrcpts + 1, sizeof(*dests));
+    struct strbuf why = STRBUF_INIT(1024);
+    for (size_t i = 0; i < q->m.nrcpts; i++) {
+        if (q->m.rcpts[i].done)
+            continue;
+        struct qmgr_route route;
+        switch (qmgr_resolve(q->m.rcpts[i].address, &route, &why)) {
+        case QMGR_ROUTE_BAD:
+            qmsg_set_outcome(q, i, 5, "5.1.3", "bad address syntax", NULL, NULL, false);
+            continue;
+        case QMGR_ROUTE_TEMP:
+            qmsg_set_outcome(q, i, 4, "4.3.0", sb_str(&why), NULL, NULL, false);
+            continue;
+        case QMGR_ROUTE_OK:
+            break;
+        }
+        if (is_builtin_transport(route.transport))
+            builtin_transport(q, i, &route);
+        else
+            dests[i] = dest_get(route.transport, route.nexthop);
+        qmgr_route_free(&route);
+    }
+    sb_free(&why);
+    return dests;
 }
 
 void qmgr_deliver_add(const char *id)
@@ -305,73 +218,75 @@ void qmgr_deliver_add(const char *id)
     struct qmsg *q = xcalloc(1, sizeof(*q));
     str_copy(q->id, sizeof(q->id), id);
     qd.in_memory++;
+    unsigned b = msg_bucket(q->id);
+    q->hash_next = qd.by_id[b];
+    qd.by_id[b] = q;
     if (qmessage_load(path.data, &q->m, &err) < 0 || !q->m.complete) {
         msg_warn("%s: cannot read %s: %s", id, path.data, sb_str(&err));
         qmsg_free(q);
         goto out;
     }
+    qd.rcpts_in_memory += (long)q->m.nrcpts;
     q->out = xcalloc(q->m.nrcpts ? q->m.nrcpts : 1, sizeof(*q->out));
-    long per_job = cfg_int(P_default_destination_recipient_limit);
-    if (per_job < 1)
-        per_job = 1;
+    struct dest **dests = route_recipients(q);
     size_t *idx = xmalloc((q->m.nrcpts + 1) * sizeof(size_t));
-    bool *taken = xcalloc(q->m.nrcpts + 1, sizeof(bool));
     struct dest **touched = xcalloc(q->m.nrcpts + 1, sizeof(*touched));
     size_t ntouched = 0;
-    /* Group recipients with the same route; unroutable ones bounce. */
+    /* Group recipients with the same destination, a job per recipient limit. */
     for (size_t i = 0; i < q->m.nrcpts; i++) {
-        if (q->m.rcpts[i].done || taken[i])
+        struct dest *d = dests[i];
+        if (!d)
             continue;
-        struct qmgr_route route;
-        if (qmgr_resolve(q->m.rcpts[i].address, &route) < 0) {
-            set_outcome(q, i, 5, "5.1.3", "bad address syntax", NULL);
-            continue;
-        }
-        struct dest *d = dest_get(route.transport, route.nexthop);
+        long per_job = transport_param(d->transport, "destination_recipient_limit",
+                                       cfg_int(P_default_destination_recipient_limit));
+        if (per_job < 1)
+            per_job = 1;
         size_t n = 0;
         for (size_t k = i; k < q->m.nrcpts; k++) {
-            if (q->m.rcpts[k].done || taken[k])
+            if (dests[k] != d)
                 continue;
-            struct qmgr_route other;
-            bool same = k == i;
-            if (!same && qmgr_resolve(q->m.rcpts[k].address, &other) == 0) {
-                same = strcmp(other.transport, route.transport) == 0
-                       && strcmp(other.nexthop, route.nexthop) == 0;
-                qmgr_route_free(&other);
-            }
-            if (!same)
-                continue;
-            taken[k] = true;
+            dests[k] = NULL;
             idx[n++] = k;
             if ((long)n == per_job) {
-                enqueue_job(q, d, idx, n);
+                dest_enqueue(d, q, idx, n);
                 n = 0;
             }
         }
         if (n)
-            enqueue_job(q, d, idx, n);
+            dest_enqueue(d, q, idx, n);
         touched[ntouched++] = d;
-        qmgr_route_free(&route);
     }
     free(idx);
-    free(taken);
+    free(dests);
     if (q->jobs_left == 0)
-        finish_message(q);      /* nothing routable: bounces only */
+        finish_message(q);      /* everything was decided here */
     else
         for (size_t i = 0; i < ntouched; i++)
-            dispatch(touched[i]);
+            dest_dispatch(touched[i]);    /* q may be finished and freed after this */
     free(touched);
 out:
     sb_free(&path);
     sb_free(&err);
 }
 
-/* ---- finishing: bounce, defer, remove ---- */
+/* ---- finishing: notices, defer, remove ---- */
 
+/* name=value, with any TAB, CR or LF of the value made a space: a field
+ * (an address, a remote server's text) can never break its line apart. */
+static void log_field(struct strbuf *line, const char *name, const char *value, bool last)
+{
+    sb_appends(line, name);
+    sb_appendc(line, '=');
+    for (const char *p = value; *p; p++)
+        sb_appendc(line, *p == '\t' || *p == '\r' || *p == '\n' ? ' ' : *p);
+    sb_appendc(line, last ? '\n' : '\t');
+}
+
+/* defer/ID and bounce/ID: one line per recipient and attempt (lib/QUEUE.md). */
 static void append_log(const char *dir, const char *id, const struct qrcpt *r,
                        const struct outcome *o)
 {
-    char path[128];
+    char path[128], when[32];
     snprintf(path, sizeof(path), "%s/%s", dir, id);
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -379,11 +294,12 @@ static void append_log(const char *dir, const char *id, const struct qrcpt *r,
         return;
     }
     struct strbuf line = STRBUF_INIT(0);
-    sb_appendf(&line, "time=%lld recipient=%s status=%s relay=%s reason=%s\n",
-               now_usec() / 1000000, r->address, o->dsn, o->relay, o->reason);
-    for (size_t i = 0; i + 1 < line.len; i++)     /* one line per recipient, always */
-        if (line.data[i] == '\n' || line.data[i] == '\r')
-            line.data[i] = ' ';
+    snprintf(when, sizeof(when), "%lld", now_usec() / 1000000);
+    log_field(&line, "time", when, false);
+    log_field(&line, "recipient", r->address, false);
+    log_field(&line, "status", o->dsn, false);
+    log_field(&line, "relay", *o->relay ? o->relay : "none", false);
+    log_field(&line, "reason", o->reason, true);
     if (write_all(fd, line.data, line.len) < 0)
         msg_warn("%s: cannot write %s: %m", id, path);
     close(fd);
@@ -397,6 +313,31 @@ static bool is_double_bounce_sender(const char *sender)
     return strncasecmp(sender, dbs, n) == 0 && (sender[n] == '@' || sender[n] == 0);
 }
 
+/* Whether a recipient's NOTIFY (RFC 3461: "" when absent, NEVER, or a list
+ * of SUCCESS, FAILURE, DELAY) asks for this kind of notice. Without NOTIFY,
+ * failures and delays are reported and successes are not, as in Postfix. */
+static bool notify_wants(const char *notify, const char *word)
+{
+    if (!*notify)
+        return strcmp(word, "SUCCESS") != 0;
+    size_t n = strlen(word);
+    for (const char *p = notify; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncasecmp(p, word, n) == 0)
+            return true;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+static const char *action_name(enum dsn_action action)
+{
+    return action == DSN_FAILED ? "non-delivery" : action == DSN_DELAYED ? "delay"
+                                                 : "delivery status";
+}
+
 static void send_notice(struct qmsg *q, enum dsn_action action, struct dsn_rcpt *rcpts, size_t n)
 {
     const char *sender = q->m.sender;
@@ -404,16 +345,24 @@ static void send_notice(struct qmsg *q, enum dsn_action action, struct dsn_rcpt 
         msg_info("%s: undeliverable postmaster notification discarded", q->id);
         return;
     }
+    /* Mail from <> gets no notices, except that its failure goes to the
+     * postmaster (a double bounce), never back into a loop. */
     bool is_bounce_of_bounce = *sender == 0;
+    if (is_bounce_of_bounce && action != DSN_FAILED)
+        return;
     const char *to = is_bounce_of_bounce ? cfg_str(P_bounce_notice_recipient) : sender;
     char from[512] = "";
     if (is_bounce_of_bounce)
         snprintf(from, sizeof(from), "%s@%s", cfg_str(P_double_bounce_sender), cfg_str(P_myorigin));
     const char *ret = qmessage_attr(&q->m, "ret");
+    long long expires = q->m.arrival_usec
+                        + (long long)cfg_time(P_maximal_queue_lifetime) * 1000000;
     struct dsn_report rep = {
         .action = action, .queue_id = q->id, .sender = sender, .arrival_usec = q->m.arrival_usec,
+        .retry_until_usec = action == DSN_DELAYED ? expires : 0,
         .envid = qmessage_attr(&q->m, "envid"),
-        .headers_only = (ret && strcmp(ret, "HDRS") == 0)
+        /* Only a failure returns the whole message, and only when RET allows. */
+        .headers_only = action != DSN_FAILED || (ret && strcmp(ret, "HDRS") == 0)
                         || (long long)q->m.content_size > cfg_size(P_bounce_size_limit),
         .rcpts = rcpts, .nrcpts = n,
     };
@@ -430,12 +379,9 @@ static void send_notice(struct qmsg *q, enum dsn_action action, struct dsn_rcpt 
             .content = text.data, .content_len = text.len,
         };
         if (cleanup_submit(".", cfg_str(P_cleanup_service_name), &sub, newid, &err) == 0)
-            msg_info("%s: sender %s notification: %s", q->id,
-                     action == DSN_FAILED ? "non-delivery" : action == DSN_DELAYED ? "delay"
-                                                           : "delivery status", newid);
+            msg_info("%s: sender %s notification: %s", q->id, action_name(action), newid);
         else
-            msg_warn("%s: cannot send the %s notice: %s", q->id,
-                     action == DSN_FAILED ? "non-delivery" : "status", sb_str(&err));
+            msg_warn("%s: cannot send the %s notice: %s", q->id, action_name(action), sb_str(&err));
     }
     if (fd >= 0)
         close(fd);
@@ -447,6 +393,26 @@ static bool expired(const struct qmsg *q)
 {
     long life = cfg_time(*q->m.sender ? P_maximal_queue_lifetime : P_bounce_queue_lifetime);
     return now_usec() - q->m.arrival_usec > (long long)life * 1000000;
+}
+
+/* A delay warning is due once per message, when it has waited
+ * delay_warning_time and has a W record to remember the warning in. */
+static bool delay_warning_due(const struct qmsg *q)
+{
+    long after = cfg_time(P_delay_warning_time);
+    return after > 0 && q->m.warn_offset > 0 && q->m.warn_sent == 0
+           && now_usec() - q->m.arrival_usec >= (long long)after * 1000000;
+}
+
+static void remember_delay_warning(struct qmsg *q)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 || qfile_set_warned(fd, q->m.warn_offset, now_usec() / 1000000) < 0)
+        msg_warn("%s: cannot record the delay warning in %s: %m", q->id, path);
+    if (fd >= 0)
+        close(fd);
 }
 
 static void defer_message(struct qmsg *q)
@@ -467,54 +433,139 @@ static void defer_message(struct qmsg *q)
         msg_warn("%s: cannot move to %s/: %m", q->id, QDIR_DEFERRED);
 }
 
+/* Out of time: a recipient's last temporary failure becomes final. */
+static void expire_recipient(struct qmsg *q, size_t i)
+{
+    struct outcome *o = &q->out[i];
+    char why[1024], path[128];
+    snprintf(why, sizeof(why), "message expired after queue lifetime: %s", o->reason);
+    qmsg_set_outcome(q, i, 5, o->dsn, why, o->relay, NULL, true);
+    snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        qfile_mark_done(fd, q->m.rcpts[i].offset);
+        close(fd);
+    }
+    msg_info("%s: to=<%s>, relay=none, dsn=%s, status=expired, returned to sender", q->id,
+             q->m.rcpts[i].address, o->dsn);
+}
+
+static void remove_message(const struct qmsg *q)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
+    if (unlink(path) == 0)
+        msg_info("%s: removed", q->id);
+    snprintf(path, sizeof(path), "%s/%s", QDIR_DEFER_LOG, q->id);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/%s", QDIR_BOUNCE_LOG, q->id);
+    unlink(path);
+}
+
+static struct dsn_rcpt notice_rcpt(const struct qmsg *q, size_t i)
+{
+    const struct outcome *o = &q->out[i];
+    const struct qrcpt *r = &q->m.rcpts[i];
+    const char *action = NULL;
+    if (o->status == 2)
+        action = o->action ? o->action : strcmp(o->relay, "local") == 0 ? "delivered" : "relayed";
+    return (struct dsn_rcpt){ r->address, r->orcpt, o->dsn, o->reason, o->relay, action };
+}
+
+/* `tern hold|requeue` of a message with recipients still to deliver, now
+ * that no delivery of it runs: off to hold/ or back to incoming/. */
+static void move_for_admin(struct qmsg *q)
+{
+    char from[128], to[128];
+    bool hold = q->admin == QMSG_ADMIN_HOLD;
+    snprintf(from, sizeof(from), "%s/%s", QDIR_ACTIVE, q->id);
+    snprintf(to, sizeof(to), "%s/%s", hold ? QDIR_HOLD : QDIR_INCOMING, q->id);
+    if (rename(from, to) < 0)
+        msg_warn("%s: cannot move to %s: %m", q->id, to);
+    else if (hold)
+        msg_info("%s: placed on hold", q->id);
+    else
+        qmgr_request_scan();
+}
+
 static void finish_message(struct qmsg *q)
 {
-    size_t nb = 0, nd = 0;
-    struct dsn_rcpt *bounces = xcalloc(q->m.nrcpts + 1, sizeof(*bounces));
-    bool expire = expired(q);
+    if (q->admin == QMSG_ADMIN_DELETE) {
+        /* deliveries that ran are over; nothing else is sent, not even notices */
+        remove_message(q);
+        qmsg_free(q);
+        return;
+    }
+    bool held = q->admin != QMSG_ADMIN_NONE;     /* hold or requeue: it stays queued */
+    size_t nfail = 0, nok = 0, ndelay = 0, ndeferred = 0, nleft = 0;
+    struct dsn_rcpt *failed = xcalloc(q->m.nrcpts + 1, sizeof(*failed));
+    struct dsn_rcpt *succeeded = xcalloc(q->m.nrcpts + 1, sizeof(*succeeded));
+    struct dsn_rcpt *delayed = xcalloc(q->m.nrcpts + 1, sizeof(*delayed));
+    bool expire = !held && expired(q), warn = !held && !expire && delay_warning_due(q);
     for (size_t i = 0; i < q->m.nrcpts; i++) {
         struct outcome *o = &q->out[i];
         const struct qrcpt *r = &q->m.rcpts[i];
-        if (o->status == 4 && expire) {
-            /* Out of time: the last temporary failure becomes final. */
-            char why[1024];
-            snprintf(why, sizeof(why), "message expired after queue lifetime: %s", o->reason);
-            set_outcome(q, i, 5, o->dsn, why, o->relay);
-            char path[128];
-            snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
-            int fd = open(path, O_RDWR | O_CLOEXEC);
-            if (fd >= 0) {
-                qfile_mark_done(fd, r->offset);
-                close(fd);
-            }
-            msg_info("%s: to=<%s>, relay=none, dsn=%s, status=expired, returned to sender",
-                     q->id, r->address, o->dsn);
-        }
+        if (o->status == 0 && !r->done)
+            nleft++;                 /* its delivery was called off by the administrator */
+        if (o->status && !o->logged)
+            log_outcome(q, i, o->status == 2 ? "sent" : o->status == 4 ? "deferred" : "bounced");
+        if (o->status == 4 && expire)
+            expire_recipient(q, i);
         if (o->status == 4) {
-            nd++;
+            ndeferred++;
             append_log(QDIR_DEFER_LOG, q->id, r, o);
+            if (warn && notify_wants(r->notify, "DELAY"))
+                delayed[ndelay++] = notice_rcpt(q, i);
         } else if (o->status == 5) {
             append_log(QDIR_BOUNCE_LOG, q->id, r, o);
-            bounces[nb++] = (struct dsn_rcpt){ r->address, r->orcpt, o->dsn, o->reason,
-                                              o->relay };
+            if (notify_wants(r->notify, "FAILURE"))
+                failed[nfail++] = notice_rcpt(q, i);
+        } else if (o->status == 2 && notify_wants(r->notify, "SUCCESS")) {
+            struct dsn_rcpt d = notice_rcpt(q, i);
+            if (strcmp(d.action, "notified") != 0)     /* the next MTA reports it */
+                succeeded[nok++] = d;
         }
     }
-    if (nb)
-        send_notice(q, DSN_FAILED, bounces, nb);
-    free(bounces);
-    if (nd) {
+    if (nfail)
+        send_notice(q, DSN_FAILED, failed, nfail);
+    if (nok)
+        send_notice(q, DSN_DELIVERED, succeeded, nok);
+    if (ndelay)
+        send_notice(q, DSN_DELAYED, delayed, ndelay);
+    if (warn && ndeferred)
+        remember_delay_warning(q);
+    free(failed);
+    free(succeeded);
+    free(delayed);
+    if (held && ndeferred + nleft)
+        move_for_admin(q);
+    else if (ndeferred)
         defer_message(q);
-    } else {
-        char path[128];
-        snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
-        if (unlink(path) == 0)
-            msg_info("%s: removed", q->id);
-        snprintf(path, sizeof(path), "%s/%s", QDIR_DEFER_LOG, q->id);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/%s", QDIR_BOUNCE_LOG, q->id);
-        unlink(path);
-    }
+    else
+        remove_message(q);
     qmsg_free(q);
+}
+
+int qmgr_deliver_admin(const char *op, const char *id)
+{
+    enum qmsg_admin what = strcmp(op, "delete") == 0 ? QMSG_ADMIN_DELETE
+                         : strcmp(op, "hold") == 0 ? QMSG_ADMIN_HOLD
+                         : strcmp(op, "requeue") == 0 ? QMSG_ADMIN_REQUEUE : QMSG_ADMIN_NONE;
+    if (what == QMSG_ADMIN_NONE || !queue_id_valid(id))
+        return QMGR_ADMIN_BAD;
+    struct qmsg *q = msg_find(id);
+    if (!q)
+        return QMGR_ADMIN_ABSENT;
+    if (q->admin == QMSG_ADMIN_NONE || what == QMSG_ADMIN_DELETE)
+        q->admin = what;                 /* a delete wins over an earlier hold */
+    msg_info("%s: %s requested by the administrator", id, op);
+    dest_cancel_waiting(q);              /* may finish (and free) q */
+    return msg_find(id) ? QMGR_ADMIN_LATER : QMGR_ADMIN_DONE;
+}
+
+void qmgr_deliver_resume_all(void)
+{
+    dest_resume_all();
 }
 
 void qmgr_deliver_scan_deferred(void)
@@ -525,7 +576,8 @@ void qmgr_deliver_scan_deferred(void)
     time_t now = time(NULL);
     struct dirent *de;
     char from[300], to[300];
-    while (qmgr_queue.active_count < qmgr_queue.active_limit && (de = readdir(d))) {
+    while (qmgr_queue.active_count < qmgr_queue.active_limit && qmgr_deliver_may_take()
+           && (de = readdir(d))) {
         if (!queue_id_valid(de->d_name))
             continue;
         snprintf(from, sizeof(from), "%s/%s", QDIR_DEFERRED, de->d_name);

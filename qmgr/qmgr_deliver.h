@@ -5,6 +5,8 @@
 #ifndef TERN_QMGR_DELIVER_H
 #define TERN_QMGR_DELIVER_H
 
+#include <stdbool.h>
+
 struct event_base;
 
 void qmgr_deliver_init(struct event_base *base);
@@ -14,5 +16,16 @@ void qmgr_deliver_add(const char *id);
 void qmgr_deliver_scan_deferred(void);
 /* Messages currently held in memory. */
 long qmgr_deliver_in_memory(void);
+/* Whether another message may be taken in: qmgr_message_recipient_limit
+ * bounds the recipients in memory (one message is always allowed). */
+bool qmgr_deliver_may_take(void);
+
+/* Administration of a message in memory (`tern delete|hold|requeue`): op
+ * is "delete", "hold" or "requeue". Its waiting jobs are dropped; the
+ * operation is carried out when no delivery of it runs any more. Returns
+ * a QMGR_ADMIN_* status (queue.h). */
+int qmgr_deliver_admin(const char *op, const char *id);
+/* Lift destination suspensions (a flush). */
+void qmgr_deliver_resume_all(void);
 
 #endif

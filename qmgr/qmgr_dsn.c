@@ -82,12 +82,17 @@ static void status_part(struct strbuf *out, const struct dsn_report *rep)
             else
                 sb_appendf(out, "Original-Recipient: rfc822; %s\n", r->orcpt);
         }
-        sb_appendf(out, "Action: %s\n", action_word(rep->action));
+        sb_appendf(out, "Action: %s\n", r->action ? r->action : action_word(rep->action));
         sb_appendf(out, "Status: %s\n", r->dsn);
         if (r->remote_mta && *r->remote_mta)
             sb_appendf(out, "Remote-MTA: dns; %s\n", r->remote_mta);
         dsn_diagnostic(r->reason, diag, sizeof(diag));
         sb_appendf(out, "Diagnostic-Code: %s; %s\n", is_smtp_reply(diag) ? "smtp" : "X-Tern", diag);
+        if (rep->retry_until_usec) {
+            char until[80];
+            format_rfc5322_date(rep->retry_until_usec, until, sizeof(until));
+            sb_appendf(out, "Will-Retry-Until: %s\n", until);
+        }
     }
 }
 
@@ -141,7 +146,8 @@ int dsn_compose(struct strbuf *out, const struct dsn_report *rep, int fd, off_t 
     sb_appendc(out, '\n');
     sb_appendf(out, "--%s\nContent-Description: %s\nContent-Type: %s\n"
                     "Content-Transfer-Encoding: 8bit\n\n", boundary,
-               rep->headers_only ? "Undelivered Message Headers" : "Undelivered Message",
+               rep->action == DSN_DELIVERED ? "Delivered Message Headers"
+               : rep->headers_only ? "Undelivered Message Headers" : "Undelivered Message",
                rep->headers_only ? "text/rfc822-headers" : "message/rfc822");
     struct quote_ctx q = { out, rep->headers_only, false, true };
     if (qfile_read_content(fd, content_offset, quote_original, &q) < 0)

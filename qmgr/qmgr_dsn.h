@@ -14,6 +14,7 @@ struct dsn_rcpt {
     const char *dsn;         /* X.Y.Z */
     const char *reason;      /* text from the delivery agent */
     const char *remote_mta;  /* host name, or NULL/"" for local delivery */
+    const char *action;      /* per recipient ("delivered", "relayed"), NULL: the report's */
 };
 
 enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED };
@@ -23,6 +24,7 @@ struct dsn_report {
     const char *queue_id;
     const char *sender;      /* the original envelope sender: the notice's recipient */
     long long arrival_usec;
+    long long retry_until_usec;  /* delays: when the message expires (Will-Retry-Until), 0: none */
     const char *envid;       /* may be NULL */
     bool headers_only;       /* RET=HDRS, or the message is over bounce_size_limit */
     const struct dsn_rcpt *rcpts;

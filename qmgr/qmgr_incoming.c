@@ -168,7 +168,8 @@ bool qmgr_scan_incoming(void)
         msg_warn("cannot open %s/: %m", QDIR_INCOMING);
         return false;
     }
-    while (qmgr_queue.active_count < qmgr_queue.active_limit && taken < QMGR_SCAN_BATCH
+    while (qmgr_queue.active_count < qmgr_queue.active_limit && qmgr_deliver_may_take()
+           && taken < QMGR_SCAN_BATCH
            && (de = readdir(d))) {
         if (!queue_id_valid(de->d_name))
             continue;                /* ".ID" files are being written; others are not ours */
@@ -176,5 +177,6 @@ bool qmgr_scan_incoming(void)
         taken++;
     }
     closedir(d);
-    return taken == QMGR_SCAN_BATCH && qmgr_queue.active_count < qmgr_queue.active_limit;
+    return taken == QMGR_SCAN_BATCH && qmgr_queue.active_count < qmgr_queue.active_limit
+           && qmgr_deliver_may_take();
 }

@@ -1,16 +1,41 @@
-/* qmgr_resolve.c: routes a recipient: its final domain (after any sender
+/* qmgr_resolve.c: routes a recipient. Its final domain (after any sender
  * routing in the local part, decided by lib/domains.c exactly as smtpd's
- * relay check decides it) picks the transport: local_transport for
+ * relay check decides it) picks the default: local_transport for
  * mydestination, relay_transport for relay_domains, default_transport for
- * the rest; relayhost, when set, is the next hop for all non-local mail. */
+ * the rest, with relayhost as the next hop of all non-local mail. Then
+ * transport_maps may override either half, as in Postfix's transport(5):
+ * keys are tried from the most to the least specific (user+ext@domain,
+ * user@domain, domain, .parent for each parent domain, *), and a value is
+ * "transport:nexthop" where an empty half keeps the default. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "address.h"
 #include "config.h"
 #include "domains.h"
+#include "log.h"
+#include "maps.h"
 #include "qmgr_route.h"
+#include "strbuf.h"
 #include "util.h"
+
+static struct maplist *transport_maps;
+static bool transport_maps_opened;
+
+void qmgr_resolve_init(void)
+{
+    const char *spec = cfg_str(P_transport_maps);
+    transport_maps_opened = true;
+    if (!*spec)
+        return;
+    struct strbuf err = STRBUF_INIT(1024);
+    transport_maps = maplist_open(spec, &err);
+    /* Without its table qmgr cannot route correctly: mail waits instead of
+     * going the default way (qmgr_resolve answers "temporary failure"). */
+    if (!transport_maps)
+        msg_warn("transport_maps: %s; mail is deferred until it is fixed", sb_str(&err));
+    sb_free(&err);
+}
 
 static char *transport_name(const char *value, char **nexthop)
 {
@@ -23,19 +48,71 @@ static char *transport_name(const char *value, char **nexthop)
     return xstrndup(value, (size_t)(colon - value));
 }
 
-int qmgr_resolve(const char *recipient, struct qmgr_route *route)
+/* Looks up key; 1 found, 0 not, -1 table error. */
+static int lookup(const char *key, struct strbuf *value)
+{
+    return maplist_lookup(transport_maps, key, value);
+}
+
+/* The transport_maps answer for local@domain, most specific key first. */
+static int transport_lookup(const char *local, const char *domain, struct strbuf *value)
+{
+    struct strbuf key = STRBUF_INIT(0);
+    int rc;
+    sb_appendf(&key, "%s@%s", local, domain);
+    if ((rc = lookup(key.data, value)) != 0)
+        goto out;
+    const char *delims = cfg_str(P_recipient_delimiter);
+    size_t base = *delims ? strcspn(local, delims) : strlen(local);
+    if (base > 0 && local[base]) {             /* user+ext: try user@domain */
+        sb_reset(&key);
+        sb_appendf(&key, "%.*s@%s", (int)base, local, domain);
+        if ((rc = lookup(key.data, value)) != 0)
+            goto out;
+    }
+    if ((rc = lookup(domain, value)) != 0)
+        goto out;
+    for (const char *p = strchr(domain, '.'); p; p = strchr(p + 1, '.'))
+        if ((rc = lookup(p, value)) != 0)     /* ".parent.example" */
+            goto out;
+    rc = lookup("*", value);
+out:
+    sb_free(&key);
+    return rc;
+}
+
+/* Apply a transport_maps value to the default route. */
+static void apply_override(const char *value, struct qmgr_route *route)
+{
+    while (*value == ' ' || *value == '\t')
+        value++;
+    const char *colon = strchr(value, ':');
+    size_t tlen = colon ? (size_t)(colon - value) : strlen(value);
+    while (tlen > 0 && (value[tlen - 1] == ' ' || value[tlen - 1] == '\t'))
+        tlen--;
+    if (tlen > 0) {
+        free(route->transport);
+        route->transport = xstrndup(value, tlen);
+    }
+    if (colon && colon[1]) {
+        free(route->nexthop);
+        route->nexthop = xstrdup(colon + 1);
+    }
+}
+
+enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *route, struct strbuf *why)
 {
     struct address a;
     route->transport = route->nexthop = NULL;
     if (address_parse(recipient, strlen(recipient),
                       ADDR_ALLOW_BARE | ADDR_ALLOW_NODOMAIN | ADDR_ALLOW_UTF8, &a, NULL) != ADDR_OK)
-        return -1;
+        return QMGR_ROUTE_BAD;
     const char *domain = (a.flags & ADDR_F_NODOMAIN) ? domain_myorigin() : a.domain;
     char *final = address_final_domain(a.local, domain);
-    address_free(&a);
     if (!final || !*final) {
         free(final);
-        return -1;
+        address_free(&a);
+        return QMGR_ROUTE_BAD;
     }
     char *nexthop = NULL;
     if (domain_is_local(final)) {
@@ -47,13 +124,26 @@ int qmgr_resolve(const char *recipient, struct qmgr_route *route)
         route->transport = transport_name(cfg_str(domain_is_relay(final) ? P_relay_transport
                                                   : P_default_transport), &nexthop);
     }
-    if (nexthop) {
-        route->nexthop = nexthop;
-        free(final);
-    } else {
-        route->nexthop = final;
+    route->nexthop = nexthop ? nexthop : xstrdup(final);
+    enum qmgr_route_result result = QMGR_ROUTE_OK;
+    if (!transport_maps_opened)
+        qmgr_resolve_init();
+    if (*cfg_str(P_transport_maps)) {
+        struct strbuf value = STRBUF_INIT(0);
+        int rc = transport_maps ? transport_lookup(a.local, domain, &value) : -1;
+        if (rc > 0) {
+            apply_override(value.data, route);
+        } else if (rc < 0) {
+            sb_set(why, "transport table lookup failure");
+            result = QMGR_ROUTE_TEMP;
+        }
+        sb_free(&value);
     }
-    return 0;
+    free(final);
+    address_free(&a);
+    if (result != QMGR_ROUTE_OK)
+        qmgr_route_free(route);
+    return result;
 }
 
 void qmgr_route_free(struct qmgr_route *route)

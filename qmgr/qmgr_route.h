@@ -1,16 +1,25 @@
 /* qmgr_route.h: where a recipient goes: the transport (a master.cf
- * service) and the next hop it is given. */
+ * service, or the built-in "error" and "retry") and the next hop it is
+ * given. */
 #ifndef TERN_QMGR_ROUTE_H
 #define TERN_QMGR_ROUTE_H
 
+struct strbuf;
+
 struct qmgr_route {
     char *transport;   /* "local", "smtp", "relay", ... */
-    char *nexthop;     /* domain, or [host]:port */
+    char *nexthop;     /* domain, [host]:port, or the text of error:/retry: */
 };
 
-/* 0 with *route filled (free with qmgr_route_free), or -1 when the address
- * cannot be routed at all (the caller bounces it with 5.1.3). */
-int qmgr_resolve(const char *recipient, struct qmgr_route *route);
+enum qmgr_route_result {
+    QMGR_ROUTE_OK = 0,     /* *route filled (free with qmgr_route_free) */
+    QMGR_ROUTE_BAD = -1,   /* the address cannot be routed: bounce with 5.1.3 */
+    QMGR_ROUTE_TEMP = -2,  /* a table lookup failed: defer, *why says so */
+};
+
+/* Opens transport_maps (done by the first qmgr_resolve otherwise). */
+void qmgr_resolve_init(void);
+enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *route, struct strbuf *why);
 void qmgr_route_free(struct qmgr_route *route);
 
 #endif

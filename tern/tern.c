@@ -29,6 +29,14 @@ static const struct {
     { "check", cmd_check, "check configuration, daemon programs and queue permissions" },
     { "init", cmd_init, "create a self-contained instance in a directory" },
     { "setup", cmd_setup, "create the mail_owner account, groups and directories" },
+    { "queue", cmd_queue, "list the queue like mailq (--json, filters)" },
+    { "show", cmd_show, "print a queued message: envelope, recipients, content" },
+    { "why", cmd_why, "why a message is still queued: each attempt and the next one" },
+    { "flush", cmd_flush, "deliver deferred mail now (all, IDs, or a domain)" },
+    { "delete", cmd_delete, "remove messages from the queue" },
+    { "hold", cmd_hold, "keep messages from delivery" },
+    { "release", cmd_release, "let held messages be delivered" },
+    { "requeue", cmd_requeue, "route messages again through the queue manager" },
 };
 
 static void usage(FILE *fp)

@@ -35,6 +35,14 @@ int cmd_status(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_setup(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_why(int argc, char **argv);
+int cmd_flush(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_hold(int argc, char **argv);
+int cmd_release(int argc, char **argv);
+int cmd_requeue(int argc, char **argv);
 /* Create mail_owner and setgid_group if missing (root only). 0 ok. */
 int tern_ensure_accounts(const char *owner, const char *group);
 

@@ -392,7 +392,8 @@ RECORD_TYPES = set("VTZSARDCXWE")
 def read_queue_file(path):
     """Parse a queue file strictly by lib/QUEUE.md. Returns dict(sender,
     attrs {name: value}, recipients [(addr, orcpt, notify, done)], content
-    bytes, complete bool, arrival str, size int or None, truncated bool).
+    bytes, complete bool, arrival str, size int or None, truncated bool,
+    warned: when a delay warning was sent, 0 if none yet, None without W).
 
     Raises ValueError on corruption: an unknown type, a record over 1 MiB (a
     content record over 64 KiB), a first record that is not V, a repeated V,
@@ -403,7 +404,8 @@ def read_queue_file(path):
     with open(path, "rb") as f:
         data = f.read()
     out = {"sender": None, "attrs": {}, "recipients": [], "content": b"",
-           "complete": False, "arrival": None, "size": None, "truncated": False}
+           "complete": False, "arrival": None, "size": None, "truncated": False,
+           "warned": None}
     seen, pos = set(), 0
     while pos < len(data):
         if out["complete"]:
@@ -474,8 +476,10 @@ def _queue_record(out, seen, rtype, body, pos):
         if not text.isdigit() or int(text) != len(out["content"]):
             raise ValueError("content size %r, content has %d bytes" % (text, len(out["content"])))
         out["size"] = int(text)
-    elif rtype == "W" and not text.isdigit():
-        raise ValueError("bad warning time %r" % text)
+    elif rtype == "W":
+        if "W" in seen or not text.isdigit():
+            raise ValueError("bad or second warning time %r" % text)
+        out["warned"] = int(text)
     elif rtype == "E":
         if body:
             raise ValueError("end record with data")

@@ -40,9 +40,9 @@ class Handler:
 
 
 class Sink:
-    def __init__(self):
+    def __init__(self, port=None):
         self.handler = Handler()
-        self.port = harness.free_port()
+        self.port = port or harness.free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
                                      decode_data=False)
         self.controller.start()

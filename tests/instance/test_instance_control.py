@@ -92,6 +92,14 @@ class TestControl(unittest.TestCase):
         r = self.inst.tern("check", check=False)
         self.assertIn("unknown parameter smtpd_bogus_parameter", r.stdout)
         self.assertRegex(r.stdout, r"main\.cf:\d+: unknown parameter")
+        # per-transport settings are known, and their values are checked
+        self.inst.set_main_cf(["smtp_destination_concurrency_limit = 4",
+                               "relay_destination_recipient_limit = lots"])
+        r = self.inst.tern("check", check=False)
+        self.assertNotIn("unknown parameter smtp_destination_concurrency_limit", r.stdout)
+        self.assertIn("relay_destination_recipient_limit = lots is not a number", r.stdout)
+        self.assertEqual(r.returncode, 1)
+        self.inst.set_main_cf(["relay_destination_recipient_limit = 10"])
         self.inst.set_main_cf(["smtpd_timeout = soon"])
         r = self.inst.tern("check", check=False)
         self.assertEqual(r.returncode, 1)

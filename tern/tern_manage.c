@@ -1,0 +1,272 @@
+/* tern_manage.c: changing the queue: `tern flush`, `delete`, `hold`,
+ * `release` and `requeue`, by queue ID, ALL, or the filters of `tern
+ * queue`. Safe while Tern runs (lib/QUEUE.md, "Administration"): a
+ * message outside active/ is moved or removed with one rename or unlink,
+ * which fails if qmgr took it meanwhile, and then it is looked up again; a
+ * message in active/ is qmgr's, so qmgr is asked to do it when no delivery
+ * of it runs. With Tern stopped, files in active/ are handled directly. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+#include "tern.h"
+#include "tern_queue.h"
+#include "util.h"
+
+#define LOOKUPS_MAX 5        /* a message that keeps moving is looked up this often */
+
+enum op { OP_FLUSH, OP_DELETE, OP_HOLD, OP_RELEASE, OP_REQUEUE };
+
+static const struct {
+    const char *name, *done_word, *summary;
+} ops[] = {
+    [OP_FLUSH] = { "flush", "Flushed", "deliver deferred messages now (all, by ID, or --domain DOMAIN)" },
+    [OP_DELETE] = { "delete", "Deleted", "remove messages from the queue (no notice to the sender)" },
+    [OP_HOLD] = { "hold", "Held", "keep messages from delivery until they are released" },
+    [OP_RELEASE] = { "release", "Released", "let held messages be delivered again" },
+    [OP_REQUEUE] = { "requeue", "Requeued", "take messages through the queue manager again (new routing)" },
+};
+
+struct run {
+    enum op op;
+    bool running;                 /* master runs: ask qmgr about active/ */
+    size_t changed, later, failed;
+    bool wake_incoming, wake_deferred;
+};
+
+static void path_of(char *buf, size_t size, enum queue_state s, const char *id)
+{
+    snprintf(buf, size, "%s/%s", queue_state_dir(s), id);
+}
+
+static void remove_logs(const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", QDIR_DEFER_LOG, id);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/%s", QDIR_BOUNCE_LOG, id);
+    unlink(path);
+}
+
+/* Move a file now due: into deferred/ with mtime now. */
+static int move_due(const char *from, const char *to)
+{
+    if (rename(from, to) < 0)
+        return -1;
+    utimes(to, NULL);
+    return 0;
+}
+
+/* One attempt on a message outside qmgr's hands: 1 done, 0 nothing to
+ * do (printed), -1 it moved (look again), -2 error (printed). */
+static int act_on_file(struct run *r, const char *id, enum queue_state s)
+{
+    char from[128], to[128];
+    path_of(from, sizeof(from), s, id);
+    switch (r->op) {
+    case OP_DELETE:
+        if (unlink(from) < 0)
+            return errno == ENOENT ? -1 : -2;
+        remove_logs(id);
+        queue_log("%s: removed (deleted by the administrator)", id);
+        return 1;
+    case OP_HOLD:
+        if (s == QS_HOLD) {
+            printf("%s: already on hold\n", id);
+            return 0;
+        }
+        path_of(to, sizeof(to), QS_HOLD, id);
+        if (rename(from, to) < 0)
+            return errno == ENOENT ? -1 : -2;
+        queue_log("%s: placed on hold by the administrator", id);
+        return 1;
+    case OP_RELEASE:
+        if (s != QS_HOLD) {
+            printf("%s: not on hold\n", id);
+            return 0;
+        }
+        path_of(to, sizeof(to), QS_DEFERRED, id);
+        if (move_due(from, to) < 0)
+            return errno == ENOENT ? -1 : -2;
+        queue_log("%s: released from hold", id);
+        r->wake_deferred = true;
+        return 1;
+    case OP_REQUEUE:
+        if (s == QS_INCOMING) {
+            r->wake_incoming = true;
+            return 1;
+        }
+        path_of(to, sizeof(to), QS_INCOMING, id);
+        if (rename(from, to) < 0)
+            return errno == ENOENT ? -1 : -2;
+        queue_log("%s: requeued by the administrator", id);
+        r->wake_incoming = true;
+        return 1;
+    case OP_FLUSH:
+        if (s == QS_HOLD) {
+            printf("%s: on hold; `tern release %s` first\n", id, id);
+            return 0;
+        }
+        if (s != QS_DEFERRED)
+            return 1;                 /* incoming and active are on their way already */
+        if (utimes(from, NULL) < 0)
+            return errno == ENOENT ? -1 : -2;
+        r->wake_deferred = true;
+        return 1;
+    }
+    return -2;
+}
+
+/* A message in active/ while Tern runs: qmgr's. */
+static int act_via_qmgr(struct run *r, const char *id)
+{
+    if (r->op == OP_FLUSH || r->op == OP_RELEASE)
+        return r->op == OP_FLUSH ? 1 : (printf("%s: not on hold\n", id), 0);
+    int status = queue_ask_qmgr(ops[r->op].name, id);
+    switch (status) {
+    case QMGR_ADMIN_DONE:
+        return 1;
+    case QMGR_ADMIN_LATER:
+        printf("%s: being delivered; %s when the delivery under way ends\n", id,
+               r->op == OP_DELETE ? "removed" : r->op == OP_HOLD ? "held" : "requeued");
+        r->later++;
+        return 1;
+    case QMGR_ADMIN_ABSENT:
+        return -1;
+    case QMGR_ADMIN_DENIED:
+        fprintf(stderr, "tern %s: %s: refused by qmgr: only root and mail_owner may change the queue\n",
+                ops[r->op].name, id);
+        return -2;
+    default:
+        fprintf(stderr, "tern %s: %s: the queue manager cannot be reached\n", ops[r->op].name, id);
+        return -2;
+    }
+}
+
+static void act(struct run *r, const char *id)
+{
+    struct strbuf err = STRBUF_INIT(1024);
+    for (int i = 0; i < LOOKUPS_MAX; i++) {
+        struct queued q;
+        if (queue_find(id, &q, &err) < 0) {
+            fprintf(stderr, "tern %s: %s: %s\n", ops[r->op].name, id, sb_str(&err));
+            r->failed++;
+            goto out;
+        }
+        enum queue_state s = q.state;
+        queued_free(&q);
+        int rc = s == QS_ACTIVE && r->running ? act_via_qmgr(r, id) : act_on_file(r, id, s);
+        if (rc == 1)
+            r->changed++;
+        if (rc == -2) {
+            if (errno && s != QS_ACTIVE)
+                fprintf(stderr, "tern %s: %s: %s\n", ops[r->op].name, id, strerror(errno));
+            r->failed++;
+        }
+        if (rc != -1)
+            goto out;
+        usleep(100000);           /* it is moving: qmgr is at work on it */
+    }
+    fprintf(stderr, "tern %s: %s: the message keeps moving; try again\n", ops[r->op].name, id);
+    r->failed++;
+out:
+    sb_free(&err);
+}
+
+struct selection {
+    struct queue_filter filter;
+    bool all;
+    char **ids;
+    size_t n, cap;
+};
+
+static int select_one(struct queued *q, void *ctx)
+{
+    struct selection *sel = ctx;
+    if (!sel->all && !queue_filter_match(&sel->filter, q))
+        return 0;
+    if (sel->n == sel->cap) {
+        sel->cap = sel->cap ? 2 * sel->cap : 64;
+        sel->ids = xrealloc(sel->ids, sel->cap * sizeof(*sel->ids));
+    }
+    sel->ids[sel->n++] = xstrdup(q->id);
+    return 0;
+}
+
+static void usage(enum op op)
+{
+    const char *targets = op == OP_FLUSH ? "[ID... | --domain DOMAIN]" : "ID... | ALL | FILTERS";
+    printf("usage: tern [-c CONFDIR] %s %s\n  %s.\n", ops[op].name, targets, ops[op].summary);
+    if (op != OP_FLUSH)
+        printf("  FILTERS, as for tern queue: --sender ADDR, --recipient ADDR, --domain DOMAIN,\n"
+               "  --state incoming|active|deferred|hold (together: messages matching all).\n");
+    else
+        printf("  Without arguments every deferred message is tried again now, and\n"
+               "  destinations suspended after failures are tried again too.\n");
+    printf("  Safe while Tern runs: a message being delivered is %s when that delivery ends.\n",
+           op == OP_DELETE ? "removed" : op == OP_HOLD ? "held" : op == OP_REQUEUE ? "requeued"
+                                                                         : "left alone and");
+}
+
+static int run_op(enum op op, int argc, char **argv)
+{
+    if (tern_wants_help(argc, argv)) {
+        usage(op);
+        return 0;
+    }
+    struct selection sel = { .all = false };
+    int first;
+    if (queue_options(argc, argv, &sel.filter, NULL, &first) < 0)
+        return 2;
+    bool by_filter = queue_filter_active(&sel.filter);
+    bool all = first < argc && strcmp(argv[first], "ALL") == 0 && first + 1 == argc;
+    if (op == OP_FLUSH && (sel.filter.sender || sel.filter.recipient || sel.filter.state >= 0)) {
+        fprintf(stderr, "tern flush: only --domain selects messages to flush\n");
+        return 2;
+    }
+    if (op != OP_FLUSH && !by_filter && first >= argc) {
+        fprintf(stderr, "tern %s: which messages? Give queue IDs, ALL or filters (see tern %s --help)\n",
+                ops[op].name, ops[op].name);
+        return 2;
+    }
+    if (by_filter && first < argc) {
+        fprintf(stderr, "tern %s: give queue IDs or filters, not both\n", ops[op].name);
+        return 2;
+    }
+    queue_enter();
+    struct run r = { .op = op, .running = queue_tern_running() };
+    if (op == OP_FLUSH && first >= argc && !by_filter)
+        all = true;
+    if (all || by_filter) {
+        sel.all = all;
+        queue_walk(select_one, &sel);
+        for (size_t i = 0; i < sel.n; i++) {
+            act(&r, sel.ids[i]);
+            free(sel.ids[i]);
+        }
+        free(sel.ids);
+    } else {
+        for (int i = first; i < argc; i++)
+            act(&r, argv[i]);
+    }
+    if (r.wake_incoming)
+        queue_wake_qmgr("incoming");
+    if (op == OP_FLUSH || r.wake_deferred)
+        queue_wake_qmgr("deferred");     /* a flush also lifts destination suspensions */
+    if (op != OP_FLUSH || !all)
+        printf("tern %s: %s: %zu message%s%s\n", ops[op].name, ops[op].done_word, r.changed,
+               r.changed == 1 ? "" : "s", r.later ? " (some when their delivery ends)" : "");
+    if (op == OP_FLUSH && !r.running)
+        printf("tern flush: Tern is not running; the messages are tried when it starts\n");
+    return r.failed ? 1 : 0;
+}
+
+int cmd_flush(int argc, char **argv) { return run_op(OP_FLUSH, argc, argv); }
+int cmd_delete(int argc, char **argv) { return run_op(OP_DELETE, argc, argv); }
+int cmd_hold(int argc, char **argv) { return run_op(OP_HOLD, argc, argv); }
+int cmd_release(int argc, char **argv) { return run_op(OP_RELEASE, argc, argv); }
+int cmd_requeue(int argc, char **argv) { return run_op(OP_REQUEUE, argc, argv); }

@@ -1,0 +1,259 @@
+"""test_scheduling.py: how qmgr decides where and when mail goes:
+transport_maps (address, domain, parent domain, wildcard, the built-in
+error: and retry: transports, a broken table), DSN notices as NOTIFY asks
+(success, never, one delay warning), a destination that fails is suspended
+and resumed, and qmgr_message_recipient_limit bounds what is in memory."""
+import email
+import email.policy
+import os
+import time
+import unittest
+
+import harness
+import sink as sinkmod
+
+
+def smtp_agent_built():
+    return os.path.exists(os.path.join(harness.LIBEXEC, "smtp"))
+
+
+def report_fields(data):
+    """The per-recipient fields of a multipart/report notice, and the notice."""
+    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    assert msg.get_content_type() == "multipart/report", msg.get_content_type()
+    status = [p for p in msg.get_payload() if p.get_content_type() == "message/delivery-status"][0]
+    blocks = status.get_payload()
+    return [dict((k.lower(), v) for k, v in b.items()) for b in blocks[1:]], msg
+
+
+class Base(unittest.TestCase):
+    main_cf = {}
+
+    def setUp(self):
+        self.sink = sinkmod.Sink()
+        self.addCleanup(self.sink.stop)
+        cf = {"relayhost": "[127.0.0.1]:%d" % self.sink.port,
+              "minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
+              "queue_run_delay": "1s"}
+        cf.update(self.main_cf)
+        self.inst = harness.Instance("sched", main_cf=cf)
+        self.addCleanup(self.inst.cleanup)
+
+    def send(self, rcpts, body=b"Subject: test\r\n\r\nbody\r\n", sender="sender@example.org",
+             rcpt_options=()):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.sendmail(sender, rcpts, body, rcpt_options=list(rcpt_options))
+
+    def wait_empty(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not any(self.inst.queue_files(sub) for sub in ("incoming", "active", "deferred")):
+                return
+            time.sleep(0.1)
+        self.fail("queue not empty")
+
+    def notices(self):
+        return [m for m in self.sink.handler.messages if m[0] in ("", "<>")]
+
+
+@unittest.skipUnless(smtp_agent_built(), "the smtp delivery agent is not built")
+class TestTransportMaps(Base):
+    def setUp(self):
+        super().setUp()
+        self.other = sinkmod.Sink()
+        self.addCleanup(self.other.stop)
+        table = os.path.join(self.inst.dir, "transport")
+        with open(table, "w") as f:
+            f.write("# routing exceptions\n")
+            f.write("special.example  smtp:[127.0.0.1]:%d\n" % self.other.port)
+            f.write(".sub.example     relay:[127.0.0.1]:%d\n" % self.other.port)
+            f.write("boss@corp.example smtp:[127.0.0.1]:%d\n" % self.other.port)
+            f.write("gone.example     error:5.1.2 this domain no longer receives mail\n")
+            f.write("slow.example     retry:4.4.5 we are migrating, try later\n")
+        self.inst.set_main_cf({"transport_maps": "texthash:" + table, "recipient_delimiter": "+"})
+        self.inst.start()
+
+    def test_domain_address_and_parent_keys(self):
+        self.send(["a@special.example", "b@x.sub.example", "boss+tag@corp.example",
+                   "worker@corp.example", "c@sub.example"])
+        got = self.other.wait(1, timeout=20)
+        self.sink.wait(1, timeout=20)
+        time.sleep(1)
+        rcpts_other = sorted(r for m in self.other.handler.messages for r in m[1])
+        rcpts_default = sorted(r for m in self.sink.handler.messages for r in m[1])
+        self.assertEqual(rcpts_other, ["a@special.example", "b@x.sub.example", "boss+tag@corp.example"], got)
+        # "sub.example" itself is not matched by ".sub.example"; worker@ has no entry
+        self.assertEqual(rcpts_default, ["c@sub.example", "worker@corp.example"])
+        self.inst.wait_log(r"to=<b@x\.sub\.example>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d.*status=sent"
+                           % self.other.port)
+        self.wait_empty()
+
+    def test_error_transport_bounces_with_its_text(self):
+        self.send(["someone@gone.example"])
+        self.inst.wait_log(r"to=<someone@gone\.example>, relay=none.*dsn=5\.1\.2, status=bounced "
+                           r"\(this domain no longer receives mail\)")
+        notice = self.sink.wait(1)[0]
+        fields, _ = report_fields(notice[2])
+        self.assertEqual(fields[0]["action"], "failed")
+        self.assertEqual(fields[0]["status"], "5.1.2")
+        self.assertIn("no longer receives mail", fields[0]["diagnostic-code"])
+        self.wait_empty()
+
+    def test_retry_transport_defers(self):
+        self.send(["someone@slow.example"])
+        self.inst.wait_log(r"to=<someone@slow\.example>, relay=none.*dsn=4\.4\.5, status=deferred "
+                           r"\(we are migrating, try later\)")
+        self.inst.wait_queue("deferred", 1)
+        self.assertEqual(self.sink.handler.messages, [])
+
+
+class TestBrokenTransportTable(Base):
+    main_cf = {"transport_maps": "hash:/nonexistent/transport"}
+
+    def test_mail_waits_instead_of_going_the_default_way(self):
+        self.inst.start()
+        self.send(["someone@remote.example"])
+        self.inst.wait_log(r"to=<someone@remote\.example>, relay=none.*dsn=4\.3\.0, status=deferred "
+                           r"\(transport table lookup failure\)")
+        self.inst.wait_log(r"warning: transport_maps: ")
+        self.inst.wait_queue("deferred", 1)
+        self.assertEqual(self.sink.handler.messages, [])
+
+
+@unittest.skipUnless(smtp_agent_built(), "the smtp delivery agent is not built")
+class TestNotify(Base):
+    main_cf = {"delay_warning_time": "1s"}
+
+    def setUp(self):
+        super().setUp()
+        self.inst.start()
+
+    def test_success_notice_when_asked(self):
+        self.send(["yes@remote.example", "quiet@remote.example"],
+                  rcpt_options=["NOTIFY=SUCCESS"])
+        msgs = self.sink.wait(2)
+        time.sleep(1)
+        notices = self.notices()
+        self.assertEqual(len(notices), 1, [m[:2] for m in self.sink.handler.messages])
+        self.assertEqual(notices[0][1], ["sender@example.org"])
+        fields, msg = report_fields(notices[0][2])
+        self.assertEqual(len(fields), 2)
+        self.assertEqual({f["action"] for f in fields}, {"relayed"})   # the sink offers no DSN
+        self.assertTrue(all(f["status"].startswith("2.") for f in fields))
+        self.assertEqual(msg["Subject"], "Successful Mail Delivery Report")
+        self.inst.wait_log(r"sender delivery status notification: \w+")
+        self.wait_empty()
+        self.assertEqual(len(msgs), 2)
+
+    def test_notify_never_sends_no_bounce(self):
+        self.sink.handler.reject_rcpts.add("nobody@remote.example")
+        self.send(["nobody@remote.example"], rcpt_options=["NOTIFY=NEVER"])
+        self.inst.wait_log(r"to=<nobody@remote\.example>.*status=bounced")
+        self.wait_empty()
+        time.sleep(1)
+        self.assertEqual(self.notices(), [])
+        self.assertNotIn("notification", self.inst.log_text())
+
+    def test_one_delay_warning(self):
+        self.sink.handler.tempfail_first = 4
+        self.send(["later@remote.example"], rcpt_options=["NOTIFY=DELAY,FAILURE"])
+        deadline = time.time() + 30
+        while time.time() < deadline and not self.notices():
+            time.sleep(0.1)
+        notices = self.notices()
+        self.assertEqual(len(notices), 1, "no delay notice")
+        fields, msg = report_fields(notices[0][2])
+        self.assertEqual(fields[0]["action"], "delayed")
+        self.assertTrue(fields[0]["status"].startswith("4."))
+        self.assertIn("will-retry-until", fields[0])
+        self.assertIn("Delayed Mail", msg["Subject"])
+        self.inst.wait_log(r"sender delay notification: \w+")
+        # the message is delivered in the end, and warned about only once
+        self.inst.wait_log(r"to=<later@remote\.example>.*status=sent", timeout=40)
+        self.wait_empty(30)
+        self.assertEqual(len(self.notices()), 1)
+        self.assertEqual(self.inst.log_text().count("sender delay notification"), 1)
+
+    def test_delay_warning_is_recorded_in_the_queue_file(self):
+        self.sink.handler.tempfail_first = 1000
+        self.send(["stuck@remote.example"])
+        self.inst.wait_log(r"sender delay notification: \w+", timeout=30)
+        deadline = time.time() + 10
+        parsed = None
+        while time.time() < deadline:
+            files = self.inst.queue_files("deferred")
+            if files:
+                try:
+                    parsed = harness.read_queue_file(files[0])
+                    if [r for r in parsed["recipients"] if r[0] == "stuck@remote.example"]:
+                        break
+                except (OSError, ValueError):
+                    pass
+            time.sleep(0.1)
+        self.assertIsNotNone(parsed)
+        self.assertGreater(parsed["warned"], 0)
+        time.sleep(3)       # more retries, no second warning
+        self.assertEqual(self.inst.log_text().count("sender delay notification"), 1)
+
+
+@unittest.skipUnless(smtp_agent_built(), "the smtp delivery agent is not built")
+class TestDestinationSuspended(unittest.TestCase):
+    def test_failed_site_is_suspended_then_resumed(self):
+        port = harness.free_port()          # nothing listens there yet
+        inst = harness.Instance("susp", main_cf={
+            "relayhost": "[127.0.0.1]:%d" % port,
+            "minimal_backoff_time": "3s", "maximal_backoff_time": "3s", "queue_run_delay": "1s"})
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        with inst.smtp() as s:
+            s.sendmail("sender@example.org", ["first@remote.example"], b"Subject: 1\r\n\r\nx\r\n")
+        inst.wait_log(r"to=<first@remote\.example>.*status=deferred \(connect to")
+        inst.wait_log(r"smtp: delivery to \[127\.0\.0\.1\]:%d suspended for 3s" % port)
+        with inst.smtp() as s:
+            for n in range(3):
+                s.sendmail("sender@example.org", ["more%d@remote.example" % n], b"Subject: m\r\n\r\nx\r\n")
+        for n in range(3):
+            inst.wait_log(r"to=<more%d@remote\.example>, relay=none.*status=deferred "
+                          r"\(delivery temporarily suspended: connect to" % n)
+        inst.wait_log(r"delivery to \[127\.0\.0\.1\]:%d resumed" % port, timeout=10)
+        sink = sinkmod.Sink(port=port)
+        self.addCleanup(sink.stop)
+        msgs = sink.wait(4, timeout=40)
+        self.assertEqual(sorted(r for m in msgs for r in m[1]),
+                         ["first@remote.example"] + ["more%d@remote.example" % n for n in range(3)])
+
+
+@unittest.skipUnless(smtp_agent_built(), "the smtp delivery agent is not built")
+class TestPerTransportRecipientLimit(Base):
+    main_cf = {"smtp_destination_recipient_limit": "2"}
+
+    def test_recipients_are_split_per_transport_limit(self):
+        self.inst.start()
+        rcpts = ["r%d@remote.example" % n for n in range(5)]
+        self.send(rcpts)
+        msgs = self.sink.wait(3)
+        time.sleep(0.5)
+        self.assertEqual(sorted(len(m[1]) for m in self.sink.handler.messages), [1, 2, 2])
+        self.assertEqual(sorted(r for m in msgs for r in m[1]), rcpts)
+
+
+class TestRecipientLimit(unittest.TestCase):
+    def test_messages_wait_in_incoming_beyond_the_limit(self):
+        inst = harness.Instance("rlim", main_cf={"local_transport": "stall",
+                                                  "qmgr_message_recipient_limit": "2"})
+        self.addCleanup(inst.cleanup)
+        inst.stall_transport()
+        inst.start()
+        with inst.smtp() as s:
+            for n in range(4):
+                s.sendmail("sender@example.org", ["a%d@localhost" % n, "b%d@localhost" % n],
+                           b"Subject: r\r\n\r\nx\r\n")
+        inst.wait_queue("active", 1)
+        time.sleep(1)
+        self.assertEqual(len(inst.queue_files("active")), 1)
+        self.assertEqual(len(inst.queue_files("incoming")), 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
