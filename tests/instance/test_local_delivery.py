@@ -9,7 +9,10 @@ goes the whole way through smtpd, cleanup and qmgr. Checked: the results,
 the mailboxes and files byte for byte with their owners, the recipient
 records marked done exactly for final outcomes, and the log lines.
 """
+import email
+import email.policy
 import grp
+import mailbox
 import os
 import pwd
 import re
@@ -595,6 +598,26 @@ class TestSpoolMbox(LocalTestCase):
         self.assertIn(b"Subject: end to end\n", data)
         self.assertIn(b"\n>From smtpd to the mailbox\n", data)
         self.inst.wait_log(r"to=<terntestlocb@tern\.test>, relay=local, .*status=sent \(delivered to mailbox\)")
+
+    def test_bounce_arrives_in_the_senders_mailbox(self):
+        with self.inst.smtp() as s:
+            s.sendmail("terntestloca@%s" % HOST, ["nosuchuser@%s" % HOST],
+                       "Subject: to nobody\r\n\r\nwill come back\r\n")
+        box = self.mailbox("terntestloca")
+        deadline = time.time() + 20
+        while time.time() < deadline and b"Undelivered Mail Returned" not in (
+                read_bytes(box) if os.path.exists(box) else b""):
+            time.sleep(0.1)
+        notices = [m for m in mailbox.mbox(box) if "Undelivered" in (m["Subject"] or "")]
+        self.assertEqual(len(notices), 1)
+        report = email.message_from_bytes(notices[0].as_bytes(), policy=email.policy.compat32)
+        self.assertEqual(report.get_content_type(), "multipart/report")
+        status = [p for p in report.get_payload() if p.get_content_type() == "message/delivery-status"][0]
+        fields = dict((k.lower(), v) for block in status.get_payload() for k, v in block.items())
+        self.assertEqual(fields["action"], "failed")
+        self.assertEqual(fields["status"], "5.1.1")
+        self.assertIn("nosuchuser@%s" % HOST, fields["final-recipient"])
+        self.assertEqual(notices[0].get_from().split()[0], "MAILER-DAEMON")
 
 
 class TestStickySpool(LocalTestCase):
