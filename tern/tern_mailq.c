@@ -103,9 +103,8 @@ static void print_json(const struct queued *q, const struct reasons *why)
         sb_appendc(&out, '}');
         first = false;
     }
-    sb_appends(&out, "]}\n");
-    fwrite(out.data, 1, out.len, stdout);
-    sb_free(&out);
+    sb_appends(&out, "]}");
+    json_print(&out);
 }
 
 static int list_one(struct queued *q, void *ctx)

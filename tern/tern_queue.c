@@ -434,3 +434,10 @@ void json_str(struct strbuf *out, const char *s)
 {
     json_string(out, s ? s : "", s ? strlen(s) : 0);
 }
+
+void json_print(struct strbuf *out)
+{
+    sb_appendc(out, '\n');
+    fwrite(out->data, 1, out->len, stdout);
+    sb_free(out);
+}

@@ -75,5 +75,7 @@ void queue_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* s as a JSON string (quoted); bytes that are not UTF-8 become U+FFFD. */
 void json_string(struct strbuf *out, const char *s, size_t len);
 void json_str(struct strbuf *out, const char *s);
+/* Print out as one line on stdout and free it. */
+void json_print(struct strbuf *out);
 
 #endif

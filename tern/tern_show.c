@@ -64,14 +64,20 @@ static int one_id(int argc, char **argv, bool *json, const char **id)
     return 0;
 }
 
-static int find_or_complain(const char *cmd, const char *id, struct queued *q)
+/* The arguments of show and why, then the message they name: 0 with *q
+ * loaded, or the exit status (2 usage, 1 no such message). */
+static int load_named(int argc, char **argv, bool *json, struct queued *q)
 {
+    const char *id;
+    if (one_id(argc, argv, json, &id) < 0)
+        return 2;
+    queue_enter();
     struct strbuf err = STRBUF_INIT(1024);
     int rc = queue_find(id, q, &err);
     if (rc < 0)
-        fprintf(stderr, "tern %s: %s: %s\n", cmd, id, sb_str(&err));
+        fprintf(stderr, "tern %s: %s: %s\n", argv[0], id, sb_str(&err));
     sb_free(&err);
-    return rc;
+    return rc < 0 ? 1 : 0;
 }
 
 /* ---- show ---- */
@@ -160,9 +166,8 @@ static void show_json(const struct queued *q, const struct strbuf *content)
     json_string(&out, data, split);
     sb_appends(&out, ", \"body\": ");
     json_string(&out, data + body_start, content->len - body_start);
-    sb_appends(&out, "}\n");
-    fwrite(out.data, 1, out.len, stdout);
-    sb_free(&out);
+    sb_appends(&out, "}");
+    json_print(&out);
 }
 
 int cmd_show(int argc, char **argv)
@@ -175,17 +180,14 @@ int cmd_show(int argc, char **argv)
         return 0;
     }
     bool json;
-    const char *id;
-    if (one_id(argc, argv, &json, &id) < 0)
-        return 2;
-    queue_enter();
     struct queued q;
-    if (find_or_complain("show", id, &q) < 0)
-        return 1;
+    int status = load_named(argc, argv, &json, &q);
+    if (status)
+        return status;
     struct strbuf content = STRBUF_INIT(0);
     int rc = 0;
     if (read_content(&q, &content) < 0) {
-        fprintf(stderr, "tern show: %s: cannot read its content (it was just delivered or moved?)\n", id);
+        fprintf(stderr, "tern show: %s: cannot read its content (it was just delivered or moved?)\n", q.id);
         rc = 1;
     } else if (json) {
         show_json(&q, &content);
@@ -347,9 +349,8 @@ static void why_json(const struct queued *q, const struct history *h)
         }
         sb_appends(&out, "]}");
     }
-    sb_appends(&out, "]}\n");
-    fwrite(out.data, 1, out.len, stdout);
-    sb_free(&out);
+    sb_appends(&out, "]}");
+    json_print(&out);
 }
 
 int cmd_why(int argc, char **argv)
@@ -363,15 +364,13 @@ int cmd_why(int argc, char **argv)
         return 0;
     }
     bool json;
-    const char *id;
-    if (one_id(argc, argv, &json, &id) < 0)
-        return 2;
-    queue_enter();
     struct queued q;
-    if (find_or_complain("why", id, &q) < 0) {
-        fprintf(stderr, "tern why: a message that left the queue was delivered or returned: "
-                "the mail log has its story (grep %s)\n", id);
-        return 1;
+    int status = load_named(argc, argv, &json, &q);
+    if (status) {
+        if (status == 1)
+            fprintf(stderr, "tern why: a message that left the queue was delivered or returned: "
+                    "the mail log has its story\n");
+        return status;
     }
     struct history h;
     history_load(&h, &q);

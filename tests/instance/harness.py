@@ -318,6 +318,16 @@ class Instance:
         raise AssertionError("queue/%s has %d files, expected %d; log:\n%s" % (
             sub, len(self.queue_files(sub)), count, self.log_tail()))
 
+    def wait_empty(self, timeout=20):
+        """Wait until incoming/, active/ and deferred/ hold no message."""
+        subs = ("incoming", "active", "deferred")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not any(self.queue_files(sub) for sub in subs):
+                return
+            time.sleep(0.1)
+        raise AssertionError("queue not empty: %s" % {sub: self.queue_files(sub) for sub in subs})
+
     def smtp(self):
         """smtplib.SMTP connected to the instance's smtpd (10 s timeout)."""
         return smtplib.SMTP("127.0.0.1", self.port, timeout=10)

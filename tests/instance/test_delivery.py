@@ -40,14 +40,6 @@ class TestRelayDelivery(unittest.TestCase):
             s.ehlo("client.example")
             s.sendmail(sender, rcpts, body)
 
-    def wait_empty(self, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if not any(self.inst.queue_files(sub) for sub in ("incoming", "active", "deferred")):
-                return
-            time.sleep(0.1)
-        self.fail("queue not empty: %s" % {s: self.inst.queue_files(s) for s in ("incoming", "active", "deferred")})
-
     def test_content_arrives_intact(self):
         body = (b"Subject: relay test\r\nMessage-ID: <m1@example.org>\r\n\r\n"
                 b"line one\r\n.starts with a dot\r\n..two dots\r\n\xc3\xa9 8-bit\r\nlast line\r\n")
@@ -61,7 +53,7 @@ class TestRelayDelivery(unittest.TestCase):
         qid = self.inst.wait_log(r"(\w+): to=<someone@remote.example>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d.*"
                                  r"dsn=2\.0\.0, status=sent" % self.sink.port).group(1)
         self.inst.wait_log(r"%s: removed" % qid)
-        self.wait_empty()
+        self.inst.wait_empty()
 
     def test_bounce_carries_remote_reply(self):
         self.sink.handler.reject_rcpts.add("nobody@remote.example")
@@ -92,7 +84,7 @@ class TestRelayDelivery(unittest.TestCase):
         original = parts[-1]
         self.assertIn(original.get_content_type(), ("message/rfc822", "text/rfc822-headers"))
         self.assertIn("Subject: partly", original.as_string())
-        self.wait_empty()
+        self.inst.wait_empty()
 
     def test_tempfail_is_retried(self):
         self.sink.handler.tempfail_first = 2
@@ -100,7 +92,7 @@ class TestRelayDelivery(unittest.TestCase):
         self.inst.wait_log(r"to=<later@remote.example>.*status=deferred.*try again later", timeout=20)
         self.sink.wait(1, timeout=30)
         self.inst.wait_log(r"to=<later@remote.example>.*status=sent", timeout=10)
-        self.wait_empty(30)
+        self.inst.wait_empty(30)
         self.assertGreaterEqual(self.sink.handler.attempts, 3)
 
 

@@ -45,14 +45,6 @@ class Base(unittest.TestCase):
             s.ehlo("client.example")
             s.sendmail(sender, rcpts, body, rcpt_options=list(rcpt_options))
 
-    def wait_empty(self, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if not any(self.inst.queue_files(sub) for sub in ("incoming", "active", "deferred")):
-                return
-            time.sleep(0.1)
-        self.fail("queue not empty")
-
     def notices(self):
         return [m for m in self.sink.handler.messages if m[0] in ("", "<>")]
 
@@ -87,7 +79,7 @@ class TestTransportMaps(Base):
         self.assertEqual(rcpts_default, ["c@sub.example", "worker@corp.example"])
         self.inst.wait_log(r"to=<b@x\.sub\.example>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d.*status=sent"
                            % self.other.port)
-        self.wait_empty()
+        self.inst.wait_empty()
 
     def test_error_transport_bounces_with_its_text(self):
         self.send(["someone@gone.example"])
@@ -98,7 +90,7 @@ class TestTransportMaps(Base):
         self.assertEqual(fields[0]["action"], "failed")
         self.assertEqual(fields[0]["status"], "5.1.2")
         self.assertIn("no longer receives mail", fields[0]["diagnostic-code"])
-        self.wait_empty()
+        self.inst.wait_empty()
 
     def test_retry_transport_defers(self):
         self.send(["someone@slow.example"])
@@ -143,14 +135,14 @@ class TestNotify(Base):
         self.assertTrue(all(f["status"].startswith("2.") for f in fields))
         self.assertEqual(msg["Subject"], "Successful Mail Delivery Report")
         self.inst.wait_log(r"sender delivery status notification: \w+")
-        self.wait_empty()
+        self.inst.wait_empty()
         self.assertEqual(len(msgs), 2)
 
     def test_notify_never_sends_no_bounce(self):
         self.sink.handler.reject_rcpts.add("nobody@remote.example")
         self.send(["nobody@remote.example"], rcpt_options=["NOTIFY=NEVER"])
         self.inst.wait_log(r"to=<nobody@remote\.example>.*status=bounced")
-        self.wait_empty()
+        self.inst.wait_empty()
         time.sleep(1)
         self.assertEqual(self.notices(), [])
         self.assertNotIn("notification", self.inst.log_text())
@@ -171,7 +163,7 @@ class TestNotify(Base):
         self.inst.wait_log(r"sender delay notification: \w+")
         # the message is delivered in the end, and warned about only once
         self.inst.wait_log(r"to=<later@remote\.example>.*status=sent", timeout=40)
-        self.wait_empty(30)
+        self.inst.wait_empty(30)
         self.assertEqual(len(self.notices()), 1)
         self.assertEqual(self.inst.log_text().count("sender delay notification"), 1)
 
