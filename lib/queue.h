@@ -131,6 +131,10 @@ struct qfile_reader {
     off_t pos;
     off_t file_size;
     struct strbuf *buf;
+    unsigned char *ahead;  /* read-ahead window: a few syscalls per file, not two per record */
+    off_t ahead_off;
+    size_t ahead_len;
+    bool skip_content;     /* QREC_CONTENT data is not read (rec->data is ""; len is right) */
     bool seen_end;
     bool truncated;      /* the last qfile_next failed only because the file ends early */
     const char *error;   /* why the last qfile_next returned -1 (static text) */

@@ -356,6 +356,30 @@ static int qfile_pread_all(int fd, void *buf, size_t n, off_t off)
     return 0;
 }
 
+#define QFILE_AHEAD 16384
+
+/* n bytes at off, through the read-ahead window when they fit in it. */
+static int reader_read(struct qfile_reader *r, void *buf, size_t n, off_t off)
+{
+    if (n > QFILE_AHEAD)
+        return qfile_pread_all(r->fd, buf, n, off);
+    if (!(r->ahead && off >= r->ahead_off && off + (off_t)n <= r->ahead_off + (off_t)r->ahead_len)) {
+        if (!r->ahead)
+            r->ahead = xmalloc(QFILE_AHEAD);
+        off_t left = r->file_size - off;
+        size_t want = left < (off_t)QFILE_AHEAD ? (size_t)(left > 0 ? left : 0) : QFILE_AHEAD;
+        if (want < n)
+            want = n;
+        r->ahead_len = 0;
+        if (qfile_pread_all(r->fd, r->ahead, want, off) < 0)
+            return -1;
+        r->ahead_off = off;
+        r->ahead_len = want;
+    }
+    memcpy(buf, r->ahead + (off - r->ahead_off), n);
+    return 0;
+}
+
 static int qfile_corrupt(struct qfile_reader *r, const char *why, bool truncated)
 {
     r->error = why;
@@ -371,7 +395,7 @@ static int qfile_read_data(struct qfile_reader *r, size_t len)
     sb_reset(r->buf);
     while (len) {
         size_t n = len < sizeof(tmp) ? len : sizeof(tmp);
-        if (qfile_pread_all(r->fd, tmp, n, off) < 0 || sb_append(r->buf, tmp, n) < 0)
+        if (reader_read(r, tmp, n, off) < 0 || sb_append(r->buf, tmp, n) < 0)
             return -1;
         len -= n;
         off += (off_t)n;
@@ -392,7 +416,7 @@ int qfile_next(struct qfile_reader *r, struct qrec *rec)
     unsigned char hdr[QREC_HEADER_LEN];
     off_t left = r->file_size - r->pos;
     size_t have = left < QREC_HEADER_LEN ? (size_t)left : QREC_HEADER_LEN;
-    if (qfile_pread_all(r->fd, hdr, have, r->pos) < 0)
+    if (reader_read(r, hdr, have, r->pos) < 0)
         return qfile_corrupt(r, "read error", false);
     if (!qrec_type_known(hdr[0]))
         return qfile_corrupt(r, "unknown record type", false);
@@ -407,7 +431,9 @@ int qfile_next(struct qfile_reader *r, struct qrec *rec)
         return qfile_corrupt(r, "truncated record", true);
     if (hdr[0] == QREC_END && len != 0)
         return qfile_corrupt(r, "end record is not empty", false);
-    if (qfile_read_data(r, len) < 0)
+    if (hdr[0] == QREC_CONTENT && r->skip_content)
+        sb_reset(r->buf);
+    else if (qfile_read_data(r, len) < 0)
         return qfile_corrupt(r, "read error", false);
     rec->type = hdr[0];
     rec->data = sb_str(r->buf);
@@ -429,6 +455,8 @@ void qfile_close(struct qfile_reader *r)
         free(r->buf);
         r->buf = NULL;
     }
+    free(r->ahead);
+    r->ahead = NULL;
 }
 
 int qfile_mark_done(int fd, off_t offset)
@@ -674,6 +702,7 @@ int qmessage_load(const char *path, struct qmessage *m, struct strbuf *err)
         errno = saved;
         return -1;
     }
+    r.skip_content = true;          /* only located: agents stream it themselves */
     struct qload q = { .m = m, .phase = QL_ENVELOPE };
     off_t bad_offset = 0;
     int rc = qload_records(&q, &r, &bad_offset);
