@@ -586,6 +586,63 @@ void cfg_unknown(void (*fn)(const char *name, const char *file, int line, void *
     }
 }
 
+/* Each suffix with the table parameter that applies when it is not set. */
+static const struct {
+    const char *suffix;
+    const char *fallback;
+} per_transport[] = {
+    { "_destination_concurrency_limit", "default_destination_concurrency_limit" },
+    { "_destination_recipient_limit", "default_destination_recipient_limit" },
+    { "_initial_destination_concurrency", "initial_destination_concurrency" },
+    { "_destination_concurrency_failed_cohort_limit", "destination_concurrency_failed_cohort_limit" },
+};
+
+const char *cfg_per_transport_default(const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < sizeof(per_transport) / sizeof(*per_transport); i++) {
+        size_t n = strlen(per_transport[i].suffix);
+        if (len > n && strcmp(name + len - n, per_transport[i].suffix) == 0)
+            return per_transport[i].fallback;
+    }
+    return NULL;
+}
+
+bool cfg_is_per_transport(const char *name)
+{
+    return cfg_per_transport_default(name) != NULL;
+}
+
+int cfg_check_param(const char *name, struct strbuf *err)
+{
+    const struct param_def *d = param_find(name);
+    bool per_transport_value = !d && cfg_is_per_transport(name);
+    const char *raw = cfg_raw(name, strlen(name));
+    if ((!d && !per_transport_value) || !raw)
+        return 0;
+    struct strbuf out = STRBUF_INIT(CFG_VALUE_LIMIT);
+    int rc = 0;
+    long n;
+    if (cfg_expand_into(&out, raw, 0) < 0) {
+        sb_appendf(err, "parameter %s: cannot expand \"%.100s\" (recursion loop, unbalanced "
+                   "${...} or value too long)", name, raw);
+        rc = -1;
+    } else if (d) {
+        const char *what = cfg_type_problem((enum param_id)(d - param_defs), sb_str(&out));
+        if (what) {
+            sb_appendf(err, "parameter %s: bad %s value \"%.100s\"", name, what, sb_str(&out));
+            rc = -1;
+        }
+    } else if (parse_long(sb_str(&out), 0, 1000000, &n) < 0) {
+        /* the range qmgr accepts for these */
+        sb_appendf(err, "parameter %s: bad numerical value \"%.100s\" (expected 0..1000000)",
+                   name, sb_str(&out));
+        rc = -1;
+    }
+    sb_free(&out);
+    return rc;
+}
+
 void cfg_each_set(void (*fn)(const char *name, const char *raw_value, void *ctx), void *ctx)
 {
     for (size_t i = 0; i < cfg.nset; i++) {

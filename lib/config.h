@@ -66,6 +66,20 @@ int cfg_validate(struct strbuf *err);
  * is not referenced as $name by any other value (user-defined macros are fine). */
 void cfg_unknown(void (*fn)(const char *name, const char *file, int line, void *ctx), void *ctx);
 
+/* Per-transport settings as in Postfix: TRANSPORT_destination_recipient_limit
+ * and the like, read by qmgr for the master.cf service TRANSPORT. true when
+ * name has such a suffix (table parameters are looked up first). */
+bool cfg_is_per_transport(const char *name);
+/* The table parameter whose value applies while a per-transport setting is
+ * not set (default_destination_recipient_limit for
+ * relay_destination_recipient_limit); NULL when name is not per-transport. */
+const char *cfg_per_transport_default(const char *name);
+
+/* Check the current value of one parameter, a table or a per-transport one,
+ * the way its readers will: expansion, then its type. 0 when it is fine (or
+ * the name is neither), -1 with "parameter NAME: ..." appended to err. */
+int cfg_check_param(const char *name, struct strbuf *err);
+
 /* Iterate over names explicitly set (main.cf + overrides), in file order. */
 void cfg_each_set(void (*fn)(const char *name, const char *raw_value, void *ctx), void *ctx);
 

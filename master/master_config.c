@@ -237,6 +237,8 @@ int master_check_services(const struct master_params *p, const struct service *s
 
 static void warn_one_unknown(const char *name, const char *file, int line, void *ctx)
 {
+    if (cfg_is_per_transport(name))
+        return;                     /* qmgr reads TRANSPORT_destination_*_limit */
     msg_warn("%s:%d: unknown parameter %s is ignored", file ? file : "main.cf", line, name);
 }
 

@@ -37,6 +37,9 @@ static const struct {
     { "hold", cmd_hold, "keep messages from delivery" },
     { "release", cmd_release, "let held messages be delivered" },
     { "requeue", cmd_requeue, "route messages again through the queue manager" },
+    { "conf", cmd_conf, "print main.cf parameters, edit main.cf, print master.cf (postconf)" },
+    { "map", cmd_map, "build a lookup table, or query one (postmap)" },
+    { "aliases", cmd_aliases, "rebuild the alias tables of alias_database (newaliases)" },
 };
 
 static void usage(FILE *fp)

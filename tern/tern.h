@@ -43,6 +43,9 @@ int cmd_delete(int argc, char **argv);
 int cmd_hold(int argc, char **argv);
 int cmd_release(int argc, char **argv);
 int cmd_requeue(int argc, char **argv);
+int cmd_conf(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+int cmd_aliases(int argc, char **argv);
 /* Create mail_owner and setgid_group if missing (root only). 0 ok. */
 int tern_ensure_accounts(const char *owner, const char *group);
 

@@ -25,28 +25,10 @@ struct check_state {
     int errors;
 };
 
-/* Per-transport settings as in Postfix: TRANSPORT_destination_recipient_limit
- * and the like, read by qmgr for the master.cf service TRANSPORT. */
-static const char *const per_transport_suffixes[] = {
-    "_destination_concurrency_limit", "_destination_recipient_limit",
-    "_initial_destination_concurrency", "_destination_concurrency_failed_cohort_limit",
-};
-
-static bool is_per_transport(const char *name)
-{
-    size_t len = strlen(name);
-    for (size_t i = 0; i < sizeof(per_transport_suffixes) / sizeof(*per_transport_suffixes); i++) {
-        size_t n = strlen(per_transport_suffixes[i]);
-        if (len > n && strcmp(name + len - n, per_transport_suffixes[i]) == 0)
-            return true;
-    }
-    return false;
-}
-
 static void report_unknown(const char *name, const char *file, int line, void *ctx)
 {
     struct check_state *cs = ctx;
-    if (is_per_transport(name)) {
+    if (cfg_is_per_transport(name)) {
         long n;
         const char *value = cfg_get(name);
         if (value && parse_long(value, 0, 1000000, &n) < 0) {

@@ -163,8 +163,10 @@ static void format_main_cf(struct strbuf *out, const struct init_options *o, con
         "setgid_group = %s\n"
         "# local delivery: mailboxes of this instance, and its aliases\n"
         "mail_spool_directory = %s/mail\n"
-        "alias_maps = hash:%s/aliases\n",
-        dir, dir, dir, dir, o->daemon_dir, dir, host, owner, group, dir, dir);
+        "alias_maps = hash:%s/aliases\n"
+        "# the tables `tern aliases` rebuilds\n"
+        "alias_database = hash:%s/aliases\n",
+        dir, dir, dir, dir, o->daemon_dir, dir, host, owner, group, dir, dir, dir);
 }
 
 static void format_master_cf(struct strbuf *out, long port)
@@ -210,9 +212,10 @@ static int write_instance(const struct init_options *o, const char *dir)
     /* postmaster must be deliverable: to root on a system instance, to the
      * instance's owner in development */
     struct strbuf aliases = STRBUF_INIT(0);
-    sb_appendf(&aliases, "# aliases(5) of this instance; `tern init` compiled it into aliases.db\n"
+    sb_appendf(&aliases, "# aliases(5) of this instance; `tern init` compiled it into aliases.db,\n"
+                         "# and `tern -c %s aliases` rebuilds it after a change\n"
                          "postmaster: %s\nabuse: postmaster\nMAILER-DAEMON: postmaster\n",
-               geteuid() == 0 ? "root" : owner);
+               dir, geteuid() == 0 ? "root" : owner);
     rc |= write_file(dir, "aliases", aliases.data);
     sb_free(&aliases);
     struct strbuf spec = STRBUF_INIT(0), err = STRBUF_INIT(1024);

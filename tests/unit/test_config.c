@@ -105,6 +105,25 @@ int main(void)
     sb_reset(&err);
     CHECK(cfg_validate(&err) >= 1);
 
+    /* per-transport settings and the check of one parameter (`tern conf -e`) */
+    CHECK(cfg_is_per_transport("relay_destination_recipient_limit"));
+    CHECK(!cfg_is_per_transport("_destination_recipient_limit"));
+    CHECK(!cfg_is_per_transport("smtpd_timeout"));
+    CHECK_STR(cfg_per_transport_default("smtp_initial_destination_concurrency"),
+              "initial_destination_concurrency");
+    CHECK(load("my_time = soon\nsmtpd_timeout = $my_time\nmax_use = 5\n"
+               "smtp_destination_concurrency_limit = lots\n"
+               "relay_destination_concurrency_limit = 4\n", &err) == 0);
+    sb_reset(&err);
+    CHECK(cfg_check_param("smtpd_timeout", &err) == -1);
+    CHECK(strstr(sb_str(&err), "parameter smtpd_timeout: bad time value \"soon\"") != NULL);
+    CHECK(cfg_check_param("max_use", &err) == 0);
+    CHECK(cfg_check_param("my_time", &err) == 0);       /* untyped: any value */
+    CHECK(cfg_check_param("smtp_destination_concurrency_limit", &err) == -1);
+    CHECK(cfg_check_param("relay_destination_concurrency_limit", &err) == 0);
+    cfg_override("my_time", "10m");
+    CHECK(cfg_check_param("smtpd_timeout", &err) == 0);
+
     /* time and size parsing */
     CHECK(parse_time_value("10", 's') == 10);
     CHECK(parse_time_value("2h", 's') == 7200);
