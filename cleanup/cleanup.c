@@ -1,8 +1,9 @@
 /* cleanup.c: the cleanup daemon turns one submission (from smtpd or pickup)
  * into a queue file: it reads the envelope and the content over its socket
- * (doc/PROTOCOLS.md), has the header section completed and checked, writes
- * and fsyncs the file, publishes it in incoming/ (the commit point), wakes
- * qmgr, and only then reports success. */
+ * (doc/PROTOCOLS.md), has the header section completed and the content
+ * checked (header_checks, body_checks), writes and fsyncs the file,
+ * publishes it in incoming/ (the commit point; hold/ for a message a check
+ * held), wakes qmgr, and only then reports success. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ void cleanup_state_init(struct cleanup_state *st)
 void cleanup_state_free(struct cleanup_state *st)
 {
     cleanup_queue_abort(st);
+    cleanup_checks_free(st);
     qfile_writer_free(&st->qf);
     cleanup_envelope_free(&st->env);
     header_state_free(&st->hdr);
@@ -108,6 +110,7 @@ static void cleanup_serve(int fd)
                  r.error ? ": " : "", r.error ? r.error : "");
         goto done;
     }
+    cleanup_envelope_actions(&st);
     cleanup_queue_open(&st);
     int end = read_content(fd, &st, &in);
     if (end < 0) {
@@ -119,8 +122,16 @@ static void cleanup_serve(int fd)
         send_reply(fd, 0, "", "");
     } else {
         cleanup_content_end(&st);
-        if (cleanup_queue_commit(&st) == 0) {
-            cleanup_wake_qmgr(st.qf.id);
+        if (st.discard && !st.status) {
+            /* DISCARD: accepted (the client is told it is queued) but
+             * never committed, as in Postfix. */
+            char id[QUEUE_ID_SIZE];
+            str_copy(id, sizeof(id), st.qf.id);
+            cleanup_queue_abort(&st);
+            send_reply(fd, 0, id, "");
+        } else if (cleanup_queue_commit(&st) == 0) {
+            if (!st.hold)                    /* qmgr does not look into hold/ */
+                cleanup_wake_qmgr(st.qf.id);
             send_reply(fd, 0, st.qf.id, "");
         } else {
             cleanup_queue_abort(&st);
@@ -139,6 +150,8 @@ static void cleanup_pre_init(void)
     const char *qdir = cfg_str(P_queue_directory);
     if (chdir(qdir) < 0)
         msg_fatal("cannot enter queue_directory %s: %m", qdir);
+    /* Tables are opened once, with the privileges Postfix opens them with. */
+    cleanup_checks_open();
 }
 
 static void cleanup_post_init(struct event_base *base)
@@ -155,6 +168,10 @@ static void cleanup_post_init(struct event_base *base)
     cleanup_cfg.always_add_missing_headers = cfg_bool(P_always_add_missing_headers);
     cleanup_cfg.max_rcpts = rcpt_limit > CLEANUP_MIN_RCPT_LIMIT ? (size_t)rcpt_limit
                                                                 : CLEANUP_MIN_RCPT_LIMIT;
+    cleanup_cfg.line_length_limit = (size_t)cfg_size(P_line_length_limit);
+    cleanup_cfg.body_checks_size_limit = (unsigned long long)cfg_size(P_body_checks_size_limit);
+    cleanup_cfg.mime_nesting_limit = (int)cfg_int(P_mime_nesting_limit);
+    cleanup_cfg.disable_mime_input_processing = cfg_bool(P_disable_mime_input_processing);
     if (!*cleanup_cfg.myhostname)
         msg_fatal("myhostname is empty; set it in main.cf");
 }

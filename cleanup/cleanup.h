@@ -11,11 +11,13 @@
 #include "strbuf.h"
 
 struct attr_reader;
+struct mime_state;
 
 /* ---- the envelope frame (cleanup_envelope.c) ---- */
 
 #define CLEANUP_FLAG_LOCAL 1        /* local submission: add missing Message-ID:, Date:, From: */
-#define CLEANUP_FLAGS_KNOWN CLEANUP_FLAG_LOCAL
+#define CLEANUP_FLAG_HOLD 2         /* smtpd's restrictions said HOLD: commit into hold/ */
+#define CLEANUP_FLAGS_KNOWN (CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_HOLD)
 
 #define CLEANUP_MAX_ATTRS 64        /* attributes in one envelope */
 #define CLEANUP_MIN_RCPT_LIMIT 10000 /* recipients allowed at least (more when
@@ -38,6 +40,11 @@ struct cleanup_envelope {
 int cleanup_envelope_read(struct attr_reader *r, struct cleanup_envelope *env,
                           size_t max_rcpts, const char **why);
 const char *cleanup_env_attr(const struct cleanup_envelope *env, const char *name);
+/* What smtpd's restrictions asked of the message (doc/PROTOCOLS.md):
+ * HOLD (the flag) and FILTER (the filter attribute), applied as the same
+ * actions of header_checks are. */
+struct cleanup_state;
+void cleanup_envelope_actions(struct cleanup_state *st);
 void cleanup_envelope_free(struct cleanup_envelope *env);
 
 /* ---- the header section (cleanup_headers.c) ----
@@ -91,6 +98,14 @@ void header_finish(struct header_state *h);
  * taken. 0 ok, -1 when out's limit was hit. */
 int header_emit(struct header_state *h, const struct header_additions *add, struct strbuf *out);
 
+/* Remove every field called name (sendmail -t drops Bcc: this way). */
+void header_remove(struct header_state *h, const char *name);
+
+/* Replace all fields with those in text: complete lines, each field a
+ * "name: value" line and its continuation lines (header checks rebuild the
+ * section this way). Pending body bytes and the flags stay. */
+void header_set_fields(struct header_state *h, const char *text, size_t len);
+
 /* Lookups by field name, ASCII case-insensitive. */
 size_t header_count(const struct header_state *h, const char *name);
 const struct header_field *header_find(const struct header_state *h, const char *name);
@@ -127,6 +142,10 @@ struct cleanup_settings {
     unsigned long long message_size_limit;   /* 0: none */
     bool always_add_missing_headers;
     size_t max_rcpts;
+    size_t line_length_limit;      /* body lines are inspected in pieces of this */
+    unsigned long long body_checks_size_limit;
+    int mime_nesting_limit;
+    bool disable_mime_input_processing;
 };
 extern struct cleanup_settings cleanup_cfg;
 
@@ -140,6 +159,15 @@ struct cleanup_state {
     long long arrival_usec;
     int status;                    /* 0, or the SMTP code of the rejection */
     const char *reason;            /* text after the code */
+    char *reason_buf;              /* owns reason when a check table wrote it */
+    /* header and body checks (cleanup_checks.c) */
+    bool inspect;                  /* checks still apply to this message */
+    bool hold, discard;            /* HOLD: commit into hold/; DISCARD: do not commit */
+    char *filter, *redirect;       /* FILTER transport:nexthop; REDIRECT address */
+    bool rcpts_after_content;      /* R records are written after X (checks may change them) */
+    char **bcc;                    /* BCC addresses, added as recipients */
+    size_t nbcc;
+    struct mime_state *mime;       /* the body's MIME structure, while inspected */
 };
 
 void cleanup_state_init(struct cleanup_state *st);
@@ -150,6 +178,25 @@ void cleanup_reject(struct cleanup_state *st, int code, const char *reason);
 /* Content handling: header section, additions, body (cleanup_message.c). */
 void cleanup_content(struct cleanup_state *st, const char *data, size_t len);
 void cleanup_content_end(struct cleanup_state *st);
+
+/* Header and body checks (cleanup_checks.c), header_checks(5). The tables
+ * are opened once per process; a table that cannot be opened or looked up
+ * makes every submission it would inspect fail with 451 4.3.0. */
+void cleanup_checks_open(void);
+/* Start on a submission: decides whether it is inspected (mail from smtpd
+ * and local submissions are; notices and forwarded copies that Tern makes
+ * itself are not). */
+void cleanup_checks_begin(struct cleanup_state *st);
+/* The primary header section is complete: inspect and rebuild it; our own
+ * Received: header (complete lines) is inspected first, as Postfix sees
+ * the one its smtpd wrote, and may be changed or emptied. */
+void cleanup_checks_headers(struct cleanup_state *st, struct strbuf *received);
+/* Whether body content goes through cleanup_checks_body. */
+bool cleanup_checks_body_wanted(const struct cleanup_state *st);
+/* Body bytes: inspected, and written (as the checks leave them) to st->out. */
+void cleanup_checks_body(struct cleanup_state *st, const char *data, size_t len);
+void cleanup_checks_end(struct cleanup_state *st);
+void cleanup_checks_free(struct cleanup_state *st);
 
 /* The queue file (cleanup_queue.c). Errors are kept in st->qf.error and
  * turned into a 451 rejection. */

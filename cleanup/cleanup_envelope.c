@@ -71,6 +71,9 @@ static int read_attrs(struct attr_reader *r, struct cleanup_envelope *env, const
             return refuse(why, "bad attribute");
         if (!attr_name_ok(name) || cleanup_env_attr(env, name))
             return refuse(why, "bad or repeated attribute name");
+        /* only cleanup's own checks decide this one (lib/QUEUE.md) */
+        if (strcmp(name, "content_filter") == 0)
+            return refuse(why, "reserved attribute name");
         if (!text_ok(value, CLEANUP_ATTR_VALUE_MAX))
             return refuse(why, "bad attribute value");
         env->attr_names[env->nattr] = xstrdup(name);
@@ -148,4 +151,15 @@ void cleanup_envelope_free(struct cleanup_envelope *env)
     free(env->notifies);
     free(env->sender);
     memset(env, 0, sizeof(*env));
+}
+
+void cleanup_envelope_actions(struct cleanup_state *st)
+{
+    const char *filter = cleanup_env_attr(&st->env, "filter");
+    if (st->env.flags & CLEANUP_FLAG_HOLD)
+        st->hold = true;
+    if (filter && *filter && strchr(filter, ':')) {
+        free(st->filter);
+        st->filter = xstrdup(filter);
+    }
 }

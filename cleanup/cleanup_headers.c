@@ -198,6 +198,44 @@ void header_value(const struct header_state *h, const struct header_field *f,
         sb_truncate(out, out->len - 1);
 }
 
+void header_remove(struct header_state *h, const char *name)
+{
+    size_t kept = 0, end = 0;
+    /* The fields lie in order, one after the other: each moves down over
+     * the ones removed before it. */
+    for (size_t i = 0; i < h->nfields; i++) {
+        struct header_field f = h->fields[i];
+        if (field_is(h, &f, name))
+            continue;
+        memmove(h->headers.data + end, h->headers.data + f.offset, f.len);
+        f.offset = end;
+        end += f.len;
+        h->fields[kept++] = f;
+    }
+    sb_truncate(&h->headers, end);
+    h->nfields = kept;
+}
+
+void header_set_fields(struct header_state *h, const char *text, size_t len)
+{
+    struct strbuf fresh = STRBUF_INIT(0);
+    sb_append(&fresh, text, len);
+    sb_free(&h->headers);
+    h->headers = fresh;
+    h->nfields = 0;
+    for (size_t off = 0; off < len;) {
+        const char *nl = memchr(text + off, '\n', len - off);
+        size_t line = nl ? (size_t)(nl - (text + off)) + 1 : len - off;
+        bool folded = text[off] == ' ' || text[off] == '\t';
+        long name = field_name_len(text + off, line);
+        if (folded && h->nfields > 0)
+            h->fields[h->nfields - 1].len += line;
+        else
+            add_field(h, off, line, name > 0 ? (size_t)name : 0);
+        off += line;
+    }
+}
+
 int header_emit(struct header_state *h, const struct header_additions *add, struct strbuf *out)
 {
     int rc = 0;

@@ -1,7 +1,9 @@
 /* cleanup_message.c: the content of one submission on its way into the
  * queue file: the header section is collected and checked (size, hop
- * count), gets our Received: and, for local mail, any missing Message-ID:,
- * Date: and From:; then the body is passed through unchanged. */
+ * count, header_checks), gets our Received: and, for local mail, any
+ * missing Message-ID:, Date: and From:; then the body is passed through,
+ * unchanged unless body or MIME header checks change it. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,10 +40,37 @@ static void build_received(const struct cleanup_state *st, const char *date, str
     cleanup_received_header(out, &ri);
 }
 
-/* The From: added to local mail: the sender, qualified with myorigin. */
+/* A display name as an RFC 5322 phrase: atoms as they are, anything else
+ * as a quoted string. */
+static void append_phrase(struct strbuf *out, const char *name)
+{
+    static const char atext[] = "!#$%&'*+-/=?^_`{|}~ ";
+    bool plain = name[0] != ' ' && name[strlen(name) - 1] != ' ';
+    for (const char *p = name; *p && plain; p++)
+        plain = ((unsigned char)*p < 128 && (isalnum((unsigned char)*p) || strchr(atext, *p)));
+    if (plain) {
+        sb_appends(out, name);
+        return;
+    }
+    sb_appendc(out, '"');
+    for (const char *p = name; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_appendc(out, '\\');
+        sb_appendc(out, *p);
+    }
+    sb_appendc(out, '"');
+}
+
+/* The From: added to local mail: the sender, qualified with myorigin,
+ * after the full name sendmail -F gave ("Full Name <user@origin>"). */
 static void build_from(const struct cleanup_state *st, struct strbuf *out)
 {
     const char *sender = st->env.sender;
+    const char *name = cleanup_env_attr(&st->env, "full_name");
+    if (*sender && name && *name) {
+        append_phrase(out, name);
+        sb_appendc(out, ' ');
+    }
     if (!*sender)
         sb_appends(out, "MAILER-DAEMON");
     else if (strchr(sender, '@'))
@@ -78,7 +107,7 @@ static void header_section_done(struct cleanup_state *st)
         return;
     }
     char date[80], msgid[QUEUE_ID_SIZE + 300];
-    struct strbuf received = STRBUF_INIT(0), from = STRBUF_INIT(0);
+    struct strbuf received = STRBUF_INIT(0), from = STRBUF_INIT(0), early = STRBUF_INIT(0);
     /* As in Postfix, mail relayed from other servers is left as it is
      * (adding fields could break DKIM signatures); local submissions are
      * completed. */
@@ -86,6 +115,15 @@ static void header_section_done(struct cleanup_state *st)
     format_rfc5322_date(st->arrival_usec, date, sizeof(date));
     snprintf(msgid, sizeof(msgid), "<%s@%s>", st->qf.id, cleanup_cfg.myhostname);
     build_received(st, date, &received);
+    cleanup_checks_headers(st, &received);
+    if (st->status || st->discard)
+        goto out;
+    /* A body that began without the empty line has its first bytes in the
+     * header processor: they are body text for the checks too. */
+    if (cleanup_checks_body_wanted(st) && st->hdr.body_pending) {
+        sb_append(&early, st->hdr.pending.data, st->hdr.pending.len);
+        sb_reset(&st->hdr.pending);
+    }
     if (complete)
         build_from(st, &from);
     struct header_additions add = {
@@ -96,15 +134,19 @@ static void header_section_done(struct cleanup_state *st)
     };
     log_message_id(st, complete ? msgid : "<>");
     header_emit(&st->hdr, &add, &st->out);   /* out has no limit */
+    if (early.len)
+        cleanup_checks_body(st, early.data, early.len);
+out:
     sb_free(&received);
     sb_free(&from);
+    sb_free(&early);
 }
 
 /* A chunk of content. After a rejection the rest is only drained. */
 void cleanup_content(struct cleanup_state *st, const char *data, size_t len)
 {
     st->content_in += len;
-    if (st->status)
+    if (st->status || st->discard)
         return;
     if (cleanup_cfg.message_size_limit && st->content_in > cleanup_cfg.message_size_limit) {
         msg_info("%s: reject: message content over message_size_limit (%llu bytes); from=<%s>",
@@ -124,20 +166,27 @@ void cleanup_content(struct cleanup_state *st, const char *data, size_t len)
         if (rc == 0)
             return;
         header_section_done(st);
-        if (st->status)
+        if (st->status || st->discard)
             return;
         data += used;
         len -= used;
     }
-    sb_append(&st->out, data, len);
+    if (cleanup_checks_body_wanted(st))
+        cleanup_checks_body(st, data, len);
+    else
+        sb_append(&st->out, data, len);
     cleanup_queue_flush(st, false);
 }
 
 /* The end frame said ok: a message without a body ends its header here. */
 void cleanup_content_end(struct cleanup_state *st)
 {
-    if (st->status || st->hdr.done)
+    if (st->status || st->discard)
         return;
-    header_finish(&st->hdr);
-    header_section_done(st);
+    if (!st->hdr.done) {
+        header_finish(&st->hdr);
+        header_section_done(st);
+    }
+    if (!st->status && !st->discard)
+        cleanup_checks_end(st);
 }

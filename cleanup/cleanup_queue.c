@@ -1,7 +1,8 @@
 /* cleanup_queue.c: the queue file of one submission: created under its
  * temporary name with the envelope records, filled with content records,
- * then committed (lib/QUEUE.md: fsync, rename, directory fsync) or removed;
- * after a commit, qmgr is told there is new mail. */
+ * then committed (lib/QUEUE.md: fsync, rename, directory fsync) into
+ * incoming/ (or hold/) or removed; after a commit, qmgr is told there is
+ * new mail. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,32 @@
 
 #define QMGR_WAKEUP_TIMEOUT 2       /* seconds; qmgr also scans on a timer */
 #define QMGR_WAKEUP_FRAME_LIMIT 1024
+
+static void put_rcpt(struct qfile_writer *qf, struct strbuf *rec, const char *rcpt,
+                     const char *orcpt, const char *notify)
+{
+    if (!qf->error && (qrec_rcpt_encode(rec, rcpt, orcpt, notify) < 0
+                       || qfile_put(qf, QREC_RCPT, rec->data, rec->len) < 0))
+        qf->error = qf->error ? qf->error : EFBIG;
+}
+
+/* The envelope's recipients, BCC recipients of the checks; or, after a
+ * REDIRECT, only its address (with the first recipient's ORCPT and
+ * NOTIFY): the message is delivered once, there, as in Postfix. */
+static void write_rcpts(struct cleanup_state *st)
+{
+    struct strbuf rec = STRBUF_INIT(QREC_MAX_LEN);
+    const struct cleanup_envelope *env = &st->env;
+    if (st->redirect) {
+        put_rcpt(&st->qf, &rec, st->redirect, env->orcpts[0], env->notifies[0]);
+    } else {
+        for (size_t i = 0; i < env->nrcpt; i++)
+            put_rcpt(&st->qf, &rec, env->rcpts[i], env->orcpts[i], env->notifies[i]);
+        for (size_t i = 0; i < st->nbcc; i++)
+            put_rcpt(&st->qf, &rec, st->bcc[i], "", "");
+    }
+    sb_free(&rec);
+}
 
 /* The records before the content: V, T, S, W, A..., R... */
 static void write_envelope(struct cleanup_state *st)
@@ -30,12 +57,10 @@ static void write_envelope(struct cleanup_state *st)
     qfile_put_str(qf, QREC_WARN, unwarned);
     for (size_t i = 0; i < st->env.nattr; i++)
         qfile_put_attr(qf, st->env.attr_names[i], st->env.attr_values[i]);
-    struct strbuf rec = STRBUF_INIT(QREC_MAX_LEN);
-    for (size_t i = 0; i < st->env.nrcpt && !qf->error; i++)
-        if (qrec_rcpt_encode(&rec, st->env.rcpts[i], st->env.orcpts[i], st->env.notifies[i]) < 0
-            || qfile_put(qf, QREC_RCPT, rec.data, rec.len) < 0)
-            qf->error = qf->error ? qf->error : EFBIG;
-    sb_free(&rec);
+    /* The checks may still redirect the message or add recipients: then
+     * the recipients follow the content (lib/QUEUE.md). */
+    if (!st->rcpts_after_content)
+        write_rcpts(st);
 }
 
 int cleanup_queue_open(struct cleanup_state *st)
@@ -46,6 +71,8 @@ int cleanup_queue_open(struct cleanup_state *st)
         return -1;
     }
     st->qf_open = true;
+    cleanup_checks_begin(st);
+    st->rcpts_after_content = st->inspect;
     write_envelope(st);
     if (st->qf.error) {
         msg_warn("%s: queue file write error: %s", st->qf.id, strerror(st->qf.error));
@@ -75,6 +102,18 @@ void cleanup_queue_flush(struct cleanup_state *st, bool all)
     }
 }
 
+/* After X: what the header and body checks decided (lib/QUEUE.md): the
+ * content filter, and the recipients when they were kept back. */
+static void write_extracted(struct cleanup_state *st)
+{
+    if (st->filter)
+        qfile_put_attr(&st->qf, "content_filter", st->filter);
+    if (st->rcpts_after_content)
+        write_rcpts(st);
+    if (st->hold)
+        qfile_set_destination(&st->qf, QDIR_HOLD);
+}
+
 /* The end of the content: X and Z records, then the commit point. */
 int cleanup_queue_commit(struct cleanup_state *st)
 {
@@ -84,6 +123,7 @@ int cleanup_queue_commit(struct cleanup_state *st)
         return -1;
     snprintf(size, sizeof(size), "%llu", st->qf.content_size);
     qfile_put(&st->qf, QREC_CONTENT_END, "", 0);
+    write_extracted(st);
     qfile_put_str(&st->qf, QREC_SIZE, size);
     int err = st->qf.error;
     if (err == 0 && qfile_commit(&st->qf) < 0)

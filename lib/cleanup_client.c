@@ -19,13 +19,37 @@ static int send_frame(int fd, struct attr_writer *w, struct strbuf *buf)
     return rc;
 }
 
+struct content_sender {
+    int fd;
+    struct strbuf *buf;
+};
+
+/* One content frame {data=BYTES}. */
+static int send_content(const char *data, size_t len, void *arg)
+{
+    struct content_sender *cs = arg;
+    struct attr_writer w;
+    attr_begin(&w, cs->buf);
+    attr_put_bytes(&w, "data", data, len);
+    return send_frame(cs->fd, &w, cs->buf);
+}
+
 int cleanup_submit(const char *queue_dir, const char *service,
                    const struct cleanup_submission *sub, char queue_id[QUEUE_ID_SIZE],
                    struct strbuf *err)
 {
+    int status;
+    return cleanup_submit_status(queue_dir, service, sub, queue_id, err, &status);
+}
+
+int cleanup_submit_status(const char *queue_dir, const char *service,
+                          const struct cleanup_submission *sub, char queue_id[QUEUE_ID_SIZE],
+                          struct strbuf *err, int *status_out)
+{
     struct strbuf path = STRBUF_INIT(4096), buf = STRBUF_INIT(0);
     struct attr_writer w;
     int rc = -1;
+    *status_out = -1;
     sb_appendf(&path, "%s/%s/%s", queue_dir, QDIR_PRIVATE, service);
     int fd = unix_connect(path.data, CLIENT_TIMEOUT);
     if (fd < 0 || attr_expect_protocol(fd, "cleanup", 1024, CLIENT_TIMEOUT) < 0) {
@@ -44,16 +68,21 @@ int cleanup_submit(const char *queue_dir, const char *service,
     for (size_t i = 0; i < sub->nrcpt; i++) {
         attr_put_str(&w, "rcpt", sub->rcpts[i]);
         attr_put_str(&w, "orcpt", "");
-        attr_put_str(&w, "notify", "");
+        attr_put_str(&w, "notify", sub->notifies ? sub->notifies[i] : "");
     }
     if (send_frame(fd, &w, &buf) < 0)
         goto io_error;
-    for (size_t off = 0; off < sub->content_len; off += CHUNK) {
-        size_t n = sub->content_len - off < CHUNK ? sub->content_len - off : CHUNK;
-        attr_begin(&w, &buf);
-        attr_put_bytes(&w, "data", sub->content + off, n);
-        if (send_frame(fd, &w, &buf) < 0)
+    struct content_sender cs = { fd, &buf };
+    if (sub->content_offset > 0) {
+        /* content records are at most CHUNK bytes, as content frames */
+        if (qfile_read_content(sub->content_fd, sub->content_offset, send_content, &cs) < 0)
             goto io_error;
+    } else {
+        for (size_t off = 0; off < sub->content_len; off += CHUNK) {
+            size_t n = sub->content_len - off < CHUNK ? sub->content_len - off : CHUNK;
+            if (send_content(sub->content + off, n, &cs) < 0)
+                goto io_error;
+        }
     }
     attr_begin(&w, &buf);
     attr_put_str(&w, "end", "ok");
@@ -69,8 +98,10 @@ int cleanup_submit(const char *queue_dir, const char *service,
         goto io_error;
     if (status != 0 || !queue_id_valid(qid)) {
         sb_appendf(err, "cleanup refused the message: %lld %s", status, reason);
+        *status_out = status >= 400 && status <= 599 ? (int)status : 451;
         goto out;
     }
+    *status_out = 0;
     str_copy(queue_id, QUEUE_ID_SIZE, qid);
     rc = 0;
     goto out;

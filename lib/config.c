@@ -571,11 +571,24 @@ static bool cfg_name_referenced(const char *name)
     return false;
 }
 
+/* Is name listed in smtpd_restriction_classes (a user-defined restriction
+ * list, as in Postfix)? */
+static bool cfg_is_restriction_class(const char *name)
+{
+    size_t n;
+    char **words = cfg_list_split(cfg_str(P_smtpd_restriction_classes), &n);
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(words[i], name) == 0;
+    cfg_list_free(words, n);
+    return found;
+}
+
 void cfg_unknown(void (*fn)(const char *name, const char *file, int line, void *ctx), void *ctx)
 {
     for (size_t i = 0; i < cfg.nset; i++) {
         const char *name = cfg.set[i].name;
-        if (param_find(name) || cfg_name_referenced(name))
+        if (param_find(name) || cfg_name_referenced(name) || cfg_is_restriction_class(name))
             continue;
         bool later = false;   /* report each name once, at its last setting */
         for (size_t j = i + 1; j < cfg.nset; j++)

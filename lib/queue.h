@@ -58,7 +58,8 @@ enum qrec_type {
     QREC_SIZE     = 'Z',  /* content size in bytes (decimal), written after the content */
     QREC_SENDER   = 'S',  /* envelope sender, "" for the null sender */
     QREC_ATTR     = 'A',  /* "name=value": client_name, client_addr, client_port, helo_name,
-                             protocol, sasl_username, envid, ret, body, smtputf8, ... */
+                             protocol, sasl_username, envid, ret, body, smtputf8, ...;
+                             after the content: content_filter (cleanup's checks) */
     QREC_RCPT     = 'R',  /* pending recipient, see qrec_rcpt_* below */
     QREC_DONE     = 'D',  /* recipient already delivered or bounced (was 'R') */
     QREC_CONTENT  = 'C',  /* a chunk of message content: header + body, lines end in LF */
@@ -99,8 +100,9 @@ struct qfile_writer {
     int fd;
     char id[QUEUE_ID_SIZE];
     char *queue_dir;
-    char *temp_path;     /* incoming/.ID while being written */
-    char *final_path;    /* incoming/ID after commit */
+    const char *sub;     /* QDIR_INCOMING (cleanup) or QDIR_MAILDROP (tern-drop) */
+    char *temp_path;     /* SUB/.ID while being written */
+    char *final_path;    /* SUB/ID after commit */
     unsigned long long content_size;
     int error;           /* set once any write failed */
     unsigned char *wbuf; /* records are buffered here before write() */
@@ -109,10 +111,17 @@ struct qfile_writer {
 };
 /* Create incoming/.ID (mode 0600) with a new queue ID. 0 ok, -1 errno set. */
 int qfile_create(struct qfile_writer *w, const char *queue_dir);
+/* The same in another queue subdirectory (a QDIR_* constant) with another
+ * file mode: tern-drop writes maildrop/.ID with 0640. */
+int qfile_create_in(struct qfile_writer *w, const char *queue_dir, const char *sub, mode_t mode);
 int qfile_put(struct qfile_writer *w, int type, const void *data, size_t len);
 int qfile_put_str(struct qfile_writer *w, int type, const char *s);
 int qfile_put_attr(struct qfile_writer *w, const char *name, const char *value);
-/* Write QREC_END, fsync the file, rename it to incoming/ID, fsync incoming/.
+/* Commit into another queue subdirectory than the one the file was created
+ * in (cleanup puts a message that header or body checks held into hold/).
+ * 0 ok, -1 (the writer's error is set). */
+int qfile_set_destination(struct qfile_writer *w, const char *sub);
+/* Write QREC_END, fsync the file, rename it to SUB/ID, fsync SUB/.
  * This is the commit point. 0 ok; on -1 the temporary file is removed. */
 int qfile_commit(struct qfile_writer *w);
 /* Remove the temporary file and release resources (after an error or reject). */
@@ -171,6 +180,8 @@ struct qmessage {
 /* Read envelope and recipients (content is skipped, only located).
  * 0 ok, -1 corrupt/unreadable (err says why). */
 int qmessage_load(const char *path, struct qmessage *m, struct strbuf *err);
+/* The same from a file the caller has opened (and keeps); id names it. */
+int qmessage_load_fd(int fd, const char *id, struct qmessage *m, struct strbuf *err);
 const char *qmessage_attr(const struct qmessage *m, const char *name);
 void qmessage_free(struct qmessage *m);
 

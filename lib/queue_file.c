@@ -123,16 +123,17 @@ int queue_path(struct strbuf *out, const char *queue_dir, const char *sub, const
     return 0;
 }
 
-/* Open incoming/.ID exclusively, trying new IDs while names are taken. */
-static int qfile_open_temp(struct qfile_writer *w, const char *queue_dir, struct strbuf *tmp)
+/* Open SUB/.ID exclusively, trying new IDs while names are taken. */
+static int qfile_open_temp(struct qfile_writer *w, const char *queue_dir, mode_t mode,
+                           struct strbuf *tmp)
 {
     char dotted[QUEUE_ID_SIZE + 1];
     for (int attempt = 0; attempt < QFILE_CREATE_ATTEMPTS; attempt++) {
         queue_id_new(w->id);
         snprintf(dotted, sizeof(dotted), ".%s", w->id);
-        if (queue_path(tmp, queue_dir, QDIR_INCOMING, dotted) < 0)
+        if (queue_path(tmp, queue_dir, w->sub, dotted) < 0)
             return -1;
-        w->fd = open(tmp->data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        w->fd = open(tmp->data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (w->fd >= 0 || errno != EEXIST)
             return w->fd;
     }
@@ -141,10 +142,16 @@ static int qfile_open_temp(struct qfile_writer *w, const char *queue_dir, struct
 
 int qfile_create(struct qfile_writer *w, const char *queue_dir)
 {
+    return qfile_create_in(w, queue_dir, QDIR_INCOMING, 0600);
+}
+
+int qfile_create_in(struct qfile_writer *w, const char *queue_dir, const char *sub, mode_t mode)
+{
     memset(w, 0, sizeof(*w));
     w->fd = -1;
+    w->sub = sub;
     struct strbuf tmp = STRBUF_INIT(QFILE_PATH_MAX), fin = STRBUF_INIT(QFILE_PATH_MAX);
-    if (qfile_open_temp(w, queue_dir, &tmp) < 0 || queue_path(&fin, queue_dir, QDIR_INCOMING, w->id) < 0) {
+    if (qfile_open_temp(w, queue_dir, mode, &tmp) < 0 || queue_path(&fin, queue_dir, sub, w->id) < 0) {
         int saved = errno;
         if (w->fd >= 0) {
             close(w->fd);
@@ -237,11 +244,16 @@ static int qfile_publish(const char *from, const char *to)
     return 0;
 }
 
-/* Make the rename durable: without this a power loss may undo it. */
-static int qfile_sync_incoming(const struct qfile_writer *w)
+/* Make the rename durable: without this a power loss may undo it. A
+ * writer that may create files in the directory but not read it (tern-drop
+ * in maildrop/, mode 0730) cannot open it to fsync it; syncfs of the file
+ * system commits the new name instead. */
+static int qfile_sync_dir(const struct qfile_writer *w)
 {
     struct strbuf dir = STRBUF_INIT(QFILE_PATH_MAX);
-    int rc = sb_appendf(&dir, "%s/%s", w->queue_dir, QDIR_INCOMING) < 0 ? -1 : fsync_dir(dir.data);
+    int rc = sb_appendf(&dir, "%s/%s", w->queue_dir, w->sub) < 0 ? -1 : fsync_dir(dir.data);
+    if (rc < 0 && errno == EACCES)
+        rc = syncfs(w->fd);
     int saved = errno;
     sb_free(&dir);
     errno = saved;
@@ -267,7 +279,7 @@ int qfile_commit(struct qfile_writer *w)
     if (qfile_write(w, end_record, sizeof(end_record)) == 0 && qfile_flush(w) == 0) {
         if (fsync(w->fd) < 0 || qfile_publish(w->temp_path, w->final_path) < 0) {
             qfile_fail(w, errno);
-        } else if (qfile_sync_incoming(w) < 0) {
+        } else if (qfile_sync_dir(w) < 0) {
             /* Not durable: take it back so nobody is told it is safe. */
             qfile_fail(w, errno);
             unlink(w->final_path);
@@ -282,6 +294,20 @@ int qfile_commit(struct qfile_writer *w)
         return -1;
     }
     w->committed = true;
+    return 0;
+}
+
+int qfile_set_destination(struct qfile_writer *w, const char *sub)
+{
+    struct strbuf fin = STRBUF_INIT(QFILE_PATH_MAX);
+    if (!qfile_live(w) || queue_path(&fin, w->queue_dir, sub, w->id) < 0) {
+        sb_free(&fin);
+        return qfile_fail(w, EINVAL);
+    }
+    free(w->final_path);
+    w->final_path = xstrdup(fin.data);
+    w->sub = sub;
+    sb_free(&fin);
     return 0;
 }
 
@@ -637,8 +663,8 @@ static int qload_record(struct qload *q, const struct qrec *rec)
         m->sender = xstrdup(rec->data);
         return 0;
     case QREC_ATTR:
-        if (q->phase != QL_ENVELOPE)
-            return qload_error(q, "attribute record after the content");
+        /* before the content, or after it: what cleanup decided from the
+         * content (content_filter); never inside (caught above) */
         return qload_attr(q, rec);
     case QREC_RCPT:
     case QREC_DONE:
@@ -693,8 +719,6 @@ int qmessage_load(const char *path, struct qmessage *m, struct strbuf *err)
 {
     memset(m, 0, sizeof(*m));
     sb_reset(err);
-    const char *base = strrchr(path, '/');
-    str_copy(m->id, sizeof(m->id), base ? base + 1 : path);
     struct qfile_reader r;
     if (qfile_open(&r, path, O_RDONLY) < 0) {
         int saved = errno;
@@ -702,10 +726,24 @@ int qmessage_load(const char *path, struct qmessage *m, struct strbuf *err)
         errno = saved;
         return -1;
     }
+    const char *base = strrchr(path, '/');
+    int rc = qmessage_load_fd(r.fd, base ? base + 1 : path, m, err);
+    qfile_close(&r);
+    return rc;
+}
+
+int qmessage_load_fd(int fd, const char *id, struct qmessage *m, struct strbuf *err)
+{
+    memset(m, 0, sizeof(*m));
+    sb_reset(err);
+    str_copy(m->id, sizeof(m->id), id);
+    struct qfile_reader r;
+    qfile_reader_init_fd(&r, fd);
     r.skip_content = true;          /* only located: agents stream it themselves */
     struct qload q = { .m = m, .phase = QL_ENVELOPE };
     off_t bad_offset = 0;
     int rc = qload_records(&q, &r, &bad_offset);
+    r.fd = -1;                      /* the caller owns fd */
     qfile_close(&r);
     if (rc < 0) {
         sb_appendf(err, "corrupt queue file: %s at offset %lld", q.error, (long long)bad_offset);

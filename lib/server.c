@@ -75,15 +75,19 @@ int user_ids(const char *user, uid_t *uid, gid_t *gid)
     return 0;
 }
 
-/* The drop must be complete (all ids and the group list) and irreversible. */
-static void verify_dropped(const char *user, uid_t uid, gid_t gid)
+/* The drop must be complete (all ids and the group list) and irreversible.
+ * extra: the one supplementary group the daemon asked to keep, else gid. */
+static void verify_dropped(const char *user, uid_t uid, gid_t gid, gid_t extra)
 {
     if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid)
         msg_fatal("privilege drop to %s incomplete: uid %ld/%ld gid %ld/%ld", user,
                   (long)getuid(), (long)geteuid(), (long)getgid(), (long)getegid());
-    gid_t groups[2];
-    int ng = getgroups(2, groups);
-    if (ng < 0 || ng > 1 || (ng == 1 && groups[0] != gid))
+    gid_t groups[3];
+    int ng = getgroups(3, groups);
+    for (int i = 0; i < ng; i++)
+        if (groups[i] != gid && groups[i] != extra)
+            ng = -1;
+    if (ng < 0 || ng > 2)
         msg_fatal("privilege drop to %s left supplementary groups", user);
     if (setuid(0) == 0 || seteuid(0) == 0)
         msg_fatal("privilege drop to %s can be undone; refusing to run", user);
@@ -99,15 +103,28 @@ static void lookup_unprivileged(const char *user, uid_t *uid, gid_t *gid)
                   "of its own", user);
 }
 
-static void drop_to_ids(const char *user, uid_t uid, gid_t gid)
+/* The setgid_group, looked up before a chroot like the account. */
+static gid_t setgid_group_id(void)
 {
-    if (setgroups(1, &gid) < 0)
+    const char *name = cfg_str(P_setgid_group);
+    struct group *gr = getgrnam(name);
+    if (!gr)
+        msg_fatal("setgid_group \"%s\" does not exist; run `tern setup` to create it", name);
+    if (gr->gr_gid == 0)
+        msg_fatal("setgid_group \"%s\" has gid 0; it must be a group of its own", name);
+    return gr->gr_gid;
+}
+
+static void drop_to_ids(const char *user, uid_t uid, gid_t gid, gid_t extra)
+{
+    gid_t groups[2] = { gid, extra };
+    if (setgroups(extra == gid ? 1 : 2, groups) < 0)
         msg_fatal("cannot drop privileges to %s: setgroups: %m", user);
     if (setgid(gid) < 0)
         msg_fatal("cannot drop privileges to %s: setgid(%ld): %m", user, (long)gid);
     if (setuid(uid) < 0)
         msg_fatal("cannot drop privileges to %s: setuid(%ld): %m", user, (long)uid);
-    verify_dropped(user, uid, gid);
+    verify_dropped(user, uid, gid, extra);
 }
 
 void drop_privileges(const char *user)
@@ -117,7 +134,7 @@ void drop_privileges(const char *user)
     uid_t uid;
     gid_t gid;
     lookup_unprivileged(user, &uid, &gid);
-    drop_to_ids(user, uid, gid);
+    drop_to_ids(user, uid, gid, gid);
 }
 
 /* ---- talking to master ---- */
@@ -574,9 +591,11 @@ static void enter_sandbox(void)
     bool root = getuid() == 0 || geteuid() == 0;
     const char *user = cfg_str(P_mail_owner);
     uid_t uid = 0;
-    gid_t gid = 0;
-    if (root && !srv.keep_root)
+    gid_t gid = 0, extra = 0;
+    if (root && !srv.keep_root) {
         lookup_unprivileged(user, &uid, &gid);
+        extra = srv.ops->keep_setgid_group ? setgid_group_id() : gid;
+    }
     if (srv.ops->pre_init)
         srv.ops->pre_init();
     if (srv.chroot_ && root) {
@@ -585,7 +604,7 @@ static void enter_sandbox(void)
             msg_fatal("cannot chroot to queue_directory %s: %m", qdir);
     }
     if (root && !srv.keep_root)
-        drop_to_ids(user, uid, gid);
+        drop_to_ids(user, uid, gid, extra);
 }
 
 /* -S: one connection on stdin, served in this process, then exit. */

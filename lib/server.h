@@ -76,6 +76,9 @@ struct server_ops {
     void (*pre_exit)(void);
     /* true for daemons that must keep running (qmgr): no max_idle/max_use exit. */
     bool long_running;
+    /* Keep setgid_group as the one supplementary group after the drop to
+     * mail_owner (pickup: maildrop files are readable by that group only). */
+    bool keep_setgid_group;
 };
 
 /* Parse arguments, load configuration, set up logging, run pre_init, chroot,

@@ -187,11 +187,14 @@ static struct dest **route_recipients(struct qmsg *q)
 {
     struct dest **dests = xcalloc(q->m.nrcpts + 1, sizeof(*dests));
     struct strbuf why = STRBUF_INIT(1024);
+    const char *filter = qmessage_attr(&q->m, "content_filter");
     for (size_t i = 0; i < q->m.nrcpts; i++) {
         if (q->m.rcpts[i].done)
             continue;
         struct qmgr_route route;
-        switch (qmgr_resolve(q->m.rcpts[i].address, &route, &why)) {
+        const char *rcpt = q->m.rcpts[i].address;
+        switch (filter && *filter ? qmgr_resolve_filter(rcpt, filter, &route, &why)
+                                  : qmgr_resolve(rcpt, &route, &why)) {
         case QMGR_ROUTE_BAD:
             qmsg_set_outcome(q, i, 5, "5.1.3", "bad address syntax", NULL, NULL, false);
             continue;

@@ -6,7 +6,9 @@
  * transport_maps may override either half, as in Postfix's transport(5):
  * keys are tried from the most to the least specific (user+ext@domain,
  * user@domain, domain, .parent for each parent domain, *), and a value is
- * "transport:nexthop" where an empty half keeps the default. */
+ * "transport:nexthop" where an empty half keeps the default. A message
+ * that header or body checks sent through a content filter (its
+ * content_filter attribute) goes to that transport:nexthop instead. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +146,29 @@ enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *ro
     if (result != QMGR_ROUTE_OK)
         qmgr_route_free(route);
     return result;
+}
+
+enum qmgr_route_result qmgr_resolve_filter(const char *recipient, const char *filter,
+                                           struct qmgr_route *route, struct strbuf *why)
+{
+    /* The recipient must be routable at all; then the filter replaces the
+     * route. Without a destination, the recipient's domain is the next hop
+     * (Postfix with an empty default_filter_nexthop). */
+    enum qmgr_route_result result = qmgr_resolve(recipient, route, why);
+    const char *colon = strchr(filter, ':');
+    if (result != QMGR_ROUTE_OK || !colon || colon == filter)
+        return result;
+    free(route->transport);
+    route->transport = xstrndup(filter, (size_t)(colon - filter));
+    if (colon[1]) {
+        free(route->nexthop);
+        route->nexthop = xstrdup(colon + 1);
+    } else {
+        const char *at = strrchr(recipient, '@');
+        free(route->nexthop);
+        route->nexthop = xstrdup(at && at[1] ? at + 1 : domain_myorigin());
+    }
+    return QMGR_ROUTE_OK;
 }
 
 void qmgr_route_free(struct qmgr_route *route)

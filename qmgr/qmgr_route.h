@@ -20,6 +20,10 @@ enum qmgr_route_result {
 /* Opens transport_maps (done by the first qmgr_resolve otherwise). */
 void qmgr_resolve_init(void);
 enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *route, struct strbuf *why);
+/* The route of a recipient of a message with a content_filter attribute
+ * ("transport:nexthop", written by cleanup's FILTER action). */
+enum qmgr_route_result qmgr_resolve_filter(const char *recipient, const char *filter,
+                                           struct qmgr_route *route, struct strbuf *why);
 void qmgr_route_free(struct qmgr_route *route);
 
 #endif

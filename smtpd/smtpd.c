@@ -13,6 +13,7 @@
 #include "queue.h"
 #include "server.h"
 #include "smtpd.h"
+#include "smtpd_limits.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -83,6 +84,7 @@ static void smtpd_post_init(struct event_base *base)
     c->helo_required = cfg_bool(P_smtpd_helo_required);
     c->cleanup_path = cleanup_socket_path();
     check_init();
+    limits_init(base);
 }
 
 static void smtpd_accept(int fd, struct event_base *base)
@@ -100,6 +102,7 @@ int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
         .mode = SERVER_EVENT,
+        .pre_init = check_pre_init,
         .post_init = smtpd_post_init,
         .accept_event = smtpd_accept,
         .client_limit = smtpd_client_limit,

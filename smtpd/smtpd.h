@@ -1,7 +1,7 @@
 /* smtpd.h: what the files of the SMTP server share: its configuration, the
  * per-connection session, and the functions each file offers the others
  * (session I/O and replies, commands, DATA/BDAT, the cleanup client, the
- * relay check). */
+ * relay check, the client limits of smtpd_limits.h). */
 #ifndef TERN_SMTPD_H
 #define TERN_SMTPD_H
 
@@ -20,6 +20,8 @@ struct bufferevent;
 struct evbuffer;
 struct netlist;
 struct smtpd_cleanup;
+struct smtpd_check_state;
+struct attr_writer;
 
 enum bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
 
@@ -52,6 +54,8 @@ extern struct smtpd_config smtpd_cfg;
 #define PAUSE_TARPIT   0x04   /* error delay running */
 #define PAUSE_OUTPUT   0x08   /* client is not reading its replies */
 #define PAUSE_BACKLOG  0x10   /* cleanup is not taking content fast enough */
+#define PAUSE_LIMITS   0x20   /* waiting for anvil's count (smtpd_limits.c) */
+#define PAUSE_CHECK    0x40   /* a restriction waits for DNS or a policy server */
 
 enum session_state {
     ST_CMD,       /* reading command lines */
@@ -74,7 +78,7 @@ struct smtpd_session {
     char client_addr[INET6_ADDRSTRLEN];
     char client_port[8];
     const char *client_name;
-    char client_desc[INET6_ADDRSTRLEN + 32];   /* "name[addr]" */
+    char client_desc[INET6_ADDRSTRLEN + 300];  /* "name[addr]", name up to 255 bytes */
     bool client_trusted;                       /* matches mynetworks */
 
     enum session_state state;
@@ -119,10 +123,15 @@ struct smtpd_session {
     struct event *tarpit_ev;
     struct event *greet_ev;
     unsigned cmd_ok[SMTP_VERB_COUNT], cmd_total[SMTP_VERB_COUNT];
+    struct smtpd_limits *limits;  /* client limits and deadlines (smtpd_limits.c) */
+    struct smtpd_check_state *check;  /* restriction engine (smtpd_check.c) */
+    char *sasl_username;        /* set by AUTH; permit_sasl_authenticated */
 };
 
 /* ---- smtpd_session.c ---- */
 void session_accept(int fd, struct event_base *base);
+/* Greet now, or after smtpd_greet_pause (the pre-greeting talker check). */
+void session_start_greeting(struct smtpd_session *s);
 /* A command line arrived: count it and remember it for log lines. */
 void session_begin_command(struct smtpd_session *s, enum smtp_verb v);
 /* Queue a reply "CODE TEXT" (TEXT may hold "\n" for a multi-line reply).
@@ -148,6 +157,8 @@ bool session_finish_if_done(struct smtpd_session *s);
 
 /* ---- smtpd_commands.c ---- */
 void command_dispatch(struct smtpd_session *s, const char *line, size_t len);
+/* Run MAIL or RCPT again once the answer it waited for is in (smtpd_limits.c). */
+void command_resume(struct smtpd_session *s, enum smtp_verb v, const char *arg);
 /* "from=<S> to=<R> proto=ESMTP helo=<H>" for reject log lines. */
 void command_log_reject(struct smtpd_session *s, const char *what, int code,
                         const char *text, const char *rcpt);
@@ -177,10 +188,43 @@ bool cleanup_backlogged(struct smtpd_cleanup *c);
 void cleanup_finish(struct smtpd_cleanup *c, bool commit);
 void cleanup_free(struct smtpd_cleanup *c);
 
-/* ---- smtpd_check.c ---- */
+/* Continuations the restriction engine calls once a command passed. */
+void command_helo_accept(struct smtpd_session *s, char *name, bool ehlo);   /* takes name */
+void command_rcpt_accept(struct smtpd_session *s, const char *arg);
+void data_accept(struct smtpd_session *s);
+/* End-of-data restrictions decided: code 0 to commit, else the refusal. */
+void data_eod_checked(struct smtpd_session *s, int code, const char *text);
+/* The session may proceed to its greeting (name known, client checked). */
+void session_connected(struct smtpd_session *s);
+
+/* ---- smtpd_check.c: the restriction engine ---- */
+void check_pre_init(void);          /* as root: tables, resolver configuration */
 void check_init(void);
 bool check_client_trusted(const struct sockaddr *sa);
-/* May this client send mail to this recipient (relay check)? */
-bool check_rcpt_permitted(struct smtpd_session *s, const struct address *a);
+/* Session start: the client's name, then (without smtpd_delay_reject) the
+ * client restrictions; session_connected() follows, now or later. */
+void check_connect(struct smtpd_session *s, void (*connected)(struct smtpd_session *s));
+/* The client restrictions refused the client: the greeting says so
+ * (true), and every command but QUIT gets 503 (true: answered). */
+bool check_greet_denied(struct smtpd_session *s);
+bool check_command_denied(struct smtpd_session *s, enum smtp_verb v);
+/* Each returns false to go on at once, or true when the engine took the
+ * command over: it replies to a refusal itself, and calls the command's
+ * continuation above when the command passes (possibly later, after a
+ * lookup; the session reads no input meanwhile). */
+bool check_helo_wait(struct smtpd_session *s, char *name, bool ehlo);  /* takes name on true */
+bool check_mail_wait(struct smtpd_session *s);
+bool check_data_wait(struct smtpd_session *s);
+bool check_eod_wait(struct smtpd_session *s);
+/* RCPT TO always goes through the engine (relay control). */
+void check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r);
+/* What restrictions asked of the current message. */
+bool check_discarding(struct smtpd_session *s);
+bool check_holding(struct smtpd_session *s);
+void check_content_start(struct smtpd_session *s, struct strbuf *content);  /* PREPEND */
+/* Envelope attributes for cleanup (FILTER): count with w NULL, else write. */
+int check_cleanup_attrs(struct smtpd_session *s, struct attr_writer *w);
+void check_mail_reset(struct smtpd_session *s);
+void check_session_end(struct smtpd_session *s);
 
 #endif

@@ -62,10 +62,11 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     char size[32];
     struct attr_writer w;
     int nattr = 5 + (s->helo_name != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
-        + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0);
+        + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0)
+        + check_cleanup_attrs(s, NULL);
 
     attr_begin(&w, out);
-    attr_put_int(&w, "flags", 0);
+    attr_put_int(&w, "flags", check_holding(s) ? 2 : 0);   /* 2: HOLD (doc/PROTOCOLS.md) */
     attr_put_str(&w, "sender", m->sender.address);
     attr_put_int(&w, "nattr", nattr);
     put_attr(&w, "client_name", s->client_name);
@@ -87,6 +88,7 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
         put_attr(&w, "size", size);
     }
     put_attr(&w, "server_name", smtpd_cfg.myhostname);
+    check_cleanup_attrs(s, &w);     /* content_filter from a FILTER action */
     attr_put_int(&w, "nrcpt", (long long)s->nrcpt);
     for (size_t i = 0; i < s->nrcpt; i++) {
         attr_put_str(&w, "rcpt", s->rcpts[i].address);

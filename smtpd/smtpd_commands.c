@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "smtpd.h"
+#include "smtpd_limits.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -53,6 +54,13 @@ static void helo_command(struct smtpd_session *s, const char *arg, bool ehlo)
         session_reply(s, 501, "5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
         return;
     }
+    if (check_helo_wait(s, name, ehlo))    /* smtpd_helo_restrictions without smtpd_delay_reject */
+        return;
+    command_helo_accept(s, name, ehlo);
+}
+
+void command_helo_accept(struct smtpd_session *s, char *name, bool ehlo)
+{
     free(s->helo_name);
     s->helo_name = name;
     s->esmtp = ehlo;
@@ -84,6 +92,12 @@ static void mail_command(struct smtpd_session *s, const char *arg)
         session_reply(s, err.code, "%s", err.text);
         return;
     }
+    if (limits_mail_wait(s, arg)) {     /* runs again, or is refused, with anvil's count */
+        smtp_mail_args_free(&s->mail);
+        return;
+    }
+    if (check_mail_wait(s))     /* smtpd_sender_restrictions without smtpd_delay_reject */
+        return;
     s->in_mail = true;
     session_reply(s, 250, "2.1.0 Ok");
 }
@@ -122,16 +136,25 @@ static void rcpt_command(struct smtpd_session *s, const char *arg)
         session_reply(s, err.code, "%s", err.text);
         return;
     }
-    if (!check_rcpt_permitted(s, &r.rcpt)) {
-        struct strbuf text = STRBUF_INIT(2048);
-        sb_appendf(&text, "5.7.1 <%s>: Relay access denied", r.rcpt.address);
-        command_log_reject(s, "RCPT", 554, sb_str(&text), r.rcpt.address);
-        session_reply(s, 554, "%s", sb_str(&text));
-        sb_free(&text);
-    } else {
-        add_rcpt(s, &r);
-        session_reply(s, 250, "2.1.5 Ok");
+    if (limits_rcpt_wait(s, arg)) {     /* runs again, or is refused, with anvil's count */
+        smtp_rcpt_args_free(&r);
+        return;
     }
+    check_rcpt(s, arg, &r);     /* replies, and calls command_rcpt_accept() when it passes */
+    smtp_rcpt_args_free(&r);
+}
+
+void command_rcpt_accept(struct smtpd_session *s, const char *arg)
+{
+    struct smtp_parse_opts o = parse_opts();
+    struct smtp_parse_error err;
+    struct smtp_rcpt_args r;
+    if (smtp_parse_rcpt(arg, &o, s->mail.smtputf8, &r, &err) < 0) {
+        session_reply(s, err.code, "%s", err.text);
+        return;
+    }
+    add_rcpt(s, &r);
+    session_reply(s, 250, "2.1.5 Ok");
     smtp_rcpt_args_free(&r);
 }
 
@@ -190,6 +213,8 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
         session_reply(s, 500, "5.5.2 Error: bad UTF-8 syntax");
         return;
     }
+    if (check_command_denied(s, v))   /* the client restrictions refused this client */
+        return;
     switch (v) {
     case SMTP_HELO: helo_command(s, arg, false); break;
     case SMTP_EHLO: helo_command(s, arg, true); break;
@@ -200,4 +225,12 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
     case SMTP_VRFY: vrfy_command(s, arg); break;
     default: simple_command(s, v, arg); break;
     }
+}
+
+void command_resume(struct smtpd_session *s, enum smtp_verb v, const char *arg)
+{
+    if (v == SMTP_MAIL)
+        mail_command(s, arg);
+    else if (v == SMTP_RCPT)
+        rcpt_command(s, arg);
 }

@@ -91,7 +91,14 @@ void data_command(struct smtpd_session *s, const char *arg)
         session_reply(s, 503, "5.5.1 Error: need RCPT command");
     } else if (s->mail.body == SMTP_BODY_BINARYMIME) {
         session_reply(s, 503, "5.5.1 Error: BODY=BINARYMIME requires BDAT");
-    } else if (!start_cleanup(s)) {
+    } else if (!check_data_wait(s)) {   /* smtpd_data_restrictions */
+        data_accept(s);
+    }
+}
+
+void data_accept(struct smtpd_session *s)
+{
+    if (!start_cleanup(s)) {
         session_reply(s, 451, "4.3.0 Error: queue file write error");
         end_transaction(s);
     }
@@ -127,8 +134,24 @@ static void data_end(struct smtpd_session *s)
         end_transaction(s);
         return;
     }
+    if (s->end_code == 0 && check_eod_wait(s))   /* smtpd_end_of_data_restrictions */
+        return;
+    data_eod_checked(s, 0, "");
+}
+
+void data_eod_checked(struct smtpd_session *s, int code, const char *text)
+{
+    if (code)
+        set_end_reply(s, code, text);
+    if (!s->cleanup) {
+        session_reply(s, s->end_code ? s->end_code : 451, "%s",
+                      s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
+        end_transaction(s);
+        return;
+    }
     flush_content(s, true);
-    cleanup_finish(s->cleanup, s->end_code == 0);
+    /* DISCARD: the message is accepted and dropped; cleanup writes nothing */
+    cleanup_finish(s->cleanup, s->end_code == 0 && !check_discarding(s));
     s->cleanup_ending = true;
     s->pause |= PAUSE_CLEANUP;
 }
@@ -229,10 +252,9 @@ static void bdat_chunk_done(struct smtpd_session *s)
     }
     s->where = "END-OF-MESSAGE";
     content_finish_bdat(&s->dec, &s->content);
-    flush_content(s, true);
-    cleanup_finish(s->cleanup, true);
-    s->cleanup_ending = true;
-    s->pause |= PAUSE_CLEANUP;
+    if (check_eod_wait(s))      /* smtpd_end_of_data_restrictions */
+        return;
+    data_eod_checked(s, 0, "");
 }
 
 bool bdat_feed(struct smtpd_session *s, struct evbuffer *in)
@@ -272,10 +294,12 @@ static void data_ready(struct smtpd_session *s, bool ok)
             session_reply(s, 451, "4.3.0 Error: queue file write error");
             end_transaction(s);
         }
-    } else if (s->bdat_mode) {
-        s->state = ST_BDAT;
     } else {
-        data_start(s);
+        check_content_start(s, &s->content);   /* PREPEND headers come first */
+        if (s->bdat_mode)
+            s->state = ST_BDAT;
+        else
+            data_start(s);
     }
     session_resume(s, 0);
 }
@@ -302,6 +326,9 @@ static void data_done(struct smtpd_session *s, int status, const char *queue_id,
     if (s->end_code) {
         log_reject(s, s->end_code, s->end_text);
         session_reply(s, s->end_code, "%s", s->end_text);
+    } else if (status == 0 && check_discarding(s)) {
+        session_reply(s, 250, "2.0.0 Ok: discarded");
+        s->errors = 0;
     } else if (status == 0 && queue_id_valid(queue_id)) {
         msg_info("%s: client=%s", queue_id, s->client_desc);
         session_reply(s, 250, "2.0.0 Ok: queued as %s", queue_id);

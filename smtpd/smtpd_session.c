@@ -19,6 +19,7 @@
 #include "log.h"
 #include "server.h"
 #include "smtpd.h"
+#include "smtpd_limits.h"
 #include "util.h"
 
 #define REPLY_LIMIT 8192             /* one formatted reply */
@@ -287,6 +288,7 @@ static void update_reading(struct smtpd_session *s)
         bufferevent_disable(s->bev, EV_READ);
     else
         bufferevent_enable(s->bev, EV_READ);
+    limits_reading(s, !(s->state == ST_CLOSING || s->pause));
 }
 
 /* Work through buffered input until it runs out or something pauses us. */
@@ -335,6 +337,7 @@ void session_mail_reset(struct smtpd_session *s)
     s->too_big = false;
     s->pause &= ~(PAUSE_CLEANUP | PAUSE_BACKLOG);
     sb_reset(&s->content);
+    check_mail_reset(s);
 }
 
 static void log_disconnect(struct smtpd_session *s)
@@ -363,7 +366,9 @@ static void log_disconnect(struct smtpd_session *s)
 static void session_free(struct smtpd_session *s)
 {
     log_disconnect(s);
+    limits_session_end(s);
     session_mail_reset(s);
+    check_session_end(s);
     if (s->tarpit_ev)
         event_free(s->tarpit_ev);
     if (s->greet_ev)
@@ -372,6 +377,7 @@ static void session_free(struct smtpd_session *s)
     sb_free(&s->content);
     sb_free(&s->delayed);
     free(s->helo_name);
+    free(s->sasl_username);
     free(s);
     server_client_done();
 }
@@ -429,6 +435,7 @@ bool session_finish_if_done(struct smtpd_session *s)
 static void session_read_cb(struct bufferevent *bev, void *arg)
 {
     struct smtpd_session *s = arg;
+    limits_input(s);
     session_process(s);
     session_finish_if_done(s);
 }
@@ -469,7 +476,8 @@ static void greet(struct smtpd_session *s)
         session_close_with(s, 554, "5.5.0 Error: SMTP protocol synchronization");
         return;
     }
-    session_reply(s, 220, "%s", smtpd_cfg.banner);
+    if (!check_greet_denied(s))
+        session_reply(s, 220, "%s", smtpd_cfg.banner);
     session_resume(s, PAUSE_GREET);
 }
 
@@ -509,10 +517,22 @@ void session_accept(int fd, struct event_base *base)
     bufferevent_set_timeouts(s->bev, &tv, &tv);
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
     bufferevent_enable(s->bev, EV_WRITE);
+    check_connect(s, session_connected);   /* the client's name, and its restrictions */
+}
+
+void session_connected(struct smtpd_session *s)
+{
     msg_info("connect from %s", s->client_desc);
+    if (limits_connect(s))
+        return;             /* the greeting waits for anvil's count */
+    session_start_greeting(s);
+}
+
+void session_start_greeting(struct smtpd_session *s)
+{
     if (smtpd_cfg.greet_pause > 0) {
         struct timeval gp = { smtpd_cfg.greet_pause, 0 };
-        s->greet_ev = evtimer_new(base, greet_timer, s);
+        s->greet_ev = evtimer_new(s->base, greet_timer, s);
         evtimer_add(s->greet_ev, &gp);
         return;
     }

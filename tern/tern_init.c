@@ -174,7 +174,7 @@ static void format_master_cf(struct strbuf *out, long port)
     sb_appendf(out,
         "# master.cf: the services master runs, one per line (Postfix syntax).\n"
         "# service: inet \"host:port\" or \"port\"; unix: the socket name\n"
-        "# type:    inet (TCP) or unix (socket under queue_directory)\n"
+        "# type:    inet (TCP), unix (socket under queue_directory) or fifo\n"
         "# private: y = socket in private/ (Tern's daemons only), n = public/\n"
         "# unpriv:  y = run as mail_owner, n = keep root (local delivery only)\n"
         "# chroot:  y = chroot to queue_directory\n"
@@ -186,11 +186,13 @@ static void format_master_cf(struct strbuf *out, long port)
         "#                    (yes)   (yes)   (no)    (never) (100)\n"
         "# ==========================================================================\n"
         "127.0.0.1:%-5ld inet  n       -       n       -       -       smtpd\n"
+        "pickup         fifo  n       -       n       60      1       pickup\n"
         "cleanup        unix  -       -       n       -       0       cleanup\n"
         "qmgr           unix  n       -       n       300     1       qmgr\n"
         "local          unix  -       n       n       -       -       local\n"
         "smtp           unix  -       -       n       -       -       smtp\n"
-        "relay          unix  -       -       n       -       -       smtp\n",
+        "relay          unix  -       -       n       -       -       smtp\n"
+        "anvil          unix  -       -       n       -       1       anvil\n",
         port);
 }
 

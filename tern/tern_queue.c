@@ -226,7 +226,8 @@ void queue_walk(int (*fn)(struct queued *q, void *ctx), void *ctx)
             names[n++] = xstrdup(de->d_name);
         }
         closedir(d);
-        qsort(names, n, sizeof(*names), compare_names);
+        if (n > 1)          /* names is NULL for an empty directory */
+            qsort(names, n, sizeof(*names), compare_names);
         bool stop = false;
         for (size_t i = 0; i < n; i++) {
             struct queued q;

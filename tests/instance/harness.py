@@ -407,7 +407,8 @@ def read_queue_file(path):
 
     Raises ValueError on corruption: an unknown type, a record over 1 MiB (a
     content record over 64 KiB), a first record that is not V, a repeated V,
-    T, S, X or Z, an attribute or content after the end of content, Z not
+    T, S, X or Z, an attribute inside the content, content after its end
+    (an attribute after it is cleanup's content_filter), Z not
     matching the content, a non-empty E, or anything after E. A file whose
     last record is merely cut short is incomplete (complete False,
     truncated True), not corrupt."""
@@ -451,10 +452,10 @@ def _queue_record(out, seen, rtype, body, pos):
         raise ValueError("first record is %r, not V" % rtype)
     if rtype in "VTSXZ" and rtype in seen:
         raise ValueError("second %s record" % rtype)
-    if rtype in "ACX" and "X" in seen:
+    if rtype in "CX" and "X" in seen:
         raise ValueError("%s record after the end of content" % rtype)
-    if rtype == "A" and "C" in seen:
-        raise ValueError("attribute after the content")
+    if rtype == "A" and "C" in seen and "X" not in seen:
+        raise ValueError("attribute inside the content")
     if rtype == "Z" and "X" not in seen:
         raise ValueError("content size before the end of content")
     text = body.decode("utf-8", "surrogateescape")

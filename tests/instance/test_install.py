@@ -1,6 +1,7 @@
 """test_install.py: `make install` with DESTDIR places the command, the
-daemons under libexec/tern and the default configuration, and an instance
-runs from the installed daemons."""
+daemons under libexec/tern, the default configuration and the manual pages,
+and an instance runs from the installed daemons."""
+import grp
 import os
 import shutil
 import subprocess
@@ -8,6 +9,14 @@ import tempfile
 import unittest
 
 import harness
+
+
+def _group_exists(name):
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
 
 
 class TestInstall(unittest.TestCase):
@@ -21,8 +30,18 @@ class TestInstall(unittest.TestCase):
                  for d, _, files in os.walk(dest) for f in files}
         for path in ("usr/local/bin/tern", "usr/local/etc/tern/main.cf", "usr/local/etc/tern/master.cf",
                      "usr/local/libexec/tern/master", "usr/local/libexec/tern/smtpd",
-                     "usr/local/libexec/tern/cleanup", "usr/local/libexec/tern/qmgr"):
+                     "usr/local/libexec/tern/cleanup", "usr/local/libexec/tern/qmgr",
+                     "usr/local/share/man/man1/tern.1", "usr/local/share/man/man5/main.cf.5",
+                     "usr/local/share/man/man8/smtpd.8",
+                     "usr/local/bin/sendmail", "usr/local/bin/mailq", "usr/local/bin/newaliases",
+                     "usr/local/libexec/tern/pickup", "usr/local/libexec/tern/tern-drop"):
             self.assertIn(path, found)
+        self.assertEqual(os.readlink(os.path.join(dest, "usr/local/bin/mailq")), "sendmail")
+        # tern-drop writes into maildrop/ for everyone: set-group-ID terndrop
+        drop = os.stat(os.path.join(dest, "usr/local/libexec/tern/tern-drop"))
+        if os.geteuid() == 0 and _group_exists("terndrop"):
+            self.assertEqual(drop.st_mode & 0o7777, 0o2755)
+            self.assertEqual(drop.st_gid, grp.getgrnam("terndrop").gr_gid)
         # the installed default master.cf names only programs that are installed
         with open(os.path.join(dest, "usr/local/etc/tern/master.cf")) as f:
             for line in f:

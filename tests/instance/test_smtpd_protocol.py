@@ -728,7 +728,10 @@ class TestBareLfReject(SmtpdTestCase):
 class TestRelay(SmtpdTestCase):
     """Relay decisions for a client outside mynetworks."""
 
-    params = {"mynetworks": "192.0.2.0/24", "relay_domains": "relay.example, .sub-only.example"}
+    # reject_unauth_destination: 554 (the default, defer_unauth_destination,
+    # answers 454; test_policy.py covers it)
+    params = {"mynetworks": "192.0.2.0/24", "relay_domains": "relay.example, .sub-only.example",
+              "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination"}
 
     def rcpt(self, address):
         c = self.ehlo_client()

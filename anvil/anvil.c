@@ -1,0 +1,180 @@
+/* anvil.c: the client connection and rate counter that all smtpd processes
+ * share, like Postfix's anvil(8). One long-running event-driven process on
+ * private/anvil answers {request=connect|disconnect|message|recipient|
+ * newtls|newtls_status|auth, service, addr} with the client's connections
+ * now and its rate of that event in the current anvil_rate_time_unit
+ * (doc/PROTOCOLS.md); smtpd compares them with its limits. It only counts:
+ * what is allowed is smtpd's decision. Peaks are logged every
+ * anvil_status_update_time and at exit. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "anvil_proto.h"
+#include "anvil_table.h"
+#include "attr.h"
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define ANVIL_OUTPUT_HIGH (256 * 1024)  /* a client this far behind is dropped */
+#define ANVIL_BATCH 256                 /* requests answered per read event */
+
+static struct {
+    struct anvil_table *table;
+    struct event *expire_ev, *stats_ev;
+} av;
+
+struct anvil_conn {
+    struct bufferevent *bev;
+    struct anvil_peer *peer;
+};
+
+static void conn_close(struct anvil_conn *c)
+{
+    anvil_peer_close(av.table, c->peer);
+    bufferevent_free(c->bev);
+    free(c);
+    server_client_done();
+}
+
+/* One request frame; false when the client must be dropped. */
+static bool conn_request(struct anvil_conn *c, const char *frame, size_t len, time_t now)
+{
+    struct anvil_request req;
+    struct anvil_reply rep;
+    const char *why = NULL;
+    if (anvil_decode_request(frame, len, &req, &why) < 0) {
+        msg_warn("malformed request from a client: %s; closing its connection", why);
+        return false;
+    }
+    anvil_table_request(av.table, c->peer, &req, now, &rep);
+    msg_debug("%s %s:%s: count=%ld rate=%ld", anvil_request_name(req.type), req.service,
+              req.addr, rep.count, rep.rate);
+    struct strbuf out = STRBUF_INIT(ANVIL_FRAME_LIMIT);
+    bool ok = anvil_encode_reply(&out, &rep) == 0
+        && bufferevent_write(c->bev, out.data, out.len) == 0;
+    sb_free(&out);
+    return ok;
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+    struct anvil_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    time_t now = time(NULL);
+    for (int n = 0; n < ANVIL_BATCH; n++) {
+        size_t avail = evbuffer_get_length(in);
+        size_t look = avail < ANVIL_FRAME_LIMIT + 4 ? avail : ANVIL_FRAME_LIMIT + 4;
+        ssize_t size = attr_frame_size(evbuffer_pullup(in, (ssize_t)look), look, ANVIL_FRAME_LIMIT);
+        if (size == 0)
+            return;
+        char frame[ANVIL_FRAME_LIMIT + 4];
+        if (size > 0)
+            evbuffer_remove(in, frame, (size_t)size);
+        else
+            msg_warn("oversized request from a client; closing its connection");
+        if (size < 0 || !conn_request(c, frame, (size_t)size, now)) {
+            conn_close(c);
+            return;
+        }
+        if (evbuffer_get_length(bufferevent_get_output(bev)) > ANVIL_OUTPUT_HIGH) {
+            msg_warn("a client does not read its answers; closing its connection");
+            conn_close(c);
+            return;
+        }
+    }
+    /* More may be buffered: come back after the other clients had a turn. */
+    if (evbuffer_get_length(in) > 0)
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    conn_close(arg);
+}
+
+static void anvil_accept(int fd, struct event_base *base)
+{
+    struct anvil_conn *c = xcalloc(1, sizeof(*c));
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!c->bev) {
+        msg_warn("cannot set up a new client connection: %s", strerror(errno));
+        close(fd);
+        free(c);
+        server_client_done();
+        return;
+    }
+    c->peer = anvil_peer_create(av.table);
+    struct strbuf hello = STRBUF_INIT(ANVIL_FRAME_LIMIT);
+    struct attr_writer w;
+    attr_begin(&w, &hello);
+    attr_put_str(&w, "protocol", ANVIL_PROTOCOL);
+    if (attr_end(&w) == 0)
+        bufferevent_write(c->bev, hello.data, hello.len);
+    sb_free(&hello);
+    bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void on_expire(evutil_socket_t fd, short what, void *arg)
+{
+    anvil_table_expire(av.table, time(NULL));
+}
+
+static void on_stats(evutil_socket_t fd, short what, void *arg)
+{
+    anvil_table_log_stats(av.table);
+}
+
+static struct event *periodic(struct event_base *base, event_callback_fn fn, long seconds)
+{
+    struct event *ev = event_new(base, -1, EV_PERSIST, fn, NULL);
+    struct timeval tv = { seconds, 0 };
+    if (!ev || event_add(ev, &tv) < 0)
+        msg_fatal("cannot set up a timer: out of memory");
+    return ev;
+}
+
+static void anvil_post_init(struct event_base *base)
+{
+    long unit = cfg_time(P_anvil_rate_time_unit);
+    long stats = cfg_time(P_anvil_status_update_time);
+    long limit = cfg_int(P_anvil_client_table_limit);
+    if (unit < 1)
+        unit = 1;
+    if (stats < 1)
+        stats = 1;
+    if (limit < 1)
+        limit = 1;
+    av.table = anvil_table_create((size_t)limit, unit);
+    /* Expiry only returns memory; the rates themselves restart on access. */
+    av.expire_ev = periodic(base, on_expire, unit < 10 ? unit : 10);
+    av.stats_ev = periodic(base, on_stats, stats);
+}
+
+static void anvil_pre_exit(void)
+{
+    if (av.table)
+        anvil_table_log_stats(av.table);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_ops ops = {
+        .mode = SERVER_EVENT,
+        .post_init = anvil_post_init,
+        .accept_event = anvil_accept,
+        .pre_exit = anvil_pre_exit,
+        .long_running = true,
+    };
+    server_main(argc, argv, "anvil", &ops);
+}

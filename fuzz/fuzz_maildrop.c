@@ -1,0 +1,42 @@
+/* fuzz_maildrop.c: libFuzzer target for pickup's reading of a maildrop
+ * file: any byte string is loaded as a queue file, checked by the maildrop
+ * rules, and its content streamed, as pickup does before it hands a file
+ * to cleanup.
+ * sources: lib/queue_file.c lib/queue_id.c lib/maildrop.c */
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "maildrop.h"
+#include "queue.h"
+#include "strbuf.h"
+
+static int count(const char *data, size_t len, void *ctx)
+{
+    *(size_t *)ctx += len;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int fd = -1;
+    if (fd < 0)
+        fd = memfd_create("maildrop", 0);
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
+        return 0;
+    struct qmessage m;
+    struct maildrop_info info;
+    struct strbuf err = STRBUF_INIT(4096);
+    const char *why;
+    size_t content = 0;
+    if (qmessage_load_fd(fd, "fuzz", &m, &err) == 0) {
+        if (maildrop_check(&m, &info, &why) == 0
+            && qfile_read_content(fd, m.content_offset, count, &content) == 0
+            && content != m.content_size)
+            __builtin_trap();   /* the streamed content is what the reader counted */
+        qmessage_free(&m);
+    }
+    sb_free(&err);
+    return 0;
+}

@@ -1,0 +1,371 @@
+/* drop.c: tern-drop, the only program that writes into maildrop/. It is
+ * installed setgid setgid_group (mode 2755) and runs as the user who ran
+ * sendmail. It reads one submission on its standard input (queue-file
+ * records, doc/PROTOCOLS.md "tern-drop"), checks every record, and writes
+ * a maildrop file (lib/QUEUE.md, "Maildrop files") that records the real
+ * uid of the caller, taken from getuid() and never from the input: under a
+ * temporary name, fsynced, then renamed. Then it pokes pickup through
+ * public/pickup; when Tern is stopped the file waits there. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "config.h"
+#include "log.h"
+#include "maildrop.h"
+#include "queue.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define EX_USAGE_ 64
+#define EX_DATAERR_ 65
+#define EX_NOUSER_ 67
+#define EX_SOFTWARE_ 70
+#define EX_CANTCREAT_ 73
+#define EX_TEMPFAIL_ 75
+#define EX_NOPERM_ 77
+#define EX_CONFIG_ 78
+#define POKE_TIMEOUT 2
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+/* Sanitizer builds: LeakSanitizer cannot stop a set-group-ID process to
+ * scan it, and such a process ignores ASAN_OPTIONS. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "detect_leaks=0";
+}
+#endif
+
+static struct qfile_writer drop_qf;
+static char drop_temp[PATH_MAX];             /* for the signal handler */
+static volatile sig_atomic_t drop_armed;
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+drop_fatal(int status, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (drop_armed)
+        qfile_abort(&drop_qf);
+    fprintf(stderr, "tern-drop: %s\n", text);
+    exit(status);
+}
+
+/* Interrupted: nothing half-written stays behind. */
+static void on_signal(int sig)
+{
+    if (drop_armed)
+        unlink(drop_temp);
+    _exit(EX_TEMPFAIL_);
+}
+
+static void catch_signals(void)
+{
+    static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGXFSZ };
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void block_signals(bool block)
+{
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &all, NULL);
+}
+
+/* A set-group-ID program must not let a closed 0, 1 or 2 be reused by a
+ * file it opens (the queue file ID would be written into the queue file). */
+static void open_std_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
+            _exit(EX_SOFTWARE_);
+}
+
+/* ---- configuration ---- */
+
+/* An administrator's configuration: the directory and main.cf belong to
+ * root, and nobody else may change them. */
+static bool admin_owned(int dfd)
+{
+    struct stat d, f;
+    return fstat(dfd, &d) == 0 && d.st_uid == 0 && !(d.st_mode & 022)
+        && fstatat(dfd, "main.cf", &f, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(f.st_mode)
+        && f.st_uid == 0 && !(f.st_mode & 022);
+}
+
+/* The configuration decides where we write with the setgid_group's rights,
+ * so one the caller names is used only when that gives the caller nothing:
+ * the default, or when the caller is root, or when we have no rights the
+ * caller lacks (not installed setgid), or when it is an administrator's. The
+ * directory is entered before main.cf is read, so it cannot be swapped. */
+static void load_config(const char *confdir)
+{
+    bool privileged = getegid() != getgid() && getuid() != 0;
+    int dfd = open(confdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        drop_fatal(EX_CONFIG_, "cannot open the configuration directory %s: %s", confdir,
+                   strerror(errno));
+    if (privileged && strcmp(confdir, TERN_SYSCONFDIR) != 0 && !admin_owned(dfd))
+        drop_fatal(EX_NOPERM_, "configuration directory %s: only root may use one that is not "
+                   "root's own (it and its main.cf must belong to root and be writable by root "
+                   "only)", confdir);
+    if (fchdir(dfd) < 0)
+        drop_fatal(EX_CONFIG_, "cannot enter %s: %s", confdir, strerror(errno));
+    close(dfd);
+    struct strbuf err = STRBUF_INIT(4096);
+    if (cfg_load(".", &err) < 0)
+        drop_fatal(EX_CONFIG_, "%s/main.cf: %s", confdir, sb_str(&err));
+    sb_free(&err);
+    const char *qdir = cfg_str(P_queue_directory);
+    if (qdir[0] != '/' || chdir(qdir) < 0)
+        drop_fatal(EX_CONFIG_, "cannot enter queue_directory %s: %s", qdir,
+                   qdir[0] != '/' ? "not an absolute path" : strerror(errno));
+}
+
+/* pickup reads maildrop files through setgid_group: the file gets that
+ * group even when we run without it as our effective group (root, or a
+ * tern-drop that is not set-group-ID in an instance of an ordinary user). */
+static void set_group(int fd)
+{
+    const char *name = cfg_str(P_setgid_group);
+    struct group *gr = getgrnam(name);
+    if (!gr)
+        drop_fatal(EX_CONFIG_, "setgid_group %s does not exist", name);
+    if (gr->gr_gid != getegid() && fchown(fd, (uid_t)-1, gr->gr_gid) < 0)
+        drop_fatal(EX_NOPERM_, "cannot give the new file to group %s: %s (is tern-drop "
+                   "set-group-ID %s?)", name, strerror(errno), name);
+}
+
+/* ---- the submission on stdin ---- */
+
+struct drop_input {
+    struct strbuf data;           /* the current record's data, NUL-terminated */
+    int type;
+    size_t envelope_bytes, nrcpt, attrs_seen;
+    unsigned long long content, limit;
+};
+
+static int read_exact(void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(0, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return got == 0 && r == 0 ? 0 : -1;
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+/* The next record; the size is checked before anything is read. */
+static void next_record(struct drop_input *in)
+{
+    unsigned char hdr[5];
+    int rc = read_exact(hdr, sizeof(hdr));
+    if (rc <= 0)
+        drop_fatal(EX_DATAERR_, "the input ended before the end of the message; "
+                   "nothing was queued");
+    size_t len = (size_t)hdr[1] << 24 | (size_t)hdr[2] << 16 | (size_t)hdr[3] << 8 | hdr[4];
+    in->type = hdr[0];
+    if (len > (in->type == QREC_CONTENT ? QREC_CONTENT_CHUNK : QREC_MAX_LEN))
+        drop_fatal(EX_DATAERR_, "record of %zu bytes is too long", len);
+    sb_reset(&in->data);
+    char buf[16384];
+    while (len) {
+        size_t n = len < sizeof(buf) ? len : sizeof(buf);
+        if (read_exact(buf, n) <= 0)
+            drop_fatal(EX_DATAERR_, "the input ended inside a record; nothing was queued");
+        sb_append(&in->data, buf, n);
+        len -= n;
+    }
+}
+
+static void put(int type, const void *data, size_t len)
+{
+    if (qfile_put(&drop_qf, type, data, len) < 0)
+        drop_fatal(EX_TEMPFAIL_, "cannot write %s/%s: %s", QDIR_MAILDROP, drop_qf.id,
+                   strerror(errno));
+}
+
+/* A name=value attribute the submitter may give, each once. */
+static void check_attr(struct drop_input *in)
+{
+    static const char *const names[] = { "full_name", "ret", "envid" };
+    const char *s = sb_str(&in->data), *eq = strchr(s, '=');
+    char name[16];
+    if (!eq || (size_t)(eq - s) >= sizeof(name) || memchr(s, 0, in->data.len))
+        drop_fatal(EX_DATAERR_, "malformed attribute record");
+    str_copy(name, (size_t)(eq - s) + 1, s);
+    const char *value = eq + 1;
+    size_t i = 0;
+    while (i < 3 && strcmp(name, names[i]) != 0)
+        i++;
+    if (i == 3 || (in->attrs_seen & (1u << i)))
+        drop_fatal(EX_DATAERR_, "unknown or repeated attribute \"%.16s\"", name);
+    in->attrs_seen |= 1u << i;
+    bool ok = i == 0 ? maildrop_text_ok(value, MAILDROP_FULL_NAME_MAX)
+            : i == 1 ? strcmp(value, "FULL") == 0 || strcmp(value, "HDRS") == 0
+            : *value && maildrop_text_ok(value, MAILDROP_ENVID_MAX);
+    if (!ok)
+        drop_fatal(EX_DATAERR_, "bad %s value", name);
+}
+
+static void check_rcpt(struct drop_input *in)
+{
+    struct qrcpt r;
+    char canon[MAILDROP_NOTIFY_MAX];
+    if (qrec_rcpt_decode(sb_str(&in->data), in->data.len, &r) < 0
+        || !maildrop_text_ok(r.address, MAILDROP_ADDR_MAX) || *r.orcpt
+        || (*r.notify && (maildrop_notify_canon(r.notify, canon, sizeof(canon)) < 0
+                          || strcmp(canon, r.notify) != 0)))
+        drop_fatal(EX_DATAERR_, "malformed recipient record");
+    if (++in->nrcpt > MAILDROP_RCPT_MAX)
+        drop_fatal(EX_DATAERR_, "more than %d recipients", MAILDROP_RCPT_MAX);
+}
+
+/* S (optional, first), A..., R...: checked and written as they come; uid
+ * and the login name as sender come from the system. Returns with the
+ * first content record read. */
+static void copy_envelope(struct drop_input *in)
+{
+    char uid[32];
+    next_record(in);
+    if (in->type == QREC_SENDER) {
+        if (!maildrop_text_ok(sb_str(&in->data), MAILDROP_ADDR_MAX)
+            || memchr(sb_str(&in->data), 0, in->data.len))
+            drop_fatal(EX_DATAERR_, "malformed sender record");
+        put(QREC_SENDER, sb_str(&in->data), in->data.len);
+        next_record(in);
+    } else {
+        struct passwd *pw = getpwuid(getuid());
+        if (!pw)
+            drop_fatal(EX_NOUSER_, "no account has uid %ld, so there is no sender address; "
+                       "give one with -f", (long)getuid());
+        put(QREC_SENDER, pw->pw_name, strlen(pw->pw_name));
+    }
+    snprintf(uid, sizeof(uid), "uid=%ld", (long)getuid());
+    put(QREC_ATTR, uid, strlen(uid));
+    for (;; next_record(in)) {
+        if (in->type == QREC_ATTR)
+            check_attr(in);
+        else if (in->type == QREC_RCPT)
+            check_rcpt(in);
+        else
+            break;
+        in->envelope_bytes += in->data.len;
+        if (in->envelope_bytes > MAILDROP_ENVELOPE_MAX)
+            drop_fatal(EX_DATAERR_, "envelope over %d bytes", MAILDROP_ENVELOPE_MAX);
+        put(in->type, sb_str(&in->data), in->data.len);
+    }
+    if (in->nrcpt == 0)
+        drop_fatal(EX_DATAERR_, "no recipients");
+}
+
+/* C... X, then the end of the input. */
+static void copy_content(struct drop_input *in)
+{
+    for (; in->type == QREC_CONTENT; next_record(in)) {
+        in->content += in->data.len;
+        if (in->limit && in->content > in->limit)
+            drop_fatal(EX_DATAERR_, "message too big: over message_size_limit (%llu bytes)",
+                       in->limit);
+        put(QREC_CONTENT, sb_str(&in->data), in->data.len);
+    }
+    char extra;
+    if (in->type != QREC_CONTENT_END || in->data.len != 0)
+        drop_fatal(EX_DATAERR_, "unexpected record type %d", in->type);
+    if (read_exact(&extra, 1) != 0)
+        drop_fatal(EX_DATAERR_, "data after the end of the message");
+    put(QREC_CONTENT_END, "", 0);
+}
+
+/* Best effort: pickup also scans maildrop/ on its timer. public/pickup is
+ * a fifo (master.cf type fifo) or a socket (type unix). */
+static void poke_pickup(void)
+{
+    static const char path[] = QDIR_PUBLIC "/pickup";
+    struct stat st;
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+            (void)!write(fd, "W", 1);
+        close(fd);
+    } else if (errno == ENXIO && (fd = unix_connect(path, POKE_TIMEOUT)) >= 0) {
+        (void)!write(fd, "W", 1);
+        close(fd);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *confdir = TERN_SYSCONFDIR;
+    int c;
+    open_std_fds();
+    umask(027);
+    log_open("tern-drop");
+    log_to_stderr(1);
+    while ((c = getopt(argc, argv, "c:v")) != -1) {
+        switch (c) {
+        case 'c': confdir = optarg; break;
+        case 'v': msg_verbose++; break;
+        default:
+            drop_fatal(EX_USAGE_, "usage: tern-drop [-c config_dir] [-v] (started by sendmail, "
+                       "with the message on standard input)");
+        }
+    }
+    if (optind != argc)
+        drop_fatal(EX_USAGE_, "unexpected argument \"%.100s\"", argv[optind]);
+    catch_signals();
+    load_config(confdir);
+    struct drop_input in = { .data = STRBUF_INIT(0) };
+    in.limit = (unsigned long long)cfg_size(P_message_size_limit);
+    char when[64];
+    long long now = now_usec();
+    snprintf(when, sizeof(when), "%lld.%06lld", now / 1000000, now % 1000000);
+    block_signals(true);
+    if (qfile_create_in(&drop_qf, ".", QDIR_MAILDROP, 0640) < 0)
+        drop_fatal(EX_CANTCREAT_, "cannot create a file in %s/%s: %s (is tern-drop set-group-ID "
+                   "setgid_group?)", cfg_str(P_queue_directory), QDIR_MAILDROP, strerror(errno));
+    str_copy(drop_temp, sizeof(drop_temp), drop_qf.temp_path);
+    drop_armed = 1;
+    block_signals(false);
+    set_group(drop_qf.fd);
+    put(QREC_VERSION, "1", 1);
+    put(QREC_TIME, when, strlen(when));
+    copy_envelope(&in);
+    copy_content(&in);
+    block_signals(true);          /* committed and reported, or neither */
+    if (qfile_commit(&drop_qf) < 0)
+        drop_fatal(EX_TEMPFAIL_, "cannot write %s/%s: %s", QDIR_MAILDROP, drop_qf.id,
+                   strerror(errno));
+    drop_armed = 0;
+    printf("%s\n", drop_qf.id);
+    fflush(stdout);
+    msg_debug("%s: %zu recipient%s, %llu bytes", drop_qf.id, in.nrcpt, in.nrcpt == 1 ? "" : "s",
+              in.content);
+    poke_pickup();
+    return 0;
+}

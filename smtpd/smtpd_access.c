@@ -1,0 +1,308 @@
+/* smtpd_access.c: the restrictions that look things up in tables or in our
+ * own domain lists: check_client_access, check_helo_access,
+ * check_sender_access and check_recipient_access with access(5)'s lookup
+ * order; reject_unlisted_recipient and reject_unlisted_sender
+ * (local_recipient_maps, virtual_alias_maps, relay_recipient_maps); and the
+ * relay decision (permit_auth_destination, reject_unauth_destination,
+ * defer_unauth_destination). The relay decision follows the address the
+ * way delivery will: sender routing in the local part (%, !, a quoted @)
+ * is peeled to the domain the mail would really go to, so no routing
+ * trick makes a foreign destination look local. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "domains.h"
+#include "log.h"
+#include "maps.h"
+#include "smtpd.h"
+#include "smtpd_check.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define KEY_MAX 1100
+
+/* 1 found (the action applied, *res set), 0 not found, -1 error (*res set). */
+static int try_key(struct check_job *j, const struct restriction *r, const char *key,
+                   const char *name, const char *cls, enum check_result *res)
+{
+    struct strbuf v = STRBUF_INIT(65536);
+    int rc = map_lookup(r->map, key, &v);
+    if (rc < 0) {
+        sb_free(&v);
+        msg_warn("%s: table %s: lookup of %s failed", j->s->client_desc, r->arg, key);
+        *res = check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", name);
+        return -1;
+    }
+    if (rc == 0) {
+        sb_free(&v);
+        return 0;
+    }
+    char what[256];
+    snprintf(what, sizeof(what), "%s %s", r->name, r->arg);
+    *res = check_apply_action(j, sb_str(&v), what, name, cls);
+    sb_free(&v);
+    return 1;
+}
+
+/* A host or domain name, then each parent domain ("a.b.c", "b.c", "c"):
+ * Postfix's default, in which smtpd_access_maps is in
+ * parent_domain_matches_subdomains. */
+static int domain_keys(struct check_job *j, const struct restriction *r, const char *domain,
+                       const char *name, const char *cls, enum check_result *res)
+{
+    for (const char *d = domain; d && *d;) {
+        int rc = try_key(j, r, d, name, cls, res);
+        if (rc)
+            return rc;
+        d = strchr(d, '.');
+        if (d)
+            d++;
+    }
+    return 0;
+}
+
+/* The address, then shorter and shorter prefixes: "1.2.3.4", "1.2.3",
+ * "1.2", "1"; IPv6 split at ':' the same way. */
+static int addr_keys(struct check_job *j, const struct restriction *r, const char *addr,
+                     const char *name, const char *cls, enum check_result *res)
+{
+    char key[64];
+    str_copy(key, sizeof(key), addr);
+    char delim = strchr(key, ':') ? ':' : '.';
+    for (;;) {
+        int rc = try_key(j, r, key, name, cls, res);
+        if (rc)
+            return rc;
+        char *cut = strrchr(key, delim);
+        if (!cut)
+            return 0;
+        *cut = 0;
+        while (cut > key && cut[-1] == delim)     /* "2001:db8::1" -> "2001:db8" */
+            *--cut = 0;
+        if (!*key)
+            return 0;
+    }
+}
+
+/* user@domain (and user@domain without its address extension), the domain
+ * and its parents, then user@ (and without extension). The null sender is
+ * looked up as smtpd_null_access_lookup_key. */
+static int mail_keys(struct check_job *j, const struct restriction *r, const struct address *a,
+                     const char *cls, enum check_result *res)
+{
+    if (a->flags & ADDR_F_NULL)
+        return try_key(j, r, check_cfg.null_key, check_cfg.null_key, cls, res);
+    char key[KEY_MAX];
+    const char *delim = check_cfg.recipient_delimiter;
+    char *base_local = NULL;
+    if (delim && *delim) {
+        size_t n = strcspn(a->local_lc, delim);
+        if (n > 0 && a->local_lc[n])
+            base_local = xstrndup(a->local_lc, n);
+    }
+    int rc;
+    const char *domain = (a->flags & ADDR_F_NODOMAIN) ? "" : a->domain;
+    snprintf(key, sizeof(key), "%s%s%s", a->local_lc, *domain ? "@" : "", domain);
+    rc = try_key(j, r, key, a->address, cls, res);
+    if (!rc && base_local) {
+        snprintf(key, sizeof(key), "%s%s%s", base_local, *domain ? "@" : "", domain);
+        rc = try_key(j, r, key, a->address, cls, res);
+    }
+    if (!rc && *domain)
+        rc = domain_keys(j, r, domain, a->address, cls, res);
+    if (!rc) {
+        snprintf(key, sizeof(key), "%s@", a->local_lc);
+        rc = try_key(j, r, key, a->address, cls, res);
+    }
+    if (!rc && base_local) {
+        snprintf(key, sizeof(key), "%s@", base_local);
+        rc = try_key(j, r, key, a->address, cls, res);
+    }
+    free(base_local);
+    return rc;
+}
+
+enum check_result access_check(struct check_job *j, const struct restriction *r)
+{
+    struct smtpd_session *s = j->s;
+    enum check_result res = CHK_DUNNO;
+    switch (r->type) {
+    case R_CHECK_CLIENT_ACCESS: {
+        const char *name = s->check ? s->check->name : "unknown";
+        int rc = 0;
+        if (strcmp(name, "unknown") != 0)
+            rc = domain_keys(j, r, name, s->client_desc, "Client host", &res);
+        if (!rc)
+            addr_keys(j, r, s->client_addr, s->client_desc, "Client host", &res);
+        return res;
+    }
+    case R_CHECK_HELO_ACCESS: {
+        const char *h = j->helo_arg ? j->helo_arg : s->helo_name;
+        if (!h)
+            return CHK_DUNNO;
+        char *lc = str_lower(xstrdup(h));
+        size_t n = strlen(lc);
+        if (n > 1 && lc[n - 1] == '.')
+            lc[n - 1] = 0;
+        domain_keys(j, r, lc, h, "Helo command", &res);
+        free(lc);
+        return res;
+    }
+    case R_CHECK_SENDER_ACCESS: {
+        const struct address *a = check_sender(j);
+        if (a)
+            mail_keys(j, r, a, "Sender address", &res);
+        return res;
+    }
+    case R_CHECK_RCPT_ACCESS: {
+        const struct address *a = check_recipient(j);
+        if (a)
+            mail_keys(j, r, a, "Recipient address", &res);
+        return res;
+    }
+    default:
+        return CHK_DUNNO;
+    }
+}
+
+/* ---- relay control ---- */
+
+/* "[1.2.3.4]" / "[IPv6:...]" naming the address the client connected to. */
+static bool literal_is_local(const struct smtpd_session *s, const char *domain)
+{
+    char text[INET6_ADDRSTRLEN + 8];
+    unsigned char bin[16];
+    size_t n = strlen(domain);
+    if (n < 3 || n - 2 >= sizeof(text) || domain[n - 1] != ']')
+        return false;
+    memcpy(text, domain + 1, n - 2);
+    text[n - 2] = 0;
+    const char *a = strncasecmp(text, "ipv6:", 5) == 0 ? text + 5 : text;
+    if (s->local.ss_family == AF_INET && inet_pton(AF_INET, a, bin) == 1)
+        return memcmp(bin, &((const struct sockaddr_in *)&s->local)->sin_addr, 4) == 0;
+    if (s->local.ss_family == AF_INET6 && inet_pton(AF_INET6, a, bin) == 1)
+        return memcmp(bin, &((const struct sockaddr_in6 *)&s->local)->sin6_addr, 16) == 0;
+    return false;
+}
+
+static bool destination_is_local(const struct smtpd_session *s, const char *domain)
+{
+    return domain[0] == '[' ? literal_is_local(s, domain) : domain_is_local(domain);
+}
+
+/* The domain mail to a would finally go to (malloc'ed), or NULL when the
+ * routing is malformed. */
+static char *final_domain(const struct address *a)
+{
+    const char *domain = (a->flags & ADDR_F_NODOMAIN) ? domain_myorigin() : a->domain;
+    return address_final_domain(a->local, domain);
+}
+
+/* Is a one of our destinations (mydestination, our address literal, or
+ * relay_domains)? Sender routing to a relay domain is not accepted from
+ * untrusted clients (Postfix's allow_untrusted_routing = no). */
+bool access_destination_ok(struct smtpd_session *s, const struct address *a)
+{
+    if ((a->flags & ADDR_F_NODOMAIN) && !(a->flags & ADDR_F_ROUTED)
+        && strcmp(a->local_lc, "postmaster") == 0)
+        return true;
+    char *dest = final_domain(a);
+    bool ok = false;
+    if (dest) {
+        if (destination_is_local(s, dest))
+            ok = true;
+        else if (domain_is_relay(dest))
+            ok = !(a->flags & ADDR_F_ROUTED);
+    }
+    free(dest);
+    return ok;
+}
+
+enum check_result access_relay(struct check_job *j, const struct restriction *r)
+{
+    const struct address *a = check_recipient(j);
+    if (!j->rcpt)
+        return CHK_DUNNO;
+    if (a && access_destination_ok(j->s, a))
+        return r->type == R_PERMIT_AUTH_DEST ? CHK_OK : CHK_DUNNO;
+    if (r->type == R_PERMIT_AUTH_DEST)
+        return CHK_DUNNO;
+    int code = r->type == R_DEFER_UNAUTH_DEST ? check_cfg.relay_code - 100 : check_cfg.relay_code;
+    return check_reject(j, code, "5.7.1", "<%s>: Relay access denied", j->rcpt);
+}
+
+/* ---- reject_unlisted_recipient / reject_unlisted_sender ---- */
+
+/* 1 listed, 0 not, -1 lookup error. Keys: user@domain, then (local tables)
+ * user, then (virtual and relay tables) @domain; each also without an
+ * address extension. */
+static int listed(struct maplist *l, const struct address *a, const char *domain, bool local)
+{
+    struct strbuf v = STRBUF_INIT(65536);
+    char key[KEY_MAX];
+    const char *delim = check_cfg.recipient_delimiter;
+    char *locals[2] = { xstrdup(a->local_lc), NULL };
+    if (delim && *delim) {
+        size_t n = strcspn(a->local_lc, delim);
+        if (n > 0 && a->local_lc[n])
+            locals[1] = xstrndup(a->local_lc, n);
+    }
+    int rc = 0;
+    for (int i = 0; i < 2 && rc == 0 && locals[i]; i++) {
+        snprintf(key, sizeof(key), "%s@%s", locals[i], domain);
+        rc = maplist_lookup(l, key, &v);
+        if (rc == 0 && local)
+            rc = maplist_lookup(l, locals[i], &v);
+    }
+    if (rc == 0 && !local) {
+        snprintf(key, sizeof(key), "@%s", domain);
+        rc = maplist_lookup(l, key, &v);
+    }
+    free(locals[0]);
+    free(locals[1]);
+    sb_free(&v);
+    return rc < 0 ? -1 : rc > 0;
+}
+
+enum check_result access_unlisted(struct check_job *j, bool sender)
+{
+    const struct address *a = sender ? check_sender(j) : check_recipient(j);
+    if (!a || (a->flags & ADDR_F_NULL) || (a->flags & ADDR_F_ROUTED))
+        return CHK_DUNNO;
+    const char *cls = sender ? "Sender address" : "Recipient address";
+    const char *dsn = sender ? "5.1.0" : "5.1.1";
+    const char *domain = (a->flags & ADDR_F_NODOMAIN) ? domain_myorigin() : a->domain;
+    /* virtual aliases make any address valid */
+    if (check_cfg.virtual_maps) {
+        int rc = listed(check_cfg.virtual_maps, a, domain, false);
+        if (rc < 0)
+            return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+        if (rc > 0)
+            return CHK_DUNNO;
+    }
+    if (destination_is_local(j->s, domain)) {
+        if (!check_cfg.local_rcpt_maps)
+            return CHK_DUNNO;
+        int rc = listed(check_cfg.local_rcpt_maps, a, domain, true);
+        if (rc < 0)
+            return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+        if (rc == 0)
+            return check_reject(j, check_cfg.unknown_local_code, dsn,
+                                "<%s>: %s rejected: User unknown in local recipient table",
+                                a->address, cls);
+        return CHK_DUNNO;
+    }
+    if (domain_is_relay(domain) && check_cfg.relay_rcpt_maps) {
+        int rc = listed(check_cfg.relay_rcpt_maps, a, domain, false);
+        if (rc < 0)
+            return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+        if (rc == 0)
+            return check_reject(j, check_cfg.unknown_relay_code, dsn,
+                                "<%s>: %s rejected: User unknown in relay recipient table",
+                                a->address, cls);
+    }
+    return CHK_DUNNO;
+}

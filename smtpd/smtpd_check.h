@@ -1,0 +1,186 @@
+/* smtpd_check.h: what the files of smtpd's restriction engine share: the
+ * compiled restriction lists, one evaluation in progress (a job, which can
+ * wait for DNS or a policy server without stopping the event loop), the
+ * per-session state (client name, message actions) and the predicates that
+ * live in their own files (access tables, DNS blocklists, the policy
+ * client, the client's name). The rest of smtpd sees only the check_*
+ * functions declared in smtpd.h. */
+#ifndef TERN_SMTPD_CHECK_H
+#define TERN_SMTPD_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "address.h"
+#include "dns.h"
+#include "smtpd_action.h"
+#include "strbuf.h"
+
+struct map;
+struct maplist;
+struct dnsev;
+struct smtpd_session;
+
+enum check_stage {
+    STAGE_CONNECT, STAGE_HELO, STAGE_SENDER, STAGE_RELAY, STAGE_RECIPIENT,
+    STAGE_DATA, STAGE_EOD, STAGE_COUNT
+};
+
+/* Outcome of one restriction, and of a list. */
+enum check_result { CHK_DUNNO, CHK_OK, CHK_REJECT, CHK_WAIT };
+
+enum restriction_type {
+    R_PERMIT, R_REJECT, R_DEFER, R_DEFER_IF_PERMIT, R_DEFER_IF_REJECT, R_WARN_IF_REJECT,
+    R_DUNNO, R_PERMIT_MYNETWORKS, R_PERMIT_SASL, R_PERMIT_AUTH_DEST,
+    R_REJECT_UNAUTH_DEST, R_DEFER_UNAUTH_DEST,
+    R_REJECT_UNLISTED_RCPT, R_REJECT_UNLISTED_SENDER,
+    R_CHECK_CLIENT_ACCESS, R_CHECK_HELO_ACCESS, R_CHECK_SENDER_ACCESS, R_CHECK_RCPT_ACCESS,
+    R_RBL_CLIENT, R_RHSBL_CLIENT, R_RHSBL_SENDER, R_RHSBL_HELO, R_RHSBL_RCPT,
+    R_INVALID_HELO, R_NON_FQDN_HELO, R_NON_FQDN_SENDER, R_NON_FQDN_RCPT,
+    R_UNKNOWN_SENDER_DOMAIN, R_UNKNOWN_RCPT_DOMAIN,
+    R_UNKNOWN_CLIENT, R_UNKNOWN_REVERSE_CLIENT, R_UNAUTH_PIPELINING,
+    R_POLICY, R_CLASS, R_CONFIG_ERROR,
+};
+
+struct restriction {
+    enum restriction_type type;
+    char *name;            /* as written, for log lines */
+    char *arg;             /* table spec, blocklist domain, policy endpoint, class name */
+    char *rbl_filter;      /* "=127.0.0.2" part of a blocklist, without '=' */
+    struct map *map;       /* check_*_access */
+    struct policy_service *policy;
+};
+
+struct restriction_list {
+    struct restriction *items;
+    size_t n;
+};
+
+#define CHECK_STACK_MAX 8   /* nesting of classes and table results */
+#define CHECK_TEXT_MAX 1024
+
+struct check_reply {
+    int code;
+    char text[CHECK_TEXT_MAX];   /* "X.Y.Z text" */
+};
+
+struct check_job {
+    struct smtpd_session *s;
+    enum check_stage stages[6];
+    size_t nstages, stage_i;
+    enum check_stage stage;      /* the one being evaluated */
+    struct frame {
+        const struct restriction_list *list;
+        size_t i;
+        struct restriction_list *owned;   /* a list from a table result */
+    } stack[CHECK_STACK_MAX];
+    int depth;
+    bool warn_next;              /* warn_if_reject before the current restriction */
+    bool warn_this;
+    /* what is being checked */
+    const char *rcpt;            /* RCPT TO address, NULL at other stages */
+    struct address rcpt_addr;
+    bool have_rcpt_addr;
+    char *arg;                   /* the command's argument, to run it again */
+    bool ehlo;
+    char *helo_arg;              /* HELO name while HELO is checked */
+    /* results */
+    struct check_reply reply;
+    bool defer_if_permit, defer_if_reject;
+    struct check_reply dip, dir;
+    /* a lookup under way */
+    bool waiting;
+    bool resumed;                /* the current restriction's answer is in */
+    struct dnsev_query *dns;
+    struct policy_request *preq;
+    int async_status;            /* answer of the lookup, see each predicate */
+    char async_text[CHECK_TEXT_MAX];
+    int dns_step;                /* multi-query predicates */
+    const struct restriction *async_r;   /* the restriction that waits */
+    char rbl_addr[64];           /* the blocklist answer that matched */
+    void (*finish)(struct check_job *j, enum check_result r);
+};
+
+/* Per session (s->check). */
+struct smtpd_check_state {
+    char name[DNS_NAME_MAX + 1];          /* verified client name, or "unknown" */
+    char reverse_name[DNS_NAME_MAX + 1];  /* PTR result, or "unknown" */
+    int name_status;                      /* 2 ok, 4 temporary failure, 5 not found */
+    int reverse_status;
+    struct dnsev_query *resolve_q;
+    int resolve_step;
+    size_t resolve_i;
+    char *access_denied;                  /* client restrictions refused the connection */
+    struct check_job *job;
+    /* message actions from restrictions, reset with the transaction */
+    bool discard, hold;
+    char *filter;
+    struct strbuf prepend;
+    char instance[64];                    /* policy "instance": one per message */
+};
+
+/* ---- shared configuration (smtpd_check.c) ---- */
+struct check_config {
+    bool delay_reject;
+    struct restriction_list lists[STAGE_COUNT];
+    const char *null_key;
+    bool reject_unlisted_sender, reject_unlisted_rcpt;
+    struct maplist *local_rcpt_maps, *relay_rcpt_maps, *virtual_maps;
+    struct maplist *rbl_reply_maps;
+    const char *default_rbl_reply;
+    int reject_code, defer_code, relay_code, access_reject_code, access_defer_code;
+    int invalid_hostname_code, non_fqdn_code, unknown_address_code, unknown_client_code;
+    int rbl_code, unknown_local_code, unknown_relay_code, unknown_virtual_code;
+    struct dnsev *dns;
+    bool peername_lookup;
+    const char *recipient_delimiter;
+};
+extern struct check_config check_cfg;
+
+/* ---- the evaluation (smtpd_check.c) ---- */
+/* Reject with code and "DSN text" (the DSN made to agree with the code);
+ * honours warn_if_reject. Returns CHK_REJECT, or CHK_DUNNO for a warning. */
+enum check_result check_reject(struct check_job *j, int code, const char *dsn,
+                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A temporary failure that must not become an accept: defer_if_permit. */
+enum check_result check_defer_if_permit(struct check_job *j, int code, const char *dsn,
+                                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* "<name>" and "Class" of the stage for reply texts. */
+const char *check_reply_name(const struct check_job *j);
+const char *check_reply_class(const struct check_job *j);
+/* A lookup finished: evaluate on. */
+void check_job_continue(struct check_job *j);
+/* Apply an access(5) result (table or policy server); what names the source
+ * for warnings, name and cls make "<name>: Cls rejected: text". */
+enum check_result check_apply_action(struct check_job *j, const char *value, const char *what,
+                                     const char *name, const char *cls);
+/* The sender / recipient being checked, or NULL. */
+const struct address *check_sender(const struct check_job *j);
+const struct address *check_recipient(struct check_job *j);
+/* A compiled list from text; unknown names become R_CONFIG_ERROR (warned). */
+void restriction_list_parse(struct restriction_list *l, const char *text, const char *param);
+void restriction_list_free(struct restriction_list *l);
+
+/* ---- access tables and recipient validation (smtpd_access.c) ---- */
+enum check_result access_check(struct check_job *j, const struct restriction *r);
+enum check_result access_unlisted(struct check_job *j, bool sender);
+enum check_result access_relay(struct check_job *j, const struct restriction *r);
+bool access_destination_ok(struct smtpd_session *s, const struct address *a);
+
+/* ---- DNS based restrictions (smtpd_rbl.c) ---- */
+enum check_result rbl_check(struct check_job *j, const struct restriction *r);
+enum check_result rbl_unknown_domain(struct check_job *j, const struct restriction *r);
+
+/* ---- policy delegation (smtpd_policy.c) ---- */
+struct policy_service *policy_service_get(const char *endpoint);
+enum check_result policy_check(struct check_job *j, const struct restriction *r);
+void policy_request_cancel(struct policy_request *p);
+void policy_init(void);
+
+/* ---- the client's name (smtpd_resolve_client.c) ---- */
+/* Start the lookup; done(s) runs once the name is known. false: nothing to
+ * wait for (done is not called). */
+bool resolve_client_start(struct smtpd_session *s, void (*done)(struct smtpd_session *s));
+void resolve_client_cancel(struct smtpd_session *s);
+
+#endif

@@ -1,0 +1,36 @@
+/* smtpd_limits.h: client limits and session deadlines of the SMTP server:
+ * the connection count and rate, message and recipient rate limits counted
+ * by the anvil service across all smtpd processes (with the exemptions of
+ * smtpd_client_event_limit_exceptions), the per-record deadline and the
+ * total session time limit. */
+#ifndef TERN_SMTPD_LIMITS_H
+#define TERN_SMTPD_LIMITS_H
+
+#include <stdbool.h>
+
+struct event_base;
+struct smtpd_session;
+
+/* After the privilege drop, in the queue directory: read the parameters. */
+void limits_init(struct event_base *base);
+
+/* A session starts (its peer is known): start its deadlines and ask anvil.
+ * false: go on with the greeting now. true: the session waits for anvil,
+ * and then either session_start_greeting() runs or a 421 ends it. */
+bool limits_connect(struct smtpd_session *s);
+
+/* MAIL FROM / RCPT TO, once their syntax is checked (arg: the command's
+ * argument). false: go on. true: the command stops here; the session waits
+ * for anvil, and then either runs the command again (command_resume, when
+ * this returns false) or refuses it with 452. */
+bool limits_mail_wait(struct smtpd_session *s, const char *arg);
+bool limits_rcpt_wait(struct smtpd_session *s, const char *arg);
+
+/* Input arrived / reading was switched on or off: the per-record deadline. */
+void limits_input(struct smtpd_session *s);
+void limits_reading(struct smtpd_session *s, bool on);
+
+/* The session ends: tell anvil, stop the timers, free the state. */
+void limits_session_end(struct smtpd_session *s);
+
+#endif

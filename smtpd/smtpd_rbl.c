@@ -1,0 +1,385 @@
+/* smtpd_rbl.c: restrictions that ask DNS while the session waits:
+ * reject_rbl_client (the client address reversed under a blocklist
+ * domain), reject_rhsbl_client, _sender, _helo and _recipient (a domain
+ * under a blocklist domain), with the reply from rbl_reply_maps or
+ * default_rbl_reply; and reject_unknown_sender_domain and
+ * reject_unknown_recipient_domain (no MX, A or AAAA record). A DNS server
+ * that fails or does not answer never lets a listed client through: the
+ * request is deferred (defer_if_permit) instead. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns_event.h"
+#include "log.h"
+#include "maps.h"
+#include "smtpd.h"
+#include "smtpd_check.h"
+#include "strbuf.h"
+#include "util.h"
+
+/* ---- blocklist answers ---- */
+
+/* One octet pattern of a reply filter: "2", "[2..11]", "[2;4;8]". */
+static bool octet_matches(const char *pat, size_t n, int value)
+{
+    if (n >= 2 && pat[0] == '[' && pat[n - 1] == ']') {
+        char buf[64];
+        if (n - 2 >= sizeof(buf))
+            return false;
+        memcpy(buf, pat + 1, n - 2);
+        buf[n - 2] = 0;
+        char *save = NULL;
+        for (char *alt = strtok_r(buf, ";", &save); alt; alt = strtok_r(NULL, ";", &save)) {
+            char *dots = strstr(alt, "..");
+            long lo, hi;
+            if (dots) {
+                *dots = 0;
+                if (parse_long(alt, 0, 255, &lo) == 0 && parse_long(dots + 2, 0, 255, &hi) == 0
+                    && value >= lo && value <= hi)
+                    return true;
+            } else if (parse_long(alt, 0, 255, &lo) == 0 && value == lo) {
+                return true;
+            }
+        }
+        return false;
+    }
+    char buf[8];
+    long v;
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, pat, n);
+    buf[n] = 0;
+    return parse_long(buf, 0, 255, &v) == 0 && v == value;
+}
+
+static bool filter_matches(const char *filter, const struct dns_addr *a)
+{
+    if (a->family != AF_INET)
+        return false;
+    const unsigned char *b = (const unsigned char *)&a->u.v4;
+    const char *p = filter;
+    for (int i = 0; i < 4; i++) {
+        size_t n = 0;
+        if (*p == '[') {
+            const char *close = strchr(p, ']');
+            if (!close)
+                return false;
+            n = (size_t)(close - p) + 1;
+        } else {
+            while (p[n] && p[n] != '.')
+                n++;
+        }
+        if (!octet_matches(p, n, b[i]))
+            return false;
+        p += n;
+        if (i < 3) {
+            if (*p != '.')
+                return false;
+            p++;
+        }
+    }
+    return *p == 0;
+}
+
+static void rbl_answer(void *ctx, const struct dnsev_answer *ans)
+{
+    struct check_job *j = ctx;
+    j->async_status = ans->status;
+    j->async_text[0] = 0;
+    if (ans->status == DNS_OK && j->dns_step == 0) {
+        const char *filter = j->async_r->rbl_filter;
+        j->async_status = DNS_NODATA;
+        for (size_t i = 0; i < ans->naddr; i++) {
+            if (!filter || filter_matches(filter, &ans->addrs[i])) {
+                dns_addr_text(&ans->addrs[i], j->rbl_addr, sizeof(j->rbl_addr));
+                j->async_status = DNS_OK;
+                break;
+            }
+        }
+    } else if (ans->status == DNS_OK) {
+        str_copy(j->async_text, sizeof(j->async_text), ans->txt);
+    }
+    check_job_continue(j);
+}
+
+/* ---- reply templates ---- */
+
+struct rbl_vars {
+    const char *code, *domain, *reason, *cls, *what;
+    struct check_job *j;
+};
+
+static const char *rbl_var(const struct rbl_vars *v, const char *name, size_t n)
+{
+    struct smtpd_session *s = v->j->s;
+#define IS(x) (n == strlen(x) && memcmp(name, x, n) == 0)
+    if (IS("rbl_code")) return v->code;
+    if (IS("rbl_domain")) return v->domain;
+    if (IS("rbl_reason") || IS("rbl_txt")) return v->reason;
+    if (IS("rbl_class")) return v->cls;
+    if (IS("rbl_what")) return v->what;
+    if (IS("client_address")) return s->client_addr;
+    if (IS("client_name")) return s->check ? s->check->name : "unknown";
+    if (IS("reverse_client_name")) return s->check ? s->check->reverse_name : "unknown";
+    if (IS("helo_name")) return s->helo_name ? s->helo_name : "";
+    if (IS("sender")) return check_sender(v->j) ? check_sender(v->j)->address : "";
+    if (IS("recipient")) return v->j->rcpt ? v->j->rcpt : "";
+    if (IS("sender_name")) return "";
+#undef IS
+    return NULL;
+}
+
+/* $name, ${name}, ${name?text}, ${name:text}, $$ as in Postfix. */
+static int expand(struct strbuf *out, const char *t, const struct rbl_vars *v, int depth)
+{
+    if (depth > 4)
+        return -1;
+    while (*t) {
+        if (*t != '$') {
+            sb_appendc(out, *t++);
+            continue;
+        }
+        t++;
+        if (*t == '$') {
+            sb_appendc(out, *t++);
+            continue;
+        }
+        if (*t == '{') {
+            const char *end = t + 1;
+            int nest = 1;
+            while (*end && nest) {
+                if (*end == '{')
+                    nest++;
+                else if (*end == '}')
+                    nest--;
+                if (nest)
+                    end++;
+            }
+            if (!*end)
+                return -1;
+            const char *name = t + 1;
+            size_t n = strcspn(name, "?:}");
+            const char *val = rbl_var(v, name, n);
+            if (!val)
+                return -1;
+            const char *op = name + n;
+            if (op < end && (*op == '?' || *op == ':')) {
+                if ((*op == '?') == (*val != 0)) {
+                    char *inner = xstrndup(op + 1, (size_t)(end - op - 1));
+                    int rc = expand(out, inner, v, depth + 1);
+                    free(inner);
+                    if (rc < 0)
+                        return -1;
+                }
+            } else {
+                sb_appends(out, val);
+            }
+            t = end + 1;
+            continue;
+        }
+        size_t n = 0;
+        while (isalnum((unsigned char)t[n]) || t[n] == '_')
+            n++;
+        const char *val = rbl_var(v, t, n);
+        if (!val)
+            return -1;
+        sb_appends(out, val);
+        t += n;
+    }
+    return 0;
+}
+
+static enum check_result rbl_reply(struct check_job *j, const struct restriction *r,
+                                   const char *cls, const char *what)
+{
+    char code[8];
+    snprintf(code, sizeof(code), "%d", check_cfg.rbl_code);
+    struct rbl_vars v = { code, r->arg, j->async_text, cls, what, j };
+    struct strbuf tmpl = STRBUF_INIT(4096), out = STRBUF_INIT(CHECK_TEXT_MAX);
+    const char *t = check_cfg.default_rbl_reply;
+    if (check_cfg.rbl_reply_maps) {
+        int rc = maplist_lookup(check_cfg.rbl_reply_maps, r->arg, &tmpl);
+        if (rc < 0) {
+            sb_free(&tmpl);
+            return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", r->arg);
+        }
+        if (rc > 0)
+            t = sb_str(&tmpl);
+    }
+    enum check_result res;
+    const char *e = NULL;
+    if (expand(&out, t, &v, 0) == 0)
+        e = sb_str(&out);
+    if (!e || strlen(e) < 5 || (e[0] != '4' && e[0] != '5') || !isdigit((unsigned char)e[1])
+        || !isdigit((unsigned char)e[2]) || e[3] != ' ') {
+        msg_warn("DNS blocklist %s: bad reply template \"%.100s\"", r->arg, t);
+        res = check_reject(j, 451, "4.3.5", "Server configuration error");
+    } else {
+        int c = atoi(e);
+        const char *text = e + 4;
+        char dsn[ACTION_DSN_MAX + 1] = "5.7.1";
+        size_t d = dsn_prefix_len(text);
+        if (d && d < sizeof(dsn)) {
+            memcpy(dsn, text, d);
+            dsn[d] = 0;
+            text += d;
+            while (*text == ' ')
+                text++;
+        }
+        res = check_reject(j, c, dsn, "%s", text);
+    }
+    sb_free(&tmpl);
+    sb_free(&out);
+    return res;
+}
+
+/* ---- reject_rbl_client and reject_rhsbl_* ---- */
+
+static bool reversed_query(const char *addr, const char *domain, char *out, size_t size)
+{
+    unsigned char b[16];
+    struct strbuf q = STRBUF_INIT(size - 1);
+    bool ok = true;
+    if (inet_pton(AF_INET, addr, b) == 1) {
+        ok = sb_appendf(&q, "%u.%u.%u.%u.%s", b[3], b[2], b[1], b[0], domain) == 0;
+    } else if (inet_pton(AF_INET6, addr, b) == 1) {
+        static const char hex[] = "0123456789abcdef";
+        for (int i = 15; i >= 0 && ok; i--)
+            ok = sb_appendf(&q, "%c.%c.", hex[b[i] & 15], hex[b[i] >> 4]) == 0;
+        ok = ok && sb_appends(&q, domain) == 0;
+    } else {
+        ok = false;
+    }
+    if (ok)
+        str_copy(out, size, sb_str(&q));
+    sb_free(&q);
+    return ok;
+}
+
+static const char *address_domain(const struct address *a)
+{
+    if (!a || (a->flags & (ADDR_F_NULL | ADDR_F_NODOMAIN | ADDR_F_LITERAL)) || !*a->domain)
+        return NULL;
+    return a->domain;
+}
+
+enum check_result rbl_check(struct check_job *j, const struct restriction *r)
+{
+    struct smtpd_session *s = j->s;
+    const char *what = NULL, *cls = "Client host";
+    switch (r->type) {
+    case R_RBL_CLIENT:
+        what = s->client_addr;
+        break;
+    case R_RHSBL_CLIENT:
+        what = s->check && strcmp(s->check->name, "unknown") != 0 ? s->check->name : NULL;
+        break;
+    case R_RHSBL_SENDER:
+        what = address_domain(check_sender(j));
+        cls = "Sender address";
+        break;
+    case R_RHSBL_HELO: {
+        const char *h = j->helo_arg ? j->helo_arg : s->helo_name;
+        what = h && h[0] != '[' ? h : NULL;
+        cls = "Helo command";
+        break;
+    }
+    case R_RHSBL_RCPT:
+        what = address_domain(check_recipient(j));
+        cls = "Recipient address";
+        break;
+    default:
+        break;
+    }
+    if (!what)
+        return CHK_DUNNO;
+    char query[DNS_NAME_MAX + 64];
+    if (r->type == R_RBL_CLIENT) {
+        if (!reversed_query(what, r->arg, query, sizeof(query)))
+            return CHK_DUNNO;
+    } else {
+        snprintf(query, sizeof(query), "%s.%s", what, r->arg);
+        size_t n = strlen(query);
+        if (n > 0 && query[n - 1] == '.')
+            query[n - 1] = 0;
+    }
+    if (!j->resumed) {
+        j->dns_step = 0;
+        j->async_r = r;
+        j->dns = dnsev_lookup(check_cfg.dns, query, DNSEV_A, rbl_answer, j);
+        return j->dns ? CHK_WAIT : CHK_DUNNO;
+    }
+    if (j->dns_step == 0) {
+        if (j->async_status == DNS_TEMPFAIL) {
+            msg_warn("%s: DNS blocklist lookup of %s failed: temporary failure", s->client_desc,
+                     query);
+            return check_defer_if_permit(j, 451, "4.3.0", "<%s>: %s rejected: Temporary lookup "
+                                         "failure (DNS blocklist %s)", what, cls, r->arg);
+        }
+        if (j->async_status != DNS_OK)
+            return CHK_DUNNO;
+        j->dns_step = 1;
+        j->dns = dnsev_lookup(check_cfg.dns, query, DNSEV_TXT, rbl_answer, j);
+        if (j->dns)
+            return CHK_WAIT;
+        j->async_text[0] = 0;
+    }
+    return rbl_reply(j, r, cls, what);
+}
+
+/* ---- reject_unknown_sender_domain / reject_unknown_recipient_domain ---- */
+
+static void domain_answer(void *ctx, const struct dnsev_answer *ans)
+{
+    struct check_job *j = ctx;
+    j->async_status = ans->status;
+    j->async_text[0] = 0;
+    if (ans->status == DNS_OK && j->dns_step == 0) {
+        for (size_t i = 0; i < ans->nnames; i++)
+            if (!ans->names[i][0])
+                str_copy(j->async_text, sizeof(j->async_text), "nullmx");
+    }
+    check_job_continue(j);
+}
+
+enum check_result rbl_unknown_domain(struct check_job *j, const struct restriction *r)
+{
+    bool sender = r->type == R_UNKNOWN_SENDER_DOMAIN;
+    const struct address *a = sender ? check_sender(j) : check_recipient(j);
+    const char *domain = address_domain(a);
+    if (!domain)
+        return CHK_DUNNO;
+    /* our own destinations need no DNS */
+    if (!sender && access_destination_ok(j->s, a))
+        return CHK_DUNNO;
+    const char *cls = sender ? "Sender address" : "Recipient address";
+    const char *dsn = sender ? "4.1.8" : "4.1.2";
+    static const enum dnsev_type steps[] = { DNSEV_MX, DNSEV_A, DNSEV_AAAA };
+    if (j->resumed) {
+        int st = j->async_status;
+        if (st == DNS_OK) {
+            if (j->dns_step == 0 && strcmp(j->async_text, "nullmx") == 0)
+                return check_reject(j, 550, "5.7.27", "<%s>: %s rejected: Domain %s does not "
+                                    "accept mail (nullMX)", a->address, cls, domain);
+            return CHK_DUNNO;
+        }
+        if (st == DNS_TEMPFAIL)
+            return check_defer_if_permit(j, 450, dsn, "<%s>: %s rejected: Domain not found",
+                                         a->address, cls);
+        if (st == DNS_NOTFOUND || j->dns_step == 2)
+            return check_reject(j, check_cfg.unknown_address_code, dsn,
+                                "<%s>: %s rejected: Domain not found", a->address, cls);
+        j->dns_step++;
+    } else {
+        j->dns_step = 0;
+    }
+    j->async_r = r;
+    j->dns = dnsev_lookup(check_cfg.dns, domain, steps[j->dns_step], domain_answer, j);
+    if (!j->dns)
+        return check_reject(j, check_cfg.unknown_address_code, dsn,
+                            "<%s>: %s rejected: Domain not found", a->address, cls);
+    return CHK_WAIT;
+}
