@@ -83,6 +83,12 @@ out:
     return rc;
 }
 
+/* error: and retry: carry a reason where other transports carry a next hop */
+static bool is_reason_transport(const char *transport)
+{
+    return strcmp(transport, "error") == 0 || strcmp(transport, "retry") == 0;
+}
+
 /* Apply a transport_maps value to the default route. */
 static void apply_override(const char *value, struct qmgr_route *route)
 {
@@ -95,6 +101,11 @@ static void apply_override(const char *value, struct qmgr_route *route)
     if (tlen > 0) {
         free(route->transport);
         route->transport = xstrndup(value, tlen);
+        if (is_reason_transport(route->transport) && !(colon && colon[1])) {
+            /* "error" alone: its reason is not the recipient's domain */
+            free(route->nexthop);
+            route->nexthop = xstrdup("");
+        }
     }
     if (colon && colon[1]) {
         free(route->nexthop);
@@ -126,7 +137,7 @@ enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *ro
         route->transport = transport_name(cfg_str(domain_is_relay(final) ? P_relay_transport
                                                   : P_default_transport), &nexthop);
     }
-    route->nexthop = nexthop ? nexthop : xstrdup(final);
+    route->nexthop = nexthop ? nexthop : xstrdup(is_reason_transport(route->transport) ? "" : final);
     enum qmgr_route_result result = QMGR_ROUTE_OK;
     if (!transport_maps_opened)
         qmgr_resolve_init();

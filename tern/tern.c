@@ -99,7 +99,9 @@ int main(int argc, char **argv)
     int c;
     log_open("tern");
     log_to_stderr(1);
-    while ((c = getopt(argc, argv, "+c:vh")) != -1) {
+    /* getopt would take "--help" for a bundle of unknown short options */
+    while (!(optind < argc && strcmp(argv[optind], "--help") == 0) &&
+           (c = getopt(argc, argv, "+c:vh")) != -1) {
         switch (c) {
         case 'c': tern_confdir = optarg; break;
         case 'v': msg_verbose++; break;

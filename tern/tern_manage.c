@@ -207,9 +207,11 @@ static void usage(enum op op)
     else
         printf("  Without arguments every deferred message is tried again now, and\n"
                "  destinations suspended after failures are tried again too.\n");
-    printf("  Safe while Tern runs: a message being delivered is %s when that delivery ends.\n",
-           op == OP_DELETE ? "removed" : op == OP_HOLD ? "held" : op == OP_REQUEUE ? "requeued"
-                                                                         : "left alone and");
+    if (op == OP_DELETE || op == OP_HOLD || op == OP_REQUEUE)
+        printf("  Safe while Tern runs: a message being delivered is %s when that delivery ends.\n",
+               op == OP_DELETE ? "removed" : op == OP_HOLD ? "held" : "requeued");
+    else
+        printf("  Safe while Tern runs: a message being delivered finishes that attempt first.\n");
 }
 
 static int run_op(enum op op, int argc, char **argv)

@@ -163,6 +163,10 @@ class TestControl(unittest.TestCase):
         for cmd in ("start", "stop", "status", "check", "init", "reload", "abort", "setup"):
             r = harness.tern(cmd, "--help")
             self.assertIn("usage: tern", r.stdout)
+        for args in (["--help"], ["-h"], ["help"], ["-c", self.inst.dir, "--help"]):
+            r = harness.tern(*args)
+            self.assertIn("usage: tern", r.stdout)
+            self.assertIn("commands:", r.stdout)
         r = harness.tern("frobnicate", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("unknown command", r.stderr)

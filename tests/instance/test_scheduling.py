@@ -63,6 +63,7 @@ class TestTransportMaps(Base):
             f.write("boss@corp.example smtp:[127.0.0.1]:%d\n" % self.other.port)
             f.write("gone.example     error:5.1.2 this domain no longer receives mail\n")
             f.write("slow.example     retry:4.4.5 we are migrating, try later\n")
+            f.write("closed.example   error\n")
         self.inst.set_main_cf({"transport_maps": "texthash:" + table, "recipient_delimiter": "+"})
         self.inst.start()
 
@@ -90,6 +91,13 @@ class TestTransportMaps(Base):
         self.assertEqual(fields[0]["action"], "failed")
         self.assertEqual(fields[0]["status"], "5.1.2")
         self.assertIn("no longer receives mail", fields[0]["diagnostic-code"])
+        self.inst.wait_empty()
+
+    def test_bare_error_transport_gives_a_generic_reason(self):
+        # no text after "error": the reason is not the recipient's domain
+        self.send(["someone@closed.example"])
+        self.inst.wait_log(r"to=<someone@closed\.example>, relay=none.*dsn=5\.0\.0, status=bounced "
+                           r"\(mail for this destination is not deliverable\)")
         self.inst.wait_empty()
 
     def test_retry_transport_defers(self):
