@@ -5,11 +5,74 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "config.h"
 #include "log.h"
 #include "maps_impl.h"
 #include "util.h"
+
+static struct map *open_maps;
+
+/* The file a table is read from: NAME.db for Berkeley DB tables, NAME for
+ * the types read from a source file; NULL for inline: and unix:. */
+static char *map_file_of(const char *type, size_t tlen, const char *name)
+{
+    if ((tlen == 4 && strncmp(type, "hash", 4) == 0) || (tlen == 5 && strncmp(type, "btree", 5) == 0)) {
+        size_t n = strlen(name);
+        char *file = xmalloc(n + 4);
+        memcpy(file, name, n);
+        memcpy(file + n, ".db", 4);
+        return file;
+    }
+    if ((tlen == 4 && strncmp(type, "pcre", 4) == 0) || (tlen == 6 && strncmp(type, "regexp", 6) == 0)
+        || (tlen == 8 && strncmp(type, "texthash", 8) == 0))
+        return xstrdup(name);
+    return NULL;
+}
+
+static void map_remember_file(struct map *m, const char *type, size_t tlen)
+{
+    m->file = map_file_of(type, tlen, m->name);
+    struct stat st;
+    if (m->file && stat(m->file, &st) == 0) {
+        m->file_dev = st.st_dev;
+        m->file_ino = st.st_ino;
+        m->file_mtime = st.st_mtim;
+        m->file_size = st.st_size;
+    }
+    m->next_open = open_maps;
+    open_maps = m;
+}
+
+static bool map_file_changed(const struct map *m)
+{
+    struct stat st;
+    if (!m->file)
+        return false;
+    if (stat(m->file, &st) < 0)
+        return errno == ENOENT;    /* removed; other errors say nothing */
+    return st.st_dev != m->file_dev || st.st_ino != m->file_ino || st.st_size != m->file_size
+           || st.st_mtim.tv_sec != m->file_mtime.tv_sec || st.st_mtim.tv_nsec != m->file_mtime.tv_nsec;
+}
+
+bool maps_changed(void)
+{
+    static time_t last_look;
+    static bool changed;
+    time_t now = time(NULL);
+    if (changed || now == last_look)
+        return changed;
+    last_look = now;
+    for (struct map *m = open_maps; m; m = m->next_open)
+        if (map_file_changed(m)) {
+            msg_info("table %s has changed: restarting to read it again", m->spec);
+            changed = true;
+            break;
+        }
+    return changed;
+}
 
 struct map *map_open(const char *spec, struct strbuf *err)
 {
@@ -33,9 +96,11 @@ struct map *map_open(const char *spec, struct strbuf *err)
         rc = map_texthash_open(m, err);
     else if (tlen == 6 && strncmp(spec, "inline", 6) == 0)
         rc = map_inline_open(m, err);
+    else if (tlen == 4 && strncmp(spec, "unix", 4) == 0)
+        rc = map_unix_open(m, err);
     else {
         sb_appendf(err, "unsupported table type \"%.*s\" in \"%.100s\" (hash, btree, pcre, "
-                   "regexp, texthash, inline)", (int)tlen, spec, spec);
+                   "regexp, texthash, inline, unix)", (int)tlen, spec, spec);
         rc = -1;
     }
     if (rc < 0) {
@@ -44,6 +109,7 @@ struct map *map_open(const char *spec, struct strbuf *err)
         free(m);
         return NULL;
     }
+    map_remember_file(m, spec, tlen);
     return m;
 }
 
@@ -64,6 +130,12 @@ void map_close(struct map *m)
         return;
     if (m->close)
         m->close(m);
+    for (struct map **p = &open_maps; *p; p = &(*p)->next_open)
+        if (*p == m) {
+            *p = m->next_open;
+            break;
+        }
+    free(m->file);
     free(m->spec);
     free(m->name);
     free(m);

@@ -33,6 +33,11 @@ struct map *map_open(const char *spec, struct strbuf *err);
 int map_lookup(struct map *m, const char *key, struct strbuf *result);
 void map_close(struct map *m);
 const char *map_spec(const struct map *m);
+/* Whether the file of any open table was rebuilt or changed since it was
+ * opened (logged once per table). A long-lived process that sees true
+ * finishes its work and exits so that a fresh one reads the new tables,
+ * as Postfix's daemons do. Looks at the files at most once per second. */
+bool maps_changed(void);
 
 /* Compile the source file NAME of "hash:NAME" or "btree:NAME" into NAME.db
  * (written under a temporary name, then renamed). With MAP_BUILD_ALIASES the

@@ -4,6 +4,8 @@
 #define TERN_MAPS_IMPL_H
 
 #include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "maps.h"
 #include "strbuf.h"
@@ -18,6 +20,13 @@ struct map {
     int (*lookup)(struct map *m, const char *key, struct strbuf *result);
     void (*close)(struct map *m);
     void *priv;
+    /* the file this table was read from, to notice when it is replaced */
+    char *file;
+    dev_t file_dev;
+    ino_t file_ino;
+    struct timespec file_mtime;
+    off_t file_size;
+    struct map *next_open;   /* every open table, for maps_changed() */
 };
 
 int map_db_open(struct map *m, bool btree, struct strbuf *err);
@@ -25,6 +34,7 @@ int map_db_build(const char *name, bool btree, int flags, struct strbuf *err);
 int map_pcre_open(struct map *m, struct strbuf *err);
 int map_texthash_open(struct map *m, struct strbuf *err);
 int map_inline_open(struct map *m, struct strbuf *err);
+int map_unix_open(struct map *m, struct strbuf *err);
 
 /* Logical lines of a table source file: blank lines and lines whose first
  * non-blank character is '#' are skipped, and a line that starts with white

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "maps.h"
 #include "server.h"
 #include "strbuf.h"
 #include "util.h"
@@ -404,7 +405,8 @@ static void serve_single(void)
                     continue;
                 single_serve_one(fd, &term_only);
                 if (srv_terminate || srv.draining
-                    || (may_exit && srv.max_use > 0 && srv.served >= srv.max_use))
+                    || (may_exit && srv.max_use > 0 && srv.served >= srv.max_use)
+                    || (may_exit && maps_changed()))
                     server_exit();
                 report(MASTER_STAT_AVAIL);
             }
@@ -449,6 +451,11 @@ static void event_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     if (srv.listen_kind == LISTEN_FIFO) {
         fifo_trigger(lfd);
+        return;
+    }
+    /* a rebuilt table: the sessions running finish, a fresh process reads it */
+    if (!srv.ops->long_running && !srv.draining && maps_changed()) {
+        server_drain();
         return;
     }
     for (int i = 0; i < SERVER_ACCEPT_BURST && !srv.draining && !event_full(); i++) {

@@ -296,6 +296,44 @@ class TestRejectUnauthDestination(PolicyTest):
         self.assertEqual(self.rcpt("u@tern.test"), (250, "2.1.5 Ok"))
 
 
+class TestLocalRecipientMaps(PolicyTest):
+    """The default local_recipient_maps (unix:passwd.byname, $alias_maps):
+    a local address is valid when it is a Unix user or an alias; others
+    are refused at RCPT, not accepted and bounced later. A rebuilt alias
+    table is seen without a reload."""
+
+    params = {"local_recipient_maps": "unix:passwd.byname, $alias_maps"}
+
+    def test_users_and_aliases_accepted_others_refused(self):
+        self.assertEqual(self.rcpt("root@tern.test"), (250, "2.1.5 Ok"))
+        self.assertEqual(self.rcpt("Postmaster@TERN.test"), (250, "2.1.5 Ok"))
+        self.assert_reply(self.rcpt("no-such-user-x9@tern.test"), 550,
+                          "5.1.1 <no-such-user-x9@tern.test>: Recipient address rejected: "
+                          "User unknown in local recipient table")
+        self.wait_log(self.noqueue("reject", "RCPT", "unknown[127.0.0.2]",
+                                   "550 5.1.1 <no-such-user-x9@tern.test>: Recipient address "
+                                   "rejected: User unknown in local recipient table",
+                                   "sender@example.org", "no-such-user-x9@tern.test"))
+        # a foreign domain is not looked up in the local tables
+        self.assertEqual(self.rcpt("no-such-user-x9@foreign.test", source="127.0.0.1")[0], 250)
+
+    def test_rebuilt_alias_table_is_used_without_reload(self):
+        self.assertEqual(self.rcpt("new-team-x9@tern.test")[0], 550)
+        aliases = os.path.join(self.inst.dir, "aliases")
+        with open(aliases, "a") as f:
+            f.write("new-team-x9: root\n")
+        self.inst.tern("aliases")
+        deadline = time.time() + 15
+        got = None
+        while time.time() < deadline:
+            got = self.rcpt("new-team-x9@tern.test")
+            if got[0] == 250:
+                break
+            time.sleep(0.5)
+        self.assertEqual(got, (250, "2.1.5 Ok"))
+        self.wait_log(r"table hash:\S+aliases has changed")
+
+
 # ---- access tables and predicates ----
 
 ACCESS_TABLES = {

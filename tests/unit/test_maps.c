@@ -424,6 +424,38 @@ static void test_inline(void)
     CHECK(open_fails_with("hash:", "expected type:name"));
 }
 
+static void test_unix_passwd(void)
+{
+    struct map *m = open_map("unix:passwd.byname");
+    CHECK(m != NULL);
+    CHECK(strncmp(lookup(m, "root"), "root:*:0:0:", 11) == 0);
+    CHECK_STR(lookup(m, "no-such-user-x9"), "(none)");
+    CHECK_STR(lookup(m, "root@localhost"), "(none)");
+    CHECK_STR(lookup(m, ""), "(none)");
+    map_close(m);
+    CHECK(open_fails_with("unix:group.byname", "unsupported unix: table"));
+}
+
+static void test_changed_tables(void)
+{
+    /* a table whose file is replaced is noticed (at most once a second) */
+    write_file("changing", "a 1\n");
+    char spec[600];
+    snprintf(spec, sizeof(spec), "texthash:%s", path_of("changing"));
+    struct map *m = open_map(spec);
+    CHECK(!maps_changed());
+    sleep(1);
+    write_file("changing.new", "a 2\n");
+    char from[600], to[600];
+    snprintf(from, sizeof(from), "%s", path_of("changing.new"));
+    snprintf(to, sizeof(to), "%s", path_of("changing"));
+    CHECK(rename(from, to) == 0);
+    sleep(1);
+    CHECK(maps_changed());
+    CHECK(log_contains("has changed"));
+    map_close(m);
+}
+
 static void test_texthash(void)
 {
     struct map *m = open_map(spec_of("texthash", write_file("text", access_src)));
@@ -501,6 +533,8 @@ int main(void)
     test_inline();
     test_texthash();
     test_maplist();
+    test_unix_passwd();
+    test_changed_tables();
 
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
