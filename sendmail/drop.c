@@ -24,6 +24,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "queue.h"
+#include "setgid_config.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -104,43 +105,15 @@ static void open_std_fds(void)
 
 /* ---- configuration ---- */
 
-/* An administrator's configuration: the directory and main.cf belong to
- * root, and nobody else may change them. */
-static bool admin_owned(int dfd)
-{
-    struct stat d, f;
-    return fstat(dfd, &d) == 0 && d.st_uid == 0 && !(d.st_mode & 022)
-        && fstatat(dfd, "main.cf", &f, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(f.st_mode)
-        && f.st_uid == 0 && !(f.st_mode & 022);
-}
-
-/* The configuration decides where we write with the setgid_group's rights,
- * so one the caller names is used only when that gives the caller nothing:
- * the default, or when the caller is root, or when we have no rights the
- * caller lacks (not installed setgid), or when it is an administrator's. The
- * directory is entered before main.cf is read, so it cannot be swapped. */
+/* The configuration decides where we write with the setgid_group's rights:
+ * see setgid_config.h for which one a caller may name. */
 static void load_config(const char *confdir)
 {
-    bool privileged = getegid() != getgid() && getuid() != 0;
-    int dfd = open(confdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        drop_fatal(EX_CONFIG_, "cannot open the configuration directory %s: %s", confdir,
-                   strerror(errno));
-    if (privileged && strcmp(confdir, TERN_SYSCONFDIR) != 0 && !admin_owned(dfd))
-        drop_fatal(EX_NOPERM_, "configuration directory %s: only root may use one that is not "
-                   "root's own (it and its main.cf must belong to root and be writable by root "
-                   "only)", confdir);
-    if (fchdir(dfd) < 0)
-        drop_fatal(EX_CONFIG_, "cannot enter %s: %s", confdir, strerror(errno));
-    close(dfd);
     struct strbuf err = STRBUF_INIT(4096);
-    if (cfg_load(".", &err) < 0)
-        drop_fatal(EX_CONFIG_, "%s/main.cf: %s", confdir, sb_str(&err));
+    enum setgid_config_status st = setgid_config_enter(confdir, &err);
+    if (st != SETGID_CONFIG_OK)
+        drop_fatal(st == SETGID_CONFIG_DENIED ? EX_NOPERM_ : EX_CONFIG_, "%s", sb_str(&err));
     sb_free(&err);
-    const char *qdir = cfg_str(P_queue_directory);
-    if (qdir[0] != '/' || chdir(qdir) < 0)
-        drop_fatal(EX_CONFIG_, "cannot enter queue_directory %s: %s", qdir,
-                   qdir[0] != '/' ? "not an absolute path" : strerror(errno));
 }
 
 /* pickup reads maildrop files through setgid_group: the file gets that

@@ -192,7 +192,8 @@ static void format_master_cf(struct strbuf *out, long port)
         "local          unix  -       n       n       -       -       local\n"
         "smtp           unix  -       -       n       -       -       smtp\n"
         "relay          unix  -       -       n       -       -       smtp\n"
-        "anvil          unix  -       -       n       -       1       anvil\n",
+        "anvil          unix  -       -       n       -       1       anvil\n"
+        "showq          unix  n       -       n       -       -       showq\n",
         port);
 }
 

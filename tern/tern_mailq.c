@@ -1,130 +1,45 @@
 /* tern_mailq.c: `tern queue` (also `mailq`, `sendmail -bp`): the queue as
- * Postfix's mailq shows it: per message its ID with a mark (* active,
- * ! on hold), size, arrival time and sender, then each recipient still to
- * be delivered with the reason of its last deferral; or with --json one
- * JSON object per line with postqueue -j's field names. */
+ * Postfix's mailq shows it (lib/mailq.c). Root reads the queue directly;
+ * other users get the same listing from the showq service through the
+ * set-group-ID tern-mailq program, as Postfix's postqueue does, so that
+ * they see envelopes but never message contents. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
+#include "config.h"
+#include "mailq.h"
 #include "strbuf.h"
 #include "tern.h"
 #include "tern_queue.h"
 #include "util.h"
 
-/* "ID* SIZE Mon Nov 23 02:00:53  " is 48 columns: recipients line up under the sender */
-#define RECIPIENT_COLUMN 48
-
-struct listing {
-    struct queue_filter filter;
-    bool json;
-    unsigned long long bytes;
-    size_t count;
-};
-
-/* The last logged reason of each recipient (defer/ID). */
-struct reasons {
-    const struct qmessage *m;
-    const char **reason;          /* per recipient, owned */
-};
-
-static void note_reason(const struct queue_log_entry *e, void *ctx)
+/* Run DAEMON_DIRECTORY/tern-mailq with the same filters; its output is ours. */
+static int mailq_through_showq(const struct queue_filter *f, bool json)
 {
-    struct reasons *r = ctx;
-    for (size_t i = 0; i < r->m->nrcpts; i++)
-        if (strcmp(r->m->rcpts[i].address, e->recipient) == 0) {
-            free((char *)r->reason[i]);
-            r->reason[i] = xstrdup(e->reason);
-        }
-}
-
-static void reasons_load(struct reasons *r, const struct queued *q)
-{
-    r->m = &q->m;
-    r->reason = xcalloc(q->m.nrcpts + 1, sizeof(*r->reason));
-    queue_read_log(QDIR_DEFER_LOG, q->id, note_reason, r);
-}
-
-static void reasons_free(struct reasons *r)
-{
-    for (size_t i = 0; i < r->m->nrcpts; i++)
-        free((char *)r->reason[i]);
-    free(r->reason);
-}
-
-static void print_text(const struct queued *q, const struct reasons *why)
-{
-    char when[64];
-    time_t t = (time_t)(q->m.arrival_usec / 1000000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm);
-    printf("%s%c %8llu %s  %s\n", q->id, queue_state_mark(q->state), q->m.content_size, when,
-           *q->m.sender ? q->m.sender : "MAILER-DAEMON");
-    const char *last = NULL;
-    for (size_t i = 0; i < q->m.nrcpts; i++) {
-        if (q->m.rcpts[i].done)
-            continue;
-        const char *reason = why->reason[i];
-        if (reason && (!last || strcmp(last, reason) != 0))
-            printf("(%s)\n", reason);
-        last = reason;
-        printf("%*s%s\n", RECIPIENT_COLUMN, "", q->m.rcpts[i].address);
+    tern_load_config();
+    struct strbuf prog = STRBUF_INIT(0);
+    sb_appendf(&prog, "%s/tern-mailq", cfg_str(P_daemon_directory));
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = "tern-mailq";
+    if (tern_confdir) {
+        argv[n++] = "-c";
+        argv[n++] = tern_confdir;
     }
-    printf("\n");
-}
-
-static void print_json(const struct queued *q, const struct reasons *why)
-{
-    struct strbuf out = STRBUF_INIT(0);
-    static const char *const names[] = { "incoming", "active", "deferred", "hold" };
-    sb_appends(&out, "{\"queue_name\": ");
-    json_str(&out, names[q->state]);
-    sb_appends(&out, ", \"queue_id\": ");
-    json_str(&out, q->id);
-    sb_appendf(&out, ", \"arrival_time\": %lld, \"message_size\": %llu",
-               q->m.arrival_usec / 1000000, q->m.content_size);
-    if (q->state == QS_DEFERRED)
-        sb_appendf(&out, ", \"next_attempt\": %lld", (long long)q->mtime);
-    sb_appends(&out, ", \"sender\": ");
-    json_str(&out, q->m.sender);
-    sb_appends(&out, ", \"recipients\": [");
-    bool first = true;
-    for (size_t i = 0; i < q->m.nrcpts; i++) {
-        if (q->m.rcpts[i].done)
-            continue;
-        sb_appends(&out, first ? "{\"address\": " : ", {\"address\": ");
-        json_str(&out, q->m.rcpts[i].address);
-        if (why->reason[i]) {
-            sb_appends(&out, ", \"delay_reason\": ");
-            json_str(&out, why->reason[i]);
-        }
-        sb_appendc(&out, '}');
-        first = false;
-    }
-    sb_appends(&out, "]}");
-    json_print(&out);
-}
-
-static int list_one(struct queued *q, void *ctx)
-{
-    struct listing *l = ctx;
-    if (!queue_filter_match(&l->filter, q))
-        return 0;
-    if (!l->json && l->count == 0)
-        printf("%-17s %8s %-19s  %s\n", "-Queue ID-", "--Size--", "----Arrival Time----",
-               "-Sender/Recipient-------");
-    struct reasons why;
-    reasons_load(&why, q);
-    if (l->json)
-        print_json(q, &why);
-    else
-        print_text(q, &why);
-    reasons_free(&why);
-    l->count++;
-    l->bytes += q->m.content_size;
-    return 0;
+    if (json)
+        argv[n++] = "--json";
+    if (f->sender) { argv[n++] = "--sender"; argv[n++] = f->sender; }
+    if (f->recipient) { argv[n++] = "--recipient"; argv[n++] = f->recipient; }
+    if (f->domain) { argv[n++] = "--domain"; argv[n++] = f->domain; }
+    if (f->state >= 0) { argv[n++] = "--state"; argv[n++] = queue_state_name(f->state); }
+    argv[n] = NULL;
+    fflush(stdout);
+    execv(prog.data, (char *const *)argv);
+    fprintf(stderr, "tern queue: cannot run %s: %s\n", prog.data, strerror(errno));
+    return 1;
 }
 
 int cmd_queue(int argc, char **argv)
@@ -142,23 +57,17 @@ int cmd_queue(int argc, char **argv)
                "  --state STATE     incoming, active, deferred or hold\n");
         return 0;
     }
-    struct listing l = { .json = false };
+    struct queue_filter filter;
+    bool json = false;
     int first;
-    if (queue_options(argc, argv, &l.filter, &l.json, &first) < 0)
+    if (queue_options(argc, argv, &filter, &json, &first) < 0)
         return 2;
     if (first < argc) {
         fprintf(stderr, "tern queue: unexpected argument \"%s\" (see tern queue --help)\n", argv[first]);
         return 2;
     }
+    if (geteuid() != 0)
+        return mailq_through_showq(&filter, json);
     queue_enter();
-    queue_walk(list_one, &l);
-    if (l.json)
-        return 0;
-    if (l.count == 0)
-        printf(queue_filter_active(&l.filter) ? "No matching messages in the queue\n"
-                                              : "Mail queue is empty\n");
-    else
-        printf("-- %llu Kbytes in %zu Request%s.\n", (l.bytes + 1023) / 1024, l.count,
-               l.count == 1 ? "" : "s");
-    return 0;
+    return mailq_print(stdout, &filter, json) == 0 ? 0 : 1;
 }

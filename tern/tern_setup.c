@@ -134,18 +134,19 @@ static int setup_queue(const char *owner, const char *group)
     return rc;
 }
 
-/* tern-drop writes into maildrop/ (0730 mail_owner:setgid_group) for any
- * user: it must be set-group-ID setgid_group and belong to root. */
-static int setup_drop(const char *group)
+/* tern-drop writes into maildrop/ (0730 mail_owner:setgid_group) and
+ * tern-mailq reaches public/showq (0710 root:setgid_group) for any user:
+ * both must be set-group-ID setgid_group and belong to root. */
+static int setup_setgid_program(const char *name, const char *group, const char *what)
 {
     struct strbuf path = STRBUF_INIT(PATH_MAX);
     struct stat st;
     struct group *gr = getgrnam(group);
     int rc = 0;
-    sb_appendf(&path, "%s/tern-drop", cfg_str(P_daemon_directory));
+    sb_appendf(&path, "%s/%s", cfg_str(P_daemon_directory), name);
     if (lstat(path.data, &st) < 0 || !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "tern: %s is missing or not a plain file; local submission (sendmail) "
-                "will not work until it is installed\n", path.data);
+        fprintf(stderr, "tern: %s is missing or not a plain file; %s will not work until it "
+                "is installed\n", path.data, what);
     } else if (!gr || chown(path.data, 0, gr->gr_gid) < 0 || chmod(path.data, 02755) < 0) {
         fprintf(stderr, "tern: cannot make %s set-group-ID %s: %s\n", path.data, group,
                 gr ? strerror(errno) : "no such group");
@@ -190,7 +191,8 @@ int cmd_setup(int argc, char **argv)
     tern_load_config();
     const char *owner = cfg_str(P_mail_owner), *group = cfg_str(P_setgid_group);
     if (tern_ensure_accounts(owner, group) < 0 || setup_queue(owner, group) < 0
-        || setup_drop(group) < 0)
+        || setup_setgid_program("tern-drop", group, "local submission (sendmail)") < 0
+        || setup_setgid_program("tern-mailq", group, "mailq for users other than root") < 0)
         return 1;
     printf("tern: setup complete (mail_owner %s, setgid_group %s, queue_directory %s)\n",
            owner, group, cfg_str(P_queue_directory));

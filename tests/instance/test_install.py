@@ -34,14 +34,18 @@ class TestInstall(unittest.TestCase):
                      "usr/local/share/man/man1/tern.1", "usr/local/share/man/man5/main.cf.5",
                      "usr/local/share/man/man8/smtpd.8",
                      "usr/local/bin/sendmail", "usr/local/bin/mailq", "usr/local/bin/newaliases",
-                     "usr/local/libexec/tern/pickup", "usr/local/libexec/tern/tern-drop"):
+                     "usr/local/libexec/tern/pickup", "usr/local/libexec/tern/tern-drop",
+                     "usr/local/libexec/tern/showq", "usr/local/libexec/tern/tern-mailq",
+                     "usr/local/share/man/man8/showq.8"):
             self.assertIn(path, found)
         self.assertEqual(os.readlink(os.path.join(dest, "usr/local/bin/mailq")), "sendmail")
-        # tern-drop writes into maildrop/ for everyone: set-group-ID terndrop
-        drop = os.stat(os.path.join(dest, "usr/local/libexec/tern/tern-drop"))
-        if os.geteuid() == 0 and _group_exists("terndrop"):
-            self.assertEqual(drop.st_mode & 0o7777, 0o2755)
-            self.assertEqual(drop.st_gid, grp.getgrnam("terndrop").gr_gid)
+        # tern-drop writes into maildrop/ and tern-mailq reaches public/showq
+        # for everyone: both set-group-ID terndrop
+        for prog in ("tern-drop", "tern-mailq"):
+            st = os.stat(os.path.join(dest, "usr/local/libexec/tern", prog))
+            if os.geteuid() == 0 and _group_exists("terndrop"):
+                self.assertEqual(st.st_mode & 0o7777, 0o2755, prog)
+                self.assertEqual(st.st_gid, grp.getgrnam("terndrop").gr_gid, prog)
         # the installed default master.cf names only programs that are installed
         with open(os.path.join(dest, "usr/local/etc/tern/master.cf")) as f:
             for line in f:

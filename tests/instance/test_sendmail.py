@@ -11,6 +11,7 @@ removed with userdel). Checked: the mailboxes under DIR/mail, the maildrop
 files and their modes, the queue files, the log lines, the exit status.
 """
 import grp
+import json
 import mailbox
 import os
 import pwd
@@ -30,6 +31,7 @@ HOST = "tern.test"
 USERS = ("terntestsma", "terntestsmb")
 SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
 TERN_DROP = os.path.join(harness.BUILD, "sendmail", "tern-drop")
+TERN_MAILQ = os.path.join(harness.BUILD, "showq", "tern-mailq")
 ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 
 _homes = None
@@ -73,14 +75,16 @@ def make_instance(name, main_cf=None):
     inst = harness.Instance(name)
     daemons = os.path.join(inst.dir, "libexec")
     os.mkdir(daemons)
+    setgid = {"tern-drop": TERN_DROP, "tern-mailq": TERN_MAILQ}
     for prog in os.listdir(harness.LIBEXEC):
-        if prog != "tern-drop":
+        if prog not in setgid:
             os.symlink(os.path.realpath(os.path.join(harness.LIBEXEC, prog)),
                        os.path.join(daemons, prog))
-    drop = os.path.join(daemons, "tern-drop")
-    shutil.copy(TERN_DROP, drop)
-    os.chown(drop, 0, grp.getgrnam("terndrop").gr_gid)
-    os.chmod(drop, 0o2755)
+    for prog, built in setgid.items():
+        path = os.path.join(daemons, prog)
+        shutil.copy(built, path)
+        os.chown(path, 0, grp.getgrnam("terndrop").gr_gid)
+        os.chmod(path, 0o2755)
     settings = {"daemon_directory": daemons,
                 "command_directory": os.path.dirname(harness.TERN)}
     settings.update(main_cf or {})
@@ -418,6 +422,53 @@ class TestQueueListing(unittest.TestCase):
             self.assertIn(qid, out)
             self.assertIn("me@example.org", out)
             self.assertIn("far@remote.example", out)
+
+    def test_normal_user_lists_the_queue_but_cannot_read_or_change_it(self):
+        inst = self.inst
+        user, other = USERS
+        r = sendmail(inst, ["-f", "me@example.org", "far@remote.example"], MESSAGE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        qid = inst.wait_log(r"([0-9B-Z]{16}): to=<far@remote\.example>.*status=deferred").group(1)
+        (path,) = inst.wait_queue("deferred", 1)
+        # mailq, sendmail -bp and tern queue (also --json, with filters) go
+        # through showq for a user who is not root
+        tern = [harness.TERN, "-c", inst.dir]
+        for cmd in ([SENDMAIL, "-C", inst.dir, "-bp"], tern + ["queue"]):
+            r = as_user(other, *cmd)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = r.stdout.decode()
+            self.assertIn(qid, out)
+            self.assertIn("me@example.org", out)
+            self.assertIn("far@remote.example", out)
+            self.assertIn("-- 1 Kbytes in 1 Request.", out)
+            self.assertNotIn("Subject", out)
+        r = as_user(other, *(tern + ["queue", "--json", "--domain", "remote.example"]))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout.decode())["queue_id"], qid)
+        r = as_user(other, *(tern + ["queue", "--sender", "nobody@example.org"]))
+        self.assertEqual(r.stdout.decode(), "No matching messages in the queue\n")
+        r = as_user(other, *(tern + ["queue", "--state", "nonsense"]))
+        self.assertNotEqual(r.returncode, 0)
+        # but cannot read the message or act on it
+        for args in (["show", qid], ["delete", qid], ["hold", qid]):
+            r = as_user(other, *(tern + args))
+            self.assertNotEqual(r.returncode, 0, args)
+        self.assertNotEqual(as_user(other, "cat", path).returncode, 0)
+        self.assertTrue(os.path.exists(path))
+        # the set-group-ID helper does not take a configuration of the user's
+        fake = tempfile.mkdtemp(prefix="tern-fake-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, fake, ignore_errors=True)
+        os.chmod(fake, 0o777)
+        r = as_user(other, os.path.join(inst.dir, "libexec", "tern-mailq"), "-c", fake)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("only root may use one", r.stderr.decode())
+        # with Tern stopped only root can list the queue
+        inst.stop()
+        r = as_user(other, *(tern + ["queue"]))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("only root can list the queue", r.stderr.decode())
+        r = harness.tern("-c", inst.dir, "queue")
+        self.assertIn(qid, r.stdout)
 
 
 if __name__ == "__main__":
