@@ -166,13 +166,46 @@ static void check_queue(struct check_state *cs)
     sb_free(&path);
 }
 
+/* tern-drop and tern-mailq serve users other than root only when they are
+ * set-group-ID setgid_group and belong to root; without that, sendmail and
+ * mailq still work for root, so this is a warning. */
+static void check_setgid_programs(struct check_state *cs)
+{
+    struct group *gr = getgrnam(cfg_str(P_setgid_group));
+    if (!gr)
+        return;         /* reported by check_queue */
+    static const struct {
+        const char *name, *what;
+    } progs[] = {
+        { "tern-drop", "sendmail run by users other than root cannot submit mail" },
+        { "tern-mailq", "mailq run by users other than root cannot list the queue" },
+    };
+    struct strbuf path = STRBUF_INIT(4096);
+    for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+        struct stat st;
+        sb_reset(&path);
+        sb_appendf(&path, "%s/%s", cfg_str(P_daemon_directory), progs[i].name);
+        if (stat(path.data, &st) < 0)
+            continue;   /* a missing program is reported with the services */
+        if (st.st_uid != 0 || st.st_gid != gr->gr_gid || (st.st_mode & 07777) != 02755) {
+            fprintf(cs->out, "tern: warning: %s is not set-group-ID %s (mode %04o, owner %ld:%ld): "
+                    "%s; fix: tern setup\n", path.data, gr->gr_name, (unsigned)(st.st_mode & 07777),
+                    (long)st.st_uid, (long)st.st_gid, progs[i].what);
+            cs->warnings++;
+        }
+    }
+    sb_free(&path);
+}
+
 int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
 {
     struct check_state cs = { out, 0, 0 };
     check_parameters(&cs);
     check_services(&cs);
-    if (check_queue_dirs && geteuid() == 0)
+    if (check_queue_dirs && geteuid() == 0) {
         check_queue(&cs);
+        check_setgid_programs(&cs);
+    }
     if (warnings)
         *warnings = cs.warnings;
     return cs.errors;

@@ -152,6 +152,15 @@ class TestControl(unittest.TestCase):
         for sub in ("queue", "data", "log", "mail"):
             self.assertTrue(os.path.isdir(os.path.join(self.inst.dir, sub)), sub)
 
+    @unittest.skipUnless(os.geteuid() == 0, "the check of set-group-ID programs runs as root")
+    def test_check_warns_about_plain_setgid_programs(self):
+        # the instance's daemon directory is the build's, where tern-drop and
+        # tern-mailq are not set-group-ID
+        r = self.inst.tern("check")
+        self.assertRegex(r.stdout, r"warning: \S+/tern-drop is not set-group-ID terndrop .*"
+                                   r"fix: tern setup")
+        self.assertRegex(r.stdout, r"warning: \S+/tern-mailq is not set-group-ID terndrop")
+
     def test_check_master_cf(self):
         with open(os.path.join(self.inst.dir, "master.cf"), "a") as f:
             f.write("bogus unix - - n - 1 nosuchdaemon\n")

@@ -455,6 +455,9 @@ class TestQueueListing(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0, args)
         self.assertNotEqual(as_user(other, "cat", path).returncode, 0)
         self.assertTrue(os.path.exists(path))
+        # tern check is content with the set-group-ID programs; with a plain
+        # copy it warns and names the fix
+        self.assertNotIn("set-group-ID", harness.tern("-c", inst.dir, "check").stdout)
         # the set-group-ID helper does not take a configuration of the user's
         fake = tempfile.mkdtemp(prefix="tern-fake-", dir="/tmp")
         self.addCleanup(shutil.rmtree, fake, ignore_errors=True)
