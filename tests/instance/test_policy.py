@@ -157,7 +157,8 @@ class PolicyTest(unittest.TestCase):
                     "relayhost": "[127.0.0.1]:%d" % cls.sink.port}
         for k, v in cls.params.items():
             settings[k] = cls.expand(v)
-        cls.inst = harness.Instance(name="policy", main_cf=settings)
+        cls.inst = harness.Instance(name="policy", main_cf=settings,
+                                    master_cf_extra=cls.extra_services())
         cls.inst.stall_transport("stall")
         cls.inst.start()
 
@@ -168,6 +169,10 @@ class PolicyTest(unittest.TestCase):
     @classmethod
     def start_servers(cls):
         pass
+
+    @classmethod
+    def extra_services(cls):
+        return None
 
     @classmethod
     def stop_servers(cls):
@@ -332,6 +337,56 @@ class TestLocalRecipientMaps(PolicyTest):
             time.sleep(0.5)
         self.assertEqual(got, (250, "2.1.5 Ok"))
         self.wait_log(r"table hash:\S+aliases has changed")
+
+
+class TestIPv6Client(PolicyTest):
+    """A client on ::1: mynetworks and access tables by IPv6 address, and
+    the relay decision for an IPv6 client outside mynetworks."""
+
+    v6_port = harness.free_port()
+    params = {"inet_protocols": "all", "mynetworks": "127.0.0.1/32",
+              "smtpd_client_restrictions": "check_client_access texthash:TABLES/client6"}
+    tables = {"client6": "::2 REJECT not this one\n",
+              "client6b": "::1 550 5.7.1 IPv6 loopback refused here\n"}
+
+    @classmethod
+    def extra_services(cls):
+        return ["[::1]:%d inet n - n - - smtpd" % cls.v6_port,
+                "[::1]:%d inet n - n - - smtpd -o mynetworks=[::1]/128" % (cls.v6_port + 1),
+                "[::1]:%d inet n - n - - smtpd "
+                "-o smtpd_client_restrictions=check_client_access,texthash:%s/client6b"
+                % (cls.v6_port + 2, cls.tmp)]
+
+    def v6(self, port):
+        s = socket.create_connection(("::1", port), timeout=15)
+        c = Client.__new__(Client)
+        c.sock, c.buf = s, b""
+        c.greeting = c.reply()
+        self.addCleanup(c.close)
+        self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+        self.assertEqual(c.cmd("MAIL FROM:<sender@example.org>")[0], 250)
+        return c
+
+    def test_outside_mynetworks_cannot_relay(self):
+        c = self.v6(self.v6_port)
+        self.assertEqual(c.cmd("RCPT TO:<user@foreign.test>"),
+                         (454, "4.7.1 <user@foreign.test>: Relay access denied"))
+        self.wait_log(r"NOQUEUE: reject: RCPT from \S+\[::1\]: 454 4\.7\.1 "
+                      r"<user@foreign\.test>: Relay access denied")
+        self.assertEqual(c.cmd("RCPT TO:<user@tern.test>"), (250, "2.1.5 Ok"))
+
+    def test_mynetworks_by_ipv6_prefix(self):
+        c = self.v6(self.v6_port + 1)
+        self.assertEqual(c.cmd("RCPT TO:<user@foreign.test>"), (250, "2.1.5 Ok"))
+
+    def test_access_table_by_ipv6_address(self):
+        c = self.v6(self.v6_port + 2)
+        self.assertEqual(c.cmd("RCPT TO:<user@tern.test>"),
+                         (550, "5.7.1 <unknown[::1]>: Client host rejected: "
+                               "IPv6 loopback refused here"))
+        self.wait_log(r"NOQUEUE: reject: RCPT from unknown\[::1\]: 550 5\.7\.1 <unknown\[::1\]>: "
+                      r"Client host rejected: IPv6 loopback refused here; from=<sender@example\.org> "
+                      r"to=<user@tern\.test> proto=ESMTP helo=<client\.example>")
 
 
 # ---- access tables and predicates ----
