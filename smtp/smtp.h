@@ -126,7 +126,7 @@ struct smtp_session {
     unsigned features;                      /* SMTP_FEAT_* from EHLO */
     unsigned auth_mechs;                    /* SMTP_AUTH_* the server offers */
     unsigned long long size_limit;          /* SIZE from EHLO, 0 = none */
-    const char *io_error;                   /* why the last read/write failed */
+    const char *io_error;                   /* why the last read/write failed (static text) */
     bool timed_out;
     bool skip_to_lf;                        /* dropping the tail of a cut reply line */
     bool server_closing;                    /* the server answered 421 */
@@ -134,7 +134,6 @@ struct smtp_session {
                                                reply read: another one may follow */
     long long connected_usec;               /* when the connection was made */
     unsigned uses;                          /* requests it served, the current one included */
-    char io_error_text[256];                /* room for io_error's text of a TLS error */
     /* TLS */
     struct ssl_st *ssl;                     /* non-NULL once STARTTLS succeeded */
     bool tls_off;                           /* plaintext retry after a failed handshake */

@@ -90,12 +90,14 @@ static int tls_retry(struct smtp_session *s, int rc, long long deadline)
         return io_fail(s, e == 0 || e == EPIPE || e == ECONNRESET ? "lost connection" : strerror(e),
                        false);
     }
+    /* Static: a session struct moves (into and out of the cache), and
+     * only the session in use does I/O. */
+    static char text[256];
     unsigned long code = ERR_get_error();
+    const char *reason = code ? ERR_reason_error_string(code) : NULL;
     ERR_clear_error();
-    snprintf(s->io_error_text, sizeof(s->io_error_text), "TLS error: %s",
-             code ? ERR_reason_error_string(code) ? ERR_reason_error_string(code) : "unknown"
-                  : "protocol error");
-    return io_fail(s, s->io_error_text, false);
+    snprintf(text, sizeof(text), "TLS error: %s", reason ? reason : "protocol error");
+    return io_fail(s, text, false);
 }
 
 static int tls_read_more(struct smtp_session *s, long long deadline)

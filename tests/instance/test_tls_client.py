@@ -35,7 +35,9 @@ SHORT_TIMEOUTS = {name: "5s" for name in (
     "smtp_quit_timeout", "smtp_rset_timeout", "smtp_starttls_timeout")}
 
 # Names the DNS server of test_smtp_delivery resolves for these tests.
-tsd.ZONE.update({"mx.tls.test": {"A": ["127.0.0.1"]}, "wrong.tls.test": {"A": ["127.0.0.1"]}})
+tsd.ZONE.update({"mx.tls.test": {"A": ["127.0.0.1"]}, "wrong.tls.test": {"A": ["127.0.0.1"]},
+                 "pol.tls.test": {"MX": [(10, "mx.tls.test")]},
+                 "other.tls.test": {"MX": [(10, "wrong.tls.test")]}})
 
 USER, PASSWORD = "relayuser", "s3cret:with:colons"
 
@@ -391,6 +393,29 @@ class TlsClientTest(unittest.TestCase):
         by_rcpt = {m.split("X-Tag: ")[1].split("\n")[0]: c for c, m in tls_srv.wait_messages(2)}
         self.assertTrue(by_rcpt["a@secure.example"]["tls"])
         self.assertIsNone(by_rcpt["c@loose.example"]["tls"])     # the global level: none
+
+    def test_policy_for_parent_domain_checks_the_mx_name(self):
+        """A policy keyed by a parent domain (.tls.test) applies to the MX
+        destinations below it; at level verify the certificate must match
+        the MX host name: mx.tls.test does, wrong.tls.test does not."""
+        srv = self.server(tls_context=self.server_context())
+        d = tempfile.mkdtemp(prefix="tern-tls-maps-")
+        self.addCleanup(shutil.rmtree, d, True)
+        policy = os.path.join(d, "tls_policy")
+        with open(policy, "w") as f:
+            f.write(".tls.test verify\n")
+        os.chmod(d, 0o755)
+        self.instance("", smtp_tcp_port=str(srv.port), smtp_tls_CAfile=self.ca(),
+                      smtp_tls_policy_maps="texthash:" + policy)
+        self.send(["a@pol.tls.test", "b@other.tls.test"])
+        self.inst.wait_log(log_result("a@pol.tls.test", "sent"))
+        self.inst.wait_log(r"Verified TLS connection established to mx\.tls\.test\[127\.0\.0\.1\]:%d"
+                           % srv.port)
+        self.inst.wait_log(log_result("b@other.tls.test", "deferred", dsn=r"4\.7\.5",
+                                      reason=r"Server certificate not verified \(no certificate name "
+                                             r"matches wrong\.tls\.test\)"))
+        self.assertEqual(len(srv.messages()), 1)
+        self.assertEqual(sorted(srv.snis), ["mx.tls.test", "wrong.tls.test"])
 
     def test_bad_policy_value_defers_with_configuration_problem(self):
         srv = self.server(tls_context=self.server_context())
