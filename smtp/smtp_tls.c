@@ -290,18 +290,23 @@ int smtp_tls_policy_find(struct smtp_request *rq)
 
 /* ---- the handshake ---- */
 
-static int wait_fd(int fd, short events, long long deadline_ms)
+/* 0 ready; -1 with the reason in detail (the deadline passed, or poll failed). */
+static int wait_fd(int fd, short events, long long deadline_ms, struct strbuf *detail)
 {
     for (;;) {
         long long left = deadline_ms - now_usec() / 1000;
-        if (left <= 0)
+        if (left <= 0) {
+            sb_appends(detail, "timed out");
             return -1;
+        }
         struct pollfd pfd = { fd, events, 0 };
         int rc = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
         if (rc > 0)
             return 0;
-        if (rc < 0 && errno != EINTR)
+        if (rc < 0 && errno != EINTR) {
+            sb_appends(detail, strerror(errno));
             return -1;
+        }
     }
 }
 
@@ -518,10 +523,8 @@ static int handshake(SSL *ssl, int fd, struct strbuf *detail)
             handshake_error(ssl, rc, detail);
             return -1;
         }
-        if (wait_fd(fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) < 0) {
-            sb_appends(detail, errno && errno != EINTR ? strerror(errno) : "timed out");
+        if (wait_fd(fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, detail) < 0)
             return -1;
-        }
     }
 }
 

@@ -66,12 +66,15 @@ class RemoteServer:
     """An SMTP server on 127.0.0.1:port, one thread per connection.
     starttls: offer STARTTLS (with tls_context); auth: the mechanisms offered
     ("PLAIN LOGIN"), before TLS too unless auth_tls_only; require_auth: MAIL
-    FROM is refused with 530 until AUTH succeeded. Every connection is a
+    FROM is refused with 530 until AUTH succeeded; starttls_reply: the reply
+    to STARTTLS (a 220 followed by injected text, or a refusal); stall_tls:
+    never start the handshake. Every connection is a
     dict in .connections: tls (protocol or None), sni, resumed, auths
     [(mechanism, user, password)], commands, messages, handshake_error."""
 
     def __init__(self, tls_context=None, starttls=True, auth=None, auth_tls_only=False,
-                 require_auth=False):
+                 require_auth=False, starttls_reply="220 2.0.0 Ready to start TLS", stall_tls=False):
+        self.starttls_reply, self.stall_tls = starttls_reply, stall_tls
         self.ctx = tls_context
         self.starttls = starttls and tls_context is not None
         self.auth, self.auth_tls_only, self.require_auth = auth, auth_tls_only, require_auth
@@ -173,7 +176,12 @@ class RemoteServer:
                 self._send(state, "\r\n".join(
                     "250%s%s" % ("-" if i < len(lines) - 1 else " ", l) for i, l in enumerate(lines)))
             elif verb == "STARTTLS" and self.starttls and rec["tls"] is None:
-                self._send(state, "220 2.0.0 Ready to start TLS")
+                self._send(state, self.starttls_reply)
+                if not self.starttls_reply.startswith("220"):
+                    continue
+                if self.stall_tls:
+                    self._line(state)           # until the client gives up and closes
+                    return
                 try:
                     tls = self.ctx.wrap_socket(state["sock"], server_side=True)
                 except (ssl.SSLError, OSError) as e:
@@ -432,6 +440,48 @@ class TlsClientTest(unittest.TestCase):
         self.inst.wait_log(r"TLS policy lookup for \[127\.0\.0\.1\]:%d: attribute \"match\" is valid "
                            r"only with levels verify and secure" % srv.port)
         self.assertEqual(srv.connections, [])
+
+    def test_starttls_refused_continues_in_clear_at_level_may(self):
+        srv = self.server(tls_context=self.server_context(), starttls_reply="454 4.7.0 TLS not available")
+        self.instance("[127.0.0.1]:%d" % srv.port)
+        self.send(["b@remote.example"])
+        [(conn, _)] = srv.wait_messages(1)
+        self.assertIsNone(conn["tls"])
+        self.assertEqual(len(srv.connections), 1)        # the same connection, in clear
+        self.assertIn("STARTTLS", conn["commands"])
+
+    def test_starttls_refused_defers_at_level_encrypt(self):
+        srv = self.server(tls_context=self.server_context(), starttls_reply="454 4.7.0 TLS not available")
+        self.instance("[127.0.0.1]:%d" % srv.port, smtp_tls_security_level="encrypt")
+        self.send(["b@remote.example"])
+        self.inst.wait_log(log_result(
+            "b@remote.example", "deferred", dsn=r"4\.7\.0",
+            reason=r"TLS is required, but host 127\.0\.0\.1\[127\.0\.0\.1\] refused to start TLS: "
+                   r"454 4\.7\.0 TLS not available"), timeout=20)
+        self.assertEqual(srv.messages(), [])
+
+    def test_plaintext_injected_after_starttls_is_discarded(self):
+        """Text the server (or a man in the middle) sends in clear behind
+        the 220 must not be taken as a reply inside the TLS session."""
+        srv = self.server(tls_context=self.server_context(),
+                          starttls_reply="220 2.0.0 Ready\r\n250-injected\r\n250 STARTTLS")
+        self.instance("[127.0.0.1]:%d" % srv.port, smtp_tls_security_level="encrypt")
+        self.send(["b@remote.example"])
+        [(conn, _)] = srv.wait_messages(1)
+        self.assertTrue(conn["tls"])
+        self.inst.wait_log(log_result("b@remote.example", "sent", port=srv.port))
+
+    def test_stalled_handshake_times_out(self):
+        srv = self.server(tls_context=self.server_context(), stall_tls=True)
+        self.instance("[127.0.0.1]:%d" % srv.port, smtp_tls_security_level="encrypt",
+                      smtp_starttls_timeout="2s")
+        t0 = time.time()
+        self.send(["b@remote.example"])
+        self.inst.wait_log(log_result("b@remote.example", "deferred", dsn=r"4\.7\.5",
+                                      reason=r"Cannot start TLS: handshake failure \(timed out\)"),
+                           timeout=20)
+        self.assertLess(time.time() - t0, 10)
+        self.assertGreaterEqual(time.time() - t0, 1.8)
 
     # ---- protocols ----
     def test_tls11_only_server_refused_when_tls_is_required(self):
