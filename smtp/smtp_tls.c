@@ -5,6 +5,7 @@
  * cipher grade of the level, SNI, the certificate checks of levels verify
  * and secure (a chain trusted by smtp_tls_CAfile / smtp_tls_CApath and a
  * name matched with X509_check_host, wildcards in the leftmost label only),
+ * a client certificate for servers that ask (smtp_tls_cert_file),
  * the "... TLS connection established ..." log line, and a small cache of
  * TLS sessions inside the process so that later connections to the same
  * server resume instead of doing a full handshake. */
@@ -227,6 +228,16 @@ void smtp_tls_init(void)
         log_openssl_errors("loading CA certificates");
         msg_warn("cannot load Certification Authority data, CAfile=\"%s\", CApath=\"%s\": "
                  "disabling TLS support", cafile, capath);
+        SSL_CTX_free(ctx);
+        return;
+    }
+    const char *cert = cfg_str(P_smtp_tls_cert_file), *key = cfg_str(P_smtp_tls_key_file);
+    if (*cert && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1
+                  || SSL_CTX_use_PrivateKey_file(ctx, *key ? key : cert, SSL_FILETYPE_PEM) != 1
+                  || SSL_CTX_check_private_key(ctx) != 1)) {
+        log_openssl_errors("loading the client certificate");
+        msg_warn("cannot load the client certificate and key from smtp_tls_cert_file = %s, "
+                 "smtp_tls_key_file = %s: disabling TLS support", cert, key);
         SSL_CTX_free(ctx);
         return;
     }

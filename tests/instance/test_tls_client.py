@@ -60,6 +60,13 @@ def make_pki(d):
                 "extendedKeyUsage=serverAuth\n")
     openssl("x509", "-req", "-in", "mx.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", "mx.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    # the smtp client's own certificate, for servers that ask for one
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=client.tls.test", cwd=d)
+    with open(os.path.join(d, "client.cnf"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "client.pem", "-days", "2", "-extfile", "client.cnf", cwd=d)
 
 
 class RemoteServer:
@@ -98,7 +105,7 @@ class RemoteServer:
                 continue
             except OSError:
                 return
-            rec = {"tls": None, "cipher": None, "resumed": False, "auths": [], "commands": [],
+            rec = {"tls": None, "cipher": None, "resumed": False, "client_cn": None, "auths": [], "commands": [],
                    "messages": [], "handshake_error": None, "closed": False}
             with self.lock:
                 self.connections.append(rec)
@@ -190,6 +197,8 @@ class RemoteServer:
                 state["sock"], state["buf"] = tls, b""
                 rec["tls"], rec["cipher"] = tls.version(), tls.cipher()
                 rec["resumed"] = tls.session_reused
+                peer = tls.getpeercert() or {}
+                rec["client_cn"] = dict(x[0] for x in peer.get("subject", ())).get("commonName")
             elif verb == "AUTH" and self.auth:
                 authed = self._auth(state, rec, args) or authed
             elif verb == "MAIL":
@@ -257,9 +266,12 @@ class TlsClientTest(unittest.TestCase):
         shutil.rmtree(cls.pki, ignore_errors=True)
 
     # ---- helpers ----
-    def server_context(self, minimum=None, maximum=None):
+    def server_context(self, minimum=None, maximum=None, ask_client_cert=False):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(self.pki, "mx.pem"), os.path.join(self.pki, "mx.key"))
+        if ask_client_cert:
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+            ctx.load_verify_locations(self.ca())
         if minimum:
             ctx.set_ciphers("ALL:@SECLEVEL=0")
             ctx.minimum_version = minimum
@@ -482,6 +494,24 @@ class TlsClientTest(unittest.TestCase):
                            timeout=20)
         self.assertLess(time.time() - t0, 10)
         self.assertGreaterEqual(time.time() - t0, 1.8)
+
+    def test_client_certificate_offered_when_asked(self):
+        srv = self.server(tls_context=self.server_context(ask_client_cert=True))
+        self.instance("[127.0.0.1]:%d" % srv.port,
+                      smtp_tls_cert_file=os.path.join(self.pki, "client.pem"),
+                      smtp_tls_key_file=os.path.join(self.pki, "client.key"))
+        self.send(["b@remote.example"])
+        [(conn, _)] = srv.wait_messages(1)
+        self.assertTrue(conn["tls"])
+        self.assertEqual(conn["client_cn"], "client.tls.test")
+
+    def test_no_client_certificate_by_default(self):
+        srv = self.server(tls_context=self.server_context(ask_client_cert=True))
+        self.instance("[127.0.0.1]:%d" % srv.port)
+        self.send(["b@remote.example"])
+        [(conn, _)] = srv.wait_messages(1)
+        self.assertTrue(conn["tls"])
+        self.assertIsNone(conn["client_cn"])
 
     # ---- protocols ----
     def test_tls11_only_server_refused_when_tls_is_required(self):
