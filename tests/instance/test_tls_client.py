@@ -505,13 +505,36 @@ class TlsClientTest(unittest.TestCase):
         self.assertTrue(conn["tls"])
         self.assertEqual(conn["client_cn"], "client.tls.test")
 
-    def test_no_client_certificate_by_default(self):
+    def test_no_client_certificate_and_no_tls_log_line_by_default(self):
         srv = self.server(tls_context=self.server_context(ask_client_cert=True))
-        self.instance("[127.0.0.1]:%d" % srv.port)
+        self.instance("[127.0.0.1]:%d" % srv.port, smtp_tls_loglevel="0")    # Postfix's default
         self.send(["b@remote.example"])
         [(conn, _)] = srv.wait_messages(1)
         self.assertTrue(conn["tls"])
         self.assertIsNone(conn["client_cn"])
+        self.inst.wait_log(log_result("b@remote.example", "sent", port=srv.port))
+        self.assertNotIn("TLS connection established", self.inst.log_text())
+
+    def test_server_name_from_policy_and_setting(self):
+        srv = self.server(tls_context=self.server_context())
+        d = tempfile.mkdtemp(prefix="tern-tls-maps-")
+        self.addCleanup(shutil.rmtree, d, True)
+        policy = os.path.join(d, "tls_policy")
+        with open(policy, "w") as f:
+            f.write("[127.0.0.1]:%d encrypt servername=custom.tls.test\n" % srv.port)
+        os.chmod(d, 0o755)
+        self.instance("[127.0.0.1]:%d" % srv.port, smtp_tls_policy_maps="texthash:" + policy,
+                      smtp_tls_servername="nexthop")
+        self.send(["b@remote.example"])
+        srv.wait_messages(1)
+        self.assertEqual(srv.snis, ["custom.tls.test"])      # the policy wins over main.cf
+
+    def test_server_name_nexthop_setting(self):
+        srv = self.server(tls_context=self.server_context())
+        self.instance("[mx.tls.test]:%d" % srv.port, smtp_tls_servername="nexthop")
+        self.send(["b@remote.example"])
+        srv.wait_messages(1)
+        self.assertEqual(srv.snis, ["mx.tls.test"])           # sent at level may when set
 
     # ---- protocols ----
     def test_tls11_only_server_refused_when_tls_is_required(self):
