@@ -3,8 +3,9 @@
  * up the next hop, talks SMTP to the remote server, marks final recipients
  * done in the queue file and reports each recipient's outcome, keeping the
  * connection open for the next request to the same next hop for a short
- * while. This file reads the settings and starts the daemon; the work is
- * in smtp_*.c. */
+ * while. STARTTLS and AUTH follow Postfix's smtp_tls_* and smtp_sasl_*
+ * settings. This file reads the settings and starts the daemon; the work
+ * is in smtp_*.c. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdlib.h>
@@ -110,6 +111,9 @@ static void smtp_pre_init(void)
         msg_fatal("smtp_dns_servers: %s (main.cf)", sb_str(&err));
     sb_free(&err);
     smtp_cfg.port = default_port();
+    /* CA certificates and password tables are readable only now. */
+    smtp_tls_init();
+    smtp_sasl_init();
 }
 
 static void smtp_post_init(struct event_base *base)
@@ -145,6 +149,8 @@ static void smtp_post_init(struct event_base *base)
 static void smtp_pre_exit(void)
 {
     smtp_cache_close();
+    smtp_tls_exit();
+    smtp_sasl_exit();
     dns_close(smtp_cfg.dns);
     smtp_cfg.dns = NULL;
 }

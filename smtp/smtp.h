@@ -4,8 +4,9 @@
  * smtp_request.c (the delivery protocol with qmgr, marking, logging),
  * smtp_connect.c (next hop, MX and address lookups, connecting),
  * smtp_cache.c (one session kept open between requests), smtp_io.c
- * (reply and command I/O with deadlines) and smtp_proto.c (the SMTP
- * dialogue). */
+ * (reply and command I/O with deadlines, in clear or through TLS),
+ * smtp_proto.c (the SMTP dialogue), smtp_tls.c (STARTTLS: policy,
+ * handshake, certificate checks) and smtp_sasl.c (AUTH to a server). */
 #ifndef TERN_SMTP_H
 #define TERN_SMTP_H
 
@@ -17,9 +18,13 @@
 
 #include "queue.h"
 #include "smtp_parse.h"
+#include "smtp_policy.h"
 #include "strbuf.h"
 
 struct dns_resolver;
+struct maplist;
+struct ssl_st;
+struct ssl_ctx_st;
 
 #define SMTP_REASON_MAX 4096     /* one recipient's reason text */
 #define SMTP_RELAY_MAX 512       /* "host[addr]:port" */
@@ -48,6 +53,24 @@ struct smtp_settings {
     struct dns_resolver *dns;
     size_t ipc_frame_limit;
     int ipc_timeout;
+    /* TLS (smtp_tls.c) */
+    struct ssl_ctx_st *tls_ctx;          /* NULL: the TLS engine is unavailable */
+    enum smtp_tls_level tls_level;       /* smtp_tls_security_level */
+    struct maplist *tls_policy_maps;
+    unsigned tls_protocols, tls_mandatory_protocols;
+    const char *tls_ciphers, *tls_mandatory_ciphers;
+    const char *tls_exclude_ciphers, *tls_mandatory_exclude_ciphers;
+    const char *tls_verify_cert_match, *tls_secure_cert_match;
+    const char *tls_servername;
+    int tls_loglevel;
+    int starttls_timeout;
+    int tls_session_cache_timeout;
+    /* SASL (smtp_sasl.c) */
+    bool sasl_enable;
+    struct maplist *sasl_password_maps;
+    unsigned sasl_mechanism_filter;      /* SMTP_AUTH_*; all when the filter is empty */
+    unsigned sasl_options, sasl_tls_options, sasl_tls_verified_options;
+    bool sasl_soft_bounce;
 };
 extern struct smtp_settings smtp_cfg;
 
@@ -70,6 +93,9 @@ struct smtp_request {
     const char *queue_id, *queue_path, *transport, *nexthop, *sender;
     struct smtp_rcpt *rcpts;
     size_t nrcpt;
+    /* the next hop, parsed, and the TLS policy that applies to it */
+    struct smtp_nexthop nh;
+    struct smtp_tls_policy tls;
     /* from the queue file */
     int qfd;
     off_t content_offset;
@@ -98,8 +124,9 @@ struct smtp_session {
     struct strbuf out;                      /* commands waiting to be written */
     struct smtp_reply reply;                /* the last reply read */
     unsigned features;                      /* SMTP_FEAT_* from EHLO */
+    unsigned auth_mechs;                    /* SMTP_AUTH_* the server offers */
     unsigned long long size_limit;          /* SIZE from EHLO, 0 = none */
-    const char *io_error;                   /* why the last read/write failed */
+    const char *io_error;                   /* why the last read/write failed (static text) */
     bool timed_out;
     bool skip_to_lf;                        /* dropping the tail of a cut reply line */
     bool server_closing;                    /* the server answered 421 */
@@ -107,6 +134,15 @@ struct smtp_session {
                                                reply read: another one may follow */
     long long connected_usec;               /* when the connection was made */
     unsigned uses;                          /* requests it served, the current one included */
+    /* TLS */
+    struct ssl_st *ssl;                     /* non-NULL once STARTTLS succeeded */
+    bool tls_off;                           /* plaintext retry after a failed handshake */
+    bool tls_retry_plain;                   /* the handshake failed where plaintext may follow */
+    bool tls_dead;                          /* a TLS error: no further TLS I/O, no shutdown */
+    bool tls_trusted;                       /* the chain verified against our CAs */
+    bool tls_matched;                       /* ... and a name matched the policy's */
+    enum smtp_tls_level tls_level;          /* the policy the session was checked under */
+    bool authenticated;                     /* AUTH succeeded */
 };
 
 /* ---- smtp_request.c ---- */
@@ -160,6 +196,47 @@ bool smtp_session_reset(struct smtp_session *s);
 /* QUIT and its reply, within timeout seconds; best effort. */
 void smtp_session_quit(struct smtp_session *s, int timeout);
 
+/* ---- smtp_tls.c ---- */
+/* As root, before chroot: the OpenSSL context and the CA certificates.
+ * A CA file that cannot be loaded leaves the TLS engine unavailable. */
+void smtp_tls_init(void);
+void smtp_tls_exit(void);
+/* The policy for rq's next hop (rq->nh parsed): smtp_tls_security_level,
+ * overridden by smtp_tls_policy_maps. 0 ok; -1 when the recipients were
+ * deferred for a table or policy problem. */
+int smtp_tls_policy_find(struct smtp_request *rq);
+/* The TLS handshake on s after the server's 2XX to STARTTLS, then the
+ * certificate checks the policy demands. 0 ok (s->ssl set, the
+ * connection logged); -1 with the reason in why, dsn set: the handshake
+ * failed (s->tls_dead: no QUIT), or the certificate did not pass (QUIT
+ * is still possible). */
+int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct strbuf *why,
+                   char dsn[SMTP_DSN_SIZE]);
+/* Whether a cached session s is good enough for the policy of rq. */
+bool smtp_tls_session_fits(const struct smtp_session *s, const struct smtp_request *rq);
+/* Close TLS on s: close_notify when the connection is healthy, then free. */
+void smtp_tls_stop(struct smtp_session *s);
+
+/* ---- smtp_sasl.c ---- */
+/* As root, before chroot: the settings and the password tables. */
+void smtp_sasl_init(void);
+void smtp_sasl_exit(void);
+enum smtp_sasl_result {
+    SMTP_SASL_SKIPPED,      /* no AUTH wanted or possible: go on without it */
+    SMTP_SASL_OK,           /* authenticated */
+    SMTP_SASL_FAILED,       /* *why, dsn and status (4 or 5) say why; the session is finished */
+};
+/* The credentials for s (remote host name, then the next hop as written):
+ * 1 found (*user and *password are allocated; free with smtp_sasl_free),
+ * 0 none, -1 table lookup error. */
+int smtp_sasl_lookup(const struct smtp_session *s, const struct smtp_request *rq, char **user,
+                     char **password);
+void smtp_sasl_free(char *user, char *password);
+/* AUTH on a session whose EHLO reply is in s->reply (features parsed). */
+enum smtp_sasl_result smtp_sasl_authenticate(struct smtp_session *s, const struct smtp_request *rq,
+                                             struct strbuf *why, char dsn[SMTP_DSN_SIZE],
+                                             int *status);
+
 /* ---- smtp_io.c ---- */
 void smtp_session_init(struct smtp_session *s, int fd, const char *host, const char *addr, int port);
 void smtp_session_free(struct smtp_session *s);
@@ -168,6 +245,8 @@ void smtp_session_free(struct smtp_session *s);
 int smtp_read_reply(struct smtp_session *s, int timeout);
 /* Queue a command line (CRLF added) / write everything queued. */
 int smtp_queue_command(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for a line that carries a secret: debug logs show only "shown". */
+int smtp_queue_secret(struct smtp_session *s, const char *shown, const char *line);
 int smtp_flush(struct smtp_session *s, int timeout);
 /* Write len bytes within timeout seconds (content). 0 ok, -1 as above. */
 int smtp_write(struct smtp_session *s, const void *data, size_t len, int timeout);

@@ -9,9 +9,13 @@
  * than smtp_connection_reuse_time_limit or reused
  * smtp_connection_reuse_count_limit times. A cached session the server
  * has closed (or spoken on) meanwhile is dropped without a word; one that
- * fails at MAIL FROM is left to smtp_connect.c, which then connects anew. */
+ * fails at MAIL FROM is left to smtp_connect.c, which then connects anew.
+ * A session keeps its TLS state (and its AUTH) while cached; it is taken
+ * only when that state satisfies the TLS policy of the new request. */
 #include <poll.h>
 #include <string.h>
+
+#include <openssl/ssl.h>
 
 #include "log.h"
 #include "smtp.h"
@@ -70,7 +74,7 @@ static void cache_drop(bool quit, const char *why)
  * closed it or spoke out of turn (a 421 before it hangs up). */
 static bool idle_session_ok(const struct smtp_session *s)
 {
-    if (s->in.len > 0 || s->out.len > 0)
+    if (s->in.len > 0 || s->out.len > 0 || (s->ssl && SSL_pending(s->ssl) > 0))
         return false;
     struct pollfd pfd = { s->fd, POLLIN, 0 };
     return poll(&pfd, 1, 0) == 0;
@@ -89,6 +93,10 @@ bool smtp_cache_take(const struct smtp_request *rq, struct smtp_session *s)
     }
     if (!idle_session_ok(&cache.s)) {
         cache_drop(false, "closed by the server");
+        return false;
+    }
+    if (!smtp_tls_session_fits(&cache.s, rq)) {
+        cache_drop(true, "its TLS state does not satisfy the TLS policy");
         return false;
     }
     *s = cache.s;

@@ -5,7 +5,8 @@
  * MX, a null MX returns the mail, and each address is tried in turn (bound
  * to smtp_bind_address*, within smtp_connect_timeout) until a server's
  * session decides the recipients or the limits are reached. A session kept
- * by an earlier request for the same next hop (smtp_cache.c) goes first. */
+ * by an earlier request for the same next hop (smtp_cache.c) goes first
+ * when it satisfies the next hop's TLS policy. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -228,16 +229,20 @@ fail:;
     return -1;
 }
 
-/* Try the addresses in order; stop when a session decided the recipients. */
+/* Try the addresses in order; stop when a session decided the recipients.
+ * When opportunistic TLS fails in the handshake, the same address is
+ * tried once more without TLS, as Postfix does; that second try counts
+ * against no limit. */
 static void try_targets(struct smtp_request *rq, const struct target_list *l, int port,
                         struct failure *f)
 {
     long sessions = 0;
+    bool plain_retry = false;
     struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
-    for (size_t i = 0; i < l->n; i++) {
-        if (smtp_cfg.mx_address_limit > 0 && (long)i >= smtp_cfg.mx_address_limit)
+    for (size_t i = 0; i < l->n; i += plain_retry ? 0 : 1) {
+        if (!plain_retry && smtp_cfg.mx_address_limit > 0 && (long)i >= smtp_cfg.mx_address_limit)
             break;
-        if (smtp_cfg.mx_session_limit > 0 && sessions >= smtp_cfg.mx_session_limit)
+        if (!plain_retry && smtp_cfg.mx_session_limit > 0 && sessions >= smtp_cfg.mx_session_limit)
             break;
         char addr[INET6_ADDRSTRLEN];
         dns_addr_text(&l->t[i].addr, addr, sizeof(addr));
@@ -247,11 +252,13 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             sb_appendf(&why, "connect to %s[%s]:%d: %s", l->t[i].host, addr, port, strerror(errno));
             msg_info("%s: %s", rq->queue_id, sb_str(&why));
             failure_set(f, true, 4, "4.4.1", NULL, sb_str(&why));
+            plain_retry = false;
             continue;
         }
         struct smtp_session s;
         char dsn[SMTP_DSN_SIZE];
         smtp_session_init(&s, fd, l->t[i].host, addr, port);
+        s.tls_off = plain_retry;
         sb_reset(&why);
         long long before = rq->xfer_start_usec;
         enum smtp_session_result r = smtp_session_run(&s, rq, &why, dsn);
@@ -260,7 +267,8 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             smtp_cache_offer(rq, &s);
             break;
         }
-        msg_info("%s: %s", rq->queue_id, sb_str(&why));
+        plain_retry = s.tls_retry_plain && !plain_retry;
+        msg_info("%s: %s%s", rq->queue_id, sb_str(&why), plain_retry ? "; trying again without TLS" : "");
         failure_set(f, !reached_transaction, 4, dsn, s.desc, sb_str(&why));
         smtp_session_free(&s);
         if (reached_transaction)
@@ -277,7 +285,7 @@ static bool deliver_cached(struct smtp_request *rq)
 {
     struct smtp_session s;
     if (!smtp_cache_take(rq, &s))
-        return false;
+        return false;     /* none, or not good enough for this request's TLS policy */
     for (size_t i = 0; i < rq->nrcpt; i++)
         if (!rq->rcpts[i].status)
             rq->rcpts[i].conn_use = s.uses;
@@ -301,24 +309,26 @@ static bool deliver_cached(struct smtp_request *rq)
 
 void smtp_deliver(struct smtp_request *rq)
 {
-    if (deliver_cached(rq))
-        return;
-    struct smtp_nexthop nh;
+    struct smtp_nexthop *nh = &rq->nh;
     struct target_list l = { 0 };
     struct failure f = { .status = 0 };
     sb_init(&f.reason, SMTP_REASON_MAX);
-    if (smtp_nexthop_parse(rq->nexthop, smtp_cfg.port, &nh) < 0) {
+    if (smtp_nexthop_parse(rq->nexthop, smtp_cfg.port, nh) < 0) {
         msg_warn("%s: malformed next hop \"%s\" from transport %s", rq->queue_id, rq->nexthop, rq->transport);
         smtp_rcpt_set_all(rq, 4, "4.3.5", NULL, "mail transport configuration error: malformed next hop \"%s\"",
                           rq->nexthop);
-    } else if (nh.literal) {
-        target_add(&l, nh.host, &nh.addr);
-    } else if (!nh.use_mx) {
-        resolve_host(&l, nh.host, &f);
-    } else if (resolve_mx(rq, &nh, &l, &f) < 0) {
+    } else if (smtp_tls_policy_find(rq) < 0) {
+        ;                                   /* deferred for a table or policy problem */
+    } else if (deliver_cached(rq)) {
+        goto out;
+    } else if (nh->literal) {
+        target_add(&l, nh->host, &nh->addr);
+    } else if (!nh->use_mx) {
+        resolve_host(&l, nh->host, &f);
+    } else if (resolve_mx(rq, nh, &l, &f) < 0) {
         l.n = 0;
     }
-    try_targets(rq, &l, nh.port, &f);
+    try_targets(rq, &l, nh->port, &f);
     if (smtp_undecided(rq) > 0) {
         if (!f.status)
             failure_set(&f, true, 4, "4.4.3", NULL, "no server found for the next hop");
@@ -326,6 +336,7 @@ void smtp_deliver(struct smtp_request *rq)
         rq->site_failed = f.site && rq->xfer_start_usec == 0;
         smtp_rcpt_set_all(rq, f.status, f.dsn, f.relay, "%s", sb_str(&f.reason));
     }
+out:
     free(l.t);
     sb_free(&f.reason);
 }

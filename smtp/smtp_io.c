@@ -3,8 +3,12 @@
  * over-long line skipped), and commands and content written within a
  * deadline. The socket is non-blocking; every wait is a poll() with the
  * time that is left, so a server that stalls costs at most the timeout of
- * the stage it stalls in. */
+ * the stage it stalls in. After STARTTLS the same reads and writes go
+ * through OpenSSL: SSL_read/SSL_write are tried first, and their
+ * WANT_READ/WANT_WRITE become the same deadline-bounded polls. */
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +42,7 @@ void smtp_session_init(struct smtp_session *s, int fd, const char *host, const c
 
 void smtp_session_free(struct smtp_session *s)
 {
+    smtp_tls_stop(s);
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -69,9 +74,52 @@ static int io_wait(struct smtp_session *s, short events, long long deadline)
     }
 }
 
+/* A failed SSL_read or SSL_write: 1 when it may be retried after the
+ * poll it asks for, else -1 with s->io_error set and the TLS state dead. */
+static int tls_retry(struct smtp_session *s, int rc, long long deadline)
+{
+    int err = SSL_get_error(s->ssl, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return io_wait(s, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) < 0 ? -1 : 1;
+    s->tls_dead = true;
+    if (err == SSL_ERROR_ZERO_RETURN)
+        return io_fail(s, "lost connection", false);
+    if (err == SSL_ERROR_SYSCALL) {
+        int e = errno;
+        ERR_clear_error();
+        return io_fail(s, e == 0 || e == EPIPE || e == ECONNRESET ? "lost connection" : strerror(e),
+                       false);
+    }
+    /* Static: a session struct moves (into and out of the cache), and
+     * only the session in use does I/O. */
+    static char text[256];
+    unsigned long code = ERR_get_error();
+    const char *reason = code ? ERR_reason_error_string(code) : NULL;
+    ERR_clear_error();
+    snprintf(text, sizeof(text), "TLS error: %s", reason ? reason : "protocol error");
+    return io_fail(s, text, false);
+}
+
+static int tls_read_more(struct smtp_session *s, long long deadline)
+{
+    char buf[SMTP_READ_CHUNK];
+    if (s->tls_dead)
+        return io_fail(s, "lost connection", false);
+    for (;;) {
+        ERR_clear_error();
+        int n = SSL_read(s->ssl, buf, sizeof(buf));
+        if (n > 0)
+            return sb_append(&s->in, buf, (size_t)n) == 0 ? 0 : io_fail(s, "input overflow", false);
+        if (tls_retry(s, n, deadline) < 0)
+            return -1;
+    }
+}
+
 static int io_read_more(struct smtp_session *s, long long deadline)
 {
     char buf[SMTP_READ_CHUNK];
+    if (s->ssl)
+        return tls_read_more(s, deadline);
     for (;;) {
         if (io_wait(s, POLLIN, deadline) < 0)
             return -1;
@@ -151,6 +199,18 @@ int smtp_write(struct smtp_session *s, const void *data, size_t len, int timeout
     const char *p = data;
     s->io_error = NULL;
     s->timed_out = false;
+    while (len > 0 && s->ssl) {
+        if (s->tls_dead)
+            return io_fail(s, "lost connection", false);
+        ERR_clear_error();
+        int n = SSL_write(s->ssl, p, len > 65536 ? 65536 : (int)len);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        } else if (tls_retry(s, n, deadline) < 0) {
+            return -1;
+        }
+    }
     while (len > 0) {
         if (io_wait(s, POLLOUT, deadline) < 0)
             return -1;
@@ -184,9 +244,23 @@ int smtp_queue_command(struct smtp_session *s, const char *fmt, ...)
     return 0;
 }
 
+int smtp_queue_secret(struct smtp_session *s, const char *shown, const char *line)
+{
+    size_t n = strlen(line);
+    if (n >= SMTP_LINE_MAX || strpbrk(line, "\r\n"))
+        return -1;
+    msg_debug("> %s: %s", s->desc, shown);
+    if (sb_append(&s->out, line, n) < 0 || sb_append(&s->out, "\r\n", 2) < 0)
+        return -1;
+    return 0;
+}
+
 int smtp_flush(struct smtp_session *s, int timeout)
 {
     int rc = smtp_write(s, s->out.data, s->out.len, timeout);
+    /* The buffer may have held a password: leave none of it behind. */
+    if (s->out.data)
+        OPENSSL_cleanse(s->out.data, s->out.len);
     sb_reset(&s->out);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* smtp_proto.c: the SMTP dialogue with one remote server: greeting, EHLO
- * (HELO when EHLO is rejected), the checks that must pass before a
+ * (HELO when EHLO is rejected), STARTTLS and EHLO again as the TLS policy
+ * asks, AUTH, the checks that must pass before a
  * transaction (loop, SMTPUTF8, 8BITMIME, SIZE), MAIL FROM / RCPT TO / DATA
  * (pipelined when the server offers PIPELINING), the content, and QUIT.
  * Outcomes go to the recipients; a server that fails before any recipient
@@ -173,8 +174,12 @@ static enum step hello(struct dialogue *d)
                                                 : "performing the HELO handshake", &text);
         rc = next_server(d, "4.4.2", "%s", sb_str(&text));
     } else if (s->reply.code / 100 == 2) {
-        if (strcmp(verb, "EHLO") == 0)
+        s->features = 0;
+        s->auth_mechs = 0;
+        if (strcmp(verb, "EHLO") == 0) {
             s->features = smtp_ehlo_parse(&s->reply, &s->size_limit);
+            s->auth_mechs = smtp_ehlo_auth_mechs(sb_str(&s->reply.lines), s->reply.lines.len);
+        }
         rc = check_loop(d);
     } else if (s->reply.code / 100 == 5) {
         smtp_reply_dsn(&s->reply, 0, dsn);
@@ -187,6 +192,83 @@ static enum step hello(struct dialogue *d)
         rc = next_server(d, dsn, "host %s said: %s (in reply to %s command)", s->name,
                          reply_text(d, &text), verb);
         send_quit(s);
+    }
+    sb_free(&text);
+    return rc;
+}
+
+/* STARTTLS as the policy asks, then EHLO again over TLS. Mandatory TLS
+ * never falls back to plaintext; opportunistic TLS continues in clear
+ * when STARTTLS is not offered or refused, and after a failed handshake
+ * asks the caller for a new plaintext connection (s->tls_retry_plain),
+ * unless there are AUTH credentials for the server (Postfix's rule: they
+ * would be sent in clear, or the relay would refuse the mail). */
+static enum step starttls(struct dialogue *d)
+{
+    struct smtp_session *s = d->s;
+    struct smtp_request *rq = d->rq;
+    enum smtp_tls_level level = s->tls_off ? SMTP_TLS_NONE : rq->tls.level;
+    enum step rc;
+    if (level == SMTP_TLS_NONE || s->ssl)
+        return STEP_OK;
+    if (!(s->features & SMTP_FEAT_STARTTLS) || !smtp_cfg.tls_ctx) {
+        if (level == SMTP_TLS_MAY)
+            return STEP_OK;
+        if (!(s->features & SMTP_FEAT_STARTTLS))
+            rc = next_server(d, "4.7.4", "TLS is required, but was not offered by host %s", s->name);
+        else
+            rc = next_server(d, "4.7.5", "TLS is required, but our TLS engine is unavailable");
+        send_quit(s);
+        return rc;
+    }
+    struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
+    char dsn[SMTP_DSN_SIZE];
+    if (smtp_queue_command(s, "STARTTLS") < 0 || command_reply(s, smtp_cfg.helo_timeout) < 0) {
+        io_failure(d, "performing the STARTTLS handshake", &text);
+        rc = next_server(d, "4.4.2", "%s", sb_str(&text));
+    } else if (s->reply.code / 100 != 2) {
+        s->features &= ~SMTP_FEAT_STARTTLS;
+        rc = STEP_OK;                       /* opportunistic: on in clear */
+        if (level >= SMTP_TLS_ENCRYPT) {
+            smtp_reply_dsn(&s->reply, 4, dsn);
+            rc = next_server(d, dsn, "TLS is required, but host %s refused to start TLS: %s", s->name,
+                             reply_text(d, &text));
+            send_quit(s);
+        }
+    } else if (smtp_tls_start(s, rq, &text, dsn) < 0) {
+        if (s->tls_dead && level == SMTP_TLS_MAY) {
+            char *user = NULL, *password = NULL;
+            s->tls_retry_plain = !smtp_cfg.sasl_enable || smtp_sasl_lookup(s, rq, &user, &password) == 0;
+            smtp_sasl_free(user, password);
+        }
+        rc = next_server(d, dsn, "%s", sb_str(&text));
+        if (!s->tls_dead)
+            send_quit(s);                   /* the certificate failed, the session works */
+    } else {
+        rc = hello(d);
+    }
+    sb_free(&text);
+    return rc;
+}
+
+/* AUTH when there are credentials for this server. */
+static enum step authenticate(struct dialogue *d)
+{
+    struct smtp_session *s = d->s;
+    struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
+    char dsn[SMTP_DSN_SIZE];
+    int status;
+    enum step rc = STEP_OK;
+    if (smtp_sasl_authenticate(s, d->rq, &text, dsn, &status) == SMTP_SASL_FAILED) {
+        bool connected = s->io_error == NULL;
+        if (status == 5) {
+            smtp_rcpt_set_all(d->rq, 5, dsn, s->desc, "%s", sb_str(&text));
+            rc = STEP_DONE;
+        } else {
+            rc = next_server(d, dsn, "%s", sb_str(&text));
+        }
+        if (connected)
+            send_quit(s);
     }
     sb_free(&text);
     return rc;
@@ -549,6 +631,10 @@ enum smtp_session_result smtp_session_run(struct smtp_session *s, struct smtp_re
     enum step rc = greeting(&d);
     if (rc == STEP_OK)
         rc = hello(&d);
+    if (rc == STEP_OK)
+        rc = starttls(&d);
+    if (rc == STEP_OK)
+        rc = authenticate(&d);
     if (rc == STEP_OK)
         rc = mail_transaction(&d);
     return rc == STEP_NEXT ? SMTP_SESSION_NEXT : SMTP_SESSION_DONE;
