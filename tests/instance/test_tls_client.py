@@ -507,7 +507,7 @@ class TlsClientTest(unittest.TestCase):
 
     def test_no_client_certificate_and_no_tls_log_line_by_default(self):
         srv = self.server(tls_context=self.server_context(ask_client_cert=True))
-        self.instance("[127.0.0.1]:%d" % srv.port, smtp_tls_loglevel="0")    # Postfix's default
+        self.instance("[127.0.0.1]:%d" % srv.port, smtp_tls_loglevel="0")    # quiet, as Postfix by default
         self.send(["b@remote.example"])
         [(conn, _)] = srv.wait_messages(1)
         self.assertTrue(conn["tls"])
