@@ -1,0 +1,102 @@
+/* tls_protocols.c: Postfix's TLS protocol list syntax into an OpenSSL
+ * version range (see tls_protocols.h). */
+#include <string.h>
+
+#include <openssl/ssl.h>
+
+#include "strbuf.h"
+#include "tls_protocols.h"
+#include "util.h"
+
+static const struct {
+    const char *name;
+    int version;
+} versions[] = {
+    { "SSLv2", 0x0200 }, { "SSLv3", SSL3_VERSION }, { "TLSv1", TLS1_VERSION },
+    { "TLSv1.1", TLS1_1_VERSION }, { "TLSv1.2", TLS1_2_VERSION }, { "TLSv1.3", TLS1_3_VERSION },
+};
+#define NVERSIONS (int)(sizeof(versions) / sizeof(versions[0]))
+#define FIRST_USABLE 2      /* OpenSSL 3 speaks neither SSLv2 nor SSLv3 */
+
+static int version_index(const char *name)
+{
+    for (int i = 0; i < NVERSIONS; i++)
+        if (str_ieq(name, versions[i].name))
+            return i;
+    return -1;
+}
+
+/* Apply one item to the allowed set; -1 on an unknown or malformed item. */
+static int apply_item(const char *item, unsigned *allowed, unsigned *listed, struct strbuf *err)
+{
+    const char *name = item;
+    enum { ONLY, AT_LEAST, AT_MOST, EXCLUDE } op = ONLY;
+    if (strncmp(item, ">=", 2) == 0) {
+        op = AT_LEAST;
+        name += 2;
+    } else if (strncmp(item, "<=", 2) == 0) {
+        op = AT_MOST;
+        name += 2;
+    } else if (item[0] == '!') {
+        op = EXCLUDE;
+        name += 1;
+    }
+    int i = version_index(name);
+    if (i < 0) {
+        sb_appendf(err, "unknown TLS protocol \"%.60s\" (expected SSLv2, SSLv3, TLSv1, TLSv1.1, "
+                   "TLSv1.2 or TLSv1.3, with an optional >=, <= or !)", item);
+        return -1;
+    }
+    unsigned bit = 1u << i;
+    switch (op) {
+    case ONLY: *listed |= bit; break;
+    case AT_LEAST: *allowed &= ~(bit - 1); break;
+    case AT_MOST: *allowed &= (bit << 1) - 1; break;
+    case EXCLUDE: *allowed &= ~bit; break;
+    }
+    return 0;
+}
+
+int tls_protocols_parse(const char *spec, int *min_version, int *max_version, int *holes,
+                        struct strbuf *err)
+{
+    unsigned allowed = (1u << NVERSIONS) - 1, listed = 0;
+    char item[64];
+    const char *p = spec ? spec : "";
+    while (*p) {
+        size_t n = strcspn(p, ", :\t\r\n");
+        if (n >= sizeof(item)) {
+            sb_appendf(err, "TLS protocol item too long: \"%.60s...\"", p);
+            return -1;
+        }
+        if (n > 0) {
+            memcpy(item, p, n);
+            item[n] = 0;
+            if (apply_item(item, &allowed, &listed, err) < 0)
+                return -1;
+        }
+        p += n;
+        p += strspn(p, ", :\t\r\n");
+    }
+    if (listed)
+        allowed &= listed;
+    allowed &= ~((1u << FIRST_USABLE) - 1);
+    int lo = -1, hi = -1;
+    for (int i = 0; i < NVERSIONS; i++)
+        if (allowed & (1u << i)) {
+            if (lo < 0)
+                lo = i;
+            hi = i;
+        }
+    if (lo < 0) {
+        sb_appendf(err, "\"%.100s\" allows no TLS protocol this OpenSSL supports", spec);
+        return -1;
+    }
+    int gaps = 0;
+    for (int i = lo; i <= hi; i++)
+        gaps += !(allowed & (1u << i));
+    *min_version = versions[lo].version;
+    *max_version = versions[hi].version;
+    *holes = gaps;
+    return 0;
+}

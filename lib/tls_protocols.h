@@ -1,0 +1,20 @@
+/* tls_protocols.h: Postfix's TLS protocol list syntax (smtpd_tls_protocols,
+ * smtpd_tls_mandatory_protocols and their client counterparts), turned into
+ * the lowest and highest version OpenSSL may negotiate. Shared by the SMTP
+ * server and client. */
+#ifndef TERN_TLS_PROTOCOLS_H
+#define TERN_TLS_PROTOCOLS_H
+
+struct strbuf;
+
+/* spec: ">=TLSv1.2", "<=TLSv1.3", "!SSLv2, !SSLv3, !TLSv1", "TLSv1.2 TLSv1.3"
+ * or any mix (separated by commas, colons or white space); empty: every
+ * version OpenSSL supports. Versions between the lowest and the highest
+ * allowed one that the spec excludes are allowed anyway (OpenSSL takes a
+ * range); *holes says how many were. Returns 0 and the OpenSSL version
+ * numbers (TLS1_VERSION...), or -1 with a message in err for an unknown
+ * version name, a malformed item, or a spec that allows no version. */
+int tls_protocols_parse(const char *spec, int *min_version, int *max_version, int *holes,
+                        struct strbuf *err);
+
+#endif
