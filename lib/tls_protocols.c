@@ -1,5 +1,6 @@
 /* tls_protocols.c: Postfix's TLS protocol list syntax into an OpenSSL
- * version range (see tls_protocols.h). */
+ * version range, and the table key for a TLS server name (see
+ * tls_protocols.h). */
 #include <string.h>
 
 #include <openssl/ssl.h>
@@ -17,6 +18,7 @@ static const struct {
 };
 #define NVERSIONS (int)(sizeof(versions) / sizeof(versions[0]))
 #define FIRST_USABLE 2      /* OpenSSL 3 speaks neither SSLv2 nor SSLv3 */
+#define SERVER_NAME_MAX 255
 
 static int version_index(const char *name)
 {
@@ -99,4 +101,33 @@ int tls_protocols_parse(const char *spec, int *min_version, int *max_version, in
     *max_version = versions[hi].version;
     *holes = gaps;
     return 0;
+}
+
+/* ---- server names (SNI) ---- */
+
+static void sni_lower(char *dst, const char *src, size_t cap)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < cap; i++)
+        dst[i] = (char)((src[i] >= 'A' && src[i] <= 'Z') ? src[i] + 32 : src[i]);
+    dst[i] = 0;
+}
+
+const char *tls_server_name_key(const char *sni, char *buf, size_t bufsz)
+{
+    size_t n = strlen(sni);
+    if (n == 0 || n > SERVER_NAME_MAX || bufsz < n + 1)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)sni[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '-' || c == '.' || c == '_'))
+            return NULL;
+    }
+    if (sni[0] == '.' || strstr(sni, ".."))
+        return NULL;
+    sni_lower(buf, sni, bufsz);
+    if (buf[n - 1] == '.')
+        buf[n - 1] = 0;     /* a trailing root dot is the same name */
+    return buf[0] ? buf : NULL;
 }

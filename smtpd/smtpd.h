@@ -184,9 +184,6 @@ bool tls_server_received_header(void);     /* smtpd_tls_received_header */
 const char *tls_server_unavailable_reason(void);
 struct ssl_st *tls_server_new_ssl(struct strbuf *err);
 void tls_append_errors(struct strbuf *out); /* OpenSSL's error queue, emptied */
-/* The table key for an SNI name: lower case, no trailing dot; NULL when it
- * is not a plausible host name. */
-const char *tls_sni_lookup_key(const char *sni, char *buf, size_t bufsz);
 
 /* ---- smtpd_starttls.c ---- */
 void starttls_command(struct smtpd_session *s, const char *arg);

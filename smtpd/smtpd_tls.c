@@ -438,14 +438,6 @@ static SSL_CTX *context_new(struct strbuf *err)
 
 /* ---- SNI ---- */
 
-static void sni_lower(char *dst, const char *src, size_t cap)
-{
-    size_t i = 0;
-    for (; src[i] && i + 1 < cap; i++)
-        dst[i] = (char)((src[i] >= 'A' && src[i] <= 'Z') ? src[i] + 32 : src[i]);
-    dst[i] = 0;
-}
-
 static SSL_CTX *sni_find(const char *name)
 {
     for (size_t i = 0; i < tls.nsni; i++)
@@ -454,32 +446,13 @@ static SSL_CTX *sni_find(const char *name)
     return NULL;
 }
 
-const char *tls_sni_lookup_key(const char *sni, char *buf, size_t bufsz)
-{
-    size_t n = strlen(sni);
-    if (n == 0 || n > SNI_NAME_MAX || bufsz < n + 1)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)sni[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-              || c == '-' || c == '.' || c == '_'))
-            return NULL;
-    }
-    if (sni[0] == '.' || strstr(sni, ".."))
-        return NULL;
-    sni_lower(buf, sni, bufsz);
-    if (buf[n - 1] == '.')
-        buf[n - 1] = 0;     /* a trailing root dot is the same name */
-    return buf[0] ? buf : NULL;
-}
-
 /* The client named a server: its own certificate when the table has one
  * (the name, else .parent for each parent domain), else the default. */
 static int sni_cb(SSL *ssl, int *alert, void *arg)
 {
     const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     char name[SNI_NAME_MAX + 2];
-    if (!sni || tls.nsni == 0 || !tls_sni_lookup_key(sni, name, sizeof(name)))
+    if (!sni || tls.nsni == 0 || !tls_server_name_key(sni, name, sizeof(name)))
         return SSL_TLSEXT_ERR_NOACK;
     SSL_CTX *ctx = sni_find(name);
     for (const char *dot = strchr(name, '.'); !ctx && dot; dot = strchr(dot + 1, '.'))
@@ -506,7 +479,7 @@ static int sni_add(const char *key, const char *value, int line, void *arg)
                  ld->table, SNI_ENTRIES_MAX);
         return -1;
     }
-    if (!tls_sni_lookup_key(k, name + (key[0] == '.'), sizeof(name) - 1)) {
+    if (!tls_server_name_key(k, name + (key[0] == '.'), sizeof(name) - 1)) {
         msg_warn("tls_server_sni_maps %s:%d: \"%.100s\" is not a host name; entry ignored",
                  ld->table, line, key);
         ld->errors++;
