@@ -456,10 +456,8 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
     if (s->tls_starting && !(s->pause & PAUSE_TARPIT) && s->state != ST_CLOSING
         && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
         s->tls_starting = false;       /* "220 Ready to start TLS" is out */
-        if (!session_start_tls(s)) {
+        if (!session_start_tls(s))
             session_free(s);
-            return;
-        }
         return;
     }
     if (s->pause & PAUSE_OUTPUT)
@@ -613,6 +611,12 @@ bool session_start_tls(struct smtpd_session *s)
     if (!s->bev) {
         msg_warn("%s: cannot set up a TLS session: out of memory", s->client_desc);
         SSL_free(ssl);
+        /* Back to clear text, so that the caller can still say goodbye. */
+        s->bev = bufferevent_socket_new(s->base, s->fd, 0);
+        if (!s->bev)
+            msg_fatal("%s: out of memory", s->client_desc);
+        set_session_buffers(s);
+        bufferevent_enable(s->bev, EV_WRITE);
         return false;
     }
     s->tls_bev = true;
