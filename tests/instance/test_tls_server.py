@@ -227,6 +227,15 @@ class StartTLS(unittest.TestCase):
         pids = re.findall(r"smtpd\[(\d+)\]: Anonymous TLS connection established",
                           self.inst.log_text())
         self.assertNotEqual(pids[-1], pids[-2])
+        # The ticket secret all smtpd processes share: root's alone.
+        st = os.stat(os.path.join(self.inst.dir, "data", "smtpd_tls_ticket.key"))
+        self.assertEqual((st.st_mode & 0o777, st.st_uid, st.st_size), (0o600, 0, 32))
+        # TLS 1.2 sessions resume through tickets too.
+        sess12 = os.path.join(PKI, "session12.pem")
+        first = s_client(self.inst.port, "-tls1_2", "-sess_out", sess12)
+        self.assertIn("New, TLSv1.2", first.stdout)
+        second = s_client(self.inst.port, "-tls1_2", "-sess_in", sess12)
+        self.assertIn("Reused, TLSv1.2", second.stdout)
 
     def test_starttls_injection_discarded(self):
         with self.inst.raw_session() as r:
@@ -422,7 +431,10 @@ class BrokenCertificate(unittest.TestCase):
 
 class RateLimit(unittest.TestCase):
     def test_new_tls_session_rate_limit(self):
-        inst = start("tls-rate", smtpd_client_new_tls_session_rate_limit="2")
+        wrap_port = harness.free_port()
+        inst = start("tls-rate", smtpd_client_new_tls_session_rate_limit="2", master_cf_extra=[
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_wrappermode=yes" % wrap_port,
+            "  -o smtpd_client_new_tls_session_rate_limit=1"])
         self.addCleanup(inst.cleanup)
 
         def starttls(source):
@@ -451,6 +463,19 @@ class RateLimit(unittest.TestCase):
         # Exempt networks (here 127.0.0.1) are never counted.
         for _ in range(3):
             self.assertEqual(starttls("127.0.0.1")[0], 220)
+
+        # Implicit TLS: over the limit, 421 before any handshake.
+        inst.wait_port(wrap_port)
+        first = socket.create_connection(("127.0.0.1", wrap_port), timeout=10,
+                                         source_address=("127.0.0.3", 0))
+        tls = client_context().wrap_socket(first, server_hostname=HOSTNAME)
+        self.assertTrue(tls.recv(100).startswith(b"220 "))
+        tls.close()
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", wrap_port), timeout=10,
+                                      source_address=("127.0.0.3", 0)) as sock:
+            self.assertEqual(sock.recv(200), b"421 4.7.0 tern.test Error: too many new TLS "
+                                             b"sessions from 127.0.0.3\r\n")
 
 
 if __name__ == "__main__":
