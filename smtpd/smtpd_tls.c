@@ -35,6 +35,7 @@
 
 #define TICKET_SECRET_FILE "smtpd_tls_ticket.key"
 #define TICKET_SECRET_LEN 32
+#define TICKET_SECRET_MAX_AGE (24 * 3600)   /* seconds; then a new secret */
 #define SNI_ENTRIES_MAX 1000
 #define SNI_NAME_MAX 255
 #define PEM_OBJECTS_MAX 64          /* keys and certificates in one chain list */
@@ -327,41 +328,58 @@ static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
     return rc;
 }
 
-/* Read the instance's ticket secret, creating it (atomically, so that
- * smtpd processes starting together agree) when it does not exist. */
+/* A fresh random secret at path, through tmp: linked (the first of several
+ * processes wins) or, to replace an old one, renamed over it. */
+static int ticket_secret_create(const char *tmp, const char *path, bool replace,
+                                struct strbuf *err)
+{
+    unsigned char fresh[TICKET_SECRET_LEN];
+    int w = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int rc = 0;
+    if (w < 0 || RAND_bytes(fresh, sizeof(fresh)) != 1
+        || write(w, fresh, sizeof(fresh)) != (ssize_t)sizeof(fresh) || fsync(w) < 0) {
+        sb_appendf(err, "cannot create %s: %s", tmp, strerror(errno));
+        rc = -1;
+    } else if (replace ? rename(tmp, path) < 0 : (link(tmp, path) < 0 && errno != EEXIST)) {
+        sb_appendf(err, "cannot create %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    if (w >= 0)
+        close(w);
+    unlink(tmp);
+    return rc;
+}
+
+/* Read the instance's ticket secret, creating it when it does not exist
+ * and replacing it once it is older than TICKET_SECRET_MAX_AGE, so that a
+ * stolen file opens only the tickets of a bounded time. */
 static int ticket_secret_load(struct strbuf *err)
 {
     struct strbuf path = STRBUF_INIT(4096), tmp = STRBUF_INIT(4096);
+    struct stat st;
     int rc = -1;
     if (sb_appendf(&path, "%s/%s", cfg_str(P_data_directory), TICKET_SECRET_FILE) < 0
         || sb_appendf(&tmp, "%s.%ld", sb_str(&path), (long)getpid()) < 0) {
         sb_appends(err, "data_directory is too long");
         goto out;
     }
-    int fd = open(sb_str(&path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-        unsigned char fresh[TICKET_SECRET_LEN];
-        int w = open(sb_str(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (w < 0 || RAND_bytes(fresh, sizeof(fresh)) != 1
-            || write(w, fresh, sizeof(fresh)) != (ssize_t)sizeof(fresh) || fsync(w) < 0) {
-            sb_appendf(err, "cannot create %s: %s", sb_str(&tmp), strerror(errno));
-            if (w >= 0)
-                close(w);
-            unlink(sb_str(&tmp));
+    if (lstat(sb_str(&path), &st) < 0) {
+        if (errno != ENOENT || ticket_secret_create(sb_str(&tmp), sb_str(&path), false, err) < 0)
             goto out;
-        }
-        close(w);
-        OPENSSL_cleanse(fresh, sizeof(fresh));
-        if (link(sb_str(&tmp), sb_str(&path)) < 0 && errno != EEXIST)
-            sb_appendf(err, "cannot create %s: %s", sb_str(&path), strerror(errno));
-        unlink(sb_str(&tmp));
-        fd = open(sb_str(&path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    } else if (S_ISREG(st.st_mode) && time(NULL) - st.st_mtime > TICKET_SECRET_MAX_AGE) {
+        struct strbuf why = STRBUF_INIT(1024);
+        if (ticket_secret_create(sb_str(&tmp), sb_str(&path), true, &why) < 0)
+            msg_warn("cannot replace the TLS session ticket secret: %s", sb_str(&why));
+        else
+            msg_info("new TLS session ticket secret in %s", sb_str(&path));
+        sb_free(&why);
     }
+    int fd = open(sb_str(&path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         sb_appendf(err, "cannot open %s: %s", sb_str(&path), strerror(errno));
         goto out;
     }
-    struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077)
         || read(fd, tls.secret, sizeof(tls.secret)) != (ssize_t)sizeof(tls.secret))
         sb_appendf(err, "%s is not a %d-byte file readable by its owner only", sb_str(&path),

@@ -236,6 +236,20 @@ class StartTLS(unittest.TestCase):
         self.assertIn("New, TLSv1.2", first.stdout)
         second = s_client(self.inst.port, "-tls1_2", "-sess_in", sess12)
         self.assertIn("Reused, TLSv1.2", second.stdout)
+        # A secret older than a day is replaced by the next smtpd to start:
+        # the old tickets then no longer resume.
+        key = os.path.join(self.inst.dir, "data", "smtpd_tls_ticket.key")
+        with open(key, "rb") as f:
+            old_secret = f.read()
+        os.utime(key, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+        for pid in self.inst.wait_process("smtpd"):
+            os.kill(pid, 15)
+        time.sleep(0.5)
+        third = s_client(self.inst.port, "-sess_in", sess)
+        self.assertIn("New, TLSv1.3", third.stdout)
+        with open(key, "rb") as f:
+            self.assertNotEqual(f.read(), old_secret)
+        self.inst.wait_log(r"new TLS session ticket secret in ")
 
     def test_starttls_injection_discarded(self):
         with self.inst.raw_session() as r:
