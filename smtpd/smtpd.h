@@ -181,6 +181,7 @@ enum tls_level tls_server_level(void);     /* wrappermode counts as encrypt */
 bool tls_server_wrappermode(void);
 bool tls_server_available(void);           /* false: certificate problem (logged at start) */
 bool tls_server_received_header(void);     /* smtpd_tls_received_header */
+long tls_server_loglevel(void);            /* smtpd_tls_loglevel */
 const char *tls_server_unavailable_reason(void);
 struct ssl_st *tls_server_new_ssl(struct strbuf *err);
 void tls_append_errors(struct strbuf *out); /* OpenSSL's error queue, emptied */

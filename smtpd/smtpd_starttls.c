@@ -114,7 +114,8 @@ void tls_handshake_done(struct smtpd_session *s)
     s->tls_active = true;
     char summary[160];
     tls_session_summary(s, summary, sizeof(summary));
-    msg_info("Anonymous TLS connection established from %s: %s", s->client_desc, summary);
+    if (tls_server_loglevel() >= 1)
+        msg_info("Anonymous TLS connection established from %s: %s", s->client_desc, summary);
     if (!SSL_session_reused(ssl))
         limits_newtls_count(s);
     /* RFC 3207: forget everything learned before the handshake. */

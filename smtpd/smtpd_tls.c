@@ -49,6 +49,7 @@ static struct {
     enum tls_level level;
     bool wrappermode;
     bool received_header;
+    long loglevel;
     SSL_CTX *ctx;                   /* NULL: TLS is unavailable */
     struct strbuf why;              /* why it is unavailable */
     bool tickets;
@@ -223,15 +224,18 @@ static int load_chain_files(SSL_CTX *ctx, const char *list, struct strbuf *err)
     return 0;
 }
 
-static int load_cert_key(SSL_CTX *ctx, const char *cert, const char *key, struct strbuf *err)
+static int load_cert_key(SSL_CTX *ctx, const char *cert, const char *key, bool ec,
+                         struct strbuf *err)
 {
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-        sb_appendf(err, "cannot load the certificate from smtpd_tls_cert_file %s: ", cert);
+        sb_appendf(err, "cannot load the certificate from smtpd_tls_%scert_file %s: ",
+                   ec ? "ec" : "", cert);
         tls_append_errors(err);
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        sb_appendf(err, "cannot load the private key from smtpd_tls_key_file %s: ", key);
+        sb_appendf(err, "cannot load the private key from smtpd_tls_%skey_file %s: ",
+                   ec ? "ec" : "", key);
         tls_append_errors(err);
         return -1;
     }
@@ -246,15 +250,20 @@ static int load_cert_key(SSL_CTX *ctx, const char *cert, const char *key, struct
 static int load_certificates(SSL_CTX *ctx, struct strbuf *err)
 {
     const char *chain = cfg_str(P_smtpd_tls_chain_files);
-    const char *cert = cfg_str(P_smtpd_tls_cert_file);
+    const char *cert = cfg_str(P_smtpd_tls_cert_file), *key = cfg_str(P_smtpd_tls_key_file);
+    const char *eccert = cfg_str(P_smtpd_tls_eccert_file), *eckey = cfg_str(P_smtpd_tls_eckey_file);
     if (*chain)
         return load_chain_files(ctx, chain, err);
-    if (*cert)
-        return load_cert_key(ctx, cert, *cfg_str(P_smtpd_tls_key_file) ? cfg_str(P_smtpd_tls_key_file)
-                                                                        : cert, err);
-    sb_appends(err, "no certificate: set smtpd_tls_chain_files, or smtpd_tls_cert_file "
-               "and smtpd_tls_key_file");
-    return -1;
+    if (!*cert && !*eccert) {
+        sb_appends(err, "no certificate: set smtpd_tls_chain_files, or smtpd_tls_cert_file "
+                   "and smtpd_tls_key_file");
+        return -1;
+    }
+    if (*cert && load_cert_key(ctx, cert, *key ? key : cert, false, err) < 0)
+        return -1;
+    if (*eccert && load_cert_key(ctx, eccert, *eckey ? eckey : eccert, true, err) < 0)
+        return -1;
+    return 0;
 }
 
 /* ---- session tickets ---- */
@@ -567,6 +576,7 @@ void tls_server_pre_init(void)
 {
     tls.wrappermode = cfg_bool(P_smtpd_tls_wrappermode);
     tls.received_header = cfg_bool(P_smtpd_tls_received_header);
+    tls.loglevel = cfg_int(P_smtpd_tls_loglevel);
     tls.level = read_level();
     if (tls.wrappermode && tls.level == TLS_NONE)
         tls.level = TLS_ENCRYPT;    /* implicit TLS is mandatory TLS */
@@ -615,6 +625,11 @@ enum tls_level tls_server_level(void)
 bool tls_server_wrappermode(void)
 {
     return tls.wrappermode;
+}
+
+long tls_server_loglevel(void)
+{
+    return tls.loglevel;
 }
 
 bool tls_server_received_header(void)

@@ -114,7 +114,7 @@ def s_client(port, *args, starttls=True):
                          stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     try:
-        out, err = p.communicate("QUIT\n", timeout=20)
+        out, err = p.communicate("quit\n", timeout=20)   # "Q..." would be s_client's own quit
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
@@ -397,6 +397,24 @@ class Services(unittest.TestCase):
         self.inst.wait_log(r"tern/submissions/smtpd\[\d+\]: SSL_accept error from "
                            r"localhost\[127\.0\.0\.1\]")
         self.inst.wait_log(r"tern/submissions/smtpd\[\d+\]: lost connection after CONNECT")
+
+
+class CertAndKeyFiles(unittest.TestCase):
+    """Postfix's separate certificate and key parameters, RSA and ECDSA."""
+
+    def test_cert_key_and_eccert_eckey(self):
+        inst = start("tls-files", smtpd_tls_chain_files="", smtpd_tls_cert_file=pki("rsa.crt"),
+                     smtpd_tls_key_file=pki("rsa.key"), smtpd_tls_eccert_file=pki("ecdsa.crt"),
+                     smtpd_tls_eckey_file=pki("ecdsa.key"), smtpd_tls_loglevel="0")
+        self.addCleanup(inst.cleanup)
+        ec = s_client(inst.port, "-sigalgs", "ECDSA+SHA256")
+        self.assertIn("Server public key is 256 bit", ec.stdout)
+        rsa = s_client(inst.port, "-sigalgs", "rsa_pss_rsae_sha256")
+        self.assertIn("Server public key is 2048 bit", rsa.stdout)
+        self.assertIn("Verify return code: 0 (ok)", rsa.stdout)
+        inst.wait_log(r"disconnect from localhost\[127\.0\.0\.1\] ehlo=1 starttls=1 quit=1")
+        # smtpd_tls_loglevel = 0: failures only.
+        self.assertNotIn("TLS connection established", inst.log_text())
 
 
 class BrokenCertificate(unittest.TestCase):
