@@ -12,9 +12,11 @@
 static const struct {
     const char *name;
     int version;
+    unsigned long no_option;
 } versions[] = {
-    { "SSLv2", 0x0200 }, { "SSLv3", SSL3_VERSION }, { "TLSv1", TLS1_VERSION },
-    { "TLSv1.1", TLS1_1_VERSION }, { "TLSv1.2", TLS1_2_VERSION }, { "TLSv1.3", TLS1_3_VERSION },
+    { "SSLv2", 0x0200, 0 }, { "SSLv3", SSL3_VERSION, SSL_OP_NO_SSLv3 },
+    { "TLSv1", TLS1_VERSION, SSL_OP_NO_TLSv1 }, { "TLSv1.1", TLS1_1_VERSION, SSL_OP_NO_TLSv1_1 },
+    { "TLSv1.2", TLS1_2_VERSION, SSL_OP_NO_TLSv1_2 }, { "TLSv1.3", TLS1_3_VERSION, SSL_OP_NO_TLSv1_3 },
 };
 #define NVERSIONS (int)(sizeof(versions) / sizeof(versions[0]))
 #define FIRST_USABLE 2      /* OpenSSL 3 speaks neither SSLv2 nor SSLv3 */
@@ -59,8 +61,8 @@ static int apply_item(const char *item, unsigned *allowed, unsigned *listed, str
     return 0;
 }
 
-int tls_protocols_parse(const char *spec, int *min_version, int *max_version, int *holes,
-                        struct strbuf *err)
+int tls_protocols_parse(const char *spec, int *min_version, int *max_version,
+                        unsigned long *no_options, struct strbuf *err)
 {
     unsigned allowed = (1u << NVERSIONS) - 1, listed = 0;
     char item[64];
@@ -94,12 +96,13 @@ int tls_protocols_parse(const char *spec, int *min_version, int *max_version, in
         sb_appendf(err, "\"%.100s\" allows no TLS protocol this OpenSSL supports", spec);
         return -1;
     }
-    int gaps = 0;
+    unsigned long no = 0;
     for (int i = lo; i <= hi; i++)
-        gaps += !(allowed & (1u << i));
+        if (!(allowed & (1u << i)))
+            no |= versions[i].no_option;
     *min_version = versions[lo].version;
     *max_version = versions[hi].version;
-    *holes = gaps;
+    *no_options = no;
     return 0;
 }
 

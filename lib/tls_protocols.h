@@ -12,13 +12,13 @@ struct strbuf;
 
 /* spec: ">=TLSv1.2", "<=TLSv1.3", "!SSLv2, !SSLv3, !TLSv1", "TLSv1.2 TLSv1.3"
  * or any mix (separated by commas, colons or white space); empty: every
- * version OpenSSL supports. Versions between the lowest and the highest
- * allowed one that the spec excludes are allowed anyway (OpenSSL takes a
- * range); *holes says how many were. Returns 0 and the OpenSSL version
- * numbers (TLS1_VERSION...), or -1 with a message in err for an unknown
+ * version OpenSSL supports. Returns 0 with the lowest and highest allowed
+ * OpenSSL version numbers (TLS1_VERSION...) and, in *no_options, the
+ * SSL_OP_NO_TLSv1... options for versions inside that range the spec
+ * excludes (0 when none); or -1 with a message in err for an unknown
  * version name, a malformed item, or a spec that allows no version. */
-int tls_protocols_parse(const char *spec, int *min_version, int *max_version, int *holes,
-                        struct strbuf *err);
+int tls_protocols_parse(const char *spec, int *min_version, int *max_version,
+                        unsigned long *no_options, struct strbuf *err);
 
 /* The table key for a server name from the network: lower case, without
  * a trailing dot; NULL when it is empty, longer than 255 bytes, does not fit

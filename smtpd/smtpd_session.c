@@ -456,6 +456,7 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
     if (s->tls_starting && !(s->pause & PAUSE_TARPIT) && s->state != ST_CLOSING
         && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
         s->tls_starting = false;       /* "220 Ready to start TLS" is out */
+        s->pause &= ~PAUSE_OUTPUT;     /* and everything before it */
         if (!session_start_tls(s))
             session_free(s);
         return;

@@ -420,16 +420,13 @@ static SSL_CTX *context_new(struct strbuf *err)
     enum param_id proto_param = mandatory ? P_smtpd_tls_mandatory_protocols : P_smtpd_tls_protocols;
     enum param_id grade_param = mandatory ? P_smtpd_tls_mandatory_ciphers : P_smtpd_tls_ciphers;
     const char *grade_name = mandatory ? "smtpd_tls_mandatory_ciphers" : "smtpd_tls_ciphers";
-    int lo, hi, holes;
+    int lo, hi;
+    unsigned long no_options;
     struct strbuf perr = STRBUF_INIT(512);
-    if (tls_protocols_parse(cfg_str(proto_param), &lo, &hi, &holes, &perr) < 0)
+    if (tls_protocols_parse(cfg_str(proto_param), &lo, &hi, &no_options, &perr) < 0)
         msg_fatal("main.cf: %s: %s", mandatory ? "smtpd_tls_mandatory_protocols"
                                                 : "smtpd_tls_protocols", sb_str(&perr));
     sb_free(&perr);
-    if (holes)
-        msg_warn("%s = %s: OpenSSL takes a range of versions; the excluded ones inside it "
-                 "stay allowed", mandatory ? "smtpd_tls_mandatory_protocols" : "smtpd_tls_protocols",
-                 cfg_str(proto_param));
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         sb_appends(err, "cannot create a TLS context: ");
@@ -438,6 +435,8 @@ static SSL_CTX *context_new(struct strbuf *err)
     }
     SSL_CTX_set_min_proto_version(ctx, lo);
     SSL_CTX_set_max_proto_version(ctx, hi);
+    if (no_options)
+        SSL_CTX_set_options(ctx, no_options);
     const char *list = cipher_list(grade_name, cfg_str(grade_param));
     if (SSL_CTX_set_cipher_list(ctx, list) != 1) {
         sb_appendf(err, "%s: cipher list \"%.200s\" selects no cipher: ", grade_name, list);

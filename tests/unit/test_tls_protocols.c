@@ -8,7 +8,7 @@
 #include "strbuf.h"
 #include "tls_protocols.h"
 
-static int parse(const char *spec, int *lo, int *hi, int *holes)
+static int parse(const char *spec, int *lo, int *hi, unsigned long *holes)
 {
     struct strbuf err = STRBUF_INIT(1024);
     int rc = tls_protocols_parse(spec, lo, hi, holes, &err);
@@ -19,7 +19,8 @@ static int parse(const char *spec, int *lo, int *hi, int *holes)
 
 int main(void)
 {
-    int lo, hi, holes;
+    int lo, hi;
+    unsigned long holes;
     CHECK(parse(">=TLSv1.2", &lo, &hi, &holes) == 0);
     CHECK(lo == TLS1_2_VERSION && hi == TLS1_3_VERSION && holes == 0);
     CHECK(parse("!SSLv2, !SSLv3, !TLSv1, !TLSv1.1", &lo, &hi, &holes) == 0);
@@ -35,7 +36,10 @@ int main(void)
     CHECK(parse("tlsv1.2 TLSV1.3", &lo, &hi, &holes) == 0);
     CHECK(lo == TLS1_2_VERSION && hi == TLS1_3_VERSION);
     CHECK(parse(">=TLSv1, !TLSv1.2", &lo, &hi, &holes) == 0);
-    CHECK(lo == TLS1_VERSION && hi == TLS1_3_VERSION && holes == 1);
+    CHECK(lo == TLS1_VERSION && hi == TLS1_3_VERSION && holes == SSL_OP_NO_TLSv1_2);
+    CHECK(parse("!TLSv1.1 !TLSv1.2", &lo, &hi, &holes) == 0);
+    CHECK(lo == TLS1_VERSION && hi == TLS1_3_VERSION
+          && holes == (SSL_OP_NO_TLSv1_1 | SSL_OP_NO_TLSv1_2));
     CHECK(parse("SSLv3", &lo, &hi, &holes) < 0);           /* nothing OpenSSL 3 speaks */
     CHECK(parse("!TLSv1.3 !TLSv1.2 !TLSv1.1 !TLSv1", &lo, &hi, &holes) < 0);
     CHECK(parse(">=TLSv1.4", &lo, &hi, &holes) < 0);
