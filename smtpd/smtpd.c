@@ -87,6 +87,13 @@ static void smtpd_post_init(struct event_base *base)
     limits_init(base);
 }
 
+/* As root: the restriction engine's tables, then the TLS certificates. */
+static void smtpd_pre_init(void)
+{
+    check_pre_init();
+    tls_server_pre_init();
+}
+
 static void smtpd_accept(int fd, struct event_base *base)
 {
     session_accept(fd, base);
@@ -102,7 +109,7 @@ int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
         .mode = SERVER_EVENT,
-        .pre_init = check_pre_init,
+        .pre_init = smtpd_pre_init,
         .post_init = smtpd_post_init,
         .accept_event = smtpd_accept,
         .client_limit = smtpd_client_limit,

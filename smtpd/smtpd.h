@@ -56,6 +56,7 @@ extern struct smtpd_config smtpd_cfg;
 #define PAUSE_BACKLOG  0x10   /* cleanup is not taking content fast enough */
 #define PAUSE_LIMITS   0x20   /* waiting for anvil's count (smtpd_limits.c) */
 #define PAUSE_CHECK    0x40   /* a restriction waits for DNS or a policy server */
+#define PAUSE_TLS      0x80   /* STARTTLS reply going out, or the TLS handshake running */
 
 enum session_state {
     ST_CMD,       /* reading command lines */
@@ -126,6 +127,15 @@ struct smtpd_session {
     struct smtpd_limits *limits;  /* client limits and deadlines (smtpd_limits.c) */
     struct smtpd_check_state *check;  /* restriction engine (smtpd_check.c) */
     char *sasl_username;        /* set by AUTH; permit_sasl_authenticated */
+
+    /* TLS (smtpd_starttls.c) */
+    bool tls_active;            /* the handshake is done: the session is encrypted */
+    bool tls_starting;          /* STARTTLS answered; the handshake follows once the reply is out */
+    bool tls_handshaking;
+    bool tls_bev;               /* s->bev is a TLS bufferevent (it closes the socket) */
+    char tls_protocol[24];      /* "TLSv1.3" */
+    char tls_cipher[64];        /* "TLS_AES_256_GCM_SHA384" */
+    int tls_cipher_bits, tls_cipher_alg_bits;
 };
 
 /* ---- smtpd_session.c ---- */
@@ -154,6 +164,36 @@ void session_mail_reset(struct smtpd_session *s);
  * (the session is freed when the client closes). Returns true when s was
  * freed (never, at present; callers must not rely on s afterwards anyway). */
 bool session_finish_if_done(struct smtpd_session *s);
+
+/* Replace the plain bufferevent by a TLS one accepting a handshake on the
+ * same socket (STARTTLS once its reply is out, or implicit TLS); input not
+ * yet processed is thrown away. The outcome comes to tls_handshake_done()
+ * or tls_handshake_failed(). false: no TLS session could be made. */
+bool session_start_tls(struct smtpd_session *s);
+/* "ESMTP", "ESMTPS", "ESMTPSA", "SMTP"...: the protocol for Received: */
+const char *session_protocol(const struct smtpd_session *s);
+
+/* ---- smtpd_tls.c: the process's TLS context ---- */
+enum tls_level { TLS_NONE, TLS_MAY, TLS_ENCRYPT };
+struct ssl_st;
+void tls_server_pre_init(void);            /* as root: certificates, ticket secret, SNI */
+enum tls_level tls_server_level(void);     /* wrappermode counts as encrypt */
+bool tls_server_wrappermode(void);
+bool tls_server_available(void);           /* false: certificate problem (logged at start) */
+bool tls_server_received_header(void);     /* smtpd_tls_received_header */
+long tls_server_loglevel(void);            /* smtpd_tls_loglevel */
+const char *tls_server_unavailable_reason(void);
+struct ssl_st *tls_server_new_ssl(struct strbuf *err);
+void tls_append_errors(struct strbuf *out); /* OpenSSL's error queue, emptied */
+
+/* ---- smtpd_starttls.c ---- */
+void starttls_command(struct smtpd_session *s, const char *arg);
+/* Implicit TLS: start the handshake before the greeting. */
+void tls_wrapper_start(struct smtpd_session *s);
+void tls_handshake_done(struct smtpd_session *s);
+void tls_handshake_failed(struct smtpd_session *s, short what);
+/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
+void tls_session_summary(const struct smtpd_session *s, char *buf, size_t bufsz);
 
 /* ---- smtpd_commands.c ---- */
 void command_dispatch(struct smtpd_session *s, const char *line, size_t len);

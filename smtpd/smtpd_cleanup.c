@@ -63,7 +63,7 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     struct attr_writer w;
     int nattr = 5 + (s->helo_name != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
         + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0)
-        + check_cleanup_attrs(s, NULL);
+        + (s->tls_active && tls_server_received_header()) + check_cleanup_attrs(s, NULL);
 
     attr_begin(&w, out);
     attr_put_int(&w, "flags", check_holding(s) ? 2 : 0);   /* 2: HOLD (doc/PROTOCOLS.md) */
@@ -74,7 +74,12 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     put_attr(&w, "client_port", s->client_port);
     if (s->helo_name)
         put_attr(&w, "helo_name", s->helo_name);
-    put_attr(&w, "protocol", s->esmtp ? "ESMTP" : "SMTP");
+    put_attr(&w, "protocol", session_protocol(s));
+    if (s->tls_active && tls_server_received_header()) {
+        char tls[160];
+        tls_session_summary(s, tls, sizeof(tls));
+        put_attr(&w, "tls_info", tls);
+    }
     if (m->envid)
         put_attr(&w, "envid", m->envid);
     if (m->ret != SMTP_RET_NONE)

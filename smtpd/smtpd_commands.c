@@ -35,6 +35,8 @@ static void ehlo_reply(struct smtpd_session *s)
         sb_appends(&r, "SIZE\n");
     if (!smtpd_cfg.disable_vrfy)
         sb_appends(&r, "VRFY\n");
+    if (tls_server_level() != TLS_NONE && tls_server_available() && !s->tls_active)
+        sb_appends(&r, "STARTTLS\n");
     sb_appends(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nDSN\n");
     if (smtpd_cfg.smtputf8)
         sb_appends(&r, "SMTPUTF8\n");
@@ -187,7 +189,8 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
         session_close_with(s, 221, "2.0.0 Bye");
         return;
     case SMTP_HELP:
-        session_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+        session_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
+                      "HELP STARTTLS");
         return;
     case SMTP_EXPN:
     case SMTP_ETRN:
@@ -215,6 +218,11 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
     }
     if (check_command_denied(s, v))   /* the client restrictions refused this client */
         return;
+    if (tls_server_level() == TLS_ENCRYPT && !s->tls_active && v != SMTP_EHLO && v != SMTP_HELO
+        && v != SMTP_STARTTLS && v != SMTP_NOOP && v != SMTP_QUIT && v != SMTP_RSET) {
+        session_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
+        return;
+    }
     switch (v) {
     case SMTP_HELO: helo_command(s, arg, false); break;
     case SMTP_EHLO: helo_command(s, arg, true); break;
@@ -223,6 +231,7 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
     case SMTP_DATA: data_command(s, arg); break;
     case SMTP_BDAT: bdat_command(s, arg); break;
     case SMTP_VRFY: vrfy_command(s, arg); break;
+    case SMTP_STARTTLS: starttls_command(s, arg); break;
     default: simple_command(s, v, arg); break;
     }
 }

@@ -31,7 +31,7 @@
 static struct {
     struct anvil_client *anvil;     /* NULL: no limit is set */
     struct netlist *exceptions;
-    long conn_count, conn_rate, msg_rate, rcpt_rate;
+    long conn_count, conn_rate, msg_rate, rcpt_rate, newtls_rate;
     bool per_record;
     long session_limit;
 } lim;
@@ -45,6 +45,7 @@ struct smtpd_limits {
     enum smtp_verb redo_verb;       /* the command to run again with the answer */
     char *redo_arg;
     bool granted;                   /* that run passes the check */
+    void (*tls_answer)(struct smtpd_session *s, bool ok);  /* waiting for the new TLS rate */
     bool reading;
     struct event *record_ev, *session_ev;
 };
@@ -60,10 +61,12 @@ void limits_init(struct event_base *base)
     lim.conn_rate = cfg_int(P_smtpd_client_connection_rate_limit);
     lim.msg_rate = cfg_int(P_smtpd_client_message_rate_limit);
     lim.rcpt_rate = cfg_int(P_smtpd_client_recipient_rate_limit);
+    lim.newtls_rate = cfg_int(P_smtpd_client_new_tls_session_rate_limit);
     lim.per_record = cfg_bool(P_smtpd_per_record_deadline);
     lim.session_limit = cfg_time(P_smtpd_session_time_limit);
     /* smtpd's working directory is the queue directory (see smtpd.c). */
-    if (lim.conn_count > 0 || lim.conn_rate > 0 || lim.msg_rate > 0 || lim.rcpt_rate > 0)
+    if (lim.conn_count > 0 || lim.conn_rate > 0 || lim.msg_rate > 0 || lim.rcpt_rate > 0
+        || lim.newtls_rate > 0)
         lim.anvil = anvil_client_create(base, QDIR_PRIVATE "/" ANVIL_SERVICE);
 }
 
@@ -160,6 +163,48 @@ bool limits_mail_wait(struct smtpd_session *s, const char *arg)
 bool limits_rcpt_wait(struct smtpd_session *s, const char *arg)
 {
     return event_wait(s, SMTP_RCPT, ANVIL_REQ_RECIPIENT, lim.rcpt_rate, arg);
+}
+
+/* ---- new TLS sessions ---- */
+
+static void newtls_answer(void *ctx, const struct anvil_reply *rep)
+{
+    struct smtpd_limits *l = ctx;
+    struct smtpd_session *s = l->s;
+    void (*fn)(struct smtpd_session *, bool) = l->tls_answer;
+    l->pending = NULL;
+    l->tls_answer = NULL;
+    s->pause &= ~PAUSE_LIMITS;
+    if (s->state != ST_CLOSING) {
+        bool ok = !(rep && rep->status == ANVIL_STAT_OK && rep->rate >= lim.newtls_rate);
+        if (!ok)
+            msg_warn("New TLS session rate limit exceeded: %ld from %s for service %s",
+                     rep->rate, s->client_desc, server_service_name());
+        fn(s, ok);
+    }
+    session_resume(s, 0);
+    session_finish_if_done(s);
+}
+
+bool limits_newtls_wait(struct smtpd_session *s, void (*answer)(struct smtpd_session *s, bool ok))
+{
+    struct smtpd_limits *l = s->limits;
+    if (!l || !lim.anvil || l->exempt || lim.newtls_rate <= 0)
+        return false;
+    if (!ask(l, ANVIL_REQ_NEWTLS_STATUS, newtls_answer))
+        return false;       /* anvil is not there: no limit */
+    l->tls_answer = answer;
+    s->pause |= PAUSE_LIMITS;
+    return true;
+}
+
+void limits_newtls_count(struct smtpd_session *s)
+{
+    struct smtpd_limits *l = s->limits;
+    if (!l || !lim.anvil || l->exempt || lim.newtls_rate <= 0)
+        return;
+    anvil_client_ask(lim.anvil, ANVIL_REQ_NEWTLS, server_service_name(), s->client_addr,
+                     NULL, NULL);
 }
 
 /* ---- deadlines ---- */

@@ -26,6 +26,14 @@ bool limits_connect(struct smtpd_session *s);
 bool limits_mail_wait(struct smtpd_session *s, const char *arg);
 bool limits_rcpt_wait(struct smtpd_session *s, const char *arg);
 
+/* Before a TLS handshake (STARTTLS or implicit TLS): false: go on now.
+ * true: the session waits for anvil's count of new TLS sessions, then
+ * answer(s, ok) runs: ok false means over smtpd_client_new_tls_session_rate_limit
+ * (logged). After a handshake that did not resume a session,
+ * limits_newtls_count() counts it. */
+bool limits_newtls_wait(struct smtpd_session *s, void (*answer)(struct smtpd_session *s, bool ok));
+void limits_newtls_count(struct smtpd_session *s);
+
 /* Input arrived / reading was switched on or off: the per-record deadline. */
 void limits_input(struct smtpd_session *s);
 void limits_reading(struct smtpd_session *s, bool on);

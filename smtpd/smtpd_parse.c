@@ -25,6 +25,7 @@ static const struct {
     [SMTP_VRFY] = { "VRFY", "vrfy" }, [SMTP_EXPN] = { "EXPN", "expn" },
     [SMTP_HELP] = { "HELP", "help" }, [SMTP_ETRN] = { "ETRN", "etrn" },
     [SMTP_TURN] = { "TURN", "turn" }, [SMTP_QUIT] = { "QUIT", "quit" },
+    [SMTP_STARTTLS] = { "STARTTLS", "starttls" },
     [SMTP_UNKNOWN] = { "UNKNOWN", "unknown" },
 };
 

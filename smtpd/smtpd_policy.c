@@ -385,9 +385,10 @@ static void build_request(struct check_job *j, struct strbuf *b)
     attr(b, "ccert_issuer", "");
     attr(b, "ccert_fingerprint", "");
     attr(b, "ccert_pubkey_fingerprint", "");
-    attr(b, "encryption_protocol", "");
-    attr(b, "encryption_cipher", "");
-    attr(b, "encryption_keysize", "0");
+    attr(b, "encryption_protocol", s->tls_active ? s->tls_protocol : "");
+    attr(b, "encryption_cipher", s->tls_active ? s->tls_cipher : "");
+    snprintf(num, sizeof(num), "%d", s->tls_active ? s->tls_cipher_bits : 0);
+    attr(b, "encryption_keysize", num);
     attr(b, "etrn_domain", "");
     attr(b, "stress", "");
     attr(b, "client_port", s->client_port);

@@ -14,7 +14,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "log.h"
 #include "server.h"
@@ -157,7 +159,8 @@ static void emit_reply(struct smtpd_session *s, const struct strbuf *r)
         s->pause |= PAUSE_OUTPUT;
 }
 
-static void vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 3, 0)))
+vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
 {
     struct strbuf text = STRBUF_INIT(REPLY_LIMIT), r = STRBUF_INIT(REPLY_LIMIT + 1024);
     sb_vappendf(&text, fmt, ap);
@@ -212,6 +215,8 @@ bool session_input_pending(struct smtpd_session *s)
     char c;
     if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
         return true;
+    if (s->tls_bev)     /* the socket holds TLS records, not commands */
+        return SSL_pending(bufferevent_openssl_get_ssl(s->bev)) > 0;
     return recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
@@ -219,7 +224,7 @@ void session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz)
 {
     char raw[SAMPLE_MAX];
     ssize_t n = evbuffer_copyout(bufferevent_get_input(s->bev), raw, sizeof(raw));
-    if (n <= 0)
+    if (n <= 0 && !s->tls_bev)
         n = recv(s->fd, raw, sizeof(raw), MSG_PEEK | MSG_DONTWAIT);
     size_t o = 0;
     for (ssize_t i = 0; i < n && o + 3 < bufsz; i++) {
@@ -284,6 +289,8 @@ static bool read_command(struct smtpd_session *s, struct evbuffer *in)
 
 static void update_reading(struct smtpd_session *s)
 {
+    if (s->tls_handshaking)     /* the TLS bufferevent reads the handshake itself */
+        return;
     if (s->state == ST_CLOSING || s->pause)
         bufferevent_disable(s->bev, EV_READ);
     else
@@ -373,7 +380,10 @@ static void session_free(struct smtpd_session *s)
         event_free(s->tarpit_ev);
     if (s->greet_ev)
         event_free(s->greet_ev);
-    bufferevent_free(s->bev);
+    if (s->bev)
+        bufferevent_free(s->bev);
+    if (!s->tls_bev)            /* a TLS bufferevent closed the socket itself */
+        close(s->fd);
     sb_free(&s->content);
     sb_free(&s->delayed);
     free(s->helo_name);
@@ -443,6 +453,14 @@ static void session_read_cb(struct bufferevent *bev, void *arg)
 static void session_write_cb(struct bufferevent *bev, void *arg)
 {
     struct smtpd_session *s = arg;
+    if (s->tls_starting && !(s->pause & PAUSE_TARPIT) && s->state != ST_CLOSING
+        && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+        s->tls_starting = false;       /* "220 Ready to start TLS" is out */
+        s->pause &= ~PAUSE_OUTPUT;     /* and everything before it */
+        if (!session_start_tls(s))
+            session_free(s);
+        return;
+    }
     if (s->pause & PAUSE_OUTPUT)
         session_resume(s, PAUSE_OUTPUT);
     session_finish_if_done(s);
@@ -451,6 +469,18 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct smtpd_session *s = arg;
+    if (s->tls_handshaking) {
+        if (what & BEV_EVENT_CONNECTED) {
+            tls_handshake_done(s);
+            session_finish_if_done(s);
+        } else {
+            tls_handshake_failed(s, what);
+            session_free(s);
+        }
+        return;
+    }
+    if (what & BEV_EVENT_CONNECTED)
+        return;
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != ST_CLOSING) {
         msg_info("timeout after %s from %s", s->where, s->client_desc);
         s->verb = SMTP_VERB_NONE;
@@ -495,7 +525,9 @@ void session_accept(int fd, struct event_base *base)
     s->base = base;
     set_nonblock(fd, true);
     set_cloexec(fd, true);
-    s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    /* Not BEV_OPT_CLOSE_ON_FREE: STARTTLS replaces the bufferevent on the
+     * same socket; session_free() closes it. */
+    s->bev = bufferevent_socket_new(base, fd, 0);
     if (!s->bev) {
         msg_warn("cannot set up a session for a new connection: %s", strerror(errno));
         close(fd);
@@ -530,6 +562,10 @@ void session_connected(struct smtpd_session *s)
 
 void session_start_greeting(struct smtpd_session *s)
 {
+    if (tls_server_wrappermode() && !s->tls_active) {
+        tls_wrapper_start(s);   /* back here once the handshake is done */
+        return;
+    }
     if (smtpd_cfg.greet_pause > 0) {
         struct timeval gp = { smtpd_cfg.greet_pause, 0 };
         s->greet_ev = evtimer_new(s->base, greet_timer, s);
@@ -538,4 +574,64 @@ void session_start_greeting(struct smtpd_session *s)
     }
     greet(s);
     session_finish_if_done(s);
+}
+
+/* ---- TLS ---- */
+
+static void set_session_buffers(struct smtpd_session *s)
+{
+    size_t high = smtpd_cfg.line_limit * 2 > INPUT_HIGH_MIN ? smtpd_cfg.line_limit * 2 : INPUT_HIGH_MIN;
+    struct timeval tv = { smtpd_cfg.timeout, 0 };
+    bufferevent_setwatermark(s->bev, EV_READ, 0, high);
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+}
+
+bool session_start_tls(struct smtpd_session *s)
+{
+    struct strbuf err = STRBUF_INIT(1024);
+    SSL *ssl = tls_server_new_ssl(&err);
+    if (!ssl) {
+        msg_warn("%s: %s", s->client_desc, sb_str(&err));
+        sb_free(&err);
+        return false;
+    }
+    sb_free(&err);
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    if (evbuffer_get_length(in) > 0) {
+        /* Commands sent with STARTTLS in one packet were never encrypted:
+         * running them inside TLS would let a man in the middle inject them. */
+        char sample[2 * SAMPLE_MAX + 1];
+        session_pending_sample(s, sample, sizeof(sample));
+        msg_info("improper command pipelining after STARTTLS from %s: %s; %zu byte(s) discarded",
+                 s->client_desc, sample, evbuffer_get_length(in));
+    }
+    bufferevent_free(s->bev);
+    s->bev = bufferevent_openssl_socket_new(s->base, s->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    if (!s->bev) {
+        msg_warn("%s: cannot set up a TLS session: out of memory", s->client_desc);
+        SSL_free(ssl);
+        /* Back to clear text, so that the caller can still say goodbye. */
+        s->bev = bufferevent_socket_new(s->base, s->fd, 0);
+        if (!s->bev)
+            msg_fatal("%s: out of memory", s->client_desc);
+        set_session_buffers(s);
+        bufferevent_enable(s->bev, EV_WRITE);
+        return false;
+    }
+    s->tls_bev = true;
+    s->tls_handshaking = true;
+    s->pause |= PAUSE_TLS;
+    bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+    set_session_buffers(s);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    return true;
+}
+
+const char *session_protocol(const struct smtpd_session *s)
+{
+    static const char *names[8] = { "SMTP", "SMTPA", "SMTPS", "SMTPSA",
+                                    "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA" };
+    return names[(s->esmtp ? 4 : 0) | (s->tls_active ? 2 : 0) | (s->sasl_username ? 1 : 0)];
 }
