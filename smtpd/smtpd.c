@@ -14,6 +14,7 @@
 #include "server.h"
 #include "smtpd.h"
 #include "smtpd_limits.h"
+#include "smtpd_sasl.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -85,6 +86,14 @@ static void smtpd_post_init(struct event_base *base)
     c->cleanup_path = cleanup_socket_path();
     check_init();
     limits_init(base);
+    sasl_init(base);
+}
+
+/* As root: the restriction engine's tables and the password tables. */
+static void smtpd_pre_init(void)
+{
+    check_pre_init();
+    sasl_pre_init();
 }
 
 static void smtpd_accept(int fd, struct event_base *base)
@@ -102,7 +111,7 @@ int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
         .mode = SERVER_EVENT,
-        .pre_init = check_pre_init,
+        .pre_init = smtpd_pre_init,
         .post_init = smtpd_post_init,
         .accept_event = smtpd_accept,
         .client_limit = smtpd_client_limit,

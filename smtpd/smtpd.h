@@ -21,6 +21,7 @@ struct evbuffer;
 struct netlist;
 struct smtpd_cleanup;
 struct smtpd_check_state;
+struct smtpd_sasl;
 struct attr_writer;
 
 enum bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
@@ -56,6 +57,7 @@ extern struct smtpd_config smtpd_cfg;
 #define PAUSE_BACKLOG  0x10   /* cleanup is not taking content fast enough */
 #define PAUSE_LIMITS   0x20   /* waiting for anvil's count (smtpd_limits.c) */
 #define PAUSE_CHECK    0x40   /* a restriction waits for DNS or a policy server */
+#define PAUSE_AUTH     0x80   /* AUTH waits for the authentication back-end */
 
 enum session_state {
     ST_CMD,       /* reading command lines */
@@ -126,6 +128,9 @@ struct smtpd_session {
     struct smtpd_limits *limits;  /* client limits and deadlines (smtpd_limits.c) */
     struct smtpd_check_state *check;  /* restriction engine (smtpd_check.c) */
     char *sasl_username;        /* set by AUTH; permit_sasl_authenticated */
+    char *sasl_method;          /* the mechanism that AUTH succeeded with */
+    struct smtpd_sasl *sasl;    /* an AUTH exchange under way (smtpd_sasl.c) */
+    bool tls_active; /* TLS is on: STARTTLS done or wrappermode */
 };
 
 /* ---- smtpd_session.c ---- */
@@ -149,6 +154,8 @@ bool session_input_pending(struct smtpd_session *s);
 /* Printable, bounded copy of the first pending input bytes, for log lines. */
 void session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz);
 void session_mail_reset(struct smtpd_session *s);
+/* SMTP, ESMTP, ESMTPS, ESMTPA or ESMTPSA, for Received: and the queue file. */
+const char *session_protocol(const struct smtpd_session *s);
 /* Called at the end of every session entry point: once the session is
  * closing and its last reply is written, start the final half-closed wait
  * (the session is freed when the client closes). Returns true when s was

@@ -61,7 +61,7 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     static const char *body_names[] = { "", "7BIT", "8BITMIME", "BINARYMIME" };
     char size[32];
     struct attr_writer w;
-    int nattr = 5 + (s->helo_name != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
+    int nattr = 5 + (s->helo_name != NULL) + 2 * (s->sasl_username != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
         + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0)
         + check_cleanup_attrs(s, NULL);
 
@@ -74,7 +74,11 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     put_attr(&w, "client_port", s->client_port);
     if (s->helo_name)
         put_attr(&w, "helo_name", s->helo_name);
-    put_attr(&w, "protocol", s->esmtp ? "ESMTP" : "SMTP");
+    put_attr(&w, "protocol", session_protocol(s));
+    if (s->sasl_username) {
+        put_attr(&w, "sasl_method", s->sasl_method ? s->sasl_method : "");
+        put_attr(&w, "sasl_username", s->sasl_username);
+    }
     if (m->envid)
         put_attr(&w, "envid", m->envid);
     if (m->ret != SMTP_RET_NONE)

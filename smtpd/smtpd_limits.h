@@ -25,6 +25,8 @@ bool limits_connect(struct smtpd_session *s);
  * this returns false) or refuses it with 452. */
 bool limits_mail_wait(struct smtpd_session *s, const char *arg);
 bool limits_rcpt_wait(struct smtpd_session *s, const char *arg);
+/* AUTH, before its exchange starts: the same, with 450 for a refusal. */
+bool limits_auth_wait(struct smtpd_session *s, const char *arg);
 
 /* Input arrived / reading was switched on or off: the per-record deadline. */
 void limits_input(struct smtpd_session *s);
