@@ -10,8 +10,9 @@
 
 #define FIELDS_MAX 64     /* fields of one line we look at; more are ignored */
 
-/* Dovecot's tab escaping: \001 then '1', 't', 'r' or 'n'. Undone in place;
- * false for a bad escape or a control character in the result. */
+/* Dovecot's tab escaping: \001 then '1', 't', 'r' or 'n'. Undone in place,
+ * control characters in the result becoming spaces; false for a bad
+ * escape or a value over max bytes. */
 static bool unescape_field(char *f, size_t max)
 {
     char *w = f;
@@ -27,7 +28,7 @@ static bool unescape_field(char *f, size_t max)
             }
         }
         if ((unsigned char)c < 32 || c == 127)
-            return false;
+            c = ' ';
         if ((size_t)(w - f) >= max)
             return false;
         *w++ = c;

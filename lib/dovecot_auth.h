@@ -57,8 +57,9 @@ struct dovecot_line {
  * into it. line[len] must be writable (it becomes the terminator). 0 ok,
  * -1 malformed (the connection cannot be trusted any more): a NUL byte,
  * a line over DOVECOT_LINE_MAX, a missing or non-numeric version or id,
- * a bad mechanism name, a user or reason over DOVECOT_FIELD_MAX or
- * holding control characters, a CONT whose data is not base64 text. */
+ * a bad mechanism name, a user or reason over DOVECOT_FIELD_MAX or with a
+ * bad escape, a CONT whose data is not base64 text. Control characters
+ * in a user or reason become spaces. */
 int dovecot_parse_line(char *line, size_t len, struct dovecot_line *out);
 
 /* The client's handshake: "VERSION\t1\t1\nCPID\tpid\n". */
