@@ -44,7 +44,9 @@ struct smtpd_sasl {
     int step;                   /* LOGIN: 0 the user name is next, 1 the password */
     bool awaiting;              /* a 334 was sent: the next line is a response */
     char *login_user;           /* LOGIN: the user name given */
+    char *attempt_user;         /* the user whose password is being checked */
     struct dovecot_request *req;
+    struct passwd_job *job;
 };
 
 /* ---- configuration ---- */
@@ -104,7 +106,9 @@ void sasl_init(struct event_base *base)
     sc.service = cfg_str(P_smtpd_sasl_service);
     read_security_options("smtpd_sasl_security_options", &sc.forbid, &sc.need_mutual);
     read_security_options("smtpd_sasl_tls_security_options", &sc.forbid_tls, &sc.need_mutual_tls);
-    if (sc.backend == BACKEND_DOVECOT)
+    if (sc.backend == BACKEND_TERN)
+        passwd_start_helpers(base);
+    else
         dovecot_client_init(base, cfg_str(P_smtpd_sasl_path), sc.service,
                             cfg_time(P_smtpd_sasl_dovecot_timeout));
 }
@@ -175,6 +179,8 @@ static void exchange_end(struct smtpd_session *s)
         return;
     if (x->req)
         dovecot_request_cancel(x->req);
+    passwd_check_cancel(x->job);
+    free(x->attempt_user);
     if (x->login_user) {
         memset(x->login_user, 0, strlen(x->login_user));
         free(x->login_user);
@@ -212,6 +218,8 @@ static void auth_failed(struct smtpd_session *s, bool temp, const char *reason, 
     char mech[MECH_MAX + 1];
     clean_reason(why, sizeof(why), reason);
     str_copy(mech, sizeof(mech), s->sasl ? s->sasl->mech : "");
+    if (!user && s->sasl)
+        user = s->sasl->attempt_user;
     bool show_user = user && user_name_ok(user);
     msg_warn("%s: SASL %s authentication failed: %s%s%s", s->client_desc, mech, why,
              show_user ? ", sasl_username=" : "", show_user ? user : "");
@@ -250,7 +258,10 @@ void sasl_backend_answer(struct smtpd_session *s, enum sasl_status st, const cha
 {
     if (!s->sasl)
         return;
-    s->sasl->req = st == SASL_MORE ? s->sasl->req : NULL;
+    if (st != SASL_MORE) {          /* the back-end is done with it */
+        s->sasl->req = NULL;
+        s->sasl->job = NULL;
+    }
     s->pause &= ~PAUSE_AUTH;
     switch (st) {
     case SASL_DONE: auth_succeeded(s, text); break;
@@ -266,16 +277,20 @@ void sasl_backend_answer(struct smtpd_session *s, enum sasl_status st, const cha
 
 static void check_password(struct smtpd_session *s, const char *user, const char *password)
 {
+    struct smtpd_sasl *x = s->sasl;
     const char *why;
     if (!user_name_ok(user)) {
         auth_failed(s, false, "authentication failure", NULL);
         return;
     }
-    enum sasl_status st = passwd_check(user, password, &why);
-    if (st == SASL_DONE)
-        auth_succeeded(s, user);
-    else
-        auth_failed(s, st == SASL_TEMP, why, user);
+    free(x->attempt_user);
+    x->attempt_user = xstrdup(user);
+    x->job = passwd_check_start(s, user, password, &why);
+    if (!x->job) {
+        auth_failed(s, true, why, NULL);
+        return;
+    }
+    s->pause |= PAUSE_AUTH;     /* the answer comes from the helper threads */
 }
 
 /* authzid NUL authcid NUL password; a different authzid (acting for

@@ -41,10 +41,16 @@ void sasl_backend_answer(struct smtpd_session *s, enum sasl_status st, const cha
 #define SASL_MECH_MUTUAL     0x20
 
 /* ---- smtpd_sasl_passwd.c: smtpd_sasl_type = tern ---- */
-int passwd_open(const char *maps, struct strbuf *err);   /* 0 ok, -1 with err */
-/* Check a user's password against smtpd_sasl_password_maps: SASL_DONE,
- * SASL_FAIL (reason in why), or SASL_TEMP (a table or hash problem). */
-enum sasl_status passwd_check(const char *user, const char *password, const char **why);
+struct passwd_job;
+int passwd_open(const char *maps, struct strbuf *err);   /* 0 ok, -1 with err (as root) */
+void passwd_start_helpers(struct event_base *base);      /* after the privilege drop */
+/* Check a user's password against smtpd_sasl_password_maps; the answer
+ * (SASL_DONE or SASL_FAIL) comes through sasl_backend_answer. NULL when
+ * the tables cannot be asked now (why says so: a temporary failure). */
+struct passwd_job *passwd_check_start(struct smtpd_session *s, const char *user,
+                                      const char *password, const char **why);
+/* The session no longer waits for the answer. */
+void passwd_check_cancel(struct passwd_job *j);
 
 /* ---- smtpd_sasl_dovecot.c: smtpd_sasl_type = dovecot ---- */
 struct dovecot_request;

@@ -202,6 +202,24 @@ class TestSaslTern(SaslTest):
         self.assertEqual(c.cmd("AUTH PLAIN " + plain("carol", "carol's secret")),
                          (235, "2.7.0 Authentication successful"))
 
+    def test_hashing_does_not_hold_other_sessions(self):
+        """Eight yescrypt checks at once (some tens of ms of CPU each) run
+        in helper threads: a NOOP of another session is answered at once."""
+        if not self.have_yescrypt:
+            self.skipTest("mkpasswd (whois) cannot make yescrypt hashes here")
+        clients = [self.client() for _ in range(8)]
+        other = self.client()
+        t0 = time.time()
+        for c in clients:
+            c.send("AUTH PLAIN " + plain("carol", "carol's secret") + "\r\n")
+        other.send("NOOP\r\n")
+        self.assertEqual(other.read_reply()[0], 250)
+        noop_time = time.time() - t0
+        for c in clients:
+            self.assertEqual(c.read_reply()[0], 235)
+        all_time = time.time() - t0
+        self.assertLess(noop_time, all_time / 2, (noop_time, all_time))
+
     def test_wrong_password_rejected_and_logged(self):
         s = self.smtp()
         s.ehlo("client.example")
