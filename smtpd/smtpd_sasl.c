@@ -415,7 +415,14 @@ void sasl_auth_command(struct smtpd_session *s, const char *arg)
     const char *init = arg + mlen;
     while (*init == ' ')
         init++;
-    if (mlen == 0 || strchr(init, ' ')) {
+    /* RFC 4422 mechanism names: upper-case letters, digits, '-' and '_' */
+    bool name_ok = mlen > 0 && mlen <= MECH_MAX;
+    for (size_t i = 0; i < mlen && name_ok; i++) {
+        char c = arg[i];
+        name_ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                  || c == '-' || c == '_';
+    }
+    if (!name_ok || strchr(init, ' ')) {
         session_reply(s, 501, "5.5.4 Syntax: AUTH mechanism");
         return;
     }
@@ -423,8 +430,6 @@ void sasl_auth_command(struct smtpd_session *s, const char *arg)
         return;
     struct smtpd_sasl *x = xcalloc(1, sizeof(*x));
     s->sasl = x;
-    if (mlen > MECH_MAX)
-        mlen = MECH_MAX;
     memcpy(x->mech, arg, mlen);
     for (char *p = x->mech; *p; p++)
         if (*p >= 'a' && *p <= 'z')

@@ -244,6 +244,8 @@ class TestSaslTern(SaslTest):
         c.ehlo()
         self.assertEqual(c.cmd("AUTH"), (501, "5.5.4 Syntax: AUTH mechanism"))
         self.assertEqual(c.cmd("AUTH PLAIN a b"), (501, "5.5.4 Syntax: AUTH mechanism"))
+        self.assertEqual(c.cmd("AUTH PL\x01AIN"), (501, "5.5.4 Syntax: AUTH mechanism"))
+        self.assertEqual(c.cmd("AUTH " + "X" * 21), (501, "5.5.4 Syntax: AUTH mechanism"))
         self.assertEqual(c.cmd("AUTH CRAM-MD5"),
                          (535, "5.7.8 Error: authentication failed: Invalid authentication mechanism"))
         self.assertEqual(c.cmd("AUTH PLAIN not*base64"), (501, "5.5.2 Cannot decode response"))
