@@ -24,6 +24,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -772,6 +773,139 @@ class TestSaslDovecot(SaslTest):
             self.assertEqual(code, 235, text)
         finally:
             self.stop_dovecot()
+
+
+class FakeAuthServer:
+    """A Dovecot auth service that misbehaves on purpose: it answers each
+    connection's handshake and requests with the lines behaviour() gives
+    for ("hello" | request line); it runs in a thread of the test."""
+
+    def __init__(self, path):
+        self.path = path
+        self.behaviour = lambda what, line: []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.lexists(path):
+            os.unlink(path)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stopping = threading.Event()
+        self.conns = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn):
+        buf = b""
+        conn.settimeout(0.2)
+        greeted = False
+        while not self.stopping.is_set():
+            try:
+                data = conn.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                text = line.decode("utf-8", "replace")
+                if text.startswith("CPID") and not greeted:
+                    greeted = True
+                    out = self.behaviour("hello", text)
+                elif text.startswith("AUTH") or text.startswith("CONT"):
+                    out = self.behaviour("request", text)
+                else:
+                    continue
+                try:
+                    conn.sendall(b"".join(l.encode() + b"\n" for l in out))
+                except OSError:
+                    return
+
+    def close_connections(self):
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        self.conns = []
+
+    def stop(self):
+        self.stopping.set()
+        self.close_connections()
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+HANDSHAKE = ["VERSION\t1\t2", "MECH\tPLAIN\tplaintext", "MECH\tLOGIN\tplaintext",
+             "SPID\t1", "CUID\t1", "COOKIE\t00", "DONE"]
+
+
+class TestSaslBrokenDovecot(SaslTest):
+    """An auth service that says wrong things never lets anyone in: every
+    such answer is a 454 (or, for an answer it may give, a 535)."""
+
+    params = {"smtpd_sasl_type": "dovecot", "smtpd_sasl_path": "private/auth",
+              "smtpd_sasl_password_maps": "", "smtpd_sasl_dovecot_timeout": "2s"}
+
+    @classmethod
+    def prepare_instance(cls):
+        cls.fake = FakeAuthServer(os.path.join(cls.inst.queue_dir, "private", "auth"))
+
+    @classmethod
+    def stop_backend(cls):
+        cls.fake.stop()
+
+    def attempt(self, hello, answer, source=UNTRUSTED):
+        """Fresh connections to the fake server, then one AUTH PLAIN."""
+        def behaviour(what, line):
+            if what == "hello":
+                return hello
+            rid = line.split("\t")[1]
+            return [a.replace("ID", rid) for a in answer]
+        self.fake.behaviour = behaviour
+        self.fake.close_connections()
+        time.sleep(0.2)
+        c = self.client(source=source)
+        t0 = time.time()
+        code, text = c.cmd("AUTH PLAIN " + plain("alice", "whatever"))
+        self.assertLess(time.time() - t0, 8)
+        return code, text
+
+    def test_misbehaving_server(self):
+        cases = [
+            ("version 2", ["VERSION\t2\t0"] + HANDSHAKE[1:], ["OK\tID\tuser=alice"], 454),
+            ("no version", HANDSHAKE[1:], ["OK\tID\tuser=alice"], 454),
+            ("OK without user", HANDSHAKE, ["OK\tID"], 454),
+            ("OK for another id", HANDSHAKE, ["OK\t999\tuser=alice"], 454),
+            ("garbage", HANDSHAKE, ["OK\tnot-a-number\tuser=alice", "OK\tID\tuser=alice"], 454),
+            ("bad challenge", HANDSHAKE, ["CONT\tID\t***", "OK\tID\tuser=alice"], 454),
+            ("user with a space", HANDSHAKE, ["OK\tID\tuser=ali ce"], 454),
+            ("temporary failure", HANDSHAKE, ["FAIL\tID\ttemp\treason=db down"], 454),
+            ("silence", HANDSHAKE, [], 454),
+            ("no handshake", [], [], 454),
+            ("plain refusal", HANDSHAKE, ["FAIL\tID\treason=Password\001tmismatch"], 535),
+            ("fine", HANDSHAKE, ["OK\tID\tuser=alice"], 235),
+        ]
+        for name, hello, answer, code in cases:
+            with self.subTest(case=name):
+                got, text = self.attempt(hello, answer)
+                self.assertEqual(got, code, text)
+        self.inst.wait_log(r"SASL: connection to private/auth: malformed line")
 
 
 if __name__ == "__main__":
