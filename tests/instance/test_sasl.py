@@ -441,6 +441,15 @@ class TestSaslDisabled(SaslTest):
         self.assertEqual(c.cmd("AUTH PLAIN " + plain("alice", USERS["alice"])),
                          (503, "5.5.1 Error: authentication not enabled"))
 
+    def test_check_reports_missing_password_maps(self):
+        inst = harness.Instance(name="sasl-check", main_cf={"smtpd_sasl_auth_enable": "yes"})
+        self.addCleanup(inst.cleanup)
+        out = inst.tern("check", check=False)
+        self.assertIn("needs smtpd_sasl_password_maps", out.stdout + out.stderr)
+        inst.set_main_cf({"smtpd_sasl_type": "dovecot"})
+        out = inst.tern("check", check=False)
+        self.assertNotIn("smtpd_sasl", out.stdout + out.stderr)
+
 
 class TestNoPlaintext(SaslTest):
     params = {"smtpd_sasl_security_options": "noanonymous, noplaintext",
