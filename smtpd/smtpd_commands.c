@@ -189,7 +189,7 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
         session_close_with(s, 221, "2.0.0 Bye");
         return;
     case SMTP_HELP:
-        session_reply(s, 214, "2.0.0 Commands: HELO EHLO AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+        session_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
         return;
     case SMTP_EXPN:
     case SMTP_ETRN:
