@@ -31,7 +31,7 @@ static struct {
     bool enable, tls_only, broken_clients;
     enum backend backend;
     unsigned forbid, forbid_tls;    /* SASL_MECH_* a mechanism must not have */
-    bool need_mutual, need_mutual_tls;
+    unsigned need, need_tls;        /* SASL_MECH_* a mechanism must have */
     bool pre_init_done;
     const char *service;
 } sc;
@@ -51,12 +51,12 @@ struct smtpd_sasl {
 
 /* ---- configuration ---- */
 
-static void read_security_options(const char *param, unsigned *forbid, bool *mutual)
+static void read_security_options(const char *param, unsigned *forbid, unsigned *need)
 {
     size_t n;
     char **words = cfg_list_split(cfg_get(param) ? cfg_get(param) : "", &n);
     *forbid = 0;
-    *mutual = false;
+    *need = 0;
     for (size_t i = 0; i < n; i++) {
         const char *w = words[i];
         if (str_ieq(w, "noanonymous"))
@@ -68,8 +68,10 @@ static void read_security_options(const char *param, unsigned *forbid, bool *mut
         else if (str_ieq(w, "noactive"))
             *forbid |= SASL_MECH_ACTIVE;
         else if (str_ieq(w, "mutual_auth"))
-            *mutual = true;
-        else if (!str_ieq(w, "forward_secrecy"))
+            *need |= SASL_MECH_MUTUAL;
+        else if (str_ieq(w, "forward_secrecy"))
+            *need |= SASL_MECH_FWD_SECRECY;
+        else
             msg_warn("main.cf: %s: unknown option \"%s\" ignored", param, w);
     }
     cfg_list_free(words, n);
@@ -104,8 +106,8 @@ void sasl_init(struct event_base *base)
     sc.tls_only = cfg_bool(P_smtpd_tls_auth_only);
     sc.broken_clients = cfg_bool(P_broken_sasl_auth_clients);
     sc.service = cfg_str(P_smtpd_sasl_service);
-    read_security_options("smtpd_sasl_security_options", &sc.forbid, &sc.need_mutual);
-    read_security_options("smtpd_sasl_tls_security_options", &sc.forbid_tls, &sc.need_mutual_tls);
+    read_security_options("smtpd_sasl_security_options", &sc.forbid, &sc.need);
+    read_security_options("smtpd_sasl_tls_security_options", &sc.forbid_tls, &sc.need_tls);
     if (sc.backend == BACKEND_TERN)
         passwd_start_helpers(base);
     else
@@ -125,8 +127,8 @@ struct mech_walk {
 static bool mech_allowed(const struct smtpd_session *s, unsigned flags)
 {
     unsigned forbid = s->tls_active ? sc.forbid_tls : sc.forbid;
-    bool mutual = s->tls_active ? sc.need_mutual_tls : sc.need_mutual;
-    return !(flags & forbid) && (!mutual || (flags & SASL_MECH_MUTUAL));
+    unsigned need = s->tls_active ? sc.need_tls : sc.need;
+    return !(flags & forbid) && (flags & need) == need;
 }
 
 static void mech_visit(const char *name, unsigned flags, void *ctx)
