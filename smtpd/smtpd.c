@@ -14,6 +14,7 @@
 #include "server.h"
 #include "smtpd.h"
 #include "smtpd_limits.h"
+#include "smtpd_sasl.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -85,12 +86,15 @@ static void smtpd_post_init(struct event_base *base)
     c->cleanup_path = cleanup_socket_path();
     check_init();
     limits_init(base);
+    sasl_init(base);
 }
 
-/* As root: the restriction engine's tables, then the TLS certificates. */
+/* As root: the restriction engine's tables, the password tables, then
+ * the TLS certificates. */
 static void smtpd_pre_init(void)
 {
     check_pre_init();
+    sasl_pre_init();
     tls_server_pre_init();
 }
 

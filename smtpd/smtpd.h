@@ -21,6 +21,7 @@ struct evbuffer;
 struct netlist;
 struct smtpd_cleanup;
 struct smtpd_check_state;
+struct smtpd_sasl;
 struct attr_writer;
 
 enum bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
@@ -57,6 +58,7 @@ extern struct smtpd_config smtpd_cfg;
 #define PAUSE_LIMITS   0x20   /* waiting for anvil's count (smtpd_limits.c) */
 #define PAUSE_CHECK    0x40   /* a restriction waits for DNS or a policy server */
 #define PAUSE_TLS      0x80   /* STARTTLS reply going out, or the TLS handshake running */
+#define PAUSE_AUTH     0x100  /* AUTH waits for the authentication back-end */
 
 enum session_state {
     ST_CMD,       /* reading command lines */
@@ -136,6 +138,10 @@ struct smtpd_session {
     char tls_protocol[24];      /* "TLSv1.3" */
     char tls_cipher[64];        /* "TLS_AES_256_GCM_SHA384" */
     int tls_cipher_bits, tls_cipher_alg_bits;
+
+    /* AUTH (smtpd_sasl.c) */
+    char *sasl_method;          /* the mechanism that AUTH succeeded with */
+    struct smtpd_sasl *sasl;    /* an AUTH exchange under way */
 };
 
 /* ---- smtpd_session.c ---- */
@@ -159,6 +165,9 @@ bool session_input_pending(struct smtpd_session *s);
 /* Printable, bounded copy of the first pending input bytes, for log lines. */
 void session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz);
 void session_mail_reset(struct smtpd_session *s);
+/* SMTP or ESMTP with S for TLS and A for AUTH (ESMTPSA...), for Received:
+ * and the queue file. */
+const char *session_protocol(const struct smtpd_session *s);
 /* Called at the end of every session entry point: once the session is
  * closing and its last reply is written, start the final half-closed wait
  * (the session is freed when the client closes). Returns true when s was
@@ -170,8 +179,6 @@ bool session_finish_if_done(struct smtpd_session *s);
  * yet processed is thrown away. The outcome comes to tls_handshake_done()
  * or tls_handshake_failed(). false: no TLS session could be made. */
 bool session_start_tls(struct smtpd_session *s);
-/* "ESMTP", "ESMTPS", "ESMTPSA", "SMTP"...: the protocol for Received: */
-const char *session_protocol(const struct smtpd_session *s);
 
 /* ---- smtpd_tls.c: the process's TLS context ---- */
 enum tls_level { TLS_NONE, TLS_MAY, TLS_ENCRYPT };

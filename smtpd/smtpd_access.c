@@ -306,3 +306,80 @@ enum check_result access_unlisted(struct check_job *j, bool sender)
     }
     return CHK_DUNNO;
 }
+
+/* ---- smtpd_sender_login_maps ---- */
+
+/* The owners of a sender address: 1 found (in owners), 0 not, -1 lookup
+ * error. Keys: user@domain, user@domain without the address extension,
+ * then @domain. */
+static int sender_owners(const struct address *a, struct strbuf *owners)
+{
+    char key[KEY_MAX];
+    const char *domain = (a->flags & ADDR_F_NODOMAIN) ? domain_myorigin() : a->domain;
+    const char *delim = check_cfg.recipient_delimiter;
+    snprintf(key, sizeof(key), "%s@%s", a->local_lc, domain);
+    int rc = maplist_lookup(check_cfg.sender_login_maps, key, owners);
+    if (rc == 0 && delim && *delim) {
+        size_t n = strcspn(a->local_lc, delim);
+        if (n > 0 && a->local_lc[n]) {
+            snprintf(key, sizeof(key), "%.*s@%s", (int)n, a->local_lc, domain);
+            rc = maplist_lookup(check_cfg.sender_login_maps, key, owners);
+        }
+    }
+    if (rc == 0) {
+        snprintf(key, sizeof(key), "@%s", domain);
+        rc = maplist_lookup(check_cfg.sender_login_maps, key, owners);
+    }
+    return rc;
+}
+
+/* Is user one of the comma or space separated names (case-insensitive)? */
+static bool owner_listed(const char *owners, const char *user)
+{
+    size_t ulen = strlen(user);
+    for (const char *p = owners; *p;) {
+        p += strspn(p, ", \t");
+        size_t n = strcspn(p, ", \t");
+        if (n == ulen && n > 0 && strncasecmp(p, user, n) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/* As Postfix: the authenticated variants refuse a client logged in as a
+ * user who does not own the sender address (an address the tables do not
+ * list included, except for reject_known_sender_login_mismatch); the
+ * unauthenticated one refuses a client not logged in that uses an address
+ * the tables give an owner. The null sender is never checked. */
+enum check_result access_sender_login(struct check_job *j, const struct restriction *r)
+{
+    const struct address *a = check_sender(j);
+    const char *user = j->s->sasl_username;
+    if (!a || (a->flags & ADDR_F_NULL) || !check_cfg.sender_login_maps)
+        return CHK_DUNNO;
+    bool check_auth = r->type != R_UNAUTH_SENDER_LOGIN_MISMATCH;
+    bool check_unauth = r->type == R_SENDER_LOGIN_MISMATCH
+                        || r->type == R_UNAUTH_SENDER_LOGIN_MISMATCH
+                        || r->type == R_KNOWN_SENDER_LOGIN_MISMATCH;
+    if (user ? !check_auth : !check_unauth)
+        return CHK_DUNNO;
+    struct strbuf owners = STRBUF_INIT(65536);
+    int rc = sender_owners(a, &owners);
+    enum check_result res = CHK_DUNNO;
+    if (rc < 0) {
+        msg_warn("%s: smtpd_sender_login_maps: lookup of %s failed", j->s->client_desc,
+                 a->address);
+        res = check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+    } else if (!user) {
+        if (rc > 0)
+            res = check_reject(j, 553, "5.7.1", "<%s>: Sender address rejected: not logged in",
+                               a->address);
+    } else if (rc == 0 ? r->type != R_KNOWN_SENDER_LOGIN_MISMATCH
+                       : !owner_listed(sb_str(&owners), user)) {
+        res = check_reject(j, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s",
+                           a->address, user);
+    }
+    sb_free(&owners);
+    return res;
+}

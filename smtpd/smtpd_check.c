@@ -74,6 +74,10 @@ static const struct { const char *name; enum restriction_type type; bool arg; } 
     { "reject_unknown_reverse_client_hostname", R_UNKNOWN_REVERSE_CLIENT, false },
     { "reject_unauth_pipelining", R_UNAUTH_PIPELINING, false },
     { "check_policy_service", R_POLICY, true },
+    { "reject_sender_login_mismatch", R_SENDER_LOGIN_MISMATCH, false },
+    { "reject_authenticated_sender_login_mismatch", R_AUTH_SENDER_LOGIN_MISMATCH, false },
+    { "reject_unauthenticated_sender_login_mismatch", R_UNAUTH_SENDER_LOGIN_MISMATCH, false },
+    { "reject_known_sender_login_mismatch", R_KNOWN_SENDER_LOGIN_MISMATCH, false },
 };
 
 /* Tables named by several restrictions are opened once. */
@@ -154,6 +158,11 @@ void restriction_list_parse(struct restriction_list *l, const char *text, const 
                 *eq = 0;
                 r.rbl_filter = xstrdup(eq + 1);
             }
+        } else if (r.type >= R_SENDER_LOGIN_MISMATCH && r.type <= R_KNOWN_SENDER_LOGIN_MISMATCH
+                   && !*cfg_str(P_smtpd_sender_login_maps)) {
+            msg_warn("%s: restriction %s requires that smtpd_sender_login_maps is set",
+                     param, words[i]);
+            r.type = R_CONFIG_ERROR;
         } else if (r.type == R_POLICY) {
             r.policy = policy_service_get(r.arg);
             if (!r.policy) {
@@ -257,6 +266,7 @@ void check_pre_init(void)
     c->relay_rcpt_maps = open_maplist(P_relay_recipient_maps, "relay_recipient_maps");
     c->virtual_maps = open_maplist(P_virtual_alias_maps, "virtual_alias_maps");
     c->rbl_reply_maps = open_maplist(P_rbl_reply_maps, "rbl_reply_maps");
+    c->sender_login_maps = open_maplist(P_smtpd_sender_login_maps, "smtpd_sender_login_maps");
     policy_init();
 
     size_t n;
@@ -710,6 +720,11 @@ static enum check_result eval_one(struct check_job *j, const struct restriction 
             return check_reject(j, 503, "5.5.0", "<%s>: %s rejected: Improper use of SMTP "
                                 "command pipelining", check_reply_name(j), check_reply_class(j));
         return CHK_DUNNO;
+    case R_SENDER_LOGIN_MISMATCH:
+    case R_AUTH_SENDER_LOGIN_MISMATCH:
+    case R_UNAUTH_SENDER_LOGIN_MISMATCH:
+    case R_KNOWN_SENDER_LOGIN_MISMATCH:
+        return access_sender_login(j, r);
     case R_POLICY:
         return policy_check(j, r);
     case R_CLASS: {

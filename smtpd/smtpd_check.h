@@ -39,6 +39,8 @@ enum restriction_type {
     R_INVALID_HELO, R_NON_FQDN_HELO, R_NON_FQDN_SENDER, R_NON_FQDN_RCPT,
     R_UNKNOWN_SENDER_DOMAIN, R_UNKNOWN_RCPT_DOMAIN,
     R_UNKNOWN_CLIENT, R_UNKNOWN_REVERSE_CLIENT, R_UNAUTH_PIPELINING,
+    R_SENDER_LOGIN_MISMATCH, R_AUTH_SENDER_LOGIN_MISMATCH, R_UNAUTH_SENDER_LOGIN_MISMATCH,
+    R_KNOWN_SENDER_LOGIN_MISMATCH,
     R_POLICY, R_CLASS, R_CONFIG_ERROR,
 };
 
@@ -127,6 +129,7 @@ struct check_config {
     bool reject_unlisted_sender, reject_unlisted_rcpt;
     struct maplist *local_rcpt_maps, *relay_rcpt_maps, *virtual_maps;
     struct maplist *rbl_reply_maps;
+    struct maplist *sender_login_maps;    /* smtpd_sender_login_maps */
     const char *default_rbl_reply;
     int reject_code, defer_code, relay_code, access_reject_code, access_defer_code;
     int invalid_hostname_code, non_fqdn_code, unknown_address_code, unknown_client_code;
@@ -166,6 +169,8 @@ enum check_result access_check(struct check_job *j, const struct restriction *r)
 enum check_result access_unlisted(struct check_job *j, bool sender);
 enum check_result access_relay(struct check_job *j, const struct restriction *r);
 bool access_destination_ok(struct smtpd_session *s, const struct address *a);
+/* reject_*sender_login_mismatch (smtpd_sender_login_maps). */
+enum check_result access_sender_login(struct check_job *j, const struct restriction *r);
 
 /* ---- DNS based restrictions (smtpd_rbl.c) ---- */
 enum check_result rbl_check(struct check_job *j, const struct restriction *r);

@@ -61,7 +61,7 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     static const char *body_names[] = { "", "7BIT", "8BITMIME", "BINARYMIME" };
     char size[32];
     struct attr_writer w;
-    int nattr = 5 + (s->helo_name != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
+    int nattr = 5 + (s->helo_name != NULL) + 2 * (s->sasl_username != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
         + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0)
         + (s->tls_active && tls_server_received_header()) + check_cleanup_attrs(s, NULL);
 
@@ -79,6 +79,10 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
         char tls[160];
         tls_session_summary(s, tls, sizeof(tls));
         put_attr(&w, "tls_info", tls);
+    }
+    if (s->sasl_username) {
+        put_attr(&w, "sasl_method", s->sasl_method ? s->sasl_method : "");
+        put_attr(&w, "sasl_username", s->sasl_username);
     }
     if (m->envid)
         put_attr(&w, "envid", m->envid);

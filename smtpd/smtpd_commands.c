@@ -9,6 +9,7 @@
 #include "log.h"
 #include "smtpd.h"
 #include "smtpd_limits.h"
+#include "smtpd_sasl.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -37,6 +38,7 @@ static void ehlo_reply(struct smtpd_session *s)
         sb_appends(&r, "VRFY\n");
     if (tls_server_level() != TLS_NONE && tls_server_available() && !s->tls_active)
         sb_appends(&r, "STARTTLS\n");
+    sasl_ehlo_keywords(s, &r);
     sb_appends(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nDSN\n");
     if (smtpd_cfg.smtputf8)
         sb_appends(&r, "SMTPUTF8\n");
@@ -205,6 +207,10 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
 
 void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
 {
+    if (sasl_in_exchange(s)) {      /* a response to an AUTH challenge */
+        sasl_exchange_line(s, line, len);
+        return;
+    }
     const char *arg;
     enum smtp_verb v = len ? smtp_parse_verb(line, len, &arg) : SMTP_UNKNOWN;
     session_begin_command(s, v);
@@ -226,6 +232,7 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
     switch (v) {
     case SMTP_HELO: helo_command(s, arg, false); break;
     case SMTP_EHLO: helo_command(s, arg, true); break;
+    case SMTP_AUTH: sasl_auth_command(s, arg); break;
     case SMTP_MAIL: mail_command(s, arg); break;
     case SMTP_RCPT: rcpt_command(s, arg); break;
     case SMTP_DATA: data_command(s, arg); break;
@@ -242,4 +249,6 @@ void command_resume(struct smtpd_session *s, enum smtp_verb v, const char *arg)
         mail_command(s, arg);
     else if (v == SMTP_RCPT)
         rcpt_command(s, arg);
+    else if (v == SMTP_AUTH)
+        sasl_auth_command(s, arg);
 }

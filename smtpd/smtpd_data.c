@@ -330,7 +330,11 @@ static void data_done(struct smtpd_session *s, int status, const char *queue_id,
         session_reply(s, 250, "2.0.0 Ok: discarded");
         s->errors = 0;
     } else if (status == 0 && queue_id_valid(queue_id)) {
-        msg_info("%s: client=%s", queue_id, s->client_desc);
+        if (s->sasl_username)
+            msg_info("%s: client=%s, sasl_method=%s, sasl_username=%s", queue_id, s->client_desc,
+                     s->sasl_method ? s->sasl_method : "", s->sasl_username);
+        else
+            msg_info("%s: client=%s", queue_id, s->client_desc);
         session_reply(s, 250, "2.0.0 Ok: queued as %s", queue_id);
         s->errors = 0;
     } else if (reason_usable(status, reason)) {

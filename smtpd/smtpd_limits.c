@@ -1,5 +1,5 @@
 /* smtpd_limits.c: the limits an internet-facing smtpd puts on each client.
- * Connection count and rate, message and recipient rates are counted by the
+ * Connection count and rate, message, recipient and AUTH rates are counted by the
  * anvil service for all smtpd processes together, as in Postfix; a session
  * asks anvil without blocking the event loop (it pauses, and the command
  * runs again once the answer is in), and when anvil cannot answer the limit
@@ -31,7 +31,7 @@
 static struct {
     struct anvil_client *anvil;     /* NULL: no limit is set */
     struct netlist *exceptions;
-    long conn_count, conn_rate, msg_rate, rcpt_rate, newtls_rate;
+    long conn_count, conn_rate, msg_rate, rcpt_rate, newtls_rate, auth_rate;
     bool per_record;
     long session_limit;
 } lim;
@@ -62,11 +62,12 @@ void limits_init(struct event_base *base)
     lim.msg_rate = cfg_int(P_smtpd_client_message_rate_limit);
     lim.rcpt_rate = cfg_int(P_smtpd_client_recipient_rate_limit);
     lim.newtls_rate = cfg_int(P_smtpd_client_new_tls_session_rate_limit);
+    lim.auth_rate = cfg_int(P_smtpd_client_auth_rate_limit);
     lim.per_record = cfg_bool(P_smtpd_per_record_deadline);
     lim.session_limit = cfg_time(P_smtpd_session_time_limit);
     /* smtpd's working directory is the queue directory (see smtpd.c). */
     if (lim.conn_count > 0 || lim.conn_rate > 0 || lim.msg_rate > 0 || lim.rcpt_rate > 0
-        || lim.newtls_rate > 0)
+        || lim.newtls_rate > 0 || lim.auth_rate > 0)
         lim.anvil = anvil_client_create(base, QDIR_PRIVATE "/" ANVIL_SERVICE);
 }
 
@@ -115,11 +116,16 @@ static void event_answer(void *ctx, const struct anvil_reply *rep)
     struct smtpd_session *s = l->s;
     char *arg = l->redo_arg;
     bool mail = l->asked == ANVIL_REQ_MESSAGE;
-    long limit = mail ? lim.msg_rate : lim.rcpt_rate;
+    bool auth = l->asked == ANVIL_REQ_AUTH;
+    long limit = auth ? lim.auth_rate : mail ? lim.msg_rate : lim.rcpt_rate;
     l->pending = NULL;
     l->redo_arg = NULL;
     if (s->state != ST_CLOSING) {
-        if (rep && rep->status == ANVIL_STAT_OK && rep->rate > limit) {
+        if (auth && rep && rep->status == ANVIL_STAT_OK && rep->rate > limit) {
+            msg_warn("AUTH command rate limit exceeded: %ld from %s for service %s", rep->rate,
+                     s->client_desc, server_service_name());
+            session_reply(s, 450, "4.7.1 Error: too many AUTH commands from %s", s->client_addr);
+        } else if (rep && rep->status == ANVIL_STAT_OK && rep->rate > limit) {
             msg_warn("%s rate limit exceeded: %ld from %s for service %s",
                      mail ? "Message delivery request" : "Recipient address", rep->rate,
                      s->client_desc, server_service_name());
@@ -205,6 +211,11 @@ void limits_newtls_count(struct smtpd_session *s)
         return;
     anvil_client_ask(lim.anvil, ANVIL_REQ_NEWTLS, server_service_name(), s->client_addr,
                      NULL, NULL);
+}
+
+bool limits_auth_wait(struct smtpd_session *s, const char *arg)
+{
+    return event_wait(s, SMTP_AUTH, ANVIL_REQ_AUTH, lim.auth_rate, arg);
 }
 
 /* ---- deadlines ---- */

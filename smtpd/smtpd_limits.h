@@ -25,6 +25,8 @@ bool limits_connect(struct smtpd_session *s);
  * this returns false) or refuses it with 452. */
 bool limits_mail_wait(struct smtpd_session *s, const char *arg);
 bool limits_rcpt_wait(struct smtpd_session *s, const char *arg);
+/* AUTH, before its exchange starts: the same, with 450 for a refusal. */
+bool limits_auth_wait(struct smtpd_session *s, const char *arg);
 
 /* Before a TLS handshake (STARTTLS or implicit TLS): false: go on now.
  * true: the session waits for anvil's count of new TLS sessions, then

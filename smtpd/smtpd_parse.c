@@ -19,6 +19,7 @@ static const struct {
 } verb_names[SMTP_VERB_COUNT] = {
     [SMTP_VERB_NONE] = { "CONNECT", "none" },
     [SMTP_HELO] = { "HELO", "helo" }, [SMTP_EHLO] = { "EHLO", "ehlo" },
+    [SMTP_AUTH] = { "AUTH", "auth" },
     [SMTP_MAIL] = { "MAIL", "mail" }, [SMTP_RCPT] = { "RCPT", "rcpt" },
     [SMTP_DATA] = { "DATA", "data" }, [SMTP_BDAT] = { "BDAT", "bdat" },
     [SMTP_RSET] = { "RSET", "rset" }, [SMTP_NOOP] = { "NOOP", "noop" },

@@ -376,7 +376,7 @@ static void build_request(struct check_job *j, struct strbuf *b)
     attr(b, "client_name", c->name);
     attr(b, "reverse_client_name", c->reverse_name);
     attr(b, "instance", c->instance);
-    attr(b, "sasl_method", "");
+    attr(b, "sasl_method", s->sasl_method);
     attr(b, "sasl_username", s->sasl_username);
     attr(b, "sasl_sender", "");
     snprintf(num, sizeof(num), "%lld", s->in_mail && s->mail.size > 0 ? s->mail.size : 0);

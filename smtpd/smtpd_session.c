@@ -22,6 +22,7 @@
 #include "server.h"
 #include "smtpd.h"
 #include "smtpd_limits.h"
+#include "smtpd_sasl.h"
 #include "util.h"
 
 #define REPLY_LIMIT 8192             /* one formatted reply */
@@ -111,7 +112,7 @@ void session_begin_command(struct smtpd_session *s, enum smtp_verb v)
 /* The first final reply to a command decides whether it succeeded. */
 static void count_reply(struct smtpd_session *s, int code)
 {
-    if (code == 354 || s->verb_counted || s->verb == SMTP_VERB_NONE)
+    if (code == 354 || code == 334 || s->verb_counted || s->verb == SMTP_VERB_NONE)
         return;
     s->verb_counted = true;
     if (code < 400)
@@ -240,6 +241,14 @@ void session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz)
         buf[o < bufsz ? o : bufsz - 1] = 0;
 }
 
+static void line_too_long(struct smtpd_session *s)
+{
+    if (sasl_line_too_long(s))
+        return;
+    session_begin_command(s, SMTP_UNKNOWN);
+    session_reply(s, 500, "5.5.2 Error: line too long");
+}
+
 /* One command line from the input; returns true when something was consumed. */
 static bool read_command(struct smtpd_session *s, struct evbuffer *in)
 {
@@ -251,18 +260,15 @@ static bool read_command(struct smtpd_session *s, struct evbuffer *in)
         evbuffer_drain(in, avail);
         if (!s->discard_line) {
             s->discard_line = true;
-            session_begin_command(s, SMTP_UNKNOWN);
-            session_reply(s, 500, "5.5.2 Error: line too long");
+            line_too_long(s);
         }
         return avail > 0;
     }
     size_t len = (size_t)eol.pos;
     if (s->discard_line || len > smtpd_cfg.line_limit + 1) {
         evbuffer_drain(in, len + 1);
-        if (!s->discard_line) {
-            session_begin_command(s, SMTP_UNKNOWN);
-            session_reply(s, 500, "5.5.2 Error: line too long");
-        }
+        if (!s->discard_line)
+            line_too_long(s);
         s->discard_line = false;
         return true;
     }
@@ -274,8 +280,7 @@ static bool read_command(struct smtpd_session *s, struct evbuffer *in)
     free(tmp);
     s->line_crlf = crlf;
     if (line_buf.len > smtpd_cfg.line_limit) {
-        session_begin_command(s, SMTP_UNKNOWN);
-        session_reply(s, 500, "5.5.2 Error: line too long");
+        line_too_long(s);
         return true;
     }
     if (!crlf && smtpd_cfg.bare_lf == BARE_LF_REJECT) {
@@ -376,6 +381,7 @@ static void session_free(struct smtpd_session *s)
     limits_session_end(s);
     session_mail_reset(s);
     check_session_end(s);
+    sasl_session_end(s);
     if (s->tarpit_ev)
         event_free(s->tarpit_ev);
     if (s->greet_ev)

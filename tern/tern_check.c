@@ -197,10 +197,31 @@ static void check_setgid_programs(struct check_state *cs)
     sb_free(&path);
 }
 
+/* AUTH that smtpd could not start with (main.cf only: master.cf -o
+ * settings may complete it per service). */
+static void check_sasl(struct check_state *cs)
+{
+    if (!cfg_bool(P_smtpd_sasl_auth_enable))
+        return;
+    const char *type = cfg_str(P_smtpd_sasl_type);
+    if (strcmp(type, "tern") != 0 && strcmp(type, "dovecot") != 0) {
+        fprintf(cs->out, "tern: warning: smtpd_sasl_type = %s: expected tern or dovecot; smtpd "
+                "will not start\n", type);
+        cs->warnings++;
+    } else if (strcmp(type, "tern") == 0 && !*cfg_str(P_smtpd_sasl_password_maps)) {
+        fprintf(cs->out, "tern: warning: smtpd_sasl_auth_enable = yes with smtpd_sasl_type = "
+                "tern needs smtpd_sasl_password_maps (user -> crypt(3) hash); smtpd will not "
+                "start\n");
+        cs->warnings++;
+    }
+}
+
 int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
 {
     struct check_state cs = { out, 0, 0 };
     check_parameters(&cs);
+    if (cs.errors == 0)
+        check_sasl(&cs);
     check_services(&cs);
     if (check_queue_dirs && geteuid() == 0) {
         check_queue(&cs);
