@@ -38,19 +38,6 @@
 #define EX_CONFIG_ 78
 #define POKE_TIMEOUT 2
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-/* Sanitizer builds: LeakSanitizer cannot stop a set-group-ID process to
- * scan it, and such a process ignores ASAN_OPTIONS. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-    return "detect_leaks=0";
-}
-#endif
-
 static struct qfile_writer drop_qf;
 static char drop_temp[PATH_MAX];             /* for the signal handler */
 static volatile sig_atomic_t drop_armed;

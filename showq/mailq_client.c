@@ -24,18 +24,6 @@
 #define MAILQ_ARG_LIMIT 1024
 #define MAILQ_REPLY_LIMIT 1024
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-/* Sanitizer builds: LeakSanitizer cannot stop a set-group-ID process. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-    return "detect_leaks=0";
-}
-#endif
-
 static void __attribute__((noreturn)) usage(void)
 {
     fprintf(stderr, "usage: tern-mailq [-c CONFDIR] [--json] [--sender ADDR] [--recipient ADDR] "
