@@ -13,6 +13,7 @@
 #include "queue.h"
 #include "server.h"
 #include "smtpd.h"
+#include "smtpd_milter.h"
 #include "smtpd_limits.h"
 #include "strbuf.h"
 #include "util.h"
@@ -85,6 +86,7 @@ static void smtpd_post_init(struct event_base *base)
     c->cleanup_path = cleanup_socket_path();
     check_init();
     limits_init(base);
+    smtpd_milter_init();
 }
 
 static void smtpd_accept(int fd, struct event_base *base)

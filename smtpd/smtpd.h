@@ -21,6 +21,7 @@ struct evbuffer;
 struct netlist;
 struct smtpd_cleanup;
 struct smtpd_check_state;
+struct smtpd_milter;
 struct attr_writer;
 
 enum bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
@@ -126,6 +127,7 @@ struct smtpd_session {
     struct smtpd_limits *limits;  /* client limits and deadlines (smtpd_limits.c) */
     struct smtpd_check_state *check;  /* restriction engine (smtpd_check.c) */
     char *sasl_username;        /* set by AUTH; permit_sasl_authenticated */
+    struct smtpd_milter *milter;  /* smtpd_milters (smtpd_milter.c) */
 };
 
 /* ---- smtpd_session.c ---- */
@@ -191,9 +193,12 @@ void cleanup_free(struct smtpd_cleanup *c);
 /* Continuations the restriction engine calls once a command passed. */
 void command_helo_accept(struct smtpd_session *s, char *name, bool ehlo);   /* takes name */
 void command_rcpt_accept(struct smtpd_session *s, const char *arg);
+void command_mail_accept(struct smtpd_session *s);
 void data_accept(struct smtpd_session *s);
 /* End-of-data restrictions decided: code 0 to commit, else the refusal. */
 void data_eod_checked(struct smtpd_session *s, int code, const char *text);
+/* The milters' end-of-message verdict (enum milter_verdict, lib/milter.h). */
+void data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text);
 /* The session may proceed to its greeting (name known, client checked). */
 void session_connected(struct smtpd_session *s);
 

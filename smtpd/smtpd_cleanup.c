@@ -17,6 +17,7 @@
 #include "attr.h"
 #include "log.h"
 #include "smtpd.h"
+#include "smtpd_milter.h"
 #include "util.h"
 
 #define CLEANUP_DATA_MAX 65536            /* largest content frame payload */
@@ -66,7 +67,7 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
         + check_cleanup_attrs(s, NULL);
 
     attr_begin(&w, out);
-    attr_put_int(&w, "flags", check_holding(s) ? 2 : 0);   /* 2: HOLD (doc/PROTOCOLS.md) */
+    attr_put_int(&w, "flags", check_holding(s) || smtpd_milter_holding(s) ? 2 : 0);   /* 2: HOLD (doc/PROTOCOLS.md) */
     attr_put_str(&w, "sender", m->sender.address);
     attr_put_int(&w, "nattr", nattr);
     put_attr(&w, "client_name", s->client_name);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "smtpd.h"
 #include "smtpd_limits.h"
+#include "smtpd_milter.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -61,6 +62,8 @@ static void helo_command(struct smtpd_session *s, const char *arg, bool ehlo)
 
 void command_helo_accept(struct smtpd_session *s, char *name, bool ehlo)
 {
+    if (smtpd_milter_helo_wait(s, name, ehlo))
+        return;
     free(s->helo_name);
     s->helo_name = name;
     s->esmtp = ehlo;
@@ -97,6 +100,13 @@ static void mail_command(struct smtpd_session *s, const char *arg)
         return;
     }
     if (check_mail_wait(s))     /* smtpd_sender_restrictions without smtpd_delay_reject */
+        return;
+    command_mail_accept(s);
+}
+
+void command_mail_accept(struct smtpd_session *s)
+{
+    if (smtpd_milter_mail_wait(s))
         return;
     s->in_mail = true;
     session_reply(s, 250, "2.1.0 Ok");
@@ -151,6 +161,10 @@ void command_rcpt_accept(struct smtpd_session *s, const char *arg)
     struct smtp_rcpt_args r;
     if (smtp_parse_rcpt(arg, &o, s->mail.smtputf8, &r, &err) < 0) {
         session_reply(s, err.code, "%s", err.text);
+        return;
+    }
+    if (smtpd_milter_rcpt_wait(s, arg, &r)) {
+        smtp_rcpt_args_free(&r);
         return;
     }
     add_rcpt(s, &r);
@@ -214,6 +228,8 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
         return;
     }
     if (check_command_denied(s, v))   /* the client restrictions refused this client */
+        return;
+    if (smtpd_milter_command_denied(s, v))    /* a milter refused this client */
         return;
     switch (v) {
     case SMTP_HELO: helo_command(s, arg, false); break;

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "server.h"
 #include "smtpd.h"
+#include "smtpd_milter.h"
 #include "smtpd_limits.h"
 #include "util.h"
 
@@ -338,6 +339,7 @@ void session_mail_reset(struct smtpd_session *s)
     s->pause &= ~(PAUSE_CLEANUP | PAUSE_BACKLOG);
     sb_reset(&s->content);
     check_mail_reset(s);
+    smtpd_milter_mail_reset(s);
 }
 
 static void log_disconnect(struct smtpd_session *s)
@@ -366,6 +368,7 @@ static void log_disconnect(struct smtpd_session *s)
 static void session_free(struct smtpd_session *s)
 {
     log_disconnect(s);
+    smtpd_milter_session_end(s);
     limits_session_end(s);
     session_mail_reset(s);
     check_session_end(s);
@@ -530,6 +533,8 @@ void session_connected(struct smtpd_session *s)
 
 void session_start_greeting(struct smtpd_session *s)
 {
+    if (smtpd_milter_connect_wait(s))   /* the milters' connect event comes first */
+        return;
     if (smtpd_cfg.greet_pause > 0) {
         struct timeval gp = { smtpd_cfg.greet_pause, 0 };
         s->greet_ev = evtimer_new(s->base, greet_timer, s);

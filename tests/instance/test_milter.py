@@ -1,0 +1,525 @@
+"""test_milter.py: whole-instance tests of smtpd_milters: a pymilter filter
+of the test (tests/milter/pymilter_test.py) driven by the message it sees
+exercises every reply and modification request, checked in the SMTP
+replies, the log lines and the queue file; filters written here in raw
+protocol that hang, close the connection mid-message or answer garbage
+end in their default_action with one clear warning and no lost message;
+OpenDKIM signs mail that Tern relays to a sink of the test, and the
+signature verifies with python3-dkim.
+
+Queued mail goes to a transport that never answers, so that each queue
+file stays in active/ to be read; the DKIM test relays to a sink."""
+import json
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import sink as sinkmod  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYMILTER = os.path.join(HERE, "..", "milter", "pymilter_test.py")
+PYTHON = "/usr/bin/python3"
+SENDER = "sender@example.org"
+
+
+def have_module(name):
+    return subprocess.run([PYTHON, "-c", "import " + name], capture_output=True).returncode == 0
+
+
+def wait_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("nothing listens on port %d" % port)
+
+
+def message(subject, actions=(), body="hello\r\nworld\r\n", extra=()):
+    lines = ["From: <%s>" % SENDER, "To: <someone@example.com>", "Subject: " + subject]
+    lines += ["X-Test-Action: " + a for a in actions]
+    lines += list(extra)
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+class Process:
+    """A program the test starts and ends by PID."""
+
+    def __init__(self, argv, **kw):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_instance(test, name, settings):
+    inst = harness.Instance(name)
+    test.addClassCleanup(inst.cleanup)
+    base = {"mynetworks": "127.0.0.1/32", "local_transport": "stall",
+            "default_transport": "stall", "relay_domains": "example.com"}
+    base.update(settings)
+    inst.set_main_cf(base)
+    inst.stall_transport("stall")
+    inst.start()
+    return inst
+
+
+def queued(inst, qid, timeout=10):
+    """The queue file of qid once it is in active/ (or hold/)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for sub in ("active", "hold", "incoming"):
+            path = os.path.join(inst.queue_dir, sub, qid)
+            if os.path.exists(path):
+                q = harness.read_queue_file(path)
+                if q["complete"]:
+                    q["dir"] = sub
+                    return q
+        time.sleep(0.05)
+    raise AssertionError("%s was not queued; log:\n%s" % (qid, inst.log_tail()))
+
+
+def header_lines(content):
+    head = content.split(b"\n\n", 1)[0].decode()
+    return [l for l in head.split("\n") if not l.startswith("Received:") and not l.startswith(" ")
+            and not l.startswith("\t")]
+
+
+# ---- the pymilter filter ----
+
+@unittest.skipUnless(have_module("Milter"), "python3-milter is not installed (tools/install-deps)")
+class TestPyMilter(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tern-milter-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.events = os.path.join(cls.tmp, "events.jsonl")
+        cls.mport = harness.free_port()
+        cls.milter = Process([PYTHON, PYMILTER, "inet:%d@127.0.0.1" % cls.mport, cls.events])
+        cls.addClassCleanup(cls.milter.stop)
+        wait_port(cls.mport)
+        cls.inst = start_instance(cls, "milter", {
+            "smtpd_milters": "inet:127.0.0.1:%d" % cls.mport,
+            "milter_macro_daemon_name": "tern-in"})
+
+    def setUp(self):
+        open(self.events, "w").close()
+
+    def read_events(self):
+        with open(self.events) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    def send(self, data, rcpts=("someone@example.com",), sender=SENDER):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.sendmail(sender, list(rcpts), data)
+        return self.inst.wait_log(r"(\w+): client=localhost\[127.0.0.1\]").group(1)
+
+    def send_qid(self, subject, **kw):
+        """Send, and return the queue ID of this very message."""
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            rcpts = kw.pop("rcpts", ("someone@example.com",))
+            s.mail(kw.pop("sender", SENDER))
+            for r in rcpts:
+                s.rcpt(r)
+            code, text = s.data(message(subject, **kw))
+        self.assertEqual(code, 250, text)
+        return text.decode().split()[-1]
+
+    def test_events_and_macros(self):
+        qid = self.send_qid("plain")
+        q = queued(self.inst, qid)
+        self.assertIn(b"Subject: plain", q["content"])
+        ev = self.read_events()
+        names = [e["event"] for e in ev]
+        self.assertEqual(names[:6], ["connect", "helo", "mail", "rcpt", "data", "eoh"])
+        self.assertEqual(names[6], "eom")
+        conn = ev[0]
+        self.assertEqual(conn["macros"].get("j"), "tern.test")
+        self.assertEqual(conn["macros"].get("{daemon_name}"), "tern-in")
+        self.assertEqual(conn["macros"].get("_"), "localhost [127.0.0.1]")
+        self.assertEqual(ev[1]["helo"], "client.example")
+        self.assertEqual(ev[2]["sender"], "<%s>" % SENDER)
+        self.assertEqual(ev[2]["macros"].get("{mail_addr}"), SENDER)
+        self.assertEqual(ev[3]["rcpt"], "<someone@example.com>")
+        self.assertEqual(ev[3]["macros"].get("{rcpt_addr}"), "someone@example.com")
+        self.assertIn(["Subject", "plain"], ev[5]["headers"])
+        self.assertEqual(ev[6]["body"], "hello\r\nworld\r\n")
+
+    def test_connection_reused_for_messages(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            for i in range(3):
+                s.sendmail(SENDER, ["someone@example.com"], message("seq %d" % i))
+        names = [e["event"] for e in self.read_events()]
+        self.assertEqual(names.count("connect"), 1)
+        self.assertEqual(names.count("eom"), 3)
+
+    def test_rcpt_reject_is_per_recipient(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail(SENDER)
+            code, text = s.rcpt("reject-rcpt@example.com")
+            self.assertEqual((code, text.decode()), (550, "5.7.1 recipient refused by filter"))
+            code, _ = s.rcpt("someone@example.com")
+            self.assertEqual(code, 250)
+            code, text = s.data(message("after a refused rcpt"))
+            self.assertEqual(code, 250)
+        qid = text.decode().split()[-1]
+        self.assertEqual([r[0] for r in queued(self.inst, qid)["recipients"]], ["someone@example.com"])
+        self.inst.wait_log(r"NOQUEUE: milter-reject: RCPT from localhost\[127.0.0.1\]: 550 5.7.1 "
+                           r"recipient refused by filter; from=<sender@example.org> "
+                           r"to=<reject-rcpt@example.com> proto=ESMTP helo=<client.example>")
+
+    def test_mail_tempfail_and_reject(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            code, text = s.mail("tempfail-mail@example.org")
+            self.assertEqual((code, text.decode()), (451, "4.7.1 Service unavailable - try again later"))
+            code, text = s.mail("reject-mail@example.org")
+            self.assertEqual((code, text.decode()), (550, "5.7.1 Command rejected"))
+            code, _ = s.mail(SENDER)
+            self.assertEqual(code, 250)
+        self.inst.wait_log(r"NOQUEUE: milter-reject: MAIL from localhost\[127.0.0.1\]: 451 4.7.1 "
+                           r"Service unavailable - try again later; from=<tempfail-mail@example.org>")
+
+    def test_eom_reject_multiline(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail(SENDER)
+            s.rcpt("someone@example.com")
+            code, text = s.data(message("refuse me", ["reject"]))
+        self.assertEqual(code, 550)
+        self.assertEqual(text.decode(), "5.7.1 first line of the refusal\n5.7.1 second line 100%")
+        self.inst.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127.0.0.1\]: 550 5.7.1 "
+                           r"first line of the refusal 5.7.1 second line 100%; from=<sender@example.org> "
+                           r"to=<someone@example.com> proto=ESMTP helo=<client.example>")
+        self.assertEqual([e["event"] for e in self.read_events()].count("abort"), 0)
+
+    def test_eom_tempfail_and_discard(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail(SENDER)
+            s.rcpt("someone@example.com")
+            code, text = s.data(message("later", ["tempfail"]))
+            self.assertEqual(code, 451)
+            s.mail(SENDER)
+            s.rcpt("someone@example.com")
+            code, text = s.data(message("drop it", ["discard"]))
+            self.assertEqual((code, text.decode()), (250, "2.0.0 Ok: discarded"))
+        self.inst.wait_log(r"milter-discard: END-OF-MESSAGE from localhost\[127.0.0.1\]: "
+                           r"milter triggers DISCARD action")
+
+    def test_header_edits(self):
+        qid = self.send_qid("headers", actions=[
+            "addheader X-Added appended value",
+            "insheader 0 X-Top first of all",
+            "chgheader 2 X-Multi second changed",
+            "delheader 1 X-Gone",
+            "chgheader 1 X-Absent now present"],
+            extra=["X-Multi: one", "X-Multi: two", "X-Gone: bye"])
+        q = queued(self.inst, qid)
+        lines = header_lines(q["content"])
+        self.assertEqual(lines[0], "X-Top: first of all")
+        self.assertIn("X-Multi: one", lines)
+        self.assertIn("X-Multi: second changed", lines)
+        self.assertNotIn("X-Multi: two", lines)
+        self.assertFalse([l for l in lines if l.startswith("X-Gone")])
+        self.assertEqual(lines[-2:], ["X-Added: appended value", "X-Absent: now present"])
+        self.assertLess(lines.index("X-Multi: one"), lines.index("X-Multi: second changed"))
+
+    def test_envelope_edits(self):
+        qid = self.send_qid("envelope", rcpts=("someone@example.com", "other@example.com"), actions=[
+            "addrcpt <added@example.com>",
+            "addrcpt <notified@example.com> NOTIFY=NEVER",
+            "delrcpt <other@example.com>",
+            "chgfrom <new-sender@example.org> RET=HDRS"])
+        q = queued(self.inst, qid)
+        rcpts = {r[0]: r for r in q["recipients"]}
+        self.assertEqual(sorted(rcpts), ["added@example.com", "notified@example.com",
+                                         "someone@example.com"])
+        self.assertEqual(rcpts["notified@example.com"][2], "NEVER")
+        self.assertEqual(q["sender"], "new-sender@example.org")
+
+    def test_replace_body(self):
+        qid = self.send_qid("new body", actions=["replbody replaced text"])
+        q = queued(self.inst, qid)
+        self.assertTrue(q["content"].endswith(b"\n\nreplaced text\nsecond body line\n"), q["content"])
+        self.assertNotIn(b"world", q["content"])
+
+    def test_quarantine_holds(self):
+        qid = self.send_qid("hold me", actions=["quarantine suspicious content"])
+        q = queued(self.inst, qid)
+        self.assertEqual(q["dir"], "hold")
+        self.inst.wait_log(r"%s: milter-hold: END-OF-MESSAGE from localhost\[127.0.0.1\]: "
+                           r"suspicious content; from=<sender@example.org>" % qid)
+
+    def test_rset_aborts(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail(SENDER)
+            s.rcpt("someone@example.com")
+            s.rset()
+            s.noop()
+        deadline = time.time() + 5
+        while time.time() < deadline and "abort" not in [e["event"] for e in self.read_events()]:
+            time.sleep(0.05)
+        self.assertIn("abort", [e["event"] for e in self.read_events()])
+
+
+# ---- filters that fail ----
+
+class FakeMilter:
+    """A milter in raw protocol: negotiates (version 6, no actions, no
+    protocol flags), answers CONTINUE, and at the command `at` does `how`:
+    "hang" (never answers), "close" (closes the connection), "garbage"
+    (an unknown reply code) or "edit" (a header edit at the wrong time)."""
+
+    def __init__(self, at, how):
+        self.at, self.how = at.encode(), how
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def read_packet(conn):
+        head = b""
+        while len(head) < 4:
+            more = conn.recv(4 - len(head))
+            if not more:
+                return None
+            head += more
+        (n,) = struct.unpack(">I", head)
+        data = b""
+        while len(data) < n:
+            more = conn.recv(n - len(data))
+            if not more:
+                return None
+            data += more
+        return data
+
+    @staticmethod
+    def packet(cmd, data=b""):
+        return struct.pack(">I", len(data) + 1) + cmd + data
+
+    def talk(self, conn):
+        conn.settimeout(60)
+        try:
+            while True:
+                pkt = self.read_packet(conn)
+                if pkt is None:
+                    return
+                cmd = pkt[:1]
+                if cmd == b"O":
+                    conn.sendall(self.packet(b"O", struct.pack(">III", 6, 0, 0)))
+                    continue
+                if cmd in (b"D", b"A", b"Q", b"K"):
+                    if cmd == b"Q":
+                        return
+                    continue
+                if cmd == self.at:
+                    if self.how == "hang":
+                        time.sleep(30)
+                        return
+                    if self.how == "close":
+                        return
+                    if self.how == "garbage":
+                        conn.sendall(self.packet(b"Z", b"nonsense"))
+                        continue
+                    if self.how == "edit":
+                        conn.sendall(self.packet(b"h", b"X-Early\0no\0"))
+                        continue
+                conn.sendall(self.packet(b"c"))
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+class TestFailingMilters(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.hang = FakeMilter("E", "hang")
+        cls.close = FakeMilter("B", "close")
+        cls.garbage = FakeMilter("R", "garbage")
+        cls.early = FakeMilter("M", "edit")
+        for m in (cls.hang, cls.close, cls.garbage, cls.early):
+            cls.addClassCleanup(m.stop)
+        cls.dead_port = harness.free_port()
+
+    def run_with(self, name, milters, subject, default="tempfail"):
+        inst = harness.Instance(name)
+        self.addCleanup(inst.cleanup)
+        inst.set_main_cf({"mynetworks": "127.0.0.1/32", "local_transport": "stall",
+                          "default_transport": "stall", "relay_domains": "example.com",
+                          "smtpd_milters": milters, "milter_default_action": default})
+        inst.stall_transport("stall")
+        inst.start()
+        with inst.smtp() as s:
+            s.ehlo("client.example")
+            code, text = s.mail(SENDER)
+            if code != 250:
+                return inst, ("MAIL", code, text.decode())
+            code, text = s.rcpt("someone@example.com")
+            if code != 250:
+                return inst, ("RCPT", code, text.decode())
+            code, text = s.data(message(subject))
+            return inst, ("DATA", code, text.decode())
+
+    def test_hang_times_out_to_tempfail(self):
+        t0 = time.time()
+        inst, (stage, code, text) = self.run_with(
+            "mhang", "{ inet:127.0.0.1:%d, content_timeout=2s }" % self.hang.port, "hang")
+        self.assertEqual((stage, code, text), ("DATA", 451, "4.7.1 Service unavailable - try again later"))
+        self.assertLess(time.time() - t0, 15)
+        inst.wait_log(r"warning: localhost\[127.0.0.1\]: milter inet:127.0.0.1:%d: read reply: "
+                      r"timeout; default_action=tempfail" % self.hang.port)
+        self.assertEqual(inst.queue_ids("active") + inst.queue_ids("incoming"), [])
+
+    def test_close_mid_message_accepts(self):
+        inst, (stage, code, text) = self.run_with(
+            "mclose", "{ inet:127.0.0.1:%d, default_action=accept }" % self.close.port, "closed")
+        self.assertEqual((stage, code), ("DATA", 250), text)
+        qid = text.split()[-1]
+        self.assertIn(b"Subject: closed", queued(inst, qid)["content"])
+        inst.wait_log(r"milter inet:127.0.0.1:%d: read reply: connection closed by the filter; "
+                      r"default_action=accept" % self.close.port)
+
+    def test_garbage_rejects(self):
+        inst, (stage, code, text) = self.run_with(
+            "mgarbage", "inet:127.0.0.1:%d" % self.garbage.port, "garbage", default="reject")
+        self.assertEqual((stage, code, text), ("RCPT", 550, "5.5.0 Service unavailable"))
+        inst.wait_log(r"milter inet:127.0.0.1:%d: bad reply packet \(code 0x5a\): unknown reply code; "
+                      r"default_action=reject" % self.garbage.port)
+
+    def test_unreachable_quarantines(self):
+        inst, (stage, code, text) = self.run_with(
+            "mdead", "inet:127.0.0.1:%d" % self.dead_port, "dead", default="quarantine")
+        self.assertEqual((stage, code), ("DATA", 250), text)
+        qid = text.split()[-1]
+        self.assertEqual(queued(inst, qid)["dir"], "hold")
+        inst.wait_log(r"milter inet:127.0.0.1:%d: connect: .*; default_action=quarantine" % self.dead_port)
+
+    def test_edit_outside_eom_and_chain(self):
+        # the first filter breaks at MAIL (tempfail), the second is never asked
+        inst, (stage, code, text) = self.run_with(
+            "mearly", "inet:127.0.0.1:%d, inet:127.0.0.1:%d" % (self.early.port, self.close.port),
+            "early")
+        self.assertEqual((stage, code), ("MAIL", 451), text)
+        inst.wait_log(r"modification request 'h' outside end of message; default_action=tempfail")
+
+    def test_bad_configuration_refuses_mail(self):
+        inst, (stage, code, text) = self.run_with("mbadcf", "{ inet:127.0.0.1:1, bogus=1 }", "x")
+        self.assertEqual((stage, code), ("MAIL", 451), text)
+        self.assertIn("4.3.5", text)
+        inst.wait_log(r"smtpd_milters: milter .*bad setting bogus=1")
+
+
+# ---- OpenDKIM ----
+
+OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
+GENKEY = shutil.which("opendkim-genkey") or "/usr/sbin/opendkim-genkey"
+
+
+@unittest.skipUnless(os.path.exists(OPENDKIM) and os.path.exists(GENKEY) and have_module("dkim"),
+                     "opendkim, opendkim-tools or python3-dkim is not installed (tools/install-deps)")
+class TestOpenDkim(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tern-dkim-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        subprocess.run([GENKEY, "-D", cls.tmp, "-d", "example.org", "-s", "sel"], check=True)
+        key = os.path.join(cls.tmp, "sel.private")
+        os.chmod(cls.tmp, 0o755)
+        os.chmod(key, 0o600)
+        cls.mport = harness.free_port()
+        conf = os.path.join(cls.tmp, "opendkim.conf")
+        with open(conf, "w") as f:
+            f.write("Domain example.org\nSelector sel\nKeyFile %s\nSocket inet:%d@127.0.0.1\n"
+                    "Mode sv\nCanonicalization relaxed/simple\nBackground no\nSyslog no\n"
+                    "UMask 007\nPidFile %s/opendkim.pid\nUserID %s\n"
+                    % (key, cls.mport, cls.tmp, "root"))
+        cls.dkimd = Process([OPENDKIM, "-f", "-x", conf])
+        cls.addClassCleanup(cls.dkimd.stop)
+        wait_port(cls.mport)
+        with open(os.path.join(cls.tmp, "sel.txt")) as f:
+            txt = f.read()
+        cls.dns_txt = "".join(part for part in txt.split('"')[1::2]).encode()
+        cls.sink = sinkmod.Sink()
+        cls.addClassCleanup(cls.sink.stop)
+        cls.inst = harness.Instance("dkim", master_cf_extra=["smtp unix - - n - - smtp",
+                                                             "relay unix - - n - - smtp"])
+        cls.addClassCleanup(cls.inst.cleanup)
+        cls.inst.set_main_cf({"mynetworks": "127.0.0.1/32",
+                              "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
+                              "smtpd_milters": "inet:127.0.0.1:%d" % cls.mport,
+                              "milter_default_action": "tempfail"})
+        cls.inst.start()
+
+    def test_signed_and_verified(self):
+        import dkim
+        body = "A signed message.\r\n\r\nWith two paragraphs.\r\n"
+        data = ("From: Sender <sender@example.org>\r\nTo: <someone@remote.example>\r\n"
+                "Subject: dkim test\r\nDate: Fri, 04 Dec 2026 12:00:00 +0000\r\n"
+                "Message-ID: <dkim-1@example.org>\r\n\r\n" + body).encode()
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.sendmail("sender@example.org", ["someone@remote.example"], data)
+        msgs = self.sink.wait(1)
+        raw = msgs[0][2]
+        self.assertIn(b"DKIM-Signature:", raw)
+
+        def dnsfunc(name, timeout=5):
+            self.assertEqual(name, b"sel._domainkey.example.org.")
+            return self.dns_txt
+        self.assertTrue(dkim.verify(raw, dnsfunc=dnsfunc))
+        # a changed body no longer verifies: the check can fail
+        self.assertFalse(dkim.verify(raw.replace(b"two paragraphs", b"three paragraphs"),
+                                     dnsfunc=dnsfunc))
+
+
+if __name__ == "__main__":
+    unittest.main()
