@@ -40,7 +40,7 @@ class TestMilter(Milter.Base):
     def __init__(self):
         self.actions = []
         self.headers = []
-        self.body = b""
+        self.bodytext = b""
 
     @Milter.noreply
     def connect(self, hostname, family, hostaddr):
@@ -53,7 +53,7 @@ class TestMilter(Milter.Base):
 
     def envfrom(self, f, *args):
         record("mail", self, sender=f, args=list(args))
-        self.actions, self.headers, self.body = [], [], b""
+        self.actions, self.headers, self.bodytext = [], [], b""
         if "tempfail-mail@" in f:
             return Milter.TEMPFAIL
         if "reject-mail@" in f:
@@ -82,15 +82,15 @@ class TestMilter(Milter.Base):
         return Milter.CONTINUE
 
     def body(self, chunk):
-        self.body += chunk
+        self.bodytext += chunk
         return Milter.CONTINUE
 
     def eom(self):
-        record("eom", self, body=self.body.decode("latin-1"))
+        record("eom", self, body=self.bodytext.decode("latin-1"))
         for a in self.actions:
             verb, args = a[0], a[1:]
             if verb == "reject":
-                self.setreply("550", "5.7.1", "first line of the refusal", "second line 100%")
+                self.setreply("550", "5.7.1", "first line of the refusal", "second line 100%%")
                 return Milter.REJECT
             if verb == "tempfail":
                 return Milter.TEMPFAIL
