@@ -75,7 +75,8 @@ def start_instance(test, name, settings):
     inst = harness.Instance(name)
     test.addClassCleanup(inst.cleanup)
     base = {"mynetworks": "127.0.0.1/32", "local_transport": "stall",
-            "default_transport": "stall", "relay_domains": "example.com"}
+            "default_transport": "stall", "relay_transport": "stall",
+            "relay_domains": "example.com"}
     base.update(settings)
     inst.set_main_cf(base)
     inst.stall_transport("stall")
@@ -291,6 +292,69 @@ class TestPyMilter(unittest.TestCase):
         self.assertIn("abort", [e["event"] for e in self.read_events()])
 
 
+# ---- non_smtpd_milters ----
+
+SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
+
+
+@unittest.skipUnless(have_module("Milter"), "python3-milter is not installed (tools/install-deps)")
+@unittest.skipUnless(os.geteuid() == 0, "local submission as root")
+class TestNonSmtpdMilters(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tern-milter-ns-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.events = os.path.join(cls.tmp, "events.jsonl")
+        cls.mport = harness.free_port()
+        cls.milter = Process([PYTHON, PYMILTER, "inet:%d@127.0.0.1" % cls.mport, cls.events])
+        cls.addClassCleanup(cls.milter.stop)
+        wait_port(cls.mport)
+        cls.inst = start_instance(cls, "msend", {
+            "non_smtpd_milters": "inet:127.0.0.1:%d" % cls.mport})
+
+    def submit(self, subject, actions=()):
+        data = message(subject, actions).replace(b"\r\n", b"\n")
+        r = subprocess.run([SENDMAIL, "-C", self.inst.dir, "-f", SENDER, "someone@example.com"],
+                           input=data, capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_edits_applied_to_local_submission(self):
+        self.submit("local edits", ["addheader X-Local-Filter seen", "chgfrom <changed@example.org>",
+                                    "addrcpt <extra@example.com>"])
+        qid = self.inst.wait_log(r"(\w+): uid=0 from=<changed@example.org>").group(1)
+        q = queued(self.inst, qid)
+        self.assertIn("X-Local-Filter: seen", header_lines(q["content"]))
+        self.assertEqual(sorted(r[0] for r in q["recipients"]),
+                         ["extra@example.com", "someone@example.com"])
+        with open(self.events) as f:
+            ev = [json.loads(l) for l in f if l.strip()]
+        conn = [e for e in ev if e["event"] == "connect"][-1]
+        self.assertEqual(conn["hostname"], "localhost")
+        self.assertIn("127.0.0.1", conn["hostaddr"])
+
+    def test_discard_and_quarantine(self):
+        self.submit("local discard", ["discard"])
+        self.inst.wait_log(r"milter-discard: END-OF-MESSAGE: 250 2.0.0 Ok: discarded; "
+                           r"from=<sender@example.org>")
+        self.submit("local hold", ["quarantine held locally"])
+        qid = self.inst.wait_log(r"(\w+): milter-hold: END-OF-MESSAGE from localhost\[127.0.0.1\]: "
+                                 r"held locally").group(1)
+        self.assertEqual(queued(self.inst, qid)["dir"], "hold")
+
+    def test_unreachable_milter_keeps_the_file(self):
+        inst = start_instance(self, "msdead", {
+            "non_smtpd_milters": "inet:127.0.0.1:%d" % harness.free_port()})
+        data = message("kept").replace(b"\r\n", b"\n")
+        r = subprocess.run([SENDMAIL, "-C", inst.dir, "-f", SENDER, "someone@example.com"],
+                           input=data, capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        inst.wait_log(r"maildrop file \w+: milter: CONNECT: 451 4.7.1 Service unavailable - try again "
+                      r"later; trying again later")
+        inst.wait_log(r"milter inet:127.0.0.1:\d+: connect: .*; default_action=tempfail")
+        self.assertEqual(len(os.listdir(os.path.join(inst.queue_dir, "maildrop"))), 1)
+        self.assertEqual(inst.queue_ids("active") + inst.queue_ids("incoming"), [])
+
+
 # ---- filters that fail ----
 
 class FakeMilter:
@@ -398,7 +462,8 @@ class TestFailingMilters(unittest.TestCase):
         inst = harness.Instance(name)
         self.addCleanup(inst.cleanup)
         inst.set_main_cf({"mynetworks": "127.0.0.1/32", "local_transport": "stall",
-                          "default_transport": "stall", "relay_domains": "example.com",
+                          "default_transport": "stall", "relay_transport": "stall",
+                          "relay_domains": "example.com",
                           "smtpd_milters": milters, "milter_default_action": default})
         inst.stall_transport("stall")
         inst.start()
