@@ -381,10 +381,12 @@ static bool content_step(struct milter_chain *c, struct milter_conn *mc, bool *c
             }
             /* lines end in CR LF on the wire */
             struct strbuf chunk = STRBUF_INIT(MILTER_CHUNK_SIZE);
-            while (c->body_off < m->body.len && chunk.len < MILTER_CHUNK_SIZE - 1) {
+            while (c->body_off < m->body.len) {
                 char ch = m->body.data[c->body_off];
-                if (ch == '\n' && sb_appendc(&chunk, '\r') < 0)
+                if (chunk.len + (ch == '\n' ? 2 : 1) > MILTER_CHUNK_SIZE)
                     break;
+                if (ch == '\n')
+                    sb_appendc(&chunk, '\r');
                 sb_appendc(&chunk, ch);
                 c->body_off++;
             }

@@ -292,6 +292,89 @@ class TestPyMilter(unittest.TestCase):
         self.assertIn("abort", [e["event"] for e in self.read_events()])
 
 
+# ---- the libmilter filter (tests/milter/test-milter.c) ----
+
+C_MILTER = os.path.join(harness.BUILD, "tests", "milter", "test-milter")
+
+
+@unittest.skipUnless(os.path.exists(C_MILTER), "tests/milter/test-milter is not built (make check builds it)")
+class TestLibMilter(unittest.TestCase):
+    """Two filters in a chain: the libmilter filter first, then the
+    pymilter one when it is installed; the second sees the first's edits."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tern-cmilter-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.cport = harness.free_port()
+        cls.cmilter = Process([C_MILTER, "inet:%d@127.0.0.1" % cls.cport])
+        cls.addClassCleanup(cls.cmilter.stop)
+        wait_port(cls.cport)
+        cls.inst = start_instance(cls, "cmilter", {
+            "smtpd_milters": "{ inet:127.0.0.1:%d, command_timeout=10s }" % cls.cport,
+            "milter_macro_daemon_name": "tern-c"})
+
+    def send(self, subject, actions=(), rcpts=("someone@example.com",), extra=(), body=None):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail(SENDER)
+            for r in rcpts:
+                s.rcpt(r)
+            kw = {"body": body} if body is not None else {}
+            return s.data(message(subject, actions, extra=extra, **kw))
+
+    def queued_after(self, reply):
+        code, text = reply
+        self.assertEqual(code, 250, text)
+        return queued(self.inst, text.decode().split()[-1])
+
+    def test_every_edit(self):
+        q = self.queued_after(self.send(
+            "c edits", ["addheader", "insheader", "chgheader", "delheader", "addrcpt", "addrcpt_par",
+                        "delrcpt", "chgfrom", "replbody"],
+            rcpts=("someone@example.com", "c-gone@example.com"), extra=["X-Delete-Me: yes"]))
+        lines = header_lines(q["content"])
+        self.assertEqual(lines[1], "X-C-Second: inserted at index 1")
+        self.assertIn("Subject: changed by the C filter", lines)
+        self.assertFalse([l for l in lines if l.startswith("X-Delete-Me")])
+        self.assertEqual(lines[-2], "X-C-Added: by the C filter")
+        seen = lines[-1]
+        self.assertTrue(seen.startswith("X-C-Milter: j=tern.test daemon_name=tern-c "
+                                        "client_addr=127.0.0.1 host=localhost body=14 "
+                                        "from=<sender@example.org>"), seen)
+        self.assertTrue(q["content"].endswith(b"\n\nbody replaced by the C filter\n"), q["content"])
+        rcpts = {r[0]: r for r in q["recipients"]}
+        self.assertEqual(sorted(rcpts), ["c-added@example.com", "c-param@example.com",
+                                         "someone@example.com"])
+        self.assertEqual(rcpts["c-param@example.com"][2], "NEVER")
+        self.assertEqual(q["sender"], "c-sender@example.org")
+
+    def test_skip_and_large_body(self):
+        body = ("x" * 998 + "\r\n") * 200           # 200 kB: several body packets
+        q = self.queued_after(self.send("c skip", ["skip"], body=body))
+        seen = [l for l in header_lines(q["content"]) if l.startswith("X-C-Milter:")][0]
+        self.assertIn(" body=65535 ", seen)          # one chunk, then SKIP
+        self.assertIn(("x" * 998 + "\n").encode() * 3, q["content"])
+
+    def test_replies(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail(SENDER)
+            code, text = s.rcpt("c-reject@example.com")
+            self.assertEqual((code, text.decode()), (550, "5.7.1 refused by the C filter\n5.7.1 second line"))
+        code, text = self.send("c reject", ["reject"])
+        self.assertEqual((code, text.decode()), (550, "5.7.0 C filter says no\n5.7.0 really no"))
+        code, text = self.send("c tempfail", ["tempfail"])
+        self.assertEqual(code, 451)
+        code, text = self.send("c discard", ["discard"])
+        self.assertEqual((code, text.decode()), (250, "2.0.0 Ok: discarded"))
+        q = self.queued_after(self.send("c accept", ["accept", "addheader"]))
+        self.assertFalse([l for l in header_lines(q["content"]) if l.startswith("X-C-")])
+        q = self.queued_after(self.send("c progress", ["progress", "quarantine"]))
+        self.assertEqual(q["dir"], "hold")
+        self.inst.wait_log(r"milter-hold: END-OF-MESSAGE from localhost\[127.0.0.1\]: C filter quarantine")
+
+
 # ---- non_smtpd_milters ----
 
 SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
