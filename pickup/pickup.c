@@ -115,7 +115,7 @@ static void set_aside(const char *name, const char *why)
 
 /* What goes to cleanup besides sender and content. */
 struct pickup_envelope {
-    const char *names[4], *values[4];
+    const char *names[5], *values[5];
     size_t nattr;
     char **rcpts;
     const char **notifies;
@@ -200,8 +200,12 @@ static int submit(const char *name, int fd, const struct qmessage *m,
         sub.content = pm.content.data ? pm.content.data : "";
         sub.content_len = pm.content.len;
         sub.content_offset = 0;
-        if (pm.hold_reason)
+        if (pm.hold_reason) {
             sub.flags |= PICKUP_CLEANUP_HOLD;
+            e.names[e.nattr] = "hold_reason";
+            e.values[e.nattr++] = pm.hold_reason;
+            sub.nattr = e.nattr;
+        }
     }
     if (cleanup_submit_status(".", pickup_cfg.cleanup_service, &sub, qid, &err, &status) == 0) {
         msg_info("%s: uid=%lld from=<%s>", qid, info->uid, sub.sender);
@@ -211,7 +215,7 @@ static int submit(const char *name, int fd, const struct qmessage *m,
                      info->uid);
         if (pm.hold_reason)
             msg_info("%s: milter-hold: END-OF-MESSAGE from localhost[127.0.0.1]: %s; from=<%s>",
-                     qid, pm.hold_reason, sub.sender);
+                     qid, pm.hold_reason + strlen("milter: "), sub.sender);
         msg_debug("%s: from maildrop file %s", qid, name);
         path_of(&path, QDIR_MAILDROP, name);
         if (unlink(sb_str(&path)) < 0)

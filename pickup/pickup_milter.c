@@ -254,8 +254,15 @@ int pickup_milter_filter(const char *name, int fd, off_t content_offset, const c
         out->verdict = PM_DISCARD;
         str_copy(out->text, sizeof(out->text), "END-OF-MESSAGE: the milters removed every recipient");
     }
-    if (msg.quarantine)
-        out->hold_reason = xstrdup(msg.quarantine);
+    if (msg.quarantine) {
+        /* "milter: REASON", printable, for the hold_reason attribute */
+        struct strbuf b = STRBUF_INIT(256);
+        sb_appends(&b, "milter: ");
+        for (const char *p = msg.quarantine; *p && b.len < 200; p++)
+            sb_appendc(&b, (unsigned char)*p < 32 || (unsigned char)*p >= 127 ? '?' : *p);
+        out->hold_reason = xstrdup(sb_str(&b));
+        sb_free(&b);
+    }
 done:
     if (out->verdict != PM_PASS)
         milter_abort(c);

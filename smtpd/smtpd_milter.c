@@ -47,6 +47,7 @@ struct smtpd_milter {
     struct strbuf rendered;     /* the edited message, for cleanup */
     bool rendered_ready;
     char *quarantine;
+    char *hold_attr;            /* "milter: " + quarantine, printable */
     char daemon_addr[INET6_ADDRSTRLEN], daemon_port[8];
     char underscore[INET6_ADDRSTRLEN + 300];
 };
@@ -389,6 +390,11 @@ bool smtpd_milter_holding(struct smtpd_session *s)
     return s->milter && s->milter->quarantine;
 }
 
+const char *smtpd_milter_hold_reason(struct smtpd_session *s)
+{
+    return s->milter ? s->milter->hold_attr : NULL;
+}
+
 void smtpd_milter_queued(struct smtpd_session *s, const char *queue_id)
 {
     struct smtpd_milter *m = s->milter;
@@ -525,6 +531,18 @@ static const char *stage_name(enum milter_wait w)
     }
 }
 
+/* The reason as a queue file attribute: "milter: " and printable ASCII. */
+static char *printable_reason(const char *reason)
+{
+    struct strbuf b = STRBUF_INIT(256);
+    sb_appends(&b, "milter: ");
+    for (const char *p = reason; *p && b.len < 200; p++)
+        sb_appendc(&b, (unsigned char)*p < 32 || (unsigned char)*p >= 127 ? '?' : *p);
+    char *out = xstrdup(sb_str(&b));
+    sb_free(&b);
+    return out;
+}
+
 static void eom_done(struct smtpd_session *s, struct smtpd_milter *m, const struct milter_result *r)
 {
     struct milter_result v = *r;
@@ -534,6 +552,10 @@ static void eom_done(struct smtpd_session *s, struct smtpd_milter *m, const stru
         apply_envelope(s, &m->msg);
         free(m->quarantine);
         m->quarantine = m->msg.quarantine ? xstrdup(m->msg.quarantine) : NULL;
+        free(m->hold_attr);
+        m->hold_attr = NULL;
+        if (m->quarantine)
+            m->hold_attr = printable_reason(m->quarantine);
         sb_reset(&m->rendered);
         if (milter_msg_render(&m->msg, &m->rendered) < 0) {
             v.verdict = MILTER_REJECT;
@@ -660,6 +682,8 @@ void smtpd_milter_mail_reset(struct smtpd_session *s)
     m->discard = false;
     free(m->quarantine);
     m->quarantine = NULL;
+    free(m->hold_attr);
+    m->hold_attr = NULL;
     if (m->have_msg)
         milter_msg_free(&m->msg);
     m->have_msg = false;
@@ -683,5 +707,6 @@ void smtpd_milter_session_end(struct smtpd_session *s)
     free(m->rcpt_arg);
     free(m->rcpt_addr);
     free(m->quarantine);
+    free(m->hold_attr);
     free(m);
 }

@@ -37,6 +37,8 @@ void smtpd_milter_eod(struct smtpd_session *s);
 const char *smtpd_milter_content(struct smtpd_session *s, size_t *len);
 /* A milter asked for the hold queue; the reason is logged with the queue ID. */
 bool smtpd_milter_holding(struct smtpd_session *s);
+/* "milter: REASON" for the hold_reason attribute, or NULL. */
+const char *smtpd_milter_hold_reason(struct smtpd_session *s);
 void smtpd_milter_queued(struct smtpd_session *s, const char *queue_id);
 
 void smtpd_milter_mail_reset(struct smtpd_session *s);

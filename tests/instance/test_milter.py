@@ -278,6 +278,9 @@ class TestPyMilter(unittest.TestCase):
         self.assertEqual(q["dir"], "hold")
         self.inst.wait_log(r"%s: milter-hold: END-OF-MESSAGE from localhost\[127.0.0.1\]: "
                            r"suspicious content; from=<sender@example.org>" % qid)
+        self.assertEqual(q["attrs"].get("hold_reason"), "milter: suspicious content")
+        shown = self.inst.tern("show", qid).stdout
+        self.assertIn("hold_reason=milter: suspicious content", shown)
 
     def test_rset_aborts(self):
         with self.inst.smtp() as s:
@@ -422,7 +425,9 @@ class TestNonSmtpdMilters(unittest.TestCase):
         self.submit("local hold", ["quarantine held locally"])
         qid = self.inst.wait_log(r"(\w+): milter-hold: END-OF-MESSAGE from localhost\[127.0.0.1\]: "
                                  r"held locally").group(1)
-        self.assertEqual(queued(self.inst, qid)["dir"], "hold")
+        q = queued(self.inst, qid)
+        self.assertEqual(q["dir"], "hold")
+        self.assertEqual(q["attrs"].get("hold_reason"), "milter: held locally")
 
     def test_unreachable_milter_keeps_the_file(self):
         inst = start_instance(self, "msdead", {
