@@ -214,6 +214,13 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
     }
 }
 
+/* An unknown command goes to the milters first; they may answer it. */
+static void unknown_command(struct smtpd_session *s, const char *line, size_t len)
+{
+    if (!smtpd_milter_unknown_wait(s, line, len))
+        session_reply(s, 500, "5.5.2 Error: command not recognized");
+}
+
 void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
 {
     const char *arg;
@@ -239,6 +246,7 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
     case SMTP_DATA: data_command(s, arg); break;
     case SMTP_BDAT: bdat_command(s, arg); break;
     case SMTP_VRFY: vrfy_command(s, arg); break;
+    case SMTP_UNKNOWN: unknown_command(s, line, len); break;
     default: simple_command(s, v, arg); break;
     }
 }

@@ -25,7 +25,7 @@
 
 #define MILTER_CONTENT_MAX (512LL * 1024 * 1024)   /* when message_size_limit is 0 */
 
-enum milter_wait { W_NONE, W_CONNECT, W_HELO, W_MAIL, W_RCPT, W_DATA, W_EOM };
+enum milter_wait { W_NONE, W_CONNECT, W_HELO, W_MAIL, W_RCPT, W_DATA, W_UNKNOWN, W_EOM };
 
 struct smtpd_milter {
     struct smtpd_session *s;
@@ -336,13 +336,18 @@ bool smtpd_milter_data_wait(struct smtpd_session *s)
     return true;
 }
 
-void smtpd_milter_unknown(struct smtpd_session *s, const char *line, size_t len)
+bool smtpd_milter_unknown_wait(struct smtpd_session *s, const char *line, size_t len)
 {
-    /* Postfix sends unknown commands to the milters, but their answer
-     * changes nothing: the command is refused anyway. We do not wait. */
-    (void)s;
-    (void)line;
-    (void)len;
+    struct smtpd_milter *m = s->milter;
+    if (!m || !m->chain)
+        return false;
+    char copy[1024];
+    size_t n = len < sizeof(copy) - 1 ? len : sizeof(copy) - 1;
+    memcpy(copy, line, n);
+    copy[n] = 0;
+    wait_for(s, W_UNKNOWN);
+    milter_unknown_event(m->chain, copy);
+    return true;
 }
 
 /* ---- content ---- */
@@ -527,6 +532,7 @@ static const char *stage_name(enum milter_wait w)
     case W_MAIL: return "MAIL";
     case W_RCPT: return "RCPT";
     case W_DATA: return "DATA";
+    case W_UNKNOWN: return "UNKNOWN";
     default: return "END-OF-MESSAGE";
     }
 }
@@ -655,6 +661,12 @@ static void on_done(void *ctx, const struct milter_result *r)
             data_accept(s);
             m->pass = false;
         }
+        break;
+    case W_UNKNOWN:
+        if (refused)
+            session_reply(s, r->code, "%s", r->text);
+        else
+            session_reply(s, 500, "5.5.2 Error: command not recognized");
         break;
     case W_EOM:
         eom_done(s, m, r);

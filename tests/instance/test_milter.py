@@ -282,6 +282,16 @@ class TestPyMilter(unittest.TestCase):
         shown = self.inst.tern("show", qid).stdout
         self.assertIn("hold_reason=milter: suspicious content", shown)
 
+    def test_unknown_command(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            code, text = s.docmd("XYZZY plugh")
+            self.assertEqual((code, text.decode()), (500, "5.5.2 Error: command not recognized"))
+            code, text = s.docmd("REFUSE-ME now")
+            self.assertEqual((code, text.decode()), (554, "5.7.0 the filter refuses this command"))
+        ev = [e for e in self.read_events() if e["event"] == "unknown"]
+        self.assertEqual([e["command"] for e in ev], ["XYZZY plugh", "REFUSE-ME now"])
+
     def test_rset_aborts(self):
         with self.inst.smtp() as s:
             s.ehlo("client.example")

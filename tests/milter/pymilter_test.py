@@ -121,6 +121,13 @@ class TestMilter(Milter.Base):
                 self.quarantine(" ".join(args))
         return Milter.CONTINUE
 
+    def unknown(self, cmd):
+        record("unknown", self, command=cmd.decode("latin-1") if isinstance(cmd, bytes) else cmd)
+        if "REFUSE-ME" in str(cmd):
+            self.setreply("554", "5.7.0", "the filter refuses this command")
+            return Milter.REJECT
+        return Milter.CONTINUE
+
     def abort(self):
         record("abort", self)
         return Milter.CONTINUE
