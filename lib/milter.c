@@ -51,6 +51,8 @@ struct milter_chain {
     bool busy;
     bool finishing;             /* the verdict is made, waiting to be delivered */
     bool waiting;               /* a reply is expected from conns[cur] */
+    long long wait_start;       /* when; PROGRESS extends a wait up to 10 timeouts */
+    long wait_timeout;
     char event;                 /* SMFIC code of the event in progress */
     int stage;                  /* its macro list, -1 for none */
     size_t cur;
@@ -187,6 +189,8 @@ static void expect_reply(struct milter_conn *mc, long t)
 {
     struct timeval tv = { t, 0 };
     mc->chain->waiting = true;
+    mc->chain->wait_start = now_usec();
+    mc->chain->wait_timeout = t;
     bufferevent_set_timeouts(mc->bev, &tv, &tv);
     bufferevent_enable(mc->bev, EV_READ);
 }
@@ -606,7 +610,12 @@ static bool handle_reply(struct milter_chain *c, struct milter_conn *mc,
     bool at_conn = c->event == SMFIC_CONNECT || c->event == SMFIC_HELO;
     switch (r.cmd) {
     case SMFIR_PROGRESS:
-        return true;            /* the read timeout starts again */
+        /* the read timeout starts again, but not for ever */
+        if (now_usec() - c->wait_start > 10LL * c->wait_timeout * 1000000LL) {
+            conn_fail(mc, "still in progress after %ld seconds", 10 * c->wait_timeout);
+            return false;
+        }
+        return true;
     case SMFIR_SKIP:
         if (c->msg && c->phase == CP_BODY)
             mc->skip_body = true;
@@ -719,7 +728,8 @@ struct milter_chain *milter_chain_new(const struct milter_config *mc, struct eve
     }
     sb_init(&c->pkt, MILTER_PACKET_LIMIT);
     sb_init(&c->edits, PENDING_EDITS_LIMIT);
-    sb_init(&c->newbody, 0);
+    long long lim = cfg_size(P_message_size_limit);
+    sb_init(&c->newbody, (size_t)(lim > 0 ? lim : 512LL << 20) + (1 << 20));
     c->later = evtimer_new(base, deliver, c);
     return c;
 }

@@ -48,7 +48,7 @@ void milter_msg_parse(struct milter_msg *m, const char *content, size_t len, siz
 {
     memset(m, 0, sizeof(*m));
     sb_init(&m->body, limit);
-    size_t pos = 0;
+    size_t pos = 0, last_len = 0, last_cap = 0;   /* the last header's value */
     while (pos < len) {
         const char *line = content + pos;
         const char *nl = memchr(line, '\n', len - pos);
@@ -61,14 +61,20 @@ void milter_msg_parse(struct milter_msg *m, const char *content, size_t len, siz
             break;
         }
         if ((line[0] == ' ' || line[0] == '\t') && m->nhdrs) {
+            /* grow geometrically: a header of many short folds stays linear */
             struct milter_header *h = &m->hdrs[m->nhdrs - 1];
-            size_t old = strlen(h->value);
-            h->value = xrealloc(h->value, old + 1 + n + 1);
-            h->value[old] = '\n';
-            memcpy(h->value + old + 1, line, n);
-            h->value[old + 1 + n] = 0;
+            if (last_len + 1 + n + 1 > last_cap) {
+                last_cap = 2 * (last_len + 1 + n + 1);
+                h->value = xrealloc(h->value, last_cap);
+            }
+            h->value[last_len] = '\n';
+            memcpy(h->value + last_len + 1, line, n);
+            last_len += 1 + n;
+            h->value[last_len] = 0;
         } else if (header_start(line, n, &colon) && m->nhdrs < MILTER_HEADERS_MAX) {
             push_header(m, m->nhdrs, xstrndup(line, colon), xstrndup(line + colon + 1, n - colon - 1));
+            last_len = n - colon - 1;
+            last_cap = last_len + 1;
         } else {
             break;                       /* not a header: the body starts here */
         }

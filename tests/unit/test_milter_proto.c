@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "milter.h"
 #include "milter_proto.h"
 #include "strbuf.h"
 
@@ -162,8 +163,63 @@ static void test_replycode(void)
     sb_free(&t);
 }
 
+static void render(const struct milter_msg *m, struct strbuf *out)
+{
+    sb_reset(out);
+    CHECK(milter_msg_render(m, out) == 0);
+}
+
+static void test_msg(void)
+{
+    static const char text[] = "Subject: one\nX-A: a1\n\tfolded\nX-B: b\nx-a: a2\n\nbody\n";
+    struct milter_msg m;
+    struct strbuf out = STRBUF_INIT(0);
+    milter_msg_parse(&m, text, sizeof(text) - 1, 1 << 20);
+    CHECK(m.nhdrs == 4 && m.blank_line);
+    CHECK_STR(m.hdrs[1].value, " a1\n\tfolded");
+    render(&m, &out);
+    CHECK_STR(sb_str(&out), text);              /* unchanged: byte for byte */
+
+    CHECK(milter_msg_change_header(&m, 2, "X-A", "second", false) == 0);   /* the 2nd X-A */
+    CHECK(milter_msg_change_header(&m, 0, "X-B", "", false) == 0);         /* 0 is 1; delete */
+    CHECK(milter_msg_change_header(&m, 1, "X-None", "", false) == 0);      /* nothing to delete */
+    CHECK(milter_msg_change_header(&m, 3, "X-New", "v", false) == 0);      /* absent: added */
+    CHECK(milter_msg_insert_header(&m, 0, "X-Top", "t", false) == 0);
+    CHECK(milter_msg_insert_header(&m, 99, "X-End", "e", true) == 0);      /* past the end */
+    CHECK(milter_msg_add_header(&m, "X-Fold", "l1\r\n\tl2", false) == 0);
+    render(&m, &out);
+    CHECK_STR(sb_str(&out), "X-Top: t\nSubject: one\nX-A: a1\n\tfolded\nx-a: second\n"
+              "X-New: v\nX-End:e\nX-Fold: l1\n\tl2\n\nbody\n");
+    milter_msg_free(&m);
+
+    /* no empty line: the body starts at the first line that is no header */
+    milter_msg_parse(&m, "A: 1\nnot a header\n", 19, 1 << 20);
+    CHECK(m.nhdrs == 1 && !m.blank_line);
+    CHECK_STR(sb_str(&m.body), "not a header\n");
+    milter_msg_free(&m);
+    milter_msg_parse(&m, "", 0, 1 << 20);
+    render(&m, &out);
+    CHECK(out.len == 0);
+    milter_msg_free(&m);
+
+    /* a header of many folds is parsed in linear time */
+    struct strbuf big = STRBUF_INIT(0);
+    sb_appends(&big, "X-Long: start\n");
+    for (int i = 0; i < 200000; i++)
+        sb_appends(&big, " x\n");
+    sb_appends(&big, "\nbody\n");
+    milter_msg_parse(&m, big.data, big.len, 1 << 24);
+    CHECK(m.nhdrs == 1 && strlen(m.hdrs[0].value) == 6 + 200000 * 3);
+    render(&m, &out);
+    CHECK(out.len == big.len && memcmp(out.data, big.data, big.len) == 0);
+    milter_msg_free(&m);
+    sb_free(&big);
+    sb_free(&out);
+}
+
 int main(void)
 {
+    test_msg();
     test_framing();
     test_optneg();
     test_replies();
