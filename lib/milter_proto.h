@@ -87,8 +87,9 @@ struct strbuf;
 #define SMFIP_NR_EOH      0x040000
 #define SMFIP_NR_BODY     0x080000
 #define SMFIP_HDR_LEADSPC 0x100000
-/* What Tern can honour when it offers version 6 (Postfix's V6 mask). */
-#define MILTER_V6_PROTO   0x1FFFFF
+/* What Tern can honour when it offers version 6: Postfix's V6 mask less
+ * SMFIP_RCPT_REJ (refused recipients are not shown to filters). */
+#define MILTER_V6_PROTO   (0x1FFFFF & ~SMFIP_RCPT_REJ)
 #define MILTER_V2_PROTO   0x00007F
 
 /* macro stages of the option negotiation (SMFIM_*) */

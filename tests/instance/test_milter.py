@@ -292,6 +292,22 @@ class TestPyMilter(unittest.TestCase):
         ev = [e for e in self.read_events() if e["event"] == "unknown"]
         self.assertEqual([e["command"] for e in ev], ["XYZZY plugh", "REFUSE-ME now"])
 
+    def test_protocol_version_2(self):
+        # per-milter protocol=2: no DATA event, no "no reply" steps; edits still work
+        inst = start_instance(self, "mv2", {
+            "smtpd_milters": "{ inet:127.0.0.1:%d, protocol=2 }" % self.mport})
+        with inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail(SENDER)
+            s.rcpt("someone@example.com")
+            code, text = s.data(message("version 2", ["addheader X-V2 yes"]))
+        self.assertEqual(code, 250, text)
+        q = queued(inst, text.decode().split()[-1])
+        self.assertIn("X-V2: yes", header_lines(q["content"]))
+        names = [e["event"] for e in self.read_events()]
+        self.assertNotIn("data", names)
+        self.assertIn("eom", names)
+
     def test_rset_aborts(self):
         with self.inst.smtp() as s:
             s.ehlo("client.example")
