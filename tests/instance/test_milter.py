@@ -308,6 +308,28 @@ class TestPyMilter(unittest.TestCase):
         self.assertNotIn("data", names)
         self.assertIn("eom", names)
 
+    def test_bdat_and_pipelining(self):
+        data = message("chunked", ["addheader X-Chunked yes"])
+        half = len(data) // 2
+        with self.inst.raw_session() as r:
+            r.send("EHLO client.example\r\n")
+            r.read_reply()
+            # pipelined: the replies come in order although the milter answers later
+            r.send("MAIL FROM:<%s>\r\nRCPT TO:<reject-rcpt@example.com>\r\n"
+                   "RCPT TO:<someone@example.com>\r\n" % SENDER)
+            replies = r.read_all_replies(3)
+            self.assertEqual([c for c, _ in replies], [250, 550, 250])
+            r.send(b"BDAT %d\r\n" % half + data[:half])
+            self.assertEqual(r.read_reply()[0], 250)
+            r.send(b"BDAT %d LAST\r\n" % (len(data) - half) + data[half:])
+            code, lines = r.read_reply()
+            self.assertEqual(code, 250, lines)
+            r.send("QUIT\r\n")
+        qid = lines[-1].split()[-1]
+        q = queued(self.inst, qid)
+        self.assertIn("X-Chunked: yes", header_lines(q["content"]))
+        self.assertIn(b"Subject: chunked", q["content"])
+
     def test_rset_aborts(self):
         with self.inst.smtp() as s:
             s.ehlo("client.example")
