@@ -254,11 +254,9 @@ void bdat_command(struct smtpd_session *s, const char *arg)
              || s->bdat_total > smtpd_cfg.size_limit - count))
         bdat_skip(s, 552, "5.3.4 Error: message file too big");
     else if (!s->bdat_mode) {
-        s->bdat_mode = true;
-        content_decoder_init(&s->dec, true);
-        if (!start_cleanup(s))
-            bdat_skip(s, 451, "4.3.0 Error: queue file write error");
-        s->bdat_total = count;
+        if (smtpd_milter_bdat_wait(s))      /* the milters' DATA event comes first */
+            return;
+        bdat_first_chunk(s, 0, "");
     } else if (!s->cleanup && !smtpd_milter_holds_content(s)) {
         bdat_skip(s, s->end_code ? s->end_code : 451,
                   s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
@@ -266,6 +264,21 @@ void bdat_command(struct smtpd_session *s, const char *arg)
         s->bdat_total += count;
         s->state = ST_BDAT;
     }
+}
+
+/* The first chunk of a message, once the milters' DATA event passed (code
+ * 0) or refused it (the chunk is read and the refusal is the reply). */
+void bdat_first_chunk(struct smtpd_session *s, int code, const char *text)
+{
+    if (code) {
+        bdat_skip(s, code, text);
+        return;
+    }
+    s->bdat_mode = true;
+    content_decoder_init(&s->dec, true);
+    if (!start_cleanup(s))
+        bdat_skip(s, 451, "4.3.0 Error: queue file write error");
+    s->bdat_total = s->bdat_chunk;
 }
 
 /* The whole chunk has been read. */

@@ -25,7 +25,7 @@
 
 #define MILTER_CONTENT_MAX (512LL * 1024 * 1024)   /* when message_size_limit is 0 */
 
-enum milter_wait { W_NONE, W_CONNECT, W_HELO, W_MAIL, W_RCPT, W_DATA, W_UNKNOWN, W_EOM };
+enum milter_wait { W_NONE, W_CONNECT, W_HELO, W_MAIL, W_RCPT, W_DATA, W_BDAT, W_UNKNOWN, W_EOM };
 
 struct smtpd_milter {
     struct smtpd_session *s;
@@ -336,6 +336,18 @@ bool smtpd_milter_data_wait(struct smtpd_session *s)
     return true;
 }
 
+bool smtpd_milter_bdat_wait(struct smtpd_session *s)
+{
+    struct smtpd_milter *m = s->milter;
+    if (!m || !m->chain)
+        return false;
+    sb_reset(&m->content);
+    m->content_full = false;
+    wait_for(s, W_BDAT);
+    milter_data_event(m->chain);
+    return true;
+}
+
 bool smtpd_milter_unknown_wait(struct smtpd_session *s, const char *line, size_t len)
 {
     struct smtpd_milter *m = s->milter;
@@ -532,6 +544,7 @@ static const char *stage_name(enum milter_wait w)
     case W_MAIL: return "MAIL";
     case W_RCPT: return "RCPT";
     case W_DATA: return "DATA";
+    case W_BDAT: return "BDAT";
     case W_UNKNOWN: return "UNKNOWN";
     default: return "END-OF-MESSAGE";
     }
@@ -661,6 +674,11 @@ static void on_done(void *ctx, const struct milter_result *r)
             data_accept(s);
             m->pass = false;
         }
+        break;
+    case W_BDAT:
+        if (r->verdict == MILTER_DISCARD)
+            m->discard = true;
+        bdat_first_chunk(s, refused ? r->code : 0, refused ? r->text : "");
         break;
     case W_UNKNOWN:
         if (refused)

@@ -25,6 +25,9 @@ bool smtpd_milter_helo_wait(struct smtpd_session *s, char *name, bool ehlo);  /*
 bool smtpd_milter_mail_wait(struct smtpd_session *s);
 bool smtpd_milter_rcpt_wait(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r);
 bool smtpd_milter_data_wait(struct smtpd_session *s);
+/* The first BDAT: the DATA event; bdat_first_chunk() follows (smtpd_data.c). */
+bool smtpd_milter_bdat_wait(struct smtpd_session *s);
+void bdat_first_chunk(struct smtpd_session *s, int code, const char *text);
 /* An unknown command: the milters may answer it with their own reply;
  * otherwise it gets "500 5.5.2 Error: command not recognized". */
 bool smtpd_milter_unknown_wait(struct smtpd_session *s, const char *line, size_t len);

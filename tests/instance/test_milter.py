@@ -330,6 +330,22 @@ class TestPyMilter(unittest.TestCase):
         self.assertIn("X-Chunked: yes", header_lines(q["content"]))
         self.assertIn(b"Subject: chunked", q["content"])
 
+    def test_data_refused_for_data_and_bdat(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail("reject-data@example.org")
+            s.rcpt("someone@example.com")
+            code, text = s.docmd("DATA")
+            self.assertEqual((code, text.decode()), (554, "5.7.2 no data from this sender"))
+        with self.inst.raw_session() as r:
+            r.send("EHLO client.example\r\nMAIL FROM:<reject-data@example.org>\r\n"
+                   "RCPT TO:<someone@example.com>\r\n")
+            r.read_all_replies(3)
+            r.send(b"BDAT 10 LAST\r\n0123456789QUIT\r\n")
+            self.assertEqual(r.read_reply(), (554, ["554 5.7.2 no data from this sender"]))
+            self.assertEqual(r.read_reply()[0], 221)
+        self.assertEqual([e["event"] for e in self.read_events()].count("data"), 2)
+
     def test_rset_aborts(self):
         with self.inst.smtp() as s:
             s.ehlo("client.example")

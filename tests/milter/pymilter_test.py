@@ -2,7 +2,8 @@
 driven by the message it filters so that one filter exercises every
 action:
 
-- MAIL FROM <tempfail-mail@...>: TEMPFAIL at MAIL; <reject-mail@...>: REJECT.
+- MAIL FROM <tempfail-mail@...>: TEMPFAIL at MAIL; <reject-mail@...>: REJECT;
+  <reject-data@...>: a 554 reply code at DATA.
 - RCPT TO <reject-rcpt@...>: a 550 5.7.1 reply code for that recipient.
 - headers "X-Test-Action: WORD [ARG...]" at the end of the message:
   reject (a two-line 550 reply), tempfail, discard, accept, addheader NAME
@@ -54,6 +55,7 @@ class TestMilter(Milter.Base):
     def envfrom(self, f, *args):
         record("mail", self, sender=f, args=list(args))
         self.actions, self.headers, self.bodytext = [], [], b""
+        self.sender = f
         if "tempfail-mail@" in f:
             return Milter.TEMPFAIL
         if "reject-mail@" in f:
@@ -69,6 +71,9 @@ class TestMilter(Milter.Base):
 
     def data(self):
         record("data", self)
+        if "reject-data@" in self.sender:
+            self.setreply("554", "5.7.2", "no data from this sender")
+            return Milter.REJECT
         return Milter.CONTINUE
 
     def header(self, name, value):
