@@ -18,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "milter.h"
+#include "queue.h"
 #include "smtpd.h"
 #include "smtpd_milter.h"
 #include "strbuf.h"
@@ -48,6 +49,7 @@ struct smtpd_milter {
     bool rendered_ready;
     char *quarantine;
     char *hold_attr;            /* "milter: " + quarantine, printable */
+    char qid[QUEUE_ID_SIZE];    /* named at DATA; "" before */
     char daemon_addr[INET6_ADDRSTRLEN], daemon_port[8];
     char underscore[INET6_ADDRSTRLEN + 300];
 };
@@ -79,7 +81,8 @@ static void log_milter(struct smtpd_session *s, const char *what, const char *st
                        const char *text, const char *rcpt)
 {
     struct strbuf line = STRBUF_INIT(4096);
-    sb_appendf(&line, "NOQUEUE: %s: %s from %s: ", what, stage, s->client_desc);
+    const char *qid = s->milter && s->milter->qid[0] ? s->milter->qid : "NOQUEUE";
+    sb_appendf(&line, "%s: %s: %s from %s: ", qid, what, stage, s->client_desc);
     if (code)
         sb_appendf(&line, "%d ", code);
     for (const char *t = text; *t; t++)
@@ -127,14 +130,15 @@ static const char *macro(void *ctx, const char *name)
         return s->mail.sender.address ? "smtp" : NULL;
     if (strcmp(name, "rcpt_addr") == 0)
         return m->rcpt_addr;
+    if (strcmp(name, "i") == 0)
+        return m->qid[0] ? m->qid : NULL;
     if (strcmp(name, "rcpt_host") == 0) {
         const char *at = m->rcpt_addr ? strrchr(m->rcpt_addr, '@') : NULL;
         return at ? at + 1 : NULL;
     }
     if (strcmp(name, "rcpt_mailer") == 0)
         return m->rcpt_addr ? "smtp" : NULL;
-    /* i (the queue ID is chosen by cleanup, after the milters), TLS and
-     * the other AUTH macros have no value here */
+    /* TLS and the other AUTH macros have no value here */
     return NULL;
 }
 
@@ -331,6 +335,7 @@ bool smtpd_milter_data_wait(struct smtpd_session *s)
         return false;
     sb_reset(&m->content);
     m->content_full = false;
+    queue_id_new(m->qid);       /* unique: it holds smtpd's PID (lib/queue_id.c) */
     wait_for(s, W_DATA);
     milter_data_event(m->chain);
     return true;
@@ -343,6 +348,7 @@ bool smtpd_milter_bdat_wait(struct smtpd_session *s)
         return false;
     sb_reset(&m->content);
     m->content_full = false;
+    queue_id_new(m->qid);
     wait_for(s, W_BDAT);
     milter_data_event(m->chain);
     return true;
@@ -405,6 +411,11 @@ const char *smtpd_milter_content(struct smtpd_session *s, size_t *len)
 bool smtpd_milter_holding(struct smtpd_session *s)
 {
     return s->milter && s->milter->quarantine;
+}
+
+const char *smtpd_milter_queue_id(struct smtpd_session *s)
+{
+    return s->milter && s->milter->qid[0] ? s->milter->qid : NULL;
 }
 
 const char *smtpd_milter_hold_reason(struct smtpd_session *s)
@@ -714,6 +725,7 @@ void smtpd_milter_mail_reset(struct smtpd_session *s)
     m->quarantine = NULL;
     free(m->hold_attr);
     m->hold_attr = NULL;
+    m->qid[0] = 0;
     if (m->have_msg)
         milter_msg_free(&m->msg);
     m->have_msg = false;

@@ -166,6 +166,10 @@ class TestPyMilter(unittest.TestCase):
         self.assertEqual(ev[3]["macros"].get("{rcpt_addr}"), "someone@example.com")
         self.assertIn(["Subject", "plain"], ev[5]["headers"])
         self.assertEqual(ev[6]["body"], "hello\r\nworld\r\n")
+        # the queue ID is named at DATA: the i macro is the ID the message is queued under
+        self.assertNotIn("i", ev[3]["macros"])
+        self.assertEqual(ev[4]["macros"].get("i"), qid)
+        self.assertEqual(ev[6]["macros"].get("i"), qid)
 
     def test_connection_reused_for_messages(self):
         with self.inst.smtp() as s:
@@ -216,7 +220,7 @@ class TestPyMilter(unittest.TestCase):
             code, text = s.data(message("refuse me", ["reject"]))
         self.assertEqual(code, 550)
         self.assertEqual(text.decode(), "5.7.1 first line of the refusal\n5.7.1 second line 100%")
-        self.inst.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127.0.0.1\]: 550 5.7.1 "
+        self.inst.wait_log(r"[0-9B-Z]{16}: milter-reject: END-OF-MESSAGE from localhost\[127.0.0.1\]: 550 5.7.1 "
                            r"first line of the refusal 5.7.1 second line 100%; from=<sender@example.org> "
                            r"to=<someone@example.com> proto=ESMTP helo=<client.example>")
         self.assertEqual([e["event"] for e in self.read_events()].count("abort"), 0)
