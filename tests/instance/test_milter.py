@@ -517,7 +517,8 @@ class FakeMilter:
     """A milter in raw protocol: negotiates (version 6, no actions, no
     protocol flags), answers CONTINUE, and at the command `at` does `how`:
     "hang" (never answers), "close" (closes the connection), "garbage"
-    (an unknown reply code) or "edit" (a header edit at the wrong time)."""
+    (an unknown reply code), "edit" (a header edit at the wrong time),
+    "reject" or "shutdown"."""
 
     def __init__(self, at, how):
         self.at, self.how = at.encode(), how
@@ -587,6 +588,12 @@ class FakeMilter:
                     if self.how == "edit":
                         conn.sendall(self.packet(b"h", b"X-Early\0no\0"))
                         continue
+                    if self.how == "reject":
+                        conn.sendall(self.packet(b"r"))
+                        continue
+                    if self.how == "shutdown":
+                        conn.sendall(self.packet(b"4"))
+                        continue
                 conn.sendall(self.packet(b"c"))
         except OSError:
             return
@@ -610,7 +617,9 @@ class TestFailingMilters(unittest.TestCase):
         cls.close = FakeMilter("B", "close")
         cls.garbage = FakeMilter("R", "garbage")
         cls.early = FakeMilter("M", "edit")
-        for m in (cls.hang, cls.close, cls.garbage, cls.early):
+        cls.refuse_conn = FakeMilter("C", "reject")
+        cls.shutdown = FakeMilter("M", "shutdown")
+        for m in (cls.hang, cls.close, cls.garbage, cls.early, cls.refuse_conn, cls.shutdown):
             cls.addClassCleanup(m.stop)
         cls.dead_port = harness.free_port()
 
@@ -675,6 +684,32 @@ class TestFailingMilters(unittest.TestCase):
             "early")
         self.assertEqual((stage, code), ("MAIL", 451), text)
         inst.wait_log(r"modification request 'h' outside end of message; default_action=tempfail")
+
+    def test_connect_reject_and_shutdown(self):
+        inst = harness.Instance("mconn")
+        self.addCleanup(inst.cleanup)
+        inst.set_main_cf({"mynetworks": "127.0.0.1/32",
+                          "smtpd_milters": "inet:127.0.0.1:%d" % self.refuse_conn.port})
+        inst.start()
+        with inst.raw_session() as r:       # the greeting comes first, then every command is refused
+            r.send("EHLO client.example\r\n")
+            self.assertEqual(r.read_reply(), (554, ["554 5.7.1 Command rejected"]))
+            r.send("MAIL FROM:<a@example.org>\r\nNOOP\r\nQUIT\r\n")
+            self.assertEqual([c for c, _ in r.read_all_replies(3)], [554, 250, 221])
+        inst.wait_log(r"NOQUEUE: milter-reject: CONNECT from localhost\[127.0.0.1\]: 554 5.7.1 "
+                      r"Command rejected; from=<> to=<> proto=SMTP")
+        inst2 = harness.Instance("mshut")
+        self.addCleanup(inst2.cleanup)
+        inst2.set_main_cf({"mynetworks": "127.0.0.1/32",
+                           "smtpd_milters": "inet:127.0.0.1:%d" % self.shutdown.port})
+        inst2.start()
+        with inst2.raw_session() as r:
+            r.send("EHLO client.example\r\n")
+            r.read_reply()
+            r.send("MAIL FROM:<a@example.org>\r\n")
+            self.assertEqual(r.read_reply()[0], 421)
+            with self.assertRaises(EOFError):
+                r.read_reply()
 
     def test_bad_configuration_refuses_mail(self):
         inst, (stage, code, text) = self.run_with("mbadcf", "{ inet:127.0.0.1:1, bogus=1 }", "x")
