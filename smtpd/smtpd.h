@@ -57,6 +57,7 @@ extern struct smtpd_config smtpd_cfg;
 #define PAUSE_BACKLOG  0x10   /* cleanup is not taking content fast enough */
 #define PAUSE_LIMITS   0x20   /* waiting for anvil's count (smtpd_limits.c) */
 #define PAUSE_CHECK    0x40   /* a restriction waits for DNS or a policy server */
+#define PAUSE_MILTER   0x80   /* a milter has not answered yet (smtpd_milter.c) */
 
 enum session_state {
     ST_CMD,       /* reading command lines */

@@ -13,8 +13,6 @@
 
 struct smtpd_session;
 
-#define PAUSE_MILTER 0x80     /* a milter has not answered yet */
-
 void smtpd_milter_init(void);
 bool smtpd_milter_enabled(void);
 /* Before the greeting: the connect event. */
