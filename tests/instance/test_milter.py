@@ -653,6 +653,22 @@ class TestFailingMilters(unittest.TestCase):
                       r"timeout; default_action=tempfail" % self.hang.port)
         self.assertEqual(inst.queue_ids("active") + inst.queue_ids("incoming"), [])
 
+    def test_client_gone_while_milter_busy(self):
+        inst = harness.Instance("mgone")
+        self.addCleanup(inst.cleanup)
+        inst.set_main_cf({"mynetworks": "127.0.0.1/32", "relay_domains": "example.com",
+                          "smtpd_milters": "{ inet:127.0.0.1:%d, content_timeout=1s }" % self.hang.port})
+        inst.start()
+        for _ in range(3):
+            with inst.raw_session() as r:
+                r.send("EHLO client.example\r\nMAIL FROM:<%s>\r\nRCPT TO:<someone@example.com>\r\n"
+                       "DATA\r\n" % SENDER)
+                r.read_all_replies(4)
+                r.send(message("gone") + b".\r\n")
+        inst.wait_log(r"(?s)(default_action=tempfail.*){3}")
+        inst.wait_log(r"(?s)(disconnect from localhost.*){3}")
+        self.assertEqual(inst.queue_ids("incoming") + inst.queue_ids("active"), [])
+
     def test_close_mid_message_accepts(self):
         inst, (stage, code, text) = self.run_with(
             "mclose", "{ inet:127.0.0.1:%d, default_action=accept }" % self.close.port, "closed")
