@@ -727,11 +727,26 @@ class TestFailingMilters(unittest.TestCase):
             with self.assertRaises(EOFError):
                 r.read_reply()
 
-    def test_bad_configuration_refuses_mail(self):
-        inst, (stage, code, text) = self.run_with("mbadcf", "{ inet:127.0.0.1:1, bogus=1 }", "x")
-        self.assertEqual((stage, code), ("MAIL", 451), text)
-        self.assertIn("4.3.5", text)
-        inst.wait_log(r"smtpd_milters: milter .*bad setting bogus=1")
+    def test_bad_configuration(self):
+        inst = harness.Instance("mbadcf")
+        self.addCleanup(inst.cleanup)
+        for value, why in [("{ inet:127.0.0.1:1, bogus=1 }", "bad setting bogus=1"),
+                           ("tcp:127.0.0.1:1", "expected unix:path or inet:host:port"),
+                           ("{ inet:127.0.0.1:1, default_action=maybe }", "bad setting default_action"),
+                           ("{ inet:127.0.0.1:1", "missing '}'")]:
+            inst.set_main_cf({"smtpd_milters": value})
+            r = inst.tern("check", check=False)
+            self.assertNotEqual(r.returncode, 0, value)
+            self.assertIn("smtpd_milters: milter", r.stdout + r.stderr)
+            self.assertIn(why, r.stdout + r.stderr)
+        inst.set_main_cf({"smtpd_milters": "", "milter_protocol": "7"})
+        r = inst.tern("check", check=False)
+        self.assertIn("milter_protocol: 7 is not between 2 and 6", r.stdout + r.stderr)
+        inst.set_main_cf({"milter_protocol": "6", "non_smtpd_milters": "inet:nowhere"})
+        r = inst.tern("check", check=False)
+        self.assertIn("non_smtpd_milters: milter inet:nowhere", r.stdout + r.stderr)
+        inst.set_main_cf({"non_smtpd_milters": "{ unix:private/m, protocol=4, command_timeout=5m }"})
+        self.assertEqual(inst.tern("check", check=False).returncode, 0)
 
 
 # ---- OpenDKIM ----
