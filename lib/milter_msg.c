@@ -11,8 +11,12 @@
 
 #define MILTER_HEADERS_MAX 10000
 
+/* A header line: a name of printable ASCII, a colon, and no NUL anywhere
+ * (the milter protocol carries values as C strings). */
 static bool header_start(const char *line, size_t n, size_t *colon)
 {
+    if (memchr(line, 0, n))
+        return false;
     for (size_t i = 0; i < n; i++) {
         if (line[i] == ':') {
             *colon = i;
@@ -60,7 +64,7 @@ void milter_msg_parse(struct milter_msg *m, const char *content, size_t len, siz
             pos = next;
             break;
         }
-        if ((line[0] == ' ' || line[0] == '\t') && m->nhdrs) {
+        if ((line[0] == ' ' || line[0] == '\t') && m->nhdrs && !memchr(line, 0, n)) {
             /* grow geometrically: a header of many short folds stays linear */
             struct milter_header *h = &m->hdrs[m->nhdrs - 1];
             if (last_len + 1 + n + 1 > last_cap) {
@@ -88,7 +92,8 @@ int milter_msg_render(const struct milter_msg *m, struct strbuf *out)
     for (size_t i = 0; i < m->nhdrs; i++)
         if (sb_appendf(out, "%s:%s\n", m->hdrs[i].name, m->hdrs[i].value) < 0)
             return -1;
-    if ((m->blank_line || m->body.len) && sb_appendc(out, '\n') < 0)
+    /* without an empty line the body follows the headers as it did */
+    if (m->blank_line && sb_appendc(out, '\n') < 0)
         return -1;
     return sb_append(out, m->body.data ? m->body.data : "", m->body.len);
 }

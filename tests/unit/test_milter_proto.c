@@ -196,6 +196,14 @@ static void test_msg(void)
     milter_msg_parse(&m, "A: 1\nnot a header\n", 19, 1 << 20);
     CHECK(m.nhdrs == 1 && !m.blank_line);
     CHECK_STR(sb_str(&m.body), "not a header\n");
+    render(&m, &out);
+    CHECK_STR(sb_str(&out), "A: 1\nnot a header\n");
+    milter_msg_free(&m);
+    /* a NUL ends the headers: values travel as C strings */
+    milter_msg_parse(&m, "A: 1\nB: x\0y\n\nb\n", 14, 1 << 20);
+    CHECK(m.nhdrs == 1 && !m.blank_line && m.body.len == 9);
+    render(&m, &out);
+    CHECK(out.len == 14 && memcmp(out.data, "A: 1\nB: x\0y\n\nb\n", 14) == 0);
     milter_msg_free(&m);
     milter_msg_parse(&m, "", 0, 1 << 20);
     render(&m, &out);
