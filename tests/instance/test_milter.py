@@ -420,6 +420,33 @@ class TestLibMilter(unittest.TestCase):
         self.assertEqual(rcpts["c-param@example.com"][2], "NEVER")
         self.assertEqual(q["sender"], "c-sender@example.org")
 
+    def test_unix_socket_relative_to_queue_directory(self):
+        inst = harness.Instance("cunix")
+        self.addCleanup(inst.cleanup)
+        sockdir = os.path.join(inst.queue_dir, "milter")
+        os.makedirs(sockdir, exist_ok=True)
+        os.chmod(sockdir, 0o755)
+        path = os.path.join(sockdir, "c.sock")
+        proc = Process([C_MILTER, "unix:" + path])
+        self.addCleanup(proc.stop)
+        deadline = time.time() + 10
+        while not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.05)
+        os.chmod(path, 0o666)
+        inst.set_main_cf({"mynetworks": "127.0.0.1/32", "local_transport": "stall",
+                          "default_transport": "stall", "relay_transport": "stall",
+                          "relay_domains": "example.com", "smtpd_milters": "unix:milter/c.sock"})
+        inst.stall_transport("stall")
+        inst.start()
+        with inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail(SENDER)
+            s.rcpt("someone@example.com")
+            code, text = s.data(message("over unix", ["addheader"]))
+        self.assertEqual(code, 250, text)
+        q = queued(inst, text.decode().split()[-1])
+        self.assertIn("X-C-Added: by the C filter", header_lines(q["content"]))
+
     def test_skip_and_large_body(self):
         body = ("x" * 998 + "\r\n") * 200           # 200 kB: several body packets
         q = self.queued_after(self.send("c skip", ["skip"], body=body))
