@@ -144,8 +144,9 @@ static void conn_fail(struct milter_conn *mc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    msg_warn("%s: milter %s: %s; default_action=%s", prefix(c), mc->spec->endpoint, why,
-             milter_action_name(mc->spec->default_action));
+    /* Postfix's shape ("warning: milter ENDPOINT: ..."), then whose mail it was */
+    msg_warn("milter %s: %s; default_action=%s (%s)", mc->spec->endpoint, why,
+             milter_action_name(mc->spec->default_action), prefix(c));
     conn_close(mc);
     mc->state = MC_ERROR;
     if (!c->busy || c->finishing || c->cur >= c->n || mc != &c->conns[c->cur])

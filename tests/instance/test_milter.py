@@ -676,8 +676,8 @@ class TestFailingMilters(unittest.TestCase):
             "mhang", "{ inet:127.0.0.1:%d, content_timeout=2s }" % self.hang.port, "hang")
         self.assertEqual((stage, code, text), ("DATA", 451, "4.7.1 Service unavailable - try again later"))
         self.assertLess(time.time() - t0, 15)
-        inst.wait_log(r"warning: localhost\[127.0.0.1\]: milter inet:127.0.0.1:%d: read reply: "
-                      r"timeout; default_action=tempfail" % self.hang.port)
+        inst.wait_log(r"warning: milter inet:127.0.0.1:%d: read reply: "
+                      r"timeout; default_action=tempfail \(localhost\[127.0.0.1\]\)" % self.hang.port)
         self.assertEqual(inst.queue_ids("active") + inst.queue_ids("incoming"), [])
 
     def test_client_gone_while_milter_busy(self):
