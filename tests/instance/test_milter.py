@@ -90,11 +90,13 @@ def queued(inst, qid, timeout=10):
     while time.time() < deadline:
         for sub in ("active", "hold", "incoming"):
             path = os.path.join(inst.queue_dir, sub, qid)
-            if os.path.exists(path):
+            try:
                 q = harness.read_queue_file(path)
-                if q["complete"]:
-                    q["dir"] = sub
-                    return q
+            except FileNotFoundError:       # not there, or qmgr just moved it on
+                continue
+            if q["complete"]:
+                q["dir"] = sub
+                return q
         time.sleep(0.05)
     raise AssertionError("%s was not queued; log:\n%s" % (qid, inst.log_tail()))
 
