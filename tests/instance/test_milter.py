@@ -11,6 +11,7 @@ Queued mail goes to a transport that never answers, so that each queue
 file stays in active/ to be read; the DKIM test relays to a sink."""
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -549,8 +550,8 @@ class FakeMilter:
     (an unknown reply code), "edit" (a header edit at the wrong time),
     "reject" or "shutdown"."""
 
-    def __init__(self, at, how):
-        self.at, self.how = at.encode(), how
+    def __init__(self, at, how, match=None):
+        self.at, self.how, self.match = at.encode(), how, match
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -605,7 +606,7 @@ class FakeMilter:
                     if cmd == b"Q":
                         return
                     continue
-                if cmd == self.at:
+                if cmd == self.at and (self.match is None or self.match in pkt):
                     if self.how == "hang":
                         time.sleep(30)
                         return
@@ -648,7 +649,9 @@ class TestFailingMilters(unittest.TestCase):
         cls.early = FakeMilter("M", "edit")
         cls.refuse_conn = FakeMilter("C", "reject")
         cls.shutdown = FakeMilter("M", "shutdown")
-        for m in (cls.hang, cls.close, cls.garbage, cls.early, cls.refuse_conn, cls.shutdown):
+        cls.slow_rcpt = FakeMilter("R", "hang", match=b"slow@")
+        for m in (cls.hang, cls.close, cls.garbage, cls.early, cls.refuse_conn, cls.shutdown,
+                  cls.slow_rcpt):
             cls.addClassCleanup(m.stop)
         cls.dead_port = harness.free_port()
 
@@ -681,6 +684,28 @@ class TestFailingMilters(unittest.TestCase):
         inst.wait_log(r"warning: milter inet:127.0.0.1:%d: read reply: "
                       r"timeout; default_action=tempfail \(localhost\[127.0.0.1\]\)" % self.hang.port)
         self.assertEqual(inst.queue_ids("active") + inst.queue_ids("incoming"), [])
+
+    def test_waiting_session_does_not_block_others(self):
+        inst = harness.Instance("mblock")
+        self.addCleanup(inst.cleanup)
+        inst.set_main_cf({"mynetworks": "127.0.0.1/32", "local_transport": "stall",
+                          "default_transport": "stall", "relay_transport": "stall",
+                          "relay_domains": "example.com",
+                          "smtpd_milters": "{ inet:127.0.0.1:%d, command_timeout=4s }" % self.slow_rcpt.port})
+        inst.stall_transport("stall")
+        inst.start()
+        with inst.raw_session() as slow:
+            slow.send("EHLO client.example\r\nMAIL FROM:<%s>\r\nRCPT TO:<slow@example.com>\r\n" % SENDER)
+            slow.read_all_replies(2)
+            t0 = time.time()
+            with inst.smtp() as s:          # meanwhile, a whole message in another session
+                s.ehlo("client.example")
+                s.sendmail(SENDER, ["fast@example.com"], message("fast"))
+            self.assertLess(time.time() - t0, 3)
+            code, _ = slow.read_reply(timeout=10)
+            self.assertEqual(code, 451)
+        pids = set(re.findall(r"smtpd\[(\d+)\]: connect from", inst.log_text()))
+        self.assertEqual(len(pids), 1, "both sessions were not served by one smtpd")
 
     def test_client_gone_while_milter_busy(self):
         inst = harness.Instance("mgone")
