@@ -124,6 +124,9 @@ static bool default_reply(struct milter_chain *c, struct milter_conn *mc)
     case MILTER_ACT_TEMPFAIL:
         finish(c, MILTER_TEMPFAIL, 451, "4.7.1 Service unavailable - try again later");
         return true;
+    case MILTER_ACT_SHUTDOWN:
+        finish(c, MILTER_SHUTDOWN, 421, "4.7.1 Service unavailable - try again later");
+        return true;
     case MILTER_ACT_QUARANTINE:
         if (c->msg && !c->msg->quarantine)
             c->msg->quarantine = xstrdup("milter default_action");

@@ -20,7 +20,7 @@ struct event_base;
 /* ---- configuration ---- */
 
 enum milter_action { MILTER_ACT_ACCEPT, MILTER_ACT_REJECT, MILTER_ACT_TEMPFAIL,
-                     MILTER_ACT_QUARANTINE };
+                     MILTER_ACT_QUARANTINE, MILTER_ACT_SHUTDOWN };
 
 struct milter_spec {
     char *endpoint;                 /* as configured: inet:host:port or unix:path */

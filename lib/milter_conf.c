@@ -16,7 +16,7 @@
 
 #define MILTERS_MAX 32
 
-static const char *action_names[] = { "accept", "reject", "tempfail", "quarantine" };
+static const char *action_names[] = { "accept", "reject", "tempfail", "quarantine", "shutdown" };
 
 int milter_action_parse(const char *s, enum milter_action *a)
 {

@@ -114,6 +114,8 @@ static bool decided(struct pickup_milter_result *out, const struct milter_result
             *p = ' ';
     if (r->verdict == MILTER_DISCARD)
         out->verdict = PM_DISCARD;
+    else if (r->verdict == MILTER_SHUTDOWN)
+        out->verdict = PM_DEFER;
     else if (r->verdict == MILTER_REJECT && !rcpt_stage)
         out->verdict = PM_REJECT;
     else

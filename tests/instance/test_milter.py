@@ -747,6 +747,12 @@ class TestFailingMilters(unittest.TestCase):
         self.assertEqual(queued(inst, qid)["dir"], "hold")
         inst.wait_log(r"milter inet:127.0.0.1:%d: connect: .*; default_action=quarantine" % self.dead_port)
 
+    def test_garbage_with_shutdown(self):
+        inst, (stage, code, text) = self.run_with(
+            "mgshut", "{ inet:127.0.0.1:%d, default_action=shutdown }" % self.garbage.port, "x")
+        self.assertEqual((stage, code, text), ("RCPT", 421, "4.7.1 Service unavailable - try again later"))
+        inst.wait_log(r"default_action=shutdown")
+
     def test_edit_outside_eom_and_chain(self):
         # the first filter breaks at MAIL (tempfail), the second is never asked
         inst, (stage, code, text) = self.run_with(
