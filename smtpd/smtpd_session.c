@@ -159,6 +159,8 @@ static void emit_reply(struct smtpd_session *s, const struct strbuf *r)
 }
 
 static void vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
 {
     struct strbuf text = STRBUF_INIT(REPLY_LIMIT), r = STRBUF_INIT(REPLY_LIMIT + 1024);
     sb_vappendf(&text, fmt, ap);
