@@ -33,6 +33,7 @@ struct cleanup_envelope {
     char **attr_names, **attr_values;
     size_t nrcpt;
     char **rcpts, **orcpts, **notifies;
+    char preset_id[QUEUE_ID_SIZE];  /* the queue_id attribute: the ID smtpd chose, or "" */
 };
 
 /* Decode the envelope frame strictly (order, counts, sizes, characters).

@@ -76,6 +76,13 @@ static int read_attrs(struct attr_reader *r, struct cleanup_envelope *env, const
             return refuse(why, "reserved attribute name");
         if (!text_ok(value, CLEANUP_ATTR_VALUE_MAX))
             return refuse(why, "bad attribute value");
+        /* the ID the client named the message by (doc/PROTOCOLS.md); not a record */
+        if (strcmp(name, "queue_id") == 0) {
+            if (env->preset_id[0] || !queue_id_valid(value))
+                return refuse(why, "bad or repeated queue_id");
+            str_copy(env->preset_id, sizeof(env->preset_id), value);
+            continue;
+        }
         env->attr_names[env->nattr] = xstrdup(name);
         env->attr_values[env->nattr++] = xstrdup(value);
     }

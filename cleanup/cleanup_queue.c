@@ -65,7 +65,8 @@ static void write_envelope(struct cleanup_state *st)
 
 int cleanup_queue_open(struct cleanup_state *st)
 {
-    if (qfile_create(&st->qf, cleanup_cfg.queue_dir) < 0) {
+    if ((st->env.preset_id[0] ? qfile_create_preset(&st->qf, cleanup_cfg.queue_dir, st->env.preset_id)
+         : qfile_create(&st->qf, cleanup_cfg.queue_dir)) < 0) {
         msg_warn("cannot create a queue file in %s/%s: %m", cleanup_cfg.queue_dir_name, QDIR_INCOMING);
         cleanup_reject(st, 451, CLEANUP_WRITE_ERROR);
         return -1;

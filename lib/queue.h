@@ -114,6 +114,11 @@ int qfile_create(struct qfile_writer *w, const char *queue_dir);
 /* The same in another queue subdirectory (a QDIR_* constant) with another
  * file mode: tern-drop writes maildrop/.ID with 0640. */
 int qfile_create_in(struct qfile_writer *w, const char *queue_dir, const char *sub, mode_t mode);
+/* incoming/.ID with the queue ID the submitter chose (smtpd names a message
+ * before its milters see it, for their i macro and its log lines). An ID
+ * that is not valid or already names a file in incoming/, active/,
+ * deferred/ or hold/ is not taken: a new one is, as qfile_create. */
+int qfile_create_preset(struct qfile_writer *w, const char *queue_dir, const char *id);
 int qfile_put(struct qfile_writer *w, int type, const void *data, size_t len);
 int qfile_put_str(struct qfile_writer *w, int type, const char *s);
 int qfile_put_attr(struct qfile_writer *w, const char *name, const char *value);

@@ -129,7 +129,8 @@ static int qfile_open_temp(struct qfile_writer *w, const char *queue_dir, mode_t
 {
     char dotted[QUEUE_ID_SIZE + 1];
     for (int attempt = 0; attempt < QFILE_CREATE_ATTEMPTS; attempt++) {
-        queue_id_new(w->id);
+        if (attempt > 0 || !w->id[0])
+            queue_id_new(w->id);
         snprintf(dotted, sizeof(dotted), ".%s", w->id);
         if (queue_path(tmp, queue_dir, w->sub, dotted) < 0)
             return -1;
@@ -145,11 +146,42 @@ int qfile_create(struct qfile_writer *w, const char *queue_dir)
     return qfile_create_in(w, queue_dir, QDIR_INCOMING, 0600);
 }
 
+/* Does ID name a message in any queue directory? */
+static bool qfile_id_taken(const char *queue_dir, const char *id)
+{
+    static const char *subs[] = { QDIR_INCOMING, QDIR_ACTIVE, QDIR_DEFERRED, QDIR_HOLD };
+    struct strbuf path = STRBUF_INIT(QFILE_PATH_MAX);
+    bool taken = false;
+    for (size_t i = 0; i < sizeof(subs) / sizeof(*subs) && !taken; i++) {
+        struct stat st;
+        taken = queue_path(&path, queue_dir, subs[i], id) < 0 || lstat(path.data, &st) == 0;
+    }
+    sb_free(&path);
+    return taken;
+}
+
+static int qfile_create_id(struct qfile_writer *w, const char *queue_dir, const char *sub,
+                           mode_t mode, const char *preset);
+
+int qfile_create_preset(struct qfile_writer *w, const char *queue_dir, const char *id)
+{
+    bool usable = queue_id_valid(id) && !qfile_id_taken(queue_dir, id);
+    return qfile_create_id(w, queue_dir, QDIR_INCOMING, 0600, usable ? id : NULL);
+}
+
 int qfile_create_in(struct qfile_writer *w, const char *queue_dir, const char *sub, mode_t mode)
+{
+    return qfile_create_id(w, queue_dir, sub, mode, NULL);
+}
+
+static int qfile_create_id(struct qfile_writer *w, const char *queue_dir, const char *sub,
+                           mode_t mode, const char *preset)
 {
     memset(w, 0, sizeof(*w));
     w->fd = -1;
     w->sub = sub;
+    if (preset)
+        memcpy(w->id, preset, QUEUE_ID_SIZE);
     struct strbuf tmp = STRBUF_INIT(QFILE_PATH_MAX), fin = STRBUF_INIT(QFILE_PATH_MAX);
     if (qfile_open_temp(w, queue_dir, mode, &tmp) < 0 || queue_path(&fin, queue_dir, sub, w->id) < 0) {
         int saved = errno;

@@ -27,12 +27,14 @@
 #include "domains.h"
 #include "log.h"
 #include "maildrop.h"
+#include "pickup_milter.h"
 #include "server.h"
 #include "strbuf.h"
 #include "util.h"
 
 #define PICKUP_TEMP_MAX_AGE 3600    /* seconds a tern-drop may take to write a file */
 #define PICKUP_CLEANUP_LOCAL 1      /* cleanup's local-submission flag (doc/PROTOCOLS.md) */
+#define PICKUP_CLEANUP_HOLD 2       /* cleanup's hold flag */
 
 static struct {
     uid_t owner_uid;                /* mail_owner */
@@ -113,7 +115,7 @@ static void set_aside(const char *name, const char *why)
 
 /* What goes to cleanup besides sender and content. */
 struct pickup_envelope {
-    const char *names[4], *values[4];
+    const char *names[5], *values[5];
     size_t nattr;
     char **rcpts;
     const char **notifies;
@@ -172,12 +174,48 @@ static int submit(const char *name, int fd, const struct qmessage *m,
     struct strbuf err = STRBUF_INIT(4096), path = STRBUF_INIT(0);
     char qid[QUEUE_ID_SIZE];
     int status, rc = 0;
+    /* non_smtpd_milters see the message first; cleanup gets their result */
+    struct pickup_milter_result pm;
+    pickup_milter_filter(name, fd, m->content_offset, sender, (const char *const *)e.rcpts,
+                         e.notifies, e.nrcpt, &pm);
+    if (pm.verdict == PM_DEFER) {
+        msg_warn("maildrop file %s: milter: %s; trying again later", name, pm.text);
+        rc = -1;
+        goto out;
+    } else if (pm.verdict == PM_REJECT) {
+        msg_info("%s: milter-reject: %s; from=<%s>", name, pm.text, sender);
+        set_aside(name, "refused by a milter");
+        goto out;
+    } else if (pm.verdict == PM_DISCARD) {
+        msg_info("%s: milter-discard: %s; from=<%s>", name, pm.text, sender);
+        path_of(&path, QDIR_MAILDROP, name);
+        if (unlink(sb_str(&path)) < 0)
+            msg_warn("cannot remove %s: %m", sb_str(&path));
+        goto out;
+    } else if (pm.verdict == PM_PASS) {
+        sub.sender = pm.sender;
+        sub.rcpts = (const char *const *)pm.rcpts;
+        sub.notifies = (const char *const *)pm.notifies;
+        sub.nrcpt = pm.nrcpt;
+        sub.content = pm.content.data ? pm.content.data : "";
+        sub.content_len = pm.content.len;
+        sub.content_offset = 0;
+        if (pm.hold_reason) {
+            sub.flags |= PICKUP_CLEANUP_HOLD;
+            e.names[e.nattr] = "hold_reason";
+            e.values[e.nattr++] = pm.hold_reason;
+            sub.nattr = e.nattr;
+        }
+    }
     if (cleanup_submit_status(".", pickup_cfg.cleanup_service, &sub, qid, &err, &status) == 0) {
-        msg_info("%s: uid=%lld from=<%s>", qid, info->uid, sender);
+        msg_info("%s: uid=%lld from=<%s>", qid, info->uid, sub.sender);
         if (replaced)
             msg_info("%s: sender <%s> replaced by <%s>: uid %lld may not choose its sender "
                      "(not root, mail_owner or in trusted_users)", qid, replaced, sender,
                      info->uid);
+        if (pm.hold_reason)
+            msg_info("%s: milter-hold: END-OF-MESSAGE from localhost[127.0.0.1]: %s; from=<%s>",
+                     qid, pm.hold_reason + strlen("milter: "), sub.sender);
         msg_debug("%s: from maildrop file %s", qid, name);
         path_of(&path, QDIR_MAILDROP, name);
         if (unlink(sb_str(&path)) < 0)
@@ -189,6 +227,8 @@ static int submit(const char *name, int fd, const struct qmessage *m,
         msg_warn("maildrop file %s: %s; trying again later", name, sb_str(&err));
         rc = -1;
     }
+out:
+    pickup_milter_result_free(&pm);
     envelope_free(&e);
     free(sender);
     sb_free(&err);
@@ -315,6 +355,7 @@ static void pickup_post_init(struct event_base *base)
     pickup_cfg.cleanup_service = xstrdup(cfg_str(P_cleanup_service_name));
     unsigned long long limit = (unsigned long long)cfg_size(P_message_size_limit);
     pickup_cfg.file_limit = limit ? limit + 2ULL * MAILDROP_ENVELOPE_MAX : 0;
+    pickup_milter_init();
     pickup_scan();                  /* what waited while Tern was stopped */
 }
 

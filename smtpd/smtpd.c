@@ -13,6 +13,7 @@
 #include "queue.h"
 #include "server.h"
 #include "smtpd.h"
+#include "smtpd_milter.h"
 #include "smtpd_limits.h"
 #include "smtpd_sasl.h"
 #include "strbuf.h"
@@ -87,6 +88,7 @@ static void smtpd_post_init(struct event_base *base)
     check_init();
     limits_init(base);
     sasl_init(base);
+    smtpd_milter_init();
 }
 
 /* As root: the restriction engine's tables, the password tables, then

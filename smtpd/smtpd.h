@@ -22,6 +22,7 @@ struct netlist;
 struct smtpd_cleanup;
 struct smtpd_check_state;
 struct smtpd_sasl;
+struct smtpd_milter;
 struct attr_writer;
 
 enum bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
@@ -59,6 +60,7 @@ extern struct smtpd_config smtpd_cfg;
 #define PAUSE_CHECK    0x40   /* a restriction waits for DNS or a policy server */
 #define PAUSE_TLS      0x80   /* STARTTLS reply going out, or the TLS handshake running */
 #define PAUSE_AUTH     0x100  /* AUTH waits for the authentication back-end */
+#define PAUSE_MILTER   0x200  /* a milter has not answered yet (smtpd_milter.c) */
 
 enum session_state {
     ST_CMD,       /* reading command lines */
@@ -142,6 +144,8 @@ struct smtpd_session {
     /* AUTH (smtpd_sasl.c) */
     char *sasl_method;          /* the mechanism that AUTH succeeded with */
     struct smtpd_sasl *sasl;    /* an AUTH exchange under way */
+
+    struct smtpd_milter *milter;  /* smtpd_milters (smtpd_milter.c) */
 };
 
 /* ---- smtpd_session.c ---- */
@@ -238,9 +242,12 @@ void cleanup_free(struct smtpd_cleanup *c);
 /* Continuations the restriction engine calls once a command passed. */
 void command_helo_accept(struct smtpd_session *s, char *name, bool ehlo);   /* takes name */
 void command_rcpt_accept(struct smtpd_session *s, const char *arg);
+void command_mail_accept(struct smtpd_session *s);
 void data_accept(struct smtpd_session *s);
 /* End-of-data restrictions decided: code 0 to commit, else the refusal. */
 void data_eod_checked(struct smtpd_session *s, int code, const char *text);
+/* The milters' end-of-message verdict (enum milter_verdict, lib/milter.h). */
+void data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text);
 /* The session may proceed to its greeting (name known, client checked). */
 void session_connected(struct smtpd_session *s);
 

@@ -971,8 +971,7 @@ static void mail_finish(struct check_job *j, enum check_result r)
         smtp_mail_args_free(&s->mail);
         session_reply(s, j->reply.code, "%s", j->reply.text);
     } else {
-        s->in_mail = true;
-        session_reply(s, 250, "2.1.0 Ok");
+        command_mail_accept(s);
     }
 }
 

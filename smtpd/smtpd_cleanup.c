@@ -17,6 +17,7 @@
 #include "attr.h"
 #include "log.h"
 #include "smtpd.h"
+#include "smtpd_milter.h"
 #include "util.h"
 
 #define CLEANUP_DATA_MAX 65536            /* largest content frame payload */
@@ -63,10 +64,11 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     struct attr_writer w;
     int nattr = 5 + (s->helo_name != NULL) + 2 * (s->sasl_username != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
         + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0)
-        + (s->tls_active && tls_server_received_header()) + check_cleanup_attrs(s, NULL);
+        + (s->tls_active && tls_server_received_header()) + check_cleanup_attrs(s, NULL)
+        + (smtpd_milter_hold_reason(s) != NULL) + (smtpd_milter_queue_id(s) != NULL);
 
     attr_begin(&w, out);
-    attr_put_int(&w, "flags", check_holding(s) ? 2 : 0);   /* 2: HOLD (doc/PROTOCOLS.md) */
+    attr_put_int(&w, "flags", check_holding(s) || smtpd_milter_holding(s) ? 2 : 0);   /* 2: HOLD (doc/PROTOCOLS.md) */
     attr_put_str(&w, "sender", m->sender.address);
     attr_put_int(&w, "nattr", nattr);
     put_attr(&w, "client_name", s->client_name);
@@ -98,6 +100,10 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     }
     put_attr(&w, "server_name", smtpd_cfg.myhostname);
     check_cleanup_attrs(s, &w);     /* content_filter from a FILTER action */
+    if (smtpd_milter_hold_reason(s))
+        put_attr(&w, "hold_reason", smtpd_milter_hold_reason(s));
+    if (smtpd_milter_queue_id(s))       /* the ID the milters were told */
+        put_attr(&w, "queue_id", smtpd_milter_queue_id(s));
     attr_put_int(&w, "nrcpt", (long long)s->nrcpt);
     for (size_t i = 0; i < s->nrcpt; i++) {
         attr_put_str(&w, "rcpt", s->rcpts[i].address);

@@ -10,6 +10,7 @@
 #include "smtpd.h"
 #include "smtpd_limits.h"
 #include "smtpd_sasl.h"
+#include "smtpd_milter.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -65,6 +66,8 @@ static void helo_command(struct smtpd_session *s, const char *arg, bool ehlo)
 
 void command_helo_accept(struct smtpd_session *s, char *name, bool ehlo)
 {
+    if (smtpd_milter_helo_wait(s, name, ehlo))
+        return;
     free(s->helo_name);
     s->helo_name = name;
     s->esmtp = ehlo;
@@ -101,6 +104,13 @@ static void mail_command(struct smtpd_session *s, const char *arg)
         return;
     }
     if (check_mail_wait(s))     /* smtpd_sender_restrictions without smtpd_delay_reject */
+        return;
+    command_mail_accept(s);
+}
+
+void command_mail_accept(struct smtpd_session *s)
+{
+    if (smtpd_milter_mail_wait(s))
         return;
     s->in_mail = true;
     session_reply(s, 250, "2.1.0 Ok");
@@ -157,6 +167,10 @@ void command_rcpt_accept(struct smtpd_session *s, const char *arg)
         session_reply(s, err.code, "%s", err.text);
         return;
     }
+    if (smtpd_milter_rcpt_wait(s, arg, &r)) {
+        smtp_rcpt_args_free(&r);
+        return;
+    }
     add_rcpt(s, &r);
     session_reply(s, 250, "2.1.5 Ok");
     smtp_rcpt_args_free(&r);
@@ -205,6 +219,13 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
     }
 }
 
+/* An unknown command goes to the milters first; they may answer it. */
+static void unknown_command(struct smtpd_session *s, const char *line, size_t len)
+{
+    if (!smtpd_milter_unknown_wait(s, line, len))
+        session_reply(s, 500, "5.5.2 Error: command not recognized");
+}
+
 void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
 {
     if (sasl_in_exchange(s)) {      /* a response to an AUTH challenge */
@@ -229,6 +250,8 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
         session_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
         return;
     }
+    if (smtpd_milter_command_denied(s, v))    /* a milter refused this client */
+        return;
     switch (v) {
     case SMTP_HELO: helo_command(s, arg, false); break;
     case SMTP_EHLO: helo_command(s, arg, true); break;
@@ -239,6 +262,7 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
     case SMTP_BDAT: bdat_command(s, arg); break;
     case SMTP_VRFY: vrfy_command(s, arg); break;
     case SMTP_STARTTLS: starttls_command(s, arg); break;
+    case SMTP_UNKNOWN: unknown_command(s, line, len); break;
     default: simple_command(s, v, arg); break;
     }
 }

@@ -10,8 +10,10 @@
 #include <event2/bufferevent.h>
 
 #include "log.h"
+#include "milter.h"
 #include "queue.h"
 #include "smtpd.h"
+#include "smtpd_milter.h"
 #include "util.h"
 
 #define FEED_MAX 16384              /* input bytes decoded per step */
@@ -52,6 +54,13 @@ static void end_transaction(struct smtpd_session *s)
 static bool start_cleanup(struct smtpd_session *s)
 {
     reset_message_state(s);
+    if (smtpd_milter_holds_content(s)) {
+        /* cleanup is opened once the milters have seen and edited it */
+        check_content_start(s, &s->content);
+        if (s->bdat_mode)
+            s->state = ST_BDAT;
+        return true;
+    }
     s->cleanup = cleanup_open(s, &data_callbacks);
     if (!s->cleanup)
         return false;
@@ -62,7 +71,10 @@ static bool start_cleanup(struct smtpd_session *s)
 static void flush_content(struct smtpd_session *s, bool force)
 {
     if (s->content.len && (force || s->content.len >= CONTENT_FLUSH)) {
-        cleanup_send(s->cleanup, s->content.data, s->content.len);
+        if (!smtpd_milter_holds_content(s))
+            cleanup_send(s->cleanup, s->content.data, s->content.len);
+        else if (smtpd_milter_content_add(s, s->content.data, s->content.len) < 0)
+            s->too_big = true;
         sb_reset(&s->content);
     }
 }
@@ -96,8 +108,17 @@ void data_command(struct smtpd_session *s, const char *arg)
     }
 }
 
+static void data_start(struct smtpd_session *s);
+
 void data_accept(struct smtpd_session *s)
 {
+    if (smtpd_milter_data_wait(s))      /* the milters' DATA event */
+        return;
+    if (smtpd_milter_holds_content(s)) {
+        start_cleanup(s);
+        data_start(s);
+        return;
+    }
     if (!start_cleanup(s)) {
         session_reply(s, 451, "4.3.0 Error: queue file write error");
         end_transaction(s);
@@ -129,7 +150,7 @@ static void data_end(struct smtpd_session *s)
         set_end_reply(s, 552, "5.3.4 Error: message file too big");
     else if (bare_lf_rejected(s))
         set_end_reply(s, 550, "5.5.2 Error: bare <LF> received");
-    if (!s->cleanup) {          /* cleanup failed while content was arriving */
+    if (!s->cleanup && !smtpd_milter_holds_content(s)) {  /* cleanup failed while content was arriving */
         session_reply(s, s->end_code, "%s", s->end_text);
         end_transaction(s);
         return;
@@ -143,6 +164,22 @@ void data_eod_checked(struct smtpd_session *s, int code, const char *text)
 {
     if (code)
         set_end_reply(s, code, text);
+    if (!s->cleanup && smtpd_milter_holds_content(s)) {
+        flush_content(s, true);
+        if (s->too_big)
+            set_end_reply(s, 552, "5.3.4 Error: message file too big");
+        if (s->end_code) {
+            log_reject(s, s->end_code, s->end_text);
+            session_reply(s, s->end_code, "%s", s->end_text);
+            end_transaction(s);
+        } else if (check_discarding(s)) {
+            session_reply(s, 250, "2.0.0 Ok: discarded");
+            end_transaction(s);
+        } else {
+            smtpd_milter_eod(s);        /* the verdict comes to data_milter_done() */
+        }
+        return;
+    }
     if (!s->cleanup) {
         session_reply(s, s->end_code ? s->end_code : 451, "%s",
                       s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
@@ -163,7 +200,7 @@ bool data_feed(struct smtpd_session *s, struct evbuffer *in)
         return false;
     size_t take = avail < FEED_MAX ? avail : FEED_MAX;
     const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
-    bool keep = !s->too_big && !bare_lf_rejected(s) && s->cleanup;
+    bool keep = !s->too_big && !bare_lf_rejected(s) && (s->cleanup || smtpd_milter_holds_content(s));
     size_t used = content_decode_data(&s->dec, p, take, keep ? &s->content : NULL);
     evbuffer_drain(in, used);
     if (smtpd_cfg.size_limit > 0 && s->dec.size > (unsigned long long)smtpd_cfg.size_limit) {
@@ -217,18 +254,31 @@ void bdat_command(struct smtpd_session *s, const char *arg)
              || s->bdat_total > smtpd_cfg.size_limit - count))
         bdat_skip(s, 552, "5.3.4 Error: message file too big");
     else if (!s->bdat_mode) {
-        s->bdat_mode = true;
-        content_decoder_init(&s->dec, true);
-        if (!start_cleanup(s))
-            bdat_skip(s, 451, "4.3.0 Error: queue file write error");
-        s->bdat_total = count;
-    } else if (!s->cleanup) {
+        if (smtpd_milter_bdat_wait(s))      /* the milters' DATA event comes first */
+            return;
+        bdat_first_chunk(s, 0, "");
+    } else if (!s->cleanup && !smtpd_milter_holds_content(s)) {
         bdat_skip(s, s->end_code ? s->end_code : 451,
                   s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
     } else {
         s->bdat_total += count;
         s->state = ST_BDAT;
     }
+}
+
+/* The first chunk of a message, once the milters' DATA event passed (code
+ * 0) or refused it (the chunk is read and the refusal is the reply). */
+void bdat_first_chunk(struct smtpd_session *s, int code, const char *text)
+{
+    if (code) {
+        bdat_skip(s, code, text);
+        return;
+    }
+    s->bdat_mode = true;
+    content_decoder_init(&s->dec, true);
+    if (!start_cleanup(s))
+        bdat_skip(s, 451, "4.3.0 Error: queue file write error");
+    s->bdat_total = s->bdat_chunk;
 }
 
 /* The whole chunk has been read. */
@@ -240,7 +290,7 @@ static void bdat_chunk_done(struct smtpd_session *s)
         end_transaction(s);
         return;
     }
-    if (!s->cleanup) {
+    if (!s->cleanup && !smtpd_milter_holds_content(s)) {
         session_reply(s, s->end_code, "%s", s->end_text);
         end_transaction(s);
         return;
@@ -265,7 +315,7 @@ bool bdat_feed(struct smtpd_session *s, struct evbuffer *in)
         take = (size_t)s->bdat_left;
     if (take > 0) {
         const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
-        if (!s->bdat_skip && s->cleanup)
+        if (!s->bdat_skip && (s->cleanup || smtpd_milter_holds_content(s)))
             content_decode_bdat(&s->dec, p, take, &s->content);
         evbuffer_drain(in, take);
         s->bdat_left -= (long long)take;
@@ -282,8 +332,49 @@ bool bdat_feed(struct smtpd_session *s, struct evbuffer *in)
 
 /* ---- cleanup callbacks ---- */
 
+/* The milters passed the message: cleanup gets the edited envelope (in
+ * cleanup_open) and content. */
+void data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text)
+{
+    if (verdict == MILTER_REJECT || verdict == MILTER_TEMPFAIL) {
+        session_reply(s, code, "%s", text);
+        end_transaction(s);
+        return;
+    }
+    if (verdict == MILTER_DISCARD) {
+        session_reply(s, 250, "2.0.0 Ok: discarded");
+        s->errors = 0;
+        end_transaction(s);
+        return;
+    }
+    s->cleanup = cleanup_open(s, &data_callbacks);
+    if (!s->cleanup) {
+        session_reply(s, 451, "4.3.0 Error: queue file write error");
+        end_transaction(s);
+        return;
+    }
+    s->pause |= PAUSE_CLEANUP;
+}
+
 static void data_ready(struct smtpd_session *s, bool ok)
 {
+    size_t len;
+    const char *edited = smtpd_milter_content(s, &len);
+    if (edited) {
+        if (!ok) {
+            s->pause &= ~PAUSE_CLEANUP;
+            cleanup_free(s->cleanup);
+            s->cleanup = NULL;
+            session_reply(s, 451, "4.3.0 Error: queue file write error");
+            end_transaction(s);
+            session_resume(s, 0);
+            return;
+        }
+        cleanup_send(s->cleanup, edited, len);
+        cleanup_finish(s->cleanup, true);
+        s->cleanup_ending = true;
+        return;
+    }
     s->pause &= ~PAUSE_CLEANUP;
     if (!ok) {
         cleanup_free(s->cleanup);
@@ -335,6 +426,7 @@ static void data_done(struct smtpd_session *s, int status, const char *queue_id,
                      s->sasl_method ? s->sasl_method : "", s->sasl_username);
         else
             msg_info("%s: client=%s", queue_id, s->client_desc);
+        smtpd_milter_queued(s, queue_id);
         session_reply(s, 250, "2.0.0 Ok: queued as %s", queue_id);
         s->errors = 0;
     } else if (reason_usable(status, reason)) {

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "server.h"
 #include "smtpd.h"
+#include "smtpd_milter.h"
 #include "smtpd_limits.h"
 #include "smtpd_sasl.h"
 #include "util.h"
@@ -350,6 +351,7 @@ void session_mail_reset(struct smtpd_session *s)
     s->pause &= ~(PAUSE_CLEANUP | PAUSE_BACKLOG);
     sb_reset(&s->content);
     check_mail_reset(s);
+    smtpd_milter_mail_reset(s);
 }
 
 static void log_disconnect(struct smtpd_session *s)
@@ -378,6 +380,7 @@ static void log_disconnect(struct smtpd_session *s)
 static void session_free(struct smtpd_session *s)
 {
     log_disconnect(s);
+    smtpd_milter_session_end(s);
     limits_session_end(s);
     session_mail_reset(s);
     check_session_end(s);
@@ -572,6 +575,8 @@ void session_start_greeting(struct smtpd_session *s)
         tls_wrapper_start(s);   /* back here once the handshake is done */
         return;
     }
+    if (smtpd_milter_connect_wait(s))   /* the milters' connect event comes first */
+        return;
     if (smtpd_cfg.greet_pause > 0) {
         struct timeval gp = { smtpd_cfg.greet_pause, 0 };
         s->greet_ev = evtimer_new(s->base, greet_timer, s);

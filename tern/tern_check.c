@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "mastercf.h"
+#include "milter.h"
 #include "queue.h"
 #include "server.h"
 #include "strbuf.h"
@@ -64,6 +65,24 @@ static void check_parameters(struct check_state *cs)
     }
     sb_free(&err);
     cfg_unknown(report_unknown, cs);
+}
+
+/* smtpd_milters and non_smtpd_milters must be usable lists. */
+static void check_milters(struct check_state *cs)
+{
+    static const enum param_id lists[] = { P_smtpd_milters, P_non_smtpd_milters };
+    for (size_t i = 0; i < sizeof(lists) / sizeof(*lists); i++) {
+        struct milter_config mc;
+        struct strbuf err = STRBUF_INIT(4096);
+        if (milter_config_load(&mc, lists[i], &err) < 0) {
+            fprintf(cs->out, "tern: error: %s/main.cf: %s: %s\n", cfg_confdir(),
+                    i == 0 ? "smtpd_milters" : "non_smtpd_milters", sb_str(&err));
+            cs->errors++;
+        } else {
+            milter_config_free(&mc);
+        }
+        sb_free(&err);
+    }
 }
 
 /* master.cf must parse, and every command must exist in daemon_directory. */
@@ -222,6 +241,7 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
     check_parameters(&cs);
     if (cs.errors == 0)
         check_sasl(&cs);
+    check_milters(&cs);
     check_services(&cs);
     if (check_queue_dirs && geteuid() == 0) {
         check_queue(&cs);

@@ -576,6 +576,29 @@ static void test_helpers(void)
     CHECK(queue_dirs_count == 10);
 }
 
+/* The ID a submitter chose is taken when it is valid and free, else a new one. */
+static void test_preset_id(void)
+{
+    struct qfile_writer w;
+    char id[QUEUE_ID_SIZE], p[256];
+    queue_id_new(id);
+    CHECK(qfile_create_preset(&w, dir, id) == 0);
+    CHECK(strcmp(w.id, id) == 0);
+    qfile_writer_free(&w);
+    path_in(p, sizeof(p), "incoming/");
+    char taken[300];
+    snprintf(taken, sizeof(taken), "%s%s", p, id);
+    write_file(taken, "x", 1);                   /* a message of that name exists */
+    CHECK(qfile_create_preset(&w, dir, id) == 0);
+    CHECK(strcmp(w.id, id) != 0 && queue_id_valid(w.id));
+    qfile_writer_free(&w);
+    unlink(taken);
+    CHECK(qfile_create_preset(&w, dir, "../../etc/passwd") == 0);
+    CHECK(queue_id_valid(w.id));
+    qfile_writer_free(&w);
+    CHECK(count_dir("incoming") == 0);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -588,6 +611,7 @@ int main(void)
     test_garbled();
     test_mutations();
     test_writer_errors();
+    test_preset_id();
     test_queue_ids();
     test_helpers();
     CHECK(count_dir("incoming") == 0);

@@ -1,0 +1,53 @@
+/* smtpd_milter.h: smtpd's use of smtpd_milters (smtpd_milter.c): the hooks
+ * the SMTP commands call. Each *_wait function returns false to go on at
+ * once, or true when the milters took the command over: the session reads
+ * no input until they answer, and then the command's continuation runs
+ * again (and this time passes) or the milters' reply is sent. */
+#ifndef TERN_SMTPD_MILTER_H
+#define TERN_SMTPD_MILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "smtpd_parse.h"
+
+struct smtpd_session;
+
+void smtpd_milter_init(void);
+bool smtpd_milter_enabled(void);
+/* Before the greeting: the connect event. */
+bool smtpd_milter_connect_wait(struct smtpd_session *s);
+/* A milter rejected the connection or HELO: answer every command (true). */
+bool smtpd_milter_command_denied(struct smtpd_session *s, enum smtp_verb v);
+bool smtpd_milter_helo_wait(struct smtpd_session *s, char *name, bool ehlo);  /* takes name on true */
+bool smtpd_milter_mail_wait(struct smtpd_session *s);
+bool smtpd_milter_rcpt_wait(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r);
+bool smtpd_milter_data_wait(struct smtpd_session *s);
+/* The first BDAT: the DATA event; bdat_first_chunk() follows (smtpd_data.c). */
+bool smtpd_milter_bdat_wait(struct smtpd_session *s);
+void bdat_first_chunk(struct smtpd_session *s, int code, const char *text);
+/* An unknown command: the milters may answer it with their own reply;
+ * otherwise it gets "500 5.5.2 Error: command not recognized". */
+bool smtpd_milter_unknown_wait(struct smtpd_session *s, const char *line, size_t len);
+
+/* The content of this message is held for the milters instead of being
+ * streamed to cleanup; it goes to cleanup once they have edited it. */
+bool smtpd_milter_holds_content(struct smtpd_session *s);
+int smtpd_milter_content_add(struct smtpd_session *s, const char *data, size_t len);
+/* End of data: run the content phase; data_milter_done() gets the verdict. */
+void smtpd_milter_eod(struct smtpd_session *s);
+/* The edited message, for cleanup. */
+const char *smtpd_milter_content(struct smtpd_session *s, size_t *len);
+/* A milter asked for the hold queue; the reason is logged with the queue ID. */
+bool smtpd_milter_holding(struct smtpd_session *s);
+/* The queue ID the message was named by for the milters (their i macro
+ * and the log lines), for cleanup to use; NULL before DATA. */
+const char *smtpd_milter_queue_id(struct smtpd_session *s);
+/* "milter: REASON" for the hold_reason attribute, or NULL. */
+const char *smtpd_milter_hold_reason(struct smtpd_session *s);
+void smtpd_milter_queued(struct smtpd_session *s, const char *queue_id);
+
+void smtpd_milter_mail_reset(struct smtpd_session *s);
+void smtpd_milter_session_end(struct smtpd_session *s);
+
+#endif
