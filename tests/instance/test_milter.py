@@ -16,6 +16,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -173,6 +174,54 @@ class TestPyMilter(unittest.TestCase):
         self.assertNotIn("i", ev[3]["macros"])
         self.assertEqual(ev[4]["macros"].get("i"), qid)
         self.assertEqual(ev[6]["macros"].get("i"), qid)
+
+    def test_tls_and_auth_macros(self):
+        # a second smtpd with STARTTLS and AUTH, sharing the filter
+        port = harness.free_port()
+        d = tempfile.mkdtemp(prefix="tern-milter-tls-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=tern.test", "-keyout", os.path.join(d, "key.pem"),
+                        "-out", os.path.join(d, "cert.pem")], check=True, capture_output=True,
+                       timeout=60)
+        os.chmod(os.path.join(d, "key.pem"), 0o644)
+        pw = subprocess.run(["openssl", "passwd", "-6", "secret"], capture_output=True, text=True,
+                            check=True, timeout=30).stdout.strip()
+        with open(os.path.join(d, "passwd"), "w") as f:
+            f.write("alice %s\n" % pw)
+        inst = harness.Instance("milter-tls")
+        self.addCleanup(inst.cleanup)
+        inst.set_main_cf({"smtpd_milters": "inet:127.0.0.1:%d" % self.mport,
+                          "mynetworks": "127.0.0.1/32", "local_transport": "stall",
+                          "default_transport": "stall", "relay_transport": "stall",
+                          "relay_domains": "example.com",
+                          "smtpd_tls_security_level": "may",
+                          "smtpd_tls_cert_file": os.path.join(d, "cert.pem"),
+                          "smtpd_tls_key_file": os.path.join(d, "key.pem"),
+                          "smtpd_sasl_auth_enable": "yes", "smtpd_sasl_type": "tern",
+                          "smtpd_sasl_password_maps": "texthash:" + os.path.join(d, "passwd")})
+        inst.stall_transport("stall")
+        inst.start()
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with inst.smtp() as s:
+            s.ehlo("client.example")
+            s.starttls(context=ctx)
+            s.ehlo("client.example")
+            s.login("alice", "secret")
+            s.sendmail(SENDER, ["someone@example.com"], message("over tls"))
+        ev = self.read_events()
+        helos = [e for e in ev if e["event"] == "helo"]
+        self.assertEqual(len(helos), 2, ev)            # before and after STARTTLS
+        self.assertNotIn("{tls_version}", helos[0]["macros"])
+        self.assertRegex(helos[1]["macros"].get("{tls_version}", ""), r"^TLSv1\.[23]$")
+        self.assertTrue(helos[1]["macros"].get("{cipher}"))
+        self.assertRegex(helos[1]["macros"].get("{cipher_bits}", ""), r"^\d+$")
+        mail = [e for e in ev if e["event"] == "mail"][-1]
+        self.assertEqual(mail["macros"].get("{auth_authen}"), "alice")
+        self.assertIn(mail["macros"].get("{auth_type}"), ("PLAIN", "LOGIN"))
 
     def test_connection_reused_for_messages(self):
         with self.inst.smtp() as s:

@@ -23,7 +23,8 @@ LOG = None
 
 MACROS = ["j", "_", "{daemon_name}", "{if_name}", "{if_addr}", "{client_addr}",
           "{client_name}", "{client_port}", "{mail_addr}", "{rcpt_addr}", "i", "v",
-          "{auth_authen}", "{daemon_addr}"]
+          "{auth_authen}", "{daemon_addr}", "{auth_type}", "{tls_version}", "{cipher}",
+          "{cipher_bits}"]
 
 
 def record(event, milter, **fields):
