@@ -111,17 +111,23 @@ def header_lines(content):
 
 # ---- the pymilter filter ----
 
+def start_pymilter(cls, prefix):
+    """The pymilter test filter on a free port (cls.mport), recording its
+    events in cls.events inside a new directory cls.tmp."""
+    cls.tmp = tempfile.mkdtemp(prefix=prefix)
+    cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+    cls.events = os.path.join(cls.tmp, "events.jsonl")
+    cls.mport = harness.free_port()
+    cls.milter = Process([PYTHON, PYMILTER, "inet:%d@127.0.0.1" % cls.mport, cls.events])
+    cls.addClassCleanup(cls.milter.stop)
+    wait_port(cls.mport)
+
+
 @unittest.skipUnless(have_module("Milter"), "python3-milter is not installed (tools/install-deps)")
 class TestPyMilter(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="tern-milter-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        cls.events = os.path.join(cls.tmp, "events.jsonl")
-        cls.mport = harness.free_port()
-        cls.milter = Process([PYTHON, PYMILTER, "inet:%d@127.0.0.1" % cls.mport, cls.events])
-        cls.addClassCleanup(cls.milter.stop)
-        wait_port(cls.mport)
+        start_pymilter(cls, "tern-milter-")
         cls.inst = start_instance(cls, "milter", {
             "smtpd_milters": "inet:127.0.0.1:%d" % cls.mport,
             "milter_macro_daemon_name": "tern-in"})
@@ -535,13 +541,7 @@ SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
 class TestNonSmtpdMilters(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="tern-milter-ns-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        cls.events = os.path.join(cls.tmp, "events.jsonl")
-        cls.mport = harness.free_port()
-        cls.milter = Process([PYTHON, PYMILTER, "inet:%d@127.0.0.1" % cls.mport, cls.events])
-        cls.addClassCleanup(cls.milter.stop)
-        wait_port(cls.mport)
+        start_pymilter(cls, "tern-milter-ns-")
         cls.inst = start_instance(cls, "msend", {
             "non_smtpd_milters": "inet:127.0.0.1:%d" % cls.mport})
 
