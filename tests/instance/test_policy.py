@@ -27,68 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import sink  # noqa: E402
 
-from dnslib import A, MX, PTR, QTYPE, RCODE, RR, TXT, DNSRecord  # noqa: E402
+from dnsserver import DnsServer  # noqa: E402
 
 HOSTNAME = "tern.test"
 SPF_DIR = os.environ.get("TERN_POLICYD_SPF_DIR", "/opt/tern-test-deps/postfix-policyd-spf-python")
-
-
-# ---- a DNS server ----
-
-class DnsServer:
-    """Answers from zone {name: {"A": [...], "TXT": [...], "PTR": [...],
-    "MX": [(pref, host)]}} on 127.0.0.1 (UDP): NXDOMAIN for unknown names,
-    SERVFAIL for names in servfail, silence for names in silent."""
-
-    def __init__(self, zone, servfail=(), silent=()):
-        self.zone, self.servfail, self.silent = zone, set(servfail), set(silent)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.queries = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopping.is_set():
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                reply = self._answer(DNSRecord.parse(data))
-            except Exception:        # a test server never dies of a strange query
-                continue
-            if reply is not None:
-                self.sock.sendto(reply.pack(), peer)
-
-    def _answer(self, request):
-        q = request.q
-        name = str(q.qname).rstrip(".").lower()
-        qtype = QTYPE[q.qtype]
-        self.queries.append((name, qtype))
-        if name in self.silent:
-            return None
-        reply = request.reply()
-        if name in self.servfail:
-            reply.header.rcode = RCODE.SERVFAIL
-        elif name not in self.zone:
-            reply.header.rcode = RCODE.NXDOMAIN
-        else:
-            for value in self.zone[name].get(qtype, []):
-                rdata = {"A": lambda v: A(v), "TXT": lambda v: TXT(v), "PTR": lambda v: PTR(v),
-                         "MX": lambda v: MX(v[1], v[0])}[qtype](value)
-                reply.add_answer(RR(q.qname, q.qtype, rdata=rdata, ttl=60))
-        return reply
-
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(5)
-        self.sock.close()
 
 
 def ptr_name(addr):

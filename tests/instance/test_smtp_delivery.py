@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402
-from dnslib import A, AAAA, MX, QTYPE, RCODE, RR, DNSRecord  # noqa: E402
+import dnsserver  # noqa: E402
 
 QUEUE_ID_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 PORT = harness.free_port()          # smtp_tcp_port: every test server listens here
@@ -192,60 +192,9 @@ def recipient_states(inst, qid):
 
 # ---- the test's DNS server ----
 
-class DnsServer:
-    """Answers from ZONE on 127.0.0.1 (UDP, random port): NXDOMAIN for names
-    it does not know, SERVFAIL for SERVFAIL names, silence for NO_ANSWER."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.queries = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopping.is_set():
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                reply = self._answer(DNSRecord.parse(data))
-            except Exception:        # a test server: never die on a strange query
-                continue
-            if reply is not None:
-                self.sock.sendto(reply.pack(), peer)
-
-    def _answer(self, request):
-        q = request.q
-        name = str(q.qname).rstrip(".").lower()
-        qtype = QTYPE[q.qtype]
-        self.queries.append((name, qtype))
-        if name in NO_ANSWER:
-            return None
-        reply = request.reply()
-        if name in SERVFAIL:
-            reply.header.rcode = RCODE.SERVFAIL
-        elif name not in ZONE:
-            reply.header.rcode = RCODE.NXDOMAIN
-        else:
-            for value in ZONE[name].get(qtype, []):
-                if qtype == "MX":
-                    rdata = MX(value[1], value[0])
-                else:
-                    rdata = A(value) if qtype == "A" else AAAA(value)
-                reply.add_answer(RR(q.qname, q.qtype, rdata=rdata, ttl=60))
-        return reply
-
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(5)
-        self.sock.close()
+def DnsServer():
+    """The test's DNS server answering from ZONE (dnsserver.py)."""
+    return dnsserver.DnsServer(ZONE, SERVFAIL, NO_ANSWER)
 
 
 # ---- the remote SMTP servers ----
