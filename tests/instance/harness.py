@@ -345,8 +345,10 @@ class RawSession:
     """Exact bytes to the server; replies read and parsed one at a time.
     greeting holds the (code, lines) of the 220 unless greet=False."""
 
-    def __init__(self, port, greet=True, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, greet=True, timeout=10, source=None, host="127.0.0.1"):
+        """source: the local address to connect from (e.g. 127.0.0.2)."""
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         self.greeting = self.read_reply() if greet else None
 
@@ -376,6 +378,21 @@ class RawSession:
     def read_all_replies(self, n):
         """The next n replies, as a list of read_reply() results."""
         return [self.read_reply() for _ in range(n)]
+
+    def closed(self, timeout=5):
+        """True when the server closes the connection within timeout (what
+        it sends first is kept in the buffer)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
 
     def close(self):
         try:

@@ -41,54 +41,21 @@ def start_instance(name, params):
     return inst
 
 
-class Client:
-    """A raw SMTP client from a chosen source address on 127.0.0.0/8."""
+class Client(harness.RawSession):
+    """A raw SMTP client from a chosen source address on 127.0.0.0/8; a
+    reply is (code, the text of its last line)."""
 
     def __init__(self, port, source="127.0.0.2", greet=True, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                             source_address=(source, 0))
-        self.buf = b""
+        super().__init__(port, greet=False, timeout=timeout, source=source)
         self.greeting = self.reply() if greet else None
 
-    def send(self, data):
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
     def reply(self):
-        """(code, last text line) of one whole reply."""
-        while True:
-            while b"\r\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise EOFError("connection closed; unread %r" % self.buf)
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            text = line.decode("utf-8", "replace")
-            if len(text) < 4 or text[3] != "-":
-                return int(text[:3]), text[4:]
+        code, lines = self.read_reply()
+        return code, lines[-1][4:]
 
     def cmd(self, line):
         self.send(line + "\r\n")
         return self.reply()
-
-    def closed(self, timeout=5):
-        """True when the server closes the connection within timeout."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (socket.timeout, TimeoutError):
-            return False
-        except ConnectionResetError:
-            return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 class LimitsTestCase(unittest.TestCase):

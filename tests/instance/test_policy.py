@@ -39,39 +39,21 @@ def ptr_name(addr):
 
 # ---- an SMTP client from a chosen address ----
 
-class Client:
-    def __init__(self, port, source="127.0.0.2", greet=True, timeout=15):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                             source_address=(source, 0))
-        self.buf = b""
+class Client(harness.RawSession):
+    """A raw SMTP client from a chosen source address; a reply is (code,
+    the texts of its lines joined by spaces)."""
+
+    def __init__(self, port, source="127.0.0.2", greet=True, timeout=15, host="127.0.0.1"):
+        super().__init__(port, greet=False, timeout=timeout, source=source, host=host)
         self.greeting = self.reply() if greet else None
 
-    def send(self, data):
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
     def reply(self):
-        lines = []
-        while True:
-            while b"\r\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise EOFError("closed; unread %r" % self.buf)
-                self.buf += chunk
-            line, self.buf = self.buf.split(b"\r\n", 1)
-            text = line.decode("utf-8", "replace")
-            lines.append(text[4:])
-            if len(text) < 4 or text[3] != "-":
-                return int(text[:3]), " ".join(lines)
+        code, lines = self.read_reply()
+        return code, " ".join(line[4:] for line in lines)
 
     def cmd(self, line):
         self.send(line + "\r\n")
         return self.reply()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 class PolicyTest(unittest.TestCase):
@@ -300,10 +282,7 @@ class TestIPv6Client(PolicyTest):
                 % (cls.v6_port + 2, cls.tmp)]
 
     def v6(self, port):
-        s = socket.create_connection(("::1", port), timeout=15)
-        c = Client.__new__(Client)
-        c.sock, c.buf = s, b""
-        c.greeting = c.reply()
+        c = Client(port, source=None, host="::1")
         self.addCleanup(c.close)
         self.assertEqual(c.cmd("EHLO client.example")[0], 250)
         self.assertEqual(c.cmd("MAIL FROM:<sender@example.org>")[0], 250)
