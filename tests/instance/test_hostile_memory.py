@@ -1,0 +1,245 @@
+"""test_hostile_memory.py: an internet client tries to exhaust smtpd's
+memory through the milters. With smtpd_milters set, a message is shown to
+the filters only at its end, so it must be kept somewhere until then; kept
+in memory, N concurrent sessions of one smtpd process cost N x
+message_size_limit (and the per-client connection limit does not help
+against an attacker with many addresses). The attack: N clients send large
+messages at once and all hold back the final "." until every one of them
+has sent its whole body, so that every message is in smtpd at the same
+moment, while the test samples the proportional set size (Pss) of the
+instance's smtpd processes. smtpd must spool the content (tmp/ in the
+queue directory) and keep only bounded buffers per session: its peak must
+stay far below N x size. The messages must still arrive intact, checked by
+size and checksum in the queue files, and a filter that replaces the body
+of a large message (the libmilter test filter's "upcase" action) must see
+its edit in the queue file."""
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+C_MILTER = os.path.join(harness.BUILD, "tests", "milter", "test-milter")
+SESSIONS = 20
+SIZE = 5 * 1024 * 1024
+# Far below SESSIONS x SIZE (100 MiB): bounded buffers per session only.
+GROWTH_LIMIT = 64 * 1024 * 1024
+TRANSFER_TIMEOUT = 120
+
+
+def pss_bytes(pid):
+    """Proportional set size of pid (smaps_rollup), VmRSS where that cannot
+    be read; 0 when the process is gone."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class Sampler(threading.Thread):
+    """Samples the summed Pss of the instance's smtpd processes every 50 ms
+    until stopped; .peak holds the largest sum."""
+
+    def __init__(self, inst):
+        super().__init__(daemon=True)
+        self.inst = inst
+        self.peak = 0
+        self.samples = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            pids = [p for p, _, n in self.inst.processes() if n == "smtpd"]
+            self.peak = max(self.peak, sum(pss_bytes(p) for p in pids))
+            self.samples += 1
+            self.halt.wait(0.05)
+
+    def stop(self):
+        self.halt.set()
+        self.join(10)
+
+
+def make_body(seed, size):
+    """size bytes of lines of lower-case hex (CR LF ends, no leading dot)."""
+    lines, total, n = [], 0, 0
+    while total < size:
+        line = hashlib.sha256(b"%d-%d" % (seed, n)).hexdigest()[:76].encode() + b"\r\n"
+        lines.append(line)
+        total += len(line)
+        n += 1
+    return b"".join(lines)
+
+
+class Client(threading.Thread):
+    """One session: the whole message but its final ".", then waits at the
+    barrier, then the end of data; .reply is the final (code, lines)."""
+
+    def __init__(self, port, message, barrier):
+        super().__init__(daemon=True)
+        self.port, self.message, self.barrier = port, message, barrier
+        self.reply, self.error = None, None
+
+    def run(self):
+        try:
+            with harness.RawSession(self.port, timeout=TRANSFER_TIMEOUT) as s:
+                s.send("EHLO attacker.example\r\n")
+                s.read_reply()
+                s.send("MAIL FROM:<sender@example.org>\r\n")
+                self.check(s.read_reply(), 250)
+                s.send("RCPT TO:<someone@example.com>\r\n")
+                self.check(s.read_reply(), 250)
+                s.send("DATA\r\n")
+                self.check(s.read_reply(), 354)
+                s.send(self.message)
+                self.barrier.wait(TRANSFER_TIMEOUT)
+                s.send(".\r\n")
+                self.reply = s.read_reply()
+                s.send("QUIT\r\n")
+        except Exception as e:      # reported by the test, not lost in the thread
+            self.error = e
+            try:
+                self.barrier.abort()
+            except threading.BrokenBarrierError:
+                pass
+
+    @staticmethod
+    def check(reply, code):
+        if reply[0] != code:
+            raise AssertionError("expected %d, got %r" % (code, reply))
+
+
+@unittest.skipUnless(os.path.exists(C_MILTER), "tests/milter/test-milter is not built (make check builds it)")
+class TestMilterMemory(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tern-memory-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.mport = harness.free_port()
+        cls.milter = subprocess.Popen([C_MILTER, "inet:%d@127.0.0.1" % cls.mport],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.addClassCleanup(cls.stop_milter)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", cls.mport), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        cls.inst = harness.Instance("memory")
+        cls.addClassCleanup(cls.inst.cleanup)
+        cls.inst.set_main_cf({
+            # the client is an outsider: 127.0.0.1 is not in mynetworks
+            "mynetworks": "127.0.0.2/32", "relay_domains": "example.com",
+            "default_transport": "stall", "relay_transport": "stall",
+            "local_transport": "stall",
+            "message_size_limit": str(4 * SIZE),
+            "smtpd_milters": "{ inet:127.0.0.1:%d, command_timeout=60s, content_timeout=120s }"
+                             % cls.mport})
+        cls.inst.stall_transport("stall")
+        cls.inst.start()
+
+    @classmethod
+    def stop_milter(cls):
+        if cls.milter.poll() is None:
+            cls.milter.send_signal(signal.SIGTERM)
+            try:
+                cls.milter.wait(5)
+            except subprocess.TimeoutExpired:
+                cls.milter.kill()
+                cls.milter.wait(5)
+
+    def queued(self, qid, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for sub in ("active", "incoming", "hold"):
+                try:
+                    q = harness.read_queue_file(os.path.join(self.inst.queue_dir, sub, qid))
+                except FileNotFoundError:
+                    continue
+                if q["complete"]:
+                    return q
+            time.sleep(0.05)
+        raise AssertionError("%s was not queued; log:\n%s" % (qid, self.inst.log_tail()))
+
+    def test_concurrent_large_messages_through_a_milter(self):
+        # warm up: an smtpd process exists and has served one message
+        with harness.RawSession(self.inst.port) as s:
+            s.send("QUIT\r\n")
+            s.read_reply()
+        time.sleep(0.5)
+        idle = sum(pss_bytes(p) for p, _, n in self.inst.processes() if n == "smtpd")
+        bodies, messages = [], []
+        for i in range(SESSIONS):
+            body = make_body(i, SIZE)
+            action = "X-Test-Action: upcase\r\n" if i % 2 else ""
+            head = ("From: <sender@example.org>\r\nTo: <someone@example.com>\r\n"
+                    "Subject: large %d\r\n%s\r\n" % (i, action)).encode()
+            bodies.append(body)
+            messages.append(head + body)
+        barrier = threading.Barrier(SESSIONS + 1)
+        sampler = Sampler(self.inst)
+        sampler.start()
+        clients = [Client(self.inst.port, m, barrier) for m in messages]
+        started = time.time()
+        for c in clients:
+            c.start()
+        try:
+            barrier.wait(TRANSFER_TIMEOUT)
+            time.sleep(0.5)     # every body is in smtpd now: sample it there
+        except threading.BrokenBarrierError:
+            pass
+        for c in clients:
+            c.join(max(1, TRANSFER_TIMEOUT - (time.time() - started)))
+        time.sleep(0.2)
+        sampler.stop()
+        for c in clients:
+            self.assertFalse(c.is_alive(), "a session did not finish in %d s" % TRANSFER_TIMEOUT)
+            self.assertIsNone(c.error, "session failed: %r; log:\n%s" % (c.error, self.inst.log_tail()))
+        growth = sampler.peak - idle
+        self.assertGreater(sampler.samples, 5)
+        self.assertLess(growth, GROWTH_LIMIT,
+                        "smtpd grew by %.1f MiB with %d sessions of %d MiB through a milter"
+                        % (growth / 2**20, SESSIONS, SIZE // 2**20))
+
+        for i, c in enumerate(clients):
+            code, lines = c.reply
+            self.assertEqual(code, 250, lines)
+            q = self.queued(lines[-1].split()[-1])
+            head, body = q["content"].split(b"\n\n", 1)
+            want = bodies[i].replace(b"\r\n", b"\n")
+            if i % 2:
+                want = want.upper()     # the filter's replacement body
+            self.assertEqual(len(body), len(want), "message %d: body size" % i)
+            self.assertEqual(hashlib.sha256(body).hexdigest(), hashlib.sha256(want).hexdigest(),
+                             "message %d: body checksum" % i)
+            # the filter saw the whole body (its byte count, with CR LF)
+            self.assertIn(b"body=%d " % len(bodies[i]), head)
+            self.assertIn(b"Subject: large %d\n" % i, head)
+        # nothing is left behind in the spool directory
+        self.assertEqual(os.listdir(os.path.join(self.inst.queue_dir, "tmp")), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
