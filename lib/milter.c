@@ -90,6 +90,7 @@ struct milter_chain {
 
 static void step(struct milter_chain *c);
 static void conn_close(struct milter_conn *mc);
+static void content_buffers_free(struct milter_chain *c);
 static void write_cb(struct bufferevent *bev, void *arg);
 
 static const char *prefix(struct milter_chain *c)
@@ -114,6 +115,7 @@ static void deliver(evutil_socket_t fd, short what, void *arg)
         for (size_t i = 0; i <= c->cur && i < c->n; i++)
             c->conns[i].in_msg = c->conns[i].accept_msg = false;
         c->msg = NULL;
+        content_buffers_free(c);
     }
     c->owner.done(c->owner.ctx, &r);
 }
@@ -411,6 +413,16 @@ static void newbody_reset(struct milter_chain *c)
     c->newbody_last = 0;
 }
 
+/* A session between messages keeps no content-phase buffers or files. */
+static void content_buffers_free(struct milter_chain *c)
+{
+    free(c->raw);
+    c->raw = NULL;
+    sb_free(&c->chunk);
+    sb_free(&c->edits);
+    newbody_reset(c);
+}
+
 /* Append to the replacement body file, CR LF back to LF as the rest of the
  * message is kept; a CR at the end of a packet waits for the next one. */
 static int newbody_add(struct milter_chain *c, const char *data, size_t len, const char **why)
@@ -480,6 +492,8 @@ static bool content_step(struct milter_chain *c, struct milter_conn *mc, bool *c
                 break;
             }
             /* lines end in CR LF on the wire */
+            if (!c->raw)
+                c->raw = xmalloc(MILTER_CHUNK_SIZE);
             ssize_t got = milter_msg_body_read(m, c->body_off, c->raw, MILTER_CHUNK_SIZE);
             if (got < 0) {
                 spool_fail(c, mc, "read the message body");
@@ -847,7 +861,6 @@ struct milter_chain *milter_chain_new(const struct milter_config *mc, struct eve
     long long lim = cfg_size(P_message_size_limit);
     c->newbody_limit = (off_t)(lim > 0 ? lim : 512LL << 20) + (1 << 20);
     c->newbody_fd = -1;
-    c->raw = xmalloc(MILTER_CHUNK_SIZE);
     sb_init(&c->chunk, MILTER_PACKET_LIMIT + 1);
     c->later = evtimer_new(base, deliver, c);
     return c;
@@ -997,6 +1010,7 @@ void milter_abort(struct milter_chain *c)
         mc->in_msg = mc->accept_msg = mc->skip_body = false;
     }
     c->msg = NULL;
+    content_buffers_free(c);
 }
 
 bool milter_busy(const struct milter_chain *c)
@@ -1017,4 +1031,5 @@ void milter_cancel(struct milter_chain *c)
     }
     c->busy = c->waiting = c->finishing = c->draining = false;
     c->msg = NULL;
+    content_buffers_free(c);
 }
