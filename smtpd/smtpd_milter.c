@@ -431,13 +431,18 @@ void smtpd_milter_eod(struct smtpd_session *s)
     struct smtpd_milter *m = s->milter;
     if (m->have_msg)
         milter_msg_free(&m->msg);
-    m->have_msg = true;
-    int fd = m->spool_fd;
-    m->spool_fd = -1;
+    m->have_msg = false;
     m->result_ready = false;
-    if (m->spool_failed || milter_msg_parse(&m->msg, fd, m->spool_len, header_limit, m->spool_limit) < 0) {
-        if (!m->spool_failed)
-            msg_warn("%s: cannot read the spool file for the milters: %m", s->client_desc);
+    if (m->spool_failed) {
+        spool_reset(m);
+        data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
+        return;
+    }
+    int fd = m->spool_fd;       /* the message takes it, also when parsing fails */
+    m->spool_fd = -1;
+    m->have_msg = true;
+    if (milter_msg_parse(&m->msg, fd, m->spool_len, header_limit, m->spool_limit) < 0) {
+        msg_warn("%s: cannot read the spool file for the milters: %m", s->client_desc);
         data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
         return;
     }
