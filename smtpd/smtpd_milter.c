@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "address.h"
@@ -66,6 +67,23 @@ static bool milters_broken;     /* smtpd_milters could not be read */
 static const char *macro_daemon_name, *macro_v;
 static size_t header_limit;     /* the header section read into memory */
 
+/* A session with milters holds its client, cleanup, a connection per
+ * milter and up to two spool files (the message and a replacement body):
+ * make room for smtpd_client_limit_per_process such sessions. */
+static void raise_open_limit(void)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)(smtpd_cfg.client_limit > 0 ? smtpd_cfg.client_limit : 1)
+        * (rlim_t)(4 + milters.n) + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+        msg_warn("open file limit %llu is below the %llu descriptors that "
+                 "smtpd_client_limit_per_process sessions with %zu milters may need",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want, milters.n);
+}
+
 void smtpd_milter_init(void)
 {
     struct strbuf err = STRBUF_INIT(1024);
@@ -77,6 +95,8 @@ void smtpd_milter_init(void)
     macro_daemon_name = cfg_str(P_milter_macro_daemon_name);
     macro_v = cfg_str(P_milter_macro_v);
     header_limit = (size_t)cfg_size(P_header_size_limit);
+    if (milters.n > 0)
+        raise_open_limit();
 }
 
 bool smtpd_milter_enabled(void)
