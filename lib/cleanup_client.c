@@ -73,7 +73,10 @@ int cleanup_submit_status(const char *queue_dir, const char *service,
     if (send_frame(fd, &w, &buf) < 0)
         goto io_error;
     struct content_sender cs = { fd, &buf };
-    if (sub->content_offset > 0) {
+    if (sub->content_fn) {
+        if (sub->content_fn(sub->content_ctx, send_content, &cs) < 0)
+            goto io_error;
+    } else if (sub->content_offset > 0) {
         /* content records are at most CHUNK bytes, as content frames */
         if (qfile_read_content(sub->content_fd, sub->content_offset, send_content, &cs) < 0)
             goto io_error;

@@ -25,6 +25,10 @@ struct cleanup_submission {
      * queue file format from that offset (pickup: a maildrop file). */
     int content_fd;
     off_t content_offset;
+    /* Or, when content_fn is set, a function that hands the content to
+     * send in pieces of at most 65536 bytes (a message held in a file). */
+    int (*content_fn)(void *ctx, int (*send)(const char *data, size_t len, void *arg), void *arg);
+    void *content_ctx;
 };
 
 /* Submit through QUEUE_DIR/private/SERVICE. 0 ok with queue_id filled;

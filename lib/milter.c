@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -20,9 +21,14 @@
 
 #include "log.h"
 #include "milter.h"
+#include "queue.h"
 #include "util.h"
 
 #define PENDING_EDITS_LIMIT (4 * 1024 * 1024)
+/* Body chunks that get no reply (SMFIP_NR_BODY) wait above this much
+ * unsent output, so a slow filter cannot make the message pile up here. */
+#define OUTPUT_BACKLOG_HIGH (256 * 1024)
+#define OUTPUT_BACKLOG_LOW (64 * 1024)
 
 enum conn_state { MC_NEW, MC_CONNECTING, MC_OPTNEG, MC_READY, MC_ACCEPT_CONN, MC_ERROR };
 
@@ -68,14 +74,24 @@ struct milter_chain {
     /* the content phase */
     struct milter_msg *msg;
     enum content_phase phase;
-    size_t hdr, body_off;
+    size_t hdr;
+    off_t body_off;
     struct strbuf edits;        /* the current filter's edit packets, applied at its verdict */
-    struct strbuf newbody;
     bool replbody;
+    bool draining;              /* waiting for the filter to take queued body chunks */
+    char *raw;                  /* one body chunk as read from the file */
+    struct strbuf chunk;        /* the same with CR LF line ends, or a converted REPLBODY */
+    /* the current filter's replacement body, spooled as it arrives */
+    int newbody_fd;
+    off_t newbody_in, newbody_len, newbody_limit;
+    bool newbody_cr;            /* a CR held back: it goes if no LF follows */
+    char newbody_last;
 };
 
 static void step(struct milter_chain *c);
 static void conn_close(struct milter_conn *mc);
+static void content_buffers_free(struct milter_chain *c);
+static void write_cb(struct bufferevent *bev, void *arg);
 
 static const char *prefix(struct milter_chain *c)
 {
@@ -99,6 +115,7 @@ static void deliver(evutil_socket_t fd, short what, void *arg)
         for (size_t i = 0; i <= c->cur && i < c->n; i++)
             c->conns[i].in_msg = c->conns[i].accept_msg = false;
         c->msg = NULL;
+        content_buffers_free(c);
     }
     c->owner.done(c->owner.ctx, &r);
 }
@@ -154,7 +171,7 @@ static void conn_fail(struct milter_conn *mc, const char *fmt, ...)
     mc->state = MC_ERROR;
     if (!c->busy || c->finishing || c->cur >= c->n || mc != &c->conns[c->cur])
         return;
-    c->waiting = false;
+    c->waiting = c->draining = false;
     /* a body replacement cut short must not let the old body through */
     if (c->msg && c->phase == CP_EOM && mc == &c->conns[c->cur] && c->replbody) {
         finish(c, MILTER_TEMPFAIL, 451, "4.7.1 Service unavailable - try again later");
@@ -218,7 +235,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         (void)c;
         return;
     }
-    const char *when = mc->state == MC_CONNECTING ? "connect" : "read reply";
+    const char *when = mc->state == MC_CONNECTING ? "connect"
+        : (what & BEV_EVENT_WRITING) ? "write" : "read reply";
     if (what & BEV_EVENT_TIMEOUT)
         conn_fail(mc, "%s: timeout", when);
     else if (what & BEV_EVENT_EOF)
@@ -236,7 +254,7 @@ static void conn_start(struct milter_conn *mc)
         return;
     }
     mc->state = MC_CONNECTING;
-    bufferevent_setcb(mc->bev, read_cb, NULL, event_cb, mc);
+    bufferevent_setcb(mc->bev, read_cb, write_cb, event_cb, mc);
     bufferevent_setwatermark(mc->bev, EV_READ, 0, MILTER_PACKET_LIMIT + 8);
     struct timeval tv = { mc->spec->connect_timeout, 0 };
     bufferevent_set_timeouts(mc->bev, &tv, &tv);
@@ -350,6 +368,92 @@ static bool send_event(struct milter_conn *mc, char ev, int stage, const struct 
     return true;
 }
 
+/* The filter has OUTPUT_BACKLOG_HIGH bytes not yet taken: wait (bounded by
+ * its content timeout) until it takes them; write_cb goes on. */
+static bool output_backlogged(struct milter_conn *mc)
+{
+    if (evbuffer_get_length(bufferevent_get_output(mc->bev)) <= OUTPUT_BACKLOG_HIGH)
+        return false;
+    struct timeval tv = { mc->spec->content_timeout, 0 };
+    mc->chain->draining = true;
+    bufferevent_set_timeouts(mc->bev, &tv, &tv);
+    bufferevent_setwatermark(mc->bev, EV_WRITE, OUTPUT_BACKLOG_LOW, 0);
+    return true;
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct milter_conn *mc = arg;
+    struct milter_chain *c = mc->chain;
+    if (!c->draining || c->cur >= c->n || mc != &c->conns[c->cur])
+        return;
+    c->draining = false;
+    bufferevent_setwatermark(mc->bev, EV_WRITE, 0, 0);
+    step(c);
+}
+
+/* The spool file failed us (a local error, not the filter's): the message
+ * is refused for now, and the filter, left in the middle of it, is closed
+ * rather than kept out of step. */
+static void spool_fail(struct milter_chain *c, struct milter_conn *mc, const char *what)
+{
+    msg_warn("%s: cannot %s for milter %s: %s", prefix(c), what, mc->spec->endpoint, strerror(errno));
+    conn_close(mc);
+    mc->state = MC_ERROR;
+    finish(c, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
+}
+
+static void newbody_reset(struct milter_chain *c)
+{
+    if (c->newbody_fd >= 0)
+        close(c->newbody_fd);
+    c->newbody_fd = -1;
+    c->newbody_in = c->newbody_len = 0;
+    c->newbody_cr = false;
+    c->newbody_last = 0;
+}
+
+/* A session between messages keeps no content-phase buffers or files. */
+static void content_buffers_free(struct milter_chain *c)
+{
+    free(c->raw);
+    c->raw = NULL;
+    sb_free(&c->chunk);
+    sb_free(&c->edits);
+    newbody_reset(c);
+}
+
+/* Append to the replacement body file, CR LF back to LF as the rest of the
+ * message is kept; a CR at the end of a packet waits for the next one. */
+static int newbody_add(struct milter_chain *c, const char *data, size_t len, const char **why)
+{
+    c->newbody_in += (off_t)len;
+    if (c->newbody_in > c->newbody_limit) {
+        *why = "replacement body too large";
+        return -1;
+    }
+    if (c->newbody_fd < 0 && (c->newbody_fd = temp_file_open(QDIR_TMP)) < 0) {
+        *why = "cannot create a spool file for the replacement body";
+        return -1;
+    }
+    sb_reset(&c->chunk);
+    for (size_t i = 0; i < len; i++) {
+        if (c->newbody_cr && data[i] != '\n')
+            sb_appendc(&c->chunk, '\r');
+        c->newbody_cr = data[i] == '\r';
+        if (!c->newbody_cr)
+            sb_appendc(&c->chunk, data[i]);
+    }
+    if (c->chunk.len && write_all(c->newbody_fd, c->chunk.data, c->chunk.len) < 0) {
+        *why = "cannot write the replacement body to its spool file";
+        return -1;
+    }
+    c->newbody_len += (off_t)c->chunk.len;
+    if (c->chunk.len)
+        c->newbody_last = c->chunk.data[c->chunk.len - 1];
+    return 0;
+}
+
 /* The next content packet for conns[cur]; true when a reply is awaited. */
 static bool content_step(struct milter_chain *c, struct milter_conn *mc, bool *conn_done)
 {
@@ -383,30 +487,39 @@ static bool content_step(struct milter_chain *c, struct milter_conn *mc, bool *c
             wait = send_event(mc, SMFIC_EOH, MILTER_STAGE_EOH, &b, mc->spec->content_timeout);
             break;
         case CP_BODY: {
-            if (c->body_off >= m->body.len || (mc->protocol & SMFIP_NOBODY) || mc->skip_body) {
+            if (c->body_off >= m->body_len || (mc->protocol & SMFIP_NOBODY) || mc->skip_body) {
                 c->phase = CP_EOM;
                 break;
             }
             /* lines end in CR LF on the wire */
-            struct strbuf chunk = STRBUF_INIT(MILTER_CHUNK_SIZE);
-            while (c->body_off < m->body.len) {
-                char ch = m->body.data[c->body_off];
-                if (chunk.len + (ch == '\n' ? 2 : 1) > MILTER_CHUNK_SIZE)
+            if (!c->raw)
+                c->raw = xmalloc(MILTER_CHUNK_SIZE);
+            ssize_t got = milter_msg_body_read(m, c->body_off, c->raw, MILTER_CHUNK_SIZE);
+            if (got < 0) {
+                spool_fail(c, mc, "read the message body");
+                return true;
+            }
+            sb_reset(&c->chunk);
+            ssize_t i = 0;
+            for (; i < got; i++) {
+                char ch = c->raw[i];
+                if (c->chunk.len + (ch == '\n' ? 2 : 1) > MILTER_CHUNK_SIZE)
                     break;
                 if (ch == '\n')
-                    sb_appendc(&chunk, '\r');
-                sb_appendc(&chunk, ch);
-                c->body_off++;
+                    sb_appendc(&c->chunk, '\r');
+                sb_appendc(&c->chunk, ch);
             }
-            milter_put_packet(&b, SMFIC_BODY, chunk.data, chunk.len);
-            sb_free(&chunk);
+            c->body_off += i;
+            milter_put_packet(&b, SMFIC_BODY, c->chunk.data, c->chunk.len);
             wait = send_event(mc, SMFIC_BODY, -1, &b, mc->spec->content_timeout);
+            if (!wait && output_backlogged(mc))
+                wait = true;
             break;
         }
         case CP_EOM:
             milter_put_packet(&b, SMFIC_BODYEOB, NULL, 0);
             sb_reset(&c->edits);
-            sb_reset(&c->newbody);
+            newbody_reset(c);
             c->replbody = false;
             c->phase = CP_DONE;
             wait = send_event(mc, SMFIC_BODYEOB, MILTER_STAGE_EOM, &b, mc->spec->content_timeout);
@@ -545,20 +658,33 @@ static int apply_edits(struct milter_chain *c, struct milter_conn *mc, const cha
         }
     }
     if (c->replbody) {
-        /* CR LF back to LF, as the rest of the message is kept */
-        sb_reset(&m->body);
-        for (size_t i = 0; i < c->newbody.len; i++) {
-            if (c->newbody.data[i] == '\r' && i + 1 < c->newbody.len && c->newbody.data[i + 1] == '\n')
-                continue;
-            if (sb_appendc(&m->body, c->newbody.data[i]) < 0) {
-                *why = "replacement body too large";
+        /* a held CR was no line end; the body ends with one */
+        if (c->newbody_cr) {
+            c->newbody_cr = false;
+            if (write_all(c->newbody_fd, "\r", 1) < 0) {
+                *why = "cannot write the replacement body to its spool file";
                 return -1;
             }
+            c->newbody_len++;
+            c->newbody_last = '\r';
         }
-        if (m->body.len && m->body.data[m->body.len - 1] != '\n')
-            sb_appendc(&m->body, '\n');
-        if (!m->blank_line)
-            m->blank_line = true;
+        if (c->newbody_len && c->newbody_last != '\n') {
+            if (write_all(c->newbody_fd, "\n", 1) < 0) {
+                *why = "cannot write the replacement body to its spool file";
+                return -1;
+            }
+            c->newbody_len++;
+        }
+        if (c->newbody_len > m->body_limit) {
+            *why = "replacement body too large";
+            return -1;
+        }
+        milter_msg_set_body(m, c->newbody_len ? c->newbody_fd : -1, c->newbody_len);
+        if (!c->newbody_len && c->newbody_fd >= 0)
+            close(c->newbody_fd);
+        c->newbody_fd = -1;
+        newbody_reset(c);
+        m->blank_line = true;
     }
     return 0;
 }
@@ -599,8 +725,8 @@ static bool handle_reply(struct milter_chain *c, struct milter_conn *mc,
         }
         if (r.cmd == SMFIR_REPLBODY) {
             c->replbody = true;
-            if (sb_append(&c->newbody, r.body, r.body_len) < 0) {
-                conn_fail(mc, "replacement body too large");
+            if (newbody_add(c, (const char *)r.body, r.body_len, &why) < 0) {
+                conn_fail(mc, "%s", why);
                 return false;
             }
         } else if (milter_put_packet(&c->edits, (char)pkt[0], pkt + 1, len - 1) < 0) {
@@ -733,7 +859,9 @@ struct milter_chain *milter_chain_new(const struct milter_config *mc, struct eve
     sb_init(&c->pkt, MILTER_PACKET_LIMIT);
     sb_init(&c->edits, PENDING_EDITS_LIMIT);
     long long lim = cfg_size(P_message_size_limit);
-    sb_init(&c->newbody, (size_t)(lim > 0 ? lim : 512LL << 20) + (1 << 20));
+    c->newbody_limit = (off_t)(lim > 0 ? lim : 512LL << 20) + (1 << 20);
+    c->newbody_fd = -1;
+    sb_init(&c->chunk, MILTER_PACKET_LIMIT + 1);
     c->later = evtimer_new(base, deliver, c);
     return c;
 }
@@ -766,7 +894,9 @@ void milter_chain_free(struct milter_chain *c)
     event_free(c->later);
     sb_free(&c->pkt);
     sb_free(&c->edits);
-    sb_free(&c->newbody);
+    sb_free(&c->chunk);
+    free(c->raw);
+    newbody_reset(c);
     free(c->host);
     free(c->addr);
     free(c->conns);
@@ -880,6 +1010,7 @@ void milter_abort(struct milter_chain *c)
         mc->in_msg = mc->accept_msg = mc->skip_body = false;
     }
     c->msg = NULL;
+    content_buffers_free(c);
 }
 
 bool milter_busy(const struct milter_chain *c)
@@ -898,6 +1029,7 @@ void milter_cancel(struct milter_chain *c)
         conn_close(mc);
         mc->state = MC_ERROR;
     }
-    c->busy = c->waiting = c->finishing = false;
+    c->busy = c->waiting = c->finishing = c->draining = false;
     c->msg = NULL;
+    content_buffers_free(c);
 }

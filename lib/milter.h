@@ -2,14 +2,16 @@
  * non_smtpd_milters lists with Postfix's per-milter settings, a chain of
  * filter connections driven from a libevent loop (one connection per
  * filter per SMTP session, reused for each of its messages), and the
- * message in memory that the filters' modification requests edit: headers
- * in order, the body, and the envelope changes they ask for. */
+ * message that the filters' modification requests edit: headers in order
+ * in memory, the body in a file (spooled in the queue directory's tmp/,
+ * never held in memory), and the envelope changes they ask for. */
 #ifndef TERN_MILTER_H
 #define TERN_MILTER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "milter_proto.h"
@@ -64,20 +66,50 @@ struct milter_env_edit {
 };
 
 struct milter_msg {
-    struct milter_header *hdrs;
+    struct milter_header *hdrs;     /* in memory: bounded by the header limit */
     size_t nhdrs, caphdrs;
     bool blank_line;    /* an empty line separated header and body */
-    struct strbuf body; /* lines end in "\n" */
+    int body_fd;        /* the file that holds the body (owned), -1 when empty */
+    off_t body_off, body_len;       /* where in that file; lines end in "\n" */
+    off_t body_limit;   /* largest body a filter may put in its place */
     struct milter_env_edit *env;
     size_t nenv, capenv;
     char *quarantine;   /* reason, when a filter asked for the hold queue */
 };
 
-/* Split content (lines ending in "\n") into headers and body. */
-void milter_msg_parse(struct milter_msg *m, const char *content, size_t len, size_t limit);
-/* The message again, headers in their (edited) order, then the body. */
-int milter_msg_render(const struct milter_msg *m, struct strbuf *out);
+/* The content (lines ending in "\n") is the first len bytes of file fd;
+ * the message takes fd and closes it in milter_msg_free (also when this
+ * fails). Only the header section is read into memory, at most
+ * header_limit bytes of it: a header line that does not fit starts the
+ * body, so the message still renders byte for byte as it came. 0, or -1
+ * with errno when fd cannot be read. */
+int milter_msg_parse(struct milter_msg *m, int fd, off_t len, size_t header_limit, off_t body_limit);
+/* Up to n body bytes from offset off (pread semantics). */
+ssize_t milter_msg_body_read(const struct milter_msg *m, off_t off, char *buf, size_t n);
+/* The body is now the first len bytes of fd (the message takes fd; -1 and
+ * 0 for an empty body). */
+void milter_msg_set_body(struct milter_msg *m, int fd, off_t len);
+/* The size of the edited message as it renders. */
+off_t milter_msg_size(const struct milter_msg *m);
 void milter_msg_free(struct milter_msg *m);
+
+/* The edited message, a piece at a time: headers in their (edited) order,
+ * the empty line, then the body read from its file. */
+struct milter_render {
+    size_t hdr, hoff;   /* header being rendered and the offset in its line */
+    bool head_done;
+    off_t body_pos;
+};
+#define MILTER_RENDER_INIT { 0, 0, false, 0 }
+/* The next at most size bytes in buf; *len is 0 at the end. -1 when the
+ * body cannot be read. */
+int milter_msg_render_next(const struct milter_msg *m, struct milter_render *r, char *buf,
+                           size_t size, size_t *len);
+/* The whole message to out, in pieces of at most MILTER_RENDER_PIECE
+ * bytes; -1 on a read error or when out returns -1. */
+#define MILTER_RENDER_PIECE 65536
+int milter_msg_render(const struct milter_msg *m, int (*out)(const char *data, size_t len, void *arg),
+                      void *arg);
 
 /* The edits of one filter, applied to m: 0, or -1 with *why. */
 int milter_msg_add_header(struct milter_msg *m, const char *name, const char *value, bool leadspc);

@@ -29,6 +29,7 @@ struct strbuf;
 #define QDIR_BOUNCE_LOG "bounce"  /* per-message logs of bounced recipients */
 #define QDIR_PRIVATE  "private"   /* sockets for mail_owner only */
 #define QDIR_PUBLIC   "public"    /* sockets for the setgid_group */
+#define QDIR_TMP      "tmp"       /* anonymous spool files (content held for milters) */
 
 /* Every queue subdirectory with its mode; owner is mail_owner, the group is
  * setgid_group where group_is_setgid, else mail_owner's group. master creates

@@ -86,5 +86,6 @@ const struct qdir_spec queue_dirs[] = {
     { QDIR_BOUNCE_LOG, 0700, false },
     { QDIR_PRIVATE, 0700, false },
     { QDIR_PUBLIC, 0710, true },
+    { QDIR_TMP, 0700, false },
 };
 const size_t queue_dirs_count = sizeof(queue_dirs) / sizeof(queue_dirs[0]);

@@ -123,6 +123,28 @@ int set_cloexec(int fd, bool on)
     return fcntl(fd, F_SETFD, fl);
 }
 
+int temp_file_open(const char *dir)
+{
+#ifdef O_TMPFILE
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+        return fd;
+#endif
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof(path), "%s/spool.XXXXXX", dir) >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int tfd = mkostemp(path, O_CLOEXEC);
+    if (tfd >= 0 && unlink(path) < 0) {
+        int saved = errno;
+        close(tfd);
+        errno = saved;
+        return -1;
+    }
+    return tfd;
+}
+
 int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

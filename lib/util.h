@@ -33,6 +33,12 @@ ssize_t write_all(int fd, const void *buf, size_t n);
 int set_nonblock(int fd, bool on);
 int set_cloexec(int fd, bool on);
 
+/* A new file with no name in directory dir (O_TMPFILE, or created with a
+ * random name and unlinked at once where the file system lacks it), open
+ * for reading and writing, mode 0600: spool space that disappears with
+ * the descriptor, even after a crash. -1 with errno on failure. */
+int temp_file_open(const char *dir);
+
 /* fsync the directory that contains path (or the directory itself). */
 int fsync_dir(const char *dir);
 

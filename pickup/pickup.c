@@ -152,6 +152,12 @@ static void envelope_free(struct pickup_envelope *e)
     free(e->notifies);
 }
 
+/* The milters' edited message, read from its spool file in pieces. */
+static int render_content(void *ctx, int (*send)(const char *data, size_t len, void *arg), void *arg)
+{
+    return milter_msg_render(ctx, send, arg);
+}
+
 /* Hand a checked file to cleanup. 0 done (submitted or set aside), -1
  * cleanup could not take it now: try again later. */
 static int submit(const char *name, int fd, const struct qmessage *m,
@@ -197,8 +203,8 @@ static int submit(const char *name, int fd, const struct qmessage *m,
         sub.rcpts = (const char *const *)pm.rcpts;
         sub.notifies = (const char *const *)pm.notifies;
         sub.nrcpt = pm.nrcpt;
-        sub.content = pm.content.data ? pm.content.data : "";
-        sub.content_len = pm.content.len;
+        sub.content_fn = render_content;
+        sub.content_ctx = &pm.msg;
         sub.content_offset = 0;
         if (pm.hold_reason) {
             sub.flags |= PICKUP_CLEANUP_HOLD;

@@ -3,13 +3,17 @@
  * as Postfix presents non-SMTP mail (a connection from localhost
  * 127.0.0.1, HELO localhost, MAIL, one RCPT per recipient, DATA, the
  * content), and their edits (headers, body, sender, recipients, hold) are
- * applied to what cleanup receives. pickup is a one-message-at-a-time
+ * applied to what cleanup receives. The content is copied to an anonymous
+ * spool file in tmp/ (the maildrop file's records are no plain text) and
+ * read from there a chunk at a time: only its header section is held in
+ * memory. pickup is a one-message-at-a-time
  * daemon, so the chain runs in a private event loop until its answer;
  * every wait is bounded by the milter timeouts. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -97,9 +101,18 @@ static const struct milter_result *wait_answer(struct runner *run)
     return &run->r;
 }
 
-static int collect(const char *data, size_t len, void *ctx)
+struct spool {
+    int fd;
+    off_t len, limit;
+};
+
+static int spool_write(const char *data, size_t len, void *ctx)
 {
-    return sb_append(ctx, data, len);
+    struct spool *sp = ctx;
+    if (sp->len + (off_t)len > sp->limit || write_all(sp->fd, data, len) < 0)
+        return -1;
+    sp->len += (off_t)len;
+    return 0;
 }
 
 /* A verdict other than continue ends the filtering. */
@@ -189,6 +202,7 @@ int pickup_milter_filter(const char *name, int fd, off_t content_offset, const c
                          struct pickup_milter_result *out)
 {
     memset(out, 0, sizeof(*out));
+    out->msg.body_fd = -1;
     if (milters.n == 0 && !milters_broken) {
         out->verdict = PM_NONE;
         return 0;
@@ -199,9 +213,14 @@ int pickup_milter_filter(const char *name, int fd, off_t content_offset, const c
         return 0;
     }
     long long lim = cfg_size(P_message_size_limit);
-    struct strbuf content = STRBUF_INIT(lim > 0 ? (size_t)lim + 65536 : (size_t)512 << 20);
-    if (qfile_read_content(fd, content_offset, collect, &content) < 0) {
-        sb_free(&content);
+    struct spool sp = { -1, 0, lim > 0 ? (off_t)lim + 65536 : (off_t)512 << 20 };
+    if ((sp.fd = temp_file_open(QDIR_TMP)) < 0) {
+        out->verdict = PM_DEFER;
+        snprintf(out->text, sizeof(out->text), "cannot create a spool file in %s/: %m", QDIR_TMP);
+        return 0;
+    }
+    if (qfile_read_content(fd, content_offset, spool_write, &sp) < 0) {
+        close(sp.fd);
         out->verdict = PM_DEFER;
         str_copy(out->text, sizeof(out->text), "cannot read the content for the milters");
         return 0;
@@ -209,15 +228,14 @@ int pickup_milter_filter(const char *name, int fd, off_t content_offset, const c
     struct runner run = { .sender = sender, .name = name };
     run.base = event_base_new();
     if (!run.base) {
-        sb_free(&content);
+        close(sp.fd);
         out->verdict = PM_DEFER;
         str_copy(out->text, sizeof(out->text), "cannot create an event loop");
         return 0;
     }
     struct milter_owner o = { &run, macro, on_done, log_prefix };
     struct milter_chain *c = milter_chain_new(&milters, run.base, &o);
-    struct milter_msg msg;
-    bool have_msg = false;
+    struct milter_msg *msg = &out->msg;
     struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
 
     out->verdict = PM_PASS;
@@ -241,26 +259,31 @@ int pickup_milter_filter(const char *name, int fd, off_t content_offset, const c
     milter_data_event(c);
     if (decided(out, wait_answer(&run), "DATA", false))
         goto done;
-    milter_msg_parse(&msg, content.data ? content.data : "", content.len, content.limit);
-    have_msg = true;
-    milter_message_event(c, &msg);
+    out->have_msg = true;
+    if (milter_msg_parse(msg, sp.fd, sp.len, (size_t)cfg_size(P_header_size_limit), sp.limit) < 0) {
+        sp.fd = -1;
+        out->verdict = PM_DEFER;
+        snprintf(out->text, sizeof(out->text), "cannot read the spool file: %m");
+        goto done;
+    }
+    sp.fd = -1;
+    milter_message_event(c, msg);
     if (decided(out, wait_answer(&run), "END-OF-MESSAGE", false))
         goto done;
     out->sender = xstrdup(sender);
-    apply_envelope(out, &msg, name);
-    sb_init(&out->content, content.limit + 1024 * 1024);
-    if (milter_msg_render(&msg, &out->content) < 0) {
+    apply_envelope(out, msg, name);
+    if (milter_msg_size(msg) > sp.limit + 1024 * 1024) {
         out->verdict = PM_REJECT;
         str_copy(out->text, sizeof(out->text), "END-OF-MESSAGE: message too large after the milters' edits");
     } else if (out->nrcpt == 0) {
         out->verdict = PM_DISCARD;
         str_copy(out->text, sizeof(out->text), "END-OF-MESSAGE: the milters removed every recipient");
     }
-    if (msg.quarantine) {
+    if (msg->quarantine) {
         /* "milter: REASON", printable, for the hold_reason attribute */
         struct strbuf b = STRBUF_INIT(256);
         sb_appends(&b, "milter: ");
-        for (const char *p = msg.quarantine; *p && b.len < 200; p++)
+        for (const char *p = msg->quarantine; *p && b.len < 200; p++)
             sb_appendc(&b, (unsigned char)*p < 32 || (unsigned char)*p >= 127 ? '?' : *p);
         out->hold_reason = xstrdup(sb_str(&b));
         sb_free(&b);
@@ -271,9 +294,8 @@ done:
     milter_chain_free(c);
     /* the chain's timer and sockets are gone; nothing is left in the loop */
     event_base_free(run.base);
-    if (have_msg)
-        milter_msg_free(&msg);
-    sb_free(&content);
+    if (sp.fd >= 0)
+        close(sp.fd);
     return 0;
 }
 
@@ -287,6 +309,7 @@ void pickup_milter_result_free(struct pickup_milter_result *r)
     free(r->notifies);
     free(r->sender);
     free(r->hold_reason);
-    sb_free(&r->content);
+    if (r->have_msg)
+        milter_msg_free(&r->msg);
     memset(r, 0, sizeof(*r));
 }

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "strbuf.h"
+#include "milter.h"
 
 enum pickup_milter_verdict {
     PM_NONE,        /* no non_smtpd_milters: submit the file as it is */
@@ -23,7 +23,8 @@ struct pickup_milter_result {
     char *sender;
     char **rcpts, **notifies;
     size_t nrcpt;
-    struct strbuf content;
+    struct milter_msg msg;      /* the edited message (PM_PASS): render it for cleanup */
+    bool have_msg;
     char *hold_reason;          /* a milter asked for the hold queue */
 };
 

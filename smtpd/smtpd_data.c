@@ -356,11 +356,31 @@ void data_milter_done(struct smtpd_session *s, int verdict, int code, const char
     s->pause |= PAUSE_CLEANUP;
 }
 
+/* The milters' edited message to cleanup, a piece at a time while cleanup
+ * keeps up (data_drained() comes back for the rest), then the end. */
+static void send_milter_result(struct smtpd_session *s)
+{
+    static char piece[CONTENT_FLUSH];
+    while (!cleanup_backlogged(s->cleanup)) {
+        size_t len;
+        if (smtpd_milter_content_next(s, piece, sizeof(piece), &len) < 0) {
+            set_end_reply(s, 451, "4.3.0 Error: queue file write error");
+            cleanup_finish(s->cleanup, false);
+            s->cleanup_ending = true;
+            return;
+        }
+        if (len == 0) {
+            cleanup_finish(s->cleanup, true);
+            s->cleanup_ending = true;
+            return;
+        }
+        cleanup_send(s->cleanup, piece, len);
+    }
+}
+
 static void data_ready(struct smtpd_session *s, bool ok)
 {
-    size_t len;
-    const char *edited = smtpd_milter_content(s, &len);
-    if (edited) {
+    if (smtpd_milter_has_result(s)) {
         if (!ok) {
             s->pause &= ~PAUSE_CLEANUP;
             cleanup_free(s->cleanup);
@@ -370,9 +390,7 @@ static void data_ready(struct smtpd_session *s, bool ok)
             session_resume(s, 0);
             return;
         }
-        cleanup_send(s->cleanup, edited, len);
-        cleanup_finish(s->cleanup, true);
-        s->cleanup_ending = true;
+        send_milter_result(s);
         return;
     }
     s->pause &= ~PAUSE_CLEANUP;
@@ -441,5 +459,9 @@ static void data_done(struct smtpd_session *s, int status, const char *queue_id,
 
 static void data_drained(struct smtpd_session *s)
 {
+    if (s->cleanup && !s->cleanup_ending && smtpd_milter_has_result(s)) {
+        send_milter_result(s);
+        return;
+    }
     session_resume(s, PAUSE_BACKLOG);
 }

@@ -2,17 +2,22 @@
  * session (lib/milter.c), reused for each of its messages. The envelope
  * events run when each command has passed Tern's own restrictions; their
  * rejections answer that command (a RCPT rejection refuses that recipient
- * only). The message content is held in memory (bounded by
- * message_size_limit) and shown to the milters at the end of data; their
- * edits are applied to it and to the envelope before it goes to cleanup,
+ * only). The message content is spooled to an anonymous file in the
+ * queue directory's tmp/ as it arrives (memory per session does not grow
+ * with the message) and shown to the milters at the end of data, a chunk
+ * at a time; their edits are applied to it and to the envelope, and the
+ * edited message is then streamed to cleanup as fast as cleanup takes it,
  * so the queue file holds exactly what the filters asked for. Log lines
  * have Postfix's shape: "NOQUEUE: milter-reject: RCPT from host[addr]:
  * 550 5.7.1 text; from=<s> to=<r> proto=ESMTP helo=<h>". */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "address.h"
 #include "config.h"
@@ -41,12 +46,14 @@ struct smtpd_milter {
     int deny_code;              /* the connection was refused at CONNECT or HELO */
     char deny_text[512];
     bool discard;               /* a milter said DISCARD during the envelope */
-    struct strbuf content;      /* the message, held for the content phase */
+    int spool_fd;               /* the message, spooled for the content phase; -1 */
+    off_t spool_len, spool_limit;
     bool content_full;
+    bool spool_failed;          /* the spool file could not be created or written */
     struct milter_msg msg;
     bool have_msg;
-    struct strbuf rendered;     /* the edited message, for cleanup */
-    bool rendered_ready;
+    struct milter_render render; /* how much of the edited message went to cleanup */
+    bool result_ready;
     char *quarantine;
     char *hold_attr;            /* "milter: " + quarantine, printable */
     char qid[QUEUE_ID_SIZE];    /* named at DATA; "" before */
@@ -58,6 +65,24 @@ struct smtpd_milter {
 static struct milter_config milters;
 static bool milters_broken;     /* smtpd_milters could not be read */
 static const char *macro_daemon_name, *macro_v;
+static size_t header_limit;     /* the header section read into memory */
+
+/* A session with milters holds its client, cleanup, a connection per
+ * milter and up to two spool files (the message and a replacement body):
+ * make room for smtpd_client_limit_per_process such sessions. */
+static void raise_open_limit(void)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)(smtpd_cfg.client_limit > 0 ? smtpd_cfg.client_limit : 1)
+        * (rlim_t)(4 + milters.n) + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+        msg_warn("open file limit %llu is below the %llu descriptors that "
+                 "smtpd_client_limit_per_process sessions with %zu milters may need",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want, milters.n);
+}
 
 void smtpd_milter_init(void)
 {
@@ -69,6 +94,9 @@ void smtpd_milter_init(void)
     sb_free(&err);
     macro_daemon_name = cfg_str(P_milter_macro_daemon_name);
     macro_v = cfg_str(P_milter_macro_v);
+    header_limit = (size_t)cfg_size(P_header_size_limit);
+    if (milters.n > 0)
+        raise_open_limit();
 }
 
 bool smtpd_milter_enabled(void)
@@ -179,9 +207,8 @@ static struct smtpd_milter *session_milter(struct smtpd_session *s)
     o.ctx = m;
     if (!milters_broken)
         m->chain = milter_chain_new(&milters, s->base, &o);
-    long long lim = smtpd_cfg.size_limit > 0 ? smtpd_cfg.size_limit + 65536 : MILTER_CONTENT_MAX;
-    sb_init(&m->content, (size_t)lim);
-    sb_init(&m->rendered, (size_t)lim + 1024 * 1024);
+    m->spool_fd = -1;
+    m->spool_limit = smtpd_cfg.size_limit > 0 ? smtpd_cfg.size_limit + 65536 : MILTER_CONTENT_MAX;
     unsigned port = 0;
     if (s->local.ss_family == AF_INET) {
         inet_ntop(AF_INET, &((struct sockaddr_in *)&s->local)->sin_addr, m->daemon_addr, sizeof(m->daemon_addr));
@@ -194,6 +221,16 @@ static struct smtpd_milter *session_milter(struct smtpd_session *s)
     snprintf(m->underscore, sizeof(m->underscore), "%s [%s]", s->client_name, s->client_addr);
     s->milter = m;
     return m;
+}
+
+/* A new message: no spool file until its first content. */
+static void spool_reset(struct smtpd_milter *m)
+{
+    if (m->spool_fd >= 0)
+        close(m->spool_fd);
+    m->spool_fd = -1;
+    m->spool_len = 0;
+    m->content_full = m->spool_failed = false;
 }
 
 static void wait_for(struct smtpd_session *s, enum milter_wait w)
@@ -346,8 +383,7 @@ bool smtpd_milter_data_wait(struct smtpd_session *s)
     struct smtpd_milter *m = s->milter;
     if (!m || !m->chain || m->pass)
         return false;
-    sb_reset(&m->content);
-    m->content_full = false;
+    spool_reset(m);
     queue_id_new(m->qid);       /* unique: it holds smtpd's PID (lib/queue_id.c) */
     wait_for(s, W_DATA);
     milter_data_event(m->chain);
@@ -359,8 +395,7 @@ bool smtpd_milter_bdat_wait(struct smtpd_session *s)
     struct smtpd_milter *m = s->milter;
     if (!m || !m->chain)
         return false;
-    sb_reset(&m->content);
-    m->content_full = false;
+    spool_reset(m);
     queue_id_new(m->qid);
     wait_for(s, W_BDAT);
     milter_data_event(m->chain);
@@ -391,10 +426,23 @@ bool smtpd_milter_holds_content(struct smtpd_session *s)
 int smtpd_milter_content_add(struct smtpd_session *s, const char *data, size_t len)
 {
     struct smtpd_milter *m = s->milter;
-    if (m->content_full || sb_append(&m->content, data, len) < 0) {
+    if (m->content_full || m->spool_len + (off_t)len > m->spool_limit) {
         m->content_full = true;
         return -1;
     }
+    if (m->spool_failed)
+        return 0;
+    if (m->spool_fd < 0 && (m->spool_fd = temp_file_open(QDIR_TMP)) < 0) {
+        msg_warn("%s: cannot create a spool file in %s/ for the milters: %m", s->client_desc, QDIR_TMP);
+        m->spool_failed = true;
+        return 0;
+    }
+    if (write_all(m->spool_fd, data, len) < 0) {
+        msg_warn("%s: cannot write the spool file for the milters: %m", s->client_desc);
+        m->spool_failed = true;
+        return 0;
+    }
+    m->spool_len += (off_t)len;
     return 0;
 }
 
@@ -403,22 +451,38 @@ void smtpd_milter_eod(struct smtpd_session *s)
     struct smtpd_milter *m = s->milter;
     if (m->have_msg)
         milter_msg_free(&m->msg);
-    milter_msg_parse(&m->msg, m->content.data ? m->content.data : "", m->content.len,
-                     m->content.limit);
+    m->have_msg = false;
+    m->result_ready = false;
+    if (m->spool_failed) {
+        spool_reset(m);
+        data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
+        return;
+    }
+    int fd = m->spool_fd;       /* the message takes it, also when parsing fails */
+    m->spool_fd = -1;
     m->have_msg = true;
-    sb_reset(&m->content);
-    m->rendered_ready = false;
+    if (milter_msg_parse(&m->msg, fd, m->spool_len, header_limit, m->spool_limit) < 0) {
+        msg_warn("%s: cannot read the spool file for the milters: %m", s->client_desc);
+        data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
+        return;
+    }
     wait_for(s, W_EOM);
     milter_message_event(m->chain, &m->msg);
 }
 
-const char *smtpd_milter_content(struct smtpd_session *s, size_t *len)
+bool smtpd_milter_has_result(struct smtpd_session *s)
+{
+    return s->milter && s->milter->result_ready;
+}
+
+int smtpd_milter_content_next(struct smtpd_session *s, char *buf, size_t size, size_t *len)
 {
     struct smtpd_milter *m = s->milter;
-    if (!m || !m->rendered_ready)
-        return NULL;
-    *len = m->rendered.len;
-    return m->rendered.data ? m->rendered.data : "";
+    if (milter_msg_render_next(&m->msg, &m->render, buf, size, len) < 0) {
+        msg_warn("%s: cannot read the spool file for the milters: %m", s->client_desc);
+        return -1;
+    }
+    return 0;
 }
 
 bool smtpd_milter_holding(struct smtpd_session *s)
@@ -599,8 +663,7 @@ static void eom_done(struct smtpd_session *s, struct smtpd_milter *m, const stru
         m->hold_attr = NULL;
         if (m->quarantine)
             m->hold_attr = printable_reason(m->quarantine);
-        sb_reset(&m->rendered);
-        if (milter_msg_render(&m->msg, &m->rendered) < 0) {
+        if (milter_msg_size(&m->msg) > m->spool_limit + 1024 * 1024) {
             v.verdict = MILTER_REJECT;
             v.code = 552;
             str_copy(v.text, sizeof(v.text), "5.3.4 Error: message file too big");
@@ -608,7 +671,9 @@ static void eom_done(struct smtpd_session *s, struct smtpd_milter *m, const stru
             msg_info("%s: milter removed every recipient; the message is discarded", s->client_desc);
             v.verdict = MILTER_DISCARD;
         } else {
-            m->rendered_ready = true;
+            struct milter_render start = MILTER_RENDER_INIT;
+            m->render = start;
+            m->result_ready = true;
         }
     }
     if (v.verdict == MILTER_DISCARD)
@@ -729,10 +794,8 @@ void smtpd_milter_mail_reset(struct smtpd_session *s)
         return;
     if (m->chain && !milter_busy(m->chain))
         milter_abort(m->chain);
-    sb_reset(&m->content);
-    sb_reset(&m->rendered);
-    m->rendered_ready = false;
-    m->content_full = false;
+    spool_reset(m);
+    m->result_ready = false;
     m->discard = false;
     free(m->quarantine);
     m->quarantine = NULL;
@@ -756,8 +819,7 @@ void smtpd_milter_session_end(struct smtpd_session *s)
     }
     if (m->have_msg)
         milter_msg_free(&m->msg);
-    sb_free(&m->content);
-    sb_free(&m->rendered);
+    spool_reset(m);
     free(m->helo_name);
     free(m->rcpt_arg);
     free(m->rcpt_addr);

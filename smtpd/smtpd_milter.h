@@ -30,14 +30,19 @@ void bdat_first_chunk(struct smtpd_session *s, int code, const char *text);
  * otherwise it gets "500 5.5.2 Error: command not recognized". */
 bool smtpd_milter_unknown_wait(struct smtpd_session *s, const char *line, size_t len);
 
-/* The content of this message is held for the milters instead of being
- * streamed to cleanup; it goes to cleanup once they have edited it. */
+/* The content of this message is spooled for the milters (a file in tmp/)
+ * instead of being streamed to cleanup; it goes to cleanup once they have
+ * edited it. content_add: -1 when the message is too big (a spool file
+ * that cannot be written is reported at the end of data instead). */
 bool smtpd_milter_holds_content(struct smtpd_session *s);
 int smtpd_milter_content_add(struct smtpd_session *s, const char *data, size_t len);
 /* End of data: run the content phase; data_milter_done() gets the verdict. */
 void smtpd_milter_eod(struct smtpd_session *s);
-/* The edited message, for cleanup. */
-const char *smtpd_milter_content(struct smtpd_session *s, size_t *len);
+/* The milters passed the message: the edited message goes to cleanup in
+ * pieces (content_next: at most size bytes, *len 0 at the end; -1 when
+ * the spool file cannot be read). */
+bool smtpd_milter_has_result(struct smtpd_session *s);
+int smtpd_milter_content_next(struct smtpd_session *s, char *buf, size_t size, size_t *len);
 /* A milter asked for the hold queue; the reason is logged with the queue ID. */
 bool smtpd_milter_holding(struct smtpd_session *s);
 /* The queue ID the message was named by for the milters (their i macro

@@ -7,6 +7,8 @@
  *   X-Test-Action: addheader | insheader | chgheader | delheader
  *   X-Test-Action: addrcpt | addrcpt_par | delrcpt | chgfrom | replbody
  *   X-Test-Action: quarantine
+ *   X-Test-Action: upcase        replaces the body by the same in capitals
+ *                                (kept in a temporary file: bodies are large)
  * It negotiates the SKIP step (answers the first body chunk with SKIP when
  * the message asks for "skip"), leaves HELO unanswered (SMFIP_NR_HELO) and
  * asks for its own connect macro list, and adds an X-C-Milter header that
@@ -29,6 +31,7 @@ struct priv {
     char sender[256];
     char conn_macros[512];
     int skip;
+    FILE *body;                 /* the body, for upcase */
 };
 
 static struct priv *priv_of(SMFICTX *ctx)
@@ -79,6 +82,9 @@ static sfsistat t_envfrom(SMFICTX *ctx, char **argv)
     p->nactions = 0;
     p->body_bytes = 0;
     p->skip = 0;
+    if (p->body)
+        fclose(p->body);
+    p->body = NULL;
     snprintf(p->sender, sizeof(p->sender), "%s", argv[0]);
     return SMFIS_CONTINUE;
 }
@@ -99,6 +105,8 @@ static sfsistat t_header(SMFICTX *ctx, char *name, char *value)
         snprintf(p->actions[p->nactions++], sizeof(p->actions[0]), "%s", value);
         if (strcmp(value, "skip") == 0)
             p->skip = 1;
+        if (strcmp(value, "upcase") == 0 && !p->body && !(p->body = tmpfile()))
+            return SMFIS_TEMPFAIL;
     }
     return SMFIS_CONTINUE;
 }
@@ -107,6 +115,8 @@ static sfsistat t_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
     struct priv *p = priv_of(ctx);
     p->body_bytes += len;
+    if (p->body && fwrite(chunk, 1, len, p->body) != len)
+        return SMFIS_TEMPFAIL;
     return p->skip ? SMFIS_SKIP : SMFIS_CONTINUE;
 }
 
@@ -149,6 +159,20 @@ static sfsistat t_eom(SMFICTX *ctx)
             smfi_replacebody(ctx, body, sizeof(body) - 1);
         } else if (strcmp(a, "quarantine") == 0) {
             smfi_quarantine(ctx, "C filter quarantine");
+        } else if (strcmp(a, "upcase") == 0 && p->body) {
+            unsigned char *buf = malloc(65536);    /* one per thread: libmilter is threaded */
+            size_t n;
+            int ok = buf != NULL;
+            rewind(p->body);
+            while (ok && (n = fread(buf, 1, 65536, p->body)) > 0) {
+                for (size_t j = 0; j < n; j++)
+                    if (buf[j] >= 'a' && buf[j] <= 'z')
+                        buf[j] -= 'a' - 'A';
+                ok = smfi_replacebody(ctx, buf, (int)n) == MI_SUCCESS;
+            }
+            free(buf);
+            if (!ok)
+                return SMFIS_TEMPFAIL;
         }
     }
     smfi_addheader(ctx, "X-C-Milter", seen);
@@ -157,7 +181,10 @@ static sfsistat t_eom(SMFICTX *ctx)
 
 static sfsistat t_close(SMFICTX *ctx)
 {
-    free(smfi_getpriv(ctx));
+    struct priv *p = smfi_getpriv(ctx);
+    if (p && p->body)
+        fclose(p->body);
+    free(p);
     smfi_setpriv(ctx, NULL);
     return SMFIS_CONTINUE;
 }

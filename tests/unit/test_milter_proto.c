@@ -1,14 +1,17 @@
 /* test_milter_proto.c: unit tests of the milter packet codec: framing
  * limits, the commands we send, and the decoding and validation of every
- * reply and modification request a filter may send. */
+ * reply and modification request a filter may send; and of the message the
+ * filters edit, read from its spool file and rendered in pieces. */
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "check.h"
 #include "milter.h"
 #include "milter_proto.h"
 #include "strbuf.h"
+#include "util.h"
 
 /* Build a reply packet (command byte + payload) from a literal. */
 static int decode(const char *pkt, size_t len, struct milter_reply *r)
@@ -163,10 +166,37 @@ static void test_replycode(void)
     sb_free(&t);
 }
 
+/* The content as a file, the way smtpd and pickup spool it. */
+static int content_fd(const char *data, size_t len)
+{
+    int fd = memfd_create("content", MFD_CLOEXEC);
+    CHECK(fd >= 0 && write_all(fd, data, len) == (ssize_t)len);
+    return fd;
+}
+
+static void parse(struct milter_msg *m, const char *data, size_t len, size_t header_limit)
+{
+    CHECK(milter_msg_parse(m, content_fd(data, len), (off_t)len, header_limit, 1 << 24) == 0);
+}
+
+static int to_strbuf(const char *data, size_t len, void *arg)
+{
+    return sb_append(arg, data, len);
+}
+
 static void render(const struct milter_msg *m, struct strbuf *out)
 {
     sb_reset(out);
-    CHECK(milter_msg_render(m, out) == 0);
+    CHECK(milter_msg_render(m, to_strbuf, out) == 0);
+    CHECK(milter_msg_size(m) == (off_t)out->len);
+}
+
+static void body_is(const struct milter_msg *m, const char *want)
+{
+    char buf[256];
+    ssize_t n = milter_msg_body_read(m, 0, buf, sizeof(buf));
+    CHECK(n == (ssize_t)strlen(want) && m->body_len == n);
+    CHECK(n > 0 && memcmp(buf, want, (size_t)n) == 0);
 }
 
 static void test_msg(void)
@@ -174,9 +204,10 @@ static void test_msg(void)
     static const char text[] = "Subject: one\nX-A: a1\n\tfolded\nX-B: b\nx-a: a2\n\nbody\n";
     struct milter_msg m;
     struct strbuf out = STRBUF_INIT(0);
-    milter_msg_parse(&m, text, sizeof(text) - 1, 1 << 20);
+    parse(&m, text, sizeof(text) - 1, 1 << 20);
     CHECK(m.nhdrs == 4 && m.blank_line);
     CHECK_STR(m.hdrs[1].value, " a1\n\tfolded");
+    body_is(&m, "body\n");
     render(&m, &out);
     CHECK_STR(sb_str(&out), text);              /* unchanged: byte for byte */
 
@@ -188,26 +219,61 @@ static void test_msg(void)
     CHECK(milter_msg_insert_header(&m, 99, "X-End", "e", true) == 0);      /* past the end */
     CHECK(milter_msg_add_header(&m, "X-Fold", "l1\r\n\tl2", false) == 0);
     render(&m, &out);
-    CHECK_STR(sb_str(&out), "X-Top: t\nSubject: one\nX-A: a1\n\tfolded\nx-a: second\n"
-              "X-New: v\nX-End:e\nX-Fold: l1\n\tl2\n\nbody\n");
+    static const char edited[] = "X-Top: t\nSubject: one\nX-A: a1\n\tfolded\nx-a: second\n"
+        "X-New: v\nX-End:e\nX-Fold: l1\n\tl2\n\nbody\n";
+    CHECK_STR(sb_str(&out), edited);
+    /* in pieces of any size, the same bytes */
+    for (size_t piece = 1; piece < 12; piece++) {
+        struct milter_render r = MILTER_RENDER_INIT;
+        char buf[16];
+        size_t len;
+        sb_reset(&out);
+        while (milter_msg_render_next(&m, &r, buf, piece, &len) == 0 && len > 0) {
+            CHECK(len <= piece);
+            sb_append(&out, buf, len);
+        }
+        CHECK_STR(sb_str(&out), edited);
+    }
+    /* a replacement body comes from its own file */
+    milter_msg_set_body(&m, content_fd("new\n", 4), 4);
+    body_is(&m, "new\n");
+    milter_msg_set_body(&m, -1, 0);
+    render(&m, &out);
+    CHECK(out.len > 0 && out.data[out.len - 1] == '\n' && out.data[out.len - 2] == '\n');
     milter_msg_free(&m);
 
     /* no empty line: the body starts at the first line that is no header */
-    milter_msg_parse(&m, "A: 1\nnot a header\n", 19, 1 << 20);
+    parse(&m, "A: 1\nnot a header\n", 18, 1 << 20);
     CHECK(m.nhdrs == 1 && !m.blank_line);
-    CHECK_STR(sb_str(&m.body), "not a header\n");
+    body_is(&m, "not a header\n");
     render(&m, &out);
     CHECK_STR(sb_str(&out), "A: 1\nnot a header\n");
     milter_msg_free(&m);
     /* a NUL ends the headers: values travel as C strings */
-    milter_msg_parse(&m, "A: 1\nB: x\0y\n\nb\n", 14, 1 << 20);
-    CHECK(m.nhdrs == 1 && !m.blank_line && m.body.len == 9);
+    parse(&m, "A: 1\nB: x\0y\n\nb\n", 14, 1 << 20);
+    CHECK(m.nhdrs == 1 && !m.blank_line && m.body_len == 9);
     render(&m, &out);
     CHECK(out.len == 14 && memcmp(out.data, "A: 1\nB: x\0y\n\nb\n", 14) == 0);
     milter_msg_free(&m);
-    milter_msg_parse(&m, "", 0, 1 << 20);
+    parse(&m, "", 0, 1 << 20);
     render(&m, &out);
     CHECK(out.len == 0);
+    milter_msg_free(&m);
+    /* only the header section up to the limit is read: a header cut by it
+     * starts the body, and the message renders as it came */
+    static const char cut[] = "A: 1\nB: 22222\n\nbody\n";
+    parse(&m, cut, sizeof(cut) - 1, 8);
+    CHECK(m.nhdrs == 1 && !m.blank_line && m.body_len == (off_t)sizeof(cut) - 1 - 5);
+    render(&m, &out);
+    CHECK_STR(sb_str(&out), cut);
+    milter_msg_free(&m);
+    /* a file shorter than it should be is a read error, not a short message */
+    CHECK(milter_msg_parse(&m, content_fd("A: 1\n\nbody\n", 11), 50, 1 << 20, 1 << 20) == -1);
+    milter_msg_free(&m);
+    CHECK(milter_msg_parse(&m, content_fd("A: 1\n\nbody\n", 11), 50, 8, 1 << 20) == 0);
+    struct strbuf lost = STRBUF_INIT(0);
+    CHECK(milter_msg_render(&m, to_strbuf, &lost) == -1);
+    sb_free(&lost);
     milter_msg_free(&m);
 
     /* a header of many folds is parsed in linear time */
@@ -216,7 +282,7 @@ static void test_msg(void)
     for (int i = 0; i < 200000; i++)
         sb_appends(&big, " x\n");
     sb_appends(&big, "\nbody\n");
-    milter_msg_parse(&m, big.data, big.len, 1 << 24);
+    parse(&m, big.data, big.len, 1 << 24);
     CHECK(m.nhdrs == 1 && strlen(m.hdrs[0].value) == 6 + 200000 * 3);
     render(&m, &out);
     CHECK(out.len == big.len && memcmp(out.data, big.data, big.len) == 0);

@@ -573,7 +573,7 @@ static void test_helpers(void)
     CHECK_STR(r.orcpt, "");
     CHECK_STR(r.notify, "");
     sb_free(&rec);
-    CHECK(queue_dirs_count == 10);
+    CHECK(queue_dirs_count == 11);
 }
 
 /* The ID a submitter chose is taken when it is valid and free, else a new one. */
