@@ -85,6 +85,11 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
         foreign_file(job, res, job->path, "is a symbolic link", st.st_uid);
         return -1;
     }
+    if (fd < 0 && errno == EACCES && job->owner_must_match && lstat(job->path, &st) == 0
+        && st.st_uid != job->owner->uid) {
+        foreign_file(job, res, job->path, "is not owned by the recipient", st.st_uid);
+        return -1;
+    }
     if (fd < 0) {
         int status, err = errno;
         const char *dsn = result_dsn_for_errno(err, &status);
