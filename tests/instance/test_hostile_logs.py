@@ -101,5 +101,156 @@ class TestMailLog(unittest.TestCase):
         self.assertTrue(before & after, "no long-running daemon was tested")
 
 
+# ---- local submission ----
+
+SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
+TERN_DROP = os.path.join(harness.BUILD, "sendmail", "tern-drop")
+
+
+def submission_instance(name, main_cf=None):
+    """An instance whose daemon directory has a set-group-ID terndrop copy
+    of tern-drop, as `make install` and `tern setup` make it."""
+    inst = harness.Instance(name)
+    daemons = os.path.join(inst.dir, "libexec")
+    os.mkdir(daemons)
+    for prog in os.listdir(harness.LIBEXEC):
+        if prog != "tern-drop":
+            os.symlink(os.path.realpath(os.path.join(harness.LIBEXEC, prog)),
+                       os.path.join(daemons, prog))
+    drop = os.path.join(daemons, "tern-drop")
+    shutil.copy(TERN_DROP, drop)
+    os.chown(drop, 0, grp.getgrnam("terndrop").gr_gid)
+    os.chmod(drop, 0o2755)
+    settings = {"daemon_directory": daemons, "command_directory": os.path.dirname(harness.TERN)}
+    settings.update(main_cf or {})
+    inst.set_main_cf(settings)
+    return inst
+
+
+def children_named(ppid, name):
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/%s/comm" % entry) as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == ppid and comm == name:
+            out.append(int(entry))
+    return out
+
+
+class Submission:
+    """sendmail as the test user, its stdin kept open: tern-drop is started
+    and waits for the rest of the message."""
+
+    def __init__(self, inst, first=b"Subject: slow\n\n"):
+        self.proc = subprocess.Popen(["runuser", "-u", USER, "--", SENDMAIL, "-C", inst.dir,
+                                      "root@tern.test"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc.stdin.write(first)
+        self.proc.stdin.flush()
+        self.drop = None
+        deadline = time.time() + 10
+        while time.time() < deadline and not self.drop:
+            for sm in children_named(self.proc.pid, "sendmail"):
+                found = children_named(sm, "tern-drop")
+                if found:
+                    self.drop = found[0]
+            time.sleep(0.05)
+        if not self.drop:
+            self.end()
+            raise AssertionError("tern-drop did not start")
+
+    def end(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.stderr.read().decode(errors="replace")
+
+
+class TestLocalSubmission(unittest.TestCase):
+    LIMIT = 2
+
+    def setUp(self):
+        self.inst = submission_instance("hdrop", {"maildrop_partial_file_limit": str(self.LIMIT)})
+        self.addCleanup(self.inst.cleanup)
+        self.inst.start()
+        self.maildrop = os.path.join(self.inst.queue_dir, "maildrop")
+        self.uid = pwd.getpwnam(USER).pw_uid
+
+    def poke_pickup(self):
+        fd = os.open(os.path.join(self.inst.queue_dir, "public", "pickup"),
+                     os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, b"W")
+        os.close(fd)
+
+    def partials(self):
+        return sorted(n for n in os.listdir(self.maildrop) if n.startswith("."))
+
+    def data_partials(self):
+        """The unfinished files themselves (tern-drop's .uUID.K slot names
+        are second links to them)."""
+        return [n for n in self.partials() if not n.startswith(".u")]
+
+    def wait_partials(self, n, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.partials()) != n:
+            time.sleep(0.1)
+        return self.partials()
+
+    def test_killed_submission_is_logged_and_removed(self):
+        sub = Submission(self.inst)
+        try:
+            chunk = b"x" * 1000 + b"\n"
+            for _ in range(300):
+                sub.proc.stdin.write(chunk)
+            sub.proc.stdin.flush()
+            time.sleep(0.5)
+            os.kill(sub.drop, 9)
+        finally:
+            sub.end()
+        self.assertTrue(self.partials(), "nothing left behind to find")
+        time.sleep(2.5)
+        self.poke_pickup()
+        self.inst.wait_log(r"warning: maildrop: partial file maildrop/\.\w+ from uid %d "
+                           r"\(\d+ bytes\) removed" % self.uid, timeout=10)
+        self.assertEqual(self.wait_partials(0), [])
+
+    def test_partial_files_are_bounded(self):
+        held = [Submission(self.inst) for _ in range(self.LIMIT)]
+        try:
+            deadline = time.time() + 10
+            while time.time() < deadline and len(self.data_partials()) < self.LIMIT:
+                time.sleep(0.1)
+            self.assertEqual(len(self.data_partials()), self.LIMIT)
+            r = subprocess.run(["runuser", "-u", USER, "--", SENDMAIL, "-C", self.inst.dir,
+                                "root@tern.test"], input=b"Subject: one more\n\nx\n",
+                               capture_output=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0, "a submission beyond the bound was accepted")
+            self.assertIn(b"too many unfinished submissions", r.stderr)
+        finally:
+            for sub in held:
+                os.kill(sub.drop, 15)
+            errors = [sub.end() for sub in held]
+        # tern-drop removes its own file on SIGTERM
+        self.assertEqual(self.wait_partials(0), [], errors)
+        self.assertRegex(errors[0], r"partial file maildrop/\.\w+ from uid %d" % self.uid)
+        r = subprocess.run(["runuser", "-u", USER, "--", SENDMAIL, "-C", self.inst.dir,
+                            "root@tern.test"], input=b"Subject: after\n\nx\n",
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
