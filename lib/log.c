@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "log.h"
 #include "util.h"
 
@@ -74,16 +73,14 @@ void log_open(const char *progname)
 }
 
 /* The owner, group and mode a new log file gets (from main.cf). */
-static void log_file_access(void)
+void log_file_settings(const char *perm, const char *owner, const char *group)
 {
-    const char *perm = cfg_str(P_maillog_file_permissions);
     log_file_mode = strcmp(perm, "0600") == 0 ? 0600 : strcmp(perm, "0644") == 0 ? 0644 : 0640;
     if (strcmp(perm, "0600") != 0 && strcmp(perm, "0640") != 0 && strcmp(perm, "0644") != 0)
         fprintf(stderr, "%s: maillog_file_permissions = %s: expected 0600, 0640 or 0644; "
                 "using 0640\n", log_tag, perm);
-    struct passwd *pw = getpwnam(cfg_str(P_mail_owner));
-    struct group *gr = *cfg_str(P_maillog_file_group) ? getgrnam(cfg_str(P_maillog_file_group))
-                                                      : NULL;
+    struct passwd *pw = getpwnam(owner);
+    struct group *gr = *group ? getgrnam(group) : NULL;
     log_file_uid = pw ? pw->pw_uid : (uid_t)-1;
     log_file_gid = gr ? gr->gr_gid : pw ? pw->pw_gid : (gid_t)-1;
 }
@@ -153,8 +150,6 @@ void log_configure(const char *syslog_name, const char *facility, const char *ma
         syslog_opened = 0;
     }
     str_copy(log_file_path, sizeof(log_file_path), maillog_file ? maillog_file : "");
-    if (log_file_path[0])
-        log_file_access();
     log_reopen();
 }
 
