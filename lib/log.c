@@ -39,6 +39,7 @@ static int log_fd = -1;
 static dev_t log_fd_dev;                /* what log_fd is, to notice rotation */
 static ino_t log_fd_ino;
 static time_t log_checked;              /* the last rotation check */
+static pid_t log_checked_pid;           /* by this process (a child checks anew) */
 static mode_t log_file_mode = 0640;
 static uid_t log_file_uid = (uid_t)-1;  /* mail_owner; -1: keep */
 static gid_t log_file_gid = (gid_t)-1;  /* maillog_file_group; -1: keep */
@@ -110,7 +111,11 @@ static int log_file_open(bool create, const char **why)
             fd = open(log_file_path, flags);
     }
     if (fd < 0) {
-        *why = strerror(errno);
+        *why = errno == ENOENT && create && root
+               ? "it does not exist, and root creates it only in a directory that no other "
+                 "user can write: create it (owner mail_owner, group maillog_file_group, mode "
+                 "maillog_file_permissions) or choose another directory"
+               : strerror(errno);
         return -1;
     }
     struct stat st;
@@ -119,9 +124,16 @@ static int log_file_open(bool create, const char **why)
         close(fd);
         return -1;
     }
+    /* root writes only to a file of root or mail_owner: one that a user
+     * made would give that user the log */
+    if (root && !made && st.st_uid != 0 && st.st_uid != log_file_uid) {
+        *why = "it belongs to a user other than root and mail_owner";
+        close(fd);
+        return -1;
+    }
     /* On the descriptor, never the path: the file as created, or one that
      * mail_owner or root owns (an older Tern made it 0644). */
-    if (root && (made || st.st_uid == 0 || st.st_uid == log_file_uid)) {
+    if (root) {
         if ((log_file_uid != (uid_t)-1 || log_file_gid != (gid_t)-1)
             && (st.st_uid != log_file_uid || st.st_gid != log_file_gid))
             (void)!fchown(fd, log_file_uid, log_file_gid);
@@ -165,6 +177,7 @@ void log_reopen(void)
         if (log_fd < 0)
             fprintf(stderr, "%s: cannot open maillog_file %s: %s\n", log_tag, log_file_path, why);
         log_checked = time(NULL);
+        log_checked_pid = getpid();
     }
 }
 
@@ -174,10 +187,18 @@ void log_reopen(void)
 static void log_check_rotation(void)
 {
     time_t now = time(NULL);
-    if (now == log_checked)
+    pid_t pid = getpid();
+    if (now == log_checked && pid == log_checked_pid)
         return;
     log_checked = now;
+    log_checked_pid = pid;
     struct stat st;
+    /* a process that closed its descriptors (local's children) may have
+     * another file under this number now: never write there */
+    if (fstat(log_fd, &st) < 0 || st.st_dev != log_fd_dev || st.st_ino != log_fd_ino) {
+        log_fd = -1;
+        return;
+    }
     int there = lstat(log_file_path, &st) == 0;
     if (there && st.st_dev == log_fd_dev && st.st_ino == log_fd_ino)
         return;
@@ -250,7 +271,8 @@ void msg_vlog(int prio, const char *fmt, va_list ap)
 
     if (log_fd >= 0) {
         log_check_rotation();
-        log_write_file(text);
+        if (log_fd >= 0)
+            log_write_file(text);
     } else if (!log_file_path[0]) {
         if (!syslog_opened) {
             openlog(log_tag, LOG_PID | LOG_NDELAY, log_facility);
