@@ -68,16 +68,35 @@ class TestMailLog(unittest.TestCase):
         r = as_user("cat", self.inst.log_path)
         self.assertNotEqual(r.returncode, 0, "a user read the mail log")
 
-    def test_rotation_reaches_every_daemon(self):
-        send(self.inst, "before rotation")
-        self.inst.wait_log(r"tern/local\[\d+\]: \w+: to=<root@tern\.test>, .*status=sent", timeout=20)
-        before = {pid for pid, _, name in self.inst.processes() if name in ("qmgr", "local")}
-        # what logrotate does with "create 0640 tern adm"
-        rotated = self.inst.log_path + ".1"
-        os.rename(self.inst.log_path, rotated)
+    def rename_and_create(self):
+        """What logrotate does with "create 0640 tern adm"."""
+        os.rename(self.inst.log_path, self.inst.log_path + ".1")
         fd = os.open(self.inst.log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         os.fchown(fd, pwd.getpwnam("tern").pw_uid, grp.getgrnam("adm").gr_gid)
         os.close(fd)
+
+    def run_logrotate(self):
+        """Debian's logrotate with the file `make install` ships, pointed at
+        this instance's log."""
+        if not shutil.which("logrotate"):
+            self.skipTest("logrotate is not installed (tools/install-deps)")
+        with open(os.path.join(harness.BUILD, "conf", "tern.logrotate")) as f:
+            conf = f.read().replace("/var/log/tern.log", self.inst.log_path)
+        path = os.path.join(self.inst.dir, "logrotate.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        r = subprocess.run(["logrotate", "-f", "-s", os.path.join(self.inst.dir, "logrotate.state"),
+                            path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.exists(self.inst.log_path + ".1"), os.listdir(
+            os.path.dirname(self.inst.log_path)))
+
+    def check_rotation(self, rotate):
+        send(self.inst, "before rotation")
+        self.inst.wait_log(r"tern/local\[\d+\]: \w+: to=<root@tern\.test>, .*status=sent", timeout=20)
+        before = {pid for pid, _, name in self.inst.processes() if name in ("qmgr", "local")}
+        rotated = self.inst.log_path + ".1"
+        rotate()
         time.sleep(1.2)             # writers check the path at most once a second
         send(self.inst, "after rotation")
         m = None
@@ -97,8 +116,16 @@ class TestMailLog(unittest.TestCase):
                              "%s still writes to the rotated file" % daemon)
         with open(rotated) as f:
             self.assertNotIn(qid, f.read())
+        st = os.stat(self.inst.log_path)
+        self.assertEqual((stat.S_IMODE(st.st_mode), grp.getgrgid(st.st_gid).gr_name), (0o640, "adm"))
         after = {pid for pid, _, name in self.inst.processes() if name in ("qmgr", "local")}
         self.assertTrue(before & after, "no long-running daemon was tested")
+
+    def test_rotation_reaches_every_daemon(self):
+        self.check_rotation(self.rename_and_create)
+
+    def test_logrotate_with_the_shipped_file(self):
+        self.check_rotation(self.run_logrotate)
 
 
 # ---- local submission ----
