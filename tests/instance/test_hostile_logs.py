@@ -67,6 +67,10 @@ class TestMailLog(unittest.TestCase):
         self.assertEqual(grp.getgrgid(st.st_gid).gr_name, "adm")
         r = as_user("cat", self.inst.log_path)
         self.assertNotEqual(r.returncode, 0, "a user read the mail log")
+        self.assertNotIn("maillog_file", self.inst.tern("check", check=False).stdout)
+        os.chmod(self.inst.log_path, 0o644)
+        self.assertRegex(self.inst.tern("check", check=False).stdout,
+                         r"maillog_file .* is readable by every user")
 
     def rename_and_create(self):
         """What logrotate does with "create 0640 tern adm"."""
