@@ -5,6 +5,7 @@
  * lock file that is not the recipient's (or root's) was planted by someone
  * else: it is reported at once instead of being waited for. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -32,11 +33,12 @@ int local_dotlock_acquire(const char *path, int attempts, int delay, long stale_
     struct strbuf lock;
     lock_name(&lock, path);
     int rc = -1, err = EAGAIN;
+    bool removed_stale = false;
     for (int i = 0; i < attempts; i++) {
         int fd = open(sb_str(&lock), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd >= 0) {
             close(fd);
-            rc = 0;
+            rc = removed_stale ? 1 : 0;
             break;
         }
         if (errno != EEXIST) {
@@ -48,8 +50,12 @@ int local_dotlock_acquire(const char *path, int attempts, int delay, long stale_
             continue;           /* removed meanwhile: try again at once */
         /* A lock left by a crashed writer would block the mailbox forever. */
         if (stale_after > 0 && time(NULL) - st.st_mtime > stale_after
-            && unlink(sb_str(&lock)) == 0)
+            && unlink(sb_str(&lock)) == 0) {
+            if (found)
+                *found = st;
+            removed_stale = true;
             continue;
+        }
         /* Only the recipient's mail readers and root lock this mailbox:
          * anything else is a planted file, and waiting for it is useless. */
         if (!S_ISREG(st.st_mode) || (st.st_uid != owner && st.st_uid != 0)) {

@@ -191,6 +191,8 @@ static void mbox_child(void *ctx, struct local_result *res, struct dest_list *de
         local_mbox_append(job->d, fd, job->what, COPY_MBOX, res);
         if (res->status == 2)
             result_set(res, 2, "2.0.0", "%s", job->done_text);
+        if (res->status == 2 && locked == 1)
+            res->aux = (long long)found.st_uid;   /* the parent reports the stale lock */
         if (assume_owner(job, false) < 0)
             _exit(1);           /* cannot remove the dot-lock: stale_lock_time will */
     }
@@ -232,11 +234,20 @@ static bool spool_ids(const char *dir, const struct local_user *user, uid_t *uid
 }
 
 /* The child cannot log (it has none of the parent's descriptors): a file
- * someone planted is reported here, with its owner, from the reason. */
-static void warn_foreign(const struct local_result *res)
+ * someone planted is reported here, with its owner, from the reason; after
+ * a delivery, aux is the owner of a stale dot-lock the child removed. */
+static void warn_foreign(const struct mbox_job *job, const struct local_result *res)
 {
-    if (res->status != 2 && res->aux >= 0)
+    char who[160];
+    if (res->aux < 0)
+        return;
+    if (res->status != 2) {
         msg_warn("%s", res->reason);
+        return;
+    }
+    owner_text(who, sizeof(who), (uid_t)res->aux);
+    msg_warn("%s: removed the lock file %s.lock of %s: older than stale_lock_time (%lds)",
+             job->what, job->path, who, local_cfg.stale_lock_time);
 }
 
 void local_mailbox_deliver(const struct local_delivery *d, const struct local_user *user,
@@ -274,7 +285,7 @@ void local_mailbox_deliver(const struct local_delivery *d, const struct local_us
                                      &job.spool_gid);
     local_child_run(d->msg, job.root_assisted ? NULL : user, local_cfg.command_time_limit,
                     mbox_child, &job, res, NULL);
-    warn_foreign(res);
+    warn_foreign(&job, res);
 out:
     sb_free(&path);
     sb_free(&desc);

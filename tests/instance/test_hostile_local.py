@@ -184,6 +184,9 @@ class TestWorldWritableSpool(HostileTestCase):
         send(self.inst, "%s@%s" % (VICTIM, HOST), "past a stale lock")
         self.assertTrue(wait_content(self.box, b"past a stale lock", 15), self.inst.log_tail())
         self.assertFalse(os.path.exists(lock))
+        self.inst.wait_log(r"warning: mailbox %s for user %s: removed the lock file %s\.lock of "
+                           r"uid %d \(%s\): older than stale_lock_time"
+                           % (self.box, VICTIM, self.box, pw.pw_uid, VICTIM))
 
 
 if __name__ == "__main__":
