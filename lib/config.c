@@ -705,3 +705,10 @@ void cfg_list_free(char **list, size_t count)
         free(list[i]);
     free(list);
 }
+
+void cfg_log_configure(void)
+{
+    log_file_settings(cfg_str(P_maillog_file_permissions), cfg_str(P_mail_owner),
+                      cfg_str(P_maillog_file_group));
+    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
+}

@@ -46,6 +46,9 @@ void cfg_override(const char *name, const char *value);
  * that does not parse for its type is fatal at first read (msg_fatal names the
  * parameter, the value and main.cf). */
 const char *cfg_str(enum param_id id);
+/* Logging as main.cf says: syslog_name, syslog_facility, maillog_file and
+ * how that file is made (lib/log.h). */
+void cfg_log_configure(void);
 long cfg_int(enum param_id id);
 bool cfg_bool(enum param_id id);
 long cfg_time(enum param_id id);        /* seconds */

@@ -14,6 +14,11 @@ void log_open(const char *progname);
  * Called after the configuration is loaded (and again after overrides). */
 void log_configure(const char *syslog_name, const char *facility, const char *maillog_file);
 
+/* How a new maillog_file is made: maillog_file_permissions ("0600",
+ * "0640" or "0644"), mail_owner, maillog_file_group (""/missing: the
+ * owner's group). Call before log_configure. */
+void log_file_settings(const char *perm, const char *owner, const char *group);
+
 /* Echo messages to stderr as well (for commands run by a person). */
 void log_to_stderr(int on);
 

@@ -586,7 +586,7 @@ static void load_configuration(const char *confdir)
         msg_fatal("%s", sb_str(&err));
     sb_free(&err);
     apply_overrides();
-    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
+    cfg_log_configure();
     srv.max_use = cfg_int(P_max_use);
     srv.max_idle = cfg_time(P_max_idle);
     srv.drain_time = cfg_time(P_daemon_drain_time);

@@ -191,8 +191,13 @@ void local_mailbox_deliver(const struct local_delivery *d, const struct local_us
                            struct local_result *res, const char **what);
 void local_file_deliver(const struct local_delivery *d, const char *path,
                         const struct local_user *as, struct local_result *res);
-/* local_lock.c */
-int local_dotlock_acquire(const char *path, int attempts, int delay, long stale_after);
+/* local_lock.c: 0 locked; 1 locked after removing a lock older than
+ * stale_after (*found gets its lstat); -1 errno set (EAGAIN: busy); -2 the
+ * lock file is foreign (not a plain file of owner or root; *found gets its
+ * lstat). */
+struct stat;
+int local_dotlock_acquire(const char *path, int attempts, int delay, long stale_after,
+                          uid_t owner, struct stat *found);
 void local_dotlock_release(const char *path);
 int local_fcntl_lock(int fd, int attempts, int delay);
 /* local_maildir.c: dir ends in '/'. */

@@ -111,6 +111,10 @@ static int parse_addresses(const char *s, size_t len, struct dest_list *out, str
     if (direct) {
         s++;
         len--;
+        if (len == 0) {     /* a lone backslash: nothing to look at after it */
+            sb_appends(err, "a backslash without a user name");
+            return -1;
+        }
     }
     const char *lt = memchr(s, '<', len);
     if (lt && s[0] != '"') {

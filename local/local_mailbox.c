@@ -1,17 +1,27 @@
 /* local_mailbox.c: delivery to the recipient's own mailbox (home_mailbox:
  * a Maildir or an mbox file in the home directory, mailbox_command, or an
  * mbox file in mail_spool_directory) and to "/file" destinations. Each runs
- * in a child with the recipient's identity; in a spool directory without
- * the sticky bit (root:mail 2775 as on Debian) only creating and locking the
- * mailbox is done as root, and the message is written as the recipient. */
+ * in a child with the recipient's identity. In the spool directory the
+ * child follows Postfix's rule: a world-writable spool (1777) is written as
+ * the recipient; a group-writable one (root:mail 2775 as on Debian) gets
+ * the dot-lock and a missing mailbox created as the recipient with the
+ * spool's group; any other as root, with the new mailbox given to the
+ * recipient by descriptor. The message itself is always written as the
+ * recipient. A file someone else planted (a mailbox or lock of another
+ * uid, a symlink, a hard link) is reported in the log and in the reason,
+ * at once, and the delivery is deferred. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "local.h"
+#include "log.h"
 #include "util.h"
 
 struct mbox_job {
@@ -20,10 +30,32 @@ struct mbox_job {
     const char *path;
     const char *what;                /* "mailbox PATH for user NAME", for reasons */
     const char *done_text;           /* reason on success */
-    bool root_assisted;              /* the child is still root: create/lock as root */
+    bool root_assisted;              /* the child is still root: create/lock as spool ids */
+    uid_t spool_uid;                 /* root_assisted: effective ids for lock and create */
+    gid_t spool_gid;
     bool dotlock;
     bool owner_must_match;
 };
+
+/* "uid N (name)" for a file's owner, for reasons and warnings. */
+static void owner_text(char *buf, size_t size, uid_t uid)
+{
+    struct passwd *pw = getpwuid(uid);
+    snprintf(buf, size, "uid %ld (%s)", (long)uid, pw ? pw->pw_name : "no such user");
+}
+
+/* A file the recipient did not make: deferred with a reason that names it
+ * and its owner; aux carries the owner so the parent logs a warning. */
+static void foreign_file(const struct mbox_job *job, struct local_result *res, const char *file,
+                         const char *what, uid_t uid)
+{
+    char who[160];
+    owner_text(who, sizeof(who), uid);
+    result_set(res, 4, "4.2.0", "cannot update %s: %s %s, owned by %s, was not made by the "
+               "recipient; remove it (and keep the spool directory from being writable by "
+               "users: root:mail 2775)", job->what, file, what, who);
+    res->aux = (long long)uid;
+}
 
 /* Open (creating when missing) without following symlinks, and accept only
  * a plain file with one link that belongs to the owner. */
@@ -36,7 +68,8 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
         if (fd >= 0 || errno != ENOENT)
             break;
         fd = open(job->path, flags | O_CREAT | O_EXCL, 0600);
-        if (fd >= 0 && job->root_assisted && fchown(fd, job->owner->uid, job->owner->gid) < 0) {
+        if (fd >= 0 && job->root_assisted && job->spool_uid == 0
+            && fchown(fd, job->owner->uid, job->owner->gid) < 0) {
             int err = errno;
             close(fd);
             unlink(job->path);
@@ -47,6 +80,16 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
         if (fd < 0 && errno != EEXIST)
             break;               /* EEXIST: someone created it meanwhile: open that */
     }
+    struct stat st;
+    if (fd < 0 && errno == ELOOP && lstat(job->path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        foreign_file(job, res, job->path, "is a symbolic link", st.st_uid);
+        return -1;
+    }
+    if (fd < 0 && errno == EACCES && job->owner_must_match && lstat(job->path, &st) == 0
+        && st.st_uid != job->owner->uid) {
+        foreign_file(job, res, job->path, "is not owned by the recipient", st.st_uid);
+        return -1;
+    }
     if (fd < 0) {
         int status, err = errno;
         const char *dsn = result_dsn_for_errno(err, &status);
@@ -54,15 +97,21 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
                    strerror(err));
         return -1;
     }
-    struct stat st;
-    const char *bad = fstat(fd, &st) < 0 ? strerror(errno)
-                      : !S_ISREG(st.st_mode) ? "not a regular file"
-                      : st.st_nlink != 1 ? "file has more than one hard link"
+    if (fstat(fd, &st) < 0) {
+        result_set(res, 4, "4.2.0", "cannot update %s: %s", job->what, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    const char *bad = !S_ISREG(st.st_mode) ? "is not a regular file"
+                      : st.st_nlink != 1 ? "has more than one hard link"
                       : job->owner_must_match && st.st_uid != job->owner->uid
-                        ? "file is not owned by the recipient" : NULL;
+                        ? "is not owned by the recipient" : NULL;
     if (bad) {
         close(fd);
-        result_set(res, 4, "4.2.0", "cannot update %s: %s", job->what, bad);
+        if (job->owner_must_match)
+            foreign_file(job, res, job->path, bad, st.st_uid);
+        else
+            result_set(res, 4, "4.2.0", "cannot update %s: file %s", job->what, bad);
         return -1;
     }
     int fl = fcntl(fd, F_GETFL);
@@ -81,22 +130,54 @@ static void lock_failed(const struct mbox_job *job, const char *which, struct lo
                    job->what, which, strerror(errno));
 }
 
-/* Write as the owner from here on; the saved root uid lets the child take
- * root back for removing the dot-lock in the spool directory. */
+/* Effective ids for the next step; the saved root uid lets the child
+ * switch between the spool's ids (lock, create, unlock) and the owner's
+ * (write). */
+static int set_effective(uid_t uid, gid_t gid)
+{
+    return seteuid(0) < 0 || setegid(gid) < 0 || seteuid(uid) < 0 ? -1 : 0;
+}
+
 static int assume_owner(const struct mbox_job *job, bool on)
 {
     if (!job->root_assisted)
         return 0;
     if (on)
-        return setegid(job->owner->gid) < 0 || seteuid(job->owner->uid) < 0 ? -1 : 0;
-    return seteuid(0) < 0 || setegid(0) < 0 ? -1 : 0;
+        return set_effective(job->owner->uid, job->owner->gid);
+    return set_effective(job->spool_uid, job->spool_gid);
+}
+
+/* A root child gives up root's groups before it touches the spool. */
+static int enter_spool_ids(const struct mbox_job *job)
+{
+    if (!job->root_assisted)
+        return 0;
+    gid_t groups[1] = { job->owner->gid };
+    return setgroups(1, groups) < 0 ? -1 : set_effective(job->spool_uid, job->spool_gid);
 }
 
 static void mbox_child(void *ctx, struct local_result *res, struct dest_list *dests)
 {
     const struct mbox_job *job = ctx;
-    if (job->dotlock && local_dotlock_acquire(job->path, local_cfg.lock_attempts,
-                                              local_cfg.lock_delay, local_cfg.stale_lock_time) < 0) {
+    struct stat found;
+    if (enter_spool_ids(job) < 0) {
+        result_set(res, 4, "4.3.0", "cannot update %s: cannot switch to the spool directory's "
+                   "identity: %s", job->what, strerror(errno));
+        return;
+    }
+    int locked = job->dotlock ? local_dotlock_acquire(job->path, local_cfg.lock_attempts,
+                                                      local_cfg.lock_delay,
+                                                      local_cfg.stale_lock_time,
+                                                      job->owner->uid, &found) : 0;
+    if (locked == -2) {
+        struct strbuf lock = STRBUF_INIT(8192);
+        sb_appendf(&lock, "lock file %s.lock", job->path);
+        foreign_file(job, res, sb_str(&lock), S_ISREG(found.st_mode) ? "exists"
+                     : "exists and is not a regular file", found.st_uid);
+        sb_free(&lock);
+        return;
+    }
+    if (locked < 0) {
         lock_failed(job, "dot", res);
         return;
     }
@@ -110,6 +191,8 @@ static void mbox_child(void *ctx, struct local_result *res, struct dest_list *de
         local_mbox_append(job->d, fd, job->what, COPY_MBOX, res);
         if (res->status == 2)
             result_set(res, 2, "2.0.0", "%s", job->done_text);
+        if (res->status == 2 && locked == 1)
+            res->aux = (long long)found.st_uid;   /* the parent reports the stale lock */
         if (assume_owner(job, false) < 0)
             _exit(1);           /* cannot remove the dot-lock: stale_lock_time will */
     }
@@ -131,12 +214,40 @@ static bool ends_with_slash(const char *s)
     return n > 0 && s[n - 1] == '/';
 }
 
-/* A spool directory users cannot create files in: Postfix's rule is the
- * sticky bit (1777 means every user creates their own mailbox). */
-static bool spool_needs_root(const char *dir)
+/* Postfix's rule: a world-writable spool is written as the recipient
+ * (false); a group-writable one as the recipient with the spool's group;
+ * any other as root. A spool that cannot be examined is left to root,
+ * which then fails to create a mailbox there with a clear reason. */
+static bool spool_ids(const char *dir, const struct local_user *user, uid_t *uid, gid_t *gid)
 {
     struct stat st;
-    return stat(dir, &st) < 0 || !(st.st_mode & S_ISVTX);
+    if (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH))
+        return false;
+    if (stat(dir, &st) == 0 && (st.st_mode & S_IWGRP)) {
+        *uid = user->uid;
+        *gid = st.st_gid;
+    } else {
+        *uid = 0;
+        *gid = 0;
+    }
+    return true;
+}
+
+/* The child cannot log (it has none of the parent's descriptors): a file
+ * someone planted is reported here, with its owner, from the reason; after
+ * a delivery, aux is the owner of a stale dot-lock the child removed. */
+static void warn_foreign(const struct mbox_job *job, const struct local_result *res)
+{
+    char who[160];
+    if (res->aux < 0)
+        return;
+    if (res->status != 2) {
+        msg_warn("%s", res->reason);
+        return;
+    }
+    owner_text(who, sizeof(who), (uid_t)res->aux);
+    msg_warn("%s: removed the lock file %s.lock of %s: older than stale_lock_time (%lds)",
+             job->what, job->path, who, local_cfg.stale_lock_time);
 }
 
 void local_mailbox_deliver(const struct local_delivery *d, const struct local_user *user,
@@ -169,9 +280,12 @@ void local_mailbox_deliver(const struct local_delivery *d, const struct local_us
         local_child_run(d->msg, user, local_cfg.command_time_limit, maildir_child, &job, res, NULL);
         goto out;
     }
-    job.root_assisted = !*local_cfg.home_mailbox && spool_needs_root(local_cfg.mail_spool_directory);
+    job.root_assisted = !*local_cfg.home_mailbox && getuid() == 0
+                        && spool_ids(local_cfg.mail_spool_directory, user, &job.spool_uid,
+                                     &job.spool_gid);
     local_child_run(d->msg, job.root_assisted ? NULL : user, local_cfg.command_time_limit,
                     mbox_child, &job, res, NULL);
+    warn_foreign(&job, res);
 out:
     sb_free(&path);
     sb_free(&desc);

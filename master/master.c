@@ -63,7 +63,7 @@ static void load_configuration(const char *confdir)
     ms.confdir = xstrdup(realpath(cfg_confdir(), resolved) ? resolved : cfg_confdir());
     if (master_load_params(&ms.p, &err) < 0)
         msg_fatal("%s", sb_str(&err));
-    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
+    cfg_log_configure();
     if (master_load_services(&ms.p, &ms.svcs, &ms.nsvcs, &err) < 0)
         msg_fatal("%s", sb_str(&err));
     if (master_check_services(&ms.p, ms.svcs, ms.nsvcs, &err) > 0)

@@ -108,7 +108,7 @@ static void master_reload(void)
         sb_free(&err);
         return;
     }
-    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
+    cfg_log_configure();
     master_warn_unknown();
     move_listeners(svcs, n);
     master_free_services(ms.svcs, ms.nsvcs);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@
 #include "util.h"
 
 #define PICKUP_TEMP_MAX_AGE 3600    /* seconds a tern-drop may take to write a file */
+#define PICKUP_PARTIAL_MIN_AGE 2    /* a newer unlocked file may be one being created */
 #define PICKUP_CLEANUP_LOCAL 1      /* cleanup's local-submission flag (doc/PROTOCOLS.md) */
 #define PICKUP_CLEANUP_HOLD 2       /* cleanup's hold flag */
 
@@ -286,18 +288,36 @@ static int pickup_file(const char *name)
     return rc;
 }
 
-/* A temporary file a tern-drop left when it was killed. */
-static void remove_stale(const char *name, time_t now)
+/* An unfinished file (.ID) or a tern-drop's slot name for one (.uUID.K):
+ * tern-drop holds an flock() on it for as long as it runs. A file nobody
+ * holds was left by a tern-drop that died (killed with SIGKILL, or a crash):
+ * removed at once, and logged with its owner's uid, which tern-drop cannot
+ * choose. One still held is removed after PICKUP_TEMP_MAX_AGE: a
+ * submission that never ends must not keep its disk space. The age guard
+ * covers the moment between tern-drop's open() and its flock(). */
+static void remove_partial(const char *name, time_t now, bool slot)
 {
     struct strbuf path = STRBUF_INIT(0);
     struct stat st;
     path_of(&path, QDIR_MAILDROP, name);
-    if (lstat(sb_str(&path), &st) == 0 && now - st.st_mtime > PICKUP_TEMP_MAX_AGE) {
-        if (unlink(sb_str(&path)) == 0)
-            msg_info("removed stale temporary file %s", sb_str(&path));
-        else if (errno != ENOENT)
-            msg_warn("cannot remove stale temporary file %s: %m", sb_str(&path));
+    int fd = open(sb_str(&path), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0 || now - st.st_mtime < PICKUP_PARTIAL_MIN_AGE)
+        goto out;
+    bool abandoned = S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (!abandoned && now - st.st_mtime <= PICKUP_TEMP_MAX_AGE)
+        goto out;
+    if (unlink(sb_str(&path)) < 0) {
+        if (errno != ENOENT)
+            msg_warn("maildrop: cannot remove partial file %s: %m", sb_str(&path));
+    } else if (!slot) {
+        msg_warn("maildrop: partial file %s from uid %ld (%lld bytes) removed: %s",
+                 sb_str(&path), (long)st.st_uid, (long long)st.st_size,
+                 abandoned ? "its tern-drop ended without finishing it"
+                           : "still unfinished after an hour");
     }
+out:
+    if (fd >= 0)
+        close(fd);
     sb_free(&path);
 }
 
@@ -316,7 +336,9 @@ static void pickup_scan(void)
             if (pickup_file(de->d_name) < 0)
                 break;
         } else if (de->d_name[0] == '.' && queue_id_valid(de->d_name + 1)) {
-            remove_stale(de->d_name, now);
+            remove_partial(de->d_name, now, false);
+        } else if (de->d_name[0] == '.' && de->d_name[1] == 'u') {
+            remove_partial(de->d_name, now, true);
         }
     }
     closedir(d);

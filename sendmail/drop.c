@@ -5,7 +5,17 @@
  * a maildrop file (lib/QUEUE.md, "Maildrop files") that records the real
  * uid of the caller, taken from getuid() and never from the input: under a
  * temporary name, fsynced, then renamed. Then it pokes pickup through
- * public/pickup; when Tern is stopped the file waits there. */
+ * public/pickup; when Tern is stopped the file waits there.
+ *
+ * A user must not fill the queue disk with submissions that never end:
+ * the unfinished file holds an flock() for as long as tern-drop lives (so
+ * pickup knows a dead writer's file at once, however it died), and it has
+ * a second name, maildrop/.uUID.K, one of maildrop_partial_file_limit
+ * slots per uid. maildrop/ cannot be listed by the setgid_group, but these
+ * names can be tried: when every slot is taken, or the slots hold more than
+ * maildrop_partial_size_limit bytes, the submission is refused. On
+ * SIGHUP, SIGINT, SIGTERM or SIGPIPE the file is removed and that is
+ * logged with the uid. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -16,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,7 +51,11 @@
 
 static struct qfile_writer drop_qf;
 static char drop_temp[PATH_MAX];             /* for the signal handler */
+static char drop_slot[PATH_MAX];             /* maildrop/.uUID.K, "" when none */
 static volatile sig_atomic_t drop_armed;
+static volatile sig_atomic_t drop_signal;    /* a signal to act on, outside the handler */
+
+static void drop_interrupted(void);
 
 static void __attribute__((noreturn, format(printf, 2, 3)))
 drop_fatal(int status, const char *fmt, ...)
@@ -52,26 +67,53 @@ drop_fatal(int status, const char *fmt, ...)
     va_end(ap);
     if (drop_armed)
         qfile_abort(&drop_qf);
+    if (drop_slot[0])
+        unlink(drop_slot);
     fprintf(stderr, "tern-drop: %s\n", text);
     exit(status);
 }
 
-/* Interrupted: nothing half-written stays behind. */
+/* Interrupted: nothing half-written stays behind. Before the file exists
+ * there is nothing to do; after, the main line removes it and logs (the
+ * blocking read returns EINTR: no SA_RESTART). A second signal, or one
+ * that arrives while nothing reads, ends it here. */
 static void on_signal(int sig)
 {
-    if (drop_armed)
+    if (!drop_armed)
+        _exit(EX_TEMPFAIL_);
+    if (drop_signal) {
         unlink(drop_temp);
-    _exit(EX_TEMPFAIL_);
+        if (drop_slot[0])
+            unlink(drop_slot);
+        _exit(EX_TEMPFAIL_);
+    }
+    drop_signal = sig;
 }
 
 static void catch_signals(void)
 {
-    static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGXFSZ };
+    static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGXFSZ, SIGPIPE };
     struct sigaction sa = { .sa_handler = on_signal };
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigaction(sigs[i], &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+}
+
+static void drop_interrupted(void)
+{
+    if (!drop_signal || !drop_armed)
+        return;
+    struct stat st;
+    long long size = fstat(drop_qf.fd, &st) == 0 ? (long long)st.st_size : -1;
+    int sig = drop_signal;
+    qfile_abort(&drop_qf);
+    drop_armed = 0;
+    if (drop_slot[0])
+        unlink(drop_slot);
+    msg_warn("maildrop: partial file %s/.%s from uid %ld (%lld bytes) removed: tern-drop got "
+             "signal %d (%s)", QDIR_MAILDROP, drop_qf.id, (long)getuid(), size, sig,
+             strsignal(sig));
+    _exit(EX_TEMPFAIL_);
 }
 
 static void block_signals(bool block)
@@ -131,6 +173,7 @@ static int read_exact(void *buf, size_t n)
     size_t got = 0;
     while (got < n) {
         ssize_t r = read(0, (char *)buf + got, n - got);
+        drop_interrupted();
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -165,6 +208,7 @@ static void next_record(struct drop_input *in)
 
 static void put(int type, const void *data, size_t len)
 {
+    drop_interrupted();
     if (qfile_put(&drop_qf, type, data, len) < 0)
         drop_fatal(EX_TEMPFAIL_, "cannot write %s/%s: %s", QDIR_MAILDROP, drop_qf.id,
                    strerror(errno));
@@ -262,6 +306,43 @@ static void copy_content(struct drop_input *in)
     put(QREC_CONTENT_END, "", 0);
 }
 
+/* One of the uid's slots for an unfinished file (see the top of this
+ * file): a hard link to ours. Refuses when the uid has its limit of
+ * unfinished files or bytes already. */
+static void claim_slot(void)
+{
+    long limit = cfg_int(P_maildrop_partial_file_limit);
+    unsigned long long bytes_limit = (unsigned long long)cfg_size(P_maildrop_partial_size_limit);
+    unsigned long long bytes = 0;
+    long used = 0;
+    char name[PATH_MAX];
+    if (limit <= 0)
+        return;
+    drop_slot[0] = 0;
+    for (long k = 0; k < limit; k++) {
+        struct stat st;
+        snprintf(name, sizeof(name), "%s/.u%ld.%ld", QDIR_MAILDROP, (long)getuid(), k);
+        if (!drop_slot[0] && link(drop_temp, name) == 0) {
+            str_copy(drop_slot, sizeof(drop_slot), name);
+            continue;
+        }
+        if (errno != EEXIST && !drop_slot[0])
+            drop_fatal(EX_CANTCREAT_, "cannot create %s: %s", name, strerror(errno));
+        if (lstat(name, &st) == 0) {
+            used++;
+            bytes += (unsigned long long)st.st_size;
+        }
+    }
+    if (!drop_slot[0] || (bytes_limit && bytes > bytes_limit)) {
+        msg_warn("maildrop: uid %ld refused: %ld unfinished submission%s (%llu bytes) in %s/ "
+                 "already (maildrop_partial_file_limit = %ld, maildrop_partial_size_limit = "
+                 "%llu); try again when they have ended", (long)getuid(), used,
+                 used == 1 ? "" : "s", bytes, QDIR_MAILDROP, limit, bytes_limit);
+        drop_fatal(EX_TEMPFAIL_, "too many unfinished submissions of uid %ld; nothing was queued",
+                   (long)getuid());
+    }
+}
+
 /* Best effort: pickup also scans maildrop/ on its timer. public/pickup is
  * a fifo (master.cf type fifo) or a socket (type unix). */
 static void poke_pickup(void)
@@ -310,7 +391,11 @@ int main(int argc, char **argv)
         drop_fatal(EX_CANTCREAT_, "cannot create a file in %s/%s: %s (is tern-drop set-group-ID "
                    "setgid_group?)", cfg_str(P_queue_directory), QDIR_MAILDROP, strerror(errno));
     str_copy(drop_temp, sizeof(drop_temp), drop_qf.temp_path);
+    /* held until exit: pickup takes a file it can lock for abandoned */
+    if (flock(drop_qf.fd, LOCK_EX | LOCK_NB) < 0)
+        drop_fatal(EX_TEMPFAIL_, "cannot lock %s: %s", drop_temp, strerror(errno));
     drop_armed = 1;
+    claim_slot();
     block_signals(false);
     set_group(drop_qf.fd);
     put(QREC_VERSION, "1", 1);
@@ -318,6 +403,10 @@ int main(int argc, char **argv)
     copy_envelope(&in);
     copy_content(&in);
     block_signals(true);          /* committed and reported, or neither */
+    drop_interrupted();
+    if (drop_slot[0])
+        unlink(drop_slot);        /* before the rename: pickup wants one link */
+    drop_slot[0] = 0;
     if (qfile_commit(&drop_qf) < 0)
         drop_fatal(EX_TEMPFAIL_, "cannot write %s/%s: %s", QDIR_MAILDROP, drop_qf.id,
                    strerror(errno));

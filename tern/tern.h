@@ -48,5 +48,12 @@ int cmd_map(int argc, char **argv);
 int cmd_aliases(int argc, char **argv);
 /* Create mail_owner and setgid_group if missing (root only). 0 ok. */
 int tern_ensure_accounts(const char *owner, const char *group);
+/* groupadd --system GROUP when it is missing. */
+int tern_ensure_group(const char *group);
+/* The group of the mail spool directory, as on Debian. */
+#define TERN_SPOOL_GROUP "mail"
+/* Create mail_spool_directory root:mail 2775 when missing (as root);
+ * warn when an existing one is world-writable. */
+int tern_setup_spool(const char *dir);
 
 #endif

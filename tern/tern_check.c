@@ -216,6 +216,35 @@ static void check_setgid_programs(struct check_state *cs)
     sb_free(&path);
 }
 
+/* A world-writable mail spool lets any user plant another's mailbox or
+ * dot-lock (doc/SECURITY.md, "Mail spool"). Only when mailboxes live there. */
+static void check_spool(struct check_state *cs)
+{
+    const char *dir = cfg_str(P_mail_spool_directory);
+    struct stat st;
+    if (*cfg_str(P_home_mailbox) || *cfg_str(P_mailbox_command) || stat(dir, &st) < 0
+        || !S_ISDIR(st.st_mode) || !(st.st_mode & S_IWOTH))
+        return;
+    fprintf(cs->out, "tern: warning: mail_spool_directory %s is world-writable (mode %04o): any "
+            "user can block another's mail with a planted mailbox or lock file; fix: chown "
+            "root:mail %s; chmod 2775 %s\n", dir, (unsigned)(st.st_mode & 07777), dir, dir);
+    cs->warnings++;
+}
+
+/* A mail log every user can read gives away senders, recipients, client
+ * addresses and SASL user names (doc/SECURITY.md, "Mail log"). */
+static void check_maillog(struct check_state *cs)
+{
+    const char *path = cfg_str(P_maillog_file);
+    struct stat st;
+    if (!*path || lstat(path, &st) < 0 || !(st.st_mode & S_IROTH))
+        return;
+    fprintf(cs->out, "tern: warning: maillog_file %s is readable by every user (mode %04o); "
+            "fix: chmod %s %s (master also sets it when it opens the file)\n", path,
+            (unsigned)(st.st_mode & 07777), cfg_str(P_maillog_file_permissions), path);
+    cs->warnings++;
+}
+
 /* AUTH that smtpd could not start with (main.cf only: master.cf -o
  * settings may complete it per service). */
 static void check_sasl(struct check_state *cs)
@@ -243,6 +272,8 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
         check_sasl(&cs);
     check_milters(&cs);
     check_services(&cs);
+    check_spool(&cs);
+    check_maillog(&cs);
     if (check_queue_dirs && geteuid() == 0) {
         check_queue(&cs);
         check_setgid_programs(&cs);

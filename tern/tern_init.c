@@ -44,7 +44,7 @@ static int make_dir(const char *dir, const char *sub, mode_t mode)
     if (rc < 0 && errno == EEXIST)
         rc = 0;
     if (rc == 0)
-        rc = chmod(path.data, mode);    /* the umask must not take the sticky 1777 away */
+        rc = chmod(path.data, mode);    /* the mode exactly, whatever the umask */
     if (rc < 0)
         fprintf(stderr, "tern: cannot create %s: %s\n", path.data, strerror(errno));
     sb_free(&path);
@@ -232,9 +232,17 @@ static int write_instance(const struct init_options *o, const char *dir)
     rc |= make_dir(dir, "queue", 0755);
     rc |= make_dir(dir, "data", 0755);
     rc |= make_dir(dir, "log", 0755);
-    /* Like /var/mail: local delivery writes here as each recipient, and the
-     * sticky bit keeps users from removing each other's mailboxes. */
-    rc |= make_dir(dir, "mail", 01777);
+    /* Like Debian's /var/mail: root:mail 2775, so that no user can plant a
+     * mailbox or a lock file for another; local creates them. An
+     * instance of an ordinary user is that user's alone. */
+    if (geteuid() == 0) {
+        struct strbuf spool = STRBUF_INIT(PATH_MAX);
+        sb_appendf(&spool, "%s/mail", dir);
+        rc |= tern_setup_spool(spool.data);
+        sb_free(&spool);
+    } else {
+        rc |= make_dir(dir, "mail", 0755);
+    }
     sb_free(&main_cf);
     sb_free(&master_cf);
     return rc;

@@ -75,7 +75,7 @@ void queue_enter(void)
 {
     tern_load_config();
     /* what tern does to the queue is logged where the daemons log */
-    log_configure(cfg_str(P_syslog_name), cfg_str(P_syslog_facility), cfg_str(P_maillog_file));
+    cfg_log_configure();
     const char *qdir = cfg_str(P_queue_directory);
     if (chdir(qdir) < 0) {
         fprintf(stderr, "tern: cannot enter the queue directory %s: %s\n", qdir, strerror(errno));

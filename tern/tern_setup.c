@@ -24,7 +24,7 @@
 #define TERN_PKGDATADIR "/usr/local/share/tern"
 #endif
 
-int tern_ensure_accounts(const char *owner, const char *group)
+int tern_ensure_group(const char *group)
 {
     if (!getgrnam(group)) {
         const char *args[] = { "groupadd", "--system", group, NULL };
@@ -34,6 +34,13 @@ int tern_ensure_accounts(const char *owner, const char *group)
         }
         printf("tern: created group %s\n", group);
     }
+    return 0;
+}
+
+int tern_ensure_accounts(const char *owner, const char *group)
+{
+    if (tern_ensure_group(group) < 0)
+        return -1;
     if (!getpwnam(owner)) {
         const char *args[] = { "useradd", "--system", "--user-group", "--no-create-home",
                                "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
@@ -156,6 +163,27 @@ static int setup_setgid_program(const char *name, const char *group, const char 
     return rc;
 }
 
+/* The mail spool as Debian has it: root:mail 2775, so no user can create
+ * or lock another's mailbox (local creates them; doc/SECURITY.md). A spool
+ * that already exists is the administrator's: it is only reported when
+ * every user can write it. */
+int tern_setup_spool(const char *dir)
+{
+    struct stat st;
+    if (lstat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode) && (st.st_mode & S_IWOTH))
+            fprintf(stderr, "tern: warning: mail_spool_directory %s is world-writable (mode "
+                    "%04o): any user can block another's mail with a planted mailbox or lock "
+                    "file; use chown root:%s %s; chmod 2775 %s\n", dir,
+                    (unsigned)(st.st_mode & 07777), TERN_SPOOL_GROUP, dir, dir);
+        return 0;
+    }
+    struct group *gr;
+    if (tern_ensure_group(TERN_SPOOL_GROUP) < 0 || !(gr = getgrnam(TERN_SPOOL_GROUP)))
+        return -1;
+    return fix_dir(dir, 02775, 0, gr->gr_gid);
+}
+
 static const char *setup_confdir(void)
 {
     if (tern_confdir)
@@ -193,6 +221,8 @@ int cmd_setup(int argc, char **argv)
     if (tern_ensure_accounts(owner, group) < 0 || setup_queue(owner, group) < 0
         || setup_setgid_program("tern-drop", group, "local submission (sendmail)") < 0
         || setup_setgid_program("tern-mailq", group, "mailq for users other than root") < 0)
+        return 1;
+    if (!*cfg_str(P_home_mailbox) && tern_setup_spool(cfg_str(P_mail_spool_directory)) < 0)
         return 1;
     printf("tern: setup complete (mail_owner %s, setgid_group %s, queue_directory %s)\n",
            owner, group, cfg_str(P_queue_directory));

@@ -39,6 +39,9 @@ class TestInstall(unittest.TestCase):
                      "usr/local/share/man/man8/showq.8"):
             self.assertIn(path, found)
         self.assertEqual(os.readlink(os.path.join(dest, "usr/local/bin/mailq")), "sendmail")
+        # the logrotate file goes where logrotate reads it (prefix /usr/local)
+        with open(os.path.join(dest, "etc/logrotate.d/tern")) as f:
+            self.assertRegex(f.read(), r"create 0640 tern adm")
         # tern-drop writes into maildrop/ and tern-mailq reaches public/showq
         # for everyone: both set-group-ID terndrop
         for prog in ("tern-drop", "tern-mailq"):

@@ -181,18 +181,27 @@ static void test_locks(const char *dir)
     char path[1024], lock[1100];
     snprintf(path, sizeof(path), "%s/box", dir);
     snprintf(lock, sizeof(lock), "%s.lock", path);
-    CHECK(local_dotlock_acquire(path, 1, 0, 500) == 0);
+    CHECK(local_dotlock_acquire(path, 1, 0, 500, getuid(), NULL) == 0);
     CHECK(access(lock, F_OK) == 0);
     errno = 0;
-    CHECK(local_dotlock_acquire(path, 2, 0, 500) < 0 && errno == EAGAIN);
+    CHECK(local_dotlock_acquire(path, 2, 0, 500, getuid(), NULL) < 0 && errno == EAGAIN);
     local_dotlock_release(path);
     CHECK(access(lock, F_OK) < 0);
     /* a lock older than stale_lock_time is taken to be left over */
-    CHECK(local_dotlock_acquire(path, 1, 0, 500) == 0);
+    CHECK(local_dotlock_acquire(path, 1, 0, 500, getuid(), NULL) == 0);
     struct utimbuf old = { 1000, 1000 };
     utime(lock, &old);
-    CHECK(local_dotlock_acquire(path, 2, 0, 500) == 0);
+    CHECK(local_dotlock_acquire(path, 2, 0, 500, getuid(), NULL) == 1);   /* 1: a stale lock was removed */
     local_dotlock_release(path);
+    /* a lock of another uid is reported at once, not waited for */
+    if (getuid() == 0) {
+        struct stat found;
+        CHECK(local_dotlock_acquire(path, 1, 0, 500, getuid(), NULL) == 0);
+        CHECK(chown(lock, 4242, 4242) == 0);
+        CHECK(local_dotlock_acquire(path, 20, 1, 500, getuid(), &found) == -2);
+        CHECK(found.st_uid == 4242);
+        local_dotlock_release(path);
+    }
 
     int fd = open(path, O_RDWR | O_CREAT, 0600);
     int ready[2], release[2];

@@ -116,6 +116,8 @@ static void test_hostile(void)
     CHECK(parse("a@@b", 0, &l) < 0);
     CHECK(parse("\\alice@example.com", 0, &l) < 0);
     CHECK(parse("<unbalanced", 0, &l) < 0);
+    CHECK(parse("\\", 0, &l) < 0);         /* a lone backslash (found by fuzz_local_alias) */
+    CHECK(parse("a, \\ ,b", 0, &l) < 0);
     {
         struct strbuf err = STRBUF_INIT(1024);
         CHECK(local_expand_parse("a\0b", 3, 0, &l, &err) < 0);
