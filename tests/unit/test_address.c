@@ -132,26 +132,26 @@ static void test_routing_flags(void)
     address_free(&a);
 
     char *l, *d;
-    CHECK(address_unroute("user%Other.Example.", &l, &d) == 1);
+    CHECK(address_unroute("user%Other.Example.", ADDR_ROUTE_ALL, &l, &d) == 1);
     CHECK_STR(l, "user");
     CHECK_STR(d, "other.example");
     free(l); free(d);
-    CHECK(address_unroute("a%b%c", &l, &d) == 1);
+    CHECK(address_unroute("a%b%c", ADDR_ROUTE_ALL, &l, &d) == 1);
     CHECK_STR(l, "a%b");
     CHECK_STR(d, "c");
     free(l); free(d);
-    CHECK(address_unroute("host!rest!user", &l, &d) == 1);
+    CHECK(address_unroute("host!rest!user", ADDR_ROUTE_ALL, &l, &d) == 1);
     CHECK_STR(d, "host");
     CHECK_STR(l, "rest!user");
     free(l); free(d);
-    CHECK(address_unroute("u@h%x", &l, &d) == 1);   /* '@' is the outermost */
+    CHECK(address_unroute("u@h%x", ADDR_ROUTE_ALL, &l, &d) == 1);   /* '@' is the outermost */
     CHECK_STR(l, "u");
     CHECK_STR(d, "h%x");
     free(l); free(d);
-    CHECK(address_unroute("plain", &l, &d) == 0);
-    CHECK(address_unroute("%host", &l, &d) == -1);
-    CHECK(address_unroute("user%", &l, &d) == -1);
-    CHECK(address_unroute("!user", &l, &d) == -1);
+    CHECK(address_unroute("plain", ADDR_ROUTE_ALL, &l, &d) == 0);
+    CHECK(address_unroute("%host", ADDR_ROUTE_ALL, &l, &d) == -1);
+    CHECK(address_unroute("user%", ADDR_ROUTE_ALL, &l, &d) == -1);
+    CHECK(address_unroute("!user", ADDR_ROUTE_ALL, &l, &d) == -1);
 }
 
 static void test_literals(void)
