@@ -346,7 +346,9 @@ int address_unroute(const char *local, unsigned ops, char **next_local, char **n
 
 int address_quote_local(const char *local, struct strbuf *out)
 {
-    bool plain = *local != 0;
+    /* what the parser reads back as a dot-string: atext, UTF-8 and dots,
+     * with at least one that is not a dot */
+    bool plain = strspn(local, ".") < strlen(local);
     for (const char *p = local; *p && plain; p++)
         plain = is_atext((unsigned char)*p) || *p == '.' || (unsigned char)*p >= 0x80;
     if (plain)

@@ -96,6 +96,7 @@ static void test_classes(void)
     expect("postmaster", RESOLVE_LOCAL, "postmaster@mx.example.com", "local", NULL,
            RESOLVE_F_NODOMAIN);
     expect("\"a b\"@localhost", RESOLVE_LOCAL, "\"a b\"@localhost", NULL, NULL, 0);
+    expect("\".%localhost\"@localhost", RESOLVE_LOCAL, "\".\"@localhost", NULL, NULL, 0);
     expect("<>", RESOLVE_BAD, NULL, NULL, NULL, 0);
     expect("not an address", RESOLVE_BAD, NULL, NULL, NULL, 0);
     CHECK(resolve_domain_is_local("localhost"));
