@@ -245,6 +245,7 @@ int resolve_address(const struct address *a, struct resolve_result *r)
             resolve_bad(r, r->why);
             goto out;
         }
+        r->flags |= RESOLVE_F_HOPPED;
         if (hops >= RESOLVE_HOPS_MAX) {
             resolve_bad(r, "too many levels of sender routing");
             goto out;

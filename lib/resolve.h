@@ -39,6 +39,8 @@ enum resolve_class {
                                      (%, ! or a quoted @), resolved or not */
 #define RESOLVE_F_LITERAL  0x02   /* the final domain is an address literal */
 #define RESOLVE_F_NODOMAIN 0x04   /* the address had no domain: myorigin's */
+#define RESOLVE_F_HOPPED   0x08   /* sender routing was resolved: delivery sees
+                                     another address than the one given */
 
 struct resolve_result {
     enum resolve_class class;

@@ -177,7 +177,10 @@ VALID_ROUTED = ["%s%%localhost@localhost" % USER, "localhost!%s@localhost" % USE
                 '"%s%%localhost"@%s' % (USER, HOST)]
 
 
-class HostileRelay(unittest.TestCase):
+class RelayInstance(unittest.TestCase):
+    """An instance per class: a local user with a Maildir, aliases to it,
+    relayhost pointing at an SMTP sink, mynetworks = 127.0.0.2/32."""
+
     @classmethod
     def setUpClass(cls):
         if os.geteuid() != 0:
@@ -228,6 +231,9 @@ class HostileRelay(unittest.TestCase):
             subprocess.run(["groupdel", USER], capture_output=True)
             shutil.rmtree(cls.homes, ignore_errors=True)
 
+
+
+class HostileRelay(RelayInstance):
     # ---- one attempt ----
 
     def attempt(self, rcpt, token):
@@ -333,6 +339,30 @@ class HostileRelay(unittest.TestCase):
         for rcpt in VALID_ROUTED:
             self.assertRegex(log, r"to=<%s>, relay=local, .*status=sent \(delivered to maildir\)"
                              % re.escape(rcpt))
+
+
+class TrustedRouting(RelayInstance):
+    """From mynetworks sender routing may lead anywhere, and the next
+    server is given the address as the resolver resolved it, as Postfix
+    does: RCPT TO:<victim@foreign.test>, not the routed form."""
+
+    def test_routed_address_is_resolved_for_delivery(self):
+        forms = ["victim%%%s@localhost" % FOREIGN, '"victim@%s"@[127.0.0.1]' % FOREIGN,
+                 "%s!victim@%s" % (FOREIGN, HOST)]
+        for rcpt in forms:
+            c = harness.RawSession(self.inst.port, timeout=20, source="127.0.0.2")
+            self.addCleanup(c.close)
+            for line, want in (("EHLO trusted.example", 250), ("MAIL FROM:<%s>" % SENDER, 250),
+                               ("RCPT TO:<%s>" % rcpt, 250), ("DATA", 354),
+                               ("Subject: routed\r\n\r\nvia %s\r\n." % rcpt, 250)):
+                c.send(line + "\r\n")
+                self.assertEqual(c.read_reply()[0], want, (rcpt, line))
+            c.send("QUIT\r\n")
+        msgs = self.sink.wait(len(forms), timeout=30)
+        self.assertEqual(sorted(m[1][0] for m in msgs), ["victim@%s" % FOREIGN] * len(forms))
+        for rcpt in forms:
+            self.inst.wait_log(r"to=<%s>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*status=sent"
+                               % (re.escape(rcpt), self.sink.port))
 
 
 if __name__ == "__main__":

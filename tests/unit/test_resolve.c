@@ -123,6 +123,14 @@ static void test_routing(void)
            "remote.example", RESOLVE_F_ROUTED);
     expect("user%relay.example@localhost", RESOLVE_RELAY, "user@relay.example", "relay", NULL,
            RESOLVE_F_ROUTED);
+    /* HOPPED says delivery sees another address than the one given */
+    struct resolve_result r;
+    CHECK(resolve_text("user%localhost@localhost", &r) == 0 && (r.flags & RESOLVE_F_HOPPED));
+    resolve_result_free(&r);
+    CHECK(resolve_text("user%localhost@remote.example", &r) == 0 && !(r.flags & RESOLVE_F_HOPPED));
+    resolve_result_free(&r);
+    CHECK(resolve_text("user@localhost", &r) == 0 && r.flags == 0);
+    resolve_result_free(&r);
     /* hop by hop: the rightmost % first, then the next */
     expect("a%remote.example%localhost@localhost", RESOLVE_REMOTE, "a@remote.example", NULL,
            NULL, RESOLVE_F_ROUTED);
