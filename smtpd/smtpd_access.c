@@ -179,7 +179,6 @@ enum check_result access_check(struct check_job *j, const struct restriction *r)
  * "postmaster" is always accepted (RFC 5321 section 4.5.1). */
 bool access_destination_ok(struct smtpd_session *s, const struct address *a)
 {
-    (void)s;
     if ((a->flags & ADDR_F_NODOMAIN) && !(a->flags & ADDR_F_ROUTED)
         && strcmp(a->local_lc, "postmaster") == 0)
         return true;

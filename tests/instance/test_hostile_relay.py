@@ -190,10 +190,10 @@ class RelayInstance(unittest.TestCase):
         cls.inst = cls.sink = None
         try:
             cls.make_user()
-            cls.sink = sink.Sink()
+            cls.sink = cls.start_sink()
             cls.inst = harness.Instance("hostile-relay", main_cf={
                 "mynetworks": "127.0.0.2/32",
-                "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
+                "relayhost": cls.relayhost(),
                 "home_mailbox": "Maildir/",
                 "local_recipient_maps": "unix:passwd.byname, $alias_maps",
             })
@@ -206,6 +206,14 @@ class RelayInstance(unittest.TestCase):
         except BaseException:
             cls.tearDownClass()
             raise
+
+    @classmethod
+    def start_sink(cls):
+        return sink.Sink()
+
+    @classmethod
+    def relayhost(cls):
+        return "[127.0.0.1]:%d" % cls.sink.port
 
     @classmethod
     def make_user(cls):
@@ -232,8 +240,6 @@ class RelayInstance(unittest.TestCase):
             shutil.rmtree(cls.homes, ignore_errors=True)
 
 
-
-class HostileRelay(RelayInstance):
     # ---- one attempt ----
 
     def attempt(self, rcpt, token):
@@ -302,6 +308,9 @@ class HostileRelay(RelayInstance):
         self.assert_nothing_left()
         return accepted
 
+
+
+class HostileRelay(RelayInstance):
     # ---- the attacks ----
 
     def test_address_literals_of_every_local_address(self):
@@ -339,6 +348,29 @@ class HostileRelay(RelayInstance):
         for rcpt in VALID_ROUTED:
             self.assertRegex(log, r"to=<%s>, relay=local, .*status=sent \(delivered to maildir\)"
                              % re.escape(rcpt))
+
+
+class LiteralToPort25(RelayInstance):
+    """The attack as it was found: no relayhost, and a real SMTP server on
+    port 25 of 127.0.0.1 (the sink, when the port is free). Mail to our own
+    literals must be delivered here, never handed to that server."""
+
+    @classmethod
+    def start_sink(cls):
+        try:
+            return sink.Sink(port=25)
+        except Exception as e:     # the port is taken, or not ours to bind
+            raise unittest.SkipTest("cannot listen on 127.0.0.1:25: %s" % e)
+
+    @classmethod
+    def relayhost(cls):
+        return ""
+
+    def test_own_literal_never_reaches_port_25(self):
+        forms = ["%s@[127.0.0.1]" % USER, "root@[127.0.0.1]", "postmaster@[127.0.0.1]",
+                 "%s@[IPv6:::ffff:127.0.0.1]" % USER, '"%s@[127.0.0.1]"@localhost' % USER]
+        accepted = self.battery(forms, "port25")
+        self.assertEqual(sorted(accepted.values()), sorted(forms))
 
 
 class TrustedRouting(RelayInstance):
