@@ -25,10 +25,15 @@ struct own_addr {
     unsigned char bytes[16];     /* 4 or 16 used */
 };
 
+struct addr_set {
+    struct own_addr *items;
+    size_t n;
+};
+
 static struct {
-    bool loaded;                 /* own addresses were read */
-    struct own_addr *own;
-    size_t nown;
+    bool loaded;                 /* the interface addresses were read */
+    struct addr_set own;         /* getifaddrs(), once per process */
+    struct addr_set proxies;     /* proxy_interfaces, at every resolve_init() */
     unsigned route_ops;          /* ADDR_ROUTE_* */
 } rs;
 
@@ -47,16 +52,24 @@ static void own_addr_set(struct own_addr *o, int family, const void *bytes)
     }
 }
 
-static void own_add(int family, const void *bytes)
+static bool set_has(const struct addr_set *set, const struct own_addr *o)
 {
-    if (rs.nown >= RESOLVE_OWN_ADDRS_MAX)
+    for (size_t i = 0; i < set->n; i++)
+        if (memcmp(&set->items[i], o, sizeof(*o)) == 0)
+            return true;
+    return false;
+}
+
+static void set_add(struct addr_set *set, int family, const void *bytes)
+{
+    if (!set->items)
+        set->items = xcalloc(RESOLVE_OWN_ADDRS_MAX, sizeof(*set->items));
+    if (set->n >= RESOLVE_OWN_ADDRS_MAX)
         return;
     struct own_addr o;
     own_addr_set(&o, family, bytes);
-    for (size_t i = 0; i < rs.nown; i++)
-        if (memcmp(&rs.own[i], &o, sizeof(o)) == 0)
-            return;
-    rs.own[rs.nown++] = o;
+    if (!set_has(set, &o))
+        set->items[set->n++] = o;
 }
 
 /* Every address of every interface, up or down (an address that comes up
@@ -69,19 +82,49 @@ static void own_load(void)
                  "literals is deferred");
         return;
     }
-    free(rs.own);
-    rs.own = xcalloc(RESOLVE_OWN_ADDRS_MAX, sizeof(*rs.own));
-    rs.nown = 0;
+    rs.own.n = 0;
     for (struct ifaddrs *i = list; i; i = i->ifa_next) {
         if (!i->ifa_addr)
             continue;
         if (i->ifa_addr->sa_family == AF_INET)
-            own_add(AF_INET, &((const struct sockaddr_in *)i->ifa_addr)->sin_addr);
+            set_add(&rs.own, AF_INET, &((const struct sockaddr_in *)i->ifa_addr)->sin_addr);
         else if (i->ifa_addr->sa_family == AF_INET6)
-            own_add(AF_INET6, &((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr);
+            set_add(&rs.own, AF_INET6, &((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr);
     }
     freeifaddrs(list);
     rs.loaded = true;
+}
+
+/* proxy_interfaces: addresses on which mail reaches this host through a
+ * proxy or NAT. IP addresses only (a host name would need DNS at start). */
+static void proxies_load(void)
+{
+    size_t n;
+    char **words = cfg_list_split(cfg_str(P_proxy_interfaces), &n);
+    rs.proxies.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        char text[INET6_ADDRSTRLEN + 8];
+        unsigned char bin[16];
+        const char *w = words[i];
+        size_t len = strlen(w);
+        if (len > 2 && w[0] == '[' && w[len - 1] == ']') {
+            w++;
+            len -= 2;
+        }
+        if (len >= sizeof(text)) {
+            msg_warn("proxy_interfaces: \"%s\" ignored: not an IP address", words[i]);
+            continue;
+        }
+        memcpy(text, w, len);
+        text[len] = 0;
+        if (inet_pton(AF_INET, text, bin) == 1)
+            set_add(&rs.proxies, AF_INET, bin);
+        else if (inet_pton(AF_INET6, text, bin) == 1)
+            set_add(&rs.proxies, AF_INET6, bin);
+        else
+            msg_warn("proxy_interfaces: \"%s\" ignored: not an IP address", words[i]);
+    }
+    cfg_list_free(words, n);
 }
 
 /* "[192.0.2.1]" or "[ipv6:...]" (any case, any IPv6 spelling) into *o;
@@ -113,12 +156,11 @@ static int literal_is_local(const char *domain)
     struct own_addr o;
     if (!literal_parse(domain, &o))
         return 0;
+    if (set_has(&rs.proxies, &o))
+        return 1;
     if (!rs.loaded)
         return -1;
-    for (size_t i = 0; i < rs.nown; i++)
-        if (memcmp(&rs.own[i], &o, sizeof(o)) == 0)
-            return 1;
-    return 0;
+    return set_has(&rs.own, &o);
 }
 
 /* 1 local, 0 not, -1 not known now. */
@@ -140,6 +182,7 @@ void resolve_init(void)
     rs.route_ops = (cfg_bool(P_resolve_dequoted_address) ? ADDR_ROUTE_AT : 0)
                    | (cfg_bool(P_allow_percent_hack) ? ADDR_ROUTE_PERCENT : 0)
                    | (cfg_bool(P_swap_bangpath) ? ADDR_ROUTE_BANG : 0);
+    proxies_load();
     if (!rs.loaded)
         own_load();
 }

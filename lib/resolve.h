@@ -12,7 +12,8 @@
  *      (resolve_dequoted_address), "user%host" (allow_percent_hack),
  *      "host!user" (swap_bangpath), at most RESOLVE_HOPS_MAX hops;
  *   3. the class of the final domain: local (mydestination, or an address
- *      literal of one of this host's own interface addresses), relay
+ *      literal of one of this host's own interface addresses or of
+ *      proxy_interfaces), relay
  *      (relay_domains), remote (anything else), or bad;
  *   4. the default transport and next hop of that class (local_transport,
  *      relay_transport, default_transport, relayhost). transport_maps is
@@ -57,8 +58,9 @@ struct resolve_result {
 };
 
 /* Read the parameters (mydestination, relay_domains, myorigin,
- * allow_percent_hack, swap_bangpath, resolve_dequoted_address and the
- * transports) and, on the first call only, this host's interface
+ * proxy_interfaces, allow_percent_hack, swap_bangpath,
+ * resolve_dequoted_address and the transports) and, on the first call
+ * only, this host's interface
  * addresses: call it before a daemon drops privileges or enters a sandbox.
  * The addresses are read once per process; `tern reload` restarts the
  * daemons, so run it after the host's addresses change. */
@@ -78,7 +80,8 @@ void resolve_result_free(struct resolve_result *r);
 
 /* Is domain one of this host's final destinations: in mydestination, or an
  * address literal ("[192.0.2.1]", "[IPv6:::1]", any case and IPv6
- * spelling) of one of its interface addresses? domain is lower-case. */
+ * spelling) of one of its interface addresses or of proxy_interfaces?
+ * domain is lower-case. */
 bool resolve_domain_is_local(const char *domain);
 
 const char *resolve_class_name(enum resolve_class c);

@@ -1,8 +1,9 @@
 /* test_resolve.c: unit tests of the one address resolver (lib/resolve.c):
  * the class of an address, the address delivery sees after sender routing
  * (%, !, quoted @) in local domains, the depth limit, malformed routing,
- * address literals of this host's own addresses in every spelling, the
- * default transports and next hops, and the three routing parameters. */
+ * address literals of this host's own addresses in every spelling and of
+ * proxy_interfaces, the default transports and next hops, and the three
+ * routing parameters. */
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -203,6 +204,21 @@ static void test_literals(void)
                "[203.0.113.254]", RESOLVE_F_ROUTED);
 }
 
+static void test_proxy_interfaces(void)
+{
+    if (host_has(AF_INET, "203.0.113.77") || host_has(AF_INET6, "2001:db8::77"))
+        return;
+    struct strbuf cf = STRBUF_INIT(0);
+    sb_appendf(&cf, "%sproxy_interfaces = 203.0.113.77, [2001:db8::77] not.an.address\n", BASE);
+    configure(sb_str(&cf));
+    expect("root@[203.0.113.77]", RESOLVE_LOCAL, NULL, "local", NULL, RESOLVE_F_LITERAL);
+    expect("root@[IPv6:2001:DB8:0::77]", RESOLVE_LOCAL, NULL, "local", NULL, RESOLVE_F_LITERAL);
+    expect("root@[127.0.0.1]", RESOLVE_LOCAL, NULL, "local", NULL, RESOLVE_F_LITERAL);
+    configure(BASE);      /* read again at every resolve_init() */
+    expect("root@[203.0.113.77]", RESOLVE_REMOTE, NULL, "smtp", NULL, RESOLVE_F_LITERAL);
+    sb_free(&cf);
+}
+
 static void test_transports(void)
 {
     struct strbuf cf = STRBUF_INIT(0);
@@ -249,6 +265,7 @@ int main(void)
     test_classes();
     test_routing();
     test_literals();
+    test_proxy_interfaces();
     test_transports();
     test_parameters();
     char path[sizeof(dir) + 16];
