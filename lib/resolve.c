@@ -79,7 +79,7 @@ static void own_load(void)
     struct ifaddrs *list;
     if (getifaddrs(&list) < 0) {
         msg_warn("cannot list this host's interface addresses: %m; mail to address "
-                 "literals is deferred");
+                 "literals is refused (smtpd) or deferred (qmgr) until a restart");
         return;
     }
     rs.own.n = 0;
