@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (address_parse(line, size, ADDR_ALLOW_NULL | ADDR_ALLOW_UTF8 | ADDR_ALLOW_BARE,
                           &a, NULL) == ADDR_OK) {
             char *nl, *nd;
-            if (address_unroute(a.local, &nl, &nd) == 1) {
+            if (address_unroute(a.local, ADDR_ROUTE_ALL, &nl, &nd) == 1) {
                 free(nl);
                 free(nd);
             }

@@ -319,10 +319,11 @@ enum address_error address_parse(const char *text, size_t len, unsigned opts,
     return err;
 }
 
-int address_unroute(const char *local, char **next_local, char **next_domain)
+int address_unroute(const char *local, unsigned ops, char **next_local, char **next_domain)
 {
-    const char *at = strrchr(local, '@');
-    const char *sep = at ? at : strrchr(local, '%');
+    const char *sep = (ops & ADDR_ROUTE_AT) ? strrchr(local, '@') : NULL;
+    if (!sep && (ops & ADDR_ROUTE_PERCENT))
+        sep = strrchr(local, '%');
     *next_local = *next_domain = NULL;
     if (sep) {
         if (sep == local || sep[1] == 0)
@@ -331,7 +332,7 @@ int address_unroute(const char *local, char **next_local, char **next_domain)
         *next_domain = address_domain_normalize(sep + 1);
         return 1;
     }
-    const char *bang = strchr(local, '!');
+    const char *bang = (ops & ADDR_ROUTE_BANG) ? strchr(local, '!') : NULL;
     if (!bang)
         return 0;
     if (bang == local || bang[1] == 0)
@@ -341,4 +342,24 @@ int address_unroute(const char *local, char **next_local, char **next_domain)
     free(host);
     *next_local = xstrdup(bang + 1);
     return 1;
+}
+
+int address_quote_local(const char *local, struct strbuf *out)
+{
+    /* what the parser reads back as a dot-string: atext, UTF-8 and dots,
+     * with at least one that is not a dot */
+    bool plain = strspn(local, ".") < strlen(local);
+    for (const char *p = local; *p && plain; p++)
+        plain = is_atext((unsigned char)*p) || *p == '.' || (unsigned char)*p >= 0x80;
+    if (plain)
+        return sb_appends(out, local);
+    if (sb_appendc(out, '"') < 0)
+        return -1;
+    for (const char *p = local; *p; p++) {
+        if ((*p == '"' || *p == '\\') && sb_appendc(out, '\\') < 0)
+            return -1;
+        if (sb_appendc(out, *p) < 0)
+            return -1;
+    }
+    return sb_appendc(out, '"');
 }

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct strbuf;
+
 /* Upper bounds on what the parser accepts; everything beyond is a syntax error. */
 #define ADDRESS_MAX_LEN 1000     /* whole path text */
 #define ADDRESS_LOCAL_MAX 512    /* local part, RFC 5321 says 64; real mail exceeds it */
@@ -62,11 +64,25 @@ enum address_error address_parse(const char *text, size_t len, unsigned opts,
                                  struct address *a, const char **why);
 void address_free(struct address *a);
 
-/* Follow one hop of sender-specified routing in a local part: "user@host"
- * (a quoted '@'), else "user%host" (rightmost '%'), else "host!user" (first
- * '!'). Returns 1 with the next local part and domain (lower-cased, malloc'ed),
- * 0 when the local part has no routing, -1 when the hop has an empty part. */
-int address_unroute(const char *local, char **next_local, char **next_domain);
+/* The routing operators address_unroute() follows: Postfix's
+ * resolve_dequoted_address ('@' in a quoted local part), allow_percent_hack
+ * ('%') and swap_bangpath ('!'). */
+#define ADDR_ROUTE_AT      0x01
+#define ADDR_ROUTE_PERCENT 0x02
+#define ADDR_ROUTE_BANG    0x04
+#define ADDR_ROUTE_ALL     (ADDR_ROUTE_AT | ADDR_ROUTE_PERCENT | ADDR_ROUTE_BANG)
+
+/* Follow one hop of sender-specified routing in a local part, with the
+ * operators in ops: "user@host" (the rightmost quoted '@'), else "user%host"
+ * (the rightmost '%'), else "host!user" (the first '!'). Returns 1 with the
+ * next local part and domain (domain lower-cased; both malloc'ed), 0 when
+ * the local part has no routing, -1 when the hop has an empty part. */
+int address_unroute(const char *local, unsigned ops, char **next_local, char **next_domain);
+
+/* Append local to out as the local part of an address in external form:
+ * as it is when it is a dot-string, else as a quoted string. -1 when out
+ * is full. */
+int address_quote_local(const char *local, struct strbuf *out);
 
 /* Domain syntax check: RFC 1035 labels (letters, digits, '-', also '_'),
  * optional trailing dot, or an address literal. utf8 allows U-labels. */

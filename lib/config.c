@@ -15,6 +15,18 @@
 #include "strbuf.h"
 #include "util.h"
 
+/* The Makefile gives the install paths; a fuzz target built with one
+ * compiler command (tests/run) has no use for them. */
+#ifndef TERN_SYSCONFDIR
+#define TERN_SYSCONFDIR "/etc/tern"
+#endif
+#ifndef TERN_LIBEXECDIR
+#define TERN_LIBEXECDIR "/usr/libexec/tern"
+#endif
+#ifndef TERN_BINDIR
+#define TERN_BINDIR "/usr/bin"
+#endif
+
 #define CFG_LINE_LIMIT (1024 * 1024)   /* one logical line of main.cf */
 #define CFG_VALUE_LIMIT (1024 * 1024)  /* one expanded value */
 #define CFG_EXPAND_DEPTH 50

@@ -1,6 +1,5 @@
 /* domains.c: the domain lists of main.cf (mydestination, relay_domains,
- * myorigin) normalized once, and the routing-aware final domain of an
- * address; shared by smtpd's relay decision and qmgr's routing. */
+ * myorigin) normalized once, for the resolver (lib/resolve.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,8 +8,6 @@
 #include "domains.h"
 #include "log.h"
 #include "util.h"
-
-#define ROUTE_HOPS_MAX 10
 
 static struct {
     char **mydestination;
@@ -89,29 +86,4 @@ bool domain_is_relay(const char *domain)
 const char *domain_myorigin(void)
 {
     return dl.myorigin ? dl.myorigin : "";
-}
-
-char *address_final_domain(const char *local, const char *domain)
-{
-    char *cur_local = xstrdup(local), *cur_domain = xstrdup(domain);
-    for (int hop = 0; hop <= ROUTE_HOPS_MAX; hop++) {
-        char *next_local, *next_domain;
-        int r = address_unroute(cur_local, &next_local, &next_domain);
-        if (r == 0) {
-            free(cur_local);
-            return cur_domain;
-        }
-        free(cur_local);
-        free(cur_domain);
-        if (r < 0 || !address_domain_valid(next_domain, strlen(next_domain), true)) {
-            free(next_local);
-            free(next_domain);
-            return NULL;
-        }
-        cur_local = next_local;
-        cur_domain = next_domain;
-    }
-    free(cur_local);
-    free(cur_domain);
-    return NULL;
 }

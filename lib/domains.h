@@ -1,7 +1,7 @@
-/* domains.h: which domains are ours: mydestination (delivered here),
- * relay_domains (relayed to from anyone), and the final domain of an address
- * whose local part carries sender routing (%, !, @). smtpd's relay decision
- * and qmgr's routing both ask here, so they can never disagree. */
+/* domains.h: the domain lists of main.cf: mydestination (delivered here),
+ * relay_domains (relayed to from anyone) and myorigin. What an address is
+ * and where it goes is decided by lib/resolve.h, which reads these lists;
+ * callers ask the resolver, not these lists. */
 #ifndef TERN_DOMAINS_H
 #define TERN_DOMAINS_H
 
@@ -18,10 +18,5 @@ bool domain_is_local(const char *domain);
 bool domain_is_relay(const char *domain);
 /* The domain that completes an address without one (myorigin's). */
 const char *domain_myorigin(void);
-
-/* Peel sender routing out of a local part until none is left; the domain
- * then reached is where the mail would really go. Returns a malloc'ed
- * domain, or NULL when the routing is malformed or too deep. */
-char *address_final_domain(const char *local, const char *domain);
 
 #endif

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "domains.h"
+#include "resolve.h"
 #include "local.h"
 #include "log.h"
 #include "server.h"
@@ -46,11 +46,14 @@ static void check_home_mailbox(const char *value)
                   "(\"Maildir/\" for Maildir, \"Mailbox\" for an mbox file)", value);
 }
 
+/* The address resolver reads this host's interface addresses here, as
+ * root and before any chroot. */
 static void local_pre_init(void)
 {
     const char *qdir = cfg_str(P_queue_directory);
     if (chdir(qdir) < 0)
         msg_fatal("cannot enter queue_directory %s: %m", qdir);
+    resolve_init();
 }
 
 static void local_post_init(struct event_base *base)
@@ -81,7 +84,7 @@ static void local_post_init(struct event_base *base)
     check_home_mailbox(local_cfg.home_mailbox);
     if (!*local_cfg.myhostname)
         msg_fatal("myhostname is empty; set it in main.cf");
-    domains_init();
+    resolve_init();
     if (geteuid() != 0)
         msg_warn("not running as root: can deliver only as uid %ld; set unpriv to n for the "
                  "local service in master.cf", (long)geteuid());

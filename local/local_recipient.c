@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "address.h"
-#include "domains.h"
+#include "resolve.h"
 #include "local.h"
 #include "log.h"
 #include "util.h"
@@ -370,31 +370,59 @@ static char *split_extension(const char *local, const char **extension)
     return xstrndup(local, n);
 }
 
+/* Whether an address found in an expansion leaves this host: the resolver
+ * says it is not local. A bare name ("user" in an alias) stays here as it
+ * always has, unless its own sender routing takes it away. */
+static bool goes_elsewhere(const struct address *a, const struct resolve_result *r)
+{
+    if ((a->flags & ADDR_F_NODOMAIN) && !(r->flags & RESOLVE_F_ROUTED))
+        return false;
+    return r->class != RESOLVE_LOCAL;
+}
+
 static void deliver_address(struct top *t, const char *text, bool direct, const struct origin *o,
                             int depth)
 {
     struct address a;
+    struct resolve_result rr;
     const char *why = NULL;
     if (address_parse(text, strlen(text), ADDR_ALLOW_BARE | ADDR_ALLOW_NODOMAIN | ADDR_ALLOW_UTF8,
                       &a, &why) != ADDR_OK) {
         leaf_fail(t, text, 5, "5.1.3", why ? why : "bad address syntax");
         return;
     }
-    if (depth > 0 && *a.domain && !domain_is_local(a.domain)) {
-        add_forward(t, a.address);
+    /* The one resolver gives the local part as delivery sees it:
+     * "user%localhost@localhost" is user's, as smtpd and qmgr saw it. */
+    if (resolve_address(&a, &rr) < 0) {
+        leaf_fail(t, depth == 0 ? t->address : a.address, 4, "4.3.0", rr.why);
         address_free(&a);
         return;
     }
+    if (rr.class == RESOLVE_BAD) {
+        leaf_fail(t, depth == 0 ? t->address : a.address, 5, "5.1.3", rr.why);
+        address_free(&a);
+        return;
+    }
+    if (depth > 0 && goes_elsewhere(&a, &rr)) {
+        add_forward(t, a.address);
+        resolve_result_free(&rr);
+        address_free(&a);
+        return;
+    }
+    /* At the top a recipient that the resolver does not call local came
+     * here through transport_maps: its own local part is the name. */
+    const char *local = rr.class == RESOLVE_LOCAL ? rr.local_lc : a.local_lc;
+    const char *domain = rr.class == RESOLVE_LOCAL ? rr.domain : *a.domain ? a.domain : rr.domain;
     struct strbuf full = STRBUF_INIT(ADDRESS_MAX_LEN + 300);
     if (depth == 0)
         sb_appends(&full, t->address);
     else
-        sb_appendf(&full, "%s@%s", a.local_lc, *a.domain ? a.domain : domain_myorigin());
+        sb_appendf(&full, "%s@%s", local, domain);
     const char *extension;
-    char *base = split_extension(a.local_lc, &extension);
+    char *base = split_extension(local, &extension);
     struct origin self = { .parent = o, .class = o->class, .privs = o->privs, .key = NULL,
-                           .address = sb_str(&full), .local = a.local_lc, .extension = extension,
-                           .domain = *a.domain ? a.domain : domain_myorigin() };
+                           .address = sb_str(&full), .local = local, .extension = extension,
+                           .domain = domain };
     struct local_user user = { 0 };
     struct strbuf text_buf = STRBUF_INIT(LOCAL_REASON_MAX);
     if (!direct && try_alias(t, &self, base, depth))
@@ -412,6 +440,7 @@ out:
     sb_free(&text_buf);
     free(base);
     sb_free(&full);
+    resolve_result_free(&rr);
     address_free(&a);
 }
 

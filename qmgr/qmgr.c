@@ -18,6 +18,7 @@
 #include "qmgr.h"
 #include "qmgr_deliver.h"
 #include "queue.h"
+#include "resolve.h"
 #include "server.h"
 #include "strbuf.h"
 #include "util.h"
@@ -178,12 +179,14 @@ static void qmgr_timer(evutil_socket_t fd, short what, void *arg)
     qmgr_request_scan();
 }
 
-/* As root, before any chroot: work relative to the queue directory. */
+/* As root, before any chroot: work relative to the queue directory; the
+ * address resolver reads this host's interface addresses. */
 static void qmgr_pre_init(void)
 {
     const char *qdir = cfg_str(P_queue_directory);
     if (chdir(qdir) < 0)
         msg_fatal("cannot enter queue_directory %s: %m", qdir);
+    resolve_init();
 }
 
 static void qmgr_post_init(struct event_base *base)

@@ -22,7 +22,7 @@
 
 #include "cleanup_client.h"
 #include "config.h"
-#include "domains.h"
+#include "resolve.h"
 #include "log.h"
 #include "qmgr.h"
 #include "qmgr_deliver.h"
@@ -85,7 +85,7 @@ bool qmgr_deliver_may_take(void)
 void qmgr_deliver_init(struct event_base *base)
 {
     qmgr_dest_init(base);
-    domains_init();
+    resolve_init();
     qmgr_resolve_init();
     qd.rcpt_limit = cfg_int(P_qmgr_message_recipient_limit);
     if (qd.rcpt_limit < 1)

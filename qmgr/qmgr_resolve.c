@@ -1,9 +1,11 @@
-/* qmgr_resolve.c: routes a recipient. Its final domain (after any sender
- * routing in the local part, decided by lib/domains.c exactly as smtpd's
- * relay check decides it) picks the default: local_transport for
- * mydestination, relay_transport for relay_domains, default_transport for
- * the rest, with relayhost as the next hop of all non-local mail. Then
- * transport_maps may override either half, as in Postfix's transport(5):
+/* qmgr_resolve.c: routes a recipient. The default route comes from the
+ * one resolver (lib/resolve.c, the same call smtpd's relay check and
+ * recipient tables make): sender routing in the local part resolved, then
+ * local_transport for mydestination and this host's address literals,
+ * relay_transport for relay_domains, default_transport for the rest, with
+ * relayhost as the next hop of all non-local mail. Then transport_maps,
+ * asked about the resolved address, may override either half, as in
+ * Postfix's transport(5):
  * keys are tried from the most to the least specific (user+ext@domain,
  * user@domain, domain, .parent for each parent domain, *), and a value is
  * "transport:nexthop" where an empty half keeps the default. A message
@@ -12,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "address.h"
 #include "config.h"
 #include "domains.h"
+#include "resolve.h"
 #include "log.h"
 #include "maps.h"
 #include "qmgr_route.h"
@@ -37,17 +39,6 @@ void qmgr_resolve_init(void)
     if (!transport_maps)
         msg_warn("transport_maps: %s; mail is deferred until it is fixed", sb_str(&err));
     sb_free(&err);
-}
-
-static char *transport_name(const char *value, char **nexthop)
-{
-    /* "transport" or "transport:nexthop", as Postfix writes them */
-    const char *colon = strchr(value, ':');
-    if (!colon)
-        return xstrdup(value);
-    if (colon[1] && !*nexthop)
-        *nexthop = xstrdup(colon + 1);
-    return xstrndup(value, (size_t)(colon - value));
 }
 
 /* Looks up key; 1 found, 0 not, -1 table error. */
@@ -115,35 +106,25 @@ static void apply_override(const char *value, struct qmgr_route *route)
 
 enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *route, struct strbuf *why)
 {
-    struct address a;
+    struct resolve_result r;
     route->transport = route->nexthop = NULL;
-    if (address_parse(recipient, strlen(recipient),
-                      ADDR_ALLOW_BARE | ADDR_ALLOW_NODOMAIN | ADDR_ALLOW_UTF8, &a, NULL) != ADDR_OK)
-        return QMGR_ROUTE_BAD;
-    const char *domain = (a.flags & ADDR_F_NODOMAIN) ? domain_myorigin() : a.domain;
-    char *final = address_final_domain(a.local, domain);
-    if (!final || !*final) {
-        free(final);
-        address_free(&a);
+    if (resolve_text(recipient, &r) < 0) {
+        sb_set(why, r.why);
+        return QMGR_ROUTE_TEMP;
+    }
+    if (r.class == RESOLVE_BAD) {
+        resolve_result_free(&r);
         return QMGR_ROUTE_BAD;
     }
-    char *nexthop = NULL;
-    if (domain_is_local(final)) {
-        route->transport = transport_name(cfg_str(P_local_transport), &nexthop);
-    } else {
-        const char *relayhost = cfg_str(P_relayhost);
-        if (*relayhost)
-            nexthop = xstrdup(relayhost);
-        route->transport = transport_name(cfg_str(domain_is_relay(final) ? P_relay_transport
-                                                  : P_default_transport), &nexthop);
-    }
-    route->nexthop = nexthop ? nexthop : xstrdup(is_reason_transport(route->transport) ? "" : final);
+    route->transport = r.transport;
+    route->nexthop = r.nexthop;
+    r.transport = r.nexthop = NULL;
     enum qmgr_route_result result = QMGR_ROUTE_OK;
     if (!transport_maps_opened)
         qmgr_resolve_init();
     if (*cfg_str(P_transport_maps)) {
         struct strbuf value = STRBUF_INIT(0);
-        int rc = transport_maps ? transport_lookup(a.local, domain, &value) : -1;
+        int rc = transport_maps ? transport_lookup(r.local, r.domain, &value) : -1;
         if (rc > 0) {
             apply_override(value.data, route);
         } else if (rc < 0) {
@@ -152,8 +133,7 @@ enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *ro
         }
         sb_free(&value);
     }
-    free(final);
-    address_free(&a);
+    resolve_result_free(&r);
     if (result != QMGR_ROUTE_OK)
         qmgr_route_free(route);
     return result;

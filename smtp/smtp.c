@@ -15,6 +15,7 @@
 #include "config.h"
 #include "dns.h"
 #include "log.h"
+#include "resolve.h"
 #include "server.h"
 #include "smtp.h"
 #include "util.h"
@@ -111,6 +112,7 @@ static void smtp_pre_init(void)
         msg_fatal("smtp_dns_servers: %s (main.cf)", sb_str(&err));
     sb_free(&err);
     smtp_cfg.port = default_port();
+    resolve_init();
     /* CA certificates and password tables are readable only now. */
     smtp_tls_init();
     smtp_sasl_init();

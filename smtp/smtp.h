@@ -77,6 +77,8 @@ extern struct smtp_settings smtp_cfg;
 /* A recipient of the request and what became of it. */
 struct smtp_rcpt {
     const char *address, *orcpt, *notify;   /* into the request frame */
+    char *rcpt_to;                          /* what RCPT TO names: the address with
+                                               its sender routing resolved */
     off_t offset;                           /* of its R record */
     int status;                             /* 0 undecided, 2, 4 or 5 */
     char dsn[SMTP_DSN_SIZE];

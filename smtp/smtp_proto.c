@@ -360,7 +360,8 @@ static int queue_rcpt(struct dialogue *d, size_t i)
     struct strbuf params = STRBUF_INIT(SMTP_LINE_MAX);
     const struct smtp_rcpt *r = &d->rq->rcpts[i];
     rcpt_parameters(d, r, &params);
-    int rc = smtp_queue_command(d->s, "RCPT TO:<%s>%s", r->address, sb_str(&params));
+    int rc = smtp_queue_command(d->s, "RCPT TO:<%s>%s", r->rcpt_to ? r->rcpt_to : r->address,
+                                sb_str(&params));
     sb_free(&params);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include "address.h"
 #include "attr.h"
 #include "log.h"
+#include "resolve.h"
 #include "smtp.h"
 #include "util.h"
 
@@ -75,6 +76,7 @@ static void request_free(struct smtp_request *rq)
     for (size_t i = 0; i < rq->nrcpt; i++) {
         sb_free(&rq->rcpts[i].reason);
         sb_free(&rq->rcpts[i].relay);
+        free(rq->rcpts[i].rcpt_to);
     }
     free(rq->rcpts);
     free(rq->envid);
@@ -149,6 +151,19 @@ static bool address_sendable(const char *s)
     return n <= ADDRESS_MAX_LEN;
 }
 
+/* The address for RCPT TO, as the resolver sent it here: with sender
+ * routing in a local domain resolved ("user%remote.example@localhost" is
+ * "user@remote.example"); otherwise exactly as the queue file has it. */
+static char *rcpt_to(const char *address)
+{
+    struct resolve_result r;
+    char *out = NULL;
+    if (resolve_text(address, &r) == 0 && r.class != RESOLVE_BAD && (r.flags & RESOLVE_F_HOPPED))
+        out = xstrdup(r.address);
+    resolve_result_free(&r);
+    return out ? out : xstrdup(address);
+}
+
 /* Each recipient must be a pending R record of this file at its offset. */
 static void match_recipients(struct smtp_request *rq, const struct qmessage *m)
 {
@@ -165,8 +180,10 @@ static void match_recipients(struct smtp_request *rq, const struct qmessage *m)
         } else if (q->done) {
             r->already_done = true;
             smtp_rcpt_set(rq, i, 2, "2.0.0", NULL, "recipient was already delivered or returned");
-        } else if (!address_sendable(r->address)) {
-            smtp_rcpt_set(rq, i, 5, "5.1.3", NULL, "bad recipient address syntax");
+        } else {
+            r->rcpt_to = rcpt_to(r->address);
+            if (!address_sendable(r->rcpt_to))
+                smtp_rcpt_set(rq, i, 5, "5.1.3", NULL, "bad recipient address syntax");
         }
     }
 }

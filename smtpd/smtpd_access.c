@@ -4,17 +4,19 @@
  * order; reject_unlisted_recipient and reject_unlisted_sender
  * (local_recipient_maps, virtual_alias_maps, relay_recipient_maps); and the
  * relay decision (permit_auth_destination, reject_unauth_destination,
- * defer_unauth_destination). The relay decision follows the address the
- * way delivery will: sender routing in the local part (%, !, a quoted @)
- * is peeled to the domain the mail would really go to, so no routing
- * trick makes a foreign destination look local. */
-#include <arpa/inet.h>
+ * defer_unauth_destination). Both the relay decision and the recipient
+ * tables look at the address as lib/resolve.c resolves it for delivery:
+ * sender routing in the local part (%, !, a quoted @) followed to where
+ * the mail would really go, address literals local only when they name
+ * this host, so no routing trick makes a foreign destination look local
+ * or an unknown local user look valid. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "address.h"
 #include "domains.h"
+#include "resolve.h"
 #include "log.h"
 #include "maps.h"
 #include "smtpd.h"
@@ -170,54 +172,22 @@ enum check_result access_check(struct check_job *j, const struct restriction *r)
 
 /* ---- relay control ---- */
 
-/* "[1.2.3.4]" / "[IPv6:...]" naming the address the client connected to. */
-static bool literal_is_local(const struct smtpd_session *s, const char *domain)
-{
-    char text[INET6_ADDRSTRLEN + 8];
-    unsigned char bin[16];
-    size_t n = strlen(domain);
-    if (n < 3 || n - 2 >= sizeof(text) || domain[n - 1] != ']')
-        return false;
-    memcpy(text, domain + 1, n - 2);
-    text[n - 2] = 0;
-    const char *a = strncasecmp(text, "ipv6:", 5) == 0 ? text + 5 : text;
-    if (s->local.ss_family == AF_INET && inet_pton(AF_INET, a, bin) == 1)
-        return memcmp(bin, &((const struct sockaddr_in *)&s->local)->sin_addr, 4) == 0;
-    if (s->local.ss_family == AF_INET6 && inet_pton(AF_INET6, a, bin) == 1)
-        return memcmp(bin, &((const struct sockaddr_in6 *)&s->local)->sin6_addr, 16) == 0;
-    return false;
-}
-
-static bool destination_is_local(const struct smtpd_session *s, const char *domain)
-{
-    return domain[0] == '[' ? literal_is_local(s, domain) : domain_is_local(domain);
-}
-
-/* The domain mail to a would finally go to (malloc'ed), or NULL when the
- * routing is malformed. */
-static char *final_domain(const struct address *a)
-{
-    const char *domain = (a->flags & ADDR_F_NODOMAIN) ? domain_myorigin() : a->domain;
-    return address_final_domain(a->local, domain);
-}
-
-/* Is a one of our destinations (mydestination, our address literal, or
- * relay_domains)? Sender routing to a relay domain is not accepted from
- * untrusted clients (Postfix's allow_untrusted_routing = no). */
+/* Is a one of our destinations? The resolver (lib/resolve.h) decides, on
+ * the address as delivery will see it: local (mydestination or an address
+ * literal of this host) is ours; relay_domains is ours unless the address
+ * carries sender routing (Postfix's allow_untrusted_routing = no). The bare
+ * "postmaster" is always accepted (RFC 5321 section 4.5.1). */
 bool access_destination_ok(struct smtpd_session *s, const struct address *a)
 {
     if ((a->flags & ADDR_F_NODOMAIN) && !(a->flags & ADDR_F_ROUTED)
         && strcmp(a->local_lc, "postmaster") == 0)
         return true;
-    char *dest = final_domain(a);
-    bool ok = false;
-    if (dest) {
-        if (destination_is_local(s, dest))
-            ok = true;
-        else if (domain_is_relay(dest))
-            ok = !(a->flags & ADDR_F_ROUTED);
-    }
-    free(dest);
+    struct resolve_result r;
+    if (resolve_address(a, &r) < 0)
+        return false;
+    bool ok = r.class == RESOLVE_LOCAL
+              || (r.class == RESOLVE_RELAY && !(r.flags & RESOLVE_F_ROUTED));
+    resolve_result_free(&r);
     return ok;
 }
 
@@ -239,16 +209,16 @@ enum check_result access_relay(struct check_job *j, const struct restriction *r)
 /* 1 listed, 0 not, -1 lookup error. Keys: user@domain, then (local tables)
  * user, then (virtual and relay tables) @domain; each also without an
  * address extension. */
-static int listed(struct maplist *l, const struct address *a, const char *domain, bool local)
+static int listed(struct maplist *l, const char *local_lc, const char *domain, bool local)
 {
     struct strbuf v = STRBUF_INIT(65536);
     char key[KEY_MAX];
     const char *delim = check_cfg.recipient_delimiter;
-    char *locals[2] = { xstrdup(a->local_lc), NULL };
+    char *locals[2] = { xstrdup(local_lc), NULL };
     if (delim && *delim) {
-        size_t n = strcspn(a->local_lc, delim);
-        if (n > 0 && a->local_lc[n])
-            locals[1] = xstrndup(a->local_lc, n);
+        size_t n = strcspn(local_lc, delim);
+        if (n > 0 && local_lc[n])
+            locals[1] = xstrndup(local_lc, n);
     }
     int rc = 0;
     for (int i = 0; i < 2 && rc == 0 && locals[i]; i++) {
@@ -267,26 +237,30 @@ static int listed(struct maplist *l, const struct address *a, const char *domain
     return rc < 0 ? -1 : rc > 0;
 }
 
-enum check_result access_unlisted(struct check_job *j, bool sender)
+/* The tables are asked about the address as the resolver leaves it (sender
+ * routing in a local domain resolved: "nosuchuser%localhost@localhost" is
+ * "nosuchuser@localhost"), so what delivery would bounce as unknown is
+ * refused here instead of bouncing to a sender who may be forged. */
+static enum check_result unlisted_resolved(struct check_job *j, const struct address *a,
+                                           const struct resolve_result *r, bool sender)
 {
-    const struct address *a = sender ? check_sender(j) : check_recipient(j);
-    if (!a || (a->flags & ADDR_F_NULL) || (a->flags & ADDR_F_ROUTED))
-        return CHK_DUNNO;
     const char *cls = sender ? "Sender address" : "Recipient address";
     const char *dsn = sender ? "5.1.0" : "5.1.1";
-    const char *domain = (a->flags & ADDR_F_NODOMAIN) ? domain_myorigin() : a->domain;
+    if (r->class == RESOLVE_BAD)
+        return check_reject(j, check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3",
+                            "<%s>: %s rejected: %s", a->address, cls, r->why);
     /* virtual aliases make any address valid */
     if (check_cfg.virtual_maps) {
-        int rc = listed(check_cfg.virtual_maps, a, domain, false);
+        int rc = listed(check_cfg.virtual_maps, r->local_lc, r->domain, false);
         if (rc < 0)
             return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
         if (rc > 0)
             return CHK_DUNNO;
     }
-    if (destination_is_local(j->s, domain)) {
+    if (r->class == RESOLVE_LOCAL) {
         if (!check_cfg.local_rcpt_maps)
             return CHK_DUNNO;
-        int rc = listed(check_cfg.local_rcpt_maps, a, domain, true);
+        int rc = listed(check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
         if (rc < 0)
             return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
         if (rc == 0)
@@ -295,8 +269,8 @@ enum check_result access_unlisted(struct check_job *j, bool sender)
                                 a->address, cls);
         return CHK_DUNNO;
     }
-    if (domain_is_relay(domain) && check_cfg.relay_rcpt_maps) {
-        int rc = listed(check_cfg.relay_rcpt_maps, a, domain, false);
+    if (r->class == RESOLVE_RELAY && check_cfg.relay_rcpt_maps) {
+        int rc = listed(check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
         if (rc < 0)
             return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
         if (rc == 0)
@@ -305,6 +279,20 @@ enum check_result access_unlisted(struct check_job *j, bool sender)
                                 a->address, cls);
     }
     return CHK_DUNNO;
+}
+
+enum check_result access_unlisted(struct check_job *j, bool sender)
+{
+    const struct address *a = sender ? check_sender(j) : check_recipient(j);
+    if (!a || (a->flags & ADDR_F_NULL))
+        return CHK_DUNNO;
+    struct resolve_result r;
+    if (resolve_address(a, &r) < 0)
+        return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure (%s)", a->address,
+                            r.why);
+    enum check_result res = unlisted_resolved(j, a, &r, sender);
+    resolve_result_free(&r);
+    return res;
 }
 
 /* ---- smtpd_sender_login_maps ---- */

@@ -19,7 +19,7 @@
 #include "attr.h"
 #include "config.h"
 #include "dns_event.h"
-#include "domains.h"
+#include "resolve.h"
 #include "log.h"
 #include "maps.h"
 #include "netlist.h"
@@ -229,10 +229,13 @@ static bool list_can_refuse(const struct restriction_list *l)
     return false;
 }
 
-/* As root, before any chroot: tables and the resolver's configuration. */
+/* As root, before any chroot: tables and the resolver's configuration
+ * (the address resolver reads this host's interface addresses here, before
+ * the privilege drop). */
 void check_pre_init(void)
 {
     struct check_config *c = &check_cfg;
+    resolve_init();
     c->delay_reject = cfg_bool(P_smtpd_delay_reject);
     c->null_key = cfg_str(P_smtpd_null_access_lookup_key);
     c->reject_unlisted_sender = cfg_bool(P_smtpd_reject_unlisted_sender);
@@ -300,7 +303,7 @@ void check_init(void)
     if (!smtpd_cfg.mynetworks)
         msg_fatal("main.cf: mynetworks: %s", sb_str(&err));
     sb_free(&err);
-    domains_init();
+    resolve_init();
     if (!check_cfg.dns)
         check_pre_init();      /* started without the pre-init step */
     dnsev_attach(check_cfg.dns, server_event_base());

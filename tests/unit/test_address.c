@@ -132,26 +132,60 @@ static void test_routing_flags(void)
     address_free(&a);
 
     char *l, *d;
-    CHECK(address_unroute("user%Other.Example.", &l, &d) == 1);
+    CHECK(address_unroute("user%Other.Example.", ADDR_ROUTE_ALL, &l, &d) == 1);
     CHECK_STR(l, "user");
     CHECK_STR(d, "other.example");
     free(l); free(d);
-    CHECK(address_unroute("a%b%c", &l, &d) == 1);
+    CHECK(address_unroute("a%b%c", ADDR_ROUTE_ALL, &l, &d) == 1);
     CHECK_STR(l, "a%b");
     CHECK_STR(d, "c");
     free(l); free(d);
-    CHECK(address_unroute("host!rest!user", &l, &d) == 1);
+    CHECK(address_unroute("host!rest!user", ADDR_ROUTE_ALL, &l, &d) == 1);
     CHECK_STR(d, "host");
     CHECK_STR(l, "rest!user");
     free(l); free(d);
-    CHECK(address_unroute("u@h%x", &l, &d) == 1);   /* '@' is the outermost */
+    CHECK(address_unroute("u@h%x", ADDR_ROUTE_ALL, &l, &d) == 1);   /* '@' is the outermost */
     CHECK_STR(l, "u");
     CHECK_STR(d, "h%x");
     free(l); free(d);
-    CHECK(address_unroute("plain", &l, &d) == 0);
-    CHECK(address_unroute("%host", &l, &d) == -1);
-    CHECK(address_unroute("user%", &l, &d) == -1);
-    CHECK(address_unroute("!user", &l, &d) == -1);
+    CHECK(address_unroute("plain", ADDR_ROUTE_ALL, &l, &d) == 0);
+    CHECK(address_unroute("%host", ADDR_ROUTE_ALL, &l, &d) == -1);
+    CHECK(address_unroute("user%", ADDR_ROUTE_ALL, &l, &d) == -1);
+    CHECK(address_unroute("!user", ADDR_ROUTE_ALL, &l, &d) == -1);
+    /* only the operators asked for */
+    CHECK(address_unroute("h!u%x", ADDR_ROUTE_BANG, &l, &d) == 1);
+    CHECK_STR(d, "h");
+    CHECK_STR(l, "u%x");
+    free(l); free(d);
+    CHECK(address_unroute("u@h", ADDR_ROUTE_PERCENT | ADDR_ROUTE_BANG, &l, &d) == 0);
+    CHECK(address_unroute("u%h!x", 0, &l, &d) == 0);
+}
+
+/* A local part in external form reads back as itself. */
+static void expect_quoted(const char *local, const char *want)
+{
+    struct strbuf out = STRBUF_INIT(0);
+    CHECK(address_quote_local(local, &out) == 0);
+    CHECK_STR(sb_str(&out), want);
+    sb_appends(&out, "@example.com");
+    struct address a;
+    CHECK(address_parse(sb_str(&out), out.len, ADDR_ALLOW_BARE, &a, NULL) == ADDR_OK);
+    CHECK_STR(a.local, local);
+    address_free(&a);
+    sb_free(&out);
+}
+
+static void test_quote_local(void)
+{
+    expect_quoted("user", "user");
+    expect_quoted("first.last+ext", "first.last+ext");
+    expect_quoted("user%host", "user%host");
+    expect_quoted("a b", "\"a b\"");
+    expect_quoted("user@host", "\"user@host\"");
+    expect_quoted("say \"hi\"", "\"say \\\"hi\\\"\"");
+    expect_quoted("back\\slash", "\"back\\\\slash\"");
+    expect_quoted(".", "\".\"");
+    expect_quoted("..", "\"..\"");
 }
 
 static void test_literals(void)
@@ -297,6 +331,7 @@ int main(void)
     test_quoted();
     test_routes();
     test_routing_flags();
+    test_quote_local();
     test_literals();
     test_utf8();
     test_hostile();

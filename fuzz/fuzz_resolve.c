@@ -1,0 +1,76 @@
+/* fuzz_resolve.c: libFuzzer target for the address resolver (lib/resolve.c)
+ * on recipient addresses as clients send them: sender routing with %, !
+ * and quoted @, address literals, trailing dots, quoting. Besides crashes,
+ * leaks and sanitizer reports, the answer must be consistent: a resolved
+ * address resolves to itself (delivery sees what smtpd saw), a local one
+ * has no routing left in its local part, and the flags match the domain.
+ * sources: lib/resolve.c lib/domains.c lib/address.c lib/config.c */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/config.h"
+#include "lib/resolve.h"
+
+static void configure_once(void)
+{
+    static int done;
+    if (done)
+        return;
+    done = 1;
+    cfg_override("myhostname", "mx.example.com");
+    cfg_override("mydestination", "$myhostname, localhost, Example.COM.");
+    cfg_override("relay_domains", "relay.example, .sub.example");
+    cfg_override("relayhost", "");
+    resolve_init();
+    if (!resolve_domain_is_local("localhost") || !resolve_domain_is_local("example.com")
+        || !resolve_domain_is_local("[127.0.0.1]") || resolve_domain_is_local("relay.example"))
+        abort();
+}
+
+static void check_result(const struct resolve_result *r)
+{
+    if (r->class == RESOLVE_BAD) {
+        if (!r->why || r->address)
+            abort();
+        return;
+    }
+    if (r->class != RESOLVE_LOCAL && r->class != RESOLVE_RELAY && r->class != RESOLVE_REMOTE)
+        abort();
+    if (!r->address || !r->local || !r->local_lc || !r->domain || !r->transport || !r->nexthop
+        || !*r->domain || !*r->local)
+        abort();
+    if (((r->flags & RESOLVE_F_LITERAL) != 0) != (r->domain[0] == '['))
+        abort();
+    if (r->class == RESOLVE_LOCAL && strpbrk(r->local, "%!@"))
+        abort();
+    if (r->class == RESOLVE_LOCAL && !resolve_domain_is_local(r->domain))
+        abort();
+    /* the resolved address is a fixed point */
+    struct resolve_result again;
+    if (resolve_text(r->address, &again) == 0) {
+        if (again.class != r->class || !again.address || strcmp(again.address, r->address) != 0
+            || strcmp(again.domain, r->domain) != 0 || strcmp(again.local, r->local) != 0)
+            abort();
+        resolve_result_free(&again);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 2048)
+        return 0;
+    configure_once();
+    char *text = malloc(size + 1);
+    memcpy(text, data, size);
+    text[size] = 0;
+    if (strlen(text) == size) {
+        struct resolve_result r;
+        if (resolve_text(text, &r) == 0) {
+            check_result(&r);
+            resolve_result_free(&r);
+        }
+    }
+    free(text);
+    return 0;
+}
