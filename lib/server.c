@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chroot.h"
 #include "config.h"
 #include "log.h"
 #include "maps.h"
@@ -605,11 +606,8 @@ static void enter_sandbox(void)
     }
     if (srv.ops->pre_init)
         srv.ops->pre_init();
-    if (srv.chroot_ && root) {
-        const char *qdir = cfg_str(P_queue_directory);
-        if (chroot(qdir) < 0 || chdir("/") < 0)
-            msg_fatal("cannot chroot to queue_directory %s: %m", qdir);
-    }
+    if (srv.chroot_ && root)
+        chroot_enter(cfg_str(P_queue_directory));
     if (root && !srv.keep_root)
         drop_to_ids(user, uid, gid, extra);
 }

@@ -36,6 +36,7 @@ struct service {
     char *listen_id;        /* what is listened on, e.g. "unix:/var/spool/tern/private/x" */
     int listen_fd;          /* -1 for none */
     int failures;           /* consecutive abnormal exits */
+    int quick_exits;        /* consecutive clean exits right after start */
     time_t throttle_until;  /* no new children before this */
 };
 
@@ -45,6 +46,7 @@ struct child {
     char *service_key;      /* its service's key */
     char *path;             /* daemon program, for log lines */
     bool avail;             /* last hint: can take a client */
+    long long started_usec; /* now_usec() at fork */
 };
 
 struct master_state {

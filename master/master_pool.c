@@ -28,6 +28,7 @@ struct child *master_add_child(pid_t pid, const struct service *svc, const char 
     c->service_key = xstrdup(svc->key);
     c->path = xstrdup(path);
     c->avail = true;   /* a new child goes straight to accepting */
+    c->started_usec = now_usec();
     return c;
 }
 
@@ -85,17 +86,24 @@ static struct service *current_service(const struct child *c)
 
 /* Consecutive failures: the first restarts at once, then 1 s, 2 s, 4 s...
  * up to service_throttle_time. */
-static void throttle(struct service *svc)
+static void throttle(struct service *svc, int *count, const char *why)
 {
-    if (++svc->failures < 2)
+    if (++*count < 2)
         return;
     long delay = ms.p.throttle_time;
-    if (svc->failures - 2 < 30 && (1L << (svc->failures - 2)) < delay)
-        delay = 1L << (svc->failures - 2);
+    if (*count - 2 < 30 && (1L << (*count - 2)) < delay)
+        delay = 1L << (*count - 2);
     svc->throttle_until = time(NULL) + delay;
-    msg_warn("service %s: throttling for %ld seconds after repeated failures",
-             svc->cfg.name, delay);
+    msg_warn("service %s: throttling for %ld seconds after %s", svc->cfg.name, delay, why);
 }
+
+/* A child that exits cleanly this soon after its start did not do the
+ * work it was started for; many in a row are a loop (a daemon that keeps
+ * deciding to restart), held back like crashes so that master never forks
+ * thousands of times a minute. A busy pool with max_use reached stays
+ * far below QUICK_EXITS_ALLOWED in a row. */
+#define QUICK_EXIT_USEC 1000000LL
+#define QUICK_EXITS_ALLOWED 20
 
 static void child_exited(const struct child *c, int status)
 {
@@ -114,10 +122,20 @@ static void child_exited(const struct child *c, int status)
     struct service *svc = current_service(c);
     if (!svc || ms.stopping)
         return;
-    if (abnormal)
-        throttle(svc);
-    else
-        svc->failures = 0;
+    if (abnormal) {
+        throttle(svc, &svc->failures, "repeated failures");
+        return;
+    }
+    svc->failures = 0;
+    if (now_usec() - c->started_usec >= QUICK_EXIT_USEC) {
+        svc->quick_exits = 0;
+    } else if (svc->quick_exits + 1 >= QUICK_EXITS_ALLOWED) {
+        int over = svc->quick_exits + 2 - QUICK_EXITS_ALLOWED;   /* 1, 2, 3... */
+        svc->quick_exits++;
+        throttle(svc, &over, "its processes kept exiting right after they started");
+    } else {
+        svc->quick_exits++;
+    }
 }
 
 void master_reap(void)
