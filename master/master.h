@@ -100,6 +100,10 @@ void master_new_generation(void);
 /* master_queue.c: the queue directory tree */
 int master_prepare_queue(const struct master_params *p, struct strbuf *err);
 
+/* master_chroot.c: copies of a few /etc files in queue_directory/etc when
+ * a service runs chrooted (warnings only: nothing there is required) */
+void master_chroot_files(const struct master_params *p, const struct service *svcs, size_t n);
+
 /* master_lock.c: the pid/lock file */
 pid_t master_lock_holder(const struct master_params *p);
 int master_lock(const struct master_params *p, struct strbuf *err);

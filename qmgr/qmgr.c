@@ -17,6 +17,7 @@
 #include "log.h"
 #include "qmgr.h"
 #include "qmgr_deliver.h"
+#include "qmgr_route.h"
 #include "queue.h"
 #include "server.h"
 #include "strbuf.h"
@@ -178,12 +179,14 @@ static void qmgr_timer(evutil_socket_t fd, short what, void *arg)
     qmgr_request_scan();
 }
 
-/* As root, before any chroot: work relative to the queue directory. */
+/* As root, before any chroot: work relative to the queue directory, and
+ * open transport_maps while its path is reachable. */
 static void qmgr_pre_init(void)
 {
     const char *qdir = cfg_str(P_queue_directory);
     if (chdir(qdir) < 0)
         msg_fatal("cannot enter queue_directory %s: %m", qdir);
+    qmgr_resolve_init();
 }
 
 static void qmgr_post_init(struct event_base *base)
