@@ -359,5 +359,37 @@ class TestChroot(unittest.TestCase):
         return set(re.findall(r"tern/smtpd\[(\d+)\]", self.inst.log_text()))
 
 
+@unittest.skipUnless(os.geteuid() == 0, "the instance runs as root")
+class TestQuickExitThrottle(unittest.TestCase):
+    """A service whose processes exit cleanly right after they start (as
+    smtpd did, restarting for a table it took for changed) is held back by
+    master like one that crashes, not restarted thousands of times a
+    minute."""
+
+    def test_quick_exits_are_throttled(self):
+        inst = make_instance("quick")
+        self.addCleanup(inst.cleanup)
+        runs = os.path.join(inst.dir, "runs")
+        script = os.path.join(inst.dir, "libexec", "quick")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\necho x >> %s\nexit 0\n" % runs)
+        os.chmod(script, 0o755)
+        open(runs, "w").close()
+        os.chmod(runs, 0o666)
+        # wakeup: master keeps one process of the service running at all times
+        inst.set_master_cf(["quick unix - n n 60 1 quick"])
+        inst.start()
+        inst.wait_log(r"service quick: throttling for 1 seconds after its processes kept "
+                      r"exiting right after they started", 20)
+        time.sleep(4)
+        with open(runs) as f:
+            count = len(f.read().splitlines())
+        # 20 at once, then one after 1 s, 2 s, 4 s...: far from a fork loop
+        self.assertLess(count, 40, "master started the service %d times" % count)
+        inst.wait_port()                     # the rest of the instance works on
+        with inst.smtp() as s:
+            self.assertEqual(s.noop()[0], 250)
+
+
 if __name__ == "__main__":
     unittest.main()
