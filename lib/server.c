@@ -155,6 +155,16 @@ static void report(int avail)
         msg_debug("status report to master failed: %m");
 }
 
+/* Once, at the first client (a hint like the others). */
+static void report_served(void)
+{
+    static bool sent;
+    struct master_status st = { getpid(), srv.generation, MASTER_STAT_SERVED };
+    if (sent || srv.standalone)
+        return;
+    sent = write(MASTER_STATUS_FD, &st, sizeof(st)) == (ssize_t)sizeof(st);
+}
+
 static void __attribute__((noreturn)) server_exit(void)
 {
     static bool exiting;
@@ -348,6 +358,7 @@ static long long single_daemon_deadline(void)
 static void single_serve_one(int fd, const sigset_t *term_only)
 {
     report(MASTER_STAT_TAKEN);
+    report_served();
     srv_in_client = 1;
     sigprocmask(SIG_UNBLOCK, term_only, NULL);
     srv.ops->serve(fd);
@@ -454,8 +465,9 @@ static void event_on_accept(evutil_socket_t lfd, short what, void *arg)
         fifo_trigger(lfd);
         return;
     }
-    /* a rebuilt table: the sessions running finish, a fresh process reads it */
-    if (!srv.ops->long_running && !srv.draining && maps_changed()) {
+    /* a rebuilt table: the sessions running finish, a fresh process reads it
+     * (not before the first client: a process always gets some work done) */
+    if (!srv.ops->long_running && !srv.draining && srv.served > 0 && maps_changed()) {
         server_drain();
         return;
     }
@@ -465,6 +477,7 @@ static void event_on_accept(evutil_socket_t lfd, short what, void *arg)
             break;
         srv.clients++;
         srv.served++;
+        report_served();
         if (!srv.ops->long_running && srv.max_use > 0 && srv.served >= srv.max_use)
             srv.draining = true;    /* this was the last one; a fresh process follows */
         srv.ops->accept_event(fd, srv.base);

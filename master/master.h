@@ -47,6 +47,7 @@ struct child {
     char *path;             /* daemon program, for log lines */
     bool avail;             /* last hint: can take a client */
     long long started_usec; /* now_usec() at fork */
+    bool served;            /* said MASTER_STAT_SERVED: it took a client */
 };
 
 struct master_state {
