@@ -359,6 +359,33 @@ class TestChroot(unittest.TestCase):
         return set(re.findall(r"tern/smtpd\[(\d+)\]", self.inst.log_text()))
 
 
+class TestCheck(unittest.TestCase):
+    """`tern check` (also run by `tern start`) names what a chrooted
+    service would look for in vain, and a chrooted local."""
+
+    def test_paths_outside_the_chroot_and_local(self):
+        inst = harness.Instance("chrootcheck", chroot=True, main_cf={
+            "smtpd_milters": "unix:/nowhere/m.sock, unix:private/fine",
+            "smtpd_recipient_restrictions": "check_policy_service unix:/nowhere/policy, "
+                                            "permit_mynetworks, reject_unauth_destination",
+            "smtpd_sasl_type": "dovecot", "smtpd_sasl_path": "private/auth",
+            "smtp_tls_CApath": "/nowhere/certs"})
+        self.addCleanup(inst.cleanup)
+        inst.set_master_cf(["local unix - n y - - local"])
+        out = inst.tern("check").stdout
+        inside = os.path.join(inst.queue_dir, "nowhere")
+        for param, path in (("smtpd_milters", "/nowhere/m.sock"),
+                            ("smtpd_recipient_restrictions", "/nowhere/policy"),
+                            ("smtp_tls_CApath", "/nowhere/certs")):
+            self.assertRegex(out, r"warning: .*service \S+ runs chrooted, but %s names %s, "
+                             r"which it looks for as %s" % (param, re.escape(path),
+                                                            re.escape(inside)))
+        self.assertNotIn("private/fine", out)
+        self.assertNotIn("private/auth", out)
+        self.assertIn("service local: local delivers as each recipient, outside the queue "
+                      "directory, and cannot run chrooted", out)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "the instance runs as root")
 class TestQuickExitThrottle(unittest.TestCase):
     """A service whose processes exit cleanly right after they start (as
