@@ -222,6 +222,14 @@ static void log_check_rotation(void)
     }
 }
 
+void log_open_before_chroot(void)
+{
+    if (log_fd < 0 && !log_file_path[0] && !syslog_opened) {
+        openlog(log_tag, LOG_PID | LOG_NDELAY, log_facility);
+        syslog_opened = 1;
+    }
+}
+
 void log_to_stderr(int on)
 {
     log_stderr = on;

@@ -25,6 +25,10 @@ void log_to_stderr(int on);
 /* Reopen maillog_file (after rotation or privilege changes). */
 void log_reopen(void);
 
+/* Before a chroot: connect to syslog now (its socket, /dev/log, is not
+ * there afterwards); maillog_file is already open. */
+void log_open_before_chroot(void);
+
 void msg_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void msg_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void msg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

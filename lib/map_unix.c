@@ -5,13 +5,17 @@
  * local user who does not exist instead of accepting it and bouncing it
  * later (backscatter). Lookups go through getpwnam_r, so NSS sources
  * (files, LDAP, ...) count; a failing source is a lookup error (-1), not
- * "no such user". */
+ * "no such user". In a chrooted daemon (smtpd with chroot = y) the
+ * lookups read the password file opened before the chroot (lib/chroot.c),
+ * and maps.c watches that file, so a new account is seen after the
+ * restart that a change of the file causes. */
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "chroot.h"
 #include "maps_impl.h"
 #include "strbuf.h"
 #include "util.h"
@@ -31,7 +35,7 @@ static int passwd_lookup(struct map *m, const char *key, struct strbuf *result)
     for (;;) {
         char *buf = xmalloc(size);
         struct passwd pw, *found = NULL;
-        int rc = getpwnam_r(key, &pw, buf, size, &found);
+        int rc = chroot_getpwnam_r(key, &pw, buf, size, &found);
         if (rc == ERANGE && size < PW_BUFFER_LIMIT) {
             free(buf);
             size *= 2;

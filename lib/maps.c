@@ -2,21 +2,27 @@
  * of postmap-style source files shared by texthash: and `tern map build`. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "maps_impl.h"
+#include "chroot.h"
 #include "util.h"
 
 static struct map *open_maps;
 
 /* The file a table is read from: NAME.db for Berkeley DB tables, NAME for
- * the types read from a source file; NULL for inline: and unix:. */
+ * the types read from a source file, the password file for unix: (so that
+ * a new account is seen by a chrooted smtpd, which reads that file through
+ * a descriptor: lib/passwd.c); NULL for inline:. */
 static char *map_file_of(const char *type, size_t tlen, const char *name)
 {
     if ((tlen == 4 && strncmp(type, "hash", 4) == 0) || (tlen == 5 && strncmp(type, "btree", 5) == 0)) {
@@ -29,31 +35,56 @@ static char *map_file_of(const char *type, size_t tlen, const char *name)
     if ((tlen == 4 && strncmp(type, "pcre", 4) == 0) || (tlen == 6 && strncmp(type, "regexp", 6) == 0)
         || (tlen == 8 && strncmp(type, "texthash", 8) == 0))
         return xstrdup(name);
+    if (tlen == 4 && strncmp(type, "unix", 4) == 0)
+        return xstrdup(PASSWD_FILE);
     return NULL;
 }
 
+/* As Postfix's dict_changed does: the file stays open, and a change is a
+ * link count of 0 (replaced by a rename, as `tern map build` and editors
+ * do, or removed), a different link count, size or modification time
+ * (edited in place). Opened before any chroot, the descriptor keeps
+ * working inside it, so no path is ever looked up there: a check can
+ * never fail for "no such file" and restart the daemon in a loop. */
 static void map_remember_file(struct map *m, const char *type, size_t tlen)
 {
-    m->file = map_file_of(type, tlen, m->name);
     struct stat st;
-    if (m->file && stat(m->file, &st) == 0) {
-        m->file_dev = st.st_dev;
-        m->file_ino = st.st_ino;
-        m->file_mtime = st.st_mtim;
-        m->file_size = st.st_size;
+    m->file = map_file_of(type, tlen, m->name);
+    m->file_fd = -1;
+    if (m->file) {
+        int fd = open(m->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd >= 0 && fstat(fd, &st) == 0) {
+            m->file_fd = fd;
+            m->file_nlink = st.st_nlink;
+            m->file_mtime = st.st_mtim;
+            m->file_size = st.st_size;
+        } else {
+            msg_warn("table %s: cannot open %s to notice when it changes: %m; "
+                     "run `tern reload` after changing it", m->spec, m->file);
+            if (fd >= 0)
+                close(fd);
+        }
     }
     m->next_open = open_maps;
     open_maps = m;
 }
 
-static bool map_file_changed(const struct map *m)
+static bool map_file_changed(struct map *m)
 {
     struct stat st;
-    if (!m->file)
+    if (m->file_fd < 0 || m->file_check_failed)
         return false;
-    if (stat(m->file, &st) < 0)
-        return errno == ENOENT;    /* removed; other errors say nothing */
-    return st.st_dev != m->file_dev || st.st_ino != m->file_ino || st.st_size != m->file_size
+    /* Outside a chroot every unix: lookup asks the C library afresh. */
+    if (!chroot_active() && strcmp(m->file, PASSWD_FILE) == 0)
+        return false;
+    if (fstat(m->file_fd, &st) < 0) {
+        /* cannot happen on a descriptor we hold; never a reason to restart */
+        msg_warn("table %s: cannot check %s for changes: %m; run `tern reload` after "
+                 "changing it", m->spec, m->file);
+        m->file_check_failed = true;
+        return false;
+    }
+    return st.st_nlink == 0 || st.st_nlink != m->file_nlink || st.st_size != m->file_size
            || st.st_mtim.tv_sec != m->file_mtime.tv_sec || st.st_mtim.tv_nsec != m->file_mtime.tv_nsec;
 }
 
@@ -135,6 +166,8 @@ void map_close(struct map *m)
             *p = m->next_open;
             break;
         }
+    if (m->file_fd >= 0)
+        close(m->file_fd);
     free(m->file);
     free(m->spec);
     free(m->name);

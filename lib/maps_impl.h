@@ -20,12 +20,15 @@ struct map {
     int (*lookup)(struct map *m, const char *key, struct strbuf *result);
     void (*close)(struct map *m);
     void *priv;
-    /* the file this table was read from, to notice when it is replaced */
+    /* The file this table was read from, to notice when it is rebuilt or
+     * edited: kept open (file_fd) and looked at with fstat, never by path,
+     * so the check works the same inside a chroot where the path is gone. */
     char *file;
-    dev_t file_dev;
-    ino_t file_ino;
+    int file_fd;             /* -1: nothing to watch */
+    nlink_t file_nlink;
     struct timespec file_mtime;
     off_t file_size;
+    bool file_check_failed;  /* fstat failed once: warned, not asked again */
     struct map *next_open;   /* every open table, for maps_changed() */
 };
 

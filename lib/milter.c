@@ -19,6 +19,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "chroot.h"
 #include "log.h"
 #include "milter.h"
 #include "queue.h"
@@ -261,7 +262,9 @@ static void conn_start(struct milter_conn *mc)
     c->waiting = true;
     if (bufferevent_socket_connect(mc->bev, (struct sockaddr *)&mc->spec->addr,
                                    (int)mc->spec->addrlen) < 0)
-        conn_fail(mc, "connect: %s", strerror(errno));
+        conn_fail(mc, "connect: %s%s", strerror(errno),
+                  chroot_active() && mc->spec->addr.ss_family == AF_UNIX
+                  ? " (this service is chrooted: the socket must be under queue_directory)" : "");
 }
 
 static void negotiated(struct milter_conn *mc, const unsigned char *data, size_t len)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "chroot.h"
 #include "config.h"
 #include "milter.h"
 #include "util.h"
@@ -65,8 +66,10 @@ static int parse_endpoint(struct milter_spec *sp, const char *ep, struct strbuf 
         const char *path = ep[0] == '/' ? ep : ep + 5;
         char full[sizeof(((struct sockaddr_un *)0)->sun_path)];
         struct sockaddr_un *sun = (struct sockaddr_un *)&sp->addr;
+        /* relative to queue_directory, which is "/" inside a chroot */
+        const char *qdir = chroot_active() ? "" : cfg_str(P_queue_directory);
         int n = path[0] == '/' ? snprintf(full, sizeof(full), "%s", path)
-            : snprintf(full, sizeof(full), "%s/%s", cfg_str(P_queue_directory), path);
+            : snprintf(full, sizeof(full), "%s/%s", qdir, path);
         if (!*path || n < 0 || (size_t)n >= sizeof(full)) {
             sb_appendf(err, "milter %s: bad or too long socket path", ep);
             return -1;

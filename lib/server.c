@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chroot.h"
 #include "config.h"
 #include "log.h"
 #include "maps.h"
@@ -152,6 +153,16 @@ static void report(int avail)
         srv.reported = avail;
     else
         msg_debug("status report to master failed: %m");
+}
+
+/* Once, at the first client (a hint like the others). */
+static void report_served(void)
+{
+    static bool sent;
+    struct master_status st = { getpid(), srv.generation, MASTER_STAT_SERVED };
+    if (sent || srv.standalone)
+        return;
+    sent = write(MASTER_STATUS_FD, &st, sizeof(st)) == (ssize_t)sizeof(st);
 }
 
 static void __attribute__((noreturn)) server_exit(void)
@@ -347,6 +358,7 @@ static long long single_daemon_deadline(void)
 static void single_serve_one(int fd, const sigset_t *term_only)
 {
     report(MASTER_STAT_TAKEN);
+    report_served();
     srv_in_client = 1;
     sigprocmask(SIG_UNBLOCK, term_only, NULL);
     srv.ops->serve(fd);
@@ -453,8 +465,9 @@ static void event_on_accept(evutil_socket_t lfd, short what, void *arg)
         fifo_trigger(lfd);
         return;
     }
-    /* a rebuilt table: the sessions running finish, a fresh process reads it */
-    if (!srv.ops->long_running && !srv.draining && maps_changed()) {
+    /* a rebuilt table: the sessions running finish, a fresh process reads it
+     * (not before the first client: a process always gets some work done) */
+    if (!srv.ops->long_running && !srv.draining && srv.served > 0 && maps_changed()) {
         server_drain();
         return;
     }
@@ -464,6 +477,7 @@ static void event_on_accept(evutil_socket_t lfd, short what, void *arg)
             break;
         srv.clients++;
         srv.served++;
+        report_served();
         if (!srv.ops->long_running && srv.max_use > 0 && srv.served >= srv.max_use)
             srv.draining = true;    /* this was the last one; a fresh process follows */
         srv.ops->accept_event(fd, srv.base);
@@ -605,11 +619,8 @@ static void enter_sandbox(void)
     }
     if (srv.ops->pre_init)
         srv.ops->pre_init();
-    if (srv.chroot_ && root) {
-        const char *qdir = cfg_str(P_queue_directory);
-        if (chroot(qdir) < 0 || chdir("/") < 0)
-            msg_fatal("cannot chroot to queue_directory %s: %m", qdir);
-    }
+    if (srv.chroot_ && root)
+        chroot_enter(cfg_str(P_queue_directory));
     if (root && !srv.keep_root)
         drop_to_ids(user, uid, gid, extra);
 }

@@ -32,11 +32,14 @@ struct event_base;
 #define MASTER_ALIVE_FD  4
 #define MASTER_LISTEN_FD 5
 
-enum { MASTER_STAT_TAKEN = 0, MASTER_STAT_AVAIL = 1 };
+/* MASTER_STAT_SERVED, sent once when the first client is taken, changes
+ * nothing in the availability: it tells master that the process did work,
+ * so that one exiting soon after (max_use) is not taken for a loop. */
+enum { MASTER_STAT_TAKEN = 0, MASTER_STAT_AVAIL = 1, MASTER_STAT_SERVED = 2 };
 struct master_status {
     pid_t pid;
     unsigned generation;
-    int avail;      /* MASTER_STAT_TAKEN or MASTER_STAT_AVAIL */
+    int avail;      /* MASTER_STAT_TAKEN, MASTER_STAT_AVAIL or MASTER_STAT_SERVED */
 };
 
 enum server_mode {

@@ -227,6 +227,7 @@ int main(int argc, char **argv)
     if (master_prepare_queue(&ms.p, &err) < 0)
         msg_fatal("%s", sb_str(&err));
     sb_free(&err);
+    master_chroot_files(&ms.p, ms.svcs, ms.nsvcs);
     pid_t running = master_lock_holder(&ms.p);
     if (running)
         msg_fatal("the Tern mail system is already running (master pid %ld)", (long)running);

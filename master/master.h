@@ -36,6 +36,7 @@ struct service {
     char *listen_id;        /* what is listened on, e.g. "unix:/var/spool/tern/private/x" */
     int listen_fd;          /* -1 for none */
     int failures;           /* consecutive abnormal exits */
+    int quick_exits;        /* consecutive clean exits right after start */
     time_t throttle_until;  /* no new children before this */
 };
 
@@ -45,6 +46,8 @@ struct child {
     char *service_key;      /* its service's key */
     char *path;             /* daemon program, for log lines */
     bool avail;             /* last hint: can take a client */
+    long long started_usec; /* now_usec() at fork */
+    bool served;            /* said MASTER_STAT_SERVED: it took a client */
 };
 
 struct master_state {
@@ -97,6 +100,10 @@ void master_new_generation(void);
 
 /* master_queue.c: the queue directory tree */
 int master_prepare_queue(const struct master_params *p, struct strbuf *err);
+
+/* master_chroot.c: copies of a few /etc files in queue_directory/etc when
+ * a service runs chrooted (warnings only: nothing there is required) */
+void master_chroot_files(const struct master_params *p, const struct service *svcs, size_t n);
 
 /* master_lock.c: the pid/lock file */
 pid_t master_lock_holder(const struct master_params *p);

@@ -28,6 +28,8 @@ struct child *master_add_child(pid_t pid, const struct service *svc, const char 
     c->service_key = xstrdup(svc->key);
     c->path = xstrdup(path);
     c->avail = true;   /* a new child goes straight to accepting */
+    c->started_usec = now_usec();
+    c->served = false;
     return c;
 }
 
@@ -66,8 +68,12 @@ void master_read_status(void)
         for (size_t k = 0; k < (size_t)n / sizeof(st[0]); k++)
             for (size_t j = 0; j < ms.nchildren; j++)
                 if (ms.children[j].pid == st[k].pid
-                    && ms.children[j].generation == st[k].generation)
-                    ms.children[j].avail = st[k].avail == MASTER_STAT_AVAIL;
+                    && ms.children[j].generation == st[k].generation) {
+                    if (st[k].avail == MASTER_STAT_SERVED)
+                        ms.children[j].served = true;
+                    else
+                        ms.children[j].avail = st[k].avail == MASTER_STAT_AVAIL;
+                }
         if ((size_t)n < sizeof(st))
             return;
     }
@@ -85,17 +91,25 @@ static struct service *current_service(const struct child *c)
 
 /* Consecutive failures: the first restarts at once, then 1 s, 2 s, 4 s...
  * up to service_throttle_time. */
-static void throttle(struct service *svc)
+static void throttle(struct service *svc, int *count, const char *why)
 {
-    if (++svc->failures < 2)
+    if (++*count < 2)
         return;
     long delay = ms.p.throttle_time;
-    if (svc->failures - 2 < 30 && (1L << (svc->failures - 2)) < delay)
-        delay = 1L << (svc->failures - 2);
+    if (*count - 2 < 30 && (1L << (*count - 2)) < delay)
+        delay = 1L << (*count - 2);
     svc->throttle_until = time(NULL) + delay;
-    msg_warn("service %s: throttling for %ld seconds after repeated failures",
-             svc->cfg.name, delay);
+    msg_warn("service %s: throttling for %ld seconds after %s", svc->cfg.name, delay, why);
 }
+
+/* A child that exits cleanly this soon after its start without having
+ * served a client (it did not say MASTER_STAT_SERVED) did not do the work
+ * it was started for; many in a row are a loop (a daemon that keeps
+ * deciding to restart), held back like crashes so that master never forks
+ * thousands of times a minute. Busy children that reach max_use quickly
+ * served their clients and do not count. */
+#define QUICK_EXIT_USEC 1000000LL
+#define QUICK_EXITS_ALLOWED 20
 
 static void child_exited(const struct child *c, int status)
 {
@@ -114,16 +128,27 @@ static void child_exited(const struct child *c, int status)
     struct service *svc = current_service(c);
     if (!svc || ms.stopping)
         return;
-    if (abnormal)
-        throttle(svc);
-    else
-        svc->failures = 0;
+    if (abnormal) {
+        throttle(svc, &svc->failures, "repeated failures");
+        return;
+    }
+    svc->failures = 0;
+    if (c->served || now_usec() - c->started_usec >= QUICK_EXIT_USEC) {
+        svc->quick_exits = 0;
+    } else if (svc->quick_exits + 1 >= QUICK_EXITS_ALLOWED) {
+        int over = svc->quick_exits + 2 - QUICK_EXITS_ALLOWED;   /* 1, 2, 3... */
+        svc->quick_exits++;
+        throttle(svc, &over, "its processes kept exiting right after they started");
+    } else {
+        svc->quick_exits++;
+    }
 }
 
 void master_reap(void)
 {
     int status;
     pid_t pid;
+    master_read_status();   /* a child's last records come before its exit */
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (size_t i = 0; i < ms.nchildren; i++) {
             struct child *c = &ms.children[i];

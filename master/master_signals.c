@@ -80,6 +80,7 @@ static int load_new_config(struct master_params *np, struct service **svcs, size
         master_free_params(np);
         return -1;
     }
+    master_chroot_files(np, *svcs, *n);
     return 0;
 }
 

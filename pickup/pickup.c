@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "address.h"
+#include "chroot.h"
 #include "cleanup_client.h"
 #include "config.h"
 #include "domains.h"
@@ -78,17 +79,27 @@ static char *qualify(const char *addr)
 /* The envelope sender of a file owned by uid: the one it names when uid
  * may choose, else the user's login name. *replaced: the sender asked
  * for, when it was not allowed (NULL otherwise). NULL when uid has no
- * account. */
-static char *choose_sender(uid_t uid, const char *asked, const char **replaced)
+ * account (*failed false) or the account database cannot be read now
+ * (*failed true: try again later). Inside a chroot the lookup reads the
+ * password file opened before it (lib/chroot.c). */
+static char *choose_sender(uid_t uid, const char *asked, const char **replaced, bool *failed)
 {
     *replaced = NULL;
+    *failed = false;
     if (uid_trusted(uid))
         return qualify(asked);
-    struct passwd *pw = getpwuid(uid);
-    if (!pw)
+    char buf[16384];
+    struct passwd pw, *found = NULL;
+    int rc = chroot_getpwuid_r(uid, &pw, buf, sizeof(buf), &found);
+    if (rc != 0 && rc != ENOENT && rc != ESRCH && rc != EBADF && rc != EPERM) {
+        msg_warn("cannot look up the account of uid %ld: %s", (long)uid, strerror(rc));
+        *failed = true;
         return NULL;
-    char *login = qualify(pw->pw_name);
-    if (strcmp(asked, pw->pw_name) != 0 && strcmp(asked, login) != 0)
+    }
+    if (!found)
+        return NULL;
+    char *login = qualify(pw.pw_name);
+    if (strcmp(asked, pw.pw_name) != 0 && strcmp(asked, login) != 0)
         *replaced = asked;
     return login;
 }
@@ -166,7 +177,10 @@ static int submit(const char *name, int fd, const struct qmessage *m,
                   const struct maildrop_info *info, uid_t uid)
 {
     const char *replaced;
-    char *sender = choose_sender(uid, m->sender, &replaced);
+    bool failed;
+    char *sender = choose_sender(uid, m->sender, &replaced, &failed);
+    if (!sender && failed)
+        return -1;
     if (!sender) {
         set_aside(name, "no account has the submitter's uid, so there is no sender address");
         return 0;
@@ -365,20 +379,21 @@ static void read_trusted_users(void)
     cfg_list_free(words, n);
 }
 
-/* As root, before the privilege drop: work relative to the queue directory. */
+/* As root, before the privilege drop and any chroot: work relative to the
+ * queue directory, and look accounts up while /etc is still there. */
 static void pickup_pre_init(void)
 {
     const char *qdir = cfg_str(P_queue_directory);
     if (chdir(qdir) < 0)
         msg_fatal("cannot enter queue_directory %s: %m", qdir);
-}
-
-static void pickup_post_init(struct event_base *base)
-{
     gid_t gid;
     if (user_ids(cfg_str(P_mail_owner), &pickup_cfg.owner_uid, &gid) < 0)
         pickup_cfg.owner_uid = getuid();
     read_trusted_users();
+}
+
+static void pickup_post_init(struct event_base *base)
+{
     domains_init();
     pickup_cfg.cleanup_service = xstrdup(cfg_str(P_cleanup_service_name));
     unsigned long long limit = (unsigned long long)cfg_size(P_message_size_limit);

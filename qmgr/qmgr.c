@@ -17,6 +17,7 @@
 #include "log.h"
 #include "qmgr.h"
 #include "qmgr_deliver.h"
+#include "qmgr_route.h"
 #include "queue.h"
 #include "resolve.h"
 #include "server.h"
@@ -180,13 +181,15 @@ static void qmgr_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* As root, before any chroot: work relative to the queue directory; the
- * address resolver reads this host's interface addresses. */
+ * address resolver reads this host's interface addresses, and
+ * transport_maps is opened while its path is reachable. */
 static void qmgr_pre_init(void)
 {
     const char *qdir = cfg_str(P_queue_directory);
     if (chdir(qdir) < 0)
         msg_fatal("cannot enter queue_directory %s: %m", qdir);
     resolve_init();
+    qmgr_resolve_init();
 }
 
 static void qmgr_post_init(struct event_base *base)

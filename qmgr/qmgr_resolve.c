@@ -26,9 +26,13 @@
 static struct maplist *transport_maps;
 static bool transport_maps_opened;
 
+/* Once, as root in pre_init: the tables are not reachable by path inside
+ * a chroot. */
 void qmgr_resolve_init(void)
 {
     const char *spec = cfg_str(P_transport_maps);
+    if (transport_maps_opened)
+        return;
     transport_maps_opened = true;
     if (!*spec)
         return;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chroot.h"
 #include "config.h"
 #include "dns.h"
 #include "log.h"
@@ -120,6 +121,13 @@ static void smtp_pre_init(void)
 
 static void smtp_post_init(struct event_base *base)
 {
+    /* OpenSSL reads a CApath directory during each handshake, by path:
+     * inside the chroot that is a path under queue_directory. */
+    const char *capath = cfg_str(P_smtp_tls_CApath);
+    if (chroot_active() && *capath && access(capath, X_OK) < 0)
+        msg_warn("smtp_tls_CApath %s is not inside queue_directory, which is this chrooted "
+                 "service's root: certificates there cannot be verified; use smtp_tls_CAfile "
+                 "(read before the chroot) or a copy under queue_directory", capath);
     smtp_cfg.myhostname = xstrdup(cfg_str(P_myhostname));
     smtp_cfg.helo_name = xstrdup(cfg_str(P_smtp_helo_name));
     if (!helo_name_ok(smtp_cfg.helo_name))

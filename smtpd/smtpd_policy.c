@@ -24,6 +24,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "chroot.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -310,7 +311,10 @@ static void request_send(struct policy_request *p)
                 bufferevent_free(c->bev);
             free(c);
             p->conn = NULL;
-            fail_later(p, "cannot connect");
+            /* a path outside queue_directory cannot be reached from the chroot */
+            fail_later(p, chroot_active() && svc->addr.ss_family == AF_UNIX
+                          ? "cannot connect (this smtpd is chrooted: the socket must be under "
+                            "queue_directory)" : "cannot connect");
             return;
         }
     }

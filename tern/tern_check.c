@@ -85,7 +85,68 @@ static void check_milters(struct check_state *cs)
     }
 }
 
-/* master.cf must parse, and every command must exist in daemon_directory. */
+/* ---- chroot = y ---- */
+
+/* A chrooted daemon sees queue_directory as "/": a socket or directory it
+ * opens by path at run time must be given relative to queue_directory, or
+ * absolute as seen from inside (lib/chroot.c opens the rest before the
+ * chroot). Paths of main.cf only; -o overrides are not looked at. */
+static void check_chroot_path(struct check_state *cs, const struct master_service *svc,
+                              const char *param, const char *path, size_t len)
+{
+    if (len == 0 || path[0] != '/')
+        return;
+    struct strbuf inside = STRBUF_INIT(4096);
+    sb_appendf(&inside, "%s%.*s", cfg_str(P_queue_directory), (int)len, path);
+    if (access(sb_str(&inside), F_OK) < 0) {
+        fprintf(cs->out, "tern: warning: %s/master.cf:%d: service %s runs chrooted, but %s "
+                "names %.*s, which it looks for as %s: make it exist there, or give a path "
+                "relative to queue_directory (e.g. private/NAME for a socket)\n", cfg_confdir(), svc->lineno, svc->name,
+                param, (int)len, path, sb_str(&inside));
+        cs->warnings++;
+    }
+    sb_free(&inside);
+}
+
+/* Every "unix:/path" (milters, policy services) in the value of param. */
+static void check_chroot_sockets(struct check_state *cs, const struct master_service *svc,
+                                 enum param_id param)
+{
+    const char *value = cfg_str(param);
+    for (const char *p = strstr(value, "unix:/"); p; p = strstr(p + 5, "unix:/")) {
+        const char *path = p + 5;
+        check_chroot_path(cs, svc, param_table()[param].name, path, strcspn(path, " \t\r\n,{}"));
+    }
+}
+
+static void check_chroot_service(struct check_state *cs, const struct master_service *svc)
+{
+    static const enum param_id smtpd_params[] = {
+        P_smtpd_milters, P_smtpd_client_restrictions, P_smtpd_helo_restrictions,
+        P_smtpd_sender_restrictions, P_smtpd_relay_restrictions, P_smtpd_recipient_restrictions,
+        P_smtpd_data_restrictions, P_smtpd_end_of_data_restrictions,
+    };
+    if (strcmp(svc->command, "local") == 0) {
+        fprintf(cs->out, "tern: warning: %s/master.cf:%d: service %s: local delivers as each "
+                "recipient, outside the queue directory, and cannot run chrooted; set its chroot "
+                "column to n\n", cfg_confdir(), svc->lineno, svc->name);
+        cs->warnings++;
+    } else if (strcmp(svc->command, "smtpd") == 0) {
+        for (size_t i = 0; i < sizeof(smtpd_params) / sizeof(smtpd_params[0]); i++)
+            check_chroot_sockets(cs, svc, smtpd_params[i]);
+        if (strcmp(cfg_str(P_smtpd_sasl_type), "dovecot") == 0)
+            check_chroot_path(cs, svc, "smtpd_sasl_path", cfg_str(P_smtpd_sasl_path),
+                              strlen(cfg_str(P_smtpd_sasl_path)));
+    } else if (strcmp(svc->command, "pickup") == 0) {
+        check_chroot_sockets(cs, svc, P_non_smtpd_milters);
+    } else if (strcmp(svc->command, "smtp") == 0) {
+        check_chroot_path(cs, svc, "smtp_tls_CApath", cfg_str(P_smtp_tls_CApath),
+                          strlen(cfg_str(P_smtp_tls_CApath)));
+    }
+}
+
+/* master.cf must parse, and every command must exist in daemon_directory;
+ * chrooted services must find what they open at run time. */
 static void check_services(struct check_state *cs)
 {
     struct strbuf path = STRBUF_INIT(4096), err = STRBUF_INIT(4096);
@@ -114,6 +175,8 @@ static void check_services(struct check_state *cs)
                         svcs[i].lineno, svcs[i].name, path.data);
                 cs->errors++;
             }
+            if (svcs[i].chroot_)
+                check_chroot_service(cs, &svcs[i]);
         }
         mastercf_free(svcs, n);
     }

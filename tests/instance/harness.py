@@ -39,6 +39,29 @@ LIBEXEC = os.path.join(BUILD, "libexec")
 
 _instances = []
 
+# The services Postfix lets run chrooted (all but local, virtual and pipe).
+# TERN_TEST_CHROOT=1 in the environment makes every instance run them with
+# chroot = y, so that any module's tests also run chrooted.
+CHROOT_COMMANDS = {"smtpd", "cleanup", "qmgr", "smtp", "pickup", "showq", "anvil"}
+CHROOT_ALL = os.environ.get("TERN_TEST_CHROOT") == "1"
+
+
+def chroot_master_cf(path):
+    """Set the chroot column to y for every service of the master.cf at
+    path whose command is one of CHROOT_COMMANDS."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    out = []
+    for line in lines:
+        f = line.split()
+        if (line.strip() and not line[0].isspace() and not line.startswith("#")
+                and len(f) >= 8 and f[7] in CHROOT_COMMANDS):
+            f[4] = "y"
+            line = " ".join(f)
+        out.append(line)
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -61,9 +84,12 @@ class Instance:
     """One self-contained instance. main_cf: dict (or list of "name = value"
     lines) appended to main.cf; master_cf_extra: lines appended to master.cf."""
 
-    def __init__(self, name="t", main_cf=None, master_cf_extra=None, port=None):
+    def __init__(self, name="t", main_cf=None, master_cf_extra=None, port=None, chroot=None):
         """`tern init` into a new /tmp directory with smtpd on 127.0.0.1:port
-        (a free port unless given); .dir, .port, .queue_dir, .log_path."""
+        (a free port unless given); .dir, .port, .queue_dir, .log_path.
+        chroot: run the services that may be chrooted with chroot = y
+        (default: TERN_TEST_CHROOT=1 in the environment)."""
+        self.chroot = CHROOT_ALL if chroot is None else chroot
         self.dir = tempfile.mkdtemp(prefix="tern-%s-" % name, dir="/tmp")
         os.chmod(self.dir, 0o755)
         self.port = port or free_port()
@@ -79,6 +105,8 @@ class Instance:
         # (By default smtpd refuses users that neither the passwd database
         # nor the aliases know; TestLocalRecipientMaps covers that.)
         self.set_main_cf(["local_recipient_maps ="])
+        if self.chroot:
+            chroot_master_cf(os.path.join(self.dir, "master.cf"))
         if main_cf:
             self.set_main_cf(main_cf)
         if master_cf_extra:
@@ -102,6 +130,8 @@ class Instance:
         with open(path, "w") as f:
             for line in kept + [l.rstrip("\n") for l in lines]:
                 f.write(line + "\n")
+        if self.chroot:
+            chroot_master_cf(path)
 
     def set_main_cf(self, settings):
         """Append settings (dict or "name = value" lines) to main.cf; a later
