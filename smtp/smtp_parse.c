@@ -288,7 +288,9 @@ void smtp_content_scan(struct smtp_content_info *info, const char *data, size_t 
     info->bytes += len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)data[i];
-        if (c == '\n')
+        /* A CR becomes CR LF on the wire too, unless a LF follows it: an
+         * upper bound is good enough for SIZE. */
+        if (c == '\n' || c == '\r')
             info->lines++;
         else if (c > 0x7f)
             info->eight_bit = true;
@@ -301,7 +303,15 @@ void smtp_encoder_init(struct smtp_encoder *e)
     e->pending_cr = false;
 }
 
-/* The bytes of one line up to (not including) its LF or the chunk's end. */
+/* One line end on the wire: always CR LF, and the next byte starts a line
+ * (so a '.' there is stuffed). */
+static int encode_line_end(struct smtp_encoder *e, struct strbuf *out)
+{
+    e->mid_line = false;
+    return sb_append(out, "\r\n", 2);
+}
+
+/* Bytes of one line that hold neither CR nor LF. */
 static int encode_run(struct smtp_encoder *e, const char *p, size_t n, struct strbuf *out)
 {
     if (n == 0)
@@ -312,32 +322,38 @@ static int encode_run(struct smtp_encoder *e, const char *p, size_t n, struct st
     return sb_append(out, p, n);
 }
 
+/* The content may come from an old or damaged queue file, so nothing about
+ * its line ends is assumed: LF, CR LF and a CR alone each end one line, and
+ * each becomes CR LF. No bare CR or LF can reach the wire, and no line the
+ * receiver sees can be a lone '.'. */
 int smtp_encode(struct smtp_encoder *e, const char *data, size_t len, struct strbuf *out)
 {
     size_t i = 0;
     if (e->pending_cr && len > 0) {
         e->pending_cr = false;
-        if (data[0] != '\n' && encode_run(e, "\r", 1, out) < 0)
+        if (data[0] == '\n')
+            i = 1;              /* CR LF: one line end */
+        if (encode_line_end(e, out) < 0)
             return -1;
     }
     while (i < len) {
-        const char *lf = memchr(data + i, '\n', len - i);
-        size_t end = lf ? (size_t)(lf - data) : len;
-        size_t run = end - i;
-        /* A CR right before the LF is the line's own end, not content. */
-        if (lf && run > 0 && data[end - 1] == '\r')
-            run--;
-        else if (!lf && run > 0 && data[end - 1] == '\r') {
-            run--;
-            e->pending_cr = true;
-        }
-        if (encode_run(e, data + i, run, out) < 0)
+        size_t end = i;
+        while (end < len && data[end] != '\n' && data[end] != '\r')
+            end++;
+        if (encode_run(e, data + i, end - i, out) < 0)
             return -1;
-        if (!lf)
+        if (end == len)
             break;
-        if (sb_append(out, "\r\n", 2) < 0)
+        if (data[end] == '\r') {
+            if (end + 1 == len) {
+                e->pending_cr = true;   /* a LF may begin the next chunk */
+                break;
+            }
+            if (data[end + 1] == '\n')
+                end++;
+        }
+        if (encode_line_end(e, out) < 0)
             return -1;
-        e->mid_line = false;
         i = end + 1;
     }
     return 0;
@@ -345,13 +361,21 @@ int smtp_encode(struct smtp_encoder *e, const char *data, size_t len, struct str
 
 int smtp_encode_end(struct smtp_encoder *e, struct strbuf *out)
 {
-    if (e->pending_cr) {
+    if (e->pending_cr || e->mid_line) {
         e->pending_cr = false;
-        if (encode_run(e, "\r", 1, out) < 0)
+        if (encode_line_end(e, out) < 0)
             return -1;
     }
-    if (e->mid_line && sb_append(out, "\r\n", 2) < 0)
-        return -1;
-    e->mid_line = false;
     return sb_append(out, ".\r\n", 3);
+}
+
+bool smtp_wire_clean(const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\r' && (i + 1 == len || data[i + 1] != '\n'))
+            return false;
+        if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+            return false;
+    }
+    return true;
 }
