@@ -79,6 +79,49 @@ int smtp_reply_add_line(struct smtp_reply *r, const char *line, size_t len)
     return r->complete ? 1 : 0;
 }
 
+static int reply_line(struct smtp_reply *r, const char *line, size_t len,
+                      void (*on_line)(void *ctx, const char *line, size_t len), void *ctx)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (on_line)
+        on_line(ctx, line, len);
+    return smtp_reply_add_line(r, line, len);
+}
+
+int smtp_reply_feed(struct smtp_reply *r, struct strbuf *in, bool *skip_to_lf,
+                    void (*on_line)(void *ctx, const char *line, size_t len), void *ctx)
+{
+    while (in->len > 0) {
+        char *nl = memchr(in->data, '\n', in->len);
+        if (*skip_to_lf) {
+            /* The tail of a line that was cut: drop it. */
+            if (!nl) {
+                sb_reset(in);
+                return 0;
+            }
+            sb_consume(in, (size_t)(nl - in->data) + 1);
+            *skip_to_lf = false;
+            continue;
+        }
+        int rc;
+        if (nl) {
+            size_t len = (size_t)(nl - in->data);
+            rc = reply_line(r, in->data, len, on_line, ctx);
+            sb_consume(in, len + 1);
+        } else if (in->len >= SMTP_REPLY_LINE_MAX) {
+            rc = reply_line(r, in->data, SMTP_REPLY_LINE_MAX, on_line, ctx);
+            sb_reset(in);
+            *skip_to_lf = true;
+        } else {
+            return 0;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 void smtp_reply_oneline(const struct smtp_reply *r, struct strbuf *out)
 {
     const char *p = sb_str(&r->lines);

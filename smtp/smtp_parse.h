@@ -36,6 +36,16 @@ void smtp_reply_free(struct smtp_reply *r);
  * lines', or the reply has too many lines. */
 int smtp_reply_add_line(struct smtp_reply *r, const char *line, size_t len);
 
+/* Take reply lines from the input buffer in (bytes as read from the
+ * server), consuming what it uses: a line ends at LF, a CR before the LF is
+ * dropped, a line longer than SMTP_REPLY_LINE_MAX is cut there and the rest
+ * of it skipped (*skip_to_lf carries that over to the next call). Each line
+ * goes to on_line (when not NULL) before it is added. 1 when a reply is
+ * complete (the bytes after it stay in in), 0 when more input is needed,
+ * -1 when a line is malformed (see smtp_reply_add_line). */
+int smtp_reply_feed(struct smtp_reply *r, struct strbuf *in, bool *skip_to_lf,
+                    void (*on_line)(void *ctx, const char *line, size_t len), void *ctx);
+
 /* The whole reply on one line, "550-5.1.1 first 550 5.1.1 second", appended
  * to out (cut at out's limit). */
 void smtp_reply_oneline(const struct smtp_reply *r, struct strbuf *out);
