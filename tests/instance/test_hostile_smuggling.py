@@ -7,7 +7,8 @@ bare LF for a line end would see the smuggled message, so the rule is: no
 bare CR or bare LF ever leaves Tern, and exactly one message arrives.
 
 A queue file planted with bare CRs in its content (an old or tampered
-file) must leave the smtp client as CR LF only as well.
+file) must leave the smtp client as CR LF only as well, and so must the
+delivery status notice that quotes it.
 """
 import os
 import re
@@ -51,6 +52,7 @@ class RawSink:
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
         self.sessions = []          # dicts: raw (all bytes), datas [bytes], mails [bytes]
+        self.reject_rcpts = set()   # RCPT TO:<these> gets 550
         self.lock = threading.Lock()
         self.stopping = False
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -97,6 +99,7 @@ class RawSink:
                 more()
             raise EOFError
 
+        rcpts = 0
         try:
             conn.sendall(b"220 sink.example ESMTP\r\n")
             for _ in range(1000):
@@ -107,13 +110,23 @@ class RawSink:
                                  b"250 SIZE 10000000\r\n")
                 elif verb == b"MAIL":
                     rec["mails"].append(line)
+                    rcpts = 0
                     conn.sendall(b"250 2.1.0 Ok\r\n")
                 elif verb == b"RCPT":
-                    conn.sendall(b"250 2.1.5 Ok\r\n")
+                    addr = line[8:].strip().strip(b"<>").decode("utf-8", "replace").lower()
+                    if addr in self.reject_rcpts:
+                        conn.sendall(b"550 5.1.1 <%s>: no such user here\r\n" % addr.encode())
+                    else:
+                        rcpts += 1
+                        conn.sendall(b"250 2.1.5 Ok\r\n")
+                elif verb == b"DATA" and rcpts == 0:
+                    conn.sendall(b"554 5.5.1 Error: no valid recipients\r\n")
                 elif verb == b"DATA":
                     conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                    data = until(b"\r\n.\r\n")
-                    rec["datas"].append(data + b"\r\n.\r\n")
+                    # the CR LF that ended DATA may be the first of the end marker
+                    buf = b"\r\n" + buf
+                    data = until(b"\r\n.\r\n")[2:]
+                    rec["datas"].append(data + b"\r\n.\r\n" if data else b".\r\n")
                     conn.sendall(b"250 2.0.0 Ok: queued as SINK%d\r\n" % len(rec["datas"]))
                 elif verb == b"QUIT":
                     conn.sendall(b"221 2.0.0 Bye\r\n")
@@ -359,6 +372,54 @@ class TestQueueFileWithBareCr(unittest.TestCase):
         self.assertNotIn(b".", lines[:-2], data)
         self.assertTrue(data.endswith(b"\r\nlast\r\n.\r\n"), data)
         self.assertIn(b"before\r\n..\r\n" + SMUGGLER + b"\r\n", data)
+
+
+class TestNoticeOfPlantedFile(unittest.TestCase):
+    """A planted queue file with bare CRs in its header and body bounces:
+    qmgr's notice quotes it, goes through cleanup and the smtp client, and
+    reaches the sender's server with CR LF line ends only."""
+
+    CONTENT = (b"Subject: planted\rX-Smuggled: .\r" + SMUGGLER + b"\nFrom: <a@example.org>\n\n"
+               b"body\r.\rRCPT TO:<v@x.example>\rDATA\r\n.\r\nend\r")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sink = RawSink()
+        cls.sink.reject_rcpts.add("nobody@remote.example")
+        cls.inst = harness.Instance(name="smugglen", main_cf={
+            "myhostname": HOSTNAME, "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
+            "queue_run_delay": "1s"})
+        cls.inst.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.inst.cleanup()
+        finally:
+            cls.sink.stop()
+
+    def test_bounce_of_planted_content(self):
+        qid, _ = delivery.write_queue_file(self.inst, "sender@sender.example",
+                                           ["nobody@remote.example"], self.CONTENT)
+        # into incoming/, where qmgr takes it up as a new message
+        os.rename(os.path.join(self.inst.queue_dir, "active", qid),
+                  os.path.join(self.inst.queue_dir, "incoming", qid))
+        try:
+            datas = self.sink.wait(1, timeout=40)
+        except AssertionError:
+            raise AssertionError("no notice; sink saw %r; log:\n%s" % (self.sink.raw(), self.inst.log_tail(30))) from None
+        time.sleep(0.5)
+        self.assertEqual(len(self.sink.messages()), 1)
+        self.assertIn(b"MAIL FROM:<>", b"".join(self.sink.mails()))
+        for raw in self.sink.raw():
+            self.assertEqual(bare_line_ends(raw), [], raw)
+        data = datas[0]
+        self.assertEqual(bare_line_ends(data), [], data)
+        lines = lenient_lines(data)
+        self.assertEqual(lines[-2:], [b".", b""], data)
+        self.assertNotIn(b".", lines[:-2], data)
+        self.assertIn(b"nobody@remote.example", data)
+        self.assertIn(b"Subject: planted", data)        # the original is quoted
 
 
 if __name__ == "__main__":
