@@ -20,8 +20,8 @@ static void read_reply(const struct smtp_reply *r)
     struct strbuf one = STRBUF_INIT(4096);
     char dsn[SMTP_DSN_SIZE], word[64];
     smtp_reply_oneline(r, &one);
-    if (memchr(one.data ? one.data : "", '\n', one.len) || memchr(one.data ? one.data : "", '\r', one.len))
-        abort();                    /* a log line must stay one line */
+    if (strlen(sb_str(&one)) != one.len || strpbrk(sb_str(&one), "\r\n"))
+        abort();                    /* a log line must stay one line of text */
     static const int classes[] = { 0, 2, 4, 5 };
     for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
         int cls = classes[i], want = cls ? cls : r->code / 100;
@@ -62,9 +62,11 @@ static void encode(const uint8_t *data, size_t size)
     struct strbuf out = STRBUF_INIT(0);
     smtp_encoder_init(&e);
     size_t step = size > 0 ? (data[0] % 7) + 1 : 1;
-    for (size_t pos = 0; pos < size; pos += step)
-        if (smtp_encode(&e, (const char *)data + pos, size - pos < step ? size - pos : step, &out) < 0)
+    for (size_t pos = 0; pos < size; pos += step) {
+        size_t take = size - pos < step ? size - pos : step;
+        if (smtp_encode(&e, (const char *)data + pos, take, &out) < 0)
             abort();
+    }
     if (smtp_encode_end(&e, &out) < 0)
         abort();
     check_wire(&out);

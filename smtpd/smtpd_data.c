@@ -1,7 +1,8 @@
 /* smtpd_data.c: the DATA and BDAT commands: open the cleanup stream before
  * the 354 (or the first chunk), feed decoded content to it as it arrives,
- * enforce message_size_limit and the bare LF and bare CR policies, read a rejected message
- * or chunk to its real end, and turn cleanup's verdict into the final reply.
+ * enforce message_size_limit and the bare LF and bare CR policies, read a
+ * rejected message or chunk to its real end, and turn cleanup's verdict
+ * into the final reply.
  * Any rejection at the end of data resets the transaction. */
 #include <stdio.h>
 #include <string.h>
