@@ -6,9 +6,10 @@ that records every byte it receives. A receiver that takes a bare CR or a
 bare LF for a line end would see the smuggled message, so the rule is: no
 bare CR or bare LF ever leaves Tern, and exactly one message arrives.
 
-A queue file planted with bare CRs in its content (an old or tampered
-file) must leave the smtp client as CR LF only as well, and so must the
-delivery status notice that quotes it.
+The same holds for a local submission through sendmail (cleanup queues
+it without any CR), for a queue file planted with bare CRs in its content
+(an old or tampered file), and for the delivery status notice that quotes
+such a file.
 """
 import os
 import re
@@ -20,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import test_sendmail as local  # noqa: E402  (instances with a set-group-ID tern-drop)
 import test_smtp_delivery as delivery  # noqa: E402  (queue file writer, delivery protocol)
 
 HOSTNAME = "tern.test"
@@ -420,6 +422,66 @@ class TestNoticeOfPlantedFile(unittest.TestCase):
         self.assertNotIn(b".", lines[:-2], data)
         self.assertIn(b"nobody@remote.example", data)
         self.assertIn(b"Subject: planted", data)        # the original is quoted
+
+
+class TestLocalSubmission(unittest.TestCase):
+    """A local user's sendmail input with bare CRs goes through tern-drop
+    and pickup to cleanup, which queues it without any CR, and leaves as CR
+    LF only. Local mail stalls, so that its queue file can be read."""
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("tern-drop needs a set-group-ID copy: run as root")
+        cls.sink = RawSink()
+        cls.inst = local.make_instance("smuggles", {
+            "myhostname": HOSTNAME, "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
+            "local_transport": "stall"})
+        cls.inst.stall_transport("stall")
+        cls.inst.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.inst.cleanup()
+        finally:
+            cls.sink.stop()
+
+    def test_sendmail_bare_cr(self):
+        message = (b"Subject: local\n\nbefore\r.\r" + SMUGGLER + b"\rRCPT TO:<v@x.example>\r"
+                   b"DATA\rx\r.\rmore\r\nlast\r")
+        proc = local.sendmail(self.inst, ["-i", "-f", "sender@example.org", "rcpt@remote.example"],
+                              message)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        datas = self.sink.wait(1)
+        time.sleep(0.5)
+        self.assertEqual(len(self.sink.messages()), 1)
+        self.assertEqual(len(self.sink.mails()), 1)
+        for raw in self.sink.raw():
+            self.assertEqual(bare_line_ends(raw), [], raw)
+        data = datas[0]
+        lines = lenient_lines(data)
+        self.assertEqual(lines[-2:], [b".", b""], data)
+        self.assertNotIn(b".", lines[:-2], data)
+        self.assertIn(b"before\r\n..\r\n" + SMUGGLER + b"\r\n", data)
+        self.assertTrue(data.endswith(b"\r\nlast\r\n.\r\n"), data)
+
+    def test_queued_without_cr(self):
+        message = b"Subject: local\r\n\r\nbefore\r.\r" + SMUGGLER + b"\r\r\nlast\r"
+        before = set(self.inst.queue_ids("active"))
+        proc = local.sendmail(self.inst, ["-i", "-f", "sender@example.org", "root@" + HOSTNAME],
+                              message)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        deadline = time.time() + 20
+        while time.time() < deadline and not set(self.inst.queue_ids("active")) - before:
+            time.sleep(0.05)
+        new = set(self.inst.queue_ids("active")) - before
+        self.assertEqual(len(new), 1, self.inst.log_tail())
+        content = harness.read_queue_file(os.path.join(self.inst.queue_dir, "active",
+                                                       new.pop()))["content"]
+        self.assertNotIn(b"\r", content)
+        # sendmail takes the CR LF off "CR CR LF"; cleanup makes the CR left a LF
+        self.assertIn(b"\n\nbefore\n.\n" + SMUGGLER + b"\nlast\n", content)
 
 
 if __name__ == "__main__":
