@@ -158,6 +158,7 @@ struct cleanup_state {
     struct header_state hdr;
     struct strbuf out;             /* content not yet written as records */
     unsigned long long content_in; /* bytes received */
+    bool held_cr;                  /* the last chunk ended in CR (cleanup_message.c) */
     long long arrival_usec;
     int status;                    /* 0, or the SMTP code of the rejection */
     const char *reason;            /* text after the code */

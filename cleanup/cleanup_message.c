@@ -2,7 +2,8 @@
  * queue file: the header section is collected and checked (size, hop
  * count, header_checks), gets our Received: and, for local mail, any
  * missing Message-ID:, Date: and From:; then the body is passed through,
- * unchanged unless body or MIME header checks change it. */
+ * unchanged unless body or MIME header checks change it. Every line end
+ * is made a LF first, whatever the source, so no CR reaches the queue. */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -143,12 +144,57 @@ out:
     sb_free(&early);
 }
 
+/* Queue content has lines ending in LF and no CR: CR LF and a CR alone
+ * (which some clients send, and which some servers take for a line end:
+ * SMTP smuggling) both become one LF here, the one place every message
+ * passes, so that what is queued reads the same to every later reader. A
+ * CR at the end of a chunk is held until the next byte is known. */
+static void normalize_line_ends(struct cleanup_state *st, const char *data, size_t len,
+                                struct strbuf *out)
+{
+    size_t i = 0;
+    if (st->held_cr && len > 0) {
+        st->held_cr = false;
+        sb_appendc(out, '\n');
+        if (data[0] == '\n')
+            i = 1;
+    }
+    while (i < len) {
+        const char *cr = memchr(data + i, '\r', len - i);
+        size_t end = cr ? (size_t)(cr - data) : len;
+        sb_append(out, data + i, end - i);
+        if (!cr)
+            break;
+        if (end + 1 == len) {
+            st->held_cr = true;
+            break;
+        }
+        sb_appendc(out, '\n');
+        i = end + (data[end + 1] == '\n' ? 2 : 1);
+    }
+}
+
+static void content_lines(struct cleanup_state *st, const char *data, size_t len);
+
 /* A chunk of content. After a rejection the rest is only drained. */
 void cleanup_content(struct cleanup_state *st, const char *data, size_t len)
 {
     st->content_in += len;
     if (st->status || st->discard)
         return;
+    if (!st->held_cr && !memchr(data, '\r', len)) {
+        content_lines(st, data, len);
+        return;
+    }
+    struct strbuf norm = STRBUF_INIT(0);
+    normalize_line_ends(st, data, len, &norm);
+    if (norm.len)
+        content_lines(st, norm.data, norm.len);
+    sb_free(&norm);
+}
+
+static void content_lines(struct cleanup_state *st, const char *data, size_t len)
+{
     if (cleanup_cfg.message_size_limit && st->content_in > cleanup_cfg.message_size_limit) {
         msg_info("%s: reject: message content over message_size_limit (%llu bytes); from=<%s>",
                  st->qf.id, cleanup_cfg.message_size_limit, st->env.sender);
@@ -184,6 +230,12 @@ void cleanup_content_end(struct cleanup_state *st)
 {
     if (st->status || st->discard)
         return;
+    if (st->held_cr) {
+        st->held_cr = false;
+        content_lines(st, "\n", 1);
+        if (st->status || st->discard)
+            return;
+    }
     if (!st->hdr.done) {
         header_finish(&st->hdr);
         header_section_done(st);

@@ -1,7 +1,7 @@
 /* dns.c: MX and address lookups through c-ares (see dns.h). Queries are
  * sent without search domains or host aliases, driven with poll() until
  * they finish or the lookup's deadline passes, and their answers are copied
- * into bounded arrays after checking every name. */
+ * into bounded arrays after checking every name (dns_answer.c). */
 #include <ares.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,8 +10,8 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "address.h"
 #include "dns.h"
+#include "dns_answer.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -237,35 +237,6 @@ static void dns_query_free(struct dns_query *q)
 
 /* ---- MX ---- */
 
-static bool dns_host_ok(const char *host)
-{
-    size_t len = strlen(host);
-    return len > 0 && len <= DNS_NAME_MAX && address_domain_valid(host, len, false)
-           && host[0] != '[';
-}
-
-/* Copy valid records, sorted by preference; equal preferences keep their order. */
-static size_t dns_mx_copy(const struct ares_mx_reply *list, struct dns_mx *out)
-{
-    size_t n = 0;
-    for (const struct ares_mx_reply *p = list; p && n < DNS_MX_MAX; p = p->next) {
-        const char *host = p->host ? p->host : "";
-        if (strcmp(host, ".") == 0)
-            host = "";
-        if (*host && !dns_host_ok(host))
-            continue;
-        size_t at = n;
-        while (at > 0 && out[at - 1].preference > p->priority) {
-            out[at] = out[at - 1];
-            at--;
-        }
-        out[at].preference = p->priority;
-        str_copy(out[at].host, sizeof(out[at].host), host);
-        n++;
-    }
-    return n;
-}
-
 enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
                               struct dns_mx **mx, size_t *count, struct strbuf *why)
 {
@@ -276,20 +247,12 @@ enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
     dns_wait(r, &q, 1, now_usec() / 1000 + r->timeout_ms);
     int st = q.done ? q.status : ARES_ETIMEOUT;
     if (st == ARES_SUCCESS) {
-        struct ares_mx_reply *list = NULL;
-        st = ares_parse_mx_reply(q.answer, q.answer_len, &list);
-        if (st == ARES_SUCCESS) {
-            *mx = xcalloc(DNS_MX_MAX, sizeof(**mx));
-            *count = dns_mx_copy(list, *mx);
-            if (*count == 0) {
-                free(*mx);
-                *mx = NULL;
-                st = ARES_EBADRESP;   /* only unusable names: the zone is broken */
-            }
-        } else if (st != ARES_ENODATA) {
-            st = ARES_EBADRESP;
+        *mx = xcalloc(DNS_MX_MAX, sizeof(**mx));
+        st = dns_answer_mx(q.answer, q.answer_len, *mx, DNS_MX_MAX, count);
+        if (st != ARES_SUCCESS) {
+            free(*mx);
+            *mx = NULL;
         }
-        ares_free_data(list);
     }
     dns_query_free(&q);
     if (st != ARES_SUCCESS)
@@ -298,28 +261,6 @@ enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
 }
 
 /* ---- A / AAAA ---- */
-
-static int dns_addr_parse(const struct dns_query *q, int family, struct dns_addr *out, size_t *n)
-{
-    int naddr = DNS_ADDR_MAX, st;
-    if (family == AF_INET) {
-        struct ares_addrttl ttls[DNS_ADDR_MAX];
-        st = ares_parse_a_reply(q->answer, q->answer_len, NULL, ttls, &naddr);
-        for (int i = 0; st == ARES_SUCCESS && i < naddr && i < DNS_ADDR_MAX; i++)
-            out[(*n)++] = (struct dns_addr){ .family = AF_INET, .u.v4 = ttls[i].ipaddr };
-    } else {
-        struct ares_addr6ttl ttls[DNS_ADDR_MAX];
-        st = ares_parse_aaaa_reply(q->answer, q->answer_len, NULL, ttls, &naddr);
-        for (int i = 0; st == ARES_SUCCESS && i < naddr && i < DNS_ADDR_MAX; i++) {
-            out[*n] = (struct dns_addr){ .family = AF_INET6 };
-            memcpy(&out[*n].u.v6, &ttls[i].ip6addr, sizeof(out[*n].u.v6));
-            (*n)++;
-        }
-    }
-    if (st == ARES_SUCCESS && naddr == 0)
-        st = ARES_ENODATA;
-    return st == ARES_SUCCESS || st == ARES_ENODATA ? st : ARES_EBADRESP;
-}
 
 /* Which of two failures says more: a temporary one, then "not found". */
 static int dns_worse(int a, int b)
@@ -350,8 +291,12 @@ enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool w
     int result = ARES_ENODATA;
     for (int i = 0; i < nq; i++) {
         int st = qs[i].done ? qs[i].status : ARES_ETIMEOUT;
-        if (st == ARES_SUCCESS)
-            st = dns_addr_parse(&qs[i], families[i], *addrs, count);
+        if (st == ARES_SUCCESS) {
+            size_t got = 0;
+            st = dns_answer_addrs(qs[i].answer, qs[i].answer_len, families[i], *addrs + *count,
+                                  DNS_ADDR_MAX, &got);
+            *count += got;
+        }
         if (st != ARES_SUCCESS)
             result = i == 0 ? st : dns_worse(result, st);
         dns_query_free(&qs[i]);

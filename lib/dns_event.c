@@ -12,7 +12,7 @@
 
 #include <event2/event.h>
 
-#include "address.h"
+#include "dns_answer.h"
 #include "dns_event.h"
 #include "log.h"
 #include "strbuf.h"
@@ -194,12 +194,6 @@ static void explain(struct dnsev_answer *a, int st)
     }
 }
 
-static bool name_ok(const char *host)
-{
-    size_t len = strlen(host);
-    return len > 0 && len <= DNS_NAME_MAX && address_domain_valid(host, len, false) && host[0] != '[';
-}
-
 /* Takes a (malloc'ed). An answer that arrives while the lookup is still
  * being started (from the hosts file) waits for the loop: callers are
  * promised their callback later, never from inside dnsev_lookup(). */
@@ -227,25 +221,14 @@ static void host_callback(void *arg, int status, int timeouts, struct hostent *h
     struct dnsev_query *q = arg;
     struct dnsev_answer *a = xcalloc(1, sizeof(*a));
     explain(a, status);
-    if (status == ARES_SUCCESS && he) {
-        if (q->type == DNSEV_PTR) {
-            if (he->h_name && name_ok(he->h_name))
-                str_copy(a->names[a->nnames++], DNS_NAME_MAX + 1, he->h_name);
-            for (char **al = he->h_aliases; al && *al && a->nnames < DNSEV_NAMES_MAX; al++)
-                if (name_ok(*al))
-                    str_copy(a->names[a->nnames++], DNS_NAME_MAX + 1, *al);
-            if (a->nnames == 0)
-                explain(a, ARES_ENOTFOUND);
-        } else {
-            for (char **p = he->h_addr_list; p && *p && a->naddr < DNS_ADDR_MAX; p++) {
-                struct dns_addr *d = &a->addrs[a->naddr++];
-                d->family = he->h_addrtype;
-                memcpy(he->h_addrtype == AF_INET ? (void *)&d->u.v4 : (void *)&d->u.v6, *p,
-                       he->h_addrtype == AF_INET ? 4 : 16);
-            }
-            if (a->naddr == 0)
-                explain(a, ARES_ENODATA);
-        }
+    if (status == ARES_SUCCESS && q->type == DNSEV_PTR) {
+        a->nnames = dns_hostent_names(he, a->names, DNSEV_NAMES_MAX);
+        if (a->nnames == 0)
+            explain(a, ARES_ENOTFOUND);
+    } else if (status == ARES_SUCCESS) {
+        a->naddr = he ? dns_hostent_addrs(he, he->h_addrtype, a->addrs, DNS_ADDR_MAX) : 0;
+        if (a->naddr == 0)
+            explain(a, ARES_ENODATA);
     }
     deliver(q, a);
 }
@@ -255,62 +238,16 @@ static void query_callback(void *arg, int status, int timeouts, unsigned char *a
     struct dnsev_query *q = arg;
     struct dnsev_answer *a = xcalloc(1, sizeof(*a));
     if (status == ARES_SUCCESS && q->type == DNSEV_TXT) {
-        struct ares_txt_ext *txt = NULL;
-        status = ares_parse_txt_reply_ext(abuf, alen, &txt);
-        if (status == ARES_SUCCESS) {
-            struct strbuf t = STRBUF_INIT(DNSEV_TXT_MAX);
-            bool first = true;
-            for (struct ares_txt_ext *p = txt; p; p = p->next) {
-                if (p->record_start && !first)
-                    break;          /* one record only */
-                first = false;
-                for (size_t i = 0; i < p->length && t.len < DNSEV_TXT_MAX; i++) {
-                    unsigned char c = p->txt[i];
-                    sb_appendc(&t, c >= 32 && c < 127 ? c : '?');
-                }
-            }
-            str_copy(a->txt, sizeof(a->txt), sb_str(&t));
-            sb_free(&t);
-        } else if (status != ARES_ENODATA) {
-            status = ARES_EBADRESP;
-        }
-        ares_free_data(txt);
+        status = dns_answer_txt(abuf, alen, a->txt, sizeof(a->txt));
     } else if (status == ARES_SUCCESS && (q->type == DNSEV_A || q->type == DNSEV_AAAA)) {
-        int n = DNS_ADDR_MAX;
-        if (q->type == DNSEV_A) {
-            struct ares_addrttl ttls[DNS_ADDR_MAX];
-            status = ares_parse_a_reply(abuf, alen, NULL, ttls, &n);
-            for (int i = 0; status == ARES_SUCCESS && i < n && i < DNS_ADDR_MAX; i++)
-                a->addrs[a->naddr++] = (struct dns_addr){ .family = AF_INET, .u.v4 = ttls[i].ipaddr };
-        } else {
-            struct ares_addr6ttl ttls[DNS_ADDR_MAX];
-            status = ares_parse_aaaa_reply(abuf, alen, NULL, ttls, &n);
-            for (int i = 0; status == ARES_SUCCESS && i < n && i < DNS_ADDR_MAX; i++) {
-                a->addrs[a->naddr] = (struct dns_addr){ .family = AF_INET6 };
-                memcpy(&a->addrs[a->naddr++].u.v6, &ttls[i].ip6addr, 16);
-            }
-        }
-        if (status == ARES_SUCCESS && a->naddr == 0)
-            status = ARES_ENODATA;
-        else if (status != ARES_SUCCESS && status != ARES_ENODATA)
-            status = ARES_EBADRESP;
+        status = dns_answer_addrs(abuf, alen, q->type == DNSEV_A ? AF_INET : AF_INET6, a->addrs,
+                                  DNS_ADDR_MAX, &a->naddr);
     } else if (status == ARES_SUCCESS && q->type == DNSEV_MX) {
-        struct ares_mx_reply *mx = NULL;
-        status = ares_parse_mx_reply(abuf, alen, &mx);
-        if (status == ARES_SUCCESS) {
-            for (struct ares_mx_reply *p = mx; p && a->nnames < DNSEV_NAMES_MAX; p = p->next) {
-                const char *h = p->host ? p->host : "";
-                if (strcmp(h, ".") == 0 || *h == 0)
-                    a->names[a->nnames++][0] = 0;
-                else if (name_ok(h))
-                    str_copy(a->names[a->nnames++], DNS_NAME_MAX + 1, h);
-            }
-            if (a->nnames == 0)
-                status = ARES_EBADRESP;
-        } else if (status != ARES_ENODATA) {
-            status = ARES_EBADRESP;
-        }
-        ares_free_data(mx);
+        struct dns_mx mx[DNSEV_NAMES_MAX];
+        size_t n = 0;
+        status = dns_answer_mx(abuf, alen, mx, DNSEV_NAMES_MAX, &n);
+        for (size_t i = 0; i < n; i++)
+            str_copy(a->names[a->nnames++], DNS_NAME_MAX + 1, mx[i].host);
     }
     explain(a, status);
     deliver(q, a);

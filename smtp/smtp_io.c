@@ -133,47 +133,17 @@ static int io_read_more(struct smtp_session *s, long long deadline)
     }
 }
 
-/* Feed one line to the reply: 1 complete, 0 more to come, -1 malformed. */
-static int reply_line(struct smtp_session *s, const char *line, size_t len)
+static void log_reply_line(void *ctx, const char *line, size_t len)
 {
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
+    const struct smtp_session *s = ctx;
     msg_debug("< %s: %.*s", s->desc, (int)(len < 512 ? len : 512), line);
-    int rc = smtp_reply_add_line(&s->reply, line, len);
-    return rc < 0 ? io_fail(s, "malformed reply", false) : rc;
 }
 
 /* Take what is buffered: 1 reply complete, 0 need more input, -1 malformed. */
 static int reply_from_buffer(struct smtp_session *s)
 {
-    while (s->in.len > 0) {
-        char *nl = memchr(s->in.data, '\n', s->in.len);
-        if (s->skip_to_lf) {
-            /* The tail of a line that was cut: drop it. */
-            if (!nl) {
-                sb_reset(&s->in);
-                return 0;
-            }
-            sb_consume(&s->in, (size_t)(nl - s->in.data) + 1);
-            s->skip_to_lf = false;
-            continue;
-        }
-        int rc;
-        if (nl) {
-            size_t len = (size_t)(nl - s->in.data);
-            rc = reply_line(s, s->in.data, len);
-            sb_consume(&s->in, len + 1);
-        } else if (s->in.len >= SMTP_REPLY_LINE_MAX) {
-            rc = reply_line(s, s->in.data, SMTP_REPLY_LINE_MAX);
-            sb_reset(&s->in);
-            s->skip_to_lf = true;
-        } else {
-            return 0;
-        }
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    int rc = smtp_reply_feed(&s->reply, &s->in, &s->skip_to_lf, log_reply_line, s);
+    return rc < 0 ? io_fail(s, "malformed reply", false) : rc;
 }
 
 int smtp_read_reply(struct smtp_session *s, int timeout)

@@ -79,6 +79,49 @@ int smtp_reply_add_line(struct smtp_reply *r, const char *line, size_t len)
     return r->complete ? 1 : 0;
 }
 
+static int reply_line(struct smtp_reply *r, const char *line, size_t len,
+                      void (*on_line)(void *ctx, const char *line, size_t len), void *ctx)
+{
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (on_line)
+        on_line(ctx, line, len);
+    return smtp_reply_add_line(r, line, len);
+}
+
+int smtp_reply_feed(struct smtp_reply *r, struct strbuf *in, bool *skip_to_lf,
+                    void (*on_line)(void *ctx, const char *line, size_t len), void *ctx)
+{
+    while (in->len > 0) {
+        char *nl = memchr(in->data, '\n', in->len);
+        if (*skip_to_lf) {
+            /* The tail of a line that was cut: drop it. */
+            if (!nl) {
+                sb_reset(in);
+                return 0;
+            }
+            sb_consume(in, (size_t)(nl - in->data) + 1);
+            *skip_to_lf = false;
+            continue;
+        }
+        int rc;
+        if (nl) {
+            size_t len = (size_t)(nl - in->data);
+            rc = reply_line(r, in->data, len, on_line, ctx);
+            sb_consume(in, len + 1);
+        } else if (in->len >= SMTP_REPLY_LINE_MAX) {
+            rc = reply_line(r, in->data, SMTP_REPLY_LINE_MAX, on_line, ctx);
+            sb_reset(in);
+            *skip_to_lf = true;
+        } else {
+            return 0;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 void smtp_reply_oneline(const struct smtp_reply *r, struct strbuf *out)
 {
     const char *p = sb_str(&r->lines);
@@ -288,7 +331,9 @@ void smtp_content_scan(struct smtp_content_info *info, const char *data, size_t 
     info->bytes += len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)data[i];
-        if (c == '\n')
+        /* A CR becomes CR LF on the wire too, unless a LF follows it: an
+         * upper bound is good enough for SIZE. */
+        if (c == '\n' || c == '\r')
             info->lines++;
         else if (c > 0x7f)
             info->eight_bit = true;
@@ -301,7 +346,15 @@ void smtp_encoder_init(struct smtp_encoder *e)
     e->pending_cr = false;
 }
 
-/* The bytes of one line up to (not including) its LF or the chunk's end. */
+/* One line end on the wire: always CR LF, and the next byte starts a line
+ * (so a '.' there is stuffed). */
+static int encode_line_end(struct smtp_encoder *e, struct strbuf *out)
+{
+    e->mid_line = false;
+    return sb_append(out, "\r\n", 2);
+}
+
+/* Bytes of one line that hold neither CR nor LF. */
 static int encode_run(struct smtp_encoder *e, const char *p, size_t n, struct strbuf *out)
 {
     if (n == 0)
@@ -312,32 +365,38 @@ static int encode_run(struct smtp_encoder *e, const char *p, size_t n, struct st
     return sb_append(out, p, n);
 }
 
+/* The content may come from an old or damaged queue file, so nothing about
+ * its line ends is assumed: LF, CR LF and a CR alone each end one line, and
+ * each becomes CR LF. No bare CR or LF can reach the wire, and no line the
+ * receiver sees can be a lone '.'. */
 int smtp_encode(struct smtp_encoder *e, const char *data, size_t len, struct strbuf *out)
 {
     size_t i = 0;
     if (e->pending_cr && len > 0) {
         e->pending_cr = false;
-        if (data[0] != '\n' && encode_run(e, "\r", 1, out) < 0)
+        if (data[0] == '\n')
+            i = 1;              /* CR LF: one line end */
+        if (encode_line_end(e, out) < 0)
             return -1;
     }
     while (i < len) {
-        const char *lf = memchr(data + i, '\n', len - i);
-        size_t end = lf ? (size_t)(lf - data) : len;
-        size_t run = end - i;
-        /* A CR right before the LF is the line's own end, not content. */
-        if (lf && run > 0 && data[end - 1] == '\r')
-            run--;
-        else if (!lf && run > 0 && data[end - 1] == '\r') {
-            run--;
-            e->pending_cr = true;
-        }
-        if (encode_run(e, data + i, run, out) < 0)
+        size_t end = i;
+        while (end < len && data[end] != '\n' && data[end] != '\r')
+            end++;
+        if (encode_run(e, data + i, end - i, out) < 0)
             return -1;
-        if (!lf)
+        if (end == len)
             break;
-        if (sb_append(out, "\r\n", 2) < 0)
+        if (data[end] == '\r') {
+            if (end + 1 == len) {
+                e->pending_cr = true;   /* a LF may begin the next chunk */
+                break;
+            }
+            if (data[end + 1] == '\n')
+                end++;
+        }
+        if (encode_line_end(e, out) < 0)
             return -1;
-        e->mid_line = false;
         i = end + 1;
     }
     return 0;
@@ -345,13 +404,21 @@ int smtp_encode(struct smtp_encoder *e, const char *data, size_t len, struct str
 
 int smtp_encode_end(struct smtp_encoder *e, struct strbuf *out)
 {
-    if (e->pending_cr) {
+    if (e->pending_cr || e->mid_line) {
         e->pending_cr = false;
-        if (encode_run(e, "\r", 1, out) < 0)
+        if (encode_line_end(e, out) < 0)
             return -1;
     }
-    if (e->mid_line && sb_append(out, "\r\n", 2) < 0)
-        return -1;
-    e->mid_line = false;
     return sb_append(out, ".\r\n", 3);
+}
+
+bool smtp_wire_clean(const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\r' && (i + 1 == len || data[i + 1] != '\n'))
+            return false;
+        if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+            return false;
+    }
+    return true;
 }

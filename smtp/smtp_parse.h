@@ -36,6 +36,16 @@ void smtp_reply_free(struct smtp_reply *r);
  * lines', or the reply has too many lines. */
 int smtp_reply_add_line(struct smtp_reply *r, const char *line, size_t len);
 
+/* Take reply lines from the input buffer in (bytes as read from the
+ * server), consuming what it uses: a line ends at LF, a CR before the LF is
+ * dropped, a line longer than SMTP_REPLY_LINE_MAX is cut there and the rest
+ * of it skipped (*skip_to_lf carries that over to the next call). Each line
+ * goes to on_line (when not NULL) before it is added. 1 when a reply is
+ * complete (the bytes after it stay in in), 0 when more input is needed,
+ * -1 when a line is malformed (see smtp_reply_add_line). */
+int smtp_reply_feed(struct smtp_reply *r, struct strbuf *in, bool *skip_to_lf,
+                    void (*on_line)(void *ctx, const char *line, size_t len), void *ctx);
+
 /* The whole reply on one line, "550-5.1.1 first 550 5.1.1 second", appended
  * to out (cut at out's limit). */
 void smtp_reply_oneline(const struct smtp_reply *r, struct strbuf *out);
@@ -87,14 +97,15 @@ int smtp_xtext_append(struct strbuf *out, const char *s);
 /* ---- content ---- */
 struct smtp_content_info {
     unsigned long long bytes;   /* content bytes in the queue file */
-    unsigned long long lines;   /* LF count: each becomes CRLF on the wire */
+    unsigned long long lines;   /* LF and CR count: bound on what CR LF adds on the wire */
     bool eight_bit;             /* a byte over 127 */
 };
 void smtp_content_scan(struct smtp_content_info *info, const char *data, size_t len);
 
-/* Queue content to DATA: LF -> CRLF (a CR already in front of the LF is
- * kept as the line's own), a '.' at the start of a line doubled. Lines are
- * not split. The state carries over between chunks. */
+/* Queue content to DATA: every line end (LF, CR LF, or a CR alone, which
+ * an old or tampered queue file may hold) becomes CR LF, and a '.' at the
+ * start of a line is doubled. Lines are not split. The state carries over
+ * between chunks. */
 struct smtp_encoder {
     bool mid_line;      /* bytes of the current line have been written */
     bool pending_cr;    /* a CR was the last byte of the previous chunk */
@@ -102,7 +113,12 @@ struct smtp_encoder {
 void smtp_encoder_init(struct smtp_encoder *e);
 /* Append the encoding of data to out; -1 when out's limit is reached. */
 int smtp_encode(struct smtp_encoder *e, const char *data, size_t len, struct strbuf *out);
-/* End the content: finish an unterminated last line, then ".\r\n". */
+/* End the content: finish an unterminated last line, then ".\r\n", so the
+ * data always ends in CR LF . CR LF. */
 int smtp_encode_end(struct smtp_encoder *e, struct strbuf *out);
+
+/* Whether every CR in data[0..len) is followed by a LF and every LF
+ * preceded by a CR: what may be written to an SMTP connection. */
+bool smtp_wire_clean(const char *data, size_t len);
 
 #endif

@@ -21,16 +21,15 @@
 
 struct smtpd_config smtpd_cfg;
 
-static enum bare_lf_policy read_bare_lf_policy(void)
+static enum bare_lf_policy read_bare_policy(const char *name, const char *v)
 {
-    const char *v = cfg_str(P_smtpd_forbid_bare_newline);
     if (str_ieq(v, "normal") || str_ieq(v, "yes"))
         return BARE_LF_NORMAL;
     if (str_ieq(v, "reject"))
         return BARE_LF_REJECT;
     if (str_ieq(v, "no"))
         return BARE_LF_ALLOW;
-    msg_fatal("main.cf: smtpd_forbid_bare_newline = %s: expected normal, reject or no", v);
+    msg_fatal("main.cf: %s = %s: expected normal, reject or no", name, v);
 }
 
 /* The cleanup socket relative to the queue directory, which becomes our
@@ -79,7 +78,8 @@ static void smtpd_post_init(struct event_base *base)
     c->myhostname = cfg_str(P_myhostname);
     c->banner = cfg_str(P_smtpd_banner);
     read_limits(c);
-    c->bare_lf = read_bare_lf_policy();
+    c->bare_lf = read_bare_policy("smtpd_forbid_bare_newline", cfg_str(P_smtpd_forbid_bare_newline));
+    c->bare_cr = read_bare_policy("smtpd_forbid_bare_cr", cfg_str(P_smtpd_forbid_bare_cr));
     c->forbid_unauth_pipelining = cfg_bool(P_smtpd_forbid_unauth_pipelining);
     c->disable_vrfy = cfg_bool(P_disable_vrfy_command);
     c->smtputf8 = cfg_bool(P_smtputf8_enable);

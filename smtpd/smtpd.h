@@ -25,6 +25,9 @@ struct smtpd_sasl;
 struct smtpd_milter;
 struct attr_writer;
 
+/* smtpd_forbid_bare_newline (bare LF) and smtpd_forbid_bare_cr (bare CR):
+ * normal refuses a message that has one, reject also a command line, no
+ * accepts it as a line end. */
 enum bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
 
 struct smtpd_config {
@@ -39,6 +42,7 @@ struct smtpd_config {
     long long size_limit;        /* 0 = no limit */
     size_t line_limit;
     enum bare_lf_policy bare_lf;
+    enum bare_lf_policy bare_cr;
     bool forbid_unauth_pipelining;
     bool disable_vrfy;
     bool smtputf8;

@@ -13,6 +13,7 @@ void content_decoder_init(struct content_decoder *d, bool after_crlf)
     d->dot_bol = 0;
     d->cr = false;
     d->saw_bare_lf = false;
+    d->saw_bare_cr = false;
     d->done = false;
     d->size = 0;
 }
@@ -32,6 +33,7 @@ static void release_bare_cr(struct content_decoder *d, struct strbuf *out)
     d->cr = false;
     d->dot = false;
     d->bol = 0;
+    d->saw_bare_cr = true;
     emit(d, out, "\r", 1);
 }
 
@@ -94,6 +96,7 @@ void content_decode_bdat(struct content_decoder *d, const char *in, size_t n, st
                 emit(d, out, "\n", 1);
                 continue;
             }
+            d->saw_bare_cr = true;
             emit(d, out, "\r", 1);
         }
         if (c == '\r')
@@ -107,6 +110,7 @@ void content_finish_bdat(struct content_decoder *d, struct strbuf *out)
 {
     if (d->cr) {
         d->cr = false;
+        d->saw_bare_cr = true;
         emit(d, out, "\r", 1);
     }
 }

@@ -1,8 +1,10 @@
 /* smtpd_content.h: the message content decoder for DATA and BDAT, kept free
  * of I/O so that it is unit-tested byte by byte. For DATA it removes dot
  * stuffing, turns CR LF into LF and recognizes the end of data ONLY as
- * CR LF . CR LF: bare LF and bare CR never end the data (SMTP smuggling), a
- * bare CR stays a content byte and a bare LF is remembered for the policy. */
+ * CR LF . CR LF: bare LF and bare CR never end the data (SMTP smuggling).
+ * Both are remembered for the policy (smtpd_forbid_bare_newline,
+ * smtpd_forbid_bare_cr); a bare CR stays a content byte here, and cleanup
+ * makes it a line end when the policy lets it through. */
 #ifndef TERN_SMTPD_CONTENT_H
 #define TERN_SMTPD_CONTENT_H
 
@@ -17,6 +19,7 @@ struct content_decoder {
     unsigned char dot_bol;  /* bol value where that '.' was seen */
     bool cr;                /* a CR is held back (may begin CR LF) */
     bool saw_bare_lf;       /* content had a LF without CR before it */
+    bool saw_bare_cr;       /* content had a CR without LF after it */
     bool done;              /* DATA: CR LF . CR LF was seen */
     unsigned long long size; /* content size counting line ends as CR LF (RFC 1870) */
 };
@@ -32,7 +35,8 @@ void content_decoder_init(struct content_decoder *d, bool after_crlf);
 size_t content_decode_data(struct content_decoder *d, const char *in, size_t n, struct strbuf *out);
 
 /* Decode BDAT bytes (no dot stuffing, no end marker): CR LF becomes LF,
- * bare LF and bare CR are kept. Consumes all n bytes. */
+ * bare LF and bare CR are kept (a bare CR is remembered). Consumes all n
+ * bytes. out may be NULL to only track state and size. */
 void content_decode_bdat(struct content_decoder *d, const char *in, size_t n, struct strbuf *out);
 
 /* At the end of the last BDAT chunk: emit a held-back CR. */

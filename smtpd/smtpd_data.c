@@ -1,7 +1,8 @@
 /* smtpd_data.c: the DATA and BDAT commands: open the cleanup stream before
  * the 354 (or the first chunk), feed decoded content to it as it arrives,
- * enforce message_size_limit and the bare LF policy, read a rejected message
- * or chunk to its real end, and turn cleanup's verdict into the final reply.
+ * enforce message_size_limit and the bare LF and bare CR policies, read a
+ * rejected message or chunk to its real end, and turn cleanup's verdict
+ * into the final reply.
  * Any rejection at the end of data resets the transaction. */
 #include <stdio.h>
 #include <string.h>
@@ -79,9 +80,15 @@ static void flush_content(struct smtpd_session *s, bool force)
     }
 }
 
-static bool bare_lf_rejected(const struct smtpd_session *s)
+/* The reply when the content so far breaks the bare LF or bare CR policy
+ * (SMTP smuggling), else NULL. */
+static const char *bare_rejected(const struct smtpd_session *s)
 {
-    return s->dec.saw_bare_lf && smtpd_cfg.bare_lf != BARE_LF_ALLOW;
+    if (s->dec.saw_bare_lf && smtpd_cfg.bare_lf != BARE_LF_ALLOW)
+        return "5.5.2 Error: bare <LF> received";
+    if (s->dec.saw_bare_cr && smtpd_cfg.bare_cr != BARE_LF_ALLOW)
+        return "5.5.2 Error: bare <CR> received";
+    return NULL;
 }
 
 static void log_reject(struct smtpd_session *s, int code, const char *text)
@@ -148,8 +155,8 @@ static void data_end(struct smtpd_session *s)
     s->state = ST_CMD;
     if (s->too_big)
         set_end_reply(s, 552, "5.3.4 Error: message file too big");
-    else if (bare_lf_rejected(s))
-        set_end_reply(s, 550, "5.5.2 Error: bare <LF> received");
+    else if (bare_rejected(s))
+        set_end_reply(s, 550, bare_rejected(s));
     if (!s->cleanup && !smtpd_milter_holds_content(s)) {  /* cleanup failed while content was arriving */
         session_reply(s, s->end_code, "%s", s->end_text);
         end_transaction(s);
@@ -200,13 +207,13 @@ bool data_feed(struct smtpd_session *s, struct evbuffer *in)
         return false;
     size_t take = avail < FEED_MAX ? avail : FEED_MAX;
     const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
-    bool keep = !s->too_big && !bare_lf_rejected(s) && (s->cleanup || smtpd_milter_holds_content(s));
+    bool keep = !s->too_big && !bare_rejected(s) && (s->cleanup || smtpd_milter_holds_content(s));
     size_t used = content_decode_data(&s->dec, p, take, keep ? &s->content : NULL);
     evbuffer_drain(in, used);
     if (smtpd_cfg.size_limit > 0 && s->dec.size > (unsigned long long)smtpd_cfg.size_limit) {
         s->too_big = true;
         sb_reset(&s->content);
-    } else if (bare_lf_rejected(s)) {
+    } else if (bare_rejected(s)) {
         sb_reset(&s->content);
     }
     if (s->dec.done) {
@@ -301,8 +308,12 @@ static void bdat_chunk_done(struct smtpd_session *s)
         return;
     }
     s->where = "END-OF-MESSAGE";
-    content_finish_bdat(&s->dec, &s->content);
-    if (check_eod_wait(s))      /* smtpd_end_of_data_restrictions */
+    content_finish_bdat(&s->dec, bare_rejected(s) ? NULL : &s->content);
+    if (bare_rejected(s)) {
+        sb_reset(&s->content);
+        set_end_reply(s, 550, bare_rejected(s));
+    }
+    if (s->end_code == 0 && check_eod_wait(s))      /* smtpd_end_of_data_restrictions */
         return;
     data_eod_checked(s, 0, "");
 }
@@ -316,7 +327,9 @@ bool bdat_feed(struct smtpd_session *s, struct evbuffer *in)
     if (take > 0) {
         const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
         if (!s->bdat_skip && (s->cleanup || smtpd_milter_holds_content(s)))
-            content_decode_bdat(&s->dec, p, take, &s->content);
+            content_decode_bdat(&s->dec, p, take, bare_rejected(s) ? NULL : &s->content);
+        if (bare_rejected(s))
+            sb_reset(&s->content);      /* refused at the end; nothing more is kept */
         evbuffer_drain(in, take);
         s->bdat_left -= (long long)take;
     }

@@ -289,6 +289,11 @@ static bool read_command(struct smtpd_session *s, struct evbuffer *in)
         session_reply(s, 500, "5.5.2 Error: bare <LF> received");
         return true;
     }
+    if (smtpd_cfg.bare_cr == BARE_LF_REJECT && memchr(line_buf.data, '\r', line_buf.len)) {
+        session_begin_command(s, SMTP_UNKNOWN);
+        session_reply(s, 500, "5.5.2 Error: bare <CR> received");
+        return true;
+    }
     command_dispatch(s, line_buf.data, line_buf.len);
     return true;
 }

@@ -448,12 +448,20 @@ class TestData(SmtpdTestCase):
         c = self.ehlo_client()
         self.transaction(c)
         raw = (b"Subject: dots\r\n\r\n..leading dot\r\n...two\r\n.\tdot tab\r\n"
-               b"8bit \xc3\xa9\xe2\x82\xac \xff\r\nbare CR\rinside\r\n\r\n.\r\n")
+               b"8bit \xc3\xa9\xe2\x82\xac \xff\r\nlast\r\n\r\n.\r\n")
         reply = self.send_data(c, raw)
         qid = self.queue_id_of(reply)
         self.assert_content(qid, b"Subject: dots\n\n.leading dot\n..two\n\tdot tab\n"
-                         b"8bit \xc3\xa9\xe2\x82\xac \xff\nbare CR\rinside\n\n")
+                         b"8bit \xc3\xa9\xe2\x82\xac \xff\nlast\n\n")
         self.wait_log(r"%s: client=localhost\[127\.0\.0\.1\]" % qid)
+
+    def test_bare_cr_refused(self):
+        """smtpd_forbid_bare_cr = normal (default): the message is refused."""
+        c = self.ehlo_client()
+        self.transaction(c)
+        reply = self.send_data(c, b"bare CR\rinside\r\n.\r\n")
+        self.assertEqual(reply, (550, ["5.5.2 Error: bare <CR> received"]))
+        self.assertEqual(c.cmd("DATA"), (503, ["5.5.1 Error: need MAIL command"]))
 
     def test_empty_message(self):
         c = self.ehlo_client()
@@ -551,10 +559,21 @@ class TestBdat(SmtpdTestCase):
         self.assertEqual(c.reply(), (250, ["2.0.0 Ok: 12 bytes"]))
         c.send(b"BDAT 0\r\n")
         self.assertEqual(c.reply(), (250, ["2.0.0 Ok: 0 bytes"]))
-        body = b"\r\n.leading dot is not stuffing\r\nbin\0ary\r\nCR\rLF\n\r\n.\r\n"
+        body = b"\r\n.leading dot is not stuffing\r\nbin\0ary\r\nbare LF\n\r\n.\r\n"
         c.send(b"BDAT %d LAST\r\n" % len(body) + body)
         qid = self.queue_id_of(c.reply())
-        self.assert_content(qid, b"Subject: b\n\n.leading dot is not stuffing\nbin\0ary\nCR\rLF\n\n.\n")
+        self.assert_content(qid, b"Subject: b\n\n.leading dot is not stuffing\nbin\0ary\nbare LF\n\n.\n")
+
+    def test_bare_cr_refused(self):
+        """smtpd_forbid_bare_cr = normal (default): refused at the last chunk."""
+        c = self.ehlo_client()
+        self.transaction(c)
+        before = self.queue_ids()
+        c.send(b"BDAT 4\r\na\rb\r")
+        self.assertEqual(c.reply(), (250, ["2.0.0 Ok: 4 bytes"]))
+        c.send(b"BDAT 3 LAST\r\nc\r\n")
+        self.assertEqual(c.reply(), (550, ["5.5.2 Error: bare <CR> received"]))
+        self.assert_no_new_message(before)
 
     def test_pipelined_chunks(self):
         c = self.client()
@@ -659,7 +678,7 @@ class SmugglingBase(SmtpdTestCase):
 
 
 class TestSmugglingNormal(SmugglingBase):
-    """smtpd_forbid_bare_newline = normal (default)."""
+    """smtpd_forbid_bare_newline and smtpd_forbid_bare_cr = normal (default)."""
 
     def test_sequences(self):
         for name, seq in self.SEQUENCES.items():
@@ -667,6 +686,9 @@ class TestSmugglingNormal(SmugglingBase):
                 reply, new = self.smuggle(seq)
                 if b"\n" in seq.replace(b"\r\n", b""):
                     self.assertEqual(reply, (550, ["5.5.2 Error: bare <LF> received"]))
+                    self.assertEqual(new, set())
+                elif b"\r" in seq.replace(b"\r\n", b""):
+                    self.assertEqual(reply, (550, ["5.5.2 Error: bare <CR> received"]))
                     self.assertEqual(new, set())
                 else:
                     qid = self.queue_id_of(reply)
@@ -689,9 +711,10 @@ class TestSmugglingNormal(SmugglingBase):
 
 
 class TestSmugglingBareLfAllowed(SmugglingBase):
-    """smtpd_forbid_bare_newline = no: bare LF is a content line end, but never ends the data."""
+    """smtpd_forbid_bare_newline = no and smtpd_forbid_bare_cr = no: bare LF
+    and bare CR are content line ends, but never end the data."""
 
-    params = {"smtpd_forbid_bare_newline": "no"}
+    params = {"smtpd_forbid_bare_newline": "no", "smtpd_forbid_bare_cr": "no"}
 
     def test_sequences(self):
         for name, seq in self.SEQUENCES.items():
@@ -703,6 +726,7 @@ class TestSmugglingBareLfAllowed(SmugglingBase):
                 self.assertIn(b"\n\nbefore", content)
                 self.assertIn(b"MAIL FROM:<smuggler@evil.example>\n", content)
                 self.assertTrue(content.endswith(b"Subject: smuggled\n\ninner\n"))
+                self.assertNotIn(b"\r", content)    # cleanup made each bare CR a line end
 
     def test_bare_lf_content_kept(self):
         c = self.ehlo_client()
@@ -723,6 +747,20 @@ class TestBareLfReject(SmtpdTestCase):
         self.assertEqual(code_of(c.cmd("EHLO crlf.example")), 250)
         self.transaction(c)
         self.assertEqual(self.send_data(c, b"x\ny\r\n.\r\n"), (550, ["5.5.2 Error: bare <LF> received"]))
+
+
+class TestBareCrReject(SmtpdTestCase):
+    """smtpd_forbid_bare_cr = reject: also command lines."""
+
+    params = {"smtpd_forbid_bare_cr": "reject"}
+
+    def test_command_with_bare_cr(self):
+        c = self.client()
+        c.send(b"EHLO cr.example\rMAIL FROM:<a@example.org>\r\n")
+        self.assertEqual(c.reply(), (500, ["5.5.2 Error: bare <CR> received"]))
+        self.assertEqual(code_of(c.cmd("EHLO crlf.example")), 250)
+        self.transaction(c)
+        self.assertEqual(self.send_data(c, b"x\ry\r\n.\r\n"), (550, ["5.5.2 Error: bare <CR> received"]))
 
 
 class TestRelay(SmtpdTestCase):

@@ -321,12 +321,27 @@ static void test_encoder(void)
     CHECK_STR(encode("no newline at end"), "no newline at end\r\n.\r\n");
     CHECK_STR(encode("."), "..\r\n.\r\n");
     CHECK_STR(encode("a\r\nb\r\n"), "a\r\nb\r\n.\r\n");            /* CRLF is one line end */
-    CHECK_STR(encode("a\rb\n"), "a\rb\r\n.\r\n");                 /* a bare CR is content */
-    CHECK_STR(encode("a\r"), "a\r\r\n.\r\n");
-    CHECK_STR(encode("\r.\n"), "\r.\r\n.\r\n");                   /* not at a line start */
+    /* A CR alone (an old or tampered queue file) is a line end, never a
+     * bare CR on the wire, and a dot after it is stuffed. */
+    CHECK_STR(encode("a\rb\n"), "a\r\nb\r\n.\r\n");
+    CHECK_STR(encode("a\r"), "a\r\n.\r\n");
+    CHECK_STR(encode("\r.\n"), "\r\n..\r\n.\r\n");
+    CHECK_STR(encode("x\r.\rmore"), "x\r\n..\r\nmore\r\n.\r\n");
+    CHECK_STR(encode("x\r.\r\nmore\n"), "x\r\n..\r\nmore\r\n.\r\n");
+    CHECK_STR(encode("\r\r\n\n\r"), "\r\n\r\n\r\n\r\n.\r\n");
     CHECK_STR(encode("x\n\r\n.\r\n"), "x\r\n\r\n..\r\n.\r\n");    /* no smuggled end of data */
+    const char *hostile[] = { "a\r.\rb", "\r.\r", "\n.\n", "\r\n.\r", "\n.\r\n", ".\r.\n.", "\r" };
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        const char *w = encode(hostile[i]);
+        size_t wl = strlen(w);
+        CHECK(smtp_wire_clean(w, wl));
+        CHECK(strstr(w, "\r\n.\r\n") == w + wl - 5 || strcmp(w, ".\r\n") == 0);
+    }
+    CHECK(!smtp_wire_clean("a\rb", 4) && !smtp_wire_clean("a\nb", 4) && !smtp_wire_clean("\r", 1));
+    CHECK(smtp_wire_clean("a\r\nb\r\n", 6));
     check_every_split(".a\n..\r\nb\r.\n\r\r\n.");
     check_every_split("line\n.\n\n.\r");
+    check_every_split("x\r.\r\r\n.\rmore\r");
 
     /* Long lines are sent as they are. */
     size_t n = 5000;

@@ -291,7 +291,7 @@ struct decoded {
     char text[4096];
     size_t len;
     size_t consumed;
-    bool done, bare_lf;
+    bool done, bare_lf, bare_cr;
     unsigned long long size;
 };
 
@@ -314,6 +314,7 @@ static struct decoded decode(const char *in, size_t n, size_t step, bool after_c
     r.consumed = pos;
     r.done = d.done;
     r.bare_lf = d.saw_bare_lf;
+    r.bare_cr = d.saw_bare_cr;
     r.size = d.size;
     sb_free(&out);
     return r;
@@ -367,6 +368,17 @@ static void test_data_decoder(void)
     /* NUL bytes are content */
     r = decode("a\0b\r\n.\r\n", 8, 0, true);
     CHECK(r.done && r.len == 4 && memcmp(r.text, "a\0b\n", 4) == 0);
+    CHECK(!r.bare_cr);
+    /* a CR that no LF follows is remembered for smtpd_forbid_bare_cr,
+     * however the input is split */
+    static const char *with_cr[] = { "a\r.\rb\r\n.\r\n", "x\r.\r\n.\r\n", "a\r\r\n.\r\n", "\r\r\n.\r\n" };
+    for (size_t i = 0; i < sizeof(with_cr) / sizeof(with_cr[0]); i++)
+        for (size_t step = 0; step <= strlen(with_cr[i]); step++) {
+            r = decode(with_cr[i], strlen(with_cr[i]), step, true);
+            CHECK(r.done && r.bare_cr && !r.bare_lf);
+        }
+    r = decode("a\r\nb\r\n.\r\n", 11, 1, true);
+    CHECK(r.done && !r.bare_cr);
 }
 
 static void test_bdat_decoder(void)
@@ -382,9 +394,19 @@ static void test_bdat_decoder(void)
             content_decode_bdat(&d, in + pos, n - pos < step ? n - pos : step, &out);
         content_finish_bdat(&d, &out);
         CHECK(out.len == strlen(want) && memcmp(out.data, want, out.len) == 0);
-        CHECK(!d.done);
+        CHECK(!d.done && d.saw_bare_cr);
         sb_free(&out);
     }
+    /* CR LF split across chunks is no bare CR; a CR that ends the last chunk is */
+    struct content_decoder d;
+    content_decoder_init(&d, true);
+    content_decode_bdat(&d, "a\r", 2, NULL);
+    content_decode_bdat(&d, "\nb", 2, NULL);
+    content_finish_bdat(&d, NULL);
+    CHECK(!d.saw_bare_cr && d.size == 4);
+    content_decode_bdat(&d, "c\r", 2, NULL);
+    content_finish_bdat(&d, NULL);
+    CHECK(d.saw_bare_cr);
 }
 
 static void test_hostile_lines(void)

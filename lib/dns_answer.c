@@ -1,0 +1,127 @@
+/* dns_answer.c: raw DNS answers to bounded, checked results (see
+ * dns_answer.h). Whatever c-ares returns is distrusted as well: a NULL
+ * name, an address of the wrong length or family, more records than asked
+ * for. */
+#include <ares.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "address.h"
+#include "dns_answer.h"
+#include "strbuf.h"
+#include "util.h"
+
+bool dns_name_ok(const char *host)
+{
+    size_t len = strlen(host);
+    return len > 0 && len <= DNS_NAME_MAX && address_domain_valid(host, len, false)
+           && host[0] != '[';
+}
+
+int dns_answer_mx(const unsigned char *abuf, int alen, struct dns_mx *out, size_t max,
+                  size_t *n)
+{
+    struct ares_mx_reply *list = NULL;
+    *n = 0;
+    int st = ares_parse_mx_reply(abuf, alen, &list);
+    if (st != ARES_SUCCESS) {
+        ares_free_data(list);
+        return st == ARES_ENODATA ? st : ARES_EBADRESP;
+    }
+    for (const struct ares_mx_reply *p = list; p && *n < max; p = p->next) {
+        const char *host = p->host ? p->host : "";
+        if (strcmp(host, ".") == 0)
+            host = "";
+        if (*host && !dns_name_ok(host))
+            continue;
+        size_t at = *n;
+        while (at > 0 && out[at - 1].preference > p->priority) {
+            out[at] = out[at - 1];
+            at--;
+        }
+        out[at].preference = p->priority;
+        str_copy(out[at].host, sizeof(out[at].host), host);
+        (*n)++;
+    }
+    ares_free_data(list);
+    return *n ? ARES_SUCCESS : ARES_EBADRESP;   /* only unusable names: the zone is broken */
+}
+
+int dns_answer_addrs(const unsigned char *abuf, int alen, int family, struct dns_addr *out,
+                     size_t max, size_t *n)
+{
+    int naddr = (int)(max < DNS_ADDR_MAX ? max : DNS_ADDR_MAX), st;
+    *n = 0;
+    if (family == AF_INET) {
+        struct ares_addrttl ttls[DNS_ADDR_MAX];
+        st = ares_parse_a_reply(abuf, alen, NULL, ttls, &naddr);
+        for (int i = 0; st == ARES_SUCCESS && i < naddr && *n < max; i++)
+            out[(*n)++] = (struct dns_addr){ .family = AF_INET, .u.v4 = ttls[i].ipaddr };
+    } else {
+        struct ares_addr6ttl ttls[DNS_ADDR_MAX];
+        st = ares_parse_aaaa_reply(abuf, alen, NULL, ttls, &naddr);
+        for (int i = 0; st == ARES_SUCCESS && i < naddr && *n < max; i++) {
+            out[*n] = (struct dns_addr){ .family = AF_INET6 };
+            memcpy(&out[*n].u.v6, &ttls[i].ip6addr, sizeof(out[*n].u.v6));
+            (*n)++;
+        }
+    }
+    if (st == ARES_SUCCESS && *n == 0)
+        st = ARES_ENODATA;
+    return st == ARES_SUCCESS || st == ARES_ENODATA ? st : ARES_EBADRESP;
+}
+
+int dns_answer_txt(const unsigned char *abuf, int alen, char *txt, size_t size)
+{
+    struct ares_txt_ext *list = NULL;
+    if (size == 0)
+        return ARES_EBADRESP;
+    txt[0] = 0;
+    int st = ares_parse_txt_reply_ext(abuf, alen, &list);
+    if (st != ARES_SUCCESS) {
+        ares_free_data(list);
+        return st == ARES_ENODATA ? st : ARES_EBADRESP;
+    }
+    size_t len = 0;
+    bool first = true;
+    for (const struct ares_txt_ext *p = list; p; p = p->next) {
+        if (p->record_start && !first)
+            break;          /* one record only */
+        first = false;
+        for (size_t i = 0; p->txt && i < p->length && len < size - 1; i++) {
+            unsigned char c = p->txt[i];
+            txt[len++] = c >= 32 && c < 127 ? (char)c : '?';
+        }
+    }
+    txt[len] = 0;
+    ares_free_data(list);
+    return ARES_SUCCESS;
+}
+
+size_t dns_hostent_names(const struct hostent *he, char (*names)[DNS_NAME_MAX + 1], size_t max)
+{
+    size_t n = 0;
+    if (!he)
+        return 0;
+    if (he->h_name && n < max && dns_name_ok(he->h_name))
+        str_copy(names[n++], DNS_NAME_MAX + 1, he->h_name);
+    for (char **al = he->h_aliases; al && *al && n < max; al++)
+        if (dns_name_ok(*al))
+            str_copy(names[n++], DNS_NAME_MAX + 1, *al);
+    return n;
+}
+
+size_t dns_hostent_addrs(const struct hostent *he, int family, struct dns_addr *out, size_t max)
+{
+    size_t n = 0;
+    size_t len = family == AF_INET ? 4 : 16;
+    if (!he || he->h_addrtype != family || he->h_length != (int)len)
+        return 0;
+    for (char **p = he->h_addr_list; p && *p && n < max; p++) {
+        out[n] = (struct dns_addr){ .family = family };
+        memcpy(family == AF_INET ? (void *)&out[n].u.v4 : (void *)&out[n].u.v6, *p, len);
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,43 @@
+/* dns_answer.h: from a raw DNS answer (the bytes c-ares hands over, which a
+ * hostile server chose) to Tern's bounded results: MX hosts, addresses, one
+ * TXT record, PTR names. c-ares parses the wire format; here every name is
+ * checked and every count bounded. No I/O: shared by dns.c and
+ * dns_event.c, and fuzzed by fuzz/fuzz_dns_answer.c. Functions return an
+ * ARES_* status: ARES_SUCCESS with at least one result, ARES_ENODATA, or
+ * ARES_EBADRESP for an answer that does not parse or holds nothing usable. */
+#ifndef TERN_DNS_ANSWER_H
+#define TERN_DNS_ANSWER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dns.h"
+
+struct hostent;
+
+/* A host name fit to use: a valid domain of at most DNS_NAME_MAX bytes. */
+bool dns_name_ok(const char *host);
+
+/* MX records into out[0..max), sorted by preference (equal preferences in
+ * the order received); names that are not valid are dropped, the null MX
+ * "." becomes "". */
+int dns_answer_mx(const unsigned char *abuf, int alen, struct dns_mx *out, size_t max,
+                  size_t *n);
+
+/* A (family AF_INET) or AAAA (AF_INET6) records into out[0..max), max at
+ * most DNS_ADDR_MAX. */
+int dns_answer_addrs(const unsigned char *abuf, int alen, int family, struct dns_addr *out,
+                     size_t max, size_t *n);
+
+/* The first TXT record, its strings joined, non-printable bytes as '?',
+ * cut to size - 1 bytes, into txt. */
+int dns_answer_txt(const unsigned char *abuf, int alen, char *txt, size_t size);
+
+/* What c-ares made of a PTR or address answer (ares_gethostbyaddr,
+ * ares_gethostbyname, or the parsers that fill a hostent): the valid names
+ * (h_name, then aliases) into names[0..max), or the addresses of the
+ * family asked for into out[0..max). The count is returned. */
+size_t dns_hostent_names(const struct hostent *he, char (*names)[DNS_NAME_MAX + 1], size_t max);
+size_t dns_hostent_addrs(const struct hostent *he, int family, struct dns_addr *out, size_t max);
+
+#endif
