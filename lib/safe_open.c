@@ -1,8 +1,12 @@
 /* safe_open.c: opening files in directories an unprivileged uid can write
- * without following what may have been planted there (safe_open.h). */
+ * without following what may have been planted there, and taking an
+ * unprivileged uid's effective ids for a moment (safe_open.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -90,4 +94,48 @@ fail:
     if (err)
         sb_appendf(err, "cannot open descriptor %d again: %s", fd, strerror(errno));
     return -1;
+}
+
+/* ---- effective ids for a moment ---- */
+
+static bool assumed;
+static gid_t *saved_groups;
+static int saved_ngroups;
+static uid_t saved_euid;
+static gid_t saved_egid;
+
+int ids_assume(uid_t uid, gid_t gid)
+{
+    if (geteuid() != 0 || assumed)
+        return 0;
+    int n = getgroups(0, NULL);
+    if (n < 0)
+        return -1;
+    free(saved_groups);
+    saved_groups = xcalloc((size_t)n + 1, sizeof(gid_t));
+    if ((saved_ngroups = getgroups(n, saved_groups)) < 0)
+        return -1;
+    saved_euid = geteuid();
+    saved_egid = getegid();
+    if (setgroups(1, &gid) < 0 || setegid(gid) < 0 || seteuid(uid) < 0) {
+        int saved = errno;
+        (void)!seteuid(saved_euid);
+        (void)!setegid(saved_egid);
+        (void)!setgroups((size_t)saved_ngroups, saved_groups);
+        errno = saved;
+        return -1;
+    }
+    assumed = true;
+    return 0;
+}
+
+int ids_restore(void)
+{
+    if (!assumed)
+        return 0;
+    if (seteuid(saved_euid) < 0 || setegid(saved_egid) < 0
+        || setgroups((size_t)saved_ngroups, saved_groups) < 0)
+        return -1;
+    assumed = false;
+    return 0;
 }

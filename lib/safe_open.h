@@ -1,8 +1,9 @@
-/* safe_open.h: opening a file that lies in a directory an unprivileged uid
- * can write (the queue, data_directory) so that nothing planted there can
- * redirect a privileged process: no symbolic link is followed, no FIFO or
- * device is waited on, and what was opened is checked before anything is
- * read from or written to it (doc/SECURITY.md, "Root and paths"). */
+/* safe_open.h: how a privileged process uses a name in a directory an
+ * unprivileged uid can write (the queue, data_directory) so that nothing
+ * planted there can redirect it: no symbolic link is followed, no FIFO or
+ * device is waited on, what was opened is checked before anything is read
+ * from or written to it, and what must be done by name is done with the
+ * unprivileged uid's effective ids (doc/SECURITY.md, "Root and paths"). */
 #ifndef TERN_SAFE_OPEN_H
 #define TERN_SAFE_OPEN_H
 
@@ -34,5 +35,15 @@ int safe_check_fd(int fd, const char *path, uid_t owner, struct stat *st, struct
  * /proc/self/fd: no name in the directory is looked up again. -1 with
  * errno (and err) when it cannot be made or is not the same file. */
 int safe_reopen(int fd, int flags, struct strbuf *err);
+
+/* For a process that must stay root but has to use a name in such a
+ * directory (connect to a socket there, create or remove a name):
+ * ids_assume() takes uid and gid (gid the one group) as its effective ids,
+ * so a link planted there gets that uid's rights and no more;
+ * ids_restore() goes back. Not nested. Both no-ops (0) when the effective
+ * uid is not root; -1 with errno on failure (ids_assume then changed
+ * nothing; after a failed ids_restore the caller must exit). */
+int ids_assume(uid_t uid, gid_t gid);
+int ids_restore(void);
 
 #endif

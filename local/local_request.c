@@ -140,20 +140,20 @@ static void message_close(struct local_message *msg)
     msg->ndelivered = 0;
 }
 
-/* Whose queue files these are: mail_owner's when local runs as root (the
- * daemons that write the queue run as mail_owner), else our own. */
-static uid_t queue_owner(void)
+void local_queue_owner(uid_t *uid, gid_t *gid)
 {
-    static uid_t owner;
+    static uid_t owner_uid;
+    static gid_t owner_gid;
     static bool known;
     if (!known) {
-        gid_t gid;
-        owner = geteuid();
-        if (owner == 0 && user_ids(cfg_str(P_mail_owner), &owner, &gid) < 0)
+        owner_uid = geteuid();
+        owner_gid = getegid();
+        if (owner_uid == 0 && user_ids(cfg_str(P_mail_owner), &owner_uid, &owner_gid) < 0)
             msg_fatal("mail_owner account \"%s\" does not exist", cfg_str(P_mail_owner));
         known = true;
     }
-    return owner;
+    *uid = owner_uid;
+    *gid = owner_gid;
 }
 
 /* The queue file is opened once, by name, in a directory mail_owner can
@@ -165,7 +165,10 @@ static uid_t queue_owner(void)
  * meanwhile changes nothing. */
 static int queue_file_open(struct local_message *msg, const char *path, struct strbuf *err)
 {
-    msg->mark_fd = safe_open(path, O_RDWR, 0, queue_owner(), NULL, err);
+    uid_t owner;
+    gid_t group;
+    local_queue_owner(&owner, &group);
+    msg->mark_fd = safe_open(path, O_RDWR, 0, owner, NULL, err);
     if (msg->mark_fd < 0)
         return -1;
     msg->fd = safe_reopen(msg->mark_fd, O_RDONLY, err);

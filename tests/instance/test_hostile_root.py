@@ -16,7 +16,11 @@ by name inside a directory that an unprivileged uid can write.
   files' times nor show their content.
 - TestLocalQueueFile: the file named in a delivery request is a link to a
   root-only file in queue format when local reads it: refused with a log
-  line, and nothing of that file reaches a mailbox.
+  line, and nothing of that file reaches a mailbox; a link at
+  private/cleanup does not lead local (root), forwarding a message, to a
+  root-only socket.
+- TestInitDirectory: `tern init` as root refuses a directory that another
+  uid can write, where a link could make it overwrite a file of root's.
 
 Runs as root (the attacks need the tern account and root's master); the
 racer is a small C program built here with cc.
@@ -31,6 +35,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -512,6 +517,54 @@ class TestLocalQueueFile(unittest.TestCase):
             self.inst.wait_log(r"%s: to=<%s>.*status=deferred \(refusing queue file hold/%s: "
                                % (qid, rcpt, qid))
 
+    def test_forwarding_does_not_connect_through_a_link(self):
+        """local (root) hands mail for a remote alias target back to
+        private/cleanup; with a link there to a root-only socket, root must
+        not reach that socket."""
+        with open(os.path.join(self.inst.dir, "aliases"), "a") as f:
+            f.write("fwdtest: someone@remote.example\n")
+        self.inst.tern("aliases")
+        hidden = tempfile.mkdtemp(prefix="tern-root-socket-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, hidden, True)
+        os.chmod(hidden, 0o700)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(listener.close)
+        listener.bind(os.path.join(hidden, "root-only"))
+        listener.listen(8)
+        listener.settimeout(0.2)
+        reached, done = [], threading.Event()
+
+        def watch():                # closes what arrives, so local is not kept waiting
+            while not done.is_set():
+                try:
+                    conn, _ = listener.accept()
+                    reached.append(True)
+                    conn.close()
+                except (socket.timeout, TimeoutError):
+                    pass
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        self.addCleanup(watcher.join, 5)
+        self.addCleanup(done.set)
+        cleanup_path = os.path.join(self.inst.queue_dir, "private", "cleanup")
+        os.unlink(cleanup_path)
+        plant_link("symlink", os.path.join(hidden, "root-only"), cleanup_path)
+        rcpt = "fwdtest@" + HOST
+        data, offset = queue_file_bytes(rcpt, b"Subject: forward me\n\nbody\n")
+        qid = new_queue_id()
+        path = os.path.join(self.inst.queue_dir, "hold", qid)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chown(path, *tern_ids())
+        os.chmod(path, 0o600)
+        result = self.deliver(qid, rcpt, offset)
+        time.sleep(0.3)
+        done.set()
+        watcher.join(5)
+        self.assertFalse(reached, "local connected as root to a root-only socket through a "
+                         "link at private/cleanup")
+        self.assertEqual(result["status"], "4", result)
+
     def test_plain_queue_file_is_delivered(self):
         rcpt = "root@" + HOST
         data, offset = queue_file_bytes(rcpt, b"Subject: fine\n\nPLAIN-DELIVERY\n")
@@ -525,6 +578,31 @@ class TestLocalQueueFile(unittest.TestCase):
         self.assertEqual(result["status"], "2", result)
         with open(os.path.join(self.inst.dir, "mail", "root"), "rb") as f:
             self.assertIn(b"PLAIN-DELIVERY", f.read())
+
+
+class TestInitDirectory(unittest.TestCase):
+    def test_init_as_root_refuses_a_directory_others_can_write(self):
+        """`tern init` as root writes main.cf, master.cf, aliases and more
+        by name: in a directory tern (or anyone) can write, a link planted
+        first would make root overwrite another file."""
+        base = tempfile.mkdtemp(prefix="tern-hostile-init-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, base, True)
+        os.chmod(base, 0o755)
+        canary = make_canary(base, "canary")
+        before = canary_state(canary)
+        for owner, mode in ((tern_ids(), 0o755), ((0, 0), 0o777)):
+            d = os.path.join(base, "inst-%d-%o" % (owner[0], mode))
+            os.mkdir(d)
+            os.chown(d, *owner)
+            os.chmod(d, mode)
+            plant_link("symlink", canary, os.path.join(d, "main.cf"))
+            r = subprocess.run([harness.TERN, "init", d, "--force", "--daemon-directory",
+                                harness.LIBEXEC], capture_output=True, text=True, timeout=60)
+            self.assertEqual(canary_state(canary), before,
+                             "tern init wrote through a link in a directory of uid %d, mode %o"
+                             % (owner[0], mode))
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("must belong to root", r.stderr)
 
 
 # ---- the attribute frames of lib/attr.h ----
