@@ -324,7 +324,7 @@ class TestListenerRace(unittest.TestCase):
         racer = self.start_racer(self.TIME_LIMIT + 30)
         cpu = self.cpu
         deadline = time.time() + self.TIME_LIMIT
-        cycles = 0
+        cycles = started = 0
         for cycle in range(self.CYCLES):
             if time.time() > deadline or canary_state(self.canary) != before:
                 break
@@ -337,6 +337,7 @@ class TestListenerRace(unittest.TestCase):
             if os.environ.get("TERN_TEST_DEBUG"):
                 print("cycle", cycle, r.returncode, r.stderr.strip()[-200:])
             if self.inst.master_pid():
+                started += 1
                 for i in range(self.RELOADS):
                     self.set_extra_services(i % 2 == 0)
                     self.reload_and_wait()
@@ -351,6 +352,7 @@ class TestListenerRace(unittest.TestCase):
                          "tern uid put in private/ or public/ (%d swaps in %d cycles)"
                          % (swaps, cycles))
         self.assertGreater(swaps, 0, "the racer never replaced a socket: the attack was not tried")
+        self.assertGreater(started, 0, "no start got past the racer: reloads were not tried")
 
 
 class TestPidFile(unittest.TestCase):
