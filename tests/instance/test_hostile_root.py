@@ -19,6 +19,8 @@ by name inside a directory that an unprivileged uid can write.
   line, and nothing of that file reaches a mailbox; a link at
   private/cleanup does not lead local (root), forwarding a message, to a
   root-only socket.
+- TestTicketSecret: a hard link planted as smtpd's TLS ticket secret in
+  data_directory is not read by smtpd (still root at that point).
 - TestInitDirectory: `tern init` as root refuses a directory that another
   uid can write, where a link could make it overwrite a file of root's.
 
@@ -580,6 +582,38 @@ class TestLocalQueueFile(unittest.TestCase):
         self.assertEqual(result["status"], "2", result)
         with open(os.path.join(self.inst.dir, "mail", "root"), "rb") as f:
             self.assertIn(b"PLAIN-DELIVERY", f.read())
+
+
+class TestTicketSecret(unittest.TestCase):
+    """smtpd reads data_directory/smtpd_tls_ticket.key as root, before its
+    privilege drop, and then runs as tern with the secret in memory: a hard
+    link there to a file of root's must not be read."""
+
+    def test_hard_link_as_ticket_secret_is_not_read(self):
+        if not shutil.which("openssl"):
+            self.skipTest("needs the openssl command")
+        inst = harness.Instance("hostile-ticket")
+        self.addCleanup(inst.cleanup)
+        cert, key = os.path.join(inst.dir, "cert.pem"), os.path.join(inst.dir, "key.pem")
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                            "-subj", "/CN=" + HOST, "-days", "2"], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        inst.set_main_cf({"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": cert,
+                          "smtpd_tls_key_file": key})
+        inst.start()
+        inst.stop()               # data_directory now belongs to tern
+        secret = os.path.join(inst.dir, "data", "smtpd_tls_ticket.key")
+        if os.path.lexists(secret):
+            os.unlink(secret)
+        canary = make_canary(root_only_dir(inst), "root-key", b"R" * 64, 0o600)
+        os.utime(canary, None)    # recent: not replaced as an expired secret
+        plant_link("hardlink", canary, secret)
+        inst.start()
+        with inst.smtp() as s:    # an smtpd process starts and reads its secret
+            s.ehlo("client.test")
+        inst.wait_log(r"TLS session tickets are off .*smtpd_tls_ticket\.key: a file with more "
+                      r"than one hard link")
 
 
 class TestInitDirectory(unittest.TestCase):
