@@ -16,17 +16,14 @@ static int ignore(const char *data, size_t len, void *ctx)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char path[64];
     static int fd = -1;
-    if (fd < 0) {
+    if (fd < 0)
         fd = memfd_create("qf", 0);
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    }
     if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
         return 0;
     struct qmessage m;
     struct strbuf err = STRBUF_INIT(4096);
-    if (qmessage_load(path, &m, &err) == 0 && m.complete)
+    if (qmessage_load_fd(fd, "fuzz", &m, &err) == 0 && m.complete)
         (void)qfile_read_content(fd, m.content_offset, ignore, NULL);
     qmessage_free(&m);
     sb_free(&err);

@@ -154,7 +154,9 @@ struct qfile_reader {
     bool truncated;      /* the last qfile_next failed only because the file ends early */
     const char *error;   /* why the last qfile_next returned -1 (static text) */
 };
-int qfile_open(struct qfile_reader *r, const char *path, int flags);   /* O_RDONLY or O_RDWR */
+/* O_RDONLY or O_RDWR; a symbolic link is not followed (ELOOP) and anything
+ * but a plain file is refused (EINVAL). */
+int qfile_open(struct qfile_reader *r, const char *path, int flags);
 void qfile_reader_init_fd(struct qfile_reader *r, int fd);
 /* 1 = a record, 0 = clean end (after QREC_END, nothing follows), -1 = corrupt
  * or I/O error (truncated record, unknown type, oversize, data after END). */
@@ -184,7 +186,9 @@ struct qmessage {
     long long warn_sent;   /* its value: when a delay warning was sent, 0 = never */
 };
 /* Read envelope and recipients (content is skipped, only located).
- * 0 ok, -1 corrupt/unreadable (err says why). */
+ * 0 ok, -1 corrupt/unreadable (err says why). Opens path as qfile_open
+ * does; a privileged reader opens and checks the file itself (safe_open.h)
+ * and uses qmessage_load_fd. */
 int qmessage_load(const char *path, struct qmessage *m, struct strbuf *err);
 /* The same from a file the caller has opened (and keeps); id names it. */
 int qmessage_load_fd(int fd, const char *id, struct qmessage *m, struct strbuf *err);

@@ -376,10 +376,9 @@ void qfile_reader_init_fd(struct qfile_reader *r, int fd)
 
 int qfile_open(struct qfile_reader *r, const char *path, int flags)
 {
-    /* A queue file is a plain file: never block on a FIFO or device put in
-     * its place. (Symlinks are followed so that /proc/self/fd/N works; what
-     * they point at must still be a plain file in the record format.) */
-    int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
+    /* A queue file is a plain file in a directory mail_owner can write:
+     * never follow a link or block on a FIFO or device put in its place. */
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     struct stat st;
@@ -754,7 +753,8 @@ int qmessage_load(const char *path, struct qmessage *m, struct strbuf *err)
     struct qfile_reader r;
     if (qfile_open(&r, path, O_RDONLY) < 0) {
         int saved = errno;
-        sb_appendf(err, "cannot open %s: %s", path, strerror(saved));
+        sb_appendf(err, "cannot open %s: %s", path,
+                   saved == ELOOP ? "a symbolic link, not a queue file" : strerror(saved));
         errno = saved;
         return -1;
     }

@@ -6,11 +6,13 @@
  * logs defer/ID and bounce/ID. Paths are relative to queue_directory. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "queue_scan.h"
 #include "strbuf.h"
@@ -89,7 +91,7 @@ static int load(struct queued *q, const char *id, enum queue_state s, struct str
     struct stat st;
     snprintf(path, sizeof(path), "%s/%s", states[s].dir, id);
     memset(q, 0, sizeof(*q));
-    if (stat(path, &st) < 0)
+    if (lstat(path, &st) < 0)
         return -1;
     str_copy(q->id, sizeof(q->id), id);
     q->state = s;
@@ -205,9 +207,20 @@ void queue_read_log(const char *dir, const char *id,
 {
     char path[128];
     snprintf(path, sizeof(path), "%s/%s", dir, id);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
+    /* defer/ and bounce/ are mail_owner's: no link followed, no fifo
+     * waited on, only a plain file read */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || set_nonblock(fd, false) < 0)) {
+        close(fd);
+        fd = -1;
+    }
+    FILE *fp = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!fp) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
     char *line = xmalloc(LOG_LINE_MAX);
     while (fgets(line, LOG_LINE_MAX, fp)) {
         size_t len = strlen(line);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -187,12 +188,16 @@ void format_rfc5322_date(long long usec, char *buf, size_t size)
 
 pid_t lock_holder_pid(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* The file lies in a directory mail_owner can write: never follow a
+     * link, never wait on a fifo, and believe only a plain file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return 0;
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    struct stat st;
     pid_t pid = 0;
-    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1
+        && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
         pid = fl.l_pid;
     close(fd);
     return pid;

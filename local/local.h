@@ -247,6 +247,8 @@ void local_dup_filter_free(void *f);
 
 /* local_request.c: serve one delivery request on fd; the log line of one delivery */
 void local_request_serve(int fd);
+/* Who owns the queue: mail_owner when running as root, else ourselves. */
+void local_queue_owner(uid_t *uid, gid_t *gid);
 void local_log_delivery(const struct local_message *msg, const char *to, const char *orig_to,
                         const struct local_result *res);
 

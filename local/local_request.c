@@ -18,6 +18,8 @@
 #include "local.h"
 #include "log.h"
 #include "queue.h"
+#include "safe_open.h"
+#include "server.h"
 #include "util.h"
 
 struct request {
@@ -138,19 +140,39 @@ static void message_close(struct local_message *msg)
     msg->ndelivered = 0;
 }
 
-/* A plain file and nothing else: no symlink followed, no FIFO waited on. */
-static int open_queue_file(const char *path, int mode)
+void local_queue_owner(uid_t *uid, gid_t *gid)
 {
-    int fd = open(path, mode | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-        close(fd);
-        errno = EINVAL;
-        return -1;
+    static uid_t owner_uid;
+    static gid_t owner_gid;
+    static bool known;
+    if (!known) {
+        owner_uid = geteuid();
+        owner_gid = getegid();
+        if (owner_uid == 0 && user_ids(cfg_str(P_mail_owner), &owner_uid, &owner_gid) < 0)
+            msg_fatal("mail_owner account \"%s\" does not exist", cfg_str(P_mail_owner));
+        known = true;
     }
-    if (fd >= 0)
-        set_nonblock(fd, false);
-    return fd;
+    *uid = owner_uid;
+    *gid = owner_gid;
+}
+
+/* The queue file is opened once, by name, in a directory mail_owner can
+ * write: without following a link, and only a plain file of mail_owner's
+ * with one link (a link to a file of root's is refused, not read). Every
+ * later reader uses descriptors of that one open file: msg->fd (read-only:
+ * the envelope, the Delivered-To: scan, every copy, resubmission; children
+ * inherit it) and msg->mark_fd (done-marking, parent only). A name swapped
+ * meanwhile changes nothing. */
+static int queue_file_open(struct local_message *msg, const char *path, struct strbuf *err)
+{
+    uid_t owner;
+    gid_t group;
+    local_queue_owner(&owner, &group);
+    msg->mark_fd = safe_open(path, O_RDWR, 0, owner, NULL, err);
+    if (msg->mark_fd < 0)
+        return -1;
+    msg->fd = safe_reopen(msg->mark_fd, O_RDONLY, err);
+    return msg->fd < 0 ? -1 : 0;
 }
 
 static int message_open(struct local_message *msg, const struct request *rq, struct qmessage *qm,
@@ -158,11 +180,15 @@ static int message_open(struct local_message *msg, const struct request *rq, str
 {
     struct strbuf err = STRBUF_INIT(1024);
     int rc = -1;
-    msg->fd = open_queue_file(rq->queue_path, O_RDONLY);
-    msg->mark_fd = open_queue_file(rq->queue_path, O_RDWR);
-    if (msg->fd < 0 || msg->mark_fd < 0 || qmessage_load(rq->queue_path, qm, &err) < 0) {
+    if (queue_file_open(msg, rq->queue_path, &err) < 0) {
+        bool planted = errno == ELOOP || errno == EINVAL || errno == EMLINK || errno == EPERM;
+        result_set(fail, 4, "4.3.0", "%s queue file %s", planted ? "refusing" : "cannot open",
+                   sb_str(&err));
+        goto out;
+    }
+    if (qmessage_load_fd(msg->fd, rq->queue_id, qm, &err) < 0) {
         result_set(fail, 4, "4.3.0", "cannot read queue file %s: %s", rq->queue_path,
-                   err.len ? sb_str(&err) : strerror(errno));
+                   sb_str(&err));
         goto out;
     }
     if (!qm->complete || qm->content_offset <= 0) {

@@ -7,7 +7,9 @@
 
 #include "cleanup_client.h"
 #include "local.h"
+#include "log.h"
 #include "queue.h"
+#include "safe_open.h"
 #include "util.h"
 
 #define RESUBMIT_OVERHEAD 4096
@@ -42,8 +44,21 @@ int local_resubmit(const struct local_message *msg, const char *delivered_to,
         .content = sb_str(&content),
         .content_len = content.len,
     };
+    /* private/ is mail_owner's: the socket is reached with mail_owner's
+     * effective ids, so a link put in its place leads nowhere that
+     * mail_owner could not go itself (never to a root-only socket) */
     char id[QUEUE_ID_SIZE];
+    uid_t owner;
+    gid_t group;
+    local_queue_owner(&owner, &group);
+    if (ids_assume(owner, group) < 0) {
+        sb_appendf(err, "cannot take the identity of mail_owner: %s", strerror(errno));
+        sb_free(&content);
+        return -1;
+    }
     int rc = cleanup_submit(".", local_cfg.cleanup_service, &sub, id, err);
+    if (ids_restore() < 0)
+        msg_fatal("cannot return to root after submitting as mail_owner: %m");
     if (rc == 0)
         str_copy(queue_id, 24, id);
     sb_free(&content);

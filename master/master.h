@@ -105,6 +105,12 @@ int master_prepare_queue(const struct master_params *p, struct strbuf *err);
  * a service runs chrooted (warnings only: nothing there is required) */
 void master_chroot_files(const struct master_params *p, const struct service *svcs, size_t n);
 
+/* master_privs.c: name operations in mail_owner's directories (private/,
+ * public/, data_directory) run between these two with mail_owner's
+ * effective uid, gid and groups; no-ops when master is not root. */
+void master_owner_begin(const struct master_params *p);
+void master_owner_end(const struct master_params *p);
+
 /* master_lock.c: the pid/lock file */
 pid_t master_lock_holder(const struct master_params *p);
 int master_lock(const struct master_params *p, struct strbuf *err);

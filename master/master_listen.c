@@ -144,8 +144,19 @@ static int open_inet(const struct service *svc, struct strbuf *err)
     return *host ? listen_host(name, host, port, err) : listen_any(name, (unsigned short)num, err);
 }
 
-/* A stale socket or fifo from an earlier run is removed; anything else at
- * that name is left alone and reported. */
+/* The names below live in private/ and public/, which mail_owner owns, so
+ * everything done to them by name runs as mail_owner (master_privs.c) and
+ * every socket and fifo is created with its final owner and mode (the
+ * umask): root never chmods, chowns or opens a name there, where a link
+ * could be put in place of a new socket between its bind() and a chmod().
+ * The directory (private/ 0700, public/ 0710) is the protection, so the
+ * socket or fifo itself is open to all. */
+#define LISTEN_UMASK 0111     /* sockets 0666, fifos 0622 */
+
+/* A stale socket or fifo from an earlier run is removed, and so is a
+ * symbolic link (never one of ours: removing it as mail_owner is harmless
+ * and keeps a planted one from blocking the start); anything else at that
+ * name is left alone and reported. */
 static int remove_stale(const char *path, struct strbuf *err)
 {
     struct stat st;
@@ -155,31 +166,20 @@ static int remove_stale(const char *path, struct strbuf *err)
         sb_appendf(err, "cannot stat %s: %s", path, strerror(errno));
         return -1;
     }
-    if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+    if (S_ISLNK(st.st_mode))
+        msg_warn("%s is a symbolic link, which Tern never makes there; removing it", path);
+    else if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
         sb_appendf(err, "%s exists and is not a socket or fifo; remove it", path);
         return -1;
     }
-    if (unlink(path) < 0) {
+    if (unlink(path) < 0 && errno != ENOENT) {
         sb_appendf(err, "cannot remove stale %s: %s", path, strerror(errno));
         return -1;
     }
     return 0;
 }
 
-/* The directory (private/ 0700, public/ 0710) is the protection, so the
- * file itself is open to all; it belongs to mail_owner like the directory. */
-static int set_owner_mode(const struct master_params *p, const char *path, mode_t mode,
-                          struct strbuf *err)
-{
-    if (chmod(path, mode) < 0
-        || (p->root && chown(path, p->owner_uid, p->owner_gid) < 0)) {
-        sb_appendf(err, "cannot set owner and mode of %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static int open_unix(const struct master_params *p, const char *path, struct strbuf *err)
+static int open_unix(const char *path, struct strbuf *err)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     if (str_copy(sun.sun_path, sizeof(sun.sun_path), path) >= sizeof(sun.sun_path)) {
@@ -196,15 +196,12 @@ static int open_unix(const struct master_params *p, const char *path, struct str
             close(fd);
         return -1;
     }
-    if (set_owner_mode(p, path, 0666, err) < 0) {
-        close(fd);
-        return -1;
-    }
     return fd;
 }
 
 /* Opened read-write so that the pipe never reports end-of-file when the
- * last writer goes away (which would make it readable for ever). */
+ * last writer goes away (which would make it readable for ever); never
+ * through a link, and only the fifo mail_owner just made. */
 static int open_fifo(const struct master_params *p, const char *path, struct strbuf *err)
 {
     if (remove_stale(path, err) < 0)
@@ -213,11 +210,28 @@ static int open_fifo(const struct master_params *p, const char *path, struct str
         sb_appendf(err, "cannot create fifo %s: %s", path, strerror(errno));
         return -1;
     }
-    if (set_owner_mode(p, path, 0622, err) < 0)
-        return -1;
-    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
         sb_appendf(err, "cannot open fifo %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || st.st_uid != p->owner_uid) {
+        sb_appendf(err, "fifo %s was replaced while it was being opened; not using it", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int open_local(const struct master_params *p, const struct service *svc,
+                      const char *path, struct strbuf *err)
+{
+    master_owner_begin(p);
+    mode_t old = umask(LISTEN_UMASK);
+    int fd = svc->cfg.kind == SVC_FIFO ? open_fifo(p, path, err) : open_unix(path, err);
+    umask(old);
+    master_owner_end(p);
     return fd;
 }
 
@@ -230,10 +244,8 @@ int master_open_listener(const struct master_params *p, struct service *svc, str
         break;
     case SVC_UNIX:
     case SVC_PASS:
-        svc->listen_fd = open_unix(p, path, err);
-        break;
     case SVC_FIFO:
-        svc->listen_fd = open_fifo(p, path, err);
+        svc->listen_fd = open_local(p, svc, path, err);
         break;
     }
     if (svc->listen_fd < 0)
@@ -244,12 +256,16 @@ int master_open_listener(const struct master_params *p, struct service *svc, str
     return 0;
 }
 
+/* The file is removed as mail_owner too, with the settings master runs on. */
 void master_close_listener(struct service *svc, bool remove_file)
 {
     if (svc->listen_fd < 0)
         return;
     close(svc->listen_fd);
     svc->listen_fd = -1;
-    if (remove_file && svc->cfg.kind != SVC_INET)
+    if (remove_file && svc->cfg.kind != SVC_INET) {
+        master_owner_begin(&ms.p);
         unlink(strchr(svc->listen_id, ':') + 1);
+        master_owner_end(&ms.p);
+    }
 }

@@ -1,6 +1,9 @@
 /* master_lock.c: the pid/lock file data_directory/master.pid. master holds
  * a write lock on it for its whole life, so two masters never share a
- * queue, and `tern` finds the running master's pid through the lock. */
+ * queue, and `tern` finds the running master's pid through the lock.
+ * data_directory belongs to mail_owner, so master.pid is opened without
+ * following a link and used only when it is master's own plain file with
+ * one link: what mail_owner planted there is refused, never written. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 
 #include "log.h"
 #include "master.h"
+#include "safe_open.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -35,12 +39,20 @@ int master_lock(const struct master_params *p, struct strbuf *err)
 {
     struct strbuf path = STRBUF_INIT(0);
     pid_file_path(p, &path);
-    int fd = open(path.data, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    struct strbuf why = STRBUF_INIT(1024);
+    int fd = safe_open(path.data, O_RDWR | O_CREAT, 0644, geteuid(), NULL, &why);
     if (fd < 0) {
-        sb_appendf(err, "cannot open the lock file %s: %s", path.data, strerror(errno));
+        if (errno == ELOOP || errno == EINVAL || errno == EMLINK || errno == EPERM)
+            sb_appendf(err, "refusing the lock file %s; master writes only a plain file of its "
+                       "own there: find out who put this there, remove it, and start again",
+                       sb_str(&why));
+        else
+            sb_appendf(err, "cannot open the lock file %s", sb_str(&why));
+        sb_free(&why);
         sb_free(&path);
         return -1;
     }
+    sb_free(&why);
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
     if (fcntl(fd, F_SETLK, &fl) < 0) {
         int saved = errno;
@@ -68,12 +80,15 @@ int master_lock(const struct master_params *p, struct strbuf *err)
     return 0;
 }
 
-/* Removed before the lock goes, so nobody reads a stale pid from it. */
+/* Removed before the lock goes, so nobody reads a stale pid from it; as
+ * mail_owner, whose directory it is in. */
 void master_unlock(void)
 {
     if (lock_fd < 0)
         return;
+    master_owner_begin(&ms.p);
     unlink(lock_path);
+    master_owner_end(&ms.p);
     close(lock_fd);
     lock_fd = -1;
     free(lock_path);

@@ -349,7 +349,7 @@ static void poke_pickup(void)
 {
     static const char path[] = QDIR_PUBLIC "/pickup";
     struct stat st;
-    int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) {
         if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
             (void)!write(fd, "W", 1);

@@ -17,6 +17,7 @@
 #include "attr.h"
 #include "log.h"
 #include "resolve.h"
+#include "safe_open.h"
 #include "smtp.h"
 #include "util.h"
 
@@ -200,10 +201,15 @@ static int open_message(struct smtp_request *rq)
 {
     struct qmessage m;
     struct strbuf err = STRBUF_INIT(1024);
-    rq->qfd = open(rq->queue_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (rq->qfd < 0 || qmessage_load(rq->queue_path, &m, &err) < 0) {
-        msg_warn("%s: cannot read queue file %s: %s", rq->queue_id, rq->queue_path,
-                 rq->qfd < 0 ? strerror(errno) : sb_str(&err));
+    /* opened once (no link followed, a plain file of ours with one link);
+     * the envelope, the content and the done marks all use this descriptor */
+    rq->qfd = safe_open(rq->queue_path, O_RDWR, 0, geteuid(), NULL, &err);
+    if (rq->qfd < 0 || qmessage_load_fd(rq->qfd, rq->queue_id, &m, &err) < 0) {
+        if (rq->qfd < 0)
+            msg_warn("%s: cannot open queue file %s", rq->queue_id, sb_str(&err));
+        else
+            msg_warn("%s: cannot read queue file %s: %s", rq->queue_id, rq->queue_path,
+                     sb_str(&err));
         sb_free(&err);
         return -1;
     }

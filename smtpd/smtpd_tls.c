@@ -28,6 +28,7 @@
 #include "config.h"
 #include "log.h"
 #include "maps.h"
+#include "safe_open.h"
 #include "smtpd.h"
 #include "strbuf.h"
 #include "tls_protocols.h"
@@ -384,12 +385,24 @@ static int ticket_secret_load(struct strbuf *err)
             msg_info("new TLS session ticket secret in %s", sb_str(&path));
         sb_free(&why);
     }
-    int fd = open(sb_str(&path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        sb_appendf(err, "cannot open %s: %s", sb_str(&path), strerror(errno));
-        goto out;
+    /* data_directory is mail_owner's and this runs before the privilege
+     * drop: only a plain file of our own with one link is read, never a
+     * link to another file of root's (a second link for a moment is
+     * another process's fresh secret before it removes its temporary name) */
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 3; tries++) {
+        size_t mark = err->len;
+        fd = safe_open(sb_str(&path), O_RDONLY, 0, geteuid(), &st, err);
+        if (fd < 0 && errno != EMLINK)
+            goto out;
+        if (fd < 0 && tries < 2) {
+            sb_truncate(err, mark);
+            usleep(20000);
+        }
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077)
+    if (fd < 0)
+        goto out;
+    if ((st.st_mode & 077)
         || read(fd, tls.secret, sizeof(tls.secret)) != (ssize_t)sizeof(tls.secret))
         sb_appendf(err, "%s is not a %d-byte file readable by its owner only", sb_str(&path),
                    TICKET_SECRET_LEN);

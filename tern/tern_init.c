@@ -263,6 +263,14 @@ int cmd_init(int argc, char **argv)
         fprintf(stderr, "tern: %s: %s\n", o.dir, strerror(errno));
         return 1;
     }
+    /* As root every file below is written by name: another user who could
+     * write DIR could first put links there to files of root's. */
+    struct stat st;
+    if (geteuid() == 0 && (stat(dir, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))) {
+        fprintf(stderr, "tern: %s must belong to root and be writable by root only when "
+                "tern init runs as root\n", dir);
+        return 1;
+    }
     if (!o.force && !dir_is_empty(dir)) {
         fprintf(stderr, "tern: %s is not empty; choose a new directory, or use --force to "
                 "write the instance's files into it\n", dir);

@@ -6,12 +6,14 @@
  * message in active/ is qmgr's, so qmgr is asked to do it when no delivery
  * of it runs. With Tern stopped, files in active/ are handled directly. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "safe_open.h"
 #include "strbuf.h"
 #include "tern.h"
 #include "tern_queue.h"
@@ -52,13 +54,48 @@ static void remove_logs(const char *id)
     unlink(path);
 }
 
-/* Move a file now due: into deferred/ with mtime now. */
-static int move_due(const char *from, const char *to)
+/* A message outside active/ opened to set its times: a plain file of
+ * mail_owner's (the uid queue_enter() made us) with one link, reached
+ * without following a link. -1 with errno ENOENT when it has gone (look
+ * again); other failures are printed, with errno 0. */
+static int open_due(const char *path, const char *id, enum op op)
 {
-    if (rename(from, to) < 0)
+    struct strbuf err = STRBUF_INIT(1024);
+    int fd = safe_open(path, O_RDONLY, 0, geteuid(), NULL, &err);
+    if (fd < 0 && errno != ENOENT) {
+        fprintf(stderr, "tern %s: %s: %s; not a queue file of Tern's, left alone\n",
+                ops[op].name, id, sb_str(&err));
+        errno = 0;
+    }
+    sb_free(&err);
+    return fd;
+}
+
+/* Make a message due now: qmgr takes a deferred file's mtime as the time
+ * of its next attempt. The times are set on the descriptor, so a link put
+ * in the file's place meanwhile is never followed. */
+static int set_due(int fd)
+{
+    int rc = futimens(fd, NULL);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* Move a file now due: into deferred/ with mtime now. */
+static int move_due(const char *from, const char *to, const char *id, enum op op)
+{
+    int fd = open_due(from, id, op);
+    if (fd < 0)
         return -1;
-    utimes(to, NULL);
-    return 0;
+    if (rename(from, to) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return set_due(fd);
 }
 
 /* One attempt on a message outside qmgr's hands: 1 done, 0 nothing to
@@ -90,7 +127,7 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
             return 0;
         }
         path_of(to, sizeof(to), QS_DEFERRED, id);
-        if (move_due(from, to) < 0)
+        if (move_due(from, to, id, r->op) < 0)
             return errno == ENOENT ? -1 : -2;
         queue_log("%s: released from hold", id);
         r->wake_deferred = true;
@@ -113,7 +150,8 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
         }
         if (s != QS_DEFERRED)
             return 1;                 /* incoming and active are on their way already */
-        if (utimes(from, NULL) < 0)
+        int fd = open_due(from, id, r->op);
+        if (fd < 0 || set_due(fd) < 0)
             return errno == ENOENT ? -1 : -2;
         r->wake_deferred = true;
         return 1;

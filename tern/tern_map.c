@@ -14,12 +14,12 @@
 #include "config.h"
 #include "log.h"
 #include "maps.h"
+#include "safe_open.h"
 #include "strbuf.h"
 #include "tern.h"
 #include "util.h"
 
 #define KEY_LENGTH_LIMIT 65536      /* one key read from standard input */
-#define GROUPS_LIMIT 1024
 
 #define MAP_SYNOPSIS \
     "usage: tern map build [-a] [TYPE:]FILE...\n" \
@@ -79,23 +79,16 @@ static int build_table(const char *spec, int flags, struct strbuf *err)
     struct stat st;
     if (geteuid() != 0 || !colon || stat(colon + 1, &st) < 0 || st.st_uid == 0)
         return map_build(spec, flags, err);
-    gid_t saved_groups[GROUPS_LIMIT];
-    int nsaved = getgroups(GROUPS_LIMIT, saved_groups);
-    gid_t saved_gid = getegid();
-    if (nsaved < 0 || setgroups(1, &st.st_gid) < 0 || setegid(st.st_gid) < 0
-        || seteuid(st.st_uid) < 0) {
+    if (ids_assume(st.st_uid, st.st_gid) < 0) {
         sb_appendf(err, "cannot take the ids %ld:%ld of the owner of %s: %s", (long)st.st_uid,
                    (long)st.st_gid, colon + 1, strerror(errno));
-        if (seteuid(0) < 0 || setegid(saved_gid) < 0
-            || (nsaved >= 0 && setgroups((size_t)nsaved, saved_groups) < 0))
-            msg_fatal("cannot restore the root privileges: %s", strerror(errno));
         return -1;
     }
     int rc = map_build(spec, flags, err);
     if (rc < 0)
         sb_appendf(err, " (built with the privileges of uid %ld, the owner of %s)",
                    (long)st.st_uid, colon + 1);
-    if (seteuid(0) < 0 || setegid(saved_gid) < 0 || setgroups((size_t)nsaved, saved_groups) < 0)
+    if (ids_restore() < 0)
         msg_fatal("cannot restore the root privileges: %s", strerror(errno));
     return rc;
 }

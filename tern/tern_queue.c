@@ -16,6 +16,7 @@
 #include "attr.h"
 #include "config.h"
 #include "log.h"
+#include "server.h"
 #include "strbuf.h"
 #include "tern.h"
 #include "tern_queue.h"
@@ -91,6 +92,11 @@ void queue_enter(void)
                         queue_state_dir(s), strerror(errno));
             exit(1);
         }
+    /* The queue belongs to mail_owner, who can put a link or anything else
+     * under any name in it: root works there only as mail_owner, so what
+     * is done by name can never reach further than mail_owner could. */
+    if (geteuid() == 0 || getuid() == 0)
+        drop_privileges(cfg_str(P_mail_owner));
 }
 
 /* ---- qmgr ---- */

@@ -91,7 +91,7 @@ static int read_content(const struct queued *q, struct strbuf *content)
 {
     char path[128];
     snprintf(path, sizeof(path), "%s/%s", queue_state_dir(q->state), q->id);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -1;
     int rc = qfile_read_content(fd, q->m.content_offset, append_content, content);

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "queue.h"
+#include "safe_open.h"
 #include "strbuf.h"
 
 static char dir[] = "/tmp/tern-test-queue-XXXXXX";
@@ -351,13 +352,20 @@ static void test_garbled(void)
     unlink(p);
     CHECK(qmessage_load("/dev/null", &m, &err) == -1); /* not a regular file */
     qmessage_free(&m);
-    /* an open descriptor through /proc (as the fuzz target reads) works */
+    /* a link to a good queue file is not followed: the queue directories
+     * are mail_owner's, and a link there may point anywhere */
     path_in(p, sizeof(p), "incoming/viafd");
     write_file(p, RAW(HEAD BODY "E\0\0\0\0"));
+    char link[512];
+    path_in(link, sizeof(link), "incoming/tolink");
+    CHECK(symlink(p, link) == 0);
+    CHECK(qmessage_load(link, &m, &err) == -1 && errno == ELOOP
+          && strstr(sb_str(&err), "symbolic link") != NULL);
+    qmessage_free(&m);
+    unlink(link);
+    /* an open descriptor (as privileged readers and the fuzz target use) */
     int fd = open(p, O_RDONLY);
-    char viafd[64];
-    snprintf(viafd, sizeof(viafd), "/proc/self/fd/%d", fd);
-    CHECK(access("/proc/self/fd", F_OK) < 0 || (qmessage_load(viafd, &m, &err) == 0 && m.complete));
+    CHECK(qmessage_load_fd(fd, "viafd", &m, &err) == 0 && m.complete);
     qmessage_free(&m);
     close(fd);
     unlink(p);
@@ -599,6 +607,51 @@ static void test_preset_id(void)
     CHECK(count_dir("incoming") == 0);
 }
 
+/* safe_open: what a privileged process opens in a directory an
+ * unprivileged uid can write is a plain file of the expected owner with
+ * one link, reached without following a link; anything else is refused
+ * without being truncated, written or waited on. */
+static void test_safe_open(void)
+{
+    char file[512], slink[512], hard[512], fifo[512], created[512];
+    path_in(file, sizeof(file), "incoming/plain");
+    path_in(slink, sizeof(slink), "incoming/symlink");
+    path_in(hard, sizeof(hard), "incoming/hardlink");
+    path_in(fifo, sizeof(fifo), "incoming/fifo2");
+    path_in(created, sizeof(created), "incoming/created");
+    write_file(file, "keep", 4);
+    struct strbuf err = STRBUF_INIT(1024);
+    struct stat st;
+    int fd = safe_open(file, O_RDWR, 0, geteuid(), &st, &err);
+    CHECK(fd >= 0 && st.st_size == 4 && (fcntl(fd, F_GETFL) & O_NONBLOCK) == 0
+          && (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+    close(fd);
+    CHECK(safe_open(file, O_RDWR | O_TRUNC, 0, geteuid(), NULL, &err) == -1 && errno == EINVAL);
+    CHECK(safe_open(file, O_RDONLY, 0, geteuid() + 1, NULL, &err) == -1 && errno == EPERM);
+    fd = safe_open(file, O_RDONLY, 0, SAFE_ANY_OWNER, NULL, NULL);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK(symlink(file, slink) == 0);
+    sb_reset(&err);
+    CHECK(safe_open(slink, O_RDWR | O_CREAT, 0644, SAFE_ANY_OWNER, NULL, &err) == -1
+          && errno == ELOOP && strstr(sb_str(&err), "symbolic link") != NULL);
+    CHECK(link(file, hard) == 0);
+    CHECK(safe_open(hard, O_RDWR, 0, SAFE_ANY_OWNER, NULL, &err) == -1 && errno == EMLINK);
+    unlink(hard);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK(safe_open(fifo, O_RDONLY, 0, SAFE_ANY_OWNER, NULL, &err) == -1 && errno == EINVAL);
+    fd = safe_open(created, O_RDWR | O_CREAT | O_EXCL, 0600, geteuid(), NULL, &err);
+    CHECK(fd >= 0);
+    close(fd);
+    struct stat after;
+    CHECK(stat(file, &after) == 0 && after.st_size == 4);   /* never truncated */
+    unlink(created);
+    unlink(fifo);
+    unlink(slink);
+    unlink(file);
+    sb_free(&err);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -614,6 +667,7 @@ int main(void)
     test_preset_id();
     test_queue_ids();
     test_helpers();
+    test_safe_open();
     CHECK(count_dir("incoming") == 0);
     rmdir(p);
     CHECK(rmdir(dir) == 0);
