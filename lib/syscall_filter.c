@@ -1,0 +1,264 @@
+/* syscall_filter.c: builds and installs the per-daemon seccomp filters of
+ * syscall_filter.h with libseccomp. System calls are named, not numbered,
+ * so that libseccomp resolves them for the architecture the program is
+ * built for (x86_64, arm64); a name that does not exist there is skipped. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+#include "syscall_filter.h"
+
+#if defined(__has_feature)
+# if __has_feature(address_sanitizer)
+#  define TERN_SANITIZER_BUILD 1
+# endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+# define TERN_SANITIZER_BUILD 1
+#endif
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Every filtered daemon: the server skeleton (accept4 on the listener from
+ * master, ppoll, busy/idle writes), logging (maillog_file, or syslog over
+ * /dev/log), memory, threads' futexes, time, signals, and IPC with the
+ * other daemons over UNIX sockets. */
+static const char *const base_calls[] = {
+    /* descriptors and files */
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "close",
+    "lseek", "fstat", "newfstatat", "statx", "stat", "lstat", "fcntl",
+    "dup", "dup3", "openat", "open", "pipe2", "getdents64",
+    /* waiting */
+    "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1",
+    "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2",
+    /* memory */
+    "brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
+    /* threads and futexes */
+    "futex", "set_robust_list", "rseq", "set_tid_address", "sched_yield",
+    "sched_getaffinity", "membarrier",
+    /* time */
+    "clock_gettime", "clock_getres", "clock_nanosleep", "gettimeofday", "time",
+    "nanosleep",
+    /* signals */
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait",
+    "sigaltstack", "restart_syscall",
+    /* identity (read only) */
+    "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
+    "getgroups", "uname", "getrlimit", "prlimit64", "umask",
+    /* randomness */
+    "getrandom",
+    /* sockets (socket and socketpair are added with their families) */
+    "accept4", "connect", "sendto", "recvfrom", "sendmsg", "recvmsg",
+    "sendmmsg", "recvmmsg", "getsockopt", "setsockopt", "getsockname",
+    "getpeername", "shutdown",
+    /* the end */
+    "exit", "exit_group",
+};
+
+/* smtpd: nothing on disk beyond reading tables (change checks, unix:
+ * lookups through NSS); clients of anvil, cleanup, policy servers,
+ * milters, Dovecot auth and DNS over UDP and TCP. */
+static const char *const smtpd_calls[] = {
+    "bind",
+};
+
+/* smtp: connections to remote servers and DNS; marks done recipients in
+ * the queue file. */
+static const char *const smtp_calls[] = {
+    "bind",
+};
+
+/* cleanup: writes, syncs and publishes queue files. */
+static const char *const cleanup_calls[] = {
+    "rename", "renameat", "renameat2", "link", "linkat", "unlink", "unlinkat",
+    "fsync", "fdatasync", "fchmod", "ftruncate", "mkdir", "mkdirat", "flock",
+    "utimensat",
+};
+
+#ifdef TERN_SANITIZER_BUILD
+/* Sanitizer runtimes make calls of their own when they write a report
+ * (the report file, /proc/self/maps, the abort). Only in such builds. */
+static const char *const sanitizer_calls[] = {
+    "readlink", "readlinkat", "prctl", "sched_getparam", "getcwd",
+};
+#endif
+
+/* Refused with EPERM: code that tries them copes with the failure (the
+ * sanitizers start a symbolizer this way, and its raw report is still a
+ * report), and the refusal is what an attacker's attempt meets. */
+static const char *const refused_calls[] = {
+    "execve", "execveat", "fork", "vfork",
+};
+
+const char *syscall_profile_name(enum syscall_profile profile)
+{
+    switch (profile) {
+    case SYSCALL_PROFILE_SMTPD: return "smtpd";
+    case SYSCALL_PROFILE_SMTP: return "smtp";
+    case SYSCALL_PROFILE_CLEANUP: return "cleanup";
+    case SYSCALL_PROFILE_NONE: break;
+    }
+    return "none";
+}
+
+/* libseccomp returns a negative number for a name unknown on this
+ * architecture (a pseudo number, or __NR_SCMP_ERROR): such a call cannot be
+ * made here, so there is nothing to allow or refuse. */
+static int resolve(const char *name)
+{
+    int nr = seccomp_syscall_resolve_name(name);
+    return nr < 0 ? -1 : nr;
+}
+
+static int add_rules(scmp_filter_ctx ctx, uint32_t action, const char *const *names, size_t n,
+                     struct strbuf *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int nr = resolve(names[i]);
+        if (nr < 0)
+            continue;
+        int rc = seccomp_rule_add(ctx, action, nr, 0);
+        if (rc < 0) {
+            sb_appendf(err, "cannot add a rule for %s: %s", names[i], strerror(-rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One rule with one argument comparison; a name unknown here is skipped. */
+static int add_arg_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
+                        struct scmp_arg_cmp cmp, struct strbuf *err)
+{
+    int nr = resolve(name);
+    if (nr < 0)
+        return 0;
+    int rc = seccomp_rule_add(ctx, action, nr, 1, cmp);
+    if (rc < 0) {
+        sb_appendf(err, "cannot add a rule for %s: %s", name, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Threads (smtpd's AUTH helpers) yes, processes no: clone is allowed with
+ * CLONE_THREAD and refused without it. clone3 passes its flags in memory a
+ * filter cannot read, so it answers ENOSYS and the C library falls back to
+ * clone. */
+static int add_clone_rules(scmp_filter_ctx ctx, struct strbuf *err)
+{
+    if (add_arg_rule(ctx, SCMP_ACT_ALLOW, "clone",
+                     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD), err) < 0
+        || add_arg_rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone",
+                        SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0), err) < 0)
+        return -1;
+    static const char *const clone3[] = { "clone3" };
+    return add_rules(ctx, SCMP_ACT_ERRNO(ENOSYS), clone3, 1, err);
+}
+
+/* socket(): AF_UNIX, AF_INET and AF_INET6 only; every other family
+ * (AF_PACKET, AF_NETLINK, ...) is refused with EPERM, which the C library
+ * handles where it probes one (getaddrinfo's AF_NETLINK check of
+ * AI_ADDRCONFIG). socketpair(): AF_UNIX only. */
+static int add_socket_rules(scmp_filter_ctx ctx, struct strbuf *err)
+{
+    for (int family = 0; family < AF_MAX; family++) {
+        bool ok = family == AF_UNIX || family == AF_INET || family == AF_INET6;
+        if (add_arg_rule(ctx, ok ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM), "socket",
+                         SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)family), err) < 0)
+            return -1;
+    }
+    if (add_arg_rule(ctx, SCMP_ACT_ERRNO(EPERM), "socket",
+                     SCMP_A0(SCMP_CMP_GE, (scmp_datum_t)AF_MAX), err) < 0)
+        return -1;
+    return add_arg_rule(ctx, SCMP_ACT_ALLOW, "socketpair", SCMP_A0(SCMP_CMP_EQ, AF_UNIX), err);
+}
+
+/* Signals only to this process (raise, abort); ioctl only for the
+ * requests the libraries make (libevent's FIONREAD, FIONBIO, stdio's
+ * terminal check TCGETS). */
+static int add_restricted_rules(scmp_filter_ctx ctx, struct strbuf *err)
+{
+    scmp_datum_t self = (scmp_datum_t)getpid();
+    if (add_arg_rule(ctx, SCMP_ACT_ALLOW, "kill", SCMP_A0(SCMP_CMP_EQ, self), err) < 0
+        || add_arg_rule(ctx, SCMP_ACT_ALLOW, "tgkill", SCMP_A0(SCMP_CMP_EQ, self), err) < 0)
+        return -1;
+    static const unsigned long ioctls[] = { FIONREAD, FIONBIO, TCGETS };
+    for (size_t i = 0; i < COUNT(ioctls); i++)
+        if (add_arg_rule(ctx, SCMP_ACT_ALLOW, "ioctl",
+                         SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)ioctls[i]), err) < 0)
+            return -1;
+    return 0;
+}
+
+static int add_profile_rules(scmp_filter_ctx ctx, enum syscall_profile profile,
+                             struct strbuf *err)
+{
+    if (add_rules(ctx, SCMP_ACT_ALLOW, base_calls, COUNT(base_calls), err) < 0
+        || add_rules(ctx, SCMP_ACT_ERRNO(EPERM), refused_calls, COUNT(refused_calls), err) < 0
+        || add_clone_rules(ctx, err) < 0 || add_socket_rules(ctx, err) < 0
+        || add_restricted_rules(ctx, err) < 0)
+        return -1;
+#ifdef TERN_SANITIZER_BUILD
+    if (add_rules(ctx, SCMP_ACT_ALLOW, sanitizer_calls, COUNT(sanitizer_calls), err) < 0)
+        return -1;
+#endif
+    switch (profile) {
+    case SYSCALL_PROFILE_SMTPD:
+        return add_rules(ctx, SCMP_ACT_ALLOW, smtpd_calls, COUNT(smtpd_calls), err);
+    case SYSCALL_PROFILE_SMTP:
+        return add_rules(ctx, SCMP_ACT_ALLOW, smtp_calls, COUNT(smtp_calls), err);
+    case SYSCALL_PROFILE_CLEANUP:
+        return add_rules(ctx, SCMP_ACT_ALLOW, cleanup_calls, COUNT(cleanup_calls), err);
+    case SYSCALL_PROFILE_NONE:
+        break;
+    }
+    return 0;
+}
+
+int syscall_filter_apply(enum syscall_profile profile, struct strbuf *err)
+{
+    if (profile == SYSCALL_PROFILE_NONE)
+        return 0;
+#ifdef TERN_SYSCALL_FILTER_TRACE
+    uint32_t deflt = SCMP_ACT_LOG;
+#else
+    /* Anything else ends the whole process (all its threads) with SIGSYS:
+     * master logs it as a crash. */
+    uint32_t deflt = SCMP_ACT_KILL_PROCESS;
+#endif
+    scmp_filter_ctx ctx = seccomp_init(deflt);
+    if (!ctx) {
+        sb_appends(err, "libseccomp cannot create a filter (kernel without seccomp?)");
+        return -1;
+    }
+    int rc;
+    /* every thread, including any a library started before this point */
+    if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0
+        || (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) < 0) {
+        sb_appendf(err, "cannot set filter attributes: %s", strerror(-rc));
+        seccomp_release(ctx);
+        return -1;
+    }
+    if (add_profile_rules(ctx, profile, err) < 0) {
+        seccomp_release(ctx);
+        return -1;
+    }
+    rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (rc < 0) {
+        sb_appendf(err, "the kernel refused the %s system call filter: %s",
+                   syscall_profile_name(profile), strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
