@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -38,6 +39,7 @@
 #define CHILD_WRONG 91
 
 static enum syscall_profile child_profile;
+static void (*child_prepare)(void);     /* run in the child before the filter */
 
 /* Fork; the child installs child_profile's filter and exits with what fn
  * returns. Returns the wait status. */
@@ -50,6 +52,8 @@ static int in_filtered_child(int (*fn)(void))
         exit(2);
     }
     if (pid == 0) {
+        if (child_prepare)
+            child_prepare();
         struct strbuf err = STRBUF_INIT(1024);
         if (syscall_filter_apply(child_profile, &err) < 0) {
             fprintf(stderr, "filter: %s\n", sb_str(&err));
@@ -217,6 +221,18 @@ static int try_chroot(void)
     return CHILD_WRONG;
 }
 
+/* prctl: reading the capability bounding set (libnss_systemd) only */
+static int try_prctl_read(void)
+{
+    return prctl(PR_CAPBSET_READ, 0, 0, 0, 0) >= 0 ? 0 : CHILD_WRONG;
+}
+
+static int try_prctl_ptracer(void)
+{
+    prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+    return CHILD_WRONG;
+}
+
 static void check_profile(enum syscall_profile profile)
 {
     child_profile = profile;
@@ -231,6 +247,11 @@ static void check_profile(enum syscall_profile profile)
     CHECK(killed_by_sigsys(in_filtered_child(try_mount)));
     CHECK(killed_by_sigsys(in_filtered_child(try_kill_parent)));
     CHECK(killed_by_sigsys(in_filtered_child(try_chroot)));
+    CHECK(exited_ok(in_filtered_child(try_prctl_read)));
+#ifndef TEST_ASAN
+    /* (sanitizer builds allow prctl whole, for their runtime) */
+    CHECK(killed_by_sigsys(in_filtered_child(try_prctl_ptracer)));
+#endif
 }
 
 #ifdef TEST_ASAN
@@ -238,11 +259,16 @@ void __sanitizer_set_report_path(const char *path);
 
 static char report_base[64];
 
+/* As ASAN_OPTIONS=log_path does at start-up (it creates the directory). */
+static void set_report_path(void)
+{
+    __sanitizer_set_report_path(report_base);
+}
+
 /* A heap overflow under the filter: the report must still reach its file
  * (the symbolizer cannot be started, the raw report is enough). */
 static int sanitizer_report(void)
 {
-    __sanitizer_set_report_path(report_base);
     volatile char *p = malloc(16);
     p[16] = 1;
     free((void *)p);
@@ -258,7 +284,9 @@ static void check_sanitizer_report(void)
     }
     snprintf(report_base, sizeof(report_base), "%s/asan", dir);
     child_profile = SYSCALL_PROFILE_SMTPD;
+    child_prepare = set_report_path;
     int status = in_filtered_child(sanitizer_report);
+    child_prepare = NULL;
     CHECK(!killed_by_sigsys(status));
     CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
     char cmd[256];
