@@ -110,9 +110,13 @@ class FilterCase(unittest.TestCase):
 
 
 class TestFilterOnByDefault(FilterCase):
-    def test_conf_default(self):
+    def test_conf_and_check(self):
         r = self.inst.tern("conf", "-d", "syscall_filter")
-        self.assertEqual(r.stdout.strip(), "syscall_filter = yes")
+        self.assertEqual(r.stdout.strip().splitlines()[-1], "syscall_filter = yes")
+        self.inst.set_main_cf({"syscall_filter": "sometimes"})
+        r = self.inst.tern("check", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("syscall_filter", r.stdout + r.stderr)
 
     def test_network_daemons_filtered_and_mail_flows(self):
         self.send_both("first pass")
