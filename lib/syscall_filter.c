@@ -258,6 +258,9 @@ int syscall_filter_apply(enum syscall_profile profile, struct strbuf *err)
     if (profile == SYSCALL_PROFILE_NONE)
         return 0;
 #ifdef TERN_SYSCALL_FILTER_TRACE
+    /* A build with -DTERN_SYSCALL_FILTER_TRACE lets calls outside the set
+     * through and has the kernel log them (audit type 1326): for checking
+     * the sets against a new library or host without killing daemons. */
     uint32_t deflt = SCMP_ACT_LOG;
 #else
     /* Anything else ends the whole process (all its threads) with SIGSYS:
