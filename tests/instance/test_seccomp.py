@@ -81,10 +81,11 @@ class FilterCase(unittest.TestCase):
     def send_both(self, tag):
         """One message to a remote and a local recipient through smtpd;
         waits until the sink and the mailbox have it."""
+        seen = len(self.sink.handler.messages)
         with self.inst.smtp() as s:
             s.sendmail("sender@example.org", ["far@remote.example", "%s@%s" % (USER, HOST)],
                        "Subject: %s\r\n\r\nthrough every daemon\r\n" % tag)
-        msgs = self.sink.wait(1)
+        msgs = self.sink.wait(seen + 1)
         self.assertIn(b"Subject: " + tag.encode(), msgs[-1][2])
         self.assertEqual(msgs[-1][1], ["far@remote.example"])
         box = self.mailbox()
@@ -98,6 +99,7 @@ class FilterCase(unittest.TestCase):
         self.inst.wait_log(r"to=<%s@%s>, relay=local, .*status=sent" % (USER, HOST))
         self.inst.wait_log(r"to=<far@remote\.example>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, "
                            r".*status=sent" % self.sink.port)
+        self.inst.wait_empty()
 
     def statuses(self, smtpd_session):
         """{daemon name: [status dicts]} of this instance's processes; the
