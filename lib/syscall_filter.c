@@ -253,6 +253,17 @@ static int add_profile_rules(scmp_filter_ctx ctx, enum syscall_profile profile,
     return 0;
 }
 
+int syscall_filter_supported(struct strbuf *why)
+{
+    /* API level 3: the kernel has seccomp(2) and SECCOMP_RET_KILL_PROCESS */
+    unsigned level = seccomp_api_get();
+    if (level >= 3)
+        return 0;
+    sb_appendf(why, "this kernel or libseccomp offers seccomp API level %u, the filters need 3 "
+               "(Linux 4.14 or later with CONFIG_SECCOMP_FILTER)", level);
+    return -1;
+}
+
 int syscall_filter_apply(enum syscall_profile profile, struct strbuf *err)
 {
     if (profile == SYSCALL_PROFILE_NONE)

@@ -20,6 +20,11 @@ enum syscall_profile {
 /* The daemon name of a profile ("smtpd"), "none" for SYSCALL_PROFILE_NONE. */
 const char *syscall_profile_name(enum syscall_profile profile);
 
+/* Whether this kernel and libseccomp can install the filters (seccomp
+ * filters with the kill-process action, Linux 4.14 and later): 0 yes, -1
+ * no with the reason in why. For `tern check`. */
+int syscall_filter_supported(struct strbuf *why);
+
 /* Install the filter of profile on every thread of this process, for good
  * (it also sets no_new_privs). A call outside the allowed set ends the
  * process with SIGSYS; execve, execveat, fork, vfork, clone without
