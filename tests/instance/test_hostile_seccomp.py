@@ -147,7 +147,7 @@ class TestTakenOverDaemon(unittest.TestCase):
         pid = self.inst.wait_process(name)[0]
         before = exe(pid)
         results = inject(pid, PAYLOAD)
-        forked = [c for c in children(pid)]
+        forked = children(pid)
         for child in forked:                 # a copy made by a fork that worked
             os.kill(child, signal.SIGKILL)
         self.assertEqual(results, [-EPERM, -EPERM, -EPERM],
