@@ -183,6 +183,7 @@ int main(int argc, char **argv)
         .pre_init = cleanup_pre_init,
         .post_init = cleanup_post_init,
         .serve = cleanup_serve,
+        .syscall_filter = SYSCALL_PROFILE_CLEANUP,
     };
     server_main(argc, argv, "cleanup", &ops);
 }

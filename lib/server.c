@@ -625,6 +625,20 @@ static void enter_sandbox(void)
         drop_to_ids(user, uid, gid, extra);
 }
 
+/* The daemon's system call filter, last before serving: after pre_init,
+ * any chroot, the privilege drop and post_init, which open what they need. */
+static void enter_syscall_filter(void)
+{
+    enum syscall_profile profile = srv.ops->syscall_filter;
+    if (profile == SYSCALL_PROFILE_NONE || !cfg_bool(P_syscall_filter))
+        return;
+    struct strbuf err = STRBUF_INIT(1024);
+    if (syscall_filter_apply(profile, &err) < 0)
+        msg_fatal("%s; set syscall_filter = no to run without one", sb_str(&err));
+    sb_free(&err);
+    msg_debug("%s system call filter installed", syscall_profile_name(profile));
+}
+
 /* -S: one connection on stdin, served in this process, then exit. */
 static void __attribute__((noreturn)) serve_standalone(void)
 {
@@ -672,6 +686,7 @@ void server_main(int argc, char **argv, const char *progname, const struct serve
         ops->post_init(srv.base);
     if (srv_terminate)
         server_exit();
+    enter_syscall_filter();
     if (srv.standalone)
         serve_standalone();
     msg_debug("service %s ready (generation %u)", server_service_name(), srv.generation);

@@ -26,6 +26,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "syscall_filter.h"
+
 struct event_base;
 
 #define MASTER_STATUS_FD 3
@@ -82,6 +84,9 @@ struct server_ops {
     /* Keep setgid_group as the one supplementary group after the drop to
      * mail_owner (pickup: maildrop files are readable by that group only). */
     bool keep_setgid_group;
+    /* The system call filter this daemon runs under once post_init is done
+     * (lib/syscall_filter.h), unless syscall_filter = no. */
+    enum syscall_profile syscall_filter;
 };
 
 /* Parse arguments, load configuration, set up logging, run pre_init, chroot,

@@ -175,6 +175,7 @@ int main(int argc, char **argv)
         .idle_deadline_usec = smtp_cache_deadline,
         .idle_deadline = smtp_cache_expire,
         .pre_exit = smtp_pre_exit,
+        .syscall_filter = SYSCALL_PROFILE_SMTP,
     };
     server_main(argc, argv, "smtp", &ops);
 }

@@ -119,6 +119,7 @@ int main(int argc, char **argv)
         .post_init = smtpd_post_init,
         .accept_event = smtpd_accept,
         .client_limit = smtpd_client_limit,
+        .syscall_filter = SYSCALL_PROFILE_SMTPD,
     };
     server_main(argc, argv, "smtpd", &ops);
 }

@@ -17,6 +17,7 @@
 #include "queue.h"
 #include "server.h"
 #include "strbuf.h"
+#include "syscall_filter.h"
 #include "tern.h"
 #include "util.h"
 
@@ -327,12 +328,30 @@ static void check_sasl(struct check_state *cs)
     }
 }
 
+/* syscall_filter = yes on a kernel that cannot filter: smtpd, smtp and
+ * cleanup would stop at start-up rather than run unfiltered. */
+static void check_syscall_filter(struct check_state *cs)
+{
+    if (!cfg_bool(P_syscall_filter))
+        return;
+    struct strbuf why = STRBUF_INIT(512);
+    if (syscall_filter_supported(&why) < 0) {
+        fprintf(cs->out, "tern: warning: syscall_filter = yes, but %s; smtpd, smtp and cleanup "
+                "will not start (set syscall_filter = no to run them without a filter)\n",
+                sb_str(&why));
+        cs->warnings++;
+    }
+    sb_free(&why);
+}
+
 int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
 {
     struct check_state cs = { out, 0, 0 };
     check_parameters(&cs);
-    if (cs.errors == 0)
+    if (cs.errors == 0) {
         check_sasl(&cs);
+        check_syscall_filter(&cs);
+    }
     check_milters(&cs);
     check_services(&cs);
     check_spool(&cs);

@@ -439,7 +439,7 @@ class RawSession:
 
 CRASH_PATTERNS = re.compile(
     r"AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer|runtime error:"
-    r"|killed by signal (4|6|7|8|11)\b")
+    r"|killed by signal (4|6|7|8|11|31)\b")     # 31: SIGSYS, a call outside a syscall filter
 
 
 def crash_reports(text):
