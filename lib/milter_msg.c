@@ -51,24 +51,6 @@ static int push_header(struct milter_msg *m, size_t at, char *name, char *value)
     return 0;
 }
 
-/* Read exactly n bytes at off; -1 on an error or a short file. */
-static int read_at(int fd, off_t off, char *buf, size_t n)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t got = pread(fd, buf + done, n - done, off + (off_t)done);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            if (got == 0)
-                errno = EIO;
-            return -1;
-        }
-        done += (size_t)got;
-    }
-    return 0;
-}
-
 /* Split the header section (head[0..n), the start of a content of total
  * bytes) into headers; returns where the body starts. */
 static size_t parse_headers(struct milter_msg *m, const char *head, size_t n, off_t total)
@@ -116,7 +98,7 @@ int milter_msg_parse(struct milter_msg *m, int fd, off_t len, size_t header_limi
     m->body_limit = body_limit;
     size_t n = (off_t)header_limit < len ? header_limit : (size_t)len;
     char *head = xmalloc(n);
-    if (n && read_at(fd, 0, head, n) < 0) {
+    if (n && pread_all(fd, head, n, 0) < 0) {
         free(head);
         return -1;
     }

@@ -393,33 +393,13 @@ int qfile_open(struct qfile_reader *r, const char *path, int flags)
     return 0;
 }
 
-/* pread exactly n bytes; a short read means the file changed under us. */
-static int qfile_pread_all(int fd, void *buf, size_t n, off_t off)
-{
-    char *p = buf;
-    while (n) {
-        ssize_t got = pread(fd, p, n, off);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            if (got == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += got;
-        n -= (size_t)got;
-        off += got;
-    }
-    return 0;
-}
-
 #define QFILE_AHEAD 16384
 
 /* n bytes at off, through the read-ahead window when they fit in it. */
 static int reader_read(struct qfile_reader *r, void *buf, size_t n, off_t off)
 {
     if (n > QFILE_AHEAD)
-        return qfile_pread_all(r->fd, buf, n, off);
+        return pread_all(r->fd, buf, n, off);
     if (!(r->ahead && off >= r->ahead_off && off + (off_t)n <= r->ahead_off + (off_t)r->ahead_len)) {
         if (!r->ahead)
             r->ahead = xmalloc(QFILE_AHEAD);
@@ -428,7 +408,7 @@ static int reader_read(struct qfile_reader *r, void *buf, size_t n, off_t off)
         if (want < n)
             want = n;
         r->ahead_len = 0;
-        if (qfile_pread_all(r->fd, r->ahead, want, off) < 0)
+        if (pread_all(r->fd, r->ahead, want, off) < 0)
             return -1;
         r->ahead_off = off;
         r->ahead_len = want;
@@ -519,7 +499,7 @@ void qfile_close(struct qfile_reader *r)
 int qfile_mark_done(int fd, off_t offset)
 {
     unsigned char t;
-    if (offset <= 0 || qfile_pread_all(fd, &t, 1, offset) < 0 || (t != QREC_RCPT && t != QREC_DONE)) {
+    if (offset <= 0 || pread_all(fd, &t, 1, offset) < 0 || (t != QREC_RCPT && t != QREC_DONE)) {
         errno = EINVAL;
         return -1;
     }
@@ -544,7 +524,7 @@ int qfile_set_warned(int fd, off_t offset, long long when)
 {
     unsigned char head[5];
     char digits[QREC_WARN_WIDTH + 1];
-    if (offset <= 0 || when < 0 || when > 999999999999999LL || qfile_pread_all(fd, head, sizeof(head), offset) < 0
+    if (offset <= 0 || when < 0 || when > 999999999999999LL || pread_all(fd, head, sizeof(head), offset) < 0
         || head[0] != QREC_WARN || head[1] || head[2] || head[3] || head[4] != QREC_WARN_WIDTH) {
         errno = EINVAL;
         return -1;

@@ -106,6 +106,25 @@ ssize_t write_all(int fd, const void *buf, size_t n)
     return (ssize_t)n;
 }
 
+int pread_all(int fd, void *buf, size_t n, off_t off)
+{
+    char *p = buf;
+    while (n) {
+        ssize_t got = pread(fd, p, n, off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            if (got == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += got;
+        n -= (size_t)got;
+        off += got;
+    }
+    return 0;
+}
+
 int set_nonblock(int fd, bool on)
 {
     int fl = fcntl(fd, F_GETFL);

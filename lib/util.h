@@ -28,6 +28,9 @@ bool str_ieq(const char *a, const char *b);
 
 /* Write/read all bytes, retrying on EINTR and short counts; -1 on error/EOF. */
 ssize_t write_all(int fd, const void *buf, size_t n);
+/* Read exactly n bytes at offset off; -1 on an error or a short file (EIO):
+ * a file that ends early has changed under the reader. */
+int pread_all(int fd, void *buf, size_t n, off_t off);
 
 /* Set O_NONBLOCK / FD_CLOEXEC; 0 ok, -1 error. */
 int set_nonblock(int fd, bool on);
