@@ -1,7 +1,7 @@
 /* fuzz_smtpd_parse.c: libFuzzer target for everything smtpd parses from a
  * client line: the verb split, MAIL and RCPT with their ESMTP parameters,
  * HELO, BDAT and xtext. Any crash, leak or sanitizer report is a bug.
- * sources: smtpd/smtpd_parse.c lib/address.c */
+ * sources: smtpd/smtpd_parse.c lib/global/address.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
