@@ -71,7 +71,7 @@ static int read_attrs(struct attr_reader *r, struct cleanup_envelope *env, const
             return refuse(why, "bad attribute");
         if (!attr_name_ok(name) || cleanup_env_attr(env, name))
             return refuse(why, "bad or repeated attribute name");
-        /* only cleanup's own checks decide this one (lib/QUEUE.md) */
+        /* only cleanup's own checks decide this one (lib/global/QUEUE.md) */
         if (strcmp(name, "content_filter") == 0)
             return refuse(why, "reserved attribute name");
         if (!text_ok(value, CLEANUP_ATTR_VALUE_MAX))

@@ -1,6 +1,6 @@
 /* cleanup_queue.c: the queue file of one submission: created under its
  * temporary name with the envelope records, filled with content records,
- * then committed (lib/QUEUE.md: fsync, rename, directory fsync) into
+ * then committed (lib/global/QUEUE.md: fsync, rename, directory fsync) into
  * incoming/ (or hold/) or removed; after a commit, qmgr is told there is
  * new mail. */
 #include <errno.h>
@@ -58,7 +58,7 @@ static void write_envelope(struct cleanup_state *st)
     for (size_t i = 0; i < st->env.nattr; i++)
         qfile_put_attr(qf, st->env.attr_names[i], st->env.attr_values[i]);
     /* The checks may still redirect the message or add recipients: then
-     * the recipients follow the content (lib/QUEUE.md). */
+     * the recipients follow the content (lib/global/QUEUE.md). */
     if (!st->rcpts_after_content)
         write_rcpts(st);
 }
@@ -103,7 +103,7 @@ void cleanup_queue_flush(struct cleanup_state *st, bool all)
     }
 }
 
-/* After X: what the header and body checks decided (lib/QUEUE.md): the
+/* After X: what the header and body checks decided (lib/global/QUEUE.md): the
  * content filter, and the recipients when they were kept back. */
 static void write_extracted(struct cleanup_state *st)
 {

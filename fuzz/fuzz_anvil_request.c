@@ -2,7 +2,7 @@
  * any byte string is offered as a request frame the way anvil reads one,
  * and as a reply frame the way smtpd's client reads one; what decodes must
  * encode again to the same bytes.
- * sources: lib/anvil_proto.c lib/attr.c */
+ * sources: lib/global/anvil_proto.c lib/util/attr.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

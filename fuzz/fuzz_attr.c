@@ -1,6 +1,6 @@
 /* fuzz_attr.c: libFuzzer target for the internal IPC decoder: any byte
  * string is offered as a frame and read the way cleanup reads an envelope.
- * sources: lib/attr.c */
+ * sources: lib/util/attr.c */
 #include <stdint.h>
 #include <string.h>
 

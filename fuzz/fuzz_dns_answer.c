@@ -1,10 +1,10 @@
 /* fuzz_dns_answer.c: libFuzzer target for what a hostile DNS server reaches:
  * the raw answer bytes, parsed by c-ares and turned into Tern's results by
- * lib/dns_answer.c, read as each kind of answer Tern asks for (MX, A, AAAA,
+ * lib/dns/dns_answer.c, read as each kind of answer Tern asks for (MX, A, AAAA,
  * TXT, PTR, and the hostent c-ares builds for host and PTR lookups). Any
  * crash, leak, sanitizer report, or a result that breaks its bounds (an
  * invalid name, too many entries, unsorted MX, unprintable TXT) is a bug.
- * sources: lib/dns_answer.c lib/address.c -lcares */
+ * sources: lib/dns/dns_answer.c lib/global/address.c -lcares */
 #include <ares.h>
 #include <netdb.h>
 #include <stdint.h>

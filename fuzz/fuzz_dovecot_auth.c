@@ -5,7 +5,7 @@
  * or reason, base64 text in a challenge that decodes or is refused). The
  * whole input is also offered to the base64 decoder, whose output must
  * encode back to the same text.
- * sources: lib/dovecot_auth.c lib/base64.c */
+ * sources: lib/global/dovecot_auth.c lib/util/base64.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

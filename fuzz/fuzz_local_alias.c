@@ -3,7 +3,7 @@
  * :include: file (comment lines allowed), as local does with text that a
  * user or a map supplies. Every destination it returns must be within the
  * bounds local relies on.
- * sources: local/local_expand.c lib/address.c */
+ * sources: local/local_expand.c lib/global/address.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * file: any byte string is loaded as a queue file, checked by the maildrop
  * rules, and its content streamed, as pickup does before it hands a file
  * to cleanup.
- * sources: lib/queue_file.c lib/queue_id.c lib/maildrop.c */
+ * sources: lib/global/queue_file.c lib/global/queue_id.c lib/global/maildrop.c */
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/mman.h>

@@ -4,7 +4,7 @@
  * from the input, rendered again (a message with its empty line must come
  * back byte for byte, whatever the limit), then edited the way filters ask
  * and rendered once more, in pieces of a size taken from the input.
- * sources: lib/milter_msg.c */
+ * sources: lib/milter/milter_msg.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

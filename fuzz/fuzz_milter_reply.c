@@ -2,7 +2,7 @@
  * byte string is read as a stream of filter packets the way the MTA side
  * reads one; each packet is decoded as a reply and as an option negotiation,
  * and reply code texts are parsed as a session would use them.
- * sources: lib/milter_proto.c */
+ * sources: lib/milter/milter_proto.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

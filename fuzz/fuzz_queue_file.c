@@ -1,6 +1,6 @@
 /* fuzz_queue_file.c: libFuzzer target for the queue file reader: any byte
  * string is read as a queue file the way qmgr and `tern` read one.
- * sources: lib/queue_file.c lib/queue_id.c */
+ * sources: lib/global/queue_file.c lib/global/queue_id.c */
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/mman.h>

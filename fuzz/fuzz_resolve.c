@@ -1,16 +1,16 @@
-/* fuzz_resolve.c: libFuzzer target for the address resolver (lib/resolve.c)
+/* fuzz_resolve.c: libFuzzer target for the address resolver (lib/global/resolve.c)
  * on recipient addresses as clients send them: sender routing with %, !
  * and quoted @, address literals, trailing dots, quoting. Besides crashes,
  * leaks and sanitizer reports, the answer must be consistent: a resolved
  * address resolves to itself (delivery sees what smtpd saw), a local one
  * has no routing left in its local part, and the flags match the domain.
- * sources: lib/resolve.c lib/domains.c lib/address.c lib/config.c */
+ * sources: lib/global/resolve.c lib/global/domains.c lib/global/address.c lib/global/config.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/config.h"
-#include "lib/resolve.h"
+#include "lib/global/config.h"
+#include "lib/global/resolve.h"
 
 static void configure_once(void)
 {

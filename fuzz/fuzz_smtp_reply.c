@@ -7,7 +7,7 @@
  * also the content of a message for the DATA encoder, whose output must
  * never hold a bare CR or LF and must end with its only CR LF . CR LF line.
  * Any crash, leak or sanitizer report, or a broken rule, is a bug.
- * sources: smtp/smtp_parse.c smtp/smtp_policy.c lib/address.c */
+ * sources: smtp/smtp_parse.c smtp/smtp_policy.c lib/global/address.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,12 +1,12 @@
 /* fuzz_smtpd_parse.c: libFuzzer target for everything smtpd parses from a
  * client line: the verb split, MAIL and RCPT with their ESMTP parameters,
  * HELO, BDAT and xtext. Any crash, leak or sanitizer report is a bug.
- * sources: smtpd/smtpd_parse.c lib/address.c */
+ * sources: lib/global/smtp_command.c lib/global/address.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtpd/smtpd_parse.h"
+#include "lib/global/smtp_command.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -2,13 +2,13 @@
  * outside: the server name (SNI) a client sends, turned into a table key,
  * and the protocol list syntax of main.cf. Any crash, leak or sanitizer
  * report is a bug.
- * sources: lib/tls_protocols.c */
+ * sources: lib/tls/tls_protocols.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/strbuf.h"
-#include "lib/tls_protocols.h"
+#include "lib/util/strbuf.h"
+#include "lib/tls/tls_protocols.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -5,7 +5,7 @@
  * does on Debian. Done by master, as root, at start and at every reload.
  * What a daemon reads once (tables, time zone, password file, resolver
  * configuration, certificates) is opened before its chroot instead
- * (lib/chroot.c), so these copies are a convenience, never a requirement.
+ * (lib/global/chroot.c), so these copies are a convenience, never a requirement.
  *
  * Root works here only on descriptors: queue_directory belongs to root
  * and nobody else may write it (master_queue.c), etc/ inside it is made

@@ -1,7 +1,7 @@
 /* master_privs.c: master working as mail_owner for a moment. private/,
  * public/ and data_directory belong to mail_owner, so anything master does
  * there by name (create a socket or fifo, remove a stale one, remove its
- * pid file) it does with mail_owner's effective ids (lib/safe_open.c): a
+ * pid file) it does with mail_owner's effective ids (lib/util/safe_open.c): a
  * link that mail_owner put in place of a name then gets mail_owner's
  * rights, never root's (doc/SECURITY.md, "Root and paths"). Without root,
  * nothing changes. */

@@ -5,7 +5,7 @@
  * and on its master.cf timer, and runs as mail_owner with setgid_group as
  * a supplementary group, since maildrop files are mode 0640 with that
  * group. Every file is hostile input: one that is not a well-formed
- * maildrop file (lib/QUEUE.md) goes to corrupt/ with a log line. The
+ * maildrop file (lib/global/QUEUE.md) goes to corrupt/ with a log line. The
  * submitter is the file's owner, which the kernel set when tern-drop
  * created the file, and only root, mail_owner and trusted_users may choose
  * their envelope sender: this is decided here, where no user can get
@@ -81,7 +81,7 @@ static char *qualify(const char *addr)
  * for, when it was not allowed (NULL otherwise). NULL when uid has no
  * account (*failed false) or the account database cannot be read now
  * (*failed true: try again later). Inside a chroot the lookup reads the
- * password file opened before it (lib/chroot.c). */
+ * password file opened before it (lib/global/chroot.c). */
 static char *choose_sender(uid_t uid, const char *asked, const char **replaced, bool *failed)
 {
     *replaced = NULL;

@@ -2,7 +2,7 @@
  * installed setgid setgid_group (mode 2755) and runs as the user who ran
  * sendmail. It reads one submission on its standard input (queue-file
  * records, doc/PROTOCOLS.md "tern-drop"), checks every record, and writes
- * a maildrop file (lib/QUEUE.md, "Maildrop files") that records the real
+ * a maildrop file (lib/global/QUEUE.md, "Maildrop files") that records the real
  * uid of the caller, taken from getuid() and never from the input: under a
  * temporary name, fsynced, then renamed. Then it pokes pickup through
  * public/pickup; when Tern is stopped the file waits there.

@@ -1,7 +1,7 @@
 /* sendmail_addr.c: recipients as sendmail takes them, from its arguments
  * and, with -t, from To:, Cc: and Bcc:: RFC 5322 address lists with
  * display names, comments, groups and source routes, reduced to the bare
- * addresses and checked by the one address parser (lib/address.h). */
+ * addresses and checked by the one address parser (lib/global/address.h). */
 #include <stdlib.h>
 #include <string.h>
 

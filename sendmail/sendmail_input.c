@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cleanup/cleanup.h"
+#include "header_section.h"
 #include "sendmail.h"
 
 void sm_input_init(struct sm_input *in, FILE *fp, bool ignore_dots, bool smtp,

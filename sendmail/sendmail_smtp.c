@@ -10,7 +10,7 @@
 
 #include "config.h"
 #include "sendmail.h"
-#include "smtpd/smtpd_parse.h"
+#include "smtp_command.h"
 #include "util.h"
 
 #define BS_LINE_MIN 512

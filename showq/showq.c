@@ -4,7 +4,7 @@
  * as mail_owner, and answers one request per connection: after the
  * protocol name "showq" the client sends {json, sender, recipient,
  * domain, state} (all optional; doc/PROTOCOLS.md) and gets the listing of
- * lib/mailq.c as plain text, then end of file. Only envelopes and delay
+ * lib/global/mailq.c as plain text, then end of file. Only envelopes and delay
  * reasons are shown, never message contents. */
 #include <errno.h>
 #include <stdio.h>

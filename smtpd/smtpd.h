@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 
 #include "smtpd_content.h"
-#include "smtpd_parse.h"
+#include "smtp_command.h"
 #include "strbuf.h"
 
 struct event;

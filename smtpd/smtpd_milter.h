@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "smtpd_parse.h"
+#include "smtp_command.h"
 
 struct smtpd_session;
 

@@ -90,7 +90,7 @@ static void check_milters(struct check_state *cs)
 
 /* A chrooted daemon sees queue_directory as "/": a socket or directory it
  * opens by path at run time must be given relative to queue_directory, or
- * absolute as seen from inside (lib/chroot.c opens the rest before the
+ * absolute as seen from inside (lib/global/chroot.c opens the rest before the
  * chroot). Paths of main.cf only; -o overrides are not looked at. */
 static void check_chroot_path(struct check_state *cs, const struct master_service *svc,
                               const char *param, const char *path, size_t len)

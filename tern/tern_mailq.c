@@ -1,5 +1,5 @@
 /* tern_mailq.c: `tern queue` (also `mailq`, `sendmail -bp`): the queue as
- * Postfix's mailq shows it (lib/mailq.c). Root reads the queue directly;
+ * Postfix's mailq shows it (lib/global/mailq.c). Root reads the queue directly;
  * other users get the same listing from the showq service through the
  * set-group-ID tern-mailq program, as Postfix's postqueue does, so that
  * they see envelopes but never message contents. */

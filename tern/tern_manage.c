@@ -1,6 +1,6 @@
 /* tern_manage.c: changing the queue: `tern flush`, `delete`, `hold`,
  * `release` and `requeue`, by queue ID, ALL, or the filters of `tern
- * queue`. Safe while Tern runs (lib/QUEUE.md, "Administration"): a
+ * queue`. Safe while Tern runs (lib/global/QUEUE.md, "Administration"): a
  * message outside active/ is moved or removed with one rename or unlink,
  * which fails if qmgr took it meanwhile, and then it is looked up again; a
  * message in active/ is qmgr's, so qmgr is asked to do it when no delivery

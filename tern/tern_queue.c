@@ -1,7 +1,7 @@
 /* tern_queue.c: what the queue commands of `tern` share: the filters of
  * the command line, entering queue_directory, JSON lines on stdout, and
  * the administration requests sent to qmgr over public/qmgr
- * (doc/PROTOCOLS.md). Reading the queue is lib/queue_scan.c. */
+ * (doc/PROTOCOLS.md). Reading the queue is lib/global/queue_scan.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>

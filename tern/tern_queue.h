@@ -1,7 +1,7 @@
 /* tern_queue.h: what the queue commands of `tern` share (tern_queue.c):
  * filters given on the command line, entering the queue, printing JSON,
  * and asking qmgr to act on a message it is delivering. Reading the queue
- * itself is lib/queue_scan.h. The commands: tern_mailq.c (queue / mailq),
+ * itself is lib/global/queue_scan.h. The commands: tern_mailq.c (queue / mailq),
  * tern_show.c (show, why) and tern_manage.c (flush, delete, hold,
  * release, requeue). */
 #ifndef TERN_TERN_QUEUE_H

@@ -113,7 +113,7 @@ static int fix_dir(const char *path, mode_t mode, uid_t uid, gid_t gid)
     return 0;
 }
 
-/* The queue tree exactly as master would make it (lib/QUEUE.md). */
+/* The queue tree exactly as master would make it (lib/global/QUEUE.md). */
 static int setup_queue(const char *owner, const char *group)
 {
     uid_t uid;

@@ -451,7 +451,7 @@ RECORD_TYPES = set("VTZSARDCXWE")
 
 
 def read_queue_file(path):
-    """Parse a queue file strictly by lib/QUEUE.md. Returns dict(sender,
+    """Parse a queue file strictly by lib/global/QUEUE.md. Returns dict(sender,
     attrs {name: value}, recipients [(addr, orcpt, notify, done)], content
     bytes, complete bool, arrival str, size int or None, truncated bool,
     warned: when a delay warning was sent, 0 if none yet, None without W).

@@ -45,10 +45,10 @@ def main_cf_settings(text):
 
 def params_def():
     """[(name, type, default or None when it is a build-time macro,
-    description)] of lib/params.def."""
+    description)] of lib/global/params.def."""
     out = []
     pattern = re.compile(r'^PARAM\((\w+), (PT_\w+), ("(?:[^"\\]|\\.)*"|\w+), "((?:[^"\\]|\\.)*)"\)\s*$')
-    for line in read(os.path.join(SOURCE, "lib", "params.def")).splitlines():
+    for line in read(os.path.join(SOURCE, "lib", "global", "params.def")).splitlines():
         if not line.startswith("PARAM("):
             continue
         m = pattern.match(line)

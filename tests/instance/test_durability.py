@@ -1,5 +1,5 @@
 """test_durability.py: crash safety of the queue. Every Tern process is
-SIGKILLed at each state of the queue state machine (lib/QUEUE.md); after a
+SIGKILLed at each state of the queue state machine (lib/global/QUEUE.md); after a
 restart an acknowledged message is intact and readable, and nothing that
 was not acknowledged ever shows up as a message, not even half of one.
 

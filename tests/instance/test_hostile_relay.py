@@ -39,7 +39,7 @@ USER = "terntestrelay"
 CLIENT = "127.0.0.3"
 SENDER = "attacker@example.org"     # forged: a bounce to it would leave the host
 FOREIGN = "foreign.test"
-MAX_HOPS = 10                        # lib/resolve.h RESOLVE_HOPS_MAX
+MAX_HOPS = 10                        # lib/global/resolve.h RESOLVE_HOPS_MAX
 
 
 # ---- this host's addresses, as getifaddrs(3) lists them ----

@@ -218,7 +218,7 @@ def new_queue_id():
 
 
 def queue_file_bytes(rcpt, content, sender="sender@example.org"):
-    """A complete queue file (lib/QUEUE.md); returns (bytes, offset of the
+    """A complete queue file (lib/global/QUEUE.md); returns (bytes, offset of the
     recipient record)."""
     records, pos, offset = [], 0, None
     for t, data in (("V", b"1"), ("T", b"%d.000000" % (int(time.time()) - 2)),
@@ -641,7 +641,7 @@ class TestInitDirectory(unittest.TestCase):
             self.assertIn("must belong to root", r.stderr)
 
 
-# ---- the attribute frames of lib/attr.h ----
+# ---- the attribute frames of lib/util/attr.h ----
 
 def encode_frame(pairs):
     payload = b""

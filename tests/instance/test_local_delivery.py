@@ -109,7 +109,7 @@ def put_file(path, text, owner=None, mode=0o644):
     os.chmod(path, mode)
 
 
-# ---- the attribute frames of lib/attr.h ----
+# ---- the attribute frames of lib/util/attr.h ----
 
 def encode_frame(pairs):
     payload = b""
@@ -150,7 +150,7 @@ def read_frame(sock):
     return out
 
 
-# ---- queue files (lib/QUEUE.md) ----
+# ---- queue files (lib/global/QUEUE.md) ----
 
 _qid_counter = [0]
 

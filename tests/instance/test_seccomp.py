@@ -1,5 +1,5 @@
 """test_seccomp.py: the system call filters of smtpd, smtp and cleanup
-(lib/syscall_filter.c, parameter syscall_filter) in a running instance.
+(lib/global/syscall_filter.c, parameter syscall_filter) in a running instance.
 
 With the defaults, the kernel reports each of those daemons in filter mode
 (/proc/PID/status: "Seccomp: 2", "NoNewPrivs: 1") while mail flows the

@@ -168,7 +168,7 @@ def records(*recs):
 
 
 def maildrop_file(uid, rcpt, sender=b"root"):
-    """A well-formed maildrop file (lib/QUEUE.md) claiming uid."""
+    """A well-formed maildrop file (lib/global/QUEUE.md) claiming uid."""
     content = b"Subject: planted\n\nplanted\n"
     return records(("V", b"1"), ("T", b"%d.000000" % int(time.time())), ("S", sender),
                    ("A", b"uid=%d" % uid), ("R", rcpt.encode() + b"\0\0"), ("C", content),

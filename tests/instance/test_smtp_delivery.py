@@ -52,7 +52,7 @@ SERVFAIL = {"fail.test"}
 NO_ANSWER = {"slow.test"}
 
 
-# ---- the attribute frames of lib/attr.h ----
+# ---- the attribute frames of lib/util/attr.h ----
 
 def encode_frame(pairs):
     payload = b""
@@ -134,7 +134,7 @@ def new_queue_id():
 
 
 def write_queue_file(inst, sender, rcpts, content, attrs=()):
-    """A complete queue file in active/ (lib/QUEUE.md) that qmgr never sees.
+    """A complete queue file in active/ (lib/global/QUEUE.md) that qmgr never sees.
     Returns (queue_id, [(address, orcpt, notify, offset)])."""
     out, entries = bytearray(), []
 

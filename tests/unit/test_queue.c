@@ -313,7 +313,7 @@ static void test_garbled(void)
     CHECK(load_bytes(RAW(HEAD "R\0\0\0\4a\0\0\0"), NULL) == -1);         /* four fields */
     CHECK(load_bytes(RAW(HEAD "R\0\0\0\3a\0\0" BODY "E\0\0\0\0"), &complete) == 0 && complete);
     CHECK(load_bytes(RAW(HEAD "A\0\0\0\3x=y" BODY "E\0\0\0\0"), &complete) == 0 && complete);
-    /* after X: cleanup's content_filter (lib/QUEUE.md); never inside the content */
+    /* after X: cleanup's content_filter (lib/global/QUEUE.md); never inside the content */
     CHECK(load_bytes(RAW(HEAD BODY "A\0\0\0\3x=yE\0\0\0\0"), &complete) == 0 && complete);
     CHECK(load_bytes(RAW(HEAD "C\0\0\0\1aA\0\0\0\3x=yX\0\0\0\0E\0\0\0\0"), NULL) == -1);
     CHECK(load_content_of(QREC_CONTENT_CHUNK, &complete) == 0 && complete);

@@ -1,4 +1,4 @@
-/* test_resolve.c: unit tests of the one address resolver (lib/resolve.c):
+/* test_resolve.c: unit tests of the one address resolver (lib/global/resolve.c):
  * the class of an address, the address delivery sees after sender routing
  * (%, !, quoted @) in local domains, the depth limit, malformed routing,
  * address literals of this host's own addresses in every spelling and of

@@ -2,7 +2,7 @@
  * splitting and recipient checks, its reading of the message (line ends,
  * the lone dot, -i, mbox From_ lines, -bs dot stuffing, the size limit),
  * -t with Bcc: removal and Resent- fields, and the maildrop file rules
- * (lib/maildrop.c) on files written with the queue file writer. */
+ * (lib/global/maildrop.c) on files written with the queue file writer. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "check.h"
+#include "smtp_command.h"
 #include "smtpd_content.h"
-#include "smtpd_parse.h"
 #include "strbuf.h"
 
 static const struct smtp_parse_opts opts = { 10240000, true };

@@ -1,5 +1,5 @@
 /* test_syscall_filter.c: unit tests of the system call filters
- * (lib/syscall_filter.c). Each case forks a child that installs a daemon's
+ * (lib/global/syscall_filter.c). Each case forks a child that installs a daemon's
  * filter and then tries something: what the daemon needs works, execve,
  * fork and sockets of other families fail with EPERM, and calls outside
  * the set (ptrace, setuid, mount, a signal to another process) end the

@@ -1,5 +1,5 @@
 /* test_tls_protocols.c: unit tests of Postfix's TLS protocol list syntax
- * (lib/tls_protocols.c): ranges, exclusions, positive lists, and refusals. */
+ * (lib/tls/tls_protocols.c): ranges, exclusions, positive lists, and refusals. */
 #include <string.h>
 
 #include <openssl/ssl.h>

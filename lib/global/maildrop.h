@@ -1,7 +1,7 @@
 /* maildrop.h: the rules of a local submission waiting in maildrop/: what
  * tern-drop writes there and what pickup accepts. A maildrop file is a
  * queue file (queue.h) with a narrower grammar, written down in
- * lib/QUEUE.md, "Maildrop files"; pickup reads it as hostile input. */
+ * lib/global/QUEUE.md, "Maildrop files"; pickup reads it as hostile input. */
 #ifndef TERN_MAILDROP_H
 #define TERN_MAILDROP_H
 

@@ -1,6 +1,6 @@
 /* domains.h: the domain lists of main.cf: mydestination (delivered here),
  * relay_domains (relayed to from anyone) and myorigin. What an address is
- * and where it goes is decided by lib/resolve.h, which reads these lists;
+ * and where it goes is decided by lib/global/resolve.h, which reads these lists;
  * callers ask the resolver, not these lists. */
 #ifndef TERN_DOMAINS_H
 #define TERN_DOMAINS_H

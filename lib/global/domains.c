@@ -1,5 +1,5 @@
 /* domains.c: the domain lists of main.cf (mydestination, relay_domains,
- * myorigin) normalized once, for the resolver (lib/resolve.c). */
+ * myorigin) normalized once, for the resolver (lib/global/resolve.c). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -66,7 +66,7 @@ struct resolve_result {
  * daemons, so run it after the host's addresses change. */
 void resolve_init(void);
 
-/* Resolve a parsed address (lib/address.h). Returns 0 with *r filled (free
+/* Resolve a parsed address (lib/global/address.h). Returns 0 with *r filled (free
  * it with resolve_result_free; r->class may be RESOLVE_BAD), or -1 when no
  * decision can be made now and the caller should try again later (r->why;
  * nothing fails that way yet: lookup tables in the resolver will). */

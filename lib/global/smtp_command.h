@@ -1,11 +1,11 @@
-/* smtpd_parse.h: pure parsing of SMTP command lines for smtpd: the verb
- * split, MAIL FROM / RCPT TO with their ESMTP parameters (SIZE, BODY, RET,
- * ENVID, SMTPUTF8, AUTH, NOTIFY, ORCPT), xtext decoding, HELO and BDAT
- * arguments. No I/O and no session state, so every function is unit-tested
+/* smtp_command.h: pure parsing of SMTP command lines, shared by smtpd and
+ * sendmail -bs: the verb split, MAIL FROM / RCPT TO with their ESMTP
+ * parameters (SIZE, BODY, RET, ENVID, SMTPUTF8, AUTH, NOTIFY, ORCPT), xtext
+ * decoding, HELO and BDAT arguments. No I/O and no session state, so every function is unit-tested
  * with hostile input. On a syntax error the functions return -1 and fill a
  * struct smtp_parse_error with the reply Postfix would give. */
-#ifndef TERN_SMTPD_PARSE_H
-#define TERN_SMTPD_PARSE_H
+#ifndef TERN_SMTP_COMMAND_H
+#define TERN_SMTP_COMMAND_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,12 +1,12 @@
 /* queue.h: the on-disk queue: directory names, queue IDs, and the queue file
  * record format. The state machine (which files exist in each state, the
- * commit point, what recovery does) is written down in lib/QUEUE.md.
+ * commit point, what recovery does) is written down in lib/global/QUEUE.md.
  *
  * A queue file is a sequence of records:
  *     uint8 type, uint32 BE length, length bytes of data
  * Recipient records are marked done in place by overwriting their type byte
  * (QREC_RCPT -> QREC_DONE), so a crashed process never delivers one twice
- * (see lib/QUEUE.md for the power-loss window).
+ * (see lib/global/QUEUE.md for the power-loss window).
  * Every complete file ends with a QREC_END record; a file without one is
  * incomplete (still being written) or corrupt. */
 #ifndef TERN_QUEUE_H

@@ -47,7 +47,7 @@ void cfg_override(const char *name, const char *value);
  * parameter, the value and main.cf). */
 const char *cfg_str(enum param_id id);
 /* Logging as main.cf says: syslog_name, syslog_facility, maillog_file and
- * how that file is made (lib/log.h). */
+ * how that file is made (lib/util/log.h). */
 void cfg_log_configure(void);
 long cfg_int(enum param_id id);
 bool cfg_bool(enum param_id id);

@@ -515,7 +515,7 @@ int qfile_mark_done(int fd, off_t offset)
     /* No fsync, as in Postfix: the mark is in the page cache at once, so a
      * crashed or killed process never causes a second delivery; only a
      * power loss in the moment after a delivery can repeat that delivery
-     * (the documented at-least-once window, lib/QUEUE.md). One fsync per
+     * (the documented at-least-once window, lib/global/QUEUE.md). One fsync per
      * recipient would cost more than the delivery itself. */
     return 0;
 }

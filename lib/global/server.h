@@ -85,7 +85,7 @@ struct server_ops {
      * mail_owner (pickup: maildrop files are readable by that group only). */
     bool keep_setgid_group;
     /* The system call filter this daemon runs under once post_init is done
-     * (lib/syscall_filter.h), unless syscall_filter = no. */
+     * (lib/global/syscall_filter.h), unless syscall_filter = no. */
     enum syscall_profile syscall_filter;
 };
 

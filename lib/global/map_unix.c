@@ -6,7 +6,7 @@
  * later (backscatter). Lookups go through getpwnam_r, so NSS sources
  * (files, LDAP, ...) count; a failing source is a lookup error (-1), not
  * "no such user". In a chrooted daemon (smtpd with chroot = y) the
- * lookups read the password file opened before the chroot (lib/chroot.c),
+ * lookups read the password file opened before the chroot (lib/global/chroot.c),
  * and maps.c watches that file, so a new account is seen after the
  * restart that a change of the file causes. */
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* smtpd_parse.c: pure parsing of SMTP command arguments (see smtpd_parse.h).
+/* smtp_command.c: pure parsing of SMTP command arguments (see smtp_command.h).
  * Every input is treated as hostile: lengths are bounded, every parameter is
  * checked for syntax and duplicates, and the error replies follow Postfix. */
 #include <ctype.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "address.h"
-#include "smtpd_parse.h"
+#include "smtp_command.h"
 #include "util.h"
 
 #define PARAM_NAME_MAX 32
