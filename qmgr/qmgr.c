@@ -180,14 +180,11 @@ static void qmgr_timer(evutil_socket_t fd, short what, void *arg)
     qmgr_request_scan();
 }
 
-/* As root, before any chroot: work relative to the queue directory; the
- * address resolver reads this host's interface addresses, and
- * transport_maps is opened while its path is reachable. */
+/* As root, before any chroot: the address resolver reads this host's
+ * interface addresses, and transport_maps is opened while its path is
+ * reachable. */
 static void qmgr_pre_init(void)
 {
-    const char *qdir = cfg_str(P_queue_directory);
-    if (chdir(qdir) < 0)
-        msg_fatal("cannot enter queue_directory %s: %m", qdir);
     resolve_init();
     qmgr_resolve_init();
 }
