@@ -16,7 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "qmgr.h"
-#include "qmgr_deliver.h"
+#include "qmgr_message.h"
 #include "qmgr_route.h"
 #include "queue.h"
 #include "resolve.h"

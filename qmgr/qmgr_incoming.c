@@ -14,7 +14,7 @@
 
 #include "log.h"
 #include "qmgr.h"
-#include "qmgr_deliver.h"
+#include "qmgr_message.h"
 #include "queue.h"
 #include "strbuf.h"
 #include "util.h"

@@ -25,7 +25,7 @@
 #include "resolve.h"
 #include "log.h"
 #include "qmgr.h"
-#include "qmgr_deliver.h"
+#include "qmgr_message.h"
 #include "qmgr_dsn.h"
 #include "qmgr_route.h"
 #include "qmgr_sched.h"
