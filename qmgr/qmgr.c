@@ -2,8 +2,8 @@
  * message. At start it resumes what a crash left in active/ and removes
  * stale temporary files; then it moves each committed message from
  * incoming/ to active/ whenever a wake-up arrives on public/qmgr and every
- * queue_run_delay, when deferred messages are due again too; qmgr_deliver.c
- * schedules their delivery. */
+ * queue_run_delay, when deferred messages are due again too;
+ * qmgr_message.c schedules their delivery. */
 #include <errno.h>
 #include <event2/event.h>
 #include <sys/socket.h>
@@ -92,7 +92,7 @@ static void admin_frame(int fd, struct attr_reader *r)
         msg_warn("administration request from an unprivileged user refused");
         status = QMGR_ADMIN_DENIED;
     } else {
-        status = qmgr_deliver_admin(op, id);
+        status = qmgr_message_admin(op, id);
     }
     struct strbuf out = STRBUF_INIT(WAKEUP_FRAME_LIMIT);
     struct attr_writer w;
@@ -122,8 +122,8 @@ static void waker_frame(int fd, const struct strbuf *in, size_t size)
         qmgr_request_scan();
     } else if (strcmp(queue, "deferred") == 0) {
         /* a flush: suspended destinations get another chance at once too */
-        qmgr_deliver_resume_all();
-        qmgr_deliver_scan_deferred();
+        qmgr_message_resume_all();
+        qmgr_message_scan_deferred();
         qmgr_request_scan();
     } else {
         msg_warn("wake-up request for an unknown queue ignored");
@@ -176,7 +176,7 @@ static void qmgr_accept(int fd, struct event_base *base)
 
 static void qmgr_timer(evutil_socket_t fd, short what, void *arg)
 {
-    qmgr_deliver_scan_deferred();
+    qmgr_message_scan_deferred();
     qmgr_request_scan();
 }
 
@@ -194,7 +194,7 @@ static void qmgr_post_init(struct event_base *base)
     qmgr_queue.active_limit = cfg_int(P_qmgr_message_active_limit);
     if (qmgr_queue.active_limit < 1)
         qmgr_queue.active_limit = 1;
-    qmgr_deliver_init(base);
+    qmgr_message_init(base);
     qmgr_recover_active();
     qmgr_remove_stale_temp();
     qm.last_temp_sweep = time(NULL);
@@ -204,7 +204,7 @@ static void qmgr_post_init(struct event_base *base)
     if (tv.tv_sec < 1)
         tv.tv_sec = 1;
     event_add(qm.timer_ev, &tv);
-    qmgr_deliver_scan_deferred();
+    qmgr_message_scan_deferred();
     qmgr_request_scan();
 }
 

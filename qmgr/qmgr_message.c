@@ -1,4 +1,4 @@
-/* qmgr_deliver.c: messages in the active queue. Each message in active/ is
+/* qmgr_message.c: messages in the active queue. Each message in active/ is
  * loaded, its pending recipients routed once each (qmgr_resolve.c: the
  * built-in transports "error" and "retry" are decided here, as Postfix's
  * error(8) and retry(8) would) and grouped into jobs per destination, at
@@ -68,12 +68,12 @@ static void msg_forget(struct qmsg *q)
         }
 }
 
-long qmgr_deliver_in_memory(void)
+long qmgr_message_in_memory(void)
 {
     return qd.in_memory;
 }
 
-bool qmgr_deliver_may_take(void)
+bool qmgr_message_may_take(void)
 {
     /* At least one message is always taken, however many recipients it has. */
     if (qd.in_memory == 0 || qd.rcpts_in_memory < qd.rcpt_limit)
@@ -82,7 +82,7 @@ bool qmgr_deliver_may_take(void)
     return false;
 }
 
-void qmgr_deliver_init(struct event_base *base)
+void qmgr_message_init(struct event_base *base)
 {
     qmgr_dest_init(base);
     resolve_init();
@@ -214,7 +214,7 @@ static struct dest **route_recipients(struct qmsg *q)
     return dests;
 }
 
-void qmgr_deliver_add(const char *id)
+void qmgr_message_add(const char *id)
 {
     struct strbuf path = STRBUF_INIT(0), err = STRBUF_INIT(1024);
     sb_appendf(&path, "%s/%s", QDIR_ACTIVE, id);
@@ -549,7 +549,7 @@ static void finish_message(struct qmsg *q)
     qmsg_free(q);
 }
 
-int qmgr_deliver_admin(const char *op, const char *id)
+int qmgr_message_admin(const char *op, const char *id)
 {
     enum qmsg_admin what = strcmp(op, "delete") == 0 ? QMSG_ADMIN_DELETE
                          : strcmp(op, "hold") == 0 ? QMSG_ADMIN_HOLD
@@ -566,12 +566,12 @@ int qmgr_deliver_admin(const char *op, const char *id)
     return msg_find(id) ? QMGR_ADMIN_LATER : QMGR_ADMIN_DONE;
 }
 
-void qmgr_deliver_resume_all(void)
+void qmgr_message_resume_all(void)
 {
     dest_resume_all();
 }
 
-void qmgr_deliver_scan_deferred(void)
+void qmgr_message_scan_deferred(void)
 {
     DIR *d = opendir(QDIR_DEFERRED);
     if (!d)
@@ -579,7 +579,7 @@ void qmgr_deliver_scan_deferred(void)
     time_t now = time(NULL);
     struct dirent *de;
     char from[300], to[300];
-    while (qmgr_queue.active_count < qmgr_queue.active_limit && qmgr_deliver_may_take()
+    while (qmgr_queue.active_count < qmgr_queue.active_limit && qmgr_message_may_take()
            && (de = readdir(d))) {
         if (!queue_id_valid(de->d_name))
             continue;
@@ -593,7 +593,7 @@ void qmgr_deliver_scan_deferred(void)
             continue;
         }
         qmgr_queue.active_count++;
-        qmgr_deliver_add(de->d_name);
+        qmgr_message_add(de->d_name);
     }
     closedir(d);
 }

@@ -3,7 +3,7 @@
  * recipients are split into jobs, one per (transport, next hop) destination
  * and at most that transport's recipient limit each. qmgr_dest.c runs the
  * jobs of each destination within its concurrency window and suspends a
- * destination that keeps failing; qmgr_deliver.c loads, routes and finishes
+ * destination that keeps failing; qmgr_message.c loads, routes and finishes
  * messages. */
 #ifndef TERN_QMGR_SCHED_H
 #define TERN_QMGR_SCHED_H
@@ -79,7 +79,7 @@ void dest_resume_all(void);
 /* A per-transport parameter ("smtp_destination_recipient_limit"), else the default. */
 long transport_param(const char *transport, const char *suffix, long fallback);
 
-/* ---- qmgr_deliver.c ---- */
+/* ---- qmgr_message.c ---- */
 void qmsg_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn, const char *reason,
                       const char *relay, const char *action, bool logged);
 /* One job of q is over; the last one finishes the message. */
