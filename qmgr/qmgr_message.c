@@ -92,8 +92,9 @@ void qmgr_message_init(struct event_base *base)
         qd.rcpt_limit = 1;
 }
 
-void qmsg_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn, const char *reason,
-                      const char *relay, const char *action, bool logged)
+void qmgr_message_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn,
+                              const char *reason, const char *relay, const char *action,
+                              bool logged)
 {
     struct outcome *o = &q->out[i];
     free(o->dsn);
@@ -110,7 +111,7 @@ void qmsg_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn, con
 
 static void finish_message(struct qmsg *q);
 
-void qmsg_job_over(struct qmsg *q)
+void qmgr_message_job_over(struct qmsg *q)
 {
     if (--q->jobs_left == 0)
         finish_message(q);
@@ -173,7 +174,7 @@ static void builtin_transport(struct qmsg *q, size_t i, const struct qmgr_route 
     dsn[0] = bounce ? '5' : '4';
     if (!*text)
         text = bounce ? "mail for this destination is not deliverable" : "delivery is deferred";
-    qmsg_set_outcome(q, i, bounce ? 5 : 4, dsn, text, NULL, NULL, false);
+    qmgr_message_set_outcome(q, i, bounce ? 5 : 4, dsn, text, NULL, NULL, false);
 }
 
 static bool is_builtin_transport(const char *t)
@@ -196,10 +197,10 @@ static struct dest **route_recipients(struct qmsg *q)
         switch (filter && *filter ? qmgr_resolve_filter(rcpt, filter, &route, &why)
                                   : qmgr_resolve(rcpt, &route, &why)) {
         case QMGR_ROUTE_BAD:
-            qmsg_set_outcome(q, i, 5, "5.1.3", "bad address syntax", NULL, NULL, false);
+            qmgr_message_set_outcome(q, i, 5, "5.1.3", "bad address syntax", NULL, NULL, false);
             continue;
         case QMGR_ROUTE_TEMP:
-            qmsg_set_outcome(q, i, 4, "4.3.0", sb_str(&why), NULL, NULL, false);
+            qmgr_message_set_outcome(q, i, 4, "4.3.0", sb_str(&why), NULL, NULL, false);
             continue;
         case QMGR_ROUTE_OK:
             break;
@@ -207,7 +208,7 @@ static struct dest **route_recipients(struct qmsg *q)
         if (is_builtin_transport(route.transport))
             builtin_transport(q, i, &route);
         else
-            dests[i] = dest_get(route.transport, route.nexthop);
+            dests[i] = qmgr_dest_get(route.transport, route.nexthop);
         qmgr_route_free(&route);
     }
     sb_free(&why);
@@ -240,7 +241,7 @@ void qmgr_message_add(const char *id)
         struct dest *d = dests[i];
         if (!d)
             continue;
-        long per_job = transport_param(d->transport, "destination_recipient_limit",
+        long per_job = qmgr_transport_param(d->transport, "destination_recipient_limit",
                                        cfg_int(P_default_destination_recipient_limit));
         if (per_job < 1)
             per_job = 1;
@@ -251,12 +252,12 @@ void qmgr_message_add(const char *id)
             dests[k] = NULL;
             idx[n++] = k;
             if ((long)n == per_job) {
-                dest_enqueue(d, q, idx, n);
+                qmgr_dest_enqueue(d, q, idx, n);
                 n = 0;
             }
         }
         if (n)
-            dest_enqueue(d, q, idx, n);
+            qmgr_dest_enqueue(d, q, idx, n);
         touched[ntouched++] = d;
     }
     free(idx);
@@ -265,7 +266,7 @@ void qmgr_message_add(const char *id)
         finish_message(q);      /* everything was decided here */
     else
         for (size_t i = 0; i < ntouched; i++)
-            dest_dispatch(touched[i]);    /* q may be finished and freed after this */
+            qmgr_dest_dispatch(touched[i]);    /* q may be finished and freed after this */
     free(touched);
 out:
     sb_free(&path);
@@ -373,7 +374,7 @@ static void send_notice(struct qmsg *q, enum dsn_action action, struct dsn_rcpt 
     char path[128], newid[QUEUE_ID_SIZE];
     snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || dsn_compose(&text, &rep, fd, q->m.content_offset) < 0) {
+    if (fd < 0 || qmgr_dsn_compose(&text, &rep, fd, q->m.content_offset) < 0) {
         msg_warn("%s: cannot read the message for its notice: %m", q->id);
     } else {
         const char *rcpt_list[1] = { to };
@@ -442,7 +443,7 @@ static void expire_recipient(struct qmsg *q, size_t i)
     struct outcome *o = &q->out[i];
     char why[1024], path[128];
     snprintf(why, sizeof(why), "message expired after queue lifetime: %s", o->reason);
-    qmsg_set_outcome(q, i, 5, o->dsn, why, o->relay, NULL, true);
+    qmgr_message_set_outcome(q, i, 5, o->dsn, why, o->relay, NULL, true);
     snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd >= 0) {
@@ -562,13 +563,13 @@ int qmgr_message_admin(const char *op, const char *id)
     if (q->admin == QMSG_ADMIN_NONE || what == QMSG_ADMIN_DELETE)
         q->admin = what;                 /* a delete wins over an earlier hold */
     msg_info("%s: %s requested by the administrator", id, op);
-    dest_cancel_waiting(q);              /* may finish (and free) q */
+    qmgr_dest_cancel_waiting(q);              /* may finish (and free) q */
     return msg_find(id) ? QMGR_ADMIN_LATER : QMGR_ADMIN_DONE;
 }
 
 void qmgr_message_resume_all(void)
 {
-    dest_resume_all();
+    qmgr_dest_resume_all();
 }
 
 void qmgr_message_scan_deferred(void)
