@@ -143,13 +143,9 @@ done:
     sb_free(&in);
 }
 
-/* As root, before any chroot: work relative to the queue directory, so the
- * same paths hold inside and outside a chroot. */
+/* As root, before any chroot. */
 static void cleanup_pre_init(void)
 {
-    const char *qdir = cfg_str(P_queue_directory);
-    if (chdir(qdir) < 0)
-        msg_fatal("cannot enter queue_directory %s: %m", qdir);
     /* Tables are opened once, with the privileges Postfix opens them with. */
     cleanup_checks_open();
 }

@@ -50,9 +50,6 @@ static void check_home_mailbox(const char *value)
  * root and before any chroot. */
 static void local_pre_init(void)
 {
-    const char *qdir = cfg_str(P_queue_directory);
-    if (chdir(qdir) < 0)
-        msg_fatal("cannot enter queue_directory %s: %m", qdir);
     resolve_init();
 }
 

@@ -379,13 +379,10 @@ static void read_trusted_users(void)
     cfg_list_free(words, n);
 }
 
-/* As root, before the privilege drop and any chroot: work relative to the
- * queue directory, and look accounts up while /etc is still there. */
+/* As root, before the privilege drop and any chroot: look accounts up
+ * while /etc is still there. */
 static void pickup_pre_init(void)
 {
-    const char *qdir = cfg_str(P_queue_directory);
-    if (chdir(qdir) < 0)
-        msg_fatal("cannot enter queue_directory %s: %m", qdir);
     gid_t gid;
     if (user_ids(cfg_str(P_mail_owner), &pickup_cfg.owner_uid, &gid) < 0)
         pickup_cfg.owner_uid = getuid();

@@ -2,8 +2,8 @@
  * message. At start it resumes what a crash left in active/ and removes
  * stale temporary files; then it moves each committed message from
  * incoming/ to active/ whenever a wake-up arrives on public/qmgr and every
- * queue_run_delay, when deferred messages are due again too; qmgr_deliver.c
- * schedules their delivery. */
+ * queue_run_delay, when deferred messages are due again too;
+ * qmgr_message.c schedules their delivery. */
 #include <errno.h>
 #include <event2/event.h>
 #include <sys/socket.h>
@@ -16,7 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "qmgr.h"
-#include "qmgr_deliver.h"
+#include "qmgr_message.h"
 #include "qmgr_route.h"
 #include "queue.h"
 #include "resolve.h"
@@ -92,7 +92,7 @@ static void admin_frame(int fd, struct attr_reader *r)
         msg_warn("administration request from an unprivileged user refused");
         status = QMGR_ADMIN_DENIED;
     } else {
-        status = qmgr_deliver_admin(op, id);
+        status = qmgr_message_admin(op, id);
     }
     struct strbuf out = STRBUF_INIT(WAKEUP_FRAME_LIMIT);
     struct attr_writer w;
@@ -122,8 +122,8 @@ static void waker_frame(int fd, const struct strbuf *in, size_t size)
         qmgr_request_scan();
     } else if (strcmp(queue, "deferred") == 0) {
         /* a flush: suspended destinations get another chance at once too */
-        qmgr_deliver_resume_all();
-        qmgr_deliver_scan_deferred();
+        qmgr_message_resume_all();
+        qmgr_message_scan_deferred();
         qmgr_request_scan();
     } else {
         msg_warn("wake-up request for an unknown queue ignored");
@@ -176,18 +176,15 @@ static void qmgr_accept(int fd, struct event_base *base)
 
 static void qmgr_timer(evutil_socket_t fd, short what, void *arg)
 {
-    qmgr_deliver_scan_deferred();
+    qmgr_message_scan_deferred();
     qmgr_request_scan();
 }
 
-/* As root, before any chroot: work relative to the queue directory; the
- * address resolver reads this host's interface addresses, and
- * transport_maps is opened while its path is reachable. */
+/* As root, before any chroot: the address resolver reads this host's
+ * interface addresses, and transport_maps is opened while its path is
+ * reachable. */
 static void qmgr_pre_init(void)
 {
-    const char *qdir = cfg_str(P_queue_directory);
-    if (chdir(qdir) < 0)
-        msg_fatal("cannot enter queue_directory %s: %m", qdir);
     resolve_init();
     qmgr_resolve_init();
 }
@@ -197,7 +194,7 @@ static void qmgr_post_init(struct event_base *base)
     qmgr_queue.active_limit = cfg_int(P_qmgr_message_active_limit);
     if (qmgr_queue.active_limit < 1)
         qmgr_queue.active_limit = 1;
-    qmgr_deliver_init(base);
+    qmgr_message_init(base);
     qmgr_recover_active();
     qmgr_remove_stale_temp();
     qm.last_temp_sweep = time(NULL);
@@ -207,7 +204,7 @@ static void qmgr_post_init(struct event_base *base)
     if (tv.tv_sec < 1)
         tv.tv_sec = 1;
     event_add(qm.timer_ev, &tv);
-    qmgr_deliver_scan_deferred();
+    qmgr_message_scan_deferred();
     qmgr_request_scan();
 }
 

@@ -38,7 +38,7 @@ void qmgr_dest_init(struct event_base *base)
     dq.base = base;
 }
 
-long transport_param(const char *transport, const char *suffix, long fallback)
+long qmgr_transport_param(const char *transport, const char *suffix, long fallback)
 {
     char name[256];
     snprintf(name, sizeof(name), "%s_%s", transport, suffix);
@@ -64,7 +64,7 @@ static unsigned dest_hash(const char *transport, const char *nexthop)
     return h % DEST_BUCKETS;
 }
 
-struct dest *dest_get(const char *transport, const char *nexthop)
+struct dest *qmgr_dest_get(const char *transport, const char *nexthop)
 {
     unsigned h = dest_hash(transport, nexthop);
     for (struct dest *d = dq.bucket[h]; d; d = d->hash_next)
@@ -73,9 +73,9 @@ struct dest *dest_get(const char *transport, const char *nexthop)
     struct dest *d = xcalloc(1, sizeof(*d));
     d->transport = xstrdup(transport);
     d->nexthop = xstrdup(nexthop);
-    d->limit = (int)transport_param(transport, "destination_concurrency_limit",
+    d->limit = (int)qmgr_transport_param(transport, "destination_concurrency_limit",
                                     cfg_int(P_default_destination_concurrency_limit));
-    long initial = transport_param(transport, "initial_destination_concurrency",
+    long initial = qmgr_transport_param(transport, "initial_destination_concurrency",
                                    cfg_int(P_initial_destination_concurrency));
     d->window = initial < 1 ? 1 : (int)initial;
     if (d->limit > 0 && d->window > d->limit)
@@ -105,7 +105,7 @@ static void dest_release_if_idle(struct dest *d)
     free(d);
 }
 
-void dest_enqueue(struct dest *d, struct qmsg *q, const size_t *idx, size_t n)
+void qmgr_dest_enqueue(struct dest *d, struct qmsg *q, const size_t *idx, size_t n)
 {
     struct job *j = xcalloc(1, sizeof(*j));
     j->msg = q;
@@ -148,7 +148,7 @@ static void dest_resume(evutil_socket_t fd, short what, void *arg)
     d->suspended = false;
     d->failures = 0;
     msg_info("%s: delivery to %s resumed", d->transport, d->nexthop);
-    dest_dispatch(d);
+    qmgr_dest_dispatch(d);
 }
 
 static void dest_suspend(struct dest *d, const char *dsn, const char *reason)
@@ -181,7 +181,7 @@ static void dest_feedback(struct dest *d, const struct job *j)
     d->failures++;
     if (d->window > 1)
         d->window--;
-    long cohorts = transport_param(d->transport, "destination_concurrency_failed_cohort_limit",
+    long cohorts = qmgr_transport_param(d->transport, "destination_concurrency_failed_cohort_limit",
                                    cfg_int(P_destination_concurrency_failed_cohort_limit));
     if (cohorts > 0 && d->failures >= cohorts) {
         const struct outcome *o = &j->msg->out[j->idx[0]];
@@ -197,15 +197,15 @@ static void dest_feedback(struct dest *d, const struct job *j)
 static void job_finish(struct job *j, const char *why, bool start_next)
 {
     for (size_t k = j->answered; k < j->n; k++)
-        qmsg_set_outcome(j->msg, j->idx[k], 4, "4.3.0", why, NULL, NULL, false);
+        qmgr_message_set_outcome(j->msg, j->idx[k], 4, "4.3.0", why, NULL, NULL, false);
     struct dest *d = j->dest;
     struct qmsg *q = j->msg;
     d->busy--;
     dest_feedback(d, j);
     job_free(j);
-    qmsg_job_over(q);
+    qmgr_message_job_over(q);
     if (start_next)
-        dest_dispatch(d);
+        qmgr_dest_dispatch(d);
 }
 
 static void job_end(struct job *j, const char *why)
@@ -287,7 +287,7 @@ static int job_frame(struct job *j, const unsigned char *frame, size_t len)
     if (action && strcmp(action, "delivered") != 0 && strcmp(action, "relayed") != 0
         && strcmp(action, "notified") != 0)
         return -1;
-    qmsg_set_outcome(j->msg, j->idx[index], (int)status, dsn, reason, relay, action, true);
+    qmgr_message_set_outcome(j->msg, j->idx[index], (int)status, dsn, reason, relay, action, true);
     j->answered++;
     return 0;
 }
@@ -361,14 +361,14 @@ static void dest_defer_waiting(struct dest *d)
         if (!d->head)
             d->tail = NULL;
         for (size_t k = 0; k < j->n; k++)
-            qmsg_set_outcome(j->msg, j->idx[k], 4, d->suspend_dsn, why, NULL, NULL, false);
+            qmgr_message_set_outcome(j->msg, j->idx[k], 4, d->suspend_dsn, why, NULL, NULL, false);
         struct qmsg *q = j->msg;
         job_free(j);
-        qmsg_job_over(q);
+        qmgr_message_job_over(q);
     }
 }
 
-void dest_dispatch(struct dest *d)
+void qmgr_dest_dispatch(struct dest *d)
 {
     if (d->suspended) {
         dest_defer_waiting(d);
@@ -400,9 +400,9 @@ static void dest_unlink_waiting(struct dest *d, struct job *j)
         }
 }
 
-void dest_cancel_waiting(struct qmsg *q)
+void qmgr_dest_cancel_waiting(struct qmsg *q)
 {
-    /* Count first: the last qmsg_job_over finishes and frees q. */
+    /* Count first: the last qmgr_message_job_over finishes and frees q. */
     size_t n = 0;
     for (struct job *j = q->jobs; j; j = j->msg_next)
         if (!j->bev)
@@ -416,12 +416,12 @@ void dest_cancel_waiting(struct qmsg *q)
         struct dest *d = j->dest;
         dest_unlink_waiting(d, j);
         job_free(j);
-        qmsg_job_over(q);
+        qmgr_message_job_over(q);
         dest_release_if_idle(d);
     }
 }
 
-void dest_resume_all(void)
+void qmgr_dest_resume_all(void)
 {
     for (size_t b = 0; b < DEST_BUCKETS; b++) {
         struct dest *next;

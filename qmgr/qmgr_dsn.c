@@ -15,7 +15,7 @@
 #include "strbuf.h"
 #include "util.h"
 
-const char *dsn_diagnostic(const char *reason, char *buf, size_t bufsz)
+const char *qmgr_dsn_diagnostic(const char *reason, char *buf, size_t bufsz)
 {
     const char *said = strstr(reason, " said: ");
     const char *start = said ? said + 7 : reason;
@@ -86,7 +86,7 @@ static void status_part(struct strbuf *out, const struct dsn_report *rep)
         sb_appendf(out, "Status: %s\n", r->dsn);
         if (r->remote_mta && *r->remote_mta)
             sb_appendf(out, "Remote-MTA: dns; %s\n", r->remote_mta);
-        dsn_diagnostic(r->reason, diag, sizeof(diag));
+        qmgr_dsn_diagnostic(r->reason, diag, sizeof(diag));
         sb_appendf(out, "Diagnostic-Code: %s; %s\n", is_smtp_reply(diag) ? "smtp" : "X-Tern", diag);
         if (rep->retry_until_usec) {
             char until[80];
@@ -121,7 +121,8 @@ static int quote_original(const char *data, size_t len, void *arg)
     return 0;
 }
 
-int dsn_compose(struct strbuf *out, const struct dsn_report *rep, int fd, off_t content_offset)
+int qmgr_dsn_compose(struct strbuf *out, const struct dsn_report *rep, int fd,
+                     off_t content_offset)
 {
     char date[80], boundary[128];
     format_rfc5322_date(now_usec(), date, sizeof(date));

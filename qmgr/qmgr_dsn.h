@@ -34,11 +34,12 @@ struct dsn_report {
 /* Compose the whole notice (headers and multipart/report body, lines ending
  * in LF) into out, quoting the original from the queue file fd. 0 ok, -1
  * when the original cannot be read. */
-int dsn_compose(struct strbuf *out, const struct dsn_report *rep, int fd, off_t content_offset);
+int qmgr_dsn_compose(struct strbuf *out, const struct dsn_report *rep, int fd,
+                     off_t content_offset);
 
 /* The remote server's own reply inside an agent's reason
  * ("host x[1.2.3.4] said: 550 5.1.1 ... (in reply to RCPT TO command)"),
  * or the reason itself; written to buf. */
-const char *dsn_diagnostic(const char *reason, char *buf, size_t bufsz);
+const char *qmgr_dsn_diagnostic(const char *reason, char *buf, size_t bufsz);
 
 #endif

@@ -14,7 +14,7 @@
 
 #include "log.h"
 #include "qmgr.h"
-#include "qmgr_deliver.h"
+#include "qmgr_message.h"
 #include "queue.h"
 #include "strbuf.h"
 #include "util.h"
@@ -150,7 +150,7 @@ static void activate(const char *id)
         log_safe_addr(&shown, m.sender);
         msg_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", id, sb_str(&shown),
                  m.content_size, pending);
-        qmgr_deliver_add(id);
+        qmgr_message_add(id);
     }
     qmessage_free(&m);
 done:
@@ -168,7 +168,7 @@ bool qmgr_scan_incoming(void)
         msg_warn("cannot open %s/: %m", QDIR_INCOMING);
         return false;
     }
-    while (qmgr_queue.active_count < qmgr_queue.active_limit && qmgr_deliver_may_take()
+    while (qmgr_queue.active_count < qmgr_queue.active_limit && qmgr_message_may_take()
            && taken < QMGR_SCAN_BATCH
            && (de = readdir(d))) {
         if (!queue_id_valid(de->d_name))
@@ -178,5 +178,5 @@ bool qmgr_scan_incoming(void)
     }
     closedir(d);
     return taken == QMGR_SCAN_BATCH && qmgr_queue.active_count < qmgr_queue.active_limit
-           && qmgr_deliver_may_take();
+           && qmgr_message_may_take();
 }

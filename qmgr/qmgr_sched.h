@@ -3,7 +3,7 @@
  * recipients are split into jobs, one per (transport, next hop) destination
  * and at most that transport's recipient limit each. qmgr_dest.c runs the
  * jobs of each destination within its concurrency window and suspends a
- * destination that keeps failing; qmgr_deliver.c loads, routes and finishes
+ * destination that keeps failing; qmgr_message.c loads, routes and finishes
  * messages. */
 #ifndef TERN_QMGR_SCHED_H
 #define TERN_QMGR_SCHED_H
@@ -67,22 +67,23 @@ struct job {
 
 /* ---- qmgr_dest.c ---- */
 void qmgr_dest_init(struct event_base *base);
-struct dest *dest_get(const char *transport, const char *nexthop);
+struct dest *qmgr_dest_get(const char *transport, const char *nexthop);
 /* Queue a job for recipients idx[0..n-1] of q (copied) at d. */
-void dest_enqueue(struct dest *d, struct qmsg *q, const size_t *idx, size_t n);
+void qmgr_dest_enqueue(struct dest *d, struct qmsg *q, const size_t *idx, size_t n);
 /* Start waiting jobs within the window (or defer them all while suspended). */
-void dest_dispatch(struct dest *d);
+void qmgr_dest_dispatch(struct dest *d);
 /* End the jobs of q that have not started (q may be finished and freed). */
-void dest_cancel_waiting(struct qmsg *q);
+void qmgr_dest_cancel_waiting(struct qmsg *q);
 /* Lift every suspension now (a flush). */
-void dest_resume_all(void);
+void qmgr_dest_resume_all(void);
 /* A per-transport parameter ("smtp_destination_recipient_limit"), else the default. */
-long transport_param(const char *transport, const char *suffix, long fallback);
+long qmgr_transport_param(const char *transport, const char *suffix, long fallback);
 
-/* ---- qmgr_deliver.c ---- */
-void qmsg_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn, const char *reason,
-                      const char *relay, const char *action, bool logged);
+/* ---- qmgr_message.c ---- */
+void qmgr_message_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn,
+                              const char *reason, const char *relay, const char *action,
+                              bool logged);
 /* One job of q is over; the last one finishes the message. */
-void qmsg_job_over(struct qmsg *q);
+void qmgr_message_job_over(struct qmsg *q);
 
 #endif

@@ -25,13 +25,6 @@
 #define SHOWQ_TIMEOUT 30        /* seconds for the request, and per write */
 #define SHOWQ_ARG_LIMIT 1024
 
-static void showq_pre_init(void)
-{
-    const char *qdir = cfg_str(P_queue_directory);
-    if (chdir(qdir) < 0)
-        msg_fatal("cannot enter queue_directory %s: %m", qdir);
-}
-
 /* An optional filter attribute: NULL when absent or empty; -1 when bad. */
 static int filter_arg(struct attr_reader *r, const char *name, const char **out)
 {
@@ -86,7 +79,6 @@ int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
         .mode = SERVER_SINGLE,
-        .pre_init = showq_pre_init,
         .serve = showq_serve,
     };
     server_main(argc, argv, "showq", &ops);

@@ -100,13 +100,10 @@ static bool helo_name_ok(const char *s)
     return true;
 }
 
-/* As root, before any chroot: the queue directory, the resolver's
- * configuration and the services database are reachable only now. */
+/* As root, before any chroot: the resolver's configuration and the
+ * services database are reachable only now. */
 static void smtp_pre_init(void)
 {
-    const char *qdir = cfg_str(P_queue_directory);
-    if (chdir(qdir) < 0)
-        msg_fatal("cannot enter queue_directory %s: %m", qdir);
     struct strbuf err = STRBUF_INIT(1024);
     smtp_cfg.dns = dns_open(cfg_str(P_smtp_dns_servers), config_seconds(P_smtp_dns_timeout), &err);
     if (!smtp_cfg.dns)

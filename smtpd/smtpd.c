@@ -32,18 +32,12 @@ static enum bare_lf_policy read_bare_policy(const char *name, const char *v)
     msg_fatal("main.cf: %s = %s: expected normal, reject or no", name, v);
 }
 
-/* The cleanup socket relative to the queue directory, which becomes our
- * working directory: that path works whether or not the skeleton chrooted
+/* The cleanup socket relative to the queue directory, the working
+ * directory the skeleton entered: that path works whether or not the skeleton chrooted
  * into the queue directory (after a chroot "/" is the queue directory). */
 static char *cleanup_socket_path(void)
 {
-    const char *qdir = cfg_str(P_queue_directory);
     struct strbuf path = STRBUF_INIT(4096);
-    if (chdir(qdir) < 0) {
-        int saved = errno;
-        if (chdir("/") < 0 || access(QDIR_PRIVATE, X_OK) < 0)
-            msg_warn("cannot enter queue_directory %s: %s", qdir, strerror(saved));
-    }
     if (sb_appendf(&path, "%s/%s", QDIR_PRIVATE, cfg_str(P_cleanup_service_name)) < 0)
         msg_fatal("cleanup_service_name is too long");
     char *p = xstrdup(sb_str(&path));

@@ -606,7 +606,19 @@ static void load_configuration(const char *confdir)
     srv.drain_time = cfg_time(P_daemon_drain_time);
 }
 
-/* pre_init as root, then chroot and the drop to mail_owner. */
+/* Every daemon works relative to queue_directory, so that the same paths
+ * (private/cleanup, active/ID) hold inside and outside a chroot: entered
+ * here, once, as root and before pre_init; chroot_enter() then makes that
+ * directory "/" and the working directory stays in it. */
+static void enter_queue_directory(void)
+{
+    const char *qdir = cfg_str(P_queue_directory);
+    if (chdir(qdir) < 0)
+        msg_fatal("cannot enter queue_directory %s: %m", qdir);
+}
+
+/* The queue directory, pre_init as root, then chroot and the drop to
+ * mail_owner. */
 static void enter_sandbox(void)
 {
     bool root = getuid() == 0 || geteuid() == 0;
@@ -617,6 +629,7 @@ static void enter_sandbox(void)
         lookup_unprivileged(user, &uid, &gid);
         extra = srv.ops->keep_setgid_group ? setgid_group_id() : gid;
     }
+    enter_queue_directory();
     if (srv.ops->pre_init)
         srv.ops->pre_init();
     if (srv.chroot_ && root)

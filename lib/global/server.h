@@ -52,7 +52,8 @@ enum server_mode {
 struct server_ops {
     enum server_mode mode;
     /* As root (when started as root), after the configuration is loaded and
-     * before chroot and the privilege drop: open files that need privilege. */
+     * before chroot and the privilege drop: open files that need privilege.
+     * The working directory is already queue_directory. */
     void (*pre_init)(void);
     /* After the privilege drop. base is the event loop (EVENT mode; NULL in SINGLE). */
     void (*post_init)(struct event_base *base);
@@ -89,7 +90,8 @@ struct server_ops {
     enum syscall_profile syscall_filter;
 };
 
-/* Parse arguments, load configuration, set up logging, run pre_init, chroot,
+/* Parse arguments, load configuration, set up logging, enter
+ * queue_directory (the working directory from then on), run pre_init, chroot,
  * drop privileges, run post_init, then serve until exit. Never returns. */
 void server_main(int argc, char **argv, const char *progname,
                  const struct server_ops *ops) __attribute__((noreturn));

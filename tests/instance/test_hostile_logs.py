@@ -135,7 +135,7 @@ class TestMailLog(unittest.TestCase):
 # ---- local submission ----
 
 SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
-TERN_DROP = os.path.join(harness.BUILD, "sendmail", "tern-drop")
+TERN_DROP = os.path.join(harness.BUILD, "tern-drop", "tern-drop")
 
 
 def submission_instance(name, main_cf=None):

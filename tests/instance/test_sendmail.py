@@ -30,8 +30,8 @@ import harness  # noqa: E402
 HOST = "tern.test"
 USERS = ("terntestsma", "terntestsmb")
 SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
-TERN_DROP = os.path.join(harness.BUILD, "sendmail", "tern-drop")
-TERN_MAILQ = os.path.join(harness.BUILD, "showq", "tern-mailq")
+TERN_DROP = os.path.join(harness.BUILD, "tern-drop", "tern-drop")
+TERN_MAILQ = os.path.join(harness.BUILD, "tern-mailq", "tern-mailq")
 ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 
 _homes = None

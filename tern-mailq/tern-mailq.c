@@ -1,4 +1,4 @@
-/* mailq_client.c: tern-mailq, the set-group-ID (setgid_group) program
+/* tern-mailq.c: tern-mailq, the set-group-ID (setgid_group) program
  * through which a user who is not root lists the queue: `tern queue`,
  * mailq and sendmail -bp run it for them. It connects to public/showq,
  * which only the setgid_group may reach, sends the filters of its command

@@ -1,4 +1,4 @@
-/* qmgr_deliver.c: messages in the active queue. Each message in active/ is
+/* qmgr_message.c: messages in the active queue. Each message in active/ is
  * loaded, its pending recipients routed once each (qmgr_resolve.c: the
  * built-in transports "error" and "retry" are decided here, as Postfix's
  * error(8) and retry(8) would) and grouped into jobs per destination, at
@@ -25,7 +25,7 @@
 #include "resolve.h"
 #include "log.h"
 #include "qmgr.h"
-#include "qmgr_deliver.h"
+#include "qmgr_message.h"
 #include "qmgr_dsn.h"
 #include "qmgr_route.h"
 #include "qmgr_sched.h"
@@ -68,12 +68,12 @@ static void msg_forget(struct qmsg *q)
         }
 }
 
-long qmgr_deliver_in_memory(void)
+long qmgr_message_in_memory(void)
 {
     return qd.in_memory;
 }
 
-bool qmgr_deliver_may_take(void)
+bool qmgr_message_may_take(void)
 {
     /* At least one message is always taken, however many recipients it has. */
     if (qd.in_memory == 0 || qd.rcpts_in_memory < qd.rcpt_limit)
@@ -82,7 +82,7 @@ bool qmgr_deliver_may_take(void)
     return false;
 }
 
-void qmgr_deliver_init(struct event_base *base)
+void qmgr_message_init(struct event_base *base)
 {
     qmgr_dest_init(base);
     resolve_init();
@@ -92,8 +92,9 @@ void qmgr_deliver_init(struct event_base *base)
         qd.rcpt_limit = 1;
 }
 
-void qmsg_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn, const char *reason,
-                      const char *relay, const char *action, bool logged)
+void qmgr_message_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn,
+                              const char *reason, const char *relay, const char *action,
+                              bool logged)
 {
     struct outcome *o = &q->out[i];
     free(o->dsn);
@@ -110,7 +111,7 @@ void qmsg_set_outcome(struct qmsg *q, size_t i, int status, const char *dsn, con
 
 static void finish_message(struct qmsg *q);
 
-void qmsg_job_over(struct qmsg *q)
+void qmgr_message_job_over(struct qmsg *q)
 {
     if (--q->jobs_left == 0)
         finish_message(q);
@@ -173,7 +174,7 @@ static void builtin_transport(struct qmsg *q, size_t i, const struct qmgr_route 
     dsn[0] = bounce ? '5' : '4';
     if (!*text)
         text = bounce ? "mail for this destination is not deliverable" : "delivery is deferred";
-    qmsg_set_outcome(q, i, bounce ? 5 : 4, dsn, text, NULL, NULL, false);
+    qmgr_message_set_outcome(q, i, bounce ? 5 : 4, dsn, text, NULL, NULL, false);
 }
 
 static bool is_builtin_transport(const char *t)
@@ -196,10 +197,10 @@ static struct dest **route_recipients(struct qmsg *q)
         switch (filter && *filter ? qmgr_resolve_filter(rcpt, filter, &route, &why)
                                   : qmgr_resolve(rcpt, &route, &why)) {
         case QMGR_ROUTE_BAD:
-            qmsg_set_outcome(q, i, 5, "5.1.3", "bad address syntax", NULL, NULL, false);
+            qmgr_message_set_outcome(q, i, 5, "5.1.3", "bad address syntax", NULL, NULL, false);
             continue;
         case QMGR_ROUTE_TEMP:
-            qmsg_set_outcome(q, i, 4, "4.3.0", sb_str(&why), NULL, NULL, false);
+            qmgr_message_set_outcome(q, i, 4, "4.3.0", sb_str(&why), NULL, NULL, false);
             continue;
         case QMGR_ROUTE_OK:
             break;
@@ -207,14 +208,14 @@ static struct dest **route_recipients(struct qmsg *q)
         if (is_builtin_transport(route.transport))
             builtin_transport(q, i, &route);
         else
-            dests[i] = dest_get(route.transport, route.nexthop);
+            dests[i] = qmgr_dest_get(route.transport, route.nexthop);
         qmgr_route_free(&route);
     }
     sb_free(&why);
     return dests;
 }
 
-void qmgr_deliver_add(const char *id)
+void qmgr_message_add(const char *id)
 {
     struct strbuf path = STRBUF_INIT(0), err = STRBUF_INIT(1024);
     sb_appendf(&path, "%s/%s", QDIR_ACTIVE, id);
@@ -240,7 +241,7 @@ void qmgr_deliver_add(const char *id)
         struct dest *d = dests[i];
         if (!d)
             continue;
-        long per_job = transport_param(d->transport, "destination_recipient_limit",
+        long per_job = qmgr_transport_param(d->transport, "destination_recipient_limit",
                                        cfg_int(P_default_destination_recipient_limit));
         if (per_job < 1)
             per_job = 1;
@@ -251,12 +252,12 @@ void qmgr_deliver_add(const char *id)
             dests[k] = NULL;
             idx[n++] = k;
             if ((long)n == per_job) {
-                dest_enqueue(d, q, idx, n);
+                qmgr_dest_enqueue(d, q, idx, n);
                 n = 0;
             }
         }
         if (n)
-            dest_enqueue(d, q, idx, n);
+            qmgr_dest_enqueue(d, q, idx, n);
         touched[ntouched++] = d;
     }
     free(idx);
@@ -265,7 +266,7 @@ void qmgr_deliver_add(const char *id)
         finish_message(q);      /* everything was decided here */
     else
         for (size_t i = 0; i < ntouched; i++)
-            dest_dispatch(touched[i]);    /* q may be finished and freed after this */
+            qmgr_dest_dispatch(touched[i]);    /* q may be finished and freed after this */
     free(touched);
 out:
     sb_free(&path);
@@ -373,7 +374,7 @@ static void send_notice(struct qmsg *q, enum dsn_action action, struct dsn_rcpt 
     char path[128], newid[QUEUE_ID_SIZE];
     snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || dsn_compose(&text, &rep, fd, q->m.content_offset) < 0) {
+    if (fd < 0 || qmgr_dsn_compose(&text, &rep, fd, q->m.content_offset) < 0) {
         msg_warn("%s: cannot read the message for its notice: %m", q->id);
     } else {
         const char *rcpt_list[1] = { to };
@@ -442,7 +443,7 @@ static void expire_recipient(struct qmsg *q, size_t i)
     struct outcome *o = &q->out[i];
     char why[1024], path[128];
     snprintf(why, sizeof(why), "message expired after queue lifetime: %s", o->reason);
-    qmsg_set_outcome(q, i, 5, o->dsn, why, o->relay, NULL, true);
+    qmgr_message_set_outcome(q, i, 5, o->dsn, why, o->relay, NULL, true);
     snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd >= 0) {
@@ -549,7 +550,7 @@ static void finish_message(struct qmsg *q)
     qmsg_free(q);
 }
 
-int qmgr_deliver_admin(const char *op, const char *id)
+int qmgr_message_admin(const char *op, const char *id)
 {
     enum qmsg_admin what = strcmp(op, "delete") == 0 ? QMSG_ADMIN_DELETE
                          : strcmp(op, "hold") == 0 ? QMSG_ADMIN_HOLD
@@ -562,16 +563,16 @@ int qmgr_deliver_admin(const char *op, const char *id)
     if (q->admin == QMSG_ADMIN_NONE || what == QMSG_ADMIN_DELETE)
         q->admin = what;                 /* a delete wins over an earlier hold */
     msg_info("%s: %s requested by the administrator", id, op);
-    dest_cancel_waiting(q);              /* may finish (and free) q */
+    qmgr_dest_cancel_waiting(q);              /* may finish (and free) q */
     return msg_find(id) ? QMGR_ADMIN_LATER : QMGR_ADMIN_DONE;
 }
 
-void qmgr_deliver_resume_all(void)
+void qmgr_message_resume_all(void)
 {
-    dest_resume_all();
+    qmgr_dest_resume_all();
 }
 
-void qmgr_deliver_scan_deferred(void)
+void qmgr_message_scan_deferred(void)
 {
     DIR *d = opendir(QDIR_DEFERRED);
     if (!d)
@@ -579,7 +580,7 @@ void qmgr_deliver_scan_deferred(void)
     time_t now = time(NULL);
     struct dirent *de;
     char from[300], to[300];
-    while (qmgr_queue.active_count < qmgr_queue.active_limit && qmgr_deliver_may_take()
+    while (qmgr_queue.active_count < qmgr_queue.active_limit && qmgr_message_may_take()
            && (de = readdir(d))) {
         if (!queue_id_valid(de->d_name))
             continue;
@@ -593,7 +594,7 @@ void qmgr_deliver_scan_deferred(void)
             continue;
         }
         qmgr_queue.active_count++;
-        qmgr_deliver_add(de->d_name);
+        qmgr_message_add(de->d_name);
     }
     closedir(d);
 }

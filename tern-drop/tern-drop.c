@@ -1,4 +1,4 @@
-/* drop.c: tern-drop, the only program that writes into maildrop/. It is
+/* tern-drop.c: tern-drop, the only program that writes into maildrop/. It is
  * installed setgid setgid_group (mode 2755) and runs as the user who ran
  * sendmail. It reads one submission on its standard input (queue-file
  * records, doc/PROTOCOLS.md "tern-drop"), checks every record, and writes
