@@ -200,21 +200,6 @@ def start_instance(cls, name, milters):
     return inst
 
 
-def queued(inst, qid, timeout=30):
-    """The complete queue file of qid (active/, incoming/ or hold/)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for sub in ("active", "incoming", "hold"):
-            try:
-                q = harness.read_queue_file(os.path.join(inst.queue_dir, sub, qid))
-            except FileNotFoundError:
-                continue
-            if q["complete"]:
-                return q
-        time.sleep(0.05)
-    raise AssertionError("%s was not queued; log:\n%s" % (qid, inst.log_tail()))
-
-
 def smtpd_pss(inst):
     return sum(pss_bytes(p) for p, _, n in inst.processes() if n == "smtpd")
 
@@ -341,7 +326,7 @@ class TestMilterMemory(unittest.TestCase):
         for i, c in enumerate(clients):
             code, lines = c.reply
             self.assertEqual(code, 250, lines)
-            q = queued(self.inst, lines[-1].split()[-1])
+            q = self.inst.queued(lines[-1].split()[-1], timeout=30)
             head, body = q["content"].split(b"\n\n", 1)
             want = bodies[i].replace(b"\r\n", b"\n")
             if i % 2:
@@ -403,7 +388,7 @@ class TestSlowFilterMemory(unittest.TestCase):
                         % (growth / 2**20, self.SESSIONS, self.SIZE // 2**20))
         for c in clients:
             self.assertEqual(c.reply[0], 250, c.reply)
-            q = queued(self.inst, c.reply[1][-1].split()[-1])
+            q = self.inst.queued(c.reply[1][-1].split()[-1], timeout=30)
             self.assertEqual(q["content"].split(b"\n\n", 1)[1], body.replace(b"\r\n", b"\n"))
         self.assertEqual(self.milter.bodies, [len(body)] * self.SESSIONS)
 

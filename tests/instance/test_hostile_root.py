@@ -45,7 +45,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 HOST = "tern.test"
-ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 OLD_TIME = 1000000000          # 2001: a canary's times, so any change shows
 
 RACER_C = r"""
@@ -202,19 +201,6 @@ def root_only_dir(inst):
     os.makedirs(d, exist_ok=True)
     os.chmod(d, 0o700)
     return d
-
-
-_qid_counter = [0]
-
-
-def new_queue_id():
-    _qid_counter[0] += 1
-    n = int(time.time() * 1000000) * 1000 + os.getpid() % 1000 * 7 + _qid_counter[0]
-    out = ""
-    for _ in range(16):
-        out = ALPHABET[n % 31] + out
-        n //= 31
-    return out
 
 
 def queue_file_bytes(rcpt, content, sender="sender@example.org"):
@@ -434,7 +420,7 @@ class TestQueueCommands(unittest.TestCase):
         """A root file in queue format outside the queue, and a link to it
         under a queue ID in queue/SUB; returns (canary, queue ID)."""
         data, _ = queue_file_bytes("someone@example.org", content)
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         canary = make_canary(self.secret_dir, "%s-%s-%s" % (kind, sub, qid), data, mode)
         plant_link(kind, canary, os.path.join(self.inst.queue_dir, sub, qid))
         return canary, qid
@@ -505,7 +491,7 @@ class TestLocalQueueFile(unittest.TestCase):
             data, offset = queue_file_bytes(rcpt, b"Subject: secret\n\n" + secret + b"\n")
             canary = make_canary(self.secret_dir, kind, data, 0o600)
             before = canary_state(canary)
-            qid = new_queue_id()
+            qid = harness.new_queue_id()
             plant_link(kind, canary, os.path.join(self.inst.queue_dir, "hold", qid))
             result = self.deliver(qid, rcpt, offset)
             try:
@@ -555,7 +541,7 @@ class TestLocalQueueFile(unittest.TestCase):
         plant_link("symlink", os.path.join(hidden, "root-only"), cleanup_path)
         rcpt = "fwdtest@" + HOST
         data, offset = queue_file_bytes(rcpt, b"Subject: forward me\n\nbody\n")
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         path = os.path.join(self.inst.queue_dir, "hold", qid)
         with open(path, "wb") as f:
             f.write(data)
@@ -572,7 +558,7 @@ class TestLocalQueueFile(unittest.TestCase):
     def test_plain_queue_file_is_delivered(self):
         rcpt = "root@" + HOST
         data, offset = queue_file_bytes(rcpt, b"Subject: fine\n\nPLAIN-DELIVERY\n")
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         path = os.path.join(self.inst.queue_dir, "hold", qid)
         with open(path, "wb") as f:
             f.write(data)

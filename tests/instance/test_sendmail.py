@@ -32,7 +32,6 @@ USERS = ("terntestsma", "terntestsmb")
 SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
 TERN_DROP = os.path.join(harness.BUILD, "sendmail", "tern-drop")
 TERN_MAILQ = os.path.join(harness.BUILD, "showq", "tern-mailq")
-ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 
 _homes = None
 
@@ -148,19 +147,6 @@ def poke_pickup(inst):
         os.write(fd, b"W")
     finally:
         os.close(fd)
-
-
-_qid_counter = [0]
-
-
-def new_queue_id():
-    _qid_counter[0] += 1
-    n = int(time.time() * 1000000) * 1000 + os.getpid() % 1000 * 7 + _qid_counter[0]
-    out = ""
-    for _ in range(16):
-        out = ALPHABET[n % 31] + out
-        n //= 31
-    return out
 
 
 def records(*recs):
@@ -313,14 +299,14 @@ class TestSubmission(unittest.TestCase):
                            ("uid not the owner's", maildrop_file(uid, USERS[0])),
                            ("no uid",
                             maildrop_file(0, USERS[0]).replace(b"A\0\0\0\x05uid=0", b""))):
-            qid = new_queue_id()
+            qid = harness.new_queue_id()
             with open(os.path.join(maildrop, qid), "wb") as f:
                 f.write(data)
             planted[qid] = what
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         os.symlink("/etc/passwd", os.path.join(maildrop, qid))
         planted[qid] = "symlink"
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         os.mkfifo(os.path.join(maildrop, qid))
         planted[qid] = "fifo"
         poke_pickup(inst)

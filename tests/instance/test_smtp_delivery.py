@@ -12,7 +12,6 @@ per recipient, which recipients are marked done in the queue file, and
 the log lines.
 """
 import os
-import random
 import re
 import socket
 import struct
@@ -27,7 +26,6 @@ import harness  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 import dnsserver  # noqa: E402
 
-QUEUE_ID_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 PORT = harness.free_port()          # smtp_tcp_port: every test server listens here
 SINK_ADDR = "127.0.0.3"             # aiosmtpd
 SCRIPT_ADDR = "127.0.0.4"           # scripted servers
@@ -129,10 +127,6 @@ def deliver(inst, qid, nexthop, sender, rcpts, queue_path=None, timeout=60, done
 
 # ---- queue files ----
 
-def new_queue_id():
-    return "".join(random.choice(QUEUE_ID_ALPHABET) for _ in range(16))
-
-
 def write_queue_file(inst, sender, rcpts, content, attrs=()):
     """A complete queue file in active/ (lib/QUEUE.md) that qmgr never sees.
     Returns (queue_id, [(address, orcpt, notify, offset)])."""
@@ -159,7 +153,7 @@ def write_queue_file(inst, sender, rcpts, content, attrs=()):
     record("X", b"")
     record("Z", str(len(content)))
     record("E", b"")
-    qid = new_queue_id()
+    qid = harness.new_queue_id()
     active = os.path.join(inst.queue_dir, "active")
     tmp = os.path.join(active, "." + qid)
     with open(tmp, "wb") as f:
@@ -713,7 +707,7 @@ class SmtpDeliveryTest(unittest.TestCase):
 
     def test_bad_queue_path_is_refused(self):
         qid, rcpts = write_queue_file(self.inst, "a@example.org", ["b@x.test"], b"x\n")
-        for path in ("../active/" + qid, "active/" + new_queue_id(), "/etc/passwd", "active/"):
+        for path in ("../active/" + qid, "active/" + harness.new_queue_id(), "/etc/passwd", "active/"):
             with self.assertRaises(EOFError):
                 deliver(self.inst, qid, "mx.test", "a@example.org", rcpts, queue_path=path)
         self.inst.wait_log(r"bad delivery request from the queue manager: bad queue_id or queue_path")
