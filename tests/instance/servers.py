@@ -131,7 +131,9 @@ class Server:
 
     def stop(self):
         """Stop accepting, shut every open connection down, join the
-        threads (5 s each at most) and remove a UNIX socket."""
+        threads (5 s in all at most: a handler that sleeps on is left, as
+        a daemon thread) and remove a UNIX socket. Handlers that wait
+        should wait on self.stopping, which stop() sets."""
         self.stopping.set()
         try:
             self.sock.close()
@@ -142,9 +144,10 @@ class Server:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        deadline = time.time() + 5
         self.thread.join(5)
-        for t in self._threads:
-            t.join(5)
+        for t in list(self._threads):
+            t.join(max(0.0, deadline - time.time()))
         for conn in list(self.conns):
             try:
                 conn.close()

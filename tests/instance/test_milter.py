@@ -27,6 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 import sink as sinkmod  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -575,7 +576,7 @@ class TestNonSmtpdMilters(unittest.TestCase):
 
 # ---- filters that fail ----
 
-class FakeMilter:
+class FakeMilter(servers.Server):
     """A milter in raw protocol: negotiates (version 6, no actions, no
     protocol flags), answers CONTINUE, and at the command `at` does `how`:
     "hang" (never answers), "close" (closes the connection), "garbage"
@@ -584,46 +585,20 @@ class FakeMilter:
 
     def __init__(self, at, how, match=None):
         self.at, self.how, self.match = at.encode(), how, match
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(backlog=16)
 
-    def serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def read_packet(conn):
-        head = b""
-        while len(head) < 4:
-            more = conn.recv(4 - len(head))
-            if not more:
-                return None
-            head += more
+    def read_packet(self, conn):
+        head = self.recv_exactly(conn, 4)
+        if head is None:
+            return None
         (n,) = struct.unpack(">I", head)
-        data = b""
-        while len(data) < n:
-            more = conn.recv(n - len(data))
-            if not more:
-                return None
-            data += more
-        return data
+        return self.recv_exactly(conn, n)
 
     @staticmethod
     def packet(cmd, data=b""):
         return struct.pack(">I", len(data) + 1) + cmd + data
 
-    def talk(self, conn):
+    def handle(self, conn):
         conn.settimeout(60)
         try:
             while True:
@@ -640,7 +615,7 @@ class FakeMilter:
                     continue
                 if cmd == self.at and (self.match is None or self.match in pkt):
                     if self.how == "hang":
-                        time.sleep(30)
+                        self.stopping.wait(30)
                         return
                     if self.how == "close":
                         return
@@ -661,15 +636,6 @@ class FakeMilter:
             return
         finally:
             conn.close()
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
 
 
 class TestFailingMilters(unittest.TestCase):
