@@ -13,9 +13,7 @@ such a file.
 """
 import os
 import re
-import socket
 import sys
-import threading
 import time
 import unittest
 

@@ -16,12 +16,12 @@ import re
 import socket
 import struct
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402
 import dnsserver  # noqa: E402
@@ -214,7 +214,7 @@ class SinkHandler:
         return "250 2.0.0 Ok: queued as SINK%d" % len(self.messages)
 
 
-class ScriptedServer:
+class ScriptedServer(servers.Server):
     """A raw SMTP server on SCRIPT_ADDR:PORT that answers from a script, one
     session at a time, and records each session: the command lines, the
     DATA bytes as they came (dot-stuffed), and what was already waiting
@@ -230,37 +230,23 @@ class ScriptedServer:
         self.rcpt_replies = rcpt_replies or {}
         self.data_reply, self.final_reply, self.hang = data_reply, final_reply, hang
         self.sessions = []
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((SCRIPT_ADDR, PORT))
-        self.listener.listen(8)
-        self.listener.settimeout(0.2)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(host=SCRIPT_ADDR, port=PORT, backlog=8, threaded=False)
 
-    def _serve(self):
-        while not self.stopping.is_set():
+    def handle(self, conn):
+        rec = {"commands": [], "data": None, "behind_mail": b""}
+        self.sessions.append(rec)
+        with conn:
+            conn.settimeout(20)
             try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            rec = {"commands": [], "data": None, "behind_mail": b""}
-            self.sessions.append(rec)
-            with conn:
-                conn.settimeout(20)
-                try:
-                    self._session(conn, rec)
-                except (OSError, EOFError):
-                    pass
+                self._session(conn, rec)
+            except (OSError, EOFError):
+                pass
 
     def _wait_for_close(self, conn):
         deadline = time.time() + 20
         while time.time() < deadline and not self.stopping.is_set():
             try:
-                if not conn.recv(4096):
+                if not self.recv(conn, 4096):
                     return
             except socket.timeout:
                 return
@@ -272,7 +258,7 @@ class ScriptedServer:
 
         def line():
             while b"\r\n" not in buf[0]:
-                chunk = conn.recv(65536)
+                chunk = self.recv(conn, 65536)
                 if not chunk:
                     raise EOFError
                 buf[0] += chunk
@@ -299,7 +285,7 @@ class ScriptedServer:
                 time.sleep(0.3)      # a pipelining client has sent RCPT and DATA by now
                 conn.setblocking(False)
                 try:
-                    buf[0] += conn.recv(65536)
+                    buf[0] += self.recv(conn, 65536)
                 except BlockingIOError:
                     pass
                 conn.settimeout(20)
@@ -324,10 +310,6 @@ class ScriptedServer:
             else:
                 send("250 2.0.0 Ok")
 
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(30)
-        self.listener.close()
 
 
 def unstuff(data):
