@@ -482,6 +482,13 @@ def new_queue_id():
     return out
 
 
+def queue_record(rtype, data):
+    """One queue file record (lib/QUEUE.md): the type letter, a 4-byte
+    big-endian length, the data (bytes, or str as UTF-8)."""
+    data = data if isinstance(data, bytes) else data.encode()
+    return rtype.encode() + struct.pack(">I", len(data)) + data
+
+
 def queue_id_of(reply):
     """The queue ID in a 250 reply to the end of DATA ("... queued as ID"),
     str or bytes; AssertionError when there is none."""

@@ -213,7 +213,7 @@ def queue_file_bytes(rcpt, content, sender="sender@example.org"):
                     ("Z", str(len(content)).encode()), ("E", b"")):
         if t == "R":
             offset = pos
-        records.append(t.encode() + struct.pack(">I", len(data)) + data)
+        records.append(harness.queue_record(t, data))
         pos += 5 + len(data)
     return b"".join(records), offset
 

@@ -158,7 +158,7 @@ def write_queue_file(inst, sender, rcpts, content, sub="hold"):
 
     def rec(t, data):
         nonlocal pos
-        records.append(t.encode() + struct.pack(">I", len(data)) + data)
+        records.append(harness.queue_record(t, data))
         start = pos
         pos += 5 + len(data)
         return start

@@ -17,7 +17,6 @@ import os
 import pwd
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
@@ -150,7 +149,7 @@ def poke_pickup(inst):
 
 
 def records(*recs):
-    return b"".join(t.encode() + struct.pack(">I", len(d)) + d for t, d in recs)
+    return b"".join(harness.queue_record(t, d) for t, d in recs)
 
 
 def maildrop_file(uid, rcpt, sender=b"root"):

@@ -133,9 +133,8 @@ def write_queue_file(inst, sender, rcpts, content, attrs=()):
     out, entries = bytearray(), []
 
     def record(rtype, data):
-        data = data if isinstance(data, bytes) else data.encode()
         offset = len(out)
-        out.extend(rtype.encode() + struct.pack(">I", len(data)) + data)
+        out.extend(harness.queue_record(rtype, data))
         return offset
 
     now = time.time()
