@@ -40,9 +40,11 @@ class Server:
     .port or .path known) when the constructor returns."""
 
     def __init__(self, path=None, host="127.0.0.1", port=0, backlog=16, threaded=True,
-                 rcvbuf=None, lifetime=LIFETIME, max_connections=MAX_CONNECTIONS, record=True):
-        """path: a UNIX socket (replaced if it exists, mode 0666 so that
-        daemons running as mail_owner can connect); otherwise TCP on host
+                 rcvbuf=None, lifetime=LIFETIME, max_connections=MAX_CONNECTIONS, record=True,
+                 mode=0o666):
+        """path: a UNIX socket (replaced if it exists; chmod to mode, 0666
+        by default so that daemons running as mail_owner can connect, None
+        to keep the mode the umask gave); otherwise TCP on host
         (a loopback address) and port. rcvbuf: SO_RCVBUF of the listener,
         which accepted connections inherit. record=False: recv() keeps
         nothing (for peers fed far more than a test needs to keep)."""
@@ -68,7 +70,8 @@ class Server:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         if path is not None:
             self.sock.bind(path)
-            os.chmod(path, 0o666)
+            if mode is not None:
+                os.chmod(path, mode)
             self.port = None
         else:
             self.sock.bind((host, port))

@@ -37,12 +37,12 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 
 HOST = "tern.test"
 OLD_TIME = 1000000000          # 2001: a canary's times, so any change shows
@@ -517,25 +517,10 @@ class TestLocalQueueFile(unittest.TestCase):
         hidden = tempfile.mkdtemp(prefix="tern-root-socket-", dir="/tmp")
         self.addCleanup(shutil.rmtree, hidden, True)
         os.chmod(hidden, 0o700)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.addCleanup(listener.close)
-        listener.bind(os.path.join(hidden, "root-only"))
-        listener.listen(8)
-        listener.settimeout(0.2)
-        reached, done = [], threading.Event()
-
-        def watch():                # closes what arrives, so local is not kept waiting
-            while not done.is_set():
-                try:
-                    conn, _ = listener.accept()
-                    reached.append(True)
-                    conn.close()
-                except (socket.timeout, TimeoutError):
-                    pass
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        self.addCleanup(watcher.join, 5)
-        self.addCleanup(done.set)
+        # closes what arrives, so local is not kept waiting; the socket keeps
+        # the mode the umask gives it (not writable by others)
+        listener = servers.Server(path=os.path.join(hidden, "root-only"), backlog=8, mode=None)
+        self.addCleanup(listener.stop)
         cleanup_path = os.path.join(self.inst.queue_dir, "private", "cleanup")
         os.unlink(cleanup_path)
         plant_link("symlink", os.path.join(hidden, "root-only"), cleanup_path)
@@ -549,9 +534,8 @@ class TestLocalQueueFile(unittest.TestCase):
         os.chmod(path, 0o600)
         result = self.deliver(qid, rcpt, offset)
         time.sleep(0.3)
-        done.set()
-        watcher.join(5)
-        self.assertFalse(reached, "local connected as root to a root-only socket through a "
+        listener.stop()
+        self.assertFalse(listener.conns, "local connected as root to a root-only socket through a "
                          "link at private/cleanup")
         self.assertEqual(result["status"], "4", result)
 
