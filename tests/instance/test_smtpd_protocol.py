@@ -162,9 +162,7 @@ class SmtpdTestCase(unittest.TestCase):
 
     def queue_id_of(self, reply):
         self.assertEqual(code_of(reply), 250, reply)
-        m = re.search(r"queued as ([0-9A-Z]+)", text_of(reply))
-        self.assertIsNotNone(m, reply)
-        return m.group(1)
+        return harness.queue_id_of(text_of(reply))
 
     def transaction(self, c, sender="<sender@example.org>", rcpts=("<postmaster@%s>" % HOSTNAME,)):
         self.assertEqual(c.cmd("MAIL FROM:" + sender), (250, ["2.1.0 Ok"]))
