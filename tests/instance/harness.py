@@ -332,6 +332,24 @@ class Instance:
         """Sorted queue IDs of the committed files in queue/SUB."""
         return [os.path.basename(p) for p in self.queue_files(sub)]
 
+    def queued(self, qid, subs=("active", "hold", "incoming"), timeout=10):
+        """The parsed queue file of qid (read_queue_file) once it is
+        complete in one of queue/SUBS, with "dir" set to that SUB; waits up
+        to timeout seconds (a file qmgr moves meanwhile is looked for
+        again), AssertionError with the log's tail otherwise."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for sub in subs:
+                try:
+                    q = read_queue_file(os.path.join(self.queue_dir, sub, qid))
+                except FileNotFoundError:
+                    continue
+                if q["complete"]:
+                    q["dir"] = sub
+                    return q
+            time.sleep(0.05)
+        raise AssertionError("%s was not queued; log:\n%s" % (qid, self.log_tail()))
+
     def temp_files(self):
         """Names of the temporary files (.ID) in queue/incoming."""
         d = os.path.join(self.queue_dir, "incoming")
@@ -445,6 +463,40 @@ CRASH_PATTERNS = re.compile(
 def crash_reports(text):
     """Log lines that show a daemon crash or a sanitizer report."""
     return [line for line in text.splitlines() if CRASH_PATTERNS.search(line)]
+
+
+QUEUE_ID_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"    # as lib's queue IDs
+_qid_counter = [0]
+
+
+def new_queue_id():
+    """A fresh 16-character queue ID in Tern's alphabet, for queue files a
+    test writes itself: microseconds, PID and a counter, so that IDs made
+    in one test run never repeat."""
+    _qid_counter[0] += 1
+    n = int(time.time() * 1000000) * 1000 + os.getpid() % 1000 * 7 + _qid_counter[0]
+    out = ""
+    for _ in range(16):
+        out = QUEUE_ID_ALPHABET[n % 31] + out
+        n //= 31
+    return out
+
+
+def queue_record(rtype, data):
+    """One queue file record (lib/QUEUE.md): the type letter, a 4-byte
+    big-endian length, the data (bytes, or str as UTF-8)."""
+    data = data if isinstance(data, bytes) else data.encode()
+    return rtype.encode() + struct.pack(">I", len(data)) + data
+
+
+def queue_id_of(reply):
+    """The queue ID in a 250 reply to the end of DATA ("... queued as ID"),
+    str or bytes; AssertionError when there is none."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    m = re.search(r"queued as ([0-9A-Z]+)", text)
+    if not m:
+        raise AssertionError("no queue ID in reply %r" % text)
+    return m.group(1)
 
 
 RECORD_TYPES = set("VTZSARDCXWE")

@@ -31,6 +31,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 
 C_MILTER = os.path.join(harness.BUILD, "tests", "milter", "test-milter")
 SESSIONS = 20
@@ -94,7 +95,7 @@ def make_body(seed, size):
     return b"".join(lines)
 
 
-class SlowReader:
+class SlowReader(servers.Server):
     """A milter in raw protocol that asks for no replies to body chunks
     (SMFIP_NR_BODY) and, at the first chunk of each message, stops reading
     for `pause` seconds (its receive buffer is small): queued for it in
@@ -106,40 +107,16 @@ class SlowReader:
     def __init__(self, pause):
         self.pause = pause
         self.bodies = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
+        # a small receive buffer, so that the pause pushes back on smtpd
+        super().__init__(backlog=64, rcvbuf=65536, record=False)
 
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def read_exactly(conn, n):
-        data = b""
-        while len(data) < n:
-            more = conn.recv(n - len(data))
-            if not more:
-                return None
-            data += more
-        return data
-
-    def talk(self, conn):
+    def handle(self, conn):
         conn.settimeout(TRANSFER_TIMEOUT)
         body, paused = 0, False
         try:
             while True:
-                head = self.read_exactly(conn, 4)
-                pkt = head and self.read_exactly(conn, struct.unpack(">I", head)[0])
+                head = self.recv_exactly(conn, 4)
+                pkt = head and self.recv_exactly(conn, struct.unpack(">I", head)[0])
                 if not pkt:
                     return
                 cmd = pkt[:1]
@@ -154,7 +131,7 @@ class SlowReader:
                     return
                 elif cmd == b"B":
                     if not paused:
-                        time.sleep(self.pause)
+                        self.stopping.wait(self.pause)
                         paused = True
                     body += len(pkt) - 1
                 else:
@@ -166,14 +143,6 @@ class SlowReader:
             return
         finally:
             conn.close()
-
-    def stop(self):
-        self.sock.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
 
 
 def start_instance(cls, name, milters):
@@ -198,21 +167,6 @@ def start_instance(cls, name, milters):
         if asan is not None:
             os.environ["ASAN_OPTIONS"] = asan
     return inst
-
-
-def queued(inst, qid, timeout=30):
-    """The complete queue file of qid (active/, incoming/ or hold/)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for sub in ("active", "incoming", "hold"):
-            try:
-                q = harness.read_queue_file(os.path.join(inst.queue_dir, sub, qid))
-            except FileNotFoundError:
-                continue
-            if q["complete"]:
-                return q
-        time.sleep(0.05)
-    raise AssertionError("%s was not queued; log:\n%s" % (qid, inst.log_tail()))
 
 
 def smtpd_pss(inst):
@@ -341,7 +295,7 @@ class TestMilterMemory(unittest.TestCase):
         for i, c in enumerate(clients):
             code, lines = c.reply
             self.assertEqual(code, 250, lines)
-            q = queued(self.inst, lines[-1].split()[-1])
+            q = self.inst.queued(lines[-1].split()[-1], timeout=30)
             head, body = q["content"].split(b"\n\n", 1)
             want = bodies[i].replace(b"\r\n", b"\n")
             if i % 2:
@@ -403,7 +357,7 @@ class TestSlowFilterMemory(unittest.TestCase):
                         % (growth / 2**20, self.SESSIONS, self.SIZE // 2**20))
         for c in clients:
             self.assertEqual(c.reply[0], 250, c.reply)
-            q = queued(self.inst, c.reply[1][-1].split()[-1])
+            q = self.inst.queued(c.reply[1][-1].split()[-1], timeout=30)
             self.assertEqual(q["content"].split(b"\n\n", 1)[1], body.replace(b"\r\n", b"\n"))
         self.assertEqual(self.milter.bodies, [len(body)] * self.SESSIONS)
 

@@ -37,15 +37,14 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 
 HOST = "tern.test"
-ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 OLD_TIME = 1000000000          # 2001: a canary's times, so any change shows
 
 RACER_C = r"""
@@ -204,19 +203,6 @@ def root_only_dir(inst):
     return d
 
 
-_qid_counter = [0]
-
-
-def new_queue_id():
-    _qid_counter[0] += 1
-    n = int(time.time() * 1000000) * 1000 + os.getpid() % 1000 * 7 + _qid_counter[0]
-    out = ""
-    for _ in range(16):
-        out = ALPHABET[n % 31] + out
-        n //= 31
-    return out
-
-
 def queue_file_bytes(rcpt, content, sender="sender@example.org"):
     """A complete queue file (lib/global/QUEUE.md); returns (bytes, offset of the
     recipient record)."""
@@ -227,7 +213,7 @@ def queue_file_bytes(rcpt, content, sender="sender@example.org"):
                     ("Z", str(len(content)).encode()), ("E", b"")):
         if t == "R":
             offset = pos
-        records.append(t.encode() + struct.pack(">I", len(data)) + data)
+        records.append(harness.queue_record(t, data))
         pos += 5 + len(data)
     return b"".join(records), offset
 
@@ -434,7 +420,7 @@ class TestQueueCommands(unittest.TestCase):
         """A root file in queue format outside the queue, and a link to it
         under a queue ID in queue/SUB; returns (canary, queue ID)."""
         data, _ = queue_file_bytes("someone@example.org", content)
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         canary = make_canary(self.secret_dir, "%s-%s-%s" % (kind, sub, qid), data, mode)
         plant_link(kind, canary, os.path.join(self.inst.queue_dir, sub, qid))
         return canary, qid
@@ -505,7 +491,7 @@ class TestLocalQueueFile(unittest.TestCase):
             data, offset = queue_file_bytes(rcpt, b"Subject: secret\n\n" + secret + b"\n")
             canary = make_canary(self.secret_dir, kind, data, 0o600)
             before = canary_state(canary)
-            qid = new_queue_id()
+            qid = harness.new_queue_id()
             plant_link(kind, canary, os.path.join(self.inst.queue_dir, "hold", qid))
             result = self.deliver(qid, rcpt, offset)
             try:
@@ -531,31 +517,16 @@ class TestLocalQueueFile(unittest.TestCase):
         hidden = tempfile.mkdtemp(prefix="tern-root-socket-", dir="/tmp")
         self.addCleanup(shutil.rmtree, hidden, True)
         os.chmod(hidden, 0o700)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.addCleanup(listener.close)
-        listener.bind(os.path.join(hidden, "root-only"))
-        listener.listen(8)
-        listener.settimeout(0.2)
-        reached, done = [], threading.Event()
-
-        def watch():                # closes what arrives, so local is not kept waiting
-            while not done.is_set():
-                try:
-                    conn, _ = listener.accept()
-                    reached.append(True)
-                    conn.close()
-                except (socket.timeout, TimeoutError):
-                    pass
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        self.addCleanup(watcher.join, 5)
-        self.addCleanup(done.set)
+        # closes what arrives, so local is not kept waiting; the socket keeps
+        # the mode the umask gives it (not writable by others)
+        listener = servers.Server(path=os.path.join(hidden, "root-only"), backlog=8, mode=None)
+        self.addCleanup(listener.stop)
         cleanup_path = os.path.join(self.inst.queue_dir, "private", "cleanup")
         os.unlink(cleanup_path)
         plant_link("symlink", os.path.join(hidden, "root-only"), cleanup_path)
         rcpt = "fwdtest@" + HOST
         data, offset = queue_file_bytes(rcpt, b"Subject: forward me\n\nbody\n")
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         path = os.path.join(self.inst.queue_dir, "hold", qid)
         with open(path, "wb") as f:
             f.write(data)
@@ -563,16 +534,15 @@ class TestLocalQueueFile(unittest.TestCase):
         os.chmod(path, 0o600)
         result = self.deliver(qid, rcpt, offset)
         time.sleep(0.3)
-        done.set()
-        watcher.join(5)
-        self.assertFalse(reached, "local connected as root to a root-only socket through a "
+        listener.stop()
+        self.assertFalse(listener.conns, "local connected as root to a root-only socket through a "
                          "link at private/cleanup")
         self.assertEqual(result["status"], "4", result)
 
     def test_plain_queue_file_is_delivered(self):
         rcpt = "root@" + HOST
         data, offset = queue_file_bytes(rcpt, b"Subject: fine\n\nPLAIN-DELIVERY\n")
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         path = os.path.join(self.inst.queue_dir, "hold", qid)
         with open(path, "wb") as f:
             f.write(data)

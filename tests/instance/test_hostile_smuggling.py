@@ -13,14 +13,13 @@ such a file.
 """
 import os
 import re
-import socket
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 import test_sendmail as local  # noqa: E402  (instances with a set-group-ID tern-drop)
 import test_smtp_delivery as delivery  # noqa: E402  (queue file writer, delivery protocol)
 
@@ -39,7 +38,7 @@ def lenient_lines(data):
     return re.split(rb"\r\n|\r|\n", data)
 
 
-class RawSink:
+class RawSink(servers.Server):
     """A raw SMTP server on 127.0.0.1 that keeps the exact bytes of each
     session. It reads commands up to CR LF and, after its 354, the data up
     to CR LF . CR LF, as RFC 5321 says; whatever follows is read as the
@@ -47,32 +46,12 @@ class RawSink:
     MAIL FROM."""
 
     def __init__(self):
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(8)
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
         self.sessions = []          # dicts: raw (all bytes), datas [bytes], mails [bytes]
         self.reject_rcpts = set()   # RCPT TO:<these> gets 550
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+        # one thread per connection: a client may keep one open
+        super().__init__(backlog=8, lifetime=900)   # the module runs well within this
 
-    def serve(self):
-        deadline = time.time() + 900            # bounded: the module runs well within this
-        while not self.stopping and time.time() < deadline:
-            try:
-                conn, _ = self.listener.accept()
-            except (socket.timeout, TimeoutError):
-                continue
-            except OSError:
-                return
-            # one thread per connection: a client may keep one open
-            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
-
-    def session(self, conn):
+    def handle(self, conn):
         with conn:
             self.converse(conn)
 
@@ -165,11 +144,6 @@ class RawSink:
     def raw(self):
         with self.lock:
             return [s["raw"] for s in self.sessions]
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.listener.close()
 
 
 class SmugglingRelayBase(unittest.TestCase):

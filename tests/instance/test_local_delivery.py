@@ -31,7 +31,6 @@ import harness  # noqa: E402
 
 HOST = "tern.test"
 USERS = ("terntestloca", "terntestlocb", "terntestlocc")
-ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 AUX = os.path.join(harness.BUILD, "tests", "unit", "test_local_aliasdb")
 MESSAGE = (b"Subject: hello\nFrom: Sender <sender@example.org>\n\n"
            b"From the body, quoted in mbox\nsecond line\n>From stays as it is\n")
@@ -152,27 +151,14 @@ def read_frame(sock):
 
 # ---- queue files (lib/global/QUEUE.md) ----
 
-_qid_counter = [0]
-
-
-def new_queue_id():
-    _qid_counter[0] += 1
-    n = int(time.time() * 1000000) * 1000 + os.getpid() % 1000 * 7 + _qid_counter[0]
-    out = ""
-    for _ in range(16):
-        out = ALPHABET[n % 31] + out
-        n //= 31
-    return out
-
-
 def write_queue_file(inst, sender, rcpts, content, sub="hold"):
     """A complete queue file in queue/SUB; returns (queue_id, offsets of the R records)."""
-    qid = new_queue_id()
+    qid = harness.new_queue_id()
     records, offsets, pos = [], [], 0
 
     def rec(t, data):
         nonlocal pos
-        records.append(t.encode() + struct.pack(">I", len(data)) + data)
+        records.append(harness.queue_record(t, data))
         start = pos
         pos += 5 + len(data)
         return start

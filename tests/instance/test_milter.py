@@ -21,12 +21,12 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 import sink as sinkmod  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -86,23 +86,6 @@ def start_instance(test, name, settings):
     return inst
 
 
-def queued(inst, qid, timeout=10):
-    """The queue file of qid once it is in active/ (or hold/)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for sub in ("active", "hold", "incoming"):
-            path = os.path.join(inst.queue_dir, sub, qid)
-            try:
-                q = harness.read_queue_file(path)
-            except FileNotFoundError:       # not there, or qmgr just moved it on
-                continue
-            if q["complete"]:
-                q["dir"] = sub
-                return q
-        time.sleep(0.05)
-    raise AssertionError("%s was not queued; log:\n%s" % (qid, inst.log_tail()))
-
-
 def header_lines(content):
     head = content.split(b"\n\n", 1)[0].decode()
     return [l for l in head.split("\n") if not l.startswith("Received:") and not l.startswith(" ")
@@ -159,7 +142,7 @@ class TestPyMilter(unittest.TestCase):
 
     def test_events_and_macros(self):
         qid = self.send_qid("plain")
-        q = queued(self.inst, qid)
+        q = self.inst.queued(qid)
         self.assertIn(b"Subject: plain", q["content"])
         ev = self.read_events()
         names = [e["event"] for e in ev]
@@ -253,7 +236,7 @@ class TestPyMilter(unittest.TestCase):
             code, text = s.data(message("after a refused rcpt"))
             self.assertEqual(code, 250)
         qid = text.decode().split()[-1]
-        self.assertEqual([r[0] for r in queued(self.inst, qid)["recipients"]], ["someone@example.com"])
+        self.assertEqual([r[0] for r in self.inst.queued(qid)["recipients"]], ["someone@example.com"])
         self.inst.wait_log(r"NOQUEUE: milter-reject: RCPT from localhost\[127.0.0.1\]: 550 5.7.1 "
                            r"recipient refused by filter; from=<sender@example.org> "
                            r"to=<reject-rcpt@example.com> proto=ESMTP helo=<client.example>")
@@ -305,7 +288,7 @@ class TestPyMilter(unittest.TestCase):
             "delheader 1 X-Gone",
             "chgheader 1 X-Absent now present"],
             extra=["X-Multi: one", "X-Multi: two", "X-Gone: bye"])
-        q = queued(self.inst, qid)
+        q = self.inst.queued(qid)
         lines = header_lines(q["content"])
         self.assertEqual(lines[0], "X-Top: first of all")
         self.assertIn("X-Multi: one", lines)
@@ -321,7 +304,7 @@ class TestPyMilter(unittest.TestCase):
             "addrcpt <notified@example.com> NOTIFY=NEVER",
             "delrcpt <other@example.com>",
             "chgfrom <new-sender@example.org> RET=HDRS"])
-        q = queued(self.inst, qid)
+        q = self.inst.queued(qid)
         rcpts = {r[0]: r for r in q["recipients"]}
         self.assertEqual(sorted(rcpts), ["added@example.com", "notified@example.com",
                                          "someone@example.com"])
@@ -330,13 +313,13 @@ class TestPyMilter(unittest.TestCase):
 
     def test_replace_body(self):
         qid = self.send_qid("new body", actions=["replbody replaced text"])
-        q = queued(self.inst, qid)
+        q = self.inst.queued(qid)
         self.assertTrue(q["content"].endswith(b"\n\nreplaced text\nsecond body line\n"), q["content"])
         self.assertNotIn(b"world", q["content"])
 
     def test_quarantine_holds(self):
         qid = self.send_qid("hold me", actions=["quarantine suspicious content"])
-        q = queued(self.inst, qid)
+        q = self.inst.queued(qid)
         self.assertEqual(q["dir"], "hold")
         self.inst.wait_log(r"%s: milter-hold: END-OF-MESSAGE from localhost\[127.0.0.1\]: "
                            r"suspicious content; from=<sender@example.org>" % qid)
@@ -364,7 +347,7 @@ class TestPyMilter(unittest.TestCase):
             s.rcpt("someone@example.com")
             code, text = s.data(message("version 2", ["addheader X-V2 yes"]))
         self.assertEqual(code, 250, text)
-        q = queued(inst, text.decode().split()[-1])
+        q = inst.queued(text.decode().split()[-1])
         self.assertIn("X-V2: yes", header_lines(q["content"]))
         names = [e["event"] for e in self.read_events()]
         self.assertNotIn("data", names)
@@ -388,7 +371,7 @@ class TestPyMilter(unittest.TestCase):
             self.assertEqual(code, 250, lines)
             r.send("QUIT\r\n")
         qid = lines[-1].split()[-1]
-        q = queued(self.inst, qid)
+        q = self.inst.queued(qid)
         self.assertIn("X-Chunked: yes", header_lines(q["content"]))
         self.assertIn(b"Subject: chunked", q["content"])
 
@@ -455,7 +438,7 @@ class TestLibMilter(unittest.TestCase):
     def queued_after(self, reply):
         code, text = reply
         self.assertEqual(code, 250, text)
-        return queued(self.inst, text.decode().split()[-1])
+        return self.inst.queued(text.decode().split()[-1])
 
     def test_every_edit(self):
         q = self.queued_after(self.send(
@@ -502,7 +485,7 @@ class TestLibMilter(unittest.TestCase):
             s.rcpt("someone@example.com")
             code, text = s.data(message("over unix", ["addheader"]))
         self.assertEqual(code, 250, text)
-        q = queued(inst, text.decode().split()[-1])
+        q = inst.queued(text.decode().split()[-1])
         self.assertIn("X-C-Added: by the C filter", header_lines(q["content"]))
 
     def test_skip_and_large_body(self):
@@ -555,7 +538,7 @@ class TestNonSmtpdMilters(unittest.TestCase):
         self.submit("local edits", ["addheader X-Local-Filter seen", "chgfrom <changed@example.org>",
                                     "addrcpt <extra@example.com>"])
         qid = self.inst.wait_log(r"(\w+): uid=0 from=<changed@example.org>").group(1)
-        q = queued(self.inst, qid)
+        q = self.inst.queued(qid)
         self.assertIn("X-Local-Filter: seen", header_lines(q["content"]))
         self.assertEqual(sorted(r[0] for r in q["recipients"]),
                          ["extra@example.com", "someone@example.com"])
@@ -572,7 +555,7 @@ class TestNonSmtpdMilters(unittest.TestCase):
         self.submit("local hold", ["quarantine held locally"])
         qid = self.inst.wait_log(r"(\w+): milter-hold: END-OF-MESSAGE from localhost\[127.0.0.1\]: "
                                  r"held locally").group(1)
-        q = queued(self.inst, qid)
+        q = self.inst.queued(qid)
         self.assertEqual(q["dir"], "hold")
         self.assertEqual(q["attrs"].get("hold_reason"), "milter: held locally")
 
@@ -592,7 +575,7 @@ class TestNonSmtpdMilters(unittest.TestCase):
 
 # ---- filters that fail ----
 
-class FakeMilter:
+class FakeMilter(servers.Server):
     """A milter in raw protocol: negotiates (version 6, no actions, no
     protocol flags), answers CONTINUE, and at the command `at` does `how`:
     "hang" (never answers), "close" (closes the connection), "garbage"
@@ -601,46 +584,20 @@ class FakeMilter:
 
     def __init__(self, at, how, match=None):
         self.at, self.how, self.match = at.encode(), how, match
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(backlog=16)
 
-    def serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def read_packet(conn):
-        head = b""
-        while len(head) < 4:
-            more = conn.recv(4 - len(head))
-            if not more:
-                return None
-            head += more
+    def read_packet(self, conn):
+        head = self.recv_exactly(conn, 4)
+        if head is None:
+            return None
         (n,) = struct.unpack(">I", head)
-        data = b""
-        while len(data) < n:
-            more = conn.recv(n - len(data))
-            if not more:
-                return None
-            data += more
-        return data
+        return self.recv_exactly(conn, n)
 
     @staticmethod
     def packet(cmd, data=b""):
         return struct.pack(">I", len(data) + 1) + cmd + data
 
-    def talk(self, conn):
+    def handle(self, conn):
         conn.settimeout(60)
         try:
             while True:
@@ -657,7 +614,7 @@ class FakeMilter:
                     continue
                 if cmd == self.at and (self.match is None or self.match in pkt):
                     if self.how == "hang":
-                        time.sleep(30)
+                        self.stopping.wait(30)
                         return
                     if self.how == "close":
                         return
@@ -678,15 +635,6 @@ class FakeMilter:
             return
         finally:
             conn.close()
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
 
 
 class TestFailingMilters(unittest.TestCase):
@@ -777,7 +725,7 @@ class TestFailingMilters(unittest.TestCase):
             "mclose", "{ inet:127.0.0.1:%d, default_action=accept }" % self.close.port, "closed")
         self.assertEqual((stage, code), ("DATA", 250), text)
         qid = text.split()[-1]
-        self.assertIn(b"Subject: closed", queued(inst, qid)["content"])
+        self.assertIn(b"Subject: closed", inst.queued(qid)["content"])
         inst.wait_log(r"milter inet:127.0.0.1:%d: read reply: connection closed by the filter; "
                       r"default_action=accept" % self.close.port)
 
@@ -793,7 +741,7 @@ class TestFailingMilters(unittest.TestCase):
             "mdead", "inet:127.0.0.1:%d" % self.dead_port, "dead", default="quarantine")
         self.assertEqual((stage, code), ("DATA", 250), text)
         qid = text.split()[-1]
-        self.assertEqual(queued(inst, qid)["dir"], "hold")
+        self.assertEqual(inst.queued(qid)["dir"], "hold")
         inst.wait_log(r"milter inet:127.0.0.1:%d: connect: .*; default_action=quarantine" % self.dead_port)
 
     def test_garbage_with_shutdown(self):

@@ -19,12 +19,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 import sink  # noqa: E402
 
 from dnsserver import DnsServer  # noqa: E402
@@ -684,45 +684,27 @@ class TestDnsLists(PolicyTest):
 
 # ---- policy servers ----
 
-class PolicyServer:
+class PolicyServer(servers.Server):
     """A policy server of the test on a UNIX socket or TCP port: answers
     by recipient; 'slow' recipients get no answer; keeps every request."""
 
     def __init__(self, family, path=None):
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        if family == socket.AF_UNIX:
-            self.sock.bind(path)
-            os.chmod(path, 0o666)
-            self.address = path
-        else:
-            self.sock.bind(("127.0.0.1", 0))
-            self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
         self.requests = []
-        self.connections = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__(path=path if family == socket.AF_UNIX else None, backlog=16)
+        self.address = path if family == socket.AF_UNIX else "127.0.0.1:%d" % self.port
 
-    def _accept(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    @property
+    def connections(self):
+        """How many connections it has accepted."""
+        return len(self.conns)
 
-    def _serve(self, conn):
+    def handle(self, conn):
         conn.settimeout(30)
         buf = b""
         try:
             while not self.stopping.is_set():
                 while b"\n\n" not in buf:
-                    chunk = conn.recv(4096)
+                    chunk = self.recv(conn, 4096)
                     if not chunk:
                         return
                     buf += chunk
@@ -731,7 +713,7 @@ class PolicyServer:
                 self.requests.append(req)
                 rcpt = req.get("recipient", "")
                 if rcpt.startswith("slow"):
-                    time.sleep(5)
+                    self.stopping.wait(5)
                     return
                 if rcpt.startswith("reject"):
                     action = "REJECT policy says no"
@@ -747,11 +729,6 @@ class PolicyServer:
             pass
         finally:
             conn.close()
-
-    def stop(self):
-        self.stopping.set()
-        self.sock.close()
-        self.thread.join(5)
 
 
 class TestPolicyService(PolicyTest):
@@ -894,39 +871,23 @@ class TestPostgrey(PolicyTest):
         self.assertIn(b"X-Greylist: delayed", harness.read_queue_file(path)["content"])
 
 
-class SpawnServer:
+class SpawnServer(servers.Server):
     """What Postfix's spawn(8) does for policyd-spf: each connection gets a
     new process with the socket as its standard input and output."""
 
     def __init__(self, argv):
         self.argv = argv
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
         self.procs = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__(backlog=8, threaded=False)
 
-    def _accept(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            p = subprocess.Popen(self.argv, stdin=conn.fileno(), stdout=conn.fileno(),
-                                 stderr=subprocess.DEVNULL)
-            conn.close()
-            self.procs.append(p)
+    def handle(self, conn):
+        p = subprocess.Popen(self.argv, stdin=conn.fileno(), stdout=conn.fileno(),
+                             stderr=subprocess.DEVNULL)
+        conn.close()
+        self.procs.append(p)
 
     def stop(self):
-        self.stopping.set()
-        self.sock.close()
-        self.thread.join(5)
+        super().stop()
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()

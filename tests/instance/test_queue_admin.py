@@ -57,7 +57,7 @@ class QueueBase(unittest.TestCase):
                 s.rcpt(r)
             code, reply = s.data(b"Subject: %s\r\nX-Test: yes\r\n\r\nthe body\r\n" % subject.encode())
         self.assertEqual(code, 250, reply)
-        return re.search(rb"queued as (\w+)", reply).group(1).decode()
+        return harness.queue_id_of(reply)
 
     def send_deferred(self, rcpt="far@remote.example", sender="sender@example.org", subject="test"):
         qid = self.send([rcpt], sender, subject)

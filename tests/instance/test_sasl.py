@@ -24,12 +24,12 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 
 HOSTNAME = "tern.test"
 UNTRUSTED = "127.0.0.2"
@@ -784,44 +784,23 @@ class TestSaslDovecot(SaslTest):
             self.stop_dovecot()
 
 
-class FakeAuthServer:
+class FakeAuthServer(servers.Server):
     """A Dovecot auth service that misbehaves on purpose: it answers each
     connection's handshake and requests with the lines behaviour() gives
     for ("hello" | request line); it runs in a thread of the test."""
 
     def __init__(self, path):
-        self.path = path
         self.behaviour = lambda what, line: []
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.path.lexists(path):
-            os.unlink(path)
-        self.sock.bind(path)
-        os.chmod(path, 0o666)
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stopping = threading.Event()
-        self.conns = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.closed = 0             # conns before this index were closed by close_connections()
+        super().__init__(path=path, backlog=16)
 
-    def _serve(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
-
-    def _talk(self, conn):
+    def handle(self, conn):
         buf = b""
         conn.settimeout(0.2)
         greeted = False
         while not self.stopping.is_set():
             try:
-                data = conn.recv(4096)
+                data = self.recv(conn, 4096)
             except socket.timeout:
                 continue
             except OSError:
@@ -845,19 +824,15 @@ class FakeAuthServer:
                     return
 
     def close_connections(self):
-        for c in self.conns:
+        """Close the connections accepted so far (the daemons reconnect)."""
+        with self.lock:
+            conns, self.closed = self.conns[self.closed:], len(self.conns)
+        for c in conns:
             try:
                 c.shutdown(socket.SHUT_RDWR)
                 c.close()
             except OSError:
                 pass
-        self.conns = []
-
-    def stop(self):
-        self.stopping.set()
-        self.close_connections()
-        self.sock.close()
-        self.thread.join(timeout=5)
 
 
 HANDSHAKE = ["VERSION\t1\t2", "MECH\tPLAIN\tplaintext", "MECH\tLOGIN\tplaintext",

@@ -17,7 +17,6 @@ import os
 import pwd
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,6 @@ USERS = ("terntestsma", "terntestsmb")
 SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
 TERN_DROP = os.path.join(harness.BUILD, "tern-drop", "tern-drop")
 TERN_MAILQ = os.path.join(harness.BUILD, "tern-mailq", "tern-mailq")
-ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 
 _homes = None
 
@@ -150,21 +148,8 @@ def poke_pickup(inst):
         os.close(fd)
 
 
-_qid_counter = [0]
-
-
-def new_queue_id():
-    _qid_counter[0] += 1
-    n = int(time.time() * 1000000) * 1000 + os.getpid() % 1000 * 7 + _qid_counter[0]
-    out = ""
-    for _ in range(16):
-        out = ALPHABET[n % 31] + out
-        n //= 31
-    return out
-
-
 def records(*recs):
-    return b"".join(t.encode() + struct.pack(">I", len(d)) + d for t, d in recs)
+    return b"".join(harness.queue_record(t, d) for t, d in recs)
 
 
 def maildrop_file(uid, rcpt, sender=b"root"):
@@ -313,14 +298,14 @@ class TestSubmission(unittest.TestCase):
                            ("uid not the owner's", maildrop_file(uid, USERS[0])),
                            ("no uid",
                             maildrop_file(0, USERS[0]).replace(b"A\0\0\0\x05uid=0", b""))):
-            qid = new_queue_id()
+            qid = harness.new_queue_id()
             with open(os.path.join(maildrop, qid), "wb") as f:
                 f.write(data)
             planted[qid] = what
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         os.symlink("/etc/passwd", os.path.join(maildrop, qid))
         planted[qid] = "symlink"
-        qid = new_queue_id()
+        qid = harness.new_queue_id()
         os.mkfifo(os.path.join(maildrop, qid))
         planted[qid] = "fifo"
         poke_pickup(inst)

@@ -12,22 +12,20 @@ per recipient, which recipients are marked done in the queue file, and
 the log lines.
 """
 import os
-import random
 import re
 import socket
 import struct
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402
 import dnsserver  # noqa: E402
 
-QUEUE_ID_ALPHABET = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
 PORT = harness.free_port()          # smtp_tcp_port: every test server listens here
 SINK_ADDR = "127.0.0.3"             # aiosmtpd
 SCRIPT_ADDR = "127.0.0.4"           # scripted servers
@@ -129,19 +127,14 @@ def deliver(inst, qid, nexthop, sender, rcpts, queue_path=None, timeout=60, done
 
 # ---- queue files ----
 
-def new_queue_id():
-    return "".join(random.choice(QUEUE_ID_ALPHABET) for _ in range(16))
-
-
 def write_queue_file(inst, sender, rcpts, content, attrs=()):
     """A complete queue file in active/ (lib/global/QUEUE.md) that qmgr never sees.
     Returns (queue_id, [(address, orcpt, notify, offset)])."""
     out, entries = bytearray(), []
 
     def record(rtype, data):
-        data = data if isinstance(data, bytes) else data.encode()
         offset = len(out)
-        out.extend(rtype.encode() + struct.pack(">I", len(data)) + data)
+        out.extend(harness.queue_record(rtype, data))
         return offset
 
     now = time.time()
@@ -159,7 +152,7 @@ def write_queue_file(inst, sender, rcpts, content, attrs=()):
     record("X", b"")
     record("Z", str(len(content)))
     record("E", b"")
-    qid = new_queue_id()
+    qid = harness.new_queue_id()
     active = os.path.join(inst.queue_dir, "active")
     tmp = os.path.join(active, "." + qid)
     with open(tmp, "wb") as f:
@@ -220,7 +213,7 @@ class SinkHandler:
         return "250 2.0.0 Ok: queued as SINK%d" % len(self.messages)
 
 
-class ScriptedServer:
+class ScriptedServer(servers.Server):
     """A raw SMTP server on SCRIPT_ADDR:PORT that answers from a script, one
     session at a time, and records each session: the command lines, the
     DATA bytes as they came (dot-stuffed), and what was already waiting
@@ -236,37 +229,23 @@ class ScriptedServer:
         self.rcpt_replies = rcpt_replies or {}
         self.data_reply, self.final_reply, self.hang = data_reply, final_reply, hang
         self.sessions = []
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((SCRIPT_ADDR, PORT))
-        self.listener.listen(8)
-        self.listener.settimeout(0.2)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(host=SCRIPT_ADDR, port=PORT, backlog=8, threaded=False)
 
-    def _serve(self):
-        while not self.stopping.is_set():
+    def handle(self, conn):
+        rec = {"commands": [], "data": None, "behind_mail": b""}
+        self.sessions.append(rec)
+        with conn:
+            conn.settimeout(20)
             try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            rec = {"commands": [], "data": None, "behind_mail": b""}
-            self.sessions.append(rec)
-            with conn:
-                conn.settimeout(20)
-                try:
-                    self._session(conn, rec)
-                except (OSError, EOFError):
-                    pass
+                self._session(conn, rec)
+            except (OSError, EOFError):
+                pass
 
     def _wait_for_close(self, conn):
         deadline = time.time() + 20
         while time.time() < deadline and not self.stopping.is_set():
             try:
-                if not conn.recv(4096):
+                if not self.recv(conn, 4096):
                     return
             except socket.timeout:
                 return
@@ -278,7 +257,7 @@ class ScriptedServer:
 
         def line():
             while b"\r\n" not in buf[0]:
-                chunk = conn.recv(65536)
+                chunk = self.recv(conn, 65536)
                 if not chunk:
                     raise EOFError
                 buf[0] += chunk
@@ -305,7 +284,7 @@ class ScriptedServer:
                 time.sleep(0.3)      # a pipelining client has sent RCPT and DATA by now
                 conn.setblocking(False)
                 try:
-                    buf[0] += conn.recv(65536)
+                    buf[0] += self.recv(conn, 65536)
                 except BlockingIOError:
                     pass
                 conn.settimeout(20)
@@ -330,10 +309,6 @@ class ScriptedServer:
             else:
                 send("250 2.0.0 Ok")
 
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(30)
-        self.listener.close()
 
 
 def unstuff(data):
@@ -713,7 +688,7 @@ class SmtpDeliveryTest(unittest.TestCase):
 
     def test_bad_queue_path_is_refused(self):
         qid, rcpts = write_queue_file(self.inst, "a@example.org", ["b@x.test"], b"x\n")
-        for path in ("../active/" + qid, "active/" + new_queue_id(), "/etc/passwd", "active/"):
+        for path in ("../active/" + qid, "active/" + harness.new_queue_id(), "/etc/passwd", "active/"):
             with self.assertRaises(EOFError):
                 deliver(self.inst, qid, "mx.test", "a@example.org", rcpts, queue_path=path)
         self.inst.wait_log(r"bad delivery request from the queue manager: bad queue_id or queue_path")

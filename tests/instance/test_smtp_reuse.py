@@ -14,7 +14,6 @@ next request, the smtp service runs at most one process.
 """
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 import test_smtp_delivery as tsd  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402
@@ -155,7 +155,7 @@ class CountingSink:
         self.controller.stop()
 
 
-class ScriptServer:
+class ScriptServer(servers.Server):
     """A raw SMTP server on 127.0.0.1 for the failures aiosmtpd cannot act:
     a chosen greeting, then for each command the reply given for its verb
     (250 when none is), 221 to QUIT; one connection at a time."""
@@ -165,34 +165,22 @@ class ScriptServer:
         self.replies = {"EHLO": "250 script.test", "QUIT": "221 2.0.0 Bye"}
         self.replies.update(replies or {})
         self.commands = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(threaded=False)
 
-    def _serve(self):
-        while not self.stopping.is_set():
+    def handle(self, conn):
+        with conn:
+            conn.settimeout(5)
             try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
+                self._session(conn)
             except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    self._session(conn)
-                except OSError:
-                    pass
+                pass
 
     def _session(self, conn):
         conn.sendall(self.greeting.encode() + b"\r\n")
         buf = b""
         for _ in range(100):
             while b"\r\n" not in buf:
-                chunk = conn.recv(4096)
+                chunk = self.recv(conn, 4096)
                 if not chunk:
                     return
                 buf += chunk
@@ -204,10 +192,6 @@ class ScriptServer:
             if verb == "QUIT":
                 return
 
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(10)
-        self.listener.close()
 
 
 def log_line(port, rcpt=r"[^>]+", conn_use=None, status="sent"):

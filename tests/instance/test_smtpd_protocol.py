@@ -158,25 +158,11 @@ class SmtpdTestCase(unittest.TestCase):
 
     def queued(self, qid, timeout=10):
         """The parsed queue file of qid, wherever qmgr has put it."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            for sub in QUEUE_SUBDIRS:
-                for path in self.inst.queue_files(sub):
-                    if os.path.basename(path) == qid:
-                        try:
-                            msg = harness.read_queue_file(path)
-                        except FileNotFoundError:
-                            continue      # moved between directories meanwhile
-                        if msg["complete"]:
-                            return msg
-            time.sleep(0.05)
-        self.fail("queue file %s not found" % qid)
+        return self.inst.queued(qid, QUEUE_SUBDIRS, timeout)
 
     def queue_id_of(self, reply):
         self.assertEqual(code_of(reply), 250, reply)
-        m = re.search(r"queued as ([0-9A-Z]+)", text_of(reply))
-        self.assertIsNotNone(m, reply)
-        return m.group(1)
+        return harness.queue_id_of(text_of(reply))
 
     def transaction(self, c, sender="<sender@example.org>", rcpts=("<postmaster@%s>" % HOSTNAME,)):
         self.assertEqual(c.cmd("MAIL FROM:" + sender), (250, ["2.1.0 Ok"]))

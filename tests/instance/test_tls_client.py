@@ -16,17 +16,16 @@ import base64
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import servers  # noqa: E402
 import test_smtp_delivery as tsd  # noqa: E402
 
 SHORT_TIMEOUTS = {name: "5s" for name in (
@@ -69,7 +68,7 @@ def make_pki(d):
             "-CAcreateserial", "-out", "client.pem", "-days", "2", "-extfile", "client.cnf", cwd=d)
 
 
-class RemoteServer:
+class RemoteServer(servers.Server):
     """An SMTP server on 127.0.0.1:port, one thread per connection.
     starttls: offer STARTTLS (with tls_context); auth: the mechanisms offered
     ("PLAIN LOGIN"), before TLS too unless auth_tls_only; require_auth: MAIL
@@ -85,33 +84,17 @@ class RemoteServer:
         self.ctx = tls_context
         self.starttls = starttls and tls_context is not None
         self.auth, self.auth_tls_only, self.require_auth = auth, auth_tls_only, require_auth
-        self.lock = threading.Lock()
         self.connections = []
         self.snis = []
         if self.ctx is not None:
             self.ctx.sni_callback = lambda sslobj, name, ctx: self.snis.append(name)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__(backlog=16)
 
-    def _accept(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            rec = {"tls": None, "cipher": None, "resumed": False, "client_cn": None, "auths": [], "commands": [],
-                   "messages": [], "handshake_error": None, "closed": False}
-            with self.lock:
-                self.connections.append(rec)
-            threading.Thread(target=self._session, args=(conn, rec), daemon=True).start()
-
-    def _session(self, conn, rec):
+    def handle(self, conn):
+        rec = {"tls": None, "cipher": None, "resumed": False, "client_cn": None, "auths": [], "commands": [],
+               "messages": [], "handshake_error": None, "closed": False}
+        with self.lock:
+            self.connections.append(rec)
         conn.settimeout(20)
         state = {"sock": conn, "buf": b""}
         try:
@@ -236,10 +219,6 @@ class RemoteServer:
         raise AssertionError("server has %d messages, expected %d: %r" % (
             len(self.messages()), n, self.connections))
 
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(5)
-        self.listener.close()
 
 
 def log_result(rcpt, status, reason=r"[^)]*", port=None, dsn=r"\d\.\d+\.\d+"):
