@@ -29,10 +29,10 @@
 #include "strbuf.h"
 #include "util.h"
 
-struct check_config check_cfg;
+struct smtpd_check_config smtpd_check_cfg;
 
 /* restriction classes (smtpd_restriction_classes) */
-static struct rclass { char *name; struct restriction_list list; } *classes;
+static struct rclass { char *name; struct smtpd_restriction_list list; } *classes;
 static size_t nclasses;
 
 static const char *const stage_params[STAGE_COUNT] = {
@@ -43,7 +43,7 @@ static const char *const stage_params[STAGE_COUNT] = {
 
 /* ---- compiling restriction lists ---- */
 
-static const struct { const char *name; enum restriction_type type; bool arg; } known[] = {
+static const struct { const char *name; enum smtpd_restriction_type type; bool arg; } known[] = {
     { "permit", R_PERMIT, false }, { "reject", R_REJECT, false }, { "defer", R_DEFER, false },
     { "defer_if_permit", R_DEFER_IF_PERMIT, false }, { "defer_if_reject", R_DEFER_IF_REJECT, false },
     { "warn_if_reject", R_WARN_IF_REJECT, false }, { "dunno", R_DUNNO, false },
@@ -112,19 +112,19 @@ static bool is_class(const char *name)
     return found;
 }
 
-static void add_item(struct restriction_list *l, const struct restriction *r)
+static void add_item(struct smtpd_restriction_list *l, const struct smtpd_restriction *r)
 {
     l->items = xrealloc(l->items, (l->n + 1) * sizeof(*l->items));
     l->items[l->n++] = *r;
 }
 
-void restriction_list_parse(struct restriction_list *l, const char *text, const char *param)
+void smtpd_restriction_list_parse(struct smtpd_restriction_list *l, const char *text, const char *param)
 {
     size_t n;
     char **words = cfg_list_split(text, &n);
     memset(l, 0, sizeof(*l));
     for (size_t i = 0; i < n; i++) {
-        struct restriction r;
+        struct smtpd_restriction r;
         memset(&r, 0, sizeof(r));
         r.name = xstrdup(words[i]);
         r.type = R_CONFIG_ERROR;
@@ -164,7 +164,7 @@ void restriction_list_parse(struct restriction_list *l, const char *text, const 
                      param, words[i]);
             r.type = R_CONFIG_ERROR;
         } else if (r.type == R_POLICY) {
-            r.policy = policy_service_get(r.arg);
+            r.policy = smtpd_policy_service_get(r.arg);
             if (!r.policy) {
                 msg_warn("%s: bad policy service \"%s\": expected inet:host:port or unix:path",
                          param, r.arg);
@@ -176,7 +176,7 @@ void restriction_list_parse(struct restriction_list *l, const char *text, const 
     cfg_list_free(words, n);
 }
 
-void restriction_list_free(struct restriction_list *l)
+void smtpd_restriction_list_free(struct smtpd_restriction_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         free(l->items[i].name);
@@ -187,7 +187,7 @@ void restriction_list_free(struct restriction_list *l)
     memset(l, 0, sizeof(*l));
 }
 
-static const struct restriction_list *class_list(const char *name)
+static const struct smtpd_restriction_list *class_list(const char *name)
 {
     for (size_t i = 0; i < nclasses; i++)
         if (strcmp(classes[i].name, name) == 0)
@@ -218,10 +218,10 @@ static int reply_code(enum param_id id, const char *name, int lo, int hi)
 
 /* Does the list hold something that can refuse a recipient? Postfix
  * refuses to run without one in the relay or the recipient list. */
-static bool list_can_refuse(const struct restriction_list *l)
+static bool list_can_refuse(const struct smtpd_restriction_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
-        enum restriction_type t = l->items[i].type;
+        enum smtpd_restriction_type t = l->items[i].type;
         if (t == R_REJECT || t == R_DEFER || t == R_DEFER_IF_PERMIT || t == R_REJECT_UNAUTH_DEST
             || t == R_DEFER_UNAUTH_DEST)
             return true;
@@ -232,9 +232,9 @@ static bool list_can_refuse(const struct restriction_list *l)
 /* As root, before any chroot: tables and the resolver's configuration
  * (the address resolver reads this host's interface addresses here, before
  * the privilege drop). */
-void check_pre_init(void)
+void smtpd_check_pre_init(void)
 {
-    struct check_config *c = &check_cfg;
+    struct smtpd_check_config *c = &smtpd_check_cfg;
     resolve_init();
     c->delay_reject = cfg_bool(P_smtpd_delay_reject);
     c->null_key = cfg_str(P_smtpd_null_access_lookup_key);
@@ -270,7 +270,7 @@ void check_pre_init(void)
     c->virtual_maps = open_maplist(P_virtual_alias_maps, "virtual_alias_maps");
     c->rbl_reply_maps = open_maplist(P_rbl_reply_maps, "rbl_reply_maps");
     c->sender_login_maps = open_maplist(P_smtpd_sender_login_maps, "smtpd_sender_login_maps");
-    policy_init();
+    smtpd_policy_init();
 
     size_t n;
     char **names = cfg_list_split(cfg_str(P_smtpd_restriction_classes), &n);
@@ -278,12 +278,12 @@ void check_pre_init(void)
     for (size_t i = 0; i < n; i++) {
         const char *v = cfg_get(names[i]);
         classes[nclasses].name = xstrdup(names[i]);
-        restriction_list_parse(&classes[nclasses++].list, v ? v : "", names[i]);
+        smtpd_restriction_list_parse(&classes[nclasses++].list, v ? v : "", names[i]);
     }
     cfg_list_free(names, n);
     for (int st = 0; st < STAGE_COUNT; st++) {
         const char *v = cfg_get(stage_params[st]);
-        restriction_list_parse(&c->lists[st], v ? v : "", stage_params[st]);
+        smtpd_restriction_list_parse(&c->lists[st], v ? v : "", stage_params[st]);
     }
     if (!list_can_refuse(&c->lists[STAGE_RELAY]) && !list_can_refuse(&c->lists[STAGE_RECIPIENT]))
         msg_fatal("in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify "
@@ -296,7 +296,7 @@ void check_pre_init(void)
     sb_free(&err);
 }
 
-void check_init(void)
+void smtpd_check_init(void)
 {
     struct strbuf err = STRBUF_INIT(1024);
     smtpd_cfg.mynetworks = netlist_parse(cfg_str(P_mynetworks), &err);
@@ -304,12 +304,12 @@ void check_init(void)
         msg_fatal("main.cf: mynetworks: %s", sb_str(&err));
     sb_free(&err);
     resolve_init();
-    if (!check_cfg.dns)
-        check_pre_init();      /* started without the pre-init step */
-    dnsev_attach(check_cfg.dns, server_event_base());
+    if (!smtpd_check_cfg.dns)
+        smtpd_check_pre_init();      /* started without the pre-init step */
+    dnsev_attach(smtpd_check_cfg.dns, server_event_base());
 }
 
-bool check_client_trusted(const struct sockaddr *sa)
+bool smtpd_check_client_trusted(const struct sockaddr *sa)
 {
     return netlist_match(smtpd_cfg.mynetworks, sa);
 }
@@ -328,7 +328,7 @@ static struct smtpd_check_state *state_of(struct smtpd_session *s)
     return s->check;
 }
 
-void check_mail_reset(struct smtpd_session *s)
+void smtpd_check_mail_reset(struct smtpd_session *s)
 {
     struct smtpd_check_state *c = s->check;
     if (!c)
@@ -340,17 +340,17 @@ void check_mail_reset(struct smtpd_session *s)
     sb_reset(&c->prepend);
 }
 
-static void job_free(struct check_job *j);
+static void job_free(struct smtpd_check_job *j);
 
-void check_session_end(struct smtpd_session *s)
+void smtpd_check_session_end(struct smtpd_session *s)
 {
     struct smtpd_check_state *c = s->check;
     if (!c)
         return;
-    resolve_client_cancel(s);
+    smtpd_resolve_client_cancel(s);
     if (c->job)
         job_free(c->job);
-    check_mail_reset(s);
+    smtpd_check_mail_reset(s);
     sb_free(&c->prepend);
     free(c->access_denied);
     free(c);
@@ -359,19 +359,19 @@ void check_session_end(struct smtpd_session *s)
 
 /* ---- log lines ---- */
 
-static const char *stage_where(const struct check_job *j)
+static const char *stage_where(const struct smtpd_check_job *j)
 {
     return j->s->where ? j->s->where : "CONNECT";
 }
 
 /* "NOQUEUE: WHAT: VERB from name[addr]: TEXT; from=<> to=<> proto= helo=<>",
  * fields present as Postfix shows them. */
-static void check_log(struct check_job *j, const char *what, const char *text)
+static void check_log(struct smtpd_check_job *j, const char *what, const char *text)
 {
     struct smtpd_session *s = j->s;
     struct strbuf line = STRBUF_INIT(4096);
     sb_appendf(&line, "NOQUEUE: %s: %s from %s: %s;", what, stage_where(j), s->client_desc, text);
-    const struct address *snd = check_sender(j);
+    const struct address *snd = smtpd_check_sender(j);
     if (snd)
         sb_appendf(&line, " from=<%s>", snd->address);
     if (j->rcpt)
@@ -389,7 +389,7 @@ static void check_log(struct check_job *j, const char *what, const char *text)
 /* ---- replies ---- */
 
 __attribute__((format(printf, 4, 0)))
-static void format_reply(struct check_reply *out, int code, const char *dsn, const char *fmt,
+static void format_reply(struct smtpd_check_reply *out, int code, const char *dsn, const char *fmt,
                          va_list ap)
 {
     char text[CHECK_TEXT_MAX];
@@ -405,9 +405,9 @@ static void format_reply(struct check_reply *out, int code, const char *dsn, con
     snprintf(out->text, sizeof(out->text), "%s %.1000s", d, text);
 }
 
-enum check_result check_reject(struct check_job *j, int code, const char *dsn, const char *fmt, ...)
+enum smtpd_check_result smtpd_check_reject(struct smtpd_check_job *j, int code, const char *dsn, const char *fmt, ...)
 {
-    struct check_reply r;
+    struct smtpd_check_reply r;
     va_list ap;
     va_start(ap, fmt);
     format_reply(&r, code, dsn, fmt, ap);
@@ -425,7 +425,7 @@ enum check_result check_reject(struct check_job *j, int code, const char *dsn, c
     return CHK_REJECT;
 }
 
-enum check_result check_defer_if_permit(struct check_job *j, int code, const char *dsn,
+enum smtpd_check_result smtpd_check_defer_if_permit(struct smtpd_check_job *j, int code, const char *dsn,
                                         const char *fmt, ...)
 {
     if (j->defer_if_permit)
@@ -440,7 +440,7 @@ enum check_result check_defer_if_permit(struct check_job *j, int code, const cha
 
 /* ---- subjects ---- */
 
-const struct address *check_sender(const struct check_job *j)
+const struct address *smtpd_check_sender(const struct smtpd_check_job *j)
 {
     struct smtpd_session *s = j->s;
     if (s->in_mail || j->stage == STAGE_SENDER)
@@ -448,7 +448,7 @@ const struct address *check_sender(const struct check_job *j)
     return NULL;
 }
 
-const struct address *check_recipient(struct check_job *j)
+const struct address *smtpd_check_recipient(struct smtpd_check_job *j)
 {
     if (!j->rcpt)
         return NULL;
@@ -461,17 +461,17 @@ const struct address *check_recipient(struct check_job *j)
     return &j->rcpt_addr;
 }
 
-static const char *helo_of(const struct check_job *j)
+static const char *helo_of(const struct smtpd_check_job *j)
 {
     return j->helo_arg ? j->helo_arg : j->s->helo_name;
 }
 
-const char *check_reply_name(const struct check_job *j)
+const char *smtpd_check_reply_name(const struct smtpd_check_job *j)
 {
     switch (j->stage) {
     case STAGE_CONNECT: return j->s->client_desc;
     case STAGE_HELO: return helo_of(j) ? helo_of(j) : "";
-    case STAGE_SENDER: return check_sender(j) ? check_sender(j)->address : "";
+    case STAGE_SENDER: return smtpd_check_sender(j) ? smtpd_check_sender(j)->address : "";
     case STAGE_RELAY:
     case STAGE_RECIPIENT: return j->rcpt ? j->rcpt : "";
     case STAGE_DATA: return "DATA";
@@ -479,7 +479,7 @@ const char *check_reply_name(const struct check_job *j)
     }
 }
 
-const char *check_reply_class(const struct check_job *j)
+const char *smtpd_check_reply_class(const struct smtpd_check_job *j)
 {
     static const char *const names[STAGE_COUNT] = {
         "Client host", "Helo command", "Sender address", "Recipient address",
@@ -490,12 +490,12 @@ const char *check_reply_class(const struct check_job *j)
 
 /* ---- access(5) results ---- */
 
-static void push_list(struct check_job *j, const struct restriction_list *l,
-                      struct restriction_list *owned)
+static void push_list(struct smtpd_check_job *j, const struct smtpd_restriction_list *l,
+                      struct smtpd_restriction_list *owned)
 {
     if (j->depth + 1 >= CHECK_STACK_MAX) {
         if (owned) {
-            restriction_list_free(owned);
+            smtpd_restriction_list_free(owned);
             free(owned);
         }
         return;
@@ -506,17 +506,17 @@ static void push_list(struct check_job *j, const struct restriction_list *l,
     j->stack[j->depth].owned = owned;
 }
 
-static enum check_result config_error(struct check_job *j)
+static enum smtpd_check_result config_error(struct smtpd_check_job *j)
 {
-    return check_reject(j, 451, "4.3.5", "Server configuration error");
+    return smtpd_check_reject(j, 451, "4.3.5", "Server configuration error");
 }
 
-enum check_result check_apply_action(struct check_job *j, const char *value, const char *what,
+enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, const char *value, const char *what,
                                      const char *name, const char *cls)
 {
-    struct access_action a;
+    struct smtpd_access_action a;
     struct smtpd_check_state *c = state_of(j->s);
-    access_action_parse(value, &a);
+    smtpd_access_action_parse(value, &a);
     int tl = (int)a.text_len;
     const char *t = a.text;
     char line[CHECK_TEXT_MAX];
@@ -526,24 +526,24 @@ enum check_result check_apply_action(struct check_job *j, const char *value, con
     case ACT_DUNNO:
         return CHK_DUNNO;
     case ACT_REJECT:
-        return check_reject(j, check_cfg.access_reject_code, a.dsn, "<%s>: %s rejected: %.*s",
+        return smtpd_check_reject(j, smtpd_check_cfg.access_reject_code, a.dsn, "<%s>: %s rejected: %.*s",
                             name, cls, tl ? tl : 13, tl ? t : "Access denied");
     case ACT_DEFER:
-        return check_reject(j, check_cfg.access_defer_code, a.dsn, "<%s>: %s rejected: %.*s",
+        return smtpd_check_reject(j, smtpd_check_cfg.access_defer_code, a.dsn, "<%s>: %s rejected: %.*s",
                             name, cls, tl ? tl : 13, tl ? t : "Access denied");
     case ACT_CODE:
-        return check_reject(j, a.code, a.dsn, "<%s>: %s rejected: %.*s", name, cls, tl, t);
+        return smtpd_check_reject(j, a.code, a.dsn, "<%s>: %s rejected: %.*s", name, cls, tl, t);
     case ACT_DEFER_IF_PERMIT:
-        return check_defer_if_permit(j, check_cfg.access_defer_code, a.dsn,
+        return smtpd_check_defer_if_permit(j, smtpd_check_cfg.access_defer_code, a.dsn,
                                      "<%s>: %s rejected: %.*s", name, cls, tl ? tl : 13,
                                      tl ? t : "Access denied");
     case ACT_DEFER_IF_REJECT:
         if (!j->defer_if_reject) {
-            struct check_reply *r = &j->dir;
+            struct smtpd_check_reply *r = &j->dir;
             j->defer_if_reject = true;
             snprintf(line, sizeof(line), "<%s>: %s rejected: %.*s", name, cls, tl ? tl : 13,
                      tl ? t : "Access denied");
-            r->code = check_cfg.access_defer_code;
+            r->code = smtpd_check_cfg.access_defer_code;
             snprintf(r->text, sizeof(r->text), "%s %.1000s", *a.dsn ? a.dsn : "4.7.1", line);
             r->text[0] = '4';
         }
@@ -588,8 +588,8 @@ enum check_result check_apply_action(struct check_job *j, const char *value, con
         msg_warn("%s: action \"%.60s\" is not supported; ignored", what, value);
         return CHK_DUNNO;
     case ACT_RESTRICTIONS: {
-        struct restriction_list *l = xcalloc(1, sizeof(*l));
-        restriction_list_parse(l, value, what);
+        struct smtpd_restriction_list *l = xcalloc(1, sizeof(*l));
+        smtpd_restriction_list_parse(l, value, what);
         for (size_t i = 0; i < l->n; i++)
             if (l->items[i].type == R_POLICY) {
                 msg_warn("%s: check_policy_service is not allowed in a table result", what);
@@ -607,7 +607,7 @@ enum check_result check_apply_action(struct check_job *j, const char *value, con
 
 /* ---- restrictions evaluated here ---- */
 
-static enum check_result helo_syntax(struct check_job *j, bool fqdn)
+static enum smtpd_check_result helo_syntax(struct smtpd_check_job *j, bool fqdn)
 {
     const char *h = helo_of(j);
     if (!h)
@@ -618,7 +618,7 @@ static enum check_result helo_syntax(struct check_job *j, bool fqdn)
     if (!fqdn) {
         if (valid)
             return CHK_DUNNO;
-        return check_reject(j, check_cfg.invalid_hostname_code, "5.5.2",
+        return smtpd_check_reject(j, smtpd_check_cfg.invalid_hostname_code, "5.5.2",
                             "<%s>: Helo command rejected: Invalid name", h);
     }
     if (!valid || literal)
@@ -626,32 +626,32 @@ static enum check_result helo_syntax(struct check_job *j, bool fqdn)
     const char *dot = strchr(h, '.');
     if (dot && dot[1])
         return CHK_DUNNO;
-    return check_reject(j, check_cfg.non_fqdn_code, "5.5.2",
+    return smtpd_check_reject(j, smtpd_check_cfg.non_fqdn_code, "5.5.2",
                         "<%s>: Helo command rejected: need fully-qualified hostname", h);
 }
 
-static enum check_result address_fqdn(struct check_job *j, const struct address *a, const char *cls)
+static enum smtpd_check_result address_fqdn(struct smtpd_check_job *j, const struct address *a, const char *cls)
 {
     if (!a || (a->flags & ADDR_F_NULL))
         return CHK_DUNNO;
     if (!(a->flags & ADDR_F_NODOMAIN) && ((a->flags & ADDR_F_LITERAL) || strchr(a->domain, '.')))
         return CHK_DUNNO;
-    return check_reject(j, check_cfg.non_fqdn_code, "5.5.2",
+    return smtpd_check_reject(j, smtpd_check_cfg.non_fqdn_code, "5.5.2",
                         "<%s>: %s rejected: need fully-qualified address", a->address, cls);
 }
 
-static enum check_result unknown_client(struct check_job *j, bool reverse)
+static enum smtpd_check_result unknown_client(struct smtpd_check_job *j, bool reverse)
 {
     struct smtpd_check_state *c = state_of(j->s);
     int st = reverse ? c->reverse_status : c->name_status;
     if (st == 2)
         return CHK_DUNNO;
-    return check_reject(j, st == 4 ? 450 : check_cfg.unknown_client_code, "4.7.25",
+    return smtpd_check_reject(j, st == 4 ? 450 : smtpd_check_cfg.unknown_client_code, "4.7.25",
                         "Client host rejected: cannot find your %shostname, [%s]",
                         reverse ? "reverse " : "", j->s->client_addr);
 }
 
-static enum check_result eval_one(struct check_job *j, const struct restriction *r)
+static enum smtpd_check_result eval_one(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
     struct smtpd_session *s = j->s;
     switch (r->type) {
@@ -660,21 +660,21 @@ static enum check_result eval_one(struct check_job *j, const struct restriction 
     case R_DUNNO:
         return CHK_DUNNO;
     case R_REJECT:
-        return check_reject(j, check_cfg.reject_code, "5.7.1", "<%s>: %s rejected: Access denied",
-                            check_reply_name(j), check_reply_class(j));
+        return smtpd_check_reject(j, smtpd_check_cfg.reject_code, "5.7.1", "<%s>: %s rejected: Access denied",
+                            smtpd_check_reply_name(j), smtpd_check_reply_class(j));
     case R_DEFER:
-        return check_reject(j, check_cfg.defer_code, "4.3.2", "<%s>: %s rejected: Try again later",
-                            check_reply_name(j), check_reply_class(j));
+        return smtpd_check_reject(j, smtpd_check_cfg.defer_code, "4.3.2", "<%s>: %s rejected: Try again later",
+                            smtpd_check_reply_name(j), smtpd_check_reply_class(j));
     case R_DEFER_IF_PERMIT:
-        return check_defer_if_permit(j, check_cfg.defer_code, "4.7.1",
+        return smtpd_check_defer_if_permit(j, smtpd_check_cfg.defer_code, "4.7.1",
                                      "<%s>: %s rejected: defer_if_permit requested",
-                                     check_reply_name(j), check_reply_class(j));
+                                     smtpd_check_reply_name(j), smtpd_check_reply_class(j));
     case R_DEFER_IF_REJECT:
         if (!j->defer_if_reject) {
             j->defer_if_reject = true;
-            j->dir.code = check_cfg.defer_code;
+            j->dir.code = smtpd_check_cfg.defer_code;
             snprintf(j->dir.text, sizeof(j->dir.text), "4.7.1 <%s>: %s rejected: "
-                     "defer_if_reject requested", check_reply_name(j), check_reply_class(j));
+                     "defer_if_reject requested", smtpd_check_reply_name(j), smtpd_check_reply_class(j));
         }
         return CHK_DUNNO;
     case R_WARN_IF_REJECT:
@@ -687,51 +687,51 @@ static enum check_result eval_one(struct check_job *j, const struct restriction 
     case R_PERMIT_AUTH_DEST:
     case R_REJECT_UNAUTH_DEST:
     case R_DEFER_UNAUTH_DEST:
-        return access_relay(j, r);
+        return smtpd_access_relay(j, r);
     case R_REJECT_UNLISTED_RCPT:
-        return access_unlisted(j, false);
+        return smtpd_access_unlisted(j, false);
     case R_REJECT_UNLISTED_SENDER:
-        return access_unlisted(j, true);
+        return smtpd_access_unlisted(j, true);
     case R_CHECK_CLIENT_ACCESS:
     case R_CHECK_HELO_ACCESS:
     case R_CHECK_SENDER_ACCESS:
     case R_CHECK_RCPT_ACCESS:
-        return access_check(j, r);
+        return smtpd_access_check(j, r);
     case R_RBL_CLIENT:
     case R_RHSBL_CLIENT:
     case R_RHSBL_SENDER:
     case R_RHSBL_HELO:
     case R_RHSBL_RCPT:
-        return rbl_check(j, r);
+        return smtpd_rbl_check(j, r);
     case R_UNKNOWN_SENDER_DOMAIN:
     case R_UNKNOWN_RCPT_DOMAIN:
-        return rbl_unknown_domain(j, r);
+        return smtpd_rbl_unknown_domain(j, r);
     case R_INVALID_HELO:
         return helo_syntax(j, false);
     case R_NON_FQDN_HELO:
         return helo_syntax(j, true);
     case R_NON_FQDN_SENDER:
-        return address_fqdn(j, check_sender(j), "Sender address");
+        return address_fqdn(j, smtpd_check_sender(j), "Sender address");
     case R_NON_FQDN_RCPT:
-        return address_fqdn(j, check_recipient(j), "Recipient address");
+        return address_fqdn(j, smtpd_check_recipient(j), "Recipient address");
     case R_UNKNOWN_CLIENT:
         return unknown_client(j, false);
     case R_UNKNOWN_REVERSE_CLIENT:
         return unknown_client(j, true);
     case R_UNAUTH_PIPELINING:
-        if (session_input_pending(s) && (!s->esmtp || j->stage == STAGE_DATA))
-            return check_reject(j, 503, "5.5.0", "<%s>: %s rejected: Improper use of SMTP "
-                                "command pipelining", check_reply_name(j), check_reply_class(j));
+        if (smtpd_session_input_pending(s) && (!s->esmtp || j->stage == STAGE_DATA))
+            return smtpd_check_reject(j, 503, "5.5.0", "<%s>: %s rejected: Improper use of SMTP "
+                                "command pipelining", smtpd_check_reply_name(j), smtpd_check_reply_class(j));
         return CHK_DUNNO;
     case R_SENDER_LOGIN_MISMATCH:
     case R_AUTH_SENDER_LOGIN_MISMATCH:
     case R_UNAUTH_SENDER_LOGIN_MISMATCH:
     case R_KNOWN_SENDER_LOGIN_MISMATCH:
-        return access_sender_login(j, r);
+        return smtpd_access_sender_login(j, r);
     case R_POLICY:
-        return policy_check(j, r);
+        return smtpd_policy_check(j, r);
     case R_CLASS: {
-        const struct restriction_list *l = class_list(r->arg);
+        const struct smtpd_restriction_list *l = class_list(r->arg);
         if (l)
             push_list(j, l, NULL);
         return CHK_DUNNO;
@@ -745,23 +745,23 @@ static enum check_result eval_one(struct check_job *j, const struct restriction 
 
 /* ---- running a job ---- */
 
-static void pop_frame(struct check_job *j)
+static void pop_frame(struct smtpd_check_job *j)
 {
     struct frame *f = &j->stack[j->depth];
     if (f->owned) {
-        restriction_list_free(f->owned);
+        smtpd_restriction_list_free(f->owned);
         free(f->owned);
     }
     f->owned = NULL;
     j->depth--;
 }
 
-static void job_free(struct check_job *j)
+static void job_free(struct smtpd_check_job *j)
 {
     while (j->depth > 0)
         pop_frame(j);
     dnsev_cancel(j->dns);
-    policy_request_cancel(j->preq);
+    smtpd_policy_request_cancel(j->preq);
     if (j->have_rcpt_addr)
         address_free(&j->rcpt_addr);
     if (j->s->check && j->s->check->job == j)
@@ -773,7 +773,7 @@ static void job_free(struct check_job *j)
 }
 
 /* Everything is decided: log a refusal and hand the verdict over. */
-static void job_done(struct check_job *j, enum check_result r)
+static void job_done(struct smtpd_check_job *j, enum smtpd_check_result r)
 {
     struct smtpd_session *s = j->s;
     if (r != CHK_REJECT && j->defer_if_permit) {
@@ -791,12 +791,12 @@ static void job_done(struct check_job *j, enum check_result r)
     j->finish(j, r);
     job_free(j);
     if (waited) {
-        session_resume(s, PAUSE_CHECK);
-        session_finish_if_done(s);
+        smtpd_session_resume(s, PAUSE_CHECK);
+        smtpd_session_finish_if_done(s);
     }
 }
 
-static void job_run(struct check_job *j)
+static void job_run(struct smtpd_check_job *j)
 {
     for (;;) {
         if (j->depth == 0) {
@@ -806,7 +806,7 @@ static void job_run(struct check_job *j)
             }
             j->stage = j->stages[j->stage_i];
             j->depth = 1;
-            j->stack[1].list = &check_cfg.lists[j->stage];
+            j->stack[1].list = &smtpd_check_cfg.lists[j->stage];
             j->stack[1].i = 0;
             j->stack[1].owned = NULL;
             j->warn_next = false;
@@ -819,11 +819,11 @@ static void job_run(struct check_job *j)
             continue;
         }
         size_t idx = f->i++;
-        const struct restriction *r = &f->list->items[idx];
+        const struct smtpd_restriction *r = &f->list->items[idx];
         j->warn_this = j->warn_next && r->type != R_WARN_IF_REJECT;
         if (r->type != R_WARN_IF_REJECT)
             j->warn_next = false;
-        enum check_result res = eval_one(j, r);
+        enum smtpd_check_result res = eval_one(j, r);
         if (res == CHK_WAIT) {
             f->i = idx;
             j->warn_next = j->warn_this;
@@ -846,7 +846,7 @@ static void job_run(struct check_job *j)
     }
 }
 
-void check_job_continue(struct check_job *j)
+void smtpd_check_job_continue(struct smtpd_check_job *j)
 {
     j->resumed = true;
     j->dns = NULL;
@@ -854,32 +854,32 @@ void check_job_continue(struct check_job *j)
     job_run(j);
 }
 
-static struct check_job *job_new(struct smtpd_session *s, void (*finish)(struct check_job *,
-                                                                          enum check_result))
+static struct smtpd_check_job *job_new(struct smtpd_session *s, void (*finish)(struct smtpd_check_job *,
+                                                                          enum smtpd_check_result))
 {
     struct smtpd_check_state *c = state_of(s);
-    struct check_job *j = xcalloc(1, sizeof(*j));
+    struct smtpd_check_job *j = xcalloc(1, sizeof(*j));
     j->s = s;
     j->finish = finish;
     c->job = j;
     return j;
 }
 
-static void job_add(struct check_job *j, enum check_stage st)
+static void job_add(struct smtpd_check_job *j, enum smtpd_check_stage st)
 {
     j->stages[j->nstages++] = st;
 }
 
-static bool list_empty(enum check_stage st)
+static bool list_empty(enum smtpd_check_stage st)
 {
-    return check_cfg.lists[st].n == 0;
+    return smtpd_check_cfg.lists[st].n == 0;
 }
 
 /* ---- connection ---- */
 
 static void (*connected_fn)(struct smtpd_session *s);
 
-static void connect_finish(struct check_job *j, enum check_result r)
+static void connect_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
 {
     struct smtpd_check_state *c = state_of(j->s);
     if (r == CHK_REJECT) {
@@ -894,8 +894,8 @@ static void connect_finish(struct check_job *j, enum check_result r)
  * client gets the refusal instead of the greeting. */
 static void connect_checks(struct smtpd_session *s)
 {
-    if (!check_cfg.delay_reject && !list_empty(STAGE_CONNECT)) {
-        struct check_job *j = job_new(s, connect_finish);
+    if (!smtpd_check_cfg.delay_reject && !list_empty(STAGE_CONNECT)) {
+        struct smtpd_check_job *j = job_new(s, connect_finish);
         job_add(j, STAGE_CONNECT);
         job_run(j);
         return;
@@ -911,53 +911,53 @@ static void name_known(struct smtpd_session *s)
     connect_checks(s);
 }
 
-void check_connect(struct smtpd_session *s, void (*connected)(struct smtpd_session *s))
+void smtpd_check_connect(struct smtpd_session *s, void (*connected)(struct smtpd_session *s))
 {
     connected_fn = connected;
     state_of(s);
-    if (resolve_client_start(s, name_known))
+    if (smtpd_resolve_client_start(s, name_known))
         return;
     name_known(s);
 }
 
-bool check_greet_denied(struct smtpd_session *s)
+bool smtpd_check_greet_denied(struct smtpd_session *s)
 {
     struct smtpd_check_state *c = s->check;
     if (!c || !c->access_denied)
         return false;
     int code = atoi(c->access_denied);
-    session_reply(s, code, "%s", c->access_denied + 4);
+    smtpd_session_reply(s, code, "%s", c->access_denied + 4);
     return true;
 }
 
-bool check_command_denied(struct smtpd_session *s, enum smtp_verb v)
+bool smtpd_check_command_denied(struct smtpd_session *s, enum smtp_verb v)
 {
     struct smtpd_check_state *c = s->check;
     if (!c || !c->access_denied || v == SMTP_QUIT)
         return false;
-    session_reply(s, 503, "5.7.0 Error: access denied for %s", s->client_desc);
+    smtpd_session_reply(s, 503, "5.7.0 Error: access denied for %s", s->client_desc);
     return true;
 }
 
 /* ---- HELO ---- */
 
-static void helo_finish(struct check_job *j, enum check_result r)
+static void helo_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
 {
     char *name = j->helo_arg;
     j->helo_arg = NULL;
     if (r == CHK_REJECT) {
-        session_reply(j->s, j->reply.code, "%s", j->reply.text);
+        smtpd_session_reply(j->s, j->reply.code, "%s", j->reply.text);
         free(name);
     } else {
-        command_helo_accept(j->s, name, j->ehlo);
+        smtpd_command_helo_accept(j->s, name, j->ehlo);
     }
 }
 
-bool check_helo_wait(struct smtpd_session *s, char *name, bool ehlo)
+bool smtpd_check_helo_wait(struct smtpd_session *s, char *name, bool ehlo)
 {
-    if (check_cfg.delay_reject || list_empty(STAGE_HELO))
+    if (smtpd_check_cfg.delay_reject || list_empty(STAGE_HELO))
         return false;
-    struct check_job *j = job_new(s, helo_finish);
+    struct smtpd_check_job *j = job_new(s, helo_finish);
     j->helo_arg = name;
     j->ehlo = ehlo;
     job_add(j, STAGE_HELO);
@@ -967,22 +967,22 @@ bool check_helo_wait(struct smtpd_session *s, char *name, bool ehlo)
 
 /* ---- MAIL ---- */
 
-static void mail_finish(struct check_job *j, enum check_result r)
+static void mail_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
 {
     struct smtpd_session *s = j->s;
     if (r == CHK_REJECT) {
         smtp_mail_args_free(&s->mail);
-        session_reply(s, j->reply.code, "%s", j->reply.text);
+        smtpd_session_reply(s, j->reply.code, "%s", j->reply.text);
     } else {
-        command_mail_accept(s);
+        smtpd_command_mail_accept(s);
     }
 }
 
-bool check_mail_wait(struct smtpd_session *s)
+bool smtpd_check_mail_wait(struct smtpd_session *s)
 {
-    if (check_cfg.delay_reject || list_empty(STAGE_SENDER))
+    if (smtpd_check_cfg.delay_reject || list_empty(STAGE_SENDER))
         return false;
-    struct check_job *j = job_new(s, mail_finish);
+    struct smtpd_check_job *j = job_new(s, mail_finish);
     job_add(j, STAGE_SENDER);
     job_run(j);
     return true;
@@ -990,39 +990,39 @@ bool check_mail_wait(struct smtpd_session *s)
 
 /* ---- RCPT ---- */
 
-static void rcpt_finish(struct check_job *j, enum check_result r)
+static void rcpt_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
 {
     struct smtpd_session *s = j->s;
     if (r == CHK_REJECT) {
-        session_reply(s, j->reply.code, "%s", j->reply.text);
+        smtpd_session_reply(s, j->reply.code, "%s", j->reply.text);
         return;
     }
-    if (check_cfg.reject_unlisted_rcpt || check_cfg.reject_unlisted_sender) {
+    if (smtpd_check_cfg.reject_unlisted_rcpt || smtpd_check_cfg.reject_unlisted_sender) {
         /* the implicit checks, once the lists have accepted */
-        enum check_result u = CHK_DUNNO;
+        enum smtpd_check_result u = CHK_DUNNO;
         j->stage = STAGE_RECIPIENT;
         j->warn_this = false;
-        if (check_cfg.reject_unlisted_sender)
-            u = access_unlisted(j, true);
-        if (u != CHK_REJECT && check_cfg.reject_unlisted_rcpt)
-            u = access_unlisted(j, false);
+        if (smtpd_check_cfg.reject_unlisted_sender)
+            u = smtpd_access_unlisted(j, true);
+        if (u != CHK_REJECT && smtpd_check_cfg.reject_unlisted_rcpt)
+            u = smtpd_access_unlisted(j, false);
         if (u == CHK_REJECT) {
             char line[CHECK_TEXT_MAX + 8];
             snprintf(line, sizeof(line), "%d %s", j->reply.code, j->reply.text);
             check_log(j, "reject", line);
-            session_reply(s, j->reply.code, "%s", j->reply.text);
+            smtpd_session_reply(s, j->reply.code, "%s", j->reply.text);
             return;
         }
     }
-    command_rcpt_accept(s, j->arg);
+    smtpd_command_rcpt_accept(s, j->arg);
 }
 
-void check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r)
+void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r)
 {
-    struct check_job *j = job_new(s, rcpt_finish);
+    struct smtpd_check_job *j = job_new(s, rcpt_finish);
     j->arg = xstrdup(arg);
     j->rcpt = xstrdup(r->rcpt.address);
-    if (check_cfg.delay_reject) {
+    if (smtpd_check_cfg.delay_reject) {
         job_add(j, STAGE_CONNECT);
         job_add(j, STAGE_HELO);
         job_add(j, STAGE_SENDER);
@@ -1034,37 +1034,37 @@ void check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt
 
 /* ---- DATA and end of data ---- */
 
-static void data_finish(struct check_job *j, enum check_result r)
+static void data_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
 {
     if (r == CHK_REJECT)
-        session_reply(j->s, j->reply.code, "%s", j->reply.text);
+        smtpd_session_reply(j->s, j->reply.code, "%s", j->reply.text);
     else
-        data_accept(j->s);
+        smtpd_data_accept(j->s);
 }
 
-bool check_data_wait(struct smtpd_session *s)
+bool smtpd_check_data_wait(struct smtpd_session *s)
 {
     if (list_empty(STAGE_DATA))
         return false;
-    struct check_job *j = job_new(s, data_finish);
+    struct smtpd_check_job *j = job_new(s, data_finish);
     job_add(j, STAGE_DATA);
     job_run(j);
     return true;
 }
 
-static void eod_finish(struct check_job *j, enum check_result r)
+static void eod_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
 {
     if (r == CHK_REJECT)
-        data_eod_checked(j->s, j->reply.code, j->reply.text);
+        smtpd_data_eod_checked(j->s, j->reply.code, j->reply.text);
     else
-        data_eod_checked(j->s, 0, "");
+        smtpd_data_eod_checked(j->s, 0, "");
 }
 
-bool check_eod_wait(struct smtpd_session *s)
+bool smtpd_check_eod_wait(struct smtpd_session *s)
 {
     if (list_empty(STAGE_EOD))
         return false;
-    struct check_job *j = job_new(s, eod_finish);
+    struct smtpd_check_job *j = job_new(s, eod_finish);
     job_add(j, STAGE_EOD);
     job_run(j);
     return true;
@@ -1072,23 +1072,23 @@ bool check_eod_wait(struct smtpd_session *s)
 
 /* ---- what the restrictions ask of the message ---- */
 
-bool check_discarding(struct smtpd_session *s)
+bool smtpd_check_discarding(struct smtpd_session *s)
 {
     return s->check && s->check->discard;
 }
 
-bool check_holding(struct smtpd_session *s)
+bool smtpd_check_holding(struct smtpd_session *s)
 {
     return s->check && s->check->hold && !s->check->discard;
 }
 
-void check_content_start(struct smtpd_session *s, struct strbuf *content)
+void smtpd_check_content_start(struct smtpd_session *s, struct strbuf *content)
 {
     if (s->check && s->check->prepend.len)
         sb_append(content, s->check->prepend.data, s->check->prepend.len);
 }
 
-int check_cleanup_attrs(struct smtpd_session *s, struct attr_writer *w)
+int smtpd_check_cleanup_attrs(struct smtpd_session *s, struct attr_writer *w)
 {
     if (!s->check || !s->check->filter)
         return 0;

@@ -53,7 +53,7 @@ struct policy_service {
 };
 
 struct policy_request {
-    struct check_job *j;
+    struct smtpd_check_job *j;
     struct policy_service *svc;
     struct policy_conn *conn;
     struct strbuf text;
@@ -72,7 +72,7 @@ static struct policy_service services[POLICY_SERVICES_MAX];
 static size_t nservices;
 static unsigned long instance_counter;
 
-void policy_init(void)
+void smtpd_policy_init(void)
 {
     pcfg.timeout = cfg_time(P_smtpd_policy_service_timeout);
     pcfg.max_idle = cfg_time(P_smtpd_policy_service_max_idle);
@@ -116,7 +116,7 @@ static bool parse_inet(const char *hostport, struct policy_service *p)
     return true;
 }
 
-struct policy_service *policy_service_get(const char *endpoint)
+struct policy_service *smtpd_policy_service_get(const char *endpoint)
 {
     for (size_t i = 0; i < nservices; i++)
         if (strcmp(services[i].endpoint, endpoint) == 0)
@@ -193,7 +193,7 @@ static void request_send(struct policy_request *p);
 
 static void request_end(struct policy_request *p, const char *action, size_t len)
 {
-    struct check_job *j = p->j;
+    struct smtpd_check_job *j = p->j;
     if (action) {
         j->async_status = 1;
         size_t n = len < sizeof(j->async_text) - 1 ? len : sizeof(j->async_text) - 1;
@@ -206,7 +206,7 @@ static void request_end(struct policy_request *p, const char *action, size_t len
         event_free(p->retry_ev);
     sb_free(&p->text);
     free(p);
-    check_job_continue(j);
+    smtpd_check_job_continue(j);
 }
 
 static void request_failed(struct policy_request *p, const char *why);
@@ -224,7 +224,7 @@ static void retry_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Failures found while sending are reported from the loop: the caller
- * expects its answer later, never from inside policy_check(). */
+ * expects its answer later, never from inside smtpd_policy_check(). */
 static void fail_later(struct policy_request *p, const char *why)
 {
     p->fail_why = why;
@@ -268,7 +268,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
     const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)len);
     const char *action;
     size_t alen, used;
-    int rc = policy_reply_parse(buf, len, POLICY_REPLY_MAX, &action, &alen, &used);
+    int rc = smtpd_policy_reply_parse(buf, len, POLICY_REPLY_MAX, &action, &alen, &used);
     if (rc == 0)
         return;
     if (rc < 0) {
@@ -328,7 +328,7 @@ static void request_send(struct policy_request *p)
     bufferevent_write(c->bev, p->text.data, p->text.len);
 }
 
-void policy_request_cancel(struct policy_request *p)
+void smtpd_policy_request_cancel(struct policy_request *p)
 {
     if (!p)
         return;
@@ -350,12 +350,12 @@ static void attr(struct strbuf *b, const char *name, const char *value)
     sb_appendc(b, '\n');
 }
 
-static void build_request(struct check_job *j, struct strbuf *b)
+static void build_request(struct smtpd_check_job *j, struct strbuf *b)
 {
     struct smtpd_session *s = j->s;
     struct smtpd_check_state *c = s->check;
     char num[64], port[16], saddr[INET6_ADDRSTRLEN] = "";
-    const struct address *snd = check_sender(j);
+    const struct address *snd = smtpd_check_sender(j);
     if (!c->instance[0])
         snprintf(c->instance, sizeof(c->instance), "%x.%lx.%lx", (unsigned)getpid(),
                  (unsigned long)now_usec() & 0xffffffUL, ++instance_counter);
@@ -405,7 +405,7 @@ static void build_request(struct check_job *j, struct strbuf *b)
     sb_appendc(b, '\n');
 }
 
-enum check_result policy_check(struct check_job *j, const struct restriction *r)
+enum smtpd_check_result smtpd_policy_check(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
     char what[300];
     snprintf(what, sizeof(what), "check_policy_service %s", r->arg);
@@ -422,8 +422,8 @@ enum check_result policy_check(struct check_job *j, const struct restriction *r)
     if (j->async_status != 1) {
         msg_warn("%s: no usable answer from %s; using smtpd_policy_service_default_action",
                  j->s->client_desc, r->arg);
-        return check_apply_action(j, pcfg.default_action, what, check_reply_name(j),
-                                  check_reply_class(j));
+        return smtpd_check_apply_action(j, pcfg.default_action, what, smtpd_check_reply_name(j),
+                                  smtpd_check_reply_class(j));
     }
-    return check_apply_action(j, j->async_text, what, check_reply_name(j), check_reply_class(j));
+    return smtpd_check_apply_action(j, j->async_text, what, smtpd_check_reply_name(j), smtpd_check_reply_class(j));
 }

@@ -79,19 +79,19 @@ static void request_free(struct dovecot_request *r)
     free(r);
 }
 
-void dovecot_request_cancel(struct dovecot_request *r)
+void smtpd_dovecot_request_cancel(struct dovecot_request *r)
 {
     if (r)
         request_free(r);
 }
 
 /* Give the session its answer; r is gone afterwards. */
-static void request_answer(struct dovecot_request *r, enum sasl_status st, const char *text)
+static void request_answer(struct dovecot_request *r, enum smtpd_sasl_status st, const char *text)
 {
     struct smtpd_session *s = r->s;
     if (st != SASL_MORE)
         request_free(r);
-    sasl_backend_answer(s, st, text);
+    smtpd_sasl_backend_answer(s, st, text);
 }
 
 static void arm_timer(struct dovecot_request *r)
@@ -278,7 +278,7 @@ static bool conn_start(void)
     return true;
 }
 
-void dovecot_client_init(struct event_base *base, const char *path, const char *service,
+void smtpd_dovecot_client_init(struct event_base *base, const char *path, const char *service,
                          long timeout)
 {
     dc.service = service;
@@ -288,7 +288,7 @@ void dovecot_client_init(struct event_base *base, const char *path, const char *
     conn_start();      /* so that the mechanisms are known by the first EHLO */
 }
 
-void dovecot_client_mechs(void (*fn)(const char *name, unsigned flags, void *ctx), void *ctx)
+void smtpd_dovecot_client_mechs(void (*fn)(const char *name, unsigned flags, void *ctx), void *ctx)
 {
     if (!dc.have_mechs) {
         fn("PLAIN", SASL_MECH_PLAINTEXT, ctx);
@@ -336,7 +336,7 @@ static void local_addr(const struct smtpd_session *s, char *buf, size_t bufsz)
         buf[0] = 0;
 }
 
-struct dovecot_request *dovecot_auth_start(struct smtpd_session *s, const char *mech,
+struct dovecot_request *smtpd_dovecot_auth_start(struct smtpd_session *s, const char *mech,
                                            const char *resp)
 {
     char lip[INET6_ADDRSTRLEN];
@@ -368,7 +368,7 @@ struct dovecot_request *dovecot_auth_start(struct smtpd_session *s, const char *
     return r;
 }
 
-void dovecot_auth_continue(struct dovecot_request *r, const char *resp)
+void smtpd_dovecot_auth_continue(struct dovecot_request *r, const char *resp)
 {
     struct strbuf line = STRBUF_INIT(REQUEST_LINE_MAX);
     if (dc.state == DC_READY && dovecot_format_cont(&line, r->id, resp) == 0)

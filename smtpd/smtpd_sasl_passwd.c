@@ -58,7 +58,7 @@ static struct {
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
            .pipe_r = -1, .pipe_w = -1 };
 
-int passwd_open(const char *maps, struct strbuf *err)
+int smtpd_passwd_open(const char *maps, struct strbuf *err)
 {
     if (!*maps) {
         sb_appends(err, "smtpd_sasl_password_maps is empty");
@@ -119,12 +119,12 @@ static void job_answer(struct passwd_job *j)
     if (j->bad_hash)
         msg_warn("smtpd_sasl_password_maps: user %s: password hash of an unknown or "
                  "disabled method", j->user);
-    enum sasl_status st = j->ok ? SASL_DONE : SASL_FAIL;
+    enum smtpd_sasl_status st = j->ok ? SASL_DONE : SASL_FAIL;
     const char *text = j->ok ? j->user : "authentication failure";
     char *keep = xstrdup(text);
     job_free(j);
     if (s)
-        sasl_backend_answer(s, st, keep);
+        smtpd_sasl_backend_answer(s, st, keep);
     free(keep);
 }
 
@@ -171,7 +171,7 @@ static void results_ready(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void passwd_start_helpers(struct event_base *base)
+void smtpd_passwd_start_helpers(struct event_base *base)
 {
     int p[2];
     if (pipe(p) < 0)
@@ -218,7 +218,7 @@ static bool take_hash(const char *value, char *out, size_t outsz)
     return true;
 }
 
-struct passwd_job *passwd_check_start(struct smtpd_session *s, const char *user,
+struct passwd_job *smtpd_passwd_check_start(struct smtpd_session *s, const char *user,
                                       const char *password, const char **why)
 {
     struct strbuf v = STRBUF_INIT(HASH_MAX * 2);
@@ -259,7 +259,7 @@ struct passwd_job *passwd_check_start(struct smtpd_session *s, const char *user,
     return j;
 }
 
-void passwd_check_cancel(struct passwd_job *j)
+void smtpd_passwd_check_cancel(struct passwd_job *j)
 {
     if (j)
         j->s = NULL;
