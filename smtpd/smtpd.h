@@ -133,7 +133,7 @@ struct smtpd_session {
     struct event *greet_ev;
     unsigned cmd_ok[SMTP_VERB_COUNT], cmd_total[SMTP_VERB_COUNT];
     struct smtpd_limits *limits;  /* client limits and deadlines (smtpd_limits.c) */
-    struct smtpd_check_state *check;  /* restriction engine (smtpd_check.c) */
+    struct smtpd_check_state *check;  /* restriction engine (smtpd_check_*.c) */
     char *sasl_username;        /* set by AUTH; permit_sasl_authenticated */
 
     /* TLS (smtpd_starttls.c) */
@@ -255,7 +255,7 @@ void smtpd_data_milter_done(struct smtpd_session *s, int verdict, int code, cons
 /* The session may proceed to its greeting (name known, client checked). */
 void smtpd_session_connected(struct smtpd_session *s);
 
-/* ---- smtpd_check.c: the restriction engine ---- */
+/* ---- smtpd_check_*.c: the restriction engine ---- */
 void smtpd_check_pre_init(void);          /* as root: tables, resolver configuration */
 void smtpd_check_init(void);
 bool smtpd_check_client_trusted(const struct sockaddr *sa);
@@ -267,15 +267,20 @@ void smtpd_check_connect(struct smtpd_session *s, void (*connected)(struct smtpd
 bool smtpd_check_greet_denied(struct smtpd_session *s);
 bool smtpd_check_command_denied(struct smtpd_session *s, enum smtp_verb v);
 /* Each returns false to go on at once, or true when the engine took the
- * command over: it replies to a refusal itself, and calls the command's
- * continuation above when the command passes (possibly later, after a
- * lookup; the session reads no input meanwhile). */
-bool smtpd_check_helo_wait(struct smtpd_session *s, char *name, bool ehlo);  /* takes name on true */
-bool smtpd_check_mail_wait(struct smtpd_session *s);
-bool smtpd_check_data_wait(struct smtpd_session *s);
-bool smtpd_check_eod_wait(struct smtpd_session *s);
-/* RCPT TO always goes through the engine (relay control). */
-void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r);
+ * command over: it replies to a refusal itself, and calls next, the
+ * continuation the command gives, when the command passes (possibly later,
+ * after a lookup; the session reads no input meanwhile). */
+bool smtpd_check_helo_wait(struct smtpd_session *s, char *name, bool ehlo,   /* takes name on true */
+                           void (*next)(struct smtpd_session *s, char *name, bool ehlo));
+bool smtpd_check_mail_wait(struct smtpd_session *s, void (*next)(struct smtpd_session *s));
+bool smtpd_check_data_wait(struct smtpd_session *s, void (*next)(struct smtpd_session *s));
+/* End of data: next gets the refusal (code, text) or 0 and "". */
+bool smtpd_check_eod_wait(struct smtpd_session *s,
+                          void (*next)(struct smtpd_session *s, int code, const char *text));
+/* RCPT TO always goes through the engine (relay control); next gets the
+ * command's argument back. */
+void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r,
+                      void (*next)(struct smtpd_session *s, const char *arg));
 /* What restrictions asked of the current message. */
 bool smtpd_check_discarding(struct smtpd_session *s);
 bool smtpd_check_holding(struct smtpd_session *s);

@@ -3,8 +3,8 @@
  * wait for DNS or a policy server without stopping the event loop), the
  * per-session state (client name, message actions) and the predicates that
  * live in their own files (access tables, DNS blocklists, the policy
- * client, the client's name). The rest of smtpd sees only the check_*
- * functions declared in smtpd.h. */
+ * client, the client's name). The rest of smtpd sees only the
+ * smtpd_check_* functions declared in smtpd.h. */
 #ifndef TERN_SMTPD_CHECK_H
 #define TERN_SMTPD_CHECK_H
 
@@ -101,6 +101,12 @@ struct smtpd_check_job {
     const struct smtpd_restriction *async_r;   /* the restriction that waits */
     char rbl_addr[64];           /* the blocklist answer that matched */
     void (*finish)(struct smtpd_check_job *j, enum smtpd_check_result r);
+    /* the continuation of the command that started the job, called when
+     * the restrictions accept (smtpd_check_command.c) */
+    void (*helo_next)(struct smtpd_session *s, char *name, bool ehlo);
+    void (*next)(struct smtpd_session *s);                  /* MAIL, DATA */
+    void (*rcpt_next)(struct smtpd_session *s, const char *arg);
+    void (*eod_next)(struct smtpd_session *s, int code, const char *text);
 };
 
 /* Per session (s->check). */
@@ -121,7 +127,7 @@ struct smtpd_check_state {
     char instance[64];                    /* policy "instance": one per message */
 };
 
-/* ---- shared configuration (smtpd_check.c) ---- */
+/* ---- shared configuration (smtpd_check_config.c) ---- */
 struct smtpd_check_config {
     bool delay_reject;
     struct smtpd_restriction_list lists[STAGE_COUNT];
@@ -139,8 +145,25 @@ struct smtpd_check_config {
     const char *recipient_delimiter;
 };
 extern struct smtpd_check_config smtpd_check_cfg;
+/* A class of smtpd_restriction_classes by name, or NULL. */
+const struct smtpd_restriction_list *smtpd_check_class_list(const char *name);
+/* A compiled list from text; unknown names become R_CONFIG_ERROR (warned). */
+void smtpd_restriction_list_parse(struct smtpd_restriction_list *l, const char *text, const char *param);
+void smtpd_restriction_list_free(struct smtpd_restriction_list *l);
 
-/* ---- the evaluation (smtpd_check.c) ---- */
+/* ---- the evaluation (smtpd_check_engine.c) ---- */
+/* The session's check state, made on first use. */
+struct smtpd_check_state *smtpd_check_state_of(struct smtpd_session *s);
+/* A job for session s; finish(j, verdict) runs once all its stages are
+ * evaluated (a refusal is logged by then), and the job is freed after. */
+struct smtpd_check_job *smtpd_check_job_new(struct smtpd_session *s,
+                                            void (*finish)(struct smtpd_check_job *j,
+                                                           enum smtpd_check_result r));
+void smtpd_check_job_add(struct smtpd_check_job *j, enum smtpd_check_stage st);
+/* Evaluate until a verdict or a lookup to wait for. */
+void smtpd_check_job_run(struct smtpd_check_job *j);
+/* "NOQUEUE: WHAT: VERB from name[addr]: TEXT; from=<> to=<> ..." */
+void smtpd_check_log(struct smtpd_check_job *j, const char *what, const char *text);
 /* Reject with code and "DSN text" (the DSN made to agree with the code);
  * honours warn_if_reject. Returns CHK_REJECT, or CHK_DUNNO for a warning. */
 enum smtpd_check_result smtpd_check_reject(struct smtpd_check_job *j, int code, const char *dsn,
@@ -160,9 +183,6 @@ enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, cons
 /* The sender / recipient being checked, or NULL. */
 const struct address *smtpd_check_sender(const struct smtpd_check_job *j);
 const struct address *smtpd_check_recipient(struct smtpd_check_job *j);
-/* A compiled list from text; unknown names become R_CONFIG_ERROR (warned). */
-void smtpd_restriction_list_parse(struct smtpd_restriction_list *l, const char *text, const char *param);
-void smtpd_restriction_list_free(struct smtpd_restriction_list *l);
 
 /* ---- access tables and recipient validation (smtpd_access.c) ---- */
 enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);

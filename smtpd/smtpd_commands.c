@@ -59,7 +59,8 @@ static void helo_command(struct smtpd_session *s, const char *arg, bool ehlo)
         smtpd_session_reply(s, 501, "5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
         return;
     }
-    if (smtpd_check_helo_wait(s, name, ehlo))    /* smtpd_helo_restrictions without smtpd_delay_reject */
+    /* smtpd_helo_restrictions without smtpd_delay_reject */
+    if (smtpd_check_helo_wait(s, name, ehlo, smtpd_command_helo_accept))
         return;
     smtpd_command_helo_accept(s, name, ehlo);
 }
@@ -103,7 +104,8 @@ static void mail_command(struct smtpd_session *s, const char *arg)
         smtp_mail_args_free(&s->mail);
         return;
     }
-    if (smtpd_check_mail_wait(s))     /* smtpd_sender_restrictions without smtpd_delay_reject */
+    /* smtpd_sender_restrictions without smtpd_delay_reject */
+    if (smtpd_check_mail_wait(s, smtpd_command_mail_accept))
         return;
     smtpd_command_mail_accept(s);
 }
@@ -154,7 +156,7 @@ static void rcpt_command(struct smtpd_session *s, const char *arg)
         smtp_rcpt_args_free(&r);
         return;
     }
-    smtpd_check_rcpt(s, arg, &r);     /* replies, and calls smtpd_command_rcpt_accept() when it passes */
+    smtpd_check_rcpt(s, arg, &r, smtpd_command_rcpt_accept);   /* replies, or goes on there */
     smtp_rcpt_args_free(&r);
 }
 

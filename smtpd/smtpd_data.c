@@ -110,7 +110,7 @@ void smtpd_data_command(struct smtpd_session *s, const char *arg)
         smtpd_session_reply(s, 503, "5.5.1 Error: need RCPT command");
     } else if (s->mail.body == SMTP_BODY_BINARYMIME) {
         smtpd_session_reply(s, 503, "5.5.1 Error: BODY=BINARYMIME requires BDAT");
-    } else if (!smtpd_check_data_wait(s)) {   /* smtpd_data_restrictions */
+    } else if (!smtpd_check_data_wait(s, smtpd_data_accept)) {   /* smtpd_data_restrictions */
         smtpd_data_accept(s);
     }
 }
@@ -162,7 +162,8 @@ static void data_end(struct smtpd_session *s)
         end_transaction(s);
         return;
     }
-    if (s->end_code == 0 && smtpd_check_eod_wait(s))   /* smtpd_end_of_data_restrictions */
+    /* smtpd_end_of_data_restrictions */
+    if (s->end_code == 0 && smtpd_check_eod_wait(s, smtpd_data_eod_checked))
         return;
     smtpd_data_eod_checked(s, 0, "");
 }
@@ -313,7 +314,8 @@ static void bdat_chunk_done(struct smtpd_session *s)
         sb_reset(&s->content);
         set_end_reply(s, 550, bare_rejected(s));
     }
-    if (s->end_code == 0 && smtpd_check_eod_wait(s))      /* smtpd_end_of_data_restrictions */
+    /* smtpd_end_of_data_restrictions */
+    if (s->end_code == 0 && smtpd_check_eod_wait(s, smtpd_data_eod_checked))
         return;
     smtpd_data_eod_checked(s, 0, "");
 }
