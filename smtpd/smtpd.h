@@ -216,7 +216,7 @@ void smtpd_command_dispatch(struct smtpd_session *s, const char *line, size_t le
 void smtpd_command_resume(struct smtpd_session *s, enum smtp_verb v, const char *arg);
 /* "from=<S> to=<R> proto=ESMTP helo=<H>" for reject log lines. */
 void smtpd_command_log_reject(struct smtpd_session *s, const char *what, int code,
-                        const char *text, const char *rcpt);
+                              const char *text, const char *rcpt);
 
 /* ---- smtpd_data.c ---- */
 void smtpd_data_command(struct smtpd_session *s, const char *arg);

@@ -242,13 +242,13 @@ static int listed(struct maplist *l, const char *local_lc, const char *domain, b
  * "nosuchuser@localhost"), so what delivery would bounce as unknown is
  * refused here instead of bouncing to a sender who may be forged. */
 static enum smtpd_check_result unlisted_resolved(struct smtpd_check_job *j, const struct address *a,
-                                           const struct resolve_result *r, bool sender)
+                                                 const struct resolve_result *r, bool sender)
 {
     const char *cls = sender ? "Sender address" : "Recipient address";
     const char *dsn = sender ? "5.1.0" : "5.1.1";
     if (r->class == RESOLVE_BAD)
         return smtpd_check_reject(j, smtpd_check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3",
-                            "<%s>: %s rejected: %s", a->address, cls, r->why);
+                                  "<%s>: %s rejected: %s", a->address, cls, r->why);
     /* virtual aliases make any address valid */
     if (smtpd_check_cfg.virtual_maps) {
         int rc = listed(smtpd_check_cfg.virtual_maps, r->local_lc, r->domain, false);
@@ -265,7 +265,7 @@ static enum smtpd_check_result unlisted_resolved(struct smtpd_check_job *j, cons
             return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
         if (rc == 0)
             return smtpd_check_reject(j, smtpd_check_cfg.unknown_local_code, dsn,
-                                "<%s>: %s rejected: User unknown in local recipient table",
+                                      "<%s>: %s rejected: User unknown in local recipient table",
                                 a->address, cls);
         return CHK_DUNNO;
     }
@@ -275,7 +275,7 @@ static enum smtpd_check_result unlisted_resolved(struct smtpd_check_job *j, cons
             return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
         if (rc == 0)
             return smtpd_check_reject(j, smtpd_check_cfg.unknown_relay_code, dsn,
-                                "<%s>: %s rejected: User unknown in relay recipient table",
+                                      "<%s>: %s rejected: User unknown in relay recipient table",
                                 a->address, cls);
     }
     return CHK_DUNNO;
@@ -289,7 +289,7 @@ enum smtpd_check_result smtpd_access_unlisted(struct smtpd_check_job *j, bool se
     struct resolve_result r;
     if (resolve_address(a, &r) < 0)
         return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure (%s)", a->address,
-                            r.why);
+                                  r.why);
     enum smtpd_check_result res = unlisted_resolved(j, a, &r, sender);
     resolve_result_free(&r);
     return res;
@@ -340,7 +340,8 @@ static bool owner_listed(const char *owners, const char *user)
  * list included, except for reject_known_sender_login_mismatch); the
  * unauthenticated one refuses a client not logged in that uses an address
  * the tables give an owner. The null sender is never checked. */
-enum smtpd_check_result smtpd_access_sender_login(struct smtpd_check_job *j, const struct smtpd_restriction *r)
+enum smtpd_check_result smtpd_access_sender_login(struct smtpd_check_job *j,
+                                                  const struct smtpd_restriction *r)
 {
     const struct address *a = smtpd_check_sender(j);
     const char *user = j->s->sasl_username;
@@ -362,11 +363,11 @@ enum smtpd_check_result smtpd_access_sender_login(struct smtpd_check_job *j, con
     } else if (!user) {
         if (rc > 0)
             res = smtpd_check_reject(j, 553, "5.7.1", "<%s>: Sender address rejected: not logged in",
-                               a->address);
+                                     a->address);
     } else if (rc == 0 ? r->type != R_KNOWN_SENDER_LOGIN_MISMATCH
                        : !owner_listed(sb_str(&owners), user)) {
         res = smtpd_check_reject(j, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s",
-                           a->address, user);
+                                 a->address, user);
     }
     sb_free(&owners);
     return res;

@@ -149,7 +149,7 @@ void smtpd_access_action_parse(const char *value, struct smtpd_access_action *a)
 }
 
 int smtpd_policy_reply_parse(const char *buf, size_t len, size_t max, const char **action,
-                       size_t *action_len, size_t *used)
+                             size_t *action_len, size_t *used)
 {
     size_t pos = 0;
     *action = NULL;

@@ -58,6 +58,6 @@ bool smtpd_header_line_valid(const char *text, size_t len);
  * pointing into buf; *used: bytes the reply took), 0 incomplete, -1
  * malformed (no action, a line without '=', a NUL, or more than max bytes). */
 int smtpd_policy_reply_parse(const char *buf, size_t len, size_t max, const char **action,
-                       size_t *action_len, size_t *used);
+                             size_t *action_len, size_t *used);
 
 #endif

@@ -167,10 +167,11 @@ void smtpd_check_log(struct smtpd_check_job *j, const char *what, const char *te
 /* Reject with code and "DSN text" (the DSN made to agree with the code);
  * honours warn_if_reject. Returns CHK_REJECT, or CHK_DUNNO for a warning. */
 enum smtpd_check_result smtpd_check_reject(struct smtpd_check_job *j, int code, const char *dsn,
-                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A temporary failure that must not become an accept: defer_if_permit. */
 enum smtpd_check_result smtpd_check_defer_if_permit(struct smtpd_check_job *j, int code, const char *dsn,
-                                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                                                    const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* "<name>" and "Class" of the stage for reply texts. */
 const char *smtpd_check_reply_name(const struct smtpd_check_job *j);
 const char *smtpd_check_reply_class(const struct smtpd_check_job *j);
@@ -178,8 +179,8 @@ const char *smtpd_check_reply_class(const struct smtpd_check_job *j);
 void smtpd_check_job_continue(struct smtpd_check_job *j);
 /* Apply an access(5) result (table or policy server); what names the source
  * for warnings, name and cls make "<name>: Cls rejected: text". */
-enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, const char *value, const char *what,
-                                     const char *name, const char *cls);
+enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, const char *value,
+                                                 const char *what, const char *name, const char *cls);
 /* The sender / recipient being checked, or NULL. */
 const struct address *smtpd_check_sender(const struct smtpd_check_job *j);
 const struct address *smtpd_check_recipient(struct smtpd_check_job *j);
@@ -190,11 +191,13 @@ enum smtpd_check_result smtpd_access_unlisted(struct smtpd_check_job *j, bool se
 enum smtpd_check_result smtpd_access_relay(struct smtpd_check_job *j, const struct smtpd_restriction *r);
 bool smtpd_access_destination_ok(struct smtpd_session *s, const struct address *a);
 /* reject_*sender_login_mismatch (smtpd_sender_login_maps). */
-enum smtpd_check_result smtpd_access_sender_login(struct smtpd_check_job *j, const struct smtpd_restriction *r);
+enum smtpd_check_result smtpd_access_sender_login(struct smtpd_check_job *j,
+                                                  const struct smtpd_restriction *r);
 
 /* ---- DNS based restrictions (smtpd_rbl.c) ---- */
 enum smtpd_check_result smtpd_rbl_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);
-enum smtpd_check_result smtpd_rbl_unknown_domain(struct smtpd_check_job *j, const struct smtpd_restriction *r);
+enum smtpd_check_result smtpd_rbl_unknown_domain(struct smtpd_check_job *j,
+                                                 const struct smtpd_restriction *r);
 
 /* ---- policy delegation (smtpd_policy.c) ---- */
 struct policy_service *smtpd_policy_service_get(const char *endpoint);

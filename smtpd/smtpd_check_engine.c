@@ -115,7 +115,8 @@ static void format_reply(struct smtpd_check_reply *out, int code, const char *ds
     snprintf(out->text, sizeof(out->text), "%s %.1000s", d, text);
 }
 
-enum smtpd_check_result smtpd_check_reject(struct smtpd_check_job *j, int code, const char *dsn, const char *fmt, ...)
+enum smtpd_check_result smtpd_check_reject(struct smtpd_check_job *j, int code, const char *dsn,
+                                           const char *fmt, ...)
 {
     struct smtpd_check_reply r;
     va_list ap;
@@ -136,7 +137,7 @@ enum smtpd_check_result smtpd_check_reject(struct smtpd_check_job *j, int code, 
 }
 
 enum smtpd_check_result smtpd_check_defer_if_permit(struct smtpd_check_job *j, int code, const char *dsn,
-                                        const char *fmt, ...)
+                                                    const char *fmt, ...)
 {
     if (j->defer_if_permit)
         return CHK_DUNNO;
@@ -221,8 +222,8 @@ static enum smtpd_check_result config_error(struct smtpd_check_job *j)
     return smtpd_check_reject(j, 451, "4.3.5", "Server configuration error");
 }
 
-enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, const char *value, const char *what,
-                                     const char *name, const char *cls)
+enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, const char *value,
+                                                 const char *what, const char *name, const char *cls)
 {
     struct smtpd_access_action a;
     struct smtpd_check_state *c = smtpd_check_state_of(j->s);
@@ -237,16 +238,16 @@ enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, cons
         return CHK_DUNNO;
     case ACT_REJECT:
         return smtpd_check_reject(j, smtpd_check_cfg.access_reject_code, a.dsn, "<%s>: %s rejected: %.*s",
-                            name, cls, tl ? tl : 13, tl ? t : "Access denied");
+                                  name, cls, tl ? tl : 13, tl ? t : "Access denied");
     case ACT_DEFER:
         return smtpd_check_reject(j, smtpd_check_cfg.access_defer_code, a.dsn, "<%s>: %s rejected: %.*s",
-                            name, cls, tl ? tl : 13, tl ? t : "Access denied");
+                                  name, cls, tl ? tl : 13, tl ? t : "Access denied");
     case ACT_CODE:
         return smtpd_check_reject(j, a.code, a.dsn, "<%s>: %s rejected: %.*s", name, cls, tl, t);
     case ACT_DEFER_IF_PERMIT:
         return smtpd_check_defer_if_permit(j, smtpd_check_cfg.access_defer_code, a.dsn,
-                                     "<%s>: %s rejected: %.*s", name, cls, tl ? tl : 13,
-                                     tl ? t : "Access denied");
+                                           "<%s>: %s rejected: %.*s", name, cls, tl ? tl : 13,
+                                           tl ? t : "Access denied");
     case ACT_DEFER_IF_REJECT:
         if (!j->defer_if_reject) {
             struct smtpd_check_reply *r = &j->dir;
@@ -329,7 +330,7 @@ static enum smtpd_check_result helo_syntax(struct smtpd_check_job *j, bool fqdn)
         if (valid)
             return CHK_DUNNO;
         return smtpd_check_reject(j, smtpd_check_cfg.invalid_hostname_code, "5.5.2",
-                            "<%s>: Helo command rejected: Invalid name", h);
+                                  "<%s>: Helo command rejected: Invalid name", h);
     }
     if (!valid || literal)
         return CHK_DUNNO;
@@ -337,17 +338,18 @@ static enum smtpd_check_result helo_syntax(struct smtpd_check_job *j, bool fqdn)
     if (dot && dot[1])
         return CHK_DUNNO;
     return smtpd_check_reject(j, smtpd_check_cfg.non_fqdn_code, "5.5.2",
-                        "<%s>: Helo command rejected: need fully-qualified hostname", h);
+                              "<%s>: Helo command rejected: need fully-qualified hostname", h);
 }
 
-static enum smtpd_check_result address_fqdn(struct smtpd_check_job *j, const struct address *a, const char *cls)
+static enum smtpd_check_result address_fqdn(struct smtpd_check_job *j, const struct address *a,
+                                            const char *cls)
 {
     if (!a || (a->flags & ADDR_F_NULL))
         return CHK_DUNNO;
     if (!(a->flags & ADDR_F_NODOMAIN) && ((a->flags & ADDR_F_LITERAL) || strchr(a->domain, '.')))
         return CHK_DUNNO;
     return smtpd_check_reject(j, smtpd_check_cfg.non_fqdn_code, "5.5.2",
-                        "<%s>: %s rejected: need fully-qualified address", a->address, cls);
+                              "<%s>: %s rejected: need fully-qualified address", a->address, cls);
 }
 
 static enum smtpd_check_result unknown_client(struct smtpd_check_job *j, bool reverse)
@@ -357,8 +359,8 @@ static enum smtpd_check_result unknown_client(struct smtpd_check_job *j, bool re
     if (st == 2)
         return CHK_DUNNO;
     return smtpd_check_reject(j, st == 4 ? 450 : smtpd_check_cfg.unknown_client_code, "4.7.25",
-                        "Client host rejected: cannot find your %shostname, [%s]",
-                        reverse ? "reverse " : "", j->s->client_addr);
+                              "Client host rejected: cannot find your %shostname, [%s]",
+                              reverse ? "reverse " : "", j->s->client_addr);
 }
 
 static enum smtpd_check_result eval_one(struct smtpd_check_job *j, const struct smtpd_restriction *r)
@@ -371,14 +373,15 @@ static enum smtpd_check_result eval_one(struct smtpd_check_job *j, const struct 
         return CHK_DUNNO;
     case R_REJECT:
         return smtpd_check_reject(j, smtpd_check_cfg.reject_code, "5.7.1", "<%s>: %s rejected: Access denied",
-                            smtpd_check_reply_name(j), smtpd_check_reply_class(j));
+                                  smtpd_check_reply_name(j), smtpd_check_reply_class(j));
     case R_DEFER:
-        return smtpd_check_reject(j, smtpd_check_cfg.defer_code, "4.3.2", "<%s>: %s rejected: Try again later",
-                            smtpd_check_reply_name(j), smtpd_check_reply_class(j));
+        return smtpd_check_reject(j, smtpd_check_cfg.defer_code, "4.3.2",
+                                  "<%s>: %s rejected: Try again later",
+                                  smtpd_check_reply_name(j), smtpd_check_reply_class(j));
     case R_DEFER_IF_PERMIT:
         return smtpd_check_defer_if_permit(j, smtpd_check_cfg.defer_code, "4.7.1",
-                                     "<%s>: %s rejected: defer_if_permit requested",
-                                     smtpd_check_reply_name(j), smtpd_check_reply_class(j));
+                                           "<%s>: %s rejected: defer_if_permit requested",
+                                           smtpd_check_reply_name(j), smtpd_check_reply_class(j));
     case R_DEFER_IF_REJECT:
         if (!j->defer_if_reject) {
             j->defer_if_reject = true;
@@ -431,7 +434,8 @@ static enum smtpd_check_result eval_one(struct smtpd_check_job *j, const struct 
     case R_UNAUTH_PIPELINING:
         if (smtpd_session_input_pending(s) && (!s->esmtp || j->stage == STAGE_DATA))
             return smtpd_check_reject(j, 503, "5.5.0", "<%s>: %s rejected: Improper use of SMTP "
-                                "command pipelining", smtpd_check_reply_name(j), smtpd_check_reply_class(j));
+                                      "command pipelining", smtpd_check_reply_name(j),
+                                      smtpd_check_reply_class(j));
         return CHK_DUNNO;
     case R_SENDER_LOGIN_MISMATCH:
     case R_AUTH_SENDER_LOGIN_MISMATCH:

@@ -15,7 +15,7 @@
 #include "util.h"
 
 void smtpd_command_log_reject(struct smtpd_session *s, const char *what, int code,
-                        const char *text, const char *rcpt)
+                              const char *text, const char *rcpt)
 {
     struct strbuf line = STRBUF_INIT(4096);
     sb_appendf(&line, "NOQUEUE: reject: %s from %s: %d %s; from=<%s> to=<%s> proto=%s",
@@ -208,7 +208,7 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
         return;
     case SMTP_HELP:
         smtpd_session_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
-                      "HELP STARTTLS");
+                            "HELP STARTTLS");
         return;
     case SMTP_EXPN:
     case SMTP_ETRN:

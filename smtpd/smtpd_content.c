@@ -53,7 +53,8 @@ static bool line_end_crlf(struct smtpd_content_decoder *d, struct strbuf *out)
     return false;
 }
 
-size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in, size_t n, struct strbuf *out)
+size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in, size_t n,
+                                 struct strbuf *out)
 {
     size_t i;
     for (i = 0; i < n && !d->done; i++) {

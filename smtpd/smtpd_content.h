@@ -32,7 +32,8 @@ void smtpd_content_decoder_init(struct smtpd_content_decoder *d, bool after_crlf
  * out is not NULL (NULL: only track state and size). Stops right after the
  * end of data. Returns the number of input bytes consumed. At most 2 output
  * bytes are produced per input byte; out must have room for that. */
-size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in, size_t n, struct strbuf *out);
+size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in, size_t n,
+                                 struct strbuf *out);
 
 /* Decode BDAT bytes (no dot stuffing, no end marker): CR LF becomes LF,
  * bare LF and bare CR are kept (a bare CR is remembered). Consumes all n

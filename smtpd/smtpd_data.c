@@ -190,7 +190,7 @@ void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text)
     }
     if (!s->cleanup) {
         smtpd_session_reply(s, s->end_code ? s->end_code : 451, "%s",
-                      s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
+                            s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
         end_transaction(s);
         return;
     }

@@ -85,7 +85,7 @@ static void connect_refuse(struct smtpd_session *s, const char *what, long n)
     msg_warn("%s limit exceeded: %ld from %s for service %s", what, n, s->client_desc,
              server_service_name());
     smtpd_session_close_with(s, 421, "4.7.0 %s Error: too many connections from %s",
-                       smtpd_cfg.myhostname, s->client_addr);
+                             smtpd_cfg.myhostname, s->client_addr);
     smtpd_session_finish_if_done(s);
 }
 
@@ -130,7 +130,7 @@ static void event_answer(void *ctx, const struct anvil_reply *rep)
                      mail ? "Message delivery request" : "Recipient address", rep->rate,
                      s->client_desc, server_service_name());
             smtpd_session_reply(s, 452, "4.3.2 Error: too %s from %s",
-                          mail ? "much mail" : "many recipients", s->client_addr);
+                                mail ? "much mail" : "many recipients", s->client_addr);
         } else {
             l->granted = true;
             smtpd_command_resume(s, l->redo_verb, arg);
@@ -260,7 +260,7 @@ static void session_deadline(evutil_socket_t fd, short what, void *arg)
     msg_info("session time limit exceeded after %s from %s", s->where, s->client_desc);
     s->verb = SMTP_VERB_NONE;
     smtpd_session_close_with(s, 421, "4.4.2 %s Error: session time limit exceeded",
-                       smtpd_cfg.myhostname);
+                             smtpd_cfg.myhostname);
     smtpd_session_finish_if_done(s);
 }
 

@@ -423,7 +423,8 @@ enum smtpd_check_result smtpd_policy_check(struct smtpd_check_job *j, const stru
         msg_warn("%s: no usable answer from %s; using smtpd_policy_service_default_action",
                  j->s->client_desc, r->arg);
         return smtpd_check_apply_action(j, pcfg.default_action, what, smtpd_check_reply_name(j),
-                                  smtpd_check_reply_class(j));
+                                        smtpd_check_reply_class(j));
     }
-    return smtpd_check_apply_action(j, j->async_text, what, smtpd_check_reply_name(j), smtpd_check_reply_class(j));
+    return smtpd_check_apply_action(j, j->async_text, what, smtpd_check_reply_name(j),
+                                    smtpd_check_reply_class(j));
 }

@@ -193,7 +193,7 @@ static int expand(struct strbuf *out, const char *t, const struct rbl_vars *v, i
 }
 
 static enum smtpd_check_result rbl_reply(struct smtpd_check_job *j, const struct smtpd_restriction *r,
-                                   const char *cls, const char *what)
+                                         const char *cls, const char *what)
 {
     char code[8];
     snprintf(code, sizeof(code), "%d", smtpd_check_cfg.rbl_code);
@@ -317,7 +317,7 @@ enum smtpd_check_result smtpd_rbl_check(struct smtpd_check_job *j, const struct 
             msg_warn("%s: DNS blocklist lookup of %s failed: temporary failure", s->client_desc,
                      query);
             return smtpd_check_defer_if_permit(j, 451, "4.3.0", "<%s>: %s rejected: Temporary lookup "
-                                         "failure (DNS blocklist %s)", what, cls, r->arg);
+                                               "failure (DNS blocklist %s)", what, cls, r->arg);
         }
         if (j->async_status != DNS_OK)
             return CHK_DUNNO;
@@ -363,15 +363,15 @@ enum smtpd_check_result smtpd_rbl_unknown_domain(struct smtpd_check_job *j, cons
         if (st == DNS_OK) {
             if (j->dns_step == 0 && strcmp(j->async_text, "nullmx") == 0)
                 return smtpd_check_reject(j, 550, "5.7.27", "<%s>: %s rejected: Domain %s does not "
-                                    "accept mail (nullMX)", a->address, cls, domain);
+                                          "accept mail (nullMX)", a->address, cls, domain);
             return CHK_DUNNO;
         }
         if (st == DNS_TEMPFAIL)
             return smtpd_check_defer_if_permit(j, 450, dsn, "<%s>: %s rejected: Domain not found",
-                                         a->address, cls);
+                                               a->address, cls);
         if (st == DNS_NOTFOUND || j->dns_step == 2)
             return smtpd_check_reject(j, smtpd_check_cfg.unknown_address_code, dsn,
-                                "<%s>: %s rejected: Domain not found", a->address, cls);
+                                      "<%s>: %s rejected: Domain not found", a->address, cls);
         j->dns_step++;
     } else {
         j->dns_step = 0;
@@ -380,6 +380,6 @@ enum smtpd_check_result smtpd_rbl_unknown_domain(struct smtpd_check_job *j, cons
     j->dns = dnsev_lookup(smtpd_check_cfg.dns, domain, steps[j->dns_step], domain_answer, j);
     if (!j->dns)
         return smtpd_check_reject(j, smtpd_check_cfg.unknown_address_code, dsn,
-                            "<%s>: %s rejected: Domain not found", a->address, cls);
+                                  "<%s>: %s rejected: Domain not found", a->address, cls);
     return CHK_WAIT;
 }

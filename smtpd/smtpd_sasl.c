@@ -112,7 +112,7 @@ void smtpd_sasl_init(struct event_base *base)
         smtpd_passwd_start_helpers(base);
     else
         smtpd_dovecot_client_init(base, cfg_str(P_smtpd_sasl_path), sc.service,
-                            cfg_time(P_smtpd_sasl_dovecot_timeout));
+                                  cfg_time(P_smtpd_sasl_dovecot_timeout));
 }
 
 /* ---- mechanisms ---- */

@@ -74,12 +74,12 @@ static void wrapper_rate_answer(struct smtpd_session *s, bool ok)
 {
     if (!ok) {
         smtpd_session_close_with(s, 421, "4.7.0 %s Error: too many new TLS sessions from %s",
-                           smtpd_cfg.myhostname, s->client_addr);
+                                 smtpd_cfg.myhostname, s->client_addr);
         return;
     }
     if (!smtpd_session_start_tls(s))
         smtpd_session_close_with(s, 421, "4.7.0 %s Error: TLS not available due to local problem",
-                           smtpd_cfg.myhostname);
+                                 smtpd_cfg.myhostname);
 }
 
 void smtpd_tls_wrapper_start(struct smtpd_session *s)
@@ -89,7 +89,7 @@ void smtpd_tls_wrapper_start(struct smtpd_session *s)
         msg_warn("%s: connection refused: smtpd_tls_wrappermode needs TLS, which is not "
                  "available: %s", s->client_desc, smtpd_tls_server_unavailable_reason());
         smtpd_session_close_with(s, 421, "4.7.0 %s Error: TLS not available due to local problem",
-                           smtpd_cfg.myhostname);
+                                 smtpd_cfg.myhostname);
         smtpd_session_finish_if_done(s);
         return;
     }
