@@ -50,7 +50,7 @@ struct smtpd_restriction {
     char *arg;             /* table spec, blocklist domain, policy endpoint, class name */
     char *rbl_filter;      /* "=127.0.0.2" part of a blocklist, without '=' */
     struct map *map;       /* check_*_access */
-    struct policy_service *policy;
+    struct smtpd_policy_service *policy;
 };
 
 struct smtpd_restriction_list {
@@ -71,7 +71,7 @@ struct smtpd_check_job {
     enum smtpd_check_stage stages[6];
     size_t nstages, stage_i;
     enum smtpd_check_stage stage;      /* the one being evaluated */
-    struct frame {
+    struct smtpd_check_frame {
         const struct smtpd_restriction_list *list;
         size_t i;
         struct smtpd_restriction_list *owned;   /* a list from a table result */
@@ -94,7 +94,7 @@ struct smtpd_check_job {
     bool waiting;
     bool resumed;                /* the current restriction's answer is in */
     struct dnsev_query *dns;
-    struct policy_request *preq;
+    struct smtpd_policy_request *preq;
     int async_status;            /* answer of the lookup, see each predicate */
     char async_text[CHECK_TEXT_MAX];
     int dns_step;                /* multi-query predicates */
@@ -200,9 +200,9 @@ enum smtpd_check_result smtpd_rbl_unknown_domain(struct smtpd_check_job *j,
                                                  const struct smtpd_restriction *r);
 
 /* ---- policy delegation (smtpd_policy.c) ---- */
-struct policy_service *smtpd_policy_service_get(const char *endpoint);
+struct smtpd_policy_service *smtpd_policy_service_get(const char *endpoint);
 enum smtpd_check_result smtpd_policy_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);
-void smtpd_policy_request_cancel(struct policy_request *p);
+void smtpd_policy_request_cancel(struct smtpd_policy_request *p);
 void smtpd_policy_init(void);
 
 /* ---- the client's name (smtpd_resolve_client.c) ---- */

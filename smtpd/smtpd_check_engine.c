@@ -461,7 +461,7 @@ static enum smtpd_check_result eval_one(struct smtpd_check_job *j, const struct 
 
 static void pop_frame(struct smtpd_check_job *j)
 {
-    struct frame *f = &j->stack[j->depth];
+    struct smtpd_check_frame *f = &j->stack[j->depth];
     if (f->owned) {
         smtpd_restriction_list_free(f->owned);
         free(f->owned);
@@ -525,7 +525,7 @@ void smtpd_check_job_run(struct smtpd_check_job *j)
             j->stack[1].owned = NULL;
             j->warn_next = false;
         }
-        struct frame *f = &j->stack[j->depth];
+        struct smtpd_check_frame *f = &j->stack[j->depth];
         if (f->i >= f->list->n) {
             pop_frame(j);
             if (j->depth == 0)

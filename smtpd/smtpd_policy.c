@@ -37,24 +37,24 @@
 #define POLICY_SERVICES_MAX 32
 
 struct policy_conn {
-    struct policy_service *svc;
+    struct smtpd_policy_service *svc;
     struct bufferevent *bev;
     long long born;
     struct event *idle_ev;
-    struct policy_request *req;     /* the request it carries, NULL when idle */
+    struct smtpd_policy_request *req;     /* the request it carries, NULL when idle */
     bool reused;
 };
 
-struct policy_service {
+struct smtpd_policy_service {
     char *endpoint;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     struct policy_conn *idle;
 };
 
-struct policy_request {
+struct smtpd_policy_request {
     struct smtpd_check_job *j;
-    struct policy_service *svc;
+    struct smtpd_policy_service *svc;
     struct policy_conn *conn;
     struct strbuf text;
     int tries;
@@ -68,7 +68,7 @@ static struct {
     const char *default_action, *context;
 } pcfg;
 
-static struct policy_service services[POLICY_SERVICES_MAX];
+static struct smtpd_policy_service services[POLICY_SERVICES_MAX];
 static size_t nservices;
 static unsigned long instance_counter;
 
@@ -88,7 +88,7 @@ void smtpd_policy_init(void)
 
 /* ---- endpoints ---- */
 
-static bool parse_inet(const char *hostport, struct policy_service *p)
+static bool parse_inet(const char *hostport, struct smtpd_policy_service *p)
 {
     char host[256];
     const char *port;
@@ -116,14 +116,14 @@ static bool parse_inet(const char *hostport, struct policy_service *p)
     return true;
 }
 
-struct policy_service *smtpd_policy_service_get(const char *endpoint)
+struct smtpd_policy_service *smtpd_policy_service_get(const char *endpoint)
 {
     for (size_t i = 0; i < nservices; i++)
         if (strcmp(services[i].endpoint, endpoint) == 0)
             return &services[i];
     if (nservices == POLICY_SERVICES_MAX)
         return NULL;
-    struct policy_service *p = &services[nservices];
+    struct smtpd_policy_service *p = &services[nservices];
     memset(p, 0, sizeof(*p));
     const char *path = NULL;
     if (strncmp(endpoint, "unix:", 5) == 0)
@@ -171,7 +171,7 @@ static void idle_event(struct bufferevent *bev, short what, void *arg)
 static void conn_release(struct policy_conn *c)
 {
     c->req = NULL;
-    struct policy_service *svc = c->svc;
+    struct smtpd_policy_service *svc = c->svc;
     if (svc->idle || now_usec() - c->born > pcfg.max_ttl * 1000000LL
         || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         conn_free(c);
@@ -189,9 +189,9 @@ static void conn_release(struct policy_conn *c)
 
 /* ---- requests ---- */
 
-static void request_send(struct policy_request *p);
+static void request_send(struct smtpd_policy_request *p);
 
-static void request_end(struct policy_request *p, const char *action, size_t len)
+static void request_end(struct smtpd_policy_request *p, const char *action, size_t len)
 {
     struct smtpd_check_job *j = p->j;
     if (action) {
@@ -209,11 +209,11 @@ static void request_end(struct policy_request *p, const char *action, size_t len
     smtpd_check_job_continue(j);
 }
 
-static void request_failed(struct policy_request *p, const char *why);
+static void request_failed(struct smtpd_policy_request *p, const char *why);
 
 static void retry_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct policy_request *p = arg;
+    struct smtpd_policy_request *p = arg;
     if (p->fail_why) {
         const char *why = p->fail_why;
         p->fail_why = NULL;
@@ -225,7 +225,7 @@ static void retry_timer(evutil_socket_t fd, short what, void *arg)
 
 /* Failures found while sending are reported from the loop: the caller
  * expects its answer later, never from inside smtpd_policy_check(). */
-static void fail_later(struct policy_request *p, const char *why)
+static void fail_later(struct smtpd_policy_request *p, const char *why)
 {
     p->fail_why = why;
     if (!p->retry_ev)
@@ -234,7 +234,7 @@ static void fail_later(struct policy_request *p, const char *why)
     evtimer_add(p->retry_ev, &tv);
 }
 
-static void request_failed(struct policy_request *p, const char *why)
+static void request_failed(struct smtpd_policy_request *p, const char *why)
 {
     bool reused = p->conn && p->conn->reused;
     if (p->conn) {
@@ -262,7 +262,7 @@ static void request_failed(struct policy_request *p, const char *why)
 static void conn_read(struct bufferevent *bev, void *arg)
 {
     struct policy_conn *c = arg;
-    struct policy_request *p = c->req;
+    struct smtpd_policy_request *p = c->req;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len = evbuffer_get_length(in);
     const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)len);
@@ -292,9 +292,9 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
                    : (what & BEV_EVENT_EOF) ? "connection closed" : strerror(errno));
 }
 
-static void request_send(struct policy_request *p)
+static void request_send(struct smtpd_policy_request *p)
 {
-    struct policy_service *svc = p->svc;
+    struct smtpd_policy_service *svc = p->svc;
     struct policy_conn *c = svc->idle;
     if (c) {
         svc->idle = NULL;
@@ -328,7 +328,7 @@ static void request_send(struct policy_request *p)
     bufferevent_write(c->bev, p->text.data, p->text.len);
 }
 
-void smtpd_policy_request_cancel(struct policy_request *p)
+void smtpd_policy_request_cancel(struct smtpd_policy_request *p)
 {
     if (!p)
         return;
@@ -410,7 +410,7 @@ enum smtpd_check_result smtpd_policy_check(struct smtpd_check_job *j, const stru
     char what[300];
     snprintf(what, sizeof(what), "check_policy_service %s", r->arg);
     if (!j->resumed) {
-        struct policy_request *p = xcalloc(1, sizeof(*p));
+        struct smtpd_policy_request *p = xcalloc(1, sizeof(*p));
         p->j = j;
         p->svc = r->policy;
         sb_init(&p->text, 65536);

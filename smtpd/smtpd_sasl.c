@@ -45,8 +45,8 @@ struct smtpd_sasl {
     bool awaiting;              /* a 334 was sent: the next line is a response */
     char *login_user;           /* LOGIN: the user name given */
     char *attempt_user;         /* the user whose password is being checked */
-    struct dovecot_request *req;
-    struct passwd_job *job;
+    struct smtpd_dovecot_request *req;
+    struct smtpd_passwd_job *job;
 };
 
 /* ---- configuration ---- */

@@ -41,19 +41,19 @@ void smtpd_sasl_backend_answer(struct smtpd_session *s, enum smtpd_sasl_status s
 #define SASL_MECH_MUTUAL     0x20
 
 /* ---- smtpd_sasl_passwd.c: smtpd_sasl_type = tern ---- */
-struct passwd_job;
+struct smtpd_passwd_job;
 int smtpd_passwd_open(const char *maps, struct strbuf *err);   /* 0 ok, -1 with err (as root) */
 void smtpd_passwd_start_helpers(struct event_base *base);      /* after the privilege drop */
 /* Check a user's password against smtpd_sasl_password_maps; the answer
  * (SASL_DONE or SASL_FAIL) comes through smtpd_sasl_backend_answer. NULL when
  * the tables cannot be asked now (why says so: a temporary failure). */
-struct passwd_job *smtpd_passwd_check_start(struct smtpd_session *s, const char *user,
+struct smtpd_passwd_job *smtpd_passwd_check_start(struct smtpd_session *s, const char *user,
                                             const char *password, const char **why);
 /* The session no longer waits for the answer. */
-void smtpd_passwd_check_cancel(struct passwd_job *j);
+void smtpd_passwd_check_cancel(struct smtpd_passwd_job *j);
 
 /* ---- smtpd_sasl_dovecot.c: smtpd_sasl_type = dovecot ---- */
-struct dovecot_request;
+struct smtpd_dovecot_request;
 void smtpd_dovecot_client_init(struct event_base *base, const char *path, const char *service,
                                long timeout);
 /* The mechanisms Dovecot offers: calls fn for each (name, SASL_MECH_*
@@ -61,11 +61,11 @@ void smtpd_dovecot_client_init(struct event_base *base, const char *path, const 
 void smtpd_dovecot_client_mechs(void (*fn)(const char *name, unsigned flags, void *ctx), void *ctx);
 /* Start an authentication; the answers come through smtpd_sasl_backend_answer.
  * resp: the base64 initial response or NULL. */
-struct dovecot_request *smtpd_dovecot_auth_start(struct smtpd_session *s, const char *mech,
+struct smtpd_dovecot_request *smtpd_dovecot_auth_start(struct smtpd_session *s, const char *mech,
                                                  const char *resp);
 /* The client's base64 response to a challenge. */
-void smtpd_dovecot_auth_continue(struct dovecot_request *r, const char *resp);
+void smtpd_dovecot_auth_continue(struct smtpd_dovecot_request *r, const char *resp);
 /* Forget a request (the session ends or gave up); no answer follows. */
-void smtpd_dovecot_request_cancel(struct dovecot_request *r);
+void smtpd_dovecot_request_cancel(struct smtpd_dovecot_request *r);
 
 #endif
