@@ -48,7 +48,7 @@ void smtpd_passwd_start_helpers(struct event_base *base);      /* after the priv
  * (SASL_DONE or SASL_FAIL) comes through smtpd_sasl_backend_answer. NULL when
  * the tables cannot be asked now (why says so: a temporary failure). */
 struct smtpd_passwd_job *smtpd_passwd_check_start(struct smtpd_session *s, const char *user,
-                                            const char *password, const char **why);
+                                                  const char *password, const char **why);
 /* The session no longer waits for the answer. */
 void smtpd_passwd_check_cancel(struct smtpd_passwd_job *j);
 
@@ -62,7 +62,7 @@ void smtpd_dovecot_client_mechs(void (*fn)(const char *name, unsigned flags, voi
 /* Start an authentication; the answers come through smtpd_sasl_backend_answer.
  * resp: the base64 initial response or NULL. */
 struct smtpd_dovecot_request *smtpd_dovecot_auth_start(struct smtpd_session *s, const char *mech,
-                                                 const char *resp);
+                                                       const char *resp);
 /* The client's base64 response to a challenge. */
 void smtpd_dovecot_auth_continue(struct smtpd_dovecot_request *r, const char *resp);
 /* Forget a request (the session ends or gave up); no answer follows. */

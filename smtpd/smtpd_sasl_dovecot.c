@@ -337,7 +337,7 @@ static void local_addr(const struct smtpd_session *s, char *buf, size_t bufsz)
 }
 
 struct smtpd_dovecot_request *smtpd_dovecot_auth_start(struct smtpd_session *s, const char *mech,
-                                                 const char *resp)
+                                                       const char *resp)
 {
     char lip[INET6_ADDRSTRLEN];
     local_addr(s, lip, sizeof(lip));

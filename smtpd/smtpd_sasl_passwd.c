@@ -219,7 +219,7 @@ static bool take_hash(const char *value, char *out, size_t outsz)
 }
 
 struct smtpd_passwd_job *smtpd_passwd_check_start(struct smtpd_session *s, const char *user,
-                                            const char *password, const char **why)
+                                                  const char *password, const char **why)
 {
     struct strbuf v = STRBUF_INIT(HASH_MAX * 2);
     int rc = password_maps ? maplist_lookup(password_maps, user, &v) : -1;
