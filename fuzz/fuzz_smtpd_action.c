@@ -17,21 +17,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = 0;
 
-    struct access_action a;
-    access_action_parse(text, &a);
+    struct smtpd_access_action a;
+    smtpd_access_action_parse(text, &a);
     size_t n = strlen(text);
     if (a.text < text || a.text + a.text_len > text + n)
         abort();
     if (a.kind == ACT_CODE && (a.code < 400 || a.code > 599))
         abort();
-    if (strlen(a.dsn) > ACTION_DSN_MAX || (a.dsn[0] && !dsn_prefix_len(a.dsn)))
+    if (strlen(a.dsn) > ACTION_DSN_MAX || (a.dsn[0] && !smtpd_dsn_prefix_len(a.dsn)))
         abort();
-    if (a.kind == ACT_PREPEND && !header_line_valid(a.text, a.text_len))
+    if (a.kind == ACT_PREPEND && !smtpd_header_line_valid(a.text, a.text_len))
         abort();
 
     const char *action;
     size_t alen, used;
-    int rc = policy_reply_parse((const char *)data, size, 4096, &action, &alen, &used);
+    int rc = smtpd_policy_reply_parse((const char *)data, size, 4096, &action, &alen, &used);
     if (rc == 1 && (used > size || action < (const char *)data
                     || action + alen > (const char *)data + used))
         abort();

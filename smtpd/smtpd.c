@@ -21,7 +21,7 @@
 
 struct smtpd_config smtpd_cfg;
 
-static enum bare_lf_policy read_bare_policy(const char *name, const char *v)
+static enum smtpd_bare_lf_policy read_bare_policy(const char *name, const char *v)
 {
     if (str_ieq(v, "normal") || str_ieq(v, "yes"))
         return BARE_LF_NORMAL;
@@ -79,9 +79,9 @@ static void smtpd_post_init(struct event_base *base)
     c->smtputf8 = cfg_bool(P_smtputf8_enable);
     c->helo_required = cfg_bool(P_smtpd_helo_required);
     c->cleanup_path = cleanup_socket_path();
-    check_init();
-    limits_init(base);
-    sasl_init(base);
+    smtpd_check_init();
+    smtpd_limits_init(base);
+    smtpd_sasl_init(base);
     smtpd_milter_init();
 }
 
@@ -89,14 +89,14 @@ static void smtpd_post_init(struct event_base *base)
  * the TLS certificates. */
 static void smtpd_pre_init(void)
 {
-    check_pre_init();
-    sasl_pre_init();
-    tls_server_pre_init();
+    smtpd_check_pre_init();
+    smtpd_sasl_pre_init();
+    smtpd_tls_server_pre_init();
 }
 
 static void smtpd_accept(int fd, struct event_base *base)
 {
-    session_accept(fd, base);
+    smtpd_session_accept(fd, base);
 }
 
 static int smtpd_client_limit(void)

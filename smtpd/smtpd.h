@@ -28,7 +28,7 @@ struct attr_writer;
 /* smtpd_forbid_bare_newline (bare LF) and smtpd_forbid_bare_cr (bare CR):
  * normal refuses a message that has one, reject also a command line, no
  * accepts it as a line end. */
-enum bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
+enum smtpd_bare_lf_policy { BARE_LF_NORMAL, BARE_LF_REJECT, BARE_LF_ALLOW };
 
 struct smtpd_config {
     const char *myhostname;
@@ -41,8 +41,8 @@ struct smtpd_config {
     long client_limit;
     long long size_limit;        /* 0 = no limit */
     size_t line_limit;
-    enum bare_lf_policy bare_lf;
-    enum bare_lf_policy bare_cr;
+    enum smtpd_bare_lf_policy bare_lf;
+    enum smtpd_bare_lf_policy bare_cr;
     bool forbid_unauth_pipelining;
     bool disable_vrfy;
     bool smtputf8;
@@ -66,7 +66,7 @@ extern struct smtpd_config smtpd_cfg;
 #define PAUSE_AUTH     0x100  /* AUTH waits for the authentication back-end */
 #define PAUSE_MILTER   0x200  /* a milter has not answered yet (smtpd_milter.c) */
 
-enum session_state {
+enum smtpd_session_state {
     ST_CMD,       /* reading command lines */
     ST_DATA,      /* reading DATA content */
     ST_BDAT,      /* reading (or skipping) a BDAT chunk */
@@ -90,7 +90,7 @@ struct smtpd_session {
     char client_desc[INET6_ADDRSTRLEN + 300];  /* "name[addr]", name up to 255 bytes */
     bool client_trusted;                       /* matches mynetworks */
 
-    enum session_state state;
+    enum smtpd_session_state state;
     unsigned pause;
     bool discard_line;          /* dropping the rest of an over-long line */
     bool line_crlf;             /* the last command line ended in CR LF */
@@ -110,7 +110,7 @@ struct smtpd_session {
     struct smtpd_rcpt *rcpts;
     size_t nrcpt, caprcpt;
     bool bdat_mode;             /* BDAT was used: DATA is no longer allowed */
-    struct content_decoder dec;
+    struct smtpd_content_decoder dec;
     struct strbuf content;      /* decoded content not yet sent to cleanup */
     bool too_big;
     long long bdat_left;        /* bytes of the current chunk still to read */
@@ -133,7 +133,7 @@ struct smtpd_session {
     struct event *greet_ev;
     unsigned cmd_ok[SMTP_VERB_COUNT], cmd_total[SMTP_VERB_COUNT];
     struct smtpd_limits *limits;  /* client limits and deadlines (smtpd_limits.c) */
-    struct smtpd_check_state *check;  /* restriction engine (smtpd_check.c) */
+    struct smtpd_check_state *check;  /* restriction engine (smtpd_check_*.c) */
     char *sasl_username;        /* set by AUTH; permit_sasl_authenticated */
 
     /* TLS (smtpd_starttls.c) */
@@ -153,80 +153,80 @@ struct smtpd_session {
 };
 
 /* ---- smtpd_session.c ---- */
-void session_accept(int fd, struct event_base *base);
+void smtpd_session_accept(int fd, struct event_base *base);
 /* Greet now, or after smtpd_greet_pause (the pre-greeting talker check). */
-void session_start_greeting(struct smtpd_session *s);
+void smtpd_session_start_greeting(struct smtpd_session *s);
 /* A command line arrived: count it and remember it for log lines. */
-void session_begin_command(struct smtpd_session *s, enum smtp_verb v);
+void smtpd_session_begin_command(struct smtpd_session *s, enum smtp_verb v);
 /* Queue a reply "CODE TEXT" (TEXT may hold "\n" for a multi-line reply).
  * Counts errors, applies the error delay and the hard error limit. */
-void session_reply(struct smtpd_session *s, int code, const char *fmt, ...)
+void smtpd_session_reply(struct smtpd_session *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Queue the final reply and close once it is written. */
-void session_close_with(struct smtpd_session *s, int code, const char *fmt, ...)
+void smtpd_session_close_with(struct smtpd_session *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void session_close(struct smtpd_session *s);
+void smtpd_session_close(struct smtpd_session *s);
 /* Resume processing buffered input (after a pause bit was cleared). */
-void session_resume(struct smtpd_session *s, unsigned pause_bit);
+void smtpd_session_resume(struct smtpd_session *s, unsigned pause_bit);
 /* Does the client have bytes we have not processed (buffered or in the kernel)? */
-bool session_input_pending(struct smtpd_session *s);
+bool smtpd_session_input_pending(struct smtpd_session *s);
 /* Printable, bounded copy of the first pending input bytes, for log lines. */
-void session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz);
-void session_mail_reset(struct smtpd_session *s);
+void smtpd_session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz);
+void smtpd_session_mail_reset(struct smtpd_session *s);
 /* SMTP or ESMTP with S for TLS and A for AUTH (ESMTPSA...), for Received:
  * and the queue file. */
-const char *session_protocol(const struct smtpd_session *s);
+const char *smtpd_session_protocol(const struct smtpd_session *s);
 /* Called at the end of every session entry point: once the session is
  * closing and its last reply is written, start the final half-closed wait
  * (the session is freed when the client closes). Returns true when s was
  * freed (never, at present; callers must not rely on s afterwards anyway). */
-bool session_finish_if_done(struct smtpd_session *s);
+bool smtpd_session_finish_if_done(struct smtpd_session *s);
 
 /* Replace the plain bufferevent by a TLS one accepting a handshake on the
  * same socket (STARTTLS once its reply is out, or implicit TLS); input not
- * yet processed is thrown away. The outcome comes to tls_handshake_done()
- * or tls_handshake_failed(). false: no TLS session could be made. */
-bool session_start_tls(struct smtpd_session *s);
+ * yet processed is thrown away. The outcome comes to smtpd_tls_handshake_done()
+ * or smtpd_tls_handshake_failed(). false: no TLS session could be made. */
+bool smtpd_session_start_tls(struct smtpd_session *s);
 
 /* ---- smtpd_tls.c: the process's TLS context ---- */
-enum tls_level { TLS_NONE, TLS_MAY, TLS_ENCRYPT };
+enum smtpd_tls_level { TLS_NONE, TLS_MAY, TLS_ENCRYPT };
 struct ssl_st;
-void tls_server_pre_init(void);            /* as root: certificates, ticket secret, SNI */
-enum tls_level tls_server_level(void);     /* wrappermode counts as encrypt */
-bool tls_server_wrappermode(void);
-bool tls_server_available(void);           /* false: certificate problem (logged at start) */
-bool tls_server_received_header(void);     /* smtpd_tls_received_header */
-long tls_server_loglevel(void);            /* smtpd_tls_loglevel */
-const char *tls_server_unavailable_reason(void);
-struct ssl_st *tls_server_new_ssl(struct strbuf *err);
-void tls_append_errors(struct strbuf *out); /* OpenSSL's error queue, emptied */
+void smtpd_tls_server_pre_init(void);            /* as root: certificates, ticket secret, SNI */
+enum smtpd_tls_level smtpd_tls_server_level(void);     /* wrappermode counts as encrypt */
+bool smtpd_tls_server_wrappermode(void);
+bool smtpd_tls_server_available(void);           /* false: certificate problem (logged at start) */
+bool smtpd_tls_server_received_header(void);     /* smtpd_tls_received_header */
+long smtpd_tls_server_loglevel(void);            /* smtpd_tls_loglevel */
+const char *smtpd_tls_server_unavailable_reason(void);
+struct ssl_st *smtpd_tls_server_new_ssl(struct strbuf *err);
+void smtpd_tls_append_errors(struct strbuf *out); /* OpenSSL's error queue, emptied */
 
 /* ---- smtpd_starttls.c ---- */
-void starttls_command(struct smtpd_session *s, const char *arg);
+void smtpd_starttls_command(struct smtpd_session *s, const char *arg);
 /* Implicit TLS: start the handshake before the greeting. */
-void tls_wrapper_start(struct smtpd_session *s);
-void tls_handshake_done(struct smtpd_session *s);
-void tls_handshake_failed(struct smtpd_session *s, short what);
+void smtpd_tls_wrapper_start(struct smtpd_session *s);
+void smtpd_tls_handshake_done(struct smtpd_session *s);
+void smtpd_tls_handshake_failed(struct smtpd_session *s, short what);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
-void tls_session_summary(const struct smtpd_session *s, char *buf, size_t bufsz);
+void smtpd_tls_session_summary(const struct smtpd_session *s, char *buf, size_t bufsz);
 
 /* ---- smtpd_commands.c ---- */
-void command_dispatch(struct smtpd_session *s, const char *line, size_t len);
+void smtpd_command_dispatch(struct smtpd_session *s, const char *line, size_t len);
 /* Run MAIL or RCPT again once the answer it waited for is in (smtpd_limits.c). */
-void command_resume(struct smtpd_session *s, enum smtp_verb v, const char *arg);
+void smtpd_command_resume(struct smtpd_session *s, enum smtp_verb v, const char *arg);
 /* "from=<S> to=<R> proto=ESMTP helo=<H>" for reject log lines. */
-void command_log_reject(struct smtpd_session *s, const char *what, int code,
-                        const char *text, const char *rcpt);
+void smtpd_command_log_reject(struct smtpd_session *s, const char *what, int code,
+                              const char *text, const char *rcpt);
 
 /* ---- smtpd_data.c ---- */
-void data_command(struct smtpd_session *s, const char *arg);
-void bdat_command(struct smtpd_session *s, const char *arg);
+void smtpd_data_command(struct smtpd_session *s, const char *arg);
+void smtpd_bdat_command(struct smtpd_session *s, const char *arg);
 /* Consume buffered input in ST_DATA / ST_BDAT; returns true on progress. */
-bool data_feed(struct smtpd_session *s, struct evbuffer *in);
-bool bdat_feed(struct smtpd_session *s, struct evbuffer *in);
+bool smtpd_data_feed(struct smtpd_session *s, struct evbuffer *in);
+bool smtpd_bdat_feed(struct smtpd_session *s, struct evbuffer *in);
 
 /* ---- smtpd_cleanup.c ---- */
-struct cleanup_callbacks {
+struct smtpd_cleanup_callbacks {
     void (*ready)(struct smtpd_session *s, bool ok);        /* envelope sent */
     void (*done)(struct smtpd_session *s, int status, const char *queue_id,
                  const char *reason);                        /* reply received */
@@ -234,55 +234,60 @@ struct cleanup_callbacks {
 };
 /* Connect to cleanup and send the envelope of s's transaction; the outcome
  * arrives through cb->ready. */
-struct smtpd_cleanup *cleanup_open(struct smtpd_session *s, const struct cleanup_callbacks *cb);
+struct smtpd_cleanup *smtpd_cleanup_open(struct smtpd_session *s, const struct smtpd_cleanup_callbacks *cb);
 /* Send content (any length; framed in pieces of at most 65536 bytes). */
-void cleanup_send(struct smtpd_cleanup *c, const char *data, size_t len);
+void smtpd_cleanup_send(struct smtpd_cleanup *c, const char *data, size_t len);
 /* True while more content is buffered for cleanup than we want to hold. */
-bool cleanup_backlogged(struct smtpd_cleanup *c);
+bool smtpd_cleanup_backlogged(struct smtpd_cleanup *c);
 /* Send {end=ok|abort}; the outcome arrives through cb->done. */
-void cleanup_finish(struct smtpd_cleanup *c, bool commit);
-void cleanup_free(struct smtpd_cleanup *c);
+void smtpd_cleanup_finish(struct smtpd_cleanup *c, bool commit);
+void smtpd_cleanup_free(struct smtpd_cleanup *c);
 
 /* Continuations the restriction engine calls once a command passed. */
-void command_helo_accept(struct smtpd_session *s, char *name, bool ehlo);   /* takes name */
-void command_rcpt_accept(struct smtpd_session *s, const char *arg);
-void command_mail_accept(struct smtpd_session *s);
-void data_accept(struct smtpd_session *s);
+void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool ehlo);   /* takes name */
+void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg);
+void smtpd_command_mail_accept(struct smtpd_session *s);
+void smtpd_data_accept(struct smtpd_session *s);
 /* End-of-data restrictions decided: code 0 to commit, else the refusal. */
-void data_eod_checked(struct smtpd_session *s, int code, const char *text);
+void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text);
 /* The milters' end-of-message verdict (enum milter_verdict, lib/milter.h). */
-void data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text);
+void smtpd_data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text);
 /* The session may proceed to its greeting (name known, client checked). */
-void session_connected(struct smtpd_session *s);
+void smtpd_session_connected(struct smtpd_session *s);
 
-/* ---- smtpd_check.c: the restriction engine ---- */
-void check_pre_init(void);          /* as root: tables, resolver configuration */
-void check_init(void);
-bool check_client_trusted(const struct sockaddr *sa);
+/* ---- smtpd_check_*.c: the restriction engine ---- */
+void smtpd_check_pre_init(void);          /* as root: tables, resolver configuration */
+void smtpd_check_init(void);
+bool smtpd_check_client_trusted(const struct sockaddr *sa);
 /* Session start: the client's name, then (without smtpd_delay_reject) the
- * client restrictions; session_connected() follows, now or later. */
-void check_connect(struct smtpd_session *s, void (*connected)(struct smtpd_session *s));
+ * client restrictions; smtpd_session_connected() follows, now or later. */
+void smtpd_check_connect(struct smtpd_session *s, void (*connected)(struct smtpd_session *s));
 /* The client restrictions refused the client: the greeting says so
  * (true), and every command but QUIT gets 503 (true: answered). */
-bool check_greet_denied(struct smtpd_session *s);
-bool check_command_denied(struct smtpd_session *s, enum smtp_verb v);
+bool smtpd_check_greet_denied(struct smtpd_session *s);
+bool smtpd_check_command_denied(struct smtpd_session *s, enum smtp_verb v);
 /* Each returns false to go on at once, or true when the engine took the
- * command over: it replies to a refusal itself, and calls the command's
- * continuation above when the command passes (possibly later, after a
- * lookup; the session reads no input meanwhile). */
-bool check_helo_wait(struct smtpd_session *s, char *name, bool ehlo);  /* takes name on true */
-bool check_mail_wait(struct smtpd_session *s);
-bool check_data_wait(struct smtpd_session *s);
-bool check_eod_wait(struct smtpd_session *s);
-/* RCPT TO always goes through the engine (relay control). */
-void check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r);
+ * command over: it replies to a refusal itself, and calls next, the
+ * continuation the command gives, when the command passes (possibly later,
+ * after a lookup; the session reads no input meanwhile). */
+bool smtpd_check_helo_wait(struct smtpd_session *s, char *name, bool ehlo,   /* takes name on true */
+                           void (*next)(struct smtpd_session *s, char *name, bool ehlo));
+bool smtpd_check_mail_wait(struct smtpd_session *s, void (*next)(struct smtpd_session *s));
+bool smtpd_check_data_wait(struct smtpd_session *s, void (*next)(struct smtpd_session *s));
+/* End of data: next gets the refusal (code, text) or 0 and "". */
+bool smtpd_check_eod_wait(struct smtpd_session *s,
+                          void (*next)(struct smtpd_session *s, int code, const char *text));
+/* RCPT TO always goes through the engine (relay control); next gets the
+ * command's argument back. */
+void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r,
+                      void (*next)(struct smtpd_session *s, const char *arg));
 /* What restrictions asked of the current message. */
-bool check_discarding(struct smtpd_session *s);
-bool check_holding(struct smtpd_session *s);
-void check_content_start(struct smtpd_session *s, struct strbuf *content);  /* PREPEND */
+bool smtpd_check_discarding(struct smtpd_session *s);
+bool smtpd_check_holding(struct smtpd_session *s);
+void smtpd_check_content_start(struct smtpd_session *s, struct strbuf *content);  /* PREPEND */
 /* Envelope attributes for cleanup (FILTER): count with w NULL, else write. */
-int check_cleanup_attrs(struct smtpd_session *s, struct attr_writer *w);
-void check_mail_reset(struct smtpd_session *s);
-void check_session_end(struct smtpd_session *s);
+int smtpd_check_cleanup_attrs(struct smtpd_session *s, struct attr_writer *w);
+void smtpd_check_mail_reset(struct smtpd_session *s);
+void smtpd_check_session_end(struct smtpd_session *s);
 
 #endif

@@ -27,15 +27,15 @@
 #define KEY_MAX 1100
 
 /* 1 found (the action applied, *res set), 0 not found, -1 error (*res set). */
-static int try_key(struct check_job *j, const struct restriction *r, const char *key,
-                   const char *name, const char *cls, enum check_result *res)
+static int try_key(struct smtpd_check_job *j, const struct smtpd_restriction *r, const char *key,
+                   const char *name, const char *cls, enum smtpd_check_result *res)
 {
     struct strbuf v = STRBUF_INIT(65536);
     int rc = map_lookup(r->map, key, &v);
     if (rc < 0) {
         sb_free(&v);
         msg_warn("%s: table %s: lookup of %s failed", j->s->client_desc, r->arg, key);
-        *res = check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", name);
+        *res = smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", name);
         return -1;
     }
     if (rc == 0) {
@@ -44,7 +44,7 @@ static int try_key(struct check_job *j, const struct restriction *r, const char 
     }
     char what[256];
     snprintf(what, sizeof(what), "%s %s", r->name, r->arg);
-    *res = check_apply_action(j, sb_str(&v), what, name, cls);
+    *res = smtpd_check_apply_action(j, sb_str(&v), what, name, cls);
     sb_free(&v);
     return 1;
 }
@@ -52,8 +52,8 @@ static int try_key(struct check_job *j, const struct restriction *r, const char 
 /* A host or domain name, then each parent domain ("a.b.c", "b.c", "c"):
  * Postfix's default, in which smtpd_access_maps is in
  * parent_domain_matches_subdomains. */
-static int domain_keys(struct check_job *j, const struct restriction *r, const char *domain,
-                       const char *name, const char *cls, enum check_result *res)
+static int domain_keys(struct smtpd_check_job *j, const struct smtpd_restriction *r, const char *domain,
+                       const char *name, const char *cls, enum smtpd_check_result *res)
 {
     for (const char *d = domain; d && *d;) {
         int rc = try_key(j, r, d, name, cls, res);
@@ -68,8 +68,8 @@ static int domain_keys(struct check_job *j, const struct restriction *r, const c
 
 /* The address, then shorter and shorter prefixes: "1.2.3.4", "1.2.3",
  * "1.2", "1"; IPv6 split at ':' the same way. */
-static int addr_keys(struct check_job *j, const struct restriction *r, const char *addr,
-                     const char *name, const char *cls, enum check_result *res)
+static int addr_keys(struct smtpd_check_job *j, const struct smtpd_restriction *r, const char *addr,
+                     const char *name, const char *cls, enum smtpd_check_result *res)
 {
     char key[64];
     str_copy(key, sizeof(key), addr);
@@ -92,13 +92,13 @@ static int addr_keys(struct check_job *j, const struct restriction *r, const cha
 /* user@domain (and user@domain without its address extension), the domain
  * and its parents, then user@ (and without extension). The null sender is
  * looked up as smtpd_null_access_lookup_key. */
-static int mail_keys(struct check_job *j, const struct restriction *r, const struct address *a,
-                     const char *cls, enum check_result *res)
+static int mail_keys(struct smtpd_check_job *j, const struct smtpd_restriction *r, const struct address *a,
+                     const char *cls, enum smtpd_check_result *res)
 {
     if (a->flags & ADDR_F_NULL)
-        return try_key(j, r, check_cfg.null_key, check_cfg.null_key, cls, res);
+        return try_key(j, r, smtpd_check_cfg.null_key, smtpd_check_cfg.null_key, cls, res);
     char key[KEY_MAX];
-    const char *delim = check_cfg.recipient_delimiter;
+    const char *delim = smtpd_check_cfg.recipient_delimiter;
     char *base_local = NULL;
     if (delim && *delim) {
         size_t n = strcspn(a->local_lc, delim);
@@ -127,10 +127,10 @@ static int mail_keys(struct check_job *j, const struct restriction *r, const str
     return rc;
 }
 
-enum check_result access_check(struct check_job *j, const struct restriction *r)
+enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
     struct smtpd_session *s = j->s;
-    enum check_result res = CHK_DUNNO;
+    enum smtpd_check_result res = CHK_DUNNO;
     switch (r->type) {
     case R_CHECK_CLIENT_ACCESS: {
         const char *name = s->check ? s->check->name : "unknown";
@@ -154,13 +154,13 @@ enum check_result access_check(struct check_job *j, const struct restriction *r)
         return res;
     }
     case R_CHECK_SENDER_ACCESS: {
-        const struct address *a = check_sender(j);
+        const struct address *a = smtpd_check_sender(j);
         if (a)
             mail_keys(j, r, a, "Sender address", &res);
         return res;
     }
     case R_CHECK_RCPT_ACCESS: {
-        const struct address *a = check_recipient(j);
+        const struct address *a = smtpd_check_recipient(j);
         if (a)
             mail_keys(j, r, a, "Recipient address", &res);
         return res;
@@ -177,7 +177,7 @@ enum check_result access_check(struct check_job *j, const struct restriction *r)
  * literal of this host) is ours; relay_domains is ours unless the address
  * carries sender routing (Postfix's allow_untrusted_routing = no). The bare
  * "postmaster" is always accepted (RFC 5321 section 4.5.1). */
-bool access_destination_ok(struct smtpd_session *s, const struct address *a)
+bool smtpd_access_destination_ok(struct smtpd_session *s, const struct address *a)
 {
     if ((a->flags & ADDR_F_NODOMAIN) && !(a->flags & ADDR_F_ROUTED)
         && strcmp(a->local_lc, "postmaster") == 0)
@@ -191,17 +191,17 @@ bool access_destination_ok(struct smtpd_session *s, const struct address *a)
     return ok;
 }
 
-enum check_result access_relay(struct check_job *j, const struct restriction *r)
+enum smtpd_check_result smtpd_access_relay(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
-    const struct address *a = check_recipient(j);
+    const struct address *a = smtpd_check_recipient(j);
     if (!j->rcpt)
         return CHK_DUNNO;
-    if (a && access_destination_ok(j->s, a))
+    if (a && smtpd_access_destination_ok(j->s, a))
         return r->type == R_PERMIT_AUTH_DEST ? CHK_OK : CHK_DUNNO;
     if (r->type == R_PERMIT_AUTH_DEST)
         return CHK_DUNNO;
-    int code = r->type == R_DEFER_UNAUTH_DEST ? check_cfg.relay_code - 100 : check_cfg.relay_code;
-    return check_reject(j, code, "5.7.1", "<%s>: Relay access denied", j->rcpt);
+    int code = r->type == R_DEFER_UNAUTH_DEST ? smtpd_check_cfg.relay_code - 100 : smtpd_check_cfg.relay_code;
+    return smtpd_check_reject(j, code, "5.7.1", "<%s>: Relay access denied", j->rcpt);
 }
 
 /* ---- reject_unlisted_recipient / reject_unlisted_sender ---- */
@@ -213,7 +213,7 @@ static int listed(struct maplist *l, const char *local_lc, const char *domain, b
 {
     struct strbuf v = STRBUF_INIT(65536);
     char key[KEY_MAX];
-    const char *delim = check_cfg.recipient_delimiter;
+    const char *delim = smtpd_check_cfg.recipient_delimiter;
     char *locals[2] = { xstrdup(local_lc), NULL };
     if (delim && *delim) {
         size_t n = strcspn(local_lc, delim);
@@ -241,56 +241,56 @@ static int listed(struct maplist *l, const char *local_lc, const char *domain, b
  * routing in a local domain resolved: "nosuchuser%localhost@localhost" is
  * "nosuchuser@localhost"), so what delivery would bounce as unknown is
  * refused here instead of bouncing to a sender who may be forged. */
-static enum check_result unlisted_resolved(struct check_job *j, const struct address *a,
-                                           const struct resolve_result *r, bool sender)
+static enum smtpd_check_result unlisted_resolved(struct smtpd_check_job *j, const struct address *a,
+                                                 const struct resolve_result *r, bool sender)
 {
     const char *cls = sender ? "Sender address" : "Recipient address";
     const char *dsn = sender ? "5.1.0" : "5.1.1";
     if (r->class == RESOLVE_BAD)
-        return check_reject(j, check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3",
-                            "<%s>: %s rejected: %s", a->address, cls, r->why);
+        return smtpd_check_reject(j, smtpd_check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3",
+                                  "<%s>: %s rejected: %s", a->address, cls, r->why);
     /* virtual aliases make any address valid */
-    if (check_cfg.virtual_maps) {
-        int rc = listed(check_cfg.virtual_maps, r->local_lc, r->domain, false);
+    if (smtpd_check_cfg.virtual_maps) {
+        int rc = listed(smtpd_check_cfg.virtual_maps, r->local_lc, r->domain, false);
         if (rc < 0)
-            return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
         if (rc > 0)
             return CHK_DUNNO;
     }
     if (r->class == RESOLVE_LOCAL) {
-        if (!check_cfg.local_rcpt_maps)
+        if (!smtpd_check_cfg.local_rcpt_maps)
             return CHK_DUNNO;
-        int rc = listed(check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
+        int rc = listed(smtpd_check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
         if (rc < 0)
-            return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
         if (rc == 0)
-            return check_reject(j, check_cfg.unknown_local_code, dsn,
-                                "<%s>: %s rejected: User unknown in local recipient table",
+            return smtpd_check_reject(j, smtpd_check_cfg.unknown_local_code, dsn,
+                                      "<%s>: %s rejected: User unknown in local recipient table",
                                 a->address, cls);
         return CHK_DUNNO;
     }
-    if (r->class == RESOLVE_RELAY && check_cfg.relay_rcpt_maps) {
-        int rc = listed(check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
+    if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps) {
+        int rc = listed(smtpd_check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
         if (rc < 0)
-            return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
         if (rc == 0)
-            return check_reject(j, check_cfg.unknown_relay_code, dsn,
-                                "<%s>: %s rejected: User unknown in relay recipient table",
+            return smtpd_check_reject(j, smtpd_check_cfg.unknown_relay_code, dsn,
+                                      "<%s>: %s rejected: User unknown in relay recipient table",
                                 a->address, cls);
     }
     return CHK_DUNNO;
 }
 
-enum check_result access_unlisted(struct check_job *j, bool sender)
+enum smtpd_check_result smtpd_access_unlisted(struct smtpd_check_job *j, bool sender)
 {
-    const struct address *a = sender ? check_sender(j) : check_recipient(j);
+    const struct address *a = sender ? smtpd_check_sender(j) : smtpd_check_recipient(j);
     if (!a || (a->flags & ADDR_F_NULL))
         return CHK_DUNNO;
     struct resolve_result r;
     if (resolve_address(a, &r) < 0)
-        return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure (%s)", a->address,
-                            r.why);
-    enum check_result res = unlisted_resolved(j, a, &r, sender);
+        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure (%s)", a->address,
+                                  r.why);
+    enum smtpd_check_result res = unlisted_resolved(j, a, &r, sender);
     resolve_result_free(&r);
     return res;
 }
@@ -304,19 +304,19 @@ static int sender_owners(const struct address *a, struct strbuf *owners)
 {
     char key[KEY_MAX];
     const char *domain = (a->flags & ADDR_F_NODOMAIN) ? domain_myorigin() : a->domain;
-    const char *delim = check_cfg.recipient_delimiter;
+    const char *delim = smtpd_check_cfg.recipient_delimiter;
     snprintf(key, sizeof(key), "%s@%s", a->local_lc, domain);
-    int rc = maplist_lookup(check_cfg.sender_login_maps, key, owners);
+    int rc = maplist_lookup(smtpd_check_cfg.sender_login_maps, key, owners);
     if (rc == 0 && delim && *delim) {
         size_t n = strcspn(a->local_lc, delim);
         if (n > 0 && a->local_lc[n]) {
             snprintf(key, sizeof(key), "%.*s@%s", (int)n, a->local_lc, domain);
-            rc = maplist_lookup(check_cfg.sender_login_maps, key, owners);
+            rc = maplist_lookup(smtpd_check_cfg.sender_login_maps, key, owners);
         }
     }
     if (rc == 0) {
         snprintf(key, sizeof(key), "@%s", domain);
-        rc = maplist_lookup(check_cfg.sender_login_maps, key, owners);
+        rc = maplist_lookup(smtpd_check_cfg.sender_login_maps, key, owners);
     }
     return rc;
 }
@@ -340,11 +340,12 @@ static bool owner_listed(const char *owners, const char *user)
  * list included, except for reject_known_sender_login_mismatch); the
  * unauthenticated one refuses a client not logged in that uses an address
  * the tables give an owner. The null sender is never checked. */
-enum check_result access_sender_login(struct check_job *j, const struct restriction *r)
+enum smtpd_check_result smtpd_access_sender_login(struct smtpd_check_job *j,
+                                                  const struct smtpd_restriction *r)
 {
-    const struct address *a = check_sender(j);
+    const struct address *a = smtpd_check_sender(j);
     const char *user = j->s->sasl_username;
-    if (!a || (a->flags & ADDR_F_NULL) || !check_cfg.sender_login_maps)
+    if (!a || (a->flags & ADDR_F_NULL) || !smtpd_check_cfg.sender_login_maps)
         return CHK_DUNNO;
     bool check_auth = r->type != R_UNAUTH_SENDER_LOGIN_MISMATCH;
     bool check_unauth = r->type == R_SENDER_LOGIN_MISMATCH
@@ -354,19 +355,19 @@ enum check_result access_sender_login(struct check_job *j, const struct restrict
         return CHK_DUNNO;
     struct strbuf owners = STRBUF_INIT(65536);
     int rc = sender_owners(a, &owners);
-    enum check_result res = CHK_DUNNO;
+    enum smtpd_check_result res = CHK_DUNNO;
     if (rc < 0) {
         msg_warn("%s: smtpd_sender_login_maps: lookup of %s failed", j->s->client_desc,
                  a->address);
-        res = check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+        res = smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
     } else if (!user) {
         if (rc > 0)
-            res = check_reject(j, 553, "5.7.1", "<%s>: Sender address rejected: not logged in",
-                               a->address);
+            res = smtpd_check_reject(j, 553, "5.7.1", "<%s>: Sender address rejected: not logged in",
+                                     a->address);
     } else if (rc == 0 ? r->type != R_KNOWN_SENDER_LOGIN_MISMATCH
                        : !owner_listed(sb_str(&owners), user)) {
-        res = check_reject(j, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s",
-                           a->address, user);
+        res = smtpd_check_reject(j, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s",
+                                 a->address, user);
     }
     sb_free(&owners);
     return res;

@@ -12,7 +12,7 @@ static bool is_space(char c)
     return c == ' ' || c == '\t';
 }
 
-size_t dsn_prefix_len(const char *t)
+size_t smtpd_dsn_prefix_len(const char *t)
 {
     size_t i = 0;
     if (t[0] != '2' && t[0] != '4' && t[0] != '5')
@@ -35,7 +35,7 @@ size_t dsn_prefix_len(const char *t)
     return (t[i] == 0 || is_space(t[i])) ? i : 0;
 }
 
-bool header_line_valid(const char *t, size_t len)
+bool smtpd_header_line_valid(const char *t, size_t len)
 {
     size_t i = 0;
     while (i < len && t[i] != ':' && t[i] > 32 && t[i] < 127)
@@ -62,12 +62,12 @@ static bool all_digits(const char *s, size_t n)
 
 /* text after the word: leading white space skipped, trailing trimmed; an
  * enhanced status code at its start goes to a->dsn when want_dsn. */
-static void set_text(struct access_action *a, const char *p, bool want_dsn)
+static void set_text(struct smtpd_access_action *a, const char *p, bool want_dsn)
 {
     while (is_space(*p))
         p++;
     if (want_dsn) {
-        size_t d = dsn_prefix_len(p);
+        size_t d = smtpd_dsn_prefix_len(p);
         if (d && d <= ACTION_DSN_MAX) {
             memcpy(a->dsn, p, d);
             a->dsn[d] = 0;
@@ -83,9 +83,9 @@ static void set_text(struct access_action *a, const char *p, bool want_dsn)
     a->text_len = n;
 }
 
-void access_action_parse(const char *value, struct access_action *a)
+void smtpd_access_action_parse(const char *value, struct smtpd_access_action *a)
 {
-    static const struct { const char *word; enum access_kind kind; bool dsn; } words[] = {
+    static const struct { const char *word; enum smtpd_access_kind kind; bool dsn; } words[] = {
         { "OK", ACT_OK, false }, { "PERMIT", ACT_OK, false }, { "DUNNO", ACT_DUNNO, false },
         { "REJECT", ACT_REJECT, true }, { "DEFER", ACT_DEFER, true },
         { "DEFER_IF_PERMIT", ACT_DEFER_IF_PERMIT, true },
@@ -117,7 +117,7 @@ void access_action_parse(const char *value, struct access_action *a)
             if (!colon || colon == a->text || spaces)
                 a->kind = ACT_INVALID;
         } else if (a->kind == ACT_PREPEND) {
-            if (!header_line_valid(a->text, a->text_len))
+            if (!smtpd_header_line_valid(a->text, a->text_len))
                 a->kind = ACT_INVALID;
         } else if (a->kind == ACT_REDIRECT || a->kind == ACT_BCC) {
             if (a->text_len == 0)
@@ -148,8 +148,8 @@ void access_action_parse(const char *value, struct access_action *a)
     set_text(a, p, false);
 }
 
-int policy_reply_parse(const char *buf, size_t len, size_t max, const char **action,
-                       size_t *action_len, size_t *used)
+int smtpd_policy_reply_parse(const char *buf, size_t len, size_t max, const char **action,
+                             size_t *action_len, size_t *used)
 {
     size_t pos = 0;
     *action = NULL;

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum access_kind {
+enum smtpd_access_kind {
     ACT_OK,              /* OK, PERMIT, or an all-numerical result */
     ACT_DUNNO,
     ACT_REJECT,          /* REJECT [text] */
@@ -32,8 +32,8 @@ enum access_kind {
 
 #define ACTION_DSN_MAX 15
 
-struct access_action {
-    enum access_kind kind;
+struct smtpd_access_action {
+    enum smtpd_access_kind kind;
     int code;                         /* ACT_CODE: 400..599 */
     char dsn[ACTION_DSN_MAX + 1];     /* enhanced status code given, "" if none */
     const char *text;                 /* the rest, pointing into the value (its end if none) */
@@ -42,22 +42,22 @@ struct access_action {
 
 /* Classify value (a table result or a policy action). Never fails: an
  * unknown word is ACT_RESTRICTIONS, a bad argument ACT_INVALID. */
-void access_action_parse(const char *value, struct access_action *a);
+void smtpd_access_action_parse(const char *value, struct smtpd_access_action *a);
 
 /* An RFC 3463 status code "C.S.D" at the start of text (C 2, 4 or 5,
  * S at most 3 digits, D at most 3 digits) followed by white space or the
  * end: its length, else 0. */
-size_t dsn_prefix_len(const char *text);
+size_t smtpd_dsn_prefix_len(const char *text);
 
 /* A header line for PREPEND: "Name: value", printable ASCII, the name
  * made of characters 33..126 except ':'. */
-bool header_line_valid(const char *text, size_t len);
+bool smtpd_header_line_valid(const char *text, size_t len);
 
 /* The reply of a policy server in buf[0..len): name=value lines, then an
  * empty line. 1 complete (*action, *action_len: the value of "action",
  * pointing into buf; *used: bytes the reply took), 0 incomplete, -1
  * malformed (no action, a line without '=', a NUL, or more than max bytes). */
-int policy_reply_parse(const char *buf, size_t len, size_t max, const char **action,
-                       size_t *action_len, size_t *used);
+int smtpd_policy_reply_parse(const char *buf, size_t len, size_t max, const char **action,
+                             size_t *action_len, size_t *used);
 
 #endif

@@ -3,8 +3,8 @@
  * wait for DNS or a policy server without stopping the event loop), the
  * per-session state (client name, message actions) and the predicates that
  * live in their own files (access tables, DNS blocklists, the policy
- * client, the client's name). The rest of smtpd sees only the check_*
- * functions declared in smtpd.h. */
+ * client, the client's name). The rest of smtpd sees only the
+ * smtpd_check_* functions declared in smtpd.h. */
 #ifndef TERN_SMTPD_CHECK_H
 #define TERN_SMTPD_CHECK_H
 
@@ -21,15 +21,15 @@ struct maplist;
 struct dnsev;
 struct smtpd_session;
 
-enum check_stage {
+enum smtpd_check_stage {
     STAGE_CONNECT, STAGE_HELO, STAGE_SENDER, STAGE_RELAY, STAGE_RECIPIENT,
     STAGE_DATA, STAGE_EOD, STAGE_COUNT
 };
 
 /* Outcome of one restriction, and of a list. */
-enum check_result { CHK_DUNNO, CHK_OK, CHK_REJECT, CHK_WAIT };
+enum smtpd_check_result { CHK_DUNNO, CHK_OK, CHK_REJECT, CHK_WAIT };
 
-enum restriction_type {
+enum smtpd_restriction_type {
     R_PERMIT, R_REJECT, R_DEFER, R_DEFER_IF_PERMIT, R_DEFER_IF_REJECT, R_WARN_IF_REJECT,
     R_DUNNO, R_PERMIT_MYNETWORKS, R_PERMIT_SASL, R_PERMIT_AUTH_DEST,
     R_REJECT_UNAUTH_DEST, R_DEFER_UNAUTH_DEST,
@@ -44,37 +44,37 @@ enum restriction_type {
     R_POLICY, R_CLASS, R_CONFIG_ERROR,
 };
 
-struct restriction {
-    enum restriction_type type;
+struct smtpd_restriction {
+    enum smtpd_restriction_type type;
     char *name;            /* as written, for log lines */
     char *arg;             /* table spec, blocklist domain, policy endpoint, class name */
     char *rbl_filter;      /* "=127.0.0.2" part of a blocklist, without '=' */
     struct map *map;       /* check_*_access */
-    struct policy_service *policy;
+    struct smtpd_policy_service *policy;
 };
 
-struct restriction_list {
-    struct restriction *items;
+struct smtpd_restriction_list {
+    struct smtpd_restriction *items;
     size_t n;
 };
 
 #define CHECK_STACK_MAX 8   /* nesting of classes and table results */
 #define CHECK_TEXT_MAX 1024
 
-struct check_reply {
+struct smtpd_check_reply {
     int code;
     char text[CHECK_TEXT_MAX];   /* "X.Y.Z text" */
 };
 
-struct check_job {
+struct smtpd_check_job {
     struct smtpd_session *s;
-    enum check_stage stages[6];
+    enum smtpd_check_stage stages[6];
     size_t nstages, stage_i;
-    enum check_stage stage;      /* the one being evaluated */
-    struct frame {
-        const struct restriction_list *list;
+    enum smtpd_check_stage stage;      /* the one being evaluated */
+    struct smtpd_check_frame {
+        const struct smtpd_restriction_list *list;
         size_t i;
-        struct restriction_list *owned;   /* a list from a table result */
+        struct smtpd_restriction_list *owned;   /* a list from a table result */
     } stack[CHECK_STACK_MAX];
     int depth;
     bool warn_next;              /* warn_if_reject before the current restriction */
@@ -87,20 +87,26 @@ struct check_job {
     bool ehlo;
     char *helo_arg;              /* HELO name while HELO is checked */
     /* results */
-    struct check_reply reply;
+    struct smtpd_check_reply reply;
     bool defer_if_permit, defer_if_reject;
-    struct check_reply dip, dir;
+    struct smtpd_check_reply dip, dir;
     /* a lookup under way */
     bool waiting;
     bool resumed;                /* the current restriction's answer is in */
     struct dnsev_query *dns;
-    struct policy_request *preq;
+    struct smtpd_policy_request *preq;
     int async_status;            /* answer of the lookup, see each predicate */
     char async_text[CHECK_TEXT_MAX];
     int dns_step;                /* multi-query predicates */
-    const struct restriction *async_r;   /* the restriction that waits */
+    const struct smtpd_restriction *async_r;   /* the restriction that waits */
     char rbl_addr[64];           /* the blocklist answer that matched */
-    void (*finish)(struct check_job *j, enum check_result r);
+    void (*finish)(struct smtpd_check_job *j, enum smtpd_check_result r);
+    /* the continuation of the command that started the job, called when
+     * the restrictions accept (smtpd_check_command.c) */
+    void (*helo_next)(struct smtpd_session *s, char *name, bool ehlo);
+    void (*next)(struct smtpd_session *s);                  /* MAIL, DATA */
+    void (*rcpt_next)(struct smtpd_session *s, const char *arg);
+    void (*eod_next)(struct smtpd_session *s, int code, const char *text);
 };
 
 /* Per session (s->check). */
@@ -113,7 +119,7 @@ struct smtpd_check_state {
     int resolve_step;
     size_t resolve_i;
     char *access_denied;                  /* client restrictions refused the connection */
-    struct check_job *job;
+    struct smtpd_check_job *job;
     /* message actions from restrictions, reset with the transaction */
     bool discard, hold;
     char *filter;
@@ -121,10 +127,10 @@ struct smtpd_check_state {
     char instance[64];                    /* policy "instance": one per message */
 };
 
-/* ---- shared configuration (smtpd_check.c) ---- */
-struct check_config {
+/* ---- shared configuration (smtpd_check_config.c) ---- */
+struct smtpd_check_config {
     bool delay_reject;
-    struct restriction_list lists[STAGE_COUNT];
+    struct smtpd_restriction_list lists[STAGE_COUNT];
     const char *null_key;
     bool reject_unlisted_sender, reject_unlisted_rcpt;
     struct maplist *local_rcpt_maps, *relay_rcpt_maps, *virtual_maps;
@@ -138,54 +144,71 @@ struct check_config {
     bool peername_lookup;
     const char *recipient_delimiter;
 };
-extern struct check_config check_cfg;
+extern struct smtpd_check_config smtpd_check_cfg;
+/* A class of smtpd_restriction_classes by name, or NULL. */
+const struct smtpd_restriction_list *smtpd_check_class_list(const char *name);
+/* A compiled list from text; unknown names become R_CONFIG_ERROR (warned). */
+void smtpd_restriction_list_parse(struct smtpd_restriction_list *l, const char *text, const char *param);
+void smtpd_restriction_list_free(struct smtpd_restriction_list *l);
 
-/* ---- the evaluation (smtpd_check.c) ---- */
+/* ---- the evaluation (smtpd_check_engine.c) ---- */
+/* The session's check state, made on first use. */
+struct smtpd_check_state *smtpd_check_state_of(struct smtpd_session *s);
+/* A job for session s; finish(j, verdict) runs once all its stages are
+ * evaluated (a refusal is logged by then), and the job is freed after. */
+struct smtpd_check_job *smtpd_check_job_new(struct smtpd_session *s,
+                                            void (*finish)(struct smtpd_check_job *j,
+                                                           enum smtpd_check_result r));
+void smtpd_check_job_add(struct smtpd_check_job *j, enum smtpd_check_stage st);
+/* Evaluate until a verdict or a lookup to wait for. */
+void smtpd_check_job_run(struct smtpd_check_job *j);
+/* "NOQUEUE: WHAT: VERB from name[addr]: TEXT; from=<> to=<> ..." */
+void smtpd_check_log(struct smtpd_check_job *j, const char *what, const char *text);
 /* Reject with code and "DSN text" (the DSN made to agree with the code);
  * honours warn_if_reject. Returns CHK_REJECT, or CHK_DUNNO for a warning. */
-enum check_result check_reject(struct check_job *j, int code, const char *dsn,
-                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum smtpd_check_result smtpd_check_reject(struct smtpd_check_job *j, int code, const char *dsn,
+                                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A temporary failure that must not become an accept: defer_if_permit. */
-enum check_result check_defer_if_permit(struct check_job *j, int code, const char *dsn,
-                                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+enum smtpd_check_result smtpd_check_defer_if_permit(struct smtpd_check_job *j, int code, const char *dsn,
+                                                    const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* "<name>" and "Class" of the stage for reply texts. */
-const char *check_reply_name(const struct check_job *j);
-const char *check_reply_class(const struct check_job *j);
+const char *smtpd_check_reply_name(const struct smtpd_check_job *j);
+const char *smtpd_check_reply_class(const struct smtpd_check_job *j);
 /* A lookup finished: evaluate on. */
-void check_job_continue(struct check_job *j);
+void smtpd_check_job_continue(struct smtpd_check_job *j);
 /* Apply an access(5) result (table or policy server); what names the source
  * for warnings, name and cls make "<name>: Cls rejected: text". */
-enum check_result check_apply_action(struct check_job *j, const char *value, const char *what,
-                                     const char *name, const char *cls);
+enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, const char *value,
+                                                 const char *what, const char *name, const char *cls);
 /* The sender / recipient being checked, or NULL. */
-const struct address *check_sender(const struct check_job *j);
-const struct address *check_recipient(struct check_job *j);
-/* A compiled list from text; unknown names become R_CONFIG_ERROR (warned). */
-void restriction_list_parse(struct restriction_list *l, const char *text, const char *param);
-void restriction_list_free(struct restriction_list *l);
+const struct address *smtpd_check_sender(const struct smtpd_check_job *j);
+const struct address *smtpd_check_recipient(struct smtpd_check_job *j);
 
 /* ---- access tables and recipient validation (smtpd_access.c) ---- */
-enum check_result access_check(struct check_job *j, const struct restriction *r);
-enum check_result access_unlisted(struct check_job *j, bool sender);
-enum check_result access_relay(struct check_job *j, const struct restriction *r);
-bool access_destination_ok(struct smtpd_session *s, const struct address *a);
+enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);
+enum smtpd_check_result smtpd_access_unlisted(struct smtpd_check_job *j, bool sender);
+enum smtpd_check_result smtpd_access_relay(struct smtpd_check_job *j, const struct smtpd_restriction *r);
+bool smtpd_access_destination_ok(struct smtpd_session *s, const struct address *a);
 /* reject_*sender_login_mismatch (smtpd_sender_login_maps). */
-enum check_result access_sender_login(struct check_job *j, const struct restriction *r);
+enum smtpd_check_result smtpd_access_sender_login(struct smtpd_check_job *j,
+                                                  const struct smtpd_restriction *r);
 
 /* ---- DNS based restrictions (smtpd_rbl.c) ---- */
-enum check_result rbl_check(struct check_job *j, const struct restriction *r);
-enum check_result rbl_unknown_domain(struct check_job *j, const struct restriction *r);
+enum smtpd_check_result smtpd_rbl_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);
+enum smtpd_check_result smtpd_rbl_unknown_domain(struct smtpd_check_job *j,
+                                                 const struct smtpd_restriction *r);
 
 /* ---- policy delegation (smtpd_policy.c) ---- */
-struct policy_service *policy_service_get(const char *endpoint);
-enum check_result policy_check(struct check_job *j, const struct restriction *r);
-void policy_request_cancel(struct policy_request *p);
-void policy_init(void);
+struct smtpd_policy_service *smtpd_policy_service_get(const char *endpoint);
+enum smtpd_check_result smtpd_policy_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);
+void smtpd_policy_request_cancel(struct smtpd_policy_request *p);
+void smtpd_policy_init(void);
 
 /* ---- the client's name (smtpd_resolve_client.c) ---- */
 /* Start the lookup; done(s) runs once the name is known. false: nothing to
  * wait for (done is not called). */
-bool resolve_client_start(struct smtpd_session *s, void (*done)(struct smtpd_session *s));
-void resolve_client_cancel(struct smtpd_session *s);
+bool smtpd_resolve_client_start(struct smtpd_session *s, void (*done)(struct smtpd_session *s));
+void smtpd_resolve_client_cancel(struct smtpd_session *s);
 
 #endif

@@ -30,7 +30,7 @@ enum cleanup_state { CL_CONNECTING, CL_PROTOCOL, CL_STREAMING, CL_ENDING, CL_DEA
 
 struct smtpd_cleanup {
     struct smtpd_session *s;
-    const struct cleanup_callbacks *cb;
+    const struct smtpd_cleanup_callbacks *cb;
     struct bufferevent *bev;
     enum cleanup_state state;
     bool paused_client;        /* we reported a backlog; report when drained */
@@ -64,11 +64,11 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     struct attr_writer w;
     int nattr = 5 + (s->helo_name != NULL) + 2 * (s->sasl_username != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
         + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0)
-        + (s->tls_active && tls_server_received_header()) + check_cleanup_attrs(s, NULL)
+        + (s->tls_active && smtpd_tls_server_received_header()) + smtpd_check_cleanup_attrs(s, NULL)
         + (smtpd_milter_hold_reason(s) != NULL) + (smtpd_milter_queue_id(s) != NULL);
 
     attr_begin(&w, out);
-    attr_put_int(&w, "flags", check_holding(s) || smtpd_milter_holding(s) ? 2 : 0);   /* 2: HOLD (doc/PROTOCOLS.md) */
+    attr_put_int(&w, "flags", smtpd_check_holding(s) || smtpd_milter_holding(s) ? 2 : 0);   /* 2: HOLD (doc/PROTOCOLS.md) */
     attr_put_str(&w, "sender", m->sender.address);
     attr_put_int(&w, "nattr", nattr);
     put_attr(&w, "client_name", s->client_name);
@@ -76,10 +76,10 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     put_attr(&w, "client_port", s->client_port);
     if (s->helo_name)
         put_attr(&w, "helo_name", s->helo_name);
-    put_attr(&w, "protocol", session_protocol(s));
-    if (s->tls_active && tls_server_received_header()) {
+    put_attr(&w, "protocol", smtpd_session_protocol(s));
+    if (s->tls_active && smtpd_tls_server_received_header()) {
         char tls[160];
-        tls_session_summary(s, tls, sizeof(tls));
+        smtpd_tls_session_summary(s, tls, sizeof(tls));
         put_attr(&w, "tls_info", tls);
     }
     if (s->sasl_username) {
@@ -99,7 +99,7 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
         put_attr(&w, "size", size);
     }
     put_attr(&w, "server_name", smtpd_cfg.myhostname);
-    check_cleanup_attrs(s, &w);     /* content_filter from a FILTER action */
+    smtpd_check_cleanup_attrs(s, &w);     /* content_filter from a FILTER action */
     if (smtpd_milter_hold_reason(s))
         put_attr(&w, "hold_reason", smtpd_milter_hold_reason(s));
     if (smtpd_milter_queue_id(s))       /* the ID the milters were told */
@@ -180,7 +180,7 @@ static void cleanup_read_cb(struct bufferevent *bev, void *arg)
     else
         handle_reply(c, frame, (size_t)size);
     free(frame);
-    session_finish_if_done(s);
+    smtpd_session_finish_if_done(s);
 }
 
 static void cleanup_write_cb(struct bufferevent *bev, void *arg)
@@ -191,7 +191,7 @@ static void cleanup_write_cb(struct bufferevent *bev, void *arg)
     c->paused_client = false;
     struct smtpd_session *s = c->s;
     c->cb->drained(s);
-    session_finish_if_done(s);
+    smtpd_session_finish_if_done(s);
 }
 
 static void cleanup_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -206,10 +206,10 @@ static void cleanup_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     cleanup_fail(c, (what & BEV_EVENT_TIMEOUT) ? "timeout"
                  : (what & BEV_EVENT_EOF) ? "connection closed" : strerror(errno));
-    session_finish_if_done(s);
+    smtpd_session_finish_if_done(s);
 }
 
-struct smtpd_cleanup *cleanup_open(struct smtpd_session *s, const struct cleanup_callbacks *cb)
+struct smtpd_cleanup *smtpd_cleanup_open(struct smtpd_session *s, const struct smtpd_cleanup_callbacks *cb)
 {
     struct sockaddr_un sun;
     memset(&sun, 0, sizeof(sun));
@@ -242,7 +242,7 @@ struct smtpd_cleanup *cleanup_open(struct smtpd_session *s, const struct cleanup
     return c;
 }
 
-void cleanup_send(struct smtpd_cleanup *c, const char *data, size_t len)
+void smtpd_cleanup_send(struct smtpd_cleanup *c, const char *data, size_t len)
 {
     if (!c || c->state != CL_STREAMING)
         return;
@@ -261,7 +261,7 @@ void cleanup_send(struct smtpd_cleanup *c, const char *data, size_t len)
     sb_free(&frame);
 }
 
-bool cleanup_backlogged(struct smtpd_cleanup *c)
+bool smtpd_cleanup_backlogged(struct smtpd_cleanup *c)
 {
     if (!c || c->state != CL_STREAMING)
         return false;
@@ -271,7 +271,7 @@ bool cleanup_backlogged(struct smtpd_cleanup *c)
     return true;
 }
 
-void cleanup_finish(struct smtpd_cleanup *c, bool commit)
+void smtpd_cleanup_finish(struct smtpd_cleanup *c, bool commit)
 {
     if (!c || c->state != CL_STREAMING)
         return;
@@ -285,7 +285,7 @@ void cleanup_finish(struct smtpd_cleanup *c, bool commit)
     c->state = CL_ENDING;
 }
 
-void cleanup_free(struct smtpd_cleanup *c)
+void smtpd_cleanup_free(struct smtpd_cleanup *c)
 {
     if (!c)
         return;

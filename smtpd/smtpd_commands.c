@@ -14,8 +14,8 @@
 #include "strbuf.h"
 #include "util.h"
 
-void command_log_reject(struct smtpd_session *s, const char *what, int code,
-                        const char *text, const char *rcpt)
+void smtpd_command_log_reject(struct smtpd_session *s, const char *what, int code,
+                              const char *text, const char *rcpt)
 {
     struct strbuf line = STRBUF_INIT(4096);
     sb_appendf(&line, "NOQUEUE: reject: %s from %s: %d %s; from=<%s> to=<%s> proto=%s",
@@ -37,34 +37,35 @@ static void ehlo_reply(struct smtpd_session *s)
         sb_appends(&r, "SIZE\n");
     if (!smtpd_cfg.disable_vrfy)
         sb_appends(&r, "VRFY\n");
-    if (tls_server_level() != TLS_NONE && tls_server_available() && !s->tls_active)
+    if (smtpd_tls_server_level() != TLS_NONE && smtpd_tls_server_available() && !s->tls_active)
         sb_appends(&r, "STARTTLS\n");
-    sasl_ehlo_keywords(s, &r);
+    smtpd_sasl_ehlo_keywords(s, &r);
     sb_appends(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nDSN\n");
     if (smtpd_cfg.smtputf8)
         sb_appends(&r, "SMTPUTF8\n");
     sb_appends(&r, "CHUNKING");
-    session_reply(s, 250, "%s", sb_str(&r));
+    smtpd_session_reply(s, 250, "%s", sb_str(&r));
     sb_free(&r);
 }
 
 static void helo_command(struct smtpd_session *s, const char *arg, bool ehlo)
 {
     if (s->in_mail) {
-        session_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
+        smtpd_session_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
         return;
     }
     char *name = smtp_parse_helo(arg);
     if (!name) {
-        session_reply(s, 501, "5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+        smtpd_session_reply(s, 501, "5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
         return;
     }
-    if (check_helo_wait(s, name, ehlo))    /* smtpd_helo_restrictions without smtpd_delay_reject */
+    /* smtpd_helo_restrictions without smtpd_delay_reject */
+    if (smtpd_check_helo_wait(s, name, ehlo, smtpd_command_helo_accept))
         return;
-    command_helo_accept(s, name, ehlo);
+    smtpd_command_helo_accept(s, name, ehlo);
 }
 
-void command_helo_accept(struct smtpd_session *s, char *name, bool ehlo)
+void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool ehlo)
 {
     if (smtpd_milter_helo_wait(s, name, ehlo))
         return;
@@ -74,7 +75,7 @@ void command_helo_accept(struct smtpd_session *s, char *name, bool ehlo)
     if (ehlo)
         ehlo_reply(s);
     else
-        session_reply(s, 250, "%s", smtpd_cfg.myhostname);
+        smtpd_session_reply(s, 250, "%s", smtpd_cfg.myhostname);
 }
 
 static struct smtp_parse_opts parse_opts(void)
@@ -88,32 +89,33 @@ static void mail_command(struct smtpd_session *s, const char *arg)
     struct smtp_parse_opts o = parse_opts();
     struct smtp_parse_error err;
     if (smtpd_cfg.helo_required && !s->helo_name) {
-        session_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
+        smtpd_session_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
         return;
     }
     if (s->in_mail) {
-        session_reply(s, 503, "5.5.1 Error: nested MAIL command");
+        smtpd_session_reply(s, 503, "5.5.1 Error: nested MAIL command");
         return;
     }
     if (smtp_parse_mail(arg, &o, &s->mail, &err) < 0) {
-        session_reply(s, err.code, "%s", err.text);
+        smtpd_session_reply(s, err.code, "%s", err.text);
         return;
     }
-    if (limits_mail_wait(s, arg)) {     /* runs again, or is refused, with anvil's count */
+    if (smtpd_limits_mail_wait(s, arg)) {     /* runs again, or is refused, with anvil's count */
         smtp_mail_args_free(&s->mail);
         return;
     }
-    if (check_mail_wait(s))     /* smtpd_sender_restrictions without smtpd_delay_reject */
+    /* smtpd_sender_restrictions without smtpd_delay_reject */
+    if (smtpd_check_mail_wait(s, smtpd_command_mail_accept))
         return;
-    command_mail_accept(s);
+    smtpd_command_mail_accept(s);
 }
 
-void command_mail_accept(struct smtpd_session *s)
+void smtpd_command_mail_accept(struct smtpd_session *s)
 {
     if (smtpd_milter_mail_wait(s))
         return;
     s->in_mail = true;
-    session_reply(s, 250, "2.1.0 Ok");
+    smtpd_session_reply(s, 250, "2.1.0 Ok");
 }
 
 static void add_rcpt(struct smtpd_session *s, const struct smtp_rcpt_args *r)
@@ -135,36 +137,36 @@ static void rcpt_command(struct smtpd_session *s, const char *arg)
     struct smtp_parse_error err;
     struct smtp_rcpt_args r;
     if (!s->in_mail) {
-        session_reply(s, 503, "5.5.1 Error: need MAIL command");
+        smtpd_session_reply(s, 503, "5.5.1 Error: need MAIL command");
         return;
     }
     if (s->bdat_mode) {
-        session_reply(s, 503, "5.5.1 Error: RCPT after BDAT");
+        smtpd_session_reply(s, 503, "5.5.1 Error: RCPT after BDAT");
         return;
     }
     if (smtpd_cfg.recipient_limit > 0 && (long)s->nrcpt >= smtpd_cfg.recipient_limit) {
-        session_reply(s, 452, "4.5.3 Error: too many recipients");
+        smtpd_session_reply(s, 452, "4.5.3 Error: too many recipients");
         return;
     }
     if (smtp_parse_rcpt(arg, &o, s->mail.smtputf8, &r, &err) < 0) {
-        session_reply(s, err.code, "%s", err.text);
+        smtpd_session_reply(s, err.code, "%s", err.text);
         return;
     }
-    if (limits_rcpt_wait(s, arg)) {     /* runs again, or is refused, with anvil's count */
+    if (smtpd_limits_rcpt_wait(s, arg)) {     /* runs again, or is refused, with anvil's count */
         smtp_rcpt_args_free(&r);
         return;
     }
-    check_rcpt(s, arg, &r);     /* replies, and calls command_rcpt_accept() when it passes */
+    smtpd_check_rcpt(s, arg, &r, smtpd_command_rcpt_accept);   /* replies, or goes on there */
     smtp_rcpt_args_free(&r);
 }
 
-void command_rcpt_accept(struct smtpd_session *s, const char *arg)
+void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg)
 {
     struct smtp_parse_opts o = parse_opts();
     struct smtp_parse_error err;
     struct smtp_rcpt_args r;
     if (smtp_parse_rcpt(arg, &o, s->mail.smtputf8, &r, &err) < 0) {
-        session_reply(s, err.code, "%s", err.text);
+        smtpd_session_reply(s, err.code, "%s", err.text);
         return;
     }
     if (smtpd_milter_rcpt_wait(s, arg, &r)) {
@@ -172,18 +174,18 @@ void command_rcpt_accept(struct smtpd_session *s, const char *arg)
         return;
     }
     add_rcpt(s, &r);
-    session_reply(s, 250, "2.1.5 Ok");
+    smtpd_session_reply(s, 250, "2.1.5 Ok");
     smtp_rcpt_args_free(&r);
 }
 
 static void vrfy_command(struct smtpd_session *s, const char *arg)
 {
     if (smtpd_cfg.disable_vrfy)
-        session_reply(s, 502, "5.5.1 VRFY command is disabled");
+        smtpd_session_reply(s, 502, "5.5.1 VRFY command is disabled");
     else if (!*arg)
-        session_reply(s, 501, "5.5.4 Syntax: VRFY address");
+        smtpd_session_reply(s, 501, "5.5.4 Syntax: VRFY address");
     else
-        session_reply(s, 252, "2.0.0 Send mail to find out");
+        smtpd_session_reply(s, 252, "2.0.0 Send mail to find out");
 }
 
 static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char *arg)
@@ -191,30 +193,30 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
     switch (v) {
     case SMTP_RSET:
         if (*arg) {
-            session_reply(s, 501, "5.5.4 Syntax: RSET");
+            smtpd_session_reply(s, 501, "5.5.4 Syntax: RSET");
             return;
         }
-        session_mail_reset(s);
-        session_reply(s, 250, "2.0.0 Ok");
+        smtpd_session_mail_reset(s);
+        smtpd_session_reply(s, 250, "2.0.0 Ok");
         return;
     case SMTP_NOOP:
-        session_reply(s, 250, "2.0.0 Ok");
+        smtpd_session_reply(s, 250, "2.0.0 Ok");
         return;
     case SMTP_QUIT:
         s->quit_seen = true;
-        session_close_with(s, 221, "2.0.0 Bye");
+        smtpd_session_close_with(s, 221, "2.0.0 Bye");
         return;
     case SMTP_HELP:
-        session_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
-                      "HELP STARTTLS");
+        smtpd_session_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
+                            "HELP STARTTLS");
         return;
     case SMTP_EXPN:
     case SMTP_ETRN:
     case SMTP_TURN:
-        session_reply(s, 502, "5.5.1 Error: command not implemented");
+        smtpd_session_reply(s, 502, "5.5.1 Error: command not implemented");
         return;
     default:
-        session_reply(s, 500, "5.5.2 Error: command not recognized");
+        smtpd_session_reply(s, 500, "5.5.2 Error: command not recognized");
         return;
     }
 }
@@ -223,31 +225,31 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
 static void unknown_command(struct smtpd_session *s, const char *line, size_t len)
 {
     if (!smtpd_milter_unknown_wait(s, line, len))
-        session_reply(s, 500, "5.5.2 Error: command not recognized");
+        smtpd_session_reply(s, 500, "5.5.2 Error: command not recognized");
 }
 
-void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
+void smtpd_command_dispatch(struct smtpd_session *s, const char *line, size_t len)
 {
-    if (sasl_in_exchange(s)) {      /* a response to an AUTH challenge */
-        sasl_exchange_line(s, line, len);
+    if (smtpd_sasl_in_exchange(s)) {      /* a response to an AUTH challenge */
+        smtpd_sasl_exchange_line(s, line, len);
         return;
     }
     const char *arg;
     enum smtp_verb v = len ? smtp_parse_verb(line, len, &arg) : SMTP_UNKNOWN;
-    session_begin_command(s, v);
+    smtpd_session_begin_command(s, v);
     if (len == 0 || smtp_line_has_nul(line, len)) {
-        session_reply(s, 500, "5.5.2 Error: bad syntax");
+        smtpd_session_reply(s, 500, "5.5.2 Error: bad syntax");
         return;
     }
     if (smtp_line_bad_utf8(line, len)) {
-        session_reply(s, 500, "5.5.2 Error: bad UTF-8 syntax");
+        smtpd_session_reply(s, 500, "5.5.2 Error: bad UTF-8 syntax");
         return;
     }
-    if (check_command_denied(s, v))   /* the client restrictions refused this client */
+    if (smtpd_check_command_denied(s, v))   /* the client restrictions refused this client */
         return;
-    if (tls_server_level() == TLS_ENCRYPT && !s->tls_active && v != SMTP_EHLO && v != SMTP_HELO
+    if (smtpd_tls_server_level() == TLS_ENCRYPT && !s->tls_active && v != SMTP_EHLO && v != SMTP_HELO
         && v != SMTP_STARTTLS && v != SMTP_NOOP && v != SMTP_QUIT && v != SMTP_RSET) {
-        session_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
+        smtpd_session_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
         return;
     }
     if (smtpd_milter_command_denied(s, v))    /* a milter refused this client */
@@ -255,24 +257,24 @@ void command_dispatch(struct smtpd_session *s, const char *line, size_t len)
     switch (v) {
     case SMTP_HELO: helo_command(s, arg, false); break;
     case SMTP_EHLO: helo_command(s, arg, true); break;
-    case SMTP_AUTH: sasl_auth_command(s, arg); break;
+    case SMTP_AUTH: smtpd_sasl_auth_command(s, arg); break;
     case SMTP_MAIL: mail_command(s, arg); break;
     case SMTP_RCPT: rcpt_command(s, arg); break;
-    case SMTP_DATA: data_command(s, arg); break;
-    case SMTP_BDAT: bdat_command(s, arg); break;
+    case SMTP_DATA: smtpd_data_command(s, arg); break;
+    case SMTP_BDAT: smtpd_bdat_command(s, arg); break;
     case SMTP_VRFY: vrfy_command(s, arg); break;
-    case SMTP_STARTTLS: starttls_command(s, arg); break;
+    case SMTP_STARTTLS: smtpd_starttls_command(s, arg); break;
     case SMTP_UNKNOWN: unknown_command(s, line, len); break;
     default: simple_command(s, v, arg); break;
     }
 }
 
-void command_resume(struct smtpd_session *s, enum smtp_verb v, const char *arg)
+void smtpd_command_resume(struct smtpd_session *s, enum smtp_verb v, const char *arg)
 {
     if (v == SMTP_MAIL)
         mail_command(s, arg);
     else if (v == SMTP_RCPT)
         rcpt_command(s, arg);
     else if (v == SMTP_AUTH)
-        sasl_auth_command(s, arg);
+        smtpd_sasl_auth_command(s, arg);
 }

@@ -6,7 +6,7 @@
 #include "smtpd_content.h"
 #include "strbuf.h"
 
-void content_decoder_init(struct content_decoder *d, bool after_crlf)
+void smtpd_content_decoder_init(struct smtpd_content_decoder *d, bool after_crlf)
 {
     d->bol = after_crlf ? 1 : 2;
     d->dot = false;
@@ -18,7 +18,7 @@ void content_decoder_init(struct content_decoder *d, bool after_crlf)
     d->size = 0;
 }
 
-static void emit(struct content_decoder *d, struct strbuf *out, const char *p, size_t n)
+static void emit(struct smtpd_content_decoder *d, struct strbuf *out, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         d->size += p[i] == '\n' ? 2 : 1;
@@ -28,7 +28,7 @@ static void emit(struct content_decoder *d, struct strbuf *out, const char *p, s
 
 /* A held-back CR followed by c (not LF): the CR is a content byte and a held
  * dot is stuffing (the line has more than the dot). */
-static void release_bare_cr(struct content_decoder *d, struct strbuf *out)
+static void release_bare_cr(struct smtpd_content_decoder *d, struct strbuf *out)
 {
     d->cr = false;
     d->dot = false;
@@ -38,7 +38,7 @@ static void release_bare_cr(struct content_decoder *d, struct strbuf *out)
 }
 
 /* CR LF (held CR, then LF) ended a line. Returns true at the end of data. */
-static bool line_end_crlf(struct content_decoder *d, struct strbuf *out)
+static bool line_end_crlf(struct smtpd_content_decoder *d, struct strbuf *out)
 {
     d->cr = false;
     if (d->dot) {
@@ -53,7 +53,8 @@ static bool line_end_crlf(struct content_decoder *d, struct strbuf *out)
     return false;
 }
 
-size_t content_decode_data(struct content_decoder *d, const char *in, size_t n, struct strbuf *out)
+size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in, size_t n,
+                                 struct strbuf *out)
 {
     size_t i;
     for (i = 0; i < n && !d->done; i++) {
@@ -86,7 +87,7 @@ size_t content_decode_data(struct content_decoder *d, const char *in, size_t n, 
     return i;
 }
 
-void content_decode_bdat(struct content_decoder *d, const char *in, size_t n, struct strbuf *out)
+void smtpd_content_decode_bdat(struct smtpd_content_decoder *d, const char *in, size_t n, struct strbuf *out)
 {
     for (size_t i = 0; i < n; i++) {
         char c = in[i];
@@ -106,7 +107,7 @@ void content_decode_bdat(struct content_decoder *d, const char *in, size_t n, st
     }
 }
 
-void content_finish_bdat(struct content_decoder *d, struct strbuf *out)
+void smtpd_content_finish_bdat(struct smtpd_content_decoder *d, struct strbuf *out)
 {
     if (d->cr) {
         d->cr = false;

@@ -13,7 +13,7 @@
 
 struct strbuf;
 
-struct content_decoder {
+struct smtpd_content_decoder {
     unsigned char bol;      /* 0 mid-line, 1 line start after CR LF, 2 after bare LF */
     bool dot;               /* a leading '.' is held back */
     unsigned char dot_bol;  /* bol value where that '.' was seen */
@@ -26,20 +26,21 @@ struct content_decoder {
 
 /* after_crlf: the DATA command line ended in CR LF, so that ". CR LF" as the
  * first line ends the data; after a bare LF it does not. */
-void content_decoder_init(struct content_decoder *d, bool after_crlf);
+void smtpd_content_decoder_init(struct smtpd_content_decoder *d, bool after_crlf);
 
 /* Decode DATA bytes in[0..n): appends content (lines ending in LF) to out when
  * out is not NULL (NULL: only track state and size). Stops right after the
  * end of data. Returns the number of input bytes consumed. At most 2 output
  * bytes are produced per input byte; out must have room for that. */
-size_t content_decode_data(struct content_decoder *d, const char *in, size_t n, struct strbuf *out);
+size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in, size_t n,
+                                 struct strbuf *out);
 
 /* Decode BDAT bytes (no dot stuffing, no end marker): CR LF becomes LF,
  * bare LF and bare CR are kept (a bare CR is remembered). Consumes all n
  * bytes. out may be NULL to only track state and size. */
-void content_decode_bdat(struct content_decoder *d, const char *in, size_t n, struct strbuf *out);
+void smtpd_content_decode_bdat(struct smtpd_content_decoder *d, const char *in, size_t n, struct strbuf *out);
 
 /* At the end of the last BDAT chunk: emit a held-back CR. */
-void content_finish_bdat(struct content_decoder *d, struct strbuf *out);
+void smtpd_content_finish_bdat(struct smtpd_content_decoder *d, struct strbuf *out);
 
 #endif

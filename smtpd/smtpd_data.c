@@ -24,7 +24,7 @@ static void data_ready(struct smtpd_session *s, bool ok);
 static void data_done(struct smtpd_session *s, int status, const char *queue_id, const char *reason);
 static void data_drained(struct smtpd_session *s);
 
-static const struct cleanup_callbacks data_callbacks = { data_ready, data_done, data_drained };
+static const struct smtpd_cleanup_callbacks data_callbacks = { data_ready, data_done, data_drained };
 
 /* Remember the reply for the end of this message (first failure wins). */
 static void set_end_reply(struct smtpd_session *s, int code, const char *text)
@@ -47,7 +47,7 @@ static void reset_message_state(struct smtpd_session *s)
 /* The transaction is over (any outcome): back to commands. */
 static void end_transaction(struct smtpd_session *s)
 {
-    session_mail_reset(s);
+    smtpd_session_mail_reset(s);
     reset_message_state(s);
     s->state = ST_CMD;
 }
@@ -57,12 +57,12 @@ static bool start_cleanup(struct smtpd_session *s)
     reset_message_state(s);
     if (smtpd_milter_holds_content(s)) {
         /* cleanup is opened once the milters have seen and edited it */
-        check_content_start(s, &s->content);
+        smtpd_check_content_start(s, &s->content);
         if (s->bdat_mode)
             s->state = ST_BDAT;
         return true;
     }
-    s->cleanup = cleanup_open(s, &data_callbacks);
+    s->cleanup = smtpd_cleanup_open(s, &data_callbacks);
     if (!s->cleanup)
         return false;
     s->pause |= PAUSE_CLEANUP;
@@ -73,7 +73,7 @@ static void flush_content(struct smtpd_session *s, bool force)
 {
     if (s->content.len && (force || s->content.len >= CONTENT_FLUSH)) {
         if (!smtpd_milter_holds_content(s))
-            cleanup_send(s->cleanup, s->content.data, s->content.len);
+            smtpd_cleanup_send(s->cleanup, s->content.data, s->content.len);
         else if (smtpd_milter_content_add(s, s->content.data, s->content.len) < 0)
             s->too_big = true;
         sb_reset(&s->content);
@@ -93,31 +93,31 @@ static const char *bare_rejected(const struct smtpd_session *s)
 
 static void log_reject(struct smtpd_session *s, int code, const char *text)
 {
-    command_log_reject(s, "END-OF-MESSAGE", code, text, s->nrcpt ? s->rcpts[0].address : "");
+    smtpd_command_log_reject(s, "END-OF-MESSAGE", code, text, s->nrcpt ? s->rcpts[0].address : "");
 }
 
 /* ---- DATA ---- */
 
-void data_command(struct smtpd_session *s, const char *arg)
+void smtpd_data_command(struct smtpd_session *s, const char *arg)
 {
     if (*arg) {
-        session_reply(s, 501, "5.5.4 Syntax: DATA");
+        smtpd_session_reply(s, 501, "5.5.4 Syntax: DATA");
     } else if (!s->in_mail) {
-        session_reply(s, 503, "5.5.1 Error: need MAIL command");
+        smtpd_session_reply(s, 503, "5.5.1 Error: need MAIL command");
     } else if (s->bdat_mode) {
-        session_reply(s, 503, "5.5.1 Error: DATA after BDAT");
+        smtpd_session_reply(s, 503, "5.5.1 Error: DATA after BDAT");
     } else if (s->nrcpt == 0) {
-        session_reply(s, 503, "5.5.1 Error: need RCPT command");
+        smtpd_session_reply(s, 503, "5.5.1 Error: need RCPT command");
     } else if (s->mail.body == SMTP_BODY_BINARYMIME) {
-        session_reply(s, 503, "5.5.1 Error: BODY=BINARYMIME requires BDAT");
-    } else if (!check_data_wait(s)) {   /* smtpd_data_restrictions */
-        data_accept(s);
+        smtpd_session_reply(s, 503, "5.5.1 Error: BODY=BINARYMIME requires BDAT");
+    } else if (!smtpd_check_data_wait(s, smtpd_data_accept)) {   /* smtpd_data_restrictions */
+        smtpd_data_accept(s);
     }
 }
 
 static void data_start(struct smtpd_session *s);
 
-void data_accept(struct smtpd_session *s)
+void smtpd_data_accept(struct smtpd_session *s)
 {
     if (smtpd_milter_data_wait(s))      /* the milters' DATA event */
         return;
@@ -127,7 +127,7 @@ void data_accept(struct smtpd_session *s)
         return;
     }
     if (!start_cleanup(s)) {
-        session_reply(s, 451, "4.3.0 Error: queue file write error");
+        smtpd_session_reply(s, 451, "4.3.0 Error: queue file write error");
         end_transaction(s);
     }
 }
@@ -137,15 +137,15 @@ static void data_start(struct smtpd_session *s)
     /* Content sent before our 354 means the client does not wait for
      * replies; a proxy in front of us may then disagree about where the
      * message ends. */
-    if (smtpd_cfg.forbid_unauth_pipelining && session_input_pending(s)) {
+    if (smtpd_cfg.forbid_unauth_pipelining && smtpd_session_input_pending(s)) {
         char sample[256];
-        session_pending_sample(s, sample, sizeof(sample));
+        smtpd_session_pending_sample(s, sample, sizeof(sample));
         msg_info("improper command pipelining after DATA from %s: %s", s->client_desc, sample);
-        session_close_with(s, 554, "5.5.0 Error: SMTP protocol synchronization");
+        smtpd_session_close_with(s, 554, "5.5.0 Error: SMTP protocol synchronization");
         return;
     }
-    session_reply(s, 354, "End data with <CR><LF>.<CR><LF>");
-    content_decoder_init(&s->dec, s->line_crlf);
+    smtpd_session_reply(s, 354, "End data with <CR><LF>.<CR><LF>");
+    smtpd_content_decoder_init(&s->dec, s->line_crlf);
     s->state = ST_DATA;
 }
 
@@ -158,16 +158,17 @@ static void data_end(struct smtpd_session *s)
     else if (bare_rejected(s))
         set_end_reply(s, 550, bare_rejected(s));
     if (!s->cleanup && !smtpd_milter_holds_content(s)) {  /* cleanup failed while content was arriving */
-        session_reply(s, s->end_code, "%s", s->end_text);
+        smtpd_session_reply(s, s->end_code, "%s", s->end_text);
         end_transaction(s);
         return;
     }
-    if (s->end_code == 0 && check_eod_wait(s))   /* smtpd_end_of_data_restrictions */
+    /* smtpd_end_of_data_restrictions */
+    if (s->end_code == 0 && smtpd_check_eod_wait(s, smtpd_data_eod_checked))
         return;
-    data_eod_checked(s, 0, "");
+    smtpd_data_eod_checked(s, 0, "");
 }
 
-void data_eod_checked(struct smtpd_session *s, int code, const char *text)
+void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text)
 {
     if (code)
         set_end_reply(s, code, text);
@@ -177,30 +178,30 @@ void data_eod_checked(struct smtpd_session *s, int code, const char *text)
             set_end_reply(s, 552, "5.3.4 Error: message file too big");
         if (s->end_code) {
             log_reject(s, s->end_code, s->end_text);
-            session_reply(s, s->end_code, "%s", s->end_text);
+            smtpd_session_reply(s, s->end_code, "%s", s->end_text);
             end_transaction(s);
-        } else if (check_discarding(s)) {
-            session_reply(s, 250, "2.0.0 Ok: discarded");
+        } else if (smtpd_check_discarding(s)) {
+            smtpd_session_reply(s, 250, "2.0.0 Ok: discarded");
             end_transaction(s);
         } else {
-            smtpd_milter_eod(s);        /* the verdict comes to data_milter_done() */
+            smtpd_milter_eod(s);        /* the verdict comes to smtpd_data_milter_done() */
         }
         return;
     }
     if (!s->cleanup) {
-        session_reply(s, s->end_code ? s->end_code : 451, "%s",
-                      s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
+        smtpd_session_reply(s, s->end_code ? s->end_code : 451, "%s",
+                            s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
         end_transaction(s);
         return;
     }
     flush_content(s, true);
     /* DISCARD: the message is accepted and dropped; cleanup writes nothing */
-    cleanup_finish(s->cleanup, s->end_code == 0 && !check_discarding(s));
+    smtpd_cleanup_finish(s->cleanup, s->end_code == 0 && !smtpd_check_discarding(s));
     s->cleanup_ending = true;
     s->pause |= PAUSE_CLEANUP;
 }
 
-bool data_feed(struct smtpd_session *s, struct evbuffer *in)
+bool smtpd_data_feed(struct smtpd_session *s, struct evbuffer *in)
 {
     size_t avail = evbuffer_get_length(in);
     if (avail == 0)
@@ -208,7 +209,7 @@ bool data_feed(struct smtpd_session *s, struct evbuffer *in)
     size_t take = avail < FEED_MAX ? avail : FEED_MAX;
     const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
     bool keep = !s->too_big && !bare_rejected(s) && (s->cleanup || smtpd_milter_holds_content(s));
-    size_t used = content_decode_data(&s->dec, p, take, keep ? &s->content : NULL);
+    size_t used = smtpd_content_decode_data(&s->dec, p, take, keep ? &s->content : NULL);
     evbuffer_drain(in, used);
     if (smtpd_cfg.size_limit > 0 && s->dec.size > (unsigned long long)smtpd_cfg.size_limit) {
         s->too_big = true;
@@ -221,7 +222,7 @@ bool data_feed(struct smtpd_session *s, struct evbuffer *in)
         return true;
     }
     flush_content(s, false);
-    if (cleanup_backlogged(s->cleanup))
+    if (smtpd_cleanup_backlogged(s->cleanup))
         s->pause |= PAUSE_BACKLOG;
     return true;
 }
@@ -237,7 +238,7 @@ static void bdat_skip(struct smtpd_session *s, int code, const char *text)
     s->state = ST_BDAT;
 }
 
-void bdat_command(struct smtpd_session *s, const char *arg)
+void smtpd_bdat_command(struct smtpd_session *s, const char *arg)
 {
     long long count;
     bool last;
@@ -245,7 +246,7 @@ void bdat_command(struct smtpd_session *s, const char *arg)
     if (rc == -1) {
         /* Without a count the chunk cannot be skipped: its bytes would be
          * read as commands. */
-        session_close_with(s, 521, "5.5.4 Syntax: BDAT count [LAST]");
+        smtpd_session_close_with(s, 521, "5.5.4 Syntax: BDAT count [LAST]");
         return;
     }
     s->bdat_left = s->bdat_chunk = count;
@@ -263,7 +264,7 @@ void bdat_command(struct smtpd_session *s, const char *arg)
     else if (!s->bdat_mode) {
         if (smtpd_milter_bdat_wait(s))      /* the milters' DATA event comes first */
             return;
-        bdat_first_chunk(s, 0, "");
+        smtpd_bdat_first_chunk(s, 0, "");
     } else if (!s->cleanup && !smtpd_milter_holds_content(s)) {
         bdat_skip(s, s->end_code ? s->end_code : 451,
                   s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
@@ -275,14 +276,14 @@ void bdat_command(struct smtpd_session *s, const char *arg)
 
 /* The first chunk of a message, once the milters' DATA event passed (code
  * 0) or refused it (the chunk is read and the refusal is the reply). */
-void bdat_first_chunk(struct smtpd_session *s, int code, const char *text)
+void smtpd_bdat_first_chunk(struct smtpd_session *s, int code, const char *text)
 {
     if (code) {
         bdat_skip(s, code, text);
         return;
     }
     s->bdat_mode = true;
-    content_decoder_init(&s->dec, true);
+    smtpd_content_decoder_init(&s->dec, true);
     if (!start_cleanup(s))
         bdat_skip(s, 451, "4.3.0 Error: queue file write error");
     s->bdat_total = s->bdat_chunk;
@@ -293,32 +294,33 @@ static void bdat_chunk_done(struct smtpd_session *s)
 {
     s->state = ST_CMD;
     if (s->bdat_skip) {
-        session_reply(s, s->bdat_skip_code, "%s", s->bdat_skip_text);
+        smtpd_session_reply(s, s->bdat_skip_code, "%s", s->bdat_skip_text);
         end_transaction(s);
         return;
     }
     if (!s->cleanup && !smtpd_milter_holds_content(s)) {
-        session_reply(s, s->end_code, "%s", s->end_text);
+        smtpd_session_reply(s, s->end_code, "%s", s->end_text);
         end_transaction(s);
         return;
     }
     if (!s->bdat_last) {
         flush_content(s, false);
-        session_reply(s, 250, "2.0.0 Ok: %lld bytes", s->bdat_chunk);
+        smtpd_session_reply(s, 250, "2.0.0 Ok: %lld bytes", s->bdat_chunk);
         return;
     }
     s->where = "END-OF-MESSAGE";
-    content_finish_bdat(&s->dec, bare_rejected(s) ? NULL : &s->content);
+    smtpd_content_finish_bdat(&s->dec, bare_rejected(s) ? NULL : &s->content);
     if (bare_rejected(s)) {
         sb_reset(&s->content);
         set_end_reply(s, 550, bare_rejected(s));
     }
-    if (s->end_code == 0 && check_eod_wait(s))      /* smtpd_end_of_data_restrictions */
+    /* smtpd_end_of_data_restrictions */
+    if (s->end_code == 0 && smtpd_check_eod_wait(s, smtpd_data_eod_checked))
         return;
-    data_eod_checked(s, 0, "");
+    smtpd_data_eod_checked(s, 0, "");
 }
 
-bool bdat_feed(struct smtpd_session *s, struct evbuffer *in)
+bool smtpd_bdat_feed(struct smtpd_session *s, struct evbuffer *in)
 {
     size_t avail = evbuffer_get_length(in);
     size_t take = avail < FEED_MAX ? avail : FEED_MAX;
@@ -327,7 +329,7 @@ bool bdat_feed(struct smtpd_session *s, struct evbuffer *in)
     if (take > 0) {
         const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
         if (!s->bdat_skip && (s->cleanup || smtpd_milter_holds_content(s)))
-            content_decode_bdat(&s->dec, p, take, bare_rejected(s) ? NULL : &s->content);
+            smtpd_content_decode_bdat(&s->dec, p, take, bare_rejected(s) ? NULL : &s->content);
         if (bare_rejected(s))
             sb_reset(&s->content);      /* refused at the end; nothing more is kept */
         evbuffer_drain(in, take);
@@ -335,7 +337,7 @@ bool bdat_feed(struct smtpd_session *s, struct evbuffer *in)
     }
     if (s->bdat_left > 0) {
         flush_content(s, false);
-        if (cleanup_backlogged(s->cleanup))
+        if (smtpd_cleanup_backlogged(s->cleanup))
             s->pause |= PAUSE_BACKLOG;
         return take > 0;
     }
@@ -346,23 +348,23 @@ bool bdat_feed(struct smtpd_session *s, struct evbuffer *in)
 /* ---- cleanup callbacks ---- */
 
 /* The milters passed the message: cleanup gets the edited envelope (in
- * cleanup_open) and content. */
-void data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text)
+ * smtpd_cleanup_open) and content. */
+void smtpd_data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text)
 {
     if (verdict == MILTER_REJECT || verdict == MILTER_TEMPFAIL) {
-        session_reply(s, code, "%s", text);
+        smtpd_session_reply(s, code, "%s", text);
         end_transaction(s);
         return;
     }
     if (verdict == MILTER_DISCARD) {
-        session_reply(s, 250, "2.0.0 Ok: discarded");
+        smtpd_session_reply(s, 250, "2.0.0 Ok: discarded");
         s->errors = 0;
         end_transaction(s);
         return;
     }
-    s->cleanup = cleanup_open(s, &data_callbacks);
+    s->cleanup = smtpd_cleanup_open(s, &data_callbacks);
     if (!s->cleanup) {
-        session_reply(s, 451, "4.3.0 Error: queue file write error");
+        smtpd_session_reply(s, 451, "4.3.0 Error: queue file write error");
         end_transaction(s);
         return;
     }
@@ -374,20 +376,20 @@ void data_milter_done(struct smtpd_session *s, int verdict, int code, const char
 static void send_milter_result(struct smtpd_session *s)
 {
     static char piece[CONTENT_FLUSH];
-    while (!cleanup_backlogged(s->cleanup)) {
+    while (!smtpd_cleanup_backlogged(s->cleanup)) {
         size_t len;
         if (smtpd_milter_content_next(s, piece, sizeof(piece), &len) < 0) {
             set_end_reply(s, 451, "4.3.0 Error: queue file write error");
-            cleanup_finish(s->cleanup, false);
+            smtpd_cleanup_finish(s->cleanup, false);
             s->cleanup_ending = true;
             return;
         }
         if (len == 0) {
-            cleanup_finish(s->cleanup, true);
+            smtpd_cleanup_finish(s->cleanup, true);
             s->cleanup_ending = true;
             return;
         }
-        cleanup_send(s->cleanup, piece, len);
+        smtpd_cleanup_send(s->cleanup, piece, len);
     }
 }
 
@@ -396,11 +398,11 @@ static void data_ready(struct smtpd_session *s, bool ok)
     if (smtpd_milter_has_result(s)) {
         if (!ok) {
             s->pause &= ~PAUSE_CLEANUP;
-            cleanup_free(s->cleanup);
+            smtpd_cleanup_free(s->cleanup);
             s->cleanup = NULL;
-            session_reply(s, 451, "4.3.0 Error: queue file write error");
+            smtpd_session_reply(s, 451, "4.3.0 Error: queue file write error");
             end_transaction(s);
-            session_resume(s, 0);
+            smtpd_session_resume(s, 0);
             return;
         }
         send_milter_result(s);
@@ -408,22 +410,22 @@ static void data_ready(struct smtpd_session *s, bool ok)
     }
     s->pause &= ~PAUSE_CLEANUP;
     if (!ok) {
-        cleanup_free(s->cleanup);
+        smtpd_cleanup_free(s->cleanup);
         s->cleanup = NULL;
         if (s->bdat_mode) {
             bdat_skip(s, 451, "4.3.0 Error: queue file write error");
         } else {
-            session_reply(s, 451, "4.3.0 Error: queue file write error");
+            smtpd_session_reply(s, 451, "4.3.0 Error: queue file write error");
             end_transaction(s);
         }
     } else {
-        check_content_start(s, &s->content);   /* PREPEND headers come first */
+        smtpd_check_content_start(s, &s->content);   /* PREPEND headers come first */
         if (s->bdat_mode)
             s->state = ST_BDAT;
         else
             data_start(s);
     }
-    session_resume(s, 0);
+    smtpd_session_resume(s, 0);
 }
 
 /* A cleanup reply text we pass on must look like "X.Y.Z text". */
@@ -436,20 +438,20 @@ static bool reason_usable(int status, const char *reason)
 static void data_done(struct smtpd_session *s, int status, const char *queue_id, const char *reason)
 {
     bool final = s->cleanup_ending;
-    cleanup_free(s->cleanup);
+    smtpd_cleanup_free(s->cleanup);
     s->cleanup = NULL;
     if (!final) {
         /* cleanup failed mid-message: read the rest, then report */
         set_end_reply(s, 451, "4.3.0 Error: queue file write error");
-        session_resume(s, PAUSE_BACKLOG);
+        smtpd_session_resume(s, PAUSE_BACKLOG);
         return;
     }
     s->pause &= ~PAUSE_CLEANUP;
     if (s->end_code) {
         log_reject(s, s->end_code, s->end_text);
-        session_reply(s, s->end_code, "%s", s->end_text);
-    } else if (status == 0 && check_discarding(s)) {
-        session_reply(s, 250, "2.0.0 Ok: discarded");
+        smtpd_session_reply(s, s->end_code, "%s", s->end_text);
+    } else if (status == 0 && smtpd_check_discarding(s)) {
+        smtpd_session_reply(s, 250, "2.0.0 Ok: discarded");
         s->errors = 0;
     } else if (status == 0 && queue_id_valid(queue_id)) {
         if (s->sasl_username)
@@ -458,16 +460,16 @@ static void data_done(struct smtpd_session *s, int status, const char *queue_id,
         else
             msg_info("%s: client=%s", queue_id, s->client_desc);
         smtpd_milter_queued(s, queue_id);
-        session_reply(s, 250, "2.0.0 Ok: queued as %s", queue_id);
+        smtpd_session_reply(s, 250, "2.0.0 Ok: queued as %s", queue_id);
         s->errors = 0;
     } else if (reason_usable(status, reason)) {
-        session_reply(s, status, "%s", reason);
+        smtpd_session_reply(s, status, "%s", reason);
     } else {
         msg_warn("%s: cleanup service gave status %d: %.100s", s->client_desc, status, reason);
-        session_reply(s, 451, "4.3.0 Error: queue file write error");
+        smtpd_session_reply(s, 451, "4.3.0 Error: queue file write error");
     }
     end_transaction(s);
-    session_resume(s, 0);
+    smtpd_session_resume(s, 0);
 }
 
 static void data_drained(struct smtpd_session *s)
@@ -476,5 +478,5 @@ static void data_drained(struct smtpd_session *s)
         send_milter_result(s);
         return;
     }
-    session_resume(s, PAUSE_BACKLOG);
+    smtpd_session_resume(s, PAUSE_BACKLOG);
 }

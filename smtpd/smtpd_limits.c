@@ -50,7 +50,7 @@ struct smtpd_limits {
     struct event *record_ev, *session_ev;
 };
 
-void limits_init(struct event_base *base)
+void smtpd_limits_init(struct event_base *base)
 {
     struct strbuf err = STRBUF_INIT(1024);
     lim.exceptions = netlist_parse(cfg_str(P_smtpd_client_event_limit_exceptions), &err);
@@ -84,9 +84,9 @@ static void connect_refuse(struct smtpd_session *s, const char *what, long n)
 {
     msg_warn("%s limit exceeded: %ld from %s for service %s", what, n, s->client_desc,
              server_service_name());
-    session_close_with(s, 421, "4.7.0 %s Error: too many connections from %s",
-                       smtpd_cfg.myhostname, s->client_addr);
-    session_finish_if_done(s);
+    smtpd_session_close_with(s, 421, "4.7.0 %s Error: too many connections from %s",
+                             smtpd_cfg.myhostname, s->client_addr);
+    smtpd_session_finish_if_done(s);
 }
 
 static void connect_answer(void *ctx, const struct anvil_reply *rep)
@@ -106,7 +106,7 @@ static void connect_answer(void *ctx, const struct anvil_reply *rep)
             return;
         }
     }
-    session_start_greeting(s);
+    smtpd_session_start_greeting(s);
 }
 
 /* MAIL or RCPT had to wait: refuse it, or run it again to go on. */
@@ -124,22 +124,22 @@ static void event_answer(void *ctx, const struct anvil_reply *rep)
         if (auth && rep && rep->status == ANVIL_STAT_OK && rep->rate > limit) {
             msg_warn("AUTH command rate limit exceeded: %ld from %s for service %s", rep->rate,
                      s->client_desc, server_service_name());
-            session_reply(s, 450, "4.7.1 Error: too many AUTH commands from %s", s->client_addr);
+            smtpd_session_reply(s, 450, "4.7.1 Error: too many AUTH commands from %s", s->client_addr);
         } else if (rep && rep->status == ANVIL_STAT_OK && rep->rate > limit) {
             msg_warn("%s rate limit exceeded: %ld from %s for service %s",
                      mail ? "Message delivery request" : "Recipient address", rep->rate,
                      s->client_desc, server_service_name());
-            session_reply(s, 452, "4.3.2 Error: too %s from %s",
-                          mail ? "much mail" : "many recipients", s->client_addr);
+            smtpd_session_reply(s, 452, "4.3.2 Error: too %s from %s",
+                                mail ? "much mail" : "many recipients", s->client_addr);
         } else {
             l->granted = true;
-            command_resume(s, l->redo_verb, arg);
+            smtpd_command_resume(s, l->redo_verb, arg);
             l->granted = false;
         }
     }
     free(arg);
-    session_resume(s, PAUSE_LIMITS);
-    session_finish_if_done(s);
+    smtpd_session_resume(s, PAUSE_LIMITS);
+    smtpd_session_finish_if_done(s);
 }
 
 static bool event_wait(struct smtpd_session *s, enum smtp_verb verb,
@@ -161,12 +161,12 @@ static bool event_wait(struct smtpd_session *s, enum smtp_verb verb,
     return true;
 }
 
-bool limits_mail_wait(struct smtpd_session *s, const char *arg)
+bool smtpd_limits_mail_wait(struct smtpd_session *s, const char *arg)
 {
     return event_wait(s, SMTP_MAIL, ANVIL_REQ_MESSAGE, lim.msg_rate, arg);
 }
 
-bool limits_rcpt_wait(struct smtpd_session *s, const char *arg)
+bool smtpd_limits_rcpt_wait(struct smtpd_session *s, const char *arg)
 {
     return event_wait(s, SMTP_RCPT, ANVIL_REQ_RECIPIENT, lim.rcpt_rate, arg);
 }
@@ -188,11 +188,11 @@ static void newtls_answer(void *ctx, const struct anvil_reply *rep)
                      rep->rate, s->client_desc, server_service_name());
         fn(s, ok);
     }
-    session_resume(s, 0);
-    session_finish_if_done(s);
+    smtpd_session_resume(s, 0);
+    smtpd_session_finish_if_done(s);
 }
 
-bool limits_newtls_wait(struct smtpd_session *s, void (*answer)(struct smtpd_session *s, bool ok))
+bool smtpd_limits_newtls_wait(struct smtpd_session *s, void (*answer)(struct smtpd_session *s, bool ok))
 {
     struct smtpd_limits *l = s->limits;
     if (!l || !lim.anvil || l->exempt || lim.newtls_rate <= 0)
@@ -204,7 +204,7 @@ bool limits_newtls_wait(struct smtpd_session *s, void (*answer)(struct smtpd_ses
     return true;
 }
 
-void limits_newtls_count(struct smtpd_session *s)
+void smtpd_limits_newtls_count(struct smtpd_session *s)
 {
     struct smtpd_limits *l = s->limits;
     if (!l || !lim.anvil || l->exempt || lim.newtls_rate <= 0)
@@ -213,7 +213,7 @@ void limits_newtls_count(struct smtpd_session *s)
                      NULL, NULL);
 }
 
-bool limits_auth_wait(struct smtpd_session *s, const char *arg)
+bool smtpd_limits_auth_wait(struct smtpd_session *s, const char *arg)
 {
     return event_wait(s, SMTP_AUTH, ANVIL_REQ_AUTH, lim.auth_rate, arg);
 }
@@ -240,8 +240,8 @@ static void record_deadline(evutil_socket_t fd, short what, void *arg)
     }
     msg_info("timeout after %s from %s", s->where, s->client_desc);
     s->verb = SMTP_VERB_NONE;
-    session_close_with(s, 421, "4.4.2 %s Error: timeout exceeded", smtpd_cfg.myhostname);
-    session_finish_if_done(s);
+    smtpd_session_close_with(s, 421, "4.4.2 %s Error: timeout exceeded", smtpd_cfg.myhostname);
+    smtpd_session_finish_if_done(s);
 }
 
 static void session_deadline(evutil_socket_t fd, short what, void *arg)
@@ -259,12 +259,12 @@ static void session_deadline(evutil_socket_t fd, short what, void *arg)
     }
     msg_info("session time limit exceeded after %s from %s", s->where, s->client_desc);
     s->verb = SMTP_VERB_NONE;
-    session_close_with(s, 421, "4.4.2 %s Error: session time limit exceeded",
-                       smtpd_cfg.myhostname);
-    session_finish_if_done(s);
+    smtpd_session_close_with(s, 421, "4.4.2 %s Error: session time limit exceeded",
+                             smtpd_cfg.myhostname);
+    smtpd_session_finish_if_done(s);
 }
 
-void limits_input(struct smtpd_session *s)
+void smtpd_limits_input(struct smtpd_session *s)
 {
     struct smtpd_limits *l = s->limits;
     if (!l || !l->record_ev)
@@ -278,7 +278,7 @@ void limits_input(struct smtpd_session *s)
         arm(l->record_ev, smtpd_cfg.timeout);
 }
 
-void limits_reading(struct smtpd_session *s, bool on)
+void smtpd_limits_reading(struct smtpd_session *s, bool on)
 {
     struct smtpd_limits *l = s->limits;
     if (!l || !l->record_ev)
@@ -305,7 +305,7 @@ static void start_deadlines(struct smtpd_limits *l)
 
 /* ---- session start and end ---- */
 
-bool limits_connect(struct smtpd_session *s)
+bool smtpd_limits_connect(struct smtpd_session *s)
 {
     struct smtpd_limits *l = xcalloc(1, sizeof(*l));
     l->s = s;
@@ -320,7 +320,7 @@ bool limits_connect(struct smtpd_session *s)
     return true;
 }
 
-void limits_session_end(struct smtpd_session *s)
+void smtpd_limits_session_end(struct smtpd_session *s)
 {
     struct smtpd_limits *l = s->limits;
     if (!l)

@@ -244,7 +244,7 @@ static bool broken_reply(struct smtpd_session *s)
 {
     if (!milters_broken)
         return false;
-    session_reply(s, 451, "4.3.5 Server configuration problem - try again later");
+    smtpd_session_reply(s, 451, "4.3.5 Server configuration problem - try again later");
     return true;
 }
 
@@ -274,7 +274,7 @@ bool smtpd_milter_command_denied(struct smtpd_session *s, enum smtp_verb v)
     struct smtpd_milter *m = s->milter;
     if (!m || !m->deny_code || v == SMTP_QUIT || v == SMTP_NOOP || v == SMTP_RSET)
         return false;
-    session_reply(s, m->deny_code, "%s", m->deny_text);
+    smtpd_session_reply(s, m->deny_code, "%s", m->deny_text);
     return true;
 }
 
@@ -455,7 +455,7 @@ void smtpd_milter_eod(struct smtpd_session *s)
     m->result_ready = false;
     if (m->spool_failed) {
         spool_reset(m);
-        data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
+        smtpd_data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
         return;
     }
     int fd = m->spool_fd;       /* the message takes it, also when parsing fails */
@@ -463,7 +463,7 @@ void smtpd_milter_eod(struct smtpd_session *s)
     m->have_msg = true;
     if (milter_msg_parse(&m->msg, fd, m->spool_len, header_limit, m->spool_limit) < 0) {
         msg_warn("%s: cannot read the spool file for the milters: %m", s->client_desc);
-        data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
+        smtpd_data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
         return;
     }
     wait_for(s, W_EOM);
@@ -682,7 +682,7 @@ static void eom_done(struct smtpd_session *s, struct smtpd_milter *m, const stru
     else if (v.verdict != MILTER_CONTINUE)
         log_milter(s, "milter-reject", "END-OF-MESSAGE", v.code, v.text,
                    s->nrcpt ? s->rcpts[0].address : "");
-    data_milter_done(s, v.verdict, v.code, v.text);
+    smtpd_data_milter_done(s, v.verdict, v.code, v.text);
 }
 
 static void on_done(void *ctx, const struct milter_result *r)
@@ -696,8 +696,8 @@ static void on_done(void *ctx, const struct milter_result *r)
         log_milter(s, "milter-reject", stage_name(w), 421, r->text, w == W_RCPT ? m->rcpt_addr : NULL);
         free(m->helo_name);
         m->helo_name = NULL;
-        session_close_with(s, 421, "%s", r->text);
-        session_finish_if_done(s);
+        smtpd_session_close_with(s, 421, "%s", r->text);
+        smtpd_session_finish_if_done(s);
         return;
     }
     bool refused = r->verdict == MILTER_REJECT || r->verdict == MILTER_TEMPFAIL;
@@ -711,7 +711,7 @@ static void on_done(void *ctx, const struct milter_result *r)
             m->deny_code = r->code;
             str_copy(m->deny_text, sizeof(m->deny_text), r->text);
         }
-        session_start_greeting(s);
+        smtpd_session_start_greeting(s);
         return;
     case W_HELO: {
         char *name = m->helo_name;
@@ -720,10 +720,10 @@ static void on_done(void *ctx, const struct milter_result *r)
             free(name);
             m->deny_code = r->code;
             str_copy(m->deny_text, sizeof(m->deny_text), r->text);
-            session_reply(s, r->code, "%s", r->text);
+            smtpd_session_reply(s, r->code, "%s", r->text);
         } else {
             m->pass = true;
-            command_helo_accept(s, name, m->ehlo);
+            smtpd_command_helo_accept(s, name, m->ehlo);
             m->pass = false;
         }
         break;
@@ -731,23 +731,23 @@ static void on_done(void *ctx, const struct milter_result *r)
     case W_MAIL:
         if (refused) {
             smtp_mail_args_free(&s->mail);
-            session_reply(s, r->code, "%s", r->text);
+            smtpd_session_reply(s, r->code, "%s", r->text);
             milter_abort(m->chain);
         } else {
             m->discard = r->verdict == MILTER_DISCARD;
             m->pass = true;
-            command_mail_accept(s);
+            smtpd_command_mail_accept(s);
             m->pass = false;
         }
         break;
     case W_RCPT:
         if (refused) {
-            session_reply(s, r->code, "%s", r->text);
+            smtpd_session_reply(s, r->code, "%s", r->text);
         } else {
             if (r->verdict == MILTER_DISCARD)
                 m->discard = true;
             m->pass = true;
-            command_rcpt_accept(s, m->rcpt_arg);
+            smtpd_command_rcpt_accept(s, m->rcpt_arg);
             m->pass = false;
         }
         free(m->rcpt_addr);
@@ -755,25 +755,25 @@ static void on_done(void *ctx, const struct milter_result *r)
         break;
     case W_DATA:
         if (refused) {
-            session_reply(s, r->code, "%s", r->text);
+            smtpd_session_reply(s, r->code, "%s", r->text);
         } else {
             if (r->verdict == MILTER_DISCARD)
                 m->discard = true;
             m->pass = true;
-            data_accept(s);
+            smtpd_data_accept(s);
             m->pass = false;
         }
         break;
     case W_BDAT:
         if (r->verdict == MILTER_DISCARD)
             m->discard = true;
-        bdat_first_chunk(s, refused ? r->code : 0, refused ? r->text : "");
+        smtpd_bdat_first_chunk(s, refused ? r->code : 0, refused ? r->text : "");
         break;
     case W_UNKNOWN:
         if (refused)
-            session_reply(s, r->code, "%s", r->text);
+            smtpd_session_reply(s, r->code, "%s", r->text);
         else
-            session_reply(s, 500, "5.5.2 Error: command not recognized");
+            smtpd_session_reply(s, 500, "5.5.2 Error: command not recognized");
         break;
     case W_EOM:
         eom_done(s, m, r);
@@ -781,8 +781,8 @@ static void on_done(void *ctx, const struct milter_result *r)
     case W_NONE:
         break;
     }
-    session_resume(s, 0);
-    session_finish_if_done(s);
+    smtpd_session_resume(s, 0);
+    smtpd_session_finish_if_done(s);
 }
 
 /* ---- transaction and session end ---- */

@@ -23,9 +23,9 @@ bool smtpd_milter_helo_wait(struct smtpd_session *s, char *name, bool ehlo);  /*
 bool smtpd_milter_mail_wait(struct smtpd_session *s);
 bool smtpd_milter_rcpt_wait(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r);
 bool smtpd_milter_data_wait(struct smtpd_session *s);
-/* The first BDAT: the DATA event; bdat_first_chunk() follows (smtpd_data.c). */
+/* The first BDAT: the DATA event; smtpd_bdat_first_chunk() follows (smtpd_data.c). */
 bool smtpd_milter_bdat_wait(struct smtpd_session *s);
-void bdat_first_chunk(struct smtpd_session *s, int code, const char *text);
+void smtpd_bdat_first_chunk(struct smtpd_session *s, int code, const char *text);
 /* An unknown command: the milters may answer it with their own reply;
  * otherwise it gets "500 5.5.2 Error: command not recognized". */
 bool smtpd_milter_unknown_wait(struct smtpd_session *s, const char *line, size_t len);
@@ -36,7 +36,7 @@ bool smtpd_milter_unknown_wait(struct smtpd_session *s, const char *line, size_t
  * that cannot be written is reported at the end of data instead). */
 bool smtpd_milter_holds_content(struct smtpd_session *s);
 int smtpd_milter_content_add(struct smtpd_session *s, const char *data, size_t len);
-/* End of data: run the content phase; data_milter_done() gets the verdict. */
+/* End of data: run the content phase; smtpd_data_milter_done() gets the verdict. */
 void smtpd_milter_eod(struct smtpd_session *s);
 /* The milters passed the message: the edited message goes to cleanup in
  * pieces (content_next: at most size bytes, *len 0 at the end; -1 when

@@ -37,24 +37,24 @@
 #define POLICY_SERVICES_MAX 32
 
 struct policy_conn {
-    struct policy_service *svc;
+    struct smtpd_policy_service *svc;
     struct bufferevent *bev;
     long long born;
     struct event *idle_ev;
-    struct policy_request *req;     /* the request it carries, NULL when idle */
+    struct smtpd_policy_request *req;     /* the request it carries, NULL when idle */
     bool reused;
 };
 
-struct policy_service {
+struct smtpd_policy_service {
     char *endpoint;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     struct policy_conn *idle;
 };
 
-struct policy_request {
-    struct check_job *j;
-    struct policy_service *svc;
+struct smtpd_policy_request {
+    struct smtpd_check_job *j;
+    struct smtpd_policy_service *svc;
     struct policy_conn *conn;
     struct strbuf text;
     int tries;
@@ -68,11 +68,11 @@ static struct {
     const char *default_action, *context;
 } pcfg;
 
-static struct policy_service services[POLICY_SERVICES_MAX];
+static struct smtpd_policy_service services[POLICY_SERVICES_MAX];
 static size_t nservices;
 static unsigned long instance_counter;
 
-void policy_init(void)
+void smtpd_policy_init(void)
 {
     pcfg.timeout = cfg_time(P_smtpd_policy_service_timeout);
     pcfg.max_idle = cfg_time(P_smtpd_policy_service_max_idle);
@@ -88,7 +88,7 @@ void policy_init(void)
 
 /* ---- endpoints ---- */
 
-static bool parse_inet(const char *hostport, struct policy_service *p)
+static bool parse_inet(const char *hostport, struct smtpd_policy_service *p)
 {
     char host[256];
     const char *port;
@@ -116,14 +116,14 @@ static bool parse_inet(const char *hostport, struct policy_service *p)
     return true;
 }
 
-struct policy_service *policy_service_get(const char *endpoint)
+struct smtpd_policy_service *smtpd_policy_service_get(const char *endpoint)
 {
     for (size_t i = 0; i < nservices; i++)
         if (strcmp(services[i].endpoint, endpoint) == 0)
             return &services[i];
     if (nservices == POLICY_SERVICES_MAX)
         return NULL;
-    struct policy_service *p = &services[nservices];
+    struct smtpd_policy_service *p = &services[nservices];
     memset(p, 0, sizeof(*p));
     const char *path = NULL;
     if (strncmp(endpoint, "unix:", 5) == 0)
@@ -171,7 +171,7 @@ static void idle_event(struct bufferevent *bev, short what, void *arg)
 static void conn_release(struct policy_conn *c)
 {
     c->req = NULL;
-    struct policy_service *svc = c->svc;
+    struct smtpd_policy_service *svc = c->svc;
     if (svc->idle || now_usec() - c->born > pcfg.max_ttl * 1000000LL
         || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         conn_free(c);
@@ -189,11 +189,11 @@ static void conn_release(struct policy_conn *c)
 
 /* ---- requests ---- */
 
-static void request_send(struct policy_request *p);
+static void request_send(struct smtpd_policy_request *p);
 
-static void request_end(struct policy_request *p, const char *action, size_t len)
+static void request_end(struct smtpd_policy_request *p, const char *action, size_t len)
 {
-    struct check_job *j = p->j;
+    struct smtpd_check_job *j = p->j;
     if (action) {
         j->async_status = 1;
         size_t n = len < sizeof(j->async_text) - 1 ? len : sizeof(j->async_text) - 1;
@@ -206,14 +206,14 @@ static void request_end(struct policy_request *p, const char *action, size_t len
         event_free(p->retry_ev);
     sb_free(&p->text);
     free(p);
-    check_job_continue(j);
+    smtpd_check_job_continue(j);
 }
 
-static void request_failed(struct policy_request *p, const char *why);
+static void request_failed(struct smtpd_policy_request *p, const char *why);
 
 static void retry_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct policy_request *p = arg;
+    struct smtpd_policy_request *p = arg;
     if (p->fail_why) {
         const char *why = p->fail_why;
         p->fail_why = NULL;
@@ -224,8 +224,8 @@ static void retry_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Failures found while sending are reported from the loop: the caller
- * expects its answer later, never from inside policy_check(). */
-static void fail_later(struct policy_request *p, const char *why)
+ * expects its answer later, never from inside smtpd_policy_check(). */
+static void fail_later(struct smtpd_policy_request *p, const char *why)
 {
     p->fail_why = why;
     if (!p->retry_ev)
@@ -234,7 +234,7 @@ static void fail_later(struct policy_request *p, const char *why)
     evtimer_add(p->retry_ev, &tv);
 }
 
-static void request_failed(struct policy_request *p, const char *why)
+static void request_failed(struct smtpd_policy_request *p, const char *why)
 {
     bool reused = p->conn && p->conn->reused;
     if (p->conn) {
@@ -262,13 +262,13 @@ static void request_failed(struct policy_request *p, const char *why)
 static void conn_read(struct bufferevent *bev, void *arg)
 {
     struct policy_conn *c = arg;
-    struct policy_request *p = c->req;
+    struct smtpd_policy_request *p = c->req;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len = evbuffer_get_length(in);
     const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)len);
     const char *action;
     size_t alen, used;
-    int rc = policy_reply_parse(buf, len, POLICY_REPLY_MAX, &action, &alen, &used);
+    int rc = smtpd_policy_reply_parse(buf, len, POLICY_REPLY_MAX, &action, &alen, &used);
     if (rc == 0)
         return;
     if (rc < 0) {
@@ -292,9 +292,9 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
                    : (what & BEV_EVENT_EOF) ? "connection closed" : strerror(errno));
 }
 
-static void request_send(struct policy_request *p)
+static void request_send(struct smtpd_policy_request *p)
 {
-    struct policy_service *svc = p->svc;
+    struct smtpd_policy_service *svc = p->svc;
     struct policy_conn *c = svc->idle;
     if (c) {
         svc->idle = NULL;
@@ -328,7 +328,7 @@ static void request_send(struct policy_request *p)
     bufferevent_write(c->bev, p->text.data, p->text.len);
 }
 
-void policy_request_cancel(struct policy_request *p)
+void smtpd_policy_request_cancel(struct smtpd_policy_request *p)
 {
     if (!p)
         return;
@@ -350,12 +350,12 @@ static void attr(struct strbuf *b, const char *name, const char *value)
     sb_appendc(b, '\n');
 }
 
-static void build_request(struct check_job *j, struct strbuf *b)
+static void build_request(struct smtpd_check_job *j, struct strbuf *b)
 {
     struct smtpd_session *s = j->s;
     struct smtpd_check_state *c = s->check;
     char num[64], port[16], saddr[INET6_ADDRSTRLEN] = "";
-    const struct address *snd = check_sender(j);
+    const struct address *snd = smtpd_check_sender(j);
     if (!c->instance[0])
         snprintf(c->instance, sizeof(c->instance), "%x.%lx.%lx", (unsigned)getpid(),
                  (unsigned long)now_usec() & 0xffffffUL, ++instance_counter);
@@ -405,12 +405,12 @@ static void build_request(struct check_job *j, struct strbuf *b)
     sb_appendc(b, '\n');
 }
 
-enum check_result policy_check(struct check_job *j, const struct restriction *r)
+enum smtpd_check_result smtpd_policy_check(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
     char what[300];
     snprintf(what, sizeof(what), "check_policy_service %s", r->arg);
     if (!j->resumed) {
-        struct policy_request *p = xcalloc(1, sizeof(*p));
+        struct smtpd_policy_request *p = xcalloc(1, sizeof(*p));
         p->j = j;
         p->svc = r->policy;
         sb_init(&p->text, 65536);
@@ -422,8 +422,9 @@ enum check_result policy_check(struct check_job *j, const struct restriction *r)
     if (j->async_status != 1) {
         msg_warn("%s: no usable answer from %s; using smtpd_policy_service_default_action",
                  j->s->client_desc, r->arg);
-        return check_apply_action(j, pcfg.default_action, what, check_reply_name(j),
-                                  check_reply_class(j));
+        return smtpd_check_apply_action(j, pcfg.default_action, what, smtpd_check_reply_name(j),
+                                        smtpd_check_reply_class(j));
     }
-    return check_apply_action(j, j->async_text, what, check_reply_name(j), check_reply_class(j));
+    return smtpd_check_apply_action(j, j->async_text, what, smtpd_check_reply_name(j),
+                                    smtpd_check_reply_class(j));
 }

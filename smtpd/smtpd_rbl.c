@@ -86,7 +86,7 @@ static bool filter_matches(const char *filter, const struct dns_addr *a)
 
 static void rbl_answer(void *ctx, const struct dnsev_answer *ans)
 {
-    struct check_job *j = ctx;
+    struct smtpd_check_job *j = ctx;
     j->async_status = ans->status;
     j->async_text[0] = 0;
     if (ans->status == DNS_OK && j->dns_step == 0) {
@@ -102,14 +102,14 @@ static void rbl_answer(void *ctx, const struct dnsev_answer *ans)
     } else if (ans->status == DNS_OK) {
         str_copy(j->async_text, sizeof(j->async_text), ans->txt);
     }
-    check_job_continue(j);
+    smtpd_check_job_continue(j);
 }
 
 /* ---- reply templates ---- */
 
 struct rbl_vars {
     const char *code, *domain, *reason, *cls, *what;
-    struct check_job *j;
+    struct smtpd_check_job *j;
 };
 
 static const char *rbl_var(const struct rbl_vars *v, const char *name, size_t n)
@@ -125,7 +125,7 @@ static const char *rbl_var(const struct rbl_vars *v, const char *name, size_t n)
     if (IS("client_name")) return s->check ? s->check->name : "unknown";
     if (IS("reverse_client_name")) return s->check ? s->check->reverse_name : "unknown";
     if (IS("helo_name")) return s->helo_name ? s->helo_name : "";
-    if (IS("sender")) return check_sender(v->j) ? check_sender(v->j)->address : "";
+    if (IS("sender")) return smtpd_check_sender(v->j) ? smtpd_check_sender(v->j)->address : "";
     if (IS("recipient")) return v->j->rcpt ? v->j->rcpt : "";
     if (IS("sender_name")) return "";
 #undef IS
@@ -192,36 +192,36 @@ static int expand(struct strbuf *out, const char *t, const struct rbl_vars *v, i
     return 0;
 }
 
-static enum check_result rbl_reply(struct check_job *j, const struct restriction *r,
-                                   const char *cls, const char *what)
+static enum smtpd_check_result rbl_reply(struct smtpd_check_job *j, const struct smtpd_restriction *r,
+                                         const char *cls, const char *what)
 {
     char code[8];
-    snprintf(code, sizeof(code), "%d", check_cfg.rbl_code);
+    snprintf(code, sizeof(code), "%d", smtpd_check_cfg.rbl_code);
     struct rbl_vars v = { code, r->arg, j->async_text, cls, what, j };
     struct strbuf tmpl = STRBUF_INIT(4096), out = STRBUF_INIT(CHECK_TEXT_MAX);
-    const char *t = check_cfg.default_rbl_reply;
-    if (check_cfg.rbl_reply_maps) {
-        int rc = maplist_lookup(check_cfg.rbl_reply_maps, r->arg, &tmpl);
+    const char *t = smtpd_check_cfg.default_rbl_reply;
+    if (smtpd_check_cfg.rbl_reply_maps) {
+        int rc = maplist_lookup(smtpd_check_cfg.rbl_reply_maps, r->arg, &tmpl);
         if (rc < 0) {
             sb_free(&tmpl);
-            return check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", r->arg);
+            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", r->arg);
         }
         if (rc > 0)
             t = sb_str(&tmpl);
     }
-    enum check_result res;
+    enum smtpd_check_result res;
     const char *e = NULL;
     if (expand(&out, t, &v, 0) == 0)
         e = sb_str(&out);
     if (!e || strlen(e) < 5 || (e[0] != '4' && e[0] != '5') || !isdigit((unsigned char)e[1])
         || !isdigit((unsigned char)e[2]) || e[3] != ' ') {
         msg_warn("DNS blocklist %s: bad reply template \"%.100s\"", r->arg, t);
-        res = check_reject(j, 451, "4.3.5", "Server configuration error");
+        res = smtpd_check_reject(j, 451, "4.3.5", "Server configuration error");
     } else {
         int c = atoi(e);
         const char *text = e + 4;
         char dsn[ACTION_DSN_MAX + 1] = "5.7.1";
-        size_t d = dsn_prefix_len(text);
+        size_t d = smtpd_dsn_prefix_len(text);
         if (d && d < sizeof(dsn)) {
             memcpy(dsn, text, d);
             dsn[d] = 0;
@@ -229,7 +229,7 @@ static enum check_result rbl_reply(struct check_job *j, const struct restriction
             while (*text == ' ')
                 text++;
         }
-        res = check_reject(j, c, dsn, "%s", text);
+        res = smtpd_check_reject(j, c, dsn, "%s", text);
     }
     sb_free(&tmpl);
     sb_free(&out);
@@ -266,7 +266,7 @@ static const char *address_domain(const struct address *a)
     return a->domain;
 }
 
-enum check_result rbl_check(struct check_job *j, const struct restriction *r)
+enum smtpd_check_result smtpd_rbl_check(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
     struct smtpd_session *s = j->s;
     const char *what = NULL, *cls = "Client host";
@@ -278,7 +278,7 @@ enum check_result rbl_check(struct check_job *j, const struct restriction *r)
         what = s->check && strcmp(s->check->name, "unknown") != 0 ? s->check->name : NULL;
         break;
     case R_RHSBL_SENDER:
-        what = address_domain(check_sender(j));
+        what = address_domain(smtpd_check_sender(j));
         cls = "Sender address";
         break;
     case R_RHSBL_HELO: {
@@ -288,7 +288,7 @@ enum check_result rbl_check(struct check_job *j, const struct restriction *r)
         break;
     }
     case R_RHSBL_RCPT:
-        what = address_domain(check_recipient(j));
+        what = address_domain(smtpd_check_recipient(j));
         cls = "Recipient address";
         break;
     default:
@@ -309,20 +309,20 @@ enum check_result rbl_check(struct check_job *j, const struct restriction *r)
     if (!j->resumed) {
         j->dns_step = 0;
         j->async_r = r;
-        j->dns = dnsev_lookup(check_cfg.dns, query, DNSEV_A, rbl_answer, j);
+        j->dns = dnsev_lookup(smtpd_check_cfg.dns, query, DNSEV_A, rbl_answer, j);
         return j->dns ? CHK_WAIT : CHK_DUNNO;
     }
     if (j->dns_step == 0) {
         if (j->async_status == DNS_TEMPFAIL) {
             msg_warn("%s: DNS blocklist lookup of %s failed: temporary failure", s->client_desc,
                      query);
-            return check_defer_if_permit(j, 451, "4.3.0", "<%s>: %s rejected: Temporary lookup "
-                                         "failure (DNS blocklist %s)", what, cls, r->arg);
+            return smtpd_check_defer_if_permit(j, 451, "4.3.0", "<%s>: %s rejected: Temporary lookup "
+                                               "failure (DNS blocklist %s)", what, cls, r->arg);
         }
         if (j->async_status != DNS_OK)
             return CHK_DUNNO;
         j->dns_step = 1;
-        j->dns = dnsev_lookup(check_cfg.dns, query, DNSEV_TXT, rbl_answer, j);
+        j->dns = dnsev_lookup(smtpd_check_cfg.dns, query, DNSEV_TXT, rbl_answer, j);
         if (j->dns)
             return CHK_WAIT;
         j->async_text[0] = 0;
@@ -334,7 +334,7 @@ enum check_result rbl_check(struct check_job *j, const struct restriction *r)
 
 static void domain_answer(void *ctx, const struct dnsev_answer *ans)
 {
-    struct check_job *j = ctx;
+    struct smtpd_check_job *j = ctx;
     j->async_status = ans->status;
     j->async_text[0] = 0;
     if (ans->status == DNS_OK && j->dns_step == 0) {
@@ -342,18 +342,18 @@ static void domain_answer(void *ctx, const struct dnsev_answer *ans)
             if (!ans->names[i][0])
                 str_copy(j->async_text, sizeof(j->async_text), "nullmx");
     }
-    check_job_continue(j);
+    smtpd_check_job_continue(j);
 }
 
-enum check_result rbl_unknown_domain(struct check_job *j, const struct restriction *r)
+enum smtpd_check_result smtpd_rbl_unknown_domain(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
     bool sender = r->type == R_UNKNOWN_SENDER_DOMAIN;
-    const struct address *a = sender ? check_sender(j) : check_recipient(j);
+    const struct address *a = sender ? smtpd_check_sender(j) : smtpd_check_recipient(j);
     const char *domain = address_domain(a);
     if (!domain)
         return CHK_DUNNO;
     /* our own destinations need no DNS */
-    if (!sender && access_destination_ok(j->s, a))
+    if (!sender && smtpd_access_destination_ok(j->s, a))
         return CHK_DUNNO;
     const char *cls = sender ? "Sender address" : "Recipient address";
     const char *dsn = sender ? "4.1.8" : "4.1.2";
@@ -362,24 +362,24 @@ enum check_result rbl_unknown_domain(struct check_job *j, const struct restricti
         int st = j->async_status;
         if (st == DNS_OK) {
             if (j->dns_step == 0 && strcmp(j->async_text, "nullmx") == 0)
-                return check_reject(j, 550, "5.7.27", "<%s>: %s rejected: Domain %s does not "
-                                    "accept mail (nullMX)", a->address, cls, domain);
+                return smtpd_check_reject(j, 550, "5.7.27", "<%s>: %s rejected: Domain %s does not "
+                                          "accept mail (nullMX)", a->address, cls, domain);
             return CHK_DUNNO;
         }
         if (st == DNS_TEMPFAIL)
-            return check_defer_if_permit(j, 450, dsn, "<%s>: %s rejected: Domain not found",
-                                         a->address, cls);
+            return smtpd_check_defer_if_permit(j, 450, dsn, "<%s>: %s rejected: Domain not found",
+                                               a->address, cls);
         if (st == DNS_NOTFOUND || j->dns_step == 2)
-            return check_reject(j, check_cfg.unknown_address_code, dsn,
-                                "<%s>: %s rejected: Domain not found", a->address, cls);
+            return smtpd_check_reject(j, smtpd_check_cfg.unknown_address_code, dsn,
+                                      "<%s>: %s rejected: Domain not found", a->address, cls);
         j->dns_step++;
     } else {
         j->dns_step = 0;
     }
     j->async_r = r;
-    j->dns = dnsev_lookup(check_cfg.dns, domain, steps[j->dns_step], domain_answer, j);
+    j->dns = dnsev_lookup(smtpd_check_cfg.dns, domain, steps[j->dns_step], domain_answer, j);
     if (!j->dns)
-        return check_reject(j, check_cfg.unknown_address_code, dsn,
-                            "<%s>: %s rejected: Domain not found", a->address, cls);
+        return smtpd_check_reject(j, smtpd_check_cfg.unknown_address_code, dsn,
+                                  "<%s>: %s rejected: Domain not found", a->address, cls);
     return CHK_WAIT;
 }

@@ -20,7 +20,7 @@ static void finish(struct smtpd_session *s)
 {
     s->check->resolve_q = NULL;
     resolved_fn(s);
-    session_finish_if_done(s);
+    smtpd_session_finish_if_done(s);
 }
 
 static bool same_address(const struct smtpd_session *s, const struct dns_addr *a)
@@ -71,7 +71,7 @@ static void reverse_answer(void *ctx, const struct dnsev_answer *ans)
         c->reverse_name[n - 1] = 0;
     c->reverse_status = 2;
     bool v6 = strchr(s->client_addr, ':') != NULL;
-    c->resolve_q = dnsev_lookup(check_cfg.dns, c->reverse_name, v6 ? DNSEV_HOST6 : DNSEV_HOST4,
+    c->resolve_q = dnsev_lookup(smtpd_check_cfg.dns, c->reverse_name, v6 ? DNSEV_HOST6 : DNSEV_HOST4,
                                 forward_answer, s);
     if (!c->resolve_q) {
         c->name_status = 5;
@@ -79,17 +79,17 @@ static void reverse_answer(void *ctx, const struct dnsev_answer *ans)
     }
 }
 
-bool resolve_client_start(struct smtpd_session *s, void (*done)(struct smtpd_session *s))
+bool smtpd_resolve_client_start(struct smtpd_session *s, void (*done)(struct smtpd_session *s))
 {
     struct smtpd_check_state *c = s->check;
     resolved_fn = done;
-    if (!check_cfg.peername_lookup || strcmp(s->client_addr, "unknown") == 0)
+    if (!smtpd_check_cfg.peername_lookup || strcmp(s->client_addr, "unknown") == 0)
         return false;
-    c->resolve_q = dnsev_lookup(check_cfg.dns, s->client_addr, DNSEV_PTR, reverse_answer, s);
+    c->resolve_q = dnsev_lookup(smtpd_check_cfg.dns, s->client_addr, DNSEV_PTR, reverse_answer, s);
     return c->resolve_q != NULL;
 }
 
-void resolve_client_cancel(struct smtpd_session *s)
+void smtpd_resolve_client_cancel(struct smtpd_session *s)
 {
     if (s->check && s->check->resolve_q) {
         dnsev_cancel(s->check->resolve_q);

@@ -45,8 +45,8 @@ struct smtpd_sasl {
     bool awaiting;              /* a 334 was sent: the next line is a response */
     char *login_user;           /* LOGIN: the user name given */
     char *attempt_user;         /* the user whose password is being checked */
-    struct dovecot_request *req;
-    struct passwd_job *job;
+    struct smtpd_dovecot_request *req;
+    struct smtpd_passwd_job *job;
 };
 
 /* ---- configuration ---- */
@@ -77,7 +77,7 @@ static void read_security_options(const char *param, unsigned *forbid, unsigned 
     cfg_list_free(words, n);
 }
 
-void sasl_pre_init(void)
+void smtpd_sasl_pre_init(void)
 {
     sc.pre_init_done = true;
     sc.enable = cfg_bool(P_smtpd_sasl_auth_enable);
@@ -87,7 +87,7 @@ void sasl_pre_init(void)
     if (str_ieq(type, "tern")) {
         sc.backend = BACKEND_TERN;
         struct strbuf err = STRBUF_INIT(1024);
-        if (passwd_open(cfg_str(P_smtpd_sasl_password_maps), &err) < 0)
+        if (smtpd_passwd_open(cfg_str(P_smtpd_sasl_password_maps), &err) < 0)
             msg_fatal("main.cf: smtpd_sasl_password_maps: %s", sb_str(&err));
         sb_free(&err);
     } else if (str_ieq(type, "dovecot")) {
@@ -97,10 +97,10 @@ void sasl_pre_init(void)
     }
 }
 
-void sasl_init(struct event_base *base)
+void smtpd_sasl_init(struct event_base *base)
 {
     if (!sc.pre_init_done)
-        sasl_pre_init();
+        smtpd_sasl_pre_init();
     if (!sc.enable)
         return;
     sc.tls_only = cfg_bool(P_smtpd_tls_auth_only);
@@ -109,10 +109,10 @@ void sasl_init(struct event_base *base)
     read_security_options("smtpd_sasl_security_options", &sc.forbid, &sc.need);
     read_security_options("smtpd_sasl_tls_security_options", &sc.forbid_tls, &sc.need_tls);
     if (sc.backend == BACKEND_TERN)
-        passwd_start_helpers(base);
+        smtpd_passwd_start_helpers(base);
     else
-        dovecot_client_init(base, cfg_str(P_smtpd_sasl_path), sc.service,
-                            cfg_time(P_smtpd_sasl_dovecot_timeout));
+        smtpd_dovecot_client_init(base, cfg_str(P_smtpd_sasl_path), sc.service,
+                                  cfg_time(P_smtpd_sasl_dovecot_timeout));
 }
 
 /* ---- mechanisms ---- */
@@ -145,7 +145,7 @@ static void mech_visit(const char *name, unsigned flags, void *ctx)
 static void mechs_walk(struct mech_walk *w)
 {
     if (sc.backend == BACKEND_DOVECOT) {
-        dovecot_client_mechs(mech_visit, w);
+        smtpd_dovecot_client_mechs(mech_visit, w);
         return;
     }
     mech_visit("PLAIN", SASL_MECH_PLAINTEXT, w);
@@ -157,7 +157,7 @@ static bool auth_offered(const struct smtpd_session *s)
     return sc.enable && !(sc.tls_only && !s->tls_active);
 }
 
-void sasl_ehlo_keywords(struct smtpd_session *s, struct strbuf *r)
+void smtpd_sasl_ehlo_keywords(struct smtpd_session *s, struct strbuf *r)
 {
     if (!auth_offered(s))
         return;
@@ -180,8 +180,8 @@ static void exchange_end(struct smtpd_session *s)
     if (!x)
         return;
     if (x->req)
-        dovecot_request_cancel(x->req);
-    passwd_check_cancel(x->job);
+        smtpd_dovecot_request_cancel(x->req);
+    smtpd_passwd_check_cancel(x->job);
     free(x->attempt_user);
     if (x->login_user) {
         memset(x->login_user, 0, strlen(x->login_user));
@@ -227,9 +227,9 @@ static void auth_failed(struct smtpd_session *s, bool temp, const char *reason, 
              show_user ? ", sasl_username=" : "", show_user ? user : "");
     exchange_end(s);
     if (temp)
-        session_reply(s, 454, "4.7.0 Temporary authentication failure: %s", why);
+        smtpd_session_reply(s, 454, "4.7.0 Temporary authentication failure: %s", why);
     else
-        session_reply(s, 535, "5.7.8 Error: authentication failed: %s", why);
+        smtpd_session_reply(s, 535, "5.7.8 Error: authentication failed: %s", why);
 }
 
 static void auth_succeeded(struct smtpd_session *s, const char *user)
@@ -243,7 +243,7 @@ static void auth_succeeded(struct smtpd_session *s, const char *user)
     s->sasl_username = xstrdup(user);
     s->sasl_method = xstrdup(s->sasl->mech);
     exchange_end(s);
-    session_reply(s, 235, "2.7.0 Authentication successful");
+    smtpd_session_reply(s, 235, "2.7.0 Authentication successful");
 }
 
 static void send_challenge(struct smtpd_session *s, const char *b64)
@@ -253,10 +253,10 @@ static void send_challenge(struct smtpd_session *s, const char *b64)
         return;
     }
     s->sasl->awaiting = true;
-    session_reply(s, 334, "%s", b64);
+    smtpd_session_reply(s, 334, "%s", b64);
 }
 
-void sasl_backend_answer(struct smtpd_session *s, enum sasl_status st, const char *text)
+void smtpd_sasl_backend_answer(struct smtpd_session *s, enum smtpd_sasl_status st, const char *text)
 {
     if (!s->sasl)
         return;
@@ -271,8 +271,8 @@ void sasl_backend_answer(struct smtpd_session *s, enum sasl_status st, const cha
     case SASL_TEMP: auth_failed(s, true, text, NULL); break;
     case SASL_MORE: send_challenge(s, text); break;
     }
-    session_resume(s, PAUSE_AUTH);
-    session_finish_if_done(s);
+    smtpd_session_resume(s, PAUSE_AUTH);
+    smtpd_session_finish_if_done(s);
 }
 
 /* ---- the password-table back-end: PLAIN and LOGIN ---- */
@@ -287,7 +287,7 @@ static void check_password(struct smtpd_session *s, const char *user, const char
     }
     free(x->attempt_user);
     x->attempt_user = xstrdup(user);
-    x->job = passwd_check_start(s, user, password, &why);
+    x->job = smtpd_passwd_check_start(s, user, password, &why);
     if (!x->job) {
         auth_failed(s, true, why, NULL);
         return;
@@ -346,13 +346,13 @@ static void take_response(struct smtpd_session *s, const char *b64, size_t n)
         msg_warn("%s: SASL %s authentication failed: malformed base64 response", s->client_desc,
                  x->mech);
         exchange_end(s);
-        session_reply(s, 501, "5.5.2 Cannot decode response");
+        smtpd_session_reply(s, 501, "5.5.2 Cannot decode response");
         return;
     }
     x->awaiting = false;
     if (x->kind == EX_RELAY) {
         s->pause |= PAUSE_AUTH;
-        dovecot_auth_continue(x->req, empty ? "" : b64);
+        smtpd_dovecot_auth_continue(x->req, empty ? "" : b64);
     } else if (x->kind == EX_PLAIN) {
         plain_response(s, &d);
     } else {
@@ -363,53 +363,53 @@ static void take_response(struct smtpd_session *s, const char *b64, size_t n)
     sb_free(&d);
 }
 
-bool sasl_in_exchange(const struct smtpd_session *s)
+bool smtpd_sasl_in_exchange(const struct smtpd_session *s)
 {
     return s->sasl && s->sasl->awaiting;
 }
 
-void sasl_exchange_line(struct smtpd_session *s, const char *line, size_t len)
+void smtpd_sasl_exchange_line(struct smtpd_session *s, const char *line, size_t len)
 {
     struct smtpd_sasl *x = s->sasl;
     if (len == 1 && line[0] == '*') {
         msg_warn("%s: SASL %s authentication aborted", s->client_desc, x->mech);
         exchange_end(s);
-        session_reply(s, 501, "5.7.0 Authentication aborted");
+        smtpd_session_reply(s, 501, "5.7.0 Authentication aborted");
         return;
     }
     take_response(s, line, len);
 }
 
-bool sasl_line_too_long(struct smtpd_session *s)
+bool smtpd_sasl_line_too_long(struct smtpd_session *s)
 {
-    if (!sasl_in_exchange(s))
+    if (!smtpd_sasl_in_exchange(s))
         return false;
     msg_warn("%s: SASL %s authentication failed: response line too long", s->client_desc,
              s->sasl->mech);
     exchange_end(s);
-    session_reply(s, 500, "5.5.6 Authentication exchange line is too long");
+    smtpd_session_reply(s, 500, "5.5.6 Authentication exchange line is too long");
     return true;
 }
 
 static bool auth_refused(struct smtpd_session *s)
 {
     if (!sc.enable) {
-        session_reply(s, 503, "5.5.1 Error: authentication not enabled");
+        smtpd_session_reply(s, 503, "5.5.1 Error: authentication not enabled");
     } else if (!s->esmtp) {
-        session_reply(s, 503, "5.5.1 Error: send EHLO first");
+        smtpd_session_reply(s, 503, "5.5.1 Error: send EHLO first");
     } else if (s->in_mail) {
-        session_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
+        smtpd_session_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
     } else if (sc.tls_only && !s->tls_active) {
-        session_reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
+        smtpd_session_reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
     } else if (s->sasl_username) {
-        session_reply(s, 503, "5.5.1 Error: already authenticated");
+        smtpd_session_reply(s, 503, "5.5.1 Error: already authenticated");
     } else {
         return false;
     }
     return true;
 }
 
-void sasl_auth_command(struct smtpd_session *s, const char *arg)
+void smtpd_sasl_auth_command(struct smtpd_session *s, const char *arg)
 {
     if (auth_refused(s))
         return;
@@ -425,10 +425,10 @@ void sasl_auth_command(struct smtpd_session *s, const char *arg)
                   || c == '-' || c == '_';
     }
     if (!name_ok || strchr(init, ' ')) {
-        session_reply(s, 501, "5.5.4 Syntax: AUTH mechanism");
+        smtpd_session_reply(s, 501, "5.5.4 Syntax: AUTH mechanism");
         return;
     }
-    if (limits_auth_wait(s, arg))     /* runs again, or is refused, with anvil's count */
+    if (smtpd_limits_auth_wait(s, arg))     /* runs again, or is refused, with anvil's count */
         return;
     struct smtpd_sasl *x = xcalloc(1, sizeof(*x));
     s->sasl = x;
@@ -450,11 +450,11 @@ void sasl_auth_command(struct smtpd_session *s, const char *arg)
             sb_free(&d);
             if (rc < 0) {
                 exchange_end(s);
-                session_reply(s, 501, "5.5.2 Cannot decode response");
+                smtpd_session_reply(s, 501, "5.5.2 Cannot decode response");
                 return;
             }
         }
-        x->req = dovecot_auth_start(s, x->mech, *init ? (strcmp(init, "=") ? init : "") : NULL);
+        x->req = smtpd_dovecot_auth_start(s, x->mech, *init ? (strcmp(init, "=") ? init : "") : NULL);
         if (!x->req) {
             auth_failed(s, true, "Connection lost to authentication server", NULL);
             return;
@@ -469,7 +469,7 @@ void sasl_auth_command(struct smtpd_session *s, const char *arg)
         send_challenge(s, x->kind == EX_PLAIN ? "" : "VXNlcm5hbWU6");    /* "Username:" */
 }
 
-void sasl_session_end(struct smtpd_session *s)
+void smtpd_sasl_session_end(struct smtpd_session *s)
 {
     exchange_end(s);
     free(s->sasl_method);

@@ -12,25 +12,25 @@ struct smtpd_session;
 struct strbuf;
 
 /* ---- smtpd_sasl.c: the AUTH command ---- */
-void sasl_pre_init(void);                   /* as root: open the password tables */
-void sasl_init(struct event_base *base);    /* after the privilege drop */
+void smtpd_sasl_pre_init(void);                   /* as root: open the password tables */
+void smtpd_sasl_init(struct event_base *base);    /* after the privilege drop */
 /* Append the AUTH lines of the EHLO reply (each ending in "\n"), if any. */
-void sasl_ehlo_keywords(struct smtpd_session *s, struct strbuf *r);
-void sasl_auth_command(struct smtpd_session *s, const char *arg);
+void smtpd_sasl_ehlo_keywords(struct smtpd_session *s, struct strbuf *r);
+void smtpd_sasl_auth_command(struct smtpd_session *s, const char *arg);
 /* A line arrives while AUTH waits for the client's response. */
-bool sasl_in_exchange(const struct smtpd_session *s);
-void sasl_exchange_line(struct smtpd_session *s, const char *line, size_t len);
+bool smtpd_sasl_in_exchange(const struct smtpd_session *s);
+void smtpd_sasl_exchange_line(struct smtpd_session *s, const char *line, size_t len);
 /* The client's response line was too long: end the exchange (true), or
  * false when no exchange is under way. */
-bool sasl_line_too_long(struct smtpd_session *s);
-void sasl_session_end(struct smtpd_session *s);
+bool smtpd_sasl_line_too_long(struct smtpd_session *s);
+void smtpd_sasl_session_end(struct smtpd_session *s);
 
 /* Back-end answers, delivered to the session (from the event loop, never
  * from inside the call that asked). */
-enum sasl_status { SASL_DONE, SASL_FAIL, SASL_TEMP, SASL_MORE };
+enum smtpd_sasl_status { SASL_DONE, SASL_FAIL, SASL_TEMP, SASL_MORE };
 /* DONE: text is the user name; FAIL and TEMP: the reason; MORE: the
  * base64 challenge for a 334 reply. */
-void sasl_backend_answer(struct smtpd_session *s, enum sasl_status st, const char *text);
+void smtpd_sasl_backend_answer(struct smtpd_session *s, enum smtpd_sasl_status st, const char *text);
 
 /* Mechanism properties, for the security options (as Dovecot's). */
 #define SASL_MECH_ANONYMOUS  0x01
@@ -41,31 +41,31 @@ void sasl_backend_answer(struct smtpd_session *s, enum sasl_status st, const cha
 #define SASL_MECH_MUTUAL     0x20
 
 /* ---- smtpd_sasl_passwd.c: smtpd_sasl_type = tern ---- */
-struct passwd_job;
-int passwd_open(const char *maps, struct strbuf *err);   /* 0 ok, -1 with err (as root) */
-void passwd_start_helpers(struct event_base *base);      /* after the privilege drop */
+struct smtpd_passwd_job;
+int smtpd_passwd_open(const char *maps, struct strbuf *err);   /* 0 ok, -1 with err (as root) */
+void smtpd_passwd_start_helpers(struct event_base *base);      /* after the privilege drop */
 /* Check a user's password against smtpd_sasl_password_maps; the answer
- * (SASL_DONE or SASL_FAIL) comes through sasl_backend_answer. NULL when
+ * (SASL_DONE or SASL_FAIL) comes through smtpd_sasl_backend_answer. NULL when
  * the tables cannot be asked now (why says so: a temporary failure). */
-struct passwd_job *passwd_check_start(struct smtpd_session *s, const char *user,
-                                      const char *password, const char **why);
+struct smtpd_passwd_job *smtpd_passwd_check_start(struct smtpd_session *s, const char *user,
+                                                  const char *password, const char **why);
 /* The session no longer waits for the answer. */
-void passwd_check_cancel(struct passwd_job *j);
+void smtpd_passwd_check_cancel(struct smtpd_passwd_job *j);
 
 /* ---- smtpd_sasl_dovecot.c: smtpd_sasl_type = dovecot ---- */
-struct dovecot_request;
-void dovecot_client_init(struct event_base *base, const char *path, const char *service,
-                         long timeout);
+struct smtpd_dovecot_request;
+void smtpd_dovecot_client_init(struct event_base *base, const char *path, const char *service,
+                               long timeout);
 /* The mechanisms Dovecot offers: calls fn for each (name, SASL_MECH_*
  * flags); before the first handshake, PLAIN and LOGIN. */
-void dovecot_client_mechs(void (*fn)(const char *name, unsigned flags, void *ctx), void *ctx);
-/* Start an authentication; the answers come through sasl_backend_answer.
+void smtpd_dovecot_client_mechs(void (*fn)(const char *name, unsigned flags, void *ctx), void *ctx);
+/* Start an authentication; the answers come through smtpd_sasl_backend_answer.
  * resp: the base64 initial response or NULL. */
-struct dovecot_request *dovecot_auth_start(struct smtpd_session *s, const char *mech,
-                                           const char *resp);
+struct smtpd_dovecot_request *smtpd_dovecot_auth_start(struct smtpd_session *s, const char *mech,
+                                                       const char *resp);
 /* The client's base64 response to a challenge. */
-void dovecot_auth_continue(struct dovecot_request *r, const char *resp);
+void smtpd_dovecot_auth_continue(struct smtpd_dovecot_request *r, const char *resp);
 /* Forget a request (the session ends or gave up); no answer follows. */
-void dovecot_request_cancel(struct dovecot_request *r);
+void smtpd_dovecot_request_cancel(struct smtpd_dovecot_request *r);
 
 #endif

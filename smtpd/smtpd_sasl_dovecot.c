@@ -32,10 +32,10 @@
 
 enum conn_state { DC_DOWN, DC_HANDSHAKE, DC_READY };
 
-struct dovecot_request {
+struct smtpd_dovecot_request {
     struct smtpd_session *s;
     unsigned long id;
-    struct dovecot_request *prev, *next;
+    struct smtpd_dovecot_request *prev, *next;
     char *pending_line;          /* the AUTH line, until the handshake is done */
     struct event *timer;
 };
@@ -52,14 +52,14 @@ static struct {
     struct { char name[24]; unsigned flags; } mechs[MECHS_MAX], new_mechs[MECHS_MAX];
     size_t nmechs, nnew;
     bool have_mechs;
-    struct dovecot_request *reqs;
+    struct smtpd_dovecot_request *reqs;
     unsigned long next_id;
     bool warned_down;
 } dc;
 
 /* ---- requests ---- */
 
-static void request_unlink(struct dovecot_request *r)
+static void request_unlink(struct smtpd_dovecot_request *r)
 {
     if (r->prev)
         r->prev->next = r->next;
@@ -70,7 +70,7 @@ static void request_unlink(struct dovecot_request *r)
     r->prev = r->next = NULL;
 }
 
-static void request_free(struct dovecot_request *r)
+static void request_free(struct smtpd_dovecot_request *r)
 {
     request_unlink(r);
     if (r->timer)
@@ -79,22 +79,22 @@ static void request_free(struct dovecot_request *r)
     free(r);
 }
 
-void dovecot_request_cancel(struct dovecot_request *r)
+void smtpd_dovecot_request_cancel(struct smtpd_dovecot_request *r)
 {
     if (r)
         request_free(r);
 }
 
 /* Give the session its answer; r is gone afterwards. */
-static void request_answer(struct dovecot_request *r, enum sasl_status st, const char *text)
+static void request_answer(struct smtpd_dovecot_request *r, enum smtpd_sasl_status st, const char *text)
 {
     struct smtpd_session *s = r->s;
     if (st != SASL_MORE)
         request_free(r);
-    sasl_backend_answer(s, st, text);
+    smtpd_sasl_backend_answer(s, st, text);
 }
 
-static void arm_timer(struct dovecot_request *r)
+static void arm_timer(struct smtpd_dovecot_request *r)
 {
     struct timeval tv = { dc.timeout > 0 ? dc.timeout : 1, 0 };
     evtimer_add(r->timer, &tv);
@@ -114,10 +114,10 @@ static void conn_broken(const char *why)
         msg_warn("SASL: connection to %s: %s", dc.path, why);
     dc.warned_down = true;
     /* take the whole list first: answering may start new requests */
-    struct dovecot_request *list = dc.reqs;
+    struct smtpd_dovecot_request *list = dc.reqs;
     dc.reqs = NULL;
     while (list) {
-        struct dovecot_request *r = list;
+        struct smtpd_dovecot_request *r = list;
         list = r->next;
         r->prev = r->next = NULL;
         if (list)
@@ -152,7 +152,7 @@ static void handshake_line(struct dovecot_line *l)
         dc.have_mechs = true;
         dc.state = DC_READY;
         dc.warned_down = false;
-        for (struct dovecot_request *r = dc.reqs; r; r = r->next)
+        for (struct smtpd_dovecot_request *r = dc.reqs; r; r = r->next)
             if (r->pending_line) {
                 bufferevent_write(dc.bev, r->pending_line, strlen(r->pending_line));
                 free(r->pending_line);
@@ -169,9 +169,9 @@ static void handshake_line(struct dovecot_line *l)
     }
 }
 
-static struct dovecot_request *request_find(unsigned long id)
+static struct smtpd_dovecot_request *request_find(unsigned long id)
 {
-    for (struct dovecot_request *r = dc.reqs; r; r = r->next)
+    for (struct smtpd_dovecot_request *r = dc.reqs; r; r = r->next)
         if (r->id == id && !r->pending_line)
             return r;
     return NULL;
@@ -181,7 +181,7 @@ static void answer_line(struct dovecot_line *l)
 {
     if (l->type != DOVECOT_OK && l->type != DOVECOT_FAIL && l->type != DOVECOT_CONT)
         return;
-    struct dovecot_request *r = request_find(l->id);
+    struct smtpd_dovecot_request *r = request_find(l->id);
     if (!r)
         return;         /* a request we gave up on */
     if (l->type == DOVECOT_OK) {
@@ -278,8 +278,8 @@ static bool conn_start(void)
     return true;
 }
 
-void dovecot_client_init(struct event_base *base, const char *path, const char *service,
-                         long timeout)
+void smtpd_dovecot_client_init(struct event_base *base, const char *path, const char *service,
+                               long timeout)
 {
     dc.service = service;
     dc.base = base;
@@ -288,7 +288,7 @@ void dovecot_client_init(struct event_base *base, const char *path, const char *
     conn_start();      /* so that the mechanisms are known by the first EHLO */
 }
 
-void dovecot_client_mechs(void (*fn)(const char *name, unsigned flags, void *ctx), void *ctx)
+void smtpd_dovecot_client_mechs(void (*fn)(const char *name, unsigned flags, void *ctx), void *ctx)
 {
     if (!dc.have_mechs) {
         fn("PLAIN", SASL_MECH_PLAINTEXT, ctx);
@@ -316,7 +316,7 @@ void dovecot_client_mechs(void (*fn)(const char *name, unsigned flags, void *ctx
 
 static void request_timeout(evutil_socket_t fd, short what, void *arg)
 {
-    struct dovecot_request *r = arg;
+    struct smtpd_dovecot_request *r = arg;
     msg_warn("SASL: %s: no answer from the authentication server at %s in time",
              r->s->client_desc, dc.path);
     bool stuck = r->pending_line != NULL;     /* never got past the handshake */
@@ -336,15 +336,15 @@ static void local_addr(const struct smtpd_session *s, char *buf, size_t bufsz)
         buf[0] = 0;
 }
 
-struct dovecot_request *dovecot_auth_start(struct smtpd_session *s, const char *mech,
-                                           const char *resp)
+struct smtpd_dovecot_request *smtpd_dovecot_auth_start(struct smtpd_session *s, const char *mech,
+                                                       const char *resp)
 {
     char lip[INET6_ADDRSTRLEN];
     local_addr(s, lip, sizeof(lip));
     const char *rip = strcmp(s->client_addr, "unknown") == 0 ? "" : s->client_addr;
     if (dc.state == DC_DOWN && !conn_start())
         return NULL;
-    struct dovecot_request *r = xcalloc(1, sizeof(*r));
+    struct smtpd_dovecot_request *r = xcalloc(1, sizeof(*r));
     r->s = s;
     r->id = ++dc.next_id;
     struct strbuf line = STRBUF_INIT(REQUEST_LINE_MAX);
@@ -368,7 +368,7 @@ struct dovecot_request *dovecot_auth_start(struct smtpd_session *s, const char *
     return r;
 }
 
-void dovecot_auth_continue(struct dovecot_request *r, const char *resp)
+void smtpd_dovecot_auth_continue(struct smtpd_dovecot_request *r, const char *resp)
 {
     struct strbuf line = STRBUF_INIT(REQUEST_LINE_MAX);
     if (dc.state == DC_READY && dovecot_format_cont(&line, r->id, resp) == 0)

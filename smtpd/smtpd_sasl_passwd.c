@@ -35,14 +35,14 @@
 #define HASH_MAX 512
 #define HELPERS 2
 
-struct passwd_job {
+struct smtpd_passwd_job {
     struct smtpd_session *s;     /* NULL once the session gave up (loop thread only) */
     char *user;
     char *password;
     char setting[HASH_MAX];      /* the user's hash, or the dummy setting */
     bool known;                  /* setting is the user's hash */
     bool ok, bad_hash;           /* results */
-    struct passwd_job *next;
+    struct smtpd_passwd_job *next;
 };
 
 static struct maplist *password_maps;
@@ -52,13 +52,13 @@ static struct {
     bool running;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    struct passwd_job *todo, *todo_tail, *done;
+    struct smtpd_passwd_job *todo, *todo_tail, *done;
     int pipe_r, pipe_w;
     struct event *ev;
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
            .pipe_r = -1, .pipe_w = -1 };
 
-int passwd_open(const char *maps, struct strbuf *err)
+int smtpd_passwd_open(const char *maps, struct strbuf *err)
 {
     if (!*maps) {
         sb_appends(err, "smtpd_sasl_password_maps is empty");
@@ -86,7 +86,7 @@ static bool same_text(const char *a, const char *b)
     return diff == 0;
 }
 
-static void job_compute(struct passwd_job *j)
+static void job_compute(struct smtpd_passwd_job *j)
 {
     struct crypt_data *cd = calloc(1, sizeof(*cd));
     if (!cd) {
@@ -102,7 +102,7 @@ static void job_compute(struct passwd_job *j)
     free(cd);
 }
 
-static void job_free(struct passwd_job *j)
+static void job_free(struct smtpd_passwd_job *j)
 {
     if (j->password) {
         memset(j->password, 0, strlen(j->password));
@@ -113,18 +113,18 @@ static void job_free(struct passwd_job *j)
 }
 
 /* Hand the result to the session (loop thread). */
-static void job_answer(struct passwd_job *j)
+static void job_answer(struct smtpd_passwd_job *j)
 {
     struct smtpd_session *s = j->s;
     if (j->bad_hash)
         msg_warn("smtpd_sasl_password_maps: user %s: password hash of an unknown or "
                  "disabled method", j->user);
-    enum sasl_status st = j->ok ? SASL_DONE : SASL_FAIL;
+    enum smtpd_sasl_status st = j->ok ? SASL_DONE : SASL_FAIL;
     const char *text = j->ok ? j->user : "authentication failure";
     char *keep = xstrdup(text);
     job_free(j);
     if (s)
-        sasl_backend_answer(s, st, keep);
+        smtpd_sasl_backend_answer(s, st, keep);
     free(keep);
 }
 
@@ -136,7 +136,7 @@ static void *helper_main(void *arg)
         pthread_mutex_lock(&pool.lock);
         while (!pool.todo)
             pthread_cond_wait(&pool.wake, &pool.lock);
-        struct passwd_job *j = pool.todo;
+        struct smtpd_passwd_job *j = pool.todo;
         pool.todo = j->next;
         if (!pool.todo)
             pool.todo_tail = NULL;
@@ -161,17 +161,17 @@ static void results_ready(evutil_socket_t fd, short what, void *arg)
     while (read(pool.pipe_r, buf, sizeof(buf)) > 0)
         ;
     pthread_mutex_lock(&pool.lock);
-    struct passwd_job *list = pool.done;
+    struct smtpd_passwd_job *list = pool.done;
     pool.done = NULL;
     pthread_mutex_unlock(&pool.lock);
     while (list) {
-        struct passwd_job *j = list;
+        struct smtpd_passwd_job *j = list;
         list = j->next;
         job_answer(j);
     }
 }
 
-void passwd_start_helpers(struct event_base *base)
+void smtpd_passwd_start_helpers(struct event_base *base)
 {
     int p[2];
     if (pipe(p) < 0)
@@ -218,8 +218,8 @@ static bool take_hash(const char *value, char *out, size_t outsz)
     return true;
 }
 
-struct passwd_job *passwd_check_start(struct smtpd_session *s, const char *user,
-                                      const char *password, const char **why)
+struct smtpd_passwd_job *smtpd_passwd_check_start(struct smtpd_session *s, const char *user,
+                                                  const char *password, const char **why)
 {
     struct strbuf v = STRBUF_INIT(HASH_MAX * 2);
     int rc = password_maps ? maplist_lookup(password_maps, user, &v) : -1;
@@ -229,7 +229,7 @@ struct passwd_job *passwd_check_start(struct smtpd_session *s, const char *user,
         *why = "Temporary lookup failure";
         return NULL;
     }
-    struct passwd_job *j = xcalloc(1, sizeof(*j));
+    struct smtpd_passwd_job *j = xcalloc(1, sizeof(*j));
     j->s = s;
     j->user = xstrdup(user);
     j->password = xstrdup(password);
@@ -259,7 +259,7 @@ struct passwd_job *passwd_check_start(struct smtpd_session *s, const char *user,
     return j;
 }
 
-void passwd_check_cancel(struct passwd_job *j)
+void smtpd_passwd_check_cancel(struct smtpd_passwd_job *j)
 {
     if (j)
         j->s = NULL;

@@ -102,7 +102,7 @@ static void format_reply(struct strbuf *out, int code, const char *text)
     }
 }
 
-void session_begin_command(struct smtpd_session *s, enum smtp_verb v)
+void smtpd_session_begin_command(struct smtpd_session *s, enum smtp_verb v)
 {
     s->verb = v;
     s->verb_counted = false;
@@ -127,10 +127,10 @@ static void tarpit_done(evutil_socket_t fd, short what, void *arg)
     sb_reset(&s->delayed);
     s->pause &= ~PAUSE_TARPIT;
     if (s->close_after_delay)
-        session_close(s);
+        smtpd_session_close(s);
     else
-        session_resume(s, 0);
-    session_finish_if_done(s);
+        smtpd_session_resume(s, 0);
+    smtpd_session_finish_if_done(s);
 }
 
 static void start_tarpit(struct smtpd_session *s)
@@ -176,11 +176,11 @@ vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
     sb_free(&r);
     if (counts && s->errors >= smtpd_cfg.hard_error_limit && s->state != ST_CLOSING) {
         msg_info("too many errors after %s from %s", s->where, s->client_desc);
-        session_close_with(s, 421, "4.7.0 %s Error: too many errors", smtpd_cfg.myhostname);
+        smtpd_session_close_with(s, 421, "4.7.0 %s Error: too many errors", smtpd_cfg.myhostname);
     }
 }
 
-void session_reply(struct smtpd_session *s, int code, const char *fmt, ...)
+void smtpd_session_reply(struct smtpd_session *s, int code, const char *fmt, ...)
 {
     va_list ap;
     if (s->state == ST_CLOSING)
@@ -190,13 +190,13 @@ void session_reply(struct smtpd_session *s, int code, const char *fmt, ...)
     va_end(ap);
 }
 
-void session_close(struct smtpd_session *s)
+void smtpd_session_close(struct smtpd_session *s)
 {
     s->state = ST_CLOSING;
     bufferevent_disable(s->bev, EV_READ);
 }
 
-void session_close_with(struct smtpd_session *s, int code, const char *fmt, ...)
+void smtpd_session_close_with(struct smtpd_session *s, int code, const char *fmt, ...)
 {
     va_list ap;
     if (s->state == ST_CLOSING)
@@ -207,12 +207,12 @@ void session_close_with(struct smtpd_session *s, int code, const char *fmt, ...)
     if (s->pause & PAUSE_TARPIT)
         s->close_after_delay = true;
     else
-        session_close(s);
+        smtpd_session_close(s);
 }
 
 /* ---- input ---- */
 
-bool session_input_pending(struct smtpd_session *s)
+bool smtpd_session_input_pending(struct smtpd_session *s)
 {
     char c;
     if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
@@ -222,7 +222,7 @@ bool session_input_pending(struct smtpd_session *s)
     return recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
-void session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz)
+void smtpd_session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz)
 {
     char raw[SAMPLE_MAX];
     ssize_t n = evbuffer_copyout(bufferevent_get_input(s->bev), raw, sizeof(raw));
@@ -244,10 +244,10 @@ void session_pending_sample(struct smtpd_session *s, char *buf, size_t bufsz)
 
 static void line_too_long(struct smtpd_session *s)
 {
-    if (sasl_line_too_long(s))
+    if (smtpd_sasl_line_too_long(s))
         return;
-    session_begin_command(s, SMTP_UNKNOWN);
-    session_reply(s, 500, "5.5.2 Error: line too long");
+    smtpd_session_begin_command(s, SMTP_UNKNOWN);
+    smtpd_session_reply(s, 500, "5.5.2 Error: line too long");
 }
 
 /* One command line from the input; returns true when something was consumed. */
@@ -285,16 +285,16 @@ static bool read_command(struct smtpd_session *s, struct evbuffer *in)
         return true;
     }
     if (!crlf && smtpd_cfg.bare_lf == BARE_LF_REJECT) {
-        session_begin_command(s, SMTP_UNKNOWN);
-        session_reply(s, 500, "5.5.2 Error: bare <LF> received");
+        smtpd_session_begin_command(s, SMTP_UNKNOWN);
+        smtpd_session_reply(s, 500, "5.5.2 Error: bare <LF> received");
         return true;
     }
     if (smtpd_cfg.bare_cr == BARE_LF_REJECT && memchr(line_buf.data, '\r', line_buf.len)) {
-        session_begin_command(s, SMTP_UNKNOWN);
-        session_reply(s, 500, "5.5.2 Error: bare <CR> received");
+        smtpd_session_begin_command(s, SMTP_UNKNOWN);
+        smtpd_session_reply(s, 500, "5.5.2 Error: bare <CR> received");
         return true;
     }
-    command_dispatch(s, line_buf.data, line_buf.len);
+    smtpd_command_dispatch(s, line_buf.data, line_buf.len);
     return true;
 }
 
@@ -306,7 +306,7 @@ static void update_reading(struct smtpd_session *s)
         bufferevent_disable(s->bev, EV_READ);
     else
         bufferevent_enable(s->bev, EV_READ);
-    limits_reading(s, !(s->state == ST_CLOSING || s->pause));
+    smtpd_limits_reading(s, !(s->state == ST_CLOSING || s->pause));
 }
 
 /* Work through buffered input until it runs out or something pauses us. */
@@ -318,16 +318,16 @@ static void session_process(struct smtpd_session *s)
         if (s->state == ST_CMD)
             progress = read_command(s, in);
         else if (s->state == ST_DATA)
-            progress = data_feed(s, in);
+            progress = smtpd_data_feed(s, in);
         else if (s->state == ST_BDAT)
-            progress = bdat_feed(s, in);
+            progress = smtpd_bdat_feed(s, in);
         if (!progress)
             break;
     }
     update_reading(s);
 }
 
-void session_resume(struct smtpd_session *s, unsigned pause_bit)
+void smtpd_session_resume(struct smtpd_session *s, unsigned pause_bit)
 {
     s->pause &= ~pause_bit;
     session_process(s);
@@ -335,10 +335,10 @@ void session_resume(struct smtpd_session *s, unsigned pause_bit)
 
 /* ---- transaction and session end ---- */
 
-void session_mail_reset(struct smtpd_session *s)
+void smtpd_session_mail_reset(struct smtpd_session *s)
 {
     if (s->cleanup) {
-        cleanup_free(s->cleanup);
+        smtpd_cleanup_free(s->cleanup);
         s->cleanup = NULL;
     }
     smtp_mail_args_free(&s->mail);
@@ -355,7 +355,7 @@ void session_mail_reset(struct smtpd_session *s)
     s->too_big = false;
     s->pause &= ~(PAUSE_CLEANUP | PAUSE_BACKLOG);
     sb_reset(&s->content);
-    check_mail_reset(s);
+    smtpd_check_mail_reset(s);
     smtpd_milter_mail_reset(s);
 }
 
@@ -386,10 +386,10 @@ static void session_free(struct smtpd_session *s)
 {
     log_disconnect(s);
     smtpd_milter_session_end(s);
-    limits_session_end(s);
-    session_mail_reset(s);
-    check_session_end(s);
-    sasl_session_end(s);
+    smtpd_limits_session_end(s);
+    smtpd_session_mail_reset(s);
+    smtpd_check_session_end(s);
+    smtpd_sasl_session_end(s);
     if (s->tarpit_ev)
         event_free(s->tarpit_ev);
     if (s->greet_ev)
@@ -440,14 +440,14 @@ static void start_linger(struct smtpd_session *s)
     bufferevent_enable(s->bev, EV_READ);
 }
 
-bool session_finish_if_done(struct smtpd_session *s)
+bool smtpd_session_finish_if_done(struct smtpd_session *s)
 {
     if (s->state != ST_CLOSING || (s->pause & PAUSE_TARPIT) || s->lingering)
         return false;
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
         return false;
     if (s->cleanup) {               /* no commit can follow now */
-        cleanup_free(s->cleanup);
+        smtpd_cleanup_free(s->cleanup);
         s->cleanup = NULL;
     }
     start_linger(s);
@@ -459,9 +459,9 @@ bool session_finish_if_done(struct smtpd_session *s)
 static void session_read_cb(struct bufferevent *bev, void *arg)
 {
     struct smtpd_session *s = arg;
-    limits_input(s);
+    smtpd_limits_input(s);
     session_process(s);
-    session_finish_if_done(s);
+    smtpd_session_finish_if_done(s);
 }
 
 static void session_write_cb(struct bufferevent *bev, void *arg)
@@ -471,13 +471,13 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
         && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
         s->tls_starting = false;       /* "220 Ready to start TLS" is out */
         s->pause &= ~PAUSE_OUTPUT;     /* and everything before it */
-        if (!session_start_tls(s))
+        if (!smtpd_session_start_tls(s))
             session_free(s);
         return;
     }
     if (s->pause & PAUSE_OUTPUT)
-        session_resume(s, PAUSE_OUTPUT);
-    session_finish_if_done(s);
+        smtpd_session_resume(s, PAUSE_OUTPUT);
+    smtpd_session_finish_if_done(s);
 }
 
 static void session_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -485,10 +485,10 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
     struct smtpd_session *s = arg;
     if (s->tls_handshaking) {
         if (what & BEV_EVENT_CONNECTED) {
-            tls_handshake_done(s);
-            session_finish_if_done(s);
+            smtpd_tls_handshake_done(s);
+            smtpd_session_finish_if_done(s);
         } else {
-            tls_handshake_failed(s, what);
+            smtpd_tls_handshake_failed(s, what);
             session_free(s);
         }
         return;
@@ -498,8 +498,8 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state != ST_CLOSING) {
         msg_info("timeout after %s from %s", s->where, s->client_desc);
         s->verb = SMTP_VERB_NONE;
-        session_close_with(s, 421, "4.4.2 %s Error: timeout exceeded", smtpd_cfg.myhostname);
-        session_finish_if_done(s);
+        smtpd_session_close_with(s, 421, "4.4.2 %s Error: timeout exceeded", smtpd_cfg.myhostname);
+        smtpd_session_finish_if_done(s);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT)
@@ -513,26 +513,26 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static void greet(struct smtpd_session *s)
 {
-    if (smtpd_cfg.forbid_unauth_pipelining && session_input_pending(s)) {
+    if (smtpd_cfg.forbid_unauth_pipelining && smtpd_session_input_pending(s)) {
         char sample[2 * SAMPLE_MAX + 1];
-        session_pending_sample(s, sample, sizeof(sample));
+        smtpd_session_pending_sample(s, sample, sizeof(sample));
         msg_info("improper command pipelining after CONNECT from %s: %s", s->client_desc, sample);
-        session_close_with(s, 554, "5.5.0 Error: SMTP protocol synchronization");
+        smtpd_session_close_with(s, 554, "5.5.0 Error: SMTP protocol synchronization");
         return;
     }
-    if (!check_greet_denied(s))
-        session_reply(s, 220, "%s", smtpd_cfg.banner);
-    session_resume(s, PAUSE_GREET);
+    if (!smtpd_check_greet_denied(s))
+        smtpd_session_reply(s, 220, "%s", smtpd_cfg.banner);
+    smtpd_session_resume(s, PAUSE_GREET);
 }
 
 static void greet_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct smtpd_session *s = arg;
     greet(s);
-    session_finish_if_done(s);
+    smtpd_session_finish_if_done(s);
 }
 
-void session_accept(int fd, struct event_base *base)
+void smtpd_session_accept(int fd, struct event_base *base)
 {
     struct smtpd_session *s = xcalloc(1, sizeof(*s));
     s->fd = fd;
@@ -550,7 +550,7 @@ void session_accept(int fd, struct event_base *base)
         return;
     }
     describe_peer(s);
-    s->client_trusted = check_client_trusted((struct sockaddr *)&s->peer);
+    s->client_trusted = smtpd_check_client_trusted((struct sockaddr *)&s->peer);
     sb_init(&s->content, CONTENT_LIMIT);
     sb_init(&s->delayed, DELAYED_LIMIT);
     s->mail.size = -1;
@@ -563,21 +563,21 @@ void session_accept(int fd, struct event_base *base)
     bufferevent_set_timeouts(s->bev, &tv, &tv);
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
     bufferevent_enable(s->bev, EV_WRITE);
-    check_connect(s, session_connected);   /* the client's name, and its restrictions */
+    smtpd_check_connect(s, smtpd_session_connected);   /* the client's name, and its restrictions */
 }
 
-void session_connected(struct smtpd_session *s)
+void smtpd_session_connected(struct smtpd_session *s)
 {
     msg_info("connect from %s", s->client_desc);
-    if (limits_connect(s))
+    if (smtpd_limits_connect(s))
         return;             /* the greeting waits for anvil's count */
-    session_start_greeting(s);
+    smtpd_session_start_greeting(s);
 }
 
-void session_start_greeting(struct smtpd_session *s)
+void smtpd_session_start_greeting(struct smtpd_session *s)
 {
-    if (tls_server_wrappermode() && !s->tls_active) {
-        tls_wrapper_start(s);   /* back here once the handshake is done */
+    if (smtpd_tls_server_wrappermode() && !s->tls_active) {
+        smtpd_tls_wrapper_start(s);   /* back here once the handshake is done */
         return;
     }
     if (smtpd_milter_connect_wait(s))   /* the milters' connect event comes first */
@@ -589,7 +589,7 @@ void session_start_greeting(struct smtpd_session *s)
         return;
     }
     greet(s);
-    session_finish_if_done(s);
+    smtpd_session_finish_if_done(s);
 }
 
 /* ---- TLS ---- */
@@ -603,10 +603,10 @@ static void set_session_buffers(struct smtpd_session *s)
     bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
 }
 
-bool session_start_tls(struct smtpd_session *s)
+bool smtpd_session_start_tls(struct smtpd_session *s)
 {
     struct strbuf err = STRBUF_INIT(1024);
-    SSL *ssl = tls_server_new_ssl(&err);
+    SSL *ssl = smtpd_tls_server_new_ssl(&err);
     if (!ssl) {
         msg_warn("%s: %s", s->client_desc, sb_str(&err));
         sb_free(&err);
@@ -618,7 +618,7 @@ bool session_start_tls(struct smtpd_session *s)
         /* Commands sent with STARTTLS in one packet were never encrypted:
          * running them inside TLS would let a man in the middle inject them. */
         char sample[2 * SAMPLE_MAX + 1];
-        session_pending_sample(s, sample, sizeof(sample));
+        smtpd_session_pending_sample(s, sample, sizeof(sample));
         msg_info("improper command pipelining after STARTTLS from %s: %s; %zu byte(s) discarded",
                  s->client_desc, sample, evbuffer_get_length(in));
     }
@@ -645,7 +645,7 @@ bool session_start_tls(struct smtpd_session *s)
     return true;
 }
 
-const char *session_protocol(const struct smtpd_session *s)
+const char *smtpd_session_protocol(const struct smtpd_session *s)
 {
     static const char *names[8] = { "SMTP", "SMTPA", "SMTPS", "SMTPSA",
                                     "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA" };

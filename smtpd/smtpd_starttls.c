@@ -18,7 +18,7 @@
 #include "strbuf.h"
 #include "util.h"
 
-void tls_session_summary(const struct smtpd_session *s, char *buf, size_t bufsz)
+void smtpd_tls_session_summary(const struct smtpd_session *s, char *buf, size_t bufsz)
 {
     snprintf(buf, bufsz, "%s with cipher %s (%d/%d bits)", s->tls_protocol, s->tls_cipher,
              s->tls_cipher_bits, s->tls_cipher_alg_bits);
@@ -28,7 +28,7 @@ void tls_session_summary(const struct smtpd_session *s, char *buf, size_t bufsz)
 
 static void starttls_go(struct smtpd_session *s)
 {
-    session_reply(s, 220, "2.0.0 Ready to start TLS");
+    smtpd_session_reply(s, 220, "2.0.0 Ready to start TLS");
     /* Nothing more is read in clear text; the handshake starts once the
      * reply is written (session_write_cb). */
     s->tls_starting = true;
@@ -40,30 +40,30 @@ static void starttls_rate_answer(struct smtpd_session *s, bool ok)
     if (ok)
         starttls_go(s);
     else
-        session_reply(s, 454, "4.7.0 Error: too many new TLS sessions from %s", s->client_addr);
+        smtpd_session_reply(s, 454, "4.7.0 Error: too many new TLS sessions from %s", s->client_addr);
 }
 
-void starttls_command(struct smtpd_session *s, const char *arg)
+void smtpd_starttls_command(struct smtpd_session *s, const char *arg)
 {
-    if (tls_server_level() == TLS_NONE) {
-        session_reply(s, 502, "5.5.1 Error: command not implemented");
+    if (smtpd_tls_server_level() == TLS_NONE) {
+        smtpd_session_reply(s, 502, "5.5.1 Error: command not implemented");
         return;
     }
     if (*arg) {
-        session_reply(s, 501, "5.5.4 Syntax: STARTTLS");
+        smtpd_session_reply(s, 501, "5.5.4 Syntax: STARTTLS");
         return;
     }
     if (s->tls_active) {
-        session_reply(s, 554, "5.5.1 Error: TLS already active");
+        smtpd_session_reply(s, 554, "5.5.1 Error: TLS already active");
         return;
     }
-    if (!tls_server_available()) {
+    if (!smtpd_tls_server_available()) {
         msg_warn("%s: STARTTLS refused: TLS is not available: %s", s->client_desc,
-                 tls_server_unavailable_reason());
-        session_reply(s, 454, "4.7.0 TLS not available due to local problem");
+                 smtpd_tls_server_unavailable_reason());
+        smtpd_session_reply(s, 454, "4.7.0 TLS not available due to local problem");
         return;
     }
-    if (limits_newtls_wait(s, starttls_rate_answer))
+    if (smtpd_limits_newtls_wait(s, starttls_rate_answer))
         return;
     starttls_go(s);
 }
@@ -73,35 +73,35 @@ void starttls_command(struct smtpd_session *s, const char *arg)
 static void wrapper_rate_answer(struct smtpd_session *s, bool ok)
 {
     if (!ok) {
-        session_close_with(s, 421, "4.7.0 %s Error: too many new TLS sessions from %s",
-                           smtpd_cfg.myhostname, s->client_addr);
+        smtpd_session_close_with(s, 421, "4.7.0 %s Error: too many new TLS sessions from %s",
+                                 smtpd_cfg.myhostname, s->client_addr);
         return;
     }
-    if (!session_start_tls(s))
-        session_close_with(s, 421, "4.7.0 %s Error: TLS not available due to local problem",
-                           smtpd_cfg.myhostname);
+    if (!smtpd_session_start_tls(s))
+        smtpd_session_close_with(s, 421, "4.7.0 %s Error: TLS not available due to local problem",
+                                 smtpd_cfg.myhostname);
 }
 
-void tls_wrapper_start(struct smtpd_session *s)
+void smtpd_tls_wrapper_start(struct smtpd_session *s)
 {
     s->where = "CONNECT";
-    if (!tls_server_available()) {
+    if (!smtpd_tls_server_available()) {
         msg_warn("%s: connection refused: smtpd_tls_wrappermode needs TLS, which is not "
-                 "available: %s", s->client_desc, tls_server_unavailable_reason());
-        session_close_with(s, 421, "4.7.0 %s Error: TLS not available due to local problem",
-                           smtpd_cfg.myhostname);
-        session_finish_if_done(s);
+                 "available: %s", s->client_desc, smtpd_tls_server_unavailable_reason());
+        smtpd_session_close_with(s, 421, "4.7.0 %s Error: TLS not available due to local problem",
+                                 smtpd_cfg.myhostname);
+        smtpd_session_finish_if_done(s);
         return;
     }
-    if (limits_newtls_wait(s, wrapper_rate_answer))
+    if (smtpd_limits_newtls_wait(s, wrapper_rate_answer))
         return;
     wrapper_rate_answer(s, true);
-    session_finish_if_done(s);
+    smtpd_session_finish_if_done(s);
 }
 
 /* ---- after the handshake ---- */
 
-void tls_handshake_done(struct smtpd_session *s)
+void smtpd_tls_handshake_done(struct smtpd_session *s)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
     const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
@@ -113,25 +113,25 @@ void tls_handshake_done(struct smtpd_session *s)
     s->tls_handshaking = false;
     s->tls_active = true;
     char summary[160];
-    tls_session_summary(s, summary, sizeof(summary));
-    if (tls_server_loglevel() >= 1)
+    smtpd_tls_session_summary(s, summary, sizeof(summary));
+    if (smtpd_tls_server_loglevel() >= 1)
         msg_info("Anonymous TLS connection established from %s: %s", s->client_desc, summary);
     if (!SSL_session_reused(ssl))
-        limits_newtls_count(s);
+        smtpd_limits_newtls_count(s);
     /* RFC 3207: forget everything learned before the handshake. */
     free(s->helo_name);
     s->helo_name = NULL;
     s->esmtp = false;
-    session_mail_reset(s);
-    if (tls_server_wrappermode()) {
+    smtpd_session_mail_reset(s);
+    if (smtpd_tls_server_wrappermode()) {
         s->pause &= ~PAUSE_TLS;
-        session_start_greeting(s);
+        smtpd_session_start_greeting(s);
     } else {
-        session_resume(s, PAUSE_TLS);
+        smtpd_session_resume(s, PAUSE_TLS);
     }
 }
 
-void tls_handshake_failed(struct smtpd_session *s, short what)
+void smtpd_tls_handshake_failed(struct smtpd_session *s, short what)
 {
     struct strbuf why = STRBUF_INIT(1024);
     unsigned long e;
@@ -142,13 +142,13 @@ void tls_handshake_failed(struct smtpd_session *s, short what)
         sb_appendf(&why, "%s%s", sep, buf);
         sep = "; ";
     }
-    tls_append_errors(&why);    /* anything left in the thread's queue */
+    smtpd_tls_append_errors(&why);    /* anything left in the thread's queue */
     if (why.len == 0)
         sb_appends(&why, (what & BEV_EVENT_TIMEOUT) ? "timeout" : (what & BEV_EVENT_EOF)
                                                                   ? "lost connection"
                                                                   : "handshake failed");
     msg_info("SSL_accept error from %s: %s", s->client_desc, sb_str(&why));
-    msg_info("lost connection after %s from %s", tls_server_wrappermode() ? "CONNECT" : "STARTTLS",
+    msg_info("lost connection after %s from %s", smtpd_tls_server_wrappermode() ? "CONNECT" : "STARTTLS",
              s->client_desc);
     s->quit_seen = true;        /* the line above said how it ended */
     sb_free(&why);

@@ -47,7 +47,7 @@ struct sni_entry {
 };
 
 static struct {
-    enum tls_level level;
+    enum smtpd_tls_level level;
     bool wrappermode;
     bool received_header;
     long loglevel;
@@ -64,7 +64,7 @@ static struct {
 
 /* Append OpenSSL's queued error reasons ("error:0A000086:SSL routines::...")
  * to out, separated by "; ", and clear the queue. */
-void tls_append_errors(struct strbuf *out)
+void smtpd_tls_append_errors(struct strbuf *out)
 {
     unsigned long e;
     const char *sep = "";
@@ -107,7 +107,7 @@ static int group_install(SSL_CTX *ctx, struct chain_group *g, const char *file, 
     } else if (SSL_CTX_use_cert_and_key(ctx, g->leaf, g->key, g->chain, 1) != 1) {
         sb_appendf(err, "%s: the private key does not match its certificate, or it is "
                    "unusable: ", file);
-        tls_append_errors(err);
+        smtpd_tls_append_errors(err);
         rc = -1;
     }
     group_clear(g);
@@ -140,7 +140,7 @@ static int load_chain_file(SSL_CTX *ctx, const char *file, struct strbuf *err)
             unsigned long e = ERR_peek_last_error();
             if (ERR_GET_REASON(e) != PEM_R_NO_START_LINE || n == 0) {
                 sb_appendf(err, "%s: no usable PEM data: ", file);
-                tls_append_errors(err);
+                smtpd_tls_append_errors(err);
                 rc = -1;
             }
             ERR_clear_error();
@@ -158,7 +158,7 @@ static int load_chain_file(SSL_CTX *ctx, const char *file, struct strbuf *err)
             g.key = d2i_AutoPrivateKey(NULL, &p, len);
             if (!g.key) {
                 sb_appendf(err, "%s: cannot decode the private key: ", file);
-                tls_append_errors(err);
+                smtpd_tls_append_errors(err);
                 rc = -1;
             }
         } else if (strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "TRUSTED CERTIFICATE") == 0) {
@@ -166,7 +166,7 @@ static int load_chain_file(SSL_CTX *ctx, const char *file, struct strbuf *err)
                                                         : d2i_X509_AUX(NULL, &p, len);
             if (!x) {
                 sb_appendf(err, "%s: cannot decode a certificate: ", file);
-                tls_append_errors(err);
+                smtpd_tls_append_errors(err);
                 rc = -1;
             } else if (!g.leaf) {
                 g.leaf = x;
@@ -231,18 +231,18 @@ static int load_cert_key(SSL_CTX *ctx, const char *cert, const char *key, bool e
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         sb_appendf(err, "cannot load the certificate from smtpd_tls_%scert_file %s: ",
                    ec ? "ec" : "", cert);
-        tls_append_errors(err);
+        smtpd_tls_append_errors(err);
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
         sb_appendf(err, "cannot load the private key from smtpd_tls_%skey_file %s: ",
                    ec ? "ec" : "", key);
-        tls_append_errors(err);
+        smtpd_tls_append_errors(err);
         return -1;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         sb_appendf(err, "the private key in %s does not match the certificate in %s: ", key, cert);
-        tls_append_errors(err);
+        smtpd_tls_append_errors(err);
         return -1;
     }
     return 0;
@@ -443,7 +443,7 @@ static SSL_CTX *context_new(struct strbuf *err)
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         sb_appends(err, "cannot create a TLS context: ");
-        tls_append_errors(err);
+        smtpd_tls_append_errors(err);
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, lo);
@@ -453,7 +453,7 @@ static SSL_CTX *context_new(struct strbuf *err)
     const char *list = cipher_list(grade_name, cfg_str(grade_param));
     if (SSL_CTX_set_cipher_list(ctx, list) != 1) {
         sb_appendf(err, "%s: cipher list \"%.200s\" selects no cipher: ", grade_name, list);
-        tls_append_errors(err);
+        smtpd_tls_append_errors(err);
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -572,7 +572,7 @@ static void sni_load(const char *tables)
 
 /* ---- the process's TLS ---- */
 
-static enum tls_level read_level(void)
+static enum smtpd_tls_level read_level(void)
 {
     const char *v = cfg_str(P_smtpd_tls_security_level);
     if (!*v || str_ieq(v, "none"))
@@ -584,7 +584,7 @@ static enum tls_level read_level(void)
     msg_fatal("main.cf: smtpd_tls_security_level = %s: expected none, may or encrypt", v);
 }
 
-void tls_server_pre_init(void)
+void smtpd_tls_server_pre_init(void)
 {
     tls.wrappermode = cfg_bool(P_smtpd_tls_wrappermode);
     tls.received_header = cfg_bool(P_smtpd_tls_received_header);
@@ -629,42 +629,42 @@ void tls_server_pre_init(void)
     sb_free(&err);
 }
 
-enum tls_level tls_server_level(void)
+enum smtpd_tls_level smtpd_tls_server_level(void)
 {
     return tls.level;
 }
 
-bool tls_server_wrappermode(void)
+bool smtpd_tls_server_wrappermode(void)
 {
     return tls.wrappermode;
 }
 
-long tls_server_loglevel(void)
+long smtpd_tls_server_loglevel(void)
 {
     return tls.loglevel;
 }
 
-bool tls_server_received_header(void)
+bool smtpd_tls_server_received_header(void)
 {
     return tls.received_header;
 }
 
-bool tls_server_available(void)
+bool smtpd_tls_server_available(void)
 {
     return tls.ctx != NULL;
 }
 
-const char *tls_server_unavailable_reason(void)
+const char *smtpd_tls_server_unavailable_reason(void)
 {
     return sb_str(&tls.why);
 }
 
-SSL *tls_server_new_ssl(struct strbuf *err)
+SSL *smtpd_tls_server_new_ssl(struct strbuf *err)
 {
     SSL *ssl = tls.ctx ? SSL_new(tls.ctx) : NULL;
     if (!ssl) {
         sb_appends(err, "cannot create a TLS session: ");
-        tls_append_errors(err);
+        smtpd_tls_append_errors(err);
     }
     return ssl;
 }

@@ -8,10 +8,10 @@
 
 static char text[256];
 
-static const struct access_action *parse(const char *v)
+static const struct smtpd_access_action *parse(const char *v)
 {
-    static struct access_action a;
-    access_action_parse(v, &a);
+    static struct smtpd_access_action a;
+    smtpd_access_action_parse(v, &a);
     memcpy(text, a.text, a.text_len);
     text[a.text_len] = 0;
     return &a;
@@ -23,7 +23,7 @@ int main(void)
     CHECK(parse("permit")->kind == ACT_OK);
     CHECK(parse("  1234 ")->kind == ACT_OK);
     CHECK(parse("DUNNO")->kind == ACT_DUNNO);
-    const struct access_action *a = parse("REJECT 5.7.9 go away  ");
+    const struct smtpd_access_action *a = parse("REJECT 5.7.9 go away  ");
     CHECK(a->kind == ACT_REJECT);
     CHECK_STR(a->dsn, "5.7.9");
     CHECK_STR(text, "go away");
@@ -58,24 +58,24 @@ int main(void)
     CHECK(parse("permit_mynetworks, reject")->kind == ACT_RESTRICTIONS);
     CHECK(parse("")->kind == ACT_INVALID);
 
-    CHECK(dsn_prefix_len("5.7.1 x") == 5);
-    CHECK(dsn_prefix_len("4.7.25") == 6);
-    CHECK(dsn_prefix_len("3.1.1 x") == 0);
-    CHECK(dsn_prefix_len("5.1234.1") == 0);
-    CHECK(dsn_prefix_len("5.7.1x") == 0);
+    CHECK(smtpd_dsn_prefix_len("5.7.1 x") == 5);
+    CHECK(smtpd_dsn_prefix_len("4.7.25") == 6);
+    CHECK(smtpd_dsn_prefix_len("3.1.1 x") == 0);
+    CHECK(smtpd_dsn_prefix_len("5.1234.1") == 0);
+    CHECK(smtpd_dsn_prefix_len("5.7.1x") == 0);
 
     const char *act;
     size_t alen, used;
     const char *r1 = "foo=bar\naction=DUNNO\n\nnext";
-    CHECK(policy_reply_parse(r1, strlen(r1), 4096, &act, &alen, &used) == 1);
+    CHECK(smtpd_policy_reply_parse(r1, strlen(r1), 4096, &act, &alen, &used) == 1);
     CHECK(alen == 5 && memcmp(act, "DUNNO", 5) == 0 && used == strlen(r1) - 4);
     const char *r2 = "action=REJECT\r\n\r\n";
-    CHECK(policy_reply_parse(r2, strlen(r2), 4096, &act, &alen, &used) == 1);
+    CHECK(smtpd_policy_reply_parse(r2, strlen(r2), 4096, &act, &alen, &used) == 1);
     CHECK(alen == 6);
-    CHECK(policy_reply_parse("action=DUN", 10, 4096, &act, &alen, &used) == 0);
-    CHECK(policy_reply_parse("\n", 1, 4096, &act, &alen, &used) == -1);
-    CHECK(policy_reply_parse("junk\n\n", 6, 4096, &act, &alen, &used) == -1);
-    CHECK(policy_reply_parse("action=x\0\n\n", 11, 4096, &act, &alen, &used) == -1);
-    CHECK(policy_reply_parse("aaaaaaaaaaaa", 12, 8, &act, &alen, &used) == -1);
+    CHECK(smtpd_policy_reply_parse("action=DUN", 10, 4096, &act, &alen, &used) == 0);
+    CHECK(smtpd_policy_reply_parse("\n", 1, 4096, &act, &alen, &used) == -1);
+    CHECK(smtpd_policy_reply_parse("junk\n\n", 6, 4096, &act, &alen, &used) == -1);
+    CHECK(smtpd_policy_reply_parse("action=x\0\n\n", 11, 4096, &act, &alen, &used) == -1);
+    CHECK(smtpd_policy_reply_parse("aaaaaaaaaaaa", 12, 8, &act, &alen, &used) == -1);
     return check_summary();
 }

@@ -299,13 +299,13 @@ struct decoded {
 static struct decoded decode(const char *in, size_t n, size_t step, bool after_crlf)
 {
     struct decoded r;
-    struct content_decoder d;
+    struct smtpd_content_decoder d;
     struct strbuf out = STRBUF_INIT(0);
-    content_decoder_init(&d, after_crlf);
+    smtpd_content_decoder_init(&d, after_crlf);
     size_t pos = 0;
     while (pos < n && !d.done) {
         size_t chunk = step ? (n - pos < step ? n - pos : step) : n - pos;
-        pos += content_decode_data(&d, in + pos, chunk, &out);
+        pos += smtpd_content_decode_data(&d, in + pos, chunk, &out);
     }
     memset(&r, 0, sizeof(r));
     r.len = out.len < sizeof(r.text) ? out.len : sizeof(r.text) - 1;
@@ -387,25 +387,25 @@ static void test_bdat_decoder(void)
     const char *want = "a\nb\nc\rd\n.\n\r";
     size_t n = sizeof(in) - 1;
     for (size_t step = 1; step <= n; step++) {
-        struct content_decoder d;
+        struct smtpd_content_decoder d;
         struct strbuf out = STRBUF_INIT(0);
-        content_decoder_init(&d, true);
+        smtpd_content_decoder_init(&d, true);
         for (size_t pos = 0; pos < n; pos += step)
-            content_decode_bdat(&d, in + pos, n - pos < step ? n - pos : step, &out);
-        content_finish_bdat(&d, &out);
+            smtpd_content_decode_bdat(&d, in + pos, n - pos < step ? n - pos : step, &out);
+        smtpd_content_finish_bdat(&d, &out);
         CHECK(out.len == strlen(want) && memcmp(out.data, want, out.len) == 0);
         CHECK(!d.done && d.saw_bare_cr);
         sb_free(&out);
     }
     /* CR LF split across chunks is no bare CR; a CR that ends the last chunk is */
-    struct content_decoder d;
-    content_decoder_init(&d, true);
-    content_decode_bdat(&d, "a\r", 2, NULL);
-    content_decode_bdat(&d, "\nb", 2, NULL);
-    content_finish_bdat(&d, NULL);
+    struct smtpd_content_decoder d;
+    smtpd_content_decoder_init(&d, true);
+    smtpd_content_decode_bdat(&d, "a\r", 2, NULL);
+    smtpd_content_decode_bdat(&d, "\nb", 2, NULL);
+    smtpd_content_finish_bdat(&d, NULL);
     CHECK(!d.saw_bare_cr && d.size == 4);
-    content_decode_bdat(&d, "c\r", 2, NULL);
-    content_finish_bdat(&d, NULL);
+    smtpd_content_decode_bdat(&d, "c\r", 2, NULL);
+    smtpd_content_finish_bdat(&d, NULL);
     CHECK(d.saw_bare_cr);
 }
 

@@ -1,0 +1,305 @@
+/* smtpd_check_config.c: the configuration of smtpd's restriction engine:
+ * the restriction lists (smtpd_client_, _helo_, _sender_, _relay_,
+ * _recipient_, _data_ and _end_of_data_restrictions, and the classes of
+ * smtpd_restriction_classes) compiled once from main.cf, the tables they
+ * name opened once, the reply codes, and the resolver. The evaluation is in
+ * smtpd_check_engine.c, the commands' entry points in smtpd_check_command.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "dns_event.h"
+#include "resolve.h"
+#include "log.h"
+#include "maps.h"
+#include "netlist.h"
+#include "server.h"
+#include "smtpd.h"
+#include "smtpd_check.h"
+#include "strbuf.h"
+#include "util.h"
+
+struct smtpd_check_config smtpd_check_cfg;
+
+/* restriction classes (smtpd_restriction_classes) */
+static struct rclass { char *name; struct smtpd_restriction_list list; } *classes;
+static size_t nclasses;
+
+static const char *const stage_params[STAGE_COUNT] = {
+    "smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
+    "smtpd_relay_restrictions", "smtpd_recipient_restrictions", "smtpd_data_restrictions",
+    "smtpd_end_of_data_restrictions",
+};
+
+/* ---- compiling restriction lists ---- */
+
+static const struct { const char *name; enum smtpd_restriction_type type; bool arg; } known[] = {
+    { "permit", R_PERMIT, false }, { "reject", R_REJECT, false }, { "defer", R_DEFER, false },
+    { "defer_if_permit", R_DEFER_IF_PERMIT, false }, { "defer_if_reject", R_DEFER_IF_REJECT, false },
+    { "warn_if_reject", R_WARN_IF_REJECT, false }, { "dunno", R_DUNNO, false },
+    { "permit_mynetworks", R_PERMIT_MYNETWORKS, false },
+    { "permit_sasl_authenticated", R_PERMIT_SASL, false },
+    { "permit_auth_destination", R_PERMIT_AUTH_DEST, false },
+    { "reject_unauth_destination", R_REJECT_UNAUTH_DEST, false },
+    { "defer_unauth_destination", R_DEFER_UNAUTH_DEST, false },
+    { "reject_unlisted_recipient", R_REJECT_UNLISTED_RCPT, false },
+    { "reject_unlisted_sender", R_REJECT_UNLISTED_SENDER, false },
+    { "check_client_access", R_CHECK_CLIENT_ACCESS, true },
+    { "check_helo_access", R_CHECK_HELO_ACCESS, true },
+    { "check_sender_access", R_CHECK_SENDER_ACCESS, true },
+    { "check_recipient_access", R_CHECK_RCPT_ACCESS, true },
+    { "reject_rbl_client", R_RBL_CLIENT, true }, { "reject_rhsbl_client", R_RHSBL_CLIENT, true },
+    { "reject_rhsbl_sender", R_RHSBL_SENDER, true }, { "reject_rhsbl_helo", R_RHSBL_HELO, true },
+    { "reject_rhsbl_recipient", R_RHSBL_RCPT, true },
+    { "reject_invalid_helo_hostname", R_INVALID_HELO, false },
+    { "reject_invalid_hostname", R_INVALID_HELO, false },
+    { "reject_non_fqdn_helo_hostname", R_NON_FQDN_HELO, false },
+    { "reject_non_fqdn_hostname", R_NON_FQDN_HELO, false },
+    { "reject_non_fqdn_sender", R_NON_FQDN_SENDER, false },
+    { "reject_non_fqdn_recipient", R_NON_FQDN_RCPT, false },
+    { "reject_unknown_sender_domain", R_UNKNOWN_SENDER_DOMAIN, false },
+    { "reject_unknown_recipient_domain", R_UNKNOWN_RCPT_DOMAIN, false },
+    { "reject_unknown_client_hostname", R_UNKNOWN_CLIENT, false },
+    { "reject_unknown_client", R_UNKNOWN_CLIENT, false },
+    { "reject_unknown_reverse_client_hostname", R_UNKNOWN_REVERSE_CLIENT, false },
+    { "reject_unauth_pipelining", R_UNAUTH_PIPELINING, false },
+    { "check_policy_service", R_POLICY, true },
+    { "reject_sender_login_mismatch", R_SENDER_LOGIN_MISMATCH, false },
+    { "reject_authenticated_sender_login_mismatch", R_AUTH_SENDER_LOGIN_MISMATCH, false },
+    { "reject_unauthenticated_sender_login_mismatch", R_UNAUTH_SENDER_LOGIN_MISMATCH, false },
+    { "reject_known_sender_login_mismatch", R_KNOWN_SENDER_LOGIN_MISMATCH, false },
+};
+
+/* Tables named by several restrictions are opened once. */
+static struct map *open_table(const char *spec, const char *param)
+{
+    static struct { char *spec; struct map *map; } opened[64];
+    static size_t nopened;
+    for (size_t i = 0; i < nopened; i++)
+        if (strcmp(opened[i].spec, spec) == 0)
+            return opened[i].map;
+    struct strbuf err = STRBUF_INIT(1024);
+    struct map *m = map_open(spec, &err);
+    if (!m)
+        msg_warn("%s: cannot open table %s: %s", param, spec, sb_str(&err));
+    sb_free(&err);
+    if (m && nopened < sizeof(opened) / sizeof(opened[0])) {
+        opened[nopened].spec = xstrdup(spec);
+        opened[nopened++].map = m;
+    }
+    return m;
+}
+
+static bool is_class(const char *name)
+{
+    const char *list = cfg_str(P_smtpd_restriction_classes);
+    size_t n;
+    char **words = cfg_list_split(list, &n);
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(words[i], name) == 0;
+    cfg_list_free(words, n);
+    return found;
+}
+
+static void add_item(struct smtpd_restriction_list *l, const struct smtpd_restriction *r)
+{
+    l->items = xrealloc(l->items, (l->n + 1) * sizeof(*l->items));
+    l->items[l->n++] = *r;
+}
+
+void smtpd_restriction_list_parse(struct smtpd_restriction_list *l, const char *text, const char *param)
+{
+    size_t n;
+    char **words = cfg_list_split(text, &n);
+    memset(l, 0, sizeof(*l));
+    for (size_t i = 0; i < n; i++) {
+        struct smtpd_restriction r;
+        memset(&r, 0, sizeof(r));
+        r.name = xstrdup(words[i]);
+        r.type = R_CONFIG_ERROR;
+        size_t k;
+        for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+            if (str_ieq(words[i], known[k].name))
+                break;
+        if (k < sizeof(known) / sizeof(known[0])) {
+            if (known[k].arg && i + 1 >= n) {
+                msg_warn("%s: restriction %s needs an argument", param, words[i]);
+            } else {
+                r.type = known[k].type;
+                if (known[k].arg)
+                    r.arg = xstrdup(words[++i]);
+            }
+        } else if (is_class(words[i])) {
+            r.type = R_CLASS;
+            r.arg = xstrdup(words[i]);
+        } else if (strchr(words[i], ':')) {
+            msg_warn("%s: a table (%s) must follow a check_*_access restriction", param, words[i]);
+        } else {
+            msg_warn("%s: unknown smtpd restriction: \"%s\"", param, words[i]);
+        }
+        if (r.type >= R_CHECK_CLIENT_ACCESS && r.type <= R_CHECK_RCPT_ACCESS) {
+            r.map = open_table(r.arg, param);
+            if (!r.map)
+                r.type = R_CONFIG_ERROR;
+        } else if (r.type >= R_RBL_CLIENT && r.type <= R_RHSBL_RCPT) {
+            char *eq = strchr(r.arg, '=');
+            if (eq) {
+                *eq = 0;
+                r.rbl_filter = xstrdup(eq + 1);
+            }
+        } else if (r.type >= R_SENDER_LOGIN_MISMATCH && r.type <= R_KNOWN_SENDER_LOGIN_MISMATCH
+                   && !*cfg_str(P_smtpd_sender_login_maps)) {
+            msg_warn("%s: restriction %s requires that smtpd_sender_login_maps is set",
+                     param, words[i]);
+            r.type = R_CONFIG_ERROR;
+        } else if (r.type == R_POLICY) {
+            r.policy = smtpd_policy_service_get(r.arg);
+            if (!r.policy) {
+                msg_warn("%s: bad policy service \"%s\": expected inet:host:port or unix:path",
+                         param, r.arg);
+                r.type = R_CONFIG_ERROR;
+            }
+        }
+        add_item(l, &r);
+    }
+    cfg_list_free(words, n);
+}
+
+void smtpd_restriction_list_free(struct smtpd_restriction_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i].name);
+        free(l->items[i].arg);
+        free(l->items[i].rbl_filter);
+    }
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+const struct smtpd_restriction_list *smtpd_check_class_list(const char *name)
+{
+    for (size_t i = 0; i < nclasses; i++)
+        if (strcmp(classes[i].name, name) == 0)
+            return &classes[i].list;
+    return NULL;
+}
+
+static struct maplist *open_maplist(enum param_id id, const char *name)
+{
+    const char *v = cfg_str(id);
+    if (!*v)
+        return NULL;
+    struct strbuf err = STRBUF_INIT(1024);
+    struct maplist *l = maplist_open(v, &err);
+    if (!l)
+        msg_fatal("main.cf: %s: %s", name, sb_str(&err));
+    sb_free(&err);
+    return l;
+}
+
+static int reply_code(enum param_id id, const char *name, int lo, int hi)
+{
+    long v = cfg_int(id);
+    if (v < lo || v > hi)
+        msg_fatal("main.cf: %s = %ld: expected a reply code from %d to %d", name, v, lo, hi);
+    return (int)v;
+}
+
+/* Does the list hold something that can refuse a recipient? Postfix
+ * refuses to run without one in the relay or the recipient list. */
+static bool list_can_refuse(const struct smtpd_restriction_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        enum smtpd_restriction_type t = l->items[i].type;
+        if (t == R_REJECT || t == R_DEFER || t == R_DEFER_IF_PERMIT || t == R_REJECT_UNAUTH_DEST
+            || t == R_DEFER_UNAUTH_DEST)
+            return true;
+    }
+    return false;
+}
+
+/* As root, before any chroot: tables and the resolver's configuration
+ * (the address resolver reads this host's interface addresses here, before
+ * the privilege drop). */
+void smtpd_check_pre_init(void)
+{
+    struct smtpd_check_config *c = &smtpd_check_cfg;
+    resolve_init();
+    c->delay_reject = cfg_bool(P_smtpd_delay_reject);
+    c->null_key = cfg_str(P_smtpd_null_access_lookup_key);
+    c->reject_unlisted_sender = cfg_bool(P_smtpd_reject_unlisted_sender);
+    c->reject_unlisted_rcpt = cfg_bool(P_smtpd_reject_unlisted_recipient);
+    c->peername_lookup = cfg_bool(P_smtpd_peername_lookup);
+    c->recipient_delimiter = cfg_str(P_recipient_delimiter);
+    c->reject_code = reply_code(P_reject_code, "reject_code", 400, 599);
+    c->defer_code = reply_code(P_defer_code, "defer_code", 400, 499);
+    c->relay_code = reply_code(P_relay_domains_reject_code, "relay_domains_reject_code", 400, 599);
+    c->access_reject_code = reply_code(P_access_map_reject_code, "access_map_reject_code", 400, 599);
+    c->access_defer_code = reply_code(P_access_map_defer_code, "access_map_defer_code", 400, 499);
+    c->invalid_hostname_code = reply_code(P_invalid_hostname_reject_code,
+                                          "invalid_hostname_reject_code", 400, 599);
+    c->non_fqdn_code = reply_code(P_non_fqdn_reject_code, "non_fqdn_reject_code", 400, 599);
+    c->unknown_address_code = reply_code(P_unknown_address_reject_code,
+                                         "unknown_address_reject_code", 400, 599);
+    c->unknown_client_code = reply_code(P_unknown_client_reject_code,
+                                        "unknown_client_reject_code", 400, 599);
+    c->rbl_code = reply_code(P_maps_rbl_reject_code, "maps_rbl_reject_code", 400, 599);
+    c->unknown_local_code = reply_code(P_unknown_local_recipient_reject_code,
+                                       "unknown_local_recipient_reject_code", 400, 599);
+    c->unknown_relay_code = reply_code(P_unknown_relay_recipient_reject_code,
+                                       "unknown_relay_recipient_reject_code", 400, 599);
+    c->unknown_virtual_code = reply_code(P_unknown_virtual_alias_reject_code,
+                                         "unknown_virtual_alias_reject_code", 400, 599);
+    /* the template keeps its $rbl_* names: it is expanded per reply */
+    c->default_rbl_reply = cfg_get_raw_set("default_rbl_reply");
+    if (!c->default_rbl_reply)
+        c->default_rbl_reply = param_table()[P_default_rbl_reply].default_value;
+    c->local_rcpt_maps = open_maplist(P_local_recipient_maps, "local_recipient_maps");
+    c->relay_rcpt_maps = open_maplist(P_relay_recipient_maps, "relay_recipient_maps");
+    c->virtual_maps = open_maplist(P_virtual_alias_maps, "virtual_alias_maps");
+    c->rbl_reply_maps = open_maplist(P_rbl_reply_maps, "rbl_reply_maps");
+    c->sender_login_maps = open_maplist(P_smtpd_sender_login_maps, "smtpd_sender_login_maps");
+    smtpd_policy_init();
+
+    size_t n;
+    char **names = cfg_list_split(cfg_str(P_smtpd_restriction_classes), &n);
+    classes = xcalloc(n + 1, sizeof(*classes));
+    for (size_t i = 0; i < n; i++) {
+        const char *v = cfg_get(names[i]);
+        classes[nclasses].name = xstrdup(names[i]);
+        smtpd_restriction_list_parse(&classes[nclasses++].list, v ? v : "", names[i]);
+    }
+    cfg_list_free(names, n);
+    for (int st = 0; st < STAGE_COUNT; st++) {
+        const char *v = cfg_get(stage_params[st]);
+        smtpd_restriction_list_parse(&c->lists[st], v ? v : "", stage_params[st]);
+    }
+    if (!list_can_refuse(&c->lists[STAGE_RELAY]) && !list_can_refuse(&c->lists[STAGE_RECIPIENT]))
+        msg_fatal("in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify "
+                  "at least one working instance of: reject_unauth_destination, "
+                  "defer_unauth_destination, reject, defer, defer_if_permit");
+    struct strbuf err = STRBUF_INIT(1024);
+    c->dns = dnsev_open(cfg_str(P_smtpd_dns_servers), (int)cfg_time(P_smtpd_dns_timeout), &err);
+    if (!c->dns)
+        msg_fatal("main.cf: smtpd_dns_servers: %s", sb_str(&err));
+    sb_free(&err);
+}
+
+void smtpd_check_init(void)
+{
+    struct strbuf err = STRBUF_INIT(1024);
+    smtpd_cfg.mynetworks = netlist_parse(cfg_str(P_mynetworks), &err);
+    if (!smtpd_cfg.mynetworks)
+        msg_fatal("main.cf: mynetworks: %s", sb_str(&err));
+    sb_free(&err);
+    resolve_init();
+    if (!smtpd_check_cfg.dns)
+        smtpd_check_pre_init();      /* started without the pre-init step */
+    dnsev_attach(smtpd_check_cfg.dns, server_event_base());
+}
+
+bool smtpd_check_client_trusted(const struct sockaddr *sa)
+{
+    return netlist_match(smtpd_cfg.mynetworks, sa);
+}
