@@ -1,4 +1,4 @@
-/* qmgr_incoming.c: how messages enter qmgr's care (lib/QUEUE.md): recovery
+/* qmgr_incoming.c: how messages enter qmgr's care (lib/global/QUEUE.md): recovery
  * of what a crash left in active/, removal of stale temporary files, and
  * the move of each complete message from incoming/ to active/, with files
  * that cannot be read set aside in corrupt/. Paths are relative: qmgr runs

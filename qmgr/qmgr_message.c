@@ -286,7 +286,7 @@ static void log_field(struct strbuf *line, const char *name, const char *value, 
     sb_appendc(line, last ? '\n' : '\t');
 }
 
-/* defer/ID and bounce/ID: one line per recipient and attempt (lib/QUEUE.md). */
+/* defer/ID and bounce/ID: one line per recipient and attempt (lib/global/QUEUE.md). */
 static void append_log(const char *dir, const char *id, const struct qrcpt *r,
                        const struct outcome *o)
 {

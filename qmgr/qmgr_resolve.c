@@ -1,5 +1,5 @@
 /* qmgr_resolve.c: routes a recipient. The default route comes from the
- * one resolver (lib/resolve.c, the same call smtpd's relay check and
+ * one resolver (lib/global/resolve.c, the same call smtpd's relay check and
  * recipient tables make): sender routing in the local part resolved, then
  * local_transport for mydestination and this host's address literals,
  * relay_transport for relay_domains, default_transport for the rest, with

@@ -250,7 +250,7 @@ void smtpd_command_mail_accept(struct smtpd_session *s);
 void smtpd_data_accept(struct smtpd_session *s);
 /* End-of-data restrictions decided: code 0 to commit, else the refusal. */
 void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text);
-/* The milters' end-of-message verdict (enum milter_verdict, lib/milter.h). */
+/* The milters' end-of-message verdict (enum milter_verdict, lib/milter/milter.h). */
 void smtpd_data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text);
 /* The session may proceed to its greeting (name known, client checked). */
 void smtpd_session_connected(struct smtpd_session *s);

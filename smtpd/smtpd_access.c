@@ -5,7 +5,7 @@
  * (local_recipient_maps, virtual_alias_maps, relay_recipient_maps); and the
  * relay decision (permit_auth_destination, reject_unauth_destination,
  * defer_unauth_destination). Both the relay decision and the recipient
- * tables look at the address as lib/resolve.c resolves it for delivery:
+ * tables look at the address as lib/global/resolve.c resolves it for delivery:
  * sender routing in the local part (%, !, a quoted @) followed to where
  * the mail would really go, address literals local only when they name
  * this host, so no routing trick makes a foreign destination look local
@@ -172,7 +172,7 @@ enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const stru
 
 /* ---- relay control ---- */
 
-/* Is a one of our destinations? The resolver (lib/resolve.h) decides, on
+/* Is a one of our destinations? The resolver (lib/global/resolve.h) decides, on
  * the address as delivery will see it: local (mydestination or an address
  * literal of this host) is ours; relay_domains is ours unless the address
  * carries sender routing (Postfix's allow_untrusted_routing = no). The bare

@@ -1,5 +1,5 @@
 /* smtpd_milter.c: smtpd_milters: one chain of milter connections per SMTP
- * session (lib/milter.c), reused for each of its messages. The envelope
+ * session (lib/milter/milter.c), reused for each of its messages. The envelope
  * events run when each command has passed Tern's own restrictions; their
  * rejections answer that command (a RCPT rejection refuses that recipient
  * only). The message content is spooled to an anonymous file in the
@@ -384,7 +384,7 @@ bool smtpd_milter_data_wait(struct smtpd_session *s)
     if (!m || !m->chain || m->pass)
         return false;
     spool_reset(m);
-    queue_id_new(m->qid);       /* unique: it holds smtpd's PID (lib/queue_id.c) */
+    queue_id_new(m->qid);       /* unique: it holds smtpd's PID (lib/global/queue_id.c) */
     wait_for(s, W_DATA);
     milter_data_event(m->chain);
     return true;

@@ -483,7 +483,7 @@ def new_queue_id():
 
 
 def queue_record(rtype, data):
-    """One queue file record (lib/QUEUE.md): the type letter, a 4-byte
+    """One queue file record (lib/global/QUEUE.md): the type letter, a 4-byte
     big-endian length, the data (bytes, or str as UTF-8)."""
     data = data if isinstance(data, bytes) else data.encode()
     return rtype.encode() + struct.pack(">I", len(data)) + data

@@ -42,7 +42,7 @@ SASL_USER, SASL_PASSWORD = "golduser", "gold password"
 
 # ---- the one masking function ----
 
-QUEUE_ID = re.compile(r"\b[0-9B-DF-HJ-NP-TV-Z]{16}\b")   # lib/queue.c's alphabet and length
+QUEUE_ID = re.compile(r"\b[0-9B-DF-HJ-NP-TV-Z]{16}\b")   # lib/global/queue_id.c's alphabet and length
 MASKS = [
     # the prefix every line has: time, host name, program[PID]
     (re.compile(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d "), "TIME "),
