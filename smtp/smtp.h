@@ -90,7 +90,10 @@ struct smtp_rcpt {
     bool already_done;                      /* a D record already: never touched */
 };
 
+struct deliver_request;
+
 struct smtp_request {
+    struct deliver_request *dr;             /* the request as read, the queue file */
     /* from qmgr (strings point into the request frame) */
     const char *queue_id, *queue_path, *transport, *nexthop, *sender;
     struct smtp_rcpt *rcpts;
@@ -99,7 +102,7 @@ struct smtp_request {
     struct smtp_nexthop nh;
     struct smtp_tls_policy tls;
     /* from the queue file */
-    int qfd;
+    int qfd;                                /* dr's descriptor, -1 until opened */
     off_t content_offset;
     struct smtp_content_info content;
     bool body_8bitmime;                     /* declared BODY=8BITMIME */
