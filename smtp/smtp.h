@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "deliver_request.h"
 #include "queue.h"
 #include "smtp_parse.h"
 #include "smtp_policy.h"
@@ -90,12 +91,10 @@ struct smtp_rcpt {
     bool already_done;                      /* a D record already: never touched */
 };
 
-struct deliver_request;
-
 struct smtp_request {
-    struct deliver_request *dr;             /* the request as read, the queue file */
-    /* from qmgr (strings point into the request frame) */
-    const char *queue_id, *queue_path, *transport, *nexthop, *sender;
+    /* from qmgr: queue_id, queue_path, transport, nexthop and sender are
+     * dr's; the recipients are the agent's own view of dr's */
+    struct deliver_request *dr;
     struct smtp_rcpt *rcpts;
     size_t nrcpt;
     /* the next hop, parsed, and the TLS policy that applies to it */

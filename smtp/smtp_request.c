@@ -12,7 +12,6 @@
 #include <strings.h>
 
 #include "address.h"
-#include "deliver_request.h"
 #include "log.h"
 #include "log_delivery.h"
 #include "resolve.h"
@@ -86,11 +85,6 @@ static void request_free(struct smtp_request *rq)
 static void request_take(struct smtp_request *rq, struct deliver_request *dr)
 {
     rq->dr = dr;
-    rq->queue_id = dr->queue_id;
-    rq->queue_path = dr->queue_path;
-    rq->transport = dr->transport;
-    rq->nexthop = dr->nexthop;
-    rq->sender = dr->sender;
     rq->start_usec = dr->start_usec;
     rq->rcpts = xcalloc(dr->nrcpt, sizeof(*rq->rcpts));
     rq->nrcpt = dr->nrcpt;
@@ -137,8 +131,8 @@ static void match_recipients(struct smtp_request *rq)
         struct smtp_rcpt *r = &rq->rcpts[i];
         const struct qrcpt *q = deliver_request_record(rq->dr, i);
         if (!q) {
-            msg_warn("%s: recipient <%s> at offset %lld is not in queue file %s", rq->queue_id,
-                     r->address, (long long)r->offset, rq->queue_path);
+            msg_warn("%s: recipient <%s> at offset %lld is not in queue file %s", rq->dr->queue_id,
+                     r->address, (long long)r->offset, rq->dr->queue_path);
             smtp_rcpt_set(rq, i, 4, "4.3.0", NULL, "queue file and delivery request disagree");
         } else if (q->done) {
             r->already_done = true;
@@ -165,9 +159,10 @@ static int open_message(struct smtp_request *rq)
     int rc = deliver_request_open(rq->dr, &why);
     const struct qmessage *m = &rq->dr->msg;
     if (rc < 0) {
-        msg_warn("%s: %s", rq->queue_id, sb_str(&why));
+        msg_warn("%s: %s", rq->dr->queue_id, sb_str(&why));
     } else if (deliver_request_scan(rq->dr, scan_chunk, &rq->content) < 0) {
-        msg_warn("%s: cannot read the content of queue file %s", rq->queue_id, rq->queue_path);
+        msg_warn("%s: cannot read the content of queue file %s", rq->dr->queue_id,
+                 rq->dr->queue_path);
         rc = -1;
     } else {
         const char *body = qmessage_attr(m, "body"), *utf8 = qmessage_attr(m, "smtputf8");
@@ -217,7 +212,7 @@ static void finish(int fd, struct smtp_request *rq)
         if (!r->status)
             smtp_rcpt_set(rq, i, 4, "4.3.0", NULL, "internal error: no outcome");
         mark_final(rq, i);
-        log_delivery(rq->queue_id, r->address, delivery_orig_to(r->orcpt, r->address),
+        log_delivery(rq->dr->queue_id, r->address, delivery_orig_to(r->orcpt, r->address),
                      sb_str(&r->relay), r->conn_use, &delays, r->dsn,
                      delivery_status_name(r->status), sb_str(&r->reason));
         struct deliver_result res = {
@@ -244,7 +239,7 @@ void smtp_serve(int fd)
     request_take(&rq, &dr);
     if (open_message(&rq) < 0)
         smtp_rcpt_set_all(&rq, 4, "4.3.0", NULL, "cannot read the queue file");
-    else if (!address_sendable(rq.sender))
+    else if (!address_sendable(dr.sender))
         smtp_rcpt_set_all(&rq, 5, "5.1.7", NULL, "bad sender address syntax");
     else if (smtp_undecided(&rq) > 0)
         smtp_deliver(&rq);
