@@ -145,7 +145,8 @@ const struct qrcpt *deliver_request_record(const struct deliver_request *rq, siz
 {
     const struct deliver_rcpt *r = &rq->rcpts[i];
     for (size_t k = 0; k < rq->msg.nrcpts; k++)
-        if (rq->msg.rcpts[k].offset == r->offset && strcmp(rq->msg.rcpts[k].address, r->address) == 0)
+        if (rq->msg.rcpts[k].offset == r->offset
+            && strcmp(rq->msg.rcpts[k].address, r->address) == 0)
             return &rq->msg.rcpts[k];
     return NULL;
 }

@@ -1,7 +1,9 @@
 /* deliver_request.h: the agent side of the delivery protocol with qmgr
  * (doc/PROTOCOLS.md, "Delivery agents"), shared by every delivery agent
  * (smtp, local, and any new one: lmtp, virtual, pipe). An agent's author
- * writes only the delivery itself; the order of calls is fixed:
+ * writes only the delivery itself, and main() (lib/server.h) calls, for
+ * each connection from qmgr, the agent's serve function, which makes
+ * these calls in this order:
  *
  *   struct deliver_request rq;
  *   if (deliver_request_read(fd, &rq, MAX, timeout) < 0)     -- warned
@@ -12,8 +14,10 @@
  *       deliver_request_record(&rq, i)   NULL: not a record of this file
  *                                        (4.3.0), ->done: already final
  *       ... deliver, reading the content with deliver_request_scan ...
- *       deliver_request_mark(&rq, i, ...) BEFORE anyone hears of a 2 or 5
- *       log_delivery(...)                 (log_delivery.h)
+ *       deliver_request_mark(&rq, i, ...) before qmgr hears of a 2 or 5
+ *       log_delivery(...)                 (log_delivery.h: one line per
+ *                                        delivery, the only place it is
+ *                                        formatted)
  *       deliver_request_result(&rq, i, &result)
  *   deliver_request_reply(fd, &rq, site_failed, timeout);
  *   deliver_request_free(&rq);
@@ -21,7 +25,11 @@
  * The queue file is opened once, by name, with safe_open's checks (no link
  * followed; a plain file of mail_owner's with one link); everything after
  * that, marks included, uses rq.fd or a safe_reopen() of it, so a name
- * swapped meanwhile changes nothing. */
+ * swapped meanwhile changes nothing.
+ *
+ * smtp/smtp_request.c is the example of an agent with a next hop (it
+ * sends site_failed), local/local_request.c of one that delivers on this
+ * host and hands children a read-only descriptor of the queue file. */
 #ifndef TERN_DELIVER_REQUEST_H
 #define TERN_DELIVER_REQUEST_H
 
