@@ -186,12 +186,14 @@ static int open_message(struct smtp_request *rq)
 static void mark_final(struct smtp_request *rq, size_t i)
 {
     struct smtp_rcpt *r = &rq->rcpts[i];
-    struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
+    struct strbuf why = STRBUF_INIT(0);
     if (!r->already_done
         && deliver_request_mark(rq->dr, i, r->status, sb_str(&r->reason), &why) < 0) {
+        char text[SMTP_REASON_MAX];   /* cut to what a reason may hold */
+        str_copy(text, sizeof(text), sb_str(&why));
         r->status = 4;
         str_copy(r->dsn, sizeof(r->dsn), "4.3.0");
-        sb_set(&r->reason, sb_str(&why));
+        sb_set(&r->reason, text);
     }
     sb_free(&why);
 }
