@@ -106,7 +106,8 @@ const char *dest_kind_name(enum local_dest_kind kind);
 struct local_message {
     char id[24];
     int fd;                       /* O_RDONLY: content; children inherit it */
-    int mark_fd;                  /* O_RDWR: marking recipients; parent only */
+    int mark_fd;                  /* O_RDWR: marking recipients; parent only
+                                     (the delivery request's, not closed here) */
     char *sender;
     long long arrival_usec;
     long long request_usec;       /* when the request arrived */
@@ -234,21 +235,14 @@ int local_default_privs(struct local_user *u, struct local_result *res);
 
 /* local_recipient.c: deliver one request recipient; res is the combined
  * outcome, every delivery is logged. */
-struct local_request_rcpt {
-    const char *address;
-    const char *orcpt;
-    const char *notify;
-    long long offset;
-};
-void local_recipient_deliver(const struct local_message *msg, const struct local_request_rcpt *r,
+struct deliver_rcpt;
+void local_recipient_deliver(const struct local_message *msg, const struct deliver_rcpt *r,
                              void *dup_filter, struct local_result *res);
 void *local_dup_filter_new(void);
 void local_dup_filter_free(void *f);
 
 /* local_request.c: serve one delivery request on fd; the log line of one delivery */
 void local_request_serve(int fd);
-/* Who owns the queue: mail_owner when running as root, else ourselves. */
-void local_queue_owner(uid_t *uid, gid_t *gid);
 void local_log_delivery(const struct local_message *msg, const char *to, const char *orig_to,
                         const struct local_result *res);
 

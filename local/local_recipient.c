@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "address.h"
+#include "deliver_request.h"
 #include "resolve.h"
 #include "local.h"
 #include "log.h"
@@ -471,7 +472,7 @@ static bool loops_back(const struct local_message *msg, const char *delivered_to
     return false;
 }
 
-void local_recipient_deliver(const struct local_message *msg, const struct local_request_rcpt *r,
+void local_recipient_deliver(const struct local_message *msg, const struct deliver_rcpt *r,
                              void *dup_filter, struct local_result *res)
 {
     struct top t = { .msg = msg, .address = r->address, .dups = dup_filter };

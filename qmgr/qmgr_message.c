@@ -24,6 +24,7 @@
 #include "config.h"
 #include "resolve.h"
 #include "log.h"
+#include "log_delivery.h"
 #include "qmgr.h"
 #include "qmgr_message.h"
 #include "qmgr_dsn.h"
@@ -122,11 +123,9 @@ void qmgr_message_job_over(struct qmsg *q)
 static void log_outcome(const struct qmsg *q, size_t i, const char *status_word)
 {
     const struct outcome *o = &q->out[i];
-    const struct qrcpt *r = &q->m.rcpts[i];
-    char total[32];
-    format_delay(total, sizeof(total), now_usec() - q->m.arrival_usec);
-    msg_info("%s: to=<%s>, relay=none, delay=%s, delays=%s/0/0/0, dsn=%s, status=%s (%s)", q->id,
-             r->address, total, total, o->dsn, status_word, o->reason);
+    struct delivery_delays delays = { .queued = now_usec() - q->m.arrival_usec };
+    log_delivery(q->id, q->m.rcpts[i].address, NULL, "none", 0, &delays, o->dsn, status_word,
+                 o->reason);
 }
 
 /* ---- messages ---- */

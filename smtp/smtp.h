@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "deliver_request.h"
 #include "queue.h"
 #include "smtp_parse.h"
 #include "smtp_policy.h"
@@ -91,15 +92,16 @@ struct smtp_rcpt {
 };
 
 struct smtp_request {
-    /* from qmgr (strings point into the request frame) */
-    const char *queue_id, *queue_path, *transport, *nexthop, *sender;
+    /* from qmgr: queue_id, queue_path, transport, nexthop and sender are
+     * dr's; the recipients are the agent's own view of dr's */
+    struct deliver_request *dr;
     struct smtp_rcpt *rcpts;
     size_t nrcpt;
     /* the next hop, parsed, and the TLS policy that applies to it */
     struct smtp_nexthop nh;
     struct smtp_tls_policy tls;
     /* from the queue file */
-    int qfd;
+    int qfd;                                /* dr's descriptor, -1 until opened */
     off_t content_offset;
     struct smtp_content_info content;
     bool body_8bitmime;                     /* declared BODY=8BITMIME */

@@ -42,12 +42,12 @@ static struct {
 /* "transport\0nexthop" into buf; -1 when it does not fit (never cached). */
 static int make_key(const struct smtp_request *rq, char *buf, size_t size, size_t *len)
 {
-    size_t t = strlen(rq->transport), n = strlen(rq->nexthop);
+    size_t t = strlen(rq->dr->transport), n = strlen(rq->dr->nexthop);
     if (t + 1 + n > size)
         return -1;
-    memcpy(buf, rq->transport, t);
+    memcpy(buf, rq->dr->transport, t);
     buf[t] = 0;
-    memcpy(buf + t + 1, rq->nexthop, n);
+    memcpy(buf + t + 1, rq->dr->nexthop, n);
     *len = t + 1 + n;
     return 0;
 }

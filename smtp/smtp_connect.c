@@ -250,7 +250,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
         if (fd < 0) {
             sb_reset(&why);
             sb_appendf(&why, "connect to %s[%s]:%d: %s", l->t[i].host, addr, port, strerror(errno));
-            msg_info("%s: %s", rq->queue_id, sb_str(&why));
+            msg_info("%s: %s", rq->dr->queue_id, sb_str(&why));
             failure_set(f, true, 4, "4.4.1", NULL, sb_str(&why));
             plain_retry = false;
             continue;
@@ -268,7 +268,8 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             break;
         }
         plain_retry = s.tls_retry_plain && !plain_retry;
-        msg_info("%s: %s%s", rq->queue_id, sb_str(&why), plain_retry ? "; trying again without TLS" : "");
+        msg_info("%s: %s%s", rq->dr->queue_id, sb_str(&why),
+                 plain_retry ? "; trying again without TLS" : "");
         failure_set(f, !reached_transaction, 4, dsn, s.desc, sb_str(&why));
         smtp_session_free(&s);
         if (reached_transaction)
@@ -295,7 +296,7 @@ static bool deliver_cached(struct smtp_request *rq)
     if (done) {
         smtp_cache_offer(rq, &s);
     } else {
-        msg_debug("%s: cached session failed: %s; trying a new connection", rq->queue_id,
+        msg_debug("%s: cached session failed: %s; trying a new connection", rq->dr->queue_id,
                   sb_str(&why));
         smtp_session_free(&s);
         for (size_t i = 0; i < rq->nrcpt; i++)
@@ -313,10 +314,11 @@ void smtp_deliver(struct smtp_request *rq)
     struct target_list l = { 0 };
     struct failure f = { .status = 0 };
     sb_init(&f.reason, SMTP_REASON_MAX);
-    if (smtp_nexthop_parse(rq->nexthop, smtp_cfg.port, nh) < 0) {
-        msg_warn("%s: malformed next hop \"%s\" from transport %s", rq->queue_id, rq->nexthop, rq->transport);
+    if (smtp_nexthop_parse(rq->dr->nexthop, smtp_cfg.port, nh) < 0) {
+        msg_warn("%s: malformed next hop \"%s\" from transport %s", rq->dr->queue_id,
+                 rq->dr->nexthop, rq->dr->transport);
         smtp_rcpt_set_all(rq, 4, "4.3.5", NULL, "mail transport configuration error: malformed next hop \"%s\"",
-                          rq->nexthop);
+                          rq->dr->nexthop);
     } else if (smtp_tls_policy_find(rq) < 0) {
         ;                                   /* deferred for a table or policy problem */
     } else if (deliver_cached(rq)) {

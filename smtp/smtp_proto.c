@@ -122,7 +122,7 @@ static enum step check_loop(struct dialogue *d)
         return STEP_OK;
     msg_warn("host %s greeted me with my own hostname %s", d->s->name, smtp_cfg.myhostname);
     smtp_rcpt_set_all(d->rq, 4, "4.4.6", d->s->desc, "mail for %s loops back to myself",
-                      d->rq->nexthop);
+                      d->rq->dr->nexthop);
     send_quit(d->s);
     return STEP_DONE;
 }
@@ -281,7 +281,7 @@ static enum step check_features(struct dialogue *d)
     struct smtp_request *rq = d->rq;
     bool utf8 = s->features & SMTP_FEAT_SMTPUTF8;
     unsigned long long wire_size = rq->content.bytes + rq->content.lines;
-    if (!utf8 && (rq->smtputf8 || has_non_ascii(rq->sender)))
+    if (!utf8 && (rq->smtputf8 || has_non_ascii(rq->dr->sender)))
         smtp_rcpt_set_all(rq, 5, "5.6.7", s->desc,
                           "SMTPUTF8 is required, but was not offered by host %s", s->name);
     else if (rq->content.eight_bit && !(s->features & SMTP_FEAT_8BITMIME))
@@ -306,7 +306,7 @@ static void mail_parameters(struct dialogue *d, struct strbuf *p)
         sb_appendf(p, " SIZE=%llu", rq->content.bytes + rq->content.lines);
     if ((s->features & SMTP_FEAT_8BITMIME) && (rq->content.eight_bit || rq->body_8bitmime))
         sb_appends(p, " BODY=8BITMIME");
-    if ((s->features & SMTP_FEAT_SMTPUTF8) && (rq->smtputf8 || has_non_ascii(rq->sender)))
+    if ((s->features & SMTP_FEAT_SMTPUTF8) && (rq->smtputf8 || has_non_ascii(rq->dr->sender)))
         sb_appends(p, " SMTPUTF8");
     if (!(s->features & SMTP_FEAT_DSN))
         return;
@@ -464,7 +464,7 @@ static enum step data_phase(struct dialogue *d)
     int rc = send_content(d);
     if (rc == -2) {
         msg_warn("%s: cannot read the content from queue file %s; transaction to %s abandoned",
-                 d->rq->queue_id, d->rq->queue_path, s->name);
+                 d->rq->dr->queue_id, d->rq->dr->queue_path, s->name);
         for (size_t k = 0; k < d->nsent; k++)
             if (d->rq->rcpts[d->sent[k]].accepted)
                 smtp_rcpt_set(d->rq, d->sent[k], 4, "4.3.0", s->desc, "queue file read error");
@@ -553,7 +553,7 @@ static int queue_mail(struct dialogue *d)
 {
     struct strbuf params = STRBUF_INIT(SMTP_LINE_MAX);
     mail_parameters(d, &params);
-    int rc = smtp_queue_command(d->s, "MAIL FROM:<%s>%s", d->rq->sender, sb_str(&params));
+    int rc = smtp_queue_command(d->s, "MAIL FROM:<%s>%s", d->rq->dr->sender, sb_str(&params));
     sb_free(&params);
     return rc;
 }

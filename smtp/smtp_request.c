@@ -1,23 +1,20 @@
-/* smtp_request.c: the delivery protocol with qmgr (doc/PROTOCOLS.md,
- * "Delivery agents"): the request is read and checked against the queue
- * file it names, the message is delivered, then every final recipient is
- * marked done in the queue file BEFORE the result is reported, each result
- * is logged in Postfix's shape, and one frame per recipient goes back.
- * Only then is the session kept for the next request or closed. */
-#include <errno.h>
-#include <fcntl.h>
+/* smtp_request.c: the smtp agent's use of the delivery protocol
+ * (lib/global/deliver_request.h): the request is read and checked against the
+ * queue file it names, the message is delivered, then every final
+ * recipient is marked done in the queue file BEFORE the result is
+ * reported, each result is logged (lib/global/log_delivery.h), and one frame per
+ * recipient goes back. Only then is the session kept for the next request
+ * or closed. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "address.h"
-#include "attr.h"
 #include "log.h"
+#include "log_delivery.h"
 #include "resolve.h"
-#include "safe_open.h"
 #include "smtp.h"
 #include "util.h"
 
@@ -82,62 +79,24 @@ static void request_free(struct smtp_request *rq)
     free(rq->rcpts);
     free(rq->envid);
     free(rq->ret);
-    if (rq->qfd >= 0)
-        close(rq->qfd);
 }
 
-static int read_rcpts(struct attr_reader *r, struct smtp_request *rq)
+/* The agent's view of a request read and checked by deliver_request.c. */
+static void request_take(struct smtp_request *rq, struct deliver_request *dr)
 {
-    long long n, offset;
-    if (attr_get_int(r, "nrcpt", 1, SMTP_RCPT_MAX, &n) < 0)
-        return -1;
-    rq->rcpts = xcalloc((size_t)n, sizeof(*rq->rcpts));
-    for (long long i = 0; i < n; i++) {
+    rq->dr = dr;
+    rq->start_usec = dr->start_usec;
+    rq->rcpts = xcalloc(dr->nrcpt, sizeof(*rq->rcpts));
+    rq->nrcpt = dr->nrcpt;
+    for (size_t i = 0; i < dr->nrcpt; i++) {
         struct smtp_rcpt *rc = &rq->rcpts[i];
         sb_init(&rc->reason, SMTP_REASON_MAX);
         sb_init(&rc->relay, SMTP_RELAY_MAX);
-        rq->nrcpt++;
-        if (attr_get_str(r, "rcpt", &rc->address) < 0 || attr_get_str(r, "orcpt", &rc->orcpt) < 0
-            || attr_get_str(r, "notify", &rc->notify) < 0
-            || attr_get_int(r, "offset", 1, (long long)1 << 40, &offset) < 0)
-            return -1;
-        rc->offset = (off_t)offset;
+        rc->address = dr->rcpts[i].address;
+        rc->orcpt = dr->rcpts[i].orcpt;
+        rc->notify = dr->rcpts[i].notify;
+        rc->offset = dr->rcpts[i].offset;
     }
-    return 0;
-}
-
-/* "active/ID" (or deferred/, incoming/) and nothing else: the agent opens
- * only queue files, by a name qmgr cannot use to point elsewhere. */
-static bool queue_path_ok(const char *path, const char *id)
-{
-    static const char *const dirs[] = { QDIR_ACTIVE, QDIR_DEFERRED, QDIR_INCOMING };
-    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-        size_t n = strlen(dirs[i]);
-        if (strncmp(path, dirs[i], n) == 0 && path[n] == '/' && strcmp(path + n + 1, id) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int read_request(struct attr_reader *r, struct smtp_request *rq, const char **why)
-{
-    long long flags;
-    *why = "malformed request";
-    if (attr_get_str(r, "queue_id", &rq->queue_id) < 0 || attr_get_str(r, "queue_path", &rq->queue_path) < 0
-        || attr_get_str(r, "transport", &rq->transport) < 0 || attr_get_str(r, "nexthop", &rq->nexthop) < 0
-        || attr_get_str(r, "sender", &rq->sender) < 0
-        || attr_get_int(r, "flags", 0, 0x7fffffff, &flags) < 0 || read_rcpts(r, rq) < 0
-        || attr_reader_done(r) < 0)
-        return -1;
-    if (!queue_id_valid(rq->queue_id) || !queue_path_ok(rq->queue_path, rq->queue_id)) {
-        *why = "bad queue_id or queue_path";
-        return -1;
-    }
-    if (!*rq->nexthop) {
-        *why = "empty nexthop";
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- the queue file ---- */
@@ -166,17 +125,14 @@ static char *rcpt_to(const char *address)
 }
 
 /* Each recipient must be a pending R record of this file at its offset. */
-static void match_recipients(struct smtp_request *rq, const struct qmessage *m)
+static void match_recipients(struct smtp_request *rq)
 {
     for (size_t i = 0; i < rq->nrcpt; i++) {
         struct smtp_rcpt *r = &rq->rcpts[i];
-        const struct qrcpt *q = NULL;
-        for (size_t k = 0; k < m->nrcpts && !q; k++)
-            if (m->rcpts[k].offset == r->offset)
-                q = &m->rcpts[k];
-        if (!q || strcmp(q->address, r->address) != 0) {
-            msg_warn("%s: recipient <%s> at offset %lld is not in queue file %s", rq->queue_id,
-                     r->address, (long long)r->offset, rq->queue_path);
+        const struct qrcpt *q = deliver_request_record(rq->dr, i);
+        if (!q) {
+            msg_warn("%s: recipient <%s> at offset %lld is not in queue file %s", rq->dr->queue_id,
+                     r->address, (long long)r->offset, rq->dr->queue_path);
             smtp_rcpt_set(rq, i, 4, "4.3.0", NULL, "queue file and delivery request disagree");
         } else if (q->done) {
             r->already_done = true;
@@ -199,83 +155,47 @@ static int scan_chunk(const char *data, size_t len, void *ctx)
  * content once (size on the wire, 8-bit bytes). -1 when the file is unusable. */
 static int open_message(struct smtp_request *rq)
 {
-    struct qmessage m;
-    struct strbuf err = STRBUF_INIT(1024);
-    /* opened once (no link followed, a plain file of ours with one link);
-     * the envelope, the content and the done marks all use this descriptor */
-    rq->qfd = safe_open(rq->queue_path, O_RDWR, 0, geteuid(), NULL, &err);
-    if (rq->qfd < 0 || qmessage_load_fd(rq->qfd, rq->queue_id, &m, &err) < 0) {
-        if (rq->qfd < 0)
-            msg_warn("%s: cannot open queue file %s", rq->queue_id, sb_str(&err));
-        else
-            msg_warn("%s: cannot read queue file %s: %s", rq->queue_id, rq->queue_path,
-                     sb_str(&err));
-        sb_free(&err);
-        return -1;
-    }
-    sb_free(&err);
-    int rc = -1;
-    if (!m.complete || m.content_offset <= 0) {
-        msg_warn("%s: queue file %s is incomplete", rq->queue_id, rq->queue_path);
-    } else if (qfile_read_content(rq->qfd, m.content_offset, scan_chunk, &rq->content) < 0) {
-        msg_warn("%s: cannot read the content of queue file %s", rq->queue_id, rq->queue_path);
+    struct strbuf why = STRBUF_INIT(0);
+    int rc = deliver_request_open(rq->dr, &why);
+    const struct qmessage *m = &rq->dr->msg;
+    if (rc < 0) {
+        msg_warn("%s: %s", rq->dr->queue_id, sb_str(&why));
+    } else if (deliver_request_scan(rq->dr, scan_chunk, &rq->content) < 0) {
+        msg_warn("%s: cannot read the content of queue file %s", rq->dr->queue_id,
+                 rq->dr->queue_path);
+        rc = -1;
     } else {
-        const char *body = qmessage_attr(&m, "body"), *utf8 = qmessage_attr(&m, "smtputf8");
-        const char *envid = qmessage_attr(&m, "envid"), *ret = qmessage_attr(&m, "ret");
-        rq->content_offset = m.content_offset;
-        rq->arrival_usec = m.arrival_usec;
+        const char *body = qmessage_attr(m, "body"), *utf8 = qmessage_attr(m, "smtputf8");
+        const char *envid = qmessage_attr(m, "envid"), *ret = qmessage_attr(m, "ret");
+        rq->qfd = rq->dr->fd;
+        rq->content_offset = m->content_offset;
+        rq->arrival_usec = m->arrival_usec;
         rq->body_8bitmime = body && strcasecmp(body, "8BITMIME") == 0;
         rq->smtputf8 = utf8 && strcasecmp(utf8, "yes") == 0;
         rq->envid = envid ? xstrdup(envid) : NULL;
         rq->ret = ret ? xstrdup(ret) : NULL;
-        match_recipients(rq, &m);
-        rc = 0;
+        match_recipients(rq);
     }
-    qmessage_free(&m);
+    sb_free(&why);
     return rc;
 }
 
 /* ---- results ---- */
 
-static void log_result(const struct smtp_request *rq, const struct smtp_rcpt *r,
-                       long long conn, long long xfer, long long now)
-{
-    static const char *const names[] = { [2] = "sent", [4] = "deferred", [5] = "bounced" };
-    char total[32], a[32], b[32], c[32], d[32];
-    long long before = rq->arrival_usec > 0 && rq->arrival_usec < rq->start_usec
-                       ? rq->start_usec - rq->arrival_usec : 0;
-    format_delay(total, sizeof(total), before + (now - rq->start_usec));
-    format_delay(a, sizeof(a), before);
-    format_delay(b, sizeof(b), 0);
-    format_delay(c, sizeof(c), conn);
-    format_delay(d, sizeof(d), xfer);
-    struct strbuf orig = STRBUF_INIT(ADDRESS_MAX_LEN + 32);
-    if (strncasecmp(r->orcpt, "rfc822;", 7) == 0 && strcasecmp(r->orcpt + 7, r->address) != 0)
-        sb_appendf(&orig, "orig_to=<%s>, ", r->orcpt + 7);
-    char use[32] = "";
-    if (r->conn_use >= 2)       /* as Postfix: the Nth delivery over one connection */
-        snprintf(use, sizeof(use), ", conn_use=%u", r->conn_use);
-    msg_info("%s: to=<%s>, %srelay=%s%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
-             rq->queue_id, r->address, sb_str(&orig), sb_str(&r->relay), use, total, a, b, c, d,
-             r->dsn, names[r->status], sb_str(&r->reason));
-    sb_free(&orig);
-}
-
 /* A final outcome must be on disk before anyone hears of it. */
-static void mark_final(struct smtp_request *rq, struct smtp_rcpt *r)
+static void mark_final(struct smtp_request *rq, size_t i)
 {
-    if ((r->status != 2 && r->status != 5) || r->already_done)
-        return;
-    if (qfile_mark_done(rq->qfd, r->offset) == 0)
-        return;
-    int saved = errno;
-    msg_warn("%s: cannot mark recipient <%s> done in %s: %s; it will be tried again", rq->queue_id,
-             r->address, rq->queue_path, strerror(saved));
-    char text[SMTP_REASON_MAX];
-    snprintf(text, sizeof(text), "%s (queue file update failed: %s)", sb_str(&r->reason), strerror(saved));
-    r->status = 4;
-    str_copy(r->dsn, sizeof(r->dsn), "4.3.0");
-    sb_set(&r->reason, text);
+    struct smtp_rcpt *r = &rq->rcpts[i];
+    struct strbuf why = STRBUF_INIT(0);
+    if (!r->already_done
+        && deliver_request_mark(rq->dr, i, r->status, sb_str(&r->reason), &why) < 0) {
+        char text[SMTP_REASON_MAX];   /* cut to what a reason may hold */
+        str_copy(text, sizeof(text), sb_str(&why));
+        r->status = 4;
+        str_copy(r->dsn, sizeof(r->dsn), "4.3.0");
+        sb_set(&r->reason, text);
+    }
+    sb_free(&why);
 }
 
 /* Mark, log and report every recipient; then the closing frame. */
@@ -284,55 +204,44 @@ static void finish(int fd, struct smtp_request *rq)
     long long now = now_usec();
     long long conn = (rq->xfer_start_usec ? rq->xfer_start_usec : now) - rq->start_usec;
     long long xfer = rq->xfer_start_usec ? now - rq->xfer_start_usec : 0;
-    struct strbuf out = STRBUF_INIT(0);
-    struct attr_writer w;
+    struct delivery_delays delays = {
+        .queued = delivery_queue_delay(rq->arrival_usec, rq->start_usec),
+        .connect = conn,
+        .transfer = xfer,
+    };
     for (size_t i = 0; i < rq->nrcpt; i++) {
         struct smtp_rcpt *r = &rq->rcpts[i];
         if (!r->status)
             smtp_rcpt_set(rq, i, 4, "4.3.0", NULL, "internal error: no outcome");
-        mark_final(rq, r);
-        log_result(rq, r, conn, xfer, now);
-        attr_begin(&w, &out);
-        attr_put_int(&w, "index", (long long)i);
-        attr_put_int(&w, "status", r->status);
-        attr_put_str(&w, "dsn", r->dsn);
-        attr_put_str(&w, "relay", sb_str(&r->relay));
-        attr_put_str(&w, "reason", sb_str(&r->reason));
-        attr_put_int(&w, "delay_connect", conn / 1000);
-        attr_put_int(&w, "delay_transfer", xfer / 1000);
-        if (r->status == 2)      /* for NOTIFY=SUCCESS: who reports the success */
-            attr_put_str(&w, "action", r->notify_passed ? "notified" : "relayed");
-        attr_end(&w);
+        mark_final(rq, i);
+        log_delivery(rq->dr->queue_id, r->address, delivery_orig_to(r->orcpt, r->address),
+                     sb_str(&r->relay), r->conn_use, &delays, r->dsn,
+                     delivery_status_name(r->status), sb_str(&r->reason));
+        struct deliver_result res = {
+            .status = r->status, .dsn = r->dsn, .relay = sb_str(&r->relay),
+            .reason = sb_str(&r->reason), .delay_connect_usec = conn, .delay_transfer_usec = xfer,
+            /* for NOTIFY=SUCCESS: who reports the success */
+            .action = r->status != 2 ? NULL : r->notify_passed ? "notified" : "relayed",
+        };
+        deliver_request_result(rq->dr, i, &res);
     }
-    attr_begin(&w, &out);
-    attr_put_int(&w, "done", (long long)rq->nrcpt);
-    attr_put_int(&w, "site_failed", rq->site_failed ? 1 : 0);
-    if (attr_end(&w) < 0 || attr_write(fd, &out, smtp_cfg.ipc_timeout) < 0)
-        msg_warn("%s: cannot send the delivery results to the queue manager: %m", rq->queue_id);
-    sb_free(&out);
+    deliver_request_reply(fd, rq->dr, rq->site_failed ? 1 : 0, smtp_cfg.ipc_timeout);
 }
 
 void smtp_serve(int fd)
 {
+    struct deliver_request dr;
     struct smtp_request rq = { .qfd = -1 };
-    struct strbuf in = STRBUF_INIT(0);
-    struct attr_reader r = { .error = NULL };
-    const char *why = "cannot read the request";
-    rq.start_usec = now_usec();
-    if (attr_send_protocol(fd, "delivery", smtp_cfg.ipc_timeout) < 0
-        || attr_read(fd, &in, smtp_cfg.ipc_frame_limit, smtp_cfg.ipc_timeout) < 0) {
-        msg_warn("cannot read a delivery request from the queue manager: %m");
+    if (deliver_request_read(fd, &dr, SMTP_RCPT_MAX, smtp_cfg.ipc_timeout) < 0)
+        goto done;
+    if (!*dr.nexthop) {
+        msg_warn("bad delivery request from the queue manager: empty nexthop");
         goto done;
     }
-    rq.start_usec = now_usec();
-    if (attr_reader_init(&r, in.data, in.len) < 0 || read_request(&r, &rq, &why) < 0) {
-        msg_warn("bad delivery request from the queue manager: %s%s%s", why, r.error ? ": " : "",
-                 r.error ? r.error : "");
-        goto done;
-    }
+    request_take(&rq, &dr);
     if (open_message(&rq) < 0)
         smtp_rcpt_set_all(&rq, 4, "4.3.0", NULL, "cannot read the queue file");
-    else if (!address_sendable(rq.sender))
+    else if (!address_sendable(dr.sender))
         smtp_rcpt_set_all(&rq, 5, "5.1.7", NULL, "bad sender address syntax");
     else if (smtp_undecided(&rq) > 0)
         smtp_deliver(&rq);
@@ -340,5 +249,5 @@ void smtp_serve(int fd)
     smtp_cache_settle();
 done:
     request_free(&rq);
-    sb_free(&in);
+    deliver_request_free(&dr);
 }

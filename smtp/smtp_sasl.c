@@ -85,7 +85,7 @@ int smtp_sasl_lookup(const struct smtp_session *s, const struct smtp_request *rq
     if (!smtp_cfg.sasl_password_maps)
         return 0;
     struct strbuf value = STRBUF_INIT(SASL_VALUE_MAX);
-    const char *keys[] = { s->host, rq->nexthop };
+    const char *keys[] = { s->host, rq->dr->nexthop };
     int rc = 0;
     for (size_t k = 0; k < 2 && rc == 0; k++)
         rc = maplist_lookup(smtp_cfg.sasl_password_maps, keys[k], &value);
@@ -180,7 +180,7 @@ enum smtp_sasl_result smtp_sasl_authenticate(struct smtp_session *s, const struc
     *status = 4;
     sb_reset(why);
     if (found < 0) {
-        msg_warn("%s: SASL password lookup for %s: table lookup error", rq->queue_id, s->host);
+        msg_warn("%s: SASL password lookup for %s: table lookup error", rq->dr->queue_id, s->host);
         str_copy(dsn, SMTP_DSN_SIZE, "4.3.0");
         sb_appends(why, "SASL password table lookup error");
         return SMTP_SASL_FAILED;

@@ -265,10 +265,10 @@ static int policy_lookup(struct smtp_request *rq, const char *key, struct strbuf
     struct strbuf why = STRBUF_INIT(512);
     int rc = maplist_lookup(smtp_cfg.tls_policy_maps, key, value);
     if (rc < 0) {
-        msg_warn("%s: TLS policy lookup for %s: table lookup error", rq->queue_id, key);
+        msg_warn("%s: TLS policy lookup for %s: table lookup error", rq->dr->queue_id, key);
         smtp_rcpt_set_all(rq, 4, "4.3.0", NULL, "TLS policy table lookup error");
     } else if (rc > 0 && smtp_tls_policy_parse(sb_str(value), &rq->tls, &why) < 0) {
-        msg_warn("%s: TLS policy lookup for %s: %s", rq->queue_id, key, sb_str(&why));
+        msg_warn("%s: TLS policy lookup for %s: %s", rq->dr->queue_id, key, sb_str(&why));
         smtp_rcpt_set_all(rq, 4, "4.7.5", NULL, "client TLS configuration problem");
         rc = -1;
     }
@@ -285,14 +285,14 @@ int smtp_tls_policy_find(struct smtp_request *rq)
     struct strbuf value = STRBUF_INIT(SMTP_TLS_POLICY_MAX * 2);
     /* The next hop as written; for a domain, then its parent domains as
      * ".example.com" (never the top-level domain alone). */
-    int rc = policy_lookup(rq, rq->nexthop, &value);
-    if (rc == 0 && rq->nh.use_mx && !strchr(rq->nexthop, ':')) {
+    int rc = policy_lookup(rq, rq->dr->nexthop, &value);
+    if (rc == 0 && rq->nh.use_mx && !strchr(rq->dr->nexthop, ':')) {
         for (const char *dot = strchr(rq->nh.host, '.'); dot && rc == 0; dot = strchr(dot + 1, '.'))
             if (strchr(dot + 1, '.'))
                 rc = policy_lookup(rq, dot, &value);
     }
     if (rc > 0 && smtp_cfg.tls_loglevel >= 2)
-        msg_info("%s: TLS policy for %s: %s", rq->queue_id, rq->nexthop, sb_str(&value));
+        msg_info("%s: TLS policy for %s: %s", rq->dr->queue_id, rq->dr->nexthop, sb_str(&value));
     sb_free(&value);
     if (rc == 0)
         rq->tls.level = smtp_cfg.tls_level;
