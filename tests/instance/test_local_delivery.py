@@ -686,11 +686,16 @@ class TestMaildir(LocalTestCase):
 
 
 class TestMailboxCommand(LocalTestCase):
+    # the slow command's sleep is this run's own (its length holds our PID),
+    # so that a sleeper of another run on the machine is never taken for it
+    SLEEP = "3%05d" % (os.getpid() % 100000)
+
     @classmethod
     def setup_instance(cls):
         cls.inst = local_instance("localcmd", {
             "recipient_delimiter": "+", "command_time_limit": "2s",
-            "alias_maps": "inline:{ { slow = |sleep 37; echo never }, { fast = |exec cat >/dev/null } }",
+            "alias_maps": "inline:{ { slow = |sleep %s; echo never }, "
+                          "{ fast = |exec cat >/dev/null } }" % cls.SLEEP,
             "mailbox_command": 'cat > "$HOME/mc-$EXTENSION"; echo "$USER $LOCAL $DOMAIN" > "$HOME/mc-env"'})
         cls.inst.start()
 
@@ -716,7 +721,7 @@ class TestMailboxCommand(LocalTestCase):
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open("/proc/%s/cmdline" % pid, "rb") as f:
-                    if f.read() == b"sleep\x0037\x00":
+                    if f.read() == b"sleep\x00%s\x00" % self.SLEEP.encode():
                         sleepers.append(pid)
             except OSError:
                 pass
