@@ -123,7 +123,7 @@ static void leaf_done(struct top *t, const char *to, const struct local_result *
 static void leaf_fail(struct top *t, const char *to, int status, const char *dsn, const char *text)
 {
     struct local_result r;
-    result_set(&r, status, dsn, "%s", text);
+    local_result_set(&r, status, dsn, "%s", text);
     leaf_done(t, to, &r);
 }
 
@@ -226,7 +226,7 @@ static void deliver_include(struct top *t, const char *path, const struct origin
     } else {
         leaf_done(t, o->address, &res);
     }
-    dest_list_free(&dests);
+    local_dest_list_free(&dests);
     local_user_free(&reader);
     sb_free(&key);
 }
@@ -291,7 +291,7 @@ static int try_alias(struct top *t, const struct origin *self, const char *base,
             struct dest_list dests = { 0 };
             rc = 1;
             if (local_expand_parse(sb_str(&value), value.len, 0, &dests, &err) < 0 || dests.n == 0) {
-                result_set(&res, 4, "4.3.5", "alias %s: %s", keys[i],
+                local_result_set(&res, 4, "4.3.5", "alias %s: %s", keys[i],
                            dests.n == 0 && err.len == 0 ? "no destinations" : sb_str(&err));
                 leaf_done(t, self->address, &res);
             } else {
@@ -302,7 +302,7 @@ static int try_alias(struct top *t, const struct origin *self, const char *base,
                 child.key = sb_str(&key);
                 deliver_list(t, &dests, &child, depth + 1);
             }
-            dest_list_free(&dests);
+            local_dest_list_free(&dests);
             local_user_free(&owner);
         }
     }
@@ -336,7 +336,7 @@ static int try_forward(struct top *t, const struct origin *self, const struct lo
             deliver_list(t, &dests, &child, depth + 1);
             rc = 1;
         }
-        dest_list_free(&dests);
+        local_dest_list_free(&dests);
     }
     sb_free(&key);
     return rc;
@@ -456,9 +456,9 @@ static void forward_all(struct top *t)
     struct local_result res;
     if (local_resubmit(t->msg, t->delivered_to, (const char *const *)t->forwards, t->nforwards,
                        id, &err) == 0)
-        result_set(&res, 2, "2.0.0", "forwarded as %s", id);
+        local_result_set(&res, 2, "2.0.0", "forwarded as %s", id);
     else
-        result_set(&res, 4, "4.3.0", "cannot forward: %s", sb_str(&err));
+        local_result_set(&res, 4, "4.3.0", "cannot forward: %s", sb_str(&err));
     for (size_t i = 0; i < t->nforwards; i++)
         leaf_done(t, t->forwards[i], &res);
     sb_free(&err);

@@ -27,25 +27,25 @@ bool tern_wants_help(int argc, char **argv);
  * and when check_queue_dirs. */
 int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings);
 
-int cmd_start(int argc, char **argv);
-int cmd_stop(int argc, char **argv);
-int cmd_abort(int argc, char **argv);
-int cmd_reload(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-int cmd_init(int argc, char **argv);
-int cmd_setup(int argc, char **argv);
-int cmd_queue(int argc, char **argv);
-int cmd_show(int argc, char **argv);
-int cmd_why(int argc, char **argv);
-int cmd_flush(int argc, char **argv);
-int cmd_delete(int argc, char **argv);
-int cmd_hold(int argc, char **argv);
-int cmd_release(int argc, char **argv);
-int cmd_requeue(int argc, char **argv);
-int cmd_conf(int argc, char **argv);
-int cmd_map(int argc, char **argv);
-int cmd_aliases(int argc, char **argv);
+int tern_cmd_start(int argc, char **argv);
+int tern_cmd_stop(int argc, char **argv);
+int tern_cmd_abort(int argc, char **argv);
+int tern_cmd_reload(int argc, char **argv);
+int tern_cmd_status(int argc, char **argv);
+int tern_cmd_check(int argc, char **argv);
+int tern_cmd_init(int argc, char **argv);
+int tern_cmd_setup(int argc, char **argv);
+int tern_cmd_queue(int argc, char **argv);
+int tern_cmd_show(int argc, char **argv);
+int tern_cmd_why(int argc, char **argv);
+int tern_cmd_flush(int argc, char **argv);
+int tern_cmd_delete(int argc, char **argv);
+int tern_cmd_hold(int argc, char **argv);
+int tern_cmd_release(int argc, char **argv);
+int tern_cmd_requeue(int argc, char **argv);
+int tern_cmd_conf(int argc, char **argv);
+int tern_cmd_map(int argc, char **argv);
+int tern_cmd_aliases(int argc, char **argv);
 /* Create mail_owner and setgid_group if missing (root only). 0 ok. */
 int tern_ensure_accounts(const char *owner, const char *group);
 /* groupadd --system GROUP when it is missing. */

@@ -365,7 +365,7 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
     return cs.errors;
 }
 
-int cmd_check(int argc, char **argv)
+int tern_cmd_check(int argc, char **argv)
 {
     if (tern_wants_help(argc, argv)) {
         printf("usage: tern [-c CONFDIR] check\n  report configuration errors, unknown "

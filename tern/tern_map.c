@@ -192,7 +192,7 @@ static int map_query_command(int argc, char **argv)
     return rc;
 }
 
-int cmd_map(int argc, char **argv)
+int tern_cmd_map(int argc, char **argv)
 {
     if (argc < 2) {
         map_usage_error();
@@ -213,7 +213,7 @@ int cmd_map(int argc, char **argv)
 
 /* ---- tern aliases ---- */
 
-int cmd_aliases(int argc, char **argv)
+int tern_cmd_aliases(int argc, char **argv)
 {
     if (tern_wants_help(argc, argv)) {
         printf("usage: tern [-c CONFDIR] aliases\n"

@@ -192,7 +192,7 @@ static const char *setup_confdir(void)
     return env && *env ? env : TERN_SYSCONFDIR;
 }
 
-int cmd_setup(int argc, char **argv)
+int tern_cmd_setup(int argc, char **argv)
 {
     if (tern_wants_help(argc, argv)) {
         printf("usage: tern [-c CONFDIR] setup\n  as root: create the mail_owner account and "
