@@ -84,6 +84,16 @@ char *str_lower(char *s)
     return s;
 }
 
+char *str_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = 0;
+    return s;
+}
+
 bool str_ieq(const char *a, const char *b)
 {
     return strcasecmp(a, b) == 0;

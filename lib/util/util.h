@@ -23,6 +23,10 @@ int parse_long(const char *s, long min, long max, long *out);
 /* Lower-case ASCII in place; returns s. */
 char *str_lower(char *s);
 
+/* Strip ASCII white space from both ends in place; returns the first
+ * byte that is not white space. */
+char *str_trim(char *s);
+
 /* Case-insensitive ASCII comparison helpers. */
 bool str_ieq(const char *a, const char *b);
 
