@@ -94,6 +94,17 @@ char *str_trim(char *s)
     return s;
 }
 
+bool str_printable(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (c < 32 || c == 127 || n >= max)
+            return false;
+    }
+    return true;
+}
+
 bool str_ieq(const char *a, const char *b)
 {
     return strcasecmp(a, b) == 0;

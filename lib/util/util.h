@@ -27,6 +27,10 @@ char *str_lower(char *s);
  * byte that is not white space. */
 char *str_trim(char *s);
 
+/* Printable or 8-bit (SMTPUTF8) text of at most max bytes: no control characters,
+ * for strings that end up in headers and log lines. */
+bool str_printable(const char *s, size_t max);
+
 /* Case-insensitive ASCII comparison helpers. */
 bool str_ieq(const char *a, const char *b);
 
