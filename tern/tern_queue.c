@@ -29,19 +29,11 @@
 
 int tern_queue_options(int argc, char **argv, struct queue_filter *f, bool *json, int *first)
 {
-    static const struct option longopts[] = {
-        { "sender", required_argument, NULL, 's' },
-        { "recipient", required_argument, NULL, 'r' },
-        { "domain", required_argument, NULL, 'd' },
-        { "state", required_argument, NULL, 'q' },
-        { "json", no_argument, NULL, 'j' },
-        { NULL, 0, NULL, 0 },
-    };
     *f = (struct queue_filter){ .state = -1 };
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+s:r:d:q:j", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+s:r:d:q:j", queue_filter_options, NULL)) != -1) {
         switch (c) {
         case 's': f->sender = optarg; break;
         case 'r': f->recipient = optarg; break;
