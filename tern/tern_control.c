@@ -14,14 +14,12 @@
 
 static int simple_usage(int argc, char **argv, const char *text)
 {
-    if (tern_wants_help(argc, argv)) {
-        printf("usage: tern [-c CONFDIR] %s\n  %s\n", argv[0], text);
-        exit(0);
-    }
-    if (argc > 1) {
-        fprintf(stderr, "tern: %s takes no arguments\n", argv[0]);
-        exit(2);
-    }
+    struct strbuf usage = STRBUF_INIT(1024);
+    sb_appendf(&usage, "usage: tern [-c CONFDIR] %s\n  %s\n", argv[0], text);
+    int early = tern_no_arguments(argc, argv, sb_str(&usage), "");
+    sb_free(&usage);
+    if (early >= 0)
+        exit(early);
     tern_load_config();
     return 0;
 }
