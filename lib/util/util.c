@@ -105,6 +105,26 @@ bool str_printable(const char *s, size_t max)
     return true;
 }
 
+int hostport_split(const char *hostport, char *host, size_t hostsz, const char **port)
+{
+    if (hostport[0] == '[') {
+        const char *close = strchr(hostport, ']');
+        if (!close || close[1] != ':' || (size_t)(close - hostport - 1) >= hostsz)
+            return -1;
+        memcpy(host, hostport + 1, (size_t)(close - hostport - 1));
+        host[close - hostport - 1] = 0;
+        *port = close + 2;
+    } else {
+        const char *colon = strrchr(hostport, ':');
+        if (!colon || (size_t)(colon - hostport) >= hostsz)
+            return -1;
+        memcpy(host, hostport, (size_t)(colon - hostport));
+        host[colon - hostport] = 0;
+        *port = colon + 1;
+    }
+    return 0;
+}
+
 bool str_ieq(const char *a, const char *b)
 {
     return strcasecmp(a, b) == 0;
