@@ -176,7 +176,7 @@ static void log_act(const struct act *a, const char *action, const char *detail)
 /* A header text for PREPEND or REPLACE must be "name: value". */
 static bool header_text_ok(const struct act *a, const char *cmd, const char *arg)
 {
-    if (strcmp(a->context, "header") != 0 || mime_header_name_len(arg, strlen(arg)) > 0)
+    if (strcmp(a->context, "header") != 0 || cleanup_mime_header_name_len(arg, strlen(arg)) > 0)
         return true;
     msg_warn("bad %s header text \"%.100s\" in %s map -- need \"headername: headervalue\"",
              cmd, arg, a->table->name);
@@ -375,7 +375,7 @@ static bool primary_header(struct cleanup_state *st, const char *text, size_t le
                            struct strbuf *out)
 {
     struct strbuf prepend = STRBUF_INIT(0), replace = STRBUF_INIT(0);
-    enum check_class cls = mime_is_mime_header(text, len) ? CHK_MIME : CHK_HEADER;
+    enum check_class cls = cleanup_mime_is_mime_header(text, len) ? CHK_MIME : CHK_HEADER;
     enum act_result r = inspect(st, cls, "header", text, len, &prepend, &replace);
     emit(out, r, &prepend, &replace, text, len, true);
     bool changed = r != ACT_KEEP || prepend.len > 0;
@@ -406,20 +406,20 @@ void cleanup_checks_headers(struct cleanup_state *st, struct strbuf *received)
         };
         struct mime_callbacks cb = { on_header, on_body, st };
         st->mime = xmalloc(sizeof(*st->mime));
-        mime_init(st->mime, &lim, &cb);
+        cleanup_mime_init(st->mime, &lim, &cb);
     }
     for (size_t i = 0; i < h->nfields; i++) {
         const struct header_field *f = &h->fields[i];
         const char *text = h->headers.data + f->offset;
         size_t len = f->len && text[f->len - 1] == '\n' ? f->len - 1 : f->len;
         if (st->mime)
-            mime_primary_header(st->mime, text, len);
+            cleanup_mime_primary_header(st->mime, text, len);
         changed |= primary_header(st, text, len, &out);
     }
     if (changed && !st->status)
         header_set_fields(h, out.data ? out.data : "", out.len);
     if (st->mime)
-        mime_primary_done(st->mime);
+        cleanup_mime_primary_done(st->mime);
     sb_free(&out);
 }
 
@@ -431,14 +431,14 @@ bool cleanup_checks_body_wanted(const struct cleanup_state *st)
 
 void cleanup_checks_body(struct cleanup_state *st, const char *data, size_t len)
 {
-    mime_feed(st->mime, data, len);
+    cleanup_mime_feed(st->mime, data, len);
 }
 
 void cleanup_checks_end(struct cleanup_state *st)
 {
     if (!st->mime)
         return;
-    mime_finish(st->mime);
+    cleanup_mime_finish(st->mime);
     /* As in Postfix: structure deeper than the limit could hide headers
      * from the header checks, so it is refused while they are in use. */
     if ((st->mime->errors & MIME_ERR_NESTING) && any_configured(CHK_HEADER, CHK_NESTED)
@@ -456,7 +456,7 @@ void cleanup_checks_end(struct cleanup_state *st)
 void cleanup_checks_free(struct cleanup_state *st)
 {
     if (st->mime) {
-        mime_free(st->mime);
+        cleanup_mime_free(st->mime);
         free(st->mime);
         st->mime = NULL;
     }

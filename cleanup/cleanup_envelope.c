@@ -16,19 +16,6 @@ static int refuse(const char **why, const char *text)
     return -1;
 }
 
-/* Printable or 8-bit (SMTPUTF8), no controls: these strings go into
- * Received: headers and log lines. */
-static bool text_ok(const char *s, size_t max)
-{
-    size_t n = 0;
-    for (; s[n]; n++) {
-        unsigned char c = (unsigned char)s[n];
-        if (c < 32 || c == 127 || n >= max)
-            return false;
-    }
-    return true;
-}
-
 static bool attr_name_ok(const char *s)
 {
     size_t n = 0;
@@ -74,7 +61,7 @@ static int read_attrs(struct attr_reader *r, struct cleanup_envelope *env, const
         /* only cleanup's own checks decide this one (lib/global/QUEUE.md) */
         if (strcmp(name, "content_filter") == 0)
             return refuse(why, "reserved attribute name");
-        if (!text_ok(value, CLEANUP_ATTR_VALUE_MAX))
+        if (!str_printable(value, CLEANUP_ATTR_VALUE_MAX))
             return refuse(why, "bad attribute value");
         /* the ID the client named the message by (doc/PROTOCOLS.md); not a record */
         if (strcmp(name, "queue_id") == 0) {
@@ -103,7 +90,7 @@ static int read_rcpts(struct attr_reader *r, struct cleanup_envelope *env, size_
         if (attr_get_str(r, "rcpt", &rcpt) < 0 || attr_get_str(r, "orcpt", &orcpt) < 0
             || attr_get_str(r, "notify", &notify) < 0)
             return refuse(why, "bad recipient");
-        if (!*rcpt || !text_ok(rcpt, CLEANUP_ADDR_MAX) || !text_ok(orcpt, CLEANUP_ORCPT_MAX)
+        if (!*rcpt || !str_printable(rcpt, CLEANUP_ADDR_MAX) || !str_printable(orcpt, CLEANUP_ORCPT_MAX)
             || !notify_ok(notify))
             return refuse(why, "bad recipient value");
         env->rcpts[env->nrcpt] = xstrdup(rcpt);
@@ -121,7 +108,7 @@ int cleanup_envelope_read(struct attr_reader *r, struct cleanup_envelope *env,
     memset(env, 0, sizeof(*env));
     if (attr_get_int(r, "flags", 0, CLEANUP_FLAGS_KNOWN, &flags) < 0)
         return refuse(why, "bad flags");
-    if (attr_get_str(r, "sender", &sender) < 0 || !text_ok(sender, CLEANUP_ADDR_MAX))
+    if (attr_get_str(r, "sender", &sender) < 0 || !str_printable(sender, CLEANUP_ADDR_MAX))
         return refuse(why, "bad sender");
     env->flags = flags;
     env->sender = xstrdup(sender);

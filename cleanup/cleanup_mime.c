@@ -26,7 +26,7 @@ static const char *const mime_headers[] = {
     "Content-Transfer-Encoding", "Content-Type", "MIME-Version",
 };
 
-size_t mime_header_name_len(const char *text, size_t len)
+size_t cleanup_mime_header_name_len(const char *text, size_t len)
 {
     size_t n = 0;
     while (n < len && (unsigned char)text[n] > 32 && (unsigned char)text[n] < 127 && text[n] != ':')
@@ -43,9 +43,9 @@ static bool name_is(const char *text, size_t n, const char *name)
     return strlen(name) == n && strncasecmp(text, name, n) == 0;
 }
 
-bool mime_is_mime_header(const char *text, size_t len)
+bool cleanup_mime_is_mime_header(const char *text, size_t len)
 {
-    size_t n = mime_header_name_len(text, len);
+    size_t n = cleanup_mime_header_name_len(text, len);
     for (size_t i = 0; n && i < sizeof(mime_headers) / sizeof(mime_headers[0]); i++)
         if (name_is(text, n, mime_headers[i]))
             return true;
@@ -179,7 +179,7 @@ static void parse_encoding(struct mime_part_type *t, const char *v, size_t len)
 /* Content-Type and Content-Transfer-Encoding of the block being read. */
 static void note_header(struct mime_state *m, const char *text, size_t len)
 {
-    size_t n = mime_header_name_len(text, len);
+    size_t n = cleanup_mime_header_name_len(text, len);
     if (!n || m->lim.disabled)
         return;
     const char *colon = memchr(text, ':', len);
@@ -193,7 +193,7 @@ static void note_header(struct mime_state *m, const char *text, size_t len)
 
 /* ---- the state machine ---- */
 
-void mime_init(struct mime_state *m, const struct mime_limits *lim, const struct mime_callbacks *cb)
+void cleanup_mime_init(struct mime_state *m, const struct mime_limits *lim, const struct mime_callbacks *cb)
 {
     memset(m, 0, sizeof(*m));
     m->lim = *lim;
@@ -217,7 +217,7 @@ static void pop_to(struct mime_state *m, int keep)
         free(m->stack[--m->nstack].text);
 }
 
-void mime_free(struct mime_state *m)
+void cleanup_mime_free(struct mime_state *m)
 {
     pop_to(m, 0);
     free(m->stack);
@@ -247,7 +247,7 @@ static void header_flush(struct mime_state *m)
     const char *text = sb_str(&m->header);
     size_t len = m->header.len;
     note_header(m, text, len);
-    enum mime_class cls = mime_is_mime_header(text, len) ? MIME_CLASS_MIME : m->hclass;
+    enum mime_class cls = cleanup_mime_is_mime_header(text, len) ? MIME_CLASS_MIME : m->hclass;
     m->cb.header(m->cb.ctx, cls, text, len);
     sb_reset(&m->header);
     m->have_header = false;
@@ -344,7 +344,7 @@ static void line_start(struct mime_state *m, const char *s, size_t len, bool eol
             m->piece_was_header = true;
             return;
         }
-        if (k < 0 && len > 0 && mime_header_name_len(s, len) > 0) {
+        if (k < 0 && len > 0 && cleanup_mime_header_name_len(s, len) > 0) {
             header_flush(m);
             m->have_header = true;
             header_append(m, s, len, false);
@@ -378,17 +378,17 @@ static void hand_piece(struct mime_state *m, const char *s, size_t len, bool eol
     m->mid_line = !eol;
 }
 
-void mime_primary_header(struct mime_state *m, const char *text, size_t len)
+void cleanup_mime_primary_header(struct mime_state *m, const char *text, size_t len)
 {
     note_header(m, text, len);
 }
 
-void mime_primary_done(struct mime_state *m)
+void cleanup_mime_primary_done(struct mime_state *m)
 {
     end_block(m);
 }
 
-void mime_feed(struct mime_state *m, const char *data, size_t len)
+void cleanup_mime_feed(struct mime_state *m, const char *data, size_t len)
 {
     while (len > 0) {
         size_t room = m->lim.line_limit - m->line.len;
@@ -405,7 +405,7 @@ void mime_feed(struct mime_state *m, const char *data, size_t len)
     }
 }
 
-void mime_finish(struct mime_state *m)
+void cleanup_mime_finish(struct mime_state *m)
 {
     if (m->line.len > 0) {
         hand_piece(m, sb_str(&m->line), m->line.len, false);

@@ -85,25 +85,25 @@ struct mime_state {
     int errors;              /* MIME_ERR_* */
 };
 
-void mime_init(struct mime_state *m, const struct mime_limits *lim,
+void cleanup_mime_init(struct mime_state *m, const struct mime_limits *lim,
                const struct mime_callbacks *cb);
-void mime_free(struct mime_state *m);
+void cleanup_mime_free(struct mime_state *m);
 
 /* The primary header section, field by field (text as in the message, lines
  * joined by LF, without the final LF): only Content-Type and
- * Content-Transfer-Encoding matter here. Then mime_primary_done once. */
-void mime_primary_header(struct mime_state *m, const char *text, size_t len);
-void mime_primary_done(struct mime_state *m);
+ * Content-Transfer-Encoding matter here. Then cleanup_mime_primary_done once. */
+void cleanup_mime_primary_header(struct mime_state *m, const char *text, size_t len);
+void cleanup_mime_primary_done(struct mime_state *m);
 
-/* The body, in chunks cut anywhere; mime_finish at its end. */
-void mime_feed(struct mime_state *m, const char *data, size_t len);
-void mime_finish(struct mime_state *m);
+/* The body, in chunks cut anywhere; cleanup_mime_finish at its end. */
+void cleanup_mime_feed(struct mime_state *m, const char *data, size_t len);
+void cleanup_mime_finish(struct mime_state *m);
 
 /* Length of the field name when text starts "name:" (blanks allowed before
  * the colon), else 0. */
-size_t mime_header_name_len(const char *text, size_t len);
+size_t cleanup_mime_header_name_len(const char *text, size_t len);
 /* Whether text is a MIME header (Content-Description, Content-Disposition,
  * Content-ID, Content-Transfer-Encoding, Content-Type, MIME-Version). */
-bool mime_is_mime_header(const char *text, size_t len);
+bool cleanup_mime_is_mime_header(const char *text, size_t len);
 
 #endif

@@ -51,27 +51,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mime_limits lim = { 80, 200 + (data[0] & 0x80 ? len : 0), 1 + data[0] % 7, false };
     struct mime_callbacks cb = { on_header, on_body, &r };
     struct mime_state m;
-    mime_init(&m, &lim, &cb);
+    cleanup_mime_init(&m, &lim, &cb);
     for (size_t off = 0; off < head;) {
         const char *nl = memchr(msg + off, '\n', head - off);
         size_t n = (size_t)(nl - (msg + off));
         while (off + n + 1 < head && (msg[off + n + 1] == ' ' || msg[off + n + 1] == '\t'))
             n += 1 + (size_t)((const char *)memchr(msg + off + n + 1, '\n', head - off - n - 1)
                               - (msg + off + n + 1));
-        mime_primary_header(&m, msg + off, n);
+        cleanup_mime_primary_header(&m, msg + off, n);
         off += n + 1;
     }
-    mime_primary_done(&m);
+    cleanup_mime_primary_done(&m);
     const char *body = msg + head + (blank ? 1 : 0);
     size_t blen = len - (size_t)(body - msg);
     for (size_t off = 0; off < blen; off += step)
-        mime_feed(&m, body + off, blen - off < step ? blen - off : step);
-    mime_finish(&m);
+        cleanup_mime_feed(&m, body + off, blen - off < step ? blen - off : step);
+    cleanup_mime_finish(&m);
     /* With headers never cut and a body ending in LF, nothing is lost. */
     if (lim.header_limit >= blen && (blen == 0 || body[blen - 1] == '\n')
         && (r.out.len != blen || memcmp(sb_str(&r.out), body, blen) != 0))
         abort();
-    mime_free(&m);
+    cleanup_mime_free(&m);
     sb_free(&r.out);
     return 0;
 }

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct strbuf err = STRBUF_INIT(1024);
         if (local_expand_parse(text, size, flags, &l, &err) == 0)
             check(&l);
-        dest_list_free(&l);
+        local_dest_list_free(&l);
         sb_free(&err);
     }
     free(text);

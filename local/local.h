@@ -58,11 +58,11 @@ struct local_result {
     char reason[LOCAL_REASON_MAX];
     long long aux;                /* a number a child reports (a file's owner) */
 };
-void result_set(struct local_result *r, int status, const char *dsn, const char *fmt, ...)
+void local_result_set(struct local_result *r, int status, const char *dsn, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* dsn class for an errno of a mailbox/file operation that failed:
  * 4.2.0 (locks, permissions), 4.3.0 (disk full, I/O), 5.2.2 (too large). */
-const char *result_dsn_for_errno(int err, int *status);
+const char *local_result_dsn_for_errno(int err, int *status);
 /* Replace bytes that must not reach a log line or a reply (controls, non-
  * ASCII is kept) with '?', in place; returns s. */
 char *local_printable(char *s);
@@ -98,9 +98,9 @@ struct dest_list {
  * separated by commas or newlines, with "..." quoting. 0 ok; -1 with err. */
 int local_expand_parse(const char *text, size_t len, int flags, struct dest_list *out,
                        struct strbuf *err);
-void dest_list_add(struct dest_list *l, enum local_dest_kind kind, const char *value, bool direct);
-void dest_list_free(struct dest_list *l);
-const char *dest_kind_name(enum local_dest_kind kind);
+void local_dest_list_add(struct dest_list *l, enum local_dest_kind kind, const char *value, bool direct);
+void local_dest_list_free(struct dest_list *l);
+const char *local_dest_kind_name(enum local_dest_kind kind);
 
 /* ---- the message (local_request.c) ---- */
 struct local_message {
@@ -168,9 +168,9 @@ struct from_quote {
     bool at_line_start;
     size_t held;                  /* bytes of "From " matched and held back */
 };
-void from_quote_init(struct from_quote *q);
-int from_quote_feed(struct from_quote *q, const char *data, size_t len, struct strbuf *out);
-int from_quote_finish(struct from_quote *q, struct strbuf *out);
+void local_from_quote_init(struct from_quote *q);
+int local_from_quote_feed(struct from_quote *q, const char *data, size_t len, struct strbuf *out);
+int local_from_quote_finish(struct from_quote *q, struct strbuf *out);
 
 /* Collecting Delivered-To: values from the header section, chunk by chunk. */
 struct delivered_scan {
@@ -180,10 +180,10 @@ struct delivered_scan {
     char **values;
     size_t nvalues;
 };
-void delivered_scan_init(struct delivered_scan *s);
-void delivered_scan_feed(struct delivered_scan *s, const char *data, size_t len);
-void delivered_scan_finish(struct delivered_scan *s);
-void delivered_scan_free(struct delivered_scan *s);
+void local_delivered_scan_init(struct delivered_scan *s);
+void local_delivered_scan_feed(struct delivered_scan *s, const char *data, size_t len);
+void local_delivered_scan_finish(struct delivered_scan *s);
+void local_delivered_scan_free(struct delivered_scan *s);
 
 /* ---- deliveries ---- */
 /* local_mailbox.c: the user's mailbox (home_mailbox, mailbox_command or

@@ -79,13 +79,13 @@ void local_aliases_close(struct local_aliases *a)
 int local_default_privs(struct local_user *u, struct local_result *res)
 {
     if (local_user_by_name(local_cfg.default_privs, u) < 0) {
-        result_set(res, 4, "4.3.5", "default_privs account \"%s\" does not exist",
+        local_result_set(res, 4, "4.3.5", "default_privs account \"%s\" does not exist",
                    local_cfg.default_privs);
         return -1;
     }
     if (u->uid == 0) {
         local_user_free(u);
-        result_set(res, 4, "4.3.5", "default_privs account \"%s\" is privileged",
+        local_result_set(res, 4, "4.3.5", "default_privs account \"%s\" is privileged",
                    local_cfg.default_privs);
         return -1;
     }
@@ -104,13 +104,13 @@ int local_alias_lookup(struct local_aliases *a, const char *name, struct strbuf 
                        struct local_user *owner, struct local_result *res)
 {
     if (a->error) {
-        result_set(res, 4, "4.3.0", "alias database unavailable: %s", a->error);
+        local_result_set(res, 4, "4.3.0", "alias database unavailable: %s", a->error);
         return -1;
     }
     for (size_t i = 0; i < a->n; i++) {
         int rc = map_lookup(a->maps[i], name, value);
         if (rc < 0) {
-            result_set(res, 4, "4.3.0", "alias database %s: lookup error", map_spec(a->maps[i]));
+            local_result_set(res, 4, "4.3.0", "alias database %s: lookup error", map_spec(a->maps[i]));
             return -1;
         }
         if (rc == 1)
@@ -135,32 +135,32 @@ static void include_child(void *ctx, struct local_result *res, struct dest_list 
     ssize_t n = 0;
     if (fd < 0) {
         int status = errno == ENOENT ? 5 : 4;
-        result_set(res, status, status == 5 ? "5.3.0" : "4.3.0", "cannot open include file %s: %s",
+        local_result_set(res, status, status == 5 ? "5.3.0" : "4.3.0", "cannot open include file %s: %s",
                    job->path, strerror(errno));
         goto out;
     }
     if (fstat(fd, &st) < 0) {
-        result_set(res, 4, "4.3.0", "cannot open include file %s: %s", job->path, strerror(errno));
+        local_result_set(res, 4, "4.3.0", "cannot open include file %s: %s", job->path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode) || (st.st_mode & S_IWOTH)) {
-        result_set(res, 5, "5.3.0", "include file %s is %s", job->path,
+        local_result_set(res, 5, "5.3.0", "include file %s is %s", job->path,
                    !S_ISREG(st.st_mode) ? "not a regular file" : "writable by others");
         goto out;
     }
     while ((n = read(fd, buf, sizeof(buf))) > 0 && sb_append(&text, buf, (size_t)n) == 0)
         ;
     if (n != 0) {
-        result_set(res, 4, "4.3.5", "cannot read include file %s: %s", job->path,
+        local_result_set(res, 4, "4.3.5", "cannot read include file %s: %s", job->path,
                    n < 0 ? strerror(errno) : "file too large");
         goto out;
     }
     if (local_expand_parse(sb_str(&text), text.len, LOCAL_PARSE_FILE, dests, &err) < 0) {
-        dest_list_free(dests);
-        result_set(res, 4, "4.3.5", "bad include file %s: %s", job->path, sb_str(&err));
+        local_dest_list_free(dests);
+        local_result_set(res, 4, "4.3.5", "bad include file %s: %s", job->path, sb_str(&err));
         goto out;
     }
-    result_set(res, 2, "2.0.0", "include file %s", job->path);
+    local_result_set(res, 2, "2.0.0", "include file %s", job->path);
     res->aux = (long long)st.st_uid;   /* the owner of exactly what was read */
 out:
     if (fd >= 0)

@@ -157,7 +157,7 @@ static void __attribute__((noreturn)) child_main(const struct local_message *msg
     struct local_result res;
     struct dest_list dests = { 0 };
     local_child_setup(msg, as, fd);
-    result_set(&res, 4, "4.3.0", "delivery process reported nothing");
+    local_result_set(&res, 4, "4.3.0", "delivery process reported nothing");
     fn(ctx, &res, &dests);
     child_report(fd, &res, &dests);
 }
@@ -184,11 +184,11 @@ static int decode_report(const struct strbuf *in, struct local_result *res, stru
             || attr_get_str(&r, "value", &value) < 0 || strlen(value) > LOCAL_ITEM_MAX)
             return -1;
         if (dests)
-            dest_list_add(dests, (enum local_dest_kind)kind, value, direct != 0);
+            local_dest_list_add(dests, (enum local_dest_kind)kind, value, direct != 0);
     }
     if (attr_reader_done(&r) < 0)
         return -1;
-    result_set(res, (int)status, dsn, "%s", reason);
+    local_result_set(res, (int)status, dsn, "%s", reason);
     res->aux = aux;
     return 0;
 }
@@ -216,14 +216,14 @@ void local_child_run(const struct local_message *msg, const struct local_user *a
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
-        result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
+        local_result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
         return;
     }
     pid_t pid = fork();
     if (pid < 0) {
         close(p[0]);
         close(p[1]);
-        result_set(res, 4, "4.3.0", "cannot fork a delivery process: %s", strerror(errno));
+        local_result_set(res, 4, "4.3.0", "cannot fork a delivery process: %s", strerror(errno));
         return;
     }
     if (pid == 0) {
@@ -238,16 +238,16 @@ void local_child_run(const struct local_message *msg, const struct local_user *a
     int wstatus = local_reap(pid, rc < 0 && saved == ETIMEDOUT ? 0 : 10);
     if (rc < 0) {
         if (saved == ETIMEDOUT)
-            result_set(res, 4, "4.3.0", "delivery process timed out after %d seconds", timeout);
+            local_result_set(res, 4, "4.3.0", "delivery process timed out after %d seconds", timeout);
         else if (WIFSIGNALED(wstatus))
-            result_set(res, 4, "4.3.0", "delivery process killed by signal %d", WTERMSIG(wstatus));
+            local_result_set(res, 4, "4.3.0", "delivery process killed by signal %d", WTERMSIG(wstatus));
         else
-            result_set(res, 4, "4.3.0", "delivery process exited with status %d without a result",
+            local_result_set(res, 4, "4.3.0", "delivery process exited with status %d without a result",
                        WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
     } else if (decode_report(&in, res, dests) < 0) {
-        result_set(res, 4, "4.3.0", "malformed result from the delivery process");
+        local_result_set(res, 4, "4.3.0", "malformed result from the delivery process");
         if (dests)
-            dest_list_free(dests);
+            local_dest_list_free(dests);
     }
     sb_free(&in);
 }

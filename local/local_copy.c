@@ -53,7 +53,7 @@ void local_copy_prefix(struct strbuf *out, int flags, const char *sender, const 
 
 /* ---- ">From " quoting ---- */
 
-void from_quote_init(struct from_quote *q)
+void local_from_quote_init(struct from_quote *q)
 {
     q->at_line_start = true;
     q->held = 0;
@@ -62,7 +62,7 @@ void from_quote_init(struct from_quote *q)
 /* Bytes of "From " are held back while they match at a line start; the
  * decision is made when the match completes or fails, so a chunk boundary
  * anywhere in "From " changes nothing. */
-int from_quote_feed(struct from_quote *q, const char *data, size_t len, struct strbuf *out)
+int local_from_quote_feed(struct from_quote *q, const char *data, size_t len, struct strbuf *out)
 {
     static const char pat[] = "From ";
     for (size_t i = 0; i < len; i++) {
@@ -91,7 +91,7 @@ int from_quote_feed(struct from_quote *q, const char *data, size_t len, struct s
     return 0;
 }
 
-int from_quote_finish(struct from_quote *q, struct strbuf *out)
+int local_from_quote_finish(struct from_quote *q, struct strbuf *out)
 {
     int rc = q->held > 0 ? sb_append(out, "From ", q->held) : 0;
     q->held = 0;
@@ -130,7 +130,7 @@ static int sink_flush(struct copy_sink *s)
 static int sink_content(const char *data, size_t len, void *ctx)
 {
     struct copy_sink *s = ctx;
-    int rc = (s->flags & COPY_QUOTE_FROM) ? from_quote_feed(&s->quote, data, len, &s->buf)
+    int rc = (s->flags & COPY_QUOTE_FROM) ? local_from_quote_feed(&s->quote, data, len, &s->buf)
                                           : sb_append(&s->buf, data, len);
     if (rc < 0) {
         s->err = ENOMEM;
@@ -146,13 +146,13 @@ int local_copy_write(int fd, const struct local_delivery *d, int flags, unsigned
 {
     struct copy_sink s = { .fd = fd, .flags = flags, .limit = limit, .last = '\n' };
     sb_init(&s.buf, 4 * COPY_FLUSH_AT);
-    from_quote_init(&s.quote);
+    local_from_quote_init(&s.quote);
     local_copy_prefix(&s.buf, flags, d->msg->sender, d->delivered_to, now_usec() / 1000000);
     int rc = qfile_read_content(d->msg->fd, (off_t)d->msg->content_offset, sink_content, &s);
     if (rc < 0 && s.err == 0)
         s.err = EIO;           /* the queue file itself is unreadable */
     if (rc == 0 && (flags & COPY_QUOTE_FROM))
-        from_quote_finish(&s.quote, &s.buf);
+        local_from_quote_finish(&s.quote, &s.buf);
     if (rc == 0 && s.last != '\n')
         sb_appendc(&s.buf, '\n');
     if (rc == 0 && (flags & COPY_BLANK_LINE))
@@ -170,7 +170,7 @@ int local_copy_write(int fd, const struct local_delivery *d, int flags, unsigned
 
 /* ---- Delivered-To: headers for loop detection ---- */
 
-void delivered_scan_init(struct delivered_scan *s)
+void local_delivered_scan_init(struct delivered_scan *s)
 {
     memset(s, 0, sizeof(*s));
     sb_init(&s->line, 8192);
@@ -195,7 +195,7 @@ static void scan_line(struct delivered_scan *s)
     s->values[s->nvalues++] = str_lower(xstrndup(v, n));
 }
 
-void delivered_scan_feed(struct delivered_scan *s, const char *data, size_t len)
+void local_delivered_scan_feed(struct delivered_scan *s, const char *data, size_t len)
 {
     for (size_t i = 0; i < len && !s->done; i++) {
         if (++s->seen > LOCAL_HEADER_SCAN_MAX) {
@@ -211,7 +211,7 @@ void delivered_scan_feed(struct delivered_scan *s, const char *data, size_t len)
     }
 }
 
-void delivered_scan_finish(struct delivered_scan *s)
+void local_delivered_scan_finish(struct delivered_scan *s)
 {
     if (!s->done && s->line.len)
         scan_line(s);
@@ -219,7 +219,7 @@ void delivered_scan_finish(struct delivered_scan *s)
     sb_free(&s->line);
 }
 
-void delivered_scan_free(struct delivered_scan *s)
+void local_delivered_scan_free(struct delivered_scan *s)
 {
     for (size_t i = 0; i < s->nvalues; i++)
         free(s->values[i]);

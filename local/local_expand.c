@@ -12,7 +12,7 @@
 #include "local.h"
 #include "util.h"
 
-void dest_list_add(struct dest_list *l, enum local_dest_kind kind, const char *value, bool direct)
+void local_dest_list_add(struct dest_list *l, enum local_dest_kind kind, const char *value, bool direct)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 8;
@@ -24,7 +24,7 @@ void dest_list_add(struct dest_list *l, enum local_dest_kind kind, const char *v
     l->n++;
 }
 
-void dest_list_free(struct dest_list *l)
+void local_dest_list_free(struct dest_list *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->items[i].value);
@@ -33,7 +33,7 @@ void dest_list_free(struct dest_list *l)
     l->n = l->cap = 0;
 }
 
-const char *dest_kind_name(enum local_dest_kind kind)
+const char *local_dest_kind_name(enum local_dest_kind kind)
 {
     switch (kind) {
     case DEST_ADDRESS: return "address";
@@ -98,7 +98,7 @@ static int add_address(const char *s, size_t len, bool direct, struct dest_list 
         address_free(&a);
         return -1;
     }
-    dest_list_add(out, DEST_ADDRESS, a.address, direct);
+    local_dest_list_add(out, DEST_ADDRESS, a.address, direct);
     address_free(&a);
     return 0;
 }
@@ -173,12 +173,12 @@ static int parse_item(const char *s, size_t len, struct dest_list *out, struct s
             rc = -1;
         } else {
             char *c = xstrndup(cmd, n);
-            dest_list_add(out, DEST_COMMAND, c, false);
+            local_dest_list_add(out, DEST_COMMAND, c, false);
             free(c);
         }
     } else if (s[0] == '/') {
         char *path = xstrndup(s, len);
-        dest_list_add(out, DEST_FILE, path, false);
+        local_dest_list_add(out, DEST_FILE, path, false);
         free(path);
     } else if (len >= 9 && strncasecmp(s, ":include:", 9) == 0) {
         size_t n = len - 9;
@@ -188,7 +188,7 @@ static int parse_item(const char *s, size_t len, struct dest_list *out, struct s
             rc = -1;
         } else {
             char *p = xstrndup(path, n);
-            dest_list_add(out, DEST_INCLUDE, p, false);
+            local_dest_list_add(out, DEST_INCLUDE, p, false);
             free(p);
         }
     } else {

@@ -138,7 +138,7 @@ static int forward_open_read(const char *path, uid_t uid, struct strbuf *text,
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return 0;
-        result_set(res, 4, "4.3.0", "cannot open forward file %s: %s", path, strerror(errno));
+        local_result_set(res, 4, "4.3.0", "cannot open forward file %s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
@@ -156,7 +156,7 @@ static int forward_open_read(const char *path, uid_t uid, struct strbuf *text,
     while ((n = read(fd, buf, sizeof(buf))) > 0) {
         if (sb_append(text, buf, (size_t)n) < 0) {
             close(fd);
-            result_set(res, 4, "4.3.5", "forward file %s is larger than %d bytes", path,
+            local_result_set(res, 4, "4.3.5", "forward file %s is larger than %d bytes", path,
                        LOCAL_FILE_MAX);
             return -1;
         }
@@ -164,7 +164,7 @@ static int forward_open_read(const char *path, uid_t uid, struct strbuf *text,
     int err = errno;
     close(fd);
     if (n < 0) {
-        result_set(res, 4, "4.3.0", "cannot read forward file %s: %s", path, strerror(err));
+        local_result_set(res, 4, "4.3.0", "cannot read forward file %s: %s", path, strerror(err));
         return -1;
     }
     return 1;
@@ -174,7 +174,7 @@ static void forward_child(void *ctx, struct local_result *res, struct dest_list 
 {
     const struct forward_job *job = ctx;
     struct strbuf text = STRBUF_INIT(LOCAL_FILE_MAX), err = STRBUF_INIT(1024);
-    result_set(res, 2, "2.0.0", "no forward file");
+    local_result_set(res, 2, "2.0.0", "no forward file");
     for (size_t i = 0; i < job->npaths; i++) {
         sb_reset(&text);
         int rc = forward_open_read(job->paths[i], job->uid, &text, res);
@@ -183,10 +183,10 @@ static void forward_child(void *ctx, struct local_result *res, struct dest_list 
         if (rc == 0)
             continue;
         if (local_expand_parse(sb_str(&text), text.len, LOCAL_PARSE_FILE, dests, &err) < 0) {
-            dest_list_free(dests);
-            result_set(res, 4, "4.3.5", "bad forward file %s: %s", job->paths[i], sb_str(&err));
+            local_dest_list_free(dests);
+            local_result_set(res, 4, "4.3.5", "bad forward file %s: %s", job->paths[i], sb_str(&err));
         } else {
-            result_set(res, 2, "2.0.0", "forward file %s", job->paths[i]);
+            local_result_set(res, 2, "2.0.0", "forward file %s", job->paths[i]);
         }
         break;                  /* the first forward file found is the one */
     }

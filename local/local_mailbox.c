@@ -51,7 +51,7 @@ static void foreign_file(const struct mbox_job *job, struct local_result *res, c
 {
     char who[160];
     owner_text(who, sizeof(who), uid);
-    result_set(res, 4, "4.2.0", "cannot update %s: %s %s, owned by %s, was not made by the "
+    local_result_set(res, 4, "4.2.0", "cannot update %s: %s %s, owned by %s, was not made by the "
                "recipient; remove it (and keep the spool directory from being writable by "
                "users: root:mail 2775)", job->what, file, what, who);
     res->aux = (long long)uid;
@@ -92,13 +92,13 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
     }
     if (fd < 0) {
         int status, err = errno;
-        const char *dsn = result_dsn_for_errno(err, &status);
-        result_set(res, status, dsn, "cannot update %s: cannot open file: %s", job->what,
+        const char *dsn = local_result_dsn_for_errno(err, &status);
+        local_result_set(res, status, dsn, "cannot update %s: cannot open file: %s", job->what,
                    strerror(err));
         return -1;
     }
     if (fstat(fd, &st) < 0) {
-        result_set(res, 4, "4.2.0", "cannot update %s: %s", job->what, strerror(errno));
+        local_result_set(res, 4, "4.2.0", "cannot update %s: %s", job->what, strerror(errno));
         close(fd);
         return -1;
     }
@@ -111,7 +111,7 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
         if (job->owner_must_match)
             foreign_file(job, res, job->path, bad, st.st_uid);
         else
-            result_set(res, 4, "4.2.0", "cannot update %s: file %s", job->what, bad);
+            local_result_set(res, 4, "4.2.0", "cannot update %s: file %s", job->what, bad);
         return -1;
     }
     int fl = fcntl(fd, F_GETFL);
@@ -123,10 +123,10 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
 static void lock_failed(const struct mbox_job *job, const char *which, struct local_result *res)
 {
     if (errno == EAGAIN)
-        result_set(res, 4, "4.2.0", "cannot update %s: unable to lock for exclusive access "
+        local_result_set(res, 4, "4.2.0", "cannot update %s: unable to lock for exclusive access "
                    "(%s lock busy)", job->what, which);
     else
-        result_set(res, 4, "4.2.0", "cannot update %s: unable to create %s lock: %s",
+        local_result_set(res, 4, "4.2.0", "cannot update %s: unable to create %s lock: %s",
                    job->what, which, strerror(errno));
 }
 
@@ -161,7 +161,7 @@ static void mbox_child(void *ctx, struct local_result *res, struct dest_list *de
     const struct mbox_job *job = ctx;
     struct stat found;
     if (enter_spool_ids(job) < 0) {
-        result_set(res, 4, "4.3.0", "cannot update %s: cannot switch to the spool directory's "
+        local_result_set(res, 4, "4.3.0", "cannot update %s: cannot switch to the spool directory's "
                    "identity: %s", job->what, strerror(errno));
         return;
     }
@@ -185,12 +185,12 @@ static void mbox_child(void *ctx, struct local_result *res, struct dest_list *de
     if (fd >= 0 && local_fcntl_lock(fd, local_cfg.lock_attempts, local_cfg.lock_delay) < 0)
         lock_failed(job, "fcntl", res);
     else if (fd >= 0 && assume_owner(job, true) < 0)
-        result_set(res, 4, "4.3.0", "cannot update %s: cannot switch to the recipient's "
+        local_result_set(res, 4, "4.3.0", "cannot update %s: cannot switch to the recipient's "
                    "identity: %s", job->what, strerror(errno));
     else if (fd >= 0) {
         local_mbox_append(job->d, fd, job->what, COPY_MBOX, res);
         if (res->status == 2)
-            result_set(res, 2, "2.0.0", "%s", job->done_text);
+            local_result_set(res, 2, "2.0.0", "%s", job->done_text);
         if (res->status == 2 && locked == 1)
             res->aux = (long long)found.st_uid;   /* the parent reports the stale lock */
         if (assume_owner(job, false) < 0)
@@ -297,7 +297,7 @@ void local_file_deliver(const struct local_delivery *d, const char *path,
     struct strbuf desc = STRBUF_INIT(8192), done = STRBUF_INIT(8192);
     struct mbox_job job = { .d = d, .owner = as, .path = path };
     if (strcmp(path, "/dev/null") == 0) {
-        result_set(res, 2, "2.0.0", "delivered to file: /dev/null");
+        local_result_set(res, 2, "2.0.0", "delivered to file: /dev/null");
         return;
     }
     sb_appendf(&desc, "file %s", path);

@@ -51,12 +51,12 @@ static void maildir_name(struct strbuf *out, const struct local_delivery *d)
 static void maildir_fail(struct local_result *res, const char *what, const char *path, int err)
 {
     int status;
-    const char *dsn = result_dsn_for_errno(err, &status);
+    const char *dsn = local_result_dsn_for_errno(err, &status);
     if (err == EFBIG)
-        result_set(res, 5, dsn, "maildir delivery failed: the message would exceed "
+        local_result_set(res, 5, dsn, "maildir delivery failed: the message would exceed "
                    "mailbox_size_limit (%lld bytes)", local_cfg.mailbox_size_limit);
     else
-        result_set(res, status, dsn, "maildir delivery failed: %s %s: %s", what, path,
+        local_result_set(res, status, dsn, "maildir delivery failed: %s %s: %s", what, path,
                    strerror(err));
 }
 
@@ -102,7 +102,7 @@ void local_maildir_write(const struct local_delivery *d, const char *dir, struct
      * deferral now would only deliver it twice. */
     if (fsync_dir(sb_str(&path)) < 0)
         msg_warn("maildir %s: fsync: %m", sb_str(&path));
-    result_set(res, 2, "2.0.0", "delivered to maildir");
+    local_result_set(res, 2, "2.0.0", "delivered to maildir");
 out:
     sb_free(&path);
     sb_free(&name);

@@ -14,7 +14,7 @@ void local_mbox_append(const struct local_delivery *d, int fd, const char *what,
 {
     struct stat st;
     if (fstat(fd, &st) < 0) {
-        result_set(res, 4, "4.2.0", "cannot update %s: %s", what, strerror(errno));
+        local_result_set(res, 4, "4.2.0", "cannot update %s: %s", what, strerror(errno));
         return;
     }
     off_t before = st.st_size;
@@ -22,7 +22,7 @@ void local_mbox_append(const struct local_delivery *d, int fd, const char *what,
     if (local_cfg.mailbox_size_limit > 0) {
         long long room = local_cfg.mailbox_size_limit - (long long)before;
         if (room <= 0 || d->msg->content_size >= (unsigned long long)room) {
-            result_set(res, 5, "5.2.2", "cannot update %s: the message would exceed "
+            local_result_set(res, 5, "5.2.2", "cannot update %s: the message would exceed "
                        "mailbox_size_limit (%lld bytes)", what, local_cfg.mailbox_size_limit);
             return;
         }
@@ -32,18 +32,18 @@ void local_mbox_append(const struct local_delivery *d, int fd, const char *what,
     if (lseek(fd, 0, SEEK_END) < 0 || local_copy_write(fd, d, flags, limit, &written) < 0
         || fsync(fd) < 0) {
         int err = errno, status;
-        const char *dsn = result_dsn_for_errno(err, &status);
+        const char *dsn = local_result_dsn_for_errno(err, &status);
         /* never leave half a message behind */
         if (ftruncate(fd, before) < 0 || fsync(fd) < 0)
-            result_set(res, 4, "4.3.0", "cannot update %s: %s; and cannot truncate it back to "
+            local_result_set(res, 4, "4.3.0", "cannot update %s: %s; and cannot truncate it back to "
                        "%lld bytes: %s", what, strerror(err), (long long)before, strerror(errno));
         else if (err == EFBIG)
-            result_set(res, 5, dsn, "cannot update %s: the message would exceed "
+            local_result_set(res, 5, dsn, "cannot update %s: the message would exceed "
                        "mailbox_size_limit (%lld bytes)", what, local_cfg.mailbox_size_limit);
         else
-            result_set(res, status, dsn, "cannot update %s: error writing message: %s",
+            local_result_set(res, status, dsn, "cannot update %s: error writing message: %s",
                        what, strerror(err));
         return;
     }
-    result_set(res, 2, "2.0.0", "delivered");
+    local_result_set(res, 2, "2.0.0", "delivered");
 }

@@ -152,16 +152,16 @@ static void command_result(int wstatus, bool timed_out, const char *command,
     first_line(out, line, sizeof(line));
     const char *sep = *line ? ". Command output: " : "";
     if (timed_out)
-        result_set(res, 5, "5.3.0", "command time limit exceeded: \"%s\"%s%s", cmd, sep, line);
+        local_result_set(res, 5, "5.3.0", "command time limit exceeded: \"%s\"%s%s", cmd, sep, line);
     else if (WIFSIGNALED(wstatus))
-        result_set(res, 5, "5.3.0", "Command died with signal %d: \"%s\"%s%s",
+        local_result_set(res, 5, "5.3.0", "Command died with signal %d: \"%s\"%s%s",
                    WTERMSIG(wstatus), cmd, sep, line);
     else if (WEXITSTATUS(wstatus) == 0)
-        result_set(res, 2, "2.0.0", "delivered to command: %s", cmd);
+        local_result_set(res, 2, "2.0.0", "delivered to command: %s", cmd);
     else if (WEXITSTATUS(wstatus) == EX_TEMPFAIL_STATUS)
-        result_set(res, 4, "4.3.0", "temporary failure of command \"%s\"%s%s", cmd, sep, line);
+        local_result_set(res, 4, "4.3.0", "temporary failure of command \"%s\"%s%s", cmd, sep, line);
     else
-        result_set(res, 5, "5.3.0", "Command died with status %d: \"%s\"%s%s",
+        local_result_set(res, 5, "5.3.0", "Command died with status %d: \"%s\"%s%s",
                    WEXITSTATUS(wstatus), cmd, sep, line);
 }
 
@@ -170,13 +170,13 @@ void local_pipe_deliver(const struct local_delivery *d, const char *command,
 {
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) < 0) {
-        result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
+        local_result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
         return;
     }
     if (pipe2(out, O_CLOEXEC) < 0) {
         close(in[0]);
         close(in[1]);
-        result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
+        local_result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
         return;
     }
     long long deadline = now_usec() / 1000 + (long long)local_cfg.command_time_limit * 1000;
@@ -197,7 +197,7 @@ void local_pipe_deliver(const struct local_delivery *d, const char *command,
             local_reap(cmd, 0);
         }
         close(out[0]);
-        result_set(res, 4, "4.3.0", "cannot fork: %s", strerror(errno));
+        local_result_set(res, 4, "4.3.0", "cannot fork: %s", strerror(errno));
         return;
     }
     struct strbuf output = STRBUF_INIT(PIPE_OUTPUT_KEEP);

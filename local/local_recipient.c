@@ -123,7 +123,7 @@ static void leaf_done(struct top *t, const char *to, const struct local_result *
 static void leaf_fail(struct top *t, const char *to, int status, const char *dsn, const char *text)
 {
     struct local_result r;
-    result_set(&r, status, dsn, "%s", text);
+    local_result_set(&r, status, dsn, "%s", text);
     leaf_done(t, to, &r);
 }
 
@@ -202,6 +202,21 @@ static void deliver_file_or_command(struct top *t, const struct local_dest *dest
 
 static void deliver_list(struct top *t, const struct dest_list *l, const struct origin *o, int depth);
 
+/* Deliver to what o expanded into (an alias, a .forward, an include file):
+ * each destination is a child of o of that class, run with privs, and key
+ * names the expansion so that a loop back to it is found. */
+static void deliver_expansion(struct top *t, const struct dest_list *l, const struct origin *o,
+                              enum local_class class, const struct local_user *privs,
+                              const char *key, int depth)
+{
+    struct origin child = *o;
+    child.parent = o;
+    child.class = class;
+    child.privs = privs;
+    child.key = key;
+    deliver_list(t, l, &child, depth + 1);
+}
+
 static void deliver_include(struct top *t, const char *path, const struct origin *o, int depth)
 {
     struct strbuf key = STRBUF_INIT(LOCAL_ITEM_MAX + 16);
@@ -216,17 +231,12 @@ static void deliver_include(struct top *t, const char *path, const struct origin
     struct local_result res;
     if (leaf_identity(o, &reader, &res) == 0
         && local_include_read(t->msg, path, &reader, &dests, &owner, &res) == 0) {
-        struct origin child = *o;
-        child.parent = o;
-        child.class = LOCAL_CLASS_INCLUDE;
-        child.privs = &owner;
-        child.key = sb_str(&key);
-        deliver_list(t, &dests, &child, depth + 1);
+        deliver_expansion(t, &dests, o, LOCAL_CLASS_INCLUDE, &owner, sb_str(&key), depth);
         local_user_free(&owner);
     } else {
         leaf_done(t, o->address, &res);
     }
-    dest_list_free(&dests);
+    local_dest_list_free(&dests);
     local_user_free(&reader);
     sb_free(&key);
 }
@@ -291,18 +301,13 @@ static int try_alias(struct top *t, const struct origin *self, const char *base,
             struct dest_list dests = { 0 };
             rc = 1;
             if (local_expand_parse(sb_str(&value), value.len, 0, &dests, &err) < 0 || dests.n == 0) {
-                result_set(&res, 4, "4.3.5", "alias %s: %s", keys[i],
+                local_result_set(&res, 4, "4.3.5", "alias %s: %s", keys[i],
                            dests.n == 0 && err.len == 0 ? "no destinations" : sb_str(&err));
                 leaf_done(t, self->address, &res);
             } else {
-                struct origin child = *self;
-                child.parent = self;
-                child.class = LOCAL_CLASS_ALIAS;
-                child.privs = &owner;
-                child.key = sb_str(&key);
-                deliver_list(t, &dests, &child, depth + 1);
+                deliver_expansion(t, &dests, self, LOCAL_CLASS_ALIAS, &owner, sb_str(&key), depth);
             }
-            dest_list_free(&dests);
+            local_dest_list_free(&dests);
             local_user_free(&owner);
         }
     }
@@ -328,15 +333,10 @@ static int try_forward(struct top *t, const struct origin *self, const struct lo
             leaf_done(t, self->address, &res);
             rc = 1;
         } else if (found > 0) {
-            struct origin child = *self;
-            child.parent = self;
-            child.class = LOCAL_CLASS_FORWARD;
-            child.privs = user;
-            child.key = sb_str(&key);
-            deliver_list(t, &dests, &child, depth + 1);
+            deliver_expansion(t, &dests, self, LOCAL_CLASS_FORWARD, user, sb_str(&key), depth);
             rc = 1;
         }
-        dest_list_free(&dests);
+        local_dest_list_free(&dests);
     }
     sb_free(&key);
     return rc;
@@ -456,9 +456,9 @@ static void forward_all(struct top *t)
     struct local_result res;
     if (local_resubmit(t->msg, t->delivered_to, (const char *const *)t->forwards, t->nforwards,
                        id, &err) == 0)
-        result_set(&res, 2, "2.0.0", "forwarded as %s", id);
+        local_result_set(&res, 2, "2.0.0", "forwarded as %s", id);
     else
-        result_set(&res, 4, "4.3.0", "cannot forward: %s", sb_str(&err));
+        local_result_set(&res, 4, "4.3.0", "cannot forward: %s", sb_str(&err));
     for (size_t i = 0; i < t->nforwards; i++)
         leaf_done(t, t->forwards[i], &res);
     sb_free(&err);

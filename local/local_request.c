@@ -35,7 +35,7 @@ void local_log_delivery(const struct local_message *msg, const char *to, const c
 static int scan_chunk(const char *data, size_t len, void *ctx)
 {
     struct delivered_scan *s = ctx;
-    delivered_scan_feed(s, data, len);
+    local_delivered_scan_feed(s, data, len);
     return s->done ? 1 : 0;      /* stop reading after the header */
 }
 
@@ -63,13 +63,13 @@ static int message_open(struct local_message *msg, struct deliver_request *rq,
     struct strbuf err = STRBUF_INIT(0);
     int rc = -1;
     if (deliver_request_open(rq, &err) < 0) {
-        result_set(fail, 4, "4.3.0", "%s", sb_str(&err));
+        local_result_set(fail, 4, "4.3.0", "%s", sb_str(&err));
         goto out;
     }
     msg->mark_fd = rq->fd;
     msg->fd = safe_reopen(rq->fd, O_RDONLY, &err);
     if (msg->fd < 0) {
-        result_set(fail, 4, "4.3.0", "cannot open queue file %s", sb_str(&err));
+        local_result_set(fail, 4, "4.3.0", "cannot open queue file %s", sb_str(&err));
         goto out;
     }
     msg->sender = xstrdup(rq->msg.sender);
@@ -77,14 +77,14 @@ static int message_open(struct local_message *msg, struct deliver_request *rq,
     msg->content_offset = rq->msg.content_offset;
     msg->content_size = rq->msg.content_size;
     struct delivered_scan scan;
-    delivered_scan_init(&scan);
+    local_delivered_scan_init(&scan);
     deliver_request_scan(rq, scan_chunk, &scan);
-    delivered_scan_finish(&scan);
+    local_delivered_scan_finish(&scan);
     msg->delivered_to = scan.values;
     msg->ndelivered = scan.nvalues;
     scan.values = NULL;
     scan.nvalues = 0;
-    delivered_scan_free(&scan);
+    local_delivered_scan_free(&scan);
     rc = 0;
 out:
     sb_free(&err);
@@ -96,7 +96,7 @@ static void mark_final(struct deliver_request *rq, size_t i, struct local_result
 {
     struct strbuf why = STRBUF_INIT(0);
     if (deliver_request_mark(rq, i, res->status, res->reason, &why) < 0)
-        result_set(res, 4, "4.3.0", "%s", sb_str(&why));
+        local_result_set(res, 4, "4.3.0", "%s", sb_str(&why));
     sb_free(&why);
 }
 
@@ -110,11 +110,11 @@ static void deliver_all(struct local_message *msg, struct deliver_request *rq,
         long long start = now_usec();
         msg->seq++;
         if (!rec) {
-            result_set(&out[i].res, 4, "4.3.0", "recipient not found in queue file %s",
+            local_result_set(&out[i].res, 4, "4.3.0", "recipient not found in queue file %s",
                        rq->queue_path);
             local_log_delivery(msg, r->address, NULL, &out[i].res);
         } else if (rec->done) {
-            result_set(&out[i].res, 2, "2.0.0", "already delivered");
+            local_result_set(&out[i].res, 2, "2.0.0", "already delivered");
         } else {
             local_recipient_deliver(msg, r, dups, &out[i].res);
             mark_final(rq, i, &out[i].res);

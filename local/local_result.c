@@ -15,7 +15,7 @@ char *local_printable(char *s)
     return s;
 }
 
-void result_set(struct local_result *r, int status, const char *dsn, const char *fmt, ...)
+void local_result_set(struct local_result *r, int status, const char *dsn, const char *fmt, ...)
 {
     va_list ap;
     r->status = status;
@@ -29,7 +29,7 @@ void result_set(struct local_result *r, int status, const char *dsn, const char 
 
 /* A full disk or a broken disk may heal; a file that grew past its limit
  * will not, so that one returns the mail as Postfix does. */
-const char *result_dsn_for_errno(int err, int *status)
+const char *local_result_dsn_for_errno(int err, int *status)
 {
     switch (err) {
     case EFBIG:

@@ -24,7 +24,7 @@ enum sm_mode { MODE_DELIVER, MODE_QUEUE_LIST, MODE_ALIASES, MODE_FLUSH, MODE_SMT
 
 static char *drop_program;
 
-const char *sm_drop_program(void)
+const char *sendmail_drop_program(void)
 {
     return drop_program;
 }
@@ -102,7 +102,7 @@ static const char *parse_sender(const char *arg)
 {
     char *text = NULL;
     struct address a;
-    if (sm_address_list(arg, strlen(arg), first_address, &text) < 0)
+    if (sendmail_address_list(arg, strlen(arg), first_address, &text) < 0)
         usage_value("-f", arg, "one address");
     if (!text)
         return "";
@@ -232,7 +232,7 @@ static void add_arguments(struct sm_rcpts *rcpts, const struct sm_options *o, in
     for (int i = 0; i < n; i++) {
         const char *why;
         char bad[201], text[600];
-        if (sm_rcpts_add_list(rcpts, args[i], o->notify, &why, bad) < 0) {
+        if (sendmail_rcpts_add_list(rcpts, args[i], o->notify, &why, bad) < 0) {
             snprintf(text, sizeof(text), "recipient \"%.200s\": %s", *bad ? bad : args[i], why);
             usage(text);
         }
@@ -249,8 +249,8 @@ static int deliver(const struct sm_options *o, int n, char **args)
     char id[QUEUE_ID_SIZE];
     int rc = 0, got;
     add_arguments(&rcpts, o, n, args);
-    sm_input_init(&in, stdin, o->ignore_dots, false, o->size_limit);
-    if (o->extract && (rc = sm_extract_recipients(&in, o, &rcpts, &piece)) != 0)
+    sendmail_input_init(&in, stdin, o->ignore_dots, false, o->size_limit);
+    if (o->extract && (rc = sendmail_extract_recipients(&in, o, &rcpts, &piece)) != 0)
         goto out;
     if (rcpts.n == 0) {
         fprintf(stderr, "sendmail: no recipients: give them as arguments, or use -t to take "
@@ -258,28 +258,28 @@ static int deliver(const struct sm_options *o, int n, char **args)
         rc = SM_EX_USAGE;
         goto out;
     }
-    if (sm_drop_start(&d, o, o->sender, o->ret, o->envid, &rcpts) < 0) {
+    if (sendmail_drop_start(&d, o, o->sender, o->ret, o->envid, &rcpts) < 0) {
         rc = SM_EX_TEMPFAIL;
         goto out;
     }
     got = 0;
     do {                          /* until the end, or until tern-drop gave up */
-        sm_drop_content(&d, piece.data, piece.len);
+        sendmail_drop_content(&d, piece.data, piece.len);
         sb_reset(&piece);
-    } while (!d.failed && (got = sm_input_read(&in, &piece)) > 0);
+    } while (!d.failed && (got = sendmail_input_read(&in, &piece)) > 0);
     if (got < 0) {
         fprintf(stderr, "sendmail: message too big: over message_size_limit (%llu bytes)\n",
                 o->size_limit);
-        sm_drop_abort(&d);
+        sendmail_drop_abort(&d);
         rc = SM_EX_DATAERR;
         goto out;
     }
-    rc = sm_drop_finish(&d, id);
+    rc = sendmail_drop_finish(&d, id);
     if (rc == 0 && o->verbose)
         fprintf(stderr, "sendmail: queued in maildrop as %s for %zu recipient%s\n", id, rcpts.n,
                 rcpts.n == 1 ? "" : "s");
 out:
-    sm_rcpts_free(&rcpts);
+    sendmail_rcpts_free(&rcpts);
     sb_free(&piece);
     return rc;
 }
@@ -298,7 +298,7 @@ int main(int argc, char **argv)
     case MODE_QUEUE_LIST: run_tern(&o, "queue");
     case MODE_ALIASES: run_tern(&o, "aliases");
     case MODE_FLUSH: run_tern(&o, "flush");
-    case MODE_SMTP: return sm_smtp_session(&o);
+    case MODE_SMTP: return sendmail_smtp_session(&o);
     case MODE_NOTHING: return 0;
     case MODE_DELIVER: break;
     }

@@ -38,7 +38,7 @@ struct sm_options {
 };
 
 /* Where the other programs are, from main.cf (sendmail.c). */
-const char *sm_drop_program(void);
+const char *sendmail_drop_program(void);
 
 /* ---- recipients (sendmail_addr.c) ---- */
 struct sm_rcpts {
@@ -46,24 +46,24 @@ struct sm_rcpts {
     char **notify;               /* per recipient, "" for none */
     size_t n, cap;
 };
-void sm_rcpts_free(struct sm_rcpts *r);
+void sendmail_rcpts_free(struct sm_rcpts *r);
 /* Add one address in external form, unless it is there already. 0 ok, -1
  * when there are too many or it is too long (*why says which). */
-int sm_rcpts_add(struct sm_rcpts *r, const char *addr, const char *notify, const char **why);
+int sendmail_rcpts_add(struct sm_rcpts *r, const char *addr, const char *notify, const char **why);
 /* Add every address of an RFC 5322 address list (a command-line argument
  * or a To:/Cc:/Bcc: value): display names, comments and groups are
  * dropped, each address is checked and kept in its external form (local
  * part quoted as needed, no <>); duplicates are added once. 0 ok, -1 with
  * *why saying what was wrong (a static string; *bad the address text when
  * that is known, at most 200 bytes). */
-int sm_rcpts_add_list(struct sm_rcpts *r, const char *text, const char *notify,
+int sendmail_rcpts_add_list(struct sm_rcpts *r, const char *text, const char *notify,
                       const char **why, char bad[201]);
 
 /* Split an address list into its addresses (pure; tested on its own):
  * calls fn with each address text as written, without display name,
  * comments, route or <>. 0 ok, -1 malformed (unbalanced quotes, <> or
  * comments, or an address over 1000 bytes). */
-int sm_address_list(const char *text, size_t len,
+int sendmail_address_list(const char *text, size_t len,
                     int (*fn)(const char *addr, size_t len, void *ctx), void *ctx);
 
 /* ---- reading the message (sendmail_input.c) ---- */
@@ -77,20 +77,20 @@ struct sm_input {
     bool dot_seen;               /* ... and it was a "." line, not the end of the input */
     unsigned long long size, limit;  /* content bytes so far, message_size_limit (0: none) */
 };
-void sm_input_init(struct sm_input *in, FILE *fp, bool ignore_dots, bool smtp,
+void sendmail_input_init(struct sm_input *in, FILE *fp, bool ignore_dots, bool smtp,
                    unsigned long long limit);
 /* Append the next piece of content to out: whole lines ending in LF (CR LF
  * becomes LF; a last line without LF gets one), or a part of a line longer
  * than SM_PIECE. 1 data appended, 0 end of message, -1 over the limit
  * (the rest of the message is still consumed in smtp mode). */
-int sm_input_read(struct sm_input *in, struct strbuf *out);
+int sendmail_input_read(struct sm_input *in, struct strbuf *out);
 
 /* -t: read the header section, add the recipients of To:, Cc: and Bcc:
  * (Resent-To:, Resent-Cc:, Resent-Bcc: when there are any) and remove the
  * Bcc: (Resent-Bcc:) fields; head gets the content to submit so far (the
  * header section and any body bytes already read). 0 ok, otherwise the
  * exit status after an error message. */
-int sm_extract_recipients(struct sm_input *in, const struct sm_options *o,
+int sendmail_extract_recipients(struct sm_input *in, const struct sm_options *o,
                           struct sm_rcpts *rcpts, struct strbuf *head);
 
 /* ---- the hand-over to tern-drop (sendmail_submit.c) ---- */
@@ -101,19 +101,19 @@ struct sm_drop {
 };
 /* Start tern-drop and send the envelope. sender NULL: the login name.
  * 0 ok, -1 (message printed). */
-int sm_drop_start(struct sm_drop *d, const struct sm_options *o, const char *sender,
+int sendmail_drop_start(struct sm_drop *d, const struct sm_options *o, const char *sender,
                   const char *ret, const char *envid, const struct sm_rcpts *rcpts);
 /* Content, any amount. */
-void sm_drop_content(struct sm_drop *d, const char *data, size_t len);
+void sendmail_drop_content(struct sm_drop *d, const char *data, size_t len);
 /* The end of the content: tern-drop commits. 0 with the maildrop file's
  * name in id, else tern-drop's exit status (it said why on stderr). */
-int sm_drop_finish(struct sm_drop *d, char id[QUEUE_ID_SIZE]);
+int sendmail_drop_finish(struct sm_drop *d, char id[QUEUE_ID_SIZE]);
 /* Give up: tern-drop sees no end of content and keeps nothing. */
-void sm_drop_abort(struct sm_drop *d);
+void sendmail_drop_abort(struct sm_drop *d);
 
 /* ---- -bs (sendmail_smtp.c) ---- */
 /* An SMTP dialog on stdin/stdout whose messages go through tern-drop like
  * any other; the exit status. */
-int sm_smtp_session(const struct sm_options *o);
+int sendmail_smtp_session(const struct sm_options *o);
 
 #endif

@@ -44,7 +44,7 @@ static size_t skip_delimited(const char *s, size_t len, size_t i, char open, cha
     return len + 1;
 }
 
-int sm_address_list(const char *s, size_t len,
+int sendmail_address_list(const char *s, size_t len,
                     int (*fn)(const char *addr, size_t len, void *ctx), void *ctx)
 {
     struct addr_scan sc = { STRBUF_INIT(ADDRESS_MAX_LEN), STRBUF_INIT(ADDRESS_MAX_LEN),
@@ -101,7 +101,7 @@ int sm_address_list(const char *s, size_t len,
     return rc;
 }
 
-void sm_rcpts_free(struct sm_rcpts *r)
+void sendmail_rcpts_free(struct sm_rcpts *r)
 {
     for (size_t i = 0; i < r->n; i++) {
         free(r->addr[i]);
@@ -112,7 +112,7 @@ void sm_rcpts_free(struct sm_rcpts *r)
     memset(r, 0, sizeof(*r));
 }
 
-int sm_rcpts_add(struct sm_rcpts *r, const char *addr, const char *notify, const char **why)
+int sendmail_rcpts_add(struct sm_rcpts *r, const char *addr, const char *notify, const char **why)
 {
     for (size_t i = 0; i < r->n; i++)
         if (strcmp(r->addr[i], addr) == 0)
@@ -150,17 +150,17 @@ static int add_one(const char *text, size_t len, void *arg)
         snprintf(c->bad, 201, "%.*s", len > 200 ? 200 : (int)len, text);
         return -1;
     }
-    int rc = sm_rcpts_add(r, a.address, c->notify, &c->why);
+    int rc = sendmail_rcpts_add(r, a.address, c->notify, &c->why);
     address_free(&a);
     return rc;
 }
 
-int sm_rcpts_add_list(struct sm_rcpts *r, const char *text, const char *notify,
+int sendmail_rcpts_add_list(struct sm_rcpts *r, const char *text, const char *notify,
                       const char **why, char bad[201])
 {
     struct add_ctx c = { r, notify, NULL, bad };
     bad[0] = 0;
-    if (sm_address_list(text, strlen(text), add_one, &c) < 0) {
+    if (sendmail_address_list(text, strlen(text), add_one, &c) < 0) {
         *why = c.why ? c.why : "malformed address list (unbalanced quotes, <> or comments, "
                                "or an address too long)";
         return -1;

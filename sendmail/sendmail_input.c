@@ -11,7 +11,7 @@
 #include "header_section.h"
 #include "sendmail.h"
 
-void sm_input_init(struct sm_input *in, FILE *fp, bool ignore_dots, bool smtp,
+void sendmail_input_init(struct sm_input *in, FILE *fp, bool ignore_dots, bool smtp,
                    unsigned long long limit)
 {
     memset(in, 0, sizeof(*in));
@@ -62,12 +62,12 @@ static void skip_to_end(struct sm_input *in)
 {
     struct strbuf junk = STRBUF_INIT(0);
     in->limit = 0;
-    while (sm_input_read(in, &junk) > 0)
+    while (sendmail_input_read(in, &junk) > 0)
         sb_reset(&junk);
     sb_free(&junk);
 }
 
-int sm_input_read(struct sm_input *in, struct strbuf *out)
+int sendmail_input_read(struct sm_input *in, struct strbuf *out)
 {
     size_t piece_start = out->len, line_start = out->len;
     bool line_at_bol = in->at_bol;
@@ -131,7 +131,7 @@ static int add_field_rcpts(const struct header_state *h, const char *name,
         const char *why;
         char bad[201];
         header_value(h, f, &value, h->limit);
-        if (sm_rcpts_add_list(rcpts, sb_str(&value), o->notify, &why, bad) < 0) {
+        if (sendmail_rcpts_add_list(rcpts, sb_str(&value), o->notify, &why, bad) < 0) {
             fprintf(stderr, "sendmail: %s header: %s%s%s%s\n", name, why, *bad ? " (" : "", bad,
                     *bad ? ")" : "");
             rc = SM_EX_DATAERR;
@@ -141,7 +141,7 @@ static int add_field_rcpts(const struct header_state *h, const char *name,
     return rc;
 }
 
-int sm_extract_recipients(struct sm_input *in, const struct sm_options *o,
+int sendmail_extract_recipients(struct sm_input *in, const struct sm_options *o,
                           struct sm_rcpts *rcpts, struct strbuf *head)
 {
     struct header_state h;
@@ -149,7 +149,7 @@ int sm_extract_recipients(struct sm_input *in, const struct sm_options *o,
     size_t used = 0;
     int rc = 0, got;
     header_state_init(&h, o->header_limit);
-    while (!h.done && (got = sm_input_read(in, &piece)) != 0) {
+    while (!h.done && (got = sendmail_input_read(in, &piece)) != 0) {
         int fed = got < 0 ? -1 : header_feed(&h, piece.data, piece.len, &used);
         if (fed < 0) {
             fprintf(stderr, "sendmail: %s\n", got < 0 ? "message too big (message_size_limit)"

@@ -41,7 +41,7 @@ static void reset_transaction(struct bs_session *s)
     free(s->envid);
     s->sender = s->ret = s->envid = NULL;
     s->have_mail = false;
-    sm_rcpts_free(&s->rcpts);
+    sendmail_rcpts_free(&s->rcpts);
 }
 
 /* One command line without its line end. 1 ok, 2 too long (consumed),
@@ -117,7 +117,7 @@ static void do_rcpt(struct bs_session *s, const char *arg)
         reply("%d %s", err.code, err.text);
         return;
     }
-    if (sm_rcpts_add(&s->rcpts, r.rcpt.address, smtp_notify_string(r.notify, notify,
+    if (sendmail_rcpts_add(&s->rcpts, r.rcpt.address, smtp_notify_string(r.notify, notify,
                                                                      sizeof(notify)), &why) < 0)
         reply("452 4.5.3 Error: %s", why);
     else
@@ -140,22 +140,22 @@ static void do_data(struct bs_session *s)
     struct strbuf piece = STRBUF_INIT(0);
     char id[QUEUE_ID_SIZE];
     int got;
-    bool started = sm_drop_start(&d, s->o, s->sender, s->ret, s->envid, &s->rcpts) == 0;
-    sm_input_init(&in, stdin, false, true, s->o->size_limit);
-    while ((got = sm_input_read(&in, &piece)) > 0) {
+    bool started = sendmail_drop_start(&d, s->o, s->sender, s->ret, s->envid, &s->rcpts) == 0;
+    sendmail_input_init(&in, stdin, false, true, s->o->size_limit);
+    while ((got = sendmail_input_read(&in, &piece)) > 0) {
         if (started)
-            sm_drop_content(&d, piece.data, piece.len);
+            sendmail_drop_content(&d, piece.data, piece.len);
         sb_reset(&piece);
     }
     sb_free(&piece);
     if (got < 0 || !started) {
         if (started)
-            sm_drop_abort(&d);
+            sendmail_drop_abort(&d);
         reply(got < 0 ? "552 5.3.4 Error: message file too big"
                       : "451 4.3.0 Error: queue file write error");
     } else if (!in.dot_seen) {
-        sm_drop_abort(&d);           /* the input ended inside the content */
-    } else if (sm_drop_finish(&d, id) == 0) {
+        sendmail_drop_abort(&d);           /* the input ended inside the content */
+    } else if (sendmail_drop_finish(&d, id) == 0) {
         reply("250 2.0.0 Ok: queued as %s", id);
     } else {
         reply("451 4.3.0 Error: queue file write error");
@@ -189,7 +189,7 @@ static bool do_command(struct bs_session *s, struct strbuf *line)
     return true;
 }
 
-int sm_smtp_session(const struct sm_options *o)
+int sendmail_smtp_session(const struct sm_options *o)
 {
     struct bs_session s = { .o = o };
     long long line_limit = cfg_size(P_line_length_limit);

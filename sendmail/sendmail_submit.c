@@ -36,7 +36,7 @@ static void put_attr(struct sm_drop *d, const char *name, const char *value)
 /* The child: tern-drop with the pipes as stdin and stdout. */
 static void __attribute__((noreturn)) exec_drop(const struct sm_options *o, int in, int out)
 {
-    const char *prog = sm_drop_program();
+    const char *prog = sendmail_drop_program();
     const char *argv[] = { prog, "-c", o->confdir, o->verbose ? "-v" : NULL, NULL };
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0)
         _exit(SM_EX_SOFTWARE);
@@ -46,7 +46,7 @@ static void __attribute__((noreturn)) exec_drop(const struct sm_options *o, int 
     _exit(SM_EX_UNAVAILABLE);
 }
 
-int sm_drop_start(struct sm_drop *d, const struct sm_options *o, const char *sender,
+int sendmail_drop_start(struct sm_drop *d, const struct sm_options *o, const char *sender,
                   const char *ret, const char *envid, const struct sm_rcpts *rcpts)
 {
     int to[2], from[2];
@@ -85,7 +85,7 @@ int sm_drop_start(struct sm_drop *d, const struct sm_options *o, const char *sen
     return 0;
 }
 
-void sm_drop_content(struct sm_drop *d, const char *data, size_t len)
+void sendmail_drop_content(struct sm_drop *d, const char *data, size_t len)
 {
     for (size_t off = 0; off < len; off += QREC_CONTENT_CHUNK) {
         size_t n = len - off < QREC_CONTENT_CHUNK ? len - off : QREC_CONTENT_CHUNK;
@@ -111,7 +111,7 @@ static int wait_drop(struct sm_drop *d)
     return SM_EX_TEMPFAIL;
 }
 
-int sm_drop_finish(struct sm_drop *d, char id[QUEUE_ID_SIZE])
+int sendmail_drop_finish(struct sm_drop *d, char id[QUEUE_ID_SIZE])
 {
     char answer[QUEUE_ID_SIZE + 2];
     size_t got = 0;
@@ -136,7 +136,7 @@ int sm_drop_finish(struct sm_drop *d, char id[QUEUE_ID_SIZE])
     return rc;
 }
 
-void sm_drop_abort(struct sm_drop *d)
+void sendmail_drop_abort(struct sm_drop *d)
 {
     if (d->pid <= 0)
         return;

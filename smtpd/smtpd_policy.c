@@ -92,21 +92,8 @@ static bool parse_inet(const char *hostport, struct smtpd_policy_service *p)
 {
     char host[256];
     const char *port;
-    if (hostport[0] == '[') {
-        const char *close = strchr(hostport, ']');
-        if (!close || close[1] != ':' || (size_t)(close - hostport - 1) >= sizeof(host))
-            return false;
-        memcpy(host, hostport + 1, (size_t)(close - hostport - 1));
-        host[close - hostport - 1] = 0;
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(hostport, ':');
-        if (!colon || (size_t)(colon - hostport) >= sizeof(host))
-            return false;
-        memcpy(host, hostport, (size_t)(colon - hostport));
-        host[colon - hostport] = 0;
-        port = colon + 1;
-    }
+    if (hostport_split(hostport, host, sizeof(host), &port) < 0)
+        return false;
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
     if (getaddrinfo(*host ? host : "localhost", port, &hints, &res) != 0 || !res)
         return false;

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "log.h"
 #include "queue.h"
+#include "queue_scan.h"
 #include "setgid_config.h"
 #include "strbuf.h"
 
@@ -66,19 +67,11 @@ static int copy_listing(int fd)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        { "sender", required_argument, NULL, 's' },
-        { "recipient", required_argument, NULL, 'r' },
-        { "domain", required_argument, NULL, 'd' },
-        { "state", required_argument, NULL, 'q' },
-        { "json", no_argument, NULL, 'j' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *confdir = NULL, *sender = "", *recipient = "", *domain = "", *state = "";
     int json = 0, c;
     log_open("tern-mailq");
     log_to_stderr(1);
-    while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:", queue_filter_options, NULL)) != -1) {
         switch (c) {
         case 'c': confdir = bounded(optarg); break;
         case 's': sender = bounded(optarg); break;

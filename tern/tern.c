@@ -21,25 +21,25 @@ static const struct {
     int (*fn)(int, char **);
     const char *summary;
 } commands[] = {
-    { "start", cmd_start, "start the mail system" },
-    { "stop", cmd_stop, "stop the mail system gracefully" },
-    { "abort", cmd_abort, "stop the mail system at once (SIGKILL to master)" },
-    { "reload", cmd_reload, "re-read main.cf and master.cf without dropping the queue" },
-    { "status", cmd_status, "tell whether the mail system is running" },
-    { "check", cmd_check, "check configuration, daemon programs and queue permissions" },
-    { "init", cmd_init, "create a self-contained instance in a directory" },
-    { "setup", cmd_setup, "create the mail_owner account, groups and directories" },
-    { "queue", cmd_queue, "list the queue like mailq (--json, filters)" },
-    { "show", cmd_show, "print a queued message: envelope, recipients, content" },
-    { "why", cmd_why, "why a message is still queued: each attempt and the next one" },
-    { "flush", cmd_flush, "deliver deferred mail now (all, IDs, or a domain)" },
-    { "delete", cmd_delete, "remove messages from the queue" },
-    { "hold", cmd_hold, "keep messages from delivery" },
-    { "release", cmd_release, "let held messages be delivered" },
-    { "requeue", cmd_requeue, "route messages again through the queue manager" },
-    { "conf", cmd_conf, "print main.cf parameters, edit main.cf, print master.cf (postconf)" },
-    { "map", cmd_map, "build a lookup table, or query one (postmap)" },
-    { "aliases", cmd_aliases, "rebuild the alias tables of alias_database (newaliases)" },
+    { "start", tern_cmd_start, "start the mail system" },
+    { "stop", tern_cmd_stop, "stop the mail system gracefully" },
+    { "abort", tern_cmd_abort, "stop the mail system at once (SIGKILL to master)" },
+    { "reload", tern_cmd_reload, "re-read main.cf and master.cf without dropping the queue" },
+    { "status", tern_cmd_status, "tell whether the mail system is running" },
+    { "check", tern_cmd_check, "check configuration, daemon programs and queue permissions" },
+    { "init", tern_cmd_init, "create a self-contained instance in a directory" },
+    { "setup", tern_cmd_setup, "create the mail_owner account, groups and directories" },
+    { "queue", tern_cmd_queue, "list the queue like mailq (--json, filters)" },
+    { "show", tern_cmd_show, "print a queued message: envelope, recipients, content" },
+    { "why", tern_cmd_why, "why a message is still queued: each attempt and the next one" },
+    { "flush", tern_cmd_flush, "deliver deferred mail now (all, IDs, or a domain)" },
+    { "delete", tern_cmd_delete, "remove messages from the queue" },
+    { "hold", tern_cmd_hold, "keep messages from delivery" },
+    { "release", tern_cmd_release, "let held messages be delivered" },
+    { "requeue", tern_cmd_requeue, "route messages again through the queue manager" },
+    { "conf", tern_cmd_conf, "print main.cf parameters, edit main.cf, print master.cf (postconf)" },
+    { "map", tern_cmd_map, "build a lookup table, or query one (postmap)" },
+    { "aliases", tern_cmd_aliases, "rebuild the alias tables of alias_database (newaliases)" },
 };
 
 static void usage(FILE *fp)
@@ -92,6 +92,19 @@ bool tern_wants_help(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return true;
     return false;
+}
+
+int tern_no_arguments(int argc, char **argv, const char *usage, const char *note)
+{
+    if (tern_wants_help(argc, argv)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "tern: %s takes no arguments%s\n", argv[0], note);
+        return 2;
+    }
+    return -1;
 }
 
 int main(int argc, char **argv)

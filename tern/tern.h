@@ -20,6 +20,11 @@ pid_t tern_master_pid(void);
 int tern_run(const char *const argv[]);
 /* true when a subcommand's arguments ask for --help (or -h). */
 bool tern_wants_help(int argc, char **argv);
+/* The start of a command that takes no arguments: with --help (or -h) it
+ * prints usage on stdout and gives exit status 0; with any argument it says
+ * "tern: NAME takes no arguments" and then note on stderr, status 2; -1
+ * when the command goes on. */
+int tern_no_arguments(int argc, char **argv, const char *usage, const char *note);
 
 /* The configuration check of `tern check` (and of `tern start`): writes each
  * problem to out, returns the number of errors; *warnings gets the number of
@@ -27,25 +32,25 @@ bool tern_wants_help(int argc, char **argv);
  * and when check_queue_dirs. */
 int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings);
 
-int cmd_start(int argc, char **argv);
-int cmd_stop(int argc, char **argv);
-int cmd_abort(int argc, char **argv);
-int cmd_reload(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-int cmd_init(int argc, char **argv);
-int cmd_setup(int argc, char **argv);
-int cmd_queue(int argc, char **argv);
-int cmd_show(int argc, char **argv);
-int cmd_why(int argc, char **argv);
-int cmd_flush(int argc, char **argv);
-int cmd_delete(int argc, char **argv);
-int cmd_hold(int argc, char **argv);
-int cmd_release(int argc, char **argv);
-int cmd_requeue(int argc, char **argv);
-int cmd_conf(int argc, char **argv);
-int cmd_map(int argc, char **argv);
-int cmd_aliases(int argc, char **argv);
+int tern_cmd_start(int argc, char **argv);
+int tern_cmd_stop(int argc, char **argv);
+int tern_cmd_abort(int argc, char **argv);
+int tern_cmd_reload(int argc, char **argv);
+int tern_cmd_status(int argc, char **argv);
+int tern_cmd_check(int argc, char **argv);
+int tern_cmd_init(int argc, char **argv);
+int tern_cmd_setup(int argc, char **argv);
+int tern_cmd_queue(int argc, char **argv);
+int tern_cmd_show(int argc, char **argv);
+int tern_cmd_why(int argc, char **argv);
+int tern_cmd_flush(int argc, char **argv);
+int tern_cmd_delete(int argc, char **argv);
+int tern_cmd_hold(int argc, char **argv);
+int tern_cmd_release(int argc, char **argv);
+int tern_cmd_requeue(int argc, char **argv);
+int tern_cmd_conf(int argc, char **argv);
+int tern_cmd_map(int argc, char **argv);
+int tern_cmd_aliases(int argc, char **argv);
 /* Create mail_owner and setgid_group if missing (root only). 0 ok. */
 int tern_ensure_accounts(const char *owner, const char *group);
 /* groupadd --system GROUP when it is missing. */

@@ -365,18 +365,15 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
     return cs.errors;
 }
 
-int cmd_check(int argc, char **argv)
+int tern_cmd_check(int argc, char **argv)
 {
-    if (tern_wants_help(argc, argv)) {
-        printf("usage: tern [-c CONFDIR] check\n  report configuration errors, unknown "
-               "parameters, missing daemons and (as root) queue ownership and permission\n"
-               "  problems, each with its fix; exit 1 on errors, 0 with only warnings\n");
-        return 0;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "tern: check takes no arguments\n");
-        return 2;
-    }
+    static const char usage[] =
+        "usage: tern [-c CONFDIR] check\n  report configuration errors, unknown "
+        "parameters, missing daemons and (as root) queue ownership and permission\n"
+        "  problems, each with its fix; exit 1 on errors, 0 with only warnings\n";
+    int early = tern_no_arguments(argc, argv, usage, "");
+    if (early >= 0)
+        return early;
     tern_load_config();
     int warnings;
     int errors = tern_check_config(stdout, true, &warnings);

@@ -748,7 +748,7 @@ static int set_mode(struct conf_options *o, enum conf_mode mode)
     return 0;
 }
 
-int cmd_conf(int argc, char **argv)
+int tern_cmd_conf(int argc, char **argv)
 {
     static const struct option long_options[] = {
         { "help", no_argument, NULL, 'H' },

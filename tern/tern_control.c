@@ -14,14 +14,12 @@
 
 static int simple_usage(int argc, char **argv, const char *text)
 {
-    if (tern_wants_help(argc, argv)) {
-        printf("usage: tern [-c CONFDIR] %s\n  %s\n", argv[0], text);
-        exit(0);
-    }
-    if (argc > 1) {
-        fprintf(stderr, "tern: %s takes no arguments\n", argv[0]);
-        exit(2);
-    }
+    struct strbuf usage = STRBUF_INIT(1024);
+    sb_appendf(&usage, "usage: tern [-c CONFDIR] %s\n  %s\n", argv[0], text);
+    int early = tern_no_arguments(argc, argv, sb_str(&usage), "");
+    sb_free(&usage);
+    if (early >= 0)
+        exit(early);
     tern_load_config();
     return 0;
 }
@@ -60,7 +58,7 @@ static int run_master(const char *program)
     return 0;
 }
 
-int cmd_start(int argc, char **argv)
+int tern_cmd_start(int argc, char **argv)
 {
     simple_usage(argc, argv, "start the mail system (master detaches once it runs)");
     pid_t pid = tern_master_pid();
@@ -102,7 +100,7 @@ static int signal_master(int sig, const char *what)
     return 0;
 }
 
-int cmd_stop(int argc, char **argv)
+int tern_cmd_stop(int argc, char **argv)
 {
     simple_usage(argc, argv, "stop the mail system: master ends its daemons and exits");
     if (signal_master(SIGTERM, NULL))
@@ -115,7 +113,7 @@ int cmd_stop(int argc, char **argv)
     return 0;
 }
 
-int cmd_abort(int argc, char **argv)
+int tern_cmd_abort(int argc, char **argv)
 {
     simple_usage(argc, argv, "kill master at once; its daemons exit when they notice");
     if (signal_master(SIGKILL, NULL))
@@ -126,13 +124,13 @@ int cmd_abort(int argc, char **argv)
     return 0;
 }
 
-int cmd_reload(int argc, char **argv)
+int tern_cmd_reload(int argc, char **argv)
 {
     simple_usage(argc, argv, "re-read main.cf and master.cf; running sessions finish first");
     return signal_master(SIGHUP, "refreshing the mail system");
 }
 
-int cmd_status(int argc, char **argv)
+int tern_cmd_status(int argc, char **argv)
 {
     simple_usage(argc, argv, "exit 0 when the mail system runs, 1 when it does not");
     pid_t pid = tern_master_pid();

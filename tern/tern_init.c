@@ -248,7 +248,7 @@ static int write_instance(const struct init_options *o, const char *dir)
     return rc;
 }
 
-int cmd_init(int argc, char **argv)
+int tern_cmd_init(int argc, char **argv)
 {
     struct init_options o;
     int rc = parse_init_options(argc, argv, &o);

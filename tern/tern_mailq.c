@@ -42,7 +42,7 @@ static int mailq_through_showq(const struct queue_filter *f, bool json)
     return 1;
 }
 
-int cmd_queue(int argc, char **argv)
+int tern_cmd_queue(int argc, char **argv)
 {
     if (tern_wants_help(argc, argv)) {
         printf("usage: tern [-c CONFDIR] queue [--json] [--sender ADDR] [--recipient ADDR]\n"
@@ -60,7 +60,7 @@ int cmd_queue(int argc, char **argv)
     struct queue_filter filter;
     bool json = false;
     int first;
-    if (queue_options(argc, argv, &filter, &json, &first) < 0)
+    if (tern_queue_options(argc, argv, &filter, &json, &first) < 0)
         return 2;
     if (first < argc) {
         fprintf(stderr, "tern queue: unexpected argument \"%s\" (see tern queue --help)\n", argv[first]);
@@ -68,6 +68,6 @@ int cmd_queue(int argc, char **argv)
     }
     if (geteuid() != 0)
         return mailq_through_showq(&filter, json);
-    queue_enter();
+    tern_queue_enter();
     return mailq_print(stdout, &filter, json) == 0 ? 0 : 1;
 }

@@ -55,7 +55,7 @@ static void remove_logs(const char *id)
 }
 
 /* A message outside active/ opened to set its times: a plain file of
- * mail_owner's (the uid queue_enter() made us) with one link, reached
+ * mail_owner's (the uid tern_queue_enter() made us) with one link, reached
  * without following a link. -1 with errno ENOENT when it has gone (look
  * again); other failures are printed, with errno 0. */
 static int open_due(const char *path, const char *id, enum op op)
@@ -109,7 +109,7 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
         if (unlink(from) < 0)
             return errno == ENOENT ? -1 : -2;
         remove_logs(id);
-        queue_log("%s: removed (deleted by the administrator)", id);
+        tern_queue_log("%s: removed (deleted by the administrator)", id);
         return 1;
     case OP_HOLD:
         if (s == QS_HOLD) {
@@ -119,7 +119,7 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
         path_of(to, sizeof(to), QS_HOLD, id);
         if (rename(from, to) < 0)
             return errno == ENOENT ? -1 : -2;
-        queue_log("%s: placed on hold by the administrator", id);
+        tern_queue_log("%s: placed on hold by the administrator", id);
         return 1;
     case OP_RELEASE:
         if (s != QS_HOLD) {
@@ -129,7 +129,7 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
         path_of(to, sizeof(to), QS_DEFERRED, id);
         if (move_due(from, to, id, r->op) < 0)
             return errno == ENOENT ? -1 : -2;
-        queue_log("%s: released from hold", id);
+        tern_queue_log("%s: released from hold", id);
         r->wake_deferred = true;
         return 1;
     case OP_REQUEUE:
@@ -140,7 +140,7 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
         path_of(to, sizeof(to), QS_INCOMING, id);
         if (rename(from, to) < 0)
             return errno == ENOENT ? -1 : -2;
-        queue_log("%s: requeued by the administrator", id);
+        tern_queue_log("%s: requeued by the administrator", id);
         r->wake_incoming = true;
         return 1;
     case OP_FLUSH:
@@ -164,7 +164,7 @@ static int act_via_qmgr(struct run *r, const char *id)
 {
     if (r->op == OP_FLUSH || r->op == OP_RELEASE)
         return r->op == OP_FLUSH ? 1 : (printf("%s: not on hold\n", id), 0);
-    int status = queue_ask_qmgr(ops[r->op].name, id);
+    int status = tern_queue_ask_qmgr(ops[r->op].name, id);
     switch (status) {
     case QMGR_ADMIN_DONE:
         return 1;
@@ -260,7 +260,7 @@ static int run_op(enum op op, int argc, char **argv)
     }
     struct selection sel = { .all = false };
     int first;
-    if (queue_options(argc, argv, &sel.filter, NULL, &first) < 0)
+    if (tern_queue_options(argc, argv, &sel.filter, NULL, &first) < 0)
         return 2;
     bool by_filter = queue_filter_active(&sel.filter);
     bool all = first < argc && strcmp(argv[first], "ALL") == 0 && first + 1 == argc;
@@ -277,8 +277,8 @@ static int run_op(enum op op, int argc, char **argv)
         fprintf(stderr, "tern %s: give queue IDs or filters, not both\n", ops[op].name);
         return 2;
     }
-    queue_enter();
-    struct run r = { .op = op, .running = queue_tern_running() };
+    tern_queue_enter();
+    struct run r = { .op = op, .running = tern_queue_tern_running() };
     if (op == OP_FLUSH && first >= argc && !by_filter)
         all = true;
     if (all || by_filter) {
@@ -294,9 +294,9 @@ static int run_op(enum op op, int argc, char **argv)
             act(&r, argv[i]);
     }
     if (r.wake_incoming)
-        queue_wake_qmgr("incoming");
+        tern_queue_wake_qmgr("incoming");
     if (op == OP_FLUSH || r.wake_deferred)
-        queue_wake_qmgr("deferred");     /* a flush also lifts destination suspensions */
+        tern_queue_wake_qmgr("deferred");     /* a flush also lifts destination suspensions */
     if (op != OP_FLUSH || !all)
         printf("tern %s: %s: %zu message%s%s\n", ops[op].name, ops[op].done_word, r.changed,
                r.changed == 1 ? "" : "s", r.later ? " (some when their delivery ends)" : "");
@@ -305,8 +305,8 @@ static int run_op(enum op op, int argc, char **argv)
     return r.failed ? 1 : 0;
 }
 
-int cmd_flush(int argc, char **argv) { return run_op(OP_FLUSH, argc, argv); }
-int cmd_delete(int argc, char **argv) { return run_op(OP_DELETE, argc, argv); }
-int cmd_hold(int argc, char **argv) { return run_op(OP_HOLD, argc, argv); }
-int cmd_release(int argc, char **argv) { return run_op(OP_RELEASE, argc, argv); }
-int cmd_requeue(int argc, char **argv) { return run_op(OP_REQUEUE, argc, argv); }
+int tern_cmd_flush(int argc, char **argv) { return run_op(OP_FLUSH, argc, argv); }
+int tern_cmd_delete(int argc, char **argv) { return run_op(OP_DELETE, argc, argv); }
+int tern_cmd_hold(int argc, char **argv) { return run_op(OP_HOLD, argc, argv); }
+int tern_cmd_release(int argc, char **argv) { return run_op(OP_RELEASE, argc, argv); }
+int tern_cmd_requeue(int argc, char **argv) { return run_op(OP_REQUEUE, argc, argv); }

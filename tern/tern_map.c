@@ -192,7 +192,7 @@ static int map_query_command(int argc, char **argv)
     return rc;
 }
 
-int cmd_map(int argc, char **argv)
+int tern_cmd_map(int argc, char **argv)
 {
     if (argc < 2) {
         map_usage_error();
@@ -213,22 +213,19 @@ int cmd_map(int argc, char **argv)
 
 /* ---- tern aliases ---- */
 
-int cmd_aliases(int argc, char **argv)
+int tern_cmd_aliases(int argc, char **argv)
 {
-    if (tern_wants_help(argc, argv)) {
-        printf("usage: tern [-c CONFDIR] aliases\n"
-               "  rebuild the alias tables named in alias_database (default hash:/etc/aliases)\n"
-               "  from their aliases(5) source files, as Postfix's newaliases does: FILE.db\n"
-               "  from FILE, replaced atomically, so local delivery sees the change at once.\n"
-               "  Tables of other types than hash: and btree: are read from their source\n"
-               "  directly and are skipped with a note. Exit status 1 when a table could not\n"
-               "  be built (the reason, with FILE:LINE for a bad line, on stderr), else 0.\n");
-        return 0;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "tern: aliases takes no arguments (the tables are alias_database)\n");
-        return 2;
-    }
+    static const char usage[] =
+        "usage: tern [-c CONFDIR] aliases\n"
+        "  rebuild the alias tables named in alias_database (default hash:/etc/aliases)\n"
+        "  from their aliases(5) source files, as Postfix's newaliases does: FILE.db\n"
+        "  from FILE, replaced atomically, so local delivery sees the change at once.\n"
+        "  Tables of other types than hash: and btree: are read from their source\n"
+        "  directly and are skipped with a note. Exit status 1 when a table could not\n"
+        "  be built (the reason, with FILE:LINE for a bad line, on stderr), else 0.\n";
+    int early = tern_no_arguments(argc, argv, usage, " (the tables are alias_database)");
+    if (early >= 0)
+        return early;
     tern_load_config();
     size_t n;
     char **tables = cfg_list_split(cfg_str(P_alias_database), &n);

@@ -27,21 +27,13 @@
 
 /* ---- options and filters ---- */
 
-int queue_options(int argc, char **argv, struct queue_filter *f, bool *json, int *first)
+int tern_queue_options(int argc, char **argv, struct queue_filter *f, bool *json, int *first)
 {
-    static const struct option longopts[] = {
-        { "sender", required_argument, NULL, 's' },
-        { "recipient", required_argument, NULL, 'r' },
-        { "domain", required_argument, NULL, 'd' },
-        { "state", required_argument, NULL, 'q' },
-        { "json", no_argument, NULL, 'j' },
-        { NULL, 0, NULL, 0 },
-    };
     *f = (struct queue_filter){ .state = -1 };
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+s:r:d:q:j", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+s:r:d:q:j", queue_filter_options, NULL)) != -1) {
         switch (c) {
         case 's': f->sender = optarg; break;
         case 'r': f->recipient = optarg; break;
@@ -72,7 +64,7 @@ int queue_options(int argc, char **argv, struct queue_filter *f, bool *json, int
 
 /* ---- the queue directories ---- */
 
-void queue_enter(void)
+void tern_queue_enter(void)
 {
     tern_load_config();
     /* what tern does to the queue is logged where the daemons log */
@@ -101,7 +93,7 @@ void queue_enter(void)
 
 /* ---- qmgr ---- */
 
-bool queue_tern_running(void)
+bool tern_queue_tern_running(void)
 {
     return tern_master_pid() > 0;
 }
@@ -113,7 +105,7 @@ static int qmgr_connect(void)
     return unix_connect(path, QMGR_TIMEOUT);
 }
 
-int queue_ask_qmgr(const char *op, const char *id)
+int tern_queue_ask_qmgr(const char *op, const char *id)
 {
     int fd = -1;
     /* qmgr may be restarting: a few tries, a second apart */
@@ -143,9 +135,9 @@ int queue_ask_qmgr(const char *op, const char *id)
     return (int)status;
 }
 
-void queue_wake_qmgr(const char *queue)
+void tern_queue_wake_qmgr(const char *queue)
 {
-    if (!queue_tern_running())
+    if (!tern_queue_tern_running())
         return;
     int fd = qmgr_connect();
     if (fd < 0)
@@ -160,7 +152,7 @@ void queue_wake_qmgr(const char *queue)
     sb_free(&out);
 }
 
-void queue_log(const char *fmt, ...)
+void tern_queue_log(const char *fmt, ...)
 {
     va_list ap;
     log_to_stderr(0);
@@ -172,7 +164,7 @@ void queue_log(const char *fmt, ...)
 
 /* ---- JSON ---- */
 
-void json_print(struct strbuf *out)
+void tern_json_print(struct strbuf *out)
 {
     sb_appendc(out, '\n');
     fwrite(out->data, 1, out->len, stdout);

@@ -20,24 +20,24 @@ struct strbuf;
 /* --sender ADDR, --recipient ADDR, --domain DOMAIN, --state NAME (and
  * --json when json is not NULL) from argv; the rest is left in argv from
  * *first on. 0 ok, -1 with a message printed (usage error). */
-int queue_options(int argc, char **argv, struct queue_filter *f, bool *json, int *first);
+int tern_queue_options(int argc, char **argv, struct queue_filter *f, bool *json, int *first);
 /* Load the configuration and enter queue_directory; exit 1 with the reason
  * (not root, no queue) on failure. */
-void queue_enter(void);
+void tern_queue_enter(void);
 
 /* ---- qmgr ---- */
 /* Whether master (and so qmgr) runs. */
-bool queue_tern_running(void);
+bool tern_queue_tern_running(void);
 /* {admin=op, id=id} to qmgr: a QMGR_ADMIN_* status (queue.h), or -1 when
  * qmgr cannot be reached. */
-int queue_ask_qmgr(const char *op, const char *id);
+int tern_queue_ask_qmgr(const char *op, const char *id);
 /* {wakeup=queue} to qmgr, best effort. */
-void queue_wake_qmgr(const char *queue);
+void tern_queue_wake_qmgr(const char *queue);
 /* A line in the mail log (not on the terminal), as the daemons write them. */
-void queue_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tern_queue_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- JSON (json.h) ---- */
 /* Print out as one line on stdout and free it. */
-void json_print(struct strbuf *out);
+void tern_json_print(struct strbuf *out);
 
 #endif

@@ -192,19 +192,16 @@ static const char *setup_confdir(void)
     return env && *env ? env : TERN_SYSCONFDIR;
 }
 
-int cmd_setup(int argc, char **argv)
+int tern_cmd_setup(int argc, char **argv)
 {
-    if (tern_wants_help(argc, argv)) {
-        printf("usage: tern [-c CONFDIR] setup\n  as root: create the mail_owner account and "
-               "the setgid_group, install the default\n  main.cf and master.cf where missing, "
-               "and create the queue directory tree with\n  its owners and modes "
-               "(idempotent)\n");
-        return 0;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "tern: setup takes no arguments\n");
-        return 2;
-    }
+    static const char usage[] =
+        "usage: tern [-c CONFDIR] setup\n  as root: create the mail_owner account and "
+        "the setgid_group, install the default\n  main.cf and master.cf where missing, "
+        "and create the queue directory tree with\n  its owners and modes "
+        "(idempotent)\n";
+    int early = tern_no_arguments(argc, argv, usage, "");
+    if (early >= 0)
+        return early;
     if (geteuid() != 0) {
         fprintf(stderr, "tern: setup must run as root (it creates accounts and sets owners)\n");
         return 1;

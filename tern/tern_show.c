@@ -71,7 +71,7 @@ static int load_named(int argc, char **argv, bool *json, struct queued *q)
     const char *id;
     if (one_id(argc, argv, json, &id) < 0)
         return 2;
-    queue_enter();
+    tern_queue_enter();
     struct strbuf err = STRBUF_INIT(1024);
     int rc = queue_find(id, q, &err);
     if (rc < 0)
@@ -167,10 +167,10 @@ static void show_json(const struct queued *q, const struct strbuf *content)
     sb_appends(&out, ", \"body\": ");
     json_string(&out, data + body_start, content->len - body_start);
     sb_appends(&out, "}");
-    json_print(&out);
+    tern_json_print(&out);
 }
 
-int cmd_show(int argc, char **argv)
+int tern_cmd_show(int argc, char **argv)
 {
     if (tern_wants_help(argc, argv)) {
         printf("usage: tern [-c CONFDIR] show [--json] ID\n"
@@ -350,10 +350,10 @@ static void why_json(const struct queued *q, const struct history *h)
         sb_appends(&out, "]}");
     }
     sb_appends(&out, "]}");
-    json_print(&out);
+    tern_json_print(&out);
 }
 
-int cmd_why(int argc, char **argv)
+int tern_cmd_why(int argc, char **argv)
 {
     if (tern_wants_help(argc, argv)) {
         printf("usage: tern [-c CONFDIR] why [--json] ID\n"

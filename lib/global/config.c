@@ -118,16 +118,6 @@ static bool cfg_valid_name(const char *s, size_t n)
     return true;
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = 0;
-    return s;
-}
-
 /* Handle one complete logical line "name = value". */
 static int cfg_parse_logical(char *text, const char *path, int line, struct strbuf *err)
 {
@@ -137,8 +127,8 @@ static int cfg_parse_logical(char *text, const char *path, int line, struct strb
         return -1;
     }
     *eq = 0;
-    char *name = trim(text);
-    char *value = trim(eq + 1);
+    char *name = str_trim(text);
+    char *value = str_trim(eq + 1);
     if (!cfg_valid_name(name, strlen(name))) {
         sb_appendf(err, "%s:%d: bad parameter name \"%.60s\"", path, line, name);
         return -1;

@@ -7,18 +7,13 @@
 #include <strings.h>
 
 #include "maildrop.h"
+#include "util.h"
 
 #define MAILDROP_UID_MAX 4294967294LL   /* (uid_t)-1 is no user */
 
 bool maildrop_text_ok(const char *s, size_t max)
 {
-    size_t n = 0;
-    for (; s[n]; n++) {
-        unsigned char c = (unsigned char)s[n];
-        if (c < 32 || c == 127 || n >= max)
-            return false;
-    }
-    return true;
+    return str_printable(s, max);
 }
 
 int maildrop_notify_canon(const char *in, char *out, size_t size)

@@ -287,16 +287,6 @@ too_long:
     return -1;
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = 0;
-    return s;
-}
-
 /* The ':' that ends an aliases(5) name: the first one outside quotes. */
 static char *alias_colon(char *s)
 {
@@ -349,8 +339,8 @@ static int source_entry(char *text, int line, int flags, const char *path,
         if (*value)
             *value++ = 0;
     }
-    key = trim(key);
-    value = trim(value);
+    key = str_trim(key);
+    value = str_trim(value);
     if (aliases && strpbrk(key, "@%")) {
         msg_warn("%s, line %d: alias name \"%.100s\" must be local; ignored", path, line, key);
         return 0;

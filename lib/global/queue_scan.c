@@ -53,6 +53,15 @@ int queue_state_parse(const char *name)
     return -1;
 }
 
+const struct option queue_filter_options[] = {
+    { "sender", required_argument, NULL, 's' },
+    { "recipient", required_argument, NULL, 'r' },
+    { "domain", required_argument, NULL, 'd' },
+    { "state", required_argument, NULL, 'q' },
+    { "json", no_argument, NULL, 'j' },
+    { NULL, 0, NULL, 0 },
+};
+
 bool queue_filter_active(const struct queue_filter *f)
 {
     return f->sender || f->recipient || f->domain || f->state >= 0;

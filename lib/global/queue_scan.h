@@ -5,6 +5,7 @@
 #ifndef TERN_QUEUE_SCAN_H
 #define TERN_QUEUE_SCAN_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -34,6 +35,10 @@ struct queue_filter {
     int state;                    /* enum queue_state, or -1 for any */
 };
 bool queue_filter_active(const struct queue_filter *f);
+/* The filters on the command line, the same for `tern queue` and for
+ * tern-mailq: --sender (s), --recipient (r), --domain (d), --state (q),
+ * --json (j); ends with the all-zero entry getopt_long wants. */
+extern const struct option queue_filter_options[];
 bool queue_filter_match(const struct queue_filter *f, const struct queued *q);
 
 /* Call fn for every readable message, in ID (arrival) order. fn returns 0

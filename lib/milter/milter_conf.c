@@ -85,21 +85,8 @@ static int parse_endpoint(struct milter_spec *sp, const char *ep, struct strbuf 
     }
     const char *hp = ep + 5, *port;
     char host[256];
-    if (hp[0] == '[') {
-        const char *close = strchr(hp, ']');
-        if (!close || close[1] != ':' || (size_t)(close - hp - 1) >= sizeof(host))
-            goto bad;
-        memcpy(host, hp + 1, (size_t)(close - hp - 1));
-        host[close - hp - 1] = 0;
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(hp, ':');
-        if (!colon || (size_t)(colon - hp) >= sizeof(host))
-            goto bad;
-        memcpy(host, hp, (size_t)(colon - hp));
-        host[colon - hp] = 0;
-        port = colon + 1;
-    }
+    if (hostport_split(hp, host, sizeof(host), &port) < 0)
+        goto bad;
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
     if (!*port || getaddrinfo(*host ? host : "localhost", port, &hints, &res) != 0 || !res)
         goto bad;

@@ -84,6 +84,47 @@ char *str_lower(char *s)
     return s;
 }
 
+char *str_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = 0;
+    return s;
+}
+
+bool str_printable(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (c < 32 || c == 127 || n >= max)
+            return false;
+    }
+    return true;
+}
+
+int hostport_split(const char *hostport, char *host, size_t hostsz, const char **port)
+{
+    if (hostport[0] == '[') {
+        const char *close = strchr(hostport, ']');
+        if (!close || close[1] != ':' || (size_t)(close - hostport - 1) >= hostsz)
+            return -1;
+        memcpy(host, hostport + 1, (size_t)(close - hostport - 1));
+        host[close - hostport - 1] = 0;
+        *port = close + 2;
+    } else {
+        const char *colon = strrchr(hostport, ':');
+        if (!colon || (size_t)(colon - hostport) >= hostsz)
+            return -1;
+        memcpy(host, hostport, (size_t)(colon - hostport));
+        host[colon - hostport] = 0;
+        *port = colon + 1;
+    }
+    return 0;
+}
+
 bool str_ieq(const char *a, const char *b)
 {
     return strcasecmp(a, b) == 0;

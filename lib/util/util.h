@@ -23,6 +23,20 @@ int parse_long(const char *s, long min, long max, long *out);
 /* Lower-case ASCII in place; returns s. */
 char *str_lower(char *s);
 
+/* Strip ASCII white space from both ends in place; returns the first
+ * byte that is not white space. */
+char *str_trim(char *s);
+
+/* Printable or 8-bit (SMTPUTF8) text of at most max bytes: no control characters,
+ * for strings that end up in headers and log lines. */
+bool str_printable(const char *s, size_t max);
+
+/* Split "host:port" or "[host]:port" (brackets around an IPv6 address):
+ * the host is copied into host (hostsz bytes), *port points into hostport
+ * after the colon. -1 when there is no colon, a bracket is not closed just
+ * before one, or the host does not fit. */
+int hostport_split(const char *hostport, char *host, size_t hostsz, const char **port);
+
 /* Case-insensitive ASCII comparison helpers. */
 bool str_ieq(const char *a, const char *b);
 

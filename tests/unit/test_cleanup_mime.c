@@ -42,21 +42,21 @@ static void run(const char *primary, const char *body, size_t step, const struct
     struct mime_callbacks cb = { on_header, on_body, s };
     sb_init(&s->log, 0);
     sb_init(&s->out, 0);
-    mime_init(&m, lim, &cb);
+    cleanup_mime_init(&m, lim, &cb);
     for (const char *p = primary; *p;) {
         size_t n = strcspn(p, "\n");
         while (p[n] == '\n' && (p[n + 1] == ' ' || p[n + 1] == '\t'))
             n += 1 + strcspn(p + n + 1, "\n");     /* a folded field */
-        mime_primary_header(&m, p, n);
+        cleanup_mime_primary_header(&m, p, n);
         p += n + (p[n] == '\n');
     }
-    mime_primary_done(&m);
+    cleanup_mime_primary_done(&m);
     size_t len = strlen(body);
     for (size_t off = 0; off < len; off += step)
-        mime_feed(&m, body + off, len - off < step ? len - off : step);
-    mime_finish(&m);
+        cleanup_mime_feed(&m, body + off, len - off < step ? len - off : step);
+    cleanup_mime_finish(&m);
     *errors = m.errors;
-    mime_free(&m);
+    cleanup_mime_free(&m);
 }
 
 static const struct mime_limits deflim = { 998, 102400, 100, false };
@@ -224,13 +224,13 @@ static void test_nesting_limit(void)
 
 static void test_classes_and_names(void)
 {
-    CHECK(mime_is_mime_header("content-type: x", 15));
-    CHECK(mime_is_mime_header("MIME-Version : 1.0", 18));
-    CHECK(!mime_is_mime_header("Content-Length: 5", 17));
-    CHECK(!mime_is_mime_header("Subject: x", 10));
-    CHECK(mime_header_name_len("X-A:", 4) == 3);
-    CHECK(mime_header_name_len(" X-A:", 5) == 0);
-    CHECK(mime_header_name_len("no colon", 8) == 0);
+    CHECK(cleanup_mime_is_mime_header("content-type: x", 15));
+    CHECK(cleanup_mime_is_mime_header("MIME-Version : 1.0", 18));
+    CHECK(!cleanup_mime_is_mime_header("Content-Length: 5", 17));
+    CHECK(!cleanup_mime_is_mime_header("Subject: x", 10));
+    CHECK(cleanup_mime_header_name_len("X-A:", 4) == 3);
+    CHECK(cleanup_mime_header_name_len(" X-A:", 5) == 0);
+    CHECK(cleanup_mime_header_name_len("no colon", 8) == 0);
     /* quoted boundary with comments and other parameters around it */
     struct seen s;
     int errors;

@@ -43,17 +43,17 @@ static void test_roundtrip(const char *dir)
     CHECK(l.n == 2);
     if (l.n == 2)
         CHECK_STR(l.items[1].value, "bob@example.org");
-    dest_list_free(&l);
+    local_dest_list_free(&l);
     CHECK(map_lookup(m, "postmaster", &value) == 1);
     CHECK_STR(sb_str(&value), "root");
     CHECK(map_lookup(m, "cmd", &value) == 1);
     CHECK(local_expand_parse(sb_str(&value), value.len, 0, &l, &err) == 0);
     CHECK(l.n == 1 && l.items[0].kind == DEST_COMMAND);
-    dest_list_free(&l);
+    local_dest_list_free(&l);
     CHECK(map_lookup(m, "list", &value) == 1);
     CHECK(local_expand_parse(sb_str(&value), value.len, 0, &l, &err) == 0);
     CHECK(l.n == 1 && l.items[0].kind == DEST_INCLUDE);
-    dest_list_free(&l);
+    local_dest_list_free(&l);
     CHECK(map_lookup(m, "nobody-here", &value) == 0);
     map_close(m);
     sb_free(&err);

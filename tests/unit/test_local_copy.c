@@ -21,11 +21,11 @@ static char *quote_all(const char *in, size_t len, size_t split1, size_t split2)
 {
     struct from_quote q;
     struct strbuf out = STRBUF_INIT(0);
-    from_quote_init(&q);
-    from_quote_feed(&q, in, split1, &out);
-    from_quote_feed(&q, in + split1, split2 - split1, &out);
-    from_quote_feed(&q, in + split2, len - split2, &out);
-    from_quote_finish(&q, &out);
+    local_from_quote_init(&q);
+    local_from_quote_feed(&q, in, split1, &out);
+    local_from_quote_feed(&q, in + split1, split2 - split1, &out);
+    local_from_quote_feed(&q, in + split2, len - split2, &out);
+    local_from_quote_finish(&q, &out);
     char *s = xstrdup(sb_str(&out));
     sb_free(&out);
     return s;
@@ -75,16 +75,16 @@ static void test_delivered_scan(void)
     size_t len = strlen(msg);
     for (size_t cut = 0; cut <= len; cut += 7) {
         struct delivered_scan s;
-        delivered_scan_init(&s);
-        delivered_scan_feed(&s, msg, cut);
-        delivered_scan_feed(&s, msg + cut, len - cut);
-        delivered_scan_finish(&s);
+        local_delivered_scan_init(&s);
+        local_delivered_scan_feed(&s, msg, cut);
+        local_delivered_scan_feed(&s, msg + cut, len - cut);
+        local_delivered_scan_finish(&s);
         CHECK(s.nvalues == 2);
         if (s.nvalues == 2) {
             CHECK_STR(s.values[0], "a@example.org");
             CHECK_STR(s.values[1], "b@x");
         }
-        delivered_scan_free(&s);
+        local_delivered_scan_free(&s);
     }
 }
 

@@ -12,7 +12,7 @@ struct local_settings local_cfg;
 static int parse(const char *text, int flags, struct dest_list *out)
 {
     struct strbuf err = STRBUF_INIT(1024);
-    dest_list_free(out);
+    local_dest_list_free(out);
     int rc = local_expand_parse(text, strlen(text), flags, out, &err);
     sb_free(&err);
     return rc;
@@ -48,7 +48,7 @@ static void test_addresses(void)
 
     CHECK(parse("", 0, &l) == 0 && l.n == 0);
     CHECK(parse(" , ,,\n ", 0, &l) == 0 && l.n == 0);
-    dest_list_free(&l);
+    local_dest_list_free(&l);
 }
 
 static void test_commands_files_includes(void)
@@ -81,7 +81,7 @@ static void test_commands_files_includes(void)
     CHECK(l.n == 2 && l.items[0].kind == DEST_INCLUDE && l.items[1].kind == DEST_INCLUDE);
     CHECK_STR(l.items[0].value, "/etc/list");
     CHECK_STR(l.items[1].value, "/etc/other");
-    dest_list_free(&l);
+    local_dest_list_free(&l);
 }
 
 static void test_files_with_comments(void)
@@ -100,7 +100,7 @@ static void test_files_with_comments(void)
     /* without the file flag '#' is an ordinary local-part character */
     CHECK(parse("# x", 0, &l) == 0 && l.n == 2);
     CHECK(parse("# only a comment", LOCAL_PARSE_FILE, &l) == 0 && l.n == 0);
-    dest_list_free(&l);
+    local_dest_list_free(&l);
 }
 
 static void test_hostile(void)
@@ -133,7 +133,7 @@ static void test_hostile(void)
         sb_appendc(&big, 'x');
     CHECK(parse(sb_str(&big), 0, &l) < 0);
     sb_free(&big);
-    dest_list_free(&l);
+    local_dest_list_free(&l);
 }
 
 static void test_forward_expand(void)

@@ -27,7 +27,7 @@ static int collect(const char *addr, size_t len, void *ctx)
 static const char *split(const char *text, struct strbuf *out)
 {
     sb_reset(out);
-    return sm_address_list(text, strlen(text), collect, out) < 0 ? "ERROR" : sb_str(out);
+    return sendmail_address_list(text, strlen(text), collect, out) < 0 ? "ERROR" : sb_str(out);
 }
 
 static void test_address_list(void)
@@ -60,17 +60,17 @@ static void test_recipients(void)
     struct sm_rcpts r = { NULL, NULL, 0, 0 };
     const char *why = NULL;
     char bad[201];
-    CHECK(sm_rcpts_add_list(&r, "Joe <joe@example.org>, root, joe@example.org", "", &why,
+    CHECK(sendmail_rcpts_add_list(&r, "Joe <joe@example.org>, root, joe@example.org", "", &why,
                             bad) == 0);
     CHECK(r.n == 2);
     CHECK_STR(r.addr[0], "joe@example.org");
     CHECK_STR(r.addr[1], "root");
-    CHECK(sm_rcpts_add_list(&r, "x@@y", "SUCCESS", &why, bad) < 0);
+    CHECK(sendmail_rcpts_add_list(&r, "x@@y", "SUCCESS", &why, bad) < 0);
     CHECK_STR(bad, "x@@y");
-    CHECK(sm_rcpts_add_list(&r, "ok@example.org", "SUCCESS", &why, bad) == 0);
+    CHECK(sendmail_rcpts_add_list(&r, "ok@example.org", "SUCCESS", &why, bad) == 0);
     CHECK(r.n == 3);
     CHECK_STR(r.notify[2], "SUCCESS");
-    sm_rcpts_free(&r);
+    sendmail_rcpts_free(&r);
     CHECK(r.n == 0 && r.addr == NULL);
 }
 
@@ -83,9 +83,9 @@ static const char *read_all(const char *input, bool ignore_dots, bool smtp,
     FILE *fp = fmemopen((void *)input, strlen(input), "r");
     struct sm_input in;
     int rc;
-    sm_input_init(&in, fp, ignore_dots, smtp, limit);
+    sendmail_input_init(&in, fp, ignore_dots, smtp, limit);
     sb_reset(out);
-    while ((rc = sm_input_read(&in, out)) > 0)
+    while ((rc = sendmail_input_read(&in, out)) > 0)
         ;
     if (dot)
         *dot = in.dot_seen;
@@ -142,10 +142,10 @@ static int extract(const char *input, struct sm_rcpts *r, struct strbuf *content
     o.header_limit = 4096;
     FILE *fp = fmemopen((void *)input, strlen(input), "r");
     struct sm_input in;
-    sm_input_init(&in, fp, false, false, 0);
+    sendmail_input_init(&in, fp, false, false, 0);
     sb_reset(content);
-    int rc = sm_extract_recipients(&in, &o, r, content);
-    while (rc == 0 && sm_input_read(&in, content) > 0)
+    int rc = sendmail_extract_recipients(&in, &o, r, content);
+    while (rc == 0 && sendmail_input_read(&in, content) > 0)
         ;
     fclose(fp);
     return rc;
@@ -161,19 +161,19 @@ static void test_extract(void)
     CHECK(r.n == 4 && strcmp(r.addr[0], "a@x") == 0 && strcmp(r.addr[1], "b@x") == 0
           && strcmp(r.addr[2], "c@x") == 0 && strcmp(r.addr[3], "hidden@x") == 0);
     CHECK_STR(sb_str(&content), "To: A <a@x>, b@x\nSubject: s\nCc: c@x,\n a@x\n\nbody\nTo: no@x\n");
-    sm_rcpts_free(&r);
+    sendmail_rcpts_free(&r);
     /* Resent- fields win when there are any */
     CHECK(extract("To: old@x\nResent-To: new@x\nResent-Bcc: secret@x\n\nb\n", &r, &content) == 0);
     CHECK(r.n == 2 && strcmp(r.addr[0], "new@x") == 0 && strcmp(r.addr[1], "secret@x") == 0);
     CHECK_STR(sb_str(&content), "To: old@x\nResent-To: new@x\n\nb\n");
-    sm_rcpts_free(&r);
+    sendmail_rcpts_free(&r);
     /* no body, no blank line; the header is all there is */
     CHECK(extract("BCC: only@x", &r, &content) == 0);
     CHECK(r.n == 1);
     CHECK_STR(sb_str(&content), "");
-    sm_rcpts_free(&r);
+    sendmail_rcpts_free(&r);
     CHECK(extract("To: bad@@x\n\n", &r, &content) != 0);
-    sm_rcpts_free(&r);
+    sendmail_rcpts_free(&r);
     sb_free(&content);
 }
 
