@@ -170,10 +170,8 @@ static void anvil_pre_exit(void)
 int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
-        .mode = SERVER_EVENT,
-        .post_init = anvil_post_init,
-        .accept_event = anvil_accept,
-        .pre_exit = anvil_pre_exit,
+        .mode = SERVER_EVENT, .accept_event = anvil_accept,
+        .post_init = anvil_post_init, .pre_exit = anvil_pre_exit,
         .long_running = true,
     };
     server_main(argc, argv, "anvil", &ops);

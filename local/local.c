@@ -90,10 +90,8 @@ static void local_post_init(struct event_base *base)
 int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
-        .mode = SERVER_SINGLE,
-        .pre_init = local_pre_init,
-        .post_init = local_post_init,
-        .serve = local_request_serve,
+        .mode = SERVER_SINGLE, .serve = local_request_serve,
+        .pre_init = local_pre_init, .post_init = local_post_init,
     };
     server_main(argc, argv, "local", &ops);
 }

@@ -408,11 +408,8 @@ static void pickup_serve(int fd)
 int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
-        .mode = SERVER_SINGLE,
-        .pre_init = pickup_pre_init,
-        .post_init = pickup_post_init,
-        .serve = pickup_serve,
-        .wakeup = pickup_scan,
+        .mode = SERVER_SINGLE, .serve = pickup_serve, .wakeup = pickup_scan,
+        .pre_init = pickup_pre_init, .post_init = pickup_post_init,
         .keep_setgid_group = true,
     };
     server_main(argc, argv, "pickup", &ops);

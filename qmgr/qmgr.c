@@ -211,11 +211,8 @@ static void qmgr_post_init(struct event_base *base)
 int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
-        .mode = SERVER_EVENT,
-        .pre_init = qmgr_pre_init,
-        .post_init = qmgr_post_init,
-        .accept_event = qmgr_accept,
-        .wakeup = qmgr_request_scan,
+        .mode = SERVER_EVENT, .accept_event = qmgr_accept, .wakeup = qmgr_request_scan,
+        .pre_init = qmgr_pre_init, .post_init = qmgr_post_init,
         .long_running = true,
     };
     server_main(argc, argv, "qmgr", &ops);

@@ -78,8 +78,7 @@ static void showq_serve(int fd)
 int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
-        .mode = SERVER_SINGLE,
-        .serve = showq_serve,
+        .mode = SERVER_SINGLE, .serve = showq_serve,
     };
     server_main(argc, argv, "showq", &ops);
 }

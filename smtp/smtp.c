@@ -165,13 +165,9 @@ static void smtp_pre_exit(void)
 int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
-        .mode = SERVER_SINGLE,
-        .pre_init = smtp_pre_init,
-        .post_init = smtp_post_init,
-        .serve = smtp_serve,
-        .idle_deadline_usec = smtp_cache_deadline,
-        .idle_deadline = smtp_cache_expire,
-        .pre_exit = smtp_pre_exit,
+        .mode = SERVER_SINGLE, .serve = smtp_serve,
+        .pre_init = smtp_pre_init, .post_init = smtp_post_init, .pre_exit = smtp_pre_exit,
+        .idle_deadline_usec = smtp_cache_deadline, .idle_deadline = smtp_cache_expire,
         .syscall_filter = SYSCALL_PROFILE_SMTP,
     };
     server_main(argc, argv, "smtp", &ops);

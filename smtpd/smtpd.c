@@ -108,11 +108,8 @@ static int smtpd_client_limit(void)
 int main(int argc, char **argv)
 {
     static const struct server_ops ops = {
-        .mode = SERVER_EVENT,
-        .pre_init = smtpd_pre_init,
-        .post_init = smtpd_post_init,
-        .accept_event = smtpd_accept,
-        .client_limit = smtpd_client_limit,
+        .mode = SERVER_EVENT, .accept_event = smtpd_accept, .client_limit = smtpd_client_limit,
+        .pre_init = smtpd_pre_init, .post_init = smtpd_post_init,
         .syscall_filter = SYSCALL_PROFILE_SMTPD,
     };
     server_main(argc, argv, "smtpd", &ops);

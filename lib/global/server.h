@@ -49,6 +49,10 @@ enum server_mode {
     SERVER_EVENT,   /* many clients in one libevent loop (smtpd, qmgr) */
 };
 
+/* Each daemon's main() fills one of these and calls server_main(). The
+ * tables are written one line per role: the mode and what it serves, then
+ * its life-cycle hooks, then its limits and privileges; fields it does not
+ * need stay zero. */
 struct server_ops {
     enum server_mode mode;
     /* As root (when started as root), after the configuration is loaded and
