@@ -21,7 +21,9 @@ a daemon that died of a crash signal. TERN_KEEP_INSTANCES=1 in the
 environment keeps the instance directories for a post-mortem.
 """
 import atexit
+import grp
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -647,6 +649,97 @@ def _uid(pid):
     except OSError:
         return None
     return None
+
+
+# ---- Unix users (local delivery and local submission tests; run as root) ----
+
+def make_unix_users(names, prefix, home_owned_by_user=lambda name: True):
+    """Create the Unix users `names` afresh (an old one of the same name is
+    removed first), each with a home directory 0755 in a new directory under
+    /tmp whose name starts with prefix; a home is owned by its user unless
+    home_owned_by_user(name) says no (then it stays root's). Returns the
+    directory of the homes; on any failure the users made so far are removed."""
+    homes = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(homes, 0o755)
+    try:
+        for name in names:
+            subprocess.run(["userdel", name], capture_output=True)
+            home = os.path.join(homes, name)
+            subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", name], check=True,
+                           capture_output=True)
+            os.mkdir(home)
+            os.chmod(home, 0o755)
+            if home_owned_by_user(name):
+                pw = pwd.getpwnam(name)
+                os.chown(home, pw.pw_uid, pw.pw_gid)
+    except BaseException:
+        remove_unix_users(names, homes)
+        raise
+    return homes
+
+
+def remove_unix_users(names, homes=None):
+    """Remove the users made by make_unix_users, their groups, and homes."""
+    for name in names:
+        subprocess.run(["userdel", name], capture_output=True)
+        try:
+            grp.getgrnam(name)
+            subprocess.run(["groupdel", name], capture_output=True)
+        except KeyError:
+            pass
+    if homes:
+        shutil.rmtree(homes, ignore_errors=True)
+
+
+# ---- the attribute frames of lib/util/attr.h (talking to a delivery agent) ----
+
+def encode_attr_frame(pairs):
+    """One frame from (name, value) pairs; a value is bytes, str or int."""
+    payload = b""
+    for name, value in pairs:
+        name = name.encode()
+        if not isinstance(value, bytes):
+            value = str(value).encode()
+        payload += bytes([len(name)]) + name + struct.pack(">I", len(value)) + value + b"\0"
+    return struct.pack(">I", len(payload)) + payload
+
+
+def decode_attr_payload(payload):
+    """The (name, bytes value) pairs of a frame's payload, strictly parsed."""
+    pairs, pos = [], 0
+    while pos < len(payload):
+        nlen = payload[pos]
+        name = payload[pos + 1:pos + 1 + nlen].decode()
+        pos += 1 + nlen
+        (vlen,) = struct.unpack(">I", payload[pos:pos + 4])
+        value = payload[pos + 4:pos + 4 + vlen]
+        if payload[pos + 4 + vlen:pos + 5 + vlen] != b"\0":
+            raise ValueError("attribute %s not terminated" % name)
+        pos += 5 + vlen
+        pairs.append((name, value))
+    return pairs
+
+
+def read_exact(sock, n):
+    """n bytes from sock; EOFError when the peer closes first."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError("connection closed after %d of %d bytes" % (len(data), n))
+        data += chunk
+    return data
+
+
+def read_attr_frame(sock, text=True):
+    """One frame from sock as (name, value) pairs: values as str (text) or bytes."""
+    (length,) = struct.unpack(">I", read_exact(sock, 4))
+    if length > 1024 * 1024:
+        raise ValueError("frame of %d bytes" % length)
+    pairs = decode_attr_payload(read_exact(sock, length))
+    if text:
+        return [(name, value.decode("utf-8", "replace")) for name, value in pairs]
+    return pairs
 
 
 @atexit.register

@@ -18,7 +18,6 @@ timed out."""
 import os
 import re
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys

@@ -13,11 +13,9 @@ the spool is unsafe.
 import grp
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -33,28 +31,11 @@ def setUpModule():
     global _homes
     if os.geteuid() != 0:
         raise unittest.SkipTest("hostile local tests create Unix users: run as root")
-    _homes = tempfile.mkdtemp(prefix="tern-hostile-homes-", dir="/tmp")
-    os.chmod(_homes, 0o755)
-    for name in (VICTIM, ATTACKER):
-        subprocess.run(["userdel", name], capture_output=True)
-        home = os.path.join(_homes, name)
-        subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", name], check=True,
-                       capture_output=True)
-        os.mkdir(home)
-        pw = pwd.getpwnam(name)
-        os.chown(home, pw.pw_uid, pw.pw_gid)
+    _homes = harness.make_unix_users((VICTIM, ATTACKER), 'tern-hostile-homes-')
 
 
 def tearDownModule():
-    for name in (VICTIM, ATTACKER):
-        subprocess.run(["userdel", name], capture_output=True)
-        try:
-            grp.getgrnam(name)
-            subprocess.run(["groupdel", name], capture_output=True)
-        except KeyError:
-            pass
-    if _homes:
-        shutil.rmtree(_homes, ignore_errors=True)
+    harness.remove_unix_users((VICTIM, ATTACKER), _homes)
 
 
 def as_attacker(*cmd):

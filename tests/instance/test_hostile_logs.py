@@ -17,7 +17,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -36,12 +35,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    subprocess.run(["userdel", USER], capture_output=True)
-    try:
-        grp.getgrnam(USER)
-        subprocess.run(["groupdel", USER], capture_output=True)
-    except KeyError:
-        pass
+    harness.remove_unix_users([USER])
 
 
 def as_user(*cmd, **kw):

@@ -18,13 +18,11 @@ queue the whole body for it. A spool file that cannot be created is a
 temporary error, never a lost or truncated message."""
 import hashlib
 import os
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest

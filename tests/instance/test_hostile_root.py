@@ -33,7 +33,6 @@ import select
 import shutil
 import socket
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
@@ -471,14 +470,14 @@ class TestLocalQueueFile(unittest.TestCase):
         sock.settimeout(60)
         sock.connect(os.path.join(self.inst.queue_dir, "private", "local"))
         try:
-            self.assertEqual(read_frame(sock), [("protocol", "delivery")])
+            self.assertEqual(harness.read_attr_frame(sock), [("protocol", "delivery")])
             pairs = [("queue_id", qid), ("queue_path", "%s/%s" % (sub, qid)),
                      ("transport", "local"), ("nexthop", HOST), ("sender", "sender@example.org"),
                      ("flags", 0), ("nrcpt", 1), ("rcpt", rcpt), ("orcpt", ""), ("notify", ""),
                      ("offset", offset)]
-            sock.sendall(encode_frame(pairs))
-            result = dict(read_frame(sock))
-            self.assertEqual(read_frame(sock), [("done", "1")])
+            sock.sendall(harness.encode_attr_frame(pairs))
+            result = dict(harness.read_attr_frame(sock))
+            self.assertEqual(harness.read_attr_frame(sock), [("done", "1")])
             return result
         finally:
             sock.close()
@@ -611,39 +610,9 @@ class TestInitDirectory(unittest.TestCase):
             self.assertIn("must belong to root", r.stderr)
 
 
-# ---- the attribute frames of lib/util/attr.h ----
-
-def encode_frame(pairs):
-    payload = b""
-    for name, value in pairs:
-        value = str(value).encode() if isinstance(value, int) else value.encode()
-        n = name.encode()
-        payload += bytes([len(n)]) + n + struct.pack(">I", len(value)) + value + b"\0"
-    return struct.pack(">I", len(payload)) + payload
 
 
-def read_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("closed after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return data
 
-
-def read_frame(sock):
-    (length,) = struct.unpack(">I", read_exact(sock, 4))
-    assert length <= 1 << 20, "oversized frame"
-    payload, pos, out = read_exact(sock, length), 0, []
-    while pos < length:
-        nlen = payload[pos]
-        name = payload[pos + 1:pos + 1 + nlen].decode()
-        pos += 1 + nlen
-        (vlen,) = struct.unpack(">I", payload[pos:pos + 4])
-        out.append((name, payload[pos + 4:pos + 4 + vlen].decode("utf-8", "replace")))
-        pos += 5 + vlen
-    return out
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ privilege separation of the daemons, restart of a crashed daemon, and
 daemons ending by themselves when master is killed."""
 import os
 import signal
-import smtplib
 import time
 import unittest
 

@@ -11,7 +11,6 @@ records marked done exactly for final outcomes, and the log lines.
 """
 import email
 import email.policy
-import grp
 import mailbox
 import os
 import pwd
@@ -19,10 +18,8 @@ import re
 import shutil
 import socket
 import stat
-import struct
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -44,40 +41,11 @@ def setUpModule():
     global _homes
     if os.geteuid() != 0:
         raise unittest.SkipTest("local delivery tests create Unix users: run as root")
-    _homes = tempfile.mkdtemp(prefix="tern-local-homes-", dir="/tmp")
-    os.chmod(_homes, 0o755)
-    try:
-        make_users()
-    except BaseException:
-        tearDownModule()
-        raise
-
-
-def make_users():
-    for name in USERS:
-        subprocess.run(["userdel", name], capture_output=True)
-        home = os.path.join(_homes, name)
-        subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", name], check=True,
-                       capture_output=True)
-        os.mkdir(home)
-        pw = pwd.getpwnam(name)
-        if name == "terntestlocc":
-            os.chmod(home, 0o755)      # owned by root: the user cannot write there
-        else:
-            os.chown(home, pw.pw_uid, pw.pw_gid)
-            os.chmod(home, 0o755)
+    _homes = harness.make_unix_users(USERS, "tern-local-homes-", lambda name: name != "terntestlocc")
 
 
 def tearDownModule():
-    for name in USERS:
-        subprocess.run(["userdel", name], capture_output=True)
-        try:
-            grp.getgrnam(name)
-            subprocess.run(["groupdel", name], capture_output=True)
-        except KeyError:
-            pass
-    if _homes:
-        shutil.rmtree(_homes, ignore_errors=True)
+    harness.remove_unix_users(USERS, _homes)
 
 
 def home(name):
@@ -108,45 +76,9 @@ def put_file(path, text, owner=None, mode=0o644):
     os.chmod(path, mode)
 
 
-# ---- the attribute frames of lib/util/attr.h ----
-
-def encode_frame(pairs):
-    payload = b""
-    for name, value in pairs:
-        if isinstance(value, int):
-            value = str(value).encode()
-        elif isinstance(value, str):
-            value = value.encode()
-        n = name.encode()
-        payload += bytes([len(n)]) + n + struct.pack(">I", len(value)) + value + b"\0"
-    return struct.pack(">I", len(payload)) + payload
 
 
-def read_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("agent closed the connection after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return data
 
-
-def read_frame(sock):
-    """One frame as a list of (name, str value), strictly parsed."""
-    (length,) = struct.unpack(">I", read_exact(sock, 4))
-    assert length <= 1 << 20, "oversized frame"
-    payload, pos, out = read_exact(sock, length), 0, []
-    while pos < length:
-        nlen = payload[pos]
-        name = payload[pos + 1:pos + 1 + nlen].decode()
-        pos += 1 + nlen
-        (vlen,) = struct.unpack(">I", payload[pos:pos + 4])
-        value = payload[pos + 4:pos + 4 + vlen]
-        assert payload[pos + 4 + vlen] == 0, "value not followed by a 0 byte"
-        pos += 5 + vlen
-        out.append((name, value.decode("utf-8", "replace")))
-    return out
 
 
 # ---- queue files (lib/global/QUEUE.md) ----
@@ -198,15 +130,15 @@ def deliver(inst, qid, rcpts, offsets, sender="sender@example.org", sub="hold", 
     sock.settimeout(timeout)
     sock.connect(os.path.join(inst.queue_dir, "private", "local"))
     try:
-        assert read_frame(sock) == [("protocol", "delivery")]
+        assert harness.read_attr_frame(sock) == [("protocol", "delivery")]
         pairs = [("queue_id", qid), ("queue_path", "%s/%s" % (sub, qid)), ("transport", "local"),
                  ("nexthop", HOST), ("sender", sender), ("flags", 0), ("nrcpt", len(rcpts))]
         for r, off in zip(rcpts, offsets):
             pairs += [("rcpt", r), ("orcpt", ""), ("notify", ""), ("offset", off)]
-        sock.sendall(encode_frame(pairs))
+        sock.sendall(harness.encode_attr_frame(pairs))
         results = []
         while True:
-            frame = read_frame(sock)
+            frame = harness.read_attr_frame(sock)
             if frame[0][0] == "done":
                 assert frame == [("done", str(len(rcpts)))], frame
                 return results

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import smtplib
 import socket
 import ssl
 import struct
@@ -166,7 +165,6 @@ class TestPyMilter(unittest.TestCase):
 
     def test_tls_and_auth_macros(self):
         # a second smtpd with STARTTLS and AUTH, sharing the filter
-        port = harness.free_port()
         d = tempfile.mkdtemp(prefix="tern-milter-tls-", dir="/tmp")
         self.addCleanup(shutil.rmtree, d, True)
         os.chmod(d, 0o755)

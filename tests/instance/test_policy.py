@@ -10,7 +10,6 @@ has mynetworks = 127.0.0.1/32. Local mail goes to a transport that never
 answers, so queued messages stay in active/ to be inspected; mail to other
 domains goes to a relayhost sink (aiosmtpd) of the test.
 """
-import glob
 import os
 import pwd
 import re

@@ -39,32 +39,11 @@ def setUpModule():
     global _homes
     if os.geteuid() != 0:
         raise unittest.SkipTest("local submission tests create Unix users: run as root")
-    _homes = tempfile.mkdtemp(prefix="tern-sendmail-homes-", dir="/tmp")
-    os.chmod(_homes, 0o755)
-    try:
-        for name in USERS:
-            subprocess.run(["userdel", name], capture_output=True)
-            home = os.path.join(_homes, name)
-            subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", name], check=True,
-                           capture_output=True)
-            os.mkdir(home)
-            pw = pwd.getpwnam(name)
-            os.chown(home, pw.pw_uid, pw.pw_gid)
-    except BaseException:
-        tearDownModule()
-        raise
+    _homes = harness.make_unix_users(USERS, "tern-sendmail-homes-")
 
 
 def tearDownModule():
-    for name in USERS:
-        subprocess.run(["userdel", name], capture_output=True)
-        try:
-            grp.getgrnam(name)
-            subprocess.run(["groupdel", name], capture_output=True)
-        except KeyError:
-            pass
-    if _homes:
-        shutil.rmtree(_homes, ignore_errors=True)
+    harness.remove_unix_users(USERS, _homes)
 
 
 def make_instance(name, main_cf=None):

@@ -50,47 +50,11 @@ SERVFAIL = {"fail.test"}
 NO_ANSWER = {"slow.test"}
 
 
-# ---- the attribute frames of lib/util/attr.h ----
-
-def encode_frame(pairs):
-    payload = b""
-    for name, value in pairs:
-        name = name.encode()
-        value = value if isinstance(value, bytes) else str(value).encode()
-        payload += bytes([len(name)]) + name + struct.pack(">I", len(value)) + value + b"\0"
-    return struct.pack(">I", len(payload)) + payload
 
 
-def decode_payload(payload):
-    pairs, pos = [], 0
-    while pos < len(payload):
-        nlen = payload[pos]
-        name = payload[pos + 1:pos + 1 + nlen].decode()
-        pos += 1 + nlen
-        (vlen,) = struct.unpack(">I", payload[pos:pos + 4])
-        value = payload[pos + 4:pos + 4 + vlen]
-        if payload[pos + 4 + vlen:pos + 5 + vlen] != b"\0":
-            raise ValueError("attribute %s not terminated" % name)
-        pos += 5 + vlen
-        pairs.append((name, value))
-    return pairs
 
 
-def read_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("connection closed after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return data
 
-
-def read_frame(sock):
-    (length,) = struct.unpack(">I", read_exact(sock, 4))
-    if length > 1024 * 1024:
-        raise ValueError("frame of %d bytes" % length)
-    return decode_payload(read_exact(sock, length))
 
 
 RESULT_FIELDS = ["index", "status", "dsn", "relay", "reason", "delay_connect", "delay_transfer"]
@@ -103,16 +67,16 @@ def deliver(inst, qid, nexthop, sender, rcpts, queue_path=None, timeout=60, done
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(os.path.join(inst.queue_dir, "private", "smtp"))
-        assert read_frame(s) == [("protocol", b"delivery")]
+        assert harness.read_attr_frame(s, text=False) == [("protocol", b"delivery")]
         pairs = [("queue_id", qid), ("queue_path", queue_path or "active/" + qid),
                  ("transport", "smtp"), ("nexthop", nexthop), ("sender", sender),
                  ("flags", 0), ("nrcpt", len(rcpts))]
         for addr, orcpt, notify, offset in rcpts:
             pairs += [("rcpt", addr), ("orcpt", orcpt), ("notify", notify), ("offset", offset)]
-        s.sendall(encode_frame(pairs))
+        s.sendall(harness.encode_attr_frame(pairs))
         results = []
         for _ in range(len(rcpts) + 1):
-            frame = read_frame(s)
+            frame = harness.read_attr_frame(s, text=False)
             if frame[0][0] == "done":
                 assert int(frame[0][1]) == len(results) == len(rcpts), frame
                 if done is not None:
