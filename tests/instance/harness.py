@@ -178,15 +178,11 @@ class Instance:
     def wait_port(self, port=None, timeout=10):
         """Wait until 127.0.0.1:port (default: the instance's) accepts."""
         port = port or self.port
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("port %d does not accept connections; log:\n%s"
-                             % (port, self.log_tail()))
+        try:
+            wait_port(port, timeout)
+        except AssertionError:
+            raise AssertionError("port %d does not accept connections; log:\n%s"
+                                 % (port, self.log_tail())) from None
 
     def stop(self):
         """`tern stop` (master ends its daemons); AssertionError if master
@@ -649,6 +645,18 @@ def _uid(pid):
     except OSError:
         return None
     return None
+
+
+def wait_port(port, timeout=10):
+    """Wait until something accepts connections on 127.0.0.1:port."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("nothing listens on port %d" % port)
 
 
 # ---- Unix users (local delivery and local submission tests; run as root) ----

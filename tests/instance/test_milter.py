@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import struct
 import subprocess
@@ -36,17 +35,6 @@ SENDER = "sender@example.org"
 
 def have_module(name):
     return subprocess.run([PYTHON, "-c", "import " + name], capture_output=True).returncode == 0
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("nothing listens on port %d" % port)
 
 
 def message(subject, actions=(), body="hello\r\nworld\r\n", extra=()):
@@ -102,7 +90,7 @@ def start_pymilter(cls, prefix):
     cls.mport = harness.free_port()
     cls.milter = Process([PYTHON, PYMILTER, "inet:%d@127.0.0.1" % cls.mport, cls.events])
     cls.addClassCleanup(cls.milter.stop)
-    wait_port(cls.mport)
+    harness.wait_port(cls.mport)
 
 
 @unittest.skipUnless(have_module("Milter"), "python3-milter is not installed (tools/install-deps)")
@@ -419,7 +407,7 @@ class TestLibMilter(unittest.TestCase):
         cls.cport = harness.free_port()
         cls.cmilter = Process([C_MILTER, "inet:%d@127.0.0.1" % cls.cport])
         cls.addClassCleanup(cls.cmilter.stop)
-        wait_port(cls.cport)
+        harness.wait_port(cls.cport)
         cls.inst = start_instance(cls, "cmilter", {
             "smtpd_milters": "{ inet:127.0.0.1:%d, command_timeout=10s }" % cls.cport,
             "milter_macro_daemon_name": "tern-c"})
@@ -830,7 +818,7 @@ class TestOpenDkim(unittest.TestCase):
                     % (key, cls.mport, cls.tmp, "root"))
         cls.dkimd = Process([OPENDKIM, "-f", "-x", conf])
         cls.addClassCleanup(cls.dkimd.stop)
-        wait_port(cls.mport)
+        harness.wait_port(cls.mport)
         with open(os.path.join(cls.tmp, "sel.txt")) as f:
             txt = f.read()
         cls.dns_txt = "".join(part for part in txt.split('"')[1::2]).encode()

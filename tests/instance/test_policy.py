@@ -802,17 +802,6 @@ class TestPolicyService(PolicyTest):
         self.wait_log(r"problem talking to server .*policy\.sock: (timeout|malformed reply)")
 
 
-def _wait_port(port, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 @unittest.skipUnless(shutil.which("postgrey") or os.path.exists("/usr/sbin/postgrey"),
                      "postgrey is not installed (tools/install-deps installs it)")
 class TestPostgrey(PolicyTest):
@@ -833,7 +822,9 @@ class TestPostgrey(PolicyTest):
              "--delay=1", "--user=postgrey", "--group=postgrey",
              "--pidfile=" + os.path.join(cls.tmp, "postgrey.pid")],
             stdout=cls.pg_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if not _wait_port(cls.pg_port):
+        try:
+            harness.wait_port(cls.pg_port, timeout=20)
+        except AssertionError:
             cls.pg.kill()
             cls.pg.wait(5)
             raise unittest.SkipTest("postgrey did not start")

@@ -33,36 +33,18 @@ def start_instance(params):
     return inst
 
 
-class Client:
-    """A raw SMTP client: exact bytes out, replies parsed as they come."""
+class Client(harness.RawSession):
+    """A raw SMTP client: exact bytes out, replies parsed as they come, each
+    reply line kept as its text after the code ("PIPELINING")."""
 
     def __init__(self, port, greet=True, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
+        super().__init__(port, greet=False, timeout=timeout)
         self.greeting = self.reply() if greet else None
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed; unread: %r" % self.buf)
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
 
     def reply(self):
         """One whole reply: (code, [text lines])."""
-        lines = []
-        while True:
-            line = self._line()
-            lines.append(line[4:])
-            if len(line) < 4 or line[3] != "-":
-                return int(line[:3]), lines
+        code, lines = self.read_reply()
+        return code, [line[4:] for line in lines]
 
     def replies(self, n):
         return [self.reply() for _ in range(n)]
@@ -70,23 +52,6 @@ class Client:
     def cmd(self, line):
         self.send(line + "\r\n")
         return self.reply()
-
-    def closed(self, timeout=5):
-        """True when the server closes the connection within timeout."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (socket.timeout, TimeoutError):
-            return False
-        except ConnectionResetError:
-            return True
-
-    def close(self):
-        self.sock.close()
 
 
 def code_of(reply):
