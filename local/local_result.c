@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "local.h"
+#include "soft_bounce.h"
 #include "util.h"
 
 char *local_printable(char *s)
@@ -18,8 +19,8 @@ char *local_printable(char *s)
 void local_result_set(struct local_result *r, int status, const char *dsn, const char *fmt, ...)
 {
     va_list ap;
-    r->status = status;
     str_copy(r->dsn, sizeof(r->dsn), dsn);
+    r->status = soft_bounce_status(status, r->dsn);
     va_start(ap, fmt);
     vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
     va_end(ap);

@@ -30,6 +30,7 @@
 #include "qmgr_dsn.h"
 #include "qmgr_route.h"
 #include "qmgr_sched.h"
+#include "soft_bounce.h"
 #include "queue.h"
 #include "strbuf.h"
 #include "util.h"
@@ -98,15 +99,19 @@ void qmgr_message_set_outcome(struct qmsg *q, size_t i, int status, const char *
                               bool logged)
 {
     struct outcome *o = &q->out[i];
+    /* The new strings may be the old ones (expire_recipient passes o->dsn
+     * and o->relay back): copy before freeing. */
+    char *new_dsn = xstrdup(dsn), *new_reason = xstrdup(reason);
+    char *new_relay = xstrdup(relay ? relay : ""), *new_action = action ? xstrdup(action) : NULL;
     free(o->dsn);
     free(o->reason);
     free(o->relay);
     free(o->action);
     o->status = status;
-    o->dsn = xstrdup(dsn);
-    o->reason = xstrdup(reason);
-    o->relay = xstrdup(relay ? relay : "");
-    o->action = action ? xstrdup(action) : NULL;
+    o->dsn = new_dsn;
+    o->reason = new_reason;
+    o->relay = new_relay;
+    o->action = new_action;
     o->logged = logged;
 }
 
@@ -173,7 +178,8 @@ static void builtin_transport(struct qmsg *q, size_t i, const struct qmgr_route 
     dsn[0] = bounce ? '5' : '4';
     if (!*text)
         text = bounce ? "mail for this destination is not deliverable" : "delivery is deferred";
-    qmgr_message_set_outcome(q, i, bounce ? 5 : 4, dsn, text, NULL, NULL, false);
+    qmgr_message_set_outcome(q, i, soft_bounce_status(bounce ? 5 : 4, dsn), dsn, text, NULL, NULL,
+                             false);
 }
 
 static bool is_builtin_transport(const char *t)
@@ -195,9 +201,12 @@ static struct dest **route_recipients(struct qmsg *q)
         const char *rcpt = q->m.rcpts[i].address;
         switch (filter && *filter ? qmgr_resolve_filter(rcpt, filter, &route, &why)
                                   : qmgr_resolve(rcpt, &route, &why)) {
-        case QMGR_ROUTE_BAD:
-            qmgr_message_set_outcome(q, i, 5, "5.1.3", "bad address syntax", NULL, NULL, false);
+        case QMGR_ROUTE_BAD: {
+            char dsn[] = "5.1.3";
+            qmgr_message_set_outcome(q, i, soft_bounce_status(5, dsn), dsn, "bad address syntax",
+                                     NULL, NULL, false);
             continue;
+        }
         case QMGR_ROUTE_TEMP:
             qmgr_message_set_outcome(q, i, 4, "4.3.0", sb_str(&why), NULL, NULL, false);
             continue;

@@ -16,6 +16,7 @@
 #include "log_delivery.h"
 #include "resolve.h"
 #include "smtp.h"
+#include "soft_bounce.h"
 #include "util.h"
 
 #define SMTP_RCPT_MAX 100000      /* recipients in one request, whatever the frame limit */
@@ -29,8 +30,8 @@ static void rcpt_vset(struct smtp_rcpt *r, int status, const char *dsn, const ch
 {
     char text[SMTP_REASON_MAX];
     vsnprintf(text, sizeof(text), fmt, ap);
-    r->status = status;
     str_copy(r->dsn, sizeof(r->dsn), dsn);
+    r->status = soft_bounce_status(status, r->dsn);
     sb_set(&r->relay, relay ? relay : "none");
     sb_set(&r->reason, text);
 }

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "smtpd.h"
 #include "smtpd_check.h"
+#include "soft_bounce.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -110,6 +111,7 @@ static void format_reply(struct smtpd_check_reply *out, int code, const char *ds
             *p = ' ';
     char d[ACTION_DSN_MAX + 1];
     str_copy(d, sizeof(d), dsn && *dsn ? dsn : (code >= 500 ? "5.7.1" : "4.7.1"));
+    code = soft_bounce_reply(code, NULL);
     d[0] = (char)('0' + code / 100);     /* the class follows the reply code */
     out->code = code;
     snprintf(out->text, sizeof(out->text), "%s %.1000s", d, text);

@@ -11,20 +11,24 @@
 #include "smtpd_limits.h"
 #include "smtpd_sasl.h"
 #include "smtpd_milter.h"
+#include "soft_bounce.h"
 #include "strbuf.h"
 #include "util.h"
 
 void smtpd_command_log_reject(struct smtpd_session *s, const char *what, int code,
                               const char *text, const char *rcpt)
 {
-    struct strbuf line = STRBUF_INIT(4096);
+    struct strbuf line = STRBUF_INIT(4096), sent = STRBUF_INIT(1024);
+    sb_appends(&sent, text);      /* what the client was sent (soft_bounce) */
+    code = soft_bounce_reply(code, sent.len ? sent.data : NULL);
     sb_appendf(&line, "NOQUEUE: reject: %s from %s: %d %s; from=<%s> to=<%s> proto=%s",
-               what, s->client_desc, code, text,
+               what, s->client_desc, code, sb_str(&sent),
                s->in_mail ? s->mail.sender.address : "", rcpt, s->esmtp ? "ESMTP" : "SMTP");
     if (s->helo_name)
         sb_appendf(&line, " helo=<%s>", s->helo_name);
     msg_info("%s", sb_str(&line));
     sb_free(&line);
+    sb_free(&sent);
 }
 
 static void ehlo_reply(struct smtpd_session *s)

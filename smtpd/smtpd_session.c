@@ -24,6 +24,7 @@
 #include "smtpd_milter.h"
 #include "smtpd_limits.h"
 #include "smtpd_sasl.h"
+#include "soft_bounce.h"
 #include "util.h"
 
 #define REPLY_LIMIT 8192             /* one formatted reply */
@@ -166,6 +167,7 @@ vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
 {
     struct strbuf text = STRBUF_INIT(REPLY_LIMIT), r = STRBUF_INIT(REPLY_LIMIT + 1024);
     sb_vappendf(&text, fmt, ap);
+    code = soft_bounce_reply(code, text.len ? text.data : NULL);
     format_reply(&r, code, sb_str(&text));
     count_reply(s, code);
     bool counts = code >= 400 && code != 421;
