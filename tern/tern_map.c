@@ -232,9 +232,7 @@ int tern_cmd_aliases(int argc, char **argv)
         "  Tables of other types than hash: and btree: are read from their source\n"
         "  directly and are skipped with a note. Exit status 1 when a table could not\n"
         "  be built (the reason, with FILE:LINE for a bad line, on stderr), else 0.\n";
-    int early = tern_no_arguments(argc, argv, usage, " (the tables are alias_database)");
-    if (early >= 0)
-        return early;
+    tern_no_arguments(argc, argv, usage, " (the tables are alias_database)");
     tern_load_config();
     size_t n;
     char **tables = cfg_list_split(cfg_str(P_alias_database), &n);
