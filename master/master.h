@@ -93,6 +93,9 @@ void master_kill_all(int sig);
 bool master_may_spawn(const struct service *svc, time_t now);
 
 /* master_signals.c: signals through a self-pipe; reload and stop */
+/* A close-on-exec pipe (flags may add O_NONBLOCK); master cannot work
+ * without its pipes, so a failure is fatal. */
+void master_pipe(int *rfd, int *wfd, int flags);
 void master_signals_init(void);
 int master_signal_fd(void);
 void master_handle_signals(void);
