@@ -75,7 +75,6 @@ void master_free_services(struct service *svcs, size_t n);
 int master_check_services(const struct master_params *p, const struct service *svcs, size_t n,
                           struct strbuf *err);
 void master_warn_unknown(void);
-const char *master_kind_name(enum service_kind kind);
 
 /* master_listen.c: the listening sockets master opens for its services */
 int master_open_listener(const struct master_params *p, struct service *svc, struct strbuf *err);
