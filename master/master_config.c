@@ -119,9 +119,7 @@ void master_free_params(struct master_params *p)
     free(p->data_dir);
     free(p->mail_owner);
     free(p->setgid_group);
-    for (size_t i = 0; i < p->nenv; i++)
-        free(p->env[i]);
-    free(p->env);
+    str_array_free(p->env, p->nenv);
     memset(p, 0, sizeof(*p));
 }
 
