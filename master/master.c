@@ -76,8 +76,7 @@ static void load_configuration(const char *confdir)
 static int detach(void)
 {
     int ready[2];
-    if (pipe2(ready, O_CLOEXEC) < 0)
-        msg_fatal("cannot create a pipe: %m");
+    master_pipe(&ready[0], &ready[1], 0);
     pid_t pid = fork();
     if (pid < 0)
         msg_fatal("cannot fork: %m");
@@ -109,11 +108,7 @@ static void claim_resources(void)
 
 static void open_status_pipe(void)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        msg_fatal("cannot create a pipe: %m");
-    ms.status_rfd = fds[0];
-    ms.status_wfd = fds[1];
+    master_pipe(&ms.status_rfd, &ms.status_wfd, 0);
     /* A child must never block on a hint; a lost one is tolerated. */
     set_nonblock(ms.status_rfd, true);
     set_nonblock(ms.status_wfd, true);

@@ -75,7 +75,6 @@ void master_free_services(struct service *svcs, size_t n);
 int master_check_services(const struct master_params *p, const struct service *svcs, size_t n,
                           struct strbuf *err);
 void master_warn_unknown(void);
-const char *master_kind_name(enum service_kind kind);
 
 /* master_listen.c: the listening sockets master opens for its services */
 int master_open_listener(const struct master_params *p, struct service *svc, struct strbuf *err);
@@ -93,6 +92,9 @@ void master_kill_all(int sig);
 bool master_may_spawn(const struct service *svc, time_t now);
 
 /* master_signals.c: signals through a self-pipe; reload and stop */
+/* A close-on-exec pipe (flags may add O_NONBLOCK); master cannot work
+ * without its pipes, so a failure is fatal. */
+void master_pipe(int *rfd, int *wfd, int flags);
 void master_signals_init(void);
 int master_signal_fd(void);
 void master_handle_signals(void);

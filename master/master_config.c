@@ -21,17 +21,6 @@
 
 #define MASTER_ENV_MAX 64   /* import_environment entries kept */
 
-const char *master_kind_name(enum service_kind kind)
-{
-    switch (kind) {
-    case SVC_INET: return "inet";
-    case SVC_UNIX: return "unix";
-    case SVC_PASS: return "pass";
-    case SVC_FIFO: return "fifo";
-    }
-    return "unknown";
-}
-
 /* import_environment: "NAME" passes master's own value (when set),
  * "NAME=value" sets one. */
 static void load_environment(struct master_params *p)
@@ -130,9 +119,7 @@ void master_free_params(struct master_params *p)
     free(p->data_dir);
     free(p->mail_owner);
     free(p->setgid_group);
-    for (size_t i = 0; i < p->nenv; i++)
-        free(p->env[i]);
-    free(p->env);
+    str_array_free(p->env, p->nenv);
     memset(p, 0, sizeof(*p));
 }
 
@@ -143,7 +130,7 @@ static char *listen_id(const struct master_params *p, const struct master_servic
     if (cfg->kind == SVC_INET)
         sb_appendf(&sb, "inet:%s", cfg->name);
     else
-        sb_appendf(&sb, "%s:%s/%s/%s", master_kind_name(cfg->kind), p->queue_dir,
+        sb_appendf(&sb, "%s:%s/%s/%s", mastercf_kind_name(cfg->kind), p->queue_dir,
                    cfg->private_ ? QDIR_PRIVATE : QDIR_PUBLIC, cfg->name);
     char *id = xstrdup(sb_str(&sb));
     sb_free(&sb);
@@ -166,7 +153,7 @@ int master_load_services(const struct master_params *p, struct service **out, si
         svcs[i].cfg = cfgs[i];   /* the strings now belong to svcs */
         svcs[i].listen_fd = -1;
         struct strbuf key = STRBUF_INIT(0);
-        sb_appendf(&key, "%s/%s", cfgs[i].name, master_kind_name(cfgs[i].kind));
+        sb_appendf(&key, "%s/%s", cfgs[i].name, mastercf_kind_name(cfgs[i].kind));
         svcs[i].key = xstrdup(sb_str(&key));
         sb_free(&key);
         svcs[i].listen_id = listen_id(p, &cfgs[i]);

@@ -30,10 +30,18 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+void master_pipe(int *rfd, int *wfd, int flags)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | flags) < 0)
+        msg_fatal("cannot create a pipe: %m");
+    *rfd = fds[0];
+    *wfd = fds[1];
+}
+
 void master_signals_init(void)
 {
-    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-        msg_fatal("cannot create a pipe: %m");
+    master_pipe(&sig_pipe[0], &sig_pipe[1], O_NONBLOCK);
     struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
     sigemptyset(&sa.sa_mask);
     sigaction(SIGCHLD, &sa, NULL);
@@ -56,11 +64,7 @@ void master_new_generation(void)
         close(ms.alive_wfd);
         close(ms.alive_rfd);
     }
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        msg_fatal("cannot create a pipe: %m");
-    ms.alive_rfd = fds[0];
-    ms.alive_wfd = fds[1];
+    master_pipe(&ms.alive_rfd, &ms.alive_wfd, 0);
     ms.generation++;
 }
 

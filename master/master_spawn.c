@@ -91,7 +91,7 @@ static char **child_arguments(const struct service *svc, char *wake_buf, size_t 
     argv[n++] = "-n";
     argv[n++] = c->name;
     argv[n++] = "-t";
-    argv[n++] = (char *)master_kind_name(c->kind);
+    argv[n++] = (char *)mastercf_kind_name(c->kind);
     if (!c->unpriv)
         argv[n++] = "-u";
     if (c->chroot_)

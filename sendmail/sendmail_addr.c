@@ -103,12 +103,8 @@ int sendmail_address_list(const char *s, size_t len,
 
 void sendmail_rcpts_free(struct sm_rcpts *r)
 {
-    for (size_t i = 0; i < r->n; i++) {
-        free(r->addr[i]);
-        free(r->notify[i]);
-    }
-    free(r->addr);
-    free(r->notify);
+    str_array_free(r->addr, r->n);
+    str_array_free(r->notify, r->n);
     memset(r, 0, sizeof(*r));
 }
 

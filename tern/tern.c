@@ -94,17 +94,22 @@ bool tern_wants_help(int argc, char **argv)
     return false;
 }
 
-int tern_no_arguments(int argc, char **argv, const char *usage, const char *note)
+bool tern_help(int argc, char **argv, const char *usage)
 {
-    if (tern_wants_help(argc, argv)) {
-        fputs(usage, stdout);
-        return 0;
-    }
+    if (!tern_wants_help(argc, argv))
+        return false;
+    fputs(usage, stdout);
+    return true;
+}
+
+void tern_no_arguments(int argc, char **argv, const char *usage, const char *note)
+{
+    if (tern_help(argc, argv, usage))
+        exit(0);
     if (argc > 1) {
         fprintf(stderr, "tern: %s takes no arguments%s\n", argv[0], note);
-        return 2;
+        exit(2);
     }
-    return -1;
 }
 
 int main(int argc, char **argv)

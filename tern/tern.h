@@ -20,11 +20,14 @@ pid_t tern_master_pid(void);
 int tern_run(const char *const argv[]);
 /* true when a subcommand's arguments ask for --help (or -h). */
 bool tern_wants_help(int argc, char **argv);
+/* With --help (or -h) among the arguments: usage printed on stdout, true
+ * (the command is done, exit status 0). */
+bool tern_help(int argc, char **argv, const char *usage);
 /* The start of a command that takes no arguments: with --help (or -h) it
- * prints usage on stdout and gives exit status 0; with any argument it says
- * "tern: NAME takes no arguments" and then note on stderr, status 2; -1
+ * prints usage on stdout and exits 0; with any argument it says "tern: NAME
+ * takes no arguments" and then note on stderr, and exits 2; it returns
  * when the command goes on. */
-int tern_no_arguments(int argc, char **argv, const char *usage, const char *note);
+void tern_no_arguments(int argc, char **argv, const char *usage, const char *note);
 
 /* The configuration check of `tern check` (and of `tern start`): writes each
  * problem to out, returns the number of errors; *warnings gets the number of

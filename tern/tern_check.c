@@ -371,9 +371,7 @@ int tern_cmd_check(int argc, char **argv)
         "usage: tern [-c CONFDIR] check\n  report configuration errors, unknown "
         "parameters, missing daemons and (as root) queue ownership and permission\n"
         "  problems, each with its fix; exit 1 on errors, 0 with only warnings\n";
-    int early = tern_no_arguments(argc, argv, usage, "");
-    if (early >= 0)
-        return early;
+    tern_no_arguments(argc, argv, usage, "");
     tern_load_config();
     int warnings;
     int errors = tern_check_config(stdout, true, &warnings);

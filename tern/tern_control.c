@@ -16,10 +16,8 @@ static int simple_usage(int argc, char **argv, const char *text)
 {
     struct strbuf usage = STRBUF_INIT(1024);
     sb_appendf(&usage, "usage: tern [-c CONFDIR] %s\n  %s\n", argv[0], text);
-    int early = tern_no_arguments(argc, argv, sb_str(&usage), "");
+    tern_no_arguments(argc, argv, sb_str(&usage), "");
     sb_free(&usage);
-    if (early >= 0)
-        exit(early);
     tern_load_config();
     return 0;
 }

@@ -44,19 +44,18 @@ static int mailq_through_showq(const struct queue_filter *f, bool json)
 
 int tern_cmd_queue(int argc, char **argv)
 {
-    if (tern_wants_help(argc, argv)) {
-        printf("usage: tern [-c CONFDIR] queue [--json] [--sender ADDR] [--recipient ADDR]\n"
-               "                              [--domain DOMAIN] [--state STATE]\n"
-               "  list the queued messages like mailq: queue ID (* active, ! on hold), size,\n"
-               "  arrival time, sender, then each recipient still to be delivered, after the\n"
-               "  reason of its last deferral in parentheses.\n"
-               "  --json            one JSON object per message and line (as postqueue -j)\n"
-               "  --sender ADDR     only messages from ADDR (<> for bounces)\n"
-               "  --recipient ADDR  only messages with ADDR among the recipients to deliver\n"
-               "  --domain DOMAIN   only messages with a recipient in DOMAIN to deliver\n"
-               "  --state STATE     incoming, active, deferred or hold\n");
+    if (tern_help(argc, argv,
+                  "usage: tern [-c CONFDIR] queue [--json] [--sender ADDR] [--recipient ADDR]\n"
+                  "                              [--domain DOMAIN] [--state STATE]\n"
+                  "  list the queued messages like mailq: queue ID (* active, ! on hold), size,\n"
+                  "  arrival time, sender, then each recipient still to be delivered, after the\n"
+                  "  reason of its last deferral in parentheses.\n"
+                  "  --json            one JSON object per message and line (as postqueue -j)\n"
+                  "  --sender ADDR     only messages from ADDR (<> for bounces)\n"
+                  "  --recipient ADDR  only messages with ADDR among the recipients to deliver\n"
+                  "  --domain DOMAIN   only messages with a recipient in DOMAIN to deliver\n"
+                  "  --state STATE     incoming, active, deferred or hold\n"))
         return 0;
-    }
     struct queue_filter filter;
     bool json = false;
     int first;

@@ -98,11 +98,30 @@ static int move_due(const char *from, const char *to, const char *id, enum op op
     return set_due(fd);
 }
 
+/* Move a message outside qmgr's hands into another queue directory (into
+ * deferred/ due now) and log what was done; qmgr is to look at incoming/
+ * or deferred/ when it landed there. 1 done, -1 it moved (look again), -2
+ * error (printed). */
+static int move_to(struct run *r, const char *from, enum queue_state dest, const char *id,
+                   const char *what)
+{
+    char to[128];
+    path_of(to, sizeof(to), dest, id);
+    if ((dest == QS_DEFERRED ? move_due(from, to, id, r->op) : rename(from, to)) < 0)
+        return errno == ENOENT ? -1 : -2;
+    tern_queue_log("%s: %s", id, what);
+    if (dest == QS_INCOMING)
+        r->wake_incoming = true;
+    if (dest == QS_DEFERRED)
+        r->wake_deferred = true;
+    return 1;
+}
+
 /* One attempt on a message outside qmgr's hands: 1 done, 0 nothing to
  * do (printed), -1 it moved (look again), -2 error (printed). */
 static int act_on_file(struct run *r, const char *id, enum queue_state s)
 {
-    char from[128], to[128];
+    char from[128];
     path_of(from, sizeof(from), s, id);
     switch (r->op) {
     case OP_DELETE:
@@ -116,33 +135,19 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
             printf("%s: already on hold\n", id);
             return 0;
         }
-        path_of(to, sizeof(to), QS_HOLD, id);
-        if (rename(from, to) < 0)
-            return errno == ENOENT ? -1 : -2;
-        tern_queue_log("%s: placed on hold by the administrator", id);
-        return 1;
+        return move_to(r, from, QS_HOLD, id, "placed on hold by the administrator");
     case OP_RELEASE:
         if (s != QS_HOLD) {
             printf("%s: not on hold\n", id);
             return 0;
         }
-        path_of(to, sizeof(to), QS_DEFERRED, id);
-        if (move_due(from, to, id, r->op) < 0)
-            return errno == ENOENT ? -1 : -2;
-        tern_queue_log("%s: released from hold", id);
-        r->wake_deferred = true;
-        return 1;
+        return move_to(r, from, QS_DEFERRED, id, "released from hold");
     case OP_REQUEUE:
         if (s == QS_INCOMING) {
             r->wake_incoming = true;
             return 1;
         }
-        path_of(to, sizeof(to), QS_INCOMING, id);
-        if (rename(from, to) < 0)
-            return errno == ENOENT ? -1 : -2;
-        tern_queue_log("%s: requeued by the administrator", id);
-        r->wake_incoming = true;
-        return 1;
+        return move_to(r, from, QS_INCOMING, id, "requeued by the administrator");
     case OP_FLUSH:
         if (s == QS_HOLD) {
             printf("%s: on hold; `tern release %s` first\n", id, id);

@@ -93,6 +93,20 @@ static int build_table(const char *spec, int flags, struct strbuf *err)
     return rc;
 }
 
+/* build_table, saying why on stderr when it fails: the exit status, 0 built
+ * or 1 not. */
+static int build_reported(const char *spec, int flags)
+{
+    struct strbuf err = STRBUF_INIT(4096);
+    int rc = 0;
+    if (build_table(spec, flags, &err) < 0) {
+        fprintf(stderr, "tern: %s\n", sb_str(&err));
+        rc = 1;
+    }
+    sb_free(&err);
+    return rc;
+}
+
 static int map_build_command(int argc, char **argv)
 {
     int flags = 0, first = 1, rc = 0;
@@ -104,17 +118,12 @@ static int map_build_command(int argc, char **argv)
         map_usage_error();
         return 2;
     }
-    struct strbuf err = STRBUF_INIT(4096);
     for (int i = first; i < argc; i++) {
         char *spec = table_spec(argv[i]);
-        sb_reset(&err);
-        if (build_table(spec, flags, &err) < 0) {
-            fprintf(stderr, "tern: %s\n", sb_str(&err));
+        if (build_reported(spec, flags))
             rc = 1;
-        }
         free(spec);
     }
-    sb_free(&err);
     return rc;
 }
 
@@ -223,31 +232,22 @@ int tern_cmd_aliases(int argc, char **argv)
         "  Tables of other types than hash: and btree: are read from their source\n"
         "  directly and are skipped with a note. Exit status 1 when a table could not\n"
         "  be built (the reason, with FILE:LINE for a bad line, on stderr), else 0.\n";
-    int early = tern_no_arguments(argc, argv, usage, " (the tables are alias_database)");
-    if (early >= 0)
-        return early;
+    tern_no_arguments(argc, argv, usage, " (the tables are alias_database)");
     tern_load_config();
     size_t n;
     char **tables = cfg_list_split(cfg_str(P_alias_database), &n);
-    struct strbuf err = STRBUF_INIT(4096);
     int rc = 0;
     if (n == 0)
         fprintf(stderr, "tern: note: alias_database is empty: no table to build\n");
     for (size_t i = 0; i < n; i++) {
         char *spec = table_spec(tables[i]);
-        if (strncmp(spec, "hash:", 5) != 0 && strncmp(spec, "btree:", 6) != 0) {
+        if (strncmp(spec, "hash:", 5) != 0 && strncmp(spec, "btree:", 6) != 0)
             fprintf(stderr, "tern: note: alias_database: %s skipped: only hash: and btree: "
                     "tables are built\n", spec);
-        } else {
-            sb_reset(&err);
-            if (build_table(spec, MAP_BUILD_ALIASES, &err) < 0) {
-                fprintf(stderr, "tern: %s\n", sb_str(&err));
-                rc = 1;
-            }
-        }
+        else if (build_reported(spec, MAP_BUILD_ALIASES))
+            rc = 1;
         free(spec);
     }
-    sb_free(&err);
     cfg_list_free(tables, n);
     return rc;
 }

@@ -199,9 +199,7 @@ int tern_cmd_setup(int argc, char **argv)
         "the setgid_group, install the default\n  main.cf and master.cf where missing, "
         "and create the queue directory tree with\n  its owners and modes "
         "(idempotent)\n";
-    int early = tern_no_arguments(argc, argv, usage, "");
-    if (early >= 0)
-        return early;
+    tern_no_arguments(argc, argv, usage, "");
     if (geteuid() != 0) {
         fprintf(stderr, "tern: setup must run as root (it creates accounts and sets owners)\n");
         return 1;

@@ -15,6 +15,24 @@
 #include "tern_queue.h"
 #include "util.h"
 
+static const char show_usage[] =
+    "usage: tern [-c CONFDIR] show [--json] ID\n"
+    "  print a queued message: its envelope (sender, attributes such as the\n"
+    "  client's address, each recipient with its state) and its content, headers\n"
+    "  and body, as it will be delivered. --json gives one JSON object.\n";
+
+static const char why_usage[] =
+    "usage: tern [-c CONFDIR] why [--json] ID\n"
+    "  why is this message still queued? Its state and when its next delivery\n"
+    "  attempt is due, then per recipient: pending, delivered or bounced, and\n"
+    "  every logged attempt with its time, status code, relay and the remote\n"
+    "  server's reply. --json gives one JSON object.\n";
+
+/* why's answer when the message is not in the queue */
+static const char why_gone_note[] =
+    "tern why: a message that left the queue was delivered or returned: "
+    "the mail log has its story\n";
+
 static const char *const state_names[] = { "incoming", "active", "deferred", "hold" };
 
 static void format_time(long long t, char *buf, size_t size)
@@ -170,32 +188,22 @@ static void show_json(const struct queued *q, const struct strbuf *content)
     tern_json_print(&out);
 }
 
-int tern_cmd_show(int argc, char **argv)
+/* The message printed as text or JSON with its content: 0, or 1 when the
+ * content cannot be read. */
+static int show_message(const struct queued *q, bool json)
 {
-    if (tern_wants_help(argc, argv)) {
-        printf("usage: tern [-c CONFDIR] show [--json] ID\n"
-               "  print a queued message: its envelope (sender, attributes such as the\n"
-               "  client's address, each recipient with its state) and its content, headers\n"
-               "  and body, as it will be delivered. --json gives one JSON object.\n");
-        return 0;
-    }
-    bool json;
-    struct queued q;
-    int status = load_named(argc, argv, &json, &q);
-    if (status)
-        return status;
     struct strbuf content = STRBUF_INIT(0);
     int rc = 0;
-    if (read_content(&q, &content) < 0) {
-        fprintf(stderr, "tern show: %s: cannot read its content (it was just delivered or moved?)\n", q.id);
+    if (read_content(q, &content) < 0) {
+        fprintf(stderr, "tern show: %s: cannot read its content (it was just delivered or moved?)\n",
+                q->id);
         rc = 1;
     } else if (json) {
-        show_json(&q, &content);
+        show_json(q, &content);
     } else {
-        show_text(&q, &content);
+        show_text(q, &content);
     }
     sb_free(&content);
-    queued_free(&q);
     return rc;
 }
 
@@ -353,32 +361,47 @@ static void why_json(const struct queued *q, const struct history *h)
     tern_json_print(&out);
 }
 
-int tern_cmd_why(int argc, char **argv)
+/* The message's state and each recipient's attempts, as text or JSON. */
+static int why_message(const struct queued *q, bool json)
 {
-    if (tern_wants_help(argc, argv)) {
-        printf("usage: tern [-c CONFDIR] why [--json] ID\n"
-               "  why is this message still queued? Its state and when its next delivery\n"
-               "  attempt is due, then per recipient: pending, delivered or bounced, and\n"
-               "  every logged attempt with its time, status code, relay and the remote\n"
-               "  server's reply. --json gives one JSON object.\n");
+    struct history h;
+    history_load(&h, q);
+    if (json)
+        why_json(q, &h);
+    else
+        why_text(q, &h);
+    history_free(&h);
+    return 0;
+}
+
+/* ---- the commands ---- */
+
+/* show and why take the same arguments and find the message the same way;
+ * they differ in what they print. gone_note, when not NULL, follows the
+ * error when there is no such message. */
+static int named_command(int argc, char **argv, const char *usage, const char *gone_note,
+                         int (*print)(const struct queued *q, bool json))
+{
+    if (tern_help(argc, argv, usage))
         return 0;
-    }
     bool json;
     struct queued q;
     int status = load_named(argc, argv, &json, &q);
-    if (status) {
-        if (status == 1)
-            fprintf(stderr, "tern why: a message that left the queue was delivered or returned: "
-                    "the mail log has its story\n");
+    if (status == 1 && gone_note)
+        fputs(gone_note, stderr);
+    if (status)
         return status;
-    }
-    struct history h;
-    history_load(&h, &q);
-    if (json)
-        why_json(&q, &h);
-    else
-        why_text(&q, &h);
-    history_free(&h);
+    int rc = print(&q, json);
     queued_free(&q);
-    return 0;
+    return rc;
+}
+
+int tern_cmd_show(int argc, char **argv)
+{
+    return named_command(argc, argv, show_usage, NULL, show_message);
+}
+
+int tern_cmd_why(int argc, char **argv)
+{
+    return named_command(argc, argv, why_usage, why_gone_note, why_message);
 }

@@ -101,17 +101,24 @@ static int parse_yes_no(const char *word, bool def, bool *out)
     return 0;
 }
 
+/* The words of the type column, by kind. */
+static const char *const kind_names[] = {
+    [SVC_INET] = "inet", [SVC_UNIX] = "unix", [SVC_PASS] = "pass", [SVC_FIFO] = "fifo",
+};
+
 static int parse_kind(const char *word, enum service_kind *kind)
 {
-    static const struct { const char *name; enum service_kind kind; } kinds[] = {
-        { "inet", SVC_INET }, { "unix", SVC_UNIX }, { "pass", SVC_PASS }, { "fifo", SVC_FIFO },
-    };
-    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-        if (strcmp(word, kinds[i].name) == 0) {
-            *kind = kinds[i].kind;
+    for (size_t i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++)
+        if (strcmp(word, kind_names[i]) == 0) {
+            *kind = (enum service_kind)i;
             return 0;
         }
     return -1;
+}
+
+const char *mastercf_kind_name(enum service_kind kind)
+{
+    return (size_t)kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[kind] : "unknown";
 }
 
 /* A UNIX-domain name becomes a file name under private/ or public/. */

@@ -11,6 +11,9 @@ struct strbuf;
 
 enum service_kind { SVC_INET, SVC_UNIX, SVC_PASS, SVC_FIFO };
 
+/* The word of the type column for kind: "inet", "unix", "pass", "fifo". */
+const char *mastercf_kind_name(enum service_kind kind);
+
 struct master_service {
     char *name;           /* "smtp", "127.0.0.1:2525", "cleanup" */
     enum service_kind kind;

@@ -53,6 +53,13 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+void str_array_free(char **list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(list[i]);
+    free(list);
+}
+
 size_t str_copy(char *dst, size_t dstsz, const char *src)
 {
     size_t len = strlen(src);

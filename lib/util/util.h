@@ -12,6 +12,9 @@ void *xcalloc(size_t n, size_t m);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* Free count strings and the array that holds them (list may be NULL when
+ * count is 0). */
+void str_array_free(char **list, size_t count);
 
 /* strlcpy semantics: always terminates (dstsz > 0), returns strlen(src);
  * truncation happened when the result >= dstsz. */
