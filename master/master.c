@@ -29,20 +29,6 @@
 
 struct master_state ms = { .status_rfd = -1, .status_wfd = -1, .alive_rfd = -1, .alive_wfd = -1 };
 
-/* Pipes and sockets must never land on 0, 1 or 2. */
-static void ensure_std_fds(void)
-{
-    for (int i = 0; i < 3; i++) {
-        int fd = open("/dev/null", O_RDWR);
-        if (fd < 0)
-            exit(1);
-        if (fd > 2) {
-            close(fd);
-            break;
-        }
-    }
-}
-
 static void __attribute__((noreturn)) usage(void)
 {
     fprintf(stderr, "usage: master [-c CONFDIR] [-d] [-t] [-v]\n"
@@ -198,7 +184,8 @@ int main(int argc, char **argv)
     bool foreground = false, test_only = false;
     const char *confdir = NULL;
     int c;
-    ensure_std_fds();
+    if (std_fds_open() < 0)
+        exit(1);
     umask(022);
     log_open("master");
     log_to_stderr(1);

@@ -123,15 +123,6 @@ static void block_signals(bool block)
     sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &all, NULL);
 }
 
-/* A set-group-ID program must not let a closed 0, 1 or 2 be reused by a
- * file it opens (the queue file ID would be written into the queue file). */
-static void open_std_fds(void)
-{
-    for (int fd = 0; fd < 3; fd++)
-        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
-            _exit(EX_SOFTWARE_);
-}
-
 /* ---- configuration ---- */
 
 /* The configuration decides where we write with the setgid_group's rights:
@@ -364,7 +355,8 @@ int main(int argc, char **argv)
 {
     const char *confdir = TERN_SYSCONFDIR;
     int c;
-    open_std_fds();
+    if (std_fds_open() < 0)
+        _exit(EX_SOFTWARE_);
     umask(027);
     log_open("tern-drop");
     log_to_stderr(1);

@@ -20,6 +20,7 @@
 #include "queue_scan.h"
 #include "setgid_config.h"
 #include "strbuf.h"
+#include "util.h"
 
 #define MAILQ_TIMEOUT 30
 #define MAILQ_ARG_LIMIT 1024
@@ -69,6 +70,8 @@ int main(int argc, char **argv)
 {
     const char *confdir = NULL, *sender = "", *recipient = "", *domain = "", *state = "";
     int json = 0, c;
+    if (std_fds_open() < 0)
+        _exit(1);
     log_open("tern-mailq");
     log_to_stderr(1);
     while ((c = getopt_long(argc, argv, "c:", queue_filter_options, NULL)) != -1) {

@@ -60,6 +60,21 @@ void str_array_free(char **list, size_t count)
     free(list);
 }
 
+int std_fds_open(void)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (got != fd) {
+            if (got >= 0)
+                close(got);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 size_t str_copy(char *dst, size_t dstsz, const char *src)
 {
     size_t len = strlen(src);

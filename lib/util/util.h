@@ -16,6 +16,14 @@ char *xstrndup(const char *s, size_t n);
  * count is 0). */
 void str_array_free(char **list, size_t count);
 
+/* Make sure descriptors 0, 1 and 2 are open, on /dev/null where one is
+ * closed, so that no file opened later becomes standard input, output or
+ * error by accident: what the program prints could otherwise land in a
+ * queue file or a socket. Every program that runs with privileges it was
+ * not started with (master, the set-group-ID programs) calls it first.
+ * 0 ok, -1 when /dev/null cannot be opened. */
+int std_fds_open(void);
+
 /* strlcpy semantics: always terminates (dstsz > 0), returns strlen(src);
  * truncation happened when the result >= dstsz. */
 size_t str_copy(char *dst, size_t dstsz, const char *src);
