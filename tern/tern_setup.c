@@ -188,8 +188,8 @@ static const char *setup_confdir(void)
 {
     if (tern_confdir)
         return tern_confdir;
-    const char *env = getenv("TERN_CONFIG_DIRECTORY");
-    return env && *env ? env : TERN_SYSCONFDIR;
+    const char *env = cfg_env_confdir();
+    return env ? env : TERN_SYSCONFDIR;
 }
 
 int tern_cmd_setup(int argc, char **argv)

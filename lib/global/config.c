@@ -189,11 +189,22 @@ static int cfg_read_file(FILE *fp, const char *path, struct strbuf *err)
     return rc;
 }
 
+const char *cfg_env_confdir(void)
+{
+    static const char *const names[] = { "TERN_CONFIG_DIRECTORY", "MAIL_CONFIG" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v)
+            return v;
+    }
+    return NULL;
+}
+
 int cfg_load(const char *confdir, struct strbuf *err)
 {
     cfg_clear();
     if (!confdir || !*confdir)
-        confdir = getenv("TERN_CONFIG_DIRECTORY");
+        confdir = cfg_env_confdir();
     /* confdir may be the old cfg.confdir itself: copy before freeing. */
     char *dir = xstrdup(confdir && *confdir ? confdir : TERN_SYSCONFDIR);
     free(cfg.confdir);

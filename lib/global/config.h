@@ -31,7 +31,12 @@ struct param_def {
 const struct param_def *param_table(void);     /* P__COUNT entries, by id */
 const struct param_def *param_find(const char *name); /* NULL if unknown */
 
-/* Load CONFDIR/main.cf (CONFDIR NULL = default TERN_SYSCONFDIR or $TERN_CONFIG_DIRECTORY).
+/* The configuration directory the environment names: $TERN_CONFIG_DIRECTORY,
+ * else Postfix's $MAIL_CONFIG (so that an administrator's scripts work
+ * unchanged), else NULL. Empty values count as unset. */
+const char *cfg_env_confdir(void);
+
+/* Load CONFDIR/main.cf (CONFDIR NULL = cfg_env_confdir(), else TERN_SYSCONFDIR).
  * Returns 0, or -1 with a message in err (file:line: what is wrong). Unknown
  * parameter names are kept and can be listed with cfg_unknown(). */
 struct strbuf;

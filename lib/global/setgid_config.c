@@ -42,8 +42,8 @@ enum setgid_config_status setgid_config_enter(const char *confdir, struct strbuf
 {
     bool privileged = getegid() != getgid() && getuid() != 0;
     if (!confdir) {
-        const char *env = privileged ? NULL : getenv("TERN_CONFIG_DIRECTORY");
-        confdir = env && *env ? env : TERN_SYSCONFDIR;
+        const char *env = privileged ? NULL : cfg_env_confdir();
+        confdir = env ? env : TERN_SYSCONFDIR;
     }
     int dfd = open(confdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {

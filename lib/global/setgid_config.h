@@ -12,7 +12,7 @@ enum setgid_config_status {
     SETGID_CONFIG_DENIED,      /* a configuration the caller may not use */
 };
 
-/* Load CONFDIR/main.cf (NULL: $TERN_CONFIG_DIRECTORY when the caller gains
+/* Load CONFDIR/main.cf (NULL: cfg_env_confdir() when the caller gains
  * nothing by it, else the installed default) and enter queue_directory.
  * A configuration other than the default is used only when that gives the
  * caller nothing: when the caller is root, or when the program is not

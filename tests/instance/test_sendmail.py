@@ -69,20 +69,27 @@ def make_instance(name, main_cf=None):
     return inst
 
 
-def sendmail(inst, args, message=b"", user=None, name=None, timeout=30):
+def sendmail(inst, args, message=b"", user=None, name=None, timeout=30, env=None):
     """Run sendmail -C DIR ARGS (as user through runuser, and under another
-    program name when name is given) with message on stdin."""
+    program name when name is given) with message on stdin. With env (a
+    dict of variables added to the environment) -C is left out: env names
+    the configuration."""
     prog = SENDMAIL
     if name:
         prog = os.path.join(inst.dir, name)
         if not os.path.lexists(prog):
             os.symlink(SENDMAIL, prog)
-    cmd = [prog, "-C", inst.dir] + list(args)
+    cmd = [prog] + (["-C", inst.dir] if env is None else []) + list(args)
     if user:
         cmd = ["runuser", "-u", user, "--"] + cmd
     if isinstance(message, str):
         message = message.encode()
-    return subprocess.run(cmd, input=message, capture_output=True, timeout=timeout)
+    run_env = None
+    if env is not None:
+        run_env = {k: v for k, v in os.environ.items()
+                   if k not in ("MAIL_CONFIG", "TERN_CONFIG_DIRECTORY")}
+        run_env.update(env)
+    return subprocess.run(cmd, input=message, capture_output=True, timeout=timeout, env=run_env)
 
 
 def as_user(user, *cmd):
@@ -306,6 +313,30 @@ class TestSubmission(unittest.TestCase):
             r = sendmail(self.inst, args, MESSAGE)
             self.assertEqual(r.returncode, 64, (args, r.stderr))
             self.assertIn(word, r.stderr)
+
+    def test_mail_config_names_the_configuration(self):
+        """Without -C, sendmail reads $MAIL_CONFIG as Postfix's does, for root
+        and for a user; $TERN_CONFIG_DIRECTORY wins when both are set."""
+        for user, env in ((None, {"MAIL_CONFIG": self.inst.dir}),
+                          (USERS[0], {"MAIL_CONFIG": self.inst.dir}),
+                          (None, {"TERN_CONFIG_DIRECTORY": self.inst.dir,
+                                  "MAIL_CONFIG": "/nonexistent/tern"})):
+            with self.subTest(user=user, env=sorted(env)):
+                mbox = os.path.join(self.inst.dir, "mail", USERS[1])
+                if os.path.exists(mbox):
+                    os.unlink(mbox)
+                r = sendmail(self.inst, [USERS[1]], MESSAGE, user=user, env=env)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                wait_mail(self.inst, USERS[1], 1)
+        r = sendmail(self.inst, [USERS[1]], MESSAGE, env={"MAIL_CONFIG": "/nonexistent/tern"})
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"/nonexistent/tern", r.stderr)
+        # newaliases and mailq under their own names, too
+        r = sendmail(self.inst, [], name="newaliases", env={"MAIL_CONFIG": self.inst.dir})
+        self.assertEqual(r.returncode, self.inst.tern("aliases", check=False).returncode, r.stderr)
+        r = sendmail(self.inst, [], name="mailq", env={"MAIL_CONFIG": self.inst.dir})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"Mail queue is empty", r.stdout)
 
     def test_q_and_bi_run_tern(self):
         r = sendmail(self.inst, ["-q"])
