@@ -132,7 +132,7 @@ static int plan_services(struct pollfd *pfds, int *svc_index, int max, int *time
     for (size_t i = 0; i < ms.nsvcs; i++) {
         struct service *svc = &ms.svcs[i];
         if (!master_may_spawn(svc, now)) {
-            if (svc->listen_fd >= 0 && svc->throttle_until > now) {
+            if (svc->nlisten > 0 && svc->throttle_until > now) {
                 long ms_left = (long)(svc->throttle_until - now) * 1000;
                 if (*timeout_ms < 0 || ms_left < *timeout_ms)
                     *timeout_ms = (int)ms_left;
@@ -143,8 +143,8 @@ static int plan_services(struct pollfd *pfds, int *svc_index, int max, int *time
             master_spawn(svc);   /* never two at once, not even across a reload */
             continue;
         }
-        if (needs_child(svc) && n < max) {
-            pfds[n] = (struct pollfd){ svc->listen_fd, POLLIN, 0 };
+        for (int k = 0; needs_child(svc) && k < svc->nlisten && n < max; k++) {
+            pfds[n] = (struct pollfd){ svc->listen_fds[k], POLLIN, 0 };
             svc_index[n++] = (int)i;
         }
     }
@@ -171,9 +171,15 @@ static void __attribute__((noreturn)) master_loop(void)
         }
         if (pfds[1].revents)
             master_read_status();   /* may have made a child available again */
+        /* At most one child per service and pass, however many of its
+         * sockets are ready (they are next to each other in pfds). */
+        int last = -1;
         for (int i = 0; i < n; i++) {
-            struct service *svc = &ms.svcs[svc_index[i]];
-            if (pfds[i + 2].revents && needs_child(svc))
+            if (!pfds[i + 2].revents || svc_index[i] == last)
+                continue;
+            last = svc_index[i];
+            struct service *svc = &ms.svcs[last];
+            if (needs_child(svc))
                 master_spawn(svc);
         }
     }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "mastercf.h"
+#include "server.h"
 
 struct strbuf;
 
@@ -34,7 +35,8 @@ struct service {
     struct master_service cfg;
     char *key;              /* "name/type": identifies a service across reloads */
     char *listen_id;        /* what is listened on, e.g. "unix:/var/spool/tern/private/x" */
-    int listen_fd;          /* -1 for none */
+    int listen_fds[MASTER_LISTEN_MAX]; /* nlisten of them; 0 when not listening */
+    int nlisten;
     int failures;           /* consecutive abnormal exits */
     int quick_exits;        /* consecutive clean exits right after start */
     time_t throttle_until;  /* no new children before this */

@@ -127,7 +127,13 @@ void master_free_params(struct master_params *p)
 static char *listen_id(const struct master_params *p, const struct master_service *cfg)
 {
     struct strbuf sb = STRBUF_INIT(0);
-    if (cfg->kind == SVC_INET)
+    char host[256], port[16];
+    if (cfg->kind == SVC_INET && mastercf_inet_split(cfg->name, host, sizeof(host), port,
+                                                     sizeof(port)) == 0 && !*host)
+        /* the addresses come from main.cf: a change there is a new listener */
+        sb_appendf(&sb, "inet:%s interfaces=%s protocols=%s", cfg->name,
+                   cfg_str(P_inet_interfaces), cfg_str(P_inet_protocols));
+    else if (cfg->kind == SVC_INET)
         sb_appendf(&sb, "inet:%s", cfg->name);
     else
         sb_appendf(&sb, "%s:%s/%s/%s", mastercf_kind_name(cfg->kind), p->queue_dir,
@@ -151,7 +157,6 @@ int master_load_services(const struct master_params *p, struct service **out, si
     struct service *svcs = xcalloc(count ? count : 1, sizeof(*svcs));
     for (size_t i = 0; i < count; i++) {
         svcs[i].cfg = cfgs[i];   /* the strings now belong to svcs */
-        svcs[i].listen_fd = -1;
         struct strbuf key = STRBUF_INIT(0);
         sb_appendf(&key, "%s/%s", cfgs[i].name, mastercf_kind_name(cfgs[i].kind));
         svcs[i].key = xstrdup(sb_str(&key));

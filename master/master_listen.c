@@ -131,7 +131,91 @@ static int listen_host(const char *name, const char *host, const char *port, str
     return fd;
 }
 
-static int open_inet(const struct service *svc, struct strbuf *err)
+/* inet_interfaces for a service without an address of its own: "all"
+ * (one socket for every address), "loopback-only", or addresses and host
+ * names, one socket each ([::1] or ::1 for IPv6). Fills fds; their count,
+ * or -1 with err (every socket opened so far is closed again). */
+static int listen_interfaces(const char *name, const char *port, unsigned short num,
+                             int fds[], struct strbuf *err)
+{
+    bool v4, v6;
+    inet_families(&v4, &v6);
+    size_t n;
+    char **words = cfg_list_split(cfg_str(P_inet_interfaces), &n);
+    int count = 0;
+    if (n == 0 || (n == 1 && strcmp(words[0], "all") == 0)) {
+        fds[0] = listen_any(name, num, err);
+        count = fds[0] < 0 ? -1 : 1;
+        goto done;
+    }
+    if (n == 1 && strcmp(words[0], "loopback-only") == 0) {
+        const char *list[2];
+        size_t k = 0;
+        if (v4)
+            list[k++] = "127.0.0.1";
+        if (v6)
+            list[k++] = "::1";
+        for (size_t i = 0; i < k; i++) {
+            struct strbuf why = STRBUF_INIT(1024);
+            char label[300];
+            snprintf(label, sizeof(label), strchr(list[i], ':') ? "[%s]:%s" : "%s:%s", list[i],
+                     port);
+            int fd = listen_host(label, list[i], port, &why);
+            /* a host without IPv6 still listens on 127.0.0.1 */
+            if (fd < 0 && i == 1 && count == 1 && v4) {
+                msg_warn("inet_interfaces = loopback-only: %s; IPv4 only", sb_str(&why));
+                sb_free(&why);
+                break;
+            }
+            if (fd < 0) {
+                sb_appends(err, sb_str(&why));
+                sb_free(&why);
+                count = -1;
+                goto done;
+            }
+            sb_free(&why);
+            fds[count++] = fd;
+        }
+        goto done;
+    }
+    if (n > MASTER_LISTEN_MAX) {
+        sb_appendf(err, "inet_interfaces: more than %d addresses", MASTER_LISTEN_MAX);
+        count = -1;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *host = words[i];
+        size_t len = strlen(host);
+        if (host[0] == '[' && len > 2 && host[len - 1] == ']') {
+            host[len - 1] = 0;
+            host++;
+        }
+        if (strcmp(host, "all") == 0 || strcmp(host, "loopback-only") == 0) {
+            sb_appendf(err, "inet_interfaces: \"%s\" must stand alone", host);
+            count = -1;
+            goto done;
+        }
+        /* named as "address:port" in messages: the service name has no address */
+        char label[300];
+        snprintf(label, sizeof(label), strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+        int fd = listen_host(label, host, port, err);
+        if (fd < 0) {
+            count = -1;
+            goto done;
+        }
+        fds[count++] = fd;
+    }
+done:
+    if (count < 0)
+        for (int i = 0; i < MASTER_LISTEN_MAX && fds[i] >= 0; i++) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    cfg_list_free(words, n);
+    return count;
+}
+
+static int open_inet(struct service *svc, struct strbuf *err)
 {
     char host[256], port[16];
     const char *name = svc->cfg.name;
@@ -141,7 +225,13 @@ static int open_inet(const struct service *svc, struct strbuf *err)
         sb_appendf(err, "master.cf:%d: service %s: bad inet address", svc->cfg.lineno, name);
         return -1;
     }
-    return *host ? listen_host(name, host, port, err) : listen_any(name, (unsigned short)num, err);
+    if (*host) {
+        svc->listen_fds[0] = listen_host(name, host, port, err);
+        return svc->listen_fds[0] < 0 ? -1 : 1;
+    }
+    for (int i = 0; i < MASTER_LISTEN_MAX; i++)
+        svc->listen_fds[i] = -1;
+    return listen_interfaces(name, port, (unsigned short)num, svc->listen_fds, err);
 }
 
 /* The names below live in private/ and public/, which mail_owner owns, so
@@ -238,31 +328,37 @@ static int open_local(const struct master_params *p, const struct service *svc,
 int master_open_listener(const struct master_params *p, struct service *svc, struct strbuf *err)
 {
     const char *path = strchr(svc->listen_id, ':') + 1;
+    int count = -1;
     switch (svc->cfg.kind) {
     case SVC_INET:
-        svc->listen_fd = open_inet(svc, err);
+        count = open_inet(svc, err);
         break;
     case SVC_UNIX:
     case SVC_PASS:
     case SVC_FIFO:
-        svc->listen_fd = open_local(p, svc, path, err);
+        svc->listen_fds[0] = open_local(p, svc, path, err);
+        count = svc->listen_fds[0] < 0 ? -1 : 1;
         break;
     }
-    if (svc->listen_fd < 0)
+    if (count <= 0)
         return -1;
+    svc->nlisten = count;
     /* Several children wait on one listener; the losers must not block. */
-    set_nonblock(svc->listen_fd, true);
-    msg_debug("service %s: listening on %s", svc->key, svc->listen_id);
+    for (int i = 0; i < count; i++)
+        set_nonblock(svc->listen_fds[i], true);
+    msg_debug("service %s: listening on %s (%d socket%s)", svc->key, svc->listen_id, count,
+              count == 1 ? "" : "s");
     return 0;
 }
 
 /* The file is removed as mail_owner too, with the settings master runs on. */
 void master_close_listener(struct service *svc, bool remove_file)
 {
-    if (svc->listen_fd < 0)
+    if (svc->nlisten == 0)
         return;
-    close(svc->listen_fd);
-    svc->listen_fd = -1;
+    for (int i = 0; i < svc->nlisten; i++)
+        close(svc->listen_fds[i]);
+    svc->nlisten = 0;
     if (remove_file && svc->cfg.kind != SVC_INET) {
         master_owner_begin(&ms.p);
         unlink(strchr(svc->listen_id, ':') + 1);

@@ -53,7 +53,7 @@ int master_count(const struct service *svc, int *avail, bool all_generations)
 
 bool master_may_spawn(const struct service *svc, time_t now)
 {
-    return !ms.stopping && svc->listen_fd >= 0 && now >= svc->throttle_until;
+    return !ms.stopping && svc->nlisten > 0 && now >= svc->throttle_until;
 }
 
 /* Hints only: a record counts when it names a child of the generation it

@@ -94,9 +94,10 @@ static void move_listeners(struct service *svcs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < ms.nsvcs; j++)
-            if (ms.svcs[j].listen_fd >= 0 && strcmp(svcs[i].listen_id, ms.svcs[j].listen_id) == 0) {
-                svcs[i].listen_fd = ms.svcs[j].listen_fd;
-                ms.svcs[j].listen_fd = -1;
+            if (ms.svcs[j].nlisten > 0 && strcmp(svcs[i].listen_id, ms.svcs[j].listen_id) == 0) {
+                memcpy(svcs[i].listen_fds, ms.svcs[j].listen_fds, sizeof(svcs[i].listen_fds));
+                svcs[i].nlisten = ms.svcs[j].nlisten;
+                ms.svcs[j].nlisten = 0;
             }
     for (size_t j = 0; j < ms.nsvcs; j++)
         master_close_listener(&ms.svcs[j], true);
@@ -123,7 +124,7 @@ static void master_reload(void)
     ms.nsvcs = n;
     for (size_t i = 0; i < ms.nsvcs; i++) {
         sb_reset(&err);
-        if (ms.svcs[i].listen_fd < 0 && master_open_listener(&ms.p, &ms.svcs[i], &err) < 0)
+        if (ms.svcs[i].nlisten == 0 && master_open_listener(&ms.p, &ms.svcs[i], &err) < 0)
             msg_warn("service %s is not running: %s", ms.svcs[i].cfg.name, sb_str(&err));
     }
     sb_free(&err);

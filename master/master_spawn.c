@@ -15,32 +15,37 @@
 #include "strbuf.h"
 #include "util.h"
 
-#define SPAWN_FIRST_FREE_FD 10   /* above the contract, for shuffling descriptors */
+#define SPAWN_FIRST_FREE_FD (MASTER_LISTEN_FD + MASTER_LISTEN_MAX)   /* above the contract */
 #define SPAWN_FD_SCAN_LIMIT 65536
 
 /* Sanitizer settings pass through when set, so that instrumented builds
  * report from every daemon; they are never set in production. */
 static const char *const sanitizer_env[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
 
-/* Put the three contract descriptors at 3, 4 and 5. They are first moved
- * above 5 so that none is overwritten while another is still being moved. */
+/* Put the contract descriptors at 3, 4 and 5 (and up, one per listening
+ * socket). They are first moved above the contract so that none is
+ * overwritten while another is still being moved. */
 static int install_contract_fds(const struct service *svc)
 {
-    int src[3] = { ms.status_wfd, ms.alive_rfd, svc->listen_fd };
-    int tmp[3];
-    for (int i = 0; i < 3; i++)
+    int src[2 + MASTER_LISTEN_MAX] = { ms.status_wfd, ms.alive_rfd };
+    int tmp[2 + MASTER_LISTEN_MAX];
+    int count = 2 + svc->nlisten;
+    for (int k = 0; k < svc->nlisten; k++)
+        src[2 + k] = svc->listen_fds[k];
+    for (int i = 0; i < count; i++)
         if ((tmp[i] = fcntl(src[i], F_DUPFD, SPAWN_FIRST_FREE_FD)) < 0)
             return -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < count; i++)
         if (dup2(tmp[i], MASTER_STATUS_FD + i) < 0)
             return -1;
+    int last = MASTER_STATUS_FD + count - 1;
     /* Everything else master holds (other listeners, pipes, the lock, the
      * log) stays out of the daemon. Closed at exec rather than now, so that
      * an exec failure can still be logged. */
-    if (close_range(MASTER_LISTEN_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-        for (int fd = MASTER_LISTEN_FD + 1; fd < SPAWN_FD_SCAN_LIMIT; fd++)
+    if (close_range((unsigned)last + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        for (int fd = last + 1; fd < SPAWN_FD_SCAN_LIMIT; fd++)
             close(fd);
-    for (int fd = MASTER_STATUS_FD; fd <= MASTER_LISTEN_FD; fd++)
+    for (int fd = MASTER_STATUS_FD; fd <= last; fd++)
         if (set_cloexec(fd, false) < 0)
             return -1;
     return 0;
@@ -79,8 +84,9 @@ static char **child_environment(char *gen_buf, size_t gen_size)
     return envp;
 }
 
-/* PROGRAM -c CONFDIR -n NAME -t TYPE [-u] [-r] [-w N] [-v] master.cf-args... */
-static char **child_arguments(const struct service *svc, char *wake_buf, size_t wake_size)
+/* PROGRAM -c CONFDIR -n NAME -t TYPE [-s N] [-u] [-r] [-w N] [-v] master.cf-args... */
+static char **child_arguments(const struct service *svc, char *wake_buf, size_t wake_size,
+                              char *count_buf, size_t count_size)
 {
     const struct master_service *c = &svc->cfg;
     char **argv = xcalloc((size_t)c->argc + 16, sizeof(char *));
@@ -92,6 +98,11 @@ static char **child_arguments(const struct service *svc, char *wake_buf, size_t 
     argv[n++] = c->name;
     argv[n++] = "-t";
     argv[n++] = (char *)mastercf_kind_name(c->kind);
+    if (svc->nlisten > 1) {
+        snprintf(count_buf, count_size, "%d", svc->nlisten);
+        argv[n++] = "-s";
+        argv[n++] = count_buf;
+    }
     if (!c->unpriv)
         argv[n++] = "-u";
     if (c->chroot_)
@@ -112,12 +123,12 @@ static char **child_arguments(const struct service *svc, char *wake_buf, size_t 
 /* In the child: never returns. */
 static void __attribute__((noreturn)) exec_child(const struct service *svc, const char *path)
 {
-    char gen[64], wake[32];
+    char gen[64], wake[32], count[16];
     reset_signals();
     if (install_contract_fds(svc) < 0)
         _exit(126);
     char **envp = child_environment(gen, sizeof(gen));
-    char **argv = child_arguments(svc, wake, sizeof(wake));
+    char **argv = child_arguments(svc, wake, sizeof(wake), count, sizeof(count));
     execve(path, argv, envp);
     msg_warn("cannot execute %s: %m", path);
     _exit(127);

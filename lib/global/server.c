@@ -35,6 +35,7 @@ static struct {
     const char *progname;
     const char *service;
     enum listen_kind listen_kind;
+    int nlisten;                /* listening sockets at MASTER_LISTEN_FD and up (-s) */
     unsigned generation;
     bool keep_root, chroot_, standalone;
     int wakeup;                 /* seconds, 0 = none */
@@ -48,8 +49,9 @@ static struct {
     bool draining;
     int reported;               /* last status sent to master, -1 none */
     struct event_base *base;
-    struct event *listen_ev, *alive_ev, *idle_ev, *wakeup_ev, *term_ev, *drain_ev;
-} srv = { .reported = -1 };
+    struct event *listen_evs[MASTER_LISTEN_MAX];   /* EVENT: nlisten of them once serving */
+    struct event *alive_ev, *idle_ev, *wakeup_ev, *term_ev, *drain_ev;
+} srv = { .reported = -1, .nlisten = 1 };
 
 static volatile sig_atomic_t srv_terminate;
 static volatile sig_atomic_t srv_in_client;
@@ -213,11 +215,16 @@ static void parse_args(int argc, char **argv, const char **confdir)
     int c;
     long v;
     opterr = 0;
-    while ((c = getopt(argc, argv, "+c:n:t:urw:vo:S")) != -1) {
+    while ((c = getopt(argc, argv, "+c:n:t:s:urw:vo:S")) != -1) {
         switch (c) {
         case 'c': *confdir = optarg; break;
         case 'n': srv.service = optarg; break;
         case 't': set_listen_kind(optarg); break;
+        case 's':
+            if (parse_long(optarg, 1, MASTER_LISTEN_MAX, &v) < 0)
+                usage_fatal("bad -s value");
+            srv.nlisten = (int)v;
+            break;
         case 'u': srv.keep_root = true; break;
         case 'r': srv.chroot_ = true; break;
         case 'w':
@@ -255,14 +262,13 @@ static unsigned parse_generation(const char *gen)
     return (unsigned)v;
 }
 
-/* Without these three descriptors the process was not started by master. */
+/* Without these descriptors the process was not started by master. */
 static void check_master_fds(void)
 {
-    static const int fds[] = { MASTER_STATUS_FD, MASTER_ALIVE_FD, MASTER_LISTEN_FD };
-    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-        if (fcntl(fds[i], F_GETFD) < 0) {
+    for (int fd = MASTER_STATUS_FD; fd < MASTER_LISTEN_FD + srv.nlisten; fd++)
+        if (fcntl(fd, F_GETFD) < 0) {
             fprintf(stderr, "%s: descriptor %d from master is missing; this is a Tern daemon "
-                    "started by master, not a command\n", srv.progname, fds[i]);
+                    "started by master, not a command\n", srv.progname, fd);
             exit(1);
         }
 }
@@ -392,14 +398,17 @@ static void serve_single(void)
             server_exit();
         time_t idle_deadline = may_exit && srv.max_idle > 0 ? idle_since + srv.max_idle : 0;
         long long daemon_deadline = single_daemon_deadline();
-        struct pollfd pfd[2] = { { MASTER_LISTEN_FD, POLLIN, 0 }, { MASTER_ALIVE_FD, POLLIN, 0 } };
+        /* pfd[0]: master's pipe; then the listening sockets */
+        struct pollfd pfd[1 + MASTER_LISTEN_MAX] = { { MASTER_ALIVE_FD, POLLIN, 0 } };
+        for (int i = 0; i < srv.nlisten; i++)
+            pfd[1 + i] = (struct pollfd){ MASTER_LISTEN_FD + i, POLLIN, 0 };
         int wait_ms = single_timeout(now, next_wakeup, idle_deadline, daemon_deadline);
         struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
-        int rc = ppoll(pfd, 2, &ts, &wait_mask);
+        int rc = ppoll(pfd, (nfds_t)(1 + srv.nlisten), &ts, &wait_mask);
         if (rc < 0 && errno != EINTR)
             msg_fatal("poll: %m");
         now = time(NULL);
-        if (rc > 0 && pfd[1].revents)
+        if (rc > 0 && pfd[0].revents)
             server_exit();      /* master is gone or reloaded: no new clients */
         if (next_wakeup && now >= next_wakeup) {
             if (srv.ops->wakeup)
@@ -408,11 +417,22 @@ static void serve_single(void)
         }
         if (daemon_deadline && now_usec() >= daemon_deadline)
             srv.ops->idle_deadline();
-        if (rc > 0 && (pfd[0].revents & POLLIN)) {
+        /* one client per turn, the sockets taken in turn so that a busy one
+         * cannot starve the others */
+        static int first;
+        int ready = -1;
+        for (int k = 0; rc > 0 && ready < 0 && k < srv.nlisten; k++) {
+            int i = (first + k) % srv.nlisten;
+            if (pfd[1 + i].revents & POLLIN) {
+                ready = MASTER_LISTEN_FD + i;
+                first = (i + 1) % srv.nlisten;
+            }
+        }
+        if (ready >= 0) {
             if (srv.listen_kind == LISTEN_FIFO) {
-                fifo_trigger(MASTER_LISTEN_FD);
+                fifo_trigger(ready);
             } else {
-                int fd = server_accept(MASTER_LISTEN_FD, false);
+                int fd = server_accept(ready, false);
                 if (fd < 0)
                     continue;
                 single_serve_one(fd, &term_only);
@@ -441,13 +461,14 @@ static bool event_full(void)
 /* Accept or not, tell master, and run the idle timer only with no sessions. */
 static void event_update_listen(void)
 {
-    if (srv.draining || event_full()) {
-        event_del(srv.listen_ev);
-        report(MASTER_STAT_TAKEN);
-    } else {
-        event_add(srv.listen_ev, NULL);
-        report(MASTER_STAT_AVAIL);
+    bool accepting = !srv.draining && !event_full();
+    for (int i = 0; i < srv.nlisten; i++) {
+        if (accepting)
+            event_add(srv.listen_evs[i], NULL);
+        else
+            event_del(srv.listen_evs[i]);
     }
+    report(accepting ? MASTER_STAT_AVAIL : MASTER_STAT_TAKEN);
     bool may_idle_exit = !srv.ops->long_running && srv.max_idle > 0 && !srv.draining;
     if (srv.clients == 0 && may_idle_exit) {
         if (!evtimer_pending(srv.idle_ev, NULL)) {
@@ -495,7 +516,7 @@ void server_client_done(void)
         event_base_loopexit(srv.base, NULL);
         return;
     }
-    if (srv.listen_ev)
+    if (srv.listen_evs[0])
         event_update_listen();
 }
 
@@ -507,7 +528,7 @@ void server_drain(void)
             server_exit();
         return;     /* SINGLE: exit once the current client is done */
     }
-    if (srv.listen_ev)
+    if (srv.listen_evs[0])
         event_update_listen();
     if (srv.clients == 0)
         event_base_loopexit(srv.base, NULL);
@@ -559,9 +580,11 @@ static struct event *event_or_die(struct event *ev)
 static void serve_event(void)
 {
     struct event_base *b = srv.base;
-    set_nonblock(MASTER_LISTEN_FD, true);
-    srv.listen_ev = event_or_die(event_new(b, MASTER_LISTEN_FD, EV_READ | EV_PERSIST,
-                                           event_on_accept, NULL));
+    for (int i = 0; i < srv.nlisten; i++) {
+        set_nonblock(MASTER_LISTEN_FD + i, true);
+        srv.listen_evs[i] = event_or_die(event_new(b, MASTER_LISTEN_FD + i, EV_READ | EV_PERSIST,
+                                                   event_on_accept, NULL));
+    }
     srv.alive_ev = event_or_die(event_new(b, MASTER_ALIVE_FD, EV_READ, event_on_alive, NULL));
     event_add(srv.alive_ev, NULL);
     srv.idle_ev = event_or_die(evtimer_new(b, event_on_idle, NULL));

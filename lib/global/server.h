@@ -9,10 +9,12 @@
  *                            struct master_status records (busy/idle hints).
  *   fd 4  MASTER_ALIVE_FD    read end of a pipe whose write end only master
  *                            holds; EOF here means master is gone: exit.
- *   fd 5  MASTER_LISTEN_FD   the service's listening socket (TCP or UNIX).
+ *   fd 5  MASTER_LISTEN_FD   the service's listening socket (TCP or UNIX);
+ *                            with -s N, N of them at fds 5 to 5+N-1 (an inet
+ *                            service on several inet_interfaces addresses).
  *   environment TERN_MASTER_GENERATION=N identifies the master generation.
  * Command line from master.cf: PROGRAM -c CONFDIR -n SERVICE -t TYPE
- *   [-u (unpriv=n: keep root)] [-r (chroot)] [-w SECONDS (wakeup)] [-v]
+ *   [-s N (listening sockets)] [-u (unpriv=n: keep root)] [-r (chroot)] [-w SECONDS (wakeup)] [-v]
  *   [-o name=value]...  followed by any other master.cf arguments.
  * TYPE inet and unix: fd 5 is a listening stream socket. pass: a listening
  *   UNIX socket whose clients each send one connected descriptor
@@ -33,6 +35,7 @@ struct event_base;
 #define MASTER_STATUS_FD 3
 #define MASTER_ALIVE_FD  4
 #define MASTER_LISTEN_FD 5
+#define MASTER_LISTEN_MAX 32   /* listening sockets of one service */
 
 /* MASTER_STAT_SERVED, sent once when the first client is taken, changes
  * nothing in the availability: it tells master that the process did work,

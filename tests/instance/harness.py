@@ -647,16 +647,16 @@ def _uid(pid):
     return None
 
 
-def wait_port(port, timeout=10):
-    """Wait until something accepts connections on 127.0.0.1:port."""
+def wait_port(port, timeout=10, host="127.0.0.1"):
+    """Wait until something accepts connections on host:port (loopback)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.05)
-    raise AssertionError("nothing listens on port %d" % port)
+    raise AssertionError("nothing listens on %s port %d" % (host, port))
 
 
 # ---- Unix users (local delivery and local submission tests; run as root) ----
