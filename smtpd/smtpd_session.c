@@ -580,7 +580,8 @@ void smtpd_session_start_greeting(struct smtpd_session *s)
         smtpd_tls_wrapper_start(s);   /* back here once the handshake is done */
         return;
     }
-    if (smtpd_milter_connect_wait(s))   /* the milters' connect event comes first */
+    /* the milters' connect event comes first */
+    if (smtpd_milter_connect_wait(s, smtpd_session_start_greeting))
         return;
     if (smtpd_cfg.greet_pause > 0) {
         struct timeval gp = { smtpd_cfg.greet_pause, 0 };
