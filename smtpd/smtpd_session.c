@@ -161,9 +161,12 @@ static void emit_reply(struct smtpd_session *s, const struct strbuf *r)
         s->pause |= PAUSE_OUTPUT;
 }
 
-static void __attribute__((format(printf, 3, 0)))
+/* Send a reply; false, and nothing is sent, once the session is closing. */
+static bool __attribute__((format(printf, 3, 0)))
 vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
 {
+    if (s->state == ST_CLOSING)
+        return false;
     struct strbuf text = STRBUF_INIT(REPLY_LIMIT), r = STRBUF_INIT(REPLY_LIMIT + 1024);
     sb_vappendf(&text, fmt, ap);
     format_reply(&r, code, sb_str(&text));
@@ -178,13 +181,12 @@ vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
         msg_info("too many errors after %s from %s", s->where, s->client_desc);
         smtpd_session_close_with(s, 421, "4.7.0 %s Error: too many errors", smtpd_cfg.myhostname);
     }
+    return true;
 }
 
 void smtpd_session_reply(struct smtpd_session *s, int code, const char *fmt, ...)
 {
     va_list ap;
-    if (s->state == ST_CLOSING)
-        return;
     va_start(ap, fmt);
     vreply(s, code, fmt, ap);
     va_end(ap);
@@ -199,11 +201,11 @@ void smtpd_session_close(struct smtpd_session *s)
 void smtpd_session_close_with(struct smtpd_session *s, int code, const char *fmt, ...)
 {
     va_list ap;
-    if (s->state == ST_CLOSING)
-        return;
     va_start(ap, fmt);
-    vreply(s, code, fmt, ap);
+    bool sent = vreply(s, code, fmt, ap);
     va_end(ap);
+    if (!sent)
+        return;
     if (s->pause & PAUSE_TARPIT)
         s->close_after_delay = true;
     else
