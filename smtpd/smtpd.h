@@ -243,15 +243,6 @@ bool smtpd_cleanup_backlogged(struct smtpd_cleanup *c);
 void smtpd_cleanup_finish(struct smtpd_cleanup *c, bool commit);
 void smtpd_cleanup_free(struct smtpd_cleanup *c);
 
-/* Continuations the restriction engine calls once a command passed. */
-void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool ehlo);   /* takes name */
-void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg);
-void smtpd_command_mail_accept(struct smtpd_session *s);
-void smtpd_data_accept(struct smtpd_session *s);
-/* End-of-data restrictions decided: code 0 to commit, else the refusal. */
-void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text);
-/* The milters' end-of-message verdict (enum milter_verdict, lib/milter/milter.h). */
-void smtpd_data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text);
 /* The session may proceed to its greeting (name known, client checked). */
 void smtpd_session_connected(struct smtpd_session *s);
 

@@ -237,6 +237,24 @@ static int listed(struct maplist *l, const char *local_lc, const char *domain, b
     return rc < 0 ? -1 : rc > 0;
 }
 
+/* local_recipient_maps or relay_recipient_maps (local): CHK_DUNNO when
+ * the address is listed, else "User unknown in local (relay) recipient
+ * table", or 451 when the lookup failed. */
+static enum smtpd_check_result recipient_table(struct smtpd_check_job *j, const struct address *a,
+                                               const struct resolve_result *r, bool sender, bool local)
+{
+    struct maplist *maps = local ? smtpd_check_cfg.local_rcpt_maps : smtpd_check_cfg.relay_rcpt_maps;
+    int rc = listed(maps, r->local_lc, r->domain, local);
+    if (rc < 0)
+        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+    if (rc > 0)
+        return CHK_DUNNO;
+    int code = local ? smtpd_check_cfg.unknown_local_code : smtpd_check_cfg.unknown_relay_code;
+    return smtpd_check_reject(j, code, sender ? "5.1.0" : "5.1.1",
+                              "<%s>: %s rejected: User unknown in %s recipient table", a->address,
+                              sender ? "Sender address" : "Recipient address", local ? "local" : "relay");
+}
+
 /* The tables are asked about the address as the resolver leaves it (sender
  * routing in a local domain resolved: "nosuchuser%localhost@localhost" is
  * "nosuchuser@localhost"), so what delivery would bounce as unknown is
@@ -244,11 +262,10 @@ static int listed(struct maplist *l, const char *local_lc, const char *domain, b
 static enum smtpd_check_result unlisted_resolved(struct smtpd_check_job *j, const struct address *a,
                                                  const struct resolve_result *r, bool sender)
 {
-    const char *cls = sender ? "Sender address" : "Recipient address";
-    const char *dsn = sender ? "5.1.0" : "5.1.1";
     if (r->class == RESOLVE_BAD)
         return smtpd_check_reject(j, smtpd_check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3",
-                                  "<%s>: %s rejected: %s", a->address, cls, r->why);
+                                  "<%s>: %s rejected: %s", a->address,
+                                  sender ? "Sender address" : "Recipient address", r->why);
     /* virtual aliases make any address valid */
     if (smtpd_check_cfg.virtual_maps) {
         int rc = listed(smtpd_check_cfg.virtual_maps, r->local_lc, r->domain, false);
@@ -257,27 +274,10 @@ static enum smtpd_check_result unlisted_resolved(struct smtpd_check_job *j, cons
         if (rc > 0)
             return CHK_DUNNO;
     }
-    if (r->class == RESOLVE_LOCAL) {
-        if (!smtpd_check_cfg.local_rcpt_maps)
-            return CHK_DUNNO;
-        int rc = listed(smtpd_check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
-        if (rc < 0)
-            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
-        if (rc == 0)
-            return smtpd_check_reject(j, smtpd_check_cfg.unknown_local_code, dsn,
-                                      "<%s>: %s rejected: User unknown in local recipient table",
-                                a->address, cls);
-        return CHK_DUNNO;
-    }
-    if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps) {
-        int rc = listed(smtpd_check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
-        if (rc < 0)
-            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
-        if (rc == 0)
-            return smtpd_check_reject(j, smtpd_check_cfg.unknown_relay_code, dsn,
-                                      "<%s>: %s rejected: User unknown in relay recipient table",
-                                a->address, cls);
-    }
+    if (r->class == RESOLVE_LOCAL)
+        return smtpd_check_cfg.local_rcpt_maps ? recipient_table(j, a, r, sender, true) : CHK_DUNNO;
+    if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps)
+        return recipient_table(j, a, r, sender, false);
     return CHK_DUNNO;
 }
 

@@ -19,6 +19,19 @@ static bool list_empty(enum smtpd_check_stage st)
     return smtpd_check_cfg.lists[st].n == 0;
 }
 
+/* MAIL and DATA: evaluate the stage's list; finish answers a refusal or
+ * runs next. True: the command waits for that. */
+static bool command_wait(struct smtpd_session *s, enum smtpd_check_stage st,
+                         void (*finish)(struct smtpd_check_job *j, enum smtpd_check_result r),
+                         void (*next)(struct smtpd_session *s))
+{
+    struct smtpd_check_job *j = smtpd_check_job_new(s, finish);
+    j->next = next;
+    smtpd_check_job_add(j, st);
+    smtpd_check_job_run(j);
+    return true;
+}
+
 /* ---- connection ---- */
 
 static void (*connected_fn)(struct smtpd_session *s);
@@ -128,11 +141,7 @@ bool smtpd_check_mail_wait(struct smtpd_session *s, void (*next)(struct smtpd_se
 {
     if (smtpd_check_cfg.delay_reject || list_empty(STAGE_SENDER))
         return false;
-    struct smtpd_check_job *j = smtpd_check_job_new(s, mail_finish);
-    j->next = next;
-    smtpd_check_job_add(j, STAGE_SENDER);
-    smtpd_check_job_run(j);
-    return true;
+    return command_wait(s, STAGE_SENDER, mail_finish, next);
 }
 
 /* ---- RCPT ---- */
@@ -195,11 +204,7 @@ bool smtpd_check_data_wait(struct smtpd_session *s, void (*next)(struct smtpd_se
 {
     if (list_empty(STAGE_DATA))
         return false;
-    struct smtpd_check_job *j = smtpd_check_job_new(s, data_finish);
-    j->next = next;
-    smtpd_check_job_add(j, STAGE_DATA);
-    smtpd_check_job_run(j);
-    return true;
+    return command_wait(s, STAGE_DATA, data_finish, next);
 }
 
 static void eod_finish(struct smtpd_check_job *j, enum smtpd_check_result r)

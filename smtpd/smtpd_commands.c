@@ -52,6 +52,12 @@ static void ehlo_reply(struct smtpd_session *s)
     sb_free(&r);
 }
 
+/* Each command's continuation: it runs once the restrictions passed it,
+ * and again once the milters passed it. */
+static void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool ehlo);   /* takes name */
+static void smtpd_command_mail_accept(struct smtpd_session *s);
+static void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg);
+
 static void helo_command(struct smtpd_session *s, const char *arg, bool ehlo)
 {
     if (s->in_mail) {
@@ -69,9 +75,9 @@ static void helo_command(struct smtpd_session *s, const char *arg, bool ehlo)
     smtpd_command_helo_accept(s, name, ehlo);
 }
 
-void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool ehlo)
+static void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool ehlo)
 {
-    if (smtpd_milter_helo_wait(s, name, ehlo))
+    if (smtpd_milter_helo_wait(s, name, ehlo, smtpd_command_helo_accept))
         return;
     free(s->helo_name);
     s->helo_name = name;
@@ -114,9 +120,9 @@ static void mail_command(struct smtpd_session *s, const char *arg)
     smtpd_command_mail_accept(s);
 }
 
-void smtpd_command_mail_accept(struct smtpd_session *s)
+static void smtpd_command_mail_accept(struct smtpd_session *s)
 {
-    if (smtpd_milter_mail_wait(s))
+    if (smtpd_milter_mail_wait(s, smtpd_command_mail_accept))
         return;
     s->in_mail = true;
     smtpd_session_reply(s, 250, "2.1.0 Ok");
@@ -164,7 +170,7 @@ static void rcpt_command(struct smtpd_session *s, const char *arg)
     smtp_rcpt_args_free(&r);
 }
 
-void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg)
+static void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg)
 {
     struct smtp_parse_opts o = parse_opts();
     struct smtp_parse_error err;
@@ -173,7 +179,7 @@ void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg)
         smtpd_session_reply(s, err.code, "%s", err.text);
         return;
     }
-    if (smtpd_milter_rcpt_wait(s, arg, &r)) {
+    if (smtpd_milter_rcpt_wait(s, arg, &r, smtpd_command_rcpt_accept)) {
         smtp_rcpt_args_free(&r);
         return;
     }

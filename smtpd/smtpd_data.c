@@ -26,6 +26,13 @@ static void data_drained(struct smtpd_session *s);
 
 static const struct smtpd_cleanup_callbacks data_callbacks = { data_ready, data_done, data_drained };
 
+/* The continuations of DATA, BDAT and the end of data: they run once the
+ * restrictions and the milters passed the command, or get their verdict. */
+static void smtpd_data_accept(struct smtpd_session *s);
+static void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text);
+static void smtpd_data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text);
+static void smtpd_bdat_first_chunk(struct smtpd_session *s, int code, const char *text);
+
 /* Remember the reply for the end of this message (first failure wins). */
 static void set_end_reply(struct smtpd_session *s, int code, const char *text)
 {
@@ -117,9 +124,9 @@ void smtpd_data_command(struct smtpd_session *s, const char *arg)
 
 static void data_start(struct smtpd_session *s);
 
-void smtpd_data_accept(struct smtpd_session *s)
+static void smtpd_data_accept(struct smtpd_session *s)
 {
-    if (smtpd_milter_data_wait(s))      /* the milters' DATA event */
+    if (smtpd_milter_data_wait(s, smtpd_data_accept))   /* the milters' DATA event */
         return;
     if (smtpd_milter_holds_content(s)) {
         start_cleanup(s);
@@ -168,7 +175,7 @@ static void data_end(struct smtpd_session *s)
     smtpd_data_eod_checked(s, 0, "");
 }
 
-void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text)
+static void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text)
 {
     if (code)
         set_end_reply(s, code, text);
@@ -184,7 +191,7 @@ void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text)
             smtpd_session_reply(s, 250, "2.0.0 Ok: discarded");
             end_transaction(s);
         } else {
-            smtpd_milter_eod(s);        /* the verdict comes to smtpd_data_milter_done() */
+            smtpd_milter_eod(s, smtpd_data_milter_done);
         }
         return;
     }
@@ -262,7 +269,7 @@ void smtpd_bdat_command(struct smtpd_session *s, const char *arg)
              || s->bdat_total > smtpd_cfg.size_limit - count))
         bdat_skip(s, 552, "5.3.4 Error: message file too big");
     else if (!s->bdat_mode) {
-        if (smtpd_milter_bdat_wait(s))      /* the milters' DATA event comes first */
+        if (smtpd_milter_bdat_wait(s, smtpd_bdat_first_chunk))  /* the milters' DATA event first */
             return;
         smtpd_bdat_first_chunk(s, 0, "");
     } else if (!s->cleanup && !smtpd_milter_holds_content(s)) {
@@ -276,7 +283,7 @@ void smtpd_bdat_command(struct smtpd_session *s, const char *arg)
 
 /* The first chunk of a message, once the milters' DATA event passed (code
  * 0) or refused it (the chunk is read and the refusal is the reply). */
-void smtpd_bdat_first_chunk(struct smtpd_session *s, int code, const char *text)
+static void smtpd_bdat_first_chunk(struct smtpd_session *s, int code, const char *text)
 {
     if (code) {
         bdat_skip(s, code, text);
@@ -349,7 +356,7 @@ bool smtpd_bdat_feed(struct smtpd_session *s, struct evbuffer *in)
 
 /* The milters passed the message: cleanup gets the edited envelope (in
  * smtpd_cleanup_open) and content. */
-void smtpd_data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text)
+static void smtpd_data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text)
 {
     if (verdict == MILTER_REJECT || verdict == MILTER_TEMPFAIL) {
         smtpd_session_reply(s, code, "%s", text);

@@ -39,6 +39,14 @@ struct smtpd_milter {
     enum milter_wait wait;
     bool connect_done;
     bool pass;                  /* the command runs again after the milters passed it */
+    /* The continuation of what the milters were asked about: the command
+     * that runs again once they pass it (helo_next, next, rcpt_next), or
+     * what gets their verdict (chunk_next, eod_next). */
+    void (*helo_next)(struct smtpd_session *s, char *name, bool ehlo);
+    void (*next)(struct smtpd_session *s);          /* CONNECT, MAIL, DATA */
+    void (*rcpt_next)(struct smtpd_session *s, const char *arg);
+    void (*chunk_next)(struct smtpd_session *s, int code, const char *text);   /* first BDAT */
+    void (*eod_next)(struct smtpd_session *s, int verdict, int code, const char *text);
     char *helo_name;
     bool ehlo;
     char *rcpt_arg;
@@ -248,11 +256,12 @@ static bool broken_reply(struct smtpd_session *s)
     return true;
 }
 
-bool smtpd_milter_connect_wait(struct smtpd_session *s)
+bool smtpd_milter_connect_wait(struct smtpd_session *s, void (*next)(struct smtpd_session *s))
 {
     struct smtpd_milter *m = session_milter(s);
     if (!m || !m->chain || m->connect_done)
         return false;
+    m->next = next;
     wait_for(s, W_CONNECT);
     unsigned port = 0;
     if (s->peer.ss_family == AF_INET)
@@ -278,13 +287,15 @@ bool smtpd_milter_command_denied(struct smtpd_session *s, enum smtp_verb v)
     return true;
 }
 
-bool smtpd_milter_helo_wait(struct smtpd_session *s, char *name, bool ehlo)
+bool smtpd_milter_helo_wait(struct smtpd_session *s, char *name, bool ehlo,
+                            void (*next)(struct smtpd_session *s, char *name, bool ehlo))
 {
     struct smtpd_milter *m = session_milter(s);
     if (!m || !m->chain || m->pass)
         return false;
     m->helo_name = name;
     m->ehlo = ehlo;
+    m->helo_next = next;
     wait_for(s, W_HELO);
     milter_helo_event(m->chain, name);
     return true;
@@ -326,7 +337,7 @@ static void mail_args(struct smtpd_session *s, struct strbuf *store, const char 
     *argc = n;
 }
 
-bool smtpd_milter_mail_wait(struct smtpd_session *s)
+bool smtpd_milter_mail_wait(struct smtpd_session *s, void (*next)(struct smtpd_session *s))
 {
     struct smtpd_milter *m = session_milter(s);
     if (!m || m->pass)
@@ -340,13 +351,15 @@ bool smtpd_milter_mail_wait(struct smtpd_session *s)
     size_t argc;
     struct strbuf store = STRBUF_INIT(8192);
     mail_args(s, &store, argv, &argc);
+    m->next = next;
     wait_for(s, W_MAIL);
     milter_mail_event(m->chain, s->mail.sender.address, argv, argc);
     sb_free(&store);
     return true;
 }
 
-bool smtpd_milter_rcpt_wait(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r)
+bool smtpd_milter_rcpt_wait(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r,
+                            void (*next)(struct smtpd_session *s, const char *arg))
 {
     struct smtpd_milter *m = s->milter;
     if (!m || !m->chain || m->pass)
@@ -372,33 +385,42 @@ bool smtpd_milter_rcpt_wait(struct smtpd_session *s, const char *arg, const stru
     free(m->rcpt_addr);
     m->rcpt_arg = xstrdup(arg);
     m->rcpt_addr = xstrdup(r->rcpt.address);
+    m->rcpt_next = next;
     wait_for(s, W_RCPT);
     milter_rcpt_event(m->chain, r->rcpt.address, argv, argc);
     sb_free(&store);
     return true;
 }
 
-bool smtpd_milter_data_wait(struct smtpd_session *s)
+/* The DATA event, for DATA or the first BDAT: the message gets its queue
+ * ID and, once it has content, a new spool file. */
+static void data_event(struct smtpd_session *s, enum milter_wait w)
+{
+    struct smtpd_milter *m = s->milter;
+    spool_reset(m);
+    queue_id_new(m->qid);       /* unique: it holds smtpd's PID (lib/global/queue_id.c) */
+    wait_for(s, w);
+    milter_data_event(m->chain);
+}
+
+bool smtpd_milter_data_wait(struct smtpd_session *s, void (*next)(struct smtpd_session *s))
 {
     struct smtpd_milter *m = s->milter;
     if (!m || !m->chain || m->pass)
         return false;
-    spool_reset(m);
-    queue_id_new(m->qid);       /* unique: it holds smtpd's PID (lib/global/queue_id.c) */
-    wait_for(s, W_DATA);
-    milter_data_event(m->chain);
+    m->next = next;
+    data_event(s, W_DATA);
     return true;
 }
 
-bool smtpd_milter_bdat_wait(struct smtpd_session *s)
+bool smtpd_milter_bdat_wait(struct smtpd_session *s,
+                            void (*next)(struct smtpd_session *s, int code, const char *text))
 {
     struct smtpd_milter *m = s->milter;
     if (!m || !m->chain)
         return false;
-    spool_reset(m);
-    queue_id_new(m->qid);
-    wait_for(s, W_BDAT);
-    milter_data_event(m->chain);
+    m->chunk_next = next;
+    data_event(s, W_BDAT);
     return true;
 }
 
@@ -446,16 +468,18 @@ int smtpd_milter_content_add(struct smtpd_session *s, const char *data, size_t l
     return 0;
 }
 
-void smtpd_milter_eod(struct smtpd_session *s)
+void smtpd_milter_eod(struct smtpd_session *s,
+                      void (*done)(struct smtpd_session *s, int verdict, int code, const char *text))
 {
     struct smtpd_milter *m = s->milter;
+    m->eod_next = done;
     if (m->have_msg)
         milter_msg_free(&m->msg);
     m->have_msg = false;
     m->result_ready = false;
     if (m->spool_failed) {
         spool_reset(m);
-        smtpd_data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
+        done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
         return;
     }
     int fd = m->spool_fd;       /* the message takes it, also when parsing fails */
@@ -463,7 +487,7 @@ void smtpd_milter_eod(struct smtpd_session *s)
     m->have_msg = true;
     if (milter_msg_parse(&m->msg, fd, m->spool_len, header_limit, m->spool_limit) < 0) {
         msg_warn("%s: cannot read the spool file for the milters: %m", s->client_desc);
-        smtpd_data_milter_done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
+        done(s, MILTER_TEMPFAIL, 451, "4.3.0 Error: queue file write error");
         return;
     }
     wait_for(s, W_EOM);
@@ -682,7 +706,51 @@ static void eom_done(struct smtpd_session *s, struct smtpd_milter *m, const stru
     else if (v.verdict != MILTER_CONTINUE)
         log_milter(s, "milter-reject", "END-OF-MESSAGE", v.code, v.text,
                    s->nrcpt ? s->rcpts[0].address : "");
-    smtpd_data_milter_done(s, v.verdict, v.code, v.text);
+    m->eod_next(s, v.verdict, v.code, v.text);
+}
+
+/* A refused CONNECT or HELO: every later command gets the refusal. */
+static void deny(struct smtpd_milter *m, const struct milter_result *r)
+{
+    m->deny_code = r->code;
+    str_copy(m->deny_text, sizeof(m->deny_text), r->text);
+}
+
+/* A milter refused an envelope command: it gets their reply; a refused MAIL
+ * ends the milters' transaction too. */
+static void command_refused(struct smtpd_session *s, struct smtpd_milter *m, enum milter_wait w,
+                            const struct milter_result *r)
+{
+    if (w == W_HELO) {
+        free(m->helo_name);
+        m->helo_name = NULL;
+        deny(m, r);
+    } else if (w == W_MAIL) {
+        smtp_mail_args_free(&s->mail);
+    }
+    smtpd_session_reply(s, r->code, "%s", r->text);
+    if (w == W_MAIL)
+        milter_abort(m->chain);
+}
+
+/* The milters passed an envelope command: its continuation runs again and
+ * this time goes past them. A DISCARD from MAIL on discards the message. */
+static void command_passed(struct smtpd_session *s, struct smtpd_milter *m, enum milter_wait w,
+                           bool discard)
+{
+    if (discard && w != W_HELO)
+        m->discard = true;
+    m->pass = true;
+    if (w == W_HELO) {
+        char *name = m->helo_name;      /* the continuation takes it */
+        m->helo_name = NULL;
+        m->helo_next(s, name, m->ehlo);
+    } else if (w == W_RCPT) {
+        m->rcpt_next(s, m->rcpt_arg);
+    } else {
+        m->next(s);                     /* MAIL, DATA */
+    }
+    m->pass = false;
 }
 
 static void on_done(void *ctx, const struct milter_result *r)
@@ -707,67 +775,27 @@ static void on_done(void *ctx, const struct milter_result *r)
     switch (w) {
     case W_CONNECT:
         m->connect_done = true;
-        if (refused) {
-            m->deny_code = r->code;
-            str_copy(m->deny_text, sizeof(m->deny_text), r->text);
-        }
-        smtpd_session_start_greeting(s);
+        if (refused)
+            deny(m, r);
+        m->next(s);
         return;
-    case W_HELO: {
-        char *name = m->helo_name;
-        m->helo_name = NULL;
-        if (refused) {
-            free(name);
-            m->deny_code = r->code;
-            str_copy(m->deny_text, sizeof(m->deny_text), r->text);
-            smtpd_session_reply(s, r->code, "%s", r->text);
-        } else {
-            m->pass = true;
-            smtpd_command_helo_accept(s, name, m->ehlo);
-            m->pass = false;
-        }
-        break;
-    }
+    case W_HELO:
     case W_MAIL:
-        if (refused) {
-            smtp_mail_args_free(&s->mail);
-            smtpd_session_reply(s, r->code, "%s", r->text);
-            milter_abort(m->chain);
-        } else {
-            m->discard = r->verdict == MILTER_DISCARD;
-            m->pass = true;
-            smtpd_command_mail_accept(s);
-            m->pass = false;
-        }
-        break;
     case W_RCPT:
-        if (refused) {
-            smtpd_session_reply(s, r->code, "%s", r->text);
-        } else {
-            if (r->verdict == MILTER_DISCARD)
-                m->discard = true;
-            m->pass = true;
-            smtpd_command_rcpt_accept(s, m->rcpt_arg);
-            m->pass = false;
-        }
-        free(m->rcpt_addr);
-        m->rcpt_addr = NULL;
-        break;
     case W_DATA:
-        if (refused) {
-            smtpd_session_reply(s, r->code, "%s", r->text);
-        } else {
-            if (r->verdict == MILTER_DISCARD)
-                m->discard = true;
-            m->pass = true;
-            smtpd_data_accept(s);
-            m->pass = false;
+        if (refused)
+            command_refused(s, m, w, r);
+        else
+            command_passed(s, m, w, r->verdict == MILTER_DISCARD);
+        if (w == W_RCPT) {
+            free(m->rcpt_addr);
+            m->rcpt_addr = NULL;
         }
         break;
     case W_BDAT:
         if (r->verdict == MILTER_DISCARD)
             m->discard = true;
-        smtpd_bdat_first_chunk(s, refused ? r->code : 0, refused ? r->text : "");
+        m->chunk_next(s, refused ? r->code : 0, refused ? r->text : "");
         break;
     case W_UNKNOWN:
         if (refused)

@@ -162,9 +162,12 @@ static void emit_reply(struct smtpd_session *s, const struct strbuf *r)
         s->pause |= PAUSE_OUTPUT;
 }
 
-static void __attribute__((format(printf, 3, 0)))
+/* Send a reply; false, and nothing is sent, once the session is closing. */
+static bool __attribute__((format(printf, 3, 0)))
 vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
 {
+    if (s->state == ST_CLOSING)
+        return false;
     struct strbuf text = STRBUF_INIT(REPLY_LIMIT), r = STRBUF_INIT(REPLY_LIMIT + 1024);
     sb_vappendf(&text, fmt, ap);
     code = soft_bounce_reply(code, text.len ? text.data : NULL);
@@ -180,13 +183,12 @@ vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
         msg_info("too many errors after %s from %s", s->where, s->client_desc);
         smtpd_session_close_with(s, 421, "4.7.0 %s Error: too many errors", smtpd_cfg.myhostname);
     }
+    return true;
 }
 
 void smtpd_session_reply(struct smtpd_session *s, int code, const char *fmt, ...)
 {
     va_list ap;
-    if (s->state == ST_CLOSING)
-        return;
     va_start(ap, fmt);
     vreply(s, code, fmt, ap);
     va_end(ap);
@@ -201,11 +203,11 @@ void smtpd_session_close(struct smtpd_session *s)
 void smtpd_session_close_with(struct smtpd_session *s, int code, const char *fmt, ...)
 {
     va_list ap;
-    if (s->state == ST_CLOSING)
-        return;
     va_start(ap, fmt);
-    vreply(s, code, fmt, ap);
+    bool sent = vreply(s, code, fmt, ap);
     va_end(ap);
+    if (!sent)
+        return;
     if (s->pause & PAUSE_TARPIT)
         s->close_after_delay = true;
     else
@@ -582,7 +584,8 @@ void smtpd_session_start_greeting(struct smtpd_session *s)
         smtpd_tls_wrapper_start(s);   /* back here once the handshake is done */
         return;
     }
-    if (smtpd_milter_connect_wait(s))   /* the milters' connect event comes first */
+    /* the milters' connect event comes first */
+    if (smtpd_milter_connect_wait(s, smtpd_session_start_greeting))
         return;
     if (smtpd_cfg.greet_pause > 0) {
         struct timeval gp = { smtpd_cfg.greet_pause, 0 };
