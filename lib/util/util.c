@@ -166,22 +166,25 @@ int pread_all(int fd, void *buf, size_t n, off_t off)
     return 0;
 }
 
-int set_nonblock(int fd, bool on)
+/* Turn one bit of a descriptor's flags on or off: get with get_cmd, set with
+ * set_cmd (F_GETFL/F_SETFL for status flags, F_GETFD/F_SETFD for FD_CLOEXEC). */
+static int fcntl_flag(int fd, int get_cmd, int set_cmd, int bit, bool on)
 {
-    int fl = fcntl(fd, F_GETFL);
+    int fl = fcntl(fd, get_cmd);
     if (fl < 0)
         return -1;
-    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-    return fcntl(fd, F_SETFL, fl);
+    fl = on ? (fl | bit) : (fl & ~bit);
+    return fcntl(fd, set_cmd, fl);
+}
+
+int set_nonblock(int fd, bool on)
+{
+    return fcntl_flag(fd, F_GETFL, F_SETFL, O_NONBLOCK, on);
 }
 
 int set_cloexec(int fd, bool on)
 {
-    int fl = fcntl(fd, F_GETFD);
-    if (fl < 0)
-        return -1;
-    fl = on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC);
-    return fcntl(fd, F_SETFD, fl);
+    return fcntl_flag(fd, F_GETFD, F_SETFD, FD_CLOEXEC, on);
 }
 
 int temp_file_open(const char *dir)
