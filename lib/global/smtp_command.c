@@ -214,6 +214,31 @@ static bool value_is(const struct esmtp_param *prm, const char *word)
     return prm->value && strlen(word) == prm->vlen && strncasecmp(prm->value, word, prm->vlen) == 0;
 }
 
+/* The keywords a parameter's value may be, ended by a NULL word; the
+ * values are enums whose 0 means "not given". */
+struct keyword {
+    const char *word;
+    int value;
+};
+
+static const struct keyword body_keywords[] = {
+    { "7BIT", SMTP_BODY_7BIT }, { "8BITMIME", SMTP_BODY_8BITMIME },
+    { "BINARYMIME", SMTP_BODY_BINARYMIME }, { NULL, 0 },
+};
+
+static const struct keyword ret_keywords[] = {
+    { "FULL", SMTP_RET_FULL }, { "HDRS", SMTP_RET_HDRS }, { NULL, 0 },
+};
+
+/* The value of prm's keyword in table; 0 when it is none of them. */
+static int keyword_value(const struct esmtp_param *prm, const struct keyword *table)
+{
+    for (; table->word; table++)
+        if (value_is(prm, table->word))
+            return table->value;
+    return 0;
+}
+
 /* Bits for duplicate detection. */
 enum { SEEN_SIZE = 1, SEEN_BODY = 2, SEEN_RET = 4, SEEN_ENVID = 8, SEEN_UTF8 = 16,
        SEEN_AUTH = 32, SEEN_NOTIFY = 64, SEEN_ORCPT = 128 };
@@ -256,24 +281,14 @@ static int mail_param(const struct esmtp_param *prm, const struct smtp_parse_opt
     if (strcmp(prm->name, "BODY") == 0) {
         if (check_dup(seen, SEEN_BODY, "BODY", err) < 0)
             return -1;
-        if (value_is(prm, "7BIT"))
-            m->body = SMTP_BODY_7BIT;
-        else if (value_is(prm, "8BITMIME"))
-            m->body = SMTP_BODY_8BITMIME;
-        else if (value_is(prm, "BINARYMIME"))
-            m->body = SMTP_BODY_BINARYMIME;
-        else
+        if (!(m->body = (enum smtp_body)keyword_value(prm, body_keywords)))
             return parse_fail(err, 501, "5.5.4 Bad BODY keyword syntax");
         return 0;
     }
     if (strcmp(prm->name, "RET") == 0) {
         if (check_dup(seen, SEEN_RET, "RET", err) < 0)
             return -1;
-        if (value_is(prm, "FULL"))
-            m->ret = SMTP_RET_FULL;
-        else if (value_is(prm, "HDRS"))
-            m->ret = SMTP_RET_HDRS;
-        else
+        if (!(m->ret = (enum smtp_ret)keyword_value(prm, ret_keywords)))
             return parse_fail(err, 501, "5.5.4 Bad RET parameter syntax");
         return 0;
     }
