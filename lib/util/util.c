@@ -130,6 +130,21 @@ bool str_ieq(const char *a, const char *b)
     return strcasecmp(a, b) == 0;
 }
 
+void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+const char *strv_value(char *const *names, char *const *values, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return values[i];
+    return NULL;
+}
+
 ssize_t write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;

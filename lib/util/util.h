@@ -40,6 +40,12 @@ int hostport_split(const char *hostport, char *host, size_t hostsz, const char *
 /* Case-insensitive ASCII comparison helpers. */
 bool str_ieq(const char *a, const char *b);
 
+/* Free the n strings of v and v itself (either may be NULL). */
+void strv_free(char **v, size_t n);
+/* The value paired with name in two parallel arrays of n names and values
+ * (attributes of a message), or NULL when name is not among them. */
+const char *strv_value(char *const *names, char *const *values, size_t n, const char *name);
+
 /* Write/read all bytes, retrying on EINTR and short counts; -1 on error/EOF. */
 ssize_t write_all(int fd, const void *buf, size_t n);
 /* Read exactly n bytes at offset off; -1 on an error or a short file (EIO):
