@@ -130,6 +130,14 @@ bool str_ieq(const char *a, const char *b)
     return strcasecmp(a, b) == 0;
 }
 
+int name_code(const struct name_code *table, const char *name)
+{
+    for (; table->name; table++)
+        if (strcmp(table->name, name) == 0)
+            break;
+    return table->code;
+}
+
 void strv_free(char **v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++)

@@ -40,6 +40,15 @@ int hostport_split(const char *hostport, char *host, size_t hostsz, const char *
 /* Case-insensitive ASCII comparison helpers. */
 bool str_ieq(const char *a, const char *b);
 
+/* A word and the code it stands for, in a table ended by an entry with a
+ * NULL name whose code is the answer for any other word (Postfix's
+ * name_code): the values a setting or option may take. */
+struct name_code {
+    const char *name;
+    int code;
+};
+int name_code(const struct name_code *table, const char *name);
+
 /* Free the n strings of v and v itself (either may be NULL). */
 void strv_free(char **v, size_t n);
 /* The value paired with name in two parallel arrays of n names and values
