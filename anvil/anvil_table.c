@@ -73,15 +73,6 @@ struct anvil_table {
     time_t peak_size_when;
 };
 
-static const char *const peak_text[CNT_ALL] = {
-    [CNT_CONN_RATE] = "connection rate",
-    [CNT_MAIL_RATE] = "message rate",
-    [CNT_RCPT_RATE] = "recipient rate",
-    [CNT_NTLS_RATE] = "new TLS sessions",
-    [CNT_AUTH_RATE] = "AUTH rate",
-    [CNT_CONN_COUNT] = "connection count",
-};
-
 static uint64_t random_seed(void)
 {
     uint64_t seed;
@@ -335,19 +326,26 @@ static const char *stamp(time_t when, char *buf, size_t size)
 
 void anvil_table_log_stats(struct anvil_table *t)
 {
-    static const enum anvil_counter order[] = { CNT_CONN_RATE, CNT_CONN_COUNT, CNT_MAIL_RATE,
-                                                CNT_RCPT_RATE, CNT_NTLS_RATE, CNT_AUTH_RATE };
+    /* the peaks in the order they are logged, with their names */
+    static const struct {
+        enum anvil_counter counter;
+        const char *text;
+    } peaks[] = {
+        { CNT_CONN_RATE, "connection rate" }, { CNT_CONN_COUNT, "connection count" },
+        { CNT_MAIL_RATE, "message rate" }, { CNT_RCPT_RATE, "recipient rate" },
+        { CNT_NTLS_RATE, "new TLS sessions" }, { CNT_AUTH_RATE, "AUTH rate" },
+    };
     char when[64];
-    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-        enum anvil_counter c = order[i];
+    for (size_t i = 0; i < sizeof(peaks) / sizeof(peaks[0]); i++) {
+        enum anvil_counter c = peaks[i].counter;
         const struct anvil_peak *pk = &t->peak[c];
         if (pk->value <= 0)
             continue;
         if (c == CNT_CONN_COUNT)
-            msg_info("statistics: max %s %ld for (%s) at %s", peak_text[c], pk->value,
+            msg_info("statistics: max %s %ld for (%s) at %s", peaks[i].text, pk->value,
                      pk->ident, stamp(pk->when, when, sizeof(when)));
         else
-            msg_info("statistics: max %s %ld/%lds for (%s) at %s", peak_text[c], pk->value,
+            msg_info("statistics: max %s %ld/%lds for (%s) at %s", peaks[i].text, pk->value,
                      t->unit, pk->ident, stamp(pk->when, when, sizeof(when)));
     }
     if (t->peak_size > 0)
