@@ -1,11 +1,13 @@
 /* anvil_table.c: anvil's bounded table of clients (see anvil_table.h): a
  * hash index with a random seed, a least-recently-seen list for eviction and
  * expiry, fixed rate windows of anvil_rate_time_unit as in Postfix, and the
- * links between clients' connections and the anvil clients that made them. */
+ * links between clients' connections and the anvil clients that made them.
+ * The lists are those of <sys/queue.h>. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -30,24 +32,24 @@ struct anvil_entry {
     size_t svc_len;                 /* bytes of the service name in key */
     uint64_t hash;
     struct anvil_entry *hnext;      /* hash chain */
-    struct anvil_entry *older, *newer;  /* least-recently-seen list */
+    TAILQ_ENTRY(anvil_entry) lru;   /* least-recently-seen list, oldest first */
     time_t start;                   /* the current time unit began here */
     time_t last;                    /* last request */
     long conns;
     long rate[CNT_RATES];
-    struct anvil_link *links;       /* anvil clients holding its connections */
+    LIST_HEAD(, anvil_link) links;  /* anvil clients holding its connections */
 };
 
 struct anvil_link {
     struct anvil_peer *peer;
     struct anvil_entry *entry;
     long count;
-    struct anvil_link *peer_prev, *peer_next;
-    struct anvil_link *entry_prev, *entry_next;
+    LIST_ENTRY(anvil_link) peer_list;   /* the peer's links */
+    LIST_ENTRY(anvil_link) entry_list;  /* the entry's links */
 };
 
 struct anvil_peer {
-    struct anvil_link *links;
+    LIST_HEAD(, anvil_link) links;
     size_t nlinks;
 };
 
@@ -63,21 +65,12 @@ struct anvil_table {
     uint64_t seed;
     size_t size, limit;
     long unit;
-    struct anvil_entry *oldest, *newest;
+    TAILQ_HEAD(, anvil_entry) lru;
     unsigned long evictions;
     time_t last_evict_warning;
     struct anvil_peak peak[CNT_ALL];
     size_t peak_size;
     time_t peak_size_when;
-};
-
-static const char *const peak_text[CNT_ALL] = {
-    [CNT_CONN_RATE] = "connection rate",
-    [CNT_MAIL_RATE] = "message rate",
-    [CNT_RCPT_RATE] = "recipient rate",
-    [CNT_NTLS_RATE] = "new TLS sessions",
-    [CNT_AUTH_RATE] = "AUTH rate",
-    [CNT_CONN_COUNT] = "connection count",
 };
 
 static uint64_t random_seed(void)
@@ -110,60 +103,24 @@ struct anvil_table *anvil_table_create(size_t limit, long time_unit)
         t->nbuckets <<= 1;
     t->buckets = xcalloc(t->nbuckets, sizeof(*t->buckets));
     t->seed = random_seed();
+    TAILQ_INIT(&t->lru);
     return t;
-}
-
-/* ---- the least-recently-seen list ---- */
-
-static void lru_unlink(struct anvil_table *t, struct anvil_entry *e)
-{
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        t->oldest = e->newer;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        t->newest = e->older;
-    e->older = e->newer = NULL;
-}
-
-static void lru_append(struct anvil_table *t, struct anvil_entry *e)
-{
-    e->older = t->newest;
-    e->newer = NULL;
-    if (t->newest)
-        t->newest->newer = e;
-    else
-        t->oldest = e;
-    t->newest = e;
 }
 
 /* ---- links ---- */
 
 static void link_free(struct anvil_link *l)
 {
-    struct anvil_peer *p = l->peer;
-    struct anvil_entry *e = l->entry;
-    if (l->peer_prev)
-        l->peer_prev->peer_next = l->peer_next;
-    else
-        p->links = l->peer_next;
-    if (l->peer_next)
-        l->peer_next->peer_prev = l->peer_prev;
-    if (l->entry_prev)
-        l->entry_prev->entry_next = l->entry_next;
-    else
-        e->links = l->entry_next;
-    if (l->entry_next)
-        l->entry_next->entry_prev = l->entry_prev;
-    p->nlinks--;
+    LIST_REMOVE(l, peer_list);
+    LIST_REMOVE(l, entry_list);
+    l->peer->nlinks--;
     free(l);
 }
 
 static struct anvil_link *link_find(struct anvil_entry *e, struct anvil_peer *p)
 {
-    for (struct anvil_link *l = e->links; l; l = l->entry_next)
+    struct anvil_link *l;
+    LIST_FOREACH(l, &e->links, entry_list)
         if (l->peer == p)
             return l;
     return NULL;
@@ -174,14 +131,8 @@ static struct anvil_link *link_new(struct anvil_entry *e, struct anvil_peer *p)
     struct anvil_link *l = xcalloc(1, sizeof(*l));
     l->peer = p;
     l->entry = e;
-    l->peer_next = p->links;
-    if (p->links)
-        p->links->peer_prev = l;
-    p->links = l;
-    l->entry_next = e->links;
-    if (e->links)
-        e->links->entry_prev = l;
-    e->links = l;
+    LIST_INSERT_HEAD(&p->links, l, peer_list);
+    LIST_INSERT_HEAD(&e->links, l, entry_list);
     p->nlinks++;
     return l;
 }
@@ -194,9 +145,9 @@ static void entry_remove(struct anvil_table *t, struct anvil_entry *e)
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
-    lru_unlink(t, e);
-    while (e->links)
-        link_free(e->links);
+    TAILQ_REMOVE(&t->lru, e, lru);
+    while (!LIST_EMPTY(&e->links))
+        link_free(LIST_FIRST(&e->links));
     t->size--;
     free(e->key);
     free(e);
@@ -204,7 +155,7 @@ static void entry_remove(struct anvil_table *t, struct anvil_entry *e)
 
 static void evict_oldest(struct anvil_table *t, time_t now)
 {
-    struct anvil_entry *victim = t->oldest;
+    struct anvil_entry *victim = TAILQ_FIRST(&t->lru);
     if (!victim)
         return;
     t->evictions++;
@@ -224,8 +175,8 @@ static struct anvil_entry *entry_get(struct anvil_table *t, const struct anvil_r
     uint64_t h = key_hash(t, key);
     for (struct anvil_entry *e = t->buckets[h & (t->nbuckets - 1)]; e; e = e->hnext)
         if (e->hash == h && strcmp(e->key, key) == 0) {
-            lru_unlink(t, e);
-            lru_append(t, e);
+            TAILQ_REMOVE(&t->lru, e, lru);
+            TAILQ_INSERT_TAIL(&t->lru, e, lru);
             return e;
         }
     if (t->size >= t->limit)
@@ -238,7 +189,7 @@ static struct anvil_entry *entry_get(struct anvil_table *t, const struct anvil_r
     size_t b = h & (t->nbuckets - 1);
     e->hnext = t->buckets[b];
     t->buckets[b] = e;
-    lru_append(t, e);
+    TAILQ_INSERT_TAIL(&t->lru, e, lru);
     t->size++;
     if (t->size > t->peak_size) {
         t->peak_size = t->size;
@@ -333,8 +284,8 @@ struct anvil_peer *anvil_peer_create(struct anvil_table *t)
 void anvil_peer_close(struct anvil_table *t, struct anvil_peer *p)
 {
     (void)t;
-    while (p->links) {
-        struct anvil_link *l = p->links;
+    while (!LIST_EMPTY(&p->links)) {
+        struct anvil_link *l = LIST_FIRST(&p->links);
         l->entry->conns -= l->count;
         link_free(l);
     }
@@ -345,10 +296,10 @@ void anvil_peer_close(struct anvil_table *t, struct anvil_peer *p)
 
 void anvil_table_expire(struct anvil_table *t, time_t now)
 {
-    struct anvil_entry *e = t->oldest;
+    struct anvil_entry *e = TAILQ_FIRST(&t->lru);
     /* The list is ordered by last request, so the stale ones come first. */
     while (e && now - e->last >= t->unit) {
-        struct anvil_entry *next = e->newer;
+        struct anvil_entry *next = TAILQ_NEXT(e, lru);
         if (e->conns == 0)
             entry_remove(t, e);
         e = next;
@@ -375,19 +326,26 @@ static const char *stamp(time_t when, char *buf, size_t size)
 
 void anvil_table_log_stats(struct anvil_table *t)
 {
-    static const enum anvil_counter order[] = { CNT_CONN_RATE, CNT_CONN_COUNT, CNT_MAIL_RATE,
-                                                CNT_RCPT_RATE, CNT_NTLS_RATE, CNT_AUTH_RATE };
+    /* the peaks in the order they are logged, with their names */
+    static const struct {
+        enum anvil_counter counter;
+        const char *text;
+    } peaks[] = {
+        { CNT_CONN_RATE, "connection rate" }, { CNT_CONN_COUNT, "connection count" },
+        { CNT_MAIL_RATE, "message rate" }, { CNT_RCPT_RATE, "recipient rate" },
+        { CNT_NTLS_RATE, "new TLS sessions" }, { CNT_AUTH_RATE, "AUTH rate" },
+    };
     char when[64];
-    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-        enum anvil_counter c = order[i];
+    for (size_t i = 0; i < sizeof(peaks) / sizeof(peaks[0]); i++) {
+        enum anvil_counter c = peaks[i].counter;
         const struct anvil_peak *pk = &t->peak[c];
         if (pk->value <= 0)
             continue;
         if (c == CNT_CONN_COUNT)
-            msg_info("statistics: max %s %ld for (%s) at %s", peak_text[c], pk->value,
+            msg_info("statistics: max %s %ld for (%s) at %s", peaks[i].text, pk->value,
                      pk->ident, stamp(pk->when, when, sizeof(when)));
         else
-            msg_info("statistics: max %s %ld/%lds for (%s) at %s", peak_text[c], pk->value,
+            msg_info("statistics: max %s %ld/%lds for (%s) at %s", peaks[i].text, pk->value,
                      t->unit, pk->ident, stamp(pk->when, when, sizeof(when)));
     }
     if (t->peak_size > 0)
@@ -401,8 +359,9 @@ void anvil_table_free(struct anvil_table *t)
 {
     if (!t)
         return;
-    while (t->oldest)
-        entry_remove(t, t->oldest);
+    struct anvil_entry *e;
+    while ((e = TAILQ_FIRST(&t->lru)))
+        entry_remove(t, e);
     free(t->buckets);
     free(t);
 }

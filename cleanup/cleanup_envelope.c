@@ -121,28 +121,16 @@ int cleanup_envelope_read(struct attr_reader *r, struct cleanup_envelope *env,
 
 const char *cleanup_env_attr(const struct cleanup_envelope *env, const char *name)
 {
-    for (size_t i = 0; i < env->nattr; i++)
-        if (strcmp(env->attr_names[i], name) == 0)
-            return env->attr_values[i];
-    return NULL;
+    return strv_value(env->attr_names, env->attr_values, env->nattr, name);
 }
 
 void cleanup_envelope_free(struct cleanup_envelope *env)
 {
-    for (size_t i = 0; i < env->nattr; i++) {
-        free(env->attr_names[i]);
-        free(env->attr_values[i]);
-    }
-    for (size_t i = 0; i < env->nrcpt; i++) {
-        free(env->rcpts[i]);
-        free(env->orcpts[i]);
-        free(env->notifies[i]);
-    }
-    free(env->attr_names);
-    free(env->attr_values);
-    free(env->rcpts);
-    free(env->orcpts);
-    free(env->notifies);
+    strv_free(env->attr_names, env->nattr);
+    strv_free(env->attr_values, env->nattr);
+    strv_free(env->rcpts, env->nrcpt);
+    strv_free(env->orcpts, env->nrcpt);
+    strv_free(env->notifies, env->nrcpt);
     free(env->sender);
     memset(env, 0, sizeof(*env));
 }

@@ -16,9 +16,8 @@
 #include "util.h"
 
 struct local_aliases {
-    struct map **maps;
+    struct maplist *maps;
     uid_t *owners;               /* owner of each table's file; 0 for root or none */
-    size_t n;
     char *error;                 /* why the tables could not be opened */
 };
 
@@ -42,25 +41,19 @@ static uid_t map_file_owner(const char *spec)
 struct local_aliases *local_aliases_open(void)
 {
     struct local_aliases *a = xcalloc(1, sizeof(*a));
-    size_t n;
-    char **words = cfg_list_split(local_cfg.alias_maps, &n);
-    a->maps = xcalloc(n ? n : 1, sizeof(*a->maps));
-    a->owners = xcalloc(n ? n : 1, sizeof(*a->owners));
     struct strbuf err = STRBUF_INIT(4096);
-    for (size_t i = 0; i < n; i++) {
-        sb_reset(&err);
-        struct map *m = map_open(words[i], &err);
-        if (!m) {
-            msg_warn("alias_maps: %s", sb_str(&err));
-            a->error = xstrdup(sb_str(&err));
-            local_printable(a->error);
-            break;
-        }
-        a->maps[a->n] = m;
-        a->owners[a->n++] = map_file_owner(words[i]);
+    a->maps = maplist_open(local_cfg.alias_maps, &err);
+    if (!a->maps) {
+        msg_warn("alias_maps: %s", sb_str(&err));
+        a->error = xstrdup(sb_str(&err));
+        local_printable(a->error);
+    } else {
+        size_t n = maplist_size(a->maps);
+        a->owners = xcalloc(n ? n : 1, sizeof(*a->owners));
+        for (size_t i = 0; i < n; i++)
+            a->owners[i] = map_file_owner(map_spec(maplist_map(a->maps, i)));
     }
     sb_free(&err);
-    cfg_list_free(words, n);
     return a;
 }
 
@@ -68,9 +61,7 @@ void local_aliases_close(struct local_aliases *a)
 {
     if (!a)
         return;
-    for (size_t i = 0; i < a->n; i++)
-        map_close(a->maps[i]);
-    free(a->maps);
+    maplist_close(a->maps);
     free(a->owners);
     free(a->error);
     free(a);
@@ -107,15 +98,15 @@ int local_alias_lookup(struct local_aliases *a, const char *name, struct strbuf 
         local_result_set(res, 4, "4.3.0", "alias database unavailable: %s", a->error);
         return -1;
     }
-    for (size_t i = 0; i < a->n; i++) {
-        int rc = map_lookup(a->maps[i], name, value);
-        if (rc < 0) {
-            local_result_set(res, 4, "4.3.0", "alias database %s: lookup error", map_spec(a->maps[i]));
-            return -1;
-        }
-        if (rc == 1)
-            return owner_identity(a->owners[i], owner, res) < 0 ? -1 : 1;
+    size_t i;
+    int rc = maplist_lookup_which(a->maps, name, value, &i);
+    if (rc < 0) {
+        local_result_set(res, 4, "4.3.0", "alias database %s: lookup error",
+                         map_spec(maplist_map(a->maps, i)));
+        return -1;
     }
+    if (rc == 1)
+        return owner_identity(a->owners[i], owner, res) < 0 ? -1 : 1;
     return 0;
 }
 

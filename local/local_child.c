@@ -24,33 +24,28 @@
 
 /* ---- identities ---- */
 
-static void user_from_passwd(const struct passwd *pw, struct local_user *u)
+/* u from a password entry: 0, or -1 with u empty when there is none. */
+static int user_from_passwd(const struct passwd *pw, struct local_user *u)
 {
+    memset(u, 0, sizeof(*u));
+    if (!pw)
+        return -1;
     u->name = xstrdup(pw->pw_name);
     u->uid = pw->pw_uid;
     u->gid = pw->pw_gid;
     u->home = xstrdup(pw->pw_dir ? pw->pw_dir : "/");
     u->shell = xstrdup(pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
+    return 0;
 }
 
 int local_user_by_name(const char *name, struct local_user *u)
 {
-    memset(u, 0, sizeof(*u));
-    struct passwd *pw = getpwnam(name);
-    if (!pw)
-        return -1;
-    user_from_passwd(pw, u);
-    return 0;
+    return user_from_passwd(getpwnam(name), u);
 }
 
 int local_user_by_uid(uid_t uid, struct local_user *u)
 {
-    memset(u, 0, sizeof(*u));
-    struct passwd *pw = getpwuid(uid);
-    if (!pw)
-        return -1;
-    user_from_passwd(pw, u);
-    return 0;
+    return user_from_passwd(getpwuid(uid), u);
 }
 
 void local_user_copy(struct local_user *dst, const struct local_user *src)

@@ -152,6 +152,14 @@ static int reject_controls(const char *s, size_t len, struct strbuf *err)
     return 0;
 }
 
+/* Add the len bytes at s (not terminated) as one destination of kind. */
+static void dest_add_span(struct dest_list *out, enum local_dest_kind kind, const char *s, size_t len)
+{
+    char *value = xstrndup(s, len);
+    local_dest_list_add(out, kind, value, false);
+    free(value);
+}
+
 /* Classify one trimmed item (its outer quotes already removed when it
  * was wholly quoted) and add it. */
 static int parse_item(const char *s, size_t len, struct dest_list *out, struct strbuf *err)
@@ -172,14 +180,10 @@ static int parse_item(const char *s, size_t len, struct dest_list *out, struct s
             sb_appends(err, "empty command after '|'");
             rc = -1;
         } else {
-            char *c = xstrndup(cmd, n);
-            local_dest_list_add(out, DEST_COMMAND, c, false);
-            free(c);
+            dest_add_span(out, DEST_COMMAND, cmd, n);
         }
     } else if (s[0] == '/') {
-        char *path = xstrndup(s, len);
-        local_dest_list_add(out, DEST_FILE, path, false);
-        free(path);
+        dest_add_span(out, DEST_FILE, s, len);
     } else if (len >= 9 && strncasecmp(s, ":include:", 9) == 0) {
         size_t n = len - 9;
         const char *path = trim_span(s + 9, &n);
@@ -187,9 +191,7 @@ static int parse_item(const char *s, size_t len, struct dest_list *out, struct s
             sb_appends(err, ":include: needs an absolute file name");
             rc = -1;
         } else {
-            char *p = xstrndup(path, n);
-            local_dest_list_add(out, DEST_INCLUDE, p, false);
-            free(p);
+            dest_add_span(out, DEST_INCLUDE, path, n);
         }
     } else {
         rc = parse_addresses(s, len, out, err);

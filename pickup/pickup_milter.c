@@ -301,12 +301,8 @@ done:
 
 void pickup_milter_result_free(struct pickup_milter_result *r)
 {
-    for (size_t i = 0; i < r->nrcpt; i++) {
-        free(r->rcpts[i]);
-        free(r->notifies[i]);
-    }
-    free(r->rcpts);
-    free(r->notifies);
+    strv_free(r->rcpts, r->nrcpt);
+    strv_free(r->notifies, r->nrcpt);
     free(r->sender);
     free(r->hold_reason);
     if (r->have_msg)

@@ -79,15 +79,15 @@ static void address_families(void)
     cfg_list_free(words, n);
     if (!smtp_cfg.want_v4 && !smtp_cfg.want_v6)
         msg_fatal("inet_protocols is empty (main.cf)");
+    static const struct name_code prefs[] = {
+        { "any", SMTP_PREF_ANY }, { "ipv4", SMTP_PREF_IPV4 }, { "ipv6", SMTP_PREF_IPV6 },
+        { NULL, -1 },
+    };
     const char *pref = cfg_str(P_smtp_address_preference);
-    if (strcmp(pref, "any") == 0)
-        smtp_cfg.family_pref = SMTP_PREF_ANY;
-    else if (strcmp(pref, "ipv4") == 0)
-        smtp_cfg.family_pref = SMTP_PREF_IPV4;
-    else if (strcmp(pref, "ipv6") == 0)
-        smtp_cfg.family_pref = SMTP_PREF_IPV6;
-    else
+    int code = name_code(prefs, pref);
+    if (code < 0)
         msg_fatal("smtp_address_preference = %s: expected any, ipv4 or ipv6 (main.cf)", pref);
+    smtp_cfg.family_pref = (enum smtp_family_pref)code;
 }
 
 static bool helo_name_ok(const char *s)

@@ -127,28 +127,45 @@ static enum step check_loop(struct dialogue *d)
     return STEP_DONE;
 }
 
+/* The server refused the greeting or HELO/EHLO: when permanent every
+ * recipient bounces, otherwise the next server may try; either way the
+ * session ends with QUIT. */
+static enum step session_refused(struct dialogue *d, bool permanent, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum step session_refused(struct dialogue *d, bool permanent, const char *fmt, ...)
+{
+    struct smtp_session *s = d->s;
+    char text[SMTP_REASON_MAX], dsn[SMTP_DSN_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    enum step rc = STEP_DONE;
+    if (permanent) {
+        smtp_reply_dsn(&s->reply, 0, dsn);
+        smtp_rcpt_set_all(d->rq, 5, dsn, s->desc, "%s", text);
+    } else {
+        smtp_reply_dsn(&s->reply, 4, dsn);
+        rc = next_server(d, dsn, "%s", text);
+    }
+    send_quit(s);
+    return rc;
+}
+
 static enum step greeting(struct dialogue *d)
 {
     struct smtp_session *s = d->s;
     struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
     enum step rc = STEP_OK;
-    char dsn[SMTP_DSN_SIZE];
     if (smtp_read_reply(s, smtp_cfg.helo_timeout) < 0) {
         io_failure(d, "receiving the initial server greeting", &text);
         rc = next_server(d, "4.4.2", "%s", sb_str(&text));
     } else if (s->reply.code / 100 == 2) {
         rc = check_loop(d);
-    } else if (s->reply.code / 100 == 5 && !smtp_cfg.skip_5xx_greeting) {
-        smtp_reply_dsn(&s->reply, 0, dsn);
-        smtp_rcpt_set_all(d->rq, 5, dsn, s->desc, "host %s refused to talk to me: %s", s->name,
-                          reply_text(d, &text));
-        send_quit(s);
-        rc = STEP_DONE;
     } else {
-        /* 4xx, or a 5xx that smtp_skip_5xx_greeting makes temporary. */
-        smtp_reply_dsn(&s->reply, 4, dsn);
-        rc = next_server(d, dsn, "host %s refused to talk to me: %s", s->name, reply_text(d, &text));
-        send_quit(s);
+        /* smtp_skip_5xx_greeting makes a 5xx temporary */
+        rc = session_refused(d, s->reply.code / 100 == 5 && !smtp_cfg.skip_5xx_greeting,
+                             "host %s refused to talk to me: %s", s->name, reply_text(d, &text));
     }
     sb_free(&text);
     return rc;
@@ -160,7 +177,6 @@ static enum step hello(struct dialogue *d)
     struct smtp_session *s = d->s;
     struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
     const char *verb = "EHLO";
-    char dsn[SMTP_DSN_SIZE];
     enum step rc;
     int io = smtp_queue_command(s, "EHLO %s", smtp_cfg.helo_name) < 0 ? -1
              : command_reply(s, smtp_cfg.helo_timeout);
@@ -181,17 +197,9 @@ static enum step hello(struct dialogue *d)
             s->auth_mechs = smtp_ehlo_auth_mechs(sb_str(&s->reply.lines), s->reply.lines.len);
         }
         rc = check_loop(d);
-    } else if (s->reply.code / 100 == 5) {
-        smtp_reply_dsn(&s->reply, 0, dsn);
-        smtp_rcpt_set_all(d->rq, 5, dsn, s->desc, "host %s said: %s (in reply to %s command)",
-                          s->name, reply_text(d, &text), verb);
-        send_quit(s);
-        rc = STEP_DONE;
     } else {
-        smtp_reply_dsn(&s->reply, 4, dsn);
-        rc = next_server(d, dsn, "host %s said: %s (in reply to %s command)", s->name,
-                         reply_text(d, &text), verb);
-        send_quit(s);
+        rc = session_refused(d, s->reply.code / 100 == 5, "host %s said: %s (in reply to %s command)",
+                             s->name, reply_text(d, &text), verb);
     }
     sb_free(&text);
     return rc;

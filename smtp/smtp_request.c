@@ -23,41 +23,43 @@
 
 /* ---- outcomes ---- */
 
-static void rcpt_vset(struct smtp_rcpt *r, int status, const char *dsn, const char *relay,
-                      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
-static void rcpt_vset(struct smtp_rcpt *r, int status, const char *dsn, const char *relay,
-                      const char *fmt, va_list ap)
+/* The verdict for the recipients first..end-1 that have none yet: the
+ * first verdict a recipient gets stands. */
+static void rcpts_vset(struct smtp_request *rq, size_t first, size_t end, int status, const char *dsn,
+                       const char *relay, const char *fmt, va_list ap)
+    __attribute__((format(printf, 7, 0)));
+static void rcpts_vset(struct smtp_request *rq, size_t first, size_t end, int status, const char *dsn,
+                       const char *relay, const char *fmt, va_list ap)
 {
     char text[SMTP_REASON_MAX];
     vsnprintf(text, sizeof(text), fmt, ap);
-    str_copy(r->dsn, sizeof(r->dsn), dsn);
-    r->status = soft_bounce_status(status, r->dsn);
-    sb_set(&r->relay, relay ? relay : "none");
-    sb_set(&r->reason, text);
+    for (size_t i = first; i < end; i++) {
+        struct smtp_rcpt *r = &rq->rcpts[i];
+        if (r->status)
+            continue;
+        str_copy(r->dsn, sizeof(r->dsn), dsn);
+        r->status = soft_bounce_status(status, r->dsn);
+        sb_set(&r->relay, relay ? relay : "none");
+        sb_set(&r->reason, text);
+    }
 }
 
 void smtp_rcpt_set(struct smtp_request *rq, size_t i, int status, const char *dsn,
                    const char *relay, const char *fmt, ...)
 {
-    if (rq->rcpts[i].status)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    rcpt_vset(&rq->rcpts[i], status, dsn, relay, fmt, ap);
+    rcpts_vset(rq, i, i + 1, status, dsn, relay, fmt, ap);
     va_end(ap);
 }
 
 void smtp_rcpt_set_all(struct smtp_request *rq, int status, const char *dsn, const char *relay,
                        const char *fmt, ...)
 {
-    for (size_t i = 0; i < rq->nrcpt; i++) {
-        if (rq->rcpts[i].status)
-            continue;
-        va_list ap;
-        va_start(ap, fmt);
-        rcpt_vset(&rq->rcpts[i], status, dsn, relay, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    rcpts_vset(rq, 0, rq->nrcpt, status, dsn, relay, fmt, ap);
+    va_end(ap);
 }
 
 size_t smtp_undecided(const struct smtp_request *rq)

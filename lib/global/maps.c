@@ -410,14 +410,32 @@ struct maplist *maplist_open(const char *value, struct strbuf *err)
     return l;
 }
 
-int maplist_lookup(struct maplist *l, const char *key, struct strbuf *result)
+int maplist_lookup_which(struct maplist *l, const char *key, struct strbuf *result, size_t *which)
 {
     for (size_t i = 0; i < l->n; i++) {
         int rc = map_lookup(l->maps[i], key, result);
-        if (rc != 0)
+        if (rc != 0) {
+            *which = i;
             return rc;      /* found, or an error that must not look like "not found" */
+        }
     }
     return 0;
+}
+
+int maplist_lookup(struct maplist *l, const char *key, struct strbuf *result)
+{
+    size_t which;
+    return maplist_lookup_which(l, key, result, &which);
+}
+
+size_t maplist_size(const struct maplist *l)
+{
+    return l->n;
+}
+
+struct map *maplist_map(const struct maplist *l, size_t i)
+{
+    return l->maps[i];
 }
 
 void maplist_close(struct maplist *l)

@@ -50,6 +50,11 @@ int map_build(const char *spec, int flags, struct strbuf *err);
 struct maplist;
 struct maplist *maplist_open(const char *value, struct strbuf *err);
 int maplist_lookup(struct maplist *l, const char *key, struct strbuf *result);
+/* The same, and *which is the index of the table that answered or failed
+ * (for callers that keep something per table). */
+int maplist_lookup_which(struct maplist *l, const char *key, struct strbuf *result, size_t *which);
+size_t maplist_size(const struct maplist *l);
+struct map *maplist_map(const struct maplist *l, size_t i);
 void maplist_close(struct maplist *l);
 
 /* Read a postmap-style source file: calls fn(key, value, line, ctx) for

@@ -770,21 +770,14 @@ int qmessage_load_fd(int fd, const char *id, struct qmessage *m, struct strbuf *
 
 const char *qmessage_attr(const struct qmessage *m, const char *name)
 {
-    for (size_t i = 0; i < m->nattrs; i++)
-        if (strcmp(m->attr_names[i], name) == 0)
-            return m->attr_values[i];
-    return NULL;
+    return strv_value(m->attr_names, m->attr_values, m->nattrs, name);
 }
 
 void qmessage_free(struct qmessage *m)
 {
     free(m->sender);
-    for (size_t i = 0; i < m->nattrs; i++) {
-        free(m->attr_names[i]);
-        free(m->attr_values[i]);
-    }
-    free(m->attr_names);
-    free(m->attr_values);
+    strv_free(m->attr_names, m->nattrs);
+    strv_free(m->attr_values, m->nattrs);
     for (size_t i = 0; i < m->nrcpts; i++) {
         free((char *)m->rcpts[i].address);
         free((char *)m->rcpts[i].orcpt);

@@ -188,14 +188,14 @@ static void __attribute__((noreturn)) usage_fatal(const char *why)
 
 static void set_listen_kind(const char *type)
 {
-    if (strcmp(type, "inet") == 0 || strcmp(type, "unix") == 0)
-        srv.listen_kind = LISTEN_STREAM;
-    else if (strcmp(type, "pass") == 0)
-        srv.listen_kind = LISTEN_PASS;
-    else if (strcmp(type, "fifo") == 0)
-        srv.listen_kind = LISTEN_FIFO;
-    else
+    static const struct name_code kinds[] = {
+        { "inet", LISTEN_STREAM }, { "unix", LISTEN_STREAM },
+        { "pass", LISTEN_PASS }, { "fifo", LISTEN_FIFO }, { NULL, -1 },
+    };
+    int kind = name_code(kinds, type);
+    if (kind < 0)
         usage_fatal("unknown service type after -t");
+    srv.listen_kind = (enum listen_kind)kind;
 }
 
 static void add_override(const char *arg)

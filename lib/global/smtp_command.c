@@ -226,6 +226,44 @@ static int check_dup(unsigned *seen, unsigned bit, const char *name, struct smtp
     return 0;
 }
 
+/* A parameter whose value is one of a few keywords (case-insensitive), with
+ * its bit for duplicate detection and its reply to a bad value; the
+ * values are enums whose 0 means "not given". */
+struct keyword_param {
+    const char *name;
+    unsigned seen_bit;
+    const char *bad_value;
+    struct {
+        const char *word;
+        int value;
+    } keywords[4];          /* ended by a NULL word */
+};
+
+static const struct keyword_param body_param = {
+    "BODY", SEEN_BODY, "5.5.4 Bad BODY keyword syntax",
+    { { "7BIT", SMTP_BODY_7BIT }, { "8BITMIME", SMTP_BODY_8BITMIME },
+      { "BINARYMIME", SMTP_BODY_BINARYMIME }, { NULL, 0 } },
+};
+
+static const struct keyword_param ret_param = {
+    "RET", SEEN_RET, "5.5.4 Bad RET parameter syntax",
+    { { "FULL", SMTP_RET_FULL }, { "HDRS", SMTP_RET_HDRS }, { NULL, 0 } },
+};
+
+/* The value of prm's keyword; 0 with err set when prm is a duplicate or
+ * its value is none of the keywords. */
+static int keyword_param_value(const struct esmtp_param *prm, const struct keyword_param *kp,
+                               unsigned *seen, struct smtp_parse_error *err)
+{
+    if (check_dup(seen, kp->seen_bit, kp->name, err) < 0)
+        return 0;
+    for (size_t i = 0; kp->keywords[i].word; i++)
+        if (value_is(prm, kp->keywords[i].word))
+            return kp->keywords[i].value;
+    parse_fail(err, 501, "%s", kp->bad_value);
+    return 0;
+}
+
 static int parse_size_param(const struct esmtp_param *prm, long long *size, struct smtp_parse_error *err)
 {
     char digits[20];
@@ -253,30 +291,10 @@ static int mail_param(const struct esmtp_param *prm, const struct smtp_parse_opt
             return -1;
         return parse_size_param(prm, &m->size, err);
     }
-    if (strcmp(prm->name, "BODY") == 0) {
-        if (check_dup(seen, SEEN_BODY, "BODY", err) < 0)
-            return -1;
-        if (value_is(prm, "7BIT"))
-            m->body = SMTP_BODY_7BIT;
-        else if (value_is(prm, "8BITMIME"))
-            m->body = SMTP_BODY_8BITMIME;
-        else if (value_is(prm, "BINARYMIME"))
-            m->body = SMTP_BODY_BINARYMIME;
-        else
-            return parse_fail(err, 501, "5.5.4 Bad BODY keyword syntax");
-        return 0;
-    }
-    if (strcmp(prm->name, "RET") == 0) {
-        if (check_dup(seen, SEEN_RET, "RET", err) < 0)
-            return -1;
-        if (value_is(prm, "FULL"))
-            m->ret = SMTP_RET_FULL;
-        else if (value_is(prm, "HDRS"))
-            m->ret = SMTP_RET_HDRS;
-        else
-            return parse_fail(err, 501, "5.5.4 Bad RET parameter syntax");
-        return 0;
-    }
+    if (strcmp(prm->name, "BODY") == 0)
+        return (m->body = (enum smtp_body)keyword_param_value(prm, &body_param, seen, err)) ? 0 : -1;
+    if (strcmp(prm->name, "RET") == 0)
+        return (m->ret = (enum smtp_ret)keyword_param_value(prm, &ret_param, seen, err)) ? 0 : -1;
     if (strcmp(prm->name, "ENVID") == 0) {
         if (check_dup(seen, SEEN_ENVID, "ENVID", err) < 0)
             return -1;

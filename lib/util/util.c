@@ -152,6 +152,29 @@ bool str_ieq(const char *a, const char *b)
     return strcasecmp(a, b) == 0;
 }
 
+int name_code(const struct name_code *table, const char *name)
+{
+    for (; table->name; table++)
+        if (strcmp(table->name, name) == 0)
+            break;
+    return table->code;
+}
+
+void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+const char *strv_value(char *const *names, char *const *values, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return values[i];
+    return NULL;
+}
+
 ssize_t write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;
@@ -188,22 +211,25 @@ int pread_all(int fd, void *buf, size_t n, off_t off)
     return 0;
 }
 
-int set_nonblock(int fd, bool on)
+/* Turn one bit of a descriptor's flags on or off: get with get_cmd, set with
+ * set_cmd (F_GETFL/F_SETFL for status flags, F_GETFD/F_SETFD for FD_CLOEXEC). */
+static int fcntl_flag(int fd, int get_cmd, int set_cmd, int bit, bool on)
 {
-    int fl = fcntl(fd, F_GETFL);
+    int fl = fcntl(fd, get_cmd);
     if (fl < 0)
         return -1;
-    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-    return fcntl(fd, F_SETFL, fl);
+    fl = on ? (fl | bit) : (fl & ~bit);
+    return fcntl(fd, set_cmd, fl);
+}
+
+int set_nonblock(int fd, bool on)
+{
+    return fcntl_flag(fd, F_GETFL, F_SETFL, O_NONBLOCK, on);
 }
 
 int set_cloexec(int fd, bool on)
 {
-    int fl = fcntl(fd, F_GETFD);
-    if (fl < 0)
-        return -1;
-    fl = on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC);
-    return fcntl(fd, F_SETFD, fl);
+    return fcntl_flag(fd, F_GETFD, F_SETFD, FD_CLOEXEC, on);
 }
 
 int temp_file_open(const char *dir)

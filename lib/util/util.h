@@ -51,6 +51,21 @@ int hostport_split(const char *hostport, char *host, size_t hostsz, const char *
 /* Case-insensitive ASCII comparison helpers. */
 bool str_ieq(const char *a, const char *b);
 
+/* A word and the code it stands for, in a table ended by an entry with a
+ * NULL name whose code is the answer for any other word (Postfix's
+ * name_code): the values a setting or option may take. */
+struct name_code {
+    const char *name;
+    int code;
+};
+int name_code(const struct name_code *table, const char *name);
+
+/* Free the n strings of v and v itself (either may be NULL). */
+void strv_free(char **v, size_t n);
+/* The value paired with name in two parallel arrays of n names and values
+ * (attributes of a message), or NULL when name is not among them. */
+const char *strv_value(char *const *names, char *const *values, size_t n, const char *name);
+
 /* Write/read all bytes, retrying on EINTR and short counts; -1 on error/EOF. */
 ssize_t write_all(int fd, const void *buf, size_t n);
 /* Read exactly n bytes at offset off; -1 on an error or a short file (EIO):
