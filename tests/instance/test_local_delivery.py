@@ -648,15 +648,21 @@ class TestMailboxCommand(LocalTestCase):
         qid, res = self.one("slow@%s" % HOST)
         self.assertResult(res, 5, "5.3.0", r"^command time limit exceeded")
         self.assertLess(time.time() - t0, 15)
-        # the whole process group is gone, the shell's child included
-        sleepers = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open("/proc/%s/cmdline" % pid, "rb") as f:
-                    if f.read() == b"sleep\x00%s\x00" % self.SLEEP.encode():
-                        sleepers.append(pid)
-            except OSError:
-                pass
+        # the whole process group is gone, the shell's child included (a
+        # process killed with SIGKILL may take a moment to go on a busy host)
+        deadline = time.time() + 5
+        while True:
+            sleepers = []
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open("/proc/%s/cmdline" % pid, "rb") as f:
+                        if f.read() == b"sleep\x00%s\x00" % self.SLEEP.encode():
+                            sleepers.append(pid)
+                except OSError:
+                    pass
+            if not sleepers or time.time() > deadline:
+                break
+            time.sleep(0.1)
         self.assertEqual(sleepers, [])
         qid, res = self.one("fast@%s" % HOST)
         self.assertEqual(res["status"], 2, res)
