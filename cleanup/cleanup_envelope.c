@@ -126,11 +126,11 @@ const char *cleanup_env_attr(const struct cleanup_envelope *env, const char *nam
 
 void cleanup_envelope_free(struct cleanup_envelope *env)
 {
-    strv_free(env->attr_names, env->nattr);
-    strv_free(env->attr_values, env->nattr);
-    strv_free(env->rcpts, env->nrcpt);
-    strv_free(env->orcpts, env->nrcpt);
-    strv_free(env->notifies, env->nrcpt);
+    str_array_free(env->attr_names, env->nattr);
+    str_array_free(env->attr_values, env->nattr);
+    str_array_free(env->rcpts, env->nrcpt);
+    str_array_free(env->orcpts, env->nrcpt);
+    str_array_free(env->notifies, env->nrcpt);
     free(env->sender);
     memset(env, 0, sizeof(*env));
 }

@@ -301,8 +301,8 @@ done:
 
 void pickup_milter_result_free(struct pickup_milter_result *r)
 {
-    strv_free(r->rcpts, r->nrcpt);
-    strv_free(r->notifies, r->nrcpt);
+    str_array_free(r->rcpts, r->nrcpt);
+    str_array_free(r->notifies, r->nrcpt);
     free(r->sender);
     free(r->hold_reason);
     if (r->have_msg)

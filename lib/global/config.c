@@ -714,9 +714,7 @@ char **cfg_list_split(const char *value, size_t *count)
 
 void cfg_list_free(char **list, size_t count)
 {
-    for (size_t i = 0; i < count; i++)
-        free(list[i]);
-    free(list);
+    str_array_free(list, count);
 }
 
 void cfg_log_configure(void)

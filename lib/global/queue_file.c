@@ -776,8 +776,8 @@ const char *qmessage_attr(const struct qmessage *m, const char *name)
 void qmessage_free(struct qmessage *m)
 {
     free(m->sender);
-    strv_free(m->attr_names, m->nattrs);
-    strv_free(m->attr_values, m->nattrs);
+    str_array_free(m->attr_names, m->nattrs);
+    str_array_free(m->attr_values, m->nattrs);
     for (size_t i = 0; i < m->nrcpts; i++) {
         free((char *)m->rcpts[i].address);
         free((char *)m->rcpts[i].orcpt);

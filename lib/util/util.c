@@ -55,7 +55,7 @@ char *xstrndup(const char *s, size_t n)
 
 void str_array_free(char **list, size_t count)
 {
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; list && i < count; i++)
         free(list[i]);
     free(list);
 }
@@ -158,13 +158,6 @@ int name_code(const struct name_code *table, const char *name)
         if (strcmp(table->name, name) == 0)
             break;
     return table->code;
-}
-
-void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
 }
 
 const char *strv_value(char *const *names, char *const *values, size_t n, const char *name)

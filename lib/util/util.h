@@ -12,8 +12,7 @@ void *xcalloc(size_t n, size_t m);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
-/* Free count strings and the array that holds them (list may be NULL when
- * count is 0). */
+/* Free count strings and the array that holds them (list may be NULL). */
 void str_array_free(char **list, size_t count);
 
 /* Make sure descriptors 0, 1 and 2 are open, on /dev/null where one is
@@ -60,8 +59,6 @@ struct name_code {
 };
 int name_code(const struct name_code *table, const char *name);
 
-/* Free the n strings of v and v itself (either may be NULL). */
-void strv_free(char **v, size_t n);
 /* The value paired with name in two parallel arrays of n names and values
  * (attributes of a message), or NULL when name is not among them. */
 const char *strv_value(char *const *names, char *const *values, size_t n, const char *name);
