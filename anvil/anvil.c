@@ -105,12 +105,9 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 static void anvil_accept(int fd, struct event_base *base)
 {
     struct anvil_conn *c = xcalloc(1, sizeof(*c));
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    c->bev = server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!c->bev) {
-        msg_warn("cannot set up a new client connection: %s", strerror(errno));
-        close(fd);
         free(c);
-        server_client_done();
         return;
     }
     c->peer = anvil_peer_create(av.table);

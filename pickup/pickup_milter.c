@@ -40,12 +40,8 @@ struct runner {
 
 void pickup_milter_init(void)
 {
-    struct strbuf err = STRBUF_INIT(1024);
-    if (milter_config_load(&milters, P_non_smtpd_milters, &err) < 0) {
-        msg_warn("non_smtpd_milters: %s; local submissions wait until it is fixed", sb_str(&err));
-        milters_broken = true;
-    }
-    sb_free(&err);
+    milters_broken = !milter_config_load_or_warn(&milters, P_non_smtpd_milters,
+                                                 "local submissions wait until it is fixed");
 }
 
 static const char *macro(void *ctx, const char *name)

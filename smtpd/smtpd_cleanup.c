@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "attr.h"
+#include "evframe.h"
 #include "log.h"
 #include "smtpd.h"
 #include "smtpd_milter.h"
@@ -158,10 +159,9 @@ static void handle_reply(struct smtpd_cleanup *c, const void *frame, size_t len)
 static void cleanup_read_cb(struct bufferevent *bev, void *arg)
 {
     struct smtpd_cleanup *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t avail = evbuffer_get_length(in);
-    unsigned char *head = evbuffer_pullup(in, avail < 4 ? (ssize_t)avail : 4);
-    ssize_t size = head ? attr_frame_size(head, avail, CLEANUP_REPLY_LIMIT) : 0;
+    unsigned char *frame;
+    ssize_t size = evframe_take(bufferevent_get_input(bev), attr_frame_size, CLEANUP_REPLY_LIMIT,
+                                &frame);
     if (size == 0)
         return;
     if (size < 0) {
@@ -169,11 +169,10 @@ static void cleanup_read_cb(struct bufferevent *bev, void *arg)
         return;
     }
     if (c->state != CL_PROTOCOL && c->state != CL_ENDING) {
+        free(frame);
         cleanup_fail(c, "unexpected frame");
         return;
     }
-    unsigned char *frame = xmalloc((size_t)size);
-    evbuffer_remove(in, frame, (size_t)size);
     struct smtpd_session *s = c->s;
     if (c->state == CL_PROTOCOL)
         handle_protocol(c, frame, (size_t)size);

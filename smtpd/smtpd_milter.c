@@ -94,12 +94,8 @@ static void raise_open_limit(void)
 
 void smtpd_milter_init(void)
 {
-    struct strbuf err = STRBUF_INIT(1024);
-    if (milter_config_load(&milters, P_smtpd_milters, &err) < 0) {
-        msg_warn("smtpd_milters: %s; mail is refused with 451 4.3.5 until it is fixed", sb_str(&err));
-        milters_broken = true;
-    }
-    sb_free(&err);
+    milters_broken = !milter_config_load_or_warn(&milters, P_smtpd_milters,
+                                                 "mail is refused with 451 4.3.5 until it is fixed");
     macro_daemon_name = cfg_str(P_milter_macro_daemon_name);
     macro_v = cfg_str(P_milter_macro_v);
     header_limit = (size_t)cfg_size(P_header_size_limit);

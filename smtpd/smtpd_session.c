@@ -545,12 +545,9 @@ void smtpd_session_accept(int fd, struct event_base *base)
     set_cloexec(fd, true);
     /* Not BEV_OPT_CLOSE_ON_FREE: STARTTLS replaces the bufferevent on the
      * same socket; session_free() closes it. */
-    s->bev = bufferevent_socket_new(base, fd, 0);
+    s->bev = server_client_bufferevent(fd, base, 0);
     if (!s->bev) {
-        msg_warn("cannot set up a session for a new connection: %s", strerror(errno));
-        close(fd);
         free(s);
-        server_client_done();
         return;
     }
     describe_peer(s);

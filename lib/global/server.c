@@ -3,6 +3,7 @@
  * privilege drop, and the serve loop in SINGLE (blocking, one client at a
  * time) or EVENT (libevent, many clients) mode, with busy/idle hints to master. */
 #include <errno.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -504,6 +505,17 @@ static void event_on_accept(evutil_socket_t lfd, short what, void *arg)
         srv.ops->accept_event(fd, srv.base);
     }
     event_update_listen();
+}
+
+struct bufferevent *server_client_bufferevent(int fd, struct event_base *base, int options)
+{
+    struct bufferevent *bev = bufferevent_socket_new(base, fd, options);
+    if (!bev) {
+        msg_warn("cannot set up a session for a new connection: %s", strerror(errno));
+        close(fd);
+        server_client_done();
+    }
+    return bev;
 }
 
 void server_client_done(void)

@@ -106,6 +106,13 @@ void server_main(int argc, char **argv, const char *progname,
 /* EVENT mode: a session ended (updates counts, busy/idle, max_use, max_idle). */
 void server_client_done(void);
 
+/* EVENT mode: a bufferevent (bufferevent_socket_new options) for the
+ * client connection fd that accept_event was given; NULL after a warning,
+ * with fd closed and the session counted as ended, so that the caller only
+ * frees what it allocated and returns. */
+struct bufferevent;
+struct bufferevent *server_client_bufferevent(int fd, struct event_base *base, int options);
+
 /* Stop accepting, finish current sessions, then exit (used on fatal paths). */
 void server_drain(void);
 

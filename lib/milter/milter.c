@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "chroot.h"
+#include "evframe.h"
 #include "log.h"
 #include "milter.h"
 #include "queue.h"
@@ -822,17 +823,14 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct milter_chain *c = mc->chain;
     struct evbuffer *in = bufferevent_get_input(bev);
     for (int n = 0; n < 1000 && mc->bev; n++) {
-        size_t avail = evbuffer_get_length(in);
-        unsigned char *head = evbuffer_pullup(in, avail < 4 ? (ssize_t)avail : 4);
-        ssize_t size = head ? milter_packet_size(head, avail, MILTER_PACKET_LIMIT) : 0;
+        unsigned char *pkt;
+        ssize_t size = evframe_take(in, milter_packet_size, MILTER_PACKET_LIMIT, &pkt);
         if (size == 0)
             return;
         if (size < 0) {
             conn_fail(mc, "reply packet length out of range");
             return;
         }
-        unsigned char *pkt = xmalloc((size_t)size);
-        evbuffer_remove(in, pkt, (size_t)size);
         bool ok = handle_reply(c, mc, pkt + 4, (size_t)size - 4);
         free(pkt);
         /* after a verdict, further packets are out of step: the next

@@ -48,6 +48,10 @@ struct milter_config {
  * paths are taken from the queue directory. -1 with err set on a bad
  * entry. */
 int milter_config_load(struct milter_config *mc, enum param_id which, struct strbuf *err);
+/* The same for a daemon: on a bad list, warn "NAME: PROBLEM; consequence"
+ * (what the daemon does until the list is fixed) and return false. */
+bool milter_config_load_or_warn(struct milter_config *mc, enum param_id which,
+                                const char *consequence);
 void milter_config_free(struct milter_config *mc);
 int milter_action_parse(const char *s, enum milter_action *a);
 const char *milter_action_name(enum milter_action a);

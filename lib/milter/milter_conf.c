@@ -12,6 +12,7 @@
 
 #include "chroot.h"
 #include "config.h"
+#include "log.h"
 #include "milter.h"
 #include "util.h"
 
@@ -215,6 +216,17 @@ int milter_config_load(struct milter_config *mc, enum param_id which, struct str
     for (int s = 0; s <= MILTER_MACRO_UNKNOWN; s++)
         mc->macros[s] = cfg_list_split(cfg_str(macro_params[s]), &mc->nmacros[s]);
     return 0;
+}
+
+bool milter_config_load_or_warn(struct milter_config *mc, enum param_id which,
+                                const char *consequence)
+{
+    struct strbuf err = STRBUF_INIT(1024);
+    bool ok = milter_config_load(mc, which, &err) == 0;
+    if (!ok)
+        msg_warn("%s: %s; %s", param_table()[which].name, sb_str(&err), consequence);
+    sb_free(&err);
+    return ok;
 }
 
 void milter_config_free(struct milter_config *mc)

@@ -109,7 +109,7 @@ int milter_put_argv(struct strbuf *out, char cmd, const char *const *argv, size_
 
 /* ---- decoding ---- */
 
-ssize_t milter_packet_size(const unsigned char *buf, size_t avail, size_t limit)
+ssize_t milter_packet_size(const void *buf, size_t avail, size_t limit)
 {
     if (avail < 4)
         return 0;

@@ -118,7 +118,7 @@ int milter_put_argv(struct strbuf *out, char cmd, const char *const *argv, size_
 
 /* Size of the packet at buf (4 + length) once avail bytes cover it; 0 when
  * more bytes are needed; -1 when the length is 0 or above limit. */
-ssize_t milter_packet_size(const unsigned char *buf, size_t avail, size_t limit);
+ssize_t milter_packet_size(const void *buf, size_t avail, size_t limit);
 
 struct milter_optneg {
     uint32_t version, actions, protocol;
