@@ -63,14 +63,48 @@ static int name_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
+/* The service prefix of Postfix's per-service families (smtpd_tls_*,
+ * smtp_tls_*, lmtp_tls_*), or NULL. */
+static const char *service_prefix(const char *name)
+{
+    static const char *const prefixes[] = { "smtpd_", "smtp_", "lmtp_" };
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+            return prefixes[i];
+    return NULL;
+}
+
+/* Postfix parameters that Tern does not have, a couple of edits away from
+ * one it has: real names, not misspellings. */
+static bool postfix_sibling(const char *name)
+{
+    static const char *const names[] = {
+        "smtpd_tls_dcert_file", "smtpd_tls_dkey_file", "smtp_tls_dcert_file",
+        "smtp_tls_dkey_file", "smtp_tls_eccert_file", "smtp_tls_eckey_file",
+        "lmtp_tls_dcert_file", "lmtp_tls_dkey_file", "virtual_uid_maps", "virtual_gid_maps",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
 /* The known parameter an unknown name is most likely a misspelling of:
- * within 2 edits (1 for names shorter than 8), or NULL. */
+ * within 2 edits (1 for names shorter than 8), or NULL. A name of another
+ * service's family (smtp_X for smtpd_X, lmtp_X for smtp_X) is a Postfix
+ * parameter Tern does not support, not a misspelling. */
 static const char *misspelling_of(const char *name)
 {
     const struct param_def *t = param_table();
     const char *best = NULL;
     int best_d = strlen(name) < 8 ? 1 : NAME_DISTANCE_MAX;
+    const char *prefix = service_prefix(name);
+    if (postfix_sibling(name))
+        return NULL;
     for (int i = 0; i < P__COUNT; i++) {
+        const char *other = service_prefix(t[i].name);
+        if (prefix && other && prefix != other)
+            continue;
         int dist = name_distance(name, t[i].name);
         if (dist <= best_d && (!best || dist < best_d)) {
             best = t[i].name;

@@ -144,7 +144,7 @@ static int add_entry(struct match_list *l, const char *word, int depth, struct s
             sb_appendf(err, "%s: table %s: %s", l->param, w, sb_str(&why));
             rc = -1;
         }
-    } else if (strpbrk(w, "@[]/:!") || strlen(w) > 255) {
+    } else if (strpbrk(w, "@/:!") || strlen(w) > 255) {
         sb_appendf(err, "%s: entry \"%.100s\" is not a domain name, /file/name or type:table",
                    l->param, word);
         rc = -1;

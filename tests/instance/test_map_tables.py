@@ -285,10 +285,17 @@ class TestCheck(unittest.TestCase):
         self.assertIn("virtual_alias_domains: cannot read /nonexistent/domains", r.stdout)
 
     def test_misspelled_parameter(self):
-        r = self.check({"relay_domain": "example.com", "mynetwork": "127.0.0.0/8"})
+        # Postfix parameters Tern does not have are not misspellings
+        r = self.check({"smtpd_tls_CAfile": "/etc/ssl/x.pem", "lmtp_tls_security_level": "may",
+                        "smtpd_tls_dcert_file": "/etc/ssl/d.pem"})
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertNotIn("did you mean", r.stdout)
+        r = self.check({"relay_domain": "example.com", "mynetwork": "127.0.0.0/8",
+                        "smtpd_tls_security_levle": "may"})
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn("unknown parameter relay_domain: did you mean relay_domains?", r.stdout)
         self.assertIn("unknown parameter mynetwork: did you mean mynetworks?", r.stdout)
+        self.assertIn("did you mean smtpd_tls_security_level?", r.stdout)
         # start still runs: for it a misspelling stays a warning
         self.inst.start()
         self.assertTrue(self.inst.master_pid())
