@@ -30,7 +30,9 @@ struct check_state {
 };
 
 /* `tern check` itself (not the check `tern start` runs first): an unknown
- * name that looks like a misspelled known one is an error there. */
+ * name that looks like a misspelled known one, and a list entry that
+ * cannot be used, are errors there. For start they are warnings: the
+ * daemons defer what such a list decides, and the rest of the mail flows. */
 static bool strict_names;
 
 #define NAME_DISTANCE_MAX 2
@@ -145,8 +147,21 @@ static void report_unknown(const char *name, const char *file, int line, void *c
 }
 
 /* The domain and network lists must be usable: every entry a name or
- * network, a readable /file/name or a table that opens. At run time an
- * entry that cannot be used makes the daemons defer the mail it decides. */
+ * network, a readable /file/name or a table that opens. At run time a
+ * domain list entry that cannot be used makes the daemons defer the mail
+ * it decides; smtpd does not start without its network lists, so those
+ * are errors for start too. */
+static void list_problem(struct check_state *cs, const char *what, bool stops_smtpd)
+{
+    bool error = strict_names || stops_smtpd;
+    fprintf(cs->out, "tern: %s: %s/main.cf: %s%s\n", error ? "error" : "warning",
+            cfg_confdir(), what, error ? "" : " (the mail this list decides will wait)");
+    if (error)
+        cs->errors++;
+    else
+        cs->warnings++;
+}
+
 static void check_lists(struct check_state *cs)
 {
     static const enum param_id domain_lists[] = {
@@ -158,20 +173,16 @@ static void check_lists(struct check_state *cs)
     struct strbuf err = STRBUF_INIT(4096);
     for (size_t i = 0; i < sizeof(domain_lists) / sizeof(domain_lists[0]); i++) {
         sb_reset(&err);
-        if (domains_check(domain_lists[i], &err) < 0) {
-            fprintf(cs->out, "tern: error: %s/main.cf: %s\n", cfg_confdir(), sb_str(&err));
-            cs->errors++;
-        }
+        if (domains_check(domain_lists[i], &err) < 0)
+            list_problem(cs, sb_str(&err), false);
     }
     for (size_t i = 0; i < sizeof(network_lists) / sizeof(network_lists[0]); i++) {
         const char *name = param_table()[network_lists[i]].name;
         sb_reset(&err);
         struct match_list *l = match_list_open(name, cfg_str(network_lists[i]), MATCH_NETWORKS,
                                                0, &err);
-        if (!l) {
-            fprintf(cs->out, "tern: error: %s/main.cf: %s\n", cfg_confdir(), sb_str(&err));
-            cs->errors++;
-        }
+        if (!l)
+            list_problem(cs, sb_str(&err), true);
         match_list_free(l);
     }
     sb_free(&err);
@@ -479,8 +490,8 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
     if (cs.errors == 0) {
         check_sasl(&cs);
         check_syscall_filter(&cs);
-        check_lists(&cs);
     }
+    check_lists(&cs);
     check_milters(&cs);
     check_services(&cs);
     check_spool(&cs);

@@ -284,6 +284,19 @@ class TestCheck(unittest.TestCase):
         self.assertIn("unsupported table type \"nosuchtype\"", r.stdout)
         self.assertIn("virtual_alias_domains: cannot read /nonexistent/domains", r.stdout)
 
+    def test_start_with_unusable_domain_list(self):
+        """start warns and runs; what the list decides waits (451)."""
+        self.inst.set_main_cf({"relay_domains": "hash:/nonexistent/relay_domains",
+                               "mynetworks": "127.0.0.1/32"})
+        r = self.inst.tern("start")
+        self.assertIn("warning", r.stdout + r.stderr)
+        self.inst.wait_port()
+        code, text = rcpt(self.inst.port, "x@relay.test")
+        self.assertEqual(code, 451, text)
+        self.inst.wait_log(r"relay_domains.*hash:/nonexistent/relay_domains")
+        r = self.inst.tern("check", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout)
+
     def test_misspelled_parameter(self):
         # Postfix parameters Tern does not have are not misspellings
         r = self.check({"smtpd_tls_CAfile": "/etc/ssl/x.pem", "lmtp_tls_security_level": "may",
