@@ -13,7 +13,8 @@
  *                   value, %u %d %1..%9 its parts, %S %U %D of the key
  *                   (default %s); rows are joined with commas
  *   domain          only keys user@domain with one of these domains (names,
- *                   or type:name tables) are looked up
+ *                   /file/name or type:name tables, as mydestination takes
+ *                   them: lib/global/match_list.h) are looked up
  *   expansion_limit at most this many results (0: no limit); more is a
  *                   lookup error
  *   table, select_field, where_field, additional_conditions: the older
@@ -29,11 +30,10 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "config.h"
 #include "log.h"
 #include "maps_impl.h"
+#include "match_list.h"
 #include "util.h"
 
 #define SQLITE_QUERY_LIMIT 65536
@@ -42,9 +42,7 @@
 
 struct sqlite_table {
     char *dbpath, *query, *result_format;
-    char **domains;          /* the domain setting's words, NULL: any key */
-    size_t ndomains;
-    struct map **domain_maps; /* per word: an open table, or NULL for a name */
+    struct match_list *domains;   /* NULL: any key */
     long expansion_limit;
     sqlite3 *db;
 };
@@ -252,19 +250,15 @@ static int legacy_query(struct sqlite_table *t, struct legacy *old, const char *
     return 0;
 }
 
-static int open_domains(struct sqlite_table *t, const char *value, struct strbuf *err)
+static int open_domains(struct sqlite_table *t, const char *value, const char *path,
+                        struct strbuf *err)
 {
-    t->domains = cfg_list_split(value, &t->ndomains);
-    t->domain_maps = xcalloc(t->ndomains + 1, sizeof(*t->domain_maps));
-    for (size_t i = 0; i < t->ndomains; i++) {
-        if (strchr(t->domains[i], ':')) {
-            if (!(t->domain_maps[i] = map_open(t->domains[i], err)))
-                return -1;
-        } else {
-            str_lower(t->domains[i]);
-        }
-    }
-    return 0;
+    struct strbuf why = STRBUF_INIT(4096);
+    t->domains = match_list_open("domain", value, MATCH_DOMAINS, 0, &why);
+    if (!t->domains)
+        sb_appendf(err, "%s: %s", path, sb_str(&why));
+    sb_free(&why);
+    return t->domains ? 0 : -1;
 }
 
 static int read_query_file(struct sqlite_table *t, const char *path, struct strbuf *err)
@@ -296,7 +290,7 @@ static int read_query_file(struct sqlite_table *t, const char *path, struct strb
     if (rc == 0)
         rc = check_template("result_format", t->result_format, path, err);
     if (rc == 0 && domain && *domain)
-        rc = open_domains(t, domain, err);
+        rc = open_domains(t, domain, path, err);
     free(old.table);
     free(old.select_field);
     free(old.where_field);
@@ -332,12 +326,9 @@ static int domain_allowed(const struct sqlite_table *t, const struct parts *key)
         return 1;
     if (!key->domain || !*key->local)
         return 0;
-    struct strbuf v = STRBUF_INIT(65536);
-    int rc = 0;
-    for (size_t i = 0; i < t->ndomains && rc == 0; i++)
-        rc = t->domain_maps[i] ? map_lookup(t->domain_maps[i], key->domain, &v)
-                               : strcasecmp(t->domains[i], key->domain) == 0;
-    sb_free(&v);
+    char *lc = str_lower(xstrdup(key->domain));
+    int rc = match_list_domain(t->domains, lc);
+    free(lc);
     return rc;
 }
 
@@ -411,11 +402,7 @@ static void sqlite_close(struct map *m)
     struct sqlite_table *t = m->priv;
     if (t->db)
         sqlite3_close(t->db);
-    for (size_t i = 0; t->domain_maps && i < t->ndomains; i++)
-        map_close(t->domain_maps[i]);
-    free(t->domain_maps);
-    if (t->domains)
-        cfg_list_free(t->domains, t->ndomains);
+    match_list_free(t->domains);
     free(t->dbpath);
     free(t->query);
     free(t->result_format);

@@ -267,6 +267,19 @@ static void test_sqlite(void)
     CHECK_STR(lookup(m, "many@example.com"), "(error)");        /* 3 results > 2 */
     map_close(m);
 
+    /* the domain list takes names, files, tables and exclusions */
+    sb_reset(&cf);
+    sb_appendf(&cf, "dbpath = %s\nquery = SELECT '%%d'\n"
+               "domain = !no.example.com, .example.com %s\n",
+               db, write_file("domains", "# more\nfile.example\n"));
+    m = open_map(spec_of("sqlite", write_file("domains.cf", sb_str(&cf))));
+    CHECK_STR(lookup(m, "u@x.example.com"), "x.example.com");
+    CHECK_STR(lookup(m, "u@file.example"), "file.example");
+    CHECK_STR(lookup(m, "u@no.example.com"), "(none)");
+    CHECK_STR(lookup(m, "u@example.com"), "(none)");
+    CHECK_STR(lookup(m, "u@other.test"), "(none)");
+    map_close(m);
+
     /* labels the key does not have suppress the query */
     sb_reset(&cf);
     sb_appendf(&cf, "dbpath = %s\nquery = SELECT domain FROM domains WHERE domain = '%%3.%%2.%%1'\n", db);
@@ -335,6 +348,8 @@ static void test_sqlite_errors(void)
         { "dbpath = /x.db\nquery = SELECT 1\nquery = SELECT 2\n", "bad.cf:3: query is set twice" },
         { "dbpath /x.db\n", "bad.cf:1: expected \"name = value\"" },
         { "dbpath = /x.db\nquery = SELECT 1\ndomain = nosuchtype:x\n", "unsupported table type" },
+        { "dbpath = /x.db\nquery = SELECT 1\ndomain = /nonexistent/list\n",
+          "bad.cf: domain: cannot read /nonexistent/list" },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *p = write_file("bad.cf", bad[i].text);
