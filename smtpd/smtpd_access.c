@@ -176,8 +176,8 @@ enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const stru
  * the address as delivery will see it: local (mydestination or an address
  * literal of this host) is ours; relay_domains is ours unless the address
  * carries sender routing (Postfix's allow_untrusted_routing = no). The bare
- * "postmaster" is always accepted (RFC 5321 section 4.5.1). */
-/* 1 ours, 0 not, -1 not known now (a table of the domain lists failed). */
+ * "postmaster" is always accepted (RFC 5321 section 4.5.1). 1 ours, 0 not,
+ * -1 not known now (a table of the domain lists failed). */
 static int destination_state(const struct address *a)
 {
     if ((a->flags & ADDR_F_NODOMAIN) && !(a->flags & ADDR_F_ROUTED)
