@@ -380,9 +380,11 @@ static void read_trusted_users(void)
 }
 
 /* As root, before the privilege drop and any chroot: look accounts up
- * while /etc is still there. */
+ * while /etc is still there, and open the domain lists (whose tables may
+ * be readable only now). */
 static void pickup_pre_init(void)
 {
+    domains_init();
     gid_t gid;
     if (user_ids(cfg_str(P_mail_owner), &pickup_cfg.owner_uid, &gid) < 0)
         pickup_cfg.owner_uid = getuid();
@@ -391,7 +393,6 @@ static void pickup_pre_init(void)
 
 static void pickup_post_init(struct event_base *base)
 {
-    domains_init();
     pickup_cfg.cleanup_service = xstrdup(cfg_str(P_cleanup_service_name));
     unsigned long long limit = (unsigned long long)cfg_size(P_message_size_limit);
     pickup_cfg.file_limit = limit ? limit + 2ULL * MAILDROP_ENVELOPE_MAX : 0;

@@ -18,7 +18,7 @@ struct event;
 struct event_base;
 struct bufferevent;
 struct evbuffer;
-struct netlist;
+struct match_list;
 struct smtpd_cleanup;
 struct smtpd_check_state;
 struct smtpd_sasl;
@@ -50,7 +50,7 @@ struct smtpd_config {
     char *cleanup_path;          /* UNIX socket of the cleanup service */
     size_t ipc_frame_limit;
     long ipc_timeout;
-    struct netlist *mynetworks;
+    struct match_list *mynetworks;
 };
 extern struct smtpd_config smtpd_cfg;
 
@@ -88,7 +88,7 @@ struct smtpd_session {
     char client_port[8];
     const char *client_name;
     char client_desc[INET6_ADDRSTRLEN + 300];  /* "name[addr]", name up to 255 bytes */
-    bool client_trusted;                       /* matches mynetworks */
+    int client_trusted;                        /* matches mynetworks: 1, 0, -1 lookup error */
 
     enum smtpd_session_state state;
     unsigned pause;
@@ -249,7 +249,8 @@ void smtpd_session_connected(struct smtpd_session *s);
 /* ---- smtpd_check_*.c: the restriction engine ---- */
 void smtpd_check_pre_init(void);          /* as root: tables, resolver configuration */
 void smtpd_check_init(void);
-bool smtpd_check_client_trusted(const struct sockaddr *sa);
+/* 1 in mynetworks, 0 not, -1 a table of it could not be looked up. */
+int smtpd_check_client_trusted(const struct sockaddr *sa);
 /* Session start: the client's name, then (without smtpd_delay_reject) the
  * client restrictions; smtpd_session_connected() follows, now or later. */
 void smtpd_check_connect(struct smtpd_session *s, void (*connected)(struct smtpd_session *s));

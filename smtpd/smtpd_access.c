@@ -176,19 +176,26 @@ enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const stru
  * the address as delivery will see it: local (mydestination or an address
  * literal of this host) is ours; relay_domains is ours unless the address
  * carries sender routing (Postfix's allow_untrusted_routing = no). The bare
- * "postmaster" is always accepted (RFC 5321 section 4.5.1). */
-bool smtpd_access_destination_ok(struct smtpd_session *s, const struct address *a)
+ * "postmaster" is always accepted (RFC 5321 section 4.5.1). 1 ours, 0 not,
+ * -1 not known now (a table of the domain lists failed). */
+static int destination_state(const struct address *a)
 {
     if ((a->flags & ADDR_F_NODOMAIN) && !(a->flags & ADDR_F_ROUTED)
         && strcmp(a->local_lc, "postmaster") == 0)
-        return true;
+        return 1;
     struct resolve_result r;
     if (resolve_address(a, &r) < 0)
-        return false;
+        return -1;
     bool ok = r.class == RESOLVE_LOCAL
               || (r.class == RESOLVE_RELAY && !(r.flags & RESOLVE_F_ROUTED));
     resolve_result_free(&r);
     return ok;
+}
+
+bool smtpd_access_destination_ok(struct smtpd_session *s, const struct address *a)
+{
+    (void)s;
+    return destination_state(a) == 1;
 }
 
 enum smtpd_check_result smtpd_access_relay(struct smtpd_check_job *j, const struct smtpd_restriction *r)
@@ -196,7 +203,10 @@ enum smtpd_check_result smtpd_access_relay(struct smtpd_check_job *j, const stru
     const struct address *a = smtpd_check_recipient(j);
     if (!j->rcpt)
         return CHK_DUNNO;
-    if (a && smtpd_access_destination_ok(j->s, a))
+    int ours = a ? destination_state(a) : 0;
+    if (ours < 0)
+        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", j->rcpt);
+    if (ours > 0)
         return r->type == R_PERMIT_AUTH_DEST ? CHK_OK : CHK_DUNNO;
     if (r->type == R_PERMIT_AUTH_DEST)
         return CHK_DUNNO;
@@ -274,6 +284,14 @@ static enum smtpd_check_result unlisted_resolved(struct smtpd_check_job *j, cons
         if (rc > 0)
             return CHK_DUNNO;
     }
+    /* a virtual alias domain has no address but its aliases */
+    int virtual = r->class == RESOLVE_LOCAL ? 0 : domain_is_virtual_alias(r->domain);
+    if (virtual < 0)
+        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+    if (virtual > 0)
+        return smtpd_check_reject(j, smtpd_check_cfg.unknown_virtual_code, sender ? "5.1.0" : "5.1.1",
+                                  "<%s>: %s rejected: User unknown in virtual alias table",
+                                  a->address, sender ? "Sender address" : "Recipient address");
     if (r->class == RESOLVE_LOCAL)
         return smtpd_check_cfg.local_rcpt_maps ? recipient_table(j, a, r, sender, true) : CHK_DUNNO;
     if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps)

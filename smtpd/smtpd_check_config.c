@@ -4,6 +4,8 @@
  * smtpd_restriction_classes) compiled once from main.cf, the tables they
  * name opened once, the reply codes, and the resolver. The evaluation is in
  * smtpd_check_engine.c, the commands' entry points in smtpd_check_command.c. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +14,7 @@
 #include "resolve.h"
 #include "log.h"
 #include "maps.h"
-#include "netlist.h"
+#include "match_list.h"
 #include "server.h"
 #include "smtpd.h"
 #include "smtpd_check.h"
@@ -219,6 +221,18 @@ static bool list_can_refuse(const struct smtpd_restriction_list *l)
     return false;
 }
 
+/* mynetworks: networks, files and tables (lib/global/match_list.h), opened
+ * in the pre-init step while their files can be read. */
+static void open_mynetworks(void)
+{
+    struct strbuf err = STRBUF_INIT(4096);
+    smtpd_cfg.mynetworks = match_list_open("mynetworks", cfg_str(P_mynetworks), MATCH_NETWORKS,
+                                           0, &err);
+    if (!smtpd_cfg.mynetworks)
+        msg_fatal("main.cf: %s", sb_str(&err));
+    sb_free(&err);
+}
+
 /* As root, before any chroot: tables and the resolver's configuration
  * (the address resolver reads this host's interface addresses here, before
  * the privilege drop). */
@@ -226,6 +240,7 @@ void smtpd_check_pre_init(void)
 {
     struct smtpd_check_config *c = &smtpd_check_cfg;
     resolve_init();
+    open_mynetworks();
     c->delay_reject = cfg_bool(P_smtpd_delay_reject);
     c->null_key = cfg_str(P_smtpd_null_access_lookup_key);
     c->reject_unlisted_sender = cfg_bool(P_smtpd_reject_unlisted_sender);
@@ -288,18 +303,23 @@ void smtpd_check_pre_init(void)
 
 void smtpd_check_init(void)
 {
-    struct strbuf err = STRBUF_INIT(1024);
-    smtpd_cfg.mynetworks = netlist_parse(cfg_str(P_mynetworks), &err);
-    if (!smtpd_cfg.mynetworks)
-        msg_fatal("main.cf: mynetworks: %s", sb_str(&err));
-    sb_free(&err);
     resolve_init();
     if (!smtpd_check_cfg.dns)
         smtpd_check_pre_init();      /* started without the pre-init step */
     dnsev_attach(smtpd_check_cfg.dns, server_event_base());
 }
 
-bool smtpd_check_client_trusted(const struct sockaddr *sa)
+int smtpd_check_client_trusted(const struct sockaddr *sa)
 {
-    return netlist_match(smtpd_cfg.mynetworks, sa);
+    char text[INET6_ADDRSTRLEN];
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, text, sizeof(text));
+    else if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+        inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, text, sizeof(text));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+    else
+        return 0;
+    return match_list_addr(smtpd_cfg.mynetworks, text);
 }

@@ -396,6 +396,9 @@ static enum smtpd_check_result eval_one(struct smtpd_check_job *j, const struct 
         j->warn_next = true;
         return CHK_DUNNO;
     case R_PERMIT_MYNETWORKS:
+        if (s->client_trusted < 0)
+            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure",
+                                      s->client_desc);
         return s->client_trusted ? CHK_OK : CHK_DUNNO;
     case R_PERMIT_SASL:
         return s->sasl_username && *s->sasl_username ? CHK_OK : CHK_DUNNO;

@@ -18,7 +18,7 @@
 #include "anvil_client.h"
 #include "config.h"
 #include "log.h"
-#include "netlist.h"
+#include "match_list.h"
 #include "queue.h"
 #include "server.h"
 #include "smtpd.h"
@@ -30,7 +30,7 @@
 
 static struct {
     struct anvil_client *anvil;     /* NULL: no limit is set */
-    struct netlist *exceptions;
+    struct match_list *exceptions;
     long conn_count, conn_rate, msg_rate, rcpt_rate, newtls_rate, auth_rate;
     bool per_record;
     long session_limit;
@@ -50,13 +50,22 @@ struct smtpd_limits {
     struct event *record_ev, *session_ev;
 };
 
+/* As root, before any chroot: the exceptions may name files and tables. */
+void smtpd_limits_pre_init(void)
+{
+    struct strbuf err = STRBUF_INIT(4096);
+    lim.exceptions = match_list_open("smtpd_client_event_limit_exceptions",
+                                     cfg_str(P_smtpd_client_event_limit_exceptions),
+                                     MATCH_NETWORKS, 0, &err);
+    if (!lim.exceptions)
+        msg_fatal("main.cf: %s", sb_str(&err));
+    sb_free(&err);
+}
+
 void smtpd_limits_init(struct event_base *base)
 {
-    struct strbuf err = STRBUF_INIT(1024);
-    lim.exceptions = netlist_parse(cfg_str(P_smtpd_client_event_limit_exceptions), &err);
     if (!lim.exceptions)
-        msg_fatal("main.cf: smtpd_client_event_limit_exceptions: %s", sb_str(&err));
-    sb_free(&err);
+        smtpd_limits_pre_init();     /* started without the pre-init step */
     lim.conn_count = cfg_int(P_smtpd_client_connection_count_limit);
     lim.conn_rate = cfg_int(P_smtpd_client_connection_rate_limit);
     lim.msg_rate = cfg_int(P_smtpd_client_message_rate_limit);
@@ -313,7 +322,8 @@ bool smtpd_limits_connect(struct smtpd_session *s)
     start_deadlines(l);
     if (!lim.anvil)
         return false;
-    l->exempt = netlist_match(lim.exceptions, (const struct sockaddr *)&s->peer);
+    /* a failed table lookup counts the client, as one not listed */
+    l->exempt = match_list_addr(lim.exceptions, s->client_addr) > 0;
     if (l->exempt || !ask(l, ANVIL_REQ_CONNECT, connect_answer))
         return false;
     s->pause |= PAUSE_LIMITS;

@@ -11,6 +11,8 @@
 struct event_base;
 struct smtpd_session;
 
+/* As root, before any chroot: open smtpd_client_event_limit_exceptions. */
+void smtpd_limits_pre_init(void);
 /* After the privilege drop, in the queue directory: read the parameters. */
 void smtpd_limits_init(struct event_base *base);
 

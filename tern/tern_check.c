@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "domains.h"
 #include "mastercf.h"
+#include "match_list.h"
 #include "milter.h"
 #include "queue.h"
 #include "server.h"
@@ -27,6 +29,93 @@ struct check_state {
     int errors;
 };
 
+/* `tern check` itself (not the check `tern start` runs first): an unknown
+ * name that looks like a misspelled known one, and a list entry that
+ * cannot be used, are errors there. For start they are warnings: the
+ * daemons defer what such a list decides, and the rest of the mail flows. */
+static bool strict_names;
+
+#define NAME_DISTANCE_MAX 2
+
+/* The edit distance of a and b (insertions, deletions, substitutions and
+ * swaps of two neighbours), or NAME_DISTANCE_MAX + 1 when it is larger. */
+static int name_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    enum { LEN = 128 };
+    if (la >= LEN || lb >= LEN || (la > lb ? la - lb : lb - la) > NAME_DISTANCE_MAX)
+        return NAME_DISTANCE_MAX + 1;
+    static int d[LEN][LEN];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+/* The service prefix of Postfix's per-service families (smtpd_tls_*,
+ * smtp_tls_*, lmtp_tls_*), or NULL. */
+static const char *service_prefix(const char *name)
+{
+    static const char *const prefixes[] = { "smtpd_", "smtp_", "lmtp_" };
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+            return prefixes[i];
+    return NULL;
+}
+
+/* Postfix parameters that Tern does not have, a couple of edits away from
+ * one it has: real names, not misspellings. */
+static bool postfix_sibling(const char *name)
+{
+    static const char *const names[] = {
+        "smtpd_tls_dcert_file", "smtpd_tls_dkey_file", "smtp_tls_dcert_file",
+        "smtp_tls_dkey_file", "smtp_tls_eccert_file", "smtp_tls_eckey_file",
+        "lmtp_tls_dcert_file", "lmtp_tls_dkey_file", "virtual_uid_maps", "virtual_gid_maps",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The known parameter an unknown name is most likely a misspelling of:
+ * within 2 edits (1 for names shorter than 8), or NULL. A name of another
+ * service's family (smtp_X for smtpd_X, lmtp_X for smtp_X) is a Postfix
+ * parameter Tern does not support, not a misspelling. */
+static const char *misspelling_of(const char *name)
+{
+    const struct param_def *t = param_table();
+    const char *best = NULL;
+    int best_d = strlen(name) < 8 ? 1 : NAME_DISTANCE_MAX;
+    const char *prefix = service_prefix(name);
+    if (postfix_sibling(name))
+        return NULL;
+    for (int i = 0; i < P__COUNT; i++) {
+        const char *other = service_prefix(t[i].name);
+        if (prefix && other && prefix != other)
+            continue;
+        int dist = name_distance(name, t[i].name);
+        if (dist <= best_d && (!best || dist < best_d)) {
+            best = t[i].name;
+            best_d = dist;
+        }
+    }
+    return best;
+}
+
 static void report_unknown(const char *name, const char *file, int line, void *ctx)
 {
     struct check_state *cs = ctx;
@@ -40,13 +129,63 @@ static void report_unknown(const char *name, const char *file, int line, void *c
         }
         return;
     }
-    if (strcmp(file, "main.cf") == 0)
-        fprintf(cs->out, "tern: warning: %s/main.cf:%d: unknown parameter %s (misspelled, or "
-                "not supported by Tern)\n", cfg_confdir(), line, name);
-    else
-        fprintf(cs->out, "tern: warning: %s:%d: unknown parameter %s (misspelled, or not "
-                "supported by Tern)\n", file, line, name);
+    const char *known = misspelling_of(name);
+    const char *dir = strcmp(file, "main.cf") == 0 ? cfg_confdir() : NULL;
+    if (known) {
+        fprintf(cs->out, "tern: %s: %s%s%s:%d: unknown parameter %s: did you mean %s?\n",
+                strict_names ? "error" : "warning", dir ? dir : "", dir ? "/" : "", file, line,
+                name, known);
+        if (strict_names)
+            cs->errors++;
+        else
+            cs->warnings++;
+        return;
+    }
+    fprintf(cs->out, "tern: warning: %s%s%s:%d: unknown parameter %s (misspelled, or not "
+            "supported by Tern)\n", dir ? dir : "", dir ? "/" : "", file, line, name);
     cs->warnings++;
+}
+
+/* The domain and network lists must be usable: every entry a name or
+ * network, a readable /file/name or a table that opens. At run time a
+ * domain list entry that cannot be used makes the daemons defer the mail
+ * it decides; smtpd does not start without its network lists, so those
+ * are errors for start too. */
+static void list_problem(struct check_state *cs, const char *what, bool stops_smtpd)
+{
+    bool error = strict_names || stops_smtpd;
+    fprintf(cs->out, "tern: %s: %s/main.cf: %s%s\n", error ? "error" : "warning",
+            cfg_confdir(), what, error ? "" : " (the mail this list decides will wait)");
+    if (error)
+        cs->errors++;
+    else
+        cs->warnings++;
+}
+
+static void check_lists(struct check_state *cs)
+{
+    static const enum param_id domain_lists[] = {
+        P_mydestination, P_relay_domains, P_virtual_alias_domains,
+    };
+    static const enum param_id network_lists[] = {
+        P_mynetworks, P_smtpd_client_event_limit_exceptions,
+    };
+    struct strbuf err = STRBUF_INIT(4096);
+    for (size_t i = 0; i < sizeof(domain_lists) / sizeof(domain_lists[0]); i++) {
+        sb_reset(&err);
+        if (domains_check(domain_lists[i], &err) < 0)
+            list_problem(cs, sb_str(&err), false);
+    }
+    for (size_t i = 0; i < sizeof(network_lists) / sizeof(network_lists[0]); i++) {
+        const char *name = param_table()[network_lists[i]].name;
+        sb_reset(&err);
+        struct match_list *l = match_list_open(name, cfg_str(network_lists[i]), MATCH_NETWORKS,
+                                               0, &err);
+        if (!l)
+            list_problem(cs, sb_str(&err), true);
+        match_list_free(l);
+    }
+    sb_free(&err);
 }
 
 /* cfg_validate's lines are "main.cf:LINE: ..."; say which main.cf. */
@@ -352,6 +491,7 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
         check_sasl(&cs);
         check_syscall_filter(&cs);
     }
+    check_lists(&cs);
     check_milters(&cs);
     check_services(&cs);
     check_spool(&cs);
@@ -370,10 +510,15 @@ int tern_cmd_check(int argc, char **argv)
     static const char usage[] =
         "usage: tern [-c CONFDIR] check\n  report configuration errors, unknown "
         "parameters, missing daemons and (as root) queue ownership and permission\n"
-        "  problems, each with its fix; exit 1 on errors, 0 with only warnings\n";
+        "  problems, each with its fix; exit 1 on errors, 0 with only warnings.\n"
+        "  Entries of mydestination, relay_domains, virtual_alias_domains, mynetworks\n"
+        "  and smtpd_client_event_limit_exceptions that cannot be used (a bad name or\n"
+        "  network, a file or table that cannot be opened) are errors, and so is an\n"
+        "  unknown parameter within two edits of a known name (a likely misspelling)\n";
     tern_no_arguments(argc, argv, usage, "");
     tern_load_config();
     int warnings;
+    strict_names = true;
     int errors = tern_check_config(stdout, true, &warnings);
     if (errors) {
         printf("tern: %d error(s), %d warning(s)\n", errors, warnings);

@@ -1,5 +1,8 @@
 /* domains.c: the domain lists of main.cf (mydestination, relay_domains,
- * myorigin) normalized once, for the resolver (lib/global/resolve.c). */
+ * virtual_alias_domains) and myorigin, for the resolver
+ * (lib/global/resolve.c). The lists are Postfix's match lists
+ * (lib/global/match_list.h): literal names, "/file/name" and "type:name"
+ * tables, "!" exclusions. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,83 +10,99 @@
 #include "config.h"
 #include "domains.h"
 #include "log.h"
+#include "match_list.h"
+#include "strbuf.h"
 #include "util.h"
 
-static struct {
-    char **mydestination;
-    size_t nmydestination;
-    char **relay_domains;
-    size_t nrelay_domains;
-    char *myorigin;
-} dl;
+/* One list: its value when it was opened (a list is opened again only when
+ * its value changes, so that calling domains_init() again after a chroot
+ * or a privilege drop keeps the tables opened before), and whether it
+ * could not be opened: then every question about it is a lookup error,
+ * so mail waits instead of going where the administrator did not mean. */
+struct domain_list {
+    const char *param;
+    enum param_id id;
+    int flags;
+    char *value;
+    struct match_list *list;
+    bool broken;
+};
 
-/* Entries that are lookup tables or files are not supported yet and are
- * skipped with a warning. */
-static char **domain_list(const char *param, const char *value, size_t *count)
-{
-    size_t n = 0;
-    char **words = cfg_list_split(value, &n);
-    char **out = xcalloc(n + 1, sizeof(*out));
-    size_t used = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (strchr(words[i], ':') || words[i][0] == '/') {
-            msg_warn("%s: entry \"%s\" ignored: lookup tables and files are not supported yet",
-                     param, words[i]);
-            continue;
-        }
-        out[used++] = address_domain_normalize(words[i]);
-    }
-    cfg_list_free(words, n);
-    *count = used;
-    return out;
-}
+static struct domain_list lists[] = {
+    { "mydestination", P_mydestination, 0, NULL, NULL, false },
+    { "relay_domains", P_relay_domains, MATCH_F_PARENT, NULL, NULL, false },
+    { "virtual_alias_domains", P_virtual_alias_domains, 0, NULL, NULL, false },
+};
+enum { L_MYDEST, L_RELAY, L_VIRTUAL };
 
-static void free_list(char **list, size_t n)
+static char *myorigin;
+
+static void list_open(struct domain_list *d)
 {
-    for (size_t i = 0; list && i < n; i++)
-        free(list[i]);
-    free(list);
+    const char *value = cfg_str(d->id);
+    if (d->value && strcmp(d->value, value) == 0)
+        return;
+    match_list_free(d->list);
+    free(d->value);
+    d->value = xstrdup(value);
+    struct strbuf err = STRBUF_INIT(4096);
+    d->list = match_list_open(d->param, value, MATCH_DOMAINS, d->flags, &err);
+    d->broken = d->list == NULL;
+    if (d->broken)
+        msg_warn("main.cf: %s; mail to the domains it would list waits until it is fixed "
+                 "(tern check)", sb_str(&err));
+    sb_free(&err);
 }
 
 void domains_init(void)
 {
-    free_list(dl.mydestination, dl.nmydestination);
-    free_list(dl.relay_domains, dl.nrelay_domains);
-    free(dl.myorigin);
-    dl.mydestination = domain_list("mydestination", cfg_str(P_mydestination), &dl.nmydestination);
-    dl.relay_domains = domain_list("relay_domains", cfg_str(P_relay_domains), &dl.nrelay_domains);
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        list_open(&lists[i]);
+    free(myorigin);
     const char *o = cfg_str(P_myorigin);
     const char *at = strrchr(o, '@');
-    dl.myorigin = address_domain_normalize(at ? at + 1 : o);
+    myorigin = address_domain_normalize(at ? at + 1 : o);
 }
 
-bool domain_is_local(const char *domain)
+int domains_check(enum param_id id, struct strbuf *err)
 {
-    for (size_t i = 0; i < dl.nmydestination; i++)
-        if (strcmp(dl.mydestination[i], domain) == 0)
-            return true;
-    return false;
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        if (lists[i].id == id) {
+            struct match_list *l = match_list_open(lists[i].param, cfg_str(id), MATCH_DOMAINS,
+                                                   lists[i].flags, err);
+            match_list_free(l);
+            return l ? 0 : -1;
+        }
+    sb_appendf(err, "%s is not a domain list", param_table()[id].name);
+    return -1;
 }
 
-bool domain_is_relay(const char *domain)
+static int list_has(const struct domain_list *d, const char *domain)
 {
-    size_t dlen = strlen(domain);
-    for (size_t i = 0; i < dl.nrelay_domains; i++) {
-        const char *e = dl.relay_domains[i];
-        bool sub_only = e[0] == '.';
-        const char *base = sub_only ? e + 1 : e;
-        size_t blen = strlen(base);
-        if (blen == 0 || blen > dlen)
-            continue;
-        if (!sub_only && dlen == blen && strcmp(domain, base) == 0)
-            return true;
-        if (dlen > blen && domain[dlen - blen - 1] == '.' && strcmp(domain + dlen - blen, base) == 0)
-            return true;
+    if (d->broken) {
+        msg_warn("%s cannot be used (see the warning at start-up): %s is not looked up",
+                 d->param, domain);
+        return -1;
     }
-    return false;
+    return match_list_domain(d->list, domain);
+}
+
+int domain_is_local(const char *domain)
+{
+    return list_has(&lists[L_MYDEST], domain);
+}
+
+int domain_is_relay(const char *domain)
+{
+    return list_has(&lists[L_RELAY], domain);
+}
+
+int domain_is_virtual_alias(const char *domain)
+{
+    return list_has(&lists[L_VIRTUAL], domain);
 }
 
 const char *domain_myorigin(void)
 {
-    return dl.myorigin ? dl.myorigin : "";
+    return myorigin ? myorigin : "";
 }

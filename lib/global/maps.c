@@ -33,7 +33,9 @@ static char *map_file_of(const char *type, size_t tlen, const char *name)
         return file;
     }
     if ((tlen == 4 && strncmp(type, "pcre", 4) == 0) || (tlen == 6 && strncmp(type, "regexp", 6) == 0)
-        || (tlen == 8 && strncmp(type, "texthash", 8) == 0))
+        || (tlen == 8 && strncmp(type, "texthash", 8) == 0)
+        || (tlen == 4 && strncmp(type, "cidr", 4) == 0 && name[0] != '{')
+        || (tlen == 6 && strncmp(type, "sqlite", 6) == 0))
         return xstrdup(name);
     if (tlen == 4 && strncmp(type, "unix", 4) == 0)
         return xstrdup(PASSWD_FILE);
@@ -129,9 +131,15 @@ struct map *map_open(const char *spec, struct strbuf *err)
         rc = map_inline_open(m, err);
     else if (tlen == 4 && strncmp(spec, "unix", 4) == 0)
         rc = map_unix_open(m, err);
+    else if (tlen == 4 && strncmp(spec, "cidr", 4) == 0)
+        rc = map_cidr_open(m, err);
+    else if (tlen == 6 && strncmp(spec, "static", 6) == 0)
+        rc = map_static_open(m, err);
+    else if (tlen == 6 && strncmp(spec, "sqlite", 6) == 0)
+        rc = map_sqlite_open(m, err);
     else {
         sb_appendf(err, "unsupported table type \"%.*s\" in \"%.100s\" (hash, btree, pcre, "
-                   "regexp, texthash, inline, unix)", (int)tlen, spec, spec);
+                   "regexp, texthash, inline, unix, cidr, static, sqlite)", (int)tlen, spec, spec);
         rc = -1;
     }
     if (rc < 0) {

@@ -275,7 +275,8 @@ int resolve_address(const struct address *a, struct resolve_result *r)
             goto out;
         }
         if ((is_local = destination_local(domain)) < 0) {
-            r->why = "this host's interface addresses are not known";
+            r->why = domain[0] == '[' ? "this host's interface addresses are not known"
+                                      : "mydestination lookup failed";
             rc = -1;
             goto out;
         }
@@ -296,7 +297,13 @@ int resolve_address(const struct address *a, struct resolve_result *r)
     }
     if (domain[0] == '[')
         r->flags |= RESOLVE_F_LITERAL;
-    r->class = is_local ? RESOLVE_LOCAL : domain_is_relay(domain) ? RESOLVE_RELAY : RESOLVE_REMOTE;
+    int is_relay = is_local ? 0 : domain_is_relay(domain);
+    if (is_relay < 0) {
+        r->why = "relay_domains lookup failed";
+        rc = -1;
+        goto out;
+    }
+    r->class = is_local ? RESOLVE_LOCAL : is_relay ? RESOLVE_RELAY : RESOLVE_REMOTE;
     struct strbuf full = STRBUF_INIT(0);
     address_quote_local(local, &full);
     sb_appendf(&full, "@%s", domain);

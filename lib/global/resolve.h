@@ -14,7 +14,8 @@
  *   3. the class of the final domain: local (mydestination, or an address
  *      literal of one of this host's own interface addresses or of
  *      proxy_interfaces), relay
- *      (relay_domains), remote (anything else), or bad;
+ *      (relay_domains), remote (anything else), or bad; the lists may
+ *      hold tables (lib/global/domains.h), whose failure is a -1 answer;
  *   4. the default transport and next hop of that class (local_transport,
  *      relay_transport, default_transport, relayhost). transport_maps is
  *      qmgr's business, on top of this answer. */
@@ -68,8 +69,9 @@ void resolve_init(void);
 
 /* Resolve a parsed address (lib/global/address.h). Returns 0 with *r filled (free
  * it with resolve_result_free; r->class may be RESOLVE_BAD), or -1 when no
- * decision can be made now and the caller should try again later (r->why;
- * nothing fails that way yet: lookup tables in the resolver will). */
+ * decision can be made now and the caller should try again later (r->why:
+ * a table of mydestination or relay_domains could not be looked up, or
+ * this host's addresses are not known). */
 int resolve_address(const struct address *a, struct resolve_result *r);
 
 /* The same for an address in text form (bare or in <>; no domain allowed;
