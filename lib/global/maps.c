@@ -129,9 +129,13 @@ struct map *map_open(const char *spec, struct strbuf *err)
         rc = map_inline_open(m, err);
     else if (tlen == 4 && strncmp(spec, "unix", 4) == 0)
         rc = map_unix_open(m, err);
+    else if (tlen == 5 && strncmp(spec, "pgsql", 5) == 0)
+        rc = map_pgsql_open(m, err);
+    else if (tlen == 4 && strncmp(spec, "ldap", 4) == 0)
+        rc = map_ldap_open(m, err);
     else {
         sb_appendf(err, "unsupported table type \"%.*s\" in \"%.100s\" (hash, btree, pcre, "
-                   "regexp, texthash, inline, unix)", (int)tlen, spec, spec);
+                   "regexp, texthash, inline, unix, pgsql, ldap)", (int)tlen, spec, spec);
         rc = -1;
     }
     if (rc < 0) {

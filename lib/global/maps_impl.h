@@ -38,6 +38,8 @@ int map_pcre_open(struct map *m, struct strbuf *err);
 int map_texthash_open(struct map *m, struct strbuf *err);
 int map_inline_open(struct map *m, struct strbuf *err);
 int map_unix_open(struct map *m, struct strbuf *err);
+int map_pgsql_open(struct map *m, struct strbuf *err);
+int map_ldap_open(struct map *m, struct strbuf *err);
 
 /* Logical lines of a table source file: blank lines and lines whose first
  * non-blank character is '#' are skipped, and a line that starts with white

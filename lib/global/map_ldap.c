@@ -1,0 +1,472 @@
+/* map_ldap.c: the ldap: table type, ldap:/etc/tern/FILE with the query
+ * file of ldap_table(5): server_host, server_port, timeout, search_base,
+ * query_filter, result_attribute, result_format, scope, bind, bind_dn,
+ * bind_pw, domain, expansion_limit, size_limit, dereference,
+ * chase_referrals, version.
+ *
+ * One connection per table and process (libldap tries the servers of
+ * server_host in order), opened and bound at the first lookup and kept for
+ * the next ones. A server that cannot be reached, a bind that fails, a
+ * search that fails or takes longer than timeout make the lookup a
+ * temporary error (-1), never "not found". A reused connection that turns
+ * out to be broken (the server restarted) is reopened at once and the
+ * search asked again.
+ *
+ * Not supported, and refused when set (rather than silently doing less
+ * than the file asks): bind = sasl, start_tls and the tls_ parameters
+ * (ldaps:// URLs in server_host use the system's libldap TLS settings),
+ * special_result_attribute, terminal_result_attribute and
+ * leaf_result_attribute. */
+#include <ldap.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "chroot.h"
+#include "config.h"
+#include "log.h"
+#include "map_query.h"
+#include "maps_impl.h"
+#include "util.h"
+
+#define LDAP_FILTER_LIMIT (64 * 1024)
+#define LDAP_ATTRIBUTE_LIMIT 64
+
+static const char *const ldap_params[] = {
+    "server_host", "server_port", "timeout", "search_base", "query_filter", "result_format",
+    "domain", "result_attribute", "special_result_attribute", "terminal_result_attribute",
+    "leaf_result_attribute", "scope", "bind", "bind_dn", "bind_pw", "cache", "cache_expiry",
+    "cache_size", "recursion_limit", "expansion_limit", "size_limit", "dereference",
+    "chase_referrals", "version", "debuglevel", "start_tls", "tls_ca_cert_dir",
+    "tls_ca_cert_file", "tls_cert", "tls_key", "tls_require_cert", "tls_random_file",
+    "tls_cipher_suite", "sasl_mechs", "sasl_realm", "sasl_authz_id", "sasl_minssf", NULL,
+};
+
+struct ldap_table {
+    const char *spec;
+    char *urls;            /* space-separated, as ldap_initialize takes them */
+    char *search_base, *query_filter, *result_format;
+    bool dynamic_base;     /* search_base depends on the key */
+    char **attrs;          /* result_attribute, NULL-terminated */
+    int scope, version, deref;
+    bool bind, chase_referrals;
+    char *bind_dn, *bind_pw;
+    long timeout, expansion_limit, size_limit;
+    struct map_query_domains *domains;
+    LDAP *ld;
+    bool reused;
+};
+
+/* ---- quoting ---- */
+
+/* A value inside a search filter (RFC 4515): the filter's own characters
+ * and control bytes as \XX. */
+static int quote_filter(struct strbuf *out, const char *s, size_t n, void *ctx)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int rc = (c == '*' || c == '(' || c == ')' || c == '\\' || c < 0x20 || c == 0x7f)
+                     ? sb_appendf(out, "\\%02x", c)
+                     : sb_appendc(out, c);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A value inside a DN (RFC 4514): its special characters escaped with a
+ * backslash wherever they are, control bytes as \XX. */
+static int quote_dn(struct strbuf *out, const char *s, size_t n, void *ctx)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int rc;
+        if (c < 0x20 || c == 0x7f)
+            rc = sb_appendf(out, "\\%02x", c);
+        else if (strchr(",+\"\\<>;= #", c))
+            rc = sb_appendc(out, '\\') < 0 ? -1 : sb_appendc(out, c);
+        else
+            rc = sb_appendc(out, c);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static void ld_disconnect(struct ldap_table *t)
+{
+    if (t->ld)
+        ldap_unbind_ext_s(t->ld, NULL, NULL);
+    t->ld = NULL;
+    t->reused = false;
+}
+
+static const char *chroot_hint(void)
+{
+    return chroot_active() ? " (this service runs chrooted in queue_directory: name the "
+                             "server by IP address, not by host name or ldapi:// socket, or "
+                             "set chroot = n for it in master.cf)" : "";
+}
+
+static bool connection_error(int rc)
+{
+    return rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT
+           || rc == LDAP_UNAVAILABLE || rc == LDAP_BUSY || rc == LDAP_LOCAL_ERROR;
+}
+
+static int ld_connect(struct ldap_table *t)
+{
+    int rc = ldap_initialize(&t->ld, t->urls);
+    if (rc != LDAP_SUCCESS) {
+        msg_warn("%s: cannot use server_host %s: %s", t->spec, t->urls, ldap_err2string(rc));
+        t->ld = NULL;
+        return -1;
+    }
+    struct timeval tv = { .tv_sec = t->timeout };
+    int size = (int)t->size_limit;
+    if (ldap_set_option(t->ld, LDAP_OPT_PROTOCOL_VERSION, &t->version) != LDAP_OPT_SUCCESS
+        || ldap_set_option(t->ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS
+        || ldap_set_option(t->ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS
+        || ldap_set_option(t->ld, LDAP_OPT_DEREF, &t->deref) != LDAP_OPT_SUCCESS
+        || ldap_set_option(t->ld, LDAP_OPT_SIZELIMIT, &size) != LDAP_OPT_SUCCESS
+        || ldap_set_option(t->ld, LDAP_OPT_REFERRALS,
+                           t->chase_referrals ? LDAP_OPT_ON : LDAP_OPT_OFF) != LDAP_OPT_SUCCESS) {
+        msg_warn("%s: cannot set the LDAP connection's options", t->spec);
+        ld_disconnect(t);
+        return -1;
+    }
+    if (t->bind) {
+        struct berval cred = { .bv_val = t->bind_pw, .bv_len = strlen(t->bind_pw) };
+        rc = ldap_sasl_bind_s(t->ld, t->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+        if (rc != LDAP_SUCCESS) {
+            msg_warn("%s: cannot bind to LDAP server %s as \"%s\": %s%s%s", t->spec, t->urls,
+                     t->bind_dn, ldap_err2string(rc),
+                     rc == LDAP_PROTOCOL_ERROR && t->version == 2
+                         ? " (the server may not accept LDAPv2: set version = 3)" : "",
+                     connection_error(rc) ? chroot_hint() : "");
+            ld_disconnect(t);
+            return -1;
+        }
+    }
+    t->reused = false;
+    return 0;
+}
+
+/* ---- searches ---- */
+
+/* The values of the result attributes of every entry, as result elements. */
+static int ld_collect(struct ldap_table *t, LDAPMessage *res, const char *key,
+                      struct map_results *r)
+{
+    struct strbuf err = STRBUF_INIT(256);
+    int rc = 0;
+    for (LDAPMessage *e = ldap_first_entry(t->ld, res); e && rc == 0;
+         e = ldap_next_entry(t->ld, e)) {
+        for (char **a = t->attrs; *a && rc == 0; a++) {
+            struct berval **vals = ldap_get_values_len(t->ld, e, *a);
+            for (size_t i = 0; vals && vals[i] && rc == 0; i++) {
+                struct berval *v = vals[i];
+                if (v->bv_len == 0 || memchr(v->bv_val, 0, v->bv_len))
+                    continue;      /* not text: nothing a mail table can use */
+                char *text = xstrndup(v->bv_val, v->bv_len);
+                rc = map_results_add(r, t->result_format, text, key, &err);
+                free(text);
+            }
+            if (vals)
+                ldap_value_free_len(vals);
+        }
+    }
+    if (rc < 0)
+        msg_warn("%s: lookup of \"%.100s\": %s", t->spec, key, sb_str(&err));
+    sb_free(&err);
+    return rc;
+}
+
+enum { LD_BROKEN = -2 };
+
+/* One search on the open connection: 1, 0, -1, or LD_BROKEN (closed). */
+static int ld_search(struct ldap_table *t, const char *base, const char *filter, const char *key,
+                     struct strbuf *result)
+{
+    struct timeval tv = { .tv_sec = t->timeout };
+    LDAPMessage *res = NULL;
+    int rc = ldap_search_ext_s(t->ld, base, t->scope, filter, t->attrs, 0, NULL, NULL, &tv,
+                               (int)t->size_limit, &res);
+    int answer;
+    if (rc == LDAP_SUCCESS) {
+        struct map_results r;
+        map_results_init(&r, result, t->expansion_limit);
+        answer = ld_collect(t, res, key, &r) < 0 ? -1 : r.count > 0 ? 1 : 0;
+        t->reused = true;
+    } else if (rc == LDAP_NO_SUCH_OBJECT && t->dynamic_base) {
+        answer = 0;        /* a base made from the key that does not exist */
+        t->reused = true;
+    } else if (connection_error(rc)) {
+        if (t->reused)
+            msg_info("%s: connection to LDAP server %s lost: %s", t->spec, t->urls,
+                     ldap_err2string(rc));
+        else
+            msg_warn("%s: search for \"%.100s\" failed on %s: %s%s", t->spec, key, t->urls,
+                     ldap_err2string(rc), chroot_hint());
+        answer = LD_BROKEN;
+    } else {
+        msg_warn("%s: search for \"%.100s\" (base \"%s\", filter \"%s\") failed: %s%s", t->spec,
+                 key, base, filter, ldap_err2string(rc),
+                 rc == LDAP_SIZELIMIT_EXCEEDED ? " (more entries than size_limit)" : "");
+        answer = -1;
+        t->reused = true;
+    }
+    if (res)
+        ldap_msgfree(res);
+    if (answer == LD_BROKEN)
+        ld_disconnect(t);
+    if (answer != 1)
+        sb_reset(result);
+    return answer;
+}
+
+/* The search base and filter for key: 1, or 0 when a template suppresses
+ * the lookup, -1 on error. */
+static int ld_expand(struct ldap_table *t, const char *key, struct strbuf *base,
+                     struct strbuf *filter)
+{
+    struct strbuf err = STRBUF_INIT(512);
+    int rc = map_expand(base, t->search_base, MAP_EXPAND_QUERY, key, NULL, quote_dn, NULL, &err);
+    if (rc > 0)
+        rc = map_expand(filter, t->query_filter, MAP_EXPAND_QUERY, key, NULL, quote_filter, NULL,
+                        &err);
+    if (rc < 0)
+        msg_warn("%s: cannot make the search for \"%.100s\": %s", t->spec, key, sb_str(&err));
+    sb_free(&err);
+    return rc;
+}
+
+static int ldap_lookup(struct map *m, const char *key, struct strbuf *result)
+{
+    struct ldap_table *t = m->priv;
+    if (!*key)
+        return 0;
+    int allow = map_query_domains_allow(t->domains, key);
+    if (allow <= 0)
+        return allow;
+    struct strbuf base = STRBUF_INIT(LDAP_FILTER_LIMIT), filter = STRBUF_INIT(LDAP_FILTER_LIMIT);
+    int rc = ld_expand(t, key, &base, &filter);
+    for (int attempt = 0; rc > 0; attempt++) {
+        bool was_open = t->ld != NULL;
+        if (!t->ld && ld_connect(t) < 0) {
+            rc = -1;
+            break;
+        }
+        rc = ld_search(t, sb_str(&base), sb_str(&filter), key, result);
+        if (rc != LD_BROKEN)
+            break;
+        /* a reused connection that broke is reopened once, at once */
+        rc = was_open && attempt == 0 ? 1 : -1;
+    }
+    sb_free(&base);
+    sb_free(&filter);
+    return rc;
+}
+
+/* ---- the query file ---- */
+
+static void ldap_free(struct ldap_table *t)
+{
+    ld_disconnect(t);
+    free(t->urls);
+    free(t->search_base);
+    free(t->query_filter);
+    free(t->result_format);
+    for (char **a = t->attrs; a && *a; a++)
+        free(*a);
+    free(t->attrs);
+    free(t->bind_dn);
+    if (t->bind_pw) {
+        explicit_bzero(t->bind_pw, strlen(t->bind_pw));
+        free(t->bind_pw);
+    }
+    map_query_domains_free(t->domains);
+    free(t);
+}
+
+static void ldap_close(struct map *m)
+{
+    ldap_free(m->priv);
+}
+
+/* server_host: host, host:port, or an ldap://, ldaps://, ldapi:// URL. */
+static int ld_urls(struct ldap_table *t, const struct map_query_file *f, long port,
+                   struct strbuf *err)
+{
+    size_t n;
+    char **words = cfg_list_split(map_query_str(f, "server_host", "localhost"), &n);
+    struct strbuf urls = STRBUF_INIT(0);
+    for (size_t i = 0; i < n; i++) {
+        const char *w = words[i];
+        if (urls.len)
+            sb_appendc(&urls, ' ');
+        if (strstr(w, "://")) {
+            if (strncasecmp(w, "ldap://", 7) != 0 && strncasecmp(w, "ldaps://", 8) != 0
+                && strncasecmp(w, "ldapi://", 8) != 0) {
+                sb_appendf(err, "%s: server_host: \"%.100s\" is not an LDAP URL",
+                           map_query_path(f), w);
+                break;
+            }
+            sb_appends(&urls, w);
+        } else if (strchr(w, ':')) {
+            sb_appendf(&urls, "ldap://%s", w);
+        } else {
+            sb_appendf(&urls, "ldap://%s:%ld", w, port);
+        }
+    }
+    cfg_list_free(words, n);
+    if (err->len || urls.len == 0) {
+        if (!err->len)
+            sb_appendf(err, "%s: server_host is empty", map_query_path(f));
+        sb_free(&urls);
+        return -1;
+    }
+    t->urls = xstrdup(sb_str(&urls));
+    sb_free(&urls);
+    return 0;
+}
+
+/* Parameters this table type refuses when they ask for something. */
+static int ld_refuse_unsupported(const struct map_query_file *f, struct strbuf *err)
+{
+    static const char *const unsupported[] = {
+        "special_result_attribute", "terminal_result_attribute", "leaf_result_attribute",
+        "tls_ca_cert_dir", "tls_ca_cert_file", "tls_cert", "tls_key", "tls_require_cert",
+        "tls_cipher_suite", "sasl_mechs", "sasl_realm", "sasl_authz_id",
+    };
+    for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
+        const char *v = map_query_str(f, unsupported[i], "");
+        if (*v) {
+            sb_appendf(err, "%s: %s is not supported by this ldap: table type", map_query_path(f),
+                       unsupported[i]);
+            return -1;
+        }
+    }
+    bool tls;
+    if (map_query_bool(f, "start_tls", false, &tls, err) < 0)
+        return -1;
+    if (tls) {
+        sb_appendf(err, "%s: start_tls is not supported (use an ldaps:// URL in server_host)",
+                   map_query_path(f));
+        return -1;
+    }
+    return 0;
+}
+
+static int ld_scope(const struct map_query_file *f, int *scope, struct strbuf *err)
+{
+    const char *s = map_query_str(f, "scope", "sub");
+    if (strcasecmp(s, "sub") == 0)
+        *scope = LDAP_SCOPE_SUBTREE;
+    else if (strcasecmp(s, "one") == 0)
+        *scope = LDAP_SCOPE_ONELEVEL;
+    else if (strcasecmp(s, "base") == 0)
+        *scope = LDAP_SCOPE_BASE;
+    else {
+        sb_appendf(err, "%s: scope = \"%.50s\": expected sub, one or base", map_query_path(f), s);
+        return -1;
+    }
+    return 0;
+}
+
+static int ld_bind(struct ldap_table *t, const struct map_query_file *f, struct strbuf *err)
+{
+    const char *b = map_query_str(f, "bind", "yes");
+    if (strcasecmp(b, "sasl") == 0) {
+        sb_appendf(err, "%s: bind = sasl is not supported (bind = yes with bind_dn and bind_pw, "
+                   "or bind = no)", map_query_path(f));
+        return -1;
+    }
+    if (map_query_bool(f, "bind", true, &t->bind, err) < 0)
+        return -1;
+    t->bind_dn = xstrdup(map_query_str(f, "bind_dn", ""));
+    t->bind_pw = xstrdup(map_query_str(f, "bind_pw", ""));
+    return 0;
+}
+
+static int ld_attrs(struct ldap_table *t, const struct map_query_file *f, struct strbuf *err)
+{
+    size_t n;
+    char **words = cfg_list_split(map_query_str(f, "result_attribute", "maildrop"), &n);
+    if (n == 0 || n > LDAP_ATTRIBUTE_LIMIT) {
+        sb_appendf(err, "%s: result_attribute needs 1 to %d attribute names", map_query_path(f),
+                   LDAP_ATTRIBUTE_LIMIT);
+        cfg_list_free(words, n);
+        return -1;
+    }
+    t->attrs = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        t->attrs[i] = xstrdup(words[i]);
+    cfg_list_free(words, n);
+    return 0;
+}
+
+static int ld_configure(struct ldap_table *t, const struct map_query_file *f, struct strbuf *err)
+{
+    const char *path = map_query_path(f);
+    long port, version, deref, ignored;
+    if (map_query_int(f, "server_port", 389, 1, 65535, &port, err) < 0
+        || map_query_int(f, "timeout", 10, 1, 3600, &t->timeout, err) < 0
+        || map_query_int(f, "expansion_limit", 0, 0, 1000000, &t->expansion_limit, err) < 0
+        || map_query_int(f, "size_limit", t->expansion_limit, 0, 1000000, &t->size_limit, err) < 0
+        || map_query_int(f, "version", 2, 2, 3, &version, err) < 0
+        || map_query_int(f, "dereference", 0, 0, 3, &deref, err) < 0
+        || map_query_int(f, "recursion_limit", 1000, 1, 1000000, &ignored, err) < 0
+        || map_query_bool(f, "chase_referrals", false, &t->chase_referrals, err) < 0
+        || ld_refuse_unsupported(f, err) < 0 || ld_scope(f, &t->scope, err) < 0
+        || ld_bind(t, f, err) < 0 || ld_attrs(t, f, err) < 0 || ld_urls(t, f, port, err) < 0)
+        return -1;
+    t->version = (int)version;
+    t->deref = (int)deref;
+    t->search_base = xstrdup(map_query_str(f, "search_base", ""));
+    t->query_filter = xstrdup(map_query_str(f, "query_filter", "(mailacceptinggeneralid=%s)"));
+    t->result_format = xstrdup(map_query_str(f, "result_format", "%s"));
+    t->dynamic_base = strchr(t->search_base, '%') != NULL;
+    struct strbuf why = STRBUF_INIT(512);
+    if (map_expand_check(t->search_base, MAP_EXPAND_QUERY, "search_base", &why) < 0
+        || map_expand_check(t->query_filter, MAP_EXPAND_QUERY, "query_filter", &why) < 0
+        || map_expand_check(t->result_format, MAP_EXPAND_RESULT, "result_format", &why) < 0) {
+        sb_appendf(err, "%s: %s", path, sb_str(&why));
+        sb_free(&why);
+        return -1;
+    }
+    sb_free(&why);
+    t->domains = map_query_domains_open(map_query_str(f, "domain", ""), err);
+    if (!t->domains && err->len)
+        return -1;
+    /* libldap reads ldap.conf and the like once per process, at its first
+     * use: do it now, before any chroot hides those files */
+    int v;
+    ldap_get_option(NULL, LDAP_OPT_PROTOCOL_VERSION, &v);
+    return 0;
+}
+
+int map_ldap_open(struct map *m, struct strbuf *err)
+{
+    struct map_query_file *f = map_query_read(m->name, ldap_params, err);
+    if (!f)
+        return -1;
+    struct ldap_table *t = xcalloc(1, sizeof(*t));
+    t->spec = m->spec;
+    int rc = ld_configure(t, f, err);
+    map_query_free(f);
+    if (rc < 0) {
+        ldap_free(t);
+        return -1;
+    }
+    m->priv = t;
+    m->lookup = ldap_lookup;
+    m->close = ldap_close;
+    m->fold_case = true;
+    return 0;
+}
