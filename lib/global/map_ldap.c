@@ -17,6 +17,7 @@
  * (ldaps:// URLs in server_host use the system's libldap TLS settings),
  * special_result_attribute, terminal_result_attribute and
  * leaf_result_attribute. */
+#include <arpa/inet.h>
 #include <ldap.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,11 +107,32 @@ static void ld_disconnect(struct ldap_table *t)
     t->reused = false;
 }
 
-static const char *chroot_hint(void)
+/* Whether every server of server_host is named by an IP address, which
+ * needs no file (resolv.conf, hosts, a socket) that a chroot hides. */
+static bool ld_servers_are_addresses(const char *urls)
 {
-    return chroot_active() ? " (this service runs chrooted in queue_directory: name the "
-                             "server by IP address, not by host name or ldapi:// socket, or "
-                             "set chroot = n for it in master.cf)" : "";
+    char *list = xstrdup(urls), *save = NULL;
+    bool all = true;
+    for (char *url = strtok_r(list, " ", &save); url && all; url = strtok_r(NULL, " ", &save)) {
+        LDAPURLDesc *u = NULL;
+        unsigned char addr[sizeof(struct in6_addr)];
+        all = ldap_url_parse(url, &u) == LDAP_URL_SUCCESS && u->lud_host
+              && strcasecmp(u->lud_scheme, "ldapi") != 0
+              && (inet_pton(AF_INET, u->lud_host, addr) == 1
+                  || inet_pton(AF_INET6, u->lud_host, addr) == 1);
+        if (u)
+            ldap_free_urldesc(u);
+    }
+    free(list);
+    return all;
+}
+
+static const char *chroot_hint(const struct ldap_table *t)
+{
+    return chroot_active() && !ld_servers_are_addresses(t->urls)
+               ? " (this service runs chrooted in queue_directory: name the server by IP "
+                 "address, not by host name or ldapi:// socket, or set chroot = n for it in "
+                 "master.cf)" : "";
 }
 
 static bool connection_error(int rc)
@@ -148,7 +170,7 @@ static int ld_connect(struct ldap_table *t)
                      t->bind_dn, ldap_err2string(rc),
                      rc == LDAP_PROTOCOL_ERROR && t->version == 2
                          ? " (the server may not accept LDAPv2: set version = 3)" : "",
-                     connection_error(rc) ? chroot_hint() : "");
+                     connection_error(rc) ? chroot_hint(t) : "");
             ld_disconnect(t);
             return -1;
         }
@@ -212,7 +234,7 @@ static int ld_search(struct ldap_table *t, const char *base, const char *filter,
                      ldap_err2string(rc));
         else
             msg_warn("%s: search for \"%.100s\" failed on %s: %s%s", t->spec, key, t->urls,
-                     ldap_err2string(rc), chroot_hint());
+                     ldap_err2string(rc), chroot_hint(t));
         answer = LD_BROKEN;
     } else {
         msg_warn("%s: search for \"%.100s\" (base \"%s\", filter \"%s\") failed: %s%s", t->spec,

@@ -12,6 +12,7 @@
  * reopened at once and the query asked again; a server that cannot be
  * reached is left alone for retry_interval seconds while the others in
  * hosts are tried. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -122,6 +123,15 @@ static void pg_disconnect(struct pg_host *h)
     h->reused = false;
 }
 
+/* Whether the server is named by an IP address, which needs no file
+ * (resolv.conf, hosts, a socket) that a chroot hides. */
+static bool pg_host_is_address(const struct pg_host *h)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    return !h->uri && h->host
+           && (inet_pton(AF_INET, h->host, addr) == 1 || inet_pton(AF_INET6, h->host, addr) == 1);
+}
+
 static int pg_connect(struct pgsql *p, struct pg_host *h)
 {
     const char *keys[12], *values[12];
@@ -154,9 +164,10 @@ static int pg_connect(struct pgsql *p, struct pg_host *h)
     }
     msg_warn("%s: cannot connect to PostgreSQL server %s: %s%s", p->spec, h->label,
              pg_error(h->conn),
-             chroot_active() ? " (this service runs chrooted in queue_directory: name the "
-                               "server by IP address, not by host name or UNIX socket, or "
-                               "set chroot = n for it in master.cf)" : "");
+             chroot_active() && !pg_host_is_address(h)
+                 ? " (this service runs chrooted in queue_directory: name the server by IP "
+                   "address, not by host name or UNIX socket, or set chroot = n for it in "
+                   "master.cf)" : "");
     pg_disconnect(h);
     h->dead_until = time(NULL) + p->retry_interval;
     return -1;
