@@ -429,12 +429,20 @@ class TestDatabaseTables(unittest.TestCase):
         self.assertEqual(code // 100, 4, text)
         inst.wait_log(r"runs chrooted in queue_directory: name the server by IP address")
         inst.stop()
-        # the same table without chroot works
+        # without chroot (and still under the system call filter), the same
+        # table works, and so does an LDAP server named by host name
+        by_name = self.write("relay-ldap-name.cf",
+                             "server_host = localhost:%d\nversion = 3\nsearch_base = %s\n"
+                             "query_filter = (mail=%%s)\nresult_attribute = uid\n"
+                             "domain = example.org\n" % (self.ldap.port, SUFFIX))
         flat = self.make_instance("dbtables-unix2", out.port, chroot=False,
-                                  extra={"relay_recipient_maps": "pgsql:" + uri})
+                                  extra={"relay_recipient_maps": "ldap:%s, pgsql:%s"
+                                         % (by_name, uri)})
         flat.start()
         self.assertEqual(self.rcpt(flat, "alice@example.com")[0], 250)
-
+        self.assertEqual(self.rcpt(flat, "robert@example.org")[0], 250)
+        self.assertEqual(self.rcpt(flat, "nobody@example.org")[0], 550)
+        self.assertNotRegex(flat.log_text(), r"signal|SIGSYS|warning: (pgsql|ldap)")
 
 if __name__ == "__main__":
     unittest.main()
