@@ -228,6 +228,12 @@ static int ld_search(struct ldap_table *t, const char *base, const char *filter,
     } else if (rc == LDAP_NO_SUCH_OBJECT && t->dynamic_base) {
         answer = 0;        /* a base made from the key that does not exist */
         t->reused = true;
+    } else if (rc == LDAP_TIMEOUT) {
+        /* asking again at once would only wait as long again */
+        msg_warn("%s: LDAP server %s did not answer the search for \"%.100s\" within %ld s",
+                 t->spec, t->urls, key, t->timeout);
+        ld_disconnect(t);
+        answer = -1;
     } else if (connection_error(rc)) {
         if (t->reused)
             msg_info("%s: connection to LDAP server %s lost: %s", t->spec, t->urls,

@@ -175,7 +175,10 @@ static int pg_connect(struct pgsql *p, struct pg_host *h)
 
 /* ---- queries ---- */
 
-enum { PG_OK = 0, PG_QUERY_FAILED = -1, PG_BROKEN = -2 };
+/* PG_TIMEOUT: no answer within query_timeout; the connection, with its
+ * query still running, is closed (as for PG_BROKEN), but asking again at
+ * once would only wait as long again. */
+enum { PG_OK = 0, PG_QUERY_FAILED = -1, PG_BROKEN = -2, PG_TIMEOUT = -3 };
 
 /* Milliseconds left until deadline (CLOCK_MONOTONIC), at least 0. */
 static int ms_left(const struct timespec *deadline)
@@ -197,7 +200,7 @@ static PGresult *pg_next_result(struct pgsql *p, struct pg_host *h,
         if (left == 0) {
             msg_warn("%s: PostgreSQL server %s did not answer within %ld s", p->spec, h->label,
                      p->query_timeout);
-            *state = PG_BROKEN;
+            *state = PG_TIMEOUT;
             return NULL;
         }
         struct pollfd pfd = { .fd = PQsocket(h->conn), .events = POLLIN };
@@ -272,6 +275,10 @@ static int pg_ask(struct pgsql *p, struct pg_host *h, const char *sql, const cha
     }
     if (state == PG_OK && PQstatus(h->conn) == CONNECTION_BAD)
         state = PG_BROKEN;
+    if (state == PG_TIMEOUT) {
+        pg_disconnect(h);
+        return PG_TIMEOUT;
+    }
     if (state == PG_BROKEN) {
         if (h->reused)
             msg_info("%s: connection to PostgreSQL server %s lost: %s", p->spec, h->label,
@@ -310,8 +317,9 @@ static int pg_lookup_host(struct pgsql *p, struct pg_host *h, const char *key,
         }
         if (rc == PG_QUERY_FAILED)
             break;
-        if (!was_open) {      /* a fresh connection that broke: this server is out */
+        if (rc == PG_TIMEOUT || !was_open) {      /* a fresh connection that broke: this server is out */
             h->dead_until = time(NULL) + p->retry_interval;
+            rc = PG_BROKEN;
             break;
         }
     }
