@@ -36,7 +36,9 @@ INSERT INTO aliases VALUES ('list@example.com', 'one@example.net', 1),
   ('list@example.com', 'two@example.net', 2), ('list@example.com', 'three@example.net', 3),
   ('empty@example.com', '', 1), ('empty@example.com', NULL, 2);
 CREATE TABLE transports (domain text PRIMARY KEY, transport text);
-GRANT SELECT ON recipients, aliases, transports TO mail;
+CREATE TABLE access (key text PRIMARY KEY, action text);
+INSERT INTO access VALUES ('blocked@example.com', 'REJECT blocked by the database');
+GRANT SELECT ON recipients, aliases, transports, access TO mail;
 """
 
 LDIF = """dn: ou=people,{s}
@@ -331,6 +333,10 @@ class TestDatabaseTables(unittest.TestCase):
                                 "WHERE address = '%s'\nretry_interval = 1\n")
         relay_ldap = self.ldap_file("relay-ldap.cf", "search_base = %s\nquery_filter = (mail=%%s)\n"
                                     "result_attribute = uid\ndomain = example.org\n" % SUFFIX)
+        # domain: only addresses in example.com cost a query (and need the
+        # server), so example.org mail is accepted while PostgreSQL is down
+        access = self.pg_file("access-pg.cf", "query = SELECT action FROM access "
+                              "WHERE key = '%s'\nretry_interval = 1\ndomain = example.com\n")
         transport = self.pg_file("transport-pg.cf", "query = SELECT transport FROM transports "
                                  "WHERE domain = '%s'\nretry_interval = 1\n")
         self.pg.sql("DELETE FROM transports; INSERT INTO transports VALUES "
@@ -344,8 +350,9 @@ class TestDatabaseTables(unittest.TestCase):
             "queue_run_delay": "1s",
             "minimal_backoff_time": "1s",
             "maximal_backoff_time": "2s",
-            "smtpd_recipient_restrictions": "reject_unlisted_recipient, "
-                                            "permit_mynetworks, reject_unauth_destination",
+            "smtpd_recipient_restrictions": "check_recipient_access pgsql:%s, "
+                                            "reject_unlisted_recipient, permit_mynetworks, "
+                                            "reject_unauth_destination" % access,
         }
         main_cf.update(extra or {})
         inst = harness.Instance(name, main_cf=main_cf, chroot=chroot)
@@ -381,6 +388,10 @@ class TestDatabaseTables(unittest.TestCase):
         self.assertEqual(code, 550, text)
         self.assertIn("5.1.1", text)
         self.assertEqual(self.rcpt(inst, "nobody@example.org")[0], 550)
+        # an access table in PostgreSQL (check_recipient_access)
+        code, text = self.rcpt(inst, "blocked@example.com")
+        self.assertEqual(code // 100, 5, text)
+        self.assertIn("blocked by the database", text)
         self.send(inst, ["alice@example.com", "bob@example.org"], "both up")
         msgs = out.wait(1)
         self.assertEqual(sorted(msgs[0][1]), ["alice@example.com", "bob@example.org"])
