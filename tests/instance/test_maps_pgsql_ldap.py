@@ -181,6 +181,16 @@ class TestDatabaseTables(unittest.TestCase):
             "additional_conditions = AND owner <> 'nobody'\n")
         self.assertFound(spec, "alice@example.com", "alice")
 
+    def test_pgsql_connection_is_kept(self):
+        # each lookup counts the table's connections: one, kept throughout
+        spec = "pgsql:" + self.pg_file(
+            "pg-count.cf", "query = SELECT count(*)::text || ' for %s' FROM pg_stat_activity "
+            "WHERE application_name = 'tern' AND usename = 'mail'\n")
+        r = subprocess.run([harness.TERN, "map", "query", spec, "-"], input="a\nb\nc\nd\n",
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "a\t1 for a\nb\t1 for b\nc\t1 for c\nd\t1 for d\n")
+
     def test_pgsql_domain_restriction(self):
         domains = self.write("domains", "example.com OK\n")
         spec = "pgsql:" + self.pg_file(
