@@ -132,6 +132,14 @@ static bool pg_host_is_address(const struct pg_host *h)
            && (inet_pton(AF_INET, h->host, addr) == 1 || inet_pton(AF_INET6, h->host, addr) == 1);
 }
 
+/* The server's notices (a query's RAISE NOTICE, warnings) go to the log,
+ * not to the standard error that libpq would write them to. */
+static void pg_notice(void *arg, const char *message)
+{
+    msg_info("%s: PostgreSQL server says: %.*s", (const char *)arg,
+             (int)strcspn(message, "\n"), message);
+}
+
 static int pg_connect(struct pgsql *p, struct pg_host *h)
 {
     const char *keys[12], *values[12];
@@ -159,6 +167,7 @@ static int pg_connect(struct pgsql *p, struct pg_host *h)
     keys[n] = values[n] = NULL;
     h->conn = PQconnectdbParams(keys, values, h->uri != NULL);
     if (h->conn && PQstatus(h->conn) == CONNECTION_OK) {
+        PQsetNoticeProcessor(h->conn, pg_notice, (void *)p->spec);
         h->reused = false;
         return 0;
     }

@@ -39,6 +39,9 @@ CREATE TABLE transports (domain text PRIMARY KEY, transport text);
 CREATE TABLE access (key text PRIMARY KEY, action text);
 INSERT INTO access VALUES ('blocked@example.com', 'REJECT blocked by the database');
 GRANT SELECT ON recipients, aliases, transports, access TO mail;
+CREATE FUNCTION owner_of(a text) RETURNS text AS $$
+  BEGIN RAISE NOTICE 'owner_of(%)', a; RETURN (SELECT owner FROM recipients WHERE address = a); END
+$$ LANGUAGE plpgsql;
 """
 
 LDIF = """dn: ou=people,{s}
@@ -180,6 +183,12 @@ class TestDatabaseTables(unittest.TestCase):
             "pg-old.cf", "select_field = owner\ntable = recipients\nwhere_field = address\n"
             "additional_conditions = AND owner <> 'nobody'\n")
         self.assertFound(spec, "alice@example.com", "alice")
+        spec = "pgsql:" + self.pg_file("pg-function.cf", "select_function = owner_of\n")
+        rc, out, err = self.query(spec, "o'brien@example.com")
+        self.assertEqual((rc, out), (0, "obrien"), err)
+        # the server's notices go to the log (here: standard error), one line
+        self.assertIn("PostgreSQL server says: NOTICE:  owner_of(o'brien@example.com)", err)
+        self.assertNotFound(spec, "nobody@example.com")                 # NULL
 
     def test_pgsql_connection_is_kept(self):
         # each lookup counts the table's connections: one, kept throughout
