@@ -1,8 +1,9 @@
 /* map_ldap.c: the ldap: table type, ldap:/etc/tern/FILE with the query
  * file of ldap_table(5): server_host, server_port, timeout, search_base,
- * query_filter, result_attribute, result_format, scope, bind, bind_dn,
- * bind_pw, domain, expansion_limit, size_limit, dereference,
- * chase_referrals, version.
+ * query_filter, result_attribute, special_result_attribute,
+ * terminal_result_attribute, leaf_result_attribute, result_format, scope,
+ * bind, bind_dn, bind_pw, domain, expansion_limit, size_limit,
+ * recursion_limit, dereference, chase_referrals, version.
  *
  * One connection per table and process (libldap tries the servers of
  * server_host in order), opened and bound at the first lookup and kept for
@@ -14,9 +15,13 @@
  *
  * Not supported, and refused when set (rather than silently doing less
  * than the file asks): bind = sasl, start_tls and the tls_ parameters
- * (ldaps:// URLs in server_host use the system's libldap TLS settings),
- * special_result_attribute, terminal_result_attribute and
- * leaf_result_attribute. */
+ * (ldaps:// URLs in server_host use the system's libldap TLS settings).
+ *
+ * special_result_attribute, terminal_result_attribute,
+ * leaf_result_attribute and recursion_limit work as ldap_table(5) says
+ * (group expansion through member DNs or LDAP URLs), with every DN or URL
+ * followed at most once per lookup, so that groups that contain each
+ * other end. */
 #include <arpa/inet.h>
 #include <ldap.h>
 #include <stdlib.h>
@@ -49,7 +54,12 @@ struct ldap_table {
     char *urls;            /* space-separated, as ldap_initialize takes them */
     char *search_base, *query_filter, *result_format;
     bool dynamic_base;     /* search_base depends on the key */
-    char **attrs;          /* result_attribute, NULL-terminated */
+    /* attribute lists, NULL-terminated: result_attribute, then
+     * special_result_attribute (DNs or LDAP URLs searched in turn),
+     * terminal_result_attribute, leaf_result_attribute; attrs is all of
+     * them, what a search asks for */
+    char **result_attrs, **special_attrs, **terminal_attrs, **leaf_attrs, **attrs;
+    long recursion_limit;
     int scope, version, deref;
     bool bind, chase_referrals;
     char *bind_dn, *bind_pw;
@@ -181,78 +191,182 @@ static int ld_connect(struct ldap_table *t)
 
 /* ---- searches ---- */
 
-/* The values of the result attributes of every entry, as result elements. */
-static int ld_collect(struct ldap_table *t, LDAPMessage *res, const char *key,
-                      struct map_results *r)
-{
-    struct strbuf err = STRBUF_INIT(256);
-    int rc = 0;
-    for (LDAPMessage *e = ldap_first_entry(t->ld, res); e && rc == 0;
-         e = ldap_next_entry(t->ld, e)) {
-        for (char **a = t->attrs; *a && rc == 0; a++) {
-            struct berval **vals = ldap_get_values_len(t->ld, e, *a);
-            for (size_t i = 0; vals && vals[i] && rc == 0; i++) {
-                struct berval *v = vals[i];
-                if (v->bv_len == 0 || memchr(v->bv_val, 0, v->bv_len))
-                    continue;      /* not text: nothing a mail table can use */
-                char *text = xstrndup(v->bv_val, v->bv_len);
-                rc = map_results_add(r, t->result_format, text, key, &err);
-                free(text);
-            }
-            if (vals)
-                ldap_value_free_len(vals);
-        }
-    }
-    if (rc < 0)
-        msg_warn("%s: lookup of \"%.100s\": %s", t->spec, key, sb_str(&err));
-    sb_free(&err);
-    return rc;
-}
-
 enum { LD_BROKEN = -2 };
 
-/* One search on the open connection: 1, 0, -1, or LD_BROKEN (closed). */
-static int ld_search(struct ldap_table *t, const char *base, const char *filter, const char *key,
-                     struct strbuf *result)
+/* What one lookup has gathered, across the searches that special result
+ * attributes lead to. */
+struct ld_walk {
+    const char *key;
+    struct map_results results;
+    struct strbuf err;
+    char **seen;           /* DNs and URLs already followed: loops end */
+    size_t nseen;
+    int searches;
+    int state;             /* 0, -1 (lookup error) or LD_BROKEN */
+};
+
+/* Searches per lookup (the lookup key's and those that special result
+ * attributes lead to): a bound on the work a group structure can cause. */
+#define LDAP_SEARCH_LIMIT 1000
+
+static bool in_list(char **list, const char *attr)
 {
+    for (; list && *list; list++)
+        if (strcasecmp(*list, attr) == 0)
+            return true;
+    return false;
+}
+
+static bool entry_has(struct ldap_table *t, LDAPMessage *e, char **list)
+{
+    for (; list && *list; list++) {
+        struct berval **vals = ldap_get_values_len(t->ld, e, *list);
+        bool found = vals && vals[0];
+        if (vals)
+            ldap_value_free_len(vals);
+        if (found)
+            return true;
+    }
+    return false;
+}
+
+/* The text of a value, or NULL when it is empty or not text. */
+static char *value_text(const struct berval *v)
+{
+    if (v->bv_len == 0 || memchr(v->bv_val, 0, v->bv_len))
+        return NULL;
+    return xstrndup(v->bv_val, v->bv_len);
+}
+
+static void ld_walk_search(struct ldap_table *t, struct ld_walk *w, const char *base, int scope,
+                           const char *filter, long depth);
+
+/* Follow one value of a special result attribute: a DN, searched with
+ * scope base, or an LDAP URL, searched as it says. */
+static void ld_follow(struct ldap_table *t, struct ld_walk *w, const char *value, long depth)
+{
+    for (size_t i = 0; i < w->nseen; i++)
+        if (strcasecmp(w->seen[i], value) == 0)
+            return;                /* followed already: a loop, or a shared member */
+    w->seen = xrealloc(w->seen, (w->nseen + 1) * sizeof(char *));
+    w->seen[w->nseen++] = xstrdup(value);
+    if (ldap_is_ldap_url(value)) {
+        LDAPURLDesc *u = NULL;
+        if (ldap_url_parse(value, &u) != LDAP_URL_SUCCESS) {
+            msg_warn("%s: lookup of \"%.100s\": bad LDAP URL \"%.200s\" skipped", t->spec,
+                     w->key, value);
+            return;
+        }
+        ld_walk_search(t, w, u->lud_dn ? u->lud_dn : "", u->lud_scope < 0 ? LDAP_SCOPE_BASE
+                                                                            : u->lud_scope,
+                       u->lud_filter ? u->lud_filter : "(objectclass=*)", depth);
+        ldap_free_urldesc(u);
+    } else {
+        ld_walk_search(t, w, value, LDAP_SCOPE_BASE, "(objectclass=*)", depth);
+    }
+}
+
+/* One entry, as ldap_table(5) says: the terminal result attributes alone
+ * when it has any; otherwise the result attributes, the leaf result
+ * attributes unless it has special result attributes, and the entries
+ * those lead to. */
+static void ld_entry(struct ldap_table *t, struct ld_walk *w, LDAPMessage *e, long depth)
+{
+    bool terminal = entry_has(t, e, t->terminal_attrs);
+    bool leaf = !terminal && !entry_has(t, e, t->special_attrs);
+    for (char **a = t->attrs; *a && w->state == 0; a++) {
+        bool take = terminal ? in_list(t->terminal_attrs, *a)
+                             : in_list(t->result_attrs, *a) || (leaf && in_list(t->leaf_attrs, *a));
+        bool follow = !terminal && in_list(t->special_attrs, *a);
+        if (!take && !follow)
+            continue;
+        struct berval **vals = ldap_get_values_len(t->ld, e, *a);
+        for (size_t i = 0; vals && vals[i] && w->state == 0; i++) {
+            char *text = value_text(vals[i]);
+            if (!text)
+                continue;
+            if (take && map_results_add(&w->results, t->result_format, text, w->key, &w->err) < 0)
+                w->state = -1;
+            if (follow && w->state == 0) {
+                if (depth >= t->recursion_limit) {
+                    sb_appendf(&w->err, "special result attributes nested deeper than "
+                               "recursion_limit = %ld", t->recursion_limit);
+                    w->state = -1;
+                } else {
+                    ld_follow(t, w, text, depth + 1);
+                }
+            }
+            free(text);
+        }
+        if (vals)
+            ldap_value_free_len(vals);
+    }
+}
+
+/* One search and its entries. A DN that a special result attribute names
+ * and that does not exist is skipped (with a warning), as in Postfix. */
+static void ld_walk_search(struct ldap_table *t, struct ld_walk *w, const char *base, int scope,
+                           const char *filter, long depth)
+{
+    if (++w->searches > LDAP_SEARCH_LIMIT) {
+        sb_appendf(&w->err, "more than %d searches", LDAP_SEARCH_LIMIT);
+        w->state = -1;
+        return;
+    }
     struct timeval tv = { .tv_sec = t->timeout };
     LDAPMessage *res = NULL;
-    int rc = ldap_search_ext_s(t->ld, base, t->scope, filter, t->attrs, 0, NULL, NULL, &tv,
+    int rc = ldap_search_ext_s(t->ld, base, scope, filter, t->attrs, 0, NULL, NULL, &tv,
                                (int)t->size_limit, &res);
-    int answer;
     if (rc == LDAP_SUCCESS) {
-        struct map_results r;
-        map_results_init(&r, result, t->expansion_limit);
-        answer = ld_collect(t, res, key, &r) < 0 ? -1 : r.count > 0 ? 1 : 0;
         t->reused = true;
-    } else if (rc == LDAP_NO_SUCH_OBJECT && t->dynamic_base) {
-        answer = 0;        /* a base made from the key that does not exist */
-        t->reused = true;
+        for (LDAPMessage *e = ldap_first_entry(t->ld, res); e && w->state == 0;
+             e = ldap_next_entry(t->ld, e))
+            ld_entry(t, w, e, depth);
+    } else if (rc == LDAP_NO_SUCH_OBJECT && (depth > 0 || t->dynamic_base)) {
+        t->reused = true;          /* a base made from the key or a value that does not exist */
+        if (depth > 0)
+            msg_warn("%s: lookup of \"%.100s\": entry \"%.200s\" not found, skipped", t->spec,
+                     w->key, base);
     } else if (rc == LDAP_TIMEOUT) {
         /* asking again at once would only wait as long again */
-        msg_warn("%s: LDAP server %s did not answer the search for \"%.100s\" within %ld s",
-                 t->spec, t->urls, key, t->timeout);
+        sb_appendf(&w->err, "LDAP server %s did not answer within %ld s", t->urls, t->timeout);
         ld_disconnect(t);
-        answer = -1;
+        w->state = -1;
     } else if (connection_error(rc)) {
         if (t->reused)
             msg_info("%s: connection to LDAP server %s lost: %s", t->spec, t->urls,
                      ldap_err2string(rc));
         else
-            msg_warn("%s: search for \"%.100s\" failed on %s: %s%s", t->spec, key, t->urls,
-                     ldap_err2string(rc), chroot_hint(t));
-        answer = LD_BROKEN;
+            sb_appendf(&w->err, "search failed on %s: %s%s", t->urls, ldap_err2string(rc),
+                       chroot_hint(t));
+        ld_disconnect(t);
+        w->state = LD_BROKEN;
     } else {
-        msg_warn("%s: search for \"%.100s\" (base \"%s\", filter \"%s\") failed: %s%s", t->spec,
-                 key, base, filter, ldap_err2string(rc),
-                 rc == LDAP_SIZELIMIT_EXCEEDED ? " (more entries than size_limit)" : "");
-        answer = -1;
+        sb_appendf(&w->err, "search (base \"%s\", filter \"%s\") failed: %s%s", base, filter,
+                   ldap_err2string(rc),
+                   rc == LDAP_SIZELIMIT_EXCEEDED ? " (more entries than size_limit)" : "");
         t->reused = true;
+        w->state = -1;
     }
     if (res)
         ldap_msgfree(res);
-    if (answer == LD_BROKEN)
-        ld_disconnect(t);
+}
+
+/* One lookup on the open connection: 1, 0, -1, or LD_BROKEN (closed). */
+static int ld_search(struct ldap_table *t, const char *base, const char *filter, const char *key,
+                     struct strbuf *result)
+{
+    struct ld_walk w = { .key = key, .err = STRBUF_INIT(1024) };
+    sb_reset(result);
+    map_results_init(&w.results, result, t->expansion_limit);
+    ld_walk_search(t, &w, base, t->scope, filter, 0);
+    if (w.state == -1 || (w.state == LD_BROKEN && w.err.len))
+        msg_warn("%s: lookup of \"%.100s\": %s", t->spec, key, sb_str(&w.err));
+    for (size_t i = 0; i < w.nseen; i++)
+        free(w.seen[i]);
+    free(w.seen);
+    sb_free(&w.err);
+    int answer = w.state != 0 ? w.state : w.results.count > 0 ? 1 : 0;
     if (answer != 1)
         sb_reset(result);
     return answer;
@@ -310,9 +424,13 @@ static void ldap_free(struct ldap_table *t)
     free(t->search_base);
     free(t->query_filter);
     free(t->result_format);
-    for (char **a = t->attrs; a && *a; a++)
-        free(*a);
-    free(t->attrs);
+    char **lists[] = { t->result_attrs, t->special_attrs, t->terminal_attrs, t->leaf_attrs };
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        for (char **a = lists[i]; a && *a; a++)
+            free(*a);
+        free(lists[i]);
+    }
+    free(t->attrs);        /* its strings are those of the lists */
     free(t->bind_dn);
     if (t->bind_pw) {
         explicit_bzero(t->bind_pw, strlen(t->bind_pw));
@@ -368,7 +486,6 @@ static int ld_urls(struct ldap_table *t, const struct map_query_file *f, long po
 static int ld_refuse_unsupported(const struct map_query_file *f, struct strbuf *err)
 {
     static const char *const unsupported[] = {
-        "special_result_attribute", "terminal_result_attribute", "leaf_result_attribute",
         "tls_ca_cert_dir", "tls_ca_cert_file", "tls_cert", "tls_key", "tls_require_cert",
         "tls_cipher_suite", "sasl_mechs", "sasl_realm", "sasl_authz_id",
     };
@@ -422,34 +539,54 @@ static int ld_bind(struct ldap_table *t, const struct map_query_file *f, struct 
     return 0;
 }
 
-static int ld_attrs(struct ldap_table *t, const struct map_query_file *f, struct strbuf *err)
+/* One attribute list of the query file; NULL-terminated, never NULL. */
+static char **ld_attr_list(const struct map_query_file *f, const char *name, const char *dflt,
+                           size_t *count)
 {
     size_t n;
-    char **words = cfg_list_split(map_query_str(f, "result_attribute", "maildrop"), &n);
-    if (n == 0 || n > LDAP_ATTRIBUTE_LIMIT) {
-        sb_appendf(err, "%s: result_attribute needs 1 to %d attribute names", map_query_path(f),
-                   LDAP_ATTRIBUTE_LIMIT);
-        cfg_list_free(words, n);
+    char **words = cfg_list_split(map_query_str(f, name, dflt), &n);
+    char **list = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        list[i] = xstrdup(words[i]);
+    cfg_list_free(words, n);
+    *count = n;
+    return list;
+}
+
+static int ld_attrs(struct ldap_table *t, const struct map_query_file *f, struct strbuf *err)
+{
+    size_t nr, ns, nt, nl;
+    t->result_attrs = ld_attr_list(f, "result_attribute", "maildrop", &nr);
+    t->special_attrs = ld_attr_list(f, "special_result_attribute", "", &ns);
+    t->terminal_attrs = ld_attr_list(f, "terminal_result_attribute", "", &nt);
+    t->leaf_attrs = ld_attr_list(f, "leaf_result_attribute", "", &nl);
+    size_t total = nr + ns + nt + nl;
+    if (nr + nt + nl == 0 || total > LDAP_ATTRIBUTE_LIMIT) {
+        sb_appendf(err, "%s: result_attribute (with leaf_ and terminal_result_attribute) needs "
+                   "1 to %d attribute names", map_query_path(f), LDAP_ATTRIBUTE_LIMIT);
         return -1;
     }
-    t->attrs = xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        t->attrs[i] = xstrdup(words[i]);
-    cfg_list_free(words, n);
+    t->attrs = xcalloc(total + 1, sizeof(char *));
+    size_t k = 0;
+    char **lists[] = { t->result_attrs, t->special_attrs, t->terminal_attrs, t->leaf_attrs };
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        for (char **a = lists[i]; *a; a++)
+            if (!in_list(t->attrs, *a))
+                t->attrs[k++] = *a;
     return 0;
 }
 
 static int ld_configure(struct ldap_table *t, const struct map_query_file *f, struct strbuf *err)
 {
     const char *path = map_query_path(f);
-    long port, version, deref, ignored;
+    long port, version, deref;
     if (map_query_int(f, "server_port", 389, 1, 65535, &port, err) < 0
         || map_query_int(f, "timeout", 10, 1, 3600, &t->timeout, err) < 0
         || map_query_int(f, "expansion_limit", 0, 0, 1000000, &t->expansion_limit, err) < 0
         || map_query_int(f, "size_limit", t->expansion_limit, 0, 1000000, &t->size_limit, err) < 0
         || map_query_int(f, "version", 2, 2, 3, &version, err) < 0
         || map_query_int(f, "dereference", 0, 0, 3, &deref, err) < 0
-        || map_query_int(f, "recursion_limit", 1000, 1, 1000000, &ignored, err) < 0
+        || map_query_int(f, "recursion_limit", 1000, 1, 1000000, &t->recursion_limit, err) < 0
         || map_query_bool(f, "chase_referrals", false, &t->chase_referrals, err) < 0
         || ld_refuse_unsupported(f, err) < 0 || ld_scope(f, &t->scope, err) < 0
         || ld_bind(t, f, err) < 0 || ld_attrs(t, f, err) < 0 || ld_urls(t, f, port, err) < 0)

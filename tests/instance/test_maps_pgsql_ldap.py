@@ -66,6 +66,49 @@ uid: carol
 cn: Carol
 sn: C
 mail: carol@example.org
+
+dn: ou=groups,{s}
+objectClass: organizationalUnit
+ou: groups
+
+dn: cn=staff,ou=groups,{s}
+objectClass: groupOfNames
+objectClass: extensibleObject
+cn: staff
+mail: staff@example.org
+member: uid=bob,ou=people,{s}
+member: uid=carol,ou=example.org,{s}
+member: uid=ghost,ou=people,{s}
+
+dn: cn=loop1,ou=groups,{s}
+objectClass: groupOfNames
+objectClass: extensibleObject
+cn: loop1
+mail: loop1@example.org
+member: cn=loop2,ou=groups,{s}
+member: uid=bob,ou=people,{s}
+
+dn: cn=loop2,ou=groups,{s}
+objectClass: groupOfNames
+objectClass: extensibleObject
+cn: loop2
+mail: loop2@example.org
+member: cn=loop1,ou=groups,{s}
+
+dn: cn=routed,ou=groups,{s}
+objectClass: groupOfNames
+objectClass: extensibleObject
+cn: routed
+mail: routed@example.org
+description: lists@lists.example.org
+member: uid=bob,ou=people,{s}
+
+dn: cn=byurl,ou=groups,{s}
+objectClass: groupOfURLs
+objectClass: extensibleObject
+cn: byurl
+mail: byurl@example.org
+memberURL: ldap:///ou=example.org,{s}??one?(objectClass=inetOrgPerson)
 """.format(s=SUFFIX)
 
 
@@ -299,6 +342,32 @@ class TestDatabaseTables(unittest.TestCase):
                                         "expansion_limit = 1\n" % SUFFIX)
         self.assertLookupError(spec, "bob@example.org", "expansion_limit")
 
+    def test_ldap_groups(self):
+        """special_result_attribute (member DNs, memberURL URLs), leaf and
+        terminal result attributes, loops, recursion_limit."""
+        text = ("search_base = %s\nquery_filter = (mail=%%s)\nresult_attribute =\n"
+                "special_result_attribute = member memberURL\nleaf_result_attribute = mail\n"
+                "terminal_result_attribute = description\n" % SUFFIX)
+        spec = "ldap:" + self.ldap_file("ldap-groups.cf", text)
+
+        def found(key):
+            rc, out, err = self.query(spec, key)
+            self.assertEqual(rc, 0, "%s: %s" % (key, err))
+            return sorted(out.split(",")), err
+        members, err = found("staff@example.org")
+        self.assertEqual(members, ["bob@example.org", "carol@example.org", "robert@example.org"])
+        self.assertRegex(err, r'entry "uid=ghost,ou=people,dc=example,dc=com" not found, skipped')
+        self.assertEqual(found("loop1@example.org")[0], ["bob@example.org", "robert@example.org"])
+        self.assertEqual(found("loop2@example.org")[0], ["bob@example.org", "robert@example.org"])
+        self.assertEqual(found("routed@example.org")[0], ["lists@lists.example.org"])
+        self.assertEqual(found("byurl@example.org")[0], ["carol@example.org"])
+        self.assertEqual(found("bob@example.org")[0], ["bob@example.org", "robert@example.org"])
+        deep = "ldap:" + self.ldap_file("ldap-deep.cf", text + "recursion_limit = 1\n")
+        self.assertEqual(self.query(deep, "staff@example.org")[0], 0)
+        self.assertLookupError(deep, "loop1@example.org", "recursion_limit = 1")
+        limited = "ldap:" + self.ldap_file("ldap-glimit.cf", text + "expansion_limit = 2\n")
+        self.assertLookupError(limited, "staff@example.org", "expansion_limit = 2")
+
     def test_ldap_search_base_scope_and_bind(self):
         # a search base made from the key: a base that does not exist is "not found"
         spec = "ldap:" + self.ldap_file("ldap-base.cf", "search_base = ou=%%d,%s\n"
@@ -333,7 +402,9 @@ class TestDatabaseTables(unittest.TestCase):
             ("scope = everything\n", r"expected sub, one or base"),
             ("bind = sasl\n", r"bind = sasl is not supported"),
             ("start_tls = yes\n", r"start_tls is not supported"),
-            ("special_result_attribute = member\n", r"not supported"),
+            ("tls_ca_cert_file = /etc/ssl/ca.pem\n", r"not supported"),
+            ("recursion_limit = 0\n", r"recursion_limit"),
+            ("result_attribute =\nspecial_result_attribute = member\n", r"result_attribute"),
             ("server_host = http://127.0.0.1/\n", r"not an LDAP URL"),
             ("version = 4\n", r"version"),
             ("timeout = 0\n", r"timeout"),
