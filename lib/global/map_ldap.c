@@ -13,9 +13,10 @@
  * out to be broken (the server restarted) is reopened at once and the
  * search asked again.
  *
- * Not supported, and refused when set (rather than silently doing less
- * than the file asks): bind = sasl, start_tls and the tls_ parameters
- * (ldaps:// URLs in server_host use the system's libldap TLS settings).
+ * TLS: start_tls, ldaps:// URLs, tls_ca_cert_file, tls_ca_cert_dir,
+ * tls_cert, tls_key, tls_require_cert, tls_cipher_suite. Not supported,
+ * and refused when set (rather than silently doing less than the file
+ * asks): bind = sasl and the sasl_ parameters.
  *
  * special_result_attribute, terminal_result_attribute,
  * leaf_result_attribute and recursion_limit work as ldap_table(5) says
@@ -67,6 +68,9 @@ struct ldap_table {
     struct map_query_domains *domains;
     LDAP *ld;
     bool reused;
+    bool start_tls;
+    int require_cert;      /* LDAP_OPT_X_TLS_NEVER ... _HARD */
+    void *tls_ctx;         /* made at open, before any chroot; NULL: no TLS */
 };
 
 /* ---- quoting ---- */
@@ -169,6 +173,28 @@ static int ld_connect(struct ldap_table *t)
         || ldap_set_option(t->ld, LDAP_OPT_REFERRALS,
                            t->chase_referrals ? LDAP_OPT_ON : LDAP_OPT_OFF) != LDAP_OPT_SUCCESS) {
         msg_warn("%s: cannot set the LDAP connection's options", t->spec);
+        ld_disconnect(t);
+        return -1;
+    }
+    if (t->tls_ctx
+        && (ldap_set_option(t->ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &t->require_cert) != LDAP_OPT_SUCCESS
+            || ldap_set_option(t->ld, LDAP_OPT_X_TLS_CTX, t->tls_ctx) != LDAP_OPT_SUCCESS)) {
+        msg_warn("%s: cannot set the LDAP connection's TLS options", t->spec);
+        ld_disconnect(t);
+        return -1;
+    }
+    if (t->start_tls && (rc = ldap_start_tls_s(t->ld, NULL, NULL)) != LDAP_SUCCESS) {
+        char *detail = NULL;
+        ldap_get_option(t->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &detail);
+        bool useful = detail && *detail && *detail != '(';
+        bool checked = t->require_cert == LDAP_OPT_X_TLS_DEMAND
+                       || t->require_cert == LDAP_OPT_X_TLS_HARD;
+        msg_warn("%s: STARTTLS with LDAP server %s failed: %s%s%s%s%s", t->spec, t->urls,
+                 ldap_err2string(rc), useful ? " (" : "", useful ? detail : "", useful ? ")" : "",
+                 checked && rc == LDAP_CONNECT_ERROR
+                     ? "; is its certificate signed by a CA of tls_ca_cert_file or "
+                       "tls_ca_cert_dir, and for the name in server_host?" : "");
+        ldap_memfree(detail);
         ld_disconnect(t);
         return -1;
     }
@@ -486,8 +512,7 @@ static int ld_urls(struct ldap_table *t, const struct map_query_file *f, long po
 static int ld_refuse_unsupported(const struct map_query_file *f, struct strbuf *err)
 {
     static const char *const unsupported[] = {
-        "tls_ca_cert_dir", "tls_ca_cert_file", "tls_cert", "tls_key", "tls_require_cert",
-        "tls_cipher_suite", "sasl_mechs", "sasl_realm", "sasl_authz_id",
+        "sasl_mechs", "sasl_realm", "sasl_authz_id",
     };
     for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
         const char *v = map_query_str(f, unsupported[i], "");
@@ -497,15 +522,74 @@ static int ld_refuse_unsupported(const struct map_query_file *f, struct strbuf *
             return -1;
         }
     }
-    bool tls;
-    if (map_query_bool(f, "start_tls", false, &tls, err) < 0)
+    return 0;
+}
+
+/* tls_require_cert: yes/no as in Postfix, or libldap's level names. */
+static int ld_require_cert(const struct map_query_file *f, int *level, struct strbuf *err)
+{
+    static const struct { const char *name; int level; } levels[] = {
+        { "never", LDAP_OPT_X_TLS_NEVER }, { "allow", LDAP_OPT_X_TLS_ALLOW },
+        { "try", LDAP_OPT_X_TLS_TRY }, { "demand", LDAP_OPT_X_TLS_DEMAND },
+        { "hard", LDAP_OPT_X_TLS_HARD },
+    };
+    const char *v = map_query_str(f, "tls_require_cert", "no");
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        if (strcasecmp(v, levels[i].name) == 0) {
+            *level = levels[i].level;
+            return 0;
+        }
+    bool yes;
+    if (map_query_bool(f, "tls_require_cert", false, &yes, err) < 0)
         return -1;
-    if (tls) {
-        sb_appendf(err, "%s: start_tls is not supported (use an ldaps:// URL in server_host)",
-                   map_query_path(f));
+    *level = yes ? LDAP_OPT_X_TLS_DEMAND : LDAP_OPT_X_TLS_NEVER;
+    return 0;
+}
+
+/* The TLS context of start_tls and ldaps:// servers, made now: the
+ * certificate files are read here, before any chroot hides them, and
+ * every connection of this table uses the context. */
+static int ld_tls(struct ldap_table *t, const struct map_query_file *f, struct strbuf *err)
+{
+    const char *path = map_query_path(f);
+    if (map_query_bool(f, "start_tls", false, &t->start_tls, err) < 0
+        || ld_require_cert(f, &t->require_cert, err) < 0)
+        return -1;
+    if (!t->start_tls && !strcasestr(t->urls, "ldaps://"))
+        return 0;
+    LDAP *ld = NULL;
+    if (ldap_initialize(&ld, t->urls) != LDAP_SUCCESS) {
+        sb_appendf(err, "%s: cannot use server_host %s", path, t->urls);
         return -1;
     }
-    return 0;
+    static const struct { const char *param; int option; } files[] = {
+        { "tls_ca_cert_file", LDAP_OPT_X_TLS_CACERTFILE },
+        { "tls_ca_cert_dir", LDAP_OPT_X_TLS_CACERTDIR },
+        { "tls_cert", LDAP_OPT_X_TLS_CERTFILE },
+        { "tls_key", LDAP_OPT_X_TLS_KEYFILE },
+        { "tls_cipher_suite", LDAP_OPT_X_TLS_CIPHER_SUITE },
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && rc == 0; i++) {
+        const char *v = map_query_str(f, files[i].param, "");
+        if (*v && ldap_set_option(ld, files[i].option, v) != LDAP_OPT_SUCCESS) {
+            sb_appendf(err, "%s: %s = %s: refused by libldap", path, files[i].param, v);
+            rc = -1;
+        }
+    }
+    int is_server = 0;
+    if (rc == 0
+        && (ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &t->require_cert) != LDAP_OPT_SUCCESS
+            || ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &is_server) != LDAP_OPT_SUCCESS
+            || ldap_get_option(ld, LDAP_OPT_X_TLS_CTX, &t->tls_ctx) != LDAP_OPT_SUCCESS
+            || !t->tls_ctx)) {
+        sb_appendf(err, "%s: cannot set up TLS: check tls_ca_cert_file, tls_ca_cert_dir, "
+                   "tls_cert and tls_key (readable certificate and key files)", path);
+        rc = -1;
+    }
+    /* the context keeps one reference of ours until the process ends */
+    ldap_unbind_ext_s(ld, NULL, NULL);
+    return rc;
 }
 
 static int ld_scope(const struct map_query_file *f, int *scope, struct strbuf *err)
@@ -589,7 +673,8 @@ static int ld_configure(struct ldap_table *t, const struct map_query_file *f, st
         || map_query_int(f, "recursion_limit", 1000, 1, 1000000, &t->recursion_limit, err) < 0
         || map_query_bool(f, "chase_referrals", false, &t->chase_referrals, err) < 0
         || ld_refuse_unsupported(f, err) < 0 || ld_scope(f, &t->scope, err) < 0
-        || ld_bind(t, f, err) < 0 || ld_attrs(t, f, err) < 0 || ld_urls(t, f, port, err) < 0)
+        || ld_bind(t, f, err) < 0 || ld_attrs(t, f, err) < 0 || ld_urls(t, f, port, err) < 0
+        || ld_tls(t, f, err) < 0)
         return -1;
     t->version = (int)version;
     t->deref = (int)deref;

@@ -207,22 +207,52 @@ class Slapd(_Server):
     is cn=admin,SUFFIX with password ADMIN_PASSWORD."""
     ADMIN_PASSWORD = "ldap-secret"
 
-    def __init__(self, suffix):
+    def __init__(self, suffix, tls=False):
+        """tls: also offer STARTTLS, with a certificate for 127.0.0.1 signed
+        by a test CA (self.ca_file)."""
         self.suffix = suffix
         self.dir = tempfile.mkdtemp(prefix="tern-slapd-", dir="/tmp")
         os.chmod(self.dir, 0o755)
         os.mkdir(os.path.join(self.dir, "db"))
         self.conf = os.path.join(self.dir, "slapd.conf")
+        conf = SLAPD_CONF.format(dir=self.dir, suffix=suffix, password=self.ADMIN_PASSWORD)
+        owned = [self.dir, os.path.join(self.dir, "db"), self.conf]
+        if tls:
+            self.ca_file, cert, key = self._make_certificates()
+            conf = ("TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n"
+                    % (self.ca_file, cert, key)) + conf
+            owned += [cert, key]
         with open(self.conf, "w") as f:
-            f.write(SLAPD_CONF.format(dir=self.dir, suffix=suffix, password=self.ADMIN_PASSWORD))
+            f.write(conf)
         pw = pwd.getpwnam(LDAP_USER)
-        for path in (self.dir, os.path.join(self.dir, "db"), self.conf):
+        for path in owned:
             os.chown(path, pw.pw_uid, pw.pw_gid)
         self.port = free_port()
         self.log = None
         self.start()
         self.add("dn: %s\nobjectClass: dcObject\nobjectClass: organization\no: test\ndc: %s\n"
                  % (suffix, suffix.split(",")[0].split("=")[1]))
+
+    def _make_certificates(self):
+        """A test CA and a server certificate for 127.0.0.1 and localhost."""
+        def openssl(*args):
+            r = subprocess.run(["openssl"] + list(args), capture_output=True, text=True,
+                               timeout=60, cwd=self.dir)
+            if r.returncode != 0:
+                raise AssertionError("openssl %s: %s" % (args[0], r.stderr))
+        ca_key, ca, key, csr, cert = (os.path.join(self.dir, n) for n in
+                                      ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+                "-subj", "/CN=Tern test CA", "-days", "2")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+                "-subj", "/CN=127.0.0.1")
+        ext = os.path.join(self.dir, "san.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                "-out", cert, "-days", "2", "-extfile", ext)
+        os.chmod(ca, 0o644)
+        return ca, cert, key
 
     @property
     def admin_dn(self):

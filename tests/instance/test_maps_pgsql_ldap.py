@@ -123,7 +123,7 @@ class TestDatabaseTables(unittest.TestCase):
             cls.pg.sql("CREATE ROLE mail LOGIN PASSWORD 'mail-pw'")
             cls.pg.sql("CREATE DATABASE mail OWNER admin")
             cls.pg.sql(PG_SETUP, db="mail")
-            cls.ldap = dbservers.Slapd(SUFFIX)
+            cls.ldap = dbservers.Slapd(SUFFIX, tls=True)
         except Exception:
             cls.pg.cleanup()
             raise
@@ -368,6 +368,24 @@ class TestDatabaseTables(unittest.TestCase):
         limited = "ldap:" + self.ldap_file("ldap-glimit.cf", text + "expansion_limit = 2\n")
         self.assertLookupError(limited, "staff@example.org", "expansion_limit = 2")
 
+    def test_ldap_start_tls(self):
+        base = ("search_base = %s\nquery_filter = (mail=%%s)\nresult_attribute = uid\n"
+                "start_tls = yes\n" % SUFFIX)
+        spec = "ldap:" + self.ldap_file("ldap-tls.cf", base + "tls_ca_cert_file = %s\n"
+                                        "tls_require_cert = yes\n" % self.ldap.ca_file)
+        self.assertFound(spec, "bob@example.org", "bob")
+        # a certificate that the given CA did not sign
+        spec = "ldap:" + self.ldap_file("ldap-tls-wrong.cf", base + "tls_ca_cert_file = "
+                                        "/etc/ssl/certs/ca-certificates.crt\n"
+                                        "tls_require_cert = yes\n")
+        self.assertLookupError(spec, "bob@example.org", "STARTTLS with LDAP server .* failed")
+        # as in Postfix, tls_require_cert = no does not check the certificate
+        spec = "ldap:" + self.ldap_file("ldap-tls-nocheck.cf", base)
+        self.assertFound(spec, "bob@example.org", "bob")
+        spec = "ldap:" + self.ldap_file("ldap-tls-badfile.cf", base + "tls_ca_cert_file = "
+                                        "/nonexistent/ca.pem\ntls_require_cert = demand\n")
+        self.assertLookupError(spec, "bob@example.org", "cannot set up TLS")
+
     def test_ldap_search_base_scope_and_bind(self):
         # a search base made from the key: a base that does not exist is "not found"
         spec = "ldap:" + self.ldap_file("ldap-base.cf", "search_base = ou=%%d,%s\n"
@@ -401,8 +419,9 @@ class TestDatabaseTables(unittest.TestCase):
             ("search_base = %s\nquery_filter = (mail=%%z)\n" % SUFFIX, r"unknown expansion"),
             ("scope = everything\n", r"expected sub, one or base"),
             ("bind = sasl\n", r"bind = sasl is not supported"),
-            ("start_tls = yes\n", r"start_tls is not supported"),
-            ("tls_ca_cert_file = /etc/ssl/ca.pem\n", r"not supported"),
+            ("start_tls = maybe\n", r"start_tls"),
+            ("tls_require_cert = sometimes\n", r"tls_require_cert"),
+            ("sasl_mechs = GSSAPI\n", r"not supported"),
             ("recursion_limit = 0\n", r"recursion_limit"),
             ("result_attribute =\nspecial_result_attribute = member\n", r"result_attribute"),
             ("server_host = http://127.0.0.1/\n", r"not an LDAP URL"),
@@ -421,8 +440,11 @@ class TestDatabaseTables(unittest.TestCase):
         # (60 s by default, as in Postfix)
         relay_pg = self.pg_file("relay-pg.cf", "query = SELECT owner FROM recipients "
                                 "WHERE address = '%s'\nretry_interval = 1\n")
+        # STARTTLS with the CA checked: the CA file is read before the chroot
         relay_ldap = self.ldap_file("relay-ldap.cf", "search_base = %s\nquery_filter = (mail=%%s)\n"
-                                    "result_attribute = uid\ndomain = example.org\n" % SUFFIX)
+                                    "result_attribute = uid\ndomain = example.org\n"
+                                    "start_tls = yes\ntls_require_cert = yes\n"
+                                    "tls_ca_cert_file = %s\n" % (SUFFIX, self.ldap.ca_file))
         # domain: only addresses in example.com cost a query (and need the
         # server), so example.org mail is accepted while PostgreSQL is down
         access = self.pg_file("access-pg.cf", "query = SELECT action FROM access "
