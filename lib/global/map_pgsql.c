@@ -326,7 +326,9 @@ static int pg_lookup_host(struct pgsql *p, struct pg_host *h, const char *key,
         }
         if (rc == PG_QUERY_FAILED)
             break;
-        if (rc == PG_TIMEOUT || !was_open) {      /* a fresh connection that broke: this server is out */
+        /* no answer in time, or a fresh connection that broke: this
+         * server is out for retry_interval */
+        if (rc == PG_TIMEOUT || !was_open) {
             h->dead_until = time(NULL) + p->retry_interval;
             rc = PG_BROKEN;
             break;
