@@ -137,9 +137,14 @@ struct map *map_open(const char *spec, struct strbuf *err)
         rc = map_static_open(m, err);
     else if (tlen == 6 && strncmp(spec, "sqlite", 6) == 0)
         rc = map_sqlite_open(m, err);
+    else if (tlen == 5 && strncmp(spec, "pgsql", 5) == 0)
+        rc = map_pgsql_open(m, err);
+    else if (tlen == 4 && strncmp(spec, "ldap", 4) == 0)
+        rc = map_ldap_open(m, err);
     else {
         sb_appendf(err, "unsupported table type \"%.*s\" in \"%.100s\" (hash, btree, pcre, "
-                   "regexp, texthash, inline, unix, cidr, static, sqlite)", (int)tlen, spec, spec);
+                   "regexp, texthash, inline, unix, cidr, static, sqlite, pgsql, ldap)", (int)tlen,
+                   spec, spec);
         rc = -1;
     }
     if (rc < 0) {

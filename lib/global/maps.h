@@ -1,7 +1,8 @@
 /* maps.h: lookup tables named "type:name" as in Postfix: hash: and btree:
  * (Berkeley DB files NAME.db built by `tern map build`), pcre: and regexp:
- * (PCRE2 pattern files), texthash: (a source file read into memory) and
- * inline:{ key=value, { key = value with spaces } }.
+ * (PCRE2 pattern files), texthash: (a source file read into memory),
+ * inline:{ key=value, { key = value with spaces } }, unix:passwd.byname,
+ * and pgsql: and ldap: (a query file: pgsql_table(5), ldap_table(5)).
  *
  * Keys of hash, btree, texthash and inline tables are case-folded to lower
  * case when built and when looked up. Source files follow postmap(1): "key

@@ -41,6 +41,8 @@ int map_unix_open(struct map *m, struct strbuf *err);
 int map_cidr_open(struct map *m, struct strbuf *err);
 int map_static_open(struct map *m, struct strbuf *err);
 int map_sqlite_open(struct map *m, struct strbuf *err);
+int map_pgsql_open(struct map *m, struct strbuf *err);
+int map_ldap_open(struct map *m, struct strbuf *err);
 
 /* Logical lines of a table source file: blank lines and lines whose first
  * non-blank character is '#' are skipped, and a line that starts with white
