@@ -24,6 +24,7 @@
 #include "milter.h"
 #include "pickup_milter.h"
 #include "queue.h"
+#include "rewrite.h"
 #include "util.h"
 
 static struct milter_config milters;
@@ -41,7 +42,9 @@ struct runner {
 void pickup_milter_init(void)
 {
     struct strbuf err = STRBUF_INIT(1024);
-    if (milter_config_load(&milters, P_non_smtpd_milters, &err) < 0) {
+    if (rewrite_receive_overrides(cfg_str(P_receive_override_options)) & RECEIVE_NO_MILTERS)
+        milters.n = 0;               /* receive_override_options = no_milters */
+    else if (milter_config_load(&milters, P_non_smtpd_milters, &err) < 0) {
         msg_warn("non_smtpd_milters: %s; local submissions wait until it is fixed", sb_str(&err));
         milters_broken = true;
     }

@@ -17,6 +17,7 @@
 #include "address.h"
 #include "domains.h"
 #include "resolve.h"
+#include "rewrite.h"
 #include "log.h"
 #include "maps.h"
 #include "smtpd.h"
@@ -237,61 +238,106 @@ static int listed(struct maplist *l, const char *local_lc, const char *domain, b
     return rc < 0 ? -1 : rc > 0;
 }
 
-/* The tables are asked about the address as the resolver leaves it (sender
- * routing in a local domain resolved: "nosuchuser%localhost@localhost" is
- * "nosuchuser@localhost"), so what delivery would bounce as unknown is
- * refused here instead of bouncing to a sender who may be forged. */
-static enum smtpd_check_result unlisted_resolved(struct smtpd_check_job *j, const struct address *a,
-                                                 const struct resolve_result *r, bool sender)
+/* Why delivery would refuse a resolved address as unknown: 0 it would not,
+ * 1 it would (u filled), -1 a table could not answer. The tables are asked
+ * about the address as the resolver leaves it (sender routing in a local
+ * domain resolved: "nosuchuser%localhost@localhost" is
+ * "nosuchuser@localhost"). */
+struct unknown {
+    int code;
+    const char *dsn, *why;
+};
+
+static int unknown_address(const struct resolve_result *r, bool sender, struct unknown *u)
 {
-    const char *cls = sender ? "Sender address" : "Recipient address";
     const char *dsn = sender ? "5.1.0" : "5.1.1";
-    if (r->class == RESOLVE_BAD)
-        return smtpd_check_reject(j, smtpd_check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3",
-                                  "<%s>: %s rejected: %s", a->address, cls, r->why);
-    /* virtual aliases make any address valid */
-    if (smtpd_check_cfg.virtual_maps) {
-        int rc = listed(smtpd_check_cfg.virtual_maps, r->local_lc, r->domain, false);
-        if (rc < 0)
-            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
-        if (rc > 0)
-            return CHK_DUNNO;
+    if (r->class == RESOLVE_BAD) {
+        *u = (struct unknown){ smtpd_check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3", r->why };
+        return 1;
     }
-    if (r->class == RESOLVE_LOCAL) {
-        if (!smtpd_check_cfg.local_rcpt_maps)
-            return CHK_DUNNO;
-        int rc = listed(smtpd_check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
-        if (rc < 0)
-            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
-        if (rc == 0)
-            return smtpd_check_reject(j, smtpd_check_cfg.unknown_local_code, dsn,
-                                      "<%s>: %s rejected: User unknown in local recipient table",
-                                a->address, cls);
-        return CHK_DUNNO;
+    int rc = rewrite_virtual_alias_domain(r->domain);
+    if (rc != 0) {
+        *u = (struct unknown){ smtpd_check_cfg.unknown_virtual_code, dsn,
+                               "User unknown in virtual alias table" };
+        return rc;
+    }
+    if (r->class == RESOLVE_LOCAL && smtpd_check_cfg.local_rcpt_maps) {
+        rc = listed(smtpd_check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
+        *u = (struct unknown){ smtpd_check_cfg.unknown_local_code, dsn,
+                               "User unknown in local recipient table" };
+        return rc < 0 ? -1 : rc == 0;
     }
     if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps) {
-        int rc = listed(smtpd_check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
-        if (rc < 0)
-            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
-        if (rc == 0)
-            return smtpd_check_reject(j, smtpd_check_cfg.unknown_relay_code, dsn,
-                                      "<%s>: %s rejected: User unknown in relay recipient table",
-                                a->address, cls);
+        rc = listed(smtpd_check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
+        *u = (struct unknown){ smtpd_check_cfg.unknown_relay_code, dsn,
+                               "User unknown in relay recipient table" };
+        return rc < 0 ? -1 : rc == 0;
     }
-    return CHK_DUNNO;
+    return 0;
 }
 
+/* One address (after rewriting) in text form: 0, 1 or -1 as above. */
+static int unknown_text(const char *addr, bool sender, struct unknown *u)
+{
+    struct resolve_result r;
+    int rc = resolve_text(addr, &r);
+    if (rc == 0)
+        rc = unknown_address(&r, sender, u);
+    resolve_result_free(&r);
+    return rc;
+}
+
+/* The address is judged as cleanup will leave it (lib/global/rewrite.h):
+ * canonical mapping, then virtual alias expansion. An address the alias
+ * tables list is valid when at least one of its final targets is; one
+ * they do not list is judged itself, and is unknown when its domain is a
+ * virtual alias domain. So what delivery would bounce as unknown is
+ * refused here, instead of bouncing to a sender who may be forged. */
 enum smtpd_check_result smtpd_access_unlisted(struct smtpd_check_job *j, bool sender)
 {
     const struct address *a = sender ? smtpd_check_sender(j) : smtpd_check_recipient(j);
     if (!a || (a->flags & ADDR_F_NULL))
         return CHK_DUNNO;
-    struct resolve_result r;
-    if (resolve_address(a, &r) < 0)
-        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure (%s)", a->address,
-                                  r.why);
-    enum smtpd_check_result res = unlisted_resolved(j, a, &r, sender);
-    resolve_result_free(&r);
+    if (!sender && (smtpd_check_cfg.receive_overrides & RECEIVE_NO_UNKNOWN_RCPT))
+        return CHK_DUNNO;
+    const char *cls = sender ? "Sender address" : "Recipient address";
+    struct strbuf canon = STRBUF_INIT(0);
+    struct rewrite_expansion x = { NULL, 0, false };
+    struct unknown u = { 0, NULL, NULL };
+    enum smtpd_check_result res = CHK_DUNNO;
+    int rc = rewrite_address(a->address, sender ? REWRITE_ENV_SENDER : REWRITE_ENV_RCPT, &canon);
+    if (rc == 0)
+        rc = rewrite_virtual(sb_str(&canon), "NOQUEUE", &x);
+    if (rc == REWRITE_LIMIT_EXCEEDED) {
+        res = smtpd_check_reject(j, 451, "4.6.0", "<%s>: %s rejected: Alias expansion error",
+                                 a->address, cls);
+        goto out;
+    }
+    if (rc == 0 && !x.listed) {
+        struct resolve_result r;
+        /* the parsed address when rewriting left it as it was */
+        rc = strcmp(sb_str(&canon), a->address) == 0 ? resolve_address(a, &r)
+                                                     : resolve_text(sb_str(&canon), &r);
+        if (rc == 0)
+            rc = unknown_address(&r, sender, &u);
+        resolve_result_free(&r);
+    } else if (rc == 0) {
+        struct unknown first = { 0, NULL, NULL };
+        rc = 1;
+        for (size_t i = 0; i < x.n && rc == 1; i++) {
+            rc = unknown_text(x.addrs[i], sender, &u);
+            if (i == 0)
+                first = u;
+        }
+        u = first;
+    }
+    if (rc < 0)
+        res = smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+    else if (rc > 0)
+        res = smtpd_check_reject(j, u.code, u.dsn, "<%s>: %s rejected: %s", a->address, cls, u.why);
+out:
+    rewrite_expansion_free(&x);
+    sb_free(&canon);
     return res;
 }
 

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "milter.h"
 #include "queue.h"
+#include "rewrite.h"
 #include "smtpd.h"
 #include "smtpd_milter.h"
 #include "strbuf.h"
@@ -87,7 +88,9 @@ static void raise_open_limit(void)
 void smtpd_milter_init(void)
 {
     struct strbuf err = STRBUF_INIT(1024);
-    if (milter_config_load(&milters, P_smtpd_milters, &err) < 0) {
+    if (rewrite_receive_overrides(cfg_str(P_receive_override_options)) & RECEIVE_NO_MILTERS)
+        milters.n = 0;               /* receive_override_options = no_milters */
+    else if (milter_config_load(&milters, P_smtpd_milters, &err) < 0) {
         msg_warn("smtpd_milters: %s; mail is refused with 451 4.3.5 until it is fixed", sb_str(&err));
         milters_broken = true;
     }

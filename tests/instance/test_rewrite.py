@@ -1,0 +1,414 @@
+"""test_rewrite.py: address rewriting in cleanup and smtpd's view of it
+(canonical(5), virtual(5), ADDRESS_REWRITING_README), through a whole
+instance: messages go in through smtpd (and sendmail), every delivery goes
+to a real SMTP server on loopback (local_transport and relayhost point at
+it), and the test looks at what that server received (envelope and
+bytes), at the log lines and at the queue.
+
+Covered: canonical_maps, sender_ and recipient_canonical_maps with their
+classes, address extensions (recipient_delimiter,
+propagate_unmatched_extensions), header rewriting (From:, To:, Cc:,
+Reply-To:, Sender:, Resent-*, display names and comments kept) and
+local_header_rewrite_clients, masquerade_domains with exceptions and
+classes, one-to-many virtual aliases mixing local, virtual-alias-domain and
+remote targets with orig_to= kept, an alias listing itself, a loop and
+virtual_alias_expansion_limit (451 4.6.0, nothing accepted), an unknown
+address in a virtual alias domain refused at RCPT with 550 5.1.1, a
+canonical address judged after rewriting by reject_unlisted_recipient,
+recipient_bcc_maps, sender_bcc_maps and always_bcc, a table that cannot be
+read (451 4.3.0, nothing queued, nothing bounced), receive_override_options
+on a second smtpd service (master.cf -o), and the Original-Recipient: of a
+bounce for an aliased address."""
+import os
+import smtplib
+import time
+import unittest
+
+import harness
+import sink as sinkmod
+
+HOST = "tern.test"
+AGENTS = ["smtp unix - - n - - smtp", "relay unix - - n - - smtp"]
+
+
+def smtp_agent_built():
+    return os.path.exists(os.path.join(harness.LIBEXEC, "smtp"))
+
+
+def write_table(inst, name, text, kind="texthash"):
+    path = os.path.join(inst.dir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return "%s:%s" % (kind, path)
+
+
+def message(seq, headers=b""):
+    return (b"Subject: rewrite test\r\nX-Seq: " + seq.encode() + b"\r\n" + headers
+            + b"\r\nbody\r\n")
+
+
+class Base(unittest.TestCase):
+    """An instance whose every delivery reaches self.sink."""
+    main_cf = {}
+    tables = {}
+    master_cf_extra = []
+
+    @classmethod
+    def setUpClass(cls):
+        if not smtp_agent_built():
+            raise unittest.SkipTest("the smtp delivery agent is not built")
+        cls.sink = sinkmod.Sink()
+        cls.addClassCleanup(cls.sink.stop)
+        inst = harness.Instance("rw", master_cf_extra=AGENTS + list(cls.master_cf_extra))
+        cls.addClassCleanup(inst.cleanup)
+        settings = {
+            "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
+            "local_transport": "smtp:[127.0.0.1]:%d" % cls.sink.port,
+            "minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
+            "queue_run_delay": "1s",
+        }
+        for param, (name, text, *kind) in cls.tables.items():
+            settings[param] = write_table(inst, name, text, *kind)
+        settings.update(cls.main_cf)
+        inst.set_main_cf(settings)
+        inst.start()
+        cls.inst = inst
+
+    def send(self, seq, rcpts, sender="sender@example.org", headers=b"", port=None):
+        with smtplib.SMTP("127.0.0.1", port or self.inst.port, timeout=10) as s:
+            s.ehlo("client.example")
+            s.sendmail(sender, list(rcpts), message(seq, headers))
+
+    def delivered(self, seq, count=1, timeout=20):
+        """Every (mail_from, rcpts, data) the sink received with X-Seq: seq,
+        once there are count of them."""
+        marker = ("X-Seq: %s\r\n" % seq).encode()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = [m for m in list(self.sink.handler.messages) if marker in m[2]]
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise AssertionError("message %s: %d deliveries, expected %d; log:\n%s"
+                             % (seq, len(got), count, self.inst.log_tail()))
+
+    def rcpts_of(self, seq, count):
+        """The sorted envelope recipients of the deliveries of seq, once
+        there are count recipients in all."""
+        marker = ("X-Seq: %s\r\n" % seq).encode()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            got = sorted(r.lower() for m in list(self.sink.handler.messages) if marker in m[2]
+                         for r in m[1])
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise AssertionError("message %s: recipients %s, expected %d; log:\n%s"
+                             % (seq, got, count, self.inst.log_tail()))
+
+    def rcpt_reply(self, rcpt, sender="sender@example.org", port=None):
+        with smtplib.SMTP("127.0.0.1", port or self.inst.port, timeout=10) as s:
+            s.ehlo("client.example")
+            s.mail(sender)
+            code, text = s.rcpt(rcpt)
+            return code, text.decode()
+
+    def header(self, data, name):
+        for line in data.decode().split("\r\n"):
+            if line.lower().startswith(name.lower() + ":"):
+                return line[len(name) + 1:].strip()
+        return None
+
+
+class TestVirtualAliases(Base):
+    """virtual_alias_maps with a virtual alias domain (virt.test, listed by
+    its own key as virtual(5) describes), a local domain and remote
+    targets."""
+    tables = {"virtual_alias_maps": ("virtual", """
+virt.test                    anything
+info@virt.test               alice, bob@remote.example, sales@virt.test
+sales@virt.test              carol@tern.test
+self@virt.test               self@virt.test, archive@remote.example
+loop-a@virt.test             loop-b@virt.test
+loop-b@virt.test             loop-a@virt.test
+many@virt.test               m1@remote.example m2@remote.example m3@remote.example m4@remote.example
+catch@virt.test              dan
+@other.test                  @remote.example
+postmaster                   pm@remote.example
+""")}
+    main_cf = {"virtual_alias_expansion_limit": "3", "recipient_delimiter": "+",
+               "local_recipient_maps": "inline:{alice=x, carol=x, dan=x}"}
+
+    def test_one_to_many_mixed_targets(self):
+        self.send("v1", ["info@virt.test"])
+        rcpts = self.rcpts_of("v1", 3)
+        self.assertEqual(rcpts, ["alice@tern.test", "bob@remote.example", "carol@tern.test"])
+        # orig_to= of each delivery log line is the address the client gave
+        for to in ("alice@tern.test", "bob@remote.example", "carol@tern.test"):
+            self.inst.wait_log(r"to=<%s>, orig_to=<info@virt\.test>, relay=.*status=sent" % to)
+        # the Received: header names the recipient as given
+        data = self.delivered("v1")[0][2]
+        self.assertIn(b"for <info@virt.test>", data)
+
+    def test_unknown_in_virtual_alias_domain_refused_at_rcpt(self):
+        code, text = self.rcpt_reply("nobody@virt.test")
+        self.assertEqual(code, 550)
+        self.assertIn("5.1.1 <nobody@virt.test>: Recipient address rejected: "
+                      "User unknown in virtual alias table", text)
+
+    def test_alias_to_itself_stops_there(self):
+        self.send("v2", ["self@virt.test"])
+        self.assertEqual(self.rcpts_of("v2", 2), ["archive@remote.example", "self@virt.test"])
+
+    def test_loop_is_refused_not_accepted(self):
+        code, text = self.rcpt_reply("loop-a@virt.test")
+        self.assertEqual(code, 451)
+        self.assertIn("4.6.0", text)
+        self.inst.wait_log(r"NOQUEUE: .*unreasonable virtual_alias_maps map nesting for loop-a@virt\.test")
+
+    def test_expansion_limit(self):
+        code, text = self.rcpt_reply("many@virt.test")
+        self.assertEqual(code, 451)
+        self.assertIn("4.6.0", text)
+        self.inst.wait_log(r"unreasonable virtual_alias_maps map expansion size for many@virt\.test")
+
+    def test_extension_propagates(self):
+        # catch@ matched without +tag: the extension goes to the target
+        self.send("v3", ["catch+tag@virt.test"])
+        self.assertEqual(self.rcpts_of("v3", 1), ["dan+tag@tern.test"])
+
+    def test_at_domain_to_at_domain(self):
+        self.send("v4", ["someone@other.test"])
+        self.assertEqual(self.rcpts_of("v4", 1), ["someone@remote.example"])
+
+    def test_bare_key_for_local_domain(self):
+        # "postmaster" matches postmaster@ any local domain (not other ones)
+        self.send("v5", ["postmaster@tern.test"])
+        self.assertEqual(self.rcpts_of("v5", 1), ["pm@remote.example"])
+        self.inst.wait_log(r"to=<pm@remote\.example>, orig_to=<postmaster@tern\.test>")
+
+    def test_unknown_local_after_alias_refused(self):
+        # not aliased, in the local domain, unknown to local_recipient_maps
+        code, text = self.rcpt_reply("zed@tern.test")
+        self.assertEqual(code, 550)
+        self.assertIn("User unknown in local recipient table", text)
+
+
+class TestCanonical(Base):
+    """canonical_maps, sender_ and recipient_canonical_maps, headers."""
+    tables = {
+        "canonical_maps": ("canonical", """
+old@example.org              new@example.org
+joe.user@example.org         jdoe@example.org
+@legacy.example              @example.org
+"""),
+        "sender_canonical_maps": ("sender_canonical", """
+sender@example.org           outbound@example.org
+"""),
+        "recipient_canonical_maps": ("recipient_canonical", """
+alias@tern.test              alice@tern.test
+"""),
+    }
+    main_cf = {"local_recipient_maps": "inline:{alice=x}", "recipient_delimiter": "+"}
+
+    def test_envelope_sender_and_recipient(self):
+        self.send("c1", ["old@example.org", "someone@legacy.example"])
+        got = self.delivered("c1")
+        self.assertEqual(got[0][0], "outbound@example.org")
+        self.assertEqual(self.rcpts_of("c1", 2), ["new@example.org", "someone@example.org"])
+        self.inst.wait_log(r"to=<new@example\.org>, orig_to=<old@example\.org>")
+
+    def test_recipient_judged_after_rewriting(self):
+        # alias@tern.test is no local user, but recipient_canonical_maps
+        # makes it alice@tern.test, who is: accepted, delivered to alice
+        self.send("c2", ["alias@tern.test"])
+        self.assertEqual(self.rcpts_of("c2", 1), ["alice@tern.test"])
+
+    def test_extension_kept_for_canonical(self):
+        self.send("c3", ["old+news@example.org"])
+        self.assertEqual(self.rcpts_of("c3", 1), ["new+news@example.org"])
+
+    def test_headers_rewritten_names_and_comments_kept(self):
+        headers = (b"From: \"Joe, User\" <joe.user@example.org>\r\n"
+                   b"To: old@example.org (the old one), Other <other@example.net>\r\n"
+                   b"Cc: team: old@example.org, x@legacy.example;\r\n"
+                   b"Reply-To: <sender@example.org>\r\n"
+                   b"Sender: sender@example.org\r\n"
+                   b"Resent-From: someone@legacy.example\r\n"
+                   b"Resent-To: old@example.org\r\n"
+                   b"X-Other: old@example.org\r\n")
+        self.send("c4", ["new@example.org"], headers=headers)
+        data = self.delivered("c4")[0][2]
+        self.assertEqual(self.header(data, "From"), "\"Joe, User\" <jdoe@example.org>")
+        self.assertEqual(self.header(data, "To"),
+                         "new@example.org (the old one), Other <other@example.net>")
+        self.assertEqual(self.header(data, "Cc"), "team: new@example.org, x@example.org;")
+        self.assertEqual(self.header(data, "Reply-To"), "<outbound@example.org>")
+        self.assertEqual(self.header(data, "Sender"), "outbound@example.org")
+        self.assertEqual(self.header(data, "Resent-From"), "someone@example.org")
+        self.assertEqual(self.header(data, "Resent-To"), "new@example.org")
+        # not an address header: as it was
+        self.assertEqual(self.header(data, "X-Other"), "old@example.org")
+
+
+class TestHeaderClients(Base):
+    """local_header_rewrite_clients: a client that is not listed has its
+    headers left as they are (the envelope is still rewritten)."""
+    tables = {"canonical_maps": ("canonical", "old@example.org new@example.org\n")}
+    main_cf = {"local_header_rewrite_clients": "permit_sasl_authenticated"}
+
+    def test_remote_headers_untouched(self):
+        self.send("h1", ["old@example.org"], headers=b"To: old@example.org\r\n")
+        got = self.delivered("h1")[0]
+        self.assertEqual(got[1], ["new@example.org"])
+        self.assertEqual(self.header(got[2], "To"), "old@example.org")
+
+
+class TestRemoteHeaderDomain(Base):
+    """remote_header_rewrite_domain rewrites other clients' headers too."""
+    tables = {"canonical_maps": ("canonical", "old@example.org new@example.org\n")}
+    main_cf = {"local_header_rewrite_clients": "permit_sasl_authenticated",
+               "remote_header_rewrite_domain": "domain.invalid"}
+
+    def test_remote_headers_rewritten(self):
+        self.send("h2", ["someone@example.net"], headers=b"To: old@example.org, bare\r\n")
+        got = self.delivered("h2")[0]
+        self.assertEqual(self.header(got[2], "To"), "new@example.org, bare@domain.invalid")
+
+
+class TestMasquerade(Base):
+    main_cf = {"masquerade_domains": "!keep.example.com, example.com",
+               "masquerade_exceptions": "root"}
+
+    def test_sender_and_headers_masqueraded(self):
+        headers = (b"From: Joe <joe@host.example.com>\r\n"
+                   b"To: ann@mail.example.com, kim@a.keep.example.com\r\n"
+                   b"Cc: root@host.example.com\r\n")
+        self.send("m1", ["ann@mail.example.com"], sender="joe@host.example.com", headers=headers)
+        got = self.delivered("m1")[0]
+        self.assertEqual(got[0], "joe@example.com")
+        # envelope recipients are not in the default masquerade_classes
+        self.assertEqual(got[1], ["ann@mail.example.com"])
+        self.assertEqual(self.header(got[2], "From"), "Joe <joe@example.com>")
+        self.assertEqual(self.header(got[2], "To"), "ann@example.com, kim@a.keep.example.com")
+        self.assertEqual(self.header(got[2], "Cc"), "root@host.example.com")
+
+
+class TestMasqueradeClasses(Base):
+    main_cf = {"masquerade_domains": "example.com", "masquerade_classes": "envelope_recipient"}
+
+    def test_only_envelope_recipient(self):
+        self.send("m2", ["ann@mail.example.com"], sender="joe@host.example.com",
+                  headers=b"From: joe@host.example.com\r\n")
+        got = self.delivered("m2")[0]
+        self.assertEqual(got[0], "joe@host.example.com")
+        self.assertEqual(got[1], ["ann@example.com"])
+        self.assertEqual(self.header(got[2], "From"), "joe@host.example.com")
+
+
+class TestBcc(Base):
+    tables = {
+        "recipient_bcc_maps": ("rcpt_bcc", "ann@example.net rcpt-copy@archive.example\n"),
+        "sender_bcc_maps": ("sender_bcc", "@example.org sender-copy@archive.example\n"),
+    }
+    main_cf = {"always_bcc": "all@archive.example"}
+
+    def test_bcc_recipients_added(self):
+        self.send("b1", ["ann@example.net"])
+        self.assertEqual(self.rcpts_of("b1", 4),
+                         ["all@archive.example", "ann@example.net", "rcpt-copy@archive.example",
+                          "sender-copy@archive.example"])
+        # the copies are not announced in the message
+        data = self.delivered("b1")[0][2]
+        self.assertNotIn(b"archive.example", data.split(b"\r\n\r\n")[0])
+
+    def test_no_bcc_for_other_sender_and_recipient(self):
+        self.send("b2", ["bob@example.net"], sender="x@example.com")
+        self.assertEqual(self.rcpts_of("b2", 2), ["all@archive.example", "bob@example.net"])
+
+
+class TestLookupFailure(Base):
+    """A table that cannot be read: mail waits (4xx), nothing is queued,
+    nothing bounces."""
+    main_cf = {"virtual_alias_maps": "hash:/nonexistent/virtual"}
+    master_cf_extra = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port2 = harness.free_port()
+        cls.master_cf_extra = [
+            "127.0.0.1:%d inet n - n - - smtpd -o receive_override_options=no_unknown_recipient_checks"
+            % cls.port2]
+        super().setUpClass()
+
+    def test_rcpt_gets_451(self):
+        code, text = self.rcpt_reply("someone@example.net")
+        self.assertEqual(code, 451)
+        self.assertIn("4.3.0", text)
+
+    def test_cleanup_answers_451_and_keeps_nothing(self):
+        with smtplib.SMTP("127.0.0.1", self.port2, timeout=10) as s:
+            s.ehlo("client.example")
+            with self.assertRaises(smtplib.SMTPDataError) as cm:
+                s.sendmail("sender@example.org", ["someone@example.net"], message("f1"))
+        self.assertEqual(cm.exception.smtp_code, 451)
+        self.assertIn(b"4.3.0", cm.exception.smtp_error)
+        self.inst.wait_log(r"virtual_alias_maps map lookup problem for someone@example\.net -- "
+                           r"message not accepted, try again later")
+        for sub in ("incoming", "active", "deferred", "hold"):
+            self.assertEqual(self.inst.queue_files(sub), [])
+        self.assertEqual(self.inst.temp_files(), [])
+        time.sleep(1)
+        self.assertFalse([m for m in self.sink.handler.messages if b"X-Seq: f1" in m[2]])
+        self.assertNotIn("status=bounced", self.inst.log_text())
+
+
+class TestReceiveOverride(Base):
+    """A second smtpd (as after a content filter) with -o
+    receive_override_options=no_address_mappings: nothing is rewritten
+    there, while the main smtpd rewrites."""
+    tables = {"canonical_maps": ("canonical", "old@example.org new@example.org\n"),
+              "recipient_bcc_maps": ("rcpt_bcc", "new@example.org copy@archive.example\n")}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port2 = harness.free_port()
+        cls.master_cf_extra = [
+            "127.0.0.1:%d inet n - n - - smtpd -o receive_override_options=no_address_mappings"
+            % cls.port2]
+        super().setUpClass()
+
+    def test_no_address_mappings(self):
+        self.send("r1", ["old@example.org"], port=self.port2, headers=b"To: old@example.org\r\n")
+        got = self.delivered("r1")[0]
+        self.assertEqual(got[1], ["old@example.org"])
+        self.assertEqual(self.header(got[2], "To"), "old@example.org")
+        self.send("r2", ["old@example.org"], headers=b"To: old@example.org\r\n")
+        self.assertEqual(self.rcpts_of("r2", 2), ["copy@archive.example", "new@example.org"])
+
+
+class TestBounceOriginalRecipient(Base):
+    """A bounce for an aliased recipient names the address the sender used."""
+    tables = {"virtual_alias_maps": ("virtual", "info@virt.test gone@remote.example\n")}
+    main_cf = {"virtual_alias_domains": "virt.test"}
+
+    def test_original_recipient_in_bounce(self):
+        self.sink.handler.reject_rcpts.add("gone@remote.example")
+        self.send("d1", ["info@virt.test"], sender="sender@example.org")
+        self.inst.wait_log(r"to=<gone@remote\.example>, orig_to=<info@virt\.test>, .*status=bounced")
+        deadline = time.time() + 20
+        bounce = None
+        while time.time() < deadline and bounce is None:
+            for m in list(self.sink.handler.messages):
+                if m[0] in ("", "<>") and b"X-Seq: d1" in m[2]:
+                    bounce = m
+            time.sleep(0.1)
+        self.assertIsNotNone(bounce, self.inst.log_tail())
+        self.assertEqual(bounce[1], ["sender@example.org"])
+        self.assertRegex(bounce[2].decode(), r"Original-Recipient: rfc822; ?info@virt\.test")
+        self.assertIn(b"Final-Recipient: rfc822; gone@remote.example", bounce[2])
+
+
+if __name__ == "__main__":
+    unittest.main()
