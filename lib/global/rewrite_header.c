@@ -58,6 +58,32 @@ static size_t skip_quoted(const char *s, size_t i, size_t len)
     return len;
 }
 
+/* The end of a domain literal "[dtext]" starting at s[i], or 0 when what
+ * follows the '[' is not one (then the bracket is an ordinary character). */
+static size_t literal_end(const char *s, size_t i, size_t len)
+{
+    for (size_t k = i + 1; k < len; k++) {
+        if (s[k] == ']')
+            return k + 1;
+        if ((unsigned char)s[k] <= 32 || s[k] == 127 || strchr("[\\\",;<>()", s[k]))
+            return 0;
+    }
+    return 0;
+}
+
+/* Quotes in pairs (a backslash escapes the next byte). */
+static bool quotes_balanced(const char *s, size_t len)
+{
+    bool quoted = false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\' && quoted)
+            i++;
+        else if (s[i] == '"')
+            quoted = !quoted;
+    }
+    return !quoted;
+}
+
 struct scan {
     unsigned cls;
     const char *remote_domain;
@@ -69,7 +95,7 @@ struct scan {
 /* Rewrite the address s[0..len) and append what it becomes. */
 static void put_address(struct scan *sc, const char *s, size_t len)
 {
-    bool ok = len > 0 && len <= HEADER_ADDR_MAX && s[0] != '@';
+    bool ok = len > 0 && len <= HEADER_ADDR_MAX && s[0] != '@' && quotes_balanced(s, len);
     for (size_t i = 0; ok && i < len; i++)
         ok = (unsigned char)s[i] >= 32 && s[i] != 127;
     if (!ok || sc->error) {
@@ -163,9 +189,11 @@ int rewrite_header_value(const char *value, size_t len, unsigned cls, const char
             continue;
         }
         if (i < len && value[i] == '[') {     /* a domain literal may hold ':' */
-            const char *close = memchr(value + i, ']', len - i);
-            i = close ? (size_t)(close - value) + 1 : len;
-            continue;
+            size_t close = literal_end(value, i, len);
+            if (close) {
+                i = close;
+                continue;
+            }
         }
         if (i < len && value[i] == '<')
             in_angle = true;
