@@ -26,6 +26,7 @@ import unittest
 
 import harness
 import sink as sinkmod
+import test_sendmail
 
 HOST = "tern.test"
 AGENTS = ["smtp unix - - n - - smtp", "relay unix - - n - - smtp"]
@@ -388,6 +389,33 @@ class TestReceiveOverride(Base):
         self.assertEqual(self.rcpts_of("r2", 2), ["copy@archive.example", "new@example.org"])
 
 
+class TestReceiveOverrideChecks(Base):
+    """no_header_body_checks and no_milters on a second smtpd: its mail
+    skips header_checks and the milters (here one that cannot be reached,
+    so the main smtpd refuses everything with 4xx)."""
+    tables = {"header_checks": ("header_checks", "/^Subject: .*reject-me/ REJECT no\n", "pcre")}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port2 = harness.free_port()
+        cls.main_cf = {"smtpd_milters": "inet:127.0.0.1:%d" % harness.free_port(),
+                       "milter_default_action": "tempfail"}
+        cls.master_cf_extra = [
+            "127.0.0.1:%d inet n - n - - smtpd -o receive_override_options=no_header_body_checks,"
+            "no_milters" % cls.port2]
+        super().setUpClass()
+
+    def test_checks_and_milters_skipped(self):
+        headers = b"X-Note: reject-me\r\n"
+        with smtplib.SMTP("127.0.0.1", self.port2, timeout=10) as s:
+            s.ehlo("client.example")
+            s.sendmail("sender@example.org", ["someone@example.net"],
+                       b"Subject: please reject-me\r\nX-Seq: o1\r\n\r\nbody\r\n")
+        self.delivered("o1")
+        with self.assertRaises(smtplib.SMTPException):
+            self.send("o2", ["someone@example.net"], headers=headers)
+
+
 class TestBounceOriginalRecipient(Base):
     """A bounce for an aliased recipient names the address the sender used."""
     tables = {"virtual_alias_maps": ("virtual", "info@virt.test gone@remote.example\n")}
@@ -408,6 +436,71 @@ class TestBounceOriginalRecipient(Base):
         self.assertEqual(bounce[1], ["sender@example.org"])
         self.assertRegex(bounce[2].decode(), r"Original-Recipient: rfc822; ?info@virt\.test")
         self.assertIn(b"Final-Recipient: rfc822; gone@remote.example", bounce[2])
+
+
+class TestLocalSubmission(unittest.TestCase):
+    """Mail from sendmail (pickup): rewritten the same way, headers
+    included; an address left in a virtual alias domain bounces as unknown
+    (qmgr) instead of going to that domain's MX."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not smtp_agent_built():
+            raise unittest.SkipTest("the smtp delivery agent is not built")
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("sendmail's set-group-ID tern-drop needs root to install")
+        cls.sink = sinkmod.Sink()
+        cls.addClassCleanup(cls.sink.stop)
+        inst = test_sendmail.make_instance("rwsm")
+        cls.addClassCleanup(inst.cleanup)
+        inst.set_main_cf({
+            "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
+            "local_transport": "smtp:[127.0.0.1]:%d" % cls.sink.port,
+            "virtual_alias_maps": write_table(inst, "virtual", "virt.test x\n"
+                                              "info@virt.test ann@remote.example\n"),
+            "canonical_maps": write_table(inst, "canonical", "old@example.org new@example.org\n"),
+            "queue_run_delay": "1s",
+        })
+        inst.start()
+        cls.inst = inst
+
+    def submit(self, rcpts, seq, headers=""):
+        msg = "Subject: local\nX-Seq: %s\n%s\nbody\n" % (seq, headers)
+        r = test_sendmail.sendmail(self.inst, ["-f", "sender@example.org"] + rcpts, msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_rewritten_with_headers(self):
+        self.submit(["info@virt.test", "old@example.org"], "s1", "From: old@example.org\n")
+        got = Base.rcpts_of(self, "s1", 2)
+        self.assertEqual(got, ["ann@remote.example", "new@example.org"])
+        data = Base.delivered(self, "s1")[0][2]
+        self.assertEqual(Base.header(self, data, "From"), "new@example.org")
+
+    def test_unknown_in_virtual_alias_domain_bounces(self):
+        self.submit(["nobody@virt.test"], "s2")
+        self.inst.wait_log(r"to=<nobody@virt\.test>, relay=none, .*dsn=5\.1\.1, "
+                           r"status=bounced \(User unknown in virtual alias table\)", timeout=20)
+
+
+class TestLocalSubmissionLookupFailure(unittest.TestCase):
+    """A table that cannot be read while pickup hands a message to cleanup:
+    the maildrop file stays for a later try, nothing is queued or bounced."""
+
+    def test_maildrop_file_waits(self):
+        if os.geteuid() != 0:
+            self.skipTest("sendmail's set-group-ID tern-drop needs root to install")
+        inst = test_sendmail.make_instance("rwsmf", main_cf={
+            "canonical_maps": "hash:/nonexistent/canonical"})
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        r = test_sendmail.sendmail(inst, ["-f", "sender@example.org", "someone@example.net"],
+                                   "Subject: x\n\nbody\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        inst.wait_log(r"maildrop file \S+: .*4\.3\.0.*; trying again later", timeout=20)
+        self.assertEqual(len(inst.queue_files("maildrop")), 1)
+        for sub in ("incoming", "active", "deferred"):
+            self.assertEqual(inst.queue_files(sub), [])
+        self.assertNotIn("status=bounced", inst.log_text())
 
 
 if __name__ == "__main__":
