@@ -175,21 +175,30 @@ enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const stru
 
 /* Is a one of our destinations? The resolver (lib/global/resolve.h) decides, on
  * the address as delivery will see it: local (mydestination or an address
- * literal of this host) is ours; relay_domains is ours unless the address
- * carries sender routing (Postfix's allow_untrusted_routing = no). The bare
- * "postmaster" is always accepted (RFC 5321 section 4.5.1). */
-bool smtpd_access_destination_ok(struct smtpd_session *s, const struct address *a)
+ * literal of this host) is ours; relay_domains and virtual_alias_domains
+ * are ours unless the address carries sender routing (Postfix's
+ * allow_untrusted_routing = no). The bare "postmaster" is always accepted
+ * (RFC 5321 section 4.5.1). 1 ours, 0 not, -1 a table could not answer. */
+static int destination_ours(const struct address *a)
 {
     if ((a->flags & ADDR_F_NODOMAIN) && !(a->flags & ADDR_F_ROUTED)
         && strcmp(a->local_lc, "postmaster") == 0)
-        return true;
+        return 1;
     struct resolve_result r;
     if (resolve_address(a, &r) < 0)
-        return false;
-    bool ok = r.class == RESOLVE_LOCAL
-              || (r.class == RESOLVE_RELAY && !(r.flags & RESOLVE_F_ROUTED));
+        return 0;
+    int ours = r.class == RESOLVE_LOCAL
+               || (r.class == RESOLVE_RELAY && !(r.flags & RESOLVE_F_ROUTED));
+    if (!ours && r.class != RESOLVE_BAD && !(r.flags & RESOLVE_F_ROUTED))
+        ours = rewrite_virtual_alias_domain(r.domain);
     resolve_result_free(&r);
-    return ok;
+    return ours;
+}
+
+bool smtpd_access_destination_ok(struct smtpd_session *s, const struct address *a)
+{
+    (void)s;
+    return destination_ours(a) == 1;
 }
 
 enum smtpd_check_result smtpd_access_relay(struct smtpd_check_job *j, const struct smtpd_restriction *r)
@@ -197,7 +206,10 @@ enum smtpd_check_result smtpd_access_relay(struct smtpd_check_job *j, const stru
     const struct address *a = smtpd_check_recipient(j);
     if (!j->rcpt)
         return CHK_DUNNO;
-    if (a && smtpd_access_destination_ok(j->s, a))
+    int ours = a ? destination_ours(a) : 0;
+    if (ours < 0)
+        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", j->rcpt);
+    if (ours)
         return r->type == R_PERMIT_AUTH_DEST ? CHK_OK : CHK_DUNNO;
     if (r->type == R_PERMIT_AUTH_DEST)
         return CHK_DUNNO;

@@ -196,6 +196,28 @@ postmaster                   pm@remote.example
         self.assertIn("User unknown in local recipient table", text)
 
 
+class TestUntrustedClient(Base):
+    """A client outside mynetworks: a virtual alias domain is one of our
+    destinations (permit_auth_destination), other domains are not."""
+    tables = {"virtual_alias_maps": ("virtual", "virt.test x\ninfo@virt.test ann@remote.example\n")}
+    main_cf = {"mynetworks": "192.0.2.0/24"}
+
+    def test_virtual_alias_domain_is_ours(self):
+        self.send("u1", ["info@virt.test"])
+        self.assertEqual(self.rcpts_of("u1", 1), ["ann@remote.example"])
+        code, text = self.rcpt_reply("nobody@virt.test")
+        self.assertEqual(code, 550)
+        self.assertIn("User unknown in virtual alias table", text)
+        # the default smtpd_relay_restrictions end in defer_unauth_destination
+        code, text = self.rcpt_reply("ann@remote.example")
+        self.assertEqual(code, 454)
+        self.assertIn("Relay access denied", text)
+        # sender routing through a virtual alias domain is not ours
+        code, text = self.rcpt_reply("ann%remote.example@virt.test")
+        self.assertEqual(code, 454)
+        self.assertIn("Relay access denied", text)
+
+
 class TestCanonical(Base):
     """canonical_maps, sender_ and recipient_canonical_maps, headers."""
     tables = {
