@@ -71,10 +71,16 @@ class Base(unittest.TestCase):
         }
         for param, (name, text, *kind) in cls.tables.items():
             settings[param] = write_table(inst, name, text, *kind)
+        settings.update(cls.prepare(inst))
         settings.update(cls.main_cf)
         inst.set_main_cf(settings)
         inst.start()
         cls.inst = inst
+
+    @classmethod
+    def prepare(cls, inst):
+        """More main.cf settings, made once the instance exists."""
+        return {}
 
     def send(self, seq, rcpts, sender="sender@example.org", headers=b"", port=None):
         with smtplib.SMTP("127.0.0.1", port or self.inst.port, timeout=10) as s:
@@ -194,6 +200,32 @@ postmaster                   pm@remote.example
         code, text = self.rcpt_reply("zed@tern.test")
         self.assertEqual(code, 550)
         self.assertIn("User unknown in local recipient table", text)
+
+
+class TestHashTables(Base):
+    """The same with Berkeley DB tables built by `tern map build`, read by
+    smtpd and cleanup under their system call filters."""
+
+    @classmethod
+    def prepare(cls, inst):
+        specs = {}
+        for param, name, text in (
+                ("virtual_alias_maps", "virtual.db-src",
+                 "virt.test x\ninfo@virt.test ann@remote.example, bob@remote.example\n"),
+                ("canonical_maps", "canonical.db-src", "old@example.org new@example.org\n")):
+            spec = write_table(inst, name, text, "hash")
+            inst.tern("map", "build", spec)
+            specs[param] = spec
+        return specs
+
+    def test_hash_tables(self):
+        self.send("t1", ["info@virt.test", "old@example.org"], headers=b"Cc: old@example.org\r\n")
+        self.assertEqual(self.rcpts_of("t1", 3),
+                         ["ann@remote.example", "bob@remote.example", "new@example.org"])
+        data = self.delivered("t1")[0][2]
+        self.assertEqual(self.header(data, "Cc"), "new@example.org")
+        code, text = self.rcpt_reply("nobody@virt.test")
+        self.assertEqual(code, 550)
 
 
 class TestUntrustedClient(Base):
