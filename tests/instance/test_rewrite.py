@@ -443,6 +443,25 @@ class TestReceiveOverride(Base):
         self.assertEqual(self.rcpts_of("r2", 2), ["copy@archive.example", "new@example.org"])
 
 
+class TestCleanupServiceOverride(Base):
+    """master.cf -o reaches cleanup too: a second cleanup service with its
+    own virtual_alias_maps, used by a second smtpd (cleanup_service_name)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port2 = harness.free_port()
+        cls.master_cf_extra = [
+            "cleanup2 unix - - n - 0 cleanup -o virtual_alias_maps=inline:{info@virt.test=ann@remote.example}",
+            "127.0.0.1:%d inet n - n - - smtpd -o cleanup_service_name=cleanup2" % cls.port2]
+        super().setUpClass()
+
+    def test_per_service_tables(self):
+        self.send("p1", ["info@virt.test"], port=self.port2)
+        self.assertEqual(self.rcpts_of("p1", 1), ["ann@remote.example"])
+        self.send("p2", ["info@virt.test"])
+        self.assertEqual(self.rcpts_of("p2", 1), ["info@virt.test"])
+
+
 class TestReceiveOverrideChecks(Base):
     """no_header_body_checks and no_milters on a second smtpd: its mail
     skips header_checks and the milters (here one that cannot be reached,
