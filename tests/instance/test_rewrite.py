@@ -16,9 +16,15 @@ virtual_alias_expansion_limit (451 4.6.0, nothing accepted), an unknown
 address in a virtual alias domain refused at RCPT with 550 5.1.1, a
 canonical address judged after rewriting by reject_unlisted_recipient,
 recipient_bcc_maps, sender_bcc_maps and always_bcc, a table that cannot be
-read (451 4.3.0, nothing queued, nothing bounced), receive_override_options
-on a second smtpd service (master.cf -o), and the Original-Recipient: of a
-bounce for an aliased address."""
+read (451 4.3.0, nothing queued, nothing bounced; through sendmail the
+maildrop file waits), receive_override_options on a second smtpd service
+(master.cf -o: no_address_mappings, no_unknown_recipient_checks,
+no_header_body_checks, no_milters), -o on a second cleanup service, hash:
+tables under the system call filters, a virtual alias domain as a
+destination for clients outside mynetworks, mail from sendmail rewritten
+the same way (an unaliased address in a virtual alias domain bounces as
+unknown), and the Original-Recipient: of a bounce for an aliased
+address."""
 import os
 import smtplib
 import time
