@@ -17,7 +17,6 @@
 
 #define CANONICAL_NESTING_MAX 10   /* Postfix's limit for canonical maps */
 #define REWRITE_VALUE_MAX 65536    /* bytes of a table's answer that are used */
-#define REWRITE_KEY_MAX 2200
 
 /* A list of tables as main.cf names them, opened one by one so that
  * pattern tables can be told apart (they see the whole address only). */
@@ -303,7 +302,7 @@ static bool domain_is_ours(const char *domain)
 static int addr_find(const struct rw_table *t, const struct parts *p, struct strbuf *value,
                      bool *stripped)
 {
-    struct strbuf key = STRBUF_INIT(REWRITE_KEY_MAX);
+    struct strbuf key = STRBUF_INIT(0);      /* addresses are bounded where they come in */
     int rc;
     *stripped = false;
     sb_appendf(&key, "%s@%s", p->local, p->domain);
@@ -471,7 +470,7 @@ static int masq_excepted(const char *local)
     for (size_t i = 0; i < rw.nmasq_names && !rc; i++)
         rc = strcmp(rw.masq_names[i], lc) == 0;
     if (!rc && (tables[T_MASQ_EXCEPT].n || tables[T_MASQ_EXCEPT].broken)) {
-        struct strbuf v = STRBUF_INIT(REWRITE_VALUE_MAX);
+        struct strbuf v = STRBUF_INIT(0);
         rc = table_find(&tables[T_MASQ_EXCEPT], lc, true, &v);
         sb_free(&v);
     }
@@ -655,7 +654,7 @@ int rewrite_virtual_alias_domain(const char *domain)
     const struct rw_table *t = &tables[T_VDOMAINS];
     if (!t->n && !t->broken)
         return 0;
-    struct strbuf v = STRBUF_INIT(REWRITE_VALUE_MAX);
+    struct strbuf v = STRBUF_INIT(0);
     int rc = table_find(t, domain, true, &v);
     for (const char *d = strchr(domain, '.'); rc == 0 && d; d = strchr(d + 1, '.'))
         rc = table_find(t, d, false, &v);
