@@ -581,6 +581,20 @@ class TestLocalSubmissionLookupFailure(unittest.TestCase):
             self.assertEqual(inst.queue_files(sub), [])
         self.assertNotIn("status=bounced", inst.log_text())
 
+    def test_qmgr_defers_when_virtual_alias_domains_fail(self):
+        if os.geteuid() != 0:
+            self.skipTest("sendmail's set-group-ID tern-drop needs root to install")
+        inst = test_sendmail.make_instance("rwsmd", main_cf={
+            "virtual_alias_domains": "hash:/nonexistent/domains"})
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        r = test_sendmail.sendmail(inst, ["-f", "sender@example.org", "someone@example.net"],
+                                   "Subject: x\n\nbody\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        inst.wait_log(r"to=<someone@example\.net>, relay=none, .*dsn=4\.3\.0, "
+                      r"status=deferred \(virtual_alias_domains lookup failure\)", timeout=20)
+        self.assertNotIn("status=bounced", inst.log_text())
+
 
 if __name__ == "__main__":
     unittest.main()
