@@ -25,6 +25,7 @@ destination for clients outside mynetworks, mail from sendmail rewritten
 the same way (an unaliased address in a virtual alias domain bounces as
 unknown), and the Original-Recipient: of a bounce for an aliased
 address."""
+import mailbox
 import os
 import smtplib
 import time
@@ -254,6 +255,54 @@ class TestUntrustedClient(Base):
         code, text = self.rcpt_reply("ann%remote.example@virt.test")
         self.assertEqual(code, 454)
         self.assertIn("Relay access denied", text)
+
+
+class TestLocalMailbox(Base):
+    """A virtual alias with a real local target: a Unix user's mailbox,
+    judged at RCPT with the real local_recipient_maps (the passwd
+    database), next to a remote target at the sink."""
+    USER = "terntestrw"
+    tables = {"virtual_alias_maps": ("virtual", "virt.test x\n"
+                                     "info@virt.test terntestrw, ann@remote.example\n"
+                                     "ghost@virt.test nosuchuser-rw\n")}
+    main_cf = {"local_recipient_maps": "unix:passwd.byname", "local_transport": "local"}
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("local delivery tests create Unix users: run as root")
+        homes = harness.make_unix_users([cls.USER], "tern-rw-homes-")
+        cls.addClassCleanup(harness.remove_unix_users, [cls.USER], homes)
+        super().setUpClass()
+
+    def mailbox(self):
+        path = os.path.join(self.inst.dir, "mail", self.USER)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if os.path.exists(path):
+                box = mailbox.mbox(path, create=False)
+                try:
+                    msgs = [m for m in box]
+                finally:
+                    box.close()
+                if msgs:
+                    return msgs
+            time.sleep(0.1)
+        raise AssertionError("no mail in %s; log:\n%s" % (path, self.inst.log_tail()))
+
+    def test_local_and_remote_targets(self):
+        self.send("l1", ["info@virt.test"])
+        self.assertEqual(self.rcpts_of("l1", 1), ["ann@remote.example"])
+        msgs = self.mailbox()
+        self.assertEqual(msgs[0]["X-Seq"], "l1")
+        self.inst.wait_log(r"to=<terntestrw@tern\.test>, orig_to=<info@virt\.test>, relay=local, "
+                           r".*status=sent")
+
+    def test_alias_to_unknown_local_user_refused(self):
+        code, text = self.rcpt_reply("ghost@virt.test")
+        self.assertEqual(code, 550)
+        self.assertIn("5.1.1 <ghost@virt.test>: Recipient address rejected: "
+                      "User unknown in local recipient table", text)
 
 
 class TestCanonical(Base):
