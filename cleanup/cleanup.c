@@ -35,6 +35,7 @@ void cleanup_state_free(struct cleanup_state *st)
     cleanup_envelope_free(&st->env);
     header_state_free(&st->hdr);
     sb_free(&st->out);
+    free(st->received_for);
 }
 
 static int send_reply(int fd, int status, const char *queue_id, const char *reason)
@@ -148,6 +149,7 @@ static void cleanup_pre_init(void)
 {
     /* Tables are opened once, with the privileges Postfix opens them with. */
     cleanup_checks_open();
+    cleanup_rewrite_open();
 }
 
 static void cleanup_post_init(struct event_base *base)

@@ -18,7 +18,10 @@ struct mime_state;
 
 #define CLEANUP_FLAG_LOCAL 1        /* local submission: add missing Message-ID:, Date:, From: */
 #define CLEANUP_FLAG_HOLD 2         /* smtpd's restrictions said HOLD: commit into hold/ */
-#define CLEANUP_FLAGS_KNOWN (CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_HOLD)
+#define CLEANUP_FLAG_NO_MAPPINGS 4  /* receive_override_options = no_address_mappings */
+#define CLEANUP_FLAG_NO_CHECKS 8    /* receive_override_options = no_header_body_checks */
+#define CLEANUP_FLAGS_KNOWN (CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_HOLD | CLEANUP_FLAG_NO_MAPPINGS \
+                             | CLEANUP_FLAG_NO_CHECKS)
 
 #define CLEANUP_MAX_ATTRS 64        /* attributes in one envelope */
 #define CLEANUP_MIN_RCPT_LIMIT 10000 /* recipients allowed at least (more when
@@ -108,6 +111,9 @@ struct cleanup_state {
     char **bcc;                    /* BCC addresses, added as recipients */
     size_t nbcc;
     struct mime_state *mime;       /* the body's MIME structure, while inspected */
+    /* address rewriting (cleanup_rewrite.c) */
+    bool rewrite;                  /* canonical, virtual aliases... apply */
+    char *received_for;            /* the recipient the client gave, for Received: */
 };
 
 void cleanup_state_init(struct cleanup_state *st);
@@ -137,6 +143,14 @@ bool cleanup_checks_body_wanted(const struct cleanup_state *st);
 void cleanup_checks_body(struct cleanup_state *st, const char *data, size_t len);
 void cleanup_checks_end(struct cleanup_state *st);
 void cleanup_checks_free(struct cleanup_state *st);
+
+/* Address rewriting (cleanup_rewrite.c, lib/global/rewrite.h): tables
+ * opened once per process (as root); the envelope is rewritten before its
+ * records are written, the address headers once the header checks are done.
+ * A lookup failure refuses the message with 451. */
+void cleanup_rewrite_open(void);
+void cleanup_rewrite_envelope(struct cleanup_state *st);
+void cleanup_rewrite_headers(struct cleanup_state *st);
 
 /* The queue file (cleanup_queue.c). Errors are kept in st->qf.error and
  * turned into a 451 rejection. */

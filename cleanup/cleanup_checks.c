@@ -337,7 +337,8 @@ void cleanup_checks_begin(struct cleanup_state *st)
      * copies the local agent forwards were inspected when they arrived. */
     const char *addr = cleanup_env_attr(&st->env, "client_addr");
     bool outside = (st->env.flags & CLEANUP_FLAG_LOCAL) || (addr && *addr);
-    st->inspect = outside && any_configured(0, CHK_COUNT - 1);
+    st->inspect = outside && !(st->env.flags & CLEANUP_FLAG_NO_CHECKS)
+                  && any_configured(0, CHK_COUNT - 1);
 }
 
 static void on_header(void *ctx, enum mime_class cls, const char *text, size_t len)

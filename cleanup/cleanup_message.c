@@ -36,7 +36,7 @@ static void build_received(const struct cleanup_state *st, const char *date, str
         .hostname = server_name && *server_name ? server_name : cleanup_cfg.myhostname,
         .mail_name = cleanup_cfg.mail_name,
         .queue_id = st->qf.id,
-        .rcpt = env->nrcpt == 1 ? env->rcpts[0] : NULL,
+        .rcpt = st->received_for ? st->received_for : env->nrcpt == 1 ? env->rcpts[0] : NULL,
         .date = date,
     };
     cleanup_received_header(out, &ri);
@@ -118,6 +118,7 @@ static void header_section_done(struct cleanup_state *st)
     snprintf(msgid, sizeof(msgid), "<%s@%s>", st->qf.id, cleanup_cfg.myhostname);
     build_received(st, date, &received);
     cleanup_checks_headers(st, &received);
+    cleanup_rewrite_headers(st);
     if (st->status || st->discard)
         goto out;
     /* A body that began without the empty line has its first bytes in the

@@ -73,6 +73,7 @@ int cleanup_queue_open(struct cleanup_state *st)
     }
     st->qf_open = true;
     cleanup_checks_begin(st);
+    cleanup_rewrite_envelope(st);
     st->rcpts_after_content = st->inspect;
     write_envelope(st);
     if (st->qf.error) {

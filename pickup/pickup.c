@@ -30,6 +30,7 @@
 #include "log.h"
 #include "maildrop.h"
 #include "pickup_milter.h"
+#include "rewrite.h"
 #include "server.h"
 #include "strbuf.h"
 #include "util.h"
@@ -38,6 +39,8 @@
 #define PICKUP_PARTIAL_MIN_AGE 2    /* a newer unlocked file may be one being created */
 #define PICKUP_CLEANUP_LOCAL 1      /* cleanup's local-submission flag (doc/PROTOCOLS.md) */
 #define PICKUP_CLEANUP_HOLD 2       /* cleanup's hold flag */
+#define PICKUP_CLEANUP_NO_MAPPINGS 4 /* receive_override_options = no_address_mappings */
+#define PICKUP_CLEANUP_NO_CHECKS 8  /* receive_override_options = no_header_body_checks */
 
 static struct {
     uid_t owner_uid;                /* mail_owner */
@@ -45,6 +48,7 @@ static struct {
     size_t ntrusted;
     const char *cleanup_service;
     unsigned long long file_limit;  /* largest maildrop file read, 0: none */
+    int cleanup_flags;              /* what receive_override_options asks of cleanup */
 } pickup_cfg;
 
 /* ---- the sender rule ---- */
@@ -188,7 +192,7 @@ static int submit(const char *name, int fd, const struct qmessage *m,
     struct pickup_envelope e;
     envelope_build(&e, m, info);
     struct cleanup_submission sub = {
-        .flags = PICKUP_CLEANUP_LOCAL, .sender = sender,
+        .flags = PICKUP_CLEANUP_LOCAL | pickup_cfg.cleanup_flags, .sender = sender,
         .attr_names = e.names, .attr_values = e.values, .nattr = e.nattr,
         .rcpts = (const char *const *)e.rcpts, .notifies = e.notifies, .nrcpt = e.nrcpt,
         .content_fd = fd, .content_offset = m->content_offset,
@@ -396,6 +400,9 @@ static void pickup_post_init(struct event_base *base)
     pickup_cfg.cleanup_service = xstrdup(cfg_str(P_cleanup_service_name));
     unsigned long long limit = (unsigned long long)cfg_size(P_message_size_limit);
     pickup_cfg.file_limit = limit ? limit + 2ULL * MAILDROP_ENVELOPE_MAX : 0;
+    unsigned ro = rewrite_receive_overrides(cfg_str(P_receive_override_options));
+    pickup_cfg.cleanup_flags = (ro & RECEIVE_NO_MAPPINGS ? PICKUP_CLEANUP_NO_MAPPINGS : 0)
+                               | (ro & RECEIVE_NO_CHECKS ? PICKUP_CLEANUP_NO_CHECKS : 0);
     pickup_milter_init();
     pickup_scan();                  /* what waited while Tern was stopped */
 }

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "domains.h"
 #include "resolve.h"
+#include "rewrite.h"
 #include "log.h"
 #include "maps.h"
 #include "qmgr_route.h"
@@ -34,6 +35,7 @@ void qmgr_resolve_init(void)
     if (transport_maps_opened)
         return;
     transport_maps_opened = true;
+    rewrite_init();                  /* virtual_alias_domains (lib/global/rewrite.h) */
     if (!*spec)
         return;
     struct strbuf err = STRBUF_INIT(1024);
@@ -119,6 +121,21 @@ enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *ro
     if (r.class == RESOLVE_BAD) {
         resolve_result_free(&r);
         return QMGR_ROUTE_BAD;
+    }
+    /* An address still in a virtual alias domain was aliased by nothing
+     * (cleanup expands the ones virtual_alias_maps lists): as in Postfix,
+     * it bounces as unknown instead of going to the domain's MX. Local
+     * domains win over virtual alias domains. */
+    int alias_domain = r.class == RESOLVE_LOCAL ? 0 : rewrite_virtual_alias_domain(r.domain);
+    if (alias_domain != 0) {
+        resolve_result_free(&r);
+        if (alias_domain < 0) {
+            sb_set(why, "virtual_alias_domains lookup failure");
+            return QMGR_ROUTE_TEMP;
+        }
+        route->transport = xstrdup("error");
+        route->nexthop = xstrdup("5.1.1 User unknown in virtual alias table");
+        return QMGR_ROUTE_OK;
     }
     route->transport = r.transport;
     route->nexthop = r.nexthop;

@@ -17,6 +17,7 @@
 #include "address.h"
 #include "domains.h"
 #include "resolve.h"
+#include "rewrite.h"
 #include "log.h"
 #include "maps.h"
 #include "smtpd.h"
@@ -174,10 +175,10 @@ enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const stru
 
 /* Is a one of our destinations? The resolver (lib/global/resolve.h) decides, on
  * the address as delivery will see it: local (mydestination or an address
- * literal of this host) is ours; relay_domains is ours unless the address
- * carries sender routing (Postfix's allow_untrusted_routing = no). The bare
- * "postmaster" is always accepted (RFC 5321 section 4.5.1). 1 ours, 0 not,
- * -1 not known now (a table of the domain lists failed). */
+ * literal of this host) is ours; relay_domains and virtual_alias_domains
+ * are ours unless the address carries sender routing (Postfix's
+ * allow_untrusted_routing = no). The bare "postmaster" is always accepted
+ * (RFC 5321 section 4.5.1). 1 ours, 0 not, -1 a table could not answer. */
 static int destination_state(const struct address *a)
 {
     if ((a->flags & ADDR_F_NODOMAIN) && !(a->flags & ADDR_F_ROUTED)
@@ -186,10 +187,12 @@ static int destination_state(const struct address *a)
     struct resolve_result r;
     if (resolve_address(a, &r) < 0)
         return -1;
-    bool ok = r.class == RESOLVE_LOCAL
-              || (r.class == RESOLVE_RELAY && !(r.flags & RESOLVE_F_ROUTED));
+    int ours = r.class == RESOLVE_LOCAL
+               || (r.class == RESOLVE_RELAY && !(r.flags & RESOLVE_F_ROUTED));
+    if (!ours && r.class != RESOLVE_BAD && !(r.flags & RESOLVE_F_ROUTED))
+        ours = rewrite_virtual_alias_domain(r.domain);
     resolve_result_free(&r);
-    return ok;
+    return ours;
 }
 
 bool smtpd_access_destination_ok(struct smtpd_session *s, const struct address *a)
@@ -247,69 +250,106 @@ static int listed(struct maplist *l, const char *local_lc, const char *domain, b
     return rc < 0 ? -1 : rc > 0;
 }
 
-/* local_recipient_maps or relay_recipient_maps (local): CHK_DUNNO when
- * the address is listed, else "User unknown in local (relay) recipient
- * table", or 451 when the lookup failed. */
-static enum smtpd_check_result recipient_table(struct smtpd_check_job *j, const struct address *a,
-                                               const struct resolve_result *r, bool sender, bool local)
-{
-    struct maplist *maps = local ? smtpd_check_cfg.local_rcpt_maps : smtpd_check_cfg.relay_rcpt_maps;
-    int rc = listed(maps, r->local_lc, r->domain, local);
-    if (rc < 0)
-        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
-    if (rc > 0)
-        return CHK_DUNNO;
-    int code = local ? smtpd_check_cfg.unknown_local_code : smtpd_check_cfg.unknown_relay_code;
-    return smtpd_check_reject(j, code, sender ? "5.1.0" : "5.1.1",
-                              "<%s>: %s rejected: User unknown in %s recipient table", a->address,
-                              sender ? "Sender address" : "Recipient address", local ? "local" : "relay");
-}
+/* Why delivery would refuse a resolved address as unknown: 0 it would not,
+ * 1 it would (u filled), -1 a table could not answer. The tables are asked
+ * about the address as the resolver leaves it (sender routing in a local
+ * domain resolved: "nosuchuser%localhost@localhost" is
+ * "nosuchuser@localhost"). */
+struct unknown {
+    int code;
+    const char *dsn, *why;
+};
 
-/* The tables are asked about the address as the resolver leaves it (sender
- * routing in a local domain resolved: "nosuchuser%localhost@localhost" is
- * "nosuchuser@localhost"), so what delivery would bounce as unknown is
- * refused here instead of bouncing to a sender who may be forged. */
-static enum smtpd_check_result unlisted_resolved(struct smtpd_check_job *j, const struct address *a,
-                                                 const struct resolve_result *r, bool sender)
+static int unknown_address(const struct resolve_result *r, bool sender, struct unknown *u)
 {
-    if (r->class == RESOLVE_BAD)
-        return smtpd_check_reject(j, smtpd_check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3",
-                                  "<%s>: %s rejected: %s", a->address,
-                                  sender ? "Sender address" : "Recipient address", r->why);
-    /* virtual aliases make any address valid */
-    if (smtpd_check_cfg.virtual_maps) {
-        int rc = listed(smtpd_check_cfg.virtual_maps, r->local_lc, r->domain, false);
-        if (rc < 0)
-            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
-        if (rc > 0)
-            return CHK_DUNNO;
+    const char *dsn = sender ? "5.1.0" : "5.1.1";
+    if (r->class == RESOLVE_BAD) {
+        *u = (struct unknown){ smtpd_check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3", r->why };
+        return 1;
     }
-    /* a virtual alias domain has no address but its aliases */
-    int virtual = r->class == RESOLVE_LOCAL ? 0 : domain_is_virtual_alias(r->domain);
-    if (virtual < 0)
-        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
-    if (virtual > 0)
-        return smtpd_check_reject(j, smtpd_check_cfg.unknown_virtual_code, sender ? "5.1.0" : "5.1.1",
-                                  "<%s>: %s rejected: User unknown in virtual alias table",
-                                  a->address, sender ? "Sender address" : "Recipient address");
-    if (r->class == RESOLVE_LOCAL)
-        return smtpd_check_cfg.local_rcpt_maps ? recipient_table(j, a, r, sender, true) : CHK_DUNNO;
-    if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps)
-        return recipient_table(j, a, r, sender, false);
-    return CHK_DUNNO;
+    int rc = rewrite_virtual_alias_domain(r->domain);
+    if (rc != 0) {
+        *u = (struct unknown){ smtpd_check_cfg.unknown_virtual_code, dsn,
+                               "User unknown in virtual alias table" };
+        return rc;
+    }
+    if (r->class == RESOLVE_LOCAL && smtpd_check_cfg.local_rcpt_maps) {
+        rc = listed(smtpd_check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
+        *u = (struct unknown){ smtpd_check_cfg.unknown_local_code, dsn,
+                               "User unknown in local recipient table" };
+        return rc < 0 ? -1 : rc == 0;
+    }
+    if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps) {
+        rc = listed(smtpd_check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
+        *u = (struct unknown){ smtpd_check_cfg.unknown_relay_code, dsn,
+                               "User unknown in relay recipient table" };
+        return rc < 0 ? -1 : rc == 0;
+    }
+    return 0;
 }
 
+/* One address (after rewriting) in text form: 0, 1 or -1 as above. */
+static int unknown_text(const char *addr, bool sender, struct unknown *u)
+{
+    struct resolve_result r;
+    int rc = resolve_text(addr, &r);
+    if (rc == 0)
+        rc = unknown_address(&r, sender, u);
+    resolve_result_free(&r);
+    return rc;
+}
+
+/* The address is judged as cleanup will leave it (lib/global/rewrite.h):
+ * canonical mapping, then virtual alias expansion. An address the alias
+ * tables list is valid when at least one of its final targets is; one
+ * they do not list is judged itself, and is unknown when its domain is a
+ * virtual alias domain. So what delivery would bounce as unknown is
+ * refused here, instead of bouncing to a sender who may be forged. */
 enum smtpd_check_result smtpd_access_unlisted(struct smtpd_check_job *j, bool sender)
 {
     const struct address *a = sender ? smtpd_check_sender(j) : smtpd_check_recipient(j);
     if (!a || (a->flags & ADDR_F_NULL))
         return CHK_DUNNO;
-    struct resolve_result r;
-    if (resolve_address(a, &r) < 0)
-        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure (%s)", a->address,
-                                  r.why);
-    enum smtpd_check_result res = unlisted_resolved(j, a, &r, sender);
-    resolve_result_free(&r);
+    if (!sender && (smtpd_check_cfg.receive_overrides & RECEIVE_NO_UNKNOWN_RCPT))
+        return CHK_DUNNO;
+    const char *cls = sender ? "Sender address" : "Recipient address";
+    struct strbuf canon = STRBUF_INIT(0);
+    struct rewrite_expansion x = { NULL, 0, false };
+    struct unknown u = { 0, NULL, NULL };
+    enum smtpd_check_result res = CHK_DUNNO;
+    int rc = rewrite_address(a->address, sender ? REWRITE_ENV_SENDER : REWRITE_ENV_RCPT, &canon);
+    if (rc == 0)
+        rc = rewrite_virtual(sb_str(&canon), "NOQUEUE", &x);
+    if (rc == REWRITE_LIMIT_EXCEEDED) {
+        res = smtpd_check_reject(j, 451, "4.6.0", "<%s>: %s rejected: Alias expansion error",
+                                 a->address, cls);
+        goto out;
+    }
+    if (rc == 0 && !x.listed) {
+        struct resolve_result r;
+        /* the parsed address when rewriting left it as it was */
+        rc = strcmp(sb_str(&canon), a->address) == 0 ? resolve_address(a, &r)
+                                                     : resolve_text(sb_str(&canon), &r);
+        if (rc == 0)
+            rc = unknown_address(&r, sender, &u);
+        resolve_result_free(&r);
+    } else if (rc == 0) {
+        struct unknown first = { 0, NULL, NULL };
+        rc = 1;
+        for (size_t i = 0; i < x.n && rc == 1; i++) {
+            rc = unknown_text(x.addrs[i], sender, &u);
+            if (i == 0)
+                first = u;
+        }
+        u = first;
+    }
+    if (rc < 0)
+        res = smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
+    else if (rc > 0)
+        res = smtpd_check_reject(j, u.code, u.dsn, "<%s>: %s rejected: %s", a->address, cls, u.why);
+out:
+    rewrite_expansion_free(&x);
+    sb_free(&canon);
     return res;
 }
 

@@ -133,7 +133,8 @@ struct smtpd_check_config {
     struct smtpd_restriction_list lists[STAGE_COUNT];
     const char *null_key;
     bool reject_unlisted_sender, reject_unlisted_rcpt;
-    struct maplist *local_rcpt_maps, *relay_rcpt_maps, *virtual_maps;
+    struct maplist *local_rcpt_maps, *relay_rcpt_maps;
+    unsigned receive_overrides;           /* RECEIVE_* of receive_override_options */
     struct maplist *rbl_reply_maps;
     struct maplist *sender_login_maps;    /* smtpd_sender_login_maps */
     const char *default_rbl_reply;

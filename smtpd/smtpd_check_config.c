@@ -12,6 +12,7 @@
 #include "config.h"
 #include "dns_event.h"
 #include "resolve.h"
+#include "rewrite.h"
 #include "log.h"
 #include "maps.h"
 #include "match_list.h"
@@ -272,7 +273,9 @@ void smtpd_check_pre_init(void)
         c->default_rbl_reply = param_table()[P_default_rbl_reply].default_value;
     c->local_rcpt_maps = open_maplist(P_local_recipient_maps, "local_recipient_maps");
     c->relay_rcpt_maps = open_maplist(P_relay_recipient_maps, "relay_recipient_maps");
-    c->virtual_maps = open_maplist(P_virtual_alias_maps, "virtual_alias_maps");
+    /* virtual_alias_maps and the other rewriting tables: lib/global/rewrite.h */
+    rewrite_init();
+    c->receive_overrides = rewrite_receive_overrides(cfg_str(P_receive_override_options));
     c->rbl_reply_maps = open_maplist(P_rbl_reply_maps, "rbl_reply_maps");
     c->sender_login_maps = open_maplist(P_smtpd_sender_login_maps, "smtpd_sender_login_maps");
     smtpd_policy_init();

@@ -17,7 +17,9 @@
 #include "attr.h"
 #include "evframe.h"
 #include "log.h"
+#include "rewrite.h"
 #include "smtpd.h"
+#include "smtpd_check.h"
 #include "smtpd_milter.h"
 #include "util.h"
 
@@ -69,7 +71,10 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
         + (smtpd_milter_hold_reason(s) != NULL) + (smtpd_milter_queue_id(s) != NULL);
 
     attr_begin(&w, out);
-    attr_put_int(&w, "flags", smtpd_check_holding(s) || smtpd_milter_holding(s) ? 2 : 0);   /* 2: HOLD (doc/PROTOCOLS.md) */
+    /* 2: HOLD, 4: no address mappings, 8: no header/body checks (doc/PROTOCOLS.md) */
+    unsigned ro = smtpd_check_cfg.receive_overrides;
+    attr_put_int(&w, "flags", (smtpd_check_holding(s) || smtpd_milter_holding(s) ? 2 : 0)
+                 | (ro & RECEIVE_NO_MAPPINGS ? 4 : 0) | (ro & RECEIVE_NO_CHECKS ? 8 : 0));
     attr_put_str(&w, "sender", m->sender.address);
     attr_put_int(&w, "nattr", nattr);
     put_attr(&w, "client_name", s->client_name);
