@@ -271,6 +271,9 @@ bool smtpd_check_eod_wait(struct smtpd_session *s,
                           void (*next)(struct smtpd_session *s, int code, const char *text));
 /* RCPT TO always goes through the engine (relay control); next gets the
  * command's argument back. */
+/* VRFY or EXPN of address (without its angle brackets): replies 252 or the
+ * refusal reject_unlisted_recipient would give at RCPT. */
+void smtpd_check_verify(struct smtpd_session *s, const char *address);
 void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r,
                       void (*next)(struct smtpd_session *s, const char *arg));
 /* What restrictions asked of the current message. */

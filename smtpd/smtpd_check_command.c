@@ -190,6 +190,35 @@ void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smt
     smtpd_check_job_run(j);
 }
 
+/* ---- VRFY and EXPN ---- */
+
+/* As Postfix's VRFY: the address is judged by the recipient tables alone
+ * (what reject_unlisted_recipient would say of it at RCPT, after address
+ * rewriting), not by the restriction lists: 252 with the address when mail
+ * for it would be taken, the refusal otherwise. EXPN answers the same and
+ * never lists what an alias expands to. */
+static void verify_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
+{
+    struct smtpd_session *s = j->s;
+    j->stage = STAGE_RECIPIENT;
+    j->warn_this = false;
+    if (smtpd_check_cfg.reject_unlisted_rcpt && smtpd_access_unlisted(j, false) == CHK_REJECT) {
+        char line[CHECK_TEXT_MAX + 8];
+        snprintf(line, sizeof(line), "%d %s", j->reply.code, j->reply.text);
+        smtpd_check_log(j, "reject", line);
+        smtpd_session_reply(s, j->reply.code, "%s", j->reply.text);
+        return;
+    }
+    smtpd_session_reply(s, 252, "2.0.0 %s", j->rcpt);
+}
+
+void smtpd_check_verify(struct smtpd_session *s, const char *address)
+{
+    struct smtpd_check_job *j = smtpd_check_job_new(s, verify_finish);
+    j->rcpt = xstrdup(address);
+    smtpd_check_job_run(j);
+}
+
 /* ---- DATA and end of data ---- */
 
 static void data_finish(struct smtpd_check_job *j, enum smtpd_check_result r)

@@ -188,14 +188,29 @@ static void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg)
     smtp_rcpt_args_free(&r);
 }
 
-static void vrfy_command(struct smtpd_session *s, const char *arg)
+/* VRFY and EXPN (both off with disable_vrfy_command = yes): the address
+ * may come in angle brackets; it is judged as a recipient would be. */
+static void vrfy_command(struct smtpd_session *s, const char *verb, const char *arg)
 {
-    if (smtpd_cfg.disable_vrfy)
-        smtpd_session_reply(s, 502, "5.5.1 VRFY command is disabled");
-    else if (!*arg)
-        smtpd_session_reply(s, 501, "5.5.4 Syntax: VRFY address");
-    else
-        smtpd_session_reply(s, 252, "2.0.0 Send mail to find out");
+    if (smtpd_cfg.disable_vrfy) {
+        smtpd_session_reply(s, 502, "5.5.1 %s command is disabled", verb);
+        return;
+    }
+    size_t len = strlen(arg);
+    while (len > 0 && (arg[len - 1] == ' ' || arg[len - 1] == '\t'))
+        len--;
+    if (len >= 2 && arg[0] == '<' && arg[len - 1] == '>') {
+        arg++;
+        len -= 2;
+    }
+    char address[ADDRESS_MAX_LEN + 1];
+    if (len == 0 || len >= sizeof(address) || memchr(arg, '<', len) || memchr(arg, '>', len)) {
+        smtpd_session_reply(s, 501, "5.5.4 Syntax: %s address", verb);
+        return;
+    }
+    memcpy(address, arg, len);
+    address[len] = 0;
+    smtpd_check_verify(s, address);
 }
 
 static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char *arg)
@@ -218,9 +233,8 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
         return;
     case SMTP_HELP:
         smtpd_session_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
-                            "HELP STARTTLS");
+                            "EXPN HELP STARTTLS");
         return;
-    case SMTP_EXPN:
     case SMTP_ETRN:
     case SMTP_TURN:
         smtpd_session_reply(s, 502, "5.5.1 Error: command not implemented");
@@ -272,7 +286,8 @@ void smtpd_command_dispatch(struct smtpd_session *s, const char *line, size_t le
     case SMTP_RCPT: rcpt_command(s, arg); break;
     case SMTP_DATA: smtpd_data_command(s, arg); break;
     case SMTP_BDAT: smtpd_bdat_command(s, arg); break;
-    case SMTP_VRFY: vrfy_command(s, arg); break;
+    case SMTP_VRFY: vrfy_command(s, "VRFY", arg); break;
+    case SMTP_EXPN: vrfy_command(s, "EXPN", arg); break;
     case SMTP_STARTTLS: smtpd_starttls_command(s, arg); break;
     case SMTP_UNKNOWN: unknown_command(s, line, len); break;
     default: simple_command(s, v, arg); break;

@@ -197,12 +197,12 @@ class TestGreetingAndCommands(SmtpdTestCase):
         self.assertEqual(c.cmd("NOOP anything"), (250, ["2.0.0 Ok"]))
         self.assertEqual(c.cmd("RSET"), (250, ["2.0.0 Ok"]))
         self.assertEqual(c.cmd("RSET now"), (501, ["5.5.4 Syntax: RSET"]))
-        self.assertEqual(c.cmd("VRFY postmaster"), (252, ["2.0.0 Send mail to find out"]))
+        self.assertEqual(c.cmd("VRFY postmaster"), (252, ["2.0.0 postmaster"]))
         self.assertEqual(c.cmd("VRFY"), (501, ["5.5.4 Syntax: VRFY address"]))
         code, lines = c.cmd("HELP")
         self.assertEqual(code, 214)
         self.assertTrue(lines[0].startswith("2.0.0"))
-        for verb in ("EXPN postmaster", "ETRN example.com", "TURN"):
+        for verb in ("ETRN example.com", "TURN"):
             self.assertEqual(c.cmd(verb), (502, ["5.5.1 Error: command not implemented"]))
         self.assertEqual(c.cmd("XYZZY"), (500, ["5.5.2 Error: command not recognized"]))
         self.assertEqual(c.cmd("MAILFROM:<a@b.example>"), (500, ["5.5.2 Error: command not recognized"]))
@@ -266,6 +266,63 @@ class TestGreetingAndCommands(SmtpdTestCase):
             self.assertRegex(out.stdout, r"<-  250 2\.0\.0 Ok: queued as [0-9A-Z]+")
 
 
+class TestVerify(SmtpdTestCase):
+    """VRFY and EXPN answer what RCPT would: the recipient tables judge the
+    address after rewriting (local users, a virtual alias domain, relay
+    recipients); the restriction lists are not asked."""
+
+    params = {"mydestination": "tern.test, localhost",
+              "local_recipient_maps": "inline:{ alice=x, bob=x }",
+              "virtual_alias_domains": "virt.example",
+              "virtual_alias_maps": "inline:{ info@virt.example=alice@tern.test }",
+              "relay_domains": "relay.example",
+              "relay_recipient_maps": "inline:{ known@relay.example=x }"}
+
+    def test_known_addresses(self):
+        c = self.ehlo_client()
+        for arg, shown in (("alice@tern.test", "alice@tern.test"), ("<bob@tern.test>", "bob@tern.test"),
+                           ("alice", "alice"), ("info@virt.example", "info@virt.example"),
+                           ("known@relay.example", "known@relay.example"),
+                           ("someone@elsewhere.example", "someone@elsewhere.example")):
+            for verb in ("VRFY", "EXPN"):
+                with self.subTest(verb=verb, arg=arg):
+                    self.assertEqual(c.cmd("%s %s" % (verb, arg)), (252, ["2.0.0 " + shown]))
+
+    def test_unknown_addresses(self):
+        c = self.ehlo_client()
+        for arg, table in (("nobody@tern.test", "local recipient"),
+                           ("other@virt.example", "virtual alias"),
+                           ("unknown@relay.example", "relay recipient")):
+            for verb in ("VRFY", "EXPN"):
+                with self.subTest(verb=verb, arg=arg):
+                    self.assertEqual(c.cmd("%s <%s>" % (verb, arg)),
+                                     (550, ["5.1.1 <%s>: Recipient address rejected: User unknown "
+                                            "in %s table" % (arg, table)]))
+        self.inst.wait_log(r"NOQUEUE: reject: VRFY from \S+: 550 5\.1\.1 <nobody@tern\.test>: "
+                           r"Recipient address rejected: User unknown in local recipient table; "
+                           r"to=<nobody@tern\.test> proto=ESMTP helo=<client\.example>")
+        # the session goes on
+        self.assertEqual(c.cmd("NOOP"), (250, ["2.0.0 Ok"]))
+
+    def test_bad_arguments(self):
+        c = self.ehlo_client()
+        for arg in ("", "<>", "<a@b", "a<b@c", "x" * 1100 + "@tern.test"):
+            with self.subTest(arg=arg[:20]):
+                self.assertEqual(c.cmd(("VRFY " + arg).rstrip()), (501, ["5.5.4 Syntax: VRFY address"]))
+
+
+class TestVerifyUnlistedOff(SmtpdTestCase):
+    """With smtpd_reject_unlisted_recipient = no, RCPT takes unknown local
+    users, and VRFY says so too."""
+
+    params = {"mydestination": "tern.test", "local_recipient_maps": "inline:{ alice=x }",
+              "smtpd_reject_unlisted_recipient": "no"}
+
+    def test_unknown_is_not_refused(self):
+        c = self.ehlo_client()
+        self.assertEqual(c.cmd("VRFY nobody@tern.test"), (252, ["2.0.0 nobody@tern.test"]))
+
+
 class TestOptionalPolicies(SmtpdTestCase):
     """disable_vrfy_command, smtpd_helo_required, smtputf8_enable=no."""
 
@@ -277,6 +334,7 @@ class TestOptionalPolicies(SmtpdTestCase):
         self.assertNotIn("VRFY", lines)
         self.assertNotIn("SMTPUTF8", lines)
         self.assertEqual(c.cmd("VRFY postmaster"), (502, ["5.5.1 VRFY command is disabled"]))
+        self.assertEqual(c.cmd("EXPN postmaster"), (502, ["5.5.1 EXPN command is disabled"]))
 
     def test_helo_required(self):
         c = self.client()
