@@ -4,7 +4,7 @@
  * leaks and sanitizer reports, the answer must be consistent: a resolved
  * address resolves to itself (delivery sees what smtpd saw), a local one
  * has no routing left in its local part, and the flags match the domain.
- * sources: lib/global/resolve.c lib/global/domains.c lib/global/address.c lib/global/config.c */
+ * sources: lib/global/resolve.c lib/global/domains.c lib/global/address.c lib/global/config.c lib/util/mac_expand.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
