@@ -14,101 +14,45 @@
 #include "config.h"
 #include "local.h"
 #include "log.h"
+#include "mac_expand.h"
 #include "util.h"
 
 #define FORWARD_PATHS_MAX 16
 #define FORWARD_EXPAND_DEPTH 4
 
-/* Characters of an address that may reach a file name; '/' never does, so
- * "$home/.forward+$extension" cannot leave the home directory. */
-static void append_filtered(struct strbuf *out, const char *v)
+struct forward_vars {
+    const struct local_delivery *d;
+    const struct local_user *user;
+};
+
+static const char *forward_var(const char *name, size_t len, void *context)
 {
-    for (; *v; v++) {
-        unsigned char c = (unsigned char)*v;
-        bool ok = isalnum(c) || strchr("!@%-_=+:,.", c);
-        sb_appendc(out, ok && c != 0 ? c : '_');
-    }
+    const struct forward_vars *v = context;
+    const struct mac_var vars[] = {
+        { "home", v->user->home }, { "user", v->user->name }, { "shell", v->user->shell },
+        { "local", v->d->local }, { "extension", v->d->extension }, { "domain", v->d->domain },
+        { "recipient", v->d->address }, { "recipient_delimiter", local_cfg.recipient_delimiter },
+    };
+    return mac_var_find(vars, sizeof(vars) / sizeof(vars[0]), name, len);
 }
 
-static const char *forward_var(const char *name, size_t len, const struct local_delivery *d,
-                               const struct local_user *user, bool *trusted)
+/* The values from the password file are trusted as they are; those from the
+ * address keep only characters that may reach a file name, and '/' is not
+ * one of them, so "$home/.forward+$extension" cannot leave the home
+ * directory. */
+static int forward_filter(struct strbuf *out, const char *name, size_t len, const char *value,
+                          void *context)
 {
-    *trusted = false;
+    (void)context;
 #define IS(s) (len == sizeof(s) - 1 && memcmp(name, s, len) == 0)
-    if (IS("home")) {
-        *trusted = true;
-        return user->home;
-    }
-    if (IS("user")) {
-        *trusted = true;
-        return user->name;
-    }
-    if (IS("shell")) {
-        *trusted = true;
-        return user->shell;
-    }
-    if (IS("local"))
-        return d->local;
-    if (IS("extension"))
-        return d->extension;
-    if (IS("domain"))
-        return d->domain;
-    if (IS("recipient"))
-        return d->address;
-    if (IS("recipient_delimiter"))
-        return local_cfg.recipient_delimiter;
+    if (IS("home") || IS("user") || IS("shell"))
+        return sb_appends(out, value);
 #undef IS
-    return NULL;
-}
-
-static int expand_into(const char *p, const struct local_delivery *d, const struct local_user *user,
-                       struct strbuf *out, int depth)
-{
-    if (depth > FORWARD_EXPAND_DEPTH)
-        return -1;
-    while (*p) {
-        if (*p != '$') {
-            sb_appendc(out, *p++);
-            continue;
-        }
-        p++;
-        const char *name = p, *end = NULL, *text = NULL;
-        char op = 0;
-        size_t len;
-        if (*p == '{') {
-            name = p + 1;
-            end = strchr(name, '}');
-            if (!end)
-                return -1;
-            len = strcspn(name, "?:}");
-            if (name + len < end) {
-                op = name[len];
-                text = name + len + 1;
-            }
-            p = end + 1;
-        } else {
-            len = 0;
-            while (isalnum((unsigned char)p[len]) || p[len] == '_')
-                len++;
-            p += len;
-        }
-        bool trusted;
-        const char *v = forward_var(name, len, d, user, &trusted);
-        if (!v)
+    for (; *value; value++) {
+        unsigned char c = (unsigned char)*value;
+        bool ok = isalnum(c) || strchr("!@%-_=+:,.", c);
+        if (sb_appendc(out, ok ? c : '_') < 0)
             return -1;
-        if (op) {
-            if ((op == '?') == (*v != 0)) {
-                char *t = xstrndup(text, (size_t)(end - text));
-                int rc = expand_into(t, d, user, out, depth + 1);
-                free(t);
-                if (rc < 0)
-                    return -1;
-            }
-        } else if (trusted) {
-            sb_appends(out, v);
-        } else {
-            append_filtered(out, v);
-        }
     }
     return 0;
 }
@@ -116,9 +60,14 @@ static int expand_into(const char *p, const struct local_delivery *d, const stru
 int local_forward_expand(const char *pattern, const struct local_delivery *d,
                          const struct local_user *user, struct strbuf *out)
 {
+    struct forward_vars v = { d, user };
+    const struct mac_expand_spec spec = {
+        .lookup = forward_var, .filter = forward_filter, .context = &v,
+        .depth_max = FORWARD_EXPAND_DEPTH,
+    };
     sb_reset(out);
-    if (expand_into(pattern, d, user, out, 0) < 0)
-        return -1;
+    if (mac_expand(out, pattern, &spec) != MAC_EXP_OK)
+        return -1;             /* bad syntax or an undefined name: no file name */
     return out->len > 0 ? 0 : -1;
 }
 

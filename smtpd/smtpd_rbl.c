@@ -14,6 +14,7 @@
 
 #include "dns_event.h"
 #include "log.h"
+#include "mac_expand.h"
 #include "maps.h"
 #include "smtpd.h"
 #include "smtpd_check.h"
@@ -107,89 +108,32 @@ static void rbl_answer(void *ctx, const struct dnsev_answer *ans)
 
 /* ---- reply templates ---- */
 
+/* The expanded reply before smtpd_check_reject() trims it to a reply's
+ * length: room for a long template and a TXT record of CHECK_TEXT_MAX. */
+#define RBL_REPLY_MAX (8 * CHECK_TEXT_MAX)
+
 struct rbl_vars {
     const char *code, *domain, *reason, *cls, *what;
     struct smtpd_check_job *j;
 };
 
-static const char *rbl_var(const struct rbl_vars *v, const char *name, size_t n)
+static const char *rbl_var(const char *name, size_t n, void *context)
 {
+    const struct rbl_vars *v = context;
     struct smtpd_session *s = v->j->s;
-#define IS(x) (n == strlen(x) && memcmp(name, x, n) == 0)
-    if (IS("rbl_code")) return v->code;
-    if (IS("rbl_domain")) return v->domain;
-    if (IS("rbl_reason") || IS("rbl_txt")) return v->reason;
-    if (IS("rbl_class")) return v->cls;
-    if (IS("rbl_what")) return v->what;
-    if (IS("client_address")) return s->client_addr;
-    if (IS("client_name")) return s->check ? s->check->name : "unknown";
-    if (IS("reverse_client_name")) return s->check ? s->check->reverse_name : "unknown";
-    if (IS("helo_name")) return s->helo_name ? s->helo_name : "";
-    if (IS("sender")) return smtpd_check_sender(v->j) ? smtpd_check_sender(v->j)->address : "";
-    if (IS("recipient")) return v->j->rcpt ? v->j->rcpt : "";
-    if (IS("sender_name")) return "";
-#undef IS
-    return NULL;
-}
-
-/* $name, ${name}, ${name?text}, ${name:text}, $$ as in Postfix. */
-static int expand(struct strbuf *out, const char *t, const struct rbl_vars *v, int depth)
-{
-    if (depth > 4)
-        return -1;
-    while (*t) {
-        if (*t != '$') {
-            sb_appendc(out, *t++);
-            continue;
-        }
-        t++;
-        if (*t == '$') {
-            sb_appendc(out, *t++);
-            continue;
-        }
-        if (*t == '{') {
-            const char *end = t + 1;
-            int nest = 1;
-            while (*end && nest) {
-                if (*end == '{')
-                    nest++;
-                else if (*end == '}')
-                    nest--;
-                if (nest)
-                    end++;
-            }
-            if (!*end)
-                return -1;
-            const char *name = t + 1;
-            size_t n = strcspn(name, "?:}");
-            const char *val = rbl_var(v, name, n);
-            if (!val)
-                return -1;
-            const char *op = name + n;
-            if (op < end && (*op == '?' || *op == ':')) {
-                if ((*op == '?') == (*val != 0)) {
-                    char *inner = xstrndup(op + 1, (size_t)(end - op - 1));
-                    int rc = expand(out, inner, v, depth + 1);
-                    free(inner);
-                    if (rc < 0)
-                        return -1;
-                }
-            } else {
-                sb_appends(out, val);
-            }
-            t = end + 1;
-            continue;
-        }
-        size_t n = 0;
-        while (isalnum((unsigned char)t[n]) || t[n] == '_')
-            n++;
-        const char *val = rbl_var(v, t, n);
-        if (!val)
-            return -1;
-        sb_appends(out, val);
-        t += n;
-    }
-    return 0;
+    const struct address *sender = smtpd_check_sender(v->j);
+    const struct mac_var vars[] = {
+        { "rbl_code", v->code }, { "rbl_domain", v->domain }, { "rbl_reason", v->reason },
+        { "rbl_txt", v->reason }, { "rbl_class", v->cls }, { "rbl_what", v->what },
+        { "client_address", s->client_addr },
+        { "client_name", s->check ? s->check->name : "unknown" },
+        { "reverse_client_name", s->check ? s->check->reverse_name : "unknown" },
+        { "helo_name", s->helo_name ? s->helo_name : "" },
+        { "sender", sender ? sender->address : "" },
+        { "recipient", v->j->rcpt ? v->j->rcpt : "" },
+        { "sender_name", "" },
+    };
+    return mac_var_find(vars, sizeof(vars) / sizeof(vars[0]), name, n);
 }
 
 static enum smtpd_check_result rbl_reply(struct smtpd_check_job *j, const struct smtpd_restriction *r,
@@ -198,7 +142,7 @@ static enum smtpd_check_result rbl_reply(struct smtpd_check_job *j, const struct
     char code[8];
     snprintf(code, sizeof(code), "%d", smtpd_check_cfg.rbl_code);
     struct rbl_vars v = { code, r->arg, j->async_text, cls, what, j };
-    struct strbuf tmpl = STRBUF_INIT(4096), out = STRBUF_INIT(CHECK_TEXT_MAX);
+    struct strbuf tmpl = STRBUF_INIT(4096), out = STRBUF_INIT(RBL_REPLY_MAX);
     const char *t = smtpd_check_cfg.default_rbl_reply;
     if (smtpd_check_cfg.rbl_reply_maps) {
         int rc = maplist_lookup(smtpd_check_cfg.rbl_reply_maps, r->arg, &tmpl);
@@ -211,7 +155,9 @@ static enum smtpd_check_result rbl_reply(struct smtpd_check_job *j, const struct
     }
     enum smtpd_check_result res;
     const char *e = NULL;
-    if (expand(&out, t, &v, 0) == 0)
+    /* An undefined name makes the template bad, as in Postfix. */
+    const struct mac_expand_spec spec = { .lookup = rbl_var, .context = &v, .depth_max = 4 };
+    if (mac_expand(&out, t, &spec) == MAC_EXP_OK)
         e = sb_str(&out);
     if (!e || strlen(e) < 5 || (e[0] != '4' && e[0] != '5') || !isdigit((unsigned char)e[1])
         || !isdigit((unsigned char)e[2]) || e[3] != ' ') {

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "mac_expand.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -291,97 +292,73 @@ static const char *cfg_raw(const char *name, size_t len)
     return NULL;
 }
 
-static int cfg_expand_into(struct strbuf *out, const char *raw, int depth);
+/* What a main.cf expansion carries besides the template: where the
+ * computed mydomain lives, and whether computing it found a loop. */
+struct cfg_expand_ctx {
+    struct strbuf mydomain;
+    int computing;             /* mydomain is being computed from myhostname */
+    bool failed;
+};
 
-/* mydomain's default depends on the expanded myhostname. */
-static int cfg_expand_name(struct strbuf *out, const char *name, size_t len, int depth)
+static int cfg_expand_template(struct strbuf *out, const char *tmpl, struct cfg_expand_ctx *ctx);
+
+/* mydomain's default depends on the expanded myhostname. The result is read
+ * again as a template, so a literal '$' in it is written "$$". */
+static const char *cfg_mydomain_default(struct cfg_expand_ctx *ctx)
 {
-    const char *raw = cfg_raw(name, len);
-    if (raw && *raw == 0 && len == 8 && memcmp(name, "mydomain", 8) == 0) {
-        struct strbuf host = STRBUF_INIT(CFG_VALUE_LIMIT);
-        int rc = cfg_expand_name(&host, "myhostname", 10, depth + 1);
-        const char *dot = strchr(sb_str(&host), '.');
-        if (rc == 0)
-            rc = sb_appends(out, dot && dot[1] ? dot + 1 : "localdomain");
-        sb_free(&host);
-        return rc;
+    if (ctx->computing) {
+        ctx->failed = true;    /* myhostname refers back to mydomain */
+        return "";
     }
-    if (!raw)
-        return 0;              /* undefined names expand to nothing, as in Postfix */
-    return cfg_expand_into(out, raw, depth + 1);
+    struct strbuf host = STRBUF_INIT(CFG_VALUE_LIMIT);
+    ctx->computing++;
+    if (cfg_expand_template(&host, "$myhostname", ctx) < 0)
+        ctx->failed = true;
+    ctx->computing--;
+    const char *dot = strchr(sb_str(&host), '.');
+    const char *domain = dot && dot[1] ? dot + 1 : "localdomain";
+    sb_reset(&ctx->mydomain);
+    for (; *domain; domain++)
+        if ((*domain == '$' && sb_appendc(&ctx->mydomain, '$') < 0)
+            || sb_appendc(&ctx->mydomain, *domain) < 0)
+            ctx->failed = true;
+    sb_free(&host);
+    return sb_str(&ctx->mydomain);
 }
 
-static int cfg_expand_into(struct strbuf *out, const char *raw, int depth)
+/* Undefined names expand to nothing, as in Postfix. */
+static const char *cfg_expand_lookup(const char *name, size_t len, void *context)
 {
-    if (depth > CFG_EXPAND_DEPTH)
-        return -1;
-    for (const char *p = raw; *p;) {
-        if (*p != '$') {
-            if (sb_appendc(out, *p++) < 0)
-                return -1;
-            continue;
-        }
-        p++;
-        if (*p == '$') {
-            if (sb_appendc(out, *p++) < 0)
-                return -1;
-            continue;
-        }
-        char close = 0;
-        if (*p == '{')
-            close = '}';
-        else if (*p == '(')
-            close = ')';
-        if (close) {
-            const char *end = strchr(p + 1, close);
-            if (!end)
-                return -1;
-            const char *name = p + 1;
-            size_t nlen = strcspn(name, "?:}");
-            if (name + nlen > end)
-                nlen = (size_t)(end - name);
-            const char *op = name + nlen;
-            if (op < end && (*op == '?' || *op == ':')) {
-                /* ${name?text}: text if name is non-empty; ${name:text}: if empty. */
-                struct strbuf v = STRBUF_INIT(CFG_VALUE_LIMIT);
-                int rc = cfg_expand_name(&v, name, nlen, depth);
-                bool nonempty = v.len > 0;
-                sb_free(&v);
-                if (rc < 0)
-                    return -1;
-                if ((*op == '?') == nonempty) {
-                    char *text = xstrndup(op + 1, (size_t)(end - op - 1));
-                    rc = cfg_expand_into(out, text, depth + 1);
-                    free(text);
-                    if (rc < 0)
-                        return -1;
-                }
-            } else if (cfg_expand_name(out, name, nlen, depth) < 0) {
-                return -1;
-            }
-            p = end + 1;
-        } else {
-            size_t nlen = 0;
-            while (isalnum((unsigned char)p[nlen]) || p[nlen] == '_')
-                nlen++;
-            if (nlen == 0) {
-                if (sb_appendc(out, '$') < 0)
-                    return -1;
-                continue;
-            }
-            if (cfg_expand_name(out, p, nlen, depth) < 0)
-                return -1;
-            p += nlen;
-        }
-    }
-    return 0;
+    const char *raw = cfg_raw(name, len);
+    if (raw && *raw == 0 && len == 8 && memcmp(name, "mydomain", 8) == 0)
+        return cfg_mydomain_default(context);
+    return raw;
+}
+
+/* 0, or -1 on a loop, bad syntax (unbalanced ${...}, a $ without a name) or
+ * a value over CFG_VALUE_LIMIT. */
+static int cfg_expand_template(struct strbuf *out, const char *tmpl, struct cfg_expand_ctx *ctx)
+{
+    const struct mac_expand_spec spec = {
+        .lookup = cfg_expand_lookup, .context = ctx, .flags = MAC_EXP_RECURSE,
+        .depth_max = CFG_EXPAND_DEPTH,
+    };
+    return (mac_expand(out, tmpl, &spec) & MAC_EXP_ERROR) || ctx->failed ? -1 : 0;
+}
+
+static int cfg_expand_into(struct strbuf *out, const char *raw)
+{
+    struct cfg_expand_ctx ctx = { .mydomain = STRBUF_INIT(CFG_VALUE_LIMIT) };
+    int rc = cfg_expand_template(out, raw, &ctx);
+    sb_free(&ctx.mydomain);
+    return rc;
 }
 
 /* Expand a raw value; fatal on loops, unbalanced braces or oversize. */
 static char *cfg_expand(const char *name, const char *raw)
 {
     struct strbuf out = STRBUF_INIT(CFG_VALUE_LIMIT);
-    if (cfg_expand_into(&out, raw, 0) < 0)
+    if (cfg_expand_into(&out, raw) < 0)
         msg_fatal("parameter %s: cannot expand \"%.100s\" (recursion loop, unbalanced ${...} "
                   "or value too long); fix %s/main.cf", name, raw, cfg_confdir());
     char *v = xstrdup(sb_str(&out));
@@ -395,8 +372,11 @@ const char *cfg_str(enum param_id id)
         msg_panic("cfg_str: bad parameter id %d", (int)id);
     if (!cfg.expanded[id]) {
         const char *name = param_defs[id].name;
-        struct strbuf out = STRBUF_INIT(CFG_VALUE_LIMIT);
-        if (cfg_expand_name(&out, name, strlen(name), 0) < 0)
+        struct strbuf out = STRBUF_INIT(CFG_VALUE_LIMIT), ref = STRBUF_INIT(0);
+        sb_appendf(&ref, "${%s}", name);
+        int rc = cfg_expand_into(&out, sb_str(&ref));
+        sb_free(&ref);
+        if (rc < 0)
             msg_fatal("parameter %s: cannot expand \"%.100s\" (recursion loop, unbalanced "
                       "${...} or value too long); fix %s/main.cf",
                       name, cfg_raw(name, strlen(name)), cfg_confdir());
@@ -549,7 +529,7 @@ int cfg_validate(struct strbuf *err)
         const char *name = param_defs[i].name;
         struct strbuf out = STRBUF_INIT(CFG_VALUE_LIMIT);
         const char *raw = cfg_raw(name, strlen(name));
-        if (cfg_expand_into(&out, raw, 0) < 0) {
+        if (cfg_expand_into(&out, raw) < 0) {
             sb_appendf(err, "parameter %s: cannot expand \"%.100s\"\n", name, raw);
             problems++;
         } else {
@@ -649,7 +629,7 @@ int cfg_check_param(const char *name, struct strbuf *err)
     struct strbuf out = STRBUF_INIT(CFG_VALUE_LIMIT);
     int rc = 0;
     long n;
-    if (cfg_expand_into(&out, raw, 0) < 0) {
+    if (cfg_expand_into(&out, raw) < 0) {
         sb_appendf(err, "parameter %s: cannot expand \"%.100s\" (recursion loop, unbalanced "
                    "${...} or value too long)", name, raw);
         rc = -1;

@@ -615,7 +615,11 @@ class TestDnsLists(PolicyTest):
     reject_rhsbl_sender, reject_rhsbl_helo, reject_unknown_sender_domain,
     reject_unknown_recipient_domain; DNS failures and timeouts give 4xx."""
 
-    tables = {"replies": "bl.test $rbl_code 5.7.1 Listed by $rbl_domain: $rbl_reason (client $client_address)\n"}
+    # filtered.test's template gives the default reply by way of $(name),
+    # nested braces and a conditional on a name smtpd does not know
+    tables = {"replies": "bl.test $rbl_code 5.7.1 Listed by $rbl_domain: $rbl_reason (client $client_address)\n"
+                         "filtered.test $rbl_code Service unavailable; $(rbl_class) [$rbl_what] blocked using "
+                         "${rbl_domain}${rbl_reason?; {${rbl_reason}}}${no_such_name?x}\n"}
     params = {
         "smtpd_client_restrictions": "reject_rbl_client bl.test, reject_rbl_client filtered.test=127.0.0.[10..20]",
         "smtpd_helo_restrictions": "reject_rhsbl_helo rhs.test",

@@ -79,6 +79,33 @@ int main(void)
     /* conditional expansion */
     CHECK(load("a_param = x\nb_param = \nmail_name = ${a_param?yes}${b_param?no}${b_param:empty}\n", &err) == 0);
     CHECK_STR(cfg_str(P_mail_name), "yesempty");
+    /* braces nest, $(name) is ${name}, and emptiness is judged expanded */
+    CHECK(load("a_param = x\nc_param = $b_param\nb_param =\n"
+               "mail_name = ${a_param?<${b_param:$(a_param)}>}${c_param:-c empty}\n", &err) == 0);
+    CHECK_STR(cfg_str(P_mail_name), "<x>-c empty");
+    /* an undefined name is empty */
+    CHECK(load("mail_name = [$no_such_param]\n", &err) == 0);
+    CHECK_STR(cfg_str(P_mail_name), "[]");
+    /* a $ without a name, an unterminated ${ and a bad name inside braces
+     * are errors (written $$ for a literal $) */
+    const char *bad[] = { "a $ b", "x$", "${myhostname", "$(myhostname", "${my-name}", "${}",
+                          "${a_param?${myhostname}" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "a_param = x\nmail_name = %s\n", bad[i]);
+        CHECK(load(text, &err) == 0);
+        sb_reset(&err);
+        CHECK(cfg_check_param("mail_name", &err) == -1);
+        CHECK(strstr(sb_str(&err), "cannot expand") != NULL);
+    }
+    CHECK(load("mail_name = 5$$\n", &err) == 0);
+    CHECK_STR(cfg_str(P_mail_name), "5$");
+    /* mydomain's default follows the expanded myhostname; a loop is an error */
+    CHECK(load("my_host = mx.$my_dom\nmy_dom = example.net\nmyhostname = $my_host\n", &err) == 0);
+    CHECK_STR(cfg_str(P_mydomain), "example.net");
+    CHECK(load("myhostname = mx.$mydomain\nmail_name = $mydomain\n", &err) == 0);
+    sb_reset(&err);
+    CHECK(cfg_validate(&err) >= 1);
 
     /* the list splitter keeps inline map braces together */
     size_t n;

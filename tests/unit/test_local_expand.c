@@ -156,6 +156,22 @@ static void test_forward_expand(void)
     CHECK_STR(sb_str(&out), "/home/u/.fwd-none");
     CHECK(local_forward_expand("$nosuch/x", &d, &u, &out) < 0);
     CHECK(local_forward_expand("${home", &d, &u, &out) < 0);
+    CHECK(local_forward_expand("$home/$", &d, &u, &out) < 0);
+    CHECK(local_forward_expand("${nosuch}", &d, &u, &out) < 0);
+    /* as in Postfix: $$, $(name), nested braces, a conditional on any name */
+    CHECK(local_forward_expand("$(home)/.f$$${nosuch:x}", &d, &u, &out) == 0);
+    CHECK_STR(sb_str(&out), "/home/u/.f$x");
+    d.extension = "a/b";
+    CHECK(local_forward_expand("${extension?$home/${local?[$local]}/$extension}", &d, &u, &out) == 0);
+    CHECK_STR(sb_str(&out), "/home/u/[u+a_.._b]/a_b");
+    /* the address-derived values are filtered, the password file's are not */
+    d.local = "u+a/../b";
+    CHECK(local_forward_expand("$home/$user/$shell/$local", &d, &u, &out) == 0);
+    CHECK_STR(sb_str(&out), "/home/u/u//bin/sh/u+a_.._b");
+    /* a path longer than the buffer is no file name */
+    struct strbuf small = STRBUF_INIT(8);
+    CHECK(local_forward_expand("$home/.forward", &d, &u, &small) < 0);
+    sb_free(&small);
     sb_free(&out);
 }
 
