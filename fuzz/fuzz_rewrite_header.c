@@ -7,7 +7,7 @@
  * as unchanged, a changed one differs, and rewriting the result again
  * changes nothing (the tables' results are no keys), so the scanner finds
  * the same addresses in what it wrote.
- * sources: lib/global/rewrite.c lib/global/rewrite_header.c lib/global/resolve.c lib/global/domains.c lib/global/address.c lib/global/config.c */
+ * sources: lib/global/rewrite.c lib/global/rewrite_header.c lib/global/resolve.c lib/global/domains.c lib/global/address.c lib/global/config.c lib/global/match_list.c lib/util/mac_expand.c lib/util/netlist.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +51,12 @@ int map_lookup(struct map *m, const char *key, struct strbuf *result)
 void map_close(struct map *m)
 {
     free(m);
+}
+
+const char *map_spec(const struct map *m)
+{
+    (void)m;
+    return "fuzz:table";
 }
 
 static void configure_once(void)

@@ -265,9 +265,26 @@ struct parts {
     bool has_ext;
 };
 
+/* The '@' before the domain: the last one outside a quoted string
+ * ("a@b"@example.com), NULL when there is none ("a@b" has no domain). */
+static const char *domain_at(const char *addr)
+{
+    const char *at = NULL;
+    bool quoted = false;
+    for (const char *p = addr; *p; p++) {
+        if (*p == '\\' && quoted && p[1])
+            p++;
+        else if (*p == '"')
+            quoted = !quoted;
+        else if (*p == '@' && !quoted)
+            at = p;
+    }
+    return at;
+}
+
 static void parts_split(const char *addr, struct parts *p)
 {
-    const char *at = strrchr(addr, '@');
+    const char *at = domain_at(addr);
     p->local = at ? xstrndup(addr, (size_t)(at - addr)) : xstrdup(addr);
     p->domain = str_lower(xstrdup(at ? at + 1 : domain_myorigin()));
     size_t n = strlen(p->local);
@@ -377,7 +394,7 @@ static void finish_result(const char *result, const struct parts *p, const char 
         sb_appends(out, result);
         return;
     }
-    const char *at = strrchr(result, '@');
+    const char *at = domain_at(result);
     size_t llen = at ? (size_t)(at - result) : strlen(result);
     sb_append(out, result, llen);
     if (ext)
@@ -477,7 +494,7 @@ static int masq_excepted(const char *local)
 int rewrite_masquerade(const char *addr, unsigned cls, struct strbuf *out)
 {
     sb_set(out, addr);
-    const char *at = strrchr(addr, '@');
+    const char *at = domain_at(addr);
     if (!rw.loaded || !(rw.masq_classes & cls) || rw.nmasq_domains == 0 || !at || !at[1])
         return 0;
     char *local = xstrndup(addr, (size_t)(at - addr));

@@ -158,6 +158,10 @@ static void test_masquerade(void)
     expect_addr("xxx@a.b.c", REWRITE_ENV_SENDER, "xxx@a.b.c");
     expect_addr("xxx@aaa.b.c", REWRITE_ENV_SENDER, "xxx@b.c");
     expect_addr("xxx@b.c", REWRITE_HDR_RCPT, "xxx@b.c");
+    /* the domain follows the last '@' outside quotes; a quoted one is part
+     * of the local part (found by fuzzing: "x@"aa.a.b.c was cut at it) */
+    expect_addr("\"x@y\"@aa.a.b.c", REWRITE_ENV_SENDER, "\"x@y\"@a.b.c");
+    expect_addr("\"x@\"aa.a.b.c", REWRITE_ENV_SENDER, "\"x@\"aa.a.b.c");
     /* envelope recipients are not in the default masquerade_classes */
     expect_addr("xxx@aa.a.b.c", REWRITE_ENV_RCPT, "xxx@aa.a.b.c");
     configure("masquerade_domains = !a.b.c, b.c\n");
