@@ -128,16 +128,17 @@ static int add_bcc(struct cleanup_state *st, struct rcpt_list *l, const char *bc
     return rc;
 }
 
+/* Free the three parallel arrays of n recipients (a list or an envelope's). */
+static void rcpt_arrays_free(char **rcpts, char **orcpts, char **notifies, size_t n)
+{
+    str_array_free(rcpts, n);
+    str_array_free(orcpts, n);
+    str_array_free(notifies, n);
+}
+
 static void list_free(struct rcpt_list *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->rcpts[i]);
-        free(l->orcpts[i]);
-        free(l->notifies[i]);
-    }
-    free(l->rcpts);
-    free(l->orcpts);
-    free(l->notifies);
+    rcpt_arrays_free(l->rcpts, l->orcpts, l->notifies, l->n);
 }
 
 static int rewrite_sender(struct cleanup_state *st)
@@ -215,14 +216,7 @@ void cleanup_rewrite_envelope(struct cleanup_state *st)
         list_free(&l);
         return;
     }
-    for (size_t i = 0; i < env->nrcpt; i++) {
-        free(env->rcpts[i]);
-        free(env->orcpts[i]);
-        free(env->notifies[i]);
-    }
-    free(env->rcpts);
-    free(env->orcpts);
-    free(env->notifies);
+    rcpt_arrays_free(env->rcpts, env->orcpts, env->notifies, env->nrcpt);
     env->rcpts = l.rcpts;
     env->orcpts = l.orcpts;
     env->notifies = l.notifies;

@@ -41,11 +41,8 @@ struct runner {
 
 void pickup_milter_init(void)
 {
-    if (rewrite_receive_overrides(cfg_str(P_receive_override_options)) & RECEIVE_NO_MILTERS)
-        milters.n = 0;               /* receive_override_options = no_milters */
-    else
-        milters_broken = !milter_config_load_or_warn(&milters, P_non_smtpd_milters,
-                                                     "local submissions wait until it is fixed");
+    milters_broken = !milter_config_load_receiver(&milters, P_non_smtpd_milters,
+                                                  "local submissions wait until it is fixed");
 }
 
 static const char *macro(void *ctx, const char *name)

@@ -95,11 +95,8 @@ static void raise_open_limit(void)
 
 void smtpd_milter_init(void)
 {
-    if (rewrite_receive_overrides(cfg_str(P_receive_override_options)) & RECEIVE_NO_MILTERS)
-        milters.n = 0;               /* receive_override_options = no_milters */
-    else
-        milters_broken = !milter_config_load_or_warn(&milters, P_smtpd_milters,
-                                                     "mail is refused with 451 4.3.5 until it is fixed");
+    milters_broken = !milter_config_load_receiver(&milters, P_smtpd_milters,
+                                                  "mail is refused with 451 4.3.5 until it is fixed");
     macro_daemon_name = cfg_str(P_milter_macro_daemon_name);
     macro_v = cfg_str(P_milter_macro_v);
     header_limit = (size_t)cfg_size(P_header_size_limit);

@@ -697,6 +697,22 @@ void cfg_list_free(char **list, size_t count)
     str_array_free(list, count);
 }
 
+unsigned cfg_list_bits(const char *value, const struct name_code *names, const char *what)
+{
+    size_t n;
+    char **words = cfg_list_split(value, &n);
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        str_lower(words[i]);
+        int code = name_code(names, words[i]);
+        if (code == 0)
+            msg_warn("%s: unknown word \"%s\" ignored", what, words[i]);
+        bits |= (unsigned)code;
+    }
+    cfg_list_free(words, n);
+    return bits;
+}
+
 void cfg_log_configure(void)
 {
     log_file_settings(cfg_str(P_maillog_file_permissions), cfg_str(P_mail_owner),

@@ -95,6 +95,12 @@ void cfg_each_set(void (*fn)(const char *name, const char *raw_value, void *ctx)
  * returned array and strings are owned by the caller: free with cfg_list_free. */
 char **cfg_list_split(const char *value, size_t *count);
 void cfg_list_free(char **list, size_t count);
+/* The bits a list of words stands for, as in "canonical_classes =
+ * envelope_sender, header_sender": each word is looked up in names (a
+ * name_code table whose end entry has code 0); a word it does not know is
+ * warned about ("WHAT: unknown word "x" ignored") and adds nothing. */
+struct name_code;
+unsigned cfg_list_bits(const char *value, const struct name_code *names, const char *what);
 
 /* Parse a Postfix time value with a default unit; -1 if invalid. */
 long parse_time_value(const char *s, char default_unit);

@@ -60,47 +60,23 @@ static struct {
 
 static unsigned class_bits(enum param_id p, const char *param)
 {
-    static const struct { const char *name; unsigned bit; } names[] = {
+    static const struct name_code names[] = {
         { "envelope_sender", REWRITE_ENV_SENDER }, { "envelope_recipient", REWRITE_ENV_RCPT },
         { "header_sender", REWRITE_HDR_SENDER }, { "header_recipient", REWRITE_HDR_RCPT },
+        { NULL, 0 },
     };
-    size_t n;
-    char **words = cfg_list_split(cfg_str(p), &n);
-    unsigned bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        while (k < sizeof(names) / sizeof(names[0]) && strcasecmp(words[i], names[k].name) != 0)
-            k++;
-        if (k < sizeof(names) / sizeof(names[0]))
-            bits |= names[k].bit;
-        else
-            msg_warn("%s: unknown address class \"%s\" ignored", param, words[i]);
-    }
-    cfg_list_free(words, n);
-    return bits;
+    return cfg_list_bits(cfg_str(p), names, param);
 }
 
 unsigned rewrite_receive_overrides(const char *value)
 {
-    static const struct { const char *name; unsigned bit; } names[] = {
+    static const struct name_code names[] = {
         { "no_unknown_recipient_checks", RECEIVE_NO_UNKNOWN_RCPT },
         { "no_address_mappings", RECEIVE_NO_MAPPINGS },
         { "no_header_body_checks", RECEIVE_NO_CHECKS }, { "no_milters", RECEIVE_NO_MILTERS },
+        { NULL, 0 },
     };
-    size_t n;
-    char **words = cfg_list_split(value, &n);
-    unsigned bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        while (k < sizeof(names) / sizeof(names[0]) && strcasecmp(words[i], names[k].name) != 0)
-            k++;
-        if (k < sizeof(names) / sizeof(names[0]))
-            bits |= names[k].bit;
-        else
-            msg_warn("receive_override_options: unknown option \"%s\" ignored", words[i]);
-    }
-    cfg_list_free(words, n);
-    return bits;
+    return cfg_list_bits(value, names, "receive_override_options");
 }
 
 static bool is_table(const char *word)

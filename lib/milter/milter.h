@@ -52,6 +52,11 @@ int milter_config_load(struct milter_config *mc, enum param_id which, struct str
  * (what the daemon does until the list is fixed) and return false. */
 bool milter_config_load_or_warn(struct milter_config *mc, enum param_id which,
                                 const char *consequence);
+/* The same for a daemon that receives mail (smtpd, pickup): no milters at
+ * all with receive_override_options = no_milters (mail that a content
+ * filter sends back has been through them already). */
+bool milter_config_load_receiver(struct milter_config *mc, enum param_id which,
+                                 const char *consequence);
 void milter_config_free(struct milter_config *mc);
 int milter_action_parse(const char *s, enum milter_action *a);
 const char *milter_action_name(enum milter_action a);

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "milter.h"
+#include "rewrite.h"
 #include "util.h"
 
 #define MILTERS_MAX 32
@@ -227,6 +228,16 @@ bool milter_config_load_or_warn(struct milter_config *mc, enum param_id which,
         msg_warn("%s: %s; %s", param_table()[which].name, sb_str(&err), consequence);
     sb_free(&err);
     return ok;
+}
+
+bool milter_config_load_receiver(struct milter_config *mc, enum param_id which,
+                                 const char *consequence)
+{
+    if (rewrite_receive_overrides(cfg_str(P_receive_override_options)) & RECEIVE_NO_MILTERS) {
+        memset(mc, 0, sizeof(*mc));
+        return true;
+    }
+    return milter_config_load_or_warn(mc, which, consequence);
 }
 
 void milter_config_free(struct milter_config *mc)
