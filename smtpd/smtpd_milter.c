@@ -22,6 +22,7 @@
 #include "address.h"
 #include "config.h"
 #include "log.h"
+#include "mac_expand.h"
 #include "milter.h"
 #include "queue.h"
 #include "rewrite.h"
@@ -136,56 +137,29 @@ static const char *macro(void *ctx, const char *name)
 {
     struct smtpd_milter *m = ctx;
     struct smtpd_session *s = m->s;
-    if (strcmp(name, "j") == 0 || strcmp(name, "if_name") == 0)
-        return smtpd_cfg.myhostname;
-    if (strcmp(name, "_") == 0)
-        return m->underscore;
-    if (strcmp(name, "v") == 0)
-        return macro_v;
-    if (strcmp(name, "daemon_name") == 0)
-        return macro_daemon_name;
-    if (strcmp(name, "daemon_addr") == 0 || strcmp(name, "if_addr") == 0)
-        return m->daemon_addr;
-    if (strcmp(name, "daemon_port") == 0)
-        return m->daemon_port;
-    if (strcmp(name, "client_addr") == 0)
-        return s->client_addr;
-    if (strcmp(name, "client_name") == 0 || strcmp(name, "client_ptr") == 0)
-        return s->client_name;
-    if (strcmp(name, "client_port") == 0)
-        return s->client_port;
-    if (strcmp(name, "auth_authen") == 0)
-        return s->sasl_username;
-    if (strcmp(name, "auth_type") == 0)
-        return s->sasl_username ? s->sasl_method : NULL;
-    if (strcmp(name, "tls_version") == 0)
-        return s->tls_active ? s->tls_protocol : NULL;
-    if (strcmp(name, "cipher") == 0)
-        return s->tls_active ? s->tls_cipher : NULL;
-    if (strcmp(name, "cipher_bits") == 0) {
-        if (!s->tls_active)
-            return NULL;
+    bool tls = s->tls_active;
+    if (tls)
         snprintf(m->cipher_bits, sizeof(m->cipher_bits), "%d", s->tls_cipher_bits);
-        return m->cipher_bits;
-    }
-    if (strcmp(name, "mail_addr") == 0)
-        return s->mail.sender.address;
-    if (strcmp(name, "mail_host") == 0)
-        return s->mail.sender.domain;
-    if (strcmp(name, "mail_mailer") == 0)
-        return s->mail.sender.address ? "smtp" : NULL;
-    if (strcmp(name, "rcpt_addr") == 0)
-        return m->rcpt_addr;
-    if (strcmp(name, "i") == 0)
-        return m->qid[0] ? m->qid : NULL;
-    if (strcmp(name, "rcpt_host") == 0) {
-        const char *at = m->rcpt_addr ? strrchr(m->rcpt_addr, '@') : NULL;
-        return at ? at + 1 : NULL;
-    }
-    if (strcmp(name, "rcpt_mailer") == 0)
-        return m->rcpt_addr ? "smtp" : NULL;
+    const char *rcpt_at = m->rcpt_addr ? strrchr(m->rcpt_addr, '@') : NULL;
     /* no client certificates ({cert_subject}, {cert_issuer}) nor {auth_author} */
-    return NULL;
+    const struct mac_var vars[] = {
+        { "j", smtpd_cfg.myhostname }, { "if_name", smtpd_cfg.myhostname },
+        { "_", m->underscore }, { "v", macro_v }, { "daemon_name", macro_daemon_name },
+        { "daemon_addr", m->daemon_addr }, { "if_addr", m->daemon_addr },
+        { "daemon_port", m->daemon_port },
+        { "client_addr", s->client_addr }, { "client_port", s->client_port },
+        { "client_name", s->client_name }, { "client_ptr", s->client_name },
+        { "auth_authen", s->sasl_username },
+        { "auth_type", s->sasl_username ? s->sasl_method : NULL },
+        { "tls_version", tls ? s->tls_protocol : NULL }, { "cipher", tls ? s->tls_cipher : NULL },
+        { "cipher_bits", tls ? m->cipher_bits : NULL },
+        { "mail_addr", s->mail.sender.address }, { "mail_host", s->mail.sender.domain },
+        { "mail_mailer", s->mail.sender.address ? "smtp" : NULL },
+        { "rcpt_addr", m->rcpt_addr }, { "rcpt_host", rcpt_at ? rcpt_at + 1 : NULL },
+        { "rcpt_mailer", m->rcpt_addr ? "smtp" : NULL },
+        { "i", m->qid[0] ? m->qid : NULL },
+    };
+    return mac_var_find(vars, sizeof(vars) / sizeof(vars[0]), name, strlen(name));
 }
 
 static const char *log_prefix(void *ctx)
