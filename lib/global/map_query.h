@@ -43,9 +43,11 @@ int map_query_bool(const struct map_query_file *f, const char *name, bool dflt, 
 
 /* ---- the domain restriction (map_query_domain.c) ---- */
 
-/* "domain = example.com, hash:/etc/tern/domains": when set, only keys of
- * the form user@domain with a non-empty user and a domain on the list are
- * looked up; every other key is "not found" without a query. */
+/* "domain = example.com, /etc/tern/domains, hash:/etc/tern/domains": a
+ * domain match list (match_list.h: names, ".parent" names, /file/names,
+ * type:name tables, "!" exclusions). When set, only keys of the form
+ * user@domain with a non-empty user and a domain on the list are looked
+ * up; every other key is "not found" without a query. */
 struct map_query_domains;
 /* NULL with nothing in err when value is empty; NULL with err on failure. */
 struct map_query_domains *map_query_domains_open(const char *value, struct strbuf *err);
@@ -61,8 +63,9 @@ void map_query_domains_free(struct map_query_domains *d);
 typedef int (*map_quote_fn)(struct strbuf *out, const char *s, size_t n, void *ctx);
 
 /* Formats: MAP_EXPAND_QUERY for a query template (%s %u %d %1..%9 of the
- * key), MAP_EXPAND_RESULT for result_format (the same of the result value,
- * and %S %U %D of the lookup key). */
+ * key; %S %U %D mean the same there, as in Postfix), MAP_EXPAND_RESULT for
+ * result_format (the same of the result value, and %S %U %D of the lookup
+ * key). */
 enum map_expand_kind { MAP_EXPAND_QUERY, MAP_EXPAND_RESULT };
 
 /* Check a template at open: 0, or -1 with err naming the bad '%' sequence. */
