@@ -199,6 +199,18 @@ static void cidr_close(struct map *m)
     free(t);
 }
 
+struct inline_rules {
+    struct cidr_table *t;
+    int count;
+};
+
+static int inline_rule(char *text, void *ctx, struct strbuf *err)
+{
+    struct inline_rules *r = ctx;
+    text = str_trim(text);
+    return *text ? add_rule(r->t, text, ++r->count, "cidr:{...} rule", err) : 0;
+}
+
 /* Rules from a source file, or inline as cidr:{ {rule}, {rule} } (Postfix
  * 3.7's inline form; a rule without braces ends at the next comma). */
 static int read_inline(struct cidr_table *t, const struct map *m, struct strbuf *err)
@@ -208,34 +220,8 @@ static int read_inline(struct cidr_table *t, const struct map *m, struct strbuf 
         sb_appendf(err, "cidr table \"%.100s\": missing '}' (cidr:{ {rule}, {rule} })", m->spec);
         return -1;
     }
-    char *body = xstrndup(m->name + 1, len - 2), *p = body;
-    int rc = 0, item = 0;
-    while (rc == 0) {
-        while (*p && (isspace((unsigned char)*p) || *p == ','))
-            p++;
-        if (!*p)
-            break;
-        char *text, *end;
-        if (*p == '{') {
-            text = p + 1;
-            if (!(end = strchr(text, '}'))) {
-                sb_appendf(err, "cidr table \"%.100s\": unbalanced {", m->spec);
-                rc = -1;
-                break;
-            }
-        } else {
-            text = p;
-            end = p + strcspn(p, ",");
-        }
-        char saved = *end;
-        *end = 0;
-        p = saved ? end + 1 : end;
-        text = str_trim(text);
-        if (*text)
-            rc = add_rule(t, text, ++item, "cidr:{...} rule", err);
-    }
-    free(body);
-    return rc;
+    struct inline_rules ctx = { t, 0 };
+    return map_inline_items(m, "cidr", ",", inline_rule, &ctx, err);
 }
 
 static int read_file(struct cidr_table *t, const struct map *m, struct strbuf *err)

@@ -223,6 +223,37 @@ int map_build(const char *spec, int flags, struct strbuf *err)
 
 /* ---- source files ---- */
 
+int map_inline_items(const struct map *m, const char *what, const char *stops,
+                     int (*fn)(char *item, void *ctx, struct strbuf *err), void *ctx,
+                     struct strbuf *err)
+{
+    char *body = xstrndup(m->name + 1, strlen(m->name) - 2), *p = body;
+    int rc = 0;
+    while (rc == 0) {
+        while (*p && (isspace((unsigned char)*p) || *p == ','))
+            p++;
+        if (!*p)
+            break;
+        char *item = p, *end;
+        if (*p == '{') {
+            item = p + 1;
+            if (!(end = strchr(item, '}'))) {
+                sb_appendf(err, "%s table \"%.100s\": unbalanced {", what, m->spec);
+                rc = -1;
+                break;
+            }
+        } else {
+            end = p + strcspn(p, stops);
+        }
+        char saved = *end;
+        *end = 0;
+        p = saved ? end + 1 : end;
+        rc = fn(item, ctx, err);
+    }
+    free(body);
+    return rc;
+}
+
 int map_reader_open(struct map_reader *r, const char *path, struct strbuf *err)
 {
     memset(r, 0, sizeof(*r));

@@ -64,4 +64,13 @@ int map_reader_open(struct map_reader *r, const char *path, struct strbuf *err);
 int map_reader_next(struct map_reader *r, struct strbuf *err);
 void map_reader_close(struct map_reader *r);
 
+/* The items of an inline table, m->name as "{ item, {item}, ... }" (the
+ * caller has checked the outer braces): commas and white space separate
+ * items, "{item}" holds anything but '}', a bare item ends at any byte of
+ * stops. fn gets each item in turn (NUL-terminated, writable) until one
+ * fails. 0, or -1 with err ("what table "spec": unbalanced {" or fn's). */
+int map_inline_items(const struct map *m, const char *what, const char *stops,
+                     int (*fn)(char *item, void *ctx, struct strbuf *err), void *ctx,
+                     struct strbuf *err);
+
 #endif
