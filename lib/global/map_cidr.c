@@ -23,7 +23,6 @@
 #include "util.h"
 
 #define CIDR_MAX_RULES 1000000
-#define CIDR_MAX_DEPTH 100
 #define CIDR_KEY_MAX 64
 
 enum cidr_kind { CIDR_MATCH, CIDR_IF, CIDR_ENDIF };
@@ -40,15 +39,8 @@ struct cidr_rule {
 struct cidr_table {
     struct cidr_rule *rules;
     size_t n, cap;
-    size_t open_ifs[CIDR_MAX_DEPTH];
-    int depth;
+    struct map_ifs ifs;
 };
-
-static bool is_keyword(const char *p, const char *word)
-{
-    size_t n = strlen(word);
-    return strncasecmp(p, word, n) == 0 && (!p[n] || isspace((unsigned char)p[n]));
-}
 
 /* The network at *p (up to white space) into r; advances *p past it. */
 static int parse_network(struct cidr_rule *r, char **p, const char *path, int line,
@@ -83,23 +75,16 @@ static int parse_rule(struct cidr_table *t, char *text, int line, const char *pa
 {
     struct cidr_rule r = { .kind = CIDR_MATCH };
     char *p = text;
-    if (is_keyword(p, "endif")) {
-        for (p += 5; isspace((unsigned char)*p); p++)
-            ;
-        if (*p) {
-            sb_appendf(err, "%s:%d: text after endif: \"%.60s\"", path, line, p);
+    if (map_is_keyword(p, "endif")) {
+        size_t opener;
+        if (map_ifs_close(&t->ifs, p + 5, path, line, &opener, err) < 0)
             return -1;
-        }
-        if (t->depth == 0) {
-            sb_appendf(err, "%s:%d: endif without if", path, line);
-            return -1;
-        }
         r.kind = CIDR_ENDIF;
-        t->rules[t->open_ifs[--t->depth]].skip_to = t->n + 1;
+        t->rules[opener].skip_to = t->n + 1;
         t->rules[t->n++] = r;
         return 0;
     }
-    bool is_if = is_keyword(p, "if");
+    bool is_if = map_is_keyword(p, "if");
     if (is_if)
         for (p += 2; isspace((unsigned char)*p); p++)
             ;
@@ -108,13 +93,8 @@ static int parse_rule(struct cidr_table *t, char *text, int line, const char *pa
     while (isspace((unsigned char)*p))
         p++;
     if (is_if) {
-        if (*p) {
-            sb_appendf(err, "%s:%d: text after the if pattern: \"%.60s\"", path, line, p);
-        } else if (t->depth >= CIDR_MAX_DEPTH) {
-            sb_appendf(err, "%s:%d: if blocks nested deeper than %d", path, line, CIDR_MAX_DEPTH);
-        } else {
+        if (map_ifs_open(&t->ifs, t->n, p, path, line, err) == 0) {
             r.kind = CIDR_IF;
-            t->open_ifs[t->depth++] = t->n;
             t->rules[t->n++] = r;
             return 0;
         }
@@ -132,14 +112,11 @@ static int parse_rule(struct cidr_table *t, char *text, int line, const char *pa
 static int add_rule(struct cidr_table *t, char *text, int line, const char *path,
                     struct strbuf *err)
 {
-    if (t->n >= CIDR_MAX_RULES) {
-        sb_appendf(err, "%s:%d: more than %d rules", path, line, CIDR_MAX_RULES);
+    void *rules = map_rules_room(t->rules, t->n, &t->cap, sizeof(*t->rules), CIDR_MAX_RULES,
+                                 path, line, err);
+    if (!rules)
         return -1;
-    }
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 16;
-        t->rules = xrealloc(t->rules, t->cap * sizeof(*t->rules));
-    }
+    t->rules = rules;
     return parse_rule(t, text, line, path, err);
 }
 
@@ -241,7 +218,7 @@ int map_cidr_open(struct map *m, struct strbuf *err)
 {
     struct cidr_table *t = xcalloc(1, sizeof(*t));
     int rc = m->name[0] == '{' ? read_inline(t, m, err) : read_file(t, m, err);
-    if (rc == 0 && t->depth > 0) {
+    if (rc == 0 && t->ifs.depth > 0) {
         sb_appendf(err, "%s: if without endif", m->name[0] == '{' ? m->spec : m->name);
         rc = -1;
     }
