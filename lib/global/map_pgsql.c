@@ -25,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "map_query.h"
+#include "match_list.h"
 #include "maps_impl.h"
 #include "util.h"
 
@@ -49,7 +50,7 @@ struct pgsql {
     const char *spec;
     char *user, *password, *dbname;
     char *query, *result_format;
-    struct map_query_domains *domains;
+    struct match_list *domains;
     long expansion_limit, connect_timeout, query_timeout, retry_interval;
     struct pg_host *hosts;
     size_t nhosts, current;
@@ -371,8 +372,9 @@ static int pgsql_lookup(struct map *m, const char *key, struct strbuf *result)
     return -1;
 }
 
-static void pgsql_free(struct pgsql *p)
+static void pgsql_close(struct map *m)
 {
+    struct pgsql *p = m->priv;
     for (size_t i = 0; i < p->nhosts; i++) {
         struct pg_host *h = &p->hosts[i];
         pg_disconnect(h);
@@ -390,13 +392,8 @@ static void pgsql_free(struct pgsql *p)
     free(p->dbname);
     free(p->query);
     free(p->result_format);
-    map_query_domains_free(p->domains);
+    match_list_free(p->domains);
     free(p);
-}
-
-static void pgsql_close(struct map *m)
-{
-    pgsql_free(m->priv);
 }
 
 /* One entry of hosts: a postgresql:// URI, unix:/socket/directory,
@@ -479,9 +476,11 @@ static char *pg_query_of(const struct map_query_file *f, struct strbuf *err)
     return s;
 }
 
-static int pg_configure(struct pgsql *p, const struct map_query_file *f, struct strbuf *err)
+static int pg_configure(struct map *m, const struct map_query_file *f, struct strbuf *err)
 {
+    struct pgsql *p = m->priv;
     const char *path = map_query_path(f);
+    p->spec = m->spec;
     if (map_query_int(f, "expansion_limit", 0, 0, 1000000, &p->expansion_limit, err) < 0
         || map_query_int(f, "connect_timeout", 10, 2, 3600, &p->connect_timeout, err) < 0
         || map_query_int(f, "query_timeout", 10, 1, 3600, &p->query_timeout, err) < 0
@@ -537,20 +536,8 @@ static int pg_configure(struct pgsql *p, const struct map_query_file *f, struct 
 
 int map_pgsql_open(struct map *m, struct strbuf *err)
 {
-    struct map_query_file *f = map_query_read(m->name, pgsql_params, err);
-    if (!f)
-        return -1;
-    struct pgsql *p = xcalloc(1, sizeof(*p));
-    p->spec = m->spec;
-    int rc = pg_configure(p, f, err);
-    map_query_free(f);
-    if (rc < 0) {
-        pgsql_free(p);
-        return -1;
-    }
-    m->priv = p;
-    m->lookup = pgsql_lookup;
-    m->close = pgsql_close;
-    m->fold_case = true;
-    return 0;
+    static const struct map_query_type pgsql = {
+        pgsql_params, sizeof(struct pgsql), pg_configure, pgsql_lookup, pgsql_close,
+    };
+    return map_query_open(m, &pgsql, err);
 }

@@ -1,6 +1,7 @@
 /* map_query.c: the reader of the database tables' query files, which have
  * main.cf's syntax ("name = value", '#' comments, continuation lines that
- * start with white space): pgsql:/etc/tern/x.cf, ldap:..., sqlite:... */
+ * start with white space): pgsql:/etc/tern/x.cf, ldap:..., sqlite:...; and
+ * the opening of such a table from its file. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -167,4 +168,23 @@ int map_query_bool(const struct map_query_file *f, const char *name, bool dflt, 
     sb_appendf(err, "%s:%d: %s = \"%.50s\": expected yes or no", f->path, p->line, name,
                p->value);
     return -1;
+}
+
+int map_query_open(struct map *m, const struct map_query_type *type, struct strbuf *err)
+{
+    struct map_query_file *f = map_query_read(m->name, type->params, err);
+    if (!f)
+        return -1;
+    m->priv = xcalloc(1, type->size);
+    int rc = type->configure(m, f, err);
+    map_query_free(f);
+    if (rc < 0) {
+        type->close(m);
+        m->priv = NULL;
+        return -1;
+    }
+    m->lookup = type->lookup;
+    m->close = type->close;
+    m->fold_case = true;
+    return 0;
 }

@@ -10,7 +10,8 @@
 #include <stddef.h>
 
 struct strbuf;
-struct maplist;
+struct map;
+struct match_list;
 
 /* ---- query files (map_query.c) ---- */
 
@@ -41,6 +42,22 @@ int map_query_int(const struct map_query_file *f, const char *name, long dflt, l
 int map_query_bool(const struct map_query_file *f, const char *name, bool dflt, bool *out,
                    struct strbuf *err);
 
+/* ---- opening a table of a database type (map_query.c) ---- */
+
+/* What a database table type gives map_query_open. */
+struct map_query_type {
+    const char *const *params;   /* the names its query files take, NULL-terminated */
+    size_t size;                 /* of its state, m->priv, zeroed at first */
+    /* fills m->priv from the query file: 0, or -1 with err */
+    int (*configure)(struct map *m, const struct map_query_file *f, struct strbuf *err);
+    int (*lookup)(struct map *m, const char *key, struct strbuf *result);
+    void (*close)(struct map *m);   /* also of a state configure gave up on */
+};
+
+/* Open m (m->name the query file) as a table of this type, with keys
+ * folded to lower case: 0, or -1 with err. */
+int map_query_open(struct map *m, const struct map_query_type *type, struct strbuf *err);
+
 /* ---- the domain restriction (map_query_domain.c) ---- */
 
 /* "domain = example.com, /etc/tern/domains, hash:/etc/tern/domains": a
@@ -48,12 +65,12 @@ int map_query_bool(const struct map_query_file *f, const char *name, bool dflt, 
  * type:name tables, "!" exclusions). When set, only keys of the form
  * user@domain with a non-empty user and a domain on the list are looked
  * up; every other key is "not found" without a query. */
-struct map_query_domains;
-/* NULL with nothing in err when value is empty; NULL with err on failure. */
-struct map_query_domains *map_query_domains_open(const char *value, struct strbuf *err);
-/* 1 look the key up, 0 do not (not found), -1 a table of the list failed. */
-int map_query_domains_allow(struct map_query_domains *d, const char *key);
-void map_query_domains_free(struct map_query_domains *d);
+/* NULL with nothing in err when value is empty; NULL with err on failure.
+ * match_list_free frees it. */
+struct match_list *map_query_domains_open(const char *value, struct strbuf *err);
+/* 1 look the key up, 0 do not (not found), -1 a table of the list failed;
+ * d NULL: any key. */
+int map_query_domains_allow(const struct match_list *d, const char *key);
 
 /* ---- %-expansion (map_expand.c) ---- */
 

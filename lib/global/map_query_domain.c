@@ -12,25 +12,17 @@
 #include "strbuf.h"
 #include "util.h"
 
-struct map_query_domains {
-    struct match_list *list;
-};
-
-struct map_query_domains *map_query_domains_open(const char *value, struct strbuf *err)
+struct match_list *map_query_domains_open(const char *value, struct strbuf *err)
 {
     struct match_list *list = match_list_open("domain", value, MATCH_DOMAINS, 0, err);
-    if (!list)
-        return NULL;
-    if (match_list_count(list) == 0) {
+    if (list && match_list_count(list) == 0) {
         match_list_free(list);
-        return NULL;
+        list = NULL;
     }
-    struct map_query_domains *d = xcalloc(1, sizeof(*d));
-    d->list = list;
-    return d;
+    return list;
 }
 
-int map_query_domains_allow(struct map_query_domains *d, const char *key)
+int map_query_domains_allow(const struct match_list *d, const char *key)
 {
     if (!d)
         return 1;
@@ -38,15 +30,7 @@ int map_query_domains_allow(struct map_query_domains *d, const char *key)
     if (!at || at == key || !at[1])
         return 0;
     char *domain = str_lower(xstrdup(at + 1));
-    int rc = match_list_domain(d->list, domain);
+    int rc = match_list_domain(d, domain);
     free(domain);
     return rc;
-}
-
-void map_query_domains_free(struct map_query_domains *d)
-{
-    if (!d)
-        return;
-    match_list_free(d->list);
-    free(d);
 }

@@ -33,6 +33,7 @@
 
 #include "log.h"
 #include "map_query.h"
+#include "match_list.h"
 #include "maps_impl.h"
 #include "util.h"
 
@@ -47,7 +48,7 @@ static const char *const sqlite_params[] = {
 
 struct sqlite_table {
     char *dbpath, *query, *result_format;
-    struct map_query_domains *domains;   /* NULL: any key */
+    struct match_list *domains;   /* NULL: any key */
     long expansion_limit;
     sqlite3 *db;
 };
@@ -96,35 +97,6 @@ static int sqlite_query_of(struct sqlite_table *t, const struct map_query_file *
     t->query = xstrdup(sb_str(&q));
     sb_free(&q);
     return 0;
-}
-
-static int sqlite_configure(struct sqlite_table *t, const struct map_query_file *f,
-                            struct strbuf *err)
-{
-    const char *path = map_query_path(f);
-    const char *dbpath = map_query_str(f, "dbpath", NULL);
-    if (!dbpath) {
-        sb_appendf(err, "%s: dbpath is not set", path);
-        return -1;
-    }
-    t->dbpath = xstrdup(dbpath);
-    if (sqlite_query_of(t, f, err) < 0)
-        return -1;
-    t->result_format = xstrdup(map_query_str(f, "result_format", "%s"));
-    if (map_query_int(f, "expansion_limit", 0, 0, 1000000000, &t->expansion_limit, err) < 0)
-        return -1;
-    struct strbuf why = STRBUF_INIT(4096);
-    int rc = 0;
-    if (map_expand_check(t->query, MAP_EXPAND_QUERY, "query", &why) < 0
-        || map_expand_check(t->result_format, MAP_EXPAND_RESULT, "result_format", &why) < 0)
-        rc = -1;
-    else if (!(t->domains = map_query_domains_open(map_query_str(f, "domain", ""), &why))
-             && why.len)
-        rc = -1;
-    if (rc < 0)
-        sb_appendf(err, "%s: %s", path, sb_str(&why));
-    sb_free(&why);
-    return rc;
 }
 
 /* ---- lookups ---- */
@@ -220,35 +192,49 @@ static void sqlite_close(struct map *m)
     struct sqlite_table *t = m->priv;
     if (t->db)
         sqlite3_close(t->db);
-    map_query_domains_free(t->domains);
+    match_list_free(t->domains);
     free(t->dbpath);
     free(t->query);
     free(t->result_format);
     free(t);
 }
 
-int map_sqlite_open(struct map *m, struct strbuf *err)
+static int sqlite_configure(struct map *m, const struct map_query_file *f, struct strbuf *err)
 {
-    struct map_query_file *f = map_query_read(m->name, sqlite_params, err);
-    if (!f)
+    struct sqlite_table *t = m->priv;
+    const char *path = map_query_path(f);
+    const char *dbpath = map_query_str(f, "dbpath", NULL);
+    if (!dbpath) {
+        sb_appendf(err, "%s: dbpath is not set", path);
         return -1;
-    struct sqlite_table *t = xcalloc(1, sizeof(*t));
-    m->priv = t;
-    int rc = sqlite_configure(t, f, err);
-    map_query_free(f);
-    if (rc < 0) {
-        sqlite_close(m);
-        m->priv = NULL;
+    }
+    t->dbpath = xstrdup(dbpath);
+    if (sqlite_query_of(t, f, err) < 0)
+        return -1;
+    t->result_format = xstrdup(map_query_str(f, "result_format", "%s"));
+    if (map_query_int(f, "expansion_limit", 0, 0, 1000000000, &t->expansion_limit, err) < 0)
+        return -1;
+    struct strbuf why = STRBUF_INIT(4096);
+    if (map_expand_check(t->query, MAP_EXPAND_QUERY, "query", &why) < 0
+        || map_expand_check(t->result_format, MAP_EXPAND_RESULT, "result_format", &why) < 0
+        || (!(t->domains = map_query_domains_open(map_query_str(f, "domain", ""), &why))
+            && why.len)) {
+        sb_appendf(err, "%s: %s", path, sb_str(&why));
+        sb_free(&why);
         return -1;
     }
     /* Opened now, while the daemon may still read it; a failure is
      * reported at each lookup until the database can be opened. */
-    struct strbuf why = STRBUF_INIT(1024);
     if (db_open(m, t, &why) < 0)
         msg_warn("%s; lookups fail until it can be opened", sb_str(&why));
     sb_free(&why);
-    m->fold_case = true;
-    m->lookup = sqlite_lookup;
-    m->close = sqlite_close;
     return 0;
+}
+
+int map_sqlite_open(struct map *m, struct strbuf *err)
+{
+    static const struct map_query_type sqlite = {
+        sqlite_params, sizeof(struct sqlite_table), sqlite_configure, sqlite_lookup, sqlite_close,
+    };
+    return map_query_open(m, &sqlite, err);
 }

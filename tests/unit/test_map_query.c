@@ -12,6 +12,7 @@
 #include "check.h"
 #include "log.h"
 #include "map_query.h"
+#include "match_list.h"
 #include "strbuf.h"
 
 static char dir[] = "/tmp/tern-test-map-query-XXXXXX";
@@ -274,7 +275,7 @@ static void test_domains(void)
     const char *table = write_file("domains", "listed.example ok\n", 18);
     char spec[700];
     snprintf(spec, sizeof(spec), "Example.COM, texthash:%s", table);
-    struct map_query_domains *d = map_query_domains_open(spec, &err);
+    struct match_list *d = map_query_domains_open(spec, &err);
     CHECK(d != NULL);
     CHECK(map_query_domains_allow(d, "user@example.com") == 1);
     CHECK(map_query_domains_allow(d, "user@EXAMPLE.com") == 1);
@@ -285,7 +286,7 @@ static void test_domains(void)
     CHECK(map_query_domains_allow(d, "@example.com") == 0);
     CHECK(map_query_domains_allow(d, "user@") == 0);
     CHECK(map_query_domains_allow(NULL, "anything") == 1);
-    map_query_domains_free(d);
+    match_list_free(d);
     sb_reset(&err);
     /* files, parents and exclusions, as in any domain list */
     const char *file = write_file("domain-list", "# listed\nfile.example\n", 22);
@@ -296,7 +297,7 @@ static void test_domains(void)
     CHECK(map_query_domains_allow(d, "user@sub.example.com") == 1);
     CHECK(map_query_domains_allow(d, "user@no.example.com") == 0);
     CHECK(map_query_domains_allow(d, "user@example.com") == 0);
-    map_query_domains_free(d);
+    match_list_free(d);
     sb_reset(&err);
     CHECK(map_query_domains_open("/nonexistent/domains", &err) == NULL);
     CHECK(strstr(sb_str(&err), "domain: cannot read /nonexistent/domains"));
