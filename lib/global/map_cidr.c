@@ -109,9 +109,10 @@ static int parse_rule(struct cidr_table *t, char *text, int line, const char *pa
     return -1;
 }
 
-static int add_rule(struct cidr_table *t, char *text, int line, const char *path,
-                    struct strbuf *err)
+/* One rule of table t (a map_line_fn). */
+static int add_rule(void *table, char *text, int line, const char *path, struct strbuf *err)
 {
+    struct cidr_table *t = table;
     void *rules = map_rules_room(t->rules, t->n, &t->cap, sizeof(*t->rules), CIDR_MAX_RULES,
                                  path, line, err);
     if (!rules)
@@ -201,23 +202,11 @@ static int read_inline(struct cidr_table *t, const struct map *m, struct strbuf 
     return map_inline_items(m, "cidr", ",", inline_rule, &ctx, err);
 }
 
-static int read_file(struct cidr_table *t, const struct map *m, struct strbuf *err)
-{
-    struct map_reader r;
-    if (map_reader_open(&r, m->name, err) < 0)
-        return -1;
-    int rc;
-    while ((rc = map_reader_next(&r, err)) > 0)
-        if ((rc = add_rule(t, r.line.data, r.start, m->name, err)) < 0)
-            break;
-    map_reader_close(&r);
-    return rc;
-}
-
 int map_cidr_open(struct map *m, struct strbuf *err)
 {
     struct cidr_table *t = xcalloc(1, sizeof(*t));
-    int rc = m->name[0] == '{' ? read_inline(t, m, err) : read_file(t, m, err);
+    int rc = m->name[0] == '{' ? read_inline(t, m, err)
+                               : map_reader_each(m->name, add_rule, t, err);
     if (rc == 0 && t->ifs.depth > 0) {
         sb_appendf(err, "%s: if without endif", m->name[0] == '{' ? m->spec : m->name);
         rc = -1;

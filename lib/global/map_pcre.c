@@ -195,9 +195,10 @@ static int parse_rule(struct pcre_table *t, char *text, int line, const char *pa
     return 0;
 }
 
-static int add_rule(struct pcre_table *t, char *text, int line, const char *path,
-                    struct strbuf *err)
+/* One logical line of table t (a map_line_fn). */
+static int add_rule(void *table, char *text, int line, const char *path, struct strbuf *err)
 {
+    struct pcre_table *t = table;
     void *rules = map_rules_room(t->rules, t->n, &t->cap, sizeof(*t->rules), PCRE_MAX_RULES,
                                  path, line, err);
     if (!rules)
@@ -284,15 +285,8 @@ static void pcre_close(struct map *m)
 
 int map_pcre_open(struct map *m, struct strbuf *err)
 {
-    struct map_reader r;
-    if (map_reader_open(&r, m->name, err) < 0)
-        return -1;
     struct pcre_table *t = xcalloc(1, sizeof(*t));
-    int rc;
-    while ((rc = map_reader_next(&r, err)) > 0)
-        if ((rc = add_rule(t, r.line.data, r.start, m->name, err)) < 0)
-            break;
-    map_reader_close(&r);
+    int rc = map_reader_each(m->name, add_rule, t, err);
     if (rc == 0 && t->ifs.depth > 0) {
         sb_appendf(err, "%s:%d: if without endif", m->name,
                    t->rules[t->ifs.open[t->ifs.depth - 1]].line);

@@ -43,27 +43,34 @@ static struct query_param *find(const struct map_query_file *f, const char *name
     return NULL;
 }
 
-/* One logical line "name = value" into f. */
-static int add_line(struct map_query_file *f, char *text, int line, const char *const *known,
-                    struct strbuf *err)
+struct reading {
+    struct map_query_file *f;
+    const char *const *known;
+};
+
+/* One logical line "name = value" into the file being read (a
+ * map_line_fn). */
+static int add_line(void *ctx, char *text, int line, const char *path, struct strbuf *err)
 {
+    struct reading *r = ctx;
+    struct map_query_file *f = r->f;
     char *eq = strchr(text, '=');
     if (!eq) {
-        sb_appendf(err, "%s:%d: expected \"name = value\", found \"%.100s\"", f->path, line, text);
+        sb_appendf(err, "%s:%d: expected \"name = value\", found \"%.100s\"", path, line, text);
         return -1;
     }
     *eq = 0;
     char *name = str_trim(text), *value = str_trim(eq + 1);
     if (!*name || strpbrk(name, " \t")) {
-        sb_appendf(err, "%s:%d: bad parameter name \"%.100s\"", f->path, line, name);
+        sb_appendf(err, "%s:%d: bad parameter name \"%.100s\"", path, line, name);
         return -1;
     }
-    if (!is_known(name, known)) {
-        msg_warn("%s, line %d: unknown parameter \"%.100s\" ignored", f->path, line, name);
+    if (!is_known(name, r->known)) {
+        msg_warn("%s, line %d: unknown parameter \"%.100s\" ignored", path, line, name);
         return 0;
     }
     if (f->n >= QUERY_FILE_NAME_LIMIT) {
-        sb_appendf(err, "%s:%d: more than %d parameters", f->path, line, QUERY_FILE_NAME_LIMIT);
+        sb_appendf(err, "%s:%d: more than %d parameters", path, line, QUERY_FILE_NAME_LIMIT);
         return -1;
     }
     f->params = xrealloc(f->params, (f->n + 1) * sizeof(*f->params));
@@ -77,17 +84,10 @@ static int add_line(struct map_query_file *f, char *text, int line, const char *
 struct map_query_file *map_query_read(const char *path, const char *const *known,
                                       struct strbuf *err)
 {
-    struct map_reader r;
-    if (map_reader_open(&r, path, err) < 0)
-        return NULL;
     struct map_query_file *f = xcalloc(1, sizeof(*f));
     f->path = xstrdup(path);
-    int rc;
-    while ((rc = map_reader_next(&r, err)) > 0)
-        if ((rc = add_line(f, r.line.data, r.start, known, err)) < 0)
-            break;
-    map_reader_close(&r);
-    if (rc < 0) {
+    struct reading ctx = { f, known };
+    if (map_reader_each(path, add_line, &ctx, err) < 0) {
         map_query_free(f);
         return NULL;
     }

@@ -276,6 +276,19 @@ void map_reader_close(struct map_reader *r)
     sb_free(&r->ahead);
 }
 
+int map_reader_each(const char *path, map_line_fn fn, void *ctx, struct strbuf *err)
+{
+    struct map_reader r;
+    if (map_reader_open(&r, path, err) < 0)
+        return -1;
+    int rc;
+    while ((rc = map_reader_next(&r, err)) > 0)
+        if ((rc = fn(ctx, r.line.data, r.start, path, err)) < 0)
+            break;
+    map_reader_close(&r);
+    return rc;
+}
+
 /* One physical line into r->ahead without its line end: 1, 0 at EOF, -1.
  * Reads a byte at a time into a bounded buffer, never an unbounded one. */
 static int read_physical(struct map_reader *r, struct strbuf *err)

@@ -65,6 +65,13 @@ int map_reader_open(struct map_reader *r, const char *path, struct strbuf *err);
 int map_reader_next(struct map_reader *r, struct strbuf *err);
 void map_reader_close(struct map_reader *r);
 
+/* Each logical line of the file at path to fn, with the number of its
+ * first physical line, until fn fails: 0, or -1 with err (the reader's
+ * "path:line: ..." or fn's). */
+typedef int (*map_line_fn)(void *ctx, char *text, int line, const char *path,
+                           struct strbuf *err);
+int map_reader_each(const char *path, map_line_fn fn, void *ctx, struct strbuf *err);
+
 /* ---- the tables of ordered rules, pcre:, regexp: and cidr: (map_rules.c) ---- */
 
 #define MAP_IF_MAX_DEPTH 100
