@@ -25,7 +25,6 @@
 #include "config.h"
 #include "log.h"
 #include "map_query.h"
-#include "match_list.h"
 #include "maps_impl.h"
 #include "util.h"
 
@@ -49,9 +48,8 @@ struct pg_host {
 struct pgsql {
     const char *spec;
     char *user, *password, *dbname;
-    char *query, *result_format;
-    struct match_list *domains;
-    long expansion_limit, connect_timeout, query_timeout, retry_interval;
+    struct map_sql sql;
+    long connect_timeout, query_timeout, retry_interval;
     struct pg_host *hosts;
     size_t nhosts, current;
 };
@@ -89,7 +87,7 @@ static int pg_query_text(struct pgsql *p, PGconn *conn, const char *key, struct 
     struct strbuf err = STRBUF_INIT(512);
     struct pg_quote_ctx q = { conn, false };
     sb_reset(sql);
-    int rc = map_expand(sql, p->query, MAP_EXPAND_QUERY, key, NULL, conn ? pg_quote : NULL,
+    int rc = map_expand(sql, p->sql.query, MAP_EXPAND_QUERY, key, NULL, conn ? pg_quote : NULL,
                         &q, &err);
     if (rc < 0 && q.bad_text) {
         msg_warn("%s: key \"%.100s\" is not valid UTF-8 text: not found", p->spec, key);
@@ -241,7 +239,7 @@ static int pg_collect(struct pgsql *p, PGresult *res, const char *key, struct ma
     for (int i = 0; i < rows && rc == 0; i++)
         for (int j = 0; j < cols && rc == 0; j++)
             if (!PQgetisnull(res, i, j))
-                rc = map_results_add(r, p->result_format, PQgetvalue(res, i, j), key, &err);
+                rc = map_results_add(r, p->sql.result_format, PQgetvalue(res, i, j), key, &err);
     if (rc < 0)
         msg_warn("%s: lookup of \"%.100s\": %s", p->spec, key, sb_str(&err));
     sb_free(&err);
@@ -319,7 +317,7 @@ static int pg_lookup_host(struct pgsql *p, struct pg_host *h, const char *key,
         }
         struct map_results r;
         sb_reset(result);
-        map_results_init(&r, result, p->expansion_limit);
+        map_results_init(&r, result, p->sql.expansion_limit);
         rc = pg_ask(p, h, sb_str(&sql), key, &r);
         if (rc == PG_OK) {
             rc = r.count > 0 ? 1 : 0;
@@ -346,7 +344,7 @@ static int pgsql_lookup(struct map *m, const char *key, struct strbuf *result)
     struct pgsql *p = m->priv;
     if (!*key)
         return 0;
-    int allow = map_query_domains_allow(p->domains, key);
+    int allow = map_query_domains_allow(p->sql.domains, key);
     if (allow <= 0)
         return allow;
     struct strbuf probe = STRBUF_INIT(PGSQL_QUERY_LIMIT);
@@ -390,9 +388,7 @@ static void pgsql_close(struct map *m)
     }
     free(p->user);
     free(p->dbname);
-    free(p->query);
-    free(p->result_format);
-    match_list_free(p->domains);
+    map_sql_free(&p->sql);
     free(p);
 }
 
@@ -481,22 +477,14 @@ static int pg_configure(struct map *m, const struct map_query_file *f, struct st
     struct pgsql *p = m->priv;
     const char *path = map_query_path(f);
     p->spec = m->spec;
-    if (map_query_int(f, "expansion_limit", 0, 0, 1000000, &p->expansion_limit, err) < 0
-        || map_query_int(f, "connect_timeout", 10, 2, 3600, &p->connect_timeout, err) < 0
+    if (map_query_int(f, "connect_timeout", 10, 2, 3600, &p->connect_timeout, err) < 0
         || map_query_int(f, "query_timeout", 10, 1, 3600, &p->query_timeout, err) < 0
         || map_query_int(f, "retry_interval", 60, 0, 86400, &p->retry_interval, err) < 0)
         return -1;
-    if (!(p->query = pg_query_of(f, err)))
+    char *query = pg_query_of(f, err);
+    if (!query || map_sql_configure(&p->sql, f, query, 1000000, err) < 0)
         return -1;
-    p->result_format = xstrdup(map_query_str(f, "result_format", "%s"));
     struct strbuf why = STRBUF_INIT(512);
-    if (map_expand_check(p->query, MAP_EXPAND_QUERY, "query", &why) < 0
-        || map_expand_check(p->result_format, MAP_EXPAND_RESULT, "result_format", &why) < 0) {
-        sb_appendf(err, "%s: %s", path, sb_str(&why));
-        sb_free(&why);
-        return -1;
-    }
-    sb_reset(&why);
     const char *v;
     if ((v = map_query_str(f, "user", NULL)))
         p->user = xstrdup(v);
@@ -524,10 +512,6 @@ static int pg_configure(struct map *m, const struct map_query_file *f, struct st
         sb_appendf(err, "%s: dbname is not set", path);
         return -1;
     }
-    const char *domain = map_query_str(f, "domain", "");
-    p->domains = map_query_domains_open(domain, err);
-    if (!p->domains && err->len)
-        return -1;
     /* start at a different server in each process, so that many processes
      * spread over the servers of hosts, as Postfix's random order does */
     p->current = (size_t)getpid() % p->nhosts;

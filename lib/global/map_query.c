@@ -1,7 +1,8 @@
 /* map_query.c: the reader of the database tables' query files, which have
  * main.cf's syntax ("name = value", '#' comments, continuation lines that
- * start with white space): pgsql:/etc/tern/x.cf, ldap:..., sqlite:...; and
- * the opening of such a table from its file. */
+ * start with white space): pgsql:/etc/tern/x.cf, ldap:..., sqlite:...; the
+ * opening of such a table from its file, and the settings the SQL tables
+ * share. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "log.h"
 #include "map_query.h"
 #include "maps_impl.h"
+#include "match_list.h"
 #include "util.h"
 
 /* A query file has a few dozen names at most; a bound on their number
@@ -187,4 +189,31 @@ int map_query_open(struct map *m, const struct map_query_type *type, struct strb
     m->close = type->close;
     m->fold_case = true;
     return 0;
+}
+
+int map_sql_configure(struct map_sql *s, const struct map_query_file *f, char *query,
+                      long limit_max, struct strbuf *err)
+{
+    s->query = query;
+    s->result_format = xstrdup(map_query_str(f, "result_format", "%s"));
+    if (map_query_int(f, "expansion_limit", 0, 0, limit_max, &s->expansion_limit, err) < 0)
+        return -1;
+    struct strbuf why = STRBUF_INIT(4096);
+    int rc = 0;
+    if (map_expand_check(s->query, MAP_EXPAND_QUERY, "query", &why) < 0
+        || map_expand_check(s->result_format, MAP_EXPAND_RESULT, "result_format", &why) < 0
+        || (!(s->domains = map_query_domains_open(map_query_str(f, "domain", ""), &why))
+            && why.len)) {
+        sb_appendf(err, "%s: %s", map_query_path(f), sb_str(&why));
+        rc = -1;
+    }
+    sb_free(&why);
+    return rc;
+}
+
+void map_sql_free(struct map_sql *s)
+{
+    free(s->query);
+    free(s->result_format);
+    match_list_free(s->domains);
 }

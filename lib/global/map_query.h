@@ -58,6 +58,24 @@ struct map_query_type {
  * folded to lower case: 0, or -1 with err. */
 int map_query_open(struct map *m, const struct map_query_type *type, struct strbuf *err);
 
+/* ---- what the SQL tables read alike (map_query.c) ---- */
+
+/* sqlite: and pgsql: take the same query, result_format, domain and
+ * expansion_limit (sqlite_table(5), pgsql_table(5)). */
+struct map_sql {
+    char *query;                 /* the template of the query */
+    char *result_format;
+    struct match_list *domains;  /* NULL: any key */
+    long expansion_limit;        /* 0: none */
+};
+
+/* Fill s from f, with query (taken over, malloc'd) as the template, an
+ * expansion_limit up to limit_max, and the templates checked: 0, or -1
+ * with "path...: ..." in err; map_sql_free frees s either way. */
+int map_sql_configure(struct map_sql *s, const struct map_query_file *f, char *query,
+                      long limit_max, struct strbuf *err);
+void map_sql_free(struct map_sql *s);
+
 /* ---- the domain restriction (map_query_domain.c) ---- */
 
 /* "domain = example.com, /etc/tern/domains, hash:/etc/tern/domains": a

@@ -33,7 +33,6 @@
 
 #include "log.h"
 #include "map_query.h"
-#include "match_list.h"
 #include "maps_impl.h"
 #include "util.h"
 
@@ -47,9 +46,8 @@ static const char *const sqlite_params[] = {
 };
 
 struct sqlite_table {
-    char *dbpath, *query, *result_format;
-    struct match_list *domains;   /* NULL: any key */
-    long expansion_limit;
+    char *dbpath;
+    struct map_sql sql;
     sqlite3 *db;
 };
 
@@ -72,8 +70,7 @@ static int sqlite_quote(struct strbuf *out, const char *s, size_t n, void *ctx)
 
 /* query, or the older settings' "SELECT select_field FROM table WHERE
  * where_field = '%s' additional_conditions" when query is not set. */
-static int sqlite_query_of(struct sqlite_table *t, const struct map_query_file *f,
-                           struct strbuf *err)
+static char *sqlite_query_of(const struct map_query_file *f, struct strbuf *err)
 {
     const char *path = map_query_path(f);
     const char *query = map_query_str(f, "query", NULL);
@@ -83,20 +80,19 @@ static int sqlite_query_of(struct sqlite_table *t, const struct map_query_file *
     if (query || (!table && !field && !where)) {
         if (!query)
             sb_appendf(err, "%s: query is not set", path);
-        t->query = query ? xstrdup(query) : NULL;
-        return query ? 0 : -1;
+        return query ? xstrdup(query) : NULL;
     }
     if (!table || !field || !where) {
         sb_appendf(err, "%s: without query, table, select_field and where_field must all be set",
                    path);
-        return -1;
+        return NULL;
     }
     struct strbuf q = STRBUF_INIT(SQLITE_QUERY_LIMIT);
     sb_appendf(&q, "SELECT %s FROM %s WHERE %s = '%%s' %s", field, table, where,
                map_query_str(f, "additional_conditions", ""));
-    t->query = xstrdup(sb_str(&q));
+    char *s = xstrdup(sb_str(&q));
     sb_free(&q);
-    return 0;
+    return s;
 }
 
 /* ---- lookups ---- */
@@ -131,13 +127,13 @@ static int run_query(struct map *m, struct sqlite_table *t, const char *sql, con
     }
     struct map_results r;
     struct strbuf why = STRBUF_INIT(1024);
-    map_results_init(&r, result, t->expansion_limit);
+    map_results_init(&r, result, t->sql.expansion_limit);
     int rc = 0, step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (map_results_add(&r, t->result_format, (const char *)sqlite3_column_text(stmt, 0),
+        if (map_results_add(&r, t->sql.result_format, (const char *)sqlite3_column_text(stmt, 0),
                             key, &why) < 0 && r.over) {
             msg_warn("%s: expansion limit of %ld results exceeded for \"%.100s\"", m->spec,
-                     t->expansion_limit, key);
+                     t->sql.expansion_limit, key);
             rc = -1;
             break;
         }
@@ -162,13 +158,13 @@ static int run_query(struct map *m, struct sqlite_table *t, const char *sql, con
 static int sqlite_lookup(struct map *m, const char *key, struct strbuf *result)
 {
     struct sqlite_table *t = m->priv;
-    int rc = map_query_domains_allow(t->domains, key);
+    int rc = map_query_domains_allow(t->sql.domains, key);
     if (rc < 0)
         msg_warn("%s: lookup of the domain of \"%.100s\" in the domain list failed", m->spec, key);
     struct strbuf sql = STRBUF_INIT(SQLITE_QUERY_LIMIT);
     struct strbuf err = STRBUF_INIT(1024);
     if (rc > 0
-        && (rc = map_expand(&sql, t->query, MAP_EXPAND_QUERY, key, NULL, sqlite_quote, NULL,
+        && (rc = map_expand(&sql, t->sql.query, MAP_EXPAND_QUERY, key, NULL, sqlite_quote, NULL,
                             &err)) < 0)
         msg_warn("%s: query for \"%.100s\" longer than %d bytes", m->spec, key, SQLITE_QUERY_LIMIT);
     if (rc > 0) {
@@ -192,10 +188,8 @@ static void sqlite_close(struct map *m)
     struct sqlite_table *t = m->priv;
     if (t->db)
         sqlite3_close(t->db);
-    match_list_free(t->domains);
+    map_sql_free(&t->sql);
     free(t->dbpath);
-    free(t->query);
-    free(t->result_format);
     free(t);
 }
 
@@ -209,22 +203,12 @@ static int sqlite_configure(struct map *m, const struct map_query_file *f, struc
         return -1;
     }
     t->dbpath = xstrdup(dbpath);
-    if (sqlite_query_of(t, f, err) < 0)
+    char *query = sqlite_query_of(f, err);
+    if (!query || map_sql_configure(&t->sql, f, query, 1000000000, err) < 0)
         return -1;
-    t->result_format = xstrdup(map_query_str(f, "result_format", "%s"));
-    if (map_query_int(f, "expansion_limit", 0, 0, 1000000000, &t->expansion_limit, err) < 0)
-        return -1;
-    struct strbuf why = STRBUF_INIT(4096);
-    if (map_expand_check(t->query, MAP_EXPAND_QUERY, "query", &why) < 0
-        || map_expand_check(t->result_format, MAP_EXPAND_RESULT, "result_format", &why) < 0
-        || (!(t->domains = map_query_domains_open(map_query_str(f, "domain", ""), &why))
-            && why.len)) {
-        sb_appendf(err, "%s: %s", path, sb_str(&why));
-        sb_free(&why);
-        return -1;
-    }
     /* Opened now, while the daemon may still read it; a failure is
      * reported at each lookup until the database can be opened. */
+    struct strbuf why = STRBUF_INIT(1024);
     if (db_open(m, t, &why) < 0)
         msg_warn("%s; lookups fail until it can be opened", sb_str(&why));
     sb_free(&why);
