@@ -23,7 +23,6 @@
 #include "util.h"
 
 #define CIDR_MAX_RULES 1000000
-#define CIDR_MAX_DEPTH 100
 #define CIDR_KEY_MAX 64
 
 enum cidr_kind { CIDR_MATCH, CIDR_IF, CIDR_ENDIF };
@@ -40,15 +39,8 @@ struct cidr_rule {
 struct cidr_table {
     struct cidr_rule *rules;
     size_t n, cap;
-    size_t open_ifs[CIDR_MAX_DEPTH];
-    int depth;
+    struct map_ifs ifs;
 };
-
-static bool is_keyword(const char *p, const char *word)
-{
-    size_t n = strlen(word);
-    return strncasecmp(p, word, n) == 0 && (!p[n] || isspace((unsigned char)p[n]));
-}
 
 /* The network at *p (up to white space) into r; advances *p past it. */
 static int parse_network(struct cidr_rule *r, char **p, const char *path, int line,
@@ -83,23 +75,16 @@ static int parse_rule(struct cidr_table *t, char *text, int line, const char *pa
 {
     struct cidr_rule r = { .kind = CIDR_MATCH };
     char *p = text;
-    if (is_keyword(p, "endif")) {
-        for (p += 5; isspace((unsigned char)*p); p++)
-            ;
-        if (*p) {
-            sb_appendf(err, "%s:%d: text after endif: \"%.60s\"", path, line, p);
+    if (map_is_keyword(p, "endif")) {
+        size_t opener;
+        if (map_ifs_close(&t->ifs, p + 5, path, line, &opener, err) < 0)
             return -1;
-        }
-        if (t->depth == 0) {
-            sb_appendf(err, "%s:%d: endif without if", path, line);
-            return -1;
-        }
         r.kind = CIDR_ENDIF;
-        t->rules[t->open_ifs[--t->depth]].skip_to = t->n + 1;
+        t->rules[opener].skip_to = t->n + 1;
         t->rules[t->n++] = r;
         return 0;
     }
-    bool is_if = is_keyword(p, "if");
+    bool is_if = map_is_keyword(p, "if");
     if (is_if)
         for (p += 2; isspace((unsigned char)*p); p++)
             ;
@@ -108,13 +93,8 @@ static int parse_rule(struct cidr_table *t, char *text, int line, const char *pa
     while (isspace((unsigned char)*p))
         p++;
     if (is_if) {
-        if (*p) {
-            sb_appendf(err, "%s:%d: text after the if pattern: \"%.60s\"", path, line, p);
-        } else if (t->depth >= CIDR_MAX_DEPTH) {
-            sb_appendf(err, "%s:%d: if blocks nested deeper than %d", path, line, CIDR_MAX_DEPTH);
-        } else {
+        if (map_ifs_open(&t->ifs, t->n, p, path, line, err) == 0) {
             r.kind = CIDR_IF;
-            t->open_ifs[t->depth++] = t->n;
             t->rules[t->n++] = r;
             return 0;
         }
@@ -129,17 +109,15 @@ static int parse_rule(struct cidr_table *t, char *text, int line, const char *pa
     return -1;
 }
 
-static int add_rule(struct cidr_table *t, char *text, int line, const char *path,
-                    struct strbuf *err)
+/* One rule of table t (a map_line_fn). */
+static int add_rule(void *table, char *text, int line, const char *path, struct strbuf *err)
 {
-    if (t->n >= CIDR_MAX_RULES) {
-        sb_appendf(err, "%s:%d: more than %d rules", path, line, CIDR_MAX_RULES);
+    struct cidr_table *t = table;
+    void *rules = map_rules_room(t->rules, t->n, &t->cap, sizeof(*t->rules), CIDR_MAX_RULES,
+                                 path, line, err);
+    if (!rules)
         return -1;
-    }
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 16;
-        t->rules = xrealloc(t->rules, t->cap * sizeof(*t->rules));
-    }
+    t->rules = rules;
     return parse_rule(t, text, line, path, err);
 }
 
@@ -199,6 +177,18 @@ static void cidr_close(struct map *m)
     free(t);
 }
 
+struct inline_rules {
+    struct cidr_table *t;
+    int count;
+};
+
+static int inline_rule(char *text, void *ctx, struct strbuf *err)
+{
+    struct inline_rules *r = ctx;
+    text = str_trim(text);
+    return *text ? add_rule(r->t, text, ++r->count, "cidr:{...} rule", err) : 0;
+}
+
 /* Rules from a source file, or inline as cidr:{ {rule}, {rule} } (Postfix
  * 3.7's inline form; a rule without braces ends at the next comma). */
 static int read_inline(struct cidr_table *t, const struct map *m, struct strbuf *err)
@@ -208,54 +198,16 @@ static int read_inline(struct cidr_table *t, const struct map *m, struct strbuf 
         sb_appendf(err, "cidr table \"%.100s\": missing '}' (cidr:{ {rule}, {rule} })", m->spec);
         return -1;
     }
-    char *body = xstrndup(m->name + 1, len - 2), *p = body;
-    int rc = 0, item = 0;
-    while (rc == 0) {
-        while (*p && (isspace((unsigned char)*p) || *p == ','))
-            p++;
-        if (!*p)
-            break;
-        char *text, *end;
-        if (*p == '{') {
-            text = p + 1;
-            if (!(end = strchr(text, '}'))) {
-                sb_appendf(err, "cidr table \"%.100s\": unbalanced {", m->spec);
-                rc = -1;
-                break;
-            }
-        } else {
-            text = p;
-            end = p + strcspn(p, ",");
-        }
-        char saved = *end;
-        *end = 0;
-        p = saved ? end + 1 : end;
-        text = str_trim(text);
-        if (*text)
-            rc = add_rule(t, text, ++item, "cidr:{...} rule", err);
-    }
-    free(body);
-    return rc;
-}
-
-static int read_file(struct cidr_table *t, const struct map *m, struct strbuf *err)
-{
-    struct map_reader r;
-    if (map_reader_open(&r, m->name, err) < 0)
-        return -1;
-    int rc;
-    while ((rc = map_reader_next(&r, err)) > 0)
-        if ((rc = add_rule(t, r.line.data, r.start, m->name, err)) < 0)
-            break;
-    map_reader_close(&r);
-    return rc;
+    struct inline_rules ctx = { t, 0 };
+    return map_inline_items(m, "cidr", ",", inline_rule, &ctx, err);
 }
 
 int map_cidr_open(struct map *m, struct strbuf *err)
 {
     struct cidr_table *t = xcalloc(1, sizeof(*t));
-    int rc = m->name[0] == '{' ? read_inline(t, m, err) : read_file(t, m, err);
-    if (rc == 0 && t->depth > 0) {
+    int rc = m->name[0] == '{' ? read_inline(t, m, err)
+                               : map_reader_each(m->name, add_rule, t, err);
+    if (rc == 0 && t->ifs.depth > 0) {
         sb_appendf(err, "%s: if without endif", m->name[0] == '{' ? m->spec : m->name);
         rc = -1;
     }

@@ -52,17 +52,19 @@ static int label(const struct parts *p, int n, const char **s, size_t *len)
     }
 }
 
-/* Whether c may follow '%' in a template of this kind. */
-static bool valid_spec(int c, enum map_expand_kind kind)
+/* Whether c may follow '%' in a template. %S %U %D are the lookup key's
+ * parts in a result format and, as Postfix has it, the same as %s %u %d in
+ * a query (where the value is the key). */
+static bool valid_spec(int c)
 {
-    if (c == '%' || c == 's' || c == 'u' || c == 'd' || (c >= '1' && c <= '9'))
-        return true;
-    return kind == MAP_EXPAND_RESULT && (c == 'S' || c == 'U' || c == 'D');
+    return c == '%' || c == 's' || c == 'u' || c == 'd' || (c >= '1' && c <= '9') || c == 'S'
+           || c == 'U' || c == 'D';
 }
 
 int map_expand_check(const char *fmt, enum map_expand_kind kind, const char *param,
                      struct strbuf *err)
 {
+    (void)kind;     /* queries and result formats take the same escapes */
     for (const char *p = fmt; *p; p++) {
         if (*p != '%')
             continue;
@@ -70,10 +72,9 @@ int map_expand_check(const char *fmt, enum map_expand_kind kind, const char *par
             sb_appendf(err, "%s: a '%%' at the end (write %%%% for a literal '%%')", param);
             return -1;
         }
-        if (!valid_spec((unsigned char)p[1], kind)) {
-            sb_appendf(err, "%s: unknown expansion \"%%%c\" (%s)", param, p[1],
-                       kind == MAP_EXPAND_QUERY ? "%%, %s, %u, %d, %1..%9"
-                                                : "%%, %s, %u, %d, %1..%9, %S, %U, %D");
+        if (!valid_spec((unsigned char)p[1])) {
+            sb_appendf(err, "%s: unknown expansion \"%%%c\" (%%%%, %%s, %%u, %%d, %%1..%%9, "
+                       "%%S, %%U, %%D)", param, p[1]);
             return -1;
         }
         p++;
@@ -118,11 +119,12 @@ int map_expand(struct strbuf *out, const char *fmt, enum map_expand_kind kind,
             continue;
         }
         int c = (unsigned char)*++p;
-        if (!valid_spec(c, kind) || ((c == 'S' || c == 'U' || c == 'D') && !key)) {
+        if (!valid_spec(c)) {
             sb_appendf(err, "unknown expansion \"%%%c\"", c);
             return -1;
         }
-        const struct parts *src = (c == 'S' || c == 'U' || c == 'D') ? &k : &v;
+        bool of_key = (c == 'S' || c == 'U' || c == 'D') && kind == MAP_EXPAND_RESULT;
+        const struct parts *src = of_key ? &k : &v;
         const char *s = NULL;
         size_t n = 0;
         switch (c) {

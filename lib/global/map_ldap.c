@@ -34,6 +34,7 @@
 #include "config.h"
 #include "log.h"
 #include "map_query.h"
+#include "match_list.h"
 #include "maps_impl.h"
 #include "util.h"
 
@@ -65,7 +66,7 @@ struct ldap_table {
     bool bind, chase_referrals;
     char *bind_dn, *bind_pw;
     long timeout, expansion_limit, size_limit;
-    struct map_query_domains *domains;
+    struct match_list *domains;
     LDAP *ld;
     bool reused;
     bool start_tls;
@@ -443,8 +444,9 @@ static int ldap_lookup(struct map *m, const char *key, struct strbuf *result)
 
 /* ---- the query file ---- */
 
-static void ldap_free(struct ldap_table *t)
+static void ldap_close(struct map *m)
 {
+    struct ldap_table *t = m->priv;
     ld_disconnect(t);
     free(t->urls);
     free(t->search_base);
@@ -462,13 +464,8 @@ static void ldap_free(struct ldap_table *t)
         explicit_bzero(t->bind_pw, strlen(t->bind_pw));
         free(t->bind_pw);
     }
-    map_query_domains_free(t->domains);
+    match_list_free(t->domains);
     free(t);
-}
-
-static void ldap_close(struct map *m)
-{
-    ldap_free(m->priv);
 }
 
 /* server_host: host, host:port, or an ldap://, ldaps://, ldapi:// URL. */
@@ -660,9 +657,11 @@ static int ld_attrs(struct ldap_table *t, const struct map_query_file *f, struct
     return 0;
 }
 
-static int ld_configure(struct ldap_table *t, const struct map_query_file *f, struct strbuf *err)
+static int ld_configure(struct map *m, const struct map_query_file *f, struct strbuf *err)
 {
+    struct ldap_table *t = m->priv;
     const char *path = map_query_path(f);
+    t->spec = m->spec;
     long port, version, deref;
     if (map_query_int(f, "server_port", 389, 1, 65535, &port, err) < 0
         || map_query_int(f, "timeout", 10, 1, 3600, &t->timeout, err) < 0
@@ -703,20 +702,8 @@ static int ld_configure(struct ldap_table *t, const struct map_query_file *f, st
 
 int map_ldap_open(struct map *m, struct strbuf *err)
 {
-    struct map_query_file *f = map_query_read(m->name, ldap_params, err);
-    if (!f)
-        return -1;
-    struct ldap_table *t = xcalloc(1, sizeof(*t));
-    t->spec = m->spec;
-    int rc = ld_configure(t, f, err);
-    map_query_free(f);
-    if (rc < 0) {
-        ldap_free(t);
-        return -1;
-    }
-    m->priv = t;
-    m->lookup = ldap_lookup;
-    m->close = ldap_close;
-    m->fold_case = true;
-    return 0;
+    static const struct map_query_type ldap = {
+        ldap_params, sizeof(struct ldap_table), ld_configure, ldap_lookup, ldap_close,
+    };
+    return map_query_open(m, &ldap, err);
 }

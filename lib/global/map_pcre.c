@@ -12,7 +12,6 @@
 #include "util.h"
 
 #define PCRE_MAX_RULES 100000
-#define PCRE_MAX_DEPTH 100
 #define PCRE_RESULT_LIMIT 65536
 
 enum rule_kind { RULE_MATCH, RULE_IF, RULE_ENDIF };
@@ -31,8 +30,7 @@ struct pcre_table {
     size_t n, cap;
     uint32_t max_groups;   /* sizes the match data so every $N is available */
     pcre2_match_data *md;
-    size_t open_ifs[PCRE_MAX_DEPTH];
-    int depth;
+    struct map_ifs ifs;
 };
 
 /* Parse "/pattern/flags" at *p (the delimiter is the first character). */
@@ -134,18 +132,11 @@ static int check_result(const struct rule *r, const char *path, struct strbuf *e
 static int parse_endif(struct pcre_table *t, struct rule *r, const char *rest,
                        const char *path, struct strbuf *err)
 {
-    while (isspace((unsigned char)*rest))
-        rest++;
-    if (*rest) {
-        sb_appendf(err, "%s:%d: text after endif: \"%.60s\"", path, r->line, rest);
+    size_t opener;
+    if (map_ifs_close(&t->ifs, rest, path, r->line, &opener, err) < 0)
         return -1;
-    }
-    if (t->depth == 0) {
-        sb_appendf(err, "%s:%d: endif without if", path, r->line);
-        return -1;
-    }
     r->kind = RULE_ENDIF;
-    t->rules[t->open_ifs[--t->depth]].skip_to = t->n + 1;
+    t->rules[opener].skip_to = t->n + 1;
     return 0;
 }
 
@@ -153,21 +144,14 @@ static int parse_endif(struct pcre_table *t, struct rule *r, const char *rest,
 static int parse_tail(struct pcre_table *t, struct rule *r, bool is_if, const char *p,
                       const char *path, struct strbuf *err)
 {
-    while (isspace((unsigned char)*p))
-        p++;
     if (is_if) {
-        if (*p) {
-            sb_appendf(err, "%s:%d: text after the if pattern: \"%.60s\"", path, r->line, p);
+        if (map_ifs_open(&t->ifs, t->n, p, path, r->line, err) < 0)
             return -1;
-        }
-        if (t->depth >= PCRE_MAX_DEPTH) {
-            sb_appendf(err, "%s:%d: if blocks nested deeper than %d", path, r->line, PCRE_MAX_DEPTH);
-            return -1;
-        }
         r->kind = RULE_IF;
-        t->open_ifs[t->depth++] = t->n;
         return 0;
     }
+    while (isspace((unsigned char)*p))
+        p++;
     if (!*p) {
         sb_appendf(err, "%s:%d: missing result after the pattern", path, r->line);
         return -1;
@@ -177,12 +161,6 @@ static int parse_tail(struct pcre_table *t, struct rule *r, bool is_if, const ch
     return check_result(r, path, err);
 }
 
-static bool is_keyword(const char *p, const char *word)
-{
-    size_t n = strlen(word);
-    return strncasecmp(p, word, n) == 0 && (!p[n] || isspace((unsigned char)p[n]));
-}
-
 /* One logical line: a rule, "if [!]/re/" or "endif". */
 static int parse_rule(struct pcre_table *t, char *text, int line, const char *path,
                       struct strbuf *err)
@@ -190,10 +168,10 @@ static int parse_rule(struct pcre_table *t, char *text, int line, const char *pa
     struct rule r = { .line = line };
     char *p = text;
     int rc;
-    if (is_keyword(p, "endif")) {
+    if (map_is_keyword(p, "endif")) {
         rc = parse_endif(t, &r, p + 5, path, err);
     } else {
-        bool is_if = is_keyword(p, "if");
+        bool is_if = map_is_keyword(p, "if");
         if (is_if)
             for (p += 2; isspace((unsigned char)*p); p++)
                 ;
@@ -217,17 +195,15 @@ static int parse_rule(struct pcre_table *t, char *text, int line, const char *pa
     return 0;
 }
 
-static int add_rule(struct pcre_table *t, char *text, int line, const char *path,
-                    struct strbuf *err)
+/* One logical line of table t (a map_line_fn). */
+static int add_rule(void *table, char *text, int line, const char *path, struct strbuf *err)
 {
-    if (t->n >= PCRE_MAX_RULES) {
-        sb_appendf(err, "%s:%d: more than %d rules", path, line, PCRE_MAX_RULES);
+    struct pcre_table *t = table;
+    void *rules = map_rules_room(t->rules, t->n, &t->cap, sizeof(*t->rules), PCRE_MAX_RULES,
+                                 path, line, err);
+    if (!rules)
         return -1;
-    }
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 16;
-        t->rules = xrealloc(t->rules, t->cap * sizeof(*t->rules));
-    }
+    t->rules = rules;
     return parse_rule(t, text, line, path, err);
 }
 
@@ -309,17 +285,11 @@ static void pcre_close(struct map *m)
 
 int map_pcre_open(struct map *m, struct strbuf *err)
 {
-    struct map_reader r;
-    if (map_reader_open(&r, m->name, err) < 0)
-        return -1;
     struct pcre_table *t = xcalloc(1, sizeof(*t));
-    int rc;
-    while ((rc = map_reader_next(&r, err)) > 0)
-        if ((rc = add_rule(t, r.line.data, r.start, m->name, err)) < 0)
-            break;
-    map_reader_close(&r);
-    if (rc == 0 && t->depth > 0) {
-        sb_appendf(err, "%s:%d: if without endif", m->name, t->rules[t->open_ifs[t->depth - 1]].line);
+    int rc = map_reader_each(m->name, add_rule, t, err);
+    if (rc == 0 && t->ifs.depth > 0) {
+        sb_appendf(err, "%s:%d: if without endif", m->name,
+                   t->rules[t->ifs.open[t->ifs.depth - 1]].line);
         rc = -1;
     }
     m->priv = t;

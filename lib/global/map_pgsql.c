@@ -48,9 +48,8 @@ struct pg_host {
 struct pgsql {
     const char *spec;
     char *user, *password, *dbname;
-    char *query, *result_format;
-    struct map_query_domains *domains;
-    long expansion_limit, connect_timeout, query_timeout, retry_interval;
+    struct map_sql sql;
+    long connect_timeout, query_timeout, retry_interval;
     struct pg_host *hosts;
     size_t nhosts, current;
 };
@@ -88,7 +87,7 @@ static int pg_query_text(struct pgsql *p, PGconn *conn, const char *key, struct 
     struct strbuf err = STRBUF_INIT(512);
     struct pg_quote_ctx q = { conn, false };
     sb_reset(sql);
-    int rc = map_expand(sql, p->query, MAP_EXPAND_QUERY, key, NULL, conn ? pg_quote : NULL,
+    int rc = map_expand(sql, p->sql.query, MAP_EXPAND_QUERY, key, NULL, conn ? pg_quote : NULL,
                         &q, &err);
     if (rc < 0 && q.bad_text) {
         msg_warn("%s: key \"%.100s\" is not valid UTF-8 text: not found", p->spec, key);
@@ -240,7 +239,7 @@ static int pg_collect(struct pgsql *p, PGresult *res, const char *key, struct ma
     for (int i = 0; i < rows && rc == 0; i++)
         for (int j = 0; j < cols && rc == 0; j++)
             if (!PQgetisnull(res, i, j))
-                rc = map_results_add(r, p->result_format, PQgetvalue(res, i, j), key, &err);
+                rc = map_results_add(r, p->sql.result_format, PQgetvalue(res, i, j), key, &err);
     if (rc < 0)
         msg_warn("%s: lookup of \"%.100s\": %s", p->spec, key, sb_str(&err));
     sb_free(&err);
@@ -318,7 +317,7 @@ static int pg_lookup_host(struct pgsql *p, struct pg_host *h, const char *key,
         }
         struct map_results r;
         sb_reset(result);
-        map_results_init(&r, result, p->expansion_limit);
+        map_results_init(&r, result, p->sql.expansion_limit);
         rc = pg_ask(p, h, sb_str(&sql), key, &r);
         if (rc == PG_OK) {
             rc = r.count > 0 ? 1 : 0;
@@ -345,7 +344,7 @@ static int pgsql_lookup(struct map *m, const char *key, struct strbuf *result)
     struct pgsql *p = m->priv;
     if (!*key)
         return 0;
-    int allow = map_query_domains_allow(p->domains, key);
+    int allow = map_query_domains_allow(p->sql.domains, key);
     if (allow <= 0)
         return allow;
     struct strbuf probe = STRBUF_INIT(PGSQL_QUERY_LIMIT);
@@ -371,8 +370,9 @@ static int pgsql_lookup(struct map *m, const char *key, struct strbuf *result)
     return -1;
 }
 
-static void pgsql_free(struct pgsql *p)
+static void pgsql_close(struct map *m)
 {
+    struct pgsql *p = m->priv;
     for (size_t i = 0; i < p->nhosts; i++) {
         struct pg_host *h = &p->hosts[i];
         pg_disconnect(h);
@@ -388,15 +388,8 @@ static void pgsql_free(struct pgsql *p)
     }
     free(p->user);
     free(p->dbname);
-    free(p->query);
-    free(p->result_format);
-    map_query_domains_free(p->domains);
+    map_sql_free(&p->sql);
     free(p);
-}
-
-static void pgsql_close(struct map *m)
-{
-    pgsql_free(m->priv);
 }
 
 /* One entry of hosts: a postgresql:// URI, unix:/socket/directory,
@@ -479,25 +472,19 @@ static char *pg_query_of(const struct map_query_file *f, struct strbuf *err)
     return s;
 }
 
-static int pg_configure(struct pgsql *p, const struct map_query_file *f, struct strbuf *err)
+static int pg_configure(struct map *m, const struct map_query_file *f, struct strbuf *err)
 {
+    struct pgsql *p = m->priv;
     const char *path = map_query_path(f);
-    if (map_query_int(f, "expansion_limit", 0, 0, 1000000, &p->expansion_limit, err) < 0
-        || map_query_int(f, "connect_timeout", 10, 2, 3600, &p->connect_timeout, err) < 0
+    p->spec = m->spec;
+    if (map_query_int(f, "connect_timeout", 10, 2, 3600, &p->connect_timeout, err) < 0
         || map_query_int(f, "query_timeout", 10, 1, 3600, &p->query_timeout, err) < 0
         || map_query_int(f, "retry_interval", 60, 0, 86400, &p->retry_interval, err) < 0)
         return -1;
-    if (!(p->query = pg_query_of(f, err)))
+    char *query = pg_query_of(f, err);
+    if (!query || map_sql_configure(&p->sql, f, query, 1000000, err) < 0)
         return -1;
-    p->result_format = xstrdup(map_query_str(f, "result_format", "%s"));
     struct strbuf why = STRBUF_INIT(512);
-    if (map_expand_check(p->query, MAP_EXPAND_QUERY, "query", &why) < 0
-        || map_expand_check(p->result_format, MAP_EXPAND_RESULT, "result_format", &why) < 0) {
-        sb_appendf(err, "%s: %s", path, sb_str(&why));
-        sb_free(&why);
-        return -1;
-    }
-    sb_reset(&why);
     const char *v;
     if ((v = map_query_str(f, "user", NULL)))
         p->user = xstrdup(v);
@@ -525,10 +512,6 @@ static int pg_configure(struct pgsql *p, const struct map_query_file *f, struct 
         sb_appendf(err, "%s: dbname is not set", path);
         return -1;
     }
-    const char *domain = map_query_str(f, "domain", "");
-    p->domains = map_query_domains_open(domain, err);
-    if (!p->domains && err->len)
-        return -1;
     /* start at a different server in each process, so that many processes
      * spread over the servers of hosts, as Postfix's random order does */
     p->current = (size_t)getpid() % p->nhosts;
@@ -537,20 +520,8 @@ static int pg_configure(struct pgsql *p, const struct map_query_file *f, struct 
 
 int map_pgsql_open(struct map *m, struct strbuf *err)
 {
-    struct map_query_file *f = map_query_read(m->name, pgsql_params, err);
-    if (!f)
-        return -1;
-    struct pgsql *p = xcalloc(1, sizeof(*p));
-    p->spec = m->spec;
-    int rc = pg_configure(p, f, err);
-    map_query_free(f);
-    if (rc < 0) {
-        pgsql_free(p);
-        return -1;
-    }
-    m->priv = p;
-    m->lookup = pgsql_lookup;
-    m->close = pgsql_close;
-    m->fold_case = true;
-    return 0;
+    static const struct map_query_type pgsql = {
+        pgsql_params, sizeof(struct pgsql), pg_configure, pgsql_lookup, pgsql_close,
+    };
+    return map_query_open(m, &pgsql, err);
 }

@@ -10,7 +10,8 @@
 #include <stddef.h>
 
 struct strbuf;
-struct maplist;
+struct map;
+struct match_list;
 
 /* ---- query files (map_query.c) ---- */
 
@@ -41,17 +42,53 @@ int map_query_int(const struct map_query_file *f, const char *name, long dflt, l
 int map_query_bool(const struct map_query_file *f, const char *name, bool dflt, bool *out,
                    struct strbuf *err);
 
+/* ---- opening a table of a database type (map_query.c) ---- */
+
+/* What a database table type gives map_query_open. */
+struct map_query_type {
+    const char *const *params;   /* the names its query files take, NULL-terminated */
+    size_t size;                 /* of its state, m->priv, zeroed at first */
+    /* fills m->priv from the query file: 0, or -1 with err */
+    int (*configure)(struct map *m, const struct map_query_file *f, struct strbuf *err);
+    int (*lookup)(struct map *m, const char *key, struct strbuf *result);
+    void (*close)(struct map *m);   /* also of a state configure gave up on */
+};
+
+/* Open m (m->name the query file) as a table of this type, with keys
+ * folded to lower case: 0, or -1 with err. */
+int map_query_open(struct map *m, const struct map_query_type *type, struct strbuf *err);
+
+/* ---- what the SQL tables read alike (map_query.c) ---- */
+
+/* sqlite: and pgsql: take the same query, result_format, domain and
+ * expansion_limit (sqlite_table(5), pgsql_table(5)). */
+struct map_sql {
+    char *query;                 /* the template of the query */
+    char *result_format;
+    struct match_list *domains;  /* NULL: any key */
+    long expansion_limit;        /* 0: none */
+};
+
+/* Fill s from f, with query (taken over, malloc'd) as the template, an
+ * expansion_limit up to limit_max, and the templates checked: 0, or -1
+ * with "path...: ..." in err; map_sql_free frees s either way. */
+int map_sql_configure(struct map_sql *s, const struct map_query_file *f, char *query,
+                      long limit_max, struct strbuf *err);
+void map_sql_free(struct map_sql *s);
+
 /* ---- the domain restriction (map_query_domain.c) ---- */
 
-/* "domain = example.com, hash:/etc/tern/domains": when set, only keys of
- * the form user@domain with a non-empty user and a domain on the list are
- * looked up; every other key is "not found" without a query. */
-struct map_query_domains;
-/* NULL with nothing in err when value is empty; NULL with err on failure. */
-struct map_query_domains *map_query_domains_open(const char *value, struct strbuf *err);
-/* 1 look the key up, 0 do not (not found), -1 a table of the list failed. */
-int map_query_domains_allow(struct map_query_domains *d, const char *key);
-void map_query_domains_free(struct map_query_domains *d);
+/* "domain = example.com, /etc/tern/domains, hash:/etc/tern/domains": a
+ * domain match list (match_list.h: names, ".parent" names, /file/names,
+ * type:name tables, "!" exclusions). When set, only keys of the form
+ * user@domain with a non-empty user and a domain on the list are looked
+ * up; every other key is "not found" without a query. */
+/* NULL with nothing in err when value is empty; NULL with err on failure.
+ * match_list_free frees it. */
+struct match_list *map_query_domains_open(const char *value, struct strbuf *err);
+/* 1 look the key up, 0 do not (not found), -1 a table of the list failed;
+ * d NULL: any key. */
+int map_query_domains_allow(const struct match_list *d, const char *key);
 
 /* ---- %-expansion (map_expand.c) ---- */
 
@@ -61,8 +98,9 @@ void map_query_domains_free(struct map_query_domains *d);
 typedef int (*map_quote_fn)(struct strbuf *out, const char *s, size_t n, void *ctx);
 
 /* Formats: MAP_EXPAND_QUERY for a query template (%s %u %d %1..%9 of the
- * key), MAP_EXPAND_RESULT for result_format (the same of the result value,
- * and %S %U %D of the lookup key). */
+ * key; %S %U %D mean the same there, as in Postfix), MAP_EXPAND_RESULT for
+ * result_format (the same of the result value, and %S %U %D of the lookup
+ * key). */
 enum map_expand_kind { MAP_EXPAND_QUERY, MAP_EXPAND_RESULT };
 
 /* Check a template at open: 0, or -1 with err naming the bad '%' sequence. */

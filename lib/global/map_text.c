@@ -133,9 +133,13 @@ static char *skip_space(char *p)
     return p;
 }
 
-/* One "key=value" or "{ key = value }" item; trims what it stores. */
-static int inline_item(struct table *t, const char *spec, char *text, struct strbuf *err)
+/* One "key=value" or "{ key = value }" item of table m; trims what it
+ * stores. */
+static int inline_item(char *text, void *ctx, struct strbuf *err)
 {
+    const struct map *m = ctx;
+    struct table *t = m->priv;
+    const char *spec = m->spec;
     char *eq = strchr(text, '=');
     if (!eq) {
         sb_appendf(err, "inline table: \"%.60s\" is not key=value", text);
@@ -163,35 +167,9 @@ int map_inline_open(struct map *m, struct strbuf *err)
         sb_appendf(err, "inline table \"%.100s\" must be written inline:{ key=value, ... }", m->spec);
         return -1;
     }
-    char *body = xstrndup(m->name + 1, len - 2);
     struct table *t = xcalloc(1, sizeof(*t));
-    int rc = 0;
-    char *p = body;
-    while (rc == 0) {
-        while (*p && (isspace((unsigned char)*p) || *p == ','))
-            p++;
-        if (!*p)
-            break;
-        char *item, *end;
-        if (*p == '{') {
-            item = p + 1;
-            end = strchr(item, '}');
-            if (!end) {
-                sb_appendf(err, "inline table \"%.100s\": unbalanced {", m->spec);
-                rc = -1;
-                break;
-            }
-        } else {
-            item = p;
-            end = item + strcspn(item, ", \t\r\n\v\f");
-        }
-        char saved = *end;
-        *end = 0;
-        rc = inline_item(t, m->spec, item, err);
-        p = saved ? end + 1 : end;
-    }
-    free(body);
     m->priv = t;
+    int rc = map_inline_items(m, "inline", ", \t\r\n\v\f", inline_item, m, err);
     if (rc < 0) {
         table_close(m);
         m->priv = NULL;

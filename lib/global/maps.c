@@ -107,6 +107,43 @@ bool maps_changed(void)
     return changed;
 }
 
+static int open_hash(struct map *m, struct strbuf *err)
+{
+    return map_db_open(m, false, err);
+}
+
+static int open_btree(struct map *m, struct strbuf *err)
+{
+    return map_db_open(m, true, err);
+}
+
+/* The table types, in the order the error for an unknown one names them. */
+static const struct map_type {
+    const char *name;
+    int (*open)(struct map *m, struct strbuf *err);
+} map_types[] = {
+    { "hash", open_hash },
+    { "btree", open_btree },
+    { "pcre", map_pcre_open },
+    { "regexp", map_pcre_open },
+    { "texthash", map_texthash_open },
+    { "inline", map_inline_open },
+    { "unix", map_unix_open },
+    { "cidr", map_cidr_open },
+    { "static", map_static_open },
+    { "sqlite", map_sqlite_open },
+    { "pgsql", map_pgsql_open },
+    { "ldap", map_ldap_open },
+};
+
+static const struct map_type *map_type_of(const char *spec, size_t tlen)
+{
+    for (size_t i = 0; i < sizeof(map_types) / sizeof(map_types[0]); i++)
+        if (strlen(map_types[i].name) == tlen && strncmp(spec, map_types[i].name, tlen) == 0)
+            return &map_types[i];
+    return NULL;
+}
+
 struct map *map_open(const char *spec, struct strbuf *err)
 {
     const char *colon = strchr(spec, ':');
@@ -118,33 +155,15 @@ struct map *map_open(const char *spec, struct strbuf *err)
     m->spec = xstrdup(spec);
     m->name = xstrdup(colon + 1);
     size_t tlen = (size_t)(colon - spec);
+    const struct map_type *type = map_type_of(spec, tlen);
     int rc;
-    if (tlen == 4 && strncmp(spec, "hash", 4) == 0)
-        rc = map_db_open(m, false, err);
-    else if (tlen == 5 && strncmp(spec, "btree", 5) == 0)
-        rc = map_db_open(m, true, err);
-    else if ((tlen == 4 && strncmp(spec, "pcre", 4) == 0) || (tlen == 6 && strncmp(spec, "regexp", 6) == 0))
-        rc = map_pcre_open(m, err);
-    else if (tlen == 8 && strncmp(spec, "texthash", 8) == 0)
-        rc = map_texthash_open(m, err);
-    else if (tlen == 6 && strncmp(spec, "inline", 6) == 0)
-        rc = map_inline_open(m, err);
-    else if (tlen == 4 && strncmp(spec, "unix", 4) == 0)
-        rc = map_unix_open(m, err);
-    else if (tlen == 4 && strncmp(spec, "cidr", 4) == 0)
-        rc = map_cidr_open(m, err);
-    else if (tlen == 6 && strncmp(spec, "static", 6) == 0)
-        rc = map_static_open(m, err);
-    else if (tlen == 6 && strncmp(spec, "sqlite", 6) == 0)
-        rc = map_sqlite_open(m, err);
-    else if (tlen == 5 && strncmp(spec, "pgsql", 5) == 0)
-        rc = map_pgsql_open(m, err);
-    else if (tlen == 4 && strncmp(spec, "ldap", 4) == 0)
-        rc = map_ldap_open(m, err);
-    else {
-        sb_appendf(err, "unsupported table type \"%.*s\" in \"%.100s\" (hash, btree, pcre, "
-                   "regexp, texthash, inline, unix, cidr, static, sqlite, pgsql, ldap)", (int)tlen,
-                   spec, spec);
+    if (type) {
+        rc = type->open(m, err);
+    } else {
+        sb_appendf(err, "unsupported table type \"%.*s\" in \"%.100s\" (", (int)tlen, spec, spec);
+        for (size_t i = 0; i < sizeof(map_types) / sizeof(map_types[0]); i++)
+            sb_appendf(err, "%s%s", i ? ", " : "", map_types[i].name);
+        sb_appends(err, ")");
         rc = -1;
     }
     if (rc < 0) {
@@ -204,6 +223,37 @@ int map_build(const char *spec, int flags, struct strbuf *err)
 
 /* ---- source files ---- */
 
+int map_inline_items(const struct map *m, const char *what, const char *stops,
+                     int (*fn)(char *item, void *ctx, struct strbuf *err), void *ctx,
+                     struct strbuf *err)
+{
+    char *body = xstrndup(m->name + 1, strlen(m->name) - 2), *p = body;
+    int rc = 0;
+    while (rc == 0) {
+        while (*p && (isspace((unsigned char)*p) || *p == ','))
+            p++;
+        if (!*p)
+            break;
+        char *item = p, *end;
+        if (*p == '{') {
+            item = p + 1;
+            if (!(end = strchr(item, '}'))) {
+                sb_appendf(err, "%s table \"%.100s\": unbalanced {", what, m->spec);
+                rc = -1;
+                break;
+            }
+        } else {
+            end = p + strcspn(p, stops);
+        }
+        char saved = *end;
+        *end = 0;
+        p = saved ? end + 1 : end;
+        rc = fn(item, ctx, err);
+    }
+    free(body);
+    return rc;
+}
+
 int map_reader_open(struct map_reader *r, const char *path, struct strbuf *err)
 {
     memset(r, 0, sizeof(*r));
@@ -224,6 +274,19 @@ void map_reader_close(struct map_reader *r)
     r->fp = NULL;
     sb_free(&r->line);
     sb_free(&r->ahead);
+}
+
+int map_reader_each(const char *path, map_line_fn fn, void *ctx, struct strbuf *err)
+{
+    struct map_reader r;
+    if (map_reader_open(&r, path, err) < 0)
+        return -1;
+    int rc;
+    while ((rc = map_reader_next(&r, err)) > 0)
+        if ((rc = fn(ctx, r.line.data, r.start, path, err)) < 0)
+            break;
+    map_reader_close(&r);
+    return rc;
 }
 
 /* One physical line into r->ahead without its line end: 1, 0 at EOF, -1.

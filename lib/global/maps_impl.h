@@ -1,5 +1,6 @@
-/* maps_impl.h: what each lookup-table type provides to maps.c, and the
- * bounded reader of logical lines that every text-based table shares. */
+/* maps_impl.h: what each lookup-table type provides to maps.c, the
+ * bounded reader of logical lines that every text-based table shares, and
+ * what the tables of ordered rules and the inline tables share. */
 #ifndef TERN_MAPS_IMPL_H
 #define TERN_MAPS_IMPL_H
 
@@ -63,5 +64,50 @@ int map_reader_open(struct map_reader *r, const char *path, struct strbuf *err);
 /* 1 with r->line and r->start set, 0 at the end, -1 with "path:line: ..." in err. */
 int map_reader_next(struct map_reader *r, struct strbuf *err);
 void map_reader_close(struct map_reader *r);
+
+/* Each logical line of the file at path to fn, with the number of its
+ * first physical line, until fn fails: 0, or -1 with err (the reader's
+ * "path:line: ..." or fn's). */
+typedef int (*map_line_fn)(void *ctx, char *text, int line, const char *path,
+                           struct strbuf *err);
+int map_reader_each(const char *path, map_line_fn fn, void *ctx, struct strbuf *err);
+
+/* ---- the tables of ordered rules, pcre:, regexp: and cidr: (map_rules.c) ---- */
+
+#define MAP_IF_MAX_DEPTH 100
+
+/* The open "if" blocks of a rule list: the index of each one's rule. */
+struct map_ifs {
+    size_t open[MAP_IF_MAX_DEPTH];
+    int depth;
+};
+
+/* Whether p starts with the keyword word (any case) followed by white
+ * space or the end. */
+bool map_is_keyword(const char *p, const char *word);
+/* An "if" whose pattern is followed by rest opens a block at rule number
+ * rule: 0, or -1 with "path:line: ..." in err (text after the pattern,
+ * blocks nested too deep). */
+int map_ifs_open(struct map_ifs *ifs, size_t rule, const char *rest, const char *path,
+                 int line, struct strbuf *err);
+/* "endif" followed by rest closes the innermost block: 0 with *if_rule
+ * set to its if's rule number, or -1 with err (text after endif, endif
+ * without if). */
+int map_ifs_close(struct map_ifs *ifs, const char *rest, const char *path, int line,
+                  size_t *if_rule, struct strbuf *err);
+/* Room for one more rule after n in rules (*cap elements of size bytes,
+ * at most max): the array, grown as needed, or NULL with "path:line: more
+ * than max rules" in err (rules then stays as it was). */
+void *map_rules_room(void *rules, size_t n, size_t *cap, size_t size, size_t max,
+                     const char *path, int line, struct strbuf *err);
+
+/* The items of an inline table, m->name as "{ item, {item}, ... }" (the
+ * caller has checked the outer braces): commas and white space separate
+ * items, "{item}" holds anything but '}', a bare item ends at any byte of
+ * stops. fn gets each item in turn (NUL-terminated, writable) until one
+ * fails. 0, or -1 with err ("what table "spec": unbalanced {" or fn's). */
+int map_inline_items(const struct map *m, const char *what, const char *stops,
+                     int (*fn)(char *item, void *ctx, struct strbuf *err), void *ctx,
+                     struct strbuf *err);
 
 #endif

@@ -241,17 +241,30 @@ static int table_domain_matches(const struct match_list *l, const struct match_e
     return 0;
 }
 
-int match_list_domain(const struct match_list *l, const char *domain)
+/* Whether entry e matches key, a domain or an address as kind says: 1
+ * yes, 0 no (also for an entry of the other kind), -1 error. */
+static int entry_matches(const struct match_list *l, const struct match_entry *e,
+                         const char *key, enum match_kind kind)
 {
-    if (!l || !*domain || strlen(domain) >= MATCH_KEY_MAX)
+    switch (e->type) {
+    case E_DOMAIN:
+        return kind == MATCH_DOMAINS && literal_domain_matches(l, e->domain, key);
+    case E_NETWORK:
+        return kind == MATCH_NETWORKS ? netlist_match_text(e->net, key) : 0;
+    case E_TABLE:
+        return kind == MATCH_DOMAINS ? table_domain_matches(l, e, key) : table_has(l, e, key);
+    }
+    return 0;
+}
+
+/* The first entry that matches decides. */
+static int list_match(const struct match_list *l, const char *key, enum match_kind kind)
+{
+    if (!l || !*key || strlen(key) >= MATCH_KEY_MAX)
         return 0;
     for (size_t i = 0; i < l->n; i++) {
         const struct match_entry *e = &l->entries[i];
-        int rc = 0;
-        if (e->type == E_DOMAIN)
-            rc = literal_domain_matches(l, e->domain, domain);
-        else if (e->type == E_TABLE)
-            rc = table_domain_matches(l, e, domain);
+        int rc = entry_matches(l, e, key, kind);
         if (rc < 0)
             return -1;
         if (rc > 0)
@@ -260,21 +273,12 @@ int match_list_domain(const struct match_list *l, const char *domain)
     return 0;
 }
 
+int match_list_domain(const struct match_list *l, const char *domain)
+{
+    return list_match(l, domain, MATCH_DOMAINS);
+}
+
 int match_list_addr(const struct match_list *l, const char *addr)
 {
-    if (!l || !*addr || strlen(addr) >= MATCH_KEY_MAX)
-        return 0;
-    for (size_t i = 0; i < l->n; i++) {
-        const struct match_entry *e = &l->entries[i];
-        int rc = 0;
-        if (e->type == E_NETWORK)
-            rc = netlist_match_text(e->net, addr);
-        else if (e->type == E_TABLE)
-            rc = table_has(l, e, addr);
-        if (rc < 0)
-            return -1;
-        if (rc > 0)
-            return !e->negate;
-    }
-    return 0;
+    return list_match(l, addr, MATCH_NETWORKS);
 }

@@ -304,8 +304,10 @@ class TestDatabaseTables(unittest.TestCase):
             ("hosts = 127.0.0.1:port\ndbname = mail\nquery = SELECT 1\n", r"bad port"),
             ("hosts = 127.0.0.1\ndbname = mail\nquery = SELECT 1\nexpansion_limit = -1\n",
              r"expansion_limit"),
-            ("hosts = 127.0.0.1\ndbname = mail\nquery = SELECT 1\ndomain = /etc/domains\n",
-             r"name a table"),
+            # a domain list file is read, as Postfix does: one that is not
+            # there is an error
+            ("hosts = 127.0.0.1\ndbname = mail\nquery = SELECT 1\ndomain = /nonexistent/domains\n",
+             r"domain: cannot read /nonexistent/domains"),
         ]
         for text, regex in cases:
             spec = "pgsql:" + self.write("pg-bad.cf", text)

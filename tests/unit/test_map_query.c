@@ -12,6 +12,7 @@
 #include "check.h"
 #include "log.h"
 #include "map_query.h"
+#include "match_list.h"
 #include "strbuf.h"
 
 static char dir[] = "/tmp/tern-test-map-query-XXXXXX";
@@ -183,6 +184,9 @@ static void test_expand(void)
     EXPANDS("%u", Q, "a@b@c.example", NULL, "[a@b]");            /* the last '@' splits */
     EXPANDS("%s", Q, "o']'brien", NULL, "[o']]'brien]");         /* quoted, as the back end says */
     EXPANDS("%s", Q, "", NULL, "[]");
+    /* in a query %S %U %D are %s %u %d, as Postfix has them */
+    EXPANDS("%S|%U|%D", Q, "user@example.com", NULL, "[user@example.com]|[user]|[example.com]");
+    SUPPRESSES("%D", Q, "nodomain", NULL);
     SUPPRESSES("%d", Q, "nodomain", NULL);
     SUPPRESSES("%d", Q, "user@", NULL);
     SUPPRESSES("%u", Q, "@example.com", NULL);
@@ -213,8 +217,8 @@ static void test_expand(void)
     sb_free(&out);
 
     /* templates checked at open */
-    static const char *const good_q[] = { "", "plain", "%%", "%s%u%d%1%9", "a%%b" };
-    static const char *const bad_q[] = { "%", "abc%", "%x", "%S", "%U", "%D", "%0", "%%%" };
+    static const char *const good_q[] = { "", "plain", "%%", "%s%u%d%1%9", "a%%b", "%S%U%D" };
+    static const char *const bad_q[] = { "%", "abc%", "%x", "%0", "%%%" };
     for (size_t i = 0; i < sizeof(good_q) / sizeof(good_q[0]); i++) {
         sb_reset(&err);
         CHECK(map_expand_check(good_q[i], Q, "query", &err) == 0);
@@ -271,7 +275,7 @@ static void test_domains(void)
     const char *table = write_file("domains", "listed.example ok\n", 18);
     char spec[700];
     snprintf(spec, sizeof(spec), "Example.COM, texthash:%s", table);
-    struct map_query_domains *d = map_query_domains_open(spec, &err);
+    struct match_list *d = map_query_domains_open(spec, &err);
     CHECK(d != NULL);
     CHECK(map_query_domains_allow(d, "user@example.com") == 1);
     CHECK(map_query_domains_allow(d, "user@EXAMPLE.com") == 1);
@@ -282,10 +286,21 @@ static void test_domains(void)
     CHECK(map_query_domains_allow(d, "@example.com") == 0);
     CHECK(map_query_domains_allow(d, "user@") == 0);
     CHECK(map_query_domains_allow(NULL, "anything") == 1);
-    map_query_domains_free(d);
+    match_list_free(d);
     sb_reset(&err);
-    CHECK(map_query_domains_open("/etc/domains", &err) == NULL);
-    CHECK(strstr(sb_str(&err), "name a table"));
+    /* files, parents and exclusions, as in any domain list */
+    const char *file = write_file("domain-list", "# listed\nfile.example\n", 22);
+    snprintf(spec, sizeof(spec), "!no.example.com, .example.com, %s", file);
+    d = map_query_domains_open(spec, &err);
+    CHECK(d != NULL);
+    CHECK(map_query_domains_allow(d, "user@file.example") == 1);
+    CHECK(map_query_domains_allow(d, "user@sub.example.com") == 1);
+    CHECK(map_query_domains_allow(d, "user@no.example.com") == 0);
+    CHECK(map_query_domains_allow(d, "user@example.com") == 0);
+    match_list_free(d);
+    sb_reset(&err);
+    CHECK(map_query_domains_open("/nonexistent/domains", &err) == NULL);
+    CHECK(strstr(sb_str(&err), "domain: cannot read /nonexistent/domains"));
     sb_reset(&err);
     CHECK(map_query_domains_open("nosuchtype:/x", &err) == NULL);
     CHECK(err.len > 0);
