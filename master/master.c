@@ -190,11 +190,8 @@ int main(int argc, char **argv)
     bool foreground = false, test_only = false;
     const char *confdir = NULL;
     int c;
-    if (std_fds_open() < 0)
-        exit(1);
+    command_start("master", 1);
     umask(022);
-    log_open("master");
-    log_to_stderr(1);
     while ((c = getopt(argc, argv, "c:dtv")) != -1) {
         switch (c) {
         case 'c': confdir = optarg; break;

@@ -289,8 +289,7 @@ int main(int argc, char **argv)
     struct sm_options o;
     struct sm_args a = { mode_by_name(argv[0]), NULL, 0 };
     memset(&o, 0, sizeof(o));
-    log_open("sendmail");
-    log_to_stderr(1);
+    command_start("sendmail", SM_EX_TEMPFAIL);
     signal(SIGPIPE, SIG_IGN);       /* a tern-drop that went away is an error, not a signal */
     parse_args(argc, argv, &a, &o);
     load_config(a.config, &o);

@@ -355,11 +355,8 @@ int main(int argc, char **argv)
 {
     const char *confdir = TERN_SYSCONFDIR;
     int c;
-    if (std_fds_open() < 0)
-        _exit(EX_SOFTWARE_);
+    command_start("tern-drop", EX_SOFTWARE_);
     umask(027);
-    log_open("tern-drop");
-    log_to_stderr(1);
     while ((c = getopt(argc, argv, "c:v")) != -1) {
         switch (c) {
         case 'c': confdir = optarg; break;

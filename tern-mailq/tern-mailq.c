@@ -70,10 +70,7 @@ int main(int argc, char **argv)
 {
     const char *confdir = NULL, *sender = "", *recipient = "", *domain = "", *state = "";
     int json = 0, c;
-    if (std_fds_open() < 0)
-        _exit(1);
-    log_open("tern-mailq");
-    log_to_stderr(1);
+    command_start("tern-mailq", 1);
     while ((c = getopt_long(argc, argv, "c:", queue_filter_options, NULL)) != -1) {
         switch (c) {
         case 'c': confdir = bounded(optarg); break;

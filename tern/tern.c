@@ -115,8 +115,7 @@ void tern_no_arguments(int argc, char **argv, const char *usage, const char *not
 int main(int argc, char **argv)
 {
     int c;
-    log_open("tern");
-    log_to_stderr(1);
+    command_start("tern", 1);
     /* getopt would take "--help" for a bundle of unknown short options */
     while (!(optind < argc && strcmp(argv[optind], "--help") == 0) &&
            (c = getopt(argc, argv, "+c:vh")) != -1) {

@@ -75,6 +75,14 @@ int std_fds_open(void)
     return 0;
 }
 
+void command_start(const char *name, int fail_status)
+{
+    if (std_fds_open() < 0)
+        _exit(fail_status);
+    log_open(name);
+    log_to_stderr(1);
+}
+
 size_t str_copy(char *dst, size_t dstsz, const char *src)
 {
     size_t len = strlen(src);

@@ -23,6 +23,11 @@ void str_array_free(char **list, size_t count);
  * 0 ok, -1 when /dev/null cannot be opened. */
 int std_fds_open(void);
 
+/* What every command-line program does first: std_fds_open() (exiting with
+ * fail_status when it cannot), then its log named name, also on standard
+ * error. */
+void command_start(const char *name, int fail_status);
+
 /* strlcpy semantics: always terminates (dstsz > 0), returns strlen(src);
  * truncation happened when the result >= dstsz. */
 size_t str_copy(char *dst, size_t dstsz, const char *src);
