@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "address.h"
 #include "domains.h"
 #include "resolve.h"
@@ -96,8 +97,10 @@ static int addr_keys(struct smtpd_check_job *j, const struct smtpd_restriction *
 static int mail_keys(struct smtpd_check_job *j, const struct smtpd_restriction *r, const struct address *a,
                      const char *cls, enum smtpd_check_result *res)
 {
-    if (a->flags & ADDR_F_NULL)
-        return try_key(j, r, smtpd_check_cfg.null_key, smtpd_check_cfg.null_key, cls, res);
+    if (a->flags & ADDR_F_NULL) {
+        const char *null_key = cfg_str(P_smtpd_null_access_lookup_key);
+        return try_key(j, r, null_key, null_key, cls, res);
+    }
     char key[KEY_MAX];
     const char *delim = smtpd_check_cfg.recipient_delimiter;
     char *base_local = NULL;
@@ -213,7 +216,7 @@ enum smtpd_check_result smtpd_access_relay(struct smtpd_check_job *j, const stru
         return r->type == R_PERMIT_AUTH_DEST ? CHK_OK : CHK_DUNNO;
     if (r->type == R_PERMIT_AUTH_DEST)
         return CHK_DUNNO;
-    int code = r->type == R_DEFER_UNAUTH_DEST ? smtpd_check_cfg.relay_code - 100 : smtpd_check_cfg.relay_code;
+    int code = r->type == R_DEFER_UNAUTH_DEST ? cfg_reply_code(P_relay_domains_reject_code) - 100 : cfg_reply_code(P_relay_domains_reject_code);
     return smtpd_check_reject(j, code, "5.7.1", "<%s>: Relay access denied", j->rcpt);
 }
 
@@ -264,24 +267,24 @@ static int unknown_address(const struct resolve_result *r, bool sender, struct u
 {
     const char *dsn = sender ? "5.1.0" : "5.1.1";
     if (r->class == RESOLVE_BAD) {
-        *u = (struct unknown){ smtpd_check_cfg.unknown_local_code, sender ? "5.1.7" : "5.1.3", r->why };
+        *u = (struct unknown){ cfg_reply_code(P_unknown_local_recipient_reject_code), sender ? "5.1.7" : "5.1.3", r->why };
         return 1;
     }
     int rc = rewrite_virtual_alias_domain(r->domain);
     if (rc != 0) {
-        *u = (struct unknown){ smtpd_check_cfg.unknown_virtual_code, dsn,
+        *u = (struct unknown){ cfg_reply_code(P_unknown_virtual_alias_reject_code), dsn,
                                "User unknown in virtual alias table" };
         return rc;
     }
     if (r->class == RESOLVE_LOCAL && smtpd_check_cfg.local_rcpt_maps) {
         rc = listed(smtpd_check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
-        *u = (struct unknown){ smtpd_check_cfg.unknown_local_code, dsn,
+        *u = (struct unknown){ cfg_reply_code(P_unknown_local_recipient_reject_code), dsn,
                                "User unknown in local recipient table" };
         return rc < 0 ? -1 : rc == 0;
     }
     if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps) {
         rc = listed(smtpd_check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
-        *u = (struct unknown){ smtpd_check_cfg.unknown_relay_code, dsn,
+        *u = (struct unknown){ cfg_reply_code(P_unknown_relay_recipient_reject_code), dsn,
                                "User unknown in relay recipient table" };
         return rc < 0 ? -1 : rc == 0;
     }

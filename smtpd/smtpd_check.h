@@ -29,19 +29,15 @@ enum smtpd_check_stage {
 /* Outcome of one restriction, and of a list. */
 enum smtpd_check_result { CHK_DUNNO, CHK_OK, CHK_REJECT, CHK_WAIT };
 
+/* The types of restriction (smtpd_restrictions.def), then a restriction
+ * class's name and an entry that did not compile. */
 enum smtpd_restriction_type {
-    R_PERMIT, R_REJECT, R_DEFER, R_DEFER_IF_PERMIT, R_DEFER_IF_REJECT, R_WARN_IF_REJECT,
-    R_DUNNO, R_PERMIT_MYNETWORKS, R_PERMIT_SASL, R_PERMIT_AUTH_DEST,
-    R_REJECT_UNAUTH_DEST, R_DEFER_UNAUTH_DEST,
-    R_REJECT_UNLISTED_RCPT, R_REJECT_UNLISTED_SENDER,
-    R_CHECK_CLIENT_ACCESS, R_CHECK_HELO_ACCESS, R_CHECK_SENDER_ACCESS, R_CHECK_RCPT_ACCESS,
-    R_RBL_CLIENT, R_RHSBL_CLIENT, R_RHSBL_SENDER, R_RHSBL_HELO, R_RHSBL_RCPT,
-    R_INVALID_HELO, R_NON_FQDN_HELO, R_NON_FQDN_SENDER, R_NON_FQDN_RCPT,
-    R_UNKNOWN_SENDER_DOMAIN, R_UNKNOWN_RCPT_DOMAIN,
-    R_UNKNOWN_CLIENT, R_UNKNOWN_REVERSE_CLIENT, R_UNAUTH_PIPELINING,
-    R_SENDER_LOGIN_MISMATCH, R_AUTH_SENDER_LOGIN_MISMATCH, R_UNAUTH_SENDER_LOGIN_MISMATCH,
-    R_KNOWN_SENDER_LOGIN_MISMATCH,
-    R_POLICY, R_CLASS, R_CONFIG_ERROR,
+#define RESTRICTION(type, takes_argument, name, evaluator) type,
+#define SYNONYM(type, name)
+#include "smtpd_restrictions.def"
+#undef RESTRICTION
+#undef SYNONYM
+    R_CLASS, R_CONFIG_ERROR,
 };
 
 struct smtpd_restriction {
@@ -131,18 +127,13 @@ struct smtpd_check_state {
 struct smtpd_check_config {
     bool delay_reject;
     struct smtpd_restriction_list lists[STAGE_COUNT];
-    const char *null_key;
     bool reject_unlisted_sender, reject_unlisted_rcpt;
     struct maplist *local_rcpt_maps, *relay_rcpt_maps;
     unsigned receive_overrides;           /* RECEIVE_* of receive_override_options */
     struct maplist *rbl_reply_maps;
     struct maplist *sender_login_maps;    /* smtpd_sender_login_maps */
     const char *default_rbl_reply;
-    int reject_code, defer_code, relay_code, access_reject_code, access_defer_code;
-    int invalid_hostname_code, non_fqdn_code, unknown_address_code, unknown_client_code;
-    int rbl_code, unknown_local_code, unknown_relay_code, unknown_virtual_code;
     struct dnsev *dns;
-    bool peername_lookup;
     const char *recipient_delimiter;
 };
 extern struct smtpd_check_config smtpd_check_cfg;

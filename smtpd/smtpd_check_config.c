@@ -37,40 +37,11 @@ static const char *const stage_params[STAGE_COUNT] = {
 /* ---- compiling restriction lists ---- */
 
 static const struct { const char *name; enum smtpd_restriction_type type; bool arg; } known[] = {
-    { "permit", R_PERMIT, false }, { "reject", R_REJECT, false }, { "defer", R_DEFER, false },
-    { "defer_if_permit", R_DEFER_IF_PERMIT, false }, { "defer_if_reject", R_DEFER_IF_REJECT, false },
-    { "warn_if_reject", R_WARN_IF_REJECT, false }, { "dunno", R_DUNNO, false },
-    { "permit_mynetworks", R_PERMIT_MYNETWORKS, false },
-    { "permit_sasl_authenticated", R_PERMIT_SASL, false },
-    { "permit_auth_destination", R_PERMIT_AUTH_DEST, false },
-    { "reject_unauth_destination", R_REJECT_UNAUTH_DEST, false },
-    { "defer_unauth_destination", R_DEFER_UNAUTH_DEST, false },
-    { "reject_unlisted_recipient", R_REJECT_UNLISTED_RCPT, false },
-    { "reject_unlisted_sender", R_REJECT_UNLISTED_SENDER, false },
-    { "check_client_access", R_CHECK_CLIENT_ACCESS, true },
-    { "check_helo_access", R_CHECK_HELO_ACCESS, true },
-    { "check_sender_access", R_CHECK_SENDER_ACCESS, true },
-    { "check_recipient_access", R_CHECK_RCPT_ACCESS, true },
-    { "reject_rbl_client", R_RBL_CLIENT, true }, { "reject_rhsbl_client", R_RHSBL_CLIENT, true },
-    { "reject_rhsbl_sender", R_RHSBL_SENDER, true }, { "reject_rhsbl_helo", R_RHSBL_HELO, true },
-    { "reject_rhsbl_recipient", R_RHSBL_RCPT, true },
-    { "reject_invalid_helo_hostname", R_INVALID_HELO, false },
-    { "reject_invalid_hostname", R_INVALID_HELO, false },
-    { "reject_non_fqdn_helo_hostname", R_NON_FQDN_HELO, false },
-    { "reject_non_fqdn_hostname", R_NON_FQDN_HELO, false },
-    { "reject_non_fqdn_sender", R_NON_FQDN_SENDER, false },
-    { "reject_non_fqdn_recipient", R_NON_FQDN_RCPT, false },
-    { "reject_unknown_sender_domain", R_UNKNOWN_SENDER_DOMAIN, false },
-    { "reject_unknown_recipient_domain", R_UNKNOWN_RCPT_DOMAIN, false },
-    { "reject_unknown_client_hostname", R_UNKNOWN_CLIENT, false },
-    { "reject_unknown_client", R_UNKNOWN_CLIENT, false },
-    { "reject_unknown_reverse_client_hostname", R_UNKNOWN_REVERSE_CLIENT, false },
-    { "reject_unauth_pipelining", R_UNAUTH_PIPELINING, false },
-    { "check_policy_service", R_POLICY, true },
-    { "reject_sender_login_mismatch", R_SENDER_LOGIN_MISMATCH, false },
-    { "reject_authenticated_sender_login_mismatch", R_AUTH_SENDER_LOGIN_MISMATCH, false },
-    { "reject_unauthenticated_sender_login_mismatch", R_UNAUTH_SENDER_LOGIN_MISMATCH, false },
-    { "reject_known_sender_login_mismatch", R_KNOWN_SENDER_LOGIN_MISMATCH, false },
+#define RESTRICTION(type, takes_argument, name, evaluator) { name, type, takes_argument },
+#define SYNONYM(type, name) { name, type, false },
+#include "smtpd_restrictions.def"
+#undef RESTRICTION
+#undef SYNONYM
 };
 
 /* Tables named by several restrictions are opened once. */
@@ -201,14 +172,6 @@ static struct maplist *open_maplist(enum param_id id, const char *name)
     return l;
 }
 
-static int reply_code(enum param_id id, const char *name, int lo, int hi)
-{
-    long v = cfg_int(id);
-    if (v < lo || v > hi)
-        msg_fatal("main.cf: %s = %ld: expected a reply code from %d to %d", name, v, lo, hi);
-    return (int)v;
-}
-
 /* Does the list hold something that can refuse a recipient? Postfix
  * refuses to run without one in the relay or the recipient list. */
 static bool list_can_refuse(const struct smtpd_restriction_list *l)
@@ -243,30 +206,9 @@ void smtpd_check_pre_init(void)
     resolve_init();
     open_mynetworks();
     c->delay_reject = cfg_bool(P_smtpd_delay_reject);
-    c->null_key = cfg_str(P_smtpd_null_access_lookup_key);
     c->reject_unlisted_sender = cfg_bool(P_smtpd_reject_unlisted_sender);
     c->reject_unlisted_rcpt = cfg_bool(P_smtpd_reject_unlisted_recipient);
-    c->peername_lookup = cfg_bool(P_smtpd_peername_lookup);
     c->recipient_delimiter = cfg_str(P_recipient_delimiter);
-    c->reject_code = reply_code(P_reject_code, "reject_code", 400, 599);
-    c->defer_code = reply_code(P_defer_code, "defer_code", 400, 499);
-    c->relay_code = reply_code(P_relay_domains_reject_code, "relay_domains_reject_code", 400, 599);
-    c->access_reject_code = reply_code(P_access_map_reject_code, "access_map_reject_code", 400, 599);
-    c->access_defer_code = reply_code(P_access_map_defer_code, "access_map_defer_code", 400, 499);
-    c->invalid_hostname_code = reply_code(P_invalid_hostname_reject_code,
-                                          "invalid_hostname_reject_code", 400, 599);
-    c->non_fqdn_code = reply_code(P_non_fqdn_reject_code, "non_fqdn_reject_code", 400, 599);
-    c->unknown_address_code = reply_code(P_unknown_address_reject_code,
-                                         "unknown_address_reject_code", 400, 599);
-    c->unknown_client_code = reply_code(P_unknown_client_reject_code,
-                                        "unknown_client_reject_code", 400, 599);
-    c->rbl_code = reply_code(P_maps_rbl_reject_code, "maps_rbl_reject_code", 400, 599);
-    c->unknown_local_code = reply_code(P_unknown_local_recipient_reject_code,
-                                       "unknown_local_recipient_reject_code", 400, 599);
-    c->unknown_relay_code = reply_code(P_unknown_relay_recipient_reject_code,
-                                       "unknown_relay_recipient_reject_code", 400, 599);
-    c->unknown_virtual_code = reply_code(P_unknown_virtual_alias_reject_code,
-                                         "unknown_virtual_alias_reject_code", 400, 599);
     /* the template keeps its $rbl_* names: it is expanded per reply */
     c->default_rbl_reply = cfg_get_raw_set("default_rbl_reply");
     if (!c->default_rbl_reply)

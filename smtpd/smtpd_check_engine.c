@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "dns_event.h"
 #include "log.h"
 #include "smtpd.h"
@@ -224,6 +225,18 @@ static enum smtpd_check_result config_error(struct smtpd_check_job *j)
     return smtpd_check_reject(j, 451, "4.3.5", "Server configuration error");
 }
 
+/* The log line of a DISCARD or HOLD: the table's text, or what it does. */
+static void log_table_action(struct smtpd_check_job *j, const char *what, const char *name,
+                             const char *cls, const struct smtpd_access_action *a,
+                             const char *default_text)
+{
+    char line[CHECK_TEXT_MAX];
+    snprintf(line, sizeof(line), "<%s>: %s %.*s", name, cls,
+             a->text_len ? (int)a->text_len : (int)strlen(default_text),
+             a->text_len ? a->text : default_text);
+    smtpd_check_log(j, what, line);
+}
+
 enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, const char *value,
                                                  const char *what, const char *name, const char *cls)
 {
@@ -239,15 +252,15 @@ enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, cons
     case ACT_DUNNO:
         return CHK_DUNNO;
     case ACT_REJECT:
-        return smtpd_check_reject(j, smtpd_check_cfg.access_reject_code, a.dsn, "<%s>: %s rejected: %.*s",
+        return smtpd_check_reject(j, cfg_reply_code(P_access_map_reject_code), a.dsn, "<%s>: %s rejected: %.*s",
                                   name, cls, tl ? tl : 13, tl ? t : "Access denied");
     case ACT_DEFER:
-        return smtpd_check_reject(j, smtpd_check_cfg.access_defer_code, a.dsn, "<%s>: %s rejected: %.*s",
+        return smtpd_check_reject(j, cfg_reply_code(P_access_map_defer_code), a.dsn, "<%s>: %s rejected: %.*s",
                                   name, cls, tl ? tl : 13, tl ? t : "Access denied");
     case ACT_CODE:
         return smtpd_check_reject(j, a.code, a.dsn, "<%s>: %s rejected: %.*s", name, cls, tl, t);
     case ACT_DEFER_IF_PERMIT:
-        return smtpd_check_defer_if_permit(j, smtpd_check_cfg.access_defer_code, a.dsn,
+        return smtpd_check_defer_if_permit(j, cfg_reply_code(P_access_map_defer_code), a.dsn,
                                            "<%s>: %s rejected: %.*s", name, cls, tl ? tl : 13,
                                            tl ? t : "Access denied");
     case ACT_DEFER_IF_REJECT:
@@ -256,16 +269,14 @@ enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, cons
             j->defer_if_reject = true;
             snprintf(line, sizeof(line), "<%s>: %s rejected: %.*s", name, cls, tl ? tl : 13,
                      tl ? t : "Access denied");
-            r->code = smtpd_check_cfg.access_defer_code;
+            r->code = cfg_reply_code(P_access_map_defer_code);
             snprintf(r->text, sizeof(r->text), "%s %.1000s", *a.dsn ? a.dsn : "4.7.1", line);
             r->text[0] = '4';
         }
         return CHK_DUNNO;
     case ACT_DISCARD:
         c->discard = true;
-        snprintf(line, sizeof(line), "<%s>: %s %.*s", name, cls, tl ? tl : 23,
-                 tl ? t : "triggers DISCARD action");
-        smtpd_check_log(j, "discard", line);
+        log_table_action(j, "discard", name, cls, &a, "triggers DISCARD action");
         return CHK_OK;
     case ACT_HOLD:
         if (j->stage == STAGE_EOD) {
@@ -273,9 +284,7 @@ enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, cons
             return CHK_DUNNO;
         }
         c->hold = true;
-        snprintf(line, sizeof(line), "<%s>: %s %.*s", name, cls, tl ? tl : 20,
-                 tl ? t : "triggers HOLD action");
-        smtpd_check_log(j, "hold", line);
+        log_table_action(j, "hold", name, cls, &a, "triggers HOLD action");
         return CHK_DUNNO;
     case ACT_FILTER:
         free(c->filter);
@@ -320,8 +329,9 @@ enum smtpd_check_result smtpd_check_apply_action(struct smtpd_check_job *j, cons
 
 /* ---- restrictions evaluated here ---- */
 
-static enum smtpd_check_result helo_syntax(struct smtpd_check_job *j, bool fqdn)
+static enum smtpd_check_result helo_syntax(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
+    bool fqdn = r->type == R_NON_FQDN_HELO;
     const char *h = helo_of(j);
     if (!h)
         return CHK_DUNNO;
@@ -331,7 +341,7 @@ static enum smtpd_check_result helo_syntax(struct smtpd_check_job *j, bool fqdn)
     if (!fqdn) {
         if (valid)
             return CHK_DUNNO;
-        return smtpd_check_reject(j, smtpd_check_cfg.invalid_hostname_code, "5.5.2",
+        return smtpd_check_reject(j, cfg_reply_code(P_invalid_hostname_reject_code), "5.5.2",
                                   "<%s>: Helo command rejected: Invalid name", h);
     }
     if (!valid || literal)
@@ -339,55 +349,57 @@ static enum smtpd_check_result helo_syntax(struct smtpd_check_job *j, bool fqdn)
     const char *dot = strchr(h, '.');
     if (dot && dot[1])
         return CHK_DUNNO;
-    return smtpd_check_reject(j, smtpd_check_cfg.non_fqdn_code, "5.5.2",
+    return smtpd_check_reject(j, cfg_reply_code(P_non_fqdn_reject_code), "5.5.2",
                               "<%s>: Helo command rejected: need fully-qualified hostname", h);
 }
 
-static enum smtpd_check_result address_fqdn(struct smtpd_check_job *j, const struct address *a,
-                                            const char *cls)
+static enum smtpd_check_result address_fqdn(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
+    bool sender = r->type == R_NON_FQDN_SENDER;
+    const struct address *a = sender ? smtpd_check_sender(j) : smtpd_check_recipient(j);
+    const char *cls = sender ? "Sender address" : "Recipient address";
     if (!a || (a->flags & ADDR_F_NULL))
         return CHK_DUNNO;
     if (!(a->flags & ADDR_F_NODOMAIN) && ((a->flags & ADDR_F_LITERAL) || strchr(a->domain, '.')))
         return CHK_DUNNO;
-    return smtpd_check_reject(j, smtpd_check_cfg.non_fqdn_code, "5.5.2",
+    return smtpd_check_reject(j, cfg_reply_code(P_non_fqdn_reject_code), "5.5.2",
                               "<%s>: %s rejected: need fully-qualified address", a->address, cls);
 }
 
-static enum smtpd_check_result unknown_client(struct smtpd_check_job *j, bool reverse)
+static enum smtpd_check_result unknown_client(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
+    bool reverse = r->type == R_UNKNOWN_REVERSE_CLIENT;
     struct smtpd_check_state *c = smtpd_check_state_of(j->s);
     int st = reverse ? c->reverse_status : c->name_status;
     if (st == 2)
         return CHK_DUNNO;
-    return smtpd_check_reject(j, st == 4 ? 450 : smtpd_check_cfg.unknown_client_code, "4.7.25",
+    return smtpd_check_reject(j, st == 4 ? 450 : cfg_reply_code(P_unknown_client_reject_code), "4.7.25",
                               "Client host rejected: cannot find your %shostname, [%s]",
                               reverse ? "reverse " : "", j->s->client_addr);
 }
 
-static enum smtpd_check_result eval_one(struct smtpd_check_job *j, const struct smtpd_restriction *r)
+/* permit, dunno, reject, defer and the defer_if_* and warn_if_reject
+ * modifiers: answers that need nothing looked up. */
+static enum smtpd_check_result decide(struct smtpd_check_job *j, const struct smtpd_restriction *r)
 {
-    struct smtpd_session *s = j->s;
     switch (r->type) {
     case R_PERMIT:
         return CHK_OK;
-    case R_DUNNO:
-        return CHK_DUNNO;
     case R_REJECT:
-        return smtpd_check_reject(j, smtpd_check_cfg.reject_code, "5.7.1", "<%s>: %s rejected: Access denied",
+        return smtpd_check_reject(j, cfg_reply_code(P_reject_code), "5.7.1", "<%s>: %s rejected: Access denied",
                                   smtpd_check_reply_name(j), smtpd_check_reply_class(j));
     case R_DEFER:
-        return smtpd_check_reject(j, smtpd_check_cfg.defer_code, "4.3.2",
+        return smtpd_check_reject(j, cfg_reply_code(P_defer_code), "4.3.2",
                                   "<%s>: %s rejected: Try again later",
                                   smtpd_check_reply_name(j), smtpd_check_reply_class(j));
     case R_DEFER_IF_PERMIT:
-        return smtpd_check_defer_if_permit(j, smtpd_check_cfg.defer_code, "4.7.1",
+        return smtpd_check_defer_if_permit(j, cfg_reply_code(P_defer_code), "4.7.1",
                                            "<%s>: %s rejected: defer_if_permit requested",
                                            smtpd_check_reply_name(j), smtpd_check_reply_class(j));
     case R_DEFER_IF_REJECT:
         if (!j->defer_if_reject) {
             j->defer_if_reject = true;
-            j->dir.code = smtpd_check_cfg.defer_code;
+            j->dir.code = cfg_reply_code(P_defer_code);
             snprintf(j->dir.text, sizeof(j->dir.text), "4.7.1 <%s>: %s rejected: "
                      "defer_if_reject requested", smtpd_check_reply_name(j), smtpd_check_reply_class(j));
         }
@@ -395,71 +407,67 @@ static enum smtpd_check_result eval_one(struct smtpd_check_job *j, const struct 
     case R_WARN_IF_REJECT:
         j->warn_next = true;
         return CHK_DUNNO;
-    case R_PERMIT_MYNETWORKS:
-        if (s->client_trusted < 0)
-            return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure",
-                                      s->client_desc);
-        return s->client_trusted ? CHK_OK : CHK_DUNNO;
-    case R_PERMIT_SASL:
-        return s->sasl_username && *s->sasl_username ? CHK_OK : CHK_DUNNO;
-    case R_PERMIT_AUTH_DEST:
-    case R_REJECT_UNAUTH_DEST:
-    case R_DEFER_UNAUTH_DEST:
-        return smtpd_access_relay(j, r);
-    case R_REJECT_UNLISTED_RCPT:
-        return smtpd_access_unlisted(j, false);
-    case R_REJECT_UNLISTED_SENDER:
-        return smtpd_access_unlisted(j, true);
-    case R_CHECK_CLIENT_ACCESS:
-    case R_CHECK_HELO_ACCESS:
-    case R_CHECK_SENDER_ACCESS:
-    case R_CHECK_RCPT_ACCESS:
-        return smtpd_access_check(j, r);
-    case R_RBL_CLIENT:
-    case R_RHSBL_CLIENT:
-    case R_RHSBL_SENDER:
-    case R_RHSBL_HELO:
-    case R_RHSBL_RCPT:
-        return smtpd_rbl_check(j, r);
-    case R_UNKNOWN_SENDER_DOMAIN:
-    case R_UNKNOWN_RCPT_DOMAIN:
-        return smtpd_rbl_unknown_domain(j, r);
-    case R_INVALID_HELO:
-        return helo_syntax(j, false);
-    case R_NON_FQDN_HELO:
-        return helo_syntax(j, true);
-    case R_NON_FQDN_SENDER:
-        return address_fqdn(j, smtpd_check_sender(j), "Sender address");
-    case R_NON_FQDN_RCPT:
-        return address_fqdn(j, smtpd_check_recipient(j), "Recipient address");
-    case R_UNKNOWN_CLIENT:
-        return unknown_client(j, false);
-    case R_UNKNOWN_REVERSE_CLIENT:
-        return unknown_client(j, true);
-    case R_UNAUTH_PIPELINING:
-        if (smtpd_session_input_pending(s) && (!s->esmtp || j->stage == STAGE_DATA))
-            return smtpd_check_reject(j, 503, "5.5.0", "<%s>: %s rejected: Improper use of SMTP "
-                                      "command pipelining", smtpd_check_reply_name(j),
-                                      smtpd_check_reply_class(j));
+    default:   /* R_DUNNO */
         return CHK_DUNNO;
-    case R_SENDER_LOGIN_MISMATCH:
-    case R_AUTH_SENDER_LOGIN_MISMATCH:
-    case R_UNAUTH_SENDER_LOGIN_MISMATCH:
-    case R_KNOWN_SENDER_LOGIN_MISMATCH:
-        return smtpd_access_sender_login(j, r);
-    case R_POLICY:
-        return smtpd_policy_check(j, r);
-    case R_CLASS: {
+    }
+}
+
+static enum smtpd_check_result permit_mynetworks(struct smtpd_check_job *j,
+                                                 const struct smtpd_restriction *r)
+{
+    (void)r;
+    if (j->s->client_trusted < 0)
+        return smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure",
+                                  j->s->client_desc);
+    return j->s->client_trusted ? CHK_OK : CHK_DUNNO;
+}
+
+static enum smtpd_check_result permit_sasl(struct smtpd_check_job *j, const struct smtpd_restriction *r)
+{
+    (void)r;
+    return j->s->sasl_username && *j->s->sasl_username ? CHK_OK : CHK_DUNNO;
+}
+
+static enum smtpd_check_result unlisted(struct smtpd_check_job *j, const struct smtpd_restriction *r)
+{
+    return smtpd_access_unlisted(j, r->type == R_REJECT_UNLISTED_SENDER);
+}
+
+static enum smtpd_check_result unauth_pipelining(struct smtpd_check_job *j,
+                                                 const struct smtpd_restriction *r)
+{
+    (void)r;
+    struct smtpd_session *s = j->s;
+    if (smtpd_session_input_pending(s) && (!s->esmtp || j->stage == STAGE_DATA))
+        return smtpd_check_reject(j, 503, "5.5.0", "<%s>: %s rejected: Improper use of SMTP "
+                                  "command pipelining", smtpd_check_reply_name(j),
+                                  smtpd_check_reply_class(j));
+    return CHK_DUNNO;
+}
+
+/* Each type's evaluator, from smtpd_restrictions.def. */
+typedef enum smtpd_check_result (*restriction_evaluator)(struct smtpd_check_job *,
+                                                         const struct smtpd_restriction *);
+static const restriction_evaluator evaluators[] = {
+#define RESTRICTION(type, takes_argument, name, evaluator) [type] = evaluator,
+#define SYNONYM(type, name)
+#include "smtpd_restrictions.def"
+#undef RESTRICTION
+#undef SYNONYM
+};
+
+static enum smtpd_check_result eval_one(struct smtpd_check_job *j, const struct smtpd_restriction *r)
+{
+    if (r->type == R_CLASS) {
         const struct smtpd_restriction_list *l = smtpd_check_class_list(r->arg);
         if (l)
             push_list(j, l, NULL);
         return CHK_DUNNO;
     }
-    case R_CONFIG_ERROR:
-    default:
-        msg_warn("restriction \"%s\" cannot be used: see the warning at startup", r->name);
-        return config_error(j);
-    }
+    if ((size_t)r->type < sizeof(evaluators) / sizeof(evaluators[0]) && evaluators[r->type])
+        return evaluators[r->type](j, r);
+    msg_warn("restriction \"%s\" cannot be used: see the warning at startup", r->name);
+    return config_error(j);
 }
 
 /* ---- running a job ---- */

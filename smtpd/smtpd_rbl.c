@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "dns_event.h"
 #include "log.h"
 #include "mac_expand.h"
@@ -140,7 +141,7 @@ static enum smtpd_check_result rbl_reply(struct smtpd_check_job *j, const struct
                                          const char *cls, const char *what)
 {
     char code[8];
-    snprintf(code, sizeof(code), "%d", smtpd_check_cfg.rbl_code);
+    snprintf(code, sizeof(code), "%d", cfg_reply_code(P_maps_rbl_reject_code));
     struct rbl_vars v = { code, r->arg, j->async_text, cls, what, j };
     struct strbuf tmpl = STRBUF_INIT(4096), out = STRBUF_INIT(RBL_REPLY_MAX);
     const char *t = smtpd_check_cfg.default_rbl_reply;
@@ -316,7 +317,7 @@ enum smtpd_check_result smtpd_rbl_unknown_domain(struct smtpd_check_job *j, cons
             return smtpd_check_defer_if_permit(j, 450, dsn, "<%s>: %s rejected: Domain not found",
                                                a->address, cls);
         if (st == DNS_NOTFOUND || j->dns_step == 2)
-            return smtpd_check_reject(j, smtpd_check_cfg.unknown_address_code, dsn,
+            return smtpd_check_reject(j, cfg_reply_code(P_unknown_address_reject_code), dsn,
                                       "<%s>: %s rejected: Domain not found", a->address, cls);
         j->dns_step++;
     } else {
@@ -325,7 +326,7 @@ enum smtpd_check_result smtpd_rbl_unknown_domain(struct smtpd_check_job *j, cons
     j->async_r = r;
     j->dns = dnsev_lookup(smtpd_check_cfg.dns, domain, steps[j->dns_step], domain_answer, j);
     if (!j->dns)
-        return smtpd_check_reject(j, smtpd_check_cfg.unknown_address_code, dsn,
+        return smtpd_check_reject(j, cfg_reply_code(P_unknown_address_reject_code), dsn,
                                   "<%s>: %s rejected: Domain not found", a->address, cls);
     return CHK_WAIT;
 }

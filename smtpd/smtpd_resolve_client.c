@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "config.h"
 #include "dns_event.h"
 #include "log.h"
 #include "smtpd.h"
@@ -83,7 +84,7 @@ bool smtpd_resolve_client_start(struct smtpd_session *s, void (*done)(struct smt
 {
     struct smtpd_check_state *c = s->check;
     resolved_fn = done;
-    if (!smtpd_check_cfg.peername_lookup || strcmp(s->client_addr, "unknown") == 0)
+    if (!cfg_bool(P_smtpd_peername_lookup) || strcmp(s->client_addr, "unknown") == 0)
         return false;
     c->resolve_q = dnsev_lookup(smtpd_check_cfg.dns, s->client_addr, DNSEV_PTR, reverse_answer, s);
     return c->resolve_q != NULL;

@@ -95,6 +95,14 @@ static int dns_set_servers(struct dns_resolver *r, const char *servers, struct s
     return rc;
 }
 
+void dns_close(struct dns_resolver *r)
+{
+    if (!r)
+        return;
+    ares_destroy(r->channel);
+    free(r);
+}
+
 struct dns_resolver *dns_open(const char *servers, int timeout, struct strbuf *err)
 {
     static bool library_ready;
@@ -122,14 +130,6 @@ struct dns_resolver *dns_open(const char *servers, int timeout, struct strbuf *e
         return NULL;
     }
     return r;
-}
-
-void dns_close(struct dns_resolver *r)
-{
-    if (!r)
-        return;
-    ares_destroy(r->channel);
-    free(r);
 }
 
 /* ---- running queries ---- */

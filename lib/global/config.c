@@ -496,6 +496,22 @@ long cfg_time(enum param_id id)
     return v;
 }
 
+/* The highest code a reply-code parameter may have: a code meant to defer
+ * must never become a refusal. */
+static long highest_reply_code(enum param_id id)
+{
+    return param_defs[id].type == PT_DEFER_CODE ? 499 : 599;
+}
+
+int cfg_reply_code(enum param_id id)
+{
+    long v;
+    if (parse_long(cfg_str(id), 400, highest_reply_code(id), &v) < 0)
+        cfg_type_fatal(id, highest_reply_code(id) == 499 ? "reply code (400 to 499)"
+                                                         : "reply code (400 to 599)");
+    return (int)v;
+}
+
 long long cfg_size(enum param_id id)
 {
     long long v = parse_size_value(cfg_str(id));
@@ -517,6 +533,10 @@ static const char *cfg_type_problem(enum param_id id, const char *value)
         return parse_time_value(value, default_time_unit(id)) < 0 ? "time" : NULL;
     case PT_SIZE:
         return parse_size_value(value) < 0 ? "size" : NULL;
+    case PT_REPLY_CODE:
+        return parse_long(value, 400, 599, &l) < 0 ? "reply code (400 to 599)" : NULL;
+    case PT_DEFER_CODE:
+        return parse_long(value, 400, 499, &l) < 0 ? "reply code (400 to 499)" : NULL;
     default:
         return NULL;
     }
@@ -536,8 +556,11 @@ int cfg_validate(struct strbuf *err)
             const char *what = cfg_type_problem((enum param_id)i, sb_str(&out));
             if (what) {
                 const struct cfg_setting *s = cfg_setting_find(name, strlen(name));
-                sb_appendf(err, "%s:%d: parameter %s: bad %s value \"%.100s\"\n",
-                           s ? s->file : "default", s ? s->line : 0, name, what, sb_str(&out));
+                if (s && s->line > 0)
+                    sb_appendf(err, "%s:%d: ", s->file, s->line);
+                else    /* a master.cf -o value (or a default) has no line */
+                    sb_appendf(err, "%s: ", s ? "master.cf -o" : "default");
+                sb_appendf(err, "parameter %s: bad %s value \"%.100s\"\n", name, what, sb_str(&out));
                 problems++;
             }
         }

@@ -7,12 +7,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum param_type { PT_STR, PT_INT, PT_BOOL, PT_TIME, PT_SIZE, PT_LIST };
+enum param_type { PT_STR, PT_INT, PT_BOOL, PT_TIME, PT_SIZE, PT_LIST, PT_REPLY_CODE, PT_DEFER_CODE };
 
 /* PT_TIME values are Postfix time values: a number with optional unit
  * s, m, h, d, w (default unit given per parameter in the table as the
  * suffix of its default, e.g. "300s"). PT_SIZE is a byte count.
- * PT_LIST is a string holding a list separated by commas and/or white space. */
+ * PT_LIST is a string holding a list separated by commas and/or white space.
+ * PT_REPLY_CODE is an SMTP reply code that refuses (400 to 599), PT_DEFER_CODE
+ * one that only defers (400 to 499). */
 
 enum param_id {
 #define PARAM(name, type, def, desc) P_##name,
@@ -58,6 +60,7 @@ long cfg_int(enum param_id id);
 bool cfg_bool(enum param_id id);
 long cfg_time(enum param_id id);        /* seconds */
 long long cfg_size(enum param_id id);   /* bytes */
+int cfg_reply_code(enum param_id id);    /* PT_REPLY_CODE or PT_DEFER_CODE */
 
 /* Any name, including user-defined ones ($mua_client_restrictions);
  * expanded; NULL when neither set nor in the table. */

@@ -83,19 +83,6 @@ static int add_line(void *ctx, char *text, int line, const char *path, struct st
     return 0;
 }
 
-struct map_query_file *map_query_read(const char *path, const char *const *known,
-                                      struct strbuf *err)
-{
-    struct map_query_file *f = xcalloc(1, sizeof(*f));
-    f->path = xstrdup(path);
-    struct reading ctx = { f, known };
-    if (map_reader_each(path, add_line, &ctx, err) < 0) {
-        map_query_free(f);
-        return NULL;
-    }
-    return f;
-}
-
 void map_query_free(struct map_query_file *f)
 {
     if (!f)
@@ -109,6 +96,19 @@ void map_query_free(struct map_query_file *f)
     free(f->params);
     free(f->path);
     free(f);
+}
+
+struct map_query_file *map_query_read(const char *path, const char *const *known,
+                                      struct strbuf *err)
+{
+    struct map_query_file *f = xcalloc(1, sizeof(*f));
+    f->path = xstrdup(path);
+    struct reading ctx = { f, known };
+    if (map_reader_each(path, add_line, &ctx, err) < 0) {
+        map_query_free(f);
+        return NULL;
+    }
+    return f;
 }
 
 const char *map_query_path(const struct map_query_file *f)

@@ -169,20 +169,6 @@ static int add_words(struct match_list *l, const char *text, int depth, struct s
     return rc;
 }
 
-struct match_list *match_list_open(const char *param, const char *value, enum match_kind kind,
-                                   int flags, struct strbuf *err)
-{
-    struct match_list *l = xcalloc(1, sizeof(*l));
-    l->param = xstrdup(param);
-    l->kind = kind;
-    l->flags = flags;
-    if (add_words(l, value, 0, err) < 0) {
-        match_list_free(l);
-        return NULL;
-    }
-    return l;
-}
-
 void match_list_free(struct match_list *l)
 {
     if (!l)
@@ -195,6 +181,20 @@ void match_list_free(struct match_list *l)
     free(l->entries);
     free(l->param);
     free(l);
+}
+
+struct match_list *match_list_open(const char *param, const char *value, enum match_kind kind,
+                                   int flags, struct strbuf *err)
+{
+    struct match_list *l = xcalloc(1, sizeof(*l));
+    l->param = xstrdup(param);
+    l->kind = kind;
+    l->flags = flags;
+    if (add_words(l, value, 0, err) < 0) {
+        match_list_free(l);
+        return NULL;
+    }
+    return l;
 }
 
 size_t match_list_count(const struct match_list *l)

@@ -636,6 +636,15 @@ static void load_configuration(const char *confdir)
     sb_free(&err);
     apply_overrides();
     cfg_log_configure();
+    /* master checked main.cf; a master.cf -o value is seen first here, and
+     * a bad one stops the daemon at once, not at its first use */
+    struct strbuf bad = STRBUF_INIT(4096);
+    if (cfg_validate(&bad) > 0) {
+        while (bad.len && bad.data[bad.len - 1] == '\n')
+            sb_truncate(&bad, bad.len - 1);
+        msg_fatal("%s", sb_str(&bad));
+    }
+    sb_free(&bad);
     srv.max_use = cfg_int(P_max_use);
     srv.max_idle = cfg_time(P_max_idle);
     srv.drain_time = cfg_time(P_daemon_drain_time);

@@ -242,6 +242,23 @@ class TestConfEdit(ConfTestCase):
         r = self.inst.tern("check")
         self.assertNotIn("unknown parameter", r.stdout)
 
+    def test_reply_codes_are_checked(self):
+        # a reject code that would accept, or a defer code that would refuse,
+        # is refused by `tern conf -e` and named by `tern check`
+        before = read(self.main_cf, "rb")
+        r = self.conf("-e", "reject_code=250", "defer_code=550", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('reject_code: bad reply code (400 to 599) value "250"', r.stderr)
+        self.assertIn('defer_code: bad reply code (400 to 499) value "550"', r.stderr)
+        self.assertEqual(read(self.main_cf, "rb"), before)
+        with open(self.main_cf, "a") as f:
+            f.write("reject_code = 250\n")
+        r = self.inst.tern("check", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("reject_code", r.stdout + r.stderr)
+        self.conf("-e", "reject_code=521", "defer_code=451")
+        self.assertEqual(self.inst.tern("check").returncode, 0)
+
     def test_remove_settings(self):
         before = self.write_main_cf("smtpd_banner = hello\n  world\n# kept\nmax_idle = 50s\n")
         self.conf("-X", "smtpd_banner", "relay_domains")

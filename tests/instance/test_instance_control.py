@@ -84,6 +84,24 @@ class TestControl(unittest.TestCase):
         send_one(self.inst)
         self.assertTrue(self.inst.master_pid())
 
+    def test_bad_override_stops_the_daemon_at_start(self):
+        # a master.cf -o value that does not parse for its type stops the
+        # daemon when it starts, naming the parameter; the other listener
+        # goes on serving
+        self.inst.start()
+        port2 = harness.free_port()
+        with open(os.path.join(self.inst.dir, "master.cf"), "a") as f:
+            f.write("127.0.0.1:%d inet n - n - - smtpd -o reject_code=250\n" % port2)
+        self.inst.reload()
+        self.inst.wait_port(port2)
+        try:
+            rs = harness.RawSession(port2)
+            rs.close()
+        except (OSError, EOFError, AssertionError):
+            pass
+        self.inst.wait_log(r'fatal: master.cf -o: parameter reject_code: bad reply code \(400 to 599\) value "250"')
+        send_one(self.inst)
+
     def test_check(self):
         r = self.inst.tern("check")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
