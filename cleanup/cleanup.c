@@ -164,6 +164,7 @@ static void cleanup_post_init(struct event_base *base)
     cleanup_cfg.header_size_limit = (size_t)cfg_size(P_header_size_limit);
     cleanup_cfg.message_size_limit = (unsigned long long)cfg_size(P_message_size_limit);
     cleanup_cfg.always_add_missing_headers = cfg_bool(P_always_add_missing_headers);
+    cleanup_cfg.drop_headers = cfg_list_split(cfg_str(P_message_drop_headers), &cleanup_cfg.ndrop_headers);
     cleanup_cfg.max_rcpts = rcpt_limit > CLEANUP_MIN_RCPT_LIMIT ? (size_t)rcpt_limit
                                                                 : CLEANUP_MIN_RCPT_LIMIT;
     cleanup_cfg.line_length_limit = (size_t)cfg_size(P_line_length_limit);

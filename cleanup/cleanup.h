@@ -83,6 +83,8 @@ struct cleanup_settings {
     size_t header_size_limit;
     unsigned long long message_size_limit;   /* 0: none */
     bool always_add_missing_headers;
+    char **drop_headers;           /* message_drop_headers */
+    size_t ndrop_headers;
     size_t max_rcpts;
     size_t line_length_limit;      /* body lines are inspected in pieces of this */
     unsigned long long body_checks_size_limit;

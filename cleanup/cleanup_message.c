@@ -121,6 +121,8 @@ static void header_section_done(struct cleanup_state *st)
     cleanup_rewrite_headers(st);
     if (st->status || st->discard)
         goto out;
+    for (size_t i = 0; i < cleanup_cfg.ndrop_headers; i++)
+        header_remove(&st->hdr, cleanup_cfg.drop_headers[i]);
     /* A body that began without the empty line has its first bytes in the
      * header processor: they are body text for the checks too. */
     if (cleanup_checks_body_wanted(st) && st->hdr.body_pending) {

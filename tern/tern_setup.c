@@ -28,11 +28,14 @@ int tern_ensure_group(const char *group)
 {
     if (!getgrnam(group)) {
         const char *args[] = { "groupadd", "--system", group, NULL };
-        if (tern_run(args) != 0) {
+        /* a failure is fine when another tern init made it meanwhile */
+        int rc = tern_run(args);
+        if (rc != 0 && !getgrnam(group)) {
             fprintf(stderr, "tern: cannot create group %s (groupadd failed)\n", group);
             return -1;
         }
-        printf("tern: created group %s\n", group);
+        if (rc == 0)
+            printf("tern: created group %s\n", group);
     }
     return 0;
 }
@@ -45,11 +48,13 @@ int tern_ensure_accounts(const char *owner, const char *group)
         const char *args[] = { "useradd", "--system", "--user-group", "--no-create-home",
                                "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
                                "--comment", "Tern mail system", owner, NULL };
-        if (tern_run(args) != 0) {
+        int rc = tern_run(args);
+        if (rc != 0 && !getpwnam(owner)) {
             fprintf(stderr, "tern: cannot create user %s (useradd failed)\n", owner);
             return -1;
         }
-        printf("tern: created user %s\n", owner);
+        if (rc == 0)
+            printf("tern: created user %s\n", owner);
     }
     return 0;
 }

@@ -15,6 +15,8 @@ remote targets with orig_to= kept, an alias listing itself, a loop and
 virtual_alias_expansion_limit (451 4.6.0, nothing accepted), an unknown
 address in a virtual alias domain refused at RCPT with 550 5.1.1, a
 canonical address judged after rewriting by reject_unlisted_recipient,
+message_drop_headers (Bcc:, Content-Length:, Resent-Bcc:, Return-Path:
+removed by default, kept when the list is emptied),
 recipient_bcc_maps, sender_bcc_maps and always_bcc, a table that cannot be
 read (451 4.3.0, nothing queued, nothing bounced; through sendmail the
 maildrop file waits), receive_override_options on a second smtpd service
@@ -133,6 +135,35 @@ class Base(unittest.TestCase):
             if line.lower().startswith(name.lower() + ":"):
                 return line[len(name) + 1:].strip()
         return None
+
+
+DROPPED_BY_DEFAULT = (b"Bcc: hidden@example.org\r\nContent-Length: 12345\r\n"
+                      b"Resent-Bcc: hidden2@example.org\r\nReturn-Path: <forged@example.org>\r\n"
+                      b"X-Kept: yes\r\n")
+
+
+class TestDropHeaders(Base):
+    """message_drop_headers at its default: what must not travel on."""
+
+    def test_default_fields_removed(self):
+        self.send("d1", ["someone@remote.example"], headers=DROPPED_BY_DEFAULT)
+        data = self.delivered("d1")[0][2]
+        for name in ("Bcc", "Content-Length", "Resent-Bcc", "Return-Path"):
+            self.assertIsNone(self.header(data, name), name)
+        self.assertEqual(self.header(data, "X-Kept"), "yes")
+        self.assertNotIn(b"hidden", data)
+
+
+class TestDropHeadersEmpty(Base):
+    """message_drop_headers emptied: the fields stay as they came."""
+    main_cf = {"message_drop_headers": ""}
+
+    def test_fields_kept(self):
+        self.send("d2", ["someone@remote.example"], headers=DROPPED_BY_DEFAULT)
+        data = self.delivered("d2")[0][2]
+        self.assertEqual(self.header(data, "Bcc"), "hidden@example.org")
+        self.assertEqual(self.header(data, "Return-Path"), "<forged@example.org>")
+        self.assertEqual(self.header(data, "Content-Length"), "12345")
 
 
 class TestVirtualAliases(Base):
