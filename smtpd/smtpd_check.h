@@ -23,7 +23,7 @@ struct smtpd_session;
 
 enum smtpd_check_stage {
     STAGE_CONNECT, STAGE_HELO, STAGE_SENDER, STAGE_RELAY, STAGE_RECIPIENT,
-    STAGE_DATA, STAGE_EOD, STAGE_COUNT
+    STAGE_DATA, STAGE_EOD, STAGE_ETRN, STAGE_COUNT
 };
 
 /* Outcome of one restriction, and of a list. */
@@ -35,6 +35,7 @@ enum smtpd_restriction_type {
     R_REJECT_UNAUTH_DEST, R_DEFER_UNAUTH_DEST,
     R_REJECT_UNLISTED_RCPT, R_REJECT_UNLISTED_SENDER,
     R_CHECK_CLIENT_ACCESS, R_CHECK_HELO_ACCESS, R_CHECK_SENDER_ACCESS, R_CHECK_RCPT_ACCESS,
+    R_CHECK_ETRN_ACCESS,
     R_RBL_CLIENT, R_RHSBL_CLIENT, R_RHSBL_SENDER, R_RHSBL_HELO, R_RHSBL_RCPT,
     R_INVALID_HELO, R_NON_FQDN_HELO, R_NON_FQDN_SENDER, R_NON_FQDN_RCPT,
     R_UNKNOWN_SENDER_DOMAIN, R_UNKNOWN_RCPT_DOMAIN,
@@ -83,7 +84,7 @@ struct smtpd_check_job {
     const char *rcpt;            /* RCPT TO address, NULL at other stages */
     struct address rcpt_addr;
     bool have_rcpt_addr;
-    char *arg;                   /* the command's argument, to run it again */
+    char *arg;                   /* the command's argument, to run it again; ETRN's domain */
     bool ehlo;
     char *helo_arg;              /* HELO name while HELO is checked */
     /* results */
@@ -106,6 +107,7 @@ struct smtpd_check_job {
     void (*helo_next)(struct smtpd_session *s, char *name, bool ehlo);
     void (*next)(struct smtpd_session *s);                  /* MAIL, DATA */
     void (*rcpt_next)(struct smtpd_session *s, const char *arg);
+    void (*etrn_next)(struct smtpd_session *s, const char *domain);
     void (*eod_next)(struct smtpd_session *s, int code, const char *text);
 };
 
