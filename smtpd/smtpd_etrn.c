@@ -25,7 +25,7 @@
 #include "smtpd.h"
 #include "util.h"
 
-#define ETRN_FLUSH_TIMEOUT 30      /* seconds for the whole request */
+#define ETRN_FLUSH_TIMEOUT 30      /* longest wait for each step (or ipc_timeout) */
 #define ETRN_UNABLE "4.3.0 Unable to queue messages"
 
 struct smtpd_etrn {
@@ -165,7 +165,9 @@ static bool flush_request(struct smtpd_session *s, const char *domain)
     }
     bufferevent_setcb(e->bev, etrn_read_cb, NULL, etrn_event_cb, e);
     bufferevent_setwatermark(e->bev, EV_READ, 0, 2 * FLUSH_FRAME_LIMIT);
-    struct timeval tv = { ETRN_FLUSH_TIMEOUT, 0 };
+    /* the client waits meanwhile: not the hour of ipc_timeout's default */
+    struct timeval tv = { smtpd_cfg.ipc_timeout < ETRN_FLUSH_TIMEOUT ? smtpd_cfg.ipc_timeout
+                                                                      : ETRN_FLUSH_TIMEOUT, 0 };
     bufferevent_set_timeouts(e->bev, &tv, &tv);
     bufferevent_enable(e->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(e->bev, (struct sockaddr *)&sun, sizeof(sun)) < 0) {

@@ -10,10 +10,12 @@ $relay_domains by default) gets 250 and its message arrives at once, while
 the one for other.example stays deferred; ETRN for other.example gets 459.
 The bad commands each get their reply; smtpd_etrn_restrictions (a second
 smtpd with smtpd_helo_required = yes and check_etrn_access) refuses with
-the restriction's reply; a flush service that is gone, or that cannot use
-fast_flush_domains, makes ETRN answer 458 and the session go on."""
+the restriction's reply; a flush service that is gone, that cannot use
+fast_flush_domains or that never answers makes ETRN answer 458 and the
+session go on."""
 import os
 import re
+import socket
 import time
 import unittest
 
@@ -54,7 +56,7 @@ class EtrnTest(unittest.TestCase):
         cls.inst.set_main_cf({"transport_maps": "texthash:" + transport})
         cls.inst.set_master_cf([
             "smtp unix - - n - - smtp",
-            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_helo_required=yes"
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_helo_required=yes -o ipc_timeout=2s"
             " -o smtpd_etrn_restrictions=check_etrn_access,texthash:%s,permit_mynetworks,reject"
             % (cls.port_strict, access),
         ])
@@ -214,6 +216,42 @@ class EtrnTest(unittest.TestCase):
         while c.cmd("ETRN flushme.example")[0] != 250 and time.time() < deadline:
             time.sleep(0.2)
         self.assertEqual(c.cmd("ETRN flushme.example")[0], 250)
+
+    def test_08_flush_service_that_never_answers(self):
+        master_cf = os.path.join(self.inst.dir, "master.cf")
+        with open(master_cf) as f:
+            saved = f.read()
+        self.addCleanup(self.restore, saved)
+        with open(master_cf, "w") as f:
+            f.write("".join(l for l in saved.splitlines(True) if not l.startswith("flush ")))
+        self.inst.reload()
+        path = os.path.join(self.inst.queue_dir, "private", "flush")
+        deadline = time.time() + 10
+        while os.path.lexists(path) and time.time() < deadline:
+            time.sleep(0.1)
+        # a socket that takes connections and never answers
+        stall = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stall.bind(path)
+        os.chmod(path, 0o666)
+        stall.listen(16)
+        self.addCleanup(os.unlink, path)
+        self.addCleanup(stall.close)
+        # the strict smtpd has ipc_timeout = 2s
+        c = self.client(self.port_strict)
+        t0 = time.time()
+        self.assertEqual(c.cmd("ETRN flushme.example"), (458, ["4.3.0 Unable to queue messages"]))
+        self.assertLess(time.time() - t0, 10)
+        self.inst.wait_log(r"warning: unable to talk to fast flush service private/flush: timeout")
+        self.assertEqual(c.cmd("NOOP"), (250, ["2.0.0 Ok"]))
+        # a client that leaves while its ETRN waits, and one that pipelines
+        gone = self.client(self.port_strict)
+        gone.send("ETRN flushme.example\r\nQUIT\r\n")
+        gone.close()
+        p = self.client(self.port_strict)
+        p.send("ETRN flushme.example\r\nNOOP\r\n")
+        self.assertEqual(p.read_reply(timeout=10)[0], 458)
+        self.assertEqual(p.read_reply(timeout=10)[0], 250)
+        self.inst.wait_log(r"disconnect from \S+ ehlo=1 etrn=0/1 quit=1 commands=2/3", timeout=10)
 
     def restore(self, saved):
         with open(os.path.join(self.inst.dir, "master.cf"), "w") as f:
