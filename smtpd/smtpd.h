@@ -23,6 +23,7 @@ struct smtpd_cleanup;
 struct smtpd_check_state;
 struct smtpd_sasl;
 struct smtpd_milter;
+struct smtpd_etrn;
 struct attr_writer;
 
 /* smtpd_forbid_bare_newline (bare LF) and smtpd_forbid_bare_cr (bare CR):
@@ -65,6 +66,7 @@ extern struct smtpd_config smtpd_cfg;
 #define PAUSE_TLS      0x80   /* STARTTLS reply going out, or the TLS handshake running */
 #define PAUSE_AUTH     0x100  /* AUTH waits for the authentication back-end */
 #define PAUSE_MILTER   0x200  /* a milter has not answered yet (smtpd_milter.c) */
+#define PAUSE_FLUSH    0x400  /* ETRN waits for the flush service (smtpd_etrn.c) */
 
 enum smtpd_session_state {
     ST_CMD,       /* reading command lines */
@@ -150,6 +152,7 @@ struct smtpd_session {
     struct smtpd_sasl *sasl;    /* an AUTH exchange under way */
 
     struct smtpd_milter *milter;  /* smtpd_milters (smtpd_milter.c) */
+    struct smtpd_etrn *etrn;      /* an ETRN request to the flush service (smtpd_etrn.c) */
 };
 
 /* ---- smtpd_session.c ---- */
@@ -218,6 +221,13 @@ void smtpd_command_resume(struct smtpd_session *s, enum smtp_verb v, const char 
 void smtpd_command_log_reject(struct smtpd_session *s, const char *what, int code,
                               const char *text, const char *rcpt);
 
+/* ---- smtpd_etrn.c ---- */
+/* ETRN (RFC 1985): the checks, smtpd_etrn_restrictions, then a request to
+ * the flush service, answered 250, 458 or 459. */
+void smtpd_etrn_command(struct smtpd_session *s, const char *arg);
+/* The session ends: drop a request still under way. */
+void smtpd_etrn_session_end(struct smtpd_session *s);
+
 /* ---- smtpd_data.c ---- */
 void smtpd_data_command(struct smtpd_session *s, const char *arg);
 void smtpd_bdat_command(struct smtpd_session *s, const char *arg);
@@ -276,6 +286,10 @@ bool smtpd_check_eod_wait(struct smtpd_session *s,
 void smtpd_check_verify(struct smtpd_session *s, const char *address);
 void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r,
                       void (*next)(struct smtpd_session *s, const char *arg));
+/* ETRN for domain: smtpd_etrn_restrictions (after the client and HELO
+ * restrictions with smtpd_delay_reject); next gets the domain back. */
+bool smtpd_check_etrn_wait(struct smtpd_session *s, const char *domain,
+                           void (*next)(struct smtpd_session *s, const char *domain));
 /* What restrictions asked of the current message. */
 bool smtpd_check_discarding(struct smtpd_session *s);
 bool smtpd_check_holding(struct smtpd_session *s);

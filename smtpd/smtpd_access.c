@@ -1,7 +1,7 @@
 /* smtpd_access.c: the restrictions that look things up in tables or in our
  * own domain lists: check_client_access, check_helo_access,
- * check_sender_access and check_recipient_access with access(5)'s lookup
- * order; reject_unlisted_recipient and reject_unlisted_sender
+ * check_sender_access, check_recipient_access and check_etrn_access with
+ * access(5)'s lookup order; reject_unlisted_recipient and reject_unlisted_sender
  * (local_recipient_maps, virtual_alias_maps, relay_recipient_maps); and the
  * relay decision (permit_auth_destination, reject_unauth_destination,
  * defer_unauth_destination). Both the relay decision and the recipient
@@ -167,6 +167,17 @@ enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const stru
         const struct address *a = smtpd_check_recipient(j);
         if (a)
             mail_keys(j, r, a, "Recipient address", &res);
+        return res;
+    }
+    case R_CHECK_ETRN_ACCESS: {       /* the ETRN domain, then its parents */
+        if (j->stage != STAGE_ETRN || !j->arg)
+            return CHK_DUNNO;
+        char *lc = str_lower(xstrdup(j->arg));
+        size_t n = strlen(lc);
+        if (n > 1 && lc[n - 1] == '.')
+            lc[n - 1] = 0;
+        domain_keys(j, r, lc, j->arg, "Etrn command", &res);
+        free(lc);
         return res;
     }
     default:

@@ -23,7 +23,7 @@ struct smtpd_session;
 
 enum smtpd_check_stage {
     STAGE_CONNECT, STAGE_HELO, STAGE_SENDER, STAGE_RELAY, STAGE_RECIPIENT,
-    STAGE_DATA, STAGE_EOD, STAGE_COUNT
+    STAGE_DATA, STAGE_EOD, STAGE_ETRN, STAGE_COUNT
 };
 
 /* Outcome of one restriction, and of a list. */
@@ -79,7 +79,7 @@ struct smtpd_check_job {
     const char *rcpt;            /* RCPT TO address, NULL at other stages */
     struct address rcpt_addr;
     bool have_rcpt_addr;
-    char *arg;                   /* the command's argument, to run it again */
+    char *arg;                   /* the command's argument, to run it again; ETRN's domain */
     bool ehlo;
     char *helo_arg;              /* HELO name while HELO is checked */
     /* results */
@@ -102,6 +102,7 @@ struct smtpd_check_job {
     void (*helo_next)(struct smtpd_session *s, char *name, bool ehlo);
     void (*next)(struct smtpd_session *s);                  /* MAIL, DATA */
     void (*rcpt_next)(struct smtpd_session *s, const char *arg);
+    void (*etrn_next)(struct smtpd_session *s, const char *domain);
     void (*eod_next)(struct smtpd_session *s, int code, const char *text);
 };
 

@@ -1,7 +1,7 @@
 /* smtpd_check_command.c: where smtpd's commands meet the restriction
  * engine: the connection (the client's name, then the client restrictions
  * without smtpd_delay_reject), HELO, MAIL, RCPT (with the implicit
- * reject_unlisted_* checks), DATA and end of data each start a job and give
+ * reject_unlisted_* checks), DATA, end of data and ETRN each start a job and give
  * it their continuation, called when the restrictions accept; a refusal is
  * answered here. And what the restrictions asked of the message (DISCARD,
  * HOLD, PREPEND, FILTER). */
@@ -217,6 +217,38 @@ void smtpd_check_verify(struct smtpd_session *s, const char *address)
     struct smtpd_check_job *j = smtpd_check_job_new(s, verify_finish);
     j->rcpt = xstrdup(address);
     smtpd_check_job_run(j);
+}
+
+/* ---- ETRN ---- */
+
+static void etrn_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
+{
+    if (r == CHK_REJECT)
+        smtpd_session_reply(j->s, j->reply.code, "%s", j->reply.text);
+    else
+        j->etrn_next(j->s, j->arg);
+}
+
+/* As Postfix: with smtpd_delay_reject the client and HELO restrictions are
+ * evaluated first (the client may not have been checked yet), then
+ * smtpd_etrn_restrictions with the domain as the name in replies. */
+bool smtpd_check_etrn_wait(struct smtpd_session *s, const char *domain,
+                           void (*next)(struct smtpd_session *s, const char *domain))
+{
+    bool delayed = smtpd_check_cfg.delay_reject
+                   && (!list_empty(STAGE_CONNECT) || !list_empty(STAGE_HELO));
+    if (!delayed && list_empty(STAGE_ETRN))
+        return false;
+    struct smtpd_check_job *j = smtpd_check_job_new(s, etrn_finish);
+    j->etrn_next = next;
+    j->arg = xstrdup(domain);
+    if (delayed) {
+        smtpd_check_job_add(j, STAGE_CONNECT);
+        smtpd_check_job_add(j, STAGE_HELO);
+    }
+    smtpd_check_job_add(j, STAGE_ETRN);
+    smtpd_check_job_run(j);
+    return true;
 }
 
 /* ---- DATA and end of data ---- */

@@ -1,6 +1,6 @@
 /* smtpd_check_config.c: the configuration of smtpd's restriction engine:
  * the restriction lists (smtpd_client_, _helo_, _sender_, _relay_,
- * _recipient_, _data_ and _end_of_data_restrictions, and the classes of
+ * _recipient_, _data_, _end_of_data_ and _etrn_restrictions, and the classes of
  * smtpd_restriction_classes) compiled once from main.cf, the tables they
  * name opened once, the reply codes, and the resolver. The evaluation is in
  * smtpd_check_engine.c, the commands' entry points in smtpd_check_command.c. */
@@ -31,7 +31,7 @@ static size_t nclasses;
 static const char *const stage_params[STAGE_COUNT] = {
     "smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
     "smtpd_relay_restrictions", "smtpd_recipient_restrictions", "smtpd_data_restrictions",
-    "smtpd_end_of_data_restrictions",
+    "smtpd_end_of_data_restrictions", "smtpd_etrn_restrictions",
 };
 
 /* ---- compiling restriction lists ---- */
@@ -112,7 +112,7 @@ void smtpd_restriction_list_parse(struct smtpd_restriction_list *l, const char *
         } else {
             msg_warn("%s: unknown smtpd restriction: \"%s\"", param, words[i]);
         }
-        if (r.type >= R_CHECK_CLIENT_ACCESS && r.type <= R_CHECK_RCPT_ACCESS) {
+        if (r.type >= R_CHECK_CLIENT_ACCESS && r.type <= R_CHECK_ETRN_ACCESS) {
             r.map = open_table(r.arg, param);
             if (!r.map)
                 r.type = R_CONFIG_ERROR;

@@ -1,6 +1,6 @@
 /* smtpd_check_engine.c: the evaluation of smtpd's restrictions, with
- * Postfix's names and meaning: smtpd_client_, _helo_, _sender_, _relay_, _recipient_, _data_
- * and _end_of_data_restrictions, each a list evaluated in order until a
+ * Postfix's names and meaning: smtpd_client_, _helo_, _sender_, _relay_, _recipient_, _data_,
+ * _end_of_data_ and _etrn_restrictions, each a list evaluated in order until a
  * restriction permits (the list is done) or rejects (the command is
  * refused). With smtpd_delay_reject the client, HELO and sender lists run
  * at RCPT TO, so a reject line names the recipient. A restriction that must
@@ -189,6 +189,7 @@ const char *smtpd_check_reply_name(const struct smtpd_check_job *j)
     case STAGE_RELAY:
     case STAGE_RECIPIENT: return j->rcpt ? j->rcpt : "";
     case STAGE_DATA: return "DATA";
+    case STAGE_ETRN: return j->arg ? j->arg : "";
     default: return "END-OF-MESSAGE";
     }
 }
@@ -197,7 +198,7 @@ const char *smtpd_check_reply_class(const struct smtpd_check_job *j)
 {
     static const char *const names[STAGE_COUNT] = {
         "Client host", "Helo command", "Sender address", "Recipient address",
-        "Recipient address", "Data command", "End-of-data",
+        "Recipient address", "Data command", "End-of-data", "Etrn command",
     };
     return names[j->stage];
 }

@@ -1,6 +1,6 @@
-/* smtpd_commands.c: the SMTP commands other than DATA and BDAT: HELO, EHLO,
- * MAIL, RCPT (with the relay check), RSET, NOOP, QUIT, VRFY, HELP and the
- * refusals for EXPN, ETRN, TURN and anything unknown. Reply texts follow
+/* smtpd_commands.c: the SMTP commands other than DATA, BDAT and ETRN
+ * (smtpd_etrn.c): HELO, EHLO, MAIL, RCPT (with the relay check), RSET, NOOP,
+ * QUIT, VRFY, EXPN, HELP and the refusals for TURN and anything unknown. Reply texts follow
  * Postfix so that administrators and their tools recognize them. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +41,7 @@ static void ehlo_reply(struct smtpd_session *s)
         sb_appends(&r, "SIZE\n");
     if (!smtpd_cfg.disable_vrfy)
         sb_appends(&r, "VRFY\n");
+    sb_appends(&r, "ETRN\n");
     if (smtpd_tls_server_level() != TLS_NONE && smtpd_tls_server_available() && !s->tls_active)
         sb_appends(&r, "STARTTLS\n");
     smtpd_sasl_ehlo_keywords(s, &r);
@@ -233,9 +234,8 @@ static void simple_command(struct smtpd_session *s, enum smtp_verb v, const char
         return;
     case SMTP_HELP:
         smtpd_session_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
-                            "EXPN HELP STARTTLS");
+                            "EXPN ETRN HELP STARTTLS");
         return;
-    case SMTP_ETRN:
     case SMTP_TURN:
         smtpd_session_reply(s, 502, "5.5.1 Error: command not implemented");
         return;
@@ -288,6 +288,7 @@ void smtpd_command_dispatch(struct smtpd_session *s, const char *line, size_t le
     case SMTP_BDAT: smtpd_bdat_command(s, arg); break;
     case SMTP_VRFY: vrfy_command(s, "VRFY", arg); break;
     case SMTP_EXPN: vrfy_command(s, "EXPN", arg); break;
+    case SMTP_ETRN: smtpd_etrn_command(s, arg); break;
     case SMTP_STARTTLS: smtpd_starttls_command(s, arg); break;
     case SMTP_UNKNOWN: unknown_command(s, line, len); break;
     default: simple_command(s, v, arg); break;

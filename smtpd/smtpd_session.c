@@ -393,6 +393,7 @@ static void session_free(struct smtpd_session *s)
     smtpd_limits_session_end(s);
     smtpd_session_mail_reset(s);
     smtpd_check_session_end(s);
+    smtpd_etrn_session_end(s);
     smtpd_sasl_session_end(s);
     if (s->tarpit_ev)
         event_free(s->tarpit_ev);

@@ -176,6 +176,14 @@ static void check_lists(struct check_state *cs)
         if (domains_check(domain_lists[i], &err) < 0)
             list_problem(cs, sb_str(&err), false);
     }
+    /* the flush service's own list (flush/flush.c): ETRN for its domains
+     * answers 458 while it cannot be used */
+    sb_reset(&err);
+    struct match_list *ff = match_list_open("fast_flush_domains", cfg_str(P_fast_flush_domains),
+                                            MATCH_DOMAINS, MATCH_F_PARENT, &err);
+    if (!ff)
+        list_problem(cs, sb_str(&err), false);
+    match_list_free(ff);
     for (size_t i = 0; i < sizeof(network_lists) / sizeof(network_lists[0]); i++) {
         const char *name = param_table()[network_lists[i]].name;
         sb_reset(&err);
@@ -264,7 +272,7 @@ static void check_chroot_service(struct check_state *cs, const struct master_ser
     static const enum param_id smtpd_params[] = {
         P_smtpd_milters, P_smtpd_client_restrictions, P_smtpd_helo_restrictions,
         P_smtpd_sender_restrictions, P_smtpd_relay_restrictions, P_smtpd_recipient_restrictions,
-        P_smtpd_data_restrictions, P_smtpd_end_of_data_restrictions,
+        P_smtpd_data_restrictions, P_smtpd_end_of_data_restrictions, P_smtpd_etrn_restrictions,
     };
     if (strcmp(svc->command, "local") == 0) {
         fprintf(cs->out, "tern: warning: %s/master.cf:%d: service %s: local delivers as each "

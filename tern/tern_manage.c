@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "safe_open.h"
+#include "queue_flush.h"
 #include "strbuf.h"
 #include "tern.h"
 #include "tern_queue.h"
@@ -54,14 +54,13 @@ static void remove_logs(const char *id)
     unlink(path);
 }
 
-/* A message outside active/ opened to set its times: a plain file of
- * mail_owner's (the uid tern_queue_enter() made us) with one link, reached
- * without following a link. -1 with errno ENOENT when it has gone (look
- * again); other failures are printed, with errno 0. */
+/* A message outside active/ opened to set its times (lib/global/queue_flush.h).
+ * -1 with errno ENOENT when it has gone (look again); other failures are
+ * printed, with errno 0. */
 static int open_due(const char *path, const char *id, enum op op)
 {
     struct strbuf err = STRBUF_INIT(1024);
-    int fd = safe_open(path, O_RDONLY, 0, geteuid(), NULL, &err);
+    int fd = queue_due_open(path, &err);
     if (fd < 0 && errno != ENOENT) {
         fprintf(stderr, "tern %s: %s: %s; not a queue file of Tern's, left alone\n",
                 ops[op].name, id, sb_str(&err));
@@ -69,18 +68,6 @@ static int open_due(const char *path, const char *id, enum op op)
     }
     sb_free(&err);
     return fd;
-}
-
-/* Make a message due now: qmgr takes a deferred file's mtime as the time
- * of its next attempt. The times are set on the descriptor, so a link put
- * in the file's place meanwhile is never followed. */
-static int set_due(int fd)
-{
-    int rc = futimens(fd, NULL);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
 }
 
 /* Move a file now due: into deferred/ with mtime now. */
@@ -95,7 +82,7 @@ static int move_due(const char *from, const char *to, const char *id, enum op op
         errno = saved;
         return -1;
     }
-    return set_due(fd);
+    return queue_due_set(fd);
 }
 
 /* Move a message outside qmgr's hands into another queue directory (into
@@ -156,7 +143,7 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
         if (s != QS_DEFERRED)
             return 1;                 /* incoming and active are on their way already */
         int fd = open_due(from, id, r->op);
-        if (fd < 0 || set_due(fd) < 0)
+        if (fd < 0 || queue_due_set(fd) < 0)
             return errno == ENOENT ? -1 : -2;
         r->wake_deferred = true;
         return 1;

@@ -16,6 +16,7 @@
 #include "attr.h"
 #include "config.h"
 #include "log.h"
+#include "queue_flush.h"
 #include "server.h"
 #include "strbuf.h"
 #include "tern.h"
@@ -137,19 +138,8 @@ int tern_queue_ask_qmgr(const char *op, const char *id)
 
 void tern_queue_wake_qmgr(const char *queue)
 {
-    if (!tern_queue_tern_running())
-        return;
-    int fd = qmgr_connect();
-    if (fd < 0)
-        return;
-    struct strbuf out = STRBUF_INIT(QMGR_REPLY_LIMIT);
-    struct attr_writer w;
-    attr_begin(&w, &out);
-    attr_put_str(&w, "wakeup", queue);
-    if (attr_end(&w) == 0)
-        (void)attr_write(fd, &out, QMGR_TIMEOUT);
-    close(fd);
-    sb_free(&out);
+    if (tern_queue_tern_running())
+        (void)queue_wake_qmgr(queue);
 }
 
 void tern_queue_log(const char *fmt, ...)

@@ -144,41 +144,54 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* One state's messages in ID order; true when fn asked to stop. */
+static bool walk_state(enum queue_state s, int (*fn)(struct queued *q, void *ctx), void *ctx,
+                       struct strbuf *err)
+{
+    DIR *d = opendir(states[s].dir);
+    if (!d)
+        return false;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!queue_id_valid(de->d_name))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            names = xrealloc(names, cap * sizeof(*names));
+        }
+        names[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (n > 1)          /* names is NULL for an empty directory */
+        qsort(names, n, sizeof(*names), compare_names);
+    bool stop = false;
+    for (size_t i = 0; i < n; i++) {
+        struct queued q;
+        if (!stop && load(&q, names[i], s, err) == 0) {
+            stop = fn(&q, ctx) != 0;
+            queued_free(&q);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return stop;
+}
+
 void queue_walk(int (*fn)(struct queued *q, void *ctx), void *ctx)
 {
     struct strbuf err = STRBUF_INIT(1024);
-    for (int s = 0; s < QS_COUNT; s++) {
-        DIR *d = opendir(states[s].dir);
-        if (!d)
-            continue;
-        char **names = NULL;
-        size_t n = 0, cap = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (!queue_id_valid(de->d_name))
-                continue;
-            if (n == cap) {
-                cap = cap ? 2 * cap : 64;
-                names = xrealloc(names, cap * sizeof(*names));
-            }
-            names[n++] = xstrdup(de->d_name);
-        }
-        closedir(d);
-        if (n > 1)          /* names is NULL for an empty directory */
-            qsort(names, n, sizeof(*names), compare_names);
-        bool stop = false;
-        for (size_t i = 0; i < n; i++) {
-            struct queued q;
-            if (!stop && load(&q, names[i], (enum queue_state)s, &err) == 0) {
-                stop = fn(&q, ctx) != 0;
-                queued_free(&q);
-            }
-            free(names[i]);
-        }
-        free(names);
-        if (stop)
+    for (int s = 0; s < QS_COUNT; s++)
+        if (walk_state((enum queue_state)s, fn, ctx, &err))
             break;
-    }
+    sb_free(&err);
+}
+
+void queue_walk_state(enum queue_state s, int (*fn)(struct queued *q, void *ctx), void *ctx)
+{
+    struct strbuf err = STRBUF_INIT(1024);
+    walk_state(s, fn, ctx, &err);
     sb_free(&err);
 }
 

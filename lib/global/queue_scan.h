@@ -44,6 +44,8 @@ bool queue_filter_match(const struct queue_filter *f, const struct queued *q);
 /* Call fn for every readable message, in ID (arrival) order. fn returns 0
  * to go on. Messages that vanish while being read are skipped. */
 void queue_walk(int (*fn)(struct queued *q, void *ctx), void *ctx);
+/* The same for the messages of one state only. */
+void queue_walk_state(enum queue_state s, int (*fn)(struct queued *q, void *ctx), void *ctx);
 /* Find and load one message. 0 found, -1 not found (or unreadable: err). */
 int queue_find(const char *id, struct queued *q, struct strbuf *err);
 void queued_free(struct queued *q);

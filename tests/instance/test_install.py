@@ -36,7 +36,8 @@ class TestInstall(unittest.TestCase):
                      "usr/local/bin/sendmail", "usr/local/bin/mailq", "usr/local/bin/newaliases",
                      "usr/local/libexec/tern/pickup", "usr/local/libexec/tern/tern-drop",
                      "usr/local/libexec/tern/showq", "usr/local/libexec/tern/tern-mailq",
-                     "usr/local/share/man/man8/showq.8"):
+                     "usr/local/share/man/man8/showq.8", "usr/local/libexec/tern/flush",
+                     "usr/local/share/man/man8/flush.8"):
             self.assertIn(path, found)
         self.assertEqual(os.readlink(os.path.join(dest, "usr/local/bin/mailq")), "sendmail")
         # the logrotate file goes where logrotate reads it (prefix /usr/local)
