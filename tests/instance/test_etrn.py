@@ -186,13 +186,7 @@ class EtrnTest(unittest.TestCase):
         self.assertEqual(c2.cmd("ETRN flushme.example")[0], 250)
 
     def test_07_flush_service_gone_or_failing(self):
-        master_cf = os.path.join(self.inst.dir, "master.cf")
-        with open(master_cf) as f:
-            saved = f.read()
-        self.addCleanup(self.restore, saved)
-        with open(master_cf, "w") as f:
-            f.write("".join(l for l in saved.splitlines(True) if not l.startswith("flush ")))
-        self.inst.reload()
+        saved = self.without_flush_service()
         deadline = time.time() + 10
         c = self.client()
         while True:
@@ -218,13 +212,7 @@ class EtrnTest(unittest.TestCase):
         self.assertEqual(c.cmd("ETRN flushme.example")[0], 250)
 
     def test_08_flush_service_that_never_answers(self):
-        master_cf = os.path.join(self.inst.dir, "master.cf")
-        with open(master_cf) as f:
-            saved = f.read()
-        self.addCleanup(self.restore, saved)
-        with open(master_cf, "w") as f:
-            f.write("".join(l for l in saved.splitlines(True) if not l.startswith("flush ")))
-        self.inst.reload()
+        self.without_flush_service()
         path = os.path.join(self.inst.queue_dir, "private", "flush")
         deadline = time.time() + 10
         while os.path.lexists(path) and time.time() < deadline:
@@ -252,6 +240,18 @@ class EtrnTest(unittest.TestCase):
         self.assertEqual(p.read_reply(timeout=10)[0], 458)
         self.assertEqual(p.read_reply(timeout=10)[0], 250)
         self.inst.wait_log(r"disconnect from \S+ ehlo=1 etrn=0/1 quit=1 commands=2/3", timeout=10)
+
+    def without_flush_service(self):
+        """master.cf without its flush line, reloaded; returns the old text
+        (put back at the end of the test)."""
+        master_cf = os.path.join(self.inst.dir, "master.cf")
+        with open(master_cf) as f:
+            saved = f.read()
+        self.addCleanup(self.restore, saved)
+        with open(master_cf, "w") as f:
+            f.write("".join(l for l in saved.splitlines(True) if not l.startswith("flush ")))
+        self.inst.reload()
+        return saved
 
     def restore(self, saved):
         with open(os.path.join(self.inst.dir, "master.cf"), "w") as f:
