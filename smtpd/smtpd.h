@@ -163,6 +163,9 @@ void smtpd_session_start_greeting(struct smtpd_session *s);
 void smtpd_session_begin_command(struct smtpd_session *s, enum smtp_verb v);
 /* Queue a reply "CODE TEXT" (TEXT may hold "\n" for a multi-line reply).
  * Counts errors, applies the error delay and the hard error limit. */
+/* smtpd_helo_required: false, after the 503 reply, when HELO/EHLO is
+ * required and has not been given (MAIL and ETRN ask this first). */
+bool smtpd_helo_given(struct smtpd_session *s);
 void smtpd_session_reply(struct smtpd_session *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Queue the final reply and close once it is written. */

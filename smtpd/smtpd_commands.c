@@ -95,14 +95,21 @@ static struct smtp_parse_opts parse_opts(void)
     return o;
 }
 
+bool smtpd_helo_given(struct smtpd_session *s)
+{
+    if (smtpd_cfg.helo_required && !s->helo_name) {
+        smtpd_session_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
+        return false;
+    }
+    return true;
+}
+
 static void mail_command(struct smtpd_session *s, const char *arg)
 {
     struct smtp_parse_opts o = parse_opts();
     struct smtp_parse_error err;
-    if (smtpd_cfg.helo_required && !s->helo_name) {
-        smtpd_session_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
+    if (!smtpd_helo_given(s))
         return;
-    }
     if (s->in_mail) {
         smtpd_session_reply(s, 503, "5.5.1 Error: nested MAIL command");
         return;

@@ -189,10 +189,8 @@ static void etrn_permitted(struct smtpd_session *s, const char *domain)
 
 void smtpd_etrn_command(struct smtpd_session *s, const char *arg)
 {
-    if (smtpd_cfg.helo_required && !s->helo_name) {
-        smtpd_session_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
+    if (!smtpd_helo_given(s))
         return;
-    }
     if (s->in_mail) {
         smtpd_session_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
         return;

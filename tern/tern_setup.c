@@ -24,39 +24,38 @@
 #define TERN_PKGDATADIR "/usr/local/share/tern"
 #endif
 
+static bool group_exists(const char *name) { return getgrnam(name) != NULL; }
+static bool user_exists(const char *name) { return getpwnam(name) != NULL; }
+
+/* Run groupadd or useradd for name; a failure is fine when another tern
+ * init made the account meanwhile. */
+static int create_account(const char *const *args, const char *what, const char *name,
+                          bool (*exists)(const char *))
+{
+    int rc = tern_run(args);
+    if (rc != 0 && !exists(name)) {
+        fprintf(stderr, "tern: cannot create %s %s (%s failed)\n", what, name, args[0]);
+        return -1;
+    }
+    if (rc == 0)
+        printf("tern: created %s %s\n", what, name);
+    return 0;
+}
+
 int tern_ensure_group(const char *group)
 {
-    if (!getgrnam(group)) {
-        const char *args[] = { "groupadd", "--system", group, NULL };
-        /* a failure is fine when another tern init made it meanwhile */
-        int rc = tern_run(args);
-        if (rc != 0 && !getgrnam(group)) {
-            fprintf(stderr, "tern: cannot create group %s (groupadd failed)\n", group);
-            return -1;
-        }
-        if (rc == 0)
-            printf("tern: created group %s\n", group);
-    }
-    return 0;
+    const char *args[] = { "groupadd", "--system", group, NULL };
+    return group_exists(group) ? 0 : create_account(args, "group", group, group_exists);
 }
 
 int tern_ensure_accounts(const char *owner, const char *group)
 {
     if (tern_ensure_group(group) < 0)
         return -1;
-    if (!getpwnam(owner)) {
-        const char *args[] = { "useradd", "--system", "--user-group", "--no-create-home",
-                               "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                               "--comment", "Tern mail system", owner, NULL };
-        int rc = tern_run(args);
-        if (rc != 0 && !getpwnam(owner)) {
-            fprintf(stderr, "tern: cannot create user %s (useradd failed)\n", owner);
-            return -1;
-        }
-        if (rc == 0)
-            printf("tern: created user %s\n", owner);
-    }
-    return 0;
+    const char *args[] = { "useradd", "--system", "--user-group", "--no-create-home",
+                           "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                           "--comment", "Tern mail system", owner, NULL };
+    return user_exists(owner) ? 0 : create_account(args, "user", owner, user_exists);
 }
 
 /* Copy a default configuration file unless the administrator has one. */
