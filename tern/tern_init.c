@@ -193,7 +193,8 @@ static void format_master_cf(struct strbuf *out, long port)
         "smtp           unix  -       -       n       -       -       smtp\n"
         "relay          unix  -       -       n       -       -       smtp\n"
         "anvil          unix  -       -       n       -       1       anvil\n"
-        "showq          unix  n       -       n       -       -       showq\n",
+        "showq          unix  n       -       n       -       -       showq\n"
+        "proxymap       unix  -       -       n       -       -       proxymap\n",
         port);
 }
 
