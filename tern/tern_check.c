@@ -16,6 +16,7 @@
 #include "mastercf.h"
 #include "match_list.h"
 #include "milter.h"
+#include "proxy_proto.h"
 #include "queue.h"
 #include "server.h"
 #include "strbuf.h"
@@ -483,6 +484,56 @@ static void check_syscall_filter(struct check_state *cs)
     sb_free(&why);
 }
 
+/* ---- proxy: tables ---- */
+
+struct proxy_check {
+    struct check_state *cs;
+    struct proxy_allowed *allowed;
+    char **seen;            /* tables already reported, or found allowed */
+    size_t nseen;
+};
+
+/* Every proxy:TYPE:NAME word in the value of a parameter set in main.cf
+ * must be allowed by proxy_read_maps: proxymap refuses the others, and
+ * their lookups fail (the mail they decide waits). */
+static void check_proxy_param(const char *name, const char *raw, void *ctx)
+{
+    struct proxy_check *pc = ctx;
+    const char *value = strcmp(name, "proxy_read_maps") == 0 ? NULL : cfg_get(name);
+    if (!value || !strstr(value, "proxy:"))
+        return;
+    size_t n;
+    char **words = cfg_list_split(value, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(words[i], "proxy:", 6) != 0)
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < pc->nseen && !seen; j++)
+            seen = strcmp(pc->seen[j], words[i]) == 0;
+        if (seen)
+            continue;
+        pc->seen = xrealloc(pc->seen, (pc->nseen + 1) * sizeof(char *));
+        pc->seen[pc->nseen++] = xstrdup(words[i]);
+        if (proxy_allowed_has(pc->allowed, words[i] + 6))
+            continue;
+        fprintf(pc->cs->out, "tern: warning: %s/main.cf: %s names %s, which proxy_read_maps "
+                "does not list: the proxymap service will refuse it and its lookups will fail "
+                "(add %s to proxy_read_maps)\n", cfg_confdir(), name, words[i], words[i]);
+        pc->cs->warnings++;
+    }
+    cfg_list_free(words, n);
+}
+
+static void check_proxy_tables(struct check_state *cs)
+{
+    struct proxy_check pc = { cs, proxy_allowed_open(cfg_str(P_proxy_read_maps)), NULL, 0 };
+    cfg_each_set(check_proxy_param, &pc);
+    for (size_t i = 0; i < pc.nseen; i++)
+        free(pc.seen[i]);
+    free(pc.seen);
+    proxy_allowed_free(pc.allowed);
+}
+
 int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
 {
     struct check_state cs = { out, 0, 0 };
@@ -492,6 +543,7 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
         check_syscall_filter(&cs);
     }
     check_lists(&cs);
+    check_proxy_tables(&cs);
     check_milters(&cs);
     check_services(&cs);
     check_spool(&cs);
