@@ -199,7 +199,7 @@ struct proxy_allowed *proxy_allowed_open(const char *value)
     for (size_t i = 0; i < n; i++) {
         const char *table = words[i] + 6;
         if (strncmp(words[i], "proxy:", 6) != 0 || !proxy_table_ok(table)
-            || proxy_allowed_has(a, table))
+            || strncmp(table, "proxy:", 6) == 0 || proxy_allowed_has(a, table))
             continue;
         a->tables[a->n++] = xstrdup(table);
     }
