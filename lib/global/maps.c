@@ -150,6 +150,11 @@ bool map_type_known(const char *type, size_t tlen)
     return map_type_of(type, tlen) != NULL;
 }
 
+const char *map_spec_inner(const char *spec)
+{
+    return strncmp(spec, "proxy:", 6) == 0 ? spec + 6 : spec;
+}
+
 static bool proxy_direct;
 
 void maps_proxy_direct(void)

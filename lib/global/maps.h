@@ -42,6 +42,10 @@ const char *map_spec(const struct map *m);
  * as Postfix's daemons do. Looks at the files at most once per second. */
 bool maps_changed(void);
 
+/* The table spec names with any proxy: prefix taken off: its users treat
+ * proxy:pcre:/x as the pcre: table it is (keys are matched as patterns). */
+const char *map_spec_inner(const char *spec);
+
 /* From now on, this process opens each proxy:TYPE:NAME table as TYPE:NAME
  * itself, as Postfix's local delivery agent does: its tables' answers
  * (commands, files, addresses run or written with a user's privileges)

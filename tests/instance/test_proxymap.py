@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import struct
 import sys
 import tempfile
@@ -305,9 +306,12 @@ class TestProxymap(unittest.TestCase):
         self.assertEqual(self.rcpt(inst, "alice@example.com")[0], 250)
 
         # proxymap restarted: the broken connection is opened again at once
-        for pid in self.proxymap_pids(inst):
+        old = self.proxymap_pids(inst)
+        for pid in old:
             os.kill(pid, signal.SIGTERM)
-        time.sleep(0.5)
+        deadline = time.time() + 10
+        while time.time() < deadline and set(old) & set(self.proxymap_pids(inst)):
+            time.sleep(0.05)
         self.assertEqual(self.rcpt(inst, "user1@example.com")[0], 250)
         inst.wait_log(r"connection to the proxymap service lost; asking again")
 
@@ -367,6 +371,90 @@ class TestProxymap(unittest.TestCase):
         self.assertNotRegex(log, r"status=bounced")
         self.assertNotIn("sender non-delivery notification", log)
         self.assertNotRegex(log, r"signal|SIGSYS|killed")
+
+
+def smtp_rcpt(port, to, source=None):
+    """(code, text) of RCPT TO in a fresh session from source."""
+    with harness.RawSession(port, source=source, timeout=30) as s:
+        s.send(b"EHLO client.test\r\n")
+        s.read_reply()
+        s.send(b"MAIL FROM:<sender@client.test>\r\n")
+        s.read_reply()
+        s.send(("RCPT TO:<%s>\r\n" % to).encode())
+        code, lines = s.read_reply()[:2]
+        s.send(b"QUIT\r\n")
+        return code, " ".join(lines)
+
+
+class TestProxyTypes(unittest.TestCase):
+    """Tables of other types behind proxy:, wherever main.cf takes a table:
+    a network list (cidr:), a domain list (texthash:), recipient tables
+    (hash:), an access table (sqlite:), and patterns (pcre:) in a domain
+    list, which stay patterns behind proxy:."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tern-proxytypes-", dir="/tmp")
+        os.chmod(self.tmp, 0o755)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+        return path
+
+    def test_every_place_a_table_is_taken(self):
+        nets = self.write("nets", "127.0.0.4/32 OK\n")
+        domains = self.write("domains", "local.test OK\n")
+        # a pattern is asked about the whole domain, never its parents
+        pattern = self.write("pattern", "/^pat[0-9]+\\.test$/ OK\n/^\\.test$/ OK\n")
+        rcpts = self.write("rcpts", "known@relay.test OK\n")
+        harness.tern("map", "build", "hash:" + rcpts)
+        db = os.path.join(self.tmp, "access.db")
+        con = sqlite3.connect(db)
+        con.executescript("CREATE TABLE access (k TEXT, v TEXT);"
+                          "INSERT INTO access VALUES ('blocked@relay.test', 'REJECT sqlite says no');")
+        con.commit()
+        con.close()
+        os.chmod(db, 0o644)
+        access = self.write("access.cf", "dbpath = %s\nquery = SELECT v FROM access WHERE k = '%%s'\n"
+                            % db)
+        inst = harness.Instance("proxytypes", main_cf={
+            "mynetworks": "proxy:cidr:" + nets,
+            "mydestination": "$myhostname, localhost, proxy:texthash:%s, proxy:pcre:%s"
+                             % (domains, pattern),
+            "relay_domains": "relay.test",
+            "relay_recipient_maps": "proxy:hash:" + rcpts,
+            "smtpd_recipient_restrictions": "check_recipient_access proxy:sqlite:" + access,
+        }, chroot=os.geteuid() == 0)
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        self.assertEqual(inst.tern("check", check=False).returncode, 0)
+        self.assertEqual(smtp_rcpt(inst.port, "known@relay.test")[0], 250)
+        code, text = smtp_rcpt(inst.port, "unknown@relay.test")
+        self.assertEqual(code, 550, text)
+        code, text = smtp_rcpt(inst.port, "blocked@relay.test")
+        self.assertEqual(code, 554, text)
+        self.assertIn("sqlite says no", text)
+        self.assertEqual(smtp_rcpt(inst.port, "anyone@local.test")[0], 250)
+        self.assertEqual(smtp_rcpt(inst.port, "anyone@pat42.test")[0], 250)
+        code, text = smtp_rcpt(inst.port, "anyone@other.test")
+        self.assertNotEqual(code, 250, text)
+        # relaying: only the client that proxy:cidr: lists is trusted
+        self.assertEqual(smtp_rcpt(inst.port, "x@elsewhere.test", source="127.0.0.4")[0], 250)
+        code, text = smtp_rcpt(inst.port, "x@elsewhere.test", source="127.0.0.1")
+        self.assertNotEqual(code, 250, text)
+        for spec, key, value in (("proxy:cidr:" + nets, "127.0.0.4", "OK"),
+                                 ("proxy:texthash:" + domains, "LOCAL.test", "OK"),
+                                 ("proxy:pcre:" + pattern, "pat7.test", "OK"),
+                                 ("proxy:hash:" + rcpts, "Known@Relay.test", "OK"),
+                                 ("proxy:sqlite:" + access, "blocked@relay.test",
+                                  "REJECT sqlite says no")):
+            r = inst.tern("map", "query", spec, key, check=False)
+            self.assertEqual((r.returncode, r.stdout.strip()), (0, value), spec + r.stderr)
+        self.assertEqual(len([1 for _, _, n in inst.processes() if n == "proxymap"]), 1)
+        self.assertNotRegex(inst.log_text(), r"warning|signal|SIGSYS")
 
 
 if __name__ == "__main__":
