@@ -524,10 +524,37 @@ static void check_proxy_param(const char *name, const char *raw, void *ctx)
     cfg_list_free(words, n);
 }
 
+/* Whether master.cf runs the proxymap service (unreadable: say nothing,
+ * check_services reports it). */
+static bool proxymap_in_master_cf(void)
+{
+    struct strbuf path = STRBUF_INIT(4096), err = STRBUF_INIT(4096);
+    struct master_service *svcs;
+    size_t n;
+    bool found = true;
+    sb_appendf(&path, "%s/master.cf", cfg_confdir());
+    if (mastercf_load(path.data, (int)cfg_int(P_default_process_limit), &svcs, &n, &err) == 0) {
+        found = false;
+        for (size_t i = 0; i < n && !found; i++)
+            found = svcs[i].kind == SVC_UNIX && svcs[i].private_ && strcmp(svcs[i].name, "proxymap") == 0
+                    && strcmp(svcs[i].command, "proxymap") == 0;
+        mastercf_free(svcs, n);
+    }
+    sb_free(&path);
+    sb_free(&err);
+    return found;
+}
+
 static void check_proxy_tables(struct check_state *cs)
 {
     struct proxy_check pc = { cs, proxy_allowed_open(cfg_str(P_proxy_read_maps)), NULL, 0 };
     cfg_each_set(check_proxy_param, &pc);
+    if (pc.nseen > 0 && !proxymap_in_master_cf()) {
+        fprintf(cs->out, "tern: warning: %s/main.cf names %s, but %s/master.cf has no proxymap "
+                "service: the lookups of proxy: tables will fail (add \"proxymap unix - - n - - "
+                "proxymap\")\n", cfg_confdir(), pc.seen[0], cfg_confdir());
+        cs->warnings++;
+    }
     for (size_t i = 0; i < pc.nseen; i++)
         free(pc.seen[i]);
     free(pc.seen);
@@ -566,7 +593,9 @@ int tern_cmd_check(int argc, char **argv)
         "  Entries of mydestination, relay_domains, virtual_alias_domains, mynetworks\n"
         "  and smtpd_client_event_limit_exceptions that cannot be used (a bad name or\n"
         "  network, a file or table that cannot be opened) are errors, and so is an\n"
-        "  unknown parameter within two edits of a known name (a likely misspelling)\n";
+        "  unknown parameter within two edits of a known name (a likely misspelling).\n"
+        "  A proxy: table that proxy_read_maps does not list, or without a proxymap\n"
+        "  service in master.cf, is a warning: its lookups would fail\n";
     tern_no_arguments(argc, argv, usage, "");
     tern_load_config();
     int warnings;

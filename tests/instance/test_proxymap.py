@@ -227,6 +227,8 @@ class TestProxymap(unittest.TestCase):
 
         # stopped, `tern map query proxy:...` says what to do instead
         inst.stop()
+        r = inst.tern("check", check=False)
+        self.assertNotIn("proxymap", r.stdout)
         r = inst.tern("map", "query", self.virtual, "user3@example.com", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("not running", r.stderr)
@@ -333,6 +335,9 @@ class TestProxymap(unittest.TestCase):
             lines = f.read().splitlines()
         with open(master_cf, "w") as f:
             f.write("\n".join(l for l in lines if not l.startswith("proxymap")) + "\n")
+        self.assertRegex(inst.tern("check", check=False).stdout,
+                         r"master.cf has no proxymap service: the lookups of proxy: tables "
+                         r"will fail")
         inst.reload()
         deadline = time.time() + 20
         while time.time() < deadline and os.path.exists(
