@@ -10,7 +10,10 @@ tern uid could) is refused; proxymap stopped, hung or restarted, and
 PostgreSQL stopped, make recipients wait with 4xx, nothing is lost or
 bounced, and everything works again once they are back. `tern map query
 proxy:...` asks the running service, and `tern check` names a proxy: table
-that proxy_read_maps leaves out."""
+that proxy_read_maps leaves out. cidr:, texthash:, pcre:, hash: and
+sqlite: tables work behind proxy: wherever main.cf takes a table, and an
+ldap: table behind proxy: leaves the smtpd processes without a connection
+to slapd (a real one, started by the test)."""
 import os
 import shutil
 import signal
@@ -460,6 +463,65 @@ class TestProxyTypes(unittest.TestCase):
             self.assertEqual((r.returncode, r.stdout.strip()), (0, value), spec + r.stderr)
         self.assertEqual(len([1 for _, _, n in inst.processes() if n == "proxymap"]), 1)
         self.assertNotRegex(inst.log_text(), r"warning|signal|SIGSYS")
+
+
+LDAP_SUFFIX = "dc=example,dc=org"
+LDAP_SKIP = dbservers.available_slapd()
+
+
+@unittest.skipIf(LDAP_SKIP, LDAP_SKIP or "")
+class TestProxyLdap(unittest.TestCase):
+    """relay_recipient_maps = proxy:ldap:...: the smtpd processes hold no
+    connection to slapd, proxymap holds one."""
+
+    def test_ldap_behind_proxy(self):
+        tmp = tempfile.mkdtemp(prefix="tern-proxyldap-", dir="/tmp")
+        os.chmod(tmp, 0o755)
+        self.addCleanup(shutil.rmtree, tmp, True)
+        ldap = dbservers.Slapd(LDAP_SUFFIX)
+        self.addCleanup(ldap.cleanup)
+        ldap.add("dn: ou=people,{s}\nobjectClass: organizationalUnit\nou: people\n\n"
+                 "dn: uid=bob,ou=people,{s}\nobjectClass: inetOrgPerson\nuid: bob\ncn: Bob\n"
+                 "sn: B\nmail: bob@example.org\n".format(s=LDAP_SUFFIX))
+        cf = os.path.join(tmp, "relay-ldap.cf")
+        with open(cf, "w") as f:
+            f.write("server_host = 127.0.0.1\nserver_port = %d\nversion = 3\nsearch_base = %s\n"
+                    "query_filter = (mail=%%s)\nresult_attribute = uid\n" % (ldap.port, LDAP_SUFFIX))
+        os.chmod(cf, 0o644)
+        inst = harness.Instance("proxyldap", main_cf={
+            "relay_domains": "example.org",
+            "relay_recipient_maps": "proxy:ldap:" + cf,
+            "smtpd_client_limit_per_process": "1",
+        }, chroot=os.geteuid() == 0)
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        sessions = [harness.RawSession(inst.port, timeout=30) for _ in range(4)]
+        try:
+            for s in sessions:
+                s.send(b"EHLO client.test\r\nMAIL FROM:<a@client.test>\r\n"
+                       b"RCPT TO:<bob@example.org>\r\nRCPT TO:<nobody@example.org>\r\n")
+                codes = [s.read_reply()[0] for _ in range(4)]
+                self.assertEqual(codes, [250, 250, 250, 550])
+            smtpds = [p for p, _, n in inst.processes() if n == "smtpd"]
+            self.assertGreaterEqual(len(smtpds), 2)
+            for pid in smtpds:
+                self.assertEqual(tcp_connections_to(pid, ldap.port), 0)
+            pids = [p for p, _, n in inst.processes() if n == "proxymap"]
+            self.assertEqual(len(pids), 1)
+            self.assertEqual(tcp_connections_to(pids[0], ldap.port), 1)
+        finally:
+            for s in sessions:
+                s.close()
+        r = inst.tern("map", "query", "proxy:ldap:" + cf, "BOB@example.org", check=False)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "bob"), r.stderr)
+        # slapd gone: 4xx; back: 250 on a connection proxymap opens again
+        ldap.stop()
+        try:
+            self.assertEqual(smtp_rcpt(inst.port, "bob@example.org")[0] // 100, 4)
+        finally:
+            ldap.start()
+        self.assertEqual(smtp_rcpt(inst.port, "bob@example.org")[0], 250)
+        self.assertNotRegex(inst.log_text(), r"signal|SIGSYS")
 
 
 if __name__ == "__main__":
