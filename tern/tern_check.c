@@ -536,7 +536,8 @@ static bool proxymap_in_master_cf(void)
     if (mastercf_load(path.data, (int)cfg_int(P_default_process_limit), &svcs, &n, &err) == 0) {
         found = false;
         for (size_t i = 0; i < n && !found; i++)
-            found = svcs[i].kind == SVC_UNIX && svcs[i].private_ && strcmp(svcs[i].name, "proxymap") == 0
+            found = svcs[i].kind == SVC_UNIX && svcs[i].private_
+                    && strcmp(svcs[i].name, "proxymap") == 0
                     && strcmp(svcs[i].command, "proxymap") == 0;
         mastercf_free(svcs, n);
     }
