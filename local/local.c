@@ -12,6 +12,7 @@
 #include "resolve.h"
 #include "local.h"
 #include "log.h"
+#include "maps.h"
 #include "server.h"
 #include "util.h"
 
@@ -93,5 +94,8 @@ int main(int argc, char **argv)
         .mode = SERVER_SINGLE, .serve = local_request_serve,
         .pre_init = local_pre_init, .post_init = local_post_init,
     };
+    /* aliases become commands and files run as a user: never taken from
+     * proxymap (a mail_owner process), as in Postfix */
+    maps_proxy_direct();
     server_main(argc, argv, "local", &ops);
 }

@@ -16,6 +16,7 @@
 #include "mastercf.h"
 #include "match_list.h"
 #include "milter.h"
+#include "proxy_proto.h"
 #include "queue.h"
 #include "server.h"
 #include "strbuf.h"
@@ -491,6 +492,84 @@ static void check_syscall_filter(struct check_state *cs)
     sb_free(&why);
 }
 
+/* ---- proxy: tables ---- */
+
+struct proxy_check {
+    struct check_state *cs;
+    struct proxy_allowed *allowed;
+    char **seen;            /* tables already reported, or found allowed */
+    size_t nseen;
+};
+
+/* Every proxy:TYPE:NAME word in the value of a parameter set in main.cf
+ * must be allowed by proxy_read_maps: proxymap refuses the others, and
+ * their lookups fail (the mail they decide waits). */
+static void check_proxy_param(const char *name, const char *raw, void *ctx)
+{
+    struct proxy_check *pc = ctx;
+    const char *value = strcmp(name, "proxy_read_maps") == 0 ? NULL : cfg_get(name);
+    if (!value || !strstr(value, "proxy:"))
+        return;
+    size_t n;
+    char **words = cfg_list_split(value, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(words[i], "proxy:", 6) != 0)
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < pc->nseen && !seen; j++)
+            seen = strcmp(pc->seen[j], words[i]) == 0;
+        if (seen)
+            continue;
+        pc->seen = xrealloc(pc->seen, (pc->nseen + 1) * sizeof(char *));
+        pc->seen[pc->nseen++] = xstrdup(words[i]);
+        if (proxy_allowed_has(pc->allowed, words[i] + 6))
+            continue;
+        fprintf(pc->cs->out, "tern: warning: %s/main.cf: %s names %s, which proxy_read_maps "
+                "does not list: the proxymap service will refuse it and its lookups will fail "
+                "(add %s to proxy_read_maps)\n", cfg_confdir(), name, words[i], words[i]);
+        pc->cs->warnings++;
+    }
+    cfg_list_free(words, n);
+}
+
+/* Whether master.cf runs the proxymap service (unreadable: say nothing,
+ * check_services reports it). */
+static bool proxymap_in_master_cf(void)
+{
+    struct strbuf path = STRBUF_INIT(4096), err = STRBUF_INIT(4096);
+    struct master_service *svcs;
+    size_t n;
+    bool found = true;
+    sb_appendf(&path, "%s/master.cf", cfg_confdir());
+    if (mastercf_load(path.data, (int)cfg_int(P_default_process_limit), &svcs, &n, &err) == 0) {
+        found = false;
+        for (size_t i = 0; i < n && !found; i++)
+            found = svcs[i].kind == SVC_UNIX && svcs[i].private_
+                    && strcmp(svcs[i].name, "proxymap") == 0
+                    && strcmp(svcs[i].command, "proxymap") == 0;
+        mastercf_free(svcs, n);
+    }
+    sb_free(&path);
+    sb_free(&err);
+    return found;
+}
+
+static void check_proxy_tables(struct check_state *cs)
+{
+    struct proxy_check pc = { cs, proxy_allowed_open(cfg_str(P_proxy_read_maps)), NULL, 0 };
+    cfg_each_set(check_proxy_param, &pc);
+    if (pc.nseen > 0 && !proxymap_in_master_cf()) {
+        fprintf(cs->out, "tern: warning: %s/main.cf names %s, but %s/master.cf has no proxymap "
+                "service: the lookups of proxy: tables will fail (add \"proxymap unix - - n - - "
+                "proxymap\")\n", cfg_confdir(), pc.seen[0], cfg_confdir());
+        cs->warnings++;
+    }
+    for (size_t i = 0; i < pc.nseen; i++)
+        free(pc.seen[i]);
+    free(pc.seen);
+    proxy_allowed_free(pc.allowed);
+}
+
 int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
 {
     struct check_state cs = { out, 0, 0 };
@@ -500,6 +579,7 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
         check_syscall_filter(&cs);
     }
     check_lists(&cs);
+    check_proxy_tables(&cs);
     check_milters(&cs);
     check_services(&cs);
     check_spool(&cs);
@@ -522,7 +602,9 @@ int tern_cmd_check(int argc, char **argv)
         "  Entries of mydestination, relay_domains, virtual_alias_domains, mynetworks\n"
         "  and smtpd_client_event_limit_exceptions that cannot be used (a bad name or\n"
         "  network, a file or table that cannot be opened) are errors, and so is an\n"
-        "  unknown parameter within two edits of a known name (a likely misspelling)\n";
+        "  unknown parameter within two edits of a known name (a likely misspelling).\n"
+        "  A proxy: table that proxy_read_maps does not list, or without a proxymap\n"
+        "  service in master.cf, is a warning: its lookups would fail\n";
     tern_no_arguments(argc, argv, usage, "");
     tern_load_config();
     int warnings;

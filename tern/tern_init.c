@@ -194,7 +194,8 @@ static void format_master_cf(struct strbuf *out, long port)
         "relay          unix  -       -       n       -       -       smtp\n"
         "anvil          unix  -       -       n       -       1       anvil\n"
         "showq          unix  n       -       n       -       -       showq\n"
-        "flush          unix  -       -       n       -       0       flush\n",
+        "flush          unix  -       -       n       -       0       flush\n"
+        "proxymap       unix  -       -       n       -       -       proxymap\n",
         port);
 }
 

@@ -47,11 +47,14 @@ static void map_help(void)
         "          the owner's privileges, so it stays theirs.\n"
         "    -a, --aliases  the source has aliases(5) syntax (\"name: value, value\")\n"
         "  query   look each KEY up, for every table type: hash, btree, pcre, regexp,\n"
-        "          texthash, inline, unix, cidr, static, sqlite, pgsql, ldap. With one\n"
+        "          texthash, inline, unix, cidr, static, sqlite, pgsql, ldap, proxy. With one\n"
         "          KEY the value is printed; with several, or with - (keys read from\n"
         "          standard input, one a line), \"KEY<tab>VALUE\" for each key found.\n"
         "          Keys of hash, btree, texthash, inline, sqlite, pgsql and ldap tables\n"
-        "          are case-insensitive.\n"
+        "          are case-insensitive. A proxy:TYPE:NAME table is asked of the running\n"
+        "          proxymap service, as the daemons ask it (so Tern must be running, and\n"
+        "          the table listed in proxy_read_maps); query TYPE:NAME to open the\n"
+        "          table directly.\n"
         "\n"
         "Exit status: build: 0, or 1 when a table could not be built (the reason, with\n"
         "FILE:LINE for a bad source line, on stderr); query: 0 every key found, 1 a key\n"
@@ -173,6 +176,22 @@ static int query_stdin(struct map *m)
     return rc;
 }
 
+/* A proxy: table is asked of the running proxymap service, as Postfix's
+ * postmap -q does, so the answer is the one the daemons get (with
+ * proxy_read_maps and the tables as proxymap opened them); that needs the
+ * instance's main.cf (queue_directory) and a running master. true, with
+ * the reason on stderr, when the service cannot be there. */
+static bool proxy_query_unreachable(const char *spec)
+{
+    tern_load_config();
+    if (tern_master_pid() > 0)
+        return false;
+    fprintf(stderr, "tern: %s: Tern is not running (configuration %s), so no proxymap "
+            "service answers proxy: tables; start it, or query %s to open the table "
+            "directly\n", spec, cfg_confdir(), spec + 6);
+    return true;
+}
+
 static int map_query_command(int argc, char **argv)
 {
     if (argc < 3) {
@@ -181,6 +200,11 @@ static int map_query_command(int argc, char **argv)
     }
     char *spec = table_spec(argv[1]);
     struct strbuf err = STRBUF_INIT(4096);
+    if (strncmp(spec, "proxy:", 6) == 0 && proxy_query_unreachable(spec)) {
+        sb_free(&err);
+        free(spec);
+        return 2;
+    }
     struct map *m = map_open(spec, &err);
     int rc = 0;
     if (!m) {

@@ -134,6 +134,7 @@ static const struct map_type {
     { "sqlite", map_sqlite_open },
     { "pgsql", map_pgsql_open },
     { "ldap", map_ldap_open },
+    { "proxy", map_proxy_open },
 };
 
 static const struct map_type *map_type_of(const char *spec, size_t tlen)
@@ -144,8 +145,27 @@ static const struct map_type *map_type_of(const char *spec, size_t tlen)
     return NULL;
 }
 
+bool map_type_known(const char *type, size_t tlen)
+{
+    return map_type_of(type, tlen) != NULL;
+}
+
+const char *map_spec_inner(const char *spec)
+{
+    return strncmp(spec, "proxy:", 6) == 0 ? spec + 6 : spec;
+}
+
+static bool proxy_direct;
+
+void maps_proxy_direct(void)
+{
+    proxy_direct = true;
+}
+
 struct map *map_open(const char *spec, struct strbuf *err)
 {
+    if (proxy_direct && strncmp(spec, "proxy:", 6) == 0 && strncmp(spec + 6, "proxy:", 6) != 0)
+        spec += 6;
     const char *colon = strchr(spec, ':');
     if (!colon || colon == spec || !colon[1]) {
         sb_appendf(err, "bad table name \"%.100s\": expected type:name", spec);

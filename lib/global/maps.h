@@ -2,7 +2,9 @@
  * (Berkeley DB files NAME.db built by `tern map build`), pcre: and regexp:
  * (PCRE2 pattern files), texthash: (a source file read into memory),
  * inline:{ key=value, { key = value with spaces } }, unix:passwd.byname,
- * and pgsql: and ldap: (a query file: pgsql_table(5), ldap_table(5)).
+ * pgsql: and ldap: (a query file: pgsql_table(5), ldap_table(5)), and
+ * proxy:TYPE:NAME (TYPE:NAME looked up by the proxymap service, which
+ * opens it once for every process: map_proxy.c).
  *
  * Keys of hash, btree, texthash and inline tables are case-folded to lower
  * case when built and when looked up. Source files follow postmap(1): "key
@@ -39,6 +41,16 @@ const char *map_spec(const struct map *m);
  * finishes its work and exits so that a fresh one reads the new tables,
  * as Postfix's daemons do. Looks at the files at most once per second. */
 bool maps_changed(void);
+
+/* The table spec names with any proxy: prefix taken off: its users treat
+ * proxy:pcre:/x as the pcre: table it is (keys are matched as patterns). */
+const char *map_spec_inner(const char *spec);
+
+/* From now on, this process opens each proxy:TYPE:NAME table as TYPE:NAME
+ * itself, as Postfix's local delivery agent does: its tables' answers
+ * (commands, files, addresses run or written with a user's privileges)
+ * must not come from a process of mail_owner's uid. */
+void maps_proxy_direct(void);
 
 /* Compile the source file NAME of "hash:NAME" or "btree:NAME" into NAME.db
  * (written under a temporary name, then renamed). With MAP_BUILD_ALIASES the

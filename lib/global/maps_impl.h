@@ -44,6 +44,9 @@ int map_static_open(struct map *m, struct strbuf *err);
 int map_sqlite_open(struct map *m, struct strbuf *err);
 int map_pgsql_open(struct map *m, struct strbuf *err);
 int map_ldap_open(struct map *m, struct strbuf *err);
+int map_proxy_open(struct map *m, struct strbuf *err);
+/* Whether the tlen bytes at type name a table type. */
+bool map_type_known(const char *type, size_t tlen);
 
 /* Logical lines of a table source file: blank lines and lines whose first
  * non-blank character is '#' are skipped, and a line that starts with white

@@ -56,6 +56,7 @@ static bool is_table(const char *word)
 /* Tables whose keys are patterns are asked about the whole name only. */
 static bool has_fixed_keys(const char *spec)
 {
+    spec = map_spec_inner(spec);
     return strncmp(spec, "pcre:", 5) != 0 && strncmp(spec, "regexp:", 7) != 0
            && strncmp(spec, "cidr:", 5) != 0;
 }

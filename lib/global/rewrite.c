@@ -87,6 +87,7 @@ static bool is_table(const char *word)
 
 static bool is_pattern(const char *spec)
 {
+    spec = map_spec_inner(spec);
     return strncmp(spec, "pcre:", 5) == 0 || strncmp(spec, "regexp:", 7) == 0;
 }
 

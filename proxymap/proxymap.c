@@ -1,0 +1,255 @@
+/* proxymap.c: the table lookup service that every process of the instance
+ * shares, like Postfix's proxymap(8): a process with a proxy:TYPE:NAME
+ * table (lib/global/map_proxy.c) asks here instead of opening TYPE:NAME
+ * itself, so that hundreds of smtpd sessions cost one PostgreSQL or LDAP
+ * connection, not one per process. One long-running event-driven process on
+ * private/proxymap, as mail_owner, answers {request=lookup, table, key}
+ * with {status, value} (lib/global/proxy_proto.h, doc/PROTOCOLS.md).
+ *
+ * It opens only the tables that proxy_read_maps names as proxy:TYPE:NAME,
+ * each once, at its first lookup, with mail_owner's privileges, and keeps
+ * it (and its server connection) open: a process of mail_owner's uid that
+ * asks for any other table, or a nested proxy: table, is refused and
+ * logged, so that it cannot make this process open files it would not
+ * otherwise open. Lookups are answered one at a time, in the order they
+ * arrive; a table whose file changes makes the process hand over to a
+ * fresh one, as every daemon does. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "attr.h"
+#include "config.h"
+#include "log.h"
+#include "maps.h"
+#include "proxy_proto.h"
+#include "server.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define PROXY_OUTPUT_HIGH (1024 * 1024)  /* a client this far behind is dropped */
+#define PROXY_BATCH 64                   /* requests answered per read event */
+#define PROXY_REOPEN_DELAY 5             /* seconds between attempts to open a table that failed */
+
+/* An allowed table, open or not yet. */
+struct proxy_table {
+    char *name;             /* TYPE:NAME */
+    struct map *map;        /* NULL until opened */
+    time_t failed_at;       /* the last attempt to open it failed then */
+};
+
+static struct {
+    struct proxy_allowed *allowed;
+    struct proxy_table *tables;
+    size_t ntables;
+} px;
+
+struct proxy_conn {
+    struct bufferevent *bev;
+    bool closing;           /* the last answer is on its way; then close */
+};
+
+static void conn_close(struct proxy_conn *c)
+{
+    bufferevent_free(c->bev);
+    free(c);
+    server_client_done();
+}
+
+/* The open table for an allowed name, opened now if need be; NULL when it
+ * cannot be opened (logged, tried again after PROXY_REOPEN_DELAY). */
+static struct map *table_get(const char *name)
+{
+    struct proxy_table *t = NULL;
+    for (size_t i = 0; i < px.ntables && !t; i++)
+        if (strcmp(px.tables[i].name, name) == 0)
+            t = &px.tables[i];
+    if (!t) {
+        /* bounded: only names of proxy_read_maps come here */
+        px.tables = xrealloc(px.tables, (px.ntables + 1) * sizeof(*px.tables));
+        t = &px.tables[px.ntables++];
+        memset(t, 0, sizeof(*t));
+        t->name = xstrdup(name);
+    }
+    if (t->map)
+        return t->map;
+    time_t now = time(NULL);
+    if (t->failed_at && now - t->failed_at < PROXY_REOPEN_DELAY)
+        return NULL;
+    struct strbuf err = STRBUF_INIT(4096);
+    t->map = map_open(name, &err);
+    if (!t->map) {
+        t->failed_at = now;
+        msg_warn("cannot open table %s: %s; its lookups fail until it can be opened", name,
+                 sb_str(&err));
+    } else {
+        msg_debug("opened table %s", name);
+    }
+    sb_free(&err);
+    return t->map;
+}
+
+/* The answer to one well-formed request. */
+static void proxy_answer(const struct proxy_request *req, struct strbuf *value,
+                         struct proxy_reply *rep)
+{
+    rep->value = "";
+    if (strncmp(req->table, "proxy:", 6) == 0) {
+        msg_warn("request for nested table %.200s refused: a proxy: table cannot be proxied "
+                 "again", req->table);
+        rep->status = PROXY_STAT_DENY;
+        return;
+    }
+    if (!proxy_allowed_has(px.allowed, req->table)) {
+        msg_warn("request for table %.200s refused: it is not in proxy_read_maps (add "
+                 "proxy:%.200s there if Tern's own tables name it)", req->table, req->table);
+        rep->status = PROXY_STAT_DENY;
+        return;
+    }
+    struct map *m = table_get(req->table);
+    if (!m) {
+        rep->status = PROXY_STAT_RETRY;
+        return;
+    }
+    int found = map_lookup(m, req->key, value);
+    msg_debug("%s: %.100s: %s", req->table, req->key,
+              found > 0 ? "found" : found == 0 ? "not found" : "lookup failed");
+    if (found > 0 && value->len > PROXY_VALUE_MAX) {
+        msg_warn("%s: the value of \"%.100s\" is longer than %d bytes: lookup failed",
+                 req->table, req->key, PROXY_VALUE_MAX);
+        found = -1;
+    }
+    rep->status = found > 0 ? PROXY_STAT_OK : found == 0 ? PROXY_STAT_NOKEY : PROXY_STAT_RETRY;
+    if (found > 0)
+        rep->value = sb_str(value);
+}
+
+/* One request frame: its answer queued; false when the connection is to
+ * be closed once that answer is sent. */
+static bool conn_request(struct proxy_conn *c, const char *frame, size_t len)
+{
+    struct proxy_request req;
+    struct proxy_reply rep = { PROXY_STAT_BAD, "" };
+    struct strbuf value = STRBUF_INIT(PROXY_VALUE_MAX + 1);
+    const char *why = NULL;
+    bool ok = proxy_decode_request(frame, len, &req, &why) == 0;
+    if (ok)
+        proxy_answer(&req, &value, &rep);
+    else
+        msg_warn("malformed request from a client: %s; closing its connection", why);
+    struct strbuf out = STRBUF_INIT(PROXY_FRAME_LIMIT);
+    if (proxy_encode_reply(&out, &rep) < 0 || bufferevent_write(c->bev, out.data, out.len) < 0)
+        ok = false;
+    sb_free(&out);
+    sb_free(&value);
+    return ok;
+}
+
+/* The last answer has been sent: close. */
+static void conn_write_done(struct bufferevent *bev, void *arg)
+{
+    struct proxy_conn *c = arg;
+    if (c->closing)
+        conn_close(c);
+}
+
+/* Stop reading, send what is queued, then close. */
+static void conn_finish(struct proxy_conn *c)
+{
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_close(c);
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+    struct proxy_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->closing)
+        return;
+    for (int n = 0; n < PROXY_BATCH; n++) {
+        size_t avail = evbuffer_get_length(in);
+        size_t look = avail < PROXY_FRAME_LIMIT + 4 ? avail : PROXY_FRAME_LIMIT + 4;
+        ssize_t size = attr_frame_size(evbuffer_pullup(in, (ssize_t)look), look, PROXY_FRAME_LIMIT);
+        if (size < 0) {
+            msg_warn("oversized request from a client; closing its connection");
+            conn_close(c);
+            return;
+        }
+        if (size == 0)
+            return;         /* the rest is on its way */
+        char *frame = xmalloc((size_t)size);
+        evbuffer_remove(in, frame, (size_t)size);
+        bool ok = conn_request(c, frame, (size_t)size);
+        free(frame);
+        if (!ok) {
+            conn_finish(c);
+            return;
+        }
+        if (evbuffer_get_length(bufferevent_get_output(bev)) > PROXY_OUTPUT_HIGH) {
+            msg_warn("a client does not read its answers; closing its connection");
+            conn_close(c);
+            return;
+        }
+    }
+    /* More may be buffered: come back after the other clients had a turn. */
+    if (evbuffer_get_length(in) > 0)
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    conn_close(arg);
+}
+
+static void proxymap_accept(int fd, struct event_base *base)
+{
+    struct proxy_conn *c = xcalloc(1, sizeof(*c));
+    c->bev = server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!c->bev) {
+        free(c);
+        return;
+    }
+    struct strbuf hello = STRBUF_INIT(256);
+    struct attr_writer w;
+    attr_begin(&w, &hello);
+    attr_put_str(&w, "protocol", PROXY_PROTOCOL);
+    if (attr_end(&w) == 0)
+        bufferevent_write(c->bev, hello.data, hello.len);
+    sb_free(&hello);
+    bufferevent_setcb(c->bev, conn_read, conn_write_done, conn_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void proxymap_post_init(struct event_base *base)
+{
+    px.allowed = proxy_allowed_open(cfg_str(P_proxy_read_maps));
+    msg_debug("%zu table(s) allowed by proxy_read_maps", proxy_allowed_count(px.allowed));
+}
+
+static void proxymap_pre_exit(void)
+{
+    for (size_t i = 0; i < px.ntables; i++) {
+        map_close(px.tables[i].map);
+        free(px.tables[i].name);
+    }
+    free(px.tables);
+    px.tables = NULL;
+    px.ntables = 0;
+    proxy_allowed_free(px.allowed);
+    px.allowed = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_ops ops = {
+        .mode = SERVER_EVENT, .accept_event = proxymap_accept,
+        .post_init = proxymap_post_init, .pre_exit = proxymap_pre_exit,
+    };
+    server_main(argc, argv, "proxymap", &ops);
+}
