@@ -87,6 +87,10 @@ class TestSpoolAttacks(HostileTestCase):
         self.assertTrue(stat.S_ISREG(st.st_mode))
         self.assertEqual(st.st_uid, pwd.getpwnam(VICTIM).pw_uid)
         self.assertEqual(stat.S_IMODE(st.st_mode) & 0o077 & ~0o060, 0)
+        # the content is visible before local takes its lock away
+        deadline = time.time() + 10
+        while os.path.exists(self.box + ".lock") and time.time() < deadline:
+            time.sleep(0.05)
         self.assertFalse(os.path.exists(self.box + ".lock"), "dot-lock left behind")
 
     def test_spool_mode(self):
