@@ -47,6 +47,7 @@ refused at RCPT with 451 4.6.0 where Postfix answers 451 4.6.0 after DATA.
 Either way the mail is not taken and the sender is told."""
 import mailbox
 import os
+import re
 import shutil
 import smtplib
 import subprocess
@@ -343,6 +344,8 @@ class TestCheck(unittest.TestCase):
                          for l in out.splitlines() if "unknown parameter" in l)
         self.assertEqual(unknown, sorted(UNSUPPORTED), out)
         for line in out.splitlines():
+            if re.match(r"tern: \d+ warning\(s\)$", line):
+                continue
             if "warning" in line and "unknown parameter" not in line:
                 # the only other warnings tern check may give here are about
                 # the build tree's programs not being installed set-group-ID
@@ -480,6 +483,13 @@ REFUSED = [
      "5.1.1 <info@sub.example-shop.net>: Recipient address rejected: User unknown in relay recipient table"),
     ("someone@elsewhere.example.net", OUTSIDE, 554,
      "5.7.1 <someone@elsewhere.example.net>: Relay access denied"),
+    # mydestination and virtual_alias_domains do not match subdomains
+    ("asmith@sub.example.org", OUTSIDE, 554, "5.7.1 <asmith@sub.example.org>: Relay access denied"),
+    ("x@sub.example-labs.com", OUTSIDE, 554, "5.7.1 <x@sub.example-labs.com>: Relay access denied"),
+    # reject_non_fqdn_recipient
+    ("asmith", OUTSIDE, 504, "5.5.2 <asmith>: Recipient address rejected: need fully-qualified address"),
+    ("asmith@localhost", OUTSIDE, 504,
+     "5.5.2 <asmith@localhost>: Recipient address rejected: need fully-qualified address"),
     ("noreply@example.org", OUTSIDE, 554,
      "5.7.1 <noreply@example.org>: Recipient address rejected: this address does not receive mail"),
     ("all-staff@example.org", OUTSIDE, 554,
@@ -549,8 +559,9 @@ class TestSiteRouting(unittest.TestCase):
             box.close()
 
     def net_messages(self, sink, seq):
+        """What sink received of message seq (not the notices about it)."""
         marker = ("X-Seq: %s\r\n" % seq).encode()
-        return [m for m in list(sink.handler.messages) if marker in m[2]]
+        return [m for m in list(sink.handler.messages) if marker in m[2] and m[0] not in ("", "<>")]
 
     def destinations(self, seq):
         got = []
@@ -619,6 +630,47 @@ class TestSiteRouting(unittest.TestCase):
         self.assertIn(b"4.6.0", text)
         self.inst.wait_log(r"unreasonable virtual_alias_maps map nesting for list-a@example-labs\.com")
 
+    def test_bare_postmaster_from_anyone(self):
+        # RFC 5321 4.5.1: Postfix takes "postmaster" without a domain before
+        # any restriction (reject_non_fqdn_recipient, a client's REJECT);
+        # it becomes postmaster@$myorigin, an alias of root, of asmith
+        self.check_steps([("hash:aliases", "postmaster", "root"), ("hash:aliases", "root", "asmith")])
+        for i, (rcpt, source) in enumerate((("postmaster", OUTSIDE), ("PostMaster", QUARANTINED))):
+            with self.subTest(rcpt=rcpt, client=source):
+                self.send("pm%d" % i, [rcpt], source=source)
+                self.wait_destinations("pm%d" % i, ["mbox:asmith"])
+        with self.smtp(OUTSIDE) as s:
+            s.mail("partner@partner.example.net")
+            code, text = s.rcpt("postmaster+x")       # only the bare name
+        self.assertEqual(code, 504, text)
+
+    def test_stale_alias_target_bounces_alone(self):
+        # the alias is listed, so RCPT is accepted (in Postfix too); the
+        # target that no longer exists bounces, the others get the mail
+        self.check_steps([("hash:virtual", "press@example.org",
+                           "cwong@example.org, agency@pr.example.net, jdoe@example.org"),
+                          ("hash:aliases", "jdoe", None)])
+        self.send("stale", ["press@example.org"])
+        self.wait_destinations("stale", ["mbox:cwong", "net:agency@pr.example.net"])
+        deadline = time.time() + 20
+        notices = []
+        while time.time() < deadline and not notices:
+            notices = [m for m in list(self.net.handler.messages)
+                       if m[0] in ("", "<>") and b"X-Seq: stale\r\n" in m[2]]
+            time.sleep(0.1)
+        self.assertEqual(len(notices), 1, self.inst.log_tail(40))
+        mail_from, rcpts, data = notices[0]
+        self.assertEqual(rcpts, ["partner@partner.example.net"])
+        text = data.decode()
+        # the notice comes from MAILER-DAEMON at myorigin (example.org)
+        self.assertIn("\r\nFrom: MAILER-DAEMON@example.org (Mail Delivery System)\r\n", text)
+        self.assertIn("Final-Recipient: rfc822; jdoe@example.org", text)
+        self.assertIn("Original-Recipient: rfc822;press@example.org", text)
+
+    def test_vrfy_disabled(self):
+        with self.smtp(OUTSIDE) as s:
+            self.assertEqual(s.verify("asmith@example.org"), (502, b"5.5.1 VRFY command is disabled"))
+
     def test_internal_list_from_inside(self):
         # the group's members are aliased again: bjones@example.org has a
         # copy for his phone in the virtual table
@@ -678,6 +730,24 @@ class TestSiteRouting(unittest.TestCase):
         self.assertEqual(h["to"], "ops@example.org")
         # masquerade_exceptions (root) and the !hr.example.org exclusion
         self.assertEqual(h["cc"], "root@ws7.example.org, payroll@ws3.hr.example.org")
+
+    def test_outbound_header_classes(self):
+        # sender_canonical: From:, Reply-To: (header senders), with the
+        # address extension carried over; recipient_canonical: To: (a header
+        # recipient); masquerade_exceptions: root in Sender:
+        self.check_steps([("hash:sender_canonical", "asmith+lists", None),
+                          ("hash:sender_canonical", "asmith", "alice.smith@example.org"),
+                          ("hash:sender_canonical", "dlee", "david.lee@example.org"),
+                          ("hash:recipient_canonical", "bob.jones@example.org", "bjones@example.org")])
+        mail_from, h = self.outbound(
+            "out5", "asmith+lists@example.org", "asmith+lists@example.org",
+            headers=b"To: Bob <bob.jones@example.org>, partner@partner.example.net\r\n"
+                    b"Reply-To: dlee@example.org\r\nSender: root@ws12.example.org\r\n")
+        self.assertEqual(mail_from, "alice.smith+lists@example.org")
+        self.assertEqual(h["from"], "alice.smith+lists@example.org")
+        self.assertEqual(h["to"], "Bob <bjones@example.org>, partner@partner.example.net")
+        self.assertEqual(h["reply-to"], "david.lee@example.org")
+        self.assertEqual(h["sender"], "root@ws12.example.org")
 
     def test_outbound_headers_of_other_clients_are_left_alone(self):
         # local_header_rewrite_clients = permit_inet_interfaces (default):
