@@ -667,6 +667,21 @@ class TestSiteRouting(unittest.TestCase):
         self.assertIn("Final-Recipient: rfc822; jdoe@example.org", text)
         self.assertIn("Original-Recipient: rfc822;press@example.org", text)
 
+    def test_mailbox_headers(self):
+        # Postfix's local delivery: X-Original-To: the address as the mail
+        # arrived, Delivered-To: the local recipient it was delivered for
+        self.send("hdr1", ["Alice.Smith@example.org", "reception@example.org"])
+        self.wait_destinations("hdr1", ["mbox:asmith", "mbox:bjones", "mbox:cwong"])
+        for user, orig, delivered in (("asmith", "Alice.Smith@example.org", "asmith@example.org"),
+                                      ("bjones", "reception@example.org", "helpdesk@example.org")):
+            box = mailbox.mbox(os.path.join(self.inst.dir, "mail", user), create=False)
+            try:
+                msg = [m for m in box if m["X-Seq"] == "hdr1"][0]
+            finally:
+                box.close()
+            self.assertEqual((msg["Return-Path"], msg["X-Original-To"], msg["Delivered-To"]),
+                             ("<partner@partner.example.net>", orig, delivered), user)
+
     def test_vrfy_disabled(self):
         with self.smtp(OUTSIDE) as s:
             self.assertEqual(s.verify("asmith@example.org"), (502, b"5.5.1 VRFY command is disabled"))
