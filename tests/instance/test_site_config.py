@@ -682,6 +682,24 @@ class TestSiteRouting(unittest.TestCase):
             self.assertEqual((msg["Return-Path"], msg["X-Original-To"], msg["Delivered-To"]),
                              ("<partner@partner.example.net>", orig, delivered), user)
 
+    def test_starttls_and_size(self):
+        # smtpd_tls_* with the site's key and certificate, the mandatory
+        # protocol exclusions, message_size_limit in EHLO
+        import ssl
+        with self.smtp(OUTSIDE) as s:
+            self.assertEqual(s.esmtp_features.get("size"), "52428800")
+            self.assertIn("starttls", s.esmtp_features)
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s.starttls(context=ctx)
+            cert = ssl.DER_cert_to_PEM_cert(s.sock.getpeercert(binary_form=True))
+            with open(os.path.join(self.inst.site_dir, "tls", "mx1.example.org.crt")) as f:
+                self.assertEqual(cert.strip(), f.read().strip())
+            s.ehlo("mail.partner.example.net")
+            s.mail("partner@partner.example.net")
+            self.assertEqual(s.rcpt("alice.smith@example.org")[0], 250)
+
     def test_vrfy_disabled(self):
         with self.smtp(OUTSIDE) as s:
             self.assertEqual(s.verify("asmith@example.org"), (502, b"5.5.1 VRFY command is disabled"))
