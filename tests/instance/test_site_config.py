@@ -445,6 +445,12 @@ INBOUND = [
      [("hash:virtual", "contact@examplelabs.net", None),
       ("hash:virtual", "@examplelabs.net", "@example-labs.com"),
       ("hash:virtual", "contact@example-labs.com", "info@example.org")]),
+    # "@domain" answers keep the whole local part, extension and all
+    ("d.lee+x@examplelabs.net", ["mbox:dlee"],
+     [("hash:virtual", "d.lee+x@examplelabs.net", None), ("hash:virtual", "d.lee@examplelabs.net", None),
+      ("hash:virtual", "@examplelabs.net", "@example-labs.com"),
+      ("pgsql:pgsql-virtual.cf", "d.lee+x@example-labs.com", None),
+      ("pgsql:pgsql-virtual.cf", "d.lee@example-labs.com", "dlee@example.org")]),
     ("postmaster@example-labs.com", ["mbox:asmith"],
      [("hash:virtual", "postmaster@example-labs.com", "postmaster@example.org"),
       ("hash:aliases", "postmaster", "root"), ("hash:aliases", "root", "asmith")]),
@@ -456,10 +462,20 @@ INBOUND = [
     ("legal@example.org", ["mbox:dlee", "net:legal-archive@archive.example.net"],
      [("hash:recipient_bcc", "legal@example.org", "legal-archive@archive.example.net"),
       ("hash:aliases", "legal", "dlee")]),
+    # the BCC table is asked without the extension too; the copy has none
+    ("legal+contracts@example.org", ["mbox:dlee", "net:legal-archive@archive.example.net"],
+     [("hash:recipient_bcc", "legal+contracts@example.org", None),
+      ("hash:recipient_bcc", "legal@example.org", "legal-archive@archive.example.net")]),
+    # propagate_unmatched_extensions: a list's extension goes to every member
+    ("engineering+x@example.org", ["mbox:asmith", "mbox:cwong", "net:frank+x@contractor.example.net"],
+     [("ldap:ldap-groups.cf", "engineering+x@example.org", None)]),
     ("oncall@example.org", ["net:oncall@pager.example.net"],
      [("hash:aliases", "oncall", "oncall@pager.example.net")]),
     ("info@example-shop.net", ["shop:info@example-shop.net"],
      [("hash:relay_domains", "example-shop.net", "OK")]),
+    ("orders+web@example-shop.net", ["shop:orders+web@example-shop.net"],
+     [("hash:relay_recipients", "orders+web@example-shop.net", None),
+      ("hash:relay_recipients", "orders@example-shop.net", "OK")]),
     ("Eve.Adams@Example-Shop.NET", ["shop:Eve.Adams@Example-Shop.NET"],
      [("hash:relay_recipients", "Eve.Adams@Example-Shop.NET", "OK")]),
 ]
@@ -500,6 +516,8 @@ REFUSED = [
     # internal clients too: smtpd_reject_unlisted_recipient applies after permit_mynetworks
     ("nosuch@example.org", "127.0.0.1", 550,
      "5.1.1 <nosuch@example.org>: Recipient address rejected: User unknown in local recipient table"),
+    ("nosuch@example-shop.net", CIDR_TRUSTED, 550,
+     "5.1.1 <nosuch@example-shop.net>: Recipient address rejected: User unknown in relay recipient table"),
 ]
 KNOWN_DIFFERENCES = [
     # Postfix: accepted (canonical.regexp matches), bounced as unknown user nosuch@example.org
