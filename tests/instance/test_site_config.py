@@ -319,6 +319,28 @@ class TestTablesLikePostmap(unittest.TestCase):
     def test_ldap_table(self):
         self.compare("ldap:ldap-groups.cf")
 
+    def test_parameters_read_alike(self):
+        """Every parameter the site sets and Tern implements has the same
+        value, $name references expanded, in `tern conf` as in Postfix's
+        postconf (smtpd_banner names each MTA through $mail_name)."""
+        r = subprocess.run(["/usr/sbin/postconf", "-c", self.pf, "-n"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Postfix reads the site's main.cf without a complaint (the copy has
+        # no master.cf, which postconf mentions)
+        self.assertEqual([l for l in r.stderr.splitlines() if "master.cf" not in l], [])
+        names = [l.split(" = ")[0].split(" =")[0] for l in r.stdout.splitlines()]
+        names = [n for n in names if n not in UNSUPPORTED + ["config_directory", "smtpd_banner"]]
+        self.assertIn("virtual_alias_maps", names)
+        differ = []
+        for name in names:
+            want = subprocess.run(["/usr/sbin/postconf", "-c", self.pf, "-x", "-h", name],
+                                  capture_output=True, text=True, timeout=60).stdout.strip()
+            got = harness.tern("-c", self.tn, "conf", "-h", name).stdout.strip()
+            if got != want.replace(self.pf, self.tn):
+                differ.append("%s: postfix %r, tern %r" % (name, want, got))
+        self.assertEqual(differ, [])
+
     def test_some_answers_are_what_the_site_means(self):
         # the comparison above would also pass if both MTAs answered nothing
         q = lambda spec, key: tern_query(self.tn, spec.replace("DIR", self.tn), key)
