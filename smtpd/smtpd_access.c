@@ -260,6 +260,13 @@ struct unknown {
     const char *dsn, *why;
 };
 
+/* "User unknown in TABLE", or without the table's name when
+ * show_user_unknown_table_name = no */
+static const char *user_unknown(const char *with_table)
+{
+    return smtpd_check_cfg.show_unknown_table ? with_table : "User unknown";
+}
+
 static int unknown_address(const struct resolve_result *r, bool sender, struct unknown *u)
 {
     const char *dsn = sender ? "5.1.0" : "5.1.1";
@@ -270,19 +277,19 @@ static int unknown_address(const struct resolve_result *r, bool sender, struct u
     int rc = rewrite_virtual_alias_domain(r->domain);
     if (rc != 0) {
         *u = (struct unknown){ smtpd_check_cfg.unknown_virtual_code, dsn,
-                               "User unknown in virtual alias table" };
+                               user_unknown("User unknown in virtual alias table") };
         return rc;
     }
     if (r->class == RESOLVE_LOCAL && smtpd_check_cfg.local_rcpt_maps) {
         rc = listed(smtpd_check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
         *u = (struct unknown){ smtpd_check_cfg.unknown_local_code, dsn,
-                               "User unknown in local recipient table" };
+                               user_unknown("User unknown in local recipient table") };
         return rc < 0 ? -1 : rc == 0;
     }
     if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps) {
         rc = listed(smtpd_check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
         *u = (struct unknown){ smtpd_check_cfg.unknown_relay_code, dsn,
-                               "User unknown in relay recipient table" };
+                               user_unknown("User unknown in relay recipient table") };
         return rc < 0 ? -1 : rc == 0;
     }
     return 0;
