@@ -72,8 +72,7 @@ HASH_TABLES = ["local_domains", "relay_domains", "relay_recipients", "transport"
 # The Postfix parameters of the site's main.cf that Tern does not implement:
 # `tern check` and start warn about each and about nothing else.
 UNSUPPORTED = ["biff", "append_dot_mydomain", "readme_directory", "compatibility_level",
-               "smtpd_tls_session_cache_database", "smtp_tls_session_cache_database",
-               "strict_rfc821_envelopes", "show_user_unknown_table_name"]
+               "smtpd_tls_session_cache_database", "smtp_tls_session_cache_database"]
 
 
 def skip_reason():
@@ -741,6 +740,19 @@ class TestSiteRouting(unittest.TestCase):
             s.mail("partner@partner.example.net")
             self.assertEqual(s.rcpt("alice.smith@example.org")[0], 250)
 
+    def test_strict_rfc821_envelopes(self):
+        with harness.RawSession(self.inst.port, source=OUTSIDE) as r:
+            r.send(b"EHLO mail.partner.example.net\r\n")
+            r.read_reply()
+            r.send(b"MAIL FROM:partner@partner.example.net\r\n")
+            self.assertEqual(r.read_reply(), (501, ["501 5.1.7 Bad sender address syntax"]))
+            r.send(b"MAIL FROM:<partner@partner.example.net>\r\n")
+            self.assertEqual(r.read_reply()[0], 250)
+            r.send(b"RCPT TO:alice.smith@example.org\r\n")
+            self.assertEqual(r.read_reply(), (501, ["501 5.1.3 Bad recipient address syntax"]))
+            r.send(b"RCPT TO:<alice.smith@example.org>\r\n")
+            self.assertEqual(r.read_reply()[0], 250)
+
     def test_vrfy_disabled(self):
         with self.smtp(OUTSIDE) as s:
             self.assertEqual(s.verify("asmith@example.org"), (502, b"5.5.1 VRFY command is disabled"))
@@ -831,6 +843,27 @@ class TestSiteRouting(unittest.TestCase):
                                      source=CIDR_TRUSTED)
         self.assertEqual(mail_from, "alice.smith@example.org")
         self.assertEqual(h["from"], "asmith@ws12.example.org")
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class TestUnknownTableName(unittest.TestCase):
+    """show_user_unknown_table_name = no (the site has Postfix's default,
+    yes): replies and bounces say "User unknown" without the table."""
+
+    def test_replies_without_table_name(self):
+        inst = harness.Instance("unkname", main_cf={
+            "show_user_unknown_table_name": "no", "virtual_alias_domains": "virt.test",
+            "virtual_alias_maps": "inline:{a@virt.test=b@remote.example}",
+            "local_recipient_maps": "inline:{x=1}", "relay_domains": "relay.test",
+            "relay_recipient_maps": "inline:{x@relay.test=OK}"})
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        with inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail("sender@example.net")
+            for rcpt in ("nobody@virt.test", "nobody@tern.test", "nobody@relay.test"):
+                self.assertEqual(s.rcpt(rcpt), (550, ("5.1.1 <%s>: Recipient address rejected: "
+                                                      "User unknown" % rcpt).encode()))
 
 
 if __name__ == "__main__":
