@@ -757,6 +757,34 @@ class TestSiteRouting(unittest.TestCase):
         with self.smtp(OUTSIDE) as s:
             self.assertEqual(s.verify("asmith@example.org"), (502, b"5.5.1 VRFY command is disabled"))
 
+    def test_database_down_is_temporary(self):
+        # the HR database goes away: its addresses get 4xx at RCPT (Postfix:
+        # 451 4.3.0 Temporary lookup failure), never 5xx; then it is back
+        Servers.pg.stop()
+        try:
+            for rcpt in ("sales@example-labs.com", "nosuch@example-labs.com"):
+                with self.smtp(OUTSIDE) as s:
+                    s.mail("partner@partner.example.net")
+                    code, text = s.rcpt(rcpt)
+                self.assertEqual((code, text.decode()),
+                                 (451, "4.3.0 <%s>: Temporary lookup failure" % rcpt))
+        finally:
+            Servers.pg.start()
+        # a failed server is left alone for retry_interval (60 s, as in
+        # Postfix); new daemons after a reload ask it at once
+        self.inst.reload()
+        deadline = time.time() + 70
+        while True:
+            with self.smtp(OUTSIDE) as s:
+                s.mail("partner@partner.example.net")
+                code, text = s.rcpt("d.lee@example-labs.com")
+            if code == 250 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual(code, 250, text)
+        self.send("dbback", ["d.lee@example-labs.com"])
+        self.wait_destinations("dbback", ["mbox:dlee"])
+
     def test_internal_list_from_inside(self):
         # the group's members are aliased again: bjones@example.org has a
         # copy for his phone in the virtual table
