@@ -206,7 +206,7 @@ TABLE_KEYS = {
                      "list-a@example-labs.com", "contact@example-labs.com", "info",
                      "press@example.org"],
     "hash:recipient_bcc": ["legal@example.org", "Legal@Example.org", "legal",
-                           "legal+x@example.org"],
+                           "legal+x@example.org", "d.lee@example-labs.com", "@example-labs.com"],
     "hash:recipient_access": ["noreply@example.org", "NoReply@Example.org",
                               "all-staff@example.org", "no-reply@example-labs.com",
                               "example.org", "noreply"],
@@ -455,9 +455,15 @@ INBOUND = [
       ("hash:transport", "example-shop.net", "relay:[10.30.0.25]")]),
     ("Sales@Example-Labs.COM", ["mbox:cwong", "shop:orders@example-shop.net",
                                 "net:partner@partner.example.net"], []),
-    ("d.lee+jobs@example-labs.com", ["mbox:dlee"],
-     [("pgsql:pgsql-virtual.cf", "d.lee+jobs@example-labs.com", None),
-      ("pgsql:pgsql-virtual.cf", "d.lee@example-labs.com", "dlee@example.org")]),
+    # the BCC table is asked before virtual aliasing, without the extension
+    # too; its address is aliased like any recipient (assistant -> bjones ->
+    # bjones and his phone)
+    ("d.lee+jobs@example-labs.com", ["mbox:dlee", "mbox:bjones", "net:bjones@mobile.example.net"],
+     [("hash:recipient_bcc", "d.lee+jobs@example-labs.com", None),
+      ("hash:recipient_bcc", "d.lee@example-labs.com", "assistant@example-labs.com"),
+      ("pgsql:pgsql-virtual.cf", "d.lee+jobs@example-labs.com", None),
+      ("pgsql:pgsql-virtual.cf", "d.lee@example-labs.com", "dlee@example.org"),
+      ("pgsql:pgsql-virtual.cf", "assistant@example-labs.com", "bjones")]),
     ("ceo@example-labs.com", ["mbox:dlee", "mbox:bjones", "net:bjones@mobile.example.net"],
      [("pgsql:pgsql-virtual.cf", "ceo@example-labs.com", "dlee@example.org, assistant@example-labs.com"),
       ("pgsql:pgsql-virtual.cf", "assistant@example-labs.com", "bjones")]),
@@ -466,9 +472,12 @@ INBOUND = [
      [("hash:virtual", "contact@examplelabs.net", None),
       ("hash:virtual", "@examplelabs.net", "@example-labs.com"),
       ("hash:virtual", "contact@example-labs.com", "info@example.org")]),
-    # "@domain" answers keep the whole local part, extension and all
+    # "@domain" answers keep the whole local part, extension and all; no
+    # BCC: the table is asked for the address before aliasing
     ("d.lee+x@examplelabs.net", ["mbox:dlee"],
-     [("hash:virtual", "d.lee+x@examplelabs.net", None), ("hash:virtual", "d.lee@examplelabs.net", None),
+     [("hash:recipient_bcc", "d.lee@examplelabs.net", None),
+      ("hash:recipient_bcc", "@examplelabs.net", None),
+      ("hash:virtual", "d.lee+x@examplelabs.net", None), ("hash:virtual", "d.lee@examplelabs.net", None),
       ("hash:virtual", "@examplelabs.net", "@example-labs.com"),
       ("pgsql:pgsql-virtual.cf", "d.lee+x@example-labs.com", None),
       ("pgsql:pgsql-virtual.cf", "d.lee@example-labs.com", "dlee@example.org")]),
@@ -783,7 +792,7 @@ class TestSiteRouting(unittest.TestCase):
             time.sleep(0.5)
         self.assertEqual(code, 250, text)
         self.send("dbback", ["d.lee@example-labs.com"])
-        self.wait_destinations("dbback", ["mbox:dlee"])
+        self.wait_destinations("dbback", ["mbox:dlee", "mbox:bjones", "net:bjones@mobile.example.net"])
 
     def test_internal_list_from_inside(self):
         # the group's members are aliased again: bjones@example.org has a
