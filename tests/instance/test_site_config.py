@@ -872,6 +872,21 @@ class TestSiteRouting(unittest.TestCase):
         self.assertEqual(h["reply-to"], "david.lee@example.org")
         self.assertEqual(h["sender"], "root@ws12.example.org")
 
+    def test_local_submission(self):
+        # sendmail on the host (MAIL_CONFIG names the instance): bare names
+        # are at $myorigin, the sender is canonical, the alias expands
+        sendmail = os.path.join(harness.BUILD, "sendmail", "sendmail")
+        env = dict(os.environ, MAIL_CONFIG=self.inst.dir)
+        r = subprocess.run([sendmail, "-f", "asmith", "helpdesk", "partner@partner.example.net"],
+                           input=b"Subject: from cron\nX-Seq: sm1\n\nnightly report\n",
+                           capture_output=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_destinations("sm1", ["mbox:bjones", "mbox:cwong", "net:partner@partner.example.net"])
+        mail_from, _, data = self.net_messages(self.net, "sm1")[0]
+        self.assertEqual(mail_from, "alice.smith@example.org")
+        self.assertIn(b"alice.smith@example.org", [l for l in data.split(b"\r\n")
+                                                   if l.startswith(b"From:")][0])
+
     def test_outbound_headers_of_other_clients_are_left_alone(self):
         # local_header_rewrite_clients = permit_inet_interfaces (default):
         # a relay at 127.0.0.9 is trusted but not this host; its envelope is
