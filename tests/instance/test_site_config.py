@@ -10,11 +10,14 @@ unconfigured, never started) is the reference:
 - every table of the site answers `tern map query` as it answers Postfix's
   `postmap -q`, for hits, misses, case, subdomains, user+ext keys, @domain
   catch-alls and networks; hash: tables are built by each MTA's own tool
-  (postmap/postalias into one copy, `tern map build` into another), and
+  (postmap and postalias into one copy, `tern map build` and `tern
+  aliases` into another), and
   the pgsql: and ldap: tables ask a real PostgreSQL and slapd that the test
   starts (dbservers.py), seeded from site/mail.sql and site/directory.ldif;
-- `tern check` on the site's main.cf exits 0 and warns only about the
-  Postfix parameters Tern does not implement;
+- Postfix's postconf reads the site's main.cf without a complaint, every
+  parameter Tern implements has the same expanded value in `tern conf`,
+  and `tern check` exits 0 and warns only about the Postfix parameters
+  Tern does not implement;
 - Tern's master runs the site's main.cf, and every test address ends up
   where Postfix 3.7 puts it: in a local mbox (Unix users the test makes),
   at the Internet (a test SMTP server standing for every remote MX), at the
@@ -23,6 +26,11 @@ unconfigured, never started) is the reference:
   semantics (canonical(5), virtual(5), postconf(5), smtpd recipient
   checks), and each step a table decides (canonical -> virtual ->
   delivery) is cross-checked with Postfix's own answer for that step.
+  Also: header rewriting per class and client, the BCC copy, local
+  submission with sendmail, mailbox headers (X-Original-To:,
+  Delivered-To:), the bounce of a stale alias target, bare postmaster,
+  STARTTLS with the site's certificate, strict_rfc821_envelopes, and the
+  HR database going away (4xx, never 5xx).
 
 What the test changes in the site's files, and nothing else:
 - the paths /etc/postfix/NAME and /etc/aliases name the copy in the test's
@@ -40,11 +48,14 @@ overlay (postmap reads nothing else of it).
 
 Where Tern knowingly differs from Postfix, the case says so: Tern judges a
 recipient at RCPT as it will be after canonical mapping and virtual
-aliasing (one resolver, doc: DESIGN), so an address that a canonical or
+aliasing (the one address resolver of doc/ARCHITECTURE.md), so an address that a canonical or
 virtual catch-all rewrites into an unknown one is refused with 550 at RCPT,
 where Postfix accepts it and bounces it afterwards; and an alias loop is
 refused at RCPT with 451 4.6.0 where Postfix answers 451 4.6.0 after DATA.
-Either way the mail is not taken and the sender is told."""
+Either way the mail is not taken and the sender is told. And `tern map
+query` on a cidr: table matches an IPv4-mapped IPv6 key against IPv4 rules,
+where postmap does not (smtpd looks a mapped client address up in its IPv4
+form in both, so mail sees no difference)."""
 import mailbox
 import os
 import re
