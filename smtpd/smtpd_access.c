@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "address.h"
 #include "domains.h"
 #include "resolve.h"
@@ -260,11 +261,13 @@ struct unknown {
     const char *dsn, *why;
 };
 
-/* "User unknown in TABLE", or without the table's name when
- * show_user_unknown_table_name = no */
-static const char *user_unknown(const char *with_table)
+/* show_user_unknown_table_name = no: "User unknown" without the table's
+ * name (in local recipient table, ...) */
+static const char *unknown_why(const char *why)
 {
-    return smtpd_check_cfg.show_unknown_table ? with_table : "User unknown";
+    if (strncmp(why, "User unknown in ", 16) == 0 && !cfg_bool(P_show_user_unknown_table_name))
+        return "User unknown";
+    return why;
 }
 
 static int unknown_address(const struct resolve_result *r, bool sender, struct unknown *u)
@@ -277,19 +280,19 @@ static int unknown_address(const struct resolve_result *r, bool sender, struct u
     int rc = rewrite_virtual_alias_domain(r->domain);
     if (rc != 0) {
         *u = (struct unknown){ smtpd_check_cfg.unknown_virtual_code, dsn,
-                               user_unknown("User unknown in virtual alias table") };
+                               "User unknown in virtual alias table" };
         return rc;
     }
     if (r->class == RESOLVE_LOCAL && smtpd_check_cfg.local_rcpt_maps) {
         rc = listed(smtpd_check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
         *u = (struct unknown){ smtpd_check_cfg.unknown_local_code, dsn,
-                               user_unknown("User unknown in local recipient table") };
+                               "User unknown in local recipient table" };
         return rc < 0 ? -1 : rc == 0;
     }
     if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps) {
         rc = listed(smtpd_check_cfg.relay_rcpt_maps, r->local_lc, r->domain, false);
         *u = (struct unknown){ smtpd_check_cfg.unknown_relay_code, dsn,
-                               user_unknown("User unknown in relay recipient table") };
+                               "User unknown in relay recipient table" };
         return rc < 0 ? -1 : rc == 0;
     }
     return 0;
@@ -353,7 +356,8 @@ enum smtpd_check_result smtpd_access_unlisted(struct smtpd_check_job *j, bool se
     if (rc < 0)
         res = smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
     else if (rc > 0)
-        res = smtpd_check_reject(j, u.code, u.dsn, "<%s>: %s rejected: %s", a->address, cls, u.why);
+        res = smtpd_check_reject(j, u.code, u.dsn, "<%s>: %s rejected: %s", a->address, cls,
+                                 unknown_why(u.why));
 out:
     rewrite_expansion_free(&x);
     sb_free(&canon);

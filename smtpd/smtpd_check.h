@@ -141,7 +141,6 @@ struct smtpd_check_config {
     int reject_code, defer_code, relay_code, access_reject_code, access_defer_code;
     int invalid_hostname_code, non_fqdn_code, unknown_address_code, unknown_client_code;
     int rbl_code, unknown_local_code, unknown_relay_code, unknown_virtual_code;
-    bool show_unknown_table;              /* show_user_unknown_table_name */
     struct dnsev *dns;
     bool peername_lookup;
     const char *recipient_delimiter;

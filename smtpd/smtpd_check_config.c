@@ -267,7 +267,6 @@ void smtpd_check_pre_init(void)
                                        "unknown_relay_recipient_reject_code", 400, 599);
     c->unknown_virtual_code = reply_code(P_unknown_virtual_alias_reject_code,
                                          "unknown_virtual_alias_reject_code", 400, 599);
-    c->show_unknown_table = cfg_bool(P_show_user_unknown_table_name);
     /* the template keeps its $rbl_* names: it is expanded per reply */
     c->default_rbl_reply = cfg_get_raw_set("default_rbl_reply");
     if (!c->default_rbl_reply)
