@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     const char *arg;
     enum smtp_verb verb = smtp_parse_verb(line, strlen(line), &arg);
-    struct smtp_parse_opts opts = { .size_limit = 10240000, .smtputf8_enable = (size & 1) != 0 };
+    struct smtp_parse_opts opts = { .size_limit = 10240000, .smtputf8_enable = (size & 1) != 0,
+                                    .strict_rfc821 = (size & 4) != 0 };
     struct smtp_parse_error err;
     if (verb == SMTP_MAIL) {
         struct smtp_mail_args m;

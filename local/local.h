@@ -122,6 +122,7 @@ struct local_message {
 struct local_delivery {
     const struct local_message *msg;
     const char *delivered_to;     /* the top-level recipient, lower-cased */
+    const char *orig_to;          /* the original recipient, as received */
     const char *address;          /* the address this destination belongs to */
     const char *local;            /* its local part, lower-cased */
     const char *extension;        /* "" when none */
@@ -153,10 +154,12 @@ int local_reap(pid_t pid, int grace);
 #define COPY_QUOTE_FROM 2         /* ">From " for lines starting with "From " */
 #define COPY_BLANK_LINE 4         /* an empty line after the message */
 #define COPY_MBOX (COPY_FROM_LINE | COPY_QUOTE_FROM | COPY_BLANK_LINE)
-/* The envelope lines written before the content: From line (when asked),
- * Return-Path: and Delivered-To:. */
-void local_copy_prefix(struct strbuf *out, int flags, const char *sender, const char *delivered_to,
-                       long long now_sec);
+/* The envelope lines written before the content, as Postfix's local
+ * delivery writes them: From line (when asked), Return-Path:,
+ * X-Original-To: (the recipient as received, before address rewriting and
+ * aliases; left out when orig_to is empty) and Delivered-To:. */
+void local_copy_prefix(struct strbuf *out, int flags, const char *sender, const char *orig_to,
+                       const char *delivered_to, long long now_sec);
 /* Write a copy of the message to fd. At most limit bytes (0: no limit):
  * beyond it the copy stops with errno EFBIG. 0 ok, -1 errno set. *written
  * gets the bytes written either way. */

@@ -1,5 +1,5 @@
 /* local_copy.c: writing a delivered copy of a message: the "From " line,
- * Return-Path: and Delivered-To: in front, ">From " quoting for mbox, a
+ * Return-Path:, X-Original-To: and Delivered-To: in front, ">From " quoting for mbox, a
  * blank line after it, and a hard size bound; and reading the Delivered-To:
  * headers a message already has, for mail loop detection. */
 #include <errno.h>
@@ -23,8 +23,8 @@ static void append_clean(struct strbuf *out, const char *s)
     }
 }
 
-void local_copy_prefix(struct strbuf *out, int flags, const char *sender, const char *delivered_to,
-                       long long now_sec)
+void local_copy_prefix(struct strbuf *out, int flags, const char *sender, const char *orig_to,
+                       const char *delivered_to, long long now_sec)
 {
     if (flags & COPY_FROM_LINE) {
         time_t t = (time_t)now_sec;
@@ -46,7 +46,13 @@ void local_copy_prefix(struct strbuf *out, int flags, const char *sender, const 
     }
     sb_appends(out, "Return-Path: <");
     append_clean(out, sender);
-    sb_appends(out, ">\nDelivered-To: ");
+    sb_appends(out, ">\n");
+    if (orig_to && *orig_to) {
+        sb_appends(out, "X-Original-To: ");
+        append_clean(out, orig_to);
+        sb_appendc(out, '\n');
+    }
+    sb_appends(out, "Delivered-To: ");
     append_clean(out, delivered_to);
     sb_appendc(out, '\n');
 }
@@ -147,7 +153,8 @@ int local_copy_write(int fd, const struct local_delivery *d, int flags, unsigned
     struct copy_sink s = { .fd = fd, .flags = flags, .limit = limit, .last = '\n' };
     sb_init(&s.buf, 4 * COPY_FLUSH_AT);
     local_from_quote_init(&s.quote);
-    local_copy_prefix(&s.buf, flags, d->msg->sender, d->delivered_to, now_usec() / 1000000);
+    local_copy_prefix(&s.buf, flags, d->msg->sender, d->orig_to, d->delivered_to,
+                      now_usec() / 1000000);
     int rc = qfile_read_content(d->msg->fd, (off_t)d->msg->content_offset, sink_content, &s);
     if (rc < 0 && s.err == 0)
         s.err = EIO;           /* the queue file itself is unreadable */

@@ -131,6 +131,7 @@ static void delivery_for(struct local_delivery *d, const struct top *t, const st
 {
     d->msg = t->msg;
     d->delivered_to = t->delivered_to;
+    d->orig_to = t->orig;
     d->address = o->address;
     d->local = o->local;
     d->extension = o->extension;

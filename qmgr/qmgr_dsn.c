@@ -131,7 +131,9 @@ int qmgr_dsn_compose(struct strbuf *out, const struct dsn_report *rep, int fd,
     const char *subject = rep->action == DSN_FAILED ? "Undelivered Mail Returned to Sender"
                         : rep->action == DSN_DELAYED ? "Delayed Mail (still being retried)"
                         : "Successful Mail Delivery Report";
-    sb_appendf(out, "From: MAILER-DAEMON@%s (Mail Delivery System)\n", cfg_str(P_myhostname));
+    /* MAILER-DAEMON at myorigin, as Postfix's notices (its cleanup
+     * qualifies the bare name the way it does every local address) */
+    sb_appendf(out, "From: MAILER-DAEMON@%s (Mail Delivery System)\n", cfg_str(P_myorigin));
     sb_appendf(out, "To: %s\n", rep->sender);
     sb_appendf(out, "Subject: %s\nDate: %s\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n",
                subject, date);

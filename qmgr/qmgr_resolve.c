@@ -134,7 +134,9 @@ enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *ro
             return QMGR_ROUTE_TEMP;
         }
         route->transport = xstrdup("error");
-        route->nexthop = xstrdup("5.1.1 User unknown in virtual alias table");
+        route->nexthop = xstrdup(cfg_bool(P_show_user_unknown_table_name)
+                                 ? "5.1.1 User unknown in virtual alias table"
+                                 : "5.1.1 User unknown");
         return QMGR_ROUTE_OK;
     }
     route->transport = r.transport;

@@ -196,6 +196,7 @@ int sendmail_smtp_session(const struct sm_options *o)
     s.line_limit = line_limit < BS_LINE_MIN ? BS_LINE_MIN : (size_t)line_limit;
     s.popts.size_limit = (long long)o->size_limit;
     s.popts.smtputf8_enable = cfg_bool(P_smtputf8_enable);
+    s.popts.strict_rfc821 = cfg_bool(P_strict_rfc821_envelopes);
     struct strbuf line = STRBUF_INIT(s.line_limit);
     reply("220 %s", cfg_str(P_smtpd_banner));
     int rc;

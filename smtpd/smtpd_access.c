@@ -274,6 +274,15 @@ struct unknown {
     const char *dsn, *why;
 };
 
+/* show_user_unknown_table_name = no: "User unknown" without the table's
+ * name (in local recipient table, ...) */
+static const char *unknown_why(const char *why)
+{
+    if (strncmp(why, "User unknown in ", 16) == 0 && !cfg_bool(P_show_user_unknown_table_name))
+        return "User unknown";
+    return why;
+}
+
 static int unknown_address(const struct resolve_result *r, bool sender, struct unknown *u)
 {
     const char *dsn = sender ? "5.1.0" : "5.1.1";
@@ -360,7 +369,8 @@ enum smtpd_check_result smtpd_access_unlisted(struct smtpd_check_job *j, bool se
     if (rc < 0)
         res = smtpd_check_reject(j, 451, "4.3.0", "<%s>: Temporary lookup failure", a->address);
     else if (rc > 0)
-        res = smtpd_check_reject(j, u.code, u.dsn, "<%s>: %s rejected: %s", a->address, cls, u.why);
+        res = smtpd_check_reject(j, u.code, u.dsn, "<%s>: %s rejected: %s", a->address, cls,
+                                 unknown_why(u.why));
 out:
     rewrite_expansion_free(&x);
     sb_free(&canon);

@@ -7,6 +7,7 @@
  * HOLD, PREPEND, FILTER). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include "attr.h"
 #include "smtpd.h"
@@ -176,6 +177,14 @@ static void rcpt_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
 void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r,
                       void (*next)(struct smtpd_session *s, const char *arg))
 {
+    /* RFC 5321 section 4.5.1: "postmaster" without a domain must be
+     * accepted, whoever the client is: no restriction (not even
+     * reject_non_fqdn_recipient or a client's REJECT) and no recipient
+     * table judges it, as in Postfix. */
+    if (strcasecmp(r->rcpt.address, "postmaster") == 0) {
+        next(s, arg);
+        return;
+    }
     struct smtpd_check_job *j = smtpd_check_job_new(s, rcpt_finish);
     j->rcpt_next = next;
     j->arg = xstrdup(arg);

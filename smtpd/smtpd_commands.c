@@ -91,7 +91,7 @@ static void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool 
 
 static struct smtp_parse_opts parse_opts(void)
 {
-    struct smtp_parse_opts o = { smtpd_cfg.size_limit, smtpd_cfg.smtputf8 };
+    struct smtp_parse_opts o = { smtpd_cfg.size_limit, smtpd_cfg.smtputf8, smtpd_cfg.strict_rfc821 };
     return o;
 }
 

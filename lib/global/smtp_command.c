@@ -379,7 +379,7 @@ int smtp_parse_mail(const char *arg, const struct smtp_parse_opts *opts,
     out->size = -1;
     if (split_path(arg, "FROM:", &path, &plen, &params) < 0)
         return parse_fail(err, 501, "5.5.4 Syntax: MAIL FROM:<address>");
-    if (plen == 0)
+    if (plen == 0 || (opts->strict_rfc821 && *path != '<'))
         return parse_fail(err, 501, "5.1.7 Bad sender address syntax");
     struct mail_ctx mc = { opts, out };
     if (parse_params(params, mail_param_cb, &mc, err) < 0)
@@ -493,7 +493,7 @@ int smtp_parse_rcpt(const char *arg, const struct smtp_parse_opts *opts, bool sm
     memset(out, 0, sizeof(*out));
     if (split_path(arg, "TO:", &path, &plen, &params) < 0)
         return parse_fail(err, 501, "5.5.4 Syntax: RCPT TO:<address>");
-    if (plen == 0)
+    if (plen == 0 || (opts->strict_rfc821 && *path != '<'))
         return parse_fail(err, 501, "5.1.3 Bad recipient address syntax");
     struct rcpt_ctx rc = { out, smtputf8 && opts->smtputf8_enable };
     if (parse_params(params, rcpt_param_cb, &rc, err) < 0)

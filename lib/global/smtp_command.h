@@ -54,6 +54,7 @@ enum smtp_ret { SMTP_RET_NONE, SMTP_RET_FULL, SMTP_RET_HDRS };
 struct smtp_parse_opts {
     long long size_limit;   /* message_size_limit; 0 = none */
     bool smtputf8_enable;
+    bool strict_rfc821;     /* strict_rfc821_envelopes: the address in <> */
 };
 
 struct smtp_mail_args {

@@ -274,7 +274,8 @@ class TestSpoolMbox(LocalTestCase):
         data = read_bytes(box)
         first, rest = data.split(b"\n", 1)
         self.assertRegex(first.decode(), r"^From sender@example\.org  \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$")
-        self.assertEqual(rest, b"Return-Path: <sender@example.org>\nDelivered-To: terntestloca@tern.test\n"
+        self.assertEqual(rest, b"Return-Path: <sender@example.org>\nX-Original-To: terntestloca@tern.test\n"
+                         b"Delivered-To: terntestloca@tern.test\n"
                          b"Subject: hello\nFrom: Sender <sender@example.org>\n\n"
                          b">From the body, quoted in mbox\nsecond line\n>From stays as it is\n\n")
         st = os.stat(box)
@@ -287,7 +288,8 @@ class TestSpoolMbox(LocalTestCase):
         data2 = read_bytes(box)
         self.assertTrue(data2.startswith(data))
         self.assertRegex(data2[len(data):].decode(), r"^From sender@example\.org  .*\nReturn-Path: "
-                         r"<sender@example\.org>\nDelivered-To: terntestloca@tern\.test\n"
+                         r"<sender@example\.org>\nX-Original-To: terntestloca@tern\.test\n"
+                         r"Delivered-To: terntestloca@tern\.test\n"
                          r"Subject: two\n\nsecond message\n\n$")
 
     def test_null_sender_and_case_folding(self):
@@ -295,7 +297,9 @@ class TestSpoolMbox(LocalTestCase):
         self.assertEqual(res["status"], 2, res)
         data = read_bytes(self.mailbox("terntestloca"))
         self.assertTrue(data.startswith(b"From MAILER-DAEMON  "))
-        self.assertIn(b"\nReturn-Path: <>\nDelivered-To: terntestloca@tern.test\n", data)
+        # X-Original-To: as received, Delivered-To: in lower case (as Postfix)
+        self.assertIn(b"\nReturn-Path: <>\nX-Original-To: TernTestLocA@tern.test\n"
+                      b"Delivered-To: terntestloca@tern.test\n", data)
 
     def test_unknown_user(self):
         qid, res = self.one("nosuchuser@%s" % HOST)
@@ -412,7 +416,8 @@ class TestSpoolMbox(LocalTestCase):
         self.assertEqual(read_bytes(os.path.join(files, "cmd-uid")).strip(), str(uid("nobody")).encode())
         msg = read_bytes(os.path.join(files, "cmd-msg"))
         self.assertTrue(msg.startswith(b"From sender@example.org  "))
-        self.assertTrue(msg.endswith(b"Return-Path: <sender@example.org>\nDelivered-To: cmd@tern.test\n"
+        self.assertTrue(msg.endswith(b"Return-Path: <sender@example.org>\nX-Original-To: cmd@tern.test\n"
+                                     b"Delivered-To: cmd@tern.test\n"
                                      + MESSAGE), msg)
         self.assertEqual(os.stat(os.path.join(files, "cmd-msg")).st_uid, uid("nobody"))
         self.assertEqual(done_flags(self.inst, qid), [True])
@@ -591,6 +596,7 @@ class TestMaildir(LocalTestCase):
         self.assertEqual(len(files), 1)
         self.assertRegex(os.path.basename(files[0]), r"^\d+\.M\d{6}P\d+_\d+\.tern\.test$")
         self.assertEqual(read_bytes(files[0]), b"Return-Path: <sender@example.org>\n"
+                         b"X-Original-To: terntestloca@tern.test\n"
                          b"Delivered-To: terntestloca@tern.test\n" + MESSAGE)
         self.assertEqual(os.stat(files[0]).st_uid, uid("terntestloca"))
         self.assertEqual(self.maildir_files("terntestloca", "tmp"), [])

@@ -56,15 +56,19 @@ static void test_from_quote(void)
 static void test_prefix(void)
 {
     struct strbuf out = STRBUF_INIT(0);
-    local_copy_prefix(&out, COPY_FROM_LINE, "", "u@x", 0);
+    local_copy_prefix(&out, COPY_FROM_LINE, "", NULL, "u@x", 0);
     CHECK(strncmp(sb_str(&out), "From MAILER-DAEMON  ", 20) == 0);
     CHECK(strstr(sb_str(&out), "\nReturn-Path: <>\nDelivered-To: u@x\n") != NULL);
     sb_reset(&out);
-    local_copy_prefix(&out, 0, "a b\n@x", "u\r@x", 0);
+    local_copy_prefix(&out, 0, "a b\n@x", "", "u\r@x", 0);
     CHECK_STR(sb_str(&out), "Return-Path: <a b?@x>\nDelivered-To: u?@x\n");
     sb_reset(&out);
-    local_copy_prefix(&out, COPY_FROM_LINE, "a b@x", "u@x", 0);
+    local_copy_prefix(&out, COPY_FROM_LINE, "a b@x", NULL, "u@x", 0);
     CHECK(strncmp(sb_str(&out), "From a_b@x  ", 12) == 0);
+    /* the original recipient as received, between them, as in Postfix */
+    sb_reset(&out);
+    local_copy_prefix(&out, 0, "s@x", "Alice.Smith@X\n", "u@x", 0);
+    CHECK_STR(sb_str(&out), "Return-Path: <s@x>\nX-Original-To: Alice.Smith@X?\nDelivered-To: u@x\n");
     sb_free(&out);
 }
 

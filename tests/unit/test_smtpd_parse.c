@@ -168,6 +168,32 @@ static void expect_rcpt_err(const char *arg, bool utf8, int code, const char *te
     CHECK(r.rcpt.address == NULL && r.orcpt == NULL);
 }
 
+/* strict_rfc821_envelopes: the address must be in <>, as Postfix asks */
+static void test_strict_rfc821(void)
+{
+    const struct smtp_parse_opts strict = { 10240000, true, true };
+    struct smtp_mail_args m;
+    struct smtp_rcpt_args r;
+    struct smtp_parse_error err;
+    CHECK(smtp_parse_mail("FROM:a@b", &strict, &m, &err) < 0);
+    CHECK(err.code == 501);
+    CHECK_STR(err.text, "5.1.7 Bad sender address syntax");
+    CHECK(smtp_parse_mail("FROM: <a@b> SIZE=10", &strict, &m, &err) == 0);
+    CHECK_STR(m.sender.address, "a@b");
+    smtp_mail_args_free(&m);
+    CHECK(smtp_parse_mail("FROM:<>", &strict, &m, &err) == 0);
+    smtp_mail_args_free(&m);
+    CHECK(smtp_parse_rcpt("TO:c@d", &strict, false, &r, &err) < 0);
+    CHECK(err.code == 501);
+    CHECK_STR(err.text, "5.1.3 Bad recipient address syntax");
+    CHECK(smtp_parse_rcpt("TO:<c@d>", &strict, false, &r, &err) == 0);
+    CHECK_STR(r.rcpt.address, "c@d");
+    smtp_rcpt_args_free(&r);
+    /* without it a bare address is taken, as before */
+    CHECK(smtp_parse_rcpt("TO:c@d", &opts, false, &r, &err) == 0);
+    smtp_rcpt_args_free(&r);
+}
+
 static void test_rcpt(void)
 {
     struct smtp_rcpt_args r;
@@ -450,6 +476,7 @@ int main(void)
     test_verbs();
     test_mail();
     test_rcpt();
+    test_strict_rfc821();
     test_xtext();
     test_helo_bdat();
     test_data_decoder();
