@@ -50,16 +50,17 @@ static void check_user(void)
         refuse("user=%s: no such user", a->user);
         return;
     }
+    /* copied now: the next lookup reuses getpwnam's storage */
     pipe_cfg.uid = pw->pw_uid;
     pipe_cfg.gid = pw->pw_gid;
-    if (pw->pw_uid == 0) {
+    if (pipe_cfg.uid == 0) {
         refuse("user=%s: refusing to run commands as root; name an unprivileged account",
                a->user);
         return;
     }
     uid_t owner_uid;
     gid_t owner_gid;
-    if (user_ids(cfg_str(P_mail_owner), &owner_uid, &owner_gid) == 0 && owner_uid == pw->pw_uid) {
+    if (user_ids(cfg_str(P_mail_owner), &owner_uid, &owner_gid) == 0 && owner_uid == pipe_cfg.uid) {
         refuse("user=%s: refusing to run commands as mail_owner (%s); name an account of "
                "their own", a->user, cfg_str(P_mail_owner));
         return;
