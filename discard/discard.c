@@ -94,6 +94,7 @@ static void discard_serve(int fd)
         struct deliver_result res = {
             .status = status, .dsn = d, .relay = "none", .reason = text,
             .delay_transfer_usec = delays.transfer,
+            .action = status == 2 ? "delivered" : NULL,   /* nothing goes further */
         };
         deliver_request_result(&rq, i, &res);
     }
