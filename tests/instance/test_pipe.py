@@ -152,6 +152,7 @@ class TestPipe(unittest.TestCase):
             "pipet_destination_recipient_limit": "1",
             "pipeone_destination_recipient_limit": "1",
             "pipeslow_time_limit": "2s",
+            "virtual_alias_maps": "inline:{ alias@pipet.test=real@pipet.test }",
             "minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
             "queue_run_delay": "1s",
         })
@@ -198,6 +199,20 @@ class TestPipe(unittest.TestCase):
         self.assertEqual(lines[-2:], ["hello", ""])
         self.assertEqual(len(run["stdin"]) - len("\n".join(lines[:4])) - 1, size)
         self.inst.wait_log(r"%s: removed" % qid)
+
+    def test_original_recipient_after_rewriting(self):
+        self.send(["alias@pipet.test"], b"Subject: alias\r\n\r\nalias\r\n")
+        self.inst.wait_log(r"to=<real@pipet\.test>, orig_to=<alias@pipet\.test>, relay=pipet, .*status=sent")
+        run = [r for r in wait_runs("pipet", 1) if r["argv"][1] == "real@pipet.test"][-1]
+        self.assertEqual(run["argv"][7], "alias@pipet.test")       # ${original_recipient}
+        self.assertIn("\nDelivered-To: real@pipet.test\nX-Original-To: alias@pipet.test\n", run["stdin"])
+
+    def test_delivered_to_loop_is_bounced(self):
+        before = len(runs("pipet"))
+        self.send(["loop@pipet.test"], b"Delivered-To: Loop@PipeT.test\r\nSubject: loop\r\n\r\nloop\r\n")
+        self.inst.wait_log(r"to=<loop@pipet\.test>, relay=pipet, .*dsn=5\.4\.6, status=bounced "
+                           r"\(mail forwarding loop for loop@pipet\.test\)")
+        self.assertFalse([r for r in runs("pipet")[before:] if r["argv"][1] == "loop@pipet.test"])
 
     def test_nexthop_from_transport_entry(self):
         self.send(["x@pipeother.test"], b"Subject: hop\r\n\r\nhop\r\n")
