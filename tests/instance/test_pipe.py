@@ -107,6 +107,17 @@ def wait_runs(name, count, timeout=15):
     raise AssertionError("service %s ran %d times, expected %d" % (name, len(runs(name)), count))
 
 
+def wait_run_for(name, argv, timeout=20):
+    """The latest run of service name whose arguments were argv."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = [r for r in runs(name) if r["argv"] == argv]
+        if found:
+            return found[-1]
+        time.sleep(0.05)
+    raise AssertionError("service %s never ran with %r" % (name, argv))
+
+
 def service(name, attrs, args):
     """A master.cf pipe service running the test script with args."""
     return ("%s unix - n n - - pipe %s argv=/usr/bin/python3 %s %s %s"
@@ -172,7 +183,7 @@ class TestPipe(unittest.TestCase):
         m = self.inst.wait_log(r"(\w+): to=<Joe\+Ext@PipeT\.test>, relay=pipet, delay=[\d.]+, "
                                r"delays=[\d./]+, dsn=2\.0\.0, status=sent \(delivered via pipet service\)")
         qid = m.group(1)
-        run = wait_runs("pipet", 1)[-1]
+        run = [r for r in wait_runs("pipet", 1) if r["argv"][1] == "Joe+Ext@PipeT.test"][-1]
         pw = pwd.getpwnam(USER)
         self.assertEqual((run["uid"], run["gid"], run["groups"]), (pw.pw_uid, pw.pw_gid, [pw.pw_gid]))
         a = run["argv"]
@@ -265,11 +276,10 @@ class TestPipe(unittest.TestCase):
                   sender="owner@capture.test")
         self.inst.wait_log(r"to=<bob@pipebounce\.test>, relay=pipebounce, .*dsn=5\.1\.1, "
                            r"status=bounced \(user unknown\. Command output: no mailbox for b\?ob here\)")
-        run = [r for r in wait_runs("capture", 1, timeout=20) if r["argv"] == ["owner@capture.test"]]
-        self.assertTrue(run)
-        notice = email.message_from_string(run[-1]["stdin"], policy=email.policy.compat32)
+        run = wait_run_for("capture", ["owner@capture.test"])
+        notice = email.message_from_string(run["stdin"], policy=email.policy.compat32)
         self.assertEqual(notice["Return-Path"], "<MAILER-DAEMON>")
-        text = run[-1]["stdin"]
+        text = run["stdin"]
         self.assertIn("user unknown. Command output: no mailbox for b?ob here", text)
         self.assertIn("bob@pipebounce.test", text)
 
