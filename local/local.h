@@ -138,16 +138,11 @@ struct local_delivery {
 typedef void (*local_child_fn)(void *ctx, struct local_result *res, struct dest_list *dests);
 void local_child_run(const struct local_message *msg, const struct local_user *as, int timeout,
                      local_child_fn fn, void *ctx, struct local_result *res, struct dest_list *dests);
-/* In a child before exec: close every descriptor from 3 up. */
-void local_close_from(int lowfd);
 /* In any child: default signals, none of the parent's descriptors but the
  * queue file's content and keep_fd, then (as != NULL) the identity of as. */
 void local_child_setup(const struct local_message *msg, const struct local_user *as, int keep_fd);
 /* The connection being served, which no child may keep. */
 void local_child_set_client(int fd);
-/* Reap pid, killing it when it has not exited within grace seconds;
- * returns the wait status. */
-int local_reap(pid_t pid, int grace);
 
 /* ---- message copies (local_copy.c) ---- */
 #define COPY_FROM_LINE 1          /* "From sender date" first */

@@ -5,18 +5,17 @@
  * as one attribute frame, which the parent reads strictly. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "attr.h"
 #include "local.h"
 #include "log.h"
+#include "pipe_command.h"
 #include "server.h"
 #include "util.h"
 
@@ -67,33 +66,7 @@ void local_user_free(struct local_user *u)
 
 void local_become_user(const struct local_user *u)
 {
-    if (geteuid() != 0 && getuid() != 0) {
-        if (getuid() == u->uid)
-            return;                 /* tests running unprivileged */
-        msg_warn("cannot switch to user %s: not running as root", u->name);
-        _exit(75);
-    }
-    if ((initgroups(u->name, u->gid) < 0 && setgroups(1, &u->gid) < 0)
-        || setgid(u->gid) < 0 || setuid(u->uid) < 0) {
-        msg_warn("cannot switch to user %s (uid %ld): %m", u->name, (long)u->uid);
-        _exit(75);
-    }
-    if (getuid() != u->uid || geteuid() != u->uid || getegid() != u->gid
-        || (u->uid != 0 && setuid(0) == 0)) {
-        msg_warn("switch to user %s incomplete", u->name);
-        _exit(75);
-    }
-}
-
-void local_close_from(int lowfd)
-{
-    if (close_range((unsigned)lowfd, ~0U, 0) == 0)
-        return;
-    long max = sysconf(_SC_OPEN_MAX);   /* kernels before close_range() */
-    if (max < 0 || max > 65536)
-        max = 65536;
-    for (int fd = lowfd; fd < max; fd++)
-        close(fd);
+    pipe_command_become(u->name, u->uid, u->gid, true);
 }
 
 /* ---- the child's side ---- */
@@ -188,24 +161,6 @@ static int decode_report(const struct strbuf *in, struct local_result *res, stru
     return 0;
 }
 
-int local_reap(pid_t pid, int grace)
-{
-    int wstatus = 0;
-    for (int waited_ms = 0;; waited_ms += 10) {
-        pid_t got = waitpid(pid, &wstatus, WNOHANG);
-        if (got == pid || (got < 0 && errno != EINTR))
-            return wstatus;
-        if (waited_ms >= grace * 1000) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-                ;
-            return wstatus;
-        }
-        struct timespec ts = { 0, 10 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-}
-
 void local_child_run(const struct local_message *msg, const struct local_user *as, int timeout,
                      local_child_fn fn, void *ctx, struct local_result *res, struct dest_list *dests)
 {
@@ -230,7 +185,7 @@ void local_child_run(const struct local_message *msg, const struct local_user *a
     int rc = attr_read(p[0], &in, CHILD_FRAME_LIMIT, timeout);
     int saved = errno;
     close(p[0]);
-    int wstatus = local_reap(pid, rc < 0 && saved == ETIMEDOUT ? 0 : 10);
+    int wstatus = pipe_command_reap(pid, rc < 0 && saved == ETIMEDOUT ? 0 : 10);
     if (rc < 0) {
         if (saved == ETIMEDOUT)
             local_result_set(res, 4, "4.3.0", "delivery process timed out after %d seconds", timeout);

@@ -5,26 +5,26 @@
  * Exit status 0 is delivered, EX_TEMPFAIL (75) is a deferral, anything else
  * returns the mail; command_time_limit bounds the whole run. */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "local.h"
 #include "log.h"
+#include "pipe_command.h"
 #include "util.h"
 
 #define PIPE_OUTPUT_KEEP 4096
 #define PIPE_REASON_OUTPUT 200
-#define EX_TEMPFAIL_STATUS 75
+#define EX_TEMPFAIL_STATUS PIPE_COMMAND_TEMPFAIL
 
 struct pipe_env {
     char *vars[16];
     size_t n;
+};
+
+struct pipe_job {
+    const struct local_delivery *d;
 };
 
 static void env_put(struct pipe_env *e, const char *name, const char *value)
@@ -36,6 +36,13 @@ static void env_put(struct pipe_env *e, const char *name, const char *value)
         e->vars[e->n++] = xstrdup(sb_str(&v));
     sb_free(&v);
     e->vars[e->n] = NULL;
+}
+
+static void env_free(struct pipe_env *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->vars[i]);
+    e->n = 0;
 }
 
 static void env_build(struct pipe_env *e, const struct local_delivery *d,
@@ -59,88 +66,19 @@ static void env_build(struct pipe_env *e, const struct local_delivery *d,
     env_put(e, "ORIGINAL_RECIPIENT", d->delivered_to);
 }
 
-static void __attribute__((noreturn)) run_command(const struct local_delivery *d, const char *command,
-                                                  const struct local_user *as, int in, int out)
+/* What the command's children must not keep: the connection to qmgr, the
+ * marking descriptor; the queue file's content only for the feeder. */
+static void child_setup(void *ctx, int keep_fd)
 {
-    local_child_setup(d->msg, NULL, -1);
-    setsid();                   /* a process group to kill on timeout */
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-        _exit(EX_TEMPFAIL_STATUS);
-    local_close_from(3);        /* the queue file above all */
-    local_become_user(as);
-    if (chdir(as->home) < 0 && chdir("/") < 0)
-        _exit(EX_TEMPFAIL_STATUS);
-    struct pipe_env env;
-    env_build(&env, d, as);
-    char *argv[] = { "sh", "-c", (char *)command, NULL };
-    execve("/bin/sh", argv, env.vars);
-    _exit(EX_TEMPFAIL_STATUS);
+    const struct local_delivery *d = ((const struct pipe_job *)ctx)->d;
+    local_child_setup(d->msg, NULL, keep_fd);
 }
 
-static void __attribute__((noreturn)) feed_message(const struct local_delivery *d,
-                                                   const struct local_user *as, int in)
+static int feed_message(void *ctx, int fd)
 {
-    local_child_setup(d->msg, as, in);
-    signal(SIGPIPE, SIG_IGN);   /* a command that stops reading is no error here */
+    const struct local_delivery *d = ((const struct pipe_job *)ctx)->d;
     unsigned long long written;
-    _exit(local_copy_write(in, d, COPY_FROM_LINE, 0, &written) == 0 ? 0 : 1);
-}
-
-/* Collect the command's output (the first PIPE_OUTPUT_KEEP bytes) until it
- * closes it or the deadline passes. 0 at EOF, -1 on timeout. */
-static int collect_output(int fd, long long deadline_ms, struct strbuf *keep)
-{
-    char buf[8192];
-    for (;;) {
-        long long left = deadline_ms - now_usec() / 1000;
-        if (left <= 0)
-            return -1;
-        struct pollfd p = { fd, POLLIN, 0 };
-        int rc = poll(&p, 1, left > 1000 ? 1000 : (int)left);
-        if (rc < 0 && errno != EINTR)
-            return -1;
-        if (rc <= 0)
-            continue;
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return 0;
-        size_t room = PIPE_OUTPUT_KEEP > keep->len ? PIPE_OUTPUT_KEEP - keep->len : 0;
-        sb_append(keep, buf, (size_t)n < room ? (size_t)n : room);
-    }
-}
-
-/* Wait for the command until the deadline; kill its process group then. */
-static int wait_command(pid_t pid, long long deadline_ms, bool *timed_out)
-{
-    int wstatus = 0;
-    for (;;) {
-        pid_t got = waitpid(pid, &wstatus, WNOHANG);
-        if (got == pid || (got < 0 && errno != EINTR))
-            return wstatus;
-        if (now_usec() / 1000 >= deadline_ms) {
-            *timed_out = true;
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-                ;
-            return wstatus;
-        }
-        struct timespec ts = { 0, 10 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-}
-
-static void first_line(const struct strbuf *out, char *line, size_t size)
-{
-    const char *s = sb_str(out);
-    size_t n = strcspn(s, "\n");
-    if (n >= size)
-        n = size - 1;
-    memcpy(line, s, n);
-    line[n] = 0;
-    local_printable(line);
+    return local_copy_write(fd, d, COPY_FROM_LINE, 0, &written);
 }
 
 static void command_result(int wstatus, bool timed_out, const char *command,
@@ -149,7 +87,7 @@ static void command_result(int wstatus, bool timed_out, const char *command,
     char cmd[256], line[PIPE_REASON_OUTPUT + 1];
     str_copy(cmd, sizeof(cmd), command);
     local_printable(cmd);
-    first_line(out, line, sizeof(line));
+    pipe_command_first_line(out, line, sizeof(line));
     const char *sep = *line ? ". Command output: " : "";
     if (timed_out)
         local_result_set(res, 5, "5.3.0", "command time limit exceeded: \"%s\"%s%s", cmd, sep, line);
@@ -168,43 +106,24 @@ static void command_result(int wstatus, bool timed_out, const char *command,
 void local_pipe_deliver(const struct local_delivery *d, const char *command,
                         const struct local_user *as, struct local_result *res)
 {
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) < 0) {
-        local_result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
-        return;
-    }
-    if (pipe2(out, O_CLOEXEC) < 0) {
-        close(in[0]);
-        close(in[1]);
-        local_result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
-        return;
-    }
-    long long deadline = now_usec() / 1000 + (long long)local_cfg.command_time_limit * 1000;
-    pid_t cmd = fork();
-    if (cmd == 0)
-        run_command(d, command, as, in[0], out[1]);
-    close(in[0]);
-    close(out[1]);
-    pid_t feeder = cmd > 0 ? fork() : -1;
-    if (feeder == 0) {
-        close(out[0]);
-        feed_message(d, as, in[1]);
-    }
-    close(in[1]);
-    if (cmd < 0 || feeder < 0) {
-        if (cmd > 0) {
-            kill(-cmd, SIGKILL);
-            local_reap(cmd, 0);
-        }
-        close(out[0]);
-        local_result_set(res, 4, "4.3.0", "cannot fork: %s", strerror(errno));
-        return;
-    }
+    struct pipe_env env;
+    env_build(&env, d, as);
+    char *argv[] = { "sh", "-c", (char *)command, NULL };
+    struct pipe_job job = { d };
+    struct pipe_command c = {
+        .path = "/bin/sh", .argv = argv, .envp = env.vars,
+        .user_name = as->name, .uid = as->uid, .gid = as->gid, .supplementary_groups = true,
+        .cwd = as->home, .time_limit = local_cfg.command_time_limit,
+        .output_limit = PIPE_OUTPUT_KEEP,
+        .child_setup = child_setup, .feed = feed_message, .ctx = &job,
+    };
     struct strbuf output = STRBUF_INIT(PIPE_OUTPUT_KEEP);
-    bool timed_out = collect_output(out[0], deadline, &output) < 0;
-    close(out[0]);
-    int wstatus = wait_command(cmd, timed_out ? 0 : deadline, &timed_out);
-    local_reap(feeder, 5);
-    command_result(wstatus, timed_out, command, &output, res);
+    struct pipe_command_status st;
+    if (pipe_command_run(&c, &output, &st) < 0)
+        local_result_set(res, 4, "4.3.0", "cannot %s: %s", errno == EMFILE || errno == ENFILE
+                         ? "create a pipe" : "fork", strerror(errno));
+    else
+        command_result(st.wstatus, st.timed_out, command, &output, res);
     sb_free(&output);
+    env_free(&env);
 }

@@ -121,11 +121,12 @@ static void report_unknown(const char *name, const char *file, int line, void *c
 {
     struct check_state *cs = ctx;
     if (cfg_is_per_transport(name)) {
-        long n;
         const char *value = cfg_get(name);
-        if (value && parse_long(value, 0, 1000000, &n) < 0) {
-            fprintf(cs->out, "tern: error: %s: %s = %s is not a number\n",
-                    strcmp(file, "main.cf") == 0 ? "main.cf" : file, name, value);
+        if (value && cfg_per_transport_check(name, value) < 0) {
+            fprintf(cs->out, "tern: error: %s: %s = %s is not a %s\n",
+                    strcmp(file, "main.cf") == 0 ? "main.cf" : file, name, value,
+                    strcmp(cfg_per_transport_default(name), "command_time_limit") == 0
+                    ? "time" : "number");
             cs->errors++;
         }
         return;

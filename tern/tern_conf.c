@@ -220,7 +220,7 @@ static void print_per_transport_default(const char *name, bool values_only)
     const char *fallback = cfg_per_transport_default(name);
     struct strbuf value = STRBUF_INIT(0), description = STRBUF_INIT(0);
     sb_appendf(&value, "$%s", fallback);
-    sb_appendf(&description, "Per-transport setting, read by qmgr for the master.cf service "
+    sb_appendf(&description, "Per-transport setting, read for the master.cf service "
                "its name begins with; while it is not set, %s applies", fallback);
     print_default(name, sb_str(&description), sb_str(&value), values_only);
     sb_free(&value);

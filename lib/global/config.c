@@ -624,6 +624,8 @@ static const struct {
     { "_destination_recipient_limit", "default_destination_recipient_limit" },
     { "_initial_destination_concurrency", "initial_destination_concurrency" },
     { "_destination_concurrency_failed_cohort_limit", "destination_concurrency_failed_cohort_limit" },
+    /* a time, not a number: read by the pipe agent of that service */
+    { "_time_limit", "command_time_limit" },
 };
 
 const char *cfg_per_transport_default(const char *name)
@@ -640,6 +642,15 @@ const char *cfg_per_transport_default(const char *name)
 bool cfg_is_per_transport(const char *name)
 {
     return cfg_per_transport_default(name) != NULL;
+}
+
+int cfg_per_transport_check(const char *name, const char *value)
+{
+    const char *fallback = cfg_per_transport_default(name);
+    long n;
+    if (fallback && strcmp(fallback, "command_time_limit") == 0)
+        return parse_time_value(value, 's') < 0 ? -1 : 0;
+    return parse_long(value, 0, 1000000, &n) < 0 ? -1 : 0;
 }
 
 int cfg_check_param(const char *name, struct strbuf *err)
@@ -662,10 +673,13 @@ int cfg_check_param(const char *name, struct strbuf *err)
             sb_appendf(err, "parameter %s: bad %s value \"%.100s\"", name, what, sb_str(&out));
             rc = -1;
         }
-    } else if (parse_long(sb_str(&out), 0, 1000000, &n) < 0) {
-        /* the range qmgr accepts for these */
-        sb_appendf(err, "parameter %s: bad numerical value \"%.100s\" (expected 0..1000000)",
-                   name, sb_str(&out));
+    } else if (cfg_per_transport_check(name, sb_str(&out)) < 0) {
+        /* the range qmgr accepts for the numbers */
+        if (parse_long(sb_str(&out), 0, 1000000, &n) == 0)
+            sb_appendf(err, "parameter %s: bad time value \"%.100s\"", name, sb_str(&out));
+        else
+            sb_appendf(err, "parameter %s: bad numerical value \"%.100s\" (expected 0..1000000)",
+                       name, sb_str(&out));
         rc = -1;
     }
     sb_free(&out);

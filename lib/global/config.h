@@ -85,6 +85,9 @@ bool cfg_is_per_transport(const char *name);
  * not set (default_destination_recipient_limit for
  * relay_destination_recipient_limit); NULL when name is not per-transport. */
 const char *cfg_per_transport_default(const char *name);
+/* Whether value suits the per-transport setting name: a time for
+ * TRANSPORT_time_limit, else a number 0..1000000. 0 yes, -1 no. */
+int cfg_per_transport_check(const char *name, const char *value);
 
 /* Check the current value of one parameter, a table or a per-transport one,
  * the way its readers will: expansion, then its type. 0 when it is fine (or

@@ -148,6 +148,12 @@ int main(void)
     CHECK(cfg_check_param("my_time", &err) == 0);       /* untyped: any value */
     CHECK(cfg_check_param("smtp_destination_concurrency_limit", &err) == -1);
     CHECK(cfg_check_param("relay_destination_concurrency_limit", &err) == 0);
+    /* TRANSPORT_time_limit (the pipe agent's) takes a time */
+    CHECK_STR(cfg_per_transport_default("dovecot_time_limit"), "command_time_limit");
+    CHECK(cfg_per_transport_check("dovecot_time_limit", "30s") == 0);
+    CHECK(cfg_per_transport_check("dovecot_time_limit", "60") == 0);
+    CHECK(cfg_per_transport_check("dovecot_time_limit", "soon") == -1);
+    CHECK(cfg_per_transport_check("relay_destination_recipient_limit", "30s") == -1);
     cfg_override("my_time", "10m");
     CHECK(cfg_check_param("smtpd_timeout", &err) == 0);
 

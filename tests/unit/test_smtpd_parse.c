@@ -11,7 +11,7 @@
 #include "smtpd_content.h"
 #include "strbuf.h"
 
-static const struct smtp_parse_opts opts = { 10240000, true };
+static const struct smtp_parse_opts opts = { .size_limit = 10240000, .smtputf8_enable = true };
 
 /* ---- verbs ---- */
 
@@ -141,7 +141,7 @@ static void test_mail(void)
     expect_mail_err("FROM:<j\xc3\xb6rg@example.com>", 553, "5.6.7 Must declare SMTPUTF8 to send unicode address");
     expect_mail_err("FROM:<a@example.com> NOTIFY=NEVER", 555, NULL);   /* RCPT parameter */
 
-    struct smtp_parse_opts no8 = { 0, false };
+    struct smtp_parse_opts no8 = { .size_limit = 0, .smtputf8_enable = false };
     CHECK(smtp_parse_mail("FROM:<a@example.com> SMTPUTF8", &no8, &m, &err) == -1);
     CHECK(err.code == 555);
     CHECK(smtp_parse_mail("FROM:<a@example.com> SIZE=999999999999", &no8, &m, &err) == 0);

@@ -1,0 +1,204 @@
+/* pipe_command.c: one run of an external command for a delivery agent
+ * (pipe_command.h): the command child and the feeding child, both as the
+ * user, the bounded output, the time limit over the whole process group. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pipe_command.h"
+#include "util.h"
+
+void pipe_command_become(const char *name, uid_t uid, gid_t gid, bool supplementary)
+{
+    if (geteuid() != 0 && getuid() != 0) {
+        if (getuid() == uid)
+            return;                 /* tests running unprivileged */
+        msg_warn("cannot switch to user %s: not running as root", name);
+        _exit(PIPE_COMMAND_TEMPFAIL);
+    }
+    int grc = supplementary ? initgroups(name, gid) : -1;
+    if ((grc < 0 && setgroups(1, &gid) < 0) || setgid(gid) < 0 || setuid(uid) < 0) {
+        msg_warn("cannot switch to user %s (uid %ld): %m", name, (long)uid);
+        _exit(PIPE_COMMAND_TEMPFAIL);
+    }
+    if (getuid() != uid || geteuid() != uid || getegid() != gid
+        || (uid != 0 && setuid(0) == 0)) {
+        msg_warn("switch to user %s incomplete", name);
+        _exit(PIPE_COMMAND_TEMPFAIL);
+    }
+}
+
+void pipe_command_close_from(int lowfd)
+{
+    if (close_range((unsigned)lowfd, ~0U, 0) == 0)
+        return;
+    long max = sysconf(_SC_OPEN_MAX);   /* kernels before close_range() */
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (int fd = lowfd; fd < max; fd++)
+        close(fd);
+}
+
+int pipe_command_reap(pid_t pid, int grace)
+{
+    int wstatus = 0;
+    for (int waited_ms = 0;; waited_ms += 10) {
+        pid_t got = waitpid(pid, &wstatus, WNOHANG);
+        if (got == pid || (got < 0 && errno != EINTR))
+            return wstatus;
+        if (waited_ms >= grace * 1000) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+                ;
+            return wstatus;
+        }
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+void pipe_command_first_line(const struct strbuf *output, char *line, size_t size)
+{
+    const char *s = sb_str(output);
+    size_t n = strcspn(s, "\n");
+    if (n >= size)
+        n = size - 1;
+    memcpy(line, s, n);
+    line[n] = 0;
+    for (unsigned char *p = (unsigned char *)line; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
+/* ---- the children ---- */
+
+static void __attribute__((noreturn)) run_command(const struct pipe_command *c, int in, int out)
+{
+    if (c->child_setup)
+        c->child_setup(c->ctx, -1);
+    setsid();                   /* a process group to kill at the time limit */
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+        _exit(PIPE_COMMAND_TEMPFAIL);
+    pipe_command_close_from(3); /* the queue file above all */
+    pipe_command_become(c->user_name, c->uid, c->gid, c->supplementary_groups);
+    if (c->cwd && chdir(c->cwd) < 0 && chdir("/") < 0)
+        _exit(PIPE_COMMAND_TEMPFAIL);
+    execve(c->path, c->argv, c->envp);
+    /* the reason goes where the agent reads the command's output */
+    char text[512];
+    int n = snprintf(text, sizeof(text), "cannot execute %s: %s\n", c->path, strerror(errno));
+    if (n > 0 && write(2, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1) < 0)
+        _exit(PIPE_COMMAND_TEMPFAIL);
+    _exit(PIPE_COMMAND_TEMPFAIL);
+}
+
+static void __attribute__((noreturn)) feed_message(const struct pipe_command *c, int in)
+{
+    if (c->child_setup)
+        c->child_setup(c->ctx, in);
+    pipe_command_become(c->user_name, c->uid, c->gid, c->supplementary_groups);
+    signal(SIGPIPE, SIG_IGN);   /* a command that stops reading is no error here */
+    _exit(c->feed(c->ctx, in) == 0 ? 0 : 1);
+}
+
+/* ---- the agent's side ---- */
+
+/* Collect the command's output (the first limit bytes) until it closes it
+ * or the deadline passes. 0 at EOF, -1 on timeout. */
+static int collect_output(int fd, long long deadline_ms, size_t limit, struct strbuf *keep)
+{
+    char buf[8192];
+    for (;;) {
+        long long left = deadline_ms - now_usec() / 1000;
+        if (left <= 0)
+            return -1;
+        struct pollfd p = { fd, POLLIN, 0 };
+        int rc = poll(&p, 1, left > 1000 ? 1000 : (int)left);
+        if (rc < 0 && errno != EINTR)
+            return -1;
+        if (rc <= 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return 0;
+        size_t room = limit > keep->len ? limit - keep->len : 0;
+        sb_append(keep, buf, (size_t)n < room ? (size_t)n : room);
+    }
+}
+
+/* Wait for the command until the deadline; kill its process group then. */
+static int wait_command(pid_t pid, long long deadline_ms, bool *timed_out)
+{
+    int wstatus = 0;
+    for (;;) {
+        pid_t got = waitpid(pid, &wstatus, WNOHANG);
+        if (got == pid || (got < 0 && errno != EINTR))
+            return wstatus;
+        if (now_usec() / 1000 >= deadline_ms) {
+            *timed_out = true;
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+                ;
+            return wstatus;
+        }
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+int pipe_command_run(const struct pipe_command *c, struct strbuf *output,
+                     struct pipe_command_status *st)
+{
+    int in[2], out[2];
+    st->wstatus = 0;
+    st->timed_out = false;
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return -1;
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        int saved = errno;
+        close(in[0]);
+        close(in[1]);
+        errno = saved;
+        return -1;
+    }
+    int limit = c->time_limit < 1 ? 1 : c->time_limit;
+    long long deadline = now_usec() / 1000 + (long long)limit * 1000;
+    pid_t cmd = fork();
+    if (cmd == 0)
+        run_command(c, in[0], out[1]);
+    close(in[0]);
+    close(out[1]);
+    pid_t feeder = cmd > 0 ? fork() : -1;
+    if (feeder == 0) {
+        close(out[0]);
+        feed_message(c, in[1]);
+    }
+    int saved = errno;
+    close(in[1]);
+    if (cmd < 0 || feeder < 0) {
+        if (cmd > 0) {
+            kill(-cmd, SIGKILL);
+            pipe_command_reap(cmd, 0);
+        }
+        close(out[0]);
+        errno = saved;
+        return -1;
+    }
+    bool timed_out = collect_output(out[0], deadline, c->output_limit, output) < 0;
+    close(out[0]);
+    st->wstatus = wait_command(cmd, timed_out ? 0 : deadline, &timed_out);
+    st->timed_out = timed_out;
+    pipe_command_reap(feeder, 5);
+    return 0;
+}

@@ -1,0 +1,75 @@
+/* pipe_command.h: running an external command for a delivery agent (local's
+ * "|command" destinations and mailbox_command, the pipe service's argv=),
+ * shared so that both do it the same way: the command runs as an
+ * unprivileged user in a process group of its own, with nothing of the
+ * agent's open but its standard input, output and error; a second child,
+ * also as that user, writes the message to the command's standard input;
+ * the agent keeps a bounded part of the output and kills the whole group
+ * when the time limit passes. The agent itself (root, so that it can take
+ * the user's identity) never runs anything but these two children. */
+#ifndef TERN_PIPE_COMMAND_H
+#define TERN_PIPE_COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "strbuf.h"
+
+/* sysexits.h's EX_TEMPFAIL: what a child exits with when it cannot even
+ * start the command, so that the delivery is tried again. */
+#define PIPE_COMMAND_TEMPFAIL 75
+
+struct pipe_command {
+    const char *path;             /* the program, executed directly (no PATH search) */
+    char *const *argv;            /* NULL-terminated */
+    char *const *envp;            /* NULL-terminated: the command's whole environment */
+    /* the identity both children take (user_name is for the group list) */
+    const char *user_name;
+    uid_t uid;
+    gid_t gid;
+    bool supplementary_groups;    /* true: user_name's groups too (initgroups); false: gid only */
+    const char *cwd;              /* working directory, "/" when it cannot be entered; NULL: stay */
+    int time_limit;               /* seconds for the whole run, at least 1 */
+    size_t output_limit;          /* bytes of output kept */
+    /* In each child first, before anything else: restore signals and close
+     * what the agent holds that a child must not keep, except keep_fd
+     * (-1: none). May be NULL. */
+    void (*child_setup)(void *ctx, int keep_fd);
+    /* In the feeding child, as the user, with SIGPIPE ignored: write the
+     * message to fd. 0 ok. */
+    int (*feed)(void *ctx, int fd);
+    void *ctx;
+};
+
+struct pipe_command_status {
+    int wstatus;                  /* the command's wait status */
+    bool timed_out;               /* killed at the time limit */
+};
+
+/* Run the command with the message on its standard input, collecting its
+ * output (standard output and error, the first output_limit bytes) in
+ * output. 0 when the command ran (st says how it ended); -1 with errno set
+ * when no pipe or process could be made. A command that cannot be executed
+ * writes "cannot execute PATH: ERROR" as its output and exits with
+ * PIPE_COMMAND_TEMPFAIL. */
+int pipe_command_run(const struct pipe_command *c, struct strbuf *output,
+                     struct pipe_command_status *st);
+
+/* In a child: setgroups (the user's groups with supplementary, else gid
+ * alone), setgid, setuid, verified, and that root cannot be had back;
+ * _exit(PIPE_COMMAND_TEMPFAIL) after a warning on any failure. Not root
+ * and already uid: nothing to do (tests running unprivileged). */
+void pipe_command_become(const char *name, uid_t uid, gid_t gid, bool supplementary);
+
+/* In a child before exec: close every descriptor from lowfd up. */
+void pipe_command_close_from(int lowfd);
+
+/* Reap pid, killing it when it has not exited within grace seconds;
+ * returns its wait status. */
+int pipe_command_reap(pid_t pid, int grace);
+
+/* The first line of output, at most size-1 bytes, control bytes as '?'. */
+void pipe_command_first_line(const struct strbuf *output, char *line, size_t size);
+
+#endif
