@@ -14,18 +14,19 @@
 
 #include "check.h"
 #include "local.h"
+#include "mailbox.h"
 #include "queue.h"
 #include "util.h"
 
 static char *quote_all(const char *in, size_t len, size_t split1, size_t split2)
 {
-    struct from_quote q;
+    struct mailbox_from_quote q;
     struct strbuf out = STRBUF_INIT(0);
-    local_from_quote_init(&q);
-    local_from_quote_feed(&q, in, split1, &out);
-    local_from_quote_feed(&q, in + split1, split2 - split1, &out);
-    local_from_quote_feed(&q, in + split2, len - split2, &out);
-    local_from_quote_finish(&q, &out);
+    mailbox_from_quote_init(&q);
+    mailbox_from_quote_feed(&q, in, split1, &out);
+    mailbox_from_quote_feed(&q, in + split1, split2 - split1, &out);
+    mailbox_from_quote_feed(&q, in + split2, len - split2, &out);
+    mailbox_from_quote_finish(&q, &out);
     char *s = xstrdup(sb_str(&out));
     sb_free(&out);
     return s;
@@ -56,14 +57,14 @@ static void test_from_quote(void)
 static void test_prefix(void)
 {
     struct strbuf out = STRBUF_INIT(0);
-    local_copy_prefix(&out, COPY_FROM_LINE, "", "u@x", 0);
+    mailbox_copy_prefix(&out, COPY_FROM_LINE, "", "u@x", 0);
     CHECK(strncmp(sb_str(&out), "From MAILER-DAEMON  ", 20) == 0);
     CHECK(strstr(sb_str(&out), "\nReturn-Path: <>\nDelivered-To: u@x\n") != NULL);
     sb_reset(&out);
-    local_copy_prefix(&out, 0, "a b\n@x", "u\r@x", 0);
+    mailbox_copy_prefix(&out, 0, "a b\n@x", "u\r@x", 0);
     CHECK_STR(sb_str(&out), "Return-Path: <a b?@x>\nDelivered-To: u?@x\n");
     sb_reset(&out);
-    local_copy_prefix(&out, COPY_FROM_LINE, "a b@x", "u@x", 0);
+    mailbox_copy_prefix(&out, COPY_FROM_LINE, "a b@x", "u@x", 0);
     CHECK(strncmp(sb_str(&out), "From a_b@x  ", 12) == 0);
     sb_free(&out);
 }
@@ -181,26 +182,26 @@ static void test_locks(const char *dir)
     char path[1024], lock[1100];
     snprintf(path, sizeof(path), "%s/box", dir);
     snprintf(lock, sizeof(lock), "%s.lock", path);
-    CHECK(local_dotlock_acquire(path, 1, 0, 500, getuid(), NULL) == 0);
+    CHECK(mailbox_dotlock_acquire(path, 1, 0, 500, getuid(), NULL) == 0);
     CHECK(access(lock, F_OK) == 0);
     errno = 0;
-    CHECK(local_dotlock_acquire(path, 2, 0, 500, getuid(), NULL) < 0 && errno == EAGAIN);
-    local_dotlock_release(path);
+    CHECK(mailbox_dotlock_acquire(path, 2, 0, 500, getuid(), NULL) < 0 && errno == EAGAIN);
+    mailbox_dotlock_release(path);
     CHECK(access(lock, F_OK) < 0);
     /* a lock older than stale_lock_time is taken to be left over */
-    CHECK(local_dotlock_acquire(path, 1, 0, 500, getuid(), NULL) == 0);
+    CHECK(mailbox_dotlock_acquire(path, 1, 0, 500, getuid(), NULL) == 0);
     struct utimbuf old = { 1000, 1000 };
     utime(lock, &old);
-    CHECK(local_dotlock_acquire(path, 2, 0, 500, getuid(), NULL) == 1);   /* 1: a stale lock was removed */
-    local_dotlock_release(path);
+    CHECK(mailbox_dotlock_acquire(path, 2, 0, 500, getuid(), NULL) == 1);   /* 1: a stale lock was removed */
+    mailbox_dotlock_release(path);
     /* a lock of another uid is reported at once, not waited for */
     if (getuid() == 0) {
         struct stat found;
-        CHECK(local_dotlock_acquire(path, 1, 0, 500, getuid(), NULL) == 0);
+        CHECK(mailbox_dotlock_acquire(path, 1, 0, 500, getuid(), NULL) == 0);
         CHECK(chown(lock, 4242, 4242) == 0);
-        CHECK(local_dotlock_acquire(path, 20, 1, 500, getuid(), &found) == -2);
+        CHECK(mailbox_dotlock_acquire(path, 20, 1, 500, getuid(), &found) == -2);
         CHECK(found.st_uid == 4242);
-        local_dotlock_release(path);
+        mailbox_dotlock_release(path);
     }
 
     int fd = open(path, O_RDWR | O_CREAT, 0600);
@@ -209,7 +210,7 @@ static void test_locks(const char *dir)
     pid_t pid = fork();
     if (pid == 0) {
         char c = 0;
-        int held = local_fcntl_lock(fd, 1, 0) == 0;
+        int held = mailbox_fcntl_lock(fd, 1, 0) == 0;
         (void)!write(ready[1], &held, sizeof(held));
         (void)!read(release[0], &c, 1);
         _exit(0);
@@ -217,10 +218,10 @@ static void test_locks(const char *dir)
     int held = 0;
     CHECK(read(ready[0], &held, sizeof(held)) == sizeof(held) && held);
     errno = 0;
-    CHECK(local_fcntl_lock(fd, 2, 0) < 0 && errno == EAGAIN);
+    CHECK(mailbox_fcntl_lock(fd, 2, 0) < 0 && errno == EAGAIN);
     (void)!write(release[1], "x", 1);
     waitpid(pid, NULL, 0);
-    CHECK(local_fcntl_lock(fd, 1, 0) == 0);
+    CHECK(mailbox_fcntl_lock(fd, 1, 0) == 0);
     close(fd);
 }
 
