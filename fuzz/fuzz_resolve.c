@@ -35,7 +35,8 @@ static void check_result(const struct resolve_result *r)
             abort();
         return;
     }
-    if (r->class != RESOLVE_LOCAL && r->class != RESOLVE_RELAY && r->class != RESOLVE_REMOTE)
+    if (r->class != RESOLVE_LOCAL && r->class != RESOLVE_RELAY && r->class != RESOLVE_REMOTE
+        && r->class != RESOLVE_VIRTUAL)
         abort();
     if (!r->address || !r->local || !r->local_lc || !r->domain || !r->transport || !r->nexthop
         || !*r->domain || !*r->local)

@@ -165,7 +165,7 @@ static void list_problem(struct check_state *cs, const char *what, bool stops_sm
 static void check_lists(struct check_state *cs)
 {
     static const enum param_id domain_lists[] = {
-        P_mydestination, P_relay_domains, P_virtual_alias_domains,
+        P_mydestination, P_relay_domains, P_virtual_alias_domains, P_virtual_mailbox_domains,
     };
     static const enum param_id network_lists[] = {
         P_mynetworks, P_smtpd_client_event_limit_exceptions,
@@ -194,6 +194,41 @@ static void check_lists(struct check_state *cs)
         match_list_free(l);
     }
     sb_free(&err);
+}
+
+/* A domain is in one class only (lib/global/resolve.h): one named in
+ * virtual_alias_domains or virtual_mailbox_domains that mydestination
+ * also lists is delivered locally, which is never what was meant (Postfix
+ * warns the same). Only names written in the list are compared; what a
+ * table holds is not enumerated. */
+static void check_domain_overlap(struct check_state *cs)
+{
+    static const enum param_id virtual_lists[] = { P_virtual_alias_domains, P_virtual_mailbox_domains };
+    struct strbuf err = STRBUF_INIT(4096);
+    struct match_list *mydest = match_list_open("mydestination", cfg_str(P_mydestination),
+                                                MATCH_DOMAINS, 0, &err);
+    sb_free(&err);
+    if (!mydest)
+        return;                  /* reported by check_lists */
+    for (size_t i = 0; i < sizeof(virtual_lists) / sizeof(virtual_lists[0]); i++) {
+        size_t n;
+        char **words = cfg_list_split(cfg_str(virtual_lists[i]), &n);
+        for (size_t k = 0; k < n; k++) {
+            const char *w = words[k];
+            if (*w == '!' || *w == '/' || *w == '.' || strchr(w, ':'))
+                continue;
+            char *lc = str_lower(xstrdup(w));
+            if (match_list_domain(mydest, lc) == 1) {
+                fprintf(cs->out, "tern: warning: %s/main.cf: do not list domain %s in BOTH "
+                        "mydestination and %s: its mail is delivered locally\n", cfg_confdir(),
+                        lc, param_table()[virtual_lists[i]].name);
+                cs->warnings++;
+            }
+            free(lc);
+        }
+        cfg_list_free(words, n);
+    }
+    match_list_free(mydest);
 }
 
 /* cfg_validate's lines are "main.cf:LINE: ..."; say which main.cf. */
@@ -274,10 +309,10 @@ static void check_chroot_service(struct check_state *cs, const struct master_ser
         P_smtpd_sender_restrictions, P_smtpd_relay_restrictions, P_smtpd_recipient_restrictions,
         P_smtpd_data_restrictions, P_smtpd_end_of_data_restrictions, P_smtpd_etrn_restrictions,
     };
-    if (strcmp(svc->command, "local") == 0) {
-        fprintf(cs->out, "tern: warning: %s/master.cf:%d: service %s: local delivers as each "
+    if (strcmp(svc->command, "local") == 0 || strcmp(svc->command, "virtual") == 0) {
+        fprintf(cs->out, "tern: warning: %s/master.cf:%d: service %s: %s delivers as each "
                 "recipient, outside the queue directory, and cannot run chrooted; set its chroot "
-                "column to n\n", cfg_confdir(), svc->lineno, svc->name);
+                "column to n\n", cfg_confdir(), svc->lineno, svc->name, svc->command);
         cs->warnings++;
     } else if (strcmp(svc->command, "smtpd") == 0) {
         for (size_t i = 0; i < sizeof(smtpd_params) / sizeof(smtpd_params[0]); i++)
@@ -500,6 +535,7 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
         check_syscall_filter(&cs);
     }
     check_lists(&cs);
+    check_domain_overlap(&cs);
     check_milters(&cs);
     check_services(&cs);
     check_spool(&cs);
