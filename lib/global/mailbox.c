@@ -349,7 +349,14 @@ static int maildir_dir_ok(const char *path, int flags)
     struct stat sb;
     if (!(flags & MAILDIR_NO_SYMLINK))
         return 0;
-    if (lstat(path, &sb) < 0)
+    /* "dir/" would make lstat follow a link at dir */
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    char *name = xstrndup(path, n);
+    int rc = lstat(name, &sb);
+    free(name);
+    if (rc < 0)
         return -1;
     if (S_ISLNK(sb.st_mode)) {
         errno = ELOOP;
