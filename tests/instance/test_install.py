@@ -37,7 +37,8 @@ class TestInstall(unittest.TestCase):
                      "usr/local/libexec/tern/pickup", "usr/local/libexec/tern/tern-drop",
                      "usr/local/libexec/tern/showq", "usr/local/libexec/tern/tern-mailq",
                      "usr/local/share/man/man8/showq.8", "usr/local/libexec/tern/flush",
-                     "usr/local/share/man/man8/flush.8"):
+                     "usr/local/share/man/man8/flush.8", "usr/local/libexec/tern/virtual",
+                     "usr/local/share/man/man8/virtual.8"):
             self.assertIn(path, found)
         self.assertEqual(os.readlink(os.path.join(dest, "usr/local/bin/mailq")), "sendmail")
         # the logrotate file goes where logrotate reads it (prefix /usr/local)
