@@ -72,15 +72,11 @@ struct virtual_delivery {
     struct mailbox_message msg;
     const char *delivered_to;     /* the recipient, for Delivered-To: */
     const char *address;          /* for reasons */
-    int mark_fd;                  /* the request's read-write descriptor of the
-                                     queue file, which the child closes */
 };
 /* Write the message into mb's mailbox in a child process that has mb's
  * uid and gid and nothing else of root's; st gets the outcome. */
 void virtual_deliver(const struct virtual_delivery *d, const struct virtual_mailbox *mb,
                      struct mailbox_status *st);
-/* The connection to the queue manager, which no child may keep. */
-void virtual_child_set_client(int fd);
 
 /* virtual_request.c: serve one delivery request on fd */
 void virtual_request_serve(int fd);

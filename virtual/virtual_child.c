@@ -20,18 +20,10 @@
 
 #include "attr.h"
 #include "log.h"
-#include "server.h"
 #include "util.h"
 #include "virtual.h"
 
 #define CHILD_FRAME_LIMIT (MAILBOX_REASON_MAX + 256)
-
-static int client_fd = -1;
-
-void virtual_child_set_client(int fd)
-{
-    client_fd = fd;
-}
 
 /* ---- the child ---- */
 
@@ -51,13 +43,33 @@ static void become(uid_t uid, gid_t gid)
         _exit(75);
 }
 
+/* Close descriptors from..to (to ~0U: all above from). */
+static void close_span(unsigned from, unsigned to)
+{
+    if (close_range(from, to, 0) == 0)
+        return;
+    long max = sysconf(_SC_OPEN_MAX);   /* kernels before close_range() */
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (long fd = from; fd < max && (unsigned long)fd <= to; fd++)
+        close((int)fd);
+}
+
+/* Every descriptor from 3 up but the queue file's content and the report
+ * pipe: nothing of master's, the connection to qmgr, the read-write queue
+ * file, nor any table's file or database connection reaches the uid. */
 static void close_inherited(const struct virtual_delivery *d, int keep)
 {
-    const int fds[] = { MASTER_STATUS_FD, MASTER_ALIVE_FD, MASTER_LISTEN_FD, client_fd,
-                        d->mark_fd };
-    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-        if (fds[i] > 2 && fds[i] != keep && fds[i] != d->msg.fd)
-            close(fds[i]);
+    const int keeps[2] = { d->msg.fd < keep ? d->msg.fd : keep, d->msg.fd < keep ? keep : d->msg.fd };
+    unsigned from = 3;
+    for (int i = 0; i < 2; i++) {
+        if (keeps[i] < 3 || (unsigned)keeps[i] < from)
+            continue;
+        if ((unsigned)keeps[i] > from)
+            close_span(from, (unsigned)keeps[i] - 1);
+        from = (unsigned)keeps[i] + 1;
+    }
+    close_span(from, ~0U);
 }
 
 /* Open (creating when missing) without following a symbolic link, and

@@ -82,7 +82,6 @@ static void deliver_all(struct deliver_request *rq, int ro_fd, struct outcome *o
     struct virtual_delivery d = {
         .msg = { .fd = ro_fd, .content_offset = rq->msg.content_offset,
                  .content_size = rq->msg.content_size, .sender = rq->msg.sender },
-        .mark_fd = rq->fd,
     };
     for (size_t i = 0; i < rq->nrcpt; i++) {
         const struct deliver_rcpt *r = &rq->rcpts[i];
@@ -108,7 +107,6 @@ static void deliver_all(struct deliver_request *rq, int ro_fd, struct outcome *o
 void virtual_request_serve(int fd)
 {
     struct deliver_request rq;
-    virtual_child_set_client(fd);
     if (deliver_request_read(fd, &rq, VIRTUAL_RCPT_MAX, virtual_cfg.ipc_timeout) < 0) {
         deliver_request_free(&rq);
         return;
