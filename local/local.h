@@ -18,8 +18,6 @@
 #define LOCAL_LEAF_MAX 1000         /* deliveries for one recipient, all levels */
 #define LOCAL_DEPTH_MAX 20          /* nesting of aliases, .forward and :include: */
 #define LOCAL_FILE_MAX (1024 * 1024) /* size of a .forward or :include: file */
-#define LOCAL_DELIVERED_MAX 1000    /* Delivered-To: headers remembered per message */
-#define LOCAL_HEADER_SCAN_MAX (1024 * 1024) /* header bytes read for loop detection */
 #define LOCAL_RCPT_MAX 10000        /* recipients in one delivery request */
 
 /* Where a destination was found: decides privileges and allow_mail_to_*. */
@@ -158,19 +156,6 @@ void local_mailbox_message(const struct local_delivery *d, struct mailbox_messag
  * Delivered-To:). 0 ok, -1 errno set (EFBIG: beyond limit). */
 int local_copy_write(int fd, const struct local_delivery *d, int flags, unsigned long long limit,
                      unsigned long long *written);
-
-/* Collecting Delivered-To: values from the header section, chunk by chunk. */
-struct delivered_scan {
-    struct strbuf line;
-    bool done;                    /* the header section has ended */
-    size_t seen;                  /* header bytes looked at */
-    char **values;
-    size_t nvalues;
-};
-void local_delivered_scan_init(struct delivered_scan *s);
-void local_delivered_scan_feed(struct delivered_scan *s, const char *data, size_t len);
-void local_delivered_scan_finish(struct delivered_scan *s);
-void local_delivered_scan_free(struct delivered_scan *s);
 
 /* ---- deliveries ---- */
 /* local_mailbox.c: the user's mailbox (home_mailbox, mailbox_command or

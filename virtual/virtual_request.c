@@ -1,9 +1,11 @@
 /* virtual_request.c: the virtual agent's use of the delivery protocol
  * (lib/global/deliver_request.h): read one request, open the queue file,
- * look each recipient up and deliver it in a child with its uid and gid,
+ * collect its Delivered-To: headers, look each recipient up and deliver it
+ * in a child with its uid and gid,
  * mark every final outcome done before anyone hears of it, log it in
  * local's shape (relay=virtual) and report. */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,9 +46,27 @@ static void finish_status(struct mailbox_status *st)
             *p = '?';
 }
 
-/* One recipient: its tables, then the delivery as its uid. */
-static void deliver_one(struct virtual_delivery *d, const struct deliver_rcpt *r,
-                        struct mailbox_status *st)
+/* The message's Delivered-To: values, lower-cased. */
+static int scan_chunk(const char *data, size_t len, void *ctx)
+{
+    struct mailbox_delivered_scan *s = ctx;
+    mailbox_delivered_scan_feed(s, data, len);
+    return s->done ? 1 : 0;      /* stop reading after the header */
+}
+
+static bool loops_back(const struct mailbox_delivered_scan *seen, const char *delivered_to)
+{
+    for (size_t i = 0; i < seen->nvalues; i++)
+        if (strcmp(seen->values[i], delivered_to) == 0)
+            return true;
+    return false;
+}
+
+/* One recipient: a mail loop (the message was delivered to this very
+ * address before: 5.4.6, as Postfix), its tables, then the delivery as
+ * its uid. */
+static void deliver_one(struct virtual_delivery *d, const struct mailbox_delivered_scan *seen,
+                        const struct deliver_rcpt *r, struct mailbox_status *st)
 {
     struct address a;
     const char *why = NULL;
@@ -56,14 +76,16 @@ static void deliver_one(struct virtual_delivery *d, const struct deliver_rcpt *r
         return;
     }
     struct virtual_mailbox mb;
-    if (virtual_lookup(&virtual_cfg, a.local_lc, a.domain, &mb, st) == 0) {
-        /* Delivered-To: lower-cased, as local's and Postfix's */
-        char *delivered = str_lower(xstrdup(a.address));
+    /* Delivered-To: lower-cased, as local's and Postfix's */
+    char *delivered = str_lower(xstrdup(a.address));
+    if (loops_back(seen, delivered)) {
+        mailbox_status_set(st, 5, "5.4.6", "mail forwarding loop for %s", a.address);
+    } else if (virtual_lookup(&virtual_cfg, a.local_lc, a.domain, &mb, st) == 0) {
         d->delivered_to = delivered;
         d->address = a.address;
         virtual_deliver(d, &mb, st);
-        free(delivered);
     }
+    free(delivered);
     address_free(&a);
 }
 
@@ -83,6 +105,10 @@ static void deliver_all(struct deliver_request *rq, int ro_fd, struct outcome *o
         .msg = { .fd = ro_fd, .content_offset = rq->msg.content_offset,
                  .content_size = rq->msg.content_size, .sender = rq->msg.sender },
     };
+    struct mailbox_delivered_scan seen;
+    mailbox_delivered_scan_init(&seen);
+    deliver_request_scan(rq, scan_chunk, &seen);
+    mailbox_delivered_scan_finish(&seen);
     for (size_t i = 0; i < rq->nrcpt; i++) {
         const struct deliver_rcpt *r = &rq->rcpts[i];
         const struct qrcpt *rec = deliver_request_record(rq, i);
@@ -95,13 +121,14 @@ static void deliver_all(struct deliver_request *rq, int ro_fd, struct outcome *o
         } else if (rec->done) {
             mailbox_status_set(&out[i].st, 2, "2.0.0", "already delivered");
         } else {
-            deliver_one(&d, r, &out[i].st);
+            deliver_one(&d, &seen, r, &out[i].st);
             finish_status(&out[i].st);
             mark_final(rq, i, &out[i].st);
             log_outcome(rq, r, &out[i].st);
         }
         out[i].usec = now_usec() - start;
     }
+    mailbox_delivered_scan_free(&seen);
 }
 
 void virtual_request_serve(int fd)

@@ -1,6 +1,7 @@
 /* mailbox.c: writing a delivered message into an mbox file or a Maildir,
- * with the locks mail readers expect (mailbox.h), for the local and
- * virtual delivery agents. The caller has already taken the identity the
+ * with the locks mail readers expect, and reading the Delivered-To:
+ * headers a message already has (mailbox.h), for the local and virtual
+ * delivery agents. The caller has already taken the identity the
  * mailbox belongs to. */
 #include <errno.h>
 #include <stdbool.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -490,4 +492,64 @@ out:
     sb_free(&name);
     sb_free(&tmp);
     sb_free(&fin);
+}
+
+/* ---- Delivered-To: headers for loop detection ---- */
+
+void mailbox_delivered_scan_init(struct mailbox_delivered_scan *s)
+{
+    memset(s, 0, sizeof(*s));
+    sb_init(&s->line, 8192);
+}
+
+static void scan_line(struct mailbox_delivered_scan *s)
+{
+    const char *l = sb_str(&s->line);
+    if (s->line.len == 0) {
+        s->done = true;            /* the empty line that ends the header */
+        return;
+    }
+    if (strncasecmp(l, "Delivered-To:", 13) != 0 || s->nvalues >= MAILBOX_DELIVERED_MAX)
+        return;
+    const char *v = l + 13;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r'))
+        n--;
+    s->values = xrealloc(s->values, (s->nvalues + 1) * sizeof(*s->values));
+    s->values[s->nvalues++] = str_lower(xstrndup(v, n));
+}
+
+void mailbox_delivered_scan_feed(struct mailbox_delivered_scan *s, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && !s->done; i++) {
+        if (++s->seen > MAILBOX_HEADER_SCAN_MAX) {
+            s->done = true;
+            break;
+        }
+        if (data[i] == '\n') {
+            scan_line(s);
+            sb_reset(&s->line);
+        } else if (sb_appendc(&s->line, data[i]) < 0) {
+            /* an overlong line cannot be one of ours: keep its start only */
+        }
+    }
+}
+
+void mailbox_delivered_scan_finish(struct mailbox_delivered_scan *s)
+{
+    if (!s->done && s->line.len)
+        scan_line(s);
+    s->done = true;
+    sb_free(&s->line);
+}
+
+void mailbox_delivered_scan_free(struct mailbox_delivered_scan *s)
+{
+    for (size_t i = 0; i < s->nvalues; i++)
+        free(s->values[i]);
+    free(s->values);
+    sb_free(&s->line);
+    memset(s, 0, sizeof(*s));
 }

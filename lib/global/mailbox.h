@@ -3,7 +3,8 @@
  * line, Return-Path: and Delivered-To: in front, ">From " quoting, a hard
  * size bound), the two mailbox locks mail readers expect (a dot-lock file
  * and an fcntl() lock), appending to an open mbox file whole or not at all,
- * and Maildir delivery (tmp/, fsync, rename into new/).
+ * Maildir delivery (tmp/, fsync, rename into new/), and the Delivered-To:
+ * headers a message already has, for mail loop detection.
  *
  * Nothing here changes identity: the caller runs these in a process that
  * already has the identity the mailbox belongs to (see local/local_child.c
@@ -108,5 +109,22 @@ struct mailbox_maildir {
  * (0700) when missing. On success the reason is "delivered to maildir". */
 void mailbox_maildir_write(const struct mailbox_message *m, const char *delivered_to,
                            const struct mailbox_maildir *md, struct mailbox_status *st);
+
+/* ---- Delivered-To: headers, for mail loop detection ---- */
+#define MAILBOX_DELIVERED_MAX 1000          /* values remembered per message */
+#define MAILBOX_HEADER_SCAN_MAX (1024 * 1024) /* header bytes read */
+/* Collecting the Delivered-To: values (lower-cased) of a header section,
+ * chunk by chunk; done once the empty line that ends it was seen. */
+struct mailbox_delivered_scan {
+    struct strbuf line;
+    bool done;                    /* the header section has ended */
+    size_t seen;                  /* header bytes looked at */
+    char **values;
+    size_t nvalues;
+};
+void mailbox_delivered_scan_init(struct mailbox_delivered_scan *s);
+void mailbox_delivered_scan_feed(struct mailbox_delivered_scan *s, const char *data, size_t len);
+void mailbox_delivered_scan_finish(struct mailbox_delivered_scan *s);
+void mailbox_delivered_scan_free(struct mailbox_delivered_scan *s);
 
 #endif

@@ -9,7 +9,8 @@ the log lines, the refusal at RCPT of an address virtual_mailbox_maps
 does not list, a uid below virtual_minimum_uid (deferred, nothing
 written), virtual_mailbox_limit (bounced, 5.2.2), a symbolic link planted
 at an mbox and at a Maildir (not followed, deferred with a clear reason),
-virtual aliases into a virtual mailbox domain, and tern check's warning
+virtual aliases into a virtual mailbox domain, a mail loop (a
+Delivered-To: header of the recipient: bounced, 5.4.6), and tern check's warning
 about a domain in both mydestination and virtual_mailbox_domains.
 """
 import os
@@ -37,8 +38,9 @@ def setUpModule():
         raise unittest.SkipTest("the virtual agent is not built")
 
 
-def message(subject, to, size=0):
-    text = "From: Sender <sender@example.org>\nTo: %s\nSubject: %s\n\n%s" % (to, subject, BODY)
+def message(subject, to, size=0, headers=""):
+    text = "%sFrom: Sender <sender@example.org>\nTo: %s\nSubject: %s\n\n%s" % (
+        headers, to, subject, BODY)
     if size:
         line = "x" * 75 + "\n"
         text += line * (size // len(line) + 1)
@@ -130,9 +132,9 @@ class TestVirtual(unittest.TestCase):
         if cls.inst:
             cls.inst.cleanup()
 
-    def send(self, rcpts, subject, size=0):
+    def send(self, rcpts, subject, size=0, headers=""):
         with self.inst.smtp() as s:
-            s.sendmail("sender@example.org", rcpts, message(subject, rcpts[0], size))
+            s.sendmail("sender@example.org", rcpts, message(subject, rcpts[0], size, headers))
 
     def assert_owned(self, path, uid, mode):
         st = os.lstat(path)
@@ -261,6 +263,13 @@ class TestVirtual(unittest.TestCase):
         self.assert_owned(got[0], VUID_B, 0o600)
         self.inst.wait_log(LOG % (r"\w+", "carol@b.example", r"orig_to=<sales@alias\.example>, ",
                                   r"2\.0\.0", "sent", r"delivered to maildir\)"))
+
+    def test_mail_loop_bounced(self):
+        self.send(["dave@b.example"], "loop", headers="Delivered-To: Dave@B.example\n")
+        self.inst.wait_log(LOG % (r"\w+", "dave@b.example", "", r"5\.4\.6", "bounced",
+                                  r"mail forwarding loop for dave@b\.example\)"), timeout=20)
+        path = os.path.join(self.base, "b.example", "dave")
+        self.assertNotIn(b"Subject: loop\n", read(path) if os.path.exists(path) else b"")
 
     def test_sendmail_submission(self):
         import test_sendmail

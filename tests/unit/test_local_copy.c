@@ -75,17 +75,17 @@ static void test_delivered_scan(void)
                       "Subject: Delivered-To: no@x\n\nDelivered-To: body@x\n";
     size_t len = strlen(msg);
     for (size_t cut = 0; cut <= len; cut += 7) {
-        struct delivered_scan s;
-        local_delivered_scan_init(&s);
-        local_delivered_scan_feed(&s, msg, cut);
-        local_delivered_scan_feed(&s, msg + cut, len - cut);
-        local_delivered_scan_finish(&s);
+        struct mailbox_delivered_scan s;
+        mailbox_delivered_scan_init(&s);
+        mailbox_delivered_scan_feed(&s, msg, cut);
+        mailbox_delivered_scan_feed(&s, msg + cut, len - cut);
+        mailbox_delivered_scan_finish(&s);
         CHECK(s.nvalues == 2);
         if (s.nvalues == 2) {
             CHECK_STR(s.values[0], "a@example.org");
             CHECK_STR(s.values[1], "b@x");
         }
-        local_delivered_scan_free(&s);
+        mailbox_delivered_scan_free(&s);
     }
 }
 
