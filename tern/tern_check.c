@@ -198,37 +198,52 @@ static void check_lists(struct check_state *cs)
 
 /* A domain is in one class only (lib/global/resolve.h): one named in
  * virtual_alias_domains or virtual_mailbox_domains that mydestination
- * also lists is delivered locally, which is never what was meant (Postfix
- * warns the same). Only names written in the list are compared; what a
- * table holds is not enumerated. */
+ * also lists is delivered locally, and one in both virtual lists is an
+ * alias domain; neither is ever what was meant (Postfix warns the same).
+ * Only names written in a list are compared; what a table holds is not
+ * enumerated. */
+static void warn_listed(struct check_state *cs, const char *listed_in, struct match_list *other,
+                        const char *other_name, const char *what_happens)
+{
+    size_t n;
+    const char *value = cfg_get(listed_in);
+    char **words = cfg_list_split(value ? value : "", &n);
+    for (size_t k = 0; k < n; k++) {
+        const char *w = words[k];
+        if (*w == '!' || *w == '/' || *w == '.' || strchr(w, ':'))
+            continue;
+        char *lc = str_lower(xstrdup(w));
+        if (match_list_domain(other, lc) == 1) {
+            fprintf(cs->out, "tern: warning: %s/main.cf: do not list domain %s in BOTH %s and "
+                    "%s: %s\n", cfg_confdir(), lc, other_name, listed_in, what_happens);
+            cs->warnings++;
+        }
+        free(lc);
+    }
+    cfg_list_free(words, n);
+}
+
 static void check_domain_overlap(struct check_state *cs)
 {
-    static const enum param_id virtual_lists[] = { P_virtual_alias_domains, P_virtual_mailbox_domains };
     struct strbuf err = STRBUF_INIT(4096);
     struct match_list *mydest = match_list_open("mydestination", cfg_str(P_mydestination),
                                                 MATCH_DOMAINS, 0, &err);
+    struct match_list *alias = match_list_open("virtual_alias_domains",
+                                               cfg_str(P_virtual_alias_domains), MATCH_DOMAINS, 0,
+                                               &err);
     sb_free(&err);
-    if (!mydest)
-        return;                  /* reported by check_lists */
-    for (size_t i = 0; i < sizeof(virtual_lists) / sizeof(virtual_lists[0]); i++) {
-        size_t n;
-        char **words = cfg_list_split(cfg_str(virtual_lists[i]), &n);
-        for (size_t k = 0; k < n; k++) {
-            const char *w = words[k];
-            if (*w == '!' || *w == '/' || *w == '.' || strchr(w, ':'))
-                continue;
-            char *lc = str_lower(xstrdup(w));
-            if (match_list_domain(mydest, lc) == 1) {
-                fprintf(cs->out, "tern: warning: %s/main.cf: do not list domain %s in BOTH "
-                        "mydestination and %s: its mail is delivered locally\n", cfg_confdir(),
-                        lc, param_table()[virtual_lists[i]].name);
-                cs->warnings++;
-            }
-            free(lc);
-        }
-        cfg_list_free(words, n);
+    /* a list that does not open is reported by check_lists */
+    if (mydest) {
+        warn_listed(cs, "virtual_alias_domains", mydest, "mydestination",
+                    "its mail is delivered locally");
+        warn_listed(cs, "virtual_mailbox_domains", mydest, "mydestination",
+                    "its mail is delivered locally");
     }
+    if (alias)
+        warn_listed(cs, "virtual_mailbox_domains", alias, "virtual_alias_domains",
+                    "an address there that virtual_alias_maps does not list is unknown");
     match_list_free(mydest);
+    match_list_free(alias);
 }
 
 /* cfg_validate's lines are "main.cf:LINE: ..."; say which main.cf. */

@@ -102,7 +102,8 @@ class TestVirtual(unittest.TestCase):
               "link@a.example    a.example/link\n"
               "linkdir@a.example a.example/linkdir/\n"
               "carol@b.example   b.example/carol/\n"
-              "dave@b.example    b.example/dave\n")
+              "dave@b.example    b.example/dave\n"
+              "x@both.example    a.example/x/\n")
         write(os.path.join(d, "vuid"), "carol@b.example 5001\ndave@b.example 5001\n"
                                        "low@a.example 50\n")
         # keys are tried one at a time through every table (Postfix's
@@ -111,12 +112,12 @@ class TestVirtual(unittest.TestCase):
         write(os.path.join(d, "valias"), "info@a.example alice@a.example\n"
                                          "sales@alias.example carol@b.example\n")
         inst.set_main_cf({
-            "virtual_mailbox_domains": "a.example, B.Example",
+            "virtual_mailbox_domains": "a.example, B.Example, both.example",
             "virtual_mailbox_base": base,
             "virtual_mailbox_maps": "texthash:%s/vmailbox" % d,
             "virtual_uid_maps": "texthash:%s/vuid, static:%d" % (d, VUID),
             "virtual_gid_maps": "texthash:%s/vgid, static:%d" % (d, VUID),
-            "virtual_alias_domains": "alias.example",
+            "virtual_alias_domains": "alias.example, both.example",
             "virtual_alias_maps": "texthash:%s/valias" % d,
             "virtual_mailbox_limit": str(BIG_LIMIT),
             "deliver_lock_attempts": "2",
@@ -191,6 +192,20 @@ class TestVirtual(unittest.TestCase):
             s.rset()
         self.inst.wait_log(r"NOQUEUE: reject: RCPT from [^:]*: 550 5\.1\.1 <nobody@a\.example>: "
                            r"Recipient address rejected: User unknown in virtual mailbox table")
+
+    def test_virtual_alias_domain_wins_over_virtual_mailbox_domain(self):
+        # Postfix's order: a domain in both lists is an alias domain, so an
+        # address virtual_alias_maps does not list is unknown there
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.mail("sender@example.org")
+            code, text = s.rcpt("x@both.example")
+            self.assertEqual((code, text.decode()), (550, "5.1.1 <x@both.example>: Recipient "
+                             "address rejected: User unknown in virtual alias table"))
+            s.rset()
+        r = self.inst.tern("check", check=False)
+        self.assertIn("do not list domain both.example in BOTH virtual_alias_domains and "
+                      "virtual_mailbox_domains", r.stdout + r.stderr)
 
     def test_uid_below_minimum_deferred(self):
         self.send(["low@a.example"], "low uid")
@@ -296,8 +311,12 @@ class TestCheck(unittest.TestCase):
         r = inst.tern("check", check=False)
         out = r.stdout + r.stderr
         self.assertIn("do not list domain v.example in BOTH mydestination and "
-                      "virtual_mailbox_domains", out)
+                      "virtual_mailbox_domains: its mail is delivered locally", out)
         self.assertNotIn("w.example in BOTH", out)
+        # a list without overlaps gets no such warning
+        inst.set_main_cf({"mydestination": "$myhostname, localhost"})
+        r = inst.tern("check", check=False)
+        self.assertNotIn("in BOTH", r.stdout + r.stderr)
 
 
 if __name__ == "__main__":
