@@ -1,7 +1,10 @@
 /* test_local_copy.c: unit tests of the local agent's message copies
  * (">From " quoting across every chunk boundary, the envelope lines, the
  * exact mbox copy of a real queue file and its size bound), of the
- * Delivered-To: scan used for loop detection, and of the mailbox locks. */
+ * Delivered-To: scan used for loop detection, of the mailbox locks, and
+ * of the Maildir and mbox writers of lib/global/mailbox.c that local and
+ * virtual share. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -225,6 +228,77 @@ static void test_locks(const char *dir)
     close(fd);
 }
 
+static int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return d ? n : -1;
+}
+
+/* lib/global/mailbox.c's Maildir writer with the virtual agent's flags,
+ * and both writers' size bounds. */
+static void test_maildir(const char *dir)
+{
+    struct qmessage q;
+    char qpath[1024], box[1100], sub[1200], link[1100];
+    CHECK(make_queue_file(dir, "Subject: md\n\nFrom here\n", &q, qpath, sizeof(qpath)) == 0);
+    struct mailbox_message m = { .fd = open(qpath, O_RDONLY), .content_offset = q.content_offset,
+                                 .content_size = q.content_size, .sender = q.sender, .seq = 1 };
+    struct mailbox_status st;
+    snprintf(box, sizeof(box), "%s/deep/er/box/", dir);
+    struct mailbox_maildir md = { .dir = box, .hostname = "h/o:st", .flags = 0,
+                                  .limit = { 0, "virtual_mailbox_limit" } };
+    /* without MAILDIR_MAKE_PARENTS a missing parent is an error */
+    mailbox_maildir_write(&m, "u@x", &md, &st);
+    CHECK(st.status == 4 && strstr(st.reason, "create maildir directory") != NULL);
+    md.flags = MAILDIR_MAKE_PARENTS | MAILDIR_NO_SYMLINK;
+    mailbox_maildir_write(&m, "u@x", &md, &st);
+    CHECK(st.status == 2);
+    CHECK_STR(st.reason, "delivered to maildir");
+    snprintf(sub, sizeof(sub), "%snew", box);
+    CHECK(count_entries(sub) == 1);
+    struct stat sb;
+    snprintf(sub, sizeof(sub), "%s/deep", dir);
+    CHECK(stat(sub, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+    /* a symbolic link in place of the Maildir, or of new/, is refused */
+    snprintf(link, sizeof(link), "%s/linked/", dir);
+    snprintf(sub, sizeof(sub), "%s/linked", dir);
+    CHECK(symlink(box, sub) == 0);
+    md.dir = link;
+    mailbox_maildir_write(&m, "u@x", &md, &st);
+    CHECK(st.status == 4 && strstr(st.reason, "is a symbolic link") != NULL);
+    md.flags = MAILDIR_MAKE_PARENTS;            /* local's: followed */
+    mailbox_maildir_write(&m, "u@x", &md, &st);
+    CHECK(st.status == 2);
+    /* beyond the limit: 5.2.2, naming the parameter, and nothing left in tmp/ */
+    md.dir = box;
+    md.limit.size = 10;
+    mailbox_maildir_write(&m, "u@x", &md, &st);
+    CHECK(st.status == 5 && strcmp(st.dsn, "5.2.2") == 0);
+    CHECK(strstr(st.reason, "virtual_mailbox_limit (10 bytes)") != NULL);
+    snprintf(sub, sizeof(sub), "%stmp", box);
+    CHECK(count_entries(sub) == 0);
+    /* mbox: the bound counts what the file already holds */
+    snprintf(sub, sizeof(sub), "%s/mbox", dir);
+    int fd = open(sub, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    struct mailbox_limit limit = { 0, "mailbox_size_limit" };
+    mailbox_mbox_append(&m, "u@x", fd, "mailbox M", COPY_MBOX, &limit, &st);
+    CHECK(st.status == 2);
+    off_t size = lseek(fd, 0, SEEK_END);
+    limit.size = (long long)size + (long long)q.content_size;
+    mailbox_mbox_append(&m, "u@x", fd, "mailbox M", COPY_MBOX, &limit, &st);
+    CHECK(st.status == 5 && strstr(st.reason, "cannot update mailbox M: the message would exceed "
+                                             "mailbox_size_limit") != NULL);
+    CHECK(lseek(fd, 0, SEEK_END) == size);
+    close(fd);
+    close(m.fd);
+    qmessage_free(&q);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/test_local_copy.XXXXXX";
@@ -235,6 +309,7 @@ int main(void)
     test_delivered_scan();
     test_copy_write(dir);
     test_locks(dir);
+    test_maildir(dir);
     char cmd[1100];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     (void)!system(cmd);
