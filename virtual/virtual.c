@@ -47,7 +47,7 @@ static void virtual_post_init(struct event_base *base)
     struct strbuf why = STRBUF_INIT(256);
     virtual_cfg.myhostname = xstrdup(cfg_str(P_myhostname));
     virtual_cfg.base = xstrdup(cfg_str(P_virtual_mailbox_base));
-    virtual_cfg.recipient_delimiter = cfg_str(P_recipient_delimiter);
+    virtual_cfg.recipient_delimiter = xstrdup(cfg_str(P_recipient_delimiter));
     virtual_cfg.minimum_uid = cfg_int(P_virtual_minimum_uid);
     virtual_cfg.mailbox_limit = cfg_size(P_virtual_mailbox_limit);
     int lock = virtual_lock_styles(cfg_str(P_virtual_mailbox_lock), &why);
