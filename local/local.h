@@ -164,9 +164,9 @@ void local_mailbox_deliver(const struct local_delivery *d, const struct local_us
                            struct local_result *res, const char **what);
 void local_file_deliver(const struct local_delivery *d, const char *path,
                         const struct local_user *as, struct local_result *res);
-/* local_maildir.c: dir ends in '/'; local_mbox.c: append to an open,
- * locked mbox file, truncating back on failure (lib/global/mailbox.h with
- * mailbox_size_limit and myhostname). */
+/* Also local_mailbox.c, through lib/global/mailbox.h with
+ * mailbox_size_limit and myhostname: a Maildir (dir ends in '/'), and
+ * appending to an open, locked mbox file, truncated back on failure. */
 void local_maildir_write(const struct local_delivery *d, const char *dir, struct local_result *res);
 void local_mbox_append(const struct local_delivery *d, int fd, const char *what,
                        int flags, struct local_result *res);
