@@ -103,7 +103,8 @@ class TestVirtual(unittest.TestCase):
               "linkdir@a.example a.example/linkdir/\n"
               "carol@b.example   b.example/carol/\n"
               "dave@b.example    b.example/dave\n"
-              "x@both.example    a.example/x/\n")
+              "x@both.example    a.example/x/\n"
+              "eve@a.example     a.example/ro/eve\n")
         write(os.path.join(d, "vuid"), "carol@b.example 5001\ndave@b.example 5001\n"
                                        "low@a.example 50\n")
         # keys are tried one at a time through every table (Postfix's
@@ -176,6 +177,21 @@ class TestVirtual(unittest.TestCase):
             self.assertIn(b"\n>From the body, quoted in mbox only\n", data)
             self.assert_owned(path, uid, 0o600)
             self.assertFalse(os.path.exists(path + ".lock"))
+
+    def test_mbox_in_a_directory_the_uid_may_not_write(self):
+        # the administrator made the mailbox; the dot-lock cannot be made
+        # there and is skipped (Postfix's "dot-lock may fail"), fcntl stays
+        ro = os.path.join(self.base, "a.example", "ro")
+        os.mkdir(ro, 0o755)
+        path = os.path.join(ro, "eve")
+        write(path, "")
+        os.chown(path, VUID, VUID)
+        os.chmod(path, 0o600)
+        self.send(["eve@a.example"], "no dot-lock")
+        self.inst.wait_log(LOG % (r"\w+", "eve@a.example", "", r"2\.0\.0", "sent",
+                                  r"delivered to mailbox\)"), timeout=20)
+        self.assertIn(b"Subject: no dot-lock\n", read(path))
+        self.assertEqual(os.listdir(ro), ["eve"])
 
     def test_unlisted_recipient_refused_at_rcpt(self):
         with self.inst.smtp() as s:
