@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "domains.h"
+#include "mailbox.h"
 #include "mastercf.h"
 #include "match_list.h"
 #include "milter.h"
@@ -244,6 +245,23 @@ static void check_domain_overlap(struct check_state *cs)
                     "an address there that virtual_alias_maps does not list is unknown");
     match_list_free(mydest);
     match_list_free(alias);
+}
+
+/* What the virtual agent would refuse to start with (virtual/virtual.c). */
+static void check_virtual(struct check_state *cs)
+{
+    struct strbuf why = STRBUF_INIT(256);
+    if (mailbox_lock_styles(cfg_str(P_virtual_mailbox_lock), &why) < 0) {
+        fprintf(cs->out, "tern: error: %s/main.cf: virtual_mailbox_lock: unknown lock style "
+                "\"%s\" (use fcntl, dotlock or both)\n", cfg_confdir(), sb_str(&why));
+        cs->errors++;
+    }
+    if (cfg_int(P_virtual_minimum_uid) < 1) {
+        fprintf(cs->out, "tern: error: %s/main.cf: virtual_minimum_uid must be 1 or more (mail is "
+                "never delivered as root)\n", cfg_confdir());
+        cs->errors++;
+    }
+    sb_free(&why);
 }
 
 /* cfg_validate's lines are "main.cf:LINE: ..."; say which main.cf. */
@@ -551,6 +569,7 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
     }
     check_lists(&cs);
     check_domain_overlap(&cs);
+    check_virtual(&cs);
     check_milters(&cs);
     check_services(&cs);
     check_spool(&cs);

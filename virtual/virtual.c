@@ -50,7 +50,7 @@ static void virtual_post_init(struct event_base *base)
     virtual_cfg.recipient_delimiter = xstrdup(cfg_str(P_recipient_delimiter));
     virtual_cfg.minimum_uid = cfg_int(P_virtual_minimum_uid);
     virtual_cfg.mailbox_limit = cfg_size(P_virtual_mailbox_limit);
-    int lock = virtual_lock_styles(cfg_str(P_virtual_mailbox_lock), &why);
+    int lock = mailbox_lock_styles(cfg_str(P_virtual_mailbox_lock), &why);
     if (lock < 0)
         msg_fatal("virtual_mailbox_lock: unknown lock style \"%s\" in main.cf (use fcntl, "
                   "dotlock or both)", sb_str(&why));

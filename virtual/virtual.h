@@ -14,10 +14,6 @@
 #define VIRTUAL_KEY_MAX 2048       /* one lookup key: local part and domain */
 #define VIRTUAL_PATH_MAX 4096      /* a mailbox path, virtual_mailbox_base included */
 
-/* virtual_mailbox_lock */
-#define VIRTUAL_LOCK_FCNTL 1
-#define VIRTUAL_LOCK_DOT 2
-
 struct maplist;
 
 struct virtual_settings {
@@ -27,7 +23,7 @@ struct virtual_settings {
     const char *recipient_delimiter;
     long long minimum_uid;
     long long mailbox_limit;      /* 0: no limit */
-    unsigned lock;                /* VIRTUAL_LOCK_* */
+    unsigned lock;                /* MAILBOX_LOCK_* (virtual_mailbox_lock) */
     int lock_attempts;
     int lock_delay;
     long stale_lock_time;
@@ -35,10 +31,6 @@ struct virtual_settings {
     int ipc_timeout;
 };
 extern struct virtual_settings virtual_cfg;
-
-/* virtual_lock_styles: virtual_mailbox_lock's value as VIRTUAL_LOCK_* bits;
- * -1 with the unknown word in why. */
-int virtual_lock_styles(const char *value, struct strbuf *why);
 
 /* ---- one recipient's mailbox (virtual_lookup.c) ---- */
 struct virtual_mailbox {

@@ -112,7 +112,7 @@ static void mbox_deliver(const struct virtual_delivery *d, const struct virtual_
     sb_appendf(&what, "mailbox %s for %s", mb->path, d->address);
     struct stat found;
     int locked = -1;
-    if (virtual_cfg.lock & VIRTUAL_LOCK_DOT) {
+    if (virtual_cfg.lock & MAILBOX_LOCK_DOT) {
         locked = mailbox_dotlock_acquire(mb->path, virtual_cfg.lock_attempts, virtual_cfg.lock_delay,
                                          virtual_cfg.stale_lock_time, mb->uid, &found);
         if (locked == -2) {
@@ -131,7 +131,7 @@ static void mbox_deliver(const struct virtual_delivery *d, const struct virtual_
     int fd = mbox_open(mb->path, sb_str(&what), mb->uid, st);
     if (fd < 0)
         goto unlock;
-    if ((virtual_cfg.lock & VIRTUAL_LOCK_FCNTL)
+    if ((virtual_cfg.lock & MAILBOX_LOCK_FCNTL)
         && mailbox_fcntl_lock(fd, virtual_cfg.lock_attempts, virtual_cfg.lock_delay) < 0) {
         mailbox_status_set(st, 4, "4.2.0", "cannot update %s: unable to lock for exclusive access "
                            "(fcntl lock: %s)", sb_str(&what), strerror(errno));

@@ -16,29 +16,6 @@
 #include "util.h"
 #include "virtual.h"
 
-int virtual_lock_styles(const char *value, struct strbuf *why)
-{
-    unsigned bits = 0;
-    const char *p = value;
-    while (*p) {
-        size_t skip = strspn(p, " \t\n,");
-        p += skip;
-        size_t n = strcspn(p, " \t\n,");
-        if (n == 0)
-            break;
-        if (n == 5 && strncmp(p, "fcntl", 5) == 0)
-            bits |= VIRTUAL_LOCK_FCNTL;
-        else if (n == 7 && strncmp(p, "dotlock", 7) == 0)
-            bits |= VIRTUAL_LOCK_DOT;
-        else {
-            sb_appendf(why, "%.*s", (int)n, p);
-            return -1;
-        }
-        p += n;
-    }
-    return (int)bits;
-}
-
 int virtual_parse_id(const char *value, long long *id)
 {
     long long v = 0;

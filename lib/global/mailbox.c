@@ -54,6 +54,31 @@ const char *mailbox_dsn_for_errno(int err, int *status)
     }
 }
 
+/* ---- lock styles ---- */
+
+int mailbox_lock_styles(const char *value, struct strbuf *why)
+{
+    unsigned bits = 0;
+    const char *p = value;
+    while (*p) {
+        size_t skip = strspn(p, " \t\n,");
+        p += skip;
+        size_t n = strcspn(p, " \t\n,");
+        if (n == 0)
+            break;
+        if (n == 5 && strncmp(p, "fcntl", 5) == 0)
+            bits |= MAILBOX_LOCK_FCNTL;
+        else if (n == 7 && strncmp(p, "dotlock", 7) == 0)
+            bits |= MAILBOX_LOCK_DOT;
+        else {
+            sb_appendf(why, "%.*s", (int)n, p);
+            return -1;
+        }
+        p += n;
+    }
+    return (int)bits;
+}
+
 /* ---- the envelope lines ---- */
 
 /* Envelope values go into header lines: nothing there may end a line. */

@@ -71,6 +71,12 @@ int mailbox_from_quote_feed(struct mailbox_from_quote *q, const char *data, size
 int mailbox_from_quote_finish(struct mailbox_from_quote *q, struct strbuf *out);
 
 /* ---- locks ---- */
+/* A lock-style list as main.cf writes it ("fcntl, dotlock":
+ * virtual_mailbox_lock) as MAILBOX_LOCK_* bits; -1 with the word that is
+ * not a style Tern supports in why. */
+#define MAILBOX_LOCK_FCNTL 1
+#define MAILBOX_LOCK_DOT 2
+int mailbox_lock_styles(const char *value, struct strbuf *why);
 /* 0 locked; 1 locked after removing a lock older than stale_after (*found
  * gets its lstat); -1 errno set (EAGAIN: busy); -2 the lock file is
  * foreign (not a plain file of owner or root; *found gets its lstat). */

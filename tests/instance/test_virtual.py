@@ -333,6 +333,13 @@ class TestCheck(unittest.TestCase):
         inst.set_main_cf({"mydestination": "$myhostname, localhost"})
         r = inst.tern("check", check=False)
         self.assertNotIn("in BOTH", r.stdout + r.stderr)
+        self.assertNotIn("virtual_", r.stdout + r.stderr)
+        # what the virtual agent would not start with is an error
+        inst.set_main_cf({"virtual_mailbox_lock": "fcntl, flock", "virtual_minimum_uid": "0"})
+        r = inst.tern("check", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('virtual_mailbox_lock: unknown lock style "flock"', r.stdout + r.stderr)
+        self.assertIn("virtual_minimum_uid must be 1 or more", r.stdout + r.stderr)
 
 
 if __name__ == "__main__":

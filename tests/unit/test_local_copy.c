@@ -299,6 +299,17 @@ static void test_maildir(const char *dir)
     qmessage_free(&q);
 }
 
+static void test_lock_styles(void)
+{
+    struct strbuf why = STRBUF_INIT(64);
+    CHECK(mailbox_lock_styles("fcntl, dotlock", &why) == (MAILBOX_LOCK_FCNTL | MAILBOX_LOCK_DOT));
+    CHECK(mailbox_lock_styles("fcntl", &why) == MAILBOX_LOCK_FCNTL);
+    CHECK(mailbox_lock_styles("", &why) == 0);
+    CHECK(mailbox_lock_styles("fcntl flock", &why) < 0);
+    CHECK_STR(sb_str(&why), "flock");
+    sb_free(&why);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/test_local_copy.XXXXXX";
@@ -310,6 +321,7 @@ int main(void)
     test_copy_write(dir);
     test_locks(dir);
     test_maildir(dir);
+    test_lock_styles();
     char cmd[1100];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     (void)!system(cmd);

@@ -61,13 +61,6 @@ static void test_ids(void)
     CHECK(virtual_parse_id(" 5", &id) < 0);
     CHECK(virtual_parse_id("4294967295", &id) < 0);
     CHECK(virtual_parse_id("99999999999999999999999", &id) < 0);
-    struct strbuf why = STRBUF_INIT(64);
-    CHECK(virtual_lock_styles("fcntl, dotlock", &why) == (VIRTUAL_LOCK_FCNTL | VIRTUAL_LOCK_DOT));
-    CHECK(virtual_lock_styles("fcntl", &why) == VIRTUAL_LOCK_FCNTL);
-    CHECK(virtual_lock_styles("", &why) == 0);
-    CHECK(virtual_lock_styles("fcntl flock", &why) < 0);
-    CHECK_STR(sb_str(&why), "flock");
-    sb_free(&why);
 }
 
 static int lookup(const char *local, const char *domain, struct virtual_mailbox *mb,
