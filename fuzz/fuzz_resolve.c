@@ -21,6 +21,7 @@ static void configure_once(void)
     cfg_override("myhostname", "mx.example.com");
     cfg_override("mydestination", "$myhostname, localhost, Example.COM.");
     cfg_override("relay_domains", "relay.example, .sub.example");
+    cfg_override("virtual_mailbox_domains", "vmail.example, relay.example");
     cfg_override("relayhost", "");
     resolve_init();
     if (!resolve_domain_is_local("localhost") || !resolve_domain_is_local("example.com")
@@ -35,7 +36,8 @@ static void check_result(const struct resolve_result *r)
             abort();
         return;
     }
-    if (r->class != RESOLVE_LOCAL && r->class != RESOLVE_RELAY && r->class != RESOLVE_REMOTE)
+    if (r->class != RESOLVE_LOCAL && r->class != RESOLVE_RELAY && r->class != RESOLVE_REMOTE
+        && r->class != RESOLVE_VIRTUAL)
         abort();
     if (!r->address || !r->local || !r->local_lc || !r->domain || !r->transport || !r->nexthop
         || !*r->domain || !*r->local)
@@ -45,6 +47,10 @@ static void check_result(const struct resolve_result *r)
     if (r->class == RESOLVE_LOCAL && strpbrk(r->local, "%!@"))
         abort();
     if (r->class == RESOLVE_LOCAL && !resolve_domain_is_local(r->domain))
+        abort();
+    /* virtual_mailbox_domains, and only those, are virtual (before relay_domains) */
+    if ((r->class == RESOLVE_VIRTUAL) != (strcmp(r->domain, "vmail.example") == 0
+                                          || strcmp(r->domain, "relay.example") == 0))
         abort();
     /* the resolved address is a fixed point */
     struct resolve_result again;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "mailbox.h"
 #include "strbuf.h"
 
 /* Bounds on everything that comes from a user file, a map or the queue. */
@@ -17,8 +18,6 @@
 #define LOCAL_LEAF_MAX 1000         /* deliveries for one recipient, all levels */
 #define LOCAL_DEPTH_MAX 20          /* nesting of aliases, .forward and :include: */
 #define LOCAL_FILE_MAX (1024 * 1024) /* size of a .forward or :include: file */
-#define LOCAL_DELIVERED_MAX 1000    /* Delivered-To: headers remembered per message */
-#define LOCAL_HEADER_SCAN_MAX (1024 * 1024) /* header bytes read for loop detection */
 #define LOCAL_RCPT_MAX 10000        /* recipients in one delivery request */
 
 /* Where a destination was found: decides privileges and allow_mail_to_*. */
@@ -63,6 +62,8 @@ void local_result_set(struct local_result *r, int status, const char *dsn, const
 /* dsn class for an errno of a mailbox/file operation that failed:
  * 4.2.0 (locks, permissions), 4.3.0 (disk full, I/O), 5.2.2 (too large). */
 const char *local_result_dsn_for_errno(int err, int *status);
+/* The outcome of a mailbox write (lib/global/mailbox.h) as a result. */
+void local_result_from_mailbox(struct local_result *r, const struct mailbox_status *st);
 /* Replace bytes that must not reach a log line or a reply (controls, non-
  * ASCII is kept) with '?', in place; returns s. */
 char *local_printable(char *s);
@@ -144,44 +145,13 @@ void local_child_setup(const struct local_message *msg, const struct local_user 
 /* The connection being served, which no child may keep. */
 void local_child_set_client(int fd);
 
-/* ---- message copies (local_copy.c) ---- */
-#define COPY_FROM_LINE 1          /* "From sender date" first */
-#define COPY_QUOTE_FROM 2         /* ">From " for lines starting with "From " */
-#define COPY_BLANK_LINE 4         /* an empty line after the message */
-#define COPY_MBOX (COPY_FROM_LINE | COPY_QUOTE_FROM | COPY_BLANK_LINE)
-/* The envelope lines written before the content, as Postfix's local
- * delivery writes them: From line (when asked), Return-Path:,
- * X-Original-To: (the recipient as received, before address rewriting and
- * aliases; left out when orig_to is empty) and Delivered-To:. */
-void local_copy_prefix(struct strbuf *out, int flags, const char *sender, const char *orig_to,
-                       const char *delivered_to, long long now_sec);
-/* Write a copy of the message to fd. At most limit bytes (0: no limit):
- * beyond it the copy stops with errno EFBIG. 0 ok, -1 errno set. *written
- * gets the bytes written either way. */
+/* ---- message copies (local_copy.c; the writer is lib/global/mailbox.h) ---- */
+/* The message of a delivery as the mailbox writer sees it. */
+void local_mailbox_message(const struct local_delivery *d, struct mailbox_message *m);
+/* Write a copy of the message to fd (mailbox_copy_write with d's
+ * Delivered-To:). 0 ok, -1 errno set (EFBIG: beyond limit). */
 int local_copy_write(int fd, const struct local_delivery *d, int flags, unsigned long long limit,
                      unsigned long long *written);
-
-/* Incremental ">From " quoting, usable on arbitrary chunk boundaries. */
-struct from_quote {
-    bool at_line_start;
-    size_t held;                  /* bytes of "From " matched and held back */
-};
-void local_from_quote_init(struct from_quote *q);
-int local_from_quote_feed(struct from_quote *q, const char *data, size_t len, struct strbuf *out);
-int local_from_quote_finish(struct from_quote *q, struct strbuf *out);
-
-/* Collecting Delivered-To: values from the header section, chunk by chunk. */
-struct delivered_scan {
-    struct strbuf line;
-    bool done;                    /* the header section has ended */
-    size_t seen;                  /* header bytes looked at */
-    char **values;
-    size_t nvalues;
-};
-void local_delivered_scan_init(struct delivered_scan *s);
-void local_delivered_scan_feed(struct delivered_scan *s, const char *data, size_t len);
-void local_delivered_scan_finish(struct delivered_scan *s);
-void local_delivered_scan_free(struct delivered_scan *s);
 
 /* ---- deliveries ---- */
 /* local_mailbox.c: the user's mailbox (home_mailbox, mailbox_command or
@@ -190,18 +160,10 @@ void local_mailbox_deliver(const struct local_delivery *d, const struct local_us
                            struct local_result *res, const char **what);
 void local_file_deliver(const struct local_delivery *d, const char *path,
                         const struct local_user *as, struct local_result *res);
-/* local_lock.c: 0 locked; 1 locked after removing a lock older than
- * stale_after (*found gets its lstat); -1 errno set (EAGAIN: busy); -2 the
- * lock file is foreign (not a plain file of owner or root; *found gets its
- * lstat). */
-struct stat;
-int local_dotlock_acquire(const char *path, int attempts, int delay, long stale_after,
-                          uid_t owner, struct stat *found);
-void local_dotlock_release(const char *path);
-int local_fcntl_lock(int fd, int attempts, int delay);
-/* local_maildir.c: dir ends in '/'. */
+/* Also local_mailbox.c, through lib/global/mailbox.h with
+ * mailbox_size_limit and myhostname: a Maildir (dir ends in '/'), and
+ * appending to an open, locked mbox file, truncated back on failure. */
 void local_maildir_write(const struct local_delivery *d, const char *dir, struct local_result *res);
-/* local_mbox.c: append to an open, locked mbox file, truncating back on failure. */
 void local_mbox_append(const struct local_delivery *d, int fd, const char *what,
                        int flags, struct local_result *res);
 /* local_pipe.c */

@@ -156,6 +156,32 @@ static int enter_spool_ids(const struct mbox_job *job)
     return setgroups(1, groups) < 0 ? -1 : set_effective(job->spool_uid, job->spool_gid);
 }
 
+/* Maildir and mbox through lib/global/mailbox.h, bounded by mailbox_size_limit. */
+
+void local_maildir_write(const struct local_delivery *d, const char *dir, struct local_result *res)
+{
+    struct mailbox_message m;
+    struct mailbox_status st;
+    struct mailbox_maildir md = {
+        .dir = dir, .hostname = local_cfg.myhostname, .flags = 0,
+        .limit = { local_cfg.mailbox_size_limit, "mailbox_size_limit" },
+    };
+    local_mailbox_message(d, &m);
+    mailbox_maildir_write(&m, d->delivered_to, &md, &st);
+    local_result_from_mailbox(res, &st);
+}
+
+void local_mbox_append(const struct local_delivery *d, int fd, const char *what,
+                       int flags, struct local_result *res)
+{
+    struct mailbox_message m;
+    struct mailbox_status st;
+    struct mailbox_limit limit = { local_cfg.mailbox_size_limit, "mailbox_size_limit" };
+    local_mailbox_message(d, &m);
+    mailbox_mbox_append(&m, d->delivered_to, fd, what, flags, &limit, &st);
+    local_result_from_mailbox(res, &st);
+}
+
 static void mbox_child(void *ctx, struct local_result *res, struct dest_list *dests)
 {
     const struct mbox_job *job = ctx;
@@ -165,7 +191,7 @@ static void mbox_child(void *ctx, struct local_result *res, struct dest_list *de
                    "identity: %s", job->what, strerror(errno));
         return;
     }
-    int locked = job->dotlock ? local_dotlock_acquire(job->path, local_cfg.lock_attempts,
+    int locked = job->dotlock ? mailbox_dotlock_acquire(job->path, local_cfg.lock_attempts,
                                                       local_cfg.lock_delay,
                                                       local_cfg.stale_lock_time,
                                                       job->owner->uid, &found) : 0;
@@ -182,7 +208,7 @@ static void mbox_child(void *ctx, struct local_result *res, struct dest_list *de
         return;
     }
     int fd = mbox_open(job, res);
-    if (fd >= 0 && local_fcntl_lock(fd, local_cfg.lock_attempts, local_cfg.lock_delay) < 0)
+    if (fd >= 0 && mailbox_fcntl_lock(fd, local_cfg.lock_attempts, local_cfg.lock_delay) < 0)
         lock_failed(job, "fcntl", res);
     else if (fd >= 0 && assume_owner(job, true) < 0)
         local_result_set(res, 4, "4.3.0", "cannot update %s: cannot switch to the recipient's "
@@ -199,7 +225,7 @@ static void mbox_child(void *ctx, struct local_result *res, struct dest_list *de
     if (fd >= 0)
         close(fd);              /* releases the fcntl lock */
     if (job->dotlock)
-        local_dotlock_release(job->path);
+        mailbox_dotlock_release(job->path);
 }
 
 static void maildir_child(void *ctx, struct local_result *res, struct dest_list *dests)

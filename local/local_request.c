@@ -34,8 +34,8 @@ void local_log_delivery(const struct local_message *msg, const char *to, const c
 
 static int scan_chunk(const char *data, size_t len, void *ctx)
 {
-    struct delivered_scan *s = ctx;
-    local_delivered_scan_feed(s, data, len);
+    struct mailbox_delivered_scan *s = ctx;
+    mailbox_delivered_scan_feed(s, data, len);
     return s->done ? 1 : 0;      /* stop reading after the header */
 }
 
@@ -76,15 +76,15 @@ static int message_open(struct local_message *msg, struct deliver_request *rq,
     msg->arrival_usec = rq->msg.arrival_usec;
     msg->content_offset = rq->msg.content_offset;
     msg->content_size = rq->msg.content_size;
-    struct delivered_scan scan;
-    local_delivered_scan_init(&scan);
+    struct mailbox_delivered_scan scan;
+    mailbox_delivered_scan_init(&scan);
     deliver_request_scan(rq, scan_chunk, &scan);
-    local_delivered_scan_finish(&scan);
+    mailbox_delivered_scan_finish(&scan);
     msg->delivered_to = scan.values;
     msg->ndelivered = scan.nvalues;
     scan.values = NULL;
     scan.nvalues = 0;
-    local_delivered_scan_free(&scan);
+    mailbox_delivered_scan_free(&scan);
     rc = 0;
 out:
     sb_free(&err);

@@ -28,22 +28,12 @@ void local_result_set(struct local_result *r, int status, const char *dsn, const
     r->aux = -1;
 }
 
-/* A full disk or a broken disk may heal; a file that grew past its limit
- * will not, so that one returns the mail as Postfix does. */
 const char *local_result_dsn_for_errno(int err, int *status)
 {
-    switch (err) {
-    case EFBIG:
-    case EDQUOT:
-        *status = 5;
-        return "5.2.2";
-    case ENOSPC:
-    case EIO:
-    case EROFS:
-        *status = 4;
-        return "4.3.0";
-    default:
-        *status = 4;
-        return "4.2.0";
-    }
+    return mailbox_dsn_for_errno(err, status);
+}
+
+void local_result_from_mailbox(struct local_result *r, const struct mailbox_status *st)
+{
+    local_result_set(r, st->status, st->dsn, "%s", st->reason);
 }

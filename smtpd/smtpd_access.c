@@ -189,7 +189,8 @@ enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const stru
 
 /* Is a one of our destinations? The resolver (lib/global/resolve.h) decides, on
  * the address as delivery will see it: local (mydestination or an address
- * literal of this host) is ours; relay_domains and virtual_alias_domains
+ * literal of this host) and virtual_mailbox_domains are ours;
+ * relay_domains and virtual_alias_domains
  * are ours unless the address carries sender routing (Postfix's
  * allow_untrusted_routing = no). The bare "postmaster" is always accepted
  * (RFC 5321 section 4.5.1). 1 ours, 0 not, -1 a table could not answer. */
@@ -201,7 +202,7 @@ static int destination_state(const struct address *a)
     struct resolve_result r;
     if (resolve_address(a, &r) < 0)
         return -1;
-    int ours = r.class == RESOLVE_LOCAL
+    int ours = r.class == RESOLVE_LOCAL || r.class == RESOLVE_VIRTUAL
                || (r.class == RESOLVE_RELAY && !(r.flags & RESOLVE_F_ROUTED));
     if (!ours && r.class != RESOLVE_BAD && !(r.flags & RESOLVE_F_ROUTED))
         ours = rewrite_virtual_alias_domain(r.domain);
@@ -300,6 +301,13 @@ static int unknown_address(const struct resolve_result *r, bool sender, struct u
         rc = listed(smtpd_check_cfg.local_rcpt_maps, r->local_lc, r->domain, true);
         *u = (struct unknown){ cfg_reply_code(P_unknown_local_recipient_reject_code), dsn,
                                "User unknown in local recipient table" };
+        return rc < 0 ? -1 : rc == 0;
+    }
+    if (r->class == RESOLVE_VIRTUAL && smtpd_check_cfg.virtual_mailbox_maps) {
+        /* the virtual agent bounces what virtual_mailbox_maps does not list */
+        rc = listed(smtpd_check_cfg.virtual_mailbox_maps, r->local_lc, r->domain, false);
+        *u = (struct unknown){ cfg_reply_code(P_unknown_virtual_mailbox_reject_code), dsn,
+                               "User unknown in virtual mailbox table" };
         return rc < 0 ? -1 : rc == 0;
     }
     if (r->class == RESOLVE_RELAY && smtpd_check_cfg.relay_rcpt_maps) {

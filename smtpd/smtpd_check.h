@@ -130,6 +130,7 @@ struct smtpd_check_config {
     struct smtpd_restriction_list lists[STAGE_COUNT];
     bool reject_unlisted_sender, reject_unlisted_rcpt;
     struct maplist *local_rcpt_maps, *relay_rcpt_maps;
+    struct maplist *virtual_mailbox_maps;   /* NULL: empty (not checked, as Postfix) */
     unsigned receive_overrides;           /* RECEIVE_* of receive_override_options */
     struct maplist *rbl_reply_maps;
     struct maplist *sender_login_maps;    /* smtpd_sender_login_maps */

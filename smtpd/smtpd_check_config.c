@@ -215,6 +215,7 @@ void smtpd_check_pre_init(void)
         c->default_rbl_reply = param_table()[P_default_rbl_reply].default_value;
     c->local_rcpt_maps = open_maplist(P_local_recipient_maps, "local_recipient_maps");
     c->relay_rcpt_maps = open_maplist(P_relay_recipient_maps, "relay_recipient_maps");
+    c->virtual_mailbox_maps = open_maplist(P_virtual_mailbox_maps, "virtual_mailbox_maps");
     /* virtual_alias_maps and the other rewriting tables: lib/global/rewrite.h */
     rewrite_init();
     c->receive_overrides = rewrite_receive_overrides(cfg_str(P_receive_override_options));

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "domains.h"
+#include "mailbox.h"
 #include "mastercf.h"
 #include "match_list.h"
 #include "milter.h"
@@ -167,7 +168,7 @@ static void list_problem(struct check_state *cs, const char *what, bool stops_sm
 static void check_lists(struct check_state *cs)
 {
     static const enum param_id domain_lists[] = {
-        P_mydestination, P_relay_domains, P_virtual_alias_domains,
+        P_mydestination, P_relay_domains, P_virtual_alias_domains, P_virtual_mailbox_domains,
     };
     static const enum param_id network_lists[] = {
         P_mynetworks, P_smtpd_client_event_limit_exceptions,
@@ -196,6 +197,73 @@ static void check_lists(struct check_state *cs)
         match_list_free(l);
     }
     sb_free(&err);
+}
+
+/* A domain is in one class only (lib/global/resolve.h): one named in
+ * virtual_alias_domains or virtual_mailbox_domains that mydestination
+ * also lists is delivered locally, and one in both virtual lists is an
+ * alias domain; neither is ever what was meant (Postfix warns the same).
+ * Only names written in a list are compared; what a table holds is not
+ * enumerated. */
+static void warn_listed(struct check_state *cs, const char *listed_in, struct match_list *other,
+                        const char *other_name, const char *what_happens)
+{
+    size_t n;
+    const char *value = cfg_get(listed_in);
+    char **words = cfg_list_split(value ? value : "", &n);
+    for (size_t k = 0; k < n; k++) {
+        const char *w = words[k];
+        if (*w == '!' || *w == '/' || *w == '.' || strchr(w, ':'))
+            continue;
+        char *lc = str_lower(xstrdup(w));
+        if (match_list_domain(other, lc) == 1) {
+            fprintf(cs->out, "tern: warning: %s/main.cf: do not list domain %s in BOTH %s and "
+                    "%s: %s\n", cfg_confdir(), lc, other_name, listed_in, what_happens);
+            cs->warnings++;
+        }
+        free(lc);
+    }
+    cfg_list_free(words, n);
+}
+
+static void check_domain_overlap(struct check_state *cs)
+{
+    struct strbuf err = STRBUF_INIT(4096);
+    struct match_list *mydest = match_list_open("mydestination", cfg_str(P_mydestination),
+                                                MATCH_DOMAINS, 0, &err);
+    struct match_list *alias = match_list_open("virtual_alias_domains",
+                                               cfg_str(P_virtual_alias_domains), MATCH_DOMAINS, 0,
+                                               &err);
+    sb_free(&err);
+    /* a list that does not open is reported by check_lists */
+    if (mydest) {
+        warn_listed(cs, "virtual_alias_domains", mydest, "mydestination",
+                    "its mail is delivered locally");
+        warn_listed(cs, "virtual_mailbox_domains", mydest, "mydestination",
+                    "its mail is delivered locally");
+    }
+    if (alias)
+        warn_listed(cs, "virtual_mailbox_domains", alias, "virtual_alias_domains",
+                    "an address there that virtual_alias_maps does not list is unknown");
+    match_list_free(mydest);
+    match_list_free(alias);
+}
+
+/* What the virtual agent would refuse to start with (virtual/virtual.c). */
+static void check_virtual(struct check_state *cs)
+{
+    struct strbuf why = STRBUF_INIT(256);
+    if (mailbox_lock_styles(cfg_str(P_virtual_mailbox_lock), &why) < 0) {
+        fprintf(cs->out, "tern: error: %s/main.cf: virtual_mailbox_lock: unknown lock style "
+                "\"%s\" (use fcntl, dotlock or both)\n", cfg_confdir(), sb_str(&why));
+        cs->errors++;
+    }
+    if (cfg_int(P_virtual_minimum_uid) < 1) {
+        fprintf(cs->out, "tern: error: %s/main.cf: virtual_minimum_uid must be 1 or more (mail is "
+                "never delivered as root)\n", cfg_confdir());
+        cs->errors++;
+    }
+    sb_free(&why);
 }
 
 /* cfg_validate's lines are "main.cf:LINE: ..."; say which main.cf. */
@@ -276,10 +344,10 @@ static void check_chroot_service(struct check_state *cs, const struct master_ser
         P_smtpd_sender_restrictions, P_smtpd_relay_restrictions, P_smtpd_recipient_restrictions,
         P_smtpd_data_restrictions, P_smtpd_end_of_data_restrictions, P_smtpd_etrn_restrictions,
     };
-    if (strcmp(svc->command, "local") == 0) {
-        fprintf(cs->out, "tern: warning: %s/master.cf:%d: service %s: local delivers as each "
+    if (strcmp(svc->command, "local") == 0 || strcmp(svc->command, "virtual") == 0) {
+        fprintf(cs->out, "tern: warning: %s/master.cf:%d: service %s: %s delivers as each "
                 "recipient, outside the queue directory, and cannot run chrooted; set its chroot "
-                "column to n\n", cfg_confdir(), svc->lineno, svc->name);
+                "column to n\n", cfg_confdir(), svc->lineno, svc->name, svc->command);
         cs->warnings++;
     } else if (strcmp(svc->command, "smtpd") == 0) {
         for (size_t i = 0; i < sizeof(smtpd_params) / sizeof(smtpd_params[0]); i++)
@@ -581,6 +649,8 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
     }
     check_lists(&cs);
     check_proxy_tables(&cs);
+    check_domain_overlap(&cs);
+    check_virtual(&cs);
     check_milters(&cs);
     check_services(&cs);
     check_spool(&cs);

@@ -1,5 +1,5 @@
 /* domains.c: the domain lists of main.cf (mydestination, relay_domains,
- * virtual_alias_domains) and myorigin, for the resolver
+ * virtual_alias_domains, virtual_mailbox_domains) and myorigin, for the resolver
  * (lib/global/resolve.c). The lists are Postfix's match lists
  * (lib/global/match_list.h): literal names, "/file/name" and "type:name"
  * tables, "!" exclusions. */
@@ -32,8 +32,9 @@ static struct domain_list lists[] = {
     { "mydestination", P_mydestination, 0, NULL, NULL, false },
     { "relay_domains", P_relay_domains, MATCH_F_PARENT, NULL, NULL, false },
     { "virtual_alias_domains", P_virtual_alias_domains, 0, NULL, NULL, false },
+    { "virtual_mailbox_domains", P_virtual_mailbox_domains, 0, NULL, NULL, false },
 };
-enum { L_MYDEST, L_RELAY, L_VIRTUAL };
+enum { L_MYDEST, L_RELAY, L_VIRTUAL, L_VMAILBOX };
 
 static char *myorigin;
 
@@ -100,6 +101,11 @@ int domain_is_relay(const char *domain)
 int domain_is_virtual_alias(const char *domain)
 {
     return list_has(&lists[L_VIRTUAL], domain);
+}
+
+int domain_is_virtual_mailbox(const char *domain)
+{
+    return list_has(&lists[L_VMAILBOX], domain);
 }
 
 const char *domain_myorigin(void)

@@ -1,6 +1,7 @@
 /* domains.h: the domain lists of main.cf: mydestination (delivered here),
  * relay_domains (relayed to from anyone), virtual_alias_domains (every
- * address there is a virtual alias) and myorigin. Each list takes literal
+ * address there is a virtual alias), virtual_mailbox_domains (delivered
+ * here by the virtual agent, without Unix accounts) and myorigin. Each list takes literal
  * domains, "/file/name" and "type:name" entries and "!" exclusions, as
  * Postfix's (lib/global/match_list.h). What an address is and where it
  * goes is decided by lib/global/resolve.h, which reads these lists;
@@ -22,18 +23,20 @@ struct strbuf;
 void domains_init(void);
 
 /* Whether the list of parameter id (P_mydestination, P_relay_domains or
- * P_virtual_alias_domains) can be used: 0, or -1 with what is wrong in err
+ * P_virtual_alias_domains, P_virtual_mailbox_domains) can be used: 0, or -1 with what is wrong in err
  * ("param: entry ...: why"). For `tern check`. */
 int domains_check(enum param_id id, struct strbuf *err);
 
 /* 1 listed, 0 not, -1 a table lookup failed (a temporary error, never
  * "not listed"). domain: lower-case, no trailing dot (struct address
- * .domain). mydestination and virtual_alias_domains match names exactly
+ * .domain). mydestination, virtual_alias_domains and
+ * virtual_mailbox_domains match names exactly
  * (".example.com" matches subdomains); relay_domains entries also match
  * subdomains (Postfix's parent_domain_matches_subdomains). */
 int domain_is_local(const char *domain);
 int domain_is_relay(const char *domain);
 int domain_is_virtual_alias(const char *domain);
+int domain_is_virtual_mailbox(const char *domain);
 /* The domain that completes an address without one (myorigin's). */
 const char *domain_myorigin(void);
 

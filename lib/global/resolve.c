@@ -194,6 +194,7 @@ const char *resolve_class_name(enum resolve_class c)
     case RESOLVE_RELAY: return "relay";
     case RESOLVE_REMOTE: return "remote";
     case RESOLVE_BAD: return "bad";
+    case RESOLVE_VIRTUAL: return "virtual";
     }
     return "?";
 }
@@ -207,13 +208,15 @@ static bool is_reason_transport(const char *transport)
 }
 
 /* The class's transport, "transport" or "transport:nexthop" as Postfix
- * writes them; relayhost is the next hop of all mail that is not local. */
+ * writes them; relayhost is the next hop of all mail not delivered on this host. */
 static void default_route(struct resolve_result *r)
 {
     enum param_id p = r->class == RESOLVE_LOCAL ? P_local_transport
+                      : r->class == RESOLVE_VIRTUAL ? P_virtual_transport
                       : r->class == RESOLVE_RELAY ? P_relay_transport : P_default_transport;
     const char *value = cfg_str(p), *colon = strchr(value, ':');
-    const char *relayhost = r->class == RESOLVE_LOCAL ? "" : cfg_str(P_relayhost);
+    bool here = r->class == RESOLVE_LOCAL || r->class == RESOLVE_VIRTUAL;
+    const char *relayhost = here ? "" : cfg_str(P_relayhost);
     r->transport = colon ? xstrndup(value, (size_t)(colon - value)) : xstrdup(value);
     if (*relayhost)
         r->nexthop = xstrdup(relayhost);
@@ -297,13 +300,20 @@ int resolve_address(const struct address *a, struct resolve_result *r)
     }
     if (domain[0] == '[')
         r->flags |= RESOLVE_F_LITERAL;
-    int is_relay = is_local ? 0 : domain_is_relay(domain);
+    int is_virtual = is_local ? 0 : domain_is_virtual_mailbox(domain);
+    if (is_virtual < 0) {
+        r->why = "virtual_mailbox_domains lookup failed";
+        rc = -1;
+        goto out;
+    }
+    int is_relay = is_local || is_virtual ? 0 : domain_is_relay(domain);
     if (is_relay < 0) {
         r->why = "relay_domains lookup failed";
         rc = -1;
         goto out;
     }
-    r->class = is_local ? RESOLVE_LOCAL : is_relay ? RESOLVE_RELAY : RESOLVE_REMOTE;
+    r->class = is_local ? RESOLVE_LOCAL : is_virtual ? RESOLVE_VIRTUAL
+               : is_relay ? RESOLVE_RELAY : RESOLVE_REMOTE;
     struct strbuf full = STRBUF_INIT(0);
     address_quote_local(local, &full);
     sb_appendf(&full, "@%s", domain);

@@ -11,14 +11,17 @@
  *      resolved: "user@host" in a quoted local part
  *      (resolve_dequoted_address), "user%host" (allow_percent_hack),
  *      "host!user" (swap_bangpath), at most RESOLVE_HOPS_MAX hops;
- *   3. the class of the final domain: local (mydestination, or an address
- *      literal of one of this host's own interface addresses or of
- *      proxy_interfaces), relay
- *      (relay_domains), remote (anything else), or bad; the lists may
- *      hold tables (lib/global/domains.h), whose failure is a -1 answer;
+ *   3. the class of the final domain, in Postfix's order: local
+ *      (mydestination, or an address literal of one of this host's own
+ *      interface addresses or of proxy_interfaces), virtual
+ *      (virtual_mailbox_domains), relay (relay_domains), remote (anything
+ *      else), or bad; the lists may hold tables (lib/global/domains.h),
+ *      whose failure is a -1 answer. A virtual alias domain is not a class
+ *      here: its addresses are rewritten by cleanup, and one that is left
+ *      is unknown (qmgr and smtpd ask rewrite.h before the class);
  *   4. the default transport and next hop of that class (local_transport,
- *      relay_transport, default_transport, relayhost). transport_maps is
- *      qmgr's business, on top of this answer. */
+ *      virtual_transport, relay_transport, default_transport, relayhost).
+ *      transport_maps is qmgr's business, on top of this answer. */
 #ifndef TERN_RESOLVE_H
 #define TERN_RESOLVE_H
 
@@ -34,6 +37,7 @@ enum resolve_class {
     RESOLVE_RELAY,       /* relay_domains (relay_transport) */
     RESOLVE_REMOTE,      /* anywhere else (default_transport) */
     RESOLVE_BAD,         /* cannot be routed: r->why says why */
+    RESOLVE_VIRTUAL,     /* virtual_mailbox_domains (virtual_transport) */
 };
 
 /* struct resolve_result .flags */
@@ -58,7 +62,8 @@ struct resolve_result {
     const char *why;     /* RESOLVE_BAD: a static reason */
 };
 
-/* Read the parameters (mydestination, relay_domains, myorigin,
+/* Read the parameters (mydestination, relay_domains,
+ * virtual_mailbox_domains, myorigin,
  * proxy_interfaces, allow_percent_hack, swap_bangpath,
  * resolve_dequoted_address and the transports) and, on the first call
  * only, this host's interface

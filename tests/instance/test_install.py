@@ -39,7 +39,8 @@ class TestInstall(unittest.TestCase):
                      "usr/local/share/man/man8/showq.8", "usr/local/libexec/tern/flush",
                      "usr/local/share/man/man8/flush.8", "usr/local/libexec/tern/pipe",
                      "usr/local/libexec/tern/discard", "usr/local/share/man/man8/pipe.8",
-                     "usr/local/share/man/man8/discard.8"):
+                     "usr/local/share/man/man8/discard.8", "usr/local/libexec/tern/virtual",
+                     "usr/local/share/man/man8/virtual.8"):
             self.assertIn(path, found)
         self.assertEqual(os.readlink(os.path.join(dest, "usr/local/bin/mailq")), "sendmail")
         # the logrotate file goes where logrotate reads it (prefix /usr/local)

@@ -236,6 +236,32 @@ static void test_transports(void)
     sb_free(&cf);
 }
 
+/* virtual_mailbox_domains: after mydestination, before relay_domains
+ * (Postfix's order); virtual_transport with the domain as next hop, and
+ * no relayhost. */
+static void test_virtual(void)
+{
+    struct strbuf cf = STRBUF_INIT(0);
+    sb_appendf(&cf, "%srelayhost = [smart.example]\n"
+               "virtual_mailbox_domains = vmail.example, relay.example, localhost\n", BASE);
+    configure(sb_str(&cf));
+    expect("u@vmail.example", RESOLVE_VIRTUAL, "u@vmail.example", "virtual", "vmail.example", 0);
+    expect("U@VMail.Example.", RESOLVE_VIRTUAL, "U@vmail.example", "virtual", NULL, 0);
+    expect("u@relay.example", RESOLVE_VIRTUAL, NULL, "virtual", NULL, 0);
+    expect("u@sub.vmail.example", RESOLVE_REMOTE, NULL, "smtp", "[smart.example]", 0);
+    expect("u@localhost", RESOLVE_LOCAL, NULL, "local", NULL, 0);
+    /* sender routing is resolved only in local domains */
+    expect("a%remote.example@vmail.example", RESOLVE_VIRTUAL, "a%remote.example@vmail.example",
+           "virtual", NULL, RESOLVE_F_ROUTED);
+    sb_reset(&cf);
+    sb_appendf(&cf, "%svirtual_mailbox_domains = vmail.example\nvirtual_transport = lmtp:unix:x\n",
+               BASE);
+    configure(sb_str(&cf));
+    expect("u@vmail.example", RESOLVE_VIRTUAL, NULL, "lmtp", "unix:x", 0);
+    CHECK_STR(resolve_class_name(RESOLVE_VIRTUAL), "virtual");
+    sb_free(&cf);
+}
+
 static void test_parameters(void)
 {
     struct strbuf cf = STRBUF_INIT(0);
@@ -268,6 +294,7 @@ int main(void)
     test_proxy_interfaces();
     test_transports();
     test_parameters();
+    test_virtual();
     char path[sizeof(dir) + 16];
     snprintf(path, sizeof(path), "%s/main.cf", dir);
     unlink(path);
