@@ -192,6 +192,7 @@ static void format_master_cf(struct strbuf *out, long port)
         "local          unix  -       n       n       -       -       local\n"
         "smtp           unix  -       -       n       -       -       smtp\n"
         "relay          unix  -       -       n       -       -       smtp\n"
+        "lmtp           unix  -       -       n       -       -       lmtp\n"
         "anvil          unix  -       -       n       -       1       anvil\n"
         "showq          unix  n       -       n       -       -       showq\n"
         "flush          unix  -       -       n       -       0       flush\n",
