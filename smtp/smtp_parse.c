@@ -270,6 +270,8 @@ int smtp_lmtp_nexthop_parse(const char *text, int default_port, struct smtp_next
     if (smtp_nexthop_parse(text, default_port, nh) < 0)
         return -1;
     nh->use_mx = false;             /* LMTP has no MX records */
+    if (!nh->literal)               /* "inet:127.0.0.1:24": an address, brackets or not */
+        nh->literal = parse_literal(nh->host, &nh->addr);
     return 0;
 }
 

@@ -1,0 +1,282 @@
+"""test_lmtp.py: whole-instance tests of the lmtp transport (the smtp
+binary run as lmtp, smtp/): a scripted LMTP server on 127.0.0.1 for the
+protocol cases (LHLO, one reply per recipient after the content with
+250/452/550 mixed, PIPELINING, DSN ORCPT passed on, a server that closes
+the connection after the content, one that never answers, LHLO refused,
+the connection reused for a second message), and a real Dovecot LMTP
+server (Debian's dovecot-lmtpd) that the test starts in a temporary
+directory, reached over a UNIX-domain socket inside the queue directory
+(local_transport = lmtp:unix:private/dovecot-lmtp) and over TCP
+(transport_maps, lmtp:inet:127.0.0.1:PORT), with a per-user quota that
+fails one recipient only. Mail enters through smtpd; messages that would
+bounce have the null sender, so that no notice goes anywhere.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import servers  # noqa: E402
+
+FAST = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s", "queue_run_delay": "1s"}
+
+
+# ---- a scripted LMTP server ----
+
+class FakeLmtp(servers.Server):
+    """An LMTP server: LHLO with PIPELINING, ENHANCEDSTATUSCODES and DSN;
+    every RCPT TO accepted; after the content one reply per recipient,
+    decided by the local part: temp* 452, bad* 550, anything else 250.
+    .mode: "normal"; "close_after_data" (the first close_times sessions
+    end right after the final dot, without a reply); "silent" (never a
+    word); "lhlo_refused" (LHLO answered lhlo_reply). .messages: (mail
+    from line, [rcpt lines], data) of every message it gave a reply for;
+    .commands: every command line, in order; .chunks: the reads that held
+    a MAIL FROM, to see pipelining."""
+
+    def __init__(self, **kw):
+        self.mode = "normal"
+        self.close_times = 1
+        self.lhlo_reply = b"550 5.5.1 LHLO not welcome here\r\n"
+        self.messages = []
+        self.commands = []
+        self.mail_chunks = []
+        super().__init__(**kw)
+
+    def handle(self, conn):
+        if self.mode == "silent":
+            self.stopping.wait(60)
+            return
+        conn.sendall(b"220 fake.lmtp LMTP ready\r\n")
+        buf = b""
+        mail, rcpts = None, []
+        while True:
+            while b"\r\n" not in buf:
+                data = self.recv(conn)
+                if not data:
+                    return
+                if b"MAIL FROM" in data:
+                    with self.lock:
+                        self.mail_chunks.append(data)
+                buf += data
+            line, buf = buf.split(b"\r\n", 1)
+            cmd = line.decode("latin-1")
+            with self.lock:
+                self.commands.append(cmd)
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb == "LHLO":
+                if self.mode == "lhlo_refused":
+                    conn.sendall(self.lhlo_reply)
+                    continue
+                conn.sendall(b"250-fake.lmtp\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n"
+                             b"250-8BITMIME\r\n250-DSN\r\n250 SIZE 10000000\r\n")
+            elif verb == "MAIL":
+                mail, rcpts = cmd, []
+                conn.sendall(b"250 2.1.0 OK\r\n")
+            elif verb == "RCPT":
+                rcpts.append(cmd)
+                conn.sendall(b"250 2.1.5 OK\r\n")
+            elif verb == "DATA":
+                conn.sendall(b"354 OK\r\n")
+                while b"\r\n.\r\n" not in buf:
+                    data = self.recv(conn)
+                    if not data:
+                        return
+                    buf += data
+                data, buf = buf.split(b"\r\n.\r\n", 1)
+                if self.mode == "close_after_data" and self.close_times > 0:
+                    self.close_times -= 1
+                    conn.close()
+                    return
+                with self.lock:
+                    self.messages.append((mail, list(rcpts), data))
+                for r in rcpts:
+                    local = re.search(r"<([^@>]*)", r).group(1)
+                    if local.startswith("temp"):
+                        conn.sendall(b"452 4.2.2 <%s> mailbox full, try later\r\n" % local.encode())
+                    elif local.startswith("bad"):
+                        conn.sendall(b"550 5.1.1 <%s> no such user\r\n" % local.encode())
+                    else:
+                        conn.sendall(b"250 2.0.0 <%s> fake123 Saved\r\n" % local.encode())
+            elif verb == "RSET":
+                mail, rcpts = None, []
+                conn.sendall(b"250 2.0.0 OK\r\n")
+            elif verb == "QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                conn.close()
+                return
+            else:
+                conn.sendall(b"500 5.5.2 what\r\n")
+
+
+class LmtpTest(unittest.TestCase):
+    """An instance whose mail to lmtp.test goes to a FakeLmtp over TCP
+    (transport_maps: lmtp:inet:127.0.0.1:PORT), one lmtp process at most."""
+
+    extra_main = {}
+
+    def setUp(self):
+        self.server = FakeLmtp()
+        self.addCleanup(self.server.stop)
+        self.tmp = tempfile.mkdtemp(prefix="tern-lmtp-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        transport = os.path.join(self.tmp, "transport")
+        with open(transport, "w") as f:
+            f.write("lmtp.test lmtp:inet:127.0.0.1:%d\n" % self.server.port)
+        main = dict(FAST, transport_maps="texthash:" + transport)
+        main.update(self.extra_main)
+        self.inst = harness.Instance("lmtp", main_cf=main,
+                                     master_cf_extra=["lmtp unix - - n - 1 lmtp"])
+        self.addCleanup(self.inst.cleanup)
+        self.inst.start()
+
+    def send(self, rcpts, body=b"Subject: lmtp\r\n\r\nhello\r\n", sender="", rcpt_options=()):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.sendmail(sender, rcpts, body, rcpt_options=list(rcpt_options))
+
+    def status(self, rcpt, status, timeout=20):
+        return self.inst.wait_log(r"(\w+): to=<%s>, (?:orig_to=<[^>]*>, )?relay=([^,]*), .*status=%s \((.*)\)"
+                                  % (re.escape(rcpt), status), timeout=timeout)
+
+
+class TestLmtpProtocol(LmtpTest):
+    def test_one_reply_per_recipient(self):
+        """250, 452 and 550 after the content: sent, deferred and bounced
+        for exactly those recipients; the commands were pipelined and
+        the relay is host[addr]:port."""
+        self.send(["ok1@lmtp.test", "temp1@lmtp.test", "bad1@lmtp.test", "ok2@lmtp.test"])
+        m = self.status("ok1@lmtp.test", "sent")
+        self.assertEqual(m.group(2), "127.0.0.1[127.0.0.1]:%d" % self.server.port)
+        self.assertEqual(m.group(3), "250 2.0.0 <ok1> fake123 Saved")
+        self.status("ok2@lmtp.test", "sent")
+        m = self.status("temp1@lmtp.test", "deferred")
+        self.assertIn("said: 452 4.2.2 <temp1> mailbox full", m.group(3))
+        self.assertIn("(in reply to end of DATA command)", m.group(3))
+        m = self.status("bad1@lmtp.test", "bounced")
+        self.assertIn("550 5.1.1 <bad1> no such user", m.group(3))
+        self.assertIn("dsn=5.1.1", self.inst.log_text())
+        self.assertEqual(len(self.server.messages), 1)
+        self.assertTrue(self.server.commands[0].startswith("LHLO "), self.server.commands)
+        self.assertNotIn("EHLO", " ".join(self.server.commands))
+        # MAIL FROM, the RCPT TOs and DATA in one write
+        chunk = self.server.mail_chunks[0]
+        self.assertIn(b"RCPT TO:<bad1@lmtp.test>", chunk)
+        self.assertIn(b"DATA\r\n", chunk)
+        # the deferred recipient alone is tried again, and again only it
+        self.inst.wait_log(r"to=<temp1@lmtp.test>.*status=deferred[\s\S]*"
+                           r"to=<temp1@lmtp.test>.*status=deferred", timeout=20)
+        for m in self.server.messages[1:]:
+            self.assertEqual(len(m[1]), 1, m[1])
+            self.assertIn("temp1@lmtp.test", m[1][0])
+        log = self.inst.log_text()
+        self.assertEqual(len(re.findall(r"to=<ok1@lmtp.test>.*status=sent", log)), 1)
+
+    def test_dsn_orcpt_passed_on(self):
+        self.send(["ok3@lmtp.test"], sender="sender@example.org",
+                  rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;first@example.org"])
+        self.status("ok3@lmtp.test", "sent")
+        rcpt = [c for c in self.server.commands if c.startswith("RCPT")][0]
+        self.assertIn("NOTIFY=SUCCESS,FAILURE", rcpt)
+        self.assertIn("ORCPT=rfc822;first@example.org", rcpt)
+
+    def test_connection_reused(self):
+        """A second message to the same next hop goes over the same
+        connection, after RSET."""
+        self.send(["ok4@lmtp.test"])
+        self.status("ok4@lmtp.test", "sent")
+        self.send(["ok5@lmtp.test"])
+        m = self.inst.wait_log(r"to=<ok5@lmtp.test>, relay=[^,]*, conn_use=2, .*status=sent")
+        self.assertTrue(m)
+        self.assertEqual(len(self.server.conns), 1)
+        self.assertIn("RSET", self.server.commands)
+        self.assertEqual(self.server.commands.count("LHLO tern.test"), 1)
+
+
+class TestLmtpReuseTime(LmtpTest):
+    extra_main = {"lmtp_connection_cache_time_limit": "20s"}
+
+    def test_three_messages_one_connection(self):
+        for i in range(3):
+            self.send(["ok%d@lmtp.test" % (10 + i)])
+            self.status("ok%d@lmtp.test" % (10 + i), "sent")
+        self.assertEqual(len(self.server.conns), 1)
+        self.assertEqual(len(self.server.messages), 3)
+
+
+class TestLmtpFailures(LmtpTest):
+    extra_main = {"lmtp_lhlo_timeout": "2s", "lmtp_data_done_timeout": "2s"}
+
+    def test_close_after_data_then_delivered_once(self):
+        """The server closes the connection after the content without a
+        reply: every recipient deferred, then delivered exactly once."""
+        self.server.mode = "close_after_data"
+        self.send(["ok20@lmtp.test", "ok21@lmtp.test"])
+        m = self.status("ok20@lmtp.test", "deferred")
+        self.assertIn("lost connection with 127.0.0.1[127.0.0.1] while sending end of data", m.group(3))
+        self.status("ok21@lmtp.test", "deferred")
+        self.status("ok20@lmtp.test", "sent")
+        self.status("ok21@lmtp.test", "sent")
+        self.inst.wait_empty()
+        self.assertEqual(len(self.server.messages), 1)
+        log = self.inst.log_text()
+        self.assertEqual(len(re.findall(r"to=<ok20@lmtp.test>.*status=sent", log)), 1)
+
+    def test_server_never_answers(self):
+        self.server.mode = "silent"
+        self.send(["ok30@lmtp.test"])
+        m = self.status("ok30@lmtp.test", "deferred")
+        self.assertIn("timed out while receiving the initial server greeting", m.group(3))
+
+    def test_lhlo_refused(self):
+        self.server.mode = "lhlo_refused"
+        self.send(["ok40@lmtp.test"])
+        m = self.status("ok40@lmtp.test", "bounced")
+        self.assertIn("550 5.5.1 LHLO not welcome here (in reply to LHLO command)", m.group(3))
+        self.server.lhlo_reply = b"421 4.3.2 busy\r\n"
+        self.send(["ok41@lmtp.test"])
+        m = self.status("ok41@lmtp.test", "deferred")
+        self.assertIn("(in reply to LHLO command)", m.group(3))
+
+
+class TestLmtpUnixSocket(unittest.TestCase):
+    """lmtp:unix:private/NAME, relative to the queue directory; the relay
+    is myhostname[path], as Postfix logs it."""
+
+    def test_unix_next_hop(self):
+        inst = harness.Instance("lmtpunix", main_cf=dict(
+            FAST, local_transport="lmtp:unix:private/fake-lmtp"))
+        self.addCleanup(inst.cleanup)
+        os.makedirs(os.path.join(inst.queue_dir, "private"), exist_ok=True)
+        server = FakeLmtp(path=os.path.join(inst.queue_dir, "private", "fake-lmtp"))
+        self.addCleanup(server.stop)
+        inst.start()
+        with inst.smtp() as s:
+            s.sendmail("", ["someone@tern.test", "bad9@tern.test"], b"Subject: u\r\n\r\nhi\r\n")
+        m = inst.wait_log(r"to=<someone@tern.test>, relay=([^,]*), .*status=sent \((.*)\)")
+        self.assertEqual(m.group(1), "tern.test[private/fake-lmtp]")
+        inst.wait_log(r"to=<bad9@tern.test>, relay=tern.test\[private/fake-lmtp\], .*status=bounced")
+        # (the null sender's notice goes to postmaster, through the same transport)
+        self.assertEqual(len([m for m in server.messages if "someone@" in m[1][0]]), 1)
+
+    def test_missing_socket_defers(self):
+        inst = harness.Instance("lmtpnone", main_cf=dict(
+            FAST, local_transport="lmtp:unix:private/nowhere"))
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        with inst.smtp() as s:
+            s.sendmail("", ["someone@tern.test"], b"Subject: u\r\n\r\nhi\r\n")
+        m = inst.wait_log(r"to=<someone@tern.test>, relay=none, .*status=deferred \((.*)\)")
+        self.assertIn("connect to tern.test[private/nowhere]: No such file or directory", m.group(1))
+
+
+if __name__ == "__main__":
+    unittest.main()
