@@ -278,5 +278,230 @@ class TestLmtpUnixSocket(unittest.TestCase):
         self.assertIn("connect to tern.test[private/nowhere]: No such file or directory", m.group(1))
 
 
+# ---- a real Dovecot LMTP server ----
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
+DOVECOT_LMTP = "/usr/lib/dovecot/lmtp"
+MAIL_UID = 65534          # nobody: the owner of the test mailboxes
+
+DOVECOT_CONF = """\
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+protocols = lmtp
+ssl = no
+auth_username_format = %Ln
+mail_location = maildir:~/Maildir
+mail_plugins = $mail_plugins quota
+lmtp_rcpt_check_quota = no
+quota_full_tempfail = {tempfail}
+passdb {{
+  driver = passwd-file
+  args = {d}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {d}/users
+  default_fields = uid={uid} gid={uid} home={d}/home/%n
+}}
+plugin {{
+  quota = maildir:User quota
+  quota_rule = *:storage=100M
+}}
+service lmtp {{
+  unix_listener {socket} {{
+    mode = 0666
+  }}
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+USERS_FILE = ("alice:{PLAIN}unused::::::\n"
+              "bob:{PLAIN}unused::::::\n"
+              "carol:{PLAIN}unused::::::userdb_quota_rule=*:storage=1K\n")
+
+
+def descendants(root):
+    """[pid] of every descendant of root, read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            out.append(pid)
+            todo.append(pid)
+    return out
+
+
+@unittest.skipUnless(os.access(DOVECOT, os.X_OK) and os.access(DOVECOT_LMTP, os.X_OK),
+                     "dovecot with its LMTP server (dovecot-core, dovecot-lmtpd) is not installed")
+class DovecotTest(unittest.TestCase):
+    """An instance whose local mail (tern.test) goes to Dovecot over
+    private/dovecot-lmtp in its queue directory, and whose mail to
+    inet.test goes to the same Dovecot over TCP."""
+
+    tempfail = "yes"
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tern-dovecot-")
+        os.chmod(self.tmp, 0o755)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.dv = os.path.join(self.tmp, "dovecot")
+        for sub in ("run", "state", "home"):
+            os.makedirs(os.path.join(self.dv, sub))
+        os.chmod(os.path.join(self.dv, "home"), 0o777)
+        with open(os.path.join(self.dv, "users"), "w") as f:
+            f.write(USERS_FILE)
+        self.lmtp_port = harness.free_port()
+        transport = os.path.join(self.tmp, "transport")
+        with open(transport, "w") as f:
+            f.write("inet.test lmtp:inet:127.0.0.1:%d\n" % self.lmtp_port)
+        self.inst = harness.Instance("dovecot", main_cf=dict(
+            FAST, local_transport="lmtp:unix:private/dovecot-lmtp",
+            transport_maps="texthash:" + transport))
+        self.addCleanup(self.inst.cleanup)
+        private = os.path.join(self.inst.queue_dir, "private")
+        os.makedirs(private, exist_ok=True)
+        self.socket = os.path.join(private, "dovecot-lmtp")
+        self.conf = os.path.join(self.dv, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(DOVECOT_CONF.format(d=self.dv, uid=MAIL_UID, tempfail=self.tempfail,
+                                        socket=self.socket, port=self.lmtp_port))
+        self.start_dovecot()
+        self.inst.start()
+
+    def start_dovecot(self):
+        self.dovecot = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(self.stop_dovecot)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if os.path.exists(self.socket):
+                try:
+                    harness.wait_port(self.lmtp_port, timeout=5)
+                    return
+                except Exception:
+                    break
+            if self.dovecot.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError("dovecot did not start: %s" % self.dovecot_log())
+
+    def stop_dovecot(self):
+        if self.dovecot.poll() is None:
+            children = descendants(self.dovecot.pid)
+            self.dovecot.send_signal(signal.SIGTERM)
+            try:
+                self.dovecot.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.dovecot.kill()
+                self.dovecot.wait(timeout=10)
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def dovecot_log(self):
+        try:
+            with open(os.path.join(self.dv, "dovecot.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def maildir(self, user):
+        """The messages in user's Maildir (new/ and cur/), as bytes."""
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(self.dv, "home", user, "Maildir", sub)
+            if os.path.isdir(d):
+                for name in sorted(os.listdir(d)):
+                    with open(os.path.join(d, name), "rb") as f:
+                        out.append(f.read())
+        return out
+
+    def fetch(self, user):
+        """doveadm fetch of user's messages (their text)."""
+        r = subprocess.run([DOVEADM, "-c", self.conf, "fetch", "-u", user, "text", "ALL"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def send(self, rcpts, body, sender=""):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.sendmail(sender, rcpts, body)
+
+    def status(self, rcpt, status, timeout=20):
+        return self.inst.wait_log(r"(\w+): to=<%s>, relay=([^,]*), .*dsn=([0-9.]+), status=%s \((.*)\)"
+                                  % (re.escape(rcpt), status), timeout=timeout)
+
+
+BIG_BODY = b"Subject: to three\r\nFrom: someone@example.org\r\n\r\n" + b"x" * 70 + b"\r\n" * 0 \
+    + b"".join(b"line %04d of a message larger than carol's quota\r\n" % i for i in range(120))
+
+
+class TestDovecotTempfail(DovecotTest):
+    tempfail = "yes"
+
+    def test_unix_socket_three_recipients(self):
+        """alice delivered (doveadm sees it), carol over quota deferred
+        (452 4.2.2), an unknown user bounced (550 5.1.1), from one message
+        in one transaction; then the same message again only for carol."""
+        self.send(["alice@tern.test", "carol@tern.test", "nobody@tern.test"], BIG_BODY)
+        m = self.status("alice@tern.test", "sent")
+        self.assertEqual(m.group(2), "tern.test[private/dovecot-lmtp]")
+        self.assertRegex(m.group(4), r"^250 2\.0\.0 <alice@tern\.test> \S+ Saved$")
+        m = self.status("carol@tern.test", "deferred")
+        self.assertEqual(m.group(3), "4.2.2")
+        self.assertIn("Quota exceeded", m.group(4))
+        m = self.status("nobody@tern.test", "bounced")
+        self.assertEqual(m.group(3), "5.1.1")
+        self.assertIn("(in reply to RCPT TO command)", m.group(4))
+        self.assertEqual(len(self.maildir("alice")), 1)
+        self.assertIn("of a message larger than carol's quota", self.fetch("alice"))
+        # carol is tried again, and alice is not delivered twice
+        self.inst.wait_log(r"to=<carol@tern.test>.*status=deferred[\s\S]*"
+                           r"to=<carol@tern.test>.*status=deferred", timeout=20)
+        self.assertEqual(len(self.maildir("alice")), 1)
+        self.assertEqual(self.maildir("carol"), [])
+        log = self.inst.log_text()
+        self.assertEqual(len(re.findall(r"to=<alice@tern\.test>.*status=sent", log)), 1)
+
+    def test_inet(self):
+        """lmtp:inet:127.0.0.1:PORT from transport_maps."""
+        self.send(["bob@inet.test"], b"Subject: over tcp\r\n\r\nby LMTP over TCP\r\n",
+                  sender="sender@example.org")
+        m = self.status("bob@inet.test", "sent")
+        self.assertEqual(m.group(2), "127.0.0.1[127.0.0.1]:%d" % self.lmtp_port)
+        self.assertIn("by LMTP over TCP", self.fetch("bob"))
+        self.assertEqual(len(self.maildir("bob")), 1)
+
+
+class TestDovecotQuotaBounce(DovecotTest):
+    tempfail = "no"
+
+    def test_quota_bounces_only_that_recipient(self):
+        self.send(["alice@tern.test", "carol@tern.test"], BIG_BODY)
+        self.status("alice@tern.test", "sent")
+        m = self.status("carol@tern.test", "bounced")
+        self.assertEqual(m.group(3), "5.2.2")
+        self.assertIn("(in reply to end of DATA command)", m.group(4))
+        self.assertEqual(len(self.maildir("alice")), 1)
+        self.assertEqual(self.maildir("carol"), [])
+
+
 if __name__ == "__main__":
     unittest.main()
