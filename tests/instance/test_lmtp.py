@@ -354,6 +354,10 @@ class DovecotTest(unittest.TestCase):
 
     tempfail = "yes"
 
+    def routing(self):
+        """How mail for tern.test reaches Dovecot."""
+        return {"local_transport": "lmtp:unix:private/dovecot-lmtp"}
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="tern-dovecot-")
         os.chmod(self.tmp, 0o755)
@@ -369,8 +373,7 @@ class DovecotTest(unittest.TestCase):
         with open(transport, "w") as f:
             f.write("inet.test lmtp:inet:127.0.0.1:%d\n" % self.lmtp_port)
         self.inst = harness.Instance("dovecot", main_cf=dict(
-            FAST, local_transport="lmtp:unix:private/dovecot-lmtp",
-            transport_maps="texthash:" + transport))
+            FAST, transport_maps="texthash:" + transport, **self.routing()))
         self.addCleanup(self.inst.cleanup)
         private = os.path.join(self.inst.queue_dir, "private")
         os.makedirs(private, exist_ok=True)
@@ -501,6 +504,37 @@ class TestDovecotQuotaBounce(DovecotTest):
         self.assertIn("(in reply to end of DATA command)", m.group(4))
         self.assertEqual(len(self.maildir("alice")), 1)
         self.assertEqual(self.maildir("carol"), [])
+
+
+
+class TestDovecotMailboxTransport(DovecotTest):
+    """mailbox_transport: local(8) resolves aliases, then hands each
+    mailbox delivery to lmtp; users need no Unix account."""
+
+    def routing(self):
+        aliases = os.path.join(self.tmp, "aliases")
+        with open(aliases, "w") as f:
+            f.write("team alice, bob\ninfo alice\n")   # texthash: key, white space, value
+        return {"mailbox_transport": "lmtp:unix:private/dovecot-lmtp",
+                "alias_maps": "texthash:" + aliases}
+
+    def test_aliases_then_lmtp(self):
+        self.send(["team@tern.test", "info@tern.test", "carol@tern.test", "nobody@tern.test"],
+                  b"Subject: via local\r\n\r\nthrough aliases and LMTP\r\n")
+        m = self.inst.wait_log(r"lmtp\[\d+\]: \w+: to=<alice@tern\.test>, orig_to=<team@tern\.test>, "
+                               r"relay=tern\.test\[private/dovecot-lmtp\], .*status=sent")
+        self.inst.wait_log(r"lmtp\[\d+\]: \w+: to=<bob@tern\.test>, orig_to=<team@tern\.test>, .*status=sent")
+        self.inst.wait_log(r"lmtp\[\d+\]: \w+: to=<carol@tern\.test>, .*status=sent")
+        self.inst.wait_log(r"lmtp\[\d+\]: \w+: to=<nobody@tern\.test>, .*status=bounced")
+        self.inst.wait_empty()
+        # alice is in two aliases of one message: one copy
+        self.assertEqual(len(self.maildir("alice")), 1)
+        self.assertEqual(len(self.maildir("bob")), 1)
+        self.assertEqual(len(self.maildir("carol")), 1)
+        self.assertIn("through aliases and LMTP", self.fetch("bob"))
+        log = self.inst.log_text()
+        self.assertNotIn("relay=local", log)
+        self.assertEqual(len(re.findall(r"to=<alice@tern\.test>.*status=sent", log)), 1)
 
 
 if __name__ == "__main__":
