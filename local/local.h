@@ -107,6 +107,7 @@ const char *local_dest_kind_name(enum local_dest_kind kind);
 struct local_message {
     char id[24];
     const char *queue_path;       /* the request's (active/ID), for mailbox_transport */
+    bool passed;                  /* the request was passed on by an agent, not qmgr's */
     int fd;                       /* O_RDONLY: content; children inherit it */
     int mark_fd;                  /* O_RDWR: marking recipients; parent only
                                      (the delivery request's, not closed here) */

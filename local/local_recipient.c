@@ -459,16 +459,18 @@ static void deliver_address(struct top *t, const char *text, bool direct, const 
     if (!direct && try_alias(t, &self, base, depth))
         goto out;
     /* As Postfix: mailbox_transport takes every mailbox, Unix account or
-     * not; .forward needs the account. */
+     * not; .forward needs the account. A request passed here by an agent
+     * (mailbox_transport = local, a mistake) is not passed on again. */
+    bool pass = *local_cfg.mailbox_transport && !t->msg->passed;
     bool known = local_user_by_name(base, &user) == 0;
-    if (!known && !*local_cfg.mailbox_transport) {
+    if (!known && !pass) {
         sb_appendf(&text_buf, "unknown user: \"%s\"", base);
         leaf_fail(t, self.address, 5, "5.1.1", sb_str(&text_buf));
         goto out;
     }
     if (known && !direct && try_forward(t, &self, &user, depth))
         goto out;
-    if (*local_cfg.mailbox_transport)
+    if (pass)
         pass_mailbox(t, &self);
     else
         deliver_mailbox(t, &self, &user);

@@ -212,6 +212,19 @@ class TestLmtpReuseTime(LmtpTest):
         self.assertEqual(len(self.server.messages), 3)
 
 
+class TestLmtpRecipientLimit(LmtpTest):
+    extra_main = {"lmtp_destination_recipient_limit": "2",
+                  "lmtp_connection_cache_time_limit": "20s"}
+
+    def test_two_recipients_per_transaction(self):
+        rcpts = ["ok%d@lmtp.test" % (50 + i) for i in range(5)]
+        self.send(rcpts)
+        for r in rcpts:
+            self.status(r, "sent")
+        self.assertEqual(sorted(len(m[1]) for m in self.server.messages), [1, 2, 2])
+        self.assertEqual(len(self.server.conns), 1)
+
+
 class TestLmtpFailures(LmtpTest):
     extra_main = {"lmtp_lhlo_timeout": "2s", "lmtp_data_done_timeout": "2s"}
 
