@@ -49,6 +49,9 @@ class FakeLmtp(servers.Server):
         self.messages = []
         self.commands = []
         self.mail_chunks = []
+        self.hold = False                   # after the content: no reply until release
+        self.got_data = threading.Event()
+        self.release = threading.Event()
         super().__init__(**kw)
 
     def handle(self, conn):
@@ -98,6 +101,9 @@ class FakeLmtp(servers.Server):
                     return
                 with self.lock:
                     self.messages.append((mail, list(rcpts), data))
+                if self.hold:
+                    self.got_data.set()
+                    self.release.wait(30)
                 for r in rcpts:
                     local = re.search(r"<([^@>]*)", r).group(1)
                     if local.startswith("temp"):
@@ -223,6 +229,31 @@ class TestLmtpRecipientLimit(LmtpTest):
             self.status(r, "sent")
         self.assertEqual(sorted(len(m[1]) for m in self.server.messages), [1, 2, 2])
         self.assertEqual(len(self.server.conns), 1)
+
+
+class TestLmtpKilled(LmtpTest):
+    def test_sigkill_after_the_content(self):
+        """Tern is killed (SIGKILL, every process) while the LMTP server
+        holds the content without a reply: after the restart every
+        recipient is delivered, each logged sent once; the server got each
+        at most twice (the copy it took before the kill is the one
+        possible duplicate, as with SMTP's lost end-of-data reply)."""
+        self.server.hold = True
+        rcpts = ["ok60@lmtp.test", "ok61@lmtp.test"]
+        self.send(rcpts)
+        self.assertTrue(self.server.got_data.wait(20), "the content never arrived")
+        self.inst.kill_all()
+        self.server.hold = False
+        self.server.release.set()
+        self.inst.start()
+        for r in rcpts:
+            self.status(r, "sent", timeout=40)
+        self.inst.wait_empty(timeout=30)
+        for r in rcpts:
+            copies = sum(1 for m in self.server.messages if any("<%s>" % r in c for c in m[1]))
+            self.assertIn(copies, (1, 2), r)
+            self.assertEqual(len(re.findall(r"to=<%s>.*status=sent" % re.escape(r),
+                                            self.inst.log_text())), 1)
 
 
 class TestLmtpFailures(LmtpTest):
