@@ -3,13 +3,15 @@ binary run as lmtp, smtp/): a scripted LMTP server on 127.0.0.1 for the
 protocol cases (LHLO, one reply per recipient after the content with
 250/452/550 mixed, PIPELINING, DSN ORCPT passed on, a server that closes
 the connection after the content, one that never answers, LHLO refused,
-the connection reused for a second message), and a real Dovecot LMTP
-server (Debian's dovecot-lmtpd) that the test starts in a temporary
+the connection reused for a second message, lmtp_destination_recipient_limit,
+SIGKILL of Tern while the server holds the content), and a real Dovecot
+LMTP server (Debian's dovecot-lmtpd) that the test starts in a temporary
 directory, reached over a UNIX-domain socket inside the queue directory
-(local_transport = lmtp:unix:private/dovecot-lmtp) and over TCP
-(transport_maps, lmtp:inet:127.0.0.1:PORT), with a per-user quota that
-fails one recipient only. Mail enters through smtpd; messages that would
-bounce have the null sender, so that no notice goes anywhere.
+(local_transport, or mailbox_transport after local(8)'s aliases, =
+lmtp:unix:private/dovecot-lmtp) and over TCP (transport_maps,
+lmtp:inet:127.0.0.1:PORT), with a per-user quota that fails one recipient
+only. Mail enters through smtpd; messages that would bounce have the null
+sender, so that no notice goes anywhere.
 """
 import os
 import re
