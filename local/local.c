@@ -64,6 +64,7 @@ static void local_post_init(struct event_base *base)
     /* as written: $HOME, $EXTENSION etc. are the command shell's to expand */
     const char *mc = cfg_get_raw_set("mailbox_command");
     local_cfg.mailbox_command = xstrdup(mc ? mc : cfg_str(P_mailbox_command));
+    local_cfg.mailbox_transport = xstrdup(cfg_str(P_mailbox_transport));
     local_cfg.mailbox_size_limit = cfg_size(P_mailbox_size_limit);
     local_cfg.recipient_delimiter = xstrdup(cfg_str(P_recipient_delimiter));
     local_cfg.commands_allowed = class_list(P_allow_mail_to_commands, "allow_mail_to_commands");

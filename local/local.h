@@ -35,6 +35,7 @@ struct local_settings {
     char *home_mailbox;
     char *mail_spool_directory;
     char *mailbox_command;
+    char *mailbox_transport;      /* "": deliver mailboxes here */
     long long mailbox_size_limit; /* 0: no limit */
     char *recipient_delimiter;    /* "" = extensions off */
     char *forward_path;           /* raw: $home etc. are expanded per user */
@@ -106,6 +107,8 @@ const char *local_dest_kind_name(enum local_dest_kind kind);
 /* ---- the message (local_request.c) ---- */
 struct local_message {
     char id[24];
+    const char *queue_path;       /* the request's (active/ID), for mailbox_transport */
+    bool passed;                  /* the request was passed on by an agent, not qmgr's */
     int fd;                       /* O_RDONLY: content; children inherit it */
     int mark_fd;                  /* O_RDWR: marking recipients; parent only
                                      (the delivery request's, not closed here) */

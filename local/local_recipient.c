@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "address.h"
+#include "deliver_pass.h"
 #include "deliver_request.h"
 #include "resolve.h"
 #include "local.h"
@@ -75,6 +76,7 @@ static void dup_add(struct dup_filter *f, const char *key, const struct local_re
 
 struct top {
     const struct local_message *msg;
+    const struct deliver_rcpt *rcpt;  /* the request's recipient */
     const char *address;          /* as the request gave it */
     const char *orig;             /* original recipient, for orig_to= */
     char *delivered_to;
@@ -362,6 +364,34 @@ static void deliver_mailbox(struct top *t, const struct origin *self, const stru
     sb_free(&key);
 }
 
+/* mailbox_transport: the mailbox delivery goes to that transport's agent
+ * (deliver_pass.h), which logs it; the request's R record stays ours to
+ * mark. The original recipient goes with it, for orig_to= and DSN. */
+static void pass_mailbox(struct top *t, const struct origin *self)
+{
+    struct strbuf key = STRBUF_INIT(ADDRESS_MAX_LEN + 16), orcpt = STRBUF_INIT(0);
+    sb_appendf(&key, "transport:%s", self->address);
+    const struct local_result *seen = dup_find(t->dups, sb_str(&key));
+    if (seen) {
+        combine(t, seen);
+    } else {
+        struct deliver_pass_result pr;
+        struct local_result res;
+        if (*t->rcpt->orcpt)
+            sb_appends(&orcpt, t->rcpt->orcpt);
+        else
+            sb_appendf(&orcpt, "rfc822;%s", t->rcpt->address);
+        deliver_pass(local_cfg.mailbox_transport, self->domain, t->msg->id, t->msg->queue_path,
+                     t->msg->sender, self->address, sb_str(&orcpt), t->rcpt->notify,
+                     t->rcpt->offset, local_cfg.ipc_timeout, &pr);
+        local_result_set(&res, pr.status, pr.dsn, "%s", pr.reason);
+        dup_add(t->dups, sb_str(&key), &res);
+        combine(t, &res);
+    }
+    sb_free(&key);
+    sb_free(&orcpt);
+}
+
 /* The local part up to the first recipient_delimiter character (never the
  * first character: "+foo" is a name, not an extension). */
 static char *split_extension(const char *local, const char **extension)
@@ -429,14 +459,22 @@ static void deliver_address(struct top *t, const char *text, bool direct, const 
     struct strbuf text_buf = STRBUF_INIT(LOCAL_REASON_MAX);
     if (!direct && try_alias(t, &self, base, depth))
         goto out;
-    if (local_user_by_name(base, &user) < 0) {
+    /* As Postfix: mailbox_transport takes every mailbox, Unix account or
+     * not; .forward needs the account. A request passed here by an agent
+     * (mailbox_transport = local, a mistake) is not passed on again. */
+    bool pass = *local_cfg.mailbox_transport && !t->msg->passed;
+    bool known = local_user_by_name(base, &user) == 0;
+    if (!known && !pass) {
         sb_appendf(&text_buf, "unknown user: \"%s\"", base);
         leaf_fail(t, self.address, 5, "5.1.1", sb_str(&text_buf));
         goto out;
     }
-    if (!direct && try_forward(t, &self, &user, depth))
+    if (known && !direct && try_forward(t, &self, &user, depth))
         goto out;
-    deliver_mailbox(t, &self, &user);
+    if (pass)
+        pass_mailbox(t, &self);
+    else
+        deliver_mailbox(t, &self, &user);
 out:
     local_user_free(&user);
     sb_free(&text_buf);
@@ -476,7 +514,7 @@ static bool loops_back(const struct local_message *msg, const char *delivered_to
 void local_recipient_deliver(const struct local_message *msg, const struct deliver_rcpt *r,
                              void *dup_filter, struct local_result *res)
 {
-    struct top t = { .msg = msg, .address = r->address, .dups = dup_filter };
+    struct top t = { .msg = msg, .rcpt = r, .address = r->address, .dups = dup_filter };
     t.orig = strncasecmp(r->orcpt, "rfc822;", 7) == 0 && r->orcpt[7] ? r->orcpt + 7 : r->address;
     t.delivered_to = str_lower(xstrdup(r->address));
     if (loops_back(msg, t.delivered_to)) {

@@ -147,6 +147,8 @@ void local_request_serve(int fd)
     msg.request_usec = rq.start_usec;
     msg.seq = deliveries;
     str_copy(msg.id, sizeof(msg.id), rq.queue_id);
+    msg.queue_path = rq.queue_path;
+    msg.passed = rq.flags & DELIVER_FLAG_PASSED;
     struct outcome *out = xcalloc(rq.nrcpt, sizeof(*out));
     struct local_result fail;
     if (message_open(&msg, &rq, &fail) < 0) {

@@ -5,9 +5,12 @@
  * connection open for the next request to the same next hop for a short
  * while. STARTTLS and AUTH follow Postfix's smtp_tls_* and smtp_sasl_*
  * settings. This file reads the settings and starts the daemon; the work
- * is in smtp_*.c. */
+ * is in smtp_*.c. Run as "lmtp" (master.cf's command, as Postfix's lmtp
+ * is its smtp binary) it is the LMTP client: the same code, with the
+ * lmtp_* parameters picked by smtp_param(). */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,16 +26,36 @@
 
 struct smtp_settings smtp_cfg;
 
+enum param_id smtp_param(enum param_id id)
+{
+    const char *name = param_table()[id].name;
+    if (!smtp_cfg.lmtp || strncmp(name, "smtp_", 5) != 0)
+        return id;
+    char twin[128];
+    /* Postfix's LMTP names: lmtp_lhlo_name and lmtp_lhlo_timeout */
+    if (strncmp(name + 5, "helo_", 5) == 0)
+        snprintf(twin, sizeof(twin), "lmtp_lhlo_%s", name + 10);
+    else
+        snprintf(twin, sizeof(twin), "lmtp_%s", name + 5);
+    const struct param_def *d = param_find(twin);
+    return d ? (enum param_id)(d - param_table()) : id;
+}
+
+const char *smtp_param_name(enum param_id id)
+{
+    return param_table()[smtp_param(id)].name;
+}
+
 static int config_seconds(enum param_id id)
 {
-    long v = cfg_time(id);
+    long v = cfg_time(smtp_param(id));
     return v < 1 ? 1 : v > 86400 ? 86400 : (int)v;
 }
 
 /* smtp_tcp_port: a number, or a service name looked up now (before any chroot). */
 static int default_port(void)
 {
-    const char *value = cfg_str(P_smtp_tcp_port);
+    const char *value = cfg_str(smtp_param(P_smtp_tcp_port));
     long port;
     if (parse_long(value, 1, 65535, &port) == 0)
         return (int)port;
@@ -41,22 +64,26 @@ static int default_port(void)
         return ntohs((unsigned short)se->s_port);
     if (strcmp(value, "smtp") == 0)
         return 25;
-    msg_fatal("smtp_tcp_port = %s: not a port number or a known TCP service name (main.cf)", value);
+    if (strcmp(value, "lmtp") == 0)
+        return 24;
+    msg_fatal("%s = %s: not a port number or a known TCP service name (main.cf)",
+              smtp_param_name(P_smtp_tcp_port), value);
 }
 
 static void bind_addresses(void)
 {
-    const char *v4 = cfg_str(P_smtp_bind_address), *v6 = cfg_str(P_smtp_bind_address6);
+    const char *v4 = cfg_str(smtp_param(P_smtp_bind_address));
+    const char *v6 = cfg_str(smtp_param(P_smtp_bind_address6));
     if (*v4) {
         smtp_cfg.bind4.sin_family = AF_INET;
         if (inet_pton(AF_INET, v4, &smtp_cfg.bind4.sin_addr) != 1)
-            msg_fatal("smtp_bind_address = %s: not an IPv4 address (main.cf)", v4);
+            msg_fatal("%s = %s: not an IPv4 address (main.cf)", smtp_param_name(P_smtp_bind_address), v4);
         smtp_cfg.bind4_set = true;
     }
     if (*v6) {
         smtp_cfg.bind6.sin6_family = AF_INET6;
         if (inet_pton(AF_INET6, v6, &smtp_cfg.bind6.sin6_addr) != 1)
-            msg_fatal("smtp_bind_address6 = %s: not an IPv6 address (main.cf)", v6);
+            msg_fatal("%s = %s: not an IPv6 address (main.cf)", smtp_param_name(P_smtp_bind_address6), v6);
         smtp_cfg.bind6_set = true;
     }
 }
@@ -83,10 +110,11 @@ static void address_families(void)
         { "any", SMTP_PREF_ANY }, { "ipv4", SMTP_PREF_IPV4 }, { "ipv6", SMTP_PREF_IPV6 },
         { NULL, -1 },
     };
-    const char *pref = cfg_str(P_smtp_address_preference);
+    const char *pref = cfg_str(smtp_param(P_smtp_address_preference));
     int code = name_code(prefs, pref);
     if (code < 0)
-        msg_fatal("smtp_address_preference = %s: expected any, ipv4 or ipv6 (main.cf)", pref);
+        msg_fatal("%s = %s: expected any, ipv4 or ipv6 (main.cf)",
+                  smtp_param_name(P_smtp_address_preference), pref);
     smtp_cfg.family_pref = (enum smtp_family_pref)code;
 }
 
@@ -105,9 +133,10 @@ static bool helo_name_ok(const char *s)
 static void smtp_pre_init(void)
 {
     struct strbuf err = STRBUF_INIT(1024);
-    smtp_cfg.dns = dns_open(cfg_str(P_smtp_dns_servers), config_seconds(P_smtp_dns_timeout), &err);
+    smtp_cfg.dns = dns_open(cfg_str(smtp_param(P_smtp_dns_servers)), config_seconds(P_smtp_dns_timeout),
+                            &err);
     if (!smtp_cfg.dns)
-        msg_fatal("smtp_dns_servers: %s (main.cf)", sb_str(&err));
+        msg_fatal("%s: %s (main.cf)", smtp_param_name(P_smtp_dns_servers), sb_str(&err));
     sb_free(&err);
     smtp_cfg.port = default_port();
     resolve_init();
@@ -120,16 +149,20 @@ static void smtp_post_init(struct event_base *base)
 {
     /* OpenSSL reads a CApath directory during each handshake, by path:
      * inside the chroot that is a path under queue_directory. */
-    const char *capath = cfg_str(P_smtp_tls_CApath);
+    const char *capath = cfg_str(smtp_param(P_smtp_tls_CApath));
     if (chroot_active() && *capath && access(capath, X_OK) < 0)
-        msg_warn("smtp_tls_CApath %s is not inside queue_directory, which is this chrooted "
-                 "service's root: certificates there cannot be verified; use smtp_tls_CAfile "
-                 "(read before the chroot) or a copy under queue_directory", capath);
+        msg_warn("%s %s is not inside queue_directory, which is this chrooted "
+                 "service's root: certificates there cannot be verified; use %s "
+                 "(read before the chroot) or a copy under queue_directory",
+                 smtp_param_name(P_smtp_tls_CApath), capath, smtp_param_name(P_smtp_tls_CAfile));
     smtp_cfg.myhostname = xstrdup(cfg_str(P_myhostname));
-    smtp_cfg.helo_name = xstrdup(cfg_str(P_smtp_helo_name));
+    smtp_cfg.helo_name = xstrdup(cfg_str(smtp_param(P_smtp_helo_name)));
     if (!helo_name_ok(smtp_cfg.helo_name))
-        msg_fatal("smtp_helo_name = \"%s\": not a host name (main.cf)", smtp_cfg.helo_name);
-    smtp_cfg.connect_timeout = config_seconds(P_smtp_connect_timeout);
+        msg_fatal("%s = \"%s\": not a host name (main.cf)", smtp_param_name(P_smtp_helo_name),
+                  smtp_cfg.helo_name);
+    /* 0 (lmtp_connect_timeout's default): as long as the kernel tries */
+    smtp_cfg.connect_timeout = smtp_cfg.lmtp && cfg_time(smtp_param(P_smtp_connect_timeout)) == 0
+                               ? 0 : config_seconds(P_smtp_connect_timeout);
     smtp_cfg.helo_timeout = config_seconds(P_smtp_helo_timeout);
     smtp_cfg.mail_timeout = config_seconds(P_smtp_mail_timeout);
     smtp_cfg.rcpt_timeout = config_seconds(P_smtp_rcpt_timeout);
@@ -138,13 +171,13 @@ static void smtp_post_init(struct event_base *base)
     smtp_cfg.data_done_timeout = config_seconds(P_smtp_data_done_timeout);
     smtp_cfg.quit_timeout = config_seconds(P_smtp_quit_timeout);
     smtp_cfg.rset_timeout = config_seconds(P_smtp_rset_timeout);
-    smtp_cfg.cache_on_demand = cfg_bool(P_smtp_connection_cache_on_demand);
+    smtp_cfg.cache_on_demand = cfg_bool(smtp_param(P_smtp_connection_cache_on_demand));
     smtp_cfg.cache_time_limit = config_seconds(P_smtp_connection_cache_time_limit);
     smtp_cfg.reuse_time_limit = config_seconds(P_smtp_connection_reuse_time_limit);
-    smtp_cfg.reuse_count_limit = cfg_int(P_smtp_connection_reuse_count_limit);
-    smtp_cfg.mx_address_limit = cfg_int(P_smtp_mx_address_limit);
-    smtp_cfg.mx_session_limit = cfg_int(P_smtp_mx_session_limit);
-    smtp_cfg.skip_5xx_greeting = cfg_bool(P_smtp_skip_5xx_greeting);
+    smtp_cfg.reuse_count_limit = cfg_int(smtp_param(P_smtp_connection_reuse_count_limit));
+    smtp_cfg.mx_address_limit = cfg_int(smtp_param(P_smtp_mx_address_limit));
+    smtp_cfg.mx_session_limit = cfg_int(smtp_param(P_smtp_mx_session_limit));
+    smtp_cfg.skip_5xx_greeting = cfg_bool(smtp_param(P_smtp_skip_5xx_greeting));
     smtp_cfg.ipc_frame_limit = (size_t)cfg_size(P_ipc_frame_limit);
     smtp_cfg.ipc_timeout = (int)cfg_time(P_ipc_timeout);
     bind_addresses();
@@ -162,13 +195,21 @@ static void smtp_pre_exit(void)
     smtp_cfg.dns = NULL;
 }
 
+/* Postfix's rule: the program's name says the protocol. */
+static bool named_lmtp(const char *argv0)
+{
+    const char *base = strrchr(argv0, '/');
+    return strcmp(base ? base + 1 : argv0, "lmtp") == 0;
+}
+
 int main(int argc, char **argv)
 {
+    smtp_cfg.lmtp = argc > 0 && named_lmtp(argv[0]);
     static const struct server_ops ops = {
         .mode = SERVER_SINGLE, .serve = smtp_serve,
         .pre_init = smtp_pre_init, .post_init = smtp_post_init, .pre_exit = smtp_pre_exit,
         .idle_deadline_usec = smtp_cache_deadline, .idle_deadline = smtp_cache_expire,
         .syscall_filter = SYSCALL_PROFILE_SMTP,
     };
-    server_main(argc, argv, "smtp", &ops);
+    server_main(argc, argv, smtp_cfg.lmtp ? "lmtp" : "smtp", &ops);
 }

@@ -6,7 +6,10 @@
  * smtp_cache.c (one session kept open between requests), smtp_io.c
  * (reply and command I/O with deadlines, in clear or through TLS),
  * smtp_proto.c (the SMTP dialogue), smtp_tls.c (STARTTLS: policy,
- * handshake, certificate checks) and smtp_sasl.c (AUTH to a server). */
+ * handshake, certificate checks) and smtp_sasl.c (AUTH to a server).
+ * The same binary is the LMTP client when run as "lmtp" (smtp_cfg.lmtp):
+ * LHLO, no MX lookups, UNIX-domain next hops, one reply per recipient
+ * after the content, and lmtp_* parameters (smtp_param()). */
 #ifndef TERN_SMTP_H
 #define TERN_SMTP_H
 
@@ -16,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "deliver_request.h"
 #include "queue.h"
 #include "smtp_parse.h"
@@ -34,13 +38,15 @@ struct ssl_ctx_st;
 enum smtp_family_pref { SMTP_PREF_ANY, SMTP_PREF_IPV4, SMTP_PREF_IPV6 };
 
 struct smtp_settings {
+    bool lmtp;                           /* LMTP mode: the program runs as "lmtp" */
     const char *myhostname;
     const char *helo_name;
     int port;                            /* default port of remote servers */
     bool bind4_set, bind6_set;
     struct sockaddr_in bind4;            /* smtp_bind_address */
     struct sockaddr_in6 bind6;           /* smtp_bind_address6 */
-    int connect_timeout, helo_timeout, mail_timeout, rcpt_timeout;
+    int connect_timeout;                 /* 0: the kernel's own limit (lmtp_connect_timeout = 0) */
+    int helo_timeout, mail_timeout, rcpt_timeout;
     int data_init_timeout, data_xfer_timeout, data_done_timeout, quit_timeout;
     int rset_timeout;
     bool cache_on_demand;                /* smtp_connection_cache_on_demand */
@@ -74,6 +80,13 @@ struct smtp_settings {
     bool sasl_soft_bounce;
 };
 extern struct smtp_settings smtp_cfg;
+
+/* The parameter to read for the smtp_* parameter id: in LMTP mode its
+ * lmtp_* twin (lmtp_lhlo_* for smtp_helo_*) when Tern has one, else id
+ * itself (settings both share, such as smtp_dns_servers); and its name,
+ * for messages. Every setting of this agent is read through these. */
+enum param_id smtp_param(enum param_id id);
+const char *smtp_param_name(enum param_id id);
 
 /* A recipient of the request and what became of it. */
 struct smtp_rcpt {
@@ -120,10 +133,10 @@ struct smtp_request {
 struct smtp_session {
     int fd;
     char host[256];                         /* the name we looked up, or the address */
-    char addr[INET6_ADDRSTRLEN];
-    int port;
+    char addr[SMTP_UNIX_PATH_MAX];          /* the address, or a UNIX-domain socket's path */
+    int port;                               /* 0: a UNIX-domain socket */
     char name[SMTP_RELAY_MAX];              /* "host[addr]", for reasons */
-    char desc[SMTP_RELAY_MAX];              /* "host[addr]:port", the relay= field */
+    char desc[SMTP_RELAY_MAX];              /* "host[addr]:port" or "host[path]", the relay= field */
     struct strbuf in;                       /* bytes read, not yet parsed */
     struct strbuf out;                      /* commands waiting to be written */
     struct smtp_reply reply;                /* the last reply read */

@@ -6,7 +6,8 @@
  * to smtp_bind_address*, within smtp_connect_timeout) until a server's
  * session decides the recipients or the limits are reached. A session kept
  * by an earlier request for the same next hop (smtp_cache.c) goes first
- * when it satisfies the next hop's TLS policy. */
+ * when it satisfies the next hop's TLS policy. In LMTP mode the next hop
+ * is "unix:PATH" (one UNIX-domain socket) or a host, never an MX lookup. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "dns.h"
@@ -212,7 +214,8 @@ static int connect_addr(const struct dns_addr *a, int port)
         goto fail;
     struct pollfd pfd = { fd, POLLOUT, 0 };
     int rc;
-    while ((rc = poll(&pfd, 1, smtp_cfg.connect_timeout * 1000)) < 0 && errno == EINTR)
+    int wait_ms = smtp_cfg.connect_timeout > 0 ? smtp_cfg.connect_timeout * 1000 : -1;
+    while ((rc = poll(&pfd, 1, wait_ms)) < 0 && errno == EINTR)
         ;
     if (rc == 0)
         errno = ETIMEDOUT;
@@ -227,6 +230,35 @@ fail:;
     close(fd);
     errno = saved;
     return -1;
+}
+
+/* A session on the connected fd. true when it decided the recipients
+ * (the session then goes to the cache); otherwise the failure is
+ * remembered, *reached tells whether it got as far as a transaction and
+ * *retry_plain whether the same server may be tried again without TLS. */
+static bool try_session(struct smtp_request *rq, int fd, const char *host, const char *addr,
+                        int port, bool plain, struct failure *f, bool *reached, bool *retry_plain)
+{
+    struct smtp_session s;
+    char dsn[SMTP_DSN_SIZE];
+    struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
+    smtp_session_init(&s, fd, host, addr, port);
+    s.tls_off = plain;
+    long long before = rq->xfer_start_usec;
+    enum smtp_session_result r = smtp_session_run(&s, rq, &why, dsn);
+    *reached = rq->xfer_start_usec != before;
+    *retry_plain = false;
+    if (r == SMTP_SESSION_DONE) {
+        smtp_cache_offer(rq, &s);
+    } else {
+        *retry_plain = s.tls_retry_plain && !plain;
+        msg_info("%s: %s%s", rq->dr->queue_id, sb_str(&why),
+                 *retry_plain ? "; trying again without TLS" : "");
+        failure_set(f, !*reached, 4, dsn, s.desc, sb_str(&why));
+        smtp_session_free(&s);
+    }
+    sb_free(&why);
+    return r == SMTP_SESSION_DONE;
 }
 
 /* Try the addresses in order; stop when a session decided the recipients.
@@ -255,27 +287,57 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             plain_retry = false;
             continue;
         }
-        struct smtp_session s;
-        char dsn[SMTP_DSN_SIZE];
-        smtp_session_init(&s, fd, l->t[i].host, addr, port);
-        s.tls_off = plain_retry;
-        sb_reset(&why);
-        long long before = rq->xfer_start_usec;
-        enum smtp_session_result r = smtp_session_run(&s, rq, &why, dsn);
-        bool reached_transaction = rq->xfer_start_usec != before;
-        if (r == SMTP_SESSION_DONE) {
-            smtp_cache_offer(rq, &s);
+        bool reached;
+        if (try_session(rq, fd, l->t[i].host, addr, port, plain_retry, f, &reached, &plain_retry))
             break;
-        }
-        plain_retry = s.tls_retry_plain && !plain_retry;
-        msg_info("%s: %s%s", rq->dr->queue_id, sb_str(&why),
-                 plain_retry ? "; trying again without TLS" : "");
-        failure_set(f, !reached_transaction, 4, dsn, s.desc, sb_str(&why));
-        smtp_session_free(&s);
-        if (reached_transaction)
+        if (reached)
             sessions++;
     }
     sb_free(&why);
+}
+
+/* Connect to an LMTP server's UNIX-domain socket (a relative path is under
+ * queue_directory, the working directory). The socket stays non-blocking. */
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    /* A UNIX-domain connect does not wait: it succeeds or fails at once
+     * (EAGAIN when the server's backlog is full: try again later). */
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+        return fd;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+/* LMTP over a UNIX-domain socket: the server is this host, named
+ * myhostname in the logs ("relay=myhostname[private/dovecot-lmtp]"). */
+static void try_unix(struct smtp_request *rq, const char *path, struct failure *f)
+{
+    bool plain = false, reached, retry_plain = false;
+    for (int attempt = 0; attempt < 2 && (attempt == 0 || retry_plain); attempt++) {
+        int fd = connect_unix(path);
+        if (fd < 0) {
+            struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
+            sb_appendf(&why, "connect to %s[%s]: %s", smtp_cfg.myhostname, path, strerror(errno));
+            msg_info("%s: %s", rq->dr->queue_id, sb_str(&why));
+            failure_set(f, true, 4, "4.4.1", NULL, sb_str(&why));
+            sb_free(&why);
+            return;
+        }
+        if (try_session(rq, fd, smtp_cfg.myhostname, path, 0, plain, f, &reached, &retry_plain))
+            return;
+        plain = true;
+    }
 }
 
 /* The session an earlier request for this transport and next hop left
@@ -314,7 +376,9 @@ void smtp_deliver(struct smtp_request *rq)
     struct target_list l = { 0 };
     struct failure f = { .status = 0 };
     sb_init(&f.reason, SMTP_REASON_MAX);
-    if (smtp_nexthop_parse(rq->dr->nexthop, smtp_cfg.port, nh) < 0) {
+    int parsed = smtp_cfg.lmtp ? smtp_lmtp_nexthop_parse(rq->dr->nexthop, smtp_cfg.port, nh)
+                               : smtp_nexthop_parse(rq->dr->nexthop, smtp_cfg.port, nh);
+    if (parsed < 0) {
         msg_warn("%s: malformed next hop \"%s\" from transport %s", rq->dr->queue_id,
                  rq->dr->nexthop, rq->dr->transport);
         smtp_rcpt_set_all(rq, 4, "4.3.5", NULL, "mail transport configuration error: malformed next hop \"%s\"",
@@ -323,6 +387,8 @@ void smtp_deliver(struct smtp_request *rq)
         ;                                   /* deferred for a table or policy problem */
     } else if (deliver_cached(rq)) {
         goto out;
+    } else if (nh->path[0]) {
+        try_unix(rq, nh->path, &f);
     } else if (nh->literal) {
         target_add(&l, nh->host, &nh->addr);
     } else if (!nh->use_mx) {
@@ -330,7 +396,8 @@ void smtp_deliver(struct smtp_request *rq)
     } else if (resolve_mx(rq, nh, &l, &f) < 0) {
         l.n = 0;
     }
-    try_targets(rq, &l, nh->port, &f);
+    if (l.n > 0)
+        try_targets(rq, &l, nh->port, &f);
     if (smtp_undecided(rq) > 0) {
         if (!f.status)
             failure_set(&f, true, 4, "4.4.3", NULL, "no server found for the next hop");

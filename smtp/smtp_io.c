@@ -32,7 +32,11 @@ void smtp_session_init(struct smtp_session *s, int fd, const char *host, const c
     str_copy(s->host, sizeof(s->host), host);
     str_copy(s->addr, sizeof(s->addr), addr);
     snprintf(s->name, sizeof(s->name), "%s[%s]", host, addr);
-    snprintf(s->desc, sizeof(s->desc), "%s[%s]:%d", host, addr, port);
+    /* port 0: an LMTP server's UNIX-domain socket, "host[path]" as Postfix logs it */
+    if (port)
+        snprintf(s->desc, sizeof(s->desc), "%s[%s]:%d", host, addr, port);
+    else
+        snprintf(s->desc, sizeof(s->desc), "%s[%s]", host, addr);
     s->connected_usec = now_usec();
     s->uses = 1;
     sb_init(&s->in, SMTP_IN_LIMIT);

@@ -251,6 +251,30 @@ int smtp_nexthop_parse(const char *text, int default_port, struct smtp_nexthop *
     return nh->host[0] ? 0 : -1;
 }
 
+int smtp_lmtp_nexthop_parse(const char *text, int default_port, struct smtp_nexthop *nh)
+{
+    if (strncasecmp(text, "unix:", 5) == 0) {
+        const char *path = text + 5;
+        size_t n = strlen(path);
+        memset(nh, 0, sizeof(*nh));
+        if (n == 0 || n >= sizeof(nh->path))
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
+                return -1;
+        memcpy(nh->path, path, n + 1);
+        return 0;
+    }
+    if (strncasecmp(text, "inet:", 5) == 0)
+        text += 5;
+    if (smtp_nexthop_parse(text, default_port, nh) < 0)
+        return -1;
+    nh->use_mx = false;             /* LMTP has no MX records */
+    if (!nh->literal)               /* "inet:127.0.0.1:24": an address, brackets or not */
+        nh->literal = parse_literal(nh->host, &nh->addr);
+    return 0;
+}
+
 /* ---- EHLO ---- */
 
 static unsigned ehlo_keyword(const char *kw, size_t len)

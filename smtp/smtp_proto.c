@@ -7,7 +7,10 @@
  * was decided is reported back so that the next server can be tried. A
  * transaction that ends with every reply read and no 421 leaves the
  * session reusable: the caller then decides between RSET (to keep it for
- * the next request, smtp_cache.c) and QUIT. */
+ * the next request, smtp_cache.c) and QUIT. In LMTP mode (RFC 2033) the
+ * greeting is answered with LHLO (no HELO fallback, no loop check: the
+ * server is our own mailbox store), and the end of the content gets one
+ * reply per accepted recipient, each deciding that recipient alone. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +119,8 @@ static enum step transaction_over(struct dialogue *d)
 /* The server named itself as we are: the mail would come back to us. */
 static enum step check_loop(struct dialogue *d)
 {
+    if (smtp_cfg.lmtp)
+        return STEP_OK;
     char word[256];
     smtp_reply_first_word(&d->s->reply, word, sizeof(word));
     if (!str_ieq(word, smtp_cfg.myhostname))
@@ -176,23 +181,24 @@ static enum step hello(struct dialogue *d)
 {
     struct smtp_session *s = d->s;
     struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
-    const char *verb = "EHLO";
+    const char *verb = smtp_cfg.lmtp ? "LHLO" : "EHLO";
     enum step rc;
-    int io = smtp_queue_command(s, "EHLO %s", smtp_cfg.helo_name) < 0 ? -1
+    int io = smtp_queue_command(s, "%s %s", verb, smtp_cfg.helo_name) < 0 ? -1
              : command_reply(s, smtp_cfg.helo_timeout);
-    if (io == 0 && s->reply.code / 100 == 5) {
+    if (io == 0 && s->reply.code / 100 == 5 && !smtp_cfg.lmtp) {
         verb = "HELO";
         io = smtp_queue_command(s, "HELO %s", smtp_cfg.helo_name) < 0 ? -1
              : command_reply(s, smtp_cfg.helo_timeout);
     }
     if (io < 0) {
         io_failure(d, strcmp(verb, "EHLO") == 0 ? "performing the EHLO handshake"
-                                                : "performing the HELO handshake", &text);
+                      : strcmp(verb, "LHLO") == 0 ? "performing the LHLO handshake"
+                                                  : "performing the HELO handshake", &text);
         rc = next_server(d, "4.4.2", "%s", sb_str(&text));
     } else if (s->reply.code / 100 == 2) {
         s->features = 0;
         s->auth_mechs = 0;
-        if (strcmp(verb, "EHLO") == 0) {
+        if (strcmp(verb, "HELO") != 0) {
             s->features = smtp_ehlo_parse(&s->reply, &s->size_limit);
             s->auth_mechs = smtp_ehlo_auth_mechs(sb_str(&s->reply.lines), s->reply.lines.len);
         }
@@ -395,34 +401,72 @@ static void rcpt_reply(struct dialogue *d, size_t i)
     sb_free(&text);
 }
 
+/* The outcome the last reply (MAIL FROM, DATA, end of data) or an I/O
+ * failure gives: class 2, 4 or 5 into *cls, dsn and the reason text. */
+static void reply_outcome(struct dialogue *d, const char *in_reply_to, const char *io_stage, int *cls,
+                          char dsn[SMTP_DSN_SIZE], struct strbuf *text)
+{
+    struct smtp_session *s = d->s;
+    str_copy(dsn, SMTP_DSN_SIZE, "4.4.2");
+    *cls = 4;
+    if (io_stage) {
+        io_failure(d, io_stage, text);
+        return;
+    }
+    *cls = s->reply.code / 100 == 2 || s->reply.code / 100 == 5 ? s->reply.code / 100 : 4;
+    smtp_reply_dsn(&s->reply, *cls, dsn);
+    if (*cls == 2) {
+        smtp_reply_oneline(&s->reply, text);
+    } else {
+        sb_appendf(text, "host %s said: ", s->name);
+        smtp_reply_oneline(&s->reply, text);
+        sb_appendf(text, " (in reply to %s)", in_reply_to);
+    }
+}
+
 /* Give every recipient still undecided in this transaction the outcome of
  * the last reply (MAIL FROM, DATA, end of data) or of an I/O failure. */
 static void transaction_outcome(struct dialogue *d, bool only_accepted, const char *in_reply_to,
                                 const char *io_stage)
 {
-    struct smtp_session *s = d->s;
     struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
-    char dsn[SMTP_DSN_SIZE] = "4.4.2";
-    int cls = 4;
-    if (io_stage) {
-        io_failure(d, io_stage, &text);
-    } else {
-        cls = s->reply.code / 100 == 2 || s->reply.code / 100 == 5 ? s->reply.code / 100 : 4;
-        smtp_reply_dsn(&s->reply, cls, dsn);
-        if (cls == 2) {
-            smtp_reply_oneline(&s->reply, &text);
-        } else {
-            sb_appendf(&text, "host %s said: ", s->name);
-            smtp_reply_oneline(&s->reply, &text);
-            sb_appendf(&text, " (in reply to %s)", in_reply_to);
-        }
-    }
+    char dsn[SMTP_DSN_SIZE];
+    int cls;
+    reply_outcome(d, in_reply_to, io_stage, &cls, dsn, &text);
     for (size_t k = 0; k < d->nsent; k++) {
         size_t i = d->sent[k];
         if (!only_accepted || d->rq->rcpts[i].accepted)
-            smtp_rcpt_set(d->rq, i, cls, dsn, s->desc, "%s", sb_str(&text));
+            smtp_rcpt_set(d->rq, i, cls, dsn, d->s->desc, "%s", sb_str(&text));
     }
     sb_free(&text);
+}
+
+/* LMTP: after the end of the content, one reply per recipient whose RCPT
+ * TO was accepted, in the order of those RCPT TO commands; each decides
+ * its recipient. When the connection fails midway, the recipients
+ * without a reply yet are deferred (the server may have delivered to
+ * them: at most one duplicate each, as with SMTP's lost end-of-data reply). */
+static enum step lmtp_data_replies(struct dialogue *d)
+{
+    struct strbuf text = STRBUF_INIT(SMTP_REASON_MAX);
+    char dsn[SMTP_DSN_SIZE];
+    int cls;
+    for (size_t k = 0; k < d->nsent; k++) {
+        size_t i = d->sent[k];
+        if (!d->rq->rcpts[i].accepted || d->rq->rcpts[i].status)
+            continue;
+        if (smtp_read_reply(d->s, smtp_cfg.data_done_timeout) < 0) {
+            transaction_outcome(d, true, NULL,
+                                "sending end of data -- message may be sent more than once");
+            sb_free(&text);
+            return STEP_DONE;
+        }
+        sb_reset(&text);
+        reply_outcome(d, "end of DATA command", NULL, &cls, dsn, &text);
+        smtp_rcpt_set(d->rq, i, cls, dsn, d->s->desc, "%s", sb_str(&text));
+    }
+    sb_free(&text);
+    return transaction_over(d);
 }
 
 /* ---- content ---- */
@@ -482,6 +526,8 @@ static enum step data_phase(struct dialogue *d)
         transaction_outcome(d, true, NULL, "sending message body");
         return STEP_DONE;
     }
+    if (smtp_cfg.lmtp)
+        return lmtp_data_replies(d);
     if (smtp_read_reply(s, smtp_cfg.data_done_timeout) < 0) {
         transaction_outcome(d, true, NULL,
                             "sending end of data -- message may be sent more than once");
@@ -499,7 +545,13 @@ static enum step data_reply(struct dialogue *d)
         return data_phase(d);
     if (s->reply.code == 354) {
         /* Pipelined, every RCPT TO refused, yet the server wants content:
-         * end an empty message; there is nobody it could be delivered to. */
+         * end an empty message; there is nobody it could be delivered to.
+         * An LMTP server owes no reply for no recipient: the session ends. */
+        if (smtp_cfg.lmtp) {
+            if (smtp_write(s, ".\r\n", 3, smtp_cfg.data_xfer_timeout) == 0)
+                send_quit(s);
+            return STEP_DONE;
+        }
         if (smtp_write(s, ".\r\n", 3, smtp_cfg.data_xfer_timeout) == 0
             && smtp_read_reply(s, smtp_cfg.data_done_timeout) == 0)
             return transaction_over(d);

@@ -28,27 +28,29 @@
 void smtp_sasl_init(void)
 {
     struct strbuf why = STRBUF_INIT(256);
-    smtp_cfg.sasl_enable = cfg_bool(P_smtp_sasl_auth_enable);
-    smtp_cfg.sasl_soft_bounce = cfg_bool(P_smtp_sasl_auth_soft_bounce);
+    smtp_cfg.sasl_enable = cfg_bool(smtp_param(P_smtp_sasl_auth_enable));
+    smtp_cfg.sasl_soft_bounce = cfg_bool(smtp_param(P_smtp_sasl_auth_soft_bounce));
     static const enum param_id opts[] = { P_smtp_sasl_security_options, P_smtp_sasl_tls_security_options,
                                           P_smtp_sasl_tls_verified_security_options };
     unsigned *dest[] = { &smtp_cfg.sasl_options, &smtp_cfg.sasl_tls_options,
                          &smtp_cfg.sasl_tls_verified_options };
     for (size_t i = 0; i < 3; i++)
-        if (smtp_sasl_options_parse(cfg_str(opts[i]), dest[i], &why) < 0)
-            msg_fatal("%s = %s: %s (main.cf)", param_table()[opts[i]].name, cfg_str(opts[i]), sb_str(&why));
-    const char *filter = cfg_str(P_smtp_sasl_mechanism_filter);
+        if (smtp_sasl_options_parse(cfg_str(smtp_param(opts[i])), dest[i], &why) < 0)
+            msg_fatal("%s = %s: %s (main.cf)", smtp_param_name(opts[i]), cfg_str(smtp_param(opts[i])),
+                      sb_str(&why));
+    const char *filter = cfg_str(smtp_param(P_smtp_sasl_mechanism_filter));
     smtp_cfg.sasl_mechanism_filter = *filter ? smtp_sasl_mechs_parse(filter, strlen(filter))
                                              : SMTP_AUTH_PLAIN | SMTP_AUTH_LOGIN;
     if (*filter && !smtp_cfg.sasl_mechanism_filter)
-        msg_warn("smtp_sasl_mechanism_filter = %s: names neither PLAIN nor LOGIN, the only mechanisms "
-                 "implemented; the SMTP client will not authenticate", filter);
-    const char *maps = cfg_str(P_smtp_sasl_password_maps);
+        msg_warn("%s = %s: names neither PLAIN nor LOGIN, the only mechanisms "
+                 "implemented; the %s client will not authenticate",
+                 smtp_param_name(P_smtp_sasl_mechanism_filter), filter, smtp_cfg.lmtp ? "LMTP" : "SMTP");
+    const char *maps = cfg_str(smtp_param(P_smtp_sasl_password_maps));
     /* Opened now, as root: password tables are readable by root only. */
     if (smtp_cfg.sasl_enable && *maps) {
         smtp_cfg.sasl_password_maps = maplist_open(maps, &why);
         if (!smtp_cfg.sasl_password_maps)
-            msg_fatal("smtp_sasl_password_maps: %s (main.cf)", sb_str(&why));
+            msg_fatal("%s: %s (main.cf)", smtp_param_name(P_smtp_sasl_password_maps), sb_str(&why));
     }
     sb_free(&why);
 }

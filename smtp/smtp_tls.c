@@ -38,6 +38,7 @@
 
 static unsigned protocols_setting(enum param_id id)
 {
+    id = smtp_param(id);
     struct strbuf why = STRBUF_INIT(256);
     unsigned mask;
     if (smtp_tls_protocols_parse(cfg_str(id), &mask, &why) < 0)
@@ -48,6 +49,7 @@ static unsigned protocols_setting(enum param_id id)
 
 static const char *grade_setting(enum param_id id)
 {
+    id = smtp_param(id);
     const char *v = cfg_str(id);
     if (!smtp_tls_grade_valid(v))
         msg_fatal("%s = %s: expected high, medium, low, export or null (main.cf)",
@@ -57,6 +59,7 @@ static const char *grade_setting(enum param_id id)
 
 static const char *exclude_setting(enum param_id id)
 {
+    id = smtp_param(id);
     const char *v = cfg_str(id);
     if (!smtp_tls_exclude_valid(v))
         msg_fatal("%s = %s: not a list of cipher names (main.cf)", param_table()[id].name, v);
@@ -66,6 +69,7 @@ static const char *exclude_setting(enum param_id id)
 /* A main.cf list of match patterns, as one colon-separated string. */
 static const char *match_setting(enum param_id id)
 {
+    id = smtp_param(id);
     size_t n;
     char **words = cfg_list_split(cfg_str(id), &n);
     struct strbuf out = STRBUF_INIT(SMTP_TLS_ATTR_MAX - 1);
@@ -90,12 +94,15 @@ static void read_settings(void)
 {
     struct strbuf why = STRBUF_INIT(256);
     bool downgraded;
-    const char *level = cfg_str(P_smtp_tls_security_level);
+    const char *level = cfg_str(smtp_param(P_smtp_tls_security_level));
+    if (!*level)
+        level = "none";         /* Postfix's empty default (lmtp_tls_security_level) */
     if (smtp_tls_level_parse(level, &smtp_cfg.tls_level, &downgraded, &why) < 0)
-        msg_fatal("smtp_tls_security_level = %s: %s (main.cf)", level, sb_str(&why));
+        msg_fatal("%s = %s: %s (main.cf)", smtp_param_name(P_smtp_tls_security_level), level,
+                  sb_str(&why));
     if (downgraded)
-        msg_warn("smtp_tls_security_level = %s: DNSSEC-validated TLSA records are not available; "
-                 "using level may", level);
+        msg_warn("%s = %s: DNSSEC-validated TLSA records are not available; "
+                 "using level may", smtp_param_name(P_smtp_tls_security_level), level);
     smtp_cfg.tls_protocols = protocols_setting(P_smtp_tls_protocols);
     smtp_cfg.tls_mandatory_protocols = protocols_setting(P_smtp_tls_mandatory_protocols);
     smtp_cfg.tls_ciphers = grade_setting(P_smtp_tls_ciphers);
@@ -104,27 +111,27 @@ static void read_settings(void)
     smtp_cfg.tls_mandatory_exclude_ciphers = exclude_setting(P_smtp_tls_mandatory_exclude_ciphers);
     smtp_cfg.tls_verify_cert_match = match_setting(P_smtp_tls_verify_cert_match);
     smtp_cfg.tls_secure_cert_match = match_setting(P_smtp_tls_secure_cert_match);
-    const char *sni = cfg_str(P_smtp_tls_servername);
+    const char *sni = cfg_str(smtp_param(P_smtp_tls_servername));
     struct smtp_tls_policy probe;
     sb_reset(&why);
     struct strbuf value = STRBUF_INIT(0);
     sb_appendf(&value, "may servername=%s", sni);
     if (*sni && (strpbrk(sni, ", \t") || smtp_tls_policy_parse(sb_str(&value), &probe, &why) < 0))
-        msg_fatal("smtp_tls_servername = %s: not a host name (main.cf)", sni);
+        msg_fatal("%s = %s: not a host name (main.cf)", smtp_param_name(P_smtp_tls_servername), sni);
     sb_free(&value);
     smtp_cfg.tls_servername = xstrdup(sni);
-    long loglevel = cfg_int(P_smtp_tls_loglevel);
+    long loglevel = cfg_int(smtp_param(P_smtp_tls_loglevel));
     smtp_cfg.tls_loglevel = loglevel < 0 ? 0 : loglevel > 4 ? 4 : (int)loglevel;
-    long t = cfg_time(P_smtp_starttls_timeout);
+    long t = cfg_time(smtp_param(P_smtp_starttls_timeout));
     smtp_cfg.starttls_timeout = t < 1 ? 1 : t > 3600 ? 3600 : (int)t;
-    t = cfg_time(P_smtp_tls_session_cache_timeout);
+    t = cfg_time(smtp_param(P_smtp_tls_session_cache_timeout));
     smtp_cfg.tls_session_cache_timeout = t < 0 ? 0 : t > 86400 * 7 ? 86400 * 7 : (int)t;
-    const char *maps = cfg_str(P_smtp_tls_policy_maps);
+    const char *maps = cfg_str(smtp_param(P_smtp_tls_policy_maps));
     if (*maps) {
         sb_reset(&why);
         smtp_cfg.tls_policy_maps = maplist_open(maps, &why);
         if (!smtp_cfg.tls_policy_maps)
-            msg_fatal("smtp_tls_policy_maps: %s (main.cf)", sb_str(&why));
+            msg_fatal("%s: %s (main.cf)", smtp_param_name(P_smtp_tls_policy_maps), sb_str(&why));
     }
     sb_free(&why);
 }
@@ -208,7 +215,7 @@ static void log_openssl_errors(const char *what)
 void smtp_tls_init(void)
 {
     read_settings();
-    const char *cafile = cfg_str(P_smtp_tls_CAfile), *capath = cfg_str(P_smtp_tls_CApath);
+    const char *cafile = cfg_str(smtp_param(P_smtp_tls_CAfile)), *capath = cfg_str(smtp_param(P_smtp_tls_CApath));
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
         log_openssl_errors("cannot create the TLS client context");
@@ -231,13 +238,14 @@ void smtp_tls_init(void)
         SSL_CTX_free(ctx);
         return;
     }
-    const char *cert = cfg_str(P_smtp_tls_cert_file), *key = cfg_str(P_smtp_tls_key_file);
+    const char *cert = cfg_str(smtp_param(P_smtp_tls_cert_file)), *key = cfg_str(smtp_param(P_smtp_tls_key_file));
     if (*cert && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1
                   || SSL_CTX_use_PrivateKey_file(ctx, *key ? key : cert, SSL_FILETYPE_PEM) != 1
                   || SSL_CTX_check_private_key(ctx) != 1)) {
         log_openssl_errors("loading the client certificate");
-        msg_warn("cannot load the client certificate and key from smtp_tls_cert_file = %s, "
-                 "smtp_tls_key_file = %s: disabling TLS support", cert, key);
+        msg_warn("cannot load the client certificate and key from %s = %s, %s = %s: "
+                 "disabling TLS support", smtp_param_name(P_smtp_tls_cert_file), cert,
+                 smtp_param_name(P_smtp_tls_key_file), key);
         SSL_CTX_free(ctx);
         return;
     }

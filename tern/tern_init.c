@@ -193,6 +193,7 @@ static void format_master_cf(struct strbuf *out, long port)
         "virtual        unix  -       n       n       -       -       virtual\n"
         "smtp           unix  -       -       n       -       -       smtp\n"
         "relay          unix  -       -       n       -       -       smtp\n"
+        "lmtp           unix  -       -       n       -       -       lmtp\n"
         "discard        unix  -       -       n       -       -       discard\n"
         "# Delivery with Dovecot's LDA, as the vmail account (main.cf then needs\n"
         "# dovecot_destination_recipient_limit = 1, for the D flag's Delivered-To:):\n"

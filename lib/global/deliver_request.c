@@ -144,9 +144,10 @@ int deliver_request_open(struct deliver_request *rq, struct strbuf *why)
 const struct qrcpt *deliver_request_record(const struct deliver_request *rq, size_t i)
 {
     const struct deliver_rcpt *r = &rq->rcpts[i];
+    bool passed = rq->flags & DELIVER_FLAG_PASSED;
     for (size_t k = 0; k < rq->msg.nrcpts; k++)
         if (rq->msg.rcpts[k].offset == r->offset
-            && strcmp(rq->msg.rcpts[k].address, r->address) == 0)
+            && (passed || strcmp(rq->msg.rcpts[k].address, r->address) == 0))
             return &rq->msg.rcpts[k];
     return NULL;
 }
@@ -161,8 +162,8 @@ int deliver_request_mark(struct deliver_request *rq, size_t i, int status, const
                          struct strbuf *why)
 {
     const struct deliver_rcpt *r = &rq->rcpts[i];
-    if (status != 2 && status != 5)
-        return 0;
+    if ((status != 2 && status != 5) || (rq->flags & DELIVER_FLAG_PASSED))
+        return 0;           /* passed: the agent that passed it marks it */
     if (qfile_mark_done(rq->fd, r->offset) == 0)
         return 0;
     int saved = errno;

@@ -40,6 +40,14 @@
 #include "queue.h"
 #include "strbuf.h"
 
+/* Request flags. DELIVER_FLAG_PASSED: the request comes from another agent
+ * (deliver_pass.h, local's mailbox_transport), not qmgr: each recipient is
+ * the address to deliver to, which may differ from that of the R record
+ * at its offset (an alias's target), and the R record is the caller's to
+ * mark: deliver_request_record matches it by offset alone and
+ * deliver_request_mark leaves it as it is. */
+#define DELIVER_FLAG_PASSED 0x01
+
 /* One recipient as qmgr sent it (strings point into the request frame). */
 struct deliver_rcpt {
     const char *address, *orcpt, *notify;

@@ -164,7 +164,7 @@ class TestControl(unittest.TestCase):
         with open(os.path.join(self.inst.dir, "master.cf")) as f:
             services = [l.split() for l in f if l.strip() and not l.startswith("#")]
         self.assertEqual([s[0] for s in services], ["127.0.0.1:%d" % self.inst.port, "pickup",
-                                                      "cleanup", "qmgr", "local", "virtual", "smtp", "relay",
+                                                      "cleanup", "qmgr", "local", "virtual", "smtp", "relay", "lmtp",
                                                       "discard", "anvil", "showq", "flush", "proxymap"])
         for sub in ("queue", "data", "log", "mail"):
             self.assertTrue(os.path.isdir(os.path.join(self.inst.dir, sub)), sub)

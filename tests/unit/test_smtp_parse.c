@@ -235,6 +235,29 @@ static void test_xtext(void)
 
 /* ---- next hop ---- */
 
+/* LMTP next hops: unix:PATH, inet:HOST[:PORT], HOST[:PORT]; never MX. */
+static void test_lmtp_nexthop(void)
+{
+    struct smtp_nexthop nh;
+    CHECK(smtp_lmtp_nexthop_parse("unix:private/dovecot-lmtp", 24, &nh) == 0);
+    CHECK(strcmp(nh.path, "private/dovecot-lmtp") == 0 && !nh.use_mx);
+    CHECK(smtp_lmtp_nexthop_parse("unix:/run/dovecot/lmtp", 24, &nh) == 0 && nh.path[0] == '/');
+    CHECK(smtp_lmtp_nexthop_parse("inet:127.0.0.1:2424", 24, &nh) == 0);
+    CHECK(nh.literal && nh.port == 2424 && !nh.use_mx && !nh.path[0]);
+    CHECK(smtp_lmtp_nexthop_parse("inet:[127.0.0.1]", 24, &nh) == 0 && nh.literal && nh.port == 24);
+    CHECK(smtp_lmtp_nexthop_parse("inet:mail.example.com", 24, &nh) == 0);
+    CHECK(!nh.use_mx && !nh.literal && strcmp(nh.host, "mail.example.com") == 0 && nh.port == 24);
+    CHECK(smtp_lmtp_nexthop_parse("mail.example.com:25", 24, &nh) == 0 && !nh.use_mx && nh.port == 25);
+    CHECK(smtp_lmtp_nexthop_parse("[mail.example.com]:26", 24, &nh) == 0 && nh.port == 26);
+    char longpath[200];
+    memset(longpath, 'a', sizeof(longpath) - 1);
+    longpath[sizeof(longpath) - 1] = 0;
+    memcpy(longpath, "unix:", 5);
+    const char *const bad[] = { "unix:", "inet:", "unix:a\nb", "inet:host:0", "inet:[x", longpath };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(smtp_lmtp_nexthop_parse(bad[i], 24, &nh) == -1);
+}
+
 static void test_nexthop(void)
 {
     struct smtp_nexthop nh;
@@ -380,6 +403,7 @@ int main(void)
     test_ehlo();
     test_xtext();
     test_nexthop();
+    test_lmtp_nexthop();
     test_encoder();
     test_scan();
     return check_summary();

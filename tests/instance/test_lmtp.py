@@ -1,0 +1,587 @@
+"""test_lmtp.py: whole-instance tests of the lmtp transport (the smtp
+binary run as lmtp, smtp/): a scripted LMTP server on 127.0.0.1 for the
+protocol cases (LHLO, one reply per recipient after the content with
+250/452/550 mixed, PIPELINING, DSN ORCPT passed on, a server that closes
+the connection after the content, one that never answers, LHLO refused,
+the connection reused for a second message, lmtp_destination_recipient_limit,
+SIGKILL of Tern while the server holds the content), and a real Dovecot
+LMTP server (Debian's dovecot-lmtpd) that the test starts in a temporary
+directory, reached over a UNIX-domain socket inside the queue directory
+(local_transport, or mailbox_transport after local(8)'s aliases, =
+lmtp:unix:private/dovecot-lmtp) and over TCP (transport_maps,
+lmtp:inet:127.0.0.1:PORT), with a per-user quota that fails one recipient
+only. Mail enters through smtpd; messages that would bounce have the null
+sender, so that no notice goes anywhere.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import servers  # noqa: E402
+
+FAST = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s", "queue_run_delay": "1s"}
+
+
+# ---- a scripted LMTP server ----
+
+class FakeLmtp(servers.Server):
+    """An LMTP server: LHLO with PIPELINING, ENHANCEDSTATUSCODES and DSN;
+    every RCPT TO accepted; after the content one reply per recipient,
+    decided by the local part: temp* 452, bad* 550, anything else 250.
+    .mode: "normal"; "close_after_data" (the first close_times sessions
+    end right after the final dot, without a reply); "silent" (never a
+    word); "lhlo_refused" (LHLO answered lhlo_reply). .messages: (mail
+    from line, [rcpt lines], data) of every message it gave a reply for;
+    .commands: every command line, in order; .chunks: the reads that held
+    a MAIL FROM, to see pipelining."""
+
+    def __init__(self, **kw):
+        self.mode = "normal"
+        self.close_times = 1
+        self.lhlo_reply = b"550 5.5.1 LHLO not welcome here\r\n"
+        self.messages = []
+        self.commands = []
+        self.mail_chunks = []
+        self.hold = False                   # after the content: no reply until release
+        self.got_data = threading.Event()
+        self.release = threading.Event()
+        super().__init__(**kw)
+
+    def handle(self, conn):
+        if self.mode == "silent":
+            self.stopping.wait(60)
+            return
+        conn.sendall(b"220 fake.lmtp LMTP ready\r\n")
+        buf = b""
+        mail, rcpts = None, []
+        while True:
+            while b"\r\n" not in buf:
+                data = self.recv(conn)
+                if not data:
+                    return
+                if b"MAIL FROM" in data:
+                    with self.lock:
+                        self.mail_chunks.append(data)
+                buf += data
+            line, buf = buf.split(b"\r\n", 1)
+            cmd = line.decode("latin-1")
+            with self.lock:
+                self.commands.append(cmd)
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb == "LHLO":
+                if self.mode == "lhlo_refused":
+                    conn.sendall(self.lhlo_reply)
+                    continue
+                conn.sendall(b"250-fake.lmtp\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n"
+                             b"250-8BITMIME\r\n250-DSN\r\n250 SIZE 10000000\r\n")
+            elif verb == "MAIL":
+                mail, rcpts = cmd, []
+                conn.sendall(b"250 2.1.0 OK\r\n")
+            elif verb == "RCPT":
+                rcpts.append(cmd)
+                conn.sendall(b"250 2.1.5 OK\r\n")
+            elif verb == "DATA":
+                conn.sendall(b"354 OK\r\n")
+                while b"\r\n.\r\n" not in buf:
+                    data = self.recv(conn)
+                    if not data:
+                        return
+                    buf += data
+                data, buf = buf.split(b"\r\n.\r\n", 1)
+                if self.mode == "close_after_data" and self.close_times > 0:
+                    self.close_times -= 1
+                    conn.close()
+                    return
+                with self.lock:
+                    self.messages.append((mail, list(rcpts), data))
+                if self.hold:
+                    self.got_data.set()
+                    self.release.wait(30)
+                for r in rcpts:
+                    local = re.search(r"<([^@>]*)", r).group(1)
+                    if local.startswith("temp"):
+                        conn.sendall(b"452 4.2.2 <%s> mailbox full, try later\r\n" % local.encode())
+                    elif local.startswith("bad"):
+                        conn.sendall(b"550 5.1.1 <%s> no such user\r\n" % local.encode())
+                    else:
+                        conn.sendall(b"250 2.0.0 <%s> fake123 Saved\r\n" % local.encode())
+            elif verb == "RSET":
+                mail, rcpts = None, []
+                conn.sendall(b"250 2.0.0 OK\r\n")
+            elif verb == "QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                conn.close()
+                return
+            else:
+                conn.sendall(b"500 5.5.2 what\r\n")
+
+
+class LmtpTest(unittest.TestCase):
+    """An instance whose mail to lmtp.test goes to a FakeLmtp over TCP
+    (transport_maps: lmtp:inet:127.0.0.1:PORT), one lmtp process at most."""
+
+    extra_main = {}
+
+    def setUp(self):
+        self.server = FakeLmtp()
+        self.addCleanup(self.server.stop)
+        self.tmp = tempfile.mkdtemp(prefix="tern-lmtp-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        transport = os.path.join(self.tmp, "transport")
+        with open(transport, "w") as f:
+            f.write("lmtp.test lmtp:inet:127.0.0.1:%d\n" % self.server.port)
+        main = dict(FAST, transport_maps="texthash:" + transport)
+        main.update(self.extra_main)
+        self.inst = harness.Instance("lmtp", main_cf=main,
+                                     master_cf_extra=["lmtp unix - - n - 1 lmtp"])
+        self.addCleanup(self.inst.cleanup)
+        self.inst.start()
+
+    def send(self, rcpts, body=b"Subject: lmtp\r\n\r\nhello\r\n", sender="", rcpt_options=()):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.sendmail(sender, rcpts, body, rcpt_options=list(rcpt_options))
+
+    def status(self, rcpt, status, timeout=20):
+        return self.inst.wait_log(r"(\w+): to=<%s>, (?:orig_to=<[^>]*>, )?relay=([^,]*), .*status=%s \((.*)\)"
+                                  % (re.escape(rcpt), status), timeout=timeout)
+
+
+class TestLmtpProtocol(LmtpTest):
+    def test_one_reply_per_recipient(self):
+        """250, 452 and 550 after the content: sent, deferred and bounced
+        for exactly those recipients; the commands were pipelined and
+        the relay is host[addr]:port."""
+        self.send(["ok1@lmtp.test", "temp1@lmtp.test", "bad1@lmtp.test", "ok2@lmtp.test"])
+        m = self.status("ok1@lmtp.test", "sent")
+        self.assertEqual(m.group(2), "127.0.0.1[127.0.0.1]:%d" % self.server.port)
+        self.assertEqual(m.group(3), "250 2.0.0 <ok1> fake123 Saved")
+        self.status("ok2@lmtp.test", "sent")
+        m = self.status("temp1@lmtp.test", "deferred")
+        self.assertIn("said: 452 4.2.2 <temp1> mailbox full", m.group(3))
+        self.assertIn("(in reply to end of DATA command)", m.group(3))
+        m = self.status("bad1@lmtp.test", "bounced")
+        self.assertIn("550 5.1.1 <bad1> no such user", m.group(3))
+        self.assertIn("dsn=5.1.1", self.inst.log_text())
+        self.assertEqual(len(self.server.messages), 1)
+        self.assertTrue(self.server.commands[0].startswith("LHLO "), self.server.commands)
+        self.assertNotIn("EHLO", " ".join(self.server.commands))
+        # MAIL FROM, the RCPT TOs and DATA in one write
+        chunk = self.server.mail_chunks[0]
+        self.assertIn(b"RCPT TO:<bad1@lmtp.test>", chunk)
+        self.assertIn(b"DATA\r\n", chunk)
+        # the deferred recipient alone is tried again, and again only it
+        self.inst.wait_log(r"to=<temp1@lmtp.test>.*status=deferred[\s\S]*"
+                           r"to=<temp1@lmtp.test>.*status=deferred", timeout=20)
+        for m in self.server.messages[1:]:
+            self.assertEqual(len(m[1]), 1, m[1])
+            self.assertIn("temp1@lmtp.test", m[1][0])
+        log = self.inst.log_text()
+        self.assertEqual(len(re.findall(r"to=<ok1@lmtp.test>.*status=sent", log)), 1)
+
+    def test_dsn_orcpt_passed_on(self):
+        self.send(["ok3@lmtp.test"], sender="sender@example.org",
+                  rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;first@example.org"])
+        self.status("ok3@lmtp.test", "sent")
+        rcpt = [c for c in self.server.commands if c.startswith("RCPT")][0]
+        self.assertIn("NOTIFY=SUCCESS,FAILURE", rcpt)
+        self.assertIn("ORCPT=rfc822;first@example.org", rcpt)
+
+    def test_connection_reused(self):
+        """A second message to the same next hop goes over the same
+        connection, after RSET."""
+        self.send(["ok4@lmtp.test"])
+        self.status("ok4@lmtp.test", "sent")
+        self.send(["ok5@lmtp.test"])
+        m = self.inst.wait_log(r"to=<ok5@lmtp.test>, relay=[^,]*, conn_use=2, .*status=sent")
+        self.assertTrue(m)
+        self.assertEqual(len(self.server.conns), 1)
+        self.assertIn("RSET", self.server.commands)
+        self.assertEqual(self.server.commands.count("LHLO tern.test"), 1)
+
+
+class TestLmtpReuseTime(LmtpTest):
+    extra_main = {"lmtp_connection_cache_time_limit": "20s"}
+
+    def test_three_messages_one_connection(self):
+        for i in range(3):
+            self.send(["ok%d@lmtp.test" % (10 + i)])
+            self.status("ok%d@lmtp.test" % (10 + i), "sent")
+        self.assertEqual(len(self.server.conns), 1)
+        self.assertEqual(len(self.server.messages), 3)
+
+
+class TestLmtpRecipientLimit(LmtpTest):
+    extra_main = {"lmtp_destination_recipient_limit": "2",
+                  "lmtp_connection_cache_time_limit": "20s"}
+
+    def test_two_recipients_per_transaction(self):
+        rcpts = ["ok%d@lmtp.test" % (50 + i) for i in range(5)]
+        self.send(rcpts)
+        for r in rcpts:
+            self.status(r, "sent")
+        self.assertEqual(sorted(len(m[1]) for m in self.server.messages), [1, 2, 2])
+        self.assertEqual(len(self.server.conns), 1)
+
+
+class TestLmtpKilled(LmtpTest):
+    def test_sigkill_after_the_content(self):
+        """Tern is killed (SIGKILL, every process) while the LMTP server
+        holds the content without a reply: after the restart every
+        recipient is delivered, each logged sent once; the server got each
+        at most twice (the copy it took before the kill is the one
+        possible duplicate, as with SMTP's lost end-of-data reply)."""
+        self.server.hold = True
+        rcpts = ["ok60@lmtp.test", "ok61@lmtp.test"]
+        self.send(rcpts)
+        self.assertTrue(self.server.got_data.wait(20), "the content never arrived")
+        self.inst.kill_all()
+        self.server.hold = False
+        self.server.release.set()
+        self.inst.start()
+        for r in rcpts:
+            self.status(r, "sent", timeout=40)
+        self.inst.wait_empty(timeout=30)
+        for r in rcpts:
+            copies = sum(1 for m in self.server.messages if any("<%s>" % r in c for c in m[1]))
+            self.assertIn(copies, (1, 2), r)
+            self.assertEqual(len(re.findall(r"to=<%s>.*status=sent" % re.escape(r),
+                                            self.inst.log_text())), 1)
+
+
+class TestLmtpFailures(LmtpTest):
+    extra_main = {"lmtp_lhlo_timeout": "2s", "lmtp_data_done_timeout": "2s"}
+
+    def test_close_after_data_then_delivered_once(self):
+        """The server closes the connection after the content without a
+        reply: every recipient deferred, then delivered exactly once."""
+        self.server.mode = "close_after_data"
+        self.send(["ok20@lmtp.test", "ok21@lmtp.test"])
+        m = self.status("ok20@lmtp.test", "deferred")
+        self.assertIn("lost connection with 127.0.0.1[127.0.0.1] while sending end of data", m.group(3))
+        self.status("ok21@lmtp.test", "deferred")
+        self.status("ok20@lmtp.test", "sent")
+        self.status("ok21@lmtp.test", "sent")
+        self.inst.wait_empty()
+        self.assertEqual(len(self.server.messages), 1)
+        log = self.inst.log_text()
+        self.assertEqual(len(re.findall(r"to=<ok20@lmtp.test>.*status=sent", log)), 1)
+
+    def test_server_never_answers(self):
+        self.server.mode = "silent"
+        self.send(["ok30@lmtp.test"])
+        m = self.status("ok30@lmtp.test", "deferred")
+        self.assertIn("timed out while receiving the initial server greeting", m.group(3))
+
+    def test_lhlo_refused(self):
+        self.server.mode = "lhlo_refused"
+        self.send(["ok40@lmtp.test"])
+        m = self.status("ok40@lmtp.test", "bounced")
+        self.assertIn("550 5.5.1 LHLO not welcome here (in reply to LHLO command)", m.group(3))
+        self.server.lhlo_reply = b"421 4.3.2 busy\r\n"
+        self.send(["ok41@lmtp.test"])
+        m = self.status("ok41@lmtp.test", "deferred")
+        self.assertIn("(in reply to LHLO command)", m.group(3))
+
+
+class TestLmtpUnixSocket(unittest.TestCase):
+    """lmtp:unix:private/NAME, relative to the queue directory; the relay
+    is myhostname[path], as Postfix logs it."""
+
+    def test_unix_next_hop(self):
+        inst = harness.Instance("lmtpunix", main_cf=dict(
+            FAST, local_transport="lmtp:unix:private/fake-lmtp"))
+        self.addCleanup(inst.cleanup)
+        os.makedirs(os.path.join(inst.queue_dir, "private"), exist_ok=True)
+        server = FakeLmtp(path=os.path.join(inst.queue_dir, "private", "fake-lmtp"))
+        self.addCleanup(server.stop)
+        inst.start()
+        with inst.smtp() as s:
+            s.sendmail("", ["someone@tern.test", "bad9@tern.test"], b"Subject: u\r\n\r\nhi\r\n")
+        m = inst.wait_log(r"to=<someone@tern.test>, relay=([^,]*), .*status=sent \((.*)\)")
+        self.assertEqual(m.group(1), "tern.test[private/fake-lmtp]")
+        inst.wait_log(r"to=<bad9@tern.test>, relay=tern.test\[private/fake-lmtp\], .*status=bounced")
+        # (the null sender's notice goes to postmaster, through the same transport)
+        self.assertEqual(len([m for m in server.messages if "someone@" in m[1][0]]), 1)
+
+    def test_missing_socket_defers(self):
+        inst = harness.Instance("lmtpnone", main_cf=dict(
+            FAST, local_transport="lmtp:unix:private/nowhere"))
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        with inst.smtp() as s:
+            s.sendmail("", ["someone@tern.test"], b"Subject: u\r\n\r\nhi\r\n")
+        m = inst.wait_log(r"to=<someone@tern.test>, relay=none, .*status=deferred \((.*)\)")
+        self.assertIn("connect to tern.test[private/nowhere]: No such file or directory", m.group(1))
+
+
+# ---- a real Dovecot LMTP server ----
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
+DOVECOT_LMTP = "/usr/lib/dovecot/lmtp"
+MAIL_UID = 65534          # nobody: the owner of the test mailboxes
+
+DOVECOT_CONF = """\
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+protocols = lmtp
+ssl = no
+auth_username_format = %Ln
+mail_location = maildir:~/Maildir
+mail_plugins = $mail_plugins quota
+lmtp_rcpt_check_quota = no
+quota_full_tempfail = {tempfail}
+passdb {{
+  driver = passwd-file
+  args = {d}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {d}/users
+  default_fields = uid={uid} gid={uid} home={d}/home/%n
+}}
+plugin {{
+  quota = maildir:User quota
+  quota_rule = *:storage=100M
+}}
+service lmtp {{
+  unix_listener {socket} {{
+    mode = 0666
+  }}
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+USERS_FILE = ("alice:{PLAIN}unused::::::\n"
+              "bob:{PLAIN}unused::::::\n"
+              "carol:{PLAIN}unused::::::userdb_quota_rule=*:storage=1K\n")
+
+
+def descendants(root):
+    """[pid] of every descendant of root, read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            out.append(pid)
+            todo.append(pid)
+    return out
+
+
+@unittest.skipUnless(os.access(DOVECOT, os.X_OK) and os.access(DOVECOT_LMTP, os.X_OK),
+                     "dovecot with its LMTP server (dovecot-core, dovecot-lmtpd) is not installed")
+class DovecotTest(unittest.TestCase):
+    """An instance whose local mail (tern.test) goes to Dovecot over
+    private/dovecot-lmtp in its queue directory, and whose mail to
+    inet.test goes to the same Dovecot over TCP."""
+
+    tempfail = "yes"
+
+    def routing(self):
+        """How mail for tern.test reaches Dovecot."""
+        return {"local_transport": "lmtp:unix:private/dovecot-lmtp"}
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tern-dovecot-")
+        os.chmod(self.tmp, 0o755)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.dv = os.path.join(self.tmp, "dovecot")
+        for sub in ("run", "state", "home"):
+            os.makedirs(os.path.join(self.dv, sub))
+        os.chmod(os.path.join(self.dv, "home"), 0o777)
+        with open(os.path.join(self.dv, "users"), "w") as f:
+            f.write(USERS_FILE)
+        self.lmtp_port = harness.free_port()
+        transport = os.path.join(self.tmp, "transport")
+        with open(transport, "w") as f:
+            f.write("inet.test lmtp:inet:127.0.0.1:%d\n" % self.lmtp_port)
+        self.inst = harness.Instance("dovecot", main_cf=dict(
+            FAST, transport_maps="texthash:" + transport, **self.routing()))
+        self.addCleanup(self.inst.cleanup)
+        private = os.path.join(self.inst.queue_dir, "private")
+        os.makedirs(private, exist_ok=True)
+        self.socket = os.path.join(private, "dovecot-lmtp")
+        self.conf = os.path.join(self.dv, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(DOVECOT_CONF.format(d=self.dv, uid=MAIL_UID, tempfail=self.tempfail,
+                                        socket=self.socket, port=self.lmtp_port))
+        self.start_dovecot()
+        self.inst.start()
+
+    def start_dovecot(self):
+        self.dovecot = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(self.stop_dovecot)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if os.path.exists(self.socket):
+                try:
+                    harness.wait_port(self.lmtp_port, timeout=5)
+                    return
+                except Exception:
+                    break
+            if self.dovecot.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError("dovecot did not start: %s" % self.dovecot_log())
+
+    def stop_dovecot(self):
+        if self.dovecot.poll() is None:
+            children = descendants(self.dovecot.pid)
+            self.dovecot.send_signal(signal.SIGTERM)
+            try:
+                self.dovecot.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.dovecot.kill()
+                self.dovecot.wait(timeout=10)
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def dovecot_log(self):
+        try:
+            with open(os.path.join(self.dv, "dovecot.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def maildir(self, user):
+        """The messages in user's Maildir (new/ and cur/), as bytes."""
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(self.dv, "home", user, "Maildir", sub)
+            if os.path.isdir(d):
+                for name in sorted(os.listdir(d)):
+                    with open(os.path.join(d, name), "rb") as f:
+                        out.append(f.read())
+        return out
+
+    def fetch(self, user):
+        """doveadm fetch of user's messages (their text)."""
+        r = subprocess.run([DOVEADM, "-c", self.conf, "fetch", "-u", user, "text", "ALL"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def send(self, rcpts, body, sender=""):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.sendmail(sender, rcpts, body)
+
+    def status(self, rcpt, status, timeout=20):
+        return self.inst.wait_log(r"(\w+): to=<%s>, relay=([^,]*), .*dsn=([0-9.]+), status=%s \((.*)\)"
+                                  % (re.escape(rcpt), status), timeout=timeout)
+
+
+BIG_BODY = b"Subject: to three\r\nFrom: someone@example.org\r\n\r\n" + b"x" * 70 + b"\r\n" * 0 \
+    + b"".join(b"line %04d of a message larger than carol's quota\r\n" % i for i in range(120))
+
+
+class TestDovecotTempfail(DovecotTest):
+    tempfail = "yes"
+
+    def test_unix_socket_three_recipients(self):
+        """alice delivered (doveadm sees it), carol over quota deferred
+        (452 4.2.2), an unknown user bounced (550 5.1.1), from one message
+        in one transaction; then the same message again only for carol."""
+        self.send(["alice@tern.test", "carol@tern.test", "nobody@tern.test"], BIG_BODY)
+        m = self.status("alice@tern.test", "sent")
+        self.assertEqual(m.group(2), "tern.test[private/dovecot-lmtp]")
+        self.assertRegex(m.group(4), r"^250 2\.0\.0 <alice@tern\.test> \S+ Saved$")
+        m = self.status("carol@tern.test", "deferred")
+        self.assertEqual(m.group(3), "4.2.2")
+        self.assertIn("Quota exceeded", m.group(4))
+        m = self.status("nobody@tern.test", "bounced")
+        self.assertEqual(m.group(3), "5.1.1")
+        self.assertIn("(in reply to RCPT TO command)", m.group(4))
+        self.assertEqual(len(self.maildir("alice")), 1)
+        self.assertIn("of a message larger than carol's quota", self.fetch("alice"))
+        # carol is tried again, and alice is not delivered twice
+        self.inst.wait_log(r"to=<carol@tern.test>.*status=deferred[\s\S]*"
+                           r"to=<carol@tern.test>.*status=deferred", timeout=20)
+        self.assertEqual(len(self.maildir("alice")), 1)
+        self.assertEqual(self.maildir("carol"), [])
+        log = self.inst.log_text()
+        self.assertEqual(len(re.findall(r"to=<alice@tern\.test>.*status=sent", log)), 1)
+
+    def test_inet(self):
+        """lmtp:inet:127.0.0.1:PORT from transport_maps."""
+        self.send(["bob@inet.test"], b"Subject: over tcp\r\n\r\nby LMTP over TCP\r\n",
+                  sender="sender@example.org")
+        m = self.status("bob@inet.test", "sent")
+        self.assertEqual(m.group(2), "127.0.0.1[127.0.0.1]:%d" % self.lmtp_port)
+        self.assertIn("by LMTP over TCP", self.fetch("bob"))
+        self.assertEqual(len(self.maildir("bob")), 1)
+
+
+class TestDovecotQuotaBounce(DovecotTest):
+    tempfail = "no"
+
+    def test_quota_bounces_only_that_recipient(self):
+        self.send(["alice@tern.test", "carol@tern.test"], BIG_BODY)
+        self.status("alice@tern.test", "sent")
+        m = self.status("carol@tern.test", "bounced")
+        self.assertEqual(m.group(3), "5.2.2")
+        self.assertIn("(in reply to end of DATA command)", m.group(4))
+        self.assertEqual(len(self.maildir("alice")), 1)
+        self.assertEqual(self.maildir("carol"), [])
+
+
+
+class TestDovecotMailboxTransport(DovecotTest):
+    """mailbox_transport: local(8) resolves aliases, then hands each
+    mailbox delivery to lmtp; users need no Unix account."""
+
+    def routing(self):
+        aliases = os.path.join(self.tmp, "aliases")
+        with open(aliases, "w") as f:
+            f.write("team alice, bob\ninfo alice\n")   # texthash: key, white space, value
+        return {"mailbox_transport": "lmtp:unix:private/dovecot-lmtp",
+                "alias_maps": "texthash:" + aliases}
+
+    def test_aliases_then_lmtp(self):
+        self.send(["team@tern.test", "info@tern.test", "carol@tern.test", "nobody@tern.test"],
+                  b"Subject: via local\r\n\r\nthrough aliases and LMTP\r\n")
+        m = self.inst.wait_log(r"lmtp\[\d+\]: \w+: to=<alice@tern\.test>, orig_to=<team@tern\.test>, "
+                               r"relay=tern\.test\[private/dovecot-lmtp\], .*status=sent")
+        self.inst.wait_log(r"lmtp\[\d+\]: \w+: to=<bob@tern\.test>, orig_to=<team@tern\.test>, .*status=sent")
+        self.inst.wait_log(r"lmtp\[\d+\]: \w+: to=<carol@tern\.test>, .*status=sent")
+        self.inst.wait_log(r"lmtp\[\d+\]: \w+: to=<nobody@tern\.test>, .*status=bounced")
+        self.inst.wait_empty()
+        # alice is in two aliases of one message: one copy
+        self.assertEqual(len(self.maildir("alice")), 1)
+        self.assertEqual(len(self.maildir("bob")), 1)
+        self.assertEqual(len(self.maildir("carol")), 1)
+        self.assertIn("through aliases and LMTP", self.fetch("bob"))
+        log = self.inst.log_text()
+        self.assertNotIn("relay=local", log)
+        self.assertEqual(len(re.findall(r"to=<alice@tern\.test>.*status=sent", log)), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
