@@ -54,9 +54,7 @@ static void discard_reason(const char *nexthop, char dsn[16], char reason[DISCAR
             text++;
     }
     str_copy(reason, DISCARD_REASON_MAX, *text ? text : "discarded");
-    for (char *p = reason; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    str_sanitize(reason);
 }
 
 static void discard_serve(int fd)

@@ -43,9 +43,7 @@ void pipe_outcome_set(struct pipe_outcome *o, int status, const char *dsn, const
     va_start(ap, fmt);
     vsnprintf(o->reason, sizeof(o->reason), fmt, ap);
     va_end(ap);
-    for (unsigned char *p = (unsigned char *)o->reason; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    str_sanitize(o->reason);
 }
 
 /* "4.X.Y text" or "5.X.Y text" at the start of line: the length of the

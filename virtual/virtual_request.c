@@ -41,9 +41,7 @@ static void log_outcome(const struct deliver_request *rq, const struct deliver_r
 static void finish_status(struct mailbox_status *st)
 {
     st->status = soft_bounce_status(st->status, st->dsn);
-    for (unsigned char *p = (unsigned char *)st->reason; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    str_sanitize(st->reason);
 }
 
 /* The message's Delivered-To: values, lower-cased. */

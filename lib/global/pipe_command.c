@@ -123,9 +123,7 @@ void pipe_command_first_line(const struct strbuf *output, char *line, size_t siz
         n = size - 1;
     memcpy(line, s, n);
     line[n] = 0;
-    for (unsigned char *p = (unsigned char *)line; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    str_sanitize(line);
 }
 
 /* ---- the children ---- */
