@@ -503,21 +503,13 @@ static void forward_all(struct top *t)
     sb_free(&err);
 }
 
-static bool loops_back(const struct local_message *msg, const char *delivered_to)
-{
-    for (size_t i = 0; i < msg->ndelivered; i++)
-        if (strcmp(msg->delivered_to[i], delivered_to) == 0)
-            return true;
-    return false;
-}
-
 void local_recipient_deliver(const struct local_message *msg, const struct deliver_rcpt *r,
                              void *dup_filter, struct local_result *res)
 {
     struct top t = { .msg = msg, .rcpt = r, .address = r->address, .dups = dup_filter };
     t.orig = strncasecmp(r->orcpt, "rfc822;", 7) == 0 && r->orcpt[7] ? r->orcpt + 7 : r->address;
     t.delivered_to = str_lower(xstrdup(r->address));
-    if (loops_back(msg, t.delivered_to)) {
+    if (mailbox_delivered_seen(msg->delivered_to, msg->ndelivered, t.delivered_to)) {
         struct strbuf text = STRBUF_INIT(LOCAL_REASON_MAX);
         sb_appendf(&text, "mail forwarding loop for %s", r->address);
         leaf_fail(&t, r->address, 5, "5.4.6", sb_str(&text));

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deliver_request.h"
 #include "log.h"
 #include "mailbox.h"
 #include "queue.h"
@@ -576,6 +577,29 @@ void mailbox_delivered_scan_finish(struct mailbox_delivered_scan *s)
         scan_line(s);
     s->done = true;
     sb_free(&s->line);
+}
+
+static int scan_chunk(const char *data, size_t len, void *ctx)
+{
+    struct mailbox_delivered_scan *s = ctx;
+    mailbox_delivered_scan_feed(s, data, len);
+    return s->done ? 1 : 0;      /* stop reading after the header */
+}
+
+void mailbox_delivered_scan_request(struct mailbox_delivered_scan *s,
+                                    const struct deliver_request *rq)
+{
+    mailbox_delivered_scan_init(s);
+    deliver_request_scan(rq, scan_chunk, s);
+    mailbox_delivered_scan_finish(s);
+}
+
+bool mailbox_delivered_seen(char *const *values, size_t n, const char *delivered_to)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(values[i], delivered_to) == 0)
+            return true;
+    return false;
 }
 
 void mailbox_delivered_scan_free(struct mailbox_delivered_scan *s)

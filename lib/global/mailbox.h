@@ -142,5 +142,12 @@ void mailbox_delivered_scan_init(struct mailbox_delivered_scan *s);
 void mailbox_delivered_scan_feed(struct mailbox_delivered_scan *s, const char *data, size_t len);
 void mailbox_delivered_scan_finish(struct mailbox_delivered_scan *s);
 void mailbox_delivered_scan_free(struct mailbox_delivered_scan *s);
+/* init, the header section of a delivery request's message, finish. */
+struct deliver_request;
+void mailbox_delivered_scan_request(struct mailbox_delivered_scan *s,
+                                    const struct deliver_request *rq);
+/* Whether delivered_to (lower-cased) is among the n values a scan found:
+ * the message was delivered to that very address before, a mail loop. */
+bool mailbox_delivered_seen(char *const *values, size_t n, const char *delivered_to);
 
 #endif
