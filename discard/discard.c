@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "deliver_request.h"
+#include "dsn.h"
 #include "log.h"
 #include "log_delivery.h"
 #include "server.h"
@@ -21,28 +22,10 @@
 
 static int discard_ipc_timeout;
 
-/* The length of a leading "D.DDD.DDD" status code followed by a space or
- * the end, else 0. */
-static size_t leading_dsn(const char *s)
-{
-    size_t i = 0;
-    if (s[i] < '2' || s[i] > '5' || s[i + 1] != '.')
-        return 0;
-    i = 2;
-    for (int part = 0; part < 2; part++) {
-        size_t digits = 0;
-        while (s[i] >= '0' && s[i] <= '9' && digits < 3)
-            i++, digits++;
-        if (digits == 0 || (part == 0 && s[i++] != '.'))
-            return 0;
-    }
-    return s[i] == ' ' || !s[i] ? i : 0;
-}
-
 /* The status code and text the next hop gives. */
 static void discard_reason(const char *nexthop, char dsn[16], char reason[DISCARD_REASON_MAX])
 {
-    size_t n = leading_dsn(nexthop);
+    size_t n = dsn_prefix_len(nexthop, "2345");
     const char *text = nexthop;
     str_copy(dsn, 16, "2.0.0");
     if (n > 0) {
@@ -54,9 +37,7 @@ static void discard_reason(const char *nexthop, char dsn[16], char reason[DISCAR
             text++;
     }
     str_copy(reason, DISCARD_REASON_MAX, *text ? text : "discarded");
-    for (char *p = reason; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    str_sanitize(reason);
 }
 
 static void discard_serve(int fd)

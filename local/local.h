@@ -65,9 +65,6 @@ void local_result_set(struct local_result *r, int status, const char *dsn, const
 const char *local_result_dsn_for_errno(int err, int *status);
 /* The outcome of a mailbox write (lib/global/mailbox.h) as a result. */
 void local_result_from_mailbox(struct local_result *r, const struct mailbox_status *st);
-/* Replace bytes that must not reach a log line or a reply (controls, non-
- * ASCII is kept) with '?', in place; returns s. */
-char *local_printable(char *s);
 
 /* ---- identities ---- */
 struct local_user {

@@ -46,7 +46,7 @@ struct local_aliases *local_aliases_open(void)
     if (!a->maps) {
         msg_warn("alias_maps: %s", sb_str(&err));
         a->error = xstrdup(sb_str(&err));
-        local_printable(a->error);
+        str_sanitize(a->error);
     } else {
         size_t n = maplist_size(a->maps);
         a->owners = xcalloc(n ? n : 1, sizeof(*a->owners));

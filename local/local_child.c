@@ -118,15 +118,21 @@ void local_child_setup(const struct local_message *msg, const struct local_user 
         local_become_user(as);
 }
 
-static void __attribute__((noreturn)) child_main(const struct local_message *msg,
-                                                 const struct local_user *as, int fd,
-                                                 local_child_fn fn, void *ctx)
+struct child_job {
+    const struct local_message *msg;
+    const struct local_user *as;
+    local_child_fn fn;
+    void *ctx;
+};
+
+static void __attribute__((noreturn)) child_main(void *ctx, int fd)
 {
+    const struct child_job *job = ctx;
     struct local_result res;
     struct dest_list dests = { 0 };
-    local_child_setup(msg, as, fd);
+    local_child_setup(job->msg, job->as, fd);
     local_result_set(&res, 4, "4.3.0", "delivery process reported nothing");
-    fn(ctx, &res, &dests);
+    job->fn(job->ctx, &res, &dests);
     child_report(fd, &res, &dests);
 }
 
@@ -164,36 +170,13 @@ static int decode_report(const struct strbuf *in, struct local_result *res, stru
 void local_child_run(const struct local_message *msg, const struct local_user *as, int timeout,
                      local_child_fn fn, void *ctx, struct local_result *res, struct dest_list *dests)
 {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        local_result_set(res, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
-        return;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        local_result_set(res, 4, "4.3.0", "cannot fork a delivery process: %s", strerror(errno));
-        return;
-    }
-    if (pid == 0) {
-        close(p[0]);
-        child_main(msg, as, p[1], fn, ctx);
-    }
-    close(p[1]);
+    struct child_job job = { msg, as, fn, ctx };
     struct strbuf in = STRBUF_INIT(0);
-    int rc = attr_read(p[0], &in, CHILD_FRAME_LIMIT, timeout);
-    int saved = errno;
-    close(p[0]);
-    int wstatus = pipe_command_reap(pid, rc < 0 && saved == ETIMEDOUT ? 0 : 10);
-    if (rc < 0) {
-        if (saved == ETIMEDOUT)
-            local_result_set(res, 4, "4.3.0", "delivery process timed out after %d seconds", timeout);
-        else if (WIFSIGNALED(wstatus))
-            local_result_set(res, 4, "4.3.0", "delivery process killed by signal %d", WTERMSIG(wstatus));
-        else
-            local_result_set(res, 4, "4.3.0", "delivery process exited with status %d without a result",
-                       WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+    char why[LOCAL_REASON_MAX];
+    int wstatus;
+    if (pipe_command_child(child_main, &job, CHILD_FRAME_LIMIT, timeout, &in, &wstatus, why,
+                           sizeof(why)) < 0) {
+        local_result_set(res, 4, "4.3.0", "%s", why);
     } else if (decode_report(&in, res, dests) < 0) {
         local_result_set(res, 4, "4.3.0", "malformed result from the delivery process");
         if (dests)

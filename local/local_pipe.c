@@ -86,7 +86,7 @@ static void command_result(int wstatus, bool timed_out, const char *command,
 {
     char cmd[256], line[PIPE_REASON_OUTPUT + 1];
     str_copy(cmd, sizeof(cmd), command);
-    local_printable(cmd);
+    str_sanitize(cmd);
     pipe_command_first_line(out, line, sizeof(line));
     const char *sep = *line ? ". Command output: " : "";
     if (timed_out)

@@ -116,6 +116,16 @@ static void combine(struct top *t, const struct local_result *r)
     t->any = true;
 }
 
+/* A destination this request already delivered to (key names it): its
+ * first result counts for this recipient too, and true. */
+static bool repeated(struct top *t, const char *key)
+{
+    const struct local_result *seen = dup_find(t->dups, key);
+    if (seen)
+        combine(t, seen);
+    return seen != NULL;
+}
+
 static void leaf_done(struct top *t, const char *to, const struct local_result *r)
 {
     local_log_delivery(t->msg, to, strcasecmp(to, t->orig) != 0 ? t->orig : NULL, r);
@@ -186,10 +196,7 @@ static void deliver_file_or_command(struct top *t, const struct local_dest *dest
     }
     struct strbuf key = STRBUF_INIT(LOCAL_ITEM_MAX + 64);
     sb_appendf(&key, "%s:%ld:%s", command ? "command" : "file", (long)as.uid, dest->value);
-    const struct local_result *seen = dup_find(t->dups, sb_str(&key));
-    if (seen) {
-        combine(t, seen);
-    } else {
+    if (!repeated(t, sb_str(&key))) {
         struct local_delivery d;
         delivery_for(&d, t, o);
         if (command)
@@ -349,10 +356,7 @@ static void deliver_mailbox(struct top *t, const struct origin *self, const stru
 {
     struct strbuf key = STRBUF_INIT(ADDRESS_MAX_LEN + 16);
     sb_appendf(&key, "mailbox:%s", user->name);
-    const struct local_result *seen = dup_find(t->dups, sb_str(&key));
-    if (seen) {
-        combine(t, seen);
-    } else {
+    if (!repeated(t, sb_str(&key))) {
         struct local_delivery d;
         struct local_result res;
         const char *what;
@@ -371,10 +375,7 @@ static void pass_mailbox(struct top *t, const struct origin *self)
 {
     struct strbuf key = STRBUF_INIT(ADDRESS_MAX_LEN + 16), orcpt = STRBUF_INIT(0);
     sb_appendf(&key, "transport:%s", self->address);
-    const struct local_result *seen = dup_find(t->dups, sb_str(&key));
-    if (seen) {
-        combine(t, seen);
-    } else {
+    if (!repeated(t, sb_str(&key))) {
         struct deliver_pass_result pr;
         struct local_result res;
         if (*t->rcpt->orcpt)
@@ -503,21 +504,13 @@ static void forward_all(struct top *t)
     sb_free(&err);
 }
 
-static bool loops_back(const struct local_message *msg, const char *delivered_to)
-{
-    for (size_t i = 0; i < msg->ndelivered; i++)
-        if (strcmp(msg->delivered_to[i], delivered_to) == 0)
-            return true;
-    return false;
-}
-
 void local_recipient_deliver(const struct local_message *msg, const struct deliver_rcpt *r,
                              void *dup_filter, struct local_result *res)
 {
     struct top t = { .msg = msg, .rcpt = r, .address = r->address, .dups = dup_filter };
     t.orig = strncasecmp(r->orcpt, "rfc822;", 7) == 0 && r->orcpt[7] ? r->orcpt + 7 : r->address;
     t.delivered_to = str_lower(xstrdup(r->address));
-    if (loops_back(msg, t.delivered_to)) {
+    if (mailbox_delivered_seen(msg->delivered_to, msg->ndelivered, t.delivered_to)) {
         struct strbuf text = STRBUF_INIT(LOCAL_REASON_MAX);
         sb_appendf(&text, "mail forwarding loop for %s", r->address);
         leaf_fail(&t, r->address, 5, "5.4.6", sb_str(&text));

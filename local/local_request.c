@@ -32,13 +32,6 @@ void local_log_delivery(const struct local_message *msg, const char *to, const c
 
 /* ---- the queue file ---- */
 
-static int scan_chunk(const char *data, size_t len, void *ctx)
-{
-    struct mailbox_delivered_scan *s = ctx;
-    mailbox_delivered_scan_feed(s, data, len);
-    return s->done ? 1 : 0;      /* stop reading after the header */
-}
-
 static void message_close(struct local_message *msg)
 {
     if (msg->fd >= 0)
@@ -77,9 +70,7 @@ static int message_open(struct local_message *msg, struct deliver_request *rq,
     msg->content_offset = rq->msg.content_offset;
     msg->content_size = rq->msg.content_size;
     struct mailbox_delivered_scan scan;
-    mailbox_delivered_scan_init(&scan);
-    deliver_request_scan(rq, scan_chunk, &scan);
-    mailbox_delivered_scan_finish(&scan);
+    mailbox_delivered_scan_request(&scan, rq);
     msg->delivered_to = scan.values;
     msg->ndelivered = scan.nvalues;
     scan.values = NULL;

@@ -8,14 +8,6 @@
 #include "soft_bounce.h"
 #include "util.h"
 
-char *local_printable(char *s)
-{
-    for (unsigned char *p = (unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    return s;
-}
-
 void local_result_set(struct local_result *r, int status, const char *dsn, const char *fmt, ...)
 {
     va_list ap;
@@ -24,7 +16,7 @@ void local_result_set(struct local_result *r, int status, const char *dsn, const
     va_start(ap, fmt);
     vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
     va_end(ap);
-    local_printable(r->reason);
+    str_sanitize(r->reason);
     r->aux = -1;
 }
 

@@ -5,25 +5,16 @@
  * line at the end for B. The content comes in chunks cut anywhere, so the
  * start of a line is held back until it is known whether it is "From ". */
 #include <string.h>
-#include <time.h>
 
+#include "mailbox.h"
 #include "pipe.h"
 #include "util.h"
-
-/* Envelope values go into header lines: nothing there may end a line. */
-static void append_clean(struct strbuf *out, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        sb_appendc(out, c < 0x20 || c == 0x7f ? '?' : c);
-    }
-}
 
 static void append_address(struct strbuf *out, const char *address, unsigned flags)
 {
     struct strbuf a = STRBUF_INIT(0);
     pipe_expand_address(address, flags, &a);
-    append_clean(out, sb_str(&a));
+    mailbox_append_clean(out, sb_str(&a));
     sb_free(&a);
 }
 
@@ -31,18 +22,8 @@ void pipe_copy_prefix(struct strbuf *out, unsigned flags, const char *eol, const
                       const char *delivered_to, const char *original_to, long long now_sec)
 {
     if (flags & PIPE_FLAG_FROM) {
-        time_t t = (time_t)now_sec;
-        struct tm tm;
-        char date[64];
-        localtime_r(&t, &tm);
-        strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
-        sb_appends(out, "From ");
-        /* the separator line is split on white space by every reader */
-        for (const char *p = *sender ? sender : "MAILER-DAEMON"; *p; p++) {
-            unsigned char c = (unsigned char)*p;
-            sb_appendc(out, c <= 0x20 || c == 0x7f ? '_' : c);
-        }
-        sb_appendf(out, "  %s%s", date, eol);
+        mailbox_from_line(out, sender, now_sec);
+        sb_appends(out, eol);
     }
     if (flags & PIPE_FLAG_RETURN) {
         sb_appends(out, "Return-Path: <");

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "dsn.h"
 #include "pipe.h"
 #include "soft_bounce.h"
 #include "util.h"
@@ -43,30 +44,7 @@ void pipe_outcome_set(struct pipe_outcome *o, int status, const char *dsn, const
     va_start(ap, fmt);
     vsnprintf(o->reason, sizeof(o->reason), fmt, ap);
     va_end(ap);
-    for (unsigned char *p = (unsigned char *)o->reason; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
-
-/* "4.X.Y text" or "5.X.Y text" at the start of line: the length of the
- * code (then *text is what follows it), else 0. */
-static size_t leading_dsn(const char *line, const char **text)
-{
-    if ((line[0] != '4' && line[0] != '5') || line[1] != '.')
-        return 0;
-    size_t i = 2, digits = 0;
-    while (line[i] >= '0' && line[i] <= '9' && digits < 3)
-        i++, digits++;
-    if (digits == 0 || line[i] != '.')
-        return 0;
-    i++;
-    digits = 0;
-    while (line[i] >= '0' && line[i] <= '9' && digits < 3)
-        i++, digits++;
-    if (digits == 0 || (line[i] != ' ' && line[i] != 0))
-        return 0;
-    *text = line + i + (line[i] == ' ');
-    return i;
+    str_sanitize(o->reason);
 }
 
 void pipe_status_map(int wstatus, bool timed_out, const char *line, const char *service,
@@ -86,9 +64,11 @@ void pipe_status_map(int wstatus, bool timed_out, const char *line, const char *
             pipe_outcome_set(o, 2, "2.0.0", "delivered via %s service (%s)", service, line);
         else
             pipe_outcome_set(o, 2, "2.0.0", "delivered via %s service", service);
-    } else if ((dsn_len = leading_dsn(line, &text)) > 0 && dsn_len < sizeof(dsn)) {
+    } else if ((dsn_len = dsn_prefix_len(line, "45")) > 0 && dsn_len < sizeof(dsn)) {
+        /* "4.X.Y text" or "5.X.Y text" */
         memcpy(dsn, line, dsn_len);
         dsn[dsn_len] = 0;
+        text = line + dsn_len + (line[dsn_len] == ' ');
         pipe_outcome_set(o, dsn[0] - '0', dsn, "%s", *text ? text : "command failed");
     } else {
         int code = WEXITSTATUS(wstatus);

@@ -159,21 +159,6 @@ const struct smtpd_restriction_list *smtpd_check_class_list(const char *name)
     return NULL;
 }
 
-static struct maplist *open_maplist(enum param_id id, const char *name)
-{
-    const char *v = cfg_str(id);
-    if (!*v)
-        return NULL;
-    struct strbuf err = STRBUF_INIT(1024);
-    struct maplist *l = maplist_open(v, &err);
-    if (!l)
-        msg_fatal("main.cf: %s: %s", name, sb_str(&err));
-    sb_free(&err);
-    return l;
-}
-
-/* Does the list hold something that can refuse a recipient? Postfix
- * refuses to run without one in the relay or the recipient list. */
 static bool list_can_refuse(const struct smtpd_restriction_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -213,14 +198,14 @@ void smtpd_check_pre_init(void)
     c->default_rbl_reply = cfg_get_raw_set("default_rbl_reply");
     if (!c->default_rbl_reply)
         c->default_rbl_reply = param_table()[P_default_rbl_reply].default_value;
-    c->local_rcpt_maps = open_maplist(P_local_recipient_maps, "local_recipient_maps");
-    c->relay_rcpt_maps = open_maplist(P_relay_recipient_maps, "relay_recipient_maps");
-    c->virtual_mailbox_maps = open_maplist(P_virtual_mailbox_maps, "virtual_mailbox_maps");
+    c->local_rcpt_maps = maplist_open_param(P_local_recipient_maps);
+    c->relay_rcpt_maps = maplist_open_param(P_relay_recipient_maps);
+    c->virtual_mailbox_maps = maplist_open_param(P_virtual_mailbox_maps);
     /* virtual_alias_maps and the other rewriting tables: lib/global/rewrite.h */
     rewrite_init();
     c->receive_overrides = rewrite_receive_overrides(cfg_str(P_receive_override_options));
-    c->rbl_reply_maps = open_maplist(P_rbl_reply_maps, "rbl_reply_maps");
-    c->sender_login_maps = open_maplist(P_smtpd_sender_login_maps, "smtpd_sender_login_maps");
+    c->rbl_reply_maps = maplist_open_param(P_rbl_reply_maps);
+    c->sender_login_maps = maplist_open_param(P_smtpd_sender_login_maps);
     smtpd_policy_init();
 
     size_t n;

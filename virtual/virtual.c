@@ -19,27 +19,13 @@
 
 struct virtual_settings virtual_cfg;
 
-/* An empty list is no table (NULL). */
-static struct maplist *open_tables(enum param_id id)
-{
-    const char *value = cfg_str(id);
-    if (!*value)
-        return NULL;
-    struct strbuf err = STRBUF_INIT(1024);
-    struct maplist *l = maplist_open(value, &err);
-    if (!l)
-        msg_fatal("main.cf: %s: %s", param_table()[id].name, sb_str(&err));
-    sb_free(&err);
-    return l;
-}
-
 /* The tables are opened as root, before the first delivery: a table file
  * only root may read stays readable. */
 static void virtual_pre_init(void)
 {
-    virtual_cfg.mailbox_maps = open_tables(P_virtual_mailbox_maps);
-    virtual_cfg.uid_maps = open_tables(P_virtual_uid_maps);
-    virtual_cfg.gid_maps = open_tables(P_virtual_gid_maps);
+    virtual_cfg.mailbox_maps = maplist_open_param(P_virtual_mailbox_maps);
+    virtual_cfg.uid_maps = maplist_open_param(P_virtual_uid_maps);
+    virtual_cfg.gid_maps = maplist_open_param(P_virtual_gid_maps);
 }
 
 static void virtual_post_init(struct event_base *base)

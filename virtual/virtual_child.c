@@ -9,51 +9,22 @@
  * the parent reads strictly. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "attr.h"
 #include "log.h"
+#include "pipe_command.h"
 #include "util.h"
 #include "virtual.h"
 
 #define CHILD_FRAME_LIMIT (MAILBOX_REASON_MAX + 256)
 
 /* ---- the child ---- */
-
-/* The tables' identity, verified; _exit(75) (a deferral) when it is not
- * complete. setgroups first: root's groups must not stay. */
-static void become(uid_t uid, gid_t gid)
-{
-    if (getuid() != 0 && geteuid() != 0) {
-        if (getuid() == uid)
-            return;              /* running unprivileged as that very uid */
-        _exit(75);
-    }
-    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-        _exit(75);
-    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid
-        || setuid(0) == 0)
-        _exit(75);
-}
-
-/* Close descriptors from..to (to ~0U: all above from). */
-static void close_span(unsigned from, unsigned to)
-{
-    if (close_range(from, to, 0) == 0)
-        return;
-    long max = sysconf(_SC_OPEN_MAX);   /* kernels before close_range() */
-    if (max < 0 || max > 65536)
-        max = 65536;
-    for (long fd = from; fd < max && (unsigned long)fd <= to; fd++)
-        close((int)fd);
-}
 
 /* Every descriptor from 3 up but the queue file's content and the report
  * pipe: nothing of master's, the connection to qmgr, the read-write queue
@@ -66,10 +37,10 @@ static void close_inherited(const struct virtual_delivery *d, int keep)
         if (keeps[i] < 3 || (unsigned)keeps[i] < from)
             continue;
         if ((unsigned)keeps[i] > from)
-            close_span(from, (unsigned)keeps[i] - 1);
+            pipe_command_close_span(from, (unsigned)keeps[i] - 1);
         from = (unsigned)keeps[i] + 1;
     }
-    close_span(from, ~0U);
+    pipe_command_close_span(from, ~0U);
 }
 
 /* Open (creating when missing) without following a symbolic link, and
@@ -149,14 +120,21 @@ out:
     sb_free(&what);
 }
 
-static void __attribute__((noreturn)) child_main(const struct virtual_delivery *d,
-                                                 const struct virtual_mailbox *mb, int report)
+struct child_job {
+    const struct virtual_delivery *d;
+    const struct virtual_mailbox *mb;
+};
+
+static void __attribute__((noreturn)) child_main(void *ctx, int report)
 {
+    const struct child_job *job = ctx;
+    const struct virtual_delivery *d = job->d;
+    const struct virtual_mailbox *mb = job->mb;
     struct mailbox_status st;
     signal(SIGPIPE, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     close_inherited(d, report);
-    become(mb->uid, mb->gid);
+    pipe_command_become(NULL, mb->uid, mb->gid, false);
     umask(077);
     mailbox_status_set(&st, 4, "4.3.0", "delivery process reported nothing");
     if (mb->maildir) {
@@ -196,62 +174,21 @@ static int decode_report(const struct strbuf *in, struct mailbox_status *st)
     return 0;
 }
 
-/* Reap pid, killing it when it has not exited within grace seconds. */
-static int reap(pid_t pid, int grace)
-{
-    int wstatus = 0;
-    for (int waited_ms = 0;; waited_ms += 10) {
-        pid_t got = waitpid(pid, &wstatus, WNOHANG);
-        if (got == pid || (got < 0 && errno != EINTR))
-            return wstatus;
-        if (waited_ms >= grace * 1000) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-                ;
-            return wstatus;
-        }
-        struct timespec ts = { 0, 10 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-}
-
 void virtual_deliver(const struct virtual_delivery *d, const struct virtual_mailbox *mb,
                      struct mailbox_status *st)
 {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        mailbox_status_set(st, 4, "4.3.0", "cannot create a pipe: %s", strerror(errno));
-        return;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        mailbox_status_set(st, 4, "4.3.0", "cannot fork a delivery process: %s", strerror(errno));
-        return;
-    }
-    if (pid == 0) {
-        close(p[0]);
-        child_main(d, mb, p[1]);
-    }
-    close(p[1]);
+    struct child_job job = { d, mb };
     struct strbuf in = STRBUF_INIT(0);
-    int rc = attr_read(p[0], &in, CHILD_FRAME_LIMIT, virtual_cfg.time_limit);
-    int saved = errno;
-    close(p[0]);
-    int wstatus = reap(pid, rc < 0 && saved == ETIMEDOUT ? 0 : 10);
-    if (rc < 0 && saved == ETIMEDOUT)
-        mailbox_status_set(st, 4, "4.3.0", "delivery process timed out after %d seconds",
-                           virtual_cfg.time_limit);
-    else if (rc < 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 75)
+    char why[MAILBOX_REASON_MAX];
+    int wstatus;
+    int rc = pipe_command_child(child_main, &job, CHILD_FRAME_LIMIT, virtual_cfg.time_limit, &in,
+                                &wstatus, why, sizeof(why));
+    if (rc < 0 && wstatus != -1 && WIFEXITED(wstatus)
+        && WEXITSTATUS(wstatus) == PIPE_COMMAND_TEMPFAIL)
         mailbox_status_set(st, 4, "4.3.0", "cannot switch to uid %ld gid %ld for the delivery",
                            (long)mb->uid, (long)mb->gid);
-    else if (rc < 0 && WIFSIGNALED(wstatus))
-        mailbox_status_set(st, 4, "4.3.0", "delivery process killed by signal %d",
-                           WTERMSIG(wstatus));
     else if (rc < 0)
-        mailbox_status_set(st, 4, "4.3.0", "delivery process exited with status %d without a "
-                           "result", WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+        mailbox_status_set(st, 4, "4.3.0", "%s", why);
     else if (decode_report(&in, st) < 0)
         mailbox_status_set(st, 4, "4.3.0", "malformed result from the delivery process");
     sb_free(&in);

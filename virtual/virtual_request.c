@@ -41,25 +41,7 @@ static void log_outcome(const struct deliver_request *rq, const struct deliver_r
 static void finish_status(struct mailbox_status *st)
 {
     st->status = soft_bounce_status(st->status, st->dsn);
-    for (unsigned char *p = (unsigned char *)st->reason; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
-
-/* The message's Delivered-To: values, lower-cased. */
-static int scan_chunk(const char *data, size_t len, void *ctx)
-{
-    struct mailbox_delivered_scan *s = ctx;
-    mailbox_delivered_scan_feed(s, data, len);
-    return s->done ? 1 : 0;      /* stop reading after the header */
-}
-
-static bool loops_back(const struct mailbox_delivered_scan *seen, const char *delivered_to)
-{
-    for (size_t i = 0; i < seen->nvalues; i++)
-        if (strcmp(seen->values[i], delivered_to) == 0)
-            return true;
-    return false;
+    str_sanitize(st->reason);
 }
 
 /* One recipient: a mail loop (the message was delivered to this very
@@ -78,7 +60,7 @@ static void deliver_one(struct virtual_delivery *d, const struct mailbox_deliver
     struct virtual_mailbox mb;
     /* Delivered-To: lower-cased, as local's and Postfix's */
     char *delivered = str_lower(xstrdup(a.address));
-    if (loops_back(seen, delivered)) {
+    if (mailbox_delivered_seen(seen->values, seen->nvalues, delivered)) {
         mailbox_status_set(st, 5, "5.4.6", "mail forwarding loop for %s", a.address);
     } else if (virtual_lookup(&virtual_cfg, a.local_lc, a.domain, &mb, st) == 0) {
         d->delivered_to = delivered;
@@ -106,9 +88,7 @@ static void deliver_all(struct deliver_request *rq, int ro_fd, struct outcome *o
                  .content_size = rq->msg.content_size, .sender = rq->msg.sender },
     };
     struct mailbox_delivered_scan seen;
-    mailbox_delivered_scan_init(&seen);
-    deliver_request_scan(rq, scan_chunk, &seen);
-    mailbox_delivered_scan_finish(&seen);
+    mailbox_delivered_scan_request(&seen, rq);   /* the message's Delivered-To: values */
     for (size_t i = 0; i < rq->nrcpt; i++) {
         const struct deliver_rcpt *r = &rq->rcpts[i];
         const struct qrcpt *rec = deliver_request_record(rq, i);

@@ -1,8 +1,8 @@
 /* mailbox.c: writing a delivered message into an mbox file or a Maildir,
  * with the locks mail readers expect, and reading the Delivered-To:
  * headers a message already has (mailbox.h), for the local and virtual
- * delivery agents. The caller has already taken the identity the
- * mailbox belongs to. */
+ * delivery agents (and the From line and header values for pipe). The
+ * caller has already taken the identity the mailbox belongs to. */
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deliver_request.h"
 #include "log.h"
 #include "mailbox.h"
 #include "queue.h"
@@ -82,7 +83,7 @@ int mailbox_lock_styles(const char *value, struct strbuf *why)
 /* ---- the envelope lines ---- */
 
 /* Envelope values go into header lines: nothing there may end a line. */
-static void append_clean(struct strbuf *out, const char *s)
+void mailbox_append_clean(struct strbuf *out, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -90,37 +91,39 @@ static void append_clean(struct strbuf *out, const char *s)
     }
 }
 
+void mailbox_from_line(struct strbuf *out, const char *sender, long long now_sec)
+{
+    time_t t = (time_t)now_sec;
+    struct tm tm;
+    char date[64];
+    localtime_r(&t, &tm);
+    strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
+    sb_appends(out, "From ");
+    /* the separator line is split on white space by every reader */
+    for (const char *p = *sender ? sender : "MAILER-DAEMON"; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        sb_appendc(out, c <= 0x20 || c == 0x7f ? '_' : c);
+    }
+    sb_appendf(out, "  %s", date);
+}
+
 void mailbox_copy_prefix(struct strbuf *out, int flags, const char *sender, const char *orig_to,
                          const char *delivered_to, long long now_sec)
 {
     if (flags & COPY_FROM_LINE) {
-        time_t t = (time_t)now_sec;
-        struct tm tm;
-        char date[64];
-        localtime_r(&t, &tm);
-        strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
-        sb_appends(out, "From ");
-        if (*sender) {
-            /* the separator line is split on white space by every reader */
-            for (const char *p = sender; *p; p++) {
-                unsigned char c = (unsigned char)*p;
-                sb_appendc(out, c <= 0x20 || c == 0x7f ? '_' : c);
-            }
-        } else {
-            sb_appends(out, "MAILER-DAEMON");
-        }
-        sb_appendf(out, "  %s\n", date);
+        mailbox_from_line(out, sender, now_sec);
+        sb_appendc(out, '\n');
     }
     sb_appends(out, "Return-Path: <");
-    append_clean(out, sender);
+    mailbox_append_clean(out, sender);
     sb_appends(out, ">\n");
     if (orig_to && *orig_to) {
         sb_appends(out, "X-Original-To: ");
-        append_clean(out, orig_to);
+        mailbox_append_clean(out, orig_to);
         sb_appendc(out, '\n');
     }
     sb_appends(out, "Delivered-To: ");
-    append_clean(out, delivered_to);
+    mailbox_append_clean(out, delivered_to);
     sb_appendc(out, '\n');
 }
 
@@ -574,6 +577,29 @@ void mailbox_delivered_scan_finish(struct mailbox_delivered_scan *s)
         scan_line(s);
     s->done = true;
     sb_free(&s->line);
+}
+
+static int scan_chunk(const char *data, size_t len, void *ctx)
+{
+    struct mailbox_delivered_scan *s = ctx;
+    mailbox_delivered_scan_feed(s, data, len);
+    return s->done ? 1 : 0;      /* stop reading after the header */
+}
+
+void mailbox_delivered_scan_request(struct mailbox_delivered_scan *s,
+                                    const struct deliver_request *rq)
+{
+    mailbox_delivered_scan_init(s);
+    deliver_request_scan(rq, scan_chunk, s);
+    mailbox_delivered_scan_finish(s);
+}
+
+bool mailbox_delivered_seen(char *const *values, size_t n, const char *delivered_to)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(values[i], delivered_to) == 0)
+            return true;
+    return false;
 }
 
 void mailbox_delivered_scan_free(struct mailbox_delivered_scan *s)

@@ -57,6 +57,13 @@ const char *mailbox_dsn_for_errno(int err, int *status);
  * aliases; left out when orig_to is NULL or empty) and Delivered-To:. */
 void mailbox_copy_prefix(struct strbuf *out, int flags, const char *sender, const char *orig_to,
                          const char *delivered_to, long long now_sec);
+/* The parts of those lines the pipe agent writes too, with its own line
+ * ends: the From line "From SENDER  DATE" without its end (the sender's
+ * white space and control bytes as '_', so that readers split it right;
+ * MAILER-DAEMON for the null sender; now_sec in local time), and an
+ * envelope value in a header line (control bytes as '?'). */
+void mailbox_from_line(struct strbuf *out, const char *sender, long long now_sec);
+void mailbox_append_clean(struct strbuf *out, const char *s);
 /* Write a copy of the message to fd. At most limit bytes (0: no limit):
  * beyond it the copy stops with errno EFBIG. 0 ok, -1 errno set. *written
  * gets the bytes written either way. */
@@ -135,5 +142,12 @@ void mailbox_delivered_scan_init(struct mailbox_delivered_scan *s);
 void mailbox_delivered_scan_feed(struct mailbox_delivered_scan *s, const char *data, size_t len);
 void mailbox_delivered_scan_finish(struct mailbox_delivered_scan *s);
 void mailbox_delivered_scan_free(struct mailbox_delivered_scan *s);
+/* init, the header section of a delivery request's message, finish. */
+struct deliver_request;
+void mailbox_delivered_scan_request(struct mailbox_delivered_scan *s,
+                                    const struct deliver_request *rq);
+/* Whether delivered_to (lower-cased) is among the n values a scan found:
+ * the message was delivered to that very address before, a mail loop. */
+bool mailbox_delivered_seen(char *const *values, size_t n, const char *delivered_to);
 
 #endif

@@ -488,6 +488,19 @@ struct maplist {
     size_t n;
 };
 
+struct maplist *maplist_open_param(enum param_id id)
+{
+    const char *value = cfg_str(id);
+    if (!*value)
+        return NULL;
+    struct strbuf err = STRBUF_INIT(1024);
+    struct maplist *l = maplist_open(value, &err);
+    if (!l)
+        msg_fatal("main.cf: %s: %s", param_table()[id].name, sb_str(&err));
+    sb_free(&err);
+    return l;
+}
+
 struct maplist *maplist_open(const char *value, struct strbuf *err)
 {
     size_t n;

@@ -26,6 +26,8 @@
 
 #include <stdbool.h>
 
+#include "config.h"
+
 struct strbuf;
 struct map;
 
@@ -62,6 +64,10 @@ int map_build(const char *spec, int flags, struct strbuf *err);
  * looked up in order, the first answer wins. */
 struct maplist;
 struct maplist *maplist_open(const char *value, struct strbuf *err);
+/* The list a daemon's main.cf parameter names, opened at start-up: NULL
+ * when the parameter is empty; a list that cannot be opened is fatal
+ * ("main.cf: NAME: why"). */
+struct maplist *maplist_open_param(enum param_id id);
 int maplist_lookup(struct maplist *l, const char *key, struct strbuf *result);
 /* The same, and *which is the index of the table that answered or failed
  * (for callers that keep something per table). */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attr.h"
 #include "log.h"
 #include "pipe_command.h"
 #include "util.h"
@@ -21,30 +22,38 @@ void pipe_command_become(const char *name, uid_t uid, gid_t gid, bool supplement
     if (geteuid() != 0 && getuid() != 0) {
         if (getuid() == uid)
             return;                 /* tests running unprivileged */
-        msg_warn("cannot switch to user %s: not running as root", name);
+        if (name)
+            msg_warn("cannot switch to user %s: not running as root", name);
         _exit(PIPE_COMMAND_TEMPFAIL);
     }
-    int grc = supplementary ? initgroups(name, gid) : -1;
+    int grc = name && supplementary ? initgroups(name, gid) : -1;
     if ((grc < 0 && setgroups(1, &gid) < 0) || setgid(gid) < 0 || setuid(uid) < 0) {
-        msg_warn("cannot switch to user %s (uid %ld): %m", name, (long)uid);
+        if (name)
+            msg_warn("cannot switch to user %s (uid %ld): %m", name, (long)uid);
         _exit(PIPE_COMMAND_TEMPFAIL);
     }
-    if (getuid() != uid || geteuid() != uid || getegid() != gid
+    if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid
         || (uid != 0 && setuid(0) == 0)) {
-        msg_warn("switch to user %s incomplete", name);
+        if (name)
+            msg_warn("switch to user %s incomplete", name);
         _exit(PIPE_COMMAND_TEMPFAIL);
     }
 }
 
-void pipe_command_close_from(int lowfd)
+void pipe_command_close_span(unsigned from, unsigned to)
 {
-    if (close_range((unsigned)lowfd, ~0U, 0) == 0)
+    if (close_range(from, to, 0) == 0)
         return;
     long max = sysconf(_SC_OPEN_MAX);   /* kernels before close_range() */
     if (max < 0 || max > 65536)
         max = 65536;
-    for (int fd = lowfd; fd < max; fd++)
-        close(fd);
+    for (long fd = from; fd < max && (unsigned long)fd <= to; fd++)
+        close((int)fd);
+}
+
+void pipe_command_close_from(int lowfd)
+{
+    pipe_command_close_span((unsigned)lowfd, ~0U);
 }
 
 int pipe_command_reap(pid_t pid, int grace)
@@ -65,6 +74,47 @@ int pipe_command_reap(pid_t pid, int grace)
     }
 }
 
+int pipe_command_child(void (*child)(void *ctx, int fd), void *ctx, size_t limit, int timeout,
+                       struct strbuf *frame, int *wstatus, char *why, size_t why_size)
+{
+    int p[2];
+    *wstatus = -1;
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        snprintf(why, why_size, "cannot create a pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int saved = errno;
+        close(p[0]);
+        close(p[1]);
+        snprintf(why, why_size, "cannot fork a delivery process: %s", strerror(saved));
+        return -1;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        child(ctx, p[1]);
+        _exit(PIPE_COMMAND_TEMPFAIL);   /* child() ends the process itself */
+    }
+    close(p[1]);
+    int rc = attr_read(p[0], frame, limit, timeout);
+    int saved = errno;
+    close(p[0]);
+    bool timed_out = rc < 0 && saved == ETIMEDOUT;
+    int ws = pipe_command_reap(pid, timed_out ? 0 : 10);
+    if (rc == 0)
+        return 0;
+    if (timed_out)
+        snprintf(why, why_size, "delivery process timed out after %d seconds", timeout);
+    else if (WIFSIGNALED(ws))
+        snprintf(why, why_size, "delivery process killed by signal %d", WTERMSIG(ws));
+    else
+        snprintf(why, why_size, "delivery process exited with status %d without a result",
+                 WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+    *wstatus = timed_out ? -1 : ws;
+    return -1;
+}
+
 void pipe_command_first_line(const struct strbuf *output, char *line, size_t size)
 {
     const char *s = sb_str(output);
@@ -73,9 +123,7 @@ void pipe_command_first_line(const struct strbuf *output, char *line, size_t siz
         n = size - 1;
     memcpy(line, s, n);
     line[n] = 0;
-    for (unsigned char *p = (unsigned char *)line; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    str_sanitize(line);
 }
 
 /* ---- the children ---- */

@@ -59,15 +59,31 @@ int pipe_command_run(const struct pipe_command *c, struct strbuf *output,
 /* In a child: setgroups (the user's groups with supplementary, else gid
  * alone), setgid, setuid, verified, and that root cannot be had back;
  * _exit(PIPE_COMMAND_TEMPFAIL) after a warning on any failure. Not root
- * and already uid: nothing to do (tests running unprivileged). */
+ * and already uid: nothing to do (tests running unprivileged). name NULL:
+ * an identity that is only numbers (virtual's tables): gid alone, and no
+ * warning, as the parent reports the failure from the exit status. */
 void pipe_command_become(const char *name, uid_t uid, gid_t gid, bool supplementary);
 
+/* In a child: close the descriptors from..to (to ~0U: every one from up). */
+void pipe_command_close_span(unsigned from, unsigned to);
 /* In a child before exec: close every descriptor from lowfd up. */
 void pipe_command_close_from(int lowfd);
 
 /* Reap pid, killing it when it has not exited within grace seconds;
  * returns its wait status. */
 int pipe_command_reap(pid_t pid, int grace);
+
+/* One step of a delivery that runs as a user in a process of its own
+ * (local's mailboxes, files, .forward and :include:, virtual's mailboxes),
+ * so that the root parent never opens the user's files: child(ctx, fd)
+ * runs in a new process and must end it, having written its report on fd
+ * as one attribute frame; the parent reads that frame (at most limit
+ * bytes, within timeout seconds) into frame and reaps the child. 0 with
+ * the frame; -1 with why (the text of a 4.3.0 deferral) and *wstatus the
+ * child's wait status, -1 when it did not run or was killed at the time
+ * limit. */
+int pipe_command_child(void (*child)(void *ctx, int fd), void *ctx, size_t limit, int timeout,
+                       struct strbuf *frame, int *wstatus, char *why, size_t why_size);
 
 /* The first line of output, at most size-1 bytes, control bytes as '?'. */
 void pipe_command_first_line(const struct strbuf *output, char *line, size_t size);

@@ -235,14 +235,6 @@ void log_to_stderr(int on)
     log_stderr = on;
 }
 
-/* Replace bytes that could forge log lines or confuse terminals. */
-static void log_sanitize(char *s)
-{
-    for (unsigned char *p = (unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
-
 static void log_write_file(const char *text)
 {
     char stamp[32];
@@ -275,7 +267,7 @@ void msg_vlog(int prio, const char *fmt, va_list ap)
     memcpy(text, prefix, plen + 1);
     errno = saved_errno;   /* so %m works */
     vsnprintf(text + plen, sizeof(text) - plen, fmt, ap);
-    log_sanitize(text);
+    str_sanitize(text);   /* nothing may forge a log line or confuse a terminal */
 
     if (log_fd >= 0) {
         log_check_rotation();

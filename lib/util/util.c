@@ -135,6 +135,14 @@ bool str_printable(const char *s, size_t max)
     return true;
 }
 
+char *str_sanitize(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return s;
+}
+
 int hostport_split(const char *hostport, char *host, size_t hostsz, const char **port)
 {
     if (hostport[0] == '[') {

@@ -45,6 +45,10 @@ char *str_trim(char *s);
 /* Printable or 8-bit (SMTPUTF8) text of at most max bytes: no control characters,
  * for strings that end up in headers and log lines. */
 bool str_printable(const char *s, size_t max);
+/* Replace the control bytes of s (below 0x20, and DEL; 8-bit is kept) with
+ * '?' in place, so that a text cannot forge a log line or break a reply or
+ * a header; returns s. */
+char *str_sanitize(char *s);
 
 /* Split "host:port" or "[host]:port" (brackets around an IPv6 address):
  * the host is copied into host (hostsz bytes), *port points into hostport

@@ -210,7 +210,7 @@ class Instance:
             return 0
         if not _alive(pid) or _comm(pid) != "master":
             return 0
-        args = _cmdline(pid)
+        args = proc_cmdline(pid)
         if self.dir not in args and os.path.realpath(self.dir) not in args:
             return 0
         return pid
@@ -230,7 +230,7 @@ class Instance:
         out, todo = [], [root]
         while todo:
             pid = todo.pop()
-            uid = _uid(pid)
+            uid = proc_uid(pid)
             if uid is not None and _alive(pid):
                 out.append((pid, uid, _comm(pid)))
             todo.extend(children.get(pid, []))
@@ -628,7 +628,7 @@ def _comm(pid):
         return ""
 
 
-def _cmdline(pid):
+def proc_cmdline(pid):
     """argv of pid as a list of str ([] when it is gone)."""
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
@@ -637,7 +637,8 @@ def _cmdline(pid):
         return []
 
 
-def _uid(pid):
+def proc_uid(pid):
+    """The real uid of pid (None when it is gone)."""
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
@@ -646,6 +647,20 @@ def _uid(pid):
     except OSError:
         return None
     return None
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def maildir_files(maildir, sub="new"):
+    """The files in maildir/sub, sorted ([] when there is no such folder)."""
+    d = os.path.join(maildir, sub)
+    try:
+        return sorted(os.path.join(d, n) for n in os.listdir(d))
+    except FileNotFoundError:
+        return []
 
 
 def wait_port(port, timeout=10, host="127.0.0.1"):

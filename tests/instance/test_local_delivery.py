@@ -25,6 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import read_bytes  # noqa: E402
 
 HOST = "tern.test"
 USERS = ("terntestloca", "terntestlocb", "terntestlocc")
@@ -156,11 +157,6 @@ def deliver(inst, qid, rcpts, offsets, sender="sender@example.org", sub="hold", 
 def done_flags(inst, qid, sub="hold"):
     msg = harness.read_queue_file(os.path.join(inst.queue_dir, sub, qid))
     return [r[3] for r in msg["recipients"]]
-
-
-def read_bytes(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 # ---- instances ----
@@ -586,8 +582,7 @@ class TestMaildir(LocalTestCase):
             clean_home(name)
 
     def maildir_files(self, name, sub="new"):
-        d = os.path.join(home(name), "Maildir", sub)
-        return sorted(os.path.join(d, f) for f in os.listdir(d))
+        return harness.maildir_files(os.path.join(home(name), "Maildir"), sub)
 
     def test_maildir_delivery(self):
         qid, res = self.one("terntestloca@%s" % HOST)

@@ -293,33 +293,15 @@ class TestPipe(unittest.TestCase):
         uid = pwd.getpwnam(USER).pw_uid
         deadline = time.time() + 5
         while time.time() < deadline:
-            left = [p for p in os.listdir("/proc") if p.isdigit() and self._uid_of(p) == uid
-                    and "pipeslow" in self._cmdline(p)]
+            left = [p for p in os.listdir("/proc")
+                    if p.isdigit() and harness.proc_uid(int(p)) == uid
+                    and "pipeslow" in " ".join(harness.proc_cmdline(int(p)))]
             if not left:
                 break
             time.sleep(0.1)
         self.assertFalse(left, "the command outlived its time limit")
         set_mode("pipeslow", sleep=0)
         self.inst.wait_log(r"to=<slow@pipeslow\.test>, relay=pipeslow, .*status=sent", timeout=20)
-
-    @staticmethod
-    def _uid_of(pid):
-        try:
-            with open("/proc/%s/status" % pid) as f:
-                for line in f:
-                    if line.startswith("Uid:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return -1
-
-    @staticmethod
-    def _cmdline(pid):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                return f.read().decode("latin-1")
-        except OSError:
-            return ""
 
     def test_size_limit_bounces(self):
         self.send(["big@pipesize.test"], b"Subject: big\r\n\r\n" + b"x" * 400 + b"\r\n")

@@ -22,6 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import maildir_files, read_bytes  # noqa: E402
 
 VUID, VUID_B = 5000, 5001
 BIG_LIMIT = 200000
@@ -47,14 +48,6 @@ def message(subject, to, size=0, headers=""):
     return text
 
 
-def maildir_files(path, sub="new"):
-    d = os.path.join(path, sub)
-    try:
-        return sorted(os.path.join(d, n) for n in os.listdir(d))
-    except FileNotFoundError:
-        return []
-
-
 def wait_for(check, what, inst, timeout=20):
     deadline = time.time() + timeout
     while True:
@@ -64,11 +57,6 @@ def wait_for(check, what, inst, timeout=20):
         if time.time() > deadline:
             raise AssertionError("%s did not happen; log:\n%s" % (what, inst.log_tail(40)))
         time.sleep(0.05)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def write(path, text):
@@ -148,7 +136,7 @@ class TestVirtual(unittest.TestCase):
         box = os.path.join(self.base, "a.example", "users", "alice")
         files = wait_for(lambda: maildir_files(box), "delivery to alice's Maildir", self.inst)
         self.assertEqual(len(files), 1)
-        data = read(files[0])
+        data = read_bytes(files[0])
         # X-Original-To: the address as the mail arrived, as Postfix's virtual writes it
         self.assertTrue(data.startswith(b"Return-Path: <sender@example.org>\n"
                                         b"X-Original-To: alice@a.example\n"
@@ -171,9 +159,9 @@ class TestVirtual(unittest.TestCase):
                                       r"delivered to mailbox\)"), timeout=20)
         for path, uid in ((os.path.join(self.base, "b.example", "dave"), VUID_B),
                           (os.path.join(self.base, "a.example", "bob"), VUID)):
-            wait_for(lambda: os.path.exists(path) and read(path).endswith(b"\n\n"),
+            wait_for(lambda: os.path.exists(path) and read_bytes(path).endswith(b"\n\n"),
                      "delivery to %s" % path, self.inst)
-            data = read(path)
+            data = read_bytes(path)
             self.assertTrue(data.startswith(b"From sender@example.org  "), data[:100])
             self.assertIn(b"\nReturn-Path: <sender@example.org>\nX-Original-To: ", data)
             self.assertIn(b"\n>From the body, quoted in mbox only\n", data)
@@ -192,7 +180,7 @@ class TestVirtual(unittest.TestCase):
         self.send(["eve@a.example"], "no dot-lock")
         self.inst.wait_log(LOG % (r"\w+", "eve@a.example", "", r"2\.0\.0", "sent",
                                   r"delivered to mailbox\)"), timeout=20)
-        self.assertIn(b"Subject: no dot-lock\n", read(path))
+        self.assertIn(b"Subject: no dot-lock\n", read_bytes(path))
         self.assertEqual(os.listdir(ro), ["eve"])
 
     def test_unlisted_recipient_refused_at_rcpt(self):
@@ -264,7 +252,7 @@ class TestVirtual(unittest.TestCase):
                                   r"cannot update mailbox \S+/a\.example/link for link@a\.example: "
                                   r"it is a symbolic link, which is not followed; remove it\)"),
                            timeout=20)
-        self.assertEqual(read(victim), b"precious\n")
+        self.assertEqual(read_bytes(victim), b"precious\n")
         self.assertTrue(os.path.islink(link))
 
     def test_symlink_at_maildir_not_followed(self):
@@ -287,11 +275,12 @@ class TestVirtual(unittest.TestCase):
         alice = os.path.join(self.base, "a.example", "users", "alice")
         carol = os.path.join(self.base, "b.example", "carol")
         got = wait_for(lambda: [f for f in maildir_files(alice)
-                                if b"Subject: alias in the same domain" in read(f)],
+                                if b"Subject: alias in the same domain" in read_bytes(f)],
                        "aliased mail for alice", self.inst)
-        self.assertIn(b"X-Original-To: info@a.example\nDelivered-To: alice@a.example\n", read(got[0]))
+        self.assertIn(b"X-Original-To: info@a.example\nDelivered-To: alice@a.example\n",
+                      read_bytes(got[0]))
         got = wait_for(lambda: [f for f in maildir_files(carol)
-                                if b"Subject: alias from an alias domain" in read(f)],
+                                if b"Subject: alias from an alias domain" in read_bytes(f)],
                        "aliased mail for carol", self.inst)
         self.assert_owned(got[0], VUID_B, 0o600)
         self.inst.wait_log(LOG % (r"\w+", "carol@b.example", r"orig_to=<sales@alias\.example>, ",
@@ -302,7 +291,7 @@ class TestVirtual(unittest.TestCase):
         self.inst.wait_log(LOG % (r"\w+", "dave@b.example", "", r"5\.4\.6", "bounced",
                                   r"mail forwarding loop for dave@b\.example\)"), timeout=20)
         path = os.path.join(self.base, "b.example", "dave")
-        self.assertNotIn(b"Subject: loop\n", read(path) if os.path.exists(path) else b"")
+        self.assertNotIn(b"Subject: loop\n", read_bytes(path) if os.path.exists(path) else b"")
 
     def test_sendmail_submission(self):
         import test_sendmail
@@ -311,9 +300,9 @@ class TestVirtual(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         carol = os.path.join(self.base, "b.example", "carol")
         got = wait_for(lambda: [f for f in maildir_files(carol)
-                                if b"Subject: via sendmail" in read(f)],
+                                if b"Subject: via sendmail" in read_bytes(f)],
                        "mail from sendmail for carol", self.inst)
-        data = read(got[0])
+        data = read_bytes(got[0])
         self.assertTrue(data.startswith(b"Return-Path: <local@tern.test>\n"
                                         b"X-Original-To: carol@b.example\n"
                                         b"Delivered-To: carol@b.example\n"), data[:200])
