@@ -19,6 +19,7 @@
 #include "anvil_proto.h"
 #include "anvil_table.h"
 #include "attr.h"
+#include "evframe.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -46,9 +47,12 @@ static void conn_close(struct anvil_conn *c)
     server_client_done();
 }
 
-/* One request frame; false when the client must be dropped. */
-static bool conn_request(struct anvil_conn *c, const char *frame, size_t len, time_t now)
+/* One request frame (an evframe_serve handler); false when the client
+ * must be dropped. */
+static bool conn_request(void *arg, const char *frame, size_t len)
 {
+    struct anvil_conn *c = arg;
+    time_t now = time(NULL);
     struct anvil_request req;
     struct anvil_reply rep;
     const char *why = NULL;
@@ -68,33 +72,9 @@ static bool conn_request(struct anvil_conn *c, const char *frame, size_t len, ti
 
 static void conn_read(struct bufferevent *bev, void *arg)
 {
-    struct anvil_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    time_t now = time(NULL);
-    for (int n = 0; n < ANVIL_BATCH; n++) {
-        size_t avail = evbuffer_get_length(in);
-        size_t look = avail < ANVIL_FRAME_LIMIT + 4 ? avail : ANVIL_FRAME_LIMIT + 4;
-        ssize_t size = attr_frame_size(evbuffer_pullup(in, (ssize_t)look), look, ANVIL_FRAME_LIMIT);
-        if (size == 0)
-            return;
-        char frame[ANVIL_FRAME_LIMIT + 4];
-        if (size > 0)
-            evbuffer_remove(in, frame, (size_t)size);
-        else
-            msg_warn("oversized request from a client; closing its connection");
-        if (size < 0 || !conn_request(c, frame, (size_t)size, now)) {
-            conn_close(c);
-            return;
-        }
-        if (evbuffer_get_length(bufferevent_get_output(bev)) > ANVIL_OUTPUT_HIGH) {
-            msg_warn("a client does not read its answers; closing its connection");
-            conn_close(c);
-            return;
-        }
-    }
-    /* More may be buffered: come back after the other clients had a turn. */
-    if (evbuffer_get_length(in) > 0)
-        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    if (evframe_serve(bev, attr_frame_size, ANVIL_FRAME_LIMIT, ANVIL_BATCH, ANVIL_OUTPUT_HIGH,
+                      conn_request, arg) != EVFRAME_WAITING)
+        conn_close(arg);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg)
@@ -111,13 +91,7 @@ static void anvil_accept(int fd, struct event_base *base)
         return;
     }
     c->peer = anvil_peer_create(av.table);
-    struct strbuf hello = STRBUF_INIT(ANVIL_FRAME_LIMIT);
-    struct attr_writer w;
-    attr_begin(&w, &hello);
-    attr_put_str(&w, "protocol", ANVIL_PROTOCOL);
-    if (attr_end(&w) == 0)
-        bufferevent_write(c->bev, hello.data, hello.len);
-    sb_free(&hello);
+    evframe_send_protocol(c->bev, ANVIL_PROTOCOL);
     bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }

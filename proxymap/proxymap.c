@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "attr.h"
+#include "evframe.h"
 #include "config.h"
 #include "log.h"
 #include "maps.h"
@@ -130,8 +131,9 @@ static void proxy_answer(const struct proxy_request *req, struct strbuf *value,
 
 /* One request frame: its answer queued; false when the connection is to
  * be closed once that answer is sent. */
-static bool conn_request(struct proxy_conn *c, const char *frame, size_t len)
+static bool conn_request(void *arg, const char *frame, size_t len)
 {
+    struct proxy_conn *c = arg;
     struct proxy_request req;
     struct proxy_reply rep = { PROXY_STAT_BAD, "" };
     struct strbuf value = STRBUF_INIT(PROXY_VALUE_MAX + 1);
@@ -169,37 +171,19 @@ static void conn_finish(struct proxy_conn *c)
 static void conn_read(struct bufferevent *bev, void *arg)
 {
     struct proxy_conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
     if (c->closing)
         return;
-    for (int n = 0; n < PROXY_BATCH; n++) {
-        size_t avail = evbuffer_get_length(in);
-        size_t look = avail < PROXY_FRAME_LIMIT + 4 ? avail : PROXY_FRAME_LIMIT + 4;
-        ssize_t size = attr_frame_size(evbuffer_pullup(in, (ssize_t)look), look, PROXY_FRAME_LIMIT);
-        if (size < 0) {
-            msg_warn("oversized request from a client; closing its connection");
-            conn_close(c);
-            return;
-        }
-        if (size == 0)
-            return;         /* the rest is on its way */
-        char *frame = xmalloc((size_t)size);
-        evbuffer_remove(in, frame, (size_t)size);
-        bool ok = conn_request(c, frame, (size_t)size);
-        free(frame);
-        if (!ok) {
-            conn_finish(c);
-            return;
-        }
-        if (evbuffer_get_length(bufferevent_get_output(bev)) > PROXY_OUTPUT_HIGH) {
-            msg_warn("a client does not read its answers; closing its connection");
-            conn_close(c);
-            return;
-        }
+    switch (evframe_serve(bev, attr_frame_size, PROXY_FRAME_LIMIT, PROXY_BATCH, PROXY_OUTPUT_HIGH,
+                          conn_request, c)) {
+    case EVFRAME_WAITING:
+        return;
+    case EVFRAME_BROKEN:
+        conn_close(c);
+        return;
+    case EVFRAME_REFUSED:
+        conn_finish(c);     /* its last answer goes out first */
+        return;
     }
-    /* More may be buffered: come back after the other clients had a turn. */
-    if (evbuffer_get_length(in) > 0)
-        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg)
@@ -215,13 +199,7 @@ static void proxymap_accept(int fd, struct event_base *base)
         free(c);
         return;
     }
-    struct strbuf hello = STRBUF_INIT(256);
-    struct attr_writer w;
-    attr_begin(&w, &hello);
-    attr_put_str(&w, "protocol", PROXY_PROTOCOL);
-    if (attr_end(&w) == 0)
-        bufferevent_write(c->bev, hello.data, hello.len);
-    sb_free(&hello);
+    evframe_send_protocol(c->bev, PROXY_PROTOCOL);
     bufferevent_setcb(c->bev, conn_read, conn_write_done, conn_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
