@@ -289,12 +289,17 @@ class TestLmtpConcurrencyLimit(LmtpTest):
     extra_main = {"lmtp_destination_concurrency_limit": "2"}
 
     def test_two_at_a_time(self):
+        # the first transactions wait until all 20 messages are queued,
+        # so that the limit is reached however slowly they come in
+        self.server.hold = True
         self.server.delay = 0.5
         rcpts = ["ok%d@lmtp.test" % (100 + i) for i in range(20)]
         with self.inst.smtp() as s:
             s.ehlo("client.example")
             for r in rcpts:
                 s.sendmail("", [r], b"Subject: one of twenty\r\n\r\nhello\r\n")
+        self.assertTrue(self.server.got_data.wait(20), "nothing arrived")
+        self.server.release.set()
         for r in rcpts:
             self.status(r, "sent", timeout=60)
         self.inst.wait_empty()
@@ -310,12 +315,17 @@ class TestLmtpProcessLimit(LmtpTest):
     extra_main = {"lmtp_connection_cache_time_limit": "20s"}
 
     def test_three_connections_at_most(self):
+        # the first transactions wait until all 20 messages are queued,
+        # so that the limit is reached however slowly they come in
+        self.server.hold = True
         self.server.delay = 0.5
         rcpts = ["ok%d@lmtp.test" % (200 + i) for i in range(20)]
         with self.inst.smtp() as s:
             s.ehlo("client.example")
             for r in rcpts:
                 s.sendmail("", [r], b"Subject: one of twenty\r\n\r\nhello\r\n")
+        self.assertTrue(self.server.got_data.wait(20), "nothing arrived")
+        self.server.release.set()
         for r in rcpts:
             self.status(r, "sent", timeout=60)
         self.inst.wait_empty()
