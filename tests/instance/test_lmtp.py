@@ -4,14 +4,18 @@ protocol cases (LHLO, one reply per recipient after the content with
 250/452/550 mixed, PIPELINING, DSN ORCPT passed on, a server that closes
 the connection after the content, one that never answers, LHLO refused,
 the connection reused for a second message, lmtp_destination_recipient_limit,
-SIGKILL of Tern while the server holds the content), and a real Dovecot
+lmtp_destination_concurrency_limit and master.cf's process limit against a
+slow server with 20 messages waiting, a transport_maps entry changed from a
+down server to a working one followed by `tern reload`, SIGKILL of Tern
+while the server holds the content), and a real Dovecot
 LMTP server (Debian's dovecot-lmtpd) that the test starts in a temporary
 directory, reached over a UNIX-domain socket inside the queue directory
 (local_transport, or mailbox_transport after local(8)'s aliases, =
 lmtp:unix:private/dovecot-lmtp) and over TCP (transport_maps,
 lmtp:inet:127.0.0.1:PORT), with a per-user quota that fails one recipient
-only. Mail enters through smtpd; messages that would bounce have the null
-sender, so that no notice goes anywhere.
+only, and as virtual_transport of a virtual mailbox domain. Mail enters
+through smtpd; messages that would bounce have the null sender, so that
+no notice goes anywhere.
 """
 import os
 import re
@@ -42,7 +46,12 @@ class FakeLmtp(servers.Server):
     word); "lhlo_refused" (LHLO answered lhlo_reply). .messages: (mail
     from line, [rcpt lines], data) of every message it gave a reply for;
     .commands: every command line, in order; .chunks: the reads that held
-    a MAIL FROM, to see pipelining."""
+    a MAIL FROM, to see pipelining. .delay: seconds it waits after the
+    content before the replies; .peak_conns and .peak_txns: the most
+    connections open at once (from accept to QUIT or close) and the most
+    transactions under way at once (from MAIL FROM to the replies after
+    the content, which the client must read before it can report the
+    delivery, so a client that keeps its limit never seems to exceed it)."""
 
     def __init__(self, **kw):
         self.mode = "normal"
@@ -54,9 +63,35 @@ class FakeLmtp(servers.Server):
         self.hold = False                   # after the content: no reply until release
         self.got_data = threading.Event()
         self.release = threading.Event()
+        self.delay = 0
+        self.open_conns = self.peak_conns = 0
+        self.open_txns = self.peak_txns = 0
         super().__init__(**kw)
 
+    def count(self, what, step):
+        """Add step to the number of open conns or txns, keeping the peak."""
+        with self.lock:
+            n = getattr(self, "open_" + what) + step
+            setattr(self, "open_" + what, n)
+            setattr(self, "peak_" + what, max(n, getattr(self, "peak_" + what)))
+
     def handle(self, conn):
+        state = {"conn": True, "txn": False}
+        self.count("conns", 1)
+        try:
+            self.session(conn, state)
+        finally:
+            if state["txn"]:
+                self.count("txns", -1)
+            if state["conn"]:
+                self.count("conns", -1)
+
+    def end_txn(self, state):
+        if state["txn"]:
+            state["txn"] = False
+            self.count("txns", -1)
+
+    def session(self, conn, state):
         if self.mode == "silent":
             self.stopping.wait(60)
             return
@@ -85,6 +120,9 @@ class FakeLmtp(servers.Server):
                              b"250-8BITMIME\r\n250-DSN\r\n250 SIZE 10000000\r\n")
             elif verb == "MAIL":
                 mail, rcpts = cmd, []
+                if not state["txn"]:
+                    state["txn"] = True
+                    self.count("txns", 1)
                 conn.sendall(b"250 2.1.0 OK\r\n")
             elif verb == "RCPT":
                 rcpts.append(cmd)
@@ -106,6 +144,9 @@ class FakeLmtp(servers.Server):
                 if self.hold:
                     self.got_data.set()
                     self.release.wait(30)
+                if self.delay:
+                    time.sleep(self.delay)
+                self.end_txn(state)
                 for r in rcpts:
                     local = re.search(r"<([^@>]*)", r).group(1)
                     if local.startswith("temp"):
@@ -116,8 +157,11 @@ class FakeLmtp(servers.Server):
                         conn.sendall(b"250 2.0.0 <%s> fake123 Saved\r\n" % local.encode())
             elif verb == "RSET":
                 mail, rcpts = None, []
+                self.end_txn(state)
                 conn.sendall(b"250 2.0.0 OK\r\n")
             elif verb == "QUIT":
+                state["conn"] = False
+                self.count("conns", -1)
                 conn.sendall(b"221 2.0.0 Bye\r\n")
                 conn.close()
                 return
@@ -127,9 +171,11 @@ class FakeLmtp(servers.Server):
 
 class LmtpTest(unittest.TestCase):
     """An instance whose mail to lmtp.test goes to a FakeLmtp over TCP
-    (transport_maps: lmtp:inet:127.0.0.1:PORT), one lmtp process at most."""
+    (transport_maps: lmtp:inet:127.0.0.1:PORT), `maxproc` lmtp processes
+    at most (master.cf)."""
 
     extra_main = {}
+    maxproc = 1
 
     def setUp(self):
         self.server = FakeLmtp()
@@ -142,7 +188,7 @@ class LmtpTest(unittest.TestCase):
         main = dict(FAST, transport_maps="texthash:" + transport)
         main.update(self.extra_main)
         self.inst = harness.Instance("lmtp", main_cf=main,
-                                     master_cf_extra=["lmtp unix - - n - 1 lmtp"])
+                                     master_cf_extra=["lmtp unix - - n - %d lmtp" % self.maxproc])
         self.addCleanup(self.inst.cleanup)
         self.inst.start()
 
@@ -231,6 +277,120 @@ class TestLmtpRecipientLimit(LmtpTest):
             self.status(r, "sent")
         self.assertEqual(sorted(len(m[1]) for m in self.server.messages), [1, 2, 2])
         self.assertEqual(len(self.server.conns), 1)
+
+
+class TestLmtpConcurrencyLimit(LmtpTest):
+    """lmtp_destination_concurrency_limit = 2 with room for 10 lmtp
+    processes: while 20 messages wait for a server that takes 0.5 s per
+    transaction, it never has more than 2 transactions at once, and
+    does have 2. (Open connections, which idle lmtp processes may keep
+    cached, are bounded by the process limit: TestLmtpProcessLimit.)"""
+    maxproc = 10
+    extra_main = {"lmtp_destination_concurrency_limit": "2"}
+
+    def test_two_at_a_time(self):
+        # the first transactions wait until all 20 messages are queued,
+        # so that the limit is reached however slowly they come in
+        self.server.hold = True
+        self.server.delay = 0.5
+        rcpts = ["ok%d@lmtp.test" % (100 + i) for i in range(20)]
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            for r in rcpts:
+                s.sendmail("", [r], b"Subject: one of twenty\r\n\r\nhello\r\n")
+        self.assertTrue(self.server.got_data.wait(20), "nothing arrived")
+        self.server.release.set()
+        for r in rcpts:
+            self.status(r, "sent", timeout=60)
+        self.inst.wait_empty()
+        self.assertEqual(self.server.peak_txns, 2)
+        self.assertEqual(len(self.server.messages), 20)
+
+
+class TestLmtpProcessLimit(LmtpTest):
+    """master.cf's process limit of the lmtp service (3) bounds the
+    connections to the server, cached ones included, while 20 messages
+    wait (the destination's own limit, 20, does not bind here)."""
+    maxproc = 3
+    extra_main = {"lmtp_connection_cache_time_limit": "20s"}
+
+    def test_three_connections_at_most(self):
+        # the first transactions wait until all 20 messages are queued,
+        # so that the limit is reached however slowly they come in
+        self.server.hold = True
+        self.server.delay = 0.5
+        rcpts = ["ok%d@lmtp.test" % (200 + i) for i in range(20)]
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            for r in rcpts:
+                s.sendmail("", [r], b"Subject: one of twenty\r\n\r\nhello\r\n")
+        self.assertTrue(self.server.got_data.wait(20), "nothing arrived")
+        self.server.release.set()
+        for r in rcpts:
+            self.status(r, "sent", timeout=60)
+        self.inst.wait_empty()
+        self.assertEqual(self.server.peak_conns, 3)
+        self.assertEqual(self.server.peak_txns, 3)
+        self.assertEqual(len(self.server.messages), 20)
+
+
+class TestLmtpTransportChange(unittest.TestCase):
+    """Mail deferred because its transport_maps entry names an LMTP
+    server that is down; the table is changed to name a working one
+    (a texthash file edited, or a hash table rebuilt with `tern map
+    build`) and `tern reload` run: every queued recipient is delivered
+    exactly once, nothing is lost, bounced or delivered twice."""
+
+    def move(self, kind):
+        inst = harness.Instance("lmtpmove", main_cf=FAST)
+        self.addCleanup(inst.cleanup)
+        source = os.path.join(inst.dir, "transport")
+        spec = "%s:%s" % (kind, source)
+
+        def write_table(port):
+            with open(source + ".new", "w") as f:
+                f.write("moved.test lmtp:inet:127.0.0.1:%d\n" % port)
+            os.rename(source + ".new", source)
+            if kind != "texthash":
+                inst.tern("map", "build", spec)
+
+        down = harness.free_port()          # nothing listens there
+        write_table(down)
+        inst.set_main_cf({"transport_maps": spec})
+        inst.start()
+        rcpts = []
+        with inst.smtp() as s:
+            s.ehlo("client.example")
+            for i in range(6):
+                these = ["ok%d@moved.test" % (300 + 2 * i)]
+                if i % 2:
+                    these.append("ok%d@moved.test" % (301 + 2 * i))
+                s.sendmail("", these, b"Subject: moved %d\r\n\r\nhello\r\n" % i)
+                rcpts += these
+        for r in rcpts:
+            m = inst.wait_log(r"to=<%s>, relay=none, .*status=deferred \((.*)\)" % re.escape(r),
+                              timeout=20)
+            self.assertIn("127.0.0.1[127.0.0.1]:%d" % down, m.group(1))
+        server = FakeLmtp()
+        self.addCleanup(server.stop)
+        write_table(server.port)
+        inst.reload()
+        for r in rcpts:
+            inst.wait_log(r"to=<%s>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*status=sent"
+                          % (re.escape(r), server.port), timeout=40)
+        inst.wait_empty(timeout=30)
+        got = sorted(re.search(r"<([^>]*)>", c).group(1) for m in server.messages for c in m[1])
+        self.assertEqual(got, sorted(rcpts))
+        log = inst.log_text()
+        for r in rcpts:
+            self.assertEqual(len(re.findall(r"to=<%s>.*status=sent" % re.escape(r), log)), 1, r)
+        self.assertNotIn("status=bounced", log)
+
+    def test_texthash_edited_then_reload(self):
+        self.move("texthash")
+
+    def test_hash_rebuilt_then_reload(self):
+        self.move("hash")
 
 
 class TestLmtpKilled(LmtpTest):
@@ -551,6 +711,43 @@ class TestDovecotQuotaBounce(DovecotTest):
         self.assertEqual(len(self.maildir("alice")), 1)
         self.assertEqual(self.maildir("carol"), [])
 
+
+class TestDovecotVirtualTransport(DovecotTest):
+    """virtual_transport = lmtp:unix:private/dovecot-lmtp: the mail of a
+    virtual mailbox domain goes to Dovecot, without Unix accounts; smtpd
+    still refuses at RCPT an address virtual_mailbox_maps does not list."""
+
+    def routing(self):
+        mailboxes = os.path.join(self.tmp, "vmailbox")
+        with open(mailboxes, "w") as f:
+            f.write("alice@virt.test alice/\nbob@virt.test bob/\n")
+        return {"virtual_mailbox_domains": "virt.test",
+                "virtual_mailbox_maps": "texthash:" + mailboxes,
+                "virtual_transport": "lmtp:unix:private/dovecot-lmtp"}
+
+    def test_virtual_domain_over_lmtp(self):
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            self.assertEqual(s.mail("sender@example.org")[0], 250)
+            code, text = s.rcpt("stranger@virt.test")
+            self.assertEqual(code, 550, text)
+            self.assertIn(b"5.1.1", text)
+            self.assertEqual(s.rcpt("alice@virt.test")[0], 250)
+            self.assertEqual(s.rcpt("bob@virt.test")[0], 250)
+            code, _ = s.data(b"Subject: virtual\r\n\r\nto a virtual domain by LMTP\r\n")
+            self.assertEqual(code, 250)
+        m = self.status("alice@virt.test", "sent")
+        self.assertEqual(m.group(2), "tern.test[private/dovecot-lmtp]")
+        self.assertRegex(m.group(4), r"^250 2\.0\.0 <alice@virt\.test> \S+ Saved$")
+        self.status("bob@virt.test", "sent")
+        self.inst.wait_empty()
+        self.assertIn("to a virtual domain by LMTP", self.fetch("alice"))
+        self.assertIn("to a virtual domain by LMTP", self.fetch("bob"))
+        self.assertEqual(len(self.maildir("alice")), 1)
+        self.assertEqual(len(self.maildir("bob")), 1)
+        log = self.inst.log_text()
+        self.assertNotIn("relay=virtual", log)
+        self.assertNotIn("stranger@virt.test>, relay", log)
 
 
 class TestDovecotMailboxTransport(DovecotTest):
