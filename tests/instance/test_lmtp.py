@@ -564,6 +564,10 @@ class DovecotTest(unittest.TestCase):
         """How mail for tern.test reaches Dovecot."""
         return {"local_transport": "lmtp:unix:private/dovecot-lmtp"}
 
+    def dovecot_ssl(self):
+        """Dovecot's ssl settings (a subclass may turn TLS on)."""
+        return "ssl = no\n"
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="tern-dovecot-")
         os.chmod(self.tmp, 0o755)
@@ -587,7 +591,8 @@ class DovecotTest(unittest.TestCase):
         self.conf = os.path.join(self.dv, "dovecot.conf")
         with open(self.conf, "w") as f:
             f.write(DOVECOT_CONF.format(d=self.dv, uid=MAIL_UID, tempfail=self.tempfail,
-                                        socket=self.socket, port=self.lmtp_port))
+                                        socket=self.socket, port=self.lmtp_port)
+                    .replace("ssl = no\n", self.dovecot_ssl()))
         self.start_dovecot()
         self.inst.start()
 
@@ -697,6 +702,49 @@ class TestDovecotTempfail(DovecotTest):
         self.assertEqual(m.group(2), "127.0.0.1[127.0.0.1]:%d" % self.lmtp_port)
         self.assertIn("by LMTP over TCP", self.fetch("bob"))
         self.assertEqual(len(self.maildir("bob")), 1)
+
+
+class TestDovecotStartTls(DovecotTest):
+    """lmtp_tls_security_level = encrypt: the LMTP session over TCP is
+    encrypted with STARTTLS (Dovecot with a certificate of its own) or not
+    held at all."""
+
+    def routing(self):
+        return {"local_transport": "lmtp:unix:private/dovecot-lmtp",
+                "lmtp_tls_security_level": "encrypt", "lmtp_tls_loglevel": "1"}
+
+    def dovecot_ssl(self):
+        cert, key = os.path.join(self.tmp, "cert.pem"), os.path.join(self.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=lmtp.test", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True, timeout=120)
+        os.chmod(key, 0o644)
+        return "ssl = yes\nssl_cert = <%s\nssl_key = <%s\n" % (cert, key)
+
+    def test_inet_session_encrypted(self):
+        self.send(["bob@inet.test"], b"Subject: over tls\r\n\r\nby LMTP over TLS\r\n",
+                  sender="sender@example.org")
+        m = self.status("bob@inet.test", "sent")
+        self.assertEqual(m.group(2), "127.0.0.1[127.0.0.1]:%d" % self.lmtp_port)
+        self.inst.wait_log(r"lmtp\[\d+\]: \w+ TLS connection established to "
+                           r"127\.0\.0\.1\[127\.0\.0\.1\]:%d: TLSv1\.[23]" % self.lmtp_port)
+        self.assertIn("by LMTP over TLS", self.fetch("bob"))
+
+
+class TestDovecotTlsRequired(DovecotTest):
+    """lmtp_tls_security_level = encrypt towards a Dovecot without TLS:
+    the mail waits; nothing goes over the wire in clear."""
+
+    def routing(self):
+        return {"local_transport": "lmtp:unix:private/dovecot-lmtp",
+                "lmtp_tls_security_level": "encrypt"}
+
+    def test_no_starttls_defers(self):
+        self.send(["bob@inet.test"], b"Subject: must not go in clear\r\n\r\nsecret\r\n",
+                  sender="sender@example.org")
+        m = self.status("bob@inet.test", "deferred")
+        self.assertIn("TLS", m.group(4))
+        self.assertEqual(self.maildir("bob"), [])
 
 
 class TestDovecotQuotaBounce(DovecotTest):
