@@ -387,6 +387,26 @@ class Instance:
         """A RawSession to the instance's smtpd (or another port)."""
         return RawSession(port or self.port, greet=greet, timeout=timeout)
 
+    def rcpt_reply(self, address, sender="sender@client.test"):
+        """(code, text) of RCPT TO:<address> after EHLO and MAIL FROM:<sender>
+        (the reply's lines joined by spaces); the session then ends."""
+        with self.raw_session() as s:
+            s.send(b"EHLO client.test\r\n")
+            s.read_reply()
+            s.send(("MAIL FROM:<%s>\r\n" % sender).encode())
+            code, lines = s.read_reply()
+            if code != 250:
+                raise AssertionError("MAIL FROM refused: %s" % lines)
+            s.send(("RCPT TO:<%s>\r\n" % address).encode())
+            code, lines = s.read_reply()
+            s.send(b"QUIT\r\n")
+            return code, " ".join(lines)
+
+    def send_mail(self, rcpts, subject, sender="sender@client.test"):
+        """A short message from sender to rcpts through smtpd."""
+        with self.smtp() as c:
+            c.sendmail(sender, rcpts, "From: %s\r\nSubject: %s\r\n\r\nhello\r\n" % (sender, subject))
+
 
 class RawSession:
     """Exact bytes to the server; replies read and parsed one at a time.
@@ -626,6 +646,57 @@ def _comm(pid):
             return f.read().strip()
     except OSError:
         return ""
+
+
+def proc_start(pid):
+    """The start time of a process (field 22 of /proc/PID/stat), None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(root):
+    """[(pid, start time)] of every descendant of root, read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            out.append((pid, proc_start(pid)))
+            todo.append(pid)
+    return out
+
+
+def stop_process_tree(proc, timeout=15):
+    """End a server the test started (a subprocess.Popen) and every process
+    it had started: SIGTERM to it, SIGKILL if it does not go, then SIGKILL
+    to its children that are still the same processes (a daemon's children
+    may go on serving the connections they have)."""
+    if proc.poll() is not None:
+        return
+    children = descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    for pid, start in children:
+        if proc_start(pid) == start:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def proc_cmdline(pid):

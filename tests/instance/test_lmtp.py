@@ -531,26 +531,6 @@ USERS_FILE = ("alice:{PLAIN}unused::::::\n"
               "carol:{PLAIN}unused::::::userdb_quota_rule=*:storage=1K\n")
 
 
-def descendants(root):
-    """[pid] of every descendant of root, read from /proc."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for pid in children.get(todo.pop(), []):
-            out.append(pid)
-            todo.append(pid)
-    return out
-
-
 @unittest.skipUnless(os.access(DOVECOT, os.X_OK) and os.access(DOVECOT_LMTP, os.X_OK),
                      "dovecot with its LMTP server (dovecot-core, dovecot-lmtpd) is not installed")
 class DovecotTest(unittest.TestCase):
@@ -614,19 +594,7 @@ class DovecotTest(unittest.TestCase):
         raise AssertionError("dovecot did not start: %s" % self.dovecot_log())
 
     def stop_dovecot(self):
-        if self.dovecot.poll() is None:
-            children = descendants(self.dovecot.pid)
-            self.dovecot.send_signal(signal.SIGTERM)
-            try:
-                self.dovecot.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.dovecot.kill()
-                self.dovecot.wait(timeout=10)
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        harness.stop_process_tree(self.dovecot)
 
     def dovecot_log(self):
         try:

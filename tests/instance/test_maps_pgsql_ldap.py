@@ -473,22 +473,6 @@ class TestDatabaseTables(unittest.TestCase):
         self.addCleanup(inst.cleanup)
         return inst
 
-    def rcpt(self, inst, address):
-        with inst.raw_session() as s:
-            s.send(b"EHLO client.test\r\n")
-            s.read_reply()
-            s.send(b"MAIL FROM:<sender@client.test>\r\n")
-            self.assertEqual(s.read_reply()[0], 250)
-            s.send(("RCPT TO:<%s>\r\n" % address).encode())
-            code, lines = s.read_reply()[:2]
-            s.send(b"QUIT\r\n")
-            return code, " ".join(lines)
-
-    def send(self, inst, rcpts, subject):
-        with inst.smtp() as c:
-            c.sendmail("sender@client.test", rcpts,
-                       "From: sender@client.test\r\nSubject: %s\r\n\r\nhello\r\n" % subject)
-
     def test_instance_accepts_refuses_and_waits_out_outages(self):
         out = sink.Sink()
         self.addCleanup(out.stop)
@@ -496,17 +480,17 @@ class TestDatabaseTables(unittest.TestCase):
         inst.start()
         self.assertEqual(inst.tern("check", check=False).returncode, 0)
         # known in PostgreSQL, known in LDAP, unknown in both
-        self.assertEqual(self.rcpt(inst, "alice@example.com")[0], 250)
-        self.assertEqual(self.rcpt(inst, "robert@example.org")[0], 250)
-        code, text = self.rcpt(inst, "nobody@example.com")[:2]
+        self.assertEqual(inst.rcpt_reply("alice@example.com")[0], 250)
+        self.assertEqual(inst.rcpt_reply("robert@example.org")[0], 250)
+        code, text = inst.rcpt_reply("nobody@example.com")[:2]
         self.assertEqual(code, 550, text)
         self.assertIn("5.1.1", text)
-        self.assertEqual(self.rcpt(inst, "nobody@example.org")[0], 550)
+        self.assertEqual(inst.rcpt_reply("nobody@example.org")[0], 550)
         # an access table in PostgreSQL (check_recipient_access)
-        code, text = self.rcpt(inst, "blocked@example.com")
+        code, text = inst.rcpt_reply("blocked@example.com")
         self.assertEqual(code // 100, 5, text)
         self.assertIn("blocked by the database", text)
-        self.send(inst, ["alice@example.com", "bob@example.org"], "both up")
+        inst.send_mail(["alice@example.com", "bob@example.org"], "both up")
         msgs = out.wait(1)
         self.assertEqual(sorted(msgs[0][1]), ["alice@example.com", "bob@example.org"])
 
@@ -514,9 +498,9 @@ class TestDatabaseTables(unittest.TestCase):
         # accepted, and their routing (the pgsql transport table) defers them
         self.pg.stop()
         try:
-            code, text = self.rcpt(inst, "alice@example.com")[:2]
+            code, text = inst.rcpt_reply("alice@example.com")[:2]
             self.assertEqual(code // 100, 4, text)
-            self.send(inst, ["bob@example.org"], "postgres down")
+            inst.send_mail(["bob@example.org"], "postgres down")
             inst.wait_log(r"status=deferred.*transport table lookup failure", timeout=20)
             time.sleep(2)
             self.assertEqual(len(out.handler.messages), 1)
@@ -525,19 +509,19 @@ class TestDatabaseTables(unittest.TestCase):
         out.wait(2, timeout=30)
         self.assertEqual(out.handler.messages[1][1], ["bob@example.org"])
         time.sleep(1.1)         # retry_interval
-        self.assertEqual(self.rcpt(inst, "alice@example.com")[0], 250)
+        self.assertEqual(inst.rcpt_reply("alice@example.com")[0], 250)
 
         # slapd goes away: its recipients wait; example.com is not in the
         # ldap table's domain, so it is not asked about alice@example.com
         self.ldap.stop()
         try:
-            code, text = self.rcpt(inst, "bob@example.org")
+            code, text = inst.rcpt_reply("bob@example.org")
             self.assertEqual(code // 100, 4, text)
-            self.assertEqual(self.rcpt(inst, "alice@example.com")[0], 250)
+            self.assertEqual(inst.rcpt_reply("alice@example.com")[0], 250)
         finally:
             self.ldap.start()
-        self.assertEqual(self.rcpt(inst, "bob@example.org")[0], 250)
-        self.send(inst, ["alice@example.com", "bob@example.org"], "both back")
+        self.assertEqual(inst.rcpt_reply("bob@example.org")[0], 250)
+        inst.send_mail(["alice@example.com", "bob@example.org"], "both back")
         out.wait(3, timeout=30)
         inst.wait_empty(timeout=30)
         log = inst.log_text()
@@ -557,7 +541,7 @@ class TestDatabaseTables(unittest.TestCase):
         inst = self.make_instance("dbtables-unix", out.port, chroot=True,
                                   extra={"relay_recipient_maps": "pgsql:" + uri})
         inst.start()
-        code, text = self.rcpt(inst, "alice@example.com")[:2]
+        code, text = inst.rcpt_reply("alice@example.com")[:2]
         self.assertEqual(code // 100, 4, text)
         inst.wait_log(r"runs chrooted in queue_directory: name the server by IP address")
         inst.stop()
@@ -571,9 +555,9 @@ class TestDatabaseTables(unittest.TestCase):
                                   extra={"relay_recipient_maps": "ldap:%s, pgsql:%s"
                                          % (by_name, uri)})
         flat.start()
-        self.assertEqual(self.rcpt(flat, "alice@example.com")[0], 250)
-        self.assertEqual(self.rcpt(flat, "robert@example.org")[0], 250)
-        self.assertEqual(self.rcpt(flat, "nobody@example.org")[0], 550)
+        self.assertEqual(flat.rcpt_reply("alice@example.com")[0], 250)
+        self.assertEqual(flat.rcpt_reply("robert@example.org")[0], 250)
+        self.assertEqual(flat.rcpt_reply("nobody@example.org")[0], 550)
         self.assertNotRegex(flat.log_text(), r"signal|SIGSYS|warning: (pgsql|ldap)")
 
 if __name__ == "__main__":

@@ -134,22 +134,6 @@ class TestProxymap(unittest.TestCase):
         self.addCleanup(inst.cleanup)
         return inst
 
-    def rcpt(self, inst, address):
-        with inst.raw_session() as s:
-            s.send(b"EHLO client.test\r\n")
-            s.read_reply()
-            s.send(b"MAIL FROM:<sender@client.test>\r\n")
-            self.assertEqual(s.read_reply()[0], 250)
-            s.send(("RCPT TO:<%s>\r\n" % address).encode())
-            code, lines = s.read_reply()[:2]
-            s.send(b"QUIT\r\n")
-            return code, " ".join(lines)
-
-    def send(self, inst, rcpts, subject):
-        with inst.smtp() as c:
-            c.sendmail("sender@client.test", rcpts,
-                       "From: sender@client.test\r\nSubject: %s\r\n\r\nhello\r\n" % subject)
-
     def proxymap_pids(self, inst):
         return [p for p, _, n in inst.processes() if n == "proxymap"]
 
@@ -211,7 +195,7 @@ class TestProxymap(unittest.TestCase):
         self.assertOnlyProxymapConnects(inst)
 
         # cleanup rewrites through the same service: delivered to the target
-        self.send(inst, ["alice@example.com", "user7@example.com"], "through proxymap")
+        inst.send_mail(["alice@example.com", "user7@example.com"], "through proxymap")
         msgs = out.wait(1, timeout=30)
         self.assertEqual(sorted(msgs[0][1]), ["alice@dest.test", "user7@dest.test"])
         self.assertOnlyProxymapConnects(inst)
@@ -257,7 +241,7 @@ class TestProxymap(unittest.TestCase):
         self.addCleanup(out.stop)
         inst = self.make_instance("proxymap-deny", out.port)
         inst.start()
-        self.assertEqual(self.rcpt(inst, "alice@example.com")[0], 250)
+        self.assertEqual(inst.rcpt_reply("alice@example.com")[0], 250)
         table = self.virtual[len("proxy:"):]
         self.assertEqual(self.attacker_ask(inst, table, b"alice@example.com"),
                          (0, "alice@dest.test"))
@@ -285,7 +269,7 @@ class TestProxymap(unittest.TestCase):
             s.sendall(struct.pack(">I", 50 * 1024 * 1024) + b"x" * 1000)
             self.assertEqual(s.recv(10), b"")
         # still serving everyone else; opened nothing it was asked for
-        self.assertEqual(self.rcpt(inst, "user9@example.com")[0], 250)
+        self.assertEqual(inst.rcpt_reply("user9@example.com")[0], 250)
         log = inst.log_text()
         self.assertNotIn("cannot open table hash:/etc/shadow", log)
         self.assertNotRegex(log, r"signal|SIGSYS")
@@ -298,7 +282,7 @@ class TestProxymap(unittest.TestCase):
         self.assertIn("smtpd_recipient_restrictions names %s, which proxy_read_maps does not "
                       "list" % self.access, r.stdout)
         inst.start()
-        code, text = self.rcpt(inst, "user9@example.com")
+        code, text = inst.rcpt_reply("user9@example.com")
         self.assertEqual(code, 451, text)
         inst.wait_log(r"warning: %s: the proxymap service may not open table" % self.access)
 
@@ -308,7 +292,7 @@ class TestProxymap(unittest.TestCase):
         self.addCleanup(out.stop)
         inst = self.make_instance("proxymap-down", out.port)
         inst.start()
-        self.assertEqual(self.rcpt(inst, "alice@example.com")[0], 250)
+        self.assertEqual(inst.rcpt_reply("alice@example.com")[0], 250)
 
         # proxymap restarted: the broken connection is opened again at once
         old = self.proxymap_pids(inst)
@@ -317,7 +301,7 @@ class TestProxymap(unittest.TestCase):
         deadline = time.time() + 10
         while time.time() < deadline and set(old) & set(self.proxymap_pids(inst)):
             time.sleep(0.05)
-        self.assertEqual(self.rcpt(inst, "user1@example.com")[0], 250)
+        self.assertEqual(inst.rcpt_reply("user1@example.com")[0], 250)
         inst.wait_log(r"connection to the proxymap service lost; asking again")
 
         # proxymap hangs: no answer within proxy_lookup_timeout is a 4xx
@@ -325,12 +309,12 @@ class TestProxymap(unittest.TestCase):
         self.assertEqual(len(pids), 1)
         os.kill(pids[0], signal.SIGSTOP)
         try:
-            code, text = self.rcpt(inst, "user2@example.com")
+            code, text = inst.rcpt_reply("user2@example.com")
             self.assertEqual(code // 100, 4, text)
         finally:
             os.kill(pids[0], signal.SIGCONT)
         inst.wait_log(r"no answer from the proxymap service within proxy_lookup_timeout")
-        self.assertEqual(self.rcpt(inst, "user2@example.com")[0], 250)
+        self.assertEqual(inst.rcpt_reply("user2@example.com")[0], 250)
 
         # proxymap not in master.cf (not running): 4xx, until it is back
         master_cf = os.path.join(inst.dir, "master.cf")
@@ -346,7 +330,7 @@ class TestProxymap(unittest.TestCase):
         while time.time() < deadline and os.path.exists(
                 os.path.join(inst.queue_dir, "private", "proxymap")):
             time.sleep(0.1)
-        code, text = self.rcpt(inst, "user3@example.com")
+        code, text = inst.rcpt_reply("user3@example.com")
         self.assertEqual(code // 100, 4, text)
         inst.wait_log(r"the proxymap service is not running")
         inst.set_master_cf(["proxymap unix - - n - - proxymap"])
@@ -355,22 +339,22 @@ class TestProxymap(unittest.TestCase):
         while time.time() < deadline and not os.path.exists(
                 os.path.join(inst.queue_dir, "private", "proxymap")):
             time.sleep(0.1)
-        self.assertEqual(self.rcpt(inst, "user3@example.com")[0], 250)
+        self.assertEqual(inst.rcpt_reply("user3@example.com")[0], 250)
 
         # PostgreSQL stopped: 4xx at RCPT, nothing bounces; back: 250 again
-        self.send(inst, ["user4@example.com"], "before the outage")
+        inst.send_mail(["user4@example.com"], "before the outage")
         out.wait(1, timeout=30)
         self.pg.stop()
         try:
-            code, text = self.rcpt(inst, "user5@example.com")
+            code, text = inst.rcpt_reply("user5@example.com")
             self.assertEqual(code // 100, 4, text)
-            code, text = self.rcpt(inst, "blocked@example.com")
+            code, text = inst.rcpt_reply("blocked@example.com")
             self.assertEqual(code // 100, 4, text)
         finally:
             self.pg.start()
         time.sleep(1.2)         # retry_interval
-        self.assertEqual(self.rcpt(inst, "user5@example.com")[0], 250)
-        self.send(inst, ["user5@example.com"], "after the outage")
+        self.assertEqual(inst.rcpt_reply("user5@example.com")[0], 250)
+        inst.send_mail(["user5@example.com"], "after the outage")
         out.wait(2, timeout=30)
         self.assertEqual(out.handler.messages[1][1], ["user5@dest.test"])
         self.assertOnlyProxymapConnects(inst)

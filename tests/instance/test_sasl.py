@@ -595,35 +595,6 @@ service auth {{
 """
 
 
-def proc_start(pid):
-    """The start time of a process (field 22 of /proc/PID/stat), None when gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def descendants(root):
-    """[(pid, start time)] of every descendant of root, read from /proc."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for pid in children.get(todo.pop(), []):
-            out.append((pid, proc_start(pid)))
-            todo.append(pid)
-    return out
-
-
 class TestSaslDovecot(SaslTest):
     """Dovecot delays the answers to a client address that failed before
     (its auth penalty): requests that follow a failure come from an address
@@ -679,20 +650,8 @@ class TestSaslDovecot(SaslTest):
         """SIGTERM to the dovecot master we started; its auth process goes
         on serving the connections it has, so it and the other children of
         that master (PIDs read before) are ended too."""
-        if cls.dovecot and cls.dovecot.poll() is None:
-            children = descendants(cls.dovecot.pid)
-            cls.dovecot.send_signal(signal.SIGTERM)
-            try:
-                cls.dovecot.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                cls.dovecot.kill()
-                cls.dovecot.wait(timeout=10)
-            for pid, start in children:
-                if proc_start(pid) == start:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+        if cls.dovecot:
+            harness.stop_process_tree(cls.dovecot)
         cls.dovecot = None
 
     @classmethod
