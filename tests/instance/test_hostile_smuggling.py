@@ -323,6 +323,9 @@ class TestQueueFileWithBareCr(unittest.TestCase):
         cls.sink = RawSink()
         cls.inst = harness.Instance(name="smuggleq", main_cf={"myhostname": HOSTNAME})
         cls.inst.start()
+        # qmgr takes back whatever is in active/ when it starts: plant the
+        # queue file only after it has taken in a message
+        delivery.SmtpDeliveryTest.wait_qmgr_started.__func__(cls)
 
     @classmethod
     def tearDownClass(cls):
