@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "cleanup_client.h"
-#include "deliver_request.h"
 #include "local.h"
 #include "log.h"
+#include "mail_owner.h"
 #include "queue.h"
 #include "safe_open.h"
 #include "util.h"
@@ -51,7 +51,7 @@ int local_resubmit(const struct local_message *msg, const char *delivered_to,
     char id[QUEUE_ID_SIZE];
     uid_t owner;
     gid_t group;
-    deliver_queue_owner(&owner, &group);
+    mail_owner_ids(&owner, &group);
     if (ids_assume(owner, group) < 0) {
         sb_appendf(err, "cannot take the identity of mail_owner: %s", strerror(errno));
         sb_free(&content);

@@ -33,8 +33,10 @@
 #include "attr.h"
 #include "config.h"
 #include "log.h"
+#include "mail_owner.h"
 #include "maildrop.h"
 #include "queue.h"
+#include "safe_open.h"
 #include "setgid_config.h"
 #include "strbuf.h"
 #include "util.h"
@@ -335,11 +337,20 @@ static void claim_slot(void)
 }
 
 /* Best effort: pickup also scans maildrop/ on its timer. public/pickup is
- * a fifo (master.cf type fifo) or a socket (type unix). */
+ * a fifo (master.cf type fifo) or a socket (type unix). public/ is
+ * mail_owner's: when root runs sendmail, the name is used with
+ * mail_owner's effective ids, so that what mail_owner puts there, even
+ * between the open and the connect, reaches nothing mail_owner could not
+ * reach itself. */
 static void poke_pickup(void)
 {
     static const char path[] = QDIR_PUBLIC "/pickup";
     struct stat st;
+    uid_t owner;
+    gid_t group;
+    mail_owner_ids(&owner, &group);
+    if (ids_assume(owner, group) < 0)
+        return;
     int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0) {
         if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
@@ -349,6 +360,9 @@ static void poke_pickup(void)
         (void)!write(fd, "W", 1);
         close(fd);
     }
+    if (ids_restore() < 0)
+        drop_fatal(EX_SOFTWARE_, "cannot return to root after poking pickup: %s",
+                   strerror(errno));
 }
 
 int main(int argc, char **argv)

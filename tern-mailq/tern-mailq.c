@@ -16,6 +16,7 @@
 #include "attr.h"
 #include "config.h"
 #include "log.h"
+#include "mail_owner.h"
 #include "queue.h"
 #include "queue_scan.h"
 #include "setgid_config.h"
@@ -89,8 +90,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "tern-mailq: %s\n", sb_str(&err));
         return 1;
     }
-    int fd = unix_connect(QDIR_PUBLIC "/showq", MAILQ_TIMEOUT);
-    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+    /* public/ is mail_owner's: root connects with mail_owner's ids */
+    int fd = mail_owner_connect(QDIR_PUBLIC "/showq", MAILQ_TIMEOUT);
+    if (fd < 0 && (errno == EACCES || errno == EPERM) && getuid() != 0) {
         fprintf(stderr, "tern queue: permission denied: only root and the group %s may list the "
                 "queue (tern-mailq should be set-group-ID %s: run tern setup)\n",
                 cfg_str(P_setgid_group), cfg_str(P_setgid_group));

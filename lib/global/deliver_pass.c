@@ -1,8 +1,8 @@
 /* deliver_pass.c: a delivery agent's hand-over of one recipient to the
  * agent of another transport (deliver_pass.h): connect to that transport's
- * socket in private/, send a delivery request for one recipient with
- * DELIVER_FLAG_PASSED, and read its one result and the closing frame, with
- * the same strict reader qmgr uses. */
+ * socket in private/ (as mail_owner, even from root's local), send a
+ * delivery request for one recipient with DELIVER_FLAG_PASSED, and read its
+ * one result and the closing frame, with the same strict reader qmgr uses. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "deliver_pass.h"
 #include "deliver_request.h"
 #include "log.h"
+#include "mail_owner.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -108,7 +109,7 @@ void deliver_pass(const char *transport, const char *nexthop, const char *queue_
     name[n] = 0;
     snprintf(path, sizeof(path), "private/%s", name);
     size_t limit = (size_t)cfg_size(P_ipc_frame_limit);
-    int fd = unix_connect(path, timeout);
+    int fd = mail_owner_connect(path, timeout);
     if (fd < 0) {
         msg_warn("%s: cannot connect to the %s delivery agent at %s: %m", queue_id, name, path);
         pass_set(res, 4, "4.3.0", "mail transport unavailable");

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "deliver_request.h"
 #include "log.h"
+#include "mail_owner.h"
 #include "safe_open.h"
 #include "server.h"
 #include "util.h"
@@ -102,22 +103,6 @@ int deliver_request_read(int fd, struct deliver_request *rq, size_t rcpt_max, in
     return 0;
 }
 
-void deliver_queue_owner(uid_t *uid, gid_t *gid)
-{
-    static uid_t owner_uid;
-    static gid_t owner_gid;
-    static bool known;
-    if (!known) {
-        owner_uid = geteuid();
-        owner_gid = getegid();
-        if (owner_uid == 0 && user_ids(cfg_str(P_mail_owner), &owner_uid, &owner_gid) < 0)
-            msg_fatal("mail_owner account \"%s\" does not exist", cfg_str(P_mail_owner));
-        known = true;
-    }
-    *uid = owner_uid;
-    *gid = owner_gid;
-}
-
 int deliver_request_open(struct deliver_request *rq, struct strbuf *why)
 {
     struct strbuf err = STRBUF_INIT(1024);
@@ -125,7 +110,7 @@ int deliver_request_open(struct deliver_request *rq, struct strbuf *why)
     gid_t group;
     int rc = -1;
     sb_reset(why);
-    deliver_queue_owner(&owner, &group);
+    mail_owner_ids(&owner, &group);
     rq->fd = safe_open(rq->queue_path, O_RDWR, 0, owner, NULL, &err);
     if (rq->fd < 0) {
         bool planted = errno == ELOOP || errno == EINVAL || errno == EMLINK || errno == EPERM;

@@ -123,8 +123,4 @@ void deliver_request_reply(int fd, struct deliver_request *rq, int site_failed, 
 
 void deliver_request_free(struct deliver_request *rq);
 
-/* Who must own queue files: mail_owner when running as root, else the
- * process's own ids. */
-void deliver_queue_owner(uid_t *uid, gid_t *gid);
-
 #endif

@@ -23,6 +23,7 @@
 #include "chroot.h"
 #include "config.h"
 #include "log.h"
+#include "mail_owner.h"
 #include "maps_impl.h"
 #include "proxy_proto.h"
 #include "queue.h"
@@ -65,7 +66,7 @@ static int pc_connect(const char **why)
     struct strbuf path = STRBUF_INIT(4096);
     pc_socket_path(&path);
     int timeout = pc_timeout();
-    pc.fd = unix_connect(sb_str(&path), timeout);
+    pc.fd = mail_owner_connect(sb_str(&path), timeout);   /* local is root */
     sb_free(&path);
     if (pc.fd < 0) {
         *why = errno == ENOENT || errno == ECONNREFUSED

@@ -17,8 +17,14 @@ by name inside a directory that an unprivileged uid can write.
 - TestLocalQueueFile: the file named in a delivery request is a link to a
   root-only file in queue format when local reads it: refused with a log
   line, and nothing of that file reaches a mailbox; a link at
-  private/cleanup does not lead local (root), forwarding a message, to a
-  root-only socket.
+  private/cleanup or at the mailbox_transport's socket does not lead local
+  (root) to a root-only socket when it forwards a message or hands it to
+  that transport, nor one at private/proxymap `tern map query` run by root.
+- TestSendmailPoke: tern swaps a link to a root-only socket in and out at
+  public/pickup while root runs sendmail: tern-drop (root) never reaches
+  that socket when it pokes pickup.
+- TestMailqAsRoot: a link at public/showq does not lead mailq run by
+  root to a root-only socket.
 - TestTicketSecret: a hard link planted as smtpd's TLS ticket secret in
   data_directory is not read by smtpd (still root at that point).
 - TestInitDirectory: `tern init` as root refuses a directory that another
@@ -144,6 +150,41 @@ int main(int argc, char **argv)
 }
 """
 
+EXCHANGER_C = r"""
+/* exchanger A B SECONDS: as the tern uid, swap the names A and B
+ * (renameat2 RENAME_EXCHANGE) over and over, so that whoever looks A up
+ * twice may find two different files. Prints "ready" once both exist;
+ * bounded by SECONDS; SIGTERM ends it. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+    stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4)
+        return 2;
+    time_t end = time(NULL) + atoi(argv[3]);
+    struct sigaction sa = { .sa_handler = on_term };
+    sigaction(SIGTERM, &sa, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    for (long n = 0; !stop && (n & 0xfff || time(NULL) < end); n++)
+        if (renameat2(AT_FDCWD, argv[1], AT_FDCWD, argv[2], RENAME_EXCHANGE) < 0)
+            return 3;
+    return 0;
+}
+"""
+
 _tools = None
 
 
@@ -159,6 +200,11 @@ def setUpModule():
     with open(src, "w") as f:
         f.write(RACER_C)
     subprocess.run(["cc", "-O2", "-o", os.path.join(_tools, "racer"), src], check=True,
+                   capture_output=True, timeout=120)
+    src = os.path.join(_tools, "exchanger.c")
+    with open(src, "w") as f:
+        f.write(EXCHANGER_C)
+    subprocess.run(["cc", "-O2", "-o", os.path.join(_tools, "exchanger"), src], check=True,
                    capture_output=True, timeout=120)
 
 
@@ -200,6 +246,27 @@ def root_only_dir(inst):
     os.makedirs(d, exist_ok=True)
     os.chmod(d, 0o700)
     return d
+
+
+def root_only_listener(test):
+    """A UNIX socket of root's in a directory only root may enter, that
+    closes what it accepts (so a daemon is not kept waiting) and records
+    every connection in .conns; removed when test ends. It keeps the mode
+    the umask gives it: not writable by others."""
+    hidden = tempfile.mkdtemp(prefix="tern-root-socket-", dir="/tmp")
+    test.addCleanup(shutil.rmtree, hidden, True)
+    os.chmod(hidden, 0o700)
+    listener = servers.Server(path=os.path.join(hidden, "root-only"), backlog=64, mode=None)
+    test.addCleanup(listener.stop)
+    return listener
+
+
+def assert_not_reached(test, listener, who, where):
+    """After the attack: nothing ever connected to the root-only socket."""
+    time.sleep(0.2)
+    listener.stop()
+    test.assertFalse(listener.conns, "%s (root) connected to a root-only socket through a link "
+                     "at %s" % (who, where))
 
 
 def queue_file_bytes(rcpt, content, sender="sender@example.org"):
@@ -506,6 +573,31 @@ class TestLocalQueueFile(unittest.TestCase):
             self.inst.wait_log(r"%s: to=<%s>.*status=deferred \(refusing queue file hold/%s: "
                                % (qid, rcpt, qid))
 
+    def link_private_to_root_socket(self, name):
+        """As an attacker running as tern would: replace private/NAME with a
+        symbolic link to a socket of root's (root_only_listener)."""
+        listener = root_only_listener(self)
+        path = os.path.join(self.inst.queue_dir, "private", name)
+        if os.path.lexists(path):
+            os.unlink(path)
+        plant_link("symlink", listener.path, path)
+        return listener
+
+    def deliver_planted(self, rcpt, content):
+        """A queue file of tern's in hold/ for rcpt, delivered by local."""
+        data, offset = queue_file_bytes(rcpt, content)
+        qid = harness.new_queue_id()
+        path = os.path.join(self.inst.queue_dir, "hold", qid)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chown(path, *tern_ids())
+        os.chmod(path, 0o600)
+        return self.deliver(qid, rcpt, offset)
+
+    def assert_root_socket_untouched(self, listener, result, name):
+        assert_not_reached(self, listener, "local", "private/" + name)
+        self.assertEqual(result["status"], "4", result)
+
     def test_forwarding_does_not_connect_through_a_link(self):
         """local (root) hands mail for a remote alias target back to
         private/cleanup; with a link there to a root-only socket, root must
@@ -513,30 +605,31 @@ class TestLocalQueueFile(unittest.TestCase):
         with open(os.path.join(self.inst.dir, "aliases"), "a") as f:
             f.write("fwdtest: someone@remote.example\n")
         self.inst.tern("aliases")
-        hidden = tempfile.mkdtemp(prefix="tern-root-socket-", dir="/tmp")
-        self.addCleanup(shutil.rmtree, hidden, True)
-        os.chmod(hidden, 0o700)
-        # closes what arrives, so local is not kept waiting; the socket keeps
-        # the mode the umask gives it (not writable by others)
-        listener = servers.Server(path=os.path.join(hidden, "root-only"), backlog=8, mode=None)
-        self.addCleanup(listener.stop)
-        cleanup_path = os.path.join(self.inst.queue_dir, "private", "cleanup")
-        os.unlink(cleanup_path)
-        plant_link("symlink", os.path.join(hidden, "root-only"), cleanup_path)
-        rcpt = "fwdtest@" + HOST
-        data, offset = queue_file_bytes(rcpt, b"Subject: forward me\n\nbody\n")
-        qid = harness.new_queue_id()
-        path = os.path.join(self.inst.queue_dir, "hold", qid)
-        with open(path, "wb") as f:
-            f.write(data)
-        os.chown(path, *tern_ids())
-        os.chmod(path, 0o600)
-        result = self.deliver(qid, rcpt, offset)
-        time.sleep(0.3)
-        listener.stop()
-        self.assertFalse(listener.conns, "local connected as root to a root-only socket through a "
-                         "link at private/cleanup")
-        self.assertEqual(result["status"], "4", result)
+        listener = self.link_private_to_root_socket("cleanup")
+        result = self.deliver_planted("fwdtest@" + HOST, b"Subject: forward me\n\nbody\n")
+        self.assert_root_socket_untouched(listener, result, "cleanup")
+
+    def test_mailbox_transport_does_not_connect_through_a_link(self):
+        """With mailbox_transport set, local (root) hands each mailbox
+        delivery to that transport's socket in private/; a link there must
+        not lead root to a root-only socket."""
+        self.inst.stop()
+        self.inst.set_main_cf({"mailbox_transport": "mailstore"})
+        self.inst.start()
+        listener = self.link_private_to_root_socket("mailstore")
+        result = self.deliver_planted("root@" + HOST, b"Subject: to the store\n\nbody\n")
+        self.assert_root_socket_untouched(listener, result, "mailstore")
+        self.assertIn("mail transport unavailable", result["reason"])
+
+    def test_proxy_query_does_not_connect_through_a_link(self):
+        """`tern map query proxy:...` run by root asks proxymap; a link at
+        private/proxymap must not lead root to a root-only socket. (local
+        itself never uses proxymap: it opens its tables directly.)"""
+        listener = self.link_private_to_root_socket("proxymap")
+        r = run_tern(self.inst, "map", "query", "proxy:hash:%s/aliases" % self.inst.dir, "root")
+        assert_not_reached(self, listener, "tern map", "private/proxymap")
+        self.assertNotEqual(r.returncode, 0, r)
+        self.assertIn("lookup of \"root\" failed", r.stderr)
 
     def test_plain_queue_file_is_delivered(self):
         rcpt = "root@" + HOST
@@ -551,6 +644,77 @@ class TestLocalQueueFile(unittest.TestCase):
         self.assertEqual(result["status"], "2", result)
         with open(os.path.join(self.inst.dir, "mail", "root"), "rb") as f:
             self.assertIn(b"PLAIN-DELIVERY", f.read())
+
+
+class TestSendmailPoke(unittest.TestCase):
+    """sendmail run by root runs tern-drop as root, which pokes pickup
+    through public/pickup: it opens the name (a fifo) and, when that is a
+    socket, connects to it. tern swaps a socket and a link to a root-only
+    socket at that name as fast as it can, so that the open finds the
+    socket and the connect the link: root must never reach that socket."""
+
+    def test_poke_does_not_connect_through_a_swapped_link(self):
+        inst = harness.Instance("hostile-poke")
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        inst.stop()               # the queue tree exists; pickup is not there to answer
+        listener = root_only_listener(self)
+        public = os.path.join(inst.queue_dir, "public")
+        pickup, alt = os.path.join(public, "pickup"), os.path.join(public, "alt")
+        os.unlink(pickup)
+        decoy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(decoy.close)
+        decoy.bind(pickup)
+        os.chown(pickup, *tern_ids())
+        plant_link("symlink", listener.path, alt)
+        uid, gid = tern_ids()
+
+        def as_tern():
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+        swapper = subprocess.Popen([os.path.join(_tools, "exchanger"), pickup, alt, "60"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=as_tern)
+        self.addCleanup(TestListenerRace.stop_racer, swapper)
+        ready, _, _ = select.select([swapper.stdout], [], [], 10)
+        self.assertTrue(ready and swapper.stdout.readline().strip() == "ready",
+                        "the exchanger did not start")
+        sendmail = os.path.join(harness.BUILD, "sendmail", "sendmail")
+        for i in range(60):
+            r = subprocess.run([sendmail, "-C", inst.dir, "-f", "root@" + HOST, "root@" + HOST],
+                               input=b"Subject: poke %d\n\nbody\n" % i, capture_output=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 0, r)
+            if listener.conns:
+                break
+        if swapper.poll() is not None:
+            self.fail("the exchanger ended early: %s" % swapper.stderr.read())
+        TestListenerRace.stop_racer(swapper)
+        assert_not_reached(self, listener, "tern-drop", "public/pickup (swapped in)")
+        self.assertEqual(len([n for n in os.listdir(os.path.join(inst.queue_dir, "maildrop"))
+                              if not n.startswith(".")]), 60, "every submission waits in maildrop/")
+
+
+class TestMailqAsRoot(unittest.TestCase):
+    """mailq run by root (tern-mailq, set-group-ID, so still root) asks
+    showq through public/showq; a link tern put there must not lead root
+    to a root-only socket."""
+
+    def test_mailq_does_not_connect_through_a_link(self):
+        inst = harness.Instance("hostile-mailq")
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        listener = root_only_listener(self)
+        showq = os.path.join(inst.queue_dir, "public", "showq")
+        os.unlink(showq)
+        plant_link("symlink", listener.path, showq)
+        mailq = os.path.join(harness.BUILD, "tern-mailq", "tern-mailq")
+        r = subprocess.run([mailq, "-c", inst.dir], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        assert_not_reached(self, listener, "tern-mailq", "public/showq")
+        self.assertNotEqual(r.returncode, 0, r)
+        self.assertIn("cannot reach the showq service", r.stderr)
 
 
 class TestTicketSecret(unittest.TestCase):
