@@ -34,7 +34,8 @@ int maplist_lookup(struct maplist *l, const char *key, struct strbuf *result)
     return 1;
 }
 
-void mailbox_status_set(struct mailbox_status *st, int status, const char *dsn, const char *fmt, ...)
+void delivery_status_set(struct delivery_status *st, int status, const char *dsn,
+                         const char *fmt, ...)
 {
     va_list ap;
     st->status = status;
@@ -72,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     virtual_cfg.uid_maps = &uid;
     virtual_cfg.gid_maps = &gid;
     struct virtual_mailbox mb;
-    struct mailbox_status st = { 0 };
+    struct delivery_status st = { 0 };
     if (virtual_lookup(&virtual_cfg, local ? local : "", domain ? domain : "", &mb, &st) == 0) {
         if (strncmp(mb.path, "/v/", 3) != 0 || strlen(mb.path) >= sizeof(mb.path)
             || mb.uid < 100 || mb.uid == (uid_t)-1 || mb.gid == (gid_t)-1)

@@ -12,7 +12,6 @@
 #include "strbuf.h"
 
 /* Bounds on everything that comes from a user file, a map or the queue. */
-#define LOCAL_REASON_MAX 1024       /* one result text */
 #define LOCAL_ITEM_MAX 4096         /* one destination in a list */
 #define LOCAL_DEST_MAX 1000         /* destinations in one list */
 #define LOCAL_LEAF_MAX 1000         /* deliveries for one recipient, all levels */
@@ -50,21 +49,6 @@ struct local_settings {
     int ipc_timeout;
 };
 extern struct local_settings local_cfg;
-
-/* ---- results ---- */
-struct local_result {
-    int status;                   /* 2 sent, 4 deferred, 5 bounced */
-    char dsn[16];                 /* X.Y.Z */
-    char reason[LOCAL_REASON_MAX];
-    long long aux;                /* a number a child reports (a file's owner) */
-};
-void local_result_set(struct local_result *r, int status, const char *dsn, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* dsn class for an errno of a mailbox/file operation that failed:
- * 4.2.0 (locks, permissions), 4.3.0 (disk full, I/O), 5.2.2 (too large). */
-const char *local_result_dsn_for_errno(int err, int *status);
-/* The outcome of a mailbox write (lib/global/mailbox.h) as a result. */
-void local_result_from_mailbox(struct local_result *r, const struct mailbox_status *st);
 
 /* ---- identities ---- */
 struct local_user {
@@ -136,9 +120,10 @@ struct local_delivery {
  * fills the result and may add destinations; the parent gets both back
  * through a pipe. Returns with res always set (a dead or silent child is a
  * deferral). */
-typedef void (*local_child_fn)(void *ctx, struct local_result *res, struct dest_list *dests);
+typedef void (*local_child_fn)(void *ctx, struct delivery_status *res, struct dest_list *dests);
 void local_child_run(const struct local_message *msg, const struct local_user *as, int timeout,
-                     local_child_fn fn, void *ctx, struct local_result *res, struct dest_list *dests);
+                     local_child_fn fn, void *ctx, struct delivery_status *res,
+                     struct dest_list *dests);
 /* In any child: default signals, none of the parent's descriptors but the
  * queue file's content and keep_fd, then (as != NULL) the identity of as. */
 void local_child_setup(const struct local_message *msg, const struct local_user *as, int keep_fd);
@@ -157,22 +142,23 @@ int local_copy_write(int fd, const struct local_delivery *d, int flags, unsigned
 /* local_mailbox.c: the user's mailbox (home_mailbox, mailbox_command or
  * mail_spool_directory), a /file destination. */
 void local_mailbox_deliver(const struct local_delivery *d, const struct local_user *user,
-                           struct local_result *res, const char **what);
+                           struct delivery_status *res, const char **what);
 void local_file_deliver(const struct local_delivery *d, const char *path,
-                        const struct local_user *as, struct local_result *res);
+                        const struct local_user *as, struct delivery_status *res);
 /* Also local_mailbox.c, through lib/global/mailbox.h with
  * mailbox_size_limit and myhostname: a Maildir (dir ends in '/'), and
  * appending to an open, locked mbox file, truncated back on failure. */
-void local_maildir_write(const struct local_delivery *d, const char *dir, struct local_result *res);
+void local_maildir_write(const struct local_delivery *d, const char *dir,
+                         struct delivery_status *res);
 void local_mbox_append(const struct local_delivery *d, int fd, const char *what,
-                       int flags, struct local_result *res);
+                       int flags, struct delivery_status *res);
 /* local_pipe.c */
 void local_pipe_deliver(const struct local_delivery *d, const char *command,
-                        const struct local_user *as, struct local_result *res);
+                        const struct local_user *as, struct delivery_status *res);
 /* local_forward.c: the user's .forward; 1 found (dests filled), 0 none,
  * -1 error (res set). */
 int local_forward_read(const struct local_delivery *d, const struct local_user *user,
-                       struct dest_list *dests, struct local_result *res);
+                       struct dest_list *dests, struct delivery_status *res);
 /* Expand $home, $user, $local, $extension, $domain, $recipient_delimiter and
  * ${name?text} / ${name:text} in one forward_path element. */
 int local_forward_expand(const char *pattern, const struct local_delivery *d,
@@ -183,28 +169,28 @@ struct local_aliases *local_aliases_open(void);
 /* 1 found (value and the identity for its commands/files set), 0 not found,
  * -1 error (res set). */
 int local_alias_lookup(struct local_aliases *a, const char *name, struct strbuf *value,
-                       struct local_user *owner, struct local_result *res);
+                       struct local_user *owner, struct delivery_status *res);
 void local_aliases_close(struct local_aliases *a);
 /* Read an :include: file as user `as`: 0 ok (dests, owner for what it
  * names), -1 error (res set). */
 int local_include_read(const struct local_message *msg, const char *path,
                        const struct local_user *as, struct dest_list *dests,
-                       struct local_user *owner, struct local_result *res);
+                       struct local_user *owner, struct delivery_status *res);
 /* The identity for commands and files when the owner would be root. */
-int local_default_privs(struct local_user *u, struct local_result *res);
+int local_default_privs(struct local_user *u, struct delivery_status *res);
 
 /* local_recipient.c: deliver one request recipient; res is the combined
  * outcome, every delivery is logged. */
 struct deliver_rcpt;
 void local_recipient_deliver(const struct local_message *msg, const struct deliver_rcpt *r,
-                             void *dup_filter, struct local_result *res);
+                             void *dup_filter, struct delivery_status *res);
 void *local_dup_filter_new(void);
 void local_dup_filter_free(void *f);
 
 /* local_request.c: serve one delivery request on fd; the log line of one delivery */
 void local_request_serve(int fd);
 void local_log_delivery(const struct local_message *msg, const char *to, const char *orig_to,
-                        const struct local_result *res);
+                        const struct delivery_status *res);
 
 /* local_resubmit.c: send a copy to addresses that are not local */
 int local_resubmit(const struct local_message *msg, const char *delivered_to,

@@ -67,24 +67,24 @@ void local_aliases_close(struct local_aliases *a)
     free(a);
 }
 
-int local_default_privs(struct local_user *u, struct local_result *res)
+int local_default_privs(struct local_user *u, struct delivery_status *res)
 {
     if (local_user_by_name(local_cfg.default_privs, u) < 0) {
-        local_result_set(res, 4, "4.3.5", "default_privs account \"%s\" does not exist",
-                   local_cfg.default_privs);
+        delivery_status_set(res, 4, "4.3.5", "default_privs account \"%s\" does not exist",
+                            local_cfg.default_privs);
         return -1;
     }
     if (u->uid == 0) {
         local_user_free(u);
-        local_result_set(res, 4, "4.3.5", "default_privs account \"%s\" is privileged",
-                   local_cfg.default_privs);
+        delivery_status_set(res, 4, "4.3.5", "default_privs account \"%s\" is privileged",
+                            local_cfg.default_privs);
         return -1;
     }
     return 0;
 }
 
 /* Commands and files of a table owned by an ordinary user run as that user. */
-static int owner_identity(uid_t owner, struct local_user *u, struct local_result *res)
+static int owner_identity(uid_t owner, struct local_user *u, struct delivery_status *res)
 {
     if (owner != 0 && local_user_by_uid(owner, u) == 0)
         return 0;
@@ -92,17 +92,17 @@ static int owner_identity(uid_t owner, struct local_user *u, struct local_result
 }
 
 int local_alias_lookup(struct local_aliases *a, const char *name, struct strbuf *value,
-                       struct local_user *owner, struct local_result *res)
+                       struct local_user *owner, struct delivery_status *res)
 {
     if (a->error) {
-        local_result_set(res, 4, "4.3.0", "alias database unavailable: %s", a->error);
+        delivery_status_set(res, 4, "4.3.0", "alias database unavailable: %s", a->error);
         return -1;
     }
     size_t i;
     int rc = maplist_lookup_which(a->maps, name, value, &i);
     if (rc < 0) {
-        local_result_set(res, 4, "4.3.0", "alias database %s: lookup error",
-                         map_spec(maplist_map(a->maps, i)));
+        delivery_status_set(res, 4, "4.3.0", "alias database %s: lookup error",
+                            map_spec(maplist_map(a->maps, i)));
         return -1;
     }
     if (rc == 1)
@@ -116,7 +116,7 @@ struct include_job {
     const char *path;
 };
 
-static void include_child(void *ctx, struct local_result *res, struct dest_list *dests)
+static void include_child(void *ctx, struct delivery_status *res, struct dest_list *dests)
 {
     const struct include_job *job = ctx;
     struct strbuf text = STRBUF_INIT(LOCAL_FILE_MAX), err = STRBUF_INIT(1024);
@@ -126,32 +126,34 @@ static void include_child(void *ctx, struct local_result *res, struct dest_list 
     ssize_t n = 0;
     if (fd < 0) {
         int status = errno == ENOENT ? 5 : 4;
-        local_result_set(res, status, status == 5 ? "5.3.0" : "4.3.0", "cannot open include file %s: %s",
-                   job->path, strerror(errno));
+        delivery_status_set(res, status, status == 5 ? "5.3.0" : "4.3.0",
+                            "cannot open include file %s: %s",
+                            job->path, strerror(errno));
         goto out;
     }
     if (fstat(fd, &st) < 0) {
-        local_result_set(res, 4, "4.3.0", "cannot open include file %s: %s", job->path, strerror(errno));
+        delivery_status_set(res, 4, "4.3.0", "cannot open include file %s: %s", job->path,
+                            strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode) || (st.st_mode & S_IWOTH)) {
-        local_result_set(res, 5, "5.3.0", "include file %s is %s", job->path,
-                   !S_ISREG(st.st_mode) ? "not a regular file" : "writable by others");
+        delivery_status_set(res, 5, "5.3.0", "include file %s is %s", job->path,
+                            !S_ISREG(st.st_mode) ? "not a regular file" : "writable by others");
         goto out;
     }
     while ((n = read(fd, buf, sizeof(buf))) > 0 && sb_append(&text, buf, (size_t)n) == 0)
         ;
     if (n != 0) {
-        local_result_set(res, 4, "4.3.5", "cannot read include file %s: %s", job->path,
-                   n < 0 ? strerror(errno) : "file too large");
+        delivery_status_set(res, 4, "4.3.5", "cannot read include file %s: %s", job->path,
+                            n < 0 ? strerror(errno) : "file too large");
         goto out;
     }
     if (local_expand_parse(sb_str(&text), text.len, LOCAL_PARSE_FILE, dests, &err) < 0) {
         local_dest_list_free(dests);
-        local_result_set(res, 4, "4.3.5", "bad include file %s: %s", job->path, sb_str(&err));
+        delivery_status_set(res, 4, "4.3.5", "bad include file %s: %s", job->path, sb_str(&err));
         goto out;
     }
-    local_result_set(res, 2, "2.0.0", "include file %s", job->path);
+    delivery_status_set(res, 2, "2.0.0", "include file %s", job->path);
     res->aux = (long long)st.st_uid;   /* the owner of exactly what was read */
 out:
     if (fd >= 0)
@@ -162,7 +164,7 @@ out:
 
 int local_include_read(const struct local_message *msg, const char *path,
                        const struct local_user *as, struct dest_list *dests,
-                       struct local_user *owner, struct local_result *res)
+                       struct local_user *owner, struct delivery_status *res)
 {
     struct include_job job = { .path = path };
     local_child_run(msg, as, 60, include_child, &job, res, dests);

@@ -71,7 +71,7 @@ void local_become_user(const struct local_user *u)
 
 /* ---- the child's side ---- */
 
-static void __attribute__((noreturn)) child_report(int fd, const struct local_result *res,
+static void __attribute__((noreturn)) child_report(int fd, const struct delivery_status *res,
                                                    const struct dest_list *dests)
 {
     struct strbuf out = STRBUF_INIT(CHILD_FRAME_LIMIT);
@@ -128,17 +128,18 @@ struct child_job {
 static void __attribute__((noreturn)) child_main(void *ctx, int fd)
 {
     const struct child_job *job = ctx;
-    struct local_result res;
+    struct delivery_status res;
     struct dest_list dests = { 0 };
     local_child_setup(job->msg, job->as, fd);
-    local_result_set(&res, 4, "4.3.0", "delivery process reported nothing");
+    delivery_status_set(&res, 4, "4.3.0", "delivery process reported nothing");
     job->fn(job->ctx, &res, &dests);
     child_report(fd, &res, &dests);
 }
 
 /* ---- the parent's side ---- */
 
-static int decode_report(const struct strbuf *in, struct local_result *res, struct dest_list *dests)
+static int decode_report(const struct strbuf *in, struct delivery_status *res,
+                         struct dest_list *dests)
 {
     struct attr_reader r;
     long long status, ndest, aux;
@@ -162,23 +163,24 @@ static int decode_report(const struct strbuf *in, struct local_result *res, stru
     }
     if (attr_reader_done(&r) < 0)
         return -1;
-    local_result_set(res, (int)status, dsn, "%s", reason);
+    delivery_status_set(res, (int)status, dsn, "%s", reason);
     res->aux = aux;
     return 0;
 }
 
 void local_child_run(const struct local_message *msg, const struct local_user *as, int timeout,
-                     local_child_fn fn, void *ctx, struct local_result *res, struct dest_list *dests)
+                     local_child_fn fn, void *ctx, struct delivery_status *res,
+                     struct dest_list *dests)
 {
     struct child_job job = { msg, as, fn, ctx };
     struct strbuf in = STRBUF_INIT(0);
-    char why[LOCAL_REASON_MAX];
+    char why[DELIVERY_REASON_MAX];
     int wstatus;
     if (pipe_command_child(child_main, &job, CHILD_FRAME_LIMIT, timeout, &in, &wstatus, why,
                            sizeof(why)) < 0) {
-        local_result_set(res, 4, "4.3.0", "%s", why);
+        delivery_status_set(res, 4, "4.3.0", "%s", why);
     } else if (decode_report(&in, res, dests) < 0) {
-        local_result_set(res, 4, "4.3.0", "malformed result from the delivery process");
+        delivery_status_set(res, 4, "4.3.0", "malformed result from the delivery process");
         if (dests)
             local_dest_list_free(dests);
     }

@@ -81,13 +81,14 @@ struct forward_job {
 
 /* 1 usable (contents in text), 0 absent or unsafe, -1 error (res set). */
 static int forward_open_read(const char *path, uid_t uid, struct strbuf *text,
-                             struct local_result *res)
+                             struct delivery_status *res)
 {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return 0;
-        local_result_set(res, 4, "4.3.0", "cannot open forward file %s: %s", path, strerror(errno));
+        delivery_status_set(res, 4, "4.3.0", "cannot open forward file %s: %s", path,
+                            strerror(errno));
         return -1;
     }
     struct stat st;
@@ -105,25 +106,26 @@ static int forward_open_read(const char *path, uid_t uid, struct strbuf *text,
     while ((n = read(fd, buf, sizeof(buf))) > 0) {
         if (sb_append(text, buf, (size_t)n) < 0) {
             close(fd);
-            local_result_set(res, 4, "4.3.5", "forward file %s is larger than %d bytes", path,
-                       LOCAL_FILE_MAX);
+            delivery_status_set(res, 4, "4.3.5", "forward file %s is larger than %d bytes", path,
+                                LOCAL_FILE_MAX);
             return -1;
         }
     }
     int err = errno;
     close(fd);
     if (n < 0) {
-        local_result_set(res, 4, "4.3.0", "cannot read forward file %s: %s", path, strerror(err));
+        delivery_status_set(res, 4, "4.3.0", "cannot read forward file %s: %s", path,
+                            strerror(err));
         return -1;
     }
     return 1;
 }
 
-static void forward_child(void *ctx, struct local_result *res, struct dest_list *dests)
+static void forward_child(void *ctx, struct delivery_status *res, struct dest_list *dests)
 {
     const struct forward_job *job = ctx;
     struct strbuf text = STRBUF_INIT(LOCAL_FILE_MAX), err = STRBUF_INIT(1024);
-    local_result_set(res, 2, "2.0.0", "no forward file");
+    delivery_status_set(res, 2, "2.0.0", "no forward file");
     for (size_t i = 0; i < job->npaths; i++) {
         sb_reset(&text);
         int rc = forward_open_read(job->paths[i], job->uid, &text, res);
@@ -133,9 +135,10 @@ static void forward_child(void *ctx, struct local_result *res, struct dest_list 
             continue;
         if (local_expand_parse(sb_str(&text), text.len, LOCAL_PARSE_FILE, dests, &err) < 0) {
             local_dest_list_free(dests);
-            local_result_set(res, 4, "4.3.5", "bad forward file %s: %s", job->paths[i], sb_str(&err));
+            delivery_status_set(res, 4, "4.3.5", "bad forward file %s: %s", job->paths[i],
+                                sb_str(&err));
         } else {
-            local_result_set(res, 2, "2.0.0", "forward file %s", job->paths[i]);
+            delivery_status_set(res, 2, "2.0.0", "forward file %s", job->paths[i]);
         }
         break;                  /* the first forward file found is the one */
     }
@@ -154,7 +157,7 @@ static const char *forward_path_raw(void)
 }
 
 int local_forward_read(const struct local_delivery *d, const struct local_user *user,
-                       struct dest_list *dests, struct local_result *res)
+                       struct dest_list *dests, struct delivery_status *res)
 {
     struct forward_job job = { .npaths = 0, .uid = user->uid };
     size_t n;

@@ -46,20 +46,21 @@ static void owner_text(char *buf, size_t size, uid_t uid)
 
 /* A file the recipient did not make: deferred with a reason that names it
  * and its owner; aux carries the owner so the parent logs a warning. */
-static void foreign_file(const struct mbox_job *job, struct local_result *res, const char *file,
+static void foreign_file(const struct mbox_job *job, struct delivery_status *res, const char *file,
                          const char *what, uid_t uid)
 {
     char who[160];
     owner_text(who, sizeof(who), uid);
-    local_result_set(res, 4, "4.2.0", "cannot update %s: %s %s, owned by %s, was not made by the "
-               "recipient; remove it (and keep the spool directory from being writable by "
-               "users: root:mail 2775)", job->what, file, what, who);
+    delivery_status_set(res, 4, "4.2.0",
+                        "cannot update %s: %s %s, owned by %s, was not made by the "
+                        "recipient; remove it (and keep the spool directory from being writable by "
+                        "users: root:mail 2775)", job->what, file, what, who);
     res->aux = (long long)uid;
 }
 
 /* Open (creating when missing) without following symlinks, and accept only
  * a plain file with one link that belongs to the owner. */
-static int mbox_open(const struct mbox_job *job, struct local_result *res)
+static int mbox_open(const struct mbox_job *job, struct delivery_status *res)
 {
     int flags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
     int fd = -1;
@@ -92,13 +93,13 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
     }
     if (fd < 0) {
         int status, err = errno;
-        const char *dsn = local_result_dsn_for_errno(err, &status);
-        local_result_set(res, status, dsn, "cannot update %s: cannot open file: %s", job->what,
-                   strerror(err));
+        const char *dsn = mailbox_dsn_for_errno(err, &status);
+        delivery_status_set(res, status, dsn, "cannot update %s: cannot open file: %s", job->what,
+                            strerror(err));
         return -1;
     }
     if (fstat(fd, &st) < 0) {
-        local_result_set(res, 4, "4.2.0", "cannot update %s: %s", job->what, strerror(errno));
+        delivery_status_set(res, 4, "4.2.0", "cannot update %s: %s", job->what, strerror(errno));
         close(fd);
         return -1;
     }
@@ -111,7 +112,7 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
         if (job->owner_must_match)
             foreign_file(job, res, job->path, bad, st.st_uid);
         else
-            local_result_set(res, 4, "4.2.0", "cannot update %s: file %s", job->what, bad);
+            delivery_status_set(res, 4, "4.2.0", "cannot update %s: file %s", job->what, bad);
         return -1;
     }
     int fl = fcntl(fd, F_GETFL);
@@ -120,14 +121,15 @@ static int mbox_open(const struct mbox_job *job, struct local_result *res)
     return fd;
 }
 
-static void lock_failed(const struct mbox_job *job, const char *which, struct local_result *res)
+static void lock_failed(const struct mbox_job *job, const char *which, struct delivery_status *res)
 {
     if (errno == EAGAIN)
-        local_result_set(res, 4, "4.2.0", "cannot update %s: unable to lock for exclusive access "
-                   "(%s lock busy)", job->what, which);
+        delivery_status_set(res, 4, "4.2.0",
+                            "cannot update %s: unable to lock for exclusive access "
+                            "(%s lock busy)", job->what, which);
     else
-        local_result_set(res, 4, "4.2.0", "cannot update %s: unable to create %s lock: %s",
-                   job->what, which, strerror(errno));
+        delivery_status_set(res, 4, "4.2.0", "cannot update %s: unable to create %s lock: %s",
+                            job->what, which, strerror(errno));
 }
 
 /* Effective ids for the next step; the saved root uid lets the child
@@ -158,37 +160,39 @@ static int enter_spool_ids(const struct mbox_job *job)
 
 /* Maildir and mbox through lib/global/mailbox.h, bounded by mailbox_size_limit. */
 
-void local_maildir_write(const struct local_delivery *d, const char *dir, struct local_result *res)
+void local_maildir_write(const struct local_delivery *d, const char *dir,
+                         struct delivery_status *res)
 {
     struct mailbox_message m;
-    struct mailbox_status st;
+    struct delivery_status st;
     struct mailbox_maildir md = {
         .dir = dir, .hostname = local_cfg.myhostname, .flags = 0,
         .limit = { local_cfg.mailbox_size_limit, "mailbox_size_limit" },
     };
     local_mailbox_message(d, &m);
     mailbox_maildir_write(&m, d->delivered_to, &md, &st);
-    local_result_from_mailbox(res, &st);
+    *res = st;
 }
 
 void local_mbox_append(const struct local_delivery *d, int fd, const char *what,
-                       int flags, struct local_result *res)
+                       int flags, struct delivery_status *res)
 {
     struct mailbox_message m;
-    struct mailbox_status st;
+    struct delivery_status st;
     struct mailbox_limit limit = { local_cfg.mailbox_size_limit, "mailbox_size_limit" };
     local_mailbox_message(d, &m);
     mailbox_mbox_append(&m, d->delivered_to, fd, what, flags, &limit, &st);
-    local_result_from_mailbox(res, &st);
+    *res = st;
 }
 
-static void mbox_child(void *ctx, struct local_result *res, struct dest_list *dests)
+static void mbox_child(void *ctx, struct delivery_status *res, struct dest_list *dests)
 {
     const struct mbox_job *job = ctx;
     struct stat found;
     if (enter_spool_ids(job) < 0) {
-        local_result_set(res, 4, "4.3.0", "cannot update %s: cannot switch to the spool directory's "
-                   "identity: %s", job->what, strerror(errno));
+        delivery_status_set(res, 4, "4.3.0",
+                            "cannot update %s: cannot switch to the spool directory's "
+                            "identity: %s", job->what, strerror(errno));
         return;
     }
     int locked = job->dotlock ? mailbox_dotlock_acquire(job->path, local_cfg.lock_attempts,
@@ -211,12 +215,12 @@ static void mbox_child(void *ctx, struct local_result *res, struct dest_list *de
     if (fd >= 0 && mailbox_fcntl_lock(fd, local_cfg.lock_attempts, local_cfg.lock_delay) < 0)
         lock_failed(job, "fcntl", res);
     else if (fd >= 0 && assume_owner(job, true) < 0)
-        local_result_set(res, 4, "4.3.0", "cannot update %s: cannot switch to the recipient's "
-                   "identity: %s", job->what, strerror(errno));
+        delivery_status_set(res, 4, "4.3.0", "cannot update %s: cannot switch to the recipient's "
+                            "identity: %s", job->what, strerror(errno));
     else if (fd >= 0) {
         local_mbox_append(job->d, fd, job->what, COPY_MBOX, res);
         if (res->status == 2)
-            local_result_set(res, 2, "2.0.0", "%s", job->done_text);
+            delivery_status_set(res, 2, "2.0.0", "%s", job->done_text);
         if (res->status == 2 && locked == 1)
             res->aux = (long long)found.st_uid;   /* the parent reports the stale lock */
         if (assume_owner(job, false) < 0)
@@ -228,7 +232,7 @@ static void mbox_child(void *ctx, struct local_result *res, struct dest_list *de
         mailbox_dotlock_release(job->path);
 }
 
-static void maildir_child(void *ctx, struct local_result *res, struct dest_list *dests)
+static void maildir_child(void *ctx, struct delivery_status *res, struct dest_list *dests)
 {
     const struct mbox_job *job = ctx;
     local_maildir_write(job->d, job->path, res);
@@ -262,7 +266,7 @@ static bool spool_ids(const char *dir, const struct local_user *user, uid_t *uid
 /* The child cannot log (it has none of the parent's descriptors): a file
  * someone planted is reported here, with its owner, from the reason; after
  * a delivery, aux is the owner of a stale dot-lock the child removed. */
-static void warn_foreign(const struct mbox_job *job, const struct local_result *res)
+static void warn_foreign(const struct mbox_job *job, const struct delivery_status *res)
 {
     char who[160];
     if (res->aux < 0)
@@ -277,7 +281,7 @@ static void warn_foreign(const struct mbox_job *job, const struct local_result *
 }
 
 void local_mailbox_deliver(const struct local_delivery *d, const struct local_user *user,
-                           struct local_result *res, const char **what)
+                           struct delivery_status *res, const char **what)
 {
     struct strbuf path = STRBUF_INIT(8192), desc = STRBUF_INIT(8192);
     struct mbox_job job = { .d = d, .owner = user, .owner_must_match = true,
@@ -318,12 +322,12 @@ out:
 }
 
 void local_file_deliver(const struct local_delivery *d, const char *path,
-                        const struct local_user *as, struct local_result *res)
+                        const struct local_user *as, struct delivery_status *res)
 {
     struct strbuf desc = STRBUF_INIT(8192), done = STRBUF_INIT(8192);
     struct mbox_job job = { .d = d, .owner = as, .path = path };
     if (strcmp(path, "/dev/null") == 0) {
-        local_result_set(res, 2, "2.0.0", "delivered to file: /dev/null");
+        delivery_status_set(res, 2, "2.0.0", "delivered to file: /dev/null");
         return;
     }
     sb_appendf(&desc, "file %s", path);

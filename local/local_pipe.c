@@ -82,7 +82,7 @@ static int feed_message(void *ctx, int fd)
 }
 
 static void command_result(int wstatus, bool timed_out, const char *command,
-                           const struct strbuf *out, struct local_result *res)
+                           const struct strbuf *out, struct delivery_status *res)
 {
     char cmd[256], line[PIPE_REASON_OUTPUT + 1];
     str_copy(cmd, sizeof(cmd), command);
@@ -90,21 +90,23 @@ static void command_result(int wstatus, bool timed_out, const char *command,
     pipe_command_first_line(out, line, sizeof(line));
     const char *sep = *line ? ". Command output: " : "";
     if (timed_out)
-        local_result_set(res, 5, "5.3.0", "command time limit exceeded: \"%s\"%s%s", cmd, sep, line);
+        delivery_status_set(res, 5, "5.3.0", "command time limit exceeded: \"%s\"%s%s", cmd, sep,
+                            line);
     else if (WIFSIGNALED(wstatus))
-        local_result_set(res, 5, "5.3.0", "Command died with signal %d: \"%s\"%s%s",
-                   WTERMSIG(wstatus), cmd, sep, line);
+        delivery_status_set(res, 5, "5.3.0", "Command died with signal %d: \"%s\"%s%s",
+                            WTERMSIG(wstatus), cmd, sep, line);
     else if (WEXITSTATUS(wstatus) == 0)
-        local_result_set(res, 2, "2.0.0", "delivered to command: %s", cmd);
+        delivery_status_set(res, 2, "2.0.0", "delivered to command: %s", cmd);
     else if (WEXITSTATUS(wstatus) == EX_TEMPFAIL_STATUS)
-        local_result_set(res, 4, "4.3.0", "temporary failure of command \"%s\"%s%s", cmd, sep, line);
+        delivery_status_set(res, 4, "4.3.0", "temporary failure of command \"%s\"%s%s", cmd, sep,
+                            line);
     else
-        local_result_set(res, 5, "5.3.0", "Command died with status %d: \"%s\"%s%s",
-                   WEXITSTATUS(wstatus), cmd, sep, line);
+        delivery_status_set(res, 5, "5.3.0", "Command died with status %d: \"%s\"%s%s",
+                            WEXITSTATUS(wstatus), cmd, sep, line);
 }
 
 void local_pipe_deliver(const struct local_delivery *d, const char *command,
-                        const struct local_user *as, struct local_result *res)
+                        const struct local_user *as, struct delivery_status *res)
 {
     struct pipe_env env;
     env_build(&env, d, as);
@@ -120,8 +122,8 @@ void local_pipe_deliver(const struct local_delivery *d, const char *command,
     struct strbuf output = STRBUF_INIT(PIPE_OUTPUT_KEEP);
     struct pipe_command_status st;
     if (pipe_command_run(&c, &output, &st) < 0)
-        local_result_set(res, 4, "4.3.0", "cannot %s: %s", errno == EMFILE || errno == ENFILE
-                         ? "create a pipe" : "fork", strerror(errno));
+        delivery_status_set(res, 4, "4.3.0", "cannot %s: %s", errno == EMFILE || errno == ENFILE
+                            ? "create a pipe" : "fork", strerror(errno));
     else
         command_result(st.wstatus, st.timed_out, command, &output, res);
     sb_free(&output);

@@ -28,7 +28,7 @@
 
 struct dup_entry {
     char *key;
-    struct local_result res;
+    struct delivery_status res;
 };
 struct dup_filter {
     struct dup_entry *items;
@@ -51,7 +51,7 @@ void local_dup_filter_free(void *p)
     free(f);
 }
 
-static const struct local_result *dup_find(struct dup_filter *f, const char *key)
+static const struct delivery_status *dup_find(struct dup_filter *f, const char *key)
 {
     for (size_t i = 0; i < f->n; i++)
         if (strcmp(f->items[i].key, key) == 0)
@@ -59,7 +59,7 @@ static const struct local_result *dup_find(struct dup_filter *f, const char *key
     return NULL;
 }
 
-static void dup_add(struct dup_filter *f, const char *key, const struct local_result *res)
+static void dup_add(struct dup_filter *f, const char *key, const struct delivery_status *res)
 {
     if (f->n >= DUP_FILTER_MAX)
         return;
@@ -83,7 +83,7 @@ struct top {
     struct dup_filter *dups;
     struct local_aliases *aliases;
     size_t work;                  /* destinations handled, all levels */
-    struct local_result combined;
+    struct delivery_status combined;
     bool any;
     char **forwards;              /* addresses to send on through cleanup */
     size_t nforwards;
@@ -107,7 +107,7 @@ static bool in_chain(const struct origin *o, const char *key)
     return false;
 }
 
-static void combine(struct top *t, const struct local_result *r)
+static void combine(struct top *t, const struct delivery_status *r)
 {
     int have = t->any ? t->combined.status : 0;
     bool worse = !t->any || (r->status == 4 && have != 4) || (r->status == 5 && have == 2);
@@ -120,13 +120,13 @@ static void combine(struct top *t, const struct local_result *r)
  * first result counts for this recipient too, and true. */
 static bool repeated(struct top *t, const char *key)
 {
-    const struct local_result *seen = dup_find(t->dups, key);
+    const struct delivery_status *seen = dup_find(t->dups, key);
     if (seen)
         combine(t, seen);
     return seen != NULL;
 }
 
-static void leaf_done(struct top *t, const char *to, const struct local_result *r)
+static void leaf_done(struct top *t, const char *to, const struct delivery_status *r)
 {
     local_log_delivery(t->msg, to, strcasecmp(to, t->orig) != 0 ? t->orig : NULL, r);
     combine(t, r);
@@ -134,8 +134,8 @@ static void leaf_done(struct top *t, const char *to, const struct local_result *
 
 static void leaf_fail(struct top *t, const char *to, int status, const char *dsn, const char *text)
 {
-    struct local_result r;
-    local_result_set(&r, status, dsn, "%s", text);
+    struct delivery_status r;
+    delivery_status_set(&r, status, dsn, "%s", text);
     leaf_done(t, to, &r);
 }
 
@@ -169,7 +169,7 @@ static void deliver_address(struct top *t, const char *text, bool direct, const 
 /* ---- files and commands ---- */
 
 /* Files and commands never run as root: default_privs stands in. */
-static int leaf_identity(const struct origin *o, struct local_user *as, struct local_result *res)
+static int leaf_identity(const struct origin *o, struct local_user *as, struct delivery_status *res)
 {
     if (o->privs && o->privs->uid != 0) {
         local_user_copy(as, o->privs);
@@ -183,7 +183,7 @@ static void deliver_file_or_command(struct top *t, const struct local_dest *dest
 {
     bool command = dest->kind == DEST_COMMAND;
     unsigned allowed = command ? local_cfg.commands_allowed : local_cfg.files_allowed;
-    struct local_result res;
+    struct delivery_status res;
     if (!(allowed & o->class)) {
         leaf_fail(t, o->address, 5, "5.7.1", command ? "mail to command is restricted"
                                                      : "mail to file is restricted");
@@ -238,7 +238,7 @@ static void deliver_include(struct top *t, const char *path, const struct origin
     }
     struct local_user reader = { 0 }, owner = { 0 };
     struct dest_list dests = { 0 };
-    struct local_result res;
+    struct delivery_status res;
     if (leaf_identity(o, &reader, &res) == 0
         && local_include_read(t->msg, path, &reader, &dests, &owner, &res) == 0) {
         deliver_expansion(t, &dests, o, LOCAL_CLASS_INCLUDE, &owner, sb_str(&key), depth);
@@ -302,7 +302,7 @@ static int try_alias(struct top *t, const struct origin *self, const char *base,
         if (!t->aliases)
             t->aliases = local_aliases_open();
         struct local_user owner = { 0 };
-        struct local_result res;
+        struct delivery_status res;
         int found = local_alias_lookup(t->aliases, keys[i], &value, &owner, &res);
         if (found < 0) {
             leaf_done(t, self->address, &res);
@@ -311,8 +311,8 @@ static int try_alias(struct top *t, const struct origin *self, const char *base,
             struct dest_list dests = { 0 };
             rc = 1;
             if (local_expand_parse(sb_str(&value), value.len, 0, &dests, &err) < 0 || dests.n == 0) {
-                local_result_set(&res, 4, "4.3.5", "alias %s: %s", keys[i],
-                           dests.n == 0 && err.len == 0 ? "no destinations" : sb_str(&err));
+                const char *why = dests.n == 0 && err.len == 0 ? "no destinations" : sb_str(&err);
+                delivery_status_set(&res, 4, "4.3.5", "alias %s: %s", keys[i], why);
                 leaf_done(t, self->address, &res);
             } else {
                 deliver_expansion(t, &dests, self, LOCAL_CLASS_ALIAS, &owner, sb_str(&key), depth);
@@ -336,7 +336,7 @@ static int try_forward(struct top *t, const struct origin *self, const struct lo
     if (!in_chain(self, sb_str(&key))) {
         struct local_delivery d;
         struct dest_list dests = { 0 };
-        struct local_result res;
+        struct delivery_status res;
         delivery_for(&d, t, self);
         int found = local_forward_read(&d, user, &dests, &res);
         if (found < 0) {
@@ -358,7 +358,7 @@ static void deliver_mailbox(struct top *t, const struct origin *self, const stru
     sb_appendf(&key, "mailbox:%s", user->name);
     if (!repeated(t, sb_str(&key))) {
         struct local_delivery d;
-        struct local_result res;
+        struct delivery_status res;
         const char *what;
         delivery_for(&d, t, self);
         local_mailbox_deliver(&d, user, &res, &what);
@@ -376,8 +376,8 @@ static void pass_mailbox(struct top *t, const struct origin *self)
     struct strbuf key = STRBUF_INIT(ADDRESS_MAX_LEN + 16), orcpt = STRBUF_INIT(0);
     sb_appendf(&key, "transport:%s", self->address);
     if (!repeated(t, sb_str(&key))) {
-        struct deliver_pass_result pr;
-        struct local_result res;
+        struct delivery_status pr;
+        struct delivery_status res;
         if (*t->rcpt->orcpt)
             sb_appends(&orcpt, t->rcpt->orcpt);
         else
@@ -385,7 +385,7 @@ static void pass_mailbox(struct top *t, const struct origin *self)
         deliver_pass(local_cfg.mailbox_transport, self->domain, t->msg->id, t->msg->queue_path,
                      t->msg->sender, self->address, sb_str(&orcpt), t->rcpt->notify,
                      t->rcpt->offset, local_cfg.ipc_timeout, &pr);
-        local_result_set(&res, pr.status, pr.dsn, "%s", pr.reason);
+        delivery_status_set(&res, pr.status, pr.dsn, "%s", pr.reason);
         dup_add(t->dups, sb_str(&key), &res);
         combine(t, &res);
     }
@@ -457,7 +457,7 @@ static void deliver_address(struct top *t, const char *text, bool direct, const 
                            .address = sb_str(&full), .local = local, .extension = extension,
                            .domain = domain };
     struct local_user user = { 0 };
-    struct strbuf text_buf = STRBUF_INIT(LOCAL_REASON_MAX);
+    struct strbuf text_buf = STRBUF_INIT(DELIVERY_REASON_MAX);
     if (!direct && try_alias(t, &self, base, depth))
         goto out;
     /* As Postfix: mailbox_transport takes every mailbox, Unix account or
@@ -491,27 +491,27 @@ static void forward_all(struct top *t)
 {
     if (t->nforwards == 0)
         return;
-    struct strbuf err = STRBUF_INIT(LOCAL_REASON_MAX);
+    struct strbuf err = STRBUF_INIT(DELIVERY_REASON_MAX);
     char id[24] = "";
-    struct local_result res;
+    struct delivery_status res;
     if (local_resubmit(t->msg, t->delivered_to, (const char *const *)t->forwards, t->nforwards,
                        id, &err) == 0)
-        local_result_set(&res, 2, "2.0.0", "forwarded as %s", id);
+        delivery_status_set(&res, 2, "2.0.0", "forwarded as %s", id);
     else
-        local_result_set(&res, 4, "4.3.0", "cannot forward: %s", sb_str(&err));
+        delivery_status_set(&res, 4, "4.3.0", "cannot forward: %s", sb_str(&err));
     for (size_t i = 0; i < t->nforwards; i++)
         leaf_done(t, t->forwards[i], &res);
     sb_free(&err);
 }
 
 void local_recipient_deliver(const struct local_message *msg, const struct deliver_rcpt *r,
-                             void *dup_filter, struct local_result *res)
+                             void *dup_filter, struct delivery_status *res)
 {
     struct top t = { .msg = msg, .rcpt = r, .address = r->address, .dups = dup_filter };
     t.orig = strncasecmp(r->orcpt, "rfc822;", 7) == 0 && r->orcpt[7] ? r->orcpt + 7 : r->address;
     t.delivered_to = str_lower(xstrdup(r->address));
     if (mailbox_delivered_seen(msg->delivered_to, msg->ndelivered, t.delivered_to)) {
-        struct strbuf text = STRBUF_INIT(LOCAL_REASON_MAX);
+        struct strbuf text = STRBUF_INIT(DELIVERY_REASON_MAX);
         sb_appendf(&text, "mail forwarding loop for %s", r->address);
         leaf_fail(&t, r->address, 5, "5.4.6", sb_str(&text));
         sb_free(&text);

@@ -14,12 +14,12 @@
 #include "util.h"
 
 struct outcome {
-    struct local_result res;
+    struct delivery_status res;
     long long usec;              /* time spent on this recipient */
 };
 
 void local_log_delivery(const struct local_message *msg, const char *to, const char *orig_to,
-                        const struct local_result *res)
+                        const struct delivery_status *res)
 {
     long long now = now_usec();
     struct delivery_delays delays = {
@@ -51,18 +51,18 @@ static void message_close(struct local_message *msg)
  * descriptor of the same open file for the envelope, the Delivered-To:
  * scan, every copy and resubmission, which children inherit. */
 static int message_open(struct local_message *msg, struct deliver_request *rq,
-                        struct local_result *fail)
+                        struct delivery_status *fail)
 {
     struct strbuf err = STRBUF_INIT(0);
     int rc = -1;
     if (deliver_request_open(rq, &err) < 0) {
-        local_result_set(fail, 4, "4.3.0", "%s", sb_str(&err));
+        delivery_status_set(fail, 4, "4.3.0", "%s", sb_str(&err));
         goto out;
     }
     msg->mark_fd = rq->fd;
     msg->fd = safe_reopen(rq->fd, O_RDONLY, &err);
     if (msg->fd < 0) {
-        local_result_set(fail, 4, "4.3.0", "cannot open queue file %s", sb_str(&err));
+        delivery_status_set(fail, 4, "4.3.0", "cannot open queue file %s", sb_str(&err));
         goto out;
     }
     msg->sender = xstrdup(rq->msg.sender);
@@ -83,11 +83,11 @@ out:
 }
 
 /* A final outcome must be on disk before anyone hears of it. */
-static void mark_final(struct deliver_request *rq, size_t i, struct local_result *res)
+static void mark_final(struct deliver_request *rq, size_t i, struct delivery_status *res)
 {
     struct strbuf why = STRBUF_INIT(0);
     if (deliver_request_mark(rq, i, res->status, res->reason, &why) < 0)
-        local_result_set(res, 4, "4.3.0", "%s", sb_str(&why));
+        delivery_status_set(res, 4, "4.3.0", "%s", sb_str(&why));
     sb_free(&why);
 }
 
@@ -101,11 +101,11 @@ static void deliver_all(struct local_message *msg, struct deliver_request *rq,
         long long start = now_usec();
         msg->seq++;
         if (!rec) {
-            local_result_set(&out[i].res, 4, "4.3.0", "recipient not found in queue file %s",
-                       rq->queue_path);
+            delivery_status_set(&out[i].res, 4, "4.3.0", "recipient not found in queue file %s",
+                                rq->queue_path);
             local_log_delivery(msg, r->address, NULL, &out[i].res);
         } else if (rec->done) {
-            local_result_set(&out[i].res, 2, "2.0.0", "already delivered");
+            delivery_status_set(&out[i].res, 2, "2.0.0", "already delivered");
         } else {
             local_recipient_deliver(msg, r, dups, &out[i].res);
             mark_final(rq, i, &out[i].res);
@@ -141,7 +141,7 @@ void local_request_serve(int fd)
     msg.queue_path = rq.queue_path;
     msg.passed = rq.flags & DELIVER_FLAG_PASSED;
     struct outcome *out = xcalloc(rq.nrcpt, sizeof(*out));
-    struct local_result fail;
+    struct delivery_status fail;
     if (message_open(&msg, &rq, &fail) < 0) {
         msg_warn("%s: %s", msg.id, fail.reason);
         for (size_t i = 0; i < rq.nrcpt; i++) {

@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "delivery_status.h"
 #include "strbuf.h"
 
-#define PIPE_REASON_MAX 1024          /* one result text */
 #define PIPE_OUTPUT_KEEP 4096         /* command output bytes kept */
 #define PIPE_OUTPUT_REASON 200        /* of which at most this goes into a reason */
 #define PIPE_ARG_MAX 65536            /* one expanded argument */
@@ -105,19 +105,12 @@ int pipe_copy_feed(struct pipe_copy *c, const char *data, size_t len, struct str
 int pipe_copy_finish(struct pipe_copy *c, struct strbuf *out);
 
 /* ---- the command's outcome (pipe_status.c) ---- */
-struct pipe_outcome {
-    int status;                   /* 2 sent, 4 deferred, 5 bounced */
-    char dsn[16];
-    char reason[PIPE_REASON_MAX];
-};
 /* From the wait status, the time limit and the first line of output, as
  * Postfix: 0 sent; a leading X.Y.Z of 4 or 5 in the output decides; then
  * the sysexits.h code; a signal or the time limit defers; any other status
  * returns the mail. service names the transport in the success text. */
 void pipe_status_map(int wstatus, bool timed_out, const char *output_line, const char *service,
-                     const char *command, struct pipe_outcome *o);
-void pipe_outcome_set(struct pipe_outcome *o, int status, const char *dsn, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+                     const char *command, struct delivery_status *o);
 
 /* ---- the agent (pipe.c, pipe_request.c) ---- */
 struct pipe_settings {

@@ -25,7 +25,7 @@
 
 struct request {
     struct deliver_request dr;
-    struct pipe_outcome *out;     /* per recipient */
+    struct delivery_status *out;     /* per recipient */
     bool *active;                 /* pending and undecided: the command decides */
     size_t nactive;
     int client_fd;
@@ -35,7 +35,7 @@ static void set_active(struct request *r, int status, const char *dsn, const cha
 {
     for (size_t i = 0; i < r->dr.nrcpt; i++)
         if (r->active[i]) {
-            pipe_outcome_set(&r->out[i], status, dsn, "%s", reason);
+            delivery_status_set(&r->out[i], status, dsn, "%s", reason);
             r->active[i] = false;
         }
     r->nactive = 0;
@@ -51,9 +51,9 @@ static void match_recipients(struct request *r)
         if (!q) {
             msg_warn("%s: recipient <%s> is not in queue file %s", r->dr.queue_id,
                      r->dr.rcpts[i].address, r->dr.queue_path);
-            pipe_outcome_set(&r->out[i], 4, "4.3.0", "queue file and delivery request disagree");
+            delivery_status_set(&r->out[i], 4, "4.3.0", "queue file and delivery request disagree");
         } else if (q->done) {
-            pipe_outcome_set(&r->out[i], 2, "2.0.0", "already delivered");
+            delivery_status_set(&r->out[i], 2, "2.0.0", "already delivered");
         } else {
             r->active[i] = true;
             r->nactive++;
@@ -119,8 +119,8 @@ static void check_request(struct request *r)
     if (a->flags & PIPE_FLAG_DELIVERED)
         for (size_t i = 0; i < r->dr.nrcpt; i++)
             if (r->active[i] && delivered_before(&r->dr, r->dr.rcpts[i].address)) {
-                pipe_outcome_set(&r->out[i], 5, "5.4.6", "mail forwarding loop for %s",
-                                 r->dr.rcpts[i].address);
+                delivery_status_set(&r->out[i], 5, "5.4.6", "mail forwarding loop for %s",
+                                    r->dr.rcpts[i].address);
                 r->active[i] = false;
                 r->nactive--;
             }
@@ -232,9 +232,9 @@ static void run_command(struct request *r)
     };
     struct strbuf output = STRBUF_INIT(PIPE_OUTPUT_KEEP);
     struct pipe_command_status st;
-    struct pipe_outcome o;
+    struct delivery_status o;
     if (pipe_command_run(&c, &output, &st) < 0) {
-        pipe_outcome_set(&o, 4, "4.3.0", "cannot run the command: %s", strerror(errno));
+        delivery_status_set(&o, 4, "4.3.0", "cannot run the command: %s", strerror(errno));
     } else {
         char line[PIPE_OUTPUT_REASON + 1], cmd[256];
         pipe_command_first_line(&output, line, sizeof(line));
@@ -259,12 +259,12 @@ static void finish(int fd, struct request *r, const bool *logged_done)
         .transfer = now - r->dr.start_usec,
     };
     for (size_t i = 0; i < r->dr.nrcpt; i++) {
-        struct pipe_outcome *o = &r->out[i];
+        struct delivery_status *o = &r->out[i];
         const struct deliver_rcpt *rc = &r->dr.rcpts[i];
         if (!logged_done[i]) {
             struct strbuf why = STRBUF_INIT(0);
             if (deliver_request_mark(&r->dr, i, o->status, o->reason, &why) < 0)
-                pipe_outcome_set(o, 4, "4.3.0", "%s", sb_str(&why));
+                delivery_status_set(o, 4, "4.3.0", "%s", sb_str(&why));
             sb_free(&why);
             log_delivery(r->dr.queue_id, rc->address, delivery_orig_to(rc->orcpt, rc->address),
                          pipe_cfg.service, 0, &delays, o->dsn, delivery_status_name(o->status),
@@ -296,11 +296,11 @@ void pipe_request_serve(int fd)
         msg_warn("%s: pipe service %s refused: %s", r.dr.queue_id, pipe_cfg.service,
                  pipe_cfg.refusal);
         for (size_t i = 0; i < r.dr.nrcpt; i++)
-            pipe_outcome_set(&r.out[i], 4, "4.3.5", "mail system configuration error");
+            delivery_status_set(&r.out[i], 4, "4.3.5", "mail system configuration error");
     } else if (deliver_request_open(&r.dr, &why) < 0) {
         msg_warn("%s: %s", r.dr.queue_id, sb_str(&why));
         for (size_t i = 0; i < r.dr.nrcpt; i++)
-            pipe_outcome_set(&r.out[i], 4, "4.3.0", "%s", sb_str(&why));
+            delivery_status_set(&r.out[i], 4, "4.3.0", "%s", sb_str(&why));
     } else {
         match_recipients(&r);
         for (size_t i = 0; i < r.dr.nrcpt; i++)

@@ -36,49 +36,39 @@ static const struct {
     { 78, "5.3.5", "local configuration error" },
 };
 
-void pipe_outcome_set(struct pipe_outcome *o, int status, const char *dsn, const char *fmt, ...)
-{
-    va_list ap;
-    str_copy(o->dsn, sizeof(o->dsn), dsn);
-    o->status = soft_bounce_status(status, o->dsn);
-    va_start(ap, fmt);
-    vsnprintf(o->reason, sizeof(o->reason), fmt, ap);
-    va_end(ap);
-    str_sanitize(o->reason);
-}
-
 void pipe_status_map(int wstatus, bool timed_out, const char *line, const char *service,
-                     const char *command, struct pipe_outcome *o)
+                     const char *command, struct delivery_status *o)
 {
     const char *sep = *line ? ". Command output: " : "";
     const char *text;
     size_t dsn_len;
     char dsn[16];
     if (timed_out) {
-        pipe_outcome_set(o, 4, "4.3.0", "command time limit exceeded: \"%s\"%s%s", command, sep, line);
+        delivery_status_set(o, 4, "4.3.0", "command time limit exceeded: \"%s\"%s%s", command, sep,
+                            line);
     } else if (WIFSIGNALED(wstatus)) {
-        pipe_outcome_set(o, 4, "4.3.0", "Command died with signal %d: \"%s\"%s%s",
-                         WTERMSIG(wstatus), command, sep, line);
+        delivery_status_set(o, 4, "4.3.0", "Command died with signal %d: \"%s\"%s%s",
+                            WTERMSIG(wstatus), command, sep, line);
     } else if (WEXITSTATUS(wstatus) == 0) {
         if (*line)
-            pipe_outcome_set(o, 2, "2.0.0", "delivered via %s service (%s)", service, line);
+            delivery_status_set(o, 2, "2.0.0", "delivered via %s service (%s)", service, line);
         else
-            pipe_outcome_set(o, 2, "2.0.0", "delivered via %s service", service);
+            delivery_status_set(o, 2, "2.0.0", "delivered via %s service", service);
     } else if ((dsn_len = dsn_prefix_len(line, "45")) > 0 && dsn_len < sizeof(dsn)) {
         /* "4.X.Y text" or "5.X.Y text" */
         memcpy(dsn, line, dsn_len);
         dsn[dsn_len] = 0;
         text = line + dsn_len + (line[dsn_len] == ' ');
-        pipe_outcome_set(o, dsn[0] - '0', dsn, "%s", *text ? text : "command failed");
+        delivery_status_set(o, dsn[0] - '0', dsn, "%s", *text ? text : "command failed");
     } else {
         int code = WEXITSTATUS(wstatus);
         for (size_t i = 0; i < sizeof(sysexits) / sizeof(sysexits[0]); i++)
             if (sysexits[i].code == code) {
-                pipe_outcome_set(o, sysexits[i].dsn[0] - '0', sysexits[i].dsn, "%s%s%s",
-                                 sysexits[i].text, sep, line);
+                delivery_status_set(o, sysexits[i].dsn[0] - '0', sysexits[i].dsn, "%s%s%s",
+                                    sysexits[i].text, sep, line);
                 return;
             }
-        pipe_outcome_set(o, 5, "5.3.0", "Command died with status %d: \"%s\"%s%s", code, command,
-                         sep, line);
+        delivery_status_set(o, 5, "5.3.0", "Command died with status %d: \"%s\"%s%s", code, command,
+                            sep, line);
     }
 }

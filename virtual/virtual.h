@@ -49,7 +49,7 @@ struct virtual_mailbox {
  * configuration error (no or a bad uid or gid, a uid below
  * virtual_minimum_uid, a mailbox path that leaves virtual_mailbox_base). */
 int virtual_lookup(const struct virtual_settings *cfg, const char *local_lc, const char *domain,
-                   struct virtual_mailbox *mb, struct mailbox_status *st);
+                   struct virtual_mailbox *mb, struct delivery_status *st);
 
 /* The path of a table's mailbox value under base: "base/value" with
  * maildir set for a trailing '/'. -1 (why set) for a value that is empty,
@@ -68,7 +68,7 @@ struct virtual_delivery {
 /* Write the message into mb's mailbox in a child process that has mb's
  * uid and gid and nothing else of root's; st gets the outcome. */
 void virtual_deliver(const struct virtual_delivery *d, const struct virtual_mailbox *mb,
-                     struct mailbox_status *st);
+                     struct delivery_status *st);
 
 /* virtual_request.c: serve one delivery request on fd */
 void virtual_request_serve(int fd);

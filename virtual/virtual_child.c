@@ -22,7 +22,7 @@
 #include "util.h"
 #include "virtual.h"
 
-#define CHILD_FRAME_LIMIT (MAILBOX_REASON_MAX + 256)
+#define CHILD_FRAME_LIMIT (DELIVERY_REASON_MAX + 256)
 
 /* ---- the child ---- */
 
@@ -45,20 +45,20 @@ static void close_inherited(const struct virtual_delivery *d, int keep)
 
 /* Open (creating when missing) without following a symbolic link, and
  * accept only a plain file of uid with one link. */
-static int mbox_open(const char *path, const char *what, uid_t uid, struct mailbox_status *st)
+static int mbox_open(const char *path, const char *what, uid_t uid, struct delivery_status *st)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
     struct stat sb;
     if (fd < 0 && errno == ELOOP && lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
-        mailbox_status_set(st, 4, "4.2.0", "cannot update %s: it is a symbolic link, which is "
-                           "not followed; remove it", what);
+        delivery_status_set(st, 4, "4.2.0", "cannot update %s: it is a symbolic link, which is "
+                            "not followed; remove it", what);
         return -1;
     }
     if (fd < 0) {
         int status, err = errno;
         const char *dsn = mailbox_dsn_for_errno(err, &status);
-        mailbox_status_set(st, status, dsn, "cannot update %s: cannot open file: %s", what,
-                           strerror(err));
+        delivery_status_set(st, status, dsn, "cannot update %s: cannot open file: %s", what,
+                            strerror(err));
         return -1;
     }
     const char *bad = fstat(fd, &sb) < 0 ? "cannot be examined"
@@ -67,7 +67,7 @@ static int mbox_open(const char *path, const char *what, uid_t uid, struct mailb
                       : sb.st_uid != uid ? "is not owned by the recipient's uid" : NULL;
     if (bad) {
         close(fd);
-        mailbox_status_set(st, 4, "4.2.0", "cannot update %s: the file %s", what, bad);
+        delivery_status_set(st, 4, "4.2.0", "cannot update %s: the file %s", what, bad);
         return -1;
     }
     int fl = fcntl(fd, F_GETFL);
@@ -77,7 +77,7 @@ static int mbox_open(const char *path, const char *what, uid_t uid, struct mailb
 }
 
 static void mbox_deliver(const struct virtual_delivery *d, const struct virtual_mailbox *mb,
-                         struct mailbox_status *st)
+                         struct delivery_status *st)
 {
     struct strbuf what = STRBUF_INIT(VIRTUAL_PATH_MAX + 1200);
     sb_appendf(&what, "mailbox %s for %s", mb->path, d->address);
@@ -87,13 +87,13 @@ static void mbox_deliver(const struct virtual_delivery *d, const struct virtual_
         locked = mailbox_dotlock_acquire(mb->path, virtual_cfg.lock_attempts, virtual_cfg.lock_delay,
                                          virtual_cfg.stale_lock_time, mb->uid, &found);
         if (locked == -2) {
-            mailbox_status_set(st, 4, "4.2.0", "cannot update %s: lock file %s.lock was not made "
-                               "by the recipient's uid; remove it", sb_str(&what), mb->path);
+            delivery_status_set(st, 4, "4.2.0", "cannot update %s: lock file %s.lock was not made "
+                                "by the recipient's uid; remove it", sb_str(&what), mb->path);
             goto out;
         }
         if (locked == -1 && errno == EAGAIN) {
-            mailbox_status_set(st, 4, "4.2.0", "cannot update %s: unable to lock for exclusive "
-                               "access (dot lock busy)", sb_str(&what));
+            delivery_status_set(st, 4, "4.2.0", "cannot update %s: unable to lock for exclusive "
+                                "access (dot lock busy)", sb_str(&what));
             goto out;
         }
         /* any other failure (a directory the uid may not write): as Postfix,
@@ -104,13 +104,13 @@ static void mbox_deliver(const struct virtual_delivery *d, const struct virtual_
         goto unlock;
     if ((virtual_cfg.lock & MAILBOX_LOCK_FCNTL)
         && mailbox_fcntl_lock(fd, virtual_cfg.lock_attempts, virtual_cfg.lock_delay) < 0) {
-        mailbox_status_set(st, 4, "4.2.0", "cannot update %s: unable to lock for exclusive access "
-                           "(fcntl lock: %s)", sb_str(&what), strerror(errno));
+        delivery_status_set(st, 4, "4.2.0", "cannot update %s: unable to lock for exclusive access "
+                            "(fcntl lock: %s)", sb_str(&what), strerror(errno));
     } else {
         struct mailbox_limit limit = { virtual_cfg.mailbox_limit, "virtual_mailbox_limit" };
         mailbox_mbox_append(&d->msg, d->delivered_to, fd, sb_str(&what), COPY_MBOX, &limit, st);
         if (st->status == 2)
-            mailbox_status_set(st, 2, "2.0.0", "delivered to mailbox");
+            delivery_status_set(st, 2, "2.0.0", "delivered to mailbox");
     }
     close(fd);                   /* releases the fcntl lock */
 unlock:
@@ -130,13 +130,13 @@ static void __attribute__((noreturn)) child_main(void *ctx, int report)
     const struct child_job *job = ctx;
     const struct virtual_delivery *d = job->d;
     const struct virtual_mailbox *mb = job->mb;
-    struct mailbox_status st;
+    struct delivery_status st;
     signal(SIGPIPE, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     close_inherited(d, report);
     pipe_command_become(NULL, mb->uid, mb->gid, false);
     umask(077);
-    mailbox_status_set(&st, 4, "4.3.0", "delivery process reported nothing");
+    delivery_status_set(&st, 4, "4.3.0", "delivery process reported nothing");
     if (mb->maildir) {
         struct mailbox_maildir md = {
             .dir = mb->path, .hostname = virtual_cfg.myhostname,
@@ -159,7 +159,7 @@ static void __attribute__((noreturn)) child_main(void *ctx, int report)
 
 /* ---- the parent ---- */
 
-static int decode_report(const struct strbuf *in, struct mailbox_status *st)
+static int decode_report(const struct strbuf *in, struct delivery_status *st)
 {
     struct attr_reader r;
     long long status;
@@ -170,26 +170,26 @@ static int decode_report(const struct strbuf *in, struct mailbox_status *st)
         || strlen(dsn) >= sizeof(st->dsn) || dsn[0] != (char)('0' + status)
         || attr_reader_done(&r) < 0)
         return -1;
-    mailbox_status_set(st, (int)status, dsn, "%s", reason);
+    delivery_status_set(st, (int)status, dsn, "%s", reason);
     return 0;
 }
 
 void virtual_deliver(const struct virtual_delivery *d, const struct virtual_mailbox *mb,
-                     struct mailbox_status *st)
+                     struct delivery_status *st)
 {
     struct child_job job = { d, mb };
     struct strbuf in = STRBUF_INIT(0);
-    char why[MAILBOX_REASON_MAX];
+    char why[DELIVERY_REASON_MAX];
     int wstatus;
     int rc = pipe_command_child(child_main, &job, CHILD_FRAME_LIMIT, virtual_cfg.time_limit, &in,
                                 &wstatus, why, sizeof(why));
     if (rc < 0 && wstatus != -1 && WIFEXITED(wstatus)
         && WEXITSTATUS(wstatus) == PIPE_COMMAND_TEMPFAIL)
-        mailbox_status_set(st, 4, "4.3.0", "cannot switch to uid %ld gid %ld for the delivery",
-                           (long)mb->uid, (long)mb->gid);
+        delivery_status_set(st, 4, "4.3.0", "cannot switch to uid %ld gid %ld for the delivery",
+                            (long)mb->uid, (long)mb->gid);
     else if (rc < 0)
-        mailbox_status_set(st, 4, "4.3.0", "%s", why);
+        delivery_status_set(st, 4, "4.3.0", "%s", why);
     else if (decode_report(&in, st) < 0)
-        mailbox_status_set(st, 4, "4.3.0", "malformed result from the delivery process");
+        delivery_status_set(st, 4, "4.3.0", "malformed result from the delivery process");
     sb_free(&in);
 }

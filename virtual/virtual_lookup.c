@@ -107,7 +107,7 @@ static int find_id(struct maplist *l, char keys[3][VIRTUAL_KEY_MAX], size_t nkey
 }
 
 int virtual_lookup(const struct virtual_settings *cfg, const char *local_lc, const char *domain,
-                   struct virtual_mailbox *mb, struct mailbox_status *st)
+                   struct virtual_mailbox *mb, struct delivery_status *st)
 {
     char keys[3][VIRTUAL_KEY_MAX];
     struct strbuf value = STRBUF_INIT(65536), why = STRBUF_INIT(256);
@@ -116,17 +116,17 @@ int virtual_lookup(const struct virtual_settings *cfg, const char *local_lc, con
     int rc = -1;
     int found = find(cfg->mailbox_maps, keys, nkeys, &value);
     if (found < 0) {
-        mailbox_status_set(st, 4, "4.3.0", "virtual_mailbox_maps lookup failure for %s", rcpt);
+        delivery_status_set(st, 4, "4.3.0", "virtual_mailbox_maps lookup failure for %s", rcpt);
         goto out;
     }
     if (found == 0) {
-        mailbox_status_set(st, 5, "5.1.1", "unknown user: \"%s\"", rcpt);
+        delivery_status_set(st, 5, "5.1.1", "unknown user: \"%s\"", rcpt);
         goto out;
     }
     if (virtual_mailbox_path(cfg->base, sb_str(&value), mb->path, sizeof(mb->path), &mb->maildir,
                              &why) < 0) {
-        mailbox_status_set(st, 4, "4.3.5", "mail system configuration error: the mailbox \"%s\" "
-                           "of %s in virtual_mailbox_maps %s", sb_str(&value), rcpt, sb_str(&why));
+        delivery_status_set(st, 4, "4.3.5", "mail system configuration error: the mailbox \"%s\" "
+                            "of %s in virtual_mailbox_maps %s", sb_str(&value), rcpt, sb_str(&why));
         goto out;
     }
     static const char *const params[2] = { "virtual_uid_maps", "virtual_gid_maps" };
@@ -135,25 +135,25 @@ int virtual_lookup(const struct virtual_settings *cfg, const char *local_lc, con
     for (int i = 0; i < 2; i++) {
         int r = find_id(tables[i], keys, nkeys, &ids[i]);
         if (r == -3) {
-            mailbox_status_set(st, 4, "4.3.0", "%s lookup failure for %s", params[i], rcpt);
+            delivery_status_set(st, 4, "4.3.0", "%s lookup failure for %s", params[i], rcpt);
             goto out;
         }
         if (r == -1) {
-            mailbox_status_set(st, 4, "4.3.5", "mail system configuration error: %s has no %s "
-                               "for %s", params[i], i == 0 ? "uid" : "gid", rcpt);
+            delivery_status_set(st, 4, "4.3.5", "mail system configuration error: %s has no %s "
+                                "for %s", params[i], i == 0 ? "uid" : "gid", rcpt);
             goto out;
         }
         if (r < 0) {
-            mailbox_status_set(st, 4, "4.3.5", "mail system configuration error: %s gives %s a "
-                               "bad %s (not a number)", params[i], rcpt, i == 0 ? "uid" : "gid");
+            delivery_status_set(st, 4, "4.3.5", "mail system configuration error: %s gives %s a "
+                                "bad %s (not a number)", params[i], rcpt, i == 0 ? "uid" : "gid");
             goto out;
         }
     }
     long long minimum = cfg->minimum_uid > 0 ? cfg->minimum_uid : 1;
     if (ids[0] < minimum) {
-        mailbox_status_set(st, 4, "4.3.5", "mail system configuration error: virtual_uid_maps "
-                           "gives %s uid %lld, below virtual_minimum_uid (%lld): not delivered",
-                           rcpt, ids[0], minimum);
+        delivery_status_set(st, 4, "4.3.5", "mail system configuration error: virtual_uid_maps "
+                            "gives %s uid %lld, below virtual_minimum_uid (%lld): not delivered",
+                            rcpt, ids[0], minimum);
         goto out;
     }
     mb->uid = (uid_t)ids[0];

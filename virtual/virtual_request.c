@@ -20,12 +20,12 @@
 #include "virtual.h"
 
 struct outcome {
-    struct mailbox_status st;
+    struct delivery_status st;
     long long usec;              /* time spent on this recipient */
 };
 
 static void log_outcome(const struct deliver_request *rq, const struct deliver_rcpt *r,
-                        const struct mailbox_status *st)
+                        const struct delivery_status *st)
 {
     long long now = now_usec();
     struct delivery_delays delays = {
@@ -38,7 +38,7 @@ static void log_outcome(const struct deliver_request *rq, const struct deliver_r
 
 /* Outcomes get soft_bounce and lose bytes that must not reach a log line
  * or a notice. */
-static void finish_status(struct mailbox_status *st)
+static void finish_status(struct delivery_status *st)
 {
     st->status = soft_bounce_status(st->status, st->dsn);
     str_sanitize(st->reason);
@@ -48,20 +48,20 @@ static void finish_status(struct mailbox_status *st)
  * address before: 5.4.6, as Postfix), its tables, then the delivery as
  * its uid. */
 static void deliver_one(struct virtual_delivery *d, const struct mailbox_delivered_scan *seen,
-                        const struct deliver_rcpt *r, struct mailbox_status *st)
+                        const struct deliver_rcpt *r, struct delivery_status *st)
 {
     struct address a;
     const char *why = NULL;
     if (address_parse(r->address, strlen(r->address), ADDR_ALLOW_BARE | ADDR_ALLOW_UTF8, &a, &why)
             != ADDR_OK || !*a.domain) {
-        mailbox_status_set(st, 5, "5.1.3", "bad address syntax: %s", why ? why : "no domain");
+        delivery_status_set(st, 5, "5.1.3", "bad address syntax: %s", why ? why : "no domain");
         return;
     }
     struct virtual_mailbox mb;
     /* Delivered-To: lower-cased, as local's and Postfix's */
     char *delivered = str_lower(xstrdup(a.address));
     if (mailbox_delivered_seen(seen->values, seen->nvalues, delivered)) {
-        mailbox_status_set(st, 5, "5.4.6", "mail forwarding loop for %s", a.address);
+        delivery_status_set(st, 5, "5.4.6", "mail forwarding loop for %s", a.address);
     } else if (virtual_lookup(&virtual_cfg, a.local_lc, a.domain, &mb, st) == 0) {
         d->delivered_to = delivered;
         d->address = a.address;
@@ -72,11 +72,11 @@ static void deliver_one(struct virtual_delivery *d, const struct mailbox_deliver
 }
 
 /* A final outcome must be on disk before anyone hears of it. */
-static void mark_final(struct deliver_request *rq, size_t i, struct mailbox_status *st)
+static void mark_final(struct deliver_request *rq, size_t i, struct delivery_status *st)
 {
     struct strbuf why = STRBUF_INIT(0);
     if (deliver_request_mark(rq, i, st->status, st->reason, &why) < 0)
-        mailbox_status_set(st, 4, "4.3.0", "%s", sb_str(&why));
+        delivery_status_set(st, 4, "4.3.0", "%s", sb_str(&why));
     sb_free(&why);
 }
 
@@ -98,11 +98,11 @@ static void deliver_all(struct deliver_request *rq, int ro_fd, struct outcome *o
         const char *orig = delivery_orig_to(r->orcpt, r->address);
         d.msg.orig_to = orig ? orig : r->address;
         if (!rec) {
-            mailbox_status_set(&out[i].st, 4, "4.3.0", "recipient not found in queue file %s",
-                               rq->queue_path);
+            delivery_status_set(&out[i].st, 4, "4.3.0", "recipient not found in queue file %s",
+                                rq->queue_path);
             log_outcome(rq, r, &out[i].st);
         } else if (rec->done) {
-            mailbox_status_set(&out[i].st, 2, "2.0.0", "already delivered");
+            delivery_status_set(&out[i].st, 2, "2.0.0", "already delivered");
         } else {
             deliver_one(&d, &seen, r, &out[i].st);
             finish_status(&out[i].st);
@@ -136,7 +136,7 @@ void virtual_request_serve(int fd)
     if (ro_fd < 0) {
         msg_warn("%s: %s", rq.queue_id, sb_str(&why));
         for (size_t i = 0; i < rq.nrcpt; i++) {
-            mailbox_status_set(&out[i].st, 4, "4.3.0", "%s", sb_str(&why));
+            delivery_status_set(&out[i].st, 4, "4.3.0", "%s", sb_str(&why));
             finish_status(&out[i].st);
             log_outcome(&rq, &rq.rcpts[i], &out[i].st);
         }

@@ -13,25 +13,13 @@
 #include "config.h"
 #include "deliver_pass.h"
 #include "deliver_request.h"
+#include "delivery_status.h"
 #include "log.h"
 #include "mail_owner.h"
 #include "strbuf.h"
 #include "util.h"
 
 #define PASS_TRANSPORT_MAX 64        /* a master.cf service name */
-
-static void pass_set(struct deliver_pass_result *res, int status, const char *dsn, const char *fmt,
-                     ...) __attribute__((format(printf, 4, 5)));
-static void pass_set(struct deliver_pass_result *res, int status, const char *dsn, const char *fmt,
-                     ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
-    va_end(ap);
-    res->status = status;
-    str_copy(res->dsn, sizeof(res->dsn), dsn);
-}
 
 static int send_request(int fd, const char *transport, const char *nexthop, const char *queue_id,
                         const char *queue_path, const char *sender, const char *rcpt,
@@ -57,7 +45,7 @@ static int send_request(int fd, const char *transport, const char *nexthop, cons
 }
 
 /* {index=0, status, dsn, relay, reason, delay_connect, delay_transfer[, action]}. */
-static int read_result(int fd, int timeout, size_t limit, struct deliver_pass_result *res)
+static int read_result(int fd, int timeout, size_t limit, struct delivery_status *res)
 {
     struct strbuf frame = STRBUF_INIT(0);
     struct attr_reader r;
@@ -75,7 +63,7 @@ static int read_result(int fd, int timeout, size_t limit, struct deliver_pass_re
         && !(attr_peek_name(&r, name, sizeof(name)) && strcmp(name, "action") == 0
              && attr_get_str(&r, "action", &action) < 0)
         && attr_reader_done(&r) == 0) {
-        pass_set(res, (int)status, dsn, "%s", reason);
+        delivery_status_set(res, (int)status, dsn, "%s", reason);
         rc = 0;
     }
     long long done, failed;
@@ -93,7 +81,7 @@ static int read_result(int fd, int timeout, size_t limit, struct deliver_pass_re
 void deliver_pass(const char *transport, const char *nexthop, const char *queue_id,
                   const char *queue_path, const char *sender, const char *rcpt,
                   const char *orcpt, const char *notify, off_t offset, int timeout,
-                  struct deliver_pass_result *res)
+                  struct delivery_status *res)
 {
     char name[PASS_TRANSPORT_MAX], path[PASS_TRANSPORT_MAX + 16];
     const char *colon = strchr(transport, ':');
@@ -102,7 +90,7 @@ void deliver_pass(const char *transport, const char *nexthop, const char *queue_
         nexthop = colon + 1;
     if (n == 0 || n >= sizeof(name) || memchr(transport, '/', n)) {
         msg_warn("%s: malformed transport \"%s\"", queue_id, transport);
-        pass_set(res, 4, "4.3.5", "mail transport configuration error");
+        delivery_status_set(res, 4, "4.3.5", "mail transport configuration error");
         return;
     }
     memcpy(name, transport, n);
@@ -112,7 +100,7 @@ void deliver_pass(const char *transport, const char *nexthop, const char *queue_
     int fd = mail_owner_connect(path, timeout);
     if (fd < 0) {
         msg_warn("%s: cannot connect to the %s delivery agent at %s: %m", queue_id, name, path);
-        pass_set(res, 4, "4.3.0", "mail transport unavailable");
+        delivery_status_set(res, 4, "4.3.0", "mail transport unavailable");
         return;
     }
     if (attr_expect_protocol(fd, "delivery", limit, timeout) < 0
@@ -120,7 +108,7 @@ void deliver_pass(const char *transport, const char *nexthop, const char *queue_
                         timeout) < 0
         || read_result(fd, timeout, limit, res) < 0) {
         msg_warn("%s: delivery agent %s: protocol error or timeout", queue_id, name);
-        pass_set(res, 4, "4.3.0", "mail transport unavailable");
+        delivery_status_set(res, 4, "4.3.0", "mail transport unavailable");
     }
     close(fd);
 }

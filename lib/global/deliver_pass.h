@@ -11,13 +11,7 @@
 
 #include <sys/types.h>
 
-#define DELIVER_PASS_REASON_MAX 1024
-
-struct deliver_pass_result {
-    int status;                  /* 2, 4 or 5 */
-    char dsn[16];
-    char reason[DELIVER_PASS_REASON_MAX];
-};
+#include "delivery_status.h"
 
 /* Deliver rcpt of the message queue_path (relative to queue_directory)
  * through transport, written "transport" or "transport:nexthop" as
@@ -27,6 +21,6 @@ struct deliver_pass_result {
 void deliver_pass(const char *transport, const char *nexthop, const char *queue_id,
                   const char *queue_path, const char *sender, const char *rcpt,
                   const char *orcpt, const char *notify, off_t offset, int timeout,
-                  struct deliver_pass_result *res);
+                  struct delivery_status *res);
 
 #endif

@@ -25,16 +25,6 @@
 
 /* ---- outcomes ---- */
 
-void mailbox_status_set(struct mailbox_status *st, int status, const char *dsn, const char *fmt, ...)
-{
-    va_list ap;
-    st->status = status;
-    str_copy(st->dsn, sizeof(st->dsn), dsn);
-    va_start(ap, fmt);
-    vsnprintf(st->reason, sizeof(st->reason), fmt, ap);
-    va_end(ap);
-}
-
 /* A full disk or a broken disk may heal; a file that grew past its limit
  * will not, so that one returns the mail as Postfix does. */
 const char *mailbox_dsn_for_errno(int err, int *status)
@@ -337,11 +327,11 @@ int mailbox_fcntl_lock(int fd, int attempts, int delay)
 
 void mailbox_mbox_append(const struct mailbox_message *m, const char *delivered_to, int fd,
                          const char *what, int flags, const struct mailbox_limit *limit,
-                         struct mailbox_status *st)
+                         struct delivery_status *st)
 {
     struct stat sb;
     if (fstat(fd, &sb) < 0) {
-        mailbox_status_set(st, 4, "4.2.0", "cannot update %s: %s", what, strerror(errno));
+        delivery_status_set(st, 4, "4.2.0", "cannot update %s: %s", what, strerror(errno));
         return;
     }
     off_t before = sb.st_size;
@@ -349,8 +339,8 @@ void mailbox_mbox_append(const struct mailbox_message *m, const char *delivered_
     if (limit->size > 0) {
         long long room = limit->size - (long long)before;
         if (room <= 0 || m->content_size >= (unsigned long long)room) {
-            mailbox_status_set(st, 5, "5.2.2", "cannot update %s: the message would exceed "
-                               "%s (%lld bytes)", what, limit->param, limit->size);
+            delivery_status_set(st, 5, "5.2.2", "cannot update %s: the message would exceed "
+                                "%s (%lld bytes)", what, limit->param, limit->size);
             return;
         }
         bound = (unsigned long long)room;
@@ -362,18 +352,18 @@ void mailbox_mbox_append(const struct mailbox_message *m, const char *delivered_
         const char *dsn = mailbox_dsn_for_errno(err, &status);
         /* never leave half a message behind */
         if (ftruncate(fd, before) < 0 || fsync(fd) < 0)
-            mailbox_status_set(st, 4, "4.3.0", "cannot update %s: %s; and cannot truncate it back "
-                               "to %lld bytes: %s", what, strerror(err), (long long)before,
-                               strerror(errno));
+            delivery_status_set(st, 4, "4.3.0", "cannot update %s: %s; and cannot truncate it back "
+                                "to %lld bytes: %s", what, strerror(err), (long long)before,
+                                strerror(errno));
         else if (err == EFBIG)
-            mailbox_status_set(st, 5, dsn, "cannot update %s: the message would exceed "
-                               "%s (%lld bytes)", what, limit->param, limit->size);
+            delivery_status_set(st, 5, dsn, "cannot update %s: the message would exceed "
+                                "%s (%lld bytes)", what, limit->param, limit->size);
         else
-            mailbox_status_set(st, status, dsn, "cannot update %s: error writing message: %s",
-                               what, strerror(err));
+            delivery_status_set(st, status, dsn, "cannot update %s: error writing message: %s",
+                                what, strerror(err));
         return;
     }
-    mailbox_status_set(st, 2, "2.0.0", "delivered");
+    delivery_status_set(st, 2, "2.0.0", "delivered");
 }
 
 /* ---- Maildir ---- */
@@ -462,24 +452,24 @@ static void maildir_name(struct strbuf *out, const struct mailbox_message *m, co
     }
 }
 
-static void maildir_fail(struct mailbox_status *st, const struct mailbox_maildir *md,
+static void maildir_fail(struct delivery_status *st, const struct mailbox_maildir *md,
                          const char *what, const char *path, int err)
 {
     int status;
     const char *dsn = mailbox_dsn_for_errno(err, &status);
     if (err == EFBIG)
-        mailbox_status_set(st, 5, dsn, "maildir delivery failed: the message would exceed "
-                           "%s (%lld bytes)", md->limit.param, md->limit.size);
+        delivery_status_set(st, 5, dsn, "maildir delivery failed: the message would exceed "
+                            "%s (%lld bytes)", md->limit.param, md->limit.size);
     else if (err == ELOOP && (md->flags & MAILDIR_NO_SYMLINK))
-        mailbox_status_set(st, status, dsn, "maildir delivery failed: %s %s: is a symbolic link, "
-                           "which is not followed; remove it", what, path);
+        delivery_status_set(st, status, dsn, "maildir delivery failed: %s %s: is a symbolic link, "
+                            "which is not followed; remove it", what, path);
     else
-        mailbox_status_set(st, status, dsn, "maildir delivery failed: %s %s: %s", what, path,
-                           strerror(err));
+        delivery_status_set(st, status, dsn, "maildir delivery failed: %s %s: %s", what, path,
+                            strerror(err));
 }
 
 void mailbox_maildir_write(const struct mailbox_message *m, const char *delivered_to,
-                           const struct mailbox_maildir *md, struct mailbox_status *st)
+                           const struct mailbox_maildir *md, struct delivery_status *st)
 {
     struct strbuf path = STRBUF_INIT(8192), name = STRBUF_INIT(1024);
     struct strbuf tmp = STRBUF_INIT(8192), fin = STRBUF_INIT(8192);
@@ -520,7 +510,7 @@ void mailbox_maildir_write(const struct mailbox_message *m, const char *delivere
      * deferral now would only deliver it twice. */
     if (fsync_dir(sb_str(&path)) < 0)
         msg_warn("maildir %s: fsync: %m", sb_str(&path));
-    mailbox_status_set(st, 2, "2.0.0", "delivered to maildir");
+    delivery_status_set(st, 2, "2.0.0", "delivered to maildir");
 out:
     sb_free(&path);
     sb_free(&name);

@@ -9,7 +9,7 @@
  * Nothing here changes identity: the caller runs these in a process that
  * already has the identity the mailbox belongs to (see local/local_child.c
  * and virtual/virtual_child.c), so every path is opened with that uid's
- * rights only. Outcomes come back as a struct mailbox_status: 2 delivered,
+ * rights only. Outcomes come back as a struct delivery_status: 2 delivered,
  * 4 deferred, 5 bounced, with an enhanced status code and one line of
  * text; the agent applies soft_bounce and logs. */
 #ifndef TERN_MAILBOX_H
@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "delivery_status.h"
 #include "strbuf.h"
 
-#define MAILBOX_REASON_MAX 1024
 
 /* What a copy is made of: the queue file's content and its envelope. */
 struct mailbox_message {
@@ -33,14 +33,6 @@ struct mailbox_message {
     unsigned long seq;            /* deliveries by this process (unique Maildir names) */
 };
 
-/* The outcome of one mailbox write. */
-struct mailbox_status {
-    int status;                   /* 2 sent, 4 deferred, 5 bounced */
-    char dsn[16];                 /* X.Y.Z */
-    char reason[MAILBOX_REASON_MAX];
-};
-void mailbox_status_set(struct mailbox_status *st, int status, const char *dsn, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 /* dsn class for an errno of a mailbox/file operation that failed:
  * 4.2.0 (locks, permissions), 4.3.0 (disk full, I/O), 5.2.2 (too large);
  * *status gets 4 or 5. */
@@ -108,7 +100,7 @@ struct mailbox_limit {
  * ("mailbox PATH for user NAME"); on success the reason is "delivered". */
 void mailbox_mbox_append(const struct mailbox_message *m, const char *delivered_to, int fd,
                          const char *what, int flags, const struct mailbox_limit *limit,
-                         struct mailbox_status *st);
+                         struct delivery_status *st);
 
 /* struct mailbox_maildir .flags */
 #define MAILDIR_MAKE_PARENTS 1    /* create missing parents of dir too (0700) */
@@ -124,7 +116,7 @@ struct mailbox_maildir {
  * fsync it, and rename it into dir/new/; dir, tmp, new and cur are created
  * (0700) when missing. On success the reason is "delivered to maildir". */
 void mailbox_maildir_write(const struct mailbox_message *m, const char *delivered_to,
-                           const struct mailbox_maildir *md, struct mailbox_status *st);
+                           const struct mailbox_maildir *md, struct delivery_status *st);
 
 /* ---- Delivered-To: headers, for mail loop detection ---- */
 #define MAILBOX_DELIVERED_MAX 1000          /* values remembered per message */

@@ -252,7 +252,7 @@ static void test_maildir(const char *dir)
     CHECK(make_queue_file(dir, "Subject: md\n\nFrom here\n", &q, qpath, sizeof(qpath)) == 0);
     struct mailbox_message m = { .fd = open(qpath, O_RDONLY), .content_offset = q.content_offset,
                                  .content_size = q.content_size, .sender = q.sender, .seq = 1 };
-    struct mailbox_status st;
+    struct delivery_status st;
     snprintf(box, sizeof(box), "%s/deep/er/box/", dir);
     struct mailbox_maildir md = { .dir = box, .hostname = "h/o:st", .flags = 0,
                                   .limit = { 0, "virtual_mailbox_limit" } };

@@ -152,7 +152,7 @@ static void test_copy(void)
 
 static void test_status(void)
 {
-    struct pipe_outcome o;
+    struct delivery_status o;
     pipe_status_map(0, false, "", "dovecot", "/bin/x", &o);
     CHECK(o.status == 2);
     CHECK_STR(o.reason, "delivered via dovecot service");

@@ -64,7 +64,7 @@ static void test_ids(void)
 }
 
 static int lookup(const char *local, const char *domain, struct virtual_mailbox *mb,
-                  struct mailbox_status *st)
+                  struct delivery_status *st)
 {
     memset(mb, 0, sizeof(*mb));
     memset(st, 0, sizeof(*st));
@@ -74,7 +74,7 @@ static int lookup(const char *local, const char *domain, struct virtual_mailbox 
 static void test_lookup(void)
 {
     struct virtual_mailbox mb;
-    struct mailbox_status st;
+    struct delivery_status st;
     virtual_cfg.base = "/v";
     virtual_cfg.recipient_delimiter = "+";
     virtual_cfg.minimum_uid = 100;
