@@ -34,24 +34,11 @@ static struct {
     struct event *expire_ev, *stats_ev;
 } av;
 
-struct anvil_conn {
-    struct bufferevent *bev;
-    struct anvil_peer *peer;
-};
-
-static void conn_close(struct anvil_conn *c)
+/* One request frame of a client (the evframe_service handler; ctx is the
+ * client's peer record); false when the client must be dropped. */
+static bool anvil_request(void *ctx, struct bufferevent *bev, const char *frame, size_t len)
 {
-    anvil_peer_close(av.table, c->peer);
-    bufferevent_free(c->bev);
-    free(c);
-    server_client_done();
-}
-
-/* One request frame (an evframe_serve handler); false when the client
- * must be dropped. */
-static bool conn_request(void *arg, const char *frame, size_t len)
-{
-    struct anvil_conn *c = arg;
+    struct anvil_peer *peer = ctx;
     time_t now = time(NULL);
     struct anvil_request req;
     struct anvil_reply rep;
@@ -60,40 +47,34 @@ static bool conn_request(void *arg, const char *frame, size_t len)
         msg_warn("malformed request from a client: %s; closing its connection", why);
         return false;
     }
-    anvil_table_request(av.table, c->peer, &req, now, &rep);
+    anvil_table_request(av.table, peer, &req, now, &rep);
     msg_debug("%s %s:%s: count=%ld rate=%ld", anvil_request_name(req.type), req.service,
               req.addr, rep.count, rep.rate);
     struct strbuf out = STRBUF_INIT(ANVIL_FRAME_LIMIT);
     bool ok = anvil_encode_reply(&out, &rep) == 0
-        && bufferevent_write(c->bev, out.data, out.len) == 0;
+        && bufferevent_write(bev, out.data, out.len) == 0;
     sb_free(&out);
     return ok;
 }
 
-static void conn_read(struct bufferevent *bev, void *arg)
+/* A client is gone: its connections no longer count. */
+static void anvil_client_closed(void *ctx)
 {
-    if (evframe_serve(bev, attr_frame_size, ANVIL_FRAME_LIMIT, ANVIL_BATCH, ANVIL_OUTPUT_HIGH,
-                      conn_request, arg) != EVFRAME_WAITING)
-        conn_close(arg);
+    anvil_peer_close(av.table, ctx);
+    server_client_done();
 }
 
-static void conn_event(struct bufferevent *bev, short what, void *arg)
-{
-    conn_close(arg);
-}
+static const struct evframe_service anvil_service = {
+    .protocol = ANVIL_PROTOCOL, .limit = ANVIL_FRAME_LIMIT, .batch = ANVIL_BATCH,
+    .output_high = ANVIL_OUTPUT_HIGH, .handle = anvil_request, .closed = anvil_client_closed,
+};
 
 static void anvil_accept(int fd, struct event_base *base)
 {
-    struct anvil_conn *c = xcalloc(1, sizeof(*c));
-    c->bev = server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!c->bev) {
-        free(c);
-        return;
-    }
-    c->peer = anvil_peer_create(av.table);
-    evframe_send_protocol(c->bev, ANVIL_PROTOCOL);
-    bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    struct bufferevent *bev =
+        server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (bev)
+        evframe_serve_client(bev, &anvil_service, anvil_peer_create(av.table));
 }
 
 static void on_expire(evutil_socket_t fd, short what, void *arg)

@@ -49,18 +49,6 @@ static struct {
     size_t ntables;
 } px;
 
-struct proxy_conn {
-    struct bufferevent *bev;
-    bool closing;           /* the last answer is on its way; then close */
-};
-
-static void conn_close(struct proxy_conn *c)
-{
-    bufferevent_free(c->bev);
-    free(c);
-    server_client_done();
-}
-
 /* The open table for an allowed name, opened now if need be; NULL when it
  * cannot be opened (logged, tried again after PROXY_REOPEN_DELAY). */
 static struct map *table_get(const char *name)
@@ -131,9 +119,8 @@ static void proxy_answer(const struct proxy_request *req, struct strbuf *value,
 
 /* One request frame: its answer queued; false when the connection is to
  * be closed once that answer is sent. */
-static bool conn_request(void *arg, const char *frame, size_t len)
+static bool proxymap_request(void *ctx, struct bufferevent *bev, const char *frame, size_t len)
 {
-    struct proxy_conn *c = arg;
     struct proxy_request req;
     struct proxy_reply rep = { PROXY_STAT_BAD, "" };
     struct strbuf value = STRBUF_INIT(PROXY_VALUE_MAX + 1);
@@ -144,64 +131,30 @@ static bool conn_request(void *arg, const char *frame, size_t len)
     else
         msg_warn("malformed request from a client: %s; closing its connection", why);
     struct strbuf out = STRBUF_INIT(PROXY_FRAME_LIMIT);
-    if (proxy_encode_reply(&out, &rep) < 0 || bufferevent_write(c->bev, out.data, out.len) < 0)
+    if (proxy_encode_reply(&out, &rep) < 0 || bufferevent_write(bev, out.data, out.len) < 0)
         ok = false;
     sb_free(&out);
     sb_free(&value);
     return ok;
 }
 
-/* The last answer has been sent: close. */
-static void conn_write_done(struct bufferevent *bev, void *arg)
+static void proxymap_client_closed(void *ctx)
 {
-    struct proxy_conn *c = arg;
-    if (c->closing)
-        conn_close(c);
+    server_client_done();
 }
 
-/* Stop reading, send what is queued, then close. */
-static void conn_finish(struct proxy_conn *c)
-{
-    c->closing = true;
-    bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        conn_close(c);
-}
-
-static void conn_read(struct bufferevent *bev, void *arg)
-{
-    struct proxy_conn *c = arg;
-    if (c->closing)
-        return;
-    switch (evframe_serve(bev, attr_frame_size, PROXY_FRAME_LIMIT, PROXY_BATCH, PROXY_OUTPUT_HIGH,
-                          conn_request, c)) {
-    case EVFRAME_WAITING:
-        return;
-    case EVFRAME_BROKEN:
-        conn_close(c);
-        return;
-    case EVFRAME_REFUSED:
-        conn_finish(c);     /* its last answer goes out first */
-        return;
-    }
-}
-
-static void conn_event(struct bufferevent *bev, short what, void *arg)
-{
-    conn_close(arg);
-}
+static const struct evframe_service proxymap_service = {
+    .protocol = PROXY_PROTOCOL, .limit = PROXY_FRAME_LIMIT, .batch = PROXY_BATCH,
+    .output_high = PROXY_OUTPUT_HIGH, .handle = proxymap_request,
+    .closed = proxymap_client_closed,
+};
 
 static void proxymap_accept(int fd, struct event_base *base)
 {
-    struct proxy_conn *c = xcalloc(1, sizeof(*c));
-    c->bev = server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!c->bev) {
-        free(c);
-        return;
-    }
-    evframe_send_protocol(c->bev, PROXY_PROTOCOL);
-    bufferevent_setcb(c->bev, conn_read, conn_write_done, conn_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    struct bufferevent *bev =
+        server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (bev)
+        evframe_serve_client(bev, &proxymap_service, NULL);
 }
 
 static void proxymap_post_init(struct event_base *base)

@@ -58,13 +58,6 @@ int anvil_encode_reply(struct strbuf *out, const struct anvil_reply *rep)
     return attr_end(&w);
 }
 
-static int fail(const char **why, const char *text)
-{
-    if (why)
-        *why = text;
-    return -1;
-}
-
 int anvil_decode_request(const void *frame, size_t len, struct anvil_request *req,
                          const char **why)
 {
@@ -73,17 +66,17 @@ int anvil_decode_request(const void *frame, size_t len, struct anvil_request *re
     if (attr_reader_init(&r, frame, len) < 0 || attr_get_str(&r, "request", &name) < 0
         || attr_get_str(&r, "service", &req->service) < 0
         || attr_get_str(&r, "addr", &req->addr) < 0 || attr_reader_done(&r) < 0)
-        return fail(why, r.error ? r.error : "malformed frame");
+        return attr_refuse(why, r.error ? r.error : "malformed frame");
     int type = -1;
     for (int i = 0; i < ANVIL_REQ_COUNT; i++)
         if (strcmp(name, request_names[i]) == 0)
             type = i;
     if (type < 0)
-        return fail(why, "unknown request");
+        return attr_refuse(why, "unknown request");
     if (!token_ok(req->service, ANVIL_SERVICE_MAX))
-        return fail(why, "bad service name");
+        return attr_refuse(why, "bad service name");
     if (!token_ok(req->addr, ANVIL_ADDR_MAX))
-        return fail(why, "bad client address");
+        return attr_refuse(why, "bad client address");
     req->type = (enum anvil_request_type)type;
     return 0;
 }

@@ -76,30 +76,23 @@ int proxy_encode_reply(struct strbuf *out, const struct proxy_reply *rep)
     return 0;
 }
 
-static int fail(const char **why, const char *text)
-{
-    if (why)
-        *why = text;
-    return -1;
-}
-
 int proxy_decode_request(const void *frame, size_t len, struct proxy_request *req,
                          const char **why)
 {
     struct attr_reader r;
     const char *name;
     if (len > PROXY_FRAME_LIMIT + 4)
-        return fail(why, "oversized frame");
+        return attr_refuse(why, "oversized frame");
     if (attr_reader_init(&r, frame, len) < 0 || attr_get_str(&r, "request", &name) < 0
         || attr_get_str(&r, "table", &req->table) < 0 || attr_get_str(&r, "key", &req->key) < 0
         || attr_reader_done(&r) < 0)
-        return fail(why, r.error ? r.error : "malformed frame");
+        return attr_refuse(why, r.error ? r.error : "malformed frame");
     if (strcmp(name, "lookup") != 0)
-        return fail(why, "unknown request");
+        return attr_refuse(why, "unknown request");
     if (!proxy_table_ok(req->table))
-        return fail(why, "bad table name");
+        return attr_refuse(why, "bad table name");
     if (!bounded(req->key, PROXY_KEY_MAX))
-        return fail(why, "key too long");
+        return attr_refuse(why, "key too long");
     return 0;
 }
 

@@ -281,6 +281,13 @@ int attr_reader_done(struct attr_reader *r)
     return 0;
 }
 
+int attr_refuse(const char **why, const char *text)
+{
+    if (why)
+        *why = text;
+    return -1;
+}
+
 /* ---- blocking helpers ---- */
 
 static long long attr_deadline(int timeout)

@@ -63,6 +63,9 @@ int attr_opt_str(struct attr_reader *r, const char *name, const char **value);
 const char *attr_peek_name(struct attr_reader *r, char *buf, size_t bufsz);
 /* 0 when everything was consumed, -1 otherwise. */
 int attr_reader_done(struct attr_reader *r);
+/* A decoder's refusal of a frame: *why = text (when why is not NULL), and
+ * -1, so that a decoder can "return attr_refuse(why, "...");". */
+int attr_refuse(const char **why, const char *text);
 
 /* ---- blocking helpers for simple clients and single-client services ---- */
 /* Write the whole buffer; timeout in seconds (0 = none). 0 ok, -1 error/timeout. */

@@ -1,5 +1,6 @@
 /* evframe.c: whole frames out of a libevent input buffer (evframe.h); only
- * the header is made contiguous until the whole frame is there. */
+ * the header is made contiguous until the whole frame is there. And the
+ * client connections of the services that answer attribute frames. */
 #include <stdlib.h>
 
 #include <event2/buffer.h>
@@ -32,43 +33,96 @@ ssize_t evframe_take(struct evbuffer *in, evframe_sizer size_of, size_t limit,
     return size;
 }
 
-enum evframe_served evframe_serve(struct bufferevent *bev, evframe_sizer size_of, size_t limit,
-                                  int batch, size_t output_high,
-                                  bool (*handle)(void *ctx, const char *frame, size_t len),
-                                  void *ctx)
+/* One client connection of an evframe_service. */
+struct evframe_client {
+    struct bufferevent *bev;
+    const struct evframe_service *svc;
+    void *ctx;
+    bool closing;               /* the last answer is on its way; then close */
+};
+
+static void client_close(struct evframe_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(bev);
-    for (int n = 0; n < batch; n++) {
-        unsigned char *frame;
-        ssize_t size = evframe_take(in, size_of, limit, &frame);
-        if (size < 0) {
-            msg_warn("oversized request from a client; closing its connection");
-            return EVFRAME_BROKEN;
-        }
-        if (size == 0)
-            return EVFRAME_WAITING;       /* the rest is on its way */
-        bool ok = handle(ctx, (const char *)frame, (size_t)size);
-        free(frame);
-        if (!ok)
-            return EVFRAME_REFUSED;
-        if (evbuffer_get_length(bufferevent_get_output(bev)) > output_high) {
-            msg_warn("a client does not read its answers; closing its connection");
-            return EVFRAME_BROKEN;
-        }
-    }
-    /* More may be buffered: come back after the other clients had a turn. */
-    if (evbuffer_get_length(in) > 0)
-        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
-    return EVFRAME_WAITING;
+    bufferevent_free(c->bev);
+    c->svc->closed(c->ctx);
+    free(c);
 }
 
-void evframe_send_protocol(struct bufferevent *bev, const char *protocol)
+/* Stop reading, send what is queued, then close. */
+static void client_finish(struct evframe_client *c)
 {
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        client_close(c);
+}
+
+/* At most batch whole frames of the input; false when the connection must
+ * close at once (an oversized frame, a client that does not read). When
+ * more frames wait after the batch, the read callback runs again after the
+ * other connections had a turn. */
+static bool client_serve(struct evframe_client *c)
+{
+    const struct evframe_service *svc = c->svc;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    for (int n = 0; n < svc->batch; n++) {
+        unsigned char *frame;
+        ssize_t size = evframe_take(in, attr_frame_size, svc->limit, &frame);
+        if (size < 0) {
+            msg_warn("oversized request from a client; closing its connection");
+            return false;
+        }
+        if (size == 0)
+            return true;                /* the rest is on its way */
+        bool ok = svc->handle(c->ctx, c->bev, (const char *)frame, (size_t)size);
+        free(frame);
+        if (!ok) {
+            client_finish(c);           /* its last answer goes out first */
+            return true;
+        }
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > svc->output_high) {
+            msg_warn("a client does not read its answers; closing its connection");
+            return false;
+        }
+    }
+    if (evbuffer_get_length(in) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    return true;
+}
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+    struct evframe_client *c = arg;
+    if (!c->closing && !client_serve(c))
+        client_close(c);
+}
+
+/* The last answer has been sent: close. */
+static void client_written(struct bufferevent *bev, void *arg)
+{
+    struct evframe_client *c = arg;
+    if (c->closing)
+        client_close(c);
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+    client_close(arg);
+}
+
+void evframe_serve_client(struct bufferevent *bev, const struct evframe_service *svc, void *ctx)
+{
+    struct evframe_client *c = xcalloc(1, sizeof(*c));
+    c->bev = bev;
+    c->svc = svc;
+    c->ctx = ctx;
     struct strbuf hello = STRBUF_INIT(256);
     struct attr_writer w;
     attr_begin(&w, &hello);
-    attr_put_str(&w, "protocol", protocol);
+    attr_put_str(&w, "protocol", svc->protocol);
     if (attr_end(&w) == 0)
         bufferevent_write(bev, hello.data, hello.len);
     sb_free(&hello);
+    bufferevent_setcb(bev, client_read, client_written, client_event, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
 }

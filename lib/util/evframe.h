@@ -23,25 +23,26 @@ typedef ssize_t (*evframe_sizer)(const void *head, size_t avail, size_t limit);
 ssize_t evframe_take(struct evbuffer *in, evframe_sizer size_of, size_t limit,
                      unsigned char **frame);
 
-/* How a service's connection ends a round of evframe_serve. */
-enum evframe_served {
-    EVFRAME_WAITING,     /* all whole frames handled; more may come */
-    EVFRAME_BROKEN,      /* an oversized frame, or a client that does not read
-                          * its answers (warned): close the connection */
-    EVFRAME_REFUSED,     /* the handler returned false */
+/* A service that answers attribute frames on event connections (anvil,
+ * proxymap): its greeting, its bounds and its request handler. */
+struct evframe_service {
+    const char *protocol;       /* the greeting: one frame protocol=NAME */
+    size_t limit;               /* the largest request frame */
+    int batch;                  /* frames handled before other connections get a turn */
+    size_t output_high;         /* answers a client may leave unread */
+    /* One request frame; the answer is written to bev. false: the request
+     * was refused; its answer, if any, is sent, then the connection is
+     * closed. */
+    bool (*handle)(void *ctx, struct bufferevent *bev, const char *frame, size_t len);
+    /* The connection is gone (ctx is the service's to free). */
+    void (*closed)(void *ctx);
 };
 
-/* The request loop of a service that answers attribute frames on an event
- * connection (anvil, proxymap): at most batch whole frames of bev's input,
- * each passed to handle; the output may grow to output_high bytes. When
- * more frames wait after the batch, bev's read callback runs again after
- * the other connections had a turn. */
-enum evframe_served evframe_serve(struct bufferevent *bev, evframe_sizer size_of, size_t limit,
-                                  int batch, size_t output_high,
-                                  bool (*handle)(void *ctx, const char *frame, size_t len),
-                                  void *ctx);
-
-/* A service's greeting: one attribute frame protocol=NAME. */
-void evframe_send_protocol(struct bufferevent *bev, const char *protocol);
+/* Serve the client on bev (a new connection, its callbacks still unset)
+ * until it leaves: greet it, pass it each whole request frame in turn,
+ * close it (bufferevent_free, then svc->closed(ctx)) when it goes away,
+ * sends an oversized frame, does not read its answers (warned), or a
+ * request is refused. */
+void evframe_serve_client(struct bufferevent *bev, const struct evframe_service *svc, void *ctx);
 
 #endif
