@@ -119,12 +119,5 @@ static void anvil_pre_exit(void)
         anvil_table_log_stats(av.table);
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_EVENT, .accept_event = anvil_accept,
-        .post_init = anvil_post_init, .pre_exit = anvil_pre_exit,
-        .long_running = true,
-    };
-    server_main(argc, argv, "anvil", &ops);
-}
+SERVER_MAIN("anvil", .mode = SERVER_EVENT, .accept_event = anvil_accept,
+            .post_init = anvil_post_init, .pre_exit = anvil_pre_exit, .long_running = true)

@@ -175,12 +175,5 @@ static void cleanup_post_init(struct event_base *base)
         msg_fatal("myhostname is empty; set it in main.cf");
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_SINGLE, .serve = cleanup_serve,
-        .pre_init = cleanup_pre_init, .post_init = cleanup_post_init,
-        .syscall_filter = SYSCALL_PROFILE_CLEANUP,
-    };
-    server_main(argc, argv, "cleanup", &ops);
-}
+SERVER_MAIN("cleanup", .mode = SERVER_SINGLE, .serve = cleanup_serve, .pre_init = cleanup_pre_init,
+            .post_init = cleanup_post_init, .syscall_filter = SYSCALL_PROFILE_CLEANUP)

@@ -90,11 +90,5 @@ static void discard_post_init(struct event_base *base)
     discard_ipc_timeout = (int)cfg_time(P_ipc_timeout);
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_SINGLE, .serve = discard_serve,
-        .post_init = discard_post_init,
-    };
-    server_main(argc, argv, "discard", &ops);
-}
+SERVER_MAIN("discard", .mode = SERVER_SINGLE, .serve = discard_serve,
+            .post_init = discard_post_init)

@@ -116,11 +116,4 @@ static void flush_serve(int fd)
     sb_free(&in);
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_SINGLE, .serve = flush_serve,
-        .pre_init = flush_pre_init,
-    };
-    server_main(argc, argv, "flush", &ops);
-}
+SERVER_MAIN("flush", .mode = SERVER_SINGLE, .serve = flush_serve, .pre_init = flush_pre_init)

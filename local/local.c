@@ -51,6 +51,9 @@ static void check_home_mailbox(const char *value)
  * root and before any chroot. */
 static void local_pre_init(void)
 {
+    /* aliases become commands and files run as a user: never taken from
+     * proxymap (a mail_owner process), as in Postfix */
+    maps_proxy_direct();
     resolve_init();
 }
 
@@ -89,14 +92,5 @@ static void local_post_init(struct event_base *base)
                  "local service in master.cf", (long)geteuid());
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_SINGLE, .serve = local_request_serve,
-        .pre_init = local_pre_init, .post_init = local_post_init,
-    };
-    /* aliases become commands and files run as a user: never taken from
-     * proxymap (a mail_owner process), as in Postfix */
-    maps_proxy_direct();
-    server_main(argc, argv, "local", &ops);
-}
+SERVER_MAIN("local", .mode = SERVER_SINGLE, .serve = local_request_serve,
+            .pre_init = local_pre_init, .post_init = local_post_init)

@@ -114,11 +114,7 @@ int master_load_params(struct master_params *p, struct strbuf *err)
 
 void master_free_params(struct master_params *p)
 {
-    free(p->queue_dir);
-    free(p->daemon_dir);
-    free(p->data_dir);
-    free(p->mail_owner);
-    free(p->setgid_group);
+    FREE_ALL(p->queue_dir, p->daemon_dir, p->data_dir, p->mail_owner, p->setgid_group);
     str_array_free(p->env, p->nenv);
     memset(p, 0, sizeof(*p));
 }

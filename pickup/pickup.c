@@ -413,12 +413,5 @@ static void pickup_serve(int fd)
     pickup_scan();
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_SINGLE, .serve = pickup_serve, .wakeup = pickup_scan,
-        .pre_init = pickup_pre_init, .post_init = pickup_post_init,
-        .keep_setgid_group = true,
-    };
-    server_main(argc, argv, "pickup", &ops);
-}
+SERVER_MAIN("pickup", .mode = SERVER_SINGLE, .serve = pickup_serve, .wakeup = pickup_scan,
+            .pre_init = pickup_pre_init, .post_init = pickup_post_init, .keep_setgid_group = true)

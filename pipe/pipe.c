@@ -144,11 +144,5 @@ static void pipe_post_init(struct event_base *base)
                  "service in master.cf", pipe_cfg.attr.user, pipe_cfg.service);
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_SINGLE, .serve = pipe_request_serve,
-        .pre_init = pipe_pre_init, .post_init = pipe_post_init,
-    };
-    server_main(argc, argv, "pipe", &ops);
-}
+SERVER_MAIN("pipe", .mode = SERVER_SINGLE, .serve = pipe_request_serve, .pre_init = pipe_pre_init,
+            .post_init = pipe_post_init)

@@ -183,11 +183,7 @@ int pipe_attr_parse(char **words, int nwords, struct pipe_attr *a, struct strbuf
 
 void pipe_attr_free(struct pipe_attr *a)
 {
-    free(a->user);
-    free(a->group);
-    free(a->eol);
-    free(a->null_sender);
-    free(a->directory);
+    FREE_ALL(a->user, a->group, a->eol, a->null_sender, a->directory);
     for (size_t i = 0; a->argv && a->argv[i]; i++)
         free(a->argv[i]);
     free(a->argv);

@@ -176,11 +176,5 @@ static void proxymap_pre_exit(void)
     px.allowed = NULL;
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_EVENT, .accept_event = proxymap_accept,
-        .post_init = proxymap_post_init, .pre_exit = proxymap_pre_exit,
-    };
-    server_main(argc, argv, "proxymap", &ops);
-}
+SERVER_MAIN("proxymap", .mode = SERVER_EVENT, .accept_event = proxymap_accept,
+            .post_init = proxymap_post_init, .pre_exit = proxymap_pre_exit)

@@ -208,12 +208,5 @@ static void qmgr_post_init(struct event_base *base)
     qmgr_request_scan();
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_EVENT, .accept_event = qmgr_accept, .wakeup = qmgr_request_scan,
-        .pre_init = qmgr_pre_init, .post_init = qmgr_post_init,
-        .long_running = true,
-    };
-    server_main(argc, argv, "qmgr", &ops);
-}
+SERVER_MAIN("qmgr", .mode = SERVER_EVENT, .accept_event = qmgr_accept, .wakeup = qmgr_request_scan,
+            .pre_init = qmgr_pre_init, .post_init = qmgr_post_init, .long_running = true)

@@ -75,10 +75,4 @@ static void showq_serve(int fd)
     sb_free(&in);
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_SINGLE, .serve = showq_serve,
-    };
-    server_main(argc, argv, "showq", &ops);
-}
+SERVER_MAIN("showq", .mode = SERVER_SINGLE, .serve = showq_serve)

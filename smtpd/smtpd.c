@@ -107,12 +107,6 @@ static int smtpd_client_limit(void)
     return n < 0 ? 0 : n > 100000 ? 100000 : (int)n;
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_EVENT, .accept_event = smtpd_accept, .client_limit = smtpd_client_limit,
-        .pre_init = smtpd_pre_init, .post_init = smtpd_post_init,
-        .syscall_filter = SYSCALL_PROFILE_SMTPD,
-    };
-    server_main(argc, argv, "smtpd", &ops);
-}
+SERVER_MAIN("smtpd", .mode = SERVER_EVENT, .accept_event = smtpd_accept,
+            .client_limit = smtpd_client_limit, .pre_init = smtpd_pre_init,
+            .post_init = smtpd_post_init, .syscall_filter = SYSCALL_PROFILE_SMTPD)

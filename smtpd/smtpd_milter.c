@@ -819,10 +819,5 @@ void smtpd_milter_session_end(struct smtpd_session *s)
     if (m->have_msg)
         milter_msg_free(&m->msg);
     spool_reset(m);
-    free(m->helo_name);
-    free(m->rcpt_arg);
-    free(m->rcpt_addr);
-    free(m->quarantine);
-    free(m->hold_attr);
-    free(m);
+    FREE_ALL(m->helo_name, m->rcpt_arg, m->rcpt_addr, m->quarantine, m->hold_attr, m);
 }

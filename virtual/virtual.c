@@ -61,11 +61,5 @@ static void virtual_post_init(struct event_base *base)
     sb_free(&why);
 }
 
-int main(int argc, char **argv)
-{
-    static const struct server_ops ops = {
-        .mode = SERVER_SINGLE, .serve = virtual_request_serve,
-        .pre_init = virtual_pre_init, .post_init = virtual_post_init,
-    };
-    server_main(argc, argv, "virtual", &ops);
-}
+SERVER_MAIN("virtual", .mode = SERVER_SINGLE, .serve = virtual_request_serve,
+            .pre_init = virtual_pre_init, .post_init = virtual_post_init)

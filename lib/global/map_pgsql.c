@@ -376,10 +376,7 @@ static void pgsql_close(struct map *m)
     for (size_t i = 0; i < p->nhosts; i++) {
         struct pg_host *h = &p->hosts[i];
         pg_disconnect(h);
-        free(h->label);
-        free(h->uri);
-        free(h->host);
-        free(h->port);
+        FREE_ALL(h->label, h->uri, h->host, h->port);
     }
     free(p->hosts);
     if (p->password) {

@@ -346,11 +346,6 @@ int resolve_text(const char *text, struct resolve_result *r)
 
 void resolve_result_free(struct resolve_result *r)
 {
-    free(r->address);
-    free(r->local);
-    free(r->local_lc);
-    free(r->domain);
-    free(r->transport);
-    free(r->nexthop);
+    FREE_ALL(r->address, r->local, r->local_lc, r->domain, r->transport, r->nexthop);
     memset(r, 0, sizeof(*r));
 }

@@ -103,6 +103,18 @@ struct server_ops {
 void server_main(int argc, char **argv, const char *progname,
                  const struct server_ops *ops) __attribute__((noreturn));
 
+/* A daemon's main(): server_main with the daemon's name and its server_ops,
+ * given as designated initializers:
+ *     SERVER_MAIN("qmgr", .mode = SERVER_EVENT, .accept_event = qmgr_accept, ...)
+ * (one line per daemon; a daemon that must do more first writes main()
+ * itself, as smtp does). */
+#define SERVER_MAIN(progname, ...)                                  \
+    int main(int argc, char **argv)                                 \
+    {                                                               \
+        static const struct server_ops server_main_ops = { __VA_ARGS__ }; \
+        server_main(argc, argv, progname, &server_main_ops);        \
+    }
+
 /* EVENT mode: a session ended (updates counts, busy/idle, max_use, max_idle). */
 void server_client_done(void);
 

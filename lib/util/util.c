@@ -60,6 +60,12 @@ void str_array_free(char **list, size_t count)
     free(list);
 }
 
+void free_all(void *const *pointers, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(pointers[i]);
+}
+
 int std_fds_open(void)
 {
     for (int fd = 0; fd < 3; fd++) {

@@ -14,6 +14,11 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Free count strings and the array that holds them (list may be NULL). */
 void str_array_free(char **list, size_t count);
+/* free() every pointer given, any of which may be NULL, for the structures
+ * that own a row of strings:  FREE_ALL(r->local, r->domain, r->nexthop); */
+#define FREE_ALL(...) \
+    free_all((void *[]){ __VA_ARGS__ }, sizeof((void *[]){ __VA_ARGS__ }) / sizeof(void *))
+void free_all(void *const *pointers, size_t count);
 
 /* Make sure descriptors 0, 1 and 2 are open, on /dev/null where one is
  * closed, so that no file opened later becomes standard input, output or
