@@ -44,8 +44,7 @@ static int send_reply(int fd, int status, const char *queue_id, const char *reas
     struct attr_writer w;
     attr_begin(&w, &frame);
     attr_put_int(&w, "status", status);
-    attr_put_str(&w, "queue_id", queue_id);
-    attr_put_str(&w, "reason", reason);
+    attr_put_strs(&w, "queue_id", queue_id, "reason", reason, (char *)NULL);
     int rc = attr_end(&w) == 0 ? attr_write(fd, &frame, (int)cfg_time(P_ipc_timeout)) : -1;
     if (rc < 0)
         msg_warn("%s: cannot send the reply to the submitting process: %m",

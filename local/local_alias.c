@@ -59,11 +59,10 @@ struct local_aliases *local_aliases_open(void)
 
 void local_aliases_close(struct local_aliases *a)
 {
-    if (!a)
-        return;
-    maplist_close(a->maps);
-    free(a->owners);
-    free(a->error);
+    if (a) {
+        maplist_close(a->maps);
+        FREE_ALL(a->owners, a->error);
+    }
     free(a);
 }
 

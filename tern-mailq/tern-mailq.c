@@ -107,10 +107,8 @@ int main(int argc, char **argv)
     struct attr_writer w;
     attr_begin(&w, &out);
     attr_put_int(&w, "json", json);
-    attr_put_str(&w, "sender", sender);
-    attr_put_str(&w, "recipient", recipient);
-    attr_put_str(&w, "domain", domain);
-    attr_put_str(&w, "state", state);
+    attr_put_strs(&w, "sender", sender, "recipient", recipient, "domain", domain, "state", state,
+                  (char *)NULL);
     if (attr_end(&w) < 0 || attr_expect_protocol(fd, "showq", MAILQ_REPLY_LIMIT, MAILQ_TIMEOUT) < 0
         || attr_write(fd, &out, MAILQ_TIMEOUT) < 0 || copy_listing(fd) < 0) {
         fprintf(stderr, "tern queue: the showq service did not answer\n");

@@ -8,13 +8,9 @@
 #include "strbuf.h"
 
 static const char *const request_names[ANVIL_REQ_COUNT] = {
-    [ANVIL_REQ_CONNECT] = "connect",
-    [ANVIL_REQ_DISCONNECT] = "disconnect",
-    [ANVIL_REQ_MESSAGE] = "message",
-    [ANVIL_REQ_RECIPIENT] = "recipient",
-    [ANVIL_REQ_NEWTLS] = "newtls",
-    [ANVIL_REQ_NEWTLS_STATUS] = "newtls_status",
-    [ANVIL_REQ_AUTH] = "auth",
+#define ANVIL_REQUEST_NAME(id, name) [id] = name,
+    ANVIL_REQUESTS(ANVIL_REQUEST_NAME)
+#undef ANVIL_REQUEST_NAME
 };
 
 const char *anvil_request_name(enum anvil_request_type type)

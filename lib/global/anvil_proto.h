@@ -21,14 +21,20 @@ struct strbuf;
 #define ANVIL_SERVICE_MAX 100          /* bytes of a service name */
 #define ANVIL_ADDR_MAX 64              /* bytes of a client address */
 
+/* The requests, each once: its enum value and its name on the wire. */
+#define ANVIL_REQUESTS(X)                                                                 \
+    X(ANVIL_REQ_CONNECT, "connect")      /* a client connected: count + 1, its rate + 1 */ \
+    X(ANVIL_REQ_DISCONNECT, "disconnect") /* it went away: count - 1 */                   \
+    X(ANVIL_REQ_MESSAGE, "message")      /* MAIL FROM: message rate + 1 */                \
+    X(ANVIL_REQ_RECIPIENT, "recipient")  /* RCPT TO: recipient rate + 1 */                \
+    X(ANVIL_REQ_NEWTLS, "newtls")        /* a new (not resumed) TLS session: rate + 1 */  \
+    X(ANVIL_REQ_NEWTLS_STATUS, "newtls_status") /* the new TLS session rate, unchanged */ \
+    X(ANVIL_REQ_AUTH, "auth")            /* AUTH: AUTH rate + 1 */
+
 enum anvil_request_type {
-    ANVIL_REQ_CONNECT,         /* a client connected: count + 1, connection rate + 1 */
-    ANVIL_REQ_DISCONNECT,      /* it went away: count - 1 */
-    ANVIL_REQ_MESSAGE,         /* MAIL FROM: message rate + 1 */
-    ANVIL_REQ_RECIPIENT,       /* RCPT TO: recipient rate + 1 */
-    ANVIL_REQ_NEWTLS,          /* a new (not resumed) TLS session: its rate + 1 */
-    ANVIL_REQ_NEWTLS_STATUS,   /* the new TLS session rate, unchanged */
-    ANVIL_REQ_AUTH,            /* AUTH: AUTH rate + 1 */
+#define ANVIL_REQUEST_ENUM(id, name) id,
+    ANVIL_REQUESTS(ANVIL_REQUEST_ENUM)
+#undef ANVIL_REQUEST_ENUM
     ANVIL_REQ_COUNT
 };
 

@@ -28,16 +28,11 @@ static int send_request(int fd, const char *transport, const char *nexthop, cons
     struct strbuf out = STRBUF_INIT(0);
     struct attr_writer w;
     attr_begin(&w, &out);
-    attr_put_str(&w, "queue_id", queue_id);
-    attr_put_str(&w, "queue_path", queue_path);
-    attr_put_str(&w, "transport", transport);
-    attr_put_str(&w, "nexthop", nexthop);
-    attr_put_str(&w, "sender", sender);
+    attr_put_strs(&w, "queue_id", queue_id, "queue_path", queue_path, "transport", transport,
+                  "nexthop", nexthop, "sender", sender, (char *)NULL);
     attr_put_int(&w, "flags", DELIVER_FLAG_PASSED);
     attr_put_int(&w, "nrcpt", 1);
-    attr_put_str(&w, "rcpt", rcpt);
-    attr_put_str(&w, "orcpt", orcpt);
-    attr_put_str(&w, "notify", notify);
+    attr_put_strs(&w, "rcpt", rcpt, "orcpt", orcpt, "notify", notify, (char *)NULL);
     attr_put_int(&w, "offset", (long long)offset);
     int rc = attr_end(&w) == 0 && attr_write(fd, &out, timeout) == 0 ? 0 : -1;
     sb_free(&out);

@@ -223,10 +223,7 @@ size_t proxy_allowed_count(const struct proxy_allowed *a)
 
 void proxy_allowed_free(struct proxy_allowed *a)
 {
-    if (!a)
-        return;
-    for (size_t i = 0; i < a->n; i++)
-        free(a->tables[i]);
-    free(a->tables);
+    if (a)
+        str_array_free(a->tables, a->n);
     free(a);
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,15 @@ void attr_put_str(struct attr_writer *w, const char *name, const char *value)
     if (!value)
         value = "";
     attr_put_bytes(w, name, value, strlen(value));
+}
+
+void attr_put_strs(struct attr_writer *w, ...)
+{
+    va_list ap;
+    va_start(ap, w);
+    for (const char *name; (name = va_arg(ap, const char *)) != NULL;)
+        attr_put_str(w, name, va_arg(ap, const char *));
+    va_end(ap);
 }
 
 void attr_put_int(struct attr_writer *w, const char *name, long long v)

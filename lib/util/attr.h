@@ -32,6 +32,9 @@ struct attr_writer {
 };
 void attr_begin(struct attr_writer *w, struct strbuf *out);
 void attr_put_str(struct attr_writer *w, const char *name, const char *value);
+/* attr_put_str for each name, value pair given, up to a NULL name:
+ *     attr_put_strs(&w, "sender", sender, "recipient", rcpt, (char *)NULL); */
+void attr_put_strs(struct attr_writer *w, ...) __attribute__((sentinel));
 void attr_put_bytes(struct attr_writer *w, const char *name, const void *v, size_t n);
 void attr_put_int(struct attr_writer *w, const char *name, long long v);
 int attr_end(struct attr_writer *w);   /* 0 ok, -1 if anything failed */
