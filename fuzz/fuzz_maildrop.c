@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz/fuzz.h"
 #include "maildrop.h"
 #include "queue.h"
 #include "strbuf.h"
@@ -20,10 +21,8 @@ static int count(const char *data, size_t len, void *ctx)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
+    int fd = fuzz_file(data, size);
     if (fd < 0)
-        fd = memfd_create("maildrop", 0);
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
         return 0;
     struct qmessage m;
     struct maildrop_info info;

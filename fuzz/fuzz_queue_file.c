@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz/fuzz.h"
 #include "queue.h"
 #include "strbuf.h"
 
@@ -16,10 +17,8 @@ static int ignore(const char *data, size_t len, void *ctx)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
+    int fd = fuzz_file(data, size);
     if (fd < 0)
-        fd = memfd_create("qf", 0);
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
         return 0;
     struct qmessage m;
     struct strbuf err = STRBUF_INIT(4096);

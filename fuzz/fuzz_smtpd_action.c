@@ -7,15 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz/fuzz.h"
 #include "smtpd/smtpd_action.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 16384)
+    char *text = fuzz_text(data, size, 16384);
+    if (!text)
         return 0;
-    char *text = malloc(size + 1);
-    memcpy(text, data, size);
-    text[size] = 0;
 
     struct smtpd_access_action a;
     smtpd_access_action_parse(text, &a);

@@ -6,15 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz/fuzz.h"
 #include "lib/global/smtp_command.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 4096)
+    char *line = fuzz_text(data, size, 4096);
+    if (!line)
         return 0;
-    char *line = malloc(size + 1);
-    memcpy(line, data, size);
-    line[size] = 0;
 
     const char *arg;
     enum smtp_verb verb = smtp_parse_verb(line, strlen(line), &arg);

@@ -7,16 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz/fuzz.h"
 #include "lib/util/strbuf.h"
 #include "lib/tls/tls_protocols.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 4096)
+    char *text = fuzz_text(data, size, 4096);
+    if (!text)
         return 0;
-    char *text = malloc(size + 1);
-    memcpy(text, data, size);
-    text[size] = 0;
 
     char key[300];
     const char *k = tls_server_name_key(text, key, (size & 1) ? sizeof(key) : 16);
