@@ -113,6 +113,7 @@ struct smtpd_session {
     struct smtpd_rcpt *rcpts;
     size_t nrcpt, caprcpt;
     bool bdat_mode;             /* BDAT was used: DATA is no longer allowed */
+    char queue_id[32];          /* named when the content starts (smtpd_data_queue_id); "" before */
     struct smtpd_content_decoder dec;
     struct strbuf content;      /* decoded content not yet sent to cleanup */
     bool too_big;
@@ -238,6 +239,10 @@ void smtpd_bdat_command(struct smtpd_session *s, const char *arg);
 /* Consume buffered input in ST_DATA / ST_BDAT; returns true on progress. */
 bool smtpd_data_feed(struct smtpd_session *s, struct evbuffer *in);
 bool smtpd_bdat_feed(struct smtpd_session *s, struct evbuffer *in);
+/* The queue ID of the message whose content starts now: named (and the
+ * "ID: client=" line logged) at the first call of a transaction, then the
+ * same; cleanup and the milters are given this ID. */
+const char *smtpd_data_queue_id(struct smtpd_session *s);
 
 /* ---- smtpd_cleanup.c ---- */
 struct smtpd_cleanup_callbacks {

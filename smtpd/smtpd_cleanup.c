@@ -65,10 +65,10 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     static const char *body_names[] = { "", "7BIT", "8BITMIME", "BINARYMIME" };
     char size[32];
     struct attr_writer w;
-    int nattr = 5 + (s->helo_name != NULL) + 2 * (s->sasl_username != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
+    int nattr = 6 + (s->helo_name != NULL) + 2 * (s->sasl_username != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
         + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0)
         + (s->tls_active && smtpd_tls_server_received_header()) + smtpd_check_cleanup_attrs(s, NULL)
-        + (smtpd_milter_hold_reason(s) != NULL) + (smtpd_milter_queue_id(s) != NULL);
+        + (smtpd_milter_hold_reason(s) != NULL);
 
     attr_begin(&w, out);
     /* 2: HOLD, 4: no address mappings, 8: no header/body checks (doc/PROTOCOLS.md) */
@@ -108,8 +108,7 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     smtpd_check_cleanup_attrs(s, &w);     /* content_filter from a FILTER action */
     if (smtpd_milter_hold_reason(s))
         put_attr(&w, "hold_reason", smtpd_milter_hold_reason(s));
-    if (smtpd_milter_queue_id(s))       /* the ID the milters were told */
-        put_attr(&w, "queue_id", smtpd_milter_queue_id(s));
+    put_attr(&w, "queue_id", smtpd_data_queue_id(s));  /* logged with client=, told the milters */
     attr_put_int(&w, "nrcpt", (long long)s->nrcpt);
     for (size_t i = 0; i < s->nrcpt; i++) {
         attr_put_str(&w, "rcpt", s->rcpts[i].address);

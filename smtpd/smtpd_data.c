@@ -59,9 +59,27 @@ static void end_transaction(struct smtpd_session *s)
     s->state = ST_CMD;
 }
 
+const char *smtpd_data_queue_id(struct smtpd_session *s)
+{
+    _Static_assert(sizeof(s->queue_id) >= QUEUE_ID_SIZE, "room for a queue ID");
+    if (!s->queue_id[0]) {
+        /* logged as the message is named, before cleanup and qmgr log
+         * theirs, as Postfix does: log readers (pflogsumm) take the
+         * client and the SASL login from this line */
+        queue_id_new(s->queue_id);
+        if (s->sasl_username)
+            msg_info("%s: client=%s, sasl_method=%s, sasl_username=%s", s->queue_id,
+                     s->client_desc, s->sasl_method ? s->sasl_method : "", s->sasl_username);
+        else
+            msg_info("%s: client=%s", s->queue_id, s->client_desc);
+    }
+    return s->queue_id;
+}
+
 static bool start_cleanup(struct smtpd_session *s)
 {
     reset_message_state(s);
+    smtpd_data_queue_id(s);
     if (smtpd_milter_holds_content(s)) {
         /* cleanup is opened once the milters have seen and edited it */
         smtpd_check_content_start(s, &s->content);
@@ -461,11 +479,6 @@ static void data_done(struct smtpd_session *s, int status, const char *queue_id,
         smtpd_session_reply(s, 250, "2.0.0 Ok: discarded");
         s->errors = 0;
     } else if (status == 0 && queue_id_valid(queue_id)) {
-        if (s->sasl_username)
-            msg_info("%s: client=%s, sasl_method=%s, sasl_username=%s", queue_id, s->client_desc,
-                     s->sasl_method ? s->sasl_method : "", s->sasl_username);
-        else
-            msg_info("%s: client=%s", queue_id, s->client_desc);
         smtpd_milter_queued(s, queue_id);
         smtpd_session_reply(s, 250, "2.0.0 Ok: queued as %s", queue_id);
         s->errors = 0;

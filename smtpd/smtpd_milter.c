@@ -369,7 +369,7 @@ static void data_event(struct smtpd_session *s, enum milter_wait w)
 {
     struct smtpd_milter *m = s->milter;
     spool_reset(m);
-    queue_id_new(m->qid);       /* unique: it holds smtpd's PID (lib/global/queue_id.c) */
+    str_copy(m->qid, sizeof(m->qid), smtpd_data_queue_id(s));
     wait_for(s, w);
     milter_data_event(m->chain);
 }
@@ -483,11 +483,6 @@ int smtpd_milter_content_next(struct smtpd_session *s, char *buf, size_t size, s
 bool smtpd_milter_holding(struct smtpd_session *s)
 {
     return s->milter && s->milter->quarantine;
-}
-
-const char *smtpd_milter_queue_id(struct smtpd_session *s)
-{
-    return s->milter && s->milter->qid[0] ? s->milter->qid : NULL;
 }
 
 const char *smtpd_milter_hold_reason(struct smtpd_session *s)

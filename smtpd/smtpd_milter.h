@@ -51,9 +51,6 @@ bool smtpd_milter_has_result(struct smtpd_session *s);
 int smtpd_milter_content_next(struct smtpd_session *s, char *buf, size_t size, size_t *len);
 /* A milter asked for the hold queue; the reason is logged with the queue ID. */
 bool smtpd_milter_holding(struct smtpd_session *s);
-/* The queue ID the message was named by for the milters (their i macro
- * and the log lines), for cleanup to use; NULL before DATA. */
-const char *smtpd_milter_queue_id(struct smtpd_session *s);
 /* "milter: REASON" for the hold_reason attribute, or NULL. */
 const char *smtpd_milter_hold_reason(struct smtpd_session *s);
 void smtpd_milter_queued(struct smtpd_session *s, const char *queue_id);

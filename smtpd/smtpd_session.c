@@ -356,6 +356,7 @@ void smtpd_session_mail_reset(struct smtpd_session *s)
     s->nrcpt = s->caprcpt = 0;
     s->in_mail = false;
     s->bdat_mode = false;
+    s->queue_id[0] = 0;
     s->too_big = false;
     s->pause &= ~(PAUSE_CLEANUP | PAUSE_BACKLOG);
     sb_reset(&s->content);

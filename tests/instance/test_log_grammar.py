@@ -12,12 +12,9 @@ run this module with TERN_GOLDEN_UPDATE=1 in the environment and read the
 diff of golden/ before committing it.
 
 Only each line's shape is compared, never the order of lines written by
-different processes. pflogsumm expects smtpd's `ID: client=` line before
-cleanup's `ID: message-id=` and qmgr's `ID: from=` lines, as Postfix
-writes them; Tern today writes `client=` after cleanup's line and at
-times after qmgr's `from=` too (a known fault, tracked apart). These tests
-record that order nowhere and assert no order between processes, so that
-fixing it needs no change here."""
+different processes; the order pflogsumm relies on (smtpd's `ID: client=`
+before cleanup's `ID: message-id=` and qmgr's `ID: from=`, as Postfix
+writes them) is tested with pflogsumm itself in test_pflogsumm.py."""
 import base64
 import os
 import re
