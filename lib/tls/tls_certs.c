@@ -53,13 +53,19 @@ int tls_cert_fprint(X509 *cert, const EVP_MD *md, char *out, size_t outsz)
     return tls_fprint_format(buf, len, out, outsz);
 }
 
+/* Postfix's public key fingerprint is the digest of the whole DER
+ * SubjectPublicKeyInfo (what `openssl pkey -pubin -outform DER` writes),
+ * not of the key's bit string alone (X509_pubkey_digest). */
 int tls_pkey_fprint(X509 *cert, const EVP_MD *md, char *out, size_t outsz)
 {
-    unsigned char buf[EVP_MAX_MD_SIZE];
+    unsigned char buf[EVP_MAX_MD_SIZE], *spki = NULL;
     unsigned int len = 0;
     if (outsz)
         out[0] = 0;
-    if (!cert || !md || X509_pubkey_digest(cert, md, buf, &len) != 1) {
+    int n = cert && md ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &spki) : -1;
+    int ok = n > 0 && EVP_Digest(spki, (size_t)n, buf, &len, md, NULL) == 1;
+    OPENSSL_free(spki);
+    if (!ok) {
         ERR_clear_error();
         return -1;
     }
