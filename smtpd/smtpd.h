@@ -204,6 +204,7 @@ bool smtpd_session_start_tls(struct smtpd_session *s);
 enum smtpd_tls_level { TLS_NONE, TLS_MAY, TLS_ENCRYPT };
 struct ssl_st;
 void smtpd_tls_server_pre_init(void);            /* as root: certificates, ticket secret, SNI */
+void smtpd_tls_server_post_init(void);           /* after the drop: what can no longer be read */
 enum smtpd_tls_level smtpd_tls_server_level(void);     /* wrappermode counts as encrypt */
 bool smtpd_tls_server_wrappermode(void);
 bool smtpd_tls_server_available(void);           /* false: certificate problem (logged at start) */

@@ -31,6 +31,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "chroot.h"
 #include "config.h"
 #include "file_watch.h"
 #include "log.h"
@@ -132,9 +133,9 @@ static bool pem_is_key(const char *name)
 
 /* Read the PEM objects of one file into groups of key + chain. Returns the
  * number of groups installed, or -1. */
-static int load_chain_file(SSL_CTX *ctx, const char *file, struct strbuf *err)
+static int load_chain_file(SSL_CTX *ctx, const char *file, const char *param, struct strbuf *err)
 {
-    file_watch_add("TLS chain file", file);
+    file_watch_add(param, file);
     BIO *bio = BIO_new_file(file, "r");
     if (!bio) {
         sb_appendf(err, "cannot open %s: %s", file, strerror(errno));
@@ -206,8 +207,9 @@ static int load_chain_file(SSL_CTX *ctx, const char *file, struct strbuf *err)
     return rc < 0 ? -1 : installed;
 }
 
-/* A list of chain files (smtpd_tls_chain_files or an SNI table value). */
-static int load_chain_files(SSL_CTX *ctx, const char *list, struct strbuf *err)
+/* A list of chain files (smtpd_tls_chain_files or an SNI table value,
+ * named by param in the log). */
+static int load_chain_files(SSL_CTX *ctx, const char *list, const char *param, struct strbuf *err)
 {
     char file[4096];
     int total = 0;
@@ -221,7 +223,7 @@ static int load_chain_files(SSL_CTX *ctx, const char *list, struct strbuf *err)
         if (n > 0) {
             memcpy(file, p, n);
             file[n] = 0;
-            int r = load_chain_file(ctx, file, err);
+            int r = load_chain_file(ctx, file, param, err);
             if (r < 0)
                 return -1;
             total += r;
@@ -267,7 +269,7 @@ static int load_certificates(SSL_CTX *ctx, struct strbuf *err)
     const char *cert = cfg_str(P_smtpd_tls_cert_file), *key = cfg_str(P_smtpd_tls_key_file);
     const char *eccert = cfg_str(P_smtpd_tls_eccert_file), *eckey = cfg_str(P_smtpd_tls_eckey_file);
     if (*chain)
-        return load_chain_files(ctx, chain, err);
+        return load_chain_files(ctx, chain, "smtpd_tls_chain_files", err);
     if (!*cert && !*eccert) {
         sb_appends(err, "no certificate: set smtpd_tls_chain_files, or smtpd_tls_cert_file "
                    "and smtpd_tls_key_file");
@@ -584,7 +586,7 @@ static int sni_add(const char *key, const char *value, int line, void *arg)
     if (key[0] == '.')
         name[0] = '.';
     SSL_CTX *ctx = context_new(&err);
-    if (!ctx || load_chain_files(ctx, value, &err) < 0) {
+    if (!ctx || load_chain_files(ctx, value, "tls_server_sni_maps", &err) < 0) {
         msg_warn("tls_server_sni_maps %s:%d: %s: %s; that name gets the default certificate",
                  ld->table, line, name, sb_str(&err));
         SSL_CTX_free(ctx);
@@ -710,6 +712,19 @@ void smtpd_tls_server_pre_init(void)
         SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
     }
     sb_free(&err);
+}
+
+/* OpenSSL reads a CApath directory during each handshake, by path and
+ * with mail_owner's rights: inside a chroot that is a path under
+ * queue_directory. */
+void smtpd_tls_server_post_init(void)
+{
+    const char *capath = cfg_str(P_smtpd_tls_CApath);
+    if (tls.ask_ccert && *capath && access(capath, X_OK) < 0)
+        msg_warn("smtpd_tls_CApath %s cannot be searched by this %sservice: client certificates "
+                 "issued by its CAs cannot be verified; use smtpd_tls_CAfile (read before the "
+                 "privilege drop)%s", capath, chroot_active() ? "chrooted " : "",
+                 chroot_active() ? " or a copy under queue_directory" : "");
 }
 
 enum smtpd_tls_level smtpd_tls_server_level(void)

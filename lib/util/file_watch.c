@@ -49,7 +49,7 @@ static bool same_time(const struct timespec *a, const struct timespec *b)
     return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
-static bool watch_changed(const struct watch *w)
+static bool watch_changed(const struct watch *w, bool by_name)
 {
     struct stat st;
     if (fstat(w->fd, &st) < 0)
@@ -60,17 +60,18 @@ static bool watch_changed(const struct watch *w)
     /* The name now leads elsewhere (a link re-pointed, a file renamed over
      * one that another name still holds). A name that cannot be looked up
      * any more (a directory closed to mail_owner, a chroot) tells nothing. */
-    if (stat(w->path, &st) == 0 && (st.st_dev != w->st.st_dev || st.st_ino != w->st.st_ino))
+    if (by_name && stat(w->path, &st) == 0
+        && (st.st_dev != w->st.st_dev || st.st_ino != w->st.st_ino))
         return true;
     return false;
 }
 
-bool file_watch_changed(void)
+bool file_watch_changed(bool by_name)
 {
     if (changed)
         return true;
     for (int i = 0; i < nwatches; i++)
-        if (watch_changed(&watches[i])) {
+        if (watch_changed(&watches[i], by_name)) {
             msg_info("%s %s has changed: restarting to read it again", watches[i].what,
                      watches[i].path);
             changed = true;
