@@ -23,6 +23,7 @@ import hashlib
 import os
 import shutil
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import test_policy  # noqa: E402
 import test_tls_client as ttc  # noqa: E402
 
 HOSTNAME = "tern.test"
@@ -220,12 +222,14 @@ class ClientCertificates(unittest.TestCase):
         with open(access, "w") as f:
             f.write("%s OK\n" % fingerprint("client"))
             f.write("%s REJECT go away\n" % fingerprint("foreign"))
+        cls.policy = test_policy.PolicyServer(socket.AF_INET)
         cls.all_port, cls.check_port = harness.free_port(), harness.free_port()
         cls.req_port, cls.reqmay_port = harness.free_port(), harness.free_port()
         cls.inst = harness.Instance("ccert", main_cf=base_settings(
             relay_clientcerts="texthash:" + table,
             smtpd_relay_restrictions="permit_mynetworks, permit_tls_clientcerts, "
-                                     "reject_unauth_destination"),
+                                     "reject_unauth_destination",
+            smtpd_recipient_restrictions="check_policy_service inet:" + cls.policy.address),
             master_cf_extra=[
                 "127.0.0.1:%d inet n - n - - smtpd -o smtpd_relay_restrictions="
                 "permit_tls_all_clientcerts,reject_unauth_destination" % cls.all_port,
@@ -244,6 +248,7 @@ class ClientCertificates(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.inst.cleanup()
+        cls.policy.stop()
 
     def test_listed_certificate_relays_and_is_logged_as_trusted(self):
         code, text = rcpt(self.inst.port, "client")
@@ -345,6 +350,20 @@ class ClientCertificates(unittest.TestCase):
                 s.quit()
             header = self.wait_message(sender)
             self.assertIn("\n\t%s\n\tby tern.test (Tern) with ESMTPS id " % comment, header)
+
+    def test_policy_service_gets_the_certificate(self):
+        # as Postfix: the names of a trusted certificate, the fingerprints of any
+        want = {
+            "client": ("client.test", "Tern Test CA", fingerprint("client"), pkey_fingerprint("client")),
+            "foreign": ("", "", fingerprint("foreign"), pkey_fingerprint("foreign")),
+            None: ("", "", "", ""),
+        }
+        for cert, (subject, issuer, fp, pfp) in want.items():
+            rcpt_addr = "policy-%s@tern.test" % (cert or "none")
+            self.assertEqual(rcpt(self.inst.port, cert, rcpt_addr)[0], 250)
+            [req] = [r for r in self.policy.requests if r.get("recipient") == rcpt_addr]
+            self.assertEqual((req["ccert_subject"], req["ccert_issuer"], req["ccert_fingerprint"],
+                              req["ccert_pubkey_fingerprint"]), (subject, issuer, fp, pfp), cert)
 
     def test_req_ccert_refuses_a_client_without_a_trusted_certificate(self):
         for cert in (None, "foreign", "self"):
