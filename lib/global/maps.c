@@ -105,7 +105,7 @@ bool maps_changed(void)
             changed = true;
             break;
         }
-    if (!changed && file_watch_changed(!chroot_active()))     /* certificates and keys */
+    if (!changed && file_watch_changed())     /* certificates and keys */
         changed = true;
     return changed;
 }

@@ -1,6 +1,5 @@
 /* file_watch.c: noticing that a certificate or key file changed on disk
  * (see file_watch.h). */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +14,9 @@
 
 static struct watch {
     char *what, *path;
-    int fd;
-    struct stat st;         /* at file_watch_add */
+    int fd;                 /* the file the name led to */
+    int link_fd;            /* the name itself when it is a symbolic link, else -1 */
+    struct stat st, link_st;    /* at file_watch_add */
 } watches[WATCH_MAX];
 static int nwatches;
 static bool changed;
@@ -28,20 +28,30 @@ void file_watch_add(const char *what, const char *path)
     for (int i = 0; i < nwatches; i++)
         if (strcmp(watches[i].path, path) == 0)
             return;
-    /* O_NONBLOCK: a FIFO put there must not stop the process. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    struct stat st;
+    /* O_PATH: the descriptors serve fstat() only; a process that runs as
+     * mail_owner keeps no way to read a root-only key file through them
+     * (and a FIFO put there is not opened). */
+    struct stat st, lst;
+    int fd = open(path, O_PATH | O_CLOEXEC);
     if (fd < 0)
         return;
     if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
         close(fd);
         return;
     }
+    int lfd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (lfd >= 0 && (fstat(lfd, &lst) < 0 || !S_ISLNK(lst.st_mode))) {
+        close(lfd);
+        lfd = -1;
+    }
     struct watch *w = &watches[nwatches++];
     w->what = xstrdup(what);
     w->path = xstrdup(path);
     w->fd = fd;
     w->st = st;
+    w->link_fd = lfd;
+    if (lfd >= 0)
+        w->link_st = lst;
 }
 
 static bool same_time(const struct timespec *a, const struct timespec *b)
@@ -49,33 +59,31 @@ static bool same_time(const struct timespec *a, const struct timespec *b)
     return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
-static bool watch_changed(const struct watch *w, bool by_name)
+/* Replaced by a rename or removed (no link left), rewritten in place (size,
+ * mtime) or its inode changed (ctime: mode, owner, links). */
+static bool stat_changed(int fd, const struct stat *then)
 {
     struct stat st;
-    if (fstat(w->fd, &st) < 0)
-        return false;
-    if (st.st_nlink == 0 || st.st_size != w->st.st_size || !same_time(&st.st_mtim, &w->st.st_mtim)
-        || !same_time(&st.st_ctim, &w->st.st_ctim))
-        return true;
-    /* The name now leads elsewhere (a link re-pointed, a file renamed over
-     * one that another name still holds). A name that cannot be looked up
-     * any more (a directory closed to mail_owner, a chroot) tells nothing. */
-    if (by_name && stat(w->path, &st) == 0
-        && (st.st_dev != w->st.st_dev || st.st_ino != w->st.st_ino))
-        return true;
-    return false;
+    if (fstat(fd, &st) < 0)
+        return false;       /* cannot happen on a descriptor we hold */
+    return st.st_nlink == 0 || st.st_size != then->st_size
+           || !same_time(&st.st_mtim, &then->st_mtim) || !same_time(&st.st_ctim, &then->st_ctim);
 }
 
-bool file_watch_changed(bool by_name)
+bool file_watch_changed(void)
 {
     if (changed)
         return true;
-    for (int i = 0; i < nwatches; i++)
-        if (watch_changed(&watches[i], by_name)) {
-            msg_info("%s %s has changed: restarting to read it again", watches[i].what,
-                     watches[i].path);
+    for (int i = 0; i < nwatches && !changed; i++) {
+        struct watch *w = &watches[i];
+        /* No name is looked up: the daemon may be chrooted, or kept out of
+         * the directory (certbot's live/ is root's only), and a lookup that
+         * fails must never look like a change. A symbolic link pointed at
+         * a renewed file is a new link: the old one, held here, is gone. */
+        if (stat_changed(w->fd, &w->st) || (w->link_fd >= 0 && stat_changed(w->link_fd, &w->link_st))) {
+            msg_info("%s %s has changed: restarting to read it again", w->what, w->path);
             changed = true;
-            break;
         }
+    }
     return changed;
 }

@@ -3,10 +3,9 @@
  * makes the process finish its work and exit, and a fresh process read
  * it, as with a rebuilt table (maps_changed() in lib/global/maps.h asks
  * here too). The file is opened once, as root before the privilege drop,
- * and watched through that descriptor (replaced, rewritten or removed)
- * and, outside a chroot, through its name when the name can still be
- * looked up (a symbolic link pointed at a new file, as certificate renewal
- * tools do). */
+ * and watched through that descriptor (replaced, rewritten or removed);
+ * when its name is a symbolic link, the link is watched too (pointed at
+ * a new file, as certificate renewal tools do). */
 #ifndef TERN_FILE_WATCH_H
 #define TERN_FILE_WATCH_H
 
@@ -18,10 +17,7 @@
 void file_watch_add(const char *what, const char *path);
 
 /* Whether a watched file changed since file_watch_add (logged once, with
- * its name). by_name: also look the names up (never inside a chroot,
- * where a name can lead to another file than the one opened before it,
- * and a daemon would restart for ever). Looks at the files each time:
- * callers limit the rate. */
-bool file_watch_changed(bool by_name);
+ * its name). Looks at the files each time: callers limit the rate. */
+bool file_watch_changed(void);
 
 #endif

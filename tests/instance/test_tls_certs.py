@@ -443,6 +443,27 @@ class CertificateReload(unittest.TestCase):
         # and the sessions go on as before with the new certificate
         self.assertEqual(self.wait_served(der("server2")), der("server2"))
 
+    def test_symbolic_link_pointed_at_a_renewed_certificate(self):
+        # as certbot renews: live/cert.pem is a link, re-pointed at a new
+        # file, while the old file stays as it was; the directory is
+        # root's only (mode 0700), as certbot's are
+        for name, src in (("old.crt", "server.crt"), ("old.key", "server.key"),
+                          ("new.crt", "server2.crt"), ("new.key", "server2.key")):
+            shutil.copy(pki(src), os.path.join(self.dir, name))
+        cert, key = os.path.join(self.dir, "link.crt"), os.path.join(self.dir, "link.key")
+        os.symlink("old.crt", cert)
+        os.symlink("old.key", key)
+        self.inst.stop()
+        self.inst.set_main_cf({"smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key})
+        self.inst.start()
+        self.assertEqual(served_certificate(self.inst.port), der("server"))
+        for link, target in ((key, "new.key"), (cert, "new.crt")):
+            os.symlink(target, link + ".tmp")
+            os.replace(link + ".tmp", link)
+        time.sleep(1.2)
+        self.assertEqual(self.wait_served(der("server2")), der("server2"))
+        self.inst.wait_log(r"smtpd_tls_(cert|key)_file %s/link\.(crt|key) has changed" % self.dir)
+
     def test_replaced_ca_file_is_trusted_without_reload(self):
         code, text = rcpt(self.inst.port, "foreign")
         self.assertEqual(code, 554, text)
