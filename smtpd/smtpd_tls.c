@@ -653,7 +653,7 @@ static void read_ccert_settings(void)
     tls.ask_ccert = cfg_bool(P_smtpd_tls_ask_ccert);
     tls.req_ccert = cfg_bool(P_smtpd_tls_req_ccert);
     if (tls.req_ccert && tls.level != TLS_ENCRYPT && !tls.wrappermode) {
-        /* Postfix's rule: a certificate can be required only where TLS is */
+        /* Postfix's rule: a certificate is required only where TLS itself is */
         msg_warn("Can't require client certs unless TLS is required");
         tls.req_ccert = false;
     }
