@@ -544,10 +544,24 @@ class TernCheckExpiry(unittest.TestCase):
     """`tern check`: a certificate that expires within 30 days is a
     warning, an expired one an error."""
 
-    def check(self, **settings):
-        inst = harness.Instance("ccert-check", main_cf=settings)
+    def check(self, master_cf_extra=None, **settings):
+        inst = harness.Instance("ccert-check", main_cf=settings, master_cf_extra=master_cf_extra)
         self.addCleanup(inst.cleanup)
+        self.inst = inst
         return inst.tern("check", check=False)
+
+    def test_service_with_a_certificate_of_its_own(self):
+        port = harness.free_port()
+        r = self.check(master_cf_extra=[
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_cert_file=%s -o smtpd_tls_key_file=%s"
+            % (port, pki("soon.crt"), pki("soon.key")),
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_cert_file=$smtp_tls_cert_file"
+            % harness.free_port()])
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertRegex(r.stdout, r"tern: warning: %s/master\.cf:\d+: service 127\.0\.0\.1:%d: "
+                                   r"smtpd_tls_cert_file %s: certificate \"soon\.test\" expires on "
+                                   % (self.inst.dir, port, pki("soon.crt")))
+        self.assertEqual(r.stdout.count("certificate"), 1, r.stdout)
 
     def test_soon_and_expired(self):
         r = self.check(smtpd_tls_cert_file=pki("soon.crt"), smtpd_tls_key_file=pki("soon.key"),
