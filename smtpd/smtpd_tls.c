@@ -622,6 +622,8 @@ static void sni_load(const char *tables)
                          "(read from their source file) are supported; ignored", spec);
             else if (map_read_source(colon + 1, 0, sni_add, &ld, &err) < 0 && err.len)
                 msg_warn("tls_server_sni_maps: %s", sb_str(&err));
+            else
+                file_watch_add("tls_server_sni_maps", colon + 1);   /* its source is what is read */
             sb_free(&err);
         }
         p += n;
