@@ -60,6 +60,7 @@ struct received_info {
     const char *helo_name, *client_name, *client_addr;
     const char *protocol;      /* SMTP, ESMTP, ... */
     const char *tls;           /* "TLSv1.3 with cipher ... (256/256 bits)", or NULL */
+    const char *tls_client;    /* "Client CN ..., Issuer ... (verified OK)", or NULL */
     const char *hostname;      /* our own name */
     const char *mail_name;     /* "Tern" */
     const char *uid;           /* local submissions: "from userid N" */

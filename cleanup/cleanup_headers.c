@@ -22,6 +22,7 @@ int cleanup_received_header(struct strbuf *out, const struct received_info *ri)
     const char *proto = received_word(ri->protocol);
     const char *uid = received_word(ri->uid);
     const char *tls = received_word(ri->tls);
+    const char *tls_client = received_word(ri->tls_client);
     const char *rcpt = received_word(ri->rcpt);
     int rc = sb_appends(out, "Received: ");
     if (addr) {
@@ -32,7 +33,8 @@ int cleanup_received_header(struct strbuf *out, const struct received_info *ri)
         rc |= sb_appendf(out, "from %s\n\t", helo);
     }
     if (tls && (addr || helo))
-        rc |= sb_appendf(out, "(using %s)\n\t(No client certificate requested)\n\t", tls);
+        rc |= sb_appendf(out, "(using %s)\n\t(%s)\n\t", tls,
+                         tls_client ? tls_client : "No client certificate requested");
     rc |= sb_appendf(out, "by %s (%s%s%s)", ri->hostname, ri->mail_name,
                      uid ? ", from userid " : "", uid ? uid : "");
     if (addr || helo)

@@ -32,6 +32,7 @@ static void build_received(const struct cleanup_state *st, const char *date, str
         .client_addr = cleanup_env_attr(env, "client_addr"),
         .protocol = cleanup_env_attr(env, "protocol"),
         .tls = cleanup_env_attr(env, "tls_info"),
+        .tls_client = cleanup_env_attr(env, "tls_client"),
         .uid = cleanup_env_attr(env, "uid"),
         .hostname = server_name && *server_name ? server_name : cleanup_cfg.myhostname,
         .mail_name = cleanup_cfg.mail_name,

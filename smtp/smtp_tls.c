@@ -5,7 +5,8 @@
  * cipher grade of the level, SNI, the certificate checks of levels verify
  * and secure (a chain trusted by smtp_tls_CAfile / smtp_tls_CApath and a
  * name matched with X509_check_host, wildcards in the leftmost label only),
- * a client certificate for servers that ask (smtp_tls_cert_file),
+ * a client certificate for servers that ask (smtp_tls_cert_file or
+ * smtp_tls_chain_files; a changed file makes the process restart),
  * the "... TLS connection established ..." log line, and a small cache of
  * TLS sessions inside the process so that later connections to the same
  * server resume instead of doing a full handshake. */
@@ -25,6 +26,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "file_watch.h"
 #include "log.h"
 #include "maps.h"
 #include "smtp.h"
@@ -212,6 +214,29 @@ static void log_openssl_errors(const char *what)
     ERR_clear_error();
 }
 
+/* smtp_tls_chain_files: each file a private key followed by its
+ * certificate chain (one key per file; an RSA and an ECDSA file may be
+ * listed together). */
+static int load_chain_files(SSL_CTX *ctx, const char *list)
+{
+    size_t n;
+    char **files = cfg_list_split(list, &n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        file_watch_add(smtp_param_name(P_smtp_tls_chain_files), files[i]);
+        if (SSL_CTX_use_PrivateKey_file(ctx, files[i], SSL_FILETYPE_PEM) != 1
+            || SSL_CTX_use_certificate_chain_file(ctx, files[i]) != 1
+            || SSL_CTX_check_private_key(ctx) != 1) {
+            log_openssl_errors("loading the client certificate");
+            msg_warn("cannot load a private key and its certificate chain from %s = %s: "
+                     "disabling TLS support", smtp_param_name(P_smtp_tls_chain_files), files[i]);
+            rc = -1;
+        }
+    }
+    cfg_list_free(files, n);
+    return rc;
+}
+
 void smtp_tls_init(void)
 {
     read_settings();
@@ -239,7 +264,13 @@ void smtp_tls_init(void)
         return;
     }
     const char *cert = cfg_str(smtp_param(P_smtp_tls_cert_file)), *key = cfg_str(smtp_param(P_smtp_tls_key_file));
-    if (*cert && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1
+    const char *chains = cfg_str(smtp_param(P_smtp_tls_chain_files));
+    if (*chains) {
+        if (load_chain_files(ctx, chains) < 0) {
+            SSL_CTX_free(ctx);
+            return;
+        }
+    } else if (*cert && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1
                   || SSL_CTX_use_PrivateKey_file(ctx, *key ? key : cert, SSL_FILETYPE_PEM) != 1
                   || SSL_CTX_check_private_key(ctx) != 1)) {
         log_openssl_errors("loading the client certificate");
@@ -248,6 +279,11 @@ void smtp_tls_init(void)
                  smtp_param_name(P_smtp_tls_key_file), key);
         SSL_CTX_free(ctx);
         return;
+    }
+    /* a changed certificate or key: the next process reads it (as root) */
+    if (!*chains && *cert) {
+        file_watch_add(smtp_param_name(P_smtp_tls_cert_file), cert);
+        file_watch_add(smtp_param_name(P_smtp_tls_key_file), *key ? key : cert);
     }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, cache_new_session);

@@ -84,6 +84,7 @@ static void smtpd_post_init(struct event_base *base)
     smtpd_limits_init(base);
     smtpd_sasl_init(base);
     smtpd_milter_init();
+    smtpd_tls_server_post_init();
 }
 
 /* As root: the restriction engine's tables, the password tables, then

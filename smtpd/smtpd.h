@@ -148,6 +148,11 @@ struct smtpd_session {
     char tls_protocol[24];      /* "TLSv1.3" */
     char tls_cipher[64];        /* "TLS_AES_256_GCM_SHA384" */
     int tls_cipher_bits, tls_cipher_alg_bits;
+    /* the client's certificate (smtpd_tls_ask_ccert), smtpd_ccert.c */
+    bool tls_ccert_present;     /* it presented one */
+    bool tls_ccert_trusted;     /* and it verified against smtpd_tls_CAfile / CApath */
+    char tls_ccert_subject[256], tls_ccert_issuer[256];       /* CNs, made safe */
+    char tls_ccert_fprint[200], tls_ccert_pkey_fprint[200];   /* "AB:CD:..." */
 
     /* AUTH (smtpd_sasl.c) */
     char *sasl_method;          /* the mechanism that AUTH succeeded with */
@@ -200,12 +205,16 @@ bool smtpd_session_start_tls(struct smtpd_session *s);
 enum smtpd_tls_level { TLS_NONE, TLS_MAY, TLS_ENCRYPT };
 struct ssl_st;
 void smtpd_tls_server_pre_init(void);            /* as root: certificates, ticket secret, SNI */
+void smtpd_tls_server_post_init(void);           /* after the drop: what can no longer be read */
 enum smtpd_tls_level smtpd_tls_server_level(void);     /* wrappermode counts as encrypt */
 bool smtpd_tls_server_wrappermode(void);
 bool smtpd_tls_server_available(void);           /* false: certificate problem (logged at start) */
 bool smtpd_tls_server_received_header(void);     /* smtpd_tls_received_header */
 long smtpd_tls_server_loglevel(void);            /* smtpd_tls_loglevel */
 const char *smtpd_tls_server_unavailable_reason(void);
+bool smtpd_tls_server_ask_ccert(void);           /* smtpd_tls_ask_ccert, or req_ccert in force */
+bool smtpd_tls_server_req_ccert(void);           /* smtpd_tls_req_ccert with TLS enforced */
+const struct evp_md_st *smtpd_tls_server_fprint_digest(void);   /* smtpd_tls_fingerprint_digest */
 struct ssl_st *smtpd_tls_server_new_ssl(struct strbuf *err);
 void smtpd_tls_append_errors(struct strbuf *out); /* OpenSSL's error queue, emptied */
 
@@ -217,6 +226,16 @@ void smtpd_tls_handshake_done(struct smtpd_session *s);
 void smtpd_tls_handshake_failed(struct smtpd_session *s, short what);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
 void smtpd_tls_session_summary(const struct smtpd_session *s, char *buf, size_t bufsz);
+
+/* ---- smtpd_ccert.c: client certificates ---- */
+/* After the handshake: the client's certificate into the session and its
+ * log lines ("Trusted TLS connection established from ..."); false when
+ * smtpd_tls_req_ccert refuses the session (the caller closes it). */
+bool smtpd_ccert_handshake_done(struct smtpd_session *s);
+/* The Received: header's comment about the client certificate
+ * ("Client CN ..., Issuer ... (verified OK)"), or NULL for Postfix's
+ * default "No client certificate requested". */
+const char *smtpd_ccert_received(const struct smtpd_session *s, char *buf, size_t bufsz);
 
 /* ---- smtpd_commands.c ---- */
 void smtpd_command_dispatch(struct smtpd_session *s, const char *line, size_t len);

@@ -1,7 +1,8 @@
 /* smtpd_access.c: the restrictions that look things up in tables or in our
  * own domain lists: check_client_access, check_helo_access,
- * check_sender_access, check_recipient_access and check_etrn_access with
- * access(5)'s lookup order; reject_unlisted_recipient and reject_unlisted_sender
+ * check_sender_access, check_recipient_access, check_etrn_access and
+ * check_ccert_access (client certificate fingerprints) with access(5)'s
+ * lookup order; reject_unlisted_recipient and reject_unlisted_sender
  * (local_recipient_maps, virtual_alias_maps, relay_recipient_maps); and the
  * relay decision (permit_auth_destination, reject_unauth_destination,
  * defer_unauth_destination). Both the relay decision and the recipient
@@ -180,6 +181,15 @@ enum smtpd_check_result smtpd_access_check(struct smtpd_check_job *j, const stru
         free(lc);
         return res;
     }
+    case R_CHECK_CCERT_ACCESS:
+        /* the certificate's fingerprint, then its public key's (Postfix's
+         * search order); a certificate need not be trusted to be named by
+         * its fingerprint */
+        if (!s->tls_ccert_present)
+            return CHK_DUNNO;
+        if (try_key(j, r, s->tls_ccert_fprint, s->client_desc, "Client certificate", &res) == 0)
+            try_key(j, r, s->tls_ccert_pkey_fprint, s->client_desc, "Client certificate", &res);
+        return res;
     default:
         return CHK_DUNNO;
     }

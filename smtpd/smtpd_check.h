@@ -134,6 +134,7 @@ struct smtpd_check_config {
     unsigned receive_overrides;           /* RECEIVE_* of receive_override_options */
     struct maplist *rbl_reply_maps;
     struct maplist *sender_login_maps;    /* smtpd_sender_login_maps */
+    struct maplist *relay_clientcerts;    /* permit_tls_clientcerts */
     const char *default_rbl_reply;
     struct dnsev *dns;
     const char *recipient_delimiter;
@@ -187,6 +188,11 @@ bool smtpd_access_destination_ok(struct smtpd_session *s, const struct address *
 /* reject_*sender_login_mismatch (smtpd_sender_login_maps). */
 enum smtpd_check_result smtpd_access_sender_login(struct smtpd_check_job *j,
                                                   const struct smtpd_restriction *r);
+
+/* ---- client certificates (smtpd_ccert.c) ---- */
+/* permit_tls_clientcerts and permit_tls_all_clientcerts (check_ccert_access is
+ * an access table: smtpd_access.c) */
+enum smtpd_check_result smtpd_ccert_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);
 
 /* ---- DNS based restrictions (smtpd_rbl.c) ---- */
 enum smtpd_check_result smtpd_rbl_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);

@@ -112,7 +112,8 @@ void smtpd_restriction_list_parse(struct smtpd_restriction_list *l, const char *
         } else {
             msg_warn("%s: unknown smtpd restriction: \"%s\"", param, words[i]);
         }
-        if (r.type >= R_CHECK_CLIENT_ACCESS && r.type <= R_CHECK_ETRN_ACCESS) {
+        if ((r.type >= R_CHECK_CLIENT_ACCESS && r.type <= R_CHECK_ETRN_ACCESS)
+            || r.type == R_CHECK_CCERT_ACCESS) {
             r.map = open_table(r.arg, param);
             if (!r.map)
                 r.type = R_CONFIG_ERROR;
@@ -206,6 +207,7 @@ void smtpd_check_pre_init(void)
     c->receive_overrides = rewrite_receive_overrides(cfg_str(P_receive_override_options));
     c->rbl_reply_maps = maplist_open_param(P_rbl_reply_maps);
     c->sender_login_maps = maplist_open_param(P_smtpd_sender_login_maps);
+    c->relay_clientcerts = maplist_open_param(P_relay_clientcerts);
     smtpd_policy_init();
 
     size_t n;

@@ -67,7 +67,7 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     struct attr_writer w;
     int nattr = 6 + (s->helo_name != NULL) + 2 * (s->sasl_username != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
         + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0)
-        + (s->tls_active && smtpd_tls_server_received_header()) + smtpd_check_cleanup_attrs(s, NULL)
+        + 2 * (s->tls_active && smtpd_tls_server_received_header()) + smtpd_check_cleanup_attrs(s, NULL)
         + (smtpd_milter_hold_reason(s) != NULL);
 
     attr_begin(&w, out);
@@ -87,6 +87,9 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
         char tls[160];
         smtpd_tls_session_summary(s, tls, sizeof(tls));
         put_attr(&w, "tls_info", tls);
+        char ccert[700];
+        const char *c = smtpd_ccert_received(s, ccert, sizeof(ccert));
+        put_attr(&w, "tls_client", c ? c : "No client certificate requested");
     }
     if (s->sasl_username) {
         put_attr(&w, "sasl_method", s->sasl_method ? s->sasl_method : "");

@@ -141,7 +141,9 @@ static const char *macro(void *ctx, const char *name)
     if (tls)
         snprintf(m->cipher_bits, sizeof(m->cipher_bits), "%d", s->tls_cipher_bits);
     const char *rcpt_at = m->rcpt_addr ? strrchr(m->rcpt_addr, '@') : NULL;
-    /* no client certificates ({cert_subject}, {cert_issuer}) nor {auth_author} */
+    /* {cert_subject} and {cert_issuer} of a trusted client certificate, as
+     * Postfix; no {auth_author} */
+    bool cert = tls && s->tls_ccert_trusted;
     const struct mac_var vars[] = {
         { "j", smtpd_cfg.myhostname }, { "if_name", smtpd_cfg.myhostname },
         { "_", m->underscore }, { "v", macro_v }, { "daemon_name", macro_daemon_name },
@@ -153,6 +155,8 @@ static const char *macro(void *ctx, const char *name)
         { "auth_type", s->sasl_username ? s->sasl_method : NULL },
         { "tls_version", tls ? s->tls_protocol : NULL }, { "cipher", tls ? s->tls_cipher : NULL },
         { "cipher_bits", tls ? m->cipher_bits : NULL },
+        { "cert_subject", cert ? s->tls_ccert_subject : NULL },
+        { "cert_issuer", cert ? s->tls_ccert_issuer : NULL },
         { "mail_addr", s->mail.sender.address }, { "mail_host", s->mail.sender.domain },
         { "mail_mailer", s->mail.sender.address ? "smtp" : NULL },
         { "rcpt_addr", m->rcpt_addr }, { "rcpt_host", rcpt_at ? rcpt_at + 1 : NULL },

@@ -372,10 +372,12 @@ static void build_request(struct smtpd_check_job *j, struct strbuf *b)
     attr(b, "sasl_sender", "");
     snprintf(num, sizeof(num), "%lld", s->in_mail && s->mail.size > 0 ? s->mail.size : 0);
     attr(b, "size", num);
-    attr(b, "ccert_subject", "");
-    attr(b, "ccert_issuer", "");
-    attr(b, "ccert_fingerprint", "");
-    attr(b, "ccert_pubkey_fingerprint", "");
+    /* as Postfix: names of a trusted certificate, fingerprints of any */
+    bool trusted = s->tls_active && s->tls_ccert_trusted, present = s->tls_active && s->tls_ccert_present;
+    attr(b, "ccert_subject", trusted ? s->tls_ccert_subject : "");
+    attr(b, "ccert_issuer", trusted ? s->tls_ccert_issuer : "");
+    attr(b, "ccert_fingerprint", present ? s->tls_ccert_fprint : "");
+    attr(b, "ccert_pubkey_fingerprint", present ? s->tls_ccert_pkey_fprint : "");
     attr(b, "encryption_protocol", s->tls_active ? s->tls_protocol : "");
     attr(b, "encryption_cipher", s->tls_active ? s->tls_cipher : "");
     snprintf(num, sizeof(num), "%d", s->tls_active ? s->tls_cipher_bits : 0);

@@ -1,6 +1,7 @@
 /* smtpd_starttls.c: TLS in an SMTP session: the STARTTLS command (RFC 3207)
  * and implicit TLS (smtpd_tls_wrappermode), the new-TLS-session rate limit
- * before a handshake, and what follows one: Postfix's log lines, the
+ * before a handshake, and what follows one: Postfix's log lines (with the
+ * client certificate, smtpd_ccert.c), the
  * protocol and cipher kept in the session (Received:, policy attributes),
  * and the SMTP state reset that makes the client start over with EHLO. */
 #include <stdio.h>
@@ -112,12 +113,16 @@ void smtpd_tls_handshake_done(struct smtpd_session *s)
     s->tls_cipher_alg_bits = alg_bits;
     s->tls_handshaking = false;
     s->tls_active = true;
-    char summary[160];
-    smtpd_tls_session_summary(s, summary, sizeof(summary));
-    if (smtpd_tls_server_loglevel() >= 1)
-        msg_info("Anonymous TLS connection established from %s: %s", s->client_desc, summary);
+    bool ccert_ok = smtpd_ccert_handshake_done(s);     /* and the log line */
     if (!SSL_session_reused(ssl))
         smtpd_limits_newtls_count(s);
+    if (!ccert_ok) {
+        s->pause &= ~PAUSE_TLS;
+        smtpd_session_close_with(s, 421, "4.7.1 %s Service unavailable - try again later",
+                                 smtpd_cfg.myhostname);
+        smtpd_session_finish_if_done(s);
+        return;
+    }
     /* RFC 3207: forget everything learned before the handshake. */
     free(s->helo_name);
     s->helo_name = NULL;

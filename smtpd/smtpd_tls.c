@@ -7,7 +7,13 @@
  * process of the instance derives from one secret in data_directory, so a
  * session resumes whichever process the client reaches. A broken
  * certificate never stops the process: TLS is then unavailable, which the
- * session code turns into "no STARTTLS", 454 or 421 by level. */
+ * session code turns into "no STARTTLS", 454 or 421 by level. Client
+ * certificates are asked for (smtpd_tls_ask_ccert) or required
+ * (smtpd_tls_req_ccert) and verified against smtpd_tls_CAfile and
+ * smtpd_tls_CApath; what the session makes of them is in smtpd_ccert.c.
+ * The files read here are watched (lib/util/file_watch.h): once one
+ * changes, the process finishes its sessions and a fresh one, started
+ * by master as root, reads them again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,12 +31,15 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "chroot.h"
 #include "config.h"
+#include "file_watch.h"
 #include "log.h"
 #include "maps.h"
 #include "safe_open.h"
 #include "smtpd.h"
 #include "strbuf.h"
+#include "tls_certs.h"
 #include "tls_protocols.h"
 #include "util.h"
 
@@ -50,6 +59,8 @@ static struct {
     enum smtpd_tls_level level;
     bool wrappermode;
     bool received_header;
+    bool ask_ccert, req_ccert;
+    const EVP_MD *fprint_md;
     long loglevel;
     SSL_CTX *ctx;                   /* NULL: TLS is unavailable */
     struct strbuf why;              /* why it is unavailable */
@@ -122,8 +133,9 @@ static bool pem_is_key(const char *name)
 
 /* Read the PEM objects of one file into groups of key + chain. Returns the
  * number of groups installed, or -1. */
-static int load_chain_file(SSL_CTX *ctx, const char *file, struct strbuf *err)
+static int load_chain_file(SSL_CTX *ctx, const char *file, const char *param, struct strbuf *err)
 {
+    file_watch_add(param, file);
     BIO *bio = BIO_new_file(file, "r");
     if (!bio) {
         sb_appendf(err, "cannot open %s: %s", file, strerror(errno));
@@ -195,8 +207,9 @@ static int load_chain_file(SSL_CTX *ctx, const char *file, struct strbuf *err)
     return rc < 0 ? -1 : installed;
 }
 
-/* A list of chain files (smtpd_tls_chain_files or an SNI table value). */
-static int load_chain_files(SSL_CTX *ctx, const char *list, struct strbuf *err)
+/* A list of chain files (smtpd_tls_chain_files or an SNI table value,
+ * named by param in the log). */
+static int load_chain_files(SSL_CTX *ctx, const char *list, const char *param, struct strbuf *err)
 {
     char file[4096];
     int total = 0;
@@ -210,7 +223,7 @@ static int load_chain_files(SSL_CTX *ctx, const char *list, struct strbuf *err)
         if (n > 0) {
             memcpy(file, p, n);
             file[n] = 0;
-            int r = load_chain_file(ctx, file, err);
+            int r = load_chain_file(ctx, file, param, err);
             if (r < 0)
                 return -1;
             total += r;
@@ -228,6 +241,8 @@ static int load_chain_files(SSL_CTX *ctx, const char *list, struct strbuf *err)
 static int load_cert_key(SSL_CTX *ctx, const char *cert, const char *key, bool ec,
                          struct strbuf *err)
 {
+    file_watch_add(ec ? "smtpd_tls_eccert_file" : "smtpd_tls_cert_file", cert);
+    file_watch_add(ec ? "smtpd_tls_eckey_file" : "smtpd_tls_key_file", key);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         sb_appendf(err, "cannot load the certificate from smtpd_tls_%scert_file %s: ",
                    ec ? "ec" : "", cert);
@@ -254,7 +269,7 @@ static int load_certificates(SSL_CTX *ctx, struct strbuf *err)
     const char *cert = cfg_str(P_smtpd_tls_cert_file), *key = cfg_str(P_smtpd_tls_key_file);
     const char *eccert = cfg_str(P_smtpd_tls_eccert_file), *eckey = cfg_str(P_smtpd_tls_eckey_file);
     if (*chain)
-        return load_chain_files(ctx, chain, err);
+        return load_chain_files(ctx, chain, "smtpd_tls_chain_files", err);
     if (!*cert && !*eccert) {
         sb_appends(err, "no certificate: set smtpd_tls_chain_files, or smtpd_tls_cert_file "
                    "and smtpd_tls_key_file");
@@ -426,6 +441,46 @@ static const char *cipher_list(const char *grade_param, const char *grade)
     msg_fatal("main.cf: %s = %s: expected high or medium", grade_param, grade);
 }
 
+/* ---- client certificates ---- */
+
+/* smtpd_tls_ask_ccert without req_ccert: any certificate, trusted or not,
+ * lets the handshake go on; the verification result stays in the session
+ * (SSL_get_verify_result) for the log, Received: and the restrictions. */
+static int verify_tolerant(int ok, X509_STORE_CTX *store)
+{
+    (void)ok;
+    (void)store;
+    return 1;
+}
+
+/* The trusted CAs, the CA names sent with the certificate request, the
+ * verification depth and mode. A CA file that cannot be read makes TLS
+ * unavailable rather than silently trusting nobody. */
+static int client_verify_setup(SSL_CTX *ctx, struct strbuf *err)
+{
+    const char *cafile = cfg_str(P_smtpd_tls_CAfile), *capath = cfg_str(P_smtpd_tls_CApath);
+    if ((*cafile || *capath)
+        && SSL_CTX_load_verify_locations(ctx, *cafile ? cafile : NULL, *capath ? capath : NULL) != 1) {
+        sb_appendf(err, "cannot load the CA certificates of smtpd_tls_CAfile %s / smtpd_tls_CApath "
+                   "%s: ", *cafile ? cafile : "(none)", *capath ? capath : "(none)");
+        smtpd_tls_append_errors(err);
+        return -1;
+    }
+    if (*cafile) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cafile);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+        ERR_clear_error();
+    }
+    long depth = cfg_int(P_smtpd_tls_ccert_verifydepth);
+    SSL_CTX_set_verify_depth(ctx, depth < 1 ? 1 : depth > 100 ? 100 : (int)depth);
+    if (tls.req_ccert)
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    else
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_tolerant);
+    return 0;
+}
+
 /* A context with everything but the certificates. */
 static SSL_CTX *context_new(struct strbuf *err)
 {
@@ -472,6 +527,10 @@ static SSL_CTX *context_new(struct strbuf *err)
         SSL_CTX_set_num_tickets(ctx, 0);
     }
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (tls.ask_ccert && client_verify_setup(ctx, err) < 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -527,7 +586,7 @@ static int sni_add(const char *key, const char *value, int line, void *arg)
     if (key[0] == '.')
         name[0] = '.';
     SSL_CTX *ctx = context_new(&err);
-    if (!ctx || load_chain_files(ctx, value, &err) < 0) {
+    if (!ctx || load_chain_files(ctx, value, "tls_server_sni_maps", &err) < 0) {
         msg_warn("tls_server_sni_maps %s:%d: %s: %s; that name gets the default certificate",
                  ld->table, line, name, sb_str(&err));
         SSL_CTX_free(ctx);
@@ -563,6 +622,8 @@ static void sni_load(const char *tables)
                          "(read from their source file) are supported; ignored", spec);
             else if (map_read_source(colon + 1, 0, sni_add, &ld, &err) < 0 && err.len)
                 msg_warn("tls_server_sni_maps: %s", sb_str(&err));
+            else
+                file_watch_add("tls_server_sni_maps", colon + 1);   /* its source is what is read */
             sb_free(&err);
         }
         p += n;
@@ -584,6 +645,31 @@ static enum smtpd_tls_level read_level(void)
     msg_fatal("main.cf: smtpd_tls_security_level = %s: expected none, may or encrypt", v);
 }
 
+static void read_ccert_settings(void)
+{
+    const char *digest = cfg_str(P_smtpd_tls_fingerprint_digest);
+    tls.fprint_md = tls_fprint_digest(digest);
+    if (!tls.fprint_md)
+        msg_fatal("main.cf: smtpd_tls_fingerprint_digest = %s: expected md5, sha1, sha224, sha256, "
+                  "sha384 or sha512", digest);
+    tls.ask_ccert = cfg_bool(P_smtpd_tls_ask_ccert);
+    tls.req_ccert = cfg_bool(P_smtpd_tls_req_ccert);
+    if (tls.req_ccert && tls.level != TLS_ENCRYPT && !tls.wrappermode) {
+        /* Postfix's rule: a certificate is required only where TLS itself is */
+        msg_warn("Can't require client certs unless TLS is required");
+        tls.req_ccert = false;
+    }
+    if (tls.req_ccert)
+        tls.ask_ccert = true;
+    if (tls.ask_ccert) {
+        file_watch_add("smtpd_tls_CAfile", cfg_str(P_smtpd_tls_CAfile));
+        file_watch_add("smtpd_tls_CApath", cfg_str(P_smtpd_tls_CApath));
+        if (!*cfg_str(P_smtpd_tls_CAfile) && !*cfg_str(P_smtpd_tls_CApath))
+            msg_warn("smtpd_tls_%s_ccert = yes without smtpd_tls_CAfile or smtpd_tls_CApath: no "
+                     "client certificate can be verified", tls.req_ccert ? "req" : "ask");
+    }
+}
+
 void smtpd_tls_server_pre_init(void)
 {
     tls.wrappermode = cfg_bool(P_smtpd_tls_wrappermode);
@@ -594,6 +680,7 @@ void smtpd_tls_server_pre_init(void)
         tls.level = TLS_ENCRYPT;    /* implicit TLS is mandatory TLS */
     if (tls.level == TLS_NONE)
         return;
+    read_ccert_settings();
     tls.ticket_period = cfg_time(P_smtpd_tls_session_cache_timeout);
     if (tls.ticket_period < 60)
         tls.ticket_period = 60;
@@ -629,6 +716,19 @@ void smtpd_tls_server_pre_init(void)
     sb_free(&err);
 }
 
+/* OpenSSL reads a CApath directory during each handshake, by path and
+ * with mail_owner's rights: inside a chroot that is a path under
+ * queue_directory. */
+void smtpd_tls_server_post_init(void)
+{
+    const char *capath = cfg_str(P_smtpd_tls_CApath);
+    if (tls.ask_ccert && *capath && access(capath, X_OK) < 0)
+        msg_warn("smtpd_tls_CApath %s cannot be searched by this %sservice: client certificates "
+                 "issued by its CAs cannot be verified; use smtpd_tls_CAfile (read before the "
+                 "privilege drop)%s", capath, chroot_active() ? "chrooted " : "",
+                 chroot_active() ? " or a copy under queue_directory" : "");
+}
+
 enum smtpd_tls_level smtpd_tls_server_level(void)
 {
     return tls.level;
@@ -647,6 +747,21 @@ long smtpd_tls_server_loglevel(void)
 bool smtpd_tls_server_received_header(void)
 {
     return tls.received_header;
+}
+
+bool smtpd_tls_server_ask_ccert(void)
+{
+    return tls.ask_ccert;
+}
+
+bool smtpd_tls_server_req_ccert(void)
+{
+    return tls.req_ccert;
+}
+
+const EVP_MD *smtpd_tls_server_fprint_digest(void)
+{
+    return tls.fprint_md ? tls.fprint_md : EVP_sha256();
 }
 
 bool smtpd_tls_server_available(void)

@@ -34,6 +34,9 @@ void tern_no_arguments(int argc, char **argv, const char *usage, const char *not
  * warnings (unknown parameters). Queue directories are checked only as root
  * and when check_queue_dirs. */
 int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings);
+/* Certificates that have expired (errors when strict, else warnings) or
+ * expire soon (warnings); tern_check_certs.c. */
+void tern_check_certificates(FILE *out, bool strict, int *errors, int *warnings);
 
 int tern_cmd_start(int argc, char **argv);
 int tern_cmd_stop(int argc, char **argv);

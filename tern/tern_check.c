@@ -655,6 +655,7 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings)
     check_services(&cs);
     check_spool(&cs);
     check_maillog(&cs);
+    tern_check_certificates(cs.out, strict_names, &cs.errors, &cs.warnings);
     if (check_queue_dirs && geteuid() == 0) {
         check_queue(&cs);
         check_setgid_programs(&cs);
@@ -675,7 +676,8 @@ int tern_cmd_check(int argc, char **argv)
         "  network, a file or table that cannot be opened) are errors, and so is an\n"
         "  unknown parameter within two edits of a known name (a likely misspelling).\n"
         "  A proxy: table that proxy_read_maps does not list, or without a proxymap\n"
-        "  service in master.cf, is a warning: its lookups would fail\n";
+        "  service in master.cf, is a warning: its lookups would fail. A configured\n"
+        "  certificate that expires within 30 days is a warning, an expired one an error\n";
     tern_no_arguments(argc, argv, usage, "");
     tern_load_config();
     int warnings;

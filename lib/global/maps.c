@@ -15,6 +15,7 @@
 #include "log.h"
 #include "maps_impl.h"
 #include "chroot.h"
+#include "file_watch.h"
 #include "util.h"
 
 static struct map *open_maps;
@@ -104,6 +105,8 @@ bool maps_changed(void)
             changed = true;
             break;
         }
+    if (!changed && file_watch_changed())     /* certificates and keys */
+        changed = true;
     return changed;
 }
 

@@ -41,7 +41,8 @@ const char *map_spec(const struct map *m);
 /* Whether the file of any open table was rebuilt or changed since it was
  * opened (logged once per table). A long-lived process that sees true
  * finishes its work and exits so that a fresh one reads the new tables,
- * as Postfix's daemons do. Looks at the files at most once per second. */
+ * as Postfix's daemons do; so does a changed certificate or key file
+ * (lib/util/file_watch.h). Looks at the files at most once per second. */
 bool maps_changed(void);
 
 /* The table spec names with any proxy: prefix taken off: its users treat
