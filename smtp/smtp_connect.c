@@ -116,7 +116,7 @@ static void resolve_host(struct target_list *l, const char *host, struct failure
     size_t n;
     struct strbuf why = STRBUF_INIT(512), text = STRBUF_INIT(1024);
     enum dns_status st = dns_lookup_addr(smtp_cfg.dns, host, smtp_cfg.want_v4, smtp_cfg.want_v6,
-                                         &addrs, &n, &why);
+                                         &addrs, &n, NULL, &why);
     if (st == DNS_OK) {
         targets_of_host(l, host, addrs, n);
         free(addrs);
@@ -137,7 +137,7 @@ static int resolve_mx(struct smtp_request *rq, const struct smtp_nexthop *nh, st
     struct dns_mx *mx;
     size_t n;
     struct strbuf why = STRBUF_INIT(512);
-    enum dns_status st = dns_lookup_mx(smtp_cfg.dns, nh->host, &mx, &n, &why);
+    enum dns_status st = dns_lookup_mx(smtp_cfg.dns, nh->host, &mx, &n, NULL, &why);
     int rc = 0;
     if (st == DNS_OK) {
         size_t usable = 0;

@@ -72,6 +72,88 @@ int dns_answer_addrs(const unsigned char *abuf, int alen, int family, struct dns
     return st == ARES_SUCCESS || st == ARES_ENODATA ? st : ARES_EBADRESP;
 }
 
+#define DNS_HEADER_SIZE 12
+#define DNS_TYPE_TLSA 52
+#define DNS_CLASS_IN 1
+
+static unsigned get16(const unsigned char *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+int dns_answer_header(const unsigned char *abuf, int alen, bool *ad)
+{
+    *ad = false;
+    if (!abuf || alen < DNS_HEADER_SIZE || !(abuf[2] & 0x80))   /* QR: a response */
+        return ARES_EBADRESP;
+    *ad = (abuf[3] & 0x20) != 0;
+    switch (abuf[3] & 0x0f) {
+    case 0: return ARES_SUCCESS;
+    case 1: return ARES_EFORMERR;
+    case 2: return ARES_ESERVFAIL;
+    case 3: return ARES_ENOTFOUND;
+    case 4: return ARES_ENOTIMP;
+    case 5: return ARES_EREFUSED;
+    default: return ARES_EBADRESP;
+    }
+}
+
+/* Past the (possibly compressed) name at *pos: false when it does not
+ * parse inside the message. */
+static bool skip_name(const unsigned char *abuf, int alen, int *pos)
+{
+    char *name = NULL;
+    long enclen = 0;
+    if (*pos >= alen || ares_expand_name(abuf + *pos, abuf, alen, &name, &enclen) != ARES_SUCCESS) {
+        ares_free_string(name);
+        return false;
+    }
+    ares_free_string(name);
+    if (enclen <= 0 || enclen > alen - *pos)
+        return false;
+    *pos += (int)enclen;
+    return true;
+}
+
+int dns_answer_tlsa(const unsigned char *abuf, int alen, struct dns_tlsa *out, size_t max,
+                    size_t *n)
+{
+    *n = 0;
+    bool ad;
+    if (dns_answer_header(abuf, alen, &ad) != ARES_SUCCESS)
+        return ARES_EBADRESP;
+    unsigned qdcount = get16(abuf + 4), ancount = get16(abuf + 6);
+    int pos = DNS_HEADER_SIZE;
+    for (unsigned i = 0; i < qdcount; i++) {
+        if (!skip_name(abuf, alen, &pos) || alen - pos < 4)
+            return ARES_EBADRESP;
+        pos += 4;                                   /* QTYPE, QCLASS */
+    }
+    for (unsigned i = 0; i < ancount; i++) {
+        if (!skip_name(abuf, alen, &pos) || alen - pos < 10)
+            return ARES_EBADRESP;
+        unsigned type = get16(abuf + pos), class = get16(abuf + pos + 2);
+        unsigned rdlen = get16(abuf + pos + 8);
+        pos += 10;
+        if ((unsigned)(alen - pos) < rdlen)
+            return ARES_EBADRESP;
+        const unsigned char *rd = abuf + pos;
+        pos += (int)rdlen;
+        /* Three octets of parameters and at least one of data (RFC 6698
+         * section 2.1); a record too large to keep is skipped. */
+        if (type != DNS_TYPE_TLSA || class != DNS_CLASS_IN || rdlen < 4
+            || rdlen - 3 > DNS_TLSA_DATA_MAX || *n >= max)
+            continue;
+        struct dns_tlsa *t = &out[(*n)++];
+        t->usage = rd[0];
+        t->selector = rd[1];
+        t->mtype = rd[2];
+        t->len = rdlen - 3;
+        memcpy(t->data, rd + 3, t->len);
+    }
+    return *n ? ARES_SUCCESS : ARES_ENODATA;
+}
+
 int dns_answer_txt(const unsigned char *abuf, int alen, char *txt, size_t size)
 {
     struct ares_txt_ext *list = NULL;
