@@ -131,12 +131,12 @@ int dns_answer_tlsa(const unsigned char *abuf, int alen, struct dns_tlsa *out, s
     }
     for (unsigned i = 0; i < ancount; i++) {
         if (!skip_name(abuf, alen, &pos) || alen - pos < 10)
-            return ARES_EBADRESP;
+            goto bad;
         unsigned type = get16(abuf + pos), class = get16(abuf + pos + 2);
         unsigned rdlen = get16(abuf + pos + 8);
         pos += 10;
         if ((unsigned)(alen - pos) < rdlen)
-            return ARES_EBADRESP;
+            goto bad;
         const unsigned char *rd = abuf + pos;
         pos += (int)rdlen;
         /* Three octets of parameters and at least one of data (RFC 6698
@@ -152,6 +152,9 @@ int dns_answer_tlsa(const unsigned char *abuf, int alen, struct dns_tlsa *out, s
         memcpy(t->data, rd + 3, t->len);
     }
     return *n ? ARES_SUCCESS : ARES_ENODATA;
+bad:
+    *n = 0;             /* a message cut short: none of it counts */
+    return ARES_EBADRESP;
 }
 
 int dns_answer_txt(const unsigned char *abuf, int alen, char *txt, size_t size)
