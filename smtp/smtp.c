@@ -137,7 +137,7 @@ static void dnssec_init(void)
     if (!*level || strcmp(level, "enabled") == 0)
         return;
     if (strcmp(level, "dnssec") != 0)
-        msg_fatal("%s = %s: expected enabled or dnssec (main.cf)",
+        msg_fatal("%s = %s: expected enabled or dnssec (disabled is not supported) (main.cf)",
                   smtp_param_name(P_smtp_dns_support_level), level);
     smtp_cfg.dnssec = true;
     if (!dns_set_dnssec(smtp_cfg.dns, cfg_bool(smtp_param(P_smtp_dns_trust_remote_resolver))))

@@ -361,6 +361,20 @@ static int connect_unix(const char *path)
 static void try_unix(struct smtp_request *rq, const char *path, struct failure *f)
 {
     bool plain = false, reached, retry_plain = false;
+    if (rq->tls.level >= SMTP_TLS_DANE) {
+        /* No DNS names this server: no TLSA records can apply to it. */
+        struct smtp_dane_host dh;
+        smtp_dane_host_init(&dh);
+        smtp_dane_decide(rq, smtp_cfg.myhostname, 0, false, &dh);
+        rq->tls.level = dh.level;
+        if (dh.status) {
+            msg_info("%s: %s", rq->dr->queue_id, sb_str(&dh.reason));
+            failure_set(f, true, 4, dh.dsn, NULL, sb_str(&dh.reason));
+        }
+        smtp_dane_host_free(&dh);
+        if (f->status)
+            return;
+    }
     for (int attempt = 0; attempt < 2 && (attempt == 0 || retry_plain); attempt++) {
         int fd = connect_unix(path);
         if (fd < 0) {
