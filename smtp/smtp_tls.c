@@ -661,9 +661,9 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
                              ? X509_verify_cert_error_string(verify) : "no matching DANE TLSA records";
         msg_info("server certificate verification failed for %s: num=%ld:%s", s->desc,
                  cert ? verify : 0L, reason);
-        msg_warn("%s: DANE TLSA records of %s do not match the server's certificate: %s",
+        msg_warn("%s: the DANE TLSA records of %s do not authenticate the server: %s",
                  s->desc, rq->dane_host, reason);
-        sb_appendf(why, "Server certificate not verified (DANE TLSA records of %s do not match: %s)",
+        sb_appendf(why, "Server certificate not verified by the DANE TLSA records of %s: %s",
                    rq->dane_host, reason);
     } else if (rq->tls.level >= SMTP_TLS_VERIFY && !s->tls_trusted) {
         const char *reason = cert ? X509_verify_cert_error_string(verify) : "no server certificate";

@@ -15,7 +15,7 @@ TLS, the delivery log lines and, for mail that must wait, `tern why`.
 RFC 7672 requirements and the tests that cover them:
   2.2   secure MX and addresses -> TLSA lookup; DANE-EE SPKI SHA2-256 and
         cert SHA2-512 match       test_dane_ee_spki_sha256, test_dane_ee_cert_sha512
-  3.1.2 DANE-TA with name checks  test_dane_ta_spki
+  3.1.2 DANE-TA with name checks  test_dane_ta_spki, test_dane_ta_name_mismatch_defers
   3.1.3 PKIX-* usages unusable -> TLS without authentication  test_pkix_usage_means_encrypt
   2.2   TLSA not matching -> not delivered  test_tlsa_mismatch_defers
   2.2   TLSA present, STARTTLS stripped -> never in clear  test_starttls_stripped_defers
@@ -23,6 +23,8 @@ RFC 7672 requirements and the tests that cover them:
   2.2   insecure zone (its TLSA ignored) -> opportunistic  test_insecure_zone_opportunistic
   2.2   secure, no TLSA -> opportunistic; dane-only -> defer
                                   test_secure_without_tlsa_opportunistic, test_dane_only_without_tlsa_defers
+  (Postfix) dane without smtp_dns_support_level = dnssec is may
+                                  test_without_dnssec_dane_is_may
 """
 import hashlib
 import os
@@ -116,7 +118,7 @@ class DaneTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="tern-dane-")
         os.chmod(cls.tmp, 0o755)
-        cls.controllers, cls.dns, cls.inst = [], None, None
+        cls.controllers, cls.dns, cls.inst, cls.nodnssec = [], None, None, None
         try:
             cls._set_up()
         except Exception:
@@ -135,6 +137,8 @@ class DaneTest(unittest.TestCase):
                 "ee MX 10 mx-ee", "mx-ee A " + EE_ADDR, tlsa("mx-ee", "3 1 1 " + ee),
                 "ee512 MX 10 mx-ee512", "mx-ee512 A " + EE_ADDR, tlsa("mx-ee512", "3 0 2 " + ee512),
                 "ta MX 10 mx-ta", "mx-ta A " + TA_ADDR, tlsa("mx-ta", "2 1 1 " + ca),
+                "tawrong MX 10 mx-tawrong", "mx-tawrong A " + TA_ADDR,
+                tlsa("mx-tawrong", "2 1 1 " + ca),
                 "bad MX 10 mx-bad", "mx-bad A " + EE_ADDR, tlsa("mx-bad", "3 1 1 " + other),
                 "strip MX 10 mx-strip", "mx-strip A " + PLAIN_ADDR, tlsa("mx-strip", "3 1 1 " + ee),
                 "pkix MX 10 mx-pkix", "mx-pkix A " + EE_ADDR, tlsa("mx-pkix", "1 1 1 " + ee),
@@ -161,17 +165,22 @@ class DaneTest(unittest.TestCase):
             "smtp_connect_timeout", "smtp_helo_timeout", "smtp_mail_timeout", "smtp_rcpt_timeout",
             "smtp_data_init_timeout", "smtp_data_xfer_timeout", "smtp_data_done_timeout",
             "smtp_quit_timeout", "smtp_starttls_timeout")}
-        cls.inst = harness.Instance(name="dane", main_cf=dict(
+        settings = dict(
             timeouts, smtp_dns_servers="127.0.0.1:%d" % cls.dns.port, smtp_dns_timeout="5s",
-            smtp_tcp_port=str(PORT), smtp_dns_support_level="dnssec",
-            smtp_tls_security_level="dane", smtp_tls_policy_maps="texthash:" + policy,
-            smtp_tls_loglevel="1", smtp_connection_cache_on_demand="no"))
+            smtp_tcp_port=str(PORT), smtp_tls_security_level="dane",
+            smtp_tls_policy_maps="texthash:" + policy, smtp_tls_loglevel="1",
+            smtp_connection_cache_on_demand="no")
+        cls.inst = harness.Instance(name="dane", main_cf=dict(settings, smtp_dns_support_level="dnssec"))
         cls.inst.start()
+        # The same without smtp_dns_support_level = dnssec, as Postfix: dane is may.
+        cls.nodnssec = harness.Instance(name="nodnssec", main_cf=settings)
+        cls.nodnssec.start()
 
     @classmethod
     def tearDownClass(cls):
-        if cls.inst:
-            cls.inst.cleanup()
+        for inst in (cls.inst, cls.nodnssec):
+            if inst:
+                inst.cleanup()
         for c in cls.controllers:
             c.stop()
         if cls.dns:
@@ -179,8 +188,8 @@ class DaneTest(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     # ---- helpers ----
-    def send(self, rcpt, subject):
-        with self.inst.smtp() as s:
+    def send(self, rcpt, subject, inst=None):
+        with (inst or self.inst).smtp() as s:
             s.ehlo("client.example")
             s.mail("sender@client.test")
             s.rcpt(rcpt)
@@ -188,9 +197,10 @@ class DaneTest(unittest.TestCase):
         self.assertEqual(code, 250, reply)
         return harness.queue_id_of(reply)
 
-    def outcome(self, qid, rcpt, status):
-        """The delivery log line of qid's rcpt with this status; its reason."""
-        m = self.inst.wait_log(r"%s: to=<%s>, relay=\S+, (conn_use=\d+, )?delay=\S+, delays=\S+, "
+    def outcome(self, qid, rcpt, status, inst=None):
+        """The delivery log line of qid's rcpt with this status (a match
+        whose group 2 is the reason)."""
+        m = (inst or self.inst).wait_log(r"%s: to=<%s>, relay=\S+, (conn_use=\d+, )?delay=\S+, delays=\S+, "
                                r"dsn=\S+, status=%s \((.*)\)" % (qid, re.escape(rcpt), status),
                                timeout=30)
         return m
@@ -246,14 +256,35 @@ class DaneTest(unittest.TestCase):
     def test_tlsa_mismatch_defers(self):
         qid = self.send("user@bad.sec.test", "mismatch")
         reason = self.outcome(qid, "user@bad.sec.test", "deferred").group(2)
-        self.assertIn("DANE TLSA records of mx-bad.sec.test do not match", reason)
-        self.inst.wait_log(r"server certificate verification failed for mx-bad\.sec\.test\[%s\]:%d"
-                           % (re.escape(EE_ADDR), PORT))
-        self.inst.wait_log(r"warning: mx-bad\.sec\.test\[%s\]:%d: DANE TLSA records of "
-                           r"mx-bad\.sec\.test do not match" % (re.escape(EE_ADDR), PORT))
+        self.assertEqual(reason, "Server certificate not verified by the DANE TLSA records of "
+                         "mx-bad.sec.test: no matching DANE TLSA records")
+        self.inst.wait_log(r"server certificate verification failed for mx-bad\.sec\.test\[%s\]:%d: "
+                           r"num=65:no matching DANE TLSA records" % (re.escape(EE_ADDR), PORT))
+        self.inst.wait_log(r"warning: mx-bad\.sec\.test\[%s\]:%d: the DANE TLSA records of "
+                           r"mx-bad\.sec\.test do not authenticate the server" % (re.escape(EE_ADDR), PORT))
         self.assert_nothing_received("mismatch")
-        self.assertIn("DANE TLSA records of mx-bad.sec.test do not match", self.why(qid))
+        self.assertIn("not verified by the DANE TLSA records of mx-bad.sec.test", self.why(qid))
         self.assertIn(qid, self.inst.queue_ids("deferred"))
+
+    def test_dane_ta_name_mismatch_defers(self):
+        # The chain ends at the TLSA record's trust anchor, but the certificate
+        # names neither the MX host nor the next hop (RFC 7672 section 3.2.2).
+        qid = self.send("user@tawrong.sec.test", "ta-wrong-name")
+        reason = self.outcome(qid, "user@tawrong.sec.test", "deferred").group(2)
+        self.assertEqual(reason, "Server certificate not verified by the DANE TLSA records of "
+                         "mx-tawrong.sec.test: hostname mismatch")
+        self.assert_nothing_received("ta-wrong-name")
+
+    def test_without_dnssec_dane_is_may(self):
+        # Without validation nothing is known about TLSA records: the
+        # mismatching one of bad.sec.test is not looked at, TLS is opportunistic.
+        qid = self.send("user@bad.sec.test", "no-dnssec", inst=self.nodnssec)
+        self.outcome(qid, "user@bad.sec.test", "sent", inst=self.nodnssec)
+        [msg] = self.ee_sink.with_subject("no-dnssec")
+        self.assertTrue(msg["tls"])
+        self.nodnssec.wait_log(r"warning: smtp_tls_security_level = dane: DNSSEC-validated TLSA "
+                               r"records are not available without smtp_dns_support_level = "
+                               r"dnssec; using level may")
 
     def test_starttls_stripped_defers(self):
         qid = self.send("user@strip.sec.test", "stripped")
