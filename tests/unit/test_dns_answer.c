@@ -2,14 +2,17 @@
  * and of TLSA record parsing (lib/dns/dns_answer.c), on answers built here
  * byte by byte: well-formed ones, ones with CNAME and RRSIG records among
  * the TLSA records, compressed names, and hostile ones (cut short, records
- * too small or too large, more records than kept). */
+ * too small or too large, more records than kept); and which resolvers'
+ * AD bit lib/dns/dns.c believes (no query is sent). */
 #include <ares.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "dns.h"
 #include "dns_answer.h"
+#include "strbuf.h"
 
 struct msg {
     unsigned char b[12000];
@@ -151,9 +154,34 @@ static void test_tlsa(void)
     CHECK(dns_answer_tlsa(m.b, (int)m.len, out, 4, &n) == ARES_EBADRESP && n == 0);
 }
 
+/* Whether the AD bit of servers is believed, with trust_remote off or on. */
+static bool ad_believed(const char *servers, bool trust_remote)
+{
+    struct strbuf err = STRBUF_INIT(256);
+    struct dns_resolver *r = dns_open(servers, 5, &err);
+    CHECK(r != NULL);
+    bool believed = r && dns_set_dnssec(r, trust_remote);
+    dns_close(r);
+    sb_free(&err);
+    return believed;
+}
+
+static void test_ad_trust(void)
+{
+    CHECK(ad_believed("127.0.0.1", false));
+    CHECK(ad_believed("127.0.0.53:53, 127.1.2.3:5353", false));
+    CHECK(ad_believed("[::1]:53", false));
+    CHECK(!ad_believed("192.0.2.1", false));
+    CHECK(!ad_believed("127.0.0.1, 192.0.2.1", false));    /* one remote server is enough */
+    CHECK(!ad_believed("[2001:db8::1]:53", false));
+    CHECK(!ad_believed("[::ffff:127.0.0.1]:53", false));  /* not the loopback address ::1 */
+    CHECK(ad_believed("192.0.2.1", true));
+}
+
 int main(void)
 {
     test_header();
     test_tlsa();
+    test_ad_trust();
     return check_summary();
 }
