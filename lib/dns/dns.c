@@ -359,9 +359,18 @@ enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool w
         dns_send(r, name, families[i] == AF_INET ? DNS_TYPE_A : DNS_TYPE_AAAA, &qs[i]);
     dns_wait(r, qs, (size_t)nq, now_usec() / 1000 + r->timeout_ms);
     if (secure) {
-        *secure = nq > 0;
-        for (int i = 0; i < nq; i++)
-            *secure = *secure && dns_query_secure(r, &qs[i]);
+        /* Every answer that came was validated. A query that failed adds
+         * no address and does not count: else whoever can drop the AAAA
+         * answer could make a secure host insecure, and turn DANE off. */
+        size_t answered = 0;
+        *secure = true;
+        for (int i = 0; i < nq; i++) {
+            bool answer = qs[i].done && (qs[i].status == ARES_SUCCESS || qs[i].status == ARES_ENOTFOUND);
+            answered += answer;
+            if (answer && !dns_query_secure(r, &qs[i]))
+                *secure = false;
+        }
+        *secure = *secure && answered > 0;
     }
     *addrs = xcalloc(2 * DNS_ADDR_MAX, sizeof(**addrs));
     *count = 0;

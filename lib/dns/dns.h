@@ -75,7 +75,8 @@ enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
 /* A and/or AAAA records of name, queried at once. DNS_OK when either family
  * gave addresses (IPv6 first in *addrs); otherwise a temporary failure of
  * either wins over "not found", which wins over "no data". secure (may be
- * NULL): every answer asked for was validated. */
+ * NULL): at least one answer came, and every answer that came (records or
+ * denial) was validated; a query that failed is left out. */
 enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool want_v4,
                                 bool want_v6, struct dns_addr **addrs, size_t *count,
                                 bool *secure, struct strbuf *why);

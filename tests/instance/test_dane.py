@@ -18,6 +18,8 @@ RFC 7672 requirements and the tests that cover them:
   3.1.2 DANE-TA with name checks  test_dane_ta_spki, test_dane_ta_name_mismatch_defers
   3.1.3 PKIX-* usages unusable -> TLS without authentication  test_pkix_usage_means_encrypt
   2.2   TLSA not matching -> not delivered  test_tlsa_mismatch_defers
+  2.2.1 a failed address lookup does not make a host insecure
+                                  test_failed_aaaa_lookup_keeps_dane
   2.2   TLSA present, STARTTLS stripped -> never in clear  test_starttls_stripped_defers
   2.2.1 bogus TLSA (validation failure) -> defer  test_bogus_tlsa_defers
   2.2   insecure zone (its TLSA ignored) -> opportunistic  test_insecure_zone_opportunistic
@@ -144,11 +146,15 @@ class DaneTest(unittest.TestCase):
                 "pkix MX 10 mx-pkix", "mx-pkix A " + EE_ADDR, tlsa("mx-pkix", "1 1 1 " + ee),
                 "notlsa MX 10 mx-notlsa", "mx-notlsa A " + EE_ADDR,
                 "only MX 10 mx-notlsa",
+                # AAAA answers for this host fail validation; its A records are secure
+                "halfbogus MX 10 mx-halfbogus", "mx-halfbogus A " + EE_ADDR,
+                "mx-halfbogus AAAA 2001:db8::25", tlsa("mx-halfbogus", "3 1 1 " + other),
             ]),
             "bog.test": (True, ["@ MX 10 mx", "mx A " + EE_ADDR, tlsa("mx", "3 1 1 " + ee)]),
             "insec.test": (False, ["@ MX 10 mx", "mx A " + EE_ADDR, tlsa("mx", "3 1 1 " + other)]),
         }
-        cls.dns = dnssec.Setup(d, zones, corrupt=[("bog.test", "_%d._tcp.mx.bog.test" % PORT, "TLSA")])
+        cls.dns = dnssec.Setup(d, zones, corrupt=[("bog.test", "_%d._tcp.mx.bog.test" % PORT, "TLSA"),
+                                                  ("sec.test", "mx-halfbogus.sec.test", "AAAA")])
         cls.ee_sink, cls.ta_sink, cls.plain_sink = Handler(), Handler(), Handler()
         for handler, addr, ctx in (
                 (cls.ee_sink, EE_ADDR, server_context(d, "ee.pem", "ee.key")),
@@ -285,6 +291,17 @@ class DaneTest(unittest.TestCase):
         self.nodnssec.wait_log(r"warning: smtp_tls_security_level = dane: DNSSEC-validated TLSA "
                                r"records are not available without smtp_dns_support_level = "
                                r"dnssec; using level may")
+
+    def test_failed_aaaa_lookup_keeps_dane(self):
+        # Whoever makes the AAAA lookup fail must not make the host insecure
+        # (and DANE off): its secure A records still bring its TLSA records,
+        # which do not match, so the mail waits.
+        self.assertEqual(dnssec.query(self.dns.port, "mx-halfbogus.sec.test", "AAAA")[0], 2)
+        qid = self.send("user@halfbogus.sec.test", "half-bogus")
+        reason = self.outcome(qid, "user@halfbogus.sec.test", "deferred").group(2)
+        self.assertEqual(reason, "Server certificate not verified by the DANE TLSA records of "
+                         "mx-halfbogus.sec.test: no matching DANE TLSA records")
+        self.assert_nothing_received("half-bogus")
 
     def test_starttls_stripped_defers(self):
         qid = self.send("user@strip.sec.test", "stripped")
