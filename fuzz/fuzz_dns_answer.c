@@ -1,7 +1,7 @@
 /* fuzz_dns_answer.c: libFuzzer target for what a hostile DNS server reaches:
  * the raw answer bytes, parsed by c-ares and turned into Tern's results by
  * lib/dns/dns_answer.c, read as each kind of answer Tern asks for (MX, A, AAAA,
- * TXT, PTR, TLSA, the header's status and AD bit, and the hostent c-ares
+ * TXT, PTR, TLSA, CNAME chains, the header's status and AD bit, and the hostent c-ares
  * builds for host and PTR lookups). Any
  * crash, leak, sanitizer report, or a result that breaks its bounds (an
  * invalid name, too many entries, unsorted MX, unprintable TXT) is a bug.
@@ -68,6 +68,10 @@ static void check_tlsa(const unsigned char *buf, int len)
     for (size_t i = 0; i < n; i++)
         if (t[i].len < 1 || t[i].len > DNS_TLSA_DATA_MAX)
             abort();
+    char target[DNS_NAME_MAX + 1] = "x";
+    bool aliased = dns_answer_cname(buf, len, target, sizeof(target));
+    if (aliased != (target[0] != 0) || (aliased && !dns_name_ok(target)))
+        abort();
 }
 
 static void check_hostent(const unsigned char *buf, int len)

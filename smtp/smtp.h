@@ -118,12 +118,14 @@ struct smtp_request {
     struct smtp_nexthop nh;
     struct smtp_tls_policy tls;
     /* during a session at level dane: the server's usable TLSA records
-     * (smtp_dane.c), its host name (the TLSA base domain) and whether the
-     * next hop's MX records were validated (then the next hop's name is a
-     * reference identifier too) */
+     * (smtp_dane.c), their base domain (the host name, or where its CNAME
+     * records led), the host name, and whether the next hop's MX records
+     * were validated (then the next hop's name is a reference identifier
+     * too) */
     const struct dns_tlsa *dane_tlsa;
     size_t dane_ntlsa;
     const char *dane_host;
+    const char *dane_name;
     bool dane_mx_secure;
     /* from the queue file */
     int qfd;                                /* dr's descriptor, -1 until opened */
@@ -255,6 +257,7 @@ void smtp_tls_stop(struct smtp_session *s);
  * kept per host name for the addresses of one delivery. */
 struct smtp_dane_host {
     char host[256];                 /* "": nothing looked up yet */
+    char base[256];                 /* the TLSA base domain: host, or where its CNAMEs led */
     int status;                     /* 0 usable; 4: this server must not be used */
     enum smtp_tls_level level;      /* the session's level: may, encrypt or dane */
     struct dns_tlsa *tlsa;          /* usable records (level dane) */
@@ -264,12 +267,13 @@ struct smtp_dane_host {
 };
 void smtp_dane_host_init(struct smtp_dane_host *d);
 void smtp_dane_host_free(struct smtp_dane_host *d);
-/* Decide for host (secure: its MX and address records were validated)
- * under rq's dane policy, looking up _PORT._tcp.HOST TLSA records once
- * per host. d->status 4 means: skip this server (the reason says why;
- * never a fall-back to clear text). */
-void smtp_dane_decide(struct smtp_request *rq, const char *host, int port, bool secure,
-                      struct smtp_dane_host *d);
+/* Decide for host (secure: its MX and address records were validated;
+ * canonical: where its CNAME records led, "" or NULL for none) under rq's
+ * dane policy, looking up _PORT._tcp TLSA records once per host.
+ * d->status 4 means: skip this server (the reason says why; never a
+ * fall-back to clear text). */
+void smtp_dane_decide(struct smtp_request *rq, const char *host, const char *canonical, int port,
+                      bool secure, struct smtp_dane_host *d);
 /* Whether TLSA record t can authenticate an SMTP server (RFC 7672
  * section 3.1: DANE-TA(2) or DANE-EE(3), selector Cert(0) or SPKI(1),
  * matching Full(0), SHA2-256(1) or SHA2-512(2) with the digest's length). */

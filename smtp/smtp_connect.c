@@ -29,6 +29,7 @@
 
 struct smtp_target {
     char host[DNS_NAME_MAX + 1];
+    char canonical[DNS_NAME_MAX + 1];   /* where host's CNAME records led, "" if none */
     struct dns_addr addr;
     bool secure;            /* the MX and address records that led here were validated */
 };
@@ -60,8 +61,8 @@ static void failure_set(struct failure *f, bool site, int status, const char *ds
 
 /* ---- building the list of addresses ---- */
 
-static void target_add(struct target_list *l, const char *host, const struct dns_addr *a,
-                       bool secure)
+static void target_add(struct target_list *l, const char *host, const char *canonical,
+                       const struct dns_addr *a, bool secure)
 {
     if (l->n >= SMTP_TARGETS_MAX)
         return;
@@ -70,6 +71,7 @@ static void target_add(struct target_list *l, const char *host, const struct dns
         l->t = xrealloc(l->t, l->cap * sizeof(*l->t));
     }
     str_copy(l->t[l->n].host, sizeof(l->t[l->n].host), host);
+    str_copy(l->t[l->n].canonical, sizeof(l->t[l->n].canonical), canonical);
     l->t[l->n].addr = *a;
     l->t[l->n].secure = secure;
     l->n++;
@@ -86,8 +88,8 @@ static bool family_first(int family)
 }
 
 /* Add host's addresses in the preferred family order. */
-static void targets_of_host(struct target_list *l, const char *host, const struct dns_addr *a, size_t n,
-                            bool secure)
+static void targets_of_host(struct target_list *l, const char *host, const char *canonical,
+                            const struct dns_addr *a, size_t n, bool secure)
 {
     int first = AF_INET6;
     if (family_first(AF_INET) || (smtp_cfg.family_pref == SMTP_PREF_ANY && random() % 2))
@@ -95,7 +97,7 @@ static void targets_of_host(struct target_list *l, const char *host, const struc
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < n; i++)
             if ((a[i].family == first) == (pass == 0))
-                target_add(l, host, &a[i], secure);
+                target_add(l, host, canonical, &a[i], secure);
 }
 
 /* Random order among MX hosts of equal preference (already sorted). */
@@ -120,13 +122,14 @@ static void shuffle_equal_preferences(struct dns_mx *mx, size_t n)
 static void resolve_host(struct target_list *l, const char *host, bool mx_secure, struct failure *f)
 {
     bool secure = false;
+    char canonical[DNS_NAME_MAX + 1];
     struct dns_addr *addrs;
     size_t n;
     struct strbuf why = STRBUF_INIT(512), text = STRBUF_INIT(1024);
     enum dns_status st = dns_lookup_addr(smtp_cfg.dns, host, smtp_cfg.want_v4, smtp_cfg.want_v6,
-                                         &addrs, &n, &secure, &why);
+                                         &addrs, &n, &secure, canonical, &why);
     if (st == DNS_OK) {
-        targets_of_host(l, host, addrs, n, mx_secure && secure);
+        targets_of_host(l, host, canonical, addrs, n, mx_secure && secure);
         free(addrs);
     } else if (f->status == 0 || st == DNS_TEMPFAIL) {
         sb_appendf(&text, "Host or domain name not found. Name service error for name=%s type=%s: %s",
@@ -295,7 +298,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
         dns_addr_text(&l->t[i].addr, addr, sizeof(addr));
         if (dane) {
             /* The session's level for this server; the policy comes back after it. */
-            smtp_dane_decide(rq, l->t[i].host, port, l->t[i].secure, &dh);
+            smtp_dane_decide(rq, l->t[i].host, l->t[i].canonical, port, l->t[i].secure, &dh);
             if (dh.status) {
                 msg_info("%s: %s", rq->dr->queue_id, sb_str(&dh.reason));
                 failure_set(f, true, 4, dh.dsn, NULL, sb_str(&dh.reason));
@@ -306,6 +309,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             rq->dane_tlsa = dh.tlsa;
             rq->dane_ntlsa = dh.ntlsa;
             rq->dane_host = dh.host;
+            rq->dane_name = dh.base;
         }
         int fd = connect_addr(&l->t[i].addr, port);
         if (fd < 0) {
@@ -323,6 +327,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
         rq->dane_tlsa = NULL;
         rq->dane_ntlsa = 0;
         rq->dane_host = NULL;
+        rq->dane_name = NULL;
         if (done)
             break;
         if (reached)
@@ -365,7 +370,7 @@ static void try_unix(struct smtp_request *rq, const char *path, struct failure *
         /* No DNS names this server: no TLSA records can apply to it. */
         struct smtp_dane_host dh;
         smtp_dane_host_init(&dh);
-        smtp_dane_decide(rq, smtp_cfg.myhostname, 0, false, &dh);
+        smtp_dane_decide(rq, smtp_cfg.myhostname, NULL, 0, false, &dh);
         rq->tls.level = dh.level;
         if (dh.status) {
             msg_info("%s: %s", rq->dr->queue_id, sb_str(&dh.reason));
@@ -441,7 +446,7 @@ void smtp_deliver(struct smtp_request *rq)
     } else if (nh->path[0]) {
         try_unix(rq, nh->path, &f);
     } else if (nh->literal) {
-        target_add(&l, nh->host, &nh->addr, false);
+        target_add(&l, nh->host, "", &nh->addr, false);
     } else if (!nh->use_mx) {
         resolve_host(&l, nh->host, true, &f);
     } else if (resolve_mx(rq, nh, &l, &f) < 0) {

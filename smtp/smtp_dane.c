@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dns.h"
 #include "log.h"
@@ -60,8 +61,35 @@ static struct strbuf *dane_refuse(struct smtp_dane_host *d)
     return &d->reason;
 }
 
-void smtp_dane_decide(struct smtp_request *rq, const char *host, int port, bool secure,
-                      struct smtp_dane_host *d)
+/* The TLSA records of name:port. DNS_TEMPFAIL: the lookup failed (logged,
+ * and d refuses the server); DNS_OK with records that were validated;
+ * anything else: no validated records. */
+static enum dns_status tlsa_lookup(struct smtp_request *rq, const char *name, int port,
+                                   struct dns_tlsa **tlsa, size_t *n, struct smtp_dane_host *d)
+{
+    char qname[DNS_NAME_MAX + 32];
+    snprintf(qname, sizeof(qname), "_%d._tcp.%s", port, name);
+    bool secure = false;
+    struct strbuf why = STRBUF_INIT(512);
+    enum dns_status st = dns_lookup_tlsa(smtp_cfg.dns, qname, tlsa, n, &secure, &why);
+    if (st == DNS_TEMPFAIL) {
+        msg_warn("%s: TLSA lookup error for %s:%d: %s", rq->dr->queue_id, name, port, sb_str(&why));
+        sb_appendf(dane_refuse(d), "TLS is required by DANE, but the TLSA lookup for %s:%d "
+                   "failed: %s", name, port, sb_str(&why));
+    } else if (st == DNS_OK && !secure) {
+        st = DNS_NODATA;        /* section 2.2.2: records not validated are as none */
+    }
+    if (st != DNS_OK) {
+        free(*tlsa);
+        *tlsa = NULL;
+        *n = 0;
+    }
+    sb_free(&why);
+    return st;
+}
+
+void smtp_dane_decide(struct smtp_request *rq, const char *host, const char *canonical, int port,
+                      bool secure, struct smtp_dane_host *d)
 {
     if (d->host[0] && strcmp(d->host, host) == 0)
         return;                 /* another address of the same server */
@@ -72,6 +100,7 @@ void smtp_dane_decide(struct smtp_request *rq, const char *host, int port, bool 
     d->level = SMTP_TLS_MAY;
     sb_reset(&d->reason);
     str_copy(d->host, sizeof(d->host), host);
+    str_copy(d->base, sizeof(d->base), host);
     bool only = rq->tls.level == SMTP_TLS_DANE_ONLY;
     if (!secure) {
         /* RFC 7672 section 2.2: DANE applies only where the MX and address
@@ -81,20 +110,23 @@ void smtp_dane_decide(struct smtp_request *rq, const char *host, int port, bool 
                        "of %s:%d are not DNSSEC-validated", host, port);
         return;
     }
-    char name[DNS_NAME_MAX + 32];
-    snprintf(name, sizeof(name), "_%d._tcp.%s", port, host);
     struct dns_tlsa *tlsa = NULL;
     size_t n = 0;
-    bool tlsa_secure = false;
-    struct strbuf why = STRBUF_INIT(512);
-    enum dns_status st = dns_lookup_tlsa(smtp_cfg.dns, name, &tlsa, &n, &tlsa_secure, &why);
+    enum dns_status st = DNS_NODATA;
+    /* Section 2.2.2: a host name that is an alias (its address records
+     * were validated, CNAME included) has its TLSA records looked for at
+     * the end of the chain first, then at the name itself. The first
+     * validated records decide; a failed lookup stops. */
+    if (canonical && *canonical && strcasecmp(canonical, host) != 0) {
+        st = tlsa_lookup(rq, canonical, port, &tlsa, &n, d);
+        if (st == DNS_OK)
+            str_copy(d->base, sizeof(d->base), canonical);
+    }
+    if (st != DNS_OK && st != DNS_TEMPFAIL)
+        st = tlsa_lookup(rq, host, port, &tlsa, &n, d);
     if (st == DNS_TEMPFAIL) {
-        msg_warn("%s: TLSA lookup error for %s:%d: %s", rq->dr->queue_id, host, port, sb_str(&why));
-        sb_appendf(dane_refuse(d), "TLS is required by DANE, but the TLSA lookup for %s:%d "
-                   "failed: %s", host, port, sb_str(&why));
-    } else if (st != DNS_OK || !tlsa_secure) {
-        /* No TLSA records, or records that were not validated (section
-         * 2.2.2: as if there were none). */
+        ;                       /* d refuses the server */
+    } else if (st != DNS_OK) {
         if (only)
             sb_appendf(dane_refuse(d), "TLS is required by DANE (dane-only), but %s:%d has no "
                        "DNSSEC-validated TLSA records", host, port);
@@ -110,15 +142,14 @@ void smtp_dane_decide(struct smtp_request *rq, const char *host, int port, bool 
             tlsa = NULL;
         } else if (only) {
             sb_appendf(dane_refuse(d), "TLS is required by DANE (dane-only), but none of the "
-                       "TLSA records of %s:%d is usable", host, port);
+                       "TLSA records of %s:%d is usable", d->base, port);
         } else {
             /* Section 3.1.3: records that exist but cannot be used still
              * mean the server does TLS; without authentication. */
             msg_info("%s: %s:%d: no usable DANE TLSA records; TLS required without "
-                     "authentication", rq->dr->queue_id, host, port);
+                     "authentication", rq->dr->queue_id, d->base, port);
             d->level = SMTP_TLS_ENCRYPT;
         }
     }
     free(tlsa);
-    sb_free(&why);
 }

@@ -422,7 +422,9 @@ static const char *server_name(const struct smtp_session *s, const struct smtp_r
 {
     const char *v = rq->tls.has_servername ? rq->tls.servername : smtp_cfg.tls_servername;
     const char *name = NULL;
-    if (!*v)
+    if (rq->tls.level == SMTP_TLS_DANE && rq->dane_name)
+        name = rq->dane_name;       /* RFC 7672 section 8.1: the TLSA base domain */
+    else if (!*v)
         name = rq->tls.level >= SMTP_TLS_VERIFY ? s->host : NULL;
     else if (str_ieq(v, "hostname"))
         name = s->host;
@@ -509,18 +511,22 @@ static void handshake_error(SSL *ssl, int rc, struct strbuf *detail)
 }
 
 /* The server's usable TLSA records for OpenSSL's DANE verifier. The TLSA
- * base domain (the MX host) is the name a DANE-TA chain must match, and
- * the next hop's domain when its MX records were validated (RFC 7672
- * section 3.2.2); DANE-EE matches the key alone, whatever the names
- * (section 3.2.1). 0 ok, -1 when no record could be used. */
+ * base domain, the MX host's name when it differs (an alias) and the next
+ * hop's domain when its MX records were validated are the names a DANE-TA
+ * chain must match (RFC 7672 section 3.2.2); DANE-EE matches the key
+ * alone, whatever the names (section 3.2.1). 0 ok, -1 when no record could
+ * be used. */
 static int dane_setup(SSL *ssl, const struct smtp_request *rq)
 {
-    if (!rq->dane_host || SSL_dane_enable(ssl, rq->dane_host) <= 0) {
+    if (!rq->dane_name || !rq->dane_host || SSL_dane_enable(ssl, rq->dane_name) <= 0) {
         log_openssl_errors("enabling DANE for a session");
         return -1;
     }
     SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
-    if (rq->dane_mx_secure && rq->nh.use_mx && !str_ieq(rq->nh.host, rq->dane_host))
+    if (!str_ieq(rq->dane_host, rq->dane_name))
+        SSL_add1_host(ssl, rq->dane_host);
+    if (rq->dane_mx_secure && rq->nh.use_mx && !str_ieq(rq->nh.host, rq->dane_host)
+        && !str_ieq(rq->nh.host, rq->dane_name))
         SSL_add1_host(ssl, rq->nh.host);
     int added = 0;
     for (size_t i = 0; i < rq->dane_ntlsa; i++) {
@@ -662,9 +668,9 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
         msg_info("server certificate verification failed for %s: num=%ld:%s", s->desc,
                  cert ? verify : 0L, reason);
         msg_warn("%s: the DANE TLSA records of %s do not authenticate the server: %s",
-                 s->desc, rq->dane_host, reason);
+                 s->desc, rq->dane_name, reason);
         sb_appendf(why, "Server certificate not verified by the DANE TLSA records of %s: %s",
-                   rq->dane_host, reason);
+                   rq->dane_name, reason);
     } else if (rq->tls.level >= SMTP_TLS_VERIFY && !s->tls_trusted) {
         const char *reason = cert ? X509_verify_cert_error_string(verify) : "no server certificate";
         msg_info("server certificate verification failed for %s: num=%ld:%s", s->desc,

@@ -347,9 +347,11 @@ static int dns_worse(int a, int b)
 
 enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool want_v4,
                                 bool want_v6, struct dns_addr **addrs, size_t *count,
-                                bool *secure, struct strbuf *why)
+                                bool *secure, char *canonical, struct strbuf *why)
 {
     struct dns_query qs[2] = { { 0 }, { 0 } };
+    if (canonical)
+        canonical[0] = 0;
     int families[2], nq = 0;
     if (want_v6)
         families[nq++] = AF_INET6;
@@ -382,6 +384,8 @@ enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool w
             st = dns_answer_addrs(qs[i].answer, qs[i].answer_len, families[i], *addrs + *count,
                                   DNS_ADDR_MAX, &got);
             *count += got;
+            if (canonical && got && !canonical[0])
+                dns_answer_cname(qs[i].answer, qs[i].answer_len, canonical, DNS_NAME_MAX + 1);
         }
         if (st != ARES_SUCCESS)
             result = i == 0 ? st : dns_worse(result, st);

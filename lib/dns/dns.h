@@ -76,10 +76,12 @@ enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
  * gave addresses (IPv6 first in *addrs); otherwise a temporary failure of
  * either wins over "not found", which wins over "no data". secure (may be
  * NULL): at least one answer came, and every answer that came (records or
- * denial) was validated; a query that failed is left out. */
+ * denial) was validated; a query that failed is left out. canonical (may
+ * be NULL, else DNS_NAME_MAX + 1 bytes): where CNAME records led from name,
+ * "" when name is no alias. */
 enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool want_v4,
                                 bool want_v6, struct dns_addr **addrs, size_t *count,
-                                bool *secure, struct strbuf *why);
+                                bool *secure, char *canonical, struct strbuf *why);
 
 /* TLSA records of name ("_25._tcp.mx.example.com"), as dns_answer_tlsa
  * keeps them; on DNS_OK *tlsa is malloc'ed with *count >= 1 entries.

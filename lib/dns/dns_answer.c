@@ -5,6 +5,7 @@
 #include <ares.h>
 #include <netdb.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "address.h"
@@ -112,6 +113,70 @@ static bool skip_name(const unsigned char *abuf, int alen, int *pos)
     if (enclen <= 0 || enclen > alen - *pos)
         return false;
     *pos += (int)enclen;
+    return true;
+}
+
+/* The name at *pos into name (at most size - 1 bytes): false when it does
+ * not parse or does not fit. */
+static bool read_name(const unsigned char *abuf, int alen, int *pos, char *name, size_t size)
+{
+    char *text = NULL;
+    long enclen = 0;
+    if (*pos >= alen || ares_expand_name(abuf + *pos, abuf, alen, &text, &enclen) != ARES_SUCCESS
+        || enclen <= 0 || enclen > alen - *pos || strlen(text) >= size) {
+        ares_free_string(text);
+        return false;
+    }
+    str_copy(name, size, text);
+    ares_free_string(text);
+    *pos += (int)enclen;
+    return true;
+}
+
+#define DNS_TYPE_CNAME 5
+#define DNS_CNAME_CHAIN_MAX 8
+
+bool dns_answer_cname(const unsigned char *abuf, int alen, char *target, size_t size)
+{
+    char qname[DNS_NAME_MAX + 2], owner[DNS_NAME_MAX + 2], next[DNS_NAME_MAX + 2];
+    bool ad;
+    if (size)
+        target[0] = 0;
+    if (dns_answer_header(abuf, alen, &ad) != ARES_SUCCESS || get16(abuf + 4) != 1)
+        return false;
+    int pos = DNS_HEADER_SIZE;
+    if (!read_name(abuf, alen, &pos, qname, sizeof(qname)) || alen - pos < 4)
+        return false;
+    pos += 4;
+    int answers = pos;
+    unsigned ancount = get16(abuf + 6);
+    bool aliased = false;
+    /* Follow the chain from the question's name, one link per pass. */
+    for (int link = 0; link < DNS_CNAME_CHAIN_MAX; link++) {
+        bool found = false;
+        pos = answers;
+        for (unsigned i = 0; i < ancount && !found; i++) {
+            if (!read_name(abuf, alen, &pos, owner, sizeof(owner)) || alen - pos < 10)
+                return false;
+            unsigned type = get16(abuf + pos), rdlen = get16(abuf + pos + 8);
+            pos += 10;
+            if ((unsigned)(alen - pos) < rdlen)
+                return false;
+            int rd = pos;
+            pos += (int)rdlen;
+            if (type == DNS_TYPE_CNAME && strcasecmp(owner, qname) == 0) {
+                if (!read_name(abuf, alen, &rd, next, sizeof(next)) || !dns_name_ok(next))
+                    return false;
+                str_copy(qname, sizeof(qname), next);
+                found = aliased = true;
+            }
+        }
+        if (!found)
+            break;
+    }
+    if (!aliased || strlen(qname) >= size)
+        return false;
+    str_copy(target, size, qname);
     return true;
 }
 

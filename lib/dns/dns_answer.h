@@ -46,6 +46,12 @@ int dns_answer_header(const unsigned char *abuf, int alen, bool *ad);
 int dns_answer_tlsa(const unsigned char *abuf, int alen, struct dns_tlsa *out, size_t max,
                     size_t *n);
 
+/* Where the answer's CNAME records lead from the question's name (at most
+ * 8 links; RFC 7672 section 2.2.2 looks for TLSA records there first):
+ * true with a valid name in target (size bytes at least DNS_NAME_MAX + 1),
+ * false when the name is no alias or the chain does not parse. */
+bool dns_answer_cname(const unsigned char *abuf, int alen, char *target, size_t size);
+
 /* The first TXT record, its strings joined, non-printable bytes as '?',
  * cut to size - 1 bytes, into txt. */
 int dns_answer_txt(const unsigned char *abuf, int alen, char *txt, size_t size);

@@ -18,6 +18,8 @@ RFC 7672 requirements and the tests that cover them:
   3.1.2 DANE-TA with name checks  test_dane_ta_spki, test_dane_ta_name_mismatch_defers
   3.1.3 PKIX-* usages unusable -> TLS without authentication  test_pkix_usage_means_encrypt
   2.2   TLSA not matching -> not delivered  test_tlsa_mismatch_defers
+  2.2.2 CNAME'd MX host: TLSA at the chain's end first, then at the alias
+                                  test_cname_mx_host_tlsa_at_target_first, test_cname_mx_host_tlsa_at_alias
   2.2.1 a failed address lookup does not make a host insecure
                                   test_failed_aaaa_lookup_keeps_dane
   2.2   TLSA present, STARTTLS stripped -> never in clear  test_starttls_stripped_defers
@@ -146,6 +148,12 @@ class DaneTest(unittest.TestCase):
                 "pkix MX 10 mx-pkix", "mx-pkix A " + EE_ADDR, tlsa("mx-pkix", "1 1 1 " + ee),
                 "notlsa MX 10 mx-notlsa", "mx-notlsa A " + EE_ADDR,
                 "only MX 10 mx-notlsa",
+                # MX hosts that are aliases: TLSA records at the end of the
+                # chain first (those at the alias do not match), then at the alias
+                "alias MX 10 mx-alias", "mx-alias CNAME mx-real", "mx-real A " + EE_ADDR,
+                tlsa("mx-real", "3 1 1 " + ee), tlsa("mx-alias", "3 1 1 " + other),
+                "alias2 MX 10 mx-alias2", "mx-alias2 CNAME mx-notlsa",
+                tlsa("mx-alias2", "3 1 1 " + ee),
                 # AAAA answers for this host fail validation; its A records are secure
                 "halfbogus MX 10 mx-halfbogus", "mx-halfbogus A " + EE_ADDR,
                 "mx-halfbogus AAAA 2001:db8::25", tlsa("mx-halfbogus", "3 1 1 " + other),
@@ -248,6 +256,23 @@ class DaneTest(unittest.TestCase):
         self.assertTrue(msg["tls"])
         self.inst.wait_log(r"Verified TLS connection established to mx-ta\.sec\.test\[%s\]:%d: TLSv1\.3"
                            % (re.escape(TA_ADDR), PORT))
+
+    def test_cname_mx_host_tlsa_at_target_first(self):
+        qid = self.send("user@alias.sec.test", "alias")
+        self.outcome(qid, "user@alias.sec.test", "sent")
+        [msg] = self.ee_sink.with_subject("alias")
+        self.assertTrue(msg["tls"])
+        self.inst.wait_log(r"Verified TLS connection established to mx-alias\.sec\.test\[%s\]:%d"
+                           % (re.escape(EE_ADDR), PORT))
+
+    def test_cname_mx_host_tlsa_at_alias(self):
+        # The chain's end has no TLSA records: those of the alias count.
+        qid = self.send("user@alias2.sec.test", "alias2")
+        self.outcome(qid, "user@alias2.sec.test", "sent")
+        [msg] = self.ee_sink.with_subject("alias2")
+        self.assertTrue(msg["tls"])
+        self.inst.wait_log(r"Verified TLS connection established to mx-alias2\.sec\.test\[%s\]:%d"
+                           % (re.escape(EE_ADDR), PORT))
 
     def test_pkix_usage_means_encrypt(self):
         # PKIX-EE is unusable for SMTP: TLS is still required, unauthenticated.

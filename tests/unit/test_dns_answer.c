@@ -2,8 +2,8 @@
  * and of TLSA record parsing (lib/dns/dns_answer.c), on answers built here
  * byte by byte: well-formed ones, ones with CNAME and RRSIG records among
  * the TLSA records, compressed names, and hostile ones (cut short, records
- * too small or too large, more records than kept); and which resolvers'
- * AD bit lib/dns/dns.c believes (no query is sent). */
+ * too small or too large, more records than kept); CNAME chains; and
+ * which resolvers' AD bit lib/dns/dns.c believes (no query is sent). */
 #include <ares.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -154,6 +154,56 @@ static void test_tlsa(void)
     CHECK(dns_answer_tlsa(m.b, (int)m.len, out, 4, &n) == ARES_EBADRESP && n == 0);
 }
 
+/* A record owned by a name written out in full (no compression). */
+static void record_named(struct msg *m, const unsigned char *owner, size_t olen, unsigned type,
+                         const unsigned char *rdata, size_t rdlen)
+{
+    put(m, owner, olen);
+    put16(m, type);
+    put16(m, 1);
+    put16(m, 0);
+    put16(m, 60);
+    put16(m, (unsigned)rdlen);
+    put(m, rdata, rdlen);
+}
+
+static void test_cname(void)
+{
+    struct msg m;
+    char target[DNS_NAME_MAX + 1];
+    static const unsigned char next[] = "\004next\007example", last[] = "\004last\007example";
+    static const unsigned char addr[4] = { 192, 0, 2, 1 };
+    /* question -> next.example -> last.example, then the address */
+    header(&m, true, 0, 3);
+    record(&m, 5, next, sizeof(next));
+    record_named(&m, next, sizeof(next), 5, last, sizeof(last));
+    record_named(&m, last, sizeof(last), 1, addr, 4);
+    CHECK(dns_answer_cname(m.b, (int)m.len, target, sizeof(target)));
+    CHECK_STR(target, "last.example");
+    /* the records in another order: the chain is still followed */
+    header(&m, true, 0, 2);
+    record_named(&m, next, sizeof(next), 5, last, sizeof(last));
+    record(&m, 5, next, sizeof(next));
+    CHECK(dns_answer_cname(m.b, (int)m.len, target, sizeof(target)));
+    CHECK_STR(target, "last.example");
+    /* no alias */
+    header(&m, true, 0, 1);
+    tlsa(&m, 3, 1, 1, 32, 1);
+    CHECK(!dns_answer_cname(m.b, (int)m.len, target, sizeof(target)) && target[0] == 0);
+    /* a loop ends after a bounded number of links */
+    header(&m, true, 0, 2);
+    record(&m, 5, next, sizeof(next));
+    record_named(&m, next, sizeof(next), 5, (const unsigned char *)"\300\014", 2);
+    CHECK(dns_answer_cname(m.b, (int)m.len, target, sizeof(target)));
+    /* an alias to an invalid name, or cut short */
+    header(&m, true, 0, 1);
+    record(&m, 5, (const unsigned char *)"\003a b\000", 5);
+    CHECK(!dns_answer_cname(m.b, (int)m.len, target, sizeof(target)) && target[0] == 0);
+    header(&m, true, 0, 1);
+    record(&m, 5, next, sizeof(next));
+    CHECK(!dns_answer_cname(m.b, (int)m.len - 3, target, sizeof(target)));
+}
+
 /* Whether the AD bit of servers is believed, with trust_remote off or on. */
 static bool ad_believed(const char *servers, bool trust_remote)
 {
@@ -182,6 +232,7 @@ int main(void)
 {
     test_header();
     test_tlsa();
+    test_cname();
     test_ad_trust();
     return check_summary();
 }
