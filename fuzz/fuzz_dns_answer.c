@@ -1,7 +1,8 @@
 /* fuzz_dns_answer.c: libFuzzer target for what a hostile DNS server reaches:
  * the raw answer bytes, parsed by c-ares and turned into Tern's results by
  * lib/dns/dns_answer.c, read as each kind of answer Tern asks for (MX, A, AAAA,
- * TXT, PTR, and the hostent c-ares builds for host and PTR lookups). Any
+ * TXT, PTR, TLSA, CNAME chains, the header's status and AD bit, and the hostent c-ares
+ * builds for host and PTR lookups). Any
  * crash, leak, sanitizer report, or a result that breaks its bounds (an
  * invalid name, too many entries, unsorted MX, unprintable TXT) is a bug.
  * sources: lib/dns/dns_answer.c lib/global/address.c -lcares */
@@ -54,6 +55,25 @@ static void check_txt(const unsigned char *buf, int len)
     }
 }
 
+static void check_tlsa(const unsigned char *buf, int len)
+{
+    static struct dns_tlsa t[3];
+    size_t n = 99;
+    bool ad;
+    int st = dns_answer_tlsa(buf, len, t, 3, &n);
+    if (n > 3 || (st == ARES_SUCCESS) != (n > 0))
+        abort();
+    if (st == ARES_SUCCESS && dns_answer_header(buf, len, &ad) != ARES_SUCCESS)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (t[i].len < 1 || t[i].len > DNS_TLSA_DATA_MAX)
+            abort();
+    char target[DNS_NAME_MAX + 1] = "x";
+    bool aliased = dns_answer_cname(buf, len, target, sizeof(target));
+    if (aliased != (target[0] != 0) || (aliased && !dns_name_ok(target)))
+        abort();
+}
+
 static void check_hostent(const unsigned char *buf, int len)
 {
     static const unsigned char v4[4] = { 192, 0, 2, 1 };
@@ -101,6 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_addrs(buf, len, AF_INET);
     check_addrs(buf, len, AF_INET6);
     check_txt(buf, len);
+    check_tlsa(buf, len);
     check_hostent(buf, len);
     free(buf);
     return 0;

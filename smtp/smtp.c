@@ -128,6 +128,25 @@ static bool helo_name_ok(const char *s)
     return true;
 }
 
+/* smtp_dns_support_level: with dnssec, queries ask for validation. A
+ * resolver that is not on this host is not believed unless the
+ * administrator says the path to it is safe. */
+static void dnssec_init(void)
+{
+    const char *level = cfg_str(smtp_param(P_smtp_dns_support_level));
+    if (!*level || strcmp(level, "enabled") == 0)
+        return;
+    if (strcmp(level, "dnssec") != 0)
+        msg_fatal("%s = %s: expected enabled or dnssec (disabled is not supported) (main.cf)",
+                  smtp_param_name(P_smtp_dns_support_level), level);
+    smtp_cfg.dnssec = true;
+    if (!dns_set_dnssec(smtp_cfg.dns, cfg_bool(smtp_param(P_smtp_dns_trust_remote_resolver))))
+        msg_warn("%s = dnssec: the DNS resolver is not on this host, so its DNSSEC validation "
+                 "is not believed and no answer counts as secure; use a validating resolver on "
+                 "a loopback address, or set %s = yes", smtp_param_name(P_smtp_dns_support_level),
+                 smtp_param_name(P_smtp_dns_trust_remote_resolver));
+}
+
 /* As root, before any chroot: the resolver's configuration and the
  * services database are reachable only now. */
 static void smtp_pre_init(void)
@@ -138,6 +157,7 @@ static void smtp_pre_init(void)
     if (!smtp_cfg.dns)
         msg_fatal("%s: %s (main.cf)", smtp_param_name(P_smtp_dns_servers), sb_str(&err));
     sb_free(&err);
+    dnssec_init();
     smtp_cfg.port = default_port();
     resolve_init();
     /* CA certificates and password tables are readable only now. */

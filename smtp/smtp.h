@@ -6,7 +6,9 @@
  * smtp_cache.c (one session kept open between requests), smtp_io.c
  * (reply and command I/O with deadlines, in clear or through TLS),
  * smtp_proto.c (the SMTP dialogue), smtp_tls.c (STARTTLS: policy,
- * handshake, certificate checks) and smtp_sasl.c (AUTH to a server).
+ * handshake, certificate checks), smtp_dane.c (what DNSSEC and TLSA
+ * records make of the dane levels for each server) and smtp_sasl.c (AUTH
+ * to a server).
  * The same binary is the LMTP client when run as "lmtp" (smtp_cfg.lmtp):
  * LHLO, no MX lookups, UNIX-domain next hops, one reply per recipient
  * after the content, and lmtp_* parameters (smtp_param()). */
@@ -27,6 +29,7 @@
 #include "strbuf.h"
 
 struct dns_resolver;
+struct dns_tlsa;
 struct maplist;
 struct ssl_st;
 struct ssl_ctx_st;
@@ -58,6 +61,7 @@ struct smtp_settings {
     bool want_v4, want_v6;               /* inet_protocols */
     enum smtp_family_pref family_pref;
     struct dns_resolver *dns;
+    bool dnssec;                         /* smtp_dns_support_level = dnssec */
     size_t ipc_frame_limit;
     int ipc_timeout;
     /* TLS (smtp_tls.c) */
@@ -113,6 +117,16 @@ struct smtp_request {
     /* the next hop, parsed, and the TLS policy that applies to it */
     struct smtp_nexthop nh;
     struct smtp_tls_policy tls;
+    /* during a session at level dane: the server's usable TLSA records
+     * (smtp_dane.c), their base domain (the host name, or where its CNAME
+     * records led), the host name, and whether the next hop's MX records
+     * were validated (then the next hop's name is a reference identifier
+     * too) */
+    const struct dns_tlsa *dane_tlsa;
+    size_t dane_ntlsa;
+    const char *dane_host;
+    const char *dane_name;
+    bool dane_mx_secure;
     /* from the queue file */
     int qfd;                                /* dr's descriptor, -1 until opened */
     off_t content_offset;
@@ -159,6 +173,10 @@ struct smtp_session {
     bool tls_trusted;                       /* the chain verified against our CAs */
     bool tls_matched;                       /* ... and a name matched the policy's */
     enum smtp_tls_level tls_level;          /* the policy the session was checked under */
+    enum smtp_tls_level tls_policy;         /* the next hop's policy level when it was made
+                                               (dane levels: the cache reuses it only for
+                                               the same policy) */
+    bool tls_dane;                          /* authenticated by DANE TLSA records */
     bool authenticated;                     /* AUTH succeeded */
 };
 
@@ -233,6 +251,33 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
 bool smtp_tls_session_fits(const struct smtp_session *s, const struct smtp_request *rq);
 /* Close TLS on s: close_notify when the connection is healthy, then free. */
 void smtp_tls_stop(struct smtp_session *s);
+
+/* ---- smtp_dane.c ---- */
+/* What one server's DNS makes of a dane or dane-only policy (RFC 7672),
+ * kept per host name for the addresses of one delivery. */
+struct smtp_dane_host {
+    char host[256];                 /* "": nothing looked up yet */
+    char base[256];                 /* the TLSA base domain: host, or where its CNAMEs led */
+    int status;                     /* 0 usable; 4: this server must not be used */
+    enum smtp_tls_level level;      /* the session's level: may, encrypt or dane */
+    struct dns_tlsa *tlsa;          /* usable records (level dane) */
+    size_t ntlsa;
+    char dsn[SMTP_DSN_SIZE];
+    struct strbuf reason;           /* why not (status 4) */
+};
+void smtp_dane_host_init(struct smtp_dane_host *d);
+void smtp_dane_host_free(struct smtp_dane_host *d);
+/* Decide for host (secure: its MX and address records were validated;
+ * canonical: where its CNAME records led, "" or NULL for none) under rq's
+ * dane policy, looking up _PORT._tcp TLSA records once per host.
+ * d->status 4 means: skip this server (the reason says why; never a
+ * fall-back to clear text). */
+void smtp_dane_decide(struct smtp_request *rq, const char *host, const char *canonical, int port,
+                      bool secure, struct smtp_dane_host *d);
+/* Whether TLSA record t can authenticate an SMTP server (RFC 7672
+ * section 3.1: DANE-TA(2) or DANE-EE(3), selector Cert(0) or SPKI(1),
+ * matching Full(0), SHA2-256(1) or SHA2-512(2) with the digest's length). */
+bool smtp_dane_usable(const struct dns_tlsa *t);
 
 /* ---- smtp_sasl.c ---- */
 /* As root, before chroot: the settings and the password tables. */

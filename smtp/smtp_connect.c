@@ -6,8 +6,10 @@
  * to smtp_bind_address*, within smtp_connect_timeout) until a server's
  * session decides the recipients or the limits are reached. A session kept
  * by an earlier request for the same next hop (smtp_cache.c) goes first
- * when it satisfies the next hop's TLS policy. In LMTP mode the next hop
- * is "unix:PATH" (one UNIX-domain socket) or a host, never an MX lookup. */
+ * when it satisfies the next hop's TLS policy. Under a dane policy each
+ * server's DNSSEC status and TLSA records decide its session's TLS level
+ * (smtp_dane.c). In LMTP mode the next hop is "unix:PATH" (one UNIX-domain
+ * socket) or a host, never an MX lookup. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -27,7 +29,9 @@
 
 struct smtp_target {
     char host[DNS_NAME_MAX + 1];
+    char canonical[DNS_NAME_MAX + 1];   /* where host's CNAME records led, "" if none */
     struct dns_addr addr;
+    bool secure;            /* the MX and address records that led here were validated */
 };
 
 struct target_list {
@@ -57,7 +61,8 @@ static void failure_set(struct failure *f, bool site, int status, const char *ds
 
 /* ---- building the list of addresses ---- */
 
-static void target_add(struct target_list *l, const char *host, const struct dns_addr *a)
+static void target_add(struct target_list *l, const char *host, const char *canonical,
+                       const struct dns_addr *a, bool secure)
 {
     if (l->n >= SMTP_TARGETS_MAX)
         return;
@@ -66,7 +71,9 @@ static void target_add(struct target_list *l, const char *host, const struct dns
         l->t = xrealloc(l->t, l->cap * sizeof(*l->t));
     }
     str_copy(l->t[l->n].host, sizeof(l->t[l->n].host), host);
+    str_copy(l->t[l->n].canonical, sizeof(l->t[l->n].canonical), canonical);
     l->t[l->n].addr = *a;
+    l->t[l->n].secure = secure;
     l->n++;
 }
 
@@ -81,7 +88,8 @@ static bool family_first(int family)
 }
 
 /* Add host's addresses in the preferred family order. */
-static void targets_of_host(struct target_list *l, const char *host, const struct dns_addr *a, size_t n)
+static void targets_of_host(struct target_list *l, const char *host, const char *canonical,
+                            const struct dns_addr *a, size_t n, bool secure)
 {
     int first = AF_INET6;
     if (family_first(AF_INET) || (smtp_cfg.family_pref == SMTP_PREF_ANY && random() % 2))
@@ -89,7 +97,7 @@ static void targets_of_host(struct target_list *l, const char *host, const struc
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < n; i++)
             if ((a[i].family == first) == (pass == 0))
-                target_add(l, host, &a[i]);
+                target_add(l, host, canonical, &a[i], secure);
 }
 
 /* Random order among MX hosts of equal preference (already sorted). */
@@ -109,16 +117,19 @@ static void shuffle_equal_preferences(struct dns_mx *mx, size_t n)
     }
 }
 
-/* Addresses of one host; the failure is remembered when nothing is found. */
-static void resolve_host(struct target_list *l, const char *host, struct failure *f)
+/* Addresses of one host; the failure is remembered when nothing is found.
+ * mx_secure: the records that named the host were validated. */
+static void resolve_host(struct target_list *l, const char *host, bool mx_secure, struct failure *f)
 {
+    bool secure = false;
+    char canonical[DNS_NAME_MAX + 1];
     struct dns_addr *addrs;
     size_t n;
     struct strbuf why = STRBUF_INIT(512), text = STRBUF_INIT(1024);
     enum dns_status st = dns_lookup_addr(smtp_cfg.dns, host, smtp_cfg.want_v4, smtp_cfg.want_v6,
-                                         &addrs, &n, &why);
+                                         &addrs, &n, &secure, canonical, &why);
     if (st == DNS_OK) {
-        targets_of_host(l, host, addrs, n);
+        targets_of_host(l, host, canonical, addrs, n, mx_secure && secure);
         free(addrs);
     } else if (f->status == 0 || st == DNS_TEMPFAIL) {
         sb_appendf(&text, "Host or domain name not found. Name service error for name=%s type=%s: %s",
@@ -137,7 +148,9 @@ static int resolve_mx(struct smtp_request *rq, const struct smtp_nexthop *nh, st
     struct dns_mx *mx;
     size_t n;
     struct strbuf why = STRBUF_INIT(512);
-    enum dns_status st = dns_lookup_mx(smtp_cfg.dns, nh->host, &mx, &n, &why);
+    bool secure = false;
+    enum dns_status st = dns_lookup_mx(smtp_cfg.dns, nh->host, &mx, &n, &secure, &why);
+    rq->dane_mx_secure = secure;
     int rc = 0;
     if (st == DNS_OK) {
         size_t usable = 0;
@@ -145,7 +158,7 @@ static int resolve_mx(struct smtp_request *rq, const struct smtp_nexthop *nh, st
         for (size_t i = 0; i < n; i++)
             if (mx[i].host[0]) {
                 usable++;
-                resolve_host(l, mx[i].host, f);
+                resolve_host(l, mx[i].host, secure, f);
             }
         if (usable == 0) {
             smtp_rcpt_set_all(rq, 5, "5.1.10", NULL, "Domain %s does not accept mail (nullMX)", nh->host);
@@ -153,7 +166,7 @@ static int resolve_mx(struct smtp_request *rq, const struct smtp_nexthop *nh, st
         }
         free(mx);
     } else if (st == DNS_NODATA) {
-        resolve_host(l, nh->host, f);       /* no MX: the domain's own address */
+        resolve_host(l, nh->host, secure, f);   /* no MX: the domain's own address */
         if (l->n == 0 && f->status && strcmp(f->dsn, "4.4.4") == 0) {
             smtp_rcpt_set_all(rq, 5, "5.4.4", NULL, "%s", sb_str(&f->reason));
             rc = -1;
@@ -244,6 +257,7 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
     struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
     smtp_session_init(&s, fd, host, addr, port);
     s.tls_off = plain;
+    s.tls_policy = rq->tls.level;
     long long before = rq->xfer_start_usec;
     enum smtp_session_result r = smtp_session_run(&s, rq, &why, dsn);
     *reached = rq->xfer_start_usec != before;
@@ -271,6 +285,10 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
     long sessions = 0;
     bool plain_retry = false;
     struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
+    enum smtp_tls_level policy = rq->tls.level;
+    bool dane = policy == SMTP_TLS_DANE || policy == SMTP_TLS_DANE_ONLY;
+    struct smtp_dane_host dh;
+    smtp_dane_host_init(&dh);
     for (size_t i = 0; i < l->n; i += plain_retry ? 0 : 1) {
         if (!plain_retry && smtp_cfg.mx_address_limit > 0 && (long)i >= smtp_cfg.mx_address_limit)
             break;
@@ -278,6 +296,21 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             break;
         char addr[INET6_ADDRSTRLEN];
         dns_addr_text(&l->t[i].addr, addr, sizeof(addr));
+        if (dane) {
+            /* The session's level for this server; the policy comes back after it. */
+            smtp_dane_decide(rq, l->t[i].host, l->t[i].canonical, port, l->t[i].secure, &dh);
+            if (dh.status) {
+                msg_info("%s: %s", rq->dr->queue_id, sb_str(&dh.reason));
+                failure_set(f, true, 4, dh.dsn, NULL, sb_str(&dh.reason));
+                plain_retry = false;
+                continue;
+            }
+            rq->tls.level = dh.level;
+            rq->dane_tlsa = dh.tlsa;
+            rq->dane_ntlsa = dh.ntlsa;
+            rq->dane_host = dh.host;
+            rq->dane_name = dh.base;
+        }
         int fd = connect_addr(&l->t[i].addr, port);
         if (fd < 0) {
             sb_reset(&why);
@@ -288,11 +321,20 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             continue;
         }
         bool reached;
-        if (try_session(rq, fd, l->t[i].host, addr, port, plain_retry, f, &reached, &plain_retry))
+        bool done = try_session(rq, fd, l->t[i].host, addr, port, plain_retry, f, &reached,
+                                &plain_retry);
+        rq->tls.level = policy;
+        rq->dane_tlsa = NULL;
+        rq->dane_ntlsa = 0;
+        rq->dane_host = NULL;
+        rq->dane_name = NULL;
+        if (done)
             break;
         if (reached)
             sessions++;
     }
+    rq->tls.level = policy;
+    smtp_dane_host_free(&dh);
     sb_free(&why);
 }
 
@@ -324,6 +366,20 @@ static int connect_unix(const char *path)
 static void try_unix(struct smtp_request *rq, const char *path, struct failure *f)
 {
     bool plain = false, reached, retry_plain = false;
+    if (rq->tls.level >= SMTP_TLS_DANE) {
+        /* No DNS names this server: no TLSA records can apply to it. */
+        struct smtp_dane_host dh;
+        smtp_dane_host_init(&dh);
+        smtp_dane_decide(rq, smtp_cfg.myhostname, NULL, 0, false, &dh);
+        rq->tls.level = dh.level;
+        if (dh.status) {
+            msg_info("%s: %s", rq->dr->queue_id, sb_str(&dh.reason));
+            failure_set(f, true, 4, dh.dsn, NULL, sb_str(&dh.reason));
+        }
+        smtp_dane_host_free(&dh);
+        if (f->status)
+            return;
+    }
     for (int attempt = 0; attempt < 2 && (attempt == 0 || retry_plain); attempt++) {
         int fd = connect_unix(path);
         if (fd < 0) {
@@ -390,9 +446,9 @@ void smtp_deliver(struct smtp_request *rq)
     } else if (nh->path[0]) {
         try_unix(rq, nh->path, &f);
     } else if (nh->literal) {
-        target_add(&l, nh->host, &nh->addr);
+        target_add(&l, nh->host, "", &nh->addr, false);
     } else if (!nh->use_mx) {
-        resolve_host(&l, nh->host, &f);
+        resolve_host(&l, nh->host, true, &f);
     } else if (resolve_mx(rq, nh, &l, &f) < 0) {
         l.n = 0;
     }

@@ -33,7 +33,8 @@ static bool next_token(const char **s, const char *seps, char tok[TOKEN_MAX], bo
 
 static const char *const level_names[] = {
     [SMTP_TLS_NONE] = "none", [SMTP_TLS_MAY] = "may", [SMTP_TLS_ENCRYPT] = "encrypt",
-    [SMTP_TLS_VERIFY] = "verify", [SMTP_TLS_SECURE] = "secure",
+    [SMTP_TLS_VERIFY] = "verify", [SMTP_TLS_SECURE] = "secure", [SMTP_TLS_DANE] = "dane",
+    [SMTP_TLS_DANE_ONLY] = "dane-only",
 };
 
 const char *smtp_tls_level_name(enum smtp_tls_level level)
@@ -41,22 +42,14 @@ const char *smtp_tls_level_name(enum smtp_tls_level level)
     return (unsigned)level < sizeof(level_names) / sizeof(level_names[0]) ? level_names[level] : "?";
 }
 
-int smtp_tls_level_parse(const char *name, enum smtp_tls_level *level, bool *downgraded,
-                         struct strbuf *why)
+int smtp_tls_level_parse(const char *name, enum smtp_tls_level *level, struct strbuf *why)
 {
-    *downgraded = false;
     for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
         if (strcasecmp(name, level_names[i]) == 0) {
             *level = (enum smtp_tls_level)i;
             return 0;
         }
-    if (strcasecmp(name, "dane") == 0) {
-        /* Without DNSSEC-validated TLSA records Postfix uses "may" too. */
-        *level = SMTP_TLS_MAY;
-        *downgraded = true;
-        return 0;
-    }
-    if (strcasecmp(name, "dane-only") == 0 || strcasecmp(name, "fingerprint") == 0)
+    if (strcasecmp(name, "fingerprint") == 0)
         sb_appendf(why, "TLS security level \"%.40s\" is not supported", name);
     else
         sb_appendf(why, "invalid TLS security level \"%.40s\"", name);
@@ -250,7 +243,7 @@ static int policy_attribute(struct smtp_tls_policy *p, const char *tok, struct s
         return -1;
     }
     if (strcasecmp(name, "match") == 0) {
-        if (p->level < SMTP_TLS_VERIFY) {
+        if (p->level != SMTP_TLS_VERIFY && p->level != SMTP_TLS_SECURE) {
             sb_appendf(why, "attribute \"match\" is valid only with levels verify and secure, not %s",
                        smtp_tls_level_name(p->level));
             return -1;
@@ -294,7 +287,7 @@ int smtp_tls_policy_parse(const char *value, struct smtp_tls_policy *p, struct s
         return -1;
     }
     char tok[TOKEN_MAX];
-    bool cut, downgraded;
+    bool cut;
     const char *s = value;
     if (!next_token(&s, SEPARATORS, tok, &cut)) {
         sb_appends(why, "empty TLS policy");
@@ -304,7 +297,7 @@ int smtp_tls_policy_parse(const char *value, struct smtp_tls_policy *p, struct s
         sb_appends(why, "invalid TLS security level");
         return -1;
     }
-    if (smtp_tls_level_parse(tok, &p->level, &downgraded, why) < 0)
+    if (smtp_tls_level_parse(tok, &p->level, why) < 0)
         return -1;
     if (p->level == SMTP_TLS_NONE)
         return 0;               /* as Postfix: attributes of "none" do not matter */

@@ -20,6 +20,11 @@ enum smtp_tls_level {
     SMTP_TLS_ENCRYPT,    /* TLS required, any certificate */
     SMTP_TLS_VERIFY,     /* TLS required, trusted chain, name matched (hostname) */
     SMTP_TLS_SECURE,     /* TLS required, trusted chain, name matched (nexthop) */
+    SMTP_TLS_DANE,       /* RFC 7672: as a policy, TLSA records decide per MX host
+                            (smtp_connect.c); for a session, TLS authenticated by
+                            the host's DNSSEC-validated TLSA records */
+    SMTP_TLS_DANE_ONLY,  /* a policy only: as dane, but no host without usable
+                            TLSA records is used */
 };
 
 #define SMTP_TLS_PROTO_SSLV2   0x01   /* accepted in lists, never offered */
@@ -44,12 +49,10 @@ struct smtp_tls_policy {
     char servername[256];               /* SNI: hostname, nexthop or a name */
 };
 
-/* "none", "may", "encrypt", "verify", "secure" (case-insensitive); also
- * Postfix's "dane", which without DNSSEC validation is "may" (*downgraded
- * set). 0 ok; -1 with a reason in why ("dane-only" and "fingerprint" are
+/* "none", "may", "encrypt", "verify", "secure", "dane", "dane-only"
+ * (case-insensitive). 0 ok; -1 with a reason in why ("fingerprint" is
  * known but not supported). */
-int smtp_tls_level_parse(const char *name, enum smtp_tls_level *level, bool *downgraded,
-                         struct strbuf *why);
+int smtp_tls_level_parse(const char *name, enum smtp_tls_level *level, struct strbuf *why);
 const char *smtp_tls_level_name(enum smtp_tls_level level);
 
 /* A Postfix protocol list: names (TLSv1.2), exclusions (!SSLv3) and

@@ -229,7 +229,8 @@ static enum step starttls(struct dialogue *d)
         if (level == SMTP_TLS_MAY)
             return STEP_OK;
         if (!(s->features & SMTP_FEAT_STARTTLS))
-            rc = next_server(d, "4.7.4", "TLS is required, but was not offered by host %s", s->name);
+            rc = next_server(d, "4.7.4", "TLS is required, but was not offered by host %s%s", s->name,
+                             level == SMTP_TLS_DANE ? " (it publishes DANE TLSA records)" : "");
         else
             rc = next_server(d, "4.7.5", "TLS is required, but our TLS engine is unavailable");
         send_quit(s);

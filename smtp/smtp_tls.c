@@ -5,6 +5,9 @@
  * cipher grade of the level, SNI, the certificate checks of levels verify
  * and secure (a chain trusted by smtp_tls_CAfile / smtp_tls_CApath and a
  * name matched with X509_check_host, wildcards in the leftmost label only),
+ * DANE authentication with the TLSA records smtp_dane.c found (OpenSSL's
+ * DANE verifier: DANE-EE and DANE-TA, the MX host and the next hop as the
+ * names a DANE-TA chain must match),
  * a client certificate for servers that ask (smtp_tls_cert_file or
  * smtp_tls_chain_files; a changed file makes the process restart),
  * the "... TLS connection established ..." log line, and a small cache of
@@ -26,6 +29,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "dns.h"
 #include "file_watch.h"
 #include "log.h"
 #include "maps.h"
@@ -95,16 +99,16 @@ static const char *match_setting(enum param_id id)
 static void read_settings(void)
 {
     struct strbuf why = STRBUF_INIT(256);
-    bool downgraded;
     const char *level = cfg_str(smtp_param(P_smtp_tls_security_level));
     if (!*level)
         level = "none";         /* Postfix's empty default (lmtp_tls_security_level) */
-    if (smtp_tls_level_parse(level, &smtp_cfg.tls_level, &downgraded, &why) < 0)
+    if (smtp_tls_level_parse(level, &smtp_cfg.tls_level, &why) < 0)
         msg_fatal("%s = %s: %s (main.cf)", smtp_param_name(P_smtp_tls_security_level), level,
                   sb_str(&why));
-    if (downgraded)
-        msg_warn("%s = %s: DNSSEC-validated TLSA records are not available; "
-                 "using level may", smtp_param_name(P_smtp_tls_security_level), level);
+    if (smtp_cfg.tls_level == SMTP_TLS_DANE && !smtp_cfg.dnssec)
+        msg_warn("%s = %s: DNSSEC-validated TLSA records are not available without "
+                 "%s = dnssec; using level may", smtp_param_name(P_smtp_tls_security_level), level,
+                 smtp_param_name(P_smtp_dns_support_level));
     smtp_cfg.tls_protocols = protocols_setting(P_smtp_tls_protocols);
     smtp_cfg.tls_mandatory_protocols = protocols_setting(P_smtp_tls_mandatory_protocols);
     smtp_cfg.tls_ciphers = grade_setting(P_smtp_tls_ciphers);
@@ -285,6 +289,11 @@ void smtp_tls_init(void)
         file_watch_add(smtp_param_name(P_smtp_tls_cert_file), cert);
         file_watch_add(smtp_param_name(P_smtp_tls_key_file), *key ? key : cert);
     }
+    /* DANE's digests (RFC 6698: SHA2-256 and SHA2-512) for SSL_dane_enable(). */
+    if (SSL_CTX_dane_enable(ctx) <= 0) {
+        log_openssl_errors("enabling DANE");
+        msg_warn("DANE support is unavailable: servers with TLSA records are not used");
+    }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, cache_new_session);
     smtp_cfg.tls_ctx = ctx;
@@ -320,12 +329,28 @@ static int policy_lookup(struct smtp_request *rq, const char *key, struct strbuf
     return rc;
 }
 
+/* Without DNSSEC nothing can be known about TLSA records: dane is may, as
+ * Postfix has it, and dane-only cannot be honoured (the mail waits). */
+static int dane_without_dnssec(struct smtp_request *rq)
+{
+    if (smtp_cfg.dnssec || rq->tls.level < SMTP_TLS_DANE)
+        return 0;
+    if (rq->tls.level == SMTP_TLS_DANE) {
+        rq->tls.level = SMTP_TLS_MAY;
+        return 0;
+    }
+    msg_warn("%s: TLS policy dane-only for %s needs %s = dnssec", rq->dr->queue_id,
+             rq->dr->nexthop, smtp_param_name(P_smtp_dns_support_level));
+    smtp_rcpt_set_all(rq, 4, "4.7.5", NULL, "client TLS configuration problem");
+    return -1;
+}
+
 int smtp_tls_policy_find(struct smtp_request *rq)
 {
     memset(&rq->tls, 0, sizeof(rq->tls));
     rq->tls.level = smtp_cfg.tls_level;
     if (!smtp_cfg.tls_policy_maps)
-        return 0;
+        return dane_without_dnssec(rq);
     struct strbuf value = STRBUF_INIT(SMTP_TLS_POLICY_MAX * 2);
     /* The next hop as written; for a domain, then its parent domains as
      * ".example.com" (never the top-level domain alone). */
@@ -340,6 +365,8 @@ int smtp_tls_policy_find(struct smtp_request *rq)
     sb_free(&value);
     if (rc == 0)
         rq->tls.level = smtp_cfg.tls_level;
+    if (rc >= 0)
+        rc = dane_without_dnssec(rq);
     return rc < 0 ? -1 : 0;
 }
 
@@ -431,7 +458,9 @@ static const char *server_name(const struct smtp_session *s, const struct smtp_r
 {
     const char *v = rq->tls.has_servername ? rq->tls.servername : smtp_cfg.tls_servername;
     const char *name = NULL;
-    if (!*v)
+    if (rq->tls.level == SMTP_TLS_DANE && rq->dane_name)
+        name = rq->dane_name;       /* RFC 7672 section 8.1: the TLSA base domain */
+    else if (!*v)
         name = rq->tls.level >= SMTP_TLS_VERIFY ? s->host : NULL;
     else if (str_ieq(v, "hostname"))
         name = s->host;
@@ -517,6 +546,37 @@ static void handshake_error(SSL *ssl, int rc, struct strbuf *detail)
     ERR_clear_error();
 }
 
+/* The server's usable TLSA records for OpenSSL's DANE verifier. The TLSA
+ * base domain, the MX host's name when it differs (an alias) and the next
+ * hop's domain when its MX records were validated are the names a DANE-TA
+ * chain must match (RFC 7672 section 3.2.2); DANE-EE matches the key
+ * alone, whatever the names (section 3.2.1). 0 ok, -1 when no record could
+ * be used. */
+static int dane_setup(SSL *ssl, const struct smtp_request *rq)
+{
+    if (!rq->dane_name || !rq->dane_host || SSL_dane_enable(ssl, rq->dane_name) <= 0) {
+        log_openssl_errors("enabling DANE for a session");
+        return -1;
+    }
+    SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    if (!str_ieq(rq->dane_host, rq->dane_name))
+        SSL_add1_host(ssl, rq->dane_host);
+    if (rq->dane_mx_secure && rq->nh.use_mx && !str_ieq(rq->nh.host, rq->dane_host)
+        && !str_ieq(rq->nh.host, rq->dane_name))
+        SSL_add1_host(ssl, rq->nh.host);
+    int added = 0;
+    for (size_t i = 0; i < rq->dane_ntlsa; i++) {
+        const struct dns_tlsa *t = &rq->dane_tlsa[i];
+        int rc = SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype, t->data, t->len);
+        if (rc > 0)
+            added++;
+        else if (rc < 0)
+            log_openssl_errors("adding a TLSA record");
+    }
+    ERR_clear_error();
+    return added > 0 ? 0 : -1;
+}
+
 /* A new SSL for s with the policy's protocols, ciphers, SNI and a cached
  * session to resume. NULL (logged) when OpenSSL refuses the settings. */
 static SSL *new_ssl(struct smtp_session *s, const struct smtp_request *rq)
@@ -544,10 +604,19 @@ static SSL *new_ssl(struct smtp_session *s, const struct smtp_request *rq)
         return NULL;
     }
     set_protocols(ssl, protocols);
-    /* Sessions are resumed only with the very same server and settings. */
+    if (rq->tls.level == SMTP_TLS_DANE && dane_setup(ssl, rq) < 0) {
+        msg_warn("cannot set up DANE authentication of %s", s->desc);
+        SSL_free(ssl);
+        sb_free(&ciphers);
+        sb_free(&key);
+        return NULL;
+    }
+    /* Sessions are resumed only with the very same server and settings;
+     * never under DANE, where each handshake checks the TLSA records of
+     * the moment. */
     sb_appendf(&key, "%s:%d|%s|%s|%x|%s", s->addr, s->port, sni ? sni : "",
                smtp_tls_level_name(rq->tls.level), protocols, sb_str(&ciphers));
-    SSL_SESSION *cached = cache_find(sb_str(&key));
+    SSL_SESSION *cached = rq->tls.level == SMTP_TLS_DANE ? NULL : cache_find(sb_str(&key));
     if (cached)
         SSL_set_session(ssl, cached);
     SSL_set_app_data(ssl, xstrdup(sb_str(&key)));
@@ -611,8 +680,14 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
     X509 *cert = SSL_get1_peer_certificate(ssl);
     long verify = SSL_get_verify_result(ssl);
     s->tls_trusted = cert && verify == X509_V_OK;
-    if (s->tls_trusted && rq->tls.level >= SMTP_TLS_VERIFY)
+    if (rq->tls.level == SMTP_TLS_DANE) {
+        /* OpenSSL's verifier matched the chain against the TLSA records
+         * (and, for DANE-TA, the names): its result is the verdict. */
+        s->tls_dane = s->tls_trusted && SSL_get0_dane_authority(ssl, NULL, NULL) >= 0;
+        s->tls_trusted = s->tls_matched = s->tls_dane;
+    } else if (s->tls_trusted && rq->tls.level >= SMTP_TLS_VERIFY) {
         s->tls_matched = name_matches(cert, s, rq, &tried);
+    }
     if (smtp_cfg.tls_loglevel >= 2 && SSL_session_reused(ssl))
         msg_info("%s: TLS session resumed", s->desc);
     if (smtp_cfg.tls_loglevel >= 1) {
@@ -623,7 +698,16 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
                  s->desc, sb_str(&text));
     }
     sb_reset(why);
-    if (rq->tls.level >= SMTP_TLS_VERIFY && !s->tls_trusted) {
+    if (rq->tls.level == SMTP_TLS_DANE && !s->tls_dane) {
+        const char *reason = !cert ? "no server certificate" : verify != X509_V_OK
+                             ? X509_verify_cert_error_string(verify) : "no matching DANE TLSA records";
+        msg_info("server certificate verification failed for %s: num=%ld:%s", s->desc,
+                 cert ? verify : 0L, reason);
+        msg_warn("%s: the DANE TLSA records of %s do not authenticate the server: %s",
+                 s->desc, rq->dane_name, reason);
+        sb_appendf(why, "Server certificate not verified by the DANE TLSA records of %s: %s",
+                   rq->dane_name, reason);
+    } else if (rq->tls.level >= SMTP_TLS_VERIFY && !s->tls_trusted) {
         const char *reason = cert ? X509_verify_cert_error_string(verify) : "no server certificate";
         msg_info("server certificate verification failed for %s: num=%ld:%s", s->desc,
                  cert ? verify : 0L, reason);
@@ -646,6 +730,10 @@ out:
 
 bool smtp_tls_session_fits(const struct smtp_session *s, const struct smtp_request *rq)
 {
+    /* Made for this next hop under the same dane policy: the servers'
+     * TLSA records were looked at then. */
+    if (rq->tls.level >= SMTP_TLS_DANE)
+        return s->tls_policy == rq->tls.level;
     switch (rq->tls.level) {
     case SMTP_TLS_NONE:
     case SMTP_TLS_MAY:

@@ -1,7 +1,8 @@
-/* dns.c: MX and address lookups through c-ares (see dns.h). Queries are
- * sent without search domains or host aliases, driven with poll() until
- * they finish or the lookup's deadline passes, and their answers are copied
- * into bounded arrays after checking every name (dns_answer.c). */
+/* dns.c: MX, address and TLSA lookups through c-ares (see dns.h). Queries
+ * are built here (so that they can ask for DNSSEC validation with the AD
+ * bit) and sent without search domains or host aliases, driven with poll()
+ * until they finish or the lookup's deadline passes; their answers are
+ * copied into bounded arrays after checking every name (dns_answer.c). */
 #include <ares.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,18 +19,23 @@
 #define DNS_TYPE_A 1
 #define DNS_TYPE_MX 15
 #define DNS_TYPE_AAAA 28
+#define DNS_TYPE_TLSA 52
+#define DNS_EDNS_SIZE 1232      /* EDNS payload size offered (c-ares's default is 1280) */
 #define DNS_CLASS_IN 1
 #define DNS_SERVERS_TEXT_MAX 4096
 
 struct dns_resolver {
     ares_channel channel;
     int timeout_ms;
+    bool dnssec;             /* queries ask for validation (AD bit) */
+    bool ad_trusted;         /* ... and the answers' AD bit is believed */
 };
 
 /* One query in flight: the callback copies what c-ares hands over. */
 struct dns_query {
     bool done;
-    int status;              /* ARES_* */
+    int status;              /* ARES_*, after the answer's RCODE */
+    bool ad;                 /* the answer's AD bit */
     unsigned char *answer;
     int answer_len;
 };
@@ -132,18 +138,75 @@ struct dns_resolver *dns_open(const char *servers, int timeout, struct strbuf *e
     return r;
 }
 
+/* Whether every configured server is on this host. */
+static bool dns_servers_local(struct dns_resolver *r)
+{
+    struct ares_addr_port_node *list = NULL;
+    if (ares_get_servers_ports(r->channel, &list) != ARES_SUCCESS)
+        return false;
+    bool local = list != NULL;
+    for (const struct ares_addr_port_node *p = list; p; p = p->next) {
+        if (p->family == AF_INET)
+            local = local && (ntohl(p->addr.addr4.s_addr) >> 24) == 127;
+        else if (p->family == AF_INET6)
+            local = local && IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)&p->addr.addr6);
+        else
+            local = false;
+    }
+    ares_free_data(list);
+    return local;
+}
+
+bool dns_set_dnssec(struct dns_resolver *r, bool trust_remote)
+{
+    r->dnssec = true;
+    r->ad_trusted = trust_remote || dns_servers_local(r);
+    return r->ad_trusted;
+}
+
 /* ---- running queries ---- */
 
+/* c-ares hands over every answer it got from a server; its RCODE decides
+ * the status, as ares_query() would. */
 static void dns_callback(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
     struct dns_query *q = arg;
     q->done = true;
     q->status = status;
-    if (status == ARES_SUCCESS && abuf && alen > 0) {
+    if (status == ARES_SUCCESS)
+        q->status = dns_answer_header(abuf, alen, &q->ad);
+    if (q->status == ARES_SUCCESS) {
         q->answer = xmalloc((size_t)alen);
         memcpy(q->answer, abuf, (size_t)alen);
         q->answer_len = alen;
     }
+}
+
+/* Send a query for name and type: with EDNS, recursion desired, and with
+ * DNSSEC on the AD bit (RFC 6840 section 5.7: the resolver then says in
+ * AD whether it validated the answer, without sending signatures). */
+static void dns_send(struct dns_resolver *r, const char *name, int type, struct dns_query *q)
+{
+    unsigned char *buf = NULL;
+    int len = 0;
+    int st = ares_create_query(name, DNS_CLASS_IN, type, 0, 1, &buf, &len, DNS_EDNS_SIZE);
+    if (st != ARES_SUCCESS || len < 12) {
+        ares_free_string(buf);
+        q->done = true;
+        q->status = st != ARES_SUCCESS ? st : ARES_EBADQUERY;
+        return;
+    }
+    if (r->dnssec)
+        buf[3] |= 0x20;
+    ares_send(r->channel, buf, len, dns_callback, q);
+    ares_free_string(buf);
+}
+
+/* Whether q's answer, records or denial, counts as validated. */
+static bool dns_query_secure(const struct dns_resolver *r, const struct dns_query *q)
+{
+    return r->dnssec && r->ad_trusted && q->done && q->ad
+           && (q->status == ARES_SUCCESS || q->status == ARES_ENOTFOUND);
 }
 
 static bool dns_all_done(const struct dns_query *qs, size_t n)
@@ -235,17 +298,27 @@ static void dns_query_free(struct dns_query *q)
     q->answer = NULL;
 }
 
+/* ares_query()'s rule: NOERROR without records is "no data". */
+static int dns_nodata(const struct dns_query *q, int st)
+{
+    return st == ARES_SUCCESS && q->answer_len >= 12 && q->answer[6] == 0 && q->answer[7] == 0
+               ? ARES_ENODATA : st;
+}
+
 /* ---- MX ---- */
 
 enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
-                              struct dns_mx **mx, size_t *count, struct strbuf *why)
+                              struct dns_mx **mx, size_t *count, bool *secure,
+                              struct strbuf *why)
 {
     struct dns_query q = { 0 };
     *mx = NULL;
     *count = 0;
-    ares_query(r->channel, name, DNS_CLASS_IN, DNS_TYPE_MX, dns_callback, &q);
+    dns_send(r, name, DNS_TYPE_MX, &q);
     dns_wait(r, &q, 1, now_usec() / 1000 + r->timeout_ms);
-    int st = q.done ? q.status : ARES_ETIMEOUT;
+    int st = dns_nodata(&q, q.done ? q.status : ARES_ETIMEOUT);
+    if (secure)
+        *secure = dns_query_secure(r, &q);
     if (st == ARES_SUCCESS) {
         *mx = xcalloc(DNS_MX_MAX, sizeof(**mx));
         st = dns_answer_mx(q.answer, q.answer_len, *mx, DNS_MX_MAX, count);
@@ -274,28 +347,45 @@ static int dns_worse(int a, int b)
 
 enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool want_v4,
                                 bool want_v6, struct dns_addr **addrs, size_t *count,
-                                struct strbuf *why)
+                                bool *secure, char *canonical, struct strbuf *why)
 {
     struct dns_query qs[2] = { { 0 }, { 0 } };
+    if (canonical)
+        canonical[0] = 0;
     int families[2], nq = 0;
     if (want_v6)
         families[nq++] = AF_INET6;
     if (want_v4)
         families[nq++] = AF_INET;
     for (int i = 0; i < nq; i++)
-        ares_query(r->channel, name, DNS_CLASS_IN, families[i] == AF_INET ? DNS_TYPE_A : DNS_TYPE_AAAA,
-                   dns_callback, &qs[i]);
+        dns_send(r, name, families[i] == AF_INET ? DNS_TYPE_A : DNS_TYPE_AAAA, &qs[i]);
     dns_wait(r, qs, (size_t)nq, now_usec() / 1000 + r->timeout_ms);
+    if (secure) {
+        /* Every answer that came was validated. A query that failed adds
+         * no address and does not count: else whoever can drop the AAAA
+         * answer could make a secure host insecure, and turn DANE off. */
+        size_t answered = 0;
+        *secure = true;
+        for (int i = 0; i < nq; i++) {
+            bool answer = qs[i].done && (qs[i].status == ARES_SUCCESS || qs[i].status == ARES_ENOTFOUND);
+            answered += answer;
+            if (answer && !dns_query_secure(r, &qs[i]))
+                *secure = false;
+        }
+        *secure = *secure && answered > 0;
+    }
     *addrs = xcalloc(2 * DNS_ADDR_MAX, sizeof(**addrs));
     *count = 0;
     int result = ARES_ENODATA;
     for (int i = 0; i < nq; i++) {
-        int st = qs[i].done ? qs[i].status : ARES_ETIMEOUT;
+        int st = dns_nodata(&qs[i], qs[i].done ? qs[i].status : ARES_ETIMEOUT);
         if (st == ARES_SUCCESS) {
             size_t got = 0;
             st = dns_answer_addrs(qs[i].answer, qs[i].answer_len, families[i], *addrs + *count,
                                   DNS_ADDR_MAX, &got);
             *count += got;
+            if (canonical && got && !canonical[0])
+                dns_answer_cname(qs[i].answer, qs[i].answer_len, canonical, DNS_NAME_MAX + 1);
         }
         if (st != ARES_SUCCESS)
             result = i == 0 ? st : dns_worse(result, st);
@@ -307,6 +397,33 @@ enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool w
     *addrs = NULL;
     dns_explain(why, result);
     return dns_status_of(result);
+}
+
+/* ---- TLSA ---- */
+
+enum dns_status dns_lookup_tlsa(struct dns_resolver *r, const char *name, struct dns_tlsa **tlsa,
+                                size_t *count, bool *secure, struct strbuf *why)
+{
+    struct dns_query q = { 0 };
+    *tlsa = NULL;
+    *count = 0;
+    dns_send(r, name, DNS_TYPE_TLSA, &q);
+    dns_wait(r, &q, 1, now_usec() / 1000 + r->timeout_ms);
+    int st = dns_nodata(&q, q.done ? q.status : ARES_ETIMEOUT);
+    if (secure)
+        *secure = dns_query_secure(r, &q);
+    if (st == ARES_SUCCESS) {
+        *tlsa = xcalloc(DNS_TLSA_MAX, sizeof(**tlsa));
+        st = dns_answer_tlsa(q.answer, q.answer_len, *tlsa, DNS_TLSA_MAX, count);
+        if (st != ARES_SUCCESS) {
+            free(*tlsa);
+            *tlsa = NULL;
+        }
+    }
+    dns_query_free(&q);
+    if (st != ARES_SUCCESS)
+        dns_explain(why, st);
+    return dns_status_of(st);
 }
 
 const char *dns_addr_text(const struct dns_addr *a, char *buf, size_t bufsz)

@@ -5,6 +5,7 @@
 #include <ares.h>
 #include <netdb.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "address.h"
@@ -70,6 +71,155 @@ int dns_answer_addrs(const unsigned char *abuf, int alen, int family, struct dns
     if (st == ARES_SUCCESS && *n == 0)
         st = ARES_ENODATA;
     return st == ARES_SUCCESS || st == ARES_ENODATA ? st : ARES_EBADRESP;
+}
+
+#define DNS_HEADER_SIZE 12
+#define DNS_TYPE_TLSA 52
+#define DNS_CLASS_IN 1
+
+static unsigned get16(const unsigned char *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+int dns_answer_header(const unsigned char *abuf, int alen, bool *ad)
+{
+    *ad = false;
+    if (!abuf || alen < DNS_HEADER_SIZE || !(abuf[2] & 0x80))   /* QR: a response */
+        return ARES_EBADRESP;
+    *ad = (abuf[3] & 0x20) != 0;
+    switch (abuf[3] & 0x0f) {
+    case 0: return ARES_SUCCESS;
+    case 1: return ARES_EFORMERR;
+    case 2: return ARES_ESERVFAIL;
+    case 3: return ARES_ENOTFOUND;
+    case 4: return ARES_ENOTIMP;
+    case 5: return ARES_EREFUSED;
+    default: return ARES_EBADRESP;
+    }
+}
+
+/* Past the (possibly compressed) name at *pos: false when it does not
+ * parse inside the message. */
+static bool skip_name(const unsigned char *abuf, int alen, int *pos)
+{
+    char *name = NULL;
+    long enclen = 0;
+    if (*pos >= alen || ares_expand_name(abuf + *pos, abuf, alen, &name, &enclen) != ARES_SUCCESS) {
+        ares_free_string(name);
+        return false;
+    }
+    ares_free_string(name);
+    if (enclen <= 0 || enclen > alen - *pos)
+        return false;
+    *pos += (int)enclen;
+    return true;
+}
+
+/* The name at *pos into name (at most size - 1 bytes): false when it does
+ * not parse or does not fit. */
+static bool read_name(const unsigned char *abuf, int alen, int *pos, char *name, size_t size)
+{
+    char *text = NULL;
+    long enclen = 0;
+    if (*pos >= alen || ares_expand_name(abuf + *pos, abuf, alen, &text, &enclen) != ARES_SUCCESS
+        || enclen <= 0 || enclen > alen - *pos || strlen(text) >= size) {
+        ares_free_string(text);
+        return false;
+    }
+    str_copy(name, size, text);
+    ares_free_string(text);
+    *pos += (int)enclen;
+    return true;
+}
+
+#define DNS_TYPE_CNAME 5
+#define DNS_CNAME_CHAIN_MAX 8
+
+bool dns_answer_cname(const unsigned char *abuf, int alen, char *target, size_t size)
+{
+    char qname[DNS_NAME_MAX + 2], owner[DNS_NAME_MAX + 2], next[DNS_NAME_MAX + 2];
+    bool ad;
+    if (size)
+        target[0] = 0;
+    if (dns_answer_header(abuf, alen, &ad) != ARES_SUCCESS || get16(abuf + 4) != 1)
+        return false;
+    int pos = DNS_HEADER_SIZE;
+    if (!read_name(abuf, alen, &pos, qname, sizeof(qname)) || alen - pos < 4)
+        return false;
+    pos += 4;
+    int answers = pos;
+    unsigned ancount = get16(abuf + 6);
+    bool aliased = false;
+    /* Follow the chain from the question's name, one link per pass. */
+    for (int link = 0; link < DNS_CNAME_CHAIN_MAX; link++) {
+        bool found = false;
+        pos = answers;
+        for (unsigned i = 0; i < ancount && !found; i++) {
+            if (!read_name(abuf, alen, &pos, owner, sizeof(owner)) || alen - pos < 10)
+                return false;
+            unsigned type = get16(abuf + pos), rdlen = get16(abuf + pos + 8);
+            pos += 10;
+            if ((unsigned)(alen - pos) < rdlen)
+                return false;
+            int rd = pos;
+            pos += (int)rdlen;
+            if (type == DNS_TYPE_CNAME && strcasecmp(owner, qname) == 0) {
+                if (!read_name(abuf, alen, &rd, next, sizeof(next)) || !dns_name_ok(next))
+                    return false;
+                str_copy(qname, sizeof(qname), next);
+                found = aliased = true;
+            }
+        }
+        if (!found)
+            break;
+    }
+    if (!aliased || strlen(qname) >= size)
+        return false;
+    str_copy(target, size, qname);
+    return true;
+}
+
+int dns_answer_tlsa(const unsigned char *abuf, int alen, struct dns_tlsa *out, size_t max,
+                    size_t *n)
+{
+    *n = 0;
+    bool ad;
+    if (dns_answer_header(abuf, alen, &ad) != ARES_SUCCESS)
+        return ARES_EBADRESP;
+    unsigned qdcount = get16(abuf + 4), ancount = get16(abuf + 6);
+    int pos = DNS_HEADER_SIZE;
+    for (unsigned i = 0; i < qdcount; i++) {
+        if (!skip_name(abuf, alen, &pos) || alen - pos < 4)
+            return ARES_EBADRESP;
+        pos += 4;                                   /* QTYPE, QCLASS */
+    }
+    for (unsigned i = 0; i < ancount; i++) {
+        if (!skip_name(abuf, alen, &pos) || alen - pos < 10)
+            goto bad;
+        unsigned type = get16(abuf + pos), class = get16(abuf + pos + 2);
+        unsigned rdlen = get16(abuf + pos + 8);
+        pos += 10;
+        if ((unsigned)(alen - pos) < rdlen)
+            goto bad;
+        const unsigned char *rd = abuf + pos;
+        pos += (int)rdlen;
+        /* Three octets of parameters and at least one of data (RFC 6698
+         * section 2.1); a record too large to keep is skipped. */
+        if (type != DNS_TYPE_TLSA || class != DNS_CLASS_IN || rdlen < 4
+            || rdlen - 3 > DNS_TLSA_DATA_MAX || *n >= max)
+            continue;
+        struct dns_tlsa *t = &out[(*n)++];
+        t->usage = rd[0];
+        t->selector = rd[1];
+        t->mtype = rd[2];
+        t->len = rdlen - 3;
+        memcpy(t->data, rd + 3, t->len);
+    }
+    return *n ? ARES_SUCCESS : ARES_ENODATA;
+bad:
+    *n = 0;             /* a message cut short: none of it counts */
+    return ARES_EBADRESP;
 }
 
 int dns_answer_txt(const unsigned char *abuf, int alen, char *txt, size_t size)

@@ -32,17 +32,18 @@ static void test_levels(void)
 {
     struct strbuf why = STRBUF_INIT(256);
     enum smtp_tls_level level;
-    bool down;
-    CHECK(smtp_tls_level_parse("may", &level, &down, &why) == 0 && level == SMTP_TLS_MAY && !down);
-    CHECK(smtp_tls_level_parse("SECURE", &level, &down, &why) == 0 && level == SMTP_TLS_SECURE);
-    CHECK(smtp_tls_level_parse("dane", &level, &down, &why) == 0 && level == SMTP_TLS_MAY && down);
-    CHECK(smtp_tls_level_parse("dane-only", &level, &down, &why) < 0);
+    CHECK(smtp_tls_level_parse("may", &level, &why) == 0 && level == SMTP_TLS_MAY);
+    CHECK(smtp_tls_level_parse("SECURE", &level, &why) == 0 && level == SMTP_TLS_SECURE);
+    CHECK(smtp_tls_level_parse("dane", &level, &why) == 0 && level == SMTP_TLS_DANE);
+    CHECK(smtp_tls_level_parse("Dane-Only", &level, &why) == 0 && level == SMTP_TLS_DANE_ONLY);
+    CHECK(smtp_tls_level_parse("fingerprint", &level, &why) < 0);
     CHECK(strstr(sb_str(&why), "not supported") != NULL);
     sb_reset(&why);
-    CHECK(smtp_tls_level_parse("maybe", &level, &down, &why) < 0);
+    CHECK(smtp_tls_level_parse("maybe", &level, &why) < 0);
     CHECK(strstr(sb_str(&why), "invalid TLS security level") != NULL);
-    CHECK(smtp_tls_level_parse("", &level, &down, &why) < 0);
+    CHECK(smtp_tls_level_parse("", &level, &why) < 0);
     CHECK_STR(smtp_tls_level_name(SMTP_TLS_VERIFY), "verify");
+    CHECK_STR(smtp_tls_level_name(SMTP_TLS_DANE_ONLY), "dane-only");
     sb_free(&why);
 }
 
@@ -91,7 +92,9 @@ static void test_policies(void)
     CHECK(p.has_exclude && strcmp(p.exclude, "aNULL:MD5") == 0);
     CHECK(policy("encrypt servername=smtp.example.org", &p) == 0 && p.has_servername);
     CHECK_STR(p.servername, "smtp.example.org");
-    CHECK(policy("dane", &p) == 0 && p.level == SMTP_TLS_MAY);
+    CHECK(policy("dane", &p) == 0 && p.level == SMTP_TLS_DANE);
+    CHECK(policy("dane-only protocols=>=TLSv1.2", &p) == 0 && p.level == SMTP_TLS_DANE_ONLY);
+    CHECK(policy("dane match=nexthop", &p) < 0);   /* names come from the TLSA records */
     /* none ignores what follows, as Postfix does */
     CHECK(policy("none whatever=1 junk", &p) == 0 && p.level == SMTP_TLS_NONE);
 
