@@ -307,30 +307,48 @@ static int dns_nodata(const struct dns_query *q, int st)
 
 /* ---- MX ---- */
 
-enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
-                              struct dns_mx **mx, size_t *count, bool *secure,
-                              struct strbuf *why)
+/* One lookup of name's records of type, parsed by parse into an array of
+ * max elements of size bytes (*rrs, malloc'd; NULL on failure) and *count;
+ * *secure when asked for: whether the answer was validated. */
+static enum dns_status lookup_rrs(struct dns_resolver *r, const char *name, int type,
+                                  int (*parse)(const struct dns_query *q, void *out, size_t max,
+                                               size_t *count),
+                                  size_t size, size_t max, void **rrs, size_t *count, bool *secure,
+                                  struct strbuf *why)
 {
     struct dns_query q = { 0 };
-    *mx = NULL;
     *count = 0;
-    dns_send(r, name, DNS_TYPE_MX, &q);
+    *rrs = xcalloc(max, size);
+    dns_send(r, name, type, &q);
     dns_wait(r, &q, 1, now_usec() / 1000 + r->timeout_ms);
     int st = dns_nodata(&q, q.done ? q.status : ARES_ETIMEOUT);
     if (secure)
         *secure = dns_query_secure(r, &q);
-    if (st == ARES_SUCCESS) {
-        *mx = xcalloc(DNS_MX_MAX, sizeof(**mx));
-        st = dns_answer_mx(q.answer, q.answer_len, *mx, DNS_MX_MAX, count);
-        if (st != ARES_SUCCESS) {
-            free(*mx);
-            *mx = NULL;
-        }
-    }
+    if (st == ARES_SUCCESS)
+        st = parse(&q, *rrs, max, count);
     dns_query_free(&q);
-    if (st != ARES_SUCCESS)
+    if (st != ARES_SUCCESS) {
+        free(*rrs);
+        *rrs = NULL;
         dns_explain(why, st);
+    }
     return dns_status_of(st);
+}
+
+static int parse_mx(const struct dns_query *q, void *out, size_t max, size_t *count)
+{
+    return dns_answer_mx(q->answer, q->answer_len, out, max, count);
+}
+
+enum dns_status dns_lookup_mx(struct dns_resolver *r, const char *name,
+                              struct dns_mx **mx, size_t *count, bool *secure,
+                              struct strbuf *why)
+{
+    void *rrs;
+    enum dns_status st = lookup_rrs(r, name, DNS_TYPE_MX, parse_mx, sizeof(**mx), DNS_MX_MAX,
+                                    &rrs, count, secure, why);
+    *mx = rrs;
+    return st;
 }
 
 /* ---- A / AAAA ---- */
@@ -401,29 +419,19 @@ enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool w
 
 /* ---- TLSA ---- */
 
+static int parse_tlsa(const struct dns_query *q, void *out, size_t max, size_t *count)
+{
+    return dns_answer_tlsa(q->answer, q->answer_len, out, max, count);
+}
+
 enum dns_status dns_lookup_tlsa(struct dns_resolver *r, const char *name, struct dns_tlsa **tlsa,
                                 size_t *count, bool *secure, struct strbuf *why)
 {
-    struct dns_query q = { 0 };
-    *tlsa = NULL;
-    *count = 0;
-    dns_send(r, name, DNS_TYPE_TLSA, &q);
-    dns_wait(r, &q, 1, now_usec() / 1000 + r->timeout_ms);
-    int st = dns_nodata(&q, q.done ? q.status : ARES_ETIMEOUT);
-    if (secure)
-        *secure = dns_query_secure(r, &q);
-    if (st == ARES_SUCCESS) {
-        *tlsa = xcalloc(DNS_TLSA_MAX, sizeof(**tlsa));
-        st = dns_answer_tlsa(q.answer, q.answer_len, *tlsa, DNS_TLSA_MAX, count);
-        if (st != ARES_SUCCESS) {
-            free(*tlsa);
-            *tlsa = NULL;
-        }
-    }
-    dns_query_free(&q);
-    if (st != ARES_SUCCESS)
-        dns_explain(why, st);
-    return dns_status_of(st);
+    void *rrs;
+    enum dns_status st = lookup_rrs(r, name, DNS_TYPE_TLSA, parse_tlsa, sizeof(**tlsa),
+                                    DNS_TLSA_MAX, &rrs, count, secure, why);
+    *tlsa = rrs;
+    return st;
 }
 
 const char *dns_addr_text(const struct dns_addr *a, char *buf, size_t bufsz)
