@@ -10,6 +10,7 @@
  * names a DANE-TA chain must match),
  * a client certificate for servers that ask (smtp_tls_cert_file or
  * smtp_tls_chain_files; a changed file makes the process restart),
+ * the MTA-STS certificate check (smtp_sts.c),
  * the "... TLS connection established ..." log line, and a small cache of
  * TLS sessions inside the process so that later connections to the same
  * server resume instead of doing a full handshake. */
@@ -652,6 +653,25 @@ static int handshake(SSL *ssl, int fd, struct strbuf *detail)
     }
 }
 
+/* MTA-STS (RFC 8461 section 4.2): a chain valid for the MX host's name.
+ * false (why set) when the policy is enforce and it is not; in mode
+ * testing the failure is only logged. */
+static bool sts_check(struct smtp_session *s, const struct smtp_request *rq, struct strbuf *why)
+{
+    struct strbuf detail = STRBUF_INIT(512);
+    s->tls_sts = smtp_sts_cert_valid(s->ssl, s->host, &detail);
+    bool enforce = rq->sts->mode == SMTP_STS_ENFORCE;
+    if (!s->tls_sts) {
+        msg_info("%s: %s: server certificate not valid for %s: %s%s", rq->dr->queue_id, s->desc,
+                 s->host, sb_str(&detail), enforce ? "" : "; delivering anyway (mode testing)");
+        if (enforce)
+            sb_appendf(why, "Server certificate not valid for %s under the MTA-STS policy (%s)",
+                       s->host, sb_str(&detail));
+    }
+    sb_free(&detail);
+    return s->tls_sts || !enforce;
+}
+
 int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct strbuf *why,
                    char dsn[SMTP_DSN_SIZE])
 {
@@ -717,6 +737,8 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
                  sb_str(&tried));
         sb_appendf(why, "Server certificate not verified (no certificate name matches %s)",
                    sb_str(&tried));
+    } else if (rq->sts_session && !sts_check(s, rq, why)) {
+        ;                               /* MTA-STS enforce: the certificate did not pass */
     } else {
         rc = 0;
     }
@@ -734,6 +756,9 @@ bool smtp_tls_session_fits(const struct smtp_session *s, const struct smtp_reque
      * TLSA records were looked at then. */
     if (rq->tls.level >= SMTP_TLS_DANE)
         return s->tls_policy == rq->tls.level;
+    /* MTA-STS enforce: a session whose certificate passed its checks */
+    if (rq->sts && rq->sts->mode == SMTP_STS_ENFORCE && !(s->ssl && s->tls_sts))
+        return false;
     switch (rq->tls.level) {
     case SMTP_TLS_NONE:
     case SMTP_TLS_MAY:
