@@ -26,7 +26,7 @@
 #include "queue.h"
 #include "smtp_parse.h"
 #include "smtp_policy.h"
-#include "smtp_sts_policy.h"
+#include "sts_policy.h"
 #include "strbuf.h"
 
 struct dns_resolver;
@@ -131,8 +131,8 @@ struct smtp_request {
     /* the next hop's MTA-STS policy (smtp_sts.c), NULL when it has none in
      * mode testing or enforce; sts_session: the server being tried is
      * under it (not authenticated by DANE, which wins) */
-    struct smtp_sts_policy *sts;
-    char sts_id[SMTP_STS_ID_MAX + 1];
+    struct sts_policy *sts;
+    char sts_id[STS_ID_MAX + 1];
     char sts_domain[256];
     bool sts_session;
     /* from the queue file */

@@ -268,7 +268,7 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
         smtp_cache_offer(rq, &s);
     } else {
         *retry_plain = s.tls_retry_plain && !plain;
-        if (rq->sts_session && rq->sts->mode == SMTP_STS_ENFORCE) {
+        if (rq->sts_session && rq->sts->mode == STS_ENFORCE) {
             sb_appends(&why, " (");
             smtp_sts_describe(rq, &why);
             sb_appends(&why, ")");
@@ -291,10 +291,10 @@ static int sts_check_host(struct smtp_request *rq, const char *host, struct fail
     rq->sts_session = rq->sts && rq->tls.level != SMTP_TLS_DANE;
     if (!rq->sts_session)
         return 0;
-    bool enforce = rq->sts->mode == SMTP_STS_ENFORCE;
+    bool enforce = rq->sts->mode == STS_ENFORCE;
     if (enforce && rq->tls.level < SMTP_TLS_ENCRYPT)
         rq->tls.level = SMTP_TLS_ENCRYPT;      /* a dane policy's server without TLSA records */
-    if (smtp_sts_mx_match(rq->sts, host))
+    if (sts_mx_match(rq->sts, host))
         return 0;
     struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
     sb_appendf(&why, "MX host %s does not match the ", host);

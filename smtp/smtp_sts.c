@@ -36,7 +36,7 @@
 #include "util.h"
 
 #define STS_CA_MAX (8 * 1024 * 1024)     /* bytes of CA certificates read */
-#define STS_CACHE_FILE_MAX (SMTP_STS_POLICY_SIZE_MAX + 512)
+#define STS_CACHE_FILE_MAX (STS_POLICY_SIZE_MAX + 512)
 
 static struct {
     bool on;
@@ -191,8 +191,8 @@ static bool domain_key(const char *domain, char key[DNS_NAME_MAX + 1])
 }
 
 /* The cached policy of key: true with c and p filled (expired or not). */
-static bool cache_read(const char *key, struct strbuf *text, struct smtp_sts_cached *c,
-                       struct smtp_sts_policy *p)
+static bool cache_read(const char *key, struct strbuf *text, struct sts_cached *c,
+                       struct sts_policy *p)
 {
     if (sts.cache_fd < 0)
         return false;
@@ -209,8 +209,8 @@ static bool cache_read(const char *key, struct strbuf *text, struct smtp_sts_cac
     close(fd);
     struct strbuf why = STRBUF_INIT(256);
     bool ok = text->len > 0 && text->len <= STS_CACHE_FILE_MAX
-              && smtp_sts_cache_parse(text->data, text->len, c, &why) == 0
-              && smtp_sts_policy_parse(c->policy, c->policy_len, p, &why) == 0;
+              && sts_cache_parse(text->data, text->len, c, &why) == 0
+              && sts_policy_parse(c->policy, c->policy_len, p, &why) == 0;
     if (!ok && text->len)
         msg_warn("MTA-STS: ignoring the cached policy of %s: %s", key,
                  why.len ? sb_str(&why) : "too large");
@@ -249,7 +249,7 @@ static void cache_write(const char *key, const char *id, long long now, long max
 
 /* 1 with the id of the domain's one STS record, 0 when there is none (or
  * more than one, RFC 8461 section 3.1), -1 on a DNS failure. */
-static int txt_lookup(const char *key, char id[SMTP_STS_ID_MAX + 1], struct strbuf *why)
+static int txt_lookup(const char *key, char id[STS_ID_MAX + 1], struct strbuf *why)
 {
     char name[DNS_NAME_MAX + 16];
     snprintf(name, sizeof(name), "_mta-sts.%s", key);
@@ -260,13 +260,13 @@ static int txt_lookup(const char *key, char id[SMTP_STS_ID_MAX + 1], struct strb
         return st == DNS_TEMPFAIL ? -1 : 0;
     int found = 0;
     for (size_t i = 0; i < n; i++) {
-        char one[SMTP_STS_ID_MAX + 1];
+        char one[STS_ID_MAX + 1];
         struct strbuf err = STRBUF_INIT(256);
-        int rc = smtp_sts_txt_parse(txt[i], one, &err);
+        int rc = sts_txt_parse(txt[i], one, &err);
         if (rc != 0)
             found++;
         if (rc > 0)
-            str_copy(id, SMTP_STS_ID_MAX + 1, one);
+            str_copy(id, STS_ID_MAX + 1, one);
         else if (rc < 0)
             sb_set(why, sb_str(&err));
         sb_free(&err);
@@ -288,7 +288,7 @@ static size_t fetch_write(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct fetch_body *fb = arg;
     size_t n = size * nmemb;
-    if (fb->body->len + n > SMTP_STS_POLICY_SIZE_MAX || sb_append(fb->body, data, n) < 0) {
+    if (fb->body->len + n > STS_POLICY_SIZE_MAX || sb_append(fb->body, data, n) < 0) {
         fb->too_big = true;
         return 0;               /* makes libcurl stop with CURLE_WRITE_ERROR */
     }
@@ -357,7 +357,7 @@ static int fetch(const char *key, struct strbuf *body, struct strbuf *why)
     curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &ca);
     curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
     curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SMTP_STS_POLICY_SIZE_MAX);
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)STS_POLICY_SIZE_MAX);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, fetch_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &fb);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
@@ -387,9 +387,9 @@ out:
 /* ---- the policy of a next hop ---- */
 
 static void policy_use(struct smtp_request *rq, const char *key, const char *id,
-                       const struct smtp_sts_policy *p)
+                       const struct sts_policy *p)
 {
-    if (p->mode == SMTP_STS_NONE)
+    if (p->mode == STS_NONE)
         return;
     rq->sts = xmalloc(sizeof(*rq->sts));
     *rq->sts = *p;
@@ -397,7 +397,7 @@ static void policy_use(struct smtp_request *rq, const char *key, const char *id,
     str_copy(rq->sts_domain, sizeof(rq->sts_domain), key);
     /* enforce: TLS always; the certificate and the MX names are checked
      * per server (try_targets, smtp_tls_start) */
-    if (p->mode == SMTP_STS_ENFORCE && rq->tls.level < SMTP_TLS_ENCRYPT)
+    if (p->mode == STS_ENFORCE && rq->tls.level < SMTP_TLS_ENCRYPT)
         rq->tls.level = SMTP_TLS_ENCRYPT;
 }
 
@@ -412,12 +412,12 @@ void smtp_sts_find(struct smtp_request *rq)
         return;
     const char *qid = rq->dr->queue_id;
     struct strbuf why = STRBUF_INIT(1024), cached_text = STRBUF_INIT(STS_CACHE_FILE_MAX),
-                  body = STRBUF_INIT(SMTP_STS_POLICY_SIZE_MAX);
-    struct smtp_sts_cached c;
-    struct smtp_sts_policy cached, fresh;
+                  body = STRBUF_INIT(STS_POLICY_SIZE_MAX);
+    struct sts_cached c;
+    struct sts_policy cached, fresh;
     long long now = now_usec() / 1000000;
     bool have_cache = cache_read(key, &cached_text, &c, &cached) && c.expires > now;
-    char id[SMTP_STS_ID_MAX + 1] = "";
+    char id[STS_ID_MAX + 1] = "";
     int txt = txt_lookup(key, id, &why);
     if (txt < 0)
         msg_info("%s: MTA-STS TXT lookup for %s failed: %s%s", qid, key, sb_str(&why),
@@ -427,11 +427,11 @@ void smtp_sts_find(struct smtp_request *rq)
     bool refresh = have_cache && now >= c.fetched + (c.expires - c.fetched) / 2;
     if (txt > 0 && (!have_cache || strcmp(id, c.id) != 0 || refresh)) {
         sb_reset(&why);
-        if (fetch(key, &body, &why) == 0 && smtp_sts_policy_parse(body.data, body.len, &fresh, &why) == 0) {
+        if (fetch(key, &body, &why) == 0 && sts_policy_parse(body.data, body.len, &fresh, &why) == 0) {
             struct strbuf mx = STRBUF_INIT(4096);
-            smtp_sts_mx_list(&fresh, &mx);
+            sts_mx_list(&fresh, &mx);
             msg_info("MTA-STS policy of %s fetched: id %s, mode %s, max_age %ld, mx: %s", key, id,
-                     smtp_sts_mode_name(fresh.mode), fresh.max_age, sb_str(&mx));
+                     sts_mode_name(fresh.mode), fresh.max_age, sb_str(&mx));
             sb_free(&mx);
             cache_write(key, id, now, fresh.max_age, &body);
             policy_use(rq, key, id, &fresh);
@@ -444,7 +444,7 @@ void smtp_sts_find(struct smtp_request *rq)
         policy_use(rq, key, c.id, &cached);
 out:
     if (rq->sts)
-        msg_debug("%s: MTA-STS policy of %s: mode %s", qid, key, smtp_sts_mode_name(rq->sts->mode));
+        msg_debug("%s: MTA-STS policy of %s: mode %s", qid, key, sts_mode_name(rq->sts->mode));
     sb_free(&why);
     sb_free(&cached_text);
     sb_free(&body);
@@ -455,8 +455,8 @@ void smtp_sts_describe(const struct smtp_request *rq, struct strbuf *out)
     if (!rq->sts)
         return;
     sb_appendf(out, "MTA-STS policy of %s: mode %s, id %s, mx: ", rq->sts_domain,
-               smtp_sts_mode_name(rq->sts->mode), rq->sts_id);
-    smtp_sts_mx_list(rq->sts, out);
+               sts_mode_name(rq->sts->mode), rq->sts_id);
+    sts_mx_list(rq->sts, out);
 }
 
 /* ---- the checks on one server ---- */

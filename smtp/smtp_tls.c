@@ -660,7 +660,7 @@ static bool sts_check(struct smtp_session *s, const struct smtp_request *rq, str
 {
     struct strbuf detail = STRBUF_INIT(512);
     s->tls_sts = smtp_sts_cert_valid(s->ssl, s->host, &detail);
-    bool enforce = rq->sts->mode == SMTP_STS_ENFORCE;
+    bool enforce = rq->sts->mode == STS_ENFORCE;
     if (!s->tls_sts) {
         msg_info("%s: %s: server certificate not valid for %s: %s%s", rq->dr->queue_id, s->desc,
                  s->host, sb_str(&detail), enforce ? "" : "; delivering anyway (mode testing)");
@@ -757,7 +757,7 @@ bool smtp_tls_session_fits(const struct smtp_session *s, const struct smtp_reque
     if (rq->tls.level >= SMTP_TLS_DANE)
         return s->tls_policy == rq->tls.level;
     /* MTA-STS enforce: a session whose certificate passed its checks */
-    if (rq->sts && rq->sts->mode == SMTP_STS_ENFORCE && !(s->ssl && s->tls_sts))
+    if (rq->sts && rq->sts->mode == STS_ENFORCE && !(s->ssl && s->tls_sts))
         return false;
     switch (rq->tls.level) {
     case SMTP_TLS_NONE:

@@ -1,6 +1,6 @@
-/* smtp_sts_policy.c: MTA-STS (RFC 8461) parsers: the TXT record, the
+/* sts_policy.c: MTA-STS (RFC 8461) parsers: the TXT record, the
  * policy file, a cached policy's header, and mx pattern matching (see
- * smtp_sts_policy.h). The input is a remote party's choice: fields are
+ * sts_policy.h). The input is a remote party's choice: fields are
  * taken by length, never copied unbounded, and nothing is guessed. */
 #include <ctype.h>
 #include <stdio.h>
@@ -8,16 +8,16 @@
 #include <string.h>
 #include <strings.h>
 
-#include "smtp_sts_policy.h"
+#include "sts_policy.h"
 #include "util.h"
 
 #define WSP " \t"
 
-const char *smtp_sts_mode_name(enum smtp_sts_mode mode)
+const char *sts_mode_name(enum sts_mode mode)
 {
     switch (mode) {
-    case SMTP_STS_ENFORCE: return "enforce";
-    case SMTP_STS_TESTING: return "testing";
+    case STS_ENFORCE: return "enforce";
+    case STS_TESTING: return "testing";
     default: return "none";
     }
 }
@@ -54,7 +54,7 @@ static bool txt_field(const char *s, size_t len, const char **key, size_t *klen,
     return *klen > 0;
 }
 
-int smtp_sts_txt_parse(const char *txt, char id[SMTP_STS_ID_MAX + 1], struct strbuf *why)
+int sts_txt_parse(const char *txt, char id[STS_ID_MAX + 1], struct strbuf *why)
 {
     id[0] = 0;
     const char *p = txt;
@@ -77,7 +77,7 @@ int smtp_sts_txt_parse(const char *txt, char id[SMTP_STS_ID_MAX + 1], struct str
                 return -1;
             }
             if (klen == 2 && strncmp(key, "id", 2) == 0 && !have_id) {
-                bool ok = vlen >= 1 && vlen <= SMTP_STS_ID_MAX;
+                bool ok = vlen >= 1 && vlen <= STS_ID_MAX;
                 for (size_t i = 0; ok && i < vlen; i++)
                     ok = isalnum((unsigned char)val[i]) != 0;
                 if (!ok) {
@@ -111,7 +111,7 @@ static bool pattern_valid(const char *s, size_t len)
         s += 2;
         len -= 2;
     }
-    if (len == 0 || len > SMTP_STS_NAME_MAX - 2 || s[0] == '.')
+    if (len == 0 || len > STS_NAME_MAX - 2 || s[0] == '.')
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -122,7 +122,7 @@ static bool pattern_valid(const char *s, size_t len)
     return true;
 }
 
-static int policy_field(struct smtp_sts_policy *p, const char *key, size_t klen, const char *val,
+static int policy_field(struct sts_policy *p, const char *key, size_t klen, const char *val,
                         size_t vlen, unsigned *seen, struct strbuf *why)
 {
     enum { VERSION = 1, MODE = 2, MAX_AGE = 4 };
@@ -139,11 +139,11 @@ static int policy_field(struct smtp_sts_policy *p, const char *key, size_t klen,
             return 0;
         *seen |= MODE;
         if (vlen == 7 && strncmp(val, "enforce", 7) == 0)
-            p->mode = SMTP_STS_ENFORCE;
+            p->mode = STS_ENFORCE;
         else if (vlen == 7 && strncmp(val, "testing", 7) == 0)
-            p->mode = SMTP_STS_TESTING;
+            p->mode = STS_TESTING;
         else if (vlen == 4 && strncmp(val, "none", 4) == 0)
-            p->mode = SMTP_STS_NONE;
+            p->mode = STS_NONE;
         else {
             sb_appendf(why, "invalid policy mode \"%.*s\"", (int)(vlen > 20 ? 20 : vlen), val);
             return -1;
@@ -162,13 +162,13 @@ static int policy_field(struct smtp_sts_policy *p, const char *key, size_t klen,
             sb_appendf(why, "invalid max_age \"%.*s\"", (int)(vlen > 20 ? 20 : vlen), val);
             return -1;
         }
-        p->max_age = age > SMTP_STS_MAX_AGE_MAX ? SMTP_STS_MAX_AGE_MAX : age;
+        p->max_age = age > STS_MAX_AGE_MAX ? STS_MAX_AGE_MAX : age;
     } else if (equals(key, klen, "mx")) {
         if (!pattern_valid(val, vlen)) {
             sb_appendf(why, "invalid mx pattern \"%.*s\"", (int)(vlen > 60 ? 60 : vlen), val);
             return -1;
         }
-        if (p->nmx < SMTP_STS_MX_MAX) {
+        if (p->nmx < STS_MX_MAX) {
             char *dst = p->mx[p->nmx++];
             for (size_t i = 0; i < vlen; i++)
                 dst[i] = (char)tolower((unsigned char)val[i]);
@@ -178,12 +178,12 @@ static int policy_field(struct smtp_sts_policy *p, const char *key, size_t klen,
     return 0;
 }
 
-int smtp_sts_policy_parse(const char *text, size_t len, struct smtp_sts_policy *p,
+int sts_policy_parse(const char *text, size_t len, struct sts_policy *p,
                           struct strbuf *why)
 {
     memset(p, 0, sizeof(*p));
     p->max_age = -1;
-    if (len > SMTP_STS_POLICY_SIZE_MAX) {
+    if (len > STS_POLICY_SIZE_MAX) {
         sb_appends(why, "policy larger than 64 kB");
         return -1;
     }
@@ -228,7 +228,7 @@ int smtp_sts_policy_parse(const char *text, size_t len, struct smtp_sts_policy *
         sb_appends(why, "the policy has no max_age");
         return -1;
     }
-    if (p->nmx == 0 && p->mode != SMTP_STS_NONE) {
+    if (p->nmx == 0 && p->mode != STS_NONE) {
         sb_appends(why, "the policy has no mx pattern");
         return -1;
     }
@@ -237,7 +237,7 @@ int smtp_sts_policy_parse(const char *text, size_t len, struct smtp_sts_policy *
 
 /* ---- mx patterns (section 4.1) ---- */
 
-bool smtp_sts_mx_match(const struct smtp_sts_policy *p, const char *host)
+bool sts_mx_match(const struct sts_policy *p, const char *host)
 {
     size_t hlen = strlen(host);
     if (hlen && host[hlen - 1] == '.')
@@ -262,7 +262,7 @@ bool smtp_sts_mx_match(const struct smtp_sts_policy *p, const char *host)
     return false;
 }
 
-void smtp_sts_mx_list(const struct smtp_sts_policy *p, struct strbuf *out)
+void sts_mx_list(const struct sts_policy *p, struct strbuf *out)
 {
     for (size_t i = 0; i < p->nmx; i++)
         sb_appendf(out, "%s%s", i ? ", " : "", p->mx[i]);
@@ -284,7 +284,7 @@ static bool header_number(const char *val, size_t vlen, long long *out)
     return true;
 }
 
-int smtp_sts_cache_parse(const char *text, size_t len, struct smtp_sts_cached *c,
+int sts_cache_parse(const char *text, size_t len, struct sts_cached *c,
                          struct strbuf *why)
 {
     memset(c, 0, sizeof(*c));
@@ -310,7 +310,7 @@ int smtp_sts_cache_parse(const char *text, size_t len, struct smtp_sts_cached *c
         const char *key = line, *val = colon + 1;
         size_t klen = (size_t)(colon - line), vlen = n - klen - 1;
         trim(&val, &vlen);
-        if (equals(key, klen, "id") && vlen >= 1 && vlen <= SMTP_STS_ID_MAX) {
+        if (equals(key, klen, "id") && vlen >= 1 && vlen <= STS_ID_MAX) {
             memcpy(c->id, val, vlen);
             c->id[vlen] = 0;
             for (size_t i = 0; i < vlen; i++)
