@@ -28,11 +28,14 @@ RFC 8461 requirements and the tests that cover them:
   5.1   policy cached with max_age; a failed refresh keeps the cached
         policy                    test_fetch_failure_uses_cache
   5.1   changed id -> refetched; same id -> cached  test_changed_id_refetched
+  (issue) the per-domain policy in `tern why` (text and --json)
+                                  test_enforce_wrong_certificate_deferred
   2     DANE wins where both exist: covered by the code path (servers
         with usable TLSA records skip the MTA-STS checks); the DANE tests
         need a validating resolver (test_dane.py).
 """
 import http.server
+import json
 import os
 import re
 import shutil
@@ -284,8 +287,16 @@ class MtaStsTest(unittest.TestCase):
                                  r"policy \(self[- ]signed certificate\) \(MTA-STS policy of "
                                  r"badcert\.test: mode enforce, id badcert1, mx: mx-bad\.test\)$")
         self.assert_nothing_received("badcert")
+        # tern why: the attempt's reason, then the domain's cached policy
         why = self.inst.tern("why", qid).stdout
-        self.assertIn("MTA-STS policy of badcert.test: mode enforce", why)
+        self.assertIn("Server certificate not valid for mx-bad.test under the MTA-STS policy", why)
+        self.assertRegex(why, r"\nMTA-STS policy of badcert\.test: mode enforce, id badcert1, "
+                              r"mx: mx-bad\.test\n  fetched .+, valid until .+\n")
+        data = json.loads(self.inst.tern("why", "--json", qid).stdout)
+        [p] = data["mta_sts"]
+        self.assertEqual((p["domain"], p["mode"], p["id"], p["mx"], p["max_age"]),
+                         ("badcert.test", "enforce", "badcert1", ["mx-bad.test"], 86400))
+        self.assertEqual(p["expires"] - p["fetched"], 86400)
 
     def test_enforce_mx_not_in_policy_deferred(self):
         qid = self.send("user@mxnot.test", "mxnot")
