@@ -30,10 +30,11 @@ RFC 8461 requirements and the tests that cover them:
   5.1   changed id -> refetched; same id -> cached  test_changed_id_refetched
   (issue) the per-domain policy in `tern why` (text and --json)
                                   test_enforce_wrong_certificate_deferred
-  2     DANE wins where both exist: covered by the code path (servers
-        with usable TLSA records skip the MTA-STS checks); the DANE tests
-        need a validating resolver (test_dane.py).
+  2     DANE wins where both exist    DaneWinsTest.test_dane_authenticated_server_ignores_policy,
+        and where DANE does not authenticate the server the policy applies
+                                  DaneWinsTest.test_server_without_tlsa_under_policy
 """
+import hashlib
 import http.server
 import json
 import os
@@ -47,6 +48,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dnssec  # noqa: E402
 import dnsserver  # noqa: E402
 import harness  # noqa: E402
 
@@ -81,7 +83,8 @@ def make_pki(d):
                 "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".cnf", cwd=d)
 
     issue("good", ["mx-good.test", "*.wild-mx.test"])
-    issue("web", ["mta-sts.%s.test" % name for name in DOMAINS if name != "wrongweb"])
+    issue("web", ["mta-sts.%s.test" % name for name in DOMAINS if name != "wrongweb"]
+          + ["mta-sts.%s.sts-sec.test" % name for name in ("dane", "notlsa")])
     openssl("req", "-x509", *ec, "-keyout", "bad.key", "-out", "bad.pem", "-days", "2",
             "-subj", "/CN=mx-bad.test", "-addext", "subjectAltName=DNS:mx-bad.test", cwd=d)
     openssl("req", "-x509", *ec, "-keyout", "webself.key", "-out", "webself.pem", "-days", "2",
@@ -389,6 +392,93 @@ class MtaStsTest(unittest.TestCase):
                                  "changed.test: mode enforce, id changed2, mx: mx-nothere.test")
         with open(self.cache_file("changed.test")) as f:
             self.assertTrue(f.read().startswith("id: changed2\n"))
+
+
+def spki_sha256(d, cert):
+    pub = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-pubkey"], cwd=d, check=True,
+                         capture_output=True, timeout=60).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], cwd=d, check=True,
+                         capture_output=True, timeout=60, input=pub).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+@unittest.skipIf(dnssec.available(), dnssec.available())
+class DaneWinsTest(unittest.TestCase):
+    """RFC 8461 section 2: where DANE TLSA records authenticate a server,
+    DANE decides and the MTA-STS policy is not applied to it. A signed zone
+    (nsd + validating unbound, dnssec.py) holds both an MTA-STS policy that
+    names no MX host of the domain and DANE-EE records for its MX host."""
+    ADDR = "127.0.0.35"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tern-mtasts-dane-")
+        os.chmod(cls.tmp, 0o755)
+        cls.controller, cls.dns, cls.web, cls.inst = None, None, None, None
+        try:
+            cls._set_up()
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def _set_up(cls):
+        d = cls.tmp
+        make_pki(d)
+        cls.web = PolicyServer(d, "web.pem", "web.key", policies={
+            "mta-sts.dane.sts-sec.test": (200, policy("enforce", "mx-good.test")),
+            "mta-sts.notlsa.sts-sec.test": (200, policy("enforce", "mx-good.test"))})
+        tlsa = "_%d._tcp.mx-dane TLSA 3 1 1 %s" % (PORT, spki_sha256(d, "good.pem"))
+        records = [tlsa, "mx-dane A " + cls.ADDR, "mx-notlsa A " + cls.ADDR]
+        for name in ("dane", "notlsa"):
+            records += ["%s MX 10 mx-%s" % (name, name), '_mta-sts.%s TXT "v=STSv1; id=%s1;"' % (name, name),
+                        "mta-sts.%s A 127.0.0.1" % name]
+        cls.dns = dnssec.Setup(d, {"sts-sec.test": (True, records)})
+        cls.sink = Handler()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(d, "good.pem"), os.path.join(d, "good.key"))
+        cls.controller = Controller(cls.sink, hostname=cls.ADDR, port=PORT, server_hostname="remote.test",
+                                    tls_context=ctx, require_starttls=False, ready_timeout=10)
+        cls.controller.start()
+        cls.inst = harness.Instance(name="mtastsdane", main_cf=dict(
+            smtp_dns_servers="127.0.0.1:%d" % cls.dns.port, smtp_dns_timeout="5s",
+            smtp_dns_support_level="dnssec", smtp_tcp_port=str(PORT),
+            smtp_tls_security_level="dane", smtp_tls_CAfile=os.path.join(d, "ca.pem"),
+            smtp_mta_sts="yes", smtp_mta_sts_https_port=str(cls.web.port),
+            smtp_mta_sts_fetch_timeout="5s", smtp_connection_cache_on_demand="no",
+            smtp_connect_timeout="5s", smtp_starttls_timeout="5s"))
+        cls.inst.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.inst:
+            cls.inst.cleanup()
+        if cls.controller:
+            cls.controller.stop()
+        if cls.web:
+            cls.web.stop()
+        if cls.dns:
+            cls.dns.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    send = MtaStsTest.send
+    outcome = MtaStsTest.outcome
+
+    def test_dane_authenticated_server_ignores_policy(self):
+        qid = self.send("user@dane.sts-sec.test", "dane-wins")
+        self.outcome(qid, "user@dane.sts-sec.test", "sent")
+        [msg] = self.sink.with_subject("dane-wins")
+        self.assertTrue(msg["tls"])
+        self.inst.wait_log(r"MTA-STS policy of dane\.sts-sec\.test fetched: id dane1, mode enforce")
+        self.inst.wait_log(r"Verified TLS connection established to mx-dane\.sts-sec\.test")
+        self.assertNotIn("does not match the MTA-STS policy", self.inst.log_text())
+
+    def test_server_without_tlsa_under_policy(self):
+        qid = self.send("user@notlsa.sts-sec.test", "notlsa")
+        reason = self.outcome(qid, "user@notlsa.sts-sec.test", "deferred").group(2)
+        self.assertEqual(reason, "MX host mx-notlsa.sts-sec.test does not match the MTA-STS policy "
+                                 "of notlsa.sts-sec.test: mode enforce, id notlsa1, mx: mx-good.test")
+        self.assertEqual(self.sink.with_subject("notlsa"), [])
 
 
 if __name__ == "__main__":
