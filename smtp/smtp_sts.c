@@ -202,13 +202,14 @@ static bool cache_read(const char *key, struct strbuf *text, struct sts_cached *
     struct stat st;
     char buf[8192];
     ssize_t n = 0;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-        while (text->len < STS_CACHE_FILE_MAX && (n = read(fd, buf, sizeof(buf))) > 0)
-            if (sb_append(text, buf, (size_t)n) < 0)
-                break;
+    /* a plain file, read whole; a larger one than smtp ever writes is not
+     * read in part */
+    bool whole = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= STS_CACHE_FILE_MAX;
+    while (whole && (n = read(fd, buf, sizeof(buf))) > 0)
+        whole = text->len + (size_t)n <= STS_CACHE_FILE_MAX && sb_append(text, buf, (size_t)n) == 0;
     close(fd);
     struct strbuf why = STRBUF_INIT(256);
-    bool ok = text->len > 0 && text->len <= STS_CACHE_FILE_MAX
+    bool ok = whole && n == 0 && text->len > 0
               && sts_cache_parse(text->data, text->len, c, &why) == 0
               && sts_policy_parse(c->policy, c->policy_len, p, &why) == 0;
     if (!ok && text->len)
