@@ -10,8 +10,7 @@
  * server's DNSSEC status and TLSA records decide its session's TLS level
  * (smtp_dane.c); where none do, the next hop's MTA-STS policy decides
  * which MX hosts may be used (smtp_sts.c). In LMTP mode the next hop is
- * "unix:PATH" (one UNIX-domain
- * socket) or a host, never an MX lookup. */
+ * "unix:PATH" (one UNIX-domain socket) or a host, never an MX lookup. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>

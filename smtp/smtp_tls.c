@@ -676,6 +676,7 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
                    char dsn[SMTP_DSN_SIZE])
 {
     struct strbuf detail = STRBUF_INIT(512), tried = STRBUF_INIT(1024), text = STRBUF_INIT(1024);
+    struct strbuf sts_why = STRBUF_INIT(1024);
     int rc = -1;
     str_copy(dsn, SMTP_DSN_SIZE, "4.7.5");
     /* Whatever came in clear after the 220 is no part of the TLS session. */
@@ -708,13 +709,14 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
     } else if (s->tls_trusted && rq->tls.level >= SMTP_TLS_VERIFY) {
         s->tls_matched = name_matches(cert, s, rq, &tried);
     }
+    bool sts_ok = !rq->sts_session || sts_check(s, rq, &sts_why);
     if (smtp_cfg.tls_loglevel >= 2 && SSL_session_reused(ssl))
         msg_info("%s: TLS session resumed", s->desc);
     if (smtp_cfg.tls_loglevel >= 1) {
         describe(ssl, cert, &text);
         msg_info("%s TLS connection established to %s: %s",
-                 !cert ? "Anonymous" : s->tls_matched ? "Verified" : s->tls_trusted ? "Trusted"
-                                                                       : "Untrusted",
+                 !cert ? "Anonymous" : s->tls_matched || s->tls_sts ? "Verified"
+                                     : s->tls_trusted ? "Trusted" : "Untrusted",
                  s->desc, sb_str(&text));
     }
     sb_reset(why);
@@ -737,8 +739,8 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
                  sb_str(&tried));
         sb_appendf(why, "Server certificate not verified (no certificate name matches %s)",
                    sb_str(&tried));
-    } else if (rq->sts_session && !sts_check(s, rq, why)) {
-        ;                               /* MTA-STS enforce: the certificate did not pass */
+    } else if (!sts_ok) {
+        sb_appends(why, sb_str(&sts_why));      /* MTA-STS enforce: the certificate did not pass */
     } else {
         rc = 0;
     }
@@ -747,6 +749,7 @@ out:
     sb_free(&detail);
     sb_free(&tried);
     sb_free(&text);
+    sb_free(&sts_why);
     return rc;
 }
 

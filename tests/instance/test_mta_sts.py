@@ -269,6 +269,8 @@ class MtaStsTest(unittest.TestCase):
         self.outcome(qid, "user@enforce.test", "sent")
         [msg] = self.good_sink.with_subject("enforce-ok")
         self.assertTrue(msg["tls"])
+        self.inst.wait_log(r"Verified TLS connection established to mx-good\.test\[%s\]:%d: TLSv1\.3"
+                           % (re.escape(GOOD_ADDR), PORT))
         self.inst.wait_log(r"MTA-STS policy of enforce\.test fetched: id enforce1, mode enforce, "
                            r"max_age 86400, mx: mx-good\.test")
         self.assertGreaterEqual(self.web.count("mta-sts.enforce.test"), 1)
