@@ -53,6 +53,19 @@ static void check_txt(const unsigned char *buf, int len)
             if (txt[i] < 32 || txt[i] > 126)
                 abort();
     }
+    static char txts[3][DNS_TXT_MAX + 1];
+    size_t n = 99;
+    int st = dns_answer_txts(buf, len, txts, 3, &n);
+    if (n > 3 || (st == ARES_SUCCESS) != (n > 0))
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strnlen(txts[i], sizeof(txts[i]));
+        if (l > DNS_TXT_MAX)
+            abort();
+        for (size_t k = 0; k < l; k++)
+            if (txts[i][k] < 32 || txts[i][k] > 126)
+                abort();
+    }
 }
 
 static void check_tlsa(const unsigned char *buf, int len)

@@ -162,6 +162,7 @@ static void smtp_pre_init(void)
     resolve_init();
     /* CA certificates and password tables are readable only now. */
     smtp_tls_init();
+    smtp_sts_init();
     smtp_sasl_init();
 }
 
@@ -202,6 +203,7 @@ static void smtp_post_init(struct event_base *base)
     smtp_cfg.ipc_timeout = (int)cfg_time(P_ipc_timeout);
     bind_addresses();
     address_families();
+    smtp_sts_post_init();
     /* Random order among equal MX preferences needs no strong randomness. */
     srandom((unsigned)(now_usec() ^ ((long long)getpid() << 16)));
 }
@@ -210,6 +212,7 @@ static void smtp_pre_exit(void)
 {
     smtp_cache_close();
     smtp_tls_exit();
+    smtp_sts_exit();
     smtp_sasl_exit();
     dns_close(smtp_cfg.dns);
     smtp_cfg.dns = NULL;

@@ -7,8 +7,8 @@
  * (reply and command I/O with deadlines, in clear or through TLS),
  * smtp_proto.c (the SMTP dialogue), smtp_tls.c (STARTTLS: policy,
  * handshake, certificate checks), smtp_dane.c (what DNSSEC and TLSA
- * records make of the dane levels for each server) and smtp_sasl.c (AUTH
- * to a server).
+ * records make of the dane levels for each server), smtp_sts.c (MTA-STS
+ * policies: fetch, cache, checks) and smtp_sasl.c (AUTH to a server).
  * The same binary is the LMTP client when run as "lmtp" (smtp_cfg.lmtp):
  * LHLO, no MX lookups, UNIX-domain next hops, one reply per recipient
  * after the content, and lmtp_* parameters (smtp_param()). */
@@ -26,6 +26,7 @@
 #include "queue.h"
 #include "smtp_parse.h"
 #include "smtp_policy.h"
+#include "sts_policy.h"
 #include "strbuf.h"
 
 struct dns_resolver;
@@ -127,6 +128,13 @@ struct smtp_request {
     const char *dane_host;
     const char *dane_name;
     bool dane_mx_secure;
+    /* the next hop's MTA-STS policy (smtp_sts.c), NULL when it has none in
+     * mode testing or enforce; sts_session: the server being tried is
+     * under it (not authenticated by DANE, which wins) */
+    struct sts_policy *sts;
+    char sts_id[STS_ID_MAX + 1];
+    char sts_domain[256];
+    bool sts_session;
     /* from the queue file */
     int qfd;                                /* dr's descriptor, -1 until opened */
     off_t content_offset;
@@ -177,6 +185,7 @@ struct smtp_session {
                                                (dane levels: the cache reuses it only for
                                                the same policy) */
     bool tls_dane;                          /* authenticated by DANE TLSA records */
+    bool tls_sts;                           /* the certificate passed the MTA-STS checks */
     bool authenticated;                     /* AUTH succeeded */
 };
 
@@ -278,6 +287,23 @@ void smtp_dane_decide(struct smtp_request *rq, const char *host, const char *can
  * section 3.1: DANE-TA(2) or DANE-EE(3), selector Cert(0) or SPKI(1),
  * matching Full(0), SHA2-256(1) or SHA2-512(2) with the digest's length). */
 bool smtp_dane_usable(const struct dns_tlsa *t);
+
+/* ---- smtp_sts.c ---- */
+/* As root, before any chroot: libcurl, the CA certificates (read into
+ * memory) and the data_directory descriptor; after the privilege drop:
+ * the policy cache directory inside it. */
+void smtp_sts_init(void);
+void smtp_sts_post_init(void);
+void smtp_sts_exit(void);
+/* The MTA-STS policy of rq's next-hop domain (smtp_mta_sts = yes, a
+ * domain with MX lookup, TLS level may, encrypt or dane): rq->sts from the
+ * cache or fetched anew; mode enforce raises the level to encrypt. */
+void smtp_sts_find(struct smtp_request *rq);
+/* "MTA-STS policy of DOMAIN: mode M, id ID, mx: P1, P2" for reasons. */
+void smtp_sts_describe(const struct smtp_request *rq, struct strbuf *out);
+/* Whether the server's certificate chain is valid (PKIX: smtp_tls_CAfile
+ * and the system's CA certificates) for host; why says what failed. */
+bool smtp_sts_cert_valid(struct ssl_st *ssl, const char *host, struct strbuf *why);
 
 /* ---- smtp_sasl.c ---- */
 /* As root, before chroot: the settings and the password tables. */

@@ -8,8 +8,9 @@
  * by an earlier request for the same next hop (smtp_cache.c) goes first
  * when it satisfies the next hop's TLS policy. Under a dane policy each
  * server's DNSSEC status and TLSA records decide its session's TLS level
- * (smtp_dane.c). In LMTP mode the next hop is "unix:PATH" (one UNIX-domain
- * socket) or a host, never an MX lookup. */
+ * (smtp_dane.c); where none do, the next hop's MTA-STS policy decides
+ * which MX hosts may be used (smtp_sts.c). In LMTP mode the next hop is
+ * "unix:PATH" (one UNIX-domain socket) or a host, never an MX lookup. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -266,6 +267,11 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
         smtp_cache_offer(rq, &s);
     } else {
         *retry_plain = s.tls_retry_plain && !plain;
+        if (rq->sts_session && rq->sts->mode == STS_ENFORCE) {
+            sb_appends(&why, " (");
+            smtp_sts_describe(rq, &why);
+            sb_appends(&why, ")");
+        }
         msg_info("%s: %s%s", rq->dr->queue_id, sb_str(&why),
                  *retry_plain ? "; trying again without TLS" : "");
         failure_set(f, !*reached, 4, dsn, s.desc, sb_str(&why));
@@ -273,6 +279,35 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
     }
     sb_free(&why);
     return r == SMTP_SESSION_DONE;
+}
+
+/* Under an MTA-STS policy (and not DANE, which wins where a server has
+ * usable TLSA records, RFC 8461 section 2): in mode enforce only MX hosts
+ * the policy names, with TLS; in mode testing the same checks are only
+ * logged. -1 when this server must not be used (the failure set). */
+static int sts_check_host(struct smtp_request *rq, const char *host, struct failure *f)
+{
+    rq->sts_session = rq->sts && rq->tls.level != SMTP_TLS_DANE;
+    if (!rq->sts_session)
+        return 0;
+    bool enforce = rq->sts->mode == STS_ENFORCE;
+    if (enforce && rq->tls.level < SMTP_TLS_ENCRYPT)
+        rq->tls.level = SMTP_TLS_ENCRYPT;      /* a dane policy's server without TLSA records */
+    if (sts_mx_match(rq->sts, host))
+        return 0;
+    struct strbuf why = STRBUF_INIT(SMTP_REASON_MAX);
+    sb_appendf(&why, "MX host %s does not match the ", host);
+    smtp_sts_describe(rq, &why);
+    if (!enforce) {
+        msg_info("%s: %s; delivering anyway (mode testing)", rq->dr->queue_id, sb_str(&why));
+        sb_free(&why);
+        return 0;
+    }
+    msg_info("%s: %s", rq->dr->queue_id, sb_str(&why));
+    failure_set(f, true, 4, "4.7.5", NULL, sb_str(&why));
+    rq->sts_session = false;
+    sb_free(&why);
+    return -1;
 }
 
 /* Try the addresses in order; stop when a session decided the recipients.
@@ -311,6 +346,11 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             rq->dane_host = dh.host;
             rq->dane_name = dh.base;
         }
+        if (sts_check_host(rq, l->t[i].host, f) < 0) {
+            plain_retry = false;
+            rq->tls.level = policy;
+            continue;
+        }
         int fd = connect_addr(&l->t[i].addr, port);
         if (fd < 0) {
             sb_reset(&why);
@@ -328,6 +368,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
         rq->dane_ntlsa = 0;
         rq->dane_host = NULL;
         rq->dane_name = NULL;
+        rq->sts_session = false;
         if (done)
             break;
         if (reached)
@@ -426,6 +467,14 @@ static bool deliver_cached(struct smtp_request *rq)
     return done;
 }
 
+/* The next hop's MTA-STS policy (which may raise its TLS level), then the
+ * cached session if it satisfies that. */
+static bool sts_then_cached(struct smtp_request *rq)
+{
+    smtp_sts_find(rq);
+    return deliver_cached(rq);
+}
+
 void smtp_deliver(struct smtp_request *rq)
 {
     struct smtp_nexthop *nh = &rq->nh;
@@ -441,7 +490,7 @@ void smtp_deliver(struct smtp_request *rq)
                           rq->dr->nexthop);
     } else if (smtp_tls_policy_find(rq) < 0) {
         ;                                   /* deferred for a table or policy problem */
-    } else if (deliver_cached(rq)) {
+    } else if (sts_then_cached(rq)) {
         goto out;
     } else if (nh->path[0]) {
         try_unix(rq, nh->path, &f);

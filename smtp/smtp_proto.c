@@ -226,8 +226,12 @@ static enum step starttls(struct dialogue *d)
     if (level == SMTP_TLS_NONE || s->ssl)
         return STEP_OK;
     if (!(s->features & SMTP_FEAT_STARTTLS) || !smtp_cfg.tls_ctx) {
-        if (level == SMTP_TLS_MAY)
+        if (level == SMTP_TLS_MAY) {
+            if (rq->sts_session && !(s->features & SMTP_FEAT_STARTTLS))
+                msg_info("%s: %s did not offer STARTTLS, which the MTA-STS policy of %s requires; "
+                         "delivering anyway (mode testing)", rq->dr->queue_id, s->name, rq->sts_domain);
             return STEP_OK;
+        }
         if (!(s->features & SMTP_FEAT_STARTTLS))
             rc = next_server(d, "4.7.4", "TLS is required, but was not offered by host %s%s", s->name,
                              level == SMTP_TLS_DANE ? " (it publishes DANE TLSA records)" : "");

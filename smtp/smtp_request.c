@@ -80,6 +80,7 @@ static void request_free(struct smtp_request *rq)
         free(rq->rcpts[i].rcpt_to);
     }
     free(rq->rcpts);
+    free(rq->sts);
     free(rq->envid);
     free(rq->ret);
 }

@@ -10,6 +10,7 @@
  * names a DANE-TA chain must match),
  * a client certificate for servers that ask (smtp_tls_cert_file or
  * smtp_tls_chain_files; a changed file makes the process restart),
+ * the MTA-STS certificate check (smtp_sts.c),
  * the "... TLS connection established ..." log line, and a small cache of
  * TLS sessions inside the process so that later connections to the same
  * server resume instead of doing a full handshake. */
@@ -652,10 +653,30 @@ static int handshake(SSL *ssl, int fd, struct strbuf *detail)
     }
 }
 
+/* MTA-STS (RFC 8461 section 4.2): a chain valid for the MX host's name.
+ * false (why set) when the policy is enforce and it is not; in mode
+ * testing the failure is only logged. */
+static bool sts_check(struct smtp_session *s, const struct smtp_request *rq, struct strbuf *why)
+{
+    struct strbuf detail = STRBUF_INIT(512);
+    s->tls_sts = smtp_sts_cert_valid(s->ssl, s->host, &detail);
+    bool enforce = rq->sts->mode == STS_ENFORCE;
+    if (!s->tls_sts) {
+        msg_info("%s: %s: server certificate not valid for %s: %s%s", rq->dr->queue_id, s->desc,
+                 s->host, sb_str(&detail), enforce ? "" : "; delivering anyway (mode testing)");
+        if (enforce)
+            sb_appendf(why, "Server certificate not valid for %s under the MTA-STS policy (%s)",
+                       s->host, sb_str(&detail));
+    }
+    sb_free(&detail);
+    return s->tls_sts || !enforce;
+}
+
 int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct strbuf *why,
                    char dsn[SMTP_DSN_SIZE])
 {
     struct strbuf detail = STRBUF_INIT(512), tried = STRBUF_INIT(1024), text = STRBUF_INIT(1024);
+    struct strbuf sts_why = STRBUF_INIT(1024);
     int rc = -1;
     str_copy(dsn, SMTP_DSN_SIZE, "4.7.5");
     /* Whatever came in clear after the 220 is no part of the TLS session. */
@@ -688,13 +709,14 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
     } else if (s->tls_trusted && rq->tls.level >= SMTP_TLS_VERIFY) {
         s->tls_matched = name_matches(cert, s, rq, &tried);
     }
+    bool sts_ok = !rq->sts_session || sts_check(s, rq, &sts_why);
     if (smtp_cfg.tls_loglevel >= 2 && SSL_session_reused(ssl))
         msg_info("%s: TLS session resumed", s->desc);
     if (smtp_cfg.tls_loglevel >= 1) {
         describe(ssl, cert, &text);
         msg_info("%s TLS connection established to %s: %s",
-                 !cert ? "Anonymous" : s->tls_matched ? "Verified" : s->tls_trusted ? "Trusted"
-                                                                       : "Untrusted",
+                 !cert ? "Anonymous" : s->tls_matched || s->tls_sts ? "Verified"
+                                     : s->tls_trusted ? "Trusted" : "Untrusted",
                  s->desc, sb_str(&text));
     }
     sb_reset(why);
@@ -717,6 +739,8 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
                  sb_str(&tried));
         sb_appendf(why, "Server certificate not verified (no certificate name matches %s)",
                    sb_str(&tried));
+    } else if (!sts_ok) {
+        sb_appends(why, sb_str(&sts_why));      /* MTA-STS enforce: the certificate did not pass */
     } else {
         rc = 0;
     }
@@ -725,6 +749,7 @@ out:
     sb_free(&detail);
     sb_free(&tried);
     sb_free(&text);
+    sb_free(&sts_why);
     return rc;
 }
 
@@ -734,6 +759,9 @@ bool smtp_tls_session_fits(const struct smtp_session *s, const struct smtp_reque
      * TLSA records were looked at then. */
     if (rq->tls.level >= SMTP_TLS_DANE)
         return s->tls_policy == rq->tls.level;
+    /* MTA-STS enforce: a session whose certificate passed its checks */
+    if (rq->sts && rq->sts->mode == STS_ENFORCE && !(s->ssl && s->tls_sts))
+        return false;
     switch (rq->tls.level) {
     case SMTP_TLS_NONE:
     case SMTP_TLS_MAY:

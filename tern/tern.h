@@ -37,6 +37,12 @@ int tern_check_config(FILE *out, bool check_queue_dirs, int *warnings);
 /* Certificates that have expired (errors when strict, else warnings) or
  * expire soon (warnings); tern_check_certs.c. */
 void tern_check_certificates(FILE *out, bool strict, int *errors, int *warnings);
+/* For `tern why`: the cached MTA-STS policies of the recipients' domains,
+ * as text lines, or as the JSON member ', "mta_sts": [...]'; tern_sts.c. */
+struct queued;
+struct strbuf;
+void tern_sts_why_text(const struct queued *q);
+void tern_sts_why_json(const struct queued *q, struct strbuf *out);
 
 int tern_cmd_start(int argc, char **argv);
 int tern_cmd_stop(int argc, char **argv);

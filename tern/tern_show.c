@@ -2,7 +2,8 @@
  * envelope (sender, attributes, each recipient and whether it is done) and
  * its content; `tern why ID` answers "why is this message still queued?":
  * per recipient its state and every logged attempt (time, status, relay,
- * the remote reply), and when the next attempt is due. Both have --json. */
+ * the remote reply), when the next attempt is due, and the MTA-STS
+ * policies cached for the recipients' domains. Both have --json. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,8 @@ static const char why_usage[] =
     "  why is this message still queued? Its state and when its next delivery\n"
     "  attempt is due, then per recipient: pending, delivered or bounced, and\n"
     "  every logged attempt with its time, status code, relay and the remote\n"
-    "  server's reply. --json gives one JSON object.\n";
+    "  server's reply, then the MTA-STS policy cached for each recipient domain\n"
+    "  (smtp_mta_sts = yes). --json gives one JSON object.\n";
 
 /* why's answer when the message is not in the queue */
 static const char why_gone_note[] =
@@ -320,6 +322,7 @@ static void why_text(const struct queued *q, const struct history *h)
             printf("  %s  %s  relay=%s\n      %s\n", when, a->status, a->relay, a->reason);
         }
     }
+    tern_sts_why_text(q);
 }
 
 static void why_json(const struct queued *q, const struct history *h)
@@ -357,7 +360,9 @@ static void why_json(const struct queued *q, const struct history *h)
         }
         sb_appends(&out, "]}");
     }
-    sb_appends(&out, "]}");
+    sb_appendc(&out, ']');
+    tern_sts_why_json(q, &out);
+    sb_appendc(&out, '}');
     tern_json_print(&out);
 }
 

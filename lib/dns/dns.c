@@ -1,4 +1,4 @@
-/* dns.c: MX, address and TLSA lookups through c-ares (see dns.h). Queries
+/* dns.c: MX, address, TLSA and TXT lookups through c-ares (see dns.h). Queries
  * are built here (so that they can ask for DNSSEC validation with the AD
  * bit) and sent without search domains or host aliases, driven with poll()
  * until they finish or the lookup's deadline passes; their answers are
@@ -20,6 +20,7 @@
 #define DNS_TYPE_MX 15
 #define DNS_TYPE_AAAA 28
 #define DNS_TYPE_TLSA 52
+#define DNS_TYPE_TXT 16
 #define DNS_EDNS_SIZE 1232      /* EDNS payload size offered (c-ares's default is 1280) */
 #define DNS_CLASS_IN 1
 #define DNS_SERVERS_TEXT_MAX 4096
@@ -432,6 +433,31 @@ enum dns_status dns_lookup_tlsa(struct dns_resolver *r, const char *name, struct
                                     DNS_TLSA_MAX, &rrs, count, secure, why);
     *tlsa = rrs;
     return st;
+}
+
+/* ---- TXT ---- */
+
+enum dns_status dns_lookup_txt(struct dns_resolver *r, const char *name,
+                               char (**txt)[DNS_TXT_MAX + 1], size_t *count, struct strbuf *why)
+{
+    struct dns_query q = { 0 };
+    *txt = NULL;
+    *count = 0;
+    dns_send(r, name, DNS_TYPE_TXT, &q);
+    dns_wait(r, &q, 1, now_usec() / 1000 + r->timeout_ms);
+    int st = dns_nodata(&q, q.done ? q.status : ARES_ETIMEOUT);
+    if (st == ARES_SUCCESS) {
+        *txt = xcalloc(DNS_TXTS_MAX, sizeof(**txt));
+        st = dns_answer_txts(q.answer, q.answer_len, *txt, DNS_TXTS_MAX, count);
+        if (st != ARES_SUCCESS) {
+            free(*txt);
+            *txt = NULL;
+        }
+    }
+    dns_query_free(&q);
+    if (st != ARES_SUCCESS)
+        dns_explain(why, st);
+    return dns_status_of(st);
 }
 
 const char *dns_addr_text(const struct dns_addr *a, char *buf, size_t bufsz)

@@ -1,4 +1,4 @@
-/* dns.h: DNS lookups (MX, A, AAAA, TLSA) through the c-ares resolver, with
+/* dns.h: DNS lookups (MX, A, AAAA, TLSA, TXT) through the c-ares resolver, with
  * the resolver's servers configurable so that tests can use their own DNS
  * server. With DNSSEC on (dns_set_dnssec), each answer also says whether a
  * validating resolver vouched for it (the AD bit). Each lookup runs to completion or to its deadline; suited to
@@ -19,6 +19,8 @@ struct dns_resolver;
 #define DNS_ADDR_MAX 32      /* addresses kept per host and family */
 #define DNS_TLSA_MAX 16      /* TLSA records kept per name */
 #define DNS_TLSA_DATA_MAX 4096   /* certificate association data of one TLSA record */
+#define DNS_TXT_MAX 1024     /* bytes of one TXT record kept (its strings joined) */
+#define DNS_TXTS_MAX 16      /* TXT records kept per name */
 
 enum dns_status {
     DNS_OK,
@@ -88,6 +90,12 @@ enum dns_status dns_lookup_addr(struct dns_resolver *r, const char *name, bool w
  * SERVFAIL (a bogus signature, with a validating resolver) is DNS_TEMPFAIL. */
 enum dns_status dns_lookup_tlsa(struct dns_resolver *r, const char *name, struct dns_tlsa **tlsa,
                                 size_t *count, bool *secure, struct strbuf *why);
+
+/* TXT records of name, each with its strings joined (non-printable bytes
+ * as '?', cut to DNS_TXT_MAX bytes); on DNS_OK *txt is malloc'ed with
+ * *count >= 1 entries. */
+enum dns_status dns_lookup_txt(struct dns_resolver *r, const char *name,
+                               char (**txt)[DNS_TXT_MAX + 1], size_t *count, struct strbuf *why);
 
 /* Numeric text of an address into buf (at least INET6_ADDRSTRLEN bytes). */
 const char *dns_addr_text(const struct dns_addr *a, char *buf, size_t bufsz);

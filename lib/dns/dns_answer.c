@@ -249,6 +249,36 @@ int dns_answer_txt(const unsigned char *abuf, int alen, char *txt, size_t size)
     return ARES_SUCCESS;
 }
 
+int dns_answer_txts(const unsigned char *abuf, int alen, char (*out)[DNS_TXT_MAX + 1], size_t max,
+                    size_t *n)
+{
+    struct ares_txt_ext *list = NULL;
+    *n = 0;
+    int st = ares_parse_txt_reply_ext(abuf, alen, &list);
+    if (st != ARES_SUCCESS) {
+        ares_free_data(list);
+        return st == ARES_ENODATA ? st : ARES_EBADRESP;
+    }
+    size_t len = 0;
+    char *txt = NULL;
+    for (const struct ares_txt_ext *p = list; p; p = p->next) {
+        if (p->record_start || !txt) {
+            if (*n >= max)
+                break;
+            txt = out[(*n)++];
+            txt[0] = 0;
+            len = 0;
+        }
+        for (size_t i = 0; p->txt && i < p->length && len < DNS_TXT_MAX; i++) {
+            unsigned char c = p->txt[i];
+            txt[len++] = c >= 32 && c < 127 ? (char)c : '?';
+        }
+        txt[len] = 0;
+    }
+    ares_free_data(list);
+    return *n ? ARES_SUCCESS : ARES_ENODATA;
+}
+
 size_t dns_hostent_names(const struct hostent *he, char (*names)[DNS_NAME_MAX + 1], size_t max)
 {
     size_t n = 0;

@@ -56,6 +56,11 @@ bool dns_answer_cname(const unsigned char *abuf, int alen, char *target, size_t 
  * cut to size - 1 bytes, into txt. */
 int dns_answer_txt(const unsigned char *abuf, int alen, char *txt, size_t size);
 
+/* Every TXT record, each with its strings joined, non-printable bytes as
+ * '?', cut to DNS_TXT_MAX bytes, into out[0..max). */
+int dns_answer_txts(const unsigned char *abuf, int alen, char (*out)[DNS_TXT_MAX + 1], size_t max,
+                    size_t *n);
+
 /* What c-ares made of a PTR or address answer (ares_gethostbyaddr,
  * ares_gethostbyname, or the parsers that fill a hostent): the valid names
  * (h_name, then aliases) into names[0..max), or the addresses of the

@@ -78,9 +78,11 @@ static const char *const base_calls[] = {
 };
 
 /* smtp: smtp_bind_address binds the outgoing socket. Marking recipients
- * done in the queue file is pwrite64 (common). */
+ * done in the queue file is pwrite64 (common). The MTA-STS policy cache
+ * (smtp_mta_sts) replaces a domain's file by renaming a new one over it
+ * inside its directory, and removes what it abandons. */
 static const char *const smtp_calls[] = {
-    "bind",
+    "bind", "renameat", "renameat2", "rename", "unlinkat", "unlink",
 };
 
 /* cleanup: creates, syncs and publishes queue files (renameat2 with
