@@ -169,27 +169,6 @@ void smtp_sts_exit(void)
 
 /* ---- the cache ---- */
 
-/* The domain as a file name: lower case letters, digits, '-' and '.',
- * not starting with '.'; false for anything else. */
-static bool domain_key(const char *domain, char key[DNS_NAME_MAX + 1])
-{
-    size_t n = strlen(domain);
-    if (n && domain[n - 1] == '.')
-        n--;
-    if (n == 0 || n > DNS_NAME_MAX - 8 || domain[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = domain[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
-            return false;
-        key[i] = c;
-    }
-    key[n] = 0;
-    return true;
-}
-
 /* The cached policy of key: true with c and p filled (expired or not). */
 static bool cache_read(const char *key, struct strbuf *text, struct sts_cached *c,
                        struct sts_policy *p)
@@ -409,7 +388,7 @@ void smtp_sts_find(struct smtp_request *rq)
     enum smtp_tls_level level = rq->tls.level;
     if (!sts.on || !rq->nh.use_mx || rq->nh.literal || rq->nh.path[0]
         || !(level == SMTP_TLS_MAY || level == SMTP_TLS_ENCRYPT || level == SMTP_TLS_DANE)
-        || !domain_key(rq->nh.host, key))
+        || !sts_cache_key(rq->nh.host, key, sizeof(key)))
         return;
     const char *qid = rq->dr->queue_id;
     struct strbuf why = STRBUF_INIT(1024), cached_text = STRBUF_INIT(STS_CACHE_FILE_MAX),

@@ -31,25 +31,6 @@ struct sts_entry {
     struct sts_policy p;
 };
 
-/* The cache file name of a recipient domain: lower case, only letters,
- * digits, '-' and '.', as smtp names it; false for anything else. */
-static bool domain_key(const char *domain, char *key, size_t size)
-{
-    size_t n = strlen(domain);
-    if (n == 0 || n >= size || domain[0] == '.' || domain[0] == '[')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = domain[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
-            return false;
-        key[i] = c;
-    }
-    key[n] = 0;
-    return true;
-}
-
 static int open_cache_dir(void)
 {
     int dfd = open(cfg_str(P_data_directory), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -95,7 +76,7 @@ static size_t entries_load(const struct queued *q, struct sts_entry **out)
     for (size_t i = 0; i < q->m.nrcpts; i++) {
         const char *at = strrchr(q->m.rcpts[i].address, '@');
         char key[256];
-        if (!at || !domain_key(at + 1, key, sizeof(key)))
+        if (!at || !sts_cache_key(at + 1, key, sizeof(key)))
             continue;
         bool seen = false;
         for (size_t k = 0; k < n && !seen; k++)

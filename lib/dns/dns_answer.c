@@ -20,16 +20,22 @@ bool dns_name_ok(const char *host)
            && host[0] != '[';
 }
 
+/* A c-ares parser failed: what it may have built is freed; "no data"
+ * stays, anything else is a malformed answer. */
+static int parse_failed(void *list, int st)
+{
+    ares_free_data(list);
+    return st == ARES_ENODATA ? st : ARES_EBADRESP;
+}
+
 int dns_answer_mx(const unsigned char *abuf, int alen, struct dns_mx *out, size_t max,
                   size_t *n)
 {
     struct ares_mx_reply *list = NULL;
     *n = 0;
     int st = ares_parse_mx_reply(abuf, alen, &list);
-    if (st != ARES_SUCCESS) {
-        ares_free_data(list);
-        return st == ARES_ENODATA ? st : ARES_EBADRESP;
-    }
+    if (st != ARES_SUCCESS)
+        return parse_failed(list, st);
     for (const struct ares_mx_reply *p = list; p && *n < max; p = p->next) {
         const char *host = p->host ? p->host : "";
         if (strcmp(host, ".") == 0)
@@ -229,10 +235,8 @@ int dns_answer_txt(const unsigned char *abuf, int alen, char *txt, size_t size)
         return ARES_EBADRESP;
     txt[0] = 0;
     int st = ares_parse_txt_reply_ext(abuf, alen, &list);
-    if (st != ARES_SUCCESS) {
-        ares_free_data(list);
-        return st == ARES_ENODATA ? st : ARES_EBADRESP;
-    }
+    if (st != ARES_SUCCESS)
+        return parse_failed(list, st);
     size_t len = 0;
     bool first = true;
     for (const struct ares_txt_ext *p = list; p; p = p->next) {
@@ -255,10 +259,8 @@ int dns_answer_txts(const unsigned char *abuf, int alen, char (*out)[DNS_TXT_MAX
     struct ares_txt_ext *list = NULL;
     *n = 0;
     int st = ares_parse_txt_reply_ext(abuf, alen, &list);
-    if (st != ARES_SUCCESS) {
-        ares_free_data(list);
-        return st == ARES_ENODATA ? st : ARES_EBADRESP;
-    }
+    if (st != ARES_SUCCESS)
+        return parse_failed(list, st);
     size_t len = 0;
     char *txt = NULL;
     for (const struct ares_txt_ext *p = list; p; p = p->next) {

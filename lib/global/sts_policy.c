@@ -262,6 +262,25 @@ bool sts_mx_match(const struct sts_policy *p, const char *host)
     return false;
 }
 
+bool sts_cache_key(const char *domain, char *key, size_t size)
+{
+    size_t n = strlen(domain);
+    if (n && domain[n - 1] == '.')
+        n--;
+    if (n == 0 || n + 9 > size || domain[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = domain[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+            return false;
+        key[i] = c;
+    }
+    key[n] = 0;
+    return true;
+}
+
 void sts_mx_list(const struct sts_policy *p, struct strbuf *out)
 {
     for (size_t i = 0; i < p->nmx; i++)

@@ -50,6 +50,12 @@ int sts_policy_parse(const char *text, size_t len, struct sts_policy *p,
  * leftmost label only). */
 bool sts_mx_match(const struct sts_policy *p, const char *host);
 
+/* The name of a domain's file in the policy cache (smtp writes it, tern
+ * why reads it): the domain in lower case without a final dot, only
+ * letters, digits, '-' and '.', not starting with '.', with room left in
+ * key for a temporary file's suffix; false for anything else. */
+bool sts_cache_key(const char *domain, char *key, size_t size);
+
 /* The policy's mx patterns, separated by ", ", appended to out. */
 void sts_mx_list(const struct sts_policy *p, struct strbuf *out);
 
