@@ -36,6 +36,13 @@ struct cidr_rule {
     size_t skip_to;        /* CIDR_IF: index after the matching endif */
 };
 
+static void cidr_rule_free(void *rule)
+{
+    struct cidr_rule *r = rule;
+    netlist_free(r->net);
+    free(r->result);
+}
+
 struct cidr_table {
     struct cidr_rule *rules;
     size_t n, cap;
@@ -169,11 +176,7 @@ static int cidr_lookup(struct map *m, const char *key, struct strbuf *result)
 static void cidr_close(struct map *m)
 {
     struct cidr_table *t = m->priv;
-    for (size_t i = 0; i < t->n; i++) {
-        netlist_free(t->rules[i].net);
-        free(t->rules[i].result);
-    }
-    free(t->rules);
+    map_rules_free(t->rules, t->n, sizeof(*t->rules), cidr_rule_free);
     free(t);
 }
 
@@ -207,17 +210,7 @@ int map_cidr_open(struct map *m, struct strbuf *err)
     struct cidr_table *t = xcalloc(1, sizeof(*t));
     int rc = m->name[0] == '{' ? read_inline(t, m, err)
                                : map_reader_each(m->name, add_rule, t, err);
-    if (rc == 0 && t->ifs.depth > 0) {
-        sb_appendf(err, "%s: if without endif", m->name[0] == '{' ? m->spec : m->name);
-        rc = -1;
-    }
-    m->priv = t;
-    if (rc < 0) {
-        cidr_close(m);
-        m->priv = NULL;
-        return -1;
-    }
-    m->lookup = cidr_lookup;
-    m->close = cidr_close;
-    return 0;
+    if (rc == 0)
+        rc = map_ifs_end(&t->ifs, m->name[0] == '{' ? m->spec : m->name, err);
+    return map_opened(m, t, rc, cidr_lookup, cidr_close);
 }

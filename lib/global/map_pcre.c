@@ -25,6 +25,13 @@ struct rule {
     int line;
 };
 
+static void pcre_rule_free(void *rule)
+{
+    struct rule *r = rule;
+    pcre2_code_free(r->re);
+    free(r->result);
+}
+
 struct pcre_table {
     struct rule *rules;
     size_t n, cap;
@@ -273,11 +280,7 @@ static int pcre_lookup(struct map *m, const char *key, struct strbuf *result)
 static void pcre_close(struct map *m)
 {
     struct pcre_table *t = m->priv;
-    for (size_t i = 0; i < t->n; i++) {
-        pcre2_code_free(t->rules[i].re);
-        free(t->rules[i].result);
-    }
-    free(t->rules);
+    map_rules_free(t->rules, t->n, sizeof(*t->rules), pcre_rule_free);
     if (t->md)
         pcre2_match_data_free(t->md);
     free(t);
@@ -287,20 +290,9 @@ int map_pcre_open(struct map *m, struct strbuf *err)
 {
     struct pcre_table *t = xcalloc(1, sizeof(*t));
     int rc = map_reader_each(m->name, add_rule, t, err);
-    if (rc == 0 && t->ifs.depth > 0) {
-        sb_appendf(err, "%s:%d: if without endif", m->name,
-                   t->rules[t->ifs.open[t->ifs.depth - 1]].line);
-        rc = -1;
-    }
-    m->priv = t;
-    if (rc < 0) {
-        pcre_close(m);
-        m->priv = NULL;
-        return -1;
-    }
-    if (!(t->md = pcre2_match_data_create(t->max_groups + 1, NULL)))
+    if (rc == 0)
+        rc = map_ifs_end(&t->ifs, m->name, err);
+    if (rc == 0 && !(t->md = pcre2_match_data_create(t->max_groups + 1, NULL)))
         msg_fatal("%s: out of memory for match data", m->spec);
-    m->lookup = pcre_lookup;
-    m->close = pcre_close;
-    return 0;
+    return map_opened(m, t, rc, pcre_lookup, pcre_close);
 }

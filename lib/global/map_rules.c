@@ -2,6 +2,7 @@
  * share: their keywords, their "if PATTERN" ... "endif" blocks, and the
  * bounded array their rules are kept in. */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -27,7 +28,38 @@ int map_ifs_open(struct map_ifs *ifs, size_t rule, const char *rest, const char 
         sb_appendf(err, "%s:%d: if blocks nested deeper than %d", path, line, MAP_IF_MAX_DEPTH);
         return -1;
     }
+    ifs->open_line[ifs->depth] = line;
     ifs->open[ifs->depth++] = rule;
+    return 0;
+}
+
+int map_ifs_end(const struct map_ifs *ifs, const char *name, struct strbuf *err)
+{
+    if (ifs->depth == 0)
+        return 0;
+    sb_appendf(err, "%s:%d: if without endif", name, ifs->open_line[ifs->depth - 1]);
+    return -1;
+}
+
+void map_rules_free(void *rules, size_t n, size_t size, void (*free_rule)(void *rule))
+{
+    for (size_t i = 0; i < n; i++)
+        free_rule((char *)rules + i * size);
+    free(rules);
+}
+
+int map_opened(struct map *m, void *priv, int rc,
+               int (*lookup)(struct map *m, const char *key, struct strbuf *result),
+               void (*close)(struct map *m))
+{
+    m->priv = priv;
+    if (rc < 0) {
+        close(m);
+        m->priv = NULL;
+        return -1;
+    }
+    m->lookup = lookup;
+    m->close = close;
     return 0;
 }
 

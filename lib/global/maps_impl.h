@@ -82,6 +82,7 @@ int map_reader_each(const char *path, map_line_fn fn, void *ctx, struct strbuf *
 /* The open "if" blocks of a rule list: the index of each one's rule. */
 struct map_ifs {
     size_t open[MAP_IF_MAX_DEPTH];
+    int open_line[MAP_IF_MAX_DEPTH];    /* where each was opened, for messages */
     int depth;
 };
 
@@ -98,6 +99,17 @@ int map_ifs_open(struct map_ifs *ifs, size_t rule, const char *rest, const char 
  * without if). */
 int map_ifs_close(struct map_ifs *ifs, const char *rest, const char *path, int line,
                   size_t *if_rule, struct strbuf *err);
+/* The end of a rule list: 0, or -1 with "name:line: if without endif" in
+ * err when a block is still open. */
+int map_ifs_end(const struct map_ifs *ifs, const char *name, struct strbuf *err);
+/* Free a rule list: free_rule on each of the n rules (size bytes apart),
+ * then the array. */
+void map_rules_free(void *rules, size_t n, size_t size, void (*free_rule)(void *rule));
+/* The end of a table type's open: rc 0 makes priv, lookup and close the
+ * table's; rc -1 closes what was read (close(m) with priv) and returns -1. */
+int map_opened(struct map *m, void *priv, int rc,
+               int (*lookup)(struct map *m, const char *key, struct strbuf *result),
+               void (*close)(struct map *m));
 /* Room for one more rule after n in rules (*cap elements of size bytes,
  * at most max): the array, grown as needed, or NULL with "path:line: more
  * than max rules" in err (rules then stays as it was). */
