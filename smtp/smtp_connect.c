@@ -268,7 +268,10 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
         *retry_plain = s.tls_retry_plain && !plain;
         msg_info("%s: %s%s", rq->dr->queue_id, sb_str(&why),
                  *retry_plain ? "; trying again without TLS" : "");
-        failure_set(f, !*reached, 4, dsn, s.desc, sb_str(&why));
+        /* a 5.X.X here is REQUIRETLS's (smtp_proto.c): this server can never
+         * take the message; the next one may */
+        int status = dsn[0] == '5' ? 5 : 4;
+        failure_set(f, !*reached && status == 4, status, dsn, s.desc, sb_str(&why));
         smtp_session_free(&s);
     }
     sb_free(&why);
@@ -302,6 +305,15 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             if (dh.status) {
                 msg_info("%s: %s", rq->dr->queue_id, sb_str(&dh.reason));
                 failure_set(f, true, 4, dh.dsn, NULL, sb_str(&dh.reason));
+                plain_retry = false;
+                continue;
+            }
+            if (rq->requiretls_enforced && !smtp_requiretls_level_ok(dh.level)) {
+                sb_reset(&why);
+                sb_appendf(&why, "REQUIRETLS: host %s has no DANE TLSA records to authenticate it",
+                           l->t[i].host);
+                msg_info("%s: %s", rq->dr->queue_id, sb_str(&why));
+                failure_set(f, false, 5, "5.7.10", NULL, sb_str(&why));
                 plain_retry = false;
                 continue;
             }
@@ -426,6 +438,32 @@ static bool deliver_cached(struct smtp_request *rq)
     return done;
 }
 
+bool smtp_requiretls_level_ok(enum smtp_tls_level level)
+{
+    return level == SMTP_TLS_VERIFY || level == SMTP_TLS_SECURE || level == SMTP_TLS_DANE
+           || level == SMTP_TLS_DANE_ONLY;
+}
+
+/* RFC 8689 section 4.2.1: a REQUIRETLS message goes only to a server whose
+ * certificate is verified. A policy that verifies none (none, may,
+ * encrypt) can never carry it: the message is returned at once, without a
+ * connection. The dane levels decide per server (try_targets). An LMTP
+ * server on a UNIX-domain socket is this host's own mailbox store, the
+ * final delivery: the requirement ends there. */
+static bool requiretls_refused(struct smtp_request *rq)
+{
+    if (rq->nh.path[0])
+        rq->requiretls_enforced = false;
+    if (!rq->requiretls_enforced || rq->nh.path[0] || smtp_requiretls_level_ok(rq->tls.level))
+        return false;
+    msg_info("%s: REQUIRETLS: TLS security level %s for %s does not authenticate the server",
+             rq->dr->queue_id, smtp_tls_level_name(rq->tls.level), rq->dr->nexthop);
+    smtp_rcpt_set_all(rq, 5, "5.7.10", NULL,
+                      "REQUIRETLS: TLS security level %s for %s does not authenticate the server",
+                      smtp_tls_level_name(rq->tls.level), rq->dr->nexthop);
+    return true;
+}
+
 void smtp_deliver(struct smtp_request *rq)
 {
     struct smtp_nexthop *nh = &rq->nh;
@@ -441,6 +479,8 @@ void smtp_deliver(struct smtp_request *rq)
                           rq->dr->nexthop);
     } else if (smtp_tls_policy_find(rq) < 0) {
         ;                                   /* deferred for a table or policy problem */
+    } else if (requiretls_refused(rq)) {
+        ;                                   /* returned: no server could be authenticated */
     } else if (deliver_cached(rq)) {
         goto out;
     } else if (nh->path[0]) {

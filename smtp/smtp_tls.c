@@ -367,6 +367,14 @@ int smtp_tls_policy_find(struct smtp_request *rq)
         rq->tls.level = smtp_cfg.tls_level;
     if (rc >= 0)
         rc = dane_without_dnssec(rq);
+    /* RFC 8689 section 4.2.2: "TLS-Required: No" asks that no TLS
+     * requirement (DANE, a policy, a verify level) hold this message back:
+     * STARTTLS when offered, in clear otherwise. REQUIRETLS wins over it. */
+    if (rc >= 0 && rq->content.tls_required_no && !rq->requiretls && rq->tls.level > SMTP_TLS_MAY) {
+        msg_info("%s: TLS-Required: No: TLS policy %s for %s lowered to may", rq->dr->queue_id,
+                 smtp_tls_level_name(rq->tls.level), rq->dr->nexthop);
+        rq->tls.level = SMTP_TLS_MAY;
+    }
     return rc < 0 ? -1 : 0;
 }
 
