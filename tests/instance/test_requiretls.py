@@ -26,7 +26,9 @@ Requirements of RFC 8689 and the tests that cover them:
       test_server_without_requiretls_bounces_5_7_30,
       test_untrusted_certificate_bounces_5_7_10,
       test_stripped_starttls_bounces_5_7_10,
-      test_policy_without_verification_bounces_without_connecting
+      test_policy_without_verification_bounces_without_connecting,
+      RequireTlsDaneTest (DANE: a host with matching TLSA records gets it,
+      a secure host without TLSA records does not)
   4.2.2 (TLS-Required: No; REQUIRETLS wins):
       test_tls_required_no_is_delivered_opportunistically,
       test_tls_required_no_without_starttls_goes_in_clear,
@@ -46,7 +48,10 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dnssec  # noqa: E402
 import harness  # noqa: E402
+import servers  # noqa: E402
+import test_dane  # noqa: E402
 import test_smtp_delivery as tsd  # noqa: E402
 import test_tls_client as ttc  # noqa: E402
 
@@ -54,12 +59,21 @@ SENDER = "sender@example.org"
 SECRET = "the secret body line"
 
 
-class RequireTlsServer(ttc.RemoteServer):
+class _Listen(servers.Server):
+    """Puts the address chosen for a RequireTlsServer (host, port) into
+    servers.Server, under test_tls_client's server, which names none."""
+
+    def __init__(self, **kwargs):
+        super().__init__(host=self.listen_host, port=self.listen_port, **kwargs)
+
+
+class RequireTlsServer(ttc.RemoteServer, _Listen):
     """test_tls_client's server, which lists REQUIRETLS in its EHLO reply
     once TLS is up when requiretls is true."""
 
-    def __init__(self, requiretls=True, **kwargs):
+    def __init__(self, requiretls=True, host="127.0.0.1", port=0, **kwargs):
         self.requiretls = requiretls
+        self.listen_host, self.listen_port = host, port
         super().__init__(**kwargs)
 
     def _send(self, state, text):
@@ -329,6 +343,91 @@ class RequireTlsTest(unittest.TestCase):
         self.wait_result(qid, "bounced", r"5\.7\.10")
         self.assert_nothing_delivered(srv)
         self.assertNotIn("lowered to may", self.inst.log_text())
+
+
+DANE_ADDR = "127.0.0.31"
+DANE_PORT = harness.free_port()
+
+
+@unittest.skipIf(dnssec.available(), dnssec.available())
+class RequireTlsDaneTest(unittest.TestCase):
+    """Level dane: a secure MX host with TLSA records matching its key
+    authenticates the server for REQUIRETLS; a secure MX host without TLSA
+    records (opportunistic TLS for other mail) does not. The DNS is
+    test_dane's: a zone signed by the test, nsd and a validating unbound."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tern-rtls-dane-")
+        os.chmod(cls.tmp, 0o755)
+        cls.dns, cls.srv = None, None
+        try:
+            d = cls.tmp
+            test_dane.make_pki(d)
+            ee = test_dane.spki_sha256(d, "ee.pem")
+            cls.dns = dnssec.Setup(d, {"rtls.test": (True, [
+                "tlsa MX 10 mx-tlsa", "mx-tlsa A " + DANE_ADDR,
+                "_%d._tcp.mx-tlsa TLSA 3 1 1 %s" % (DANE_PORT, ee),
+                "notlsa MX 10 mx-notlsa", "mx-notlsa A " + DANE_ADDR])})
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(os.path.join(d, "ee.pem"), os.path.join(d, "ee.key"))
+            cls.srv = RequireTlsServer(tls_context=ctx, host=DANE_ADDR, port=DANE_PORT)
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.srv:
+            cls.srv.stop()
+        if cls.dns:
+            cls.dns.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        d = self.tmp
+        self.inst = harness.Instance("rtlsdane", main_cf=dict(
+            ttc.SHORT_TIMEOUTS, smtp_dns_servers="127.0.0.1:%d" % self.dns.port, smtp_dns_timeout="5s",
+            smtp_dns_support_level="dnssec", smtp_tcp_port=str(DANE_PORT),
+            smtp_tls_security_level="dane", smtp_tls_loglevel="1",
+            smtpd_tls_security_level="may", smtpd_tls_chain_files="",
+            smtpd_tls_cert_file=os.path.join(d, "ee.pem"), smtpd_tls_key_file=os.path.join(d, "ee.key"),
+            mynetworks="127.0.0.1/32"))
+        self.addCleanup(self.inst.cleanup)
+        self.inst.start()
+
+    def submit(self, rcpt, subject):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with self.inst.smtp() as s:
+            s.ehlo("client.example")
+            s.starttls(context=ctx)
+            s.ehlo("client.example")
+            self.assertEqual(s.mail(SENDER, ["REQUIRETLS"])[0], 250)
+            self.assertEqual(s.rcpt(rcpt)[0], 250)
+            code, reply = s.data(("Subject: %s\r\n\r\n%s\r\n" % (subject, SECRET)).encode())
+            self.assertEqual(code, 250, reply)
+        return harness.queue_id_of(reply)
+
+    def with_subject(self, subject):
+        return [(c, m) for c, m in self.srv.messages() if "Subject: %s" % subject in m]
+
+    def test_tlsa_authenticated_server_gets_it(self):
+        qid = self.submit("user@tlsa.rtls.test", "dane-rtls")
+        self.inst.wait_log(r"%s: to=<user@tlsa\.rtls\.test>, .*dsn=2\.0\.0, status=sent" % qid, timeout=30)
+        [(conn, _)] = self.with_subject("dane-rtls")
+        self.assertTrue(conn["tls"])
+        self.assertTrue(any(re.match(r"MAIL FROM:<%s>.* REQUIRETLS" % re.escape(SENDER), c)
+                            for c in conn["commands"]), conn["commands"])
+        self.inst.wait_log(r"Verified TLS connection established to mx-tlsa\.rtls\.test")
+
+    def test_host_without_tlsa_bounces_5_7_10(self):
+        qid = self.submit("user@notlsa.rtls.test", "dane-notlsa")
+        self.inst.wait_log(r"%s: to=<user@notlsa\.rtls\.test>, .*dsn=5\.7\.10, status=bounced "
+                           r"\(REQUIRETLS: host mx-notlsa\.rtls\.test has no DANE TLSA records" % qid,
+                           timeout=30)
+        self.assertEqual(self.with_subject("dane-notlsa"), [])
 
 
 if __name__ == "__main__":
