@@ -141,7 +141,8 @@ struct smtp_request {
     /* RFC 8689: the message came with MAIL FROM ... REQUIRETLS (passed on
      * to servers that offer it); for a sender other than <> that is also
      * a requirement (enforced): verified TLS to a server that offers
-     * REQUIRETLS, or the message is returned. "TLS-Required: No" in a
+     * REQUIRETLS, or the message is returned (not in LMTP mode: final
+     * delivery). "TLS-Required: No" in a
      * message without REQUIRETLS lowers the TLS policy to may. */
     bool requiretls;
     bool requiretls_enforced;

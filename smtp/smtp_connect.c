@@ -447,12 +447,13 @@ bool smtp_requiretls_level_ok(enum smtp_tls_level level)
 /* RFC 8689 section 4.2.1: a REQUIRETLS message goes only to a server whose
  * certificate is verified. A policy that verifies none (none, may,
  * encrypt) can never carry it: the message is returned at once, without a
- * connection. The dane levels decide per server (try_targets). An LMTP
- * server on a UNIX-domain socket is this host's own mailbox store, the
- * final delivery: the requirement ends there. */
+ * connection. The dane levels decide per server (try_targets). LMTP is
+ * final delivery into a mailbox store (RFC 2033), where the requirement
+ * passes to the protocols that read the mailbox (RFC 8689 section 4.4):
+ * it is not held to it, and names REQUIRETLS to a server that offers it. */
 static bool requiretls_refused(struct smtp_request *rq)
 {
-    if (rq->nh.path[0])
+    if (smtp_cfg.lmtp)
         rq->requiretls_enforced = false;
     if (!rq->requiretls_enforced || rq->nh.path[0] || smtp_requiretls_level_ok(rq->tls.level))
         return false;

@@ -33,6 +33,8 @@ Requirements of RFC 8689 and the tests that cover them:
       test_tls_required_no_is_delivered_opportunistically,
       test_tls_required_no_without_starttls_goes_in_clear,
       test_requiretls_wins_over_tls_required_no
+  4.4 (final delivery: LMTP into a mailbox store is not held to it):
+      test_lmtp_final_delivery_is_not_held
   5 (the notice: header only, itself with REQUIRETLS, not held back when
       the return path does not offer it):
       test_server_without_requiretls_bounces_5_7_30,
@@ -52,6 +54,7 @@ import dnssec  # noqa: E402
 import harness  # noqa: E402
 import servers  # noqa: E402
 import test_dane  # noqa: E402
+import test_lmtp  # noqa: E402
 import test_smtp_delivery as tsd  # noqa: E402
 import test_tls_client as ttc  # noqa: E402
 
@@ -307,6 +310,20 @@ class RequireTlsTest(unittest.TestCase):
         mails = srv.mail_commands()
         self.assertEqual(len(mails), 1, mails)
         self.assertTrue(mails[0].startswith("MAIL FROM:<>"), mails)
+
+    # ---- final delivery ----
+    def test_lmtp_final_delivery_is_not_held(self):
+        """LMTP into a mailbox store is final delivery (section 4.4): the
+        message goes, over a session without TLS."""
+        lmtp = test_lmtp.FakeLmtp()
+        self.addCleanup(lmtp.stop)
+        srv = self.server()
+        self.instance(srv.port, local_transport="lmtp:inet:127.0.0.1:%d" % lmtp.port)
+        qid = self.submit(rcpt="user@tern.test")
+        self.inst.wait_log(r"%s: to=<user@tern\.test>, relay=\S+, .*dsn=2\.0\.0, status=sent" % qid,
+                           timeout=20)
+        self.assertEqual(len(lmtp.messages), 1)
+        self.assertNotIn("REQUIRETLS", lmtp.messages[0][0])
 
     # ---- TLS-Required: No ----
     def test_tls_required_no_is_delivered_opportunistically(self):
