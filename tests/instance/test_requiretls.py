@@ -19,7 +19,8 @@ Requirements of RFC 8689 and the tests that cover them:
   3 (EHLO keyword only over TLS; MAIL parameter only in a TLS session):
       test_smtpd_offers_requiretls_only_over_tls, unit test_smtpd_parse
   4.1 (the message is tagged and keeps the tag): test_smtpd_offers_...
-      (tern show), test_notice_... (the notice is tagged)
+      (tern show), test_notice_... (the notice is tagged),
+      test_aliased_copy_keeps_requiretls
   4.2.1 (verified TLS, REQUIRETLS after STARTTLS, else no delivery and a
       non-delivery notice: 5.7.30 / 5.7.10):
       test_delivered_over_verified_tls_with_requiretls,
@@ -324,6 +325,21 @@ class RequireTlsTest(unittest.TestCase):
                            timeout=20)
         self.assertEqual(len(lmtp.messages), 1)
         self.assertNotIn("REQUIRETLS", lmtp.messages[0][0])
+
+    def test_aliased_copy_keeps_requiretls(self):
+        """An alias to a remote address: local submits a new message for it,
+        tagged as the original was (section 4.1), so it too goes out with
+        REQUIRETLS."""
+        srv = self.server()
+        self.instance(srv.port, alias_maps="inline:{ fwd=b@remote.example }")
+        qid = self.submit(rcpt="fwd@tern.test")
+        m = self.inst.wait_log(r"%s: to=<b@remote\.example>, orig_to=<fwd@tern\.test>, relay=local, "
+                               r".*status=sent \(forwarded as (\w+)\)" % qid, timeout=20)
+        [(conn, text)] = srv.wait_messages(1)
+        self.assertIn(SECRET, text)
+        [mail] = srv.mail_commands()
+        self.assertRegex(mail, r"^MAIL FROM:<%s>.* REQUIRETLS( |$)" % re.escape(SENDER))
+        self.inst.wait_log(r"%s: to=<b@remote\.example>, relay=\S+, .*status=sent" % m.group(1))
 
     # ---- TLS-Required: No ----
     def test_tls_required_no_is_delivered_opportunistically(self):
