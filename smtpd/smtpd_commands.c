@@ -93,8 +93,13 @@ static void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool 
 
 static struct smtp_parse_opts parse_opts(const struct smtpd_session *s)
 {
+    /* REQUIRETLS: refused with "issue STARTTLS first" where STARTTLS could
+     * make it acceptable, unknown where no TLS is to be had */
+    bool tls_possible = s->tls_active
+                        || (smtpd_tls_server_level() != TLS_NONE && smtpd_tls_server_available());
     struct smtp_parse_opts o = { smtpd_cfg.size_limit, smtpd_cfg.smtputf8, smtpd_cfg.strict_rfc821,
-                                 smtpd_cfg.requiretls, smtpd_cfg.requiretls && s->tls_active };
+                                 smtpd_cfg.requiretls && tls_possible,
+                                 smtpd_cfg.requiretls && s->tls_active };
     return o;
 }
 

@@ -213,6 +213,17 @@ class RequireTlsTest(unittest.TestCase):
             code, text = s.docmd("MAIL FROM:<%s> REQUIRETLS" % SENDER)
             self.assertEqual(code, 555, text)
 
+    def test_smtpd_without_tls_does_not_know_requiretls(self):
+        srv = self.server()
+        self.instance(srv.port, smtpd_tls_security_level="none")
+        with self.inst.raw_session() as s:
+            s.send(b"EHLO client.example\r\n")
+            code, lines = s.read_reply()
+            self.assertFalse(any("REQUIRETLS" in l or "STARTTLS" in l for l in lines), lines)
+            s.send(b"MAIL FROM:<%s> REQUIRETLS\r\n" % SENDER.encode())
+            code, lines = s.read_reply()
+            self.assertEqual(code, 555, lines)
+
     # ---- the smtp client ----
     def test_delivered_over_verified_tls_with_requiretls(self):
         srv = self.server()
