@@ -1,5 +1,6 @@
 /* fuzz_smtpd_parse.c: libFuzzer target for everything smtpd parses from a
- * client line: the verb split, MAIL and RCPT with their ESMTP parameters,
+ * client line: the verb split, MAIL and RCPT with their ESMTP parameters
+ * (REQUIRETLS known or not, allowed or not, by the size's bits),
  * HELO, BDAT and xtext. Any crash, leak or sanitizer report is a bug.
  * sources: lib/global/smtp_command.c lib/global/address.c */
 #include <stdint.h>
@@ -18,7 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *arg;
     enum smtp_verb verb = smtp_parse_verb(line, strlen(line), &arg);
     struct smtp_parse_opts opts = { .size_limit = 10240000, .smtputf8_enable = (size & 1) != 0,
-                                    .strict_rfc821 = (size & 4) != 0 };
+                                    .strict_rfc821 = (size & 4) != 0,
+                                    .requiretls_known = (size & 8) != 0,
+                                    .requiretls_allowed = (size & 16) != 0 };
     struct smtp_parse_error err;
     if (verb == SMTP_MAIL) {
         struct smtp_mail_args m;

@@ -98,6 +98,7 @@ struct local_message {
     long long request_usec;       /* when the request arrived */
     long long content_offset;
     unsigned long long content_size;
+    bool requiretls;              /* MAIL FROM ... REQUIRETLS: kept on what is forwarded */
     char **delivered_to;          /* lower-cased Delivered-To: values */
     size_t ndelivered;
     unsigned long seq;            /* deliveries by this process, for unique names */

@@ -4,6 +4,7 @@
  * outcome done before anyone hears of it, and report. */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "deliver_request.h"
@@ -69,6 +70,8 @@ static int message_open(struct local_message *msg, struct deliver_request *rq,
     msg->arrival_usec = rq->msg.arrival_usec;
     msg->content_offset = rq->msg.content_offset;
     msg->content_size = rq->msg.content_size;
+    const char *requiretls = qmessage_attr(&rq->msg, "requiretls");
+    msg->requiretls = requiretls && strcmp(requiretls, "yes") == 0;
     struct mailbox_delivered_scan scan;
     mailbox_delivered_scan_request(&scan, rq);
     msg->delivered_to = scan.values;

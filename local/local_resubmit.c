@@ -37,7 +37,11 @@ int local_resubmit(const struct local_message *msg, const char *delivered_to,
         sb_free(&content);
         return -1;
     }
+    /* RFC 8689 section 4.1: every copy of an aliased or forwarded message
+     * is tagged as the message was */
+    static const char *const rtls_name[1] = { "requiretls" }, *const rtls_value[1] = { "yes" };
     struct cleanup_submission sub = {
+        .attr_names = rtls_name, .attr_values = rtls_value, .nattr = msg->requiretls ? 1 : 0,
         .flags = 0,
         .sender = msg->sender,
         .rcpts = rcpts,

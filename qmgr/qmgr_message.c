@@ -367,6 +367,11 @@ static void send_notice(struct qmsg *q, enum dsn_action action, struct dsn_rcpt 
     if (is_bounce_of_bounce)
         snprintf(from, sizeof(from), "%s@%s", cfg_str(P_double_bounce_sender), cfg_str(P_myorigin));
     const char *ret = qmessage_attr(&q->m, "ret");
+    /* RFC 8689 section 5: the notice of a REQUIRETLS message returns its
+     * header only (RET=FULL is disregarded) and is itself sent with
+     * REQUIRETLS */
+    const char *requiretls = qmessage_attr(&q->m, "requiretls");
+    bool with_requiretls = requiretls && strcmp(requiretls, "yes") == 0;
     long long expires = q->m.arrival_usec
                         + (long long)cfg_time(P_maximal_queue_lifetime) * 1000000;
     struct dsn_report rep = {
@@ -374,7 +379,7 @@ static void send_notice(struct qmsg *q, enum dsn_action action, struct dsn_rcpt 
         .retry_until_usec = action == DSN_DELAYED ? expires : 0,
         .envid = qmessage_attr(&q->m, "envid"),
         /* Only a failure returns the whole message, and only when RET allows. */
-        .headers_only = action != DSN_FAILED || (ret && strcmp(ret, "HDRS") == 0)
+        .headers_only = action != DSN_FAILED || (ret && strcmp(ret, "HDRS") == 0) || with_requiretls
                         || (long long)q->m.content_size > cfg_size(P_bounce_size_limit),
         .rcpts = rcpts, .nrcpts = n,
     };
@@ -386,8 +391,10 @@ static void send_notice(struct qmsg *q, enum dsn_action action, struct dsn_rcpt 
         msg_warn("%s: cannot read the message for its notice: %m", q->id);
     } else {
         const char *rcpt_list[1] = { to };
+        static const char *const rtls_name[1] = { "requiretls" }, *const rtls_value[1] = { "yes" };
         struct cleanup_submission sub = {
             .sender = from, .rcpts = rcpt_list, .nrcpt = 1,
+            .attr_names = rtls_name, .attr_values = rtls_value, .nattr = with_requiretls ? 1 : 0,
             .content = text.data, .content_len = text.len,
         };
         if (cleanup_submit(".", cfg_str(P_cleanup_service_name), &sub, newid, &err) == 0)

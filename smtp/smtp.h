@@ -86,6 +86,10 @@ struct smtp_settings {
 };
 extern struct smtp_settings smtp_cfg;
 
+/* May a REQUIRETLS message go over a session at this level (a verified
+ * certificate, RFC 8689 section 4.2.1)? smtp_connect.c */
+bool smtp_requiretls_level_ok(enum smtp_tls_level level);
+
 /* The parameter to read for the smtp_* parameter id: in LMTP mode its
  * lmtp_* twin (lmtp_lhlo_* for smtp_helo_*) when Tern has one, else id
  * itself (settings both share, such as smtp_dns_servers); and its name,
@@ -142,6 +146,14 @@ struct smtp_request {
     bool body_8bitmime;                     /* declared BODY=8BITMIME */
     bool smtputf8;                          /* declared SMTPUTF8 */
     char *envid, *ret;                      /* DSN envelope parameters, NULL when absent */
+    /* RFC 8689: the message came with MAIL FROM ... REQUIRETLS (passed on
+     * to servers that offer it); for a sender other than <> that is also
+     * a requirement (enforced): verified TLS to a server that offers
+     * REQUIRETLS, or the message is returned (not in LMTP mode: final
+     * delivery). "TLS-Required: No" in a
+     * message without REQUIRETLS lowers the TLS policy to may. */
+    bool requiretls;
+    bool requiretls_enforced;
     long long arrival_usec;
     /* timing */
     long long start_usec;                   /* request read */

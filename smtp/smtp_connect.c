@@ -274,7 +274,10 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
         }
         msg_info("%s: %s%s", rq->dr->queue_id, sb_str(&why),
                  *retry_plain ? "; trying again without TLS" : "");
-        failure_set(f, !*reached, 4, dsn, s.desc, sb_str(&why));
+        /* a 5.X.X here is REQUIRETLS's (smtp_proto.c): this server can never
+         * take the message; the next one may */
+        int status = dsn[0] == '5' ? 5 : 4;
+        failure_set(f, !*reached && status == 4, status, dsn, s.desc, sb_str(&why));
         smtp_session_free(&s);
     }
     sb_free(&why);
@@ -337,6 +340,15 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             if (dh.status) {
                 msg_info("%s: %s", rq->dr->queue_id, sb_str(&dh.reason));
                 failure_set(f, true, 4, dh.dsn, NULL, sb_str(&dh.reason));
+                plain_retry = false;
+                continue;
+            }
+            if (rq->requiretls_enforced && !smtp_requiretls_level_ok(dh.level)) {
+                sb_reset(&why);
+                sb_appendf(&why, "REQUIRETLS: host %s has no DANE TLSA records to authenticate it",
+                           l->t[i].host);
+                msg_info("%s: %s", rq->dr->queue_id, sb_str(&why));
+                failure_set(f, false, 5, "5.7.10", NULL, sb_str(&why));
                 plain_retry = false;
                 continue;
             }
@@ -467,12 +479,44 @@ static bool deliver_cached(struct smtp_request *rq)
     return done;
 }
 
-/* The next hop's MTA-STS policy (which may raise its TLS level), then the
- * cached session if it satisfies that. */
-static bool sts_then_cached(struct smtp_request *rq)
+bool smtp_requiretls_level_ok(enum smtp_tls_level level)
+{
+    return level == SMTP_TLS_VERIFY || level == SMTP_TLS_SECURE || level == SMTP_TLS_DANE
+           || level == SMTP_TLS_DANE_ONLY;
+}
+
+/* RFC 8689 section 4.2.1: a REQUIRETLS message goes only to a server whose
+ * certificate is verified. A policy that verifies none (none, may,
+ * encrypt) can never carry it: the message is returned at once, without a
+ * connection. The dane levels and MTA-STS in enforce mode decide per
+ * server (try_targets, smtp_sts.c). LMTP is final delivery into a mailbox
+ * store (RFC 2033), where the requirement passes to the protocols that
+ * read the mailbox (RFC 8689 section 4.4): it is not held to it, and names
+ * REQUIRETLS to a server that offers it. */
+static bool requiretls_refused(struct smtp_request *rq)
+{
+    if (smtp_cfg.lmtp)
+        rq->requiretls_enforced = false;
+    if (!rq->requiretls_enforced || rq->nh.path[0] || smtp_requiretls_level_ok(rq->tls.level))
+        return false;
+    /* an MTA-STS policy in enforce mode lets only servers through whose
+     * certificate verified for their MX name (smtp_sts.c) */
+    if (rq->sts && rq->sts->mode == STS_ENFORCE)
+        return false;
+    msg_info("%s: REQUIRETLS: TLS security level %s for %s does not authenticate the server",
+             rq->dr->queue_id, smtp_tls_level_name(rq->tls.level), rq->dr->nexthop);
+    smtp_rcpt_set_all(rq, 5, "5.7.10", NULL,
+                      "REQUIRETLS: TLS security level %s for %s does not authenticate the server",
+                      smtp_tls_level_name(rq->tls.level), rq->dr->nexthop);
+    return true;
+}
+
+/* The next hop's MTA-STS policy (which may raise its TLS level), then
+ * whether a REQUIRETLS message can go there at all. */
+static bool sts_then_requiretls_refused(struct smtp_request *rq)
 {
     smtp_sts_find(rq);
-    return deliver_cached(rq);
+    return requiretls_refused(rq);
 }
 
 void smtp_deliver(struct smtp_request *rq)
@@ -490,7 +534,9 @@ void smtp_deliver(struct smtp_request *rq)
                           rq->dr->nexthop);
     } else if (smtp_tls_policy_find(rq) < 0) {
         ;                                   /* deferred for a table or policy problem */
-    } else if (sts_then_cached(rq)) {
+    } else if (sts_then_requiretls_refused(rq)) {
+        ;                                   /* returned: no server could be authenticated */
+    } else if (deliver_cached(rq)) {
         goto out;
     } else if (nh->path[0]) {
         try_unix(rq, nh->path, &f);

@@ -283,6 +283,7 @@ static unsigned ehlo_keyword(const char *kw, size_t len)
         { "PIPELINING", SMTP_FEAT_PIPELINING }, { "SIZE", SMTP_FEAT_SIZE },
         { "8BITMIME", SMTP_FEAT_8BITMIME }, { "SMTPUTF8", SMTP_FEAT_SMTPUTF8 },
         { "DSN", SMTP_FEAT_DSN }, { "STARTTLS", SMTP_FEAT_STARTTLS }, { "AUTH", SMTP_FEAT_AUTH },
+        { "REQUIRETLS", SMTP_FEAT_REQUIRETLS },
     };
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strlen(known[i].name) == len && strncasecmp(known[i].name, kw, len) == 0)
@@ -350,11 +351,45 @@ int smtp_xtext_append(struct strbuf *out, const char *s)
 
 /* ---- content ---- */
 
+/* Is the header line "TLS-Required: No" (any case, blanks around the value)? */
+static bool tls_required_no(const char *line, size_t len)
+{
+    static const char name[] = "TLS-Required:";
+    size_t n = sizeof(name) - 1;
+    if (len < n || strncasecmp(line, name, n) != 0)
+        return false;
+    while (n < len && (line[n] == ' ' || line[n] == '\t'))
+        n++;
+    while (len > n && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r'))
+        len--;
+    return len - n == 2 && strncasecmp(line + n, "No", 2) == 0;
+}
+
+/* One byte of the header section: find where it ends, and the field. */
+static void scan_header_byte(struct smtp_content_info *info, char c)
+{
+    if (c != '\n') {
+        if (info->hlen < sizeof(info->hline))
+            info->hline[info->hlen++] = c;
+        else
+            info->line_long = true;
+        return;
+    }
+    if (info->hlen == 0 || (info->hlen == 1 && info->hline[0] == '\r'))
+        info->in_body = true;
+    else if (!info->line_long && tls_required_no(info->hline, info->hlen))
+        info->tls_required_no = true;
+    info->hlen = 0;
+    info->line_long = false;
+}
+
 void smtp_content_scan(struct smtp_content_info *info, const char *data, size_t len)
 {
     info->bytes += len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)data[i];
+        if (!info->in_body)
+            scan_header_byte(info, (char)c);
         /* A CR becomes CR LF on the wire too, unless a LF follows it: an
          * upper bound is good enough for SIZE. */
         if (c == '\n' || c == '\r')

@@ -90,6 +90,7 @@ int smtp_lmtp_nexthop_parse(const char *text, int default_port, struct smtp_next
 #define SMTP_FEAT_DSN        0x10
 #define SMTP_FEAT_STARTTLS   0x20
 #define SMTP_FEAT_AUTH       0x40
+#define SMTP_FEAT_REQUIRETLS 0x80
 
 /* Keywords of a 250 reply to EHLO (the lines after the first). *size_limit
  * is the SIZE value, 0 when none or not a sane number. */
@@ -106,7 +107,15 @@ struct smtp_content_info {
     unsigned long long bytes;   /* content bytes in the queue file */
     unsigned long long lines;   /* LF and CR count: bound on what CR LF adds on the wire */
     bool eight_bit;             /* a byte over 127 */
+    bool tls_required_no;       /* a header field "TLS-Required: No" (RFC 8689 section 4.2.2) */
+    /* the scan of the header section, carried over between chunks */
+    bool in_body;               /* the empty line that ends the header section was seen */
+    bool line_long;             /* the current line is longer than hline: not that field */
+    size_t hlen;
+    char hline[40];             /* the start of the current header line */
 };
+/* Scan a chunk of the queued content (chunks in order, info zeroed first):
+ * sizes, 8-bit bytes, and the TLS-Required header field. */
 void smtp_content_scan(struct smtp_content_info *info, const char *data, size_t len);
 
 /* Queue content to DATA: every line end (LF, CR LF, or a CR alone, which

@@ -79,6 +79,16 @@ static enum step next_server(struct dialogue *d, const char *dsn, const char *fm
     return STEP_NEXT;
 }
 
+/* TLS could not be had with this server. For a REQUIRETLS message that
+ * is final for this server (RFC 8689 section 4.2.1: 5.7.10, the next server
+ * may still do); otherwise as dsn says. */
+static enum step tls_failed(struct dialogue *d, const char *dsn, const char *text)
+{
+    if (d->rq->requiretls_enforced)
+        return next_server(d, "5.7.10", "REQUIRETLS: %s", text);
+    return next_server(d, dsn, "%s", text);
+}
+
 /* A command whose reply we wait for now (no pipelining). */
 static int command_reply(struct smtp_session *s, int timeout)
 {
@@ -232,11 +242,14 @@ static enum step starttls(struct dialogue *d)
                          "delivering anyway (mode testing)", rq->dr->queue_id, s->name, rq->sts_domain);
             return STEP_OK;
         }
-        if (!(s->features & SMTP_FEAT_STARTTLS))
-            rc = next_server(d, "4.7.4", "TLS is required, but was not offered by host %s%s", s->name,
-                             level == SMTP_TLS_DANE ? " (it publishes DANE TLSA records)" : "");
-        else
+        char text[SMTP_REASON_MAX];
+        if (!(s->features & SMTP_FEAT_STARTTLS)) {
+            snprintf(text, sizeof(text), "TLS is required, but was not offered by host %s%s", s->name,
+                     level == SMTP_TLS_DANE ? " (it publishes DANE TLSA records)" : "");
+            rc = tls_failed(d, "4.7.4", text);
+        } else {
             rc = next_server(d, "4.7.5", "TLS is required, but our TLS engine is unavailable");
+        }
         send_quit(s);
         return rc;
     }
@@ -249,9 +262,11 @@ static enum step starttls(struct dialogue *d)
         s->features &= ~SMTP_FEAT_STARTTLS;
         rc = STEP_OK;                       /* opportunistic: on in clear */
         if (level >= SMTP_TLS_ENCRYPT) {
+            char refused[SMTP_REASON_MAX];
             smtp_reply_dsn(&s->reply, 4, dsn);
-            rc = next_server(d, dsn, "TLS is required, but host %s refused to start TLS: %s", s->name,
-                             reply_text(d, &text));
+            snprintf(refused, sizeof(refused), "TLS is required, but host %s refused to start TLS: %s",
+                     s->name, reply_text(d, &text));
+            rc = tls_failed(d, dsn, refused);
             send_quit(s);
         }
     } else if (smtp_tls_start(s, rq, &text, dsn) < 0) {
@@ -260,7 +275,7 @@ static enum step starttls(struct dialogue *d)
             s->tls_retry_plain = !smtp_cfg.sasl_enable || smtp_sasl_lookup(s, rq, &user, &password) == 0;
             smtp_sasl_free(user, password);
         }
-        rc = next_server(d, dsn, "%s", sb_str(&text));
+        rc = tls_failed(d, dsn, sb_str(&text));
         if (!s->tls_dead)
             send_quit(s);                   /* the certificate failed, the session works */
     } else {
@@ -300,6 +315,18 @@ static enum step check_features(struct dialogue *d)
     struct smtp_request *rq = d->rq;
     bool utf8 = s->features & SMTP_FEAT_SMTPUTF8;
     unsigned long long wire_size = rq->content.bytes + rq->content.lines;
+    /* RFC 8689 section 4.2.1: verified TLS (the level saw to the
+     * verification) and REQUIRETLS in the EHLO reply that followed it;
+     * otherwise QUIT and the next server */
+    if (rq->requiretls_enforced && !s->ssl) {
+        send_quit(s);
+        return next_server(d, "5.7.10", "REQUIRETLS: no TLS session with host %s", s->name);
+    }
+    if (rq->requiretls_enforced && !(s->features & SMTP_FEAT_REQUIRETLS)) {
+        send_quit(s);
+        return next_server(d, "5.7.30", "REQUIRETLS support required, but host %s does not offer "
+                           "REQUIRETLS", s->name);
+    }
     if (!utf8 && (rq->smtputf8 || has_non_ascii(rq->dr->sender)))
         smtp_rcpt_set_all(rq, 5, "5.6.7", s->desc,
                           "SMTPUTF8 is required, but was not offered by host %s", s->name);
@@ -316,7 +343,7 @@ static enum step check_features(struct dialogue *d)
     return transaction_over(d);     /* about this message only: the server is fine */
 }
 
-/* " SIZE=n BODY=8BITMIME SMTPUTF8 RET=.. ENVID=.." as the server allows. */
+/* " SIZE=n BODY=8BITMIME SMTPUTF8 REQUIRETLS RET=.. ENVID=.." as the server allows. */
 static void mail_parameters(struct dialogue *d, struct strbuf *p)
 {
     struct smtp_session *s = d->s;
@@ -327,6 +354,8 @@ static void mail_parameters(struct dialogue *d, struct strbuf *p)
         sb_appends(p, " BODY=8BITMIME");
     if ((s->features & SMTP_FEAT_SMTPUTF8) && (rq->smtputf8 || has_non_ascii(rq->dr->sender)))
         sb_appends(p, " SMTPUTF8");
+    if ((s->features & SMTP_FEAT_REQUIRETLS) && rq->requiretls && s->ssl)
+        sb_appends(p, " REQUIRETLS");
     if (!(s->features & SMTP_FEAT_DSN))
         return;
     if (rq->ret && (strcmp(rq->ret, "FULL") == 0 || strcmp(rq->ret, "HDRS") == 0))

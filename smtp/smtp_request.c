@@ -178,6 +178,11 @@ static int open_message(struct smtp_request *rq)
         rq->smtputf8 = utf8 && strcasecmp(utf8, "yes") == 0;
         rq->envid = envid ? xstrdup(envid) : NULL;
         rq->ret = ret ? xstrdup(ret) : NULL;
+        const char *requiretls = qmessage_attr(m, "requiretls");
+        rq->requiretls = requiretls && strcasecmp(requiretls, "yes") == 0;
+        /* RFC 8689 section 4.2.1: the requirement holds for a message with a
+         * sender; a notice (from <>) is not held back for it (section 5) */
+        rq->requiretls_enforced = rq->requiretls && *rq->dr->sender;
         match_recipients(rq);
     }
     sb_free(&why);

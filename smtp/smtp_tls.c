@@ -346,12 +346,28 @@ static int dane_without_dnssec(struct smtp_request *rq)
     return -1;
 }
 
+/* RFC 8689 section 4.2.2: "TLS-Required: No" asks that no TLS requirement
+ * (DANE, a policy, a verify level) hold this message back: STARTTLS when
+ * offered, in clear otherwise. REQUIRETLS wins over it. */
+static void tls_not_required(struct smtp_request *rq)
+{
+    if (!rq->content.tls_required_no || rq->requiretls || rq->tls.level <= SMTP_TLS_MAY)
+        return;
+    msg_info("%s: TLS-Required: No: TLS policy %s for %s lowered to may", rq->dr->queue_id,
+             smtp_tls_level_name(rq->tls.level), rq->dr->nexthop);
+    rq->tls.level = SMTP_TLS_MAY;
+}
+
 int smtp_tls_policy_find(struct smtp_request *rq)
 {
     memset(&rq->tls, 0, sizeof(rq->tls));
     rq->tls.level = smtp_cfg.tls_level;
-    if (!smtp_cfg.tls_policy_maps)
-        return dane_without_dnssec(rq);
+    if (!smtp_cfg.tls_policy_maps) {
+        int rc = dane_without_dnssec(rq);
+        if (rc == 0)
+            tls_not_required(rq);
+        return rc;
+    }
     struct strbuf value = STRBUF_INIT(SMTP_TLS_POLICY_MAX * 2);
     /* The next hop as written; for a domain, then its parent domains as
      * ".example.com" (never the top-level domain alone). */
@@ -368,6 +384,8 @@ int smtp_tls_policy_find(struct smtp_request *rq)
         rq->tls.level = smtp_cfg.tls_level;
     if (rc >= 0)
         rc = dane_without_dnssec(rq);
+    if (rc >= 0)
+        tls_not_required(rq);
     return rc < 0 ? -1 : 0;
 }
 

@@ -77,6 +77,7 @@ static void smtpd_post_init(struct event_base *base)
     c->forbid_unauth_pipelining = cfg_bool(P_smtpd_forbid_unauth_pipelining);
     c->disable_vrfy = cfg_bool(P_disable_vrfy_command);
     c->smtputf8 = cfg_bool(P_smtputf8_enable);
+    c->requiretls = cfg_bool(P_requiretls_enable);
     c->strict_rfc821 = cfg_bool(P_strict_rfc821_envelopes);
     c->helo_required = cfg_bool(P_smtpd_helo_required);
     c->cleanup_path = cleanup_socket_path();

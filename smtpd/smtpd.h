@@ -47,6 +47,7 @@ struct smtpd_config {
     bool forbid_unauth_pipelining;
     bool disable_vrfy;
     bool smtputf8;
+    bool requiretls;            /* requiretls_enable: REQUIRETLS on TLS sessions */
     bool strict_rfc821;          /* strict_rfc821_envelopes */
     bool helo_required;
     char *cleanup_path;          /* UNIX socket of the cleanup service */

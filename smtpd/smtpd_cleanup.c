@@ -66,7 +66,7 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
     char size[32];
     struct attr_writer w;
     int nattr = 6 + (s->helo_name != NULL) + 2 * (s->sasl_username != NULL) + (m->envid != NULL) + (m->ret != SMTP_RET_NONE)
-        + (m->body != SMTP_BODY_NONE) + m->smtputf8 + (m->size >= 0)
+        + (m->body != SMTP_BODY_NONE) + m->smtputf8 + m->requiretls + (m->size >= 0)
         + 2 * (s->tls_active && smtpd_tls_server_received_header()) + smtpd_check_cleanup_attrs(s, NULL)
         + (smtpd_milter_hold_reason(s) != NULL);
 
@@ -103,6 +103,8 @@ static int encode_envelope(struct smtpd_session *s, struct strbuf *out)
         put_attr(&w, "body", body_names[m->body]);
     if (m->smtputf8)
         put_attr(&w, "smtputf8", "yes");
+    if (m->requiretls)
+        put_attr(&w, "requiretls", "yes");
     if (m->size >= 0) {
         snprintf(size, sizeof(size), "%lld", m->size);
         put_attr(&w, "size", size);

@@ -48,6 +48,8 @@ static void ehlo_reply(struct smtpd_session *s)
     sb_appends(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nDSN\n");
     if (smtpd_cfg.smtputf8)
         sb_appends(&r, "SMTPUTF8\n");
+    if (smtpd_cfg.requiretls && s->tls_active)     /* RFC 8689: only once TLS is up */
+        sb_appends(&r, "REQUIRETLS\n");
     sb_appends(&r, "CHUNKING");
     smtpd_session_reply(s, 250, "%s", sb_str(&r));
     sb_free(&r);
@@ -89,9 +91,15 @@ static void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool 
         smtpd_session_reply(s, 250, "%s", smtpd_cfg.myhostname);
 }
 
-static struct smtp_parse_opts parse_opts(void)
+static struct smtp_parse_opts parse_opts(const struct smtpd_session *s)
 {
-    struct smtp_parse_opts o = { smtpd_cfg.size_limit, smtpd_cfg.smtputf8, smtpd_cfg.strict_rfc821 };
+    /* REQUIRETLS: refused with "issue STARTTLS first" where STARTTLS could
+     * make it acceptable, unknown where no TLS is to be had */
+    bool tls_possible = s->tls_active
+                        || (smtpd_tls_server_level() != TLS_NONE && smtpd_tls_server_available());
+    struct smtp_parse_opts o = { smtpd_cfg.size_limit, smtpd_cfg.smtputf8, smtpd_cfg.strict_rfc821,
+                                 smtpd_cfg.requiretls && tls_possible,
+                                 smtpd_cfg.requiretls && s->tls_active };
     return o;
 }
 
@@ -106,7 +114,7 @@ bool smtpd_helo_given(struct smtpd_session *s)
 
 static void mail_command(struct smtpd_session *s, const char *arg)
 {
-    struct smtp_parse_opts o = parse_opts();
+    struct smtp_parse_opts o = parse_opts(s);
     struct smtp_parse_error err;
     if (!smtpd_helo_given(s))
         return;
@@ -151,7 +159,7 @@ static void add_rcpt(struct smtpd_session *s, const struct smtp_rcpt_args *r)
 
 static void rcpt_command(struct smtpd_session *s, const char *arg)
 {
-    struct smtp_parse_opts o = parse_opts();
+    struct smtp_parse_opts o = parse_opts(s);
     struct smtp_parse_error err;
     struct smtp_rcpt_args r;
     if (!s->in_mail) {
@@ -180,7 +188,7 @@ static void rcpt_command(struct smtpd_session *s, const char *arg)
 
 static void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg)
 {
-    struct smtp_parse_opts o = parse_opts();
+    struct smtp_parse_opts o = parse_opts(s);
     struct smtp_parse_error err;
     struct smtp_rcpt_args r;
     if (smtp_parse_rcpt(arg, &o, s->mail.smtputf8, &r, &err) < 0) {

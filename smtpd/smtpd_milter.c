@@ -281,7 +281,7 @@ static void mail_args(struct smtpd_session *s, struct strbuf *store, const char 
     const struct smtp_mail_args *a = &s->mail;
     static const char *body[] = { "", "7BIT", "8BITMIME", "BINARYMIME" };
     size_t n = 0;
-    size_t offs[5];
+    size_t offs[6];
     if (a->size >= 0) {
         offs[n++] = store->len;
         sb_appendf(store, "SIZE=%lld", a->size);
@@ -307,6 +307,11 @@ static void mail_args(struct smtpd_session *s, struct strbuf *store, const char 
         sb_appends(store, "SMTPUTF8");
         sb_appendc(store, 0);
     }
+    if (a->requiretls) {
+        offs[n++] = store->len;
+        sb_appends(store, "REQUIRETLS");
+        sb_appendc(store, 0);
+    }
     for (size_t i = 0; i < n; i++)
         argv[i] = store->data + offs[i];
     *argc = n;
@@ -322,7 +327,7 @@ bool smtpd_milter_mail_wait(struct smtpd_session *s, void (*next)(struct smtpd_s
         return true;
     }
     m->discard = false;
-    const char *argv[5];
+    const char *argv[6];
     size_t argc;
     struct strbuf store = STRBUF_INIT(8192);
     mail_args(s, &store, argv, &argc);

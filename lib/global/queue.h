@@ -59,7 +59,7 @@ enum qrec_type {
     QREC_SIZE     = 'Z',  /* content size in bytes (decimal), written after the content */
     QREC_SENDER   = 'S',  /* envelope sender, "" for the null sender */
     QREC_ATTR     = 'A',  /* "name=value": client_name, client_addr, client_port, helo_name,
-                             protocol, sasl_method, sasl_username, envid, ret, body, smtputf8, ...;
+                             protocol, sasl_method, sasl_username, envid, ret, body, smtputf8, requiretls, ...;
                              after the content: content_filter (cleanup's checks) */
     QREC_RCPT     = 'R',  /* pending recipient, see qrec_rcpt_* below */
     QREC_DONE     = 'D',  /* recipient already delivered or bounced (was 'R') */

@@ -216,7 +216,7 @@ static bool value_is(const struct esmtp_param *prm, const char *word)
 
 /* Bits for duplicate detection. */
 enum { SEEN_SIZE = 1, SEEN_BODY = 2, SEEN_RET = 4, SEEN_ENVID = 8, SEEN_UTF8 = 16,
-       SEEN_AUTH = 32, SEEN_NOTIFY = 64, SEEN_ORCPT = 128 };
+       SEEN_AUTH = 32, SEEN_NOTIFY = 64, SEEN_ORCPT = 128, SEEN_REQUIRETLS = 256 };
 
 static int check_dup(unsigned *seen, unsigned bit, const char *name, struct smtp_parse_error *err)
 {
@@ -308,6 +308,18 @@ static int mail_param(const struct esmtp_param *prm, const struct smtp_parse_opt
         if (prm->value)
             return parse_fail(err, 501, "5.5.4 Bad SMTPUTF8 parameter syntax");
         m->smtputf8 = true;
+        return 0;
+    }
+    if (strcmp(prm->name, "REQUIRETLS") == 0 && opts->requiretls_known) {
+        if (check_dup(seen, SEEN_REQUIRETLS, "REQUIRETLS", err) < 0)
+            return -1;
+        if (prm->value)
+            return parse_fail(err, 501, "5.5.4 Bad REQUIRETLS parameter syntax");
+        /* RFC 8689 section 3: only in a session that itself uses TLS */
+        if (!opts->requiretls_allowed)
+            return parse_fail(err, 530, "5.7.10 REQUIRETLS needs an encrypted session: "
+                              "issue a STARTTLS command first");
+        m->requiretls = true;
         return 0;
     }
     if (strcmp(prm->name, "AUTH") == 0) {

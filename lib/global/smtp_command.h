@@ -1,6 +1,6 @@
 /* smtp_command.h: pure parsing of SMTP command lines, shared by smtpd and
  * sendmail -bs: the verb split, MAIL FROM / RCPT TO with their ESMTP
- * parameters (SIZE, BODY, RET, ENVID, SMTPUTF8, AUTH, NOTIFY, ORCPT), xtext
+ * parameters (SIZE, BODY, RET, ENVID, SMTPUTF8, REQUIRETLS, AUTH, NOTIFY, ORCPT), xtext
  * decoding, HELO and BDAT arguments. No I/O and no session state, so every function is unit-tested
  * with hostile input. On a syntax error the functions return -1 and fill a
  * struct smtp_parse_error with the reply Postfix would give. */
@@ -55,6 +55,11 @@ struct smtp_parse_opts {
     long long size_limit;   /* message_size_limit; 0 = none */
     bool smtputf8_enable;
     bool strict_rfc821;     /* strict_rfc821_envelopes: the address in <> */
+    /* REQUIRETLS (RFC 8689): known to the server (requiretls_enable), and
+     * allowed now (the session is encrypted). Known but not allowed is
+     * refused with 530 5.7.10; unknown is an unsupported option. */
+    bool requiretls_known;
+    bool requiretls_allowed;
 };
 
 struct smtp_mail_args {
@@ -65,6 +70,7 @@ struct smtp_mail_args {
     char *envid;             /* decoded ENVID, NULL when not given */
     char *auth;              /* decoded AUTH= value ("<>" kept), NULL when not given */
     bool smtputf8;
+    bool requiretls;         /* REQUIRETLS (RFC 8689): TLS on every onward hop */
 };
 
 struct smtp_rcpt_args {

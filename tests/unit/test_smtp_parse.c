@@ -210,6 +210,11 @@ static void test_ehlo(void)
     smtp_reply_reset(&r);
     add(&r, "250 only-the-name");
     CHECK(smtp_ehlo_parse(&r, &size) == 0);
+    smtp_reply_reset(&r);
+    add(&r, "250-x");
+    add(&r, "250-requiretls");
+    add(&r, "250 REQUIRETLSX");
+    CHECK(smtp_ehlo_parse(&r, &size) == SMTP_FEAT_REQUIRETLS);
     smtp_reply_free(&r);
 }
 
@@ -393,6 +398,44 @@ static void test_scan(void)
     CHECK(info.bytes == 10 && info.lines == 3 && info.eight_bit);
 }
 
+/* "TLS-Required: No" (RFC 8689 section 4.2.2), found in the header section
+ * only, however the content is cut into chunks. */
+static bool tls_required_no(const char *content)
+{
+    size_t len = strlen(content);
+    bool every = true, whole;
+    struct smtp_content_info info = { 0 };
+    smtp_content_scan(&info, content, len);
+    whole = info.tls_required_no;
+    for (size_t cut = 0; cut <= len; cut++) {
+        struct smtp_content_info split = { 0 };
+        smtp_content_scan(&split, content, cut);
+        smtp_content_scan(&split, content + cut, len - cut);
+        if (split.tls_required_no != whole || split.bytes != len)
+            every = false;
+    }
+    CHECK(every);
+    return whole;
+}
+
+static void test_scan_tls_required(void)
+{
+    CHECK(tls_required_no("From: a@b\nTLS-Required: No\nSubject: x\n\nbody\n"));
+    CHECK(tls_required_no("tls-required:no\n\n"));
+    CHECK(tls_required_no("TLS-Required:   nO \t\r\n\r\nbody\n"));
+    CHECK(!tls_required_no("TLS-Required: Yes\n\n"));
+    CHECK(!tls_required_no("TLS-Required: Not really\n\n"));
+    CHECK(!tls_required_no("X-TLS-Required: No\n\n"));
+    CHECK(!tls_required_no("Subject: x\n TLS-Required: No\n\n"));
+    /* in the body it is text, not a header field */
+    CHECK(!tls_required_no("Subject: x\n\nTLS-Required: No\n"));
+    CHECK(!tls_required_no("Subject: x\r\n\r\nTLS-Required: No\n"));
+    /* a long line that begins like it is another field */
+    CHECK(!tls_required_no("TLS-Required: No                                            x\n\n"));
+    CHECK(tls_required_no("X-Long: 0123456789012345678901234567890123456789012345678901234567890\n"
+                          "TLS-Required: No\n\n"));
+}
+
 int main(void)
 {
     test_reply_lines();
@@ -406,5 +449,6 @@ int main(void)
     test_lmtp_nexthop();
     test_encoder();
     test_scan();
+    test_scan_tls_required();
     return check_summary();
 }

@@ -194,6 +194,55 @@ static void test_strict_rfc821(void)
     smtp_rcpt_args_free(&r);
 }
 
+/* REQUIRETLS (RFC 8689): a keyword without a value, only in a TLS session,
+ * unknown (an unsupported option) where the server does not offer it. */
+static void test_requiretls(void)
+{
+    const struct smtp_parse_opts tls = { .size_limit = 10240000, .smtputf8_enable = true,
+                                         .requiretls_known = true, .requiretls_allowed = true };
+    const struct smtp_parse_opts clear = { .size_limit = 10240000, .smtputf8_enable = true,
+                                           .requiretls_known = true, .requiretls_allowed = false };
+    struct smtp_mail_args m;
+    struct smtp_parse_error err;
+    CHECK(smtp_parse_mail("FROM:<a@b> REQUIRETLS", &tls, &m, &err) == 0);
+    CHECK(m.requiretls);
+    CHECK_STR(m.sender.address, "a@b");
+    smtp_mail_args_free(&m);
+    CHECK(!m.requiretls);
+    CHECK(smtp_parse_mail("FROM:<a@b> SIZE=10 requiretls BODY=8BITMIME", &tls, &m, &err) == 0);
+    CHECK(m.requiretls && m.size == 10 && m.body == SMTP_BODY_8BITMIME);
+    smtp_mail_args_free(&m);
+    CHECK(smtp_parse_mail("FROM:<> REQUIRETLS", &tls, &m, &err) == 0);
+    CHECK(m.requiretls);
+    smtp_mail_args_free(&m);
+    CHECK(smtp_parse_mail("FROM:<a@b>", &tls, &m, &err) == 0);
+    CHECK(!m.requiretls);
+    smtp_mail_args_free(&m);
+    /* outside TLS: refused with RFC 8689's code, nothing kept */
+    CHECK(smtp_parse_mail("FROM:<a@b> REQUIRETLS", &clear, &m, &err) < 0);
+    CHECK(err.code == 530);
+    CHECK(strncmp(err.text, "5.7.10 ", 7) == 0);
+    CHECK(m.sender.address == NULL && !m.requiretls);
+    /* not offered at all (requiretls_enable = no, or sendmail -bs) */
+    CHECK(smtp_parse_mail("FROM:<a@b> REQUIRETLS", &opts, &m, &err) < 0);
+    CHECK(err.code == 555);
+    CHECK_STR(err.text, "5.5.4 Unsupported option: REQUIRETLS");
+    /* a value, twice, a near miss */
+    CHECK(smtp_parse_mail("FROM:<a@b> REQUIRETLS=YES", &tls, &m, &err) < 0);
+    CHECK(err.code == 501);
+    CHECK_STR(err.text, "5.5.4 Bad REQUIRETLS parameter syntax");
+    CHECK(smtp_parse_mail("FROM:<a@b> REQUIRETLS REQUIRETLS", &tls, &m, &err) < 0);
+    CHECK(err.code == 501);
+    CHECK_STR(err.text, "5.5.4 Error: duplicate REQUIRETLS parameter");
+    CHECK(smtp_parse_mail("FROM:<a@b> REQUIRETLSX", &tls, &m, &err) < 0);
+    CHECK(err.code == 555);
+    CHECK(smtp_parse_mail("FROM:<a@b> REQUIRETLS=", &tls, &m, &err) < 0);
+    CHECK(err.code == 501);
+    /* a bad address after it frees what was parsed */
+    CHECK(smtp_parse_mail("FROM:<a@@b> REQUIRETLS", &tls, &m, &err) < 0);
+    CHECK(!m.requiretls);
+}
+
 static void test_rcpt(void)
 {
     struct smtp_rcpt_args r;
@@ -477,6 +526,7 @@ int main(void)
     test_mail();
     test_rcpt();
     test_strict_rfc821();
+    test_requiretls();
     test_xtext();
     test_helo_bdat();
     test_data_decoder();
