@@ -171,7 +171,8 @@ static void expect_rcpt_err(const char *arg, bool utf8, int code, const char *te
 /* strict_rfc821_envelopes: the address must be in <>, as Postfix asks */
 static void test_strict_rfc821(void)
 {
-    const struct smtp_parse_opts strict = { 10240000, true, true };
+    const struct smtp_parse_opts strict = { .size_limit = 10240000, .smtputf8_enable = true,
+                                            .strict_rfc821 = true };
     struct smtp_mail_args m;
     struct smtp_rcpt_args r;
     struct smtp_parse_error err;
