@@ -30,31 +30,22 @@ RFC 7672 requirements and the tests that cover them:
   (Postfix) dane without smtp_dns_support_level = dnssec is may
                                   test_without_dnssec_dane_is_may
 """
-import hashlib
 import os
 import re
 import shutil
-import ssl
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dnssec  # noqa: E402
 import harness  # noqa: E402
+import tlsmail  # noqa: E402
+from tlsmail import cert_sha512, openssl, spki_sha256  # noqa: E402
 
-from aiosmtpd.controller import Controller  # noqa: E402
 
 PORT = harness.free_port()      # smtp_tcp_port: every remote server listens here
 EE_ADDR, TA_ADDR, PLAIN_ADDR = "127.0.0.21", "127.0.0.22", "127.0.0.23"
-
-
-def openssl(*args, cwd, stdin=None):
-    return subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True,
-                          timeout=60, input=stdin).stdout
 
 
 def make_pki(d):
@@ -80,40 +71,6 @@ def make_pki(d):
         chain += harness.read_bytes(os.path.join(d, name))
     with open(os.path.join(d, "ta-chain.pem"), "wb") as f:
         f.write(chain)
-
-
-def spki_sha256(d, cert):
-    pub = openssl("x509", "-in", cert, "-noout", "-pubkey", cwd=d)
-    der = openssl("pkey", "-pubin", "-outform", "DER", cwd=d, stdin=pub)
-    return hashlib.sha256(der).hexdigest()
-
-
-def cert_sha512(d, cert):
-    return hashlib.sha512(openssl("x509", "-in", cert, "-outform", "DER", cwd=d)).hexdigest()
-
-
-class Handler:
-    """Records each message with whether it came over TLS."""
-
-    def __init__(self):
-        self.messages = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.messages.append({"tls": session.ssl is not None, "to": list(envelope.rcpt_tos),
-                                  "data": envelope.original_content})
-        return "250 2.0.0 Ok: queued by the DANE test"
-
-    def with_subject(self, subject):
-        with self.lock:
-            return [m for m in self.messages if b"Subject: %s\r\n" % subject.encode() in m["data"]]
-
-
-def server_context(d, chain, key):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(os.path.join(d, chain), os.path.join(d, key))
-    return ctx
 
 
 @unittest.skipIf(dnssec.available(), dnssec.available())
@@ -163,24 +120,16 @@ class DaneTest(unittest.TestCase):
         }
         cls.dns = dnssec.Setup(d, zones, corrupt=[("bog.test", "_%d._tcp.mx.bog.test" % PORT, "TLSA"),
                                                   ("sec.test", "mx-halfbogus.sec.test", "AAAA")])
-        cls.ee_sink, cls.ta_sink, cls.plain_sink = Handler(), Handler(), Handler()
-        for handler, addr, ctx in (
-                (cls.ee_sink, EE_ADDR, server_context(d, "ee.pem", "ee.key")),
-                (cls.ta_sink, TA_ADDR, server_context(d, "ta-chain.pem", "ta.key")),
-                (cls.plain_sink, PLAIN_ADDR, None)):
-            c = Controller(handler, hostname=addr, port=PORT, server_hostname="remote.test",
-                           tls_context=ctx, require_starttls=False, ready_timeout=10)
-            c.start()
-            cls.controllers.append(c)
+        cls.ee_sink, cls.ta_sink, cls.plain_sink = (tlsmail.RecordingHandler() for _ in range(3))
+        for handler, addr, chain, key in ((cls.ee_sink, EE_ADDR, "ee.pem", "ee.key"),
+                                          (cls.ta_sink, TA_ADDR, "ta-chain.pem", "ta.key"),
+                                          (cls.plain_sink, PLAIN_ADDR, None, None)):
+            cls.controllers.append(tlsmail.start_sink(handler, addr, PORT, d, chain, key))
         policy = os.path.join(d, "tls_policy")
         with open(policy, "w") as f:
             f.write("only.sec.test dane-only\n")
-        timeouts = {name: "5s" for name in (
-            "smtp_connect_timeout", "smtp_helo_timeout", "smtp_mail_timeout", "smtp_rcpt_timeout",
-            "smtp_data_init_timeout", "smtp_data_xfer_timeout", "smtp_data_done_timeout",
-            "smtp_quit_timeout", "smtp_starttls_timeout")}
         settings = dict(
-            timeouts, smtp_dns_servers="127.0.0.1:%d" % cls.dns.port, smtp_dns_timeout="5s",
+            tlsmail.SMTP_TIMEOUTS, smtp_dns_servers="127.0.0.1:%d" % cls.dns.port, smtp_dns_timeout="5s",
             smtp_tcp_port=str(PORT), smtp_tls_security_level="dane",
             smtp_tls_policy_maps="texthash:" + policy, smtp_tls_loglevel="1",
             smtp_connection_cache_on_demand="no")
@@ -203,21 +152,10 @@ class DaneTest(unittest.TestCase):
 
     # ---- helpers ----
     def send(self, rcpt, subject, inst=None):
-        with (inst or self.inst).smtp() as s:
-            s.ehlo("client.example")
-            s.mail("sender@client.test")
-            s.rcpt(rcpt)
-            code, reply = s.data(("Subject: %s\r\n\r\nbody of %s\r\n" % (subject, subject)).encode())
-        self.assertEqual(code, 250, reply)
-        return harness.queue_id_of(reply)
+        return tlsmail.send(self, inst or self.inst, rcpt, subject)
 
     def outcome(self, qid, rcpt, status, inst=None):
-        """The delivery log line of qid's rcpt with this status (a match
-        whose group 2 is the reason)."""
-        m = (inst or self.inst).wait_log(r"%s: to=<%s>, relay=\S+, (conn_use=\d+, )?delay=\S+, delays=\S+, "
-                               r"dsn=\S+, status=%s \((.*)\)" % (qid, re.escape(rcpt), status),
-                               timeout=30)
-        return m
+        return tlsmail.outcome(inst or self.inst, qid, rcpt, status)
 
     def why(self, qid):
         return self.inst.tern("why", qid).stdout

@@ -34,14 +34,12 @@ RFC 8461 requirements and the tests that cover them:
         and where DANE does not authenticate the server the policy applies
                                   DaneWinsTest.test_server_without_tlsa_under_policy
 """
-import hashlib
 import http.server
 import json
 import os
 import re
 import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,17 +49,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dnssec  # noqa: E402
 import dnsserver  # noqa: E402
 import harness  # noqa: E402
+import tlsmail  # noqa: E402
+from tlsmail import openssl, spki_sha256  # noqa: E402
 
-from aiosmtpd.controller import Controller  # noqa: E402
 
 PORT = harness.free_port()           # smtp_tcp_port of every remote server
 GOOD_ADDR, BAD_ADDR, PLAIN_ADDR = "127.0.0.31", "127.0.0.32", "127.0.0.33"
 DOMAINS = ("enforce", "wild", "badcert", "mxnot", "strip", "testing", "cached", "changed",
            "wrongweb", "redirect")
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
 def make_pki(d):
@@ -145,20 +140,6 @@ class PolicyServer:
         self.thread.join(5)
 
 
-class Handler:
-    def __init__(self):
-        self.messages, self.lock = [], threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.messages.append({"tls": session.ssl is not None, "data": envelope.original_content})
-        return "250 2.0.0 Ok: queued by the MTA-STS test"
-
-    def with_subject(self, subject):
-        with self.lock:
-            return [m for m in self.messages if b"Subject: %s\r\n" % subject.encode() in m["data"]]
-
-
 class MtaStsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -204,23 +185,12 @@ class MtaStsTest(unittest.TestCase):
         pol["mta-sts.redirect.test"] = (302, b"")
         cls.zone = zone
         cls.dns = dnsserver.DnsServer(zone)
-        cls.good_sink, cls.bad_sink, cls.plain_sink = Handler(), Handler(), Handler()
-
-        def context(cert, key):
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(os.path.join(d, cert), os.path.join(d, key))
-            return ctx
-        for handler, addr, ctx in ((cls.good_sink, GOOD_ADDR, context("good.pem", "good.key")),
-                                   (cls.bad_sink, BAD_ADDR, context("bad.pem", "bad.key")),
-                                   (cls.plain_sink, PLAIN_ADDR, None)):
-            c = Controller(handler, hostname=addr, port=PORT, server_hostname="remote.test",
-                           tls_context=ctx, require_starttls=False, ready_timeout=10)
-            c.start()
-            cls.controllers.append(c)
-        timeouts = {name: "5s" for name in (
-            "smtp_connect_timeout", "smtp_helo_timeout", "smtp_mail_timeout", "smtp_rcpt_timeout",
-            "smtp_data_init_timeout", "smtp_data_xfer_timeout", "smtp_data_done_timeout",
-            "smtp_quit_timeout", "smtp_starttls_timeout")}
+        cls.good_sink, cls.bad_sink, cls.plain_sink = (tlsmail.RecordingHandler() for _ in range(3))
+        for handler, addr, chain, key in ((cls.good_sink, GOOD_ADDR, "good.pem", "good.key"),
+                                          (cls.bad_sink, BAD_ADDR, "bad.pem", "bad.key"),
+                                          (cls.plain_sink, PLAIN_ADDR, None, None)):
+            cls.controllers.append(tlsmail.start_sink(handler, addr, PORT, d, chain, key))
+        timeouts = tlsmail.SMTP_TIMEOUTS
         cls.inst = harness.Instance(name="mtasts", main_cf=dict(
             timeouts, smtp_dns_servers="127.0.0.1:%d" % cls.dns.port, smtp_dns_timeout="5s",
             smtp_tcp_port=str(PORT), smtp_tls_security_level="may", smtp_tls_loglevel="1",
@@ -243,18 +213,10 @@ class MtaStsTest(unittest.TestCase):
 
     # ---- helpers ----
     def send(self, rcpt, subject):
-        with self.inst.smtp() as s:
-            s.ehlo("client.example")
-            s.mail("sender@client.test")
-            s.rcpt(rcpt)
-            code, reply = s.data(("Subject: %s\r\n\r\nbody of %s\r\n" % (subject, subject)).encode())
-        self.assertEqual(code, 250, reply)
-        return harness.queue_id_of(reply)
+        return tlsmail.send(self, self.inst, rcpt, subject)
 
     def outcome(self, qid, rcpt, status):
-        return self.inst.wait_log(r"%s: to=<%s>, relay=\S+, (conn_use=\d+, )?delay=\S+, delays=\S+, "
-                                  r"dsn=\S+, status=%s \((.*)\)" % (qid, re.escape(rcpt), status),
-                                  timeout=30)
+        return tlsmail.outcome(self.inst, qid, rcpt, status)
 
     def assert_nothing_received(self, subject):
         for sink in (self.good_sink, self.bad_sink, self.plain_sink):
@@ -396,14 +358,6 @@ class MtaStsTest(unittest.TestCase):
             self.assertTrue(f.read().startswith("id: changed2\n"))
 
 
-def spki_sha256(d, cert):
-    pub = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-pubkey"], cwd=d, check=True,
-                         capture_output=True, timeout=60).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], cwd=d, check=True,
-                         capture_output=True, timeout=60, input=pub).stdout
-    return hashlib.sha256(der).hexdigest()
-
-
 @unittest.skipIf(dnssec.available(), dnssec.available())
 class DaneWinsTest(unittest.TestCase):
     """RFC 8461 section 2: where DANE TLSA records authenticate a server,
@@ -436,12 +390,8 @@ class DaneWinsTest(unittest.TestCase):
             records += ["%s MX 10 mx-%s" % (name, name), '_mta-sts.%s TXT "v=STSv1; id=%s1;"' % (name, name),
                         "mta-sts.%s A 127.0.0.1" % name]
         cls.dns = dnssec.Setup(d, {"sts-sec.test": (True, records)})
-        cls.sink = Handler()
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(d, "good.pem"), os.path.join(d, "good.key"))
-        cls.controller = Controller(cls.sink, hostname=cls.ADDR, port=PORT, server_hostname="remote.test",
-                                    tls_context=ctx, require_starttls=False, ready_timeout=10)
-        cls.controller.start()
+        cls.sink = tlsmail.RecordingHandler()
+        cls.controller = tlsmail.start_sink(cls.sink, cls.ADDR, PORT, d, "good.pem", "good.key")
         cls.inst = harness.Instance(name="mtastsdane", main_cf=dict(
             smtp_dns_servers="127.0.0.1:%d" % cls.dns.port, smtp_dns_timeout="5s",
             smtp_dns_support_level="dnssec", smtp_tcp_port=str(PORT),
