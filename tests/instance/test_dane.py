@@ -32,9 +32,7 @@ RFC 7672 requirements and the tests that cover them:
 """
 import os
 import re
-import shutil
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -77,18 +75,7 @@ def make_pki(d):
 class DaneTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="tern-dane-")
-        os.chmod(cls.tmp, 0o755)
-        cls.controllers, cls.dns, cls.inst, cls.nodnssec = [], None, None, None
-        try:
-            cls._set_up()
-        except Exception:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def _set_up(cls):
-        d = cls.tmp
+        d = cls.tmp = tlsmail.temp_dir(cls, "tern-dane-")
         make_pki(d)
         ee, ca, other = spki_sha256(d, "ee.pem"), spki_sha256(d, "ca.pem"), spki_sha256(d, "other.pem")
         ee512 = cert_sha512(d, "ee.pem")
@@ -120,11 +107,12 @@ class DaneTest(unittest.TestCase):
         }
         cls.dns = dnssec.Setup(d, zones, corrupt=[("bog.test", "_%d._tcp.mx.bog.test" % PORT, "TLSA"),
                                                   ("sec.test", "mx-halfbogus.sec.test", "AAAA")])
+        cls.addClassCleanup(cls.dns.stop)
         cls.ee_sink, cls.ta_sink, cls.plain_sink = (tlsmail.RecordingHandler() for _ in range(3))
         for handler, addr, chain, key in ((cls.ee_sink, EE_ADDR, "ee.pem", "ee.key"),
                                           (cls.ta_sink, TA_ADDR, "ta-chain.pem", "ta.key"),
                                           (cls.plain_sink, PLAIN_ADDR, None, None)):
-            cls.controllers.append(tlsmail.start_sink(handler, addr, PORT, d, chain, key))
+            tlsmail.start_sink(cls, handler, addr, PORT, d, chain, key)
         policy = os.path.join(d, "tls_policy")
         with open(policy, "w") as f:
             f.write("only.sec.test dane-only\n")
@@ -134,21 +122,12 @@ class DaneTest(unittest.TestCase):
             smtp_tls_policy_maps="texthash:" + policy, smtp_tls_loglevel="1",
             smtp_connection_cache_on_demand="no")
         cls.inst = harness.Instance(name="dane", main_cf=dict(settings, smtp_dns_support_level="dnssec"))
+        cls.addClassCleanup(cls.inst.cleanup)
         cls.inst.start()
         # The same without smtp_dns_support_level = dnssec, as Postfix: dane is may.
         cls.nodnssec = harness.Instance(name="nodnssec", main_cf=settings)
+        cls.addClassCleanup(cls.nodnssec.cleanup)
         cls.nodnssec.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        for inst in (cls.inst, cls.nodnssec):
-            if inst:
-                inst.cleanup()
-        for c in cls.controllers:
-            c.stop()
-        if cls.dns:
-            cls.dns.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     # ---- helpers ----
     def send(self, rcpt, subject, inst=None):

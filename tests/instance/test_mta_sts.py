@@ -38,10 +38,8 @@ import http.server
 import json
 import os
 import re
-import shutil
 import ssl
 import sys
-import tempfile
 import threading
 import unittest
 
@@ -143,20 +141,10 @@ class PolicyServer:
 class MtaStsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="tern-mtasts-")
-        os.chmod(cls.tmp, 0o755)
-        cls.controllers, cls.dns, cls.web, cls.inst = [], None, None, None
-        try:
-            cls._set_up()
-        except Exception:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def _set_up(cls):
-        d = cls.tmp
+        d = cls.tmp = tlsmail.temp_dir(cls, "tern-mtasts-")
         make_pki(d)
         cls.web = PolicyServer(d, "web.pem", "web.key")
+        cls.addClassCleanup(cls.web.stop)
         zone = {
             "mx-good.test": {"A": [GOOD_ADDR]},
             "mx-bad.test": {"A": [BAD_ADDR]},
@@ -185,11 +173,12 @@ class MtaStsTest(unittest.TestCase):
         pol["mta-sts.redirect.test"] = (302, b"")
         cls.zone = zone
         cls.dns = dnsserver.DnsServer(zone)
+        cls.addClassCleanup(cls.dns.stop)
         cls.good_sink, cls.bad_sink, cls.plain_sink = (tlsmail.RecordingHandler() for _ in range(3))
         for handler, addr, chain, key in ((cls.good_sink, GOOD_ADDR, "good.pem", "good.key"),
                                           (cls.bad_sink, BAD_ADDR, "bad.pem", "bad.key"),
                                           (cls.plain_sink, PLAIN_ADDR, None, None)):
-            cls.controllers.append(tlsmail.start_sink(handler, addr, PORT, d, chain, key))
+            tlsmail.start_sink(cls, handler, addr, PORT, d, chain, key)
         timeouts = tlsmail.SMTP_TIMEOUTS
         cls.inst = harness.Instance(name="mtasts", main_cf=dict(
             timeouts, smtp_dns_servers="127.0.0.1:%d" % cls.dns.port, smtp_dns_timeout="5s",
@@ -197,19 +186,8 @@ class MtaStsTest(unittest.TestCase):
             smtp_tls_CAfile=os.path.join(d, "ca.pem"), smtp_mta_sts="yes",
             smtp_mta_sts_https_port=str(cls.web.port), smtp_mta_sts_fetch_timeout="5s",
             smtp_connection_cache_on_demand="no"))
+        cls.addClassCleanup(cls.inst.cleanup)
         cls.inst.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.inst:
-            cls.inst.cleanup()
-        for c in cls.controllers:
-            c.stop()
-        if cls.web:
-            cls.web.stop()
-        if cls.dns:
-            cls.dns.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     # ---- helpers ----
     def send(self, rcpt, subject):
@@ -368,30 +346,21 @@ class DaneWinsTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="tern-mtasts-dane-")
-        os.chmod(cls.tmp, 0o755)
-        cls.controller, cls.dns, cls.web, cls.inst = None, None, None, None
-        try:
-            cls._set_up()
-        except Exception:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def _set_up(cls):
-        d = cls.tmp
+        d = cls.tmp = tlsmail.temp_dir(cls, "tern-mtasts-dane-")
         make_pki(d)
         cls.web = PolicyServer(d, "web.pem", "web.key", policies={
             "mta-sts.dane.sts-sec.test": (200, policy("enforce", "mx-good.test")),
             "mta-sts.notlsa.sts-sec.test": (200, policy("enforce", "mx-good.test"))})
+        cls.addClassCleanup(cls.web.stop)
         tlsa = "_%d._tcp.mx-dane TLSA 3 1 1 %s" % (PORT, spki_sha256(d, "good.pem"))
         records = [tlsa, "mx-dane A " + cls.ADDR, "mx-notlsa A " + cls.ADDR]
         for name in ("dane", "notlsa"):
             records += ["%s MX 10 mx-%s" % (name, name), '_mta-sts.%s TXT "v=STSv1; id=%s1;"' % (name, name),
                         "mta-sts.%s A 127.0.0.1" % name]
         cls.dns = dnssec.Setup(d, {"sts-sec.test": (True, records)})
+        cls.addClassCleanup(cls.dns.stop)
         cls.sink = tlsmail.RecordingHandler()
-        cls.controller = tlsmail.start_sink(cls.sink, cls.ADDR, PORT, d, "good.pem", "good.key")
+        tlsmail.start_sink(cls, cls.sink, cls.ADDR, PORT, d, "good.pem", "good.key")
         cls.inst = harness.Instance(name="mtastsdane", main_cf=dict(
             smtp_dns_servers="127.0.0.1:%d" % cls.dns.port, smtp_dns_timeout="5s",
             smtp_dns_support_level="dnssec", smtp_tcp_port=str(PORT),
@@ -399,19 +368,8 @@ class DaneWinsTest(unittest.TestCase):
             smtp_mta_sts="yes", smtp_mta_sts_https_port=str(cls.web.port),
             smtp_mta_sts_fetch_timeout="5s", smtp_connection_cache_on_demand="no",
             smtp_connect_timeout="5s", smtp_starttls_timeout="5s"))
+        cls.addClassCleanup(cls.inst.cleanup)
         cls.inst.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.inst:
-            cls.inst.cleanup()
-        if cls.controller:
-            cls.controller.stop()
-        if cls.web:
-            cls.web.stop()
-        if cls.dns:
-            cls.dns.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     send = MtaStsTest.send
     outcome = MtaStsTest.outcome

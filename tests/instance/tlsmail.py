@@ -6,8 +6,10 @@ sending a message through the instance and finding its delivery line."""
 import hashlib
 import os
 import re
+import shutil
 import ssl
 import subprocess
+import tempfile
 import threading
 
 import harness
@@ -57,10 +59,19 @@ class RecordingHandler:
             return [m for m in self.messages if b"Subject: %s\r\n" % subject.encode() in m["data"]]
 
 
-def start_sink(handler, addr, port, d=None, chain=None, key=None):
+def temp_dir(cls, prefix):
+    """A temporary directory (mode 0755: daemons read certificates there)
+    removed when the test class ends."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    cls.addClassCleanup(shutil.rmtree, d, True)
+    return d
+
+
+def start_sink(cls, handler, addr, port, d=None, chain=None, key=None):
     """A started aiosmtpd server on addr:port (loopback) for handler that
-    offers STARTTLS with chain and key from d, or no STARTTLS without them.
-    The caller stops it."""
+    offers STARTTLS with chain and key from d, or no STARTTLS without them;
+    stopped when the test class cls ends."""
     ctx = None
     if chain:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -68,6 +79,7 @@ def start_sink(handler, addr, port, d=None, chain=None, key=None):
     c = Controller(handler, hostname=addr, port=port, server_hostname="remote.test",
                    tls_context=ctx, require_starttls=False, ready_timeout=10)
     c.start()
+    cls.addClassCleanup(c.stop)
     return c
 
 
