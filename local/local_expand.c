@@ -98,6 +98,13 @@ static int add_address(const char *s, size_t len, bool direct, struct dest_list 
         address_free(&a);
         return -1;
     }
+    /* counted here, not per item: one item may hold many addresses
+     * separated by white space */
+    if (out->n >= LOCAL_DEST_MAX) {
+        sb_appendf(err, "more than %d destinations", LOCAL_DEST_MAX);
+        address_free(&a);
+        return -1;
+    }
     local_dest_list_add(out, DEST_ADDRESS, a.address, direct);
     address_free(&a);
     return 0;

@@ -127,6 +127,13 @@ static void test_hostile(void)
     for (int i = 0; i <= LOCAL_DEST_MAX; i++)
         sb_appendf(&big, "u%d,", i);
     CHECK(parse(sb_str(&big), 0, &l) < 0);
+    /* the same count in one item, separated by white space (found by
+     * fuzz_local_alias): the bound is on destinations, not items */
+    sb_reset(&big);
+    for (int i = 0; i <= LOCAL_DEST_MAX; i++)
+        sb_appends(&big, "u ");
+    CHECK(parse(sb_str(&big), 0, &l) < 0);
+    CHECK(l.n <= LOCAL_DEST_MAX);
     sb_reset(&big);
     sb_appendc(&big, '/');
     for (int i = 0; i < LOCAL_ITEM_MAX + 10; i++)
