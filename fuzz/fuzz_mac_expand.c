@@ -14,19 +14,11 @@
 #include "mac_expand.h"
 
 /* Values that are themselves templates, loops included, for recursive mode. */
-static const char *const vars[][2] = {
+static const struct mac_var vars[] = {
     { "a", "alpha" }, { "e", "" }, { "d", "$$x" }, { "r", "[$a${e:E}]" }, { "l", "$l" },
     { "m", "${a?$m}" }, { "u", "../x/y" }, { "n", "${nosuch:$r$r$r}" }, { "b", "$r$n$r$n" },
+    { NULL, NULL },
 };
-
-static const char *lookup(const char *name, size_t len, void *context)
-{
-    (void)context;
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-        if (strlen(vars[i][0]) == len && memcmp(vars[i][0], name, len) == 0)
-            return vars[i][1];
-    return NULL;
-}
 
 /* Like local's: '/' and other unsafe characters become '_'. */
 static int filter(struct strbuf *out, const char *name, size_t len, const char *value, void *context)
@@ -53,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t limit = 16 + (mode >> 4) * 64;
     bool recurse = mode & 1, filtered = !recurse && (mode & 2);
     const struct mac_expand_spec spec = {
-        .lookup = lookup, .filter = filtered ? filter : NULL, .context = NULL,
+        .lookup = mac_var_table_lookup, .filter = filtered ? filter : NULL, .context = (void *)vars,
         .flags = recurse ? MAC_EXP_RECURSE : 0, .depth_max = (int)((mode >> 2) & 3) * 8,
     };
     struct strbuf out = STRBUF_INIT(limit);

@@ -4,14 +4,9 @@
  * to cleanup.
  * sources: lib/global/queue_file.c lib/global/queue_id.c lib/global/maildrop.c */
 #include <stdint.h>
-#include <stdio.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include "fuzz/fuzz.h"
+#include "fuzz/fuzz_global.h"
 #include "maildrop.h"
-#include "queue.h"
-#include "strbuf.h"
 
 static int count(const char *data, size_t len, void *ctx)
 {
@@ -21,21 +16,14 @@ static int count(const char *data, size_t len, void *ctx)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int fd = fuzz_file(data, size);
-    if (fd < 0)
-        return 0;
     struct qmessage m;
+    int fd = fuzz_queue_load(data, size, &m);
     struct maildrop_info info;
-    struct strbuf err = STRBUF_INIT(4096);
     const char *why;
     size_t content = 0;
-    if (qmessage_load_fd(fd, "fuzz", &m, &err) == 0) {
-        if (maildrop_check(&m, &info, &why) == 0
-            && qfile_read_content(fd, m.content_offset, count, &content) == 0
-            && content != m.content_size)
-            __builtin_trap();   /* the streamed content is what the reader counted */
-        qmessage_free(&m);
-    }
-    sb_free(&err);
+    if (fd >= 0 && maildrop_check(&m, &info, &why) == 0
+        && qfile_read_content(fd, m.content_offset, count, &content) == 0 && content != m.content_size)
+        __builtin_trap();   /* the streamed content is what the reader counted */
+    qmessage_free(&m);
     return 0;
 }

@@ -9,20 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/global/config.h"
+#include "fuzz/fuzz_global.h"
 #include "lib/global/resolve.h"
+
+static const char *const settings[][2] = {
+    { "myhostname", "mx.example.com" },
+    { "mydestination", "$myhostname, localhost, Example.COM." },
+    { "relay_domains", "relay.example, .sub.example" },
+    { "virtual_mailbox_domains", "vmail.example, relay.example" },
+    { "relayhost", "" },
+};
 
 static void configure_once(void)
 {
-    static int done;
-    if (done)
+    if (!FUZZ_CONFIGURE_ONCE(settings))
         return;
-    done = 1;
-    cfg_override("myhostname", "mx.example.com");
-    cfg_override("mydestination", "$myhostname, localhost, Example.COM.");
-    cfg_override("relay_domains", "relay.example, .sub.example");
-    cfg_override("virtual_mailbox_domains", "vmail.example, relay.example");
-    cfg_override("relayhost", "");
     resolve_init();
     if (!resolve_domain_is_local("localhost") || !resolve_domain_is_local("example.com")
         || !resolve_domain_is_local("[127.0.0.1]") || resolve_domain_is_local("relay.example"))
@@ -67,9 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 2048)
         return 0;
     configure_once();
-    char *text = malloc(size + 1);
-    memcpy(text, data, size);
-    text[size] = 0;
+    char *text = fuzz_text(data, size, 2048);
     if (strlen(text) == size) {
         struct resolve_result r;
         if (resolve_text(text, &r) == 0) {

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lib/global/config.h"
+#include "fuzz/fuzz_global.h"
 #include "lib/global/maps.h"
 #include "lib/global/resolve.h"
 #include "lib/global/rewrite.h"
@@ -64,26 +64,20 @@ const char *map_spec_inner(const char *spec)
     return spec;
 }
 
-static void configure_once(void)
-{
-    static int done;
-    if (done)
-        return;
-    done = 1;
-    cfg_override("myhostname", "mx.example.com");
-    cfg_override("mydestination", "$myhostname, localhost");
-    cfg_override("canonical_maps", "hash:canonical");
-    cfg_override("masquerade_domains", "example.net");
-    cfg_override("recipient_delimiter", "+");
-    resolve_init();
-    rewrite_init();
-}
+static const char *const settings[][2] = {
+    { "myhostname", "mx.example.com" }, { "mydestination", "$myhostname, localhost" },
+    { "canonical_maps", "hash:canonical" }, { "masquerade_domains", "example.net" },
+    { "recipient_delimiter", "+" },
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 4096)
         return 0;
-    configure_once();
+    if (FUZZ_CONFIGURE_ONCE(settings)) {
+        resolve_init();
+        rewrite_init();
+    }
     struct strbuf out = STRBUF_INIT(0), again = STRBUF_INIT(0);
     const char *value = (const char *)data;
     int rc = rewrite_header_value(value, size, REWRITE_HDR_RCPT, NULL, &out);

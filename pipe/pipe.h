@@ -63,8 +63,10 @@ struct pipe_rcpt {
 struct pipe_macros {
     const char *sender;           /* "" for the null sender */
     const char *nexthop, *queue_id;
-    const char *client_address, *client_hostname, *client_helo, *client_port,
-               *client_protocol, *sasl_method, *sasl_username, *sasl_sender;
+    /* The message's queue attribute of that name (client_addr, helo_name,
+     * sasl_username, ...) or NULL; the client macros come from it. */
+    const char *(*client_attr)(const char *name, const void *context);
+    const void *context;
     unsigned long long size;
     const struct pipe_rcpt *rcpts;
     size_t nrcpt;

@@ -18,11 +18,8 @@ static const char *const rcpt_macros[] = {
     "recipient", "original_recipient", "user", "extension", "mailbox", "domain",
 };
 static const char *const other_macros[] = {
-    "sender", "nexthop", "size", "queue_id", "client_address", "client_hostname",
-    "client_helo", "client_port", "client_protocol", "sasl_method", "sasl_username",
-    "sasl_sender",
+    "sender", "nexthop", "size", "queue_id",
 };
-
 struct expand_ctx {
     const struct pipe_attr *attr;
     const struct pipe_macros *m;       /* NULL: only checking names */
@@ -36,6 +33,26 @@ struct expand_ctx {
 static bool name_is(const char *name, size_t len, const char *want)
 {
     return strlen(want) == len && strncmp(name, want, len) == 0;
+}
+
+/* Macros that show what smtpd recorded about the client: each is the
+ * queue file's attribute of the other name, empty when it has none. */
+static const struct {
+    const char *macro, *attr;
+} client_macros[] = {
+    { "client_address", "client_addr" }, { "client_hostname", "client_name" },
+    { "client_helo", "helo_name" }, { "client_port", "client_port" },
+    { "client_protocol", "protocol" }, { "sasl_method", "sasl_method" },
+    { "sasl_username", "sasl_username" }, { "sasl_sender", "sasl_sender" },
+};
+
+/* The queue attribute behind a client macro, or NULL. */
+static const char *client_attr_of(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(client_macros) / sizeof(client_macros[0]); i++)
+        if (name_is(name, len, client_macros[i].macro))
+            return client_macros[i].attr;
+    return NULL;
 }
 
 static bool in_list(const char *name, size_t len, const char *const *list, size_t n)
@@ -146,16 +163,11 @@ static void other_value(struct expand_ctx *x, const char *name, size_t len)
                                       : (void)sb_appends(&x->value, m->nexthop);
     } else if (name_is(name, len, "size")) {
         sb_appendf(&x->value, "%llu", m->size);
+    } else if (name_is(name, len, "queue_id")) {
+        sb_appends(&x->value, m->queue_id);
     } else {
-        const char *v = name_is(name, len, "queue_id") ? m->queue_id
-                        : name_is(name, len, "client_address") ? m->client_address
-                        : name_is(name, len, "client_hostname") ? m->client_hostname
-                        : name_is(name, len, "client_helo") ? m->client_helo
-                        : name_is(name, len, "client_port") ? m->client_port
-                        : name_is(name, len, "client_protocol") ? m->client_protocol
-                        : name_is(name, len, "sasl_method") ? m->sasl_method
-                        : name_is(name, len, "sasl_username") ? m->sasl_username
-                        : m->sasl_sender;
+        const char *attr = client_attr_of(name, len);
+        const char *v = attr && m->client_attr ? m->client_attr(attr, m->context) : NULL;
         sb_appends(&x->value, v ? v : "");
     }
 }
@@ -164,7 +176,8 @@ static const char *lookup(const char *name, size_t len, void *context)
 {
     struct expand_ctx *x = context;
     bool rcpt = in_list(name, len, rcpt_macros, sizeof(rcpt_macros) / sizeof(rcpt_macros[0]));
-    if (!rcpt && !in_list(name, len, other_macros, sizeof(other_macros) / sizeof(other_macros[0]))) {
+    if (!rcpt && !in_list(name, len, other_macros, sizeof(other_macros) / sizeof(other_macros[0]))
+        && !client_attr_of(name, len)) {
         if (!x->unknown[0])
             snprintf(x->unknown, sizeof(x->unknown), "%.*s", (int)(len < 60 ? len : 60), name);
         return NULL;

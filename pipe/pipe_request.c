@@ -191,6 +191,12 @@ static const char *original_of(const struct deliver_rcpt *r)
     return orig ? orig : r->address;
 }
 
+/* The client macros' source: what smtpd recorded in the queue file. */
+static const char *message_attr(const char *name, const void *context)
+{
+    return qmessage_attr(context, name);
+}
+
 static void run_command(struct request *r)
 {
     const struct pipe_attr *a = &pipe_cfg.attr;
@@ -205,14 +211,7 @@ static void run_command(struct request *r)
         }
     struct pipe_macros m = {
         .sender = r->dr.sender, .nexthop = r->dr.nexthop, .queue_id = r->dr.queue_id,
-        .client_address = qmessage_attr(msg, "client_addr"),
-        .client_hostname = qmessage_attr(msg, "client_name"),
-        .client_helo = qmessage_attr(msg, "helo_name"),
-        .client_port = qmessage_attr(msg, "client_port"),
-        .client_protocol = qmessage_attr(msg, "protocol"),
-        .sasl_method = qmessage_attr(msg, "sasl_method"),
-        .sasl_username = qmessage_attr(msg, "sasl_username"),
-        .sasl_sender = qmessage_attr(msg, "sasl_sender"),
+        .client_attr = message_attr, .context = msg,
         .size = msg->content_size, .rcpts = rcpts, .nrcpt = n,
     };
     char **argv = NULL;

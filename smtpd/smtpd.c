@@ -45,8 +45,11 @@ static char *cleanup_socket_path(void)
     return p;
 }
 
-static void read_limits(struct smtpd_config *c)
+/* The settings smtpd reads as they are, and the bounds it puts on some. */
+static void read_settings(struct smtpd_config *c)
 {
+    c->myhostname = cfg_str(P_myhostname);
+    c->banner = cfg_str(P_smtpd_banner);
     c->timeout = cfg_time(P_smtpd_timeout);
     c->greet_pause = cfg_time(P_smtpd_greet_pause);
     c->error_sleep = cfg_time(P_smtpd_error_sleep_time);
@@ -55,11 +58,17 @@ static void read_limits(struct smtpd_config *c)
     c->recipient_limit = cfg_int(P_smtpd_recipient_limit);
     c->client_limit = cfg_int(P_smtpd_client_limit_per_process);
     c->size_limit = cfg_size(P_message_size_limit);
+    c->ipc_timeout = cfg_time(P_ipc_timeout);
+    c->forbid_unauth_pipelining = cfg_bool(P_smtpd_forbid_unauth_pipelining);
+    c->disable_vrfy = cfg_bool(P_disable_vrfy_command);
+    c->smtputf8 = cfg_bool(P_smtputf8_enable);
+    c->requiretls = cfg_bool(P_requiretls_enable);
+    c->strict_rfc821 = cfg_bool(P_strict_rfc821_envelopes);
+    c->helo_required = cfg_bool(P_smtpd_helo_required);
     long long line = cfg_size(P_line_length_limit);
     c->line_limit = line < 80 ? 80 : line > 1000000 ? 1000000 : (size_t)line;
     long long frame = cfg_size(P_ipc_frame_limit);
     c->ipc_frame_limit = frame < 4096 ? 4096 : (size_t)frame;
-    c->ipc_timeout = cfg_time(P_ipc_timeout);
     if (c->timeout <= 0)
         c->timeout = 1;
     if (c->hard_error_limit <= 0)
@@ -69,17 +78,9 @@ static void read_limits(struct smtpd_config *c)
 static void smtpd_post_init(struct event_base *base)
 {
     struct smtpd_config *c = &smtpd_cfg;
-    c->myhostname = cfg_str(P_myhostname);
-    c->banner = cfg_str(P_smtpd_banner);
-    read_limits(c);
+    read_settings(c);
     c->bare_lf = read_bare_policy("smtpd_forbid_bare_newline", cfg_str(P_smtpd_forbid_bare_newline));
     c->bare_cr = read_bare_policy("smtpd_forbid_bare_cr", cfg_str(P_smtpd_forbid_bare_cr));
-    c->forbid_unauth_pipelining = cfg_bool(P_smtpd_forbid_unauth_pipelining);
-    c->disable_vrfy = cfg_bool(P_disable_vrfy_command);
-    c->smtputf8 = cfg_bool(P_smtputf8_enable);
-    c->requiretls = cfg_bool(P_requiretls_enable);
-    c->strict_rfc821 = cfg_bool(P_strict_rfc821_envelopes);
-    c->helo_required = cfg_bool(P_smtpd_helo_required);
     c->cleanup_path = cleanup_socket_path();
     smtpd_check_init();
     smtpd_limits_init(base);

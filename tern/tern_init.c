@@ -85,12 +85,11 @@ struct init_options {
 /* 0 ok, 1 = exit 0 (help shown), 2 = usage error. */
 static int parse_init_options(int argc, char **argv, struct init_options *o)
 {
+    /* the three that take a value, then the two switches */
     static const struct option opts[] = {
-        { "port", required_argument, NULL, 'p' },
+        { "port", required_argument, NULL, 'p' }, { "hostname", required_argument, NULL, 'H' },
         { "daemon-directory", required_argument, NULL, 'd' },
-        { "hostname", required_argument, NULL, 'H' },
-        { "force", no_argument, NULL, 'f' },
-        { "help", no_argument, NULL, 'h' },
+        { "force", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     *o = (struct init_options){ 2525, TERN_LIBEXECDIR, NULL, false, NULL };

@@ -25,39 +25,18 @@
 #define CIDR_MAX_RULES 1000000
 #define CIDR_KEY_MAX 64
 
-enum cidr_kind { CIDR_MATCH, CIDR_IF, CIDR_ENDIF };
-
 struct cidr_rule {
-    enum cidr_kind kind;
-    bool negate;
+    struct map_rule head;
     int family;            /* AF_INET or AF_INET6: a key of the other never matches */
     struct netlist *net;   /* one network; NULL for endif */
-    char *result;          /* CIDR_MATCH only */
-    size_t skip_to;        /* CIDR_IF: index after the matching endif */
 };
 
-static void cidr_rule_free(void *rule)
-{
-    struct cidr_rule *r = rule;
-    netlist_free(r->net);
-    free(r->result);
-}
-
-struct cidr_table {
-    struct cidr_rule *rules;
-    size_t n, cap;
-    struct map_ifs ifs;
-};
-
-/* The network at *p (up to white space) into r; advances *p past it. */
-static int parse_network(struct cidr_rule *r, char **p, const char *path, int line,
+/* The network at *p (up to white space) into the rule; advances *p past it. */
+static int parse_network(struct map_rule *rule, char **p, const char *path, int line,
                          struct strbuf *err)
 {
+    struct cidr_rule *r = (struct cidr_rule *)rule;
     char *start = *p;
-    if (*start == '!') {
-        r->negate = true;
-        start++;
-    }
     size_t n = strcspn(start, " \t\r\n\v\f");
     char saved = start[n];
     start[n] = 0;
@@ -77,56 +56,15 @@ static int parse_network(struct cidr_rule *r, char **p, const char *path, int li
     return r->net ? 0 : -1;
 }
 
-static int parse_rule(struct cidr_table *t, char *text, int line, const char *path,
-                      struct strbuf *err)
+static void cidr_rule_free(struct map_rule *rule)
 {
-    struct cidr_rule r = { .kind = CIDR_MATCH };
-    char *p = text;
-    if (map_is_keyword(p, "endif")) {
-        size_t opener;
-        if (map_ifs_close(&t->ifs, p + 5, path, line, &opener, err) < 0)
-            return -1;
-        r.kind = CIDR_ENDIF;
-        t->rules[opener].skip_to = t->n + 1;
-        t->rules[t->n++] = r;
-        return 0;
-    }
-    bool is_if = map_is_keyword(p, "if");
-    if (is_if)
-        for (p += 2; isspace((unsigned char)*p); p++)
-            ;
-    if (parse_network(&r, &p, path, line, err) < 0)
-        return -1;
-    while (isspace((unsigned char)*p))
-        p++;
-    if (is_if) {
-        if (map_ifs_open(&t->ifs, t->n, p, path, line, err) == 0) {
-            r.kind = CIDR_IF;
-            t->rules[t->n++] = r;
-            return 0;
-        }
-    } else if (!*p) {
-        sb_appendf(err, "%s:%d: missing result after the network", path, line);
-    } else {
-        r.result = xstrdup(p);
-        t->rules[t->n++] = r;
-        return 0;
-    }
-    netlist_free(r.net);
-    return -1;
+    netlist_free(((struct cidr_rule *)rule)->net);
 }
 
-/* One rule of table t (a map_line_fn). */
-static int add_rule(void *table, char *text, int line, const char *path, struct strbuf *err)
-{
-    struct cidr_table *t = table;
-    void *rules = map_rules_room(t->rules, t->n, &t->cap, sizeof(*t->rules), CIDR_MAX_RULES,
-                                 path, line, err);
-    if (!rules)
-        return -1;
-    t->rules = rules;
-    return parse_rule(t, text, line, path, err);
-}
+static const struct map_rule_type cidr_rules = {
+    .rule_size = sizeof(struct cidr_rule), .max_rules = CIDR_MAX_RULES,
+    .pattern_name = "network", .pattern = parse_network, .free_rule = cidr_rule_free,
+};
 
 /* The key as a socket address and its family (IPv4 for an IPv4-mapped
  * IPv6 address): false when it is not an IP address. */
@@ -149,39 +87,41 @@ static bool key_address(const char *key, struct sockaddr_storage *ss, int *famil
     return false;
 }
 
-static int cidr_lookup(struct map *m, const char *key, struct strbuf *result)
-{
-    struct cidr_table *t = m->priv;
+/* The key being looked up, for cidr_hits. */
+struct cidr_key {
     struct sockaddr_storage ss;
     int family;
-    if (!key_address(key, &ss, &family))
+};
+
+/* A key of the other family misses, negated or not. */
+static int cidr_hits(const void *rule, void *ctx)
+{
+    const struct cidr_rule *r = rule;
+    const struct cidr_key *k = ctx;
+    return r->family == k->family
+           && netlist_match(r->net, (const struct sockaddr *)&k->ss) != r->head.negate;
+}
+
+static int cidr_lookup(struct map *m, const char *key, struct strbuf *result)
+{
+    struct map_rule_list *rules = m->priv;
+    struct cidr_key k;
+    if (!key_address(key, &k.ss, &k.family))
         return 0;
-    for (size_t i = 0; i < t->n; i++) {
-        struct cidr_rule *r = &t->rules[i];
-        if (r->kind == CIDR_ENDIF)
-            continue;
-        bool hit = r->family == family
-                   && netlist_match(r->net, (const struct sockaddr *)&ss) != r->negate;
-        if (r->kind == CIDR_IF) {
-            if (!hit)
-                i = r->skip_to - 1;
-            continue;
-        }
-        if (hit)
-            return sb_appends(result, r->result) < 0 ? -1 : 1;
-    }
-    return 0;
+    long i = map_rules_first(rules, cidr_hits, &k);
+    if (i < 0)
+        return 0;
+    return sb_appends(result, map_rule_at(rules, (size_t)i)->result) < 0 ? -1 : 1;
 }
 
 static void cidr_close(struct map *m)
 {
-    struct cidr_table *t = m->priv;
-    map_rules_free(t->rules, t->n, sizeof(*t->rules), cidr_rule_free);
-    free(t);
+    map_rules_free(m->priv);
+    free(m->priv);
 }
 
 struct inline_rules {
-    struct cidr_table *t;
+    struct map_rule_list *rules;
     int count;
 };
 
@@ -189,28 +129,28 @@ static int inline_rule(char *text, void *ctx, struct strbuf *err)
 {
     struct inline_rules *r = ctx;
     text = str_trim(text);
-    return *text ? add_rule(r->t, text, ++r->count, "cidr:{...} rule", err) : 0;
+    return *text ? map_rules_add(r->rules, text, ++r->count, "cidr:{...} rule", err) : 0;
 }
 
 /* Rules from a source file, or inline as cidr:{ {rule}, {rule} } (Postfix
  * 3.7's inline form; a rule without braces ends at the next comma). */
-static int read_inline(struct cidr_table *t, const struct map *m, struct strbuf *err)
+static int read_inline(struct map_rule_list *rules, const struct map *m, struct strbuf *err)
 {
     size_t len = strlen(m->name);
     if (len < 2 || m->name[len - 1] != '}') {
         sb_appendf(err, "cidr table \"%.100s\": missing '}' (cidr:{ {rule}, {rule} })", m->spec);
         return -1;
     }
-    struct inline_rules ctx = { t, 0 };
-    return map_inline_items(m, "cidr", ",", inline_rule, &ctx, err);
+    struct inline_rules ctx = { rules, 0 };
+    if (map_inline_items(m, "cidr", ",", inline_rule, &ctx, err) < 0)
+        return -1;
+    return map_rules_end(rules, m->spec, err);
 }
 
 int map_cidr_open(struct map *m, struct strbuf *err)
 {
-    struct cidr_table *t = xcalloc(1, sizeof(*t));
-    int rc = m->name[0] == '{' ? read_inline(t, m, err)
-                               : map_reader_each(m->name, add_rule, t, err);
-    if (rc == 0)
-        rc = map_ifs_end(&t->ifs, m->name[0] == '{' ? m->spec : m->name, err);
-    return map_opened(m, t, rc, cidr_lookup, cidr_close);
+    struct map_rule_list *rules = xcalloc(1, sizeof(*rules));
+    rules->type = &cidr_rules;
+    int rc = m->name[0] == '{' ? read_inline(rules, m, err) : map_rules_read(rules, m->name, err);
+    return map_opened(m, rules, rc, cidr_lookup, cidr_close);
 }

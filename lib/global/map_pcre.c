@@ -14,30 +14,14 @@
 #define PCRE_MAX_RULES 100000
 #define PCRE_RESULT_LIMIT 65536
 
-enum rule_kind { RULE_MATCH, RULE_IF, RULE_ENDIF };
-
 struct rule {
-    enum rule_kind kind;
-    bool negate;
+    struct map_rule head;
     pcre2_code *re;
-    char *result;          /* RULE_MATCH only */
-    size_t skip_to;        /* RULE_IF: index after the matching endif */
-    int line;
 };
 
-static void pcre_rule_free(void *rule)
-{
-    struct rule *r = rule;
-    pcre2_code_free(r->re);
-    free(r->result);
-}
-
 struct pcre_table {
-    struct rule *rules;
-    size_t n, cap;
-    uint32_t max_groups;   /* sizes the match data so every $N is available */
-    pcre2_match_data *md;
-    struct map_ifs ifs;
+    struct map_rule_list rules;
+    pcre2_match_data *md;  /* sized for the most groups of any pattern */
 };
 
 /* Parse "/pattern/flags" at *p (the delimiter is the first character). */
@@ -108,23 +92,24 @@ static size_t parse_ref(const char *p, unsigned *group)
 }
 
 /* Refuse at open what would otherwise go wrong at every lookup. */
-static int check_result(const struct rule *r, const char *path, struct strbuf *err)
+static int check_result(const struct map_rule *rule, const char *path, struct strbuf *err)
 {
+    const struct rule *r = (const struct rule *)rule;
     uint32_t groups = 0;
     pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &groups);
-    for (const char *p = r->result; (p = strchr(p, '$')) != NULL;) {
+    for (const char *p = r->head.result; (p = strchr(p, '$')) != NULL;) {
         unsigned n;
         size_t len;
         if (p[1] == '$') {
             p += 2;
         } else if ((len = parse_ref(p + 1, &n)) > 0) {
-            if (r->negate) {
+            if (r->head.negate) {
                 sb_appendf(err, "%s:%d: $%u in the result of a !/pattern/, which captures nothing",
-                           path, r->line, n);
+                           path, r->head.line, n);
                 return -1;
             }
             if (n > groups) {
-                sb_appendf(err, "%s:%d: $%u but the pattern has %u group%s", path, r->line, n,
+                sb_appendf(err, "%s:%d: $%u but the pattern has %u group%s", path, r->head.line, n,
                            (unsigned)groups, groups == 1 ? "" : "s");
                 return -1;
             }
@@ -136,83 +121,23 @@ static int check_result(const struct rule *r, const char *path, struct strbuf *e
     return 0;
 }
 
-static int parse_endif(struct pcre_table *t, struct rule *r, const char *rest,
-                       const char *path, struct strbuf *err)
+/* The /regex/flags at *p into the rule. */
+static int parse_pattern(struct map_rule *rule, char **p, const char *path, int line,
+                         struct strbuf *err)
 {
-    size_t opener;
-    if (map_ifs_close(&t->ifs, rest, path, r->line, &opener, err) < 0)
-        return -1;
-    r->kind = RULE_ENDIF;
-    t->rules[opener].skip_to = t->n + 1;
-    return 0;
+    struct rule *r = (struct rule *)rule;
+    return (r->re = parse_regex(p, path, line, err)) ? 0 : -1;
 }
 
-/* The rest of an if line or a rule, after the pattern. */
-static int parse_tail(struct pcre_table *t, struct rule *r, bool is_if, const char *p,
-                      const char *path, struct strbuf *err)
+static void pcre_rule_free(struct map_rule *rule)
 {
-    if (is_if) {
-        if (map_ifs_open(&t->ifs, t->n, p, path, r->line, err) < 0)
-            return -1;
-        r->kind = RULE_IF;
-        return 0;
-    }
-    while (isspace((unsigned char)*p))
-        p++;
-    if (!*p) {
-        sb_appendf(err, "%s:%d: missing result after the pattern", path, r->line);
-        return -1;
-    }
-    r->kind = RULE_MATCH;
-    r->result = xstrdup(p);
-    return check_result(r, path, err);
+    pcre2_code_free(((struct rule *)rule)->re);
 }
 
-/* One logical line: a rule, "if [!]/re/" or "endif". */
-static int parse_rule(struct pcre_table *t, char *text, int line, const char *path,
-                      struct strbuf *err)
-{
-    struct rule r = { .line = line };
-    char *p = text;
-    int rc;
-    if (map_is_keyword(p, "endif")) {
-        rc = parse_endif(t, &r, p + 5, path, err);
-    } else {
-        bool is_if = map_is_keyword(p, "if");
-        if (is_if)
-            for (p += 2; isspace((unsigned char)*p); p++)
-                ;
-        if (*p == '!') {
-            r.negate = true;
-            p++;
-        }
-        if (!(r.re = parse_regex(&p, path, line, err)))
-            return -1;
-        rc = parse_tail(t, &r, is_if, p, path, err);
-    }
-    if (rc < 0) {
-        pcre2_code_free(r.re);
-        free(r.result);
-        return -1;
-    }
-    uint32_t groups = 0;
-    if (r.re && pcre2_pattern_info(r.re, PCRE2_INFO_CAPTURECOUNT, &groups) == 0 && groups > t->max_groups)
-        t->max_groups = groups;
-    t->rules[t->n++] = r;
-    return 0;
-}
-
-/* One logical line of table t (a map_line_fn). */
-static int add_rule(void *table, char *text, int line, const char *path, struct strbuf *err)
-{
-    struct pcre_table *t = table;
-    void *rules = map_rules_room(t->rules, t->n, &t->cap, sizeof(*t->rules), PCRE_MAX_RULES,
-                                 path, line, err);
-    if (!rules)
-        return -1;
-    t->rules = rules;
-    return parse_rule(t, text, line, path, err);
-}
+static const struct map_rule_type pcre_rules = {
+    .rule_size = sizeof(struct rule), .max_rules = PCRE_MAX_RULES, .pattern_name = "pattern",
+    .pattern = parse_pattern, .check = check_result, .free_rule = pcre_rule_free,
+};
 
 /* Append the result with $N replaced by capture N (empty when unset). */
 static int substitute(const char *tmpl, const char *subject, pcre2_match_data *md,
@@ -242,57 +167,77 @@ static int substitute(const char *tmpl, const char *subject, pcre2_match_data *m
     return 0;
 }
 
+/* The key being looked up, for pcre_hits. */
+struct pcre_key {
+    const struct map *m;
+    const char *key;
+    size_t len;
+    pcre2_match_data *md;
+};
+
+static int pcre_hits(const void *rule, void *ctx)
+{
+    const struct rule *r = rule;
+    const struct pcre_key *k = ctx;
+    int rc = pcre2_match(r->re, (PCRE2_SPTR)k->key, k->len, 0, 0, k->md, NULL);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+        /* e.g. the match limit: an answer we cannot give, not "no match" */
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(rc, msg, sizeof(msg));
+        msg_warn("%s, line %d: matching \"%.100s\" failed: %s", k->m->spec, r->head.line, k->key,
+                 (char *)msg);
+        return -1;
+    }
+    return (rc >= 0) != r->head.negate;
+}
+
 static int pcre_lookup(struct map *m, const char *key, struct strbuf *result)
 {
     struct pcre_table *t = m->priv;
-    size_t len = strlen(key);
-    for (size_t i = 0; i < t->n; i++) {
-        struct rule *r = &t->rules[i];
-        if (r->kind == RULE_ENDIF)
-            continue;
-        int rc = pcre2_match(r->re, (PCRE2_SPTR)key, len, 0, 0, t->md, NULL);
-        if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
-            /* e.g. the match limit: an answer we cannot give, not "no match" */
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(rc, msg, sizeof(msg));
-            msg_warn("%s, line %d: matching \"%.100s\" failed: %s", m->spec, r->line, key,
-                     (char *)msg);
-            return -1;
-        }
-        bool hit = (rc >= 0) != r->negate;
-        if (r->kind == RULE_IF) {
-            if (!hit)
-                i = r->skip_to - 1;
-            continue;
-        }
-        if (!hit)
-            continue;
-        if (substitute(r->result, key, t->md, result) < 0) {
-            msg_warn("%s, line %d: result for \"%.100s\" longer than %d bytes", m->spec, r->line,
-                     key, PCRE_RESULT_LIMIT);
-            return -1;
-        }
-        return 1;
+    struct pcre_key k = { m, key, strlen(key), t->md };
+    long i = map_rules_first(&t->rules, pcre_hits, &k);
+    if (i == MAP_RULES_NONE)
+        return 0;
+    if (i < 0)
+        return -1;
+    /* the match data holds the captures of rule i, the last one tried */
+    const struct map_rule *r = map_rule_at(&t->rules, (size_t)i);
+    if (substitute(r->result, key, t->md, result) < 0) {
+        msg_warn("%s, line %d: result for \"%.100s\" longer than %d bytes", m->spec, r->line, key,
+                 PCRE_RESULT_LIMIT);
+        return -1;
     }
-    return 0;
+    return 1;
 }
 
 static void pcre_close(struct map *m)
 {
     struct pcre_table *t = m->priv;
-    map_rules_free(t->rules, t->n, sizeof(*t->rules), pcre_rule_free);
+    map_rules_free(&t->rules);
     if (t->md)
         pcre2_match_data_free(t->md);
     free(t);
 }
 
+/* The most capture groups of any pattern: the match data holds them all. */
+static uint32_t max_groups(const struct map_rule_list *rules)
+{
+    uint32_t most = 0;
+    for (size_t i = 0; i < rules->n; i++) {
+        const struct rule *r = (const struct rule *)map_rule_at(rules, i);
+        uint32_t groups = 0;
+        if (r->re && pcre2_pattern_info(r->re, PCRE2_INFO_CAPTURECOUNT, &groups) == 0 && groups > most)
+            most = groups;
+    }
+    return most;
+}
+
 int map_pcre_open(struct map *m, struct strbuf *err)
 {
     struct pcre_table *t = xcalloc(1, sizeof(*t));
-    int rc = map_reader_each(m->name, add_rule, t, err);
-    if (rc == 0)
-        rc = map_ifs_end(&t->ifs, m->name, err);
-    if (rc == 0 && !(t->md = pcre2_match_data_create(t->max_groups + 1, NULL)))
+    t->rules.type = &pcre_rules;
+    int rc = map_rules_read(&t->rules, m->name, err);
+    if (rc == 0 && !(t->md = pcre2_match_data_create(max_groups(&t->rules) + 1, NULL)))
         msg_fatal("%s: out of memory for match data", m->spec);
     return map_opened(m, t, rc, pcre_lookup, pcre_close);
 }

@@ -86,36 +86,74 @@ struct map_ifs {
     int depth;
 };
 
+/* What every rule of an ordered table has, whatever its pattern: the
+ * first member of each table type's rule. */
+enum map_rule_kind { MAP_RULE_MATCH, MAP_RULE_IF, MAP_RULE_ENDIF };
+struct map_rule {
+    enum map_rule_kind kind;
+    bool negate;           /* "!pattern": the rule hits when it does not match */
+    char *result;          /* MAP_RULE_MATCH only */
+    size_t skip_to;        /* MAP_RULE_IF: index after the matching endif */
+    int line;              /* where it was read, for messages */
+};
+
+/* A table type's part of its rules. */
+struct map_rule_type {
+    size_t rule_size;      /* its rule struct, which starts with a struct map_rule */
+    size_t max_rules;
+    const char *pattern_name;   /* "pattern", "network": for messages */
+    /* The pattern at *p (after any "if" and '!') into rule, advancing *p
+     * past it: 0, or -1 with "path:line: ..." in err. */
+    int (*pattern)(struct map_rule *rule, char **p, const char *path, int line,
+                   struct strbuf *err);
+    /* Optional: refuse a match rule whose result cannot work with its
+     * pattern: 0, or -1 with "path:line: ..." in err. */
+    int (*check)(const struct map_rule *rule, const char *path, struct strbuf *err);
+    /* Free what pattern allocated in rule (also after it failed). */
+    void (*free_rule)(struct map_rule *rule);
+};
+
+/* An ordered table's rules, in the order read. */
+struct map_rule_list {
+    const struct map_rule_type *type;
+    void *rules;           /* n rules, type->rule_size bytes apart */
+    size_t n, cap;
+    struct map_ifs ifs;
+};
+
+static inline struct map_rule *map_rule_at(const struct map_rule_list *l, size_t i)
+{
+    return (struct map_rule *)((char *)l->rules + i * l->type->rule_size);
+}
+
 /* Whether p starts with the keyword word (any case) followed by white
  * space or the end. */
 bool map_is_keyword(const char *p, const char *word);
-/* An "if" whose pattern is followed by rest opens a block at rule number
- * rule: 0, or -1 with "path:line: ..." in err (text after the pattern,
- * blocks nested too deep). */
-int map_ifs_open(struct map_ifs *ifs, size_t rule, const char *rest, const char *path,
-                 int line, struct strbuf *err);
-/* "endif" followed by rest closes the innermost block: 0 with *if_rule
- * set to its if's rule number, or -1 with err (text after endif, endif
- * without if). */
-int map_ifs_close(struct map_ifs *ifs, const char *rest, const char *path, int line,
-                  size_t *if_rule, struct strbuf *err);
-/* The end of a rule list: 0, or -1 with "name:line: if without endif" in
- * err when a block is still open. */
-int map_ifs_end(const struct map_ifs *ifs, const char *name, struct strbuf *err);
-/* Free a rule list: free_rule on each of the n rules (size bytes apart),
- * then the array. */
-void map_rules_free(void *rules, size_t n, size_t size, void (*free_rule)(void *rule));
+/* One logical line as the next rule: "[!]PATTERN result", "if [!]PATTERN"
+ * or "endif". 0, or -1 with "path:line: ..." in err (a bad pattern, no
+ * result, text after the if pattern or endif, endif without if, blocks
+ * nested too deep, more than type->max_rules rules). */
+int map_rules_add(struct map_rule_list *l, char *text, int line, const char *path,
+                  struct strbuf *err);
+/* The end of the rules: 0, or -1 with "name:line: if without endif" in err
+ * when a block is still open. */
+int map_rules_end(const struct map_rule_list *l, const char *name, struct strbuf *err);
+/* Every rule of the file at path, then map_rules_end: 0 or -1 with err. */
+int map_rules_read(struct map_rule_list *l, const char *path, struct strbuf *err);
+#define MAP_RULES_NONE (-1)      /* no rule hits */
+#define MAP_RULES_FAILED (-2)    /* a pattern could not be matched */
+/* The first match rule that hits, in order, skipping the block of each if
+ * rule that does not: its index, MAP_RULES_NONE or MAP_RULES_FAILED.
+ * hits(rule, ctx) says whether a rule hits the key, its negate applied (1
+ * or 0; -1 when it cannot tell, which ends the walk). */
+long map_rules_first(const struct map_rule_list *l, int (*hits)(const void *rule, void *ctx),
+                     void *ctx);
+void map_rules_free(struct map_rule_list *l);
 /* The end of a table type's open: rc 0 makes priv, lookup and close the
  * table's; rc -1 closes what was read (close(m) with priv) and returns -1. */
 int map_opened(struct map *m, void *priv, int rc,
                int (*lookup)(struct map *m, const char *key, struct strbuf *result),
                void (*close)(struct map *m));
-/* Room for one more rule after n in rules (*cap elements of size bytes,
- * at most max): the array, grown as needed, or NULL with "path:line: more
- * than max rules" in err (rules then stays as it was). */
-void *map_rules_room(void *rules, size_t n, size_t *cap, size_t size, size_t max,
-                     const char *path, int line, struct strbuf *err);
-
 /* The items of an inline table, m->name as "{ item, {item}, ... }" (the
  * caller has checked the outer braces): commas and white space separate
  * items, "{item}" holds anything but '}', a bare item ends at any byte of

@@ -264,6 +264,18 @@ static int keyword_param_value(const struct esmtp_param *prm, const struct keywo
     return 0;
 }
 
+/* A parameter that is a bare keyword (SMTPUTF8, REQUIRETLS): 0, or -1
+ * with err set when it is a duplicate or has a value. */
+static int flag_param(const struct esmtp_param *prm, unsigned seen_bit, unsigned *seen,
+                      struct smtp_parse_error *err)
+{
+    if (check_dup(seen, seen_bit, prm->name, err) < 0)
+        return -1;
+    if (prm->value)
+        return parse_fail(err, 501, "5.5.4 Bad %s parameter syntax", prm->name);
+    return 0;
+}
+
 static int parse_size_param(const struct esmtp_param *prm, long long *size, struct smtp_parse_error *err)
 {
     char digits[20];
@@ -303,18 +315,14 @@ static int mail_param(const struct esmtp_param *prm, const struct smtp_parse_opt
         return 0;
     }
     if (strcmp(prm->name, "SMTPUTF8") == 0 && opts->smtputf8_enable) {
-        if (check_dup(seen, SEEN_UTF8, "SMTPUTF8", err) < 0)
+        if (flag_param(prm, SEEN_UTF8, seen, err) < 0)
             return -1;
-        if (prm->value)
-            return parse_fail(err, 501, "5.5.4 Bad SMTPUTF8 parameter syntax");
         m->smtputf8 = true;
         return 0;
     }
     if (strcmp(prm->name, "REQUIRETLS") == 0 && opts->requiretls_known) {
-        if (check_dup(seen, SEEN_REQUIRETLS, "REQUIRETLS", err) < 0)
+        if (flag_param(prm, SEEN_REQUIRETLS, seen, err) < 0)
             return -1;
-        if (prm->value)
-            return parse_fail(err, 501, "5.5.4 Bad REQUIRETLS parameter syntax");
         /* RFC 8689 section 3: only in a session that itself uses TLS */
         if (!opts->requiretls_allowed)
             return parse_fail(err, 530, "5.7.10 REQUIRETLS needs an encrypted session: "

@@ -146,3 +146,12 @@ const char *mac_var_find(const struct mac_var *vars, size_t n, const char *name,
             return vars[i].value;
     return NULL;
 }
+
+const char *mac_var_table_lookup(const char *name, size_t len, void *context)
+{
+    const struct mac_var *vars = context;
+    size_t n = 0;
+    while (vars[n].name)
+        n++;
+    return mac_var_find(vars, n, name, len);
+}

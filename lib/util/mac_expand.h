@@ -43,6 +43,9 @@ struct mac_var {
 
 /* The value of name[0..len) in vars[0..n), or NULL. */
 const char *mac_var_find(const struct mac_var *vars, size_t n, const char *name, size_t len);
+/* A lookup over a fixed table: context is a struct mac_var array that
+ * ends with { NULL, NULL }. */
+const char *mac_var_table_lookup(const char *name, size_t len, void *context);
 
 /* Append the expansion of tmpl to out (bounded by out's limit). ${name?text}
  * expands text when name is defined and not empty, ${name:text} when it is

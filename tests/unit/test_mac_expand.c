@@ -8,20 +8,12 @@
 #include "mac_expand.h"
 
 /* A small table of names; "loop" and "deep*" are for recursive mode. */
-static const char *const table[][2] = {
+static const struct mac_var table[] = {
     { "a", "alpha" }, { "empty", "" }, { "dollar", "$$" }, { "ab", "[$a$(a)]" },
     { "loop", "x$loop" }, { "nested", "${a?<${empty:E}>}" }, { "ref_empty", "$empty" },
     { "slash", "a/b c" }, { "deep1", "$deep2" }, { "deep2", "$deep3" }, { "deep3", "end" },
+    { NULL, NULL },
 };
-
-static const char *lookup(const char *name, size_t len, void *context)
-{
-    (void)context;
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-        if (strlen(table[i][0]) == len && memcmp(table[i][0], name, len) == 0)
-            return table[i][1];
-    return NULL;
-}
 
 /* Values of names starting with 's' are untrusted: keep letters only. */
 static int filter(struct strbuf *out, const char *name, size_t len, const char *value, void *context)
@@ -42,7 +34,7 @@ static int filter(struct strbuf *out, const char *name, size_t len, const char *
 
 static int run(const char *tmpl, int how, int depth, size_t limit, struct strbuf *out)
 {
-    const struct mac_expand_spec spec = { lookup, how & FILTER ? filter : NULL, NULL,
+    const struct mac_expand_spec spec = { mac_var_table_lookup, how & FILTER ? filter : NULL, (void *)table,
                                           how & RECURSE ? MAC_EXP_RECURSE : 0, depth };
     sb_free(out);
     sb_init(out, limit);

@@ -70,6 +70,14 @@ static void test_attributes(void)
     sb_free(&err);
 }
 
+/* The client macros' source, as the queue file's attributes would give it. */
+static const char *client_attr(const char *name, const void *context)
+{
+    (void)context;
+    return strcmp(name, "client_addr") == 0 ? "192.0.2.1"
+           : strcmp(name, "sasl_username") == 0 ? "ann" : NULL;
+}
+
 static void test_expand(void)
 {
     struct pipe_attr a;
@@ -79,19 +87,19 @@ static void test_expand(void)
         { "ann smith@example.com", "alias@example.com" },
     };
     struct pipe_macros m = {
-        .sender = "", .nexthop = "Example.COM", .queue_id = "QID", .client_address = "192.0.2.1",
+        .sender = "", .nexthop = "Example.COM", .queue_id = "QID", .client_attr = client_attr,
         .size = 1234, .rcpts = rcpts, .nrcpt = 2,
     };
     char **argv;
     CHECK(parse("flags=hq user=x argv=/bin/cmd -f $sender -n ${nexthop} --rcpt=${recipient} "
-                "${user}/${extension}/${mailbox}/${domain} $size $queue_id ${client_address} $$ "
+                "${user}/${extension}/${mailbox}/${domain} $size $queue_id ${client_address} ${sasl_username} <${client_helo}> $$ "
                 "${original_recipient}", &a, &err) == 0);
     CHECK(pipe_expand_argv(&a, &m, "+", &argv, &err) == 0);
     const char *want[] = {
         "/bin/cmd", "-f", "MAILER-DAEMON", "-n", "example.com",
         "--rcpt=Joe+Box@example.com", "--rcpt=\"ann smith\"@example.com",
         "Joe/Box/Joe+Box/example.com", "ann smith//ann smith/example.com",
-        "1234", "QID", "192.0.2.1", "$", "Joe+Box@example.com", "alias@example.com", NULL,
+        "1234", "QID", "192.0.2.1", "ann", "<>", "$", "Joe+Box@example.com", "alias@example.com", NULL,
     };
     for (size_t i = 0; want[i]; i++)
         CHECK_STR(argv[i], want[i]);
