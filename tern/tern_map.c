@@ -124,7 +124,7 @@ static int map_build_command(int argc, char **argv)
     }
     for (int i = first; i < argc; i++) {
         char *spec = table_spec(argv[i]);
-        if (build_reported(spec, flags))
+        if (build_reported(spec, flags | MAP_BUILD_PROGRESS))
             rc = 1;
         free(spec);
     }

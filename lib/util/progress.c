@@ -1,11 +1,13 @@
 /* progress.c: the progress bar of long commands (progress.h). Written with
  * write(2) on descriptor 2, so that it never mixes with what stdio buffers
  * for standard output, and only when descriptor 2 is a terminal. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "progress.h"
 #include "util.h"
 
@@ -13,6 +15,8 @@
 #define WIDTH_MIN 20
 #define WIDTH_MAX 300
 #define BAR_MIN 10                  /* cells of the bar itself, at the least */
+
+static struct progress *active;     /* the bar on the screen */
 
 static unsigned terminal_width(void)
 {
@@ -82,6 +86,9 @@ static void draw(struct progress *p)
                                width);
     if (n >= width)
         n = width - 1;
+    /* blanks to the end: a shorter line covers all of the one before */
+    while (n < width - 1 && n + 2 < sizeof(line))
+        line[1 + n++] = ' ';
     line[0] = '\r';
     (void)!write(STDERR_FILENO, line, n + 1);
     p->drawn = true;
@@ -97,6 +104,8 @@ void progress_begin(struct progress *p, const char *what, unsigned long long tot
     str_sanitize(p->what);                   /* a file name may hold anything */
     if (p->on) {
         p->last_usec = now_usec();
+        active = p;
+        log_before_stderr(progress_interrupt);
         draw(p);
     }
 }
@@ -113,17 +122,33 @@ void progress_update(struct progress *p, unsigned long long done)
     draw(p);
 }
 
-void progress_end(struct progress *p)
+void progress_clear(struct progress *p)
 {
-    if (!p->on || !p->drawn) {
-        p->on = false;
+    if (!p->on || !p->drawn)
         return;
-    }
+    int saved_errno = errno;      /* callers print strerror(errno) next */
     char blank[WIDTH_MAX + 2];
     unsigned width = terminal_width();
     blank[0] = '\r';
     memset(blank + 1, ' ', width - 1);
     blank[width] = '\r';
     (void)!write(STDERR_FILENO, blank, width + 1);
-    p->on = p->drawn = false;
+    p->drawn = false;
+    errno = saved_errno;
+}
+
+void progress_interrupt(void)
+{
+    if (active)
+        progress_clear(active);
+}
+
+void progress_end(struct progress *p)
+{
+    progress_clear(p);
+    p->on = false;
+    if (active == p) {
+        active = NULL;
+        log_before_stderr(NULL);
+    }
 }

@@ -28,6 +28,12 @@ void progress_begin(struct progress *p, const char *what, unsigned long long tot
 /* done units of total are finished: redraws when the last redraw is older
  * than PROGRESS_INTERVAL_USEC. Cheap enough to call for every line. */
 void progress_update(struct progress *p, unsigned long long done);
+/* Wipe the bar (until the next redraw) so that a message printed now
+ * starts on a clean line. */
+void progress_clear(struct progress *p);
+/* The same for the bar on the screen now, if any: what prints messages on
+ * standard error (log.c with log_to_stderr) calls it first. */
+void progress_interrupt(void);
 /* The work is over: the bar is wiped from the terminal. */
 void progress_end(struct progress *p);
 
