@@ -91,7 +91,8 @@ size_t maillog_files(const char *file, char **files, size_t max)
     }
     if (d)
         closedir(d);
-    qsort(found, n, sizeof(*found), rotated_cmp);
+    if (n)
+        qsort(found, n, sizeof(*found), rotated_cmp);
     size_t out = 0, keep = max - 1;   /* the newest copies, and FILE itself */
     for (size_t i = 0; i < n; i++) {
         if (n - i <= keep)
