@@ -49,13 +49,13 @@ size_t progress_format(char *buf, size_t size, const char *what, unsigned long l
     char a[32], b[32], tail[80];
     if (size == 0)
         return 0;
+    if (total && done > total)
+        done = total;
     format_amount(a, sizeof(a), done, bytes);
     if (total == 0) {
         snprintf(buf, size, "%.*s  %s%s", PROGRESS_WHAT_MAX, what, a, bytes ? "" : " done");
         return strlen(buf);
     }
-    if (done > total)
-        done = total;
     format_amount(b, sizeof(b), total, bytes);
     unsigned pct = (unsigned)(done * 100.0 / (double)total);
     snprintf(tail, sizeof(tail), " %3u%%  %s/%s", pct, a, b);
