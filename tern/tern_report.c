@@ -9,6 +9,7 @@
  * messages in flight. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,7 +277,7 @@ static const char *shown_address(const char *addr)
 
 /* A message whose origin (client= or uid=) and qmgr's from= line are both
  * known is received: counted once, with its sender and size. */
-static void count_received(struct reading *rd, struct message *m, time_t when)
+static void count_received(struct reading *rd, struct message *m)
 {
     if ((m->flags & (M_RECEIVED | M_FROM)) != (M_RECEIVED | M_FROM) || (m->flags & M_COUNTED))
         return;
@@ -288,7 +289,6 @@ static void count_received(struct reading *rd, struct message *m, time_t when)
     report_table_add(&r->senders, shown_address(sender), 1, m->size);
     domain_of(sender, domain, sizeof(domain));
     report_table_add(&r->sender_domains, domain, 1, m->size);
-    (void)when;
 }
 
 static int hour_of(time_t t)
@@ -471,7 +471,7 @@ static void add_event(struct reading *rd, const struct maillog_event *ev, time_t
             r->received_local++;
         if (ev->kind == MAILLOG_PICKUP && !m->sender)
             m->sender = xstrndup(ev->addr, ADDRESS_MAX);
-        count_received(rd, m, when);
+        count_received(rd, m);
         break;
     case MAILLOG_FROM:
         if (!(m = message_get(&rd->ms, ev->id, true)) || (m->flags & M_FROM))
@@ -480,7 +480,7 @@ static void add_event(struct reading *rd, const struct maillog_event *ev, time_t
         m->size = (unsigned long long)ev->size;
         free(m->sender);
         m->sender = xstrndup(ev->addr, ADDRESS_MAX);   /* as rewritten by cleanup */
-        count_received(rd, m, when);
+        count_received(rd, m);
         break;
     case MAILLOG_DELIVERY:
         add_delivery(rd, ev, when);
@@ -728,8 +728,12 @@ static int mail_report(const struct report *r, char **rcpts, size_t n)
         close(fds[1]);
         goto out;
     }
+    /* a sendmail that ends early must not take this process with SIGPIPE */
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+    sigaction(SIGPIPE, &ign, &old);
     bool written = write_all(fds[1], msg.data, msg.len) == (ssize_t)msg.len;
     close(fds[1]);
+    sigaction(SIGPIPE, &old, NULL);
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;

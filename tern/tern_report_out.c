@@ -111,9 +111,11 @@ static void text_table(struct strbuf *out, const struct report *r, const char *t
             else
                 sb_appendf(out, "  %8llu  %s\n", top[i]->count, top[i]->key);
         }
-        if (t->other_count)
+        if (t->other_count && bytes)
             sb_appendf(out, "  %8llu %14llu  (others, not counted one by one)\n", t->other_count,
                        t->other_bytes);
+        else if (t->other_count)
+            sb_appendf(out, "  %8llu  (others, not counted one by one)\n", t->other_count);
     }
     free(top);
 }
