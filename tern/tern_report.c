@@ -371,6 +371,10 @@ static void add_reject(struct reading *rd, const struct maillog_event *ev, time_
     r->hour_rejected[hour_of(when)]++;
     report_table_add(&r->reject_reasons, reject_category(ev), 1, 0);
     reason_key(reply_text(ev->reason), key, sizeof(key));
+    /* "... blocked using zen.example; https://.../1.2.3.4": one line per list */
+    char *listed = strstr(key, " blocked using ");
+    if (listed)
+        listed[strcspn(listed, ";")] = 0;
     snprintf(detail, sizeof(detail), "%s: %s", *ev->stage ? ev->stage : "-", key);
     report_table_add(&r->reject_details, detail, 1, 0);
 }

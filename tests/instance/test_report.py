@@ -3,8 +3,9 @@ workload. One instance (smtpd with STARTTLS, local delivery, the smtp
 client to a real SMTP sink and to a closed port) takes a scripted
 workload: messages from known senders and of known sizes accepted and
 delivered locally and to the sink, some sessions over TLS, one local
-submission through sendmail, recipients refused as unknown users and as
-relay attempts, one message deferred to a dead destination and one
+submission through sendmail, recipients refused as unknown users, as
+relay attempts and from a client on a DNS blocklist (a real DNS server),
+one message deferred to a dead destination and one
 bounced by the sink. Every section of the report (text, and the same
 numbers in the --html page) is checked against what the test did; the
 sizes are the ones qmgr logged (as pflogsumm adds them up), and the
@@ -39,6 +40,7 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import sink as sinkmod  # noqa: E402
+from dnsserver import DnsServer  # noqa: E402
 
 HOST = "tern.test"
 SENDMAIL = os.path.join(harness.BUILD, "sendmail", "sendmail")
@@ -56,6 +58,8 @@ WORKLOAD = {
 TLS_SENDERS = {"bob@example.net"}            # their session uses STARTTLS
 UNKNOWN_USERS = ["nosuch%d@%s" % (i, HOST) for i in range(3)]       # M = 3
 RELAY_DENIED = ["someone%d@elsewhere.test" % i for i in range(2)]   # K = 2
+RBL_CLIENT = "127.0.0.5"                     # listed in rbl.test: refused
+RBL_REFUSED = ["root@" + HOST, "ok1@remote.test"]                  # R = 2
 DEFERRED = ("dave@example.org", "later@dead.test")
 BOUNCED = ("bouncer@" + HOST, "nobody@remote.test")
 LOCAL_SUBMISSION = ("erin@example.com", "root@" + HOST, 500)       # through sendmail
@@ -212,6 +216,9 @@ class TestReport(unittest.TestCase):
         cls.sink = sinkmod.Sink()
         cls.addClassCleanup(cls.sink.stop)
         cls.sink.handler.reject_rcpts.add(BOUNCED[1])
+        cls.dns = DnsServer({"5.0.0.127.rbl.test": {"A": ["127.0.0.2"],
+                                                    "TXT": ["listed, see https://rbl.test/127.0.0.5"]}})
+        cls.addClassCleanup(cls.dns.stop)
         dead_port = harness.free_port()
         inst = cls.inst = instance_with_commands("report", {})
         cls.addClassCleanup(inst.cleanup)
@@ -235,6 +242,8 @@ class TestReport(unittest.TestCase):
             "mail_spool_directory": os.path.join(d, "spool"),
             "smtpd_tls_security_level": "may",
             "smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key,
+            "smtpd_client_restrictions": "reject_rbl_client rbl.test",
+            "smtpd_dns_servers": "127.0.0.1:%d" % cls.dns.port, "smtpd_dns_timeout": "5s",
             "minimal_backoff_time": "1000s", "maximal_backoff_time": "2000s",
             "queue_run_delay": "1000s",
         })
@@ -286,6 +295,16 @@ class TestReport(unittest.TestCase):
                 code, _ = s.rcpt(r)
                 assert code in (550, 454, 554), (r, code)
             s.rset()
+        # a client on a DNS blocklist: refused at RCPT (smtpd_delay_reject)
+        s = smtplib.SMTP("127.0.0.1", inst.port, timeout=10, source_address=(RBL_CLIENT, 0))
+        try:
+            s.ehlo("client.example")
+            s.mail("spammer@spam.test")
+            for r in RBL_REFUSED:
+                code, reply = s.rcpt(r)
+                assert code == 554 and b"blocked using rbl.test" in reply, (code, reply)
+        finally:
+            s.quit()
         sender, rcpt, size = LOCAL_SUBMISSION
         r = subprocess.run([SENDMAIL, "-C", inst.dir, "-f", sender, rcpt],
                            input=("Subject: local\n\n%s\n" % ("l\n" * (size // 2))).encode(),
@@ -364,7 +383,7 @@ class TestReport(unittest.TestCase):
             "deferrals": 1,
             "bounced": 1,
             "expired": 0,
-            "rejected": len(UNKNOWN_USERS) + len(RELAY_DENIED),
+            "rejected": len(UNKNOWN_USERS) + len(RELAY_DENIED) + len(RBL_REFUSED),
             "discarded": 0,
             "held": 0,
             "bounce notices": 1,
@@ -380,11 +399,14 @@ class TestReport(unittest.TestCase):
 
     def test_rejections(self):
         self.assertEqual(table(self.report["Rejections by reason"], False),
-                         {"unknown user": len(UNKNOWN_USERS), "relay denied": len(RELAY_DENIED)})
+                         {"unknown user": len(UNKNOWN_USERS), "relay denied": len(RELAY_DENIED),
+                          "RBL": len(RBL_REFUSED)})
         self.assertEqual(table(self.report["Rejections by restriction"], False), {
             "RCPT: Recipient address rejected: User unknown in local recipient table":
                 len(UNKNOWN_USERS),
-            "RCPT: Relay access denied": len(RELAY_DENIED)})
+            "RCPT: Relay access denied": len(RELAY_DENIED),
+            "RCPT: Service unavailable; Client host [address] blocked using rbl.test":
+                len(RBL_REFUSED)})
 
     def test_top_senders_and_domains(self):
         senders = self.expected_senders()
