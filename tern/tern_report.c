@@ -38,6 +38,37 @@
 
 /* ---- counting tables ---- */
 
+/* The length of the valid UTF-8 sequence at s (2 to 4), or 0. */
+size_t report_utf8_length(const unsigned char *s)
+{
+    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : 0;
+    if (n == 0 || (n == 3 && s[0] > 0xef))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)      /* overlong, surrogate */
+        || (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))  /* overlong, > U+10FFFF */
+        return 0;
+    return n;
+}
+
+/* Bytes that are not UTF-8 (what a log line held, or a character cut by
+ * the key's bound) become '?', so that text and HTML reports are UTF-8. */
+static void utf8_fix(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p; p++) {
+        if (*p < 0x80)
+            continue;
+        size_t n = report_utf8_length(p);
+        if (n == 0)
+            *p = '?';
+        else
+            p += n - 1;
+    }
+}
+
+
 static size_t key_hash(const char *s)
 {
     size_t h = 2166136261u;
@@ -69,6 +100,7 @@ void report_table_add(struct report_table *t, const char *key, unsigned long lon
     char shown[REPORT_KEY_MAX + 1];
     str_copy(shown, sizeof(shown), key);
     str_sanitize(shown);
+    utf8_fix(shown);
     t->total_count += count;
     t->total_bytes += bytes;
     if (t->used * 2 >= t->cap && t->used < REPORT_KEYS_MAX)

@@ -76,6 +76,10 @@ struct report {
     size_t top;
 };
 
+/* The length of the valid UTF-8 sequence at s (2 to 4 bytes), or 0 (also
+ * for ASCII): what the reports let through of 8-bit text. */
+size_t report_utf8_length(const unsigned char *s);
+
 /* The renderings, appended to out. */
 void report_text(const struct report *r, struct strbuf *out);
 void report_html(const struct report *r, struct strbuf *out);

@@ -247,9 +247,22 @@ void report_text(const struct report *r, struct strbuf *out)
 
 /* ---- HTML ---- */
 
+/* Text for HTML (and XML): markup characters as entities, control bytes
+ * and bytes that are not UTF-8 (a key cut in the middle of a character,
+ * or whatever a log line held) as '?'. */
 static void html_escape(struct strbuf *out, const char *s)
 {
     for (; *s; s++) {
+        if ((unsigned char)*s >= 0x80) {
+            size_t n = report_utf8_length((const unsigned char *)s);
+            if (n == 0) {
+                sb_appendc(out, '?');
+            } else {
+                sb_append(out, s, n);
+                s += n - 1;
+            }
+            continue;
+        }
         switch (*s) {
         case '&': sb_appends(out, "&amp;"); break;
         case '<': sb_appends(out, "&lt;"); break;
@@ -257,8 +270,7 @@ static void html_escape(struct strbuf *out, const char *s)
         case '"': sb_appends(out, "&quot;"); break;
         case '\'': sb_appends(out, "&#39;"); break;
         default:
-            /* control bytes were replaced when the key was stored; 8-bit text is kept */
-            sb_appendc(out, (unsigned char)*s < 32 ? '?' : *s);
+            sb_appendc(out, (unsigned char)*s < 32 || *s == 127 ? '?' : *s);
         }
     }
 }
@@ -281,7 +293,7 @@ static void svg_bars(struct strbuf *out, const char *title, const char *const *l
     for (size_t i = 0; i < n; i++) {
         size_t y = i * SVG_BAR_HEIGHT + 2;
         unsigned long long w = values[i] * (unsigned long long)bar_w / most;
-        char label[48];
+        char label[40];
         str_copy(label, sizeof(label), labels[i]);
         if (strlen(labels[i]) >= sizeof(label))
             memcpy(label + sizeof(label) - 4, "...", 4);
@@ -290,7 +302,8 @@ static void svg_bars(struct strbuf *out, const char *title, const char *const *l
         html_escape(out, label);
         sb_appendf(out, "</text><rect x=\"%d\" y=\"%zu\" width=\"%llu\" height=\"%d\" "
                    "fill=\"#4a7ab5\"/><text x=\"%llu\" y=\"%zu\" font-size=\"12\">%llu</text>",
-                   label_w, y, w ? w : 1, SVG_BAR_HEIGHT - 4, label_w + w + 4, y + 13, values[i]);
+                   label_w, y, w || !values[i] ? w : 1, SVG_BAR_HEIGHT - 4, label_w + w + 4, y + 13,
+                   values[i]);
     }
     sb_appends(out, "</svg>\n");
 }

@@ -666,7 +666,20 @@ class TestReport(unittest.TestCase):
                          "(queue active)" % (stamp, i, i, i))
         with open(os.path.join(tmp, "mail.log"), "w") as f:
             f.write("\n".join(lines) + "\n")
-        r = self.inst.tern("report", "--html", "--log", os.path.join(tmp, "mail.log"))
+        with open(os.path.join(tmp, "mail.log"), "ab") as f:
+            # 8-bit bytes that are not UTF-8, and a long UTF-8 address that a
+            # table cuts in the middle of a character
+            long = "\u00e9" * 300 + "@x.test"
+            f.write(b"%s host tern/local[1]: 0123456789BCDFGH: to=<\xc3(\xff\xed\xa0\x80@x.test>, "
+                    b"relay=local, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (ok)\n" % stamp.encode())
+            f.write(b"%s host tern/local[1]: 0123456789BCDFGH: to=<%s>, relay=local, delay=1, "
+                    b"delays=0/0/0/1, dsn=2.0.0, status=sent (ok)\n" % (stamp.encode(), long.encode()))
+        r = subprocess.run([harness.TERN, "-c", self.inst.dir, "report", "--html", "--log",
+                            os.path.join(tmp, "mail.log")], capture_output=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r.stdout.decode("utf-8")                  # strict: valid UTF-8 throughout
+        self.assertIn(b"<td>?(????@x.test</td>", r.stdout)   # one ? per bad byte
+        r.stdout = r.stdout.decode()
         self.assertNotIn("<script", r.stdout)
         self.assertNotIn("<b>", r.stdout)
         ET.fromstring(r.stdout.split("\n", 1)[1])
