@@ -269,7 +269,7 @@ int tern_cmd_aliases(int argc, char **argv)
         if (strncmp(spec, "hash:", 5) != 0 && strncmp(spec, "btree:", 6) != 0)
             fprintf(stderr, "tern: note: alias_database: %s skipped: only hash: and btree: "
                     "tables are built\n", spec);
-        else if (build_reported(spec, MAP_BUILD_ALIASES))
+        else if (build_reported(spec, MAP_BUILD_ALIASES | MAP_BUILD_PROGRESS))
             rc = 1;
         free(spec);
     }
