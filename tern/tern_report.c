@@ -213,12 +213,18 @@ long long report_delay_percentile(const struct report_delays *d, double p)
 
 /* ---- messages in flight ---- */
 
-enum { M_RECEIVED = 1, M_FROM = 2, M_COUNTED = 4, M_DEFERRED = 8, M_HELD = 16 };
+/* M_RECEIVED: smtpd's client= or pickup's uid= line was seen (M_LOCAL: pickup's);
+ * M_FROM: qmgr's from= line, with the size; M_HELD: held on arrival (cleanup
+ * or a milter), so qmgr logs no from= until it is released; M_COUNTED:
+ * counted as received (M_SIZELESS: before its size was known). */
+enum { M_RECEIVED = 1, M_FROM = 2, M_COUNTED = 4, M_DEFERRED = 8, M_HELD = 16, M_LOCAL = 32,
+       M_SIZELESS = 64 };
 
 struct message {
     struct message *next;
     char id[33];
     unsigned flags;
+    int hour;                     /* of the client= or uid= line */
     unsigned long long size;
     char *sender;
 };
@@ -307,16 +313,33 @@ static const char *shown_address(const char *addr)
     return *addr ? addr : "<>";
 }
 
-/* A message whose origin (client= or uid=) and qmgr's from= line are both
- * known is received: counted once, with its sender and size. */
+/* A message is received once it is in the queue: its origin (client= or
+ * uid=) is known, and qmgr's from= line, or the line that held it on
+ * arrival. Counted once, with its sender and size (a held message's size
+ * is added when qmgr takes it after its release). Messages refused after
+ * client= (content checks, milters) are rejected, not received. */
 static void count_received(struct reading *rd, struct message *m)
 {
-    if ((m->flags & (M_RECEIVED | M_FROM)) != (M_RECEIVED | M_FROM) || (m->flags & M_COUNTED))
-        return;
     struct report *r = rd->r;
     char domain[REPORT_KEY_MAX];
     const char *sender = m->sender ? m->sender : "";
-    m->flags |= M_COUNTED;
+    if ((m->flags & M_COUNTED) && (m->flags & M_SIZELESS) && (m->flags & M_FROM)) {
+        m->flags &= ~M_SIZELESS;
+        r->received_bytes += m->size;
+        report_table_add(&r->senders, shown_address(sender), 0, m->size);
+        domain_of(sender, domain, sizeof(domain));
+        report_table_add(&r->sender_domains, domain, 0, m->size);
+        return;
+    }
+    if (!(m->flags & M_RECEIVED) || !(m->flags & (M_FROM | M_HELD)) || (m->flags & M_COUNTED))
+        return;
+    m->flags |= M_COUNTED | (m->flags & M_FROM ? 0 : M_SIZELESS);
+    r->received++;
+    r->hour_received[m->hour]++;
+    if (m->flags & M_LOCAL)
+        r->received_local++;
+    else
+        r->received_smtp++;
     r->received_bytes += m->size;
     report_table_add(&r->senders, shown_address(sender), 1, m->size);
     domain_of(sender, domain, sizeof(domain));
@@ -498,13 +521,8 @@ static void add_event(struct reading *rd, const struct maillog_event *ev, time_t
     case MAILLOG_PICKUP:
         if (!(m = message_get(&rd->ms, ev->id, true)) || (m->flags & M_RECEIVED))
             break;
-        m->flags |= M_RECEIVED;
-        r->received++;
-        r->hour_received[hour_of(when)]++;
-        if (ev->kind == MAILLOG_CLIENT)
-            r->received_smtp++;
-        else
-            r->received_local++;
+        m->flags |= M_RECEIVED | (ev->kind == MAILLOG_PICKUP ? M_LOCAL : 0);
+        m->hour = hour_of(when);
         if (ev->kind == MAILLOG_PICKUP && !m->sender)
             m->sender = xstrndup(ev->addr, ADDRESS_MAX);
         count_received(rd, m);
@@ -540,6 +558,9 @@ static void add_event(struct reading *rd, const struct maillog_event *ev, time_t
         } else if ((m = message_get(&rd->ms, ev->id, true)) && !(m->flags & M_HELD)) {
             m->flags |= M_HELD;
             r->held++;
+            if (!m->sender && ev->sender)
+                m->sender = xstrndup(ev->sender, ADDRESS_MAX);
+            count_received(rd, m);
         }
         break;
     case MAILLOG_OTHER:

@@ -5,7 +5,7 @@ workload: messages from known senders and of known sizes accepted and
 delivered locally and to the sink, some sessions over TLS, one local
 submission through sendmail, recipients refused as unknown users, as
 relay attempts and from a client on a DNS blocklist (a real DNS server),
-one message deferred to a dead destination and one
+one message held and one discarded by header_checks, one message deferred to a dead destination and one
 bounced by the sink. Every section of the report (text, and the same
 numbers in the --html page) is checked against what the test did; the
 sizes are the ones qmgr logged (as pflogsumm adds them up), and the
@@ -63,6 +63,9 @@ RBL_REFUSED = ["root@" + HOST, "ok1@remote.test"]                  # R = 2
 DEFERRED = ("dave@example.org", "later@dead.test")
 BOUNCED = ("bouncer@" + HOST, "nobody@remote.test")
 LOCAL_SUBMISSION = ("erin@example.com", "root@" + HOST, 500)       # through sendmail
+HELD = ("frank@example.net", "root@" + HOST, 600)       # header_checks HOLD: stays in hold/
+DISCARDED = ("frank@example.net", "root@" + HOST, 650)  # header_checks DISCARD: never queued
+HEADER_CHECKS = "/^Subject: hold me/ HOLD quarantined\n/^Subject: drop me/ DISCARD dropped\n"
 
 
 def sections(text):
@@ -232,6 +235,8 @@ class TestReport(unittest.TestCase):
             f.write("bouncer root\n")
         with open(os.path.join(d, "users"), "w") as f:
             f.write("root x\n")
+        with open(os.path.join(d, "header_checks"), "w") as f:
+            f.write(HEADER_CHECKS)
         inst.set_main_cf({
             "mynetworks": "127.0.0.2/32",            # 127.0.0.1 may not relay
             "smtpd_peername_lookup": "no",
@@ -243,6 +248,7 @@ class TestReport(unittest.TestCase):
             "smtpd_tls_security_level": "may",
             "smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key,
             "smtpd_client_restrictions": "reject_rbl_client rbl.test",
+            "header_checks": "pcre:%s/header_checks" % d,
             "smtpd_dns_servers": "127.0.0.1:%d" % cls.dns.port, "smtpd_dns_timeout": "5s",
             "minimal_backoff_time": "1000s", "maximal_backoff_time": "2000s",
             "queue_run_delay": "1000s",
@@ -258,14 +264,14 @@ class TestReport(unittest.TestCase):
         cls.since1h = inst.tern("report", "--since", "1h").stdout
 
     @classmethod
-    def send(cls, s, sender, rcpts, size):
+    def send(cls, s, sender, rcpts, size, subject=None):
         s.mail(sender)
         for r in rcpts:
             code, reply = s.rcpt(r)
             assert code == 250, (r, code, reply)
         text = "x" * size
         lines = "\r\n".join(text[i:i + 70] for i in range(0, size, 70))
-        body = "Subject: from %s\r\n\r\n%s\r\n" % (sender, lines)
+        body = "Subject: %s\r\n\r\n%s\r\n" % (subject or "from " + sender, lines)
         code, reply = s.data(body.encode())
         assert code == 250, (code, reply)
         return harness.queue_id_of(reply)
@@ -289,6 +295,10 @@ class TestReport(unittest.TestCase):
             qid = cls.send(s, BOUNCED[0], [BOUNCED[1]], 800)
             cls.sent[qid] = (BOUNCED[0], [], [BOUNCED[1]], [])
             cls.bounced_qid = qid
+            cls.held_qid = cls.send(s, HELD[0], [HELD[1]], HELD[2], subject="hold me")
+            cls.sent[cls.held_qid] = (HELD[0], [], [], [])
+            cls.discarded_qid = cls.send(s, DISCARDED[0], [DISCARDED[1]], DISCARDED[2],
+                                         subject="drop me")
             # refused recipients: unknown users and relay attempts
             s.mail("mallory@example.org")
             for r in UNKNOWN_USERS + RELAY_DENIED:
@@ -313,7 +323,11 @@ class TestReport(unittest.TestCase):
         m = inst.wait_log(r"(\w+): uid=\d+ from=<%s>" % re.escape(sender), timeout=30)
         cls.sent[m.group(1)] = (sender, [rcpt], [], [])
         # everything delivered, bounced (with its notice) or deferred
+        inst.wait_log(r"%s: hold: header Subject: hold me" % cls.held_qid, timeout=30)
+        inst.wait_log(r"%s: discard: header Subject: drop me" % cls.discarded_qid, timeout=30)
         for qid, (_, ok, bounced, deferred) in cls.sent.items():
+            if qid == cls.held_qid:
+                continue
             if deferred:
                 inst.wait_log(r"%s: to=<%s>.*status=deferred" % (qid, re.escape(deferred[0])),
                               timeout=60)
@@ -336,10 +350,12 @@ class TestReport(unittest.TestCase):
                 re.findall(r"(\w+): from=<[^>]*>, size=(\d+)", self.log)}
 
     def expected_senders(self):
+        """{sender: (messages, bytes)}: the held message has no size yet
+        (qmgr logs it when the message is released)."""
         sizes, out = self.sizes(), {}
         for qid, (sender, _, _, _) in self.sent.items():
             n, b = out.get(sender, (0, 0))
-            out[sender] = (n + 1, b + sizes[qid])
+            out[sender] = (n + 1, b + sizes.get(qid, 0))
         return out
 
     def expected_recipients(self):
@@ -372,7 +388,7 @@ class TestReport(unittest.TestCase):
         delivered = sum(n for n, _ in recipients.values())
         self.assertEqual(got, {
             "received": len(self.sent),
-            "received bytes": sum(sizes[q] for q in self.sent),
+            "received bytes": sum(sizes.get(q, 0) for q in self.sent),
             "received by SMTP": len(self.sent) - 1,
             "received locally": 1,
             "delivered": delivered,
@@ -384,8 +400,8 @@ class TestReport(unittest.TestCase):
             "bounced": 1,
             "expired": 0,
             "rejected": len(UNKNOWN_USERS) + len(RELAY_DENIED) + len(RBL_REFUSED),
-            "discarded": 0,
-            "held": 0,
+            "discarded": 1,
+            "held": 1,
             "bounce notices": 1,
             "senders": len(self.expected_senders()),
             "sending domains": len(self.by_domain(self.expected_senders())),
@@ -492,14 +508,17 @@ class TestReport(unittest.TestCase):
             rows[state] = (int(n), int(b))
         deferred = [qid for qid, v in self.sent.items() if v[3]]
         self.assertEqual(self.inst.queue_ids("deferred"), deferred)
+        self.assertEqual(self.inst.queue_ids("hold"), [self.held_qid])
         dsize = os.path.getsize(os.path.join(self.inst.queue_dir, "deferred", deferred[0]))
         self.assertEqual({s: n for s, (n, _) in rows.items()},
-                         {"incoming": 0, "active": 0, "deferred": 1, "hold": 0, "total": 1})
+                         {"incoming": 0, "active": 0, "deferred": 1, "hold": 1, "total": 2})
         # the bytes are the message's content, as mailq shows them
         self.assertGreater(rows["deferred"][1], 700)
         self.assertLess(rows["deferred"][1], dsize)
+        self.assertGreater(rows["hold"][1], HELD[2])
+        self.assertEqual(rows["total"][1], rows["deferred"][1] + rows["hold"][1])
         mailq = self.inst.tern("queue").stdout
-        self.assertIn("-- %d Kbytes in 1 Request." % ((rows["deferred"][1] + 1023) // 1024), mailq)
+        self.assertIn("-- %d Kbytes in 2 Requests." % ((rows["total"][1] + 1023) // 1024), mailq)
 
     def test_period(self):
         """A period before the workload has none of it."""
@@ -549,7 +568,7 @@ class TestReport(unittest.TestCase):
         hours = [tuple(int(c) for c in row[1:]) for row in p.tables["hours"][1:]]
         self.assertEqual(sum(h[0] for h in hours), len(self.sent))
         queue = {row[0]: int(row[1]) for row in p.tables["queue"][1:]}
-        self.assertEqual(queue["deferred"], 1)
+        self.assertEqual(queue, {"incoming": 0, "active": 0, "deferred": 1, "hold": 1, "total": 2})
         tls = {row[0]: int(row[1]) for row in p.tables["tls"]}
         self.assertEqual(tls["with TLS"], len(TLS_SENDERS))
         self.assertEqual(int(p.texts["not-understood"]), 0)
