@@ -440,12 +440,13 @@ static void add_delivery(struct reading *rd, const struct maillog_event *ev, tim
     struct message *m = message_get(&rd->ms, ev->id, strcmp(ev->status, "deferred") == 0);
     unsigned long long size = m ? m->size : 0;
     char key[REPORT_KEY_MAX];
-    if (strcmp(ev->status, "sent") == 0) {
+    if (strcmp(ev->status, "sent") == 0 && strncmp(ev->reason, "forwarded as ", 13) == 0) {
+        /* as pflogsumm counts it: the delivery is the new message's */
+        r->forwarded++;
+    } else if (strcmp(ev->status, "sent") == 0) {
         r->delivered++;
         r->hour_delivered[hour_of(when)]++;
-        if (strncmp(ev->reason, "forwarded as ", 13) == 0)
-            r->forwarded++;
-        else if (ev->relay && strchr(ev->relay, '['))
+        if (ev->relay && strchr(ev->relay, '['))
             r->relayed++;
         else
             r->delivered_here++;

@@ -5,7 +5,8 @@ workload: messages from known senders and of known sizes accepted and
 delivered locally and to the sink, some sessions over TLS, one local
 submission through sendmail, recipients refused as unknown users, as
 relay attempts and from a client on a DNS blocklist (a real DNS server),
-one message held and one discarded by header_checks, one message deferred to a dead destination and one
+one message held and one discarded by header_checks, one forwarded by an
+alias, one message deferred to a dead destination and one
 bounced by the sink. Every section of the report (text, and the same
 numbers in the --html page) is checked against what the test did; the
 sizes are the ones qmgr logged (as pflogsumm adds them up), and the
@@ -63,6 +64,7 @@ RBL_REFUSED = ["root@" + HOST, "ok1@remote.test"]                  # R = 2
 DEFERRED = ("dave@example.org", "later@dead.test")
 BOUNCED = ("bouncer@" + HOST, "nobody@remote.test")
 LOCAL_SUBMISSION = ("erin@example.com", "root@" + HOST, 500)       # through sendmail
+FORWARDED = ("grace@example.org", "fwd@" + HOST, 300, "ok4@remote.test")   # an alias: forwarded
 HELD = ("frank@example.net", "root@" + HOST, 600)       # header_checks HOLD: stays in hold/
 DISCARDED = ("frank@example.net", "root@" + HOST, 650)  # header_checks DISCARD: never queued
 HEADER_CHECKS = "/^Subject: hold me/ HOLD quarantined\n/^Subject: drop me/ DISCARD dropped\n"
@@ -233,6 +235,7 @@ class TestReport(unittest.TestCase):
             f.write("dead.test smtp:[127.0.0.1]:%d\n" % dead_port)
         with open(os.path.join(d, "aliases.txt"), "w") as f:
             f.write("bouncer root\n")
+            f.write("%s %s\n" % (FORWARDED[1].split("@")[0], FORWARDED[3]))
         with open(os.path.join(d, "users"), "w") as f:
             f.write("root x\n")
         with open(os.path.join(d, "header_checks"), "w") as f:
@@ -295,6 +298,9 @@ class TestReport(unittest.TestCase):
             qid = cls.send(s, BOUNCED[0], [BOUNCED[1]], 800)
             cls.sent[qid] = (BOUNCED[0], [], [BOUNCED[1]], [])
             cls.bounced_qid = qid
+            qid = cls.send(s, FORWARDED[0], [FORWARDED[1]], FORWARDED[2])
+            cls.sent[qid] = (FORWARDED[0], [], [], [])
+            cls.forwarded_qid = qid
             cls.held_qid = cls.send(s, HELD[0], [HELD[1]], HELD[2], subject="hold me")
             cls.sent[cls.held_qid] = (HELD[0], [], [], [])
             cls.discarded_qid = cls.send(s, DISCARDED[0], [DISCARDED[1]], DISCARDED[2],
@@ -333,6 +339,11 @@ class TestReport(unittest.TestCase):
                               timeout=60)
             else:
                 inst.wait_log(r"%s: removed" % qid, timeout=60)
+        m = inst.wait_log(r"%s: to=<%s>, orig_to=<%s>.*status=sent \(forwarded as (\w+)\)"
+                          % (cls.forwarded_qid, re.escape(FORWARDED[3]), re.escape(FORWARDED[1])),
+                          timeout=30)
+        cls.forward_copy = m.group(1)
+        inst.wait_log(r"%s: removed" % cls.forward_copy, timeout=60)
         m = inst.wait_log(r"%s: sender non-delivery notification: (\w+)" % cls.bounced_qid, timeout=30)
         cls.ndr = m.group(1)
         inst.wait_log(r"%s: removed" % cls.ndr, timeout=30)
@@ -360,10 +371,12 @@ class TestReport(unittest.TestCase):
 
     def expected_recipients(self):
         """{recipient: (deliveries, bytes)}: the notice of the bounce goes
-        to bouncer@, an alias of root."""
+        to bouncer@, an alias of root; the forwarded message is delivered
+        as the copy local made (its forwarding is counted apart)."""
         sizes, out = self.sizes(), {}
         deliveries = [(r, sizes[qid]) for qid, (_, ok, _, _) in self.sent.items() for r in ok]
         deliveries.append(("root@" + HOST, sizes[self.ndr]))
+        deliveries.append((FORWARDED[3], sizes[self.forward_copy]))
         for r, size in deliveries:
             n, b = out.get(r, (0, 0))
             out[r] = (n + 1, b + size)
@@ -394,7 +407,7 @@ class TestReport(unittest.TestCase):
             "delivered": delivered,
             "delivered here": local,
             "relayed": delivered - local,
-            "forwarded": 0,
+            "forwarded": 1,
             "deferred messages": 1,
             "deferrals": 1,
             "bounced": 1,
@@ -444,7 +457,8 @@ class TestReport(unittest.TestCase):
         self.assertEqual(got, dict(want))
 
     def test_delays(self):
-        delays = [float(v) for v in re.findall(r"delay=([\d.]+), delays=[^,]*, dsn=[^,]*, status=sent",
+        delays = [float(v) for v in re.findall(r"delay=([\d.]+), delays=[^,]*, dsn=[^,]*, "
+                                               r"status=sent \((?!forwarded as )",
                                                self.log)]
         got = self.report["Delivery delays (seconds, delay= of the deliveries)"]
         values = dict(re.match(r"^\s+(\S+)\s+(\S+)$", line).groups() for line in got)
@@ -471,7 +485,7 @@ class TestReport(unittest.TestCase):
             m = re.search(r": (\w+): (client=|uid=)", line)
             if m and m.group(1) in received:
                 want[hour(line)][0] += 1
-            if "status=sent" in line:
+            if "status=sent" in line and "status=sent (forwarded as " not in line:
                 want[hour(line)][1] += 1
             if "NOQUEUE: reject:" in line:
                 want[hour(line)][2] += 1
