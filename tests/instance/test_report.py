@@ -28,6 +28,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import shutil
 import smtplib
 import ssl
@@ -626,6 +627,53 @@ class TestReport(unittest.TestCase):
         ET.fromstring(parts["text/html"].split("\n", 1)[1])
         # it went in through sendmail and pickup, as local mail does
         self.assertRegex(self.inst.log_text(), r"\w+: uid=0 from=<")
+
+    def test_timer_service_mails_when_report_recipient_is_set(self):
+        """The commands of tern-report.service as make install writes it,
+        run by a shell as systemd would (with this instance's tern):
+        nothing while report_recipient is empty, the report when it is set."""
+        with open(os.path.join(harness.BUILD, "conf", "tern-report.service")) as f:
+            unit = f.read()
+        self.assertIn("[Service]", unit)
+        commands = {}
+        for line in unit.splitlines():
+            m = re.match(r"^(ExecCondition|ExecStart)=(.*)$", line)
+            if m:
+                argv = shlex.split(m.group(2).replace("$$", "$"))
+                argv = [a.replace("/usr/local/bin/", os.path.join(self.inst.dir, "bin") + "/")
+                        for a in argv]
+                commands[m.group(1)] = argv
+        self.assertEqual(set(commands), {"ExecCondition", "ExecStart"})
+        env = dict(os.environ, TERN_CONFIG_DIRECTORY=self.inst.dir)
+        env.pop("MAIL_CONFIG", None)
+
+        def run(which):
+            return subprocess.run(commands[which], env=env, capture_output=True, text=True,
+                                  timeout=120, stdin=subprocess.DEVNULL)
+
+        r = run("ExecCondition")
+        self.assertEqual(r.returncode, 1, r.stderr)        # skipped: no report_recipient
+        box_path = os.path.join(self.inst.dir, "spool", "root")
+        before = self.count_reports(box_path)
+        self.inst.set_main_cf({"report_recipient": "root@$myhostname"})
+        r = run("ExecCondition")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run("ExecStart")
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)
+        deadline = time.time() + 30
+        while self.count_reports(box_path) == before and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.count_reports(box_path), before + 1, self.inst.log_tail())
+
+    @staticmethod
+    def count_reports(path):
+        if not os.path.exists(path):
+            return 0
+        box = mailbox.mbox(path, create=False)
+        try:
+            return sum(1 for m in box if (m["Subject"] or "").startswith("Mail report for"))
+        finally:
+            box.close()
 
     # ---- other logs ----
 
