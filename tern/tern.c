@@ -40,6 +40,7 @@ static const struct {
     { "conf", tern_cmd_conf, "print main.cf parameters, edit main.cf, print master.cf (postconf)" },
     { "map", tern_cmd_map, "build a lookup table, or query one (postmap)" },
     { "aliases", tern_cmd_aliases, "rebuild the alias tables of alias_database (newaliases)" },
+    { "report", tern_cmd_report, "summarize the log and the queue: text, HTML, or mailed" },
 };
 
 static void usage(FILE *fp)

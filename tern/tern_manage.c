@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "progress.h"
 #include "queue_flush.h"
 #include "strbuf.h"
 #include "tern.h"
@@ -20,6 +21,10 @@
 #include "util.h"
 
 #define LOOKUPS_MAX 5        /* a message that keeps moving is looked up this often */
+
+/* What is said about one message leaves the progress bar's line first. */
+#define say(...) (progress_interrupt(), printf(__VA_ARGS__))
+#define say_err(...) (progress_interrupt(), fprintf(stderr, __VA_ARGS__))
 
 enum op { OP_FLUSH, OP_DELETE, OP_HOLD, OP_RELEASE, OP_REQUEUE };
 
@@ -62,7 +67,7 @@ static int open_due(const char *path, const char *id, enum op op)
     struct strbuf err = STRBUF_INIT(1024);
     int fd = queue_due_open(path, &err);
     if (fd < 0 && errno != ENOENT) {
-        fprintf(stderr, "tern %s: %s: %s; not a queue file of Tern's, left alone\n",
+        say_err("tern %s: %s: %s; not a queue file of Tern's, left alone\n",
                 ops[op].name, id, sb_str(&err));
         errno = 0;
     }
@@ -119,13 +124,13 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
         return 1;
     case OP_HOLD:
         if (s == QS_HOLD) {
-            printf("%s: already on hold\n", id);
+            say("%s: already on hold\n", id);
             return 0;
         }
         return move_to(r, from, QS_HOLD, id, "placed on hold by the administrator");
     case OP_RELEASE:
         if (s != QS_HOLD) {
-            printf("%s: not on hold\n", id);
+            say("%s: not on hold\n", id);
             return 0;
         }
         return move_to(r, from, QS_DEFERRED, id, "released from hold");
@@ -137,7 +142,7 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
         return move_to(r, from, QS_INCOMING, id, "requeued by the administrator");
     case OP_FLUSH:
         if (s == QS_HOLD) {
-            printf("%s: on hold; `tern release %s` first\n", id, id);
+            say("%s: on hold; `tern release %s` first\n", id, id);
             return 0;
         }
         if (s != QS_DEFERRED)
@@ -155,24 +160,24 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
 static int act_via_qmgr(struct run *r, const char *id)
 {
     if (r->op == OP_FLUSH || r->op == OP_RELEASE)
-        return r->op == OP_FLUSH ? 1 : (printf("%s: not on hold\n", id), 0);
+        return r->op == OP_FLUSH ? 1 : (say("%s: not on hold\n", id), 0);
     int status = tern_queue_ask_qmgr(ops[r->op].name, id);
     switch (status) {
     case QMGR_ADMIN_DONE:
         return 1;
     case QMGR_ADMIN_LATER:
-        printf("%s: being delivered; %s when the delivery under way ends\n", id,
+        say("%s: being delivered; %s when the delivery under way ends\n", id,
                r->op == OP_DELETE ? "removed" : r->op == OP_HOLD ? "held" : "requeued");
         r->later++;
         return 1;
     case QMGR_ADMIN_ABSENT:
         return -1;
     case QMGR_ADMIN_DENIED:
-        fprintf(stderr, "tern %s: %s: refused by qmgr: only root and mail_owner may change the queue\n",
+        say_err("tern %s: %s: refused by qmgr: only root and mail_owner may change the queue\n",
                 ops[r->op].name, id);
         return -2;
     default:
-        fprintf(stderr, "tern %s: %s: the queue manager cannot be reached\n", ops[r->op].name, id);
+        say_err("tern %s: %s: the queue manager cannot be reached\n", ops[r->op].name, id);
         return -2;
     }
 }
@@ -183,7 +188,7 @@ static void act(struct run *r, const char *id)
     for (int i = 0; i < LOOKUPS_MAX; i++) {
         struct queued q;
         if (queue_find(id, &q, &err) < 0) {
-            fprintf(stderr, "tern %s: %s: %s\n", ops[r->op].name, id, sb_str(&err));
+            say_err("tern %s: %s: %s\n", ops[r->op].name, id, sb_str(&err));
             r->failed++;
             goto out;
         }
@@ -194,14 +199,14 @@ static void act(struct run *r, const char *id)
             r->changed++;
         if (rc == -2) {
             if (errno && s != QS_ACTIVE)
-                fprintf(stderr, "tern %s: %s: %s\n", ops[r->op].name, id, strerror(errno));
+                say_err("tern %s: %s: %s\n", ops[r->op].name, id, strerror(errno));
             r->failed++;
         }
         if (rc != -1)
             goto out;
         usleep(100000);           /* it is moving: qmgr is at work on it */
     }
-    fprintf(stderr, "tern %s: %s: the message keeps moving; try again\n", ops[r->op].name, id);
+    say_err("tern %s: %s: the message keeps moving; try again\n", ops[r->op].name, id);
     r->failed++;
 out:
     sb_free(&err);
@@ -273,18 +278,27 @@ static int run_op(enum op op, int argc, char **argv)
     struct run r = { .op = op, .running = tern_queue_tern_running() };
     if (op == OP_FLUSH && first >= argc && !by_filter)
         all = true;
+    struct progress bar;
+    char what[32];
+    snprintf(what, sizeof(what), "tern %s", ops[op].name);
     if (all || by_filter) {
         sel.all = all;
         queue_walk(select_one, &sel);
+        progress_begin(&bar, what, sel.n, false);
         for (size_t i = 0; i < sel.n; i++) {
             act(&r, sel.ids[i]);
             free(sel.ids[i]);
+            progress_update(&bar, i + 1);
         }
         free(sel.ids);
     } else {
-        for (int i = first; i < argc; i++)
+        progress_begin(&bar, what, (unsigned long long)(argc - first), false);
+        for (int i = first; i < argc; i++) {
             act(&r, argv[i]);
+            progress_update(&bar, (unsigned long long)(i - first + 1));
+        }
     }
+    progress_end(&bar);
     if (r.wake_incoming)
         tern_queue_wake_qmgr("incoming");
     if (op == OP_FLUSH || r.wake_deferred)

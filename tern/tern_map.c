@@ -124,7 +124,7 @@ static int map_build_command(int argc, char **argv)
     }
     for (int i = first; i < argc; i++) {
         char *spec = table_spec(argv[i]);
-        if (build_reported(spec, flags))
+        if (build_reported(spec, flags | MAP_BUILD_PROGRESS))
             rc = 1;
         free(spec);
     }
@@ -269,7 +269,7 @@ int tern_cmd_aliases(int argc, char **argv)
         if (strncmp(spec, "hash:", 5) != 0 && strncmp(spec, "btree:", 6) != 0)
             fprintf(stderr, "tern: note: alias_database: %s skipped: only hash: and btree: "
                     "tables are built\n", spec);
-        else if (build_reported(spec, MAP_BUILD_ALIASES))
+        else if (build_reported(spec, MAP_BUILD_ALIASES | MAP_BUILD_PROGRESS))
             rc = 1;
         free(spec);
     }

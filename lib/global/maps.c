@@ -16,6 +16,7 @@
 #include "maps_impl.h"
 #include "chroot.h"
 #include "file_watch.h"
+#include "progress.h"
 #include "util.h"
 
 static struct map *open_maps;
@@ -471,7 +472,18 @@ int map_read_source(const char *path, int flags,
     if (map_reader_open(&r, path, err) < 0)
         return -1;
     int rc, entries = 0;
+    struct progress bar = { .on = false };
+    if (flags & MAP_BUILD_PROGRESS) {
+        struct stat st;
+        char what[PROGRESS_WHAT_MAX + 1];
+        const char *base = strrchr(path, '/');
+        snprintf(what, sizeof(what), "building %s", base ? base + 1 : path);
+        progress_begin(&bar, what, fstat(fileno(r.fp), &st) == 0 ? (unsigned long long)st.st_size : 0,
+                       true);
+    }
     while ((rc = map_reader_next(&r, err)) > 0) {
+        if (bar.on && (entries & 255) == 0)
+            progress_update(&bar, (unsigned long long)ftello(r.fp));
         if (++entries > MAP_ENTRY_LIMIT) {
             sb_appendf(err, "%s:%d: more than %d entries", path, r.start, MAP_ENTRY_LIMIT);
             rc = -1;
@@ -480,6 +492,7 @@ int map_read_source(const char *path, int flags,
         if ((rc = source_entry(r.line.data, r.start, flags, path, fn, ctx, err)) < 0)
             break;
     }
+    progress_end(&bar);
     map_reader_close(&r);
     return rc < 0 ? -1 : 0;
 }

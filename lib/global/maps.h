@@ -59,6 +59,9 @@ void maps_proxy_direct(void);
  * (written under a temporary name, then renamed). With MAP_BUILD_ALIASES the
  * source has aliases(5) syntax: "name: value, value". 0 ok, -1 with err. */
 #define MAP_BUILD_ALIASES 1
+/* With MAP_BUILD_PROGRESS a progress bar shows on a terminal how much of the
+ * source has been read (lib/util/progress.h). */
+#define MAP_BUILD_PROGRESS 2
 int map_build(const char *spec, int flags, struct strbuf *err);
 
 /* A list of tables as in "alias_maps = hash:/etc/aliases, texthash:/x":

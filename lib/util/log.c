@@ -44,6 +44,7 @@ static mode_t log_file_mode = 0640;
 static uid_t log_file_uid = (uid_t)-1;  /* mail_owner; -1: keep */
 static gid_t log_file_gid = (gid_t)-1;  /* maillog_file_group; -1: keep */
 static int log_stderr;
+static void (*log_stderr_hook)(void);
 static int log_facility = LOG_MAIL;
 static int syslog_opened;
 
@@ -235,6 +236,11 @@ void log_to_stderr(int on)
     log_stderr = on;
 }
 
+void log_before_stderr(void (*fn)(void))
+{
+    log_stderr_hook = fn;
+}
+
 static void log_write_file(const char *text)
 {
     char stamp[32];
@@ -280,8 +286,11 @@ void msg_vlog(int prio, const char *fmt, va_list ap)
         }
         syslog(prio, "%s", text);
     }
-    if (log_stderr)
+    if (log_stderr) {
+        if (log_stderr_hook)
+            log_stderr_hook();    /* a progress bar leaves the line to the message */
         fprintf(stderr, "%s: %s\n", log_progname, text);
+    }
     errno = saved_errno;
 }
 

@@ -21,6 +21,9 @@ void log_file_settings(const char *perm, const char *owner, const char *group);
 
 /* Echo messages to stderr as well (for commands run by a person). */
 void log_to_stderr(int on);
+/* fn is called before a message is echoed to stderr (a progress bar,
+ * lib/util/progress.c, wipes itself); NULL for none. */
+void log_before_stderr(void (*fn)(void));
 
 /* Reopen maillog_file (after rotation or privilege changes). */
 void log_reopen(void);

@@ -43,6 +43,14 @@ class TestInstall(unittest.TestCase):
                      "usr/local/share/man/man8/virtual.8"):
             self.assertIn(path, found)
         self.assertEqual(os.readlink(os.path.join(dest, "usr/local/bin/mailq")), "sendmail")
+        # the daily report: its service (with this build's paths) and timer
+        # next to tern.service
+        units = os.path.join(dest, "usr/local/lib/systemd/system")
+        with open(os.path.join(units, "tern-report.service")) as f:
+            self.assertIn("/usr/local/bin/tern report --since 24h --mail", f.read())
+        with open(os.path.join(units, "tern-report.timer")) as f:
+            self.assertRegex(f.read(), r"OnCalendar=daily")
+        self.assertTrue(os.path.exists(os.path.join(units, "tern.service")))
         # the logrotate file goes where logrotate reads it (prefix /usr/local)
         with open(os.path.join(dest, "etc/logrotate.d/tern")) as f:
             self.assertRegex(f.read(), r"create 0640 tern adm")
