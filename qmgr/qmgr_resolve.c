@@ -9,8 +9,9 @@
  * keys are tried from the most to the least specific (user+ext@domain,
  * user@domain, domain, .parent for each parent domain, *), and a value is
  * "transport:nexthop" where an empty half keeps the default. A message
- * that header or body checks sent through a content filter (its
- * content_filter attribute) goes to that transport:nexthop instead. */
+ * queued with a content filter (its content_filter attribute: the
+ * receiving service's content_filter or a FILTER action) goes to that
+ * transport:nexthop instead. */
 #include <stdlib.h>
 #include <string.h>
 
