@@ -6,13 +6,20 @@ overrides), the mail's route through it and back, per-service -o
 content_filter for smtpd and pickup, the precedence of FILTER actions, a
 filter that is down (the mail waits and keeps its filter) or that rejects
 (a bounce with its reply), and each receive_override_options flag of the
-re-injection listener. Remote mail goes to a relayhost sink (aiosmtpd)."""
+re-injection listener; then a real amavisd-new (Debian's, with SpamAssassin
+on local rules and ClamAV's clamd on a signature database the test builds
+with sigtool) as the filter: ham arrives scanned, GTUBE tagged, EICAR
+refused. Remote mail goes to a relayhost sink (aiosmtpd)."""
 import asyncio
+import base64
 import json
 import os
+import pwd
 import re
 import shutil
+import signal
 import smtplib
+import subprocess
 import sys
 import tempfile
 import threading
@@ -128,15 +135,29 @@ class FilterTest(unittest.TestCase):
         cls.reinject_port = harness.free_port()
         cls.filter = Filter("main", cls.reinject_port)
         cls.second = Filter("second", cls.reinject_port)
-        for name, text in cls.tables.items():
-            with open(os.path.join(cls.tmp, name), "w") as f:
-                f.write(cls.expand(text))
-        settings = {"relayhost": "[127.0.0.1]:%d" % cls.sink.port, "mynetworks": "127.0.0.1/32"}
-        settings.update({k: cls.expand(v) for k, v in cls.main_cf.items()})
-        master = REINJECT_SERVICE.format(port=cls.reinject_port) + "\n" + cls.expand(cls.master_cf)
-        cls.inst = cls.make_instance(settings, master)
-        cls.inst.start()
-        cls.inst.wait_port(cls.reinject_port)
+        cls.inst = None
+        try:
+            cls.start_servers()
+            for name, text in cls.tables.items():
+                with open(os.path.join(cls.tmp, name), "w") as f:
+                    f.write(cls.expand(text))
+            settings = {"relayhost": "[127.0.0.1]:%d" % cls.sink.port, "mynetworks": "127.0.0.1/32"}
+            settings.update({k: cls.expand(v) for k, v in cls.main_cf.items()})
+            master = REINJECT_SERVICE.format(port=cls.reinject_port) + "\n" + cls.expand(cls.master_cf)
+            cls.inst = cls.make_instance(settings, master)
+            cls.inst.start()
+            cls.inst.wait_port(cls.reinject_port)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def start_servers(cls):
+        pass
+
+    @classmethod
+    def stop_servers(cls):
+        pass
 
     @classmethod
     def make_instance(cls, settings, master):
@@ -152,8 +173,10 @@ class FilterTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.inst.cleanup()
+            if cls.inst:
+                cls.inst.cleanup()
         finally:
+            cls.stop_servers()
             cls.filter.stop()
             cls.second.stop()
             cls.sink.stop()
@@ -414,6 +437,297 @@ class TestFilterDown(FilterTest):
         self.send(["a@remote.test"], "after reload")
         got = self.sink_messages_for("after reload", 1)
         self.assertNotIn(b"X-Filtered", got[0][2])
+
+
+# ---- a real amavisd-new with SpamAssassin and ClamAV ----
+
+AMAVISD = "/usr/sbin/amavisd"
+CLAMD = "/usr/sbin/clamd"
+SIGTOOL = "/usr/bin/sigtool"
+AMAVIS_START_LIMIT = 180          # seconds amavisd (SpamAssassin's rules) may take to start
+CLAMD_START_LIMIT = 60
+
+# The EICAR test file (a harmless string every virus scanner detects) and
+# SpamAssassin's GTUBE, built from pieces so that this file is neither.
+EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").encode()
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*" + "GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+CLAMD_CONF = """LocalSocket {dir}/clamd.sock
+LocalSocketMode 666
+FixStaleSocket true
+Foreground true
+DatabaseDirectory {dir}/db
+PidFile {dir}/clamd.pid
+LogFile {dir}/clamd.log
+LogTime true
+User amavis
+"""
+
+# amavisd.conf: everything in the test's directory, no network tests, no
+# notices or quarantine; spam is tagged and passed, a virus refused.
+AMAVISD_CONF = r"""use strict;
+$MYHOME = '{home}';
+$TEMPBASE = "$MYHOME/tmp";
+$db_home = "$MYHOME/db";
+$helpers_home = "$MYHOME/var";
+$pid_file = "$MYHOME/amavisd.pid";
+$lock_file = "$MYHOME/amavisd.lock";
+$daemon_user = 'amavis';
+$daemon_group = 'amavis';
+$mydomain = 'tern.test';
+$myhostname = 'amavis.tern.test';
+$max_servers = 2;
+$child_timeout = 300;
+$inet_socket_bind = '127.0.0.1';
+$inet_socket_port = {port};
+@inet_acl = qw(127.0.0.1);
+@mynetworks = qw(127.0.0.0/8);
+$unix_socketname = undef;
+$forward_method = 'smtp:[127.0.0.1]:{reinject}';
+$notify_method = $forward_method;
+$enable_db = 0;
+$enable_zmq = 0;
+$enable_global_cache = 0;
+$enable_dkim_verification = 0;
+$enable_dkim_signing = 0;
+$DO_SYSLOG = 0;
+$LOGFILE = "$MYHOME/amavis.log";
+$log_level = 2;
+$QUARANTINEDIR = undef;
+$virus_quarantine_to = undef;
+$spam_quarantine_to = undef;
+$banned_quarantine_to = undef;
+$bad_header_quarantine_to = undef;
+$virus_admin = undef;
+$spam_admin = undef;
+$warnvirussender = 0;
+$warnspamsender = 0;
+$final_virus_destiny = D_REJECT;
+$final_banned_destiny = D_PASS;
+$final_spam_destiny = D_PASS;
+$final_bad_header_destiny = D_PASS;
+@local_domains_maps = (1);
+$sa_local_tests_only = 1;
+$sa_tag_level_deflt = -999;
+$sa_tag2_level_deflt = 5;
+$sa_kill_level_deflt = 1000000;
+$sa_spam_subject_tag = '***SPAM*** ';
+$X_HEADER_LINE = "Tern test amavisd at $mydomain";
+@av_scanners = (
+  ['ClamAV-clamd', \&ask_daemon, ["CONTSCAN {{}}\n", '{clamd_socket}'],
+   qr/\bOK$/m, qr/\bFOUND$/m, qr/^.*?: (?!Infected Archive)(.*) FOUND$/m ],
+);
+@av_scanners_backup = ();
+1;
+"""
+
+
+def amavis_unavailable():
+    """Why amavisd-new with SpamAssassin and clamd cannot run here, or None."""
+    for path, pkg in ((AMAVISD, "amavisd-new"), (CLAMD, "clamav-daemon"), (SIGTOOL, "clamav")):
+        if not os.access(path, os.X_OK):
+            return "%s is missing: install %s (tools/install-deps)" % (path, pkg)
+    try:
+        pwd.getpwnam("amavis")
+    except KeyError:
+        return "no amavis account (the amavisd-new package creates it)"
+    if os.geteuid() != 0:
+        return "amavisd and clamd are started as root to drop to the amavis account"
+    r = subprocess.run(["perl", "-MMail::SpamAssassin", "-e", "1"], capture_output=True)
+    if r.returncode != 0:
+        return "SpamAssassin's Perl modules are missing: install spamassassin (tools/install-deps)"
+    return None
+
+
+class Daemon:
+    """A daemon the test starts in the foreground and ends by PID."""
+
+    def __init__(self, argv, log):
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            # amavisd's children are in its process group: end the group
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def tail(path, n=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def wait_for(what, ready, daemon, limit, logs):
+    """Wait (at most limit seconds) until ready() while daemon runs; when
+    it cannot start here, the tests are skipped with its log as the reason."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if ready():
+            return
+        if not daemon.alive():
+            raise unittest.SkipTest("%s exited at start (status %s) in this environment:\n%s"
+                                    % (what, daemon.proc.returncode,
+                                       "".join(tail(p) for p in logs)))
+        time.sleep(0.2)
+    raise unittest.SkipTest("%s did not start within %d s:\n%s"
+                            % (what, limit, "".join(tail(p) for p in logs)))
+
+
+@unittest.skipIf(amavis_unavailable(), amavis_unavailable())
+class TestAmavisd(FilterTest):
+    """amavisd-new as the content filter (content_filter =
+    smtp-amavis:[127.0.0.1]:PORT, its $forward_method back to the
+    re-injection listener), with SpamAssassin in it and ClamAV's clamd
+    behind it."""
+
+    main_cf = {"content_filter": "smtp-amavis:[127.0.0.1]:AMAVIS_PORT"}
+    master_cf = ("smtp-amavis unix - - n - 2 smtp\n"
+                 "  -o smtp_data_done_timeout=1200\n")
+
+    @classmethod
+    def start_servers(cls):
+        cls.daemons = []
+        cls.amavis_port = harness.free_port()
+        # clamd with a database of one signature, the EICAR string, made by sigtool
+        cls.clam_dir = os.path.join(cls.tmp, "clamav")
+        os.makedirs(os.path.join(cls.clam_dir, "db"))
+        sample = os.path.join(cls.clam_dir, "eicar.sample")
+        with open(sample, "wb") as f:
+            f.write(EICAR)
+        hexsig = subprocess.run([SIGTOOL, "--hex-dump"], input=EICAR, capture_output=True,
+                                check=True).stdout.decode().strip()
+        with open(os.path.join(cls.clam_dir, "db", "tern-test.ndb"), "w") as f:
+            f.write("Tern.Test.EICAR:0:*:%s\n" % hexsig)
+        conf = os.path.join(cls.clam_dir, "clamd.conf")
+        with open(conf, "w") as f:
+            f.write(CLAMD_CONF.format(dir=cls.clam_dir))
+        amavis = pwd.getpwnam("amavis")
+        os.chown(cls.clam_dir, amavis.pw_uid, amavis.pw_gid)   # socket, pid and log files
+        sock = os.path.join(cls.clam_dir, "clamd.sock")
+        clamd = Daemon([CLAMD, "--config-file=" + conf], os.path.join(cls.tmp, "clamd.out"))
+        cls.daemons.append(clamd)
+        wait_for("clamd", lambda: os.path.exists(sock), clamd, CLAMD_START_LIMIT,
+                 [clamd.log, os.path.join(cls.clam_dir, "clamd.log")])
+        r = subprocess.run(["/usr/bin/clamdscan", "--no-summary", "--config-file=" + conf, sample],
+                           capture_output=True, text=True) \
+            if os.path.exists("/usr/bin/clamdscan") else None
+        if r is not None:
+            assert "Tern.Test.EICAR" in r.stdout, r.stdout + r.stderr
+        # amavisd: its configuration where the amavis account cannot write
+        # (amavisd refuses it otherwise), its home its own
+        conf_dir = os.path.join(cls.tmp, "amavis-conf")
+        os.mkdir(conf_dir)
+        cls.amavis_home = os.path.join(cls.tmp, "amavis")
+        for sub in ("", "tmp", "db", "var"):
+            os.makedirs(os.path.join(cls.amavis_home, sub), exist_ok=True)
+            os.chown(os.path.join(cls.amavis_home, sub), amavis.pw_uid, amavis.pw_gid)
+        aconf = os.path.join(conf_dir, "amavisd.conf")
+        with open(aconf, "w") as f:
+            f.write(AMAVISD_CONF.format(home=cls.amavis_home, port=cls.amavis_port,
+                                        reinject=cls.reinject_port, clamd_socket=sock))
+        cls.amavis_log = os.path.join(cls.amavis_home, "amavis.log")
+        amavisd = Daemon([AMAVISD, "-c", aconf, "foreground"], os.path.join(cls.tmp, "amavisd.out"))
+        cls.daemons.append(amavisd)
+
+        def ready():
+            return "ready for work" in tail(cls.amavis_log, 50)
+        wait_for("amavisd-new", ready, amavisd, AMAVIS_START_LIMIT, [amavisd.log, cls.amavis_log])
+
+    @classmethod
+    def stop_servers(cls):
+        for d in reversed(getattr(cls, "daemons", [])):
+            d.stop()
+
+    @classmethod
+    def expand(cls, v):
+        return super().expand(v).replace("AMAVIS_PORT", str(cls.amavis_port))
+
+    def amavis_context(self):
+        return "\nTern log:\n%s\namavis log:\n%s" % (self.inst.log_tail(30), tail(self.amavis_log, 30))
+
+    def sink_messages_for(self, subject, count, timeout=90):
+        try:
+            return super().sink_messages_for(subject, count, timeout)
+        except AssertionError as e:
+            raise AssertionError(str(e) + self.amavis_context()) from None
+
+    def test_ham_scanned_and_delivered(self):
+        self.send(["a@remote.test", "b@other.test"], "plain ham",
+                  extra="Message-ID: <ham-1@client.test>\r\n")
+        got = self.sink_messages_for("plain ham", 1)
+        head = got[0][2].split(b"\r\n\r\n", 1)[0]
+        self.assertEqual(sorted(got[0][1]), ["a@remote.test", "b@other.test"])
+        self.assertEqual(header_count(got[0][2], "X-Virus-Scanned"), 1, head)
+        self.assertIn(b"X-Virus-Scanned: Tern test amavisd at tern.test", head)
+        self.assertRegex(head, rb"(?m)^X-Spam-Flag: NO")
+        self.assertNotIn(b"***SPAM***", head)
+        self.inst.wait_log(r"to=<a@remote\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*"
+                           r"status=sent \(250 2\.0\.0 from MTA\(smtp:\[127\.0\.0\.1\]:%d\)"
+                           % (self.amavis_port, self.reinject_port))
+        # filtered once: amavis saw it once
+        time.sleep(1)
+        self.assertEqual(tail(self.amavis_log, 10000).count("<ham-1@client.test>"), 1,
+                         self.amavis_context())
+
+    def test_gtube_tagged(self):
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=20) as c:
+            c.sendmail(SENDER, ["a@remote.test"],
+                       "From: %s\r\nSubject: gtube test\r\n\r\n%s\r\n" % (SENDER, GTUBE))
+        deadline = time.time() + 90
+        got = []
+        while not got and time.time() < deadline:
+            got = [m for m in self.sink.handler.messages if b"gtube test" in m[2]]
+            time.sleep(0.1)
+        self.assertTrue(got, self.amavis_context())
+        head = got[0][2].split(b"\r\n\r\n", 1)[0]
+        self.assertRegex(head, rb"(?m)^X-Spam-Flag: YES")
+        self.assertRegex(head, rb"(?m)^X-Spam-Status: Yes, score=\d+")
+        self.assertIn(b"GTUBE", head)
+        self.assertIn(b"Subject: ***SPAM*** gtube test", head)
+        self.assertEqual(header_count(got[0][2], "X-Virus-Scanned"), 1)
+
+    def test_eicar_refused(self):
+        att = base64.encodebytes(EICAR).decode().replace("\n", "\r\n")
+        msg = ("From: %s\r\nSubject: eicar test\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+               "--b1\r\nContent-Type: text/plain\r\n\r\nsee the attachment\r\n"
+               "--b1\r\nContent-Type: application/octet-stream; name=\"eicar.com\"\r\n"
+               "Content-Transfer-Encoding: base64\r\n"
+               "Content-Disposition: attachment; filename=\"eicar.com\"\r\n\r\n%s"
+               "--b1--\r\n" % (SENDER, att))
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=20) as c:
+            c.sendmail(SENDER, ["victim@remote.test"], msg)
+        m = self.inst.wait_log(r"(\w+): to=<victim@remote\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:"
+                               r"%d, .*status=bounced \(host 127\.0\.0\.1\[127\.0\.0\.1\] said: "
+                               r"554 5\.7\.0 Reject, id=\S+ - (INFECTED|VIRUS): Tern\.Test\.EICAR"
+                               % self.amavis_port, timeout=90)
+        # the sender is told, around the filter; the virus never arrives
+        deadline = time.time() + 30
+        bounce = []
+        while not bounce and time.time() < deadline:
+            bounce = [x for x in self.sink.handler.messages
+                      if x[0] in ("", "<>") and m.group(1).encode() in x[2]]
+            time.sleep(0.1)
+        self.assertTrue(bounce, self.amavis_context())
+        self.assertIn(b"Tern.Test.EICAR", bounce[0][2])
+        self.assertEqual([x for x in self.sink.handler.messages if x[1] == ["victim@remote.test"]],
+                         [])
 
 
 if __name__ == "__main__":
