@@ -1,7 +1,7 @@
 """test_content_filter.py: whole-instance tests of the after-queue content
 filter (Postfix's content_filter, FILTER_README): a filter written here (an
-SMTP server on loopback that adds "X-Filtered: yes" and re-injects the
-message with smtplib into a second smtpd listener with Postfix's -o
+SMTP or LMTP server on loopback that adds "X-Filtered: NAME" and re-injects
+the message with smtplib into a second smtpd listener with Postfix's -o
 overrides), the mail's route through it and back, per-service -o
 content_filter for smtpd and pickup, the precedence of FILTER actions, a
 filter that is down (the mail waits and keeps its filter) or that rejects
@@ -27,6 +27,7 @@ import time
 import unittest
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -87,12 +88,19 @@ class FilterHandler:
         return "250 2.0.0 Ok: filtered and re-injected"
 
 
+class LmtpController(Controller):
+    def factory(self):
+        return LMTP(self.handler, **self.SMTP_kwargs)
+
+
 class Filter:
-    def __init__(self, name, reinject_port, port=None):
+    """The filter on a loopback port, speaking SMTP or (lmtp) LMTP."""
+
+    def __init__(self, name, reinject_port, port=None, lmtp=False):
         self.handler = FilterHandler(name, reinject_port)
         self.port = port or harness.free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     decode_data=False)
+        self.controller = (LmtpController if lmtp else Controller)(
+            self.handler, hostname="127.0.0.1", port=self.port, decode_data=False)
         self.controller.start()
 
     def wait(self, count, timeout=20):
@@ -220,7 +228,8 @@ class TestGlobalContentFilter(FilterTest):
         "milter_default_action": "tempfail",
     }
     tables = {
-        "rcpt_access": "second@remote.test FILTER smtp:[127.0.0.1]:SECOND_PORT\n",
+        "rcpt_access": "second@remote.test FILTER smtp:[127.0.0.1]:SECOND_PORT\n"
+                       "lmtp@remote.test FILTER lmtp:[127.0.0.1]:LMTP_PORT\n",
         # the re-injected copy carries X-Filtered: only no_header_body_checks lets it in
         "header_checks": "/^X-Filtered:/ REJECT 5.7.1 header checks ran twice\n"
                          "/^Subject: header-filter/ FILTER smtp:[127.0.0.1]:SECOND_PORT\n",
@@ -248,8 +257,18 @@ class TestGlobalContentFilter(FilterTest):
             shutil.rmtree(cls.milter_dir, ignore_errors=True)
 
     @classmethod
+    def start_servers(cls):
+        cls.lmtp_filter = Filter("lmtp", cls.reinject_port, lmtp=True)
+
+    @classmethod
+    def stop_servers(cls):
+        if getattr(cls, "lmtp_filter", None):
+            cls.lmtp_filter.stop()
+
+    @classmethod
     def expand(cls, v):
-        return super().expand(v).replace("MILTER_PORT", str(cls.milter_port))
+        return (super().expand(v).replace("MILTER_PORT", str(cls.milter_port))
+                .replace("LMTP_PORT", str(cls.lmtp_filter.port)))
 
     def test_filtered_once_as_one_delivery(self):
         self.send(["a@one.test", "b@two.test"], "two domains")
@@ -276,6 +295,14 @@ class TestGlobalContentFilter(FilterTest):
         self.assertIn(b"X-Filtered: second\r\n", got[0][2])
         self.assertEqual(header_count(got[0][2], "X-Filtered"), 1)
         self.assertEqual(self.filtered(self.filter, "access filter"), [])
+
+    def test_lmtp_filter(self):
+        self.send(["lmtp@remote.test"], "through lmtp")
+        got = self.sink_messages_for("through lmtp", 1)
+        self.assertIn(b"X-Filtered: lmtp\r\n", got[0][2])
+        self.assertEqual(header_count(got[0][2], "X-Filtered"), 1)
+        self.inst.wait_log(r"to=<lmtp@remote\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, "
+                           r".*status=sent" % self.lmtp_filter.port)
 
     def test_header_checks_filter_takes_precedence(self):
         self.send(["c@remote.test"], "header-filter")
