@@ -256,6 +256,32 @@ int pipe_command_run(const struct pipe_command *c, struct strbuf *output,
     return 0;
 }
 
+/* Wait for the command until the deadline, asleep in sigtimedwait() (a
+ * policy server may run for an hour: no polling), killing its process group
+ * then. SIGCHLD is blocked by the caller from before the fork. */
+static int wait_connected(pid_t pid, const sigset_t *chld, long long deadline_ms, bool *timed_out)
+{
+    int wstatus = 0;
+    for (;;) {
+        pid_t got = waitpid(pid, &wstatus, WNOHANG);
+        if (got == pid || (got < 0 && errno != EINTR))
+            return wstatus;
+        long long left = deadline_ms - now_usec() / 1000;
+        if (left <= 0) {
+            *timed_out = true;
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+                ;
+            return wstatus;
+        }
+        if (left > 60000)
+            left = 60000;
+        struct timespec ts = { (time_t)(left / 1000), (long)(left % 1000) * 1000000L };
+        sigtimedwait(chld, NULL, &ts);
+    }
+}
+
 int pipe_command_connect(const struct pipe_command *c, int fd, struct pipe_command_status *st)
 {
     st->wstatus = 0;
@@ -265,14 +291,25 @@ int pipe_command_connect(const struct pipe_command *c, int fd, struct pipe_comma
     struct pipe_command run = *c;
     if (!run.cwd)
         run.cwd = "/";
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
     pid_t cmd = fork();
-    if (cmd < 0)
+    if (cmd < 0) {
+        int saved = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        errno = saved;
         return -1;
-    if (cmd == 0)
+    }
+    if (cmd == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
         run_command(&run, fd, fd);
+    }
     bool timed_out = false;
-    st->wstatus = wait_command(cmd, deadline, &timed_out);
+    st->wstatus = wait_connected(cmd, &chld, deadline, &timed_out);
     st->timed_out = timed_out;
+    sigprocmask(SIG_SETMASK, &old, NULL);
     return 0;
 }
 

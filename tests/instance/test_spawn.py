@@ -137,6 +137,30 @@ class TestSpawn(unittest.TestCase):
         first.sendall(b"first\n")
         self.assertIn("line=first", self.read_all(first))
 
+    def test_waits_asleep(self):
+        # while the command runs (a policy server, for up to an hour),
+        # spawn sleeps: it is not woken a hundred times a second
+        s = self.connect("probe")
+        deadline = time.time() + 10
+        waiting = None
+        while waiting is None and time.time() < deadline:
+            for pid, _ in harness.descendants(self.inst.master_pid()):
+                cmd = harness.proc_cmdline(pid)
+                if cmd[:2] == ["/usr/bin/python3", self.probe]:
+                    with open("/proc/%d/stat" % pid) as f:
+                        waiting = int(f.read().rsplit(")", 1)[1].split()[1])   # its spawn
+            time.sleep(0.1)
+        self.assertIsNotNone(waiting)
+
+        def switches():
+            with open("/proc/%d/status" % waiting) as f:
+                return sum(int(l.split()[1]) for l in f if "ctxt_switches" in l)
+        before = switches()
+        time.sleep(2)
+        self.assertLess(switches() - before, 20)
+        s.sendall(b"done\n")
+        self.assertIn("line=done", self.read_all(s))
+
     def test_time_limit_kills_the_command(self):
         s = self.connect("slow")
         t0 = time.time()
