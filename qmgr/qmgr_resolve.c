@@ -167,8 +167,8 @@ enum qmgr_route_result qmgr_resolve_filter(const char *recipient, const char *fi
                                            struct qmgr_route *route, struct strbuf *why)
 {
     /* The recipient must be routable at all; then the filter replaces the
-     * route. Without a destination, the recipient's domain is the next hop
-     * (Postfix with an empty default_filter_nexthop). */
+     * route. Without a destination, default_filter_nexthop is the next hop,
+     * and when that is empty the recipient's domain, as in Postfix. */
     enum qmgr_route_result result = qmgr_resolve(recipient, route, why);
     const char *colon = strchr(filter, ':');
     if (result != QMGR_ROUTE_OK || !colon || colon == filter)
@@ -179,9 +179,10 @@ enum qmgr_route_result qmgr_resolve_filter(const char *recipient, const char *fi
         free(route->nexthop);
         route->nexthop = xstrdup(colon + 1);
     } else {
+        const char *dflt = cfg_str(P_default_filter_nexthop);
         const char *at = strrchr(recipient, '@');
         free(route->nexthop);
-        route->nexthop = xstrdup(at && at[1] ? at + 1 : domain_myorigin());
+        route->nexthop = xstrdup(*dflt ? dflt : at && at[1] ? at + 1 : domain_myorigin());
     }
     return QMGR_ROUTE_OK;
 }

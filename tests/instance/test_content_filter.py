@@ -226,10 +226,12 @@ class TestGlobalContentFilter(FilterTest):
         "relay_recipient_maps": "texthash:TABLES/relay_recipients",
         "smtpd_milters": "inet:127.0.0.1:MILTER_PORT",
         "milter_default_action": "tempfail",
+        "default_filter_nexthop": "[127.0.0.1]:SECOND_PORT",
     }
     tables = {
         "rcpt_access": "second@remote.test FILTER smtp:[127.0.0.1]:SECOND_PORT\n"
-                       "lmtp@remote.test FILTER lmtp:[127.0.0.1]:LMTP_PORT\n",
+                       "lmtp@remote.test FILTER lmtp:[127.0.0.1]:LMTP_PORT\n"
+                       "nohop@remote.test FILTER smtp:\n",
         # the re-injected copy carries X-Filtered: only no_header_body_checks lets it in
         "header_checks": "/^X-Filtered:/ REJECT 5.7.1 header checks ran twice\n"
                          "/^Subject: header-filter/ FILTER smtp:[127.0.0.1]:SECOND_PORT\n",
@@ -303,6 +305,12 @@ class TestGlobalContentFilter(FilterTest):
         self.assertEqual(header_count(got[0][2], "X-Filtered"), 1)
         self.inst.wait_log(r"to=<lmtp@remote\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, "
                            r".*status=sent" % self.lmtp_filter.port)
+
+    def test_default_filter_nexthop(self):
+        # FILTER smtp: names no destination: default_filter_nexthop is used
+        self.send(["nohop@remote.test"], "no next hop")
+        got = self.sink_messages_for("no next hop", 1)
+        self.assertIn(b"X-Filtered: second\r\n", got[0][2])
 
     def test_header_checks_filter_takes_precedence(self):
         self.send(["c@remote.test"], "header-filter")
