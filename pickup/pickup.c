@@ -49,6 +49,7 @@ static struct {
     const char *cleanup_service;
     unsigned long long file_limit;  /* largest maildrop file read, 0: none */
     int cleanup_flags;              /* what receive_override_options asks of cleanup */
+    char *content_filter;           /* content_filter, or NULL */
 } pickup_cfg;
 
 /* ---- the sender rule ---- */
@@ -132,7 +133,7 @@ static void set_aside(const char *name, const char *why)
 
 /* What goes to cleanup besides sender and content. */
 struct pickup_envelope {
-    const char *names[5], *values[5];
+    const char *names[6], *values[6];
     size_t nattr;
     char **rcpts;
     const char **notifies;
@@ -145,9 +146,11 @@ static void envelope_build(struct pickup_envelope *e, const struct qmessage *m,
 {
     memset(e, 0, sizeof(*e));
     snprintf(e->uid, sizeof(e->uid), "%lld", info->uid);
-    const char *names[] = { "uid", "full_name", "ret", "envid" };
-    const char *values[] = { e->uid, info->full_name, info->ret, info->envid };
-    for (size_t i = 0; i < 4; i++)
+    /* filter: the content_filter; cleanup's FILTER actions win over it */
+    const char *names[] = { "uid", "full_name", "ret", "envid", "filter" };
+    const char *values[] = { e->uid, info->full_name, info->ret, info->envid,
+                             pickup_cfg.content_filter };
+    for (size_t i = 0; i < 5; i++)
         if (values[i]) {
             e->names[e->nattr] = names[i];
             e->values[e->nattr++] = values[i];
@@ -403,6 +406,7 @@ static void pickup_post_init(struct event_base *base)
     unsigned ro = rewrite_receive_overrides(cfg_str(P_receive_override_options));
     pickup_cfg.cleanup_flags = (ro & RECEIVE_NO_MAPPINGS ? PICKUP_CLEANUP_NO_MAPPINGS : 0)
                                | (ro & RECEIVE_NO_CHECKS ? PICKUP_CLEANUP_NO_CHECKS : 0);
+    pickup_cfg.content_filter = rewrite_content_filter();
     pickup_milter_init();
     pickup_scan();                  /* what waited while Tern was stopped */
 }

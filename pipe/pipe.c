@@ -12,8 +12,6 @@
  * A service whose attributes are wrong stays up and defers its mail with a
  * warning that says what to fix, so nothing is lost while master.cf is
  * corrected. One delivery request per connection (pipe_request.c). */
-#include <grp.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +21,7 @@
 #include "config.h"
 #include "log.h"
 #include "pipe.h"
+#include "pipe_command.h"
 #include "server.h"
 #include "util.h"
 
@@ -45,72 +44,10 @@ static void refuse(const char *fmt, ...)
 static void check_user(void)
 {
     const struct pipe_attr *a = &pipe_cfg.attr;
-    struct passwd *pw = getpwnam(a->user);
-    if (!pw) {
-        refuse("user=%s: no such user", a->user);
-        return;
-    }
-    /* copied now: the next lookup reuses getpwnam's storage */
-    pipe_cfg.uid = pw->pw_uid;
-    pipe_cfg.gid = pw->pw_gid;
-    if (pipe_cfg.uid == 0) {
-        refuse("user=%s: refusing to run commands as root; name an unprivileged account",
-               a->user);
-        return;
-    }
-    uid_t owner_uid;
-    gid_t owner_gid;
-    if (user_ids(cfg_str(P_mail_owner), &owner_uid, &owner_gid) == 0 && owner_uid == pipe_cfg.uid) {
-        refuse("user=%s: refusing to run commands as mail_owner (%s); name an account of "
-               "their own", a->user, cfg_str(P_mail_owner));
-        return;
-    }
-    if (a->group) {
-        struct group *gr = getgrnam(a->group);
-        if (!gr) {
-            refuse("user=%s:%s: no such group", a->user, a->group);
-            return;
-        }
-        pipe_cfg.gid = gr->gr_gid;
-    }
-    if (pipe_cfg.gid == 0)
-        refuse("user=%s: refusing to run commands with group root", a->user);
-}
-
-/* PATH, then the variables of export_environment this process has. */
-static void build_environment(void)
-{
-    size_t n;
-    char **names = cfg_list_split(cfg_str(P_export_environment), &n);
-    pipe_cfg.envp = xcalloc(n + 2, sizeof(char *));
-    size_t k = 0;
-    pipe_cfg.envp[k++] = xstrdup("PATH=/usr/bin:/bin");
-    for (size_t i = 0; i < n; i++) {
-        const char *v = getenv(names[i]);
-        if (!v || strchr(names[i], '=') || strcmp(names[i], "PATH") == 0)
-            continue;
-        struct strbuf e = STRBUF_INIT(8192);
-        if (sb_appendf(&e, "%s=%s", names[i], v) == 0)
-            pipe_cfg.envp[k++] = xstrdup(sb_str(&e));
-        sb_free(&e);
-    }
-    pipe_cfg.envp[k] = NULL;
-    cfg_list_free(names, n);
-}
-
-/* SERVICE_time_limit, else command_time_limit (Postfix's transport_time_limit). */
-static int time_limit(const char *service)
-{
-    struct strbuf name = STRBUF_INIT(512);
-    sb_appendf(&name, "%s_time_limit", service);
-    const char *v = cfg_get(sb_str(&name));
-    long t = v ? parse_time_value(v, 's') : -1;
-    if (v && t < 0)
-        msg_warn("%s = %s: not a time; using command_time_limit", sb_str(&name), v);
-    if (t < 0)
-        t = cfg_time(P_command_time_limit);
-    sb_free(&name);
-    return t < 1 ? 1 : t > 86400L * 7 ? 86400 * 7 : (int)t;
+    struct strbuf why = STRBUF_INIT(1024);
+    if (pipe_command_account(a->user, a->group, &pipe_cfg.uid, &pipe_cfg.gid, &why) < 0)
+        refuse("%s", sb_str(&why));
+    sb_free(&why);
 }
 
 /* As root and before any chroot: the account database is read here. */
@@ -131,8 +68,8 @@ static void pipe_pre_init(void)
     if (!pipe_cfg.usable)
         msg_warn("pipe service %s refused: %s; its mail is deferred until master.cf is fixed",
                  pipe_cfg.service, pipe_cfg.refusal);
-    build_environment();
-    pipe_cfg.time_limit = time_limit(pipe_cfg.service);
+    pipe_cfg.envp = pipe_command_environment();
+    pipe_cfg.time_limit = pipe_command_time_limit(pipe_cfg.service);
     pipe_cfg.recipient_delimiter = xstrdup(cfg_str(P_recipient_delimiter));
     pipe_cfg.ipc_timeout = (int)cfg_time(P_ipc_timeout);
 }

@@ -9,8 +9,9 @@
  * keys are tried from the most to the least specific (user+ext@domain,
  * user@domain, domain, .parent for each parent domain, *), and a value is
  * "transport:nexthop" where an empty half keeps the default. A message
- * that header or body checks sent through a content filter (its
- * content_filter attribute) goes to that transport:nexthop instead. */
+ * queued with a content filter (its content_filter attribute: the
+ * receiving service's content_filter or a FILTER action) goes to that
+ * transport:nexthop instead. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,8 +167,8 @@ enum qmgr_route_result qmgr_resolve_filter(const char *recipient, const char *fi
                                            struct qmgr_route *route, struct strbuf *why)
 {
     /* The recipient must be routable at all; then the filter replaces the
-     * route. Without a destination, the recipient's domain is the next hop
-     * (Postfix with an empty default_filter_nexthop). */
+     * route. Without a destination, default_filter_nexthop is the next hop,
+     * and when that is empty the recipient's domain, as in Postfix. */
     enum qmgr_route_result result = qmgr_resolve(recipient, route, why);
     const char *colon = strchr(filter, ':');
     if (result != QMGR_ROUTE_OK || !colon || colon == filter)
@@ -178,9 +179,10 @@ enum qmgr_route_result qmgr_resolve_filter(const char *recipient, const char *fi
         free(route->nexthop);
         route->nexthop = xstrdup(colon + 1);
     } else {
+        const char *dflt = cfg_str(P_default_filter_nexthop);
         const char *at = strrchr(recipient, '@');
         free(route->nexthop);
-        route->nexthop = xstrdup(at && at[1] ? at + 1 : domain_myorigin());
+        route->nexthop = xstrdup(*dflt ? dflt : at && at[1] ? at + 1 : domain_myorigin());
     }
     return QMGR_ROUTE_OK;
 }

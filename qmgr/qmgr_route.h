@@ -21,7 +21,9 @@ enum qmgr_route_result {
 void qmgr_resolve_init(void);
 enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *route, struct strbuf *why);
 /* The route of a recipient of a message with a content_filter attribute
- * ("transport:nexthop", written by cleanup's FILTER action). */
+ * ("transport:nexthop", written by cleanup from the content_filter of the
+ * service that received it or a FILTER action): the queued message keeps
+ * it whatever main.cf says later. */
 enum qmgr_route_result qmgr_resolve_filter(const char *recipient, const char *filter,
                                            struct qmgr_route *route, struct strbuf *why);
 void qmgr_route_free(struct qmgr_route *route);

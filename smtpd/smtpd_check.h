@@ -132,6 +132,7 @@ struct smtpd_check_config {
     struct maplist *local_rcpt_maps, *relay_rcpt_maps;
     struct maplist *virtual_mailbox_maps;   /* NULL: empty (not checked, as Postfix) */
     unsigned receive_overrides;           /* RECEIVE_* of receive_override_options */
+    char *content_filter;                 /* this service's content_filter, or NULL */
     struct maplist *rbl_reply_maps;
     struct maplist *sender_login_maps;    /* smtpd_sender_login_maps */
     struct maplist *relay_clientcerts;    /* permit_tls_clientcerts */

@@ -315,13 +315,17 @@ void smtpd_check_content_start(struct smtpd_session *s, struct strbuf *content)
         sb_append(content, s->check->prepend.data, s->check->prepend.len);
 }
 
+/* A FILTER action wins over the service's content_filter, as in Postfix;
+ * cleanup's own FILTER actions (header and body checks) win over both. */
 int smtpd_check_cleanup_attrs(struct smtpd_session *s, struct attr_writer *w)
 {
-    if (!s->check || !s->check->filter)
+    const char *filter = s->check && s->check->filter ? s->check->filter
+                                                      : smtpd_check_cfg.content_filter;
+    if (!filter)
         return 0;
     if (w) {
         attr_put_str(w, "name", "filter");
-        attr_put_str(w, "value", s->check->filter);
+        attr_put_str(w, "value", filter);
     }
     return 1;
 }

@@ -205,6 +205,7 @@ void smtpd_check_pre_init(void)
     /* virtual_alias_maps and the other rewriting tables: lib/global/rewrite.h */
     rewrite_init();
     c->receive_overrides = rewrite_receive_overrides(cfg_str(P_receive_override_options));
+    c->content_filter = rewrite_content_filter();
     c->rbl_reply_maps = maplist_open_param(P_rbl_reply_maps);
     c->sender_login_maps = maplist_open_param(P_smtpd_sender_login_maps);
     c->relay_clientcerts = maplist_open_param(P_relay_clientcerts);

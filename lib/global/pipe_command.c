@@ -1,18 +1,23 @@
 /* pipe_command.c: one run of an external command for a delivery agent
  * (pipe_command.h): the command child and the feeding child, both as the
- * user, the bounded output, the time limit over the whole process group. */
+ * user, the bounded output, the time limit over the whole process group;
+ * or a command connected to spawn's client; and the user=, environment and
+ * time limit of the services that run them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "attr.h"
+#include "config.h"
 #include "log.h"
 #include "pipe_command.h"
 #include "util.h"
@@ -249,4 +254,136 @@ int pipe_command_run(const struct pipe_command *c, struct strbuf *output,
     st->timed_out = timed_out;
     pipe_command_reap(feeder, 5);
     return 0;
+}
+
+/* Wait for the command until the deadline, asleep in sigtimedwait() (a
+ * policy server may run for an hour: no polling), killing its process group
+ * then. SIGCHLD is blocked by the caller from before the fork. */
+static int wait_connected(pid_t pid, const sigset_t *chld, long long deadline_ms, bool *timed_out)
+{
+    int wstatus = 0;
+    for (;;) {
+        pid_t got = waitpid(pid, &wstatus, WNOHANG);
+        if (got == pid || (got < 0 && errno != EINTR))
+            return wstatus;
+        long long left = deadline_ms - now_usec() / 1000;
+        if (left <= 0) {
+            *timed_out = true;
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+                ;
+            return wstatus;
+        }
+        if (left > 60000)
+            left = 60000;
+        struct timespec ts = { (time_t)(left / 1000), (long)(left % 1000) * 1000000L };
+        sigtimedwait(chld, NULL, &ts);
+    }
+}
+
+int pipe_command_connect(const struct pipe_command *c, int fd, struct pipe_command_status *st)
+{
+    st->wstatus = 0;
+    st->timed_out = false;
+    int limit = c->time_limit < 1 ? 1 : c->time_limit;
+    long long deadline = now_usec() / 1000 + (long long)limit * 1000;
+    struct pipe_command run = *c;
+    if (!run.cwd)
+        run.cwd = "/";
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    pid_t cmd = fork();
+    if (cmd < 0) {
+        int saved = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        errno = saved;
+        return -1;
+    }
+    if (cmd == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        run_command(&run, fd, fd);
+    }
+    bool timed_out = false;
+    st->wstatus = wait_connected(cmd, &chld, deadline, &timed_out);
+    st->timed_out = timed_out;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return 0;
+}
+
+/* ---- the settings of a service that runs commands ---- */
+
+int pipe_command_account(const char *user, const char *group, uid_t *uid, gid_t *gid,
+                         struct strbuf *why)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        sb_appendf(why, "user=%s: no such user", user);
+        return -1;
+    }
+    /* copied now: the next lookup reuses getpwnam's storage */
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    if (*uid == 0) {
+        sb_appendf(why, "user=%s: refusing to run commands as root; name an unprivileged account",
+                   user);
+        return -1;
+    }
+    const char *owner = cfg_str(P_mail_owner);
+    struct passwd *opw = getpwnam(owner);
+    if (opw && opw->pw_uid == *uid) {
+        sb_appendf(why, "user=%s: refusing to run commands as mail_owner (%s); name an account of "
+                   "their own", user, owner);
+        return -1;
+    }
+    if (group) {
+        struct group *gr = getgrnam(group);
+        if (!gr) {
+            sb_appendf(why, "user=%s:%s: no such group", user, group);
+            return -1;
+        }
+        *gid = gr->gr_gid;
+    }
+    if (*gid == 0) {
+        sb_appendf(why, "user=%s: refusing to run commands with group root", user);
+        return -1;
+    }
+    return 0;
+}
+
+char **pipe_command_environment(void)
+{
+    size_t n;
+    char **names = cfg_list_split(cfg_str(P_export_environment), &n);
+    char **envp = xcalloc(n + 2, sizeof(char *));
+    size_t k = 0;
+    envp[k++] = xstrdup("PATH=/usr/bin:/bin");
+    for (size_t i = 0; i < n; i++) {
+        const char *v = getenv(names[i]);
+        if (!v || strchr(names[i], '=') || strcmp(names[i], "PATH") == 0)
+            continue;
+        struct strbuf e = STRBUF_INIT(8192);
+        if (sb_appendf(&e, "%s=%s", names[i], v) == 0)
+            envp[k++] = xstrdup(sb_str(&e));
+        sb_free(&e);
+    }
+    envp[k] = NULL;
+    cfg_list_free(names, n);
+    return envp;
+}
+
+int pipe_command_time_limit(const char *service)
+{
+    struct strbuf name = STRBUF_INIT(512);
+    sb_appendf(&name, "%s_time_limit", service);
+    const char *v = cfg_get(sb_str(&name));
+    long t = v ? parse_time_value(v, 's') : -1;
+    if (v && t < 0)
+        msg_warn("%s = %s: not a time; using command_time_limit", sb_str(&name), v);
+    if (t < 0)
+        t = cfg_time(P_command_time_limit);
+    sb_free(&name);
+    return t < 1 ? 1 : t > 86400L * 7 ? 86400 * 7 : (int)t;
 }

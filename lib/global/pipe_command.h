@@ -85,6 +85,28 @@ int pipe_command_reap(pid_t pid, int grace);
 int pipe_command_child(void (*child)(void *ctx, int fd), void *ctx, size_t limit, int timeout,
                        struct strbuf *frame, int *wstatus, char *why, size_t why_size);
 
+/* Run the command with the connected socket fd as its standard input,
+ * output and error (spawn(8): a policy server that talks to the client
+ * itself) and wait for it, killing its process group at the time limit;
+ * output_limit, feed and cwd NULL are not used ("/" is the working
+ * directory). 0 when it ran (st says how it ended); -1 with errno set when
+ * no process could be made. */
+int pipe_command_connect(const struct pipe_command *c, int fd, struct pipe_command_status *st);
+
+/* ---- the settings of a master.cf service that runs commands (pipe, spawn) ---- */
+
+/* user=USER[:GROUP] (group NULL: the user's): an existing account that is
+ * neither root nor mail_owner, and a group other than root. 0 with *uid
+ * and *gid; -1 with the reason (for "refused: ...") in why. */
+int pipe_command_account(const char *user, const char *group, uid_t *uid, gid_t *gid,
+                         struct strbuf *why);
+/* The commands' whole environment: PATH=/usr/bin:/bin, then each variable
+ * of export_environment this process has. NULL-terminated, allocated once. */
+char **pipe_command_environment(void);
+/* SERVICE_time_limit, else command_time_limit (Postfix's
+ * transport_time_limit), in seconds from 1 to a week. */
+int pipe_command_time_limit(const char *service);
+
 /* The first line of output, at most size-1 bytes, control bytes as '?'. */
 void pipe_command_first_line(const struct strbuf *output, char *line, size_t size);
 

@@ -79,6 +79,24 @@ unsigned rewrite_receive_overrides(const char *value)
     return cfg_list_bits(value, names, "receive_override_options");
 }
 
+char *rewrite_content_filter(void)
+{
+    const char *v = cfg_str(P_content_filter);
+    v += strspn(v, " \t");
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return NULL;
+    bool has_colon = memchr(v, ':', n) != NULL;
+    char *filter = xmalloc(n + 2);
+    memcpy(filter, v, n);
+    if (!has_colon)
+        filter[n++] = ':';       /* the transport alone: an empty next hop */
+    filter[n] = 0;
+    return filter;
+}
+
 static bool is_table(const char *word)
 {
     const char *colon = strchr(word, ':');

@@ -42,6 +42,12 @@ struct strbuf;
  * are warned about and ignored, as in Postfix. */
 unsigned rewrite_receive_overrides(const char *value);
 
+/* The content_filter of this service (main.cf or its master.cf -o) as the
+ * "transport:nexthop" that smtpd and pickup give cleanup with each message
+ * (a value without a colon names the transport only, as in Postfix: the
+ * recipient's domain is the next hop); NULL when empty. Newly allocated. */
+char *rewrite_content_filter(void);
+
 /* Read the parameters and open the tables (before privileges are dropped).
  * A table that cannot be opened is logged once and then fails every lookup.
  * Call resolve_init() too: the "user" keys ask resolve_domain_is_local(). */

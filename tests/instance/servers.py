@@ -1,6 +1,6 @@
 """servers.py: the one threaded socket server the whole-instance tests build
 their fake peers on (scripted SMTP servers, policy servers, milters, a
-Dovecot auth service, a spawn(8) stand-in).
+Dovecot auth service).
 
 A Server listens on loopback only: TCP on 127.0.0.1 (a free port unless
 one is given) or a UNIX socket path. A thread accepts connections and hands

@@ -29,7 +29,7 @@ import sink  # noqa: E402
 from dnsserver import DnsServer  # noqa: E402
 
 HOSTNAME = "tern.test"
-SPF_DIR = os.environ.get("TERN_POLICYD_SPF_DIR", "/opt/tern-test-deps/postfix-policyd-spf-python")
+POLICYD_SPF = "/usr/bin/policyd-spf"
 
 
 def ptr_name(addr):
@@ -867,33 +867,6 @@ class TestPostgrey(PolicyTest):
         self.assertIn(b"X-Greylist: delayed", harness.read_queue_file(path)["content"])
 
 
-class SpawnServer(servers.Server):
-    """What Postfix's spawn(8) does for policyd-spf: each connection gets a
-    new process with the socket as its standard input and output."""
-
-    def __init__(self, argv):
-        self.argv = argv
-        self.procs = []
-        super().__init__(backlog=8, threaded=False)
-
-    def handle(self, conn):
-        p = subprocess.Popen(self.argv, stdin=conn.fileno(), stdout=conn.fileno(),
-                             stderr=subprocess.DEVNULL)
-        conn.close()
-        self.procs.append(p)
-
-    def stop(self):
-        super().stop()
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(5)
-
-
 SPF_WRAPPER = """
 import sys
 import dns.resolver
@@ -918,49 +891,89 @@ skip_addresses = 192.0.2.0/24
 """
 
 
-@unittest.skipUnless(os.path.exists(os.path.join(SPF_DIR, "usr/bin/policyd-spf")),
-                     "postfix-policyd-spf-python is not unpacked in %s (tools/install-deps)" % SPF_DIR)
+@unittest.skipUnless(os.path.exists(POLICYD_SPF),
+                     "postfix-policyd-spf-python is not installed (tools/install-deps)")
 class TestPolicydSpf(PolicyTest):
-    """postfix-policyd-spf-python as check_policy_service (spawned per
-    connection as Postfix's spawn does), its DNS answered by the test: a
-    sender domain with "v=spf1 -all" is refused for 127.0.0.2."""
+    """Debian's postfix-policyd-spf-python as check_policy_service
+    unix:private/policyd-spf, run per connection by the spawn daemon from
+    master.cf as Postfix's spawn(8) runs it (user=nobody), with its own
+    configuration file as its argument and its DNS answered by the test
+    (through a wrapper that points dnspython at the test's server)."""
 
     zone = {"spf-fail.test": {"TXT": ["v=spf1 -all"]},
-            "spf-pass.test": {"TXT": ["v=spf1 ip4:127.0.0.0/8 -all"]}}
-    params = {"smtpd_recipient_restrictions": "check_policy_service inet:127.0.0.1:SPFPORT",
+            "spf-pass.test": {"TXT": ["v=spf1 ip4:127.0.0.0/8 -all"]},
+            "spf-soft.test": {"TXT": ["v=spf1 ~all"]}}
+    params = {"smtpd_recipient_restrictions": "permit_mynetworks, reject_unauth_destination, "
+                                              "check_policy_service unix:private/policyd-spf",
               "smtpd_policy_service_timeout": "20s"}
 
     @classmethod
     def start_servers(cls):
-        wrapper = os.path.join(cls.tmp, "spf-wrapper.py")
-        with open(wrapper, "w") as f:
+        cls.wrapper = os.path.join(cls.tmp, "spf-wrapper.py")
+        with open(cls.wrapper, "w") as f:
             f.write(SPF_WRAPPER)
-        conf = os.path.join(cls.tmp, "policyd-spf.conf")
-        with open(conf, "w") as f:
+        cls.conf = os.path.join(cls.tmp, "policyd-spf.conf")
+        with open(cls.conf, "w") as f:
             f.write(SPF_CONF)
-        cls.spawn = SpawnServer(["/usr/bin/python3", wrapper, str(cls.dns.port),
-                                 os.path.join(SPF_DIR, "usr/bin/policyd-spf"), conf])
 
     @classmethod
-    def expand(cls, v):
-        return v.replace("SPFPORT", str(cls.spawn.port))
+    def extra_services(cls):
+        return ["policyd-spf unix - n n - 0 spawn",
+                "  -o policyd-spf_time_limit=3600",
+                "  user=nobody argv=/usr/bin/python3 %s %d %s %s"
+                % (cls.wrapper, cls.dns.port, POLICYD_SPF, cls.conf)]
 
-    @classmethod
-    def stop_servers(cls):
-        cls.spawn.stop()
+    def queued_content(self, text):
+        qid = text.split()[-1]
+        path = os.path.join(self.inst.queue_dir, "active", qid)
+        deadline = time.time() + 10
+        while not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.05)
+        return harness.read_queue_file(path)["content"]
 
     def test_spf_fail_rejected(self):
         code, text = self.rcpt("u@tern.test", sender="forger@spf-fail.test")
         self.assertEqual(code, 550, text)
         self.assertIn("5.7.23 <u@tern.test>: Recipient address rejected: Message rejected due to: "
                       "SPF fail - not authorized", text)
+        self.wait_log(r"NOQUEUE: reject: RCPT from \S+\[127\.0\.0\.2\]: 550 5\.7\.23 "
+                      r"<u@tern\.test>: Recipient address rejected: Message rejected due to: "
+                      r"SPF fail - not authorized")
 
-    def test_spf_pass_accepted(self):
+    def test_spf_pass_accepted_with_header(self):
         c = self.client()
         c.cmd("MAIL FROM:<friend@spf-pass.test>")
         self.assertEqual(c.cmd("RCPT TO:<u@tern.test>"), (250, "2.1.5 Ok"))
         code, text = self.send_message(c)
         self.assertEqual(code, 250, text)
+        content = self.queued_content(text)
+        self.assertRegex(content, rb"(?m)^Received-SPF: Pass \(mailfrom\) identity=mailfrom; "
+                                  rb"client-ip=127\.0\.0\.2;.* envelope-from=<?friend@spf-pass\.test>?")
+
+    def test_spf_softfail_accepted_with_header(self):
+        c = self.client()
+        c.cmd("MAIL FROM:<someone@spf-soft.test>")
+        self.assertEqual(c.cmd("RCPT TO:<u@tern.test>"), (250, "2.1.5 Ok"))
+        code, text = self.send_message(c)
+        self.assertEqual(code, 250, text)
+        content = self.queued_content(text)
+        self.assertRegex(content, rb"(?m)^Received-SPF: Softfail \(mailfrom\) identity=mailfrom; "
+                                  rb"client-ip=127\.0\.0\.2;")
+
+    def test_runs_as_nobody_through_spawn(self):
+        self.rcpt("u@tern.test", sender="friend@spf-pass.test")
+        nobody = pwd.getpwnam("nobody").pw_uid
+        spawns = [p for p in self.inst.processes() if p[2] == "spawn"]
+        self.assertTrue(spawns, self.inst.processes())
+        self.assertTrue(all(p[1] == 0 for p in spawns))     # unpriv n: root, to switch users
+        # the policy server runs as nobody, a child of a spawn process
+        found = False
+        for pid, _ in harness.descendants(self.inst.master_pid()):
+            cmd = harness.proc_cmdline(pid)
+            if cmd[:1] == ["/usr/bin/python3"] and POLICYD_SPF in cmd:
+                self.assertEqual(harness.proc_uid(pid), nobody)
+                found = True
+        self.assertTrue(found)
 
 
 if __name__ == "__main__":

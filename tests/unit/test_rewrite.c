@@ -277,6 +277,27 @@ static void test_overrides(void)
     CHECK(rewrite_receive_overrides("no_such_thing") == 0);
 }
 
+static void expect_filter(const char *setting, const char *want)
+{
+    configure(setting);
+    char *got = rewrite_content_filter();
+    CHECK(want ? got && strcmp(got, want) == 0 : got == NULL);
+    free(got);
+}
+
+/* content_filter as smtpd and pickup hand it to cleanup */
+static void test_content_filter(void)
+{
+    expect_filter("", NULL);
+    expect_filter("content_filter =\n", NULL);
+    expect_filter("content_filter = smtp-amavis:[127.0.0.1]:10024\n", "smtp-amavis:[127.0.0.1]:10024");
+    expect_filter("content_filter = amavis\n", "amavis:");          /* transport alone */
+    expect_filter("content_filter = lmtp:unix:private/f\n", "lmtp:unix:private/f");
+    cfg_override("content_filter", "");                               /* -o content_filter= */
+    CHECK(rewrite_content_filter() == NULL);
+    configure("");
+}
+
 static void test_headers(void)
 {
     struct strbuf mc = STRBUF_INIT(0);
@@ -329,6 +350,7 @@ int main(void)
     test_domains_and_bcc();
     test_broken_table();
     test_overrides();
+    test_content_filter();
     test_headers();
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
