@@ -27,47 +27,30 @@
 
 struct pipe_settings pipe_cfg;
 
-static void refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void refuse(const char *fmt, ...)
+/* The service's attributes from master.cf, then its account (an existing
+ * user that is neither root nor mail_owner): 0, or -1 with why in err. */
+static int read_service(struct strbuf *err)
 {
-    char why[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    pipe_cfg.usable = false;
-    free(pipe_cfg.refusal);
-    pipe_cfg.refusal = xstrdup(why);
-}
-
-/* user=USER[:GROUP]: an existing account that is neither root nor mail_owner. */
-static void check_user(void)
-{
+    int nargs;
+    char **args = server_args(&nargs);
     const struct pipe_attr *a = &pipe_cfg.attr;
-    struct strbuf why = STRBUF_INIT(1024);
-    if (pipe_command_account(a->user, a->group, &pipe_cfg.uid, &pipe_cfg.gid, &why) < 0)
-        refuse("%s", sb_str(&why));
-    sb_free(&why);
+    if (pipe_attr_parse(args, nargs, &pipe_cfg.attr, err) < 0 || pipe_expand_check(a, err) < 0)
+        return -1;
+    return pipe_command_account(a->user, a->group, &pipe_cfg.uid, &pipe_cfg.gid, err);
 }
 
 /* As root and before any chroot: the account database is read here. */
 static void pipe_pre_init(void)
 {
-    int nargs;
-    char **args = server_args(&nargs);
     struct strbuf err = STRBUF_INIT(1024);
     pipe_cfg.service = server_service_name();
-    pipe_cfg.usable = true;
-    if (pipe_attr_parse(args, nargs, &pipe_cfg.attr, &err) < 0
-        || pipe_expand_check(&pipe_cfg.attr, &err) < 0) {
-        refuse("%s", sb_str(&err));
-    } else {
-        check_user();
-    }
-    sb_free(&err);
-    if (!pipe_cfg.usable)
+    pipe_cfg.usable = read_service(&err) == 0;
+    if (!pipe_cfg.usable) {
+        pipe_cfg.refusal = xstrdup(sb_str(&err));
         msg_warn("pipe service %s refused: %s; its mail is deferred until master.cf is fixed",
                  pipe_cfg.service, pipe_cfg.refusal);
+    }
+    sb_free(&err);
     pipe_cfg.envp = pipe_command_environment();
     pipe_cfg.time_limit = pipe_command_time_limit(pipe_cfg.service);
     pipe_cfg.recipient_delimiter = xstrdup(cfg_str(P_recipient_delimiter));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pipe.h"
+#include "pipe_command.h"
 #include "util.h"
 
 static const struct {
@@ -95,20 +96,6 @@ static void attr_set(char **slot, const char *value)
     *slot = xstrdup(value);
 }
 
-static int parse_user(const char *value, struct pipe_attr *a, struct strbuf *err)
-{
-    const char *colon = strchr(value, ':');
-    if (!*value || colon == value || (colon && !colon[1])) {
-        sb_appendf(err, "user=%s: expected user=USER or user=USER:GROUP", value);
-        return -1;
-    }
-    free(a->user);
-    free(a->group);
-    a->user = colon ? xstrndup(value, (size_t)(colon - value)) : xstrdup(value);
-    a->group = colon ? xstrdup(colon + 1) : NULL;
-    return 0;
-}
-
 int pipe_attr_parse(char **words, int nwords, struct pipe_attr *a, struct strbuf *err)
 {
     memset(a, 0, sizeof(*a));
@@ -120,26 +107,14 @@ int pipe_attr_parse(char **words, int nwords, struct pipe_attr *a, struct strbuf
         const char *v = eq ? eq + 1 : "";
 #define IS(name) (eq && nlen == strlen(name) && strncmp(w, name, nlen) == 0)
         if (IS("argv")) {
-            if (!*v) {
-                sb_appends(err, "argv= names no command");
+            if (pipe_command_parse_argv(words, nwords, i, (size_t)nwords, &a->argv, &a->argc, err) < 0)
                 return -1;
-            }
-            if (*v != '/') {
-                sb_appendf(err, "argv=%s: the command must be an absolute path (it is executed "
-                           "directly, without a shell or a PATH search)", v);
-                return -1;
-            }
-            a->argc = (size_t)(nwords - i);
-            a->argv = xcalloc(a->argc + 1, sizeof(char *));
-            a->argv[0] = xstrdup(v);
-            for (int j = i + 1; j < nwords; j++)
-                a->argv[j - i] = xstrdup(words[j]);
             break;
         } else if (IS("flags")) {
             if (parse_flags(v, &a->flags, err) < 0)
                 return -1;
         } else if (IS("user")) {
-            if (parse_user(v, a, err) < 0)
+            if (pipe_command_parse_user(v, &a->user, &a->group, err) < 0)
                 return -1;
         } else if (IS("size")) {
             if (parse_size(v, &a->size_limit, err) < 0)
@@ -169,23 +144,12 @@ int pipe_attr_parse(char **words, int nwords, struct pipe_attr *a, struct strbuf
         }
 #undef IS
     }
-    if (!a->argv) {
-        sb_appends(err, "no argv= attribute: the command to run must be given last, as "
-                   "argv=/path/to/command arguments...");
-        return -1;
-    }
-    if (!a->user) {
-        sb_appends(err, "no user= attribute: the command must run as an unprivileged user");
-        return -1;
-    }
-    return 0;
+    return pipe_command_parse_end(a->argv, a->user, err);
 }
 
 void pipe_attr_free(struct pipe_attr *a)
 {
     FREE_ALL(a->user, a->group, a->eol, a->null_sender, a->directory);
-    for (size_t i = 0; a->argv && a->argv[i]; i++)
-        free(a->argv[i]);
-    free(a->argv);
+    str_array_free(a->argv, a->argc);
     memset(a, 0, sizeof(*a));
 }

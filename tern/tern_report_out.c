@@ -263,15 +263,13 @@ static void html_escape(struct strbuf *out, const char *s)
             }
             continue;
         }
-        switch (*s) {
-        case '&': sb_appends(out, "&amp;"); break;
-        case '<': sb_appends(out, "&lt;"); break;
-        case '>': sb_appends(out, "&gt;"); break;
-        case '"': sb_appends(out, "&quot;"); break;
-        case '\'': sb_appends(out, "&#39;"); break;
-        default:
+        static const char markup[] = "&<>\"'";
+        static const char *const entities[] = { "&amp;", "&lt;", "&gt;", "&quot;", "&#39;" };
+        const char *m = strchr(markup, *s);
+        if (m)
+            sb_appends(out, entities[m - markup]);
+        else
             sb_appendc(out, (unsigned char)*s < 32 || *s == 127 ? '?' : *s);
-        }
     }
 }
 

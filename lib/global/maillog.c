@@ -311,6 +311,21 @@ static void parse_from(char *rest, struct maillog_event *ev)
     ev->kind = MAILLOG_FROM;
 }
 
+/* The address at *p after prefix, up to the first of ends[0..n): cut there
+ * in place (which says which end), *p moved past its '>'. NULL when no end
+ * follows. */
+static char *take_address(char **p, const char *prefix, const char *const *ends, size_t n,
+                          size_t *which)
+{
+    char *start = *p + strlen(prefix);
+    char *e = first_of(start, ends, n, which);
+    if (!e)
+        return NULL;
+    *e = 0;
+    *p = e + 1;
+    return start;
+}
+
 /* "...; from=<S> to=<R> proto=P helo=<H>" at the end of a reject or other
  * action line: the reply text before it, and the addresses. */
 static void action_envelope(char *text, struct maillog_event *ev)
@@ -324,29 +339,17 @@ static void action_envelope(char *text, struct maillog_event *ev)
         return;
     *env = 0;
     char *p = env + 2;
+    /* "from=<S> to=<R> proto=...": each address up to the first of its ends */
+    static const char *const from_ends[] = { "> to=<", "> proto=", ">" };
+    static const char *const to_ends[] = { "> proto=", ">: ", ">" };
+    size_t which = 0;
     if (starts(p, "from=<")) {
-        p += 6;
-        static const char *const ends[] = { "> to=<", "> proto=", ">" };
-        size_t which = 0;
-        char *e = first_of(p, ends, 3, &which);
-        if (!e)
+        if (!(ev->sender = take_address(&p, "from=<", from_ends, 3, &which)) || which == 2)
             return;
-        *e = 0;
-        ev->sender = p;
-        p = e + 1 + (which == 0 ? 1 : 0);
-        if (which == 2)
-            return;
+        p += which == 0 ? 1 : 0;    /* past the space before "to=<" */
     }
-    if (starts(p, "to=<")) {
-        p += 4;
-        static const char *const ends[] = { "> proto=", ">: ", ">" };
-        size_t which = 0;
-        char *e = first_of(p, ends, 3, &which);
-        if (!e)
-            return;
-        *e = 0;
-        ev->rcpt = p;
-    }
+    if (starts(p, "to=<"))
+        ev->rcpt = take_address(&p, "to=<", to_ends, 3, &which);
 }
 
 /* "reject: RCPT from CLIENT: 550 5.1.1 TEXT; from=<> ..." (smtpd, pickup)

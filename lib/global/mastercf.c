@@ -250,9 +250,7 @@ static void service_free(struct master_service *s)
 {
     free(s->name);
     free(s->command);
-    for (int i = 0; s->args && i < s->argc; i++)
-        free(s->args[i]);
-    free(s->args);
+    str_array_free(s->args, (size_t)s->argc);
     memset(s, 0, sizeof(*s));
 }
 

@@ -387,3 +387,52 @@ int pipe_command_time_limit(const char *service)
     sb_free(&name);
     return t < 1 ? 1 : t > 86400L * 7 ? 86400 * 7 : (int)t;
 }
+
+int pipe_command_parse_user(const char *value, char **user, char **group, struct strbuf *err)
+{
+    const char *colon = strchr(value, ':');
+    if (!*value || colon == value || (colon && !colon[1])) {
+        sb_appendf(err, "user=%s: expected user=USER or user=USER:GROUP", value);
+        return -1;
+    }
+    free(*user);
+    free(*group);
+    *user = colon ? xstrndup(value, (size_t)(colon - value)) : xstrdup(value);
+    *group = colon ? xstrdup(colon + 1) : NULL;
+    return 0;
+}
+
+int pipe_command_parse_argv(char **words, int nwords, int i, size_t max, char ***argv,
+                            size_t *argc, struct strbuf *err)
+{
+    const char *v = words[i] + strlen("argv=");
+    if (!*v) {
+        sb_appends(err, "argv= names no command");
+        return -1;
+    }
+    if (*v != '/') {
+        sb_appendf(err, "argv=%s: the command must be an absolute path (it is executed "
+                   "directly, without a shell or a PATH search)", v);
+        return -1;
+    }
+    if ((size_t)(nwords - i) > max) {
+        sb_appendf(err, "argv=%s: more than %zu words", v, max);
+        return -1;
+    }
+    *argc = (size_t)(nwords - i);
+    *argv = xcalloc(*argc + 1, sizeof(char *));
+    (*argv)[0] = xstrdup(v);
+    for (int j = i + 1; j < nwords; j++)
+        (*argv)[j - i] = xstrdup(words[j]);
+    return 0;
+}
+
+int pipe_command_parse_end(char *const *argv, const char *user, struct strbuf *err)
+{
+    if (!argv)
+        sb_appends(err, "argv= is required: name the command to run, as the last attribute "
+                   "(argv=/path/to/command arguments...)");
+    else if (!user)
+        sb_appends(err, "user= is required: name the unprivileged account the command runs as");
+    return argv && user ? 0 : -1;
+}

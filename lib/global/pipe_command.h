@@ -95,6 +95,19 @@ int pipe_command_connect(const struct pipe_command *c, int fd, struct pipe_comma
 
 /* ---- the settings of a master.cf service that runs commands (pipe, spawn) ---- */
 
+/* The value of user=USER[:GROUP] into *user and *group (NULL: the
+ * user's), replacing what they held: 0, or -1 with the reason in err. */
+int pipe_command_parse_user(const char *value, char **user, char **group, struct strbuf *err);
+/* argv=VALUE, the word words[i], and the words after it: the command (an
+ * absolute path, run without a shell) and its arguments, at most max
+ * words, into *argv (NULL-terminated) and *argc. 0, or -1 with err. */
+int pipe_command_parse_argv(char **words, int nwords, int i, size_t max, char ***argv,
+                            size_t *argc, struct strbuf *err);
+
+/* The end of a service's attributes: argv= and user= were both given.
+ * 0, or -1 with the one missing in err. */
+int pipe_command_parse_end(char *const *argv, const char *user, struct strbuf *err);
+
 /* user=USER[:GROUP] (group NULL: the user's): an existing account that is
  * neither root nor mail_owner, and a group other than root. 0 with *uid
  * and *gid; -1 with the reason (for "refused: ...") in why. */

@@ -49,10 +49,10 @@ static void test_attributes(void)
     CHECK(strstr(sb_str(&err), "unknown flag 'Z'") != NULL);
     pipe_attr_free(&a);
     CHECK(parse("user=x", &a, &err) == -1);
-    CHECK(strstr(sb_str(&err), "no argv=") != NULL);
+    CHECK(strstr(sb_str(&err), "argv= is required") != NULL);
     pipe_attr_free(&a);
     CHECK(parse("argv=/bin/cat", &a, &err) == -1);
-    CHECK(strstr(sb_str(&err), "no user=") != NULL);
+    CHECK(strstr(sb_str(&err), "user= is required") != NULL);
     pipe_attr_free(&a);
     CHECK(parse("user=x argv=cat", &a, &err) == -1);
     pipe_attr_free(&a);
