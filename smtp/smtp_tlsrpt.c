@@ -239,11 +239,13 @@ void smtp_tlsrpt_session(const struct smtp_request *rq, const struct smtp_sessio
 {
     if (!rpt.on || rpt.dir_fd < 0)
         return;
-    enum tlsrpt_result result = s->rpt_result != TLSRPT_SUCCESS ? s->rpt_result : rq->tlsrpt_pending;
+    /* an MX host the policy does not name (mode testing) is the failure,
+     * whatever its session did next */
+    bool pending = rq->tlsrpt_pending != TLSRPT_SUCCESS;
+    enum tlsrpt_result result = pending ? rq->tlsrpt_pending : s->rpt_result;
     if (result == TLSRPT_SUCCESS && !s->rpt_tls_ok)
         return;             /* TLS was never tried: the session failed before */
-    const char *reason = s->rpt_result != TLSRPT_SUCCESS ? s->rpt_reason
-                         : "MX host not named by the MTA-STS policy";
+    const char *reason = pending ? "MX host not named by the MTA-STS policy" : s->rpt_reason;
     if (rq->tls.level == SMTP_TLS_DANE && rq->dane_ntlsa)
         record(rq, TLSRPT_POLICY_TLSA, rq->dane_tlsa, rq->dane_ntlsa, rq->dane_name, s->port,
                s->host, s->addr, s->fd, result, reason);
