@@ -164,33 +164,34 @@ static bool day_load(struct ctx *c, const char *day, struct tlsrpt_summary *s)
     return true;
 }
 
-/* The domains already reported for day (its .sent file), as one string
- * "\nd1\nd2\n". */
-static void sent_load(struct ctx *c, const char *day, struct strbuf *out)
+/* Mark the domains already reported for day (its .sent file, one name a
+ * line, at most as many as a summary holds). */
+static void sent_load(struct ctx *c, const char *day, struct tlsrpt_summary *s)
 {
     char name[32];
     snprintf(name, sizeof(name), "%s.sent", day);
-    sb_appendc(out, '\n');
     int fd = openat(c->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return;
+    struct strbuf text = STRBUF_INIT((size_t)TLSRPT_DOMAINS_MAX * (TLSRPT_DOMAIN_MAX + 1));
     char buf[8192];
     ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0 && sb_append(out, buf, (size_t)n) == 0)
+    while ((n = read(fd, buf, sizeof(buf))) > 0 && sb_append(&text, buf, (size_t)n) == 0)
         ;
     close(fd);
-    if (out->data[out->len - 1] != '\n')
-        sb_appendc(out, '\n');
+    for (char *p = text.data; p && *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = 0;
+        struct tlsrpt_domain *d = tlsrpt_summary_find(s, p);
+        if (d)
+            d->reported = true;
+        p = nl ? nl + 1 : NULL;
+    }
+    sb_free(&text);
 }
 
-static bool sent_has(const struct strbuf *sent, const char *domain)
-{
-    char key[TLSRPT_DOMAIN_MAX + 3];
-    snprintf(key, sizeof(key), "\n%s\n", domain);
-    return strstr(sb_str(sent), key) != NULL;
-}
-
-static void sent_add(struct ctx *c, const char *day, const char *domain, struct strbuf *sent)
+static void sent_add(struct ctx *c, const char *day, const char *domain)
 {
     char name[32];
     snprintf(name, sizeof(name), "%s.sent", day);
@@ -201,7 +202,6 @@ static void sent_add(struct ctx *c, const char *day, const char *domain, struct 
         msg_warn("TLS reporting: cannot note %s as reported in %s: %s", domain, name, strerror(errno));
     if (fd >= 0)
         close(fd);
-    sb_appendf(sent, "%s\n", domain);
     sb_free(&line);
 }
 
@@ -493,19 +493,18 @@ static void send_day(struct ctx *c, const char *day, long long start)
         tlsrpt_summary_free(&s);
         return;
     }
-    struct strbuf sent = STRBUF_INIT(0);
-    sent_load(c, day, &sent);
+    sent_load(c, day, &s);
     size_t retry = 0, done = 0;
     for (size_t i = 0; i < s.ndomains; i++) {
         const struct tlsrpt_domain *d = &s.domains[i];
-        if (sent_has(&sent, d->name)) {
+        if (d->reported) {
             printf("tern: %s %s: already reported\n", day, d->name);
             continue;
         }
         if (report_domain(c, day, start, d) == RETRY) {
             retry++;
         } else {
-            sent_add(c, day, d->name, &sent);
+            sent_add(c, day, d->name);
             done++;
         }
     }
@@ -519,7 +518,6 @@ static void send_day(struct ctx *c, const char *day, long long start)
     }
     msg_info("TLS reporting: %s: %zu domains, %zu handled now, %zu to try again", day, s.ndomains,
              done, retry);
-    sb_free(&sent);
     tlsrpt_summary_free(&s);
 }
 
@@ -562,6 +560,7 @@ static int list_days(struct ctx *c, char ***days)
     long long today = today_start(), start;
     int n = 0;
     struct dirent *e;
+    rewinddir(dir);             /* the offset is shared with dir_fd */
     while ((e = readdir(dir)) != NULL && n < 1000)
         if (day_parse(e->d_name, &start) && start < today) {
             *days = xrealloc(*days, (size_t)(n + 1) * sizeof(**days));

@@ -363,14 +363,22 @@ static void hash_insert(struct tlsrpt_summary *s, size_t index)
     s->hash[h] = index + 1;
 }
 
+struct tlsrpt_domain *tlsrpt_summary_find(const struct tlsrpt_summary *s, const char *name)
+{
+    if (!s->hash_size)
+        return NULL;
+    size_t h = name_hash(name) & (s->hash_size - 1);
+    for (; s->hash[h]; h = (h + 1) & (s->hash_size - 1))
+        if (strcasecmp(s->domains[s->hash[h] - 1].name, name) == 0)
+            return &s->domains[s->hash[h] - 1];
+    return NULL;
+}
+
 static struct tlsrpt_domain *domain_find(struct tlsrpt_summary *s, const char *name)
 {
-    if (s->hash_size) {
-        size_t h = name_hash(name) & (s->hash_size - 1);
-        for (; s->hash[h]; h = (h + 1) & (s->hash_size - 1))
-            if (strcasecmp(s->domains[s->hash[h] - 1].name, name) == 0)
-                return &s->domains[s->hash[h] - 1];
-    }
+    struct tlsrpt_domain *found = tlsrpt_summary_find(s, name);
+    if (found)
+        return found;
     if (s->ndomains >= TLSRPT_DOMAINS_MAX)
         return NULL;
     if (s->ndomains == s->cap) {

@@ -108,6 +108,7 @@ struct tlsrpt_domain {
     struct tlsrpt_policy *policies;
     size_t npolicies;
     long long dropped;           /* records of a policy beyond TLSRPT_POLICIES_MAX */
+    bool reported;               /* for the caller: already reported */
 };
 struct tlsrpt_summary {
     struct tlsrpt_domain *domains;
@@ -120,6 +121,8 @@ void tlsrpt_summary_init(struct tlsrpt_summary *s);
 void tlsrpt_summary_free(struct tlsrpt_summary *s);
 /* Count one record in its domain, policy and (for failures) detail. */
 void tlsrpt_summary_add(struct tlsrpt_summary *s, const struct tlsrpt_record *r);
+/* The domain of that name, NULL when the summary has none. */
+struct tlsrpt_domain *tlsrpt_summary_find(const struct tlsrpt_summary *s, const char *name);
 /* Sort the domains by name (for a stable order of the reports). */
 void tlsrpt_summary_sort(struct tlsrpt_summary *s);
 

@@ -30,6 +30,9 @@ RFC 8460 requirements and the tests that cover them:
         (MX host not in the policy)     test_records (enfstrip, enfbad, odd)
   4.3.2.1 tlsa-invalid (certificate not matching the TLSA records),
         starttls-not-supported under DANE   test_records (danebad, danestrip)
+  4.3.2.2 sts-policy-fetch-error (HTTP 404), sts-policy-invalid (a policy
+        that does not parse), sts-webpki-invalid (the policy server's
+        certificate does not verify)   test_records (fetchfail, polbad, webbad)
   4.4   the JSON fields, types and date-time formats; policies with
         policy-type sts/tlsa, policy-string, policy-domain, mx-host;
         summary counts that add up to the workload; failure-details with
@@ -71,7 +74,9 @@ from tlsmail import openssl, spki_sha256  # noqa: E402
 PORT = harness.free_port()          # smtp_tcp_port of every remote server
 GOOD_ADDR, BAD_ADDR, PLAIN_ADDR, RUA_ADDR = "127.0.0.61", "127.0.0.62", "127.0.0.63", "127.0.0.64"
 LONG_MX = "%s.%s.%s.sts.test" % ("a" * 63, "b" * 63, "c" * 60)
-STS_DOMAINS = ("enf", "enfbad", "enfstrip", "nov", "badrua", "long", "norpt", "two", "odd")
+STS_DOMAINS = ("enf", "enfbad", "enfstrip", "nov", "badrua", "long", "norpt", "two", "odd",
+               "fetchfail", "polbad", "webbad")
+WEBBAD_ADDR = "127.0.0.65"          # the policy server of webbad.sts.test: self-signed
 RESULT_TYPES = {"starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
                 "certificate-not-trusted", "validation-failure", "tlsa-invalid", "dnssec-invalid",
                 "dane-required", "sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid"}
@@ -103,11 +108,11 @@ def policy(mode, *mx):
 
 
 class WebServer:
-    """HTTPS on 127.0.0.1 (a free port): GET of an MTA-STS policy by the
-    Host header from .policies; POST to /tlsrpt stores (headers, body) in
-    .posts and answers 201."""
+    """HTTPS on addr:port (port 0: a free one) with cert: GET of an MTA-STS
+    policy by the Host header from .policies; POST to /tlsrpt stores
+    (headers, body) in .posts and answers 201."""
 
-    def __init__(self, d):
+    def __init__(self, d, addr="127.0.0.1", port=0, cert="good"):
         self.policies, self.posts, self.lock = {}, [], threading.Lock()
         server = self
 
@@ -134,9 +139,9 @@ class WebServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((addr, port), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(d, "good.pem"), os.path.join(d, "good.key"))
+        ctx.load_cert_chain(os.path.join(d, cert + ".pem"), os.path.join(d, cert + ".key"))
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
@@ -226,6 +231,11 @@ WORKLOAD = {
     "long.sts.test": (1, {("sts", "success"): 1}),
     "norpt.sts.test": (1, {("sts", "success"): 1}),
     "two.sts.test": (1, {("sts", "success"): 1}),
+    # policies that could not be had (no cached one): a failure each, the
+    # sessions then go without a policy and are not recorded
+    "fetchfail.sts.test": (1, {("sts", "sts-policy-fetch-error"): 1}),
+    "polbad.sts.test": (1, {("sts", "sts-policy-invalid"): 1}),
+    "webbad.sts.test": (1, {("sts", "sts-webpki-invalid"): 1}),
 }
 REPORTED = ("enf.sts.test", "enfbad.sts.test", "enfstrip.sts.test", "odd.sts.test", "dane.sec.test",
             "danebad.sec.test", "danestrip.sec.test")
@@ -245,7 +255,8 @@ class ReportTest(unittest.TestCase):
         rua = "mailto:tlsrpt@rua.test"
         sts = []
         for name in STS_DOMAINS:
-            sts += ['_mta-sts.%s TXT "v=STSv1; id=%s1;"' % (name, name), "mta-sts.%s A 127.0.0.1" % name]
+            sts += ['_mta-sts.%s TXT "v=STSv1; id=%s1;"' % (name, name),
+                    "mta-sts.%s A %s" % (name, WEBBAD_ADDR if name == "webbad" else "127.0.0.1")]
             if name not in ("odd",):
                 sts.append("%s MX 10 mx-%s" % (name, {"enfbad": "bad", "enfstrip": "plain"}.get(name, "good")))
             mode, mx = "enforce", {"enfbad": "mx-bad.sts.test",
@@ -253,6 +264,11 @@ class ReportTest(unittest.TestCase):
             if name == "odd":
                 mode = "testing"
             cls.web.policies["mta-sts.%s.sts.test" % name] = (200, policy(mode, mx))
+        del cls.web.policies["mta-sts.fetchfail.sts.test"]                 # 404
+        cls.web.policies["mta-sts.polbad.sts.test"] = (200, b"version: STSv1\r\nmode: sometimes\r\n")
+        cls.webbad = WebServer(d, WEBBAD_ADDR, cls.web.port, "bad")
+        cls.webbad.policies = dict(cls.web.policies)
+        cls.addClassCleanup(cls.webbad.stop)
         long_value = " ".join('"%s"' % ("y" * 240) for _ in range(5))
         sts += [
             "mx-good A " + GOOD_ADDR, "mx-bad A " + BAD_ADDR, "mx-plain A " + PLAIN_ADDR,
@@ -354,7 +370,8 @@ class ReportTest(unittest.TestCase):
             [p] = report["policies"]
             self.assertEqual(p["policy"]["policy-domain"], domain)
             for f in p.get("failure-details", []):
-                self.assertEqual(f["sending-mta-ip"], "127.0.0.1")
+                if not f["result-type"].startswith("sts-"):     # a session was tried
+                    self.assertEqual(f["sending-mta-ip"], "127.0.0.1")
         # what the details say
         [f] = self.show("enfbad.sts.test")["policies"][0]["failure-details"]
         self.assertEqual((f["receiving-mx-hostname"], f["receiving-ip"]), ("mx-bad.sts.test", BAD_ADDR))
