@@ -43,8 +43,10 @@ RFC 8460 requirements and the tests that cover them:
         Domain: ... Submitter: ... Report-ID: <...>", multipart/report;
         report-type="tlsrpt", application/tlsrpt+gzip part
                                         ReportTest.test_reports
-  5.4   HTTPS POST, Content-Type application/tlsrpt+gzip
-                                        ReportTest.test_reports
+  5.4   HTTPS POST, Content-Type application/tlsrpt+gzip; a status other
+        than 2xx is a failure, tried again later
+                                        ReportTest.test_reports,
+                                        test_reports_hostile_records_and_failed_lookup
   (issue) a day is reported once; its records are removed afterwards
                                         ReportTest.test_reports
   (issue) hostile input: an MX host name of 200 bytes, MX names with odd
@@ -132,7 +134,7 @@ class WebServer:
                 body = self.rfile.read(min(length, 1 << 24))
                 with server.lock:
                     server.posts.append((self.path, dict(self.headers), body))
-                self.send_response(201)
+                self.send_response(500 if self.path == "/fail" else 201)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -285,6 +287,7 @@ class ReportTest(unittest.TestCase):
             '_smtp._tls.long TXT "v=TLSRPTv1; rua=%s; x=" %s' % (rua, long_value),
             '_smtp._tls.two TXT "v=TLSRPTv1; rua=%s"' % rua,
             '_smtp._tls.two TXT "v=TLSRPTv1; rua=mailto:other@rua.test"',
+            '_smtp._tls.httpsfail TXT "v=TLSRPTv1; rua=https://reports.sts.test:%d/fail"' % cls.web.port,
             # odd: an MX host of odd bytes (the resolver drops it) and one
             # of 200 bytes that the testing policy does not name
             "odd MX 5 mx\\200\\013odd", "odd MX 10 " + LONG_MX[:-len(".sts.test")],
@@ -496,7 +499,8 @@ class ReportTest(unittest.TestCase):
         with open(path, "wb") as f:
             f.write(b"garbage\n" + b"x" * 5000 + b"\n"
                     b"TLSRPT1 1 bad%0Aname sts success - - - - - -\n"
-                    b"TLSRPT1 1 txtfail.sec.test tlsa success 127.0.0.1 mx 127.0.0.2 - - -\n")
+                    b"TLSRPT1 1 txtfail.sec.test tlsa success 127.0.0.1 mx 127.0.0.2 - - -\n"
+                    b"TLSRPT1 1 httpsfail.sts.test sts success - - - - - -\n")
         os.chown(path, st.st_uid, st.st_gid)
         r = self.inst.tern("tlsrpt", "send", "--date", day, check=False)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
@@ -504,7 +508,10 @@ class ReportTest(unittest.TestCase):
         self.inst.wait_log(r"TLS reporting: %s: 3 malformed records skipped" % day)
         self.inst.wait_log(r"TLS reporting: %s txtfail\.sec\.test: TXT lookup of "
                            r"_smtp\._tls\.txtfail\.sec\.test failed" % day)
-        self.inst.wait_log(r"TLS reporting: %s: 1 domains could not be reported within 2 days; "
+        # a destination that answers 500: not reported, tried again (here: too late)
+        self.assertIn("tern: %s httpsfail.sts.test: report to https://reports.sts.test:%d/fail failed: "
+                      "HTTP status 500" % (day, self.web.port), r.stdout)
+        self.inst.wait_log(r"TLS reporting: %s: 2 domains could not be reported within 2 days; "
                            r"their records are removed" % day)
         self.assertFalse(os.path.exists(path))
         self.assertFalse(os.path.exists(path + ".sent"))

@@ -219,6 +219,9 @@ static void test_json(void)
     tlsrpt_summary_sort(&s);
     CHECK(s.ndomains == 2 && s.records == 6);
     CHECK_STR(s.domains[0].name, "example.com");
+    CHECK(tlsrpt_summary_find(&s, "EXAMPLE.com") == &s.domains[0]);
+    CHECK(tlsrpt_summary_find(&s, "other.example") == &s.domains[1]);
+    CHECK(tlsrpt_summary_find(&s, "nowhere.example") == NULL);
     struct tlsrpt_meta m = { "Org \"X\"", "postmaster@example.net", "id1@example.net", 1796428800,
                              1796428800 + 86399 };
     struct strbuf out = STRBUF_INIT(0);
