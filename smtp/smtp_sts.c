@@ -345,6 +345,8 @@ static int fetch(const char *key, struct strbuf *body, struct strbuf *why, enum 
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "Tern MTA-STS");
     CURLcode res = curl_easy_perform(curl);
+    if (res == CURLE_PEER_FAILED_VERIFICATION)
+        *kind = TLSRPT_STS_WEBPKI_INVALID;       /* RFC 8460 section 4.3.2.2 */
     long status = 0;
     char *type = NULL;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -353,8 +355,6 @@ static int fetch(const char *key, struct strbuf *body, struct strbuf *why, enum 
         sb_appendf(why, "%s: policy larger than 64 kB", url);
     else if (res != CURLE_OK)
         sb_appendf(why, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(res));
-    if (res == CURLE_PEER_FAILED_VERIFICATION)
-        *kind = TLSRPT_STS_WEBPKI_INVALID;       /* RFC 8460 section 4.3.2.2 */
     else if (status != 200)
         sb_appendf(why, "%s: HTTP status %ld", url, status);
     else if (!type || strncasecmp(type, "text/plain", 10) != 0)

@@ -30,9 +30,9 @@ RFC 8460 requirements and the tests that cover them:
         (MX host not in the policy)     test_records (enfstrip, enfbad, odd)
   4.3.2.1 tlsa-invalid (certificate not matching the TLSA records),
         starttls-not-supported under DANE   test_records (danebad, danestrip)
-  4.3.2.2 sts-policy-fetch-error (HTTP 404), sts-policy-invalid (a policy
+  4.3.2.2 sts-policy-fetch-error (HTTP 404, a policy over 64 kB), sts-policy-invalid (a policy
         that does not parse), sts-webpki-invalid (the policy server's
-        certificate does not verify)   test_records (fetchfail, polbad, webbad)
+        certificate does not verify)   test_records (fetchfail, big, polbad, webbad)
   4.4   the JSON fields, types and date-time formats; policies with
         policy-type sts/tlsa, policy-string, policy-domain, mx-host;
         summary counts that add up to the workload; failure-details with
@@ -77,7 +77,7 @@ PORT = harness.free_port()          # smtp_tcp_port of every remote server
 GOOD_ADDR, BAD_ADDR, PLAIN_ADDR, RUA_ADDR = "127.0.0.61", "127.0.0.62", "127.0.0.63", "127.0.0.64"
 LONG_MX = "%s.%s.%s.sts.test" % ("a" * 63, "b" * 63, "c" * 60)
 STS_DOMAINS = ("enf", "enfbad", "enfstrip", "nov", "badrua", "long", "norpt", "two", "odd",
-               "fetchfail", "polbad", "webbad")
+               "fetchfail", "polbad", "webbad", "big")
 WEBBAD_ADDR = "127.0.0.65"          # the policy server of webbad.sts.test: self-signed
 RESULT_TYPES = {"starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
                 "certificate-not-trusted", "validation-failure", "tlsa-invalid", "dnssec-invalid",
@@ -238,6 +238,7 @@ WORKLOAD = {
     "fetchfail.sts.test": (1, {("sts", "sts-policy-fetch-error"): 1}),
     "polbad.sts.test": (1, {("sts", "sts-policy-invalid"): 1}),
     "webbad.sts.test": (1, {("sts", "sts-webpki-invalid"): 1}),
+    "big.sts.test": (1, {("sts", "sts-policy-fetch-error"): 1}),
 }
 REPORTED = ("enf.sts.test", "enfbad.sts.test", "enfstrip.sts.test", "odd.sts.test", "dane.sec.test",
             "danebad.sec.test", "danestrip.sec.test")
@@ -268,6 +269,9 @@ class ReportTest(unittest.TestCase):
             cls.web.policies["mta-sts.%s.sts.test" % name] = (200, policy(mode, mx))
         del cls.web.policies["mta-sts.fetchfail.sts.test"]                 # 404
         cls.web.policies["mta-sts.polbad.sts.test"] = (200, b"version: STSv1\r\nmode: sometimes\r\n")
+        # larger than the 64 kB of RFC 8461 section 3.3: not a policy, whatever it begins with
+        cls.web.policies["mta-sts.big.sts.test"] = (200, policy("enforce", "mx-good.sts.test")
+                                                    + b"x" * 70000 + b"\r\n")
         cls.webbad = WebServer(d, WEBBAD_ADDR, cls.web.port, "bad")
         cls.webbad.policies = dict(cls.web.policies)
         cls.addClassCleanup(cls.webbad.stop)
