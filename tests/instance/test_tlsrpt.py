@@ -28,8 +28,10 @@ RFC 8460 requirements and the tests that cover them:
                                         ReportTest.test_reports
   4.3.1 starttls-not-supported, certificate-not-trusted, validation-failure
         (MX host not in the policy)     test_records (enfstrip, enfbad, odd)
-  4.3.2.1 tlsa-invalid (certificate not matching the TLSA records),
-        starttls-not-supported under DANE   test_records (danebad, danestrip)
+  4.3.2.1 tlsa-invalid (certificate not matching the TLSA records; only
+        unusable records), dnssec-invalid (TLSA records failing validation),
+        dane-required (dane-only, no TLSA records), starttls-not-supported
+        under DANE                      test_records (danebad, pkix, bogus, only, danestrip)
   4.3.2.2 sts-policy-fetch-error (HTTP 404, a policy over 64 kB), sts-policy-invalid (a policy
         that does not parse), sts-webpki-invalid (the policy server's
         certificate does not verify)   test_records (fetchfail, big, polbad, webbad)
@@ -228,6 +230,9 @@ WORKLOAD = {
     "dane.sec.test": (1, {("tlsa", "success"): 1}),
     "danebad.sec.test": (1, {("tlsa", "tlsa-invalid"): 1}),
     "danestrip.sec.test": (1, {("tlsa", "starttls-not-supported"): 1}),
+    "bogus.sec.test": (1, {("tlsa", "dnssec-invalid"): 1}),
+    "only.sec.test": (1, {("tlsa", "dane-required"): 1}),
+    "pkix.sec.test": (1, {("tlsa", "tlsa-invalid"): 1}),
     "nov.sts.test": (1, {("sts", "success"): 1}),
     "badrua.sts.test": (1, {("sts", "success"): 1}),
     "long.sts.test": (1, {("sts", "success"): 1}),
@@ -244,7 +249,7 @@ REPORTED = ("enf.sts.test", "enfbad.sts.test", "enfstrip.sts.test", "odd.sts.tes
             "danebad.sec.test", "danestrip.sec.test")
 OUTCOME = {"enf.sts.test": "sent", "enfbad.sts.test": "deferred", "enfstrip.sts.test": "deferred",
            "odd.sts.test": "sent", "dane.sec.test": "sent", "danebad.sec.test": "deferred",
-           "danestrip.sec.test": "deferred"}
+           "danestrip.sec.test": "deferred", "bogus.sec.test": "deferred", "only.sec.test": "deferred"}
 
 
 @unittest.skipIf(dnssec.available(), dnssec.available())
@@ -305,9 +310,19 @@ class ReportTest(unittest.TestCase):
                     '_smtp._tls.%s TXT "v=TLSRPTv1; rua=%s"' % (name, rua)]
         # a TXT record whose signature fails validation: the lookup fails (SERVFAIL)
         sec.append('_smtp._tls.txtfail TXT "v=TLSRPTv1; rua=%s"' % rua)
+        # TLSA records that fail validation; none where dane-only wants them;
+        # only unusable ones (PKIX-EE)
+        sec += ["bogus MX 10 mx-bogus", "mx-bogus A " + GOOD_ADDR, tlsa("mx-bogus", "good.pem"),
+                "only MX 10 mx-only", "mx-only A " + GOOD_ADDR,
+                "pkix MX 10 mx-pkix", "mx-pkix A " + GOOD_ADDR,
+                tlsa("mx-pkix", "good.pem").replace(" 3 1 1 ", " 1 1 1 ")]
         cls.dns = dnssec.Setup(d, {"sec.test": (True, sec), "sts.test": (False, sts),
                                    "rua.test": (False, ["@ MX 10 mx", "mx A " + RUA_ADDR])},
-                               corrupt=[("sec.test", "_smtp._tls.txtfail.sec.test", "TXT")])
+                               corrupt=[("sec.test", "_smtp._tls.txtfail.sec.test", "TXT"),
+                                        ("sec.test", "_%d._tcp.mx-bogus.sec.test" % PORT, "TLSA")])
+        tls_policy = os.path.join(d, "tls_policy")
+        with open(tls_policy, "w") as f:
+            f.write("only.sec.test dane-only\n")
         cls.addClassCleanup(cls.dns.stop)
         cls.good, cls.bad, cls.plain, cls.rua = (tlsmail.RecordingHandler() for _ in range(4))
         for handler, addr, chain, key in ((cls.good, GOOD_ADDR, "good.pem", "good.key"),
@@ -319,6 +334,7 @@ class ReportTest(unittest.TestCase):
             tlsmail.SMTP_TIMEOUTS, smtp_dns_servers="127.0.0.1:%d" % cls.dns.port,
             smtp_dns_timeout="5s", smtp_dns_support_level="dnssec", smtp_tcp_port=str(PORT),
             smtp_tls_security_level="dane", smtp_tls_loglevel="1",
+            smtp_tls_policy_maps="texthash:" + tls_policy,
             smtp_tls_CAfile=os.path.join(d, "ca.pem"), smtp_mta_sts="yes",
             smtp_mta_sts_https_port=str(cls.web.port), smtp_mta_sts_fetch_timeout="5s",
             smtp_connection_cache_on_demand="no", smtp_tls_report_enable="yes",
@@ -377,8 +393,13 @@ class ReportTest(unittest.TestCase):
             [p] = report["policies"]
             self.assertEqual(p["policy"]["policy-domain"], domain)
             for f in p.get("failure-details", []):
-                if not f["result-type"].startswith("sts-"):     # a session was tried
+                # where a session was tried, its local address; failures before
+                # any connection (policy fetch, TLSA lookup) have none
+                if domain in ("enfbad.sts.test", "enfstrip.sts.test", "odd.sts.test",
+                              "danebad.sec.test", "danestrip.sec.test"):
                     self.assertEqual(f["sending-mta-ip"], "127.0.0.1")
+                else:
+                    self.assertNotIn("sending-mta-ip", f)
         # what the details say
         [f] = self.show("enfbad.sts.test")["policies"][0]["failure-details"]
         self.assertEqual((f["receiving-mx-hostname"], f["receiving-ip"]), ("mx-bad.sts.test", BAD_ADDR))
