@@ -58,8 +58,8 @@ static const char usage[] =
     "  send: the daily SMTP TLS reports (RFC 8460) of every complete UTC day with\n"
     "        records, or of the day --date names, to the rua destinations of each\n"
     "        policy domain's _smtp._tls TXT record (mailto: through Tern, https: POST);\n"
-    "        run it once a day, some hours after midnight UTC (a master.cf-independent\n"
-    "        timer or cron job as root or mail_owner)\n"
+    "        run it once a day, some hours after midnight UTC, from cron or a systemd\n"
+    "        timer, as root or mail_owner\n"
     "  show: print the JSON report of each domain for a day (default: today, so far)\n"
     "        without sending anything\n";
 
