@@ -163,6 +163,7 @@ static void smtp_pre_init(void)
     /* CA certificates and password tables are readable only now. */
     smtp_tls_init();
     smtp_sts_init();
+    smtp_tlsrpt_init();
     smtp_sasl_init();
 }
 
@@ -204,6 +205,7 @@ static void smtp_post_init(struct event_base *base)
     bind_addresses();
     address_families();
     smtp_sts_post_init();
+    smtp_tlsrpt_post_init();
     /* Random order among equal MX preferences needs no strong randomness. */
     srandom((unsigned)(now_usec() ^ ((long long)getpid() << 16)));
 }
@@ -213,6 +215,7 @@ static void smtp_pre_exit(void)
     smtp_cache_close();
     smtp_tls_exit();
     smtp_sts_exit();
+    smtp_tlsrpt_exit();
     smtp_sasl_exit();
     dns_close(smtp_cfg.dns);
     smtp_cfg.dns = NULL;

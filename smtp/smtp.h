@@ -8,7 +8,8 @@
  * smtp_proto.c (the SMTP dialogue), smtp_tls.c (STARTTLS: policy,
  * handshake, certificate checks), smtp_dane.c (what DNSSEC and TLSA
  * records make of the dane levels for each server), smtp_sts.c (MTA-STS
- * policies: fetch, cache, checks) and smtp_sasl.c (AUTH to a server).
+ * policies: fetch, cache, checks), smtp_tlsrpt.c (the TLS session
+ * records of RFC 8460 reporting) and smtp_sasl.c (AUTH to a server).
  * The same binary is the LMTP client when run as "lmtp" (smtp_cfg.lmtp):
  * LHLO, no MX lookups, UNIX-domain next hops, one reply per recipient
  * after the content, and lmtp_* parameters (smtp_param()). */
@@ -28,6 +29,7 @@
 #include "smtp_policy.h"
 #include "sts_policy.h"
 #include "strbuf.h"
+#include "tlsrpt.h"
 
 struct dns_resolver;
 struct dns_tlsa;
@@ -139,6 +141,11 @@ struct smtp_request {
     char sts_id[STS_ID_MAX + 1];
     char sts_domain[256];
     bool sts_session;
+    /* TLS reporting (smtp_tlsrpt.c): a failure of the MTA-STS policy
+     * found for the server being tried before its session (mode testing:
+     * an MX host the policy does not name), reported with the session's
+     * outcome; TLSRPT_SUCCESS: none */
+    enum tlsrpt_result tlsrpt_pending;
     /* from the queue file */
     int qfd;                                /* dr's descriptor, -1 until opened */
     off_t content_offset;
@@ -199,6 +206,12 @@ struct smtp_session {
     bool tls_dane;                          /* authenticated by DANE TLSA records */
     bool tls_sts;                           /* the certificate passed the MTA-STS checks */
     bool authenticated;                     /* AUTH succeeded */
+    /* TLS reporting (smtp_tlsrpt.c): the session's TLS outcome under a
+     * policy: the first failure with its reason, or a TLS session that
+     * passed the policy's checks */
+    enum tlsrpt_result rpt_result;
+    char rpt_reason[TLSRPT_REASON_MAX + 1];
+    bool rpt_tls_ok;
 };
 
 /* ---- smtp_request.c ---- */
@@ -285,6 +298,9 @@ struct smtp_dane_host {
     size_t ntlsa;
     char dsn[SMTP_DSN_SIZE];
     struct strbuf reason;           /* why not (status 4) */
+    enum tlsrpt_result rpt;         /* TLS reporting: a refusal's result type, or
+                                       tlsa-invalid for records that exist but are
+                                       unusable (level encrypt); SUCCESS: none */
 };
 void smtp_dane_host_init(struct smtp_dane_host *d);
 void smtp_dane_host_free(struct smtp_dane_host *d);
@@ -315,7 +331,33 @@ void smtp_sts_find(struct smtp_request *rq);
 void smtp_sts_describe(const struct smtp_request *rq, struct strbuf *out);
 /* Whether the server's certificate chain is valid (PKIX: smtp_tls_CAfile
  * and the system's CA certificates) for host; why says what failed. */
-bool smtp_sts_cert_valid(struct ssl_st *ssl, const char *host, struct strbuf *why);
+bool smtp_sts_cert_valid(struct ssl_st *ssl, const char *host, struct strbuf *why,
+                         long *verify_error);
+
+/* ---- smtp_tlsrpt.c ---- */
+/* As root, before any chroot (smtp_tls_report_enable = yes, not LMTP):
+ * the data_directory descriptor; after the privilege drop: the records
+ * directory inside it. */
+void smtp_tlsrpt_init(void);
+void smtp_tlsrpt_post_init(void);
+void smtp_tlsrpt_exit(void);
+/* The first TLS failure of session s under a policy, with its reason
+ * (cut to TLSRPT_REASON_MAX); later ones do not replace it. */
+void smtp_tlsrpt_fail(struct smtp_session *s, enum tlsrpt_result result, const char *reason);
+/* The TLS outcome of session s (to rq's server, under the policy that
+ * applied to it: DANE TLSA records or MTA-STS), appended to the day's
+ * records; nothing when no policy applied or TLS was never tried. */
+void smtp_tlsrpt_session(const struct smtp_request *rq, const struct smtp_session *s);
+/* A failure before any session: for server host[addr] (NULL: none was
+ * tried), under DANE (tlsa: the records found, may be none) or under
+ * rq's MTA-STS policy. */
+void smtp_tlsrpt_failure(const struct smtp_request *rq, enum tlsrpt_policy_type type,
+                         const struct dns_tlsa *tlsa, size_t ntlsa, const char *host,
+                         const char *addr, int port, enum tlsrpt_result result, const char *reason);
+
+/* A failure to get the MTA-STS policy of domain (fetch error, invalid
+ * policy, HTTPS certificate not valid) when no cached policy stands in. */
+void smtp_tlsrpt_sts_failure(const char *domain, enum tlsrpt_result result, const char *reason);
 
 /* ---- smtp_sasl.c ---- */
 /* As root, before chroot: the settings and the password tables. */

@@ -261,6 +261,7 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
     s.tls_policy = rq->tls.level;
     long long before = rq->xfer_start_usec;
     enum smtp_session_result r = smtp_session_run(&s, rq, &why, dsn);
+    smtp_tlsrpt_session(rq, &s);
     *reached = rq->xfer_start_usec != before;
     *retry_plain = false;
     if (r == SMTP_SESSION_DONE) {
@@ -288,7 +289,8 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
  * usable TLSA records, RFC 8461 section 2): in mode enforce only MX hosts
  * the policy names, with TLS; in mode testing the same checks are only
  * logged. -1 when this server must not be used (the failure set). */
-static int sts_check_host(struct smtp_request *rq, const char *host, struct failure *f)
+static int sts_check_host(struct smtp_request *rq, const char *host, const char *addr, int port,
+                          struct failure *f)
 {
     rq->sts_session = rq->sts && rq->tls.level != SMTP_TLS_DANE;
     if (!rq->sts_session)
@@ -303,10 +305,13 @@ static int sts_check_host(struct smtp_request *rq, const char *host, struct fail
     smtp_sts_describe(rq, &why);
     if (!enforce) {
         msg_info("%s: %s; delivering anyway (mode testing)", rq->dr->queue_id, sb_str(&why));
+        rq->tlsrpt_pending = TLSRPT_VALIDATION_FAILURE;     /* reported with the session */
         sb_free(&why);
         return 0;
     }
     msg_info("%s: %s", rq->dr->queue_id, sb_str(&why));
+    smtp_tlsrpt_failure(rq, TLSRPT_POLICY_STS, NULL, 0, host, addr, port, TLSRPT_VALIDATION_FAILURE,
+                        "MX host not named by the MTA-STS policy");
     failure_set(f, true, 4, "4.7.5", NULL, sb_str(&why));
     rq->sts_session = false;
     sb_free(&why);
@@ -334,9 +339,14 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             break;
         char addr[INET6_ADDRSTRLEN];
         dns_addr_text(&l->t[i].addr, addr, sizeof(addr));
+        rq->tlsrpt_pending = TLSRPT_SUCCESS;
         if (dane) {
             /* The session's level for this server; the policy comes back after it. */
             smtp_dane_decide(rq, l->t[i].host, l->t[i].canonical, port, l->t[i].secure, &dh);
+            if (dh.rpt != TLSRPT_SUCCESS)
+                smtp_tlsrpt_failure(rq, TLSRPT_POLICY_TLSA, dh.tlsa, dh.ntlsa, l->t[i].host, addr,
+                                    port, dh.rpt, dh.status ? sb_str(&dh.reason)
+                                    : "no usable DANE TLSA records");
             if (dh.status) {
                 msg_info("%s: %s", rq->dr->queue_id, sb_str(&dh.reason));
                 failure_set(f, true, 4, dh.dsn, NULL, sb_str(&dh.reason));
@@ -358,7 +368,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             rq->dane_host = dh.host;
             rq->dane_name = dh.base;
         }
-        if (sts_check_host(rq, l->t[i].host, f) < 0) {
+        if (sts_check_host(rq, l->t[i].host, addr, port, f) < 0) {
             plain_retry = false;
             rq->tls.level = policy;
             continue;
@@ -381,6 +391,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
         rq->dane_host = NULL;
         rq->dane_name = NULL;
         rq->sts_session = false;
+        rq->tlsrpt_pending = TLSRPT_SUCCESS;
         if (done)
             break;
         if (reached)

@@ -53,9 +53,10 @@ void smtp_dane_host_free(struct smtp_dane_host *d)
 }
 
 /* This server is not used; the caller appends the reason to d->reason. */
-static struct strbuf *dane_refuse(struct smtp_dane_host *d)
+static struct strbuf *dane_refuse(struct smtp_dane_host *d, enum tlsrpt_result rpt)
 {
     d->status = 4;
+    d->rpt = rpt;
     str_copy(d->dsn, sizeof(d->dsn), "4.7.5");
     sb_reset(&d->reason);
     return &d->reason;
@@ -74,7 +75,7 @@ static enum dns_status tlsa_lookup(struct smtp_request *rq, const char *name, in
     enum dns_status st = dns_lookup_tlsa(smtp_cfg.dns, qname, tlsa, n, &secure, &why);
     if (st == DNS_TEMPFAIL) {
         msg_warn("%s: TLSA lookup error for %s:%d: %s", rq->dr->queue_id, name, port, sb_str(&why));
-        sb_appendf(dane_refuse(d), "TLS is required by DANE, but the TLSA lookup for %s:%d "
+        sb_appendf(dane_refuse(d, TLSRPT_DNSSEC_INVALID), "TLS is required by DANE, but the TLSA lookup for %s:%d "
                    "failed: %s", name, port, sb_str(&why));
     } else if (st == DNS_OK && !secure) {
         st = DNS_NODATA;        /* section 2.2.2: records not validated are as none */
@@ -97,6 +98,7 @@ void smtp_dane_decide(struct smtp_request *rq, const char *host, const char *can
     d->tlsa = NULL;
     d->ntlsa = 0;
     d->status = 0;
+    d->rpt = TLSRPT_SUCCESS;
     d->level = SMTP_TLS_MAY;
     sb_reset(&d->reason);
     str_copy(d->host, sizeof(d->host), host);
@@ -106,7 +108,7 @@ void smtp_dane_decide(struct smtp_request *rq, const char *host, const char *can
         /* RFC 7672 section 2.2: DANE applies only where the MX and address
          * records are secure. */
         if (only)
-            sb_appendf(dane_refuse(d), "TLS is required by DANE (dane-only), but the DNS records "
+            sb_appendf(dane_refuse(d, TLSRPT_DANE_REQUIRED), "TLS is required by DANE (dane-only), but the DNS records "
                        "of %s:%d are not DNSSEC-validated", host, port);
         return;
     }
@@ -128,7 +130,7 @@ void smtp_dane_decide(struct smtp_request *rq, const char *host, const char *can
         ;                       /* d refuses the server */
     } else if (st != DNS_OK) {
         if (only)
-            sb_appendf(dane_refuse(d), "TLS is required by DANE (dane-only), but %s:%d has no "
+            sb_appendf(dane_refuse(d, TLSRPT_DANE_REQUIRED), "TLS is required by DANE (dane-only), but %s:%d has no "
                        "DNSSEC-validated TLSA records", host, port);
     } else {
         size_t usable = 0;
@@ -141,7 +143,7 @@ void smtp_dane_decide(struct smtp_request *rq, const char *host, const char *can
             d->ntlsa = usable;
             tlsa = NULL;
         } else if (only) {
-            sb_appendf(dane_refuse(d), "TLS is required by DANE (dane-only), but none of the "
+            sb_appendf(dane_refuse(d, TLSRPT_TLSA_INVALID), "TLS is required by DANE (dane-only), but none of the "
                        "TLSA records of %s:%d is usable", d->base, port);
         } else {
             /* Section 3.1.3: records that exist but cannot be used still
@@ -149,6 +151,7 @@ void smtp_dane_decide(struct smtp_request *rq, const char *host, const char *can
             msg_info("%s: %s:%d: no usable DANE TLSA records; TLS required without "
                      "authentication", rq->dr->queue_id, d->base, port);
             d->level = SMTP_TLS_ENCRYPT;
+            d->rpt = TLSRPT_TLSA_INVALID;
         }
     }
     free(tlsa);

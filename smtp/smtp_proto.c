@@ -236,6 +236,8 @@ static enum step starttls(struct dialogue *d)
     if (level == SMTP_TLS_NONE || s->ssl)
         return STEP_OK;
     if (!(s->features & SMTP_FEAT_STARTTLS) || !smtp_cfg.tls_ctx) {
+        if (!(s->features & SMTP_FEAT_STARTTLS))
+            smtp_tlsrpt_fail(s, TLSRPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
         if (level == SMTP_TLS_MAY) {
             if (rq->sts_session && !(s->features & SMTP_FEAT_STARTTLS))
                 msg_info("%s: %s did not offer STARTTLS, which the MTA-STS policy of %s requires; "
@@ -259,6 +261,9 @@ static enum step starttls(struct dialogue *d)
         io_failure(d, "performing the STARTTLS handshake", &text);
         rc = next_server(d, "4.4.2", "%s", sb_str(&text));
     } else if (s->reply.code / 100 != 2) {
+        char rpt_why[64];
+        snprintf(rpt_why, sizeof(rpt_why), "STARTTLS refused with %d", s->reply.code);
+        smtp_tlsrpt_fail(s, TLSRPT_STARTTLS_NOT_SUPPORTED, rpt_why);
         s->features &= ~SMTP_FEAT_STARTTLS;
         rc = STEP_OK;                       /* opportunistic: on in clear */
         if (level >= SMTP_TLS_ENCRYPT) {

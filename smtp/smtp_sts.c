@@ -295,9 +295,11 @@ static int fetch_resolve(const char *host, struct strbuf *entry, struct strbuf *
     return 0;
 }
 
-/* GET the policy of key into body: 0 ok, -1 with why. */
-static int fetch(const char *key, struct strbuf *body, struct strbuf *why)
+/* GET the policy of key into body: 0 ok, -1 with why and the TLS
+ * report's result type in *kind. */
+static int fetch(const char *key, struct strbuf *body, struct strbuf *why, enum tlsrpt_result *kind)
 {
+    *kind = TLSRPT_STS_POLICY_FETCH_ERROR;
     char host[DNS_NAME_MAX + 16], url[DNS_NAME_MAX + 80];
     snprintf(host, sizeof(host), "mta-sts.%s", key);
     if (sts.port == 443)
@@ -343,6 +345,8 @@ static int fetch(const char *key, struct strbuf *body, struct strbuf *why)
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "Tern MTA-STS");
     CURLcode res = curl_easy_perform(curl);
+    if (res == CURLE_PEER_FAILED_VERIFICATION)
+        *kind = TLSRPT_STS_WEBPKI_INVALID;       /* RFC 8460 section 4.3.2.2 */
     long status = 0;
     char *type = NULL;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -407,7 +411,9 @@ void smtp_sts_find(struct smtp_request *rq)
     bool refresh = have_cache && now >= c.fetched + (c.expires - c.fetched) / 2;
     if (txt > 0 && (!have_cache || strcmp(id, c.id) != 0 || refresh)) {
         sb_reset(&why);
-        if (fetch(key, &body, &why) == 0 && sts_policy_parse(body.data, body.len, &fresh, &why) == 0) {
+        enum tlsrpt_result kind;
+        int fetched = fetch(key, &body, &why, &kind);
+        if (fetched == 0 && sts_policy_parse(body.data, body.len, &fresh, &why) == 0) {
             struct strbuf mx = STRBUF_INIT(4096);
             sts_mx_list(&fresh, &mx);
             msg_info("MTA-STS policy of %s fetched: id %s, mode %s, max_age %ld, mx: %s", key, id,
@@ -419,6 +425,11 @@ void smtp_sts_find(struct smtp_request *rq)
         }
         msg_warn("%s: MTA-STS policy fetch for %s failed: %s%s", qid, key, sb_str(&why),
                  have_cache ? "; using the cached policy" : "");
+        /* without a cached policy the domain goes without one: a failure
+         * for its TLS report */
+        if (!have_cache)
+            smtp_tlsrpt_sts_failure(key, fetched == 0 ? TLSRPT_STS_POLICY_INVALID : kind,
+                                    sb_str(&why));
     }
     if (have_cache)
         policy_use(rq, key, c.id, &cached);
@@ -441,8 +452,10 @@ void smtp_sts_describe(const struct smtp_request *rq, struct strbuf *out)
 
 /* ---- the checks on one server ---- */
 
-bool smtp_sts_cert_valid(struct ssl_st *ssl, const char *host, struct strbuf *why)
+bool smtp_sts_cert_valid(struct ssl_st *ssl, const char *host, struct strbuf *why,
+                         long *verify_error)
 {
+    *verify_error = 0;
     X509 *cert = SSL_get0_peer_certificate(ssl);
     if (!cert) {
         sb_appends(why, "no server certificate");
@@ -456,8 +469,10 @@ bool smtp_sts_cert_valid(struct ssl_st *ssl, const char *host, struct strbuf *wh
         X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         X509_VERIFY_PARAM_set1_host(param, host, 0);
         ok = X509_verify_cert(ctx) == 1;
-        if (!ok)
-            sb_appends(why, X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+        if (!ok) {
+            *verify_error = X509_STORE_CTX_get_error(ctx);
+            sb_appends(why, X509_verify_cert_error_string(*verify_error));
+        }
     } else {
         sb_appends(why, "cannot verify the certificate");
     }

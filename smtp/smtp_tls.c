@@ -677,9 +677,12 @@ static int handshake(SSL *ssl, int fd, struct strbuf *detail)
 static bool sts_check(struct smtp_session *s, const struct smtp_request *rq, struct strbuf *why)
 {
     struct strbuf detail = STRBUF_INIT(512);
-    s->tls_sts = smtp_sts_cert_valid(s->ssl, s->host, &detail);
+    long verify_error = 0;
+    s->tls_sts = smtp_sts_cert_valid(s->ssl, s->host, &detail, &verify_error);
     bool enforce = rq->sts->mode == STS_ENFORCE;
     if (!s->tls_sts) {
+        enum tlsrpt_result r = tlsrpt_result_of_x509(verify_error);
+        smtp_tlsrpt_fail(s, r == TLSRPT_SUCCESS ? TLSRPT_VALIDATION_FAILURE : r, sb_str(&detail));
         msg_info("%s: %s: server certificate not valid for %s: %s%s", rq->dr->queue_id, s->desc,
                  s->host, sb_str(&detail), enforce ? "" : "; delivering anyway (mode testing)");
         if (enforce)
@@ -708,6 +711,7 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
     }
     if (handshake(ssl, s->fd, &detail) < 0) {
         msg_info("SSL_connect error to %s: %s", s->desc, sb_str(&detail));
+        smtp_tlsrpt_fail(s, TLSRPT_VALIDATION_FAILURE, sb_str(&detail));
         ssl_free(ssl);
         s->tls_dead = true;
         sb_reset(why);
@@ -747,20 +751,25 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
                  s->desc, rq->dane_name, reason);
         sb_appendf(why, "Server certificate not verified by the DANE TLSA records of %s: %s",
                    rq->dane_name, reason);
+        smtp_tlsrpt_fail(s, !cert ? TLSRPT_VALIDATION_FAILURE : verify != X509_V_OK
+                         ? tlsrpt_result_of_x509(verify) : TLSRPT_TLSA_INVALID, reason);
     } else if (rq->tls.level >= SMTP_TLS_VERIFY && !s->tls_trusted) {
         const char *reason = cert ? X509_verify_cert_error_string(verify) : "no server certificate";
         msg_info("server certificate verification failed for %s: num=%ld:%s", s->desc,
                  cert ? verify : 0L, reason);
         sb_appendf(why, "Server certificate not trusted (%s)", reason);
+        smtp_tlsrpt_fail(s, cert ? tlsrpt_result_of_x509(verify) : TLSRPT_VALIDATION_FAILURE, reason);
     } else if (rq->tls.level >= SMTP_TLS_VERIFY && !s->tls_matched) {
         msg_info("server certificate verification failed for %s: no name matches %s", s->desc,
                  sb_str(&tried));
         sb_appendf(why, "Server certificate not verified (no certificate name matches %s)",
                    sb_str(&tried));
+        smtp_tlsrpt_fail(s, TLSRPT_CERTIFICATE_HOST_MISMATCH, "no certificate name matches");
     } else if (!sts_ok) {
         sb_appends(why, sb_str(&sts_why));      /* MTA-STS enforce: the certificate did not pass */
     } else {
         rc = 0;
+        s->rpt_tls_ok = true;
     }
     X509_free(cert);
 out:

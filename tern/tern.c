@@ -38,6 +38,7 @@ static const struct {
     { "release", tern_cmd_release, "let held messages be delivered" },
     { "requeue", tern_cmd_requeue, "route messages again through the queue manager" },
     { "conf", tern_cmd_conf, "print main.cf parameters, edit main.cf, print master.cf (postconf)" },
+    { "tlsrpt", tern_cmd_tlsrpt, "send the daily SMTP TLS reports (RFC 8460), or show them" },
     { "map", tern_cmd_map, "build a lookup table, or query one (postmap)" },
     { "aliases", tern_cmd_aliases, "rebuild the alias tables of alias_database (newaliases)" },
     { "report", tern_cmd_report, "summarize the log and the queue: text, HTML, or mailed" },

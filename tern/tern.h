@@ -55,6 +55,7 @@ int tern_cmd_setup(int argc, char **argv);
 int tern_cmd_queue(int argc, char **argv);
 int tern_cmd_show(int argc, char **argv);
 int tern_cmd_why(int argc, char **argv);
+int tern_cmd_tlsrpt(int argc, char **argv);
 int tern_cmd_flush(int argc, char **argv);
 int tern_cmd_delete(int argc, char **argv);
 int tern_cmd_hold(int argc, char **argv);
