@@ -115,6 +115,23 @@ struct smtp_rcpt {
     bool already_done;                      /* a D record already: never touched */
 };
 
+/* What holds for one server while it is being tried: at level dane its
+ * usable TLSA records (smtp_dane.c), their base domain (the host name, or
+ * where its CNAME records led) and the host name; whether it is under the
+ * next hop's MTA-STS policy (not authenticated by DANE, which wins); and
+ * for TLS reporting (smtp_tlsrpt.c) a failure of that policy found before
+ * its session (mode testing: an MX host the policy does not name),
+ * reported with the session's outcome (TLSRPT_SUCCESS: none). All zero
+ * between servers. */
+struct smtp_attempt {
+    const struct dns_tlsa *dane_tlsa;
+    size_t dane_ntlsa;
+    const char *dane_host;
+    const char *dane_name;
+    bool sts_session;
+    enum tlsrpt_result tlsrpt_pending;
+};
+
 struct smtp_request {
     /* from qmgr: queue_id, queue_path, transport, nexthop and sender are
      * dr's; the recipients are the agent's own view of dr's */
@@ -124,15 +141,10 @@ struct smtp_request {
     /* the next hop, parsed, and the TLS policy that applies to it */
     struct smtp_nexthop nh;
     struct smtp_tls_policy tls;
-    /* during a session at level dane: the server's usable TLSA records
-     * (smtp_dane.c), their base domain (the host name, or where its CNAME
-     * records led), the host name, and whether the next hop's MX records
-     * were validated (then the next hop's name is a reference identifier
-     * too) */
-    const struct dns_tlsa *dane_tlsa;
-    size_t dane_ntlsa;
-    const char *dane_host;
-    const char *dane_name;
+    /* what holds for the server being tried, reset after each */
+    struct smtp_attempt attempt;
+    /* whether the next hop's MX records were validated (then the next
+     * hop's name is a reference identifier too) */
     bool dane_mx_secure;
     /* the next hop's MTA-STS policy (smtp_sts.c), NULL when it has none in
      * mode testing or enforce; sts_session: the server being tried is
@@ -140,12 +152,6 @@ struct smtp_request {
     struct sts_policy *sts;
     char sts_id[STS_ID_MAX + 1];
     char sts_domain[256];
-    bool sts_session;
-    /* TLS reporting (smtp_tlsrpt.c): a failure of the MTA-STS policy
-     * found for the server being tried before its session (mode testing:
-     * an MX host the policy does not name), reported with the session's
-     * outcome; TLSRPT_SUCCESS: none */
-    enum tlsrpt_result tlsrpt_pending;
     /* from the queue file */
     int qfd;                                /* dr's descriptor, -1 until opened */
     off_t content_offset;

@@ -268,7 +268,7 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
         smtp_cache_offer(rq, &s);
     } else {
         *retry_plain = s.tls_retry_plain && !plain;
-        if (rq->sts_session && rq->sts->mode == STS_ENFORCE) {
+        if (rq->attempt.sts_session && rq->sts->mode == STS_ENFORCE) {
             sb_appends(&why, " (");
             smtp_sts_describe(rq, &why);
             sb_appends(&why, ")");
@@ -292,8 +292,8 @@ static bool try_session(struct smtp_request *rq, int fd, const char *host, const
 static int sts_check_host(struct smtp_request *rq, const char *host, const char *addr, int port,
                           struct failure *f)
 {
-    rq->sts_session = rq->sts && rq->tls.level != SMTP_TLS_DANE;
-    if (!rq->sts_session)
+    rq->attempt.sts_session = rq->sts && rq->tls.level != SMTP_TLS_DANE;
+    if (!rq->attempt.sts_session)
         return 0;
     bool enforce = rq->sts->mode == STS_ENFORCE;
     if (enforce && rq->tls.level < SMTP_TLS_ENCRYPT)
@@ -305,7 +305,7 @@ static int sts_check_host(struct smtp_request *rq, const char *host, const char 
     smtp_sts_describe(rq, &why);
     if (!enforce) {
         msg_info("%s: %s; delivering anyway (mode testing)", rq->dr->queue_id, sb_str(&why));
-        rq->tlsrpt_pending = TLSRPT_VALIDATION_FAILURE;     /* reported with the session */
+        rq->attempt.tlsrpt_pending = TLSRPT_VALIDATION_FAILURE;     /* reported with the session */
         sb_free(&why);
         return 0;
     }
@@ -313,7 +313,7 @@ static int sts_check_host(struct smtp_request *rq, const char *host, const char 
     smtp_tlsrpt_failure(rq, TLSRPT_POLICY_STS, NULL, 0, host, addr, port, TLSRPT_VALIDATION_FAILURE,
                         "MX host not named by the MTA-STS policy");
     failure_set(f, true, 4, "4.7.5", NULL, sb_str(&why));
-    rq->sts_session = false;
+    rq->attempt.sts_session = false;
     sb_free(&why);
     return -1;
 }
@@ -339,7 +339,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
             break;
         char addr[INET6_ADDRSTRLEN];
         dns_addr_text(&l->t[i].addr, addr, sizeof(addr));
-        rq->tlsrpt_pending = TLSRPT_SUCCESS;
+        rq->attempt.tlsrpt_pending = TLSRPT_SUCCESS;
         if (dane) {
             /* The session's level for this server; the policy comes back after it. */
             smtp_dane_decide(rq, l->t[i].host, l->t[i].canonical, port, l->t[i].secure, &dh);
@@ -363,10 +363,10 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
                 continue;
             }
             rq->tls.level = dh.level;
-            rq->dane_tlsa = dh.tlsa;
-            rq->dane_ntlsa = dh.ntlsa;
-            rq->dane_host = dh.host;
-            rq->dane_name = dh.base;
+            rq->attempt.dane_tlsa = dh.tlsa;
+            rq->attempt.dane_ntlsa = dh.ntlsa;
+            rq->attempt.dane_host = dh.host;
+            rq->attempt.dane_name = dh.base;
         }
         if (sts_check_host(rq, l->t[i].host, addr, port, f) < 0) {
             plain_retry = false;
@@ -386,12 +386,7 @@ static void try_targets(struct smtp_request *rq, const struct target_list *l, in
         bool done = try_session(rq, fd, l->t[i].host, addr, port, plain_retry, f, &reached,
                                 &plain_retry);
         rq->tls.level = policy;
-        rq->dane_tlsa = NULL;
-        rq->dane_ntlsa = 0;
-        rq->dane_host = NULL;
-        rq->dane_name = NULL;
-        rq->sts_session = false;
-        rq->tlsrpt_pending = TLSRPT_SUCCESS;
+        rq->attempt = (struct smtp_attempt){ .tlsrpt_pending = TLSRPT_SUCCESS };
         if (done)
             break;
         if (reached)

@@ -239,7 +239,7 @@ static enum step starttls(struct dialogue *d)
         if (!(s->features & SMTP_FEAT_STARTTLS))
             smtp_tlsrpt_fail(s, TLSRPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
         if (level == SMTP_TLS_MAY) {
-            if (rq->sts_session && !(s->features & SMTP_FEAT_STARTTLS))
+            if (rq->attempt.sts_session && !(s->features & SMTP_FEAT_STARTTLS))
                 msg_info("%s: %s did not offer STARTTLS, which the MTA-STS policy of %s requires; "
                          "delivering anyway (mode testing)", rq->dr->queue_id, s->name, rq->sts_domain);
             return STEP_OK;

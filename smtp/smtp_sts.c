@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "config.h"
+#include "data_dir.h"
 #include "dns.h"
 #include "log.h"
 #include "smtp.h"
@@ -104,10 +105,7 @@ void smtp_sts_init(void)
         msg_fatal("%s = %ld: not a port number (main.cf)", param_table()[P_smtp_mta_sts_https_port].name,
                   port);
     sts.port = (int)port;
-    const char *cache = cfg_str(P_smtp_mta_sts_cache);
-    if (!*cache || strchr(cache, '/') || strcmp(cache, ".") == 0 || strcmp(cache, "..") == 0)
-        msg_fatal("%s = %s: expected the name of a directory inside data_directory (main.cf)",
-                  param_table()[P_smtp_mta_sts_cache].name, cache);
+    (void)data_dir_folder_name(P_smtp_mta_sts_cache);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         msg_fatal("cannot initialize libcurl for the MTA-STS policy fetch");
     /* The trusted CAs: the administrator's, then the system's. Read now:
@@ -120,33 +118,14 @@ void smtp_sts_init(void)
     store_load();
     /* data_directory belongs to mail_owner: only its descriptor is taken
      * as root; the cache inside it is made after the privilege drop. */
-    sts.data_fd = open(cfg_str(P_data_directory), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (sts.data_fd < 0)
-        msg_warn("MTA-STS: cannot open data_directory %s: %s; policies are not cached",
-                 cfg_str(P_data_directory), strerror(errno));
+    sts.data_fd = data_dir_open("MTA-STS", "policies are not cached");
 }
 
 void smtp_sts_post_init(void)
 {
-    if (!sts.on || sts.data_fd < 0)
-        return;
-    const char *cache = cfg_str(P_smtp_mta_sts_cache);
-    if (mkdirat(sts.data_fd, cache, 0700) < 0 && errno != EEXIST)
-        msg_warn("MTA-STS: cannot create the policy cache %s/%s: %s", cfg_str(P_data_directory),
-                 cache, strerror(errno));
-    sts.cache_fd = openat(sts.data_fd, cache, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (sts.cache_fd >= 0 && (fstat(sts.cache_fd, &st) < 0 || st.st_uid != geteuid())) {
-        msg_warn("MTA-STS: the policy cache %s/%s does not belong to this account; not used",
-                 cfg_str(P_data_directory), cache);
-        close(sts.cache_fd);
-        sts.cache_fd = -1;
-    } else if (sts.cache_fd < 0) {
-        msg_warn("MTA-STS: cannot open the policy cache %s/%s: %s", cfg_str(P_data_directory),
-                 cache, strerror(errno));
-    }
-    close(sts.data_fd);
-    sts.data_fd = -1;
+    if (sts.on)
+        sts.cache_fd = data_dir_folder(&sts.data_fd, cfg_str(P_smtp_mta_sts_cache), "MTA-STS",
+                                       "policies are not cached");
 }
 
 void smtp_sts_exit(void)

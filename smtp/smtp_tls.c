@@ -477,8 +477,8 @@ static const char *server_name(const struct smtp_session *s, const struct smtp_r
 {
     const char *v = rq->tls.has_servername ? rq->tls.servername : smtp_cfg.tls_servername;
     const char *name = NULL;
-    if (rq->tls.level == SMTP_TLS_DANE && rq->dane_name)
-        name = rq->dane_name;       /* RFC 7672 section 8.1: the TLSA base domain */
+    if (rq->tls.level == SMTP_TLS_DANE && rq->attempt.dane_name)
+        name = rq->attempt.dane_name;       /* RFC 7672 section 8.1: the TLSA base domain */
     else if (!*v)
         name = rq->tls.level >= SMTP_TLS_VERIFY ? s->host : NULL;
     else if (str_ieq(v, "hostname"))
@@ -573,19 +573,19 @@ static void handshake_error(SSL *ssl, int rc, struct strbuf *detail)
  * be used. */
 static int dane_setup(SSL *ssl, const struct smtp_request *rq)
 {
-    if (!rq->dane_name || !rq->dane_host || SSL_dane_enable(ssl, rq->dane_name) <= 0) {
+    if (!rq->attempt.dane_name || !rq->attempt.dane_host || SSL_dane_enable(ssl, rq->attempt.dane_name) <= 0) {
         log_openssl_errors("enabling DANE for a session");
         return -1;
     }
     SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
-    if (!str_ieq(rq->dane_host, rq->dane_name))
-        SSL_add1_host(ssl, rq->dane_host);
-    if (rq->dane_mx_secure && rq->nh.use_mx && !str_ieq(rq->nh.host, rq->dane_host)
-        && !str_ieq(rq->nh.host, rq->dane_name))
+    if (!str_ieq(rq->attempt.dane_host, rq->attempt.dane_name))
+        SSL_add1_host(ssl, rq->attempt.dane_host);
+    if (rq->dane_mx_secure && rq->nh.use_mx && !str_ieq(rq->nh.host, rq->attempt.dane_host)
+        && !str_ieq(rq->nh.host, rq->attempt.dane_name))
         SSL_add1_host(ssl, rq->nh.host);
     int added = 0;
-    for (size_t i = 0; i < rq->dane_ntlsa; i++) {
-        const struct dns_tlsa *t = &rq->dane_tlsa[i];
+    for (size_t i = 0; i < rq->attempt.dane_ntlsa; i++) {
+        const struct dns_tlsa *t = &rq->attempt.dane_tlsa[i];
         int rc = SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype, t->data, t->len);
         if (rc > 0)
             added++;
@@ -731,7 +731,7 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
     } else if (s->tls_trusted && rq->tls.level >= SMTP_TLS_VERIFY) {
         s->tls_matched = name_matches(cert, s, rq, &tried);
     }
-    bool sts_ok = !rq->sts_session || sts_check(s, rq, &sts_why);
+    bool sts_ok = !rq->attempt.sts_session || sts_check(s, rq, &sts_why);
     if (smtp_cfg.tls_loglevel >= 2 && SSL_session_reused(ssl))
         msg_info("%s: TLS session resumed", s->desc);
     if (smtp_cfg.tls_loglevel >= 1) {
@@ -748,9 +748,9 @@ int smtp_tls_start(struct smtp_session *s, const struct smtp_request *rq, struct
         msg_info("server certificate verification failed for %s: num=%ld:%s", s->desc,
                  cert ? verify : 0L, reason);
         msg_warn("%s: the DANE TLSA records of %s do not authenticate the server: %s",
-                 s->desc, rq->dane_name, reason);
+                 s->desc, rq->attempt.dane_name, reason);
         sb_appendf(why, "Server certificate not verified by the DANE TLSA records of %s: %s",
-                   rq->dane_name, reason);
+                   rq->attempt.dane_name, reason);
         smtp_tlsrpt_fail(s, !cert ? TLSRPT_VALIDATION_FAILURE : verify != X509_V_OK
                          ? tlsrpt_result_of_x509(verify) : TLSRPT_TLSA_INVALID, reason);
     } else if (rq->tls.level >= SMTP_TLS_VERIFY && !s->tls_trusted) {

@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 
 #include "config.h"
+#include "data_dir.h"
 #include "dns.h"
 #include "log.h"
 #include "smtp.h"
@@ -47,38 +48,16 @@ void smtp_tlsrpt_init(void)
     rpt.on = !smtp_cfg.lmtp && cfg_bool(P_smtp_tls_report_enable);
     if (!rpt.on)
         return;
-    const char *dir = cfg_str(P_smtp_tls_report_directory);
-    if (!*dir || strchr(dir, '/') || strcmp(dir, ".") == 0 || strcmp(dir, "..") == 0)
-        msg_fatal("%s = %s: expected the name of a directory inside data_directory (main.cf)",
-                  param_table()[P_smtp_tls_report_directory].name, dir);
+    (void)data_dir_folder_name(P_smtp_tls_report_directory);
     rpt.size_limit = cfg_size(P_smtp_tls_report_file_size_limit);
-    rpt.data_fd = open(cfg_str(P_data_directory), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (rpt.data_fd < 0)
-        msg_warn("TLS reporting: cannot open data_directory %s: %s; TLS sessions are not recorded",
-                 cfg_str(P_data_directory), strerror(errno));
+    rpt.data_fd = data_dir_open("TLS reporting", "TLS sessions are not recorded");
 }
 
 void smtp_tlsrpt_post_init(void)
 {
-    if (!rpt.on || rpt.data_fd < 0)
-        return;
-    const char *dir = cfg_str(P_smtp_tls_report_directory);
-    if (mkdirat(rpt.data_fd, dir, 0700) < 0 && errno != EEXIST)
-        msg_warn("TLS reporting: cannot create %s/%s: %s", cfg_str(P_data_directory), dir,
-                 strerror(errno));
-    rpt.dir_fd = openat(rpt.data_fd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (rpt.dir_fd >= 0 && (fstat(rpt.dir_fd, &st) < 0 || st.st_uid != geteuid())) {
-        msg_warn("TLS reporting: %s/%s does not belong to this account; TLS sessions are not "
-                 "recorded", cfg_str(P_data_directory), dir);
-        close(rpt.dir_fd);
-        rpt.dir_fd = -1;
-    } else if (rpt.dir_fd < 0) {
-        msg_warn("TLS reporting: cannot open %s/%s: %s; TLS sessions are not recorded",
-                 cfg_str(P_data_directory), dir, strerror(errno));
-    }
-    close(rpt.data_fd);
-    rpt.data_fd = -1;
+    if (rpt.on)
+        rpt.dir_fd = data_dir_folder(&rpt.data_fd, cfg_str(P_smtp_tls_report_directory),
+                                     "TLS reporting", "TLS sessions are not recorded");
 }
 
 void smtp_tlsrpt_exit(void)
@@ -241,15 +220,15 @@ void smtp_tlsrpt_session(const struct smtp_request *rq, const struct smtp_sessio
         return;
     /* an MX host the policy does not name (mode testing) is the failure,
      * whatever its session did next */
-    bool pending = rq->tlsrpt_pending != TLSRPT_SUCCESS;
-    enum tlsrpt_result result = pending ? rq->tlsrpt_pending : s->rpt_result;
+    bool pending = rq->attempt.tlsrpt_pending != TLSRPT_SUCCESS;
+    enum tlsrpt_result result = pending ? rq->attempt.tlsrpt_pending : s->rpt_result;
     if (result == TLSRPT_SUCCESS && !s->rpt_tls_ok)
         return;             /* TLS was never tried: the session failed before */
     const char *reason = pending ? "MX host not named by the MTA-STS policy" : s->rpt_reason;
-    if (rq->tls.level == SMTP_TLS_DANE && rq->dane_ntlsa)
-        record(rq, TLSRPT_POLICY_TLSA, rq->dane_tlsa, rq->dane_ntlsa, rq->dane_name, s->port,
+    if (rq->tls.level == SMTP_TLS_DANE && rq->attempt.dane_ntlsa)
+        record(rq, TLSRPT_POLICY_TLSA, rq->attempt.dane_tlsa, rq->attempt.dane_ntlsa, rq->attempt.dane_name, s->port,
                s->host, s->addr, s->fd, result, reason);
-    else if (rq->sts_session)
+    else if (rq->attempt.sts_session)
         record(rq, TLSRPT_POLICY_STS, NULL, 0, NULL, s->port, s->host, s->addr, s->fd, result,
                reason);
 }

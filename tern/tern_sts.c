@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "data_dir.h"
 #include "json.h"
 #include "queue_scan.h"
 #include "strbuf.h"
@@ -33,12 +34,7 @@ struct sts_entry {
 
 static int open_cache_dir(void)
 {
-    int dfd = open(cfg_str(P_data_directory), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd < 0)
-        return -1;
-    int cfd = openat(dfd, cfg_str(P_smtp_mta_sts_cache), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    close(dfd);
-    return cfd;
+    return data_dir_folder_read(cfg_str(P_smtp_mta_sts_cache));
 }
 
 static bool entry_load(int cfd, const char *key, struct sts_entry *e)

@@ -38,6 +38,7 @@
 #include "base64.h"
 #include "cleanup_client.h"
 #include "config.h"
+#include "data_dir.h"
 #include "dns.h"
 #include "log.h"
 #include "server.h"
@@ -611,13 +612,14 @@ static const char *setting(enum param_id id)
  * The records directory, or exit 1. */
 static void setup(struct ctx *c)
 {
-    memset(c, 0, sizeof(*c));
     tern_load_config();
     cfg_log_configure();
-    c->organization = setting(P_smtp_tls_report_organization);
-    c->contact = setting(P_smtp_tls_report_contact);
-    c->sender = setting(P_smtp_tls_report_sender);
-    c->submitter = setting(P_smtp_tls_report_submitter);
+    *c = (struct ctx){
+        .organization = setting(P_smtp_tls_report_organization),
+        .contact = setting(P_smtp_tls_report_contact),
+        .sender = setting(P_smtp_tls_report_sender),
+        .submitter = setting(P_smtp_tls_report_submitter),
+    };
     if (!tlsrpt_domain_ok(c->submitter)) {
         fprintf(stderr, "tern: smtp_tls_report_submitter = %s: not a domain name (main.cf)\n",
                 c->submitter);
@@ -640,12 +642,8 @@ static void setup(struct ctx *c)
     /* the records are mail_owner's: root works there only as mail_owner */
     if (geteuid() == 0 || getuid() == 0)
         drop_privileges(cfg_str(P_mail_owner));
-    int dfd = open(cfg_str(P_data_directory), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    c->dir_fd = dfd >= 0 ? openat(dfd, cfg_str(P_smtp_tls_report_directory),
-                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    c->dir_fd = data_dir_folder_read(cfg_str(P_smtp_tls_report_directory));
     int saved = errno;
-    if (dfd >= 0)
-        close(dfd);
     if (c->dir_fd < 0) {
         fprintf(stderr, "tern: cannot open %s/%s: %s%s\n", cfg_str(P_data_directory),
                 cfg_str(P_smtp_tls_report_directory), strerror(saved),

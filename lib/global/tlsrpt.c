@@ -18,20 +18,9 @@
 #define RECORD_MAGIC "TLSRPT1"
 #define RECORD_FIELDS 11
 
-static const char *const result_names[TLSRPT_RESULT_COUNT] = {
-    [TLSRPT_SUCCESS] = "success",
-    [TLSRPT_STARTTLS_NOT_SUPPORTED] = "starttls-not-supported",
-    [TLSRPT_CERTIFICATE_HOST_MISMATCH] = "certificate-host-mismatch",
-    [TLSRPT_CERTIFICATE_EXPIRED] = "certificate-expired",
-    [TLSRPT_CERTIFICATE_NOT_TRUSTED] = "certificate-not-trusted",
-    [TLSRPT_VALIDATION_FAILURE] = "validation-failure",
-    [TLSRPT_TLSA_INVALID] = "tlsa-invalid",
-    [TLSRPT_DNSSEC_INVALID] = "dnssec-invalid",
-    [TLSRPT_DANE_REQUIRED] = "dane-required",
-    [TLSRPT_STS_POLICY_FETCH_ERROR] = "sts-policy-fetch-error",
-    [TLSRPT_STS_POLICY_INVALID] = "sts-policy-invalid",
-    [TLSRPT_STS_WEBPKI_INVALID] = "sts-webpki-invalid",
-};
+#define RESULT_NAME(name, text) text,
+static const char *const result_names[TLSRPT_RESULT_COUNT] = { TLSRPT_RESULTS(RESULT_NAME) };
+#undef RESULT_NAME
 
 const char *tlsrpt_result_name(enum tlsrpt_result r)
 {
@@ -335,11 +324,8 @@ void tlsrpt_summary_free(struct tlsrpt_summary *s)
 {
     for (size_t i = 0; i < s->ndomains; i++) {
         struct tlsrpt_domain *d = &s->domains[i];
-        for (size_t j = 0; j < d->npolicies; j++) {
-            free(d->policies[j].policy);
-            free(d->policies[j].mx);
-            free(d->policies[j].details);
-        }
+        for (size_t j = 0; j < d->npolicies; j++)
+            FREE_ALL(d->policies[j].policy, d->policies[j].mx, d->policies[j].details);
         free(d->policies);
     }
     free(s->domains);

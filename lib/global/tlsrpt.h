@@ -34,22 +34,25 @@
 
 enum tlsrpt_policy_type { TLSRPT_POLICY_STS, TLSRPT_POLICY_TLSA };
 
-/* Section 4.3: the result types; SUCCESS is no failure. */
-enum tlsrpt_result {
-    TLSRPT_SUCCESS,
-    TLSRPT_STARTTLS_NOT_SUPPORTED,
-    TLSRPT_CERTIFICATE_HOST_MISMATCH,
-    TLSRPT_CERTIFICATE_EXPIRED,
-    TLSRPT_CERTIFICATE_NOT_TRUSTED,
-    TLSRPT_VALIDATION_FAILURE,
-    TLSRPT_TLSA_INVALID,
-    TLSRPT_DNSSEC_INVALID,
-    TLSRPT_DANE_REQUIRED,
-    TLSRPT_STS_POLICY_FETCH_ERROR,
-    TLSRPT_STS_POLICY_INVALID,
-    TLSRPT_STS_WEBPKI_INVALID,
-    TLSRPT_RESULT_COUNT
-};
+/* Section 4.3: the result types, each with its name in reports; SUCCESS
+ * is no failure. */
+#define TLSRPT_RESULTS(X)                                                   \
+    X(SUCCESS, "success")                                                   \
+    X(STARTTLS_NOT_SUPPORTED, "starttls-not-supported")                     \
+    X(CERTIFICATE_HOST_MISMATCH, "certificate-host-mismatch")               \
+    X(CERTIFICATE_EXPIRED, "certificate-expired")                           \
+    X(CERTIFICATE_NOT_TRUSTED, "certificate-not-trusted")                   \
+    X(VALIDATION_FAILURE, "validation-failure")                             \
+    X(TLSA_INVALID, "tlsa-invalid")                                         \
+    X(DNSSEC_INVALID, "dnssec-invalid")                                     \
+    X(DANE_REQUIRED, "dane-required")                                       \
+    X(STS_POLICY_FETCH_ERROR, "sts-policy-fetch-error")                     \
+    X(STS_POLICY_INVALID, "sts-policy-invalid")                             \
+    X(STS_WEBPKI_INVALID, "sts-webpki-invalid")
+
+#define TLSRPT_RESULT_ENUM(name, text) TLSRPT_##name,
+enum tlsrpt_result { TLSRPT_RESULTS(TLSRPT_RESULT_ENUM) TLSRPT_RESULT_COUNT };
+#undef TLSRPT_RESULT_ENUM
 
 /* "starttls-not-supported", ...; "success" for TLSRPT_SUCCESS. */
 const char *tlsrpt_result_name(enum tlsrpt_result r);
