@@ -533,9 +533,10 @@ static void pump_spool(struct smtpd_proxy *p)
 
 /* ---- replies ---- */
 
+/* A reply we can pass on: 2xx, 4xx or 5xx; to DATA, 354, 4xx or 5xx. */
 static bool reply_code_ok(int code, bool data)
 {
-    return (code >= 200 && code <= 299) || (code >= 400 && code <= 599) || (data && code == 354);
+    return (data ? code == 354 : code >= 200 && code <= 299) || (code >= 400 && code <= 599);
 }
 
 /* The filter answered the command in flight (or spoke when it should not). */

@@ -99,13 +99,15 @@ class Filter(servers.Server):
         """The content up to the dot; then the answer its Subject: asks
         for. False when the session is to end here."""
         data = bytearray()
+        closemid = False
         while True:
             line = f.readline(1 << 20)
             if not line:
                 return False
             if line == b".\r\n":
                 break
-            if "CLOSEMID" in data.decode("latin-1") and len(data) > 1000:
+            closemid = closemid or b"CLOSEMID" in line
+            if closemid and len(data) > 100000:
                 conn.close()                 # mid-DATA: the rest is never read
                 return False
             data += line[1:] if line.startswith(b"..") else line
@@ -415,6 +417,8 @@ class ProxyFilterTest(unittest.TestCase):
         body = "CLOSEMID\r\n" + ("x" * 70 + "\r\n") * 20000          # 1.4 MB: more than the socket buffers
         reply = self.send(self.client(), "closemid-1", body=body)
         self.assertEqual(reply, (451, "4.3.0 Error: queue file write error"))
+        self.inst.wait_log(r"proxy filter 127\.0\.0\.1:%d: (lost connection while receiving the message "
+                           r"content|Connection reset by peer|Broken pipe)" % self.filter.port)
         self.not_delivered("closemid-1")
         self.queue_empty()
 
