@@ -10,9 +10,11 @@
  * to an unnamed file in the queue's tmp/ (as the milter content is) and
  * the whole transaction is played to the filter at the end of data.
  *
- * The filter's replies are untrusted input: lines are bounded, a reply's
- * lines are counted, its code must be well-formed, and what is relayed to
- * the client is a bounded, printable copy. */
+ * The filter's replies are untrusted input: they are read by the smtp
+ * client's reply reader (smtp/smtp_parse.c: lines cut at a bound, lines
+ * counted, codes that must agree, text sanitized), a reply's bytes are
+ * bounded, and what is relayed to the client is a bounded copy. The
+ * content is written by the same DATA encoder as the smtp client's. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -36,10 +38,10 @@
 #include "smtpd.h"
 #include "smtpd_proxy.h"
 #include "strbuf.h"
+#include "smtp/smtp_parse.h"
 #include "util.h"
 
-#define PROXY_LINE_MAX 2048             /* longest reply line taken from the filter */
-#define PROXY_REPLY_LINES_MAX 100       /* lines of one reply taken */
+#define PROXY_REPLY_BYTES_MAX (256 * 1024) /* bytes of one reply read (long lines are cut) */
 #define PROXY_RELAY_LINES 20            /* lines of one reply relayed to the client */
 #define PROXY_RELAY_TEXT 4000           /* bytes of one reply relayed */
 #define PROXY_BACKLOG_HIGH (256 * 1024) /* pause the client above this */
@@ -57,12 +59,12 @@ enum proxy_state {
     PX_DEAD,        /* failed; the failure is told at the next command */
 };
 
-/* The filter's EHLO keywords that change what we send. */
-#define EXT_SIZE 0x01
-#define EXT_8BITMIME 0x02
-#define EXT_DSN 0x04
-#define EXT_SMTPUTF8 0x08
-#define EXT_REQUIRETLS 0x10
+/* The filter's EHLO keywords that change what we send (SMTP_FEAT_*). */
+#define EXT_SIZE SMTP_FEAT_SIZE
+#define EXT_8BITMIME SMTP_FEAT_8BITMIME
+#define EXT_DSN SMTP_FEAT_DSN
+#define EXT_SMTPUTF8 SMTP_FEAT_SMTPUTF8
+#define EXT_REQUIRETLS SMTP_FEAT_REQUIRETLS
 
 static const struct name_code xforward_names[] = {
     { "name", 0x01 }, { "addr", 0x02 }, { "port", 0x04 }, { "proto", 0x08 },
@@ -91,12 +93,14 @@ struct smtpd_proxy {
     smtpd_proxy_next next;      /* who gets the reply to the command in flight */
     int busy;                   /* inside a session callback: freeing waits */
     bool doomed;                /* free once the callback returns */
-    /* the reply being read */
-    int code;
-    size_t lines, relayed;
+    /* the reply being read, and what of it the client is told */
+    struct smtp_reply reply;
+    struct strbuf in;           /* bytes read, not yet taken as reply lines */
+    bool skip_to_lf;            /* the rest of a line that was cut */
+    size_t reply_bytes;
     struct strbuf text;
     /* content */
-    bool bol;                   /* the next content byte starts a line */
+    struct smtp_encoder enc;
     bool paused_client;         /* we reported a backlog; resume when drained */
     int spool_fd;
     off_t spool_len, spool_off;
@@ -187,6 +191,8 @@ static void proxy_free(struct smtpd_proxy *p)
     if (p->spool_fd >= 0)
         close(p->spool_fd);
     sb_free(&p->text);
+    sb_free(&p->in);
+    smtp_reply_free(&p->reply);
     sb_free(&p->xf_cmds);
     free(p);
 }
@@ -200,6 +206,8 @@ static struct smtpd_proxy *proxy_new(struct smtpd_session *s, bool replay)
     p->replay = replay;
     p->spool_fd = -1;
     p->text = (struct strbuf)STRBUF_INIT(PROXY_RELAY_TEXT + 64);
+    p->in = (struct strbuf)STRBUF_INIT(2 * SMTP_REPLY_LINE_MAX);
+    smtp_reply_init(&p->reply);
     p->xf_cmds = (struct strbuf)STRBUF_INIT(4096);
     p->later_ev = evtimer_new(s->base, later_cb, p);
     s->proxy = p;
@@ -282,12 +290,18 @@ static void set_reading(struct smtpd_proxy *p, bool awaiting)
     bufferevent_set_timeouts(p->bev, awaiting ? &tv : NULL, &tv);
 }
 
+/* A reply is awaited: nothing of an earlier one is kept. */
+static void expect_reply(struct smtpd_proxy *p)
+{
+    smtp_reply_reset(&p->reply);
+    p->reply_bytes = 0;
+    sb_reset(&p->text);
+}
+
 static void send_command(struct smtpd_proxy *p, enum proxy_state st, const char *cmd)
 {
     p->state = st;
-    p->code = 0;
-    p->lines = p->relayed = 0;
-    sb_reset(&p->text);
+    expect_reply(p);
     bufferevent_write(p->bev, cmd, strlen(cmd));
     bufferevent_write(p->bev, "\r\n", 2);
     set_reading(p, true);
@@ -405,63 +419,42 @@ static void send_xforward_or_mail(struct smtpd_proxy *p)
 
 static void parse_ehlo(struct smtpd_proxy *p)
 {
-    static const struct name_code ext_names[] = {
-        { "size", EXT_SIZE }, { "8bitmime", EXT_8BITMIME }, { "dsn", EXT_DSN },
-        { "smtputf8", EXT_SMTPUTF8 }, { "requiretls", EXT_REQUIRETLS }, { NULL, 0 },
-    };
-    const char *line = sb_str(&p->text);
-    p->ext = p->xforward = 0;
+    unsigned long long size_limit;
+    p->ext = smtp_ehlo_parse(&p->reply, &size_limit);
+    p->xforward = 0;
+    /* XFORWARD NAME ADDR ...: the attributes the filter wants */
+    const char *line = sb_str(&p->reply.lines);
     for (const char *nl = strchr(line, '\n'); nl; nl = strchr(line, '\n')) {
         line = nl + 1;          /* the first line is the filter's name */
-        char word[64];
-        size_t n = strcspn(line, " \n");
-        snprintf(word, sizeof(word), "%.*s", (int)(n < sizeof(word) ? n : sizeof(word) - 1), line);
-        if (strcasecmp(word, "xforward") == 0) {
-            for (const char *a = line + n; *a == ' ';) {
+        size_t len = strcspn(line, "\n");
+        if (len < 4 + 8 || strncasecmp(line + 4, "XFORWARD", 8) != 0 || (len > 12 && line[12] != ' '))
+            continue;
+        for (const char *a = line + 12, *end = line + len; a < end;) {
+            char word[64];
+            while (a < end && *a == ' ')
                 a++;
-                size_t an = strcspn(a, " \n");
-                snprintf(word, sizeof(word), "%.*s", (int)(an < sizeof(word) ? an : sizeof(word) - 1), a);
-                str_lower(word);
-                p->xforward |= (unsigned)name_code(xforward_names, word);
-                a += an;
-            }
-        } else {
+            size_t an = 0;
+            while (a + an < end && a[an] != ' ')
+                an++;
+            snprintf(word, sizeof(word), "%.*s", (int)(an < sizeof(word) ? an : sizeof(word) - 1), a);
             str_lower(word);
-            p->ext |= (unsigned)name_code(ext_names, word);
+            p->xforward |= (unsigned)name_code(xforward_names, word);
+            a += an;
         }
     }
 }
 
 /* ---- content ---- */
 
-/* LF line ends become CR LF, a line that starts with "." gets another. */
-static void encode_content(struct smtpd_proxy *p, const char *data, size_t len, struct strbuf *out)
-{
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = data[i];
-        if (p->bol && c == '.') {
-            sb_append(out, data + run, i - run);
-            sb_appendc(out, '.');
-            run = i;
-        }
-        if (c == '\n') {
-            sb_append(out, data + run, i - run);
-            sb_append(out, "\r\n", 2);
-            run = i + 1;
-        }
-        p->bol = c == '\n';
-    }
-    sb_append(out, data + run, len - run);
-}
-
+/* Content as DATA on the wire: CR LF line ends, dot-stuffed (the smtp
+ * client's encoder, which also ends a bare CR's line). */
 static void write_content(struct smtpd_proxy *p, const char *data, size_t len)
 {
-    struct strbuf out = STRBUF_INIT(2 * PROXY_PIECE + 16);
+    struct strbuf out = STRBUF_INIT(3 * PROXY_PIECE + 16);
     while (len > 0) {
         size_t n = len > PROXY_PIECE ? PROXY_PIECE : len;
         sb_reset(&out);
-        encode_content(p, data, n, &out);
+        smtp_encode(&p->enc, data, n, &out);
         bufferevent_write(p->bev, out.data, out.len);
         data += n;
         len -= n;
@@ -491,21 +484,20 @@ static void write_received(struct smtpd_proxy *p)
         ri.tls_client = smtpd_ccert_received(s, ccert, sizeof(ccert));
     }
     struct strbuf hdr = STRBUF_INIT(8192);
+    smtp_encoder_init(&p->enc);
     if (received_header_append(&hdr, &ri) == 0)
         write_content(p, hdr.data, hdr.len);
     sb_free(&hdr);
-    p->bol = true;
 }
 
 static void write_end_of_data(struct smtpd_proxy *p)
 {
-    if (!p->bol)
-        bufferevent_write(p->bev, "\r\n", 2);   /* BDAT content need not end in a line end */
-    bufferevent_write(p->bev, ".\r\n", 3);
+    struct strbuf end = STRBUF_INIT(16);
+    smtp_encode_end(&p->enc, &end);         /* BDAT content need not end in a line end */
+    bufferevent_write(p->bev, end.data, end.len);
+    sb_free(&end);
     p->state = PX_ENDING;
-    p->code = 0;
-    p->lines = p->relayed = 0;
-    sb_reset(&p->text);
+    expect_reply(p);
     set_reading(p, true);
 }
 
@@ -540,9 +532,29 @@ static bool reply_code_ok(int code, bool data)
 }
 
 /* The filter answered the command in flight (or spoke when it should not). */
+/* What the client is told of the reply: its lines' texts (without the
+ * codes), at most PROXY_RELAY_LINES lines and PROXY_RELAY_TEXT bytes. */
+static void relay_text(struct smtpd_proxy *p)
+{
+    const char *line = sb_str(&p->reply.lines), *end = line + p->reply.lines.len;
+    sb_reset(&p->text);
+    for (size_t n = 0; line < end && n < PROXY_RELAY_LINES; n++) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        const char *eol = nl ? nl : end;
+        const char *t = eol - line > 4 ? line + 4 : eol;
+        if (p->text.len + (size_t)(eol - t) + 1 > PROXY_RELAY_TEXT)
+            break;
+        if (n)
+            sb_appendc(&p->text, '\n');
+        sb_append(&p->text, t, (size_t)(eol - t));
+        line = nl ? nl + 1 : end;
+    }
+}
+
 static void handle_reply(struct smtpd_proxy *p)
 {
-    int code = p->code;
+    int code = p->reply.code;
+    relay_text(p);
     const char *text = sb_str(&p->text);
     struct strbuf why = STRBUF_INIT(PROXY_RELAY_TEXT + 200);
     bool ok2 = code / 100 == 2;
@@ -639,35 +651,37 @@ done:
     sb_free(&why);
 }
 
-/* One reply line: -1 malformed, 0 more lines follow, 1 the reply is complete. */
-static int reply_line(struct smtpd_proxy *p, const char *line, size_t n)
+/* Reply lines through the smtp client's reader; each complete reply is
+ * handled. Bytes from the filter when no reply is awaited are an error. */
+static void take_replies(struct smtpd_proxy *p, struct evbuffer *in)
 {
-    if (n < 3 || line[0] < '1' || line[0] > '5' || line[1] < '0' || line[1] > '9'
-        || line[2] < '0' || line[2] > '9' || (n > 3 && line[3] != ' ' && line[3] != '-'))
-        return -1;
-    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-    if (p->lines > 0 && code != p->code)
-        return -1;
-    p->code = code;
-    if (++p->lines > PROXY_REPLY_LINES_MAX)
-        return -1;
-    bool last = n == 3 || line[3] == ' ';
-    if (p->relayed < PROXY_RELAY_LINES) {
-        size_t before = p->text.len;
-        if (p->relayed)
-            sb_appendc(&p->text, '\n');
-        /* a printable copy: it goes to the client and the log */
-        for (size_t i = 4; i < n; i++) {
-            unsigned char c = (unsigned char)line[i];
-            if (sb_appendc(&p->text, c < 32 || c == 127 ? '?' : (char)c) < 0)
-                break;
+    char buf[4096];
+    while (!p->doomed && p->state != PX_DEAD && (evbuffer_get_length(in) > 0 || p->in.len > 0)) {
+        if (p->state == PX_IDLE || p->state == PX_SPOOLING) {
+            proxy_fail(p, "reply without a command");
+            return;
         }
-        if (p->text.len > PROXY_RELAY_TEXT)
-            sb_truncate(&p->text, before);   /* lines beyond the bound are not relayed */
-        else
-            p->relayed++;
+        /* the reader leaves less than a line in p->in: there is room for more */
+        size_t room = p->in.limit - p->in.len;
+        int got = evbuffer_remove(in, buf, room < sizeof(buf) ? room : sizeof(buf));
+        if (got > 0) {
+            sb_append(&p->in, buf, (size_t)got);
+            p->reply_bytes += (size_t)got;
+        }
+        if (p->reply_bytes > PROXY_REPLY_BYTES_MAX) {
+            proxy_fail(p, "reply too long");
+            return;
+        }
+        int rc = smtp_reply_feed(&p->reply, &p->in, &p->skip_to_lf, NULL, NULL);
+        if (rc < 0) {
+            proxy_fail(p, "malformed reply");
+            return;
+        }
+        if (rc > 0)
+            handle_reply(p);
+        else if (got <= 0)
+            return;             /* part of a line: wait for the rest */
     }
-    return last ? 1 : 0;
 }
 
 static void proxy_read_cb(struct bufferevent *bev, void *arg)
@@ -675,35 +689,7 @@ static void proxy_read_cb(struct bufferevent *bev, void *arg)
     struct smtpd_proxy *p = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     p->busy++;
-    while (!p->doomed && p->state != PX_DEAD) {
-        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_CRLF);
-        if (eol.pos < 0) {
-            if (evbuffer_get_length(in) > PROXY_LINE_MAX)
-                proxy_fail(p, "reply line too long");
-            break;
-        }
-        if ((size_t)eol.pos > PROXY_LINE_MAX) {
-            proxy_fail(p, "reply line too long");
-            break;
-        }
-        size_t n;
-        char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-        if (!line)
-            break;
-        if (p->state == PX_IDLE || p->state == PX_SPOOLING) {
-            free(line);
-            proxy_fail(p, "reply without a command");
-            break;
-        }
-        int rc = reply_line(p, line, n);
-        free(line);
-        if (rc < 0) {
-            proxy_fail(p, "malformed reply");
-            break;
-        }
-        if (rc == 1)
-            handle_reply(p);
-    }
+    take_replies(p, in);
     if (p->state == PX_DEAD)
         evbuffer_drain(in, evbuffer_get_length(in));
     p->busy--;
@@ -743,9 +729,7 @@ static void proxy_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         p->state = PX_GREETING;
-        p->code = 0;
-        p->lines = p->relayed = 0;
-        sb_reset(&p->text);
+        expect_reply(p);
         set_reading(p, true);
         return;
     }
@@ -783,7 +767,7 @@ static void proxy_connect(struct smtpd_proxy *p, smtpd_proxy_next next)
     if (pcfg.usable && (p->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE)) != NULL) {
         bufferevent_setcb(p->bev, proxy_read_cb, proxy_write_cb, proxy_event_cb, p);
         bufferevent_setwatermark(p->bev, EV_WRITE, PROXY_BACKLOG_LOW, 0);
-        bufferevent_setwatermark(p->bev, EV_READ, 0, 4 * PROXY_LINE_MAX);
+        bufferevent_setwatermark(p->bev, EV_READ, 0, 4 * SMTP_REPLY_LINE_MAX);
         set_reading(p, true);
         bufferevent_enable(p->bev, EV_READ | EV_WRITE);
         if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&pcfg.addr, (int)pcfg.addrlen) == 0)
@@ -937,8 +921,6 @@ void smtpd_proxy_end(struct smtpd_session *s)
     }
     p->state = PX_QUITTING;
     bufferevent_write(p->bev, "QUIT\r\n", 6);
-    p->code = 0;
-    p->lines = p->relayed = 0;
-    sb_reset(&p->text);
+    expect_reply(p);
     set_reading(p, true);
 }

@@ -120,6 +120,10 @@ class Filter(servers.Server):
             say("451 4.7.1 the test filter is busy, try again later\r\n")
         elif "HUGEREPLY" in text:
             say("550 5.7.1 " + "x" * 5000 + "\r\n")
+        elif "ENDLESS" in text:
+            say("550 5.7.1 " + "x" * 400000)     # no line end, ever
+            self.stopping.wait(10)
+            return False
         elif "BADREPLY" in text:
             say("hello, this is not SMTP\r\n")
         elif "MANYLINES" in text:
@@ -405,9 +409,20 @@ class ProxyFilterTest(unittest.TestCase):
         self.not_delivered("SILENT-1")
         self.queue_empty()
 
-    def test_oversized_reply(self):
-        self.assertEqual(self.send(self.client(), "HUGEREPLY-1"), (451, "4.3.0 Error: queue file write error"))
-        self.inst.wait_log(r"proxy filter 127\.0\.0\.1:%d: reply line too long" % self.filter.port)
+    def test_oversized_reply_line_is_cut(self):
+        code, text = self.send(self.client(), "HUGEREPLY-1")
+        self.assertEqual(code, 550)
+        self.assertTrue(text.startswith("5.7.1 xxxx"), text[:50])
+        self.assertLess(len(text), 2100)
+
+    def test_endless_reply_line(self):
+        # cut at the line bound, as the smtp client does; the rest is never read as replies
+        c = self.client()
+        code, text = self.send(c, "ENDLESS-1")
+        self.assertEqual(code, 550)
+        self.assertLess(len(text), 2100)
+        self.assertEqual(c.cmd("NOOP"), (250, "2.0.0 Ok"))
+        self.not_delivered("ENDLESS-1")
 
     def test_malformed_reply(self):
         self.assertEqual(self.send(self.client(), "BADREPLY-1"), (451, "4.3.0 Error: queue file write error"))
