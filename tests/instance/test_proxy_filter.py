@@ -39,8 +39,8 @@ class Filter(servers.Server):
     recorded in .sessions (a dict per connection: the time it was accepted,
     its command lines, XFORWARD lines and the content of DATA)."""
 
-    def __init__(self, reinject_port):
-        super().__init__()
+    def __init__(self, reinject_port, path=None):
+        super().__init__(path=path)
         self.reinject_port = reinject_port
         self.sessions = []
 
@@ -175,15 +175,24 @@ class ProxyFilterTest(unittest.TestCase):
         cls.sink = sinkmod.Sink()
         cls.inst = harness.Instance("proxy")
         cls.filter = Filter(cls.inst.port)
+        os.makedirs(os.path.join(cls.inst.queue_dir, "private"), exist_ok=True)
+        cls.unix_filter = Filter(cls.inst.port, path=os.path.join(cls.inst.queue_dir, "private", "pfilter"))
         cls.front, cls.speed, cls.dead = harness.free_port(), harness.free_port(), harness.free_port()
+        cls.glob, cls.unix = harness.free_port(), harness.free_port()
         cls.dead_filter = harness.free_port()        # nothing listens there
         filt = "127.0.0.1:%d" % cls.filter.port
         cls.inst.set_main_cf({
             "mynetworks": "127.0.0.1/32", "relay_domains": DOMAIN,
             "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
             "smtpd_proxy_ehlo": "front.tern.test",
+            # every smtpd has the filter unless its master.cf line says otherwise
+            "smtpd_proxy_filter": filt, "smtpd_proxy_timeout": "3s",
         })
         cls.inst.set_master_cf([
+            # the after-filter smtpd, where the filter re-injects: no filter there
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=" % cls.inst.port,
+            "127.0.0.1:%d inet n - n - - smtpd" % cls.glob,
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=unix:private/pfilter" % cls.unix,
             "smtp unix - - n - - smtp",
             "relay unix - - n - - smtp",
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=%s -o smtpd_proxy_timeout=3s"
@@ -193,13 +202,14 @@ class ProxyFilterTest(unittest.TestCase):
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=[127.0.0.1]:%d" % (cls.dead, cls.dead_filter),
         ])
         cls.inst.start()
-        for port in (cls.front, cls.speed, cls.dead):
+        for port in (cls.front, cls.speed, cls.dead, cls.glob, cls.unix):
             cls.inst.wait_port(port)
 
     @classmethod
     def tearDownClass(cls):
         cls.inst.cleanup()
         cls.filter.stop()
+        cls.unix_filter.stop()
         cls.sink.stop()
 
     # ---- helpers ----
@@ -263,6 +273,14 @@ class ProxyFilterTest(unittest.TestCase):
                            r"queued as \w+; from=<a@client\.test> to=<b@remote\.example> proto=ESMTP "
                            r"helo=<client\.test>")
         self.queue_empty()
+
+    def test_global_setting_and_unix_socket(self):
+        self.assertEqual(self.send(self.client(self.glob), "global-1")[0], 250)
+        self.filter_session("global-1")
+        self.assertEqual(self.send(self.client(self.unix), "unix-1")[0], 250)
+        self.assertTrue(any(s["data"] and b"Subject: unix-1\r\n" in s["data"] for s in self.unix_filter.sessions))
+        self.assertEqual(len(self.delivered("global-1")), 1)
+        self.assertEqual(len(self.delivered("unix-1")), 1)
 
     def test_xforward_reaches_the_filter(self):
         c = self.client()
