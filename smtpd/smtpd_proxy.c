@@ -628,7 +628,9 @@ static void handle_reply(struct smtpd_proxy *p)
             remember_failure(p, code, text);
             p->state = PX_DEAD;
             bufferevent_disable(p->bev, EV_READ | EV_WRITE);
-            if (p->paused_client && p->s) {
+            if (p->next) {              /* speed_adjust: the end of data waits for this */
+                deliver(p, p->fail_code, p->fail_text);
+            } else if (p->paused_client && p->s) {
                 p->paused_client = false;
                 smtpd_session_resume(p->s, PAUSE_BACKLOG);
                 smtpd_session_finish_if_done(p->s);

@@ -99,7 +99,7 @@ class Filter(servers.Server):
         """The content up to the dot; then the answer its Subject: asks
         for. False when the session is to end here."""
         data = bytearray()
-        closemid = False
+        closemid = early = False
         while True:
             line = f.readline(1 << 20)
             if not line:
@@ -107,11 +107,16 @@ class Filter(servers.Server):
             if line == b".\r\n":
                 break
             closemid = closemid or b"CLOSEMID" in line
+            if b"EARLYREFUSAL" in line and not early:
+                early = True                 # refused before the end; the rest is read
+                say("554 5.7.1 refused early by the test filter\r\n")
             if closemid and len(data) > 100000:
                 conn.close()                 # mid-DATA: the rest is never read
                 return False
             data += line[1:] if line.startswith(b"..") else line
         sess["data"] = bytes(data)
+        if early:
+            return True
         text = data.decode("utf-8", "replace")
         if "SILENT" in text:
             self.stopping.wait(60)           # never answers
@@ -453,6 +458,18 @@ class ProxyFilterTest(unittest.TestCase):
         self.inst.wait_log(r"proxy filter 127\.0\.0\.1:%d: (lost connection while receiving the message "
                            r"content|Connection reset by peer|Broken pipe)" % self.filter.port)
         self.not_delivered("closemid-1")
+        self.queue_empty()
+
+    def test_refusal_before_the_end_of_data(self):
+        body = "EARLYREFUSAL\r\n" + ("z" * 70 + "\r\n") * 20000
+        for port in (self.front, self.speed):
+            c = self.client(port)
+            self.assertEqual(self.send(c, "early-%d" % port, body=body),
+                             (554, "5.7.1 refused early by the test filter"))
+            self.assertEqual(c.cmd("NOOP"), (250, "2.0.0 Ok"))
+            self.not_delivered("early-%d" % port, wait=0)
+        self.inst.wait_log(r"proxy filter 127\.0\.0\.1:%d answered before the end of data: 554 5\.7\.1 "
+                           r"refused early" % self.filter.port)
         self.queue_empty()
 
     def test_large_message_streams(self):
