@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import servers  # noqa: E402
 import sink as sinkmod  # noqa: E402
+from test_milter import FakeMilter  # noqa: E402
 
 DOMAIN = "remote.example"
 CLIENT = "127.0.0.2"
@@ -183,7 +184,10 @@ class ProxyFilterTest(unittest.TestCase):
         os.makedirs(os.path.join(cls.inst.queue_dir, "private"), exist_ok=True)
         cls.unix_filter = Filter(cls.inst.port, path=os.path.join(cls.inst.queue_dir, "private", "pfilter"))
         cls.front, cls.speed, cls.dead = harness.free_port(), harness.free_port(), harness.free_port()
-        cls.glob, cls.unix = harness.free_port(), harness.free_port()
+        cls.glob, cls.unix, cls.milt = harness.free_port(), harness.free_port(), harness.free_port()
+        # milters on a listener with a filter: one refuses a recipient, one would refuse a body
+        cls.rcpt_milter = FakeMilter("R", "reject", match=b"milterno")
+        cls.body_milter = FakeMilter("B", "reject", match=b"MILTERBODY")
         cls.dead_filter = harness.free_port()        # nothing listens there
         filt = "127.0.0.1:%d" % cls.filter.port
         cls.inst.set_main_cf({
@@ -198,6 +202,8 @@ class ProxyFilterTest(unittest.TestCase):
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=" % cls.inst.port,
             "127.0.0.1:%d inet n - n - - smtpd" % cls.glob,
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=unix:private/pfilter" % cls.unix,
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:%d,inet:127.0.0.1:%d"
+            % (cls.milt, cls.rcpt_milter.port, cls.body_milter.port),
             "smtp unix - - n - - smtp",
             "relay unix - - n - - smtp",
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=%s -o smtpd_proxy_timeout=3s"
@@ -207,7 +213,7 @@ class ProxyFilterTest(unittest.TestCase):
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=[127.0.0.1]:%d" % (cls.dead, cls.dead_filter),
         ])
         cls.inst.start()
-        for port in (cls.front, cls.speed, cls.dead, cls.glob, cls.unix):
+        for port in (cls.front, cls.speed, cls.dead, cls.glob, cls.unix, cls.milt):
             cls.inst.wait_port(port)
 
     @classmethod
@@ -215,6 +221,8 @@ class ProxyFilterTest(unittest.TestCase):
         cls.inst.cleanup()
         cls.filter.stop()
         cls.unix_filter.stop()
+        cls.rcpt_milter.stop()
+        cls.body_milter.stop()
         cls.sink.stop()
 
     # ---- helpers ----
@@ -286,6 +294,17 @@ class ProxyFilterTest(unittest.TestCase):
         self.assertTrue(any(s["data"] and b"Subject: unix-1\r\n" in s["data"] for s in self.unix_filter.sessions))
         self.assertEqual(len(self.delivered("global-1")), 1)
         self.assertEqual(len(self.delivered("unix-1")), 1)
+
+    def test_milters_see_the_envelope_not_the_content(self):
+        c = self.client(self.milt)
+        self.assertEqual(c.cmd("MAIL FROM:<a@client.test>"), (250, "2.1.0 Ok"))
+        self.assertEqual(c.cmd("RCPT TO:<milterno@%s>" % DOMAIN)[0], 550)
+        c.cmd("RSET")
+        # the content goes to the filter only: the body milter never sees it
+        self.assertEqual(self.send(c, "milter-1", body="MILTERBODY\r\n")[0], 250)
+        self.assertEqual(len(self.delivered("milter-1")), 1)
+        for sess in self.filter.sessions:
+            self.assertFalse(any("milterno" in x for x in sess["commands"]), sess["commands"])
 
     def test_xforward_reaches_the_filter(self):
         c = self.client()
