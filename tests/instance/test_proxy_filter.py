@@ -202,8 +202,9 @@ class ProxyFilterTest(unittest.TestCase):
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=" % cls.inst.port,
             "127.0.0.1:%d inet n - n - - smtpd" % cls.glob,
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=unix:private/pfilter" % cls.unix,
+            # a port alone: the filter is on localhost
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:%d,inet:127.0.0.1:%d"
-            % (cls.milt, cls.rcpt_milter.port, cls.body_milter.port),
+            " -o smtpd_proxy_filter=%d" % (cls.milt, cls.rcpt_milter.port, cls.body_milter.port, cls.filter.port),
             "smtp unix - - n - - smtp",
             "relay unix - - n - - smtp",
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=%s -o smtpd_proxy_timeout=3s"
