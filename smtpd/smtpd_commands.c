@@ -28,7 +28,7 @@ void smtpd_command_log_whatsup(struct smtpd_session *s, const char *whatsup, con
     struct strbuf line = STRBUF_INIT(4096), sent = STRBUF_INIT(1024);
     sb_appends(&sent, text);      /* what the client was sent (soft_bounce) */
     for (size_t i = 0; i < sent.len; i++)
-        if (sent.data[i] == '\n')     /* a multi-line reply on one log line */
+        if (sent.data[i] == '\n' && strcmp(whatsup, "reject") != 0)   /* a filter's multi-line reply */
             sent.data[i] = ' ';
     code = soft_bounce_reply(code, sent.len ? sent.data : NULL);
     sb_appendf(&line, "NOQUEUE: %s: %s from %s: %d %s; from=<%s> to=<%s> proto=%s",
