@@ -16,6 +16,7 @@ goes through relayhost to an aiosmtpd sink: the mailbox the tests read.
 Clients connect from 127.0.0.2 (outside mynetworks = 127.0.0.1/32):
 smtpd's own restrictions still apply before anything reaches the filter.
 """
+import base64
 import os
 import re
 import smtplib
@@ -30,6 +31,7 @@ import harness  # noqa: E402
 import servers  # noqa: E402
 import sink as sinkmod  # noqa: E402
 from test_milter import FakeMilter  # noqa: E402
+from test_sasl import make_hash  # noqa: E402
 
 DOMAIN = "remote.example"
 CLIENT = "127.0.0.2"
@@ -185,6 +187,11 @@ class ProxyFilterTest(unittest.TestCase):
         cls.unix_filter = Filter(cls.inst.port, path=os.path.join(cls.inst.queue_dir, "private", "pfilter"))
         cls.front, cls.speed, cls.dead = harness.free_port(), harness.free_port(), harness.free_port()
         cls.glob, cls.unix, cls.milt = harness.free_port(), harness.free_port(), harness.free_port()
+        cls.auth = harness.free_port()
+        cls.passwd = os.path.join(cls.inst.dir, "sasl-passwd")
+        with open(cls.passwd, "w") as f:
+            f.write("proxyuser %s\n" % make_hash("proxy secret", "sha512"))
+        os.chmod(cls.passwd, 0o600)
         # milters on a listener with a filter: one refuses a recipient, one would refuse a body
         cls.rcpt_milter = FakeMilter("R", "reject", match=b"milterno")
         cls.body_milter = FakeMilter("B", "reject", match=b"MILTERBODY")
@@ -202,6 +209,8 @@ class ProxyFilterTest(unittest.TestCase):
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=" % cls.inst.port,
             "127.0.0.1:%d inet n - n - - smtpd" % cls.glob,
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=unix:private/pfilter" % cls.unix,
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes"
+            " -o smtpd_sasl_password_maps=texthash:%s" % (cls.auth, cls.passwd),
             # a port alone: the filter is on localhost
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:%d,inet:127.0.0.1:%d"
             " -o smtpd_proxy_filter=%d" % (cls.milt, cls.rcpt_milter.port, cls.body_milter.port, cls.filter.port),
@@ -214,7 +223,7 @@ class ProxyFilterTest(unittest.TestCase):
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_proxy_filter=[127.0.0.1]:%d" % (cls.dead, cls.dead_filter),
         ])
         cls.inst.start()
-        for port in (cls.front, cls.speed, cls.dead, cls.glob, cls.unix, cls.milt):
+        for port in (cls.front, cls.speed, cls.dead, cls.glob, cls.unix, cls.milt, cls.auth):
             cls.inst.wait_port(port)
 
     @classmethod
@@ -316,6 +325,16 @@ class ProxyFilterTest(unittest.TestCase):
         self.assertRegex(xf, r"PORT=\d+")
         self.assertNotIn("LOGIN=", xf)          # not authenticated: left out
         self.assertTrue(all(len(line) < 512 for line in self.filter_session("xforward-1")["xforward"]))
+
+    def test_authenticated_client(self):
+        c = self.client(self.auth)
+        token = base64.b64encode(b"\0proxyuser\0proxy secret").decode()
+        self.assertEqual(c.cmd("AUTH PLAIN " + token)[0], 235)
+        self.assertEqual(self.send(c, "auth-1")[0], 250)
+        sess = self.filter_session("auth-1")
+        self.assertIn("LOGIN=proxyuser", " ".join(sess["xforward"]))
+        self.assertIn(b"\tby tern.test (Tern) with ESMTPA\r\n", sess["data"])
+        self.assertEqual(len(self.delivered("auth-1")), 1)
 
     def test_mail_parameters_passed(self):
         c = self.client()
