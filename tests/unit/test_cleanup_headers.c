@@ -249,6 +249,15 @@ static void test_received(void)
     received_header_append(&out, &local);
     CHECK_STR(sb_str(&out), "Received: by tern.test (Tern, from userid 1000)\n\tid ID2\n"
               "\tfor <a@b>; " DATE "\n");
+    /* smtpd in front of a proxy filter: no queue file, so no ID */
+    ri.helo_name = "helo.example";
+    ri.client_name = "mx.example";
+    ri.queue_id = NULL;
+    ri.rcpt = "u@tern.test";
+    sb_reset(&out);
+    received_header_append(&out, &ri);
+    CHECK_STR(sb_str(&out), "Received: from helo.example (mx.example [192.0.2.2])\n"
+              "\tby tern.test (Tern) with ESMTP\n\tfor <u@tern.test>; " DATE "\n");
     sb_free(&out);
 }
 
