@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "header_section.h"
+#include "received_header.h"
 #include "queue.h"
 #include "strbuf.h"
 
@@ -52,24 +53,9 @@ struct cleanup_state;
 void cleanup_envelope_actions(struct cleanup_state *st);
 void cleanup_envelope_free(struct cleanup_envelope *env);
 
-/* ---- what cleanup writes (cleanup_headers.c); the header section itself is
- * parsed by lib/global/header_section.h ---- */
-
-/* What the Received: header says. NULL members are unknown and left out. */
-struct received_info {
-    const char *helo_name, *client_name, *client_addr;
-    const char *protocol;      /* SMTP, ESMTP, ... */
-    const char *tls;           /* "TLSv1.3 with cipher ... (256/256 bits)", or NULL */
-    const char *tls_client;    /* "Client CN ..., Issuer ... (verified OK)", or NULL */
-    const char *hostname;      /* our own name */
-    const char *mail_name;     /* "Tern" */
-    const char *uid;           /* local submissions: "from userid N" */
-    const char *queue_id;
-    const char *rcpt;          /* the recipient when there is exactly one */
-    const char *date;
-};
-/* Append the complete "Received: ...\n" header (folded with tabs). */
-int cleanup_received_header(struct strbuf *out, const struct received_info *ri);
+/* ---- what cleanup writes (cleanup_headers.c; Received: from
+ * lib/global/received_header.h); the header section itself is parsed by
+ * lib/global/header_section.h ---- */
 
 /* Copy s into out for a log line: control bytes become '?', at most max bytes. */
 void cleanup_log_safe(struct strbuf *out, const char *s, size_t len, size_t max);

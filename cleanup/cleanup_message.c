@@ -40,7 +40,7 @@ static void build_received(const struct cleanup_state *st, const char *date, str
         .rcpt = st->received_for ? st->received_for : env->nrcpt == 1 ? env->rcpts[0] : NULL,
         .date = date,
     };
-    cleanup_received_header(out, &ri);
+    received_header_append(out, &ri);
 }
 
 /* A display name as an RFC 5322 phrase: atoms as they are, anything else

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "address.h"
+#include "smtp_command.h"
 #include "smtp_parse.h"
 #include "util.h"
 
@@ -332,21 +333,7 @@ unsigned smtp_ehlo_parse(const struct smtp_reply *r, unsigned long long *size_li
 
 int smtp_xtext_append(struct strbuf *out, const char *s)
 {
-    size_t before = out->len;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        int rc;
-        if (*p > 126)
-            rc = -1;
-        else if (*p < 33 || *p == '+' || *p == '=')
-            rc = sb_appendf(out, "+%02X", *p);
-        else
-            rc = sb_appendc(out, *p);
-        if (rc < 0) {
-            sb_truncate(out, before);
-            return -1;
-        }
-    }
-    return 0;
+    return xtext_append(out, s);     /* lib/global/smtp_command.c */
 }
 
 /* ---- content ---- */

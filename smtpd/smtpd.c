@@ -15,6 +15,7 @@
 #include "smtpd.h"
 #include "smtpd_milter.h"
 #include "smtpd_limits.h"
+#include "smtpd_proxy.h"
 #include "smtpd_sasl.h"
 #include "strbuf.h"
 #include "util.h"
@@ -86,6 +87,7 @@ static void smtpd_post_init(struct event_base *base)
     smtpd_limits_init(base);
     smtpd_sasl_init(base);
     smtpd_milter_init();
+    smtpd_proxy_init();
     smtpd_tls_server_post_init();
 }
 

@@ -24,6 +24,7 @@ struct smtpd_check_state;
 struct smtpd_sasl;
 struct smtpd_milter;
 struct smtpd_etrn;
+struct smtpd_proxy;
 struct attr_writer;
 
 /* smtpd_forbid_bare_newline (bare LF) and smtpd_forbid_bare_cr (bare CR):
@@ -69,6 +70,7 @@ extern struct smtpd_config smtpd_cfg;
 #define PAUSE_AUTH     0x100  /* AUTH waits for the authentication back-end */
 #define PAUSE_MILTER   0x200  /* a milter has not answered yet (smtpd_milter.c) */
 #define PAUSE_FLUSH    0x400  /* ETRN waits for the flush service (smtpd_etrn.c) */
+#define PAUSE_PROXY    0x800  /* the proxy filter has not answered yet (smtpd_proxy.c) */
 
 enum smtpd_session_state {
     ST_CMD,       /* reading command lines */
@@ -161,6 +163,7 @@ struct smtpd_session {
 
     struct smtpd_milter *milter;  /* smtpd_milters (smtpd_milter.c) */
     struct smtpd_etrn *etrn;      /* an ETRN request to the flush service (smtpd_etrn.c) */
+    struct smtpd_proxy *proxy;    /* the transaction at smtpd_proxy_filter (smtpd_proxy.c) */
 };
 
 /* ---- smtpd_session.c ---- */
@@ -245,6 +248,9 @@ void smtpd_command_resume(struct smtpd_session *s, enum smtp_verb v, const char 
 /* "from=<S> to=<R> proto=ESMTP helo=<H>" for reject log lines. */
 void smtpd_command_log_reject(struct smtpd_session *s, const char *what, int code,
                               const char *text, const char *rcpt);
+/* The same line for another outcome: "NOQUEUE: proxy-reject: ..." */
+void smtpd_command_log_whatsup(struct smtpd_session *s, const char *whatsup, const char *what,
+                               int code, const char *text, const char *rcpt);
 
 /* ---- smtpd_etrn.c ---- */
 /* ETRN (RFC 1985): the checks, smtpd_etrn_restrictions, then a request to

@@ -11,6 +11,7 @@
 #include "smtpd_limits.h"
 #include "smtpd_sasl.h"
 #include "smtpd_milter.h"
+#include "smtpd_proxy.h"
 #include "soft_bounce.h"
 #include "strbuf.h"
 #include "util.h"
@@ -18,11 +19,20 @@
 void smtpd_command_log_reject(struct smtpd_session *s, const char *what, int code,
                               const char *text, const char *rcpt)
 {
+    smtpd_command_log_whatsup(s, "reject", what, code, text, rcpt);
+}
+
+void smtpd_command_log_whatsup(struct smtpd_session *s, const char *whatsup, const char *what,
+                               int code, const char *text, const char *rcpt)
+{
     struct strbuf line = STRBUF_INIT(4096), sent = STRBUF_INIT(1024);
     sb_appends(&sent, text);      /* what the client was sent (soft_bounce) */
+    for (size_t i = 0; i < sent.len; i++)
+        if (sent.data[i] == '\n' && strcmp(whatsup, "reject") != 0)   /* a filter's multi-line reply */
+            sent.data[i] = ' ';
     code = soft_bounce_reply(code, sent.len ? sent.data : NULL);
-    sb_appendf(&line, "NOQUEUE: reject: %s from %s: %d %s; from=<%s> to=<%s> proto=%s",
-               what, s->client_desc, code, sb_str(&sent),
+    sb_appendf(&line, "NOQUEUE: %s: %s from %s: %d %s; from=<%s> to=<%s> proto=%s",
+               whatsup, what, s->client_desc, code, sb_str(&sent),
                s->in_mail ? s->mail.sender.address : "", rcpt, s->esmtp ? "ESMTP" : "SMTP");
     if (s->helo_name)
         sb_appendf(&line, " helo=<%s>", s->helo_name);
@@ -60,6 +70,7 @@ static void ehlo_reply(struct smtpd_session *s)
 static void smtpd_command_helo_accept(struct smtpd_session *s, char *name, bool ehlo);   /* takes name */
 static void smtpd_command_mail_accept(struct smtpd_session *s);
 static void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg);
+static void smtpd_command_rcpt_proxied(struct smtpd_session *s, int code, const char *text);
 
 static void helo_command(struct smtpd_session *s, const char *arg, bool ehlo)
 {
@@ -136,10 +147,28 @@ static void mail_command(struct smtpd_session *s, const char *arg)
     smtpd_command_mail_accept(s);
 }
 
+static void smtpd_command_mail_proxied(struct smtpd_session *s, int code, const char *text);
+
 static void smtpd_command_mail_accept(struct smtpd_session *s)
 {
     if (smtpd_milter_mail_wait(s, smtpd_command_mail_accept))
         return;
+    if (smtpd_proxy_mail_wait(s, smtpd_command_mail_proxied))   /* smtpd_proxy_filter */
+        return;
+    s->in_mail = true;
+    smtpd_session_reply(s, 250, "2.1.0 Ok");
+}
+
+/* The proxy filter's answer to MAIL FROM: its refusal is the client's. */
+static void smtpd_command_mail_proxied(struct smtpd_session *s, int code, const char *text)
+{
+    if (code / 100 != 2) {
+        s->in_mail = true;      /* for the log line's from=<> */
+        smtpd_command_log_whatsup(s, "proxy-reject", "MAIL", code, text, "");
+        smtpd_session_mail_reset(s);
+        smtpd_session_reply(s, code, "%s", text);
+        return;
+    }
     s->in_mail = true;
     smtpd_session_reply(s, 250, "2.1.0 Ok");
 }
@@ -200,8 +229,26 @@ static void smtpd_command_rcpt_accept(struct smtpd_session *s, const char *arg)
         return;
     }
     add_rcpt(s, &r);
-    smtpd_session_reply(s, 250, "2.1.5 Ok");
     smtp_rcpt_args_free(&r);
+    if (smtpd_proxy_rcpt_wait(s, s->nrcpt - 1, smtpd_command_rcpt_proxied))   /* smtpd_proxy_filter */
+        return;
+    smtpd_session_reply(s, 250, "2.1.5 Ok");
+}
+
+/* The proxy filter's answer to RCPT TO: its refusal replaces our 250 and
+ * the recipient is dropped from the transaction. */
+static void smtpd_command_rcpt_proxied(struct smtpd_session *s, int code, const char *text)
+{
+    if (code / 100 == 2 || s->nrcpt == 0) {
+        smtpd_session_reply(s, 250, "2.1.5 Ok");
+        return;
+    }
+    struct smtpd_rcpt *d = &s->rcpts[--s->nrcpt];
+    smtpd_command_log_whatsup(s, "proxy-reject", "RCPT", code, text, d->address);
+    free(d->address);
+    free(d->orcpt);
+    free(d->notify);
+    smtpd_session_reply(s, code, "%s", text);
 }
 
 /* VRFY and EXPN (both off with disable_vrfy_command = yes): the address

@@ -3,7 +3,9 @@
  * enforce message_size_limit and the bare LF and bare CR policies, read a
  * rejected message or chunk to its real end, and turn cleanup's verdict
  * into the final reply.
- * Any rejection at the end of data resets the transaction. */
+ * Any rejection at the end of data resets the transaction.
+ * With smtpd_proxy_filter the content goes to the filter (smtpd_proxy.c)
+ * instead of cleanup, and the filter's answer is the final reply. */
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@
 #include "queue.h"
 #include "smtpd.h"
 #include "smtpd_milter.h"
+#include "smtpd_proxy.h"
 #include "util.h"
 
 #define FEED_MAX 16384              /* input bytes decoded per step */
@@ -32,6 +35,24 @@ static void smtpd_data_accept(struct smtpd_session *s);
 static void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text);
 static void smtpd_data_milter_done(struct smtpd_session *s, int verdict, int code, const char *text);
 static void smtpd_bdat_first_chunk(struct smtpd_session *s, int code, const char *text);
+
+/* With smtpd_proxy_filter, smtpd_milters see the connection and the
+ * envelope but not the content, which goes to the filter: content milters
+ * belong on the smtpd that the filter hands the mail back to. */
+static bool milter_content(struct smtpd_session *s)
+{
+    return !smtpd_proxy_enabled() && smtpd_milter_holds_content(s);
+}
+
+/* Something takes this message's content (cleanup, the milters' spool or
+ * the proxy filter); false once cleanup failed mid-message. */
+static bool sink_open(struct smtpd_session *s)
+{
+    return s->cleanup || milter_content(s) || s->proxy;
+}
+
+static void proxy_data_ready(struct smtpd_session *s, int code, const char *text);
+static void proxy_eod_done(struct smtpd_session *s, int code, const char *text);
 
 /* Remember the reply for the end of this message (first failure wins). */
 static void set_end_reply(struct smtpd_session *s, int code, const char *text)
@@ -80,7 +101,7 @@ static bool start_cleanup(struct smtpd_session *s)
 {
     reset_message_state(s);
     smtpd_data_queue_id(s);
-    if (smtpd_milter_holds_content(s)) {
+    if (milter_content(s)) {
         /* cleanup is opened once the milters have seen and edited it */
         smtpd_check_content_start(s, &s->content);
         if (s->bdat_mode)
@@ -97,7 +118,9 @@ static bool start_cleanup(struct smtpd_session *s)
 static void flush_content(struct smtpd_session *s, bool force)
 {
     if (s->content.len && (force || s->content.len >= CONTENT_FLUSH)) {
-        if (!smtpd_milter_holds_content(s))
+        if (smtpd_proxy_enabled())
+            smtpd_proxy_send(s, s->content.data, s->content.len);
+        else if (!milter_content(s))
             smtpd_cleanup_send(s->cleanup, s->content.data, s->content.len);
         else if (smtpd_milter_content_add(s, s->content.data, s->content.len) < 0)
             s->too_big = true;
@@ -142,11 +165,28 @@ void smtpd_data_command(struct smtpd_session *s, const char *arg)
 
 static void data_start(struct smtpd_session *s);
 
+/* smtpd_proxy_filter: no queue file here (the filter hands the message back
+ * to an smtpd that makes one). true while the filter has yet to answer
+ * DATA; false when content may come at once (speed_adjust spools it). */
+static bool start_proxy(struct smtpd_session *s)
+{
+    reset_message_state(s);
+    if (smtpd_proxy_data_wait(s, proxy_data_ready))
+        return true;
+    smtpd_check_content_start(s, &s->content);   /* PREPEND headers come first */
+    return false;
+}
+
 static void smtpd_data_accept(struct smtpd_session *s)
 {
     if (smtpd_milter_data_wait(s, smtpd_data_accept))   /* the milters' DATA event */
         return;
-    if (smtpd_milter_holds_content(s)) {
+    if (smtpd_proxy_enabled()) {
+        if (!start_proxy(s))
+            data_start(s);
+        return;
+    }
+    if (milter_content(s)) {
         start_cleanup(s);
         data_start(s);
         return;
@@ -182,7 +222,7 @@ static void data_end(struct smtpd_session *s)
         set_end_reply(s, 552, "5.3.4 Error: message file too big");
     else if (bare_rejected(s))
         set_end_reply(s, 550, bare_rejected(s));
-    if (!s->cleanup && !smtpd_milter_holds_content(s)) {  /* cleanup failed while content was arriving */
+    if (!sink_open(s)) {  /* cleanup failed while content was arriving */
         smtpd_session_reply(s, s->end_code, "%s", s->end_text);
         end_transaction(s);
         return;
@@ -193,11 +233,36 @@ static void data_end(struct smtpd_session *s)
     smtpd_data_eod_checked(s, 0, "");
 }
 
+/* End of data with smtpd_proxy_filter: smtpd's own refusal closes the
+ * filter's connection mid-message (it never sees the end); otherwise the
+ * filter's answer to "." is the answer. */
+static void proxy_eod(struct smtpd_session *s)
+{
+    flush_content(s, true);
+    if (s->too_big)
+        set_end_reply(s, 552, "5.3.4 Error: message file too big");
+    if (s->end_code) {
+        log_reject(s, s->end_code, s->end_text);
+        smtpd_session_reply(s, s->end_code, "%s", s->end_text);
+        end_transaction(s);
+    } else if (smtpd_check_discarding(s)) {
+        smtpd_session_reply(s, 250, "2.0.0 Ok: discarded");
+        s->errors = 0;
+        end_transaction(s);
+    } else {
+        smtpd_proxy_eod(s, proxy_eod_done);
+    }
+}
+
 static void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text)
 {
     if (code)
         set_end_reply(s, code, text);
-    if (!s->cleanup && smtpd_milter_holds_content(s)) {
+    if (smtpd_proxy_enabled()) {
+        proxy_eod(s);
+        return;
+    }
+    if (!s->cleanup && milter_content(s)) {
         flush_content(s, true);
         if (s->too_big)
             set_end_reply(s, 552, "5.3.4 Error: message file too big");
@@ -233,7 +298,7 @@ bool smtpd_data_feed(struct smtpd_session *s, struct evbuffer *in)
         return false;
     size_t take = avail < FEED_MAX ? avail : FEED_MAX;
     const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
-    bool keep = !s->too_big && !bare_rejected(s) && (s->cleanup || smtpd_milter_holds_content(s));
+    bool keep = !s->too_big && !bare_rejected(s) && sink_open(s);
     size_t used = smtpd_content_decode_data(&s->dec, p, take, keep ? &s->content : NULL);
     evbuffer_drain(in, used);
     if (smtpd_cfg.size_limit > 0 && s->dec.size > (unsigned long long)smtpd_cfg.size_limit) {
@@ -247,7 +312,7 @@ bool smtpd_data_feed(struct smtpd_session *s, struct evbuffer *in)
         return true;
     }
     flush_content(s, false);
-    if (smtpd_cleanup_backlogged(s->cleanup))
+    if (smtpd_cleanup_backlogged(s->cleanup) || smtpd_proxy_backlogged(s))
         s->pause |= PAUSE_BACKLOG;
     return true;
 }
@@ -290,7 +355,7 @@ void smtpd_bdat_command(struct smtpd_session *s, const char *arg)
         if (smtpd_milter_bdat_wait(s, smtpd_bdat_first_chunk))  /* the milters' DATA event first */
             return;
         smtpd_bdat_first_chunk(s, 0, "");
-    } else if (!s->cleanup && !smtpd_milter_holds_content(s)) {
+    } else if (!sink_open(s)) {
         bdat_skip(s, s->end_code ? s->end_code : 451,
                   s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
     } else {
@@ -309,6 +374,12 @@ static void smtpd_bdat_first_chunk(struct smtpd_session *s, int code, const char
     }
     s->bdat_mode = true;
     smtpd_content_decoder_init(&s->dec, true);
+    if (smtpd_proxy_enabled()) {
+        if (!start_proxy(s))
+            s->state = ST_BDAT;
+        s->bdat_total = s->bdat_chunk;
+        return;
+    }
     if (!start_cleanup(s))
         bdat_skip(s, 451, "4.3.0 Error: queue file write error");
     s->bdat_total = s->bdat_chunk;
@@ -323,7 +394,7 @@ static void bdat_chunk_done(struct smtpd_session *s)
         end_transaction(s);
         return;
     }
-    if (!s->cleanup && !smtpd_milter_holds_content(s)) {
+    if (!sink_open(s)) {
         smtpd_session_reply(s, s->end_code, "%s", s->end_text);
         end_transaction(s);
         return;
@@ -353,7 +424,7 @@ bool smtpd_bdat_feed(struct smtpd_session *s, struct evbuffer *in)
         take = (size_t)s->bdat_left;
     if (take > 0) {
         const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
-        if (!s->bdat_skip && (s->cleanup || smtpd_milter_holds_content(s)))
+        if (!s->bdat_skip && sink_open(s))
             smtpd_content_decode_bdat(&s->dec, p, take, bare_rejected(s) ? NULL : &s->content);
         if (bare_rejected(s))
             sb_reset(&s->content);      /* refused at the end; nothing more is kept */
@@ -362,7 +433,7 @@ bool smtpd_bdat_feed(struct smtpd_session *s, struct evbuffer *in)
     }
     if (s->bdat_left > 0) {
         flush_content(s, false);
-        if (smtpd_cleanup_backlogged(s->cleanup))
+        if (smtpd_cleanup_backlogged(s->cleanup) || smtpd_proxy_backlogged(s))
             s->pause |= PAUSE_BACKLOG;
         return take > 0;
     }
@@ -499,4 +570,43 @@ static void data_drained(struct smtpd_session *s)
         return;
     }
     smtpd_session_resume(s, PAUSE_BACKLOG);
+}
+
+/* ---- proxy filter callbacks (smtpd_proxy.c) ---- */
+
+/* The filter's answer to DATA: 354, or its refusal (or 451 when it could
+ * not be asked), which is then the answer to DATA or the first BDAT. */
+static void proxy_data_ready(struct smtpd_session *s, int code, const char *text)
+{
+    if (code != 354) {
+        smtpd_command_log_whatsup(s, "proxy-reject", "DATA", code, text,
+                                  s->nrcpt ? s->rcpts[0].address : "");
+        if (s->bdat_mode) {
+            bdat_skip(s, code, text);
+        } else {
+            smtpd_session_reply(s, code, "%s", text);
+            end_transaction(s);
+        }
+        return;
+    }
+    smtpd_check_content_start(s, &s->content);   /* PREPEND headers come first */
+    if (s->bdat_mode)
+        s->state = ST_BDAT;
+    else
+        data_start(s);
+}
+
+/* The filter's answer at the end of data is the client's: mail it took is
+ * its to queue; anything else is not accepted here either. */
+static void proxy_eod_done(struct smtpd_session *s, int code, const char *text)
+{
+    const char *rcpt = s->nrcpt ? s->rcpts[0].address : "";
+    if (code / 100 == 2) {
+        smtpd_command_log_whatsup(s, "proxy-accept", "END-OF-MESSAGE", code, text, rcpt);
+        s->errors = 0;
+    } else {
+        smtpd_command_log_whatsup(s, "proxy-reject", "END-OF-MESSAGE", code, text, rcpt);
+    }
+    smtpd_session_reply(s, code, "%s", text);
+    end_transaction(s);
 }

@@ -24,6 +24,7 @@
 #include "smtpd_milter.h"
 #include "smtpd_limits.h"
 #include "smtpd_sasl.h"
+#include "smtpd_proxy.h"
 #include "soft_bounce.h"
 #include "util.h"
 
@@ -345,6 +346,7 @@ void smtpd_session_mail_reset(struct smtpd_session *s)
         smtpd_cleanup_free(s->cleanup);
         s->cleanup = NULL;
     }
+    smtpd_proxy_end(s);         /* QUIT to the proxy filter, or close mid-message */
     smtp_mail_args_free(&s->mail);
     for (size_t i = 0; i < s->nrcpt; i++) {
         free(s->rcpts[i].address);

@@ -9,6 +9,7 @@
 
 #include "address.h"
 #include "smtp_command.h"
+#include "strbuf.h"
 #include "util.h"
 
 #define PARAM_NAME_MAX 32
@@ -94,6 +95,25 @@ static int hexval(int c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+int xtext_append(struct strbuf *out, const char *s)
+{
+    size_t before = out->len;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int rc;
+        if (*p > 126)
+            rc = -1;
+        else if (*p < 33 || *p == '+' || *p == '=')
+            rc = sb_appendf(out, "+%02X", *p);
+        else
+            rc = sb_appendc(out, *p);
+        if (rc < 0) {
+            sb_truncate(out, before);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 char *xtext_decode(const char *in, size_t n, size_t max, bool utf8)

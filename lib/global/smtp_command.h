@@ -93,6 +93,12 @@ void smtp_rcpt_args_free(struct smtp_rcpt_args *r);
  * subsets, "" for none. buf of at least 32 bytes. */
 const char *smtp_notify_string(unsigned notify, char *buf, size_t bufsz);
 
+/* RFC 3461 xtext of s appended to out: -1 when s has bytes over 126 (the
+ * values these parameters carry must be ASCII) or out's limit is reached;
+ * out is then unchanged. */
+struct strbuf;
+int xtext_append(struct strbuf *out, const char *s);
+
 /* Decode RFC 3461 xtext in[0..n) into a new string. Returns NULL when it is
  * malformed ('+' not followed by two hex digits, bytes outside 33..126 except
  * as allowed by utf8), decodes to a control character or NUL, or when the

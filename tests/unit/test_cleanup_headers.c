@@ -223,7 +223,7 @@ static void test_received(void)
         .protocol = "ESMTP", .hostname = "tern.test", .mail_name = "Tern",
         .queue_id = "ID1", .rcpt = "u@tern.test", .date = DATE,
     };
-    CHECK(cleanup_received_header(&out, &ri) == 0);
+    CHECK(received_header_append(&out, &ri) == 0);
     CHECK_STR(sb_str(&out), "Received: from helo.example (mx.example [192.0.2.1])\n"
               "\tby tern.test (Tern) with ESMTP id ID1\n\tfor <u@tern.test>; " DATE "\n");
     /* no HELO, IPv6, several recipients */
@@ -231,7 +231,7 @@ static void test_received(void)
     ri.client_addr = "2001:db8::1";
     ri.rcpt = NULL;
     sb_reset(&out);
-    cleanup_received_header(&out, &ri);
+    received_header_append(&out, &ri);
     CHECK_STR(sb_str(&out), "Received: from mx.example (mx.example [IPv6:2001:db8::1])\n"
               "\tby tern.test (Tern) with ESMTP id ID1; " DATE "\n");
     /* a line break in HELO is never written into the header */
@@ -239,16 +239,25 @@ static void test_received(void)
     ri.client_name = NULL;
     ri.client_addr = "192.0.2.2";
     sb_reset(&out);
-    cleanup_received_header(&out, &ri);
+    received_header_append(&out, &ri);
     CHECK_STR(sb_str(&out), "Received: from unknown (unknown [192.0.2.2])\n"
               "\tby tern.test (Tern) with ESMTP id ID1; " DATE "\n");
     /* local submission */
     struct received_info local = { .hostname = "tern.test", .mail_name = "Tern", .uid = "1000",
                                    .queue_id = "ID2", .rcpt = "a@b", .date = DATE };
     sb_reset(&out);
-    cleanup_received_header(&out, &local);
+    received_header_append(&out, &local);
     CHECK_STR(sb_str(&out), "Received: by tern.test (Tern, from userid 1000)\n\tid ID2\n"
               "\tfor <a@b>; " DATE "\n");
+    /* smtpd in front of a proxy filter: no queue file, so no ID */
+    ri.helo_name = "helo.example";
+    ri.client_name = "mx.example";
+    ri.queue_id = NULL;
+    ri.rcpt = "u@tern.test";
+    sb_reset(&out);
+    received_header_append(&out, &ri);
+    CHECK_STR(sb_str(&out), "Received: from helo.example (mx.example [192.0.2.2])\n"
+              "\tby tern.test (Tern) with ESMTP\n\tfor <u@tern.test>; " DATE "\n");
     sb_free(&out);
 }
 
