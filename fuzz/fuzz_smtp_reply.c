@@ -7,12 +7,13 @@
  * also the content of a message for the DATA encoder, whose output must
  * never hold a bare CR or LF and must end with its only CR LF . CR LF line.
  * Any crash, leak or sanitizer report, or a broken rule, is a bug.
- * sources: smtp/smtp_parse.c smtp/smtp_policy.c lib/global/address.c */
+ * sources: lib/global/smtp_reply.c lib/global/smtp_command.c smtp/smtp_nexthop.c smtp/smtp_policy.c lib/global/address.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp/smtp_parse.h"
+#include "smtp/smtp_nexthop.h"
+#include "smtp_reply.h"
 #include "smtp/smtp_policy.h"
 
 static void read_reply(const struct smtp_reply *r)

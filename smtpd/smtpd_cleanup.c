@@ -271,12 +271,8 @@ void smtpd_cleanup_send(struct smtpd_cleanup *c, const char *data, size_t len)
 
 bool smtpd_cleanup_backlogged(struct smtpd_cleanup *c)
 {
-    if (!c || c->state != CL_STREAMING)
-        return false;
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= CLEANUP_BACKLOG_HIGH)
-        return false;
-    c->paused_client = true;
-    return true;
+    return c && c->state == CL_STREAMING
+           && evframe_backlogged(c->bev, CLEANUP_BACKLOG_HIGH, &c->paused_client);
 }
 
 void smtpd_cleanup_finish(struct smtpd_cleanup *c, bool commit)

@@ -233,10 +233,11 @@ static void data_end(struct smtpd_session *s)
     smtpd_data_eod_checked(s, 0, "");
 }
 
-/* End of data with smtpd_proxy_filter: smtpd's own refusal closes the
- * filter's connection mid-message (it never sees the end); otherwise the
- * filter's answer to "." is the answer. */
-static void proxy_eod(struct smtpd_session *s)
+/* The end of data before a last step of its own (the proxy filter's or
+ * the milters' end of message): smtpd's own refusal or a discard answers
+ * the client now (with a proxy filter, the filter's connection is closed
+ * mid-message and never sees the end). True when it did. */
+static bool eod_answered_here(struct smtpd_session *s)
 {
     flush_content(s, true);
     if (s->too_big)
@@ -244,38 +245,29 @@ static void proxy_eod(struct smtpd_session *s)
     if (s->end_code) {
         log_reject(s, s->end_code, s->end_text);
         smtpd_session_reply(s, s->end_code, "%s", s->end_text);
-        end_transaction(s);
     } else if (smtpd_check_discarding(s)) {
         smtpd_session_reply(s, 250, "2.0.0 Ok: discarded");
         s->errors = 0;
-        end_transaction(s);
     } else {
-        smtpd_proxy_eod(s, proxy_eod_done);
+        return false;
     }
+    end_transaction(s);
+    return true;
 }
 
 static void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char *text)
 {
     if (code)
         set_end_reply(s, code, text);
+    /* with a proxy filter, its answer to "." is the answer */
     if (smtpd_proxy_enabled()) {
-        proxy_eod(s);
+        if (!eod_answered_here(s))
+            smtpd_proxy_eod(s, proxy_eod_done);
         return;
     }
     if (!s->cleanup && milter_content(s)) {
-        flush_content(s, true);
-        if (s->too_big)
-            set_end_reply(s, 552, "5.3.4 Error: message file too big");
-        if (s->end_code) {
-            log_reject(s, s->end_code, s->end_text);
-            smtpd_session_reply(s, s->end_code, "%s", s->end_text);
-            end_transaction(s);
-        } else if (smtpd_check_discarding(s)) {
-            smtpd_session_reply(s, 250, "2.0.0 Ok: discarded");
-            end_transaction(s);
-        } else {
+        if (!eod_answered_here(s))
             smtpd_milter_eod(s, smtpd_data_milter_done);
-        }
         return;
     }
     if (!s->cleanup) {

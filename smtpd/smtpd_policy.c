@@ -26,6 +26,7 @@
 
 #include "chroot.h"
 #include "config.h"
+#include "endpoint.h"
 #include "log.h"
 #include "server.h"
 #include "smtpd.h"
@@ -86,23 +87,6 @@ void smtpd_policy_init(void)
         pcfg.timeout = 1;
 }
 
-/* ---- endpoints ---- */
-
-static bool parse_inet(const char *hostport, struct smtpd_policy_service *p)
-{
-    char host[256];
-    const char *port;
-    if (hostport_split(hostport, host, sizeof(host), &port) < 0)
-        return false;
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-    if (getaddrinfo(*host ? host : "localhost", port, &hints, &res) != 0 || !res)
-        return false;
-    memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
-    p->addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return true;
-}
-
 struct smtpd_policy_service *smtpd_policy_service_get(const char *endpoint)
 {
     for (size_t i = 0; i < nservices; i++)
@@ -112,20 +96,8 @@ struct smtpd_policy_service *smtpd_policy_service_get(const char *endpoint)
         return NULL;
     struct smtpd_policy_service *p = &services[nservices];
     memset(p, 0, sizeof(*p));
-    const char *path = NULL;
-    if (strncmp(endpoint, "unix:", 5) == 0)
-        path = endpoint + 5;
-    else if (endpoint[0] == '/')
-        path = endpoint;
-    if (path) {
-        struct sockaddr_un *sun = (struct sockaddr_un *)&p->addr;
-        sun->sun_family = AF_UNIX;
-        if (!*path || str_copy(sun->sun_path, sizeof(sun->sun_path), path) >= sizeof(sun->sun_path))
-            return NULL;
-        p->addrlen = sizeof(*sun);
-    } else if (!parse_inet(strncmp(endpoint, "inet:", 5) == 0 ? endpoint + 5 : endpoint, p)) {
+    if (!endpoint_resolve(endpoint, "localhost", &p->addr, &p->addrlen))
         return NULL;
-    }
     p->endpoint = xstrdup(endpoint);
     nservices++;
     return p;

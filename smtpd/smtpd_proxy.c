@@ -11,7 +11,7 @@
  * the whole transaction is played to the filter at the end of data.
  *
  * The filter's replies are untrusted input: they are read by the smtp
- * client's reply reader (smtp/smtp_parse.c: lines cut at a bound, lines
+ * client's reply reader (lib/global/smtp_reply.c: lines cut at a bound, lines
  * counted, codes that must agree, text sanitized), a reply's bytes are
  * bounded, and what is relayed to the client is a bounded copy. The
  * content is written by the same DATA encoder as the smtp client's. */
@@ -31,6 +31,8 @@
 
 #include "chroot.h"
 #include "config.h"
+#include "endpoint.h"
+#include "evframe.h"
 #include "log.h"
 #include "queue.h"
 #include "received_header.h"
@@ -38,7 +40,7 @@
 #include "smtpd.h"
 #include "smtpd_proxy.h"
 #include "strbuf.h"
-#include "smtp/smtp_parse.h"
+#include "smtp_reply.h"
 #include "util.h"
 
 #define PROXY_REPLY_BYTES_MAX (256 * 1024) /* bytes of one reply read (long lines are cut) */
@@ -113,43 +115,6 @@ struct smtpd_proxy {
 
 /* ---- configuration ---- */
 
-static bool resolve_endpoint(const char *v)
-{
-    const char *path = NULL;
-    if (strncmp(v, "unix:", 5) == 0)
-        path = v + 5;
-    else if (v[0] == '/')
-        path = v;
-    if (path) {
-        /* a relative name is in the queue directory, smtpd's working directory */
-        struct sockaddr_un *sun = (struct sockaddr_un *)&pcfg.addr;
-        sun->sun_family = AF_UNIX;
-        if (!*path || str_copy(sun->sun_path, sizeof(sun->sun_path), path) >= sizeof(sun->sun_path))
-            return false;
-        pcfg.addrlen = sizeof(*sun);
-        return true;
-    }
-    if (strncmp(v, "inet:", 4 + 1) == 0)
-        v += 5;
-    char host[256];
-    const char *port;
-    if (!strchr(v, ':')) {               /* "port": localhost is assumed */
-        host[0] = 0;
-        port = v;
-    } else if (hostport_split(v, host, sizeof(host), &port) < 0) {
-        return false;
-    }
-    if (!*port)
-        return false;
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-    if (getaddrinfo(*host ? host : "127.0.0.1", port, &hints, &res) != 0 || !res)
-        return false;
-    memcpy(&pcfg.addr, res->ai_addr, res->ai_addrlen);
-    pcfg.addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return true;
-}
-
 void smtpd_proxy_init(void)
 {
     static const struct name_code options[] = { { "speed_adjust", 1 }, { NULL, 0 } };
@@ -165,7 +130,7 @@ void smtpd_proxy_init(void)
         pcfg.ehlo = smtpd_cfg.myhostname;
     pcfg.speed_adjust = cfg_list_bits(cfg_str(P_smtpd_proxy_options), options, "smtpd_proxy_options") & 1;
     /* a filter that cannot be named still stops mail: every MAIL gets 451 */
-    pcfg.usable = resolve_endpoint(pcfg.endpoint);
+    pcfg.usable = endpoint_resolve(pcfg.endpoint, "127.0.0.1", &pcfg.addr, &pcfg.addrlen);
     if (!pcfg.usable)
         msg_warn("smtpd_proxy_filter = %s: expected host:port, [host]:port, inet:host:port or "
                  "unix:pathname that can be resolved; mail is refused with 451", pcfg.endpoint);
@@ -864,12 +829,8 @@ void smtpd_proxy_send(struct smtpd_session *s, const char *data, size_t len)
 bool smtpd_proxy_backlogged(struct smtpd_session *s)
 {
     struct smtpd_proxy *p = s->proxy;
-    if (!p || p->state != PX_STREAMING || p->replay)
-        return false;
-    if (evbuffer_get_length(bufferevent_get_output(p->bev)) <= PROXY_BACKLOG_HIGH)
-        return false;
-    p->paused_client = true;
-    return true;
+    return p && p->state == PX_STREAMING && !p->replay
+           && evframe_backlogged(p->bev, PROXY_BACKLOG_HIGH, &p->paused_client);
 }
 
 void smtpd_proxy_eod(struct smtpd_session *s, smtpd_proxy_next next)

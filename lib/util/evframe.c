@@ -126,3 +126,11 @@ void evframe_serve_client(struct bufferevent *bev, const struct evframe_service 
     bufferevent_setcb(bev, client_read, client_written, client_event, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
+
+bool evframe_backlogged(struct bufferevent *bev, size_t high, bool *paused)
+{
+    if (evbuffer_get_length(bufferevent_get_output(bev)) <= high)
+        return false;
+    *paused = true;
+    return true;
+}

@@ -45,4 +45,8 @@ struct evframe_service {
  * request is refused. */
 void evframe_serve_client(struct bufferevent *bev, const struct evframe_service *svc, void *ctx);
 
+/* Whether bev's output holds more than high bytes; then *paused is set, so
+ * that the caller resumes the input it paused once the output drains. */
+bool evframe_backlogged(struct bufferevent *bev, size_t high, bool *paused);
+
 #endif

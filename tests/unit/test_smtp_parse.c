@@ -1,5 +1,5 @@
 /* test_smtp_parse.c: unit tests of the SMTP client's pure parts with
- * hostile input: reply lines (bad codes, mixed codes, over-long and
+ * hostile input (lib/global/smtp_reply.c, smtp/smtp_nexthop.c): reply lines (bad codes, mixed codes, over-long and
  * endless replies, control bytes and broken UTF-8), enhanced status codes,
  * EHLO keywords and SIZE values, xtext, next hops, and the DATA encoder
  * (CRLF, dot-stuffing, unterminated last lines), also fed in every split. */
@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "smtp_parse.h"
+#include "smtp_nexthop.h"
+#include "smtp_reply.h"
 
 static int add(struct smtp_reply *r, const char *line)
 {

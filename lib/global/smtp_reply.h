@@ -1,15 +1,14 @@
-/* smtp_parse.h: the pure parts of the SMTP client, unit-tested on their
- * own: replies from a remote server (multi-line, bounded, sanitized for log
+/* smtp_reply.h: the pure parts of an SMTP client (smtp, and smtpd towards
+ * a proxy filter), unit-tested on their own: replies from a remote server (multi-line, bounded, sanitized for log
  * lines), the EHLO keywords, enhanced status codes, xtext, and the encoder
  * that turns queue file content (lines ending in LF) into DATA on the wire
  * (CRLF, dot-stuffing, the final dot). No I/O here. */
-#ifndef TERN_SMTP_PARSE_H
-#define TERN_SMTP_PARSE_H
+#ifndef TERN_SMTP_REPLY_H
+#define TERN_SMTP_REPLY_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "dns.h"
 #include "strbuf.h"
 
 #define SMTP_REPLY_LINE_MAX 2048    /* a longer reply line is cut here (RFC 5321 says 512) */
@@ -62,25 +61,6 @@ bool smtp_dsn_valid(const char *text, size_t *len);
 /* The first word of the first line's text (the server's name in a greeting
  * or an EHLO reply), at most size-1 bytes; "" when none. */
 void smtp_reply_first_word(const struct smtp_reply *r, char *buf, size_t size);
-
-/* ---- next hop ---- */
-#define SMTP_UNIX_PATH_MAX 108        /* sun_path, its NUL included */
-
-struct smtp_nexthop {
-    char host[DNS_NAME_MAX + 1];   /* domain, host name or address, without brackets */
-    char path[SMTP_UNIX_PATH_MAX]; /* LMTP over a UNIX-domain socket: its path, else "" */
-    int port;
-    bool use_mx;                   /* a domain: look up its MX records */
-    bool literal;                  /* host is an IP address (addr holds it) */
-    struct dns_addr addr;
-};
-/* "domain", "domain:port" (MX lookup), "[host]", "[host]:port",
- * "[1.2.3.4]", "[ipv6:2001:db8::1]:port" (no MX lookup). 0 ok, -1 malformed. */
-int smtp_nexthop_parse(const char *text, int default_port, struct smtp_nexthop *nh);
-/* An LMTP next hop, as Postfix's lmtp: "unix:PATH" (relative: under the
- * working directory, queue_directory), "inet:HOST[:PORT]" or HOST[:PORT]
- * with HOST a name or "[address]". Never an MX lookup. 0 ok, -1 malformed. */
-int smtp_lmtp_nexthop_parse(const char *text, int default_port, struct smtp_nexthop *nh);
 
 /* ---- EHLO ---- */
 #define SMTP_FEAT_PIPELINING 0x01
