@@ -155,12 +155,12 @@ static void test_decoder(void)
     CHECK(decode_one("no_such_total", "", 1, NULL) == -1);
     CHECK(decode_one("smtpd_messages_accepted_total", "x", 1, NULL) == -1);
     CHECK(decode_one("master_processes", "smtp", -3, NULL) == 1);
-    CHECK(decode_one("qmgr_message_size_bytes", "", 3, "1 1 1 0 0 0 0 0 0 0") == 1);
-    CHECK(decode_one("qmgr_message_size_bytes", "", 3, "1 1 1 0 0 0 0 0 0") == -1);
-    CHECK(decode_one("qmgr_message_size_bytes", "", 4, "1 1 1 0 0 0 0 0 0 0") == -1);
-    CHECK(decode_one("qmgr_message_size_bytes", "", 3, "1 1 1 0 0 0 0 0 0 0 0") == -1);
-    CHECK(decode_one("qmgr_message_size_bytes", "", 3, "1 1 -1 2 0 0 0 0 0 0") == -1);
-    CHECK(decode_one("qmgr_message_size_bytes", "", 3, NULL) == -1);
+    CHECK(decode_one("cleanup_message_size_bytes", "", 3, "1 1 1 0 0 0 0 0 0 0") == 1);
+    CHECK(decode_one("cleanup_message_size_bytes", "", 3, "1 1 1 0 0 0 0 0 0") == -1);
+    CHECK(decode_one("cleanup_message_size_bytes", "", 4, "1 1 1 0 0 0 0 0 0 0") == -1);
+    CHECK(decode_one("cleanup_message_size_bytes", "", 3, "1 1 1 0 0 0 0 0 0 0 0") == -1);
+    CHECK(decode_one("cleanup_message_size_bytes", "", 3, "1 1 -1 2 0 0 0 0 0 0") == -1);
+    CHECK(decode_one("cleanup_message_size_bytes", "", 3, NULL) == -1);
 }
 
 static void test_exposition(void)
@@ -194,7 +194,7 @@ static void test_exposition(void)
     CHECK(strstr(text, "tern_queue_messages{state=\"deferred\"} 2\n") != NULL);
     /* metrics without labels are shown at zero; labelled ones without series are not */
     CHECK(strstr(text, "\ntern_smtpd_messages_accepted_total 0\n") != NULL);
-    CHECK(strstr(text, "tern_qmgr_message_size_bytes_bucket{le=\"1024\"} 0\n") != NULL);
+    CHECK(strstr(text, "tern_cleanup_message_size_bytes_bucket{le=\"1024\"} 0\n") != NULL);
     CHECK(strstr(text, "tern_smtpd_auth_total{") == NULL);
     CHECK(strstr(text, "# TYPE tern_smtpd_auth_total counter\n") != NULL);
     /* a limit that is hit is reported */
