@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "attr.h"
@@ -21,6 +22,8 @@
 #define COLLECTOR_TIMEOUT 5                     /* seconds, to connect and to answer */
 #define CURRENT_LIMIT (4 * 1024 * 1024)         /* the collector's answer */
 #define EXPOSITION_LIMIT (16 * 1024 * 1024)
+#define LINGER_MS 1000                          /* reading what follows a refused request */
+#define LINGER_BYTES (256 * 1024)
 
 static bool is_tchar(char c)
 {
@@ -168,6 +171,28 @@ static void answer(int fd, int code, const char *type, const struct strbuf *body
     sb_free(&out);
 }
 
+/* After an error answer: the client may still be sending (an oversized
+ * request); its bytes are read and dropped for a moment, so that closing
+ * with unread input does not reset the connection before the client has
+ * read the answer. */
+static void linger(int fd)
+{
+    char sink[4096];
+    long long deadline = now_usec() / 1000 + LINGER_MS;
+    size_t dropped = 0;
+    shutdown(fd, SHUT_WR);
+    while (dropped < LINGER_BYTES) {
+        long long left = deadline - now_usec() / 1000;
+        struct pollfd p = { fd, POLLIN, 0 };
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return;
+        ssize_t n = read(fd, sink, sizeof(sink));
+        if (n <= 0)
+            return;
+        dropped += (size_t)n;
+    }
+}
+
 void metrics_http_serve(int fd)
 {
     int timeout = (int)cfg_time(P_metrics_http_timeout);
@@ -180,6 +205,7 @@ void metrics_http_serve(int fd)
     int code = n == -1 ? 408 : n == -2 ? 431 : metrics_http_judge(head, (size_t)n);
     if (code != 200) {
         answer(fd, code, "text/plain; charset=utf-8", NULL, timeout);
+        linger(fd);
         return;
     }
     struct metric_sample *samples = NULL;
