@@ -154,18 +154,23 @@ static struct series *series_of(struct metrics_store *st, const struct metric_sa
     return se;
 }
 
-/* s's figures into its series: added, or for a gauge, in place. */
-static void add_values(struct series *se, const struct metric_sample *s)
+/* s's figures into its series: added, or for a gauge, in place. false
+ * (nothing changed) when a total would pass METRIC_FIGURE_MAX: a series is
+ * never left with figures that its own state file could not hold. */
+static bool add_values(struct series *se, const struct metric_sample *s)
 {
     const struct metric_def *d = metric_def(s->id);
     if (d->kind == MK_GAUGE) {
         se->s.value = s->value;
-        return;
+        return true;
     }
+    if (s->value > METRIC_FIGURE_MAX - se->s.value || s->sum > METRIC_FIGURE_MAX - se->s.sum)
+        return false;       /* the buckets add up to the count, so they fit too */
     se->s.value += s->value;
     se->s.sum += s->sum;
     for (int b = 0; d->kind == MK_HISTOGRAM && b <= d->nbounds; b++)
         se->s.buckets[b] += s->buckets[b];
+    return true;
 }
 
 bool metrics_store_apply(struct metrics_store *st, const struct metric_sample *in)
@@ -173,9 +178,7 @@ bool metrics_store_apply(struct metrics_store *st, const struct metric_sample *i
     struct metric_sample s = *in;
     bound_domain(st, &s);
     struct series *se = series_of(st, &s);
-    if (se)
-        add_values(se, &s);
-    return se != NULL;
+    return se && add_values(se, &s);
 }
 
 /* Point k of r is v; points skipped since the last one keep the last value. */
@@ -335,7 +338,8 @@ static int load_series(struct metrics_store *st, const struct strbuf *frame, con
     struct series *se = series_of(st, &s);
     if (!se)
         return attr_refuse(why, "more series than metrics_series_limit");
-    add_values(se, &s);
+    if (!add_values(se, &s))
+        return attr_refuse(why, "a figure out of range");
     char next[ATTR_NAME_MAX + 1];
     if (!se->minutes || !attr_peek_name(&r, next, sizeof(next)))
         return 0;       /* a history the limits no longer keep is left out */

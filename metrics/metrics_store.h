@@ -28,7 +28,8 @@ struct metrics_store *metrics_store_create(const struct metrics_store_limits *li
 void metrics_store_free(struct metrics_store *st);
 
 /* Take a client's sample: a counter or histogram is added to its series,
- * a gauge replaces it. false when refused (a new series beyond the limit). */
+ * a gauge replaces it. false when refused (a new series beyond the limit,
+ * or a total beyond METRIC_FIGURE_MAX). */
 bool metrics_store_apply(struct metrics_store *st, const struct metric_sample *s);
 
 /* Note every series' value in its history as of now. */

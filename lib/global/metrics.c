@@ -139,9 +139,7 @@ void metrics_put_sample(struct attr_writer *w, const struct metric_sample *s)
     sb_free(&t);
 }
 
-/* Largest figure taken from a client: far beyond any real count, and small
- * enough that sums of many never overflow. */
-#define FIGURE_MAX (1LL << 52)
+#define FIGURE_MAX METRIC_FIGURE_MAX
 
 static int get_labels(const struct metric_def *d, const char *text, struct metric_sample *s,
                       const char **why)

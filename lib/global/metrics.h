@@ -23,6 +23,9 @@ struct strbuf;
 #define METRIC_BUCKETS_MAX 12               /* bounds, +Inf not included */
 #define METRICS_FRAME_LIMIT (1024 * 1024)
 #define METRICS_SAMPLES_PER_FRAME 4096
+/* The largest figure anywhere (a count, a sum, a gauge's magnitude): far
+ * beyond any real count, and small enough that adding two never overflows. */
+#define METRIC_FIGURE_MAX (1LL << 52)
 
 enum metric_kind { MK_COUNTER, MK_GAUGE, MK_HISTOGRAM };
 enum metric_buckets { MB_NONE, MB_DELAY, MB_SIZE };

@@ -224,6 +224,11 @@ static void test_store(void)
     s.value = 3;                           /* a gauge is replaced */
     CHECK(metrics_store_apply(st, &s));
     CHECK(metrics_store_sample(st, 3)->value == 3);
+    /* no total passes METRIC_FIGURE_MAX: the sample is refused whole */
+    metric_sample_init(&s, M_QMGR_DELIVERIES, METRICS_LABELS("sent", "smtp", "a.example"));
+    s.value = METRIC_FIGURE_MAX;
+    CHECK(!metrics_store_apply(st, &s));
+    CHECK(metrics_store_sample(st, 0)->value == 1);
     for (int i = 0; i < 3; i++) {
         metric_sample_init(&s, M_MASTER_RESTARTS, METRICS_LABELS(domains[i]));
         s.value = 1;
