@@ -163,9 +163,12 @@ class TestControl(unittest.TestCase):
             self.assertIn(line + "\n", main_cf)
         with open(os.path.join(self.inst.dir, "master.cf")) as f:
             services = [l.split() for l in f if l.strip() and not l.startswith("#")]
-        self.assertEqual([s[0] for s in services], ["127.0.0.1:%d" % self.inst.port, "pickup",
+        port = self.inst.port
+        metrics_port = port + 20000 if port + 20000 <= 65535 else port - 20000
+        self.assertEqual([s[0] for s in services], ["127.0.0.1:%d" % port, "pickup",
                                                       "cleanup", "qmgr", "local", "virtual", "smtp", "relay", "lmtp",
-                                                      "discard", "anvil", "showq", "flush", "proxymap"])
+                                                      "discard", "anvil", "showq", "flush", "proxymap", "metrics",
+                                                      "127.0.0.1:%d" % metrics_port])
         for sub in ("queue", "data", "log", "mail"):
             self.assertTrue(os.path.isdir(os.path.join(self.inst.dir, sub)), sub)
 
