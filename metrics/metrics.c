@@ -121,7 +121,9 @@ static void answer_current(struct strbuf *out)
     attr_put_int(&w, "status", 0);
     for (size_t i = 0; i < metrics_store_count(col.store); i++)
         metrics_put_sample(&w, metrics_store_sample(col.store, i));
-    attr_end(&w);
+    if (attr_end(&w) < 0)
+        msg_warn("the current values of %zu series do not fit in one answer of %d bytes; "
+                 "lower metrics_series_limit", metrics_store_count(col.store), COLLECTOR_OUTPUT_HIGH);
 }
 
 /* {request=series, metric, labels, value (ignored), step, from, to}:
