@@ -9,7 +9,8 @@
  * metrics_flush_due / metrics_flush; a daemon only reports:
  *     METRICS_ADD(M_SMTPD_REJECTS, 1, "recipient", "reject_unlisted_recipient");
  *     METRICS_ADD(M_SMTPD_ACCEPTED, 1);
- * Before the start (commands, tests), reports are ignored. */
+ * Before the start (commands, tests), and in daemons that keep root (the
+ * skeleton does not start the client there), reports are ignored. */
 #ifndef TERN_METRICS_CLIENT_H
 #define TERN_METRICS_CLIENT_H
 

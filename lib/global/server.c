@@ -756,7 +756,9 @@ void server_main(int argc, char **argv, const char *progname, const struct serve
     enter_syscall_filter();
     if (srv.standalone)
         serve_standalone();
-    if (!ops->metrics_collector)
+    /* A daemon that keeps root (local, virtual, pipe) never connects to
+     * private/metrics: root works by name in no directory mail_owner writes. */
+    if (!ops->metrics_collector && geteuid() != 0)
         metrics_client_start(srv.base, NULL);
     msg_debug("service %s ready (generation %u)", server_service_name(), srv.generation);
     if (ops->mode == SERVER_SINGLE)
