@@ -168,9 +168,9 @@ static void __attribute__((noreturn)) master_loop(void)
                 timeout = left < 0 ? 0 : (int)left;
         }
         int rc = poll(pfds, (nfds_t)n + 2, timeout);
-        master_metrics_flush();
         if (rc < 0 && errno != EINTR)
             msg_fatal("poll: %m");
+        master_metrics_flush();
         if (rc <= 0)
             continue;
         if (pfds[0].revents) {

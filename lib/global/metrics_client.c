@@ -182,7 +182,8 @@ static bool take_held(void)
     return ok;
 }
 
-void metrics_flush(void)
+/* metrics_flush without keeping errno (the sends set it). */
+static void flush_now(void)
 {
     if (!mc.started || (mc.held == 0 && mc.out.len == 0))
         return;
@@ -213,6 +214,13 @@ void metrics_flush(void)
         disconnect();       /* the collector went away: its next run starts afresh */
         return;
     }
+}
+
+void metrics_flush(void)
+{
+    int saved = errno;      /* a report never changes what its caller sees */
+    flush_now();
+    errno = saved;
 }
 
 unsigned long metrics_client_frames_sent(void) { return mc.frames_sent; }
