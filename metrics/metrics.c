@@ -88,27 +88,39 @@ static void count_dropped(long long n)
 
 /* ---- requests ---- */
 
-/* {request=update, samples...}: false for a malformed frame. */
-static bool take_update(struct attr_reader *r)
+/* The samples of an update frame in turn, to apply them (store) or only
+ * to check the frame (NULL): -1 for a malformed frame, else the number of
+ * samples the store refused. */
+static long long walk_update(struct attr_reader *r, struct metrics_store *store, const char **why)
 {
     struct metric_sample s;
-    const char *why = NULL;
     int rc, taken = 0;
-    long long dropped = 0;
-    while (taken < METRICS_SAMPLES_PER_FRAME && (rc = metrics_get_sample(r, &s, &why)) == 1) {
+    long long refused = 0;
+    while (taken < METRICS_SAMPLES_PER_FRAME && (rc = metrics_get_sample(r, &s, why)) == 1) {
         taken++;
         /* what the collector measures itself is not taken from anyone */
-        if (s.id == M_QUEUE_MESSAGES || s.id == M_METRICS_DROPPED || !metrics_store_apply(col.store, &s))
-            dropped++;
+        if (store && (s.id == M_QUEUE_MESSAGES || s.id == M_METRICS_DROPPED
+                      || !metrics_store_apply(store, &s)))
+            refused++;
     }
-    if (dropped)
-        count_dropped(dropped);
-    if (rc < 0 || attr_reader_done(r) < 0) {
+    return rc < 0 || attr_reader_done(r) < 0 ? -1 : refused;
+}
+
+/* {request=update, samples...}: taken whole, or (malformed) not at all;
+ * false then. */
+static bool take_update(struct attr_reader *r)
+{
+    struct attr_reader check = *r;
+    const char *why = NULL;
+    if (walk_update(&check, NULL, &why) < 0) {
         msg_warn("malformed update from a client: %s; closing its connection",
-                 why ? why : r->error ? r->error : "unexpected data");
+                 why ? why : check.error ? check.error : "unexpected data");
         count_dropped(1);
         return false;
     }
+    long long refused = walk_update(r, col.store, &why);
+    if (refused > 0)
+        count_dropped(refused);
     return true;
 }
 

@@ -8,12 +8,16 @@ metrics` on that page, the history the collector answers on
 private/metrics and that it survives `tern stop` / `tern start`, mail that
 flows with the collector missing or frozen (SIGSTOP) and nothing lost, and
 the endpoint's answers to bad HTTP requests (wrong method, wrong path,
-oversized or slow requests), after which it still serves."""
+oversized or slow requests), after which it still serves, and the
+collector's refusal of hostile update frames from a process of the tern
+uid (unknown metrics, forged labels, its own gauges, overflowing counts,
+oversized frames)."""
 import os
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -314,6 +318,71 @@ class TestBadHTTP(MetricsInstance):
         self.assertEqual(status, 200)
         self.assertIn("tern_smtpd_connections_total", body)
         self.assertNotRegex(inst.log_text(), r"metrics\[\d+\]: (fatal|panic)")
+
+
+class TestHostileFrames(MetricsInstance):
+    def send_frames(self, inst, frames):
+        """Send frames on one connection; whether the collector closed it."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(2)
+            s.connect(os.path.join(inst.queue_dir, "private", "metrics"))
+            harness.read_attr_frame(s)
+            try:
+                for f in frames:
+                    s.sendall(f)
+                return s.recv(1) == b""
+            except (ConnectionResetError, BrokenPipeError):
+                return True
+            except socket.timeout:
+                return False
+
+    def update(self, *samples):
+        pairs = [("request", "update")]
+        for sample in samples:
+            pairs += list(sample)
+        return harness.encode_attr_frame(pairs)
+
+    def test_hostile_updates_are_refused_and_counted(self):
+        inst = self.make("metrics-hostile")
+        inst.start()
+        wait_values(inst, {"tern_smtpd_messages_accepted_total": 0.0})
+        good = [("metric", "smtpd_messages_accepted_total"), ("labels", ""), ("value", 5)]
+        hostile = [
+            [("metric", "no_such_metric_total"), ("labels", ""), ("value", 1)],
+            [("metric", "smtpd_rejects_total"), ("labels", 'x"} 1\ntern_fake 1'), ("value", 1)],
+            [("metric", "smtpd_rejects_total"), ("labels", "a,b,c"), ("value", 1)],
+            [("metric", "smtpd_rejects_total"), ("labels", "a," + "b" * 65), ("value", 1)],
+            [("metric", "smtpd_messages_accepted_total"), ("labels", ""), ("value", -1)],
+            [("metric", "smtpd_messages_accepted_total"), ("labels", ""), ("value", 1 << 60)],
+            [("metric", "cleanup_message_size_bytes"), ("labels", ""), ("value", 2), ("sum", 1),
+             ("buckets", "1 0 0 0 0 0 0 0 0 0")],
+            good + [("extra", "x")],
+        ]
+        for sample in hostile:
+            self.assertTrue(self.send_frames(inst, [self.update(sample)]), sample)
+        # a frame that announces more than the collector takes
+        self.assertTrue(self.send_frames(inst, [struct.pack(">I", 64 * 1024 * 1024) + b"x" * 1024]))
+        # (a malformed frame is refused whole: the good sample before the
+        # fault in the last one was not taken either)
+        # the collector's own figures are not taken from anyone, the rest of a frame is
+        own = [("metric", "queue_messages"), ("labels", "deferred"), ("value", 999)]
+        self.assertFalse(self.send_frames(inst, [self.update(good, own)]))
+        # counts that would pass 2^52 in total are refused whole
+        big = [("metric", "smtpd_received_bytes_total"), ("labels", ""), ("value", 1 << 52)]
+        self.assertFalse(self.send_frames(inst, [self.update(big), self.update(big)]))
+        values, body = wait_values(inst, {"tern_smtpd_messages_accepted_total": 5.0,
+                                          'tern_queue_messages{state="deferred"}': 0.0,
+                                          "tern_smtpd_received_bytes_total": float(1 << 52),
+                                          "tern_metrics_dropped_samples_total": 10.0})
+        self.assertNotIn("tern_fake", body)
+        self.assertNotIn("no_such_metric", body)
+        # mail still flows and is counted
+        inst.send_mail(["user@relay.test"], "after the attack")
+        self.sink.wait(1)
+        wait_values(inst, {"tern_smtpd_messages_accepted_total": 6.0})
+        self.promtool_check(body)
+
+    promtool_check = TestWorkload.promtool_check
 
 
 if __name__ == "__main__":
