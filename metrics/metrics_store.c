@@ -78,19 +78,10 @@ void metrics_store_free(struct metrics_store *st)
     FREE_ALL(st->series, st->index, st);
 }
 
-static unsigned long series_hash(const struct metric_sample *s)
-{
-    unsigned long h = 2166136261u ^ (unsigned long)s->id;
-    for (int i = 0; i < METRIC_LABELS_MAX; i++)
-        for (const unsigned char *p = (const unsigned char *)s->labels[i]; *p; p++)
-            h = (h ^ *p) * 16777619u;
-    return h;
-}
-
 /* The index slot of s's series, or of the empty slot where it would go. */
 static size_t *index_slot(struct metrics_store *st, const struct metric_sample *s)
 {
-    for (size_t i = series_hash(s) % st->index_slots;; i = (i + 1) % st->index_slots) {
+    for (size_t i = metric_sample_hash(s) % st->index_slots;; i = (i + 1) % st->index_slots) {
         size_t *slot = &st->index[i];
         if (*slot == 0 || metric_sample_same_series(&st->series[*slot - 1].s, s))
             return slot;

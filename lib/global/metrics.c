@@ -110,6 +110,15 @@ void metric_sample_observe(struct metric_sample *s, long long v)
     s->sum += v;
 }
 
+unsigned long metric_sample_hash(const struct metric_sample *s)
+{
+    unsigned long h = 2166136261u ^ (unsigned long)s->id;      /* FNV-1a */
+    for (int i = 0; i < METRIC_LABELS_MAX; i++)
+        for (const unsigned char *p = (const unsigned char *)s->labels[i]; *p; p++)
+            h = (h ^ *p) * 16777619u;
+    return h;
+}
+
 bool metric_sample_same_series(const struct metric_sample *a, const struct metric_sample *b)
 {
     if (a->id != b->id)

@@ -74,8 +74,9 @@ void metric_sample_init(struct metric_sample *s, enum metric_id id, const char *
 
 /* Add one observation v to a histogram sample. */
 void metric_sample_observe(struct metric_sample *s, long long v);
-/* Same metric and labels. */
+/* Same metric and labels; and a hash of them, for tables of series. */
 bool metric_sample_same_series(const struct metric_sample *a, const struct metric_sample *b);
+unsigned long metric_sample_hash(const struct metric_sample *s);
 
 /* Append one sample to a frame being written: metric, labels, value and,
  * for histograms, sum and buckets. */

@@ -34,15 +34,6 @@ static struct {
     time_t warned;
 } mc = { .fd = -1 };
 
-static unsigned long series_hash(const struct metric_sample *s)
-{
-    unsigned long h = 2166136261u ^ (unsigned long)s->id;
-    for (int i = 0; i < METRIC_LABELS_MAX; i++)
-        for (const unsigned char *p = (const unsigned char *)s->labels[i]; *p; p++)
-            h = (h ^ *p) * 16777619u;
-    return h;
-}
-
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     metrics_flush();
@@ -75,7 +66,7 @@ static struct metric_sample *series_slot(const struct metric_sample *s)
         metrics_flush();
     if (mc.held >= METRICS_CLIENT_SERIES)
         return NULL;
-    for (unsigned long i = series_hash(s) % TABLE_SLOTS;; i = (i + 1) % TABLE_SLOTS) {
+    for (unsigned long i = metric_sample_hash(s) % TABLE_SLOTS;; i = (i + 1) % TABLE_SLOTS) {
         if (!mc.used[i]) {
             mc.used[i] = true;
             mc.slots[i] = *s;
