@@ -8,7 +8,7 @@
  * The server skeleton starts the client (metrics_client_start) and calls
  * metrics_flush_due / metrics_flush; a daemon only reports:
  *     METRICS_ADD(M_SMTPD_REJECTS, 1, "recipient", "reject_unlisted_recipient");
- *     METRICS_ADD(M_SMTPD_ACCEPTED, 1);
+ *     metrics_add(M_SMTPD_ACCEPTED, 1, NULL);
  * Before the start (commands, tests), and in daemons that keep root (the
  * skeleton does not start the client there), reports are ignored. */
 #ifndef TERN_METRICS_CLIENT_H
