@@ -22,6 +22,7 @@
 #include "evframe.h"
 #include "config.h"
 #include "log.h"
+#include "metrics_client.h"
 #include "server.h"
 #include "strbuf.h"
 #include "util.h"
@@ -80,6 +81,8 @@ static void anvil_accept(int fd, struct event_base *base)
 static void on_expire(evutil_socket_t fd, short what, void *arg)
 {
     anvil_table_expire(av.table, time(NULL));
+    metrics_set(M_ANVIL_CONN_COUNT_PEAK, anvil_table_peak(av.table, false), NULL);
+    metrics_set(M_ANVIL_CONN_RATE_PEAK, anvil_table_peak(av.table, true), NULL);
 }
 
 static void on_stats(evutil_socket_t fd, short what, void *arg)

@@ -324,6 +324,11 @@ static const char *stamp(time_t when, char *buf, size_t size)
     return buf;
 }
 
+long anvil_table_peak(const struct anvil_table *t, bool rate)
+{
+    return t->peak[rate ? CNT_CONN_RATE : CNT_CONN_COUNT].value;
+}
+
 void anvil_table_log_stats(struct anvil_table *t)
 {
     /* the peaks in the order they are logged, with their names */

@@ -17,6 +17,7 @@
 #ifndef TERN_ANVIL_TABLE_H
 #define TERN_ANVIL_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -49,5 +50,9 @@ unsigned long anvil_table_evictions(const struct anvil_table *t);
 /* Log the peaks since the last call ("statistics: max connection rate
  * 12/60s for (smtp:192.0.2.1) at Mar  3 10:11:12"), then start over. */
 void anvil_table_log_stats(struct anvil_table *t);
+
+/* The highest connection count (rate: connection rate) of one client
+ * since the statistics were last logged. */
+long anvil_table_peak(const struct anvil_table *t, bool rate);
 
 #endif

@@ -11,6 +11,7 @@
 #include "attr.h"
 #include "cleanup.h"
 #include "log.h"
+#include "metrics_client.h"
 #include "util.h"
 
 #define QMGR_WAKEUP_TIMEOUT 2       /* seconds; qmgr also scans on a timer */
@@ -137,6 +138,8 @@ int cleanup_queue_commit(struct cleanup_state *st)
         return -1;
     }
     st->qf_open = false;       /* committed: the file is qmgr's now */
+    metrics_add(M_CLEANUP_MESSAGES, 1, NULL);
+    metrics_observe(M_CLEANUP_SIZE, (long long)st->qf.content_size, NULL);
     return 0;
 }
 

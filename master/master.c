@@ -21,6 +21,7 @@
 #include "autoconf.h"
 #include "config.h"
 #include "log.h"
+#include "metrics_client.h"
 #include "master.h"
 #include "strbuf.h"
 #include "util.h"
@@ -160,9 +161,16 @@ static void __attribute__((noreturn)) master_loop(void)
         int n = plan_services(pfds + 2, svc_index, MASTER_MAX_WATCH, &timeout);
         pfds[0] = (struct pollfd){ master_signal_fd(), POLLIN, 0 };
         pfds[1] = (struct pollfd){ ms.status_rfd, POLLIN, 0 };
+        long long report = metrics_flush_deadline();
+        if (report) {
+            long long left = (report - now_usec()) / 1000 + 1;
+            if (timeout < 0 || left < timeout)
+                timeout = left < 0 ? 0 : (int)left;
+        }
         int rc = poll(pfds, (nfds_t)n + 2, timeout);
         if (rc < 0 && errno != EINTR)
             msg_fatal("poll: %m");
+        master_metrics_flush();
         if (rc <= 0)
             continue;
         if (pfds[0].revents) {
@@ -224,6 +232,7 @@ int main(int argc, char **argv)
     open_status_pipe();
     master_signals_init();
     master_new_generation();
+    metrics_client_start(NULL, NULL);   /* private/metrics, below the queue directory */
     if (ready_fd >= 0)
         log_to_stderr(0);   /* the caller has its answer: the exit status */
     msg_info("daemon started -- version %s, configuration %s", PACKAGE_VERSION, ms.confdir);

@@ -91,6 +91,10 @@ int master_count(const struct service *svc, int *avail, bool all_generations);
 void master_read_status(void);
 void master_reap(void);
 void master_kill_all(int sig);
+/* The process count of every service, and its report to the metrics
+ * collector when due (lib/global/metrics_client.h). */
+void master_metrics_counts(void);
+void master_metrics_flush(void);
 bool master_may_spawn(const struct service *svc, time_t now);
 
 /* master_signals.c: signals through a self-pipe; reload and stop */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics_client.h"
 #include "master.h"
 #include "server.h"
 #include "util.h"
@@ -30,7 +31,27 @@ struct child *master_add_child(pid_t pid, const struct service *svc, const char 
     c->avail = true;   /* a new child goes straight to accepting */
     c->started_usec = now_usec();
     c->served = false;
+    master_metrics_counts();
     return c;
+}
+
+void master_metrics_counts(void)
+{
+    for (size_t i = 0; i < ms.nsvcs; i++)
+        metrics_set(M_MASTER_PROCESSES, master_count(&ms.svcs[i], NULL, true),
+                    METRICS_LABELS(ms.svcs[i].key));
+}
+
+void master_metrics_flush(void)
+{
+    long long due = metrics_flush_deadline();
+    if (!due || now_usec() < due)
+        return;
+    /* a new connection to private/metrics is made as mail_owner, as master
+     * does everything by name in that directory (master_privs.c) */
+    master_owner_begin(&ms.p);
+    metrics_flush();
+    master_owner_end(&ms.p);
 }
 
 /* Children of svc in this generation (or in any, for services that must
@@ -129,6 +150,7 @@ static void child_exited(const struct child *c, int status)
     if (!svc || ms.stopping)
         return;
     if (abnormal) {
+        metrics_add(M_MASTER_RESTARTS, 1, METRICS_LABELS(svc->key));
         throttle(svc, &svc->failures, "repeated failures");
         return;
     }
@@ -161,6 +183,7 @@ void master_reap(void)
             break;
         }
     }
+    master_metrics_counts();
 }
 
 void master_kill_all(int sig)

@@ -25,6 +25,7 @@
 #include "resolve.h"
 #include "log.h"
 #include "log_delivery.h"
+#include "metrics_client.h"
 #include "qmgr.h"
 #include "qmgr_message.h"
 #include "qmgr_dsn.h"
@@ -133,6 +134,21 @@ static void log_outcome(const struct qmsg *q, size_t i, const char *status_word)
                  o->reason);
 }
 
+/* A recipient's outcome in the metrics: by status, transport and domain,
+ * and for a delivery, its delay since arrival. */
+static void count_outcome(const struct qmsg *q, size_t i)
+{
+    const struct outcome *o = &q->out[i];
+    const char *at = strrchr(q->m.rcpts[i].address, '@');
+    char domain[METRIC_LABEL_MAX + 1];
+    str_copy(domain, sizeof(domain), at && at[1] ? at + 1 : "none");
+    str_lower(domain);
+    const char *status = o->status == 2 ? "sent" : o->status == 4 ? "deferred" : "bounced";
+    METRICS_ADD(M_QMGR_DELIVERIES, 1, status, o->transport ? o->transport : "none", domain);
+    if (o->status == 2)
+        metrics_observe(M_QMGR_DELAY, (now_usec() - q->m.arrival_usec) / 1000, NULL);
+}
+
 /* ---- messages ---- */
 
 static void qmsg_free(struct qmsg *q)
@@ -142,6 +158,7 @@ static void qmsg_free(struct qmsg *q)
         free(q->out[i].reason);
         free(q->out[i].relay);
         free(q->out[i].action);
+        free(q->out[i].transport);
     }
     free(q->out);
     msg_forget(q);
@@ -213,6 +230,7 @@ static struct dest **route_recipients(struct qmsg *q)
         case QMGR_ROUTE_OK:
             break;
         }
+        q->out[i].transport = xstrdup(route.transport);
         if (is_builtin_transport(route.transport))
             builtin_transport(q, i, &route);
         else
@@ -530,6 +548,8 @@ static void finish_message(struct qmsg *q)
             log_outcome(q, i, o->status == 2 ? "sent" : o->status == 4 ? "deferred" : "bounced");
         if (o->status == 4 && expire)
             expire_recipient(q, i);
+        if (o->status)
+            count_outcome(q, i);
         if (o->status == 4) {
             ndeferred++;
             append_log(QDIR_DEFER_LOG, q->id, r, o);

@@ -23,6 +23,7 @@ struct outcome {                    /* a recipient's result in this round */
     char *action;                   /* for 2: "delivered", "relayed" or "notified"
                                      * (the next server took the DSN over) */
     bool logged;                    /* the delivery agent logged it; qmgr logs the rest */
+    char *transport;                /* where it was routed (NULL: nowhere), for the metrics */
 };
 
 enum qmsg_admin {                   /* what `tern` asked for, done when the message's jobs end */

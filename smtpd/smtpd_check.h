@@ -79,6 +79,7 @@ struct smtpd_check_job {
     const char *rcpt;            /* RCPT TO address, NULL at other stages */
     struct address rcpt_addr;
     bool have_rcpt_addr;
+    const char *implicit;        /* the check after the lists that refused (reject_unlisted_*) */
     char *arg;                   /* the command's argument, to run it again; ETRN's domain */
     bool ehlo;
     char *helo_arg;              /* HELO name while HELO is checked */

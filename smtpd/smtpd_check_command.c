@@ -159,10 +159,14 @@ static void rcpt_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
         enum smtpd_check_result u = CHK_DUNNO;
         j->stage = STAGE_RECIPIENT;
         j->warn_this = false;
-        if (smtpd_check_cfg.reject_unlisted_sender)
+        if (smtpd_check_cfg.reject_unlisted_sender) {
+            j->implicit = "reject_unlisted_sender";
             u = smtpd_access_unlisted(j, true);
-        if (u != CHK_REJECT && smtpd_check_cfg.reject_unlisted_rcpt)
+        }
+        if (u != CHK_REJECT && smtpd_check_cfg.reject_unlisted_rcpt) {
+            j->implicit = "reject_unlisted_recipient";
             u = smtpd_access_unlisted(j, false);
+        }
         if (u == CHK_REJECT) {
             char line[CHECK_TEXT_MAX + 8];
             snprintf(line, sizeof(line), "%d %s", j->reply.code, j->reply.text);
@@ -211,6 +215,7 @@ static void verify_finish(struct smtpd_check_job *j, enum smtpd_check_result r)
     struct smtpd_session *s = j->s;
     j->stage = STAGE_RECIPIENT;
     j->warn_this = false;
+    j->implicit = "reject_unlisted_recipient";
     if (smtpd_check_cfg.reject_unlisted_rcpt && smtpd_access_unlisted(j, false) == CHK_REJECT) {
         char line[CHECK_TEXT_MAX + 8];
         snprintf(line, sizeof(line), "%d %s", j->reply.code, j->reply.text);

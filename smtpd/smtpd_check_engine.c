@@ -20,6 +20,7 @@
 #include "config.h"
 #include "dns_event.h"
 #include "log.h"
+#include "metrics_client.h"
 #include "smtpd.h"
 #include "smtpd_check.h"
 #include "soft_bounce.h"
@@ -76,10 +77,31 @@ static const char *stage_where(const struct smtpd_check_job *j)
     return j->s->where ? j->s->where : "CONNECT";
 }
 
+/* The names of the stages as the rejects metric shows them. */
+static const char *const stage_metric_names[STAGE_COUNT] = {
+    [STAGE_CONNECT] = "client", [STAGE_HELO] = "helo", [STAGE_SENDER] = "sender",
+    [STAGE_RELAY] = "relay", [STAGE_RECIPIENT] = "recipient", [STAGE_DATA] = "data",
+    [STAGE_EOD] = "eod", [STAGE_ETRN] = "etrn",
+};
+
+/* The restriction that decided a refusal: the one last evaluated in the
+ * innermost list, else the implicit check that ran after the lists. */
+static const char *deciding_restriction(const struct smtpd_check_job *j)
+{
+    if (j->depth > 0) {
+        const struct smtpd_check_frame *f = &j->stack[j->depth];
+        if (f->i > 0 && f->i <= f->list->n)
+            return f->list->items[f->i - 1].name;
+    }
+    return j->implicit ? j->implicit : "defer_if_permit";
+}
+
 /* "NOQUEUE: WHAT: VERB from name[addr]: TEXT; from=<> to=<> proto= helo=<>",
  * fields present as Postfix shows them. */
 void smtpd_check_log(struct smtpd_check_job *j, const char *what, const char *text)
 {
+    if (strcmp(what, "reject") == 0)
+        METRICS_ADD(M_SMTPD_REJECTS, 1, stage_metric_names[j->stage], deciding_restriction(j));
     struct smtpd_session *s = j->s;
     struct strbuf line = STRBUF_INIT(4096);
     sb_appendf(&line, "NOQUEUE: %s: %s from %s: %s;", what, stage_where(j), s->client_desc, text);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics_client.h"
 #include "smtpd.h"
 #include "smtpd_limits.h"
 #include "smtpd_sasl.h"
@@ -39,6 +40,7 @@ void smtpd_command_log_whatsup(struct smtpd_session *s, const char *whatsup, con
     msg_info("%s", sb_str(&line));
     sb_free(&line);
     sb_free(&sent);
+    METRICS_ADD(M_SMTPD_REJECTS, 1, "eod", "message_content");
 }
 
 static void ehlo_reply(struct smtpd_session *s)

@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 
 #include "log.h"
+#include "metrics_client.h"
 #include "milter.h"
 #include "queue.h"
 #include "smtpd.h"
@@ -543,6 +544,8 @@ static void data_done(struct smtpd_session *s, int status, const char *queue_id,
         s->errors = 0;
     } else if (status == 0 && queue_id_valid(queue_id)) {
         smtpd_milter_queued(s, queue_id);
+        metrics_add(M_SMTPD_ACCEPTED, 1, NULL);
+        metrics_add(M_SMTPD_RECEIVED_BYTES, (long long)s->dec.size, NULL);
         smtpd_session_reply(s, 250, "2.0.0 Ok: queued as %s", queue_id);
         s->errors = 0;
     } else if (reason_usable(status, reason)) {

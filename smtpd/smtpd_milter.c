@@ -22,6 +22,7 @@
 #include "address.h"
 #include "config.h"
 #include "log.h"
+#include "metrics_client.h"
 #include "mac_expand.h"
 #include "milter.h"
 #include "queue.h"
@@ -129,6 +130,7 @@ static void log_milter(struct smtpd_session *s, const char *what, const char *st
         sb_appendf(&line, " helo=<%s>", s->helo_name);
     msg_info("%s", sb_str(&line));
     sb_free(&line);
+    METRICS_ADD(M_MILTER_ACTIONS, 1, strncmp(what, "milter-", 7) == 0 ? what + 7 : what);
 }
 
 /* ---- macros ---- */
@@ -512,6 +514,7 @@ void smtpd_milter_queued(struct smtpd_session *s, const char *queue_id)
         sb_appendf(&line, " helo=<%s>", s->helo_name);
     msg_info("%s", sb_str(&line));
     sb_free(&line);
+    METRICS_ADD(M_MILTER_ACTIONS, 1, "hold");
 }
 
 /* ---- envelope edits ---- */

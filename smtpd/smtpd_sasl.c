@@ -15,6 +15,7 @@
 #include "base64.h"
 #include "config.h"
 #include "log.h"
+#include "metrics_client.h"
 #include "smtpd.h"
 #include "smtpd_limits.h"
 #include "smtpd_sasl.h"
@@ -226,6 +227,7 @@ static void auth_failed(struct smtpd_session *s, bool temp, const char *reason, 
     msg_warn("%s: SASL %s authentication failed: %s%s%s", s->client_desc, mech, why,
              show_user ? ", sasl_username=" : "", show_user ? user : "");
     exchange_end(s);
+    METRICS_ADD(M_SMTPD_AUTH, 1, temp ? "tempfail" : "failure");
     if (temp)
         smtpd_session_reply(s, 454, "4.7.0 Temporary authentication failure: %s", why);
     else
@@ -238,6 +240,7 @@ static void auth_succeeded(struct smtpd_session *s, const char *user)
         auth_failed(s, true, "the authentication server gave an unusable user name", NULL);
         return;
     }
+    METRICS_ADD(M_SMTPD_AUTH, 1, "success");
     free(s->sasl_username);
     free(s->sasl_method);
     s->sasl_username = xstrdup(user);

@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "metrics_client.h"
 #include "server.h"
 #include "smtpd.h"
 #include "smtpd_milter.h"
@@ -574,6 +575,7 @@ void smtpd_session_accept(int fd, struct event_base *base)
 void smtpd_session_connected(struct smtpd_session *s)
 {
     msg_info("connect from %s", s->client_desc);
+    metrics_add(M_SMTPD_CONNECTIONS, 1, NULL);
     if (smtpd_limits_connect(s))
         return;             /* the greeting waits for anvil's count */
     smtpd_session_start_greeting(s);

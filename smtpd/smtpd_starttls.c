@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "metrics_client.h"
 #include "smtpd.h"
 #include "smtpd_limits.h"
 #include "strbuf.h"
@@ -113,6 +114,7 @@ void smtpd_tls_handshake_done(struct smtpd_session *s)
     s->tls_cipher_alg_bits = alg_bits;
     s->tls_handshaking = false;
     s->tls_active = true;
+    METRICS_ADD(M_SMTPD_TLS, 1, s->tls_protocol);
     bool ccert_ok = smtpd_ccert_handshake_done(s);     /* and the log line */
     if (!SSL_session_reused(ssl))
         smtpd_limits_newtls_count(s);

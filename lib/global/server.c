@@ -21,6 +21,7 @@
 #include "config.h"
 #include "log.h"
 #include "maps.h"
+#include "metrics_client.h"
 #include "server.h"
 #include "strbuf.h"
 #include "util.h"
@@ -175,6 +176,7 @@ static void __attribute__((noreturn)) server_exit(void)
         exiting = true;
         if (srv.ops->pre_exit)
             srv.ops->pre_exit();
+        metrics_flush();
     }
     exit(0);
 }
@@ -360,6 +362,12 @@ static long long single_daemon_deadline(void)
     return srv.ops->idle_deadline_usec && srv.ops->idle_deadline ? srv.ops->idle_deadline_usec() : 0;
 }
 
+/* The earlier of two deadlines (0: none). */
+static long long earlier_deadline(long long a, long long b)
+{
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
 /* One accepted client, start to finish. SIGTERM, blocked elsewhere in the
  * loop, is let through here and exits at once. */
 static void single_serve_one(int fd, const sigset_t *term_only)
@@ -403,7 +411,8 @@ static void serve_single(void)
         struct pollfd pfd[1 + MASTER_LISTEN_MAX] = { { MASTER_ALIVE_FD, POLLIN, 0 } };
         for (int i = 0; i < srv.nlisten; i++)
             pfd[1 + i] = (struct pollfd){ MASTER_LISTEN_FD + i, POLLIN, 0 };
-        int wait_ms = single_timeout(now, next_wakeup, idle_deadline, daemon_deadline);
+        int wait_ms = single_timeout(now, next_wakeup, idle_deadline,
+                                     earlier_deadline(daemon_deadline, metrics_flush_deadline()));
         struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
         int rc = ppoll(pfd, (nfds_t)(1 + srv.nlisten), &ts, &wait_mask);
         if (rc < 0 && errno != EINTR)
@@ -418,6 +427,7 @@ static void serve_single(void)
         }
         if (daemon_deadline && now_usec() >= daemon_deadline)
             srv.ops->idle_deadline();
+        metrics_flush_due();
         /* one client per turn, the sockets taken in turn so that a busy one
          * cannot starve the others */
         static int first;
@@ -746,6 +756,10 @@ void server_main(int argc, char **argv, const char *progname, const struct serve
     enter_syscall_filter();
     if (srv.standalone)
         serve_standalone();
+    /* A daemon that keeps root (local, virtual, pipe) never connects to
+     * private/metrics: root works by name in no directory mail_owner writes. */
+    if (!ops->metrics_collector && geteuid() != 0)
+        metrics_client_start(srv.base, NULL);
     msg_debug("service %s ready (generation %u)", server_service_name(), srv.generation);
     if (ops->mode == SERVER_SINGLE)
         serve_single();

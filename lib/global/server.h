@@ -92,6 +92,9 @@ struct server_ops {
     /* Keep setgid_group as the one supplementary group after the drop to
      * mail_owner (pickup: maildrop files are readable by that group only). */
     bool keep_setgid_group;
+    /* The metrics collector itself: the skeleton does not start the
+     * metrics client (lib/global/metrics_client.h) in it. */
+    bool metrics_collector;
     /* The system call filter this daemon runs under once post_init is done
      * (lib/global/syscall_filter.h), unless syscall_filter = no. */
     enum syscall_profile syscall_filter;

@@ -44,7 +44,7 @@ _instances = []
 # The services Postfix lets run chrooted (all but local, virtual and pipe).
 # TERN_TEST_CHROOT=1 in the environment makes every instance run them with
 # chroot = y, so that any module's tests also run chrooted.
-CHROOT_COMMANDS = {"smtpd", "cleanup", "qmgr", "smtp", "lmtp", "pickup", "showq", "anvil", "flush",
+CHROOT_COMMANDS = {"smtpd", "cleanup", "qmgr", "smtp", "lmtp", "pickup", "showq", "anvil", "flush", "metrics",
                    "discard"}
 CHROOT_ALL = os.environ.get("TERN_TEST_CHROOT") == "1"
 
@@ -98,7 +98,7 @@ class Instance:
         self.port = port or free_port()
         try:
             tern("init", self.dir, "--port", str(self.port), "--daemon-directory", LIBEXEC,
-                 "--hostname", "tern.test", "--force")
+                 "--hostname", "tern.test", "--force", "--metrics-port", str(free_port()))
         except Exception:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
