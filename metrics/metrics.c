@@ -195,22 +195,14 @@ static bool collector_request(void *ctx, struct bufferevent *bev, const char *fr
     return ok;
 }
 
-static void collector_closed(void *ctx)
-{
-    server_client_done();
-}
-
 static const struct evframe_service collector_service = {
     .protocol = METRICS_PROTOCOL, .limit = COLLECTOR_REQUEST_LIMIT, .batch = COLLECTOR_BATCH,
-    .output_high = COLLECTOR_OUTPUT_HIGH, .handle = collector_request, .closed = collector_closed,
+    .output_high = COLLECTOR_OUTPUT_HIGH, .handle = collector_request, .closed = server_frames_closed,
 };
 
 static void collector_accept(int fd, struct event_base *base)
 {
-    struct bufferevent *bev =
-        server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (bev)
-        evframe_serve_client(bev, &collector_service, NULL);
+    server_serve_frames(fd, base, &collector_service, NULL);
 }
 
 /* ---- life cycle ---- */

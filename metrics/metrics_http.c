@@ -61,10 +61,7 @@ static ssize_t fetch_current(struct metric_sample **samples)
     if (fd < 0)
         return -1;
     struct strbuf frame = STRBUF_INIT(CURRENT_LIMIT);
-    struct attr_writer w;
-    attr_begin(&w, &frame);
-    attr_put_str(&w, "request", "current");
-    attr_end(&w);
+    attr_frame_str(&frame, "request", "current");
     ssize_t n = -1;
     struct attr_reader r;
     long long status;

@@ -65,14 +65,19 @@ static void ring_free(struct ring *r)
     free(r);
 }
 
+/* A series' history; the series itself is an element of the store's array. */
+static void series_free(struct series *se)
+{
+    ring_free(se->minutes);
+    ring_free(se->hours);
+}
+
 void metrics_store_free(struct metrics_store *st)
 {
     if (!st)
         return;
-    for (size_t i = 0; i < st->n; i++) {
-        ring_free(st->series[i].minutes);
-        ring_free(st->series[i].hours);
-    }
+    for (size_t i = 0; i < st->n; i++)
+        series_free(&st->series[i]);
     for (int m = 0; m < METRIC_COUNT; m++)
         free(st->domains[m]);
     FREE_ALL(st->series, st->index, st);
@@ -285,9 +290,7 @@ int metrics_store_save(const struct metrics_store *st, int dir_fd, const char *n
         return attr_refuse(why, "cannot create the temporary file");
     struct strbuf out = STRBUF_INIT(0);
     struct attr_writer w;
-    attr_begin(&w, &out);
-    attr_put_str(&w, "protocol", STATE_PROTOCOL);
-    int rc = attr_end(&w);
+    int rc = attr_frame_str(&out, "protocol", STATE_PROTOCOL);
     for (size_t i = 0; rc == 0 && i < st->n; i++) {
         const struct series *se = &st->series[i];
         attr_begin(&w, &out);

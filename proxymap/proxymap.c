@@ -138,23 +138,15 @@ static bool proxymap_request(void *ctx, struct bufferevent *bev, const char *fra
     return ok;
 }
 
-static void proxymap_client_closed(void *ctx)
-{
-    server_client_done();
-}
-
 static const struct evframe_service proxymap_service = {
     .protocol = PROXY_PROTOCOL, .limit = PROXY_FRAME_LIMIT, .batch = PROXY_BATCH,
     .output_high = PROXY_OUTPUT_HIGH, .handle = proxymap_request,
-    .closed = proxymap_client_closed,
+    .closed = server_frames_closed,
 };
 
 static void proxymap_accept(int fd, struct event_base *base)
 {
-    struct bufferevent *bev =
-        server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (bev)
-        evframe_serve_client(bev, &proxymap_service, NULL);
+    server_serve_frames(fd, base, &proxymap_service, NULL);
 }
 
 static void proxymap_post_init(struct event_base *base)

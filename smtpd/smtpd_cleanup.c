@@ -280,10 +280,7 @@ void smtpd_cleanup_finish(struct smtpd_cleanup *c, bool commit)
     if (!c || c->state != CL_STREAMING)
         return;
     struct strbuf frame = STRBUF_INIT(256);
-    struct attr_writer w;
-    attr_begin(&w, &frame);
-    attr_put_str(&w, "end", commit ? "ok" : "abort");
-    attr_end(&w);
+    attr_frame_str(&frame, "end", commit ? "ok" : "abort");
     bufferevent_write(c->bev, frame.data, frame.len);
     sb_free(&frame);
     c->state = CL_ENDING;

@@ -91,12 +91,10 @@ int queue_wake_qmgr(const char *queue)
     if (fd < 0)
         return -1;
     struct strbuf out = STRBUF_INIT(QMGR_WAKE_LIMIT);
-    struct attr_writer w;
-    attr_begin(&w, &out);
-    attr_put_str(&w, "wakeup", queue);
     /* qmgr's greeting is not waited for (doc/PROTOCOLS.md): the frame
      * stays in the socket until qmgr reads it */
-    int rc = attr_end(&w) == 0 && attr_write(fd, &out, QMGR_WAKE_TIMEOUT) == 0 ? 0 : -1;
+    int rc = attr_frame_str(&out, "wakeup", queue) == 0
+             && attr_write(fd, &out, QMGR_WAKE_TIMEOUT) == 0 ? 0 : -1;
     close(fd);
     sb_free(&out);
     return rc;

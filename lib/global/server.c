@@ -19,6 +19,7 @@
 
 #include "chroot.h"
 #include "config.h"
+#include "evframe.h"
 #include "log.h"
 #include "maps.h"
 #include "metrics_client.h"
@@ -526,6 +527,21 @@ struct bufferevent *server_client_bufferevent(int fd, struct event_base *base, i
         server_client_done();
     }
     return bev;
+}
+
+void server_serve_frames(int fd, struct event_base *base, const struct evframe_service *svc,
+                         void *ctx)
+{
+    struct bufferevent *bev =
+        server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (bev)
+        evframe_serve_client(bev, svc, ctx);
+}
+
+void server_frames_closed(void *ctx)
+{
+    (void)ctx;
+    server_client_done();
 }
 
 void server_client_done(void)

@@ -127,6 +127,13 @@ void server_client_done(void);
  * frees what it allocated and returns. */
 struct bufferevent;
 struct bufferevent *server_client_bufferevent(int fd, struct event_base *base, int options);
+/* A client of a frame service (lib/util/evframe.h: anvil's, proxymap's,
+ * the metrics collector's) served on fd with ctx; NULL ctx needs no
+ * clean-up, and server_frames_closed as svc->closed ends the session. */
+struct evframe_service;
+void server_serve_frames(int fd, struct event_base *base, const struct evframe_service *svc,
+                         void *ctx);
+void server_frames_closed(void *ctx);
 
 /* Stop accepting, finish current sessions, then exit (used on fatal paths). */
 void server_drain(void);

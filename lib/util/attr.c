@@ -116,6 +116,14 @@ int attr_end(struct attr_writer *w)
     return 0;
 }
 
+int attr_frame_str(struct strbuf *out, const char *name, const char *value)
+{
+    struct attr_writer w;
+    attr_begin(&w, out);
+    attr_put_str(&w, name, value);
+    return attr_end(&w);
+}
+
 /* ---- decoding ---- */
 
 ssize_t attr_frame_size(const void *buf, size_t avail, size_t limit)

@@ -38,6 +38,9 @@ void attr_put_strs(struct attr_writer *w, ...) __attribute__((sentinel));
 void attr_put_bytes(struct attr_writer *w, const char *name, const void *v, size_t n);
 void attr_put_int(struct attr_writer *w, const char *name, long long v);
 int attr_end(struct attr_writer *w);   /* 0 ok, -1 if anything failed */
+/* A whole frame of one string attribute (a greeting, a one-word request)
+ * appended to out: 0, or -1 as attr_end. */
+int attr_frame_str(struct strbuf *out, const char *name, const char *value);
 
 /* ---- decoding ---- */
 /* Given avail bytes at buf: >0 the full frame size (header included) when a

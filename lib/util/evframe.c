@@ -117,10 +117,7 @@ void evframe_serve_client(struct bufferevent *bev, const struct evframe_service 
     c->svc = svc;
     c->ctx = ctx;
     struct strbuf hello = STRBUF_INIT(256);
-    struct attr_writer w;
-    attr_begin(&w, &hello);
-    attr_put_str(&w, "protocol", svc->protocol);
-    if (attr_end(&w) == 0)
+    if (attr_frame_str(&hello, "protocol", svc->protocol) == 0)
         bufferevent_write(bev, hello.data, hello.len);
     sb_free(&hello);
     bufferevent_setcb(bev, client_read, client_written, client_event, c);
