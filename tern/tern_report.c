@@ -39,7 +39,7 @@
 /* ---- counting tables ---- */
 
 /* The length of the valid UTF-8 sequence at s (2 to 4), or 0. */
-size_t report_utf8_length(const unsigned char *s)
+size_t tern_report_utf8_length(const unsigned char *s)
 {
     size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : 0;
     if (n == 0 || (n == 3 && s[0] > 0xef))
@@ -60,7 +60,7 @@ static void utf8_fix(char *s)
     for (unsigned char *p = (unsigned char *)s; *p; p++) {
         if (*p < 0x80)
             continue;
-        size_t n = report_utf8_length(p);
+        size_t n = tern_report_utf8_length(p);
         if (n == 0)
             *p = '?';
         else
@@ -94,7 +94,7 @@ static void table_grow(struct report_table *t)
     t->cap = cap;
 }
 
-void report_table_add(struct report_table *t, const char *key, unsigned long long count,
+void tern_report_table_add(struct report_table *t, const char *key, unsigned long long count,
                       unsigned long long bytes)
 {
     char shown[REPORT_KEY_MAX + 1];
@@ -133,7 +133,7 @@ static int count_cmp(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
-const struct report_count **report_table_top(const struct report_table *t, size_t n,
+const struct report_count **tern_report_table_top(const struct report_table *t, size_t n,
                                              bool by_bytes, size_t *got)
 {
     const struct report_count **all = xcalloc(t->used + 1, sizeof(*all));
@@ -147,7 +147,7 @@ const struct report_count **report_table_top(const struct report_table *t, size_
     return all;
 }
 
-void report_table_free(struct report_table *t)
+void tern_report_table_free(struct report_table *t)
 {
     for (size_t i = 0; i < t->cap; i++)
         free(t->slots[i].key);
@@ -195,7 +195,7 @@ static void delay_add(struct report_delays *d, long long usec)
         d->max_usec = usec;
 }
 
-long long report_delay_percentile(const struct report_delays *d, double p)
+long long tern_report_delay_percentile(const struct report_delays *d, double p)
 {
     if (d->count == 0)
         return -1;
@@ -326,9 +326,9 @@ static void count_received(struct reading *rd, struct message *m)
     if ((m->flags & M_COUNTED) && (m->flags & M_SIZELESS) && (m->flags & M_FROM)) {
         m->flags &= ~M_SIZELESS;
         r->received_bytes += m->size;
-        report_table_add(&r->senders, shown_address(sender), 0, m->size);
+        tern_report_table_add(&r->senders, shown_address(sender), 0, m->size);
         domain_of(sender, domain, sizeof(domain));
-        report_table_add(&r->sender_domains, domain, 0, m->size);
+        tern_report_table_add(&r->sender_domains, domain, 0, m->size);
         return;
     }
     if (!(m->flags & M_RECEIVED) || !(m->flags & (M_FROM | M_HELD)) || (m->flags & M_COUNTED))
@@ -341,9 +341,9 @@ static void count_received(struct reading *rd, struct message *m)
     else
         r->received_smtp++;
     r->received_bytes += m->size;
-    report_table_add(&r->senders, shown_address(sender), 1, m->size);
+    tern_report_table_add(&r->senders, shown_address(sender), 1, m->size);
     domain_of(sender, domain, sizeof(domain));
-    report_table_add(&r->sender_domains, domain, 1, m->size);
+    tern_report_table_add(&r->sender_domains, domain, 1, m->size);
 }
 
 static int hour_of(time_t t)
@@ -424,14 +424,14 @@ static void add_reject(struct reading *rd, const struct maillog_event *ev, time_
     char key[REPORT_KEY_MAX], detail[REPORT_KEY_MAX + 32];
     r->rejected++;
     r->hour_rejected[hour_of(when)]++;
-    report_table_add(&r->reject_reasons, reject_category(ev), 1, 0);
+    tern_report_table_add(&r->reject_reasons, reject_category(ev), 1, 0);
     reason_key(reply_text(ev->reason), key, sizeof(key));
     /* "... blocked using zen.example; https://.../1.2.3.4": one line per list */
     char *listed = strstr(key, " blocked using ");
     if (listed)
         listed[strcspn(listed, ";")] = 0;
     snprintf(detail, sizeof(detail), "%s: %s", *ev->stage ? ev->stage : "-", key);
-    report_table_add(&r->reject_details, detail, 1, 0);
+    tern_report_table_add(&r->reject_details, detail, 1, 0);
 }
 
 static void add_delivery(struct reading *rd, const struct maillog_event *ev, time_t when)
@@ -450,9 +450,9 @@ static void add_delivery(struct reading *rd, const struct maillog_event *ev, tim
             r->relayed++;
         else
             r->delivered_here++;
-        report_table_add(&r->recipients, shown_address(ev->addr), 1, size);
+        tern_report_table_add(&r->recipients, shown_address(ev->addr), 1, size);
         domain_of(ev->addr, key, sizeof(key));
-        report_table_add(&r->recipient_domains, key, 1, size);
+        tern_report_table_add(&r->recipient_domains, key, 1, size);
         if (ev->delay_usec >= 0)
             delay_add(&r->delays, ev->delay_usec);
     } else if (strcmp(ev->status, "deferred") == 0) {
@@ -465,16 +465,16 @@ static void add_delivery(struct reading *rd, const struct maillog_event *ev, tim
             r->deferred_messages++;
         }
         reason_key(ev->reason, key, sizeof(key));
-        report_table_add(&r->defer_reasons, key, 1, 0);
+        tern_report_table_add(&r->defer_reasons, key, 1, 0);
     } else if (strcmp(ev->status, "bounced") == 0 || strcmp(ev->status, "expired") == 0) {
         r->bounced++;
         if (strcmp(ev->status, "expired") == 0) {
             r->expired++;
-            report_table_add(&r->bounce_reasons, "expired in the queue (maximal_queue_lifetime)",
+            tern_report_table_add(&r->bounce_reasons, "expired in the queue (maximal_queue_lifetime)",
                              1, 0);
         } else {
             reason_key(ev->reason, key, sizeof(key));
-            report_table_add(&r->bounce_reasons, key, 1, 0);
+            tern_report_table_add(&r->bounce_reasons, key, 1, 0);
         }
     } else {
         r->not_understood++;
@@ -512,11 +512,11 @@ static void add_event(struct reading *rd, const struct maillog_event *ev, time_t
         break;
     case MAILLOG_TLS_IN:
         r->tls_in++;
-        report_table_add(&r->tls_in_versions, ev->tls_version, 1, 0);
+        tern_report_table_add(&r->tls_in_versions, ev->tls_version, 1, 0);
         break;
     case MAILLOG_TLS_OUT:
         r->tls_out++;
-        report_table_add(&r->tls_out_versions, ev->tls_version, 1, 0);
+        tern_report_table_add(&r->tls_out_versions, ev->tls_version, 1, 0);
         break;
     case MAILLOG_CLIENT:
     case MAILLOG_PICKUP:
@@ -723,11 +723,11 @@ static void append_base64_lines(struct strbuf *out, const struct strbuf *in)
 static void build_message(const struct report *r, char **rcpts, size_t n, struct strbuf *msg)
 {
     struct strbuf text = STRBUF_INIT(0), html = STRBUF_INIT(0);
-    report_text(r, &text);
-    report_html(r, &html);
+    tern_report_text(r, &text);
+    tern_report_html(r, &html);
     char from[32], to[32], boundary[64];
-    report_time(r->from, from, sizeof(from));
-    report_time(r->to, to, sizeof(to));
+    tern_report_time(r->from, from, sizeof(from));
+    tern_report_time(r->to, to, sizeof(to));
     snprintf(boundary, sizeof(boundary), "=_tern_report_%lld_%ld", now_usec(), (long)getpid());
     sb_appends(msg, "To: ");
     for (size_t i = 0; i < n; i++)
@@ -973,7 +973,7 @@ static void report_free(struct report *r)
         &r->recipient_domains, &r->reject_reasons, &r->reject_details, &r->defer_reasons,
         &r->bounce_reasons, &r->tls_in_versions, &r->tls_out_versions };
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-        report_table_free(tables[i]);
+        tern_report_table_free(tables[i]);
     free(r->delays.buckets);
     free(r->log_names);
 }
@@ -1037,9 +1037,9 @@ int tern_cmd_report(int argc, char **argv)
         } else {
             struct strbuf out = STRBUF_INIT(0);
             if (o.html)
-                report_html(&r, &out);
+                tern_report_html(&r, &out);
             else
-                report_text(&r, &out);
+                tern_report_text(&r, &out);
             fwrite(out.data ? out.data : "", 1, out.len, stdout);
             sb_free(&out);
             if (fflush(stdout) != 0 || ferror(stdout))

@@ -30,13 +30,13 @@ struct report_table {
     unsigned long long other_count, other_bytes;
     unsigned long long total_count, total_bytes;
 };
-void report_table_add(struct report_table *t, const char *key, unsigned long long count,
+void tern_report_table_add(struct report_table *t, const char *key, unsigned long long count,
                       unsigned long long bytes);
 /* The n biggest entries (by count, or bytes), ties by key; a malloc'd
  * array of pointers into the table, *got of them. */
-const struct report_count **report_table_top(const struct report_table *t, size_t n,
+const struct report_count **tern_report_table_top(const struct report_table *t, size_t n,
                                              bool by_bytes, size_t *got);
-void report_table_free(struct report_table *t);
+void tern_report_table_free(struct report_table *t);
 
 /* delay= values of the deliveries at the log's own resolution (0.01 s
  * below 10 s, 0.1 s below 100 s, then seconds): exact percentiles from
@@ -49,7 +49,7 @@ struct report_delays {
 };
 /* The nearest-rank percentile p (0 < p <= 100) in microseconds; -1 when
  * there was no delivery. */
-long long report_delay_percentile(const struct report_delays *d, double p);
+long long tern_report_delay_percentile(const struct report_delays *d, double p);
 
 struct report {
     /* the period and where the figures come from */
@@ -78,12 +78,12 @@ struct report {
 
 /* The length of the valid UTF-8 sequence at s (2 to 4 bytes), or 0 (also
  * for ASCII): what the reports let through of 8-bit text. */
-size_t report_utf8_length(const unsigned char *s);
+size_t tern_report_utf8_length(const unsigned char *s);
 
 /* The renderings, appended to out. */
-void report_text(const struct report *r, struct strbuf *out);
-void report_html(const struct report *r, struct strbuf *out);
+void tern_report_text(const struct report *r, struct strbuf *out);
+void tern_report_html(const struct report *r, struct strbuf *out);
 /* "2026-12-06 11:46" in local time, for both. */
-void report_time(time_t t, char *buf, size_t size);
+void tern_report_time(time_t t, char *buf, size_t size);
 
 #endif

@@ -18,7 +18,7 @@
 #define SVG_WIDTH 640
 #define SVG_BAR_HEIGHT 18
 
-void report_time(time_t t, char *buf, size_t size)
+void tern_report_time(time_t t, char *buf, size_t size)
 {
     struct tm tm;
     localtime_r(&t, &tm);
@@ -96,7 +96,7 @@ static void text_table(struct strbuf *out, const struct report *r, const char *t
                        const struct report_table *t, bool bytes, const char *what)
 {
     size_t n;
-    const struct report_count **top = report_table_top(t, r->top, false, &n);
+    const struct report_count **top = tern_report_table_top(t, r->top, false, &n);
     text_title(out, title);
     if (n == 0) {
         sb_appends(out, "  none\n");
@@ -173,7 +173,7 @@ static void text_delays(struct strbuf *out, const struct report *r)
     text_title(out, "Delivery delays (seconds, delay= of the deliveries)");
     text_figure(out, "deliveries", r->delays.count);
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
-        delay_text(report_delay_percentile(&r->delays, ps[i].p), buf, sizeof(buf));
+        delay_text(tern_report_delay_percentile(&r->delays, ps[i].p), buf, sizeof(buf));
         sb_appendf(out, "  %-*s %12s\n", LABEL_WIDTH, ps[i].label, buf);
     }
     delay_text(r->delays.count ? r->delays.max_usec : -1, buf, sizeof(buf));
@@ -188,12 +188,12 @@ static void text_tls(struct strbuf *out, const struct report *r)
     sb_appendf(out, "  %-*s %12llu  (%llu%%)\n", LABEL_WIDTH, "with TLS", tls,
                percent(tls, r->connections));
     size_t n;
-    const struct report_count **top = report_table_top(&r->tls_in_versions, 10, false, &n);
+    const struct report_count **top = tern_report_table_top(&r->tls_in_versions, 10, false, &n);
     for (size_t i = 0; i < n; i++)
         sb_appendf(out, "    %-*s %12llu\n", LABEL_WIDTH - 2, top[i]->key, top[i]->count);
     free(top);
     text_figure(out, "outgoing TLS sessions", r->tls_out);
-    top = report_table_top(&r->tls_out_versions, 10, false, &n);
+    top = tern_report_table_top(&r->tls_out_versions, 10, false, &n);
     for (size_t i = 0; i < n; i++)
         sb_appendf(out, "    %-*s %12llu\n", LABEL_WIDTH - 2, top[i]->key, top[i]->count);
     free(top);
@@ -217,11 +217,11 @@ static void text_queue(struct strbuf *out, const struct report *r)
     sb_appendf(out, "  %-*s %12llu %14llu\n", LABEL_WIDTH, "total", n, b);
 }
 
-void report_text(const struct report *r, struct strbuf *out)
+void tern_report_text(const struct report *r, struct strbuf *out)
 {
     char from[32], to[32];
-    report_time(r->from, from, sizeof(from));
-    report_time(r->to, to, sizeof(to));
+    tern_report_time(r->from, from, sizeof(from));
+    tern_report_time(r->to, to, sizeof(to));
     sb_appendf(out, "Mail report for %s\n", r->host);
     sb_appendf(out, "Period: %s to %s (local time)\n", from, to);
     sb_appendf(out, "Log: %s (%zu file%s, %zu lines, %zu not understood)\n", r->log_names, r->files,
@@ -254,7 +254,7 @@ static void html_escape(struct strbuf *out, const char *s)
 {
     for (; *s; s++) {
         if ((unsigned char)*s >= 0x80) {
-            size_t n = report_utf8_length((const unsigned char *)s);
+            size_t n = tern_report_utf8_length((const unsigned char *)s);
             if (n == 0) {
                 sb_appendc(out, '?');
             } else {
@@ -364,7 +364,7 @@ static void html_table(struct strbuf *out, const struct report *r, const char *i
                        const char *what)
 {
     size_t n;
-    const struct report_count **top = report_table_top(t, r->top, false, &n);
+    const struct report_count **top = tern_report_table_top(t, r->top, false, &n);
     html_title(out, title);
     const char *labels[REPORT_TOP_MAX];
     unsigned long long values[REPORT_TOP_MAX];
@@ -407,7 +407,7 @@ static void html_delays(struct strbuf *out, const struct report *r)
                r->delays.count);
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
         long long v = ps[i].p >= 100 ? (r->delays.count ? r->delays.max_usec : -1)
-                                     : report_delay_percentile(&r->delays, ps[i].p);
+                                     : tern_report_delay_percentile(&r->delays, ps[i].p);
         delay_text(v, buf, sizeof(buf));
         sb_appendf(out, "<tr><th>%s</th><td>%s</td></tr>\n", ps[i].label, buf);
     }
@@ -471,11 +471,11 @@ static const char html_style[] =
     "td:last-child{text-align:left}"
     "h2{margin-top:1.5em;font-size:1.2em}";
 
-void report_html(const struct report *r, struct strbuf *out)
+void tern_report_html(const struct report *r, struct strbuf *out)
 {
     char from[32], to[32];
-    report_time(r->from, from, sizeof(from));
-    report_time(r->to, to, sizeof(to));
+    tern_report_time(r->from, from, sizeof(from));
+    tern_report_time(r->to, to, sizeof(to));
     sb_appends(out, "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n"
                "<head>\n<meta charset=\"utf-8\"/>\n<title>Mail report for ");
     html_escape(out, r->host);
