@@ -1,0 +1,292 @@
+"""test_gateway_milters.py: whole-instance tests of smtpd_milters with the
+milters a mail gateway runs, each Debian's package started by the test with
+its own configuration in a temporary directory, listening on loopback, in
+front of a whole Tern instance whose mail goes to a relayhost sink:
+spamass-milter in front of SpamAssassin's spamd (local rules only): GTUBE
+refused, ham passes with SpamAssassin's headers; clamav-milter in front of
+clamd on a one-signature database built with sigtool: the EICAR test file
+refused with 5xx, ham passes, a 5 MB message is scanned from the spooled
+copy, and a milter that dies in the middle of a transaction costs no mail
+(milter_default_action); rspamd's proxy worker in milter mode: GTUBE
+refused, a scored header tagged, ham passes."""
+import os
+import pwd
+import re
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import sink  # noqa: E402
+from scanners import (EICAR, GTUBE, Daemon, clamd_unavailable, start_clamd,  # noqa: E402
+                      tail, wait_for)
+
+SENDER = "sender@client.test"
+RCPT = "someone@example.com"
+START_LIMIT = 60          # seconds a milter or its scanner may take to start
+
+SPAMD = "/usr/sbin/spamd"
+SPAMASS_MILTER = "/usr/sbin/spamass-milter"
+CLAMAV_MILTER = "/usr/sbin/clamav-milter"
+RSPAMD = "/usr/bin/rspamd"
+
+
+def message(subject, body="Hello,\r\nthe minutes of Monday's meeting are below.\r\n", extra=""):
+    return ("From: Sender <%s>\r\nTo: <%s>\r\nSubject: %s\r\n"
+            "Date: Sun, 6 Dec 2026 12:00:00 +0000\r\nMessage-ID: <%s@client.test>\r\n%s\r\n%s"
+            % (SENDER, RCPT, subject, re.sub(r"\W", "", subject), extra, body)).encode()
+
+
+def missing(*paths_pkgs):
+    for path, pkg in paths_pkgs:
+        if not os.access(path, os.X_OK):
+            return "%s is missing: install %s (tools/install-deps)" % (path, pkg)
+    if os.geteuid() != 0:
+        return "the scanners are started as root to drop to their accounts"
+    return None
+
+
+def port_open(port):
+    try:
+        import socket
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class GatewayTest(unittest.TestCase):
+    """One Tern instance per class in front of the class's milters
+    (start_milters returns the smtpd_milters value), relaying to a sink."""
+
+    main_cf = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tern-gwmilter-", dir="/tmp")
+        os.chmod(cls.tmp, 0o755)
+        cls.daemons = []
+        cls.logs = []
+        cls.sink = sink.Sink()
+        cls.inst = None
+        try:
+            milters = cls.start_milters()
+            settings = {"relayhost": "[127.0.0.1]:%d" % cls.sink.port, "mynetworks": "127.0.0.1/32",
+                        "smtpd_milters": milters, "milter_default_action": "tempfail",
+                        "message_size_limit": "20000000"}
+            settings.update(cls.main_cf)
+            cls.inst = harness.Instance(name="gwmilter", main_cf=settings)
+            cls.inst.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.inst:
+                cls.inst.cleanup()
+        finally:
+            for d in reversed(cls.daemons):
+                d.stop()
+            cls.sink.stop()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def context(self):
+        return "\nTern log:\n%s\n%s" % (self.inst.log_tail(30),
+                                        "".join("%s:\n%s" % (p, tail(p, 30)) for p in self.logs))
+
+    def send(self, subject, **kw):
+        """Send one message; (code, reply) of the refusal, or None when accepted."""
+        try:
+            with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=60) as c:
+                c.sendmail(SENDER, [RCPT], message(subject, **kw))
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code, e.smtp_error.decode(errors="replace")
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = list(e.recipients.values())[0]
+            return code, text.decode(errors="replace")
+        return None
+
+    def delivered(self, subject, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = [m for m in self.sink.handler.messages
+                   if ("Subject: %s\r\n" % subject).encode() in m[2]]
+            if got:
+                return got[0][2]
+            time.sleep(0.05)
+        self.fail("%r not delivered%s" % (subject, self.context()))
+
+    def not_delivered(self, subject):
+        self.assertFalse([m for m in self.sink.handler.messages
+                          if ("Subject: %s\r\n" % subject).encode() in m[2]])
+
+
+# ---- SpamAssassin through spamass-milter ----
+
+@unittest.skipIf(missing((SPAMD, "spamd"), (SPAMASS_MILTER, "spamass-milter"), ("/usr/bin/spamc", "spamc")),
+                 missing((SPAMD, "spamd"), (SPAMASS_MILTER, "spamass-milter"), ("/usr/bin/spamc", "spamc")))
+class TestSpamassMilter(GatewayTest):
+    """spamass-milter -r 15 (refuse at 15 points; GTUBE scores 1000) with
+    spamc talking to the test's spamd (local tests only, no user config)."""
+
+    @classmethod
+    def start_milters(cls):
+        spamd_port = harness.free_port()
+        mport = harness.free_port()
+        home = os.path.join(cls.tmp, "spamd-home")
+        os.mkdir(home)
+        acct = pwd.getpwnam("debian-spamd")
+        os.chown(home, acct.pw_uid, acct.pw_gid)
+        spamd_log = os.path.join(cls.tmp, "spamd.log")
+        cls.logs.append(spamd_log)
+        spamd = Daemon([SPAMD, "--listen=127.0.0.1:%d" % spamd_port, "-L", "-x", "-u", "debian-spamd",
+                        "-H", home, "--syslog=" + spamd_log, "--max-children=2",
+                        "-r", os.path.join(cls.tmp, "spamd.pid")], os.path.join(cls.tmp, "spamd.out"))
+        cls.logs.append(spamd.log)
+        cls.daemons.append(spamd)
+        wait_for("spamd", lambda: port_open(spamd_port), spamd, START_LIMIT, cls.logs)
+        milter = Daemon([SPAMASS_MILTER, "-p", "inet:%d@127.0.0.1" % mport, "-r", "15",
+                         "-P", os.path.join(cls.tmp, "spamass-milter.pid"),
+                         "--", "-d", "127.0.0.1", "-p", str(spamd_port)],
+                        os.path.join(cls.tmp, "spamass-milter.out"))
+        cls.logs.append(milter.log)
+        cls.daemons.append(milter)
+        wait_for("spamass-milter", lambda: port_open(mport), milter, START_LIMIT, cls.logs)
+        return "inet:127.0.0.1:%d" % mport
+
+    def test_gtube_refused(self):
+        r = self.send("sa gtube", body="Buy now\r\n%s\r\n" % GTUBE)
+        self.assertIsNotNone(r, "GTUBE accepted" + self.context())
+        self.assertEqual(r[0] // 100, 5, r)
+        self.inst.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127.0.0.1\]: 5\d\d ")
+        self.not_delivered("sa gtube")
+
+    def test_ham_passes_with_spam_headers(self):
+        self.assertIsNone(self.send("sa ham"), self.context())
+        got = self.delivered("sa ham")
+        self.assertRegex(got, rb"\r\nX-Spam-Checker-Version: SpamAssassin ")
+        self.assertRegex(got, rb"\r\nX-Spam-Status: No, score=")
+        self.assertIn(b"the minutes of Monday's meeting", got)
+
+
+# ---- ClamAV through clamav-milter ----
+
+CLAMAV_MILTER_CONF = """MilterSocket inet:{port}@127.0.0.1
+User clamav
+Foreground yes
+PidFile {dir}/clamav-milter.pid
+TemporaryDirectory {dir}
+ClamdSocket unix:{clamd}
+LogFile {dir}/clamav-milter.log
+LogTime yes
+LogInfected Full
+LogClean Full
+OnClean Accept
+OnInfected Reject
+OnFail Defer
+AddHeader Replace
+RejectMsg Virus found: %v
+MaxFileSize 25M
+"""
+
+
+@unittest.skipIf(clamd_unavailable() or missing((CLAMAV_MILTER, "clamav-milter")),
+                 clamd_unavailable() or missing((CLAMAV_MILTER, "clamav-milter")))
+class TestClamavMilter(GatewayTest):
+    """clamav-milter (OnInfected Reject) in front of the test's clamd."""
+
+    @classmethod
+    def start_milters(cls):
+        clam_dir = os.path.join(cls.tmp, "clamav")
+        sock, _ = start_clamd(clam_dir, "clamav", cls.daemons, cls.tmp)
+        cls.logs += [os.path.join(cls.tmp, "clamd.out"), os.path.join(clam_dir, "clamd.log")]
+        mdir = os.path.join(cls.tmp, "clamav-milter")
+        os.mkdir(mdir)
+        acct = pwd.getpwnam("clamav")
+        os.chown(mdir, acct.pw_uid, acct.pw_gid)
+        cls.mport = harness.free_port()
+        conf = os.path.join(cls.tmp, "clamav-milter.conf")
+        with open(conf, "w") as f:
+            f.write(CLAMAV_MILTER_CONF.format(port=cls.mport, dir=mdir, clamd=sock))
+        cls.milter_log = os.path.join(mdir, "clamav-milter.log")
+        milter = Daemon([CLAMAV_MILTER, "--config-file=" + conf], os.path.join(cls.tmp, "clamav-milter.out"))
+        cls.logs += [milter.log, cls.milter_log]
+        cls.daemons.append(milter)
+        cls.milter = milter
+        wait_for("clamav-milter", lambda: port_open(cls.mport), milter, START_LIMIT, cls.logs)
+        return "inet:127.0.0.1:%d" % cls.mport
+
+    def attachment(self, data):
+        import base64
+        b64 = base64.encodebytes(data).decode().replace("\n", "\r\n")
+        return ("--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+                "--b1\r\nContent-Type: application/octet-stream; name=\"t.com\"\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n%s--b1--\r\n" % b64)
+
+    MIME = 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n'
+
+    def test_1_eicar_refused(self):
+        r = self.send("clam eicar", body=self.attachment(EICAR), extra=self.MIME)
+        self.assertIsNotNone(r, "EICAR accepted" + self.context())
+        self.assertEqual(r[0] // 100, 5, r)
+        self.assertIn("Tern.Test.EICAR", r[1])
+        self.inst.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127.0.0.1\]: 5\d\d ")
+        self.not_delivered("clam eicar")
+
+    def test_1_ham_passes(self):
+        self.assertIsNone(self.send("clam ham"), self.context())
+        got = self.delivered("clam ham")
+        self.assertRegex(got, rb"\r\nX-Virus-Scanned: ClamAV using ClamSMTP|\r\nX-Virus-Scanned: clamav-milter ")
+        self.assertIn(b"X-Virus-Status: Clean", got)
+
+    def test_2_large_message_scanned_from_spool(self):
+        """5 MB with EICAR at its very end: the milter sees all of it
+        (smtpd sends the body from the queue file, not from memory), and
+        smtpd's memory stays far below the message's size."""
+        filler = ("%s\r\n" % ("x" * 998)) * 5000
+        body = self.attachment(b"y" * 4 + b"\n") .replace("see attached", filler)
+        r = self.send("clam big ham", body=body, extra=self.MIME)
+        self.assertIsNone(r, self.context())
+        got = self.delivered("clam big ham", timeout=60)
+        self.assertGreater(len(got), 5000000)
+        self.assertIn(b"X-Virus-Status: Clean", got)
+        r = self.send("clam big virus", body=filler + self.attachment(EICAR), extra=self.MIME)
+        self.assertIsNotNone(r, "large EICAR accepted" + self.context())
+        self.assertEqual(r[0] // 100, 5, r)
+        self.not_delivered("clam big virus")
+
+    def test_3_milter_dies_mid_message(self):
+        """clamav-milter killed between RCPT and the end of DATA: with
+        milter_default_action = tempfail the client is told 4xx (it keeps
+        the mail), with accept the mail is delivered; nothing accepted is
+        lost."""
+        with harness.RawSession(self.inst.port) as s:
+            s.send(b"EHLO client.test\r\n")
+            self.assertEqual(s.read_reply()[0], 250)
+            s.send(b"MAIL FROM:<%s>\r\n" % SENDER.encode())
+            self.assertEqual(s.read_reply()[0], 250)
+            s.send(b"RCPT TO:<%s>\r\n" % RCPT.encode())
+            self.assertEqual(s.read_reply()[0], 250)
+            s.send(b"DATA\r\n")
+            self.assertEqual(s.read_reply()[0], 354)
+            s.send(message("clam died 1")[:40])
+            self.milter.stop()
+            s.send(message("clam died 1")[40:] + b"\r\n.\r\n")
+            code = s.read_reply(timeout=30)[0]
+        self.assertEqual(code // 100, 4, self.context())
+        self.not_delivered("clam died 1")
+        self.inst.set_main_cf({"milter_default_action": "accept"})
+        self.inst.reload()
+        time.sleep(1)
+        self.assertIsNone(self.send("clam died 2"), self.context())
+        self.delivered("clam died 2")
+        self.assertEqual(self.inst.queue_ids("deferred") if os.path.isdir(
+            os.path.join(self.inst.queue_dir, "deferred")) else [], [])
