@@ -290,3 +290,146 @@ class TestClamavMilter(GatewayTest):
         self.delivered("clam died 2")
         self.assertEqual(self.inst.queue_ids("deferred") if os.path.isdir(
             os.path.join(self.inst.queue_dir, "deferred")) else [], [])
+
+
+# ---- rspamd's proxy worker in milter mode ----
+
+# rspamd.conf of the test: Debian's modules and rules (common.conf), its own
+# directories, a scanner worker and a proxy worker in milter mode in front
+# of it, each on a loopback port, every DNS lookup to the test's DNS server, and no
+# Redis (the modules that need it stay off by themselves).
+RSPAMD_CONF = """.include "$CONFDIR/common.conf"
+options {{
+    pidfile = "{dir}/rspamd.pid";
+    .include "$CONFDIR/options.inc"
+    .include(priority=10) "{dir}/options-tern.inc"
+}}
+logging {{
+    type = "file";
+    filename = "{dir}/rspamd.log";
+    level = "info";
+}}
+worker "normal" {{
+    bind_socket = "127.0.0.1:{scan_port}";
+    .include "$CONFDIR/worker-normal.inc"
+    count = 1;
+}}
+worker "rspamd_proxy" {{
+    bind_socket = "127.0.0.1:{port}";
+    milter = yes;
+    timeout = 60s;
+    count = 1;
+    upstream "local" {{
+        default = yes;
+        hosts = "127.0.0.1:{scan_port}";
+    }}
+    spam_header = "X-Spam";
+    reject_message = "Spam message rejected";
+}}
+"""
+
+RSPAMD_OPTIONS = """dns {{
+    nameserver = ["127.0.0.1:{dns}"];
+    timeout = 1s;
+    retransmits = 1;
+}}
+local_addrs = [];
+"""
+
+RSPAMD_LOCAL = {
+    # the headers a gateway's users see: X-Spamd-Result (symbols and
+    # scores), X-Spam-Status, X-Rspamd-Queue-Id
+    "milter_headers.conf": 'use = ["x-spamd-result", "x-spam-status", "x-rspamd-queue-id"];\n'
+                           'skip_local = false;\nskip_authenticated = false;\n',
+    # a header rule of the site: X-Tern-Offer: spammy scores 8 (above add header)
+    "multimap.conf": 'TERN_SPAMMY_HEADER {{ type = "header"; header = "X-Tern-Offer"; regexp = true;\n'
+                     '  map = "{dir}/local.d/spammy.map"; score = 8.0; }}\n',
+    # two DNS block lists of the test's DNS server, each with its own weight
+    "rbl.conf": 'rbls {{\n'
+                '  tern_one {{ symbol = "TERN_BL_ONE"; rbl = "bl-one.test"; checks = ["from"];\n'
+                '    exclude_local = false; exclude_private_ips = false; ignore_defaults = true; score = 3.5; }}\n'
+                '  tern_two {{ symbol = "TERN_BL_TWO"; rbl = "bl-two.test"; checks = ["from"];\n'
+                '    exclude_local = false; exclude_private_ips = false; ignore_defaults = true; score = 1.25; }}\n'
+                '  tern_three {{ symbol = "TERN_BL_THREE"; rbl = "bl-three.test"; checks = ["from"];\n'
+                '    exclude_local = false; exclude_private_ips = false; ignore_defaults = true; score = 2.0; }}\n'
+                '}}\n',
+    # nothing from the network: no map updates, no fuzzy servers
+    "rspamd_update.conf": "enabled = false;\n",
+    "fuzzy_check.conf": "enabled = false;\n",
+    "phishing.conf": "openphish_enabled = false;\nphishtank_enabled = false;\n",
+}
+
+
+@unittest.skipIf(missing((RSPAMD, "rspamd")), missing((RSPAMD, "rspamd")))
+class TestRspamd(GatewayTest):
+    """rspamd's proxy worker (milter = yes) with a minimal local
+    configuration and the test's DNS server: 127.0.0.1 is listed on
+    bl-one.test and bl-two.test, not on bl-three.test."""
+
+    @classmethod
+    def start_milters(cls):
+        import dnsserver
+        listed = {"A": ["127.0.0.2"]}
+        cls.dns = dnsserver.DnsServer({"1.0.0.127.bl-one.test": listed,
+                                       "1.0.0.127.bl-two.test": listed})
+        cls.addClassCleanup(cls.dns.stop)
+        acct = pwd.getpwnam("_rspamd")
+        rdir = os.path.join(cls.tmp, "rspamd")
+        for sub in ("", "local.d", "override.d", "db"):
+            os.makedirs(os.path.join(rdir, sub), exist_ok=True)
+            os.chown(os.path.join(rdir, sub), acct.pw_uid, acct.pw_gid)
+        cls.mport = harness.free_port()
+        conf = os.path.join(rdir, "rspamd.conf")
+        with open(conf, "w") as f:
+            f.write(RSPAMD_CONF.format(dir=rdir, port=cls.mport, scan_port=harness.free_port()))
+        with open(os.path.join(rdir, "options-tern.inc"), "w") as f:
+            f.write(RSPAMD_OPTIONS.format(dns=cls.dns.port))
+        for name, text in RSPAMD_LOCAL.items():
+            with open(os.path.join(rdir, "local.d", name), "w") as f:
+                f.write(text.format(dir=rdir))
+        with open(os.path.join(rdir, "local.d", "spammy.map"), "w") as f:
+            f.write("/spammy/i\n")
+        cls.rspamd_log = os.path.join(rdir, "rspamd.log")
+        rspamd = Daemon([RSPAMD, "-f", "-c", conf, "-u", "_rspamd", "-g", "_rspamd",
+                         "--var=LOCAL_CONFDIR=" + rdir, "--var=DBDIR=" + os.path.join(rdir, "db"),
+                         "--var=RUNDIR=" + rdir, "--var=LOGDIR=" + rdir],
+                        os.path.join(cls.tmp, "rspamd.out"))
+        cls.logs += [rspamd.log, cls.rspamd_log]
+        cls.daemons.append(rspamd)
+        wait_for("rspamd", lambda: port_open(cls.mport), rspamd, START_LIMIT, cls.logs)
+        return "{ inet:127.0.0.1:%d, command_timeout=60s }" % cls.mport
+
+    def test_gtube_refused(self):
+        r = self.send("rs gtube", body="Buy now\r\n%s\r\n" % GTUBE)
+        self.assertIsNotNone(r, "GTUBE accepted" + self.context())
+        self.assertEqual(r[0] // 100, 5, r)
+        self.assertIn("Gtube pattern", r[1])
+        self.not_delivered("rs gtube")
+
+    def test_scored_header_tagged(self):
+        self.assertIsNone(self.send("rs offer", extra="X-Tern-Offer: a SPAMMY deal\r\n"), self.context())
+        got = self.delivered("rs offer")
+        self.assertRegex(got, rb"\r\nX-Spamd-Result: default: [^\r]*\r\n(?:[ \t][^\r]*\r\n)*")
+        self.assertRegex(got, rb"TERN_SPAMMY_HEADER\(8\.00\)")
+        self.assertIn(b"\r\nX-Spam: Yes\r\n", got)
+
+    def test_ham_passes(self):
+        self.assertIsNone(self.send("rs ham"), self.context())
+        got = self.delivered("rs ham")
+        self.assertRegex(got, rb"\r\nX-Spam-Status: No, score=")
+        self.assertNotIn(b"\r\nX-Spam: Yes", got)
+        self.assertNotIn(b"TERN_SPAMMY_HEADER", got)
+
+    def test_rbl_per_list_scores(self):
+        """Each list that lists the client adds its own score; a list that
+        does not (bl-three) adds nothing."""
+        self.assertIsNone(self.send("rs rbl"), self.context())
+        got = self.delivered("rs rbl")
+        result = re.search(rb"\r\nX-Spamd-Result: ((?:[^\r]*\r\n[ \t])*[^\r]*)\r\n", got)
+        self.assertIsNotNone(result, got[:2000])
+        result = result.group(1)
+        self.assertRegex(result, rb"TERN_BL_ONE\(3\.50\)", "%r%s" % (self.dns.queries, self.context()))
+        self.assertRegex(result, rb"TERN_BL_TWO\(1\.25\)")
+        self.assertNotIn(b"TERN_BL_THREE", result)
+        names = {q[0].rstrip(".") for q in self.dns.queries}
+        self.assertIn("1.0.0.127.bl-three.test", names)
