@@ -8,7 +8,8 @@ clamd on a one-signature database built with sigtool: the EICAR test file
 refused with 5xx, ham passes, a 5 MB message is scanned from the spooled
 copy, and a milter that dies in the middle of a transaction costs no mail
 (milter_default_action); rspamd's proxy worker in milter mode: GTUBE
-refused, a scored header tagged, ham passes."""
+refused, a scored header tagged, ham passes, per-list RBL weights with the
+test's DNS server."""
 import os
 import pwd
 import re
@@ -347,12 +348,14 @@ RSPAMD_LOCAL = {
     # two DNS block lists of the test's DNS server, each with its own weight
     "rbl.conf": 'rbls {{\n'
                 '  tern_one {{ symbol = "TERN_BL_ONE"; rbl = "bl-one.test"; checks = ["from"];\n'
-                '    exclude_local = false; exclude_private_ips = false; ignore_defaults = true; score = 3.5; }}\n'
+                '    exclude_local = false; exclude_private_ips = false;\n    ipv4 = true; disable_monitoring = true; }}\n'
                 '  tern_two {{ symbol = "TERN_BL_TWO"; rbl = "bl-two.test"; checks = ["from"];\n'
-                '    exclude_local = false; exclude_private_ips = false; ignore_defaults = true; score = 1.25; }}\n'
+                '    exclude_local = false; exclude_private_ips = false;\n    ipv4 = true; disable_monitoring = true; }}\n'
                 '  tern_three {{ symbol = "TERN_BL_THREE"; rbl = "bl-three.test"; checks = ["from"];\n'
-                '    exclude_local = false; exclude_private_ips = false; ignore_defaults = true; score = 2.0; }}\n'
+                '    exclude_local = false; exclude_private_ips = false;\n    ipv4 = true; disable_monitoring = true; }}\n'
                 '}}\n',
+    "rbl_group.conf": 'symbols {{\n  TERN_BL_ONE {{ weight = 3.5; }}\n  TERN_BL_TWO {{ weight = 1.25; }}\n'
+                      '  TERN_BL_THREE {{ weight = 2.0; }}\n}}\n',
     # nothing from the network: no map updates, no fuzzy servers
     "rspamd_update.conf": "enabled = false;\n",
     "fuzzy_check.conf": "enabled = false;\n",
