@@ -9,7 +9,10 @@ refused with 5xx, ham passes, a 5 MB message is scanned from the spooled
 copy, and a milter that dies in the middle of a transaction costs no mail
 (milter_default_action); rspamd's proxy worker in milter mode: GTUBE
 refused, a scored header tagged, ham passes, per-list RBL weights with the
-test's DNS server."""
+test's DNS server; OpenDMARC with its own SPF check (SPFSelfValidate) and
+the test's DNS server (given to it through resolv.conf in a mount namespace
+of its own): a forged From: of a p=reject domain refused, an aligned one
+passes with its Authentication-Results."""
 import os
 import pwd
 import re
@@ -436,3 +439,109 @@ class TestRspamd(GatewayTest):
         self.assertNotIn(b"TERN_BL_THREE", result)
         names = {q[0].rstrip(".") for q in self.dns.queries}
         self.assertIn("1.0.0.127.bl-three.test", names)
+
+
+# ---- OpenDMARC ----
+
+OPENDMARC = "/usr/sbin/opendmarc"
+# OpenDMARC and the libspf2 in it ask the resolver of /etc/resolv.conf; the
+# test runs opendmarc in a mount namespace of its own where resolv.conf
+# names the test's DNS server, listening on port 53 of this address.
+DMARC_DNS = "127.0.0.153"
+
+OPENDMARC_CONF = """Socket inet:{port}@127.0.0.1
+PidFile {dir}/opendmarc.pid
+UserID opendmarc
+AuthservID gw.tern.test
+TrustedAuthservIDs gw.tern.test
+IgnoreHosts {dir}/ignore-hosts
+RejectFailures true
+RequiredHeaders false
+SPFSelfValidate true
+SPFIgnoreResults true
+FailureReports false
+Syslog false
+"""
+
+
+def opendmarc_unavailable():
+    why = missing((OPENDMARC, "opendmarc"), ("/usr/bin/unshare", "util-linux"))
+    if why:
+        return why
+    r = subprocess.run(["/usr/bin/unshare", "-m", "true"], capture_output=True)
+    if r.returncode != 0:
+        return "no mount namespace here (unshare -m): opendmarc cannot be given the test's resolver"
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((DMARC_DNS, 53))
+    except OSError as e:
+        return "cannot serve DNS on %s port 53: %s" % (DMARC_DNS, e)
+    finally:
+        s.close()
+    return None
+
+
+@unittest.skipIf(opendmarc_unavailable(), opendmarc_unavailable())
+class TestOpendmarc(GatewayTest):
+    """OpenDMARC with its own SPF check (SPFSelfValidate) and RejectFailures:
+    bank.test publishes p=reject; good.test publishes p=reject and an SPF
+    record that allows the client; evil.test an SPF record that allows it."""
+
+    @classmethod
+    def start_milters(cls):
+        import dnsserver
+        spf = {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]}
+        cls.dns = dnsserver.DnsServer({
+            "_dmarc.bank.test": {"TXT": ["v=DMARC1; p=reject"]},
+            "bank.test": {"TXT": ["v=spf1 ip4:192.0.2.1 -all"]},
+            "_dmarc.good.test": {"TXT": ["v=DMARC1; p=reject"]},
+            "good.test": spf,
+            "evil.test": spf}, host=DMARC_DNS, port=53)
+        cls.addClassCleanup(cls.dns.stop)
+        ddir = os.path.join(cls.tmp, "opendmarc")
+        os.mkdir(ddir)
+        acct = pwd.getpwnam("opendmarc")
+        os.chown(ddir, acct.pw_uid, acct.pw_gid)
+        with open(os.path.join(ddir, "ignore-hosts"), "w") as f:
+            f.write("192.0.2.99\n")         # not localhost, which opendmarc skips by default
+        resolv = os.path.join(ddir, "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver %s\noptions timeout:2 attempts:1\n" % DMARC_DNS)
+        cls.mport = harness.free_port()
+        conf = os.path.join(ddir, "opendmarc.conf")
+        with open(conf, "w") as f:
+            f.write(OPENDMARC_CONF.format(port=cls.mport, dir=ddir))
+        milter = Daemon(["/usr/bin/unshare", "-m", "sh", "-c",
+                         'mount --bind "$0" /etc/resolv.conf && exec "$1" -f -c "$2"',
+                         resolv, OPENDMARC, conf], os.path.join(cls.tmp, "opendmarc.out"))
+        cls.logs.append(milter.log)
+        cls.daemons.append(milter)
+        wait_for("opendmarc", lambda: port_open(cls.mport), milter, START_LIMIT, cls.logs)
+        return "inet:127.0.0.1:%d" % cls.mport
+
+    def send_from(self, subject, envelope, header_from):
+        msg = message(subject).replace(("From: Sender <%s>" % SENDER).encode(),
+                                       ("From: Someone <%s>" % header_from).encode())
+        try:
+            with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=60) as c:
+                c.sendmail(envelope, [RCPT], msg)
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code, e.smtp_error.decode(errors="replace")
+        return None
+
+    def test_forged_from_refused(self):
+        r = self.send_from("dmarc forged", "forger@evil.test", "ceo@bank.test")
+        self.assertIsNotNone(r, "forged From: accepted" + self.context())
+        self.assertEqual(r[0] // 100, 5, r)
+        self.inst.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127.0.0.1\]: 5\d\d ")
+        self.not_delivered("dmarc forged")
+        self.assertIn(("_dmarc.bank.test", "TXT"), [(n.rstrip("."), t) for n, t in self.dns.queries])
+
+    def test_aligned_passes(self):
+        self.assertIsNone(self.send_from("dmarc aligned", "news@good.test", "news@good.test"),
+                          self.context())
+        got = self.delivered("dmarc aligned")
+        self.assertRegex(got, rb"\r\nAuthentication-Results: gw.tern.test; dmarc=pass \(p=reject")
+        # the SPF result came from opendmarc's own check (SPFSelfValidate)
+        self.assertRegex(got, rb"\r\nAuthentication-Results: gw.tern.test; spf=pass smtp.mailfrom=good.test")
