@@ -256,16 +256,37 @@ class TestClamavMilter(GatewayTest):
         (smtpd sends the body from the queue file, not from memory), and
         smtpd's memory stays far below the message's size."""
         filler = ("%s\r\n" % ("x" * 998)) * 5000
-        body = self.attachment(b"y" * 4 + b"\n") .replace("see attached", filler)
+        body = self.attachment(b"y" * 4 + b"\n").replace("see attached", filler)
+        self.assertIsNone(self.send("clam big warm-up"), self.context())
+        before = self.smtpd_peak_kb()
         r = self.send("clam big ham", body=body, extra=self.MIME)
         self.assertIsNone(r, self.context())
+        after = self.smtpd_peak_kb()
         got = self.delivered("clam big ham", timeout=60)
         self.assertGreater(len(got), 5000000)
         self.assertIn(b"X-Virus-Status: Clean", got)
+        # the 5 MB never sat whole in smtpd's memory
+        self.assertLess(after - before, 2500, "smtpd peak RSS %d kB -> %d kB" % (before, after))
         r = self.send("clam big virus", body=filler + self.attachment(EICAR), extra=self.MIME)
         self.assertIsNotNone(r, "large EICAR accepted" + self.context())
         self.assertEqual(r[0] // 100, 5, r)
         self.not_delivered("clam big virus")
+
+    def smtpd_peak_kb(self):
+        """The largest peak resident size (VmHWM, kB) of the smtpd processes."""
+        peak = 0
+        for pid, _, name in self.inst.processes():
+            if name != "smtpd":
+                continue
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak = max(peak, int(line.split()[1]))
+            except OSError:
+                pass
+        self.assertGreater(peak, 0, "no smtpd process")
+        return peak
 
     def test_3_milter_dies_mid_message(self):
         """clamav-milter killed between RCPT and the end of DATA: with
