@@ -13,10 +13,12 @@ RDATA = {"A": A, "AAAA": AAAA, "TXT": TXT, "PTR": PTR, "MX": lambda v: MX(v[1], 
 
 
 class DnsServer:
-    def __init__(self, zone, servfail=(), silent=()):
+    def __init__(self, zone, servfail=(), silent=(), host="127.0.0.1", port=0):
+        """host and port: where to listen (a resolver that reads
+        resolv.conf can only be sent to port 53 of a loopback address)."""
         self.zone, self.servfail, self.silent = zone, set(servfail), set(silent)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, port))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.queries = []

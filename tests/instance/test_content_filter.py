@@ -17,7 +17,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import smtplib
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from aiosmtpd.lmtp import LMTP
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import sink  # noqa: E402
+from scanners import (CLAMD, EICAR, GTUBE, SIGTOOL, Daemon, start_clamd,  # noqa: E402
+                      tail, wait_for)
 
 SENDER = "sender@client.test"
 
@@ -477,26 +478,7 @@ class TestFilterDown(FilterTest):
 # ---- a real amavisd-new with SpamAssassin and ClamAV ----
 
 AMAVISD = "/usr/sbin/amavisd"
-CLAMD = "/usr/sbin/clamd"
-SIGTOOL = "/usr/bin/sigtool"
 AMAVIS_START_LIMIT = 180          # seconds amavisd (SpamAssassin's rules) may take to start
-CLAMD_START_LIMIT = 60
-
-# The EICAR test file (a harmless string every virus scanner detects) and
-# SpamAssassin's GTUBE, built from pieces so that this file is neither.
-EICAR = ("X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*").encode()
-GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*" + "GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-
-CLAMD_CONF = """LocalSocket {dir}/clamd.sock
-LocalSocketMode 666
-FixStaleSocket true
-Foreground true
-DatabaseDirectory {dir}/db
-PidFile {dir}/clamd.pid
-LogFile {dir}/clamd.log
-LogTime true
-User amavis
-"""
 
 # amavisd.conf: everything in the test's directory, no network tests, no
 # notices or quarantine; spam is tagged and passed, a virus refused.
@@ -574,56 +556,6 @@ def amavis_unavailable():
     return None
 
 
-class Daemon:
-    """A daemon the test starts in the foreground and ends by PID."""
-
-    def __init__(self, argv, log):
-        self.log = log
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            # amavisd's children are in its process group: end the group
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-
-def tail(path, n=15):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return ""
-
-
-def wait_for(what, ready, daemon, limit, logs):
-    """Wait (at most limit seconds) until ready() while daemon runs; when
-    it cannot start here, the tests are skipped with its log as the reason."""
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if ready():
-            return
-        if not daemon.alive():
-            raise unittest.SkipTest("%s exited at start (status %s) in this environment:\n%s"
-                                    % (what, daemon.proc.returncode,
-                                       "".join(tail(p) for p in logs)))
-        time.sleep(0.2)
-    raise unittest.SkipTest("%s did not start within %d s:\n%s"
-                            % (what, limit, "".join(tail(p) for p in logs)))
-
-
 @unittest.skipIf(amavis_unavailable(), amavis_unavailable())
 class TestAmavisd(FilterTest):
     """amavisd-new as the content filter (content_filter =
@@ -641,29 +573,8 @@ class TestAmavisd(FilterTest):
         cls.amavis_port = harness.free_port()
         # clamd with a database of one signature, the EICAR string, made by sigtool
         cls.clam_dir = os.path.join(cls.tmp, "clamav")
-        os.makedirs(os.path.join(cls.clam_dir, "db"))
-        sample = os.path.join(cls.clam_dir, "eicar.sample")
-        with open(sample, "wb") as f:
-            f.write(EICAR)
-        hexsig = subprocess.run([SIGTOOL, "--hex-dump"], input=EICAR, capture_output=True,
-                                check=True).stdout.decode().strip()
-        with open(os.path.join(cls.clam_dir, "db", "tern-test.ndb"), "w") as f:
-            f.write("Tern.Test.EICAR:0:*:%s\n" % hexsig)
-        conf = os.path.join(cls.clam_dir, "clamd.conf")
-        with open(conf, "w") as f:
-            f.write(CLAMD_CONF.format(dir=cls.clam_dir))
+        sock, _ = start_clamd(cls.clam_dir, "amavis", cls.daemons, cls.tmp)
         amavis = pwd.getpwnam("amavis")
-        os.chown(cls.clam_dir, amavis.pw_uid, amavis.pw_gid)   # socket, pid and log files
-        sock = os.path.join(cls.clam_dir, "clamd.sock")
-        clamd = Daemon([CLAMD, "--config-file=" + conf], os.path.join(cls.tmp, "clamd.out"))
-        cls.daemons.append(clamd)
-        wait_for("clamd", lambda: os.path.exists(sock), clamd, CLAMD_START_LIMIT,
-                 [clamd.log, os.path.join(cls.clam_dir, "clamd.log")])
-        r = subprocess.run(["/usr/bin/clamdscan", "--no-summary", "--config-file=" + conf, sample],
-                           capture_output=True, text=True) \
-            if os.path.exists("/usr/bin/clamdscan") else None
-        if r is not None:
-            assert "Tern.Test.EICAR" in r.stdout, r.stdout + r.stderr
         # amavisd: its configuration where the amavis account cannot write
         # (amavisd refuses it otherwise), its home its own
         conf_dir = os.path.join(cls.tmp, "amavis-conf")
