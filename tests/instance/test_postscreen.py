@@ -1,0 +1,319 @@
+"""test_postscreen.py: pre-queue screening with a whole instance whose
+master.cf runs postscreen in front of smtpd as Postfix does
+("smtp inet n - n - 1 postscreen" and "smtpd pass - - n - - smtpd"):
+a good client passes (PASS NEW, then PASS OLD from the cache until the
+cache entry expires) and its mail reaches a sink with the client's real
+address seen by smtpd; a client that talks first is logged (PREGREET) and
+refused; weighted DNSBL/DNSWL scores from a real DNS server on loopback
+decide below and above the threshold, and a negative weight rescues; the
+deep protocol tests (pipelining, bare newline, non-SMTP command) fail bad
+clients and make a good one come back; too many connections from one
+client get 421, and a flood of connections does not keep a good client
+out beyond the bounds. Clients use their own 127.0.0.x source address, so
+that the cache entries of one test do not decide another."""
+import os
+import re
+import smtplib
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+import sink  # noqa: E402
+from dnsserver import DnsServer  # noqa: E402
+from test_metrics import scrape  # noqa: E402
+
+GREET_WAIT = 1
+ZONE = {
+    # 127.0.0.2: zen only (weight 2, below the threshold of 3)
+    "2.0.0.127.zen.example": {"A": ["127.0.0.2"]},
+    # 127.0.0.3: zen and bl2 (2 + 1: at the threshold)
+    "3.0.0.127.zen.example": {"A": ["127.0.0.4"]},
+    "3.0.0.127.bl2.example": {"A": ["127.0.0.2"]},
+    # 127.0.0.4: listed as 127.0.0.3, but the allowlist's -5 rescues it
+    "4.0.0.127.zen.example": {"A": ["127.0.0.2"]},
+    "4.0.0.127.bl2.example": {"A": ["127.0.0.2"]},
+    "4.0.0.127.wl.example": {"A": ["127.0.5.2"]},
+    # 127.0.0.5: a zen answer outside the reply filter does not count
+    "5.0.0.127.zen.example": {"A": ["127.0.0.20"]},
+    "5.0.0.127.bl2.example": {"A": ["127.0.0.2"]},
+}
+SITES = "zen.example=127.0.0.[2..11]*2, bl2.example*1, wl.example=127.0.[0..255].2*-5"
+# The instance's smtp service (on its test port) becomes postscreen.
+PASS_SERVICES = ["{port} inet n - n - 1 postscreen",
+                 "smtpd pass - - n - - smtpd"]
+
+
+def session(inst, source, timeout=15):
+    return harness.RawSession(inst.port, greet=False, timeout=timeout, source=source)
+
+
+def deliver(inst, source, rcpt="user@example.net", subject="screened"):
+    """A whole message from source; the last reply (code, lines)."""
+    with session(inst, source) as s:
+        code, lines = s.read_reply()
+        assert code == 220, lines
+        s.send(b"EHLO client.test\r\n")
+        s.read_reply()
+        s.send(b"MAIL FROM:<sender@client.test>\r\n")
+        code, lines = s.read_reply()
+        assert code == 250, lines
+        s.send(("RCPT TO:<%s>\r\n" % rcpt).encode())
+        code, lines = s.read_reply()
+        if code != 250:
+            return code, lines
+        s.send(b"DATA\r\n")
+        s.read_reply()
+        s.send(("Subject: %s\r\n\r\nhello\r\n.\r\n" % subject).encode())
+        code, lines = s.read_reply()
+        s.send(b"QUIT\r\n")
+        return code, lines
+
+
+def rcpt_after_greeting(s, helo=b"EHLO bot.test\r\n"):
+    """The RCPT reply of a session whose greeting is read next."""
+    code, lines = s.read_reply()
+    assert code == 220, lines
+    s.send(helo)
+    s.read_reply()
+    s.send(b"MAIL FROM:<bot@bot.test>\r\n")
+    s.read_reply()
+    s.send(b"RCPT TO:<user@example.net>\r\n")
+    return s.read_reply()
+
+
+class PostscreenBase(unittest.TestCase):
+    settings = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsServer(ZONE)
+        cls.sink = sink.Sink()
+        settings = {
+            "mynetworks": "127.0.0.250/32", "relay_domains": "example.net",
+            "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
+            "smtpd_dns_servers": "127.0.0.1:%d" % cls.dns.port, "smtpd_dns_timeout": "2s",
+            "postscreen_greet_wait": "%ds" % GREET_WAIT,
+            "postscreen_dnsbl_sites": SITES, "postscreen_dnsbl_threshold": "3",
+            "postscreen_dnsbl_timeout": "2s",
+        }
+        settings.update(cls.settings)
+        cls.inst = harness.Instance(name="postscreen", main_cf=settings)
+        cls.inst.set_master_cf([l.format(port="127.0.0.1:%d" % cls.inst.port)
+                                for l in PASS_SERVICES])
+        cls.inst.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.cleanup()
+        cls.sink.stop()
+        cls.dns.stop()
+
+    def wait_log(self, regex, timeout=10):
+        return self.inst.wait_log(regex, timeout=timeout)
+
+
+class EarlyTests(PostscreenBase):
+    settings = {"postscreen_greet_action": "enforce", "postscreen_dnsbl_action": "enforce",
+                "postscreen_greet_ttl": "4s", "postscreen_dnsbl_min_ttl": "1s",
+                "postscreen_dnsbl_max_ttl": "4s",
+                "postscreen_client_connection_count_limit": "3",
+                "postscreen_pre_queue_limit": "12"}
+
+    def test_good_client_passes_and_mail_is_delivered(self):
+        code, lines = deliver(self.inst, "127.0.0.9", subject="good client")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"postscreen\[\d+\]: PASS NEW \[127\.0\.0\.9\]:\d+")
+        # smtpd got the real socket: it sees the client's own address
+        self.wait_log(r"smtpd\[\d+\]: connect from \S*\[127\.0\.0\.9\]")
+        msgs = [m for m in self.sink.wait(1) if b"good client" in m[2]]
+        self.sink.wait(1)
+        deadline = time.time() + 20
+        while not msgs and time.time() < deadline:
+            time.sleep(0.1)
+            msgs = [m for m in self.sink.handler.messages if b"good client" in m[2]]
+        self.assertTrue(msgs, self.inst.log_tail())
+        received = msgs[0][2].split(b"\r\n\r\n")[0]
+        self.assertRegex(received, rb"Received: from client\.test \([^)]*\[127\.0\.0\.9\]\)")
+
+    def test_cache_hit_and_expiry(self):
+        code, lines = deliver(self.inst, "127.0.0.10")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"PASS NEW \[127\.0\.0\.10\]:")
+        t0 = time.time()
+        with session(self.inst, "127.0.0.10") as s:
+            code, lines = s.read_reply()
+            self.assertEqual(code, 220)
+            # straight to smtpd: no "220-" line of postscreen, no greet wait
+            self.assertEqual(len(lines), 1, lines)
+        self.assertLess(time.time() - t0, GREET_WAIT)
+        self.wait_log(r"PASS OLD \[127\.0\.0\.10\]:")
+        time.sleep(4.5)          # postscreen_greet_ttl and the DNSBL ttl run out
+        code, lines = deliver(self.inst, "127.0.0.10")
+        self.assertEqual(code, 250, lines)
+        text = self.inst.log_text()
+        self.assertEqual(len(re.findall(r"PASS NEW \[127\.0\.0\.10\]:", text)), 2, text)
+
+    def test_pregreet_bot_is_rejected_and_logged(self):
+        with session(self.inst, "127.0.0.6") as s:
+            s.send(b"EHLO bot.test\r\n")           # before the greeting
+            code, lines = s.read_reply()
+            self.assertEqual(code, 220, lines)
+            code, lines = s.read_reply()           # the EHLO sent early
+            self.assertEqual(code, 250, lines)
+            s.send(b"MAIL FROM:<bot@bot.test>\r\n")
+            s.read_reply()
+            s.send(b"RCPT TO:<user@example.net>\r\n")
+            code, lines = s.read_reply()
+        self.assertEqual(code, 550, lines)
+        self.assertIn("5.5.1 Protocol error", lines[0])
+        self.wait_log(r"postscreen\[\d+\]: PREGREET 15 after [0-9.]+ from \[127\.0\.0\.6\]:\d+: "
+                      r"EHLO bot\.test\\r\\n")
+        self.wait_log(r"NOQUEUE: reject: RCPT from \[127\.0\.0\.6\]:\d+: 550 5\.5\.1 Protocol error; "
+                      r"from=<bot@bot\.test>, to=<user@example\.net>, proto=ESMTP, helo=<bot\.test>")
+
+    def test_dnsbl_below_threshold_passes(self):
+        code, lines = deliver(self.inst, "127.0.0.2")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"PASS NEW \[127\.0\.0\.2\]:")
+
+    def test_dnsbl_filter_skips_other_answers(self):
+        code, lines = deliver(self.inst, "127.0.0.5")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"PASS NEW \[127\.0\.0\.5\]:")
+
+    def test_dnsbl_at_threshold_is_rejected(self):
+        with session(self.inst, "127.0.0.3") as s:
+            code, lines = rcpt_after_greeting(s)
+        self.assertEqual(code, 550, lines)
+        self.assertIn("5.7.1 Service unavailable; client [127.0.0.3] blocked using zen.example",
+                      lines[0])
+        self.wait_log(r"DNSBL rank 3 for \[127\.0\.0\.3\]:\d+")
+        self.wait_log(r"NOQUEUE: reject: RCPT from \[127\.0\.0\.3\]:\d+: 550 5\.7\.1 Service "
+                      r"unavailable; client \[127\.0\.0\.3\] blocked using zen\.example; "
+                      r"from=<bot@bot\.test>, to=<user@example\.net>, proto=ESMTP, helo=<bot\.test>")
+
+    def test_dnswl_negative_weight_rescues(self):
+        code, lines = deliver(self.inst, "127.0.0.4")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"PASS NEW \[127\.0\.0\.4\]:")
+        self.assertNotIn("DNSBL rank", "\n".join(
+            l for l in self.inst.log_text().splitlines() if "[127.0.0.4]" in l))
+
+    def test_too_many_connections_get_421(self):
+        held = []
+        try:
+            for _ in range(3):     # pregreet bots: held by postscreen's engine
+                s = session(self.inst, "127.0.0.7")
+                s.send(b"EHLO bot.test\r\n")
+                held.append(s)
+            for s in held:
+                code, lines = s.read_reply()
+                self.assertEqual(code, 220, lines)
+            with session(self.inst, "127.0.0.7") as s:
+                code, lines = s.read_reply()
+            self.assertEqual(code, 421, lines)
+            self.assertIn("too many connections", lines[0])
+            self.wait_log(r"NOQUEUE: reject: CONNECT from \[127\.0\.0\.7\]:\d+: too many connections")
+        finally:
+            for s in held:
+                s.close()
+
+    def test_flood_does_not_keep_a_good_client_out(self):
+        flood, refused = [], 0
+        try:
+            for i in range(30):     # idle connections from 30 addresses
+                flood.append(session(self.inst, "127.0.1.%d" % (i + 1)))
+            for s in flood:
+                try:
+                    code, lines = s.read_reply(timeout=GREET_WAIT + 5)
+                except (EOFError, OSError):
+                    continue
+                if code == 421:
+                    refused += 1
+                    self.assertIn("All screening ports are busy", lines[0])
+            self.assertGreaterEqual(refused, 30 - 13)
+            # the flood went to smtpd or away: a good client gets through
+            # within the greet wait and a retry
+            t0 = time.time()
+            code = None
+            for _ in range(5):
+                code, lines = deliver(self.inst, "127.0.0.11")
+                if code == 250:
+                    break
+                time.sleep(0.5)
+            self.assertEqual(code, 250, lines)
+            self.assertLess(time.time() - t0, 4 * GREET_WAIT + 8)
+        finally:
+            for s in flood:
+                s.close()
+
+    def test_metrics(self):
+        deliver(self.inst, "127.0.0.12")
+        self.wait_log(r"PASS NEW \[127\.0\.0\.12\]:")
+        deadline = time.time() + 15
+        while True:
+            values, body = scrape(self.inst)
+            if values.get('tern_postscreen_passed_total{kind="new"}', 0) >= 1:
+                break
+            self.assertLess(time.time(), deadline, body)
+            time.sleep(0.5)
+        self.assertGreaterEqual(values.get("tern_postscreen_connections_total", 0), 1, body)
+        self.assertGreaterEqual(values.get('tern_postscreen_tests_total{test="pregreet",result="pass"}', 0),
+                                1, body)
+
+
+class DeepTests(PostscreenBase):
+    settings = {"postscreen_dnsbl_sites": "",
+                "postscreen_pipelining_enable": "yes", "postscreen_pipelining_action": "enforce",
+                "postscreen_non_smtp_command_enable": "yes",
+                "postscreen_bare_newline_enable": "yes", "postscreen_bare_newline_action": "enforce"}
+
+    def test_good_client_comes_back_and_passes(self):
+        with session(self.inst, "127.0.0.20") as s:
+            code, lines = rcpt_after_greeting(s)
+        self.assertEqual(code, 450, lines)
+        self.assertIn("4.3.2 Service currently unavailable", lines[0])
+        self.wait_log(r"PASS NEW \[127\.0\.0\.20\]:")
+        code, lines = deliver(self.inst, "127.0.0.20", subject="deep good")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"PASS OLD \[127\.0\.0\.20\]:")
+
+    def test_pipelining_without_ehlo_fails(self):
+        with session(self.inst, "127.0.0.21") as s:
+            code, lines = s.read_reply()
+            self.assertEqual(code, 220)
+            s.send(b"HELO bot.test\r\nMAIL FROM:<bot@bot.test>\r\nRCPT TO:<user@example.net>\r\n")
+            replies = s.read_all_replies(3)
+        self.assertEqual(replies[2][0], 550, replies)
+        self.wait_log(r"COMMAND PIPELINING from \[127\.0\.0\.21\]:\d+ after HELO: MAIL FROM:<bot@bot\.test>")
+
+    def test_bare_newline_fails(self):
+        with session(self.inst, "127.0.0.22") as s:
+            code, lines = rcpt_after_greeting(s, helo=b"EHLO bot.test\n")
+        self.assertEqual(code, 550, lines)
+        self.wait_log(r"BARE NEWLINE from \[127\.0\.0\.22\]:\d+ after CONNECT")
+
+    def test_non_smtp_command_is_dropped(self):
+        with session(self.inst, "127.0.0.23") as s:
+            code, lines = s.read_reply()
+            self.assertEqual(code, 220)
+            s.send(b"GET / HTTP/1.0\r\n")
+            code, lines = s.read_reply()
+            self.assertEqual(code, 521, lines)
+            self.assertTrue(s.closed())
+        self.wait_log(r"NON-SMTP COMMAND from \[127\.0\.0\.23\]:\d+ after CONNECT: GET / HTTP/1\.0")
+
+    def test_long_line_is_refused(self):
+        with session(self.inst, "127.0.0.24") as s:
+            code, lines = s.read_reply()
+            s.send(b"NOOP " + b"x" * 5000 + b"\r\n")
+            code, lines = s.read_reply()
+            self.assertEqual(code, 521, lines)
+            self.assertTrue(s.closed())
+
+
+if __name__ == "__main__":
+    unittest.main()
