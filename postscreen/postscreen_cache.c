@@ -49,20 +49,21 @@ static struct {
     struct event *save_ev, *clean_ev;
 } cache = { .data_fd = -1, .dir_fd = -1 };
 
-static unsigned hash_addr(const char *addr)
+/* The bucket of an address: FNV-1a over its text. */
+static struct cache_entry **bucket_of(const char *addr)
 {
     unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % PSC_BUCKETS;
+    while (*addr)
+        h = (h ^ (unsigned char)*addr++) * 16777619u;
+    return &cache.buckets[h % PSC_BUCKETS];
 }
 
 static struct cache_entry *cache_find(const char *addr)
 {
-    for (struct cache_entry *e = cache.buckets[hash_addr(addr)]; e; e = e->next)
-        if (strcmp(e->addr, addr) == 0)
-            return e;
-    return NULL;
+    struct cache_entry *e = *bucket_of(addr);
+    while (e && strcmp(e->addr, addr) != 0)
+        e = e->next;
+    return e;
 }
 
 static struct cache_entry *cache_add(const char *addr)
@@ -71,9 +72,9 @@ static struct cache_entry *cache_add(const char *addr)
         return NULL;
     struct cache_entry *e = xcalloc(1, sizeof(*e));
     str_copy(e->addr, sizeof(e->addr), addr);
-    unsigned h = hash_addr(addr);
-    e->next = cache.buckets[h];
-    cache.buckets[h] = e;
+    struct cache_entry **b = bucket_of(addr);
+    e->next = *b;
+    *b = e;
     cache.count++;
     return e;
 }
@@ -120,19 +121,25 @@ static void load_line(char *line)
         e->until[t] = v[t] < 0 ? 0 : (time_t)v[t];
 }
 
+/* The cache file (or its temporary twin) inside the folder, as a stream;
+ * NULL after a warning (a missing file to read is no error). */
+static FILE *cache_stream(const char *name, bool write)
+{
+    int flags = write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY;
+    int fd = openat(cache.dir_fd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+    FILE *fp = fd < 0 ? NULL : fdopen(fd, write ? "w" : "r");
+    if (!fp && (write || errno != ENOENT))
+        msg_warn("postscreen cache: cannot open %s: %m", name);
+    if (!fp && fd >= 0)
+        close(fd);
+    return fp;
+}
+
 static void cache_read(void)
 {
-    int fd = openat(cache.dir_fd, PSC_CACHE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno != ENOENT)
-            msg_warn("postscreen cache: cannot open %s: %m; starting empty", PSC_CACHE_FILE);
+    FILE *fp = cache_stream(PSC_CACHE_FILE, false);
+    if (!fp)
         return;
-    }
-    FILE *fp = fdopen(fd, "r");
-    if (!fp) {
-        close(fd);
-        return;
-    }
     char line[256];
     while (fgets(line, sizeof(line), fp))
         load_line(line);
@@ -144,17 +151,9 @@ void postscreen_cache_save(void)
 {
     if (cache.dir_fd < 0 || !cache.dirty)
         return;
-    int fd = openat(cache.dir_fd, PSC_CACHE_TEMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW
-                    | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        msg_warn("postscreen cache: cannot write %s: %m", PSC_CACHE_TEMP);
+    FILE *fp = cache_stream(PSC_CACHE_TEMP, true);
+    if (!fp)
         return;
-    }
-    FILE *fp = fdopen(fd, "w");
-    if (!fp) {
-        close(fd);
-        return;
-    }
     for (size_t b = 0; b < PSC_BUCKETS; b++)
         for (const struct cache_entry *e = cache.buckets[b]; e; e = e->next)
             fprintf(fp, "%s %lld %lld %lld %lld %lld\n", e->addr, (long long)e->until[0],

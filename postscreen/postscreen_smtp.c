@@ -61,11 +61,8 @@ static void envelope_address(const char *arg, char *out, size_t size)
         p++;
     if (*p == '<')
         p++;
-    size_t n = strcspn(p, "> ");
-    if (n >= size)
-        n = size - 1;
-    memcpy(out, p, n);
-    out[n] = 0;
+    int n = (int)strcspn(p, "> ");
+    snprintf(out, size, "%.*s", n, p);
     str_sanitize(out);
 }
 
