@@ -315,5 +315,65 @@ class DeepTests(PostscreenBase):
             self.assertTrue(s.closed())
 
 
+class AccessListAndCache(PostscreenBase):
+    """postscreen_access_list with permit_mynetworks and a cidr: table,
+    postscreen_blacklist_action (the former name of the denylist action),
+    and a cache that survives a restart."""
+    settings = {"postscreen_access_list": "permit_mynetworks, cidr:ACCESS",
+                "postscreen_blacklist_action": "drop"}
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.tmp = tempfile.mkdtemp(prefix="tern-postscreen-tables-", dir="/tmp")
+        os.chmod(cls.tmp, 0o755)
+        path = os.path.join(cls.tmp, "access.cidr")
+        with open(path, "w") as f:
+            f.write("127.0.0.30/32 permit\n127.0.0.31/32 reject\n127.0.0.32/32 dunno\n")
+        cls.settings = dict(cls.settings, postscreen_access_list="permit_mynetworks, cidr:" + path)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        import shutil
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_permitted_client_is_handed_over_at_once(self):
+        for source in ("127.0.0.30", "127.0.0.250"):     # the table, then mynetworks
+            t0 = time.time()
+            with session(self.inst, source) as s:
+                code, lines = s.read_reply()
+            self.assertEqual((code, len(lines)), (220, 1), lines)
+            self.assertLess(time.time() - t0, GREET_WAIT)
+            self.wait_log(r"ALLOWLISTED \[%s\]:\d+" % re.escape(source))
+
+    def test_denied_client_is_dropped(self):
+        with session(self.inst, "127.0.0.31") as s:
+            code, lines = s.read_reply()
+            self.assertEqual(code, 521, lines)
+            self.assertTrue(s.closed())
+        self.wait_log(r"DENYLISTED \[127\.0\.0\.31\]:\d+")
+
+    def test_dunno_runs_the_tests(self):
+        code, lines = deliver(self.inst, "127.0.0.32")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"PASS NEW \[127\.0\.0\.32\]:")
+
+    def test_cache_survives_a_restart(self):
+        code, lines = deliver(self.inst, "127.0.0.33")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"PASS NEW \[127\.0\.0\.33\]:")
+        self.inst.stop()
+        cache = os.path.join(self.inst.dir, "data", "postscreen", "cache")   # data_directory
+        with open(cache) as f:
+            self.assertRegex(f.read(), r"(?m)^127\.0\.0\.33 \d+ ")
+        self.inst.start()
+        with session(self.inst, "127.0.0.33") as s:
+            code, lines = s.read_reply()
+        self.assertEqual((code, len(lines)), (220, 1), lines)
+        self.wait_log(r"PASS OLD \[127\.0\.0\.33\]:")
+
+
 if __name__ == "__main__":
     unittest.main()
