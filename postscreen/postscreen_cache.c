@@ -45,7 +45,7 @@ static struct {
     bool dirty, persistent;
     int data_fd, dir_fd;
     long retention, cleanup_interval;
-    size_t clean_cursor;
+    size_t clean_cursor, clean_dropped;     /* where this cleanup is, what it removed */
     struct event *save_ev, *clean_ev;
 } cache = { .data_fd = -1, .dir_fd = -1 };
 
@@ -200,9 +200,13 @@ static void cache_clean(evutil_socket_t fd, short what, void *arg)
     }
     if (removed)
         cache.dirty = true;
+    cache.clean_dropped += removed;
     struct timeval tv = { 0, 0 };
     if (cache.clean_cursor >= PSC_BUCKETS) {
+        msg_info("cache %s full cleanup: retained=%zu dropped=%zu entries",
+                 cfg_str(P_postscreen_cache_map), cache.count, cache.clean_dropped);
         cache.clean_cursor = 0;
+        cache.clean_dropped = 0;
         tv.tv_sec = cache.cleanup_interval;
     }
     event_add(cache.clean_ev, &tv);

@@ -375,5 +375,23 @@ class AccessListAndCache(PostscreenBase):
         self.wait_log(r"PASS OLD \[127\.0\.0\.33\]:")
 
 
+class CacheCleanup(PostscreenBase):
+    """Expired entries leave the cache at the next cleanup, which logs
+    what it kept and dropped, and they are gone from the saved file."""
+    settings = {"postscreen_dnsbl_sites": "", "postscreen_greet_ttl": "1s",
+                "postscreen_cache_retention_time": "1s",
+                "postscreen_cache_cleanup_interval": "2s"}
+
+    def test_expired_entries_are_dropped(self):
+        code, lines = deliver(self.inst, "127.0.0.40")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"PASS NEW \[127\.0\.0\.40\]:")
+        self.wait_log(r"postscreen\[\d+\]: cache btree:\S+ full cleanup: retained=0 dropped=1 entries",
+                      timeout=15)
+        self.inst.stop()
+        with open(os.path.join(self.inst.dir, "data", "postscreen", "cache")) as f:
+            self.assertNotIn("127.0.0.40 ", f.read())
+
+
 if __name__ == "__main__":
     unittest.main()
