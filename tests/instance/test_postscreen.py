@@ -120,7 +120,9 @@ class EarlyTests(PostscreenBase):
                 "postscreen_greet_ttl": "4s", "postscreen_dnsbl_min_ttl": "1s",
                 "postscreen_dnsbl_max_ttl": "4s",
                 "postscreen_client_connection_count_limit": "3",
-                "postscreen_pre_queue_limit": "12"}
+                "postscreen_pre_queue_limit": "12",
+                # the reply names a list by the name this table gives it
+                "postscreen_dnsbl_reply_map": "inline:{zen.example=zen.shown.example}"}
 
     def test_good_client_passes_and_mail_is_delivered(self):
         code, lines = deliver(self.inst, "127.0.0.9", subject="good client")
@@ -188,11 +190,11 @@ class EarlyTests(PostscreenBase):
         with session(self.inst, "127.0.0.3") as s:
             code, lines = rcpt_after_greeting(s)
         self.assertEqual(code, 550, lines)
-        self.assertIn("5.7.1 Service unavailable; client [127.0.0.3] blocked using zen.example",
-                      lines[0])
+        self.assertIn("5.7.1 Service unavailable; client [127.0.0.3] blocked using "
+                      "zen.shown.example", lines[0])
         self.wait_log(r"DNSBL rank 3 for \[127\.0\.0\.3\]:\d+")
         self.wait_log(r"NOQUEUE: reject: RCPT from \[127\.0\.0\.3\]:\d+: 550 5\.7\.1 Service "
-                      r"unavailable; client \[127\.0\.0\.3\] blocked using zen\.example; "
+                      r"unavailable; client \[127\.0\.0\.3\] blocked using zen\.shown\.example; "
                       r"from=<bot@bot\.test>, to=<user@example\.net>, proto=ESMTP, helo=<bot\.test>")
 
     def test_dnswl_negative_weight_rescues(self):
@@ -359,6 +361,20 @@ class AccessListAndCache(PostscreenBase):
         code, lines = deliver(self.inst, "127.0.0.32")
         self.assertEqual(code, 250, lines)
         self.wait_log(r"PASS NEW \[127\.0\.0\.32\]:")
+
+    def test_ignored_pregreet_is_handed_over_with_its_bytes(self):
+        # postscreen_greet_action = ignore (the default): logged, then smtpd
+        # gets the client and the bytes it sent too early, which its own
+        # smtpd_forbid_unauth_pipelining check sees
+        with session(self.inst, "127.0.0.34") as s:
+            s.send(b"EHLO early.test\r\n")
+            code, lines = s.read_reply()
+        self.assertEqual(lines[0], "220-tern.test ESMTP Tern")
+        self.assertEqual(code, 554, lines)
+        self.wait_log(r"PREGREET 17 after [0-9.]+ from \[127\.0\.0\.34\]:\d+: EHLO early\.test")
+        self.wait_log(r"smtpd\[\d+\]: improper command pipelining after CONNECT from "
+                      r"\S*\[127\.0\.0\.34\]: EHLO early\.test")
+        self.assertNotIn("PASS NEW [127.0.0.34]", self.inst.log_text())
 
     def test_cache_survives_a_restart(self):
         code, lines = deliver(self.inst, "127.0.0.33")
