@@ -224,7 +224,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     /* lines left over wait for the next read event: none are lost, and a
      * flood cannot hold the loop */
     if (evbuffer_get_length(in) > 0 && !s->closing)
-        bufferevent_trigger(bev, EV_READ, 0);
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
