@@ -539,4 +539,5 @@ static void postscreen_pre_exit(void)
 
 SERVER_MAIN("postscreen", .mode = SERVER_EVENT, .accept_event = postscreen_accept,
             .pre_init = postscreen_pre_init, .post_init = postscreen_post_init,
-            .pre_exit = postscreen_pre_exit, .long_running = true)
+            .pre_exit = postscreen_pre_exit, .long_running = true,
+            .syscall_filter = SYSCALL_PROFILE_POSTSCREEN)

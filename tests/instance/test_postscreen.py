@@ -376,6 +376,17 @@ class AccessListAndCache(PostscreenBase):
                       r"\S*\[127\.0\.0\.34\]: EHLO early\.test")
         self.assertNotIn("PASS NEW [127.0.0.34]", self.inst.log_text())
 
+    def test_runs_unprivileged_under_its_system_call_filter(self):
+        # one postscreen process, as mail_owner, with its seccomp filter (a
+        # call outside the set would have killed it: harness.cleanup()
+        # counts that as a crash in every test of this module)
+        pids = self.inst.wait_process("postscreen")
+        self.assertEqual(len(pids), 1)
+        with open("/proc/%d/status" % pids[0]) as f:
+            status = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        self.assertEqual(status["Seccomp"].strip(), "2", status)
+        self.assertNotEqual(status["Uid"].split()[1], "0", status)
+
     def test_cache_survives_a_restart(self):
         code, lines = deliver(self.inst, "127.0.0.33")
         self.assertEqual(code, 250, lines)
