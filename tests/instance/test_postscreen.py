@@ -252,6 +252,12 @@ class EarlyTests(PostscreenBase):
             for s in flood:
                 s.close()
 
+    def test_hangup_during_the_greet_wait_is_logged(self):
+        s = session(self.inst, "127.0.0.13")
+        s.close()
+        self.wait_log(r"HANGUP after [0-9.]+ from \[127\.0\.0\.13\]:\d+ in tests before SMTP handshake")
+        self.wait_log(r"DISCONNECT \[127\.0\.0\.13\]:\d+")
+
     def test_metrics(self):
         deliver(self.inst, "127.0.0.12")
         self.wait_log(r"PASS NEW \[127\.0\.0\.12\]:")
@@ -262,7 +268,16 @@ class EarlyTests(PostscreenBase):
                 break
             self.assertLess(time.time(), deadline, body)
             time.sleep(0.5)
-        self.assertGreaterEqual(values.get("tern_postscreen_connections_total", 0), 1, body)
+        with session(self.inst, "127.0.0.3") as s:       # a DNSBL reject
+            self.assertEqual(rcpt_after_greeting(s)[0], 550)
+        deadline = time.time() + 15
+        while values.get('tern_postscreen_rejects_total{reason="dnsbl"}', 0) < 1:
+            self.assertLess(time.time(), deadline, body)
+            time.sleep(0.5)
+            values, body = scrape(self.inst)
+        self.assertGreaterEqual(values.get('tern_postscreen_tests_total{test="dnsbl",result="fail"}', 0),
+                                1, body)
+        self.assertGreaterEqual(values.get("tern_postscreen_connections_total", 0), 2, body)
         self.assertGreaterEqual(values.get('tern_postscreen_tests_total{test="pregreet",result="pass"}', 0),
                                 1, body)
 
