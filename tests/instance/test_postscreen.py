@@ -89,7 +89,9 @@ class PostscreenBase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.dns = DnsServer(ZONE)
+        # 127.0.0.14: zen.example fails (SERVFAIL); bl2.example never answers
+        cls.dns = DnsServer(ZONE, servfail=["14.0.0.127.zen.example"],
+                            silent=["14.0.0.127.bl2.example"])
         cls.sink = sink.Sink()
         settings = {
             "mynetworks": "127.0.0.250/32", "relay_domains": "example.net",
@@ -101,8 +103,13 @@ class PostscreenBase(unittest.TestCase):
         }
         settings.update(cls.settings)
         cls.inst = harness.Instance(name="postscreen", main_cf=settings)
+        # a second postscreen whose pass service does not exist (its cache
+        # in memory only, so that it does not share the file)
+        cls.broken_port = harness.free_port()
         cls.inst.set_master_cf([l.format(port="127.0.0.1:%d" % cls.inst.port)
-                                for l in PASS_SERVICES])
+                                for l in PASS_SERVICES]
+                               + ["127.0.0.1:%d inet n - n - 1 postscreen" % cls.broken_port,
+                                  "  -o smtpd_service_name=nosuch -o postscreen_cache_map="])
         cls.inst.start()
 
     @classmethod
@@ -257,6 +264,24 @@ class EarlyTests(PostscreenBase):
         s.close()
         self.wait_log(r"HANGUP after [0-9.]+ from \[127\.0\.0\.13\]:\d+ in tests before SMTP handshake")
         self.wait_log(r"DISCONNECT \[127\.0\.0\.13\]:\d+")
+
+    def test_failing_lists_count_as_not_listing(self):
+        t0 = time.time()
+        code, lines = deliver(self.inst, "127.0.0.14")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"warning: \[127\.0\.0\.14\]:\d+: DNSBL lookup under zen\.example failed")
+        self.wait_log(r"PASS NEW \[127\.0\.0\.14\]:")
+        # the silent list is given up at the end of the greet wait
+        self.assertLess(time.time() - t0, GREET_WAIT + 3)
+
+    def test_no_smtpd_to_take_the_client_gives_421(self):
+        s = harness.RawSession(self.broken_port, greet=False, timeout=15, source="127.0.0.15")
+        with s:
+            code, lines = s.read_reply()
+        self.assertEqual(code, 421, lines)
+        self.assertIn("4.3.2 All server ports are busy", lines[-1])
+        self.wait_log(r"warning: \[127\.0\.0\.15\]:\d+: cannot connect to service private/nosuch")
+        self.wait_log(r"NOQUEUE: reject: CONNECT from \[127\.0\.0\.15\]:\d+: all server ports busy")
 
     def test_metrics(self):
         deliver(self.inst, "127.0.0.12")
