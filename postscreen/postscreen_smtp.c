@@ -7,6 +7,7 @@
  * 550 with the test's reason, logged as smtpd logs a rejected RCPT. No
  * mail is ever accepted here. Input is hostile: lines are bounded
  * (postscreen_line.c), and so are the commands and the time. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
