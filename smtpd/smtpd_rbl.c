@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "dns_event.h"
+#include "dns_rbl.h"
 #include "log.h"
 #include "mac_expand.h"
 #include "maps.h"
@@ -24,68 +25,6 @@
 
 /* ---- blocklist answers ---- */
 
-/* One octet pattern of a reply filter: "2", "[2..11]", "[2;4;8]". */
-static bool octet_matches(const char *pat, size_t n, int value)
-{
-    if (n >= 2 && pat[0] == '[' && pat[n - 1] == ']') {
-        char buf[64];
-        if (n - 2 >= sizeof(buf))
-            return false;
-        memcpy(buf, pat + 1, n - 2);
-        buf[n - 2] = 0;
-        char *save = NULL;
-        for (char *alt = strtok_r(buf, ";", &save); alt; alt = strtok_r(NULL, ";", &save)) {
-            char *dots = strstr(alt, "..");
-            long lo, hi;
-            if (dots) {
-                *dots = 0;
-                if (parse_long(alt, 0, 255, &lo) == 0 && parse_long(dots + 2, 0, 255, &hi) == 0
-                    && value >= lo && value <= hi)
-                    return true;
-            } else if (parse_long(alt, 0, 255, &lo) == 0 && value == lo) {
-                return true;
-            }
-        }
-        return false;
-    }
-    char buf[8];
-    long v;
-    if (n == 0 || n >= sizeof(buf))
-        return false;
-    memcpy(buf, pat, n);
-    buf[n] = 0;
-    return parse_long(buf, 0, 255, &v) == 0 && v == value;
-}
-
-static bool filter_matches(const char *filter, const struct dns_addr *a)
-{
-    if (a->family != AF_INET)
-        return false;
-    const unsigned char *b = (const unsigned char *)&a->u.v4;
-    const char *p = filter;
-    for (int i = 0; i < 4; i++) {
-        size_t n = 0;
-        if (*p == '[') {
-            const char *close = strchr(p, ']');
-            if (!close)
-                return false;
-            n = (size_t)(close - p) + 1;
-        } else {
-            while (p[n] && p[n] != '.')
-                n++;
-        }
-        if (!octet_matches(p, n, b[i]))
-            return false;
-        p += n;
-        if (i < 3) {
-            if (*p != '.')
-                return false;
-            p++;
-        }
-    }
-    return *p == 0;
-}
-
 static void rbl_answer(void *ctx, const struct dnsev_answer *ans)
 {
     struct smtpd_check_job *j = ctx;
@@ -95,7 +34,7 @@ static void rbl_answer(void *ctx, const struct dnsev_answer *ans)
         const char *filter = j->async_r->rbl_filter;
         j->async_status = DNS_NODATA;
         for (size_t i = 0; i < ans->naddr; i++) {
-            if (!filter || filter_matches(filter, &ans->addrs[i])) {
+            if (!filter || dns_rbl_filter_matches(filter, &ans->addrs[i])) {
                 dns_addr_text(&ans->addrs[i], j->rbl_addr, sizeof(j->rbl_addr));
                 j->async_status = DNS_OK;
                 break;
@@ -185,27 +124,6 @@ static enum smtpd_check_result rbl_reply(struct smtpd_check_job *j, const struct
 
 /* ---- reject_rbl_client and reject_rhsbl_* ---- */
 
-static bool reversed_query(const char *addr, const char *domain, char *out, size_t size)
-{
-    unsigned char b[16];
-    struct strbuf q = STRBUF_INIT(size - 1);
-    bool ok = true;
-    if (inet_pton(AF_INET, addr, b) == 1) {
-        ok = sb_appendf(&q, "%u.%u.%u.%u.%s", b[3], b[2], b[1], b[0], domain) == 0;
-    } else if (inet_pton(AF_INET6, addr, b) == 1) {
-        static const char hex[] = "0123456789abcdef";
-        for (int i = 15; i >= 0 && ok; i--)
-            ok = sb_appendf(&q, "%c.%c.", hex[b[i] & 15], hex[b[i] >> 4]) == 0;
-        ok = ok && sb_appends(&q, domain) == 0;
-    } else {
-        ok = false;
-    }
-    if (ok)
-        str_copy(out, size, sb_str(&q));
-    sb_free(&q);
-    return ok;
-}
-
 static const char *address_domain(const struct address *a)
 {
     if (!a || (a->flags & (ADDR_F_NULL | ADDR_F_NODOMAIN | ADDR_F_LITERAL)) || !*a->domain)
@@ -245,7 +163,7 @@ enum smtpd_check_result smtpd_rbl_check(struct smtpd_check_job *j, const struct 
         return CHK_DUNNO;
     char query[DNS_NAME_MAX + 64];
     if (r->type == R_RBL_CLIENT) {
-        if (!reversed_query(what, r->arg, query, sizeof(query)))
+        if (!dns_rbl_query_name(what, r->arg, query, sizeof(query)))
             return CHK_DUNNO;
     } else {
         snprintf(query, sizeof(query), "%s.%s", what, r->arg);

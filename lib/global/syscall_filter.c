@@ -93,6 +93,12 @@ static const char *const cleanup_calls[] = {
     "fsync", "fdatasync",
 };
 
+/* postscreen: saves its cache by writing a new file, syncing it and
+ * renaming it over the old one inside data_directory/postscreen. */
+static const char *const postscreen_calls[] = {
+    "renameat", "renameat2", "rename", "fsync", "fdatasync",
+};
+
 #ifdef TERN_SANITIZER_BUILD
 /* Sanitizer runtimes make calls of their own when they write a report
  * (the report file, /proc/self/maps, isatty through TCGETS, the abort
@@ -116,6 +122,7 @@ const char *syscall_profile_name(enum syscall_profile profile)
     case SYSCALL_PROFILE_SMTPD: return "smtpd";
     case SYSCALL_PROFILE_SMTP: return "smtp";
     case SYSCALL_PROFILE_CLEANUP: return "cleanup";
+    case SYSCALL_PROFILE_POSTSCREEN: return "postscreen";
     case SYSCALL_PROFILE_NONE: break;
     }
     return "none";
@@ -249,6 +256,8 @@ static int add_profile_rules(scmp_filter_ctx ctx, enum syscall_profile profile,
         return add_rules(ctx, SCMP_ACT_ALLOW, smtp_calls, COUNT(smtp_calls), err);
     case SYSCALL_PROFILE_CLEANUP:
         return add_rules(ctx, SCMP_ACT_ALLOW, cleanup_calls, COUNT(cleanup_calls), err);
+    case SYSCALL_PROFILE_POSTSCREEN:
+        return add_rules(ctx, SCMP_ACT_ALLOW, postscreen_calls, COUNT(postscreen_calls), err);
     case SYSCALL_PROFILE_NONE:
         break;
     }

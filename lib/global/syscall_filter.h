@@ -1,5 +1,5 @@
-/* syscall_filter.h: the seccomp system call filters that smtpd, smtp and
- * cleanup put on themselves after the privilege drop, so that a process
+/* syscall_filter.h: the seccomp system call filters that smtpd, smtp,
+ * cleanup and postscreen put on themselves after the privilege drop, so that a process
  * taken over through its network input cannot exec a program, trace
  * another process, fork, or open kinds of sockets it never needs. The
  * allowed sets and the reasons for them are in doc/SECURITY.md, "System
@@ -15,6 +15,7 @@ enum syscall_profile {
     SYSCALL_PROFILE_SMTPD,
     SYSCALL_PROFILE_SMTP,
     SYSCALL_PROFILE_CLEANUP,
+    SYSCALL_PROFILE_POSTSCREEN,
 };
 
 /* The daemon name of a profile ("smtpd"), "none" for SYSCALL_PROFILE_NONE. */
