@@ -4,7 +4,7 @@
  * (METRICS_HTTP_HEAD_LIMIT) and in time (metrics_http_timeout for the
  * whole request and the whole answer); nothing of it is kept except the
  * verdict. The answer is the exposition of the collector's current values,
- * fetched over private/metrics. */
+ * fetched over private/metrics (lib/global/metrics_query.h). */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -18,54 +18,13 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "metrics_query.h"
 #include "strbuf.h"
 #include "util.h"
 
-#define COLLECTOR_TIMEOUT 5                     /* seconds, to connect and to answer */
-#define CURRENT_LIMIT (4 * 1024 * 1024)         /* the collector's answer */
 #define EXPOSITION_LIMIT (16 * 1024 * 1024)
 #define LINGER_MS 1000                          /* reading what follows a refused request */
 #define LINGER_BYTES (256 * 1024)
-
-/* The collector's current samples: their count (*samples malloc'd), or -1. */
-static ssize_t fetch_current(struct metric_sample **samples)
-{
-    int fd = unix_connect(METRICS_SOCKET, COLLECTOR_TIMEOUT);
-    if (fd < 0)
-        return -1;
-    struct strbuf frame = STRBUF_INIT(CURRENT_LIMIT);
-    attr_frame_str(&frame, "request", "current");
-    ssize_t n = -1;
-    struct attr_reader r;
-    long long status;
-    if (attr_expect_protocol(fd, METRICS_PROTOCOL, 1024, COLLECTOR_TIMEOUT) == 0
-        && attr_write(fd, &frame, COLLECTOR_TIMEOUT) == 0
-        && attr_read(fd, &frame, CURRENT_LIMIT, COLLECTOR_TIMEOUT) == 0
-        && attr_reader_init(&r, frame.data, frame.len) == 0
-        && attr_get_int(&r, "status", 0, 0, &status) == 0) {
-        size_t cap = 0, count = 0;
-        struct metric_sample s;
-        const char *why = NULL;
-        int rc;
-        *samples = NULL;
-        while ((rc = metrics_get_sample(&r, &s, &why)) == 1) {
-            if (count == cap) {
-                cap = cap ? 2 * cap : 64;
-                *samples = xrealloc(*samples, cap * sizeof(**samples));
-            }
-            (*samples)[count++] = s;
-        }
-        if (rc == 0 && attr_reader_done(&r) == 0) {
-            n = (ssize_t)count;
-        } else {
-            msg_warn("malformed answer from the metrics collector: %s", why ? why : "extra data");
-            free(*samples);
-        }
-    }
-    sb_free(&frame);
-    close(fd);
-    return n;
-}
 
 static void answer(int fd, int code, const char *type, const struct strbuf *body, int timeout)
 {
@@ -122,7 +81,7 @@ void metrics_http_serve(int fd)
         return;
     }
     struct metric_sample *samples = NULL;
-    ssize_t count = fetch_current(&samples);
+    ssize_t count = metrics_query_current(&samples);
     if (count < 0) {
         msg_warn("cannot get the current values from the metrics collector (%s): %m", METRICS_SOCKET);
         answer(fd, 503, "text/plain; charset=utf-8", NULL, timeout);
