@@ -7,8 +7,8 @@
 #include "console.h"
 #include "http_form.h"
 
-#define WIDTH 640
-#define HEIGHT 180
+#define WIDTH 420
+#define HEIGHT 150
 #define LEFT 48
 #define BOTTOM 24
 #define TOP 24
