@@ -118,17 +118,6 @@ bool console_session_csrf_ok(const struct console_request *req)
     return ok;
 }
 
-static bool is_admin(const char *user)
-{
-    size_t n;
-    char **admins = cfg_list_split(cfg_str(P_console_admins), &n);
-    bool yes = false;
-    for (size_t i = 0; i < n && !yes; i++)
-        yes = strcmp(admins[i], user) == 0;
-    cfg_list_free(admins, n);
-    return yes;
-}
-
 static struct console_session *session_new(const char *user)
 {
     struct console_session *slot = NULL;
@@ -147,7 +136,7 @@ static struct console_session *session_new(const char *user)
     random_token(slot->token);
     random_token(slot->csrf);
     str_copy(slot->user, sizeof(slot->user), user);
-    slot->admin = is_admin(user);
+    slot->admin = cfg_list_has(cfg_str(P_console_admins), user);
     slot->created = slot->used = now;
     return slot;
 }

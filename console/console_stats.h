@@ -10,18 +10,18 @@
 
 struct strbuf;
 
-/* Counts per key, for at most max distinct keys (the rest: "other"). */
+/* Counts per key (keys[i] has counts[i]), for at most max distinct keys;
+ * what the others bring is added to other. */
 struct console_tally {
-    char **keys;
-    long long *counts;
     size_t n, max;
-    long long other;
+    char **keys;
+    long long *counts, other;
 };
 void console_tally_init(struct console_tally *t, size_t max);
 void console_tally_add(struct console_tally *t, const char *key, long long n);
+void console_tally_free(struct console_tally *t);
 /* The top rows (largest first) as an HTML table, what: the key's heading. */
 void console_tally_table(struct strbuf *out, struct console_tally *t, const char *what, size_t top);
-void console_tally_free(struct console_tally *t);
 
 void console_stats_queue(struct strbuf *out);
 void console_stats_log(struct strbuf *out);

@@ -43,31 +43,27 @@ int queue_admin_op_parse(const char *name)
     return -1;
 }
 
-static void __attribute__((format(printf, 3, 4))) tell(struct queue_admin_run *r, bool err, const char *fmt, ...)
-{
-    struct strbuf text = STRBUF_INIT(4096);
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vappendf(&text, fmt, ap);
-    va_end(ap);
-    if (r->say)
-        r->say(r->ctx, err, sb_str(&text));
-    sb_free(&text);
-}
-#define say(r, ...) tell((r), false, __VA_ARGS__)
-#define say_err(r, ...) tell((r), true, __VA_ARGS__)
+/* What is said about a message (TELL_SAY, TELL_ERR) or logged (TELL_LOG),
+ * handed to the caller's function of that kind. */
+enum tell_kind { TELL_SAY, TELL_ERR, TELL_LOG };
 
-static void __attribute__((format(printf, 2, 3))) admin_log(struct queue_admin_run *r, const char *fmt, ...)
+static void __attribute__((format(printf, 3, 4))) tell(struct queue_admin_run *r, enum tell_kind kind,
+                                                        const char *fmt, ...)
 {
     struct strbuf text = STRBUF_INIT(4096);
     va_list ap;
     va_start(ap, fmt);
     sb_vappendf(&text, fmt, ap);
     va_end(ap);
-    if (r->log)
+    if (kind == TELL_LOG && r->log)
         r->log(sb_str(&text));
+    else if (kind != TELL_LOG && r->say)
+        r->say(r->ctx, kind == TELL_ERR, sb_str(&text));
     sb_free(&text);
 }
+#define say(r, ...) tell((r), TELL_SAY, __VA_ARGS__)
+#define say_err(r, ...) tell((r), TELL_ERR, __VA_ARGS__)
+#define admin_log(r, ...) tell((r), TELL_LOG, __VA_ARGS__)
 
 static int qmgr_connect(void)
 {

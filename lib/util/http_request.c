@@ -45,14 +45,22 @@ static char *line_end(char *p, char *end, size_t *content)
     return lf;
 }
 
+/* A token (a method, a field name): one or more tchars from p to end. */
+static bool is_token(const char *p, const char *end)
+{
+    if (p >= end)
+        return false;
+    while (p < end)
+        if (!is_tchar(*p++))
+            return false;
+    return true;
+}
+
 static int parse_request_line(struct http_request *req, char *line, size_t n)
 {
     char *sp1 = memchr(line, ' ', n);
-    if (!sp1 || sp1 == line)
+    if (!sp1 || !is_token(line, sp1))
         return 400;
-    for (char *p = line; p < sp1; p++)
-        if (!is_tchar(*p))
-            return 400;
     char *t = sp1 + 1, *end = line + n;
     char *sp2 = memchr(t, ' ', (size_t)(end - t));
     if (!sp2 || sp2 == t)
@@ -89,11 +97,8 @@ static int parse_request_line(struct http_request *req, char *line, size_t n)
 static int parse_field(struct http_request *req, char *line, size_t n)
 {
     char *colon = memchr(line, ':', n);
-    if (!colon || colon == line)
-        return 400;
-    for (char *p = line; p < colon; p++)
-        if (!is_tchar(*p))
-            return 400;     /* also a space before the colon (RFC 9112 5.1) */
+    if (!colon || !is_token(line, colon))
+        return 400;     /* also a space before the colon (RFC 9112 5.1) */
     char *v = colon + 1, *end = line + n;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
