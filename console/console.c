@@ -290,6 +290,8 @@ static void on_written(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return;         /* the TLS handshake is done */
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->received > 0
         && (c->state == READ_HEAD || c->state == READ_BODY)) {
         refuse(c, 408);
@@ -341,6 +343,8 @@ static void console_accept(int fd, struct event_base *base)
             conn_free(c);
             return;
         }
+        /* a browser may close without TLS's close_notify: that is no error */
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
         c->tls = true;
     } else {
         c->bev = server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE);

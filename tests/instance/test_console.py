@@ -297,6 +297,44 @@ class TestBadRequests(ConsoleInstance):
         self.assertNotIn("console", " ".join(harness.crash_reports(self.inst.log_text())))
 
 
+class TestTls(unittest.TestCase):
+    """console_tls = yes: HTTPS with smtpd's certificate, a Secure cookie."""
+
+    def test_https_login_with_secure_cookie(self):
+        import ssl
+        tmp = harness.tempfile.mkdtemp(prefix="tern-console-tls-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        passwd = os.path.join(tmp, "passwd")
+        with open(passwd, "w") as f:
+            f.write("%s %s\n" % (ADMIN, sha512_hash(ADMIN_PW)))
+        inst = harness.Instance(name="console-tls", main_cf={
+            "smtpd_sasl_password_maps": "texthash:" + passwd, "console_admins": ADMIN,
+            "console_tls": "yes", "smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key})
+        self.addCleanup(inst.cleanup)
+        port = console_port(inst)
+        inst.start()
+        inst.wait_port(port)
+        ctx = ssl.create_default_context(cafile=cert)
+        c = Client(port)
+        c.base = "https://127.0.0.1:%d" % port
+        c.opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPCookieProcessor(c.jar),
+                                               urllib.request.HTTPSHandler(context=ctx))
+        status, headers, _ = c.login(ADMIN, ADMIN_PW)
+        self.assertEqual(status, 303)
+        self.assertIn("; Secure", headers.get("Set-Cookie"))
+        self.assertIn("Strict-Transport-Security", str(headers))
+        status, _, body = c.get("/dashboard")
+        self.assertEqual(status, 200)
+        self.assertIn("Dashboard", body)
+        # plain HTTP on the TLS port gets no page
+        self.assertEqual(raw_http(port, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5), 0)
+        self.assertEqual(c.get("/login")[0], 303)      # and the console still serves
+
+
 class TestDashboardAndQueueInBrowser(ConsoleInstance):
     """The console in Debian's chromium, headless, driven by selenium."""
 
