@@ -96,12 +96,14 @@ static void format_answer(struct conn *c, struct console_reply *rep)
     struct strbuf *out = &c->answer;
     sb_appendf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", rep->status,
                http_status_text(rep->status), rep->type, rep->body.len);
-    /* the pages need nothing from elsewhere and no script at all */
+    /* the pages need nothing from elsewhere and no script at all; the
+     * referrer policy keeps the Origin of the console's own forms (a
+     * browser sends "null" under no-referrer, which origin_ok refuses) */
     sb_appends(out, "Connection: close\r\nCache-Control: no-store\r\n"
                     "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
                     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'\r\n"
                     "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
-                    "Referrer-Policy: no-referrer\r\n");
+                    "Referrer-Policy: same-origin\r\n");
     if (c->tls)
         sb_appends(out, "Strict-Transport-Security: max-age=31536000\r\n");
     sb_append(out, rep->headers.data ? rep->headers.data : "", rep->headers.len);
@@ -166,6 +168,21 @@ static void refuse(struct conn *c, int status)
     reply_free(&rep);
 }
 
+/* A POST from a browser names the page's origin: it must be this console
+ * (as the Host header names it), so that no other site can post a form
+ * here, not even the login form, which has no session token yet. A
+ * client that sends no Origin (not a browser) is judged by its token. */
+static bool origin_ok(const struct conn *c)
+{
+    const char *origin = http_request_header(c->req, "Origin");
+    const char *host = http_request_header(c->req, "Host");
+    if (!origin)
+        return true;
+    const char *scheme = c->tls ? "https://" : "http://";
+    size_t n = strlen(scheme);
+    return host && strncmp(origin, scheme, n) == 0 && strcmp(origin + n, host) == 0;
+}
+
 static void dispatch(struct conn *c, const char *body)
 {
     struct console_request req = {
@@ -181,6 +198,9 @@ static void dispatch(struct conn *c, const char *body)
                            path_known ? "This page does not take that method." : "There is no such page.");
         if (path_known)
             sb_appends(&rep.headers, "Allow: GET, POST\r\n");
+    } else if (strcmp(r->method, "POST") == 0 && !origin_ok(c)) {
+        msg_warn("console: POST %s from %s with a foreign Origin; refused", c->req->path, c->client);
+        console_error_page(&rep, &req, 403, "This form did not come from this console: nothing was changed.");
     } else if (r->access != CONSOLE_PUBLIC && !req.session) {
         if (strcmp(r->method, "GET") == 0)
             console_redirect(&rep, "/login");

@@ -242,6 +242,14 @@ class TestCsrf(ConsoleInstance):
         self.assertEqual(self.queue_state(qid), "deferred")
         # without a session at all
         self.assertEqual(Client(self.port).post("/queue/action", {"op": "delete", "id": qid})[0], 403)
+        # a form posted from another site (the browser names it in Origin)
+        req = urllib.request.Request(c.base + "/queue/action", method="POST", headers={
+            "Origin": "http://evil.test"}, data=urllib.parse.urlencode(
+                {"op": "delete", "id": qid, "csrf": c.csrf()}).encode())
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            c.opener.open(req, timeout=10)
+        self.assertEqual(e.exception.code, 403)
+        self.assertEqual(self.queue_state(qid), "deferred")
         # the right token works
         status, _, body = c.post("/queue/action", {"op": "hold", "id": qid, "csrf": c.csrf()})
         self.assertEqual(status, 200)
