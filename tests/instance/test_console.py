@@ -343,6 +343,79 @@ class TestTls(unittest.TestCase):
         self.assertEqual(c.get("/login")[0], 303)      # and the console still serves
 
 
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+DOVECOT_CONF = """\
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+protocols = none
+ssl = no
+auth_mechanisms = plain
+disable_plaintext_auth = no
+auth_failure_delay = 0
+passdb {{
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT {d}/users
+}}
+userdb {{
+  driver = static
+  args = uid=65534 gid=65534 home=/nonexistent
+}}
+service auth {{
+  unix_listener {socket} {{
+    mode = 0666
+  }}
+}}
+"""
+
+
+class TestDovecotLogin(unittest.TestCase):
+    """smtpd_sasl_type = dovecot: logins checked by a real Dovecot auth
+    service (Debian's dovecot-core), started by the test."""
+
+    def test_dovecot_login(self):
+        if not os.access(DOVECOT, os.X_OK):
+            self.skipTest("dovecot (dovecot-core) is not installed (tools/install-deps installs it)")
+        inst = harness.Instance(name="console-dovecot", main_cf={
+            "smtpd_sasl_type": "dovecot", "smtpd_sasl_path": "private/auth",
+            "smtpd_sasl_password_maps": "", "console_admins": ADMIN,
+            "console_login_failure_delay": "1s"})
+        self.addCleanup(inst.cleanup)
+        d = os.path.join(inst.dir, "dovecot")
+        for sub in ("run", "state"):
+            os.makedirs(os.path.join(d, sub))
+        with open(os.path.join(d, "users"), "w") as f:
+            f.write("%s:%s::::::\n" % (ADMIN, sha512_hash(ADMIN_PW)))
+        socket_path = os.path.join(inst.queue_dir, "private", "auth")
+        conf = os.path.join(d, "dovecot.conf")
+        with open(conf, "w") as f:
+            f.write(DOVECOT_CONF.format(d=d, socket=socket_path))
+        port = console_port(inst)
+        inst.start()
+        inst.wait_port(port)
+        dovecot = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(harness.stop_process_tree, dovecot)
+        deadline = time.time() + 15
+        while not os.path.exists(socket_path):
+            self.assertLess(time.time(), deadline, "dovecot did not start")
+            self.assertIsNone(dovecot.poll(), "dovecot exited")
+            time.sleep(0.05)
+        c = Client(port)
+        self.assertEqual(c.login(ADMIN, ADMIN_PW)[0], 303)
+        self.assertEqual(c.get("/dashboard")[0], 200)
+        status, headers, body = Client(port).login(ADMIN, "wrong")
+        self.assertIn("Wrong user name or password", body)
+        self.assertIsNone(headers.get("Set-Cookie"))
+        inst.wait_log(r'console: login of "admin" from 127\.0\.0\.1 failed: wrong user name or password')
+        # Dovecot gone: the login is not checked, and says so
+        harness.stop_process_tree(dovecot)
+        os.unlink(socket_path)
+        status, headers, body = Client(port).login(ADMIN, ADMIN_PW)
+        self.assertIn("cannot be checked now", body)
+        self.assertIsNone(headers.get("Set-Cookie"))
+
+
 class TestDashboardAndQueueInBrowser(ConsoleInstance):
     """The console in Debian's chromium, headless, driven by selenium."""
 
