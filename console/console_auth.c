@@ -22,7 +22,7 @@
 #include "strbuf.h"
 #include "util.h"
 
-static bool use_dovecot;
+static bool use_dovecot, tables_open;
 
 void console_auth_pre_init(void)
 {
@@ -34,6 +34,8 @@ void console_auth_pre_init(void)
         msg_fatal("main.cf: smtpd_sasl_type = %s: expected tern or dovecot", type);
     else if (passwd_check_open(cfg_str(P_smtpd_sasl_password_maps), &err) < 0)
         msg_warn("console: %s; nobody can log in to the console", sb_str(&err));
+    else
+        tables_open = true;
     sb_free(&err);
 }
 
@@ -155,6 +157,11 @@ out:
     sb_free(&resp);
     close(fd);
     return result;
+}
+
+bool console_auth_ready(void)
+{
+    return use_dovecot || tables_open;
 }
 
 int console_auth_check(const char *user, const char *password, const char *client)

@@ -150,6 +150,10 @@ static void login_form(struct console_reply *rep, const struct console_request *
         html_escape(&rep->body, error);
         sb_appends(&rep->body, "</p>\n");
     }
+    if (!console_auth_ready())
+        sb_appends(&rep->body, "<p class=\"note\" id=\"login-setup\">No login is possible yet: smtpd_sasl_password_maps "
+                               "is empty. Add a user name and a crypt(3) hash there (openssl passwd -6), name the "
+                               "administrators in console_admins, and reload Tern (see console(8)).</p>\n");
     sb_appends(&rep->body, "<form method=\"post\" action=\"/login\" class=\"login\">\n"
                            "<label>User name <input name=\"user\" id=\"user\" autocomplete=\"username\" value=\"");
     html_escape(&rep->body, user);
@@ -183,6 +187,9 @@ void console_login_post(const struct console_request *req, struct console_reply 
         || strchr(sb_str(&user), ' ')) {
         error = "Give a user name and a password.";
         why = "no valid user name";
+    } else if (!console_auth_ready()) {
+        error = "No login is possible yet (no password table).";
+        why = "smtpd_sasl_password_maps is empty";
     } else if (sess.failures >= LOGIN_FAILURES_PER_MINUTE) {
         error = "Too many failed logins in the last minute: wait a minute and try again.";
         why = "too many failures in a minute; not checked";

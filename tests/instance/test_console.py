@@ -305,6 +305,27 @@ class TestBadRequests(ConsoleInstance):
         self.assertNotIn("console", " ".join(harness.crash_reports(self.inst.log_text())))
 
 
+class TestFreshInstance(unittest.TestCase):
+    """An instance as `tern init` makes it serves the console on loopback;
+    with no password table yet the login page says what to do."""
+
+    def test_fresh_instance_serves_login_page(self):
+        inst = harness.Instance(name="console-fresh")
+        self.addCleanup(inst.cleanup)
+        port = console_port(inst)
+        inst.start()
+        inst.wait_port(port)
+        status, headers, body = Client(port).get("/login")
+        self.assertEqual(status, 200)
+        self.assertIn("smtpd_sasl_password_maps is empty", body)
+        self.assertIn("default-src 'none'", headers.get("Content-Security-Policy"))
+        self.assertEqual(Client(port).get("/")[0], 303)
+        status, headers, body = Client(port).login("root", "x")
+        self.assertIn("No login is possible yet", body)
+        self.assertIsNone(headers.get("Set-Cookie"))
+        inst.wait_log(r'console: login of "root" from 127\.0\.0\.1 failed: smtpd_sasl_password_maps is empty')
+
+
 class TestTls(unittest.TestCase):
     """console_tls = yes: HTTPS with smtpd's certificate, a Secure cookie."""
 
