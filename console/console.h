@@ -42,6 +42,7 @@ struct console_reply {
     struct strbuf headers;                /* extra header lines, each with CRLF */
     struct strbuf body;
     long long delay_ms;                   /* answer only after this long */
+    int refresh_seconds;                  /* the page reloads itself this often (0: never) */
 };
 
 enum console_access {

@@ -146,6 +146,7 @@ static void tls_share(struct strbuf *b, const struct metric_sample *samples, siz
 void console_dashboard(const struct console_request *req, struct console_reply *rep)
 {
     struct strbuf *b = &rep->body;
+    rep->refresh_seconds = 60;      /* a live view without a script */
     console_page_begin(rep, req, "Dashboard");
     struct metric_sample *samples = NULL;
     ssize_t ns = metrics_query_current(&samples);

@@ -24,7 +24,10 @@ void console_page_begin(struct console_reply *rep, const struct console_request 
 {
     struct strbuf *b = &rep->body;
     sb_appends(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                  "<meta name=\"viewport\" content=\"width=device-width\"><title>");
+                  "<meta name=\"viewport\" content=\"width=device-width\">");
+    if (rep->refresh_seconds > 0)
+        sb_appendf(b, "<meta http-equiv=\"refresh\" content=\"%d\">", rep->refresh_seconds);
+    sb_appends(b, "<title>");
     html_escape(b, title);
     sb_appendf(b, " - Tern</title><style>%s</style></head>\n<body><header><strong>Tern</strong>\n", style);
     if (req->session) {
