@@ -326,6 +326,44 @@ class TestFreshInstance(unittest.TestCase):
         inst.wait_log(r'console: login of "root" from 127\.0\.0\.1 failed: smtpd_sasl_password_maps is empty')
 
 
+class TestSessionBounds(unittest.TestCase):
+    """Sessions end after console_session_lifetime, and console_session_limit
+    bounds how many are kept (a new login ends the oldest)."""
+
+    def test_lifetime_and_limit(self):
+        tmp = harness.tempfile.mkdtemp(prefix="tern-console-sess-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        passwd = os.path.join(tmp, "passwd")
+        with open(passwd, "w") as f:
+            f.write("%s %s\n" % (ADMIN, sha512_hash(ADMIN_PW)))
+        inst = harness.Instance(name="console-sess", main_cf={
+            "smtpd_sasl_password_maps": "texthash:" + passwd, "console_admins": ADMIN,
+            "console_session_lifetime": "3s", "console_session_limit": "2"})
+        self.addCleanup(inst.cleanup)
+        port = console_port(inst)
+        inst.start()
+        inst.wait_port(port)
+        first, second, third = Client(port), Client(port), Client(port)
+        for c in (first, second):
+            self.assertEqual(c.login(ADMIN, ADMIN_PW)[0], 303)
+            self.assertEqual(c.get("/dashboard")[0], 200)
+        self.assertEqual(third.login(ADMIN, ADMIN_PW)[0], 303)
+        self.assertEqual(first.get("/dashboard")[0], 303)      # the oldest made room
+        self.assertEqual(second.get("/dashboard")[0], 200)
+        self.assertEqual(third.get("/dashboard")[0], 200)
+        inst.wait_log(r"console: session of admin ended to make room")
+        token = [c.value for c in third.jar if c.name == "tern_console"][0]
+        time.sleep(3.5)
+        # the browser would drop the cookie (Max-Age); the console ends the session itself
+        req = urllib.request.Request(third.base + "/dashboard", headers={"Cookie": "tern_console=" + token})
+        try:
+            status = third.opener.open(req, timeout=10).status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        self.assertEqual(status, 303)
+        inst.wait_log(r"console: session of admin ended \(expired\)")
+
+
 class TestTls(unittest.TestCase):
     """console_tls = yes: HTTPS with smtpd's certificate, a Secure cookie."""
 
