@@ -402,30 +402,8 @@ class TestTls(unittest.TestCase):
         self.assertEqual(c.get("/login")[0], 303)      # and the console still serves
 
 
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-DOVECOT_CONF = """\
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-protocols = none
-ssl = no
-auth_mechanisms = plain
-disable_plaintext_auth = no
-auth_failure_delay = 0
-passdb {{
-  driver = passwd-file
-  args = scheme=SHA512-CRYPT {d}/users
-}}
-userdb {{
-  driver = static
-  args = uid=65534 gid=65534 home=/nonexistent
-}}
-service auth {{
-  unix_listener {socket} {{
-    mode = 0666
-  }}
-}}
-"""
+# the Dovecot configuration test_sasl.py runs its auth service with
+from test_sasl import DOVECOT, DOVECOT_CONF  # noqa: E402
 
 
 class TestDovecotLogin(unittest.TestCase):
