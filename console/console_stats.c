@@ -1,7 +1,7 @@
 /* console_stats.c: the dashboard's figures from the queue, the mail log
  * and /proc (see console_stats.h). Each is bounded: at most
  * QUEUE_SCAN_MAX messages, LOG_READ_MAX bytes of the end of the log, and
- * the processes of mail_owner's uid. The queue is read with
+ * this instance's master and its children. The queue is read with
  * lib/global/queue_scan.h and the log with lib/global/maillog.h, as
  * `tern queue` and `tern report` read them. */
 #include <ctype.h>
@@ -193,6 +193,7 @@ void console_stats_log(struct strbuf *out)
 /* ---- processes ---- */
 
 struct program {
+    long ppid;
     char name[32];
     int count;
     double cpu_seconds;
@@ -225,7 +226,9 @@ static bool read_stat(long pid, struct program *p)
     long long rss = 0;
     char *f = close_paren + 2;
     for (int field = 3; field <= 24 && f && *f; field++) {
-        if (field == 14)
+        if (field == 4)
+            p->ppid = strtol(f, NULL, 10);
+        else if (field == 14)
             utime = strtoull(f, NULL, 10);
         else if (field == 15)
             stime = strtoull(f, NULL, 10);
@@ -245,18 +248,15 @@ void console_stats_processes(struct strbuf *out)
 {
     struct program progs[PROGRAMS_MAX];
     size_t n = 0;
-    uid_t me = getuid();
+    long master = (long)getppid();      /* this instance's master */
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (!isdigit((unsigned char)e->d_name[0]))
             continue;
-        char path[64];
-        struct stat st;
         long pid = strtol(e->d_name, NULL, 10);
-        snprintf(path, sizeof(path), "/proc/%ld", pid);
         struct program p = { .count = 1 };
-        if (stat(path, &st) < 0 || st.st_uid != me || !read_stat(pid, &p))
+        if (!read_stat(pid, &p) || (p.ppid != master && pid != master))
             continue;
         size_t i = 0;
         while (i < n && strcmp(progs[i].name, p.name) != 0)
@@ -281,6 +281,6 @@ void console_stats_processes(struct strbuf *out)
         sb_appendf(out, "</td><td class=\"n\">%d</td><td class=\"n\">%.2f</td><td class=\"n\">%.1f MB</td></tr>\n",
                    progs[i].count, progs[i].cpu_seconds, (double)progs[i].rss_kb / 1024.0);
     }
-    sb_appends(out, "</table><p class=\"note\">the processes of the mail_owner account; master runs as root</p>"
+    sb_appends(out, "</table><p class=\"note\">master and its daemons</p>"
                     "</section>\n");
 }
