@@ -1,5 +1,6 @@
 /* console_queue.c: the queue pages: the messages (filtered as `tern
- * queue --sender/--recipient/--domain/--state` filters them, with
+ * queue --sender/--recipient/--domain/--state` filters them, and by
+ * the start of their queue ID, with
  * lib/global/queue_scan.h), one message with its envelope, delivery log
  * and the start of its content, and the actions hold, release, delete,
  * requeue and flush, done by lib/global/queue_admin.h as `tern hold` and
@@ -44,6 +45,7 @@ static void action_buttons(struct console_reply *rep, const struct console_reque
 
 struct listing {
     struct queue_filter filter;
+    const char *id;                  /* a queue ID or the start of one, "" for any */
     const struct console_request *req;
     struct console_reply *rep;
     size_t shown, matched;
@@ -52,7 +54,7 @@ struct listing {
 static int list_one(struct queued *q, void *ctx)
 {
     struct listing *l = ctx;
-    if (!queue_filter_match(&l->filter, q))
+    if (!queue_filter_match(&l->filter, q) || strncmp(q->id, l->id, strlen(l->id)) != 0)
         return 0;
     if (++l->matched > LIST_MAX)
         return 0;
@@ -89,7 +91,8 @@ static void queue_list(const struct console_request *req, struct console_reply *
                        bool notice_is_error)
 {
     struct strbuf sender = STRBUF_INIT(1024), rcpt = STRBUF_INIT(1024), domain = STRBUF_INIT(1024),
-                  state = STRBUF_INIT(64);
+                  state = STRBUF_INIT(64), id = STRBUF_INIT(64);
+    console_query(req, "id", &id);
     console_query(req, "sender", &sender);
     console_query(req, "recipient", &rcpt);
     console_query(req, "domain", &domain);
@@ -102,6 +105,7 @@ static void queue_list(const struct console_request *req, struct console_reply *
         sb_appends(b, "</pre>\n");
     }
     sb_appends(b, "<form method=\"get\" action=\"/queue\">\n");
+    filter_field(b, "id", "Queue ID", sb_str(&id));
     filter_field(b, "sender", "Sender", sb_str(&sender));
     filter_field(b, "recipient", "Recipient", sb_str(&rcpt));
     filter_field(b, "domain", "Domain", sb_str(&domain));
@@ -114,7 +118,7 @@ static void queue_list(const struct console_request *req, struct console_reply *
         .filter = { .sender = sender.len ? sb_str(&sender) : NULL, .recipient = rcpt.len ? sb_str(&rcpt) : NULL,
                     .domain = domain.len ? sb_str(&domain) : NULL,
                     .state = state.len ? queue_state_parse(sb_str(&state)) : -1 },
-        .req = req, .rep = rep,
+        .id = sb_str(&id), .req = req, .rep = rep,
     };
     sb_appends(b, "<table id=\"queue\"><tr><th>ID</th><th>state</th><th>arrival</th><th>size</th>"
                   "<th>sender</th><th>recipients</th><th>actions</th></tr>\n");
@@ -130,6 +134,7 @@ static void queue_list(const struct console_request *req, struct console_reply *
     sb_free(&rcpt);
     sb_free(&domain);
     sb_free(&state);
+    sb_free(&id);
 }
 
 void console_queue_page(const struct console_request *req, struct console_reply *rep)

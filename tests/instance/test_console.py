@@ -583,6 +583,11 @@ class TestDashboardAndQueueInBrowser(ConsoleInstance):
         # search and show
         d.get("http://127.0.0.1:%d/queue?domain=remote.test" % self.port)
         self.assertIn("1 message", d.find_element(By.ID, "queue-count").text)
+        d.get("http://127.0.0.1:%d/queue?id=%s" % (self.port, qid[:6]))
+        self.assertIn("1 message", d.find_element(By.ID, "queue-count").text)
+        d.get("http://127.0.0.1:%d/queue?id=NOSUCH" % self.port)
+        self.assertIn("0 messages", d.find_element(By.ID, "queue-count").text)
+        d.get("http://127.0.0.1:%d/queue?domain=remote.test" % self.port)
         d.find_element(By.LINK_TEXT, qid).click()
         self.wait_until("the message page", lambda: d.find_elements(By.ID, "state"))
         self.assertEqual(d.find_element(By.ID, "state").text, "deferred")
