@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.error
@@ -116,7 +117,7 @@ def raw_http(port, data, timeout=15, pause=None):
 class ConsoleInstance(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = harness.tempfile.mkdtemp(prefix="tern-console-")
+        cls.tmp = tempfile.mkdtemp(prefix="tern-console-")
         passwd = os.path.join(cls.tmp, "passwd")
         with open(passwd, "w") as f:
             f.write("%s %s\n%s %s\n" % (ADMIN, sha512_hash(ADMIN_PW), USER, sha512_hash(USER_PW)))
@@ -331,7 +332,7 @@ class TestSessionBounds(unittest.TestCase):
     bounds how many are kept (a new login ends the oldest)."""
 
     def test_lifetime_and_limit(self):
-        tmp = harness.tempfile.mkdtemp(prefix="tern-console-sess-")
+        tmp = tempfile.mkdtemp(prefix="tern-console-sess-")
         self.addCleanup(shutil.rmtree, tmp, True)
         passwd = os.path.join(tmp, "passwd")
         with open(passwd, "w") as f:
@@ -369,7 +370,7 @@ class TestTls(unittest.TestCase):
 
     def test_https_login_with_secure_cookie(self):
         import ssl
-        tmp = harness.tempfile.mkdtemp(prefix="tern-console-tls-")
+        tmp = tempfile.mkdtemp(prefix="tern-console-tls-")
         self.addCleanup(shutil.rmtree, tmp, True)
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
@@ -518,6 +519,14 @@ class TestDashboardAndQueueInBrowser(ConsoleInstance):
                 return False
         self.wait_until("notice %r" % text, shown)
 
+    def screenshot(self, name):
+        """Save the page as doc/screenshots/NAME, whole or not at all (the
+        plain and the ASan runs may save at the same time)."""
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        tmp = os.path.join(SCREENSHOTS, ".%d.%s" % (os.getpid(), name))
+        self.assertTrue(self.driver.save_screenshot(tmp))
+        os.replace(tmp, os.path.join(SCREENSHOTS, name))
+
     def graph_total(self, section):
         from selenium.webdriver.common.by import By
         svg = self.driver.find_element(By.CSS_SELECTOR, "#%s svg" % section)
@@ -564,8 +573,7 @@ class TestDashboardAndQueueInBrowser(ConsoleInstance):
         self.assertIn("sender@client.test", d.find_element(By.ID, "top-senders").text)
         self.assertRegex(d.find_element(By.ID, "top-domains").text, r"tern\.test 3")
         self.assertRegex(d.find_element(By.ID, "processes").text, r"(?s)master 1 .*qmgr 1 ")
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        d.save_screenshot(os.path.join(SCREENSHOTS, "console-dashboard.png"))
+        self.screenshot("console-dashboard.png")
         # hold the deferred message from the queue page: `tern queue` sees it held
         d.get("http://127.0.0.1:%d/queue" % self.port)
         d.find_element(By.ID, "hold-" + qid).click()
@@ -574,7 +582,7 @@ class TestDashboardAndQueueInBrowser(ConsoleInstance):
         mailq = subprocess.run([os.path.join(harness.BUILD, "tern-mailq", "tern-mailq"), "-c", self.inst.dir],
                                capture_output=True, text=True, timeout=30)
         self.assertRegex(mailq.stdout, r"%s!" % qid)
-        d.save_screenshot(os.path.join(SCREENSHOTS, "console-queue.png"))
+        self.screenshot("console-queue.png")
         d.find_element(By.ID, "release-" + qid).click()
         self.notice("%s: release done" % qid)
         self.assertEqual(self.queue_state(qid), "deferred")
