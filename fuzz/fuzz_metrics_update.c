@@ -3,7 +3,7 @@
  * update frame from a daemon (every sample that decodes goes into a small
  * store, which must stay within its limits and encode each series again so
  * that it decodes to the same sample), and as an HTTP request head.
- * sources: lib/global/metrics.c lib/util/attr.c metrics/metrics_store.c metrics/metrics_http_judge.c */
+ * sources: lib/global/metrics.c lib/util/attr.c metrics/metrics_store.c metrics/metrics_http_judge.c lib/util/http_request.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,10 @@
 /* metrics_http.c: the Prometheus endpoint (see metrics_http.h). The
- * request comes from the network and is bounded in size
+ * request comes from the network, is read by the shared HTTP reader
+ * (lib/util/http_request.h) and is bounded in size
  * (METRICS_HTTP_HEAD_LIMIT) and in time (metrics_http_timeout for the
  * whole request and the whole answer); nothing of it is kept except the
  * verdict. The answer is the exposition of the collector's current values,
- * fetched over private/metrics. */
+ * fetched over private/metrics (lib/global/metrics_query.h). */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -13,109 +14,26 @@
 
 #include "attr.h"
 #include "config.h"
+#include "http_request.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "metrics_query.h"
 #include "strbuf.h"
 #include "util.h"
 
-#define COLLECTOR_TIMEOUT 5                     /* seconds, to connect and to answer */
-#define CURRENT_LIMIT (4 * 1024 * 1024)         /* the collector's answer */
 #define EXPOSITION_LIMIT (16 * 1024 * 1024)
 #define LINGER_MS 1000                          /* reading what follows a refused request */
 #define LINGER_BYTES (256 * 1024)
 
-/* Read the request head (up to the blank line) within the deadline: its
- * length, 0 at EOF or an error, -1 past the deadline, -2 beyond the limit. */
-static ssize_t read_head(int fd, char *buf, size_t size, long long deadline_ms)
-{
-    size_t len = 0;
-    for (;;) {
-        long long left = deadline_ms - now_usec() / 1000;
-        if (left <= 0)
-            return -1;
-        struct pollfd p = { fd, POLLIN, 0 };
-        int rc = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            continue;       /* the deadline is checked above */
-        if (len == size)
-            return -2;
-        ssize_t n = read(fd, buf + len, size - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return 0;
-        len += (size_t)n;
-        for (size_t i = len - (size_t)n >= 3 ? len - (size_t)n - 3 : 0; i + 1 < len; i++)
-            if (buf[i] == '\n' && (buf[i + 1] == '\n' || (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')))
-                return (ssize_t)(i + 1);
-    }
-}
-
-/* The collector's current samples: their count (*samples malloc'd), or -1. */
-static ssize_t fetch_current(struct metric_sample **samples)
-{
-    int fd = unix_connect(METRICS_SOCKET, COLLECTOR_TIMEOUT);
-    if (fd < 0)
-        return -1;
-    struct strbuf frame = STRBUF_INIT(CURRENT_LIMIT);
-    attr_frame_str(&frame, "request", "current");
-    ssize_t n = -1;
-    struct attr_reader r;
-    long long status;
-    if (attr_expect_protocol(fd, METRICS_PROTOCOL, 1024, COLLECTOR_TIMEOUT) == 0
-        && attr_write(fd, &frame, COLLECTOR_TIMEOUT) == 0
-        && attr_read(fd, &frame, CURRENT_LIMIT, COLLECTOR_TIMEOUT) == 0
-        && attr_reader_init(&r, frame.data, frame.len) == 0
-        && attr_get_int(&r, "status", 0, 0, &status) == 0) {
-        size_t cap = 0, count = 0;
-        struct metric_sample s;
-        const char *why = NULL;
-        int rc;
-        *samples = NULL;
-        while ((rc = metrics_get_sample(&r, &s, &why)) == 1) {
-            if (count == cap) {
-                cap = cap ? 2 * cap : 64;
-                *samples = xrealloc(*samples, cap * sizeof(**samples));
-            }
-            (*samples)[count++] = s;
-        }
-        if (rc == 0 && attr_reader_done(&r) == 0) {
-            n = (ssize_t)count;
-        } else {
-            msg_warn("malformed answer from the metrics collector: %s", why ? why : "extra data");
-            free(*samples);
-        }
-    }
-    sb_free(&frame);
-    close(fd);
-    return n;
-}
-
-static const char *status_text(int code)
-{
-    switch (code) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 431: return "Request Header Fields Too Large";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Service Unavailable";
-    }
-}
-
 static void answer(int fd, int code, const char *type, const struct strbuf *body, int timeout)
 {
     struct strbuf out = STRBUF_INIT(EXPOSITION_LIMIT + 1024);
-    const char *text = body ? sb_str(body) : status_text(code);
+    const char *text = body ? sb_str(body) : http_status_text(code);
     size_t len = body ? body->len : strlen(text) + 1;
     sb_appendf(&out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
                      "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-               code, status_text(code), type, len, code == 405 ? "Allow: GET\r\n" : "");
+               code, http_status_text(code), type, len, code == 405 ? "Allow: GET\r\n" : "");
     sb_append(&out, text, body ? body->len : strlen(text));
     if (!body)
         sb_appendc(&out, '\n');
@@ -152,7 +70,8 @@ void metrics_http_serve(int fd)
     if (timeout < 1)
         timeout = 1;
     char head[METRICS_HTTP_HEAD_LIMIT];
-    ssize_t n = read_head(fd, head, sizeof(head), now_usec() / 1000 + 1000LL * timeout);
+    size_t got;
+    long n = http_read_head(fd, head, sizeof(head), now_usec() / 1000 + 1000LL * timeout, &got);
     if (n == 0)
         return;
     int code = n == -1 ? 408 : n == -2 ? 431 : metrics_http_judge(head, (size_t)n);
@@ -162,7 +81,7 @@ void metrics_http_serve(int fd)
         return;
     }
     struct metric_sample *samples = NULL;
-    ssize_t count = fetch_current(&samples);
+    ssize_t count = metrics_query_current(&samples);
     if (count < 0) {
         msg_warn("cannot get the current values from the metrics collector (%s): %m", METRICS_SOCKET);
         answer(fd, 503, "text/plain; charset=utf-8", NULL, timeout);

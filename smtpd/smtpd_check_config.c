@@ -66,14 +66,7 @@ static struct map *open_table(const char *spec, const char *param)
 
 static bool is_class(const char *name)
 {
-    const char *list = cfg_str(P_smtpd_restriction_classes);
-    size_t n;
-    char **words = cfg_list_split(list, &n);
-    bool found = false;
-    for (size_t i = 0; i < n && !found; i++)
-        found = strcmp(words[i], name) == 0;
-    cfg_list_free(words, n);
-    return found;
+    return cfg_list_has(cfg_str(P_smtpd_restriction_classes), name);
 }
 
 static void add_item(struct smtpd_restriction_list *l, const struct smtpd_restriction *r)

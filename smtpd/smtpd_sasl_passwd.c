@@ -1,11 +1,6 @@
-/* smtpd_sasl_passwd.c: the "tern" authentication back-end of AUTH:
- * smtpd_sasl_password_maps maps a user name to a crypt(3) hash (yescrypt
- * $y$, SHA-512 $6$, ... whatever libcrypt knows), and a password is right
- * when crypt_r() of it with that hash as setting gives the hash again,
- * compared in constant time. A user the tables do not know costs a hash
- * computation too, so that timing does not tell which users exist. The
- * tables are opened as root before the privilege drop, so they may be
- * readable by root only.
+/* smtpd_sasl_passwd.c: the "tern" authentication back-end of AUTH, run
+ * off smtpd's event loop: the check itself (smtpd_sasl_password_maps and
+ * crypt(3) hashes) is lib/global/passwd_check.h, shared with the console.
  *
  * A yescrypt check costs tens of milliseconds of CPU, too long to hold the
  * event loop (and every other session of the process): the table lookup is
@@ -14,7 +9,6 @@
  * touch nothing but their job; a session that ends while its job runs
  * only marks it, and the loop drops the result. When the helpers cannot be
  * started, the check runs inline. */
-#include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -26,27 +20,23 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "maps.h"
+#include "passwd_check.h"
 #include "smtpd.h"
 #include "smtpd_sasl.h"
 #include "strbuf.h"
 #include "util.h"
 
-#define HASH_MAX 512
 #define HELPERS 2
 
 struct smtpd_passwd_job {
     struct smtpd_session *s;     /* NULL once the session gave up (loop thread only) */
     char *user;
     char *password;
-    char setting[HASH_MAX];      /* the user's hash, or the dummy setting */
+    char setting[PASSWD_HASH_MAX];      /* the user's hash, or the dummy setting */
     bool known;                  /* setting is the user's hash */
     bool ok, bad_hash;           /* results */
     struct smtpd_passwd_job *next;
 };
-
-static struct maplist *password_maps;
-static char dummy_setting[CRYPT_GENSALT_OUTPUT_SIZE];
 
 static struct {
     bool running;
@@ -60,46 +50,14 @@ static struct {
 
 int smtpd_passwd_open(const char *maps, struct strbuf *err)
 {
-    if (!*maps) {
-        sb_appends(err, "smtpd_sasl_password_maps is empty");
-        return -1;
-    }
-    password_maps = maplist_open(maps, err);
-    if (!password_maps)
-        return -1;
-    /* the setting a user the tables do not know is hashed with */
-    if (!crypt_gensalt_rn("$y$", 0, NULL, 0, dummy_setting, sizeof(dummy_setting))
-        && !crypt_gensalt_rn("$6$", 0, NULL, 0, dummy_setting, sizeof(dummy_setting)))
-        str_copy(dummy_setting, sizeof(dummy_setting), "$6$tern$");
-    return 0;
+    return passwd_check_open(maps, err);
 }
 
 /* ---- the check itself (any thread) ---- */
 
-/* Equal strings, in a time that depends only on the lengths. */
-static bool same_text(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b);
-    unsigned char diff = na != nb;
-    for (size_t i = 0; i < na; i++)
-        diff |= (unsigned char)a[i] ^ (unsigned char)(i < nb ? b[i] : 0);
-    return diff == 0;
-}
-
 static void job_compute(struct smtpd_passwd_job *j)
 {
-    struct crypt_data *cd = calloc(1, sizeof(*cd));
-    if (!cd) {
-        j->bad_hash = j->known;
-        return;
-    }
-    const char *got = crypt_r(j->password, j->setting, cd);
-    if (j->known && (!got || got[0] == '*'))
-        j->bad_hash = true;
-    else
-        j->ok = j->known && got && same_text(got, j->setting);
-    memset(cd, 0, sizeof(*cd));     /* it held the password */
-    free(cd);
+    j->ok = passwd_check_verify(j->password, j->setting, j->known, &j->bad_hash);
 }
 
 static void job_free(struct smtpd_passwd_job *j)
@@ -205,40 +163,18 @@ void smtpd_passwd_start_helpers(struct event_base *base)
 
 /* ---- requests (loop thread) ---- */
 
-/* The table's value: the hash, without surrounding white space. */
-static bool take_hash(const char *value, char *out, size_t outsz)
-{
-    while (*value == ' ' || *value == '\t')
-        value++;
-    size_t n = strcspn(value, " \t");
-    if (n == 0 || n >= outsz)
-        return false;
-    memcpy(out, value, n);
-    out[n] = 0;
-    return true;
-}
-
 struct smtpd_passwd_job *smtpd_passwd_check_start(struct smtpd_session *s, const char *user,
                                                   const char *password, const char **why)
 {
-    struct strbuf v = STRBUF_INIT(HASH_MAX * 2);
-    int rc = password_maps ? maplist_lookup(password_maps, user, &v) : -1;
-    if (rc < 0) {
-        sb_free(&v);
-        msg_warn("smtpd_sasl_password_maps: lookup of user %s failed", user);
+    struct smtpd_passwd_job *j = xcalloc(1, sizeof(*j));
+    if (passwd_check_setting(user, j->setting, sizeof(j->setting), &j->known) < 0) {
+        free(j);
         *why = "Temporary lookup failure";
         return NULL;
     }
-    struct smtpd_passwd_job *j = xcalloc(1, sizeof(*j));
     j->s = s;
     j->user = xstrdup(user);
     j->password = xstrdup(password);
-    j->known = rc > 0 && take_hash(sb_str(&v), j->setting, sizeof(j->setting));
-    if (rc > 0 && !j->known)
-        msg_warn("smtpd_sasl_password_maps: user %s: the value is not a password hash", user);
-    sb_free(&v);
-    if (!j->known)
-        str_copy(j->setting, sizeof(j->setting), dummy_setting);
     if (!pool.running) {
         job_compute(j);
         pthread_mutex_lock(&pool.lock);

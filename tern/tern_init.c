@@ -68,18 +68,19 @@ static bool dir_is_empty(const char *dir)
 
 static void init_usage(FILE *fp)
 {
-    fprintf(fp, "usage: tern init DIR [--port N] [--metrics-port M] [--daemon-directory D] [--hostname H]\n"
-                "                     [--force]\n"
+    fprintf(fp, "usage: tern init DIR [--port N] [--metrics-port M] [--console-port C]\n"
+                "                     [--daemon-directory D] [--hostname H] [--force]\n"
                 "  write a self-contained instance in DIR: main.cf and master.cf (smtpd on\n"
                 "  127.0.0.1:N, default 2525; /metrics on http://127.0.0.1:M/metrics, default\n"
-                "  N+20000, or N-20000 when that is beyond 65535), queue/, data/,\n"
-                "  log/tern.log and mail/.\n"
+                "  N+20000, or N-20000 when that is beyond 65535; the web console on\n"
+                "  http://127.0.0.1:C/, default M+1), queue/, data/, log/tern.log and mail/.\n"
                 "  Run it with: tern -c DIR start\n");
 }
 
 struct init_options {
     long port;
     long metrics_port;          /* 0: derived from port */
+    long console_port;          /* 0: metrics_port + 1 */
     const char *daemon_dir;
     const char *hostname;
     bool force;
@@ -94,10 +95,11 @@ static int parse_init_options(int argc, char **argv, struct init_options *o)
         { "port", required_argument, NULL, 'p' }, { "hostname", required_argument, NULL, 'H' },
         { "daemon-directory", required_argument, NULL, 'd' },
         { "metrics-port", required_argument, NULL, 'm' },
+        { "console-port", required_argument, NULL, 'C' },
         { "force", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    *o = (struct init_options){ 2525, 0, TERN_LIBEXECDIR, NULL, false, NULL };
+    *o = (struct init_options){ 2525, 0, 0, TERN_LIBEXECDIR, NULL, false, NULL };
     int c;
     optind = 0;   /* 0 makes glibc restart its scan (permuting options after DIR) */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -111,6 +113,12 @@ static int parse_init_options(int argc, char **argv, struct init_options *o)
         case 'm':
             if (parse_long(optarg, 1, 65535, &o->metrics_port) < 0) {
                 fprintf(stderr, "tern: bad metrics port \"%s\" (expected 1..65535)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'C':
+            if (parse_long(optarg, 1, 65535, &o->console_port) < 0) {
+                fprintf(stderr, "tern: bad console port \"%s\" (expected 1..65535)\n", optarg);
                 return 2;
             }
             break;
@@ -129,6 +137,8 @@ static int parse_init_options(int argc, char **argv, struct init_options *o)
     /* beside the SMTP port, so that instances side by side do not collide */
     if (!o->metrics_port)
         o->metrics_port = o->port + 20000 <= 65535 ? o->port + 20000 : o->port - 20000;
+    if (!o->console_port)
+        o->console_port = o->metrics_port < 65535 ? o->metrics_port + 1 : o->metrics_port - 1;
     return 0;
 }
 
@@ -182,7 +192,7 @@ static void format_main_cf(struct strbuf *out, const struct init_options *o, con
         dir, dir, dir, dir, o->daemon_dir, dir, host, owner, group, dir, dir, dir);
 }
 
-static void format_master_cf(struct strbuf *out, long port, long metrics_port)
+static void format_master_cf(struct strbuf *out, long port, long metrics_port, long console_port)
 {
     sb_appendf(out,
         "# master.cf: the services master runs, one per line (Postfix syntax).\n"
@@ -218,8 +228,11 @@ static void format_master_cf(struct strbuf *out, long port, long metrics_port)
         "proxymap       unix  -       -       n       -       -       proxymap\n"
         "# Metrics: the collector, and /metrics for Prometheus on loopback\n"
         "metrics        unix  -       -       n       -       1       metrics\n"
-        "127.0.0.1:%-5ld inet  n       -       n       -       2       metrics\n",
-        port, metrics_port);
+        "127.0.0.1:%-5ld inet  n       -       n       -       2       metrics\n"
+        "# The web console (http://127.0.0.1:%ld/), one process; logins are checked\n"
+        "# against smtpd_sasl_password_maps, administrators listed in console_admins\n"
+        "127.0.0.1:%-5ld inet  n       -       n       -       1       console\n",
+        port, metrics_port, console_port, console_port);
 }
 
 /* Write the files and directories of the instance into dir. */
@@ -233,7 +246,7 @@ static int write_instance(const struct init_options *o, const char *dir)
         return -1;
     struct strbuf main_cf = STRBUF_INIT(0), master_cf = STRBUF_INIT(0);
     format_main_cf(&main_cf, o, dir, o->hostname ? o->hostname : host, owner, group);
-    format_master_cf(&master_cf, o->port, o->metrics_port);
+    format_master_cf(&master_cf, o->port, o->metrics_port, o->console_port);
     int rc = 0;
     rc |= write_file(dir, "main.cf", main_cf.data);
     rc |= write_file(dir, "master.cf", master_cf.data);

@@ -591,13 +591,7 @@ static bool cfg_name_referenced(const char *name)
  * list, as in Postfix)? */
 static bool cfg_is_restriction_class(const char *name)
 {
-    size_t n;
-    char **words = cfg_list_split(cfg_str(P_smtpd_restriction_classes), &n);
-    bool found = false;
-    for (size_t i = 0; i < n && !found; i++)
-        found = strcmp(words[i], name) == 0;
-    cfg_list_free(words, n);
-    return found;
+    return cfg_list_has(cfg_str(P_smtpd_restriction_classes), name);
 }
 
 void cfg_unknown(void (*fn)(const char *name, const char *file, int line, void *ctx), void *ctx)
@@ -732,6 +726,17 @@ char **cfg_list_split(const char *value, size_t *count)
 void cfg_list_free(char **list, size_t count)
 {
     str_array_free(list, count);
+}
+
+bool cfg_list_has(const char *value, const char *word)
+{
+    size_t n;
+    char **words = cfg_list_split(value, &n);
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(words[i], word) == 0;
+    cfg_list_free(words, n);
+    return found;
 }
 
 unsigned cfg_list_bits(const char *value, const struct name_code *names, const char *what)

@@ -101,6 +101,8 @@ void cfg_each_set(void (*fn)(const char *name, const char *raw_value, void *ctx)
  * returned array and strings are owned by the caller: free with cfg_list_free. */
 char **cfg_list_split(const char *value, size_t *count);
 void cfg_list_free(char **list, size_t count);
+/* Whether word is one of the words of a list value (exactly, case and all). */
+bool cfg_list_has(const char *value, const char *word);
 /* The bits a list of words stands for, as in "canonical_classes =
  * envelope_sender, header_sender": each word is looked up in names (a
  * name_code table whose end entry has code 0); a word it does not know is

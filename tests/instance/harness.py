@@ -98,7 +98,8 @@ class Instance:
         self.port = port or free_port()
         try:
             tern("init", self.dir, "--port", str(self.port), "--daemon-directory", LIBEXEC,
-                 "--hostname", "tern.test", "--force", "--metrics-port", str(free_port()))
+                 "--hostname", "tern.test", "--force", "--metrics-port", str(free_port()),
+                 "--console-port", str(free_port()))
         except Exception:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise

@@ -167,13 +167,17 @@ class TestControl(unittest.TestCase):
         metrics_port = port + 20000 if port + 20000 <= 65535 else port - 20000
         r = harness.tern("init", os.path.join(self.inst.dir, "derived"), "--port", str(port))
         with open(os.path.join(self.inst.dir, "derived", "master.cf")) as f:
-            self.assertIn("127.0.0.1:%-5d inet  n       -       n       -       2       metrics\n"
-                          % metrics_port, f.read())
+            derived = f.read()
+        self.assertIn("127.0.0.1:%-5d inet  n       -       n       -       2       metrics\n"
+                      % metrics_port, derived)
+        self.assertIn("127.0.0.1:%-5d inet  n       -       n       -       1       console\n"
+                      % (metrics_port + 1), derived)
         self.assertEqual([s[0] for s in services], ["127.0.0.1:%d" % port, "pickup",
                                                       "cleanup", "qmgr", "local", "virtual", "smtp", "relay", "lmtp",
                                                       "discard", "anvil", "showq", "flush", "proxymap", "metrics",
-                                                      services[-1][0]])
-        self.assertEqual(services[-1][1:], ["inet", "n", "-", "n", "-", "2", "metrics"])
+                                                      services[-2][0], services[-1][0]])
+        self.assertEqual(services[-2][1:], ["inet", "n", "-", "n", "-", "2", "metrics"])
+        self.assertEqual(services[-1][1:], ["inet", "n", "-", "n", "-", "1", "console"])
         for sub in ("queue", "data", "log", "mail"):
             self.assertTrue(os.path.isdir(os.path.join(self.inst.dir, sub)), sub)
 
