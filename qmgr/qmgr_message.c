@@ -7,7 +7,11 @@
  * message is finished: notices go to the sender as NOTIFY asks (failures,
  * successes when asked, one delay warning after delay_warning_time), and
  * the message is removed (all final) or deferred (moved to deferred/ with
- * its next retry time as the file's mtime). */
+ * its next retry time as the file's mtime). An address verification probe
+ * (verify_probe attribute) is finished differently: each outcome goes to
+ * the verify service, never into a notice, and the probe is removed even
+ * when it was deferred (verify sends a new one when the result is due for
+ * a refresh), so that probes never pile up in the queue. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +39,7 @@
 #include "queue.h"
 #include "strbuf.h"
 #include "util.h"
+#include "verify_proto.h"
 
 #define MSG_BUCKETS 4096
 
@@ -525,8 +530,44 @@ static void move_for_admin(struct qmsg *q)
         qmgr_request_scan();
 }
 
+#define QMGR_VERIFY_TIMEOUT 5      /* seconds for telling verify one result */
+
+/* A probe is over: report each recipient's outcome, under the address
+ * the probe was sent for, and remove it. */
+static void finish_probe(struct qmsg *q, const char *address)
+{
+    struct strbuf why = STRBUF_INIT(1024);
+    for (size_t i = 0; i < q->m.nrcpts; i++) {
+        struct outcome *o = &q->out[i];
+        if (!o->status)
+            continue;
+        if (!o->logged)
+            log_outcome(q, i, o->status == 2 ? "deliverable" : o->status == 4 ? "deferred"
+                                                                              : "undeliverable");
+        sb_reset(&why);
+        if (verify_client_update(address, verify_status_of_delivery(o->status), o->reason,
+                                 QMGR_VERIFY_TIMEOUT, &why) < 0)
+            msg_warn("%s: cannot report the probe result for <%s>: %s", q->id, address,
+                     sb_str(&why));
+    }
+    sb_free(&why);
+    remove_message(q);
+    qmsg_free(q);
+}
+
+const char *qmgr_message_probe(const struct qmsg *q)
+{
+    const char *address = qmessage_attr(&q->m, VERIFY_PROBE_ATTR);
+    return address && *address ? address : NULL;
+}
+
 static void finish_message(struct qmsg *q)
 {
+    const char *probe = qmgr_message_probe(q);
+    if (probe && q->admin != QMSG_ADMIN_HOLD) {
+        finish_probe(q, probe);
+        return;
+    }
     if (q->admin == QMSG_ADMIN_DELETE) {
         /* deliveries that ran are over; nothing else is sent, not even notices */
         remove_message(q);
