@@ -215,7 +215,8 @@ static struct dest **route_recipients(struct qmsg *q)
 {
     struct dest **dests = xcalloc(q->m.nrcpts + 1, sizeof(*dests));
     struct strbuf why = STRBUF_INIT(1024);
-    const char *filter = qmessage_attr(&q->m, "content_filter");
+    /* a probe asks where the mail would be delivered: never a filter */
+    const char *filter = qmgr_message_probe(q) ? NULL : qmessage_attr(&q->m, "content_filter");
     for (size_t i = 0; i < q->m.nrcpts; i++) {
         if (q->m.rcpts[i].done)
             continue;
