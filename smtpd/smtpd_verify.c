@@ -19,8 +19,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -50,21 +48,23 @@ struct smtpd_verify_request {
     bool greeted;
 };
 
+/* One connection per question: the next poll starts afresh. */
 static void request_close(struct smtpd_verify_request *v)
 {
-    if (v->bev)
-        bufferevent_free(v->bev);
+    struct bufferevent *bev = v->bev;
     v->bev = NULL;
     v->greeted = false;
+    if (bev)
+        bufferevent_free(bev);
 }
 
 void smtpd_verify_cancel(struct smtpd_verify_request *v)
 {
     if (!v)
         return;
-    request_close(v);
     if (v->poll_ev)
         event_free(v->poll_ev);
+    request_close(v);
     free(v->address);
     free(v);
 }
@@ -72,10 +72,10 @@ void smtpd_verify_cancel(struct smtpd_verify_request *v)
 /* The final answer (status -1: none could be had): evaluate on. */
 static void request_end(struct smtpd_verify_request *v, int status, const char *reason)
 {
+    v->j->async_status = status;
+    str_copy(v->j->async_text, sizeof(v->j->async_text), reason);
+    v->j->vreq = NULL;
     struct smtpd_check_job *j = v->j;
-    j->async_status = status;
-    str_copy(j->async_text, sizeof(j->async_text), reason);
-    j->vreq = NULL;
     smtpd_verify_cancel(v);
     smtpd_check_job_continue(j);
 }
@@ -164,26 +164,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 /* Connect and ask; false (warned) when it cannot even be started. */
 static bool request_start(struct smtpd_verify_request *v)
 {
-    struct sockaddr_un sun;
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    str_copy(sun.sun_path, sizeof(sun.sun_path), VERIFY_SOCKET);
-    v->bev = bufferevent_socket_new(v->j->s->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!v->bev) {
-        msg_warn("unable to talk to %s: out of resources", VERIFY_SOCKET);
-        return false;
-    }
-    bufferevent_setcb(v->bev, read_cb, NULL, event_cb, v);
-    bufferevent_setwatermark(v->bev, EV_READ, 0, 2 * VERIFY_FRAME_LIMIT);
-    struct timeval tv = { VERIFY_STEP_TIMEOUT, 0 };
-    bufferevent_set_timeouts(v->bev, &tv, &tv);
-    bufferevent_enable(v->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(v->bev, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        msg_warn("unable to talk to %s: %s", VERIFY_SOCKET, strerror(errno));
-        request_close(v);
-        return false;
-    }
-    return true;
+    const char *why = "";
+    v->bev = evframe_connect_unix(v->j->s->base, VERIFY_SOCKET, VERIFY_FRAME_LIMIT,
+                                  VERIFY_STEP_TIMEOUT, read_cb, event_cb, v, &why);
+    if (!v->bev)
+        msg_warn("unable to talk to %s: %s", VERIFY_SOCKET, why);
+    return v->bev != NULL;
 }
 
 /* unverified_*_tempfail_action for a result that is not final. */

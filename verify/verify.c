@@ -370,22 +370,15 @@ static bool verify_request(void *ctx, struct bufferevent *bev, const char *frame
     return ok;
 }
 
-static void verify_client_closed(void *ctx)
-{
-    server_client_done();
-}
-
-static const struct evframe_service verify_service = {
-    .protocol = VERIFY_PROTOCOL, .limit = VERIFY_FRAME_LIMIT, .batch = VERIFY_BATCH,
-    .output_high = VERIFY_OUTPUT_HIGH, .handle = verify_request, .closed = verify_client_closed,
-};
-
+/* A client needs no state of its own: NULL context. */
 static void verify_accept(int fd, struct event_base *base)
 {
-    struct bufferevent *bev =
-        server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (bev)
-        evframe_serve_client(bev, &verify_service, NULL);
+    static const struct evframe_service service = {
+        .protocol = VERIFY_PROTOCOL, .limit = VERIFY_FRAME_LIMIT, .batch = VERIFY_BATCH,
+        .output_high = VERIFY_OUTPUT_HIGH, .handle = verify_request,
+        .closed = server_frames_closed,
+    };
+    server_serve_frames(fd, base, &service, NULL);
 }
 
 /* ---- the cache file ---- */
