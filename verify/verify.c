@@ -321,7 +321,7 @@ static void do_update(struct bufferevent *bev, const char *address, int status, 
             vc.pending--;
         }
         vc.dirty = true;
-        msg_info("<%s>: %s: %s", address, verify_status_name(status), reason);
+        msg_debug("<%s>: %s: %s", address, verify_status_name(status), reason);
     }
     struct strbuf out = STRBUF_INIT(64);
     struct attr_writer w;

@@ -171,7 +171,7 @@ class TestControl(unittest.TestCase):
                           % metrics_port, f.read())
         self.assertEqual([s[0] for s in services], ["127.0.0.1:%d" % port, "pickup",
                                                       "cleanup", "qmgr", "local", "virtual", "smtp", "relay", "lmtp",
-                                                      "discard", "anvil", "showq", "flush", "proxymap", "metrics",
+                                                      "discard", "anvil", "showq", "flush", "verify", "proxymap", "metrics",
                                                       services[-1][0]])
         self.assertEqual(services[-1][1:], ["inet", "n", "-", "n", "-", "2", "metrics"])
         for sub in ("queue", "data", "log", "mail"):
