@@ -223,7 +223,8 @@ static struct dest **route_recipients(struct qmsg *q)
         struct qmgr_route route;
         const char *rcpt = q->m.rcpts[i].address;
         switch (filter && *filter ? qmgr_resolve_filter(rcpt, filter, &route, &why)
-                                  : qmgr_resolve(rcpt, &route, &why)) {
+                : qmgr_message_probe(q) ? qmgr_resolve_probe(rcpt, &route, &why)
+                                        : qmgr_resolve(rcpt, &route, &why)) {
         case QMGR_ROUTE_BAD: {
             char dsn[] = "5.1.3";
             qmgr_message_set_outcome(q, i, soft_bounce_status(5, dsn), dsn, "bad address syntax",

@@ -24,6 +24,7 @@ RCPT TO is answered:
   sender domain's server refuses;
 - the internal server down: the probe is deferred, the client gets the
   tempfail action (450), nothing is accepted to bounce later;
+- address_verify_transport_maps routes probes apart from the mail;
 - a flood of random recipients on a third listener (one poll only) sends
   no more probes than address_verify_pending_limit and
   address_verify_probe_rate_limit allow, and every one of them is refused.
@@ -39,7 +40,7 @@ import uuid
 import harness
 import servers
 
-KNOWN = {"alice@example.com", "bob@example.com", "good@senders.example"}
+KNOWN = {"alice@example.com", "bob@example.com", "good@senders.example", "alice@split.example"}
 
 
 class InternalServer(servers.Server):
@@ -138,9 +139,18 @@ class VerifyTest(unittest.TestCase):
             f.write("example.com smtp:[127.0.0.1]:%d\n" % cls.internal.port)
             f.write("senders.example smtp:[127.0.0.1]:%d\n" % cls.internal.port)
             f.write("down.example smtp:[127.0.0.1]:%d\n" % cls.down_port)
+        # probes take their own table: split.example's mail would go to the
+        # dead port, its probes go to the internal server
+        vtransport = os.path.join(d, "vtransport")
+        with open(transport) as f, open(vtransport, "w") as v:
+            v.write(f.read())
+            v.write("split.example smtp:[127.0.0.1]:%d\n" % cls.internal.port)
+        with open(transport, "a") as f:
+            f.write("split.example smtp:[127.0.0.1]:%d\n" % cls.down_port)
         cls.inst.set_main_cf({
-            "relay_domains": "example.com senders.example down.example",
+            "relay_domains": "example.com senders.example down.example split.example",
             "transport_maps": "texthash:" + transport,
+            "address_verify_transport_maps": "texthash:" + vtransport,
             "mail_spool_directory": cls.spool,
             "smtpd_recipient_restrictions": "reject_unauth_destination, reject_unverified_recipient",
             "address_verify_poll_count": "6",
@@ -349,6 +359,11 @@ class VerifyTest(unittest.TestCase):
             self.assertEqual(c.rcpt(addr)[0], 450)
         self.assertEqual(self.inst.queue_ids("deferred"), [])
         self.assertNotRegex(self.inst.log_text(), r"to=<someone@down\.example>.*status=(sent|bounced)")
+
+    def test_probes_take_address_verify_transport_maps(self):
+        code, text = self.rcpt_final("alice@split.example")
+        self.assertEqual(code, 250, text)
+        self.assertTrue(self.internal.probes_for("alice@split.example"))
 
     def test_z_flood_of_random_recipients_is_bounded(self):
         # after the other tests (unittest runs them by name): this one fills
