@@ -15,7 +15,8 @@ RCPT TO is answered:
   known one is accepted and its mail delivered; the internal server saw
   the probe as MAIL FROM <double-bounce@...> and RCPT TO, then RSET or
   QUIT, never DATA; no bounce is ever sent for a probe;
-- the cache: positive and negative results are answered without a new
+- the cache: kept across a restart in data_directory/verify_cache;
+  positive and negative results are answered without a new
   probe until their refresh time, with one after it, and forgotten after
   their expiry time (`tern verify` shows each state);
 - a local recipient is probed through local(8), which says "delivers to
@@ -359,6 +360,21 @@ class VerifyTest(unittest.TestCase):
             self.assertEqual(c.rcpt(addr)[0], 450)
         self.assertEqual(self.inst.queue_ids("deferred"), [])
         self.assertNotRegex(self.inst.log_text(), r"to=<someone@down\.example>.*status=(sent|bounced)")
+
+    def test_cache_survives_a_restart(self):
+        addr = "alice@example.com"
+        self.assertEqual(self.rcpt_final(addr)[0], 250)
+        before = self.wait_cache(addr, "deliverable")
+        self.inst.stop()
+        path = os.path.join(self.inst.dir, "data", "verify_cache")
+        with open(path) as f:
+            saved = f.read()
+        self.assertRegex(saved, r"(?m)^alice@example\.com\t0\t\d+\t\d+\t250 2\.1\.5 Ok$")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.inst.start()
+        self.inst.wait_port(self.sender_port)
+        self.inst.wait_port(self.flood_port)
+        self.assertEqual(self.cache(addr), before)
 
     def test_probes_take_address_verify_transport_maps(self):
         code, text = self.rcpt_final("alice@split.example")
