@@ -534,24 +534,29 @@ static void move_for_admin(struct qmsg *q)
 
 #define QMGR_VERIFY_TIMEOUT 5      /* seconds for telling verify one result */
 
-/* A probe is over: report each recipient's outcome, under the address
- * the probe was sent for, and remove it. */
+/* A probe is over: report its outcome under the address the probe was
+ * sent for, and remove it. When cleanup's rewriting made several
+ * recipients of the address, the worst outcome counts (any deferral,
+ * else any bounce), so that an address that would bounce in part is
+ * never called deliverable. */
 static void finish_probe(struct qmsg *q, const char *address)
 {
-    struct strbuf why = STRBUF_INIT(1024);
+    const struct outcome *worst = NULL;
     for (size_t i = 0; i < q->m.nrcpts; i++) {
-        struct outcome *o = &q->out[i];
+        const struct outcome *o = &q->out[i];
         if (!o->status)
             continue;
         if (!o->logged)
             log_outcome(q, i, o->status == 2 ? "deliverable" : o->status == 4 ? "deferred"
                                                                               : "undeliverable");
-        sb_reset(&why);
-        if (verify_client_update(address, verify_status_of_delivery(o->status), o->reason,
-                                 QMGR_VERIFY_TIMEOUT, &why) < 0)
-            msg_warn("%s: cannot report the probe result for <%s>: %s", q->id, address,
-                     sb_str(&why));
+        if (!worst || (o->status == 4 && worst->status != 4)
+            || (o->status == 5 && worst->status == 2))
+            worst = o;
     }
+    struct strbuf why = STRBUF_INIT(1024);
+    if (worst && verify_client_update(address, verify_status_of_delivery(worst->status),
+                                      worst->reason, QMGR_VERIFY_TIMEOUT, &why) < 0)
+        msg_warn("%s: cannot report the probe result for <%s>: %s", q->id, address, sb_str(&why));
     sb_free(&why);
     remove_message(q);
     qmsg_free(q);
