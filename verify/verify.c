@@ -199,7 +199,10 @@ static bool probe_due(const struct entry *e, long long now)
                    : e->status == VERIFY_STAT_DEFER && vc.neg_refresh > VERIFY_DEFER_REFRESH_MAX
                        ? VERIFY_DEFER_REFRESH_MAX
                        : vc.neg_refresh;
-    return now - e->updated >= refresh && now - e->probed >= (refresh ? 1 : 0);
+    /* and not again within the refresh time (at most a minute) of the last
+     * probe, whose temporary failure may have left the result as it was */
+    long gap = refresh < VERIFY_DEFER_REFRESH_MAX ? refresh : VERIFY_DEFER_REFRESH_MAX;
+    return now - e->updated >= refresh && now - e->probed >= gap;
 }
 
 /* Whether the bounds allow one more probe now. */
@@ -213,7 +216,7 @@ static bool probe_allowed(const char *address, long long now)
         if (now - vc.last_refusal_warning < 60)
             return false;
         vc.last_refusal_warning = now;
-            msg_warn("probe for <%.200s> not sent: %zu probes under way, %ld sent this minute "
+        msg_warn("probe for <%.200s> not sent: %zu probes under way, %ld sent this minute "
                  "(address_verify_pending_limit, address_verify_probe_rate_limit); "
                  "more are not warned about for a minute",
                  address, vc.pending, vc.rate_count);
@@ -244,10 +247,10 @@ static void send_probe(struct entry *e, long long now)
     char id[QUEUE_ID_SIZE];
     e->probed = now;
     vc.dirty = true;
+    vc.rate_count++;            /* a failed try counts too: cleanup is not hammered */
     if (cleanup_submit(".", cfg_str(P_cleanup_service_name), &sub, id, &err) == 0) {
         e->pending = true;
         vc.pending++;
-        vc.rate_count++;
         msg_info("%s: probe for <%s>", id, e->address);
     } else {
         msg_warn("cannot send a probe for <%s>: %s", e->address, sb_str(&err));
@@ -310,12 +313,13 @@ static void do_update(struct bufferevent *bev, const char *address, int status, 
     if (!e && !(e = entry_add(address, now)))
         e = NULL;
     if (e) {
-        /* a temporary failure does not replace a good result that still holds */
+        /* a temporary failure does not replace a good result that still
+         * holds, nor make it last longer: it expires in its own time */
         if (!(status == VERIFY_STAT_DEFER && e->status == VERIFY_STAT_OK && !expired(e, now))) {
             e->status = status;
             set_reason(e, reason);
+            e->updated = now;
         }
-        e->updated = now;
         if (e->pending) {
             e->pending = false;
             vc.pending--;
