@@ -90,6 +90,7 @@ struct local_message {
     char id[24];
     const char *queue_path;       /* the request's (active/ID), for mailbox_transport */
     bool passed;                  /* the request was passed on by an agent, not qmgr's */
+    bool probe;                   /* an address verification probe: find out, write nothing */
     int fd;                       /* O_RDONLY: content; children inherit it */
     int mark_fd;                  /* O_RDWR: marking recipients; parent only
                                      (the delivery request's, not closed here) */

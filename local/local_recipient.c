@@ -9,7 +9,13 @@
  * others) is not expanded again inside its own expansion: "user: user, x"
  * delivers to user's mailbox and to x, as in Postfix. Identical leaves
  * (one mailbox, one file or one command as one user) are delivered once
- * per request; a repeat takes the first one's outcome. */
+ * per request; a repeat takes the first one's outcome.
+ *
+ * An address verification probe (DELIVER_FLAG_VERIFY) takes the same way
+ * through aliases, .forward and :include: files, but its leaves only say
+ * where the mail would go ("delivers to mailbox", "aliased to ADDRESS",
+ * ...): no mailbox, file or command is written, nothing is forwarded. An
+ * unknown user is undeliverable, as for any message. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -189,6 +195,12 @@ static void deliver_file_or_command(struct top *t, const struct local_dest *dest
                                                      : "mail to file is restricted");
         return;
     }
+    if (t->msg->probe) {
+        delivery_status_set(&res, 2, "2.0.0", "delivers to %s %s", command ? "command" : "file",
+                            dest->value);
+        leaf_done(t, o->address, &res);
+        return;
+    }
     struct local_user as;
     if (leaf_identity(o, &as, &res) < 0) {
         leaf_done(t, o->address, &res);
@@ -356,7 +368,9 @@ static void deliver_mailbox(struct top *t, const struct origin *self, const stru
 {
     struct strbuf key = STRBUF_INIT(ADDRESS_MAX_LEN + 16);
     sb_appendf(&key, "mailbox:%s", user->name);
-    if (!repeated(t, sb_str(&key))) {
+    if (t->msg->probe) {
+        leaf_fail(t, self->address, 2, "2.0.0", "delivers to mailbox");
+    } else if (!repeated(t, sb_str(&key))) {
         struct local_delivery d;
         struct delivery_status res;
         const char *what;
@@ -375,7 +389,12 @@ static void pass_mailbox(struct top *t, const struct origin *self)
 {
     struct strbuf key = STRBUF_INIT(ADDRESS_MAX_LEN + 16), orcpt = STRBUF_INIT(0);
     sb_appendf(&key, "transport:%s", self->address);
-    if (!repeated(t, sb_str(&key))) {
+    if (t->msg->probe) {
+        struct delivery_status res;
+        delivery_status_set(&res, 2, "2.0.0", "delivers to mailbox_transport %s",
+                            local_cfg.mailbox_transport);
+        combine(t, &res);
+    } else if (!repeated(t, sb_str(&key))) {
         struct delivery_status pr;
         struct delivery_status res;
         if (*t->rcpt->orcpt)
@@ -491,6 +510,15 @@ static void forward_all(struct top *t)
 {
     if (t->nforwards == 0)
         return;
+    if (t->msg->probe) {       /* where it would go is the answer; nothing is sent */
+        for (size_t i = 0; i < t->nforwards; i++) {
+            struct strbuf text = STRBUF_INIT(DELIVERY_REASON_MAX);
+            sb_appendf(&text, "aliased to %s", t->forwards[i]);
+            leaf_fail(t, t->forwards[i], 2, "2.0.0", sb_str(&text));
+            sb_free(&text);
+        }
+        return;
+    }
     struct strbuf err = STRBUF_INIT(DELIVERY_REASON_MAX);
     char id[24] = "";
     struct delivery_status res;

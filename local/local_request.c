@@ -28,7 +28,8 @@ void local_log_delivery(const struct local_message *msg, const char *to, const c
         .transfer = now - msg->request_usec,
     };
     log_delivery(msg->id, to, orig_to, "local", 0, &delays, res->dsn,
-                 delivery_status_name(res->status), res->reason);
+                 deliver_request_status_name(msg->probe ? DELIVER_FLAG_VERIFY : 0, res->status),
+                 res->reason);
 }
 
 /* ---- the queue file ---- */
@@ -143,6 +144,7 @@ void local_request_serve(int fd)
     str_copy(msg.id, sizeof(msg.id), rq.queue_id);
     msg.queue_path = rq.queue_path;
     msg.passed = rq.flags & DELIVER_FLAG_PASSED;
+    msg.probe = rq.flags & DELIVER_FLAG_VERIFY;
     struct outcome *out = xcalloc(rq.nrcpt, sizeof(*out));
     struct delivery_status fail;
     if (message_open(&msg, &rq, &fail) < 0) {

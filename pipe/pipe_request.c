@@ -266,7 +266,8 @@ static void finish(int fd, struct request *r, const bool *logged_done)
                 delivery_status_set(o, 4, "4.3.0", "%s", sb_str(&why));
             sb_free(&why);
             log_delivery(r->dr.queue_id, rc->address, delivery_orig_to(rc->orcpt, rc->address),
-                         pipe_cfg.service, 0, &delays, o->dsn, delivery_status_name(o->status),
+                         pipe_cfg.service, 0, &delays, o->dsn,
+                         deliver_request_status_name(r->dr.flags, o->status),
                          o->reason);
         }
         struct deliver_result res = {
@@ -306,8 +307,12 @@ void pipe_request_serve(int fd)
             already[i] = !r.active[i] && r.out[i].status == 2;
         if (r.nactive > 0)
             check_request(&r);
-        if (r.nactive > 0)
+        if (r.nactive > 0 && (r.dr.flags & DELIVER_FLAG_VERIFY)) {
+            /* an address verification probe: the command would take it */
+            set_active(&r, 2, "2.0.0", "delivers to command");
+        } else if (r.nactive > 0) {
             run_command(&r);
+        }
     }
     finish(fd, &r, already);
     sb_free(&why);

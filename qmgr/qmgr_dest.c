@@ -18,6 +18,7 @@
 
 #include "attr.h"
 #include "config.h"
+#include "deliver_request.h"
 #include "log.h"
 #include "qmgr_sched.h"
 #include "queue.h"
@@ -225,7 +226,7 @@ static void send_request(struct job *j)
     attr_put_str(&w, "transport", j->dest->transport);
     attr_put_str(&w, "nexthop", j->dest->nexthop);
     attr_put_str(&w, "sender", j->msg->m.sender);
-    attr_put_int(&w, "flags", 0);
+    attr_put_int(&w, "flags", qmgr_message_probe(j->msg) ? DELIVER_FLAG_VERIFY : 0);
     attr_put_int(&w, "nrcpt", (long long)j->n);
     for (size_t k = 0; k < j->n; k++) {
         const struct qrcpt *r = &j->msg->m.rcpts[j->idx[k]];

@@ -7,7 +7,11 @@
  * message is finished: notices go to the sender as NOTIFY asks (failures,
  * successes when asked, one delay warning after delay_warning_time), and
  * the message is removed (all final) or deferred (moved to deferred/ with
- * its next retry time as the file's mtime). */
+ * its next retry time as the file's mtime). An address verification probe
+ * (verify_probe attribute) is finished differently: each outcome goes to
+ * the verify service, never into a notice, and the probe is removed even
+ * when it was deferred (verify sends a new one when the result is due for
+ * a refresh), so that probes never pile up in the queue. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +39,7 @@
 #include "queue.h"
 #include "strbuf.h"
 #include "util.h"
+#include "verify_proto.h"
 
 #define MSG_BUCKETS 4096
 
@@ -210,14 +215,16 @@ static struct dest **route_recipients(struct qmsg *q)
 {
     struct dest **dests = xcalloc(q->m.nrcpts + 1, sizeof(*dests));
     struct strbuf why = STRBUF_INIT(1024);
-    const char *filter = qmessage_attr(&q->m, "content_filter");
+    /* a probe asks where the mail would be delivered: never a filter */
+    const char *filter = qmgr_message_probe(q) ? NULL : qmessage_attr(&q->m, "content_filter");
     for (size_t i = 0; i < q->m.nrcpts; i++) {
         if (q->m.rcpts[i].done)
             continue;
         struct qmgr_route route;
         const char *rcpt = q->m.rcpts[i].address;
         switch (filter && *filter ? qmgr_resolve_filter(rcpt, filter, &route, &why)
-                                  : qmgr_resolve(rcpt, &route, &why)) {
+                : qmgr_message_probe(q) ? qmgr_resolve_probe(rcpt, &route, &why)
+                                        : qmgr_resolve(rcpt, &route, &why)) {
         case QMGR_ROUTE_BAD: {
             char dsn[] = "5.1.3";
             qmgr_message_set_outcome(q, i, soft_bounce_status(5, dsn), dsn, "bad address syntax",
@@ -525,8 +532,49 @@ static void move_for_admin(struct qmsg *q)
         qmgr_request_scan();
 }
 
+#define QMGR_VERIFY_TIMEOUT 5      /* seconds for telling verify one result */
+
+/* A probe is over: report its outcome under the address the probe was
+ * sent for, and remove it. When cleanup's rewriting made several
+ * recipients of the address, the worst outcome counts (any deferral,
+ * else any bounce), so that an address that would bounce in part is
+ * never called deliverable. */
+static void finish_probe(struct qmsg *q, const char *address)
+{
+    const struct outcome *worst = NULL;
+    for (size_t i = 0; i < q->m.nrcpts; i++) {
+        const struct outcome *o = &q->out[i];
+        if (!o->status)
+            continue;
+        if (!o->logged)
+            log_outcome(q, i, o->status == 2 ? "deliverable" : o->status == 4 ? "deferred"
+                                                                              : "undeliverable");
+        if (!worst || (o->status == 4 && worst->status != 4)
+            || (o->status == 5 && worst->status == 2))
+            worst = o;
+    }
+    struct strbuf why = STRBUF_INIT(1024);
+    if (worst && verify_client_update(address, verify_status_of_delivery(worst->status),
+                                      worst->reason, QMGR_VERIFY_TIMEOUT, &why) < 0)
+        msg_warn("%s: cannot report the probe result for <%s>: %s", q->id, address, sb_str(&why));
+    sb_free(&why);
+    remove_message(q);
+    qmsg_free(q);
+}
+
+const char *qmgr_message_probe(const struct qmsg *q)
+{
+    const char *address = qmessage_attr(&q->m, VERIFY_PROBE_ATTR);
+    return address && *address ? address : NULL;
+}
+
 static void finish_message(struct qmsg *q)
 {
+    const char *probe = qmgr_message_probe(q);
+    if (probe && q->admin != QMSG_ADMIN_HOLD) {
+        finish_probe(q, probe);
+        return;
+    }
     if (q->admin == QMSG_ADMIN_DELETE) {
         /* deliveries that ran are over; nothing else is sent, not even notices */
         remove_message(q);

@@ -11,7 +11,9 @@
  * "transport:nexthop" where an empty half keeps the default. A message
  * queued with a content filter (its content_filter attribute: the
  * receiving service's content_filter or a FILTER action) goes to that
- * transport:nexthop instead. */
+ * transport:nexthop instead. An address verification probe takes
+ * address_verify_transport_maps and address_verify_relayhost instead of
+ * transport_maps and relayhost (by default the same), and never a filter. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,57 +27,77 @@
 #include "strbuf.h"
 #include "util.h"
 
-static struct maplist *transport_maps;
+/* transport_maps, and address_verify_transport_maps for probes */
+struct transport_tables {
+    const char *param;
+    struct maplist *maps;         /* NULL: none configured, or it did not open */
+    bool configured;
+};
+static struct transport_tables mail_tables = { .param = "transport_maps" };
+static struct transport_tables probe_tables = { .param = "address_verify_transport_maps" };
 static bool transport_maps_opened;
+
+static void tables_open(struct transport_tables *t, const char *spec)
+{
+    t->configured = *spec != 0;
+    if (!t->configured)
+        return;
+    struct strbuf err = STRBUF_INIT(1024);
+    t->maps = maplist_open(spec, &err);
+    /* Without its table qmgr cannot route correctly: mail waits instead of
+     * going the default way (qmgr_resolve answers "temporary failure"). */
+    if (!t->maps)
+        msg_warn("%s: %s; mail is deferred until it is fixed", t->param, sb_str(&err));
+    sb_free(&err);
+}
 
 /* Once, as root in pre_init: the tables are not reachable by path inside
  * a chroot. */
 void qmgr_resolve_init(void)
 {
-    const char *spec = cfg_str(P_transport_maps);
     if (transport_maps_opened)
         return;
     transport_maps_opened = true;
     rewrite_init();                  /* virtual_alias_domains (lib/global/rewrite.h) */
-    if (!*spec)
-        return;
-    struct strbuf err = STRBUF_INIT(1024);
-    transport_maps = maplist_open(spec, &err);
-    /* Without its table qmgr cannot route correctly: mail waits instead of
-     * going the default way (qmgr_resolve answers "temporary failure"). */
-    if (!transport_maps)
-        msg_warn("transport_maps: %s; mail is deferred until it is fixed", sb_str(&err));
-    sb_free(&err);
+    const char *spec = cfg_str(P_transport_maps), *probe = cfg_str(P_address_verify_transport_maps);
+    tables_open(&mail_tables, spec);
+    if (strcmp(spec, probe) == 0) {  /* the default: the same tables, opened once */
+        probe_tables.maps = mail_tables.maps;
+        probe_tables.configured = mail_tables.configured;
+    } else {
+        tables_open(&probe_tables, probe);
+    }
 }
 
 /* Looks up key; 1 found, 0 not, -1 table error. */
-static int lookup(const char *key, struct strbuf *value)
+static int lookup(const struct transport_tables *t, const char *key, struct strbuf *value)
 {
-    return maplist_lookup(transport_maps, key, value);
+    return maplist_lookup(t->maps, key, value);
 }
 
-/* The transport_maps answer for local@domain, most specific key first. */
-static int transport_lookup(const char *local, const char *domain, struct strbuf *value)
+/* The transport table answer for local@domain, most specific key first. */
+static int transport_lookup(const struct transport_tables *t, const char *local,
+                            const char *domain, struct strbuf *value)
 {
     struct strbuf key = STRBUF_INIT(0);
     int rc;
     sb_appendf(&key, "%s@%s", local, domain);
-    if ((rc = lookup(key.data, value)) != 0)
+    if ((rc = lookup(t, key.data, value)) != 0)
         goto out;
     const char *delims = cfg_str(P_recipient_delimiter);
     size_t base = *delims ? strcspn(local, delims) : strlen(local);
     if (base > 0 && local[base]) {             /* user+ext: try user@domain */
         sb_reset(&key);
         sb_appendf(&key, "%.*s@%s", (int)base, local, domain);
-        if ((rc = lookup(key.data, value)) != 0)
+        if ((rc = lookup(t, key.data, value)) != 0)
             goto out;
     }
-    if ((rc = lookup(domain, value)) != 0)
+    if ((rc = lookup(t, domain, value)) != 0)
         goto out;
     for (const char *p = strchr(domain, '.'); p; p = strchr(p + 1, '.'))
-        if ((rc = lookup(p, value)) != 0)     /* ".parent.example" */
+        if ((rc = lookup(t, p, value)) != 0)     /* ".parent.example" */
             goto out;
-    rc = lookup("*", value);
+    rc = lookup(t, "*", value);
 out:
     sb_free(&key);
     return rc;
@@ -111,7 +133,20 @@ static void apply_override(const char *value, struct qmgr_route *route)
     }
 }
 
-enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *route, struct strbuf *why)
+/* A probe's next hop: address_verify_relayhost where relayhost would be. */
+static void probe_relayhost(const struct resolve_result *r, struct qmgr_route *route)
+{
+    const char *relayhost = cfg_str(P_relayhost), *probe = cfg_str(P_address_verify_relayhost);
+    if (r->class == RESOLVE_LOCAL || r->class == RESOLVE_VIRTUAL || strcmp(relayhost, probe) == 0)
+        return;
+    if (*relayhost && strcmp(route->nexthop, relayhost) != 0)
+        return;                      /* the transport's own next hop */
+    free(route->nexthop);
+    route->nexthop = xstrdup(*probe ? probe : r->domain);
+}
+
+static enum qmgr_route_result resolve_route(const char *recipient, bool probe,
+                                            struct qmgr_route *route, struct strbuf *why)
 {
     struct resolve_result r;
     route->transport = route->nexthop = NULL;
@@ -143,12 +178,15 @@ enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *ro
     route->transport = r.transport;
     route->nexthop = r.nexthop;
     r.transport = r.nexthop = NULL;
+    if (probe)
+        probe_relayhost(&r, route);
     enum qmgr_route_result result = QMGR_ROUTE_OK;
     if (!transport_maps_opened)
         qmgr_resolve_init();
-    if (*cfg_str(P_transport_maps)) {
+    const struct transport_tables *t = probe ? &probe_tables : &mail_tables;
+    if (t->configured) {
         struct strbuf value = STRBUF_INIT(0);
-        int rc = transport_maps ? transport_lookup(r.local, r.domain, &value) : -1;
+        int rc = t->maps ? transport_lookup(t, r.local, r.domain, &value) : -1;
         if (rc > 0) {
             apply_override(value.data, route);
         } else if (rc < 0) {
@@ -161,6 +199,17 @@ enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *ro
     if (result != QMGR_ROUTE_OK)
         qmgr_route_free(route);
     return result;
+}
+
+enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *route, struct strbuf *why)
+{
+    return resolve_route(recipient, false, route, why);
+}
+
+enum qmgr_route_result qmgr_resolve_probe(const char *recipient, struct qmgr_route *route,
+                                          struct strbuf *why)
+{
+    return resolve_route(recipient, true, route, why);
 }
 
 enum qmgr_route_result qmgr_resolve_filter(const char *recipient, const char *filter,

@@ -20,6 +20,10 @@ enum qmgr_route_result {
 /* Opens transport_maps (done by the first qmgr_resolve otherwise). */
 void qmgr_resolve_init(void);
 enum qmgr_route_result qmgr_resolve(const char *recipient, struct qmgr_route *route, struct strbuf *why);
+/* The same for an address verification probe: address_verify_transport_maps
+ * and address_verify_relayhost in place of transport_maps and relayhost. */
+enum qmgr_route_result qmgr_resolve_probe(const char *recipient, struct qmgr_route *route,
+                                          struct strbuf *why);
 /* The route of a recipient of a message with a content_filter attribute
  * ("transport:nexthop", written by cleanup from the content_filter of the
  * service that received it or a FILTER action): the queued message keeps

@@ -86,5 +86,8 @@ void qmgr_message_set_outcome(struct qmsg *q, size_t i, int status, const char *
                               bool logged);
 /* One job of q is over; the last one finishes the message. */
 void qmgr_message_job_over(struct qmsg *q);
+/* The address an address verification probe is for, or NULL when the
+ * message is not a probe (its agents get DELIVER_FLAG_VERIFY). */
+const char *qmgr_message_probe(const struct qmsg *q);
 
 #endif

@@ -114,6 +114,8 @@ struct smtp_rcpt {
     bool notify_passed;                     /* ... with NOTIFY, to a server offering DSN */
     unsigned conn_use;                      /* >= 2: decided on the Nth use of a reused session */
     bool already_done;                      /* a D record already: never touched */
+    char probe_dsn[SMTP_DSN_SIZE];          /* a probe's accepted RCPT TO: its DSN, */
+    char *probe_reply;                      /* ... and its reply on one line */
 };
 
 /* What holds for one server while it is being tried: at level dane its

@@ -10,7 +10,10 @@
  * the next request, smtp_cache.c) and QUIT. In LMTP mode (RFC 2033) the
  * greeting is answered with LHLO (no HELO fallback, no loop check: the
  * server is our own mailbox store), and the end of the content gets one
- * reply per accepted recipient, each deciding that recipient alone. */
+ * reply per accepted recipient, each deciding that recipient alone. An
+ * address verification probe (DELIVER_FLAG_VERIFY) ends after the RCPT TO
+ * replies: an accepted recipient is deliverable, no DATA is sent, and the
+ * session is left for RSET (reuse) or QUIT like any other. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -432,6 +435,11 @@ static void rcpt_reply(struct dialogue *d, size_t i)
         /* the server took our NOTIFY: success notices are its job now */
         r->notify_passed = (s->features & SMTP_FEAT_DSN) && *r->notify && notify_ok(r->notify);
         d->naccepted++;
+        if (d->rq->dr->flags & DELIVER_FLAG_VERIFY) {    /* the probe's answer */
+            smtp_reply_dsn(&s->reply, 2, r->probe_dsn);
+            free(r->probe_reply);
+            r->probe_reply = xstrdup(reply_text(d, &text));
+        }
     } else {
         smtp_reply_dsn(&s->reply, cls == 5 ? 5 : 4, dsn);
         smtp_rcpt_set(d->rq, i, cls == 5 ? 5 : 4, dsn, s->desc,
@@ -657,6 +665,24 @@ static int queue_mail(struct dialogue *d)
     return rc;
 }
 
+static bool is_probe(const struct dialogue *d)
+{
+    return (d->rq->dr->flags & DELIVER_FLAG_VERIFY) != 0;
+}
+
+/* A probe after its RCPT TO replies: the accepted recipients are
+ * deliverable, with the server's reply as the reason. */
+static enum step probe_over(struct dialogue *d)
+{
+    for (size_t k = 0; k < d->nsent; k++) {
+        size_t i = d->sent[k];
+        if (d->rq->rcpts[i].accepted && !d->rq->rcpts[i].status)
+            smtp_rcpt_set(d->rq, i, 2, d->rq->rcpts[i].probe_dsn, d->s->desc, "%s",
+                          d->rq->rcpts[i].probe_reply ? d->rq->rcpts[i].probe_reply : "");
+    }
+    return transaction_over(d);
+}
+
 /* MAIL FROM, every RCPT TO and DATA in one write; then the replies in order. */
 static enum step transaction_pipelined(struct dialogue *d)
 {
@@ -665,7 +691,8 @@ static enum step transaction_pipelined(struct dialogue *d)
     int rc = queue_mail(d);
     for (size_t k = 0; k < d->nsent && rc == 0; k++)
         rc = queue_rcpt(d, d->sent[k]);
-    if (rc < 0 || smtp_queue_command(s, "DATA") < 0 || smtp_flush(s, smtp_cfg.mail_timeout) < 0)
+    if (rc < 0 || (!is_probe(d) && smtp_queue_command(s, "DATA") < 0)
+        || smtp_flush(s, smtp_cfg.mail_timeout) < 0)
         return transaction_failed(d, NULL, "sending MAIL FROM");
     if (smtp_read_reply(s, smtp_cfg.mail_timeout) < 0)
         return transaction_failed(d, NULL, "sending MAIL FROM");
@@ -675,6 +702,10 @@ static enum step transaction_pipelined(struct dialogue *d)
         if (smtp_read_reply(s, smtp_cfg.rcpt_timeout) < 0)
             return transaction_failed(d, NULL, "sending RCPT TO");
         rcpt_reply(d, d->sent[k]);
+    }
+    if (is_probe(d)) {
+        d->pipelined = false;       /* every reply is read */
+        return probe_over(d);
     }
     if (smtp_read_reply(s, smtp_cfg.data_init_timeout) < 0)
         return transaction_failed(d, NULL, "sending DATA command");
@@ -694,6 +725,8 @@ static enum step transaction_lockstep(struct dialogue *d)
             return transaction_failed(d, NULL, "sending RCPT TO");
         rcpt_reply(d, d->sent[k]);
     }
+    if (is_probe(d))
+        return probe_over(d);
     if (d->naccepted == 0)
         return transaction_over(d);
     if (smtp_queue_command(s, "DATA") < 0 || command_reply(s, smtp_cfg.data_init_timeout) < 0)

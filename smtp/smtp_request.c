@@ -78,6 +78,7 @@ static void request_free(struct smtp_request *rq)
         sb_free(&rq->rcpts[i].reason);
         sb_free(&rq->rcpts[i].relay);
         free(rq->rcpts[i].rcpt_to);
+        free(rq->rcpts[i].probe_reply);
     }
     free(rq->rcpts);
     free(rq->sts);
@@ -225,7 +226,7 @@ static void finish(int fd, struct smtp_request *rq)
         mark_final(rq, i);
         log_delivery(rq->dr->queue_id, r->address, delivery_orig_to(r->orcpt, r->address),
                      sb_str(&r->relay), r->conn_use, &delays, r->dsn,
-                     delivery_status_name(r->status), sb_str(&r->reason));
+                     deliver_request_status_name(rq->dr->flags, r->status), sb_str(&r->reason));
         struct deliver_result res = {
             .status = r->status, .dsn = r->dsn, .relay = sb_str(&r->relay),
             .reason = sb_str(&r->reason), .delay_connect_usec = conn, .delay_transfer_usec = xfer,

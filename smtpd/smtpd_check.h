@@ -92,6 +92,7 @@ struct smtpd_check_job {
     bool resumed;                /* the current restriction's answer is in */
     struct dnsev_query *dns;
     struct smtpd_policy_request *preq;
+    struct smtpd_verify_request *vreq;     /* reject_unverified_* (smtpd_verify.c) */
     int async_status;            /* answer of the lookup, see each predicate */
     char async_text[CHECK_TEXT_MAX];
     int dns_step;                /* multi-query predicates */
@@ -206,6 +207,12 @@ struct smtpd_policy_service *smtpd_policy_service_get(const char *endpoint);
 enum smtpd_check_result smtpd_policy_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);
 void smtpd_policy_request_cancel(struct smtpd_policy_request *p);
 void smtpd_policy_init(void);
+
+/* ---- address verification by probe (smtpd_verify.c) ---- */
+/* reject_unverified_recipient and reject_unverified_sender; the answer
+ * comes in async_status (enum verify_status, -1 none) and async_text. */
+enum smtpd_check_result smtpd_verify_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);
+void smtpd_verify_cancel(struct smtpd_verify_request *v);
 
 /* ---- the client's name (smtpd_resolve_client.c) ---- */
 /* Start the lookup; done(s) runs once the name is known. false: nothing to

@@ -512,6 +512,7 @@ static void job_free(struct smtpd_check_job *j)
         pop_frame(j);
     dnsev_cancel(j->dns);
     smtpd_policy_request_cancel(j->preq);
+    smtpd_verify_cancel(j->vreq);
     if (j->have_rcpt_addr)
         address_free(&j->rcpt_addr);
     if (j->s->check && j->s->check->job == j)
@@ -601,6 +602,7 @@ void smtpd_check_job_continue(struct smtpd_check_job *j)
     j->resumed = true;
     j->dns = NULL;
     j->preq = NULL;
+    j->vreq = NULL;
     smtpd_check_job_run(j);
 }
 

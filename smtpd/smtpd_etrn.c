@@ -150,28 +150,17 @@ static void etrn_event_cb(struct bufferevent *bev, short what, void *arg)
 /* Start the request; false (logged) when it cannot even be started. */
 static bool flush_request(struct smtpd_session *s, const char *domain)
 {
-    struct sockaddr_un sun;
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    str_copy(sun.sun_path, sizeof(sun.sun_path), FLUSH_SOCKET);
     struct smtpd_etrn *e = xcalloc(1, sizeof(*e));
     e->s = s;
     e->domain = xstrdup(domain);
-    e->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!e->bev) {
-        msg_warn("unable to talk to fast flush service %s: out of resources", FLUSH_SOCKET);
-        etrn_free(e);
-        return false;
-    }
-    bufferevent_setcb(e->bev, etrn_read_cb, NULL, etrn_event_cb, e);
-    bufferevent_setwatermark(e->bev, EV_READ, 0, 2 * FLUSH_FRAME_LIMIT);
     /* the client waits meanwhile: not the hour of ipc_timeout's default */
-    struct timeval tv = { smtpd_cfg.ipc_timeout < ETRN_FLUSH_TIMEOUT ? smtpd_cfg.ipc_timeout
-                                                                      : ETRN_FLUSH_TIMEOUT, 0 };
-    bufferevent_set_timeouts(e->bev, &tv, &tv);
-    bufferevent_enable(e->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(e->bev, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        msg_warn("unable to talk to fast flush service %s: %s", FLUSH_SOCKET, strerror(errno));
+    int timeout = smtpd_cfg.ipc_timeout < ETRN_FLUSH_TIMEOUT ? (int)smtpd_cfg.ipc_timeout
+                                                             : ETRN_FLUSH_TIMEOUT;
+    const char *why = "";
+    e->bev = evframe_connect_unix(s->base, FLUSH_SOCKET, FLUSH_FRAME_LIMIT, timeout, etrn_read_cb,
+                                  etrn_event_cb, e, &why);
+    if (!e->bev) {
+        msg_warn("unable to talk to fast flush service %s: %s", FLUSH_SOCKET, why);
         etrn_free(e);
         return false;
     }

@@ -42,6 +42,7 @@ static const struct {
     { "map", tern_cmd_map, "build a lookup table, or query one (postmap)" },
     { "aliases", tern_cmd_aliases, "rebuild the alias tables of alias_database (newaliases)" },
     { "report", tern_cmd_report, "summarize the log and the queue: text, HTML, or mailed" },
+    { "verify", tern_cmd_verify, "show the address verification cache of addresses (or probe them)" },
 };
 
 static void usage(FILE *fp)

@@ -65,6 +65,7 @@ int tern_cmd_conf(int argc, char **argv);
 int tern_cmd_map(int argc, char **argv);
 int tern_cmd_aliases(int argc, char **argv);
 int tern_cmd_report(int argc, char **argv);
+int tern_cmd_verify(int argc, char **argv);
 /* Create mail_owner and setgid_group if missing (root only). 0 ok. */
 int tern_ensure_accounts(const char *owner, const char *group);
 /* groupadd --system GROUP when it is missing. */

@@ -225,6 +225,7 @@ static void format_master_cf(struct strbuf *out, long port, long metrics_port, l
         "anvil          unix  -       -       n       -       1       anvil\n"
         "showq          unix  n       -       n       -       -       showq\n"
         "flush          unix  -       -       n       -       0       flush\n"
+        "verify         unix  -       -       n       -       1       verify\n"
         "proxymap       unix  -       -       n       -       -       proxymap\n"
         "# Metrics: the collector, and /metrics for Prometheus on loopback\n"
         "metrics        unix  -       -       n       -       1       metrics\n"

@@ -33,7 +33,7 @@ static void log_outcome(const struct deliver_request *rq, const struct deliver_r
         .transfer = now - rq->start_usec,
     };
     log_delivery(rq->queue_id, r->address, delivery_orig_to(r->orcpt, r->address), "virtual", 0,
-                 &delays, st->dsn, delivery_status_name(st->status), st->reason);
+                 &delays, st->dsn, deliver_request_status_name(rq->flags, st->status), st->reason);
 }
 
 /* Outcomes get soft_bounce and lose bytes that must not reach a log line
@@ -46,9 +46,10 @@ static void finish_status(struct delivery_status *st)
 
 /* One recipient: a mail loop (the message was delivered to this very
  * address before: 5.4.6, as Postfix), its tables, then the delivery as
- * its uid. */
+ * its uid; for an address verification probe (DELIVER_FLAG_VERIFY) the
+ * tables alone: a mailbox they name is deliverable, nothing is written. */
 static void deliver_one(struct virtual_delivery *d, const struct mailbox_delivered_scan *seen,
-                        const struct deliver_rcpt *r, struct delivery_status *st)
+                        const struct deliver_rcpt *r, bool probe, struct delivery_status *st)
 {
     struct address a;
     const char *why = NULL;
@@ -63,9 +64,13 @@ static void deliver_one(struct virtual_delivery *d, const struct mailbox_deliver
     if (mailbox_delivered_seen(seen->values, seen->nvalues, delivered)) {
         delivery_status_set(st, 5, "5.4.6", "mail forwarding loop for %s", a.address);
     } else if (virtual_lookup(&virtual_cfg, a.local_lc, a.domain, &mb, st) == 0) {
-        d->delivered_to = delivered;
-        d->address = a.address;
-        virtual_deliver(d, &mb, st);
+        if (probe) {
+            delivery_status_set(st, 2, "2.0.0", "delivers to mailbox %s", mb.path);
+        } else {
+            d->delivered_to = delivered;
+            d->address = a.address;
+            virtual_deliver(d, &mb, st);
+        }
     }
     free(delivered);
     address_free(&a);
@@ -104,7 +109,7 @@ static void deliver_all(struct deliver_request *rq, int ro_fd, struct outcome *o
         } else if (rec->done) {
             delivery_status_set(&out[i].st, 2, "2.0.0", "already delivered");
         } else {
-            deliver_one(&d, &seen, r, &out[i].st);
+            deliver_one(&d, &seen, r, (rq->flags & DELIVER_FLAG_VERIFY) != 0, &out[i].st);
             finish_status(&out[i].st);
             mark_final(rq, i, &out[i].st);
             log_outcome(rq, r, &out[i].st);

@@ -11,6 +11,7 @@
 #include "attr.h"
 #include "config.h"
 #include "deliver_request.h"
+#include "log_delivery.h"
 #include "log.h"
 #include "mail_owner.h"
 #include "safe_open.h"
@@ -197,4 +198,11 @@ void deliver_request_free(struct deliver_request *rq)
     rq->nrcpt = 0;
     sb_free(&rq->frame);
     sb_free(&rq->reply);
+}
+
+const char *deliver_request_status_name(long long flags, int status)
+{
+    if (!(flags & DELIVER_FLAG_VERIFY))
+        return delivery_status_name(status);
+    return status == 2 ? "deliverable" : status == 5 ? "undeliverable" : "deferred";
 }

@@ -47,6 +47,13 @@
  * mark: deliver_request_record matches it by offset alone and
  * deliver_request_mark leaves it as it is. */
 #define DELIVER_FLAG_PASSED 0x01
+/* DELIVER_FLAG_VERIFY: the message is an address verification probe
+ * (verify/verify.c): the agent finds out whether it could deliver to each
+ * recipient and reports that as the outcome, but delivers nothing (smtp
+ * and lmtp end the transaction after the RCPT reply; local and virtual
+ * look the recipient up without writing). qmgr hands the outcomes to the
+ * verify service instead of bouncing. */
+#define DELIVER_FLAG_VERIFY 0x02
 
 /* One recipient as qmgr sent it (strings point into the request frame). */
 struct deliver_rcpt {
@@ -122,5 +129,11 @@ void deliver_request_result(struct deliver_request *rq, size_t i, const struct d
 void deliver_request_reply(int fd, struct deliver_request *rq, int site_failed, int timeout);
 
 void deliver_request_free(struct deliver_request *rq);
+
+/* The status= word of a delivery log line for a request with these flags:
+ * delivery_status_name's ("sent", "deferred", "bounced"), or for a probe
+ * (DELIVER_FLAG_VERIFY)
+ * Postfix's "deliverable", "deferred", "undeliverable". */
+const char *deliver_request_status_name(long long flags, int status);
 
 #endif

@@ -1,7 +1,11 @@
 /* evframe.c: whole frames out of a libevent input buffer (evframe.h); only
  * the header is made contiguous until the whole frame is there. And the
  * client connections of the services that answer attribute frames. */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -130,4 +134,35 @@ bool evframe_backlogged(struct bufferevent *bev, size_t high, bool *paused)
         return false;
     *paused = true;
     return true;
+}
+
+struct bufferevent *evframe_connect_unix(struct event_base *base, const char *path,
+                                         size_t frame_limit, int timeout,
+                                         void (*readcb)(struct bufferevent *, void *),
+                                         void (*eventcb)(struct bufferevent *, short, void *),
+                                         void *arg, const char **why)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (str_copy(sun.sun_path, sizeof(sun.sun_path), path) >= sizeof(sun.sun_path)) {
+        *why = strerror(ENAMETOOLONG);
+        return NULL;
+    }
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        *why = "out of resources";
+        return NULL;
+    }
+    bufferevent_setcb(bev, readcb, NULL, eventcb, arg);
+    bufferevent_setwatermark(bev, EV_READ, 0, 2 * frame_limit);
+    struct timeval tv = { timeout, 0 };
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(bev, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        *why = strerror(errno);
+        bufferevent_free(bev);
+        return NULL;
+    }
+    return bev;
 }

@@ -45,6 +45,18 @@ struct evframe_service {
  * request is refused. */
 void evframe_serve_client(struct bufferevent *bev, const struct evframe_service *svc, void *ctx);
 
+/* A client connection to the frame service at the UNIX socket path (in
+ * the working directory: the queue directory), started in base: the
+ * callbacks set, reads and writes enabled, each bounded by timeout
+ * seconds, input held to twice frame_limit. NULL, with why naming the
+ * cause ("out of resources" or the connect error), when it cannot even
+ * be started. */
+struct bufferevent *evframe_connect_unix(struct event_base *base, const char *path,
+                                         size_t frame_limit, int timeout,
+                                         void (*readcb)(struct bufferevent *, void *),
+                                         void (*eventcb)(struct bufferevent *, short, void *),
+                                         void *arg, const char **why);
+
 /* Whether bev's output holds more than high bytes; then *paused is set, so
  * that the caller resumes the input it paused once the output drains. */
 bool evframe_backlogged(struct bufferevent *bev, size_t high, bool *paused);

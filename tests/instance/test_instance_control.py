@@ -174,7 +174,7 @@ class TestControl(unittest.TestCase):
                       % (metrics_port + 1), derived)
         self.assertEqual([s[0] for s in services], ["127.0.0.1:%d" % port, "pickup",
                                                       "cleanup", "qmgr", "local", "virtual", "smtp", "relay", "lmtp",
-                                                      "discard", "anvil", "showq", "flush", "proxymap", "metrics",
+                                                      "discard", "anvil", "showq", "flush", "verify", "proxymap", "metrics",
                                                       services[-2][0], services[-1][0]])
         self.assertEqual(services[-2][1:], ["inet", "n", "-", "n", "-", "2", "metrics"])
         self.assertEqual(services[-1][1:], ["inet", "n", "-", "n", "-", "1", "console"])
