@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "progress.h"
+#include "queue_admin.h"
 #include "queue_flush.h"
 #include "strbuf.h"
 #include "tern.h"
@@ -50,15 +51,6 @@ static void path_of(char *buf, size_t size, enum queue_state s, const char *id)
     snprintf(buf, size, "%s/%s", queue_state_dir(s), id);
 }
 
-static void remove_logs(const char *id)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "%s/%s", QDIR_DEFER_LOG, id);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/%s", QDIR_BOUNCE_LOG, id);
-    unlink(path);
-}
-
 /* A message outside active/ opened to set its times (lib/global/queue_flush.h).
  * -1 with errno ENOENT when it has gone (look again); other failures are
  * printed, with errno 0. */
@@ -78,16 +70,15 @@ static int open_due(const char *path, const char *id, enum op op)
 /* Move a file now due: into deferred/ with mtime now. */
 static int move_due(const char *from, const char *to, const char *id, enum op op)
 {
-    int fd = open_due(from, id, op);
-    if (fd < 0)
-        return -1;
-    if (rename(from, to) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
+    struct strbuf err = STRBUF_INIT(1024);
+    int rc = queue_admin_move_due(from, to, &err);
+    if (rc < 0 && errno != ENOENT && err.len) {
+        say_err("tern %s: %s: %s; not a queue file of Tern's, left alone\n",
+                ops[op].name, id, sb_str(&err));
+        errno = 0;
     }
-    return queue_due_set(fd);
+    sb_free(&err);
+    return rc;
 }
 
 /* Move a message outside qmgr's hands into another queue directory (into
@@ -119,7 +110,7 @@ static int act_on_file(struct run *r, const char *id, enum queue_state s)
     case OP_DELETE:
         if (unlink(from) < 0)
             return errno == ENOENT ? -1 : -2;
-        remove_logs(id);
+        queue_admin_remove_logs(id);
         tern_queue_log("%s: removed (deleted by the administrator)", id);
         return 1;
     case OP_HOLD:
@@ -161,7 +152,7 @@ static int act_via_qmgr(struct run *r, const char *id)
 {
     if (r->op == OP_FLUSH || r->op == OP_RELEASE)
         return r->op == OP_FLUSH ? 1 : (say("%s: not on hold\n", id), 0);
-    int status = tern_queue_ask_qmgr(ops[r->op].name, id);
+    int status = queue_admin_ask_qmgr(ops[r->op].name, id);
     switch (status) {
     case QMGR_ADMIN_DONE:
         return 1;

@@ -23,9 +23,6 @@
 #include "tern_queue.h"
 #include "util.h"
 
-#define QMGR_REPLY_LIMIT 1024
-#define QMGR_TIMEOUT 10
-
 /* ---- options and filters ---- */
 
 int tern_queue_options(int argc, char **argv, struct queue_filter *f, bool *json, int *first)
@@ -97,43 +94,6 @@ void tern_queue_enter(void)
 bool tern_queue_tern_running(void)
 {
     return tern_master_pid() > 0;
-}
-
-static int qmgr_connect(void)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/qmgr", QDIR_PUBLIC);
-    return unix_connect(path, QMGR_TIMEOUT);
-}
-
-int tern_queue_ask_qmgr(const char *op, const char *id)
-{
-    int fd = -1;
-    /* qmgr may be restarting: a few tries, a second apart */
-    for (int i = 0; i < 5 && fd < 0; i++) {
-        fd = qmgr_connect();
-        if (fd < 0)
-            sleep(1);
-    }
-    if (fd < 0)
-        return -1;
-    struct strbuf out = STRBUF_INIT(QMGR_REPLY_LIMIT), in = STRBUF_INIT(QMGR_REPLY_LIMIT);
-    struct attr_writer w;
-    struct attr_reader r;
-    long long status = -1;
-    attr_begin(&w, &out);
-    attr_put_str(&w, "admin", op);
-    attr_put_str(&w, "id", id);
-    if (attr_end(&w) < 0 || attr_expect_protocol(fd, "qmgr", QMGR_REPLY_LIMIT, QMGR_TIMEOUT) < 0
-        || attr_write(fd, &out, QMGR_TIMEOUT) < 0
-        || attr_read(fd, &in, QMGR_REPLY_LIMIT, QMGR_TIMEOUT) < 0
-        || attr_reader_init(&r, in.data, in.len) < 0
-        || attr_get_int(&r, "status", 0, 100, &status) < 0)
-        status = -1;
-    close(fd);
-    sb_free(&out);
-    sb_free(&in);
-    return (int)status;
 }
 
 void tern_queue_wake_qmgr(const char *queue)

@@ -28,9 +28,6 @@ void tern_queue_enter(void);
 /* ---- qmgr ---- */
 /* Whether master (and so qmgr) runs. */
 bool tern_queue_tern_running(void);
-/* {admin=op, id=id} to qmgr: a QMGR_ADMIN_* status (queue.h), or -1 when
- * qmgr cannot be reached. */
-int tern_queue_ask_qmgr(const char *op, const char *id);
 /* {wakeup=queue} to qmgr, best effort. */
 void tern_queue_wake_qmgr(const char *queue);
 /* A line in the mail log (not on the terminal), as the daemons write them. */

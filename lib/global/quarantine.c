@@ -1,0 +1,539 @@
+/* quarantine.c: listing, showing, releasing and deleting quarantined
+ * messages (quarantine.h): held messages with a hold_reason, for one
+ * recipient or for the administrator. Every change is one rename, unlink,
+ * in-place done mark or committed copy (lib/global/QUEUE.md), so it is
+ * safe while Tern runs: qmgr never touches hold/. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "base64.h"
+#include "log.h"
+#include "quarantine.h"
+#include "queue_admin.h"
+#include "queue_flush.h"
+#include "queue_scan.h"
+#include "strbuf.h"
+#include "util.h"
+
+#define SUBJECT_RAW_MAX 4096        /* decoded bytes looked at before cutting */
+#define NOT_YOURS "no such message in the quarantine"
+
+/* ---- the subject ---- */
+
+/* Length of the valid UTF-8 sequence (2-4 bytes) at s within n, or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned min;
+    unsigned cp;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2; cp = s[0] & 0x1f; min = 0x80;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3; cp = s[0] & 0x0f; min = 0x800;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4; cp = s[0] & 0x07; min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode one encoded word "=?charset?E?text?=" at s (n bytes available)
+ * into out; its length, or 0 when it is not one this code decodes. */
+static size_t encoded_word(const char *s, size_t n, struct strbuf *out)
+{
+    if (n < 8 || s[0] != '=' || s[1] != '?')
+        return 0;
+    const char *cs = s + 2, *end = s + n;
+    const char *q1 = memchr(cs, '?', (size_t)(end - cs));
+    if (!q1 || q1 + 3 >= end || q1[2] != '?')
+        return 0;
+    const char *text = q1 + 3;
+    const char *stop = NULL;
+    for (const char *p = text; p + 1 < end; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            return 0;
+        if (p[0] == '?' && p[1] == '=') {
+            stop = p;
+            break;
+        }
+    }
+    if (!stop)
+        return 0;
+    size_t cslen = (size_t)(q1 - cs);
+    const char *star = memchr(cs, '*', cslen);     /* RFC 2231 language */
+    if (star)
+        cslen = (size_t)(star - cs);
+    bool latin1 = (cslen == 10 && strncasecmp(cs, "iso-8859-1", 10) == 0);
+    bool utf8 = (cslen == 5 && strncasecmp(cs, "utf-8", 5) == 0)
+                || (cslen == 8 && strncasecmp(cs, "us-ascii", 8) == 0);
+    if (!latin1 && !utf8)
+        return 0;
+    struct strbuf raw = STRBUF_INIT(SUBJECT_RAW_MAX);
+    int enc = q1[1];
+    int rc = 0;
+    if (enc == 'B' || enc == 'b') {
+        rc = base64_decode(&raw, text, (size_t)(stop - text));
+    } else if (enc == 'Q' || enc == 'q') {
+        for (const char *p = text; p < stop && rc == 0; p++) {
+            if (*p == '_') {
+                rc = sb_appendc(&raw, ' ');
+            } else if (*p == '=' && stop - p >= 3 && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+                rc = sb_appendc(&raw, (char)(hexval(p[1]) * 16 + hexval(p[2])));
+                p += 2;
+            } else {
+                rc = sb_appendc(&raw, *p);
+            }
+        }
+    } else {
+        rc = -1;
+    }
+    if (rc < 0) {
+        sb_free(&raw);
+        return 0;
+    }
+    for (size_t i = 0; i < raw.len; i++) {
+        unsigned char c = (unsigned char)raw.data[i];
+        if (latin1 && c >= 0x80) {
+            sb_appendc(out, (char)(0xc0 | (c >> 6)));
+            sb_appendc(out, (char)(0x80 | (c & 0x3f)));
+        } else {
+            sb_appendc(out, (char)c);
+        }
+    }
+    sb_free(&raw);
+    return (size_t)(stop + 2 - s);
+}
+
+void quarantine_subject_decode(const char *in, size_t len, char *out)
+{
+    struct strbuf raw = STRBUF_INIT(SUBJECT_RAW_MAX);
+    size_t ws_start = 0;           /* where the blanks after an encoded word began */
+    bool after_word = false;
+    size_t i = 0;
+    while (i < len && (in[i] == ' ' || in[i] == '\t'))
+        i++;
+    while (i < len && raw.len < SUBJECT_RAW_MAX - 8) {
+        char c = in[i];
+        if (c == '\r' || c == '\n') {            /* folding: the line break goes */
+            i++;
+            continue;
+        }
+        if (c == '=' && in + i + 1 < in + len && in[i + 1] == '?') {
+            size_t mark = raw.len;
+            size_t n = encoded_word(in + i, len - i, &raw);
+            if (n) {
+                if (after_word) {
+                    /* blanks between two encoded words are not text */
+                    size_t got = raw.len - mark;
+                    memmove(raw.data + ws_start, raw.data + mark, got);
+                    raw.len = ws_start + got;
+                    raw.data[raw.len] = 0;
+                }
+                i += n;
+                after_word = true;
+                ws_start = raw.len;
+                continue;
+            }
+        }
+        if (c != ' ' && c != '\t')
+            after_word = false;
+        sb_appendc(&raw, c);
+        i++;
+    }
+    /* printable UTF-8, bounded, cut on a character */
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)raw.data;
+    for (size_t k = 0; k < raw.len;) {
+        size_t n = p[k] >= 0x80 ? utf8_seq(p + k, raw.len - k) : 1;
+        if (o + (n ? n : 1) > QUARANTINE_SUBJECT_MAX) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (n > 1) {
+            memcpy(out + o, p + k, n);
+            o += n;
+            k += n;
+            continue;
+        }
+        unsigned char ch = p[k];
+        out[o++] = ch == '\t' ? ' ' : (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
+        k++;
+    }
+    out[o] = 0;
+    sb_free(&raw);
+}
+
+/* ---- reading a held message ---- */
+
+struct header_reader {
+    struct strbuf *h;
+    bool done;
+};
+
+static int take_header(const char *data, size_t len, void *ctx)
+{
+    struct header_reader *hr = ctx;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n' && hr->h->len > 0 && hr->h->data[hr->h->len - 1] == '\n') {
+            hr->done = true;
+            return 1;
+        }
+        if (hr->h->len >= QUARANTINE_HEADER_SCAN || sb_appendc(hr->h, data[i]) < 0) {
+            hr->done = true;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The header section of the held message open on fd (stops early on
+ * purpose: a -1 from qfile_read_content after take_header said stop is
+ * not an error). */
+static void read_header(int fd, const struct qmessage *m, struct strbuf *h)
+{
+    struct header_reader hr = { h, false };
+    (void)qfile_read_content(fd, m->content_offset, take_header, &hr);
+}
+
+/* The Subject: field's value in the header section h. */
+static void find_subject(const struct strbuf *h, char *out)
+{
+    out[0] = 0;
+    const char *s = h->data, *end = h->data + h->len;
+    for (const char *line = s; line < end;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        const char *eol = nl ? nl : end;
+        if (eol - line >= 8 && strncasecmp(line, "Subject:", 8) == 0) {
+            const char *v = line + 8, *stop = eol;
+            while (stop < end && stop + 1 < end && (stop[1] == ' ' || stop[1] == '\t')) {
+                const char *n2 = memchr(stop + 1, '\n', (size_t)(end - stop - 1));
+                stop = n2 ? n2 : end;
+            }
+            quarantine_subject_decode(v, (size_t)(stop - v), out);
+            return;
+        }
+        line = nl ? nl + 1 : end;
+    }
+}
+
+static void path_of(char *buf, size_t size, const char *dir, const char *id)
+{
+    snprintf(buf, size, "%s/%s", dir, id);
+}
+
+/* Fill e from a loaded held message; rcpts (caller frees) holds its
+ * pending recipients, or only recipient's when set. The subject is read
+ * from the file (and its header appended to header when not NULL). */
+static void entry_of(const struct qmessage *m, const char *recipient, struct quarantine_entry *e,
+                     struct strbuf *header)
+{
+    memset(e, 0, sizeof(*e));
+    str_copy(e->id, sizeof(e->id), m->id);
+    e->sender = m->sender ? m->sender : "";
+    e->reason = qmessage_attr(m, "hold_reason");
+    e->size = m->content_size;
+    e->arrival = m->arrival_usec / 1000000;
+    e->rcpts = xmalloc((m->nrcpts + 1) * sizeof(*e->rcpts));
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (m->rcpts[i].done)
+            continue;
+        e->nall++;
+        if (!recipient || strcasecmp(m->rcpts[i].address, recipient) == 0)
+            e->rcpts[e->nrcpts++] = m->rcpts[i].address;
+    }
+    char path[128];
+    path_of(path, sizeof(path), QDIR_HOLD, m->id);
+    struct qfile_reader r;
+    if (qfile_open(&r, path, O_RDONLY) == 0) {
+        struct strbuf h = STRBUF_INIT(QUARANTINE_HEADER_SCAN + 1);
+        read_header(r.fd, m, &h);
+        find_subject(&h, e->subject);
+        if (header) {
+            for (size_t i = 0; i < h.len; i++) {
+                unsigned char c = (unsigned char)h.data[i];
+                sb_appendc(header, c == '\n' || c == '\t' || (c >= 0x20 && c != 0x7f) ? (char)c : '?');
+            }
+        }
+        sb_free(&h);
+        qfile_close(&r);
+    }
+}
+
+struct list_ctx {
+    const char *recipient;
+    int (*fn)(const struct quarantine_entry *e, void *ctx);
+    void *ctx;
+    size_t n;
+};
+
+static int list_one(struct queued *q, void *arg)
+{
+    struct list_ctx *lc = arg;
+    if (!qmessage_attr(&q->m, "hold_reason"))
+        return 0;
+    struct quarantine_entry e;
+    entry_of(&q->m, lc->recipient, &e, NULL);
+    int rc = 0;
+    if (e.nrcpts > 0) {
+        lc->n++;
+        rc = lc->fn(&e, lc->ctx);
+    }
+    free(e.rcpts);
+    return rc;
+}
+
+size_t quarantine_list(const char *recipient,
+                       int (*fn)(const struct quarantine_entry *e, void *ctx), void *ctx)
+{
+    struct list_ctx lc = { recipient, fn, ctx, 0 };
+    queue_walk_state(QS_HOLD, list_one, &lc);
+    return lc.n;
+}
+
+/* Load hold/ID when it is quarantined and (with recipient) theirs. */
+static int load_held(const char *id, const char *recipient, struct qmessage *m, struct strbuf *err)
+{
+    memset(m, 0, sizeof(*m));
+    if (!queue_id_valid(id)) {
+        sb_set(err, "not a queue ID");
+        return -1;
+    }
+    char path[128];
+    path_of(path, sizeof(path), QDIR_HOLD, id);
+    struct strbuf why = STRBUF_INIT(1024);
+    int rc = qmessage_load(path, m, &why);
+    if (rc < 0 && errno != ENOENT && !recipient)
+        sb_appendf(err, "%s: %s", path, sb_str(&why));
+    sb_free(&why);
+    if (rc < 0) {
+        qmessage_free(m);
+        if (!err->len)
+            sb_set(err, NOT_YOURS);
+        return -1;
+    }
+    bool yours = !recipient;
+    for (size_t i = 0; i < m->nrcpts && !yours; i++)
+        yours = !m->rcpts[i].done && strcasecmp(m->rcpts[i].address, recipient) == 0;
+    if (!qmessage_attr(m, "hold_reason") || !yours) {
+        /* the same answer for "not held", "not quarantined" and "not
+         * yours": a user learns nothing about other people's mail */
+        qmessage_free(m);
+        sb_set(err, NOT_YOURS);
+        return -1;
+    }
+    return 0;
+}
+
+int quarantine_show(const char *id, const char *recipient,
+                    int (*fn)(const struct quarantine_entry *e, void *ctx), void *ctx,
+                    struct strbuf *header, struct strbuf *err)
+{
+    struct qmessage m;
+    if (load_held(id, recipient, &m, err) < 0)
+        return -1;
+    struct quarantine_entry e;
+    entry_of(&m, recipient, &e, header);
+    if (fn)
+        fn(&e, ctx);
+    free(e.rcpts);
+    qmessage_free(&m);
+    return 0;
+}
+
+/* ---- acting on one ---- */
+
+/* Mark recipient's pending records of hold/ID done; removes the file when
+ * none is left. 0, or -1 with err. */
+static int mark_done(const struct qmessage *m, const char *recipient, bool *removed,
+                     struct strbuf *err)
+{
+    char path[128];
+    path_of(path, sizeof(path), QDIR_HOLD, m->id);
+    struct qfile_reader r;
+    if (qfile_open(&r, path, O_RDWR) < 0) {
+        sb_appendf(err, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t left = 0;
+    int rc = 0;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (m->rcpts[i].done)
+            continue;
+        if (strcasecmp(m->rcpts[i].address, recipient) != 0) {
+            left++;
+        } else if (qfile_mark_done(r.fd, m->rcpts[i].offset) < 0) {
+            sb_appendf(err, "cannot update %s: %s", path, strerror(errno));
+            rc = -1;
+        }
+    }
+    if (rc == 0 && fsync(r.fd) < 0) {
+        sb_appendf(err, "cannot update %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    qfile_close(&r);
+    *removed = false;
+    if (rc == 0 && left == 0 && unlink(path) == 0) {
+        queue_admin_remove_logs(m->id);
+        *removed = true;
+    }
+    return rc;
+}
+
+/* Write a copy of hold/ID for recipient's records alone into incoming/,
+ * without the hold reason: a new message qmgr delivers. 0 (newid set), or
+ * -1 with err (nothing written). */
+static int copy_for(const struct qmessage *m, const char *recipient, char newid[QUEUE_ID_SIZE],
+                    struct strbuf *err)
+{
+    char path[128];
+    path_of(path, sizeof(path), QDIR_HOLD, m->id);
+    struct qfile_reader r;
+    if (qfile_open(&r, path, O_RDONLY) < 0) {
+        sb_appendf(err, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct qfile_writer w;
+    if (qfile_create(&w, ".") < 0) {
+        sb_appendf(err, "cannot create a queue file in incoming/: %s", strerror(errno));
+        qfile_close(&r);
+        return -1;
+    }
+    struct qrec rec;
+    int rc;
+    while ((rc = qfile_next(&r, &rec)) == 1 && rec.type != QREC_END) {
+        if (rec.type == QREC_RCPT || rec.type == QREC_DONE) {
+            struct qrcpt rc2;
+            if (rec.type == QREC_DONE || qrec_rcpt_decode(rec.data, rec.len, &rc2) < 0
+                || strcasecmp(rc2.address, recipient) != 0)
+                continue;
+        }
+        if (rec.type == QREC_ATTR && strncmp(rec.data, "hold_reason=", 12) == 0)
+            continue;
+        if (qfile_put(&w, rec.type, rec.data, rec.len) < 0)
+            break;
+    }
+    bool ok = rc == 1 && rec.type == QREC_END && !w.error;
+    qfile_close(&r);
+    if (!ok) {
+        sb_appendf(err, "cannot copy %s: %s", path, r.error ? r.error : strerror(w.error ? w.error : EIO));
+        qfile_abort(&w);
+        qfile_writer_free(&w);
+        return -1;
+    }
+    if (qfile_commit(&w) < 0) {
+        sb_appendf(err, "cannot commit the copy of %s: %s", m->id, strerror(errno));
+        qfile_writer_free(&w);
+        return -1;
+    }
+    str_copy(newid, QUEUE_ID_SIZE, w.id);
+    qfile_writer_free(&w);
+    return 0;
+}
+
+static size_t pending_of(const struct qmessage *m, const char *recipient)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (!m->rcpts[i].done && (!recipient || strcasecmp(m->rcpts[i].address, recipient) == 0))
+            n++;
+    return n;
+}
+
+int quarantine_release(const char *id, const char *recipient, struct strbuf *err)
+{
+    struct qmessage m;
+    if (load_held(id, recipient, &m, err) < 0)
+        return -1;
+    int rc = -1;
+    if (!recipient || pending_of(&m, recipient) == pending_of(&m, NULL)) {
+        char from[128], to[128];
+        path_of(from, sizeof(from), QDIR_HOLD, id);
+        path_of(to, sizeof(to), QDIR_DEFERRED, id);
+        if (queue_admin_move_due(from, to, err) == 0) {
+            msg_info("%s: released from quarantine%s%s", id, recipient ? " by " : "",
+                     recipient ? recipient : "");
+            sb_set(err, "released");
+            (void)queue_wake_qmgr("deferred");
+            rc = 0;
+        } else if (!err->len) {
+            sb_appendf(err, "cannot release it: %s", errno == ENOENT ? "it has just been moved"
+                                                                   : strerror(errno));
+        }
+    } else {
+        char newid[QUEUE_ID_SIZE];
+        bool removed;
+        if (copy_for(&m, recipient, newid, err) == 0) {
+            /* the copy is safe on disk first: a failure below can only
+             * deliver this recipient's copy twice, never lose it */
+            msg_info("%s: released from quarantine for <%s> as %s", id, recipient, newid);
+            (void)queue_wake_qmgr("incoming");
+            if (mark_done(&m, recipient, &removed, err) == 0) {
+                sb_reset(err);
+                sb_appendf(err, "released as %s", newid);
+                rc = 0;
+            }
+        }
+    }
+    qmessage_free(&m);
+    return rc;
+}
+
+int quarantine_delete(const char *id, const char *recipient, struct strbuf *err)
+{
+    struct qmessage m;
+    if (load_held(id, recipient, &m, err) < 0)
+        return -1;
+    int rc = -1;
+    if (!recipient || pending_of(&m, recipient) == pending_of(&m, NULL)) {
+        char path[128];
+        path_of(path, sizeof(path), QDIR_HOLD, id);
+        if (unlink(path) == 0) {
+            queue_admin_remove_logs(id);
+            msg_info("%s: removed (deleted from the quarantine%s%s)", id, recipient ? " by " : "",
+                     recipient ? recipient : "");
+            sb_set(err, "deleted");
+            rc = 0;
+        } else {
+            sb_appendf(err, "cannot delete it: %s", errno == ENOENT ? "it has just been moved"
+                                                                  : strerror(errno));
+        }
+    } else {
+        bool removed;
+        if (mark_done(&m, recipient, &removed, err) == 0) {
+            msg_info("%s: <%s> deleted from the quarantine", id, recipient);
+            if (removed)
+                msg_info("%s: removed", id);
+            sb_set(err, "deleted");
+            rc = 0;
+        }
+    }
+    qmessage_free(&m);
+    return rc;
+}
