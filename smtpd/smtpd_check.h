@@ -207,6 +207,10 @@ enum smtpd_check_result smtpd_policy_check(struct smtpd_check_job *j, const stru
 void smtpd_policy_request_cancel(struct smtpd_policy_request *p);
 void smtpd_policy_init(void);
 
+/* ---- the users' allow/deny lists and correspondents (smtpd_user_lists.c) ---- */
+enum smtpd_check_result smtpd_user_lists_check(struct smtpd_check_job *j,
+                                               const struct smtpd_restriction *r);
+
 /* ---- the client's name (smtpd_resolve_client.c) ---- */
 /* Start the lookup; done(s) runs once the name is known. false: nothing to
  * wait for (done is not called). */

@@ -42,6 +42,8 @@ static const struct {
     { "map", tern_cmd_map, "build a lookup table, or query one (postmap)" },
     { "aliases", tern_cmd_aliases, "rebuild the alias tables of alias_database (newaliases)" },
     { "report", tern_cmd_report, "summarize the log and the queue: text, HTML, or mailed" },
+    { "quarantine", tern_cmd_quarantine, "list, show, release or delete quarantined mail; digests" },
+    { "lists", tern_cmd_lists, "show or change a user's allow and deny lists of senders" },
 };
 
 static void usage(FILE *fp)
