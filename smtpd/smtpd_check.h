@@ -147,6 +147,8 @@ const struct smtpd_restriction_list *smtpd_check_class_list(const char *name);
 /* A compiled list from text; unknown names become R_CONFIG_ERROR (warned). */
 void smtpd_restriction_list_parse(struct smtpd_restriction_list *l, const char *text, const char *param);
 void smtpd_restriction_list_free(struct smtpd_restriction_list *l);
+/* Whether a stage's list or a class names a restriction of this type. */
+bool smtpd_check_uses(enum smtpd_restriction_type type);
 
 /* ---- the evaluation (smtpd_check_engine.c) ---- */
 /* The session's check state, made on first use. */

@@ -107,6 +107,18 @@ enum smtpd_check_result smtpd_user_lists_check(struct smtpd_check_job *j,
     return CHK_OK;
 }
 
+void smtpd_user_lists_init(void)
+{
+    /* only where the tables are used: an smtpd without them touches no disk */
+    if (!cfg_bool(P_correspondent_allowlist) && !smtpd_check_uses(R_RECIPIENT_LISTS))
+        return;
+    struct strbuf err = STRBUF_INIT(1024);
+    if (user_lists_prepare(&err) < 0)
+        msg_warn("user lists: %s; check_recipient_lists answers 451 and correspondents "
+                 "are not recorded", sb_str(&err));
+    sb_free(&err);
+}
+
 void smtpd_user_lists_record(struct smtpd_session *s)
 {
     if (!cfg_bool(P_correspondent_allowlist) || s->nrcpt == 0)

@@ -87,10 +87,11 @@ static const char *const smtp_calls[] = {
 
 /* smtpd: the users' lists and the correspondent allowlist
  * (lib/global/user_lists.c) are Berkeley DB files in its own folder of
- * data_directory, made on first use, each read or written under an
- * flock of its lock file; the library syncs a file it wrote on close. */
+ * data_directory, made before the filter applies (user_lists_prepare),
+ * each read or written under an flock of its lock file; the library
+ * syncs a file it wrote on close. */
 static const char *const smtpd_calls[] = {
-    "flock", "mkdir", "mkdirat", "fsync", "fdatasync", "ftruncate",
+    "flock", "fsync", "fdatasync", "ftruncate",
 };
 
 /* cleanup: creates, syncs and publishes queue files (renameat2 with

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chroot.h"
 #include "config.h"
 #include "log.h"
 #include "strbuf.h"
@@ -37,7 +38,13 @@ const char *user_lists_dir(struct strbuf *err)
                    name);
         return NULL;
     }
-    if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", cfg_str(P_data_directory), name) >= sizeof(dir)) {
+    /* chrooted into queue_directory (master.cf chroot = y), the default
+     * data_directory $queue_directory/data is /data */
+    const char *data = cfg_str(P_data_directory), *queue = cfg_str(P_queue_directory);
+    size_t qlen = strlen(queue);
+    if (chroot_active() && strncmp(data, queue, qlen) == 0 && data[qlen] == '/')
+        data += qlen;
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", data, name) >= sizeof(dir)) {
         sb_appendf(err, "data_directory is too long");
         return NULL;
     }
@@ -62,6 +69,8 @@ const char *user_lists_dir(struct strbuf *err)
     checked = true;
     return dir;
 }
+
+static bool create_refused;      /* after user_lists_prepare */
 
 struct ldb {
     int lock_fd;
@@ -125,6 +134,10 @@ static int ldb_open(struct ldb *l, const char *name, bool btree, bool write, str
         }
     }
     int exists = file_ok(path, err);
+    if (exists == 0 && write && create_refused) {
+        sb_appendf(err, "%s has been removed; it is made again when the service restarts", path);
+        exists = -1;
+    }
     if (exists < 0 || (exists == 0 && !write)) {
         if (exists < 0)
             ldb_close(l);
@@ -144,6 +157,21 @@ static int ldb_open(struct ldb *l, const char *name, bool btree, bool write, str
         ldb_close(l);
         return -1;
     }
+    return 0;
+}
+
+int user_lists_prepare(struct strbuf *err)
+{
+    static const struct { const char *name; bool btree; } tables[] = {
+        { LISTS_DB, false }, { CORR_DB, true },
+    };
+    for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++) {
+        struct ldb l;
+        if (ldb_open(&l, tables[i].name, tables[i].btree, true, err) < 0)
+            return -1;
+        ldb_close(&l);
+    }
+    create_refused = true;
     return 0;
 }
 
@@ -429,11 +457,20 @@ static size_t corr_evict(struct ldb *l, long long now, long ttl, size_t count, s
         }
         times[n++] = stamp_of(&v);
     }
+    /* the expired go; then, past keep, the oldest (of equal times, as
+     * many as needed, in key order) */
     long long cutoff = now - ttl;
+    size_t drop_equal = 0;
     if (n > keep) {
         qsort(times, n, sizeof(*times), compare_ll);
-        if (times[n - keep] > cutoff)
-            cutoff = times[n - keep];      /* strictly older goes */
+        long long bound = times[n - keep - 1];      /* the newest that must go */
+        if (bound >= cutoff) {
+            size_t older = 0;
+            while (older < n && times[older] < bound)
+                older++;
+            cutoff = bound;
+            drop_equal = n - keep - older;
+        }
     }
     free(times);
     size_t left = 0;
@@ -442,10 +479,14 @@ static size_t corr_evict(struct ldb *l, long long now, long ttl, size_t count, s
     for (int how = DB_FIRST; cur->get(cur, &k, &v, how) == 0; how = DB_NEXT) {
         if (k.size && ((char *)k.data)[0] == '#')
             continue;
-        if (stamp_of(&v) < cutoff)
+        long long t = stamp_of(&v);
+        if (t < cutoff || (t == cutoff && drop_equal > 0)) {
+            if (t == cutoff)
+                drop_equal--;
             cur->del(cur, 0);
-        else
+        } else {
             left++;
+        }
     }
     cur->close(cur);
     return left;

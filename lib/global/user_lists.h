@@ -33,6 +33,13 @@ enum user_list_kind { USER_LIST_ALLOW, USER_LIST_DENY };
  * of this account with no access for others. */
 const char *user_lists_dir(struct strbuf *err);
 
+/* For a daemon under a system call filter that has no rename(2) (smtpd):
+ * make the folder and both tables now, before the filter is applied
+ * (Berkeley DB creates a file under a temporary name and renames it), and
+ * refuse to create them later: a table removed meanwhile is then an error
+ * (logged) until the process is replaced. 0, or -1 with err. */
+int user_lists_prepare(struct strbuf *err);
+
 /* Check and lower-case what a user or an administrator gives: a user is
  * local@domain, a pattern local@domain or @domain, at most
  * USER_LISTS_ADDRESS_MAX printable ASCII bytes without blanks, commas,
