@@ -98,6 +98,17 @@ bool tern_wants_help(int argc, char **argv)
     return false;
 }
 
+int tern_action_start(int argc, char **argv, const char *usage, int min)
+{
+    if (tern_help(argc, argv, usage))
+        return 0;
+    if (argc < min) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return -1;
+}
+
 bool tern_help(int argc, char **argv, const char *usage)
 {
     if (!tern_wants_help(argc, argv))

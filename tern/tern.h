@@ -28,6 +28,10 @@ bool tern_help(int argc, char **argv, const char *usage);
  * takes no arguments" and then note on stderr, and exits 2; it returns
  * when the command goes on. */
 void tern_no_arguments(int argc, char **argv, const char *usage, const char *note);
+/* The start of a command with actions (tern quarantine ACTION ...): -1
+ * when it goes on, else its exit status: 0 after --help (usage on
+ * stdout), 2 with fewer than min arguments (usage on stderr). */
+int tern_action_start(int argc, char **argv, const char *usage, int min);
 
 /* The configuration check of `tern check` (and of `tern start`): writes each
  * problem to out, returns the number of errors; *warnings gets the number of

@@ -25,12 +25,9 @@
 
 int tern_cmd_lists(int argc, char **argv)
 {
-    if (tern_help(argc, argv, USAGE))
-        return 0;
-    if (argc < 3) {
-        fprintf(stderr, "%s", USAGE);
-        return 2;
-    }
+    int early = tern_action_start(argc, argv, USAGE, 3);
+    if (early >= 0)
+        return early;
     const char *action = argv[1];
     bool show = strcmp(action, "show") == 0, add = strcmp(action, "add") == 0;
     if (!show && !add && strcmp(action, "remove") != 0) {

@@ -264,12 +264,9 @@ static int act(const char *action, const char *id, const struct opts *o)
 
 int tern_cmd_quarantine(int argc, char **argv)
 {
-    if (tern_help(argc, argv, USAGE))
-        return 0;
-    if (argc < 2) {
-        fprintf(stderr, "%s", USAGE);
-        return 2;
-    }
+    int early = tern_action_start(argc, argv, USAGE, 2);
+    if (early >= 0)
+        return early;
     const char *action = argv[1];
     struct opts o = { 0 };
     int c;

@@ -3,6 +3,7 @@
  * recipient or for the administrator. Every change is one rename, unlink,
  * in-place done mark or committed copy (lib/global/QUEUE.md), so it is
  * safe while Tern runs: qmgr never touches hold/. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "base64.h"
+#include "json.h"
 #include "log.h"
 #include "quarantine.h"
 #include "queue_admin.h"
@@ -25,42 +27,11 @@
 
 /* ---- the subject ---- */
 
-/* Length of the valid UTF-8 sequence (2-4 bytes) at s within n, or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned min;
-    unsigned cp;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2; cp = s[0] & 0x1f; min = 0x80;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3; cp = s[0] & 0x0f; min = 0x800;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4; cp = s[0] & 0x07; min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 static int hexval(int c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    static const char digits[] = "0123456789abcdef";
+    const char *p = c ? strchr(digits, tolower(c)) : NULL;
+    return p ? (int)(p - digits) : -1;
 }
 
 /* Decode one encoded word "=?charset?E?text?=" at s (n bytes available)
@@ -170,7 +141,7 @@ void quarantine_subject_decode(const char *in, size_t len, char *out)
     size_t o = 0;
     const unsigned char *p = (const unsigned char *)raw.data;
     for (size_t k = 0; k < raw.len;) {
-        size_t n = p[k] >= 0x80 ? utf8_seq(p + k, raw.len - k) : 1;
+        size_t n = utf8_sequence_length(p + k, raw.len - k);
         if (o + (n ? n : 1) > QUARANTINE_SUBJECT_MAX) {
             memcpy(out + o, "...", 3);
             o += 3;
@@ -369,18 +340,26 @@ int quarantine_show(const char *id, const char *recipient,
 
 /* ---- acting on one ---- */
 
+/* Open hold/ID of m for reading (or writing the done marks). */
+static int open_held(const struct qmessage *m, int flags, struct qfile_reader *r, char *path,
+                     size_t size, struct strbuf *err)
+{
+    path_of(path, size, QDIR_HOLD, m->id);
+    if (qfile_open(r, path, flags) == 0)
+        return 0;
+    sb_appendf(err, "cannot open %s: %s", path, strerror(errno));
+    return -1;
+}
+
 /* Mark recipient's pending records of hold/ID done; removes the file when
  * none is left. 0, or -1 with err. */
 static int mark_done(const struct qmessage *m, const char *recipient, bool *removed,
                      struct strbuf *err)
 {
     char path[128];
-    path_of(path, sizeof(path), QDIR_HOLD, m->id);
     struct qfile_reader r;
-    if (qfile_open(&r, path, O_RDWR) < 0) {
-        sb_appendf(err, "cannot open %s: %s", path, strerror(errno));
+    if (open_held(m, O_RDWR, &r, path, sizeof(path), err) < 0)
         return -1;
-    }
     size_t left = 0;
     int rc = 0;
     for (size_t i = 0; i < m->nrcpts; i++) {
@@ -413,12 +392,9 @@ static int copy_for(const struct qmessage *m, const char *recipient, char newid[
                     struct strbuf *err)
 {
     char path[128];
-    path_of(path, sizeof(path), QDIR_HOLD, m->id);
     struct qfile_reader r;
-    if (qfile_open(&r, path, O_RDONLY) < 0) {
-        sb_appendf(err, "cannot open %s: %s", path, strerror(errno));
+    if (open_held(m, O_RDONLY, &r, path, sizeof(path), err) < 0)
         return -1;
-    }
     struct qfile_writer w;
     if (qfile_create(&w, ".") < 0) {
         sb_appendf(err, "cannot create a queue file in incoming/: %s", strerror(errno));
@@ -466,74 +442,78 @@ static size_t pending_of(const struct qmessage *m, const char *recipient)
     return n;
 }
 
-int quarantine_release(const char *id, const char *recipient, struct strbuf *err)
+/* The whole message: into deferred/ due now, or removed. */
+static int act_whole(const char *id, const char *recipient, bool release, struct strbuf *err)
+{
+    char from[128], to[128];
+    path_of(from, sizeof(from), QDIR_HOLD, id);
+    path_of(to, sizeof(to), QDIR_DEFERRED, id);
+    const char *by = recipient ? " by " : "", *who = recipient ? recipient : "";
+    int rc = release ? queue_admin_move_due(from, to, err) : unlink(from);
+    if (rc < 0) {
+        if (!err->len)
+            sb_appendf(err, "cannot %s it: %s", release ? "release" : "delete",
+                       errno == ENOENT ? "it has just been moved" : strerror(errno));
+        return -1;
+    }
+    if (release) {
+        msg_info("%s: released from quarantine%s%s", id, by, who);
+        (void)queue_wake_qmgr("deferred");
+    } else {
+        queue_admin_remove_logs(id);
+        msg_info("%s: removed (deleted from the quarantine%s%s)", id, by, who);
+    }
+    sb_set(err, release ? "released" : "deleted");
+    return 0;
+}
+
+/* One recipient's part of a message that waits for others too. */
+static int act_part(const struct qmessage *m, const char *recipient, bool release,
+                    struct strbuf *err)
+{
+    char newid[QUEUE_ID_SIZE];
+    bool removed;
+    if (release) {
+        if (copy_for(m, recipient, newid, err) < 0)
+            return -1;
+        /* the copy is safe on disk first: a failure below can only
+         * deliver this recipient's copy twice, never lose it */
+        msg_info("%s: released from quarantine for <%s> as %s", m->id, recipient, newid);
+        (void)queue_wake_qmgr("incoming");
+    }
+    if (mark_done(m, recipient, &removed, err) < 0)
+        return -1;
+    if (!release)
+        msg_info("%s: <%s> deleted from the quarantine", m->id, recipient);
+    if (removed)
+        msg_info("%s: removed", m->id);
+    sb_reset(err);
+    if (release)
+        sb_appendf(err, "released as %s", newid);
+    else
+        sb_set(err, "deleted");
+    return 0;
+}
+
+static int act(const char *id, const char *recipient, bool release, struct strbuf *err)
 {
     struct qmessage m;
     if (load_held(id, recipient, &m, err) < 0)
         return -1;
-    int rc = -1;
-    if (!recipient || pending_of(&m, recipient) == pending_of(&m, NULL)) {
-        char from[128], to[128];
-        path_of(from, sizeof(from), QDIR_HOLD, id);
-        path_of(to, sizeof(to), QDIR_DEFERRED, id);
-        if (queue_admin_move_due(from, to, err) == 0) {
-            msg_info("%s: released from quarantine%s%s", id, recipient ? " by " : "",
-                     recipient ? recipient : "");
-            sb_set(err, "released");
-            (void)queue_wake_qmgr("deferred");
-            rc = 0;
-        } else if (!err->len) {
-            sb_appendf(err, "cannot release it: %s", errno == ENOENT ? "it has just been moved"
-                                                                   : strerror(errno));
-        }
-    } else {
-        char newid[QUEUE_ID_SIZE];
-        bool removed;
-        if (copy_for(&m, recipient, newid, err) == 0) {
-            /* the copy is safe on disk first: a failure below can only
-             * deliver this recipient's copy twice, never lose it */
-            msg_info("%s: released from quarantine for <%s> as %s", id, recipient, newid);
-            (void)queue_wake_qmgr("incoming");
-            if (mark_done(&m, recipient, &removed, err) == 0) {
-                sb_reset(err);
-                sb_appendf(err, "released as %s", newid);
-                rc = 0;
-            }
-        }
-    }
+    sb_reset(err);
+    int rc = !recipient || pending_of(&m, recipient) == pending_of(&m, NULL)
+                 ? act_whole(id, recipient, release, err)
+                 : act_part(&m, recipient, release, err);
     qmessage_free(&m);
     return rc;
 }
 
+int quarantine_release(const char *id, const char *recipient, struct strbuf *err)
+{
+    return act(id, recipient, true, err);
+}
+
 int quarantine_delete(const char *id, const char *recipient, struct strbuf *err)
 {
-    struct qmessage m;
-    if (load_held(id, recipient, &m, err) < 0)
-        return -1;
-    int rc = -1;
-    if (!recipient || pending_of(&m, recipient) == pending_of(&m, NULL)) {
-        char path[128];
-        path_of(path, sizeof(path), QDIR_HOLD, id);
-        if (unlink(path) == 0) {
-            queue_admin_remove_logs(id);
-            msg_info("%s: removed (deleted from the quarantine%s%s)", id, recipient ? " by " : "",
-                     recipient ? recipient : "");
-            sb_set(err, "deleted");
-            rc = 0;
-        } else {
-            sb_appendf(err, "cannot delete it: %s", errno == ENOENT ? "it has just been moved"
-                                                                  : strerror(errno));
-        }
-    } else {
-        bool removed;
-        if (mark_done(&m, recipient, &removed, err) == 0) {
-            msg_info("%s: <%s> deleted from the quarantine", id, recipient);
-            if (removed)
-                msg_info("%s: removed", id);
-            sb_set(err, "deleted");
-            rc = 0;
-        }
-    }
-    qmessage_free(&m);
-    return rc;
+    return act(id, recipient, false, err);
 }

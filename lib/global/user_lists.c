@@ -274,65 +274,54 @@ static bool list_has(const char *list, const char *entry, size_t *count)
     return found;
 }
 
-int user_lists_add(const char *user, enum user_list_kind kind, const char *pattern, size_t max,
-                   struct strbuf *err)
+/* cur without the entry */
+static void list_without(const char *cur, const struct strbuf *entry, struct strbuf *next)
+{
+    for (const char *p = cur; *p;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len && !(len == entry->len && memcmp(p, entry->data, len) == 0)) {
+            if (next->len)
+                sb_appendc(next, ',');
+            sb_append(next, p, len);
+        }
+        p += len + (c ? 1 : 0);
+    }
+}
+
+/* Add (max > 0) or remove (max == 0) kind:pattern in user's lists. */
+static int lists_change(const char *user, enum user_list_kind kind, const char *pattern, size_t max,
+                        struct strbuf *err)
 {
     struct ldb l;
     if (ldb_open(&l, LISTS_DB, false, true, err) < 0)
         return -1;
-    struct strbuf cur = STRBUF_INIT(VALUE_MAX), entry = STRBUF_INIT(0);
+    bool add = max > 0;
+    struct strbuf cur = STRBUF_INIT(VALUE_MAX), next = STRBUF_INIT(VALUE_MAX), entry = STRBUF_INIT(0);
     sb_appendf(&entry, "%s:%s", kind_name(kind), pattern);
     int rc = -1;
     size_t count;
-    if (ldb_get(&l, user, &cur) < 0) {
+    bool listed = false;
+    if (ldb_get(&l, user, &cur) < 0)
         sb_appendf(err, "cannot read the lists of %s", user);
-    } else if (list_has(sb_str(&cur), sb_str(&entry), &count)) {
-        sb_set(err, "already listed");
-        rc = 0;
-    } else if (count >= max) {
+    else if ((listed = list_has(sb_str(&cur), sb_str(&entry), &count)) == add)
+        rc = add ? (sb_set(err, "already listed"), 0)
+                 : (sb_appendf(err, "%s is not on the %s list of %s", pattern, kind_name(kind), user), -1);
+    else if (add && count >= max)
         sb_appendf(err, "the lists of %s are full (%zu entries, user_lists_max_entries)", user, count);
-    } else if ((cur.len && sb_appendc(&cur, ',') < 0) || sb_appends(&cur, sb_str(&entry)) < 0
-               || ldb_put(&l, user, sb_str(&cur)) < 0) {
-        sb_appendf(err, "cannot write the lists of %s", user);
-    } else {
-        sb_set(err, "added");
-        rc = 0;
-    }
-    sb_free(&cur);
-    sb_free(&entry);
-    ldb_close(&l);
-    return rc;
-}
-
-int user_lists_remove(const char *user, enum user_list_kind kind, const char *pattern,
-                      struct strbuf *err)
-{
-    struct ldb l;
-    if (ldb_open(&l, LISTS_DB, false, true, err) < 0)
-        return -1;
-    struct strbuf cur = STRBUF_INIT(VALUE_MAX), next = STRBUF_INIT(VALUE_MAX),
-                  entry = STRBUF_INIT(0);
-    sb_appendf(&entry, "%s:%s", kind_name(kind), pattern);
-    int rc = -1;
-    if (ldb_get(&l, user, &cur) < 0) {
-        sb_appendf(err, "cannot read the lists of %s", user);
-    } else if (!list_has(sb_str(&cur), sb_str(&entry), NULL)) {
-        sb_appendf(err, "%s is not on the %s list of %s", pattern, kind_name(kind), user);
-    } else {
-        for (const char *p = sb_str(&cur); *p;) {
-            const char *c = strchr(p, ',');
-            size_t len = c ? (size_t)(c - p) : strlen(p);
-            if (len && !(len == entry.len && memcmp(p, entry.data, len) == 0)) {
-                if (next.len)
-                    sb_appendc(&next, ',');
-                sb_append(&next, p, len);
-            }
-            p += len + (c ? 1 : 0);
+    else {
+        if (add) {
+            sb_append(&next, cur.data, cur.len);
+            if (next.len)
+                sb_appendc(&next, ',');
+            sb_append(&next, entry.data, entry.len);
+        } else {
+            list_without(sb_str(&cur), &entry, &next);
         }
         if ((next.len ? ldb_put(&l, user, sb_str(&next)) : ldb_del(&l, user)) < 0) {
             sb_appendf(err, "cannot write the lists of %s", user);
         } else {
-            sb_set(err, "removed");
+            sb_set(err, add ? "added" : "removed");
             rc = 0;
         }
     }
@@ -341,6 +330,18 @@ int user_lists_remove(const char *user, enum user_list_kind kind, const char *pa
     sb_free(&entry);
     ldb_close(&l);
     return rc;
+}
+
+int user_lists_add(const char *user, enum user_list_kind kind, const char *pattern, size_t max,
+                   struct strbuf *err)
+{
+    return lists_change(user, kind, pattern, max ? max : 1, err);
+}
+
+int user_lists_remove(const char *user, enum user_list_kind kind, const char *pattern,
+                      struct strbuf *err)
+{
+    return lists_change(user, kind, pattern, 0, err);
 }
 
 int user_lists_get(const char *user, struct strbuf *out, struct strbuf *err)
