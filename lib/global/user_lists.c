@@ -26,6 +26,8 @@
 
 /* ---- the folder and the locked files ---- */
 
+static bool create_refused;      /* after user_lists_prepare */
+
 const char *user_lists_dir(struct strbuf *err)
 {
     static char dir[1024];
@@ -48,7 +50,8 @@ const char *user_lists_dir(struct strbuf *err)
         sb_appendf(err, "data_directory is too long");
         return NULL;
     }
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    /* after user_lists_prepare this process may not make anything */
+    if (!create_refused && mkdir(dir, 0700) < 0 && errno != EEXIST) {
         sb_appendf(err, "cannot create %s: %s", dir, strerror(errno));
         return NULL;
     }
@@ -69,8 +72,6 @@ const char *user_lists_dir(struct strbuf *err)
     checked = true;
     return dir;
 }
-
-static bool create_refused;      /* after user_lists_prepare */
 
 struct ldb {
     int lock_fd;
@@ -162,17 +163,21 @@ static int ldb_open(struct ldb *l, const char *name, bool btree, bool write, str
 
 int user_lists_prepare(struct strbuf *err)
 {
+    int rc = 0;
     static const struct { const char *name; bool btree; } tables[] = {
         { LISTS_DB, false }, { CORR_DB, true },
     };
     for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++) {
         struct ldb l;
-        if (ldb_open(&l, tables[i].name, tables[i].btree, true, err) < 0)
-            return -1;
+        if (ldb_open(&l, tables[i].name, tables[i].btree, true, err) < 0) {
+            rc = -1;
+            break;
+        }
         ldb_close(&l);
     }
+    /* even after a failure: a later try could need calls the filter lacks */
     create_refused = true;
-    return 0;
+    return rc;
 }
 
 /* As `tern map build` stores them: key and value with their NUL. 1 found,
@@ -493,9 +498,34 @@ static size_t corr_evict(struct ldb *l, long long now, long ttl, size_t count, s
     return left;
 }
 
+/* Whether every pair is in the table with a time of the last REFRESH
+ * seconds (half the TTL when that is shorter): then nothing needs writing (a write costs an fsync; a user who
+ * writes to the same people all day costs one per pair and hour). */
+#define REFRESH 3600
+static bool corr_all_fresh(const char *user, const char *const *rcpts, size_t n, long long now,
+                           long ttl)
+{
+    long refresh = ttl / 2 < REFRESH ? ttl / 2 : REFRESH;
+    struct ldb l;
+    struct strbuf err = STRBUF_INIT(1024), key = STRBUF_INIT(2 * USER_LISTS_ADDRESS_MAX + 2),
+                  val = STRBUF_INIT(64);
+    bool fresh = ldb_open(&l, CORR_DB, true, false, &err) == 0 && l.db;
+    for (size_t i = 0; i < n && fresh; i++)
+        fresh = corr_key(&key, user, rcpts[i]) < 0
+                || (ldb_get(&l, sb_str(&key), &val) == 1
+                    && strtoll(sb_str(&val), NULL, 10) >= now - refresh);
+    ldb_close(&l);
+    sb_free(&err);
+    sb_free(&key);
+    sb_free(&val);
+    return fresh;
+}
+
 int correspondents_record(const char *user, const char *const *rcpts, size_t n, long long now,
                           size_t max, long ttl, struct strbuf *err)
 {
+    if (corr_all_fresh(user, rcpts, n, now, ttl))
+        return 0;
     struct ldb l;
     if (ldb_open(&l, CORR_DB, true, true, err) < 0)
         return -1;
