@@ -97,6 +97,7 @@ static void smtpd_post_init(struct event_base *base)
 static void smtpd_pre_init(void)
 {
     smtpd_check_pre_init();
+    smtpd_user_lists_pre_init();
     smtpd_limits_pre_init();
     smtpd_sasl_pre_init();
     smtpd_tls_server_pre_init();

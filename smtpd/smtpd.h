@@ -323,7 +323,9 @@ void smtpd_check_verify(struct smtpd_session *s, const char *address);
  * remember its recipients as the sender's correspondents
  * (smtpd_user_lists.c). */
 void smtpd_user_lists_record(struct smtpd_session *s);
-/* After the privilege drop: make the tables' files (smtpd_user_lists.c). */
+/* As root: data_directory's descriptor; after the privilege drop: the
+ * folder and the tables' files (smtpd_user_lists.c). */
+void smtpd_user_lists_pre_init(void);
 void smtpd_user_lists_init(void);
 void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r,
                       void (*next)(struct smtpd_session *s, const char *arg));

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "data_dir.h"
 #include "log.h"
 #include "smtpd.h"
 #include "smtpd_check.h"
@@ -25,6 +26,9 @@
 
 #define MARK_HEADER "X-Tern-Allowlisted"
 #define RECORD_MAX 1000            /* recipients of one message recorded */
+
+static int data_fd = -1;             /* data_directory, from before a chroot */
+static bool usable;                  /* the tables could be made and opened */
 
 /* 2 denied, 1 allowlisted (why says by what), 0 neither, -1 failure. */
 static int verdict(const char *rcpt, const char *sender, const char **why)
@@ -72,6 +76,8 @@ enum smtpd_check_result smtpd_user_lists_check(struct smtpd_check_job *j,
     const struct address *snd = smtpd_check_sender(j);
     if (!snd || !snd->address || !*snd->address)
         return CHK_DUNNO;            /* <>: bounces have no correspondent */
+    if (!usable)
+        return temporary(j);         /* warned at start */
     const char *why;
     const struct address *rcpt = smtpd_check_recipient(j);
     if (rcpt) {
@@ -107,21 +113,36 @@ enum smtpd_check_result smtpd_user_lists_check(struct smtpd_check_job *j,
     return CHK_OK;
 }
 
+static bool wanted(void)
+{
+    /* only where they are used: an smtpd without them touches no disk */
+    return cfg_bool(P_correspondent_allowlist) || smtpd_check_uses(R_RECIPIENT_LISTS);
+}
+
+void smtpd_user_lists_pre_init(void)
+{
+    (void)data_dir_folder_name(P_user_lists_directory);
+    if (wanted())
+        data_fd = data_dir_open("user lists", "check_recipient_lists answers 451 and "
+                                "correspondents are not recorded");
+}
+
 void smtpd_user_lists_init(void)
 {
-    /* only where the tables are used: an smtpd without them touches no disk */
-    if (!cfg_bool(P_correspondent_allowlist) && !smtpd_check_uses(R_RECIPIENT_LISTS))
+    if (data_fd < 0)
         return;
+    const char *consequence = "check_recipient_lists answers 451 and correspondents are not recorded";
+    int fd = data_dir_folder(&data_fd, cfg_str(P_user_lists_directory), "user lists", consequence);
     struct strbuf err = STRBUF_INIT(1024);
-    if (user_lists_prepare(&err) < 0)
-        msg_warn("user lists: %s; check_recipient_lists answers 451 and correspondents "
-                 "are not recorded", sb_str(&err));
+    if (fd >= 0 && user_lists_prepare(fd, &err) < 0)
+        msg_warn("user lists: %s; %s", sb_str(&err), consequence);
+    usable = fd >= 0 && !err.len;
     sb_free(&err);
 }
 
 void smtpd_user_lists_record(struct smtpd_session *s)
 {
-    if (!cfg_bool(P_correspondent_allowlist) || s->nrcpt == 0)
+    if (!usable || !cfg_bool(P_correspondent_allowlist) || s->nrcpt == 0)
         return;
     if (!(s->sasl_username && *s->sasl_username) && s->client_trusted != 1)
         return;

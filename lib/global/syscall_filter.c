@@ -88,10 +88,11 @@ static const char *const smtp_calls[] = {
 /* smtpd: the users' lists and the correspondent allowlist
  * (lib/global/user_lists.c) are Berkeley DB files in its own folder of
  * data_directory, made before the filter applies (user_lists_prepare),
- * each read or written under an flock of its lock file; the library
- * syncs a file it wrote on close. */
+ * each read or written under an flock of its lock file; the library opens
+ * by name, so smtpd changes into the folder's descriptor for that moment
+ * (fchdir), and syncs a file it wrote on close. */
 static const char *const smtpd_calls[] = {
-    "flock", "fsync", "fdatasync", "ftruncate",
+    "flock", "fchdir", "fsync", "fdatasync", "ftruncate",
 };
 
 /* cleanup: creates, syncs and publishes queue files (renameat2 with

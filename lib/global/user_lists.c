@@ -27,6 +27,10 @@
 /* ---- the folder and the locked files ---- */
 
 static bool create_refused;      /* after user_lists_prepare */
+/* A daemon's folder, opened by descriptor before a chroot could hide
+ * it (user_lists_prepare), and the working directory to come back to
+ * after Berkeley DB, which opens by name, has opened a file in it. */
+static int dir_fd = -1, home_fd = -1;
 
 const char *user_lists_dir(struct strbuf *err)
 {
@@ -90,9 +94,9 @@ static void ldb_close(struct ldb *l)
 
 /* A plain file of this account with one link (or none yet): what the
  * database library, which opens by name, will find there. */
-static int file_ok(const char *path, struct strbuf *err)
+static int file_ok(int at, const char *path, struct strbuf *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd = openat(at, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
@@ -108,17 +112,37 @@ static int file_ok(const char *path, struct strbuf *err)
     return rc;
 }
 
+/* Open NAME.db by name for the library: in dir_fd's folder when there is
+ * one (the working directory is changed for that moment only: smtpd's
+ * other threads only compute password hashes), else by its full path. */
+static int db_open_named(DB *db, const char *dir, const char *name, bool btree, bool write)
+{
+    char path[1100];
+    if (dir_fd >= 0)
+        snprintf(path, sizeof(path), "%s.db", name);
+    else
+        snprintf(path, sizeof(path), "%s/%s.db", dir, name);
+    if (dir_fd >= 0 && fchdir(dir_fd) < 0)
+        return errno;
+    int rc = db->open(db, NULL, path, NULL, btree ? DB_BTREE : DB_HASH,
+                      write ? DB_CREATE : DB_RDONLY, 0600);
+    if (dir_fd >= 0 && fchdir(home_fd) < 0)
+        msg_fatal("cannot return to the working directory: %s", strerror(errno));
+    return rc;
+}
+
 static int ldb_open(struct ldb *l, const char *name, bool btree, bool write, struct strbuf *err)
 {
     l->lock_fd = -1;
     l->db = NULL;
-    const char *dir = user_lists_dir(err);
+    const char *dir = dir_fd >= 0 ? "." : user_lists_dir(err);
     if (!dir)
         return -1;
+    int at = dir_fd >= 0 ? dir_fd : AT_FDCWD;
     char lock[1100], path[1100];
     snprintf(lock, sizeof(lock), "%s/%s.lock", dir, name);
     snprintf(path, sizeof(path), "%s/%s.db", dir, name);
-    l->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    l->lock_fd = openat(at, lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
     struct stat st;
     if (l->lock_fd < 0 || fstat(l->lock_fd, &st) < 0 || !S_ISREG(st.st_mode)
         || st.st_uid != geteuid()) {
@@ -134,7 +158,7 @@ static int ldb_open(struct ldb *l, const char *name, bool btree, bool write, str
             return -1;
         }
     }
-    int exists = file_ok(path, err);
+    int exists = file_ok(at, path, err);
     if (exists == 0 && write && create_refused) {
         sb_appendf(err, "%s has been removed; it is made again when the service restarts", path);
         exists = -1;
@@ -148,8 +172,7 @@ static int ldb_open(struct ldb *l, const char *name, bool btree, bool write, str
     if (rc == 0 && write)
         rc = l->db->set_flags(l->db, DB_CHKSUM);
     if (rc == 0)
-        rc = l->db->open(l->db, NULL, path, NULL, btree ? DB_BTREE : DB_HASH,
-                         write ? DB_CREATE : DB_RDONLY, 0600);
+        rc = db_open_named(l->db, dir, name, btree, write);
     if (rc != 0) {
         sb_appendf(err, "cannot open %s: %s", path, db_strerror(rc));
         if (l->db)
@@ -161,18 +184,25 @@ static int ldb_open(struct ldb *l, const char *name, bool btree, bool write, str
     return 0;
 }
 
-int user_lists_prepare(struct strbuf *err)
+int user_lists_prepare(int fd, struct strbuf *err)
 {
-    int rc = 0;
     static const struct { const char *name; bool btree; } tables[] = {
         { LISTS_DB, false }, { CORR_DB, true },
     };
-    for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++) {
-        struct ldb l;
-        if (ldb_open(&l, tables[i].name, tables[i].btree, true, err) < 0) {
+    int rc = 0;
+    if (fd >= 0) {
+        home_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (home_fd < 0) {
+            sb_appendf(err, "cannot open the working directory: %s", strerror(errno));
             rc = -1;
-            break;
+        } else {
+            dir_fd = fd;
         }
+    }
+    for (size_t i = 0; rc == 0 && i < sizeof(tables) / sizeof(*tables); i++) {
+        struct ldb l;
+        if (ldb_open(&l, tables[i].name, tables[i].btree, true, err) < 0)
+            rc = -1;
         ldb_close(&l);
     }
     /* even after a failure: a later try could need calls the filter lacks */

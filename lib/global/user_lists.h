@@ -37,8 +37,10 @@ const char *user_lists_dir(struct strbuf *err);
  * make the folder and both tables now, before the filter is applied
  * (Berkeley DB creates a file under a temporary name and renames it), and
  * refuse to create them later: a table removed meanwhile is then an error
- * (logged) until the process is replaced. 0, or -1 with err. */
-int user_lists_prepare(struct strbuf *err);
+ * (logged) until the process is replaced. fd: the folder, opened before a
+ * chroot (data_dir_folder; kept), or -1 to use user_lists_dir. 0, or -1
+ * with err. */
+int user_lists_prepare(int fd, struct strbuf *err);
 
 /* Check and lower-case what a user or an administrator gives: a user is
  * local@domain, a pattern local@domain or @domain, at most
