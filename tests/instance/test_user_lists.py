@@ -233,6 +233,31 @@ class TestUserLists(ListsTest):
             self.assertEqual(st.st_mode & 0o077, 0, name)
         self.assertEqual(os.stat(self.lists_dir).st_mode & 0o777, 0o700)
 
+    def test_concurrent_writers(self):
+        """Sessions in parallel record their correspondents while `tern
+        lists` writes and smtpd reads: every pair is there afterwards."""
+        import concurrent.futures
+        pairs = [("w%d@corp.test" % t, "c%d-%d@pal.test" % (t, i)) for t in range(4) for i in range(5)]
+
+        def one(t):
+            for sender, rcpt in pairs[t * 5:(t + 1) * 5]:
+                self.send_out(sender, [rcpt], "parallel %s" % rcpt, login=False, source="127.0.0.1")
+            return True
+
+        def lists(t):
+            for i in range(10):
+                self.lists("add", "busy@corp.test", "deny", "x%d-%d@spam.test" % (t, i % 3))
+                self.rcpt("x%d-0@spam.test" % t, "busy@corp.test")
+            return True
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as ex:
+            jobs = [ex.submit(one, t) for t in range(4)] + [ex.submit(lists, t) for t in range(2)]
+            self.assertTrue(all(j.result(timeout=120) for j in jobs))
+        for sender, rcpt in pairs:
+            self.assertEqual(self.map_query("%s %s" % (sender, rcpt)).returncode, 0, (sender, rcpt))
+        self.assertEqual(sorted(self.lists("show", "busy@corp.test").stdout.split("\n")[:-1]),
+                         sorted("deny x%d-%d@spam.test" % (t, i) for t in range(2) for i in range(3)))
+
     def test_hostile_input(self):
         bad = [
             (["add", "a b@corp.test", "allow", "x@y.test"], "the user must not contain blanks"),
