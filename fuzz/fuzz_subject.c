@@ -20,7 +20,7 @@ static void check(const char *out)
     const unsigned char *p = (const unsigned char *)out;
     for (size_t i = 0; i < n;) {
         size_t k = utf8_sequence_length(p + i, n - i);
-        if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f)))
+        if (k == 0 || (k == 1 && (p[i] < 0x20 || p[i] == 0x7f)) || (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0))
             abort();
         i += k;
     }

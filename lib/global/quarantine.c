@@ -106,12 +106,8 @@ static void entry_of(const struct qmessage *m, const char *recipient, struct qua
         struct strbuf h = STRBUF_INIT(QUARANTINE_HEADER_SCAN + 1);
         read_header(r.fd, m, &h);
         find_subject(&h, e->subject);
-        if (header) {
-            for (size_t i = 0; i < h.len; i++) {
-                unsigned char c = (unsigned char)h.data[i];
-                sb_appendc(header, c == '\n' || c == '\t' || (c >= 0x20 && c != 0x7f) ? (char)c : '?');
-            }
-        }
+        if (header)
+            quarantine_printable(header, h.data, h.len, QUARANTINE_HEADER_SCAN, true);
         sb_free(&h);
         qfile_close(&r);
     }

@@ -47,8 +47,8 @@ size_t quarantine_list(const char *recipient,
                        int (*fn)(const struct quarantine_entry *e, void *ctx), void *ctx);
 
 /* One quarantined message: fn is called once as in quarantine_list, and
- * its header section (at most QUARANTINE_HEADER_SCAN bytes, control
- * characters but TAB and LF made '?') is appended to header when not NULL.
+ * its header section (at most QUARANTINE_HEADER_SCAN bytes, made safe by
+ * quarantine_printable) is appended to header when not NULL.
  * 0 ok; -1 with the reason in err: not quarantined, or not a recipient. */
 int quarantine_show(const char *id, const char *recipient,
                     int (*fn)(const struct quarantine_entry *e, void *ctx), void *ctx,
@@ -63,9 +63,15 @@ int quarantine_delete(const char *id, const char *recipient, struct strbuf *err)
 /* The value of a Subject: field (after the colon, folded lines included)
  * decoded for display: RFC 2047 encoded words in UTF-8, US-ASCII or
  * ISO-8859-1 (B and Q) decoded, other charsets left encoded, folding
- * undone, every control character and invalid UTF-8 byte made '?', at
+ * undone, every control character (C0, DEL, C1) and invalid UTF-8 byte
+ * made '?', at
  * most QUARANTINE_SUBJECT_MAX bytes (cut on a character boundary, "..."
  * added). out must have room for QUARANTINE_SUBJECT_MAX + 4 bytes. */
 void quarantine_subject_decode(const char *in, size_t len, char *out);
+/* Append in[0..len) to out as text safe on a terminal or a page: valid
+ * UTF-8 without control characters (C0, DEL, C1); TAB becomes a space,
+ * everything else not printable '?' (LF kept when lines). At most max
+ * bytes are appended, cut on a character; the bytes of in used. */
+size_t quarantine_printable(struct strbuf *out, const char *in, size_t len, size_t max, bool lines);
 
 #endif

@@ -124,26 +124,37 @@ void quarantine_subject_decode(const char *in, size_t len, char *out)
         sb_appendc(&raw, c);
         i++;
     }
+    bool more = i < len;
     /* printable UTF-8, bounded, cut on a character */
-    size_t o = 0;
-    const unsigned char *p = (const unsigned char *)raw.data;
-    for (size_t k = 0; k < raw.len;) {
-        size_t n = utf8_sequence_length(p + k, raw.len - k);
-        if (o + (n ? n : 1) > QUARANTINE_SUBJECT_MAX) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (n > 1) {
-            memcpy(out + o, p + k, n);
-            o += n;
-            k += n;
-            continue;
-        }
-        unsigned char ch = p[k];
-        out[o++] = ch == '\t' ? ' ' : (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
-        k++;
-    }
-    out[o] = 0;
+    struct strbuf shown = STRBUF_INIT(QUARANTINE_SUBJECT_MAX + 8);
+    size_t used = quarantine_printable(&shown, raw.data, raw.len, QUARANTINE_SUBJECT_MAX, false);
+    memcpy(out, shown.data, shown.len);
+    bool cut = used < raw.len || more;
+    memcpy(out + shown.len, cut ? "..." : "", cut ? 4 : 1);
+    sb_free(&shown);
     sb_free(&raw);
+}
+
+size_t quarantine_printable(struct strbuf *out, const char *in, size_t len, size_t max, bool lines)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t k = 0, o = 0;
+    while (k < len) {
+        size_t n = utf8_sequence_length(p + k, len - k);
+        /* U+0080 to U+009F are control characters (C1: CSI and such) */
+        bool c1 = n == 2 && p[k] == 0xc2 && p[k + 1] < 0xa0;
+        size_t width = n > 1 && !c1 ? n : 1;
+        if (o + width > max)
+            break;
+        if (width > 1) {
+            sb_append(out, in + k, n);
+        } else {
+            unsigned char ch = p[k];
+            bool ok = (ch >= 0x20 && ch < 0x7f) || (lines && ch == '\n');
+            sb_appendc(out, ch == '\t' ? ' ' : ok ? (char)ch : '?');
+        }
+        k += n > 1 ? n : 1;
+        o += width;
+    }
+    return k;
 }

@@ -33,6 +33,7 @@ static void test_subject(void)
     CHECK_STR(subject("=?utf-8?q?=1B=00x?="), "??x");
     CHECK_STR(subject("\xff\xc3(\xe2\x82"), "?" "?(?" "?");
     CHECK_STR(subject("=?utf-8?b?7aCA?="), "???");          /* a surrogate */
+    CHECK_STR(subject("a\xc2\x9b" "2Jb \xc2\xa0"), "a?2Jb \xc2\xa0");   /* C1 CSI; NBSP stays */
     /* the bound, on a character boundary */
     char in[1000];
     memset(in, 'a', 199);
