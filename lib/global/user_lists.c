@@ -22,6 +22,9 @@
 #define CORR_DB "correspondents"
 #define COUNT_KEY "#count"            /* no address key starts with '#' */
 #define VALUE_MAX (1024 * 1024)       /* a user's lists, as one value */
+/* so many entries of the longest kind fit in VALUE_MAX, whatever
+ * user_lists_max_entries says */
+#define ENTRIES_CAP (VALUE_MAX / (USER_LISTS_ADDRESS_MAX + 8))
 #define EVICT_KEEP(max) ((max) - (max) / 10)   /* eviction leaves room for a tenth */
 
 /* ---- the folder and the locked files ---- */
@@ -370,7 +373,7 @@ static int lists_change(const char *user, enum user_list_kind kind, const char *
 int user_lists_add(const char *user, enum user_list_kind kind, const char *pattern, size_t max,
                    struct strbuf *err)
 {
-    return lists_change(user, kind, pattern, max ? max : 1, err);
+    return lists_change(user, kind, pattern, max == 0 ? 1 : max > ENTRIES_CAP ? ENTRIES_CAP : max, err);
 }
 
 int user_lists_remove(const char *user, enum user_list_kind kind, const char *pattern,
