@@ -22,9 +22,10 @@
 #define CORR_DB "correspondents"
 #define COUNT_KEY "#count"            /* no address key starts with '#' */
 #define VALUE_MAX (1024 * 1024)       /* a user's lists, as one value */
-/* so many entries of the longest kind fit in VALUE_MAX, whatever
- * user_lists_max_entries says */
-#define ENTRIES_CAP (VALUE_MAX / (USER_LISTS_ADDRESS_MAX + 8))
+/* so many entries of the longest kind ("allow:" + pattern + ",") fit in
+ * VALUE_MAX, whatever user_lists_max_entries says */
+#define ENTRIES_CAP 4000
+_Static_assert(ENTRIES_CAP * (USER_LISTS_ADDRESS_MAX + 8) < VALUE_MAX, "the lists fit in a value");
 #define EVICT_KEEP(max) ((max) - (max) / 10)   /* eviction leaves room for a tenth */
 
 /* ---- the folder and the locked files ---- */
