@@ -29,11 +29,12 @@
     "       tern [-c CONFDIR] quarantine release ID [--recipient ADDR]\n" \
     "       tern [-c CONFDIR] quarantine delete ID [--recipient ADDR]\n" \
     "       tern [-c CONFDIR] quarantine digest [--mail]\n" \
+    "       tern [-c CONFDIR] quarantine expire\n" \
     "  the messages a milter or a header or body check quarantined (held with a\n" \
     "  reason). With --recipient, only what that recipient sees, and release or\n" \
     "  delete act on their own recipient records only: the others' stay held.\n" \
     "  digest prints, or with --mail sends, each recipient a list of their\n" \
-    "  quarantined messages.\n"
+    "  quarantined messages. expire deletes those older than quarantine_lifetime.\n"
 
 struct opts {
     const char *recipient;
@@ -285,9 +286,10 @@ int tern_cmd_quarantine(int argc, char **argv)
     }
     bool takes_id = strcmp(action, "show") == 0 || strcmp(action, "release") == 0
                     || strcmp(action, "delete") == 0;
-    if (!takes_id && strcmp(action, "list") != 0 && strcmp(action, "digest") != 0) {
-        fprintf(stderr, "tern quarantine: unknown action \"%.100s\" (list, show, release, delete "
-                "or digest)\n", action);
+    if (!takes_id && strcmp(action, "list") != 0 && strcmp(action, "digest") != 0
+        && strcmp(action, "expire") != 0) {
+        fprintf(stderr, "tern quarantine: unknown action \"%.100s\" (list, show, release, delete, "
+                "digest or expire)\n", action);
         return 2;
     }
     /* the ID may come before or after the options */
@@ -330,5 +332,16 @@ int tern_cmd_quarantine(int argc, char **argv)
     }
     if (strcmp(action, "digest") == 0)
         return digest(&o);
+    if (strcmp(action, "expire") == 0) {
+        long life = cfg_time(P_quarantine_lifetime);
+        if (life <= 0) {
+            printf("tern quarantine expire: quarantine_lifetime is 0: nothing expires\n");
+            return 0;
+        }
+        size_t failed;
+        size_t n = quarantine_expire((long long)time(NULL) - life, &failed);
+        printf("tern quarantine expire: %zu message%s deleted\n", n, n == 1 ? "" : "s");
+        return failed ? 1 : 0;
+    }
     return act(action, id, &o);
 }

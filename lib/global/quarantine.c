@@ -373,3 +373,53 @@ int quarantine_delete(const char *id, const char *recipient, struct strbuf *err)
 {
     return act(id, recipient, false, err);
 }
+
+/* ---- expiry ---- */
+
+struct expiry {
+    long long cutoff;
+    char (*ids)[QUEUE_ID_SIZE];
+    size_t n, cap;
+};
+
+static int collect_old(const struct quarantine_entry *e, void *ctx)
+{
+    struct expiry *x = ctx;
+    if (e->arrival >= x->cutoff)
+        return 0;
+    if (x->n == x->cap) {
+        x->cap = x->cap ? 2 * x->cap : 64;
+        x->ids = xrealloc(x->ids, x->cap * sizeof(*x->ids));
+    }
+    str_copy(x->ids[x->n++], QUEUE_ID_SIZE, e->id);
+    return 0;
+}
+
+size_t quarantine_expire(long long cutoff, size_t *failed)
+{
+    struct expiry x = { .cutoff = cutoff };
+    quarantine_list(NULL, collect_old, &x);
+    size_t done = 0;
+    *failed = 0;
+    struct strbuf err = STRBUF_INIT(1024);
+    for (size_t i = 0; i < x.n; i++) {
+        struct qmessage m;
+        sb_reset(&err);
+        char path[128];
+        path_of(path, sizeof(path), QDIR_HOLD, x.ids[i]);
+        if (load_held(x.ids[i], NULL, &m, &err) < 0)
+            continue;                 /* released or deleted meanwhile */
+        qmessage_free(&m);
+        if (unlink(path) == 0) {
+            queue_admin_remove_logs(x.ids[i]);
+            msg_info("%s: removed (expired from the quarantine)", x.ids[i]);
+            done++;
+        } else if (errno != ENOENT) {
+            msg_warn("%s: cannot remove it from the quarantine: %s", path, strerror(errno));
+            (*failed)++;
+        }
+    }
+    sb_free(&err);
+    free(x.ids);
+    return done;
+}

@@ -60,6 +60,10 @@ int quarantine_show(const char *id, const char *recipient,
 int quarantine_release(const char *id, const char *recipient, struct strbuf *err);
 int quarantine_delete(const char *id, const char *recipient, struct strbuf *err);
 
+/* Delete the quarantined messages that arrived before cutoff (seconds):
+ * how many; *failed counts those that could not be removed (logged). */
+size_t quarantine_expire(long long cutoff, size_t *failed);
+
 /* The value of a Subject: field (after the colon, folded lines included)
  * decoded for display: RFC 2047 encoded words in UTF-8, US-ASCII or
  * ISO-8859-1 (B and Q) decoded, other charsets left encoded, folding

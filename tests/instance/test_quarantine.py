@@ -221,6 +221,23 @@ class QuarantineTest(unittest.TestCase):
         self.assertEqual(e["reason"], "milter: C filter quarantine")
         self.assertEqual(e["subject"], "from the milter")
 
+    def test_expire(self):
+        r = self.quarantine("expire")
+        self.assertIn("quarantine_lifetime is 0: nothing expires", r.stdout)
+        before = self.inst.queue_ids("hold")
+        self.send(["old@corp.test"], "XSPAMX old")
+        old = self.held(before)[0]
+        time.sleep(2.2)
+        self.send(["new@corp.test"], "XSPAMX new")
+        new = self.held(before + [old])[0]
+        self.inst.set_main_cf({"quarantine_lifetime": "2s"})
+        self.addCleanup(self.inst.set_main_cf, {"quarantine_lifetime": "0d"})
+        self.assertIn("deleted", self.quarantine("expire").stdout)
+        held = self.inst.queue_ids("hold")
+        self.assertNotIn(old, held)
+        self.assertIn(new, held)
+        self.inst.wait_log(r"%s: removed \(expired from the quarantine\)" % old)
+
     def test_hostile_subjects(self):
         before = self.inst.queue_ids("hold")
         long_word = "=?utf-8?b?" + "QUFB" * 400 + "?="
