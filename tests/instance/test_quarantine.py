@@ -227,10 +227,10 @@ class QuarantineTest(unittest.TestCase):
         before = self.inst.queue_ids("hold")
         self.send(["old@corp.test"], "XSPAMX old")
         old = self.held(before)[0]
-        time.sleep(2.2)
+        time.sleep(4.2)      # arrival times count in whole seconds
         self.send(["new@corp.test"], "XSPAMX new")
         new = self.held(before + [old])[0]
-        self.inst.set_main_cf({"quarantine_lifetime": "2s"})
+        self.inst.set_main_cf({"quarantine_lifetime": "3s"})
         self.addCleanup(self.inst.set_main_cf, {"quarantine_lifetime": "0d"})
         self.assertIn("deleted", self.quarantine("expire").stdout)
         held = self.inst.queue_ids("hold")
