@@ -319,6 +319,38 @@ class TestCorrespondentOff(ListsTest):
 
     params = {"correspondent_allowlist": "no"}
 
+    def test_links_refused(self):
+        """A link in place of the folder or of a lock file (what only a
+        process of mail_owner's could plant) is refused, not followed."""
+        self.lists("show", "x@corp.test")          # makes the folder and the lock
+        owner = os.stat(self.lists_dir)
+        real = self.lists_dir + ".real"
+        os.rename(self.lists_dir, real)
+        os.symlink(real, self.lists_dir)
+        os.lchown(self.lists_dir, owner.st_uid, owner.st_gid)
+        try:
+            r = self.lists("show", "x@corp.test", check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("cannot open %s" % self.lists_dir, r.stderr)
+        finally:
+            os.unlink(self.lists_dir)
+            os.rename(real, self.lists_dir)
+        lock = os.path.join(self.lists_dir, "user_lists.lock")
+        victim = os.path.join(self.tmp, "victim")
+        with open(victim, "w") as f:
+            f.write("untouched\n")
+        os.unlink(lock)
+        os.symlink(victim, lock)
+        os.lchown(lock, owner.st_uid, owner.st_gid)
+        try:
+            r = self.lists("add", "x@corp.test", "deny", "@spam.test", check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("cannot open the lock file", r.stderr)
+            with open(victim) as f:
+                self.assertEqual(f.read(), "untouched\n")
+        finally:
+            os.unlink(lock)
+
     def test_nothing_recorded(self):
         self.send_out("carol@corp.test", ["off@pal.test"], "off writes")
         self.assertNotEqual(self.map_query("carol@corp.test off@pal.test").returncode, 0)
