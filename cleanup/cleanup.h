@@ -95,6 +95,7 @@ struct cleanup_state {
     /* header and body checks (cleanup_checks.c) */
     bool inspect;                  /* checks still apply to this message */
     bool hold, discard;            /* HOLD: commit into hold/; DISCARD: do not commit */
+    char *hold_reason;             /* "header_checks: TEXT" of a check's HOLD, for the quarantine */
     char *filter, *redirect;       /* FILTER transport:nexthop; REDIRECT address */
     bool rcpts_after_content;      /* R records are written after X (checks may change them) */
     char **bcc;                    /* BCC addresses, added as recipients */

@@ -189,6 +189,21 @@ static void set_string(char **slot, const char *value)
     *slot = xstrdup(value);
 }
 
+/* "header_checks: TEXT" (or body_checks...) kept with a message a check
+ * held, so that the quarantine (lib/global/quarantine.h) can say why:
+ * printable and bounded, as the milter's reason is. */
+static void hold_reason_set(const struct act *a, const char *arg)
+{
+    struct strbuf b = STRBUF_INIT(300);
+    sb_appendf(&b, "%s_checks: ", a->context);
+    const char *t = *arg ? arg : "held";
+    for (size_t i = 0; t[i] && i < 250; i++)
+        sb_appendc(&b, (unsigned char)t[i] < 0x20 || t[i] == 0x7f ? ' ' : t[i]);
+    free(a->st->hold_reason);
+    a->st->hold_reason = xstrdup(sb_str(&b));
+    sb_free(&b);
+}
+
 /* Actions that decide the message's fate; false when cmd is none of them. */
 static bool act_on_message(const struct act *a, const char *cmd, size_t n, const char *arg)
 {
@@ -205,6 +220,7 @@ static bool act_on_message(const struct act *a, const char *cmd, size_t n, const
         if (!st->hold && !st->discard) {
             log_act(a, "hold", arg);
             st->hold = true;
+            hold_reason_set(a, arg);
         }
     } else if (word_is(cmd, n, "PASS")) {
         log_act(a, "pass", arg);
@@ -465,9 +481,10 @@ void cleanup_checks_free(struct cleanup_state *st)
         free(st->bcc[i]);
     free(st->bcc);
     free(st->filter);
+    free(st->hold_reason);
     free(st->redirect);
     free(st->reason_buf);
     st->bcc = NULL;
     st->nbcc = 0;
-    st->filter = st->redirect = st->reason_buf = NULL;
+    st->filter = st->redirect = st->reason_buf = st->hold_reason = NULL;
 }

@@ -113,6 +113,8 @@ static void write_extracted(struct cleanup_state *st)
         qfile_put_attr(&st->qf, "content_filter", st->filter);
     if (st->rcpts_after_content)
         write_rcpts(st);
+    if (st->hold && st->hold_reason)
+        qfile_put_attr(&st->qf, "hold_reason", st->hold_reason);
     if (st->hold)
         qfile_set_destination(&st->qf, QDIR_HOLD);
 }

@@ -84,6 +84,7 @@ static void smtpd_post_init(struct event_base *base)
     c->bare_cr = read_bare_policy("smtpd_forbid_bare_cr", cfg_str(P_smtpd_forbid_bare_cr));
     c->cleanup_path = cleanup_socket_path();
     smtpd_check_init();
+    smtpd_user_lists_init();
     smtpd_limits_init(base);
     smtpd_sasl_init(base);
     smtpd_milter_init();
@@ -96,6 +97,7 @@ static void smtpd_post_init(struct event_base *base)
 static void smtpd_pre_init(void)
 {
     smtpd_check_pre_init();
+    smtpd_user_lists_pre_init();
     smtpd_limits_pre_init();
     smtpd_sasl_pre_init();
     smtpd_tls_server_pre_init();

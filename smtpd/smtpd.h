@@ -319,6 +319,14 @@ bool smtpd_check_eod_wait(struct smtpd_session *s,
 /* VRFY or EXPN of address (without its angle brackets): replies 252 or the
  * refusal reject_unlisted_recipient would give at RCPT. */
 void smtpd_check_verify(struct smtpd_session *s, const char *address);
+/* A message from an authenticated or mynetworks client was queued:
+ * remember its recipients as the sender's correspondents
+ * (smtpd_user_lists.c). */
+void smtpd_user_lists_record(struct smtpd_session *s);
+/* As root: data_directory's descriptor; after the privilege drop: the
+ * folder and the tables' files (smtpd_user_lists.c). */
+void smtpd_user_lists_pre_init(void);
+void smtpd_user_lists_init(void);
 void smtpd_check_rcpt(struct smtpd_session *s, const char *arg, const struct smtp_rcpt_args *r,
                       void (*next)(struct smtpd_session *s, const char *arg));
 /* ETRN for domain: smtpd_etrn_restrictions (after the client and HELO

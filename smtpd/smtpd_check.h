@@ -148,6 +148,8 @@ const struct smtpd_restriction_list *smtpd_check_class_list(const char *name);
 /* A compiled list from text; unknown names become R_CONFIG_ERROR (warned). */
 void smtpd_restriction_list_parse(struct smtpd_restriction_list *l, const char *text, const char *param);
 void smtpd_restriction_list_free(struct smtpd_restriction_list *l);
+/* Whether a stage's list or a class names a restriction of this type. */
+bool smtpd_check_uses(enum smtpd_restriction_type type);
 
 /* ---- the evaluation (smtpd_check_engine.c) ---- */
 /* The session's check state, made on first use. */
@@ -213,6 +215,9 @@ void smtpd_policy_init(void);
  * comes in async_status (enum verify_status, -1 none) and async_text. */
 enum smtpd_check_result smtpd_verify_check(struct smtpd_check_job *j, const struct smtpd_restriction *r);
 void smtpd_verify_cancel(struct smtpd_verify_request *v);
+/* ---- the users' allow/deny lists and correspondents (smtpd_user_lists.c) ---- */
+enum smtpd_check_result smtpd_user_lists_check(struct smtpd_check_job *j,
+                                               const struct smtpd_restriction *r);
 
 /* ---- the client's name (smtpd_resolve_client.c) ---- */
 /* Start the lookup; done(s) runs once the name is known. false: nothing to

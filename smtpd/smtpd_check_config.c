@@ -228,6 +228,25 @@ void smtpd_check_pre_init(void)
     sb_free(&err);
 }
 
+static bool list_uses(const struct smtpd_restriction_list *l, enum smtpd_restriction_type type)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->items[i].type == type)
+            return true;
+    return false;
+}
+
+bool smtpd_check_uses(enum smtpd_restriction_type type)
+{
+    for (int st = 0; st < STAGE_COUNT; st++)
+        if (list_uses(&smtpd_check_cfg.lists[st], type))
+            return true;
+    for (size_t i = 0; i < nclasses; i++)
+        if (list_uses(&classes[i].list, type))
+            return true;
+    return false;
+}
+
 void smtpd_check_init(void)
 {
     resolve_init();

@@ -548,6 +548,7 @@ static void data_done(struct smtpd_session *s, int status, const char *queue_id,
         metrics_add(M_SMTPD_RECEIVED_BYTES, (long long)s->dec.size, NULL);
         smtpd_session_reply(s, 250, "2.0.0 Ok: queued as %s", queue_id);
         s->errors = 0;
+        smtpd_user_lists_record(s);
     } else if (reason_usable(status, reason)) {
         smtpd_session_reply(s, status, "%s", reason);
     } else {

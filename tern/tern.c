@@ -43,6 +43,8 @@ static const struct {
     { "aliases", tern_cmd_aliases, "rebuild the alias tables of alias_database (newaliases)" },
     { "report", tern_cmd_report, "summarize the log and the queue: text, HTML, or mailed" },
     { "verify", tern_cmd_verify, "show the address verification cache of addresses (or probe them)" },
+    { "quarantine", tern_cmd_quarantine, "list, show, release or delete quarantined mail; digests" },
+    { "lists", tern_cmd_lists, "show or change a user's allow and deny lists of senders" },
 };
 
 static void usage(FILE *fp)
@@ -95,6 +97,17 @@ bool tern_wants_help(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return true;
     return false;
+}
+
+int tern_action_start(int argc, char **argv, const char *usage, int min)
+{
+    if (tern_help(argc, argv, usage))
+        return 0;
+    if (argc < min) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return -1;
 }
 
 bool tern_help(int argc, char **argv, const char *usage)

@@ -28,6 +28,10 @@ bool tern_help(int argc, char **argv, const char *usage);
  * takes no arguments" and then note on stderr, and exits 2; it returns
  * when the command goes on. */
 void tern_no_arguments(int argc, char **argv, const char *usage, const char *note);
+/* The start of a command with actions (tern quarantine ACTION ...): -1
+ * when it goes on, else its exit status: 0 after --help (usage on
+ * stdout), 2 with fewer than min arguments (usage on stderr). */
+int tern_action_start(int argc, char **argv, const char *usage, int min);
 
 /* The configuration check of `tern check` (and of `tern start`): writes each
  * problem to out, returns the number of errors; *warnings gets the number of
@@ -43,6 +47,16 @@ struct queued;
 struct strbuf;
 void tern_sts_why_text(const struct queued *q);
 void tern_sts_why_json(const struct queued *q, struct strbuf *out);
+
+/* Submit msg (a whole message, lines ending in LF) to rcpts through
+ * command_directory/sendmail, as every local program submits mail: it
+ * reaches maildrop/ even while Tern is stopped. what names the command
+ * in messages ("report"). 0 ok, else 1 (said on stderr). */
+int tern_sendmail(const char *what, const char *const *rcpts, size_t n, const struct strbuf *msg);
+/* Whether a an address may be given to sendmail as a recipient (no
+ * option, no blanks or list separators, printable, bounded). */
+bool tern_sendmail_address_ok(const char *a);
+#define TERN_SENDMAIL_RCPTS_MAX 1000
 
 int tern_cmd_start(int argc, char **argv);
 int tern_cmd_stop(int argc, char **argv);
@@ -66,6 +80,8 @@ int tern_cmd_map(int argc, char **argv);
 int tern_cmd_aliases(int argc, char **argv);
 int tern_cmd_report(int argc, char **argv);
 int tern_cmd_verify(int argc, char **argv);
+int tern_cmd_quarantine(int argc, char **argv);
+int tern_cmd_lists(int argc, char **argv);
 /* Create mail_owner and setgid_group if missing (root only). 0 ok. */
 int tern_ensure_accounts(const char *owner, const char *group);
 /* groupadd --system GROUP when it is missing. */

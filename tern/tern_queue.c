@@ -23,7 +23,6 @@
 #include "tern_queue.h"
 #include "util.h"
 
-
 /* ---- options and filters ---- */
 
 int tern_queue_options(int argc, char **argv, struct queue_filter *f, bool *json, int *first)

@@ -704,12 +704,6 @@ static void count_queue(struct report *r)
 
 /* ---- mail ---- */
 
-static bool address_ok(const char *a)
-{
-    return *a && *a != '-' && strlen(a) <= ADDRESS_MAX && str_printable(a, ADDRESS_MAX)
-           && !strpbrk(a, " \t<>\"\\,;");
-}
-
 static void append_base64_lines(struct strbuf *out, const struct strbuf *in)
 {
     for (size_t off = 0; off < in->len; off += 57) {
@@ -747,61 +741,12 @@ static void build_message(const struct report *r, char **rcpts, size_t n, struct
     sb_free(&html);
 }
 
-/* Through command_directory/sendmail, as every local program submits: the
- * message reaches maildrop/ even while Tern is stopped. 0 ok, else 1. */
+/* Through sendmail, as every local program submits (tern_sendmail.c). */
 static int mail_report(const struct report *r, char **rcpts, size_t n)
 {
-    struct strbuf prog = STRBUF_INIT(0), msg = STRBUF_INIT(0);
-    sb_appendf(&prog, "%s/sendmail", cfg_str(P_command_directory));
+    struct strbuf msg = STRBUF_INIT(0);
     build_message(r, rcpts, n, &msg);
-    const char *argv[RECIPIENTS_MAX + 8];
-    size_t k = 0;
-    argv[k++] = prog.data;
-    argv[k++] = "-C";
-    argv[k++] = cfg_confdir();
-    argv[k++] = "-i";
-    argv[k++] = "--";
-    for (size_t i = 0; i < n; i++)
-        argv[k++] = rcpts[i];
-    argv[k] = NULL;
-    int fds[2], rc = 1;
-    if (pipe(fds) < 0) {
-        fprintf(stderr, "tern report: pipe: %s\n", strerror(errno));
-        goto out;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[0], 0);
-        close(fds[0]);
-        close(fds[1]);
-        execv(prog.data, (char *const *)argv);
-        fprintf(stderr, "tern report: cannot run %s: %s (command_directory)\n", prog.data,
-                strerror(errno));
-        _exit(127);
-    }
-    close(fds[0]);
-    if (pid < 0) {
-        fprintf(stderr, "tern report: fork: %s\n", strerror(errno));
-        close(fds[1]);
-        goto out;
-    }
-    /* a sendmail that ends early must not take this process with SIGPIPE */
-    struct sigaction ign = { .sa_handler = SIG_IGN }, old;
-    sigaction(SIGPIPE, &ign, &old);
-    bool written = write_all(fds[1], msg.data, msg.len) == (ssize_t)msg.len;
-    close(fds[1]);
-    sigaction(SIGPIPE, &old, NULL);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (written && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        rc = 0;
-    else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 127))
-        fprintf(stderr, "tern report: %s did not take the report (exit status %d)\n", prog.data,
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-out:
-    sb_free(&prog);
+    int rc = tern_sendmail("report", (const char *const *)rcpts, n, &msg);
     sb_free(&msg);
     return rc;
 }
@@ -951,7 +896,7 @@ static int split_recipients(const char *list, char **out, size_t *n)
     char *copy = xstrdup(list), *save = NULL;
     *n = 0;
     for (char *a = strtok_r(copy, ", \t", &save); a; a = strtok_r(NULL, ", \t", &save)) {
-        if (!address_ok(a) || *n == RECIPIENTS_MAX) {
+        if (!tern_sendmail_address_ok(a) || *n == RECIPIENTS_MAX) {
             fprintf(stderr, "tern report: --mail: \"%.100s\" is not an address to mail to\n", a);
             recipients_free(out, *n);
             free(copy);

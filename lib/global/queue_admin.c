@@ -107,7 +107,7 @@ static void path_of(char *buf, size_t size, enum queue_state s, const char *id)
     snprintf(buf, size, "%s/%s", queue_state_dir(s), id);
 }
 
-static void remove_logs(const char *id)
+void queue_admin_remove_logs(const char *id)
 {
     char path[128];
     snprintf(path, sizeof(path), "%s/%s", QDIR_DEFER_LOG, id);
@@ -131,10 +131,10 @@ static int open_due(struct queue_admin_run *r, const char *path, const char *id)
     return fd;
 }
 
-/* Move a file now due: into deferred/ with mtime now. */
-static int move_due(struct queue_admin_run *r, const char *from, const char *to, const char *id)
+int queue_admin_move_due(const char *from, const char *to, struct strbuf *err)
 {
-    int fd = open_due(r, from, id);
+    sb_reset(err);
+    int fd = queue_due_open(from, err);
     if (fd < 0)
         return -1;
     if (rename(from, to) < 0) {
@@ -144,6 +144,20 @@ static int move_due(struct queue_admin_run *r, const char *from, const char *to,
         return -1;
     }
     return queue_due_set(fd);
+}
+
+/* Move a file now due: into deferred/ with mtime now; a file that is not
+ * a queue file of Tern's is reported and left alone (errno 0). */
+static int move_due(struct queue_admin_run *r, const char *from, const char *to, const char *id)
+{
+    struct strbuf err = STRBUF_INIT(1024);
+    int rc = queue_admin_move_due(from, to, &err);
+    if (rc < 0 && errno != ENOENT && err.len) {
+        say_err(r, "%s: %s; not a queue file of Tern's, left alone", id, sb_str(&err));
+        errno = 0;
+    }
+    sb_free(&err);
+    return rc;
 }
 
 /* Move a message outside qmgr's hands into another queue directory (into
@@ -175,7 +189,7 @@ static int act_on_file(struct queue_admin_run *r, const char *id, enum queue_sta
     case QA_DELETE:
         if (unlink(from) < 0)
             return errno == ENOENT ? -1 : -2;
-        remove_logs(id);
+        queue_admin_remove_logs(id);
         admin_log(r, "%s: removed (deleted by the administrator)", id);
         return 1;
     case QA_HOLD:

@@ -85,6 +85,16 @@ static const char *const smtp_calls[] = {
     "bind", "renameat", "renameat2", "rename", "unlinkat", "unlink",
 };
 
+/* smtpd: the users' lists and the correspondent allowlist
+ * (lib/global/user_lists.c) are Berkeley DB files in its own folder of
+ * data_directory, made before the filter applies (user_lists_prepare),
+ * each read or written under an flock of its lock file; the library opens
+ * by name, so smtpd changes into the folder's descriptor for that moment
+ * (fchdir), and syncs a file it wrote on close. */
+static const char *const smtpd_calls[] = {
+    "flock", "fchdir", "fsync", "fdatasync", "ftruncate",
+};
+
 /* cleanup: creates, syncs and publishes queue files (renameat2 with
  * RENAME_NOREPLACE, else link and unlink; fsync of the file and the
  * directory), and removes what it abandons. */
@@ -248,10 +258,10 @@ static int add_profile_rules(scmp_filter_ctx ctx, enum syscall_profile profile,
 #endif
     switch (profile) {
     case SYSCALL_PROFILE_SMTPD:
-        /* Nothing beyond the common set: smtpd writes nothing on disk, and
-         * its clients (anvil, cleanup, policy servers, milters, Dovecot
-         * auth, DNS) are all connect()ed sockets. */
-        return 0;
+        /* Its clients (anvil, cleanup, policy servers, milters, Dovecot
+         * auth, DNS) are all connect()ed sockets; on disk it writes only
+         * the user lists' files (smtpd_calls). */
+        return add_rules(ctx, SCMP_ACT_ALLOW, smtpd_calls, COUNT(smtpd_calls), err);
     case SYSCALL_PROFILE_SMTP:
         return add_rules(ctx, SCMP_ACT_ALLOW, smtp_calls, COUNT(smtp_calls), err);
     case SYSCALL_PROFILE_CLEANUP:

@@ -7,7 +7,7 @@
 #include "strbuf.h"
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0. */
-static size_t utf8_length(const unsigned char *s, size_t avail)
+size_t utf8_sequence_length(const unsigned char *s, size_t avail)
 {
     unsigned char c = s[0];
     size_t n;
@@ -51,7 +51,7 @@ void json_string(struct strbuf *out, const char *s, size_t len)
             sb_appendf(out, "\\u%04x", c);
             i++;
         } else {
-            size_t n = utf8_length(p + i, len - i);
+            size_t n = utf8_sequence_length(p + i, len - i);
             if (n == 0) {
                 sb_appends(out, "\\ufffd");
                 i++;

@@ -51,6 +51,13 @@ class TestInstall(unittest.TestCase):
         with open(os.path.join(units, "tern-report.timer")) as f:
             self.assertRegex(f.read(), r"OnCalendar=daily")
         self.assertTrue(os.path.exists(os.path.join(units, "tern.service")))
+        # and the users' quarantine digest
+        with open(os.path.join(units, "tern-quarantine-digest.service")) as f:
+            text = f.read()
+            self.assertIn("ExecStart=/usr/local/bin/tern quarantine digest --mail", text)
+            self.assertIn("ExecStartPost=/usr/local/bin/tern quarantine expire", text)
+        with open(os.path.join(units, "tern-quarantine-digest.timer")) as f:
+            self.assertRegex(f.read(), r"OnCalendar=daily")
         # the logrotate file goes where logrotate reads it (prefix /usr/local)
         with open(os.path.join(dest, "etc/logrotate.d/tern")) as f:
             self.assertRegex(f.read(), r"create 0640 tern adm")

@@ -1,0 +1,162 @@
+/* smtpd_user_lists.c: check_recipient_lists, the restriction that applies
+ * each recipient's own allow and deny lists and the correspondent
+ * allowlist (lib/global/user_lists.h), and the recording of correspondents
+ * when authenticated or mynetworks clients send mail out.
+ *
+ * A sender on the recipient's deny list is refused (550 5.7.1); one on the
+ * allow list, or one the recipient wrote to within
+ * correspondent_allowlist_ttl, is accepted as an access table's OK would
+ * (the restrictions after it, greylisting policy services among them, are
+ * not asked) and the message gets an "X-Tern-Allowlisted:" header naming
+ * the recipient and why, for milters (rspamd, SpamAssassin) to score. In
+ * smtpd_data_restrictions the check looks at every recipient: OK when each
+ * is allowlisted, a refusal when each denies the sender. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "data_dir.h"
+#include "log.h"
+#include "smtpd.h"
+#include "smtpd_check.h"
+#include "strbuf.h"
+#include "user_lists.h"
+#include "util.h"
+
+#define MARK_HEADER "X-Tern-Allowlisted"
+#define RECORD_MAX 1000            /* recipients of one message recorded */
+
+static int data_fd = -1;             /* data_directory, from before a chroot */
+static bool usable;                  /* the tables could be made and opened */
+
+/* 2 denied, 1 allowlisted (why says by what), 0 neither, -1 failure. */
+static int verdict(const char *rcpt, const char *sender, const char **why)
+{
+    struct strbuf which = STRBUF_INIT(USER_LISTS_ADDRESS_MAX + 16);
+    int m = user_lists_match(rcpt, sender, &which);
+    sb_free(&which);
+    *why = "allow list";
+    if (m != 0)
+        return m == 2 ? 2 : m;
+    if (!cfg_bool(P_correspondent_allowlist))
+        return 0;
+    *why = "correspondent";
+    return correspondents_known(rcpt, sender, (long long)time(NULL),
+                                cfg_time(P_correspondent_allowlist_ttl));
+}
+
+static void mark(struct smtpd_check_job *j, const char *rcpt, const char *why)
+{
+    struct smtpd_check_state *c = smtpd_check_state_of(j->s);
+    struct strbuf line = STRBUF_INIT(USER_LISTS_ADDRESS_MAX + 64);
+    /* the address came through RCPT TO's parser: no CR, LF or NUL */
+    if (sb_appendf(&line, "%s: <%s> %s\n", MARK_HEADER, rcpt, why) == 0
+        && sb_append(&c->prepend, line.data, line.len) < 0)
+        msg_warn("%s: too many header lines for the message; %s not marked", j->s->client_desc, rcpt);
+    sb_free(&line);
+}
+
+static enum smtpd_check_result temporary(struct smtpd_check_job *j)
+{
+    return smtpd_check_reject(j, 451, "4.3.0", "<%s>: %s rejected: Temporary lookup failure",
+                              smtpd_check_reply_name(j), smtpd_check_reply_class(j));
+}
+
+static enum smtpd_check_result denied(struct smtpd_check_job *j, const char *sender, const char *rcpt)
+{
+    return smtpd_check_reject(j, 550, "5.7.1", "<%s>: Sender address rejected: the recipient <%s> "
+                              "does not accept mail from this sender", sender, rcpt);
+}
+
+enum smtpd_check_result smtpd_user_lists_check(struct smtpd_check_job *j,
+                                               const struct smtpd_restriction *r)
+{
+    (void)r;
+    const struct address *snd = smtpd_check_sender(j);
+    if (!snd || !snd->address || !*snd->address)
+        return CHK_DUNNO;            /* <>: bounces have no correspondent */
+    if (!usable)
+        return temporary(j);         /* warned at start */
+    const char *why;
+    const struct address *rcpt = smtpd_check_recipient(j);
+    if (rcpt) {
+        int v = verdict(rcpt->address, snd->address, &why);
+        if (v < 0)
+            return temporary(j);
+        if (v == 2)
+            return denied(j, snd->address, rcpt->address);
+        if (v == 1) {
+            mark(j, rcpt->address, why);
+            return CHK_OK;
+        }
+        return CHK_DUNNO;
+    }
+    if (j->stage != STAGE_DATA || j->s->nrcpt == 0)
+        return CHK_DUNNO;
+    size_t allowed = 0, refused = 0;
+    const char *whys[RECORD_MAX];
+    size_t n = j->s->nrcpt < RECORD_MAX ? j->s->nrcpt : RECORD_MAX;
+    for (size_t i = 0; i < n; i++) {
+        int v = verdict(j->s->rcpts[i].address, snd->address, &whys[i]);
+        if (v < 0)
+            return temporary(j);
+        allowed += v == 1;
+        refused += v == 2;
+    }
+    if (refused == j->s->nrcpt)
+        return denied(j, snd->address, j->s->rcpts[0].address);
+    if (allowed != j->s->nrcpt)
+        return CHK_DUNNO;
+    for (size_t i = 0; i < n; i++)
+        mark(j, j->s->rcpts[i].address, whys[i]);
+    return CHK_OK;
+}
+
+static bool wanted(void)
+{
+    /* only where they are used: an smtpd without them touches no disk */
+    return cfg_bool(P_correspondent_allowlist) || smtpd_check_uses(R_RECIPIENT_LISTS);
+}
+
+void smtpd_user_lists_pre_init(void)
+{
+    (void)data_dir_folder_name(P_user_lists_directory);
+    if (wanted())
+        data_fd = data_dir_open("user lists", "check_recipient_lists answers 451 and "
+                                "correspondents are not recorded");
+}
+
+void smtpd_user_lists_init(void)
+{
+    if (data_fd < 0)
+        return;
+    const char *consequence = "check_recipient_lists answers 451 and correspondents are not recorded";
+    int fd = data_dir_folder(&data_fd, cfg_str(P_user_lists_directory), "user lists", consequence);
+    struct strbuf err = STRBUF_INIT(1024);
+    if (fd >= 0 && user_lists_prepare(fd, &err) < 0)
+        msg_warn("user lists: %s; %s", sb_str(&err), consequence);
+    usable = fd >= 0 && !err.len;
+    sb_free(&err);
+}
+
+void smtpd_user_lists_record(struct smtpd_session *s)
+{
+    if (!usable || !cfg_bool(P_correspondent_allowlist) || s->nrcpt == 0)
+        return;
+    if (!(s->sasl_username && *s->sasl_username) && s->client_trusted != 1)
+        return;
+    const char *sender = s->mail.sender.address;
+    if (!sender || !*sender)
+        return;
+    const char *rcpts[RECORD_MAX];
+    size_t n = s->nrcpt < RECORD_MAX ? s->nrcpt : RECORD_MAX;
+    for (size_t i = 0; i < n; i++)
+        rcpts[i] = s->rcpts[i].address;
+    struct strbuf err = STRBUF_INIT(1024);
+    if (correspondents_record(sender, rcpts, n, (long long)time(NULL),
+                              (size_t)cfg_int(P_correspondent_allowlist_size),
+                              cfg_time(P_correspondent_allowlist_ttl), &err) < 0)
+        msg_warn("correspondent allowlist: %s", sb_str(&err));
+    sb_free(&err);
+}
