@@ -103,5 +103,18 @@ void console_queue_page(const struct console_request *req, struct console_reply 
 void console_queue_show(const struct console_request *req, struct console_reply *rep);
 void console_queue_action(const struct console_request *req, struct console_reply *rep);
 void console_log_page(const struct console_request *req, struct console_reply *rep);
+void console_quarantine_page(const struct console_request *req, struct console_reply *rep);
+void console_quarantine_show(const struct console_request *req, struct console_reply *rep);
+void console_quarantine_action(const struct console_request *req, struct console_reply *rep);
+void console_lists_page(const struct console_request *req, struct console_reply *rep);
+void console_lists_action(const struct console_request *req, struct console_reply *rep);
+
+/* ---- console_quarantine.c: whose mail ---- */
+/* The mail address of a login: the login when it is an address, else
+ * login@$mydomain; checked and lower-cased. false: none. */
+bool console_user_address(const struct console_session *s, char *out, size_t size);
+/* The quarantine's counts (all, for an administrator; the login's own),
+ * and with list the login's first messages, as a section of a page. */
+void console_quarantine_summary(struct strbuf *out, const struct console_request *req, bool list);
 
 #endif
