@@ -80,6 +80,12 @@ void console_page_begin(struct console_reply *rep, const struct console_request 
 void console_page_end(struct console_reply *rep);
 /* A POST form to action, with the session's csrf field. */
 void console_form_begin(struct console_reply *rep, const struct console_request *req, const char *action);
+/* A POST form to action of one button named op, with the hidden fields
+ * op and id; the button's id is "OP-ID". */
+void console_action_button(struct console_reply *rep, const struct console_request *req, const char *action,
+                           const char *op, const char *id);
+/* What an action did (or why it did nothing), at the top of a page. */
+void console_notice(struct strbuf *out, const char *text, bool is_error);
 void console_redirect(struct console_reply *rep, const char *location);
 void console_error_page(struct console_reply *rep, const struct console_request *req, int status,
                         const char *text);

@@ -84,11 +84,8 @@ static void lists_page(const struct console_request *req, struct console_reply *
 {
     struct strbuf *b = &rep->body;
     console_page_begin(rep, req, "Allow and deny lists");
-    if (notice) {
-        sb_appendf(b, "<p class=\"%s\" id=\"notice\">", notice_is_error ? "error" : "note");
-        html_escape(b, notice);
-        sb_appends(b, "</p>\n");
-    }
+    if (notice)
+        console_notice(b, notice, notice_is_error);
     if (req->session->admin) {
         sb_appends(b, "<form method=\"get\" action=\"/lists\"><label>The lists of <input name=\"user\" "
                       "id=\"pick-user\" value=\"");

@@ -62,16 +62,22 @@ static void mail_text(struct strbuf *b, const char *s, size_t max)
     sb_free(&p);
 }
 
+/* What came from mail: the sender, then the subject, then the reason,
+ * escaped, with the markup between them. */
+static void mail_fields(struct strbuf *b, const struct quarantine_entry *e, const char *before_subject,
+                        const char *before_reason)
+{
+    mail_text(b, *e->sender ? e->sender : "<>", 320);
+    sb_appends(b, before_subject);
+    html_escape(b, e->subject);
+    sb_appends(b, before_reason);
+    mail_text(b, e->reason ? e->reason : "", 500);
+}
+
 static void action_forms(struct console_reply *rep, const struct console_request *req, const char *id)
 {
-    static const char *const ops[] = { "release", "delete" };
-    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-        console_form_begin(rep, req, "/quarantine/action");
-        sb_appendf(&rep->body, "<input type=\"hidden\" name=\"op\" value=\"%s\">"
-                               "<input type=\"hidden\" name=\"id\" value=\"%s\">"
-                               "<button type=\"submit\" id=\"%s-%s\">%s</button></form>\n",
-                   ops[i], id, ops[i], id, ops[i]);
-    }
+    console_action_button(rep, req, "/quarantine/action", "release", id);
+    console_action_button(rep, req, "/quarantine/action", "delete", id);
 }
 
 struct listing {
@@ -92,11 +98,7 @@ static int list_one(const struct quarantine_entry *e, void *ctx)
     sb_appendf(b, "<tr id=\"q-%s\"><td><a href=\"/quarantine/show?id=%s\">%s</a></td><td>%s</td>"
                   "<td class=\"sender\">",
                e->id, e->id, e->id, when);
-    mail_text(b, *e->sender ? e->sender : "<>", 320);
-    sb_appends(b, "</td><td class=\"subject\">");
-    html_escape(b, e->subject);
-    sb_appends(b, "</td><td class=\"reason\">");
-    mail_text(b, e->reason ? e->reason : "", 500);
+    mail_fields(b, e, "</td><td class=\"subject\">", "</td><td class=\"reason\">");
     sb_appends(b, "</td><td>");
     for (size_t i = 0; i < e->nrcpts; i++) {
         if (i)
@@ -125,22 +127,21 @@ static void table_head(struct strbuf *b, bool actions)
 }
 
 /* Whose quarantine the page shows: NULL for an administrator's view of
- * all, else the user's address in addr. false: the login has no address. */
-static bool whose(const struct console_request *req, char *addr, size_t size, const char **recipient)
+ * all, else the user's address in addr. false: the login has no address
+ * (and the page says so). */
+static bool whose(const struct console_request *req, struct console_reply *rep, char *addr, size_t size,
+                  const char **recipient)
 {
     *recipient = NULL;
     if (req->session->admin)
         return true;
-    if (!console_user_address(req->session, addr, size))
+    if (!console_user_address(req->session, addr, size)) {
+        console_error_page(rep, req, 403, "Your login name is not a mail address and mydomain is not set: "
+                                          "the console cannot tell which mail is yours.");
         return false;
+    }
     *recipient = addr;
     return true;
-}
-
-static void no_address(struct console_reply *rep, const struct console_request *req)
-{
-    console_error_page(rep, req, 403, "Your login name is not a mail address and mydomain is not set: "
-                                      "the console cannot tell which mail is yours.");
 }
 
 static void quarantine_list_page(const struct console_request *req, struct console_reply *rep,
@@ -148,19 +149,14 @@ static void quarantine_list_page(const struct console_request *req, struct conso
 {
     char addr[USER_LISTS_ADDRESS_MAX + 1];
     const char *recipient;
-    if (!whose(req, addr, sizeof(addr), &recipient)) {
-        no_address(rep, req);
+    if (!whose(req, rep, addr, sizeof(addr), &recipient))
         return;
-    }
     struct strbuf *b = &rep->body;
     console_page_begin(rep, req, "Quarantine");
     if (notice_is_error)
         rep->status = 400;
-    if (notice) {
-        sb_appendf(b, "<p class=\"%s\" id=\"notice\">", notice_is_error ? "error" : "note");
-        html_escape(b, notice);
-        sb_appends(b, "</p>\n");
-    }
+    if (notice)
+        console_notice(b, notice, notice_is_error);
     sb_appends(b, "<p class=\"note\" id=\"quarantine-whose\">");
     if (recipient) {
         sb_appends(b, "Mail to ");
@@ -197,11 +193,8 @@ static int show_entry(const struct quarantine_entry *e, void *ctx)
     sb_appendf(b, "<table id=\"envelope\"><tr><th>ID</th><td>%s</td></tr><tr><th>arrival</th><td>%s</td></tr>"
                   "<tr><th>size</th><td>%llu</td></tr><tr><th>sender</th><td id=\"sender\">",
                e->id, when, e->size);
-    mail_text(b, *e->sender ? e->sender : "<>", 320);
-    sb_appends(b, "</td></tr>\n<tr><th>subject</th><td id=\"subject\">");
-    html_escape(b, e->subject);
-    sb_appends(b, "</td></tr>\n<tr><th>reason</th><td id=\"reason\">");
-    mail_text(b, e->reason ? e->reason : "", 500);
+    mail_fields(b, e, "</td></tr>\n<tr><th>subject</th><td id=\"subject\">",
+                "</td></tr>\n<tr><th>reason</th><td id=\"reason\">");
     sb_appends(b, "</td></tr>\n");
     for (size_t i = 0; i < e->nrcpts; i++) {
         sb_appends(b, "<tr><th>recipient</th><td>");
@@ -258,26 +251,21 @@ static void body_preview(struct strbuf *b, const char *id)
     sb_free(&shown);
 }
 
-void console_quarantine_show(const struct console_request *req, struct console_reply *rep)
+/* The page of message id, when recipient (NULL: an administrator) may see it. */
+static void show_message(const struct console_request *req, struct console_reply *rep, const char *recipient,
+                         const struct strbuf *id)
 {
-    char addr[USER_LISTS_ADDRESS_MAX + 1];
-    const char *recipient;
-    if (!whose(req, addr, sizeof(addr), &recipient)) {
-        no_address(rep, req);
-        return;
-    }
-    struct strbuf id = STRBUF_INIT(64), err = STRBUF_INIT(1024), header = STRBUF_INIT(4 * QUARANTINE_HEADER_SCAN),
+    struct strbuf err = STRBUF_INIT(1024), header = STRBUF_INIT(4 * QUARANTINE_HEADER_SCAN),
                   env = STRBUF_INIT(64 * 1024);
-    console_query(req, "id", &id);
-    if (!queue_id_valid(sb_str(&id))
-        || quarantine_show(sb_str(&id), recipient, show_entry, &env, &header, &err) < 0) {
+    if (!queue_id_valid(sb_str(id))
+        || quarantine_show(sb_str(id), recipient, show_entry, &env, &header, &err) < 0) {
         console_error_page(rep, req, 404, NO_SUCH);
     } else {
         struct strbuf *b = &rep->body;
         console_page_begin(rep, req, "Quarantined message");
         sb_append(b, env.data, env.len);
         sb_appends(b, "<p>");
-        action_forms(rep, req, sb_str(&id));
+        action_forms(rep, req, sb_str(id));
         sb_appends(b, "</p>\n<h2>Header</h2>\n<pre id=\"header\">");
         struct strbuf cut = STRBUF_INIT(4 * HEADER_SHOWN + 16);
         size_t used = quarantine_printable(&cut, header.data ? header.data : "", header.len, HEADER_SHOWN, true);
@@ -286,13 +274,23 @@ void console_quarantine_show(const struct console_request *req, struct console_r
             sb_appends(b, "\n...");
         sb_free(&cut);
         sb_appends(b, "</pre>\n");
-        body_preview(b, sb_str(&id));
+        body_preview(b, sb_str(id));
         console_page_end(rep);
     }
-    sb_free(&id);
     sb_free(&err);
     sb_free(&header);
     sb_free(&env);
+}
+
+void console_quarantine_show(const struct console_request *req, struct console_reply *rep)
+{
+    char addr[USER_LISTS_ADDRESS_MAX + 1];
+    const char *recipient;
+    struct strbuf id = STRBUF_INIT(64);
+    console_query(req, "id", &id);
+    if (whose(req, rep, addr, sizeof(addr), &recipient))
+        show_message(req, rep, recipient, &id);
+    sb_free(&id);
 }
 
 /* ---- actions ---- */
@@ -301,10 +299,8 @@ void console_quarantine_action(const struct console_request *req, struct console
 {
     char addr[USER_LISTS_ADDRESS_MAX + 1];
     const char *recipient;
-    if (!whose(req, addr, sizeof(addr), &recipient)) {
-        no_address(rep, req);
+    if (!whose(req, rep, addr, sizeof(addr), &recipient))
         return;
-    }
     struct strbuf op = STRBUF_INIT(64), id = STRBUF_INIT(64), err = STRBUF_INIT(4096),
                   said = STRBUF_INIT(4096);
     console_field(req, "op", &op);
