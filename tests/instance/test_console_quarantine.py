@@ -189,7 +189,37 @@ class TestQuarantineAccess(QuarantineConsole):
         self.assertEqual(status, 200)
         self.assertNotIn(a, self.held())
         self.assertEqual(alice.get("/quarantine/show?id=" + a)[0], 404)
-        self.assertFalse([m for m in self.sink.handler.messages if b"XSPAMX for" in m[2]])
+        self.assertFalse([m for m in self.sink.handler.messages
+                          if b"XSPAMX for alice\r\n" in m[2] or b"XSPAMX for bob\r\n" in m[2]])
+
+    def test_release_for_one_of_two_recipients(self):
+        """A message for alice and bob: alice's release delivers her copy
+        alone; bob's part stays in the quarantine for him."""
+        before = set(self.inst.queue_ids("hold"))
+        with self.inst.smtp() as s:
+            s.sendmail("mallory@evil.test", ["alice@%s" % DOMAIN, "bob@%s" % DOMAIN],
+                       "From: <mallory@evil.test>\r\nSubject: XSPAMX for both\r\n\r\nshared\r\n")
+        deadline = time.time() + 20
+        while not set(self.inst.queue_ids("hold")) - before:
+            self.assertLess(time.time(), deadline, "nothing quarantined")
+            time.sleep(0.1)
+        qid = (set(self.inst.queue_ids("hold")) - before).pop()
+        alice = self.login(ALICE, ALICE_PW)
+        body = alice.get("/quarantine")[2]
+        self.assertRegex(body, r'id="q-%s".*and 1 other<' % qid)
+        self.assertNotIn("bob@corp.test", body)
+        status, _, body = alice.post("/quarantine/action", {"csrf": alice.csrf("/quarantine"), "op": "release",
+                                                            "id": qid})
+        self.assertEqual(status, 200)
+        self.assertRegex(body, r"%s: released as \w+" % qid)
+        mail_from, rcpts, data = self.sink_subject("XSPAMX for both")
+        self.assertEqual(rcpts, ["alice@%s" % DOMAIN])
+        self.assertNotIn(qid, self.held("alice@%s" % DOMAIN))
+        self.assertIn(qid, self.held("bob@%s" % DOMAIN))
+        bob = self.login(BOB, BOB_PW)
+        self.assertIn(qid, bob.get("/quarantine")[2])
+        self.assertEqual(alice.get("/quarantine/show?id=" + qid)[0], 404)
+        self.assertEqual(bob.get("/quarantine/show?id=" + qid)[0], 200)
 
     def test_wrong_password_refused(self):
         c = Client(self.port)
@@ -230,6 +260,33 @@ class TestQuarantineAccess(QuarantineConsole):
         self.assertEqual(status, 200)
         self.assertIn("allow @friends.test: removed", body)
         self.assertEqual(admin.get("/lists?user=not-an-address")[0], 400)
+
+    def test_console_and_tern_lists_write_together(self):
+        """The console (as mail_owner) and `tern lists` change one user's
+        lists at once, each under the table's lock: nothing is lost."""
+        import concurrent.futures
+        admin = self.login(ADMIN, ADMIN_PW)
+        token = admin.csrf("/lists")
+
+        def by_console(i):
+            status, _, body = admin.post("/lists/action", {"csrf": token, "op": "add", "kind": "deny",
+                                                           "pattern": "web%d@spam.test" % i,
+                                                           "user": "busy@corp.test"})
+            self.assertEqual(status, 200, body[-300:])
+
+        def by_tern(i):
+            self.inst.tern("lists", "add", "busy@corp.test", "deny", "cli%d@spam.test" % i)
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            jobs = [ex.submit(by_console, i) for i in range(12)] + [ex.submit(by_tern, i) for i in range(12)]
+            for j in jobs:
+                j.result(timeout=60)
+        shown = set(self.inst.tern("lists", "show", "busy@corp.test").stdout.split("\n")[:-1])
+        want = {"deny web%d@spam.test" % i for i in range(12)} | {"deny cli%d@spam.test" % i for i in range(12)}
+        self.assertEqual(shown, want)
+        body = admin.get("/lists?user=busy@corp.test")[2]
+        self.assertEqual(len(re.findall(r'<td class="pattern">', body)), 24)
+        self.assertEqual(self.rcpt("web3@spam.test", "busy@corp.test")[0], 550)
+        self.assertEqual(self.rcpt("cli3@spam.test", "busy@corp.test")[0], 550)
 
 
 class TestQuarantineInBrowser(QuarantineConsole):
