@@ -144,6 +144,28 @@ static bool whose(const struct console_request *req, struct console_reply *rep, 
     return true;
 }
 
+/* An administrator's search by recipient: the form, and in addr the
+ * address asked for ("" for every message). */
+static void admin_filter(const struct console_request *req, struct strbuf *b, char *addr, size_t size)
+{
+    struct strbuf given = STRBUF_INIT(1024), err = STRBUF_INIT(1024);
+    console_query(req, "recipient", &given);
+    addr[0] = 0;
+    if (given.len && given.len < size) {
+        str_copy(addr, size, sb_str(&given));
+        if (user_lists_check_user(addr, &err) < 0)
+            addr[0] = 0;
+    }
+    sb_appends(b, "<form method=\"get\" action=\"/quarantine\"><label>Recipient <input name=\"recipient\" "
+                  "id=\"filter-recipient\" value=\"");
+    html_escape(b, sb_str(&given));
+    sb_appends(b, "\"></label> <button type=\"submit\" id=\"search\">Search</button></form>\n");
+    if (given.len && !*addr)
+        console_notice(b, "Not an address: every message is shown.", true);
+    sb_free(&given);
+    sb_free(&err);
+}
+
 static void quarantine_list_page(const struct console_request *req, struct console_reply *rep,
                                  const char *notice, bool notice_is_error)
 {
@@ -166,6 +188,9 @@ static void quarantine_list_page(const struct console_request *req, struct conso
     } else {
         sb_appends(b, "Every quarantined message (you are an administrator): a release or a delete acts "
                       "on the whole message, for all its recipients.</p>\n");
+        admin_filter(req, b, addr, sizeof(addr));
+        if (*addr)
+            recipient = addr;
     }
     table_head(b, true);
     struct listing l = { .req = req, .rep = rep, .max = LIST_MAX, .actions = true };

@@ -172,6 +172,9 @@ class TestQuarantineAccess(QuarantineConsole):
         status, _, body = admin.get("/quarantine")
         self.assertIn(a, body)
         self.assertIn(b, body)
+        body = admin.get("/quarantine?recipient=BOB@corp.test")[2]
+        self.assertIn(b, body)
+        self.assertNotIn(a, body)
         status, _, body = admin.get("/quarantine/show?id=" + b)
         self.assertEqual(status, 200)
         self.assertIn("Subject: XSPAMX for bob", body)
