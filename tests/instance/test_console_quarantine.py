@@ -194,6 +194,7 @@ class TestQuarantineAccess(QuarantineConsole):
         self.assertEqual(alice.get("/quarantine/show?id=" + a)[0], 404)
         self.assertFalse([m for m in self.sink.handler.messages
                           if b"XSPAMX for alice\r\n" in m[2] or b"XSPAMX for bob\r\n" in m[2]])
+        self.assertEqual(harness.crash_reports(self.inst.log_text()), [])
 
     def test_release_for_one_of_two_recipients(self):
         """A message for alice and bob: alice's release delivers her copy
@@ -430,6 +431,7 @@ class TestQuarantineInBrowser(QuarantineConsole):
         self.assertEqual(self.rcpt("pest@nuisance.test", "alice@%s" % DOMAIN)[0], 250)
         d.find_element(By.ID, "logout").click()
         self.wait_until("the login page", lambda: d.current_url.endswith("/login"))
+        self.assertEqual(harness.crash_reports(self.inst.log_text()), [])
 
     def test_admin_dashboard_after_workload(self):
         from selenium.webdriver.common.by import By
