@@ -1,4 +1,5 @@
-/* console.c: the web console, an HTTP/1.1 server for administrators (see
+/* console.c: the web console, an HTTP/1.1 server for administrators, and
+ * for users with their own quarantine and lists (see
  * console.h). One long-running process as mail_owner, started by master
  * on a loopback listener of master.cf, serves every connection in its
  * event loop, so that the logins (sessions) it keeps in memory are seen by

@@ -80,6 +80,12 @@ void console_page_begin(struct console_reply *rep, const struct console_request 
 void console_page_end(struct console_reply *rep);
 /* A POST form to action, with the session's csrf field. */
 void console_form_begin(struct console_reply *rep, const struct console_request *req, const char *action);
+/* A POST form to action of one button named op, with the hidden fields
+ * op and id; the button's id is "OP-ID". */
+void console_action_button(struct console_reply *rep, const struct console_request *req, const char *action,
+                           const char *op, const char *id);
+/* What an action did (or why it did nothing), at the top of a page. */
+void console_notice(struct strbuf *out, const char *text, bool is_error);
 void console_redirect(struct console_reply *rep, const char *location);
 void console_error_page(struct console_reply *rep, const struct console_request *req, int status,
                         const char *text);
@@ -103,5 +109,18 @@ void console_queue_page(const struct console_request *req, struct console_reply 
 void console_queue_show(const struct console_request *req, struct console_reply *rep);
 void console_queue_action(const struct console_request *req, struct console_reply *rep);
 void console_log_page(const struct console_request *req, struct console_reply *rep);
+void console_quarantine_page(const struct console_request *req, struct console_reply *rep);
+void console_quarantine_show(const struct console_request *req, struct console_reply *rep);
+void console_quarantine_action(const struct console_request *req, struct console_reply *rep);
+void console_lists_page(const struct console_request *req, struct console_reply *rep);
+void console_lists_action(const struct console_request *req, struct console_reply *rep);
+
+/* ---- console_quarantine.c: whose mail ---- */
+/* The mail address of a login: the login when it is an address, else
+ * login@$mydomain; checked and lower-cased. false: none. */
+bool console_user_address(const struct console_session *s, char *out, size_t size);
+/* The quarantine's counts (all, for an administrator; the login's own),
+ * and with list the login's first messages, as a section of a page. */
+void console_quarantine_summary(struct strbuf *out, const struct console_request *req, bool list);
 
 #endif

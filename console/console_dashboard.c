@@ -159,6 +159,7 @@ void console_dashboard(const struct console_request *req, struct console_reply *
     sb_appends(b, "<div class=\"grid\">\n");
     metric_table(b, "queue-state", "Queue by state", "state", M_QUEUE_MESSAGES, samples, (size_t)ns);
     console_stats_queue(b);
+    console_quarantine_summary(b, req, false);
     metric_table(b, "rejections", "Rejections by reason", "stage / restriction", M_SMTPD_REJECTS, samples,
                  (size_t)ns);
     metric_table(b, "deliveries", "Deliveries", "status / transport / domain", M_QMGR_DELIVERIES, samples,

@@ -57,6 +57,31 @@ void console_form_begin(struct console_reply *rep, const struct console_request 
     sb_appends(&rep->body, "\">");
 }
 
+void console_action_button(struct console_reply *rep, const struct console_request *req, const char *action,
+                           const char *op, const char *id)
+{
+    struct strbuf *b = &rep->body;
+    console_form_begin(rep, req, action);
+    sb_appends(b, "<input type=\"hidden\" name=\"op\" value=\"");
+    html_escape(b, op);
+    sb_appends(b, "\"><input type=\"hidden\" name=\"id\" value=\"");
+    html_escape(b, id);
+    sb_appends(b, "\"><button type=\"submit\" id=\"");
+    html_escape(b, op);
+    sb_appendc(b, '-');
+    html_escape(b, id);
+    sb_appends(b, "\">");
+    html_escape(b, op);
+    sb_appends(b, "</button></form>\n");
+}
+
+void console_notice(struct strbuf *out, const char *text, bool is_error)
+{
+    sb_appendf(out, "<pre class=\"%s\" id=\"notice\">", is_error ? "error" : "note");
+    html_escape(out, text);
+    sb_appends(out, "</pre>\n");
+}
+
 void console_redirect(struct console_reply *rep, const char *location)
 {
     rep->status = 303;

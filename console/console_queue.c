@@ -34,13 +34,8 @@ static void time_text(char *buf, size_t size, time_t t)
 
 static void action_buttons(struct console_reply *rep, const struct console_request *req, const char *id)
 {
-    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
-        console_form_begin(rep, req, "/queue/action");
-        sb_appendf(&rep->body, "<input type=\"hidden\" name=\"op\" value=\"%s\">"
-                               "<input type=\"hidden\" name=\"id\" value=\"%s\">"
-                               "<button type=\"submit\" id=\"%s-%s\">%s</button></form>\n",
-                   actions[i], id, actions[i], id, actions[i]);
-    }
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+        console_action_button(rep, req, "/queue/action", actions[i], id);
 }
 
 struct listing {
@@ -99,11 +94,8 @@ static void queue_list(const struct console_request *req, struct console_reply *
     console_query(req, "state", &state);
     struct strbuf *b = &rep->body;
     console_page_begin(rep, req, "Queue");
-    if (notice) {
-        sb_appendf(b, "<pre class=\"%s\" id=\"notice\">", notice_is_error ? "error" : "note");
-        html_escape(b, notice);
-        sb_appends(b, "</pre>\n");
-    }
+    if (notice)
+        console_notice(b, notice, notice_is_error);
     sb_appends(b, "<form method=\"get\" action=\"/queue\">\n");
     filter_field(b, "id", "Queue ID", sb_str(&id));
     filter_field(b, "sender", "Sender", sb_str(&sender));

@@ -16,6 +16,11 @@ static const struct console_route routes[] = {
     { "/queue/show", "GET", CONSOLE_ADMIN, console_queue_show },
     { "/queue/action", "POST", CONSOLE_ADMIN, console_queue_action },
     { "/log", "GET", CONSOLE_ADMIN, console_log_page },
+    { "/quarantine", "GET", CONSOLE_USER, console_quarantine_page },
+    { "/quarantine/show", "GET", CONSOLE_USER, console_quarantine_show },
+    { "/quarantine/action", "POST", CONSOLE_USER, console_quarantine_action },
+    { "/lists", "GET", CONSOLE_USER, console_lists_page },
+    { "/lists/action", "POST", CONSOLE_USER, console_lists_action },
 };
 
 /* The navigation bar: the GET pages a user may see, with their titles. */
@@ -26,6 +31,8 @@ static const struct {
     { "/dashboard", "Dashboard", CONSOLE_ADMIN },
     { "/queue", "Queue", CONSOLE_ADMIN },
     { "/log", "Log", CONSOLE_ADMIN },
+    { "/quarantine", "Quarantine", CONSOLE_USER },
+    { "/lists", "Lists", CONSOLE_USER },
 };
 
 const struct console_route *console_route_find(const char *method, const char *path, bool *path_known)
@@ -57,7 +64,8 @@ void console_home(const struct console_request *req, struct console_reply *rep)
     console_page_begin(rep, req, "Welcome");
     sb_appends(&rep->body, "<p id=\"welcome\">You are logged in as ");
     html_escape(&rep->body, req->session->user);
-    sb_appends(&rep->body, ". There is no page for you yet: the administration pages are for the "
-                           "logins of console_admins.</p>\n");
+    sb_appends(&rep->body, ". Here you see the mail held for you in the quarantine, and keep your "
+                           "<a href=\"/lists\">lists</a> of senders you allow and refuse.</p>\n");
+    console_quarantine_summary(&rep->body, req, true);
     console_page_end(rep);
 }
