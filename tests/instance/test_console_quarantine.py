@@ -15,8 +15,8 @@ held, a release without the CSRF token is refused with 403 and changes
 nothing, a wrong password is refused, bad list entries are refused with a
 clear error, and the administrator sees both users' mail. The browser saves
 screenshots of the quarantine page, the lists page and the administrator's
-dashboard (after a workload, so that the graphs have data) under
-doc/screenshots/."""
+dashboard (after a workload, so that the graphs have data), under
+doc/screenshots/ with TERN_SCREENSHOT_DIR=doc/screenshots."""
 import json
 import os
 import re
@@ -29,7 +29,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import sink as sinkmod  # noqa: E402
-from test_console import SCREENSHOTS, Client, console_port, sha512_hash  # noqa: E402
+from test_console import Client, console_port, save_screenshot, sha512_hash  # noqa: E402
 
 ADMIN, ADMIN_PW = "admin", "admin secret 1"
 ALICE, ALICE_PW = "alice", "alice secret 2"
@@ -358,10 +358,7 @@ class TestQuarantineInBrowser(QuarantineConsole):
         return self.driver.find_element(By.ID, "notice").text
 
     def screenshot(self, name):
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        tmp = os.path.join(SCREENSHOTS, ".%d.%s" % (os.getpid(), name))
-        self.assertTrue(self.driver.save_screenshot(tmp))
-        os.replace(tmp, os.path.join(SCREENSHOTS, name))
+        self.assertTrue(save_screenshot(self.driver, name))
 
     def test_alice_releases_her_message_and_denies_a_sender(self):
         from selenium.webdriver.common.by import By
