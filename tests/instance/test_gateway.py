@@ -10,7 +10,8 @@ GTUBE spam, the EICAR test virus, a client on the test's DNS block list
 (refused at RCPT by a probe of Exchange, never accepted and bounced), an
 SPF-fail forgery, and the reply of a correspondent an internal user wrote
 to first. The confusion matrix (spam stopped, ham delivered) is printed;
-no ham may be lost and every spam class must be stopped.
+no ham may be lost and every spam class must be stopped. TestInitGateway:
+the options `tern init --gateway` refuses, and its LDAP variant.
 
 Addresses: 127.0.0.10 is the internal network (Exchange's outbound mail);
 127.0.0.2 is listed on zen.test; 127.0.0.3 sends ham and the content spam;
@@ -302,6 +303,56 @@ class TestGateway(unittest.TestCase):
                   "  actual ham            %14d  %13d" % (fp, tn),
                   "spam stopped %d/%d, ham delivered %d/%d" % (tp, len(spam), tn, len(ham)), ""]
         sys.stderr.write("\n".join(lines) + "\n")
+
+
+
+class TestInitGateway(unittest.TestCase):
+    """What `tern init --gateway` refuses, and its LDAP variant."""
+
+    def init(self, *args):
+        d = tempfile.mkdtemp(prefix="tern-gwinit-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d, harness.tern("init", d, "--daemon-directory", harness.LIBEXEC, "--hostname",
+                               "gw.test", *args, check=False)
+
+    def test_bad_options_refused(self):
+        for args, why in [
+                (("--gateway", "--next-hop", "10.0.0.5:25"), "at least one --domain"),
+                (("--gateway", "--domain", "corp.test"), "--next-hop"),
+                (("--domain", "corp.test"), "go with --gateway"),
+                (("--gateway", "--next-hop", "mail.corp.test:25", "--domain", "corp.test"),
+                 "--internal-net"),
+                (("--gateway", "--next-hop", "10.0.0.5", "--domain", "corp.test"), "bad --next-hop"),
+                (("--gateway", "--next-hop", "10.0.0.5:25", "--domain", "corp test"), "bad --domain"),
+                (("--gateway", "--next-hop", "10.0.0.5:25", "--domain", "corp.test",
+                  "--internal-net", "10.0.0.0/33"), "bad --internal-net"),
+                (("--gateway", "--next-hop", "10.0.0.5:25", "--domain", "corp.test",
+                  "--ldap-uri", "ldap://10.0.0.6"), "go together")]:
+            d, r = self.init(*args)
+            self.assertEqual(r.returncode, 2, (args, r.stdout, r.stderr))
+            self.assertIn(why, r.stderr, args)
+            self.assertFalse(os.path.exists(os.path.join(d, "main.cf")), args)
+
+    def test_ldap_recipients(self):
+        d, r = self.init("--gateway", "--next-hop", "mail.corp.test:2525", "--domain", "corp.test",
+                         "--internal-net", "10.1.0.0/16", "--ldap-uri", "ldap://10.1.0.6",
+                         "--ldap-base", "dc=corp,dc=test", "--port", str(harness.free_port()))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        check = harness.tern("-c", d, "check", check=False)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        conf = lambda name: harness.tern("-c", d, "conf", "-h", name).stdout.strip()
+        self.assertEqual(conf("relay_recipient_maps"), "ldap:%s/ldap-recipients.cf" % d)
+        self.assertNotIn("reject_unverified_recipient", conf("smtpd_recipient_restrictions"))
+        self.assertIn("10.1.0.0/16", conf("mynetworks").split())
+        with open(os.path.join(d, "ldap-recipients.cf")) as f:
+            text = f.read()
+        self.assertIn("server_host = ldap://10.1.0.6\n", text)
+        self.assertIn("search_base = dc=corp,dc=test\n", text)
+        with open(os.path.join(d, "transport")) as f:
+            self.assertRegex(f.read(), r"\ncorp\.test +relay:\[mail\.corp\.test\]:2525\n")
+        with open(os.path.join(d, "master.cf")) as f:
+            master = f.read()
+        self.assertRegex(master, r"\nsmtp +inet .* postscreen\nsmtpd +pass .* smtpd\n")
 
 
 if __name__ == "__main__":
