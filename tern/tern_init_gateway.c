@@ -125,8 +125,8 @@ int tern_init_gateway_option(struct init_gateway *g, int opt, const char *arg)
         }
         return 0;
     case INIT_GW_OPT_LDAP_URI:
-        if (strncmp(arg, "ldap://", 7) != 0 && strncmp(arg, "ldaps://", 8) != 0
-            && strncmp(arg, "ldapi://", 8) != 0) {
+        if ((strncmp(arg, "ldap://", 7) != 0 && strncmp(arg, "ldaps://", 8) != 0
+            && strncmp(arg, "ldapi://", 8) != 0) || strpbrk(arg, "\r\n")) {
             fprintf(stderr, "tern: bad --ldap-uri \"%s\" (expected ldap://, ldaps:// or ldapi://)\n", arg);
             return -1;
         }
