@@ -58,6 +58,43 @@ int tern_sendmail(const char *what, const char *const *rcpts, size_t n, const st
 bool tern_sendmail_address_ok(const char *a);
 #define TERN_SENDMAIL_RCPTS_MAX 1000
 
+/* `tern init --gateway` (tern_init_gateway.c): its options, parsed by
+ * tern init's getopt loop with the codes below. */
+#define INIT_GW_DOMAINS_MAX 64
+enum {
+    INIT_GW_OPT_GATEWAY = 0x100, INIT_GW_OPT_NEXT_HOP, INIT_GW_OPT_DOMAIN, INIT_GW_OPT_INTERNAL_NET,
+    INIT_GW_OPT_LDAP_URI, INIT_GW_OPT_LDAP_BASE, INIT_GW_OPT_LISTEN,
+};
+#define INIT_GW_LONG_OPTIONS                                                              \
+    { "gateway", no_argument, NULL, INIT_GW_OPT_GATEWAY },                                \
+    { "next-hop", required_argument, NULL, INIT_GW_OPT_NEXT_HOP },                        \
+    { "domain", required_argument, NULL, INIT_GW_OPT_DOMAIN },                            \
+    { "internal-net", required_argument, NULL, INIT_GW_OPT_INTERNAL_NET },                \
+    { "ldap-uri", required_argument, NULL, INIT_GW_OPT_LDAP_URI },                        \
+    { "ldap-base", required_argument, NULL, INIT_GW_OPT_LDAP_BASE },                      \
+    { "listen", required_argument, NULL, INIT_GW_OPT_LISTEN }
+struct init_gateway {
+    bool enabled;
+    char next_hop_host[256];
+    long next_hop_port;
+    const char *domains[INIT_GW_DOMAINS_MAX];
+    int ndomains;
+    char internal_net[64];         /* as mynetworks takes it */
+    const char *ldap_uri, *ldap_base;
+    const char *listen;            /* postscreen's master.cf service name */
+};
+struct strbuf;
+/* Take one option (0, or -1 after saying why on stderr). */
+int tern_init_gateway_option(struct init_gateway *g, int opt, const char *arg);
+/* After all options: complete the defaults, or -1 after saying why. */
+int tern_init_gateway_check(struct init_gateway *g);
+/* Add the gateway's settings to main_cf, turn master_cf into the gateway's,
+ * write its tables into dir; 0 or -1 (said on stderr). */
+int tern_init_gateway_write(const struct init_gateway *g, const char *dir,
+                            struct strbuf *main_cf, struct strbuf *master_cf);
+/* Write text to dir/name (tern_init.c); 0 or -1 (said on stderr). */
+int tern_init_write_file(const char *dir, const char *name, const char *text);
+
 int tern_cmd_start(int argc, char **argv);
 int tern_cmd_stop(int argc, char **argv);
 int tern_cmd_abort(int argc, char **argv);

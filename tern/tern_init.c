@@ -19,7 +19,7 @@
 #include "tern.h"
 #include "util.h"
 
-static int write_file(const char *dir, const char *name, const char *text)
+int tern_init_write_file(const char *dir, const char *name, const char *text)
 {
     struct strbuf path = STRBUF_INIT(PATH_MAX);
     sb_appendf(&path, "%s/%s", dir, name);
@@ -70,11 +70,16 @@ static void init_usage(FILE *fp)
 {
     fprintf(fp, "usage: tern init DIR [--port N] [--metrics-port M] [--console-port C]\n"
                 "                     [--daemon-directory D] [--hostname H] [--force]\n"
+                "       tern init DIR --gateway --next-hop HOST:PORT --domain D [--domain D ...]\n"
+                "                     [--internal-net CIDR] [--ldap-uri URI --ldap-base DN]\n"
+                "                     [--listen SERVICE] [options above]\n"
                 "  write a self-contained instance in DIR: main.cf and master.cf (smtpd on\n"
                 "  127.0.0.1:N, default 2525; /metrics on http://127.0.0.1:M/metrics, default\n"
                 "  N+20000, or N-20000 when that is beyond 65535; the web console on\n"
                 "  http://127.0.0.1:C/, default M+1), queue/, data/, log/tern.log and mail/.\n"
-                "  Run it with: tern -c DIR start\n");
+                "  Run it with: tern -c DIR start\n"
+                "  --gateway: a mail gateway in front of the internal server at --next-hop\n"
+                "  for the --domain names (postscreen on --listen, default smtp); tern(1).\n");
 }
 
 struct init_options {
@@ -85,6 +90,7 @@ struct init_options {
     const char *hostname;
     bool force;
     const char *dir;
+    struct init_gateway gw;     /* --gateway and its options */
 };
 
 /* 0 ok, 1 = exit 0 (help shown), 2 = usage error. */
@@ -97,9 +103,10 @@ static int parse_init_options(int argc, char **argv, struct init_options *o)
         { "metrics-port", required_argument, NULL, 'm' },
         { "console-port", required_argument, NULL, 'C' },
         { "force", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
+        INIT_GW_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
-    *o = (struct init_options){ 2525, 0, 0, TERN_LIBEXECDIR, NULL, false, NULL };
+    *o = (struct init_options){ .port = 2525, .daemon_dir = TERN_LIBEXECDIR };
     int c;
     optind = 0;   /* 0 makes glibc restart its scan (permuting options after DIR) */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -126,7 +133,14 @@ static int parse_init_options(int argc, char **argv, struct init_options *o)
         case 'H': o->hostname = optarg; break;
         case 'f': o->force = true; break;
         case 'h': init_usage(stdout); return 1;
-        default: init_usage(stderr); return 2;
+        default:
+            if (c >= INIT_GW_OPT_GATEWAY && c <= INIT_GW_OPT_LISTEN) {
+                if (tern_init_gateway_option(&o->gw, c, optarg) < 0)
+                    return 2;
+                break;
+            }
+            init_usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1) {
@@ -134,6 +148,8 @@ static int parse_init_options(int argc, char **argv, struct init_options *o)
         return 2;
     }
     o->dir = argv[optind];
+    if (tern_init_gateway_check(&o->gw) < 0)
+        return 2;
     /* beside the SMTP port, so that instances side by side do not collide */
     if (!o->metrics_port)
         o->metrics_port = o->port + 20000 <= 65535 ? o->port + 20000 : o->port - 20000;
@@ -249,8 +265,10 @@ static int write_instance(const struct init_options *o, const char *dir)
     format_main_cf(&main_cf, o, dir, o->hostname ? o->hostname : host, owner, group);
     format_master_cf(&master_cf, o->port, o->metrics_port, o->console_port);
     int rc = 0;
-    rc |= write_file(dir, "main.cf", main_cf.data);
-    rc |= write_file(dir, "master.cf", master_cf.data);
+    if (o->gw.enabled)
+        rc |= tern_init_gateway_write(&o->gw, dir, &main_cf, &master_cf);
+    rc |= tern_init_write_file(dir, "main.cf", main_cf.data);
+    rc |= tern_init_write_file(dir, "master.cf", master_cf.data);
     /* postmaster must be deliverable: to root on a system instance, to the
      * instance's owner in development */
     struct strbuf aliases = STRBUF_INIT(0);
@@ -258,7 +276,7 @@ static int write_instance(const struct init_options *o, const char *dir)
                          "# and `tern -c %s aliases` rebuilds it after a change\n"
                          "postmaster: %s\nabuse: postmaster\nMAILER-DAEMON: postmaster\n",
                dir, geteuid() == 0 ? "root" : owner);
-    rc |= write_file(dir, "aliases", aliases.data);
+    rc |= tern_init_write_file(dir, "aliases", aliases.data);
     sb_free(&aliases);
     struct strbuf spec = STRBUF_INIT(0), err = STRBUF_INIT(1024);
     sb_appendf(&spec, "hash:%s/aliases", dir);

@@ -547,6 +547,17 @@ static bool conn_takes_event(struct milter_chain *c, struct milter_conn *mc)
     return true;
 }
 
+/* On to the next filter; in the content phase it gets the whole message
+ * from the first header. */
+static void next_conn(struct milter_chain *c)
+{
+    c->cur++;
+    if (c->msg) {
+        c->phase = CP_HEADERS;
+        c->hdr = 0;
+    }
+}
+
 static void step(struct milter_chain *c)
 {
     while (c->cur < c->n) {
@@ -560,11 +571,13 @@ static void step(struct milter_chain *c)
         if (mc->state == MC_ERROR) {
             if (default_reply(c, mc))
                 return;
-            c->cur++;
+            next_conn(c);
             continue;
         }
         if (!conn_takes_event(c, mc)) {
-            c->cur++;
+            /* one that accepted the message (even at its end) is done with
+             * it; the next filter still gets all of it */
+            next_conn(c);
             continue;
         }
         if (c->event == SMFIC_MAIL) {
@@ -575,9 +588,7 @@ static void step(struct milter_chain *c)
             bool conn_done;
             if (content_step(c, mc, &conn_done))
                 return;
-            c->phase = CP_HEADERS;
-            c->hdr = 0;
-            c->cur++;
+            next_conn(c);
             continue;
         }
         if (send_event(mc, c->event, c->stage, &c->pkt, mc->spec->command_timeout))

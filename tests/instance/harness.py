@@ -87,11 +87,13 @@ class Instance:
     """One self-contained instance. main_cf: dict (or list of "name = value"
     lines) appended to main.cf; master_cf_extra: lines appended to master.cf."""
 
-    def __init__(self, name="t", main_cf=None, master_cf_extra=None, port=None, chroot=None):
+    def __init__(self, name="t", main_cf=None, master_cf_extra=None, port=None, chroot=None,
+                 init_args=()):
         """`tern init` into a new /tmp directory with smtpd on 127.0.0.1:port
         (a free port unless given); .dir, .port, .queue_dir, .log_path.
         chroot: run the services that may be chrooted with chroot = y
-        (default: TERN_TEST_CHROOT=1 in the environment)."""
+        (default: TERN_TEST_CHROOT=1 in the environment). init_args: more
+        options of `tern init` (--gateway ...)."""
         self.chroot = CHROOT_ALL if chroot is None else chroot
         self.dir = tempfile.mkdtemp(prefix="tern-%s-" % name, dir="/tmp")
         os.chmod(self.dir, 0o755)
@@ -99,7 +101,7 @@ class Instance:
         try:
             tern("init", self.dir, "--port", str(self.port), "--daemon-directory", LIBEXEC,
                  "--hostname", "tern.test", "--force", "--metrics-port", str(free_port()),
-                 "--console-port", str(free_port()))
+                 "--console-port", str(free_port()), *init_args)
         except Exception:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise

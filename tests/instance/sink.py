@@ -40,8 +40,8 @@ class Handler:
 
 
 class Sink:
-    def __init__(self, port=None):
-        self.handler = Handler()
+    def __init__(self, port=None, handler=None):
+        self.handler = handler or Handler()
         self.port = port or harness.free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
                                      decode_data=False)

@@ -28,8 +28,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import sink  # noqa: E402
-from scanners import (EICAR, GTUBE, Daemon, clamd_unavailable, start_clamd,  # noqa: E402
-                      tail, wait_for)
+from scanners import (CLAMAV_MILTER, RSPAMD, EICAR, GTUBE, RSPAMD_OFFLINE, Daemon, clamd_unavailable,  # noqa: E402
+                      port_open, start_clamav_milter, start_clamd, start_rspamd, tail, wait_for)
 
 SENDER = "sender@client.test"
 RCPT = "someone@example.com"
@@ -37,8 +37,6 @@ START_LIMIT = 60          # seconds a milter or its scanner may take to start
 
 SPAMD = "/usr/sbin/spamd"
 SPAMASS_MILTER = "/usr/sbin/spamass-milter"
-CLAMAV_MILTER = "/usr/sbin/clamav-milter"
-RSPAMD = "/usr/bin/rspamd"
 
 
 def message(subject, body="Hello,\r\nthe minutes of Monday's meeting are below.\r\n", extra=""):
@@ -54,15 +52,6 @@ def missing(*paths_pkgs):
     if os.geteuid() != 0:
         return "the scanners are started as root to drop to their accounts"
     return None
-
-
-def port_open(port):
-    try:
-        import socket
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 class GatewayTest(unittest.TestCase):
@@ -193,23 +182,6 @@ class TestSpamassMilter(GatewayTest):
 
 # ---- ClamAV through clamav-milter ----
 
-CLAMAV_MILTER_CONF = """MilterSocket inet:{port}@127.0.0.1
-User clamav
-Foreground yes
-PidFile {dir}/clamav-milter.pid
-TemporaryDirectory {dir}
-ClamdSocket unix:{clamd}
-LogFile {dir}/clamav-milter.log
-LogTime yes
-LogInfected Full
-LogClean Full
-OnClean Accept
-OnInfected Reject
-OnFail Defer
-AddHeader Replace
-RejectMsg Virus found: %v
-MaxFileSize 25M
-"""
 
 
 @unittest.skipIf(clamd_unavailable() or missing((CLAMAV_MILTER, "clamav-milter")),
@@ -222,20 +194,7 @@ class TestClamavMilter(GatewayTest):
         clam_dir = os.path.join(cls.tmp, "clamav")
         sock, _ = start_clamd(clam_dir, "clamav", cls.daemons, cls.tmp)
         cls.logs += [os.path.join(cls.tmp, "clamd.out"), os.path.join(clam_dir, "clamd.log")]
-        mdir = os.path.join(cls.tmp, "clamav-milter")
-        os.mkdir(mdir)
-        acct = pwd.getpwnam("clamav")
-        os.chown(mdir, acct.pw_uid, acct.pw_gid)
-        cls.mport = harness.free_port()
-        conf = os.path.join(cls.tmp, "clamav-milter.conf")
-        with open(conf, "w") as f:
-            f.write(CLAMAV_MILTER_CONF.format(port=cls.mport, dir=mdir, clamd=sock))
-        cls.milter_log = os.path.join(mdir, "clamav-milter.log")
-        milter = Daemon([CLAMAV_MILTER, "--config-file=" + conf], os.path.join(cls.tmp, "clamav-milter.out"))
-        cls.logs += [milter.log, cls.milter_log]
-        cls.daemons.append(milter)
-        cls.milter = milter
-        wait_for("clamav-milter", lambda: port_open(cls.mport), milter, START_LIMIT, cls.logs)
+        cls.mport, cls.milter = start_clamav_milter(cls.tmp, sock, cls.daemons, cls.logs)
         return "inet:127.0.0.1:%d" % cls.mport
 
     def attachment(self, data):
@@ -330,49 +289,7 @@ class TestClamavMilter(GatewayTest):
 
 # ---- rspamd's proxy worker in milter mode ----
 
-# rspamd.conf of the test: Debian's modules and rules (common.conf), its own
-# directories, a scanner worker and a proxy worker in milter mode in front
-# of it, each on a loopback port, every DNS lookup to the test's DNS server, and no
-# Redis (the modules that need it stay off by themselves).
-RSPAMD_CONF = """.include "$CONFDIR/common.conf"
-options {{
-    pidfile = "{dir}/rspamd.pid";
-    .include "$CONFDIR/options.inc"
-    .include(priority=10) "{dir}/options-tern.inc"
-}}
-logging {{
-    type = "file";
-    filename = "{dir}/rspamd.log";
-    level = "info";
-}}
-worker "normal" {{
-    bind_socket = "127.0.0.1:{scan_port}";
-    .include "$CONFDIR/worker-normal.inc"
-    count = 1;
-}}
-worker "rspamd_proxy" {{
-    bind_socket = "127.0.0.1:{port}";
-    milter = yes;
-    timeout = 60s;
-    count = 1;
-    upstream "local" {{
-        default = yes;
-        hosts = "127.0.0.1:{scan_port}";
-    }}
-    spam_header = "X-Spam";
-    reject_message = "Spam message rejected";
-}}
-"""
-
-RSPAMD_OPTIONS = """dns {{
-    nameserver = ["127.0.0.1:{dns}"];
-    timeout = 1s;
-    retransmits = 1;
-}}
-local_addrs = [];
-"""
-
-RSPAMD_LOCAL = {
+RSPAMD_LOCAL = dict(RSPAMD_OFFLINE, **{
     # the headers a gateway's users see: X-Spamd-Result (symbols and
     # scores), X-Spam-Status, X-Rspamd-Queue-Id
     "milter_headers.conf": 'use = ["x-spamd-result", "x-spam-status", "x-rspamd-queue-id"];\n'
@@ -391,11 +308,7 @@ RSPAMD_LOCAL = {
                 '}}\n',
     "rbl_group.conf": 'symbols {{\n  TERN_BL_ONE {{ weight = 3.5; }}\n  TERN_BL_TWO {{ weight = 1.25; }}\n'
                       '  TERN_BL_THREE {{ weight = 2.0; }}\n}}\n',
-    # nothing from the network: no map updates, no fuzzy servers
-    "rspamd_update.conf": "enabled = false;\n",
-    "fuzzy_check.conf": "enabled = false;\n",
-    "phishing.conf": "openphish_enabled = false;\nphishtank_enabled = false;\n",
-}
+})
 
 
 @unittest.skipIf(missing((RSPAMD, "rspamd")), missing((RSPAMD, "rspamd")))
@@ -411,30 +324,10 @@ class TestRspamd(GatewayTest):
         cls.dns = dnsserver.DnsServer({"1.0.0.127.bl-one.test": listed,
                                        "1.0.0.127.bl-two.test": listed})
         cls.addClassCleanup(cls.dns.stop)
-        acct = pwd.getpwnam("_rspamd")
         rdir = os.path.join(cls.tmp, "rspamd")
-        for sub in ("", "local.d", "override.d", "db"):
-            os.makedirs(os.path.join(rdir, sub), exist_ok=True)
-            os.chown(os.path.join(rdir, sub), acct.pw_uid, acct.pw_gid)
-        cls.mport = harness.free_port()
-        conf = os.path.join(rdir, "rspamd.conf")
-        with open(conf, "w") as f:
-            f.write(RSPAMD_CONF.format(dir=rdir, port=cls.mport, scan_port=harness.free_port()))
-        with open(os.path.join(rdir, "options-tern.inc"), "w") as f:
-            f.write(RSPAMD_OPTIONS.format(dns=cls.dns.port))
-        for name, text in RSPAMD_LOCAL.items():
-            with open(os.path.join(rdir, "local.d", name), "w") as f:
-                f.write(text.format(dir=rdir))
-        with open(os.path.join(rdir, "local.d", "spammy.map"), "w") as f:
-            f.write("/spammy/i\n")
+        cls.mport = start_rspamd(rdir, cls.dns.port, RSPAMD_LOCAL, cls.daemons, cls.logs, cls.tmp,
+                                 files={"local.d/spammy.map": "/spammy/i\n"})
         cls.rspamd_log = os.path.join(rdir, "rspamd.log")
-        rspamd = Daemon([RSPAMD, "-f", "-c", conf, "-u", "_rspamd", "-g", "_rspamd",
-                         "--var=LOCAL_CONFDIR=" + rdir, "--var=DBDIR=" + os.path.join(rdir, "db"),
-                         "--var=RUNDIR=" + rdir, "--var=LOGDIR=" + rdir],
-                        os.path.join(cls.tmp, "rspamd.out"))
-        cls.logs += [rspamd.log, cls.rspamd_log]
-        cls.daemons.append(rspamd)
-        wait_for("rspamd", lambda: port_open(cls.mport), rspamd, START_LIMIT, cls.logs)
         return "{ inet:127.0.0.1:%d, command_timeout=60s }" % cls.mport
 
     def test_gtube_refused(self):

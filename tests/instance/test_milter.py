@@ -566,7 +566,7 @@ class FakeMilter(servers.Server):
     protocol flags), answers CONTINUE, and at the command `at` does `how`:
     "hang" (never answers), "close" (closes the connection), "garbage"
     (an unknown reply code), "edit" (a header edit at the wrong time),
-    "reject" or "shutdown"."""
+    "reject", "shutdown" or "accept"."""
 
     def __init__(self, at, how, match=None):
         self.at, self.how, self.match = at.encode(), how, match
@@ -616,6 +616,9 @@ class FakeMilter(servers.Server):
                     if self.how == "shutdown":
                         conn.sendall(self.packet(b"4"))
                         continue
+                    if self.how == "accept":
+                        conn.sendall(self.packet(b"a"))
+                        continue
                 conn.sendall(self.packet(b"c"))
         except OSError:
             return
@@ -633,8 +636,11 @@ class TestFailingMilters(unittest.TestCase):
         cls.refuse_conn = FakeMilter("C", "reject")
         cls.shutdown = FakeMilter("M", "shutdown")
         cls.slow_rcpt = FakeMilter("R", "hang", match=b"slow@")
+        cls.accept_eom = FakeMilter("E", "accept")
+        cls.accept_header = FakeMilter("L", "accept")
+        cls.reject_eom = FakeMilter("E", "reject")
         for m in (cls.hang, cls.close, cls.garbage, cls.early, cls.refuse_conn, cls.shutdown,
-                  cls.slow_rcpt):
+                  cls.slow_rcpt, cls.accept_eom, cls.accept_header, cls.reject_eom):
             cls.addClassCleanup(m.stop)
         cls.dead_port = harness.free_port()
 
@@ -705,6 +711,15 @@ class TestFailingMilters(unittest.TestCase):
         inst.wait_log(r"(?s)(default_action=tempfail.*){3}")
         inst.wait_log(r"(?s)(disconnect from localhost.*){3}")
         self.assertEqual(inst.queue_ids("incoming") + inst.queue_ids("active"), [])
+
+    def test_accept_does_not_hide_message_from_next_filter(self):
+        """A filter that accepts the message, at its end or at a header,
+        is done with it; the next one still sees all of it and refuses."""
+        for first, name in ((self.accept_eom, "macceptend"), (self.accept_header, "macccepthdr")):
+            inst, (stage, code, text) = self.run_with(
+                name, "inet:127.0.0.1:%d, inet:127.0.0.1:%d" % (first.port, self.reject_eom.port),
+                "accepted then refused")
+            self.assertEqual((stage, code, text), ("DATA", 550, "5.7.1 Command rejected"))
 
     def test_close_mid_message_accepts(self):
         inst, (stage, code, text) = self.run_with(
