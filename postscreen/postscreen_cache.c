@@ -8,7 +8,14 @@
  * when it changed and at exit; read back at start, bad lines skipped.
  * Entries whose last pass expired postscreen_cache_retention_time ago are
  * removed every postscreen_cache_cleanup_interval, a bounded slice of the
- * table per event so that a large cache never stalls the screening. */
+ * table per event so that a large cache never stalls the screening.
+ *
+ * When postscreen_cache_map is a memcache: or redis: table (cache_store.h),
+ * the hosts of a fleet share the allowlist: a client not known here is
+ * looked up there, and every pass is written there too, as
+ * "PREGREET;DNSBL;PIPELINING;NON_SMTP;BARE_NEWLINE" (the same times) that
+ * expires with the last of them plus postscreen_cache_retention_time. The
+ * memory table stays in front of it; no file is written then. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "cache_store.h"
 #include "config.h"
 #include "data_dir.h"
 #include "log.h"
@@ -47,6 +55,7 @@ static struct {
     long retention, cleanup_interval;
     size_t clean_cursor, clean_dropped;     /* where this cleanup is, what it removed */
     struct event *save_ev, *clean_ev;
+    struct cache_store *shared;             /* memcache: or redis:, or NULL */
 } cache = { .data_fd = -1, .dir_fd = -1 };
 
 /* The bucket of an address: FNV-1a over its text. */
@@ -79,10 +88,53 @@ static struct cache_entry *cache_add(const char *addr)
     return e;
 }
 
+/* What the shared cache knows of addr, merged into the memory table. */
+static struct cache_entry *shared_fetch(const char *addr, struct cache_entry *e)
+{
+    char value[256];
+    long long v[PSC_TEST_COUNT];
+    char end;
+    if (cache_store_get(cache.shared, addr, value, sizeof(value)) != 1)
+        return e;
+    if (sscanf(value, "%lld;%lld;%lld;%lld;%lld%c", &v[0], &v[1], &v[2], &v[3], &v[4], &end)
+        != PSC_TEST_COUNT) {
+        msg_warn("%s: malformed entry for %s ignored", cache_store_name(cache.shared), addr);
+        return e;
+    }
+    if (!e && !(e = cache_add(addr)))
+        return NULL;
+    for (int t = 0; t < PSC_TEST_COUNT; t++)
+        if (v[t] > (long long)e->until[t])
+            e->until[t] = (time_t)v[t];
+    return e;
+}
+
+static void shared_store(const struct cache_entry *e, time_t now)
+{
+    char value[256];
+    time_t last = 0;
+    for (int t = 0; t < PSC_TEST_COUNT; t++)
+        if (e->until[t] > last)
+            last = e->until[t];
+    snprintf(value, sizeof(value), "%lld;%lld;%lld;%lld;%lld", (long long)e->until[0],
+             (long long)e->until[1], (long long)e->until[2], (long long)e->until[3],
+             (long long)e->until[4]);
+    long ttl = (long)(last - now) + cache.retention;
+    cache_store_put(cache.shared, e->addr, value, ttl > 0 ? ttl : 1);
+}
+
 unsigned postscreen_cache_expired(const char *addr, unsigned mask, time_t now)
 {
     const struct cache_entry *e = cache_find(addr);
     unsigned todo = 0;
+    if (cache.shared) {
+        for (int t = 0; t < PSC_TEST_COUNT; t++)
+            if ((mask & (1u << t)) && (!e || e->until[t] <= now))
+                todo |= 1u << t;
+        if (todo)
+            e = shared_fetch(addr, cache_find(addr));
+        todo = 0;
+    }
     for (int t = 0; t < PSC_TEST_COUNT; t++)
         if ((mask & (1u << t)) && (!e || e->until[t] <= now))
             todo |= 1u << t;
@@ -96,13 +148,23 @@ void postscreen_cache_pass(const char *addr, enum postscreen_test t, time_t now)
         return;
     e->until[t] = now + psc_cfg.ttl[t];
     cache.dirty = true;
+    if (cache.shared)
+        shared_store(e, now);
 }
 
 /* ---- the file ---- */
 
 void postscreen_cache_open(void)
 {
-    cache.persistent = *cfg_str(P_postscreen_cache_map) != 0;
+    const char *spec = cfg_str(P_postscreen_cache_map);
+    if (cache_store_shared(spec)) {
+        struct strbuf err = STRBUF_INIT(1024);
+        if (!(cache.shared = cache_store_open(spec, "postscreen_cache_map", &err)))
+            msg_warn("%s; the cache is kept in memory only", sb_str(&err));
+        sb_free(&err);
+        return;
+    }
+    cache.persistent = *spec != 0;
     if (cache.persistent)
         cache.data_fd = data_dir_open("postscreen", "its cache is kept in memory only");
 }
