@@ -1,0 +1,251 @@
+"""test_fleet.py: two instances as two MX hosts of one fleet, sharing
+postscreen's temporary allowlist in redis (postscreen_cache_map =
+redis:FILE, with AUTH and SELECT) and the address verification cache in
+memcached (address_verify_map = memcache:FILE). The test starts Debian's
+redis-server and memcached itself, on loopback, with their own
+configuration in a temporary directory, and stops them by PID.
+
+- a client that passes postscreen on the first host is PASS OLD on the
+  second, without its greeting wait;
+- a recipient verified through the first host (one probe to the internal
+  server) is accepted by the second from the shared cache, without a
+  probe of its own;
+- redis stopped: postscreen screens the next client as new (the cache
+  misses), its mail is delivered, and the log says that the cache server
+  does not answer, once, not once per lookup.
+"""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+import sink
+from test_verify import InternalServer
+
+GREET_WAIT = 1
+PASS_SERVICES = ["{port} inet n - n - 1 postscreen", "smtpd pass - - n - - smtpd"]
+REDIS_PASSWORD = "fleet-secret"
+
+
+class CacheServer:
+    """A server process of this test, on a free loopback port."""
+
+    def __init__(self, argv, port, workdir):
+        self.port = port
+        self.log = open(os.path.join(workdir, "server.log"), "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=workdir)
+        try:
+            harness.wait_port(port, 10)
+        except AssertionError:
+            self.stop()
+            raise
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+
+def start_redis(workdir):
+    port = harness.free_port()
+    conf = os.path.join(workdir, "redis.conf")
+    with open(conf, "w") as f:
+        f.write("bind 127.0.0.1\nport %d\nprotected-mode yes\ndaemonize no\n"
+                "save \"\"\nappendonly no\ndir %s\nrequirepass %s\ndatabases 4\n"
+                "unixsocket \"\"\n" % (port, workdir, REDIS_PASSWORD))
+    return CacheServer(["redis-server", conf], port, workdir)
+
+
+def start_memcached(workdir):
+    port = harness.free_port()
+    argv = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16"]
+    if os.geteuid() == 0:
+        argv += ["-u", "nobody"]
+    return CacheServer(argv, port, workdir)
+
+
+def session(inst, source, timeout=15):
+    return harness.RawSession(inst.port, greet=False, timeout=timeout, source=source)
+
+
+def deliver(inst, source, subject):
+    """A whole message from source through postscreen; the last reply."""
+    with session(inst, source) as s:
+        code, lines = s.read_reply()
+        assert code == 220, lines
+        for cmd in (b"EHLO client.test\r\n", b"MAIL FROM:<sender@client.test>\r\n",
+                    b"RCPT TO:<user@example.net>\r\n", b"DATA\r\n"):
+            s.send(cmd)
+            code, lines = s.read_reply()
+            if code >= 400:
+                return code, lines
+        s.send(("Subject: %s\r\n\r\nhello\r\n.\r\n" % subject).encode())
+        code, lines = s.read_reply()
+        s.send(b"QUIT\r\n")
+        return code, lines
+
+
+class FleetTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tern-fleet-", dir="/tmp")
+        os.chmod(cls.tmp, 0o755)
+        for sub in ("redis", "memcached"):
+            os.mkdir(os.path.join(cls.tmp, sub))
+        if os.geteuid() == 0:
+            shutil.chown(os.path.join(cls.tmp, "memcached"), "nobody")
+        cls.redis = start_redis(os.path.join(cls.tmp, "redis"))
+        cls.memcached = start_memcached(os.path.join(cls.tmp, "memcached"))
+        cls.redis_cf = os.path.join(cls.tmp, "redis-postscreen.cf")
+        with open(cls.redis_cf, "w") as f:
+            f.write("# postscreen's allowlist, shared by the fleet\n"
+                    "redis = inet:127.0.0.1:%d\npassword = %s\ndatabase = 2\n"
+                    "key_format = psc:%%s\ntimeout = 2\nretry_pause = 1\n"
+                    % (cls.redis.port, REDIS_PASSWORD))
+        cls.memcache_cf = os.path.join(cls.tmp, "memcache-verify.cf")
+        with open(cls.memcache_cf, "w") as f:
+            f.write("memcache = inet:127.0.0.1:%d\nkey_format = verify:%%s\nttl = 600\n"
+                    "timeout = 2\n" % cls.memcached.port)
+        cls.internal = InternalServer()
+        cls.sink = sink.Sink()
+        cls.hosts = []
+        for n in (1, 2):
+            inst = harness.Instance(name="fleet%d" % n)
+            transport = os.path.join(inst.dir, "transport")
+            with open(transport, "w") as f:
+                f.write("example.com smtp:[127.0.0.1]:%d\n" % cls.internal.port)
+            inst.set_main_cf({
+                "mynetworks": "127.0.0.250/32", "unverified_recipient_reject_code": "550",
+                "relay_domains": "example.net example.com",
+                "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
+                "transport_maps": "texthash:" + transport,
+                "postscreen_greet_wait": "%ds" % GREET_WAIT,
+                "postscreen_greet_action": "enforce",
+                "postscreen_cache_map": "redis:" + cls.redis_cf,
+                "address_verify_map": "memcache:" + cls.memcache_cf,
+                "address_verify_poll_count": "6",
+                "address_verify_poll_delay": "1s",
+                "smtp_connect_timeout": "5s",
+            })
+            inst.verify_port = harness.free_port()
+            inst.set_master_cf([l.format(port="127.0.0.1:%d" % inst.port) for l in PASS_SERVICES]
+                               + ["127.0.0.1:%d inet n - n - - smtpd -o smtpd_recipient_"
+                                  "restrictions=reject_unauth_destination,reject_unverified_"
+                                  "recipient" % inst.verify_port])
+            cls.hosts.append(inst)
+        try:
+            for inst in cls.hosts:
+                inst.start()
+                inst.wait_port(inst.verify_port)
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for inst in cls.hosts:
+            inst.cleanup()
+        cls.internal.stop()
+        cls.sink.stop()
+        cls.redis.stop()
+        cls.memcached.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def redis_cli(self, *args):
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.redis.port),
+                            "--no-auth-warning", "-a", REDIS_PASSWORD, "-n", "2"] + list(args),
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout.strip()
+
+    def rcpt(self, inst, address):
+        with harness.RawSession(inst.verify_port, timeout=30) as s:
+            s.send(b"EHLO client.test\r\n")
+            s.read_reply()
+            s.send(b"MAIL FROM:<client@client.test>\r\n")
+            s.read_reply()
+            s.send(("RCPT TO:<%s>\r\n" % address).encode())
+            code, lines = s.read_reply()
+            s.send(b"QUIT\r\n")
+            return code, " ".join(lines)
+
+    def test_1_postscreen_pass_is_shared(self):
+        one, two = self.hosts
+        code, lines = deliver(one, "127.0.0.21", "screened on one")
+        self.assertEqual(code, 250, lines)
+        one.wait_log(r"PASS NEW \[127\.0\.0\.21\]:")
+        # the entry is in redis, in the database and under the key the file names
+        entry = self.redis_cli("GET", "psc:127.0.0.21")
+        self.assertRegex(entry, r"^\d+;\d+;\d+;\d+;\d+$")
+        self.assertGreater(int(self.redis_cli("TTL", "psc:127.0.0.21")), 0)
+        t0 = time.time()
+        with session(two, "127.0.0.21") as s:
+            code, lines = s.read_reply()
+            self.assertEqual(code, 220)
+            self.assertEqual(len(lines), 1, lines)     # smtpd's greeting: no greet wait
+        self.assertLess(time.time() - t0, GREET_WAIT)
+        two.wait_log(r"PASS OLD \[127\.0\.0\.21\]:")
+        self.assertNotRegex(two.log_text(), r"PASS NEW \[127\.0\.0\.21\]:")
+
+    def test_2_verification_is_shared(self):
+        one, two = self.hosts
+        address = "alice@example.com"
+        code, text = 450, ""
+        for _ in range(20):
+            code, text = self.rcpt(one, address)
+            if not (code == 450 and "verification in progress" in text):
+                break
+            time.sleep(0.5)
+        self.assertEqual(code, 250, text)
+        self.assertEqual(len(self.internal.probes_for(address)), 1)
+        code, text = self.rcpt(two, address)
+        self.assertEqual(code, 250, text)
+        time.sleep(1)
+        self.assertEqual(len(self.internal.probes_for(address)), 1)
+        self.assertRegex(one.log_text(), r"probe for <%s>" % re.escape(address))
+        self.assertNotRegex(two.log_text(), r"probe for <%s>" % re.escape(address))
+        # an unknown address: refused on one after its probe, on two from the cache
+        bad = "nobody@example.com"
+        for _ in range(20):
+            code, text = self.rcpt(one, bad)
+            if not (code == 450 and "verification in progress" in text):
+                break
+            time.sleep(0.5)
+        self.assertEqual(code // 100, 5, text)
+        code, text = self.rcpt(two, bad)
+        self.assertEqual(code // 100, 5, text)
+        self.assertIn("User unknown in internal directory", text)
+        self.assertNotRegex(two.log_text(), r"probe for <%s>" % re.escape(bad))
+
+    def test_3_redis_down_mail_still_flows(self):
+        one, two = self.hosts
+        # the server goes away while postscreen holds a connection to it
+        self.redis.stop()
+        for n, source in enumerate(("127.0.0.22", "127.0.0.23")):
+            code, lines = deliver(one, source, "redis down %d" % n)
+            self.assertEqual(code, 250, lines)
+            one.wait_log(r"PASS NEW \[%s\]:" % re.escape(source))
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if sum(b"redis down" in m[2] for m in self.sink.handler.messages) >= 2:
+                break
+            time.sleep(0.2)
+        self.assertEqual(sum(b"redis down" in m[2] for m in self.sink.handler.messages), 2)
+        warnings = re.findall(r"postscreen\[\d+\]: warning: redis:%s: server inet:127\.0\.0\.1:"
+                              r"%d: .*the cache misses until it answers" %
+                              (re.escape(self.redis_cf), self.redis.port), one.log_text())
+        self.assertEqual(len(warnings), 1, one.log_tail())
+        self.assertEqual(harness.crash_reports(one.log_text()), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
