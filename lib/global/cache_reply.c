@@ -117,6 +117,8 @@ static bool is_word(const char *s, size_t n, const char *word, bool with_text)
 static long memcache_value(const char *buf, size_t len, size_t n, size_t value_max,
                            struct cache_reply *r)
 {
+    if (n <= 6)                         /* "VALUE" alone */
+        return -1;
     const char *p = buf + 6, *end = buf + n;
     const char *f[3];
     size_t fl[3];
@@ -136,10 +138,14 @@ static long memcache_value(const char *buf, size_t len, size_t n, size_t value_m
         || digits(f[2], fl[2], &size) < 0 || (unsigned long long)size > value_max)
         return -1;
     size_t used = n + 2;
-    if (len - used < (size_t)size + 7)
-        return len - used >= (size_t)size + 2 && memcmp(buf + used + size, "\r\n", 2) != 0 ? -1 : 0;
-    if (memcmp(buf + used + size, "\r\nEND\r\n", 7) != 0)
+    if (len - used < (size_t)size)
+        return 0;
+    /* what is there of the trailer must be right; the rest may follow */
+    size_t have = len - used > (size_t)size ? len - used - (size_t)size : 0;
+    if (memcmp(buf + used + size, "\r\nEND\r\n", have < 7 ? have : 7) != 0)
         return -1;
+    if (have < 7)
+        return 0;
     r->kind = CACHE_REPLY_VALUE;
     r->key = f[0];
     r->key_len = fl[0];
