@@ -1,7 +1,7 @@
 /* postscreen_cache.c: postscreen's temporary allowlist: for each client
  * address, until when each test stays passed. It lives in memory (one
  * process owns it) and is saved in data_directory/postscreen/cache, a
- * text file of Tern's own format, one line per client:
+ * text file of Tern's own format (cache_file.c), one line per client:
  *     ADDRESS PREGREET DNSBL PIPELINING NON_SMTP BARE_NEWLINE
  * (each a UNIX time until which that test stays passed, 0: not passed),
  * written under a temporary name and renamed, every PSC_SAVE_INTERVAL
@@ -39,7 +39,7 @@
 #define PSC_CLEAN_SLICE 4096          /* buckets looked at per cleanup event */
 #define PSC_CACHE_MAX 1000000         /* entries; beyond, new passes are not remembered */
 #define PSC_CACHE_FILE "cache"
-#define PSC_CACHE_TEMP "cache.tmp"
+#define PSC_LINE_MAX 255              /* the longest line of the file */
 
 struct cache_entry {
     struct cache_entry *next;
@@ -169,65 +169,46 @@ void postscreen_cache_open(void)
         cache.data_fd = data_dir_open("postscreen", "its cache is kept in memory only");
 }
 
-static void load_line(char *line)
+static bool load_line(char *line, void *ctx)
 {
-    char addr[PSC_ADDR_MAX];
+    (void)ctx;
+    char addr[PSC_ADDR_MAX], end;
     long long v[PSC_TEST_COUNT];
-    if (sscanf(line, "%63s %lld %lld %lld %lld %lld", addr, &v[0], &v[1], &v[2], &v[3], &v[4])
-        != 1 + PSC_TEST_COUNT || strspn(addr, "0123456789abcdefABCDEF.:") != strlen(addr))
-        return;
+    if (sscanf(line, "%63s %lld %lld %lld %lld %lld %c", addr, &v[0], &v[1], &v[2], &v[3], &v[4],
+               &end) != 1 + PSC_TEST_COUNT
+        || strspn(addr, "0123456789abcdefABCDEF.:") != strlen(addr))
+        return false;
     struct cache_entry *e = cache_find(addr);
     if (!e && !(e = cache_add(addr)))
-        return;
+        return true;
     for (int t = 0; t < PSC_TEST_COUNT; t++)
         e->until[t] = v[t] < 0 ? 0 : (time_t)v[t];
-}
-
-/* The cache file (or its temporary twin) inside the folder, as a stream;
- * NULL after a warning (a missing file to read is no error). */
-static FILE *cache_stream(const char *name, bool write)
-{
-    int flags = write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY;
-    int fd = openat(cache.dir_fd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
-    FILE *fp = fd < 0 ? NULL : fdopen(fd, write ? "w" : "r");
-    if (!fp && (write || errno != ENOENT))
-        msg_warn("postscreen cache: cannot open %s: %m", name);
-    if (!fp && fd >= 0)
-        close(fd);
-    return fp;
+    return true;
 }
 
 static void cache_read(void)
 {
-    FILE *fp = cache_stream(PSC_CACHE_FILE, false);
-    if (!fp)
-        return;
-    char line[256];
-    while (fgets(line, sizeof(line), fp))
-        load_line(line);
-    fclose(fp);
+    cache_file_load(cache.dir_fd, PSC_CACHE_FILE, "postscreen cache", PSC_LINE_MAX, load_line,
+                    NULL);
     msg_debug("postscreen cache: %zu entries read", cache.count);
+}
+
+static void write_entries(FILE *fp, void *ctx)
+{
+    (void)ctx;
+    for (size_t b = 0; b < PSC_BUCKETS; b++)
+        for (const struct cache_entry *e = cache.buckets[b]; e; e = e->next)
+            fprintf(fp, "%s %lld %lld %lld %lld %lld\n", e->addr, (long long)e->until[0],
+                    (long long)e->until[1], (long long)e->until[2], (long long)e->until[3],
+                    (long long)e->until[4]);
 }
 
 void postscreen_cache_save(void)
 {
     if (cache.dir_fd < 0 || !cache.dirty)
         return;
-    FILE *fp = cache_stream(PSC_CACHE_TEMP, true);
-    if (!fp)
-        return;
-    for (size_t b = 0; b < PSC_BUCKETS; b++)
-        for (const struct cache_entry *e = cache.buckets[b]; e; e = e->next)
-            fprintf(fp, "%s %lld %lld %lld %lld %lld\n", e->addr, (long long)e->until[0],
-                    (long long)e->until[1], (long long)e->until[2], (long long)e->until[3],
-                    (long long)e->until[4]);
-    bool ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    ok = fclose(fp) == 0 && ok;
-    if (!ok || renameat(cache.dir_fd, PSC_CACHE_TEMP, cache.dir_fd, PSC_CACHE_FILE) < 0) {
-        msg_warn("postscreen cache: cannot save %s: %m", PSC_CACHE_FILE);
-        return;
-    }
-    cache.dirty = false;
+    if (cache_file_save(cache.dir_fd, PSC_CACHE_FILE, "postscreen cache", write_entries, NULL) == 0)
+        cache.dirty = false;
 }
 
 /* ---- expiry ---- */

@@ -23,7 +23,8 @@
  * over a bound is answered "unknown" (smtpd: verification in progress,
  * 450) without a probe.
  *
- * The cache is written to address_verify_map (a text file of Tern's own,
+ * The cache is written to address_verify_map (a text file of Tern's own
+ * in the local file store of cache_file.c,
  * one line per address: ADDRESS TAB STATUS TAB UPDATED TAB PROBED TAB
  * REASON) under a temporary name and renamed, every minute when it
  * changed and at exit, and read back at start. Berkeley DB is not used
@@ -432,21 +433,9 @@ static void verify_accept(int fd, struct event_base *base)
 
 /* ---- the cache file ---- */
 
-static void cache_save(void)
+static void write_entries(FILE *fp, void *ctx)
 {
-    if (!vc.path || !vc.dirty)
-        return;
-    struct strbuf tmp = STRBUF_INIT(4096);
-    sb_appendf(&tmp, "%s.tmp", vc.path);
-    FILE *fp = NULL;
-    int fd = open(sb_str(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 || !(fp = fdopen(fd, "w"))) {
-        msg_warn("cannot write %s: %m", sb_str(&tmp));
-        if (fd >= 0)
-            close(fd);
-        sb_free(&tmp);
-        return;
-    }
+    (void)ctx;
     fprintf(fp, "# address verification cache of tern's verify service; do not edit while it runs\n");
     for (size_t b = 0; b < vc.nbuckets; b++)
         for (const struct entry *e = vc.buckets[b]; e; e = e->next) {
@@ -455,16 +444,15 @@ static void cache_save(void)
             fprintf(fp, "%s\t%d\t%lld\t%lld\t%s\n", e->address, e->status, e->updated, e->probed,
                     e->reason);
         }
-    bool failed = fflush(fp) != 0 || fsync(fileno(fp)) < 0;
-    failed |= fclose(fp) != 0;
-    if (failed || rename(sb_str(&tmp), vc.path) < 0) {
-        msg_warn("cannot write %s: %m", vc.path);
-        unlink(sb_str(&tmp));
-    } else {
+}
+
+static void cache_save(void)
+{
+    if (!vc.path || !vc.dirty)
+        return;
+    if (cache_file_save(AT_FDCWD, vc.path, "address_verify_map", write_entries, NULL) == 0)
         vc.dirty = false;
-    }
     vc.last_save = time(NULL);
-    sb_free(&tmp);
 }
 
 /* One line of the file: "ADDRESS TAB STATUS TAB UPDATED TAB PROBED TAB REASON". */
@@ -503,43 +491,15 @@ static bool cache_line(char *line, long long now)
     return true;
 }
 
+static bool load_line(char *line, void *ctx)
+{
+    return cache_line(line, *(long long *)ctx);
+}
+
 static void cache_load(void)
 {
-    int fd = open(vc.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno != ENOENT)
-            msg_warn("cannot read %s: %m; starting with an empty cache", vc.path);
-        return;
-    }
-    FILE *fp = fdopen(fd, "r");
-    if (!fp) {
-        close(fd);
-        return;
-    }
-    char *line = xmalloc(VERIFY_LINE_MAX + 2);
     long long now = time(NULL);
-    size_t bad = 0, lineno = 0;
-    while (fgets(line, VERIFY_LINE_MAX + 2, fp)) {
-        lineno++;
-        size_t n = strlen(line);
-        if (n > 0 && line[n - 1] == '\n')
-            line[--n] = 0;
-        else if (!feof(fp)) {              /* too long: skip the rest of it */
-            int c;
-            while ((c = getc(fp)) != EOF && c != '\n')
-                ;
-            bad++;
-            continue;
-        }
-        if (line[0] == '#' || line[0] == 0)
-            continue;
-        if (!cache_line(line, now))
-            bad++;
-    }
-    if (bad)
-        msg_warn("%s: %zu malformed line%s ignored", vc.path, bad, bad == 1 ? "" : "s");
-    free(line);
-    fclose(fp);
+    cache_file_load(AT_FDCWD, vc.path, "address_verify_map", VERIFY_LINE_MAX, load_line, &now);
     vc.dirty = false;
 }
 

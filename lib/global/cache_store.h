@@ -6,12 +6,17 @@
  * redis_table(5)). Keys and values are bounded; every network wait is
  * bounded by the file's timeout; a server that is down or answers badly
  * makes a lookup miss and an update be lost, with a warning at most once
- * a minute, never an error for the mail. */
+ * a minute, never an error for the mail.
+ *
+ * The caches that stay on one host keep their table in the daemon's
+ * memory and save it in a file of their own format: the one local file
+ * store of those (cache_file.c) is at the end. */
 #ifndef TERN_CACHE_STORE_H
 #define TERN_CACHE_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct strbuf;
 
@@ -67,5 +72,25 @@ struct cache_reply {
  * the connection is then of no further use. */
 long cache_resp_parse(const char *buf, size_t len, size_t value_max, struct cache_reply *r);
 long cache_memcache_parse(const char *buf, size_t len, size_t value_max, struct cache_reply *r);
+
+/* ---- the local file store (cache_file.c) ---- */
+
+/* Writes every entry of the cache, one line each. */
+typedef void (*cache_file_writer)(FILE *fp, void *ctx);
+/* Takes one line back (without its newline): false when it is malformed. */
+typedef bool (*cache_file_reader)(char *line, void *ctx);
+
+/* Save the cache as the file name inside the folder dir_fd (AT_FDCWD: name
+ * is a path): written by fn as name.tmp (0600, no link followed), flushed
+ * to disk and renamed over name, so that a crash leaves the old file or
+ * the new one. 0, or -1 after the warning "what: cannot save NAME: ERROR". */
+int cache_file_save(int dir_fd, const char *name, const char *what, cache_file_writer fn,
+                    void *ctx);
+/* Read the file back line by line into fn: empty lines and '#' comments
+ * are skipped, a line longer than line_max counts as malformed; malformed
+ * lines are skipped with one warning that counts them. A missing file is
+ * an empty cache; one that cannot be read is warned about. */
+void cache_file_load(int dir_fd, const char *name, const char *what, size_t line_max,
+                     cache_file_reader fn, void *ctx);
 
 #endif
