@@ -36,6 +36,20 @@ static long line_at(const char *buf, size_t len, bool *need)
     return -1;
 }
 
+/* The first line of a reply, *r cleared: its length with its CR LF (> 2),
+ * 0 when it is not complete, -1 when it is malformed or empty. */
+static long first_line(const char *buf, size_t len, struct cache_reply *r)
+{
+    bool need;
+    memset(r, 0, sizeof(*r));
+    if (len == 0)
+        return 0;
+    long n = line_at(buf, len, &need);
+    if (need)
+        return 0;
+    return n < 1 ? -1 : n + 2;
+}
+
 /* A decimal number of n digits (at most 18, no sign) at s: 0, or -1. */
 static int digits(const char *s, size_t n, long long *out)
 {
@@ -53,15 +67,10 @@ static int digits(const char *s, size_t n, long long *out)
 
 long cache_resp_parse(const char *buf, size_t len, size_t value_max, struct cache_reply *r)
 {
-    bool need;
-    memset(r, 0, sizeof(*r));
-    if (len == 0)
-        return 0;
-    long n = line_at(buf, len, &need);
-    if (need)
-        return 0;
-    if (n < 1)
-        return -1;
+    long n = first_line(buf, len, r);
+    if (n <= 0)
+        return n;
+    n -= 2;
     const char *text = buf + 1;
     size_t tlen = (size_t)n - 1, used = (size_t)n + 2;
     switch (buf[0]) {
@@ -156,15 +165,10 @@ static long memcache_value(const char *buf, size_t len, size_t n, size_t value_m
 
 long cache_memcache_parse(const char *buf, size_t len, size_t value_max, struct cache_reply *r)
 {
-    bool need;
-    memset(r, 0, sizeof(*r));
-    if (len == 0)
-        return 0;
-    long n = line_at(buf, len, &need);
-    if (need)
-        return 0;
-    if (n < 1)
-        return -1;
+    long n = first_line(buf, len, r);
+    if (n <= 0)
+        return n;
+    n -= 2;
     size_t used = (size_t)n + 2;
     r->data = buf;
     r->len = (size_t)n;

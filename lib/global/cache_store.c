@@ -73,6 +73,9 @@ const char *cache_store_name(const struct cache_store *cs)
 /* A failure: the connection is closed, the server rests, and the warning
  * goes out unless one did within the last minute. */
 static void cache_fail(struct cache_store *cs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void cache_fail(struct cache_store *cs, const char *fmt, ...)
 {
     long long now = time(NULL);
     if (cs->fd >= 0)
@@ -295,123 +298,104 @@ static int make_key(struct cache_store *cs, const char *key, struct strbuf *out)
     return rc == 1 && out->len > 0 && out->len <= CACHE_KEY_MAX ? 0 : -1;
 }
 
+/* The request op ("get", "set", "delete") about key, sent and its reply
+ * read into *r: 0, or -1 when nothing was asked (a key that cannot be
+ * stored) or the server failed. k gets the key as stored. */
+static int request(struct cache_store *cs, const char *op, const char *key, const char *value,
+                   long ttl, struct strbuf *k, struct cache_reply *r)
+{
+    if (make_key(cs, key, k) < 0)
+        return -1;
+    struct strbuf req = STRBUF_INIT(CACHE_KEY_MAX + CACHE_VALUE_MAX + 128);
+    char ttls[32];
+    snprintf(ttls, sizeof(ttls), "%ld", ttl);
+    if (cs->proto == CACHE_REDIS) {
+        const char *argv[5] = { *op == 'g' ? "GET" : *op == 's' ? "SET" : "DEL", sb_str(k),
+                                value, "EX", ttls };
+        resp_command(&req, *op == 's' ? 5 : 2, argv);
+    } else if (*op == 's') {
+        sb_appendf(&req, "set %s 0 %s %zu\r\n%s\r\n", sb_str(k), ttls, strlen(value), value);
+    } else {
+        sb_appendf(&req, "%s %s\r\n", op, sb_str(k));
+    }
+    long long deadline = now_usec() + cs->timeout_ms * 1000;
+    int rc = ready(cs, deadline) < 0 || exchange(cs, &req, r, deadline, op) < 0 ? -1 : 0;
+    sb_free(&req);
+    return rc;
+}
+
+/* A reply of another kind than the request takes: the stream is of no use. */
+static int unexpected(struct cache_store *cs, const char *op, const struct cache_reply *r)
+{
+    cache_fail(cs, "%s: unexpected reply: %.*s", op, (int)(r->len > 200 ? 200 : r->len),
+               r->data && r->kind != CACHE_REPLY_VALUE ? r->data : "");
+    return -1;
+}
+
+/* The end of a request whose reply must be of kind want: 0, or -1. */
+static int expect(struct cache_store *cs, const char *op, int rc, const struct cache_reply *r,
+                  enum cache_reply_kind want)
+{
+    if (rc < 0)
+        return -1;
+    if (r->kind != want)
+        return unexpected(cs, op, r);
+    consume(cs);
+    return 0;
+}
+
 int cache_store_get(struct cache_store *cs, const char *key, char *value, size_t size)
 {
-    struct strbuf k = STRBUF_INIT(CACHE_KEY_MAX + 1), req = STRBUF_INIT(CACHE_KEY_MAX + 64);
-    long long deadline = now_usec() + cs->timeout_ms * 1000;
+    struct strbuf k = STRBUF_INIT(CACHE_KEY_MAX + 1);
     struct cache_reply r;
     int rc = 0;
-    if (make_key(cs, key, &k) < 0)
-        goto out;
-    if (cs->proto == CACHE_REDIS) {
-        const char *argv[2] = { "GET", sb_str(&k) };
-        resp_command(&req, 2, argv);
-    } else {
-        sb_appendf(&req, "get %s\r\n", sb_str(&k));
-    }
-    if (ready(cs, deadline) < 0 || exchange(cs, &req, &r, deadline, "get") < 0) {
+    if (request(cs, "get", key, "", 0, &k, &r) < 0) {
         rc = -1;
-        goto out;
-    }
-    if (r.kind == CACHE_REPLY_VALUE) {
-        if (cs->proto == CACHE_MEMCACHE && (r.key_len != k.len || memcmp(r.key, k.data, k.len))) {
-            cache_fail(cs, "get: the reply names another key");
-            rc = -1;
-            goto out;
-        }
+    } else if (r.kind == CACHE_REPLY_VALUE && cs->proto == CACHE_MEMCACHE
+               && (r.key_len != k.len || memcmp(r.key, k.data, k.len) != 0)) {
+        cache_fail(cs, "get: the reply names another key");
+        rc = -1;
+    } else if (r.kind == CACHE_REPLY_VALUE) {
         if (r.len < size && !memchr(r.data, 0, r.len)) {
             memcpy(value, r.data, r.len);
             value[r.len] = 0;
             rc = 1;
         }
-    } else if (r.kind != CACHE_REPLY_NIL) {
-        cache_fail(cs, "get: unexpected reply: %.*s", (int)(r.len > 200 ? 200 : r.len),
-                   r.data ? r.data : "");
-        rc = -1;
-        goto out;
+        consume(cs);
+    } else if (r.kind == CACHE_REPLY_NIL) {
+        consume(cs);
+    } else {
+        rc = unexpected(cs, "get", &r);
     }
-    consume(cs);
-out:
     sb_free(&k);
-    sb_free(&req);
     return rc;
 }
 
 int cache_store_put(struct cache_store *cs, const char *key, const char *value, long ttl)
 {
-    size_t vlen = strlen(value);
     if (cs->ttl > 0 && (ttl <= 0 || ttl > cs->ttl))
         ttl = cs->ttl;
     if (ttl <= 0)
         ttl = 1;
     if (ttl > 30L * 86400 && cs->proto == CACHE_MEMCACHE)
         ttl = 30L * 86400;              /* memcached takes more as an absolute time */
-    if ((long)vlen > cs->value_max)
+    if ((long)strlen(value) > cs->value_max)
         return -1;
     struct strbuf k = STRBUF_INIT(CACHE_KEY_MAX + 1);
-    struct strbuf req = STRBUF_INIT(CACHE_KEY_MAX + CACHE_VALUE_MAX + 128);
-    long long deadline = now_usec() + cs->timeout_ms * 1000;
     struct cache_reply r;
-    int rc = 0;
-    if (make_key(cs, key, &k) < 0) {
-        rc = -1;
-        goto out;
-    }
-    char ttls[32];
-    snprintf(ttls, sizeof(ttls), "%ld", ttl);
-    if (cs->proto == CACHE_REDIS) {
-        const char *argv[5] = { "SET", sb_str(&k), value, "EX", ttls };
-        resp_command(&req, 5, argv);
-    } else {
-        sb_appendf(&req, "set %s 0 %s %zu\r\n%s\r\n", sb_str(&k), ttls, vlen, value);
-    }
-    if (ready(cs, deadline) < 0 || exchange(cs, &req, &r, deadline, "set") < 0) {
-        rc = -1;
-        goto out;
-    }
-    if (r.kind != CACHE_REPLY_STATUS) {
-        cache_fail(cs, "set: unexpected reply: %.*s", (int)(r.len > 200 ? 200 : r.len),
-                   r.data ? r.data : "");
-        rc = -1;
-        goto out;
-    }
-    consume(cs);
-out:
+    int rc = request(cs, "set", key, value, ttl, &k, &r);
     sb_free(&k);
-    sb_free(&req);
-    return rc;
+    return expect(cs, "set", rc, &r, CACHE_REPLY_STATUS);
 }
 
 int cache_store_del(struct cache_store *cs, const char *key)
 {
-    struct strbuf k = STRBUF_INIT(CACHE_KEY_MAX + 1), req = STRBUF_INIT(CACHE_KEY_MAX + 64);
-    long long deadline = now_usec() + cs->timeout_ms * 1000;
+    struct strbuf k = STRBUF_INIT(CACHE_KEY_MAX + 1);
     struct cache_reply r;
-    int rc = 0;
-    if (make_key(cs, key, &k) < 0)
-        goto out;
-    if (cs->proto == CACHE_REDIS) {
-        const char *argv[2] = { "DEL", sb_str(&k) };
-        resp_command(&req, 2, argv);
-    } else {
-        sb_appendf(&req, "delete %s\r\n", sb_str(&k));
-    }
-    if (ready(cs, deadline) < 0 || exchange(cs, &req, &r, deadline, "delete") < 0) {
-        rc = -1;
-        goto out;
-    }
-    bool ok = cs->proto == CACHE_REDIS ? r.kind == CACHE_REPLY_INTEGER
-                                       : r.kind == CACHE_REPLY_STATUS;
-    if (!ok) {
-        cache_fail(cs, "delete: unexpected reply");
-        rc = -1;
-        goto out;
-    }
-    consume(cs);
-out:
+    int rc = request(cs, "delete", key, "", 0, &k, &r);
     sb_free(&k);
-    sb_free(&req);
-    return rc;
+    return expect(cs, "delete", rc, &r,
+                  cs->proto == CACHE_REDIS ? CACHE_REPLY_INTEGER : CACHE_REPLY_STATUS);
 }
 
 /* ---- opening ---- */
@@ -486,11 +470,6 @@ void cache_store_close(struct cache_store *cs)
         return;
     if (cs->fd >= 0)
         close(cs->fd);
-    free(cs->name);
-    free(cs->server);
-    free(cs->key_format);
-    free(cs->password);
-    free(cs->username);
     sb_free(&cs->in);
-    free(cs);
+    FREE_ALL(cs->name, cs->server, cs->key_format, cs->password, cs->username, cs);
 }
