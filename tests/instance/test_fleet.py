@@ -1,22 +1,24 @@
 """test_fleet.py: two instances as two MX hosts of one fleet, sharing
-postscreen's temporary allowlist in redis (postscreen_cache_map =
-redis:FILE, with AUTH and SELECT) and the address verification cache in
-memcached (address_verify_map = memcache:FILE). The test starts Debian's
-redis-server and memcached itself, on loopback, with their own
-configuration in a temporary directory, and stops them by PID.
+postscreen's temporary allowlist and the address verification cache in
+redis (redis:FILE, with AUTH and SELECT) and in memcached (memcache:FILE):
+first postscreen's in redis and verify's in memcached, then the other way
+round. The test starts Debian's redis-server and memcached itself, on
+loopback, with their own configuration in a temporary directory, and
+stops them by PID.
 
 - a client that passes postscreen on the first host is PASS OLD on the
   second, without its greeting wait;
 - a recipient verified through the first host (one probe to the internal
   server) is accepted by the second from the shared cache, without a
   probe of its own;
-- redis stopped: postscreen screens the next client as new (the cache
+- the server of postscreen's cache stopped: postscreen screens the next client as new (the cache
   misses), its mail is delivered, and the log says that the cache server
   does not answer, once, not once per lookup.
 """
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -95,7 +97,10 @@ def deliver(inst, source, subject):
         return code, lines
 
 
-class FleetTest(unittest.TestCase):
+class FleetBase:
+    psc_type = "redis"          # the table type of postscreen_cache_map
+    verify_type = "memcache"    # and of address_verify_map
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="tern-fleet-", dir="/tmp")
@@ -106,16 +111,18 @@ class FleetTest(unittest.TestCase):
             shutil.chown(os.path.join(cls.tmp, "memcached"), "nobody")
         cls.redis = start_redis(os.path.join(cls.tmp, "redis"))
         cls.memcached = start_memcached(os.path.join(cls.tmp, "memcached"))
-        cls.redis_cf = os.path.join(cls.tmp, "redis-postscreen.cf")
-        with open(cls.redis_cf, "w") as f:
-            f.write("# postscreen's allowlist, shared by the fleet\n"
-                    "redis = inet:127.0.0.1:%d\npassword = %s\ndatabase = 2\n"
-                    "key_format = psc:%%s\ntimeout = 2\nretry_pause = 1\n"
-                    % (cls.redis.port, REDIS_PASSWORD))
-        cls.memcache_cf = os.path.join(cls.tmp, "memcache-verify.cf")
-        with open(cls.memcache_cf, "w") as f:
-            f.write("memcache = inet:127.0.0.1:%d\nkey_format = verify:%%s\nttl = 600\n"
-                    "timeout = 2\n" % cls.memcached.port)
+        cls.tables = {}
+        for use, kind in (("psc", cls.psc_type), ("verify", cls.verify_type)):
+            path = os.path.join(cls.tmp, "%s-%s.cf" % (kind, use))
+            with open(path, "w") as f:
+                if kind == "redis":
+                    f.write("# shared by the fleet\nredis = inet:127.0.0.1:%d\npassword = %s\n"
+                            "database = 2\nkey_format = %s:%%s\ntimeout = 2\nretry_pause = 1\n"
+                            % (cls.redis.port, REDIS_PASSWORD, use))
+                else:
+                    f.write("memcache = inet:127.0.0.1:%d\nkey_format = %s:%%s\nttl = 600\n"
+                            "timeout = 2\nretry_pause = 1\n" % (cls.memcached.port, use))
+            cls.tables[use] = "%s:%s" % (kind, path)
         cls.internal = InternalServer()
         cls.sink = sink.Sink()
         cls.hosts = []
@@ -131,8 +138,8 @@ class FleetTest(unittest.TestCase):
                 "transport_maps": "texthash:" + transport,
                 "postscreen_greet_wait": "%ds" % GREET_WAIT,
                 "postscreen_greet_action": "enforce",
-                "postscreen_cache_map": "redis:" + cls.redis_cf,
-                "address_verify_map": "memcache:" + cls.memcache_cf,
+                "postscreen_cache_map": cls.tables["psc"],
+                "address_verify_map": cls.tables["verify"],
                 "address_verify_poll_count": "6",
                 "address_verify_poll_delay": "1s",
                 "smtp_connect_timeout": "5s",
@@ -161,6 +168,21 @@ class FleetTest(unittest.TestCase):
         cls.memcached.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
+    def shared_entry(self, key):
+        """The value the cache server of postscreen holds under key, and its TTL."""
+        if self.psc_type == "redis":
+            return self.redis_cli("GET", key), int(self.redis_cli("TTL", key))
+        with socket.create_connection(("127.0.0.1", self.memcached.port), timeout=5) as c:
+            c.sendall(b"get %s\r\n" % key.encode())
+            data = b""
+            while not data.endswith(b"END\r\n") and len(data) < 4096:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        lines = data.decode().split("\r\n")
+        return (lines[1] if lines[0].startswith("VALUE ") else ""), 1
+
     def redis_cli(self, *args):
         r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.redis.port),
                             "--no-auth-warning", "-a", REDIS_PASSWORD, "-n", "2"] + list(args),
@@ -180,25 +202,25 @@ class FleetTest(unittest.TestCase):
 
     def test_1_postscreen_pass_is_shared(self):
         one, two = self.hosts
-        code, lines = deliver(one, "127.0.0.21", "screened on one")
+        code, lines = deliver(one, self.source, "screened on one")
         self.assertEqual(code, 250, lines)
-        one.wait_log(r"PASS NEW \[127\.0\.0\.21\]:")
+        one.wait_log(r"PASS NEW \[%s\]:" % re.escape(self.source))
         # the entry is in redis, in the database and under the key the file names
-        entry = self.redis_cli("GET", "psc:127.0.0.21")
+        entry, ttl = self.shared_entry("psc:" + self.source)
         self.assertRegex(entry, r"^\d+;\d+;\d+;\d+;\d+$")
-        self.assertGreater(int(self.redis_cli("TTL", "psc:127.0.0.21")), 0)
+        self.assertGreater(ttl, 0)
         t0 = time.time()
-        with session(two, "127.0.0.21") as s:
+        with session(two, self.source) as s:
             code, lines = s.read_reply()
             self.assertEqual(code, 220)
             self.assertEqual(len(lines), 1, lines)     # smtpd's greeting: no greet wait
         self.assertLess(time.time() - t0, GREET_WAIT)
-        two.wait_log(r"PASS OLD \[127\.0\.0\.21\]:")
-        self.assertNotRegex(two.log_text(), r"PASS NEW \[127\.0\.0\.21\]:")
+        two.wait_log(r"PASS OLD \[%s\]:" % re.escape(self.source))
+        self.assertNotRegex(two.log_text(), r"PASS NEW \[%s\]:" % re.escape(self.source))
 
     def test_2_verification_is_shared(self):
         one, two = self.hosts
-        address = "alice@example.com"
+        address = self.known
         code, text = 450, ""
         for _ in range(20):
             code, text = self.rcpt(one, address)
@@ -214,7 +236,7 @@ class FleetTest(unittest.TestCase):
         self.assertRegex(one.log_text(), r"probe for <%s>" % re.escape(address))
         self.assertNotRegex(two.log_text(), r"probe for <%s>" % re.escape(address))
         # an unknown address: refused on one after its probe, on two from the cache
-        bad = "nobody@example.com"
+        bad = "nobody-%s@example.com" % self.verify_type
         for _ in range(20):
             code, text = self.rcpt(one, bad)
             if not (code == 450 and "verification in progress" in text):
@@ -226,25 +248,41 @@ class FleetTest(unittest.TestCase):
         self.assertIn("User unknown in internal directory", text)
         self.assertNotRegex(two.log_text(), r"probe for <%s>" % re.escape(bad))
 
-    def test_3_redis_down_mail_still_flows(self):
+    def test_3_cache_server_down_mail_still_flows(self):
         one, two = self.hosts
         # the server goes away while postscreen holds a connection to it
-        self.redis.stop()
-        for n, source in enumerate(("127.0.0.22", "127.0.0.23")):
-            code, lines = deliver(one, source, "redis down %d" % n)
+        server = self.redis if self.psc_type == "redis" else self.memcached
+        server.stop()
+        for n, source in enumerate(self.down_sources):
+            code, lines = deliver(one, source, "%s down %d" % (self.psc_type, n))
             self.assertEqual(code, 250, lines)
             one.wait_log(r"PASS NEW \[%s\]:" % re.escape(source))
+        tag = ("%s down" % self.psc_type).encode()
         deadline = time.time() + 20
         while time.time() < deadline:
-            if sum(b"redis down" in m[2] for m in self.sink.handler.messages) >= 2:
+            if sum(tag in m[2] for m in self.sink.handler.messages) >= 2:
                 break
             time.sleep(0.2)
-        self.assertEqual(sum(b"redis down" in m[2] for m in self.sink.handler.messages), 2)
-        warnings = re.findall(r"postscreen\[\d+\]: warning: redis:%s: server inet:127\.0\.0\.1:"
+        self.assertEqual(sum(tag in m[2] for m in self.sink.handler.messages), 2)
+        warnings = re.findall(r"postscreen\[\d+\]: warning: %s: server inet:127\.0\.0\.1:"
                               r"%d: .*the cache misses until it answers" %
-                              (re.escape(self.redis_cf), self.redis.port), one.log_text())
+                              (re.escape(self.tables["psc"]), server.port), one.log_text())
         self.assertEqual(len(warnings), 1, one.log_tail())
         self.assertEqual(harness.crash_reports(one.log_text()), [])
+
+
+class RedisScreeningMemcacheVerify(FleetBase, unittest.TestCase):
+    source = "127.0.0.21"
+    down_sources = ("127.0.0.22", "127.0.0.23")
+    known = "alice@example.com"
+
+
+class MemcacheScreeningRedisVerify(FleetBase, unittest.TestCase):
+    psc_type = "memcache"
+    verify_type = "redis"
+    source = "127.0.0.31"
+    down_sources = ("127.0.0.32", "127.0.0.33")
+    known = "bob@example.com"
 
 
 if __name__ == "__main__":
