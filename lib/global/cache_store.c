@@ -205,9 +205,12 @@ static void resp_command(struct strbuf *req, int argc, const char *const *argv)
 }
 
 /* One request and its reply: 0 with *r filled (its data in cs->in until
- * the next request), or -1 after cache_fail. */
+ * the next request), or -1 after cache_fail. With kept (a connection made
+ * for an earlier request, which the server may have closed since: it
+ * restarted, or dropped an idle client), a connection that turns out
+ * closed is closed here too, quietly, for one more try on a new one: 1. */
 static int exchange(struct cache_store *cs, const struct strbuf *req, struct cache_reply *r,
-                    long long deadline, const char *what)
+                    long long deadline, const char *what, bool kept)
 {
     if (cs->in.len) {                   /* a reply left over: the stream is out of step */
         cache_fail(cs, "unexpected data before %s", what);
@@ -215,6 +218,12 @@ static int exchange(struct cache_store *cs, const struct strbuf *req, struct cac
     }
     long used;
     if (send_all(cs, req, deadline) < 0 || (used = read_reply(cs, r, deadline)) < 0) {
+        if (kept && (errno == ECONNRESET || errno == EPIPE)) {
+            close(cs->fd);
+            cs->fd = -1;
+            sb_reset(&cs->in);
+            return 1;
+        }
         cache_fail(cs, "%s: %s", what,
                    errno == EBADMSG ? "malformed or oversized reply" : strerror(errno));
         return -1;
@@ -240,7 +249,7 @@ static int redis_session(struct cache_store *cs, long long deadline)
         const char *argv[3] = { "AUTH", cs->username ? cs->username : cs->password,
                                 cs->password };
         resp_command(&req, cs->username ? 3 : 2, argv);
-        if ((rc = exchange(cs, &req, &r, deadline, "AUTH")) == 0 && r.kind != CACHE_REPLY_STATUS) {
+        if ((rc = exchange(cs, &req, &r, deadline, "AUTH", false)) == 0 && r.kind != CACHE_REPLY_STATUS) {
             cache_fail(cs, "AUTH refused: %.*s", (int)(r.len > 200 ? 200 : r.len), r.data);
             rc = -1;
         }
@@ -253,7 +262,7 @@ static int redis_session(struct cache_store *cs, long long deadline)
         const char *argv[2] = { "SELECT", db };
         sb_reset(&req);
         resp_command(&req, 2, argv);
-        if ((rc = exchange(cs, &req, &r, deadline, "SELECT")) == 0 && r.kind != CACHE_REPLY_STATUS) {
+        if ((rc = exchange(cs, &req, &r, deadline, "SELECT", false)) == 0 && r.kind != CACHE_REPLY_STATUS) {
             cache_fail(cs, "SELECT %ld refused: %.*s", cs->database,
                        (int)(r.len > 200 ? 200 : r.len), r.data);
             rc = -1;
@@ -319,7 +328,10 @@ static int request(struct cache_store *cs, const char *op, const char *key, cons
         sb_appendf(&req, "%s %s\r\n", op, sb_str(k));
     }
     long long deadline = now_usec() + cs->timeout_ms * 1000;
-    int rc = ready(cs, deadline) < 0 || exchange(cs, &req, r, deadline, op) < 0 ? -1 : 0;
+    bool kept = cs->fd >= 0;
+    int rc = ready(cs, deadline) < 0 ? -1 : exchange(cs, &req, r, deadline, op, kept);
+    if (rc > 0)
+        rc = ready(cs, deadline) < 0 || exchange(cs, &req, r, deadline, op, false) < 0 ? -1 : 0;
     sb_free(&req);
     return rc;
 }

@@ -13,7 +13,8 @@ stops them by PID.
   probe of its own;
 - the server of postscreen's cache stopped: postscreen screens the next client as new (the cache
   misses), its mail is delivered, and the log says that the cache server
-  does not answer, once, not once per lookup.
+  does not answer, once, not once per lookup; the server back, the hosts
+  share through it again.
 """
 import os
 import re
@@ -21,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -58,8 +60,8 @@ class CacheServer:
         self.log.close()
 
 
-def start_redis(workdir):
-    port = harness.free_port()
+def start_redis(workdir, port=None):
+    port = port or harness.free_port()
     conf = os.path.join(workdir, "redis.conf")
     with open(conf, "w") as f:
         f.write("bind 127.0.0.1\nport %d\nprotected-mode yes\ndaemonize no\n"
@@ -68,8 +70,8 @@ def start_redis(workdir):
     return CacheServer(["redis-server", conf], port, workdir)
 
 
-def start_memcached(workdir):
-    port = harness.free_port()
+def start_memcached(workdir, port=None):
+    port = port or harness.free_port()
     argv = ["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16"]
     if os.geteuid() == 0:
         argv += ["-u", "nobody"]
@@ -269,6 +271,25 @@ class FleetBase:
                               (re.escape(self.tables["psc"]), server.port), one.log_text())
         self.assertEqual(len(warnings), 1, one.log_tail())
         self.assertEqual(harness.crash_reports(one.log_text()), [])
+        # the server back on its port: after retry_pause (1 s) the hosts
+        # use it again, a pass on one is PASS OLD on two
+        start = start_redis if self.psc_type == "redis" else start_memcached
+        restarted = start(os.path.join(self.tmp, "redis" if self.psc_type == "redis"
+                                       else "memcached"), server.port)
+        if self.psc_type == "redis":
+            self.redis = restarted
+        else:
+            self.memcached = restarted
+        type(self).redis, type(self).memcached = self.redis, self.memcached
+        time.sleep(1.5)
+        source = self.down_sources[0][:-1] + "9"
+        code, lines = deliver(one, source, "back")
+        self.assertEqual(code, 250, lines)
+        one.wait_log(r"PASS NEW \[%s\]:" % re.escape(source))
+        with session(two, source) as s:
+            code, lines = s.read_reply()
+            self.assertEqual((code, len(lines)), (220, 1), lines)
+        two.wait_log(r"PASS OLD \[%s\]:" % re.escape(source))
 
 
 class RedisScreeningMemcacheVerify(FleetBase, unittest.TestCase):
@@ -283,6 +304,133 @@ class MemcacheScreeningRedisVerify(FleetBase, unittest.TestCase):
     source = "127.0.0.31"
     down_sources = ("127.0.0.32", "127.0.0.33")
     known = "bob@example.com"
+
+
+class HostileServer:
+    """A "redis server" on loopback that answers every request with reply
+    (bytes), or never answers when reply is None; it reads what it gets."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.conns = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        self.sock.settimeout(0.2)
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
+
+    def answer(self, conn):
+        conn.settimeout(0.5)
+        for _ in range(600):
+            if self.stopping:
+                break
+            try:
+                data = conn.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            if self.reply is not None:
+                try:
+                    conn.sendall(self.reply)
+                except OSError:
+                    break
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+class HostileCacheServer(unittest.TestCase):
+    """postscreen_cache_map on a server that answers garbage, an oversized
+    value or nothing at all: each client is screened as new and its mail
+    delivered; the warning names what went wrong; nothing crashes."""
+
+    CASES = [
+        ("garbage", b"HTTP/1.0 200 OK\r\n\r\n", "malformed or oversized reply"),
+        ("oversized", b"$999999\r\n" + b"x" * 8000, "malformed or oversized reply"),
+        ("array", b"*2\r\n$1\r\na\r\n$1\r\nb\r\n", "malformed or oversized reply"),
+        ("silent", None, "Connection timed out"),
+    ]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sink = sink.Sink()
+        cls.servers, cls.inst = [], None
+        try:
+            for _name, reply, _why in cls.CASES:
+                cls.servers.append(HostileServer(reply))
+            cls.inst = harness.Instance(name="fleet-hostile")
+            cls.tables = []
+            for (name, _reply, _why), server in zip(cls.CASES, cls.servers):
+                path = os.path.join(cls.inst.dir, "redis-%s.cf" % name)
+                with open(path, "w") as f:
+                    f.write("redis = 127.0.0.1:%d\ntimeout = 1\nretry_pause = 60\n" % server.port)
+                cls.tables.append("redis:" + path)
+            cls.inst.set_main_cf({
+                "mynetworks": "127.0.0.250/32", "relay_domains": "example.net",
+                "relayhost": "[127.0.0.1]:%d" % cls.sink.port,
+                "postscreen_greet_wait": "%ds" % GREET_WAIT,
+                "postscreen_greet_action": "enforce",
+            })
+            cls.ports = [harness.free_port() for _ in cls.CASES]
+            cls.inst.set_master_cf(["127.0.0.1:%d inet n - n - 1 postscreen -o postscreen_cache_map=%s"
+                                    % (port, table) for port, table in zip(cls.ports, cls.tables)]
+                                   + ["smtpd pass - - n - - smtpd"])
+            cls.inst.start(wait_port=False)
+            for port in cls.ports:
+                cls.inst.wait_port(port)
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.inst:
+            cls.inst.cleanup()
+        for server in cls.servers:
+            server.stop()
+        cls.sink.stop()
+
+    def test_bad_server_is_a_cache_miss(self):
+        for i, ((name, _reply, why), port) in enumerate(zip(self.CASES, self.ports)):
+            source = "127.0.0.%d" % (41 + i)
+            t0 = time.time()
+            with harness.RawSession(port, greet=False, timeout=30, source=source) as s:
+                code, lines = s.read_reply()
+                self.assertEqual(code, 220, (name, lines))
+                for cmd in (b"EHLO client.test\r\n", b"MAIL FROM:<sender@client.test>\r\n",
+                            b"RCPT TO:<user@example.net>\r\n", b"DATA\r\n"):
+                    s.send(cmd)
+                    code, lines = s.read_reply()
+                s.send(("Subject: hostile %s\r\n\r\nhello\r\n.\r\n" % name).encode())
+                code, lines = s.read_reply()
+                self.assertEqual(code, 250, (name, lines))
+            # a lookup and at most one update wait for the timeout, no more
+            self.assertLess(time.time() - t0, 10, name)
+            self.inst.wait_log(r"PASS NEW \[%s\]:" % re.escape(source))
+            self.inst.wait_log(r"postscreen\[\d+\]: warning: %s: server 127\.0\.0\.1:%d: "
+                               r".*%s" % (re.escape(self.tables[i]), self.servers[i].port,
+                                          re.escape(why)))
+        self.sink.wait(len(self.CASES))
+        self.assertEqual(harness.crash_reports(self.inst.log_text()), [])
 
 
 if __name__ == "__main__":
