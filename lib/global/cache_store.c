@@ -239,6 +239,26 @@ static void consume(struct cache_store *cs)
     cs->in_used = 0;
 }
 
+/* A reply of another kind than the request takes: the stream is of no use. */
+static int unexpected(struct cache_store *cs, const char *op, const struct cache_reply *r)
+{
+    cache_fail(cs, "%s: unexpected reply: %.*s", op, (int)(r->len > 200 ? 200 : r->len),
+               r->data && r->kind != CACHE_REPLY_VALUE ? r->data : "");
+    return -1;
+}
+
+/* The end of a request whose reply must be of kind want: 0, or -1. */
+static int expect(struct cache_store *cs, const char *op, int rc, const struct cache_reply *r,
+                  enum cache_reply_kind want)
+{
+    if (rc < 0)
+        return -1;
+    if (r->kind != want)
+        return unexpected(cs, op, r);
+    consume(cs);
+    return 0;
+}
+
 /* A redis session ready for commands: AUTH and SELECT on a new connection. */
 static int redis_session(struct cache_store *cs, long long deadline)
 {
@@ -249,12 +269,8 @@ static int redis_session(struct cache_store *cs, long long deadline)
         const char *argv[3] = { "AUTH", cs->username ? cs->username : cs->password,
                                 cs->password };
         resp_command(&req, cs->username ? 3 : 2, argv);
-        if ((rc = exchange(cs, &req, &r, deadline, "AUTH", false)) == 0 && r.kind != CACHE_REPLY_STATUS) {
-            cache_fail(cs, "AUTH refused: %.*s", (int)(r.len > 200 ? 200 : r.len), r.data);
-            rc = -1;
-        }
-        if (rc == 0)
-            consume(cs);
+        rc = expect(cs, "AUTH", exchange(cs, &req, &r, deadline, "AUTH", false), &r,
+                    CACHE_REPLY_STATUS);
     }
     if (rc == 0 && cs->database > 0) {
         char db[32];
@@ -262,13 +278,8 @@ static int redis_session(struct cache_store *cs, long long deadline)
         const char *argv[2] = { "SELECT", db };
         sb_reset(&req);
         resp_command(&req, 2, argv);
-        if ((rc = exchange(cs, &req, &r, deadline, "SELECT", false)) == 0 && r.kind != CACHE_REPLY_STATUS) {
-            cache_fail(cs, "SELECT %ld refused: %.*s", cs->database,
-                       (int)(r.len > 200 ? 200 : r.len), r.data);
-            rc = -1;
-        }
-        if (rc == 0)
-            consume(cs);
+        rc = expect(cs, "SELECT", exchange(cs, &req, &r, deadline, "SELECT", false), &r,
+                    CACHE_REPLY_STATUS);
     }
     sb_free(&req);
     return rc;
@@ -334,26 +345,6 @@ static int request(struct cache_store *cs, const char *op, const char *key, cons
         rc = ready(cs, deadline) < 0 || exchange(cs, &req, r, deadline, op, false) < 0 ? -1 : 0;
     sb_free(&req);
     return rc;
-}
-
-/* A reply of another kind than the request takes: the stream is of no use. */
-static int unexpected(struct cache_store *cs, const char *op, const struct cache_reply *r)
-{
-    cache_fail(cs, "%s: unexpected reply: %.*s", op, (int)(r->len > 200 ? 200 : r->len),
-               r->data && r->kind != CACHE_REPLY_VALUE ? r->data : "");
-    return -1;
-}
-
-/* The end of a request whose reply must be of kind want: 0, or -1. */
-static int expect(struct cache_store *cs, const char *op, int rc, const struct cache_reply *r,
-                  enum cache_reply_kind want)
-{
-    if (rc < 0)
-        return -1;
-    if (r->kind != want)
-        return unexpected(cs, op, r);
-    consume(cs);
-    return 0;
 }
 
 int cache_store_get(struct cache_store *cs, const char *key, char *value, size_t size)

@@ -360,7 +360,7 @@ class HostileServer:
 
 class HostileCacheServer(unittest.TestCase):
     """postscreen_cache_map on a server that answers garbage, an oversized
-    value or nothing at all: each client is screened as new and its mail
+    value, an array, nothing at all, or refuses the password: each client is screened as new and its mail
     delivered; the warning names what went wrong; nothing crashes."""
 
     CASES = [
@@ -368,6 +368,8 @@ class HostileCacheServer(unittest.TestCase):
         ("oversized", b"$999999\r\n" + b"x" * 8000, "malformed or oversized reply"),
         ("array", b"*2\r\n$1\r\na\r\n$1\r\nb\r\n", "malformed or oversized reply"),
         ("silent", None, "Connection timed out"),
+        ("wrongpass", b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+         "AUTH: unexpected reply: WRONGPASS invalid"),
     ]
 
     @classmethod
@@ -383,6 +385,8 @@ class HostileCacheServer(unittest.TestCase):
                 path = os.path.join(cls.inst.dir, "redis-%s.cf" % name)
                 with open(path, "w") as f:
                     f.write("redis = 127.0.0.1:%d\ntimeout = 1\nretry_pause = 60\n" % server.port)
+                    if name == "wrongpass":
+                        f.write("password = not-the-one\n")
                 cls.tables.append("redis:" + path)
             cls.inst.set_main_cf({
                 "mynetworks": "127.0.0.250/32", "relay_domains": "example.net",
