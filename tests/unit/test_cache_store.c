@@ -152,7 +152,7 @@ static void test_open(void)
     CHECK(open_fails("redis", "timeout = 0\n", "timeout"));
     CHECK(open_fails("redis", "timeout = 61\n", "timeout"));
     CHECK(open_fails("memcache", "ttl = -1\n", "ttl"));
-    CHECK(open_fails("redis", "data_size_limit = 100000\n", "data_size_limit"));
+    CHECK(open_fails("redis", "data_size_limit = 0\n", "data_size_limit"));
     CHECK(open_fails("redis", "key_format = %q\n", "%q"));
     CHECK(open_fails("redis", "redis = inet:\n", "redis = inet:"));
     CHECK(open_fails("memcache", "no equals sign\n", "t.cf"));
