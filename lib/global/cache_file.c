@@ -35,8 +35,9 @@ int cache_file_save(int dir_fd, const char *name, const char *what, cache_file_w
     bool ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
     ok = fclose(fp) == 0 && ok;
     if (!ok || renameat(dir_fd, sb_str(&tmp), dir_fd, name) < 0) {
+        /* name.tmp stays until the next save truncates it: no unlink,
+         * which postscreen's system call filter does not allow */
         msg_warn("%s: cannot save %s: %m", what, name);
-        unlinkat(dir_fd, sb_str(&tmp), 0);
         sb_free(&tmp);
         return -1;
     }
