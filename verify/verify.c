@@ -436,7 +436,7 @@ static void verify_accept(int fd, struct event_base *base)
 static void write_entries(FILE *fp, void *ctx)
 {
     (void)ctx;
-    fprintf(fp, "# address verification cache of tern's verify service; do not edit while it runs\n");
+    fputs("# address verification cache of tern's verify service; do not edit while it runs\n", fp);
     for (size_t b = 0; b < vc.nbuckets; b++)
         for (const struct entry *e = vc.buckets[b]; e; e = e->next) {
             if (e->updated == 0 || (!vc.neg_cache && e->status != VERIFY_STAT_OK))

@@ -437,7 +437,8 @@ struct cache_store *cache_store_open(const char *spec, const char *what, struct 
     struct strbuf why = STRBUF_INIT(512);
     int bad = map_query_int(f, "timeout", 2, 1, CACHE_TIMEOUT_MAX, &timeout, &why) < 0
               || map_query_int(f, "retry_pause", 1, 0, 3600, &cs->retry_pause, &why) < 0
-              || map_query_int(f, "ttl", redis ? 0 : 3600, 0, 100L * 365 * 86400, &cs->ttl, &why) < 0
+              || map_query_int(f, "ttl", redis ? 0 : 3600, 0, 100L * 365 * 86400, &cs->ttl,
+                               &why) < 0
               || map_query_int(f, "data_size_limit", CACHE_VALUE_MAX, 1, 1L << 30,
                                &cs->value_max, &why) < 0
               || (redis && map_query_int(f, "database", 0, 0, 1000000, &cs->database, &why) < 0);

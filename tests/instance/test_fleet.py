@@ -360,8 +360,9 @@ class HostileServer:
 
 class HostileCacheServer(unittest.TestCase):
     """postscreen_cache_map on a server that answers garbage, an oversized
-    value, an array, nothing at all, or refuses the password: each client is screened as new and its mail
-    delivered; the warning names what went wrong; nothing crashes."""
+    value, an array, nothing at all, or refuses the password: each client
+    is screened as new and its mail delivered; the warning names what went
+    wrong; nothing crashes."""
 
     CASES = [
         ("garbage", b"HTTP/1.0 200 OK\r\n\r\n", "malformed or oversized reply"),
@@ -395,9 +396,9 @@ class HostileCacheServer(unittest.TestCase):
                 "postscreen_greet_action": "enforce",
             })
             cls.ports = [harness.free_port() for _ in cls.CASES]
-            cls.inst.set_master_cf(["127.0.0.1:%d inet n - n - 1 postscreen -o postscreen_cache_map=%s"
-                                    % (port, table) for port, table in zip(cls.ports, cls.tables)]
-                                   + ["smtpd pass - - n - - smtpd"])
+            services = ["127.0.0.1:%d inet n - n - 1 postscreen -o postscreen_cache_map=%s"
+                        % (port, table) for port, table in zip(cls.ports, cls.tables)]
+            cls.inst.set_master_cf(services + ["smtpd pass - - n - - smtpd"])
             cls.inst.start(wait_port=False)
             for port in cls.ports:
                 cls.inst.wait_port(port)
