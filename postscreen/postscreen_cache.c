@@ -1,14 +1,21 @@
 /* postscreen_cache.c: postscreen's temporary allowlist: for each client
  * address, until when each test stays passed. It lives in memory (one
  * process owns it) and is saved in data_directory/postscreen/cache, a
- * text file of Tern's own format, one line per client:
+ * text file of Tern's own format (cache_file.c), one line per client:
  *     ADDRESS PREGREET DNSBL PIPELINING NON_SMTP BARE_NEWLINE
  * (each a UNIX time until which that test stays passed, 0: not passed),
  * written under a temporary name and renamed, every PSC_SAVE_INTERVAL
  * when it changed and at exit; read back at start, bad lines skipped.
  * Entries whose last pass expired postscreen_cache_retention_time ago are
  * removed every postscreen_cache_cleanup_interval, a bounded slice of the
- * table per event so that a large cache never stalls the screening. */
+ * table per event so that a large cache never stalls the screening.
+ *
+ * When postscreen_cache_map is a memcache: or redis: table (cache_store.h),
+ * the hosts of a fleet share the allowlist: a client not known here is
+ * looked up there, and every pass is written there too, as
+ * "PREGREET;DNSBL;PIPELINING;NON_SMTP;BARE_NEWLINE" (the same times) that
+ * expires with the last of them plus postscreen_cache_retention_time. The
+ * memory table stays in front of it; no file is written then. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "cache_store.h"
 #include "config.h"
 #include "data_dir.h"
 #include "log.h"
@@ -31,7 +39,7 @@
 #define PSC_CLEAN_SLICE 4096          /* buckets looked at per cleanup event */
 #define PSC_CACHE_MAX 1000000         /* entries; beyond, new passes are not remembered */
 #define PSC_CACHE_FILE "cache"
-#define PSC_CACHE_TEMP "cache.tmp"
+#define PSC_LINE_MAX 255              /* the longest line of the file */
 
 struct cache_entry {
     struct cache_entry *next;
@@ -47,6 +55,7 @@ static struct {
     long retention, cleanup_interval;
     size_t clean_cursor, clean_dropped;     /* where this cleanup is, what it removed */
     struct event *save_ev, *clean_ev;
+    struct cache_store *shared;             /* memcache: or redis:, or NULL */
 } cache = { .data_fd = -1, .dir_fd = -1 };
 
 /* The bucket of an address: FNV-1a over its text. */
@@ -79,10 +88,53 @@ static struct cache_entry *cache_add(const char *addr)
     return e;
 }
 
+/* What the shared cache knows of addr, merged into the memory table. */
+static struct cache_entry *shared_fetch(const char *addr, struct cache_entry *e)
+{
+    char value[256];
+    long long v[PSC_TEST_COUNT];
+    char end;
+    if (cache_store_get(cache.shared, addr, value, sizeof(value)) != 1)
+        return e;
+    if (sscanf(value, "%lld;%lld;%lld;%lld;%lld%c", &v[0], &v[1], &v[2], &v[3], &v[4], &end)
+        != PSC_TEST_COUNT) {
+        msg_warn("%s: malformed entry for %s ignored", cache_store_name(cache.shared), addr);
+        return e;
+    }
+    if (!e && !(e = cache_add(addr)))
+        return NULL;
+    for (int t = 0; t < PSC_TEST_COUNT; t++)
+        if (v[t] > (long long)e->until[t])
+            e->until[t] = (time_t)v[t];
+    return e;
+}
+
+static void shared_store(const struct cache_entry *e, time_t now)
+{
+    char value[256];
+    time_t last = 0;
+    for (int t = 0; t < PSC_TEST_COUNT; t++)
+        if (e->until[t] > last)
+            last = e->until[t];
+    snprintf(value, sizeof(value), "%lld;%lld;%lld;%lld;%lld", (long long)e->until[0],
+             (long long)e->until[1], (long long)e->until[2], (long long)e->until[3],
+             (long long)e->until[4]);
+    long ttl = (long)(last - now) + cache.retention;
+    cache_store_put(cache.shared, e->addr, value, ttl > 0 ? ttl : 1);
+}
+
 unsigned postscreen_cache_expired(const char *addr, unsigned mask, time_t now)
 {
     const struct cache_entry *e = cache_find(addr);
     unsigned todo = 0;
+    if (cache.shared) {
+        for (int t = 0; t < PSC_TEST_COUNT; t++)
+            if ((mask & (1u << t)) && (!e || e->until[t] <= now))
+                todo |= 1u << t;
+        if (todo)
+            e = shared_fetch(addr, cache_find(addr));
+        todo = 0;
+    }
     for (int t = 0; t < PSC_TEST_COUNT; t++)
         if ((mask & (1u << t)) && (!e || e->until[t] <= now))
             todo |= 1u << t;
@@ -96,76 +148,67 @@ void postscreen_cache_pass(const char *addr, enum postscreen_test t, time_t now)
         return;
     e->until[t] = now + psc_cfg.ttl[t];
     cache.dirty = true;
+    if (cache.shared)
+        shared_store(e, now);
 }
 
 /* ---- the file ---- */
 
 void postscreen_cache_open(void)
 {
-    cache.persistent = *cfg_str(P_postscreen_cache_map) != 0;
+    const char *spec = cfg_str(P_postscreen_cache_map);
+    if (cache_store_shared(spec)) {
+        struct strbuf err = STRBUF_INIT(1024);
+        if (!(cache.shared = cache_store_open(spec, "postscreen_cache_map", &err)))
+            msg_warn("%s; the cache is kept in memory only", sb_str(&err));
+        sb_free(&err);
+        return;
+    }
+    cache.persistent = *spec != 0;
     if (cache.persistent)
         cache.data_fd = data_dir_open("postscreen", "its cache is kept in memory only");
 }
 
-static void load_line(char *line)
+static bool load_line(char *line, void *ctx)
 {
-    char addr[PSC_ADDR_MAX];
+    (void)ctx;
+    char addr[PSC_ADDR_MAX], end;
     long long v[PSC_TEST_COUNT];
-    if (sscanf(line, "%63s %lld %lld %lld %lld %lld", addr, &v[0], &v[1], &v[2], &v[3], &v[4])
-        != 1 + PSC_TEST_COUNT || strspn(addr, "0123456789abcdefABCDEF.:") != strlen(addr))
-        return;
+    if (sscanf(line, "%63s %lld %lld %lld %lld %lld %c", addr, &v[0], &v[1], &v[2], &v[3], &v[4],
+               &end) != 1 + PSC_TEST_COUNT
+        || strspn(addr, "0123456789abcdefABCDEF.:") != strlen(addr))
+        return false;
     struct cache_entry *e = cache_find(addr);
     if (!e && !(e = cache_add(addr)))
-        return;
+        return true;
     for (int t = 0; t < PSC_TEST_COUNT; t++)
         e->until[t] = v[t] < 0 ? 0 : (time_t)v[t];
-}
-
-/* The cache file (or its temporary twin) inside the folder, as a stream;
- * NULL after a warning (a missing file to read is no error). */
-static FILE *cache_stream(const char *name, bool write)
-{
-    int flags = write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY;
-    int fd = openat(cache.dir_fd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
-    FILE *fp = fd < 0 ? NULL : fdopen(fd, write ? "w" : "r");
-    if (!fp && (write || errno != ENOENT))
-        msg_warn("postscreen cache: cannot open %s: %m", name);
-    if (!fp && fd >= 0)
-        close(fd);
-    return fp;
+    return true;
 }
 
 static void cache_read(void)
 {
-    FILE *fp = cache_stream(PSC_CACHE_FILE, false);
-    if (!fp)
-        return;
-    char line[256];
-    while (fgets(line, sizeof(line), fp))
-        load_line(line);
-    fclose(fp);
+    cache_file_load(cache.dir_fd, PSC_CACHE_FILE, "postscreen cache", PSC_LINE_MAX, load_line,
+                    NULL);
     msg_debug("postscreen cache: %zu entries read", cache.count);
+}
+
+static void write_entries(FILE *fp, void *ctx)
+{
+    (void)ctx;
+    for (size_t b = 0; b < PSC_BUCKETS; b++)
+        for (const struct cache_entry *e = cache.buckets[b]; e; e = e->next)
+            fprintf(fp, "%s %lld %lld %lld %lld %lld\n", e->addr, (long long)e->until[0],
+                    (long long)e->until[1], (long long)e->until[2], (long long)e->until[3],
+                    (long long)e->until[4]);
 }
 
 void postscreen_cache_save(void)
 {
     if (cache.dir_fd < 0 || !cache.dirty)
         return;
-    FILE *fp = cache_stream(PSC_CACHE_TEMP, true);
-    if (!fp)
-        return;
-    for (size_t b = 0; b < PSC_BUCKETS; b++)
-        for (const struct cache_entry *e = cache.buckets[b]; e; e = e->next)
-            fprintf(fp, "%s %lld %lld %lld %lld %lld\n", e->addr, (long long)e->until[0],
-                    (long long)e->until[1], (long long)e->until[2], (long long)e->until[3],
-                    (long long)e->until[4]);
-    bool ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    ok = fclose(fp) == 0 && ok;
-    if (!ok || renameat(cache.dir_fd, PSC_CACHE_TEMP, cache.dir_fd, PSC_CACHE_FILE) < 0) {
-        msg_warn("postscreen cache: cannot save %s: %m", PSC_CACHE_FILE);
-        return;
-    }
-    cache.dirty = false;
+    if (cache_file_save(cache.dir_fd, PSC_CACHE_FILE, "postscreen cache", write_entries, NULL) == 0)
+        cache.dirty = false;
 }
 
 /* ---- expiry ---- */

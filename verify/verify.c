@@ -23,12 +23,20 @@
  * over a bound is answered "unknown" (smtpd: verification in progress,
  * 450) without a probe.
  *
- * The cache is written to address_verify_map (a text file of Tern's own,
+ * The cache is written to address_verify_map (a text file of Tern's own
+ * in the local file store of cache_file.c,
  * one line per address: ADDRESS TAB STATUS TAB UPDATED TAB PROBED TAB
  * REASON) under a temporary name and renamed, every minute when it
  * changed and at exit, and read back at start. Berkeley DB is not used
  * because lib's tables are read-only by design; the file is private to
- * this service (mail_owner, 0600). */
+ * this service (mail_owner, 0600).
+ *
+ * address_verify_map may instead be a memcache: or redis: table
+ * (cache_store.h) that the hosts of a fleet share: an address not known
+ * here is looked up there, and each result is written there as
+ * "STATUS TAB UPDATED TAB PROBED TAB REASON" (the fields of the file) that
+ * expires with the result, so that an address one host verified is
+ * answered on the others without a new probe. No file is written then. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,6 +51,7 @@
 #include <event2/event.h>
 
 #include "attr.h"
+#include "cache_store.h"
 #include "cleanup_client.h"
 #include "config.h"
 #include "evframe.h"
@@ -79,6 +88,7 @@ static struct {
     long long rate_window;       /* start of the current minute of probes */
     long rate_count;
     char *path;                  /* the cache file; NULL: memory only */
+    struct cache_store *shared;  /* memcache: or redis: table, or NULL */
     bool dirty;
     struct event *timer_ev;
     long long last_save;
@@ -259,6 +269,38 @@ static void send_probe(struct entry *e, long long now)
     sb_free(&err);
 }
 
+/* ---- the shared cache ---- */
+
+static bool cache_line(char *line, long long now);
+
+/* What the shared cache knows of address, added to the memory table. */
+static struct entry *shared_fetch(const char *address, long long now)
+{
+    char value[VERIFY_LINE_MAX];
+    if (cache_store_get(vc.shared, address, value, sizeof(value)) != 1)
+        return NULL;
+    struct strbuf line = STRBUF_INIT(2 * VERIFY_LINE_MAX);
+    sb_appendf(&line, "%s\t%s", address, value);
+    if (!cache_line(line.data, now))
+        msg_warn("%s: malformed entry for <%s> ignored", cache_store_name(vc.shared), address);
+    sb_free(&line);
+    return *slot_of(address);
+}
+
+static void shared_store(const struct entry *e, long long now)
+{
+    if (!vc.neg_cache && e->status != VERIFY_STAT_OK)
+        return;
+    long life = e->status == VERIFY_STAT_OK ? vc.pos_expire : vc.neg_expire;
+    long ttl = life - (long)(now - e->updated);
+    if (ttl <= 0)
+        return;
+    struct strbuf value = STRBUF_INIT(VERIFY_LINE_MAX);
+    sb_appendf(&value, "%d\t%lld\t%lld\t%s", e->status, e->updated, e->probed, e->reason);
+    cache_store_put(vc.shared, e->address, sb_str(&value), ttl);
+    sb_free(&value);
+}
+
 /* ---- requests ---- */
 
 static void answer(struct bufferevent *bev, const struct entry *e, bool *ok)
@@ -282,6 +324,8 @@ static void do_query(struct bufferevent *bev, const char *address, bool probe, b
         entry_remove(pp);
         e = NULL;
     }
+    if (!e && vc.shared)
+        e = shared_fetch(address, now);
     if (!e && !probe) {
         answer(bev, NULL, ok);
         return;
@@ -325,6 +369,8 @@ static void do_update(struct bufferevent *bev, const char *address, int status, 
             vc.pending--;
         }
         vc.dirty = true;
+        if (vc.shared)
+            shared_store(e, now);
         msg_debug("<%s>: %s: %s", address, verify_status_name(status), reason);
     }
     struct strbuf out = STRBUF_INIT(64);
@@ -387,22 +433,10 @@ static void verify_accept(int fd, struct event_base *base)
 
 /* ---- the cache file ---- */
 
-static void cache_save(void)
+static void write_entries(FILE *fp, void *ctx)
 {
-    if (!vc.path || !vc.dirty)
-        return;
-    struct strbuf tmp = STRBUF_INIT(4096);
-    sb_appendf(&tmp, "%s.tmp", vc.path);
-    FILE *fp = NULL;
-    int fd = open(sb_str(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 || !(fp = fdopen(fd, "w"))) {
-        msg_warn("cannot write %s: %m", sb_str(&tmp));
-        if (fd >= 0)
-            close(fd);
-        sb_free(&tmp);
-        return;
-    }
-    fprintf(fp, "# address verification cache of tern's verify service; do not edit while it runs\n");
+    (void)ctx;
+    fputs("# address verification cache of tern's verify service; do not edit while it runs\n", fp);
     for (size_t b = 0; b < vc.nbuckets; b++)
         for (const struct entry *e = vc.buckets[b]; e; e = e->next) {
             if (e->updated == 0 || (!vc.neg_cache && e->status != VERIFY_STAT_OK))
@@ -410,16 +444,15 @@ static void cache_save(void)
             fprintf(fp, "%s\t%d\t%lld\t%lld\t%s\n", e->address, e->status, e->updated, e->probed,
                     e->reason);
         }
-    bool failed = fflush(fp) != 0 || fsync(fileno(fp)) < 0;
-    failed |= fclose(fp) != 0;
-    if (failed || rename(sb_str(&tmp), vc.path) < 0) {
-        msg_warn("cannot write %s: %m", vc.path);
-        unlink(sb_str(&tmp));
-    } else {
+}
+
+static void cache_save(void)
+{
+    if (!vc.path || !vc.dirty)
+        return;
+    if (cache_file_save(AT_FDCWD, vc.path, "address_verify_map", write_entries, NULL) == 0)
         vc.dirty = false;
-    }
     vc.last_save = time(NULL);
-    sb_free(&tmp);
 }
 
 /* One line of the file: "ADDRESS TAB STATUS TAB UPDATED TAB PROBED TAB REASON". */
@@ -458,43 +491,15 @@ static bool cache_line(char *line, long long now)
     return true;
 }
 
+static bool load_line(char *line, void *ctx)
+{
+    return cache_line(line, *(long long *)ctx);
+}
+
 static void cache_load(void)
 {
-    int fd = open(vc.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno != ENOENT)
-            msg_warn("cannot read %s: %m; starting with an empty cache", vc.path);
-        return;
-    }
-    FILE *fp = fdopen(fd, "r");
-    if (!fp) {
-        close(fd);
-        return;
-    }
-    char *line = xmalloc(VERIFY_LINE_MAX + 2);
     long long now = time(NULL);
-    size_t bad = 0, lineno = 0;
-    while (fgets(line, VERIFY_LINE_MAX + 2, fp)) {
-        lineno++;
-        size_t n = strlen(line);
-        if (n > 0 && line[n - 1] == '\n')
-            line[--n] = 0;
-        else if (!feof(fp)) {              /* too long: skip the rest of it */
-            int c;
-            while ((c = getc(fp)) != EOF && c != '\n')
-                ;
-            bad++;
-            continue;
-        }
-        if (line[0] == '#' || line[0] == 0)
-            continue;
-        if (!cache_line(line, now))
-            bad++;
-    }
-    if (bad)
-        msg_warn("%s: %zu malformed line%s ignored", vc.path, bad, bad == 1 ? "" : "s");
-    free(line);
-    fclose(fp);
+    cache_file_load(AT_FDCWD, vc.path, "address_verify_map", VERIFY_LINE_MAX, load_line, &now);
     vc.dirty = false;
 }
 
@@ -502,7 +507,7 @@ static void cache_load(void)
 static char *cache_path(void)
 {
     const char *spec = cfg_str(P_address_verify_map);
-    if (!*spec)
+    if (!*spec || cache_store_shared(spec))
         return NULL;
     static const char *const types[] = { "btree:", "hash:", "texthash:" };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
@@ -538,6 +543,19 @@ static long positive(long v)
     return v < 0 ? 0 : v;
 }
 
+/* As root, before a chroot: a shared cache's file is read and its server
+ * resolved now. */
+static void verify_pre_init(void)
+{
+    const char *spec = cfg_str(P_address_verify_map);
+    if (!cache_store_shared(spec))
+        return;
+    struct strbuf err = STRBUF_INIT(1024);
+    if (!(vc.shared = cache_store_open(spec, "address_verify_map", &err)))
+        msg_warn("%s; the cache lives in memory only", sb_str(&err));
+    sb_free(&err);
+}
+
 static void verify_post_init(struct event_base *base)
 {
     vc.pos_expire = positive(cfg_time(P_address_verify_positive_expire_time));
@@ -571,4 +589,5 @@ static void verify_pre_exit(void)
 }
 
 SERVER_MAIN("verify", .mode = SERVER_EVENT, .accept_event = verify_accept,
-            .post_init = verify_post_init, .pre_exit = verify_pre_exit, .long_running = true)
+            .pre_init = verify_pre_init, .post_init = verify_post_init,
+            .pre_exit = verify_pre_exit, .long_running = true)
