@@ -1,7 +1,11 @@
 /* smtpd_content.c: the DATA/BDAT content decoder (see smtpd_content.h). A
  * per-byte state machine, so that every line ending and dot is judged the
- * same way however the input is split into reads. */
+ * same way however the input is split into reads. The bytes inside a line
+ * (no CR, no LF, not at a line start) change no state, so they are passed
+ * on as whole runs: a per-byte append made a 10 MB message cost over 100 ms
+ * of CPU in smtpd alone. */
 #include <stddef.h>
+#include <string.h>
 
 #include "smtpd_content.h"
 #include "strbuf.h"
@@ -53,12 +57,30 @@ static bool line_end_crlf(struct smtpd_content_decoder *d, struct strbuf *out)
     return false;
 }
 
+/* The length of the run at in[0..n) that holds no CR and no LF. */
+static size_t plain_run(const char *in, size_t n)
+{
+    const char *cr = memchr(in, '\r', n);
+    size_t run = cr ? (size_t)(cr - in) : n;
+    const char *lf = memchr(in, '\n', run);
+    return lf ? (size_t)(lf - in) : run;
+}
+
 size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in, size_t n,
                                  struct strbuf *out)
 {
     size_t i;
     for (i = 0; i < n && !d->done; i++) {
         char c = in[i];
+        if (!d->cr && !d->dot && !d->bol && c != '\r' && c != '\n') {
+            /* mid-line: every byte up to the next CR or LF is content */
+            size_t run = plain_run(in + i, n - i);
+            d->size += run;
+            if (out)
+                sb_append(out, in + i, run);
+            i += run - 1;
+            continue;
+        }
         if (d->cr) {
             if (c == '\n') {
                 d->done = line_end_crlf(d, out);
@@ -91,6 +113,14 @@ void smtpd_content_decode_bdat(struct smtpd_content_decoder *d, const char *in, 
 {
     for (size_t i = 0; i < n; i++) {
         char c = in[i];
+        if (!d->cr && c != '\r' && c != '\n') {
+            size_t run = plain_run(in + i, n - i);
+            d->size += run;
+            if (out)
+                sb_append(out, in + i, run);
+            i += run - 1;
+            continue;
+        }
         if (d->cr) {
             d->cr = false;
             if (c == '\n') {
