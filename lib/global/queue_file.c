@@ -424,19 +424,36 @@ static int qfile_corrupt(struct qfile_reader *r, const char *why, bool truncated
     return -1;
 }
 
-/* Read the len data bytes after the header at r->pos into r->buf. */
+/* Read the len data bytes after the header at r->pos into r->buf. A
+ * record larger than the window (content: 64 KiB) is read straight into
+ * r->buf with the next record's header in the same pread, which then
+ * becomes the window: one system call and one copy per content record. */
 static int qfile_read_data(struct qfile_reader *r, size_t len)
 {
-    char tmp[16384];
     off_t off = r->pos + QREC_HEADER_LEN;
     sb_reset(r->buf);
-    while (len) {
-        size_t n = len < sizeof(tmp) ? len : sizeof(tmp);
-        if (reader_read(r, tmp, n, off) < 0 || sb_append(r->buf, tmp, n) < 0)
+    if (len <= QFILE_AHEAD) {
+        char *room = sb_room(r->buf, len);
+        if (!room || reader_read(r, room, len, off) < 0)
             return -1;
-        len -= n;
-        off += (off_t)n;
+        sb_added(r->buf, len);
+        return 0;
     }
+    off_t after = r->file_size - (off + (off_t)len);
+    size_t extra = after < QREC_HEADER_LEN ? (size_t)(after > 0 ? after : 0) : QREC_HEADER_LEN;
+    if (len + extra > QREC_MAX_LEN)
+        extra = 0;              /* a record of the largest size: r->buf holds no more */
+    char *room = sb_room(r->buf, len + extra);
+    if (!room || pread_all(r->fd, room, len + extra, off) < 0)
+        return -1;
+    if (extra) {
+        if (!r->ahead)
+            r->ahead = xmalloc(QFILE_AHEAD);
+        memcpy(r->ahead, room + len, extra);
+        r->ahead_off = off + (off_t)len;
+        r->ahead_len = extra;
+    }
+    sb_added(r->buf, len);
     return 0;
 }
 
@@ -453,7 +470,9 @@ int qfile_next(struct qfile_reader *r, struct qrec *rec)
     unsigned char hdr[QREC_HEADER_LEN];
     off_t left = r->file_size - r->pos;
     size_t have = left < QREC_HEADER_LEN ? (size_t)left : QREC_HEADER_LEN;
-    if (reader_read(r, hdr, have, r->pos) < 0)
+    /* Past skipped content the window would be filled with content bytes
+     * only to read the next 5-byte header: read just the header there. */
+    if ((r->skipped ? pread_all(r->fd, hdr, have, r->pos) : reader_read(r, hdr, have, r->pos)) < 0)
         return qfile_corrupt(r, "read error", false);
     if (!qrec_type_known(hdr[0]))
         return qfile_corrupt(r, "unknown record type", false);
@@ -468,7 +487,8 @@ int qfile_next(struct qfile_reader *r, struct qrec *rec)
         return qfile_corrupt(r, "truncated record", true);
     if (hdr[0] == QREC_END && len != 0)
         return qfile_corrupt(r, "end record is not empty", false);
-    if (hdr[0] == QREC_CONTENT && r->skip_content)
+    r->skipped = hdr[0] == QREC_CONTENT && r->skip_content;
+    if (r->skipped)
         sb_reset(r->buf);
     else if (qfile_read_data(r, len) < 0)
         return qfile_corrupt(r, "read error", false);
