@@ -374,9 +374,13 @@ int smtp_encode(struct smtp_encoder *e, const char *data, size_t len, struct str
             return -1;
     }
     while (i < len) {
-        size_t end = i;
-        while (end < len && data[end] != '\n' && data[end] != '\r')
-            end++;
+        /* the line's bytes up to its CR or LF, found with memchr: queue
+         * content has no CR, so the second search is over one line only */
+        const char *lf = memchr(data + i, '\n', len - i);
+        size_t end = lf ? (size_t)(lf - data) : len;
+        const char *cr = memchr(data + i, '\r', end - i);
+        if (cr)
+            end = (size_t)(cr - data);
         if (encode_run(e, data + i, end - i, out) < 0)
             return -1;
         if (end == len)
