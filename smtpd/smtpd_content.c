@@ -75,6 +75,20 @@ size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in
         if (!d->cr && !d->dot && !d->bol && c != '\r' && c != '\n') {
             /* mid-line: every byte up to the next CR or LF is content */
             size_t run = plain_run(in + i, n - i);
+            if (i + run + 1 < n && in[i + run] == '\r' && in[i + run + 1] == '\n') {
+                /* the line and its CR LF, taken in one step: the line end
+                 * is what line_end_crlf makes of it without a held dot */
+                d->size += run + 2;
+                d->bol = 1;
+                char *room = out ? sb_room(out, run + 1) : NULL;
+                if (room) {
+                    memcpy(room, in + i, run);
+                    room[run] = '\n';
+                    sb_added(out, run + 1);
+                }
+                i += run + 1;
+                continue;
+            }
             d->size += run;
             if (out)
                 sb_append(out, in + i, run);
