@@ -66,6 +66,16 @@ static size_t plain_run(const char *in, size_t n)
     return lf ? (size_t)(lf - in) : run;
 }
 
+/* Bytes of a line without CR or LF, which change no state: as they are.
+ * Returns run. */
+static size_t emit_plain(struct smtpd_content_decoder *d, struct strbuf *out, const char *p, size_t run)
+{
+    d->size += run;
+    if (out)
+        sb_append(out, p, run);
+    return run;
+}
+
 size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in, size_t n,
                                  struct strbuf *out)
 {
@@ -89,10 +99,7 @@ size_t smtpd_content_decode_data(struct smtpd_content_decoder *d, const char *in
                 i += run + 1;
                 continue;
             }
-            d->size += run;
-            if (out)
-                sb_append(out, in + i, run);
-            i += run - 1;
+            i += emit_plain(d, out, in + i, run) - 1;
             continue;
         }
         if (d->cr) {
@@ -128,11 +135,7 @@ void smtpd_content_decode_bdat(struct smtpd_content_decoder *d, const char *in, 
     for (size_t i = 0; i < n; i++) {
         char c = in[i];
         if (!d->cr && c != '\r' && c != '\n') {
-            size_t run = plain_run(in + i, n - i);
-            d->size += run;
-            if (out)
-                sb_append(out, in + i, run);
-            i += run - 1;
+            i += emit_plain(d, out, in + i, plain_run(in + i, n - i)) - 1;
             continue;
         }
         if (d->cr) {
