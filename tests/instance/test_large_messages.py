@@ -13,7 +13,9 @@ itself stays small. The checks:
 - no process of the instance holds a message in memory: the resident set
   (VmRSS) of every process, sampled from /proc during the whole run, stays
   below 64 MiB, far below the 25 MB of one message and the 250 MB of all
-  of them; the peak of the whole instance's PSS is printed too.
+  of them; the peak of the whole instance's PSS is printed too (it is not
+  asserted: it counts the processes and their libraries, much larger with
+  AddressSanitizer, rather than message content).
 """
 import hashlib
 import os
@@ -276,7 +278,6 @@ class TestLargeMessages(unittest.TestCase):
         for pid, (rss, pname) in sampler.peak_rss.items():
             self.assertLess(rss, RSS_LIMIT, "%s[%d] reached %.1f MiB resident"
                             % (pname, pid, rss / 2**20))
-        self.assertLess(sampler.peak_pss, SIZE * SESSIONS // 2)
 
 
 if __name__ == "__main__":
