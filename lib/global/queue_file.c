@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -92,6 +93,33 @@ static int qfile_flush(struct qfile_writer *w)
     return 0;
 }
 
+/* The buffered bytes and then p[0..n) in as few writev calls as the
+ * kernel allows: one for a content record and the header before it. */
+static int flush_with(struct qfile_writer *w, const void *p, size_t n)
+{
+    struct iovec iov[2] = { { w->wbuf, w->wbuf_len }, { (void *)p, n } };
+    struct iovec *v = iov;
+    int nv = 2;
+    while (nv > 0) {
+        ssize_t k = writev(w->fd, v, nv);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return qfile_fail(w, k < 0 ? errno : EIO);
+        while (nv > 0 && (size_t)k >= v->iov_len) {
+            k -= (ssize_t)v->iov_len;
+            v++;
+            nv--;
+        }
+        if (nv > 0) {
+            v->iov_base = (char *)v->iov_base + k;
+            v->iov_len -= (size_t)k;
+        }
+    }
+    w->wbuf_len = 0;
+    return 0;
+}
+
 static int qfile_write(struct qfile_writer *w, const void *p, size_t n)
 {
     if (w->error)
@@ -99,10 +127,10 @@ static int qfile_write(struct qfile_writer *w, const void *p, size_t n)
     if (n == 0)
         return 0;
     if (w->wbuf_len + n > QFILE_WRITE_BUFFER) {
+        if (n >= QFILE_WRITE_BUFFER)   /* large chunks go straight out, after what is buffered */
+            return flush_with(w, p, n);
         if (qfile_flush(w) < 0)
             return -1;
-        if (n >= QFILE_WRITE_BUFFER)   /* large chunks go straight out */
-            return write_all(w->fd, p, n) < 0 ? qfile_fail(w, errno) : 0;
     }
     memcpy(w->wbuf + w->wbuf_len, p, n);
     w->wbuf_len += n;
