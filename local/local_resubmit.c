@@ -13,11 +13,34 @@
 #include "safe_open.h"
 #include "util.h"
 
-#define RESUBMIT_OVERHEAD 4096
+#define DELIVERED_TO_MAX 4096
 
-static int append_chunk(const char *data, size_t len, void *ctx)
+/* The new message's content, streamed to cleanup: our Delivered-To:
+ * header, then the queue file's content record by record, so that a
+ * forwarded message is never held in memory whatever its size. */
+struct resubmit_content {
+    const struct local_message *msg;
+    const struct strbuf *header;
+};
+
+struct content_sender {
+    int (*send)(const char *data, size_t len, void *arg);
+    void *arg;
+};
+
+static int forward_chunk(const char *data, size_t len, void *ctx)
 {
-    return sb_append(ctx, data, len) < 0 ? -1 : 0;
+    const struct content_sender *cs = ctx;
+    return cs->send(data, len, cs->arg);
+}
+
+static int send_resubmit_content(void *ctx, int (*send)(const char *data, size_t len, void *arg), void *arg)
+{
+    const struct resubmit_content *rc = ctx;
+    struct content_sender cs = { send, arg };
+    if (send(rc->header->data, rc->header->len, arg) < 0)
+        return -1;
+    return qfile_read_content(rc->msg->fd, (off_t)rc->msg->content_offset, forward_chunk, &cs);
 }
 
 int local_resubmit(const struct local_message *msg, const char *delivered_to,
@@ -27,16 +50,17 @@ int local_resubmit(const struct local_message *msg, const char *delivered_to,
         sb_appends(err, "message too large to forward");
         return -1;
     }
-    struct strbuf content = STRBUF_INIT((size_t)msg->content_size + RESUBMIT_OVERHEAD);
+    struct strbuf content = STRBUF_INIT(DELIVERED_TO_MAX);
     sb_appends(&content, "Delivered-To: ");
     for (const char *p = delivered_to; *p; p++)
         sb_appendc(&content, (unsigned char)*p < 0x20 ? '?' : *p);
     sb_appendc(&content, '\n');
-    if (qfile_read_content(msg->fd, (off_t)msg->content_offset, append_chunk, &content) < 0) {
+    if (msg->content_offset <= 0) {
         sb_appends(err, "cannot read the message from the queue file");
         sb_free(&content);
         return -1;
     }
+    struct resubmit_content source = { msg, &content };
     /* RFC 8689 section 4.1: every copy of an aliased or forwarded message
      * is tagged as the message was */
     static const char *const rtls_name[1] = { "requiretls" }, *const rtls_value[1] = { "yes" };
@@ -46,8 +70,8 @@ int local_resubmit(const struct local_message *msg, const char *delivered_to,
         .sender = msg->sender,
         .rcpts = rcpts,
         .nrcpt = nrcpt,
-        .content = sb_str(&content),
-        .content_len = content.len,
+        .content_fn = send_resubmit_content,
+        .content_ctx = &source,
     };
     /* private/ is mail_owner's: the socket is reached with mail_owner's
      * effective ids, so a link put in its place leads nowhere that

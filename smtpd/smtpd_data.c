@@ -22,6 +22,7 @@
 #include "util.h"
 
 #define FEED_MAX 16384              /* input bytes decoded per step */
+#define FEED_PIECES 16              /* evbuffer pieces looked at per step */
 #define CONTENT_FLUSH 65536         /* send decoded content to cleanup at this size */
 
 static void data_ready(struct smtpd_session *s, bool ok);
@@ -290,9 +291,19 @@ bool smtpd_data_feed(struct smtpd_session *s, struct evbuffer *in)
     if (avail == 0)
         return false;
     size_t take = avail < FEED_MAX ? avail : FEED_MAX;
-    const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
     bool keep = !s->too_big && !bare_rejected(s) && sink_open(s);
-    size_t used = smtpd_content_decode_data(&s->dec, p, take, keep ? &s->content : NULL);
+    /* Decoded where the bytes lie (the input comes in many small pieces):
+     * no pullup, which would copy them into one piece first. */
+    struct evbuffer_iovec v[FEED_PIECES];
+    int nv = evbuffer_peek(in, (ev_ssize_t)take, NULL, v, FEED_PIECES);
+    size_t used = 0;
+    for (int k = 0; k < nv && k < FEED_PIECES && used < take && !s->dec.done; k++) {
+        size_t n = v[k].iov_len < take - used ? v[k].iov_len : take - used;
+        size_t u = smtpd_content_decode_data(&s->dec, v[k].iov_base, n, keep ? &s->content : NULL);
+        used += u;
+        if (u < n)
+            break;                  /* the end of data */
+    }
     evbuffer_drain(in, used);
     if (smtpd_cfg.size_limit > 0 && s->dec.size > (unsigned long long)smtpd_cfg.size_limit) {
         s->too_big = true;
@@ -416,9 +427,17 @@ bool smtpd_bdat_feed(struct smtpd_session *s, struct evbuffer *in)
     if ((long long)take > s->bdat_left)
         take = (size_t)s->bdat_left;
     if (take > 0) {
-        const char *p = (const char *)evbuffer_pullup(in, (ssize_t)take);
-        if (!s->bdat_skip && sink_open(s))
-            smtpd_content_decode_bdat(&s->dec, p, take, bare_rejected(s) ? NULL : &s->content);
+        struct evbuffer_iovec v[FEED_PIECES];
+        int nv = evbuffer_peek(in, (ev_ssize_t)take, NULL, v, FEED_PIECES);
+        size_t seen = 0;
+        for (int k = 0; k < nv && k < FEED_PIECES && seen < take; k++) {
+            size_t n = v[k].iov_len < take - seen ? v[k].iov_len : take - seen;
+            if (!s->bdat_skip && sink_open(s))
+                smtpd_content_decode_bdat(&s->dec, v[k].iov_base, n,
+                                          bare_rejected(s) ? NULL : &s->content);
+            seen += n;
+        }
+        take = seen;
         if (bare_rejected(s))
             sb_reset(&s->content);      /* refused at the end; nothing more is kept */
         evbuffer_drain(in, take);

@@ -150,6 +150,7 @@ struct qfile_reader {
     off_t ahead_off;
     size_t ahead_len;
     bool skip_content;     /* QREC_CONTENT data is not read (rec->data is ""; len is right) */
+    bool skipped;          /* the last record was content not read: the next header is read alone */
     bool seen_end;
     bool truncated;      /* the last qfile_next failed only because the file ends early */
     const char *error;   /* why the last qfile_next returned -1 (static text) */

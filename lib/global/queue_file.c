@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -92,6 +93,33 @@ static int qfile_flush(struct qfile_writer *w)
     return 0;
 }
 
+/* The buffered bytes and then p[0..n) in as few writev calls as the
+ * kernel allows: one for a content record and the header before it. */
+static int flush_with(struct qfile_writer *w, const void *p, size_t n)
+{
+    struct iovec iov[2] = { { w->wbuf, w->wbuf_len }, { (void *)p, n } };
+    struct iovec *v = iov;
+    int nv = 2;
+    while (nv > 0) {
+        ssize_t k = writev(w->fd, v, nv);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return qfile_fail(w, k < 0 ? errno : EIO);
+        while (nv > 0 && (size_t)k >= v->iov_len) {
+            k -= (ssize_t)v->iov_len;
+            v++;
+            nv--;
+        }
+        if (nv > 0) {
+            v->iov_base = (char *)v->iov_base + k;
+            v->iov_len -= (size_t)k;
+        }
+    }
+    w->wbuf_len = 0;
+    return 0;
+}
+
 static int qfile_write(struct qfile_writer *w, const void *p, size_t n)
 {
     if (w->error)
@@ -99,10 +127,10 @@ static int qfile_write(struct qfile_writer *w, const void *p, size_t n)
     if (n == 0)
         return 0;
     if (w->wbuf_len + n > QFILE_WRITE_BUFFER) {
+        if (n >= QFILE_WRITE_BUFFER)   /* large chunks go straight out, after what is buffered */
+            return flush_with(w, p, n);
         if (qfile_flush(w) < 0)
             return -1;
-        if (n >= QFILE_WRITE_BUFFER)   /* large chunks go straight out */
-            return write_all(w->fd, p, n) < 0 ? qfile_fail(w, errno) : 0;
     }
     memcpy(w->wbuf + w->wbuf_len, p, n);
     w->wbuf_len += n;
@@ -424,19 +452,36 @@ static int qfile_corrupt(struct qfile_reader *r, const char *why, bool truncated
     return -1;
 }
 
-/* Read the len data bytes after the header at r->pos into r->buf. */
+/* Read the len data bytes after the header at r->pos into r->buf. A
+ * record larger than the window (content: 64 KiB) is read straight into
+ * r->buf with the next record's header in the same pread, which then
+ * becomes the window: one system call and one copy per content record. */
 static int qfile_read_data(struct qfile_reader *r, size_t len)
 {
-    char tmp[16384];
     off_t off = r->pos + QREC_HEADER_LEN;
     sb_reset(r->buf);
-    while (len) {
-        size_t n = len < sizeof(tmp) ? len : sizeof(tmp);
-        if (reader_read(r, tmp, n, off) < 0 || sb_append(r->buf, tmp, n) < 0)
+    if (len <= QFILE_AHEAD) {
+        char *room = sb_room(r->buf, len);
+        if (!room || reader_read(r, room, len, off) < 0)
             return -1;
-        len -= n;
-        off += (off_t)n;
+        sb_added(r->buf, len);
+        return 0;
     }
+    off_t after = r->file_size - (off + (off_t)len);
+    size_t extra = after < QREC_HEADER_LEN ? (size_t)(after > 0 ? after : 0) : QREC_HEADER_LEN;
+    if (len + extra > QREC_MAX_LEN)
+        extra = 0;              /* a record of the largest size: r->buf holds no more */
+    char *room = sb_room(r->buf, len + extra);
+    if (!room || pread_all(r->fd, room, len + extra, off) < 0)
+        return -1;
+    if (extra) {
+        if (!r->ahead)
+            r->ahead = xmalloc(QFILE_AHEAD);
+        memcpy(r->ahead, room + len, extra);
+        r->ahead_off = off + (off_t)len;
+        r->ahead_len = extra;
+    }
+    sb_added(r->buf, len);
     return 0;
 }
 
@@ -453,7 +498,9 @@ int qfile_next(struct qfile_reader *r, struct qrec *rec)
     unsigned char hdr[QREC_HEADER_LEN];
     off_t left = r->file_size - r->pos;
     size_t have = left < QREC_HEADER_LEN ? (size_t)left : QREC_HEADER_LEN;
-    if (reader_read(r, hdr, have, r->pos) < 0)
+    /* Past skipped content the window would be filled with content bytes
+     * only to read the next 5-byte header: read just the header there. */
+    if ((r->skipped ? pread_all(r->fd, hdr, have, r->pos) : reader_read(r, hdr, have, r->pos)) < 0)
         return qfile_corrupt(r, "read error", false);
     if (!qrec_type_known(hdr[0]))
         return qfile_corrupt(r, "unknown record type", false);
@@ -468,7 +515,8 @@ int qfile_next(struct qfile_reader *r, struct qrec *rec)
         return qfile_corrupt(r, "truncated record", true);
     if (hdr[0] == QREC_END && len != 0)
         return qfile_corrupt(r, "end record is not empty", false);
-    if (hdr[0] == QREC_CONTENT && r->skip_content)
+    r->skipped = hdr[0] == QREC_CONTENT && r->skip_content;
+    if (r->skipped)
         sb_reset(r->buf);
     else if (qfile_read_data(r, len) < 0)
         return qfile_corrupt(r, "read error", false);

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -371,15 +372,39 @@ int attr_write(int fd, const struct strbuf *frames, int timeout)
     return 0;
 }
 
-/* Append exactly n more bytes from fd to buf. Never reads past them: the
- * next frame on the stream belongs to the next call. */
+/* Some bytes from fd without blocking: recv(MSG_DONTWAIT) on a socket, so
+ * that a frame already waiting costs one system call and no poll; on a
+ * pipe or a terminal, poll first, then read. */
+static ssize_t attr_recv_some(int fd, void *p, size_t n, long long deadline)
+{
+    ssize_t got = recv(fd, p, n, MSG_DONTWAIT);
+    if (got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTSOCK))
+        return got;
+    bool socket = errno != ENOTSOCK;
+    if (attr_wait(fd, POLLIN, deadline) < 0)
+        return -2;
+    if (!socket)
+        return read(fd, p, n);
+    errno = EAGAIN;             /* ready now: the caller tries again */
+    return -1;
+}
+
+/* Append exactly n more bytes from fd to buf, read straight into it (a
+ * content frame is 64 KiB: no copy through a small buffer, no system call
+ * per 8 KiB). Never reads past them: the next frame on the stream belongs
+ * to the next call. */
 static int attr_read_n(int fd, struct strbuf *buf, size_t n, long long deadline)
 {
-    char chunk[8192];
-    while (n > 0) {
-        if (attr_wait(fd, POLLIN, deadline) < 0)
+    char *room = sb_room(buf, n);
+    if (!room) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    size_t have = 0;
+    while (have < n) {
+        ssize_t got = attr_recv_some(fd, room + have, n - have, deadline);
+        if (got == -2)
             return -1;
-        ssize_t got = read(fd, chunk, n < sizeof(chunk) ? n : sizeof(chunk));
         if (got < 0) {
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
                 continue;
@@ -389,12 +414,9 @@ static int attr_read_n(int fd, struct strbuf *buf, size_t n, long long deadline)
             errno = EPIPE;
             return -1;
         }
-        if (sb_append(buf, chunk, (size_t)got) < 0) {
-            errno = EMSGSIZE;
-            return -1;
-        }
-        n -= (size_t)got;
+        have += (size_t)got;
     }
+    sb_added(buf, n);
     return 0;
 }
 

@@ -73,6 +73,19 @@ int sb_append(struct strbuf *sb, const void *p, size_t n)
     return 0;
 }
 
+char *sb_room(struct strbuf *sb, size_t n)
+{
+    return sb_reserve(sb, n) < 0 ? NULL : sb->data + sb->len;
+}
+
+void sb_added(struct strbuf *sb, size_t k)
+{
+    if (k > sb->cap - sb->len - 1)      /* never past what sb_room gave */
+        k = sb->cap - sb->len - 1;
+    sb->len += k;
+    sb->data[sb->len] = 0;
+}
+
 int sb_appends(struct strbuf *sb, const char *s)
 {
     return sb_append(sb, s, strlen(s));

@@ -33,6 +33,12 @@ int sb_vappendf(struct strbuf *sb, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 int sb_set(struct strbuf *sb, const char *s);      /* reset + appends */
 
+/* Room for n more bytes after the string, for a read(2) straight into the
+ * buffer: a pointer to write them at, or NULL when that would pass the
+ * limit. sb_added(sb, k) then takes the first k <= n of them in. */
+char *sb_room(struct strbuf *sb, size_t n);
+void sb_added(struct strbuf *sb, size_t k);
+
 /* Always a valid C string ("" when empty or unallocated). */
 const char *sb_str(const struct strbuf *sb);
 

@@ -501,14 +501,26 @@ class ProxyFilterTest(unittest.TestCase):
 
     def test_refusal_before_the_end_of_data(self):
         body = "EARLYREFUSAL\r\n" + ("z" * 70 + "\r\n") * 20000
-        for port in (self.front, self.speed):
-            c = self.client(port)
-            self.assertEqual(self.send(c, "early-%d" % port, body=body),
-                             (554, "5.7.1 refused early by the test filter"))
-            self.assertEqual(c.cmd("NOOP"), (250, "2.0.0 Ok"))
-            self.not_delivered("early-%d" % port, wait=0)
+        # The client holds back the final dot until the filter's early
+        # answer is in the log: smtpd may forward all of 1.4 MB before the
+        # filter reads its first line, so only this makes the answer come
+        # while the data is still streaming.
+        c = self.client(self.front)
+        self.assertEqual(c.cmd("MAIL FROM:<a@client.test>"), (250, "2.1.0 Ok"))
+        self.assertEqual(c.cmd("RCPT TO:<b@%s>" % DOMAIN), (250, "2.1.5 Ok"))
+        self.assertEqual(c.cmd("DATA")[0], 354)
+        c.send(message("early-%d" % self.front, body))
         self.inst.wait_log(r"proxy filter 127\.0\.0\.1:%d answered before the end of data: 554 5\.7\.1 "
-                           r"refused early" % self.filter.port)
+                           r"refused early" % self.filter.port, timeout=30)
+        c.send(".\r\n")
+        self.assertEqual(c.reply(), (554, "5.7.1 refused early by the test filter"))
+        self.assertEqual(c.cmd("NOOP"), (250, "2.0.0 Ok"))
+        c = self.client(self.speed)
+        self.assertEqual(self.send(c, "early-%d" % self.speed, body=body),
+                         (554, "5.7.1 refused early by the test filter"))
+        self.assertEqual(c.cmd("NOOP"), (250, "2.0.0 Ok"))
+        for port in (self.front, self.speed):
+            self.not_delivered("early-%d" % port, wait=0)
         self.queue_empty()
 
     def test_large_message_streams(self):

@@ -277,6 +277,27 @@ static int load_content_of(size_t n, bool *complete)
     return rc;
 }
 
+/* A record of exactly QREC_MAX_LEN bytes (an attribute) is read whole,
+ * and the record after it is found. */
+static void test_largest_record(void)
+{
+    size_t hl = sizeof(HEAD) - 1, bl = sizeof(BODY) - 1, n = QREC_MAX_LEN;
+    size_t len = hl + 5 + n + bl + 5;
+    unsigned char *p = malloc(len);
+    memcpy(p, HEAD, hl);
+    p[hl] = 'A';
+    p[hl + 1] = (unsigned char)(n >> 24);
+    p[hl + 2] = (unsigned char)(n >> 16);
+    p[hl + 3] = (unsigned char)(n >> 8);
+    p[hl + 4] = (unsigned char)n;
+    memset(p + hl + 5, 'v', n);
+    memcpy(p + hl + 5, "big=", 4);
+    memcpy(p + hl + 5 + n, BODY "E\0\0\0\0", bl + 5);
+    bool complete;
+    CHECK(load_bytes(p, len, &complete) == 0 && complete);
+    free(p);
+}
+
 static void test_garbled(void)
 {
     bool complete;
@@ -662,6 +683,7 @@ int main(void)
     test_round_trip();
     test_truncation();
     test_garbled();
+    test_largest_record();
     test_mutations();
     test_writer_errors();
     test_preset_id();

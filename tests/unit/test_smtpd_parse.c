@@ -485,6 +485,47 @@ static void test_bdat_decoder(void)
     CHECK(d.saw_bare_cr);
 }
 
+/* The decoders pass runs of plain bytes on whole: for random inputs made of
+ * the bytes that matter, decoding byte by byte (every byte judged alone),
+ * in odd pieces and all at once must agree on everything. */
+static void test_decoder_runs(void)
+{
+    static const char alphabet[] = "ab.\r\n";
+    unsigned seed = 12345;
+    for (int round = 0; round < 3000; round++) {
+        char in[48];
+        size_t n = 1 + round % (sizeof(in) - 1);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            in[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+        }
+        struct decoded one = decode(in, n, 1, round & 1), odd = decode(in, n, 5, round & 1),
+                       all = decode(in, n, 0, round & 1);
+        bool same = one.len == all.len && memcmp(one.text, all.text, one.len) == 0
+            && one.len == odd.len && memcmp(one.text, odd.text, one.len) == 0
+            && one.consumed == all.consumed && one.consumed == odd.consumed
+            && one.done == all.done && one.done == odd.done
+            && one.bare_lf == all.bare_lf && one.bare_cr == all.bare_cr && one.bare_cr == odd.bare_cr
+            && one.size == all.size && one.size == odd.size;
+        CHECK(same);
+        struct smtpd_content_decoder d1, d2;
+        struct strbuf o1 = STRBUF_INIT(0), o2 = STRBUF_INIT(0);
+        smtpd_content_decoder_init(&d1, true);
+        smtpd_content_decoder_init(&d2, true);
+        for (size_t i = 0; i < n; i++)
+            smtpd_content_decode_bdat(&d1, in + i, 1, &o1);
+        smtpd_content_decode_bdat(&d2, in, n, &o2);
+        smtpd_content_finish_bdat(&d1, &o1);
+        smtpd_content_finish_bdat(&d2, &o2);
+        CHECK(o1.len == o2.len && (o1.len == 0 || memcmp(o1.data, o2.data, o1.len) == 0)
+              && d1.size == d2.size && d1.saw_bare_cr == d2.saw_bare_cr);
+        sb_free(&o1);
+        sb_free(&o2);
+        if (!same)
+            return;
+    }
+}
+
 static void test_hostile_lines(void)
 {
     /* a huge argument is bounded by the parsers, never overflows */
@@ -532,6 +573,7 @@ int main(void)
     test_helo_bdat();
     test_data_decoder();
     test_bdat_decoder();
+    test_decoder_runs();
     test_hostile_lines();
     return check_summary();
 }
