@@ -1,12 +1,16 @@
 """test_install.py: `make install` with DESTDIR places the command, the
 daemons under libexec/tern, the default configuration and the manual pages,
-and an instance runs from the installed daemons."""
+and an instance made by `tern init` runs from the installed daemons and
+serves, on loopback as its master.cf says, SMTP, /metrics for Prometheus
+and the web console's login page."""
 import grp
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
+import urllib.request
 
 import harness
 
@@ -90,6 +94,35 @@ class TestInstall(unittest.TestCase):
             self.assertEqual(s.noop()[0], 250)
         self.assertIn(os.path.join(dest, "usr/local/libexec/tern/master"),
                       os.readlink("/proc/%d/exe" % inst.master_pid()))
+        # the two web services tern init writes, each on 127.0.0.1
+        listeners = {}
+        with open(os.path.join(inst.dir, "master.cf")) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 8 and fields[1] == "inet" and fields[7] in ("metrics", "console"):
+                    listeners[fields[7]] = fields[0]
+        self.assertEqual(sorted(listeners), ["console", "metrics"])
+        for name, where in listeners.items():
+            self.assertTrue(where.startswith("127.0.0.1:"), (name, where))
+        metrics = self._get("http://%s/metrics" % listeners["metrics"])
+        self.assertIn("# TYPE ", metrics)
+        self.assertIn("tern_", metrics)
+        login = self._get("http://%s/login" % listeners["console"])
+        self.assertIn('type="password"', login)
+
+    def _get(self, url):
+        """The page at url once the service answers (master starts the
+        listeners at once; a few tries, bounded)."""
+        last = None
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    self.assertEqual(r.status, 200, url)
+                    return r.read().decode("utf-8", "replace")
+            except OSError as e:
+                last = e
+                time.sleep(0.1)
+        self.fail("%s: %s" % (url, last))
 
 
 if __name__ == "__main__":
