@@ -116,4 +116,5 @@ static int smtpd_client_limit(void)
 
 SERVER_MAIN("smtpd", .mode = SERVER_EVENT, .accept_event = smtpd_accept,
             .client_limit = smtpd_client_limit, .pre_init = smtpd_pre_init,
-            .post_init = smtpd_post_init, .syscall_filter = SYSCALL_PROFILE_SMTPD)
+            .post_init = smtpd_post_init, .pre_exit = smtpd_user_lists_flush,
+            .syscall_filter = SYSCALL_PROFILE_SMTPD)

@@ -323,6 +323,8 @@ void smtpd_check_verify(struct smtpd_session *s, const char *address);
  * remember its recipients as the sender's correspondents
  * (smtpd_user_lists.c). */
 void smtpd_user_lists_record(struct smtpd_session *s);
+/* Write the correspondents that wait for their batch (before exit). */
+void smtpd_user_lists_flush(void);
 /* As root: data_directory's descriptor; after the privilege drop: the
  * folder and the tables' files (smtpd_user_lists.c). */
 void smtpd_user_lists_pre_init(void);

@@ -12,12 +12,16 @@
  * smtpd_data_restrictions the check looks at every recipient: OK when each
  * is allowlisted, a refusal when each denies the sender. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <event2/event.h>
 
 #include "config.h"
 #include "data_dir.h"
 #include "log.h"
+#include "server.h"
 #include "smtpd.h"
 #include "smtpd_check.h"
 #include "strbuf.h"
@@ -140,6 +144,68 @@ void smtpd_user_lists_init(void)
     sb_free(&err);
 }
 
+/* Correspondents are written in batches: a pair waits here at most
+ * RECORD_DELAY_SEC, or until PENDING_MAX pairs wait, so that the table is
+ * opened and locked once per batch instead of once per message on the way
+ * to each 250 reply. What waits when the process ends is written by
+ * smtpd_user_lists_flush from pre_exit; a crash loses at most the last
+ * second's pairs, which costs a reply one greylisting, nothing more. */
+#define PENDING_MAX 512
+#define RECORD_DELAY_SEC 1
+
+static struct {
+    char *users[PENDING_MAX];
+    char *rcpts[PENDING_MAX];
+    size_t n;
+    struct event *timer;
+} pending;
+
+void smtpd_user_lists_flush(void)
+{
+    if (pending.n == 0)
+        return;
+    struct strbuf err = STRBUF_INIT(1024);
+    if (correspondents_record((const char *const *)pending.users,
+                              (const char *const *)pending.rcpts, pending.n,
+                              (long long)time(NULL), (size_t)cfg_int(P_correspondent_allowlist_size),
+                              cfg_time(P_correspondent_allowlist_ttl), &err) < 0)
+        msg_warn("correspondent allowlist: %s", sb_str(&err));
+    sb_free(&err);
+    for (size_t i = 0; i < pending.n; i++) {
+        free(pending.users[i]);
+        free(pending.rcpts[i]);
+    }
+    pending.n = 0;
+}
+
+static void flush_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    smtpd_user_lists_flush();
+}
+
+static void remember(const char *user, const char *rcpt)
+{
+    if (pending.n == PENDING_MAX)
+        smtpd_user_lists_flush();
+    char *u = strdup(user), *r = strdup(rcpt);
+    if (!u || !r) {
+        free(u);
+        free(r);
+        return;                      /* out of memory: one pair less */
+    }
+    pending.users[pending.n] = u;
+    pending.rcpts[pending.n] = r;
+    if (pending.n++ > 0)
+        return;                      /* the timer runs already */
+    struct event_base *base = server_event_base();
+    if (!pending.timer && base)
+        pending.timer = evtimer_new(base, flush_timer, NULL);
+    struct timeval delay = { RECORD_DELAY_SEC, 0 };
+    if (!pending.timer || evtimer_add(pending.timer, &delay) < 0)
+        smtpd_user_lists_flush();    /* no timer: at once, as before */
+}
+
 void smtpd_user_lists_record(struct smtpd_session *s)
 {
     if (!usable || !cfg_bool(P_correspondent_allowlist) || s->nrcpt == 0)
@@ -149,14 +215,7 @@ void smtpd_user_lists_record(struct smtpd_session *s)
     const char *sender = s->mail.sender.address;
     if (!sender || !*sender)
         return;
-    const char *rcpts[RECORD_MAX];
     size_t n = s->nrcpt < RECORD_MAX ? s->nrcpt : RECORD_MAX;
     for (size_t i = 0; i < n; i++)
-        rcpts[i] = s->rcpts[i].address;
-    struct strbuf err = STRBUF_INIT(1024);
-    if (correspondents_record(sender, rcpts, n, (long long)time(NULL),
-                              (size_t)cfg_int(P_correspondent_allowlist_size),
-                              cfg_time(P_correspondent_allowlist_ttl), &err) < 0)
-        msg_warn("correspondent allowlist: %s", sb_str(&err));
-    sb_free(&err);
+        remember(sender, s->rcpts[i].address);
 }

@@ -536,8 +536,8 @@ static size_t corr_evict(struct ldb *l, long long now, long ttl, size_t count, s
  * seconds (half the TTL when that is shorter): then nothing needs writing (a write costs an fsync; a user who
  * writes to the same people all day costs one per pair and hour). */
 #define REFRESH 3600
-static bool corr_all_fresh(const char *user, const char *const *rcpts, size_t n, long long now,
-                           long ttl)
+static bool corr_all_fresh(const char *const *users, const char *const *rcpts, size_t n,
+                           long long now, long ttl)
 {
     long refresh = ttl / 2 < REFRESH ? ttl / 2 : REFRESH;
     struct ldb l;
@@ -545,7 +545,7 @@ static bool corr_all_fresh(const char *user, const char *const *rcpts, size_t n,
                   val = STRBUF_INIT(64);
     bool fresh = ldb_open(&l, CORR_DB, true, false, &err) == 0 && l.db;
     for (size_t i = 0; i < n && fresh; i++)
-        fresh = corr_key(&key, user, rcpts[i]) < 0
+        fresh = corr_key(&key, users[i], rcpts[i]) < 0
                 || (ldb_get(&l, sb_str(&key), &val) == 1
                     && strtoll(sb_str(&val), NULL, 10) >= now - refresh);
     ldb_close(&l);
@@ -555,10 +555,10 @@ static bool corr_all_fresh(const char *user, const char *const *rcpts, size_t n,
     return fresh;
 }
 
-int correspondents_record(const char *user, const char *const *rcpts, size_t n, long long now,
-                          size_t max, long ttl, struct strbuf *err)
+int correspondents_record(const char *const *users, const char *const *rcpts, size_t n,
+                          long long now, size_t max, long ttl, struct strbuf *err)
 {
-    if (corr_all_fresh(user, rcpts, n, now, ttl))
+    if (corr_all_fresh(users, rcpts, n, now, ttl))
         return 0;
     struct ldb l;
     if (ldb_open(&l, CORR_DB, true, true, err) < 0)
@@ -571,7 +571,7 @@ int correspondents_record(const char *user, const char *const *rcpts, size_t n, 
         count = strtoul(sb_str(&val), NULL, 10);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (corr_key(&key, user, rcpts[i]) < 0)
+        if (corr_key(&key, users[i], rcpts[i]) < 0)
             continue;
         int had = ldb_get(&l, sb_str(&key), &val);
         if (had < 0 || ldb_put(&l, sb_str(&key), stamp) < 0) {

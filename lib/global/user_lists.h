@@ -65,10 +65,11 @@ int user_lists_get(const char *user, struct strbuf *out, struct strbuf *err);
  * entry goes to which. */
 int user_lists_match(const char *recipient, const char *sender, struct strbuf *which);
 
-/* Remember that user wrote to each of rcpts at now: the oldest entries go
- * when there are more than max (and those older than ttl). 0, -1 err. */
-int correspondents_record(const char *user, const char *const *rcpts, size_t n, long long now,
-                          size_t max, long ttl, struct strbuf *err);
+/* Remember that users[i] wrote to rcpts[i] (n pairs, one opening of the
+ * table) at now: the oldest entries go when there are more than max (and
+ * those older than ttl). 0, -1 err. */
+int correspondents_record(const char *const *users, const char *const *rcpts, size_t n,
+                          long long now, size_t max, long ttl, struct strbuf *err);
 /* Whether user wrote to correspondent within ttl: 1, 0, -1 error. */
 int correspondents_known(const char *user, const char *correspondent, long long now, long ttl);
 

@@ -244,6 +244,13 @@ class TestGateway(unittest.TestCase):
                                     message("dave@corp.test", "pen@pal.test", "dave writes")),
                           self.context())
         self.internet.wait(1, timeout=30)
+        # smtpd writes the pair within a second or so (in a batch)
+        table = "btree:%s/correspondents" % os.path.join(self.inst.dir, "data", "lists")
+        for _ in range(100):
+            if self.inst.tern("map", "query", table, "dave@corp.test pen@pal.test",
+                              check=False).returncode == 0:
+                break
+            time.sleep(0.1)
         self.record("ham", "correspondent reply", "re: dave writes",
                     self.send("127.0.0.6", "pen@pal.test", ["dave@corp.test"],
                               message("pen@pal.test", "dave@corp.test", "re: dave writes")))

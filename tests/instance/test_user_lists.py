@@ -172,6 +172,16 @@ class ListsTest(unittest.TestCase):
         return self.inst.tern("map", "query", "btree:%s/correspondents" % self.lists_dir, *keys,
                               check=False)
 
+    def wait_recorded(self, key, timeout=10):
+        """smtpd writes correspondents in batches, within a second or so:
+        the table's answer for key once it is there."""
+        deadline = time.time() + timeout
+        while True:
+            r = self.map_query(key)
+            if r.returncode == 0 or time.time() > deadline:
+                return r
+            time.sleep(0.1)
+
 
 class TestUserLists(ListsTest):
 
@@ -213,7 +223,7 @@ class TestUserLists(ListsTest):
 
     def test_correspondent_reply_skips_greylisting(self):
         self.send_out("carol@corp.test", ["pen@pal.test"], "carol writes")
-        r = self.map_query("carol@corp.test pen@pal.test")
+        r = self.wait_recorded("carol@corp.test pen@pal.test")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertLess(abs(int(r.stdout.split()[-1]) - time.time()), 120)
         # the reply: no policy request, and the mark
@@ -226,7 +236,7 @@ class TestUserLists(ListsTest):
         # a mynetworks client's mail counts too
         self.send_out("dave@corp.test", ["quinn@pal.test"], "dave writes", login=False,
                       source="127.0.0.1")
-        self.assertEqual(self.map_query("dave@corp.test quinn@pal.test").returncode, 0)
+        self.assertEqual(self.wait_recorded("dave@corp.test quinn@pal.test").returncode, 0)
         self.assertEqual(self.rcpt("quinn@pal.test", "dave@corp.test")[0], 250)
         # the files are mail_owner's alone
         for name in ("correspondents.db", "user_lists.db", "correspondents.lock"):
@@ -255,7 +265,7 @@ class TestUserLists(ListsTest):
             jobs = [ex.submit(one, t) for t in range(4)] + [ex.submit(lists, t) for t in range(2)]
             self.assertTrue(all(j.result(timeout=120) for j in jobs))
         for sender, rcpt in pairs:
-            self.assertEqual(self.map_query("%s %s" % (sender, rcpt)).returncode, 0, (sender, rcpt))
+            self.assertEqual(self.wait_recorded("%s %s" % (sender, rcpt)).returncode, 0, (sender, rcpt))
         self.assertEqual(sorted(self.lists("show", "busy@corp.test").stdout.split("\n")[:-1]),
                          sorted("deny x%d-%d@spam.test" % (t, i) for t in range(2) for i in range(3)))
 
@@ -299,6 +309,7 @@ class TestCorrespondentBound(ListsTest):
     def test_size_bound_and_ttl(self):
         rcpts = ["r%02d@pal.test" % i for i in range(25)]
         self.send_out("carol@corp.test", rcpts, "to many")
+        self.assertEqual(self.wait_recorded("#count").returncode, 0)
         found = [r for r in rcpts if self.map_query("carol@corp.test " + r).returncode == 0]
         self.assertLessEqual(len(found), 10)
         self.assertGreater(len(found), 0)
@@ -307,11 +318,25 @@ class TestCorrespondentBound(ListsTest):
         self.assertLessEqual(int(count.stdout.split()[-1]), 10)
         # the newest pair is always kept, and is forgotten after the TTL
         self.send_out("carol@corp.test", ["ttl@pal.test"], "ttl test", wait=False)
+        self.assertEqual(self.wait_recorded("carol@corp.test ttl@pal.test").returncode, 0)
         self.assertEqual(self.rcpt("ttl@pal.test", "carol@corp.test")[0], 250)
         time.sleep(6.5)
         self.assertEqual(self.rcpt("ttl@pal.test", "carol@corp.test")[0], 451)
         count = self.map_query("#count")
         self.assertLessEqual(int(count.stdout.split()[-1]), 10)
+
+
+class TestCorrespondentsAtStop(ListsTest):
+    """smtpd writes correspondents in batches; the pairs that wait when it
+    is told to stop are written before it exits, not lost."""
+
+    def test_stop_writes_waiting_pairs(self):
+        rcpts = ["late%d@pal.test" % i for i in range(5)]
+        self.send_out("carol@corp.test", rcpts, "just before stop", wait=False)
+        self.inst.stop()                 # well within the batch's second
+        for r in rcpts:
+            self.assertEqual(self.map_query("carol@corp.test " + r).returncode, 0, r)
+        self.assertNotRegex(self.inst.log_text(), r"correspondent allowlist: ")
 
 
 class TestCorrespondentOff(ListsTest):
