@@ -172,6 +172,7 @@ static void cleanup_post_init(struct event_base *base)
     cleanup_cfg.disable_mime_input_processing = cfg_bool(P_disable_mime_input_processing);
     if (!*cleanup_cfg.myhostname)
         msg_fatal("myhostname is empty; set it in main.cf");
+    qfile_use_spares(true);          /* new files from spare/ first (QUEUE.md) */
 }
 
 SERVER_MAIN("cleanup", .mode = SERVER_SINGLE, .serve = cleanup_serve, .pre_init = cleanup_pre_init,

@@ -195,6 +195,7 @@ static void qmgr_post_init(struct event_base *base)
     if (qmgr_queue.active_limit < 1)
         qmgr_queue.active_limit = 1;
     qmgr_message_init(base);
+    qfile_use_spares(true);      /* finished files are kept in spare/ (QUEUE.md) */
     qmgr_recover_active();
     qmgr_remove_stale_temp();
     qm.last_temp_sweep = time(NULL);

@@ -498,7 +498,7 @@ static void remove_message(const struct qmsg *q)
 {
     char path[128];
     snprintf(path, sizeof(path), "%s/%s", QDIR_ACTIVE, q->id);
-    if (unlink(path) == 0)
+    if (qfile_retire(".", path) == 0)
         msg_info("%s: removed", q->id);
     snprintf(path, sizeof(path), "%s/%s", QDIR_DEFER_LOG, q->id);
     unlink(path);

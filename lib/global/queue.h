@@ -30,6 +30,7 @@ struct strbuf;
 #define QDIR_PRIVATE  "private"   /* sockets for mail_owner only */
 #define QDIR_PUBLIC   "public"    /* sockets for the setgid_group */
 #define QDIR_TMP      "tmp"       /* anonymous spool files (content held for milters) */
+#define QDIR_SPARE    "spare"     /* emptied queue files kept for reuse (QUEUE.md) */
 
 /* Every queue subdirectory with its mode; owner is mail_owner, the group is
  * setgid_group where group_is_setgid, else mail_owner's group. master creates
@@ -112,6 +113,15 @@ struct qfile_writer {
 };
 /* Create incoming/.ID (mode 0600) with a new queue ID. 0 ok, -1 errno set. */
 int qfile_create(struct qfile_writer *w, const char *queue_dir);
+/* Spare files (QUEUE.md "Spare files"): with spares on, qfile_create and
+ * qfile_create_preset first take an emptied file from spare/ instead of
+ * making a new inode (cleanup turns them on; tern-drop, which may not
+ * enter spare/, never does). */
+void qfile_use_spares(bool on);
+/* A message is finished: its file (a path such as "active/ID", relative
+ * to queue_dir) is emptied and kept in spare/ while there is room there,
+ * else removed. 0 ok, -1 errno set (the file is then gone or untouched). */
+int qfile_retire(const char *queue_dir, const char *path);
 /* The same in another queue subdirectory (a QDIR_* constant) with another
  * file mode: tern-drop writes maildrop/.ID with 0640. */
 int qfile_create_in(struct qfile_writer *w, const char *queue_dir, const char *sub, mode_t mode);

@@ -151,17 +151,122 @@ int queue_path(struct strbuf *out, const char *queue_dir, const char *sub, const
     return 0;
 }
 
-/* Open SUB/.ID exclusively, trying new IDs while names are taken. */
+/* Publish from as to without ever replacing an existing file. */
+static int qfile_publish(const char *from, const char *to)
+{
+#ifdef SYS_renameat2
+    if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+#endif
+    /* Kernels or file systems without RENAME_NOREPLACE: link() fails with
+     * EEXIST instead of replacing. A leftover .ID link is removed by qmgr. */
+    if (link(from, to) < 0)
+        return -1;
+    (void)unlink(from);
+    return 0;
+}
+
+/* ---- spare files ----
+ * Every message used to cost a new inode and a freed one. On ext4 the
+ * allocation of an inode scans the group's bitmap past the inodes freed
+ * moments ago (it will not reuse them at once), and with a queue that
+ * creates and removes thousands of files a second that scan was the
+ * largest single cost of cleanup. So a finished message's file is emptied
+ * and kept in spare/ under a slot number (at most QFILE_SPARES of them),
+ * and cleanup renames a spare into place instead of creating a file. The
+ * slots bound the pool without counting: a retired file takes a free slot
+ * or is removed; a writer tries a few slots and creates a file when they
+ * are empty. Everything here is mail_owner's, in directories only
+ * mail_owner may enter; a file found in a slot is still checked (a plain
+ * file of this uid with one link) before it is emptied and written. */
+#define QFILE_SPARES 256
+#define QFILE_SPARE_TRIES 8
+
+static bool spares_on;
+static unsigned spare_cursor;
+
+void qfile_use_spares(bool on)
+{
+    spares_on = on;
+    spare_cursor = (unsigned)getpid() * 37u;   /* processes start at different slots */
+}
+
+static int spare_path(struct strbuf *out, const char *queue_dir, unsigned slot)
+{
+    sb_reset(out);
+    return sb_appendf(out, "%s/%s/%u", queue_dir, QDIR_SPARE, slot % QFILE_SPARES) < 0 ? -1 : 0;
+}
+
+/* An open file that may be emptied and reused: plain, ours, one name. */
+static bool spare_usable(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1
+        && st.st_uid == geteuid();
+}
+
+/* Move a spare to path (which must not exist) and open it empty with mode;
+ * the descriptor, or -1 when no slot tried held a usable spare. Anything
+ * else found in a slot is put out of the way (removed where it can be) and
+ * sets *odd, after which the caller stops using spares for this file. */
+static int spare_take(const char *queue_dir, const char *path, mode_t mode, bool *odd)
+{
+    struct strbuf from = STRBUF_INIT(QFILE_PATH_MAX);
+    int fd = -1;
+    for (int i = 0; i < QFILE_SPARE_TRIES && fd < 0 && !*odd; i++) {
+        if (spare_path(&from, queue_dir, spare_cursor++) < 0 || qfile_publish(from.data, path) < 0)
+            continue;                /* an empty slot, mostly */
+        fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0 && spare_usable(fd) && ftruncate(fd, 0) == 0 && fchmod(fd, mode) == 0)
+            break;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+        *odd = true;
+        msg_warn("%s: not an empty queue file of this account; removed", from.data);
+        if (unlink(path) < 0 && errno == EISDIR)
+            (void)rmdir(path);
+    }
+    sb_free(&from);
+    return fd;
+}
+
+int qfile_retire(const char *queue_dir, const char *path)
+{
+    int fd = spares_on ? open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
+    if (fd >= 0 && spare_usable(fd) && ftruncate(fd, 0) == 0) {
+        struct strbuf to = STRBUF_INIT(QFILE_PATH_MAX);
+        int rc = -1;
+        for (int i = 0; i < QFILE_SPARE_TRIES && rc < 0; i++)
+            if (spare_path(&to, queue_dir, spare_cursor++) == 0)
+                rc = qfile_publish(path, to.data);
+        sb_free(&to);
+        close(fd);
+        if (rc == 0)
+            return 0;
+    } else if (fd >= 0) {
+        close(fd);
+    }
+    return unlink(path);
+}
+
+/* Open SUB/.ID exclusively (a spare moved there, or a new file), trying
+ * new IDs while names are taken. */
 static int qfile_open_temp(struct qfile_writer *w, const char *queue_dir, mode_t mode,
                            struct strbuf *tmp)
 {
     char dotted[QUEUE_ID_SIZE + 1];
+    bool odd = !spares_on || strcmp(w->sub, QDIR_MAILDROP) == 0;
     for (int attempt = 0; attempt < QFILE_CREATE_ATTEMPTS; attempt++) {
         if (attempt > 0 || !w->id[0])
             queue_id_new(w->id);
         snprintf(dotted, sizeof(dotted), ".%s", w->id);
         if (queue_path(tmp, queue_dir, w->sub, dotted) < 0)
             return -1;
+        if (!odd && (w->fd = spare_take(queue_dir, tmp->data, mode, &odd)) >= 0)
+            return w->fd;
         w->fd = open(tmp->data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (w->fd >= 0 || errno != EEXIST)
             return w->fd;
@@ -285,23 +390,6 @@ int qfile_put_attr(struct qfile_writer *w, const char *name, const char *value)
         ? qfile_fail(w, EFBIG) : qfile_put(w, QREC_ATTR, sb.data, sb.len);
     sb_free(&sb);
     return rc;
-}
-
-/* Publish from as to without ever replacing an existing file. */
-static int qfile_publish(const char *from, const char *to)
-{
-#ifdef SYS_renameat2
-    if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return -1;
-#endif
-    /* Kernels or file systems without RENAME_NOREPLACE: link() fails with
-     * EEXIST instead of replacing. A leftover .ID link is removed by qmgr. */
-    if (link(from, to) < 0)
-        return -1;
-    (void)unlink(from);
-    return 0;
 }
 
 /* Make the rename durable: without this a power loss may undo it. A

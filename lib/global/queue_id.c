@@ -77,15 +77,12 @@ bool queue_id_valid(const char *s)
 
 const struct qdir_spec queue_dirs[] = {
     { QDIR_MAILDROP, 0730, true },
-    { QDIR_INCOMING, 0700, false },
-    { QDIR_ACTIVE, 0700, false },
-    { QDIR_DEFERRED, 0700, false },
-    { QDIR_HOLD, 0700, false },
-    { QDIR_CORRUPT, 0700, false },
-    { QDIR_DEFER_LOG, 0700, false },
-    { QDIR_BOUNCE_LOG, 0700, false },
-    { QDIR_PRIVATE, 0700, false },
-    { QDIR_PUBLIC, 0710, true },
-    { QDIR_TMP, 0700, false },
+    /* the message states */
+    { QDIR_INCOMING, 0700, false }, { QDIR_ACTIVE, 0700, false }, { QDIR_DEFERRED, 0700, false },
+    { QDIR_HOLD, 0700, false }, { QDIR_CORRUPT, 0700, false },
+    /* per-message delivery logs */
+    { QDIR_DEFER_LOG, 0700, false }, { QDIR_BOUNCE_LOG, 0700, false },
+    { QDIR_PRIVATE, 0700, false }, { QDIR_PUBLIC, 0710, true },
+    { QDIR_TMP, 0700, false }, { QDIR_SPARE, 0700, false },
 };
 const size_t queue_dirs_count = sizeof(queue_dirs) / sizeof(queue_dirs[0]);

@@ -602,7 +602,7 @@ static void test_helpers(void)
     CHECK_STR(r.orcpt, "");
     CHECK_STR(r.notify, "");
     sb_free(&rec);
-    CHECK(queue_dirs_count == 11);
+    CHECK(queue_dirs_count == 12);
 }
 
 /* The ID a submitter chose is taken when it is valid and free, else a new one. */
@@ -673,6 +673,99 @@ static void test_safe_open(void)
     sb_free(&err);
 }
 
+/* Spare files: a finished message's file is emptied into spare/ and the
+ * next message reuses its inode; what a process of mail_owner's could
+ * plant in spare/ (a link to another file, a symbolic link, a directory)
+ * is never emptied, followed or written. */
+static void test_spares(void)
+{
+    char spare[256], active[256], victim[256], path[512], slot[600];
+    path_in(spare, sizeof(spare), QDIR_SPARE);
+    path_in(active, sizeof(active), QDIR_ACTIVE);
+    CHECK(mkdir(spare, 0700) == 0 && mkdir(active, 0700) == 0);
+    qfile_use_spares(true);
+
+    /* retire: emptied, kept under a slot number, the inode reused */
+    make_small(path, sizeof(path));
+    struct stat old, st;
+    CHECK(stat(path, &old) == 0 && old.st_size > 0);
+    qfile_use_spares(true);   /* this process's first slot */
+    CHECK(qfile_retire(dir, path) == 0);
+    CHECK(access(path, F_OK) < 0 && count_dir(QDIR_SPARE) == 1);
+    DIR *d = opendir(spare);
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.')
+            snprintf(slot, sizeof(slot), "%s/%s", spare, de->d_name);
+    closedir(d);
+    CHECK(stat(slot, &st) == 0 && st.st_size == 0 && st.st_ino == old.st_ino);
+    CHECK(strtol(strrchr(slot, '/') + 1, NULL, 10) < 256);
+    struct qfile_writer w;
+    qfile_use_spares(true);   /* the first slot again, where retire put it */
+    CHECK(qfile_create(&w, dir) == 0);
+    CHECK(fstat(w.fd, &st) == 0 && st.st_ino == old.st_ino && st.st_size == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK(count_dir(QDIR_SPARE) == 0);
+    qfile_abort(&w);
+    qfile_writer_free(&w);
+
+    /* a hard link to another file in a slot: not emptied, not used */
+    path_in(victim, sizeof(victim), "victim");
+    write_file(victim, "precious", 8);
+    for (int i = 0; i < 256; i++) {
+        snprintf(slot, sizeof(slot), "%s/%d", spare, i);
+        CHECK(link(victim, slot) == 0);
+    }
+    CHECK(qfile_create(&w, dir) == 0);
+    CHECK(fstat(w.fd, &st) == 0 && st.st_nlink == 1);
+    qfile_abort(&w);
+    qfile_writer_free(&w);
+    CHECK(stat(victim, &st) == 0 && st.st_size == 8);
+    /* the links it met were moved away and removed; with every slot taken,
+     * retiring removes the file instead */
+    CHECK(count_dir(QDIR_SPARE) < 256);
+    make_small(path, sizeof(path));
+    for (int i = 0; i < 256; i++) {
+        snprintf(slot, sizeof(slot), "%s/%d", spare, i);
+        unlink(slot);
+        CHECK(mkdir(slot, 0700) == 0);
+    }
+    CHECK(qfile_retire(dir, path) == 0 && access(path, F_OK) < 0);
+    CHECK(count_dir(QDIR_SPARE) == 256);
+    /* and a directory in a slot does not keep cleanup from writing */
+    make_small(path, sizeof(path));
+    CHECK(unlink(path) == 0);
+    for (int i = 0; i < 256; i++) {
+        snprintf(slot, sizeof(slot), "%s/%d", spare, i);
+        rmdir(slot);
+    }
+
+    /* a symbolic link in a slot is removed, never followed */
+    for (int i = 0; i < 256; i++) {
+        snprintf(slot, sizeof(slot), "%s/%d", spare, i);
+        CHECK(symlink(victim, slot) == 0);
+    }
+    CHECK(qfile_create(&w, dir) == 0);
+    qfile_abort(&w);
+    qfile_writer_free(&w);
+    CHECK(stat(victim, &st) == 0 && st.st_size == 8);
+    for (int i = 0; i < 256; i++) {
+        snprintf(slot, sizeof(slot), "%s/%d", spare, i);
+        unlink(slot);
+    }
+    /* retire does not empty a file with two names */
+    make_small(path, sizeof(path));
+    char second[600];
+    snprintf(second, sizeof(second), "%s.second", path);
+    CHECK(link(path, second) == 0);
+    CHECK(qfile_retire(dir, path) == 0 && access(path, F_OK) < 0);
+    CHECK(stat(second, &st) == 0 && st.st_size > 0 && count_dir(QDIR_SPARE) == 0);
+    unlink(second);
+    unlink(victim);
+    qfile_use_spares(false);
+    CHECK(rmdir(spare) == 0 && rmdir(active) == 0);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -690,6 +783,7 @@ int main(void)
     test_queue_ids();
     test_helpers();
     test_safe_open();
+    test_spares();
     CHECK(count_dir("incoming") == 0);
     rmdir(p);
     CHECK(rmdir(dir) == 0);
