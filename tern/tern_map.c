@@ -192,6 +192,12 @@ static bool proxy_query_unreachable(const char *spec)
     return true;
 }
 
+static bool module_type(const char *spec)
+{
+    spec = map_spec_inner(spec);
+    return strncmp(spec, "pgsql:", 6) == 0 || strncmp(spec, "ldap:", 5) == 0;
+}
+
 static int map_query_command(int argc, char **argv)
 {
     if (argc < 3) {
@@ -200,6 +206,9 @@ static int map_query_command(int argc, char **argv)
     }
     char *spec = table_spec(argv[1]);
     struct strbuf err = STRBUF_INIT(4096);
+    /* pgsql: and ldap: are modules in the configured daemon_directory */
+    if (module_type(spec))
+        tern_load_config();
     if (strncmp(spec, "proxy:", 6) == 0 && proxy_query_unreachable(spec)) {
         sb_free(&err);
         free(spec);

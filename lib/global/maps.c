@@ -121,6 +121,16 @@ static int open_btree(struct map *m, struct strbuf *err)
     return map_db_open(m, true, err);
 }
 
+static int open_pgsql(struct map *m, struct strbuf *err)
+{
+    return map_module_open("pgsql", m, err);
+}
+
+static int open_ldap(struct map *m, struct strbuf *err)
+{
+    return map_module_open("ldap", m, err);
+}
+
 /* The table types, in the order the error for an unknown one names them. */
 static const struct map_type {
     const char *name;
@@ -136,8 +146,8 @@ static const struct map_type {
     { "cidr", map_cidr_open },
     { "static", map_static_open },
     { "sqlite", map_sqlite_open },
-    { "pgsql", map_pgsql_open },
-    { "ldap", map_ldap_open },
+    { "pgsql", open_pgsql },
+    { "ldap", open_ldap },
     { "proxy", map_proxy_open },
 };
 

@@ -42,8 +42,11 @@ int map_unix_open(struct map *m, struct strbuf *err);
 int map_cidr_open(struct map *m, struct strbuf *err);
 int map_static_open(struct map *m, struct strbuf *err);
 int map_sqlite_open(struct map *m, struct strbuf *err);
+/* In the loadable modules map_pgsql.so and map_ldap.so (map_module.c). */
 int map_pgsql_open(struct map *m, struct strbuf *err);
 int map_ldap_open(struct map *m, struct strbuf *err);
+/* Load daemon_directory/map_TYPE.so and open m with its map_TYPE_open. */
+int map_module_open(const char *type, struct map *m, struct strbuf *err);
 int map_proxy_open(struct map *m, struct strbuf *err);
 /* Whether the tlen bytes at type name a table type. */
 bool map_type_known(const char *type, size_t tlen);

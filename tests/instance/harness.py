@@ -83,6 +83,24 @@ def tern(*args, check=True, timeout=60):
     return proc
 
 
+_build_conf = None
+
+
+def build_config_dir():
+    """A configuration directory whose main.cf only points daemon_directory
+    at the build tree's daemons and table modules (map_pgsql.so and
+    map_ldap.so), for `tern -c DIR ...` outside an instance."""
+    global _build_conf
+    if _build_conf is None:
+        _build_conf = tempfile.mkdtemp(prefix="tern-buildconf-")
+        atexit.register(shutil.rmtree, _build_conf, True)
+        with open(os.path.join(_build_conf, "main.cf"), "w") as f:
+            f.write("daemon_directory = %s\n" % os.path.join(BUILD, "libexec"))
+        os.chmod(_build_conf, 0o755)
+        os.chmod(os.path.join(_build_conf, "main.cf"), 0o644)
+    return _build_conf
+
+
 class Instance:
     """One self-contained instance. main_cf: dict (or list of "name = value"
     lines) appended to main.cf; master_cf_extra: lines appended to master.cf."""

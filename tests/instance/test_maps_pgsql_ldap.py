@@ -10,6 +10,7 @@ servers are stopped in the middle of the run: recipients get 4xx at RCPT,
 mail already accepted is deferred, nothing bounces, and once the servers
 are back everything goes through on connections the tables reopen."""
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -159,8 +160,8 @@ class TestDatabaseTables(unittest.TestCase):
         return self.write(name, text + extra)
 
     def query(self, spec, key):
-        r = subprocess.run([harness.TERN, "map", "query", spec, key], capture_output=True,
-                           timeout=60, stdin=subprocess.DEVNULL)
+        r = subprocess.run([harness.TERN, "-c", harness.build_config_dir(), "map", "query", spec, key],
+                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
         return (r.returncode, r.stdout.decode(errors="replace").strip(),
                 r.stderr.decode(errors="replace"))
 
@@ -238,8 +239,8 @@ class TestDatabaseTables(unittest.TestCase):
         spec = "pgsql:" + self.pg_file(
             "pg-count.cf", "query = SELECT count(*)::text || ' for %s' FROM pg_stat_activity "
             "WHERE application_name = 'tern' AND usename = 'mail'\n")
-        r = subprocess.run([harness.TERN, "map", "query", spec, "-"], input="a\nb\nc\nd\n",
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run([harness.TERN, "-c", harness.build_config_dir(), "map", "query", spec, "-"],
+                           input="a\nb\nc\nd\n", capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, "a\t1 for a\nb\t1 for b\nc\t1 for c\nd\t1 for d\n")
 
@@ -275,8 +276,8 @@ class TestDatabaseTables(unittest.TestCase):
             "pg-slow.cf", "query = SELECT CASE WHEN '%s' = 'slow' THEN pg_sleep(5)::text "
             "ELSE 'fast' END\nquery_timeout = 2\n")
         t0 = time.time()
-        r = subprocess.run([harness.TERN, "map", "query", slow, "quick", "slow"],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run([harness.TERN, "-c", harness.build_config_dir(), "map", "query", slow,
+                            "quick", "slow"], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertEqual(r.stdout, "quick\tfast\n")
         self.assertIn("did not answer within 2 s", r.stderr)
@@ -291,6 +292,36 @@ class TestDatabaseTables(unittest.TestCase):
             "pg-uri.cf", "hosts = postgresql:///mail?host=%s&port=%d&user=mail&password=mail-pw\n%s"
             % (self.pg.sockdir, self.pg.port, q))
         self.assertFound(uri, "alice@example.com", "alice")
+
+    def test_module_loaded_only_from_a_safe_file(self):
+        """pgsql: and ldap: are modules in daemon_directory; tern (root
+        here) loads one only when no other account could have written it."""
+        spec = "pgsql:" + self.pg_file("pg-mod.cf", "query = SELECT 'x' WHERE '%s' = 'k'\n")
+        moddir = os.path.join(self.tmp, "modules")
+        os.makedirs(moddir, exist_ok=True)
+        shutil.copy(os.path.join(harness.BUILD, "map_pgsql.so"), moddir)
+        module = os.path.join(moddir, "map_pgsql.so")
+        conf = os.path.join(self.tmp, "modconf")
+        os.makedirs(conf, exist_ok=True)
+        with open(os.path.join(conf, "main.cf"), "w") as f:
+            f.write("daemon_directory = %s\n" % moddir)
+
+        def query():
+            r = subprocess.run([harness.TERN, "-c", conf, "map", "query", spec, "k"],
+                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            return r.returncode, r.stdout, r.stderr
+        os.chmod(module, 0o755)
+        self.assertEqual(query()[:2], (0, "x\n"))
+        for mode, owner in ((0o775, 0), (0o757, 0), (0o755, pwd.getpwnam("nobody").pw_uid)):
+            os.chmod(module, mode)
+            os.chown(module, owner, -1)
+            rc, out, err = query()
+            self.assertEqual(rc, 2, (oct(mode), owner, out))
+            self.assertIn("refusing to load %s" % module, err)
+        os.unlink(module)
+        rc, out, err = query()
+        self.assertEqual(rc, 2)
+        self.assertIn("cannot find the module %s" % module, err)
 
     def test_pgsql_bad_query_files(self):
         cases = [

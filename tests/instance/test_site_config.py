@@ -278,6 +278,9 @@ class TestTablesLikePostmap(unittest.TestCase):
         cls.tn = os.path.join(cls.tmp, "tern")
         for d in (cls.pf, cls.tn):
             install_site(d, Servers.pg.port, Servers.ldap.port)
+        # Tern's pgsql: and ldap: modules come from the build tree
+        with open(os.path.join(cls.tn, "main.cf"), "a") as f:
+            f.write("daemon_directory = %s\n" % os.path.join(harness.BUILD, "libexec"))
         for name in HASH_TABLES:
             r = subprocess.run([POSTMAP, "-c", cls.pf, "hash:%s/%s" % (cls.pf, name)],
                                capture_output=True, text=True, timeout=60)
