@@ -55,6 +55,32 @@ HOSTILE_SENDER = '"<script>alert(1)</script>"@evil.test'
 HOSTILE_SUBJECT = "<script>alert('subject')</script>"
 
 
+def start_chromium(tmp, height):
+    """Debian's chromium, headless, under chromium-driver through selenium,
+    with its profile in tmp: (driver, None), or (None, why) when it is not
+    installed or cannot start (the tests then skip with that reason)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as e:
+        return None, "python3-selenium is missing (tools/install-deps installs it): %s" % e
+    chromium = shutil.which("chromium")
+    chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not chromium or not os.path.exists(chromedriver):
+        return None, "chromium or chromium-driver is not installed (tools/install-deps installs them)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,%d" % height, "--user-data-dir=" + os.path.join(tmp, "chromium")):
+        options.add_argument(arg)
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+        driver.set_page_load_timeout(60)
+    except Exception as e:      # noqa: BLE001 (any failure to start is a reason to skip)
+        return None, "chromium cannot start: %s" % str(e).splitlines()[0]
+    return driver, None
+
+
 def sha512_hash(password):
     return subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password, capture_output=True,
                           text=True, check=True).stdout.strip()
@@ -478,28 +504,7 @@ class TestDashboardAndQueueInBrowser(ConsoleInstance):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.driver = None
-        try:
-            from selenium import webdriver
-            from selenium.webdriver.chrome.service import Service
-        except ImportError as e:
-            cls.skip_reason = "python3-selenium is missing (tools/install-deps installs it): %s" % e
-            return
-        chromium = shutil.which("chromium")
-        chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-        if not chromium or not os.path.exists(chromedriver):
-            cls.skip_reason = "chromium or chromium-driver is not installed (tools/install-deps installs them)"
-            return
-        options = webdriver.ChromeOptions()
-        options.binary_location = chromium
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1400,2200", "--user-data-dir=" + os.path.join(cls.tmp, "chromium")):
-            options.add_argument(arg)
-        try:
-            cls.driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-            cls.driver.set_page_load_timeout(60)
-        except Exception as e:      # noqa: BLE001 (any failure to start is a reason to skip)
-            cls.skip_reason = "chromium cannot start: %s" % str(e).splitlines()[0]
+        cls.driver, cls.skip_reason = start_chromium(cls.tmp, 2200)
 
     @classmethod
     def tearDownClass(cls):

@@ -29,7 +29,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import sink as sinkmod  # noqa: E402
-from test_console import Client, console_port, save_screenshot, sha512_hash  # noqa: E402
+from test_console import (Client, console_port, save_screenshot, sha512_hash,  # noqa: E402
+                          start_chromium)
 
 ADMIN, ADMIN_PW = "admin", "admin secret 1"
 ALICE, ALICE_PW = "alice", "alice secret 2"
@@ -299,28 +300,7 @@ class TestQuarantineInBrowser(QuarantineConsole):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.driver = None
-        try:
-            from selenium import webdriver
-            from selenium.webdriver.chrome.service import Service
-        except ImportError as e:
-            cls.skip_reason = "python3-selenium is missing (tools/install-deps installs it): %s" % e
-            return
-        chromium = shutil.which("chromium")
-        chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-        if not chromium or not os.path.exists(chromedriver):
-            cls.skip_reason = "chromium or chromium-driver is not installed (tools/install-deps installs them)"
-            return
-        options = webdriver.ChromeOptions()
-        options.binary_location = chromium
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1400,1400", "--user-data-dir=" + os.path.join(cls.tmp, "chromium")):
-            options.add_argument(arg)
-        try:
-            cls.driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-            cls.driver.set_page_load_timeout(60)
-        except Exception as e:      # noqa: BLE001 (any failure to start is a reason to skip)
-            cls.skip_reason = "chromium cannot start: %s" % str(e).splitlines()[0]
+        cls.driver, cls.skip_reason = start_chromium(cls.tmp, 1400)
         if cls.driver:
             cls.addClassCleanup(cls.driver.quit)
 
