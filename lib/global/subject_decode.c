@@ -109,9 +109,9 @@ void quarantine_subject_decode(const char *in, size_t len, char *out)
                 if (after_word) {
                     /* blanks between two encoded words are not text */
                     size_t got = raw.len - mark;
-                    memmove(raw.data + ws_start, raw.data + mark, got);
-                    raw.len = ws_start + got;
-                    raw.data[raw.len] = 0;
+                    if (got)         /* an empty word may leave raw unallocated */
+                        memmove(raw.data + ws_start, raw.data + mark, got);
+                    sb_truncate(&raw, ws_start + got);
                 }
                 i += n;
                 after_word = true;
@@ -128,7 +128,8 @@ void quarantine_subject_decode(const char *in, size_t len, char *out)
     /* printable UTF-8, bounded, cut on a character */
     struct strbuf shown = STRBUF_INIT(QUARANTINE_SUBJECT_MAX + 8);
     size_t used = quarantine_printable(&shown, raw.data, raw.len, QUARANTINE_SUBJECT_MAX, false);
-    memcpy(out, shown.data, shown.len);
+    if (shown.len)
+        memcpy(out, shown.data, shown.len);
     bool cut = used < raw.len || more;
     memcpy(out + shown.len, cut ? "..." : "", cut ? 4 : 1);
     sb_free(&shown);

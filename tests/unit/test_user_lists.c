@@ -28,6 +28,11 @@ static void test_subject(void)
     /* unknown charsets and broken words are shown as written */
     CHECK_STR(subject("=?koi8-r?q?x?= =?utf-8?q?open"), "=?koi8-r?q?x?= =?utf-8?q?open");
     CHECK_STR(subject("=?utf-8?b?###?="), "=?utf-8?b?###?=");
+    /* empty encoded words, first or later, with or without blanks between */
+    CHECK_STR(subject("=?utf-8?q?" "?==?utf-8?q?" "?="), "");
+    CHECK_STR(subject("=?utf-8?b?" "?= =?utf-8?q?" "?="), "");
+    CHECK_STR(subject("=?utf-8?q?" "?= =?utf-8?q?x?= =?utf-8?b?" "?=y"), "xy");
+    CHECK_STR(subject(""), "");
     /* control characters, also decoded ones, and invalid UTF-8 become ? */
     CHECK_STR(subject("a\x1b[1mb\x7f\tc"), "a?[1mb? c");
     CHECK_STR(subject("=?utf-8?q?=1B=00x?="), "??x");
