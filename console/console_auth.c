@@ -98,7 +98,8 @@ static int next_parsed(struct line_reader *r, struct dovecot_line *l, char *copy
     return dovecot_parse_line(copy, (size_t)n, l);
 }
 
-static int dovecot_check(const char *user, const char *password, const char *client)
+static int dovecot_check(const char *user, const char *password, const char *client, bool secured,
+                         struct strbuf *who)
 {
     long timeout = cfg_time(P_smtpd_sasl_dovecot_timeout) < 1 ? 1 : cfg_time(P_smtpd_sasl_dovecot_timeout);
     int fd = unix_connect(cfg_str(P_smtpd_sasl_path), (int)timeout);
@@ -134,7 +135,8 @@ static int dovecot_check(const char *user, const char *password, const char *cli
         goto out;
     }
     sb_reset(&out);
-    if (dovecot_format_auth(&out, 1, "PLAIN", "console", "127.0.0.1", client, true, sb_str(&resp)) < 0) {
+    if (dovecot_format_auth(&out, 1, "PLAIN", "console", "127.0.0.1", client, secured,
+                            sb_str(&resp)) < 0) {
         result = 0;     /* a name with control characters is no user */
         goto out;
     }
@@ -145,6 +147,11 @@ static int dovecot_check(const char *user, const char *password, const char *cli
             goto out;
     } while ((l.type != DOVECOT_OK && l.type != DOVECOT_FAIL && l.type != DOVECOT_CONT) || l.id != 1);
     result = l.type == DOVECOT_OK ? 1 : l.type == DOVECOT_FAIL && !l.temp ? 0 : -1;
+    /* the session is the user Dovecot authenticated, never the name typed */
+    if (result == 1 && (!l.user || !*l.user || sb_set(who, l.user) < 0)) {
+        msg_warn("console: Dovecot's auth service accepted \"%s\" but named no user", user);
+        result = -1;
+    }
 out:
     if (result < 0)
         msg_warn("console: no usable answer from Dovecot's auth service %s", cfg_str(P_smtpd_sasl_path));
@@ -164,7 +171,13 @@ bool console_auth_ready(void)
     return use_dovecot || tables_open;
 }
 
-int console_auth_check(const char *user, const char *password, const char *client)
+int console_auth_check(const char *user, const char *password, const char *client, bool secured,
+                       struct strbuf *who)
 {
-    return use_dovecot ? dovecot_check(user, password, client) : tern_check(user, password);
+    if (use_dovecot)
+        return dovecot_check(user, password, client, secured, who);
+    int rc = tern_check(user, password);
+    if (rc == 1 && sb_set(who, user) < 0)
+        rc = -1;
+    return rc;
 }

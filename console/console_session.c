@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "console.h"
+#include "dovecot_auth.h"
 #include "console_auth.h"
 #include "http_form.h"
 #include "log.h"
@@ -174,7 +175,8 @@ void console_login_page(const struct console_request *req, struct console_reply 
 
 void console_login_post(const struct console_request *req, struct console_reply *rep)
 {
-    struct strbuf user = STRBUF_INIT(CONSOLE_USER_MAX + 1), password = STRBUF_INIT(1024);
+    struct strbuf user = STRBUF_INIT(CONSOLE_USER_MAX + 1), password = STRBUF_INIT(1024),
+                  who = STRBUF_INIT(DOVECOT_FIELD_MAX + 1);
     console_field(req, "user", &user);
     console_field(req, "password", &password);
     time_t now = time(NULL);
@@ -194,7 +196,16 @@ void console_login_post(const struct console_request *req, struct console_reply 
         error = "Too many failed logins in the last minute: wait a minute and try again.";
         why = "too many failures in a minute; not checked";
     } else {
-        int rc = console_auth_check(sb_str(&user), sb_str(&password), req->client);
+        /* over TLS, or from this host: what Dovecot's disable_plaintext_auth allows */
+        bool secured = req->tls || strncmp(req->client, "127.", 4) == 0 || strcmp(req->client, "::1") == 0
+                       || strncmp(req->client, "::ffff:127.", 11) == 0;
+        int rc = console_auth_check(sb_str(&user), sb_str(&password), req->client, secured, &who);
+        if (rc == 1 && (!who.len || who.len > CONSOLE_USER_MAX || !str_printable(sb_str(&who), CONSOLE_USER_MAX)
+                        || strchr(sb_str(&who), ' '))) {
+            msg_warn("console: the authentication back-end named an unusable user for \"%s\"",
+                     str_sanitize((char *)sb_str(&user)));
+            rc = -1;
+        }
         if (rc < 0) {
             error = "The password cannot be checked now (the authentication service is unavailable); "
                     "try again later.";
@@ -211,7 +222,7 @@ void console_login_post(const struct console_request *req, struct console_reply 
         rep->delay_ms = 1000LL * cfg_time(P_console_login_failure_delay);
         login_form(rep, req, sb_str(&user), error);
     } else {
-        struct console_session *s = session_new(sb_str(&user));
+        struct console_session *s = session_new(sb_str(&who));
         msg_info("console: login of %s from %s%s", s->user, req->client,
                  s->admin ? " (administrator)" : "");
         sb_appendf(&rep->headers, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%ld%s\r\n",
@@ -221,6 +232,7 @@ void console_login_post(const struct console_request *req, struct console_reply 
     if (password.data)
         memset(password.data, 0, password.len);     /* it held the password */
     sb_free(&user);
+    sb_free(&who);
     sb_free(&password);
 }
 

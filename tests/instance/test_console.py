@@ -466,10 +466,13 @@ class TestDovecotLogin(unittest.TestCase):
             os.makedirs(os.path.join(d, sub))
         with open(os.path.join(d, "users"), "w") as f:
             f.write("%s:%s::::::\n" % (ADMIN, sha512_hash(ADMIN_PW)))
+            f.write("carol:%s::::::\n" % sha512_hash("carol secret"))
         socket_path = os.path.join(inst.queue_dir, "private", "auth")
         conf = os.path.join(d, "dovecot.conf")
         with open(conf, "w") as f:
-            f.write(DOVECOT_CONF.format(d=d, socket=socket_path))
+            # names are checked in lower case without the domain: the
+            # session must be the user Dovecot names, not the name typed
+            f.write(DOVECOT_CONF.format(d=d, socket=socket_path) + "auth_username_format = %Ln\n")
         port = console_port(inst)
         inst.start()
         inst.wait_port(port)
@@ -484,6 +487,13 @@ class TestDovecotLogin(unittest.TestCase):
         c = Client(port)
         self.assertEqual(c.login(ADMIN, ADMIN_PW)[0], 303)
         self.assertEqual(c.get("/dashboard")[0], 200)
+        # carol typing an administrator's name with her own password:
+        # Dovecot checks "carol" and says so; she is carol, not the admin
+        c2 = Client(port)
+        self.assertEqual(c2.login("Admin@Other.Test", "carol secret")[0], 200)
+        self.assertEqual(c2.login("Carol@Corp.Test", "carol secret")[0], 303)
+        inst.wait_log(r"console: login of carol from 127\.0\.0\.1$")
+        self.assertEqual(c2.get("/queue")[0], 403)
         status, headers, body = Client(port).login(ADMIN, "wrong")
         self.assertIn("Wrong user name or password", body)
         self.assertIsNone(headers.get("Set-Cookie"))
