@@ -15,7 +15,7 @@
 #include "util.h"
 
 #define LINES_SHOWN 500
-#define LOG_READ_MAX (256LL * 1024 * 1024)
+#define LOG_READ_MAX (64LL * 1024 * 1024)     /* the newest; read while the loop waits */
 
 struct wanted {
     const char *id, *address, *client;
@@ -57,7 +57,7 @@ void console_log_page(const struct console_request *req, struct console_reply *r
     char **ring = xcalloc(LINES_SHOWN, sizeof(*ring));
     size_t total = 0;
     const char *file = console_log_file();
-    struct maillog_reader *r = maillog_open(file, &err);
+    struct maillog_reader *r = maillog_open_tail(file, (unsigned long long)LOG_READ_MAX, &err);
     if (r) {
         struct maillog_clock clock;
         maillog_clock_init(&clock, time(NULL));

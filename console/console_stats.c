@@ -152,7 +152,7 @@ void console_stats_log(struct strbuf *out)
     console_tally_init(&domains, 2000);
     struct strbuf err = STRBUF_INIT(1024);
     const char *file = console_log_file();
-    struct maillog_reader *r = maillog_open(file, &err);
+    struct maillog_reader *r = maillog_open_tail(file, (unsigned long long)LOG_READ_MAX, &err);
     if (r) {
         struct maillog_clock clock;
         time_t now = time(NULL);

@@ -49,13 +49,17 @@ struct maillog_reader;
 /* NULL with a message in err when it cannot be opened. */
 struct strbuf;
 struct maillog_reader *maillog_open(const char *path, struct strbuf *err);
+/* The same, reading only the last tail bytes of a plain file (from the
+ * first whole line in them); a gzip file, or one no longer than tail, is
+ * read from its start. */
+struct maillog_reader *maillog_open_tail(const char *path, unsigned long long tail, struct strbuf *err);
 /* The next line without its line end, NUL-terminated, in the reader's
  * buffer (valid until the next call; the caller may modify it); lines
  * longer than MAILLOG_LINE_MAX are cut there. 1 a line, 0 at the end, -1
  * read error (err). NUL bytes in a line are replaced by '?'. */
 int maillog_next(struct maillog_reader *r, char **line, size_t *len, struct strbuf *err);
-/* Bytes of the file read so far (of the compressed file for gzip): for a
- * progress bar against the file's size. */
+/* Bytes of the file read so far (of the compressed file for gzip), from
+ * where reading began: for a progress bar against the file's size. */
 unsigned long long maillog_offset(const struct maillog_reader *r);
 void maillog_close(struct maillog_reader *r);
 

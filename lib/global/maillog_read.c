@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -116,13 +117,27 @@ void maillog_files_free(char **files, size_t n)
 
 struct maillog_reader {
     gzFile gz;
+    unsigned long long base;      /* where reading began in the file */
     char *buf;                    /* READ_CHUNK bytes read ahead */
     size_t start, end;
     bool eof;
     char line[MAILLOG_LINE_MAX + 1];
 };
 
-struct maillog_reader *maillog_open(const char *path, struct strbuf *err)
+/* A plain (not gzip) regular file longer than tail: fd moved to its last
+ * tail bytes; the offset, or 0 when it reads from the start. */
+static off_t seek_tail(int fd, unsigned long long tail)
+{
+    struct stat st;
+    unsigned char magic[2];
+    if (!tail || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (unsigned long long)st.st_size <= tail
+        || pread(fd, magic, 2, 0) != 2 || (magic[0] == 0x1f && magic[1] == 0x8b))
+        return 0;
+    off_t at = st.st_size - (off_t)tail;
+    return lseek(fd, at, SEEK_SET) == at ? at : 0;
+}
+
+static struct maillog_reader *open_reader(const char *path, unsigned long long tail, struct strbuf *err)
 {
     int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
@@ -132,7 +147,10 @@ struct maillog_reader *maillog_open(const char *path, struct strbuf *err)
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0)
         (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);   /* opened without waiting on a FIFO */
-    gzFile gz = gzdopen(fd, "rb");
+    off_t base = seek_tail(fd, tail);
+    if (base == 0)
+        (void)lseek(fd, 0, SEEK_SET);
+    gzFile gz = gzdopen(fd, "rb");       /* reads from the descriptor's offset */
     if (!gz) {
         sb_appendf(err, "cannot read %s: out of memory", path);
         close(fd);
@@ -141,8 +159,24 @@ struct maillog_reader *maillog_open(const char *path, struct strbuf *err)
     gzbuffer(gz, READ_CHUNK);
     struct maillog_reader *r = xcalloc(1, sizeof(*r));
     r->gz = gz;
+    r->base = (unsigned long long)base;
     r->buf = xmalloc(READ_CHUNK);
+    if (base > 0) {
+        char *line;
+        size_t len;
+        (void)maillog_next(r, &line, &len, err);    /* the cut first line */
+    }
     return r;
+}
+
+struct maillog_reader *maillog_open(const char *path, struct strbuf *err)
+{
+    return open_reader(path, 0, err);
+}
+
+struct maillog_reader *maillog_open_tail(const char *path, unsigned long long tail, struct strbuf *err)
+{
+    return open_reader(path, tail, err);
 }
 
 /* More bytes into buf (what is left moved to its start): 1, 0 at the end, -1. */
@@ -210,7 +244,7 @@ int maillog_next(struct maillog_reader *r, char **line, size_t *len, struct strb
 unsigned long long maillog_offset(const struct maillog_reader *r)
 {
     z_off_t off = gzoffset(r->gz);
-    return off > 0 ? (unsigned long long)off : 0;
+    return off > 0 && (unsigned long long)off > r->base ? (unsigned long long)off - r->base : 0;
 }
 
 void maillog_close(struct maillog_reader *r)

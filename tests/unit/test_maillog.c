@@ -277,6 +277,28 @@ static void test_files(void)
     CHECK(r && maillog_next(r, &line, &len, &err) == 0);
     maillog_close(r);
     CHECK(maillog_open("/nonexistent/x", &err) == NULL && strstr(sb_str(&err), "cannot open"));
+
+    /* the tail: the first whole line of the last bytes, to the end; a
+     * gzip file (or a short one) from its start */
+    f = fopen(base, "w");
+    for (int i = 0; i < 1000; i++)
+        fprintf(f, "line %04d\n", i);      /* 10 bytes each */
+    fclose(f);
+    r = maillog_open_tail(base, 95, &err);
+    CHECK(r && maillog_next(r, &line, &len, &err) == 1 && strcmp(line, "line 0991") == 0);
+    int rest = 0;
+    while (r && maillog_next(r, &line, &len, &err) == 1)
+        rest++;
+    CHECK(rest == 8 && strcmp(line, "line 0999") == 0);
+    CHECK(r && maillog_offset(r) <= 95);
+    maillog_close(r);
+    r = maillog_open_tail(base, 1 << 20, &err);
+    CHECK(r && maillog_next(r, &line, &len, &err) == 1 && strcmp(line, "line 0000") == 0);
+    maillog_close(r);
+    write_file(base, "one\ntwo\nthree\n", true);
+    r = maillog_open_tail(base, 4, &err);
+    CHECK(r && maillog_next(r, &line, &len, &err) == 1 && strcmp(line, "one") == 0);
+    maillog_close(r);
     sb_free(&err);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
