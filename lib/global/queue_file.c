@@ -219,7 +219,9 @@ static int spare_take(const char *queue_dir, const char *path, mode_t mode, bool
         if (spare_path(&from, queue_dir, spare_cursor++) < 0 || qfile_publish(from.data, path) < 0)
             continue;                /* an empty slot, mostly */
         fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd >= 0 && spare_usable(fd) && ftruncate(fd, 0) == 0 && fchmod(fd, mode) == 0)
+        /* now as its time: qmgr's sweep takes an old .ID for a leftover */
+        if (fd >= 0 && spare_usable(fd) && ftruncate(fd, 0) == 0 && fchmod(fd, mode) == 0
+            && futimens(fd, NULL) == 0)
             break;
         if (fd >= 0)
             close(fd);

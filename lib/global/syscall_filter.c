@@ -98,10 +98,11 @@ static const char *const smtpd_calls[] = {
 /* cleanup: creates, syncs and publishes queue files (renameat2 with
  * RENAME_NOREPLACE, else link and unlink; fsync of the file and the
  * directory), and removes what it abandons. A spare file taken from
- * spare/ is emptied and given the new file's mode (ftruncate, fchmod). */
+ * spare/ is emptied and given the new file's mode and the present time
+ * (ftruncate, fchmod, utimensat). */
 static const char *const cleanup_calls[] = {
     "renameat2", "rename", "renameat", "link", "linkat", "unlink", "unlinkat",
-    "fsync", "fdatasync", "ftruncate", "fchmod",
+    "fsync", "fdatasync", "ftruncate", "fchmod", "utimensat",
 };
 
 /* postscreen: saves its cache by writing a new file, syncing it and

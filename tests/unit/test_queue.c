@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -699,11 +700,14 @@ static void test_spares(void)
             snprintf(slot, sizeof(slot), "%s/%s", spare, de->d_name);
     closedir(d);
     CHECK(stat(slot, &st) == 0 && st.st_size == 0 && st.st_ino == old.st_ino);
+    struct timespec long_ago[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+    CHECK(utimensat(AT_FDCWD, slot, long_ago, 0) == 0);
     CHECK(strtol(strrchr(slot, '/') + 1, NULL, 10) < 256);
     struct qfile_writer w;
     qfile_use_spares(true);   /* the first slot again, where retire put it */
     CHECK(qfile_create(&w, dir) == 0);
     CHECK(fstat(w.fd, &st) == 0 && st.st_ino == old.st_ino && st.st_size == 0);
+    CHECK(st.st_mtime >= time(NULL) - 5);     /* not the retired file's old time */
     CHECK((st.st_mode & 0777) == 0600);
     CHECK(count_dir(QDIR_SPARE) == 0);
     qfile_abort(&w);
