@@ -217,16 +217,19 @@ static void gateway_main_cf(struct strbuf *out, const struct init_gateway *g, co
             "# at RCPT); one it refuses gets 550 here at RCPT, never a bounce later\n"
             "unverified_recipient_reject_code = 550\n");
     sb_appendf(out,
-        "# unknown recipients first; then the users' allow and deny lists and the\n"
-        "# correspondents they wrote to (their replies skip the checks after it)\n"
+        "# unknown recipients first; SPF (a forged sender fails here even when a\n"
+        "# user allowlisted the address it forges); then the users' allow and deny\n"
+        "# lists and the correspondents they wrote to (their replies skip the\n"
+        "# checks after it)\n"
         "smtpd_recipient_restrictions = permit_mynetworks, permit_sasl_authenticated,\n"
-        "    reject_unauth_destination,%s\n"
-        "    check_recipient_lists%s\n"
+        "    reject_unauth_destination,%s%s\n"
+        "    check_recipient_lists\n%s"
         "correspondent_allowlist = yes\n",
         g->ldap_uri ? "" : " reject_unverified_recipient,",
-        spf ? ",\n    check_policy_service unix:private/policyd-spf"
-            : "\n#   (with postfix-policyd-spf-python installed, add\n"
-              "#   check_policy_service unix:private/policyd-spf and its master.cf service)");
+        spf ? "\n    check_policy_service unix:private/policyd-spf," : "",
+        spf ? "" : "#   (with postfix-policyd-spf-python installed, add check_policy_service\n"
+                   "#   unix:private/policyd-spf before check_recipient_lists, and its master.cf\n"
+                   "#   service)\n");
     sb_appendf(out,
         "smtpd_policy_service_timeout = 20s\n"
         "smtpd_helo_required = yes\n"
