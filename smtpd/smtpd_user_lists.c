@@ -46,8 +46,10 @@ static int verdict(const char *rcpt, const char *sender, const char **why)
     if (!cfg_bool(P_correspondent_allowlist))
         return 0;
     *why = "correspondent";
+    /* the correspondents are a cache: one that cannot be read (warned)
+     * allowlists nobody, and defers nothing */
     return correspondents_known(rcpt, sender, (long long)time(NULL),
-                                cfg_time(P_correspondent_allowlist_ttl));
+                                cfg_time(P_correspondent_allowlist_ttl)) == 1;
 }
 
 static void mark(struct smtpd_check_job *j, const char *rcpt, const char *why)

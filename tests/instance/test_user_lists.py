@@ -339,6 +339,27 @@ class TestCorrespondentsAtStop(ListsTest):
         self.assertNotRegex(self.inst.log_text(), r"correspondent allowlist: ")
 
 
+class TestCorrespondentsDamaged(ListsTest):
+    """The correspondents table is a cache: when it cannot be read, mail
+    goes on to the checks after it instead of being deferred by it."""
+
+    def test_unreadable_table_defers_nothing(self):
+        self.send_out("carol@corp.test", ["pen@pal.test"], "before the damage")
+        self.assertEqual(self.wait_recorded("carol@corp.test pen@pal.test").returncode, 0)
+        path = os.path.join(self.lists_dir, "correspondents.db")
+        st = os.stat(path)
+        with open(path, "r+b") as f:
+            f.write(b"\xff" * 4096)          # no longer a Berkeley DB file
+        os.chown(path, st.st_uid, st.st_gid)
+        code, text = self.rcpt("pen@pal.test", "carol@corp.test")
+        self.assertNotIn("Temporary lookup failure", text)
+        self.assertTrue(self.policy.was_asked("pen@pal.test"))
+        # the users' own lists are still asked: a deny list is obeyed
+        self.lists("add", "carol@corp.test", "deny", "spam@pal.test")
+        self.assertEqual(self.rcpt("spam@pal.test", "carol@corp.test")[0], 550)
+        self.inst.wait_log(r"warning: correspondents: ")
+
+
 class TestCorrespondentOff(ListsTest):
     """correspondent_allowlist = no: nothing recorded, nothing skipped."""
 
