@@ -103,9 +103,18 @@ static int print_entry(const struct quarantine_entry *e, void *ctx)
     time_text(e->arrival, when, sizeof(when));
     sender_text(e->sender, from, sizeof(from));
     printf("%s  %s  %8llu  %s\n", e->id, when, e->size, from);
-    printf("    subject: %s\n    reason:  %s\n    to:     ", e->subject, e->reason ? e->reason : "");
-    for (size_t i = 0; i < e->nrcpts; i++)
-        printf(" %s", e->rcpts[i]);
+    /* the reason and the addresses come from the queue file: no control
+     * character of theirs reaches the terminal */
+    struct strbuf shown = STRBUF_INIT(0);
+    const char *reason = e->reason ? e->reason : "";
+    quarantine_printable(&shown, reason, strlen(reason), 1024, false);
+    printf("    subject: %s\n    reason:  %s\n    to:     ", e->subject, sb_str(&shown));
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        sb_reset(&shown);
+        quarantine_printable(&shown, e->rcpts[i], strlen(e->rcpts[i]), 1024, false);
+        printf(" %s", sb_str(&shown));
+    }
+    sb_free(&shown);
     if (e->nall > e->nrcpts)
         printf(" (and %zu other%s)", e->nall - e->nrcpts, e->nall - e->nrcpts == 1 ? "" : "s");
     printf("\n");
