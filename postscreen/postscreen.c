@@ -392,10 +392,12 @@ static void early_done(struct postscreen_session *s)
             msg_info("DNSBL rank %d for %s", s->dnsbl_score, s->desc);
             if (!postscreen_test_failed(s, PSC_TEST_DNSBL))
                 return;
-        } else if (s->dnsbl_score < psc_cfg.dnsbl_allow_threshold && !s->failed) {
-            /* an allowlisted score: the other tests are skipped */
-            for (int t = 0; t < PSC_TEST_COUNT; t++)
-                postscreen_cache_pass(s->addr, (enum postscreen_test)t, now);
+        } else if (psc_cfg.dnsbl_allow_threshold < 0 && s->dnsbl_score <= psc_cfg.dnsbl_allow_threshold
+                   && !s->failed) {
+            /* an allowlisted score (as Postfix: a negative threshold turns it
+             * on): the other tests are skipped for as long as the DNSBL
+             * answer holds, not for their own longer lives */
+            postscreen_cache_pass_all(s->addr, now, psc_cfg.ttl[PSC_TEST_DNSBL]);
             postscreen_count_test(PSC_TEST_DNSBL, true);
             s->todo = 0;
             postscreen_tests_done(s);

@@ -34,7 +34,7 @@ enum postscreen_action { PSC_ACT_IGNORE, PSC_ACT_ENFORCE, PSC_ACT_DROP };
 
 struct postscreen_dnsbl_site {
     char *domain;
-    char *filter;                   /* NULL: any 127.x answer */
+    char *filter;                   /* NULL: any 127.x answer (dns_rbl_listing) */
     int weight;
 };
 
@@ -124,6 +124,8 @@ void postscreen_cache_save(void);
 unsigned postscreen_cache_expired(const char *addr, unsigned mask, time_t now);
 /* Remember that addr passed test t now. */
 void postscreen_cache_pass(const char *addr, enum postscreen_test t, time_t now);
+/* Every test passed for ttl seconds (a client allowlisted by its DNSBL score). */
+void postscreen_cache_pass_all(const char *addr, time_t now, long ttl);
 
 /* postscreen_smtp.c: postscreen's own small SMTP engine, for the deep
  * tests and for refusing the mail of enforced clients. */

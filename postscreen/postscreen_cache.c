@@ -152,6 +152,18 @@ void postscreen_cache_pass(const char *addr, enum postscreen_test t, time_t now)
         shared_store(e, now);
 }
 
+void postscreen_cache_pass_all(const char *addr, time_t now, long ttl)
+{
+    struct cache_entry *e = cache_find(addr);
+    if (!e && !(e = cache_add(addr)))
+        return;
+    for (int t = 0; t < PSC_TEST_COUNT; t++)
+        e->until[t] = now + ttl;
+    cache.dirty = true;
+    if (cache.shared)
+        shared_store(e, now);
+}
+
 /* ---- the file ---- */
 
 void postscreen_cache_open(void)

@@ -82,7 +82,7 @@ static void dnsbl_answer(void *ctx, const struct dnsev_answer *ans)
     s->queries[ref->site] = NULL;
     if (ans->status == DNS_OK) {
         for (size_t i = 0; i < ans->naddr; i++) {
-            if (!site->filter || dns_rbl_filter_matches(site->filter, &ans->addrs[i])) {
+            if (dns_rbl_listing(site->filter, &ans->addrs[i])) {
                 s->dnsbl_score += site->weight;
                 /* the reply names the list that weighs most against the client */
                 if (site->weight > 0 && site->weight > s->dnsbl_name_weight) {

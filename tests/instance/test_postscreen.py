@@ -357,6 +357,22 @@ class DeepTests(PostscreenBase):
             self.assertTrue(s.closed())
 
 
+class DnswlAllowlist(PostscreenBase):
+    """A negative postscreen_dnsbl_allowlist_threshold: a client whose
+    score is at or below it skips the deep tests; others do not."""
+    settings = {"postscreen_pipelining_enable": "yes", "postscreen_pipelining_action": "enforce",
+                "postscreen_dnsbl_allowlist_threshold": "-2"}
+
+    def test_allowlisted_client_skips_the_deep_tests(self):
+        # 127.0.0.4: 3 - 5 = -2, at the threshold
+        code, lines = deliver(self.inst, "127.0.0.4", subject="dnswl first try")
+        self.assertEqual(code, 250, lines)
+        # 127.0.0.2: 2, not allowlisted: the deep tests run (450 the first time)
+        with session(self.inst, "127.0.0.2") as s:
+            code, lines = rcpt_after_greeting(s)
+        self.assertEqual(code, 450, lines)
+
+
 class AccessListAndCache(PostscreenBase):
     """postscreen_access_list with permit_mynetworks and a cidr: table,
     postscreen_blacklist_action (the former name of the denylist action),
