@@ -34,7 +34,7 @@ static void rbl_answer(void *ctx, const struct dnsev_answer *ans)
         const char *filter = j->async_r->rbl_filter;
         j->async_status = DNS_NODATA;
         for (size_t i = 0; i < ans->naddr; i++) {
-            if (!filter || dns_rbl_filter_matches(filter, &ans->addrs[i])) {
+            if (dns_rbl_listing(filter, &ans->addrs[i])) {
                 dns_addr_text(&ans->addrs[i], j->rbl_addr, sizeof(j->rbl_addr));
                 j->async_status = DNS_OK;
                 break;

@@ -116,6 +116,18 @@ bool dns_rbl_filter_matches(const char *filter, const struct dns_addr *a)
     return filter_walk(filter, (const unsigned char *)&a->u.v4) == 1;
 }
 
+bool dns_rbl_listing(const char *filter, const struct dns_addr *a)
+{
+    if (filter)
+        return dns_rbl_filter_matches(filter, a);
+    if (a->family != AF_INET)
+        return false;
+    const unsigned char *b = (const unsigned char *)&a->u.v4;
+    /* RFC 5782: listings are 127.0.0.0/8; 127.255.255.0/24 are the error
+     * codes some lists answer to queries they refuse (Spamhaus) */
+    return b[0] == 127 && !(b[1] == 255 && b[2] == 255);
+}
+
 bool dns_rbl_filter_valid(const char *filter)
 {
     return filter_walk(filter, NULL) >= 0;

@@ -19,6 +19,10 @@ bool dns_rbl_query_name(const char *addr, const char *domain, char *out, size_t 
 /* Does the A answer a match the filter (each of the four octets a
  * number, "[lo..hi]" or "[n;m;lo..hi]")? An IPv6 answer never does. */
 bool dns_rbl_filter_matches(const char *filter, const struct dns_addr *a);
+/* Whether answer a is a listing: one filter matches, or, without a filter,
+ * any address of 127.0.0.0/8 but the 127.255.255.x error codes (an answer
+ * outside it is a list gone bad: a lapsed domain with a wildcard). */
+bool dns_rbl_listing(const char *filter, const struct dns_addr *a);
 
 /* Is filter well formed (checked when the configuration is read)? */
 bool dns_rbl_filter_valid(const char *filter);

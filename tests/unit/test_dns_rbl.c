@@ -44,6 +44,12 @@ static void test_filters(void)
     CHECK(!dns_rbl_filter_valid("127.0.0.[x..2]"));
     struct dns_addr six = { .family = AF_INET6 };
     CHECK(!dns_rbl_filter_matches("127.0.0.2", &six));
+    /* without a filter: 127.0.0.0/8 lists, except the error codes, and
+     * nothing outside it (a lapsed list domain with a wildcard) */
+    struct dns_addr err = v4("127.255.255.254"), web = v4("192.0.2.80"), high = v4("127.255.0.1");
+    CHECK(dns_rbl_listing(NULL, &a) && dns_rbl_listing(NULL, &c) && dns_rbl_listing(NULL, &high));
+    CHECK(!dns_rbl_listing(NULL, &err) && !dns_rbl_listing(NULL, &web) && !dns_rbl_listing(NULL, &six));
+    CHECK(dns_rbl_listing("127.0.0.2", &a) && !dns_rbl_listing("127.0.0.2", &b));
 }
 
 int main(void)
