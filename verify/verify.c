@@ -235,7 +235,9 @@ static bool probe_allowed(const char *address, long long now)
     return true;
 }
 
-static void send_probe(struct entry *e, long long now)
+/* spelled: the address as the client gave it, which the probe goes to (a
+ * remote local part may be case-sensitive); the cache key is lower case. */
+static void send_probe(struct entry *e, const char *spelled, long long now)
 {
     char sender[VERIFY_ADDR_MAX];
     const char *s = cfg_str(P_address_verify_sender);
@@ -246,9 +248,9 @@ static void send_probe(struct entry *e, long long now)
     else
         str_copy(sender, sizeof(sender), s);
     struct strbuf content = STRBUF_INIT(4096), err = STRBUF_INIT(1024);
-    sb_appendf(&content, "From: <%s>\nTo: <%s>\nSubject: probe\n\n", sender, e->address);
-    const char *rcpts[1] = { e->address };
-    const char *names[1] = { VERIFY_PROBE_ATTR }, *values[1] = { e->address };
+    sb_appendf(&content, "From: <%s>\nTo: <%s>\nSubject: probe\n\n", sender, spelled);
+    const char *rcpts[1] = { spelled };
+    const char *names[1] = { VERIFY_PROBE_ATTR }, *values[1] = { spelled };
     struct cleanup_submission sub = {
         .sender = sender, .rcpts = rcpts, .nrcpt = 1,
         .attr_names = names, .attr_values = values, .nattr = 1,
@@ -316,7 +318,8 @@ static void answer(struct bufferevent *bev, const struct entry *e, bool *ok)
     sb_free(&out);
 }
 
-static void do_query(struct bufferevent *bev, const char *address, bool probe, bool *ok)
+static void do_query(struct bufferevent *bev, const char *address, const char *spelled, bool probe,
+                     bool *ok)
 {
     long long now = time(NULL);
     struct entry **pp = slot_of(address), *e = *pp;
@@ -345,7 +348,7 @@ static void do_query(struct bufferevent *bev, const char *address, bool probe, b
         return;
     }
     if (probe && probe_due(e, now) && (allowed || probe_allowed(address, now)))
-        send_probe(e, now);
+        send_probe(e, spelled, now);
     answer(bev, e, ok);
 }
 
@@ -414,7 +417,7 @@ static bool verify_request(void *ctx, struct bufferevent *bev, const char *frame
     str_lower(key);
     bool ok;
     if (query)
-        do_query(bev, key, probe != 0, &ok);
+        do_query(bev, key, address, probe != 0, &ok);
     else
         do_update(bev, key, (int)status, reason, &ok);
     return ok;

@@ -41,7 +41,8 @@ import uuid
 import harness
 import servers
 
-KNOWN = {"alice@example.com", "bob@example.com", "good@senders.example", "alice@split.example"}
+KNOWN = {"alice@example.com", "bob@example.com", "good@senders.example", "alice@split.example",
+         "john.smith@example.com"}
 
 
 class InternalServer(servers.Server):
@@ -252,6 +253,17 @@ class VerifyTest(unittest.TestCase):
         self.assertFalse([m for m in self.internal.messages if "double-bounce" in (m[0] or "")])
         self.assertRegex(self.inst.log_text(), r"to=<alice@example\.com>.*status=deliverable")
         self.no_bounces()
+
+    def test_probe_keeps_the_address_as_given(self):
+        """The cache is keyed in lower case, but the probe asks for the
+        address as the client spelled it (a remote local part may be
+        case-sensitive)."""
+        code, text = self.rcpt_final("John.Smith@example.com")
+        self.assertEqual(code, 250, text)
+        with self.internal.lock:
+            flat = [c for sess in self.internal.sessions for c in sess]
+        self.assertIn("RCPT TO:<John.Smith@example.com>", flat)
+        self.assertIn("deliverable", self.cache("john.smith@example.com"))
 
     def test_unknown_recipient_refused(self):
         code, text = self.rcpt("nobody@example.com")
