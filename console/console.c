@@ -43,6 +43,7 @@ struct conn {
     int fd;
     struct bufferevent *bev;
     struct event *delay;
+    struct event *life;          /* the absolute end of each stage, however slow the peer */
     char client[INET6_ADDRSTRLEN];
     bool tls;
     enum conn_state state;
@@ -82,6 +83,8 @@ static void conn_free(struct conn *c)
 {
     if (c->delay)
         event_free(c->delay);
+    if (c->life)
+        event_free(c->life);
     if (c->bev)
         bufferevent_free(c->bev);      /* closes fd */
     else
@@ -112,8 +115,25 @@ static void format_answer(struct conn *c, struct console_reply *rep)
     sb_append(out, rep->body.data ? rep->body.data : "", rep->body.len);
 }
 
+static long console_timeout_seconds(void)
+{
+    return cfg_time(P_console_timeout) < 1 ? 1 : cfg_time(P_console_timeout);
+}
+
+/* The stage that starts now (reading the request, the TLS handshake,
+ * waiting, writing, draining) ends within ms, even for a peer that sends
+ * or takes a byte just before each idle timeout: a slow client cannot
+ * hold one of the console_connection_limit connections for longer. */
+static void arm_life(struct conn *c, long long ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+    if (c->life)
+        evtimer_add(c->life, &tv);
+}
+
 static void send_answer(struct conn *c)
 {
+    arm_life(c, 1000LL * console_timeout_seconds());
     c->state = WRITING;
     if (bufferevent_write(c->bev, c->answer.data, c->answer.len) < 0) {
         conn_free(c);
@@ -132,6 +152,7 @@ static void answer(struct conn *c, struct console_reply *rep)
 {
     format_answer(c, rep);
     bufferevent_disable(c->bev, EV_READ);
+    arm_life(c, rep->delay_ms + 1000LL * console_timeout_seconds());
     if (rep->delay_ms > 0) {
         struct timeval tv = { rep->delay_ms / 1000, (rep->delay_ms % 1000) * 1000 };
         c->state = WAITING;
@@ -302,6 +323,7 @@ static void on_written(struct bufferevent *bev, void *arg)
         return;
     }
     c->state = DRAINING;
+    arm_life(c, 1000LL * DRAIN_SECONDS);
     shutdown(c->fd, SHUT_WR);
     struct timeval tv = { DRAIN_SECONDS, 0 };
     bufferevent_set_timeouts(bev, &tv, NULL);
@@ -342,6 +364,15 @@ static void peer_address(int fd, char *buf, size_t size)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
 }
 
+static void on_life_end(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if ((c->state == READ_HEAD || c->state == READ_BODY) && c->received > 0)
+        refuse(c, 408);              /* a request begun: told why, in its own stage */
+    else
+        conn_free(c);
+}
+
 static void console_accept(int fd, struct event_base *base)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
@@ -349,8 +380,15 @@ static void console_accept(int fd, struct event_base *base)
     c->state = READ_HEAD;
     sb_init(&c->answer, CONSOLE_PAGE_LIMIT + 64 * 1024);
     peer_address(fd, c->client, sizeof(c->client));
-    long timeout = cfg_time(P_console_timeout) < 1 ? 1 : cfg_time(P_console_timeout);
+    long timeout = console_timeout_seconds();
     c->deadline_ms = now_usec() / 1000 + 1000LL * timeout;
+    c->life = evtimer_new(base, on_life_end, c);
+    if (!c->life) {
+        msg_warn("console: cannot serve %s: out of memory", c->client);
+        conn_free(c);
+        return;
+    }
+    arm_life(c, 1000LL * timeout);
     if (tls_ctx) {
         SSL *ssl = SSL_new(tls_ctx);
         set_nonblock(fd, true);
@@ -370,6 +408,7 @@ static void console_accept(int fd, struct event_base *base)
     } else {
         c->bev = server_client_bufferevent(fd, base, BEV_OPT_CLOSE_ON_FREE);
         if (!c->bev) {
+            event_free(c->life);
             sb_free(&c->answer);
             free(c);
             return;

@@ -336,6 +336,26 @@ class TestBadRequests(ConsoleInstance):
         t0 = time.time()
         self.assertEqual(raw_http(p, b"GET /login HTTP/1.1\r\nHo", timeout=10), 408)
         self.assertLess(time.time() - t0, 8)
+        # a client that keeps trickling bytes after its answer (each under
+        # the idle timeout) is still cut off soon: the stage has an end
+        with socket.create_connection(("127.0.0.1", p), timeout=15) as s:
+            s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while True:                 # the answer, then the console's half-close
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:100])
+            t0, cut = time.time(), False
+            while time.time() - t0 < 12 and not cut:
+                try:
+                    s.sendall(b"x")
+                except OSError:
+                    cut = True          # reset: the console closed its side
+                time.sleep(0.3)
+            self.assertTrue(cut, "the console kept a trickling connection for 12 s")
+            self.assertLess(time.time() - t0, 8)
         # many idle connections do not stop others from being served
         idle = [socket.create_connection(("127.0.0.1", p)) for _ in range(10)]
         try:
