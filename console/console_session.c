@@ -7,8 +7,10 @@
  * constant time), a bounded lifetime and idle time, and a bounded number
  * of sessions (the oldest makes room). Every login, right or wrong, is
  * logged; a wrong password is answered only after
- * console_login_failure_delay, and past LOGIN_FAILURES_PER_MINUTE failures
- * in a minute logins are refused without a check until the minute ends. */
+ * console_login_failure_delay, and past ADDRESS_FAILURES_PER_MINUTE
+ * failures from one client address in a minute, that address's logins are
+ * refused without a check until the minute ends (one client cannot lock
+ * the others out; ALL_FAILURES_PER_MINUTE bounds the checks of many). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,14 +26,35 @@
 #include "passwd_check.h"
 #include "util.h"
 
-#define LOGIN_FAILURES_PER_MINUTE 30
+#define ADDRESS_FAILURES_PER_MINUTE 10
+#define ALL_FAILURES_PER_MINUTE 300
+#define FAILING_ADDRESSES_MAX 256     /* addresses counted in one minute */
 
 static struct {
     struct console_session *slots;    /* token[0] == 0: free */
     size_t count;
     time_t minute;                    /* the minute failures are counted in */
     int failures;
+    struct failing {
+        char client[64];
+        int failures;
+    } failing[FAILING_ADDRESSES_MAX];
+    size_t nfailing;
 } sess;
+
+/* The failures of this minute from client (NULL: none counted yet). */
+static struct failing *failing_of(const char *client, bool add)
+{
+    for (size_t i = 0; i < sess.nfailing; i++)
+        if (strcmp(sess.failing[i].client, client) == 0)
+            return &sess.failing[i];
+    if (!add || sess.nfailing == FAILING_ADDRESSES_MAX)
+        return NULL;             /* a full table: the overall bound still holds */
+    struct failing *f = &sess.failing[sess.nfailing++];
+    str_copy(f->client, sizeof(f->client), client);
+    f->failures = 0;
+    return f;
+}
 
 void console_session_init(void)
 {
@@ -127,10 +150,21 @@ static struct console_session *session_new(const char *user)
         if (!sess.slots[i].token[0] || expired(&sess.slots[i], now))
             slot = &sess.slots[i];
     if (!slot) {
-        slot = &sess.slots[0];
-        for (size_t i = 1; i < sess.count; i++)
-            if (sess.slots[i].created < slot->created)
-                slot = &sess.slots[i];
+        /* room is made by this user's own oldest session, else by the
+         * oldest one of a user who is not an administrator; an
+         * administrator's session ends only for another administrator's
+         * login, so that logging in again and again as an ordinary user
+         * cannot end the administrators' sessions */
+        bool admin = cfg_list_has(cfg_str(P_console_admins), user);
+        for (int pass = 0; pass < 3 && !slot; pass++)
+            for (size_t i = 0; i < sess.count; i++) {
+                struct console_session *c = &sess.slots[i];
+                bool fits = pass == 0 ? strcmp(c->user, user) == 0 : pass == 1 ? !c->admin : admin;
+                if (fits && (!slot || c->created < slot->created))
+                    slot = c;
+            }
+        if (!slot)
+            return NULL;
         msg_info("console: session of %s ended to make room (console_session_limit)", slot->user);
     }
     memset(slot, 0, sizeof(*slot));
@@ -183,7 +217,10 @@ void console_login_post(const struct console_request *req, struct console_reply 
     if (now / 60 != sess.minute) {
         sess.minute = now / 60;
         sess.failures = 0;
+        sess.nfailing = 0;
     }
+    struct failing *mine = failing_of(req->client, false);
+    bool counted = true;
     const char *error = NULL, *why = NULL;
     if (!user.len || user.len > CONSOLE_USER_MAX || !str_printable(sb_str(&user), CONSOLE_USER_MAX)
         || strchr(sb_str(&user), ' ')) {
@@ -192,9 +229,11 @@ void console_login_post(const struct console_request *req, struct console_reply 
     } else if (!console_auth_ready()) {
         error = "No login is possible yet (no password table).";
         why = "smtpd_sasl_password_maps is empty";
-    } else if (sess.failures >= LOGIN_FAILURES_PER_MINUTE) {
+    } else if ((mine && mine->failures >= ADDRESS_FAILURES_PER_MINUTE)
+               || sess.failures >= ALL_FAILURES_PER_MINUTE) {
         error = "Too many failed logins in the last minute: wait a minute and try again.";
         why = "too many failures in a minute; not checked";
+        counted = false;             /* a refusal unchecked adds to no count */
     } else {
         /* over TLS, or from this host: what Dovecot's disable_plaintext_auth allows */
         bool secured = req->tls || strncmp(req->client, "127.", 4) == 0 || strcmp(req->client, "::1") == 0
@@ -216,19 +255,30 @@ void console_login_post(const struct console_request *req, struct console_reply 
         }
     }
     if (error) {
-        sess.failures++;
+        if (counted) {
+            sess.failures++;
+            if ((mine = failing_of(req->client, true)))
+                mine->failures++;
+        }
         msg_warn("console: login of \"%s\" from %s failed: %s", str_sanitize((char *)sb_str(&user)),
                  req->client, why);
         rep->delay_ms = 1000LL * cfg_time(P_console_login_failure_delay);
         login_form(rep, req, sb_str(&user), error);
     } else {
         struct console_session *s = session_new(sb_str(&who));
+        if (!s) {
+            msg_warn("console: login of %s from %s refused: every session is an administrator's "
+                     "(console_session_limit)", sb_str(&who), req->client);
+            login_form(rep, req, sb_str(&user), "No session is free now; try again later.");
+            goto done;
+        }
         msg_info("console: login of %s from %s%s", s->user, req->client,
                  s->admin ? " (administrator)" : "");
         sb_appendf(&rep->headers, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%ld%s\r\n",
                    CONSOLE_COOKIE, s->token, cfg_time(P_console_session_lifetime), req->tls ? "; Secure" : "");
         console_redirect(rep, "/");
     }
+done:
     if (password.data)
         memset(password.data, 0, password.len);     /* it held the password */
     sb_free(&user);

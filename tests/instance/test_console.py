@@ -225,6 +225,31 @@ class TestLogin(ConsoleInstance):
         self.assertEqual(c.get("/dashboard")[0], 303)    # still not logged in
         self.inst.wait_log(r'console: login of "admin" from 127\.0\.0\.1 failed: wrong user name or password')
 
+    def test_failures_from_one_address_lock_out_only_that_address(self):
+        import concurrent.futures
+        import http.client
+
+        def attempt(source, password="wrong"):
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30,
+                                              source_address=(source, 0))
+            try:
+                conn.request("POST", "/login", body=urllib.parse.urlencode(
+                    {"user": ADMIN, "password": password}),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+                r = conn.getresponse()
+                return r.status, r.read().decode("utf-8", "replace")
+            finally:
+                conn.close()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=10) as ex:
+            results = list(ex.map(attempt, ["127.0.0.5"] * 10))
+        self.assertTrue(all("Wrong user name or password" in b for _, b in results))
+        status, body = attempt("127.0.0.5", ADMIN_PW)
+        self.assertIn("Too many failed logins", body)
+        self.inst.wait_log(r'console: login of "admin" from 127\.0\.0\.5 failed: too many failures')
+        # everyone else still gets in
+        self.assertEqual(attempt("127.0.0.6", ADMIN_PW)[0], 303)
+        self.assertEqual(Client(self.port).login(ADMIN, ADMIN_PW)[0], 303)
+
     def test_unknown_user_refused(self):
         status, headers, body = Client(self.port).login("nobody", "x")
         self.assertIn("Wrong user name or password", body)
@@ -399,6 +424,7 @@ class TestSessionBounds(unittest.TestCase):
         passwd = os.path.join(tmp, "passwd")
         with open(passwd, "w") as f:
             f.write("%s %s\n" % (ADMIN, sha512_hash(ADMIN_PW)))
+            f.write("mallory %s\n" % sha512_hash("mallory pw"))
         inst = harness.Instance(name="console-sess", main_cf={
             "smtpd_sasl_password_maps": "texthash:" + passwd, "console_admins": ADMIN,
             "console_session_lifetime": "3s", "console_session_limit": "2"})
@@ -415,6 +441,14 @@ class TestSessionBounds(unittest.TestCase):
         self.assertEqual(second.get("/dashboard")[0], 200)
         self.assertEqual(third.get("/dashboard")[0], 200)
         inst.wait_log(r"console: session of admin ended to make room")
+        # an ordinary user logging in again and again ends no
+        # administrator's session: with every slot an administrator's, the
+        # login is refused
+        for _ in range(3):
+            status, _, body = Client(port).login("mallory", "mallory pw")
+            self.assertEqual(status, 200)
+            self.assertIn("No session is free now", body)
+        self.assertEqual(inst.log_text().count("ended to make room"), 1)
         token = [c.value for c in third.jar if c.name == "tern_console"][0]
         time.sleep(3.5)
         # the browser would drop the cookie (Max-Age); the console ends the session itself
