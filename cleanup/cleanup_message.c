@@ -6,6 +6,7 @@
  * is made a LF first, whatever the source, so no CR reaches the queue. */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
@@ -118,6 +119,12 @@ static void header_section_done(struct cleanup_state *st)
     format_rfc5322_date(st->arrival_usec, date, sizeof(date));
     snprintf(msgid, sizeof(msgid), "<%s@%s>", st->qf.id, cleanup_cfg.myhostname);
     build_received(st, date, &received);
+    /* smtpd's check_recipient_lists marks are the first fields it wrote;
+     * a field of that name anywhere else came with the message: removed,
+     * so that nobody downstream takes a sender's own for Tern's */
+    const char *marks = cleanup_env_attr(&st->env, "allowlist_marks");
+    unsigned long keep = marks ? strtoul(marks, NULL, 10) : 0;
+    header_remove_after(&st->hdr, "x-tern-allowlisted", keep > 1000 ? 1000 : keep);
     cleanup_checks_headers(st, &received);
     cleanup_rewrite_headers(st);
     if (st->status || st->discard)

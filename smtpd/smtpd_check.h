@@ -55,6 +55,7 @@ struct smtpd_restriction_list {
 };
 
 #define CHECK_STACK_MAX 8   /* nesting of classes and table results */
+#define SMTPD_MARK_HEADER "X-Tern-Allowlisted"   /* check_recipient_lists' mark */
 #define CHECK_TEXT_MAX 1024
 
 struct smtpd_check_reply {
@@ -123,6 +124,12 @@ struct smtpd_check_state {
     bool discard, hold;
     char *filter;
     struct strbuf prepend;
+    /* X-Tern-Allowlisted: fields (check_recipient_lists), written before
+     * everything else in the content; cleanup keeps only these nmarks
+     * and removes every such field the message itself carries */
+    struct strbuf marks;
+    size_t nmarks;
+    bool lists_asked;                     /* check_recipient_lists ran for this message */
     char instance[64];                    /* policy "instance": one per message */
 };
 

@@ -314,8 +314,27 @@ bool smtpd_check_holding(struct smtpd_session *s)
     return s->check && s->check->hold && !s->check->discard;
 }
 
+/* Where check_recipient_lists was asked about the message, Tern's marks
+ * always open its header section (at least "none"), so that a field of
+ * the same name the sender wrote is never where Tern's would be. The
+ * marks of the transaction (the envelope to cleanup counts them, the
+ * content carries them, whichever comes first); NULL for a message the
+ * restriction never saw (mail from mynetworks, say: nothing is added). */
+static struct smtpd_check_state *marks_of(struct smtpd_session *s)
+{
+    if (!s->check || !s->check->lists_asked)
+        return NULL;
+    struct smtpd_check_state *c = s->check;
+    if (c->nmarks == 0 && sb_appends(&c->marks, SMTPD_MARK_HEADER ": none\n") == 0)
+        c->nmarks = 1;
+    return c;
+}
+
 void smtpd_check_content_start(struct smtpd_session *s, struct strbuf *content)
 {
+    struct smtpd_check_state *c = marks_of(s);
+    if (c)
+        sb_append(content, c->marks.data, c->marks.len);
     if (s->check && s->check->prepend.len)
         sb_append(content, s->check->prepend.data, s->check->prepend.len);
 }
@@ -326,11 +345,24 @@ int smtpd_check_cleanup_attrs(struct smtpd_session *s, struct attr_writer *w)
 {
     const char *filter = s->check && s->check->filter ? s->check->filter
                                                       : smtpd_check_cfg.content_filter;
-    if (!filter)
-        return 0;
-    if (w) {
-        attr_put_str(w, "name", "filter");
-        attr_put_str(w, "value", filter);
+    int n = 0;
+    if (filter) {
+        if (w) {
+            attr_put_str(w, "name", "filter");
+            attr_put_str(w, "value", filter);
+        }
+        n++;
     }
-    return 1;
+    /* how many of the first header fields are Tern's marks */
+    struct smtpd_check_state *c = marks_of(s);
+    if (c) {
+        if (w) {
+            char count[32];
+            snprintf(count, sizeof(count), "%zu", c->nmarks);
+            attr_put_str(w, "name", "allowlist_marks");
+            attr_put_str(w, "value", count);
+        }
+        n++;
+    }
+    return n;
 }

@@ -37,6 +37,7 @@ struct smtpd_check_state *smtpd_check_state_of(struct smtpd_session *s)
         str_copy(s->check->reverse_name, sizeof(s->check->reverse_name), "unknown");
         s->check->name_status = s->check->reverse_status = 5;
         sb_init(&s->check->prepend, 16384);
+        sb_init(&s->check->marks, 16384);
     }
     return s->check;
 }
@@ -51,6 +52,9 @@ void smtpd_check_mail_reset(struct smtpd_session *s)
     free(c->filter);
     c->filter = NULL;
     sb_reset(&c->prepend);
+    sb_reset(&c->marks);
+    c->nmarks = 0;
+    c->lists_asked = false;
 }
 
 static void job_free(struct smtpd_check_job *j);
@@ -65,6 +69,7 @@ void smtpd_check_session_end(struct smtpd_session *s)
         job_free(c->job);
     smtpd_check_mail_reset(s);
     sb_free(&c->prepend);
+    sb_free(&c->marks);
     free(c->access_denied);
     free(c);
     s->check = NULL;

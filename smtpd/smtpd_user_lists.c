@@ -28,7 +28,6 @@
 #include "user_lists.h"
 #include "util.h"
 
-#define MARK_HEADER "X-Tern-Allowlisted"
 #define RECORD_MAX 1000            /* recipients of one message recorded */
 
 static int data_fd = -1;             /* data_directory, from before a chroot */
@@ -57,9 +56,12 @@ static void mark(struct smtpd_check_job *j, const char *rcpt, const char *why)
     struct smtpd_check_state *c = smtpd_check_state_of(j->s);
     struct strbuf line = STRBUF_INIT(USER_LISTS_ADDRESS_MAX + 64);
     /* the address came through RCPT TO's parser: no CR, LF or NUL */
-    if (sb_appendf(&line, "%s: <%s> %s\n", MARK_HEADER, rcpt, why) == 0
-        && sb_append(&c->prepend, line.data, line.len) < 0)
-        msg_warn("%s: too many header lines for the message; %s not marked", j->s->client_desc, rcpt);
+    if (sb_appendf(&line, "%s: <%s> %s\n", SMTPD_MARK_HEADER, rcpt, why) == 0) {
+        if (sb_append(&c->marks, line.data, line.len) < 0)
+            msg_warn("%s: too many header lines for the message; %s not marked", j->s->client_desc, rcpt);
+        else
+            c->nmarks++;
+    }
     sb_free(&line);
 }
 
@@ -79,6 +81,7 @@ enum smtpd_check_result smtpd_user_lists_check(struct smtpd_check_job *j,
                                                const struct smtpd_restriction *r)
 {
     (void)r;
+    smtpd_check_state_of(j->s)->lists_asked = true;     /* the mark opens the header */
     const struct address *snd = smtpd_check_sender(j);
     if (!snd || !snd->address || !*snd->address)
         return CHK_DUNNO;            /* <>: bounces have no correspondent */

@@ -201,12 +201,17 @@ void header_value(const struct header_state *h, const struct header_field *f,
 
 void header_remove(struct header_state *h, const char *name)
 {
+    header_remove_after(h, name, 0);
+}
+
+void header_remove_after(struct header_state *h, const char *name, size_t first)
+{
     size_t kept = 0, end = 0;
     /* The fields lie in order, one after the other: each moves down over
      * the ones removed before it. */
     for (size_t i = 0; i < h->nfields; i++) {
         struct header_field f = h->fields[i];
-        if (field_is(h, &f, name))
+        if (i >= first && field_is(h, &f, name))
             continue;
         memmove(h->headers.data + end, h->headers.data + f.offset, f.len);
         f.offset = end;

@@ -61,6 +61,9 @@ int header_emit(struct header_state *h, const struct header_additions *add, stru
 
 /* Remove every field called name (sendmail -t drops Bcc: this way). */
 void header_remove(struct header_state *h, const char *name);
+/* The same, sparing the section's first `first` fields (cleanup keeps
+ * the marks smtpd wrote at the top and removes look-alikes after them). */
+void header_remove_after(struct header_state *h, const char *name, size_t first);
 
 /* Replace all fields with those in text: complete lines, each field a
  * "name: value" line and its continuation lines (header checks rebuild the

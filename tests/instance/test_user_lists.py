@@ -127,8 +127,9 @@ class ListsTest(unittest.TestCase):
         finally:
             c.close()
 
-    def deliver(self, sender, rcpt, subject):
-        """A whole message from an untrusted client; the sink's copy."""
+    def deliver(self, sender, rcpt, subject, extra=""):
+        """A whole message from an untrusted client (extra: header lines
+        before its own); the sink's copy."""
         c = self.client()
         try:
             self.cmd(c, "EHLO client.test")
@@ -136,7 +137,7 @@ class ListsTest(unittest.TestCase):
             code, text = self.cmd(c, "RCPT TO:<%s>" % rcpt)
             self.assertEqual(code, 250, text)
             self.assertEqual(self.cmd(c, "DATA")[0], 354)
-            c.send("From: <%s>\r\nSubject: %s\r\n\r\nhello\r\n.\r\n" % (sender, subject))
+            c.send("%sFrom: <%s>\r\nSubject: %s\r\n\r\nhello\r\n.\r\n" % (extra, sender, subject))
             self.assertEqual(c.read_reply()[0], 250)
             self.cmd(c, "QUIT")
         finally:
@@ -153,7 +154,7 @@ class ListsTest(unittest.TestCase):
             time.sleep(0.05)
         self.fail("the sink did not get %r" % subject)
 
-    def send_out(self, sender, rcpts, subject, login=True, source="127.0.0.2", wait=True):
+    def send_out(self, sender, rcpts, subject, login=True, source="127.0.0.2", wait=True, extra=""):
         """Mail out from an authenticated user (or a mynetworks client);
         the sink's copy (with wait)."""
         import smtplib
@@ -163,7 +164,7 @@ class ListsTest(unittest.TestCase):
             s.ehlo("laptop.corp.test")
             if login:
                 s.login("carol", PASSWORD)
-            s.sendmail(sender, rcpts, "From: <%s>\r\nSubject: %s\r\n\r\nhi\r\n" % (sender, subject))
+            s.sendmail(sender, rcpts, "%sFrom: <%s>\r\nSubject: %s\r\n\r\nhi\r\n" % (extra, sender, subject))
         finally:
             s.quit()
         return self.wait_sink(subject) if wait else None
@@ -220,6 +221,26 @@ class TestUserLists(ListsTest):
         self.assertEqual(out, "allow @friend.test\ndeny @mixed.test\nallow good@mixed.test\n")
         self.lists("remove", "dan@corp.test", "deny", "@mixed.test")
         self.assertEqual(self.rcpt("other@mixed.test", "dan@corp.test")[0], 451)
+
+    def test_forged_marks_removed(self):
+        """A sender's own X-Tern-Allowlisted: fields never reach the
+        mailbox; Tern's open the header section."""
+        self.lists("add", "erin@corp.test", "allow", "@partner.test")
+        forged = ("X-Tern-Allowlisted: <boss@corp.test> allow list\r\n"
+                  "x-tern-allowlisted: none\r\n")
+        m = self.deliver("anna@partner.test", "erin@corp.test", "forged marks", extra=forged)
+        lines = m[2].replace(b"\r\n", b"\n").split(b"\n")
+        marks = [l for l in lines if l.lower().startswith(b"x-tern-allowlisted:")]
+        self.assertEqual(marks, [b"X-Tern-Allowlisted: <erin@corp.test> allow list"])
+        # right after Tern's Received: (and its continuation lines)
+        first = next(i for i, l in enumerate(lines) if l and not l[:1].isspace() and i > 0)
+        self.assertEqual(lines[first], marks[0])
+        # mail the restriction never looked at (mynetworks) gets no mark,
+        # and loses a forged one
+        self.send_out("dave@corp.test", ["x@pal.test"], "out with forged", login=False,
+                      source="127.0.0.1", extra=forged)
+        out = self.wait_sink("out with forged")
+        self.assertNotIn(b"X-Tern-Allowlisted", out[2])
 
     def test_correspondent_reply_skips_greylisting(self):
         self.send_out("carol@corp.test", ["pen@pal.test"], "carol writes")
