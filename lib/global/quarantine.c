@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -216,28 +217,40 @@ static int mark_done(const struct qmessage *m, const char *recipient, bool *remo
     struct qfile_reader r;
     if (open_held(m, O_RDWR, &r, path, sizeof(path), err) < 0)
         return -1;
+    /* Two recipients acting at once (after the same digest) must not each
+     * see the other still pending and leave the file for nobody: the
+     * marks are read again, and written, under an exclusive lock. */
+    struct qmessage now;
+    memset(&now, 0, sizeof(now));
+    while (flock(r.fd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    if (qmessage_load_fd(r.fd, m->id, &now, err) < 0) {
+        qfile_close(&r);
+        return -1;
+    }
     size_t left = 0;
     int rc = 0;
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        if (m->rcpts[i].done)
+    for (size_t i = 0; i < now.nrcpts; i++) {
+        if (now.rcpts[i].done)
             continue;
-        if (strcasecmp(m->rcpts[i].address, recipient) != 0) {
+        if (strcasecmp(now.rcpts[i].address, recipient) != 0) {
             left++;
-        } else if (qfile_mark_done(r.fd, m->rcpts[i].offset) < 0) {
+        } else if (qfile_mark_done(r.fd, now.rcpts[i].offset) < 0) {
             sb_appendf(err, "cannot update %s: %s", path, strerror(errno));
             rc = -1;
         }
     }
+    qmessage_free(&now);
     if (rc == 0 && fsync(r.fd) < 0) {
         sb_appendf(err, "cannot update %s: %s", path, strerror(errno));
         rc = -1;
     }
-    qfile_close(&r);
     *removed = false;
-    if (rc == 0 && left == 0 && unlink(path) == 0) {
+    if (rc == 0 && left == 0 && unlink(path) == 0) {     /* still under the lock */
         queue_admin_remove_logs(m->id);
         *removed = true;
     }
+    qfile_close(&r);
     return rc;
 }
 

@@ -187,6 +187,21 @@ class QuarantineTest(unittest.TestCase):
         self.assertFalse([m for m in self.sink.handler.messages
                           if "dora@corp.test" in m[1] or "erik@corp.test" in m[1]])
 
+    def test_recipients_acting_at_once_leave_nothing_held(self):
+        """Two recipients deleting their copies at the same moment: the
+        last one out removes the file, whichever it is."""
+        import concurrent.futures
+        for round_ in range(5):
+            before = self.inst.queue_ids("hold")
+            self.send(["gus@corp.test", "hal@corp.test"], "XSPAMX race %d" % round_)
+            q = self.held(before)[0]
+            with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
+                jobs = [ex.submit(self.quarantine, "delete", q, "--recipient", r)
+                        for r in ("gus@corp.test", "hal@corp.test")]
+                for j in jobs:
+                    j.result(timeout=60)
+            self.assertNotIn(q, self.inst.queue_ids("hold"), "round %d" % round_)
+
     def test_admin_release_and_delete(self):
         before = self.inst.queue_ids("hold")
         self.send(["fay@corp.test", "gus@corp.test"], "XSPAMX admin")
