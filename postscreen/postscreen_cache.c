@@ -37,7 +37,7 @@
 #define PSC_BUCKETS 65536
 #define PSC_SAVE_INTERVAL 60          /* seconds */
 #define PSC_CLEAN_SLICE 4096          /* buckets looked at per cleanup event */
-#define PSC_CACHE_MAX 1000000         /* entries; beyond, new passes are not remembered */
+#define PSC_CACHE_MAX 1000000         /* entries; beyond, the oldest make room */
 #define PSC_CACHE_FILE "cache"
 #define PSC_LINE_MAX 255              /* the longest line of the file */
 
@@ -75,13 +75,54 @@ static struct cache_entry *cache_find(const char *addr)
     return e;
 }
 
+static time_t latest_pass(const struct cache_entry *e)
+{
+    time_t t = 0;
+    for (int i = 0; i < PSC_TEST_COUNT; i++)
+        if (e->until[i] > t)
+            t = e->until[i];
+    return t;
+}
+
+/* A full table makes room: from the first non-empty bucket at or after
+ * from, the entry whose passes end first goes. Addresses that only waited
+ * out the greeting (a flood of them costs an attacker little) hold short
+ * passes; a client that passed the deep tests holds them for 30 days, so
+ * it is the last to go and new clients keep getting through. */
+static void evict_one(struct cache_entry **from)
+{
+    static time_t warned;
+    size_t at = (size_t)(from - cache.buckets);
+    for (size_t n = 0; n < PSC_BUCKETS; n++, at = (at + 1) % PSC_BUCKETS) {
+        struct cache_entry **pp = &cache.buckets[at], **victim = NULL;
+        for (; *pp; pp = &(*pp)->next)
+            if (!victim || latest_pass(*pp) < latest_pass(*victim))
+                victim = pp;
+        if (!victim)
+            continue;
+        struct cache_entry *e = *victim;
+        *victim = e->next;
+        free(e);
+        cache.count--;
+        break;
+    }
+    time_t now = time(NULL);
+    if (now - warned >= 3600) {
+        warned = now;
+        msg_warn("the postscreen cache is full (%d entries): the clients whose passes end "
+                 "first make room", PSC_CACHE_MAX);
+    }
+}
+
 static struct cache_entry *cache_add(const char *addr)
 {
-    if (cache.count >= PSC_CACHE_MAX || strlen(addr) >= PSC_ADDR_MAX)
+    if (strlen(addr) >= PSC_ADDR_MAX)
         return NULL;
+    struct cache_entry **b = bucket_of(addr);
+    if (cache.count >= PSC_CACHE_MAX)
+        evict_one(b);
     struct cache_entry *e = xcalloc(1, sizeof(*e));
     str_copy(e->addr, sizeof(e->addr), addr);
-    struct cache_entry **b = bucket_of(addr);
     e->next = *b;
     *b = e;
     cache.count++;
