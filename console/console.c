@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@ struct conn {
     struct event *delay;
     struct event *life;          /* the absolute end of each stage, however slow the peer */
     char client[INET6_ADDRSTRLEN];
+    char local[INET6_ADDRSTRLEN];      /* the address the request came to */
     bool tls;
     enum conn_state state;
     long long deadline_ms;       /* for the whole request */
@@ -190,6 +192,40 @@ static void refuse(struct conn *c, int status)
     reply_free(&rep);
 }
 
+/* The Host header names this console: localhost, the address the request
+ * came to, myhostname or a name of console_hostnames, with any port. A
+ * page of another site whose name was pointed at this host (DNS
+ * rebinding) sends its own name, and gets nothing. */
+static bool host_ok(const struct conn *c)
+{
+    const char *host = http_request_header(c->req, "Host");
+    if (!host)
+        return false;
+    char name[256];
+    const char *end;
+    if (*host == '[') {
+        end = strchr(host, ']');
+        host++;
+    } else {
+        end = strchr(host, ':');
+    }
+    size_t n = end ? (size_t)(end - host) : strlen(host);
+    if (n == 0 || n >= sizeof(name))
+        return false;
+    memcpy(name, host, n);
+    name[n] = 0;
+    if (strcasecmp(name, "localhost") == 0 || strcmp(name, "127.0.0.1") == 0 || strcmp(name, "::1") == 0
+        || strcasecmp(name, c->local) == 0 || strcasecmp(name, cfg_str(P_myhostname)) == 0)
+        return true;
+    size_t count;
+    char **names = cfg_list_split(cfg_str(P_console_hostnames), &count);
+    bool found = false;
+    for (size_t i = 0; i < count && !found; i++)
+        found = strcasecmp(names[i], name) == 0;
+    cfg_list_free(names, count);
+    return found;
+}
+
 /* A POST from a browser names the page's origin: it must be this console
  * (as the Host header names it), so that no other site can post a form
  * here, not even the login form, which has no session token yet. A
@@ -215,7 +251,12 @@ static void dispatch(struct conn *c, const char *body)
     req.session = console_session_find(c->req);
     bool path_known;
     const struct console_route *r = console_route_find(c->req->method, c->req->path, &path_known);
-    if (!r) {
+    if (!host_ok(c)) {
+        msg_warn("console: %s %s from %s for another host name; refused", c->req->method, c->req->path,
+                 c->client);
+        console_error_page(&rep, &req, 400, "This console is not served under that name "
+                                            "(console_hostnames).");
+    } else if (!r) {
         console_error_page(&rep, &req, path_known ? 405 : 404,
                            path_known ? "This page does not take that method." : "There is no such page.");
         if (path_known)
@@ -351,6 +392,23 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     conn_free(c);
 }
 
+static void address_text(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, (socklen_t)size);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, (socklen_t)size);
+}
+
+static void local_address(int fd, char *buf, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    str_copy(buf, size, "");
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        address_text(&ss, buf, size);
+}
+
 static void peer_address(int fd, char *buf, size_t size)
 {
     struct sockaddr_storage ss;
@@ -358,10 +416,7 @@ static void peer_address(int fd, char *buf, size_t size)
     str_copy(buf, size, "unknown");
     if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
         return;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)size);
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
+    address_text(&ss, buf, size);
 }
 
 static void on_life_end(evutil_socket_t fd, short what, void *arg)
@@ -380,6 +435,7 @@ static void console_accept(int fd, struct event_base *base)
     c->state = READ_HEAD;
     sb_init(&c->answer, CONSOLE_PAGE_LIMIT + 64 * 1024);
     peer_address(fd, c->client, sizeof(c->client));
+    local_address(fd, c->local, sizeof(c->local));
     long timeout = console_timeout_seconds();
     c->deadline_ms = now_usec() / 1000 + 1000LL * timeout;
     c->life = evtimer_new(base, on_life_end, c);

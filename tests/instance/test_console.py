@@ -171,6 +171,7 @@ class ConsoleInstance(unittest.TestCase):
             "smtpd_sasl_password_maps": "texthash:" + passwd,
             "console_admins": ADMIN,
             "console_login_failure_delay": "1s",
+            "console_hostnames": "console.corp.test",
             "console_timeout": "3s",
             "relayhost": "[127.0.0.1]:%d" % cls.dead_port,
             "relay_domains": "remote.test",
@@ -347,16 +348,24 @@ class TestBadRequests(ConsoleInstance):
     def test_bad_requests_answered_and_console_keeps_serving(self):
         p = self.port
         self.assertEqual(raw_http(p, b"GARBAGE\r\n\r\n"), 400)
-        self.assertEqual(raw_http(p, b"GET /login HTTP/2.0\r\nHost: x\r\n\r\n"), 505)
-        self.assertEqual(raw_http(p, b"GET /login HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n"), 431)
-        self.assertEqual(raw_http(p, b"GET /login HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n"), 400)
-        self.assertEqual(raw_http(p, b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"
+        self.assertEqual(raw_http(p, b"GET /login HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n"), 505)
+        self.assertEqual(raw_http(p, b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n"), 431)
+        self.assertEqual(raw_http(p, b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: y\r\n\r\n"), 400)
+        self.assertEqual(raw_http(p, b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n"
                                   + b"a" * 100000), 413)
-        self.assertEqual(raw_http(p, b"POST /login HTTP/1.1\r\nHost: x\r\n\r\n"), 411)
-        self.assertEqual(raw_http(p, b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400)
-        self.assertEqual(raw_http(p, b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), 400)
-        self.assertEqual(raw_http(p, b"DELETE /login HTTP/1.1\r\nHost: x\r\n\r\n"), 405)
-        self.assertEqual(raw_http(p, b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"), 404)
+        self.assertEqual(raw_http(p, b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 411)
+        self.assertEqual(raw_http(p, b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400)
+        self.assertEqual(raw_http(p, b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), 400)
+        self.assertEqual(raw_http(p, b"DELETE /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 405)
+        self.assertEqual(raw_http(p, b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), 404)
+        # another site's name (DNS rebinding), or none: refused; this host's
+        # own names, with or without the port, are served
+        for host in (b"evil.test", b"evil.test:%d" % p, b"127.0.0.1.evil.test", b"[::2]"):
+            self.assertEqual(raw_http(p, b"GET /login HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"), 400, host)
+        self.assertEqual(raw_http(p, b"GET /login HTTP/1.1\r\n\r\n"), 400)
+        for host in (b"localhost", b"LOCALHOST:%d" % p, b"127.0.0.1:%d" % p, b"console.corp.test"):
+            self.assertEqual(raw_http(p, b"GET /login HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"), 200, host)
+        self.inst.wait_log(r"console: GET /login from 127\.0\.0\.1 for another host name; refused")
         # a slow client: part of a head, then nothing (console_timeout = 3s)
         t0 = time.time()
         self.assertEqual(raw_http(p, b"GET /login HTTP/1.1\r\nHo", timeout=10), 408)
@@ -364,7 +373,7 @@ class TestBadRequests(ConsoleInstance):
         # a client that keeps trickling bytes after its answer (each under
         # the idle timeout) is still cut off soon: the stage has an end
         with socket.create_connection(("127.0.0.1", p), timeout=15) as s:
-            s.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             got = b""
             while True:                 # the answer, then the console's half-close
                 chunk = s.recv(65536)
@@ -495,7 +504,7 @@ class TestTls(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn("Dashboard", body)
         # plain HTTP on the TLS port gets no page
-        self.assertEqual(raw_http(port, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5), 0)
+        self.assertEqual(raw_http(port, b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=5), 0)
         self.assertEqual(c.get("/login")[0], 303)      # and the console still serves
 
 
