@@ -208,6 +208,21 @@ static int open_held(const struct qmessage *m, int flags, struct qfile_reader *r
     return -1;
 }
 
+/* Two recipients acting at once (after the same digest) must not each see
+ * the other still pending and leave the file for nobody: the marks are
+ * read again, and written, under an exclusive lock of the open file. */
+static int lock_and_reload(struct qfile_reader *r, const char *id, struct qmessage *now,
+                           struct strbuf *err)
+{
+    memset(now, 0, sizeof(*now));
+    while (flock(r->fd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    if (qmessage_load_fd(r->fd, id, now, err) == 0)
+        return 0;
+    qfile_close(r);
+    return -1;
+}
+
 /* Mark recipient's pending records of hold/ID done; removes the file when
  * none is left. 0, or -1 with err. */
 static int mark_done(const struct qmessage *m, const char *recipient, bool *removed,
@@ -215,19 +230,10 @@ static int mark_done(const struct qmessage *m, const char *recipient, bool *remo
 {
     char path[128];
     struct qfile_reader r;
-    if (open_held(m, O_RDWR, &r, path, sizeof(path), err) < 0)
-        return -1;
-    /* Two recipients acting at once (after the same digest) must not each
-     * see the other still pending and leave the file for nobody: the
-     * marks are read again, and written, under an exclusive lock. */
     struct qmessage now;
-    memset(&now, 0, sizeof(now));
-    while (flock(r.fd, LOCK_EX) < 0 && errno == EINTR)
-        ;
-    if (qmessage_load_fd(r.fd, m->id, &now, err) < 0) {
-        qfile_close(&r);
+    if (open_held(m, O_RDWR, &r, path, sizeof(path), err) < 0
+        || lock_and_reload(&r, m->id, &now, err) < 0)
         return -1;
-    }
     size_t left = 0;
     int rc = 0;
     for (size_t i = 0; i < now.nrcpts; i++) {
