@@ -24,6 +24,8 @@ import subprocess
 import tempfile
 import time
 
+import harness  # noqa: E402 (the same folder)
+
 PG_BINDIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 PG_USER = "postgres"
 LDAP_USER = "openldap"
@@ -61,9 +63,7 @@ def available_slapd():
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return harness.free_port()      # one record of the ports handed out
 
 
 def wait_accepting(port, proc, timeout=START_TIMEOUT):

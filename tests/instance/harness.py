@@ -66,11 +66,22 @@ def chroot_master_cf(path):
         f.write("\n".join(out) + "\n")
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and that
+    this process has not handed out before (the kernel may offer a port
+    again as soon as it is closed, before whoever got it binds it: one
+    instance's two services then got the same port)."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise AssertionError("no fresh TCP port on 127.0.0.1 after 1000 tries")
 
 
 def tern(*args, check=True, timeout=60):
