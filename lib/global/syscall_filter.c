@@ -64,9 +64,11 @@ static const char *const base_calls[] = {
     /* signals */
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack",
     "restart_syscall",
-    /* identity and limits, read only */
+    /* identity and limits, read only; sysinfo: the C library's qsort asks
+     * for the memory size before it sorts a large array (smtpd sorts the
+     * correspondents when it evicts the oldest) */
     "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
-    "getgroups", "uname", "getrlimit", "prlimit64",
+    "getgroups", "uname", "getrlimit", "prlimit64", "sysinfo",
     /* randomness (OpenSSL, c-ares, queue ids) */
     "getrandom",
     /* sockets (socket and socketpair are added with their families) */
