@@ -3,8 +3,9 @@
  * crypt(3) hash (yescrypt $y$, SHA-512 $6$, ... whatever libcrypt knows),
  * and a password is right when crypt_r() of it with that hash as setting
  * gives the hash again, compared in constant time. A user the tables do
- * not know is checked against a dummy setting, so that timing does not
- * tell which users exist. The tables are opened as root before the
+ * not know is checked against a dummy setting of the same method and cost
+ * as the last known user's hash, so that timing does not tell which users
+ * exist. The tables are opened as root before the
  * privilege drop, so they may be readable by root only. */
 #ifndef TERN_PASSWD_CHECK_H
 #define TERN_PASSWD_CHECK_H

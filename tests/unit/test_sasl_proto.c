@@ -2,13 +2,18 @@
  * refusal of bad padding, bad characters and non-canonical bits) and of the
  * Dovecot authentication protocol lines: the handshake, OK/FAIL/CONT
  * replies with escapes, and the malformed lines that must end a
- * connection. */
+ * connection; and of the password back-end's dummy check, which must cost
+ * what a known user's check costs. */
+#include <crypt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base64.h"
 #include "check.h"
 #include "dovecot_auth.h"
+#include "passwd_check.h"
 #include "strbuf.h"
 
 static const char *enc(const char *in)
@@ -133,8 +138,57 @@ static void test_dovecot_requests(void)
     sb_free(&out);
 }
 
+/* The text of a hash up to its last '$': method, cost and salt. */
+static size_t method_len(const char *hash)
+{
+    const char *last = strrchr(hash, '$');
+    return last ? (size_t)(last - hash) : 0;
+}
+
+/* A site whose users all have SHA-512 hashes: a name the table does not
+ * have must be checked with a SHA-512 setting of the same rounds, not
+ * with a yescrypt one that costs ten times as much; otherwise the time of
+ * a failed AUTH tells which names exist. */
+static void test_dummy_follows_known(void)
+{
+    struct crypt_data cd;
+    memset(&cd, 0, sizeof(cd));
+    const char *h = crypt_r("secret", "$6$rounds=20000$0123456789abcdef$", &cd);
+    CHECK(h && strncmp(h, "$6$rounds=20000$", 16) == 0);
+    char path[] = "/tmp/test_passwd.XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "alice %s\nbob notahash\n", h);
+    fclose(f);
+    struct strbuf err = STRBUF_INIT(256), spec = STRBUF_INIT(256);
+    sb_appendf(&spec, "texthash:%s", path);
+    CHECK(passwd_check_open(sb_str(&spec), &err) == 0);
+    char setting[PASSWD_HASH_MAX];
+    bool known, bad;
+    CHECK(passwd_check_setting("mallory", setting, sizeof(setting), &known) == 0 && !known);
+    CHECK(setting[0] == '$');    /* a fresh setting before any user is known */
+    CHECK(passwd_check_setting("alice", setting, sizeof(setting), &known) == 0 && known);
+    CHECK_STR(setting, h);
+    CHECK(passwd_check_verify("secret", setting, known, &bad) && !bad);
+    CHECK(!passwd_check_verify("wrong", setting, known, &bad) && !bad);
+    CHECK(passwd_check_setting("mallory", setting, sizeof(setting), &known) == 0 && !known);
+    CHECK(method_len(setting) == method_len(h) && strncmp(setting, h, method_len(h)) == 0);
+    /* the right password of a known user never opens an unknown one */
+    CHECK(!passwd_check_verify("secret", setting, known, &bad) && !bad);
+    /* a value that is no hash is not taken as the model */
+    CHECK(passwd_check_setting("bob", setting, sizeof(setting), &known) == 0);
+    CHECK(!passwd_check_verify("x", setting, known, &bad));
+    CHECK(passwd_check_setting("mallory", setting, sizeof(setting), &known) == 0 && !known);
+    CHECK(strncmp(setting, "$6$rounds=20000$", 16) == 0);
+    unlink(path);
+    sb_free(&err);
+    sb_free(&spec);
+}
+
 int main(void)
 {
+    test_dummy_follows_known();
     test_base64();
     test_dovecot_lines();
     test_dovecot_requests();
