@@ -85,6 +85,17 @@ struct smtpd_rcpt {
     char *notify;    /* "" when not given */
 };
 
+/* What smtpd_user_lists_peek saw of a message's header section, one byte
+ * at a time as the content passes (all zero at the start of a message). */
+struct smtpd_header_peek {
+    char line[48];              /* the start of the current header line */
+    unsigned char len;
+    bool mid_line;              /* not at the start of a line */
+    bool skipping;              /* the rest of this line does not matter */
+    bool done;                  /* the header section has ended */
+    bool automatic;             /* an auto-reply or bulk mail */
+};
+
 struct smtpd_session {
     struct event_base *base;
     struct bufferevent *bev;
@@ -131,6 +142,7 @@ struct smtpd_session {
     bool cleanup_ending;        /* the end frame was sent; next is the verdict */
     int end_code;               /* reply owed at the end of this message, 0 if none */
     char end_text[200];
+    struct smtpd_header_peek peek;  /* what the header section says of the message */
 
     /* replies and errors */
     long errors;
@@ -323,6 +335,10 @@ void smtpd_check_verify(struct smtpd_session *s, const char *address);
  * remember its recipients as the sender's correspondents
  * (smtpd_user_lists.c). */
 void smtpd_user_lists_record(struct smtpd_session *s);
+/* Content (LF line ends) on its way to cleanup: notes an auto-reply or
+ * bulk mail (Auto-Submitted, Precedence, List-Id), whose recipients are
+ * not correspondents. */
+void smtpd_user_lists_peek(struct smtpd_session *s, const char *data, size_t len);
 /* Write the correspondents that wait for their batch (before exit). */
 void smtpd_user_lists_flush(void);
 /* As root: data_directory's descriptor; after the privilege drop: the

@@ -120,6 +120,7 @@ static bool start_cleanup(struct smtpd_session *s)
 static void flush_content(struct smtpd_session *s, bool force)
 {
     if (s->content.len && (force || s->content.len >= CONTENT_FLUSH)) {
+        smtpd_user_lists_peek(s, s->content.data, s->content.len);
         if (smtpd_proxy_enabled())
             smtpd_proxy_send(s, s->content.data, s->content.len);
         else if (!milter_content(s))

@@ -363,6 +363,7 @@ void smtpd_session_mail_reset(struct smtpd_session *s)
     s->too_big = false;
     s->pause &= ~(PAUSE_CLEANUP | PAUSE_BACKLOG);
     sb_reset(&s->content);
+    memset(&s->peek, 0, sizeof(s->peek));
     smtpd_check_mail_reset(s);
     smtpd_milter_mail_reset(s);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -211,15 +212,97 @@ static void remember(const char *user, const char *rcpt)
         smtpd_user_lists_flush();    /* no timer: at once, as before */
 }
 
+/* Mail that may be recorded: an authenticated or mynetworks client's. */
+static bool recording(const struct smtpd_session *s)
+{
+    return usable && cfg_bool(P_correspondent_allowlist)
+           && ((s->sasl_username && *s->sasl_username) || s->client_trusted == 1);
+}
+
+/* The field's value starts with one of words (case aside), as a whole token. */
+static bool value_is(const char *value, const char *const *words)
+{
+    size_t n = strcspn(value, " \t;(\r");
+    for (; *words; words++)
+        if (strlen(*words) == n && strncasecmp(value, *words, n) == 0)
+            return true;
+    return false;
+}
+
+/* One header line's start (NUL-terminated; complete when whole): is it a
+ * field that makes the message automatic? A complete line without a
+ * colon ends the header section (it is the body's first line). */
+static void peek_line(struct smtpd_header_peek *p, bool whole)
+{
+    static const char *const not_auto[] = { "no", NULL };
+    static const char *const bulk[] = { "bulk", "junk", "list", "auto_reply", NULL };
+    char *colon = strchr(p->line, ':');
+    if (!colon) {
+        p->done = whole;
+        return;
+    }
+    *colon = 0;
+    const char *name = p->line, *value = colon + 1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    /* RFC 3834: an auto-reply says so; vacation programs and Exchange's
+     * out-of-office replies do. An auto-reply to a forged sender must not
+     * put the forger on the user's allowlist. */
+    if (strcasecmp(name, "Auto-Submitted") == 0)
+        p->automatic |= !value_is(value, not_auto);
+    else if (strcasecmp(name, "Precedence") == 0)
+        p->automatic |= value_is(value, bulk);
+    else if (strcasecmp(name, "List-Id") == 0 || strcasecmp(name, "X-Autoreply") == 0
+             || strcasecmp(name, "X-Autorespond") == 0)
+        p->automatic = true;
+}
+
+void smtpd_user_lists_peek(struct smtpd_session *s, const char *data, size_t len)
+{
+    struct smtpd_header_peek *p = &s->peek;
+    if (p->done || !recording(s))
+        return;
+    for (size_t i = 0; i < len && !p->done; i++) {
+        char c = data[i];
+        if (c == '\n') {
+            if (!p->mid_line) {
+                p->done = true;          /* the empty line after the header section */
+            } else if (!p->skipping) {
+                p->line[p->len] = 0;
+                peek_line(p, true);
+            }
+            p->len = 0;
+            p->mid_line = p->skipping = false;
+            continue;
+        }
+        if (!p->mid_line) {
+            p->mid_line = true;
+            p->skipping = c == ' ' || c == '\t';    /* a folded continuation */
+        }
+        if (p->skipping)
+            continue;
+        if (p->len < sizeof(p->line) - 1) {
+            p->line[p->len++] = c;
+        } else {                         /* the start is all that is looked at */
+            p->line[p->len] = 0;
+            peek_line(p, false);
+            p->skipping = true;
+        }
+    }
+}
+
 void smtpd_user_lists_record(struct smtpd_session *s)
 {
-    if (!usable || !cfg_bool(P_correspondent_allowlist) || s->nrcpt == 0)
-        return;
-    if (!(s->sasl_username && *s->sasl_username) && s->client_trusted != 1)
+    if (!recording(s) || s->nrcpt == 0)
         return;
     const char *sender = s->mail.sender.address;
     if (!sender || !*sender)
         return;
+    if (s->peek.automatic) {
+        msg_info("%s: %s: an automatic reply or bulk mail: its recipients are not recorded as "
+                 "correspondents", s->queue_id[0] ? s->queue_id : "NOQUEUE", s->client_desc);
+        return;
+    }
     size_t n = s->nrcpt < RECORD_MAX ? s->nrcpt : RECORD_MAX;
     for (size_t i = 0; i < n; i++)
         remember(sender, s->rcpts[i].address);

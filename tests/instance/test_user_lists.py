@@ -222,6 +222,31 @@ class TestUserLists(ListsTest):
         self.lists("remove", "dan@corp.test", "deny", "@mixed.test")
         self.assertEqual(self.rcpt("other@mixed.test", "dan@corp.test")[0], 451)
 
+    def test_auto_replies_not_recorded(self):
+        """An out-of-office reply to a forged sender must not put the
+        forger on the user's allowlist: auto-replies (RFC 3834) and bulk
+        mail are not recorded; a message saying Auto-Submitted: no is."""
+        cases = [("evil1@forger.test", "Auto-Submitted: auto-replied (vacation)\r\n"),
+                 ("evil2@forger.test", "auto-submitted:\r\n\tauto-generated\r\n"),
+                 ("evil3@forger.test", "X-Mailer: x\r\nPrecedence: bulk\r\n"),
+                 ("evil4@forger.test", "List-Id: <news.corp.test>\r\n")]
+        for i, (rcpt, extra) in enumerate(cases):
+            self.send_out("carol@corp.test", [rcpt], "auto %d" % i, extra=extra)
+        note = "an automatic reply or bulk mail: its recipients are not recorded as correspondents"
+        deadline = time.time() + 10
+        while self.inst.log_text().count(note) < len(cases) and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.inst.log_text().count(note), len(cases))
+        # a plain message after them: once it is recorded, the batch with
+        # the others (had they been recorded) is written as well
+        self.send_out("carol@corp.test", ["fine@pal.test"], "not auto",
+                      extra="Auto-Submitted: no\r\n")
+        self.assertEqual(self.wait_recorded("carol@corp.test fine@pal.test").returncode, 0)
+        for rcpt, _ in cases:
+            self.assertNotEqual(self.map_query("carol@corp.test " + rcpt).returncode, 0, rcpt)
+        # the forger's next message to carol is greylisted as any stranger's
+        self.assertEqual(self.rcpt("evil1@forger.test", "carol@corp.test")[0], 451)
+
     def test_forged_marks_removed(self):
         """A sender's own X-Tern-Allowlisted: fields never reach the
         mailbox; Tern's open the header section."""
