@@ -355,8 +355,13 @@ static void early_timer(evutil_socket_t fd, short what, void *arg)
 
 void postscreen_dnsbl_all_answered(struct postscreen_session *s)
 {
-    /* without a pregreet test to finish, the answers are all we wait for */
-    if (!(s->todo & (1u << PSC_TEST_PREGREET)))
+    /* Without a pregreet test to finish, the answers are all we wait for.
+     * An allowlisted score (DNSWL) ends the greet wait as well, as in
+     * Postfix: such a client skips the pregreet test anyway, and should
+     * not wait out postscreen_greet_wait for nothing. */
+    bool allowlisted = psc_cfg.dnsbl_allow_threshold < 0 && !s->failed
+                       && s->dnsbl_score <= psc_cfg.dnsbl_allow_threshold;
+    if (!(s->todo & (1u << PSC_TEST_PREGREET)) || allowlisted)
         early_done(s);
 }
 
