@@ -264,9 +264,16 @@ static bool apply_action(struct postscreen_session *s, enum postscreen_action ac
     }
     if (act == PSC_ACT_DROP) {
         char reply[300];
+        METRICS_ADD(M_POSTSCREEN_REJECTS, 1, reason);
+        if (s->bev) {
+            /* in the SMTP engine: after the replies already queued for the
+             * client's earlier (pipelined) commands, never before them */
+            snprintf(reply, sizeof(reply), "521 %s", text);
+            postscreen_smtp_drop(s, reply);
+            return false;
+        }
         snprintf(reply, sizeof(reply), "521 %s\r\n", text);
         send_now(s->fd, reply);
-        METRICS_ADD(M_POSTSCREEN_REJECTS, 1, reason);
         postscreen_session_close(s, "DISCONNECT");
         return false;
     }

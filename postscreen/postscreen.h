@@ -129,6 +129,9 @@ void postscreen_cache_pass_all(const char *addr, time_t now, long ttl);
 
 /* postscreen_smtp.c: postscreen's own small SMTP engine, for the deep
  * tests and for refusing the mail of enforced clients. */
+/* End the SMTP engine's session with reply (no CR LF), written after the
+ * replies already queued; the session closes once it is sent. */
+void postscreen_smtp_drop(struct postscreen_session *s, const char *reply);
 void postscreen_smtp_start(struct postscreen_session *s);
 void postscreen_smtp_free(struct postscreen_session *s);
 

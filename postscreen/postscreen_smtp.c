@@ -53,6 +53,11 @@ static void reply_and_close(struct postscreen_session *s, const char *text)
     bufferevent_disable(s->bev, EV_READ);
 }
 
+void postscreen_smtp_drop(struct postscreen_session *s, const char *text)
+{
+    reply_and_close(s, text);
+}
+
 /* The address of MAIL FROM:<x> / RCPT TO:<x>, bounded and printable. */
 static void envelope_address(const char *arg, char *out, size_t size)
 {

@@ -348,6 +348,19 @@ class DeepTests(PostscreenBase):
             self.assertTrue(s.closed())
         self.wait_log(r"NON-SMTP COMMAND from \[127\.0\.0\.23\]:\d+ after CONNECT: GET / HTTP/1\.0")
 
+    def test_drop_comes_after_the_replies_owed(self):
+        """A client that pipelines after EHLO (which allows it) and then
+        sends a non-SMTP command gets the replies it is owed first, then
+        the 521 of the drop action; the drop never overtakes them."""
+        with session(self.inst, "127.0.0.26") as s:
+            code, lines = s.read_reply()
+            self.assertEqual(code, 220, lines)
+            s.send(b"EHLO bot.test\r\nNOOP\r\nGET / HTTP/1.0\r\n")
+            replies = s.read_all_replies(3)
+            self.assertTrue(s.closed())
+        self.assertEqual([r[0] for r in replies], [250, 250, 521], replies)
+        self.wait_log(r"NON-SMTP COMMAND from \[127\.0\.0\.26\]:\d+ after NOOP: GET / HTTP/1\.0")
+
     def test_long_line_is_refused(self):
         with session(self.inst, "127.0.0.24") as s:
             code, lines = s.read_reply()
