@@ -556,6 +556,8 @@ static void verify_pre_init(void)
     struct strbuf err = STRBUF_INIT(1024);
     if (!(vc.shared = cache_store_open(spec, "address_verify_map", &err)))
         msg_warn("%s; the cache lives in memory only", sb_str(&err));
+    else    /* one event loop answers every smtpd */
+        cache_store_limit_wait(vc.shared, CACHE_EVENT_LOOP_WAIT_MS);
     sb_free(&err);
 }
 

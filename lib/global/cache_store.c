@@ -28,6 +28,7 @@
 
 #define CACHE_WARN_INTERVAL 60      /* seconds between warnings of one cache */
 #define CACHE_TIMEOUT_MAX 60        /* seconds: the largest timeout a file may set */
+#define CACHE_PAUSE_MAX 60          /* seconds: the longest pause after failures in a row */
 
 enum cache_proto { CACHE_MEMCACHE, CACHE_REDIS };
 
@@ -45,6 +46,7 @@ struct cache_store {
     long value_max;                 /* data_size_limit */
     int fd;                         /* -1: not connected */
     long long down_until;           /* no new connection before (seconds) */
+    unsigned fail_streak;           /* failures since the last answer */
     long long last_warning;
     unsigned long failures;         /* since the last warning */
     struct strbuf in;               /* reply bytes read */
@@ -65,6 +67,12 @@ bool cache_store_shared(const char *spec)
     return strncmp(spec, "memcache:", 9) == 0 || strncmp(spec, "redis:", 6) == 0;
 }
 
+void cache_store_limit_wait(struct cache_store *cs, long ms)
+{
+    if (ms > 0 && cs->timeout_ms > ms)
+        cs->timeout_ms = ms;
+}
+
 const char *cache_store_name(const struct cache_store *cs)
 {
     return cs->name;
@@ -82,7 +90,18 @@ static void cache_fail(struct cache_store *cs, const char *fmt, ...)
         close(cs->fd);
     cs->fd = -1;
     sb_reset(&cs->in);
-    cs->down_until = now + cs->retry_pause;
+    /* The pause doubles with each failure in a row (up to a minute, or
+     * retry_pause when that is longer): a server that is down costs each
+     * process one wait per pause, and a waiting event loop (postscreen,
+     * verify) serves no one else meanwhile. */
+    long pause = cs->retry_pause;
+    for (unsigned i = 0; i < cs->fail_streak && pause < CACHE_PAUSE_MAX; i++)
+        pause *= 2;
+    if (pause > CACHE_PAUSE_MAX && cs->retry_pause <= CACHE_PAUSE_MAX)
+        pause = CACHE_PAUSE_MAX;
+    cs->down_until = now + pause;
+    if (cs->fail_streak < 32)
+        cs->fail_streak++;
     cs->failures++;
     if (now - cs->last_warning < CACHE_WARN_INTERVAL)
         return;
@@ -343,6 +362,8 @@ static int request(struct cache_store *cs, const char *op, const char *key, cons
     int rc = ready(cs, deadline) < 0 ? -1 : exchange(cs, &req, r, deadline, op, kept);
     if (rc > 0)
         rc = ready(cs, deadline) < 0 || exchange(cs, &req, r, deadline, op, false) < 0 ? -1 : 0;
+    if (rc == 0)
+        cs->fail_streak = 0;
     sb_free(&req);
     return rc;
 }

@@ -32,9 +32,16 @@ bool cache_store_shared(const char *spec);
 /* Open the cache spec names for what (the parameter, for messages): the
  * configuration file is read and the server's address resolved now (as
  * root, before a chroot); the connection is made at the first use. NULL
- * with the reason in err. */
+ * with the reason in err. After a failure the server is not asked for
+ * retry_pause seconds, doubled with each further failure in a row (at
+ * most a minute); lookups meanwhile miss. */
 struct cache_store *cache_store_open(const char *spec, const char *what, struct strbuf *err);
 void cache_store_close(struct cache_store *cs);
+/* A process that serves many clients from one event loop (postscreen,
+ * verify) caps each request's whole wait at ms: a slow or dead server
+ * must not hold all its clients for the file's timeout (seconds). */
+#define CACHE_EVENT_LOOP_WAIT_MS 300
+void cache_store_limit_wait(struct cache_store *cs, long ms);
 const char *cache_store_name(const struct cache_store *cs);
 
 /* The value of key into value (size bytes, NUL-terminated): 1 found, 0

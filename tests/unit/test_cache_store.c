@@ -4,12 +4,14 @@
  * complete yet), and the malformed ones that must be refused: bad
  * numbers, wrong lengths, missing CR LF, control bytes, arrays, oversized
  * values and lines; the configuration files of redis: and memcache:
- * tables, good and bad, and a server that is not there (a miss, at once);
+ * tables, good and bad, a server that is not there (a miss, at once) and
+ * one that never answers (a capped wait, then a growing pause);
  * the local file store: a round trip, malformed and too long lines. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -182,6 +184,55 @@ static void test_open(void)
     sb_free(&err);
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* A server that takes connections and never answers (a hung redis): an
+ * event-loop process's wait is capped, and the pause after failures in a
+ * row doubles, so that such a server costs one short wait now and then. */
+static void test_hung_server(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof(a);
+    CHECK(bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(s, 16) == 0);
+    getsockname(s, (struct sockaddr *)&a, &alen);
+    char text[200], spec[300];
+    snprintf(text, sizeof(text), "redis = 127.0.0.1:%d\ntimeout = 5\nretry_pause = 1\n",
+             ntohs(a.sin_port));
+    snprintf(spec, sizeof(spec), "redis:%s", write_file("hung.cf", text));
+    struct strbuf err = STRBUF_INIT(1024);
+    struct cache_store *cs = cache_store_open(spec, "test_map", &err);
+    CHECK(cs != NULL);
+    if (!cs)
+        return;
+    cache_store_limit_wait(cs, 200);
+    char v[64];
+    long long t0 = now_ms();
+    CHECK(cache_store_get(cs, "a", v, sizeof(v)) == -1);
+    long long waited = now_ms() - t0;
+    CHECK(waited >= 150 && waited < 1000);          /* the cap, not the file's 5 s */
+    t0 = now_ms();
+    CHECK(cache_store_get(cs, "a", v, sizeof(v)) == -1);
+    CHECK(now_ms() - t0 < 100);                     /* resting: not asked */
+    sleep(2);                                       /* past the first pause (1 s) */
+    t0 = now_ms();
+    CHECK(cache_store_get(cs, "a", v, sizeof(v)) == -1);
+    CHECK(now_ms() - t0 >= 150);                    /* asked again, and failed again */
+    sleep(1);                                       /* within the doubled pause (2 s) */
+    t0 = now_ms();
+    CHECK(cache_store_get(cs, "a", v, sizeof(v)) == -1);
+    CHECK(now_ms() - t0 < 100);
+    cache_store_close(cs);
+    close(s);
+    unlink(write_file("hung.cf", ""));
+    sb_free(&err);
+}
+
 static void write_three(FILE *fp, void *ctx)
 {
     (void)ctx;
@@ -224,6 +275,7 @@ int main(void)
     test_resp();
     test_memcache();
     test_open();
+    test_hung_server();
     test_file();
     unlink(write_file("t.cf", ""));
     unlink(write_file("ok.cf", ""));
