@@ -211,12 +211,8 @@ void postscreen_cache_open(void)
 {
     const char *spec = cfg_str(P_postscreen_cache_map);
     if (cache_store_shared(spec)) {
-        struct strbuf err = STRBUF_INIT(1024);
-        if (!(cache.shared = cache_store_open(spec, "postscreen_cache_map", &err)))
-            msg_warn("%s; the cache is kept in memory only", sb_str(&err));
-        else    /* one event loop screens every client */
-            cache_store_limit_wait(cache.shared, CACHE_EVENT_LOOP_WAIT_MS);
-        sb_free(&err);
+        /* one event loop screens every client */
+        cache.shared = cache_store_open_event_loop(spec, "postscreen_cache_map");
         return;
     }
     cache.persistent = *spec != 0;

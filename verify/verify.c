@@ -553,12 +553,8 @@ static void verify_pre_init(void)
     const char *spec = cfg_str(P_address_verify_map);
     if (!cache_store_shared(spec))
         return;
-    struct strbuf err = STRBUF_INIT(1024);
-    if (!(vc.shared = cache_store_open(spec, "address_verify_map", &err)))
-        msg_warn("%s; the cache lives in memory only", sb_str(&err));
-    else    /* one event loop answers every smtpd */
-        cache_store_limit_wait(vc.shared, CACHE_EVENT_LOOP_WAIT_MS);
-    sb_free(&err);
+    /* one event loop answers every smtpd */
+    vc.shared = cache_store_open_event_loop(spec, "address_verify_map");
 }
 
 static void verify_post_init(struct event_base *base)

@@ -73,6 +73,18 @@ void cache_store_limit_wait(struct cache_store *cs, long ms)
         cs->timeout_ms = ms;
 }
 
+struct cache_store *cache_store_open_event_loop(const char *spec, const char *what)
+{
+    struct strbuf err = STRBUF_INIT(1024);
+    struct cache_store *cs = cache_store_open(spec, what, &err);
+    if (cs)
+        cache_store_limit_wait(cs, CACHE_EVENT_LOOP_WAIT_MS);
+    else
+        msg_warn("%s; the cache is kept in memory only", sb_str(&err));
+    sb_free(&err);
+    return cs;
+}
+
 const char *cache_store_name(const struct cache_store *cs)
 {
     return cs->name;

@@ -42,6 +42,10 @@ void cache_store_close(struct cache_store *cs);
  * must not hold all its clients for the file's timeout (seconds). */
 #define CACHE_EVENT_LOOP_WAIT_MS 300
 void cache_store_limit_wait(struct cache_store *cs, long ms);
+/* cache_store_open for such a process, with the wait capped at
+ * CACHE_EVENT_LOOP_WAIT_MS; NULL after a warning that the cache is kept
+ * in the process's memory only. */
+struct cache_store *cache_store_open_event_loop(const char *spec, const char *what);
 const char *cache_store_name(const struct cache_store *cs);
 
 /* The value of key into value (size bytes, NUL-terminated): 1 found, 0
