@@ -6,7 +6,7 @@
  * leaks and sanitizer reports: a table either opens or fails with a
  * message, a lookup never fails with -1 (a cidr table has no I/O), and a
  * found value is never empty.
- * sources: lib/global/map_cidr.c lib/global/maps.c lib/util/progress.c lib/util/file_watch.c lib/global/map_proxy.c lib/global/mail_owner.c lib/util/safe_open.c lib/global/proxy_proto.c lib/util/attr.c lib/global/map_db.c lib/global/map_pcre.c lib/global/map_text.c lib/global/map_unix.c lib/global/map_static.c lib/global/map_sqlite.c lib/global/map_rules.c lib/global/map_query.c lib/global/map_query_domain.c lib/global/map_expand.c lib/global/map_module.c lib/global/match_list.c lib/global/address.c lib/global/chroot.c lib/global/config.c lib/util/mac_expand.c lib/util/netlist.c -ldb-5.3 -lpcre2-8 -lsqlite3 */
+ * sources: lib/global/map_cidr.c lib/global/maps.c lib/util/progress.c lib/util/file_watch.c lib/global/map_proxy.c lib/global/mail_owner.c lib/util/safe_open.c lib/global/proxy_proto.c lib/util/attr.c lib/global/map_db.c lib/global/map_pcre.c lib/global/map_text.c lib/global/map_unix.c lib/global/map_static.c lib/global/map_sqlite.c lib/global/map_rules.c lib/global/map_query.c lib/global/map_query_domain.c lib/global/map_expand.c lib/global/map_module.c lib/global/module.c lib/global/match_list.c lib/global/address.c lib/global/chroot.c lib/global/config.c lib/util/mac_expand.c lib/util/netlist.c -ldb-5.3 -lpcre2-8 -lsqlite3 */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

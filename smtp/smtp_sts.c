@@ -1,6 +1,7 @@
 /* smtp_sts.c: MTA-STS (RFC 8461) in the SMTP client: for a next-hop domain,
- * the _mta-sts TXT record, the policy fetched over HTTPS with libcurl from
- * https://mta-sts.DOMAIN/.well-known/mta-sts.txt, a cache of policies in
+ * the _mta-sts TXT record, the policy fetched over HTTPS from
+ * https://mta-sts.DOMAIN/.well-known/mta-sts.txt (with libcurl, in the
+ * module sts_fetch.so: smtp_sts_fetch.h), a cache of policies in
  * data_directory (one file per domain, kept until max_age runs out), and
  * the checks of a policy on each MX host and its certificate.
  *
@@ -21,7 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -33,7 +33,9 @@
 #include "data_dir.h"
 #include "dns.h"
 #include "log.h"
+#include "module.h"
 #include "smtp.h"
+#include "smtp_sts_fetch.h"
 #include "util.h"
 
 #define STS_CA_MAX (8 * 1024 * 1024)     /* bytes of CA certificates read */
@@ -47,6 +49,8 @@ static struct {
     size_t ca_len;
     X509_STORE *store;          /* the same certificates, for MX host certificates */
     int timeout, port;
+    sts_fetch_get_fn get;       /* the module's functions */
+    sts_fetch_exit_fn exit;
 } sts = { .data_fd = -1, .cache_fd = -1 };
 
 /* ---- setup ---- */
@@ -93,6 +97,26 @@ static void store_load(void)
                  smtp_param_name(P_smtp_tls_CAfile), X509_get_default_cert_file());
 }
 
+/* sts_fetch.so, whose libcurl only this process needs (as root, before
+ * any chroot: the module's libraries are not there). */
+static void load_fetch_module(void)
+{
+    static const char file[] = "sts_fetch.so";
+    struct strbuf err = STRBUF_INIT(1024);
+    void *h = module_load(file, &err);
+    sts_fetch_init_fn init = NULL;
+    if (h) {
+        *(void **)&init = module_symbol(h, file, STS_FETCH_INIT_SYMBOL, &err);
+        *(void **)&sts.get = module_symbol(h, file, STS_FETCH_GET_SYMBOL, &err);
+        *(void **)&sts.exit = module_symbol(h, file, STS_FETCH_EXIT_SYMBOL, &err);
+    }
+    if (!init || !sts.get || !sts.exit)
+        msg_fatal("MTA-STS (%s = yes): %s", param_table()[P_smtp_mta_sts].name, sb_str(&err));
+    if (init() < 0)
+        msg_fatal("cannot initialize libcurl for the MTA-STS policy fetch");
+    sb_free(&err);
+}
+
 void smtp_sts_init(void)
 {
     sts.on = !smtp_cfg.lmtp && cfg_bool(P_smtp_mta_sts);
@@ -106,8 +130,7 @@ void smtp_sts_init(void)
                   port);
     sts.port = (int)port;
     (void)data_dir_folder_name(P_smtp_mta_sts_cache);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        msg_fatal("cannot initialize libcurl for the MTA-STS policy fetch");
+    load_fetch_module();
     /* The trusted CAs: the administrator's, then the system's. Read now:
      * inside a chroot neither file is there. */
     const char *cafile = cfg_str(smtp_param(P_smtp_tls_CAfile));
@@ -142,7 +165,7 @@ void smtp_sts_exit(void)
     free(sts.ca);
     sts.ca = NULL;
     sts.ca_len = 0;
-    curl_global_cleanup();
+    sts.exit();
     sts.on = false;
 }
 
@@ -238,23 +261,7 @@ static int txt_lookup(const char *key, char id[STS_ID_MAX + 1], struct strbuf *w
 
 /* ---- the fetch ---- */
 
-struct fetch_body {
-    struct strbuf *body;
-    bool too_big;
-};
-
-static size_t fetch_write(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct fetch_body *fb = arg;
-    size_t n = size * nmemb;
-    if (fb->body->len + n > STS_POLICY_SIZE_MAX || sb_append(fb->body, data, n) < 0) {
-        fb->too_big = true;
-        return 0;               /* makes libcurl stop with CURLE_WRITE_ERROR */
-    }
-    return n;
-}
-
-/* The CURLOPT_RESOLVE entry for mta-sts.KEY: its addresses as Tern's
+/* The resolve entry ("host:port:addr,...") for mta-sts.KEY: its addresses as Tern's
  * resolver finds them. -1 with why when there are none. */
 static int fetch_resolve(const char *host, struct strbuf *entry, struct strbuf *why)
 {
@@ -293,57 +300,15 @@ static int fetch(const char *key, struct strbuf *body, struct strbuf *why, enum 
         return -1;
     }
     sb_free(&dnswhy);
-    CURL *curl = curl_easy_init();
-    struct curl_slist *resolve = curl_slist_append(NULL, sb_str(&entry));
-    sb_free(&entry);
-    char errbuf[CURL_ERROR_SIZE] = "";
-    struct fetch_body fb = { body, false };
-    struct curl_blob ca = { sts.ca, sts.ca_len, CURL_BLOB_NOCOPY };
-    int rc = -1;
-    if (!curl || !resolve) {
-        sb_appends(why, "cannot set up the HTTPS client");
-        goto out;
-    }
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    /* RFC 8461 section 3.3: HTTPS only, no redirects */
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_RESOLVE, resolve);
-    curl_easy_setopt(curl, CURLOPT_PROXY, "");                 /* no proxy from the environment */
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)sts.timeout);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)sts.timeout);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &ca);
-    curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
-    curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)STS_POLICY_SIZE_MAX);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, fetch_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &fb);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "Tern MTA-STS");
-    CURLcode res = curl_easy_perform(curl);
-    if (res == CURLE_PEER_FAILED_VERIFICATION)
+    struct sts_fetch_request rq = {
+        .url = url, .resolve = sb_str(&entry), .ca = sts.ca, .ca_len = sts.ca_len,
+        .timeout = sts.timeout, .size_max = STS_POLICY_SIZE_MAX,
+    };
+    bool webpki_invalid = false;
+    int rc = sts.get(&rq, body, why, &webpki_invalid);
+    if (webpki_invalid)
         *kind = TLSRPT_STS_WEBPKI_INVALID;       /* RFC 8460 section 4.3.2.2 */
-    long status = 0;
-    char *type = NULL;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
-    if (fb.too_big || res == CURLE_FILESIZE_EXCEEDED)
-        sb_appendf(why, "%s: policy larger than 64 kB", url);
-    else if (res != CURLE_OK)
-        sb_appendf(why, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(res));
-    else if (status != 200)
-        sb_appendf(why, "%s: HTTP status %ld", url, status);
-    else if (!type || strncasecmp(type, "text/plain", 10) != 0)
-        sb_appendf(why, "%s: media type %.60s, not text/plain", url, type ? type : "(none)");
-    else
-        rc = 0;
-out:
-    curl_slist_free_all(resolve);
-    if (curl)
-        curl_easy_cleanup(curl);
+    sb_free(&entry);
     return rc;
 }
 
