@@ -7,7 +7,10 @@
  * A module is opened by its full path in daemon_directory, and only when
  * the file is a plain file owned by root or by this process's user that
  * nobody else may write: a process that runs as root (tern, master) must
- * not load code another account could have put there. It is loaded before
+ * not load code another account could have put there. Its directory (and
+ * daemon_directory, when the module is a link) must be root's alone as
+ * well, so that nothing can be put in its place after the check. It is
+ * loaded before
  * a chroot and before the system call filter, and stays loaded for the
  * life of the process. */
 #ifndef TERN_MODULE_H

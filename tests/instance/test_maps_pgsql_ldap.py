@@ -318,7 +318,30 @@ class TestDatabaseTables(unittest.TestCase):
             rc, out, err = query()
             self.assertEqual(rc, 2, (oct(mode), owner, out))
             self.assertIn("refusing to load %s" % module, err)
-        os.unlink(module)
+        # a safe file in a directory another account may write: it could
+        # be swapped for another file after the check
+        os.chmod(module, 0o755)
+        os.chown(module, 0, -1)
+        for mode in (0o775, 0o777):
+            os.chmod(moddir, mode)
+            rc, out, err = query()
+            self.assertEqual(rc, 2, oct(mode))
+            self.assertIn("refusing to load %s: its directory %s is not root's alone"
+                          % (module, moddir), err)
+        os.chmod(moddir, 0o755)
+        # daemon_directory holding a link to a module elsewhere: the
+        # folder the link leads to is checked as well
+        other = os.path.join(self.tmp, "modules-elsewhere")
+        os.makedirs(other, exist_ok=True)
+        os.rename(module, os.path.join(other, "map_pgsql.so"))
+        os.symlink(os.path.join(other, "map_pgsql.so"), module)
+        self.assertEqual(query()[:2], (0, "x\n"))
+        os.chmod(other, 0o777)
+        rc, out, err = query()
+        self.assertEqual(rc, 2)
+        self.assertIn("its directory %s is not root's alone" % other, err)
+        os.chmod(other, 0o755)
+        os.unlink(os.path.join(other, "map_pgsql.so"))
         rc, out, err = query()
         self.assertEqual(rc, 2)
         self.assertIn("cannot find the module %s" % module, err)
