@@ -69,7 +69,7 @@ struct smtp_settings {
     size_t ipc_frame_limit;
     int ipc_timeout;
     /* TLS (smtp_tls.c) */
-    struct ssl_ctx_st *tls_ctx;          /* NULL: the TLS engine is unavailable */
+    struct ssl_ctx_st *tls_ctx;          /* NULL: not made yet, or unavailable (smtp_tls_ready) */
     enum smtp_tls_level tls_level;       /* smtp_tls_security_level */
     struct maplist *tls_policy_maps;
     unsigned tls_protocols, tls_mandatory_protocols;
@@ -278,6 +278,9 @@ void smtp_session_quit(struct smtp_session *s, int timeout);
 /* As root, before chroot: the OpenSSL context and the CA certificates.
  * A CA file that cannot be loaded leaves the TLS engine unavailable. */
 void smtp_tls_init(void);
+/* The TLS engine can start a session (its context is made at the first
+ * call when no file was needed at start-up). */
+bool smtp_tls_ready(void);
 void smtp_tls_exit(void);
 /* The policy for rq's next hop (rq->nh parsed): smtp_tls_security_level,
  * overridden by smtp_tls_policy_maps. 0 ok; -1 when the recipients were

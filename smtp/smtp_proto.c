@@ -238,7 +238,7 @@ static enum step starttls(struct dialogue *d)
     enum step rc;
     if (level == SMTP_TLS_NONE || s->ssl)
         return STEP_OK;
-    if (!(s->features & SMTP_FEAT_STARTTLS) || !smtp_cfg.tls_ctx) {
+    if (!(s->features & SMTP_FEAT_STARTTLS) || !smtp_tls_ready()) {
         if (!(s->features & SMTP_FEAT_STARTTLS))
             smtp_tlsrpt_fail(s, TLSRPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
         if (level == SMTP_TLS_MAY) {

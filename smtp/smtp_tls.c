@@ -242,15 +242,16 @@ static int load_chain_files(SSL_CTX *ctx, const char *list)
     return rc;
 }
 
-void smtp_tls_init(void)
+/* The client context: CA certificates, client certificate, DANE, the
+ * session cache. NULL (logged) when OpenSSL or the files refuse. */
+static SSL_CTX *make_context(void)
 {
-    read_settings();
     const char *cafile = cfg_str(smtp_param(P_smtp_tls_CAfile)), *capath = cfg_str(smtp_param(P_smtp_tls_CApath));
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
         log_openssl_errors("cannot create the TLS client context");
         msg_warn("disabling TLS support in the SMTP client");
-        return;
+        return NULL;
     }
     /* A server's unclean close is an SMTP matter (replies carry their own
      * end); renegotiation and compression are not wanted. */
@@ -266,14 +267,14 @@ void smtp_tls_init(void)
         msg_warn("cannot load Certification Authority data, CAfile=\"%s\", CApath=\"%s\": "
                  "disabling TLS support", cafile, capath);
         SSL_CTX_free(ctx);
-        return;
+        return NULL;
     }
     const char *cert = cfg_str(smtp_param(P_smtp_tls_cert_file)), *key = cfg_str(smtp_param(P_smtp_tls_key_file));
     const char *chains = cfg_str(smtp_param(P_smtp_tls_chain_files));
     if (*chains) {
         if (load_chain_files(ctx, chains) < 0) {
             SSL_CTX_free(ctx);
-            return;
+            return NULL;
         }
     } else if (*cert && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1
                   || SSL_CTX_use_PrivateKey_file(ctx, *key ? key : cert, SSL_FILETYPE_PEM) != 1
@@ -283,7 +284,7 @@ void smtp_tls_init(void)
                  "disabling TLS support", smtp_param_name(P_smtp_tls_cert_file), cert,
                  smtp_param_name(P_smtp_tls_key_file), key);
         SSL_CTX_free(ctx);
-        return;
+        return NULL;
     }
     /* a changed certificate or key: the next process reads it (as root) */
     if (!*chains && *cert) {
@@ -297,7 +298,42 @@ void smtp_tls_init(void)
     }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, cache_new_session);
-    smtp_cfg.tls_ctx = ctx;
+    return ctx;
+}
+
+/* Created at the first STARTTLS (smtp_tls_ready) when no file is needed. */
+static bool context_wanted;
+
+void smtp_tls_init(void)
+{
+    read_settings();
+    const char *files[] = { cfg_str(smtp_param(P_smtp_tls_CAfile)), cfg_str(smtp_param(P_smtp_tls_CApath)),
+                            cfg_str(smtp_param(P_smtp_tls_cert_file)),
+                            cfg_str(smtp_param(P_smtp_tls_chain_files)) };
+    bool any_file = false;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        any_file |= *files[i] != 0;
+    if (any_file) {
+        /* the files are readable only now, as root and before a chroot */
+        smtp_cfg.tls_ctx = make_context();
+        return;
+    }
+    /* Without files, the context waits for a server that offers STARTTLS:
+     * it costs each process 1.5 ms of CPU and 250 kB, and many processes
+     * relay only to servers that offer none. OpenSSL's configuration
+     * (system-wide protocol and cipher settings) is read now, while the
+     * file is reachable. */
+    OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL);
+    context_wanted = true;
+}
+
+bool smtp_tls_ready(void)
+{
+    if (!smtp_cfg.tls_ctx && context_wanted) {
+        context_wanted = false;         /* one try: a failure is logged once */
+        smtp_cfg.tls_ctx = make_context();
+    }
+    return smtp_cfg.tls_ctx != NULL;
 }
 
 void smtp_tls_exit(void)

@@ -263,12 +263,13 @@ class TlsClientTest(unittest.TestCase):
         self.addCleanup(srv.stop)
         return srv
 
-    def instance(self, relayhost, maxproc="-", **settings):
+    def instance(self, relayhost, maxproc="-", chroot="n", **settings):
         main_cf = dict(SHORT_TIMEOUTS, relayhost=relayhost, smtp_tls_loglevel="1",
                        smtp_dns_servers="127.0.0.1:%d" % self.dns.port, smtp_dns_timeout="2s")
         main_cf.update(settings)
         inst = harness.Instance("tlsc", main_cf=main_cf, master_cf_extra=[
-            "smtp unix - - n - %s smtp" % maxproc, "relay unix - - n - %s smtp" % maxproc])
+            "smtp unix - - %s - %s smtp" % (chroot, maxproc),
+            "relay unix - - %s - %s smtp" % (chroot, maxproc)])
         self.addCleanup(inst.cleanup)
         inst.start()
         self.inst = inst
@@ -297,6 +298,20 @@ class TlsClientTest(unittest.TestCase):
                            r"TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)" % srv.port)
         self.inst.wait_log(log_result("b@remote.example", "sent", port=srv.port))
         self.assertEqual(srv.snis, [None])     # no SNI at level may by default
+
+    def test_opportunistic_tls_from_a_chrooted_smtp(self):
+        """With no TLS file to read at start-up, smtp makes its TLS context
+        at the first STARTTLS it meets: here inside its chroot and under
+        its system call filter, where no file of OpenSSL's is reachable."""
+        srv = self.server(tls_context=self.server_context())
+        self.instance("[127.0.0.1]:%d" % srv.port, chroot="y")
+        self.send(["c@remote.example"])
+        [(conn, _)] = srv.wait_messages(1)
+        self.assertTrue(conn["tls"], conn)
+        self.inst.wait_log(r"Untrusted TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:%d: "
+                           r"TLSv1\.[23] with cipher" % srv.port)
+        self.inst.wait_log(log_result("c@remote.example", "sent", port=srv.port))
+        self.assertNotRegex(self.inst.log_text(), r"smtp\[\d+\]: (warning|fatal|panic):")
 
     def test_opportunistic_without_starttls_is_plaintext(self):
         srv = self.server(tls_context=None)
