@@ -140,6 +140,8 @@ struct smtpd_session {
     long long bdat_total;       /* bytes announced by this message's chunks */
     struct smtpd_cleanup *cleanup;
     bool cleanup_ending;        /* the end frame was sent; next is the verdict */
+    bool cleanup_late;          /* DATA without cleanup yet: content waits in content */
+    bool cleanup_late_end;      /* ... and its end was seen: cleanup is being asked */
     int end_code;               /* reply owed at the end of this message, 0 if none */
     char end_text[200];
     struct smtpd_header_peek peek;  /* what the header section says of the message */

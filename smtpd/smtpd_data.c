@@ -50,7 +50,7 @@ static bool milter_content(struct smtpd_session *s)
  * the proxy filter); false once cleanup failed mid-message. */
 static bool sink_open(struct smtpd_session *s)
 {
-    return s->cleanup || milter_content(s) || s->proxy;
+    return s->cleanup || s->cleanup_late || milter_content(s) || s->proxy;
 }
 
 static void proxy_data_ready(struct smtpd_session *s, int code, const char *text);
@@ -70,6 +70,7 @@ static void reset_message_state(struct smtpd_session *s)
     s->end_code = 0;
     s->end_text[0] = 0;
     s->cleanup_ending = false;
+    s->cleanup_late = s->cleanup_late_end = false;
     s->bdat_total = 0;
     s->bdat_skip = false;
 }
@@ -117,8 +118,31 @@ static bool start_cleanup(struct smtpd_session *s)
     return true;
 }
 
+/* A message received with DATA asks cleanup for its queue file late:
+ * when the content outgrows CONTENT_FLUSH, or at its end. A cleanup
+ * process is then held only while it writes, not while the client sends
+ * (at a thousand sessions, hundreds of processes sat waiting for their
+ * clients), and a message refused at its end needs none. The content
+ * waits in s->content until cleanup is ready (data_ready). */
+static void late_cleanup_open(struct smtpd_session *s)
+{
+    s->cleanup = smtpd_cleanup_open(s, &data_callbacks);
+    if (s->cleanup) {
+        s->pause |= PAUSE_CLEANUP;
+        return;
+    }
+    s->cleanup_late = false;      /* sink closed: the rest is read and dropped */
+    sb_reset(&s->content);
+    set_end_reply(s, 451, "4.3.0 Error: queue file write error");
+}
+
 static void flush_content(struct smtpd_session *s, bool force)
 {
+    if (s->cleanup_late) {
+        if (!force && !s->cleanup && s->content.len >= CONTENT_FLUSH)
+            late_cleanup_open(s);
+        return;
+    }
     if (s->content.len && (force || s->content.len >= CONTENT_FLUSH)) {
         smtpd_user_lists_peek(s, s->content.data, s->content.len);
         if (smtpd_proxy_enabled())
@@ -167,6 +191,7 @@ void smtpd_data_command(struct smtpd_session *s, const char *arg)
 }
 
 static void data_start(struct smtpd_session *s);
+static void finish_to_cleanup(struct smtpd_session *s);
 
 /* smtpd_proxy_filter: no queue file here (the filter hands the message back
  * to an smtpd that makes one). true while the filter has yet to answer
@@ -191,6 +216,15 @@ static void smtpd_data_accept(struct smtpd_session *s)
     }
     if (milter_content(s)) {
         start_cleanup(s);
+        data_start(s);
+        return;
+    }
+    if (!s->bdat_mode) {
+        /* cleanup is asked for later (late_cleanup_open) */
+        reset_message_state(s);
+        smtpd_data_queue_id(s);
+        s->cleanup_late = true;
+        smtpd_check_content_start(s, &s->content);   /* PREPEND headers come first */
         data_start(s);
         return;
     }
@@ -273,12 +307,37 @@ static void smtpd_data_eod_checked(struct smtpd_session *s, int code, const char
             smtpd_milter_eod(s, smtpd_data_milter_done);
         return;
     }
+    if (s->cleanup_late && !s->cleanup) {
+        /* a refusal or a discard needs no queue file */
+        if (eod_answered_here(s))
+            return;
+        late_cleanup_open(s);
+        if (!s->cleanup) {
+            smtpd_session_reply(s, s->end_code, "%s", s->end_text);
+            end_transaction(s);
+            return;
+        }
+        s->cleanup_late_end = true;     /* data_ready sends it all */
+        return;
+    }
+    if (s->cleanup_late) {              /* asked mid-message, not ready yet */
+        s->cleanup_late_end = true;
+        s->pause |= PAUSE_CLEANUP;
+        return;
+    }
     if (!s->cleanup) {
         smtpd_session_reply(s, s->end_code ? s->end_code : 451, "%s",
                             s->end_code ? s->end_text : "4.3.0 Error: queue file write error");
         end_transaction(s);
         return;
     }
+    finish_to_cleanup(s);
+}
+
+/* The rest of the content and the end frame to cleanup; its verdict
+ * comes to data_done. */
+static void finish_to_cleanup(struct smtpd_session *s)
+{
     flush_content(s, true);
     /* DISCARD: the message is accepted and dropped; cleanup writes nothing */
     smtpd_cleanup_finish(s->cleanup, s->end_code == 0 && !smtpd_check_discarding(s));
@@ -502,8 +561,41 @@ static void send_milter_result(struct smtpd_session *s)
     }
 }
 
+/* Cleanup asked for late (late_cleanup_open) is ready, or failed. */
+static void late_cleanup_ready(struct smtpd_session *s, bool ok)
+{
+    bool at_end = s->cleanup_late_end;
+    s->cleanup_late = s->cleanup_late_end = false;
+    s->pause &= ~PAUSE_CLEANUP;
+    if (!ok) {
+        smtpd_cleanup_free(s->cleanup);
+        s->cleanup = NULL;
+        sb_reset(&s->content);
+        set_end_reply(s, 451, "4.3.0 Error: queue file write error");
+        if (at_end) {
+            smtpd_session_reply(s, s->end_code, "%s", s->end_text);
+            end_transaction(s);
+        }
+        /* else the rest of the content is read and dropped, then refused */
+        smtpd_session_resume(s, 0);
+        return;
+    }
+    if (at_end) {
+        finish_to_cleanup(s);
+        return;
+    }
+    flush_content(s, true);             /* what came so far */
+    if (smtpd_cleanup_backlogged(s->cleanup))
+        s->pause |= PAUSE_BACKLOG;
+    smtpd_session_resume(s, 0);
+}
+
 static void data_ready(struct smtpd_session *s, bool ok)
 {
+    if (s->cleanup_late) {
+        late_cleanup_ready(s, ok);
+        return;
+    }
     if (smtpd_milter_has_result(s)) {
         if (!ok) {
             s->pause &= ~PAUSE_CLEANUP;

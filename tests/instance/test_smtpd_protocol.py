@@ -895,15 +895,26 @@ class TestLimitsAndTimeouts(SmtpdTestCase):
 
 
 class TestCleanupUnavailable(SmtpdTestCase):
-    """When cleanup cannot be reached the client is told to try again later."""
+    """When cleanup cannot be reached the client is told to try again later.
+    With DATA, cleanup is asked for once the content is in (a process is
+    held only while it writes), so the 451 answers the end of data."""
 
     params = {"cleanup_service_name": "no-such-cleanup"}
 
     def test_data_gets_451(self):
         c = self.ehlo_client()
         self.transaction(c)
-        self.assertEqual(c.cmd("DATA"), (451, ["4.3.0 Error: queue file write error"]))
+        self.assertEqual(c.cmd("DATA")[0], 354)
+        c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+        self.assertEqual(c.reply(), (451, ["4.3.0 Error: queue file write error"]))
         self.assertEqual(c.cmd("RCPT TO:<postmaster>"), (503, ["5.5.1 Error: need MAIL command"]))
+        # a message larger than one piece asks cleanup mid-message: the rest
+        # is read and the end refused the same way
+        self.transaction(c)
+        self.assertEqual(c.cmd("DATA")[0], 354)
+        c.send(b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 200 + b".\r\n")
+        self.assertEqual(c.reply(), (451, ["4.3.0 Error: queue file write error"]))
+        self.assertEqual(c.cmd("NOOP"), (250, ["2.0.0 Ok"]))
         self.transaction(c)
         c.send(b"BDAT 3 LAST\r\nabc")
         self.assertEqual(c.reply(), (451, ["4.3.0 Error: queue file write error"]))
