@@ -49,7 +49,15 @@ class TestCrash(unittest.TestCase):
         self.inst.start()
 
     def check_intact(self, qid, n):
-        path = os.path.join(self.inst.queue_dir, all_ids(self.inst)[qid], qid)
+        # qmgr, started again, moves active/ files back to incoming/: a
+        # listing of incoming/ then active/ can miss one in flight
+        deadline = time.time() + 5
+        ids = all_ids(self.inst)
+        while qid not in ids and time.time() < deadline:
+            time.sleep(0.05)
+            ids = all_ids(self.inst)
+        self.assertIn(qid, ids, "a message acknowledged with 250 is not in the queue")
+        path = os.path.join(self.inst.queue_dir, ids[qid], qid)
         msg = harness.read_queue_file(path)
         self.assertTrue(msg["complete"])
         self.assertEqual(msg["sender"], "sender@example.org")
