@@ -18,6 +18,7 @@
 #include "qmgr.h"
 #include "qmgr_message.h"
 #include "qmgr_route.h"
+#include "qmgr_sched.h"
 #include "queue.h"
 #include "resolve.h"
 #include "server.h"
@@ -187,6 +188,7 @@ static void qmgr_pre_init(void)
 {
     resolve_init();
     qmgr_resolve_init();
+    qmgr_agents_init();
 }
 
 static void qmgr_post_init(struct event_base *base)

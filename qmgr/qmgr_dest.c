@@ -8,7 +8,8 @@
  * failures in a row the destination is suspended for minimal_backoff_time:
  * its waiting and new jobs are deferred at once, without a connection, as
  * Postfix does with a "dead" destination. Each job is one connection to
- * private/TRANSPORT speaking the delivery protocol (doc/PROTOCOLS.md). */
+ * private/TRANSPORT speaking the delivery protocol (doc/PROTOCOLS.md), and
+ * no more run at once than the transport has agents (qmgr_agents.c). */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -81,6 +82,7 @@ struct dest *qmgr_dest_get(const char *transport, const char *nexthop)
     d->window = initial < 1 ? 1 : (int)initial;
     if (d->limit > 0 && d->window > d->limit)
         d->window = d->limit;
+    d->agents = qmgr_agents_get(transport);
     d->hash_next = dq.bucket[h];
     dq.bucket[h] = d;
     return d;
@@ -92,6 +94,7 @@ static void dest_release_if_idle(struct dest *d)
 {
     if (d->busy || d->head || d->suspended)
         return;
+    qmgr_agents_unwait(d->agents, d);
     unsigned h = dest_hash(d->transport, d->nexthop);
     for (struct dest **p = &dq.bucket[h]; *p; p = &(*p)->hash_next)
         if (*p == d) {
@@ -123,6 +126,8 @@ void qmgr_dest_enqueue(struct dest *d, struct qmsg *q, const size_t *idx, size_t
         d->head = j;
     d->tail = j;
 }
+
+static void dest_start_one(struct dest *w);
 
 static void job_free(struct job *j)
 {
@@ -202,11 +207,17 @@ static void job_finish(struct job *j, const char *why, bool start_next)
     struct dest *d = j->dest;
     struct qmsg *q = j->msg;
     d->busy--;
+    qmgr_agents_give_back(d->agents);
     dest_feedback(d, j);
     job_free(j);
     qmgr_message_job_over(q);
-    if (start_next)
-        qmgr_dest_dispatch(d);
+    if (!start_next)
+        return;
+    /* the agent that came free goes to a waiting destination first */
+    struct dest *w = qmgr_agents_next(d->agents);
+    if (w && w != d)
+        dest_start_one(w);
+    qmgr_dest_dispatch(d);
 }
 
 static void job_end(struct job *j, const char *why)
@@ -336,6 +347,7 @@ static void job_start(struct job *j)
     char path[256];
     snprintf(path, sizeof(path), "%s/%s", QDIR_PRIVATE, j->dest->transport);
     j->dest->busy++;
+    qmgr_agents_take(j->dest->agents);
     int fd = unix_connect(path, 10);
     if (fd < 0) {
         msg_warn("%s: cannot connect to the %s delivery agent at %s: %m", j->msg->id,
@@ -369,20 +381,41 @@ static void dest_defer_waiting(struct dest *d)
     }
 }
 
+/* The next waiting job of d, off its list. */
+static struct job *dest_pop(struct dest *d)
+{
+    struct job *j = d->head;
+    d->head = j->next;
+    if (!d->head)
+        d->tail = NULL;
+    return j;
+}
+
 void qmgr_dest_dispatch(struct dest *d)
 {
     if (d->suspended) {
+        qmgr_agents_unwait(d->agents, d);
         dest_defer_waiting(d);
     } else {
-        while (d->head && d->busy < d->window) {
-            struct job *j = d->head;
-            d->head = j->next;
-            if (!d->head)
-                d->tail = NULL;
-            job_start(j);
-        }
+        while (d->head && d->busy < d->window && qmgr_agents_available(d->agents))
+            job_start(dest_pop(d));
+        /* jobs its window allows, but every agent is busy: wait in turn */
+        if (d->head && d->busy < d->window)
+            qmgr_agents_wait(d->agents, d);
+        else
+            qmgr_agents_unwait(d->agents, d);
     }
     dest_release_if_idle(d);
+}
+
+/* A free agent for the waiting destination w: one job, then w waits again
+ * (at the end of the line) if it has more. */
+static void dest_start_one(struct dest *w)
+{
+    qmgr_agents_unwait(w->agents, w);
+    if (!w->suspended && w->head && w->busy < w->window)
+        job_start(dest_pop(w));
+    qmgr_dest_dispatch(w);
 }
 
 /* Take a waiting job off its destination's list. */

@@ -52,6 +52,9 @@ struct dest {
     struct event *resume_ev;
     struct job *head, *tail;        /* waiting jobs */
     struct dest *hash_next;
+    struct agents *agents;          /* its transport's delivery agents */
+    bool waiting;                   /* for an agent (qmgr_agents.c) */
+    struct dest *wait_next;
 };
 
 struct job {
@@ -65,6 +68,21 @@ struct job {
     struct job *next;               /* in the destination's waiting list */
     struct job *msg_next;           /* in msg->jobs */
 };
+
+/* ---- qmgr_agents.c: a transport's delivery agents, shared fairly ---- */
+struct agents;
+/* As root, before any chroot: master.cf's process limits. */
+void qmgr_agents_init(void);
+struct agents *qmgr_agents_get(const char *transport);
+/* Whether a job may start now (fewer running than master.cf's maxproc). */
+bool qmgr_agents_available(const struct agents *a);
+void qmgr_agents_take(struct agents *a);
+void qmgr_agents_give_back(struct agents *a);
+/* A destination with jobs to start waits for an agent, in turn. */
+void qmgr_agents_wait(struct agents *a, struct dest *d);
+void qmgr_agents_unwait(struct agents *a, struct dest *d);
+/* The waiting destination the next free agent goes to (NULL: none). */
+struct dest *qmgr_agents_next(struct agents *a);
 
 /* ---- qmgr_dest.c ---- */
 void qmgr_dest_init(struct event_base *base);

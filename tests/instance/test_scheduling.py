@@ -2,7 +2,9 @@
 transport_maps (address, domain, parent domain, wildcard, the built-in
 error: and retry: transports, a broken table), DSN notices as NOTIFY asks
 (success, never, one delay warning), a destination that fails is suspended
-and resumed, and qmgr_message_recipient_limit bounds what is in memory."""
+and resumed, qmgr_message_recipient_limit bounds what is in memory, and
+slow sites cannot take every delivery agent from the fast ones."""
+import asyncio
 import email
 import email.policy
 import os
@@ -253,6 +255,70 @@ class TestRecipientLimit(unittest.TestCase):
         time.sleep(1)
         self.assertEqual(len(inst.queue_files("active")), 1)
         self.assertEqual(len(inst.queue_files("incoming")), 3)
+
+
+
+class DelayHandler(sinkmod.Handler):
+    """A sink that answers DATA after delay seconds, and notes when."""
+
+    def __init__(self, delay):
+        super().__init__()
+        self.delay = delay
+        self.times = []
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.delay)
+        reply = await super().handle_DATA(server, session, envelope)
+        self.times.append(time.time())
+        return reply
+
+
+@unittest.skipUnless(smtp_agent_built(), "the smtp delivery agent is not built")
+class TestAgentsShared(Base):
+    """smtp may run 4 processes. Two sites answer each message after 3 s
+    and have 12 messages waiting; mail to a fast site queued after them
+    must not wait for theirs: an agent that comes free goes to the waiting
+    destination with the fewest deliveries running. (Before, qmgr opened a
+    connection per job up to each site's window, and the fast site's jobs
+    waited behind the slow ones in the agents' socket backlog, for 6 s and
+    more.)"""
+
+    def setUp(self):
+        super().setUp()
+        self.slow = [sinkmod.Sink(handler=DelayHandler(3)) for _ in range(2)]
+        self.fast = sinkmod.Sink(handler=DelayHandler(0))
+        for s in self.slow + [self.fast]:
+            self.addCleanup(s.stop)
+        table = os.path.join(self.inst.dir, "transport")
+        with open(table, "w") as f:
+            for i, s in enumerate(self.slow):
+                f.write("slow%d.example smtp:[127.0.0.1]:%d\n" % (i, s.port))
+            f.write("fast.example smtp:[127.0.0.1]:%d\n" % self.fast.port)
+        self.inst.set_main_cf({"transport_maps": "texthash:" + table,
+                               "smtp_connection_cache_on_demand": "no"})
+        self.inst.set_master_cf(["smtp unix - - n - 4 smtp"])
+        self.inst.start()
+
+    def test_fast_site_is_not_starved(self):
+        for n in range(6):
+            for i in range(len(self.slow)):
+                self.send(["u%d@slow%d.example" % (n, i)])
+        time.sleep(0.5)              # the slow sites' jobs hold every agent now
+        t0 = time.time()
+        for n in range(6):
+            self.send(["u%d@fast.example" % n])
+        deadline = time.time() + 60
+        while len(self.fast.handler.times) < 6 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(self.fast.handler.times), 6)
+        fast_done = max(self.fast.handler.times) - t0
+        # the first agent to come free (within 3 s) goes to the fast site
+        # and stays with it while it has mail
+        self.assertLess(fast_done, 5.0)
+        while sum(len(s.handler.times) for s in self.slow) < 12 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(sum(len(s.handler.times) for s in self.slow), 12)
+        self.assertGreater(max(max(s.handler.times) for s in self.slow) - t0, fast_done)
 
 
 if __name__ == "__main__":
