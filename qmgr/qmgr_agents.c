@@ -87,10 +87,8 @@ void qmgr_agents_wait(struct agents *a, struct dest *d)
         return;
     d->waiting = true;
     d->wait_next = NULL;
-    if (a->wait_tail)
-        a->wait_tail->wait_next = d;
-    else
-        a->wait_head = d;
+    d->wait_prev = a->wait_tail;
+    *(a->wait_tail ? &a->wait_tail->wait_next : &a->wait_head) = d;
     a->wait_tail = d;
 }
 
@@ -98,19 +96,10 @@ void qmgr_agents_unwait(struct agents *a, struct dest *d)
 {
     if (!d->waiting)
         return;
-    struct dest *prev = NULL;
-    for (struct dest *k = a->wait_head; k; prev = k, k = k->wait_next)
-        if (k == d) {
-            if (prev)
-                prev->wait_next = d->wait_next;
-            else
-                a->wait_head = d->wait_next;
-            if (a->wait_tail == d)
-                a->wait_tail = prev;
-            break;
-        }
+    *(d->wait_prev ? &d->wait_prev->wait_next : &a->wait_head) = d->wait_next;
+    *(d->wait_next ? &d->wait_next->wait_prev : &a->wait_tail) = d->wait_prev;
     d->waiting = false;
-    d->wait_next = NULL;
+    d->wait_next = d->wait_prev = NULL;
 }
 
 struct dest *qmgr_agents_next(struct agents *a)

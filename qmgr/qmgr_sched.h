@@ -54,7 +54,7 @@ struct dest {
     struct dest *hash_next;
     struct agents *agents;          /* its transport's delivery agents */
     bool waiting;                   /* for an agent (qmgr_agents.c) */
-    struct dest *wait_next;
+    struct dest *wait_next, *wait_prev;
 };
 
 struct job {
