@@ -474,6 +474,44 @@ class AccessListAndCache(PostscreenBase):
         self.wait_log(r"PASS OLD \[127\.0\.0\.33\]:")
 
 
+class CacheFull(PostscreenBase):
+    """The cache at its bound, 1,000,000 entries (a flood of addresses, or
+    years of clients): it is read at start in bounded time, a new client
+    still passes and is remembered (the entry whose passes end first makes
+    room), and the warning says so."""
+    settings = {"postscreen_dnsbl_sites": ""}
+    ENTRIES = 1000000
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        path = os.path.join(cls.inst.dir, "data", "postscreen", "cache")
+        deadline = time.time() + 30          # postscreen makes its folder as it starts
+        while not os.path.isdir(os.path.dirname(path)) and time.time() < deadline:
+            time.sleep(0.1)
+        cls.inst.stop()
+        until = int(time.time()) + 30 * 86400
+        line = " %d %d %d %d %d\n" % ((until,) * 5)
+        with open(path, "w") as f:
+            for i in range(0, cls.ENTRIES, 10000):
+                f.write("".join("2001:db8::%x%s" % (j, line) for j in range(i, i + 10000)))
+        t0 = time.time()
+        cls.inst.start()
+        cls.start_seconds = time.time() - t0
+
+    def test_new_client_passes_and_is_kept(self):
+        self.assertLess(self.start_seconds, 30)
+        code, lines = deliver(self.inst, "127.0.0.41")
+        self.assertEqual(code, 250, lines)
+        self.wait_log(r"PASS NEW \[127\.0\.0\.41\]:")
+        self.wait_log(r"warning: the postscreen cache is full \(1000000 entries\): the clients "
+                      r"whose passes end first make room")
+        with session(self.inst, "127.0.0.41") as s:
+            code, lines = s.read_reply()
+        self.assertEqual((code, len(lines)), (220, 1), lines)
+        self.wait_log(r"PASS OLD \[127\.0\.0\.41\]:")
+
+
 class CacheCleanup(PostscreenBase):
     """Expired entries leave the cache at the next cleanup, which logs
     what it kept and dropped, and they are gone from the saved file."""
