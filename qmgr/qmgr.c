@@ -2,7 +2,8 @@
  * message. At start it resumes what a crash left in active/ and removes
  * stale temporary files; then it moves each committed message from
  * incoming/ to active/ whenever a wake-up arrives on public/qmgr and every
- * queue_run_delay, when deferred messages are due again too;
+ * queue_run_delay, when a pass over deferred/ brings back the messages due
+ * again (in slices, between other events);
  * qmgr_message.c schedules their delivery. */
 #include <errno.h>
 #include <event2/event.h>
@@ -28,17 +29,63 @@
 #define WAKEUP_FRAME_LIMIT 1024
 #define WAKEUP_READ_TIMEOUT 5       /* seconds a waker may take to send its frame */
 
+/* While new mail arrives (incoming/ gave a message in the last second),
+ * the slices of a deferred/ pass take at most this share of qmgr's time:
+ * retrying 100,000 messages for a dead site is work that can wait
+ * seconds, new mail is not. With no new mail they run back to back. */
+#define NEW_MAIL_RECENT_USEC 1000000
+#define DEFERRED_SHARE_PERCENT 5
+#define DEFERRED_PAUSE_MAX_USEC 1000000
+
 static struct {
     struct event *scan_ev;          /* an incoming/ scan is due */
+    struct event *deferred_ev;      /* the next slice of a deferred/ pass is due */
+    enum qmgr_pass deferred;        /* what that pass has left to do */
     struct event *timer_ev;         /* every queue_run_delay */
     time_t last_temp_sweep;
 } qm;
 
 /* Ask for a scan. Requests made before it runs, including those made while
- * a scan is under way, are served by one more scan. */
+ * a scan is under way, are served by one more scan. A deferred/ pass that
+ * stopped at the active queue's limits goes on too. */
 void qmgr_request_scan(void)
 {
     event_active(qm.scan_ev, EV_TIMEOUT, 0);
+    if (qm.deferred == QMGR_PASS_FULL)
+        event_active(qm.deferred_ev, EV_TIMEOUT, 0);
+}
+
+/* Run ev's callback after the I/O that is ready by then. (An event_active
+ * from inside a callback runs in the same turn of the loop, before any
+ * I/O: a chain of them would hold off agents' replies and new mail.) */
+static void run_after_io(struct event *ev)
+{
+    static const struct timeval now = { 0, 0 };
+    event_add(ev, &now);
+}
+
+/* A pass over deferred/, begun now and continued in slices. */
+static void start_deferred_pass(void)
+{
+    qmgr_deferred_pass();
+    event_active(qm.deferred_ev, EV_TIMEOUT, 0);
+}
+
+static void qmgr_deferred_slice(evutil_socket_t fd, short what, void *arg)
+{
+    long long start = now_usec();
+    qm.deferred = qmgr_scan_deferred();
+    if (qm.deferred != QMGR_PASS_MORE)
+        return;
+    if (start - qmgr_queue.new_mail_usec >= NEW_MAIL_RECENT_USEC) {
+        run_after_io(qm.deferred_ev);
+        return;
+    }
+    long long pause = (now_usec() - start) * (100 - DEFERRED_SHARE_PERCENT) / DEFERRED_SHARE_PERCENT;
+    if (pause > DEFERRED_PAUSE_MAX_USEC)
+        pause = DEFERRED_PAUSE_MAX_USEC;
+    struct timeval tv = { (time_t)(pause / 1000000), (suseconds_t)(pause % 1000000) };
+    event_add(qm.deferred_ev, &tv);
 }
 
 static void qmgr_scan(evutil_socket_t fd, short what, void *arg)
@@ -49,7 +96,7 @@ static void qmgr_scan(evutil_socket_t fd, short what, void *arg)
         qm.last_temp_sweep = now;
     }
     if (qmgr_scan_incoming())
-        qmgr_request_scan();         /* more waiting: continue after other events */
+        run_after_io(qm.scan_ev);    /* more waiting: continue after other events */
 }
 
 /* ---- wake-up connections (doc/PROTOCOLS.md) ---- */
@@ -124,7 +171,7 @@ static void waker_frame(int fd, const struct strbuf *in, size_t size)
     } else if (strcmp(queue, "deferred") == 0) {
         /* a flush: suspended destinations get another chance at once too */
         qmgr_message_resume_all();
-        qmgr_message_scan_deferred();
+        start_deferred_pass();
         qmgr_request_scan();
     } else {
         msg_warn("wake-up request for an unknown queue ignored");
@@ -177,7 +224,7 @@ static void qmgr_accept(int fd, struct event_base *base)
 
 static void qmgr_timer(evutil_socket_t fd, short what, void *arg)
 {
-    qmgr_message_scan_deferred();
+    start_deferred_pass();
     qmgr_request_scan();
 }
 
@@ -202,12 +249,13 @@ static void qmgr_post_init(struct event_base *base)
     qmgr_remove_stale_temp();
     qm.last_temp_sweep = time(NULL);
     qm.scan_ev = event_new(base, -1, 0, qmgr_scan, NULL);
+    qm.deferred_ev = event_new(base, -1, 0, qmgr_deferred_slice, NULL);
     qm.timer_ev = event_new(base, -1, EV_PERSIST, qmgr_timer, NULL);
     struct timeval tv = { cfg_time(P_queue_run_delay), 0 };
     if (tv.tv_sec < 1)
         tv.tv_sec = 1;
     event_add(qm.timer_ev, &tv);
-    qmgr_message_scan_deferred();
+    start_deferred_pass();
     qmgr_request_scan();
 }
 

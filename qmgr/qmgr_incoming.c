@@ -1,8 +1,9 @@
 /* qmgr_incoming.c: how messages enter qmgr's care (lib/global/QUEUE.md): recovery
  * of what a crash left in active/, removal of stale temporary files, and
  * the move of each complete message from incoming/ to active/, with files
- * that cannot be read set aside in corrupt/. Paths are relative: qmgr runs
- * in the queue directory. */
+ * that cannot be read set aside in corrupt/, and the passes over deferred/
+ * that bring back the messages due for another attempt. Paths are
+ * relative: qmgr runs in the queue directory. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -150,7 +151,7 @@ static void activate(const char *id)
         log_safe_addr(&shown, m.sender);
         msg_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", id, sb_str(&shown),
                  m.content_size, pending);
-        qmgr_message_add(id);
+        qmgr_message_add(id, &m);
     }
     qmessage_free(&m);
 done:
@@ -176,7 +177,76 @@ bool qmgr_scan_incoming(void)
         activate(de->d_name);
         taken++;
     }
+    if (taken)
+        qmgr_queue.new_mail_usec = now_usec();
     closedir(d);
     return taken == QMGR_SCAN_BATCH && qmgr_queue.active_count < qmgr_queue.active_limit
            && qmgr_message_may_take();
+}
+
+/* A pass over deferred/ is done in slices, between other events: with
+ * 100,000 messages deferred for a dead site, one pass in one go kept qmgr
+ * from new mail for seconds (each message is read, and deferred again).
+ * A pass stopped at the active queue's limits goes on when room is made;
+ * qmgr.c paces the slices while new mail arrives. */
+static struct {
+    DIR *dir;           /* the pass under way, or NULL */
+    bool again;         /* asked for during the pass: one more after it */
+} pass;
+
+void qmgr_deferred_pass(void)
+{
+    if (pass.dir) {
+        pass.again = true;
+        return;
+    }
+    pass.dir = opendir(QDIR_DEFERRED);
+    if (!pass.dir && errno != ENOENT)
+        msg_warn("cannot open %s/: %m", QDIR_DEFERRED);
+}
+
+static void deferred_pass_end(void)
+{
+    closedir(pass.dir);
+    pass.dir = NULL;
+    if (pass.again) {
+        pass.again = false;
+        qmgr_deferred_pass();
+    }
+}
+
+enum qmgr_pass qmgr_scan_deferred(void)
+{
+    if (!pass.dir)
+        return QMGR_PASS_OVER;
+    time_t now = time(NULL);
+    struct strbuf from = STRBUF_INIT(0);
+    int taken = 0, looked = 0;
+    enum qmgr_pass left = QMGR_PASS_MORE;
+    while (taken < QMGR_DEFERRED_SLICE && looked < QMGR_SCAN_BATCH) {
+        if (qmgr_queue.active_count >= qmgr_queue.active_limit || !qmgr_message_may_take()) {
+            left = QMGR_PASS_FULL;
+            break;
+        }
+        struct dirent *de = readdir(pass.dir);
+        if (!de) {
+            deferred_pass_end();
+            left = pass.dir ? QMGR_PASS_MORE : QMGR_PASS_OVER;
+            break;
+        }
+        looked++;
+        if (!queue_id_valid(de->d_name))
+            continue;
+        queue_file_path(&from, QDIR_DEFERRED, de->d_name);
+        struct stat st;
+        if (stat(sb_str(&from), &st) < 0 || st.st_mtime > now)
+            continue;                /* gone, or not due yet */
+        if (move_file(QDIR_DEFERRED, QDIR_ACTIVE, de->d_name) < 0)
+            continue;
+        qmgr_queue.active_count++;
+        taken++;
+        qmgr_message_add(de->d_name, NULL);
+    }
+    sb_free(&from);
+    return left;
 }

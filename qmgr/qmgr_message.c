@@ -12,7 +12,6 @@
  * the verify service, never into a notice, and the probe is removed even
  * when it was deferred (verify sends a new one when the result is due for
  * a refresh), so that probes never pile up in the queue. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -248,7 +247,7 @@ static struct dest **route_recipients(struct qmsg *q)
     return dests;
 }
 
-void qmgr_message_add(const char *id)
+void qmgr_message_add(const char *id, struct qmessage *loaded)
 {
     struct strbuf path = STRBUF_INIT(0), err = STRBUF_INIT(1024);
     sb_appendf(&path, "%s/%s", QDIR_ACTIVE, id);
@@ -258,7 +257,10 @@ void qmgr_message_add(const char *id)
     unsigned b = msg_bucket(q->id);
     q->hash_next = qd.by_id[b];
     qd.by_id[b] = q;
-    if (qmessage_load(path.data, &q->m, &err) < 0 || !q->m.complete) {
+    if (loaded) {
+        q->m = *loaded;                 /* taken over: the file is read once */
+        memset(loaded, 0, sizeof(*loaded));
+    } else if (qmessage_load(path.data, &q->m, &err) < 0 || !q->m.complete) {
         msg_warn("%s: cannot read %s: %s", id, path.data, sb_str(&err));
         qmsg_free(q);
         goto out;
@@ -653,31 +655,4 @@ int qmgr_message_admin(const char *op, const char *id)
 void qmgr_message_resume_all(void)
 {
     qmgr_dest_resume_all();
-}
-
-void qmgr_message_scan_deferred(void)
-{
-    DIR *d = opendir(QDIR_DEFERRED);
-    if (!d)
-        return;
-    time_t now = time(NULL);
-    struct dirent *de;
-    char from[300], to[300];
-    while (qmgr_queue.active_count < qmgr_queue.active_limit && qmgr_message_may_take()
-           && (de = readdir(d))) {
-        if (!queue_id_valid(de->d_name))
-            continue;
-        snprintf(from, sizeof(from), "%s/%s", QDIR_DEFERRED, de->d_name);
-        struct stat st;
-        if (stat(from, &st) < 0 || st.st_mtime > now)
-            continue;
-        snprintf(to, sizeof(to), "%s/%s", QDIR_ACTIVE, de->d_name);
-        if (rename(from, to) < 0) {
-            msg_warn("%s: cannot move to %s/: %m", de->d_name, QDIR_ACTIVE);
-            continue;
-        }
-        qmgr_queue.active_count++;
-        qmgr_message_add(de->d_name);
-    }
-    closedir(d);
 }

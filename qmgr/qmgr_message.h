@@ -9,12 +9,13 @@
 #include <stdbool.h>
 
 struct event_base;
+struct qmessage;
 
 void qmgr_message_init(struct event_base *base);
-/* A message was just moved to active/ID (qmgr's cwd is queue_directory). */
-void qmgr_message_add(const char *id);
-/* Move deferred messages whose retry time has come back to active/. */
-void qmgr_message_scan_deferred(void);
+/* A message was just moved to active/ID (qmgr's cwd is queue_directory).
+ * loaded, when not NULL, is its envelope as already read from the file; it
+ * is taken over (and zeroed) instead of reading the file again. */
+void qmgr_message_add(const char *id, struct qmessage *loaded);
 /* Messages currently held in memory. */
 long qmgr_message_in_memory(void);
 /* Whether another message may be taken in: qmgr_message_recipient_limit

@@ -227,6 +227,39 @@ class TestDestinationSuspended(unittest.TestCase):
 
 
 @unittest.skipUnless(smtp_agent_built(), "the smtp delivery agent is not built")
+class TestDeferredPass(unittest.TestCase):
+    """A pass over deferred/ that meets the active queue's limit goes on
+    when room is made, in the same pass: all 250 messages deferred for a
+    site that was down go out after one flush, with room for 10 in active/
+    and the next queue run 300 s away. (Before, the pass stopped at the
+    limit and the rest waited for the next queue run.)"""
+
+    def test_pass_goes_on_past_the_active_limit(self):
+        port = harness.free_port()          # nothing listens there yet
+        inst = harness.Instance("dpass", main_cf={
+            "relayhost": "[127.0.0.1]:%d" % port, "qmgr_message_active_limit": "10",
+            "queue_run_delay": "300s", "minimal_backoff_time": "300s",
+            "maximal_backoff_time": "300s"})
+        self.addCleanup(inst.cleanup)
+        inst.start()
+        count = 250
+        with inst.smtp() as s:
+            for n in range(count):
+                s.sendmail("sender@example.org", ["r%d@remote.example" % n], b"Subject: d\r\n\r\nx\r\n")
+        end = time.time() + 60
+        while len(inst.queue_files("deferred")) < count and time.time() < end:
+            time.sleep(0.2)
+        self.assertEqual(len(inst.queue_files("deferred")), count)
+        sink = sinkmod.Sink(port=port)
+        self.addCleanup(sink.stop)
+        inst.tern("flush")
+        msgs = sink.wait(count, timeout=60)
+        self.assertEqual(sorted(r for m in msgs for r in m[1]),
+                         sorted("r%d@remote.example" % n for n in range(count)))
+        self.assertEqual(inst.queue_files("deferred"), [])
+
+
+@unittest.skipUnless(smtp_agent_built(), "the smtp delivery agent is not built")
 class TestPerTransportRecipientLimit(Base):
     main_cf = {"smtp_destination_recipient_limit": "2"}
 
