@@ -8,9 +8,12 @@
  * of sessions (the oldest makes room). Every login, right or wrong, is
  * logged; a wrong password is answered only after
  * console_login_failure_delay, and past ADDRESS_FAILURES_PER_MINUTE
- * failures from one client address in a minute, that address's logins are
- * refused without a check until the minute ends (one client cannot lock
- * the others out; ALL_FAILURES_PER_MINUTE bounds the checks of many). */
+ * failures from one client address within a minute of its first, that
+ * address's logins are refused without a check until that minute ends
+ * (one client cannot lock the others out; ALL_FAILURES_PER_MINUTE bounds
+ * the checks of many). Each address's minute starts at its own first
+ * failure, not at the clock's minute: failures just before a full minute
+ * would otherwise count for nothing just after it. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,20 +32,36 @@
 #define ADDRESS_FAILURES_PER_MINUTE 10
 #define ALL_FAILURES_PER_MINUTE 300
 #define FAILING_ADDRESSES_MAX 256     /* addresses counted in one minute */
+#define FAILURE_WINDOW 60             /* seconds a count lasts, from its first failure */
 
 static struct {
     struct console_session *slots;    /* token[0] == 0: free */
     size_t count;
-    time_t minute;                    /* the minute failures are counted in */
+    time_t since;                     /* when the count of all failures began */
     int failures;
     struct failing {
         char client[64];
         int failures;
+        time_t since;                 /* its first failure counted */
     } failing[FAILING_ADDRESSES_MAX];
     size_t nfailing;
 } sess;
 
-/* The failures of this minute from client (NULL: none counted yet). */
+/* Counts whose minute is over are dropped. */
+static void forget_old_failures(time_t now)
+{
+    if (now - sess.since >= FAILURE_WINDOW) {
+        sess.since = now;
+        sess.failures = 0;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < sess.nfailing; i++)
+        if (now - sess.failing[i].since < FAILURE_WINDOW)
+            sess.failing[kept++] = sess.failing[i];
+    sess.nfailing = kept;
+}
+
+/* The failures counted for client (NULL: none yet). */
 static struct failing *failing_of(const char *client, bool add)
 {
     for (size_t i = 0; i < sess.nfailing; i++)
@@ -53,6 +72,7 @@ static struct failing *failing_of(const char *client, bool add)
     struct failing *f = &sess.failing[sess.nfailing++];
     str_copy(f->client, sizeof(f->client), client);
     f->failures = 0;
+    f->since = time(NULL);
     return f;
 }
 
@@ -213,12 +233,7 @@ void console_login_post(const struct console_request *req, struct console_reply 
                   who = STRBUF_INIT(DOVECOT_FIELD_MAX + 1);
     console_field(req, "user", &user);
     console_field(req, "password", &password);
-    time_t now = time(NULL);
-    if (now / 60 != sess.minute) {
-        sess.minute = now / 60;
-        sess.failures = 0;
-        sess.nfailing = 0;
-    }
+    forget_old_failures(time(NULL));
     struct failing *mine = failing_of(req->client, false);
     bool counted = true;
     const char *error = NULL, *why = NULL;
