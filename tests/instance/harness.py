@@ -24,6 +24,7 @@ import atexit
 import grp
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -67,19 +68,42 @@ def chroot_master_cf(path):
 
 
 _ports_given = set()
+# Ports are drawn below the kernel's ephemeral range (32768 and up by
+# default), so that no bind to port 0 and no outgoing connection of another
+# test can be given one between the draw and the bind. Test modules that
+# run at once (run.py -j) claim each port with a file in the directory that
+# run.py names in TERN_TEST_PORT_CLAIMS; two of them once drew the same port.
+_PORT_RANGE = (10000, 32000)
+_port_draw = random.Random(os.getpid() ^ int(time.time() * 1000))
+
+
+def _claim_port(port):
+    claims = os.environ.get("TERN_TEST_PORT_CLAIMS")
+    if not claims:
+        return True
+    try:
+        os.close(os.open(os.path.join(claims, str(port)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
 
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now, and that
-    this process has not handed out before (the kernel may offer a port
-    again as soon as it is closed, before whoever got it binds it: one
-    instance's two services then got the same port)."""
+    no test of this run has been handed before (the kernel may offer a
+    port again as soon as it is closed, before whoever got it binds it:
+    one instance's two services then got the same port)."""
     for _ in range(1000):
+        port = _port_draw.randrange(*_PORT_RANGE)
+        if port in _ports_given:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _ports_given:
-            _ports_given.add(port)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        if _claim_port(port):
             return port
     raise AssertionError("no fresh TCP port on 127.0.0.1 after 1000 tries")
 

@@ -9,6 +9,7 @@ module's lines are printed together when it ends. The modules can share a
 machine: each instance has its own directory and ports, each Unix user a
 module creates has a name of its own."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,13 +86,26 @@ def run_modules_in_parallel(here, jobs, patterns):
             passed, failed, skipped = passed + p, failed + f, skipped + k
         sys.stdout.flush()
 
+    # one directory of port claims for every module of the run (harness.free_port)
+    claims = tempfile.mkdtemp(prefix="tern-port-claims-")
+    env = dict(os.environ, TERN_TEST_PORT_CLAIMS=claims)
+    try:
+        run_in_turn(order, running, jobs, patterns, env, finish)
+    finally:
+        shutil.rmtree(claims, ignore_errors=True)
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed or passed + skipped == 0 else 0
+
+
+def run_in_turn(order, running, jobs, patterns, env, finish):
+    """Start the modules of order, at most jobs at once, until all ended."""
     while order or running:
         while order and len(running) < jobs:
             name = order.pop(0)
             out = tempfile.TemporaryFile()
             proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--module", name]
                                     + patterns, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, env=env)
             running.append((name, proc, out, time.time()))
         time.sleep(0.2)
         for entry in list(running):
@@ -103,8 +117,6 @@ def run_modules_in_parallel(here, jobs, patterns):
             if proc.returncode is not None:
                 running.remove(entry)
                 finish(entry, timed_out)
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 1 if failed or passed + skipped == 0 else 0
 
 
 def main():
