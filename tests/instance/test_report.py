@@ -826,11 +826,17 @@ class TestProgress(unittest.TestCase):
         with open(log, "w") as f:
             for i in range(100000):
                 f.write("%s host tern/smtpd[1]: connect from x[192.0.2.%d]\n" % (stamp, i % 250))
-        rc, out, got = run_on_pty([harness.TERN, "-c", self.inst.dir, "report", "--log", log])
+        # a fixed period: the default one ends now, and the two runs below
+        # may fall in different minutes on a slow machine
+        now = time.time()
+        period = ["--from", time.strftime("%Y-%m-%d %H:%M", time.localtime(now - 3600)),
+                  "--to", time.strftime("%Y-%m-%d %H:%M", time.localtime(now + 3600))]
+        report = [harness.TERN, "-c", self.inst.dir, "report", "--log", log] + period
+        rc, out, got = run_on_pty(report)
         self.assertEqual(rc, 0, got)
         self.bar_shown(got, "reading the log")
         self.assertRegex(out, rb"\n  connections\s+100000\n")
-        r = subprocess.run([harness.TERN, "-c", self.inst.dir, "report", "--log", log],
+        r = subprocess.run(report,
                            capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
         self.assertEqual((r.returncode, r.stderr), (0, b""))
         self.assertEqual(r.stdout, out)
