@@ -19,10 +19,11 @@ import unittest
 # The modules that take longest, started first so that the last to end is
 # a short one (the rest follow in name order).
 LONGEST_FIRST = [
-    "test_smtpd_protocol", "test_limits", "test_hostile_memory", "test_scheduling",
-    "test_sasl", "test_milter", "test_smtp_delivery", "test_policy",
-    "test_hostile_smuggling", "test_maps_pgsql_ldap", "test_tls_client", "test_tls_server",
-    "test_hostile_relay", "test_queue_admin", "test_chroot",
+    "test_site_config", "test_gateway", "test_gateway_milters", "test_console",
+    "test_hostile_root", "test_postscreen", "test_report", "test_maps_pgsql_ldap",
+    "test_smtpd_protocol", "test_lmtp", "test_milter", "test_content_filter",
+    "test_scheduling", "test_limits", "test_verify", "test_proxy_filter", "test_fleet",
+    "test_hostile_memory", "test_console_quarantine", "test_sasl", "test_policy",
 ]
 # The longest any one module may take before it counts as failed.
 MODULE_TIME_LIMIT = 1200
@@ -67,10 +68,12 @@ def run_modules_in_parallel(here, jobs, patterns):
     order = [n for n in LONGEST_FIRST if n in names] + [n for n in names if n not in LONGEST_FIRST]
     running = []      # (name, process, output file, start time)
     passed = failed = skipped = 0
+    took = []         # (seconds, name) of each module
 
     def finish(entry, timed_out):
         nonlocal passed, failed, skipped
-        name, proc, out, _ = entry
+        name, proc, out, started = entry
+        took.append((time.time() - started, name))
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
         out.close()
@@ -93,6 +96,10 @@ def run_modules_in_parallel(here, jobs, patterns):
         run_in_turn(order, running, jobs, patterns, env, finish)
     finally:
         shutil.rmtree(claims, ignore_errors=True)
+    # the longest, so that LONGEST_FIRST can follow them
+    print("modules that took longest (seconds):")
+    for seconds, name in sorted(took, reverse=True)[:12]:
+        print("  %-28s %6.1f" % (name, seconds))
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed or passed + skipped == 0 else 0
 
