@@ -117,6 +117,7 @@ static int run_op(enum queue_admin_op op, int argc, char **argv)
     snprintf(what, sizeof(what), "tern %s", ops[op].name);
     if (all || by_filter) {
         sel.all = all;
+        r.selected = true;
         queue_walk(select_one, &sel);
         progress_begin(&bar, what, sel.n, false);
         for (size_t i = 0; i < sel.n; i++) {

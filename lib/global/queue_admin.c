@@ -257,6 +257,8 @@ void queue_admin_act(struct queue_admin_run *r, const char *id)
     for (int i = 0; i < LOOKUPS_MAX; i++) {
         struct queued q;
         if (queue_find(id, &q, &err) < 0) {
+            if (errno == ENOENT && r->selected)
+                goto out;
             say_err(r, "%s: %s", id, sb_str(&err));
             r->failed++;
             goto out;

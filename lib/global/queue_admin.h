@@ -26,6 +26,9 @@ struct queue_admin_run {
     void (*say)(void *ctx, bool err, const char *text);
     void (*log)(const char *text);
     void *ctx;
+    /* the IDs come from a look at the queue (ALL, filters), so one that
+     * has left it since (delivered, bounced, deleted) is no failure */
+    bool selected;
     size_t changed, later, failed;          /* results, added up */
     bool wake_incoming, wake_deferred;      /* qmgr should look there */
 };

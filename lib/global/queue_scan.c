@@ -122,6 +122,7 @@ int queue_find(const char *id, struct queued *q, struct strbuf *err)
 {
     if (!queue_id_valid(id)) {
         sb_set(err, "not a queue ID");
+        errno = EINVAL;
         return -1;
     }
     /* In the order qmgr moves a message, so that one moving on while we
@@ -136,6 +137,7 @@ int queue_find(const char *id, struct queued *q, struct strbuf *err)
                 return -1;
         }
     sb_set(err, "no such message in the queue");
+    errno = ENOENT;
     return -1;
 }
 

@@ -46,7 +46,8 @@ bool queue_filter_match(const struct queue_filter *f, const struct queued *q);
 void queue_walk(int (*fn)(struct queued *q, void *ctx), void *ctx);
 /* The same for the messages of one state only. */
 void queue_walk_state(enum queue_state s, int (*fn)(struct queued *q, void *ctx), void *ctx);
-/* Find and load one message. 0 found, -1 not found (or unreadable: err). */
+/* Find and load one message. 0 found, -1 not found (errno ENOENT) or
+ * unreadable or not a queue ID (err says which). */
 int queue_find(const char *id, struct queued *q, struct strbuf *err);
 void queued_free(struct queued *q);
 
