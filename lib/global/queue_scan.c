@@ -133,8 +133,10 @@ int queue_find(const char *id, struct queued *q, struct strbuf *err)
             int rc = load(q, id, order[i], err);
             if (rc == 0)
                 return 0;
-            if (rc == -2)
+            if (rc == -2) {
+                errno = EIO;            /* there but unreadable: not "gone" */
                 return -1;
+            }
         }
     sb_set(err, "no such message in the queue");
     errno = ENOENT;
