@@ -143,8 +143,11 @@ class TestLogGrammar(unittest.TestCase):
 
     @classmethod
     def start_instance(cls):
+        # One smtp process: it logs a delivery before it resets the session
+        # and keeps it, so a message that came in between would otherwise
+        # find it busy and go to a new process, over a new connection.
         inst = cls.inst = harness.Instance("golden", master_cf_extra=[
-            "smtp      unix  -       -       n       -       -       smtp",
+            "smtp      unix  -       -       n       -       1       smtp",
             "local     unix  -       n       n       -       -       local"])
         d = inst.dir
         os.mkdir(os.path.join(d, "spool"))
