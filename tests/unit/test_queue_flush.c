@@ -159,6 +159,24 @@ int main(void)
     run.selected = true;
     queue_admin_act(&run, gone);
     CHECK(run.changed == 1 && run.failed == 1 && said == 1);
+    /* a message that is there but damaged is never taken for one that
+     * has gone: queue_find says EIO, and ALL still reports it */
+    char damaged[QUEUE_ID_SIZE];
+    make("deferred", damaged, (const char *const[]){ "d@damaged.example", NULL });
+    snprintf(p, sizeof(p), "deferred/%s", damaged);
+    FILE *fp = fopen(p, "w");
+    CHECK(fp != NULL);
+    fputs("not a queue file\n", fp);
+    CHECK(fclose(fp) == 0);
+    struct queued q;
+    struct strbuf why = STRBUF_INIT(1024);
+    errno = 0;
+    CHECK(queue_find(damaged, &q, &why) == -1);
+    CHECK(errno == EIO);
+    sb_free(&why);
+    queue_admin_act(&run, damaged);
+    CHECK(run.changed == 1 && run.failed == 2 && said == 2);
+    CHECK(unlink(p) == 0);
 
     CHECK(unlink(f2) == 0);
     const char *deferred[] = { a, b, c, d, f, g };
