@@ -19,14 +19,27 @@
 
 #define KEYS_MAX 8
 
-static char path[] = "/tmp/fuzz-map-cidr-XXXXXX";
+/* The table is rewritten for every input: on a tmpfs that costs no disk
+ * I/O, where on a disk file system truncating and writing it takes most of
+ * the time of a run. /tmp is the fallback where there is no /dev/shm. */
+static char path[64];
 static int fd = -1;
+
+static void remove_table_file(void)
+{
+    unlink(path);
+}
 
 static int table_file(const uint8_t *data, size_t size)
 {
     if (fd < 0) {
-        if ((fd = mkstemp(path)) < 0)
-            abort();
+        snprintf(path, sizeof(path), "%s", "/dev/shm/fuzz-map-cidr-XXXXXX");
+        if ((fd = mkstemp(path)) < 0) {
+            snprintf(path, sizeof(path), "%s", "/tmp/fuzz-map-cidr-XXXXXX");
+            if ((fd = mkstemp(path)) < 0)
+                abort();
+        }
+        atexit(remove_table_file);
         log_open("fuzz_map_cidr");
         log_configure("tern", "mail", "/dev/null");
     }
